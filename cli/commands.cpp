@@ -1,0 +1,382 @@
+#include "cli/commands.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "compiler/check/checker.h"
+#include "compiler/check/loader.h"
+#include "compiler/eval/evaluator.h"
+#include "compiler/fmt/fmt.h"
+#include "compiler/syntax/parse.h"
+
+namespace plinth::cli {
+
+namespace fs = std::filesystem;
+
+bool ParseOptions(const std::string& command, const std::vector<std::string>& args, Options& o, std::string* error) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value_of = [&](const std::string& flag, std::string* out) {
+      if (a == flag) {
+        if (i + 1 >= args.size()) {
+          *error = flag + " needs a value";
+          return false;
+        }
+        *out = args[++i];
+        return true;
+      }
+      if (a.rfind(flag + "=", 0) == 0) {
+        *out = a.substr(flag.size() + 1);
+        return true;
+      }
+      return false;
+    };
+    std::string v;
+    if (a == "--json") {
+      o.json = true;
+    } else if (a == "--no-color") {
+      o.color = false;
+    } else if (a == "--check" && command == "fmt") {
+      o.check = true;
+    } else if (a == "--diff" && command == "fmt") {
+      o.diff = true;
+    } else if (value_of("--var", &v) || value_of("-var", &v)) {
+      size_t eq = v.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        *error = "--var takes NAME=VALUE, got '" + v + "'";
+        return false;
+      }
+      o.vars.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+    } else if (value_of("--threads", &v)) {
+      try {
+        o.threads = static_cast<unsigned>(std::stoul(v));
+      } catch (...) {
+        *error = "--threads takes a number";
+        return false;
+      }
+    } else if (!a.empty() && a[0] == '-') {
+      *error = "unknown option '" + a + "'";
+      return false;
+    } else {
+      o.paths.push_back(a);
+    }
+  }
+  if (!error->empty()) return false;
+  return true;
+}
+
+namespace {
+
+bool UseColor(const Options& o, FILE* stream) {
+  if (!o.color) return false;
+  const char* no_color = std::getenv("NO_COLOR");
+  if (no_color && *no_color) return false;
+  return isatty(fileno(stream));
+}
+
+void PrintDiagnostics(const Options& o, const SourceManager& sources, const Diagnostics& diags) {
+  std::vector<Diagnostic> sorted = diags.Sorted(sources);
+  if (o.json) return;
+  RenderOptions ro;
+  ro.color = UseColor(o, stderr);
+  std::string text = RenderText(sorted, sources, ro);
+  std::fputs(text.c_str(), stderr);
+}
+
+// Root variable values from --var: a literal expression (`--var n=3`,
+// `--var 'tags={a = "b"}'`); anything that does not parse as one is taken
+// as a plain string (`--var env=prod`).
+bool VariableValues(const Options& o, SourceManager& sources, Diagnostics& diags, std::map<std::string, Value>* out) {
+  class NoScope : public Scope {
+   public:
+    bool Resolve(const ast::Name&, std::span<const ast::GetAttr* const>, Value*, size_t*, Diagnostics&) override {
+      return false;
+    }
+    std::vector<std::string> RootNames() const override { return {}; }
+    std::string BaseDir() const override { return "."; }
+  };
+  for (const auto& [name, text] : o.vars) {
+    const SourceFile& f = sources.Add("--var " + name, text);
+    Diagnostics local;
+    ast::ExprPtr e = ParseExpression(f, local);
+    NoScope scope;
+    Value v;
+    if (!local.has_errors()) v = Evaluate(*e, scope, local);
+    if (local.has_errors()) v = Value::String(text);
+    (*out)[name] = v;
+  }
+  return true;
+}
+
+std::string ValueText(const Value& v) { return v.ToString(false); }
+
+nlohmann::json ValueJson(const Value& v) {
+  if (v.sensitive()) return {{"sensitive", true}};
+  switch (v.kind()) {
+    case Value::Kind::Null: return nullptr;
+    case Value::Kind::Bool: return v.as_bool();
+    case Value::Kind::Number: return v.as_number();
+    case Value::Kind::String: return v.as_string();
+    case Value::Kind::Duration:
+    case Value::Kind::Size:
+    case Value::Kind::Percent: return {{"unit", v.ToString(true)}, {"value", v.as_number()}};
+    case Value::Kind::Unknown: return {{"unknown", true}, {"type", v.unknown_type().ToString()}};
+    case Value::Kind::List: {
+      nlohmann::json a = nlohmann::json::array();
+      for (const Value& x : v.as_list()) a.push_back(ValueJson(x));
+      return a;
+    }
+    case Value::Kind::Object: {
+      nlohmann::json o = nlohmann::json::object();
+      for (const auto& [k, x] : v.as_object()) o[k] = ValueJson(x);
+      return o;
+    }
+  }
+  return nullptr;
+}
+
+void PrintAttributes(const ValueMap& attrs, int indent) {
+  size_t width = 0;
+  for (const auto& [k, v] : attrs) {
+    if (k != "address" && k != "name") width = std::max(width, k.size());
+  }
+  for (const auto& [k, v] : attrs) {
+    if (k == "address" || k == "name") continue;
+    std::printf("%*s%-*s = %s\n", indent, "", static_cast<int>(width), k.c_str(), ValueText(v).c_str());
+  }
+}
+
+}  // namespace
+
+int Validate(const Options& o, bool inspect) {
+  std::string dir = o.paths.empty() ? "." : o.paths[0];
+  if (o.paths.size() > 1) {
+    std::fprintf(stderr, "plinth: validate takes one directory, got %zu paths\n", o.paths.size());
+    return 2;
+  }
+  auto start = std::chrono::steady_clock::now();
+  SourceManager sources;
+  Diagnostics diags;
+  CheckOptions co;
+  co.threads = o.threads;
+  VariableValues(o, sources, diags, &co.variables);
+  CheckedConfig config = Check(dir, sources, diags, co);
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  std::vector<Diagnostic> sorted = diags.Sorted(sources);
+  bool ok = !diags.has_errors();
+
+  if (o.json) {
+    nlohmann::json doc = nlohmann::json::parse(RenderJson(sorted, sources));
+    doc["summary"] = {{"files", config.files},
+                      {"modules", config.modules},
+                      {"module_instances", config.module_instances},
+                      {"resource_instances", config.resources.size()},
+                      {"outputs", config.outputs.size()},
+                      {"variables", config.variables.size()}};
+    if (inspect) {
+      nlohmann::json resources = nlohmann::json::array();
+      for (const ResourceInstance& r : config.resources) {
+        nlohmann::json attrs = nlohmann::json::object();
+        for (const auto& [k, v] : r.attributes) attrs[k] = ValueJson(v);
+        resources.push_back({{"address", r.address},
+                             {"module", r.module},
+                             {"type", r.type},
+                             {"name", r.name},
+                             {"key", ValueJson(r.key)},
+                             {"depends_on", r.depends_on},
+                             {"attributes", attrs}});
+      }
+      nlohmann::json outputs = nlohmann::json::object();
+      for (const OutputValue& out : config.outputs) outputs[out.name] = {{"value", ValueJson(out.value)}, {"sensitive", out.sensitive}};
+      nlohmann::json variables = nlohmann::json::object();
+      for (const VariableValue& v : config.variables) {
+        variables[v.name] = {{"type", v.type.ToString()}, {"value", ValueJson(v.value)}, {"sensitive", v.sensitive}};
+      }
+      doc["resources"] = resources;
+      doc["outputs"] = outputs;
+      doc["variables"] = variables;
+    }
+    std::cout << doc.dump(2) << "\n";
+    return ok ? 0 : 1;
+  }
+
+  PrintDiagnostics(o, sources, diags);
+  if (inspect && ok) {
+    for (const VariableValue& v : config.variables) {
+      std::printf("var.%s (%s) = %s\n", v.name.c_str(), v.type.ToString().c_str(), ValueText(v.value).c_str());
+    }
+    if (!config.variables.empty()) std::printf("\n");
+    for (const ResourceInstance& r : config.resources) {
+      std::printf("%s\n", r.address.c_str());
+      PrintAttributes(r.attributes, 4);
+      if (!r.depends_on.empty()) {
+        std::string deps;
+        for (const auto& d : r.depends_on) deps += (deps.empty() ? "" : ", ") + d;
+        std::printf("    (depends on %s)\n", deps.c_str());
+      }
+      std::printf("\n");
+    }
+    for (const OutputValue& out : config.outputs) {
+      std::printf("output.%s = %s\n", out.name.c_str(), ValueText(out.value).c_str());
+    }
+    if (!config.outputs.empty()) std::printf("\n");
+  }
+  size_t errors = diags.error_count(), warnings = diags.warning_count();
+  if (ok) {
+    std::printf("%s: valid: %zu resource instance%s, %zu output%s, %zu file%s, %zu module instance%s (%.0f ms)%s\n",
+                dir.c_str(), config.resources.size(), config.resources.size() == 1 ? "" : "s", config.outputs.size(),
+                config.outputs.size() == 1 ? "" : "s", config.files, config.files == 1 ? "" : "s",
+                config.module_instances, config.module_instances == 1 ? "" : "s", ms,
+                warnings ? (", " + std::to_string(warnings) + " warning" + (warnings == 1 ? "" : "s")).c_str() : "");
+    return 0;
+  }
+  std::fprintf(stderr, "%s: %zu error%s, %zu warning%s\n", dir.c_str(), errors, errors == 1 ? "" : "s", warnings,
+               warnings == 1 ? "" : "s");
+  return 1;
+}
+
+namespace {
+
+void CollectPlinthFiles(const std::string& path, std::vector<std::string>& out, std::string* error) {
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) {
+    out.push_back(path);
+    return;
+  }
+  if (!fs::is_directory(path, ec)) {
+    *error = "cannot read '" + path + "'";
+    return;
+  }
+  std::vector<std::string> found;
+  for (auto it = fs::recursive_directory_iterator(path, fs::directory_options::skip_permission_denied, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    const fs::path& p = it->path();
+    std::string name = p.filename().string();
+    if (it->is_directory() && !name.empty() && name[0] == '.') {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_regular_file() && p.extension() == ".plinth") found.push_back(p.string());
+  }
+  std::sort(found.begin(), found.end());
+  out.insert(out.end(), found.begin(), found.end());
+}
+
+// A minimal line diff for --diff: the changed region of each file.
+std::string SimpleDiff(const std::string& path, const std::string& a, const std::string& b) {
+  auto lines = [](const std::string& s) {
+    std::vector<std::string> v;
+    std::istringstream in(s);
+    std::string l;
+    while (std::getline(in, l)) v.push_back(l);
+    return v;
+  };
+  std::vector<std::string> x = lines(a), y = lines(b);
+  size_t pre = 0;
+  while (pre < x.size() && pre < y.size() && x[pre] == y[pre]) ++pre;
+  size_t suf = 0;
+  while (suf < x.size() - pre && suf < y.size() - pre && x[x.size() - 1 - suf] == y[y.size() - 1 - suf]) ++suf;
+  std::string out = "--- " + path + "\n+++ " + path + " (formatted)\n";
+  out += "@@ -" + std::to_string(pre + 1) + "," + std::to_string(x.size() - pre - suf) + " +" + std::to_string(pre + 1) +
+         "," + std::to_string(y.size() - pre - suf) + " @@\n";
+  for (size_t i = pre; i < x.size() - suf; ++i) out += "-" + x[i] + "\n";
+  for (size_t i = pre; i < y.size() - suf; ++i) out += "+" + y[i] + "\n";
+  return out;
+}
+
+}  // namespace
+
+int Fmt(const Options& o) {
+  std::vector<std::string> paths = o.paths.empty() ? std::vector<std::string>{"."} : o.paths;
+  std::vector<std::string> files;
+  for (const std::string& p : paths) {
+    std::string error;
+    CollectPlinthFiles(p, files, &error);
+    if (!error.empty()) {
+      std::fprintf(stderr, "plinth fmt: %s\n", error.c_str());
+      return 2;
+    }
+  }
+  SourceManager sources;
+  Diagnostics diags;
+  std::vector<std::string> changed;
+  bool failed = false;
+  for (const std::string& path : files) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (!in) {
+      std::fprintf(stderr, "plinth fmt: cannot read '%s'\n", path.c_str());
+      failed = true;
+      continue;
+    }
+    std::string text = ss.str();
+    if (text.size() > kMaxFileBytes) {
+      std::fprintf(stderr, "plinth fmt: '%s' is larger than 64 MiB; skipped\n", path.c_str());
+      failed = true;
+      continue;
+    }
+    const SourceFile& file = sources.Add(path, text);
+    bool internal = false;
+    std::optional<std::string> formatted = Format(file, diags, &internal);
+    if (!formatted) {
+      failed = true;
+      continue;
+    }
+    if (internal) {
+      std::fprintf(stderr, "plinth fmt: internal error formatting '%s'; the file was left unchanged\n", path.c_str());
+      failed = true;
+      continue;
+    }
+    if (*formatted == text) continue;
+    changed.push_back(path);
+    if (o.diff) std::fputs(SimpleDiff(path, text, *formatted).c_str(), stdout);
+    if (!o.check) {
+      // Write a temporary file next to the original, then rename: never a half-written file.
+      std::string tmp = path + ".plinth-fmt.tmp";
+      {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out << *formatted;
+        out.flush();
+        if (!out) {
+          std::fprintf(stderr, "plinth fmt: cannot write '%s'\n", tmp.c_str());
+          fs::remove(tmp);
+          failed = true;
+          continue;
+        }
+      }
+      std::error_code ec;
+      fs::permissions(tmp, fs::status(path, ec).permissions(), ec);
+      fs::rename(tmp, path, ec);
+      if (ec) {
+        std::fprintf(stderr, "plinth fmt: cannot replace '%s': %s\n", path.c_str(), ec.message().c_str());
+        fs::remove(tmp);
+        failed = true;
+        continue;
+      }
+    }
+  }
+  PrintDiagnostics(o, sources, diags);
+  if (o.json) {
+    nlohmann::json doc = nlohmann::json::parse(RenderJson(diags.Sorted(sources), sources));
+    doc["changed"] = changed;
+    doc["checked"] = files.size();
+    std::cout << doc.dump(2) << "\n";
+  } else {
+    for (const std::string& c : changed) std::printf("%s\n", c.c_str());
+  }
+  if (failed) return 1;
+  if (o.check && !changed.empty()) return 3;
+  return 0;
+}
+
+}  // namespace plinth::cli

@@ -1,0 +1,1373 @@
+// The checker works in two passes over each module:
+//  1. Analyse (once per module directory): collect declarations, check block
+//     structure against schemas, resolve every reference to a declaration,
+//     find dependency cycles and compute an evaluation order. Errors found
+//     here are reported once even if the module is instantiated many times.
+//  2. Instantiate (once per module instance): evaluate declarations in order,
+//     expand count/for_each and type-check values against schemas.
+
+#include "compiler/check/checker.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+#include <unordered_map>
+
+#include "compiler/check/loader.h"
+#include "compiler/check/types_expr.h"
+#include "compiler/eval/evaluator.h"
+
+namespace plinth {
+namespace {
+
+namespace fs = std::filesystem;
+
+enum class DeclKind : uint8_t { Variable, Local, Output, Module, Resource };
+
+const char* KindWord(DeclKind k) {
+  switch (k) {
+    case DeclKind::Variable: return "variable";
+    case DeclKind::Local: return "local";
+    case DeclKind::Output: return "output";
+    case DeclKind::Module: return "module";
+    case DeclKind::Resource: return "resource";
+  }
+  return "";
+}
+
+struct ModuleInfo;
+
+struct Decl {
+  DeclKind kind;
+  std::string name;  // resources: "type.name"
+  std::string type;  // resources
+  std::string label;
+  const ast::Block* block = nullptr;
+  const ast::Attribute* attr = nullptr;  // locals
+  Range range;
+  std::vector<uint32_t> deps;
+  std::vector<Range> dep_sites;
+  bool in_cycle = false;
+  bool referenced = false;
+  const ResourceSchema* schema = nullptr;
+  const ModuleInfo* child = nullptr;  // module calls
+  std::vector<uint32_t> resource_deps;  // resources and module calls this depends on, through locals
+  Type var_type;                         // variables
+  bool sensitive = false;                // variables and outputs
+
+  std::string Address() const {
+    switch (kind) {
+      case DeclKind::Variable: return "var." + name;
+      case DeclKind::Local: return "local." + name;
+      case DeclKind::Output: return "output." + name;
+      case DeclKind::Module: return "module." + name;
+      case DeclKind::Resource: return name;
+    }
+    return name;
+  }
+};
+
+struct ModuleInfo {
+  const Module* module = nullptr;
+  std::vector<Decl> decls;
+  std::unordered_map<std::string, uint32_t> vars, locals, outputs, modules, resources;
+  std::set<std::string, std::less<>> resource_types;
+  std::vector<uint32_t> order;
+  bool is_root = false;
+};
+
+bool IsIdentifier(std::string_view s) {
+  if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
+  for (char c : s) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return false;
+  }
+  return true;
+}
+
+std::string KeySuffix(const Value& key) {
+  if (key.is_null()) return "";
+  if (key.kind() == Value::Kind::Number) return "[" + FormatNumber(key.as_number()) + "]";
+  return "[" + QuoteString(key.as_string()) + "]";
+}
+
+const std::set<std::string, std::less<>>& MetaArguments() {
+  static const std::set<std::string, std::less<>> meta = {"count", "for_each", "depends_on", "provider"};
+  return meta;
+}
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string s;
+  for (size_t i = 0; i < names.size(); ++i) s += (i ? ", " : "") + names[i];
+  return s;
+}
+
+class Checker {
+ public:
+  Checker(SourceManager& sources, Diagnostics& diags, const CheckOptions& options)
+      : diags_(diags),
+        options_(options),
+        schemas_(options.schemas ? *options.schemas : BuiltinSchemas()),
+        loader_(sources, diags, options.threads) {}
+
+  CheckedConfig Run(const std::string& dir) {
+    CheckedConfig out;
+    const Module* root = loader_.Load(dir, {});
+    if (!root) return out;
+    const ModuleInfo* info = Analyse(root, {});
+    if (!info) return out;
+    const_cast<ModuleInfo*>(info)->is_root = true;
+    for (const auto& [name, value] : options_.variables) {
+      if (!info->vars.count(name)) {
+        std::vector<std::string> names;
+        for (const auto& [n, i] : info->vars) names.push_back(n);
+        Diagnostic& d = diags_.Error(DiagCode::UndefinedReference, {}, "no variable named '" + name + "' is declared");
+        std::string near = ClosestName(name, names);
+        d.help = near.empty() ? "declare it with a variable block, or remove the -var option"
+                              : "did you mean '" + near + "'?";
+      }
+    }
+    std::map<std::string, Value> inputs = options_.variables;
+    std::vector<std::string> chain;
+    Instantiate(*info, "", inputs, {}, out, chain);
+    for (const auto& [path, m] : analysed_) {
+      if (m) out.files += m->module->files.size();
+    }
+    out.modules = analysed_.size();
+    return out;
+  }
+
+ private:
+  // ================================================================ analysis
+
+  const ModuleInfo* Analyse(const Module* module, Range requested_at) {
+    if (auto it = analysed_.find(module->dir); it != analysed_.end()) return it->second.get();
+    if (std::find(analysing_.begin(), analysing_.end(), module->dir) != analysing_.end()) {
+      std::string path;
+      bool on = false;
+      for (const auto& d : analysing_) {
+        on = on || d == module->dir;
+        if (on) path += d + " -> ";
+      }
+      diags_.Error(DiagCode::DependencyCycle, requested_at, "module calls form a cycle: " + path + module->dir)
+          .help = "a module cannot call itself, directly or through other modules";
+      return nullptr;
+    }
+    analysing_.push_back(module->dir);
+    auto info = std::make_unique<ModuleInfo>();
+    info->module = module;
+    CollectDecls(*info);
+    for (Decl& d : info->decls) CheckStructure(*info, d);
+    for (uint32_t i = 0; i < info->decls.size(); ++i) ResolveDeps(*info, i);
+    OrderAndFindCycles(*info);
+    ComputeResourceDeps(*info);
+    for (const Decl& d : info->decls) {
+      if (d.kind == DeclKind::Variable && !d.referenced) {
+        diags_.Warning(DiagCode::UnusedVariable, d.range, "variable '" + d.name + "' is declared but never used")
+            .help = "remove it, or reference it as var." + d.name;
+      }
+    }
+    analysing_.pop_back();
+    const ModuleInfo* result = info.get();
+    analysed_[module->dir] = std::move(info);
+    return result;
+  }
+
+  void Declare(ModuleInfo& info, std::unordered_map<std::string, uint32_t>& table, Decl decl) {
+    auto it = table.find(decl.name);
+    if (it != table.end()) {
+      const Decl& first = info.decls[it->second];
+      Diagnostic& d = diags_.Error(DiagCode::DuplicateDeclaration, decl.range,
+                                   std::string(KindWord(decl.kind)) + " '" + decl.name + "' is declared twice");
+      d.notes.push_back({first.range, "first declared here"});
+      d.help = "rename or remove one of them";
+      return;
+    }
+    table.emplace(decl.name, static_cast<uint32_t>(info.decls.size()));
+    info.decls.push_back(std::move(decl));
+  }
+
+  bool ExpectLabels(const ast::Block& b, size_t n, const std::string& what) {
+    if (b.labels.size() == n) {
+      for (const auto& l : b.labels) {
+        if (!IsIdentifier(l.value)) {
+          diags_.Error(DiagCode::InvalidLabels, l.range, "'" + l.value + "' is not a valid name")
+              .help = "names start with a letter or '_' and contain letters, digits, '_' and '-'";
+          return false;
+        }
+      }
+      return true;
+    }
+    Range r = b.labels.size() > n ? b.labels[n].range : b.type_range;
+    Diagnostic& d = diags_.Error(DiagCode::InvalidLabels, r,
+                                 "a '" + b.type + "' block takes " + (n == 0 ? "no labels" : n == 1 ? "one label" : "labels") +
+                                     ", not " + std::to_string(b.labels.size()));
+    d.help = n == 0 ? "write: " + b.type + " { ... }" : "write: " + b.type + " \"" + what + "\" { ... }";
+    return false;
+  }
+
+  void CollectDecls(ModuleInfo& info) {
+    static const std::vector<std::string> keywords = {"variable", "locals", "output", "module"};
+    for (const ast::File& file : info.module->files) {
+      for (const ast::Attribute& a : file.body.attributes) {
+        diags_.Error(DiagCode::UnknownBlockType, a.name_range, "attributes cannot be set at the top level")
+            .help = "put it in a block: locals { " + a.name + " = ... }";
+      }
+      for (const ast::Block& b : file.body.blocks) {
+        Decl d;
+        d.block = &b;
+        if (b.type == "variable" || b.type == "output" || b.type == "module") {
+          if (!ExpectLabels(b, 1, "name")) continue;
+          d.kind = b.type == "variable" ? DeclKind::Variable : b.type == "output" ? DeclKind::Output : DeclKind::Module;
+          d.name = b.labels[0].value;
+          d.range = b.labels[0].range;
+          auto& table = d.kind == DeclKind::Variable ? info.vars : d.kind == DeclKind::Output ? info.outputs : info.modules;
+          Declare(info, table, std::move(d));
+        } else if (b.type == "locals") {
+          if (!ExpectLabels(b, 0, "")) continue;
+          for (const ast::Block& nested : b.body.blocks) {
+            diags_.Error(DiagCode::UnknownAttribute, nested.type_range, "a locals block holds only attributes")
+                .help = "write: " + nested.type + " = { ... }";
+          }
+          for (const ast::Attribute& a : b.body.attributes) {
+            Decl l;
+            l.kind = DeclKind::Local;
+            l.block = &b;
+            l.attr = &a;
+            l.name = a.name;
+            l.range = a.name_range;
+            Declare(info, info.locals, std::move(l));
+          }
+        } else if (const ResourceSchema* schema = schemas_.Find(b.type)) {
+          info.resource_types.insert(b.type);
+          if (!ExpectLabels(b, 1, "name")) continue;
+          d.kind = DeclKind::Resource;
+          d.schema = schema;
+          d.type = b.type;
+          d.label = b.labels[0].value;
+          d.name = b.type + "." + d.label;
+          d.range = b.labels[0].range;
+          Declare(info, info.resources, std::move(d));
+        } else {
+          std::vector<std::string> names = keywords;
+          for (const auto& t : schemas_.TypeNames()) names.push_back(t);
+          Diagnostic& diag = diags_.Error(DiagCode::UnknownBlockType, b.type_range, "unknown block type '" + b.type + "'");
+          std::string near = ClosestName(b.type, names);
+          diag.help = near.empty() ? "top-level blocks are variable, locals, output, module and resource types: " +
+                                         JoinNames(schemas_.TypeNames())
+                                   : "did you mean '" + near + "'?";
+        }
+      }
+    }
+  }
+
+  // ------------------------------------------------------- block structure
+
+  void CheckAllowed(const ast::Body& body, const std::vector<std::string>& attrs, const std::vector<std::string>& blocks,
+                    const std::string& where) {
+    std::set<std::string, std::less<>> seen;
+    for (const ast::Attribute& a : body.attributes) {
+      if (!seen.insert(a.name).second) {
+        diags_.Error(DiagCode::DuplicateAttribute, a.name_range, "'" + a.name + "' is set twice in this block")
+            .help = "remove one of the two";
+      }
+      if (std::find(attrs.begin(), attrs.end(), a.name) == attrs.end()) {
+        Diagnostic& d = diags_.Error(DiagCode::UnknownAttribute, a.name_range,
+                                     where + " has no attribute '" + a.name + "'");
+        std::string near = ClosestName(a.name, attrs);
+        d.help = near.empty() ? "valid attributes: " + JoinNames(attrs) : "did you mean '" + near + "'?";
+      }
+    }
+    for (const ast::Block& b : body.blocks) {
+      if (std::find(blocks.begin(), blocks.end(), b.type) == blocks.end()) {
+        Diagnostic& d = diags_.Error(DiagCode::UnknownAttribute, b.type_range, where + " has no block '" + b.type + "'");
+        if (std::find(attrs.begin(), attrs.end(), b.type) != attrs.end()) {
+          d.help = "'" + b.type + "' is an attribute: write " + b.type + " = { ... }";
+        } else {
+          std::string near = ClosestName(b.type, blocks);
+          if (!near.empty()) d.help = "did you mean '" + near + "'?";
+        }
+      }
+    }
+  }
+
+  void CheckStructure(ModuleInfo& info, Decl& d) {
+    if (d.kind == DeclKind::Local) return;
+    const ast::Block& b = *d.block;
+    switch (d.kind) {
+      case DeclKind::Variable: {
+        CheckAllowed(b.body, {"type", "default", "description", "sensitive"}, {"validation"}, "a variable");
+        if (const ast::Attribute* t = b.body.Find("type")) {
+          d.var_type = ParseTypeExpr(*t->value, diags_);
+        }
+        if (const ast::Attribute* s = b.body.Find("sensitive")) d.sensitive = LiteralBool(*s, "sensitive");
+        for (const ast::Block& v : b.body.blocks) {
+          if (v.type != "validation") continue;
+          ExpectLabels(v, 0, "");
+          CheckAllowed(v.body, {"condition", "message"}, {}, "a validation block");
+          if (!v.has_errors) {
+            for (const char* req : {"condition", "message"}) {
+              if (!v.body.Find(req)) {
+                diags_.Error(DiagCode::MissingAttribute, v.type_range,
+                             std::string("a validation block needs '") + req + "'")
+                    .help = "write: validation { condition = ... message = \"...\" }";
+              }
+            }
+          }
+        }
+        return;
+      }
+      case DeclKind::Output: {
+        CheckAllowed(b.body, {"value", "description", "sensitive", "depends_on"}, {}, "an output");
+        if (!b.body.Find("value") && !b.has_errors) {
+          diags_.Error(DiagCode::MissingAttribute, b.type_range, "output '" + d.name + "' has no 'value'")
+              .help = "write: value = <expression>";
+        }
+        if (const ast::Attribute* s = b.body.Find("sensitive")) d.sensitive = LiteralBool(*s, "sensitive");
+        if (const ast::Attribute* dep = b.body.Find("depends_on")) CheckDependsOn(*dep);
+        return;
+      }
+      case DeclKind::Module: {
+        CheckModuleCall(info, d);
+        return;
+      }
+      case DeclKind::Resource: {
+        CheckMeta(b);
+        CheckSchemaBody(b.body, d.schema->body, "resource type '" + d.type + "'", b.has_errors, b.type_range, true);
+        return;
+      }
+      default: return;
+    }
+  }
+
+  bool LiteralBool(const ast::Attribute& a, const std::string& what) {
+    if (a.value->kind == ast::ExprKind::Literal && a.value->As<ast::Literal>().value.kind() == Value::Kind::Bool) {
+      return a.value->As<ast::Literal>().value.as_bool();
+    }
+    if (a.value->kind != ast::ExprKind::Error) {
+      diags_.Error(DiagCode::InvalidMetaArgument, a.value->range, "'" + what + "' must be true or false")
+          .help = "it is read before anything is evaluated, so it cannot use references";
+    }
+    return false;
+  }
+
+  void CheckDependsOn(const ast::Attribute& a) {
+    if (a.value->kind != ast::ExprKind::List) {
+      if (a.value->kind != ast::ExprKind::Error) {
+        diags_.Error(DiagCode::InvalidMetaArgument, a.value->range, "depends_on must be a list of references")
+            .help = "write: depends_on = [bucket.models, module.network]";
+      }
+      return;
+    }
+    for (const auto& item : a.value->As<ast::List>().items) {
+      bool ok = item->kind == ast::ExprKind::GetAttr && item->As<ast::GetAttr>().object->kind == ast::ExprKind::Name;
+      if (ok) {
+        const std::string& root = item->As<ast::GetAttr>().object->As<ast::Name>().name;
+        ok = root != "var" && root != "local" && root != "each" && root != "count" && root != "self" && root != "path";
+      }
+      if (!ok && item->kind != ast::ExprKind::Error) {
+        diags_.Error(DiagCode::InvalidMetaArgument, item->range,
+                     "depends_on entries must name a resource or a module, like bucket.models or module.network")
+            .help = "dependencies on values are implicit: referencing a value is enough";
+      }
+    }
+  }
+
+  void CheckMeta(const ast::Block& b) {
+    const ast::Attribute* count = b.body.Find("count");
+    const ast::Attribute* for_each = b.body.Find("for_each");
+    if (count && for_each) {
+      diags_.Error(DiagCode::InvalidMetaArgument, for_each->name_range, "count and for_each cannot be used together")
+          .help = "use for_each with a map to create named instances, or count for numbered ones";
+    }
+    if (const ast::Attribute* dep = b.body.Find("depends_on")) CheckDependsOn(*dep);
+    if (const ast::Attribute* p = b.body.Find("provider")) {
+      diags_.Error(DiagCode::InvalidMetaArgument, p->name_range, "'provider' is not supported yet by the local provider")
+          .help = "remove it: resources use the local provider";
+    }
+  }
+
+  void CheckLifecycle(const ast::Block& lc, const BlockSchema& schema) {
+    ExpectLabels(lc, 0, "");
+    CheckAllowed(lc.body, {"prevent_destroy", "create_before_destroy", "ignore_changes"}, {}, "a lifecycle block");
+    for (const char* flag : {"prevent_destroy", "create_before_destroy"}) {
+      if (const ast::Attribute* a = lc.body.Find(flag)) LiteralBool(*a, flag);
+    }
+    if (const ast::Attribute* ic = lc.body.Find("ignore_changes")) {
+      if (ic->value->kind == ast::ExprKind::Name && ic->value->As<ast::Name>().name == "all") return;
+      if (ic->value->kind != ast::ExprKind::List) {
+        diags_.Error(DiagCode::InvalidMetaArgument, ic->value->range,
+                     "ignore_changes must be a list of attribute names, or all")
+            .help = "write: ignore_changes = [labels, capacity]";
+        return;
+      }
+      for (const auto& item : ic->value->As<ast::List>().items) {
+        std::string name;
+        if (item->kind == ast::ExprKind::Name) name = item->As<ast::Name>().name;
+        else if (item->kind == ast::ExprKind::Literal && item->As<ast::Literal>().value.kind() == Value::Kind::String)
+          name = item->As<ast::Literal>().value.as_string();
+        else {
+          diags_.Error(DiagCode::InvalidMetaArgument, item->range, "ignore_changes entries are attribute names");
+          continue;
+        }
+        if (!schema.FindAttribute(name) && !schema.FindBlock(name)) {
+          std::vector<std::string> names;
+          for (const auto& a : schema.attributes) names.push_back(a.name);
+          Diagnostic& d = diags_.Error(DiagCode::UnknownAttribute, item->range, "no attribute '" + name + "' to ignore");
+          std::string near = ClosestName(name, names);
+          if (!near.empty()) d.help = "did you mean '" + near + "'?";
+        }
+      }
+    }
+  }
+
+  void CheckSchemaBody(const ast::Body& body, const BlockSchema& schema, const std::string& where, bool has_errors,
+                       Range block_range, bool top) {
+    std::vector<std::string> attr_names, block_names;
+    for (const auto& a : schema.attributes) attr_names.push_back(a.name);
+    for (const auto& b : schema.blocks) block_names.push_back(b.name);
+    std::set<std::string, std::less<>> seen;
+    for (const ast::Attribute& a : body.attributes) {
+      if (!seen.insert(a.name).second) {
+        diags_.Error(DiagCode::DuplicateAttribute, a.name_range, "'" + a.name + "' is set twice in this block")
+            .help = "remove one of the two";
+        continue;
+      }
+      if (top && MetaArguments().count(a.name)) continue;
+      const AttributeSchema* as = schema.FindAttribute(a.name);
+      if (!as) {
+        if (schema.FindBlock(a.name)) {
+          diags_.Error(DiagCode::UnknownAttribute, a.name_range, "'" + a.name + "' is a block, not an attribute")
+              .help = "write: " + a.name + " { ... }";
+          continue;
+        }
+        Diagnostic& d = diags_.Error(DiagCode::UnknownAttribute, a.name_range, where + " has no attribute '" + a.name + "'");
+        std::string near = ClosestName(a.name, attr_names);
+        d.help = near.empty() ? "valid attributes: " + JoinNames(attr_names) : "did you mean '" + near + "'?";
+        continue;
+      }
+      if (as->mode == AttrMode::Computed) {
+        diags_.Error(DiagCode::ComputedAttribute, a.name_range, "'" + a.name + "' is set by the provider and cannot be assigned")
+            .help = "remove it; read it elsewhere as <type>.<name>." + a.name;
+      }
+    }
+    if (!has_errors) {
+      for (const auto& as : schema.attributes) {
+        if (as.mode == AttrMode::Required && !body.Find(as.name)) {
+          diags_.Error(DiagCode::MissingAttribute, block_range, where + " requires '" + as.name + "'")
+              .help = as.doc.empty() ? "add: " + as.name + " = ..." : as.name + ": " + as.doc;
+        }
+      }
+    }
+    std::map<std::string, size_t> counts;
+    for (const ast::Block& b : body.blocks) {
+      if (top && b.type == "lifecycle") {
+        CheckLifecycle(b, schema);
+        continue;
+      }
+      const NestedBlockSchema* ns = schema.FindBlock(b.type);
+      if (!ns) {
+        Diagnostic& d = diags_.Error(DiagCode::UnknownAttribute, b.type_range, where + " has no block '" + b.type + "'");
+        if (schema.FindAttribute(b.type)) {
+          d.help = "'" + b.type + "' is an attribute: write " + b.type + " = { ... }";
+        } else {
+          std::string near = ClosestName(b.type, block_names);
+          d.help = near.empty() ? (block_names.empty() ? "this resource has no nested blocks"
+                                                       : "valid blocks: " + JoinNames(block_names))
+                                : "did you mean '" + near + "'?";
+        }
+        continue;
+      }
+      if (ns->labeled ? b.labels.size() != 1 : !b.labels.empty()) {
+        diags_.Error(DiagCode::InvalidLabels, b.labels.empty() ? b.type_range : b.labels.back().range,
+                     "a '" + b.type + "' block takes " + (ns->labeled ? "one label (" + ns->label_doc + ")" : "no labels"))
+            .help = ns->labeled ? "write: " + b.type + " \"name\" { ... }" : "write: " + b.type + " { ... }";
+      }
+      if (ns->labeled && b.labels.size() == 1) {
+        for (const ast::Block& other : body.blocks) {
+          if (&other == &b) break;
+          if (other.type == b.type && other.labels.size() == 1 && other.labels[0].value == b.labels[0].value) {
+            Diagnostic& d = diags_.Error(DiagCode::DuplicateDeclaration, b.labels[0].range,
+                                         "'" + b.type + " \"" + b.labels[0].value + "\"' is declared twice");
+            d.notes.push_back({other.labels[0].range, "first declared here"});
+          }
+        }
+      }
+      if (++counts[b.type] == ns->max_items + 1) {
+        diags_.Error(DiagCode::DuplicateAttribute, b.type_range,
+                     where + " takes at most " + std::to_string(ns->max_items) + " '" + b.type + "' block" +
+                         (ns->max_items == 1 ? "" : "s"))
+            .help = "merge the blocks into one";
+      }
+      CheckSchemaBody(b.body, *ns->body, "a '" + b.type + "' block", b.has_errors || has_errors, b.type_range, false);
+    }
+    if (!has_errors) {
+      for (const auto& ns : schema.blocks) {
+        if (counts[ns.name] < ns.min_items) {
+          diags_.Error(DiagCode::MissingAttribute, block_range, where + " requires a '" + ns.name + "' block");
+        }
+      }
+    }
+  }
+
+  void CheckModuleCall(ModuleInfo& info, Decl& d) {
+    const ast::Block& b = *d.block;
+    CheckMeta(b);
+    const ast::Attribute* source = b.body.Find("source");
+    if (!source) {
+      if (!b.has_errors) {
+        diags_.Error(DiagCode::MissingAttribute, b.type_range, "module '" + d.name + "' has no 'source'")
+            .help = "write: source = \"./modules/NAME\" or source = \"std/NAME\"";
+      }
+      return;
+    }
+    if (source->value->kind != ast::ExprKind::Literal ||
+        source->value->As<ast::Literal>().value.kind() != Value::Kind::String) {
+      diags_.Error(DiagCode::ModuleNotFound, source->value->range, "a module source must be a plain string")
+          .help = "sources are read before anything is evaluated, so they cannot use references";
+      return;
+    }
+    std::string src = source->value->As<ast::Literal>().value.as_string();
+    std::string dir;
+    if (src.rfind("std/", 0) == 0) {
+      dir = (fs::path(ModuleLoader::StdlibDir()) / src.substr(4)).string();
+    } else if (src.rfind("./", 0) == 0 || src.rfind("../", 0) == 0 || (!src.empty() && src[0] == '/')) {
+      dir = src[0] == '/' ? src : (fs::path(info.module->dir) / src).lexically_normal().string();
+    } else {
+      diags_.Error(DiagCode::ModuleNotFound, source->value->range, "module source '" + src + "' is not a path")
+          .help = "write a relative path (\"./modules/net\") or a standard module (\"std/NAME\")";
+      return;
+    }
+    const Module* m = loader_.Load(dir, source->value->range);
+    if (!m) return;
+    const ModuleInfo* child = Analyse(m, source->value->range);
+    if (!child) return;
+    d.child = child;
+    // Inputs must match the child's variables.
+    std::vector<std::string> var_names;
+    for (const auto& [n, i] : child->vars) var_names.push_back(n);
+    std::sort(var_names.begin(), var_names.end());
+    for (const ast::Attribute& a : b.body.attributes) {
+      if (a.name == "source" || MetaArguments().count(a.name)) continue;
+      if (!child->vars.count(a.name)) {
+        Diagnostic& diag = diags_.Error(DiagCode::UnknownAttribute, a.name_range,
+                                        "module '" + d.name + "' has no input variable '" + a.name + "'");
+        std::string near = ClosestName(a.name, var_names);
+        diag.help = near.empty() ? (var_names.empty() ? "the module declares no variables"
+                                                      : "its variables are: " + JoinNames(var_names))
+                                 : "did you mean '" + near + "'?";
+      }
+    }
+    for (const ast::Block& nb : b.body.blocks) {
+      diags_.Error(DiagCode::UnknownAttribute, nb.type_range, "a module block takes only attributes")
+          .help = "pass values as inputs: " + nb.type + " = { ... }";
+    }
+    if (!b.has_errors) {
+      for (const auto& [name, idx] : child->vars) {
+        const Decl& v = child->decls[idx];
+        if (!v.block->body.Find("default") && !b.body.Find(name)) {
+          Diagnostic& diag = diags_.Error(DiagCode::MissingAttribute, b.type_range,
+                                          "module '" + d.name + "' requires the input '" + name + "'");
+          diag.notes.push_back({v.range, "declared here without a default"});
+          diag.help = "add: " + name + " = ...";
+        }
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ references
+
+  void ReferencesOf(const ast::Body& body, std::vector<Reference>& refs, bool top, bool skip_lifecycle) {
+    for (const ast::Attribute& a : body.attributes) {
+      if (top && a.name == "source") continue;
+      CollectReferences(*a.value, refs);
+    }
+    for (const ast::Block& b : body.blocks) {
+      if (skip_lifecycle && b.type == "lifecycle") continue;
+      ReferencesOf(b.body, refs, false, false);
+    }
+  }
+
+  void ResolveDeps(ModuleInfo& info, uint32_t index) {
+    Decl& d = info.decls[index];
+    std::vector<Reference> refs;
+    if (d.kind == DeclKind::Local) {
+      CollectReferences(*d.attr->value, refs);
+    } else if (d.kind == DeclKind::Variable) {
+      if (const ast::Attribute* def = d.block->body.Find("default")) {
+        std::vector<Reference> r;
+        CollectReferences(*def->value, r);
+        for (const Reference& ref : r) {
+          diags_.Error(DiagCode::InvalidReference, ref.range, "a variable default cannot refer to '" + ref.root +
+                                                                  (ref.name.empty() ? "" : "." + ref.name) + "'")
+              .help = "defaults must be constant; compute derived values in a locals block";
+        }
+      }
+      for (const ast::Block& v : d.block->body.blocks) ReferencesOf(v.body, refs, false, false);
+    } else {
+      ReferencesOf(d.block->body, refs, d.kind == DeclKind::Module, d.kind == DeclKind::Resource);
+    }
+    bool has_count = false, has_each = false;
+    if (d.kind == DeclKind::Resource || d.kind == DeclKind::Module) {
+      has_count = d.block->body.Find("count") != nullptr;
+      has_each = d.block->body.Find("for_each") != nullptr;
+    }
+    std::set<uint32_t> deps;
+    for (const Reference& ref : refs) {
+      uint32_t target = UINT32_MAX;
+      std::unordered_map<std::string, uint32_t>* table = nullptr;
+      std::string what;
+      if (ref.root == "var") {
+        table = &info.vars;
+        what = "variable";
+      } else if (ref.root == "local") {
+        table = &info.locals;
+        what = "local value";
+      } else if (ref.root == "module") {
+        table = &info.modules;
+        what = "module";
+      } else if (ref.root == "each") {
+        if (!has_each) {
+          diags_.Error(DiagCode::InvalidReference, ref.range, "'each' is only available in blocks with for_each")
+              .help = "add for_each to this block, or use a for expression";
+        } else if (ref.name != "key" && ref.name != "value") {
+          diags_.Error(DiagCode::InvalidReference, ref.range, "'each' has only 'each.key' and 'each.value'");
+        } else if (IsMetaExpr(d, "for_each", ref.range)) {
+          diags_.Error(DiagCode::InvalidReference, ref.range, "for_each cannot refer to 'each'");
+        }
+        continue;
+      } else if (ref.root == "count") {
+        if (!has_count) {
+          diags_.Error(DiagCode::InvalidReference, ref.range, "'count' is only available in blocks with count")
+              .help = "add count to this block";
+        } else if (ref.name != "index") {
+          diags_.Error(DiagCode::InvalidReference, ref.range, "'count' has only 'count.index'");
+        } else if (IsMetaExpr(d, "count", ref.range)) {
+          diags_.Error(DiagCode::InvalidReference, ref.range, "count cannot refer to 'count.index'");
+        }
+        continue;
+      } else if (ref.root == "self") {
+        if (d.kind != DeclKind::Resource) {
+          diags_.Error(DiagCode::InvalidReference, ref.range, "'self' is only available inside a resource block");
+        }
+        continue;
+      } else if (ref.root == "path") {
+        if (ref.name != "module" && ref.name != "root" && ref.name != "cwd") {
+          diags_.Error(DiagCode::InvalidReference, ref.range, "'path' has only path.module, path.root and path.cwd");
+        }
+        continue;
+      } else if (ref.root == "value" && d.kind == DeclKind::Variable) {
+        d.referenced = true;
+        continue;
+      } else if (info.resource_types.count(ref.root) || schemas_.Find(ref.root)) {
+        if (ref.name.empty()) {
+          diags_.Error(DiagCode::InvalidReference, ref.range, "'" + ref.root + "' must be followed by a resource name")
+              .help = "write: " + ref.root + ".NAME";
+          continue;
+        }
+        auto it = info.resources.find(ref.root + "." + ref.name);
+        if (it == info.resources.end()) {
+          std::vector<std::string> names;
+          for (const auto& [n, i] : info.resources) {
+            if (info.decls[i].type == ref.root) names.push_back(info.decls[i].label);
+          }
+          Diagnostic& diag = diags_.Error(DiagCode::UndefinedReference, ref.range,
+                                          "no " + ref.root + " named '" + ref.name + "' is declared");
+          std::string near = ClosestName(ref.name, names);
+          diag.help = near.empty() ? "declare it: " + ref.root + " \"" + ref.name + "\" { ... }"
+                                   : "did you mean '" + ref.root + "." + near + "'?";
+          continue;
+        }
+        target = it->second;
+      } else {
+        std::vector<std::string> roots = {"var", "local", "module", "each", "count", "self", "path"};
+        for (const auto& t : info.resource_types) roots.push_back(t);
+        Diagnostic& diag = diags_.Error(DiagCode::UndefinedReference, ref.root_range, "unknown name '" + ref.root + "'");
+        std::string near = ClosestName(ref.root, roots);
+        if (!near.empty()) {
+          diag.help = "did you mean '" + near + "'?";
+        } else if (schemas_.TypeNames().empty() || true) {
+          diag.help = "references start with var., local., module., each., count., self., path. or a resource type";
+        }
+        continue;
+      }
+      if (table) {
+        if (ref.name.empty()) {
+          diags_.Error(DiagCode::InvalidReference, ref.range, "'" + ref.root + "' must be followed by a name")
+              .help = "write: " + ref.root + ".NAME";
+          continue;
+        }
+        auto it = table->find(ref.name);
+        if (it == table->end()) {
+          std::vector<std::string> names;
+          for (const auto& [n, i] : *table) names.push_back(n);
+          Diagnostic& diag = diags_.Error(DiagCode::UndefinedReference, ref.range,
+                                          "no " + what + " named '" + ref.name + "' is declared");
+          std::string near = ClosestName(ref.name, names);
+          if (!near.empty()) {
+            diag.help = "did you mean '" + ref.root + "." + near + "'?";
+            diag.notes.push_back({info.decls[table->at(near)].range, "'" + ref.root + "." + near + "' is declared here"});
+          } else {
+            diag.help = ref.root == "var"     ? "declare it: variable \"" + ref.name + "\" { type = ... }"
+                        : ref.root == "local" ? "declare it in a locals block: " + ref.name + " = ..."
+                                              : "declare it: module \"" + ref.name + "\" { source = ... }";
+          }
+          continue;
+        }
+        target = it->second;
+      }
+      if (target == index && d.kind == DeclKind::Variable) {
+        d.referenced = true;  // a validation condition reading its own variable
+        continue;
+      }
+      info.decls[target].referenced = true;
+      if (d.kind == DeclKind::Variable) {
+        diags_.Error(DiagCode::InvalidReference, ref.range, "a variable's validation can only refer to the variable itself")
+            .help = "write the condition in terms of var." + d.name;
+        continue;
+      }
+      if (deps.insert(target).second) {
+        d.deps.push_back(target);
+        d.dep_sites.push_back(ref.range);
+      }
+    }
+  }
+
+  static bool IsMetaExpr(const Decl& d, const char* meta, Range r) {
+    const ast::Attribute* a = d.block->body.Find(meta);
+    return a && r.file == a->value->range.file && r.begin >= a->value->range.begin && r.end <= a->value->range.end;
+  }
+
+  // Iterative DFS: post-order gives the evaluation order; back edges are cycles.
+  void OrderAndFindCycles(ModuleInfo& info) {
+    const size_t n = info.decls.size();
+    std::vector<uint8_t> state(n, 0);  // 0 new, 1 on stack, 2 done
+    std::vector<std::pair<uint32_t, size_t>> stack;
+    info.order.reserve(n);
+    for (uint32_t start = 0; start < n; ++start) {
+      if (state[start]) continue;
+      stack.push_back({start, 0});
+      state[start] = 1;
+      while (!stack.empty()) {
+        auto& [node, edge] = stack.back();
+        Decl& d = info.decls[node];
+        if (edge < d.deps.size()) {
+          uint32_t next = d.deps[edge];
+          Range site = d.dep_sites[edge];
+          ++edge;
+          if (state[next] == 0) {
+            state[next] = 1;
+            stack.push_back({next, 0});
+          } else if (state[next] == 1) {
+            ReportCycle(info, stack, next, site);
+          }
+          continue;
+        }
+        state[node] = 2;
+        info.order.push_back(node);
+        stack.pop_back();
+      }
+    }
+  }
+
+  void ReportCycle(ModuleInfo& info, const std::vector<std::pair<uint32_t, size_t>>& stack, uint32_t target,
+                   Range closing_site) {
+    size_t from = 0;
+    while (from < stack.size() && stack[from].first != target) ++from;
+    std::string path;
+    std::vector<DiagNote> notes;
+    for (size_t i = from; i < stack.size(); ++i) {
+      Decl& d = info.decls[stack[i].first];
+      d.in_cycle = true;
+      path += d.Address() + " -> ";
+      // The edge this node followed is the one just before its cursor.
+      Range site = i + 1 < stack.size() ? d.dep_sites[stack[i].second - 1] : closing_site;
+      std::string next = i + 1 < stack.size() ? info.decls[stack[i + 1].first].Address() : info.decls[target].Address();
+      notes.push_back({site, d.Address() + " refers to " + next + " here"});
+    }
+    path += info.decls[target].Address();
+    Diagnostic& diag = diags_.Error(DiagCode::DependencyCycle, info.decls[target].range, "dependency cycle: " + path);
+    diag.notes = std::move(notes);
+    diag.help = "break the cycle by removing one of these references";
+  }
+
+  // Resources and module calls each declaration depends on, looking through
+  // locals (declarations are in dependency order, so one pass suffices).
+  void ComputeResourceDeps(ModuleInfo& info) {
+    for (uint32_t idx : info.order) {
+      Decl& d = info.decls[idx];
+      std::set<uint32_t> out;
+      for (uint32_t dep : d.deps) {
+        const Decl& t = info.decls[dep];
+        if (t.kind == DeclKind::Resource || t.kind == DeclKind::Module) {
+          out.insert(dep);
+        } else if (!t.in_cycle) {
+          out.insert(t.resource_deps.begin(), t.resource_deps.end());
+        }
+      }
+      d.resource_deps.assign(out.begin(), out.end());
+    }
+  }
+
+  // ========================================================= instantiation
+
+  struct Instance;
+
+  class InstanceScope : public Scope {
+   public:
+    InstanceScope(Checker& c, Instance& inst) : c_(c), inst_(inst) {}
+
+    bool Resolve(const ast::Name& root, std::span<const ast::GetAttr* const> steps, Value* out, size_t* consumed,
+                 Diagnostics& diags) override;
+    std::vector<std::string> RootNames() const override {
+      return {"var", "local", "module", "each", "count", "self", "path"};
+    }
+    std::string BaseDir() const override;
+
+    bool has_each = false;
+    Value each_key, each_value;
+    bool has_count = false;
+    Value count_index;
+    bool has_self = false;
+    Value self;
+    const Decl* variable = nullptr;  // inside a variable validation: `value`
+    Value variable_value;
+
+   private:
+    Checker& c_;
+    Instance& inst_;
+  };
+
+  struct Instance {
+    const ModuleInfo* info;
+    std::string prefix;  // address prefix: "" or `module.net["eu"].`
+    std::vector<Value> values;
+    std::string root_dir;
+  };
+
+  static Value Poison() { return Value::Unknown(Type::Any()); }
+
+  // Evaluates one instance of a module; returns its outputs.
+  ValueMap Instantiate(const ModuleInfo& info, const std::string& prefix, const std::map<std::string, Value>& inputs,
+                       const std::map<std::string, Range>& input_ranges, CheckedConfig& out,
+                       std::vector<std::string>& chain) {
+    ++out.module_instances;
+    Instance inst{&info, prefix, std::vector<Value>(info.decls.size()), root_dir_};
+    if (info.is_root) root_dir_ = info.module->dir, inst.root_dir = root_dir_;
+    for (uint32_t idx : info.order) {
+      const Decl& d = info.decls[idx];
+      if (d.in_cycle) {
+        inst.values[idx] = Poison();
+        continue;
+      }
+      switch (d.kind) {
+        case DeclKind::Variable: inst.values[idx] = EvalVariable(inst, d, inputs, input_ranges, out); break;
+        case DeclKind::Local: {
+          InstanceScope scope(*this, inst);
+          inst.values[idx] = Evaluate(*d.attr->value, scope, diags_);
+          break;
+        }
+        case DeclKind::Output: inst.values[idx] = EvalOutput(inst, d, out); break;
+        case DeclKind::Resource: inst.values[idx] = EvalResource(inst, d, out); break;
+        case DeclKind::Module: inst.values[idx] = EvalModuleCall(inst, d, out, chain); break;
+      }
+    }
+    ValueMap outputs;
+    for (const auto& [name, idx] : info.outputs) outputs[name] = inst.values[idx];
+    return outputs;
+  }
+
+  Value EvalVariable(Instance& inst, const Decl& d, const std::map<std::string, Value>& inputs,
+                     const std::map<std::string, Range>& input_ranges, CheckedConfig& out) {
+    const ast::Body& body = d.block->body;
+    Value value;
+    Range where = d.range;
+    bool provided = false;
+    if (auto it = inputs.find(d.name); it != inputs.end()) {
+      value = it->second;
+      provided = true;
+      if (auto r = input_ranges.find(d.name); r != input_ranges.end()) where = r->second;
+    } else if (const ast::Attribute* def = body.Find("default")) {
+      InstanceScope scope(*this, inst);
+      value = Evaluate(*def->value, scope, diags_);
+      where = def->value->range;
+      provided = true;
+    } else {
+      value = Value::Unknown(d.var_type);  // no value yet: known when the caller supplies one
+    }
+    if (provided && !value.is_null()) {
+      Type got = value.is_unknown() ? value.unknown_type() : value.type();
+      if (!Assignable(got, d.var_type)) {
+        Diagnostic& diag = diags_.Error(DiagCode::TypeMismatch, where,
+                                        "variable '" + d.name + "' expects " + d.var_type.ToString() + ", got " +
+                                            got.ToString());
+        diag.notes.push_back({d.range, "declared here"});
+        value = Value::Unknown(d.var_type);
+      }
+    }
+    if (d.sensitive) value = value.WithSensitive();
+    // Validation rules.
+    for (const ast::Block& v : body.blocks) {
+      if (v.type != "validation") continue;
+      const ast::Attribute* cond = v.body.Find("condition");
+      const ast::Attribute* msg = v.body.Find("message");
+      if (!cond || value.ContainsUnknown()) continue;
+      InstanceScope scope(*this, inst);
+      scope.variable = &d;
+      scope.variable_value = value;
+      Value ok = Evaluate(*cond->value, scope, diags_);
+      if (ok.is_unknown()) continue;
+      if (ok.kind() != Value::Kind::Bool) {
+        diags_.Error(DiagCode::TypeMismatch, cond->value->range, "a validation condition must be a bool");
+        continue;
+      }
+      if (!ok.as_bool()) {
+        std::string text = "value is not valid";
+        if (msg) {
+          Value m = Evaluate(*msg->value, scope, diags_);
+          if (m.kind() == Value::Kind::String && !m.sensitive()) text = m.as_string();
+        }
+        Diagnostic& diag = diags_.Error(DiagCode::ValidationFailed, where,
+                                        "invalid value for variable '" + d.name + "': " + text);
+        diag.notes.push_back({cond->value->range, "rule defined here"});
+        if (!d.sensitive) diag.help = "the value is " + value.ToString();
+      }
+    }
+    if (inst.info->is_root) {
+      out.variables.push_back({d.name, d.var_type, value, d.sensitive,
+                               body.Find("description") ? LiteralString(*body.Find("description")) : "", d.range});
+    }
+    return value;
+  }
+
+  static std::string LiteralString(const ast::Attribute& a) {
+    if (a.value->kind == ast::ExprKind::Literal && a.value->As<ast::Literal>().value.kind() == Value::Kind::String) {
+      return a.value->As<ast::Literal>().value.as_string();
+    }
+    return "";
+  }
+
+  Value EvalOutput(Instance& inst, const Decl& d, CheckedConfig& out) {
+    const ast::Attribute* v = d.block->body.Find("value");
+    if (!v) return Poison();
+    InstanceScope scope(*this, inst);
+    Value value = Evaluate(*v->value, scope, diags_);
+    if (value.sensitive() && !d.sensitive) {
+      diags_.Warning(DiagCode::SensitiveOutput, v->value->range,
+                     "output '" + d.name + "' exposes a sensitive value")
+          .help = "add sensitive = true to the output so it is hidden in plans and logs";
+    }
+    if (d.sensitive) value = value.WithSensitive();
+    if (inst.info->is_root) {
+      const ast::Attribute* desc = d.block->body.Find("description");
+      out.outputs.push_back({d.name, value, d.sensitive, desc ? LiteralString(*desc) : "", d.range});
+    }
+    return value;
+  }
+
+  // Instance keys from count / for_each. Returns false when the block must
+  // not be expanded (errors reported).
+  bool ExpansionKeys(Instance& inst, const Decl& d, std::vector<std::pair<Value, Value>>& keys, int* mode) {
+    const ast::Attribute* count = d.block->body.Find("count");
+    const ast::Attribute* for_each = d.block->body.Find("for_each");
+    *mode = 0;
+    if (count && !for_each) {
+      *mode = 1;
+      InstanceScope scope(*this, inst);
+      Value n = Evaluate(*count->value, scope, diags_);
+      if (n.is_unknown()) {
+        if (!(n.unknown_type().is(TypeKind::Any) && !n.ContainsUnknown())) {
+          diags_.Error(DiagCode::UnknownAtPlan, count->value->range, "count depends on a value known only after apply")
+              .help = "count must be known when planning; derive it from variables or literal values";
+        }
+        return false;
+      }
+      if (n.kind() != Value::Kind::Number || !n.is_integer() || n.as_number() < 0) {
+        diags_.Error(DiagCode::InvalidExpansion, count->value->range,
+                     "count must be a whole number of zero or more, not " + n.ToString())
+            .help = "use length(list) to count a list";
+        return false;
+      }
+      if (n.as_number() > 1'000'000) {
+        diags_.Error(DiagCode::InvalidExpansion, count->value->range, "count is larger than 1000000");
+        return false;
+      }
+      for (size_t i = 0; i < static_cast<size_t>(n.as_number()); ++i) {
+        keys.emplace_back(Value::Number(static_cast<double>(i)), Value());
+      }
+      return true;
+    }
+    if (for_each) {
+      *mode = 2;
+      InstanceScope scope(*this, inst);
+      Value coll = Evaluate(*for_each->value, scope, diags_);
+      if (coll.ContainsUnknown() && coll.is_unknown()) {
+        if (!coll.unknown_type().is(TypeKind::Any)) {
+          diags_.Error(DiagCode::UnknownAtPlan, for_each->value->range,
+                       "for_each depends on a value known only after apply")
+              .help = "for_each keys must be known when planning; use keys from variables or literal values";
+        }
+        return false;
+      }
+      if (coll.sensitive()) {
+        diags_.Error(DiagCode::InvalidExpansion, for_each->value->range, "for_each cannot use a sensitive value")
+            .help = "instance keys appear in addresses and plans; use nonsensitive keys";
+        return false;
+      }
+      if (coll.kind() == Value::Kind::Object) {
+        for (const auto& [k, v] : coll.as_object()) keys.emplace_back(Value::String(k), v);
+        return true;
+      }
+      if (coll.kind() == Value::Kind::List) {
+        std::set<std::string> seen;
+        for (const Value& v : coll.as_list()) {
+          if (v.is_unknown()) {
+            diags_.Error(DiagCode::UnknownAtPlan, for_each->value->range,
+                         "for_each contains a value known only after apply");
+            return false;
+          }
+          if (v.kind() != Value::Kind::String) {
+            diags_.Error(DiagCode::InvalidExpansion, for_each->value->range,
+                         "for_each over a list needs strings, but it contains " + v.ToString())
+                .help = "use a map, or a list of strings such as toset-like [for x in list : tostring(x)]";
+            return false;
+          }
+          if (!seen.insert(v.as_string()).second) {
+            diags_.Error(DiagCode::InvalidExpansion, for_each->value->range,
+                         "for_each has the key " + QuoteString(v.as_string()) + " twice")
+                .help = "use distinct(list) to drop duplicates";
+            return false;
+          }
+          keys.emplace_back(v, v);
+        }
+        return true;
+      }
+      diags_.Error(DiagCode::InvalidExpansion, for_each->value->range,
+                   "for_each needs a map or a list of strings, not " + coll.ToString())
+          .help = "for example: for_each = { eu = region.eu, us = region.us }";
+      return false;
+    }
+    keys.emplace_back(Value(), Value());
+    return true;
+  }
+
+  Value EvalResource(Instance& inst, const Decl& d, CheckedConfig& out) {
+    std::vector<std::pair<Value, Value>> keys;
+    int mode = 0;
+    if (!ExpansionKeys(inst, d, keys, &mode)) return Poison();
+    std::vector<std::string> deps;
+    for (uint32_t dep : d.resource_deps) deps.push_back(inst.prefix + inst.info->decls[dep].Address());
+    ValueList list;
+    ValueMap map;
+    Value single;
+    bool prevent = false, cbd = false;
+    std::vector<std::string> ignore;
+    for (const ast::Block& b : d.block->body.blocks) {
+      if (b.type != "lifecycle") continue;
+      if (auto* a = b.body.Find("prevent_destroy"); a && a->value->kind == ast::ExprKind::Literal)
+        prevent = a->value->As<ast::Literal>().value.as_bool();
+      if (auto* a = b.body.Find("create_before_destroy"); a && a->value->kind == ast::ExprKind::Literal)
+        cbd = a->value->As<ast::Literal>().value.as_bool();
+      if (auto* a = b.body.Find("ignore_changes")) {
+        if (a->value->kind == ast::ExprKind::Name) ignore.push_back("all");
+        if (a->value->kind == ast::ExprKind::List) {
+          for (const auto& item : a->value->As<ast::List>().items) {
+            if (item->kind == ast::ExprKind::Name) ignore.push_back(item->As<ast::Name>().name);
+            else if (item->kind == ast::ExprKind::Literal && item->As<ast::Literal>().value.kind() == Value::Kind::String)
+              ignore.push_back(item->As<ast::Literal>().value.as_string());
+          }
+        }
+      }
+    }
+    for (auto& [key, each_value] : keys) {
+      std::string address = inst.prefix + d.name + KeySuffix(key);
+      InstanceScope scope(*this, inst);
+      if (mode == 1) {
+        scope.has_count = true;
+        scope.count_index = key;
+      } else if (mode == 2) {
+        scope.has_each = true;
+        scope.each_key = key;
+        scope.each_value = each_value;
+      }
+      // self: identity and computed attributes (configured ones may depend on it).
+      ValueMap self_attrs;
+      for (const auto& as : d.schema->body.attributes) {
+        if (as.mode == AttrMode::Computed) self_attrs.emplace(as.name, Value::Unknown(as.type));
+      }
+      self_attrs.emplace("id", Value::Unknown(Type::String()));
+      self_attrs.emplace("name", Value::String(d.label));
+      self_attrs.emplace("address", Value::String(address));
+      scope.has_self = true;
+      scope.self = Value::Object(self_attrs);
+
+      ValueMap attrs;
+      EvalSchemaBody(d.block->body, d.schema->body, scope, attrs, true);
+      attrs.insert(self_attrs.begin(), self_attrs.end());
+      Value object = Value::Object(attrs);
+      ResourceInstance ri;
+      ri.address = address;
+      ri.module = inst.prefix.empty() ? "" : inst.prefix.substr(0, inst.prefix.size() - 1);
+      ri.type = d.type;
+      ri.name = d.label;
+      ri.key = key;
+      ri.attributes = std::move(attrs);
+      ri.depends_on = deps;
+      ri.prevent_destroy = prevent;
+      ri.create_before_destroy = cbd;
+      ri.ignore_changes = ignore;
+      ri.range = d.block->range;
+      out.resources.push_back(std::move(ri));
+      if (mode == 1) list.push_back(object);
+      else if (mode == 2) map.emplace(key.as_string(), object);
+      else single = object;
+    }
+    if (mode == 1) return Value::List(std::move(list));
+    if (mode == 2) return Value::Object(std::move(map));
+    return single;
+  }
+
+  void EvalSchemaBody(const ast::Body& body, const BlockSchema& schema, InstanceScope& scope, ValueMap& out, bool top) {
+    for (const auto& as : schema.attributes) {
+      const ast::Attribute* a = body.Find(as.name);
+      if (as.mode == AttrMode::Computed) {
+        out[as.name] = Value::Unknown(as.type);
+        continue;
+      }
+      Value v;
+      if (a) {
+        v = Evaluate(*a->value, scope, diags_);
+        v = CheckAttributeValue(v, as, a->value->range);
+      }
+      if (v.is_null()) {
+        if (as.default_value) v = *as.default_value;
+        else if (as.mode == AttrMode::OptionalComputed) v = Value::Unknown(as.type);
+      }
+      if (as.sensitive) v = v.WithSensitive();
+      out[as.name] = v;
+    }
+    for (const auto& ns : schema.blocks) {
+      ValueList list;
+      ValueMap map;
+      for (const ast::Block& b : body.blocks) {
+        if (b.type != ns.name) continue;
+        ValueMap attrs;
+        EvalSchemaBody(b.body, *ns.body, scope, attrs, false);
+        if (ns.labeled) {
+          if (b.labels.size() == 1) map.emplace(b.labels[0].value, Value::Object(std::move(attrs)));
+        } else {
+          list.push_back(Value::Object(std::move(attrs)));
+        }
+      }
+      if (ns.labeled) out[ns.name] = Value::Object(std::move(map));
+      else if (ns.max_items == 1) out[ns.name] = list.empty() ? Value() : list[0];
+      else out[ns.name] = Value::List(std::move(list));
+    }
+    (void)top;
+  }
+
+  Value CheckAttributeValue(const Value& v, const AttributeSchema& as, Range range) {
+    if (v.is_null()) return v;
+    if (!as.ref_type.empty()) {
+      if (v.is_unknown()) {
+        const Type& t = v.unknown_type();
+        if (t.is(TypeKind::Any) || t.is(TypeKind::String) || t.is(TypeKind::Object)) return v;
+      } else if (v.kind() == Value::Kind::String) {
+        return v;
+      } else if (v.kind() == Value::Kind::Object) {
+        auto it = v.as_object().find("address");
+        if (it != v.as_object().end() && it->second.kind() == Value::Kind::String) {
+          const std::string& addr = it->second.as_string();
+          // The address ends in TYPE.NAME (with an optional instance key).
+          std::string tail = addr.substr(addr.rfind(']') == addr.size() - 1 ? 0 : 0);
+          size_t dot = addr.find(as.ref_type + ".");
+          bool ok = dot != std::string::npos && (dot == 0 || addr[dot - 1] == '.');
+          if (ok) return v;
+          diags_.Error(DiagCode::TypeMismatch, range,
+                       "'" + as.name + "' needs a " + as.ref_type + ", but this is " + addr)
+              .help = "refer to a " + as.ref_type + ": " + as.name + " = " + as.ref_type + ".NAME";
+          return Poison();
+        }
+      }
+      diags_.Error(DiagCode::TypeMismatch, range,
+                   "'" + as.name + "' needs a reference to a " + as.ref_type + ", not " + v.ToString())
+          .help = "write: " + as.name + " = " + as.ref_type + ".NAME";
+      return Poison();
+    }
+    Type got = v.is_unknown() ? v.unknown_type() : v.type();
+    if (!Assignable(got, as.type)) {
+      Diagnostic& d = diags_.Error(DiagCode::TypeMismatch, range,
+                                   "'" + as.name + "' expects " + as.type.ToString() + ", got " +
+                                       (v.is_unknown() ? got.ToString() : v.sensitive() ? got.ToString() : v.ToString()));
+      if (v.kind() == Value::Kind::String && (as.type.is(TypeKind::Duration) || as.type.is(TypeKind::Size) ||
+                                              as.type.is(TypeKind::Percent))) {
+        d.help = "write the value without quotes, with its unit: " +
+                 std::string(as.type.is(TypeKind::Duration) ? "30s, 5m, 7d" : as.type.is(TypeKind::Size) ? "512MiB, 10GiB" : "80%");
+      } else if (v.kind() == Value::Kind::Number && (as.type.is(TypeKind::Duration) || as.type.is(TypeKind::Size))) {
+        d.help = "add a unit: " + FormatNumber(v.as_number()) + (as.type.is(TypeKind::Duration) ? "s" : "GiB");
+      } else if (!as.doc.empty()) {
+        d.help = as.name + ": " + as.doc;
+      }
+      return Poison();
+    }
+    if (!as.allowed_values.empty() && v.kind() == Value::Kind::String) {
+      if (std::find(as.allowed_values.begin(), as.allowed_values.end(), v.as_string()) == as.allowed_values.end()) {
+        Diagnostic& d = diags_.Error(DiagCode::TypeMismatch, range,
+                                     "'" + as.name + "' must be one of " + JoinNames(as.allowed_values) + ", not " +
+                                         QuoteString(v.as_string()));
+        std::string near = ClosestName(v.as_string(), as.allowed_values);
+        if (!near.empty()) d.help = "did you mean \"" + near + "\"?";
+        return Poison();
+      }
+    }
+    return v;
+  }
+
+  Value EvalModuleCall(Instance& inst, const Decl& d, CheckedConfig& out, std::vector<std::string>& chain) {
+    if (!d.child) return Poison();
+    std::vector<std::pair<Value, Value>> keys;
+    int mode = 0;
+    if (!ExpansionKeys(inst, d, keys, &mode)) return Poison();
+    ValueList list;
+    ValueMap map;
+    Value single;
+    for (auto& [key, each_value] : keys) {
+      InstanceScope scope(*this, inst);
+      if (mode == 1) {
+        scope.has_count = true;
+        scope.count_index = key;
+      } else if (mode == 2) {
+        scope.has_each = true;
+        scope.each_key = key;
+        scope.each_value = each_value;
+      }
+      std::map<std::string, Value> inputs;
+      std::map<std::string, Range> ranges;
+      for (const ast::Attribute& a : d.block->body.attributes) {
+        if (a.name == "source" || MetaArguments().count(a.name) || !d.child->vars.count(a.name)) continue;
+        inputs[a.name] = Evaluate(*a.value, scope, diags_);
+        ranges[a.name] = a.value->range;
+      }
+      std::string prefix = inst.prefix + "module." + d.name + KeySuffix(key) + ".";
+      ValueMap outputs = Instantiate(*d.child, prefix, inputs, ranges, out, chain);
+      Value v = Value::Object(std::move(outputs));
+      if (mode == 1) list.push_back(v);
+      else if (mode == 2) map.emplace(key.as_string(), v);
+      else single = v;
+    }
+    if (mode == 1) return Value::List(std::move(list));
+    if (mode == 2) return Value::Object(std::move(map));
+    return single;
+  }
+
+  Diagnostics& diags_;
+  const CheckOptions& options_;
+  const SchemaRegistry& schemas_;
+  ModuleLoader loader_;
+  std::map<std::string, std::unique_ptr<ModuleInfo>> analysed_;
+  std::vector<std::string> analysing_;
+  std::string root_dir_;
+};
+
+bool Checker::InstanceScope::Resolve(const ast::Name& root, std::span<const ast::GetAttr* const> steps, Value* out,
+                                     size_t* consumed, Diagnostics& diags) {
+  const ModuleInfo& info = *inst_.info;
+  const std::string& r = root.name;
+  *consumed = 0;
+  *out = Poison();
+  auto first = [&]() -> const std::string* { return steps.empty() ? nullptr : &steps[0]->name; };
+  auto lookup = [&](const std::unordered_map<std::string, uint32_t>& table) {
+    if (const std::string* name = first()) {
+      *consumed = 1;
+      if (auto it = table.find(*name); it != table.end()) *out = inst_.values[it->second];
+    }
+    return true;
+  };
+  if (r == "var") {
+    // Inside a validation rule the variable being validated is not stored yet.
+    if (variable && first() && *first() == variable->name) {
+      *consumed = 1;
+      *out = variable_value;
+      return true;
+    }
+    return lookup(info.vars);
+  }
+  if (r == "local") return lookup(info.locals);
+  if (r == "module") {
+    if (const std::string* name = first()) {
+      *consumed = 1;
+      auto it = info.modules.find(*name);
+      if (it == info.modules.end()) return true;
+      *out = inst_.values[it->second];
+      // module.NAME.OUTPUT: name the module in the error rather than "object".
+      if (steps.size() >= 2 && out->kind() == Value::Kind::Object && !out->as_object().count(steps[1]->name)) {
+        const ModuleInfo* child = info.decls[it->second].child;
+        if (child) {
+          std::vector<std::string> names;
+          for (const auto& [n, i] : child->outputs) names.push_back(n);
+          Diagnostic& d = diags.Error(DiagCode::UndefinedReference, steps[1]->name_range,
+                                      "module '" + *name + "' has no output '" + steps[1]->name + "'");
+          std::string near = ClosestName(steps[1]->name, names);
+          d.help = near.empty() ? (names.empty() ? "the module declares no outputs"
+                                                 : "its outputs are: " + JoinNames(names))
+                                : "did you mean '" + near + "'?";
+          *out = Poison();
+          *consumed = 2;
+        }
+      }
+    }
+    return true;
+  }
+  if (r == "each") {
+    if (has_each && first()) {
+      *consumed = 1;
+      if (*first() == "key") *out = each_key;
+      if (*first() == "value") *out = each_value;
+    }
+    return true;
+  }
+  if (r == "count") {
+    if (has_count && first()) {
+      *consumed = 1;
+      if (*first() == "index") *out = count_index;
+    }
+    return true;
+  }
+  if (r == "self") {
+    if (has_self) *out = self;
+    return true;
+  }
+  if (r == "value" && variable) {
+    *out = variable_value;
+    return true;
+  }
+  if (r == "path") {
+    if (const std::string* name = first()) {
+      *consumed = 1;
+      std::error_code ec;
+      if (*name == "module") *out = Value::String(info.module->dir);
+      if (*name == "root") *out = Value::String(inst_.root_dir);
+      if (*name == "cwd") *out = Value::String(fs::current_path(ec).string());
+    }
+    return true;
+  }
+  if (info.resource_types.count(r)) {
+    if (const std::string* name = first()) {
+      *consumed = 1;
+      if (auto it = info.resources.find(r + "." + *name); it != info.resources.end()) *out = inst_.values[it->second];
+    }
+    return true;
+  }
+  // Unknown roots were reported by the analysis pass.
+  return true;
+}
+
+std::string Checker::InstanceScope::BaseDir() const { return inst_.info->module->dir; }
+
+}  // namespace
+
+CheckedConfig Check(const std::string& dir, SourceManager& sources, Diagnostics& diags, const CheckOptions& options) {
+  Checker checker(sources, diags, options);
+  return checker.Run(dir);
+}
+
+}  // namespace plinth

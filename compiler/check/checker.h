@@ -1,0 +1,77 @@
+// The checker: a configuration directory -> a checked, expanded configuration.
+//
+// Input: a directory of *.plinth files (the root module), the provider
+// schemas, and optional values for root variables. Output: every resource
+// instance after count/for_each expansion with its evaluated attributes
+// (unknown where only apply can tell), the root outputs and variables, and all
+// diagnostics found in one run.
+//
+// Invariants:
+//  * Nothing here touches the outside world except reading configuration
+//    files (and files read by file functions).
+//  * Unknown values are never guessed: count and for_each must be known;
+//    computed attributes are unknown.
+//  * Every module directory is parsed and analysed once, however many times it
+//    is instantiated; graph passes are linear in the number of declarations.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "compiler/diag/diagnostic.h"
+#include "compiler/schema/schema.h"
+#include "compiler/types/types.h"
+
+namespace plinth {
+
+struct CheckOptions {
+  std::map<std::string, Value> variables;  // root variable values (-var NAME=VALUE)
+  const SchemaRegistry* schemas = nullptr;  // null: BuiltinSchemas()
+  unsigned threads = 0;                     // parser threads; 0: one per core
+};
+
+struct ResourceInstance {
+  std::string address;  // module.net["eu"].bucket.datasets[0]
+  std::string module;   // module.net["eu"] ("" for the root module)
+  std::string type;
+  std::string name;
+  Value key;  // null, a count index or a for_each key
+  ValueMap attributes;
+  std::vector<std::string> depends_on;  // addresses of resources and module calls (same module instance)
+  bool prevent_destroy = false;
+  bool create_before_destroy = false;
+  std::vector<std::string> ignore_changes;
+  Range range;
+};
+
+struct OutputValue {
+  std::string name;
+  Value value;
+  bool sensitive = false;
+  std::string description;
+  Range range;
+};
+
+struct VariableValue {
+  std::string name;
+  Type type;
+  Value value;
+  bool sensitive = false;
+  std::string description;
+  Range range;
+};
+
+struct CheckedConfig {
+  std::vector<ResourceInstance> resources;
+  std::vector<OutputValue> outputs;      // root module
+  std::vector<VariableValue> variables;  // root module
+  size_t files = 0;
+  size_t modules = 0;            // distinct module directories
+  size_t module_instances = 0;   // including the root
+};
+
+CheckedConfig Check(const std::string& dir, SourceManager& sources, Diagnostics& diags,
+                    const CheckOptions& options = {});
+
+}  // namespace plinth

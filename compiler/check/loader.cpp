@@ -1,0 +1,129 @@
+#include "compiler/check/loader.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "compiler/syntax/parse.h"
+
+namespace plinth {
+
+namespace fs = std::filesystem;
+
+ModuleLoader::ModuleLoader(SourceManager& sources, Diagnostics& diags, unsigned threads)
+    : sources_(sources), diags_(diags), threads_(threads ? threads : std::max(1u, std::thread::hardware_concurrency())) {}
+
+std::string ModuleLoader::StdlibDir() {
+  if (const char* env = std::getenv("PLINTH_STDLIB"); env && *env) return env;
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    fs::path installed = exe.parent_path().parent_path() / "share" / "plinth" / "stdlib";
+    if (fs::is_directory(installed, ec)) return installed.string();
+  }
+#ifdef PLINTH_SOURCE_STDLIB
+  return PLINTH_SOURCE_STDLIB;
+#else
+  return "stdlib";
+#endif
+}
+
+std::vector<ast::File> ParseFiles(const std::vector<const SourceFile*>& files, Diagnostics& diags, unsigned threads) {
+  std::vector<ast::File> out(files.size());
+  if (files.empty()) return out;
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < files.size(); i = next++) out[i] = Parse(*files[i], diags);
+  };
+  unsigned n = std::min<unsigned>(threads, static_cast<unsigned>(files.size()));
+  if (n <= 1) {
+    work();
+    return out;
+  }
+  // Parse() moves to a large-stack thread itself; workers only distribute files.
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < n; ++t) pool.emplace_back(work);
+  for (auto& th : pool) th.join();
+  return out;
+}
+
+const Module* ModuleLoader::Load(const std::string& dir, Range requested_at) {
+  std::error_code ec;
+  fs::path canonical = fs::weakly_canonical(fs::path(dir), ec);
+  std::string key = ec ? dir : canonical.string();
+  if (auto it = cache_.find(key); it != cache_.end()) return it->second.get();
+
+  if (!fs::is_directory(key, ec)) {
+    if (fs::is_regular_file(key, ec) && fs::path(key).extension() == ".plinth") {
+      // A single file may be checked on its own.
+    } else {
+      Diagnostic& d = diags_.Error(requested_at.valid() ? DiagCode::ModuleNotFound : DiagCode::FileUnreadable,
+                                   requested_at, "cannot read configuration directory '" + dir + "'");
+      d.help = "check the path; module sources are directories relative to the calling module, or std/NAME";
+      cache_[key] = nullptr;
+      return nullptr;
+    }
+  }
+
+  std::vector<std::string> paths;
+  if (fs::is_regular_file(key, ec)) {
+    paths.push_back(key);
+  } else {
+    for (const auto& entry : fs::directory_iterator(key, ec)) {
+      if (entry.is_regular_file() && entry.path().extension() == ".plinth") paths.push_back(entry.path().string());
+    }
+    std::sort(paths.begin(), paths.end());
+  }
+  if (paths.empty()) {
+    diags_.Error(requested_at.valid() ? DiagCode::ModuleNotFound : DiagCode::NoConfiguration, requested_at,
+                 "no .plinth files in '" + dir + "'")
+        .help = "configuration files end in .plinth";
+    cache_[key] = nullptr;
+    return nullptr;
+  }
+
+  auto module = std::make_unique<Module>();
+  module->dir = fs::is_regular_file(key, ec) ? fs::path(key).parent_path().string() : key;
+  std::vector<const SourceFile*> files;
+  fs::path cwd = fs::current_path(ec);
+  for (const std::string& p : paths) {
+    // Paths in diagnostics are relative to the working directory when possible.
+    std::string shown = p;
+    if (!cwd.empty()) {
+      fs::path rel = fs::path(p).lexically_relative(cwd);
+      if (!rel.empty() && rel.native().rfind("..", 0) != 0) shown = rel.string();
+    }
+    std::ifstream in(p, std::ios::binary);
+    uintmax_t size = fs::file_size(p, ec);
+    if (!in || ec) {
+      diags_.Error(DiagCode::FileUnreadable, requested_at, "cannot read '" + shown + "'");
+      module->has_errors = true;
+      continue;
+    }
+    if (size > kMaxFileBytes) {
+      diags_.Error(DiagCode::FileUnreadable, requested_at,
+                   "'" + shown + "' is " + std::to_string(size >> 20) + " MiB; files are limited to 64 MiB")
+          .help = "split the configuration into several files";
+      module->has_errors = true;
+      continue;
+    }
+    std::string text(static_cast<size_t>(size), '\0');
+    in.read(text.data(), static_cast<std::streamsize>(size));
+    text.resize(static_cast<size_t>(in.gcount()));
+    files.push_back(&sources_.Add(shown, std::move(text)));
+  }
+  size_t errors_before = diags_.error_count();
+  module->files = ParseFiles(files, diags_, threads_);
+  for (const auto& f : module->files) module->has_errors = module->has_errors || f.has_errors;
+  if (diags_.error_count() > errors_before) module->has_errors = true;
+  const Module* result = module.get();
+  cache_[key] = std::move(module);
+  return result;
+}
+
+}  // namespace plinth

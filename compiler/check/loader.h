@@ -1,0 +1,46 @@
+// Loading configuration directories: every *.plinth file of a directory is
+// read and parsed (files in parallel), once per directory per run.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "compiler/diag/diagnostic.h"
+#include "compiler/syntax/ast.h"
+
+namespace plinth {
+
+inline constexpr size_t kMaxFileBytes = size_t{64} << 20;
+
+struct Module {
+  std::string dir;  // canonical path
+  std::vector<ast::File> files;
+  bool has_errors = false;
+};
+
+class ModuleLoader {
+ public:
+  // `threads` == 0 uses one thread per hardware core.
+  ModuleLoader(SourceManager& sources, Diagnostics& diags, unsigned threads = 0);
+
+  // Loads `dir` (cached by canonical path). Returns null and reports P0207 /
+  // P0110 / P0212 at `requested_at` when it cannot be read or holds no file.
+  const Module* Load(const std::string& dir, Range requested_at);
+
+  // The directory of the standard library (`std/...` module sources):
+  // $PLINTH_STDLIB, else <binary>/../share/plinth/stdlib, else the source tree's.
+  static std::string StdlibDir();
+
+ private:
+  SourceManager& sources_;
+  Diagnostics& diags_;
+  unsigned threads_;
+  std::map<std::string, std::unique_ptr<Module>> cache_;
+};
+
+// Parses `files` (already added to the SourceManager) in parallel.
+std::vector<ast::File> ParseFiles(const std::vector<const SourceFile*>& files, Diagnostics& diags, unsigned threads);
+
+}  // namespace plinth

@@ -1,0 +1,79 @@
+// Internal to compiler/syntax: the ANTLR lexer wrapper shared by Lex() and
+// Parse(), and the template splitter. Nothing outside this folder includes it,
+// so ANTLR types never leak into the rest of the compiler.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "PlinthLexer.h"
+#include "PlinthParser.h"
+#include "antlr4-runtime.h"
+#include "compiler/diag/diagnostic.h"
+#include "compiler/syntax/ast.h"
+
+namespace plinth::syntax {
+
+// Token types declared in the grammar's tokens{} section live in the parser.
+inline constexpr size_t kHeredoc = plinth_antlr::PlinthParser::HEREDOC;
+inline constexpr size_t kUnterminatedHeredoc = plinth_antlr::PlinthParser::UNTERMINATED_HEREDOC;
+
+// Maps code-point indices of a text to byte offsets in its file.
+class OffsetMap {
+ public:
+  OffsetMap(std::string_view text, uint32_t base);
+  uint32_t ByteOffset(size_t code_point_index) const;
+
+ private:
+  uint32_t base_;
+  uint32_t size_;
+  std::vector<uint32_t> bytes_;  // empty when the text is ASCII
+};
+
+// The generated lexer plus heredoc bodies: after HEREDOC_START it reads lines
+// up to the terminator and emits one HEREDOC (or UNTERMINATED_HEREDOC) token.
+class HeredocLexer : public plinth_antlr::PlinthLexer {
+ public:
+  using PlinthLexer::PlinthLexer;
+  std::unique_ptr<antlr4::Token> nextToken() override;
+};
+
+// A lexed piece of text: `text` starts at byte `base` of file `file`.
+struct LexedText {
+  LexedText(std::string_view text, FileId file, uint32_t base);
+  Range RangeOf(const antlr4::Token* t) const;
+  Range RangeOf(const antlr4::Token* first, const antlr4::Token* last) const;
+
+  FileId file;
+  OffsetMap offsets;
+  antlr4::ANTLRInputStream input;
+  HeredocLexer lexer;
+  antlr4::CommonTokenStream tokens;
+};
+
+// Fills the token stream and reports lexical errors (bad characters,
+// unterminated strings, comments and heredocs) and nesting deeper than
+// ast::kMaxNesting. Returns false when the text must not be parsed.
+bool LexAndCheck(LexedText& lexed, Diagnostics& diags);
+
+// Parses `text` (at byte `base` of `file`) with the standaloneExpr rule;
+// used for ${...} interpolations. `depth` is the nesting depth so far.
+ast::ExprPtr ParseSubExpression(std::string_view text, FileId file, uint32_t base, int depth,
+                                Diagnostics& diags);
+
+// Turns the text of a STRING token (quotes included) or HEREDOC token into a
+// Literal or Template. `base` is the token's byte offset in the file.
+ast::ExprPtr BuildStringLiteral(std::string_view token_text, FileId file, uint32_t base, int depth,
+                                Diagnostics& diags);
+ast::ExprPtr BuildHeredoc(std::string_view token_text, FileId file, uint32_t base, int depth,
+                          Diagnostics& diags);
+
+bool OnLargeStack();
+// Runs fn on a thread with a 512 MiB stack (reserved address space; only the
+// pages actually used are committed) and waits for it.
+void RunOnLargeStack(const std::function<void()>& fn);
+
+}  // namespace plinth::syntax

@@ -1,0 +1,394 @@
+#include "compiler/types/types.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace plinth {
+
+struct Type::Detail {
+  Type element;
+  std::map<std::string, Type> attributes;
+};
+
+Type Type::List(Type element) {
+  Type t(TypeKind::List);
+  t.detail_ = std::make_shared<Detail>(Detail{std::move(element), {}});
+  return t;
+}
+
+Type Type::Map(Type element) {
+  Type t(TypeKind::Map);
+  t.detail_ = std::make_shared<Detail>(Detail{std::move(element), {}});
+  return t;
+}
+
+Type Type::Object(std::map<std::string, Type> attributes) {
+  Type t(TypeKind::Object);
+  t.detail_ = std::make_shared<Detail>(Detail{Type::Any(), std::move(attributes)});
+  return t;
+}
+
+const Type& Type::element() const {
+  static const Type any;
+  return detail_ ? detail_->element : any;
+}
+
+const std::map<std::string, Type>& Type::attributes() const {
+  static const std::map<std::string, Type> none;
+  return detail_ ? detail_->attributes : none;
+}
+
+std::string Type::ToString() const {
+  switch (kind_) {
+    case TypeKind::Any: return "any";
+    case TypeKind::Bool: return "bool";
+    case TypeKind::Int: return "int";
+    case TypeKind::Number: return "number";
+    case TypeKind::String: return "string";
+    case TypeKind::Duration: return "duration";
+    case TypeKind::Size: return "size";
+    case TypeKind::Percent: return "percent";
+    case TypeKind::List: return "list(" + element().ToString() + ")";
+    case TypeKind::Map: return "map(" + element().ToString() + ")";
+    case TypeKind::Object: {
+      std::string s = "object({";
+      bool first = true;
+      for (const auto& [name, t] : attributes()) {
+        s += (first ? "" : ", ") + name + " = " + t.ToString();
+        first = false;
+      }
+      return s + "})";
+    }
+  }
+  return "any";
+}
+
+bool Type::operator==(const Type& o) const {
+  if (kind_ != o.kind_) return false;
+  switch (kind_) {
+    case TypeKind::List:
+    case TypeKind::Map: return element() == o.element();
+    case TypeKind::Object: return attributes() == o.attributes();
+    default: return true;
+  }
+}
+
+bool Assignable(const Type& from, const Type& to) {
+  if (to.is(TypeKind::Any) || from.is(TypeKind::Any)) return true;
+  if (from.kind() == to.kind()) {
+    switch (to.kind()) {
+      case TypeKind::List:
+      case TypeKind::Map: return Assignable(from.element(), to.element());
+      case TypeKind::Object: {
+        for (const auto& [name, t] : to.attributes()) {
+          auto it = from.attributes().find(name);
+          if (it != from.attributes().end() && !Assignable(it->second, t)) return false;
+        }
+        for (const auto& [name, t] : from.attributes()) {
+          if (!to.attributes().count(name)) return false;
+        }
+        return true;
+      }
+      default: return true;
+    }
+  }
+  if (from.is(TypeKind::Int) && to.is(TypeKind::Number)) return true;
+  if (from.is(TypeKind::Object) && to.is(TypeKind::Map)) {
+    for (const auto& [name, t] : from.attributes()) {
+      if (!Assignable(t, to.element())) return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+Type Unify(const Type& a, const Type& b) {
+  if (a == b) return a;
+  if (a.IsNumeric() && b.IsNumeric()) return Type::Number();
+  if (a.kind() == b.kind() && (a.is(TypeKind::List) || a.is(TypeKind::Map))) {
+    Type e = Unify(a.element(), b.element());
+    return a.is(TypeKind::List) ? Type::List(e) : Type::Map(e);
+  }
+  return Type::Any();
+}
+
+// ---------------------------------------------------------------- values
+
+Value Value::Bool(bool b) {
+  Value v;
+  v.kind_ = Kind::Bool;
+  v.num_ = b ? 1 : 0;
+  return v;
+}
+
+Value Value::Number(double n) {
+  Value v;
+  v.kind_ = Kind::Number;
+  v.num_ = n;
+  return v;
+}
+
+Value Value::String(std::string s) {
+  Value v;
+  v.kind_ = Kind::String;
+  v.str_ = std::make_shared<const std::string>(std::move(s));
+  return v;
+}
+
+Value Value::Duration(double ms) {
+  Value v = Number(ms);
+  v.kind_ = Kind::Duration;
+  return v;
+}
+
+Value Value::Size(double bytes) {
+  Value v = Number(bytes);
+  v.kind_ = Kind::Size;
+  return v;
+}
+
+Value Value::Percent(double p) {
+  Value v = Number(p);
+  v.kind_ = Kind::Percent;
+  return v;
+}
+
+Value Value::List(ValueList items) {
+  Value v;
+  v.kind_ = Kind::List;
+  v.list_ = std::make_shared<const ValueList>(std::move(items));
+  return v;
+}
+
+Value Value::Object(ValueMap attributes) {
+  Value v;
+  v.kind_ = Kind::Object;
+  v.object_ = std::make_shared<const ValueMap>(std::move(attributes));
+  return v;
+}
+
+Value Value::Unknown(Type type) {
+  Value v;
+  v.kind_ = Kind::Unknown;
+  v.type_ = std::make_shared<const Type>(std::move(type));
+  return v;
+}
+
+bool Value::is_integer() const {
+  return kind_ == Kind::Number && std::isfinite(num_) && std::floor(num_) == num_;
+}
+
+bool Value::ContainsUnknown() const {
+  switch (kind_) {
+    case Kind::Unknown: return true;
+    case Kind::List:
+      for (const Value& v : *list_) {
+        if (v.ContainsUnknown()) return true;
+      }
+      return false;
+    case Kind::Object:
+      for (const auto& [k, v] : *object_) {
+        if (v.ContainsUnknown()) return true;
+      }
+      return false;
+    default: return false;
+  }
+}
+
+Type Value::type() const {
+  switch (kind_) {
+    case Kind::Null: return Type::Any();
+    case Kind::Bool: return Type::Bool();
+    case Kind::Number: return is_integer() ? Type::Int() : Type::Number();
+    case Kind::String: return Type::String();
+    case Kind::Duration: return Type::Duration();
+    case Kind::Size: return Type::Size();
+    case Kind::Percent: return Type::Percent();
+    case Kind::Unknown: return *type_;
+    case Kind::List: {
+      if (list_->empty()) return Type::List(Type::Any());
+      Type e = (*list_)[0].type();
+      for (size_t i = 1; i < list_->size() && !e.is(TypeKind::Any); ++i) e = Unify(e, (*list_)[i].type());
+      return Type::List(e);
+    }
+    case Kind::Object: {
+      std::map<std::string, Type> attrs;
+      for (const auto& [k, v] : *object_) attrs.emplace(k, v.type());
+      return Type::Object(std::move(attrs));
+    }
+  }
+  return Type::Any();
+}
+
+bool Value::Equals(const Value& o) const {
+  if (kind_ != o.kind_) return false;
+  switch (kind_) {
+    case Kind::Null: return true;
+    case Kind::Bool:
+    case Kind::Number:
+    case Kind::Duration:
+    case Kind::Size:
+    case Kind::Percent: return num_ == o.num_;
+    case Kind::String: return *str_ == *o.str_;
+    case Kind::List: {
+      if (list_->size() != o.list_->size()) return false;
+      for (size_t i = 0; i < list_->size(); ++i) {
+        if (!(*list_)[i].Equals((*o.list_)[i])) return false;
+      }
+      return true;
+    }
+    case Kind::Object: {
+      if (object_->size() != o.object_->size()) return false;
+      auto a = object_->begin();
+      auto b = o.object_->begin();
+      for (; a != object_->end(); ++a, ++b) {
+        if (a->first != b->first || !a->second.Equals(b->second)) return false;
+      }
+      return true;
+    }
+    case Kind::Unknown: return false;
+  }
+  return false;
+}
+
+std::string FormatNumber(double n) {
+  if (std::isnan(n)) return "nan";
+  if (std::isinf(n)) return n > 0 ? "inf" : "-inf";
+  if (std::floor(n) == n && std::fabs(n) < 1e15) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.0f", n);
+    return buf;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.15g", n);
+  return buf;
+}
+
+namespace {
+std::string FormatWithUnits(double v, UnitDimension dim, std::initializer_list<std::string_view> order) {
+  if (v != 0 && std::floor(v) == v) {
+    for (std::string_view suffix : order) {
+      const UnitInfo* u = FindUnit(suffix);
+      if (u && u->dimension == dim && std::fmod(v, u->factor) == 0) return FormatNumber(v / u->factor) + std::string(suffix);
+    }
+  }
+  // Not a whole multiple of any unit: show it in the smallest one.
+  return FormatNumber(v) + std::string(*(order.end() - 1));
+}
+}  // namespace
+
+std::string FormatDuration(double ms) {
+  return FormatWithUnits(ms, UnitDimension::Duration, {"w", "d", "h", "m", "s", "ms"});
+}
+
+std::string FormatSize(double bytes) {
+  return FormatWithUnits(bytes, UnitDimension::Size,
+                         {"PiB", "PB", "TiB", "TB", "GiB", "GB", "MiB", "MB", "KiB", "KB", "B"});
+}
+
+std::string QuoteString(std::string_view s) {
+  std::string out = "\"";
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '$':
+        if (i + 1 < s.size() && s[i + 1] == '{') {
+          out += "$$";
+        } else {
+          out += '$';
+        }
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string Value::ToString(bool reveal) const {
+  if (sensitive_ && !reveal) return "(sensitive)";
+  switch (kind_) {
+    case Kind::Null: return "null";
+    case Kind::Bool: return num_ != 0 ? "true" : "false";
+    case Kind::Number: return FormatNumber(num_);
+    case Kind::String: return QuoteString(*str_);
+    case Kind::Duration: return FormatDuration(num_);
+    case Kind::Size: return FormatSize(num_);
+    case Kind::Percent: return FormatNumber(num_) + "%";
+    case Kind::Unknown: return "(known after apply)";
+    case Kind::List: {
+      std::string s = "[";
+      for (size_t i = 0; i < list_->size(); ++i) s += (i ? ", " : "") + (*list_)[i].ToString(reveal);
+      return s + "]";
+    }
+    case Kind::Object: {
+      if (object_->empty()) return "{}";
+      std::string s = "{ ";
+      bool first = true;
+      for (const auto& [k, v] : *object_) {
+        s += (first ? "" : ", ");
+        bool ident = !k.empty() && (std::isalpha(static_cast<unsigned char>(k[0])) || k[0] == '_');
+        for (char c : k) ident = ident && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+        s += (ident ? k : QuoteString(k)) + " = " + v.ToString(reveal);
+        first = false;
+      }
+      return s + " }";
+    }
+  }
+  return "null";
+}
+
+// ------------------------------------------------------------------ units
+
+const std::vector<UnitInfo>& AllUnits() {
+  static const std::vector<UnitInfo> units = {
+      {"ms", UnitDimension::Duration, 1},
+      {"s", UnitDimension::Duration, 1000},
+      {"m", UnitDimension::Duration, 60'000},
+      {"h", UnitDimension::Duration, 3'600'000},
+      {"d", UnitDimension::Duration, 86'400'000},
+      {"w", UnitDimension::Duration, 604'800'000},
+      {"B", UnitDimension::Size, 1},
+      {"KB", UnitDimension::Size, 1e3},
+      {"MB", UnitDimension::Size, 1e6},
+      {"GB", UnitDimension::Size, 1e9},
+      {"TB", UnitDimension::Size, 1e12},
+      {"PB", UnitDimension::Size, 1e15},
+      {"KiB", UnitDimension::Size, 1024.0},
+      {"MiB", UnitDimension::Size, 1024.0 * 1024},
+      {"GiB", UnitDimension::Size, 1024.0 * 1024 * 1024},
+      {"TiB", UnitDimension::Size, 1024.0 * 1024 * 1024 * 1024},
+      {"PiB", UnitDimension::Size, 1024.0 * 1024 * 1024 * 1024 * 1024},
+      {"%", UnitDimension::Percent, 1},
+  };
+  return units;
+}
+
+const UnitInfo* FindUnit(std::string_view suffix) {
+  for (const UnitInfo& u : AllUnits()) {
+    if (u.suffix == suffix) return &u;
+  }
+  return nullptr;
+}
+
+Value MakeUnitValue(UnitDimension dim, double canonical) {
+  switch (dim) {
+    case UnitDimension::Duration: return Value::Duration(canonical);
+    case UnitDimension::Size: return Value::Size(canonical);
+    case UnitDimension::Percent: return Value::Percent(canonical);
+  }
+  return Value::Null();
+}
+
+}  // namespace plinth
