@@ -75,7 +75,9 @@ std::optional<UnitDimension> UnitOf(const Value& v) {
   }
 }
 
-bool IsNumberOrUnit(const Value& v) { return v.kind() == Value::Kind::Number || UnitOf(v).has_value(); }
+bool IsNumberOrUnit(const Value& v) {
+  return v.kind() == Value::Kind::Number || UnitOf(v).has_value();
+}
 
 std::string UnitKindName(const Value& v) {
   switch (v.kind()) {
@@ -97,7 +99,8 @@ std::vector<FunctionDef> BuildRegistry() {
   fn_internal::RegisterCollectionFunctions(all);
   fn_internal::RegisterEncodingFunctions(all);
   fn_internal::RegisterCidrFileTimeFunctions(all);
-  std::sort(all.begin(), all.end(), [](const FunctionDef& a, const FunctionDef& b) { return a.name < b.name; });
+  std::sort(all.begin(), all.end(),
+            [](const FunctionDef& a, const FunctionDef& b) { return a.name < b.name; });
   return all;
 }
 
@@ -152,10 +155,10 @@ FunctionResult CallFunction(const FunctionDef& fn, const CallContext& ctx, std::
   if (args.size() < fn.min_args || args.size() > fn.max_args) {
     size_t want = args.size() < fn.min_args ? fn.min_args : fn.max_args;
     std::string plural = (fn.max_args == 1 && fn.min_args == 1) ? " argument" : " arguments";
-    return FunctionResult::Fail(
-        args.size() > fn.max_args ? static_cast<int>(want) : -1,
-        "'" + name + "' takes " + ArityText(fn) + plural + ", got " + std::to_string(args.size()) +
-            "; see its signature: " + std::string(fn.signature));
+    return FunctionResult::Fail(args.size() > fn.max_args ? static_cast<int>(want) : -1,
+                                "'" + name + "' takes " + ArityText(fn) + plural + ", got " +
+                                    std::to_string(args.size()) +
+                                    "; see its signature: " + std::string(fn.signature));
   }
 
   std::vector<Type> types;

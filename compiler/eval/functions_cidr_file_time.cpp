@@ -7,16 +7,16 @@
 
 #include <arpa/inet.h>
 
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <system_error>
 #include <variant>
-#include <cctype>
-#include <cstdlib>
 
 #include "compiler/eval/functions_internal.h"
 #include "compiler/source/source.h"
@@ -41,7 +41,9 @@ u128 Mask(int bits, int prefix) {  // ones in the top `prefix` of `bits` bits
 }
 
 // 2^n - 1 for n in [0, 128].
-u128 LowOnes(int n) { return n >= 128 ? ~u128(0) : (u128(1) << n) - 1; }
+u128 LowOnes(int n) {
+  return n >= 128 ? ~u128(0) : (u128(1) << n) - 1;
+}
 
 std::string FormatAddress(u128 a, int bits) {
   char buf[INET6_ADDRSTRLEN];
@@ -87,7 +89,9 @@ std::variant<Cidr, std::string> ParseCidr(const std::string& s) {
   return c;
 }
 
-std::string FormatCidr(u128 a, int bits, int prefix) { return FormatAddress(a, bits) + "/" + std::to_string(prefix); }
+std::string FormatCidr(u128 a, int bits, int prefix) {
+  return FormatAddress(a, bits) + "/" + std::to_string(prefix);
+}
 
 FunctionResult CidrHost(const CallContext&, std::span<const Value> args) {
   auto parsed = ParseCidr(args[0].as_string());
@@ -103,7 +107,8 @@ FunctionResult CidrHost(const CallContext&, std::span<const Value> args) {
     if (offset > max) {
       return ValueError(1, "host number " + std::to_string(*n) + " does not fit in '" + args[0].as_string() +
                                "', which has " + std::to_string(host_bits) + " host bits; use at most " +
-                               (host_bits < 64 ? std::to_string(static_cast<uint64_t>(max)) : "2^" + std::to_string(host_bits) + "-1"));
+                               (host_bits < 64 ? std::to_string(static_cast<uint64_t>(max))
+                                               : "2^" + std::to_string(host_bits) + "-1"));
     }
   } else {
     u128 back = static_cast<u128>(-(*n));
@@ -120,18 +125,19 @@ FunctionResult CidrNetmask(const CallContext&, std::span<const Value> args) {
   auto parsed = ParseCidr(args[0].as_string());
   if (auto* err = std::get_if<std::string>(&parsed)) return ValueError(0, *err);
   const Cidr& c = std::get<Cidr>(parsed);
-  if (c.bits != 32) return ValueError(0, "'cidrnetmask' only supports IPv4 prefixes; IPv6 has no netmask notation");
+  if (c.bits != 32)
+    return ValueError(0, "'cidrnetmask' only supports IPv4 prefixes; IPv6 has no netmask notation");
   return FunctionResult::Ok(Value::String(FormatAddress(Mask(32, c.prefix), 32)));
 }
 
-// The subnet `netnum` of `newbits` more bits, or an error message.
-std::variant<std::pair<u128, int>, std::string> Subnet(const Cidr& c, const std::string& text, int64_t newbits) {
-  if (newbits < 0 || c.prefix + newbits > c.bits) {
-    return "adding " + std::to_string(newbits) + " bits to the /" + std::to_string(c.prefix) + " prefix of '" + text +
-           "' would give a /" + std::to_string(c.prefix + newbits) + " prefix, but " +
+// The prefix length after adding `newbits` to `c`, or an error message.
+std::variant<int, std::string> ExtendedLength(const Cidr& c, const std::string& text, int64_t newbits) {
+  if (c.prefix + newbits > c.bits) {
+    return "adding " + std::to_string(newbits) + " bits to the /" + std::to_string(c.prefix) +
+           " prefix of '" + text + "' would give a /" + std::to_string(c.prefix + newbits) + " prefix, but " +
            (c.bits == 32 ? "IPv4" : "IPv6") + " addresses have only " + std::to_string(c.bits) + " bits";
   }
-  return std::pair<u128, int>{0, static_cast<int>(c.prefix + newbits)};
+  return static_cast<int>(c.prefix + newbits);
 }
 
 FunctionResult CidrSubnet(const CallContext&, std::span<const Value> args) {
@@ -140,15 +146,17 @@ FunctionResult CidrSubnet(const CallContext&, std::span<const Value> args) {
   if (auto* err = std::get_if<std::string>(&parsed)) return ValueError(0, *err);
   const Cidr& c = std::get<Cidr>(parsed);
   std::optional<int64_t> newbits = IntIn(args[1], 0, 128);
-  if (!newbits) return ValueError(1, "the number of new bits must be from 0 to 128, got " + Describe(args[1]));
-  auto sub = Subnet(c, text, *newbits);
-  if (auto* err = std::get_if<std::string>(&sub)) return ValueError(1, *err);
-  const int length = std::get<std::pair<u128, int>>(sub).second;
+  if (!newbits)
+    return ValueError(1, "the number of new bits must be from 0 to 128, got " + Describe(args[1]));
+  auto extended = ExtendedLength(c, text, *newbits);
+  if (auto* err = std::get_if<std::string>(&extended)) return ValueError(1, *err);
+  const int length = std::get<int>(extended);
   std::optional<int64_t> netnum = IntIn(args[2], 0, INT64_MAX / 2);
   if (!netnum || static_cast<u128>(*netnum) > LowOnes(static_cast<int>(*newbits))) {
-    std::string range = *newbits < 63 ? std::to_string((int64_t{1} << *newbits) - 1) : "2^" + std::to_string(*newbits) + "-1";
-    return ValueError(2, "network number " + Describe(args[2]) + " does not fit in " + std::to_string(*newbits) +
-                             " new bits; use a number from 0 to " + range);
+    std::string range =
+        *newbits < 63 ? std::to_string((int64_t{1} << *newbits) - 1) : "2^" + std::to_string(*newbits) + "-1";
+    return ValueError(2, "network number " + Describe(args[2]) + " does not fit in " +
+                             std::to_string(*newbits) + " new bits; use a number from 0 to " + range);
   }
   u128 addr = c.address | (static_cast<u128>(*netnum) << (c.bits - length));
   return FunctionResult::Ok(Value::String(FormatCidr(addr, c.bits, length)));
@@ -166,17 +174,18 @@ FunctionResult CidrSubnets(const CallContext&, std::span<const Value> args) {
   for (size_t i = 1; i < args.size(); ++i) {
     const int arg = static_cast<int>(i);
     std::optional<int64_t> newbits = IntIn(args[i], 0, 128);
-    if (!newbits) return ValueError(arg, "the number of new bits must be from 0 to 128, got " + Describe(args[i]));
-    auto sub = Subnet(c, text, *newbits);
-    if (auto* err = std::get_if<std::string>(&sub)) return ValueError(arg, *err);
-    const int length = std::get<std::pair<u128, int>>(sub).second;
+    if (!newbits)
+      return ValueError(arg, "the number of new bits must be from 0 to 128, got " + Describe(args[i]));
+    auto extended = ExtendedLength(c, text, *newbits);
+    if (auto* err = std::get_if<std::string>(&extended)) return ValueError(arg, *err);
+    const int length = std::get<int>(extended);
     const u128 block_minus_1 = LowOnes(c.bits - length);
     // Align up to the block size.
     u128 start = (next + block_minus_1) & ~block_minus_1;
     bool overflow = full || start < next || start > last || last - start < block_minus_1;
     if (overflow) {
-      return ValueError(arg, "not enough address space left in '" + text + "' for a /" + std::to_string(length) +
-                                 " subnet after " + std::to_string(out.size()) +
+      return ValueError(arg, "not enough address space left in '" + text + "' for a /" +
+                                 std::to_string(length) + " subnet after " + std::to_string(out.size()) +
                                  " earlier subnets; use a larger prefix or fewer new bits");
     }
     out.push_back(Value::String(FormatCidr(c.address + start, c.bits, length)));
@@ -205,7 +214,8 @@ std::variant<std::string, FunctionResult> ReadFile(const CallContext& ctx, const
   if (ec || !std::filesystem::exists(status)) {
     return ValueError(0, "cannot read '" + path + "': no such file (looked for '" + p.string() + "')");
   }
-  if (std::filesystem::is_directory(status)) return ValueError(0, "cannot read '" + path + "': it is a directory");
+  if (std::filesystem::is_directory(status))
+    return ValueError(0, "cannot read '" + path + "': it is a directory");
   if (!std::filesystem::is_regular_file(status)) {
     return ValueError(0, "cannot read '" + path + "': it is not a regular file");
   }
@@ -295,8 +305,8 @@ std::string Dirname(std::string_view p) {
 // ------------------------------------------------------------------ time
 
 struct Timestamp {
-  int64_t ms = 0;           // since 1970-01-01T00:00:00Z
-  int offset_minutes = 0;   // the zone offset written in the text
+  int64_t ms = 0;          // since 1970-01-01T00:00:00Z
+  int offset_minutes = 0;  // the zone offset written in the text
 };
 
 // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -322,7 +332,9 @@ void CivilFromDays(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
   y += m <= 2;
 }
 
-bool LeapYear(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+bool LeapYear(int64_t y) {
+  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
 
 unsigned DaysInMonth(int64_t y, unsigned m) {
   static const unsigned kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -345,8 +357,8 @@ std::optional<Timestamp> ParseRfc3339(std::string_view s) {
       !digits(14, 2, minute) || s[16] != ':' || !digits(17, 2, second)) {
     return std::nullopt;
   }
-  if (month < 1 || month > 12 || day < 1 || static_cast<unsigned>(day) > DaysInMonth(year, month) || hour > 23 ||
-      minute > 59 || second > 59) {
+  if (month < 1 || month > 12 || day < 1 || static_cast<unsigned>(day) > DaysInMonth(year, month) ||
+      hour > 23 || minute > 59 || second > 59) {
     return std::nullopt;
   }
   size_t i = 19;
@@ -415,8 +427,8 @@ std::string OffsetText(int minutes, bool colon) {
 std::optional<std::string> FormatRfc3339(const Timestamp& t) {
   Civil c = ToCivil(t);
   if (c.year < 0 || c.year > 9999) return std::nullopt;
-  std::string s = Zero(c.year, 4) + "-" + Zero(c.month, 2) + "-" + Zero(c.day, 2) + "T" + Zero(c.hour, 2) + ":" +
-                  Zero(c.minute, 2) + ":" + Zero(c.second, 2);
+  std::string s = Zero(c.year, 4) + "-" + Zero(c.month, 2) + "-" + Zero(c.day, 2) + "T" + Zero(c.hour, 2) +
+                  ":" + Zero(c.minute, 2) + ":" + Zero(c.second, 2);
   if (c.ms) {
     std::string frac = Zero(c.ms, 3);
     while (frac.back() == '0') frac.pop_back();
@@ -431,9 +443,11 @@ constexpr std::string_view kTimestampHint = "; write an RFC 3339 timestamp like 
 FunctionResult FormatDate(const CallContext&, std::span<const Value> args) {
   std::optional<Timestamp> t = ParseRfc3339(args[1].as_string());
   if (!t) return ValueError(1, Describe(args[1]) + " is not a valid timestamp" + std::string(kTimestampHint));
-  static const char* const kMonths[] = {"January", "February", "March",     "April",   "May",      "June",
-                                        "July",    "August",   "September", "October", "November", "December"};
-  static const char* const kDays[] = {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"};
+  static const char* const kMonths[] = {"January",   "February", "March",    "April",
+                                        "May",       "June",     "July",     "August",
+                                        "September", "October",  "November", "December"};
+  static const char* const kDays[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
+                                      "Thursday", "Friday", "Saturday"};
   const Civil c = ToCivil(*t);
   const std::string& f = args[0].as_string();
   std::string out;
@@ -443,7 +457,8 @@ FunctionResult FormatDate(const CallContext&, std::span<const Value> args) {
     if (ch == '\'') {
       size_t end = f.find('\'', i + 1);
       if (end == std::string::npos) {
-        return ValueError(0, "the format has an unclosed quote at byte " + std::to_string(i) + "; write '' for a quote");
+        return ValueError(
+            0, "the format has an unclosed quote at byte " + std::to_string(i) + "; write '' for a quote");
       }
       out += end == i + 1 ? "'" : f.substr(i + 1, end - i - 1);
       i = end + 1;
@@ -459,33 +474,58 @@ FunctionResult FormatDate(const CallContext&, std::span<const Value> args) {
     const std::string verb = f.substr(i, j - i);
     i = j;
     const unsigned h12 = c.hour % 12 == 0 ? 12 : c.hour % 12;
-    if (verb == "YYYY") out += Zero(c.year, 4);
-    else if (verb == "YY") out += Zero(c.year % 100, 2);
-    else if (verb == "MMMM") out += kMonths[c.month - 1];
-    else if (verb == "MMM") out += std::string(kMonths[c.month - 1]).substr(0, 3);
-    else if (verb == "MM") out += Zero(c.month, 2);
-    else if (verb == "M") out += std::to_string(c.month);
-    else if (verb == "DD") out += Zero(c.day, 2);
-    else if (verb == "D") out += std::to_string(c.day);
-    else if (verb == "EEEE") out += kDays[c.weekday];
-    else if (verb == "EEE") out += std::string(kDays[c.weekday]).substr(0, 3);
-    else if (verb == "hh") out += Zero(c.hour, 2);
-    else if (verb == "h") out += std::to_string(c.hour);
-    else if (verb == "HH") out += Zero(h12, 2);
-    else if (verb == "H") out += std::to_string(h12);
-    else if (verb == "AA") out += c.hour < 12 ? "AM" : "PM";
-    else if (verb == "aa") out += c.hour < 12 ? "am" : "pm";
-    else if (verb == "mm") out += Zero(c.minute, 2);
-    else if (verb == "m") out += std::to_string(c.minute);
-    else if (verb == "ss") out += Zero(c.second, 2);
-    else if (verb == "s") out += std::to_string(c.second);
-    else if (verb == "ZZZZZ") out += OffsetText(t->offset_minutes, true);
-    else if (verb == "ZZZZ") out += OffsetText(t->offset_minutes, false);
-    else if (verb == "ZZZ") out += t->offset_minutes == 0 ? "UTC" : OffsetText(t->offset_minutes, false);
-    else if (verb == "Z") out += t->offset_minutes == 0 ? "Z" : OffsetText(t->offset_minutes, true);
+    if (verb == "YYYY")
+      out += Zero(c.year, 4);
+    else if (verb == "YY")
+      out += Zero(c.year % 100, 2);
+    else if (verb == "MMMM")
+      out += kMonths[c.month - 1];
+    else if (verb == "MMM")
+      out += std::string(kMonths[c.month - 1]).substr(0, 3);
+    else if (verb == "MM")
+      out += Zero(c.month, 2);
+    else if (verb == "M")
+      out += std::to_string(c.month);
+    else if (verb == "DD")
+      out += Zero(c.day, 2);
+    else if (verb == "D")
+      out += std::to_string(c.day);
+    else if (verb == "EEEE")
+      out += kDays[c.weekday];
+    else if (verb == "EEE")
+      out += std::string(kDays[c.weekday]).substr(0, 3);
+    else if (verb == "hh")
+      out += Zero(c.hour, 2);
+    else if (verb == "h")
+      out += std::to_string(c.hour);
+    else if (verb == "HH")
+      out += Zero(h12, 2);
+    else if (verb == "H")
+      out += std::to_string(h12);
+    else if (verb == "AA")
+      out += c.hour < 12 ? "AM" : "PM";
+    else if (verb == "aa")
+      out += c.hour < 12 ? "am" : "pm";
+    else if (verb == "mm")
+      out += Zero(c.minute, 2);
+    else if (verb == "m")
+      out += std::to_string(c.minute);
+    else if (verb == "ss")
+      out += Zero(c.second, 2);
+    else if (verb == "s")
+      out += std::to_string(c.second);
+    else if (verb == "ZZZZZ")
+      out += OffsetText(t->offset_minutes, true);
+    else if (verb == "ZZZZ")
+      out += OffsetText(t->offset_minutes, false);
+    else if (verb == "ZZZ")
+      out += t->offset_minutes == 0 ? "UTC" : OffsetText(t->offset_minutes, false);
+    else if (verb == "Z")
+      out += t->offset_minutes == 0 ? "Z" : OffsetText(t->offset_minutes, true);
     else {
-      return ValueError(0, "unknown date format sequence '" + verb +
-                               "'; quote literal letters like 'at', or see docs/functions.md for the sequences");
+      return ValueError(0,
+                        "unknown date format sequence '" + verb +
+                            "'; quote literal letters like 'at', or see docs/functions.md for the sequences");
     }
   }
   return FunctionResult::Ok(Value::String(std::move(out)));
@@ -540,7 +580,8 @@ std::optional<double> TakeNumber(std::string_view& s) {
 const UnitInfo* TakeUnit(std::string_view& s, UnitDimension dim) {
   const UnitInfo* best = nullptr;
   for (const UnitInfo& u : AllUnits()) {
-    if (u.dimension == dim && s.starts_with(u.suffix) && (!best || u.suffix.size() > best->suffix.size())) best = &u;
+    if (u.dimension == dim && s.starts_with(u.suffix) && (!best || u.suffix.size() > best->suffix.size()))
+      best = &u;
   }
   if (best) s.remove_prefix(best->suffix.size());
   return best;
@@ -562,8 +603,8 @@ std::string_view TrimAscii(std::string_view s) {
 
 FunctionResult ParseDuration(const CallContext&, std::span<const Value> args) {
   std::string_view s = TrimAscii(args[0].as_string());
-  const std::string hint = "; write a number and a unit (" + UnitList(UnitDimension::Duration) +
-                           "), repeated as in \"1h30m\"";
+  const std::string hint =
+      "; write a number and a unit (" + UnitList(UnitDimension::Duration) + "), repeated as in \"1h30m\"";
   bool negative = false;
   if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
     negative = s[0] == '-';
@@ -584,13 +625,15 @@ FunctionResult ParseDuration(const CallContext&, std::span<const Value> args) {
 
 FunctionResult ParseSize(const CallContext&, std::span<const Value> args) {
   std::string_view s = TrimAscii(args[0].as_string());
-  const std::string hint = "; write a number and a unit (" + UnitList(UnitDimension::Size) + "), like \"10GiB\"";
+  const std::string hint =
+      "; write a number and a unit (" + UnitList(UnitDimension::Size) + "), like \"10GiB\"";
   std::optional<double> n = TakeNumber(s);
   if (!n) return ValueError(0, Describe(args[0]) + " is not a valid size" + hint);
   while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
   const UnitInfo* u = TakeUnit(s, UnitDimension::Size);
   if (!u || !s.empty()) {
-    return ValueError(0, Describe(args[0]) + " does not end in a known size unit (units are case-sensitive)" + hint);
+    return ValueError(
+        0, Describe(args[0]) + " does not end in a known size unit (units are case-sensitive)" + hint);
   }
   double bytes = *n * u->factor;
   if (!std::isfinite(bytes)) return ValueError(0, Describe(args[0]) + " is too large");
@@ -615,56 +658,135 @@ void RegisterCidrFileTimeFunctions(std::vector<FunctionDef>& out) {
   const Type D = Type::Duration();
 
   // ---- cidr
-  out.push_back({"cidrhost", "cidr", "cidrhost(prefix string, hostnum int) string",
-                 "the address of host number `hostnum` in a prefix (negative: from the end)", 2, 2, {S, I},
-                 Returns(S), CidrHost});
-  out.push_back({"cidrnetmask", "cidr", "cidrnetmask(prefix string) string",
-                 "the dotted netmask of an IPv4 prefix", 1, 1, {S}, Returns(S), CidrNetmask});
-  out.push_back({"cidrsubnet", "cidr", "cidrsubnet(prefix string, newbits int, netnum int) string",
-                 "subnet number `netnum` of a prefix extended by `newbits` bits", 3, 3, {S, I, I}, Returns(S),
+  out.push_back({"cidrhost",
+                 "cidr",
+                 "cidrhost(prefix string, hostnum int) string",
+                 "the address of host number `hostnum` in a prefix (negative: from the end)",
+                 2,
+                 2,
+                 {S, I},
+                 Returns(S),
+                 CidrHost});
+  out.push_back({"cidrnetmask",
+                 "cidr",
+                 "cidrnetmask(prefix string) string",
+                 "the dotted netmask of an IPv4 prefix",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
+                 CidrNetmask});
+  out.push_back({"cidrsubnet",
+                 "cidr",
+                 "cidrsubnet(prefix string, newbits int, netnum int) string",
+                 "subnet number `netnum` of a prefix extended by `newbits` bits",
+                 3,
+                 3,
+                 {S, I, I},
+                 Returns(S),
                  CidrSubnet});
-  out.push_back({"cidrsubnets", "cidr", "cidrsubnets(prefix string, newbits int...) list(string)",
-                 "consecutive, aligned subnets of a prefix, one per `newbits` argument", 1, SIZE_MAX, {S, I},
-                 Returns(Type::List(S)), CidrSubnets});
+  out.push_back({"cidrsubnets",
+                 "cidr",
+                 "cidrsubnets(prefix string, newbits int...) list(string)",
+                 "consecutive, aligned subnets of a prefix, one per `newbits` argument",
+                 1,
+                 SIZE_MAX,
+                 {S, I},
+                 Returns(Type::List(S)),
+                 CidrSubnets});
 
   // ---- file
-  out.push_back({"file", "file", "file(path string) string",
-                 "the contents of a UTF-8 text file of at most 16 MiB", 1, 1, {S}, Returns(S), File});
-  out.push_back({"fileexists", "file", "fileexists(path string) bool", "whether a file exists at a path", 1, 1, {S},
-                 Returns(B), FileExists});
-  out.push_back({"filebase64", "file", "filebase64(path string) string",
-                 "the contents of a file of at most 16 MiB, as base64", 1, 1, {S}, Returns(S),
+  out.push_back({"file",
+                 "file",
+                 "file(path string) string",
+                 "the contents of a UTF-8 text file of at most 16 MiB",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
+                 File});
+  out.push_back({"fileexists",
+                 "file",
+                 "fileexists(path string) bool",
+                 "whether a file exists at a path",
+                 1,
+                 1,
+                 {S},
+                 Returns(B),
+                 FileExists});
+  out.push_back({"filebase64",
+                 "file",
+                 "filebase64(path string) string",
+                 "the contents of a file of at most 16 MiB, as base64",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
                  [](const CallContext& ctx, std::span<const Value> args) {
                    auto r = ReadFile(ctx, args[0].as_string());
                    if (auto* err = std::get_if<FunctionResult>(&r)) return *err;
                    return FunctionResult::Ok(Value::String(Base64EncodeBytes(std::get<std::string>(r))));
                  }});
-  out.push_back({"filesha256", "file", "filesha256(path string) string",
-                 "the SHA-256 hash of a file's contents, as hex", 1, 1, {S}, Returns(S),
+  out.push_back({"filesha256",
+                 "file",
+                 "filesha256(path string) string",
+                 "the SHA-256 hash of a file's contents, as hex",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
                  [](const CallContext& ctx, std::span<const Value> args) {
                    auto r = ReadFile(ctx, args[0].as_string());
                    if (auto* err = std::get_if<FunctionResult>(&r)) return *err;
                    return FunctionResult::Ok(Value::String(Sha256Hex(std::get<std::string>(r))));
                  }});
-  out.push_back({"basename", "file", "basename(path string) string", "the last element of a path", 1, 1, {S},
-                 Returns(S), [](const CallContext&, std::span<const Value> args) {
+  out.push_back({"basename",
+                 "file",
+                 "basename(path string) string",
+                 "the last element of a path",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
+                 [](const CallContext&, std::span<const Value> args) {
                    return FunctionResult::Ok(Value::String(Basename(args[0].as_string())));
                  }});
-  out.push_back({"dirname", "file", "dirname(path string) string", "a path without its last element", 1, 1, {S},
-                 Returns(S), [](const CallContext&, std::span<const Value> args) {
+  out.push_back({"dirname",
+                 "file",
+                 "dirname(path string) string",
+                 "a path without its last element",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
+                 [](const CallContext&, std::span<const Value> args) {
                    return FunctionResult::Ok(Value::String(Dirname(args[0].as_string())));
                  }});
-  out.push_back({"abspath", "file", "abspath(path string) string",
-                 "an absolute, cleaned path; relative paths start at the calling file's directory", 1, 1, {S},
-                 Returns(S), [](const CallContext& ctx, std::span<const Value> args) {
+  out.push_back({"abspath",
+                 "file",
+                 "abspath(path string) string",
+                 "an absolute, cleaned path; relative paths start at the calling file's directory",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
+                 [](const CallContext& ctx, std::span<const Value> args) {
                    std::filesystem::path p = Resolve(ctx, args[0].as_string());
                    std::error_code ec;
                    if (p.is_relative()) p = std::filesystem::absolute(p, ec);
-                   if (ec) return ValueError(0, "cannot make '" + args[0].as_string() + "' absolute: " + ec.message());
+                   if (ec)
+                     return ValueError(0,
+                                       "cannot make '" + args[0].as_string() + "' absolute: " + ec.message());
                    return FunctionResult::Ok(Value::String(CleanPath(p.generic_string())));
                  }});
-  out.push_back({"pathjoin", "file", "pathjoin(parts string...) string",
-                 "joins path elements with '/' and cleans the result", 1, SIZE_MAX, {S}, Returns(S),
+  out.push_back({"pathjoin",
+                 "file",
+                 "pathjoin(parts string...) string",
+                 "joins path elements with '/' and cleans the result",
+                 1,
+                 SIZE_MAX,
+                 {S},
+                 Returns(S),
                  [](const CallContext&, std::span<const Value> args) {
                    std::string joined;
                    for (const Value& a : args) {
@@ -676,28 +798,97 @@ void RegisterCidrFileTimeFunctions(std::vector<FunctionDef>& out) {
                  }});
 
   // ---- time
-  out.push_back({"timestamp", "time", "timestamp() string",
-                 "the current UTC time in RFC 3339; known only after apply", 0, 0, {}, Returns(S), Now,
+  out.push_back({"timestamp",
+                 "time",
+                 "timestamp() string",
+                 "the current UTC time in RFC 3339; known only after apply",
+                 0,
+                 0,
+                 {},
+                 Returns(S),
+                 Now,
                  /*impure=*/true});
-  out.push_back({"formatdate", "time", "formatdate(format string, timestamp string) string",
-                 "formats an RFC 3339 timestamp with sequences like YYYY-MM-DD hh:mm", 2, 2, {S, S}, Returns(S),
+  out.push_back({"formatdate",
+                 "time",
+                 "formatdate(format string, timestamp string) string",
+                 "formats an RFC 3339 timestamp with sequences like YYYY-MM-DD hh:mm",
+                 2,
+                 2,
+                 {S, S},
+                 Returns(S),
                  FormatDate});
-  out.push_back({"timeadd", "time", "timeadd(timestamp string, duration duration) string",
-                 "adds a duration such as 30m to an RFC 3339 timestamp", 2, 2, {S, D}, Returns(S), TimeAdd});
-  out.push_back({"timecmp", "time", "timecmp(a string, b string) int",
-                 "compares two RFC 3339 timestamps: -1, 0 or 1", 2, 2, {S, S}, Returns(I), TimeCmp});
-  out.push_back({"parseduration", "time", "parseduration(s string) duration",
-                 "parses a duration string like \"1h30m\" into a duration", 1, 1, {S}, Returns(D), ParseDuration});
-  out.push_back({"seconds", "time", "seconds(d duration) number", "a duration as a number of seconds", 1, 1, {D},
-                 Returns(N), Scaled(1000)});
-  out.push_back({"milliseconds", "time", "milliseconds(d duration) number",
-                 "a duration as a number of milliseconds", 1, 1, {D}, Returns(N), Scaled(1)});
-  out.push_back({"parsesize", "numeric", "parsesize(s string) size",
-                 "parses a size string like \"10GiB\" into a size", 1, 1, {S}, Returns(Type::Size()), ParseSize});
-  out.push_back({"bytes", "numeric", "bytes(size size) number", "a size as a number of bytes", 1, 1,
-                 {Type::Size()}, Returns(N), Scaled(1)});
-  out.push_back({"gibibytes", "numeric", "gibibytes(size size) number", "a size as a number of GiB (2^30 bytes)", 1,
-                 1, {Type::Size()}, Returns(N), Scaled(1024.0 * 1024 * 1024)});
+  out.push_back({"timeadd",
+                 "time",
+                 "timeadd(timestamp string, duration duration) string",
+                 "adds a duration such as 30m to an RFC 3339 timestamp",
+                 2,
+                 2,
+                 {S, D},
+                 Returns(S),
+                 TimeAdd});
+  out.push_back({"timecmp",
+                 "time",
+                 "timecmp(a string, b string) int",
+                 "compares two RFC 3339 timestamps: -1, 0 or 1",
+                 2,
+                 2,
+                 {S, S},
+                 Returns(I),
+                 TimeCmp});
+  out.push_back({"parseduration",
+                 "time",
+                 "parseduration(s string) duration",
+                 "parses a duration string like \"1h30m\" into a duration",
+                 1,
+                 1,
+                 {S},
+                 Returns(D),
+                 ParseDuration});
+  out.push_back({"seconds",
+                 "time",
+                 "seconds(d duration) number",
+                 "a duration as a number of seconds",
+                 1,
+                 1,
+                 {D},
+                 Returns(N),
+                 Scaled(1000)});
+  out.push_back({"milliseconds",
+                 "time",
+                 "milliseconds(d duration) number",
+                 "a duration as a number of milliseconds",
+                 1,
+                 1,
+                 {D},
+                 Returns(N),
+                 Scaled(1)});
+  out.push_back({"parsesize",
+                 "numeric",
+                 "parsesize(s string) size",
+                 "parses a size string like \"10GiB\" into a size",
+                 1,
+                 1,
+                 {S},
+                 Returns(Type::Size()),
+                 ParseSize});
+  out.push_back({"bytes",
+                 "numeric",
+                 "bytes(size size) number",
+                 "a size as a number of bytes",
+                 1,
+                 1,
+                 {Type::Size()},
+                 Returns(N),
+                 Scaled(1)});
+  out.push_back({"gibibytes",
+                 "numeric",
+                 "gibibytes(size size) number",
+                 "a size as a number of GiB (2^30 bytes)",
+                 1,
+                 1,
+                 {Type::Size()},
+                 Returns(N),
+                 Scaled(1024.0 * 1024 * 1024)});
 }
 
 }  // namespace plinth::fn_internal

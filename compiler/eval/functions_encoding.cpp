@@ -9,8 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
-#include <stdexcept>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "compiler/eval/functions_internal.h"
 #include "compiler/source/source.h"
@@ -24,7 +24,8 @@ constexpr size_t kMaxJsonDepth = 512;
 
 // ------------------------------------------------------------------ base64
 
-constexpr std::string_view kBase64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr std::string_view kBase64Alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 std::string Base64Encode(std::string_view in) {
   std::string out;
@@ -126,7 +127,8 @@ std::optional<FunctionResult> EncodeJson(const Value& v, std::string& out, size_
     case Kind::Bool: out += v.as_bool() ? "true" : "false"; break;
     case Kind::Number:
       if (!std::isfinite(v.as_number())) {
-        return ValueError(0, "cannot represent " + FormatNumber(v.as_number()) + " in JSON; use a finite number");
+        return ValueError(
+            0, "cannot represent " + FormatNumber(v.as_number()) + " in JSON; use a finite number");
       }
       out += JsonNumber(v.as_number());
       break;
@@ -292,7 +294,8 @@ std::string ParseCsv(std::string_view s, std::vector<std::vector<std::string>>& 
       } else {
         while (i < s.size() && s[i] != ',' && s[i] != '\n' && s[i] != '\r') {
           if (s[i] == '"') {
-            return "line " + std::to_string(line) + ": a quote inside an unquoted field; quote the whole field";
+            return "line " + std::to_string(line) +
+                   ": a quote inside an unquoted field; quote the whole field";
           }
           field += s[i++];
         }
@@ -323,8 +326,9 @@ FunctionResult CsvDecode(const CallContext&, std::span<const Value> args) {
   const std::vector<std::string>& header = rows[0];
   for (size_t r = 1; r < rows.size(); ++r) {
     if (rows[r].size() != header.size()) {
-      return ValueError(0, "invalid CSV: record " + std::to_string(r) + " has " + std::to_string(rows[r].size()) +
-                               " fields but the header has " + std::to_string(header.size()));
+      return ValueError(0, "invalid CSV: record " + std::to_string(r) + " has " +
+                               std::to_string(rows[r].size()) + " fields but the header has " +
+                               std::to_string(header.size()));
     }
     ValueMap m;
     for (size_t c = 0; c < header.size(); ++c) m[header[c]] = Value::String(rows[r][c]);
@@ -357,7 +361,8 @@ std::string Hex(std::string_view bytes) {
 
 std::string FormatUuid(const unsigned char* b) {
   std::string h = Hex(std::string_view(reinterpret_cast<const char*>(b), 16));
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" +
+         h.substr(20);
 }
 
 std::optional<std::string> ParseUuid(std::string_view s) {
@@ -393,8 +398,10 @@ FunctionResult UuidV5(const CallContext&, std::span<const Value> args) {
                                          : std::string_view(ns);
   std::optional<std::string> ns_bytes = ParseUuid(text);
   if (!ns_bytes) {
-    return ValueError(0, "the namespace must be \"dns\", \"url\", \"oid\", \"x500\" or a UUID like "
-                         "\"6ba7b810-9dad-11d1-80b4-00c04fd430c8\", got " + Describe(args[0]));
+    return ValueError(0,
+                      "the namespace must be \"dns\", \"url\", \"oid\", \"x500\" or a UUID like "
+                      "\"6ba7b810-9dad-11d1-80b4-00c04fd430c8\", got " +
+                          Describe(args[0]));
   }
   std::string hash = Digest(EVP_sha1(), *ns_bytes + args[1].as_string());
   unsigned char b[16];
@@ -429,66 +436,164 @@ Impl Base64Hash(const EVP_MD* (*md)()) {
 }  // namespace
 
 // Used by filebase64 and filesha256 in functions_cidr_file_time.cpp.
-std::string Base64EncodeBytes(std::string_view bytes) { return Base64Encode(bytes); }
-std::string Sha256Hex(std::string_view bytes) { return Hex(Digest(EVP_sha256(), bytes)); }
+std::string Base64EncodeBytes(std::string_view bytes) {
+  return Base64Encode(bytes);
+}
+std::string Sha256Hex(std::string_view bytes) {
+  return Hex(Digest(EVP_sha256(), bytes));
+}
 
 void RegisterEncodingFunctions(std::vector<FunctionDef>& out) {
   const Type S = Type::String();
   const Type A = Type::Any();
 
-  out.push_back({"base64encode", "encoding", "base64encode(s string) string",
-                 "encodes the UTF-8 bytes of a string as standard base64", 1, 1, {S}, Returns(S),
+  out.push_back({"base64encode",
+                 "encoding",
+                 "base64encode(s string) string",
+                 "encodes the UTF-8 bytes of a string as standard base64",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
                  [](const CallContext&, std::span<const Value> args) {
                    return FunctionResult::Ok(Value::String(Base64Encode(args[0].as_string())));
                  }});
-  out.push_back({"base64decode", "encoding", "base64decode(s string) string",
-                 "decodes standard, padded base64 into a UTF-8 string", 1, 1, {S}, Returns(S),
-                 [](const CallContext&, std::span<const Value> args) {
-                   size_t bad = 0;
-                   std::optional<std::string> bytes = Base64Decode(args[0].as_string(), &bad);
-                   if (!bytes) {
-                     if (bad == args[0].as_string().size()) {
-                       return ValueError(0, "invalid base64: the length is not a multiple of 4; add '=' padding");
-                     }
-                     return ValueError(0, "invalid base64: unexpected character at byte " + std::to_string(bad));
-                   }
-                   if (FindInvalidUtf8(*bytes) != std::string::npos) {
-                     return ValueError(0, "the decoded bytes are not UTF-8 text; strings cannot hold binary data");
-                   }
-                   return FunctionResult::Ok(Value::String(std::move(*bytes)));
-                 }});
-  out.push_back({"jsonencode", "encoding", "jsonencode(value any) string",
-                 "encodes a value as compact JSON; units become strings like \"30s\"", 1, 1, {A}, Returns(S),
+  out.push_back(
+      {"base64decode",
+       "encoding",
+       "base64decode(s string) string",
+       "decodes standard, padded base64 into a UTF-8 string",
+       1,
+       1,
+       {S},
+       Returns(S),
+       [](const CallContext&, std::span<const Value> args) {
+         size_t bad = 0;
+         std::optional<std::string> bytes = Base64Decode(args[0].as_string(), &bad);
+         if (!bytes) {
+           if (bad == args[0].as_string().size()) {
+             return ValueError(0, "invalid base64: the length is not a multiple of 4; add '=' padding");
+           }
+           return ValueError(0, "invalid base64: unexpected character at byte " + std::to_string(bad));
+         }
+         if (FindInvalidUtf8(*bytes) != std::string::npos) {
+           return ValueError(0, "the decoded bytes are not UTF-8 text; strings cannot hold binary data");
+         }
+         return FunctionResult::Ok(Value::String(std::move(*bytes)));
+       }});
+  out.push_back({"jsonencode",
+                 "encoding",
+                 "jsonencode(value any) string",
+                 "encodes a value as compact JSON; units become strings like \"30s\"",
+                 1,
+                 1,
+                 {A},
+                 Returns(S),
                  [](const CallContext&, std::span<const Value> args) {
                    std::string text;
                    if (auto err = EncodeJson(args[0], text, 0)) return *err;
                    return FunctionResult::Ok(Value::String(std::move(text)));
                  }});
-  out.push_back({"jsondecode", "encoding", "jsondecode(s string) any",
-                 "parses a JSON document; every JSON number becomes a number", 1, 1, {S}, Returns(A), JsonDecode});
-  out.push_back({"urlencode", "encoding", "urlencode(s string) string",
-                 "escapes a string for a URL query: spaces become '+', other reserved bytes %XX", 1, 1, {S},
-                 Returns(S), UrlEncode});
-  out.push_back({"csvdecode", "encoding", "csvdecode(s string) list(map(string))",
-                 "parses CSV whose first line names the columns into a list of maps", 1, 1, {S},
-                 Returns(Type::List(Type::Map(S))), CsvDecode});
+  out.push_back({"jsondecode",
+                 "encoding",
+                 "jsondecode(s string) any",
+                 "parses a JSON document; every JSON number becomes a number",
+                 1,
+                 1,
+                 {S},
+                 Returns(A),
+                 JsonDecode});
+  out.push_back({"urlencode",
+                 "encoding",
+                 "urlencode(s string) string",
+                 "escapes a string for a URL query: spaces become '+', other reserved bytes %XX",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
+                 UrlEncode});
+  out.push_back({"csvdecode",
+                 "encoding",
+                 "csvdecode(s string) list(map(string))",
+                 "parses CSV whose first line names the columns into a list of maps",
+                 1,
+                 1,
+                 {S},
+                 Returns(Type::List(Type::Map(S))),
+                 CsvDecode});
 
-  out.push_back({"md5", "hashing", "md5(s string) string", "the MD5 hash of a string, as hex", 1, 1, {S},
-                 Returns(S), HexHash(EVP_md5)});
-  out.push_back({"sha1", "hashing", "sha1(s string) string", "the SHA-1 hash of a string, as hex", 1, 1, {S},
-                 Returns(S), HexHash(EVP_sha1)});
-  out.push_back({"sha256", "hashing", "sha256(s string) string", "the SHA-256 hash of a string, as hex", 1, 1, {S},
-                 Returns(S), HexHash(EVP_sha256)});
-  out.push_back({"sha512", "hashing", "sha512(s string) string", "the SHA-512 hash of a string, as hex", 1, 1, {S},
-                 Returns(S), HexHash(EVP_sha512)});
-  out.push_back({"base64sha256", "hashing", "base64sha256(s string) string",
-                 "the SHA-256 hash of a string, as base64", 1, 1, {S}, Returns(S), Base64Hash(EVP_sha256)});
-  out.push_back({"base64sha512", "hashing", "base64sha512(s string) string",
-                 "the SHA-512 hash of a string, as base64", 1, 1, {S}, Returns(S), Base64Hash(EVP_sha512)});
-  out.push_back({"uuid", "hashing", "uuid() string", "a random version 4 UUID; known only after apply", 0, 0, {},
-                 Returns(S), UuidV4, /*impure=*/true});
-  out.push_back({"uuidv5", "hashing", "uuidv5(namespace string, name string) string",
-                 "the name-based (SHA-1) version 5 UUID of a name in a namespace", 2, 2, {S, S}, Returns(S),
+  out.push_back({"md5",
+                 "hashing",
+                 "md5(s string) string",
+                 "the MD5 hash of a string, as hex",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
+                 HexHash(EVP_md5)});
+  out.push_back({"sha1",
+                 "hashing",
+                 "sha1(s string) string",
+                 "the SHA-1 hash of a string, as hex",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
+                 HexHash(EVP_sha1)});
+  out.push_back({"sha256",
+                 "hashing",
+                 "sha256(s string) string",
+                 "the SHA-256 hash of a string, as hex",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
+                 HexHash(EVP_sha256)});
+  out.push_back({"sha512",
+                 "hashing",
+                 "sha512(s string) string",
+                 "the SHA-512 hash of a string, as hex",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
+                 HexHash(EVP_sha512)});
+  out.push_back({"base64sha256",
+                 "hashing",
+                 "base64sha256(s string) string",
+                 "the SHA-256 hash of a string, as base64",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
+                 Base64Hash(EVP_sha256)});
+  out.push_back({"base64sha512",
+                 "hashing",
+                 "base64sha512(s string) string",
+                 "the SHA-512 hash of a string, as base64",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
+                 Base64Hash(EVP_sha512)});
+  out.push_back({"uuid",
+                 "hashing",
+                 "uuid() string",
+                 "a random version 4 UUID; known only after apply",
+                 0,
+                 0,
+                 {},
+                 Returns(S),
+                 UuidV4,
+                 /*impure=*/true});
+  out.push_back({"uuidv5",
+                 "hashing",
+                 "uuidv5(namespace string, name string) string",
+                 "the name-based (SHA-1) version 5 UUID of a name in a namespace",
+                 2,
+                 2,
+                 {S, S},
+                 Returns(S),
                  UuidV5});
 }
 

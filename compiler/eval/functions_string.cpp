@@ -131,7 +131,8 @@ std::optional<FunctionResult> CheckSubject(int arg, std::string_view s) {
 Value MatchValue(const std::smatch& m) {
   if (m.size() <= 1) return Value::String(m.str(0));
   ValueList groups;
-  for (size_t i = 1; i < m.size(); ++i) groups.push_back(m[i].matched ? Value::String(m.str(i)) : Value::Null());
+  for (size_t i = 1; i < m.size(); ++i)
+    groups.push_back(m[i].matched ? Value::String(m.str(i)) : Value::Null());
   return Value::List(std::move(groups));
 }
 
@@ -166,7 +167,8 @@ FunctionResult Format(const CallContext&, std::span<const Value> args) {
     }
     size_t start = i++;
     std::string flags;
-    while (i < spec.size() && std::string_view("-+ 0#").find(spec[i]) != std::string_view::npos) flags += spec[i++];
+    while (i < spec.size() && std::string_view("-+ 0#").find(spec[i]) != std::string_view::npos)
+      flags += spec[i++];
     int width = -1;
     int precision = -1;
     while (i < spec.size() && std::isdigit(static_cast<unsigned char>(spec[i]))) {
@@ -180,7 +182,8 @@ FunctionResult Format(const CallContext&, std::span<const Value> args) {
       }
     }
     if (i >= spec.size()) {
-      return ValueError(0, "the format string ends in the middle of a '%' verb; write '%%' for a literal '%'");
+      return ValueError(0,
+                        "the format string ends in the middle of a '%' verb; write '%%' for a literal '%'");
     }
     char verb = spec[i];
     std::string verb_text = spec.substr(start, i - start + 1);
@@ -201,7 +204,8 @@ FunctionResult Format(const CallContext&, std::span<const Value> args) {
     switch (verb) {
       case 's': {
         std::optional<std::string> text = ScalarText(v);
-        if (!text) return TypeError(arg, "'%s' needs a string, number, bool or unit value, got " + KindName(v));
+        if (!text)
+          return TypeError(arg, "'%s' needs a string, number, bool or unit value, got " + KindName(v));
         if (precision >= 0) {
           std::vector<std::string_view> cps = CodePoints(*text);
           std::string cut;
@@ -224,7 +228,8 @@ FunctionResult Format(const CallContext&, std::span<const Value> args) {
       case 'd':
       case 'f': {
         if (v.kind() != Value::Kind::Number) {
-          std::string hint = UnitOf(v) ? "; convert it first, for example with 'seconds' or 'bytes', or use %s" : "";
+          std::string hint =
+              UnitOf(v) ? "; convert it first, for example with 'seconds' or 'bytes', or use %s" : "";
           return TypeError(arg, "'" + verb_text + "' needs a number, got " + KindName(v) + hint);
         }
         double d = v.as_number();
@@ -233,7 +238,8 @@ FunctionResult Format(const CallContext&, std::span<const Value> args) {
                                      "; use %f or 'floor' first");
         }
         std::string fmt = "%" + flags + (width >= 0 ? std::to_string(width) : "") +
-                          (precision >= 0 ? "." + std::to_string(precision) : "") + (verb == 'd' ? ".0f" : "f");
+                          (precision >= 0 ? "." + std::to_string(precision) : "") +
+                          (verb == 'd' ? ".0f" : "f");
         if (verb == 'd' && precision >= 0) {
           fmt = "%" + flags + (width >= 0 ? std::to_string(width) : "") + ".0f";
         }
@@ -340,8 +346,9 @@ FunctionResult Substr(const CallContext&, std::span<const Value> args) {
   const int64_t n = static_cast<int64_t>(cps.size());
   std::optional<int64_t> offset = IntIn(args[1], -n, n);
   if (!offset) {
-    return ValueError(1, "offset " + Describe(args[1]) + " is outside the string, which has " + std::to_string(n) +
-                             " characters; use an offset from " + std::to_string(-n) + " to " + std::to_string(n));
+    return ValueError(1, "offset " + Describe(args[1]) + " is outside the string, which has " +
+                             std::to_string(n) + " characters; use an offset from " + std::to_string(-n) +
+                             " to " + std::to_string(n));
   }
   std::optional<int64_t> length = IntIn(args[2], -1, INT64_MAX / 2);
   if (!length) return ValueError(2, "length must be -1 (to the end) or at least 0, got " + Describe(args[2]));
@@ -419,12 +426,33 @@ void RegisterStringFunctions(std::vector<FunctionDef>& out) {
   const Type I = Type::Int();
   const Type B = Type::Bool();
 
-  out.push_back({"upper", "string", "upper(s string) string", "converts letters to upper case", 1, 1, {S},
-                 Returns(S), StringMap([](std::string_view s) { return MapCodePoints(s, ToUpper); })});
-  out.push_back({"lower", "string", "lower(s string) string", "converts letters to lower case", 1, 1, {S},
-                 Returns(S), StringMap([](std::string_view s) { return MapCodePoints(s, ToLower); })});
-  out.push_back({"title", "string", "title(s string) string", "converts the first letter of every word to upper case",
-                 1, 1, {S}, Returns(S), StringMap([](std::string_view s) {
+  out.push_back({"upper",
+                 "string",
+                 "upper(s string) string",
+                 "converts letters to upper case",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
+                 StringMap([](std::string_view s) { return MapCodePoints(s, ToUpper); })});
+  out.push_back({"lower",
+                 "string",
+                 "lower(s string) string",
+                 "converts letters to lower case",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
+                 StringMap([](std::string_view s) { return MapCodePoints(s, ToLower); })});
+  out.push_back({"title",
+                 "string",
+                 "title(s string) string",
+                 "converts the first letter of every word to upper case",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
+                 StringMap([](std::string_view s) {
                    bool word = false;
                    return MapCodePoints(s, [&word](uint32_t c) {
                      uint32_t r = word ? c : ToUpper(c);
@@ -432,77 +460,191 @@ void RegisterStringFunctions(std::vector<FunctionDef>& out) {
                      return r;
                    });
                  })});
-  out.push_back({"trim", "string", "trim(s string, chars string) string",
-                 "removes the given characters from both ends of a string", 2, 2, {S, S}, Returns(S),
+  out.push_back({"trim",
+                 "string",
+                 "trim(s string, chars string) string",
+                 "removes the given characters from both ends of a string",
+                 2,
+                 2,
+                 {S, S},
+                 Returns(S),
                  [](const CallContext&, std::span<const Value> args) {
                    std::set<uint32_t> set = CodePointSet(args[1].as_string());
-                   return FunctionResult::Ok(
-                       Value::String(TrimIf(args[0].as_string(), [&](uint32_t c) { return set.count(c) > 0; })));
+                   return FunctionResult::Ok(Value::String(
+                       TrimIf(args[0].as_string(), [&](uint32_t c) { return set.count(c) > 0; })));
                  }});
-  out.push_back({"trimprefix", "string", "trimprefix(s string, prefix string) string",
-                 "removes a prefix once, if the string starts with it", 2, 2, {S, S}, Returns(S),
+  out.push_back({"trimprefix",
+                 "string",
+                 "trimprefix(s string, prefix string) string",
+                 "removes a prefix once, if the string starts with it",
+                 2,
+                 2,
+                 {S, S},
+                 Returns(S),
                  [](const CallContext&, std::span<const Value> args) {
                    std::string_view s = args[0].as_string();
                    if (s.starts_with(args[1].as_string())) s.remove_prefix(args[1].as_string().size());
                    return FunctionResult::Ok(Value::String(std::string(s)));
                  }});
-  out.push_back({"trimsuffix", "string", "trimsuffix(s string, suffix string) string",
-                 "removes a suffix once, if the string ends with it", 2, 2, {S, S}, Returns(S),
+  out.push_back({"trimsuffix",
+                 "string",
+                 "trimsuffix(s string, suffix string) string",
+                 "removes a suffix once, if the string ends with it",
+                 2,
+                 2,
+                 {S, S},
+                 Returns(S),
                  [](const CallContext&, std::span<const Value> args) {
                    std::string_view s = args[0].as_string();
                    if (s.ends_with(args[1].as_string())) s.remove_suffix(args[1].as_string().size());
                    return FunctionResult::Ok(Value::String(std::string(s)));
                  }});
-  out.push_back({"trimspace", "string", "trimspace(s string) string",
-                 "removes Unicode white space from both ends of a string", 1, 1, {S}, Returns(S),
+  out.push_back({"trimspace",
+                 "string",
+                 "trimspace(s string) string",
+                 "removes Unicode white space from both ends of a string",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
                  StringMap([](std::string_view s) { return TrimIf(s, IsSpace); })});
-  out.push_back({"replace", "string", "replace(s string, substr string, replacement string) string",
-                 "replaces every occurrence of a substring, or of a /regex/", 3, 3, {S, S, S}, Returns(S), Replace});
-  out.push_back({"split", "string", "split(separator string, s string) list(string)",
-                 "splits a string at every occurrence of the separator", 2, 2, {S, S}, Returns(Type::List(S)), Split});
-  out.push_back({"join", "string", "join(separator string, list list(string)) string",
-                 "concatenates the strings of a list with the separator between them", 2, 2, {S, Type::List(S)},
-                 Returns(S), Join});
-  out.push_back({"format", "string", "format(spec string, values any...) string",
-                 "formats values printf-style with %s, %d, %f, %v, %q and %%", 1, SIZE_MAX, {S, Type::Any()},
-                 Returns(S), Format});
-  out.push_back({"substr", "string", "substr(s string, offset int, length int) string",
-                 "extracts `length` characters starting at `offset` (negative: from the end)", 3, 3, {S, I, I},
-                 Returns(S), Substr});
-  out.push_back({"strlen", "string", "strlen(s string) int", "the number of characters (code points) in a string",
-                 1, 1, {S}, Returns(I), [](const CallContext&, std::span<const Value> args) {
+  out.push_back({"replace",
+                 "string",
+                 "replace(s string, substr string, replacement string) string",
+                 "replaces every occurrence of a substring, or of a /regex/",
+                 3,
+                 3,
+                 {S, S, S},
+                 Returns(S),
+                 Replace});
+  out.push_back({"split",
+                 "string",
+                 "split(separator string, s string) list(string)",
+                 "splits a string at every occurrence of the separator",
+                 2,
+                 2,
+                 {S, S},
+                 Returns(Type::List(S)),
+                 Split});
+  out.push_back({"join",
+                 "string",
+                 "join(separator string, list list(string)) string",
+                 "concatenates the strings of a list with the separator between them",
+                 2,
+                 2,
+                 {S, Type::List(S)},
+                 Returns(S),
+                 Join});
+  out.push_back({"format",
+                 "string",
+                 "format(spec string, values any...) string",
+                 "formats values printf-style with %s, %d, %f, %v, %q and %%",
+                 1,
+                 SIZE_MAX,
+                 {S, Type::Any()},
+                 Returns(S),
+                 Format});
+  out.push_back({"substr",
+                 "string",
+                 "substr(s string, offset int, length int) string",
+                 "extracts `length` characters starting at `offset` (negative: from the end)",
+                 3,
+                 3,
+                 {S, I, I},
+                 Returns(S),
+                 Substr});
+  out.push_back({"strlen",
+                 "string",
+                 "strlen(s string) int",
+                 "the number of characters (code points) in a string",
+                 1,
+                 1,
+                 {S},
+                 Returns(I),
+                 [](const CallContext&, std::span<const Value> args) {
                    return FunctionResult::Ok(Value::Number(CountCodePoints(args[0].as_string())));
                  }});
-  out.push_back({"startswith", "string", "startswith(s string, prefix string) bool",
-                 "whether a string starts with the prefix", 2, 2, {S, S}, Returns(B),
+  out.push_back({"startswith",
+                 "string",
+                 "startswith(s string, prefix string) bool",
+                 "whether a string starts with the prefix",
+                 2,
+                 2,
+                 {S, S},
+                 Returns(B),
                  [](const CallContext&, std::span<const Value> args) {
                    return FunctionResult::Ok(
                        Value::Bool(std::string_view(args[0].as_string()).starts_with(args[1].as_string())));
                  }});
-  out.push_back({"endswith", "string", "endswith(s string, suffix string) bool",
-                 "whether a string ends with the suffix", 2, 2, {S, S}, Returns(B),
+  out.push_back({"endswith",
+                 "string",
+                 "endswith(s string, suffix string) bool",
+                 "whether a string ends with the suffix",
+                 2,
+                 2,
+                 {S, S},
+                 Returns(B),
                  [](const CallContext&, std::span<const Value> args) {
                    return FunctionResult::Ok(
                        Value::Bool(std::string_view(args[0].as_string()).ends_with(args[1].as_string())));
                  }});
-  out.push_back({"strcontains", "string", "strcontains(s string, substr string) bool",
-                 "whether a string contains the substring", 2, 2, {S, S}, Returns(B),
+  out.push_back({"strcontains",
+                 "string",
+                 "strcontains(s string, substr string) bool",
+                 "whether a string contains the substring",
+                 2,
+                 2,
+                 {S, S},
+                 Returns(B),
                  [](const CallContext&, std::span<const Value> args) {
                    return FunctionResult::Ok(
                        Value::Bool(args[0].as_string().find(args[1].as_string()) != std::string::npos));
                  }});
-  out.push_back({"regex", "string", "regex(pattern string, s string) any",
-                 "the first match of a regular expression: a string, or the list of its capture groups", 2, 2,
-                 {S, S}, Returns(Type::Any()), RegexFn});
-  out.push_back({"regexall", "string", "regexall(pattern string, s string) list(any)",
-                 "every match of a regular expression, each shaped as in 'regex'", 2, 2, {S, S},
-                 Returns(Type::List(Type::Any())), RegexAll});
-  out.push_back({"indent", "string", "indent(spaces int, s string) string",
-                 "adds spaces at the start of every line except the first", 2, 2, {I, S}, Returns(S), Indent});
-  out.push_back({"chomp", "string", "chomp(s string) string", "removes newlines at the end of a string", 1, 1, {S},
-                 Returns(S), Chomp});
-  out.push_back({"strrev", "string", "strrev(s string) string", "reverses the characters of a string", 1, 1, {S},
-                 Returns(S), Strrev});
+  out.push_back({"regex",
+                 "string",
+                 "regex(pattern string, s string) any",
+                 "the first match of a regular expression: a string, or the list of its capture groups",
+                 2,
+                 2,
+                 {S, S},
+                 Returns(Type::Any()),
+                 RegexFn});
+  out.push_back({"regexall",
+                 "string",
+                 "regexall(pattern string, s string) list(any)",
+                 "every match of a regular expression, each shaped as in 'regex'",
+                 2,
+                 2,
+                 {S, S},
+                 Returns(Type::List(Type::Any())),
+                 RegexAll});
+  out.push_back({"indent",
+                 "string",
+                 "indent(spaces int, s string) string",
+                 "adds spaces at the start of every line except the first",
+                 2,
+                 2,
+                 {I, S},
+                 Returns(S),
+                 Indent});
+  out.push_back({"chomp",
+                 "string",
+                 "chomp(s string) string",
+                 "removes newlines at the end of a string",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
+                 Chomp});
+  out.push_back({"strrev",
+                 "string",
+                 "strrev(s string) string",
+                 "reverses the characters of a string",
+                 1,
+                 1,
+                 {S},
+                 Returns(S),
+                 Strrev});
 }
 
 }  // namespace plinth::fn_internal

@@ -22,7 +22,7 @@ namespace {
 struct Tok {
   TokenKind kind;
   std::string text;  // normalized by TokenText
-  int line;               // index into the formatter's line list
+  int line;          // index into the formatter's line list
 };
 
 struct Line {
@@ -32,9 +32,15 @@ struct Line {
   int indent = 0;  // in levels of two spaces
 };
 
-bool IsComment(TokenKind k) { return k == TokenKind::LineComment || k == TokenKind::BlockComment; }
-bool IsOpener(TokenKind k) { return k == TokenKind::LBrace || k == TokenKind::LBrack || k == TokenKind::LParen; }
-bool IsCloser(TokenKind k) { return k == TokenKind::RBrace || k == TokenKind::RBrack || k == TokenKind::RParen; }
+bool IsComment(TokenKind k) {
+  return k == TokenKind::LineComment || k == TokenKind::BlockComment;
+}
+bool IsOpener(TokenKind k) {
+  return k == TokenKind::LBrace || k == TokenKind::LBrack || k == TokenKind::LParen;
+}
+bool IsCloser(TokenKind k) {
+  return k == TokenKind::RBrace || k == TokenKind::RBrack || k == TokenKind::RParen;
+}
 
 // Tokens that can end an operand: after them `-` is binary and `[` indexes.
 bool EndsOperand(TokenKind k) {
@@ -68,7 +74,8 @@ std::string TokenText(TokenKind kind, std::string_view s) {
   if (kind == TokenKind::LineComment) return std::string(TrimTrailingSpace(s));
   if (kind == TokenKind::Heredoc) {
     size_t nl = s.find('\n');
-    if (nl != std::string_view::npos) return std::string(TrimTrailingSpace(s.substr(0, nl))) + std::string(s.substr(nl));
+    if (nl != std::string_view::npos)
+      return std::string(TrimTrailingSpace(s.substr(0, nl))) + std::string(s.substr(nl));
   }
   return std::string(s);
 }
@@ -94,8 +101,8 @@ std::vector<Tok> TokensOf(const SourceFile& file, const std::vector<Token>& raw)
 
 class Formatter {
  public:
-  Formatter(std::string_view text, std::vector<Tok> toks, const std::vector<Token>& raw)
-      : text_(text), toks_(std::move(toks)) {
+  Formatter(std::string_view text, const std::vector<Tok>& toks, const std::vector<Token>& raw)
+      : text_(text), toks_(toks) {
     SplitLines(raw);
     prev_sig_.resize(toks_.size());
     int last = -1;
@@ -125,8 +132,8 @@ class Formatter {
  private:
   struct Rendered {
     std::string code;
-    bool alignable = false;     // a complete one-line `name = value`
-    size_t key_end = 0;         // bytes of `code` taken by the name
+    bool alignable = false;                 // a complete one-line `name = value`
+    size_t key_end = 0;                     // bytes of `code` taken by the name
     size_t comment_at = std::string::npos;  // where the end-of-line comment starts
   };
 
@@ -230,8 +237,8 @@ class Formatter {
       } else {
         int base = open.empty() ? 0 : open.back() + 1;
         int p = prev_sig_[line.first];
-        bool continuation = p >= 0 && !IsOpener(toks_[p].kind) && toks_[p].kind != TokenKind::Comma && fs >= 0 &&
-                            !IsCloser(toks_[fs].kind) && !IsItemStart(fs);
+        bool continuation = p >= 0 && !IsOpener(toks_[p].kind) && toks_[p].kind != TokenKind::Comma &&
+                            fs >= 0 && !IsCloser(toks_[fs].kind) && !IsItemStart(fs);
         line.indent = base + (continuation ? 1 : 0);
       }
       // Blank lines right inside a bracket or right before its closer go.
@@ -264,7 +271,7 @@ class Formatter {
     if (ka == TokenKind::Comma) return true;
     if (ka == TokenKind::Dot || kb == TokenKind::Dot) return false;
     if (kb == TokenKind::LParen) return ka != TokenKind::Ident;  // f(x) is a call
-    if (kb == TokenKind::LBrack) return !EndsOperand(ka);       // x[0] is an index
+    if (kb == TokenKind::LBrack) return !EndsOperand(ka);        // x[0] is an index
     if ((ka == TokenKind::Minus || ka == TokenKind::Not) && IsUnary(a)) {
       return ka == TokenKind::Minus && kb == TokenKind::Minus;  // `- -x`, not `--x`
     }
@@ -297,7 +304,7 @@ class Formatter {
       return false;
     }
     for (int i = f; i < line.end; ++i) {
-      if (toks_[i].text.find('\n') != std::string_view::npos) return false;
+      if (toks_[i].text.find('\n') != std::string::npos) return false;
     }
     int end = ItemEnd(f);
     int last = end < Size() ? prev_sig_[end] : IsComment(toks_.back().kind) ? prev_sig_.back() : Size() - 1;
@@ -331,10 +338,12 @@ class Formatter {
     std::vector<size_t> run;
     auto flush = [&] {
       size_t width = 0;
-      for (size_t l : run) width = std::max<size_t>(width, CountCodePoints(rendered[l].code.substr(0, rendered[l].key_end)));
+      for (size_t l : run)
+        width = std::max<size_t>(
+            width, CountCodePoints(std::string_view(rendered[l].code).substr(0, rendered[l].key_end)));
       for (size_t l : run) {
         Rendered& r = rendered[l];
-        size_t pad = width - CountCodePoints(r.code.substr(0, r.key_end));
+        size_t pad = width - CountCodePoints(std::string_view(r.code).substr(0, r.key_end));
         r.code.insert(r.key_end, pad, ' ');
         if (r.comment_at != std::string::npos) r.comment_at += pad;
       }
@@ -343,7 +352,9 @@ class Formatter {
       for (size_t l : run) {
         const Rendered& r = rendered[l];
         if (r.comment_at != std::string::npos) {
-          column = std::max<size_t>(column, CountCodePoints(TrimTrailingSpace(r.code.substr(0, r.comment_at))) + 1);
+          column = std::max<size_t>(
+              column,
+              CountCodePoints(TrimTrailingSpace(std::string_view(r.code).substr(0, r.comment_at))) + 1);
         }
       }
       for (size_t l : run) {
@@ -375,6 +386,19 @@ class Formatter {
   std::vector<bool> item_start_;
 };
 
+// Whether `text` lexes cleanly into exactly `toks` (kinds and normalized texts).
+bool SameTokensAs(const std::vector<Tok>& toks, std::string_view text) {
+  SourceFile file(0, "<formatted>", std::string(text));
+  Diagnostics diags;
+  std::optional<std::vector<Token>> raw = LexClean(file, diags);
+  if (!raw || raw->size() != toks.size()) return false;
+  std::vector<Tok> other = TokensOf(file, *raw);
+  for (size_t i = 0; i < toks.size(); ++i) {
+    if (toks[i].kind != other[i].kind || toks[i].text != other[i].text) return false;
+  }
+  return true;
+}
+
 std::optional<std::string> FormatImpl(const SourceFile& file, Diagnostics& diags,
                                       const std::function<std::string(std::string)>* tamper,
                                       bool* internal_failure) {
@@ -391,9 +415,10 @@ std::optional<std::string> FormatImpl(const SourceFile& file, Diagnostics& diags
     return std::nullopt;
   }
 
-  std::string out = Formatter(file.text(), TokensOf(file, *raw), *raw).Run();
+  std::vector<Tok> toks = TokensOf(file, *raw);
+  std::string out = Formatter(file.text(), toks, *raw).Run();
   if (tamper) out = (*tamper)(std::move(out));
-  if (!SameTokens(file.text(), out)) {
+  if (!SameTokensAs(toks, out)) {
     if (internal_failure) *internal_failure = true;
     return std::string(file.text());
   }
@@ -404,16 +429,9 @@ std::optional<std::string> FormatImpl(const SourceFile& file, Diagnostics& diags
 
 bool SameTokens(std::string_view before, std::string_view after) {
   SourceFile a(0, "<before>", std::string(before));
-  SourceFile b(0, "<after>", std::string(after));
-  Diagnostics da, db;
-  std::optional<std::vector<Token>> ra = LexClean(a, da);
-  std::optional<std::vector<Token>> rb = LexClean(b, db);
-  if (!ra || !rb || ra->size() != rb->size()) return false;
-  std::vector<Tok> ta = TokensOf(a, *ra), tb = TokensOf(b, *rb);
-  for (size_t i = 0; i < ta.size(); ++i) {
-    if (ta[i].kind != tb[i].kind || ta[i].text != tb[i].text) return false;
-  }
-  return true;
+  Diagnostics diags;
+  std::optional<std::vector<Token>> raw = LexClean(a, diags);
+  return raw && SameTokensAs(TokensOf(a, *raw), after);
 }
 
 std::optional<std::string> Format(const SourceFile& file, Diagnostics& diags, bool* internal_failure) {

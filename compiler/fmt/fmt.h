@@ -12,11 +12,12 @@
 //
 // Invariants:
 //   * Only whitespace between tokens changes. Strings, heredocs (bodies and
-//     terminators included) and comments are copied byte for byte; the one
-//     exception is trailing whitespace (a stray '\r') at the end of a line
-//     comment, which is dropped. Format checks this on every run by lexing its
-//     output and comparing token texts with the input's; on a mismatch (a
-//     formatter bug) it returns the input unchanged, so user code is never lost.
+//     terminators included) and comments are copied byte for byte. The only
+//     exceptions are trailing blanks (and a CRLF file's '\r') at the end of a
+//     line comment and after a heredoc's `<<EOT`, which are dropped. Format
+//     checks this on every run by lexing its output and comparing token texts
+//     with the input's; on a mismatch (a formatter bug) it returns the input
+//     unchanged, so user code is never lost.
 //   * The line structure is kept: a line break between two tokens stays a line
 //     break and none is added, so the layout depends only on the token
 //     sequence and where lines break. That makes Format idempotent:
@@ -37,7 +38,8 @@ namespace plinth {
 // syntax errors (reported to `diags`). `internal_failure`, when given, is set
 // to true if the token-preservation check failed and the input was returned
 // unchanged (worth reporting as a bug), false otherwise.
-std::optional<std::string> Format(const SourceFile& file, Diagnostics& diags, bool* internal_failure = nullptr);
+std::optional<std::string> Format(const SourceFile& file, Diagnostics& diags,
+                                  bool* internal_failure = nullptr);
 
 // True when both texts lex without errors into the same token sequence: same
 // kinds and texts, comments included, line comments compared without trailing

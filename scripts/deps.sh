@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Plinth needs that are not installed yet.
+# Safe to run repeatedly; does nothing when everything is present.
+set -euo pipefail
+packages=(
+  build-essential cmake
+  antlr4 default-jre-headless libantlr4-runtime-dev   # parser generator (4.7 tool) + C++ runtime (4.9)
+  nlohmann-json3-dev libssl-dev                       # JSON output, hashing functions
+  libgtest-dev                                        # unit and golden tests
+  clang                                               # libFuzzer target (tests only)
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,211 @@
+// Unit tests for the checker: configurations written to a temporary
+// directory, checked, and the expanded instances or diagnostics inspected.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "compiler/check/checker.h"
+
+namespace plinth {
+namespace {
+
+namespace fs = std::filesystem;
+
+class CheckerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("plinth-checker-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  void Write(const std::string& rel, const std::string& text) {
+    fs::path p = dir_ / rel;
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+  }
+
+  CheckedConfig Run(CheckOptions options = {}) {
+    diags_ = std::make_unique<Diagnostics>();
+    sources_ = std::make_unique<SourceManager>();
+    return Check(dir_.string(), *sources_, *diags_, options);
+  }
+
+  std::vector<std::string> Codes() const {
+    std::vector<std::string> out;
+    for (const Diagnostic& d : diags_->Sorted(*sources_)) out.emplace_back(Info(d.code).code);
+    return out;
+  }
+
+  std::string Text() const { return RenderText(diags_->Sorted(*sources_), *sources_, {}); }
+
+  static const ResourceInstance* Find(const CheckedConfig& c, const std::string& address) {
+    for (const auto& r : c.resources) {
+      if (r.address == address) return &r;
+    }
+    return nullptr;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<Diagnostics> diags_;
+  std::unique_ptr<SourceManager> sources_;
+};
+
+TEST_F(CheckerTest, ExpandsCountAndForEach) {
+  Write("main.plinth", R"(
+region "eu" {}
+marker "m" {
+  count = 3
+  path  = "m-${count.index}"
+}
+bucket "b" {
+  for_each = { small = 1GiB, large = 1TiB }
+  region   = region.eu
+  capacity = each.value
+  labels   = { key = each.key }
+}
+)");
+  CheckedConfig c = Run();
+  ASSERT_FALSE(diags_->has_errors()) << Text();
+  EXPECT_EQ(c.resources.size(), 6u);
+  const ResourceInstance* m2 = Find(c, "marker.m[2]");
+  ASSERT_NE(m2, nullptr);
+  EXPECT_EQ(m2->attributes.at("path").as_string(), "m-2");
+  const ResourceInstance* large = Find(c, "bucket.b[\"large\"]");
+  ASSERT_NE(large, nullptr);
+  EXPECT_EQ(large->attributes.at("capacity").ToString(), "1TiB");
+  EXPECT_EQ(large->attributes.at("labels").ToString(), "{ key = \"large\" }");
+  EXPECT_EQ(large->depends_on, std::vector<std::string>{"region.eu"});
+}
+
+TEST_F(CheckerTest, DefaultsAndComputedAttributes) {
+  Write("main.plinth", "region \"eu\" {}\nbucket \"b\" { region = region.eu }\n");
+  CheckedConfig c = Run();
+  ASSERT_FALSE(diags_->has_errors()) << Text();
+  const ResourceInstance* b = Find(c, "bucket.b");
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->attributes.at("encryption").as_string(), "none");
+  EXPECT_EQ(b->attributes.at("alert_at").ToString(), "80%");
+  EXPECT_TRUE(b->attributes.at("path").is_unknown());
+  EXPECT_EQ(b->attributes.at("path").unknown_type(), Type::String());
+}
+
+TEST_F(CheckerTest, ModulesWithForEachAndOutputs) {
+  Write("modules/shard/main.plinth", R"(
+variable "name" { type = string }
+variable "size" {
+  type    = size
+  default = 1GiB
+}
+marker "m" { path = "shard-${var.name}" }
+output "path" { value = marker.m.path }
+output "double" { value = var.size * 2 }
+)");
+  Write("main.plinth", R"(
+module "shard" {
+  for_each = { a = 1, b = 2 }
+  source   = "./modules/shard"
+  name     = each.key
+  size     = each.value * 1GiB
+}
+output "sizes" { value = [for k, m in module.shard : m.double] }
+)");
+  CheckedConfig c = Run();
+  ASSERT_FALSE(diags_->has_errors()) << Text();
+  ASSERT_NE(Find(c, "module.shard[\"a\"].marker.m"), nullptr);
+  ASSERT_NE(Find(c, "module.shard[\"b\"].marker.m"), nullptr);
+  EXPECT_EQ(Find(c, "module.shard[\"b\"].marker.m")->attributes.at("path").as_string(), "shard-b");
+  EXPECT_EQ(Find(c, "module.shard[\"b\"].marker.m")->module, "module.shard[\"b\"]");
+  ASSERT_EQ(c.outputs.size(), 1u);
+  EXPECT_EQ(c.outputs[0].value.ToString(), "[2GiB, 4GiB]");
+  EXPECT_EQ(c.module_instances, 3u);
+  EXPECT_EQ(c.modules, 2u);
+}
+
+TEST_F(CheckerTest, CycleIsReportedWithItsPath) {
+  Write("main.plinth", "locals {\n  a = local.b\n  b = local.c\n  c = local.a\n}\n");
+  Run();
+  ASSERT_EQ(Codes(), std::vector<std::string>{"P0208"}) << Text();
+  EXPECT_NE(Text().find("local.a -> local.b -> local.c -> local.a"), std::string::npos) << Text();
+}
+
+TEST_F(CheckerTest, ReportsAllIndependentErrorsInOneRun) {
+  Write("a.plinth", "region \"eu\" {}\nbucket \"x\" {\n  region = region.eu\n  capacity = \"10GiB\"\n}\n");
+  Write("b.plinth", "bucket \"y\" {\n  region = region.mars\n  encryptoin = \"none\"\n}\nlocals { z = 30s + 1GiB }\n");
+  Run();
+  std::vector<std::string> codes = Codes();
+  EXPECT_EQ(codes, (std::vector<std::string>{"P0301", "P0202", "P0204", "P0302"})) << Text();
+  EXPECT_NE(Text().find("did you mean 'encryption'?"), std::string::npos) << Text();
+  EXPECT_NE(Text().find("write the value without quotes"), std::string::npos) << Text();
+}
+
+TEST_F(CheckerTest, SyntaxErrorsDoNotCascadeIntoMissingAttributes) {
+  Write("main.plinth", "region \"eu\" {}\nbucket \"b\" {\n  region = region.eu\n  capacity = 10GiB +\n}\n");
+  Run();
+  EXPECT_EQ(Codes(), std::vector<std::string>{"P0103"}) << Text();
+}
+
+TEST_F(CheckerTest, UnknownCountIsAnError) {
+  Write("main.plinth", "region \"eu\" {}\nmarker \"m\" {\n  count = length(region.eu.path)\n  path = \"x\"\n}\n");
+  Run();
+  EXPECT_EQ(Codes(), std::vector<std::string>{"P0308"}) << Text();
+}
+
+TEST_F(CheckerTest, RootVariablesFromOptionsAndValidation) {
+  Write("main.plinth", R"(
+variable "replicas" {
+  type = int
+  validation {
+    condition = var.replicas >= 1 && var.replicas <= 16
+    message   = "replicas must be between 1 and 16"
+  }
+}
+marker "m" {
+  count = var.replicas
+  path  = "r${count.index}"
+}
+)");
+  CheckOptions o;
+  o.variables["replicas"] = Value::Number(4);
+  CheckedConfig c = Run(o);
+  ASSERT_FALSE(diags_->has_errors()) << Text();
+  EXPECT_EQ(c.resources.size(), 4u);
+  o.variables["replicas"] = Value::Number(40);
+  Run(o);
+  EXPECT_EQ(Codes().front(), "P0309") << Text();
+  EXPECT_NE(Text().find("replicas must be between 1 and 16"), std::string::npos);
+  // Without a value the variable is unknown, so count cannot be expanded.
+  Run();
+  EXPECT_EQ(Codes(), std::vector<std::string>{"P0308"}) << Text();
+}
+
+TEST_F(CheckerTest, SensitiveValuesNeverRendered) {
+  Write("main.plinth", R"(
+variable "token" {
+  type      = string
+  default   = "hunter2"
+  sensitive = true
+}
+marker "m" {
+  path    = "x"
+  content = var.token
+}
+output "leak" { value = var.token }
+)");
+  CheckedConfig c = Run();
+  EXPECT_EQ(Codes(), std::vector<std::string>{"P0402"}) << Text();
+  EXPECT_EQ(Text().find("hunter2"), std::string::npos);
+  EXPECT_EQ(Find(c, "marker.m")->attributes.at("content").ToString(), "(sensitive)");
+}
+
+TEST_F(CheckerTest, ReferenceAttributesCheckTheResourceType) {
+  Write("main.plinth", "marker \"m\" { path = \"x\" }\nregion \"eu\" {}\nbucket \"b\" { region = marker.m }\n");
+  Run();
+  EXPECT_EQ(Codes(), std::vector<std::string>{"P0301"}) << Text();
+}
+
+}  // namespace
+}  // namespace plinth
