@@ -529,7 +529,7 @@ class Checker {
     std::string src = source->value->As<ast::Literal>().value.as_string();
     std::string dir;
     if (src.rfind("std/", 0) == 0) {
-      dir = (fs::path(ModuleLoader::StdlibDir()) / src.substr(4)).string();
+      dir = (fs::path(ModuleLoader::StdlibDir()) / src).string();
     } else if (src.rfind("./", 0) == 0 || src.rfind("../", 0) == 0 || (!src.empty() && src[0] == '/')) {
       dir = src[0] == '/' ? src : (fs::path(info.module->dir) / src).lexically_normal().string();
     } else {

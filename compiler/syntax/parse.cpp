@@ -189,6 +189,7 @@ class Builder {
     if (!ctx || ctx->exception) return Error(ctx);
     if (++depth_ > ast::kMaxNesting) {
       --depth_;
+      has_errors = true;
       if (!depth_reported_) {
         depth_reported_ = true;
         diags_.Error(DiagCode::NestingTooDeep, RangeOf(ctx),

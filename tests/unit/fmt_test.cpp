@@ -67,10 +67,10 @@ std::vector<fs::path> GoldenInputs() {
   return inputs;
 }
 
-// Every .plinth file in the repository's examples and golden tests.
+// Every .plinth file in the examples, the standard library and the golden tests.
 std::vector<fs::path> AllPlinthFiles() {
   std::vector<fs::path> files;
-  for (const char* dir : {"examples", "tests/golden"}) {
+  for (const char* dir : {"examples", "stdlib", "tests/golden"}) {
     fs::path root = kSourceDir / dir;
     if (!fs::exists(root)) continue;
     for (const auto& entry : fs::recursive_directory_iterator(root)) {
@@ -158,8 +158,8 @@ std::string Perturb(const std::string& text, std::mt19937& rng, bool horizontal_
       uint32_t begin = i < toks.size() ? toks[i].begin : static_cast<uint32_t>(text.size());
       std::string_view gap = std::string_view(text).substr(prev_end, begin - prev_end);
       int newlines = static_cast<int>(std::count(gap.begin(), gap.end(), '\n'));
-      bool line_must_end = i > 0 && (toks[i - 1].kind == TokenKind::LineComment ||
-                                     toks[i - 1].kind == TokenKind::Heredoc);
+      bool line_must_end =
+          i > 0 && (toks[i - 1].kind == TokenKind::LineComment || toks[i - 1].kind == TokenKind::Heredoc);
       if (!horizontal_only && i > 0 && i < toks.size()) {
         if (newlines == 0 && pick(4) == 0) {
           newlines = 1 + pick(2);
@@ -168,7 +168,8 @@ std::string Perturb(const std::string& text, std::mt19937& rng, bool horizontal_
         }
       }
       std::string g = kSpaces[pick(5)];
-      for (int n = 0; n < (newlines > 1 ? 2 + pick(2) : newlines); ++n) g += std::string("\n") + kSpaces[pick(5)];
+      for (int n = 0; n < (newlines > 1 ? 2 + pick(2) : newlines); ++n)
+        g += std::string("\n") + kSpaces[pick(5)];
       if (keep_separators && newlines == 0 && !gap.empty() && g.empty()) g = " ";
       out += g;
       if (i < toks.size()) {
@@ -267,8 +268,8 @@ TEST(FmtTokenCheck, SameTokensComparesTokenTexts) {
   EXPECT_TRUE(SameTokens("a=1", "a = 1\n"));
   EXPECT_TRUE(SameTokens("x = a - -1 # c  \r\n", "x = a - -1 # c\n"));
   EXPECT_FALSE(SameTokens("a = 1", "a = 2"));
-  EXPECT_FALSE(SameTokens("a = b c", "a = bc"));      // merged tokens
-  EXPECT_FALSE(SameTokens("a = 1 # c", "a = 1"));     // lost comment
+  EXPECT_FALSE(SameTokens("a = b c", "a = bc"));   // merged tokens
+  EXPECT_FALSE(SameTokens("a = 1 # c", "a = 1"));  // lost comment
   EXPECT_FALSE(SameTokens("s = \"a  b\"", "s = \"a b\""));
   EXPECT_FALSE(SameTokens("a = 1", "a = \"unterminated"));
 }
@@ -278,7 +279,8 @@ TEST(FmtTokenCheck, ALayoutThatLosesATokenReturnsTheInputUnchanged) {
   SourceFile file(0, "x.plinth", text);
   Diagnostics diags;
   bool internal_failure = false;
-  auto drop_comment = [](std::string s) { return s.substr(0, s.find('#')) + "\nb = 2\n"; };
+  // Drops the comment: the layout bug the check exists to catch.
+  auto drop_comment = [](const std::string& s) { return std::string("a = 1\nb = 2\n"); };
   std::optional<std::string> out = fmt_testing::FormatTampered(file, diags, drop_comment, &internal_failure);
   ASSERT_TRUE(out.has_value());
   EXPECT_EQ(*out, text);

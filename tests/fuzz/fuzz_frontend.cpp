@@ -1,0 +1,130 @@
+// libFuzzer target for the front end: lexer, parser, formatter, checker and
+// diagnostic rendering. Built with -DPLINTH_FUZZ=ON (clang); driven by
+// scripts/fuzz.sh. Any crash, sanitizer report, timeout or out-of-memory is a
+// bug: every stage must turn any input into diagnostics.
+//
+// Per input:
+//  1. Lex, Parse and ParseExpression of the bytes through a fresh SourceManager.
+//  2. Format; when it accepts the input, the documented invariants are checked:
+//     the result has the same tokens (SameTokens) and formatting is idempotent.
+//     A violation aborts (a formatter bug). Set PLINTH_FUZZ_NO_FMT_INVARIANTS=1
+//     to fuzz for crashes only.
+//  3. The input is written as main.plinth into a per-process temporary
+//     directory and the full Check runs on it (one parser thread: the fuzzer
+//     runs one input at a time and threads would only add noise).
+//  4. Every diagnostic list is sorted and rendered as text and JSON, which
+//     exercises line/column computation on arbitrary bytes.
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "compiler/check/checker.h"
+#include "compiler/diag/diagnostic.h"
+#include "compiler/fmt/fmt.h"
+#include "compiler/source/source.h"
+#include "compiler/syntax/parse.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string g_dir;  // per-process temporary directory holding main.plinth
+bool g_fmt_invariants = true;
+
+void RemoveDir() {
+  if (!g_dir.empty()) {
+    std::error_code ec;
+    fs::remove_all(g_dir, ec);
+  }
+}
+
+void Render(const plinth::Diagnostics& diags, const plinth::SourceManager& sources) {
+  std::vector<plinth::Diagnostic> sorted = diags.Sorted(sources);
+  plinth::RenderOptions ro;
+  std::string text = plinth::RenderText(sorted, sources, ro);
+  std::string json = plinth::RenderJson(sorted, sources);
+  // Keep the results alive so nothing is optimized away.
+  if (text.size() + json.size() == 1) std::abort();
+}
+
+[[noreturn]] void Fail(const char* what, const std::string& a, const std::string& b) {
+  std::fprintf(stderr, "plinth-fuzz: %s\n--- first (%zu bytes) ---\n%s\n--- second (%zu bytes) ---\n%s\n", what,
+               a.size(), a.c_str(), b.size(), b.c_str());
+  std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  const char* no_fmt = std::getenv("PLINTH_FUZZ_NO_FMT_INVARIANTS");
+  g_fmt_invariants = !(no_fmt && *no_fmt && std::string(no_fmt) != "0");
+  std::string tmpl = (fs::temp_directory_path() / "plinth-fuzz-XXXXXX").string();
+  if (!mkdtemp(tmpl.data())) {
+    std::perror("plinth-fuzz: mkdtemp");
+    std::exit(1);
+  }
+  g_dir = tmpl;
+  std::atexit(RemoveDir);
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string text(reinterpret_cast<const char*>(data), size);
+
+  // 1-2. Lexer, parser, formatter on one file.
+  {
+    plinth::SourceManager sources;
+    const plinth::SourceFile& file = sources.Add("fuzz.plinth", text);
+    plinth::Diagnostics lex_diags, parse_diags, expr_diags, fmt_diags;
+    std::vector<plinth::Token> tokens = plinth::Lex(file, lex_diags);
+    for (const plinth::Token& t : tokens) {
+      if (t.begin > t.end || t.end > size) Fail("token range outside the file", text, "");
+    }
+    plinth::ast::File tree = plinth::Parse(file, parse_diags);
+    (void)tree;
+    plinth::ast::ExprPtr expr = plinth::ParseExpression(file, expr_diags);
+    if (!expr) Fail("ParseExpression returned null", text, "");
+
+    bool internal_failure = false;
+    std::optional<std::string> formatted = plinth::Format(file, fmt_diags, &internal_failure);
+    if (formatted && g_fmt_invariants) {
+      if (internal_failure) Fail("formatter token check failed (input returned unchanged)", text, *formatted);
+      if (!plinth::SameTokens(text, *formatted)) Fail("formatted text has different tokens", text, *formatted);
+      const plinth::SourceFile& again = sources.Add("fuzz-formatted.plinth", *formatted);
+      plinth::Diagnostics again_diags;
+      std::optional<std::string> twice = plinth::Format(again, again_diags);
+      if (!twice) Fail("formatted text does not parse", text, *formatted);
+      if (*twice != *formatted) Fail("formatting is not idempotent", *formatted, *twice);
+    }
+    Render(lex_diags, sources);
+    Render(parse_diags, sources);
+    Render(expr_diags, sources);
+    Render(fmt_diags, sources);
+  }
+
+  // 3-4. The full check on a directory holding the input as its only file.
+  {
+    {
+      std::ofstream out(g_dir + "/main.plinth", std::ios::binary | std::ios::trunc);
+      out.write(text.data(), static_cast<std::streamsize>(text.size()));
+      if (!out) {
+        std::perror("plinth-fuzz: write");
+        std::exit(1);
+      }
+    }
+    plinth::SourceManager sources;
+    plinth::Diagnostics diags;
+    plinth::CheckOptions options;
+    options.threads = 1;
+    plinth::CheckedConfig config = plinth::Check(g_dir, sources, diags, options);
+    (void)config;
+    Render(diags, sources);
+  }
+  return 0;
+}
