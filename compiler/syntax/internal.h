@@ -41,6 +41,42 @@ class HeredocLexer : public plinth_antlr::PlinthLexer {
   std::unique_ptr<antlr4::Token> nextToken() override;
 };
 
+// The production lexer (fast_lexer.cpp): the same tokens as the grammar's
+// lexer rules, in linear time. Token indices are byte offsets.
+class FastLexer : public antlr4::TokenSource {
+ public:
+  explicit FastLexer(std::string_view text);
+  std::unique_ptr<antlr4::Token> nextToken() override;
+  size_t getLine() const override;
+  size_t getCharPositionInLine() override;
+  antlr4::CharStream* getInputStream() override;
+  std::string getSourceName() override;
+  antlr4::TokenFactory<antlr4::CommonToken>* getTokenFactory() override;
+
+ private:
+  struct Frame {
+    bool in_string;  // else inside ${ ... }
+    int braces;      // open '{' inside the interpolation
+  };
+  struct Choice {
+    size_t dollar;             // where a `${` was taken as an interpolation
+    std::vector<Frame> stack;  // the scan state just before it
+  };
+  void Advance(size_t n);
+  std::unique_ptr<antlr4::Token> Make(size_t type, size_t start, size_t line, size_t column,
+                                      size_t channel = antlr4::Token::DEFAULT_CHANNEL);
+  size_t ScanString(size_t start);
+  size_t RunString(std::vector<Frame>& stack, std::vector<Choice>& choices, size_t& i, size_t start);
+  std::unique_ptr<antlr4::Token> ReadHeredoc(size_t start, size_t line, size_t column, std::string_view marker,
+                                             size_t body);
+
+  std::string_view text_;
+  size_t pos_ = 0;
+  size_t line_ = 1;
+  size_t line_start_ = 0;
+  long long rescan_budget_;
+};
+
 // A lexed piece of text: `text` starts at byte `base` of file `file`.
 struct LexedText {
   LexedText(std::string_view text, FileId file, uint32_t base);
@@ -48,11 +84,12 @@ struct LexedText {
   Range RangeOf(const antlr4::Token* first, const antlr4::Token* last) const;
 
   FileId file;
-  OffsetMap offsets;
-  antlr4::ANTLRInputStream input;
-  HeredocLexer lexer;
+  uint32_t base;
+  FastLexer lexer;
   antlr4::CommonTokenStream tokens;
 };
+
+
 
 // Fills the token stream and reports lexical errors (bad characters,
 // unterminated strings, comments and heredocs) and nesting deeper than

@@ -81,21 +81,61 @@ std::unique_ptr<antlr4::Token> HeredocLexer::nextToken() {
   return token;
 }
 
-LexedText::LexedText(std::string_view text, FileId f, uint32_t base)
-    : file(f), offsets(text, base), input(text.data(), text.size()), lexer(&input), tokens(&lexer) {
-  lexer.removeErrorListeners();
-}
+LexedText::LexedText(std::string_view text, FileId f, uint32_t b) : file(f), base(b), lexer(text), tokens(&lexer) {}
 
 Range LexedText::RangeOf(const antlr4::Token* t) const { return RangeOf(t, t); }
 
 Range LexedText::RangeOf(const antlr4::Token* first, const antlr4::Token* last) const {
   if (!first || !last) return {};
-  uint32_t b = offsets.ByteOffset(first->getStartIndex());
+  // Tokens the parser invents while recovering have no position.
+  if (first->getStartIndex() == INVALID_INDEX) return {};
+  uint32_t b = base + static_cast<uint32_t>(first->getStartIndex());
   if (first->getType() == antlr4::Token::EOF) return {file, b, b};
-  uint32_t e = offsets.ByteOffset(last->getStopIndex() + 1);
-  if (last->getType() == antlr4::Token::EOF || e < b) e = b;
+  size_t stop = last->getStopIndex();
+  uint32_t e = (last->getType() == antlr4::Token::EOF || stop == INVALID_INDEX) ? b : base + static_cast<uint32_t>(stop + 1);
+  if (e < b) e = b;
   return {file, b, e};
 }
+
+}  // namespace syntax
+
+namespace syntax_testing {
+using syntax::HeredocLexer;
+using syntax::OffsetMap;
+using syntax::FastLexer;
+using plinth_antlr::PlinthLexer;
+
+std::vector<LexedToken> LexWithGeneratedLexer(std::string_view text) {
+  antlr4::ANTLRInputStream input(text.data(), text.size());
+  HeredocLexer lexer(&input);
+  lexer.removeErrorListeners();
+  OffsetMap offsets(text, 0);
+  std::vector<LexedToken> out;
+  for (;;) {
+    std::unique_ptr<antlr4::Token> t = lexer.nextToken();
+    size_t type = t->getType();
+    if (type == antlr4::Token::EOF) break;
+    if (type == PlinthLexer::WS || type == PlinthLexer::NEWLINE) continue;
+    out.push_back({type, offsets.ByteOffset(t->getStartIndex()), offsets.ByteOffset(t->getStopIndex() + 1)});
+  }
+  return out;
+}
+
+std::vector<LexedToken> LexWithFastLexer(std::string_view text) {
+  FastLexer lexer(text);
+  std::vector<LexedToken> out;
+  for (;;) {
+    std::unique_ptr<antlr4::Token> t = lexer.nextToken();
+    size_t type = t->getType();
+    if (type == antlr4::Token::EOF) break;
+    out.push_back({type, static_cast<uint32_t>(t->getStartIndex()), static_cast<uint32_t>(t->getStopIndex() + 1)});
+  }
+  return out;
+}
+
+}  // namespace syntax_testing
+
+namespace syntax {
 
 bool LexAndCheck(LexedText& lexed, Diagnostics& diags) {
   lexed.tokens.fill();

@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "PlinthBaseVisitor.h"
 #include "PlinthParser.h"
 #include "compiler/syntax/internal.h"
 
@@ -124,6 +125,197 @@ class ErrorListener : public antlr4::BaseErrorListener {
   size_t reported_ = 0;
   size_t last_index_ = 0;
 };
+
+// Which labeled alternative a context is: one virtual call through the
+// generated visitor instead of a chain of dynamic_casts (which were a fifth of
+// the parse time).
+enum class Alt : uint8_t { PrimaryExpr, GetAttrExpr, SplatExpr, IndexExpr, UnaryExpr, BinaryExpr, ConditionalExpr, NumberLit, UnitLit, StringLit, HeredocLit, TrueLit, FalseLit, NullLit, CallExpr, NameExpr, ParenExpr, ForListExpr, ForObjectExpr, ListExpr, ObjectExpr, Other };
+
+class Classifier : public plinth_antlr::PlinthBaseVisitor {
+ public:
+  Alt alt = Alt::Other;
+  antlrcpp::Any visitPrimaryExpr(PlinthParser::PrimaryExprContext*) override {
+    alt = Alt::PrimaryExpr;
+    return antlrcpp::Any();
+  }
+  antlrcpp::Any visitGetAttrExpr(PlinthParser::GetAttrExprContext*) override {
+    alt = Alt::GetAttrExpr;
+    return antlrcpp::Any();
+  }
+  antlrcpp::Any visitSplatExpr(PlinthParser::SplatExprContext*) override {
+    alt = Alt::SplatExpr;
+    return antlrcpp::Any();
+  }
+  antlrcpp::Any visitIndexExpr(PlinthParser::IndexExprContext*) override {
+    alt = Alt::IndexExpr;
+    return antlrcpp::Any();
+  }
+  antlrcpp::Any visitUnaryExpr(PlinthParser::UnaryExprContext*) override {
+    alt = Alt::UnaryExpr;
+    return antlrcpp::Any();
+  }
+  antlrcpp::Any visitBinaryExpr(PlinthParser::BinaryExprContext*) override {
+    alt = Alt::BinaryExpr;
+    return antlrcpp::Any();
+  }
+  antlrcpp::Any visitConditionalExpr(PlinthParser::ConditionalExprContext*) override {
+    alt = Alt::ConditionalExpr;
+    return antlrcpp::Any();
+  }
+  antlrcpp::Any visitNumberLit(PlinthParser::NumberLitContext*) override {
+    alt = Alt::NumberLit;
+    return antlrcpp::Any();
+  }
+  antlrcpp::Any visitUnitLit(PlinthParser::UnitLitContext*) override {
+    alt = Alt::UnitLit;
+    return antlrcpp::Any();
+  }
+  antlrcpp::Any visitStringLit(PlinthParser::StringLitContext*) override {
+    alt = Alt::StringLit;
+    return antlrcpp::Any();
+  }
+  antlrcpp::Any visitHeredocLit(PlinthParser::HeredocLitContext*) override {
+    alt = Alt::HeredocLit;
+    return antlrcpp::Any();
+  }
+  antlrcpp::Any visitTrueLit(PlinthParser::TrueLitContext*) override {
+    alt = Alt::TrueLit;
+    return antlrcpp::Any();
+  }
+  antlrcpp::Any visitFalseLit(PlinthParser::FalseLitContext*) override {
+    alt = Alt::FalseLit;
+    return antlrcpp::Any();
+  }
+  antlrcpp::Any visitNullLit(PlinthParser::NullLitContext*) override {
+    alt = Alt::NullLit;
+    return antlrcpp::Any();
+  }
+  antlrcpp::Any visitCallExpr(PlinthParser::CallExprContext*) override {
+    alt = Alt::CallExpr;
+    return antlrcpp::Any();
+  }
+  antlrcpp::Any visitNameExpr(PlinthParser::NameExprContext*) override {
+    alt = Alt::NameExpr;
+    return antlrcpp::Any();
+  }
+  antlrcpp::Any visitParenExpr(PlinthParser::ParenExprContext*) override {
+    alt = Alt::ParenExpr;
+    return antlrcpp::Any();
+  }
+  antlrcpp::Any visitForListExpr(PlinthParser::ForListExprContext*) override {
+    alt = Alt::ForListExpr;
+    return antlrcpp::Any();
+  }
+  antlrcpp::Any visitForObjectExpr(PlinthParser::ForObjectExprContext*) override {
+    alt = Alt::ForObjectExpr;
+    return antlrcpp::Any();
+  }
+  antlrcpp::Any visitListExpr(PlinthParser::ListExprContext*) override {
+    alt = Alt::ListExpr;
+    return antlrcpp::Any();
+  }
+  antlrcpp::Any visitObjectExpr(PlinthParser::ObjectExprContext*) override {
+    alt = Alt::ObjectExpr;
+    return antlrcpp::Any();
+  }
+};
+
+Alt Classify(antlr4::ParserRuleContext* ctx) {
+  Classifier c;
+  ctx->accept(&c);
+  return c.alt;
+}
+
+template <typename T>
+struct AltOf;
+template <>
+struct AltOf<PlinthParser::PrimaryExprContext> {
+  static constexpr Alt value = Alt::PrimaryExpr;
+};
+template <>
+struct AltOf<PlinthParser::GetAttrExprContext> {
+  static constexpr Alt value = Alt::GetAttrExpr;
+};
+template <>
+struct AltOf<PlinthParser::SplatExprContext> {
+  static constexpr Alt value = Alt::SplatExpr;
+};
+template <>
+struct AltOf<PlinthParser::IndexExprContext> {
+  static constexpr Alt value = Alt::IndexExpr;
+};
+template <>
+struct AltOf<PlinthParser::UnaryExprContext> {
+  static constexpr Alt value = Alt::UnaryExpr;
+};
+template <>
+struct AltOf<PlinthParser::BinaryExprContext> {
+  static constexpr Alt value = Alt::BinaryExpr;
+};
+template <>
+struct AltOf<PlinthParser::ConditionalExprContext> {
+  static constexpr Alt value = Alt::ConditionalExpr;
+};
+template <>
+struct AltOf<PlinthParser::NumberLitContext> {
+  static constexpr Alt value = Alt::NumberLit;
+};
+template <>
+struct AltOf<PlinthParser::UnitLitContext> {
+  static constexpr Alt value = Alt::UnitLit;
+};
+template <>
+struct AltOf<PlinthParser::StringLitContext> {
+  static constexpr Alt value = Alt::StringLit;
+};
+template <>
+struct AltOf<PlinthParser::HeredocLitContext> {
+  static constexpr Alt value = Alt::HeredocLit;
+};
+template <>
+struct AltOf<PlinthParser::TrueLitContext> {
+  static constexpr Alt value = Alt::TrueLit;
+};
+template <>
+struct AltOf<PlinthParser::FalseLitContext> {
+  static constexpr Alt value = Alt::FalseLit;
+};
+template <>
+struct AltOf<PlinthParser::NullLitContext> {
+  static constexpr Alt value = Alt::NullLit;
+};
+template <>
+struct AltOf<PlinthParser::CallExprContext> {
+  static constexpr Alt value = Alt::CallExpr;
+};
+template <>
+struct AltOf<PlinthParser::NameExprContext> {
+  static constexpr Alt value = Alt::NameExpr;
+};
+template <>
+struct AltOf<PlinthParser::ParenExprContext> {
+  static constexpr Alt value = Alt::ParenExpr;
+};
+template <>
+struct AltOf<PlinthParser::ForListExprContext> {
+  static constexpr Alt value = Alt::ForListExpr;
+};
+template <>
+struct AltOf<PlinthParser::ForObjectExprContext> {
+  static constexpr Alt value = Alt::ForObjectExpr;
+};
+template <>
+struct AltOf<PlinthParser::ListExprContext> {
+  static constexpr Alt value = Alt::ListExpr;
+};
+template <>
+struct AltOf<PlinthParser::ObjectExprContext> {
+  static constexpr Alt value = Alt::ObjectExpr;
+};
+template <typename T, typename C>
+T* AltCast(C* ctx, Alt alt) {
+  return alt == AltOf<T>::value ? static_cast<T*>(ctx) : nullptr;
+}
 
 ast::Op OpFromToken(size_t type) {
   switch (type) {
@@ -264,8 +456,9 @@ class Builder {
 
   ast::ExprPtr BuildExprInner(PlinthParser::ExprContext* ctx) {
     Range range = RangeOf(ctx);
-    if (auto* p = dynamic_cast<PlinthParser::PrimaryExprContext*>(ctx)) return BuildPrimary(p->primary());
-    if (auto* g = dynamic_cast<PlinthParser::GetAttrExprContext*>(ctx)) {
+    Alt alt = Classify(ctx);
+    if (auto* p = AltCast<PlinthParser::PrimaryExprContext>(ctx, alt)) return BuildPrimary(p->primary());
+    if (auto* g = AltCast<PlinthParser::GetAttrExprContext>(ctx, alt)) {
       ast::ExprPtr object = BuildExpr(g->expr());
       if (Missing(g->IDENT())) return Error(ctx);
       std::string name = g->IDENT()->getText();
@@ -277,7 +470,7 @@ class Builder {
       }
       return std::make_unique<ast::GetAttr>(range, std::move(object), name, RangeOf(g->IDENT()));
     }
-    if (auto* s = dynamic_cast<PlinthParser::SplatExprContext*>(ctx)) {
+    if (auto* s = AltCast<PlinthParser::SplatExprContext>(ctx, alt)) {
       ast::ExprPtr source = BuildExpr(s->expr());
       if (source->kind == ast::ExprKind::Splat) {
         diags_.Error(DiagCode::InvalidOperation, range, "a splat cannot be applied to a splat").help =
@@ -286,7 +479,7 @@ class Builder {
       }
       return std::make_unique<ast::Splat>(range, std::move(source));
     }
-    if (auto* x = dynamic_cast<PlinthParser::IndexExprContext*>(ctx)) {
+    if (auto* x = AltCast<PlinthParser::IndexExprContext>(ctx, alt)) {
       auto exprs = x->expr();
       ast::ExprPtr object = BuildExpr(exprs.size() > 0 ? exprs[0] : nullptr);
       ast::ExprPtr key = BuildExpr(exprs.size() > 1 ? exprs[1] : nullptr);
@@ -299,11 +492,11 @@ class Builder {
       }
       return std::make_unique<ast::Index>(range, std::move(object), std::move(key));
     }
-    if (auto* u = dynamic_cast<PlinthParser::UnaryExprContext*>(ctx)) {
+    if (auto* u = AltCast<PlinthParser::UnaryExprContext>(ctx, alt)) {
       ast::Op op = u->op && u->op->getType() == PlinthLexer::NOT ? ast::Op::Not : ast::Op::Neg;
       return std::make_unique<ast::Unary>(range, op, BuildExpr(u->expr()));
     }
-    if (auto* b = dynamic_cast<PlinthParser::BinaryExprContext*>(ctx)) {
+    if (auto* b = AltCast<PlinthParser::BinaryExprContext>(ctx, alt)) {
       auto exprs = b->expr();
       ast::ExprPtr lhs = BuildExpr(exprs.size() > 0 ? exprs[0] : nullptr);
       ast::ExprPtr rhs = BuildExpr(exprs.size() > 1 ? exprs[1] : nullptr);
@@ -311,7 +504,7 @@ class Builder {
       return std::make_unique<ast::Binary>(range, op, b->op ? lexed_.RangeOf(b->op) : range, std::move(lhs),
                                            std::move(rhs));
     }
-    if (auto* c = dynamic_cast<PlinthParser::ConditionalExprContext*>(ctx)) {
+    if (auto* c = AltCast<PlinthParser::ConditionalExprContext>(ctx, alt)) {
       auto exprs = c->expr();
       auto get = [&](size_t i) { return BuildExpr(i < exprs.size() ? exprs[i] : nullptr); };
       ast::ExprPtr cond = get(0), then = get(1), otherwise = get(2);
@@ -323,39 +516,40 @@ class Builder {
   ast::ExprPtr BuildPrimary(PlinthParser::PrimaryContext* ctx) {
     if (!ctx || ctx->exception) return Error(ctx);
     Range range = RangeOf(ctx);
-    if (auto* n = dynamic_cast<PlinthParser::NumberLitContext*>(ctx)) {
+    Alt alt = Classify(ctx);
+    if (auto* n = AltCast<PlinthParser::NumberLitContext>(ctx, alt)) {
       std::string text = n->NUMBER()->getText();
       return std::make_unique<ast::Literal>(range, Value::Number(std::strtod(text.c_str(), nullptr)));
     }
-    if (auto* u = dynamic_cast<PlinthParser::UnitLitContext*>(ctx)) return BuildUnit(u->UNIT_NUMBER()->getText(), range);
-    if (auto* s = dynamic_cast<PlinthParser::StringLitContext*>(ctx)) {
+    if (auto* u = AltCast<PlinthParser::UnitLitContext>(ctx, alt)) return BuildUnit(u->UNIT_NUMBER()->getText(), range);
+    if (auto* s = AltCast<PlinthParser::StringLitContext>(ctx, alt)) {
       return BuildStringLiteral(s->STRING()->getText(), lexed_.file, range.begin, depth_, diags_);
     }
-    if (auto* h = dynamic_cast<PlinthParser::HeredocLitContext*>(ctx)) {
+    if (auto* h = AltCast<PlinthParser::HeredocLitContext>(ctx, alt)) {
       return BuildHeredoc(h->HEREDOC()->getText(), lexed_.file, range.begin, depth_, diags_);
     }
-    if (dynamic_cast<PlinthParser::TrueLitContext*>(ctx)) return std::make_unique<ast::Literal>(range, Value::Bool(true));
-    if (dynamic_cast<PlinthParser::FalseLitContext*>(ctx)) return std::make_unique<ast::Literal>(range, Value::Bool(false));
-    if (dynamic_cast<PlinthParser::NullLitContext*>(ctx)) return std::make_unique<ast::Literal>(range, Value::Null());
-    if (auto* c = dynamic_cast<PlinthParser::CallExprContext*>(ctx)) {
+    if (AltCast<PlinthParser::TrueLitContext>(ctx, alt)) return std::make_unique<ast::Literal>(range, Value::Bool(true));
+    if (AltCast<PlinthParser::FalseLitContext>(ctx, alt)) return std::make_unique<ast::Literal>(range, Value::Bool(false));
+    if (AltCast<PlinthParser::NullLitContext>(ctx, alt)) return std::make_unique<ast::Literal>(range, Value::Null());
+    if (auto* c = AltCast<PlinthParser::CallExprContext>(ctx, alt)) {
       auto call = std::make_unique<ast::Call>(range, c->IDENT()->getText(), RangeOf(c->IDENT()));
       for (auto* arg : c->expr()) call->args.push_back(BuildExpr(arg));
       if (Missing(c->RPAREN())) has_errors = true;
       return call;
     }
-    if (auto* n = dynamic_cast<PlinthParser::NameExprContext*>(ctx)) {
+    if (auto* n = AltCast<PlinthParser::NameExprContext>(ctx, alt)) {
       return std::make_unique<ast::Name>(range, n->IDENT()->getText());
     }
-    if (auto* p = dynamic_cast<PlinthParser::ParenExprContext*>(ctx)) {
+    if (auto* p = AltCast<PlinthParser::ParenExprContext>(ctx, alt)) {
       ast::ExprPtr inner = BuildExpr(p->expr());
       return inner;
     }
-    if (auto* l = dynamic_cast<PlinthParser::ListExprContext*>(ctx)) {
+    if (auto* l = AltCast<PlinthParser::ListExprContext>(ctx, alt)) {
       auto list = std::make_unique<ast::List>(range);
       for (auto* item : l->expr()) list->items.push_back(BuildExpr(item));
       return list;
     }
-    if (auto* o = dynamic_cast<PlinthParser::ObjectExprContext*>(ctx)) {
+    if (auto* o = AltCast<PlinthParser::ObjectExprContext>(ctx, alt)) {
       auto object = std::make_unique<ast::Object>(range);
       for (auto* item : o->objectItem()) {
         if (!item || !item->key) continue;
@@ -377,7 +571,7 @@ class Builder {
       }
       return object;
     }
-    if (auto* f = dynamic_cast<PlinthParser::ForListExprContext*>(ctx)) {
+    if (auto* f = AltCast<PlinthParser::ForListExprContext>(ctx, alt)) {
       auto e = std::make_unique<ast::For>(range, false);
       auto ids = f->IDENT();
       auto exprs = f->expr();
@@ -387,7 +581,7 @@ class Builder {
       if (f->KW_IF()) e->cond = BuildExpr(exprs.size() > 2 ? exprs[2] : nullptr);
       return e;
     }
-    if (auto* f = dynamic_cast<PlinthParser::ForObjectExprContext*>(ctx)) {
+    if (auto* f = AltCast<PlinthParser::ForObjectExprContext>(ctx, alt)) {
       auto e = std::make_unique<ast::For>(range, true);
       auto ids = f->IDENT();
       auto exprs = f->expr();

@@ -42,4 +42,18 @@ struct Token {
 // offsets by the caller.
 std::vector<Token> Lex(const SourceFile& file, Diagnostics& diags);
 
+// For tests: the production lexer is checked against the lexer generated from
+// the grammar. Tokens as (ANTLR token type, byte begin, byte end), comments
+// included, whitespace excluded.
+namespace syntax_testing {
+struct LexedToken {
+  size_t type;
+  uint32_t begin;
+  uint32_t end;
+  bool operator==(const LexedToken&) const = default;
+};
+std::vector<LexedToken> LexWithGeneratedLexer(std::string_view text);
+std::vector<LexedToken> LexWithFastLexer(std::string_view text);
+}  // namespace syntax_testing
+
 }  // namespace plinth
