@@ -434,6 +434,8 @@ output "shard_replica_count" {
 )";
     bd.outputs += 2;
   }
+  m += "output \"settings\" {\n  value = { environment = var.environment, replicas = var.replicas, base_port = var.base_port }\n}\n\n";
+  bd.outputs += 1;
   m += "output \"region_paths\" {\n  value = [for r in [";
   for (size_t i = 0; i < kRegionCount; ++i) m += std::string(i ? ", " : "") + "region." + kRegions[i];
   m += "] : r.path]\n}\n";

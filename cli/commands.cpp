@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -116,18 +117,49 @@ bool VariableValues(const Options& o, SourceManager& sources, Diagnostics& diags
   return true;
 }
 
-std::string ValueText(const Value& v) { return v.ToString(false); }
+// Like Value::ToString, but a reference to a resource (an object carrying
+// its `address`) prints as that address: `region = region.eu`.
+std::string ValueText(const Value& v) {
+  if (v.sensitive()) return "(sensitive)";
+  if (v.kind() == Value::Kind::Object) {
+    const ValueMap& m = v.as_object();
+    auto it = m.find("address");
+    if (it != m.end() && it->second.kind() == Value::Kind::String && m.count("id")) return it->second.as_string();
+    if (m.empty()) return "{}";
+    std::string s = "{ ";
+    bool first = true;
+    for (const auto& [k, x] : m) {
+      s += (first ? "" : ", ") + k + " = " + ValueText(x);
+      first = false;
+    }
+    return s + " }";
+  }
+  if (v.kind() == Value::Kind::List) {
+    std::string s = "[";
+    for (size_t i = 0; i < v.as_list().size(); ++i) s += (i ? ", " : "") + ValueText(v.as_list()[i]);
+    return s + "]";
+  }
+  return v.ToString(false);
+}
 
 nlohmann::json ValueJson(const Value& v) {
   if (v.sensitive()) return {{"sensitive", true}};
   switch (v.kind()) {
     case Value::Kind::Null: return nullptr;
     case Value::Kind::Bool: return v.as_bool();
-    case Value::Kind::Number: return v.as_number();
+    case Value::Kind::Number:
+      if (v.is_integer() && std::fabs(v.as_number()) < 9.0e15) return static_cast<int64_t>(v.as_number());
+      return v.as_number();
     case Value::Kind::String: return v.as_string();
     case Value::Kind::Duration:
     case Value::Kind::Size:
-    case Value::Kind::Percent: return {{"unit", v.ToString(true)}, {"value", v.as_number()}};
+    case Value::Kind::Percent: {
+      nlohmann::json n = v.as_number();
+      if (std::floor(v.as_number()) == v.as_number() && std::fabs(v.as_number()) < 9.0e15) {
+        n = static_cast<int64_t>(v.as_number());
+      }
+      return {{"unit", v.ToString(true)}, {"value", n}};
+    }
     case Value::Kind::Unknown: return {{"unknown", true}, {"type", v.unknown_type().ToString()}};
     case Value::Kind::List: {
       nlohmann::json a = nlohmann::json::array();
@@ -162,16 +194,26 @@ int Validate(const Options& o, bool inspect) {
     std::fprintf(stderr, "plinth: validate takes one directory, got %zu paths\n", o.paths.size());
     return 2;
   }
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec) && !(fs::is_regular_file(dir, ec) && fs::path(dir).extension() == ".plinth")) {
+    std::fprintf(stderr, "plinth: '%s' is not a directory or a .plinth file\n", dir.c_str());
+    return 2;
+  }
   auto start = std::chrono::steady_clock::now();
   SourceManager sources;
   Diagnostics diags;
   CheckOptions co;
   co.threads = o.threads;
   VariableValues(o, sources, diags, &co.variables);
+  for (const auto& [name, text] : o.vars) co.variable_texts[name] = text;
   CheckedConfig config = Check(dir, sources, diags, co);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   std::vector<Diagnostic> sorted = diags.Sorted(sources);
   bool ok = !diags.has_errors();
+  // Counted after de-duplication: an error repeated for every instance of a
+  // module or a count is shown, and counted, once.
+  size_t errors = 0, warnings = 0;
+  for (const Diagnostic& d : sorted) (d.severity == Severity::Error ? errors : warnings)++;
 
   if (o.json) {
     nlohmann::json doc = nlohmann::json::parse(RenderJson(sorted, sources));
@@ -192,6 +234,10 @@ int Validate(const Options& o, bool inspect) {
                              {"name", r.name},
                              {"key", ValueJson(r.key)},
                              {"depends_on", r.depends_on},
+                             {"lifecycle",
+                              {{"prevent_destroy", r.prevent_destroy},
+                               {"create_before_destroy", r.create_before_destroy},
+                               {"ignore_changes", r.ignore_changes}}},
                              {"attributes", attrs}});
       }
       nlohmann::json outputs = nlohmann::json::object();
@@ -217,6 +263,15 @@ int Validate(const Options& o, bool inspect) {
     for (const ResourceInstance& r : config.resources) {
       std::printf("%s\n", r.address.c_str());
       PrintAttributes(r.attributes, 4);
+      std::vector<std::string> lifecycle;
+      if (r.prevent_destroy) lifecycle.push_back("prevent_destroy");
+      if (r.create_before_destroy) lifecycle.push_back("create_before_destroy");
+      for (const auto& a : r.ignore_changes) lifecycle.push_back("ignore_changes " + a);
+      if (!lifecycle.empty()) {
+        std::string text;
+        for (const auto& l : lifecycle) text += (text.empty() ? "" : ", ") + l;
+        std::printf("    (lifecycle: %s)\n", text.c_str());
+      }
       if (!r.depends_on.empty()) {
         std::string deps;
         for (const auto& d : r.depends_on) deps += (deps.empty() ? "" : ", ") + d;
@@ -229,7 +284,6 @@ int Validate(const Options& o, bool inspect) {
     }
     if (!config.outputs.empty()) std::printf("\n");
   }
-  size_t errors = diags.error_count(), warnings = diags.warning_count();
   if (ok) {
     std::printf("%s: valid: %zu resource instance%s, %zu output%s, %zu file%s, %zu module instance%s (%.0f ms)%s\n",
                 dir.c_str(), config.resources.size(), config.resources.size() == 1 ? "" : "s", config.outputs.size(),

@@ -52,6 +52,7 @@ struct Decl {
   const ResourceSchema* schema = nullptr;
   const ModuleInfo* child = nullptr;  // module calls
   std::vector<uint32_t> resource_deps;  // resources and module calls this depends on, through locals
+  bool uses_vars = false;                // depends on a variable, directly or through locals
   Type var_type;                         // variables
   bool sensitive = false;                // variables and outputs
 
@@ -95,6 +96,30 @@ const std::set<std::string, std::less<>>& MetaArguments() {
   return meta;
 }
 
+// The resource type in an instance address: `module.a["x"].bucket.b[0]` -> "bucket".
+std::string ResourceTypeOf(std::string_view addr) {
+  while (addr.rfind("module.", 0) == 0) {
+    size_t i = 7;
+    while (i < addr.size() && addr[i] != '.' && addr[i] != '[') ++i;
+    if (i < addr.size() && addr[i] == '[') {
+      bool quoted = false;
+      for (++i; i < addr.size(); ++i) {
+        if (addr[i] == '\\' && quoted) {
+          ++i;
+        } else if (addr[i] == '"') {
+          quoted = !quoted;
+        } else if (addr[i] == ']' && !quoted) {
+          ++i;
+          break;
+        }
+      }
+    }
+    if (i >= addr.size() || addr[i] != '.') return "";
+    addr.remove_prefix(i + 1);
+  }
+  return std::string(addr.substr(0, addr.find('.')));
+}
+
 std::string JoinNames(const std::vector<std::string>& names) {
   std::string s;
   for (size_t i = 0; i < names.size(); ++i) s += (i ? ", " : "") + names[i];
@@ -105,6 +130,7 @@ class Checker {
  public:
   Checker(SourceManager& sources, Diagnostics& diags, const CheckOptions& options)
       : diags_(diags),
+        cur_(&diags),
         options_(options),
         schemas_(options.schemas ? *options.schemas : BuiltinSchemas()),
         loader_(sources, diags, options.threads) {}
@@ -120,7 +146,7 @@ class Checker {
       if (!info->vars.count(name)) {
         std::vector<std::string> names;
         for (const auto& [n, i] : info->vars) names.push_back(n);
-        Diagnostic& d = diags_.Error(DiagCode::UndefinedReference, {}, "no variable named '" + name + "' is declared");
+        Diagnostic& d = cur_->Error(DiagCode::UndefinedReference, {}, "no variable named '" + name + "' is declared");
         std::string near = ClosestName(name, names);
         d.help = near.empty() ? "declare it with a variable block, or remove the -var option"
                               : "did you mean '" + near + "'?";
@@ -129,6 +155,12 @@ class Checker {
     std::map<std::string, Value> inputs = options_.variables;
     std::vector<std::string> chain;
     Instantiate(*info, "", inputs, {}, out, chain);
+    // Evaluation order is dependency order; users expect declaration order.
+    auto by_position = [](const auto& a, const auto& b) {
+      return std::tie(a.range.file, a.range.begin) < std::tie(b.range.file, b.range.begin);
+    };
+    std::stable_sort(out.variables.begin(), out.variables.end(), by_position);
+    std::stable_sort(out.outputs.begin(), out.outputs.end(), by_position);
     for (const auto& [path, m] : analysed_) {
       if (m) out.files += m->module->files.size();
     }
@@ -137,6 +169,21 @@ class Checker {
   }
 
  private:
+  // Routes diagnostics to the muted sink for the lifetime of the object.
+  class Mute {
+   public:
+    Mute(Checker* c, bool on) : c_(c), saved_(c->cur_) {
+      if (on) c->cur_ = &c->muted_;
+    }
+    ~Mute() { c_->cur_ = saved_; }
+
+   private:
+    Checker* c_;
+    Diagnostics* saved_;
+  };
+
+  static bool Damaged(const Decl& d) { return d.block && d.block->has_errors; }
+
   // ================================================================ analysis
 
   const ModuleInfo* Analyse(const Module* module, Range requested_at) {
@@ -148,7 +195,7 @@ class Checker {
         on = on || d == module->dir;
         if (on) path += d + " -> ";
       }
-      diags_.Error(DiagCode::DependencyCycle, requested_at, "module calls form a cycle: " + path + module->dir)
+      cur_->Error(DiagCode::DependencyCycle, requested_at, "module calls form a cycle: " + path + module->dir)
           .help = "a module cannot call itself, directly or through other modules";
       return nullptr;
     }
@@ -156,13 +203,20 @@ class Checker {
     auto info = std::make_unique<ModuleInfo>();
     info->module = module;
     CollectDecls(*info);
-    for (Decl& d : info->decls) CheckStructure(*info, d);
-    for (uint32_t i = 0; i < info->decls.size(); ++i) ResolveDeps(*info, i);
+    for (Decl& d : info->decls) {
+      Mute mute(this, Damaged(d));
+      CheckStructure(*info, d);
+    }
+    for (uint32_t i = 0; i < info->decls.size(); ++i) {
+      Mute mute(this, Damaged(info->decls[i]));
+      ResolveDeps(*info, i);
+    }
     OrderAndFindCycles(*info);
     ComputeResourceDeps(*info);
     for (const Decl& d : info->decls) {
-      if (d.kind == DeclKind::Variable && !d.referenced) {
-        diags_.Warning(DiagCode::UnusedVariable, d.range, "variable '" + d.name + "' is declared but never used")
+      // A module with parse errors may have lost the references that use a variable.
+      if (d.kind == DeclKind::Variable && !d.referenced && !module->has_errors) {
+        cur_->Warning(DiagCode::UnusedVariable, d.range, "variable '" + d.name + "' is declared but never used")
             .help = "remove it, or reference it as var." + d.name;
       }
     }
@@ -176,7 +230,7 @@ class Checker {
     auto it = table.find(decl.name);
     if (it != table.end()) {
       const Decl& first = info.decls[it->second];
-      Diagnostic& d = diags_.Error(DiagCode::DuplicateDeclaration, decl.range,
+      Diagnostic& d = cur_->Error(DiagCode::DuplicateDeclaration, decl.range,
                                    std::string(KindWord(decl.kind)) + " '" + decl.name + "' is declared twice");
       d.notes.push_back({first.range, "first declared here"});
       d.help = "rename or remove one of them";
@@ -190,7 +244,7 @@ class Checker {
     if (b.labels.size() == n) {
       for (const auto& l : b.labels) {
         if (!IsIdentifier(l.value)) {
-          diags_.Error(DiagCode::InvalidLabels, l.range, "'" + l.value + "' is not a valid name")
+          cur_->Error(DiagCode::InvalidLabels, l.range, "'" + l.value + "' is not a valid name")
               .help = "names start with a letter or '_' and contain letters, digits, '_' and '-'";
           return false;
         }
@@ -198,7 +252,7 @@ class Checker {
       return true;
     }
     Range r = b.labels.size() > n ? b.labels[n].range : b.type_range;
-    Diagnostic& d = diags_.Error(DiagCode::InvalidLabels, r,
+    Diagnostic& d = cur_->Error(DiagCode::InvalidLabels, r,
                                  "a '" + b.type + "' block takes " + (n == 0 ? "no labels" : n == 1 ? "one label" : "labels") +
                                      ", not " + std::to_string(b.labels.size()));
     d.help = n == 0 ? "write: " + b.type + " { ... }" : "write: " + b.type + " \"" + what + "\" { ... }";
@@ -209,14 +263,17 @@ class Checker {
     static const std::vector<std::string> keywords = {"variable", "locals", "output", "module"};
     for (const ast::File& file : info.module->files) {
       for (const ast::Attribute& a : file.body.attributes) {
-        diags_.Error(DiagCode::UnknownBlockType, a.name_range, "attributes cannot be set at the top level")
+        cur_->Error(DiagCode::UnknownBlockType, a.name_range, "attributes cannot be set at the top level")
             .help = "put it in a block: locals { " + a.name + " = ... }";
       }
       for (const ast::Block& b : file.body.blocks) {
         Decl d;
         d.block = &b;
+        // Too many labels is reported, but the block is still declared under
+        // its first label so references to it do not cascade.
+        auto first_label_usable = [&] { return !b.labels.empty() && IsIdentifier(b.labels[0].value); };
         if (b.type == "variable" || b.type == "output" || b.type == "module") {
-          if (!ExpectLabels(b, 1, "name")) continue;
+          if (!ExpectLabels(b, 1, "name") && !(b.labels.size() > 1 && first_label_usable())) continue;
           d.kind = b.type == "variable" ? DeclKind::Variable : b.type == "output" ? DeclKind::Output : DeclKind::Module;
           d.name = b.labels[0].value;
           d.range = b.labels[0].range;
@@ -225,7 +282,7 @@ class Checker {
         } else if (b.type == "locals") {
           if (!ExpectLabels(b, 0, "")) continue;
           for (const ast::Block& nested : b.body.blocks) {
-            diags_.Error(DiagCode::UnknownAttribute, nested.type_range, "a locals block holds only attributes")
+            cur_->Error(DiagCode::UnknownAttribute, nested.type_range, "a locals block holds only attributes")
                 .help = "write: " + nested.type + " = { ... }";
           }
           for (const ast::Attribute& a : b.body.attributes) {
@@ -239,7 +296,7 @@ class Checker {
           }
         } else if (const ResourceSchema* schema = schemas_.Find(b.type)) {
           info.resource_types.insert(b.type);
-          if (!ExpectLabels(b, 1, "name")) continue;
+          if (!ExpectLabels(b, 1, "name") && !(b.labels.size() > 1 && first_label_usable())) continue;
           d.kind = DeclKind::Resource;
           d.schema = schema;
           d.type = b.type;
@@ -250,7 +307,7 @@ class Checker {
         } else {
           std::vector<std::string> names = keywords;
           for (const auto& t : schemas_.TypeNames()) names.push_back(t);
-          Diagnostic& diag = diags_.Error(DiagCode::UnknownBlockType, b.type_range, "unknown block type '" + b.type + "'");
+          Diagnostic& diag = cur_->Error(DiagCode::UnknownBlockType, b.type_range, "unknown block type '" + b.type + "'");
           std::string near = ClosestName(b.type, names);
           diag.help = near.empty() ? "top-level blocks are variable, locals, output, module and resource types: " +
                                          JoinNames(schemas_.TypeNames())
@@ -267,11 +324,11 @@ class Checker {
     std::set<std::string, std::less<>> seen;
     for (const ast::Attribute& a : body.attributes) {
       if (!seen.insert(a.name).second) {
-        diags_.Error(DiagCode::DuplicateAttribute, a.name_range, "'" + a.name + "' is set twice in this block")
+        cur_->Error(DiagCode::DuplicateAttribute, a.name_range, "'" + a.name + "' is set twice in this block")
             .help = "remove one of the two";
       }
       if (std::find(attrs.begin(), attrs.end(), a.name) == attrs.end()) {
-        Diagnostic& d = diags_.Error(DiagCode::UnknownAttribute, a.name_range,
+        Diagnostic& d = cur_->Error(DiagCode::UnknownAttribute, a.name_range,
                                      where + " has no attribute '" + a.name + "'");
         std::string near = ClosestName(a.name, attrs);
         d.help = near.empty() ? "valid attributes: " + JoinNames(attrs) : "did you mean '" + near + "'?";
@@ -279,7 +336,7 @@ class Checker {
     }
     for (const ast::Block& b : body.blocks) {
       if (std::find(blocks.begin(), blocks.end(), b.type) == blocks.end()) {
-        Diagnostic& d = diags_.Error(DiagCode::UnknownAttribute, b.type_range, where + " has no block '" + b.type + "'");
+        Diagnostic& d = cur_->Error(DiagCode::UnknownAttribute, b.type_range, where + " has no block '" + b.type + "'");
         if (std::find(attrs.begin(), attrs.end(), b.type) != attrs.end()) {
           d.help = "'" + b.type + "' is an attribute: write " + b.type + " = { ... }";
         } else {
@@ -297,7 +354,7 @@ class Checker {
       case DeclKind::Variable: {
         CheckAllowed(b.body, {"type", "default", "description", "sensitive"}, {"validation"}, "a variable");
         if (const ast::Attribute* t = b.body.Find("type")) {
-          d.var_type = ParseTypeExpr(*t->value, diags_);
+          d.var_type = ParseTypeExpr(*t->value, *cur_);
         }
         if (const ast::Attribute* s = b.body.Find("sensitive")) d.sensitive = LiteralBool(*s, "sensitive");
         for (const ast::Block& v : b.body.blocks) {
@@ -307,7 +364,7 @@ class Checker {
           if (!v.has_errors) {
             for (const char* req : {"condition", "message"}) {
               if (!v.body.Find(req)) {
-                diags_.Error(DiagCode::MissingAttribute, v.type_range,
+                cur_->Error(DiagCode::MissingAttribute, v.type_range,
                              std::string("a validation block needs '") + req + "'")
                     .help = "write: validation { condition = ... message = \"...\" }";
               }
@@ -319,7 +376,7 @@ class Checker {
       case DeclKind::Output: {
         CheckAllowed(b.body, {"value", "description", "sensitive", "depends_on"}, {}, "an output");
         if (!b.body.Find("value") && !b.has_errors) {
-          diags_.Error(DiagCode::MissingAttribute, b.type_range, "output '" + d.name + "' has no 'value'")
+          cur_->Error(DiagCode::MissingAttribute, b.type_range, "output '" + d.name + "' has no 'value'")
               .help = "write: value = <expression>";
         }
         if (const ast::Attribute* s = b.body.Find("sensitive")) d.sensitive = LiteralBool(*s, "sensitive");
@@ -344,7 +401,7 @@ class Checker {
       return a.value->As<ast::Literal>().value.as_bool();
     }
     if (a.value->kind != ast::ExprKind::Error) {
-      diags_.Error(DiagCode::InvalidMetaArgument, a.value->range, "'" + what + "' must be true or false")
+      cur_->Error(DiagCode::InvalidMetaArgument, a.value->range, "'" + what + "' must be true or false")
           .help = "it is read before anything is evaluated, so it cannot use references";
     }
     return false;
@@ -353,7 +410,7 @@ class Checker {
   void CheckDependsOn(const ast::Attribute& a) {
     if (a.value->kind != ast::ExprKind::List) {
       if (a.value->kind != ast::ExprKind::Error) {
-        diags_.Error(DiagCode::InvalidMetaArgument, a.value->range, "depends_on must be a list of references")
+        cur_->Error(DiagCode::InvalidMetaArgument, a.value->range, "depends_on must be a list of references")
             .help = "write: depends_on = [bucket.models, module.network]";
       }
       return;
@@ -365,7 +422,7 @@ class Checker {
         ok = root != "var" && root != "local" && root != "each" && root != "count" && root != "self" && root != "path";
       }
       if (!ok && item->kind != ast::ExprKind::Error) {
-        diags_.Error(DiagCode::InvalidMetaArgument, item->range,
+        cur_->Error(DiagCode::InvalidMetaArgument, item->range,
                      "depends_on entries must name a resource or a module, like bucket.models or module.network")
             .help = "dependencies on values are implicit: referencing a value is enough";
       }
@@ -376,12 +433,12 @@ class Checker {
     const ast::Attribute* count = b.body.Find("count");
     const ast::Attribute* for_each = b.body.Find("for_each");
     if (count && for_each) {
-      diags_.Error(DiagCode::InvalidMetaArgument, for_each->name_range, "count and for_each cannot be used together")
+      cur_->Error(DiagCode::InvalidMetaArgument, for_each->name_range, "count and for_each cannot be used together")
           .help = "use for_each with a map to create named instances, or count for numbered ones";
     }
     if (const ast::Attribute* dep = b.body.Find("depends_on")) CheckDependsOn(*dep);
     if (const ast::Attribute* p = b.body.Find("provider")) {
-      diags_.Error(DiagCode::InvalidMetaArgument, p->name_range, "'provider' is not supported yet by the local provider")
+      cur_->Error(DiagCode::InvalidMetaArgument, p->name_range, "'provider' is not supported yet by the local provider")
           .help = "remove it: resources use the local provider";
     }
   }
@@ -395,7 +452,7 @@ class Checker {
     if (const ast::Attribute* ic = lc.body.Find("ignore_changes")) {
       if (ic->value->kind == ast::ExprKind::Name && ic->value->As<ast::Name>().name == "all") return;
       if (ic->value->kind != ast::ExprKind::List) {
-        diags_.Error(DiagCode::InvalidMetaArgument, ic->value->range,
+        cur_->Error(DiagCode::InvalidMetaArgument, ic->value->range,
                      "ignore_changes must be a list of attribute names, or all")
             .help = "write: ignore_changes = [labels, capacity]";
         return;
@@ -406,13 +463,13 @@ class Checker {
         else if (item->kind == ast::ExprKind::Literal && item->As<ast::Literal>().value.kind() == Value::Kind::String)
           name = item->As<ast::Literal>().value.as_string();
         else {
-          diags_.Error(DiagCode::InvalidMetaArgument, item->range, "ignore_changes entries are attribute names");
+          cur_->Error(DiagCode::InvalidMetaArgument, item->range, "ignore_changes entries are attribute names");
           continue;
         }
         if (!schema.FindAttribute(name) && !schema.FindBlock(name)) {
           std::vector<std::string> names;
           for (const auto& a : schema.attributes) names.push_back(a.name);
-          Diagnostic& d = diags_.Error(DiagCode::UnknownAttribute, item->range, "no attribute '" + name + "' to ignore");
+          Diagnostic& d = cur_->Error(DiagCode::UnknownAttribute, item->range, "no attribute '" + name + "' to ignore");
           std::string near = ClosestName(name, names);
           if (!near.empty()) d.help = "did you mean '" + near + "'?";
         }
@@ -423,12 +480,14 @@ class Checker {
   void CheckSchemaBody(const ast::Body& body, const BlockSchema& schema, const std::string& where, bool has_errors,
                        Range block_range, bool top) {
     std::vector<std::string> attr_names, block_names;
-    for (const auto& a : schema.attributes) attr_names.push_back(a.name);
+    for (const auto& a : schema.attributes) {
+      if (a.mode != AttrMode::Computed) attr_names.push_back(a.name);
+    }
     for (const auto& b : schema.blocks) block_names.push_back(b.name);
     std::set<std::string, std::less<>> seen;
     for (const ast::Attribute& a : body.attributes) {
       if (!seen.insert(a.name).second) {
-        diags_.Error(DiagCode::DuplicateAttribute, a.name_range, "'" + a.name + "' is set twice in this block")
+        cur_->Error(DiagCode::DuplicateAttribute, a.name_range, "'" + a.name + "' is set twice in this block")
             .help = "remove one of the two";
         continue;
       }
@@ -436,24 +495,24 @@ class Checker {
       const AttributeSchema* as = schema.FindAttribute(a.name);
       if (!as) {
         if (schema.FindBlock(a.name)) {
-          diags_.Error(DiagCode::UnknownAttribute, a.name_range, "'" + a.name + "' is a block, not an attribute")
+          cur_->Error(DiagCode::UnknownAttribute, a.name_range, "'" + a.name + "' is a block, not an attribute")
               .help = "write: " + a.name + " { ... }";
           continue;
         }
-        Diagnostic& d = diags_.Error(DiagCode::UnknownAttribute, a.name_range, where + " has no attribute '" + a.name + "'");
+        Diagnostic& d = cur_->Error(DiagCode::UnknownAttribute, a.name_range, where + " has no attribute '" + a.name + "'");
         std::string near = ClosestName(a.name, attr_names);
         d.help = near.empty() ? "valid attributes: " + JoinNames(attr_names) : "did you mean '" + near + "'?";
         continue;
       }
       if (as->mode == AttrMode::Computed) {
-        diags_.Error(DiagCode::ComputedAttribute, a.name_range, "'" + a.name + "' is set by the provider and cannot be assigned")
+        cur_->Error(DiagCode::ComputedAttribute, a.name_range, "'" + a.name + "' is set by the provider and cannot be assigned")
             .help = "remove it; read it elsewhere as <type>.<name>." + a.name;
       }
     }
     if (!has_errors) {
       for (const auto& as : schema.attributes) {
         if (as.mode == AttrMode::Required && !body.Find(as.name)) {
-          diags_.Error(DiagCode::MissingAttribute, block_range, where + " requires '" + as.name + "'")
+          cur_->Error(DiagCode::MissingAttribute, block_range, where + " requires '" + as.name + "'")
               .help = as.doc.empty() ? "add: " + as.name + " = ..." : as.name + ": " + as.doc;
         }
       }
@@ -466,7 +525,7 @@ class Checker {
       }
       const NestedBlockSchema* ns = schema.FindBlock(b.type);
       if (!ns) {
-        Diagnostic& d = diags_.Error(DiagCode::UnknownAttribute, b.type_range, where + " has no block '" + b.type + "'");
+        Diagnostic& d = cur_->Error(DiagCode::UnknownAttribute, b.type_range, where + " has no block '" + b.type + "'");
         if (schema.FindAttribute(b.type)) {
           d.help = "'" + b.type + "' is an attribute: write " + b.type + " = { ... }";
         } else {
@@ -478,7 +537,7 @@ class Checker {
         continue;
       }
       if (ns->labeled ? b.labels.size() != 1 : !b.labels.empty()) {
-        diags_.Error(DiagCode::InvalidLabels, b.labels.empty() ? b.type_range : b.labels.back().range,
+        cur_->Error(DiagCode::InvalidLabels, b.labels.empty() ? b.type_range : b.labels.back().range,
                      "a '" + b.type + "' block takes " + (ns->labeled ? "one label (" + ns->label_doc + ")" : "no labels"))
             .help = ns->labeled ? "write: " + b.type + " \"name\" { ... }" : "write: " + b.type + " { ... }";
       }
@@ -486,14 +545,14 @@ class Checker {
         for (const ast::Block& other : body.blocks) {
           if (&other == &b) break;
           if (other.type == b.type && other.labels.size() == 1 && other.labels[0].value == b.labels[0].value) {
-            Diagnostic& d = diags_.Error(DiagCode::DuplicateDeclaration, b.labels[0].range,
+            Diagnostic& d = cur_->Error(DiagCode::DuplicateDeclaration, b.labels[0].range,
                                          "'" + b.type + " \"" + b.labels[0].value + "\"' is declared twice");
             d.notes.push_back({other.labels[0].range, "first declared here"});
           }
         }
       }
       if (++counts[b.type] == ns->max_items + 1) {
-        diags_.Error(DiagCode::DuplicateAttribute, b.type_range,
+        cur_->Error(DiagCode::DuplicateAttribute, b.type_range,
                      where + " takes at most " + std::to_string(ns->max_items) + " '" + b.type + "' block" +
                          (ns->max_items == 1 ? "" : "s"))
             .help = "merge the blocks into one";
@@ -503,7 +562,7 @@ class Checker {
     if (!has_errors) {
       for (const auto& ns : schema.blocks) {
         if (counts[ns.name] < ns.min_items) {
-          diags_.Error(DiagCode::MissingAttribute, block_range, where + " requires a '" + ns.name + "' block");
+          cur_->Error(DiagCode::MissingAttribute, block_range, where + " requires a '" + ns.name + "' block");
         }
       }
     }
@@ -515,14 +574,14 @@ class Checker {
     const ast::Attribute* source = b.body.Find("source");
     if (!source) {
       if (!b.has_errors) {
-        diags_.Error(DiagCode::MissingAttribute, b.type_range, "module '" + d.name + "' has no 'source'")
+        cur_->Error(DiagCode::MissingAttribute, b.type_range, "module '" + d.name + "' has no 'source'")
             .help = "write: source = \"./modules/NAME\" or source = \"std/NAME\"";
       }
       return;
     }
     if (source->value->kind != ast::ExprKind::Literal ||
         source->value->As<ast::Literal>().value.kind() != Value::Kind::String) {
-      diags_.Error(DiagCode::ModuleNotFound, source->value->range, "a module source must be a plain string")
+      cur_->Error(DiagCode::ModuleNotFound, source->value->range, "a module source must be a plain string")
           .help = "sources are read before anything is evaluated, so they cannot use references";
       return;
     }
@@ -533,7 +592,7 @@ class Checker {
     } else if (src.rfind("./", 0) == 0 || src.rfind("../", 0) == 0 || (!src.empty() && src[0] == '/')) {
       dir = src[0] == '/' ? src : (fs::path(info.module->dir) / src).lexically_normal().string();
     } else {
-      diags_.Error(DiagCode::ModuleNotFound, source->value->range, "module source '" + src + "' is not a path")
+      cur_->Error(DiagCode::ModuleNotFound, source->value->range, "module source '" + src + "' is not a path")
           .help = "write a relative path (\"./modules/net\") or a standard module (\"std/NAME\")";
       return;
     }
@@ -549,7 +608,7 @@ class Checker {
     for (const ast::Attribute& a : b.body.attributes) {
       if (a.name == "source" || MetaArguments().count(a.name)) continue;
       if (!child->vars.count(a.name)) {
-        Diagnostic& diag = diags_.Error(DiagCode::UnknownAttribute, a.name_range,
+        Diagnostic& diag = cur_->Error(DiagCode::UnknownAttribute, a.name_range,
                                         "module '" + d.name + "' has no input variable '" + a.name + "'");
         std::string near = ClosestName(a.name, var_names);
         diag.help = near.empty() ? (var_names.empty() ? "the module declares no variables"
@@ -558,14 +617,14 @@ class Checker {
       }
     }
     for (const ast::Block& nb : b.body.blocks) {
-      diags_.Error(DiagCode::UnknownAttribute, nb.type_range, "a module block takes only attributes")
+      cur_->Error(DiagCode::UnknownAttribute, nb.type_range, "a module block takes only attributes")
           .help = "pass values as inputs: " + nb.type + " = { ... }";
     }
     if (!b.has_errors) {
       for (const auto& [name, idx] : child->vars) {
         const Decl& v = child->decls[idx];
         if (!v.block->body.Find("default") && !b.body.Find(name)) {
-          Diagnostic& diag = diags_.Error(DiagCode::MissingAttribute, b.type_range,
+          Diagnostic& diag = cur_->Error(DiagCode::MissingAttribute, b.type_range,
                                           "module '" + d.name + "' requires the input '" + name + "'");
           diag.notes.push_back({v.range, "declared here without a default"});
           diag.help = "add: " + name + " = ...";
@@ -576,9 +635,12 @@ class Checker {
 
   // ------------------------------------------------------------ references
 
-  void ReferencesOf(const ast::Body& body, std::vector<Reference>& refs, bool top, bool skip_lifecycle) {
+  void ReferencesOf(const ast::Body& body, std::vector<Reference>& refs, bool top, bool skip_lifecycle,
+                    bool literal_flags = false) {
     for (const ast::Attribute& a : body.attributes) {
       if (top && a.name == "source") continue;
+      // An output's `sensitive` and `description` are literals, checked as such.
+      if (literal_flags && (a.name == "sensitive" || a.name == "description")) continue;
       CollectReferences(*a.value, refs);
     }
     for (const ast::Block& b : body.blocks) {
@@ -597,14 +659,15 @@ class Checker {
         std::vector<Reference> r;
         CollectReferences(*def->value, r);
         for (const Reference& ref : r) {
-          diags_.Error(DiagCode::InvalidReference, ref.range, "a variable default cannot refer to '" + ref.root +
+          cur_->Error(DiagCode::InvalidReference, ref.range, "a variable default cannot refer to '" + ref.root +
                                                                   (ref.name.empty() ? "" : "." + ref.name) + "'")
               .help = "defaults must be constant; compute derived values in a locals block";
         }
       }
       for (const ast::Block& v : d.block->body.blocks) ReferencesOf(v.body, refs, false, false);
     } else {
-      ReferencesOf(d.block->body, refs, d.kind == DeclKind::Module, d.kind == DeclKind::Resource);
+      ReferencesOf(d.block->body, refs, d.kind == DeclKind::Module, d.kind == DeclKind::Resource,
+                   d.kind == DeclKind::Output);
     }
     bool has_count = false, has_each = false;
     if (d.kind == DeclKind::Resource || d.kind == DeclKind::Module) {
@@ -627,32 +690,32 @@ class Checker {
         what = "module";
       } else if (ref.root == "each") {
         if (!has_each) {
-          diags_.Error(DiagCode::InvalidReference, ref.range, "'each' is only available in blocks with for_each")
+          cur_->Error(DiagCode::InvalidReference, ref.range, "'each' is only available in blocks with for_each")
               .help = "add for_each to this block, or use a for expression";
         } else if (ref.name != "key" && ref.name != "value") {
-          diags_.Error(DiagCode::InvalidReference, ref.range, "'each' has only 'each.key' and 'each.value'");
+          cur_->Error(DiagCode::InvalidReference, ref.range, "'each' has only 'each.key' and 'each.value'");
         } else if (IsMetaExpr(d, "for_each", ref.range)) {
-          diags_.Error(DiagCode::InvalidReference, ref.range, "for_each cannot refer to 'each'");
+          cur_->Error(DiagCode::InvalidReference, ref.range, "for_each cannot refer to 'each'");
         }
         continue;
       } else if (ref.root == "count") {
         if (!has_count) {
-          diags_.Error(DiagCode::InvalidReference, ref.range, "'count' is only available in blocks with count")
+          cur_->Error(DiagCode::InvalidReference, ref.range, "'count' is only available in blocks with count")
               .help = "add count to this block";
         } else if (ref.name != "index") {
-          diags_.Error(DiagCode::InvalidReference, ref.range, "'count' has only 'count.index'");
+          cur_->Error(DiagCode::InvalidReference, ref.range, "'count' has only 'count.index'");
         } else if (IsMetaExpr(d, "count", ref.range)) {
-          diags_.Error(DiagCode::InvalidReference, ref.range, "count cannot refer to 'count.index'");
+          cur_->Error(DiagCode::InvalidReference, ref.range, "count cannot refer to 'count.index'");
         }
         continue;
       } else if (ref.root == "self") {
         if (d.kind != DeclKind::Resource) {
-          diags_.Error(DiagCode::InvalidReference, ref.range, "'self' is only available inside a resource block");
+          cur_->Error(DiagCode::InvalidReference, ref.range, "'self' is only available inside a resource block");
         }
         continue;
       } else if (ref.root == "path") {
         if (ref.name != "module" && ref.name != "root" && ref.name != "cwd") {
-          diags_.Error(DiagCode::InvalidReference, ref.range, "'path' has only path.module, path.root and path.cwd");
+          cur_->Error(DiagCode::InvalidReference, ref.range, "'path' has only path.module, path.root and path.cwd");
         }
         continue;
       } else if (ref.root == "value" && d.kind == DeclKind::Variable) {
@@ -660,7 +723,7 @@ class Checker {
         continue;
       } else if (info.resource_types.count(ref.root) || schemas_.Find(ref.root)) {
         if (ref.name.empty()) {
-          diags_.Error(DiagCode::InvalidReference, ref.range, "'" + ref.root + "' must be followed by a resource name")
+          cur_->Error(DiagCode::InvalidReference, ref.range, "'" + ref.root + "' must be followed by a resource name")
               .help = "write: " + ref.root + ".NAME";
           continue;
         }
@@ -670,7 +733,7 @@ class Checker {
           for (const auto& [n, i] : info.resources) {
             if (info.decls[i].type == ref.root) names.push_back(info.decls[i].label);
           }
-          Diagnostic& diag = diags_.Error(DiagCode::UndefinedReference, ref.range,
+          Diagnostic& diag = cur_->Error(DiagCode::UndefinedReference, ref.range,
                                           "no " + ref.root + " named '" + ref.name + "' is declared");
           std::string near = ClosestName(ref.name, names);
           diag.help = near.empty() ? "declare it: " + ref.root + " \"" + ref.name + "\" { ... }"
@@ -681,18 +744,18 @@ class Checker {
       } else {
         std::vector<std::string> roots = {"var", "local", "module", "each", "count", "self", "path"};
         for (const auto& t : info.resource_types) roots.push_back(t);
-        Diagnostic& diag = diags_.Error(DiagCode::UndefinedReference, ref.root_range, "unknown name '" + ref.root + "'");
+        Diagnostic& diag = cur_->Error(DiagCode::UndefinedReference, ref.root_range, "unknown name '" + ref.root + "'");
         std::string near = ClosestName(ref.root, roots);
         if (!near.empty()) {
           diag.help = "did you mean '" + near + "'?";
-        } else if (schemas_.TypeNames().empty() || true) {
-          diag.help = "references start with var., local., module., each., count., self., path. or a resource type";
+        } else {
+          diag.help = UnknownNameHelp(info, d, ref);
         }
         continue;
       }
       if (table) {
         if (ref.name.empty()) {
-          diags_.Error(DiagCode::InvalidReference, ref.range, "'" + ref.root + "' must be followed by a name")
+          cur_->Error(DiagCode::InvalidReference, ref.range, "'" + ref.root + "' must be followed by a name")
               .help = "write: " + ref.root + ".NAME";
           continue;
         }
@@ -700,7 +763,7 @@ class Checker {
         if (it == table->end()) {
           std::vector<std::string> names;
           for (const auto& [n, i] : *table) names.push_back(n);
-          Diagnostic& diag = diags_.Error(DiagCode::UndefinedReference, ref.range,
+          Diagnostic& diag = cur_->Error(DiagCode::UndefinedReference, ref.range,
                                           "no " + what + " named '" + ref.name + "' is declared");
           std::string near = ClosestName(ref.name, names);
           if (!near.empty()) {
@@ -721,7 +784,7 @@ class Checker {
       }
       info.decls[target].referenced = true;
       if (d.kind == DeclKind::Variable) {
-        diags_.Error(DiagCode::InvalidReference, ref.range, "a variable's validation can only refer to the variable itself")
+        cur_->Error(DiagCode::InvalidReference, ref.range, "a variable's validation can only refer to the variable itself")
             .help = "write the condition in terms of var." + d.name;
         continue;
       }
@@ -730,6 +793,55 @@ class Checker {
         d.dep_sites.push_back(ref.range);
       }
     }
+  }
+
+  // Help for an unknown bare name. When the name is the whole value of an
+  // attribute it is most likely text that lost its quotes.
+  std::string UnknownNameHelp(const ModuleInfo& info, const Decl& d, const Reference& ref) {
+    std::string generic = "references start with var., local., module., each., count., self., path. or a resource type";
+    if (!ref.name.empty()) return generic;
+    const ast::Attribute* attr = nullptr;
+    const BlockSchema* schema = d.schema ? &d.schema->body : nullptr;
+    const BlockSchema* attr_schema = nullptr;
+    std::vector<std::pair<const ast::Body*, const BlockSchema*>> work;
+    if (d.attr) {
+      if (d.attr->value->range.begin == ref.range.begin && d.attr->value->range.end == ref.range.end) attr = d.attr;
+    } else if (d.block) {
+      work.push_back({&d.block->body, schema});
+    }
+    while (!work.empty() && !attr) {
+      auto [body, bs] = work.back();
+      work.pop_back();
+      for (const ast::Attribute& a : body->attributes) {
+        if (a.value->range.begin == ref.range.begin && a.value->range.end == ref.range.end) {
+          attr = &a;
+          attr_schema = bs;
+          break;
+        }
+      }
+      for (const ast::Block& b : body->blocks) {
+        const NestedBlockSchema* ns = bs ? bs->FindBlock(b.type) : nullptr;
+        work.push_back({&b.body, ns ? ns->body.get() : nullptr});
+      }
+    }
+    if (!attr) return generic;
+    if (attr_schema) {
+      if (const AttributeSchema* as = attr_schema->FindAttribute(attr->name)) {
+        if (!as->allowed_values.empty()) {
+          std::string near = ClosestName(ref.root, as->allowed_values);
+          if (near.empty()) {
+            for (const auto& v : as->allowed_values) {
+              if (v == ref.root) near = v;
+            }
+          }
+          return near.empty() ? "'" + attr->name + "' is one of " + JoinNames(as->allowed_values) + ", in quotes"
+                              : "strings are quoted: did you mean \"" + near + "\"?";
+        }
+        if (!as->ref_type.empty()) return "write: " + attr->name + " = " + as->ref_type + ".NAME";
+      }
+    }
+    (void)info;
+    return "if this is text, put it in quotes: \"" + ref.root + "\"";
   }
 
   static bool IsMetaExpr(const Decl& d, const char* meta, Range r) {
@@ -785,7 +897,7 @@ class Checker {
       notes.push_back({site, d.Address() + " refers to " + next + " here"});
     }
     path += info.decls[target].Address();
-    Diagnostic& diag = diags_.Error(DiagCode::DependencyCycle, info.decls[target].range, "dependency cycle: " + path);
+    Diagnostic& diag = cur_->Error(DiagCode::DependencyCycle, info.decls[target].range, "dependency cycle: " + path);
     diag.notes = std::move(notes);
     diag.help = "break the cycle by removing one of these references";
   }
@@ -798,6 +910,7 @@ class Checker {
       std::set<uint32_t> out;
       for (uint32_t dep : d.deps) {
         const Decl& t = info.decls[dep];
+        if (t.kind == DeclKind::Variable || (!t.in_cycle && t.uses_vars && t.kind != DeclKind::Resource)) d.uses_vars = true;
         if (t.kind == DeclKind::Resource || t.kind == DeclKind::Module) {
           out.insert(dep);
         } else if (!t.in_cycle) {
@@ -842,6 +955,9 @@ class Checker {
     std::string prefix;  // address prefix: "" or `module.net["eu"].`
     std::vector<Value> values;
     std::string root_dir;
+    // What the module call's inputs depend on: every resource in this
+    // instance that reads a variable depends on these too.
+    std::vector<std::string> inherited_deps;
   };
 
   static Value Poison() { return Value::Unknown(Type::Any()); }
@@ -849,9 +965,9 @@ class Checker {
   // Evaluates one instance of a module; returns its outputs.
   ValueMap Instantiate(const ModuleInfo& info, const std::string& prefix, const std::map<std::string, Value>& inputs,
                        const std::map<std::string, Range>& input_ranges, CheckedConfig& out,
-                       std::vector<std::string>& chain) {
+                       std::vector<std::string>& chain, std::vector<std::string> inherited_deps = {}) {
     ++out.module_instances;
-    Instance inst{&info, prefix, std::vector<Value>(info.decls.size()), root_dir_};
+    Instance inst{&info, prefix, std::vector<Value>(info.decls.size()), root_dir_, std::move(inherited_deps)};
     if (info.is_root) root_dir_ = info.module->dir, inst.root_dir = root_dir_;
     for (uint32_t idx : info.order) {
       const Decl& d = info.decls[idx];
@@ -859,11 +975,12 @@ class Checker {
         inst.values[idx] = Poison();
         continue;
       }
+      Mute mute(this, Damaged(d));
       switch (d.kind) {
         case DeclKind::Variable: inst.values[idx] = EvalVariable(inst, d, inputs, input_ranges, out); break;
         case DeclKind::Local: {
           InstanceScope scope(*this, inst);
-          inst.values[idx] = Evaluate(*d.attr->value, scope, diags_);
+          inst.values[idx] = Evaluate(*d.attr->value, scope, *cur_);
           break;
         }
         case DeclKind::Output: inst.values[idx] = EvalOutput(inst, d, out); break;
@@ -885,10 +1002,16 @@ class Checker {
     if (auto it = inputs.find(d.name); it != inputs.end()) {
       value = it->second;
       provided = true;
+      if (inst.info->is_root && d.var_type.is(TypeKind::String) && !value.is_unknown() &&
+          value.kind() != Value::Kind::String) {
+        if (auto t = options_.variable_texts.find(d.name); t != options_.variable_texts.end()) {
+          value = Value::String(t->second);
+        }
+      }
       if (auto r = input_ranges.find(d.name); r != input_ranges.end()) where = r->second;
     } else if (const ast::Attribute* def = body.Find("default")) {
       InstanceScope scope(*this, inst);
-      value = Evaluate(*def->value, scope, diags_);
+      value = Evaluate(*def->value, scope, *cur_);
       where = def->value->range;
       provided = true;
     } else {
@@ -897,10 +1020,10 @@ class Checker {
     if (provided && !value.is_null()) {
       Type got = value.is_unknown() ? value.unknown_type() : value.type();
       if (!Assignable(got, d.var_type)) {
-        Diagnostic& diag = diags_.Error(DiagCode::TypeMismatch, where,
+        Diagnostic& diag = cur_->Error(DiagCode::TypeMismatch, where,
                                         "variable '" + d.name + "' expects " + d.var_type.ToString() + ", got " +
-                                            got.ToString());
-        diag.notes.push_back({d.range, "declared here"});
+                                            (value.is_unknown() || value.sensitive() ? got.ToString() : value.ToString()));
+        if (where.begin != d.range.begin || where.file != d.range.file) diag.notes.push_back({d.range, "declared here"});
         value = Value::Unknown(d.var_type);
       }
     }
@@ -914,21 +1037,22 @@ class Checker {
       InstanceScope scope(*this, inst);
       scope.variable = &d;
       scope.variable_value = value;
-      Value ok = Evaluate(*cond->value, scope, diags_);
+      Value ok = Evaluate(*cond->value, scope, *cur_);
       if (ok.is_unknown()) continue;
       if (ok.kind() != Value::Kind::Bool) {
-        diags_.Error(DiagCode::TypeMismatch, cond->value->range, "a validation condition must be a bool");
+        cur_->Error(DiagCode::TypeMismatch, cond->value->range, "a validation condition must be a bool");
         continue;
       }
       if (!ok.as_bool()) {
         std::string text = "value is not valid";
         if (msg) {
-          Value m = Evaluate(*msg->value, scope, diags_);
+          Value m = Evaluate(*msg->value, scope, *cur_);
           if (m.kind() == Value::Kind::String && !m.sensitive()) text = m.as_string();
         }
-        Diagnostic& diag = diags_.Error(DiagCode::ValidationFailed, where,
+        Diagnostic& diag = cur_->Error(DiagCode::ValidationFailed, where,
                                         "invalid value for variable '" + d.name + "': " + text);
         diag.notes.push_back({cond->value->range, "rule defined here"});
+        if (!where.valid()) diag.range = d.range;
         if (!d.sensitive) diag.help = "the value is " + value.ToString();
       }
     }
@@ -950,9 +1074,9 @@ class Checker {
     const ast::Attribute* v = d.block->body.Find("value");
     if (!v) return Poison();
     InstanceScope scope(*this, inst);
-    Value value = Evaluate(*v->value, scope, diags_);
-    if (value.sensitive() && !d.sensitive) {
-      diags_.Warning(DiagCode::SensitiveOutput, v->value->range,
+    Value value = Evaluate(*v->value, scope, *cur_);
+    if (value.ContainsSensitive() && !d.sensitive) {
+      cur_->Warning(DiagCode::SensitiveOutput, v->value->range,
                      "output '" + d.name + "' exposes a sensitive value")
           .help = "add sensitive = true to the output so it is hidden in plans and logs";
     }
@@ -973,22 +1097,31 @@ class Checker {
     if (count && !for_each) {
       *mode = 1;
       InstanceScope scope(*this, inst);
-      Value n = Evaluate(*count->value, scope, diags_);
+      size_t errors_before = cur_->error_count();
+      Value n = Evaluate(*count->value, scope, *cur_);
       if (n.is_unknown()) {
-        if (!(n.unknown_type().is(TypeKind::Any) && !n.ContainsUnknown())) {
-          diags_.Error(DiagCode::UnknownAtPlan, count->value->range, "count depends on a value known only after apply")
+        // An error in the expression itself was reported; do not add another.
+        if (cur_->error_count() == errors_before) {
+          cur_->Error(DiagCode::UnknownAtPlan, count->value->range, "count depends on a value known only after apply")
               .help = "count must be known when planning; derive it from variables or literal values";
         }
         return false;
       }
       if (n.kind() != Value::Kind::Number || !n.is_integer() || n.as_number() < 0) {
-        diags_.Error(DiagCode::InvalidExpansion, count->value->range,
-                     "count must be a whole number of zero or more, not " + n.ToString())
-            .help = "use length(list) to count a list";
+        Diagnostic& d = cur_->Error(DiagCode::InvalidExpansion, count->value->range,
+                                    "count must be a whole number of zero or more, not " + n.ToString());
+        if (n.kind() == Value::Kind::List || n.kind() == Value::Kind::Object) {
+          d.help = "use length(...) to count a collection, or for_each to create one instance per element";
+        } else if (n.kind() == Value::Kind::Number) {
+          d.help = n.as_number() < 0 ? "use max(0, n) to clamp a count that can be negative"
+                                     : "round it with floor() or ceil()";
+        } else if (n.kind() == Value::Kind::String) {
+          d.help = "write the number without quotes, or convert it with tonumber()";
+        }
         return false;
       }
       if (n.as_number() > 1'000'000) {
-        diags_.Error(DiagCode::InvalidExpansion, count->value->range, "count is larger than 1000000");
+        cur_->Error(DiagCode::InvalidExpansion, count->value->range, "count is larger than 1000000");
         return false;
       }
       for (size_t i = 0; i < static_cast<size_t>(n.as_number()); ++i) {
@@ -999,17 +1132,18 @@ class Checker {
     if (for_each) {
       *mode = 2;
       InstanceScope scope(*this, inst);
-      Value coll = Evaluate(*for_each->value, scope, diags_);
-      if (coll.ContainsUnknown() && coll.is_unknown()) {
-        if (!coll.unknown_type().is(TypeKind::Any)) {
-          diags_.Error(DiagCode::UnknownAtPlan, for_each->value->range,
+      size_t errors_before = cur_->error_count();
+      Value coll = Evaluate(*for_each->value, scope, *cur_);
+      if (coll.is_unknown()) {
+        if (cur_->error_count() == errors_before) {
+          cur_->Error(DiagCode::UnknownAtPlan, for_each->value->range,
                        "for_each depends on a value known only after apply")
               .help = "for_each keys must be known when planning; use keys from variables or literal values";
         }
         return false;
       }
       if (coll.sensitive()) {
-        diags_.Error(DiagCode::InvalidExpansion, for_each->value->range, "for_each cannot use a sensitive value")
+        cur_->Error(DiagCode::InvalidExpansion, for_each->value->range, "for_each cannot use a sensitive value")
             .help = "instance keys appear in addresses and plans; use nonsensitive keys";
         return false;
       }
@@ -1021,18 +1155,18 @@ class Checker {
         std::set<std::string> seen;
         for (const Value& v : coll.as_list()) {
           if (v.is_unknown()) {
-            diags_.Error(DiagCode::UnknownAtPlan, for_each->value->range,
+            cur_->Error(DiagCode::UnknownAtPlan, for_each->value->range,
                          "for_each contains a value known only after apply");
             return false;
           }
           if (v.kind() != Value::Kind::String) {
-            diags_.Error(DiagCode::InvalidExpansion, for_each->value->range,
+            cur_->Error(DiagCode::InvalidExpansion, for_each->value->range,
                          "for_each over a list needs strings, but it contains " + v.ToString())
-                .help = "use a map, or a list of strings such as toset-like [for x in list : tostring(x)]";
+                .help = "use a map, or convert the elements: [for x in list : tostring(x)]";
             return false;
           }
           if (!seen.insert(v.as_string()).second) {
-            diags_.Error(DiagCode::InvalidExpansion, for_each->value->range,
+            cur_->Error(DiagCode::InvalidExpansion, for_each->value->range,
                          "for_each has the key " + QuoteString(v.as_string()) + " twice")
                 .help = "use distinct(list) to drop duplicates";
             return false;
@@ -1041,7 +1175,7 @@ class Checker {
         }
         return true;
       }
-      diags_.Error(DiagCode::InvalidExpansion, for_each->value->range,
+      cur_->Error(DiagCode::InvalidExpansion, for_each->value->range,
                    "for_each needs a map or a list of strings, not " + coll.ToString())
           .help = "for example: for_each = { eu = region.eu, us = region.us }";
       return false;
@@ -1050,12 +1184,20 @@ class Checker {
     return true;
   }
 
+  static std::vector<std::string> DependencyAddresses(const Instance& inst, const Decl& d) {
+    std::vector<std::string> deps;
+    for (uint32_t dep : d.resource_deps) deps.push_back(inst.prefix + inst.info->decls[dep].Address());
+    if (d.uses_vars) deps.insert(deps.end(), inst.inherited_deps.begin(), inst.inherited_deps.end());
+    std::sort(deps.begin(), deps.end());
+    deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
+    return deps;
+  }
+
   Value EvalResource(Instance& inst, const Decl& d, CheckedConfig& out) {
     std::vector<std::pair<Value, Value>> keys;
     int mode = 0;
     if (!ExpansionKeys(inst, d, keys, &mode)) return Poison();
-    std::vector<std::string> deps;
-    for (uint32_t dep : d.resource_deps) deps.push_back(inst.prefix + inst.info->decls[dep].Address());
+    std::vector<std::string> deps = DependencyAddresses(inst, d);
     ValueList list;
     ValueMap map;
     Value single;
@@ -1135,7 +1277,7 @@ class Checker {
       }
       Value v;
       if (a) {
-        v = Evaluate(*a->value, scope, diags_);
+        v = Evaluate(*a->value, scope, *cur_);
         v = CheckAttributeValue(v, as, a->value->range);
       }
       if (v.is_null()) {
@@ -1170,32 +1312,30 @@ class Checker {
     if (!as.ref_type.empty()) {
       if (v.is_unknown()) {
         const Type& t = v.unknown_type();
-        if (t.is(TypeKind::Any) || t.is(TypeKind::String) || t.is(TypeKind::Object)) return v;
-      } else if (v.kind() == Value::Kind::String) {
-        return v;
+        if (t.is(TypeKind::Any) || t.is(TypeKind::Object)) return v;
       } else if (v.kind() == Value::Kind::Object) {
         auto it = v.as_object().find("address");
         if (it != v.as_object().end() && it->second.kind() == Value::Kind::String) {
           const std::string& addr = it->second.as_string();
-          // The address ends in TYPE.NAME (with an optional instance key).
-          std::string tail = addr.substr(addr.rfind(']') == addr.size() - 1 ? 0 : 0);
-          size_t dot = addr.find(as.ref_type + ".");
-          bool ok = dot != std::string::npos && (dot == 0 || addr[dot - 1] == '.');
-          if (ok) return v;
-          diags_.Error(DiagCode::TypeMismatch, range,
+          if (ResourceTypeOf(addr) == as.ref_type) return v;
+          cur_->Error(DiagCode::TypeMismatch, range,
                        "'" + as.name + "' needs a " + as.ref_type + ", but this is " + addr)
               .help = "refer to a " + as.ref_type + ": " + as.name + " = " + as.ref_type + ".NAME";
           return Poison();
         }
       }
-      diags_.Error(DiagCode::TypeMismatch, range,
-                   "'" + as.name + "' needs a reference to a " + as.ref_type + ", not " + v.ToString())
-          .help = "write: " + as.name + " = " + as.ref_type + ".NAME";
+      Diagnostic& d = cur_->Error(DiagCode::TypeMismatch, range,
+                                  "'" + as.name + "' needs a reference to a " + as.ref_type + ", not " +
+                                      (v.sensitive() ? std::string("a sensitive value") : v.ToString()));
+      d.help = v.kind() == Value::Kind::String
+                   ? "refer to the resource itself so the dependency is known: " + as.name + " = " + as.ref_type + "." +
+                         (IsIdentifier(v.as_string()) ? v.as_string() : "NAME")
+                   : "write: " + as.name + " = " + as.ref_type + ".NAME";
       return Poison();
     }
     Type got = v.is_unknown() ? v.unknown_type() : v.type();
     if (!Assignable(got, as.type)) {
-      Diagnostic& d = diags_.Error(DiagCode::TypeMismatch, range,
+      Diagnostic& d = cur_->Error(DiagCode::TypeMismatch, range,
                                    "'" + as.name + "' expects " + as.type.ToString() + ", got " +
                                        (v.is_unknown() ? got.ToString() : v.sensitive() ? got.ToString() : v.ToString()));
       if (v.kind() == Value::Kind::String && (as.type.is(TypeKind::Duration) || as.type.is(TypeKind::Size) ||
@@ -1204,6 +1344,13 @@ class Checker {
                  std::string(as.type.is(TypeKind::Duration) ? "30s, 5m, 7d" : as.type.is(TypeKind::Size) ? "512MiB, 10GiB" : "80%");
       } else if (v.kind() == Value::Kind::Number && (as.type.is(TypeKind::Duration) || as.type.is(TypeKind::Size))) {
         d.help = "add a unit: " + FormatNumber(v.as_number()) + (as.type.is(TypeKind::Duration) ? "s" : "GiB");
+      } else if (v.kind() == Value::Kind::Number && as.type.is(TypeKind::Percent)) {
+        d.help = v.as_number() <= 1 ? "write it as a percentage: " + FormatNumber(v.as_number() * 100) + "%"
+                                    : "write it as a percentage: " + FormatNumber(v.as_number()) + "%";
+      } else if (v.kind() == Value::Kind::String && as.type.IsNumeric()) {
+        d.help = "write the number without quotes";
+      } else if (as.type.is(TypeKind::Bool) && (v.kind() == Value::Kind::String || v.kind() == Value::Kind::Number)) {
+        d.help = "write true or false, without quotes";
       } else if (!as.doc.empty()) {
         d.help = as.name + ": " + as.doc;
       }
@@ -1211,7 +1358,7 @@ class Checker {
     }
     if (!as.allowed_values.empty() && v.kind() == Value::Kind::String) {
       if (std::find(as.allowed_values.begin(), as.allowed_values.end(), v.as_string()) == as.allowed_values.end()) {
-        Diagnostic& d = diags_.Error(DiagCode::TypeMismatch, range,
+        Diagnostic& d = cur_->Error(DiagCode::TypeMismatch, range,
                                      "'" + as.name + "' must be one of " + JoinNames(as.allowed_values) + ", not " +
                                          QuoteString(v.as_string()));
         std::string near = ClosestName(v.as_string(), as.allowed_values);
@@ -1244,11 +1391,11 @@ class Checker {
       std::map<std::string, Range> ranges;
       for (const ast::Attribute& a : d.block->body.attributes) {
         if (a.name == "source" || MetaArguments().count(a.name) || !d.child->vars.count(a.name)) continue;
-        inputs[a.name] = Evaluate(*a.value, scope, diags_);
+        inputs[a.name] = Evaluate(*a.value, scope, *cur_);
         ranges[a.name] = a.value->range;
       }
       std::string prefix = inst.prefix + "module." + d.name + KeySuffix(key) + ".";
-      ValueMap outputs = Instantiate(*d.child, prefix, inputs, ranges, out, chain);
+      ValueMap outputs = Instantiate(*d.child, prefix, inputs, ranges, out, chain, DependencyAddresses(inst, d));
       Value v = Value::Object(std::move(outputs));
       if (mode == 1) list.push_back(v);
       else if (mode == 2) map.emplace(key.as_string(), v);
@@ -1260,6 +1407,10 @@ class Checker {
   }
 
   Diagnostics& diags_;
+  // Where diagnostics go right now: diags_, or muted_ while checking a block
+  // the parser already reported as broken (its errors would only repeat).
+  Diagnostics* cur_;
+  Diagnostics muted_;
   const CheckOptions& options_;
   const SchemaRegistry& schemas_;
   ModuleLoader loader_;
@@ -1353,7 +1504,24 @@ bool Checker::InstanceScope::Resolve(const ast::Name& root, std::span<const ast:
   if (info.resource_types.count(r)) {
     if (const std::string* name = first()) {
       *consumed = 1;
-      if (auto it = info.resources.find(r + "." + *name); it != info.resources.end()) *out = inst_.values[it->second];
+      auto it = info.resources.find(r + "." + *name);
+      if (it == info.resources.end()) return true;
+      *out = inst_.values[it->second];
+      const Decl& decl = info.decls[it->second];
+      // TYPE.NAME.ATTR on a single instance: name the resource in the error.
+      bool single = !decl.block->body.Find("count") && !decl.block->body.Find("for_each");
+      if (single && steps.size() >= 2 && out->kind() == Value::Kind::Object && !out->as_object().count(steps[1]->name)) {
+        std::vector<std::string> names;
+        for (const auto& [k, v] : out->as_object()) names.push_back(k);
+        Diagnostic& d = diags.Error(DiagCode::InvalidIndex, steps[1]->name_range,
+                                    r + " '" + *name + "' has no attribute '" + steps[1]->name + "'");
+        std::string near = ClosestName(steps[1]->name, names);
+        d.help = near.empty() ? "its attributes are: " + JoinNames(names) : "did you mean '" + near + "'?";
+        *out = Poison();
+        *consumed = 2;
+      } else if (!single && steps.size() >= 2 && out->kind() == Value::Kind::List) {
+        // count: the value is a list, handled by the evaluator's message.
+      }
     }
     return true;
   }

@@ -27,6 +27,9 @@ namespace plinth {
 
 struct CheckOptions {
   std::map<std::string, Value> variables;  // root variable values (-var NAME=VALUE)
+  // The text given for each of them: a `string` variable takes it verbatim,
+  // so --var version=1.10 stays "1.10" rather than the number 1.1.
+  std::map<std::string, std::string> variable_texts;
   const SchemaRegistry* schemas = nullptr;  // null: BuiltinSchemas()
   unsigned threads = 0;                     // parser threads; 0: one per core
 };

@@ -21,6 +21,16 @@ Type ParseTypeExpr(const ast::Expr& e, Diagnostics& diags) {
     for (const auto& [name, t] : simple) {
       if (name == n) return t;
     }
+    if (n == "list" || n == "map" || n == "set") {
+      diags.Error(DiagCode::InvalidType, e.range, "'" + n + "' needs an element type").help =
+          "write: " + n + "(string), or " + n + "(any) for mixed elements";
+      return Type::Any();
+    }
+    if (n == "object") {
+      diags.Error(DiagCode::InvalidType, e.range, "'object' needs its attribute types").help =
+          "write: object({ name = string, size = size })";
+      return Type::Any();
+    }
     std::vector<std::string> names;
     for (const auto& [name, t] : simple) names.push_back(name);
     names.insert(names.end(), {"list", "map", "object"});

@@ -168,6 +168,15 @@ std::string DescribeValue(const Value& v) {
 
 bool IsUnit(TypeKind k) { return k == TypeKind::Duration || k == TypeKind::Size || k == TypeKind::Percent; }
 
+// An object whose values are all objects: what a for_each resource or module
+// evaluates to. Splat iterates its instances.
+bool IsInstanceMap(const Value& v) {
+  for (const auto& [k, x] : v.as_object()) {
+    if (x.kind() != Value::Kind::Object) return false;
+  }
+  return !v.as_object().empty();
+}
+
 class Evaluator {
  public:
   Evaluator(Scope& scope, Diagnostics& diags) : scope_(scope), diags_(diags) {}
@@ -188,11 +197,7 @@ class Evaluator {
       case K::Conditional: return EvalConditional(e.As<ast::Conditional>());
       case K::List: {
         ValueList items;
-        bool sensitive = false;
-        for (const auto& i : e.As<ast::List>().items) {
-          items.push_back(Eval(*i));
-          sensitive = sensitive || items.back().sensitive();
-        }
+        for (const auto& i : e.As<ast::List>().items) items.push_back(Eval(*i));
         return Value::List(std::move(items));
       }
       case K::Object: {
@@ -216,7 +221,6 @@ class Evaluator {
   static Value Poison() { return Value::Unknown(Type::Any()); }
 
   Value EvalTemplate(const ast::Template& t) {
-    if (t.parts.size() == 1 && t.parts[0].expr) return Eval(*t.parts[0].expr);
     std::string s;
     bool unknown = false, sensitive = false;
     for (const auto& p : t.parts) {
@@ -230,7 +234,8 @@ class Evaluator {
         const Type& ty = v.unknown_type();
         if (ty.is(TypeKind::List) || ty.is(TypeKind::Map) || ty.is(TypeKind::Object)) {
           diags_.Error(DiagCode::TypeMismatch, p.expr->range, "cannot interpolate " + Describe(ty) + " into a string")
-              .help = "use join() or jsonencode() to turn it into a string";
+              .help = t.parts.size() == 1 ? "write the expression without quotes and ${ }, or use join() or jsonencode()"
+                                          : "use join() or jsonencode() to turn it into a string";
         }
         unknown = true;
         continue;
@@ -238,8 +243,9 @@ class Evaluator {
       std::string text;
       if (!TemplateText(v, &text)) {
         diags_.Error(DiagCode::TypeMismatch, p.expr->range, "cannot interpolate " + DescribeValue(v) + " into a string")
-            .help = v.is_null() ? "use coalesce(value, \"default\") to provide a fallback"
-                                : "use join() or jsonencode() to turn it into a string";
+            .help = v.is_null()            ? "use coalesce(value, \"default\") to provide a fallback"
+                    : t.parts.size() == 1 ? "write the expression without quotes and ${ }, or use join() or jsonencode()"
+                                          : "use join() or jsonencode() to turn it into a string";
         unknown = true;
         continue;
       }
@@ -410,6 +416,9 @@ class Evaluator {
     if (source.is_null()) return Value::List({});
     if (source.kind() == Value::Kind::List) {
       items = source.as_list();
+    } else if (source.kind() == Value::Kind::Object && IsInstanceMap(source)) {
+      // A for_each resource or module: its instances, in key order.
+      for (const auto& [k, v] : source.as_object()) items.push_back(v);
     } else {
       items.push_back(source);
     }
@@ -438,6 +447,12 @@ class Evaluator {
       for (const FunctionDef& f : AllFunctions()) names.emplace_back(f.name);
       Diagnostic& d = diags_.Error(DiagCode::UnknownFunction, c.name_range, "unknown function '" + c.name + "'");
       std::string near = ClosestName(c.name, names);
+      if (near.empty() && c.name.size() >= 4) {
+        // "uppercase" -> "upper", "lowercase" -> "lower": a function that starts the name.
+        for (const std::string& n : names) {
+          if (n.size() >= 3 && c.name.size() > n.size() && c.name.compare(0, n.size(), n) == 0) near = n;
+        }
+      }
       d.help = near.empty() ? "the builtin functions are listed in docs/functions.md" : "did you mean '" + near + "'?";
       return Poison();
     }
@@ -449,7 +464,7 @@ class Evaluator {
                         ? c.args[static_cast<size_t>(err.argument)]->range
                         : c.range;
       Diagnostic& d = diags_.Error(err.bad_argument ? DiagCode::FunctionArguments : DiagCode::InvalidOperation, where,
-                                   std::string(fn->name) + ": " + err.message);
+                                   err.message);
       d.help = "signature: " + std::string(fn->signature);
       return Poison();
     }
@@ -623,7 +638,9 @@ class Evaluator {
       case ast::Op::Ne: {
         if (l.ContainsUnknown() || r.ContainsUnknown()) return Value::Unknown(Type::Bool()).WithSensitive(sensitive);
         bool eq = l.Equals(r);
-        // 1 == 1.0 and 80% == 80%: numbers compare by value across int/number.
+        // A percentage equals the fraction it stands for: 5% == 0.05.
+        if (l.kind() == Value::Kind::Percent && r.kind() == Value::Kind::Number) eq = l.as_number() / 100 == r.as_number();
+        if (r.kind() == Value::Kind::Percent && l.kind() == Value::Kind::Number) eq = r.as_number() / 100 == l.as_number();
         return Value::Bool(b.op == ast::Op::Eq ? eq : !eq).WithSensitive(sensitive);
       }
       case ast::Op::Lt:
@@ -675,9 +692,10 @@ class Evaluator {
       case ast::Op::Add: v = x + y; break;
       case ast::Op::Sub: v = x - y; break;
       case ast::Op::Mul:
-        // A percentage scales the other side: 80% * 10GiB = 8GiB.
-        if (lt.is(TypeKind::Percent) && !rt.is(TypeKind::Percent)) x /= 100;
-        else if (rt.is(TypeKind::Percent) && !lt.is(TypeKind::Percent)) y /= 100;
+        // A percentage scales a duration or size: 80% * 10GiB = 8GiB; with a
+        // plain number it stays a percentage: 50% * 2 = 100%.
+        if (lt.is(TypeKind::Percent) && (rt.is(TypeKind::Duration) || rt.is(TypeKind::Size))) x /= 100;
+        else if (rt.is(TypeKind::Percent) && (lt.is(TypeKind::Duration) || lt.is(TypeKind::Size))) y /= 100;
         else if (lt.is(TypeKind::Percent) && rt.is(TypeKind::Percent)) y /= 100;
         v = x * y;
         break;

@@ -1,3 +1,4 @@
+#include <set>
 #include "compiler/eval/functions.h"
 
 #include <algorithm>
@@ -101,24 +102,10 @@ std::vector<FunctionDef> BuildRegistry() {
   fn_internal::RegisterCidrFileTimeFunctions(all);
   std::sort(all.begin(), all.end(),
             [](const FunctionDef& a, const FunctionDef& b) { return a.name < b.name; });
+  static const std::set<std::string_view> structural = {"length", "keys", "values", "concat", "merge",
+                                                        "slice", "reverse", "element", "lookup"};
+  for (FunctionDef& fn : all) fn.accepts_unknown_elements = structural.count(fn.name) > 0;
   return all;
-}
-
-bool ContainsSensitive(const Value& v) {
-  if (v.sensitive()) return true;
-  switch (v.kind()) {
-    case Value::Kind::List:
-      for (const Value& e : v.as_list()) {
-        if (ContainsSensitive(e)) return true;
-      }
-      return false;
-    case Value::Kind::Object:
-      for (const auto& [k, e] : v.as_object()) {
-        if (ContainsSensitive(e)) return true;
-      }
-      return false;
-    default: return false;
-  }
 }
 
 std::string Ordinal(size_t i) {
@@ -154,11 +141,10 @@ FunctionResult CallFunction(const FunctionDef& fn, const CallContext& ctx, std::
   const std::string name(fn.name);
   if (args.size() < fn.min_args || args.size() > fn.max_args) {
     size_t want = args.size() < fn.min_args ? fn.min_args : fn.max_args;
-    std::string plural = (fn.max_args == 1 && fn.min_args == 1) ? " argument" : " arguments";
+    std::string plural = (fn.max_args == 1 || (fn.max_args == SIZE_MAX && fn.min_args == 1)) ? " argument" : " arguments";
     return FunctionResult::Fail(args.size() > fn.max_args ? static_cast<int>(want) : -1,
                                 "'" + name + "' takes " + ArityText(fn) + plural + ", got " +
-                                    std::to_string(args.size()) +
-                                    "; see its signature: " + std::string(fn.signature));
+                                    std::to_string(args.size()));
   }
 
   std::vector<Type> types;
@@ -178,8 +164,8 @@ FunctionResult CallFunction(const FunctionDef& fn, const CallContext& ctx, std::
                                                            "' must be " + param.ToString() + ", got " +
                                                            t.ToString());
     }
-    unknown = unknown || arg.ContainsUnknown();
-    sensitive = sensitive || ContainsSensitive(arg);
+    unknown = unknown || (fn.accepts_unknown_elements ? arg.is_unknown() : arg.ContainsUnknown());
+    sensitive = sensitive || arg.ContainsSensitive();
     types.push_back(std::move(t));
   }
 

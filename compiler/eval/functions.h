@@ -56,6 +56,10 @@ struct FunctionDef {
   // Called only with known arguments (none contains an unknown).
   std::function<FunctionResult(const CallContext&, std::span<const Value>)> impl;
   bool impure = false;
+  // The implementation only moves elements around without looking inside
+  // them (length, keys, concat...), so a list or map whose *elements* are
+  // unknown still gives a known result: length([unknown, unknown]) is 2.
+  bool accepts_unknown_elements = false;
 };
 
 const FunctionDef* FindFunction(std::string_view name);

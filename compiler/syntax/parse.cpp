@@ -6,6 +6,7 @@
 
 #include "compiler/syntax/parse.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -75,6 +76,9 @@ class ErrorListener : public antlr4::BaseErrorListener {
   void syntaxError(antlr4::Recognizer* recognizer, antlr4::Token* offending, size_t, size_t, const std::string&,
                    std::exception_ptr) override {
     ++count_;
+    if (offending && offending->getStartIndex() != INVALID_INDEX) {
+      error_offsets.push_back(lexed_.RangeOf(offending).begin);
+    }
     // Lexical errors were reported already.
     if (offending) {
       switch (offending->getType()) {
@@ -116,6 +120,7 @@ class ErrorListener : public antlr4::BaseErrorListener {
   }
 
   size_t count() const { return count_; }
+  std::vector<uint32_t> error_offsets;  // every syntax error, reported or not
 
  private:
   static constexpr size_t kMaxReported = 50;
@@ -349,7 +354,10 @@ std::string SuggestUnit(std::string_view suffix) {
   static const std::pair<std::string_view, std::string_view> common[] = {
       {"sec", "s"}, {"secs", "s"}, {"min", "m"}, {"mins", "m"}, {"hr", "h"}, {"hrs", "h"}, {"day", "d"},
       {"days", "d"}, {"k", "KB"}, {"M", "MB"}, {"G", "GB"}, {"T", "TB"}, {"Ki", "KiB"}, {"Mi", "MiB"},
-      {"Gi", "GiB"}, {"Ti", "TiB"}, {"us", "ms"}, {"ns", "ms"}};
+      {"Gi", "GiB"}, {"Ti", "TiB"}, {"us", "ms"}, {"ns", "ms"}, {"pct", "%"}, {"percent", "%"},
+      {"y", "d"}, {"yr", "d"}, {"year", "d"}, {"years", "d"}, {"mo", "d"}, {"month", "d"}, {"months", "d"},
+      {"week", "w"}, {"weeks", "w"}, {"hour", "h"}, {"hours", "h"}, {"minute", "m"}, {"minutes", "m"},
+      {"second", "s"}, {"seconds", "s"}, {"b", "B"}, {"bytes", "B"}};
   for (auto [bad, good] : common) {
     if (bad == suffix) return std::string(good);
   }
@@ -369,7 +377,6 @@ class Builder {
         body.attributes.push_back(BuildAttribute(a, has_errors));
       } else if (auto* b = item->block()) {
         body.blocks.push_back(BuildBlock(b));
-        if (body.blocks.back().has_errors) *has_errors = true;
       } else {
         *has_errors = true;
       }
@@ -422,7 +429,7 @@ class Builder {
     a.name_range = RangeOf(ctx->IDENT());
     a.range = RangeOf(ctx);
     a.value = BuildExpr(ctx->expr());
-    if (ctx->exception || a.value->kind == ast::ExprKind::Error) *has_errors_out = true;
+    if (ctx->exception) *has_errors_out = true;
     return a;
   }
 
@@ -617,8 +624,14 @@ class Builder {
       Range suffix_range{range.file, range.begin + static_cast<uint32_t>(i), range.end};
       Diagnostic& d = diags_.Error(DiagCode::UnknownUnit, suffix_range, "unknown unit '" + suffix + "'");
       std::string suggestion = SuggestUnit(suffix);
-      if (!suggestion.empty()) {
-        d.help = "did you mean '" + text.substr(0, i) + suggestion + "'?";
+      std::string number = text.substr(0, i);
+      if (suggestion == "d" && (suffix[0] == 'y' || suffix.rfind("mo", 0) == 0)) {
+        // No calendar units: durations are exact.
+        bool years = suffix[0] == 'y';
+        d.help = std::string("there is no ") + (years ? "year" : "month") + " unit (their length varies); write days: " +
+                 FormatNumber(magnitude * (years ? 365 : 30)) + "d";
+      } else if (!suggestion.empty()) {
+        d.help = "did you mean '" + number + suggestion + "'?";
       } else {
         d.help = "durations use ms, s, m, h, d, w; sizes B, KB, MB, GB, TB, PB, KiB, MiB, GiB, TiB, PiB; percentages %";
       }
@@ -675,7 +688,36 @@ ast::ExprPtr ParseSubExpression(std::string_view text, FileId file, uint32_t bas
 
 namespace {
 
-ast::File ParseOnThisThread(const SourceFile& file, Diagnostics& diags) {
+// Marks every block that contains an error so the checker skips checks that
+// would only repeat it (missing attributes, unknown names the parser
+// invented while recovering).
+bool MarkBlocksWithErrors(ast::Body& body, const std::vector<uint32_t>& offsets) {
+  bool any = false;
+  for (ast::Block& b : body.blocks) {
+    auto it = std::lower_bound(offsets.begin(), offsets.end(), b.range.begin);
+    bool inside = it != offsets.end() && *it <= b.range.end;
+    if (MarkBlocksWithErrors(b.body, offsets)) inside = true;
+    if (inside) b.has_errors = true;
+    any = any || b.has_errors;
+  }
+  return any;
+}
+
+ast::File ParseFileWith(const SourceFile& file, Diagnostics& diags, std::vector<uint32_t>& error_offsets);
+
+// Parses into a private sink first: its error positions tell which blocks
+// are damaged, then everything is handed to the shared sink at once.
+ast::File ParseOnThisThread(const SourceFile& file, Diagnostics& shared) {
+  Diagnostics diags;
+  std::vector<uint32_t> offsets;
+  ast::File out = ParseFileWith(file, diags, offsets);
+  std::sort(offsets.begin(), offsets.end());
+  MarkBlocksWithErrors(out.body, offsets);
+  shared.Append(std::move(diags));
+  return out;
+}
+
+ast::File ParseFileWith(const SourceFile& file, Diagnostics& diags, std::vector<uint32_t>& error_offsets) {
   ast::File out;
   out.file = file.id();
   size_t bad = FindInvalidUtf8(file.text());
@@ -691,6 +733,12 @@ ast::File ParseOnThisThread(const SourceFile& file, Diagnostics& diags) {
     out.has_errors = true;
     return out;
   }
+  // Lexical errors (bad characters, unterminated strings) damage the
+  // structure around them; errors found later inside well-formed tokens
+  // (an unknown unit, a bad escape) do not.
+  for (const Diagnostic& d : diags.items()) {
+    if (d.severity == Severity::Error && d.range.valid()) error_offsets.push_back(d.range.begin);
+  }
   plinth_antlr::PlinthParser parser(&lexed.tokens);
   syntax::ErrorListener listener(lexed, diags);
   auto* tree = syntax::RunParser(parser, lexed, listener, &plinth_antlr::PlinthParser::file);
@@ -698,6 +746,7 @@ ast::File ParseOnThisThread(const SourceFile& file, Diagnostics& diags) {
   bool has_errors = listener.count() > 0;
   if (tree) out.body = builder.BuildItems(tree->item(), &has_errors);
   out.has_errors = has_errors || builder.has_errors;
+  error_offsets.insert(error_offsets.end(), listener.error_offsets.begin(), listener.error_offsets.end());
   return out;
 }
 

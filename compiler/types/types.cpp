@@ -195,6 +195,20 @@ bool Value::ContainsUnknown() const {
   }
 }
 
+bool Value::ContainsSensitive() const {
+  if (sensitive_) return true;
+  if (kind_ == Kind::List) {
+    for (const Value& v : *list_) {
+      if (v.ContainsSensitive()) return true;
+    }
+  } else if (kind_ == Kind::Object) {
+    for (const auto& [k, v] : *object_) {
+      if (v.ContainsSensitive()) return true;
+    }
+  }
+  return false;
+}
+
 Type Value::type() const {
   switch (kind_) {
     case Kind::Null: return Type::Any();

@@ -112,6 +112,8 @@ class Value {
   // Sensitive values are shown as (sensitive) everywhere; derived values
   // inherit the mark.
   bool sensitive() const { return sensitive_; }
+  // True when this value or anything inside it is sensitive.
+  bool ContainsSensitive() const;
   Value WithSensitive(bool s = true) const {
     Value v = *this;
     v.sensitive_ = s;

@@ -70,6 +70,8 @@ TEST(Evaluator, UnitArithmetic) {
   EXPECT_EQ(Show("10GiB / 4"), "2560MiB");
   EXPECT_EQ(Show("1d / 1h"), "24");
   EXPECT_EQ(Show("80% * 10GiB"), "8GiB");
+  EXPECT_EQ(Show("50% * 2"), "100%");
+  EXPECT_EQ(Show("2 * 50%"), "100%");
   EXPECT_EQ(Show("50% * 50%"), "25%");
   EXPECT_EQ(Show("1.5h"), "90m");
   EXPECT_EQ(Show("1000ms"), "1s");
@@ -86,6 +88,7 @@ TEST(Evaluator, Comparisons) {
   EXPECT_EQ(Show("1GiB > 1GB"), "true");
   EXPECT_EQ(Show("0.07 > 5%"), "true");
   EXPECT_EQ(Show("0.03 > 5%"), "false");
+  EXPECT_EQ(Show("5% == 0.05"), "true");
   EXPECT_EQ(Show("1 == 1.0"), "true");
   EXPECT_EQ(Show("\"a\" != \"b\""), "true");
   EXPECT_EQ(Show("[1, 2] == [1, 2]"), "true");
@@ -120,8 +123,9 @@ TEST(Evaluator, Templates) {
   EXPECT_EQ(Show("\"a-${1 + 1}-${30s}\""), "\"a-2-30s\"");
   EXPECT_EQ(Eval("\"$${literal}\"").value.as_string(), "${literal}");
   EXPECT_EQ(Show("\"tab\\tnl\\n\\u00e9\""), "\"tab\\tnl\\n\xc3\xa9\"");
-  // A template that is exactly one interpolation yields the value itself.
-  EXPECT_EQ(Show("\"${[1, 2]}\""), "[1, 2]");
+  // A quoted template is always a string, even with one interpolation.
+  EXPECT_EQ(Show("\"${1 + 1}\""), "\"2\"");
+  EXPECT_EQ(FirstError("\"${[1, 2]}\""), DiagCode::TypeMismatch);
   EXPECT_EQ(FirstError("\"x${[1, 2]}\""), DiagCode::TypeMismatch);
   EXPECT_EQ(FirstError("\"${}\""), DiagCode::InvalidTemplate);
   EXPECT_EQ(FirstError("\"\\q\""), DiagCode::InvalidEscape);
