@@ -596,7 +596,7 @@ class Checker {
           .help = "write a relative path (\"./modules/net\") or a standard module (\"std/NAME\")";
       return;
     }
-    const Module* m = loader_.Load(dir, source->value->range);
+    const Module* m = loader_.Load(dir, source->value->range, src);
     if (!m) return;
     const ModuleInfo* child = Analyse(m, source->value->range);
     if (!child) return;

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -52,7 +54,8 @@ std::vector<ast::File> ParseFiles(const std::vector<const SourceFile*>& files, D
   return out;
 }
 
-const Module* ModuleLoader::Load(const std::string& dir, Range requested_at) {
+const Module* ModuleLoader::Load(const std::string& dir, Range requested_at, const std::string& shown_as) {
+  const std::string& name = shown_as.empty() ? dir : shown_as;
   std::error_code ec;
   fs::path canonical = fs::weakly_canonical(fs::path(dir), ec);
   std::string key = ec ? dir : canonical.string();
@@ -62,9 +65,15 @@ const Module* ModuleLoader::Load(const std::string& dir, Range requested_at) {
     if (fs::is_regular_file(key, ec) && fs::path(key).extension() == ".plinth") {
       // A single file may be checked on its own.
     } else {
-      Diagnostic& d = diags_.Error(requested_at.valid() ? DiagCode::ModuleNotFound : DiagCode::FileUnreadable,
-                                   requested_at, "cannot read configuration directory '" + dir + "'");
-      d.help = "check the path; module sources are directories relative to the calling module, or std/NAME";
+      if (requested_at.valid()) {
+        diags_.Error(DiagCode::ModuleNotFound, requested_at, "module source '" + name + "' is not a directory")
+            .help = name.rfind("std/", 0) == 0
+                        ? "standard modules are in " + StdlibDir() + "/std; check the name"
+                        : "relative sources start from the directory of the calling module";
+      } else {
+        diags_.Error(DiagCode::FileUnreadable, requested_at, "cannot read configuration directory '" + name + "'")
+            .help = "pass a directory that holds .plinth files, or a single .plinth file";
+      }
       cache_[key] = nullptr;
       return nullptr;
     }
@@ -75,13 +84,18 @@ const Module* ModuleLoader::Load(const std::string& dir, Range requested_at) {
     paths.push_back(key);
   } else {
     for (const auto& entry : fs::directory_iterator(key, ec)) {
-      if (entry.is_regular_file() && entry.path().extension() == ".plinth") paths.push_back(entry.path().string());
+      if (entry.path().extension() != ".plinth") continue;
+      std::error_code type_ec;
+      if (entry.is_directory(type_ec)) continue;  // a directory named x.plinth is not a file to read
+      // Anything else (a regular file, or a symlink that leads nowhere) is
+      // read below, so an unreadable one is reported rather than skipped.
+      paths.push_back(entry.path().string());
     }
     std::sort(paths.begin(), paths.end());
   }
   if (paths.empty()) {
     diags_.Error(requested_at.valid() ? DiagCode::ModuleNotFound : DiagCode::NoConfiguration, requested_at,
-                 "no .plinth files in '" + dir + "'")
+                 "no .plinth files in '" + name + "'")
         .help = "configuration files end in .plinth";
     cache_[key] = nullptr;
     return nullptr;
@@ -99,9 +113,14 @@ const Module* ModuleLoader::Load(const std::string& dir, Range requested_at) {
       if (!rel.empty() && rel.native().rfind("..", 0) != 0) shown = rel.string();
     }
     std::ifstream in(p, std::ios::binary);
-    uintmax_t size = fs::file_size(p, ec);
-    if (!in || ec) {
-      diags_.Error(DiagCode::FileUnreadable, requested_at, "cannot read '" + shown + "'");
+    std::error_code size_ec;
+    uintmax_t size = fs::file_size(p, size_ec);
+    if (!in || size_ec) {
+      std::string why = size_ec ? size_ec.message() : std::strerror(errno);
+      std::transform(why.begin(), why.begin() + (why.empty() ? 0 : 1), why.begin(), ::tolower);
+      Diagnostic& d = diags_.Error(DiagCode::FileUnreadable, requested_at, "cannot read '" + shown + "': " + why);
+      d.help = fs::is_symlink(p, ec) ? "the file is a symbolic link whose target cannot be read; fix or remove it"
+                                     : "check the file's permissions";
       module->has_errors = true;
       continue;
     }

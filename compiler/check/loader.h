@@ -27,7 +27,9 @@ class ModuleLoader {
 
   // Loads `dir` (cached by canonical path). Returns null and reports P0207 /
   // P0110 / P0212 at `requested_at` when it cannot be read or holds no file.
-  const Module* Load(const std::string& dir, Range requested_at);
+  // `shown` is how errors name the directory (a module source as written);
+  // empty: the path itself.
+  const Module* Load(const std::string& dir, Range requested_at, const std::string& shown = "");
 
   // The directory of the standard library (`std/...` module sources):
   // $PLINTH_STDLIB, else <binary>/../share/plinth/stdlib, else the source tree's.
