@@ -3,6 +3,7 @@
 //   0 success, 1 errors in the configuration, 2 usage or environment error,
 //   3 `fmt --check` found files that are not formatted.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -43,8 +44,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "plinth %s: %s\n\n%s", command.c_str(), error.c_str(), kUsage);
     return 2;
   }
-  if (command == "validate") return plinth::cli::Validate(options, false);
-  if (command == "inspect") return plinth::cli::Validate(options, true);
+  // validate and inspect hold every AST and value of the configuration until
+  // they return; tearing that down takes a noticeable share of the run at
+  // 100k resources and achieves nothing, so the process exits directly.
+  if (command == "validate" || command == "inspect") {
+    int rc = plinth::cli::Validate(options, command == "inspect");
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::_Exit(rc);
+  }
   if (command == "fmt") return plinth::cli::Fmt(options);
   if (command == "version" || command == "--version") {
     std::printf("plinth %s\n", plinth::cli::kVersion);
