@@ -80,7 +80,7 @@ struct ModuleInfo {
 bool IsIdentifier(std::string_view s) {
   if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
   for (char c : s) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return false;
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
   }
   return true;
 }
@@ -244,8 +244,16 @@ class Checker {
     if (b.labels.size() == n) {
       for (const auto& l : b.labels) {
         if (!IsIdentifier(l.value)) {
-          cur_->Error(DiagCode::InvalidLabels, l.range, "'" + l.value + "' is not a valid name")
-              .help = "names start with a letter or '_' and contain letters, digits, '_' and '-'";
+          Diagnostic& d = cur_->Error(DiagCode::InvalidLabels, l.range, "'" + l.value + "' is not a valid name");
+          d.help = l.value.find('-') != std::string::npos
+                       ? "names are referenced as TYPE.NAME, where '-' would mean minus: write '" +
+                             [&] {
+                               std::string v = l.value;
+                               std::replace(v.begin(), v.end(), '-', '_');
+                               return v;
+                             }() +
+                             "'"
+                       : "names start with a letter or '_' and contain letters, digits and '_'";
           return false;
         }
       }
@@ -548,6 +556,7 @@ class Checker {
             Diagnostic& d = cur_->Error(DiagCode::DuplicateDeclaration, b.labels[0].range,
                                          "'" + b.type + " \"" + b.labels[0].value + "\"' is declared twice");
             d.notes.push_back({other.labels[0].range, "first declared here"});
+            d.help = "rename one of them, or merge the two blocks";
           }
         }
       }

@@ -112,9 +112,6 @@ void Snippet(std::string& out, const SourceManager& sources, Range r, const Styl
   std::string num = std::to_string(lc.line);
   std::string gutter(num.size() + 2, ' ');
   // Tabs are shown as single spaces so the caret lines up.
-  std::string shown(line);
-  std::replace(shown.begin(), shown.end(), '\t', ' ');
-  out += " " + num + " | " + shown + "\n";
   uint32_t line_start = f.LineStart(lc.line);
   uint32_t line_end = line_start + static_cast<uint32_t>(line.size());
   uint32_t end = std::min(std::max(r.end, r.begin + 1), std::max(line_end, r.begin + 1));
@@ -122,8 +119,25 @@ void Snippet(std::string& out, const SourceManager& sources, Range r, const Styl
   if (end > r.begin && r.begin <= line_end) {
     width = std::max<uint32_t>(1, CountCodePoints(f.text().substr(r.begin, std::min(end, line_end) - r.begin)));
   }
-  out += gutter + "| " + std::string(lc.column - 1, ' ') + st.green() + "^" +
-         std::string(width - 1, '~') + st.reset() + "\n";
+  // Very long lines are shown as a window around the range.
+  constexpr uint32_t kMaxShown = 120;
+  uint32_t column = lc.column - 1;
+  std::string_view visible = line;
+  std::string prefix, suffix;
+  if (CountCodePoints(line) > kMaxShown && line.size() == CountCodePoints(line)) {
+    uint32_t from = column > 40 ? column - 40 : 0;
+    uint32_t to = std::min<uint32_t>(static_cast<uint32_t>(line.size()), from + kMaxShown);
+    visible = line.substr(from, to - from);
+    if (from > 0) prefix = "...";
+    if (to < line.size()) suffix = "...";
+    column = column - from + static_cast<uint32_t>(prefix.size());
+    width = std::min(width, to - (lc.column - 1) > 0 ? to - (lc.column - 1) : 1);
+  }
+  std::string shown = prefix + std::string(visible) + suffix;
+  std::replace(shown.begin(), shown.end(), '\t', ' ');
+  out += " " + num + " | " + shown + "\n";
+  out += gutter + "| " + std::string(column, ' ') + st.green() + "^" + std::string(width > 0 ? width - 1 : 0, '~') +
+         st.reset() + "\n";
 }
 
 }  // namespace

@@ -104,7 +104,40 @@ class ErrorListener : public antlr4::BaseErrorListener {
     }
     std::string message = "unexpected " + TokenDisplay(offending);
     if (!expected.empty()) message += "; expected " + expected;
+    // `name value` inside a block: the '=' is missing.
+    antlr4::Token* previous = nullptr;
+    if (offending && offending->getTokenIndex() != INVALID_INDEX) {
+      for (size_t i = offending->getTokenIndex(); i-- > 0;) {
+        antlr4::Token* t = lexed_.tokens.get(i);
+        if (t->getChannel() == antlr4::Token::DEFAULT_CHANNEL) {
+          previous = t;
+          break;
+        }
+      }
+    }
+    std::string missing_assign;
+    size_t rule = parser->getContext() ? parser->getContext()->getRuleIndex() : SIZE_MAX;
+    bool at_item = rule == PlinthParser::RuleFile || rule == PlinthParser::RuleBlock ||
+                   rule == PlinthParser::RuleItem || rule == PlinthParser::RuleAttribute;
+    if (at_item && offending && previous && previous->getType() == PlinthLexer::IDENT) {
+      switch (offending->getType()) {
+        case PlinthLexer::NUMBER:
+        case PlinthLexer::UNIT_NUMBER:
+        case PlinthLexer::KW_TRUE:
+        case PlinthLexer::KW_FALSE:
+        case PlinthLexer::KW_NULL:
+        case PlinthLexer::LBRACK:
+          missing_assign = previous->getText();
+          message = "expected '=' after '" + missing_assign + "'";
+          break;
+        default: break;
+      }
+    }
     Diagnostic& d = diags_.Error(DiagCode::SyntaxError, lexed_.RangeOf(offending), message);
+    if (!missing_assign.empty()) {
+      d.help = "write: " + missing_assign + " = " + offending->getText();
+      return;
+    }
     if (offending) {
       std::string text = offending->getText();
       if (text == ":" && expected.find("'='") != std::string::npos) {
