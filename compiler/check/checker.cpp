@@ -446,8 +446,8 @@ class Checker {
     }
     if (const ast::Attribute* dep = b.body.Find("depends_on")) CheckDependsOn(*dep);
     if (const ast::Attribute* p = b.body.Find("provider")) {
-      cur_->Error(DiagCode::InvalidMetaArgument, p->name_range, "'provider' is not supported yet by the local provider")
-          .help = "remove it: resources use the local provider";
+      cur_->Error(DiagCode::InvalidMetaArgument, p->name_range, "'provider' has nothing to select: resources use the built-in local provider")
+          .help = "remove it";
     }
   }
 

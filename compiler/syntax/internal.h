@@ -108,6 +108,10 @@ ast::ExprPtr BuildStringLiteral(std::string_view token_text, FileId file, uint32
 ast::ExprPtr BuildHeredoc(std::string_view token_text, FileId file, uint32_t base, int depth,
                           Diagnostics& diags);
 
+// Reports P0104 and returns false when `file` is not valid UTF-8 (or holds
+// a NUL byte); the parser never sees such text.
+bool CheckEncoding(const SourceFile& file, Diagnostics& diags);
+
 bool OnLargeStack();
 // Runs fn on a thread with a 512 MiB stack (reserved address space; only the
 // pages actually used are committed) and waits for it.

@@ -210,6 +210,15 @@ void* RunJob(void* arg) {
 
 bool OnLargeStack() { return on_large_stack; }
 
+bool CheckEncoding(const SourceFile& file, Diagnostics& diags) {
+  size_t bad = FindInvalidUtf8(file.text());
+  if (bad == std::string_view::npos) return true;
+  diags.Error(DiagCode::InvalidEncoding, {file.id(), static_cast<uint32_t>(bad), static_cast<uint32_t>(bad + 1)},
+              file.text()[bad] == 0 ? "file contains a NUL byte" : "file is not valid UTF-8")
+      .help = "save the file as UTF-8 text";
+  return false;
+}
+
 void RunOnLargeStack(const std::function<void()>& fn) {
   if (on_large_stack) {
     fn();
@@ -282,13 +291,7 @@ TokenKind KindOf(size_t type) {
 
 std::vector<Token> Lex(const SourceFile& file, Diagnostics& diags) {
   std::vector<Token> out;
-  size_t bad = FindInvalidUtf8(file.text());
-  if (bad != std::string_view::npos) {
-    diags.Error(DiagCode::InvalidEncoding, {file.id(), static_cast<uint32_t>(bad), static_cast<uint32_t>(bad + 1)},
-                file.text()[bad] == 0 ? "file contains a NUL byte" : "file is not valid UTF-8")
-        .help = "save the file as UTF-8 text";
-    return out;
-  }
+  if (!syntax::CheckEncoding(file, diags)) return out;
   syntax::LexedText lexed(file.text(), file.id(), 0);
   syntax::LexAndCheck(lexed, diags);
   for (antlr4::Token* t : lexed.tokens.getTokens()) {

@@ -753,11 +753,7 @@ ast::File ParseOnThisThread(const SourceFile& file, Diagnostics& shared) {
 ast::File ParseFileWith(const SourceFile& file, Diagnostics& diags, std::vector<uint32_t>& error_offsets) {
   ast::File out;
   out.file = file.id();
-  size_t bad = FindInvalidUtf8(file.text());
-  if (bad != std::string_view::npos) {
-    diags.Error(DiagCode::InvalidEncoding, {file.id(), static_cast<uint32_t>(bad), static_cast<uint32_t>(bad + 1)},
-                file.text()[bad] == 0 ? "file contains a NUL byte" : "file is not valid UTF-8")
-        .help = "save the file as UTF-8 text";
+  if (!syntax::CheckEncoding(file, diags)) {
     out.has_errors = true;
     return out;
   }
@@ -804,10 +800,7 @@ ast::File Parse(const SourceFile& file, Diagnostics& diags) {
 ast::ExprPtr ParseExpression(const SourceFile& file, Diagnostics& diags) {
   ast::ExprPtr result;
   syntax::RunOnLargeStack([&] {
-    size_t bad = FindInvalidUtf8(file.text());
-    if (bad != std::string_view::npos) {
-      diags.Error(DiagCode::InvalidEncoding, {file.id(), static_cast<uint32_t>(bad), static_cast<uint32_t>(bad + 1)},
-                  "text is not valid UTF-8");
+    if (!syntax::CheckEncoding(file, diags)) {
       result = std::make_unique<ast::Error>(Range{file.id(), 0, 0});
       return;
     }
