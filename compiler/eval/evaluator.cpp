@@ -540,9 +540,8 @@ class Evaluator {
         }
         *error = "cannot " + std::string(op == ast::Op::Add ? "add" : "subtract") + " a " + name(y) +
                  (op == ast::Op::Add ? " to" : " from") + " a " + name(x);
-        if (xn || yn) {
-          *help = "give the number a unit, for example 30s or 10GiB";
-        }
+        *help = (xn || yn) ? "give the number a unit, for example 30s or 10GiB"
+                           : "both sides need the same unit kind (durations with durations, sizes with sizes)";
         return false;
       case ast::Op::Mul:
         if (xn && yn) {
@@ -582,6 +581,7 @@ class Evaluator {
           return true;
         }
         *error = "cannot divide a " + name(x) + " by a " + name(y);
+        *help = xn ? "a plain number cannot be divided by a unit value" : "divide by a plain number, or by the same unit kind";
         return false;
       case ast::Op::Mod:
         if (xn && yn) {
@@ -593,6 +593,7 @@ class Evaluator {
           return true;
         }
         *error = "cannot take a " + name(x) + " modulo a " + name(y);
+        *help = "both sides of '%' need the same unit kind, or both be plain numbers";
         return false;
       default: break;
     }
