@@ -1254,7 +1254,6 @@ class Checker {
       ValueMap attrs;
       EvalSchemaBody(d.block->body, d.schema->body, scope, attrs, true);
       attrs.insert(self_attrs.begin(), self_attrs.end());
-      Value object = Value::Object(attrs);
       ResourceInstance ri;
       ri.address = address;
       ri.module = inst.prefix.empty() ? "" : inst.prefix.substr(0, inst.prefix.size() - 1);
@@ -1267,6 +1266,14 @@ class Checker {
       ri.create_before_destroy = cbd;
       ri.ignore_changes = ignore;
       ri.range = d.block->range;
+      // The planner may know more than the configuration (computed values of
+      // a resource that already exists); references then see its answer.
+      if (options_.resource_hook) {
+        ValueMap planned = options_.resource_hook->Planned(ri);
+        for (auto& [k, v] : self_attrs) planned.emplace(k, v);  // identity stays as the checker set it
+        ri.attributes = std::move(planned);
+      }
+      Value object = Value::Object(ri.attributes);
       out.resources.push_back(std::move(ri));
       if (mode == 1) list.push_back(object);
       else if (mode == 2) map.emplace(key.as_string(), object);

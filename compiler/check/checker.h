@@ -25,6 +25,18 @@
 
 namespace plinth {
 
+struct ResourceInstance;
+
+// Called for every resource instance in dependency order (every resource it
+// refers to has been seen before it). The returned attributes replace the
+// configured ones as the value other expressions see: a planner answers with
+// planned values, known where the prior state or the provider can tell.
+class ResourceHook {
+ public:
+  virtual ~ResourceHook() = default;
+  virtual ValueMap Planned(const ResourceInstance& instance) = 0;
+};
+
 struct CheckOptions {
   std::map<std::string, Value> variables;  // root variable values (-var NAME=VALUE)
   // The text given for each of them: a `string` variable takes it verbatim,
@@ -32,6 +44,7 @@ struct CheckOptions {
   std::map<std::string, std::string> variable_texts;
   const SchemaRegistry* schemas = nullptr;  // null: BuiltinSchemas()
   unsigned threads = 0;                     // parser threads; 0: one per core
+  ResourceHook* resource_hook = nullptr;    // null: references see the configuration
 };
 
 struct ResourceInstance {

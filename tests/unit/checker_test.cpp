@@ -207,5 +207,35 @@ TEST_F(CheckerTest, ReferenceAttributesCheckTheResourceType) {
   EXPECT_EQ(Codes(), std::vector<std::string>{"P0301"}) << Text();
 }
 
+// A planner that knows where regions live: references to region paths
+// become known, in dependency order.
+class RegionPathHook : public ResourceHook {
+ public:
+  std::vector<std::string> seen;
+  ValueMap Planned(const ResourceInstance& r) override {
+    seen.push_back(r.address);
+    ValueMap m = r.attributes;
+    if (r.type == "region") m["path"] = Value::String("/data/regions/" + r.name);
+    return m;
+  }
+};
+
+TEST_F(CheckerTest, ResourceHookAnswersReferences) {
+  Write("main.plinth", R"(
+marker "m" {
+  path    = "note"
+  content = region.eu.path
+}
+region "eu" {}
+)");
+  RegionPathHook hook;
+  CheckOptions o;
+  o.resource_hook = &hook;
+  CheckedConfig c = Run(o);
+  ASSERT_FALSE(diags_->has_errors()) << Text();
+  EXPECT_EQ(Find(c, "marker.m")->attributes.at("content").as_string(), "/data/regions/eu");
+  EXPECT_EQ(hook.seen, (std::vector<std::string>{"region.eu", "marker.m"}));
+}
+
 }  // namespace
 }  // namespace plinth

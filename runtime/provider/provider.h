@@ -1,0 +1,96 @@
+// The provider interface: how the engine creates, reads, updates and deletes
+// resources. Providers are in-process C++ classes today; every type crossing
+// this interface is plain data (Values, strings, flags), so an out-of-process
+// provider speaking JSON-RPC over stdio can implement it behind an adapter
+// without the engine changing.
+//
+// Contracts for implementations:
+//  * Thread-safe: the executor calls methods concurrently for different
+//    resources (never concurrently for the same resource).
+//  * No side effects outside the provider's configured root (the local
+//    provider writes only under its data root).
+//  * Idempotent where possible: Delete of something already gone succeeds;
+//    Read of something gone returns nullopt (not an error).
+//  * Errors carry `retryable`: true only when the same call may succeed
+//    later unchanged (a timeout, a busy store), so the executor may retry it
+//    with backoff.
+//  * Sensitive attributes (see the schema) never appear in error messages.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "compiler/schema/schema.h"
+#include "compiler/types/types.h"
+
+namespace plinth::runtime {
+
+struct ProviderError {
+  std::string message;  // lowercase, no trailing period; says what failed and why
+  bool retryable = false;
+};
+
+// A value or a ProviderError.
+template <typename T>
+class Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(ProviderError error) : v_(std::move(error)) {}  // NOLINT
+  bool ok() const { return v_.index() == 0; }
+  const T& value() const { return std::get<0>(v_); }
+  T& value() { return std::get<0>(v_); }
+  const ProviderError& error() const { return std::get<1>(v_); }
+
+ private:
+  std::variant<T, ProviderError> v_;
+};
+
+struct Done {};  // the value of operations that return nothing
+
+// One resource as the provider sees it.
+struct ResourceObject {
+  std::string id;       // the provider's identifier; stable for the resource's life
+  ValueMap attributes;  // every schema attribute, computed ones filled in
+};
+
+struct PlanRequest {
+  std::string type;
+  const ValueMap* prior = nullptr;  // the current state; null when the resource is to be created
+  ValueMap config;                  // configured values and defaults; computed attributes unknown
+};
+
+struct PlanResponse {
+  // What the resource will look like after apply: known where the provider
+  // can tell now, unknown otherwise (never guessed).
+  ValueMap planned;
+  // Attributes whose change forces a replacement (force-new), for the plan's "because".
+  std::vector<std::string> replace_because;
+};
+
+class Provider {
+ public:
+  virtual ~Provider() = default;
+
+  virtual std::string Name() const = 0;
+  virtual const SchemaSource& Schemas() const = 0;
+
+  // Provider-specific checks of a configuration beyond its schema (for
+  // example a path that would leave the data root). Messages as above.
+  virtual std::vector<std::string> Validate(const std::string& type, const ValueMap& config) const = 0;
+
+  virtual Result<PlanResponse> PlanChange(const PlanRequest& request) = 0;
+  virtual Result<ResourceObject> Create(const std::string& type, const ValueMap& planned) = 0;
+  // nullopt: the resource no longer exists.
+  virtual Result<std::optional<ResourceObject>> Read(const std::string& type, const std::string& id,
+                                                     const ValueMap& prior) = 0;
+  virtual Result<ResourceObject> Update(const std::string& type, const std::string& id, const ValueMap& prior,
+                                        const ValueMap& planned) = 0;
+  virtual Result<Done> Delete(const std::string& type, const std::string& id, const ValueMap& prior) = 0;
+  // Takes an existing object under management: returns its attributes.
+  virtual Result<ResourceObject> Import(const std::string& type, const std::string& id) = 0;
+};
+
+}  // namespace plinth::runtime
