@@ -1,0 +1,380 @@
+#include "runtime/plan/plan.h"
+
+#include <algorithm>
+#include <set>
+#include <unordered_map>
+
+#include "compiler/schema/schema.h"
+
+namespace plinth::runtime {
+
+const char* ActionName(Action a) {
+  switch (a) {
+    case Action::NoOp: return "no-op";
+    case Action::Create: return "create";
+    case Action::Update: return "update";
+    case Action::Replace: return "replace";
+    case Action::Delete: return "delete";
+  }
+  return "no-op";
+}
+
+size_t Plan::Count(Action a) const {
+  return static_cast<size_t>(
+      std::count_if(resources.begin(), resources.end(), [a](const PlannedResource& r) { return r.action == a; }));
+}
+
+bool Plan::HasChanges() const {
+  return std::any_of(resources.begin(), resources.end(),
+                     [](const PlannedResource& r) { return r.action != Action::NoOp; });
+}
+
+namespace {
+
+// Identity attributes the checker adds to every instance; the address is
+// the key, so it never "changes".
+bool IsIdentity(const std::string& name) { return name == "address"; }
+
+bool IsComputed(const std::string& type, const std::string& name) {
+  const ResourceSchema* s = BuiltinSchemas().Find(type);
+  if (!s) return name == "id";
+  const AttributeSchema* a = s->body.FindAttribute(name);
+  return a ? a->mode == AttrMode::Computed : name == "id";
+}
+
+// Equal and fully known; an unknown is always a (possible) change.
+bool Same(const Value& a, const Value& b) {
+  if (a.ContainsUnknown() || b.ContainsUnknown()) return false;
+  return a.Equals(b);
+}
+
+PlannedResource PlanOne(const ResourceInstance& ri, const PriorResource* prior,
+                        const std::vector<std::string>* replace_because) {
+  PlannedResource pr;
+  pr.address = ri.address;
+  pr.type = ri.type;
+  pr.planned = ri.attributes;
+  pr.depends_on = ri.depends_on;
+  pr.create_before_destroy = ri.create_before_destroy;
+  if (!prior) {
+    pr.action = Action::Create;
+    for (const auto& [name, v] : pr.planned) {
+      if (!IsIdentity(name) && !v.is_null()) pr.changes.push_back({name, Value(), v, false});
+    }
+    return pr;
+  }
+  pr.prior = prior->attributes;
+  bool ignore_all = std::find(ri.ignore_changes.begin(), ri.ignore_changes.end(), "all") != ri.ignore_changes.end();
+  std::set<std::string> ignored(ri.ignore_changes.begin(), ri.ignore_changes.end());
+  std::set<std::string> forcing;
+  if (replace_because) forcing.insert(replace_because->begin(), replace_because->end());
+  bool replacing = !forcing.empty();
+
+  std::set<std::string> names;
+  for (const auto& [n, v] : pr.planned) names.insert(n);
+  for (const auto& [n, v] : prior->attributes) names.insert(n);
+  for (const std::string& name : names) {
+    if (IsIdentity(name)) continue;
+    auto pit = prior->attributes.find(name);
+    Value before = pit == prior->attributes.end() ? Value() : pit->second;
+    auto nit = pr.planned.find(name);
+    Value after = nit == pr.planned.end() ? Value() : nit->second;
+    bool force = forcing.count(name) > 0;
+    if (!force && (ignore_all || ignored.count(name))) {
+      pr.planned[name] = before;  // keep what exists
+      continue;
+    }
+    // A computed value that only apply would know again stays as it is
+    // unless the resource is replaced.
+    if (!replacing && after.is_unknown() && IsComputed(ri.type, name) && pit != prior->attributes.end()) {
+      pr.planned[name] = before;
+      continue;
+    }
+    if (Same(before, after)) continue;
+    pr.changes.push_back({name, before, after, force});
+  }
+  if (replacing) {
+    pr.action = Action::Replace;
+    for (const std::string& f : forcing) pr.reasons.push_back("'" + f + "' forces replacement");
+  } else if (!pr.changes.empty()) {
+    pr.action = Action::Update;
+  }
+  return pr;
+}
+
+// The dependency strings that name `address`: its resource address without
+// the instance key, and each enclosing module call (with and without key).
+std::vector<std::string> NamesOf(const std::string& address) {
+  std::vector<std::string> names;
+  std::string a = address;
+  if (!a.empty() && a.back() == ']') a = a.substr(0, a.rfind('['));
+  names.push_back(a);
+  // Module prefixes: module.x, module.x["k"], module.x["k"].module.y ...
+  size_t pos = 0;
+  while ((pos = address.find("module.", pos)) != std::string::npos) {
+    size_t end = pos + 7;
+    while (end < address.size() && address[end] != '.' && address[end] != '[') ++end;
+    names.push_back(address.substr(0, end));
+    if (end < address.size() && address[end] == '[') {
+      bool quoted = false;
+      size_t k = end + 1;
+      for (; k < address.size(); ++k) {
+        if (address[k] == '\\' && quoted) {
+          ++k;
+        } else if (address[k] == '"') {
+          quoted = !quoted;
+        } else if (address[k] == ']' && !quoted) {
+          break;
+        }
+      }
+      names.push_back(address.substr(0, k + 1));
+      end = k + 1;
+    }
+    pos = end;
+  }
+  return names;
+}
+
+}  // namespace
+
+Plan ComputePlan(const std::vector<ResourceInstance>& config, const std::vector<PriorResource>& prior,
+                 const std::map<std::string, std::vector<std::string>>& replace_because) {
+  Plan plan;
+  std::unordered_map<std::string, const PriorResource*> by_address;
+  by_address.reserve(prior.size());
+  for (const PriorResource& p : prior) by_address.emplace(p.address, &p);
+  std::unordered_map<std::string, bool> in_config;
+  in_config.reserve(config.size());
+  for (const ResourceInstance& ri : config) {
+    in_config.emplace(ri.address, true);
+    auto pit = by_address.find(ri.address);
+    auto rit = replace_because.find(ri.address);
+    PlannedResource pr = PlanOne(ri, pit == by_address.end() ? nullptr : pit->second,
+                                 rit == replace_because.end() ? nullptr : &rit->second);
+    if (pr.action == Action::Replace && ri.prevent_destroy) {
+      plan.problems.push_back({ri.address,
+                               ri.address + " has lifecycle.prevent_destroy set but would be replaced (" +
+                                   pr.reasons.front() + ")",
+                               ri.range});
+    }
+    plan.resources.push_back(std::move(pr));
+  }
+  for (const PriorResource& p : prior) {
+    if (in_config.count(p.address)) continue;
+    PlannedResource pr;
+    pr.address = p.address;
+    pr.type = p.type;
+    pr.action = Action::Delete;
+    pr.prior = p.attributes;
+    pr.depends_on = p.depends_on;
+    pr.reasons.push_back("not in the configuration");
+    for (const auto& [name, v] : p.attributes) {
+      if (!IsIdentity(name) && !v.is_null()) pr.changes.push_back({name, v, Value(), false});
+    }
+    plan.resources.push_back(std::move(pr));
+  }
+  std::sort(plan.resources.begin(), plan.resources.end(),
+            [](const PlannedResource& a, const PlannedResource& b) { return a.address < b.address; });
+  return plan;
+}
+
+Graph BuildGraph(const Plan& plan) {
+  Graph g;
+  std::unordered_map<std::string, uint32_t> apply_node, destroy_node;
+  auto add = [&](const std::string& address, GraphNode::Step step) {
+    g.nodes.push_back({address, step, {}});
+    return static_cast<uint32_t>(g.nodes.size() - 1);
+  };
+  for (const PlannedResource& r : plan.resources) {
+    switch (r.action) {
+      case Action::NoOp: break;
+      case Action::Create:
+      case Action::Update: apply_node[r.address] = add(r.address, GraphNode::Step::Apply); break;
+      case Action::Delete: destroy_node[r.address] = add(r.address, GraphNode::Step::Destroy); break;
+      case Action::Replace: {
+        uint32_t d = add(r.address, GraphNode::Step::Destroy);
+        uint32_t a = add(r.address, GraphNode::Step::Apply);
+        destroy_node[r.address] = d;
+        apply_node[r.address] = a;
+        if (r.create_before_destroy) {
+          g.nodes[d].after.push_back(a);
+        } else {
+          g.nodes[a].after.push_back(d);
+        }
+        break;
+      }
+    }
+  }
+  // Which changing instances each dependency string names.
+  std::unordered_map<std::string, std::vector<const PlannedResource*>> named;
+  for (const PlannedResource& r : plan.resources) {
+    if (r.action == Action::NoOp) continue;
+    for (const std::string& n : NamesOf(r.address)) named[n].push_back(&r);
+  }
+  // One group node per dependency string and direction, created on demand.
+  std::unordered_map<std::string, uint32_t> apply_group, destroy_group;
+  auto group_of_applies = [&](const std::string& dep) -> std::optional<uint32_t> {
+    if (auto it = apply_group.find(dep); it != apply_group.end()) return it->second;
+    auto nit = named.find(dep);
+    std::vector<uint32_t> members;
+    if (nit != named.end()) {
+      for (const PlannedResource* m : nit->second) {
+        if (auto a = apply_node.find(m->address); a != apply_node.end()) members.push_back(a->second);
+      }
+    }
+    if (members.empty()) return std::nullopt;
+    uint32_t gnode = add("(" + dep + ")", GraphNode::Step::Group);
+    g.nodes[gnode].after = std::move(members);
+    apply_group[dep] = gnode;
+    return gnode;
+  };
+  for (const PlannedResource& r : plan.resources) {
+    auto a = apply_node.find(r.address);
+    if (a == apply_node.end()) continue;
+    for (const std::string& dep : r.depends_on) {
+      if (auto gn = group_of_applies(dep)) g.nodes[a->second].after.push_back(*gn);
+    }
+  }
+  // Deletion runs in reverse: what depended on Y is destroyed before Y.
+  std::unordered_map<std::string, std::vector<uint32_t>> destroyed_dependents;
+  for (const PlannedResource& r : plan.resources) {
+    auto d = destroy_node.find(r.address);
+    if (d == destroy_node.end()) continue;
+    for (const std::string& dep : r.depends_on) destroyed_dependents[dep].push_back(d->second);
+  }
+  for (const PlannedResource& r : plan.resources) {
+    auto d = destroy_node.find(r.address);
+    if (d == destroy_node.end()) continue;
+    for (const std::string& n : NamesOf(r.address)) {
+      auto it = destroyed_dependents.find(n);
+      if (it == destroyed_dependents.end()) continue;
+      auto git = destroy_group.find(n);
+      if (git == destroy_group.end()) {
+        uint32_t gnode = add("(dependents of " + n + ")", GraphNode::Step::Group);
+        g.nodes[gnode].after = it->second;
+        git = destroy_group.emplace(n, gnode).first;
+      }
+      if (git->second != d->second) g.nodes[d->second].after.push_back(git->second);
+    }
+  }
+  // Kahn's algorithm; leftovers are on a cycle.
+  const size_t n = g.nodes.size();
+  std::vector<uint32_t> indegree(n, 0);
+  std::vector<std::vector<uint32_t>> next(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    std::sort(g.nodes[i].after.begin(), g.nodes[i].after.end());
+    g.nodes[i].after.erase(std::unique(g.nodes[i].after.begin(), g.nodes[i].after.end()), g.nodes[i].after.end());
+    for (uint32_t dep : g.nodes[i].after) {
+      next[dep].push_back(i);
+      ++indegree[i];
+    }
+  }
+  std::vector<uint32_t> ready;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (indegree[i] == 0) ready.push_back(i);
+  }
+  while (!ready.empty()) {
+    uint32_t i = ready.back();
+    ready.pop_back();
+    g.order.push_back(i);
+    for (uint32_t j : next[i]) {
+      if (--indegree[j] == 0) ready.push_back(j);
+    }
+  }
+  if (g.order.size() < n) {
+    // Walk `after` edges among the leftovers until a node repeats.
+    uint32_t start = 0;
+    while (indegree[start] == 0) ++start;
+    std::vector<int> seen_at(n, -1);
+    std::vector<uint32_t> path;
+    uint32_t cur = start;
+    while (seen_at[cur] < 0) {
+      seen_at[cur] = static_cast<int>(path.size());
+      path.push_back(cur);
+      for (uint32_t dep : g.nodes[cur].after) {
+        if (indegree[dep] > 0) {
+          cur = dep;
+          break;
+        }
+      }
+    }
+    for (size_t k = static_cast<size_t>(seen_at[cur]); k < path.size(); ++k) {
+      const GraphNode& node = g.nodes[path[k]];
+      if (node.step == GraphNode::Step::Group) continue;
+      g.cycle.push_back((node.step == GraphNode::Step::Destroy ? "destroy " : "apply ") + node.address);
+    }
+  }
+  return g;
+}
+
+namespace {
+
+struct Painter {
+  bool on;
+  std::string Wrap(const char* code, const std::string& s) const { return on ? "\x1b[" + std::string(code) + "m" + s + "\x1b[0m" : s; }
+};
+
+std::string Show(const Value& v) {
+  if (v.sensitive()) return "(sensitive)";
+  if (v.kind() == Value::Kind::Object) {
+    const ValueMap& m = v.as_object();
+    auto it = m.find("address");
+    if (it != m.end() && it->second.kind() == Value::Kind::String && m.count("id")) return it->second.as_string();
+  }
+  return v.ToString(false);
+}
+
+}  // namespace
+
+std::string RenderPlanText(const Plan& plan, bool color) {
+  Painter p{color};
+  std::string out;
+  if (!plan.HasChanges()) {
+    out += "No changes. The infrastructure matches the configuration.\n";
+    return out;
+  }
+  out += "Plinth will perform these actions:\n";
+  for (const PlannedResource& r : plan.resources) {
+    if (r.action == Action::NoOp) continue;
+    std::string symbol, verb, code;
+    switch (r.action) {
+      case Action::Create: symbol = "+"; verb = "will be created"; code = "32"; break;
+      case Action::Update: symbol = "~"; verb = "will be updated in place"; code = "33"; break;
+      case Action::Replace:
+        symbol = r.create_before_destroy ? "+/-" : "-/+";
+        verb = "must be replaced";
+        code = "35";
+        break;
+      case Action::Delete: symbol = "-"; verb = "will be deleted"; code = "31"; break;
+      case Action::NoOp: break;
+    }
+    out += "\n  # " + r.address + " " + verb;
+    if (!r.reasons.empty()) {
+      std::string why;
+      for (const std::string& reason : r.reasons) why += (why.empty() ? "" : "; ") + reason;
+      out += " (" + why + ")";
+    }
+    out += "\n" + p.Wrap(code.c_str(), symbol) + " " + r.address + "\n";
+    size_t width = 0;
+    for (const AttributeChange& c : r.changes) width = std::max(width, c.name.size());
+    for (const AttributeChange& c : r.changes) {
+      std::string name = c.name + std::string(width - c.name.size(), ' ');
+      std::string line;
+      if (r.action == Action::Create) {
+        line = p.Wrap("32", "+") + " " + name + " = " + Show(c.after);
+      } else if (r.action == Action::Delete) {
+        line = p.Wrap("31", "-") + " " + name + " = " + Show(c.before);
+      } else {
+        line = p.Wrap("33", "~") + " " + name + " = " + Show(c.before) + " -> " + Show(c.after);
+        if (c.forces_replacement) line += p.Wrap("31", " # forces replacement");
+      }
+      out += "      " + line + "\n";
+    }
+  }
+  out += "\nPlan: " + std::to_string(plan.Count(Action::Create)) + " to create, " +
+         std::to_string(plan.Count(Action::Update)) + " to update, " + std::to_string(plan.Count(Action::Replace)) +
+         " to replace, " + std::to_string(plan.Count(Action::Delete)) + " to delete.\n";
+  return out;
+}
+
+}  // namespace plinth::runtime

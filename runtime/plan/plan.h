@@ -1,0 +1,102 @@
+// The planner's core: what must change to make the world match the
+// configuration, and in which order.
+//
+// Input: the checked configuration's resource instances (attributes as the
+// provider planned them, unknown where only apply can tell), the prior state
+// and, per instance, the attributes whose change forces a replacement.
+// Output: a Plan (one action per address, with reasons and attribute
+// changes) and an execution Graph. Both are pure functions: nothing here
+// reads or writes the outside world.
+//
+// Invariants: every graph pass is O(N log N) in instances plus edges;
+// dependencies on a whole resource or module (`region.site`, `module.net`)
+// go through one group node instead of an edge per instance pair.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "compiler/check/checker.h"
+#include "compiler/types/types.h"
+
+namespace plinth::runtime {
+
+enum class Action : uint8_t { NoOp, Create, Update, Replace, Delete };
+const char* ActionName(Action a);  // "no-op", "create", "update", "replace", "delete"
+
+// A resource as the state records it.
+struct PriorResource {
+  std::string address;
+  std::string type;
+  std::string id;
+  ValueMap attributes;
+  std::vector<std::string> depends_on;  // as recorded when it was last applied
+};
+
+struct AttributeChange {
+  std::string name;
+  Value before;  // null when created
+  Value after;   // null when deleted; unknown when known only after apply
+  bool forces_replacement = false;
+};
+
+struct PlannedResource {
+  std::string address;
+  std::string type;
+  Action action = Action::NoOp;
+  std::vector<std::string> reasons;  // why, in words: "'region' forces replacement"
+  std::vector<AttributeChange> changes;
+  std::optional<ValueMap> prior;
+  ValueMap planned;  // empty for Delete
+  std::vector<std::string> depends_on;
+  bool create_before_destroy = false;
+};
+
+struct PlanProblem {
+  std::string address;
+  std::string message;  // lowercase; e.g. prevent_destroy refusals
+  Range range;          // the resource block, when it is in the configuration
+};
+
+struct Plan {
+  std::vector<PlannedResource> resources;  // sorted by address
+  std::vector<PlanProblem> problems;       // the plan must not be applied while this is non-empty
+  size_t Count(Action a) const;
+  bool HasChanges() const;
+};
+
+// Builds the plan. `replace_because[address]` lists force-new attributes the
+// provider found changed. Attributes named in an instance's ignore_changes
+// (or "all") never cause an update.
+Plan ComputePlan(const std::vector<ResourceInstance>& config, const std::vector<PriorResource>& prior,
+                 const std::map<std::string, std::vector<std::string>>& replace_because);
+
+// The order in which a plan's changes run.
+struct GraphNode {
+  std::string address;
+  enum class Step : uint8_t { Apply, Destroy, Group } step = Step::Apply;
+  std::vector<uint32_t> after;  // nodes that must finish first
+};
+
+struct Graph {
+  std::vector<GraphNode> nodes;
+  std::vector<uint32_t> order;  // a topological order (dependencies first)
+  // Non-empty when the steps form a cycle (create_before_destroy can cause
+  // one); the addresses on it, in order.
+  std::vector<std::string> cycle;
+};
+
+// Creates and updates run after what they depend on; deletes run before the
+// deletion of what they depended on; a replacement is a destroy then a
+// create (or create then destroy with create_before_destroy). Unchanged
+// resources are not nodes.
+Graph BuildGraph(const Plan& plan);
+
+// The human plan: `+ create`, `~ update in-place`, `-/+ replace`, `- delete`,
+// attribute lines, reasons, and a summary line. Sensitive values print as
+// (sensitive), unknown ones as (known after apply).
+std::string RenderPlanText(const Plan& plan, bool color);
+
+}  // namespace plinth::runtime

@@ -1,0 +1,165 @@
+// Unit tests for the planner core: actions, reasons, attribute changes,
+// ignore_changes, prevent_destroy and the execution graph's order.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "runtime/plan/plan.h"
+
+namespace plinth::runtime {
+namespace {
+
+ResourceInstance Instance(const std::string& address, const std::string& type, ValueMap attrs,
+                          std::vector<std::string> deps = {}) {
+  ResourceInstance ri;
+  ri.address = address;
+  ri.type = type;
+  ri.name = address.substr(address.find('.') + 1);
+  attrs["address"] = Value::String(address);
+  ri.attributes = std::move(attrs);
+  ri.depends_on = std::move(deps);
+  return ri;
+}
+
+PriorResource Prior(const std::string& address, const std::string& type, ValueMap attrs,
+                    std::vector<std::string> deps = {}) {
+  attrs["address"] = Value::String(address);
+  return {address, type, "id-" + address, std::move(attrs), std::move(deps)};
+}
+
+const PlannedResource& Get(const Plan& p, const std::string& address) {
+  for (const auto& r : p.resources) {
+    if (r.address == address) return r;
+  }
+  static PlannedResource none;
+  ADD_FAILURE() << "no " << address;
+  return none;
+}
+
+TEST(Plan, CreateUpdateNoOpDelete) {
+  std::vector<ResourceInstance> config = {
+      Instance("marker.new", "marker", {{"path", Value::String("a")}}),
+      Instance("marker.same", "marker", {{"path", Value::String("b")}, {"id", Value::Unknown(Type::String())}}),
+      Instance("marker.changed", "marker", {{"path", Value::String("c")}, {"content", Value::String("v2")}}),
+  };
+  std::vector<PriorResource> prior = {
+      Prior("marker.same", "marker", {{"path", Value::String("b")}, {"id", Value::String("x")}}),
+      Prior("marker.changed", "marker", {{"path", Value::String("c")}, {"content", Value::String("v1")}}),
+      Prior("marker.gone", "marker", {{"path", Value::String("d")}}),
+  };
+  Plan p = ComputePlan(config, prior, {});
+  EXPECT_EQ(Get(p, "marker.new").action, Action::Create);
+  // A computed id that is unknown again is not a change for an existing resource.
+  EXPECT_EQ(Get(p, "marker.same").action, Action::NoOp);
+  EXPECT_EQ(Get(p, "marker.same").planned.at("id").as_string(), "x");
+  const PlannedResource& changed = Get(p, "marker.changed");
+  EXPECT_EQ(changed.action, Action::Update);
+  ASSERT_EQ(changed.changes.size(), 1u);
+  EXPECT_EQ(changed.changes[0].name, "content");
+  EXPECT_EQ(Get(p, "marker.gone").action, Action::Delete);
+  EXPECT_EQ(Get(p, "marker.gone").reasons, std::vector<std::string>{"not in the configuration"});
+  EXPECT_EQ(p.Count(Action::Create), 1u);
+  EXPECT_TRUE(p.HasChanges());
+}
+
+TEST(Plan, ReplaceNamesTheForcingAttribute) {
+  std::vector<ResourceInstance> config = {Instance("marker.m", "marker", {{"path", Value::String("new")}})};
+  std::vector<PriorResource> prior = {Prior("marker.m", "marker", {{"path", Value::String("old")}})};
+  Plan p = ComputePlan(config, prior, {{"marker.m", {"path"}}});
+  const PlannedResource& r = Get(p, "marker.m");
+  EXPECT_EQ(r.action, Action::Replace);
+  EXPECT_EQ(r.reasons, std::vector<std::string>{"'path' forces replacement"});
+  ASSERT_EQ(r.changes.size(), 1u);
+  EXPECT_TRUE(r.changes[0].forces_replacement);
+  std::string text = RenderPlanText(p, false);
+  EXPECT_NE(text.find("-/+ marker.m"), std::string::npos) << text;
+  EXPECT_NE(text.find("path = \"old\" -> \"new\" # forces replacement"), std::string::npos) << text;
+  EXPECT_NE(text.find("Plan: 0 to create, 0 to update, 1 to replace, 0 to delete."), std::string::npos) << text;
+}
+
+TEST(Plan, IgnoreChangesAndPreventDestroy) {
+  ResourceInstance ri = Instance("bucket.b", "bucket", {{"labels", Value::Object({{"a", Value::String("2")}})}});
+  ri.ignore_changes = {"labels"};
+  ri.prevent_destroy = true;
+  std::vector<PriorResource> prior = {
+      Prior("bucket.b", "bucket", {{"labels", Value::Object({{"a", Value::String("1")}})}})};
+  Plan p = ComputePlan({ri}, prior, {});
+  EXPECT_EQ(Get(p, "bucket.b").action, Action::NoOp);
+  EXPECT_TRUE(p.problems.empty());
+  p = ComputePlan({ri}, prior, {{"bucket.b", {"region"}}});
+  ASSERT_EQ(p.problems.size(), 1u);
+  EXPECT_NE(p.problems[0].message.find("prevent_destroy"), std::string::npos);
+}
+
+TEST(Plan, SensitiveValuesAreNotRendered) {
+  std::vector<ResourceInstance> config = {
+      Instance("marker.s", "marker", {{"content", Value::String("hunter2").WithSensitive()}})};
+  std::string text = RenderPlanText(ComputePlan(config, {}, {}), false);
+  EXPECT_EQ(text.find("hunter2"), std::string::npos);
+  EXPECT_NE(text.find("(sensitive)"), std::string::npos);
+}
+
+size_t Position(const Graph& g, const std::string& address, GraphNode::Step step) {
+  for (size_t k = 0; k < g.order.size(); ++k) {
+    const GraphNode& n = g.nodes[g.order[k]];
+    if (n.address == address && n.step == step) return k;
+  }
+  ADD_FAILURE() << "no node for " << address;
+  return 0;
+}
+
+TEST(Graph, CreatesFollowDependenciesAndDeletesGoInReverse) {
+  std::vector<ResourceInstance> config = {
+      Instance("region.site[\"eu\"]", "region", {}),
+      Instance("region.site[\"us\"]", "region", {}),
+      Instance("bucket.b", "bucket", {}, {"region.site"}),
+      Instance("module.m.marker.x", "marker", {}, {"bucket.b"}),
+      Instance("marker.after_module", "marker", {}, {"module.m"}),
+  };
+  std::vector<PriorResource> prior = {
+      Prior("region.old", "region", {}),
+      Prior("bucket.old", "bucket", {}, {"region.old"}),
+  };
+  Plan p = ComputePlan(config, prior, {});
+  Graph g = BuildGraph(p);
+  ASSERT_TRUE(g.cycle.empty());
+  EXPECT_LT(Position(g, "region.site[\"eu\"]", GraphNode::Step::Apply), Position(g, "bucket.b", GraphNode::Step::Apply));
+  EXPECT_LT(Position(g, "region.site[\"us\"]", GraphNode::Step::Apply), Position(g, "bucket.b", GraphNode::Step::Apply));
+  EXPECT_LT(Position(g, "bucket.b", GraphNode::Step::Apply),
+            Position(g, "module.m.marker.x", GraphNode::Step::Apply));
+  EXPECT_LT(Position(g, "module.m.marker.x", GraphNode::Step::Apply),
+            Position(g, "marker.after_module", GraphNode::Step::Apply));
+  // The bucket that used the old region is deleted first.
+  EXPECT_LT(Position(g, "bucket.old", GraphNode::Step::Destroy), Position(g, "region.old", GraphNode::Step::Destroy));
+}
+
+TEST(Graph, ReplacementOrder) {
+  ResourceInstance a = Instance("marker.a", "marker", {{"path", Value::String("2")}});
+  ResourceInstance b = Instance("marker.b", "marker", {{"path", Value::String("2")}});
+  b.create_before_destroy = true;
+  std::vector<PriorResource> prior = {Prior("marker.a", "marker", {{"path", Value::String("1")}}),
+                                      Prior("marker.b", "marker", {{"path", Value::String("1")}})};
+  Graph g = BuildGraph(ComputePlan({a, b}, prior, {{"marker.a", {"path"}}, {"marker.b", {"path"}}}));
+  EXPECT_LT(Position(g, "marker.a", GraphNode::Step::Destroy), Position(g, "marker.a", GraphNode::Step::Apply));
+  EXPECT_LT(Position(g, "marker.b", GraphNode::Step::Apply), Position(g, "marker.b", GraphNode::Step::Destroy));
+}
+
+TEST(Graph, LinearInSizeWithGroupNodes) {
+  // 20,000 instances that all depend on a 20,000-instance resource: edges go
+  // through one group node, not 400 million pairs.
+  std::vector<ResourceInstance> config;
+  for (int i = 0; i < 20000; ++i) {
+    config.push_back(Instance("marker.base[" + std::to_string(i) + "]", "marker", {}));
+    config.push_back(Instance("marker.dep[" + std::to_string(i) + "]", "marker", {}, {"marker.base"}));
+  }
+  Graph g = BuildGraph(ComputePlan(config, {}, {}));
+  size_t edges = 0;
+  for (const GraphNode& n : g.nodes) edges += n.after.size();
+  EXPECT_EQ(g.order.size(), g.nodes.size());
+  EXPECT_LT(edges, 100000u);
+  EXPECT_LT(Position(g, "marker.base[19999]", GraphNode::Step::Apply),
+            Position(g, "marker.dep[0]", GraphNode::Step::Apply));
+}
+
+}  // namespace
+}  // namespace plinth::runtime
