@@ -17,6 +17,7 @@
 #include "compiler/eval/evaluator.h"
 #include "compiler/fmt/fmt.h"
 #include "compiler/syntax/parse.h"
+#include "compiler/types/user_json.h"
 
 namespace plinth::cli {
 
@@ -142,39 +143,6 @@ std::string ValueText(const Value& v) {
   return v.ToString(false);
 }
 
-nlohmann::json ValueJson(const Value& v) {
-  if (v.sensitive()) return {{"sensitive", true}};
-  switch (v.kind()) {
-    case Value::Kind::Null: return nullptr;
-    case Value::Kind::Bool: return v.as_bool();
-    case Value::Kind::Number:
-      if (v.is_integer() && std::fabs(v.as_number()) < 9.0e15) return static_cast<int64_t>(v.as_number());
-      return v.as_number();
-    case Value::Kind::String: return v.as_string();
-    case Value::Kind::Duration:
-    case Value::Kind::Size:
-    case Value::Kind::Percent: {
-      nlohmann::json n = v.as_number();
-      if (std::floor(v.as_number()) == v.as_number() && std::fabs(v.as_number()) < 9.0e15) {
-        n = static_cast<int64_t>(v.as_number());
-      }
-      return {{"unit", v.ToString(true)}, {"value", n}};
-    }
-    case Value::Kind::Unknown: return {{"unknown", true}, {"type", v.unknown_type().ToString()}};
-    case Value::Kind::List: {
-      nlohmann::json a = nlohmann::json::array();
-      for (const Value& x : v.as_list()) a.push_back(ValueJson(x));
-      return a;
-    }
-    case Value::Kind::Object: {
-      nlohmann::json o = nlohmann::json::object();
-      for (const auto& [k, x] : v.as_object()) o[k] = ValueJson(x);
-      return o;
-    }
-  }
-  return nullptr;
-}
-
 void PrintAttributes(const ValueMap& attrs, int indent) {
   size_t width = 0;
   for (const auto& [k, v] : attrs) {
@@ -227,12 +195,12 @@ int Validate(const Options& o, bool inspect) {
       nlohmann::json resources = nlohmann::json::array();
       for (const ResourceInstance& r : config.resources) {
         nlohmann::json attrs = nlohmann::json::object();
-        for (const auto& [k, v] : r.attributes) attrs[k] = ValueJson(v);
+        for (const auto& [k, v] : r.attributes) attrs[k] = ValueToUserJson(v);
         resources.push_back({{"address", r.address},
                              {"module", r.module},
                              {"type", r.type},
                              {"name", r.name},
-                             {"key", ValueJson(r.key)},
+                             {"key", ValueToUserJson(r.key)},
                              {"depends_on", r.depends_on},
                              {"lifecycle",
                               {{"prevent_destroy", r.prevent_destroy},
@@ -241,10 +209,10 @@ int Validate(const Options& o, bool inspect) {
                              {"attributes", attrs}});
       }
       nlohmann::json outputs = nlohmann::json::object();
-      for (const OutputValue& out : config.outputs) outputs[out.name] = {{"value", ValueJson(out.value)}, {"sensitive", out.sensitive}};
+      for (const OutputValue& out : config.outputs) outputs[out.name] = {{"value", ValueToUserJson(out.value)}, {"sensitive", out.sensitive}};
       nlohmann::json variables = nlohmann::json::object();
       for (const VariableValue& v : config.variables) {
-        variables[v.name] = {{"type", v.type.ToString()}, {"value", ValueJson(v.value)}, {"sensitive", v.sensitive}};
+        variables[v.name] = {{"type", v.type.ToString()}, {"value", ValueToUserJson(v.value)}, {"sensitive", v.sensitive}};
       }
       doc["resources"] = resources;
       doc["outputs"] = outputs;

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "compiler/schema/schema.h"
+#include "compiler/types/user_json.h"
 
 namespace plinth::runtime {
 
@@ -375,6 +376,50 @@ std::string RenderPlanText(const Plan& plan, bool color) {
          std::to_string(plan.Count(Action::Update)) + " to update, " + std::to_string(plan.Count(Action::Replace)) +
          " to replace, " + std::to_string(plan.Count(Action::Delete)) + " to delete.\n";
   return out;
+}
+
+std::string RenderPlanJson(const Plan& plan) {
+  nlohmann::json changes = nlohmann::json::array();
+  for (const PlannedResource& r : plan.resources) {
+    nlohmann::json before = nullptr, after = nullptr;
+    if (r.prior) {
+      before = nlohmann::json::object();
+      for (const auto& [k, v] : *r.prior) before[k] = ValueToUserJson(v);
+    }
+    if (r.action != Action::Delete) {
+      after = nlohmann::json::object();
+      for (const auto& [k, v] : r.planned) after[k] = ValueToUserJson(v);
+    }
+    nlohmann::json attrs = nlohmann::json::array();
+    for (const AttributeChange& c : r.changes) {
+      attrs.push_back({{"name", c.name},
+                       {"before", ValueToUserJson(c.before)},
+                       {"after", ValueToUserJson(c.after)},
+                       {"forces_replacement", c.forces_replacement}});
+    }
+    changes.push_back({{"address", r.address},
+                       {"type", r.type},
+                       {"action", ActionName(r.action)},
+                       {"reasons", r.reasons},
+                       {"create_before_destroy", r.create_before_destroy},
+                       {"depends_on", r.depends_on},
+                       {"changed_attributes", attrs},
+                       {"before", before},
+                       {"after", after}});
+  }
+  nlohmann::json problems = nlohmann::json::array();
+  for (const PlanProblem& p : plan.problems) problems.push_back({{"address", p.address}, {"message", p.message}});
+  nlohmann::json doc = {{"format_version", 1},
+                        {"has_changes", plan.HasChanges()},
+                        {"summary",
+                         {{"create", plan.Count(Action::Create)},
+                          {"update", plan.Count(Action::Update)},
+                          {"replace", plan.Count(Action::Replace)},
+                          {"delete", plan.Count(Action::Delete)},
+                          {"no_op", plan.Count(Action::NoOp)}}},
+                        {"resource_changes", changes},
+                        {"problems", problems}};
+  return doc.dump(2) + "\n";
 }
 
 }  // namespace plinth::runtime

@@ -99,4 +99,7 @@ Graph BuildGraph(const Plan& plan);
 // (sensitive), unknown ones as (known after apply).
 std::string RenderPlanText(const Plan& plan, bool color);
 
+// The machine-readable plan, format_version 1 (docs/plan-json.md).
+std::string RenderPlanJson(const Plan& plan);
+
 }  // namespace plinth::runtime

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "runtime/plan/plan.h"
 
@@ -94,9 +95,25 @@ TEST(Plan, IgnoreChangesAndPreventDestroy) {
 TEST(Plan, SensitiveValuesAreNotRendered) {
   std::vector<ResourceInstance> config = {
       Instance("marker.s", "marker", {{"content", Value::String("hunter2").WithSensitive()}})};
-  std::string text = RenderPlanText(ComputePlan(config, {}, {}), false);
+  Plan p = ComputePlan(config, {}, {});
+  std::string text = RenderPlanText(p, false);
   EXPECT_EQ(text.find("hunter2"), std::string::npos);
   EXPECT_NE(text.find("(sensitive)"), std::string::npos);
+  std::string json = RenderPlanJson(p);
+  EXPECT_EQ(json.find("hunter2"), std::string::npos);
+  EXPECT_NE(json.find("\"sensitive\": true"), std::string::npos);
+}
+
+TEST(Plan, JsonDocument) {
+  std::vector<ResourceInstance> config = {
+      Instance("marker.m", "marker", {{"path", Value::String("a")}, {"id", Value::Unknown(Type::String())}})};
+  nlohmann::json doc = nlohmann::json::parse(RenderPlanJson(ComputePlan(config, {}, {})));
+  EXPECT_EQ(doc["format_version"], 1);
+  EXPECT_EQ(doc["summary"]["create"], 1);
+  EXPECT_EQ(doc["resource_changes"][0]["action"], "create");
+  EXPECT_EQ(doc["resource_changes"][0]["after"]["path"], "a");
+  EXPECT_EQ(doc["resource_changes"][0]["after"]["id"]["unknown"], true);
+  EXPECT_TRUE(doc["resource_changes"][0]["before"].is_null());
 }
 
 size_t Position(const Graph& g, const std::string& address, GraphNode::Step step) {
