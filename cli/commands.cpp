@@ -57,6 +57,27 @@ bool ParseOptions(const std::string& command, const std::vector<std::string>& ar
         return false;
       }
       o.vars.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+    } else if (a == "--auto-approve") {
+      o.auto_approve = true;
+    } else if (a == "--detailed-exitcode") {
+      o.detailed_exitcode = true;
+    } else if (a == "--refresh=false") {
+      o.refresh = false;
+    } else if (value_of("--workspace", &v)) {
+      o.workspace = v;
+    } else if (value_of("--dir", &v)) {
+      o.dir = v;
+    } else if (value_of("--parallelism", &v)) {
+      try {
+        o.parallelism = static_cast<unsigned>(std::stoul(v));
+      } catch (...) {
+        *error = "--parallelism takes a number";
+        return false;
+      }
+      if (o.parallelism == 0) {
+        *error = "--parallelism must be at least 1";
+        return false;
+      }
     } else if (value_of("--threads", &v)) {
       try {
         o.threads = static_cast<unsigned>(std::stoul(v));
@@ -91,31 +112,6 @@ void PrintDiagnostics(const Options& o, const SourceManager& sources, const Diag
   ro.color = UseColor(o, stderr);
   std::string text = RenderText(sorted, sources, ro);
   std::fputs(text.c_str(), stderr);
-}
-
-// Root variable values from --var: a literal expression (`--var n=3`,
-// `--var 'tags={a = "b"}'`); anything that does not parse as one is taken
-// as a plain string (`--var env=prod`).
-bool VariableValues(const Options& o, SourceManager& sources, Diagnostics& diags, std::map<std::string, Value>* out) {
-  class NoScope : public Scope {
-   public:
-    bool Resolve(const ast::Name&, std::span<const ast::GetAttr* const>, Value*, size_t*, Diagnostics&) override {
-      return false;
-    }
-    std::vector<std::string> RootNames() const override { return {}; }
-    std::string BaseDir() const override { return "."; }
-  };
-  for (const auto& [name, text] : o.vars) {
-    const SourceFile& f = sources.Add("--var " + name, text);
-    Diagnostics local;
-    ast::ExprPtr e = ParseExpression(f, local);
-    NoScope scope;
-    Value v;
-    if (!local.has_errors()) v = Evaluate(*e, scope, local);
-    if (local.has_errors()) v = Value::String(text);
-    (*out)[name] = v;
-  }
-  return true;
 }
 
 // Like Value::ToString, but a reference to a resource (an object carrying
@@ -156,6 +152,39 @@ void PrintAttributes(const ValueMap& attrs, int indent) {
 
 }  // namespace
 
+namespace {
+// Root variable values from --var: a literal expression (`--var n=3`,
+// `--var 'tags={a = "b"}'`); anything that does not parse as one is taken
+// as a plain string (`--var env=prod`).
+std::map<std::string, Value> VariableValuesImpl(const Options& o) {
+  std::map<std::string, Value> result;
+  std::map<std::string, Value>* out = &result;
+  SourceManager sources;
+  class NoScope : public Scope {
+   public:
+    bool Resolve(const ast::Name&, std::span<const ast::GetAttr* const>, Value*, size_t*, Diagnostics&) override {
+      return false;
+    }
+    std::vector<std::string> RootNames() const override { return {}; }
+    std::string BaseDir() const override { return "."; }
+  };
+  for (const auto& [name, text] : o.vars) {
+    const SourceFile& f = sources.Add("--var " + name, text);
+    Diagnostics local;
+    ast::ExprPtr e = ParseExpression(f, local);
+    NoScope scope;
+    Value v;
+    if (!local.has_errors()) v = Evaluate(*e, scope, local);
+    if (local.has_errors()) v = Value::String(text);
+    (*out)[name] = v;
+  }
+  return result;
+}
+
+}  // namespace
+
+std::map<std::string, Value> VariableValues(const Options& o) { return VariableValuesImpl(o); }
+
 int Validate(const Options& o, bool inspect) {
   std::string dir = o.paths.empty() ? "." : o.paths[0];
   if (o.paths.size() > 1) {
@@ -172,7 +201,7 @@ int Validate(const Options& o, bool inspect) {
   Diagnostics diags;
   CheckOptions co;
   co.threads = o.threads;
-  VariableValues(o, sources, diags, &co.variables);
+  co.variables = VariableValues(o);
   for (const auto& [name, text] : o.vars) co.variable_texts[name] = text;
   CheckedConfig config = Check(dir, sources, diags, co);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "compiler/types/types.h"
+
 namespace plinth::cli {
 
 inline constexpr const char* kVersion = "0.1.0";
@@ -17,6 +19,13 @@ struct Options {
   bool diff = false;   // fmt --diff
   bool color = true;
   unsigned threads = 0;
+  // plan / apply / destroy / output
+  std::string workspace = "default";
+  std::string dir;  // --dir: the configuration directory for commands whose argument is something else
+  unsigned parallelism = 10;
+  bool refresh = true;
+  bool auto_approve = false;
+  bool detailed_exitcode = false;
 };
 
 bool ParseOptions(const std::string& command, const std::vector<std::string>& args, Options& options,
@@ -24,5 +33,12 @@ bool ParseOptions(const std::string& command, const std::vector<std::string>& ar
 
 int Validate(const Options& options, bool inspect);
 int Fmt(const Options& options);
+
+// Root variable values from --var (a literal expression, else the text as a string).
+std::map<std::string, Value> VariableValues(const Options& options);
+
+int Plan(const Options& options, const std::map<std::string, Value>& vars, bool destroy);
+int Apply(const Options& options, const std::map<std::string, Value>& vars, bool destroy);
+int Output(const Options& options, const std::map<std::string, Value>& vars);
 
 }  // namespace plinth::cli

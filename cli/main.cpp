@@ -19,13 +19,22 @@ const char kUsage[] =
     "  validate [--json] [--var NAME=VALUE]... [DIR]   check a configuration; every error located\n"
     "  inspect  [--json] [--var NAME=VALUE]... [DIR]   check it and print every resource instance it declares\n"
     "  fmt      [--check] [--diff] [PATH]...           rewrite files in canonical form\n"
+    "  plan     [--json] [--detailed-exitcode] [DIR]\n"
+    "                                                  show what apply would change (exit 2 with --detailed-exitcode)\n"
+    "  apply    [--auto-approve] [--parallelism=N] [DIR] make the world match the configuration\n"
+    "  destroy  [--auto-approve] [DIR]                 delete everything the workspace manages\n"
+    "  output   [--json] [--dir=DIR] [NAME]            print outputs (one NAME prints its raw value)\n"
     "  version                                         print the version\n"
     "\n"
     "options:\n"
     "  --no-color      plain output (also when NO_COLOR is set or output is not a terminal)\n"
     "  --threads=N     parser threads (default: one per core)\n"
+    "  --workspace=W   state workspace (default: default); state in DIR/.plinth/W/\n"
+    "  --var NAME=VALUE  a root variable value (repeatable)\n"
+    "  --refresh=false   plan without reading the current resources first\n"
     "\n"
-    "exit codes: 0 ok, 1 configuration errors, 2 usage error, 3 fmt --check found unformatted files\n"
+    "exit codes: 0 ok, 1 errors, 2 usage error (plan --detailed-exitcode: 2 changes pending),\n"
+    "            3 fmt --check found unformatted files\n"
     "docs: docs/cli.md\n";
 
 }  // namespace
@@ -54,6 +63,17 @@ int main(int argc, char** argv) {
     std::_Exit(rc);
   }
   if (command == "fmt") return plinth::cli::Fmt(options);
+  if (command == "plan" || command == "apply" || command == "destroy" || command == "output") {
+    auto vars = plinth::cli::VariableValues(options);
+    int rc = 2;
+    if (command == "plan") rc = plinth::cli::Plan(options, vars, false);
+    if (command == "apply") rc = plinth::cli::Apply(options, vars, false);
+    if (command == "destroy") rc = plinth::cli::Apply(options, vars, true);
+    if (command == "output") rc = plinth::cli::Output(options, vars);
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::_Exit(rc);
+  }
   if (command == "version" || command == "--version") {
     std::printf("plinth %s\n", plinth::cli::kVersion);
     return 0;

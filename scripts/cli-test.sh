@@ -37,6 +37,22 @@ grep -q "main.plinth" "$tmp/list" || fail "fmt --check did not list the file"
 "$plinth" fmt --check "$tmp" >/dev/null || fail "fmt output is not stable"
 grep -q "  port_base = 20000" "$tmp/main.plinth" || fail "fmt did not align: $(cat "$tmp/main.plinth")"
 
+# plan / apply / destroy round trip on a copy of the quickstart.
+cp -r examples/quickstart "$tmp/qs"
+set +e
+"$plinth" plan --detailed-exitcode "$tmp/qs" >"$tmp/plan.txt" 2>&1; rc=$?
+set -e
+[ "$rc" = 2 ] || fail "plan --detailed-exitcode before apply exited $rc, want 2: $(cat "$tmp/plan.txt")"
+grep -q "Plan: 5 to create, 0 to update, 0 to replace, 0 to delete." "$tmp/plan.txt" || fail "unexpected plan: $(cat "$tmp/plan.txt")"
+"$plinth" apply --auto-approve "$tmp/qs" >"$tmp/apply.txt" 2>&1 || fail "apply failed: $(cat "$tmp/apply.txt")"
+[ -d "$tmp/qs/.plinth/default/data/regions/eu/buckets/datasets" ] || fail "apply did not create the datasets bucket"
+"$plinth" plan --detailed-exitcode "$tmp/qs" >"$tmp/plan2.txt" 2>&1 || fail "a second plan is not empty: $(cat "$tmp/plan2.txt")"
+"$plinth" plan --json "$tmp/qs" | grep -q '"has_changes": false' || fail "plan --json after apply reports changes"
+[ "$("$plinth" output --dir="$tmp/qs" datasets_path)" = "$tmp/qs/.plinth/default/data/regions/eu/buckets/datasets" ] ||
+  fail "output datasets_path is wrong"
+"$plinth" destroy --auto-approve "$tmp/qs" >"$tmp/destroy.txt" 2>&1 || fail "destroy failed: $(cat "$tmp/destroy.txt")"
+[ ! -e "$tmp/qs/.plinth/default/data/regions/eu" ] || fail "destroy left the eu region behind"
+
 # Usage errors exit 2.
 set +e
 "$plinth" validate --bogus >/dev/null 2>&1; rc=$?

@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake
   antlr4 default-jre-headless libantlr4-runtime-dev   # parser generator (4.7 tool) + C++ runtime (4.9)
-  nlohmann-json3-dev libssl-dev                       # JSON output, hashing functions
+  nlohmann-json3-dev libssl-dev libsqlite3-dev        # JSON output, hashing, state store
   libgtest-dev                                        # unit and golden tests
   clang                                               # libFuzzer target (tests only)
 )

@@ -120,6 +120,42 @@ std::string ResourceTypeOf(std::string_view addr) {
   return std::string(addr.substr(0, addr.find('.')));
 }
 
+// A name unique among the resources of one type in a configuration, for
+// providers that need one (a region's directory, a bucket's name): the label
+// alone at the root, else the module path, label and instance keys joined
+// with '-': module.shard["a"].bucket.this[0] -> "shard-a-this-0".
+std::string InstanceName(const std::string& prefix, const std::string& label, const Value& key) {
+  auto clean = [](std::string s) {
+    for (char& c : s) {
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) c = '_';
+    }
+    return s;
+  };
+  auto key_text = [](const Value& k) {
+    return k.kind() == Value::Kind::Number ? FormatNumber(k.as_number()) : k.as_string();
+  };
+  std::string out;
+  // prefix: module.a["k"].module.b. -> a-k-b
+  size_t i = 0;
+  while ((i = prefix.find("module.", i)) != std::string::npos) {
+    i += 7;
+    size_t end = i;
+    while (end < prefix.size() && prefix[end] != '.' && prefix[end] != '[') ++end;
+    out += (out.empty() ? "" : "-") + clean(prefix.substr(i, end - i));
+    if (end < prefix.size() && prefix[end] == '[') {
+      size_t close = prefix.find("].", end);
+      std::string k = prefix.substr(end + 1, close - end - 1);
+      if (k.size() >= 2 && k.front() == '"') k = k.substr(1, k.size() - 2);
+      out += "-" + clean(k);
+      end = close + 1;
+    }
+    i = end;
+  }
+  out += (out.empty() ? "" : "-") + label;
+  if (!key.is_null()) out += "-" + clean(key_text(key));
+  return out;
+}
+
 std::string JoinNames(const std::vector<std::string>& names) {
   std::string s;
   for (size_t i = 0; i < names.size(); ++i) s += (i ? ", " : "") + names[i];
@@ -1246,7 +1282,7 @@ class Checker {
         if (as.mode == AttrMode::Computed) self_attrs.emplace(as.name, Value::Unknown(as.type));
       }
       self_attrs.emplace("id", Value::Unknown(Type::String()));
-      self_attrs.emplace("name", Value::String(d.label));
+      self_attrs.emplace("name", Value::String(InstanceName(inst.prefix, d.label, key)));
       self_attrs.emplace("address", Value::String(address));
       scope.has_self = true;
       scope.self = Value::Object(self_attrs);

@@ -1,0 +1,152 @@
+// plan, apply, destroy and output: the CLI side of runtime/engine.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "compiler/types/user_json.h"
+#include "runtime/engine/engine.h"
+
+namespace plinth::cli {
+
+namespace {
+
+bool Colored(const Options& o, FILE* stream) {
+  const char* no_color = std::getenv("NO_COLOR");
+  return o.color && !(no_color && *no_color) && isatty(fileno(stream));
+}
+
+runtime::EngineOptions EngineOptionsFrom(const Options& o, std::map<std::string, Value> vars) {
+  runtime::EngineOptions eo;
+  eo.config_dir = !o.dir.empty() ? o.dir : o.paths.empty() ? "." : o.paths[0];
+  eo.workspace = o.workspace;
+  eo.variables = std::move(vars);
+  for (const auto& [name, text] : o.vars) eo.variable_texts[name] = text;
+  eo.parallelism = o.parallelism;
+  eo.refresh = o.refresh;
+  if (!o.json) {
+    eo.progress = [](const std::string& line) {
+      std::fprintf(stderr, "%s\n", line.c_str());
+      std::fflush(stderr);
+    };
+  }
+  return eo;
+}
+
+void PrintProblems(const runtime::EngineResult& r, const SourceManager& sources, const Diagnostics& diags,
+                   const Options& o) {
+  RenderOptions ro;
+  ro.color = Colored(o, stderr);
+  std::fputs(RenderText(diags.Sorted(sources), sources, ro).c_str(), stderr);
+  for (const std::string& n : r.notes) std::fprintf(stderr, "note: %s\n", n.c_str());
+  for (const std::string& e : r.errors) std::fprintf(stderr, "error: %s\n", e.c_str());
+  for (const runtime::PlanProblem& p : r.plan.problems) std::fprintf(stderr, "error: %s\n", p.message.c_str());
+}
+
+void PrintOutputs(const std::vector<OutputValue>& outputs) {
+  if (outputs.empty()) return;
+  std::printf("\nOutputs:\n");
+  for (const OutputValue& out : outputs) std::printf("  %s = %s\n", out.name.c_str(), out.value.ToString().c_str());
+}
+
+}  // namespace
+
+int Plan(const Options& o, const std::map<std::string, Value>& vars, bool destroy) {
+  SourceManager sources;
+  Diagnostics diags;
+  runtime::Engine engine(EngineOptionsFrom(o, vars), sources, diags);
+  runtime::EngineResult r = engine.Plan(destroy);
+  if (o.json) {
+    if (!r.ok || diags.has_errors()) {
+      nlohmann::json doc = nlohmann::json::parse(RenderJson(diags.Sorted(sources), sources));
+      doc["errors"] = r.errors;
+      std::cout << doc.dump(2) << "\n";
+      return 1;
+    }
+    std::cout << runtime::RenderPlanJson(r.plan);
+  } else {
+    PrintProblems(r, sources, diags, o);
+    if (!r.ok || diags.has_errors()) return 1;
+    std::fputs(runtime::RenderPlanText(r.plan, Colored(o, stdout)).c_str(), stdout);
+  }
+  if (!r.plan.problems.empty()) return 1;
+  if (o.detailed_exitcode && r.plan.HasChanges()) return 2;
+  return 0;
+}
+
+int Apply(const Options& o, const std::map<std::string, Value>& vars, bool destroy) {
+  SourceManager sources;
+  Diagnostics diags;
+  runtime::Engine engine(EngineOptionsFrom(o, vars), sources, diags);
+  if (!o.auto_approve) {
+    runtime::EngineResult preview = engine.Plan(destroy);
+    PrintProblems(preview, sources, diags, o);
+    if (!preview.ok || diags.has_errors() || !preview.plan.problems.empty()) return 1;
+    std::fputs(runtime::RenderPlanText(preview.plan, Colored(o, stdout)).c_str(), stdout);
+    if (!preview.plan.HasChanges()) return 0;
+    if (!isatty(fileno(stdin))) {
+      std::fprintf(stderr, "error: input is not a terminal; pass --auto-approve to apply without a prompt\n");
+      return 1;
+    }
+    std::printf("\nDo you want to perform these actions? Only 'yes' will be accepted: ");
+    std::fflush(stdout);
+    std::string answer;
+    std::getline(std::cin, answer);
+    if (answer != "yes") {
+      std::printf("Apply cancelled.\n");
+      return 1;
+    }
+  }
+  SourceManager sources2;
+  Diagnostics diags2;
+  runtime::Engine runner(EngineOptionsFrom(o, vars), sources2, diags2);
+  runtime::EngineResult r = runner.Apply(destroy);
+  PrintProblems(r, sources2, diags2, o);
+  std::printf("\n%s %s: %zu changed, %zu failed, %zu skipped.\n", destroy ? "Destroy" : "Apply",
+              r.ok ? "complete" : "failed", r.applied, r.failed, r.skipped);
+  if (!destroy) PrintOutputs(r.outputs);
+  return r.ok ? 0 : 1;
+}
+
+int Output(const Options& o, const std::map<std::string, Value>& vars) {
+  SourceManager sources;
+  Diagnostics diags;
+  Options at_dir = o;
+  at_dir.paths.clear();  // the argument is an output name; the directory comes from --dir
+  runtime::Engine engine(EngineOptionsFrom(at_dir, vars), sources, diags);
+  runtime::EngineResult r = engine.Plan(false);
+  if (!r.ok) {
+    PrintProblems(r, sources, diags, o);
+    return 1;
+  }
+  std::string wanted = o.paths.empty() ? "" : o.paths[0];
+  nlohmann::json doc = nlohmann::json::object();
+  bool found = wanted.empty();
+  for (const OutputValue& out : r.outputs) {
+    if (!wanted.empty() && out.name != wanted) continue;
+    found = true;
+    if (o.json) {
+      doc[out.name] = {{"value", ValueToUserJson(out.value)}, {"sensitive", out.sensitive}};
+    } else if (!wanted.empty()) {
+      // A single output prints its raw value (strings unquoted), for scripts.
+      if (out.value.sensitive()) {
+        std::printf("(sensitive)\n");
+      } else {
+        std::printf("%s\n", out.value.kind() == Value::Kind::String ? out.value.as_string().c_str()
+                                                                     : out.value.ToString().c_str());
+      }
+    } else {
+      std::printf("%s = %s\n", out.name.c_str(), out.value.ToString().c_str());
+    }
+  }
+  if (!found) {
+    std::fprintf(stderr, "error: no output named '%s'\n", wanted.c_str());
+    return 1;
+  }
+  if (o.json) std::cout << doc.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace plinth::cli

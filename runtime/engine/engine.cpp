@@ -1,0 +1,467 @@
+#include "runtime/engine/engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "compiler/schema/schema.h"
+#include "runtime/exec/executor.h"
+#include "runtime/providers/local/provider.h"
+#include "runtime/state/lock.h"
+#include "runtime/state/state_store.h"
+
+namespace plinth::runtime {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Attributes the checker gives every instance; kept in state so that plans
+// compare like with like.
+void KeepIdentity(const ValueMap& from, ValueMap& to) {
+  for (const char* key : {"address", "name"}) {
+    auto it = from.find(key);
+    if (it != from.end()) to[key] = it->second;
+  }
+}
+
+bool IsComputedAttribute(const std::string& type, const std::string& name) {
+  if (name == "id") return true;
+  const ResourceSchema* s = BuiltinSchemas().Find(type);
+  const AttributeSchema* a = s ? s->body.FindAttribute(name) : nullptr;
+  // Optional-computed attributes the user did not set are the provider's to
+  // decide at creation; the configuration cannot tell unset from unknown.
+  return a && (a->mode == AttrMode::Computed || a->mode == AttrMode::OptionalComputed);
+}
+
+// True when a configured (not computed) attribute still holds a value only
+// an earlier creation in this apply can reveal.
+bool WaitsForDependencies(const PlannedResource& r) {
+  for (const auto& [name, v] : r.planned) {
+    if (IsComputedAttribute(r.type, name)) continue;
+    if (v.ContainsUnknown()) return true;
+  }
+  return false;
+}
+
+std::string Digest(const SourceManager& sources) {
+  // FNV-1a over every file's path and text: identifies the configuration a
+  // plan or an apply was made from.
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](std::string_view s) {
+    for (unsigned char c : s) {
+      h ^= c;
+      h *= 1099511628211ull;
+    }
+  };
+  for (size_t i = 0; i < sources.size(); ++i) {
+    const SourceFile& f = sources.Get(static_cast<FileId>(i));
+    mix(f.path());
+    mix(f.text());
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+// Plans each instance with the provider while the checker evaluates the
+// configuration, so references see planned values.
+class PlanHook : public ResourceHook {
+ public:
+  PlanHook(Provider& provider, const std::unordered_map<std::string, const PriorResource*>& prior)
+      : provider_(provider), prior_(prior) {}
+
+  ValueMap Planned(const ResourceInstance& ri) override {
+    auto it = prior_.find(ri.address);
+    const PriorResource* p = it == prior_.end() ? nullptr : it->second;
+    for (const std::string& m : provider_.Validate(ri.type, ri.attributes)) problems.push_back({ri.address, m, ri.range});
+    PlanRequest req{ri.type, p ? &p->attributes : nullptr, ri.attributes};
+    Result<PlanResponse> res = provider_.PlanChange(req);
+    if (!res.ok()) {
+      problems.push_back({ri.address, res.error().message, ri.range});
+      return ri.attributes;
+    }
+    if (!res.value().replace_because.empty()) replace_because[ri.address] = res.value().replace_because;
+    ValueMap planned = std::move(res.value().planned);
+    KeepIdentity(ri.attributes, planned);
+    return planned;
+  }
+
+  std::map<std::string, std::vector<std::string>> replace_because;
+  std::vector<PlanProblem> problems;
+
+ private:
+  Provider& provider_;
+  const std::unordered_map<std::string, const PriorResource*>& prior_;
+};
+
+}  // namespace
+
+struct Engine::Impl {
+  Impl(EngineOptions options, SourceManager& s, Diagnostics& d) : o(std::move(options)), sources(s), diags(d) {}
+  EngineOptions o;
+  SourceManager& sources;
+  Diagnostics& diags;
+  std::unique_ptr<state::StateStore> store;
+  std::unique_ptr<LocalProvider> provider;
+  std::mutex store_mu;  // the store is used from executor threads
+
+  void Progress(const std::string& line) {
+    if (o.progress) o.progress(line);
+  }
+
+  bool Open(EngineResult& r) {
+    if (store) return true;
+    auto opened = state::StateStore::OpenWorkspace(o.config_dir, o.workspace);
+    if (!opened.ok()) {
+      r.errors.push_back("cannot open the state: " + opened.error().message);
+      return false;
+    }
+    store = std::move(opened.value());
+    std::error_code ec;
+    fs::path root = o.data_root.empty() ? fs::path(o.config_dir) / ".plinth" / o.workspace / "data" : fs::path(o.data_root);
+    root = fs::absolute(root, ec);
+    fs::create_directories(root, ec);
+    provider = std::make_unique<LocalProvider>(root);
+    return true;
+  }
+
+  state::ResourceRecord Record(const std::string& address, const std::string& type, const std::string& id,
+                               const ValueMap& attrs, const std::vector<std::string>& deps) {
+    state::ResourceRecord rec;
+    rec.address = address;
+    rec.type = type;
+    rec.provider = "local";
+    rec.id = id;
+    rec.attributes = attrs;
+    rec.dependencies = deps;
+    return rec;
+  }
+
+  // Open intents left by a killed process: read the provider to learn what
+  // happened, then adopt what exists and forget what does not.
+  bool Reconcile(EngineResult& r) {
+    auto open = store->OpenIntents();
+    if (!open.ok()) {
+      r.errors.push_back("cannot read the intent journal: " + open.error().message);
+      return false;
+    }
+    for (const state::IntentRecord& in : open.value()) {
+      const state::ResourceRecord& planned = in.planned;
+      std::string what = std::string(state::ActionName(in.action)) + " of " + in.address;
+      if (planned.id.empty()) {
+        (void)store->AbandonIntent(in.id, "no id was known before the call; nothing to look up");
+        r.notes.push_back("an interrupted " + what + " had no id to look up; if it left an object behind, import it");
+        continue;
+      }
+      auto read = provider->Read(planned.type, planned.id, planned.attributes);
+      if (!read.ok()) {
+        r.errors.push_back("cannot check the interrupted " + what + ": " + read.error().message);
+        return false;
+      }
+      const std::optional<ResourceObject>& found = read.value();
+      state::IntentOutcome outcome;
+      if (in.action == state::Action::kDelete) {
+        if (found) {
+          (void)store->AbandonIntent(in.id, "the object still exists");
+          r.notes.push_back("interrupted " + what + ": it still exists and stays in the state");
+          continue;
+        }
+        outcome.success = true;
+        r.notes.push_back("interrupted " + what + ": it is gone; removed from the state");
+      } else {
+        if (!found) {
+          (void)store->AbandonIntent(in.id, "the object does not exist");
+          r.notes.push_back("interrupted " + what + ": nothing was created; it will be planned again");
+          continue;
+        }
+        ValueMap attrs = found->attributes;
+        KeepIdentity(planned.attributes, attrs);
+        outcome.success = true;
+        outcome.resource = Record(in.address, planned.type, found->id, attrs, planned.dependencies);
+        r.notes.push_back("interrupted " + what + ": found it; adopted into the state");
+      }
+      auto done = store->CompleteIntent(in.id, outcome);
+      if (!done.ok()) {
+        r.errors.push_back("cannot record the reconciled " + what + ": " + done.error().message);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // The state, refreshed from the provider in parallel.
+  bool LoadPrior(EngineResult& r, std::vector<PriorResource>& prior) {
+    auto records = store->Resources();
+    if (!records.ok()) {
+      r.errors.push_back("cannot read the state: " + records.error().message);
+      return false;
+    }
+    for (const state::ResourceRecord& rec : records.value()) {
+      prior.push_back({rec.address, rec.type, rec.id, rec.attributes, rec.dependencies});
+    }
+    if (!o.refresh || prior.empty()) return true;
+    Graph flat;
+    for (const PriorResource& p : prior) flat.nodes.push_back({p.address, GraphNode::Step::Apply, {}});
+    std::vector<std::optional<ResourceObject>> reads(prior.size());
+    std::vector<std::string> errors(prior.size());
+    std::unordered_map<std::string, size_t> index;
+    for (size_t i = 0; i < prior.size(); ++i) index[prior[i].address] = i;
+    ExecutorOptions eo;
+    eo.parallelism = o.parallelism;
+    Executor ex(flat, eo);
+    ExecutionReport rep = ex.Run([&](const GraphNode& n) {
+      size_t i = index[n.address];
+      auto res = provider->Read(prior[i].type, prior[i].id, prior[i].attributes);
+      if (!res.ok()) return StepOutcome{false, res.error().retryable, res.error().message};
+      reads[i] = res.value();
+      return StepOutcome{};
+    });
+    std::vector<PriorResource> refreshed;
+    for (size_t i = 0; i < prior.size(); ++i) {
+      if (rep.status[i] != NodeStatus::Succeeded) {
+        r.errors.push_back("cannot refresh " + prior[i].address + ": " + rep.errors[i]);
+        continue;
+      }
+      if (!reads[i]) {
+        r.notes.push_back(prior[i].address + " was deleted outside Plinth");
+        continue;
+      }
+      ValueMap attrs = reads[i]->attributes;
+      KeepIdentity(prior[i].attributes, attrs);
+      std::vector<std::string> drifted;
+      for (const auto& [k, v] : attrs) {
+        auto old = prior[i].attributes.find(k);
+        if (old == prior[i].attributes.end() || !old->second.Equals(v)) drifted.push_back(k);
+      }
+      if (!drifted.empty()) {
+        std::string list;
+        for (const auto& d : drifted) list += (list.empty() ? "" : ", ") + d;
+        r.notes.push_back(prior[i].address + " changed outside Plinth: " + list);
+      }
+      PriorResource p = prior[i];
+      p.attributes = std::move(attrs);
+      p.id = reads[i]->id;
+      refreshed.push_back(std::move(p));
+    }
+    prior = std::move(refreshed);
+    return r.errors.empty();
+  }
+
+  // Check + provider planning + diff.
+  bool MakePlan(EngineResult& r, bool destroy) {
+    if (!Open(r) || !Reconcile(r)) return false;
+    auto serial = store->CurrentSerial();
+    r.serial = serial.ok() ? serial.value() : 0;
+    std::vector<PriorResource> prior;
+    if (!LoadPrior(r, prior)) return false;
+    std::unordered_map<std::string, const PriorResource*> by_address;
+    for (const PriorResource& p : prior) by_address[p.address] = &p;
+    PlanHook hook(*provider, by_address);
+    CheckOptions co;
+    co.variables = o.variables;
+    co.variable_texts = o.variable_texts;
+    co.resource_hook = &hook;
+    CheckedConfig config = Check(o.config_dir, sources, diags, co);
+    if (diags.has_errors()) return false;
+    r.outputs = config.outputs;
+    if (destroy) config.resources.clear();
+    r.plan = ComputePlan(config.resources, prior, hook.replace_because);
+    for (PlanProblem& p : hook.problems) r.plan.problems.push_back(std::move(p));
+    return true;
+  }
+
+  StepOutcome Run(const GraphNode& node, const PlannedResource& r, int64_t serial,
+                  std::unordered_set<std::string>& deferred, std::mutex& deferred_mu) {
+    auto now = [] { return std::chrono::steady_clock::now(); };
+    auto start = now();
+    auto ms = [&] {
+      return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now() - start).count()) + " ms";
+    };
+    if (node.step == GraphNode::Step::Destroy) {
+      const std::string id = r.prior && r.prior->count("id") && r.prior->at("id").kind() == Value::Kind::String
+                                 ? r.prior->at("id").as_string()
+                                 : "";
+      state::ResourceRecord before = Record(r.address, r.type, id, r.prior ? *r.prior : ValueMap{}, r.depends_on);
+      int64_t intent;
+      {
+        std::lock_guard<std::mutex> lock(store_mu);
+        auto rec = store->RecordIntent(serial, r.address, state::Action::kDelete, before);
+        if (!rec.ok()) return {false, false, "cannot record the intent: " + rec.error().message};
+        intent = rec.value();
+      }
+      Progress(r.address + ": destroying...");
+      auto res = provider->Delete(r.type, id, before.attributes);
+      state::IntentOutcome outcome;
+      outcome.success = res.ok();
+      if (!res.ok()) {
+        outcome.error = res.error().message;
+        outcome.resource = before;
+      }
+      std::lock_guard<std::mutex> lock(store_mu);
+      auto done = store->CompleteIntent(intent, outcome);
+      if (!done.ok()) return {false, false, "cannot record the result: " + done.error().message};
+      if (!res.ok()) return {false, res.error().retryable, res.error().message};
+      Progress(r.address + ": destroyed (" + ms() + ")");
+      return {};
+    }
+    bool create = r.action == Action::Create || r.action == Action::Replace;
+    if (create && WaitsForDependencies(r)) {
+      std::lock_guard<std::mutex> lock(deferred_mu);
+      deferred.insert(r.address);
+      return {false, false, "deferred"};
+    }
+    std::string id;
+    if (auto it = r.planned.find("id"); it != r.planned.end() && it->second.kind() == Value::Kind::String) {
+      id = it->second.as_string();
+    }
+    state::ResourceRecord planned = Record(r.address, r.type, id, r.planned, r.depends_on);
+    int64_t intent;
+    {
+      std::lock_guard<std::mutex> lock(store_mu);
+      auto rec = store->RecordIntent(serial, r.address, create ? state::Action::kCreate : state::Action::kUpdate, planned);
+      if (!rec.ok()) return {false, false, "cannot record the intent: " + rec.error().message};
+      intent = rec.value();
+    }
+    Progress(r.address + (create ? ": creating..." : ": updating..."));
+    Result<ResourceObject> res =
+        create ? provider->Create(r.type, r.planned)
+               : provider->Update(r.type, r.prior && r.prior->count("id") && r.prior->at("id").kind() == Value::Kind::String
+                                              ? r.prior->at("id").as_string()
+                                              : id,
+                                  r.prior ? *r.prior : ValueMap{}, r.planned);
+    state::IntentOutcome outcome;
+    outcome.success = res.ok();
+    if (res.ok()) {
+      ValueMap attrs = res.value().attributes;
+      KeepIdentity(r.planned, attrs);
+      outcome.resource = Record(r.address, r.type, res.value().id, attrs, r.depends_on);
+    } else {
+      outcome.error = res.error().message;
+    }
+    std::lock_guard<std::mutex> lock(store_mu);
+    auto done = store->CompleteIntent(intent, outcome);
+    if (!done.ok()) return {false, false, "cannot record the result: " + done.error().message};
+    if (!res.ok()) return {false, res.error().retryable, res.error().message};
+    Progress(r.address + (create ? ": created (" : ": updated (") + ms() + ")");
+    return {};
+  }
+};
+
+Engine::Engine(EngineOptions options, SourceManager& sources, Diagnostics& diags)
+    : impl_(std::make_unique<Impl>(std::move(options), sources, diags)) {}
+
+Engine::~Engine() = default;
+
+EngineResult Engine::Plan(bool destroy) {
+  EngineResult r;
+  r.ok = impl_->MakePlan(r, destroy) && r.errors.empty();
+  return r;
+}
+
+EngineResult Engine::Apply(bool destroy) {
+  EngineResult r;
+  Impl& m = *impl_;
+  if (!m.Open(r)) return r;
+  auto lock = state::WorkspaceLock::Acquire(*m.store, state::WorkspaceLock::ThisProcess(destroy ? "destroy" : "apply"));
+  if (!lock.ok()) {
+    std::string msg = lock.error().message;
+    if (lock.error().holder) {
+      const state::LockHolder& h = lock.error().holder->holder;
+      msg = "the workspace is locked by pid " + std::to_string(h.pid) + " on " + h.host + " (" + h.command +
+            "); lock id " + lock.error().holder->id + "; if that process is gone for good, run: plinth force-unlock " +
+            lock.error().holder->id;
+    }
+    r.errors.push_back(msg);
+    return r;
+  }
+  std::string lock_id = lock.value().id;
+  if (lock.value().taken_over) r.notes.push_back("took over a stale lock left by pid " +
+                                                 std::to_string(lock.value().taken_over->holder.pid));
+  int64_t serial = 0;
+  bool failed = false;
+  for (int wave = 0; wave < 64 && !failed; ++wave) {
+    EngineResult planned;
+    if (!m.MakePlan(planned, destroy)) {
+      r.errors.insert(r.errors.end(), planned.errors.begin(), planned.errors.end());
+      failed = true;
+      break;
+    }
+    r.notes.insert(r.notes.end(), planned.notes.begin(), planned.notes.end());
+    r.outputs = planned.outputs;
+    if (wave == 0) r.plan = planned.plan;
+    if (!planned.plan.problems.empty()) {
+      for (const PlanProblem& p : planned.plan.problems) r.errors.push_back(p.message);
+      failed = true;
+      break;
+    }
+    if (!planned.plan.HasChanges()) break;
+    Graph graph = BuildGraph(planned.plan);
+    if (!graph.cycle.empty()) {
+      std::string path;
+      for (const auto& c : graph.cycle) path += (path.empty() ? "" : " -> ") + c;
+      r.errors.push_back("the changes form a cycle: " + path);
+      failed = true;
+      break;
+    }
+    if (serial == 0) {
+      auto begun = m.store->BeginApply(destroy ? "destroy" : "apply", Digest(m.sources));
+      if (!begun.ok()) {
+        r.errors.push_back("cannot start the apply: " + begun.error().message);
+        failed = true;
+        break;
+      }
+      serial = begun.value();
+      r.serial = serial;
+    }
+    std::unordered_map<std::string, const PlannedResource*> by_address;
+    for (const PlannedResource& pr : planned.plan.resources) by_address[pr.address] = &pr;
+    std::unordered_set<std::string> deferred;
+    std::mutex deferred_mu;
+    ExecutorOptions eo;
+    eo.parallelism = m.o.parallelism;
+    Executor ex(graph, eo);
+    ExecutionReport rep = ex.Run([&](const GraphNode& node) {
+      return m.Run(node, *by_address.at(node.address), serial, deferred, deferred_mu);
+    });
+    size_t progressed = 0;
+    for (size_t i = 0; i < graph.nodes.size(); ++i) {
+      const GraphNode& n = graph.nodes[i];
+      if (n.step == GraphNode::Step::Group) continue;
+      if (rep.status[i] == NodeStatus::Succeeded) {
+        ++r.applied;
+        ++progressed;
+      } else if (rep.status[i] == NodeStatus::Failed && !deferred.count(n.address)) {
+        ++r.failed;
+        r.errors.push_back(n.address + ": " + rep.errors[i]);
+      } else if (rep.status[i] == NodeStatus::Skipped) {
+        ++r.skipped;
+      }
+    }
+    if (r.failed > 0) failed = true;
+    if (deferred.empty()) {
+      // One more plan gives the outputs with every value now known.
+      EngineResult after;
+      if (m.MakePlan(after, destroy)) r.outputs = after.outputs;
+      break;
+    }
+    if (progressed == 0) {
+      r.errors.push_back("no progress: " + std::to_string(deferred.size()) +
+                         " resources wait for values no other change provides");
+      failed = true;
+    }
+    r.skipped = 0;  // deferred work is retried by the next wave
+  }
+  if (serial != 0) {
+    (void)m.store->FinishApply(serial, failed ? state::ApplyStatus::kFailed : state::ApplyStatus::kSucceeded);
+  }
+  (void)state::WorkspaceLock::Release(*m.store, lock_id);
+  r.ok = !failed && r.errors.empty();
+  return r;
+}
+
+}  // namespace plinth::runtime

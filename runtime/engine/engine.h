@@ -1,0 +1,65 @@
+// The engine: plan and apply for one workspace, on top of the checker, the
+// planner core, the executor, the state store and the providers.
+//
+// plan  = reconcile open intents -> refresh (read every managed resource)
+//         -> check the configuration with the provider planning each instance
+//         -> diff against the refreshed state. Nothing is written.
+// apply = lock -> plan -> run the graph; every provider call is bracketed by
+//         an intent recorded before it and completed after it, so a kill at
+//         any instant leaves either the old or the new resource on record and
+//         the next plan finds out which by reading the provider.
+// An instance whose planned configuration still depends on values only its
+// dependencies' creation reveals is deferred; apply then plans again with
+// the new state and runs the next wave, until nothing is deferred.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "compiler/check/checker.h"
+#include "compiler/diag/diagnostic.h"
+#include "runtime/plan/plan.h"
+
+namespace plinth::runtime {
+
+struct EngineOptions {
+  std::string config_dir;
+  std::string workspace = "default";
+  std::map<std::string, Value> variables;
+  std::map<std::string, std::string> variable_texts;
+  unsigned parallelism = 10;
+  bool refresh = true;
+  // Where the local provider keeps regions, buckets and markers; empty:
+  // <config_dir>/.plinth/<workspace>/data.
+  std::string data_root;
+  // Progress lines ("bucket.b: creating...", "bucket.b: created (12 ms)").
+  std::function<void(const std::string&)> progress;
+};
+
+struct EngineResult {
+  bool ok = false;  // false: see `errors` and the diagnostics
+  std::vector<std::string> errors;  // environment, state and provider errors, one line each
+  std::vector<std::string> notes;   // drift found by refresh, intents reconciled
+  Plan plan;
+  std::vector<OutputValue> outputs;
+  int64_t serial = 0;  // the state serial the plan was made against, or the apply's serial
+  size_t applied = 0, failed = 0, skipped = 0;
+};
+
+class Engine {
+ public:
+  Engine(EngineOptions options, SourceManager& sources, Diagnostics& diags);
+  ~Engine();
+
+  EngineResult Plan(bool destroy = false);
+  EngineResult Apply(bool destroy = false);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace plinth::runtime

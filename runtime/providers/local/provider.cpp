@@ -1,0 +1,1106 @@
+#include "runtime/providers/local/provider.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "compiler/types/value_json.h"
+#include "runtime/providers/local/schema.h"
+
+namespace plinth::runtime {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kRegionMeta = ".plinth-region.json";
+constexpr const char* kBucketMeta = ".plinth-bucket.json";
+constexpr const char* kDownFile = "DOWN";
+constexpr const char* kIndexDir = ".plinth-local";  // the provider's own bookkeeping under the data root
+constexpr int kFormat = 1;
+
+// ------------------------------------------------------------------ values
+
+const Value* Find(const ValueMap& m, const std::string& key) {
+  auto it = m.find(key);
+  return it == m.end() ? nullptr : &it->second;
+}
+
+bool IsKnownString(const Value* v) {
+  return v && v->kind() == Value::Kind::String;
+}
+
+// How a value may appear in a message: never its content when sensitive.
+std::string Shown(const Value& v, const std::string& text) {
+  return v.ContainsSensitive() ? "(sensitive)" : "'" + text + "'";
+}
+
+bool SameValue(const Value* a, const Value* b) {
+  bool an = !a || a->is_null(), bn = !b || b->is_null();
+  if (an || bn) return an == bn;
+  return a->Equals(*b);
+}
+
+ProviderError Fail(std::string message, bool retryable = false) {
+  return ProviderError{std::move(message), retryable};
+}
+
+ProviderError IoFail(const std::string& what, const std::string& shown_path, int err) {
+  std::string reason = std::strerror(err);
+  if (!reason.empty()) reason[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(reason[0])));
+  bool retryable = err == EAGAIN || err == EBUSY || err == EINTR || err == ETIMEDOUT;
+  return Fail("cannot " + what + " " + shown_path + ": " + reason, retryable);
+}
+
+// A single path segment usable as a directory name.
+bool ValidSegment(const std::string& s) {
+  return !s.empty() && s != "." && s != ".." && s.find('/') == std::string::npos &&
+         s.find('\0') == std::string::npos && s.size() <= 255;
+}
+
+// A relative path that stays inside its base once normalised. Returns the
+// normalised form, or an error message (without the path's text, which the
+// caller adds when it may be shown).
+std::optional<std::string> RelativeInside(const std::string& p, std::string* why) {
+  if (p.empty()) {
+    *why = "is empty";
+    return std::nullopt;
+  }
+  if (p.find('\0') != std::string::npos) {
+    *why = "contains a NUL byte";
+    return std::nullopt;
+  }
+  fs::path path(p);
+  if (path.is_absolute() || p[0] == '/') {
+    *why = "is absolute; give it relative to the data root";
+    return std::nullopt;
+  }
+  // Walk the segments: '..' may not climb above the base at any point.
+  std::vector<std::string> parts;
+  for (const auto& seg : path) {
+    std::string s = seg.string();
+    if (s.empty() || s == ".") continue;
+    if (s == "..") {
+      if (parts.empty()) {
+        *why = "leaves the data root";
+        return std::nullopt;
+      }
+      parts.pop_back();
+      continue;
+    }
+    parts.push_back(s);
+  }
+  if (parts.empty()) {
+    *why = "names the data root itself, not a file under it";
+    return std::nullopt;
+  }
+  if (parts[0] == kIndexDir) {
+    *why = std::string("is inside '") + kIndexDir + "', which the local provider reserves for itself";
+    return std::nullopt;
+  }
+  std::string out;
+  for (const auto& s : parts) out += (out.empty() ? "" : "/") + s;
+  return out;
+}
+
+// Region references (`region = region.eu`) arrive as the region's whole
+// object; only its identity matters to a bucket, so planned and stored
+// values keep {name, path}. A string is a region name.
+Value NormalizeRef(const Value& v) {
+  if (v.kind() == Value::Kind::String) return Value::Object({{"name", v}});
+  if (v.kind() != Value::Kind::Object) return v;
+  ValueMap out;
+  const ValueMap& m = v.as_object();
+  if (const Value* n = Find(m, "name")) out["name"] = *n;
+  if (const Value* p = Find(m, "path"); p && !p->is_null()) out["path"] = *p;
+  if (const Value* r = Find(m, "root"); r && !out.count("path")) {
+    if (!r->is_null()) out["root"] = *r;
+  }
+  return Value::Object(std::move(out));
+}
+
+// Fills schema defaults and normalises references, recursively into blocks.
+void FillBlock(const BlockSchema& schema, ValueMap& m) {
+  for (const auto& a : schema.attributes) {
+    Value& v = m[a.name];
+    if (v.is_null() && a.default_value) v = *a.default_value;
+    if (!a.ref_type.empty() && !v.is_null() && !v.is_unknown()) v = NormalizeRef(v);
+  }
+  for (const auto& b : schema.blocks) {
+    Value& v = m[b.name];
+    auto fill = [&](const Value& item) {
+      if (item.kind() != Value::Kind::Object) return item;
+      ValueMap inner = item.as_object();
+      FillBlock(*b.body, inner);
+      return Value::Object(std::move(inner));
+    };
+    if (b.labeled) {
+      if (v.is_null()) v = Value::Object({});
+      if (v.kind() == Value::Kind::Object) {
+        ValueMap out;
+        for (const auto& [k, item] : v.as_object()) out[k] = fill(item);
+        v = Value::Object(std::move(out));
+      }
+    } else if (b.max_items == 1) {
+      if (v.kind() == Value::Kind::Object) v = fill(v);
+    } else {
+      if (v.is_null()) v = Value::List({});
+      if (v.kind() == Value::Kind::List) {
+        ValueList out;
+        for (const auto& item : v.as_list()) out.push_back(fill(item));
+        v = Value::List(std::move(out));
+      }
+    }
+  }
+}
+
+// The first configured (non-computed) attribute that is still unknown at
+// apply time, or empty. Region references may carry an unknown path: the
+// provider resolves those itself.
+std::string FirstUnknown(const BlockSchema& schema, const ValueMap& m, const std::string& prefix = "") {
+  for (const auto& a : schema.attributes) {
+    if (a.mode == AttrMode::Computed) continue;
+    const Value* v = Find(m, a.name);
+    if (!v) continue;
+    if (!a.ref_type.empty()) {
+      if (v->is_unknown()) return prefix + a.name;
+      if (v->kind() == Value::Kind::Object) {
+        const Value* n = Find(v->as_object(), "name");
+        if (n && n->ContainsUnknown()) return prefix + a.name;
+      }
+      continue;
+    }
+    if (a.mode == AttrMode::OptionalComputed && v->is_unknown()) continue;  // the provider computes it
+    if (v->ContainsUnknown()) return prefix + a.name;
+  }
+  for (const auto& b : schema.blocks) {
+    const Value* v = Find(m, b.name);
+    if (!v) continue;
+    if (v->is_unknown()) return prefix + b.name;
+    auto check = [&](const Value& item, const std::string& p) -> std::string {
+      if (item.kind() != Value::Kind::Object) return item.ContainsUnknown() ? p : "";
+      return FirstUnknown(*b.body, item.as_object(), p + ".");
+    };
+    if (v->kind() == Value::Kind::Object && b.labeled) {
+      for (const auto& [k, item] : v->as_object())
+        if (auto s = check(item, prefix + b.name + "." + k); !s.empty()) return s;
+    } else if (v->kind() == Value::Kind::Object) {
+      if (auto s = check(*v, prefix + b.name); !s.empty()) return s;
+    } else if (v->kind() == Value::Kind::List) {
+      for (size_t i = 0; i < v->as_list().size(); ++i)
+        if (auto s = check(v->as_list()[i], prefix + b.name + "[" + std::to_string(i) + "]"); !s.empty())
+          return s;
+    }
+  }
+  return "";
+}
+
+// ------------------------------------------------------------------- files
+
+std::string ErrnoPath(const fs::path& p, bool sensitive) {
+  return sensitive ? "(sensitive path)" : "'" + p.string() + "'";
+}
+
+bool SyncDir(const fs::path& dir, int* err) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    *err = errno;
+    return false;
+  }
+  int rc = ::fsync(fd);
+  int e = errno;
+  ::close(fd);
+  if (rc != 0 && e != EINVAL) {  // some file systems cannot sync directories
+    *err = e;
+    return false;
+  }
+  return true;
+}
+
+// mkdir -p; tolerates directories created concurrently. Each directory it
+// creates is made durable by syncing its parent.
+bool MakeDirs(const fs::path& dir, int* err) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return true;
+    *err = ENOTDIR;
+    return false;
+  }
+  if (dir.has_parent_path() && dir.parent_path() != dir && !MakeDirs(dir.parent_path(), err)) return false;
+  if (::mkdir(dir.c_str(), 0755) != 0) {
+    if (errno == EEXIST && ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return true;
+    *err = errno;
+    return false;
+  }
+  return SyncDir(dir.parent_path(), err);
+}
+
+std::atomic<uint64_t> temp_counter{0};
+
+// Replaces `path` with `data`: temp file in the same directory, fsync,
+// rename, fsync of the directory. Readers see the old or the new file.
+std::optional<ProviderError> WriteFileAtomic(const fs::path& path, std::string_view data,
+                                             bool sensitive_path) {
+  fs::path dir = path.parent_path();
+  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + std::to_string(::getpid()) + "." +
+                        std::to_string(temp_counter.fetch_add(1)));
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return IoFail("write", ErrnoPath(path, sensitive_path), errno);
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return IoFail("write", ErrnoPath(path, sensitive_path), e);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    int e = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return IoFail("sync", ErrnoPath(path, sensitive_path), e);
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return IoFail("write", ErrnoPath(path, sensitive_path), e);
+  }
+  int e = 0;
+  if (!SyncDir(dir, &e)) return IoFail("sync the directory of", ErrnoPath(path, sensitive_path), e);
+  return std::nullopt;
+}
+
+// nullopt content with no error: the file does not exist.
+struct FileRead {
+  std::optional<std::string> content;
+  std::optional<ProviderError> error;
+};
+
+FileRead ReadFile(const fs::path& path, bool sensitive_path) {
+  FileRead r;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT && errno != ENOTDIR) r.error = IoFail("read", ErrnoPath(path, sensitive_path), errno);
+    return r;
+  }
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      r.error = IoFail("read", ErrnoPath(path, sensitive_path), errno);
+      ::close(fd);
+      return r;
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  r.content = std::move(out);
+  return r;
+}
+
+bool Exists(const fs::path& p) {
+  struct stat st;
+  return ::lstat(p.c_str(), &st) == 0;
+}
+
+bool IsDir(const fs::path& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// Files (not directories) below `dir`, not following symlinks, except those
+// named in `skip` directly inside `dir`.
+size_t CountFiles(const fs::path& dir, const std::vector<std::string>& skip) {
+  size_t n = 0;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
+       !ec && it != end; it.increment(ec)) {
+    if (it->is_directory(ec) && !it->is_symlink(ec)) continue;
+    if (it.depth() == 0 && std::find(skip.begin(), skip.end(), it->path().filename().string()) != skip.end())
+      continue;
+    ++n;
+  }
+  return n;
+}
+
+std::optional<ProviderError> RemoveFile(const fs::path& p, bool sensitive_path) {
+  if (::unlink(p.c_str()) != 0 && errno != ENOENT)
+    return IoFail("remove", ErrnoPath(p, sensitive_path), errno);
+  return std::nullopt;
+}
+
+// Removes `dir` and the empty directories below it; fails (ENOTEMPTY) when a file is left.
+std::optional<ProviderError> RemoveEmptyTree(const fs::path& dir) {
+  std::error_code ec;
+  std::vector<fs::path> dirs;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->is_directory(ec) && !it->is_symlink(ec)) dirs.push_back(it->path());
+  }
+  for (auto d = dirs.rbegin(); d != dirs.rend(); ++d) {
+    if (::rmdir(d->c_str()) != 0 && errno != ENOENT) return IoFail("remove", ErrnoPath(*d, false), errno);
+  }
+  if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) return IoFail("remove", ErrnoPath(dir, false), errno);
+  int e = 0;
+  if (!SyncDir(dir.parent_path(), &e)) return IoFail("sync", ErrnoPath(dir.parent_path(), false), e);
+  return std::nullopt;
+}
+
+std::string FilesText(size_t n) {
+  return std::to_string(n) + (n == 1 ? " file" : " files");
+}
+
+const ResourceSchema* SchemaOf(const std::string& type) {
+  static const std::map<std::string, ResourceSchema> schemas = [] {
+    std::map<std::string, ResourceSchema> m;
+    for (auto& s : LocalProviderSchemas().ResourceSchemas()) m.emplace(s.type, s);
+    return m;
+  }();
+  auto it = schemas.find(type);
+  return it == schemas.end() ? nullptr : &it->second;
+}
+
+ProviderError UnknownType(const std::string& type) {
+  return Fail("the local provider has no resource type '" + type + "'");
+}
+
+// Identity attributes the engine passes along (`name`, `address`) are kept
+// in every object the provider returns.
+void Carry(const ValueMap* from, ValueMap& to) {
+  if (!from) return;
+  for (const char* k : {"name", "address"}) {
+    if (const Value* v = Find(*from, k); v && !v->is_null() && !to.count(k)) to[k] = *v;
+  }
+}
+
+std::optional<int64_t> IntOf(const Value* v) {
+  if (!v || v->kind() != Value::Kind::Number || !v->is_integer()) return std::nullopt;
+  return static_cast<int64_t>(v->as_number());
+}
+
+std::string PortRange(int64_t base, int64_t count) {
+  return std::to_string(base) + "-" + std::to_string(base + count - 1);
+}
+
+bool Contains(const fs::path& outer, const fs::path& inner) {
+  std::string o = outer.string(), i = inner.string();
+  return i == o || (i.size() > o.size() && i.compare(0, o.size(), o) == 0 && i[o.size()] == '/');
+}
+
+}  // namespace
+
+// ================================================================ provider
+
+struct LocalProvider::RegionInfo {
+  std::string name;
+  std::string address;
+  std::string root;  // relative to the data root
+  fs::path dir;      // absolute
+  int64_t port_base = 20000;
+  int64_t port_count = 1000;
+  bool down = false;
+  Value labels;
+};
+
+LocalProvider::LocalProvider(fs::path data_root) {
+  std::error_code ec;
+  fs::path canon = fs::weakly_canonical(data_root, ec);
+  root_ = (ec ? data_root.lexically_normal() : canon);
+  std::string s = root_.string();
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  root_ = s;
+}
+
+const SchemaSource& LocalProvider::Schemas() const {
+  return LocalProviderSchemas();
+}
+
+Result<fs::path> LocalProvider::Inside(const fs::path& p, const std::string& shown) const {
+  std::error_code ec;
+  fs::path canon = fs::weakly_canonical(p, ec);
+  if (ec) return Fail("cannot resolve " + shown + ": " + ec.message());
+  if (!Contains(root_, canon) || canon == root_) {
+    return Fail(shown + " resolves outside the data root '" + root_.string() + "'");
+  }
+  return canon;
+}
+
+// ---------------------------------------------------------------- validate
+
+std::vector<std::string> LocalProvider::Validate(const std::string& type, const ValueMap& config) const {
+  std::vector<std::string> errs;
+  const ResourceSchema* schema = SchemaOf(type);
+  if (!schema) return {UnknownType(type).message};
+  auto name_check = [&](const char* what) {
+    const Value* n = Find(config, "name");
+    if (IsKnownString(n) && !ValidSegment(n->as_string()))
+      errs.push_back(std::string(what) + " name " + Shown(*n, n->as_string()) +
+                     " cannot be used as a directory name");
+  };
+  if (type == "region") {
+    name_check("region");
+    if (const Value* r = Find(config, "root"); IsKnownString(r)) {
+      std::string why;
+      if (!RelativeInside(r->as_string(), &why))
+        errs.push_back("region root " + Shown(*r, r->as_string()) + " " + why);
+    }
+    const Value* b = Find(config, "port_base");
+    const Value* c = Find(config, "port_count");
+    std::optional<int64_t> base = IntOf(b), count = IntOf(c);
+    if (b && b->kind() == Value::Kind::Number && (!base || *base < 1 || *base > 65535))
+      errs.push_back("port_base must be a whole number from 1 to 65535");
+    if (c && c->kind() == Value::Kind::Number && (!count || *count < 1 || *count > 65535))
+      errs.push_back("port_count must be a whole number from 1 to 65535");
+    if (base && count && *base >= 1 && *count >= 1 && *base + *count - 1 > 65535)
+      errs.push_back("port range " + PortRange(*base, *count) + " ends above 65535");
+  } else if (type == "bucket") {
+    name_check("bucket");
+    if (const Value* r = Find(config, "region"); r && !r->is_unknown() && !r->is_null()) {
+      Value ref = NormalizeRef(*r);
+      const Value* n = ref.kind() == Value::Kind::Object ? Find(ref.as_object(), "name") : nullptr;
+      if (!n)
+        errs.push_back("'region' must refer to a region");
+      else if (IsKnownString(n) && !ValidSegment(n->as_string()))
+        errs.push_back("region name " + Shown(*n, n->as_string()) + " cannot be used as a directory name");
+    }
+    if (const Value* c = Find(config, "capacity"); c && c->kind() == Value::Kind::Size && c->as_number() <= 0)
+      errs.push_back("capacity must be greater than zero");
+    if (const Value* a = Find(config, "alert_at");
+        a && a->kind() == Value::Kind::Percent && (a->as_number() <= 0 || a->as_number() > 100))
+      errs.push_back("alert_at must be above 0% and at most 100%");
+  } else if (type == "marker") {
+    if (const Value* p = Find(config, "path"); IsKnownString(p)) {
+      std::string why;
+      if (!RelativeInside(p->as_string(), &why))
+        errs.push_back("marker path " + Shown(*p, p->as_string()) + " " + why);
+    }
+  }
+  return errs;
+}
+
+// -------------------------------------------------------------------- plan
+
+Result<PlanResponse> LocalProvider::PlanChange(const PlanRequest& request) {
+  const ResourceSchema* schema = SchemaOf(request.type);
+  if (!schema) return UnknownType(request.type);
+  const ValueMap* prior = request.prior;
+  PlanResponse r;
+  r.planned = request.config;
+  ValueMap& p = r.planned;
+  FillBlock(schema->body, p);
+
+  // An optional-computed attribute the configuration leaves open (null, or
+  // unknown: the checker cannot tell "unset" from "set to something unknown")
+  // keeps the value the provider computed before.
+  if (prior) {
+    for (const auto& a : schema->body.attributes) {
+      if (a.mode != AttrMode::OptionalComputed) continue;
+      const Value* pv = Find(*prior, a.name);
+      if ((p[a.name].is_null() || p[a.name].is_unknown()) && pv && !pv->is_null() && !pv->ContainsUnknown())
+        p[a.name] = *pv;
+    }
+  }
+
+  // Force-new attributes whose value differs, or may differ (unknown now).
+  if (prior) {
+    for (const auto& a : schema->body.attributes) {
+      if (!a.force_new) continue;
+      const Value& c = p[a.name];
+      const Value* pv = Find(*prior, a.name);
+      bool differs;
+      if (!a.ref_type.empty() && c.kind() == Value::Kind::Object && pv && pv->kind() == Value::Kind::Object) {
+        // A reference: the same region if the name is the same and, where both
+        // are known, the path too. An unknown path alone is no reason.
+        const Value* cn = Find(c.as_object(), "name");
+        const Value* pn = Find(pv->as_object(), "name");
+        const Value* cp = Find(c.as_object(), "path");
+        const Value* pp = Find(pv->as_object(), "path");
+        differs = !cn || cn->ContainsUnknown() || !SameValue(cn, pn) ||
+                  (cp && pp && !cp->ContainsUnknown() && !pp->ContainsUnknown() && !SameValue(cp, pp));
+      } else if (c.ContainsUnknown()) {
+        differs = true;
+      } else {
+        differs = !SameValue(&c, pv);
+      }
+      if (differs) r.replace_because.push_back(a.name);
+    }
+  }
+  bool keep_prior = prior && r.replace_because.empty();
+
+  // Computed values: the prior ones on update; on create what the provider
+  // can tell now, unknown otherwise.
+  const Value* name = Find(p, "name");
+  std::string n = IsKnownString(name) ? name->as_string() : "";
+  auto prior_known = [&](const std::string& key) -> const Value* {
+    if (!keep_prior) return nullptr;
+    const Value* v = Find(*prior, key);
+    return v && !v->is_null() && !v->ContainsUnknown() ? v : nullptr;
+  };
+  Value id = Value::Unknown(Type::String());
+  if (request.type == "region") {
+    Value& root = p["root"];
+    if (root.is_null() && !n.empty()) root = Value::String("regions/" + n);
+    if (const Value* v = prior_known("path")) {
+      p["path"] = *v;
+    } else if (IsKnownString(&root)) {
+      std::string why;
+      auto rel = RelativeInside(root.as_string(), &why);
+      p["path"] = rel ? Value::String((root_ / *rel).string()) : Value::Unknown(Type::String());
+    } else {
+      p["path"] = Value::Unknown(Type::String());
+    }
+    if (!n.empty()) id = Value::String(n);
+  } else if (request.type == "bucket") {
+    const Value& ref = p["region"];
+    std::string region_name;
+    std::optional<std::string> region_dir;
+    if (ref.kind() == Value::Kind::Object) {
+      if (const Value* rn = Find(ref.as_object(), "name"); IsKnownString(rn)) region_name = rn->as_string();
+      if (const Value* rp = Find(ref.as_object(), "path"); IsKnownString(rp))
+        region_dir = rp->as_string();
+      else if (const Value* rr = Find(ref.as_object(), "root"); IsKnownString(rr)) {
+        std::string why;
+        if (auto rel = RelativeInside(rr->as_string(), &why)) region_dir = (root_ / *rel).string();
+      }
+    }
+    if (const Value* v = prior_known("path"))
+      p["path"] = *v;
+    else if (region_dir && !n.empty())
+      p["path"] = Value::String((fs::path(*region_dir) / "buckets" / n).string());
+    else
+      p["path"] = Value::Unknown(Type::String());
+    if (!region_name.empty() && !n.empty()) id = Value::String(region_name + "/" + n);
+  } else if (request.type == "marker") {
+    if (const Value* path = Find(p, "path"); IsKnownString(path)) {
+      std::string why;
+      if (auto rel = RelativeInside(path->as_string(), &why)) id = Value::String(*rel);
+    }
+  }
+  if (const Value* v = prior_known("id")) id = *v;
+  p["id"] = id;
+  return r;
+}
+
+// ------------------------------------------------------------------ regions
+
+fs::path LocalProvider::RegionDirFor(const std::string& name, const ValueMap* hint) const {
+  if (hint) {
+    if (const Value* path = Find(*hint, "path"); IsKnownString(path)) return fs::path(path->as_string());
+    if (const Value* r = Find(*hint, "root"); IsKnownString(r)) {
+      std::string why;
+      if (auto rel = RelativeInside(r->as_string(), &why)) return root_ / *rel;
+    }
+  }
+  FileRead idx = ReadFile(root_ / kIndexDir / "regions" / (name + ".json"), false);
+  if (idx.content) {
+    json j = json::parse(*idx.content, nullptr, false);
+    if (j.is_object() && j.contains("root") && j["root"].is_string()) {
+      std::string why;
+      if (auto rel = RelativeInside(j["root"].get<std::string>(), &why)) return root_ / *rel;
+    }
+  }
+  return root_ / "regions" / name;
+}
+
+Result<LocalProvider::RegionInfo> LocalProvider::LoadRegion(const std::string& name,
+                                                            const fs::path& dir) const {
+  RegionInfo r;
+  r.name = name;
+  r.dir = dir;
+  fs::path meta_path = dir / kRegionMeta;
+  FileRead meta = ReadFile(meta_path, false);
+  if (meta.error) return *meta.error;
+  if (!meta.content) return Fail("no region '" + name + "' at '" + dir.string() + "'");
+  json j = json::parse(*meta.content, nullptr, false);
+  auto bad = [&](const std::string& why) {
+    return Fail("region metadata '" + meta_path.string() + "' is unreadable: " + why);
+  };
+  if (!j.is_object()) return bad("not a JSON object");
+  if (!j.contains("name") || !j["name"].is_string() || j["name"] != name)
+    return Fail("'" + dir.string() + "' holds another region than '" + name + "'");
+  if (!j.contains("root") || !j["root"].is_string()) return bad("no root");
+  if (!j.contains("port_base") || !j["port_base"].is_number_integer()) return bad("no port_base");
+  if (!j.contains("port_count") || !j["port_count"].is_number_integer()) return bad("no port_count");
+  r.root = j["root"].get<std::string>();
+  r.port_base = j["port_base"].get<int64_t>();
+  r.port_count = j["port_count"].get<int64_t>();
+  if (j.contains("address") && j["address"].is_string()) r.address = j["address"].get<std::string>();
+  if (j.contains("labels")) {
+    ValueFromJsonResult labels = ValueFromJson(j["labels"]);
+    if (!labels.ok()) return bad("labels: " + labels.error);
+    r.labels = labels.value;
+  }
+  r.down = Exists(dir / kDownFile);
+  return r;
+}
+
+std::vector<LocalProvider::RegionInfo> LocalProvider::ListRegions() const {
+  std::vector<RegionInfo> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(root_ / kIndexDir / "regions", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    std::string file = it->path().filename().string();
+    if (file.size() <= 5 || file.compare(file.size() - 5, 5, ".json") != 0 || file[0] == '.') continue;
+    std::string name = file.substr(0, file.size() - 5);
+    auto r = LoadRegion(name, RegionDirFor(name, nullptr));
+    if (r.ok()) out.push_back(std::move(r.value()));  // a stale index entry (no metadata) is no region
+  }
+  return out;
+}
+
+std::vector<std::string> LocalProvider::CheckRegionPlacement(const RegionInfo& c) const {
+  std::vector<std::string> errs;
+  for (const RegionInfo& o : ListRegions()) {
+    if (o.name == c.name) continue;
+    if (Contains(o.dir, c.dir) || Contains(c.dir, o.dir))
+      errs.push_back("region '" + c.name + "' at '" + c.root + "' overlaps the directory of region '" +
+                     o.name + "' at '" + o.root + "': regions are isolated directories");
+    if (c.port_base < o.port_base + o.port_count && o.port_base < c.port_base + c.port_count)
+      errs.push_back("port range " + PortRange(c.port_base, c.port_count) + " of region '" + c.name +
+                     "' overlaps region '" + o.name + "' (" + PortRange(o.port_base, o.port_count) + ")");
+  }
+  return errs;
+}
+
+ResourceObject LocalProvider::RegionObject(const RegionInfo& r, const ValueMap* carry) const {
+  ResourceObject o;
+  o.id = r.name;
+  ValueMap& a = o.attributes;
+  a["id"] = Value::String(r.name);
+  a["name"] = Value::String(r.name);
+  if (!r.address.empty()) a["address"] = Value::String(r.address);
+  a["root"] = Value::String(r.root);
+  a["path"] = Value::String(r.dir.string());
+  a["port_base"] = Value::Number(static_cast<double>(r.port_base));
+  a["port_count"] = Value::Number(static_cast<double>(r.port_count));
+  a["down"] = Value::Bool(r.down);
+  a["labels"] = r.labels;
+  Carry(carry, a);
+  return o;
+}
+
+Result<ResourceObject> LocalProvider::WriteRegion(const ValueMap& planned, bool creating) {
+  const ResourceSchema* schema = SchemaOf("region");
+  ValueMap p = planned;
+  FillBlock(schema->body, p);
+  if (auto errs = Validate("region", p); !errs.empty()) return Fail(errs.front());
+  if (std::string u = FirstUnknown(schema->body, p); !u.empty())
+    return Fail("region attribute '" + u + "' is not known at apply time");
+  const Value* name = Find(p, "name");
+  if (!IsKnownString(name) || !ValidSegment(name->as_string())) return Fail("a region needs a known name");
+  RegionInfo r;
+  r.name = name->as_string();
+  if (const Value* addr = Find(p, "address"); IsKnownString(addr)) r.address = addr->as_string();
+  const Value* root = Find(p, "root");
+  std::string why;
+  auto rel = RelativeInside(IsKnownString(root) ? root->as_string() : "regions/" + r.name, &why);
+  if (!rel) return Fail("region root " + why);
+  r.root = *rel;
+  auto dir = Inside(root_ / r.root, "region root '" + r.root + "'");
+  if (!dir.ok()) return dir.error();
+  r.dir = dir.value();
+  r.port_base = IntOf(Find(p, "port_base")).value_or(20000);
+  r.port_count = IntOf(Find(p, "port_count")).value_or(1000);
+  const Value* down = Find(p, "down");
+  r.down = down && down->kind() == Value::Kind::Bool && down->as_bool();
+  if (const Value* l = Find(p, "labels")) r.labels = *l;
+
+  std::unique_lock lock(regions_mu_);
+  if (creating) {
+    auto existing = LoadRegion(r.name, RegionDirFor(r.name, nullptr));
+    if (existing.ok())
+      return Fail("region '" + r.name + "' already exists at '" + existing.value().root + "'" +
+                  (existing.value().address.empty() ? "" : " (" + existing.value().address + ")") +
+                  "; region names are unique per data root");
+    if (Exists(r.dir / kRegionMeta)) return Fail("'" + r.root + "' already holds another region");
+  } else {
+    auto existing = LoadRegion(r.name, r.dir);
+    if (!existing.ok()) return Fail("region '" + r.name + "' no longer exists at '" + r.root + "'");
+    if (r.address.empty()) r.address = existing.value().address;
+  }
+  if (auto errs = CheckRegionPlacement(r); !errs.empty()) return Fail(errs.front());
+
+  int e = 0;
+  if (!MakeDirs(r.dir / "buckets", &e)) return IoFail("create", ErrnoPath(r.dir, false), e);
+  if (r.down) {
+    if (!Exists(r.dir / kDownFile)) {
+      if (auto err = WriteFileAtomic(r.dir / kDownFile,
+                                     "this region is marked down; nothing is placed in it\n", false))
+        return *err;
+    }
+  } else if (auto err = RemoveFile(r.dir / kDownFile, false)) {
+    return *err;
+  }
+  fs::path index_dir = root_ / kIndexDir / "regions";
+  if (!MakeDirs(index_dir, &e)) return IoFail("create", ErrnoPath(index_dir, false), e);
+  json idx = {{"format", kFormat}, {"root", r.root}};
+  if (auto err = WriteFileAtomic(index_dir / (r.name + ".json"), idx.dump(2) + "\n", false)) return *err;
+  ValueJsonResult labels = ValueToJson(r.labels);
+  if (!labels.ok()) return Fail("region labels cannot be stored: " + labels.error);
+  json meta = {{"format", kFormat},    {"name", r.name},           {"address", r.address},
+               {"root", r.root},       {"port_base", r.port_base}, {"port_count", r.port_count},
+               {"labels", labels.json}};
+  if (auto err = WriteFileAtomic(r.dir / kRegionMeta, meta.dump(2) + "\n", false)) return *err;
+  return RegionObject(r, &planned);
+}
+
+// ------------------------------------------------------------------ buckets
+
+namespace {
+
+// Which region a bucket's `region` value points at.
+struct RegionRef {
+  std::string name;
+  const ValueMap* hint = nullptr;  // path/root, when the reference carries them
+};
+
+std::optional<RegionRef> RefOf(const Value* v) {
+  if (!v || v->kind() != Value::Kind::Object) return std::nullopt;
+  const Value* n = Find(v->as_object(), "name");
+  if (!IsKnownString(n) || !ValidSegment(n->as_string())) return std::nullopt;
+  return RegionRef{n->as_string(), &v->as_object()};
+}
+
+// The bucket's settings as stored in its metadata file (everything the user
+// configures; `path` and the identity are derived).
+const std::vector<std::string>& StoredBucketKeys() {
+  static const std::vector<std::string> keys = {"capacity", "alert_at",       "encryption", "versioning",
+                                                "labels",   "lifecycle_rule", "backup",     "grant"};
+  return keys;
+}
+
+}  // namespace
+
+Result<std::optional<ResourceObject>> LocalProvider::ReadBucketAt(const std::string& region_name,
+                                                                  const fs::path& region_dir,
+                                                                  const std::string& bucket_name,
+                                                                  const ValueMap* carry) const {
+  fs::path dir = region_dir / "buckets" / bucket_name;
+  if (!IsDir(dir)) return std::optional<ResourceObject>();
+  ResourceObject o;
+  o.id = region_name + "/" + bucket_name;
+  ValueMap& a = o.attributes;
+  a["id"] = Value::String(o.id);
+  a["name"] = Value::String(bucket_name);
+  a["region"] =
+      Value::Object({{"name", Value::String(region_name)}, {"path", Value::String(region_dir.string())}});
+  a["path"] = Value::String(dir.string());
+  for (const auto& k : StoredBucketKeys()) a[k] = Value();
+  fs::path meta_path = dir / kBucketMeta;
+  FileRead meta = ReadFile(meta_path, false);
+  if (meta.error) return *meta.error;
+  if (meta.content) {  // without metadata the settings read as unset: drift, repaired by the next update
+    json j = json::parse(*meta.content, nullptr, false);
+    if (!j.is_object() || !j.contains("attributes") || !j["attributes"].is_object())
+      return Fail("bucket metadata '" + meta_path.string() + "' is unreadable: not a metadata object");
+    for (const auto& k : StoredBucketKeys()) {
+      if (!j["attributes"].contains(k)) continue;
+      ValueFromJsonResult v = ValueFromJson(j["attributes"][k]);
+      if (!v.ok())
+        return Fail("bucket metadata '" + meta_path.string() + "' is unreadable: " + k + ": " + v.error);
+      a[k] = v.value;
+    }
+    if (j.contains("address") && j["address"].is_string())
+      a["address"] = Value::String(j["address"].get<std::string>());
+  }
+  Carry(carry, a);
+  return std::optional<ResourceObject>(std::move(o));
+}
+
+Result<ResourceObject> LocalProvider::WriteBucket(const ValueMap& planned, const ValueMap* prior) {
+  const ResourceSchema* schema = SchemaOf("bucket");
+  ValueMap p = planned;
+  FillBlock(schema->body, p);
+  if (auto errs = Validate("bucket", p); !errs.empty()) return Fail(errs.front());
+  if (std::string u = FirstUnknown(schema->body, p); !u.empty())
+    return Fail("bucket attribute '" + u + "' is not known at apply time");
+  const Value* name = Find(p, "name");
+  if (!IsKnownString(name) || !ValidSegment(name->as_string())) return Fail("a bucket needs a known name");
+  std::string bucket = name->as_string();
+  Value region_value = NormalizeRef(p["region"]);
+  std::optional<RegionRef> ref = RefOf(&region_value);
+  if (!ref) return Fail("bucket '" + bucket + "' needs a known region");
+
+  std::shared_lock regions(regions_mu_);
+  std::lock_guard buckets(buckets_mu_);
+  fs::path hinted = RegionDirFor(ref->name, ref->hint);
+  auto region_dir = Inside(hinted, "the directory of region '" + ref->name + "'");
+  if (!region_dir.ok()) return region_dir.error();
+  auto region = LoadRegion(ref->name, region_dir.value());
+  if (!region.ok())
+    return Fail("region '" + ref->name + "' does not exist (no region at '" + hinted.string() + "')");
+  if (region.value().down) return Fail("region '" + ref->name + "' is down");
+  std::string id = ref->name + "/" + bucket;
+  auto dir = Inside(region_dir.value() / "buckets" / bucket, "bucket '" + id + "'");
+  if (!dir.ok()) return dir.error();
+
+  if (!prior) {
+    // A directory left by an interrupted create (empty, no metadata) is reused;
+    // anything else there is somebody's data.
+    if (Exists(dir.value() / kBucketMeta))
+      return Fail("bucket '" + id + "' already exists at '" + dir.value().string() +
+                  "'; import it to manage it");
+    if (IsDir(dir.value())) {
+      if (size_t n = CountFiles(dir.value(), {}); n > 0)
+        return Fail("'" + dir.value().string() + "' already holds " + FilesText(n) + "; import bucket '" +
+                    id + "' instead of creating it");
+    } else if (Exists(dir.value())) {
+      return Fail("'" + dir.value().string() + "' exists and is not a directory");
+    }
+  } else if (!IsDir(dir.value())) {
+    return Fail("bucket '" + id + "' no longer exists at '" + dir.value().string() + "'");
+  }
+  int e = 0;
+  if (!MakeDirs(dir.value(), &e)) return IoFail("create", ErrnoPath(dir.value(), false), e);
+  json attrs = json::object();
+  for (const auto& k : StoredBucketKeys()) {
+    ValueJsonResult v = ValueToJson(p[k]);
+    if (!v.ok()) return Fail("bucket attribute '" + k + "' cannot be stored: " + v.error);
+    attrs[k] = v.json;
+  }
+  const Value* addr = Find(p, "address");
+  json meta = {{"format", kFormat},
+               {"id", id},
+               {"region", ref->name},
+               {"bucket", bucket},
+               {"address", IsKnownString(addr) ? addr->as_string() : ""},
+               {"attributes", attrs}};
+  if (auto err = WriteFileAtomic(dir.value() / kBucketMeta, meta.dump(2) + "\n", false)) return *err;
+  auto read = ReadBucketAt(ref->name, region_dir.value(), bucket, &planned);
+  if (!read.ok()) return read.error();
+  if (!read.value()) return Fail("bucket '" + id + "' vanished while it was written", true);
+  return std::move(*read.value());
+}
+
+// ------------------------------------------------------------------ markers
+
+Result<ResourceObject> LocalProvider::WriteMarker(const ValueMap& planned) {
+  const ResourceSchema* schema = SchemaOf("marker");
+  ValueMap p = planned;
+  FillBlock(schema->body, p);
+  if (auto errs = Validate("marker", p); !errs.empty()) return Fail(errs.front());
+  if (std::string u = FirstUnknown(schema->body, p); !u.empty())
+    return Fail("marker attribute '" + u + "' is not known at apply time");
+  const Value* path = Find(p, "path");
+  if (!IsKnownString(path)) return Fail("a marker needs a path");
+  bool sensitive = path->ContainsSensitive();
+  std::string why;
+  auto rel = RelativeInside(path->as_string(), &why);
+  if (!rel) return Fail("marker path " + Shown(*path, path->as_string()) + " " + why);
+  std::string shown = sensitive ? "marker path (sensitive)" : "marker path '" + *rel + "'";
+  auto full = Inside(root_ / *rel, shown);
+  if (!full.ok()) return full.error();
+  // `full` is resolved and strictly inside the root, so its parent is the root or inside it.
+  int e = 0;
+  fs::path parent_dir = full.value().parent_path();
+  if (!MakeDirs(parent_dir, &e))
+    return IoFail("create the directory of", ErrnoPath(full.value(), sensitive), e);
+  if (IsDir(full.value())) return Fail(shown + " is a directory");
+  const Value* content = Find(p, "content");
+  std::string text = IsKnownString(content) ? content->as_string() : "";
+  if (auto err = WriteFileAtomic(full.value(), text, sensitive)) return *err;
+  ResourceObject o;
+  o.id = *rel;
+  o.attributes["id"] = Value::String(*rel);
+  o.attributes["path"] = *path;
+  o.attributes["content"] = content ? *content : Value::String("");
+  o.attributes["triggers"] = p["triggers"];
+  Carry(&planned, o.attributes);
+  return o;
+}
+
+// --------------------------------------------------------------- interface
+
+Result<ResourceObject> LocalProvider::Create(const std::string& type, const ValueMap& planned) {
+  if (type == "region") return WriteRegion(planned, true);
+  if (type == "bucket") return WriteBucket(planned, nullptr);
+  if (type == "marker") return WriteMarker(planned);
+  return UnknownType(type);
+}
+
+Result<ResourceObject> LocalProvider::Update(const std::string& type, const std::string& id,
+                                             const ValueMap& prior, const ValueMap& planned) {
+  if (type == "region") return WriteRegion(planned, false);
+  if (type == "bucket") return WriteBucket(planned, &prior);
+  if (type == "marker") {
+    std::string why;
+    auto rel = RelativeInside(id, &why);
+    if (!rel) return Fail("marker id " + why);
+    std::error_code ec;
+    if (!fs::exists(root_ / *rel, ec)) return Fail("marker '" + *rel + "' no longer exists");
+    return WriteMarker(planned);
+  }
+  return UnknownType(type);
+}
+
+Result<std::optional<ResourceObject>> LocalProvider::Read(const std::string& type, const std::string& id,
+                                                          const ValueMap& prior) {
+  using Out = std::optional<ResourceObject>;
+  if (type == "region") {
+    if (!ValidSegment(id)) return Fail("region id '" + id + "' is not a region name");
+    std::shared_lock lock(regions_mu_);
+    fs::path dir = RegionDirFor(id, &prior);
+    if (!Exists(dir / kRegionMeta)) return Out();
+    auto r = LoadRegion(id, dir);
+    if (!r.ok()) return r.error();
+    return Out(RegionObject(r.value(), &prior));
+  }
+  if (type == "bucket") {
+    size_t slash = id.find('/');
+    std::string region_name = slash == std::string::npos ? "" : id.substr(0, slash);
+    std::string bucket = slash == std::string::npos ? "" : id.substr(slash + 1);
+    if (!ValidSegment(region_name) || !ValidSegment(bucket))
+      return Fail("bucket id '" + id + "' is not REGION/BUCKET");
+    std::shared_lock lock(regions_mu_);
+    const Value* ref = Find(prior, "region");
+    const ValueMap* hint = ref && ref->kind() == Value::Kind::Object ? &ref->as_object() : nullptr;
+    fs::path region_dir = RegionDirFor(region_name, hint);
+    return ReadBucketAt(region_name, region_dir, bucket, &prior);
+  }
+  if (type == "marker") {
+    std::string why;
+    auto rel = RelativeInside(id, &why);
+    if (!rel) return Fail("marker id " + why);
+    const Value* path = Find(prior, "path");
+    bool sensitive = path && path->ContainsSensitive();
+    FileRead f = ReadFile(root_ / *rel, sensitive);
+    if (f.error) return *f.error;
+    if (!f.content) return Out();
+    ResourceObject o;
+    o.id = *rel;
+    o.attributes["id"] = Value::String(*rel);
+    o.attributes["path"] = IsKnownString(path) ? *path : Value::String(*rel);
+    o.attributes["content"] = Value::String(std::move(*f.content));
+    const Value* triggers = Find(prior, "triggers");  // not on disk: the configuration's record of them
+    o.attributes["triggers"] = triggers ? *triggers : Value();
+    Carry(&prior, o.attributes);
+    return Out(std::move(o));
+  }
+  return UnknownType(type);
+}
+
+Result<Done> LocalProvider::Delete(const std::string& type, const std::string& id, const ValueMap& prior) {
+  if (type == "region") {
+    if (!ValidSegment(id)) return Fail("region id '" + id + "' is not a region name");
+    std::unique_lock lock(regions_mu_);
+    fs::path dir = RegionDirFor(id, &prior);
+    auto inside = Inside(dir, "the directory of region '" + id + "'");
+    if (!inside.ok()) return inside.error();
+    fs::path index = root_ / kIndexDir / "regions" / (id + ".json");
+    if (IsDir(dir)) {
+      if (Exists(dir / kRegionMeta)) {
+        auto r = LoadRegion(id, dir);
+        if (!r.ok()) return r.error();
+      }
+      size_t buckets = 0;
+      std::error_code ec;
+      for (fs::directory_iterator it(dir / "buckets", ec), end; !ec && it != end; it.increment(ec)) ++buckets;
+      if (buckets > 0)
+        return Fail("region '" + id + "' still holds " + std::to_string(buckets) +
+                    (buckets == 1 ? " bucket" : " buckets") + "; delete them first");
+      if (size_t n = CountFiles(dir, {kRegionMeta, kDownFile}); n > 0)
+        return Fail("region '" + id + "' still holds " + FilesText(n) + " in '" + dir.string() +
+                    "'; remove them first (plinth does not delete data)");
+      // The metadata goes first: from then on the region reads as gone.
+      if (auto err = RemoveFile(dir / kRegionMeta, false)) return *err;
+      if (auto err = RemoveFile(dir / kDownFile, false)) return *err;
+      if (auto err = RemoveEmptyTree(dir)) return *err;
+    }
+    if (auto err = RemoveFile(index, false)) return *err;
+    return Done{};
+  }
+  if (type == "bucket") {
+    size_t slash = id.find('/');
+    std::string region_name = slash == std::string::npos ? "" : id.substr(0, slash);
+    std::string bucket = slash == std::string::npos ? "" : id.substr(slash + 1);
+    if (!ValidSegment(region_name) || !ValidSegment(bucket))
+      return Fail("bucket id '" + id + "' is not REGION/BUCKET");
+    std::shared_lock regions(regions_mu_);
+    std::lock_guard buckets(buckets_mu_);
+    const Value* ref = Find(prior, "region");
+    const ValueMap* hint = ref && ref->kind() == Value::Kind::Object ? &ref->as_object() : nullptr;
+    fs::path dir = RegionDirFor(region_name, hint) / "buckets" / bucket;
+    auto inside = Inside(dir, "bucket '" + id + "'");
+    if (!inside.ok()) return inside.error();
+    if (!IsDir(inside.value())) return Done{};
+    if (size_t n = CountFiles(inside.value(), {kBucketMeta}); n > 0)
+      return Fail("bucket '" + id + "' still holds " + FilesText(n) + " in '" + inside.value().string() +
+                  "'; empty it first (plinth does not delete data)");
+    if (auto err = RemoveFile(inside.value() / kBucketMeta, false)) return *err;
+    if (auto err = RemoveEmptyTree(inside.value())) return *err;
+    return Done{};
+  }
+  if (type == "marker") {
+    std::string why;
+    auto rel = RelativeInside(id, &why);
+    if (!rel) return Fail("marker id " + why);
+    const Value* path = Find(prior, "path");
+    bool sensitive = path && path->ContainsSensitive();
+    std::string shown = sensitive ? "marker path (sensitive)" : "marker path '" + *rel + "'";
+    auto full = Inside(root_ / *rel, shown);
+    if (!full.ok()) return full.error();
+    if (IsDir(full.value())) return Fail(shown + " is a directory, not a marker file");
+    if (::unlink(full.value().c_str()) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) return Done{};
+      return IoFail("remove", ErrnoPath(full.value(), sensitive), errno);
+    }
+    int e = 0;
+    if (!SyncDir(full.value().parent_path(), &e))
+      return IoFail("sync the directory of", ErrnoPath(full.value(), sensitive), e);
+    return Done{};
+  }
+  return UnknownType(type);
+}
+
+Result<ResourceObject> LocalProvider::Import(const std::string& type, const std::string& id) {
+  if (type == "region") {
+    if (!ValidSegment(id)) return Fail("region id '" + id + "' is not a region name");
+    std::shared_lock lock(regions_mu_);
+    fs::path dir = RegionDirFor(id, nullptr);
+    if (!Exists(dir / kRegionMeta)) return Fail("no region '" + id + "' to import at '" + dir.string() + "'");
+    auto r = LoadRegion(id, dir);
+    if (!r.ok()) return r.error();
+    return RegionObject(r.value(), nullptr);
+  }
+  if (type == "bucket") {
+    ValueMap none;
+    auto read = Read(type, id, none);
+    if (!read.ok()) return read.error();
+    if (!read.value()) return Fail("no bucket '" + id + "' to import");
+    ResourceObject o = std::move(*read.value());
+    // A plain directory (no metadata) imports with the schema's defaults.
+    FillBlock(SchemaOf("bucket")->body, o.attributes);
+    o.attributes["region"] = NormalizeRef(o.attributes["region"]);
+    return o;
+  }
+  if (type == "marker") {
+    std::string why;
+    auto rel = RelativeInside(id, &why);
+    if (!rel) return Fail("marker id " + why);
+    auto full = Inside(root_ / *rel, "marker path '" + *rel + "'");
+    if (!full.ok()) return full.error();
+    ValueMap none;
+    auto read = Read(type, *rel, none);
+    if (!read.ok()) return read.error();
+    if (!read.value()) return Fail("no marker file '" + *rel + "' to import");
+    return std::move(*read.value());
+  }
+  return UnknownType(type);
+}
+
+}  // namespace plinth::runtime

@@ -1,0 +1,84 @@
+// The `local` provider: regions, buckets and markers as directories and files
+// under one data root (docs/providers/local.md describes the on-disk layout,
+// ids, drift and failure behaviour).
+//
+// Input: the data root, an absolute directory (created on the first write).
+// Every path the provider writes is checked, after resolving symlinks, to lie
+// strictly inside the data root; a path that would leave it is refused.
+//
+// Layout under the data root:
+//   <region root>/.plinth-region.json     region metadata (ports, labels)
+//   <region root>/DOWN                    present while the region is down
+//   <region root>/buckets/<bucket>/.plinth-bucket.json
+//   .plinth-local/regions/<name>.json     index: region name -> root, used by
+//                                         import, port-overlap and isolation checks
+//   <marker path>                         a marker's file
+//
+// Thread safety: every method may be called concurrently. Region operations
+// are serialised among themselves (port ranges and roots are checked against
+// all regions); bucket operations hold the region lock shared; markers take
+// no lock. Files are replaced atomically (temp file in the same directory,
+// fsync, rename, fsync of the directory), so a reader never sees a torn file
+// and a crash leaves either the old or the new content.
+#pragma once
+
+#include <filesystem>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+
+#include "runtime/provider/provider.h"
+
+namespace plinth::runtime {
+
+class LocalProvider : public Provider {
+ public:
+  // `data_root` must be absolute; it need not exist yet.
+  explicit LocalProvider(std::filesystem::path data_root);
+
+  std::string Name() const override { return "local"; }
+  const SchemaSource& Schemas() const override;
+
+  std::vector<std::string> Validate(const std::string& type, const ValueMap& config) const override;
+  Result<PlanResponse> PlanChange(const PlanRequest& request) override;
+  Result<ResourceObject> Create(const std::string& type, const ValueMap& planned) override;
+  Result<std::optional<ResourceObject>> Read(const std::string& type, const std::string& id,
+                                             const ValueMap& prior) override;
+  Result<ResourceObject> Update(const std::string& type, const std::string& id, const ValueMap& prior,
+                                const ValueMap& planned) override;
+  Result<Done> Delete(const std::string& type, const std::string& id, const ValueMap& prior) override;
+  Result<ResourceObject> Import(const std::string& type, const std::string& id) override;
+
+  // The data root as resolved at construction (symlinks resolved, normalised).
+  const std::filesystem::path& data_root() const { return root_; }
+
+ private:
+  struct RegionInfo;
+
+  // Path checks: `p` resolved (symlinks followed) and strictly inside root_.
+  Result<std::filesystem::path> Inside(const std::filesystem::path& p, const std::string& shown) const;
+
+  // Regions.
+  Result<RegionInfo> LoadRegion(const std::string& name, const std::filesystem::path& dir) const;
+  std::filesystem::path RegionDirFor(const std::string& name, const ValueMap* hint) const;
+  std::vector<RegionInfo> ListRegions() const;
+  std::vector<std::string> CheckRegionPlacement(const RegionInfo& candidate) const;
+  Result<ResourceObject> WriteRegion(const ValueMap& planned, bool creating);
+  ResourceObject RegionObject(const RegionInfo& r, const ValueMap* carry) const;
+
+  // Buckets.
+  Result<ResourceObject> WriteBucket(const ValueMap& planned, const ValueMap* prior);
+  Result<std::optional<ResourceObject>> ReadBucketAt(const std::string& region_name,
+                                                     const std::filesystem::path& region_dir,
+                                                     const std::string& bucket_name,
+                                                     const ValueMap* carry) const;
+
+  // Markers.
+  Result<ResourceObject> WriteMarker(const ValueMap& planned);
+
+  std::filesystem::path root_;
+  mutable std::shared_mutex regions_mu_;  // exclusive: region writes; shared: bucket writes
+  std::mutex buckets_mu_;                 // bucket create/update/delete (existence checks + writes)
+};
+
+}  // namespace plinth::runtime

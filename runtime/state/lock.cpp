@@ -1,0 +1,234 @@
+#include "runtime/state/lock.h"
+
+#include <openssl/rand.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+namespace plinth::state {
+namespace {
+
+Error LockError(ErrorCode code, std::string message) {
+  return Error{code, std::move(message), std::nullopt};
+}
+
+Error SqlFailure(sqlite3* db, const std::string& what) {
+  int rc = sqlite3_errcode(db) & 0xff;
+  ErrorCode code = rc == SQLITE_BUSY || rc == SQLITE_LOCKED || rc == SQLITE_IOERR || rc == SQLITE_FULL
+                       ? ErrorCode::kIo
+                   : rc == SQLITE_CORRUPT ? ErrorCode::kCorrupt
+                                          : ErrorCode::kInternal;
+  return LockError(code, what + ": " + sqlite3_errmsg(db));
+}
+
+std::string HostName() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+std::string BootId() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(in, id);
+  return id;
+}
+
+// Field 3 (state) and field 22 (start time in clock ticks) of /proc/PID/stat;
+// empty when the process does not exist or /proc is unavailable.
+struct ProcStat {
+  char state = 0;
+  std::string start_time;
+};
+std::optional<ProcStat> ReadProcStat(int64_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!in || !std::getline(in, line)) return std::nullopt;
+  // The command name (field 2) is in parentheses and may contain spaces.
+  size_t close = line.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream rest(line.substr(close + 1));
+  ProcStat st;
+  rest >> st.state;
+  std::string field;
+  for (int i = 4; i <= 22 && rest >> field; ++i) {
+    if (i == 22) st.start_time = field;
+  }
+  return st;
+}
+
+std::string NewLockId() {
+  unsigned char rnd[16];
+  RAND_bytes(rnd, sizeof rnd);
+  static const char kDigits[] = "0123456789abcdef";
+  std::string s;
+  for (unsigned char c : rnd) {
+    s += kDigits[c >> 4];
+    s += kDigits[c & 15];
+  }
+  return s;
+}
+
+struct StoredLock {
+  LockInfo info;
+  std::string boot_id;
+  std::string start_time;
+};
+
+// True when the holder is certainly gone (see lock.h).
+bool IsStale(const StoredLock& lock) {
+  if (lock.info.holder.host != HostName()) return false;
+  std::string boot = BootId();
+  if (!boot.empty() && !lock.boot_id.empty() && boot != lock.boot_id) return true;
+  int64_t pid = lock.info.holder.pid;
+  if (pid <= 0) return true;
+  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return true;
+  std::optional<ProcStat> st = ReadProcStat(pid);
+  if (!st) return false;  // no /proc: trust kill()
+  if (st->state == 'Z' || st->state == 'X') return true;
+  return !lock.start_time.empty() && !st->start_time.empty() && st->start_time != lock.start_time;
+}
+
+class Txn {
+ public:
+  explicit Txn(sqlite3* db) : db_(db) {}
+  ~Txn() {
+    if (begun_ && !done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  bool Begin() { return begun_ = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK; }
+  bool Commit() { return done_ = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK; }
+
+ private:
+  sqlite3* db_;
+  bool begun_ = false;
+  bool done_ = false;
+};
+
+Result<std::optional<StoredLock>> ReadLock(sqlite3* db) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, "SELECT id, pid, host, command, since_ms, boot_id, start_time FROM lock", -1, &stmt,
+                         nullptr) != SQLITE_OK) {
+    return SqlFailure(db, "cannot read the workspace lock");
+  }
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(stmt, sqlite3_finalize);
+  auto text = [&](int col) {
+    const unsigned char* p = sqlite3_column_text(stmt, col);
+    return p ? std::string(reinterpret_cast<const char*>(p)) : std::string();
+  };
+  int rc = sqlite3_step(stmt);
+  if (rc == SQLITE_DONE) return std::optional<StoredLock>();
+  if (rc != SQLITE_ROW) return SqlFailure(db, "cannot read the workspace lock");
+  StoredLock l;
+  l.info.id = text(0);
+  l.info.holder.pid = sqlite3_column_int64(stmt, 1);
+  l.info.holder.host = text(2);
+  l.info.holder.command = text(3);
+  l.info.holder.since_ms = sqlite3_column_int64(stmt, 4);
+  l.boot_id = text(5);
+  l.start_time = text(6);
+  return std::optional<StoredLock>(std::move(l));
+}
+
+// Deletes the lock row when its id is `id`; kNotFound otherwise.
+Status DeleteLock(sqlite3* db, const std::string& id, const char* what) {
+  Txn txn(db);
+  if (!txn.Begin()) return SqlFailure(db, std::string("cannot ") + what);
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, "DELETE FROM lock WHERE id = ?", -1, &stmt, nullptr) != SQLITE_OK) {
+    return SqlFailure(db, std::string("cannot ") + what);
+  }
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(stmt, sqlite3_finalize);
+  sqlite3_bind_text(stmt, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
+  if (sqlite3_step(stmt) != SQLITE_DONE) return SqlFailure(db, std::string("cannot ") + what);
+  if (sqlite3_changes(db) == 0) {
+    return LockError(ErrorCode::kNotFound, "no workspace lock with id " + id + " (it was released or taken over)");
+  }
+  if (!txn.Commit()) return SqlFailure(db, std::string("cannot ") + what);
+  return Ok{};
+}
+
+}  // namespace
+
+LockHolder WorkspaceLock::ThisProcess(const std::string& command) {
+  LockHolder h;
+  h.pid = ::getpid();
+  h.host = HostName();
+  h.command = command;
+  h.since_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+  return h;
+}
+
+Result<AcquiredLock> WorkspaceLock::Acquire(StateStore& store, const LockHolder& holder) {
+  std::lock_guard<std::mutex> guard(store.mu_);
+  sqlite3* db = store.db_;
+  // IMMEDIATE: the read of the current holder and the write of the new one
+  // are one step for every other process.
+  Txn txn(db);
+  if (!txn.Begin()) return SqlFailure(db, "cannot take the workspace lock");
+  Result<std::optional<StoredLock>> current = ReadLock(db);
+  if (!current.ok()) return current.error();
+  AcquiredLock acquired;
+  if (current.value()) {
+    const StoredLock& held = *current.value();
+    if (!IsStale(held)) {
+      Error e = LockError(ErrorCode::kLockHeld,
+                          "the workspace is locked by pid " + std::to_string(held.info.holder.pid) + " on " +
+                              held.info.holder.host + " ('" + held.info.holder.command + "') since " +
+                              std::to_string(held.info.holder.since_ms) +
+                              " (Unix ms); wait for it, or run force-unlock " + held.info.id +
+                              " if it is gone");
+      e.holder = held.info;
+      return e;
+    }
+    acquired.taken_over = held.info;
+  }
+  acquired.id = NewLockId();
+  std::string start_time;
+  if (std::optional<ProcStat> st = ReadProcStat(holder.pid)) start_time = st->start_time;
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db,
+                         "INSERT OR REPLACE INTO lock(singleton, id, pid, host, command, since_ms, boot_id, "
+                         "start_time) VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+                         -1, &stmt, nullptr) != SQLITE_OK) {
+    return SqlFailure(db, "cannot take the workspace lock");
+  }
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt_guard(stmt, sqlite3_finalize);
+  const std::string boot = BootId();
+  sqlite3_bind_text(stmt, 1, acquired.id.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(stmt, 2, holder.pid);
+  sqlite3_bind_text(stmt, 3, holder.host.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(stmt, 4, holder.command.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(stmt, 5, holder.since_ms);
+  sqlite3_bind_text(stmt, 6, boot.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(stmt, 7, start_time.c_str(), -1, SQLITE_TRANSIENT);
+  if (sqlite3_step(stmt) != SQLITE_DONE) return SqlFailure(db, "cannot take the workspace lock");
+  if (!txn.Commit()) return SqlFailure(db, "cannot take the workspace lock");
+  return acquired;
+}
+
+Status WorkspaceLock::Release(StateStore& store, const std::string& id) {
+  std::lock_guard<std::mutex> guard(store.mu_);
+  return DeleteLock(store.db_, id, "release the workspace lock");
+}
+
+Status WorkspaceLock::ForceUnlock(StateStore& store, const std::string& id) {
+  std::lock_guard<std::mutex> guard(store.mu_);
+  return DeleteLock(store.db_, id, "force-unlock the workspace");
+}
+
+Result<std::optional<LockInfo>> WorkspaceLock::Current(StateStore& store) {
+  std::lock_guard<std::mutex> guard(store.mu_);
+  Result<std::optional<StoredLock>> current = ReadLock(store.db_);
+  if (!current.ok()) return current.error();
+  if (!current.value()) return std::optional<LockInfo>();
+  return std::optional<LockInfo>(current.value()->info);
+}
+
+}  // namespace plinth::state

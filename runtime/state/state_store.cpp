@@ -1,0 +1,1066 @@
+#include "runtime/state/state_store.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "compiler/types/value_json.h"
+
+namespace plinth::state {
+
+const char* ErrorCodeName(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kIo: return "io";
+    case ErrorCode::kCorrupt: return "corrupt";
+    case ErrorCode::kSchemaTooNew: return "schema-too-new";
+    case ErrorCode::kKeyRequired: return "key-required";
+    case ErrorCode::kWrongKey: return "wrong-key";
+    case ErrorCode::kNotEncrypted: return "not-encrypted";
+    case ErrorCode::kNotFound: return "not-found";
+    case ErrorCode::kInvalidArgument: return "invalid-argument";
+    case ErrorCode::kConflict: return "conflict";
+    case ErrorCode::kLockHeld: return "lock-held";
+    case ErrorCode::kInternal: return "internal";
+  }
+  return "internal";
+}
+
+const char* ActionName(Action action) {
+  switch (action) {
+    case Action::kCreate: return "create";
+    case Action::kUpdate: return "update";
+    case Action::kDelete: return "delete";
+  }
+  return "create";
+}
+
+const char* ApplyStatusName(ApplyStatus status) {
+  switch (status) {
+    case ApplyStatus::kRunning: return "running";
+    case ApplyStatus::kSucceeded: return "succeeded";
+    case ApplyStatus::kFailed: return "failed";
+  }
+  return "running";
+}
+
+const char* IntentStatusName(IntentStatus status) {
+  switch (status) {
+    case IntentStatus::kOpen: return "open";
+    case IntentStatus::kDone: return "done";
+    case IntentStatus::kFailed: return "failed";
+  }
+  return "open";
+}
+
+namespace {
+
+using nlohmann::json;
+
+// "Plnt": identifies a Plinth state database in the SQLite header (offset 68).
+constexpr int kApplicationId = 0x506C6E74;
+constexpr char kSqliteMagic[] = "SQLite format 3";  // 16 bytes with the NUL
+constexpr uint8_t kBlobFormatEncrypted = 1;
+constexpr size_t kNonceBytes = 12;
+constexpr size_t kTagBytes = 16;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE serials (
+  serial INTEGER PRIMARY KEY,
+  started_ms INTEGER NOT NULL,
+  finished_ms INTEGER NOT NULL DEFAULT 0,
+  status TEXT NOT NULL,
+  command TEXT NOT NULL,
+  config_digest TEXT NOT NULL);
+CREATE TABLE resources (
+  address TEXT PRIMARY KEY,
+  type TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  id TEXT NOT NULL,
+  attributes BLOB NOT NULL,
+  dependencies TEXT NOT NULL,
+  serial_created INTEGER NOT NULL,
+  serial_updated INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE history (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  serial INTEGER NOT NULL,
+  address TEXT NOT NULL,
+  action TEXT NOT NULL,
+  before BLOB,
+  after BLOB,
+  at_ms INTEGER NOT NULL);
+CREATE INDEX history_by_address ON history(address, seq);
+CREATE INDEX history_by_serial ON history(serial, seq);
+CREATE TABLE intents (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  serial INTEGER NOT NULL,
+  address TEXT NOT NULL,
+  action TEXT NOT NULL,
+  planned BLOB NOT NULL,
+  started_ms INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  result TEXT NOT NULL DEFAULT '');
+CREATE INDEX intents_open ON intents(id) WHERE status = 'open';
+CREATE TABLE lock (
+  singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+  id TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  host TEXT NOT NULL,
+  command TEXT NOT NULL,
+  since_ms INTEGER NOT NULL,
+  boot_id TEXT NOT NULL,
+  start_time TEXT NOT NULL);
+)sql";
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Error MakeError(ErrorCode code, std::string message) {
+  return Error{code, std::move(message), std::nullopt};
+}
+
+Error SqlError(sqlite3* db, const std::string& what) {
+  int rc = db ? sqlite3_extended_errcode(db) : SQLITE_ERROR;
+  std::string msg = what + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
+  switch (rc & 0xff) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: return MakeError(ErrorCode::kCorrupt, msg);
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return MakeError(ErrorCode::kIo, msg);
+    default: return MakeError(ErrorCode::kInternal, msg);
+  }
+}
+
+// A prepared statement; finalized on destruction.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  bool prepared() const { return rc_ == SQLITE_OK; }
+  Stmt& Bind(int i, int64_t v) {
+    if (prepared()) sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  Stmt& Bind(int i, const std::string& text) {
+    if (prepared()) sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& BindBlob(int i, const std::optional<std::string>& blob) {
+    if (!prepared()) return *this;
+    if (blob) {
+      sqlite3_bind_blob(stmt_, i, blob->data(), static_cast<int>(blob->size()), SQLITE_TRANSIENT);
+    } else {
+      sqlite3_bind_null(stmt_, i);
+    }
+    return *this;
+  }
+  // SQLITE_ROW, SQLITE_DONE or an error code.
+  int Step() { return prepared() ? sqlite3_step(stmt_) : rc_; }
+  int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
+  bool IsNull(int col) { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  std::string Text(int col) {
+    const unsigned char* p = sqlite3_column_text(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col)) : std::string();
+  }
+  std::string Blob(int col) {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    return p ? std::string(static_cast<const char*>(p), sqlite3_column_bytes(stmt_, col)) : std::string();
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+Status Exec(sqlite3* db, const char* sql, const std::string& what) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    sqlite3_free(err);
+    return SqlError(db, what);
+  }
+  return Ok{};
+}
+
+// BEGIN IMMEDIATE ... COMMIT; rolls back when destroyed uncommitted.
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db) : db_(db) {}
+  ~Transaction() {
+    if (begun_ && !committed_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  Status Begin() {
+    Status s = Exec(db_, "BEGIN IMMEDIATE", "cannot start a state transaction");
+    begun_ = s.ok();
+    return s;
+  }
+  Status Commit() {
+    Status s = Exec(db_, "COMMIT", "cannot commit to the state database");
+    committed_ = s.ok();
+    return s;
+  }
+
+ private:
+  sqlite3* db_;
+  bool begun_ = false;
+  bool committed_ = false;
+};
+
+std::string Hex(const unsigned char* p, size_t n) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string s;
+  for (size_t i = 0; i < n; ++i) {
+    s += kDigits[p[i] >> 4];
+    s += kDigits[p[i] & 15];
+  }
+  return s;
+}
+
+std::string KeyId(const std::array<uint8_t, 32>& key) {
+  std::string input = "plinth-state-key-id-v1";
+  input.append(reinterpret_cast<const char*>(key.data()), key.size());
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(input.data(), input.size(), digest, &len, EVP_sha256(), nullptr);
+  return Hex(digest, 8);
+}
+
+std::string Aad(const std::string& address) {
+  return std::string("plinth-state-v1") + '\0' + address;
+}
+
+bool FsyncPath(const std::string& path, bool directory) {
+  int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
+void RemoveSqliteFiles(const std::string& path) {
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) ::unlink((path + suffix).c_str());
+}
+
+std::string ParentDir(const std::string& path) {
+  std::string parent = std::filesystem::path(path).parent_path().string();
+  return parent.empty() ? "." : parent;
+}
+
+json RecordToJson(const ResourceRecord& r, std::string* error) {
+  ValueJsonResult attrs = ValueToJson(Value::Object(r.attributes));
+  if (!attrs.ok()) {
+    *error = attrs.error;
+    return nullptr;
+  }
+  return json{{"type", r.type},
+              {"provider", r.provider},
+              {"id", r.id},
+              {"attributes", std::move(attrs.json)},
+              {"dependencies", r.dependencies},
+              {"serial_created", r.serial_created},
+              {"serial_updated", r.serial_updated}};
+}
+
+bool ParseAction(const std::string& s, Action* out) {
+  for (Action a : {Action::kCreate, Action::kUpdate, Action::kDelete}) {
+    if (s == ActionName(a)) {
+      *out = a;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Runs the read-only checks on an existing file. Never writes to it.
+struct MetaInfo {
+  std::string workspace;
+  uint32_t key_version = 0;
+};
+
+Result<MetaInfo> VerifyExisting(const std::string& path, const StoreOptions& options) {
+  const std::string untouched = "; the file was left untouched";
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return MakeError(ErrorCode::kIo, "cannot read state file '" + path + "': " + std::strerror(errno));
+    char header[100] = {};
+    in.read(header, sizeof header);
+    if (in.gcount() < static_cast<std::streamsize>(sizeof header) ||
+        std::memcmp(header, kSqliteMagic, sizeof kSqliteMagic) != 0) {
+      return MakeError(ErrorCode::kCorrupt, "'" + path +
+                                                "' is not a Plinth state database (no SQLite header); restore "
+                                                "it from a backup or move it away" +
+                                                untouched);
+    }
+  }
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, sqlite3_close_v2);
+  if (rc != SQLITE_OK) return SqlError(raw, "cannot open state file '" + path + "'");
+  sqlite3_busy_timeout(raw, 5000);
+  auto corrupt = [&](const std::string& why) {
+    return MakeError(ErrorCode::kCorrupt, "state file '" + path + "' is damaged (" + why +
+                                              "); restore it from a backup" + untouched);
+  };
+  {
+    Stmt app(raw, "PRAGMA application_id");
+    int step = app.Step();
+    if (step != SQLITE_ROW) return corrupt(sqlite3_errmsg(raw));
+    if (app.Int(0) != kApplicationId) {
+      return MakeError(ErrorCode::kCorrupt,
+                       "'" + path + "' is an SQLite database but not a Plinth state database" + untouched);
+    }
+  }
+  if (options.verify_on_open) {
+    Stmt check(raw, "PRAGMA quick_check");
+    int step = check.Step();
+    if (step != SQLITE_ROW) return corrupt(sqlite3_errmsg(raw));
+    std::string first = check.Text(0);
+    if (first != "ok") return corrupt(first);
+  }
+  std::map<std::string, std::string> meta;
+  {
+    Stmt q(raw, "SELECT key, value FROM meta");
+    int step;
+    while ((step = q.Step()) == SQLITE_ROW) meta[q.Text(0)] = q.Text(1);
+    if (step != SQLITE_DONE) return corrupt(std::string("meta table: ") + sqlite3_errmsg(raw));
+  }
+  int version = 0;
+  try {
+    version = std::stoi(meta.at("schema_version"));
+  } catch (...) {
+    return corrupt("no schema version in the meta table");
+  }
+  if (version > kSchemaVersion) {
+    return MakeError(ErrorCode::kSchemaTooNew, "state file '" + path + "' has schema version " +
+                                                    std::to_string(version) + ", newer than this Plinth (" +
+                                                    std::to_string(kSchemaVersion) + "); upgrade Plinth");
+  }
+  if (version < 1) return corrupt("schema version " + std::to_string(version));
+  MetaInfo info;
+  info.workspace = meta["workspace"];
+  const std::string& encryption = meta["encryption"];
+  if (encryption == "aes-256-gcm") {
+    if (!options.encryption_key) {
+      return MakeError(ErrorCode::kKeyRequired,
+                       "state file '" + path + "' is encrypted; provide its key (key id " + meta["key_id"] + ")");
+    }
+    std::string given = KeyId(*options.encryption_key);
+    if (given != meta["key_id"]) {
+      return MakeError(ErrorCode::kWrongKey, "wrong encryption key for state file '" + path +
+                                                 "': it was written with key id " + meta["key_id"] +
+                                                 ", the given key has id " + given);
+    }
+    try {
+      info.key_version = static_cast<uint32_t>(std::stoul(meta.at("key_version")));
+    } catch (...) {
+      return corrupt("no key version in the meta table");
+    }
+  } else if (encryption == "none") {
+    if (options.encryption_key) {
+      return MakeError(ErrorCode::kNotEncrypted, "state file '" + path +
+                                                     "' is not encrypted but an encryption key was given; "
+                                                     "drop the key or migrate the state");
+    }
+  } else {
+    return corrupt("unknown encryption '" + encryption + "'");
+  }
+  return info;
+}
+
+// Builds a complete database under a temporary name and links it into place.
+// Returns Ok also when another process created `path` first.
+Status CreateDatabase(const std::string& path, const StoreOptions& options) {
+  unsigned char rnd[8];
+  RAND_bytes(rnd, sizeof rnd);
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + Hex(rnd, sizeof rnd);
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(tmp.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  auto fail = [&](Error e) {
+    if (raw) sqlite3_close_v2(raw);
+    RemoveSqliteFiles(tmp);
+    return e;
+  };
+  if (rc != SQLITE_OK) return fail(SqlError(raw, "cannot create state file '" + tmp + "'"));
+  std::string init = "PRAGMA synchronous=FULL; PRAGMA application_id=" + std::to_string(kApplicationId) +
+                     "; PRAGMA user_version=" + std::to_string(kSchemaVersion) + "; BEGIN;";
+  init += kSchema;
+  if (Status s = Exec(raw, init.c_str(), "cannot create the state schema"); !s.ok()) return fail(s.error());
+  std::map<std::string, std::string> meta = {
+      {"schema_version", std::to_string(kSchemaVersion)},
+      {"workspace", options.workspace},
+      {"created_ms", std::to_string(NowMs())},
+      {"encryption", options.encryption_key ? "aes-256-gcm" : "none"},
+  };
+  if (options.encryption_key) {
+    meta["key_id"] = KeyId(*options.encryption_key);
+    meta["key_version"] = std::to_string(options.key_version);
+  }
+  for (const auto& [k, v] : meta) {
+    Stmt ins(raw, "INSERT INTO meta(key, value) VALUES (?, ?)");
+    if (ins.Bind(1, k).Bind(2, v).Step() != SQLITE_DONE) return fail(SqlError(raw, "cannot write state meta"));
+  }
+  if (Status s = Exec(raw, "COMMIT; PRAGMA journal_mode=WAL;", "cannot create the state schema"); !s.ok()) {
+    return fail(s.error());
+  }
+  if (sqlite3_close_v2(raw) != SQLITE_OK) return fail(MakeError(ErrorCode::kIo, "cannot close '" + tmp + "'"));
+  raw = nullptr;
+  if (!FsyncPath(tmp, false)) return fail(MakeError(ErrorCode::kIo, "cannot sync '" + tmp + "'"));
+  // link() never replaces an existing file, unlike rename().
+  if (::link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST) {
+    std::string why = std::strerror(errno);
+    return fail(MakeError(ErrorCode::kIo, "cannot create state file '" + path + "': " + why));
+  }
+  RemoveSqliteFiles(tmp);
+  if (!FsyncPath(ParentDir(path), true)) {
+    return MakeError(ErrorCode::kIo, "cannot sync directory of '" + path + "'");
+  }
+  return Ok{};
+}
+
+bool ValidWorkspace(const std::string& ws) {
+  if (ws.empty() || ws[0] == '.' || ws.size() > 128) return false;
+  for (char c : ws) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ open
+
+Result<std::string> StateStore::WorkspacePath(const std::string& dir, const std::string& workspace) {
+  if (!ValidWorkspace(workspace)) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "invalid workspace name '" + workspace + "': use letters, digits, '_', '-' and '.'");
+  }
+  return (std::filesystem::path(dir) / ".plinth" / workspace / "state.db").string();
+}
+
+Result<std::unique_ptr<StateStore>> StateStore::OpenWorkspace(const std::string& dir, const std::string& workspace,
+                                                              StoreOptions options) {
+  Result<std::string> path = WorkspacePath(dir, workspace);
+  if (!path.ok()) return path.error();
+  std::error_code ec;
+  std::filesystem::create_directories(ParentDir(path.value()), ec);
+  if (ec) {
+    return MakeError(ErrorCode::kIo, "cannot create '" + ParentDir(path.value()) + "': " + ec.message());
+  }
+  options.workspace = workspace;
+  return Open(path.value(), options);
+}
+
+Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& path, const StoreOptions& options) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno != ENOENT) {
+      return MakeError(ErrorCode::kIo, "cannot access state file '" + path + "': " + std::strerror(errno));
+    }
+    if (!options.create_if_missing) {
+      return MakeError(ErrorCode::kNotFound, "no state file at '" + path + "'");
+    }
+    if (Status s = CreateDatabase(path, options); !s.ok()) return s.error();
+  } else if (!S_ISREG(st.st_mode)) {
+    return MakeError(ErrorCode::kCorrupt, "'" + path + "' is not a regular file");
+  }
+  Result<MetaInfo> meta = VerifyExisting(path, options);
+  if (!meta.ok()) return meta.error();
+
+  std::unique_ptr<StateStore> store(new StateStore());
+  store->path_ = path;
+  store->workspace_ = meta->workspace;
+  store->key_ = options.encryption_key;
+  store->key_version_ = meta->key_version;
+  // No SQLITE_OPEN_CREATE: the file exists and was verified.
+  int rc = sqlite3_open_v2(path.c_str(), &store->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) return SqlError(store->db_, "cannot open state file '" + path + "'");
+  sqlite3_busy_timeout(store->db_, 5000);
+  if (Status s = Exec(store->db_, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+                      "cannot configure state file '" + path + "'");
+      !s.ok()) {
+    return s.error();
+  }
+  return store;
+}
+
+StateStore::~StateStore() {
+  if (db_) sqlite3_close_v2(db_);
+}
+
+// ------------------------------------------------------------------ blobs
+
+Result<std::string> StateStore::Seal(const std::string& address, const std::string& plaintext) {
+  if (!key_) return plaintext;
+  std::string out(1 + 4 + kNonceBytes + plaintext.size() + kTagBytes, '\0');
+  auto* p = reinterpret_cast<unsigned char*>(out.data());
+  p[0] = kBlobFormatEncrypted;
+  for (int i = 0; i < 4; ++i) p[1 + i] = static_cast<unsigned char>(key_version_ >> (24 - 8 * i));
+  unsigned char* nonce = p + 5;
+  if (RAND_bytes(nonce, kNonceBytes) != 1) return MakeError(ErrorCode::kInternal, "no random bytes for a nonce");
+  const std::string aad = Aad(address);
+  std::unique_ptr<EVP_CIPHER_CTX, void (*)(EVP_CIPHER_CTX*)> ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
+  int len = 0;
+  unsigned char* ct = nonce + kNonceBytes;
+  bool ok = ctx && EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) == 1 &&
+            EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, key_->data(), nonce) == 1 &&
+            EVP_EncryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
+                              static_cast<int>(aad.size())) == 1 &&
+            EVP_EncryptUpdate(ctx.get(), ct, &len, reinterpret_cast<const unsigned char*>(plaintext.data()),
+                              static_cast<int>(plaintext.size())) == 1 &&
+            EVP_EncryptFinal_ex(ctx.get(), ct + len, &len) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagBytes, ct + plaintext.size()) == 1;
+  if (!ok) return MakeError(ErrorCode::kInternal, "AES-256-GCM encryption failed");
+  return out;
+}
+
+Result<std::string> StateStore::Unseal(const std::string& address, const std::string& blob) {
+  if (!key_) return blob;
+  auto damaged = [&](const std::string& why) {
+    return MakeError(ErrorCode::kCorrupt, "cannot decrypt the record for '" + address + "': " + why);
+  };
+  if (blob.size() < 1 + 4 + kNonceBytes + kTagBytes || static_cast<uint8_t>(blob[0]) != kBlobFormatEncrypted) {
+    return damaged("not an encrypted record");
+  }
+  const auto* p = reinterpret_cast<const unsigned char*>(blob.data());
+  uint32_t version = 0;
+  for (int i = 0; i < 4; ++i) version = (version << 8) | p[1 + i];
+  if (version != key_version_) {
+    return MakeError(ErrorCode::kWrongKey, "the record for '" + address + "' was written with key version " +
+                                               std::to_string(version) + ", the state uses version " +
+                                               std::to_string(key_version_));
+  }
+  const unsigned char* nonce = p + 5;
+  const unsigned char* ct = nonce + kNonceBytes;
+  size_t ct_len = blob.size() - 5 - kNonceBytes - kTagBytes;
+  std::string plain(ct_len, '\0');
+  const std::string aad = Aad(address);
+  std::unique_ptr<EVP_CIPHER_CTX, void (*)(EVP_CIPHER_CTX*)> ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
+  int len = 0;
+  auto* out = reinterpret_cast<unsigned char*>(plain.data());
+  bool ok = ctx && EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) == 1 &&
+            EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, key_->data(), nonce) == 1 &&
+            EVP_DecryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
+                              static_cast<int>(aad.size())) == 1 &&
+            EVP_DecryptUpdate(ctx.get(), out, &len, ct, static_cast<int>(ct_len)) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes,
+                                const_cast<unsigned char*>(ct + ct_len)) == 1 &&
+            EVP_DecryptFinal_ex(ctx.get(), out + len, &len) == 1;
+  if (!ok) return damaged("authentication failed (the record was modified, moved or written with another key)");
+  return plain;
+}
+
+Result<std::string> StateStore::EncodeAttributes(const std::string& address, const ValueMap& attributes) {
+  ValueJsonResult j = ValueToJson(Value::Object(attributes));
+  if (!j.ok()) return MakeError(ErrorCode::kInvalidArgument, "cannot store '" + address + "': " + j.error);
+  return Seal(address, j.json.dump());
+}
+
+Result<ValueMap> StateStore::DecodeAttributes(const std::string& address, const std::string& blob) {
+  Result<std::string> plain = Unseal(address, blob);
+  if (!plain.ok()) return plain.error();
+  json j = json::parse(plain.value(), nullptr, /*allow_exceptions=*/false);
+  ValueFromJsonResult v = ValueFromJson(j);
+  if (j.is_discarded() || !v.ok() || v.value.kind() != Value::Kind::Object) {
+    return MakeError(ErrorCode::kCorrupt, "the attributes of '" + address + "' are damaged" +
+                                              (v.ok() ? std::string() : ": " + v.error));
+  }
+  return v.value.as_object();
+}
+
+Result<std::string> StateStore::EncodeRecord(const ResourceRecord& r) {
+  std::string error;
+  json j = RecordToJson(r, &error);
+  if (!error.empty()) return MakeError(ErrorCode::kInvalidArgument, "cannot store '" + r.address + "': " + error);
+  return Seal(r.address, j.dump());
+}
+
+Result<ResourceRecord> StateStore::DecodeRecord(const std::string& address, const std::string& blob) {
+  Result<std::string> plain = Unseal(address, blob);
+  if (!plain.ok()) return plain.error();
+  json j = json::parse(plain.value(), nullptr, /*allow_exceptions=*/false);
+  auto damaged = [&](const std::string& why) {
+    return MakeError(ErrorCode::kCorrupt, "a record of '" + address + "' is damaged: " + why);
+  };
+  if (!j.is_object()) return damaged("not a JSON object");
+  ResourceRecord r;
+  r.address = address;
+  try {
+    r.type = j.at("type").get<std::string>();
+    r.provider = j.at("provider").get<std::string>();
+    r.id = j.at("id").get<std::string>();
+    r.dependencies = j.at("dependencies").get<std::vector<std::string>>();
+    r.serial_created = j.at("serial_created").get<int64_t>();
+    r.serial_updated = j.at("serial_updated").get<int64_t>();
+    ValueFromJsonResult v = ValueFromJson(j.at("attributes"));
+    if (!v.ok()) return damaged(v.error);
+    if (v.value.kind() != Value::Kind::Object) return damaged("attributes are not an object");
+    r.attributes = v.value.as_object();
+  } catch (const json::exception& e) {
+    return damaged(e.what());
+  }
+  return r;
+}
+
+// ------------------------------------------------------------------ rows
+
+Result<std::optional<ResourceRecord>> StateStore::LoadResource(const std::string& address) {
+  Stmt q(db_,
+         "SELECT type, provider, id, attributes, dependencies, serial_created, serial_updated "
+         "FROM resources WHERE address = ?");
+  q.Bind(1, address);
+  int rc = q.Step();
+  if (rc == SQLITE_DONE) return std::optional<ResourceRecord>();
+  if (rc != SQLITE_ROW) return SqlError(db_, "cannot read '" + address + "' from state");
+  ResourceRecord r;
+  r.address = address;
+  r.type = q.Text(0);
+  r.provider = q.Text(1);
+  r.id = q.Text(2);
+  Result<ValueMap> attrs = DecodeAttributes(address, q.Blob(3));
+  if (!attrs.ok()) return attrs.error();
+  r.attributes = std::move(attrs.value());
+  json deps = json::parse(q.Text(4), nullptr, false);
+  if (!deps.is_array()) return MakeError(ErrorCode::kCorrupt, "the dependencies of '" + address + "' are damaged");
+  for (const json& d : deps) {
+    if (!d.is_string()) return MakeError(ErrorCode::kCorrupt, "the dependencies of '" + address + "' are damaged");
+    r.dependencies.push_back(d.get<std::string>());
+  }
+  r.serial_created = q.Int(5);
+  r.serial_updated = q.Int(6);
+  return std::optional<ResourceRecord>(std::move(r));
+}
+
+Status StateStore::UpsertResource(const ResourceRecord& r) {
+  Result<std::string> attrs = EncodeAttributes(r.address, r.attributes);
+  if (!attrs.ok()) return attrs.error();
+  Stmt q(db_,
+         "INSERT INTO resources(address, type, provider, id, attributes, dependencies, serial_created, "
+         "serial_updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(address) DO UPDATE SET type = "
+         "excluded.type, provider = excluded.provider, id = excluded.id, attributes = excluded.attributes, "
+         "dependencies = excluded.dependencies, serial_created = excluded.serial_created, serial_updated = "
+         "excluded.serial_updated");
+  q.Bind(1, r.address).Bind(2, r.type).Bind(3, r.provider).Bind(4, r.id).BindBlob(5, attrs.value());
+  q.Bind(6, json(r.dependencies).dump()).Bind(7, r.serial_created).Bind(8, r.serial_updated);
+  if (q.Step() != SQLITE_DONE) return SqlError(db_, "cannot write '" + r.address + "' to state");
+  return Ok{};
+}
+
+Status StateStore::AppendHistory(int64_t serial, const std::string& address, Action action,
+                                 const std::optional<ResourceRecord>& before,
+                                 const std::optional<ResourceRecord>& after) {
+  std::optional<std::string> before_blob, after_blob;
+  if (before) {
+    Result<std::string> b = EncodeRecord(*before);
+    if (!b.ok()) return b.error();
+    before_blob = std::move(b.value());
+  }
+  if (after) {
+    Result<std::string> a = EncodeRecord(*after);
+    if (!a.ok()) return a.error();
+    after_blob = std::move(a.value());
+  }
+  Stmt q(db_, "INSERT INTO history(serial, address, action, before, after, at_ms) VALUES (?, ?, ?, ?, ?, ?)");
+  q.Bind(1, serial).Bind(2, address).Bind(3, std::string(ActionName(action)));
+  q.BindBlob(4, before_blob).BindBlob(5, after_blob).Bind(6, NowMs());
+  if (q.Step() != SQLITE_DONE) return SqlError(db_, "cannot append history for '" + address + "'");
+  return Ok{};
+}
+
+Result<int64_t> StateStore::NewSerial(const std::string& command, const std::string& digest,
+                                      ApplyStatus status) {
+  Stmt max(db_, "SELECT COALESCE(MAX(serial), 0) FROM serials");
+  if (max.Step() != SQLITE_ROW) return SqlError(db_, "cannot read the current serial");
+  int64_t serial = max.Int(0) + 1;
+  int64_t now = NowMs();
+  Stmt ins(db_,
+           "INSERT INTO serials(serial, started_ms, finished_ms, status, command, config_digest) "
+           "VALUES (?, ?, ?, ?, ?, ?)");
+  ins.Bind(1, serial).Bind(2, now).Bind(3, status == ApplyStatus::kRunning ? 0 : now);
+  ins.Bind(4, std::string(ApplyStatusName(status))).Bind(5, command).Bind(6, digest);
+  if (ins.Step() != SQLITE_DONE) return SqlError(db_, "cannot start serial " + std::to_string(serial));
+  return serial;
+}
+
+// ------------------------------------------------------------------ applies
+
+Result<int64_t> StateStore::BeginApply(const std::string& command, const std::string& config_digest) {
+  std::lock_guard<std::mutex> guard(mu_);
+  Transaction txn(db_);
+  if (Status s = txn.Begin(); !s.ok()) return s.error();
+  Result<int64_t> serial = NewSerial(command, config_digest, ApplyStatus::kRunning);
+  if (!serial.ok()) return serial;
+  if (Status s = txn.Commit(); !s.ok()) return s.error();
+  return serial;
+}
+
+Status StateStore::FinishApply(int64_t serial, ApplyStatus status) {
+  std::lock_guard<std::mutex> guard(mu_);
+  if (status == ApplyStatus::kRunning) {
+    return MakeError(ErrorCode::kInvalidArgument, "an apply cannot finish with status running");
+  }
+  Transaction txn(db_);
+  if (Status s = txn.Begin(); !s.ok()) return s;
+  Stmt q(db_, "SELECT status FROM serials WHERE serial = ?");
+  q.Bind(1, serial);
+  int rc = q.Step();
+  if (rc == SQLITE_DONE) return MakeError(ErrorCode::kNotFound, "no serial " + std::to_string(serial));
+  if (rc != SQLITE_ROW) return SqlError(db_, "cannot read serial " + std::to_string(serial));
+  if (q.Text(0) != ApplyStatusName(ApplyStatus::kRunning)) {
+    return MakeError(ErrorCode::kConflict, "serial " + std::to_string(serial) + " already finished (" +
+                                               q.Text(0) + ")");
+  }
+  Stmt u(db_, "UPDATE serials SET status = ?, finished_ms = ? WHERE serial = ?");
+  u.Bind(1, std::string(ApplyStatusName(status))).Bind(2, NowMs()).Bind(3, serial);
+  if (u.Step() != SQLITE_DONE) return SqlError(db_, "cannot finish serial " + std::to_string(serial));
+  return txn.Commit();
+}
+
+Result<int64_t> StateStore::CurrentSerial() {
+  std::lock_guard<std::mutex> guard(mu_);
+  Stmt max(db_, "SELECT COALESCE(MAX(serial), 0) FROM serials");
+  if (max.Step() != SQLITE_ROW) return SqlError(db_, "cannot read the current serial");
+  return max.Int(0);
+}
+
+Result<std::vector<SerialRecord>> StateStore::Serials() {
+  std::lock_guard<std::mutex> guard(mu_);
+  Stmt q(db_,
+         "SELECT serial, started_ms, finished_ms, status, command, config_digest FROM serials ORDER BY serial");
+  std::vector<SerialRecord> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    SerialRecord s;
+    s.serial = q.Int(0);
+    s.started_ms = q.Int(1);
+    s.finished_ms = q.Int(2);
+    std::string status = q.Text(3);
+    s.status = status == "succeeded" ? ApplyStatus::kSucceeded
+               : status == "failed"  ? ApplyStatus::kFailed
+                                     : ApplyStatus::kRunning;
+    s.command = q.Text(4);
+    s.config_digest = q.Text(5);
+    out.push_back(std::move(s));
+  }
+  if (rc != SQLITE_DONE) return SqlError(db_, "cannot read serials");
+  return out;
+}
+
+// ------------------------------------------------------------------ intents
+
+Result<int64_t> StateStore::RecordIntent(int64_t serial, const std::string& address, Action action,
+                                         const ResourceRecord& planned) {
+  std::lock_guard<std::mutex> guard(mu_);
+  if (address.empty()) return MakeError(ErrorCode::kInvalidArgument, "an intent needs a resource address");
+  ResourceRecord record = planned;
+  record.address = address;
+  Result<std::string> blob = EncodeRecord(record);
+  if (!blob.ok()) return blob.error();
+  Transaction txn(db_);
+  if (Status s = txn.Begin(); !s.ok()) return s.error();
+  Stmt q(db_, "SELECT status FROM serials WHERE serial = ?");
+  q.Bind(1, serial);
+  int rc = q.Step();
+  if (rc == SQLITE_DONE) return MakeError(ErrorCode::kNotFound, "no serial " + std::to_string(serial));
+  if (rc != SQLITE_ROW) return SqlError(db_, "cannot read serial " + std::to_string(serial));
+  if (q.Text(0) != ApplyStatusName(ApplyStatus::kRunning)) {
+    return MakeError(ErrorCode::kConflict, "serial " + std::to_string(serial) + " is not running");
+  }
+  Stmt ins(db_,
+           "INSERT INTO intents(serial, address, action, planned, started_ms, status) "
+           "VALUES (?, ?, ?, ?, ?, 'open')");
+  ins.Bind(1, serial).Bind(2, address).Bind(3, std::string(ActionName(action))).BindBlob(4, blob.value());
+  ins.Bind(5, NowMs());
+  if (ins.Step() != SQLITE_DONE) return SqlError(db_, "cannot record the intent for '" + address + "'");
+  int64_t id = sqlite3_last_insert_rowid(db_);
+  if (Status s = txn.Commit(); !s.ok()) return s.error();
+  return id;
+}
+
+Status StateStore::CompleteIntent(int64_t intent_id, const IntentOutcome& outcome) {
+  std::lock_guard<std::mutex> guard(mu_);
+  Transaction txn(db_);
+  if (Status s = txn.Begin(); !s.ok()) return s;
+  Stmt q(db_, "SELECT serial, address, action, status FROM intents WHERE id = ?");
+  q.Bind(1, intent_id);
+  int rc = q.Step();
+  if (rc == SQLITE_DONE) return MakeError(ErrorCode::kNotFound, "no intent " + std::to_string(intent_id));
+  if (rc != SQLITE_ROW) return SqlError(db_, "cannot read intent " + std::to_string(intent_id));
+  int64_t serial = q.Int(0);
+  std::string address = q.Text(1);
+  Action action;
+  if (!ParseAction(q.Text(2), &action)) {
+    return MakeError(ErrorCode::kCorrupt, "intent " + std::to_string(intent_id) + " has a damaged action");
+  }
+  if (q.Text(3) != IntentStatusName(IntentStatus::kOpen)) {
+    return MakeError(ErrorCode::kConflict,
+                     "intent " + std::to_string(intent_id) + " is already " + q.Text(3));
+  }
+  if (outcome.resource && outcome.resource->address != address) {
+    return MakeError(ErrorCode::kInvalidArgument, "the outcome of intent " + std::to_string(intent_id) +
+                                                      " is for '" + outcome.resource->address +
+                                                      "', the intent for '" + address + "'");
+  }
+  if (outcome.success && action != Action::kDelete && !outcome.resource) {
+    return MakeError(ErrorCode::kInvalidArgument, "a successful " + std::string(ActionName(action)) +
+                                                      " of '" + address + "' must report the resource");
+  }
+  Result<std::optional<ResourceRecord>> before = LoadResource(address);
+  if (!before.ok()) return before.error();
+  if (outcome.resource) {
+    ResourceRecord after = *outcome.resource;
+    after.serial_created = before.value() ? before.value()->serial_created : serial;
+    after.serial_updated = serial;
+    if (Status s = UpsertResource(after); !s.ok()) return s;
+    Action recorded = before.value() ? Action::kUpdate : Action::kCreate;
+    if (Status s = AppendHistory(serial, address, recorded, before.value(), after); !s.ok()) return s;
+  } else if (outcome.success && action == Action::kDelete && before.value()) {
+    Stmt d(db_, "DELETE FROM resources WHERE address = ?");
+    d.Bind(1, address);
+    if (d.Step() != SQLITE_DONE) return SqlError(db_, "cannot delete '" + address + "' from state");
+    if (Status s = AppendHistory(serial, address, Action::kDelete, before.value(), std::nullopt); !s.ok()) {
+      return s;
+    }
+  }
+  Stmt u(db_, "UPDATE intents SET status = ?, result = ? WHERE id = ?");
+  u.Bind(1, std::string(IntentStatusName(outcome.success ? IntentStatus::kDone : IntentStatus::kFailed)));
+  u.Bind(2, outcome.success ? std::string() : outcome.error).Bind(3, intent_id);
+  if (u.Step() != SQLITE_DONE) return SqlError(db_, "cannot complete intent " + std::to_string(intent_id));
+  return txn.Commit();
+}
+
+Status StateStore::AbandonIntent(int64_t intent_id, const std::string& reason) {
+  std::lock_guard<std::mutex> guard(mu_);
+  Transaction txn(db_);
+  if (Status s = txn.Begin(); !s.ok()) return s;
+  Stmt u(db_, "UPDATE intents SET status = 'failed', result = ? WHERE id = ? AND status = 'open'");
+  u.Bind(1, reason).Bind(2, intent_id);
+  if (u.Step() != SQLITE_DONE) return SqlError(db_, "cannot abandon intent " + std::to_string(intent_id));
+  if (sqlite3_changes(db_) == 0) {
+    return MakeError(ErrorCode::kConflict, "intent " + std::to_string(intent_id) + " is not open");
+  }
+  return txn.Commit();
+}
+
+Result<std::vector<IntentRecord>> StateStore::OpenIntents() {
+  std::lock_guard<std::mutex> guard(mu_);
+  Stmt q(db_,
+         "SELECT id, serial, address, action, planned, started_ms FROM intents WHERE status = 'open' "
+         "ORDER BY id");
+  std::vector<IntentRecord> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    IntentRecord r;
+    r.id = q.Int(0);
+    r.serial = q.Int(1);
+    r.address = q.Text(2);
+    if (!ParseAction(q.Text(3), &r.action)) {
+      return MakeError(ErrorCode::kCorrupt, "intent " + std::to_string(r.id) + " has a damaged action");
+    }
+    Result<ResourceRecord> planned = DecodeRecord(r.address, q.Blob(4));
+    if (!planned.ok()) return planned.error();
+    r.planned = std::move(planned.value());
+    r.started_ms = q.Int(5);
+    out.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return SqlError(db_, "cannot read open intents");
+  return out;
+}
+
+// ------------------------------------------------------------------ reading
+
+Result<std::vector<ResourceRecord>> StateStore::Resources() {
+  std::lock_guard<std::mutex> guard(mu_);
+  Stmt q(db_, "SELECT address FROM resources ORDER BY address");
+  std::vector<std::string> addresses;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) addresses.push_back(q.Text(0));
+  if (rc != SQLITE_DONE) return SqlError(db_, "cannot list resources");
+  std::vector<ResourceRecord> out;
+  out.reserve(addresses.size());
+  for (const std::string& a : addresses) {
+    Result<std::optional<ResourceRecord>> r = LoadResource(a);
+    if (!r.ok()) return r.error();
+    if (r.value()) out.push_back(std::move(*r.value()));
+  }
+  return out;
+}
+
+Result<std::optional<ResourceRecord>> StateStore::Resource(const std::string& address) {
+  std::lock_guard<std::mutex> guard(mu_);
+  return LoadResource(address);
+}
+
+Result<std::vector<ResourceRecord>> StateStore::ResourcesAt(int64_t serial) {
+  std::lock_guard<std::mutex> guard(mu_);
+  Stmt max(db_, "SELECT COALESCE(MAX(serial), 0) FROM serials");
+  if (max.Step() != SQLITE_ROW) return SqlError(db_, "cannot read the current serial");
+  if (serial < 0 || serial > max.Int(0)) {
+    return MakeError(ErrorCode::kNotFound, "no serial " + std::to_string(serial) + " (the state is at serial " +
+                                               std::to_string(max.Int(0)) + ")");
+  }
+  // Replay: only the last change of each address matters, so decode only that.
+  std::map<std::string, std::optional<std::string>> last;
+  Stmt q(db_, "SELECT address, after FROM history WHERE serial <= ? ORDER BY seq");
+  q.Bind(1, serial);
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    if (q.IsNull(1)) {
+      last[q.Text(0)] = std::nullopt;
+    } else {
+      last[q.Text(0)] = q.Blob(1);
+    }
+  }
+  if (rc != SQLITE_DONE) return SqlError(db_, "cannot read history");
+  std::vector<ResourceRecord> out;
+  for (const auto& [address, blob] : last) {
+    if (!blob) continue;
+    Result<ResourceRecord> r = DecodeRecord(address, *blob);
+    if (!r.ok()) return r.error();
+    out.push_back(std::move(r.value()));
+  }
+  return out;
+}
+
+Result<std::vector<HistoryEntry>> StateStore::History(const std::string& address) {
+  std::lock_guard<std::mutex> guard(mu_);
+  Stmt q(db_, address.empty() ? "SELECT seq, serial, address, action, before, after, at_ms FROM history "
+                                "ORDER BY seq"
+                              : "SELECT seq, serial, address, action, before, after, at_ms FROM history "
+                                "WHERE address = ? ORDER BY seq");
+  if (!address.empty()) q.Bind(1, address);
+  std::vector<HistoryEntry> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    HistoryEntry e;
+    e.seq = q.Int(0);
+    e.serial = q.Int(1);
+    e.address = q.Text(2);
+    if (!ParseAction(q.Text(3), &e.action)) {
+      return MakeError(ErrorCode::kCorrupt, "history entry " + std::to_string(e.seq) + " has a damaged action");
+    }
+    if (!q.IsNull(4)) {
+      Result<ResourceRecord> b = DecodeRecord(e.address, q.Blob(4));
+      if (!b.ok()) return b.error();
+      e.before = std::move(b.value());
+    }
+    if (!q.IsNull(5)) {
+      Result<ResourceRecord> a = DecodeRecord(e.address, q.Blob(5));
+      if (!a.ok()) return a.error();
+      e.after = std::move(a.value());
+    }
+    e.at_ms = q.Int(6);
+    out.push_back(std::move(e));
+  }
+  if (rc != SQLITE_DONE) return SqlError(db_, "cannot read history");
+  return out;
+}
+
+// ------------------------------------------------------------------ surgery
+
+Result<int64_t> StateStore::StateRm(const std::string& address) {
+  std::lock_guard<std::mutex> guard(mu_);
+  Transaction txn(db_);
+  if (Status s = txn.Begin(); !s.ok()) return s.error();
+  Result<std::optional<ResourceRecord>> before = LoadResource(address);
+  if (!before.ok()) return before.error();
+  if (!before.value()) return MakeError(ErrorCode::kNotFound, "no resource '" + address + "' in state");
+  Result<int64_t> serial = NewSerial("state rm " + address, "", ApplyStatus::kSucceeded);
+  if (!serial.ok()) return serial;
+  Stmt d(db_, "DELETE FROM resources WHERE address = ?");
+  d.Bind(1, address);
+  if (d.Step() != SQLITE_DONE) return SqlError(db_, "cannot delete '" + address + "' from state");
+  if (Status s = AppendHistory(serial.value(), address, Action::kDelete, before.value(), std::nullopt); !s.ok()) {
+    return s.error();
+  }
+  if (Status s = txn.Commit(); !s.ok()) return s.error();
+  return serial;
+}
+
+Result<int64_t> StateStore::StateMv(const std::string& from, const std::string& to) {
+  std::lock_guard<std::mutex> guard(mu_);
+  if (to.empty() || from == to) {
+    return MakeError(ErrorCode::kInvalidArgument, "cannot move '" + from + "' to '" + to + "'");
+  }
+  Transaction txn(db_);
+  if (Status s = txn.Begin(); !s.ok()) return s.error();
+  Result<std::optional<ResourceRecord>> before = LoadResource(from);
+  if (!before.ok()) return before.error();
+  if (!before.value()) return MakeError(ErrorCode::kNotFound, "no resource '" + from + "' in state");
+  Result<std::optional<ResourceRecord>> existing = LoadResource(to);
+  if (!existing.ok()) return existing.error();
+  if (existing.value()) {
+    return MakeError(ErrorCode::kConflict, "'" + to + "' already exists in state; remove it first");
+  }
+  Result<int64_t> serial = NewSerial("state mv " + from + " " + to, "", ApplyStatus::kSucceeded);
+  if (!serial.ok()) return serial;
+  ResourceRecord after = *before.value();
+  after.address = to;
+  after.serial_updated = serial.value();
+  Stmt d(db_, "DELETE FROM resources WHERE address = ?");
+  d.Bind(1, from);
+  if (d.Step() != SQLITE_DONE) return SqlError(db_, "cannot delete '" + from + "' from state");
+  if (Status s = UpsertResource(after); !s.ok()) return s.error();
+  if (Status s = AppendHistory(serial.value(), from, Action::kDelete, before.value(), std::nullopt); !s.ok()) {
+    return s.error();
+  }
+  if (Status s = AppendHistory(serial.value(), to, Action::kCreate, std::nullopt, after); !s.ok()) {
+    return s.error();
+  }
+  if (Status s = txn.Commit(); !s.ok()) return s.error();
+  return serial;
+}
+
+// ------------------------------------------------------------------ export
+
+Result<nlohmann::json> StateStore::ExportJson() {
+  Result<std::vector<ResourceRecord>> resources = Resources();
+  if (!resources.ok()) return resources.error();
+  Result<int64_t> serial = CurrentSerial();
+  if (!serial.ok()) return serial.error();
+  Result<std::vector<IntentRecord>> intents = OpenIntents();
+  if (!intents.ok()) return intents.error();
+  json out = {{"format_version", kExportFormatVersion},
+              {"workspace", workspace_},
+              {"serial", serial.value()},
+              {"resources", json::array()},
+              {"open_intents", json::array()}};
+  for (const ResourceRecord& r : resources.value()) {
+    std::string error;
+    json j = RecordToJson(r, &error);
+    if (!error.empty()) return MakeError(ErrorCode::kInternal, error);
+    j["address"] = r.address;
+    out["resources"].push_back(std::move(j));
+  }
+  for (const IntentRecord& i : intents.value()) {
+    out["open_intents"].push_back(
+        {{"id", i.id}, {"serial", i.serial}, {"address", i.address}, {"action", ActionName(i.action)},
+         {"started_ms", i.started_ms}});
+  }
+  return out;
+}
+
+}  // namespace plinth::state

@@ -1,0 +1,278 @@
+// The state store: what Plinth believes exists in the world, per workspace.
+//
+// One SQLite database per workspace at <dir>/.plinth/<workspace>/state.db. The
+// on-disk format, the durability argument and the export format are in
+// docs/state.md; this header states the contracts.
+//
+// Durability: the database runs in WAL mode with synchronous=FULL, so every
+// committed transaction has its WAL frames fsync'ed before the commit returns.
+// NORMAL would survive kill -9 too (the WAL is in the page cache, which the
+// kernel keeps) but can lose the last commits on power loss; since each commit
+// here records a real-world side effect (a created bucket, a deleted region),
+// losing one would orphan a resource, so FULL is worth one fsync per commit.
+// Nothing ever rewrites the whole state: every operation is one small
+// transaction (one row per resource change plus one history row).
+//
+// Crash protocol for apply (docs/state.md, "Intent journal"):
+//   serial = BeginApply(...)
+//   for each change:  id = RecordIntent(serial, ...)    // durable before it returns
+//                     ... call the provider ...
+//                     CompleteIntent(id, outcome)       // one transaction: intent done +
+//                                                       // resource row + history row
+//   FinishApply(serial, status)
+// A kill -9 at any instant leaves either no intent (nothing was called), an
+// open intent (the provider may or may not have acted: OpenIntents() lists it
+// for the planner to reconcile by reading the provider) or a completed intent
+// together with its resource row — never a resource change without its record.
+//
+// Opening never damages a file: an existing file is checked read-only first
+// (header, quick_check, schema version, encryption key) and any problem is a
+// clear error with the file left byte-for-byte untouched. A new database is
+// built under a temporary name and linked into place, so state.db, once it
+// exists, always holds a complete schema.
+//
+// Encryption (optional): AES-256-GCM over every serialized attribute blob
+// (resource attributes, history before/after, intent planned state), a random
+// 12-byte nonce per write, the record's address as associated data. The meta
+// table stores a key id (a hash of the key, never the key) and a key version,
+// so a wrong key is reported as such before any record is read.
+//
+// Thread safety: a StateStore may be shared between threads; calls are
+// serialized by an internal mutex. Several processes may open the same
+// database (SQLite locking, 5 s busy timeout); callers that change state must
+// hold the workspace lock (runtime/state/lock.h) — the store does not check it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "compiler/types/types.h"
+
+struct sqlite3;
+
+namespace plinth::state {
+
+// ------------------------------------------------------------------ errors
+
+enum class ErrorCode : uint8_t {
+  kIo,               // the file system refused (permissions, disk full)
+  kCorrupt,          // not a Plinth state database, damaged, or a record fails to decode
+  kSchemaTooNew,     // written by a newer Plinth
+  kKeyRequired,      // the state is encrypted and no key was given
+  kWrongKey,         // the key does not match the one the state was written with
+  kNotEncrypted,     // a key was given but the state is not encrypted
+  kNotFound,         // no such resource / serial / intent
+  kInvalidArgument,  // a malformed workspace name, a value with no JSON form, ...
+  kConflict,         // the operation contradicts the state (intent already completed, address taken)
+  kLockHeld,         // the workspace lock is held by a live process (see Error::holder)
+  kInternal,         // SQLite reported an unexpected error
+};
+const char* ErrorCodeName(ErrorCode code);
+
+// Who holds (or held) the workspace lock.
+struct LockHolder {
+  int64_t pid = 0;
+  std::string host;
+  std::string command;  // "apply", "plan", "state rm a.b"
+  int64_t since_ms = 0;  // Unix time in milliseconds
+};
+struct LockInfo {
+  std::string id;  // 32 hex digits; what force-unlock takes
+  LockHolder holder;
+};
+
+struct Error {
+  ErrorCode code = ErrorCode::kInternal;
+  std::string message;  // lowercase, says what is wrong and what to do
+  std::optional<LockInfo> holder;  // set for kLockHeld
+};
+
+// A value or an Error. Check ok() before value(); value() on an error aborts.
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(Error error) : v_(std::move(error)) {}  // NOLINT
+  bool ok() const { return v_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+  T& value() & { return std::get<0>(v_); }
+  const T& value() const& { return std::get<0>(v_); }
+  // By value, so `for (auto& r : store.Resources().value())` does not dangle.
+  T value() && { return std::get<0>(std::move(v_)); }
+  T* operator->() { return &std::get<0>(v_); }
+  const T* operator->() const { return &std::get<0>(v_); }
+  const Error& error() const { return std::get<1>(v_); }
+
+ private:
+  std::variant<T, Error> v_;
+};
+struct Ok {};
+using Status = Result<Ok>;
+
+// ------------------------------------------------------------------ records
+
+enum class Action : uint8_t { kCreate, kUpdate, kDelete };
+const char* ActionName(Action action);  // "create", "update", "delete"
+
+enum class ApplyStatus : uint8_t { kRunning, kSucceeded, kFailed };
+const char* ApplyStatusName(ApplyStatus status);  // "running", "succeeded", "failed"
+
+enum class IntentStatus : uint8_t { kOpen, kDone, kFailed };
+const char* IntentStatusName(IntentStatus status);  // "open", "done", "failed"
+
+struct ResourceRecord {
+  std::string address;  // module.net["eu"].bucket.datasets[0]
+  std::string type;
+  std::string provider;
+  std::string id;  // the provider's id for the object
+  ValueMap attributes;
+  std::vector<std::string> dependencies;  // addresses
+  int64_t serial_created = 0;  // set by the store
+  int64_t serial_updated = 0;  // set by the store
+};
+
+struct SerialRecord {
+  int64_t serial = 0;
+  int64_t started_ms = 0;
+  int64_t finished_ms = 0;  // 0 while running (or when the process died)
+  ApplyStatus status = ApplyStatus::kRunning;
+  std::string command;
+  std::string config_digest;
+};
+
+struct HistoryEntry {
+  int64_t seq = 0;  // total order of all changes
+  int64_t serial = 0;
+  std::string address;
+  Action action = Action::kCreate;
+  std::optional<ResourceRecord> before;  // absent for create
+  std::optional<ResourceRecord> after;   // absent for delete
+  int64_t at_ms = 0;
+};
+
+struct IntentRecord {
+  int64_t id = 0;
+  int64_t serial = 0;
+  std::string address;
+  Action action = Action::kCreate;
+  ResourceRecord planned;  // may contain unknowns
+  int64_t started_ms = 0;
+  IntentStatus status = IntentStatus::kOpen;
+  std::string result;  // "" while open; the error message when failed
+};
+
+// What happened when the provider was called for an intent.
+struct IntentOutcome {
+  bool success = true;
+  std::string error;  // when !success
+  // The resource as it now exists: upserted (history: create or update). For a
+  // successful delete leave it empty: the row is deleted (history: delete). A
+  // failed create that still left an object behind should set it too.
+  std::optional<ResourceRecord> resource;
+};
+
+struct StoreOptions {
+  std::optional<std::array<uint8_t, 32>> encryption_key;  // AES-256-GCM when set
+  uint32_t key_version = 1;  // recorded for new databases (rotation bookkeeping)
+  std::string workspace = "default";  // recorded in meta when the database is created
+  bool create_if_missing = true;
+  bool verify_on_open = true;  // PRAGMA quick_check before the first write
+};
+
+// The schema version this build reads and writes.
+inline constexpr int kSchemaVersion = 1;
+// format_version of ExportJson().
+inline constexpr int kExportFormatVersion = 1;
+
+class StateStore {
+ public:
+  // <dir>/.plinth/<workspace>/state.db; the workspace name must match
+  // [A-Za-z0-9_.-]+ and not start with ".".
+  static Result<std::string> WorkspacePath(const std::string& dir, const std::string& workspace);
+  // Creates <dir>/.plinth/<workspace>/ as needed and opens its state.db.
+  static Result<std::unique_ptr<StateStore>> OpenWorkspace(const std::string& dir,
+                                                           const std::string& workspace,
+                                                           StoreOptions options = {});
+  // Opens (or, with create_if_missing, creates) the database at `path`.
+  static Result<std::unique_ptr<StateStore>> Open(const std::string& path, const StoreOptions& options);
+
+  ~StateStore();
+  StateStore(const StateStore&) = delete;
+  StateStore& operator=(const StateStore&) = delete;
+
+  const std::string& path() const { return path_; }
+  const std::string& workspace() const { return workspace_; }
+  bool encrypted() const { return key_.has_value(); }
+
+  // ---- applies
+  // Starts a new serial (CurrentSerial() + 1) with status running.
+  Result<int64_t> BeginApply(const std::string& command, const std::string& config_digest);
+  Status FinishApply(int64_t serial, ApplyStatus status);
+  // The highest serial ever started; 0 for a new state.
+  Result<int64_t> CurrentSerial();
+  Result<std::vector<SerialRecord>> Serials();
+
+  // ---- intent journal
+  // Durable (fsync'ed) before it returns. The serial must be running.
+  Result<int64_t> RecordIntent(int64_t serial, const std::string& address, Action action,
+                               const ResourceRecord& planned);
+  // One transaction: the intent becomes done/failed, the resource row is
+  // upserted or deleted and the history row appended. kConflict when the
+  // intent is not open.
+  Status CompleteIntent(int64_t intent_id, const IntentOutcome& outcome);
+  // Intents a killed process left open, oldest first.
+  Result<std::vector<IntentRecord>> OpenIntents();
+  // Marks an open intent failed without touching resources (the planner found
+  // that the provider did nothing). Also one transaction.
+  Status AbandonIntent(int64_t intent_id, const std::string& reason);
+
+  // ---- reading
+  Result<std::vector<ResourceRecord>> Resources();  // sorted by address
+  Result<std::optional<ResourceRecord>> Resource(const std::string& address);
+  // The resources as they were when `serial` ended, replayed from history.
+  Result<std::vector<ResourceRecord>> ResourcesAt(int64_t serial);
+  // All history (address empty) or one address's, in order.
+  Result<std::vector<HistoryEntry>> History(const std::string& address = "");
+
+  // ---- state surgery; each is its own serial with history rows
+  Result<int64_t> StateRm(const std::string& address);
+  Result<int64_t> StateMv(const std::string& from, const std::string& to);
+
+  // `state pull`: {"format_version": 1, ...} (docs/state.md, "Export format").
+  // Decrypted; sensitive values are kept, tagged {"$sensitive": ...}.
+  Result<nlohmann::json> ExportJson();
+
+ private:
+  friend class WorkspaceLock;
+  StateStore() = default;
+
+  // Serialized, possibly encrypted blobs; `address` is the associated data.
+  Result<std::string> Seal(const std::string& address, const std::string& plaintext);
+  Result<std::string> Unseal(const std::string& address, const std::string& blob);
+  Result<std::string> EncodeRecord(const ResourceRecord& r);
+  Result<ResourceRecord> DecodeRecord(const std::string& address, const std::string& blob);
+  Result<std::string> EncodeAttributes(const std::string& address, const ValueMap& attributes);
+  Result<ValueMap> DecodeAttributes(const std::string& address, const std::string& blob);
+  Result<std::optional<ResourceRecord>> LoadResource(const std::string& address);
+  Status AppendHistory(int64_t serial, const std::string& address, Action action,
+                       const std::optional<ResourceRecord>& before, const std::optional<ResourceRecord>& after);
+  Status UpsertResource(const ResourceRecord& r);
+  Result<int64_t> NewSerial(const std::string& command, const std::string& digest, ApplyStatus status);
+
+  std::string path_;
+  std::string workspace_;
+  std::optional<std::array<uint8_t, 32>> key_;
+  uint32_t key_version_ = 0;
+  sqlite3* db_ = nullptr;
+  std::mutex mu_;
+};
+
+}  // namespace plinth::state

@@ -1,0 +1,538 @@
+// The local provider against real temporary directories: every test checks
+// the disk, and the fixture checks that nothing was written beside the data root.
+#include "runtime/providers/local/provider.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+namespace plinth::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void Spit(const fs::path& p, const std::string& text) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << text;
+}
+
+class LocalProviderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/plinth-local-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    parent_ = tmpl;
+    data_ = parent_ / "data";
+    provider_ = std::make_unique<LocalProvider>(data_);
+  }
+
+  void TearDown() override {
+    // Nothing may appear beside the data root, whatever the test did.
+    std::set<std::string> names;
+    for (const auto& e : fs::directory_iterator(parent_)) names.insert(e.path().filename().string());
+    for (const auto& allowed : allowed_outside_) names.erase(allowed);
+    names.erase("data");
+    EXPECT_TRUE(names.empty()) << "written outside the data root: " << *names.begin();
+    fs::remove_all(parent_);
+  }
+
+  // Plans a create from `config` and applies it.
+  ResourceObject MustCreate(const std::string& type, const ValueMap& config) {
+    PlanRequest req{type, nullptr, config};
+    auto plan = provider_->PlanChange(req);
+    EXPECT_TRUE(plan.ok()) << plan.error().message;
+    auto created = provider_->Create(type, plan.value().planned);
+    EXPECT_TRUE(created.ok()) << (created.ok() ? "" : created.error().message);
+    return created.ok() ? created.value() : ResourceObject{};
+  }
+
+  static ValueMap Region(const std::string& name, ValueMap extra = {}) {
+    ValueMap m = {{"name", Value::String(name)},
+                  {"address", Value::String("region." + name)},
+                  {"id", Value::Unknown(Type::String())},
+                  {"root", Value::Unknown(Type::String())},
+                  {"path", Value::Unknown(Type::String())},
+                  {"port_base", Value::Number(20000)},
+                  {"port_count", Value::Number(1000)},
+                  {"down", Value::Bool(false)},
+                  {"labels", Value()}};
+    for (auto& [k, v] : extra) m[k] = v;
+    return m;
+  }
+
+  static ValueMap Bucket(const std::string& name, const Value& region, ValueMap extra = {}) {
+    ValueMap m = {{"name", Value::String(name)},
+                  {"address", Value::String("bucket." + name)},
+                  {"id", Value::Unknown(Type::String())},
+                  {"path", Value::Unknown(Type::String())},
+                  {"region", region},
+                  {"capacity", Value()},
+                  {"labels", Value()}};
+    for (auto& [k, v] : extra) m[k] = v;
+    return m;
+  }
+
+  static ValueMap Marker(const std::string& path, const std::string& content) {
+    return {{"name", Value::String("m")},           {"address", Value::String("marker.m")},
+            {"id", Value::Unknown(Type::String())}, {"path", Value::String(path)},
+            {"content", Value::String(content)},    {"triggers", Value()}};
+  }
+
+  static std::string Str(const ValueMap& m, const std::string& k) {
+    auto it = m.find(k);
+    return it != m.end() && it->second.kind() == Value::Kind::String ? it->second.as_string()
+                                                                     : "<not a string>";
+  }
+
+  fs::path parent_;
+  fs::path data_;
+  std::unique_ptr<LocalProvider> provider_;
+  std::vector<std::string> allowed_outside_;
+};
+
+// ------------------------------------------------------------------ regions
+
+TEST_F(LocalProviderTest, RegionCreateReadUpdateDelete) {
+  ResourceObject eu =
+      MustCreate("region", Region("eu", {{"labels", Value::Object({{"tier", Value::String("a")}})}}));
+  EXPECT_EQ(eu.id, "eu");
+  fs::path dir = provider_->data_root() / "regions" / "eu";
+  EXPECT_EQ(Str(eu.attributes, "root"), "regions/eu");
+  EXPECT_EQ(Str(eu.attributes, "path"), dir.string());
+  EXPECT_TRUE(fs::is_directory(dir / "buckets"));
+  EXPECT_TRUE(fs::exists(dir / ".plinth-region.json"));
+  EXPECT_FALSE(fs::exists(dir / "DOWN"));
+
+  auto read = provider_->Read("region", "eu", eu.attributes);
+  ASSERT_TRUE(read.ok()) << read.error().message;
+  ASSERT_TRUE(read.value().has_value());
+  for (const char* k :
+       {"root", "path", "port_base", "port_count", "down", "labels", "id", "name", "address"}) {
+    EXPECT_TRUE(read.value()->attributes.at(k).Equals(eu.attributes.at(k))) << k;
+  }
+
+  ValueMap planned = eu.attributes;
+  planned["down"] = Value::Bool(true);
+  planned["port_base"] = Value::Number(30000);
+  auto down = provider_->Update("region", "eu", eu.attributes, planned);
+  ASSERT_TRUE(down.ok()) << down.error().message;
+  EXPECT_TRUE(fs::exists(dir / "DOWN"));
+  read = provider_->Read("region", "eu", down.value().attributes);
+  ASSERT_TRUE(read.ok() && read.value());
+  EXPECT_TRUE(read.value()->attributes.at("down").as_bool());
+  EXPECT_EQ(read.value()->attributes.at("port_base").as_number(), 30000);
+
+  planned["down"] = Value::Bool(false);
+  ASSERT_TRUE(provider_->Update("region", "eu", down.value().attributes, planned).ok());
+  EXPECT_FALSE(fs::exists(dir / "DOWN"));
+
+  // Drift: the DOWN file appears behind the provider's back.
+  Spit(dir / "DOWN", "");
+  read = provider_->Read("region", "eu", eu.attributes);
+  ASSERT_TRUE(read.ok() && read.value());
+  EXPECT_TRUE(read.value()->attributes.at("down").as_bool());
+
+  ASSERT_TRUE(provider_->Delete("region", "eu", eu.attributes).ok());
+  EXPECT_FALSE(fs::exists(dir));
+  read = provider_->Read("region", "eu", eu.attributes);
+  ASSERT_TRUE(read.ok());
+  EXPECT_FALSE(read.value().has_value());
+  EXPECT_TRUE(provider_->Delete("region", "eu", eu.attributes).ok()) << "delete is idempotent";
+}
+
+TEST_F(LocalProviderTest, RegionCustomRootAndDuplicateName) {
+  ResourceObject eu = MustCreate("region", Region("eu", {{"root", Value::String("custom/./eu")}}));
+  EXPECT_EQ(Str(eu.attributes, "root"), "custom/eu");
+  EXPECT_TRUE(fs::exists(provider_->data_root() / "custom/eu/.plinth-region.json"));
+  PlanRequest req{"region", nullptr,
+                  Region("eu", {{
+                                    "root",
+                                    Value::String("other/eu"),
+                                },
+                                {"port_base", Value::Number(40000)}})};
+  auto plan = provider_->PlanChange(req);
+  ASSERT_TRUE(plan.ok());
+  auto dup = provider_->Create("region", plan.value().planned);
+  ASSERT_FALSE(dup.ok());
+  EXPECT_NE(dup.error().message.find("region 'eu' already exists"), std::string::npos) << dup.error().message;
+  EXPECT_FALSE(fs::exists(provider_->data_root() / "other"));
+  // Nested roots break isolation.
+  auto nested = provider_->Create(
+      "region", Region("in", {{"root", Value::String("custom/eu/in")}, {"port_base", Value::Number(50000)}}));
+  ASSERT_FALSE(nested.ok());
+  EXPECT_NE(nested.error().message.find("isolated"), std::string::npos) << nested.error().message;
+}
+
+TEST_F(LocalProviderTest, RegionPortRangesMustNotOverlap) {
+  MustCreate("region", Region("eu"));
+  auto us = provider_->Create(
+      "region", Region("us", {{"port_base", Value::Number(20500)}, {"port_count", Value::Number(10)}}));
+  ASSERT_FALSE(us.ok());
+  EXPECT_FALSE(us.error().retryable);
+  EXPECT_EQ(us.error().message, "port range 20500-20509 of region 'us' overlaps region 'eu' (20000-20999)");
+  EXPECT_FALSE(fs::exists(provider_->data_root() / "regions" / "us"));
+  ResourceObject ok = MustCreate("region", Region("us", {{"port_base", Value::Number(21000)}}));
+  // Moving a range onto another region's is refused on update too.
+  ValueMap planned = ok.attributes;
+  planned["port_base"] = Value::Number(20999);
+  EXPECT_FALSE(provider_->Update("region", "us", ok.attributes, planned).ok());
+
+  EXPECT_FALSE(provider_->Validate("region", Region("x", {{"port_base", Value::Number(70000)}})).empty());
+  EXPECT_FALSE(provider_
+                   ->Validate("region", Region("x", {{"port_base", Value::Number(65000)},
+                                                     {"port_count", Value::Number(1000)}}))
+                   .empty());
+  EXPECT_FALSE(provider_->Validate("region", Region("x", {{"root", Value::String("../up")}})).empty());
+  EXPECT_TRUE(provider_->Validate("region", Region("x")).empty());
+}
+
+// ------------------------------------------------------------------ buckets
+
+TEST_F(LocalProviderTest, BucketCreateReadUpdateDelete) {
+  ResourceObject eu = MustCreate("region", Region("eu"));
+  Value rule = Value::Object({{"raw", Value::Object({{"prefix", Value::String("raw/")},
+                                                     {"archive_after", Value::Duration(30.0 * 86400000)},
+                                                     {"expire_after", Value()},
+                                                     {"noncurrent_expire_after", Value()}})}});
+  ResourceObject b = MustCreate(
+      "bucket",
+      Bucket("datasets", Value::Object(eu.attributes),
+             {{"capacity", Value::Size(50.0 * 1024 * 1024 * 1024)},
+              {"labels", Value::Object({{"team", Value::String("ml")}})},
+              {"lifecycle_rule", rule},
+              {"grant", Value::Object({{"trainer", Value::Object({{"access", Value::String("read")}})}})}}));
+  EXPECT_EQ(b.id, "eu/datasets");
+  fs::path dir = provider_->data_root() / "regions/eu/buckets/datasets";
+  EXPECT_EQ(Str(b.attributes, "path"), dir.string());
+  std::string meta = Slurp(dir / ".plinth-bucket.json");
+  EXPECT_NE(meta.find("\"team\": \"ml\""), std::string::npos) << meta;
+  EXPECT_NE(meta.find("raw/"), std::string::npos) << meta;
+  EXPECT_NE(meta.find("trainer"), std::string::npos) << meta;
+  EXPECT_EQ(b.attributes.at("encryption").as_string(), "none");
+  EXPECT_EQ(b.attributes.at("alert_at").as_number(), 80);
+
+  auto read = provider_->Read("bucket", b.id, b.attributes);
+  ASSERT_TRUE(read.ok()) << read.error().message;
+  ASSERT_TRUE(read.value());
+  for (const auto& [k, v] : b.attributes) {
+    ASSERT_TRUE(read.value()->attributes.count(k)) << k;
+    EXPECT_TRUE(read.value()->attributes.at(k).Equals(v))
+        << k << ": " << read.value()->attributes.at(k).ToString();
+  }
+
+  // A second plan against the created bucket has nothing to replace and keeps its path.
+  PlanRequest again{"bucket", &b.attributes,
+                    Bucket("datasets", Value::Object(eu.attributes), {{"versioning", Value::Bool(true)}})};
+  auto plan = provider_->PlanChange(again);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_TRUE(plan.value().replace_because.empty());
+  EXPECT_EQ(Str(plan.value().planned, "path"), dir.string());
+  EXPECT_EQ(Str(plan.value().planned, "id"), "eu/datasets");
+  EXPECT_TRUE(plan.value().planned.at("region").Equals(b.attributes.at("region")));
+
+  auto updated = provider_->Update("bucket", b.id, b.attributes, plan.value().planned);
+  ASSERT_TRUE(updated.ok()) << updated.error().message;
+  EXPECT_TRUE(updated.value().attributes.at("versioning").as_bool());
+  EXPECT_NE(Slurp(dir / ".plinth-bucket.json").find("\"versioning\": true"), std::string::npos);
+
+  ASSERT_TRUE(provider_->Delete("bucket", b.id, updated.value().attributes).ok());
+  EXPECT_FALSE(fs::exists(dir));
+  read = provider_->Read("bucket", b.id, b.attributes);
+  ASSERT_TRUE(read.ok());
+  EXPECT_FALSE(read.value().has_value());
+  EXPECT_TRUE(provider_->Delete("bucket", b.id, b.attributes).ok()) << "delete is idempotent";
+  EXPECT_TRUE(provider_->Delete("region", "eu", eu.attributes).ok());
+}
+
+TEST_F(LocalProviderTest, BucketFindsItsRegionByNameAndCustomRoot) {
+  MustCreate("region", Region("eu", {{"root", Value::String("zone/eu")}}));
+  // At plan time the region's path was unknown; at apply only the name is left.
+  ResourceObject b =
+      MustCreate("bucket", Bucket("logs", Value::Object({{"name", Value::String("eu")},
+                                                         {"path", Value::Unknown(Type::String())}})));
+  EXPECT_TRUE(fs::exists(provider_->data_root() / "zone/eu/buckets/logs/.plinth-bucket.json"));
+  EXPECT_EQ(b.id, "eu/logs");
+}
+
+TEST_F(LocalProviderTest, BucketDeleteRefusesWhileObjectsRemain) {
+  ResourceObject eu = MustCreate("region", Region("eu"));
+  ResourceObject b = MustCreate("bucket", Bucket("ckpt", Value::Object(eu.attributes)));
+  fs::path dir = provider_->data_root() / "regions/eu/buckets/ckpt";
+  Spit(dir / "a.bin", "1");
+  Spit(dir / "deep/b.bin", "2");
+  auto del = provider_->Delete("bucket", b.id, b.attributes);
+  ASSERT_FALSE(del.ok());
+  EXPECT_FALSE(del.error().retryable);
+  EXPECT_NE(del.error().message.find("still holds 2 files"), std::string::npos) << del.error().message;
+  EXPECT_TRUE(fs::exists(dir / "a.bin"));
+  EXPECT_TRUE(fs::exists(dir / "deep/b.bin"));
+  EXPECT_TRUE(fs::exists(dir / ".plinth-bucket.json"));
+
+  // The region refuses too while it holds the bucket.
+  auto region_del = provider_->Delete("region", "eu", eu.attributes);
+  ASSERT_FALSE(region_del.ok());
+  EXPECT_NE(region_del.error().message.find("still holds 1 bucket"), std::string::npos)
+      << region_del.error().message;
+
+  fs::remove(dir / "a.bin");
+  fs::remove(dir / "deep/b.bin");
+  EXPECT_TRUE(provider_->Delete("bucket", b.id, b.attributes).ok());
+  EXPECT_FALSE(fs::exists(dir));
+  EXPECT_TRUE(provider_->Delete("region", "eu", eu.attributes).ok());
+}
+
+TEST_F(LocalProviderTest, DownRegionRefusesNewBuckets) {
+  ResourceObject eu = MustCreate("region", Region("eu", {{"down", Value::Bool(true)}}));
+  EXPECT_TRUE(fs::exists(provider_->data_root() / "regions/eu/DOWN"));
+  auto b = provider_->Create("bucket", Bucket("x", Value::Object(eu.attributes)));
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.error().message, "region 'eu' is down");
+  EXPECT_FALSE(b.error().retryable);
+  EXPECT_FALSE(fs::exists(provider_->data_root() / "regions/eu/buckets/x"));
+}
+
+TEST_F(LocalProviderTest, BucketInMissingRegionFails) {
+  auto b = provider_->Create("bucket", Bucket("x", Value::Object({{"name", Value::String("nowhere")}})));
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.error().message.find("region 'nowhere' does not exist"), std::string::npos)
+      << b.error().message;
+  EXPECT_FALSE(fs::exists(provider_->data_root() / "regions/nowhere"));
+}
+
+// ------------------------------------------------------------------ markers
+
+TEST_F(LocalProviderTest, MarkerLifecycleAndDrift) {
+  ResourceObject m = MustCreate("marker", Marker("proofs/a.txt", "hello"));
+  fs::path file = provider_->data_root() / "proofs/a.txt";
+  EXPECT_EQ(m.id, "proofs/a.txt");
+  EXPECT_EQ(Slurp(file), "hello");
+
+  auto read = provider_->Read("marker", m.id, m.attributes);
+  ASSERT_TRUE(read.ok() && read.value());
+  EXPECT_EQ(Str(read.value()->attributes, "content"), "hello");
+
+  Spit(file, "edited behind plinth's back");
+  read = provider_->Read("marker", m.id, m.attributes);
+  ASSERT_TRUE(read.ok() && read.value());
+  EXPECT_EQ(Str(read.value()->attributes, "content"), "edited behind plinth's back");
+
+  ValueMap planned = m.attributes;
+  planned["content"] = Value::String("v2");
+  auto up = provider_->Update("marker", m.id, m.attributes, planned);
+  ASSERT_TRUE(up.ok()) << up.error().message;
+  EXPECT_EQ(Slurp(file), "v2");
+
+  ASSERT_TRUE(provider_->Delete("marker", m.id, m.attributes).ok());
+  EXPECT_FALSE(fs::exists(file));
+  read = provider_->Read("marker", m.id, m.attributes);
+  ASSERT_TRUE(read.ok());
+  EXPECT_FALSE(read.value().has_value());
+  EXPECT_TRUE(provider_->Delete("marker", m.id, m.attributes).ok()) << "delete is idempotent";
+}
+
+TEST_F(LocalProviderTest, MarkerPathsCannotEscapeTheRoot) {
+  fs::create_directories(parent_ / "outside");
+  allowed_outside_.push_back("outside");
+  fs::create_directories(provider_->data_root());
+  fs::create_symlink(parent_ / "outside", provider_->data_root() / "link");
+  for (const std::string p : {"../x", "/etc/x", "a/../../x", "..", ".", ".plinth-local/regions/eu.json"}) {
+    EXPECT_FALSE(provider_->Validate("marker", Marker(p, "x")).empty()) << p;
+    auto c = provider_->Create("marker", Marker(p, "x"));
+    EXPECT_FALSE(c.ok()) << p;
+    EXPECT_FALSE(provider_->Delete("marker", p, Marker(p, "x")).ok()) << p;
+  }
+  // A symlink inside the root that points out of it is caught at create.
+  auto c = provider_->Create("marker", Marker("link/x", "x"));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().message.find("outside the data root"), std::string::npos) << c.error().message;
+  EXPECT_TRUE(fs::is_empty(parent_ / "outside"));
+  EXPECT_FALSE(fs::exists(parent_ / "x"));
+  // A '..' that stays inside is fine and normalised.
+  ResourceObject m = MustCreate("marker", Marker("a/../b.txt", "x"));
+  EXPECT_EQ(m.id, "b.txt");
+  EXPECT_TRUE(fs::exists(provider_->data_root() / "b.txt"));
+}
+
+TEST_F(LocalProviderTest, SensitivePathsStayOutOfErrors) {
+  ValueMap m = Marker("../secret-name", "x");
+  m["path"] = m["path"].WithSensitive();
+  auto c = provider_->Create("marker", m);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message.find("secret-name"), std::string::npos) << c.error().message;
+  for (const auto& e : provider_->Validate("marker", m))
+    EXPECT_EQ(e.find("secret-name"), std::string::npos) << e;
+}
+
+TEST_F(LocalProviderTest, ConcurrentMarkerCreates) {
+  constexpr int kThreads = 8, kPerThread = 25;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::string n = std::to_string(t * kPerThread + i);
+        // Shared directories on purpose: concurrent mkdir of the same parents.
+        auto r = provider_->Create("marker", Marker("m/" + std::to_string(i % 5) + "/" + n, "content " + n));
+        if (!r.ok()) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  int files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(provider_->data_root() / "m")) {
+    if (!e.is_regular_file()) continue;
+    ++files;
+    std::string n = e.path().filename().string();
+    ASSERT_NE(n[0], '.') << "temp file left behind: " << e.path();
+    EXPECT_EQ(Slurp(e.path()), "content " + n);
+  }
+  EXPECT_EQ(files, kThreads * kPerThread);
+}
+
+// ---------------------------------------------------------------- planning
+
+TEST_F(LocalProviderTest, PlanChangeOnCreateFillsDefaultsAndComputes) {
+  PlanRequest req{"marker", nullptr, {{"path", Value::String("x")}}};
+  auto plan = provider_->PlanChange(req);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(Str(plan.value().planned, "content"), "");
+  EXPECT_EQ(Str(plan.value().planned, "id"), "x");
+  EXPECT_TRUE(plan.value().replace_because.empty());
+
+  // A region whose root the user left open: its path is unknown until apply.
+  auto region = provider_->PlanChange({"region", nullptr, Region("eu")});
+  ASSERT_TRUE(region.ok());
+  EXPECT_TRUE(region.value().planned.at("path").is_unknown());
+  EXPECT_TRUE(region.value().planned.at("root").is_unknown());
+  EXPECT_EQ(Str(region.value().planned, "id"), "eu");
+  // With a root, the path is known now.
+  region = provider_->PlanChange({"region", nullptr, Region("eu", {{"root", Value::String("r/eu")}})});
+  ASSERT_TRUE(region.ok());
+  EXPECT_EQ(Str(region.value().planned, "path"), (provider_->data_root() / "r/eu").string());
+
+  // A bucket in a region not created yet: path unknown.
+  auto bucket = provider_->PlanChange(
+      {"bucket", nullptr,
+       Bucket("b",
+              Value::Object({{"name", Value::String("eu")}, {"path", Value::Unknown(Type::String())}}))});
+  ASSERT_TRUE(bucket.ok());
+  EXPECT_TRUE(bucket.value().planned.at("path").is_unknown());
+  EXPECT_EQ(Str(bucket.value().planned, "encryption"), "none");
+  EXPECT_EQ(bucket.value().planned.at("alert_at").as_number(), 80);
+  EXPECT_EQ(Str(bucket.value().planned, "id"), "eu/b");
+}
+
+TEST_F(LocalProviderTest, PlanChangeNamesForceNewAttributes) {
+  ResourceObject m = MustCreate("marker", Marker("a.txt", "one"));
+
+  auto same = provider_->PlanChange({"marker", &m.attributes, Marker("a.txt", "two")});
+  ASSERT_TRUE(same.ok());
+  EXPECT_TRUE(same.value().replace_because.empty()) << "content changes in place";
+  EXPECT_EQ(Str(same.value().planned, "id"), "a.txt");
+
+  auto moved = provider_->PlanChange({"marker", &m.attributes, Marker("b.txt", "one")});
+  ASSERT_TRUE(moved.ok());
+  EXPECT_EQ(moved.value().replace_because, std::vector<std::string>{"path"});
+  EXPECT_EQ(Str(moved.value().planned, "id"), "b.txt");
+
+  ValueMap triggered = Marker("a.txt", "one");
+  triggered["triggers"] = Value::Object({{"v", Value::String("2")}});
+  auto t = provider_->PlanChange({"marker", &m.attributes, triggered});
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t.value().replace_because, std::vector<std::string>{"triggers"});
+
+  // Unknown in a force-new attribute: a possible change, named.
+  ValueMap unknown = Marker("a.txt", "one");
+  unknown["path"] = Value::Unknown(Type::String());
+  auto u = provider_->PlanChange({"marker", &m.attributes, unknown});
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u.value().replace_because, std::vector<std::string>{"path"});
+  EXPECT_TRUE(u.value().planned.at("id").is_unknown());
+
+  // A region's root left open (unknown from the checker) keeps the computed one.
+  ResourceObject eu = MustCreate("region", Region("eu"));
+  auto r = provider_->PlanChange({"region", &eu.attributes, Region("eu", {{"down", Value::Bool(true)}})});
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r.value().replace_because.empty());
+  EXPECT_EQ(Str(r.value().planned, "root"), "regions/eu");
+  EXPECT_EQ(Str(r.value().planned, "path"), Str(eu.attributes, "path"));
+  auto moved_root =
+      provider_->PlanChange({"region", &eu.attributes, Region("eu", {{"root", Value::String("elsewhere")}})});
+  ASSERT_TRUE(moved_root.ok());
+  EXPECT_EQ(moved_root.value().replace_because, std::vector<std::string>{"root"});
+
+  // A bucket moved to another region is replaced; a change to the region's labels is not a move.
+  ResourceObject us = MustCreate("region", Region("us", {{"port_base", Value::Number(30000)}}));
+  ResourceObject b = MustCreate("bucket", Bucket("d", Value::Object(eu.attributes)));
+  ValueMap relabelled = eu.attributes;
+  relabelled["labels"] = Value::Object({{"x", Value::String("y")}});
+  auto keep = provider_->PlanChange({"bucket", &b.attributes, Bucket("d", Value::Object(relabelled))});
+  ASSERT_TRUE(keep.ok());
+  EXPECT_TRUE(keep.value().replace_because.empty());
+  auto move = provider_->PlanChange({"bucket", &b.attributes, Bucket("d", Value::Object(us.attributes))});
+  ASSERT_TRUE(move.ok());
+  EXPECT_EQ(move.value().replace_because, std::vector<std::string>{"region"});
+  EXPECT_EQ(Str(move.value().planned, "id"), "us/d");
+}
+
+// ------------------------------------------------------------------ import
+
+TEST_F(LocalProviderTest, ImportReconstructsFromDisk) {
+  ResourceObject eu = MustCreate("region", Region("eu", {{"port_base", Value::Number(25000)}}));
+  ResourceObject b = MustCreate("bucket", Bucket("d", Value::Object(eu.attributes),
+                                                 {{"labels", Value::Object({{"k", Value::String("v")}})}}));
+  ResourceObject m = MustCreate("marker", Marker("x/y", "data"));
+
+  auto ri = provider_->Import("region", "eu");
+  ASSERT_TRUE(ri.ok()) << ri.error().message;
+  EXPECT_EQ(ri.value().attributes.at("port_base").as_number(), 25000);
+  EXPECT_EQ(Str(ri.value().attributes, "path"), Str(eu.attributes, "path"));
+  EXPECT_EQ(Str(ri.value().attributes, "address"), "region.eu");
+
+  auto bi = provider_->Import("bucket", "eu/d");
+  ASSERT_TRUE(bi.ok()) << bi.error().message;
+  EXPECT_EQ(bi.value().id, "eu/d");
+  EXPECT_TRUE(bi.value().attributes.at("labels").Equals(b.attributes.at("labels")));
+  EXPECT_TRUE(bi.value().attributes.at("region").Equals(b.attributes.at("region")));
+  EXPECT_EQ(Str(bi.value().attributes, "path"), Str(b.attributes, "path"));
+
+  auto mi = provider_->Import("marker", "x/y");
+  ASSERT_TRUE(mi.ok()) << mi.error().message;
+  EXPECT_EQ(Str(mi.value().attributes, "content"), "data");
+  EXPECT_EQ(mi.value().id, m.id);
+
+  // A plain directory made by hand imports with the schema's defaults.
+  fs::create_directories(provider_->data_root() / "regions/eu/buckets/handmade");
+  auto hi = provider_->Import("bucket", "eu/handmade");
+  ASSERT_TRUE(hi.ok()) << hi.error().message;
+  EXPECT_EQ(Str(hi.value().attributes, "encryption"), "none");
+
+  EXPECT_FALSE(provider_->Import("bucket", "eu/none").ok());
+  EXPECT_FALSE(provider_->Import("region", "none").ok());
+  EXPECT_FALSE(provider_->Import("marker", "nope").ok());
+  EXPECT_FALSE(provider_->Import("marker", "../x").ok());
+  EXPECT_FALSE(provider_->Import("bucket", "no-slash").ok());
+}
+
+TEST_F(LocalProviderTest, UnknownTypeIsAnError) {
+  EXPECT_FALSE(provider_->Create("vm", {}).ok());
+  EXPECT_FALSE(provider_->PlanChange({"vm", nullptr, {}}).ok());
+  EXPECT_FALSE(provider_->Validate("vm", {}).empty());
+}
+
+}  // namespace
+}  // namespace plinth::runtime
