@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # README command 2: install what is missing, build, and run the whole test
-# suite: unit + golden tests (CTest), CLI checks on every example, and a
-# short fuzz run of the parser and checker.
+# suite: unit + golden tests (CTest), CLI checks on every example and the
+# plan/apply round trip, the crash-injection harness (SIGKILL during apply
+# and destroy), and a short fuzz run of the parser and checker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh
 (cd build && ctest --output-on-failure -j"$(nproc)" --timeout 600)
 scripts/cli-test.sh build/plinth
+scripts/crash-test.sh build/plinth "${CRASH_TRIALS:-50}"
 FUZZ_SECONDS=${FUZZ_SECONDS:-60} scripts/fuzz.sh
 echo "all tests passed"
