@@ -63,6 +63,13 @@ bool ParseOptions(const std::string& command, const std::vector<std::string>& ar
       o.detailed_exitcode = true;
     } else if (a == "--refresh=false") {
       o.refresh = false;
+    } else if (value_of("--at", &v)) {
+      try {
+        o.at_serial = std::stoll(v);
+      } catch (...) {
+        *error = "--at takes a serial number";
+        return false;
+      }
     } else if (value_of("--workspace", &v)) {
       o.workspace = v;
     } else if (value_of("--dir", &v)) {

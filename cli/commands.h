@@ -26,6 +26,7 @@ struct Options {
   bool refresh = true;
   bool auto_approve = false;
   bool detailed_exitcode = false;
+  int64_t at_serial = 0;  // show --at=SERIAL
 };
 
 bool ParseOptions(const std::string& command, const std::vector<std::string>& args, Options& options,
@@ -40,5 +41,9 @@ std::map<std::string, Value> VariableValues(const Options& options);
 int Plan(const Options& options, const std::map<std::string, Value>& vars, bool destroy);
 int Apply(const Options& options, const std::map<std::string, Value>& vars, bool destroy);
 int Output(const Options& options, const std::map<std::string, Value>& vars);
+int State(const Options& options);  // state list|show|rm|mv|history|pull
+int Show(const Options& options);
+int ForceUnlock(const Options& options);
+int GraphDot(const Options& options, const std::map<std::string, Value>& vars);
 
 }  // namespace plinth::cli

@@ -1,5 +1,8 @@
 // plan, apply, destroy and output: the CLI side of runtime/engine.
+#include <signal.h>
 #include <unistd.h>
+
+#include <atomic>
 
 #include <cstdio>
 #include <iostream>
@@ -12,6 +15,28 @@
 namespace plinth::cli {
 
 namespace {
+
+// First Ctrl-C: stop starting changes, let running ones finish (they are
+// journaled either way). Second: leave at once; the next run reconciles.
+std::atomic<bool> stop_requested{false};
+
+void OnInterrupt(int) {
+  if (stop_requested.exchange(true)) {
+    const char msg[] = "\nAborted. Run plinth plan to see where things stand.\n";
+    (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+    _exit(130);
+  }
+  const char msg[] = "\nStopping: no new changes start; running ones finish. Press Ctrl-C again to abort.\n";
+  (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+}
+
+void InstallInterruptHandler() {
+  struct sigaction sa = {};
+  sa.sa_handler = OnInterrupt;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
 
 bool Colored(const Options& o, FILE* stream) {
   const char* no_color = std::getenv("NO_COLOR");
@@ -101,7 +126,10 @@ int Apply(const Options& o, const std::map<std::string, Value>& vars, bool destr
   }
   SourceManager sources2;
   Diagnostics diags2;
-  runtime::Engine runner(EngineOptionsFrom(o, vars), sources2, diags2);
+  runtime::EngineOptions eo = EngineOptionsFrom(o, vars);
+  eo.stop = &stop_requested;
+  InstallInterruptHandler();
+  runtime::Engine runner(eo, sources2, diags2);
   runtime::EngineResult r = runner.Apply(destroy);
   PrintProblems(r, sources2, diags2, o);
   std::printf("\n%s %s: %zu changed, %zu failed, %zu skipped.\n", destroy ? "Destroy" : "Apply",

@@ -24,6 +24,10 @@ const char kUsage[] =
     "  apply    [--auto-approve] [--parallelism=N] [DIR] make the world match the configuration\n"
     "  destroy  [--auto-approve] [DIR]                 delete everything the workspace manages\n"
     "  output   [--json] [--dir=DIR] [NAME]            print outputs (one NAME prints its raw value)\n"
+    "  show     [--json] [--at=SERIAL] [--dir=DIR]     print the resources in the state (at an earlier serial)\n"
+    "  state    list | show ADDR | rm ADDR | mv A B | history [ADDR] | pull   [--dir=DIR]\n"
+    "  force-unlock [--dir=DIR] LOCK_ID                remove a lock whose holder is gone for good\n"
+    "  graph    [DIR]                                  the execution graph of the current plan (DOT)\n"
     "  version                                         print the version\n"
     "\n"
     "options:\n"
@@ -63,6 +67,10 @@ int main(int argc, char** argv) {
     std::_Exit(rc);
   }
   if (command == "fmt") return plinth::cli::Fmt(options);
+  if (command == "state") return plinth::cli::State(options);
+  if (command == "show") return plinth::cli::Show(options);
+  if (command == "force-unlock") return plinth::cli::ForceUnlock(options);
+  if (command == "graph") return plinth::cli::GraphDot(options, plinth::cli::VariableValues(options));
   if (command == "plan" || command == "apply" || command == "destroy" || command == "output") {
     auto vars = plinth::cli::VariableValues(options);
     int rc = 2;

@@ -47,9 +47,20 @@ grep -q "Plan: 5 to create, 0 to update, 0 to replace, 0 to delete." "$tmp/plan.
 "$plinth" apply --auto-approve "$tmp/qs" >"$tmp/apply.txt" 2>&1 || fail "apply failed: $(cat "$tmp/apply.txt")"
 [ -d "$tmp/qs/.plinth/default/data/regions/eu/buckets/datasets" ] || fail "apply did not create the datasets bucket"
 "$plinth" plan --detailed-exitcode "$tmp/qs" >"$tmp/plan2.txt" 2>&1 || fail "a second plan is not empty: $(cat "$tmp/plan2.txt")"
-"$plinth" plan --json "$tmp/qs" | grep -q '"has_changes": false' || fail "plan --json after apply reports changes"
+"$plinth" plan --json "$tmp/qs" | grep -c '"has_changes": false' >/dev/null || fail "plan --json after apply reports changes"
 [ "$("$plinth" output --dir="$tmp/qs" datasets_path)" = "$tmp/qs/.plinth/default/data/regions/eu/buckets/datasets" ] ||
   fail "output datasets_path is wrong"
+# State commands.
+[ "$("$plinth" state list --dir="$tmp/qs" | wc -l)" = 5 ] || fail "state list does not show 5 resources"
+"$plinth" state show --dir="$tmp/qs" region.eu | grep -c 'port_base  = 20000' >/dev/null || fail "state show region.eu"
+"$plinth" state history --dir="$tmp/qs" | grep -c "create bucket.datasets" >/dev/null || fail "state history lacks the create"
+"$plinth" state pull --dir="$tmp/qs" | grep -c '"format_version": 1' >/dev/null || fail "state pull is not the export document"
+"$plinth" show --json --dir="$tmp/qs" | grep -c '"address": "bucket.datasets"' >/dev/null || fail "show --json"
+set +e
+"$plinth" force-unlock --dir="$tmp/qs" 0123456789abcdef0123456789abcdef >/dev/null 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] || fail "force-unlock of a lock that does not exist exited $rc, want 1"
+"$plinth" graph "$tmp/qs" | grep -c "digraph plinth" >/dev/null || fail "graph is not DOT"
 "$plinth" destroy --auto-approve "$tmp/qs" >"$tmp/destroy.txt" 2>&1 || fail "destroy failed: $(cat "$tmp/destroy.txt")"
 [ ! -e "$tmp/qs/.plinth/default/data/regions/eu" ] || fail "destroy left the eu region behind"
 

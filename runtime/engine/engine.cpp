@@ -424,6 +424,7 @@ EngineResult Engine::Apply(bool destroy) {
     std::mutex deferred_mu;
     ExecutorOptions eo;
     eo.parallelism = m.o.parallelism;
+    eo.stop_flag = m.o.stop;
     Executor ex(graph, eo);
     ExecutionReport rep = ex.Run([&](const GraphNode& node) {
       return m.Run(node, *by_address.at(node.address), serial, deferred, deferred_mu);
@@ -443,6 +444,12 @@ EngineResult Engine::Apply(bool destroy) {
       }
     }
     if (r.failed > 0) failed = true;
+    if (rep.stopped) {
+      r.errors.push_back("stopped on request: " + std::to_string(rep.not_started + rep.skipped) +
+                         " changes were not started; run apply again to finish");
+      failed = true;
+      break;
+    }
     if (deferred.empty()) {
       // One more plan gives the outputs with every value now known.
       EngineResult after;

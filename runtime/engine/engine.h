@@ -13,6 +13,7 @@
 // the new state and runs the next wave, until nothing is deferred.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -37,6 +38,8 @@ struct EngineOptions {
   std::string data_root;
   // Progress lines ("bucket.b: creating...", "bucket.b: created (12 ms)").
   std::function<void(const std::string&)> progress;
+  // Set (e.g. on the first Ctrl-C) to start no new change; running ones finish.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 struct EngineResult {

@@ -64,7 +64,7 @@ ExecutionReport Executor::Run(const Step& step) {
         // Also wake when nothing can make progress any more (a cycle).
         cv.wait(lock, [&] { return !ready.empty() || finished == n || running == 0; });
         if (finished == n || ready.empty()) return;
-        if (stop_.load()) {
+        if (Stopping()) {
           // Drain: whatever is ready now will not start.
           while (!ready.empty()) {
             uint32_t r = ready.front();
@@ -89,7 +89,7 @@ ExecutionReport Executor::Run(const Step& step) {
         emit(node, "start", std::chrono::milliseconds(0));
         for (unsigned attempt = 1;; ++attempt) {
           outcome = step(node);
-          if (outcome.ok || !outcome.retryable || attempt >= options_.max_attempts || stop_.load()) break;
+          if (outcome.ok || !outcome.retryable || attempt >= options_.max_attempts || Stopping()) break;
           // Full jitter: a random wait up to base * 2^(attempt-1), capped.
           auto cap = std::min<int64_t>(options_.max_backoff.count(),
                                        options_.base_backoff.count() << std::min<unsigned>(attempt - 1, 20));
@@ -136,7 +136,7 @@ ExecutionReport Executor::Run(const Step& step) {
       default: ++report.not_started; break;
     }
   }
-  report.stopped = stop_.load();
+  report.stopped = Stopping();
   return report;
 }
 

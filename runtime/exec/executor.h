@@ -39,6 +39,8 @@ struct ExecutorOptions {
   // Called from worker threads (serialised by the executor) when a step
   // starts, is retried, or ends; for progress output.
   std::function<void(const GraphNode&, const std::string& event, std::chrono::milliseconds elapsed)> on_event;
+  // An outside stop request (e.g. set by a SIGINT handler); same effect as RequestStop().
+  const std::atomic<bool>* stop_flag = nullptr;
 };
 
 struct ExecutionReport {
@@ -59,6 +61,8 @@ class Executor {
   void RequestStop() { stop_.store(true); }
 
  private:
+  bool Stopping() const { return stop_.load() || (options_.stop_flag && options_.stop_flag->load()); }
+
   const Graph& graph_;
   ExecutorOptions options_;
   std::atomic<bool> stop_{false};

@@ -1,0 +1,241 @@
+// state list|show|rm|mv|history|pull, show, force-unlock and graph: the
+// CLI over the state store (runtime/state) and the planner's graph.
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "compiler/types/user_json.h"
+#include "runtime/engine/engine.h"
+#include "runtime/state/lock.h"
+#include "runtime/state/state_store.h"
+
+namespace plinth::cli {
+
+namespace {
+
+std::string ConfigDir(const Options& o) { return o.dir.empty() ? "." : o.dir; }
+
+std::unique_ptr<state::StateStore> OpenState(const Options& o) {
+  state::StoreOptions so;
+  so.create_if_missing = false;
+  auto path = state::StateStore::WorkspacePath(ConfigDir(o), o.workspace);
+  if (!path.ok()) {
+    std::fprintf(stderr, "error: %s\n", path.error().message.c_str());
+    return nullptr;
+  }
+  if (access(path.value().c_str(), F_OK) != 0) {
+    std::fprintf(stderr, "error: no state for workspace '%s' in '%s' (nothing was applied yet)\n", o.workspace.c_str(),
+                 ConfigDir(o).c_str());
+    return nullptr;
+  }
+  auto store = state::StateStore::Open(path.value(), so);
+  if (!store.ok()) {
+    std::fprintf(stderr, "error: %s\n", store.error().message.c_str());
+    return nullptr;
+  }
+  return std::move(store.value());
+}
+
+std::string Time(int64_t ms) {
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+void PrintRecord(const state::ResourceRecord& r) {
+  std::printf("# %s\n", r.address.c_str());
+  std::printf("    %-12s = %s\n", "(id)", QuoteString(r.id).c_str());
+  size_t width = 0;
+  for (const auto& [k, v] : r.attributes) width = std::max(width, k.size());
+  for (const auto& [k, v] : r.attributes) {
+    std::printf("    %-*s = %s\n", static_cast<int>(width), k.c_str(), v.ToString().c_str());
+  }
+  if (!r.dependencies.empty()) {
+    std::string deps;
+    for (const auto& d : r.dependencies) deps += (deps.empty() ? "" : ", ") + d;
+    std::printf("    (depends on %s)\n", deps.c_str());
+  }
+}
+
+// Runs `fn` holding the workspace lock.
+template <typename Fn>
+int WithLock(state::StateStore& store, const std::string& command, Fn fn) {
+  auto lock = state::WorkspaceLock::Acquire(store, state::WorkspaceLock::ThisProcess(command));
+  if (!lock.ok()) {
+    std::fprintf(stderr, "error: %s\n", lock.error().message.c_str());
+    return 1;
+  }
+  int rc = fn();
+  (void)state::WorkspaceLock::Release(store, lock.value().id);
+  return rc;
+}
+
+}  // namespace
+
+int State(const Options& o) {
+  if (o.paths.empty()) {
+    std::fprintf(stderr, "plinth state: missing subcommand (list, show, rm, mv, history, pull)\n");
+    return 2;
+  }
+  const std::string sub = o.paths[0];
+  std::vector<std::string> args(o.paths.begin() + 1, o.paths.end());
+  auto need = [&](size_t n, const char* usage) {
+    if (args.size() == n) return true;
+    std::fprintf(stderr, "usage: plinth state %s\n", usage);
+    return false;
+  };
+  if (sub != "list" && sub != "show" && sub != "rm" && sub != "mv" && sub != "history" && sub != "pull") {
+    std::fprintf(stderr, "plinth state: unknown subcommand '%s' (list, show, rm, mv, history, pull)\n", sub.c_str());
+    return 2;
+  }
+  auto store = OpenState(o);
+  if (!store) return 1;
+  if (sub == "list") {
+    if (!need(0, "list [--dir=DIR]")) return 2;
+    auto rs = store->Resources();
+    if (!rs.ok()) return std::fprintf(stderr, "error: %s\n", rs.error().message.c_str()), 1;
+    for (const auto& r : rs.value()) std::printf("%s\n", r.address.c_str());
+    return 0;
+  }
+  if (sub == "show") {
+    if (!need(1, "show ADDRESS")) return 2;
+    auto r = store->Resource(args[0]);
+    if (!r.ok()) return std::fprintf(stderr, "error: %s\n", r.error().message.c_str()), 1;
+    if (!r.value()) return std::fprintf(stderr, "error: no resource '%s' in the state\n", args[0].c_str()), 1;
+    PrintRecord(*r.value());
+    return 0;
+  }
+  if (sub == "rm") {
+    if (!need(1, "rm ADDRESS")) return 2;
+    return WithLock(*store, "state rm " + args[0], [&] {
+      auto s = store->StateRm(args[0]);
+      if (!s.ok()) return std::fprintf(stderr, "error: %s\n", s.error().message.c_str()), 1;
+      std::printf("removed %s from the state (serial %lld); the object itself was not touched\n", args[0].c_str(),
+                  static_cast<long long>(s.value()));
+      return 0;
+    });
+  }
+  if (sub == "mv") {
+    if (!need(2, "mv FROM TO")) return 2;
+    return WithLock(*store, "state mv " + args[0] + " " + args[1], [&] {
+      auto s = store->StateMv(args[0], args[1]);
+      if (!s.ok()) return std::fprintf(stderr, "error: %s\n", s.error().message.c_str()), 1;
+      std::printf("moved %s to %s (serial %lld)\n", args[0].c_str(), args[1].c_str(), static_cast<long long>(s.value()));
+      return 0;
+    });
+  }
+  if (sub == "history") {
+    if (args.size() > 1) return std::fprintf(stderr, "usage: plinth state history [ADDRESS]\n"), 2;
+    auto serials = store->Serials();
+    auto h = store->History(args.empty() ? "" : args[0]);
+    if (!h.ok() || !serials.ok()) {
+      std::fprintf(stderr, "error: %s\n", (!h.ok() ? h.error() : serials.error()).message.c_str());
+      return 1;
+    }
+    if (args.empty()) {
+      for (const auto& s : serials.value()) {
+        std::printf("serial %lld  %s  %-8s %-10s\n", static_cast<long long>(s.serial), Time(s.started_ms).c_str(),
+                    s.command.c_str(), state::ApplyStatusName(s.status));
+      }
+      std::printf("\n");
+    }
+    for (const auto& e : h.value()) {
+      std::printf("serial %lld  %s  %-6s %s\n", static_cast<long long>(e.serial), Time(e.at_ms).c_str(),
+                  state::ActionName(e.action), e.address.c_str());
+    }
+    return 0;
+  }
+  // pull
+  if (!need(0, "pull")) return 2;
+  auto doc = store->ExportJson();
+  if (!doc.ok()) return std::fprintf(stderr, "error: %s\n", doc.error().message.c_str()), 1;
+  std::cout << doc.value().dump(2) << "\n";
+  return 0;
+}
+
+int Show(const Options& o) {
+  auto store = OpenState(o);
+  if (!store) return 1;
+  auto rs = o.at_serial > 0 ? store->ResourcesAt(o.at_serial) : store->Resources();
+  if (!rs.ok()) return std::fprintf(stderr, "error: %s\n", rs.error().message.c_str()), 1;
+  if (o.json) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& r : rs.value()) {
+      nlohmann::json attrs = nlohmann::json::object();
+      for (const auto& [k, v] : r.attributes) attrs[k] = ValueToUserJson(v);
+      list.push_back({{"address", r.address}, {"type", r.type}, {"provider", r.provider}, {"id", r.id},
+                      {"depends_on", r.dependencies}, {"attributes", attrs}});
+    }
+    auto serial = store->CurrentSerial();
+    std::cout << nlohmann::json{{"format_version", 1},
+                                {"serial", o.at_serial > 0 ? o.at_serial : (serial.ok() ? serial.value() : 0)},
+                                {"resources", list}}
+                     .dump(2)
+              << "\n";
+    return 0;
+  }
+  if (rs.value().empty()) std::printf("The state is empty.\n");
+  for (const auto& r : rs.value()) {
+    PrintRecord(r);
+    std::printf("\n");
+  }
+  return 0;
+}
+
+int ForceUnlock(const Options& o) {
+  if (o.paths.size() != 1) {
+    std::fprintf(stderr, "usage: plinth force-unlock [--dir=DIR] LOCK_ID\n");
+    return 2;
+  }
+  auto store = OpenState(o);
+  if (!store) return 1;
+  auto current = state::WorkspaceLock::Current(*store);
+  auto s = state::WorkspaceLock::ForceUnlock(*store, o.paths[0]);
+  if (!s.ok()) return std::fprintf(stderr, "error: %s\n", s.error().message.c_str()), 1;
+  if (current.ok() && current.value()) {
+    const auto& h = current.value()->holder;
+    std::printf("removed the lock held by pid %lld on %s (%s) since %s\n", static_cast<long long>(h.pid),
+                h.host.c_str(), h.command.c_str(), Time(h.since_ms).c_str());
+  } else {
+    std::printf("removed the lock\n");
+  }
+  return 0;
+}
+
+int GraphDot(const Options& o, const std::map<std::string, Value>& vars) {
+  SourceManager sources;
+  Diagnostics diags;
+  runtime::EngineOptions eo;
+  eo.config_dir = o.paths.empty() ? "." : o.paths[0];
+  eo.workspace = o.workspace;
+  eo.variables = vars;
+  eo.refresh = o.refresh;
+  runtime::Engine engine(eo, sources, diags);
+  runtime::EngineResult r = engine.Plan(false);
+  if (!r.ok) {
+    RenderOptions ro;
+    std::fputs(RenderText(diags.Sorted(sources), sources, ro).c_str(), stderr);
+    for (const auto& e : r.errors) std::fprintf(stderr, "error: %s\n", e.c_str());
+    return 1;
+  }
+  runtime::Graph g = runtime::BuildGraph(r.plan);
+  std::printf("digraph plinth {\n  rankdir = \"BT\";\n  node [shape = box];\n");
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const runtime::GraphNode& n = g.nodes[i];
+    std::string label = (n.step == runtime::GraphNode::Step::Destroy ? "destroy " : "") + n.address;
+    std::string escaped;
+    for (char c : label) escaped += c == '"' ? std::string("\\\"") : std::string(1, c);
+    std::printf("  n%zu [label = \"%s\"%s];\n", i, escaped.c_str(),
+                n.step == runtime::GraphNode::Step::Group ? ", shape = point" : "");
+    for (uint32_t dep : n.after) std::printf("  n%zu -> n%u;\n", i, dep);
+  }
+  std::printf("}\n");
+  return 0;
+}
+
+}  // namespace plinth::cli
