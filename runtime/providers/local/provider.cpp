@@ -243,28 +243,20 @@ bool MakeDirs(const fs::path& dir, int* err) {
   return SyncDir(dir.parent_path(), err);
 }
 
-std::atomic<uint64_t> temp_counter{0};
-
-// Removes temp files a killed writer left next to `path` (".NAME.tmp.*").
-// Safe: operations on one resource never run concurrently (provider.h), so
-// no live writer owns them.
-void RemoveStaleTemps(const fs::path& path) {
-  std::error_code ec;
-  const std::string prefix = "." + path.filename().string() + ".tmp.";
-  for (const auto& e : fs::directory_iterator(path.parent_path(), ec)) {
-    if (e.path().filename().string().rfind(prefix, 0) == 0) fs::remove(e.path(), ec);
-  }
-}
+// The one temp file a write of `path` uses. A fixed name (no pid, no
+// counter) is safe because operations on one resource never run concurrently
+// (provider.h), and it means a file left by a killed writer is simply
+// overwritten by the next write, or removed with the resource: no directory
+// scan, no orphans.
+fs::path TempFor(const fs::path& path) { return path.parent_path() / ("." + path.filename().string() + ".tmp"); }
 
 // Replaces `path` with `data`: temp file in the same directory, fsync,
 // rename, fsync of the directory. Readers see the old or the new file.
 std::optional<ProviderError> WriteFileAtomic(const fs::path& path, std::string_view data,
                                              bool sensitive_path) {
   fs::path dir = path.parent_path();
-  RemoveStaleTemps(path);
-  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + std::to_string(::getpid()) + "." +
-                        std::to_string(temp_counter.fetch_add(1)));
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  fs::path tmp = TempFor(path);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return IoFail("write", ErrnoPath(path, sensitive_path), errno);
   size_t done = 0;
   while (done < data.size()) {
@@ -1067,7 +1059,7 @@ Result<Done> LocalProvider::Delete(const std::string& type, const std::string& i
     auto full = Inside(root_ / *rel, shown);
     if (!full.ok()) return full.error();
     if (IsDir(full.value())) return Fail(shown + " is a directory, not a marker file");
-    RemoveStaleTemps(full.value());
+    ::unlink(TempFor(full.value()).c_str());  // left by a write that was killed
     if (::unlink(full.value().c_str()) != 0) {
       if (errno == ENOENT || errno == ENOTDIR) return Done{};
       return IoFail("remove", ErrnoPath(full.value(), sensitive), errno);
