@@ -698,13 +698,22 @@ ResourceObject LocalProvider::RegionObject(const RegionInfo& r, const ValueMap* 
   return o;
 }
 
-Result<ResourceObject> LocalProvider::WriteRegion(const ValueMap& planned, bool creating) {
-  const ResourceSchema* schema = SchemaOf("region");
+// The planned attributes of a write, with defaults filled in, validated,
+// and every attribute known (the engine defers what is not).
+Result<ValueMap> PrepareForWrite(const LocalProvider& provider, const std::string& type, const ValueMap& planned) {
+  const ResourceSchema* schema = SchemaOf(type);
   ValueMap p = planned;
   FillBlock(schema->body, p);
-  if (auto errs = Validate("region", p); !errs.empty()) return Fail(errs.front());
+  if (auto errs = provider.Validate(type, p); !errs.empty()) return Fail(errs.front());
   if (std::string u = FirstUnknown(schema->body, p); !u.empty())
-    return Fail("region attribute '" + u + "' is not known at apply time");
+    return Fail(type + " attribute '" + u + "' is not known at apply time");
+  return p;
+}
+
+Result<ResourceObject> LocalProvider::WriteRegion(const ValueMap& planned, bool creating) {
+  auto prepared = PrepareForWrite(*this, "region", planned);
+  if (!prepared.ok()) return prepared.error();
+  ValueMap p = std::move(prepared.value());
   const Value* name = Find(p, "name");
   if (!IsKnownString(name) || !ValidSegment(name->as_string())) return Fail("a region needs a known name");
   RegionInfo r;
@@ -827,12 +836,9 @@ Result<std::optional<ResourceObject>> LocalProvider::ReadBucketAt(const std::str
 }
 
 Result<ResourceObject> LocalProvider::WriteBucket(const ValueMap& planned, const ValueMap* prior) {
-  const ResourceSchema* schema = SchemaOf("bucket");
-  ValueMap p = planned;
-  FillBlock(schema->body, p);
-  if (auto errs = Validate("bucket", p); !errs.empty()) return Fail(errs.front());
-  if (std::string u = FirstUnknown(schema->body, p); !u.empty())
-    return Fail("bucket attribute '" + u + "' is not known at apply time");
+  auto prepared = PrepareForWrite(*this, "bucket", planned);
+  if (!prepared.ok()) return prepared.error();
+  ValueMap p = std::move(prepared.value());
   const Value* name = Find(p, "name");
   if (!IsKnownString(name) || !ValidSegment(name->as_string())) return Fail("a bucket needs a known name");
   std::string bucket = name->as_string();
@@ -894,12 +900,9 @@ Result<ResourceObject> LocalProvider::WriteBucket(const ValueMap& planned, const
 // ------------------------------------------------------------------ markers
 
 Result<ResourceObject> LocalProvider::WriteMarker(const ValueMap& planned) {
-  const ResourceSchema* schema = SchemaOf("marker");
-  ValueMap p = planned;
-  FillBlock(schema->body, p);
-  if (auto errs = Validate("marker", p); !errs.empty()) return Fail(errs.front());
-  if (std::string u = FirstUnknown(schema->body, p); !u.empty())
-    return Fail("marker attribute '" + u + "' is not known at apply time");
+  auto prepared = PrepareForWrite(*this, "marker", planned);
+  if (!prepared.ok()) return prepared.error();
+  ValueMap p = std::move(prepared.value());
   const Value* path = Find(p, "path");
   if (!IsKnownString(path)) return Fail("a marker needs a path");
   bool sensitive = path->ContainsSensitive();
