@@ -27,6 +27,8 @@ struct Options {
   bool auto_approve = false;
   bool detailed_exitcode = false;
   int64_t at_serial = 0;  // show --at=SERIAL
+  std::string out;        // plan --out=FILE: save the plan for apply
+  bool destroy = false;   // plan --destroy
 };
 
 bool ParseOptions(const std::string& command, const std::vector<std::string>& args, Options& options,

@@ -5,6 +5,8 @@
 #include <atomic>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -82,7 +84,8 @@ int Plan(const Options& o, const std::map<std::string, Value>& vars, bool destro
   SourceManager sources;
   Diagnostics diags;
   runtime::Engine engine(EngineOptionsFrom(o, vars), sources, diags);
-  runtime::EngineResult r = engine.Plan(destroy);
+  runtime::EngineResult r = engine.Plan(destroy || o.destroy);
+  destroy = destroy || o.destroy;
   if (o.json) {
     if (!r.ok || diags.has_errors()) {
       nlohmann::json doc = nlohmann::json::parse(RenderJson(diags.Sorted(sources), sources));
@@ -97,11 +100,77 @@ int Plan(const Options& o, const std::map<std::string, Value>& vars, bool destro
     std::fputs(runtime::RenderPlanText(r.plan, Colored(o, stdout)).c_str(), stdout);
   }
   if (!r.plan.problems.empty()) return 1;
+  if (!o.out.empty()) {
+    // The saved plan: what apply checks before changing anything. It holds
+    // no attribute values (so no secrets), only what identifies the plan.
+    std::error_code ec;
+    nlohmann::json actions = nlohmann::json::object();
+    for (const auto& pr : r.plan.resources) actions[pr.address] = runtime::ActionName(pr.action);
+    nlohmann::json doc = {{"plinth_saved_plan", 1},
+                          {"config_dir", std::filesystem::absolute(o.paths.empty() ? "." : o.paths[0], ec).string()},
+                          {"workspace", o.workspace},
+                          {"destroy", destroy},
+                          {"state_serial", r.serial},
+                          {"config_digest", r.config_digest},
+                          {"actions", actions}};
+    std::string tmp = o.out + ".tmp";
+    {
+      std::ofstream f(tmp, std::ios::trunc);
+      f << doc.dump(2) << "\n";
+      if (!f) {
+        std::fprintf(stderr, "error: cannot write '%s'\n", o.out.c_str());
+        return 1;
+      }
+    }
+    std::filesystem::rename(tmp, o.out, ec);
+    if (ec) {
+      std::fprintf(stderr, "error: cannot write '%s': %s\n", o.out.c_str(), ec.message().c_str());
+      return 1;
+    }
+    if (!o.json) std::printf("\nSaved the plan to %s; apply it with: plinth apply %s\n", o.out.c_str(), o.out.c_str());
+  }
   if (o.detailed_exitcode && r.plan.HasChanges()) return 2;
   return 0;
 }
 
-int Apply(const Options& o, const std::map<std::string, Value>& vars, bool destroy) {
+namespace {
+
+// A saved plan given to apply: returns false (after printing why) when the
+// file is not one.
+bool LoadSavedPlan(const std::string& path, Options& o, runtime::Engine::SavedPlan& saved, bool& destroy) {
+  std::ifstream f(path);
+  nlohmann::json doc = nlohmann::json::parse(f, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object() || doc.value("plinth_saved_plan", 0) != 1) {
+    std::fprintf(stderr, "error: '%s' is not a plan saved by plinth plan --out\n", path.c_str());
+    return false;
+  }
+  o.paths = {doc.value("config_dir", std::string("."))};
+  o.dir.clear();
+  o.workspace = doc.value("workspace", std::string("default"));
+  destroy = doc.value("destroy", false);
+  saved.serial = doc.value("state_serial", int64_t{0});
+  saved.config_digest = doc.value("config_digest", std::string());
+  if (doc.contains("actions") && doc["actions"].is_object()) {
+    for (auto it = doc["actions"].begin(); it != doc["actions"].end(); ++it) {
+      if (it.value().is_string()) saved.actions[it.key()] = it.value().get<std::string>();
+    }
+  }
+  return !saved.config_digest.empty();
+}
+
+}  // namespace
+
+int Apply(const Options& given, const std::map<std::string, Value>& vars, bool destroy) {
+  Options o = given;
+  std::error_code ec;
+  runtime::Engine::SavedPlan saved;
+  bool from_file = !o.paths.empty() && std::filesystem::is_regular_file(o.paths[0], ec) &&
+                   std::filesystem::path(o.paths[0]).extension() != ".plinth";
+  if (from_file) {
+    // A saved plan was reviewed already: no prompt.
+    if (!LoadSavedPlan(o.paths[0], o, saved, destroy)) return 1;
+    o.auto_approve = true;
+  }
   SourceManager sources;
   Diagnostics diags;
   runtime::Engine engine(EngineOptionsFrom(o, vars), sources, diags);
@@ -130,11 +199,11 @@ int Apply(const Options& o, const std::map<std::string, Value>& vars, bool destr
   eo.stop = &stop_requested;
   InstallInterruptHandler();
   runtime::Engine runner(eo, sources2, diags2);
-  runtime::EngineResult r = runner.Apply(destroy);
+  runtime::EngineResult r = from_file ? runner.ApplySaved(saved, destroy) : runner.Apply(destroy);
   PrintProblems(r, sources2, diags2, o);
   std::printf("\n%s %s: %zu changed, %zu failed, %zu skipped.\n", destroy ? "Destroy" : "Apply",
               r.ok ? "complete" : "failed", r.applied, r.failed, r.skipped);
-  if (!destroy) PrintOutputs(r.outputs);
+  if (!destroy && r.ok) PrintOutputs(r.outputs);
   return r.ok ? 0 : 1;
 }
 

@@ -39,6 +39,8 @@ grep -q "  port_base = 20000" "$tmp/main.plinth" || fail "fmt did not align: $(c
 
 # plan / apply / destroy round trip on a copy of the quickstart.
 cp -r examples/quickstart "$tmp/qs"
+# A saved plan is refused once the state it was made against has changed.
+"$plinth" plan --out="$tmp/stale.plan" "$tmp/qs" >/dev/null 2>&1 || fail "plan --out failed"
 set +e
 "$plinth" plan --detailed-exitcode "$tmp/qs" >"$tmp/plan.txt" 2>&1; rc=$?
 set -e
@@ -46,6 +48,11 @@ set -e
 grep -q "Plan: 5 to create, 0 to update, 0 to replace, 0 to delete." "$tmp/plan.txt" || fail "unexpected plan: $(cat "$tmp/plan.txt")"
 "$plinth" apply --auto-approve "$tmp/qs" >"$tmp/apply.txt" 2>&1 || fail "apply failed: $(cat "$tmp/apply.txt")"
 [ -d "$tmp/qs/.plinth/default/data/regions/eu/buckets/datasets" ] || fail "apply did not create the datasets bucket"
+set +e
+"$plinth" apply "$tmp/stale.plan" >"$tmp/stale.txt" 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] || fail "a stale saved plan was applied (exit $rc)"
+grep -q "refusing the saved plan: the state changed" "$tmp/stale.txt" || fail "stale plan message: $(cat "$tmp/stale.txt")"
 "$plinth" plan --detailed-exitcode "$tmp/qs" >"$tmp/plan2.txt" 2>&1 || fail "a second plan is not empty: $(cat "$tmp/plan2.txt")"
 "$plinth" plan --json "$tmp/qs" | grep -c '"has_changes": false' >/dev/null || fail "plan --json after apply reports changes"
 [ "$("$plinth" output --dir="$tmp/qs" datasets_path)" = "$tmp/qs/.plinth/default/data/regions/eu/buckets/datasets" ] ||

@@ -8,6 +8,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <openssl/evp.h>
+
 #include "compiler/schema/schema.h"
 #include "runtime/exec/executor.h"
 #include "runtime/providers/local/provider.h"
@@ -48,25 +50,44 @@ bool WaitsForDependencies(const PlannedResource& r) {
   return false;
 }
 
-std::string Digest(const SourceManager& sources) {
-  // FNV-1a over every file's path and text: identifies the configuration a
-  // plan or an apply was made from.
-  uint64_t h = 1469598103934665603ull;
+// Identifies what a plan was made from: the configuration files loaded by
+// one check (files [first, end) of the source manager) and the variable
+// values. SHA-256, so equal digests mean equal inputs.
+std::string Digest(const SourceManager& sources, size_t first, const std::map<std::string, std::string>& vars) {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
   auto mix = [&](std::string_view s) {
-    for (unsigned char c : s) {
-      h ^= c;
-      h *= 1099511628211ull;
-    }
+    uint64_t n = s.size();
+    EVP_DigestUpdate(ctx, &n, sizeof n);
+    EVP_DigestUpdate(ctx, s.data(), s.size());
   };
-  for (size_t i = 0; i < sources.size(); ++i) {
+  std::vector<std::pair<std::string, std::string_view>> files;
+  for (size_t i = first; i < sources.size(); ++i) {
     const SourceFile& f = sources.Get(static_cast<FileId>(i));
-    mix(f.path());
-    mix(f.text());
+    files.emplace_back(f.path(), f.text());
   }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
+  std::sort(files.begin(), files.end());
+  for (const auto& [path, text] : files) {
+    mix(path);
+    mix(text);
+  }
+  for (const auto& [name, value] : vars) {
+    mix(name);
+    mix(value);
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, md, &len);
+  EVP_MD_CTX_free(ctx);
+  std::string hex;
+  static const char* digits = "0123456789abcdef";
+  for (unsigned int i = 0; i < len; ++i) {
+    hex += digits[md[i] >> 4];
+    hex += digits[md[i] & 15];
+  }
+  return hex;
 }
+
 
 // Plans each instance with the provider while the checker evaluates the
 // configuration, so references see planned values.
@@ -266,8 +287,10 @@ struct Engine::Impl {
     co.variables = o.variables;
     co.variable_texts = o.variable_texts;
     co.resource_hook = &hook;
+    size_t first_file = sources.size();
     CheckedConfig config = Check(o.config_dir, sources, diags, co);
     if (diags.has_errors()) return false;
+    r.config_digest = Digest(sources, first_file, o.variable_texts);
     r.outputs = config.outputs;
     if (destroy) config.resources.clear();
     r.plan = ComputePlan(config.resources, prior, hook.replace_because);
@@ -363,7 +386,10 @@ EngineResult Engine::Plan(bool destroy) {
   return r;
 }
 
-EngineResult Engine::Apply(bool destroy) {
+EngineResult Engine::Apply(bool destroy) { return ApplySaved(SavedPlan{}, destroy); }
+
+EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
+  const bool check_saved = !saved.config_digest.empty();
   EngineResult r;
   Impl& m = *impl_;
   if (!m.Open(r)) return r;
@@ -393,7 +419,34 @@ EngineResult Engine::Apply(bool destroy) {
     }
     r.notes.insert(r.notes.end(), planned.notes.begin(), planned.notes.end());
     r.outputs = planned.outputs;
-    if (wave == 0) r.plan = planned.plan;
+    if (wave == 0) {
+      r.plan = planned.plan;
+      r.config_digest = planned.config_digest;
+    }
+    if (wave == 0 && check_saved) {
+      std::string why;
+      if (planned.serial != saved.serial) {
+        why = "the state changed since the plan was made (serial " + std::to_string(saved.serial) + ", now " +
+              std::to_string(planned.serial) + ")";
+      } else if (planned.config_digest != saved.config_digest) {
+        why = "the configuration files or --var values differ from the ones the plan was made from";
+      } else {
+        std::map<std::string, std::string> now;
+        for (const PlannedResource& pr : planned.plan.resources) {
+          if (pr.action != Action::NoOp) now[pr.address] = ActionName(pr.action);
+        }
+        std::map<std::string, std::string> then;
+        for (const auto& [a, act] : saved.actions) {
+          if (act != "no-op") then[a] = act;
+        }
+        if (now != then) why = "the world changed since the plan was made (a refresh now plans different changes)";
+      }
+      if (!why.empty()) {
+        r.errors.push_back("refusing the saved plan: " + why + "; run plinth plan again");
+        failed = true;
+        break;
+      }
+    }
     if (!planned.plan.problems.empty()) {
       for (const PlanProblem& p : planned.plan.problems) r.errors.push_back(p.message);
       failed = true;
@@ -409,7 +462,7 @@ EngineResult Engine::Apply(bool destroy) {
       break;
     }
     if (serial == 0) {
-      auto begun = m.store->BeginApply(destroy ? "destroy" : "apply", Digest(m.sources));
+      auto begun = m.store->BeginApply(destroy ? "destroy" : "apply", r.config_digest);
       if (!begun.ok()) {
         r.errors.push_back("cannot start the apply: " + begun.error().message);
         failed = true;

@@ -49,6 +49,7 @@ struct EngineResult {
   Plan plan;
   std::vector<OutputValue> outputs;
   int64_t serial = 0;  // the state serial the plan was made against, or the apply's serial
+  std::string config_digest;  // identifies the configuration files and variable values planned
   size_t applied = 0, failed = 0, skipped = 0;
 };
 
@@ -59,6 +60,15 @@ class Engine {
 
   EngineResult Plan(bool destroy = false);
   EngineResult Apply(bool destroy = false);
+  // Applies a saved plan: refuses, changing nothing, unless the state is
+  // still at `serial`, the configuration and variables still digest to
+  // `config_digest`, and planning now gives the same action per address.
+  struct SavedPlan {
+    int64_t serial = 0;
+    std::string config_digest;
+    std::map<std::string, std::string> actions;  // address -> action name
+  };
+  EngineResult ApplySaved(const SavedPlan& saved, bool destroy);
 
  private:
   struct Impl;
