@@ -45,6 +45,7 @@ int Apply(const Options& options, const std::map<std::string, Value>& vars, bool
 int Output(const Options& options, const std::map<std::string, Value>& vars);
 int State(const Options& options);  // state list|show|rm|mv|history|pull
 int Show(const Options& options);
+int Refresh(const Options& options);
 int ForceUnlock(const Options& options);
 int GraphDot(const Options& options, const std::map<std::string, Value>& vars);
 

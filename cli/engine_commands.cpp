@@ -207,6 +207,22 @@ int Apply(const Options& given, const std::map<std::string, Value>& vars, bool d
   return r.ok ? 0 : 1;
 }
 
+int Refresh(const Options& o) {
+  SourceManager sources;
+  Diagnostics diags;
+  runtime::Engine engine(EngineOptionsFrom(o, {}), sources, diags);
+  runtime::EngineResult r = engine.Refresh();
+  PrintProblems(r, sources, diags, o);
+  if (!r.ok) return 1;
+  if (r.applied == 0) {
+    std::printf("The state matches the world; nothing recorded.\n");
+  } else {
+    std::printf("Recorded %zu refreshed resource%s in serial %lld.\n", r.applied, r.applied == 1 ? "" : "s",
+                static_cast<long long>(r.serial));
+  }
+  return 0;
+}
+
 int Output(const Options& o, const std::map<std::string, Value>& vars) {
   SourceManager sources;
   Diagnostics diags;

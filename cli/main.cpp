@@ -28,6 +28,7 @@ const char kUsage[] =
     "  state    list | show ADDR | rm ADDR | mv A B | history [ADDR] | pull   [--dir=DIR]\n"
     "  force-unlock [--dir=DIR] LOCK_ID                remove a lock whose holder is gone for good\n"
     "  graph    [DIR]                                  the execution graph of the current plan (DOT)\n"
+    "  refresh  [DIR]                                  record changes made outside Plinth in the state\n"
     "  version                                         print the version\n"
     "\n"
     "options:\n"
@@ -69,6 +70,7 @@ int main(int argc, char** argv) {
   if (command == "fmt") return plinth::cli::Fmt(options);
   if (command == "state") return plinth::cli::State(options);
   if (command == "show") return plinth::cli::Show(options);
+  if (command == "refresh") return plinth::cli::Refresh(options);
   if (command == "force-unlock") return plinth::cli::ForceUnlock(options);
   if (command == "graph") return plinth::cli::GraphDot(options, plinth::cli::VariableValues(options));
   if (command == "plan" || command == "apply" || command == "destroy" || command == "output") {

@@ -71,6 +71,16 @@ set -e
 "$plinth" destroy --auto-approve "$tmp/qs" >"$tmp/destroy.txt" 2>&1 || fail "destroy failed: $(cat "$tmp/destroy.txt")"
 [ ! -e "$tmp/qs/.plinth/default/data/regions/eu" ] || fail "destroy left the eu region behind"
 
+# Drift: a change made outside Plinth shows in plan, and refresh records it.
+mkdir -p "$tmp/drift"
+printf 'marker "a" {\n  path    = "m/a"\n  content = "hello"\n}\n' >"$tmp/drift/main.plinth"
+"$plinth" apply --auto-approve "$tmp/drift" >/dev/null 2>&1 || fail "apply of the drift config failed"
+echo "edited" >"$tmp/drift/.plinth/default/data/m/a"
+"$plinth" plan "$tmp/drift" 2>&1 | grep -c 'content = "edited\\n" -> "hello"' >/dev/null || fail "drift not shown in plan"
+"$plinth" refresh "$tmp/drift" | grep -c "Recorded 1 refreshed resource" >/dev/null || fail "refresh did not record the drift"
+"$plinth" apply --auto-approve "$tmp/drift" >/dev/null 2>&1 || fail "apply after drift failed"
+[ "$(cat "$tmp/drift/.plinth/default/data/m/a")" = "hello" ] || fail "apply did not correct the drift"
+
 # Usage errors exit 2.
 set +e
 "$plinth" validate --bogus >/dev/null 2>&1; rc=$?

@@ -524,4 +524,68 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
   return r;
 }
 
+EngineResult Engine::Refresh() {
+  EngineResult r;
+  Impl& m = *impl_;
+  if (!m.Open(r)) return r;
+  auto lock = state::WorkspaceLock::Acquire(*m.store, state::WorkspaceLock::ThisProcess("refresh"));
+  if (!lock.ok()) {
+    r.errors.push_back(lock.error().message);
+    return r;
+  }
+  bool ok = m.Reconcile(r);
+  auto before = ok ? m.store->Resources() : state::Result<std::vector<state::ResourceRecord>>(state::Error{});
+  std::vector<PriorResource> refreshed;
+  ok = ok && before.ok() && m.LoadPrior(r, refreshed);
+  if (ok) {
+    std::unordered_map<std::string, const PriorResource*> now;
+    for (const PriorResource& p : refreshed) now[p.address] = &p;
+    int64_t serial = 0;
+    for (const state::ResourceRecord& rec : before.value()) {
+      auto it = now.find(rec.address);
+      bool gone = it == now.end();
+      if (!gone && it->second->id == rec.id) {
+        bool same = it->second->attributes.size() == rec.attributes.size();
+        for (const auto& [k, v] : rec.attributes) {
+          auto a = it->second->attributes.find(k);
+          same = same && a != it->second->attributes.end() && a->second.Equals(v);
+        }
+        if (same) continue;
+      }
+      if (serial == 0) {
+        auto begun = m.store->BeginApply("refresh", "");
+        if (!begun.ok()) {
+          r.errors.push_back("cannot record the refresh: " + begun.error().message);
+          ok = false;
+          break;
+        }
+        serial = begun.value();
+        r.serial = serial;
+      }
+      state::ResourceRecord after = rec;
+      if (!gone) {
+        after.id = it->second->id;
+        after.attributes = it->second->attributes;
+      }
+      auto intent = m.store->RecordIntent(serial, rec.address, gone ? state::Action::kDelete : state::Action::kUpdate,
+                                          after);
+      state::IntentOutcome outcome;
+      outcome.success = true;
+      if (!gone) outcome.resource = after;
+      if (!intent.ok() || !m.store->CompleteIntent(intent.value(), outcome).ok()) {
+        r.errors.push_back("cannot record the refreshed " + rec.address);
+        ok = false;
+        break;
+      }
+      ++r.applied;
+    }
+    if (serial != 0) {
+      (void)m.store->FinishApply(serial, ok ? state::ApplyStatus::kSucceeded : state::ApplyStatus::kFailed);
+    }
+  }
+  (void)state::WorkspaceLock::Release(*m.store, lock.value().id);
+  r.ok = ok && r.errors.empty();
+  return r;
+}
+
 }  // namespace plinth::runtime

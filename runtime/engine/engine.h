@@ -69,6 +69,10 @@ class Engine {
     std::map<std::string, std::string> actions;  // address -> action name
   };
   EngineResult ApplySaved(const SavedPlan& saved, bool destroy);
+  // Reads every managed resource and records what the provider reports
+  // (changes made outside Plinth, resources deleted outside it) as a new
+  // serial. Changes nothing in the world.
+  EngineResult Refresh();
 
  private:
   struct Impl;
