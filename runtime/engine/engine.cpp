@@ -129,7 +129,7 @@ struct Engine::Impl {
   Diagnostics& diags;
   std::unique_ptr<state::StateStore> store;
   std::unique_ptr<LocalProvider> provider;
-  std::mutex store_mu;  // the store is used from executor threads
+  // The store is thread-safe; concurrent intent writes share commits.
 
   void Progress(const std::string& line) {
     if (o.progress) o.progress(line);
@@ -310,13 +310,9 @@ struct Engine::Impl {
                                  ? r.prior->at("id").as_string()
                                  : "";
       state::ResourceRecord before = Record(r.address, r.type, id, r.prior ? *r.prior : ValueMap{}, r.depends_on);
-      int64_t intent;
-      {
-        std::lock_guard<std::mutex> lock(store_mu);
-        auto rec = store->RecordIntent(serial, r.address, state::Action::kDelete, before);
-        if (!rec.ok()) return {false, false, "cannot record the intent: " + rec.error().message};
-        intent = rec.value();
-      }
+      auto rec = store->RecordIntent(serial, r.address, state::Action::kDelete, before);
+      if (!rec.ok()) return {false, false, "cannot record the intent: " + rec.error().message};
+      int64_t intent = rec.value();
       Progress(r.address + ": destroying...");
       auto res = provider->Delete(r.type, id, before.attributes);
       state::IntentOutcome outcome;
@@ -325,7 +321,6 @@ struct Engine::Impl {
         outcome.error = res.error().message;
         outcome.resource = before;
       }
-      std::lock_guard<std::mutex> lock(store_mu);
       auto done = store->CompleteIntent(intent, outcome);
       if (!done.ok()) return {false, false, "cannot record the result: " + done.error().message};
       if (!res.ok()) return {false, res.error().retryable, res.error().message};
@@ -343,13 +338,9 @@ struct Engine::Impl {
       id = it->second.as_string();
     }
     state::ResourceRecord planned = Record(r.address, r.type, id, r.planned, r.depends_on);
-    int64_t intent;
-    {
-      std::lock_guard<std::mutex> lock(store_mu);
-      auto rec = store->RecordIntent(serial, r.address, create ? state::Action::kCreate : state::Action::kUpdate, planned);
-      if (!rec.ok()) return {false, false, "cannot record the intent: " + rec.error().message};
-      intent = rec.value();
-    }
+    auto rec = store->RecordIntent(serial, r.address, create ? state::Action::kCreate : state::Action::kUpdate, planned);
+    if (!rec.ok()) return {false, false, "cannot record the intent: " + rec.error().message};
+    int64_t intent = rec.value();
     Progress(r.address + (create ? ": creating..." : ": updating..."));
     Result<ResourceObject> res =
         create ? provider->Create(r.type, r.planned)
@@ -366,7 +357,6 @@ struct Engine::Impl {
     } else {
       outcome.error = res.error().message;
     }
-    std::lock_guard<std::mutex> lock(store_mu);
     auto done = store->CompleteIntent(intent, outcome);
     if (!done.ok()) return {false, false, "cannot record the result: " + done.error().message};
     if (!res.ok()) return {false, res.error().retryable, res.error().message};

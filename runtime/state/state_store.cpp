@@ -1,3 +1,6 @@
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include "runtime/state/state_store.h"
 
 #include <fcntl.h>
@@ -771,39 +774,96 @@ Result<std::vector<SerialRecord>> StateStore::Serials() {
 
 // ------------------------------------------------------------------ intents
 
+// Group commit. Writers that arrive while a commit is in progress queue up;
+// the first in the queue becomes the leader, runs every queued write in one
+// transaction (each inside a savepoint, so one failure does not undo the
+// others) and commits once: one fsync for the whole batch. Every writer
+// returns only after the commit that holds its write, so durability is
+// exactly that of committing each write alone.
+struct StateStore::PendingWrite {
+  const std::function<Status()>* body = nullptr;
+  Status result = Ok{};
+  bool done = false;
+  std::condition_variable cv;
+};
+
+Status StateStore::GroupCommit(const std::function<Status()>& body) {
+  PendingWrite self;
+  self.body = &body;
+  std::unique_lock<std::mutex> lk(queue_mu_);
+  queue_.push_back(&self);
+  while (!self.done && queue_.front() != &self) self.cv.wait(lk);
+  if (self.done) return self.result;
+  constexpr size_t kMaxBatch = 256;
+  std::vector<PendingWrite*> batch(queue_.begin(), queue_.begin() + std::min(queue_.size(), kMaxBatch));
+  lk.unlock();
+  {
+    std::lock_guard<std::mutex> guard(mu_);
+    Transaction txn(db_);
+    Status begun = txn.Begin();
+    if (!begun.ok()) {
+      for (PendingWrite* w : batch) w->result = begun;
+    } else {
+      for (PendingWrite* w : batch) {
+        Status sp = Exec(db_, "SAVEPOINT write", "cannot start a state write");
+        w->result = sp.ok() ? (*w->body)() : sp;
+        if (!w->result.ok() && sp.ok()) (void)Exec(db_, "ROLLBACK TO write", "cannot undo a failed state write");
+        if (sp.ok()) (void)Exec(db_, "RELEASE write", "cannot finish a state write");
+      }
+      Status committed = txn.Commit();
+      if (!committed.ok()) {
+        for (PendingWrite* w : batch) {
+          if (w->result.ok()) w->result = committed;
+        }
+      }
+    }
+  }
+  lk.lock();
+  for (size_t i = 0; i < batch.size(); ++i) queue_.pop_front();
+  for (PendingWrite* w : batch) {
+    w->done = true;
+    if (w != &self) w->cv.notify_one();
+  }
+  if (!queue_.empty()) queue_.front()->cv.notify_one();
+  return self.result;
+}
+
 Result<int64_t> StateStore::RecordIntent(int64_t serial, const std::string& address, Action action,
                                          const ResourceRecord& planned) {
-  std::lock_guard<std::mutex> guard(mu_);
   if (address.empty()) return MakeError(ErrorCode::kInvalidArgument, "an intent needs a resource address");
   ResourceRecord record = planned;
   record.address = address;
   Result<std::string> blob = EncodeRecord(record);
   if (!blob.ok()) return blob.error();
-  Transaction txn(db_);
-  if (Status s = txn.Begin(); !s.ok()) return s.error();
-  Stmt q(db_, "SELECT status FROM serials WHERE serial = ?");
-  q.Bind(1, serial);
-  int rc = q.Step();
-  if (rc == SQLITE_DONE) return MakeError(ErrorCode::kNotFound, "no serial " + std::to_string(serial));
-  if (rc != SQLITE_ROW) return SqlError(db_, "cannot read serial " + std::to_string(serial));
-  if (q.Text(0) != ApplyStatusName(ApplyStatus::kRunning)) {
-    return MakeError(ErrorCode::kConflict, "serial " + std::to_string(serial) + " is not running");
-  }
-  Stmt ins(db_,
-           "INSERT INTO intents(serial, address, action, planned, started_ms, status) "
-           "VALUES (?, ?, ?, ?, ?, 'open')");
-  ins.Bind(1, serial).Bind(2, address).Bind(3, std::string(ActionName(action))).BindBlob(4, blob.value());
-  ins.Bind(5, NowMs());
-  if (ins.Step() != SQLITE_DONE) return SqlError(db_, "cannot record the intent for '" + address + "'");
-  int64_t id = sqlite3_last_insert_rowid(db_);
-  if (Status s = txn.Commit(); !s.ok()) return s.error();
+  int64_t id = 0;
+  std::function<Status()> body = [&]() -> Status {
+    Stmt q(db_, "SELECT status FROM serials WHERE serial = ?");
+    q.Bind(1, serial);
+    int rc = q.Step();
+    if (rc == SQLITE_DONE) return MakeError(ErrorCode::kNotFound, "no serial " + std::to_string(serial));
+    if (rc != SQLITE_ROW) return SqlError(db_, "cannot read serial " + std::to_string(serial));
+    if (q.Text(0) != ApplyStatusName(ApplyStatus::kRunning)) {
+      return MakeError(ErrorCode::kConflict, "serial " + std::to_string(serial) + " is not running");
+    }
+    Stmt ins(db_,
+             "INSERT INTO intents(serial, address, action, planned, started_ms, status) "
+             "VALUES (?, ?, ?, ?, ?, 'open')");
+    ins.Bind(1, serial).Bind(2, address).Bind(3, std::string(ActionName(action))).BindBlob(4, blob.value());
+    ins.Bind(5, NowMs());
+    if (ins.Step() != SQLITE_DONE) return SqlError(db_, "cannot record the intent for '" + address + "'");
+    id = sqlite3_last_insert_rowid(db_);
+    return Ok{};
+  };
+  if (Status s = GroupCommit(body); !s.ok()) return s.error();
   return id;
 }
 
 Status StateStore::CompleteIntent(int64_t intent_id, const IntentOutcome& outcome) {
-  std::lock_guard<std::mutex> guard(mu_);
-  Transaction txn(db_);
-  if (Status s = txn.Begin(); !s.ok()) return s;
+  std::function<Status()> body = [&]() -> Status { return CompleteIntentInBatch(intent_id, outcome); };
+  return GroupCommit(body);
+}
+
+Status StateStore::CompleteIntentInBatch(int64_t intent_id, const IntentOutcome& outcome) {
   Stmt q(db_, "SELECT serial, address, action, status FROM intents WHERE id = ?");
   q.Bind(1, intent_id);
   int rc = q.Step();
@@ -849,7 +909,7 @@ Status StateStore::CompleteIntent(int64_t intent_id, const IntentOutcome& outcom
   u.Bind(1, std::string(IntentStatusName(outcome.success ? IntentStatus::kDone : IntentStatus::kFailed)));
   u.Bind(2, outcome.success ? std::string() : outcome.error).Bind(3, intent_id);
   if (u.Step() != SQLITE_DONE) return SqlError(db_, "cannot complete intent " + std::to_string(intent_id));
-  return txn.Commit();
+  return Ok{};
 }
 
 Status StateStore::AbandonIntent(int64_t intent_id, const std::string& reason) {

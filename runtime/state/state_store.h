@@ -44,6 +44,8 @@
 #pragma once
 
 #include <array>
+#include <deque>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -273,6 +275,12 @@ class StateStore {
   uint32_t key_version_ = 0;
   sqlite3* db_ = nullptr;
   std::mutex mu_;
+  // Group commit of intent writes (see GroupCommit in state_store.cpp).
+  struct PendingWrite;
+  Status GroupCommit(const std::function<Status()>& body);
+  Status CompleteIntentInBatch(int64_t intent_id, const IntentOutcome& outcome);
+  std::mutex queue_mu_;
+  std::deque<PendingWrite*> queue_;
 };
 
 }  // namespace plinth::state
