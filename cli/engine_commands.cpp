@@ -201,8 +201,12 @@ int Apply(const Options& given, const std::map<std::string, Value>& vars, bool d
   runtime::Engine runner(eo, sources2, diags2);
   runtime::EngineResult r = from_file ? runner.ApplySaved(saved, destroy) : runner.Apply(destroy);
   PrintProblems(r, sources2, diags2, o);
-  std::printf("\n%s %s: %zu changed, %zu failed, %zu skipped.\n", destroy ? "Destroy" : "Apply",
-              r.ok ? "complete" : "failed", r.applied, r.failed, r.skipped);
+  if (r.ok && r.applied == 0 && !r.plan.HasChanges()) {
+    std::printf("No changes. The infrastructure matches the configuration.\n");
+  } else {
+    std::printf("\n%s %s: %zu changed, %zu failed, %zu skipped.\n", destroy ? "Destroy" : "Apply",
+                r.ok ? "complete" : "failed", r.applied, r.failed, r.skipped);
+  }
   if (!destroy && r.ok) PrintOutputs(r.outputs);
   return r.ok ? 0 : 1;
 }
