@@ -700,6 +700,15 @@ ResourceObject LocalProvider::RegionObject(const RegionInfo& r, const ValueMap* 
 
 // The planned attributes of a write, with defaults filled in, validated,
 // and every attribute known (the engine defers what is not).
+// A bucket id "REGION/BUCKET" split into its two names.
+Result<std::pair<std::string, std::string>> ParseBucketId(const std::string& id) {
+  size_t slash = id.find('/');
+  std::string region_name = slash == std::string::npos ? "" : id.substr(0, slash);
+  std::string bucket = slash == std::string::npos ? "" : id.substr(slash + 1);
+  if (!ValidSegment(region_name) || !ValidSegment(bucket)) return Fail("bucket id '" + id + "' is not REGION/BUCKET");
+  return std::make_pair(region_name, bucket);
+}
+
 Result<ValueMap> PrepareForWrite(const LocalProvider& provider, const std::string& type, const ValueMap& planned) {
   const ResourceSchema* schema = SchemaOf(type);
   ValueMap p = planned;
@@ -968,11 +977,9 @@ Result<std::optional<ResourceObject>> LocalProvider::Read(const std::string& typ
     return Out(RegionObject(r.value(), &prior));
   }
   if (type == "bucket") {
-    size_t slash = id.find('/');
-    std::string region_name = slash == std::string::npos ? "" : id.substr(0, slash);
-    std::string bucket = slash == std::string::npos ? "" : id.substr(slash + 1);
-    if (!ValidSegment(region_name) || !ValidSegment(bucket))
-      return Fail("bucket id '" + id + "' is not REGION/BUCKET");
+    auto parsed = ParseBucketId(id);
+    if (!parsed.ok()) return parsed.error();
+    const auto& [region_name, bucket] = parsed.value();
     std::shared_lock lock(regions_mu_);
     const Value* ref = Find(prior, "region");
     const ValueMap* hint = ref && ref->kind() == Value::Kind::Object ? &ref->as_object() : nullptr;
@@ -1032,11 +1039,9 @@ Result<Done> LocalProvider::Delete(const std::string& type, const std::string& i
     return Done{};
   }
   if (type == "bucket") {
-    size_t slash = id.find('/');
-    std::string region_name = slash == std::string::npos ? "" : id.substr(0, slash);
-    std::string bucket = slash == std::string::npos ? "" : id.substr(slash + 1);
-    if (!ValidSegment(region_name) || !ValidSegment(bucket))
-      return Fail("bucket id '" + id + "' is not REGION/BUCKET");
+    auto parsed = ParseBucketId(id);
+    if (!parsed.ok()) return parsed.error();
+    const auto& [region_name, bucket] = parsed.value();
     std::shared_lock regions(regions_mu_);
     std::lock_guard buckets(buckets_mu_);
     const Value* ref = Find(prior, "region");
