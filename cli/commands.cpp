@@ -63,6 +63,8 @@ bool ParseOptions(const std::string& command, const std::vector<std::string>& ar
       o.detailed_exitcode = true;
     } else if (a == "--refresh=false") {
       o.refresh = false;
+    } else if (a == "--lock=false") {
+      o.lock = false;
     } else if (a == "--destroy" && command == "plan") {
       o.destroy = true;
     } else if (value_of("--out", &v)) {

@@ -24,6 +24,7 @@ struct Options {
   std::string dir;  // --dir: the configuration directory for commands whose argument is something else
   unsigned parallelism = 10;
   bool refresh = true;
+  bool lock = true;  // plan --lock=false: read only, no workspace lock
   bool auto_approve = false;
   bool detailed_exitcode = false;
   int64_t at_serial = 0;  // show --at=SERIAL

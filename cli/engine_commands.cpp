@@ -3,6 +3,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
 
 #include <cstdio>
 #include <filesystem>
@@ -45,6 +48,37 @@ bool Colored(const Options& o, FILE* stream) {
   return o.color && !(no_color && *no_color) && isatty(fileno(stream));
 }
 
+// One line per change started, finished or failed (stderr). On a terminal
+// a summary line under them is redrawn: done/total, running, failed, time.
+std::function<void(const runtime::ProgressEvent&)> ProgressPrinter(bool live) {
+  struct Counts {
+    std::mutex mu;
+    size_t started = 0, finished = 0, failed = 0;
+    std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
+  };
+  auto counts = std::make_shared<Counts>();
+  return [counts, live](const runtime::ProgressEvent& e) {
+    std::lock_guard<std::mutex> lock(counts->mu);
+    switch (e.kind) {
+      case runtime::ProgressEvent::Kind::Started: ++counts->started; break;
+      case runtime::ProgressEvent::Kind::Finished: ++counts->finished; break;
+      case runtime::ProgressEvent::Kind::Failed: ++counts->failed; break;
+    }
+    if (!live) {
+      std::fprintf(stderr, "%s\n", e.line.c_str());
+      std::fflush(stderr);
+      return;
+    }
+    const size_t ended = counts->finished + counts->failed;
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - counts->since).count();
+    std::fprintf(stderr, "\r\033[K%s\n[%zu/%zu done, %zu running, %zu failed, %.1f s]", e.line.c_str(),
+                 counts->finished, e.total, counts->started - std::min(counts->started, ended), counts->failed, secs);
+    if (ended >= e.total) std::fprintf(stderr, "\r\033[K");
+    std::fflush(stderr);
+  };
+}
+
 runtime::EngineOptions EngineOptionsFrom(const Options& o, std::map<std::string, Value> vars) {
   runtime::EngineOptions eo;
   eo.config_dir = !o.dir.empty() ? o.dir : o.paths.empty() ? "." : o.paths[0];
@@ -53,12 +87,8 @@ runtime::EngineOptions EngineOptionsFrom(const Options& o, std::map<std::string,
   for (const auto& [name, text] : o.vars) eo.variable_texts[name] = text;
   eo.parallelism = o.parallelism;
   eo.refresh = o.refresh;
-  if (!o.json) {
-    eo.progress = [](const std::string& line) {
-      std::fprintf(stderr, "%s\n", line.c_str());
-      std::fflush(stderr);
-    };
-  }
+  eo.lock = o.lock;
+  if (!o.json) eo.progress = ProgressPrinter(isatty(fileno(stderr)) != 0);
   return eo;
 }
 
@@ -192,6 +222,12 @@ int Apply(const Options& given, const std::map<std::string, Value>& vars, bool d
       std::printf("Apply cancelled.\n");
       return 1;
     }
+    // Apply exactly what was approved: if the state, the configuration or
+    // the world changed while the prompt waited, apply refuses.
+    saved.what = "approved plan";
+    saved.serial = preview.serial;
+    saved.config_digest = preview.config_digest;
+    for (const auto& pr : preview.plan.resources) saved.actions[pr.address] = runtime::ActionName(pr.action);
   }
   SourceManager sources2;
   Diagnostics diags2;
@@ -199,7 +235,7 @@ int Apply(const Options& given, const std::map<std::string, Value>& vars, bool d
   eo.stop = &stop_requested;
   InstallInterruptHandler();
   runtime::Engine runner(eo, sources2, diags2);
-  runtime::EngineResult r = from_file ? runner.ApplySaved(saved, destroy) : runner.Apply(destroy);
+  runtime::EngineResult r = runner.ApplySaved(saved, destroy);
   PrintProblems(r, sources2, diags2, o);
   if (r.ok && r.applied == 0 && !r.plan.HasChanges()) {
     std::printf("No changes. The infrastructure matches the configuration.\n");
@@ -232,6 +268,10 @@ int Output(const Options& o, const std::map<std::string, Value>& vars) {
   Diagnostics diags;
   Options at_dir = o;
   at_dir.paths.clear();  // the argument is an output name; the directory comes from --dir
+  // Outputs come from the configuration and the recorded state: no refresh,
+  // no lock, nothing written (it works while an apply runs).
+  at_dir.refresh = false;
+  at_dir.lock = false;
   runtime::Engine engine(EngineOptionsFrom(at_dir, vars), sources, diags);
   runtime::EngineResult r = engine.Plan(false);
   if (!r.ok) {

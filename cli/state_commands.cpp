@@ -67,7 +67,7 @@ template <typename Fn>
 int WithLock(state::StateStore& store, const std::string& command, Fn fn) {
   auto lock = state::WorkspaceLock::Acquire(store, state::WorkspaceLock::ThisProcess(command));
   if (!lock.ok()) {
-    std::fprintf(stderr, "error: %s\n", lock.error().message.c_str());
+    std::fprintf(stderr, "error: %s\n", state::WorkspaceLock::Describe(lock.error()).c_str());
     return 1;
   }
   int rc = fn();

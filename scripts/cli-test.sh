@@ -81,6 +81,47 @@ echo "edited" >"$tmp/drift/.plinth/default/data/m/a"
 "$plinth" apply --auto-approve "$tmp/drift" >/dev/null 2>&1 || fail "apply after drift failed"
 [ "$(cat "$tmp/drift/.plinth/default/data/m/a")" = "hello" ] || fail "apply did not correct the drift"
 
+# Concurrent apply: while one apply hangs inside a provider call (the
+# engine with a fault-injecting provider), a second apply and a plan are
+# refused naming the holder; plan --lock=false still reads. Once the holder
+# is killed, the next apply takes the stale lock over and converges.
+faulty="$(dirname "$plinth")/plinth-fault"
+mkdir -p "$tmp/conc"
+printf 'marker "m" {\n  count = 4\n  path  = "m/${count.index}"\n}\n' >"$tmp/conc/main.plinth"
+"$faulty" hang@2 apply "$tmp/conc" 1 >/dev/null 2>&1 &
+hung=$!
+for _ in $(seq 1 200); do
+  [ "$(find "$tmp/conc/.plinth/default/data/m" -type f 2>/dev/null | wc -l)" -ge 1 ] && break
+  sleep 0.05
+done
+set +e
+"$plinth" apply --auto-approve "$tmp/conc" >"$tmp/conc.txt" 2>&1; rc=$?
+"$plinth" plan "$tmp/conc" >"$tmp/conc-plan.txt" 2>&1; plan_rc=$?
+"$plinth" plan --lock=false "$tmp/conc" >"$tmp/conc-nolock.txt" 2>&1; nolock_rc=$?
+set -e
+[ "$rc" = 1 ] || fail "a second apply ran beside a running one (exit $rc)"
+grep -q "error: the workspace is locked by pid $hung on .* (apply, since .*); lock id [0-9a-f]*; .*plinth force-unlock" "$tmp/conc.txt" ||
+  fail "second apply does not name the holder: $(cat "$tmp/conc.txt")"
+[ "$plan_rc" = 1 ] && grep -q "plan --lock=false" "$tmp/conc-plan.txt" || fail "a locked plan ran beside apply: $(cat "$tmp/conc-plan.txt")"
+[ "$nolock_rc" = 0 ] && grep -q "not reconciled without the lock" "$tmp/conc-nolock.txt" ||
+  fail "plan --lock=false beside apply: $(cat "$tmp/conc-nolock.txt")"
+kill -9 "$hung"
+wait "$hung" 2>/dev/null || true
+"$plinth" apply --auto-approve "$tmp/conc" >"$tmp/conc2.txt" 2>&1 || fail "apply after the holder died failed: $(cat "$tmp/conc2.txt")"
+grep -q "took over a stale lock left by pid $hung" "$tmp/conc2.txt" || fail "no stale-lock takeover note: $(cat "$tmp/conc2.txt")"
+[ "$(find "$tmp/conc/.plinth/default/data/m" -type f | wc -l)" = 4 ] || fail "apply after takeover did not converge"
+
+# A damaged state file: a clear error, and the file is left byte for byte.
+state="$tmp/conc/.plinth/default/state.db"
+rm -f "$state-wal" "$state-shm"
+printf 'garbage' | dd of="$state" bs=1 seek=4096 conv=notrunc 2>/dev/null
+sum=$(sha256sum "$state")
+set +e
+"$plinth" plan "$tmp/conc" >"$tmp/corrupt.txt" 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "is damaged" "$tmp/corrupt.txt" || fail "a damaged state gave no clear error (exit $rc): $(cat "$tmp/corrupt.txt")"
+[ "$(sha256sum "$state")" = "$sum" ] || fail "plan changed a damaged state file"
+
 # Usage errors exit 2.
 set +e
 "$plinth" validate --bogus >/dev/null 2>&1; rc=$?

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Crash-injection harness: kills `plinth apply` and `plinth destroy` with
-# SIGKILL at random moments, then checks that the next run converges with
+# SIGKILL at random moments, and (through build/plinth-fault, the engine
+# with a fault-injecting provider) exactly before or after the provider
+# call number N, N random; then checks that the next run converges with
 # no orphaned and no phantom resources:
 #   after a killed apply:   apply again -> plan is empty -> exactly the
 #                           configured marker files exist
@@ -9,6 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 plinth=$(realpath "${1:-build/plinth}")
+faulty="$(dirname "$plinth")/plinth-fault"
+[ -x "$faulty" ] || { echo "crash-test: $faulty is missing (built with the tests)" >&2; exit 1; }
 trials=${2:-${CRASH_TRIALS:-50}}
 markers=${CRASH_MARKERS:-150}
 tmp=$(mktemp -d)
@@ -42,7 +46,20 @@ run_and_kill() {  # command, max delay ms
   wait "$pid" 2>/dev/null || true
 }
 
+# The engine with a SIGKILL at mutating provider call N (1-based), just
+# before the call or just after it changed the world.
+fault_kill() {  # apply|destroy
+  local when=before
+  [ $((RANDOM % 2)) = 0 ] && when=after
+  local n=$(( RANDOM % expected + 1 ))
+  local rc
+  rc=$( ( "$faulty" "kill-$when@$n" "$1" "$tmp" 4 >/dev/null 2>&1; echo $? ) 2>/dev/null )
+  [ "$rc" = 137 ] || fail "plinth-fault kill-$when@$n $1 was not killed (exit $rc)"
+  exact_kills=$((exact_kills + 1))
+}
+
 killed_mid_run=0
+exact_kills=0
 for trial in $(seq 1 "$trials"); do
   # Measure a full run once to aim the kills inside it.
   if [ "$trial" = 1 ]; then
@@ -53,7 +70,11 @@ for trial in $(seq 1 "$trials"); do
     echo "crash-test: a full apply of $expected markers takes ${span} ms; killing at random points within it"
   fi
   if [ $((trial % 2)) = 1 ]; then
-    run_and_kill apply "$span"
+    if [ $((trial % 4)) = 1 ]; then
+      run_and_kill apply "$span"
+    else
+      fault_kill apply
+    fi
     [ "$(count_files)" -lt "$expected" ] && killed_mid_run=$((killed_mid_run + 1))
     out=$("$plinth" apply --auto-approve "$tmp" 2>&1) || fail "apply after the kill failed: $out"
     set +e
@@ -63,7 +84,11 @@ for trial in $(seq 1 "$trials"); do
     [ "$rc" = 0 ] || fail "the plan after convergence is not empty (exit $rc): $(cat "$tmp/plan.txt")"
     [ "$(count_files)" = "$expected" ] || fail "$(count_files) marker files exist, $expected expected"
   else
-    run_and_kill destroy "$span"
+    if [ $((trial % 4)) = 2 ]; then
+      run_and_kill destroy "$span"
+    else
+      fault_kill destroy
+    fi
     out=$("$plinth" destroy --auto-approve "$tmp" 2>&1) || fail "destroy after the kill failed: $out"
     [ "$(count_files)" = 0 ] || fail "$(count_files) marker files left after destroy: orphans"
     # Back to a full state for the next apply trial.
@@ -72,4 +97,4 @@ for trial in $(seq 1 "$trials"); do
     "$plinth" destroy --auto-approve "$tmp" >/dev/null 2>&1 || fail "re-destroy failed"
   fi
 done
-echo "crash-test: $trials trials, $killed_mid_run apply kills landed mid-run; no orphans, no mismatches"
+echo "crash-test: $trials trials, $killed_mid_run apply kills landed mid-run, $exact_kills kills at an exact provider call; no orphans, no mismatches"

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -21,6 +23,23 @@ namespace plinth::runtime {
 namespace fs = std::filesystem;
 
 namespace {
+
+// PLINTH_TIMINGS=1 prints how long each engine phase took (stderr); the
+// benchmark uses it to say where time goes.
+class PhaseTimer {
+ public:
+  PhaseTimer() : on_(std::getenv("PLINTH_TIMINGS") != nullptr), last_(std::chrono::steady_clock::now()) {}
+  void Mark(const char* phase) {
+    if (!on_) return;
+    auto now = std::chrono::steady_clock::now();
+    std::fprintf(stderr, "timing: %-22s %8.3f s\n", phase, std::chrono::duration<double>(now - last_).count());
+    last_ = now;
+  }
+
+ private:
+  bool on_;
+  std::chrono::steady_clock::time_point last_;
+};
 
 // Attributes the checker gives every instance; kept in state so that plans
 // compare like with like.
@@ -128,11 +147,13 @@ struct Engine::Impl {
   SourceManager& sources;
   Diagnostics& diags;
   std::unique_ptr<state::StateStore> store;
-  std::unique_ptr<LocalProvider> provider;
+  std::unique_ptr<Provider> provider;
   // The store is thread-safe; concurrent intent writes share commits.
 
-  void Progress(const std::string& line) {
-    if (o.progress) o.progress(line);
+  size_t total_changes = 0;  // in the graph now running
+
+  void Progress(ProgressEvent::Kind kind, const std::string& address, const std::string& line) {
+    if (o.progress) o.progress(ProgressEvent{kind, address, line, total_changes});
   }
 
   bool Open(EngineResult& r) {
@@ -148,6 +169,7 @@ struct Engine::Impl {
     root = fs::absolute(root, ec);
     fs::create_directories(root, ec);
     provider = std::make_unique<LocalProvider>(root);
+    if (o.wrap_provider) provider = o.wrap_provider(std::move(provider));
     return true;
   }
 
@@ -216,7 +238,7 @@ struct Engine::Impl {
   }
 
   // The state, refreshed from the provider in parallel.
-  bool LoadPrior(EngineResult& r, std::vector<PriorResource>& prior) {
+  bool LoadPrior(EngineResult& r, std::vector<PriorResource>& prior, PhaseTimer& timer) {
     auto records = store->Resources();
     if (!records.ok()) {
       r.errors.push_back("cannot read the state: " + records.error().message);
@@ -225,6 +247,7 @@ struct Engine::Impl {
     for (const state::ResourceRecord& rec : records.value()) {
       prior.push_back({rec.address, rec.type, rec.id, rec.attributes, rec.dependencies});
     }
+    timer.Mark("load state");
     if (!o.refresh || prior.empty()) return true;
     Graph flat;
     for (const PriorResource& p : prior) flat.nodes.push_back({p.address, GraphNode::Step::Apply, {}});
@@ -270,17 +293,31 @@ struct Engine::Impl {
       refreshed.push_back(std::move(p));
     }
     prior = std::move(refreshed);
+    timer.Mark("refresh");
     return r.errors.empty();
   }
 
   // Check + provider planning + diff.
-  bool MakePlan(EngineResult& r, bool destroy) {
-    if (!Open(r) || !Reconcile(r)) return false;
+  // `locked`: the caller holds the workspace lock, so interrupted changes
+  // are reconciled (written); otherwise nothing is written.
+  bool MakePlan(EngineResult& r, bool destroy, bool locked = true) {
+    PhaseTimer timer;
+    if (!Open(r)) return false;
+    timer.Mark("open state");
+    if (locked) {
+      if (!Reconcile(r)) return false;
+    } else if (auto open = store->OpenIntents(); open.ok() && !open.value().empty()) {
+      r.notes.push_back(std::to_string(open.value().size()) +
+                        " interrupted or running changes are not reconciled without the lock; this plan may repeat "
+                        "them (run plinth plan with the lock to settle them)");
+    }
+    timer.Mark("reconcile intents");
     auto serial = store->CurrentSerial();
     r.serial = serial.ok() ? serial.value() : 0;
     std::vector<PriorResource> prior;
-    if (!LoadPrior(r, prior)) return false;
+    if (!LoadPrior(r, prior, timer)) return false;
     std::unordered_map<std::string, const PriorResource*> by_address;
+    by_address.reserve(prior.size());
     for (const PriorResource& p : prior) by_address[p.address] = &p;
     PlanHook hook(*provider, by_address);
     CheckOptions co;
@@ -289,12 +326,14 @@ struct Engine::Impl {
     co.resource_hook = &hook;
     size_t first_file = sources.size();
     CheckedConfig config = Check(o.config_dir, sources, diags, co);
+    timer.Mark("check + provider plan");
     if (diags.has_errors()) return false;
     r.config_digest = Digest(sources, first_file, o.variable_texts);
     r.outputs = config.outputs;
     if (destroy) config.resources.clear();
-    r.plan = ComputePlan(config.resources, prior, hook.replace_because);
+    r.plan = ComputePlan(std::move(config.resources), std::move(prior), hook.replace_because);
     for (PlanProblem& p : hook.problems) r.plan.problems.push_back(std::move(p));
+    timer.Mark("diff");
     return true;
   }
 
@@ -313,7 +352,7 @@ struct Engine::Impl {
       auto rec = store->RecordIntent(serial, r.address, state::Action::kDelete, before);
       if (!rec.ok()) return {false, false, "cannot record the intent: " + rec.error().message};
       int64_t intent = rec.value();
-      Progress(r.address + ": destroying...");
+      Progress(ProgressEvent::Kind::Started, r.address, r.address + ": destroying...");
       auto res = provider->Delete(r.type, id, before.attributes);
       state::IntentOutcome outcome;
       outcome.success = res.ok();
@@ -323,8 +362,12 @@ struct Engine::Impl {
       }
       auto done = store->CompleteIntent(intent, outcome);
       if (!done.ok()) return {false, false, "cannot record the result: " + done.error().message};
-      if (!res.ok()) return {false, res.error().retryable, res.error().message};
-      Progress(r.address + ": destroyed (" + ms() + ")");
+      if (!res.ok()) {
+        Progress(ProgressEvent::Kind::Failed, r.address, r.address + ": failed to destroy (" + ms() + "): " +
+                                                             res.error().message);
+        return {false, res.error().retryable, res.error().message};
+      }
+      Progress(ProgressEvent::Kind::Finished, r.address, r.address + ": destroyed (" + ms() + ")");
       return {};
     }
     bool create = r.action == Action::Create || r.action == Action::Replace;
@@ -341,7 +384,7 @@ struct Engine::Impl {
     auto rec = store->RecordIntent(serial, r.address, create ? state::Action::kCreate : state::Action::kUpdate, planned);
     if (!rec.ok()) return {false, false, "cannot record the intent: " + rec.error().message};
     int64_t intent = rec.value();
-    Progress(r.address + (create ? ": creating..." : ": updating..."));
+    Progress(ProgressEvent::Kind::Started, r.address, r.address + (create ? ": creating..." : ": updating..."));
     Result<ResourceObject> res =
         create ? provider->Create(r.type, r.planned)
                : provider->Update(r.type, r.prior && r.prior->count("id") && r.prior->at("id").kind() == Value::Kind::String
@@ -359,8 +402,12 @@ struct Engine::Impl {
     }
     auto done = store->CompleteIntent(intent, outcome);
     if (!done.ok()) return {false, false, "cannot record the result: " + done.error().message};
-    if (!res.ok()) return {false, res.error().retryable, res.error().message};
-    Progress(r.address + (create ? ": created (" : ": updated (") + ms() + ")");
+    if (!res.ok()) {
+      Progress(ProgressEvent::Kind::Failed, r.address, r.address + (create ? ": failed to create (" : ": failed to update (") +
+                                                           ms() + "): " + res.error().message);
+      return {false, res.error().retryable, res.error().message};
+    }
+    Progress(ProgressEvent::Kind::Finished, r.address, r.address + (create ? ": created (" : ": updated (") + ms() + ")");
     return {};
   }
 };
@@ -372,7 +419,22 @@ Engine::~Engine() = default;
 
 EngineResult Engine::Plan(bool destroy) {
   EngineResult r;
-  r.ok = impl_->MakePlan(r, destroy) && r.errors.empty();
+  Impl& m = *impl_;
+  if (!m.o.lock) {
+    r.ok = m.MakePlan(r, destroy, /*locked=*/false) && r.errors.empty();
+    return r;
+  }
+  if (!m.Open(r)) return r;
+  auto lock = state::WorkspaceLock::Acquire(*m.store, state::WorkspaceLock::ThisProcess(destroy ? "plan --destroy" : "plan"));
+  if (!lock.ok()) {
+    r.errors.push_back(state::WorkspaceLock::Describe(lock.error()) + "; plinth plan --lock=false plans without the lock");
+    return r;
+  }
+  if (lock.value().taken_over) {
+    r.notes.push_back("took over a stale lock left by pid " + std::to_string(lock.value().taken_over->holder.pid));
+  }
+  r.ok = m.MakePlan(r, destroy, /*locked=*/true) && r.errors.empty();
+  (void)state::WorkspaceLock::Release(*m.store, lock.value().id);
   return r;
 }
 
@@ -385,14 +447,7 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
   if (!m.Open(r)) return r;
   auto lock = state::WorkspaceLock::Acquire(*m.store, state::WorkspaceLock::ThisProcess(destroy ? "destroy" : "apply"));
   if (!lock.ok()) {
-    std::string msg = lock.error().message;
-    if (lock.error().holder) {
-      const state::LockHolder& h = lock.error().holder->holder;
-      msg = "the workspace is locked by pid " + std::to_string(h.pid) + " on " + h.host + " (" + h.command +
-            "); lock id " + lock.error().holder->id + "; if that process is gone for good, run: plinth force-unlock " +
-            lock.error().holder->id;
-    }
-    r.errors.push_back(msg);
+    r.errors.push_back(state::WorkspaceLock::Describe(lock.error()));
     return r;
   }
   std::string lock_id = lock.value().id;
@@ -409,10 +464,12 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
     }
     r.notes.insert(r.notes.end(), planned.notes.begin(), planned.notes.end());
     r.outputs = planned.outputs;
-    if (wave == 0) {
-      r.plan = planned.plan;
-      r.config_digest = planned.config_digest;
-    }
+    if (wave == 0) r.config_digest = planned.config_digest;
+    // The first wave's plan is what the caller reports; it moves there
+    // once its graph has run (a copy would double apply's memory).
+    auto keep_plan = [&] {
+      if (wave == 0) r.plan = std::move(planned.plan);
+    };
     if (wave == 0 && check_saved) {
       std::string why;
       if (planned.serial != saved.serial) {
@@ -432,7 +489,7 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
         if (now != then) why = "the world changed since the plan was made (a refresh now plans different changes)";
       }
       if (!why.empty()) {
-        r.errors.push_back("refusing the saved plan: " + why + "; run plinth plan again");
+        r.errors.push_back("refusing the " + saved.what + ": " + why + "; run plinth plan again");
         failed = true;
         break;
       }
@@ -442,7 +499,10 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
       failed = true;
       break;
     }
-    if (!planned.plan.HasChanges()) break;
+    if (!planned.plan.HasChanges()) {
+      keep_plan();
+      break;
+    }
     Graph graph = BuildGraph(planned.plan);
     if (!graph.cycle.empty()) {
       std::string path;
@@ -468,6 +528,8 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
     ExecutorOptions eo;
     eo.parallelism = m.o.parallelism;
     eo.stop_flag = m.o.stop;
+    m.total_changes = 0;
+    for (const GraphNode& n : graph.nodes) m.total_changes += n.step != GraphNode::Step::Group;
     Executor ex(graph, eo);
     ExecutionReport rep = ex.Run([&](const GraphNode& node) {
       return m.Run(node, *by_address.at(node.address), serial, deferred, deferred_mu);
@@ -487,16 +549,30 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
       }
     }
     if (r.failed > 0) failed = true;
-    if (rep.stopped) {
-      r.errors.push_back("stopped on request: " + std::to_string(rep.not_started + rep.skipped) +
+    const bool stopped = rep.stopped;
+    const size_t not_started = rep.not_started + rep.skipped;
+    graph = Graph{};
+    by_address.clear();
+    rep = ExecutionReport{};
+    keep_plan();
+    if (stopped) {
+      r.errors.push_back("stopped on request: " + std::to_string(not_started) +
                          " changes were not started; run apply again to finish");
       failed = true;
       break;
     }
     if (deferred.empty()) {
-      // One more plan gives the outputs with every value now known.
-      EngineResult after;
-      if (m.MakePlan(after, destroy)) r.outputs = after.outputs;
+      // Outputs that read values only apply could know are evaluated once
+      // more against the new state (no refresh: it was just written).
+      bool unknown = std::any_of(r.outputs.begin(), r.outputs.end(),
+                                 [](const OutputValue& out) { return out.value.ContainsUnknown(); });
+      if (unknown) {
+        EngineResult after;
+        const bool refresh = m.o.refresh;
+        m.o.refresh = false;
+        if (m.MakePlan(after, destroy)) r.outputs = after.outputs;
+        m.o.refresh = refresh;
+      }
       break;
     }
     if (progressed == 0) {
@@ -520,13 +596,14 @@ EngineResult Engine::Refresh() {
   if (!m.Open(r)) return r;
   auto lock = state::WorkspaceLock::Acquire(*m.store, state::WorkspaceLock::ThisProcess("refresh"));
   if (!lock.ok()) {
-    r.errors.push_back(lock.error().message);
+    r.errors.push_back(state::WorkspaceLock::Describe(lock.error()));
     return r;
   }
+  PhaseTimer timer;
   bool ok = m.Reconcile(r);
   auto before = ok ? m.store->Resources() : state::Result<std::vector<state::ResourceRecord>>(state::Error{});
   std::vector<PriorResource> refreshed;
-  ok = ok && before.ok() && m.LoadPrior(r, refreshed);
+  ok = ok && before.ok() && m.LoadPrior(r, refreshed, timer);
   if (ok) {
     std::unordered_map<std::string, const PriorResource*> now;
     for (const PriorResource& p : refreshed) now[p.address] = &p;

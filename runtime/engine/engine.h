@@ -23,8 +23,17 @@
 #include "compiler/check/checker.h"
 #include "compiler/diag/diagnostic.h"
 #include "runtime/plan/plan.h"
+#include "runtime/provider/provider.h"
 
 namespace plinth::runtime {
+
+struct ProgressEvent {
+  enum class Kind : uint8_t { Started, Finished, Failed } kind = Kind::Started;
+  std::string address;
+  // "bucket.b: creating...", "bucket.b: created (12 ms)", "bucket.b: failed (3 ms): …"
+  std::string line;
+  size_t total = 0;  // changes in this run of the graph
+};
 
 struct EngineOptions {
   std::string config_dir;
@@ -33,11 +42,19 @@ struct EngineOptions {
   std::map<std::string, std::string> variable_texts;
   unsigned parallelism = 10;
   bool refresh = true;
+  // Plan takes the workspace lock (it may reconcile interrupted changes,
+  // which writes the state). false: read only; open intents are reported,
+  // not reconciled, so a plan beside a running apply disturbs nothing.
+  bool lock = true;
   // Where the local provider keeps regions, buckets and markers; empty:
   // <config_dir>/.plinth/<workspace>/data.
   std::string data_root;
-  // Progress lines ("bucket.b: creating...", "bucket.b: created (12 ms)").
-  std::function<void(const std::string&)> progress;
+  // Progress, one event per change started, finished or failed, from the
+  // executor's worker threads (the callback must be thread-safe).
+  std::function<void(const ProgressEvent&)> progress;
+  // Tests only: wraps the provider the engine uses (fault injection, call
+  // counting). Called once, when the state is opened.
+  std::function<std::unique_ptr<Provider>(std::unique_ptr<Provider>)> wrap_provider;
   // Set (e.g. on the first Ctrl-C) to start no new change; running ones finish.
   const std::atomic<bool>* stop = nullptr;
 };
@@ -67,6 +84,7 @@ class Engine {
     int64_t serial = 0;
     std::string config_digest;
     std::map<std::string, std::string> actions;  // address -> action name
+    std::string what = "saved plan";  // how refusals name it ("approved plan" after a prompt)
   };
   EngineResult ApplySaved(const SavedPlan& saved, bool destroy);
   // Reads every managed resource and records what the provider reports

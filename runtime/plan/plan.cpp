@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <string_view>
 #include <unordered_map>
 
 #include "compiler/schema/schema.h"
@@ -49,13 +50,19 @@ bool Same(const Value& a, const Value& b) {
   return a.Equals(b);
 }
 
-PlannedResource PlanOne(const ResourceInstance& ri, const PriorResource* prior,
-                        const std::vector<std::string>* replace_because) {
+const Value& NullValue() {
+  static const Value null;
+  return null;
+}
+
+// `ri` and `prior` are consumed: their attribute maps move into the plan
+// (at 100k instances copying them was most of the diff's time and memory).
+PlannedResource PlanOne(ResourceInstance&& ri, PriorResource* prior, const std::vector<std::string>* replace_because) {
   PlannedResource pr;
-  pr.address = ri.address;
-  pr.type = ri.type;
-  pr.planned = ri.attributes;
-  pr.depends_on = ri.depends_on;
+  pr.address = std::move(ri.address);
+  pr.type = std::move(ri.type);
+  pr.planned = std::move(ri.attributes);
+  pr.depends_on = std::move(ri.depends_on);
   pr.create_before_destroy = ri.create_before_destroy;
   if (!prior) {
     pr.action = Action::Create;
@@ -64,30 +71,47 @@ PlannedResource PlanOne(const ResourceInstance& ri, const PriorResource* prior,
     }
     return pr;
   }
-  pr.prior = prior->attributes;
-  bool ignore_all = std::find(ri.ignore_changes.begin(), ri.ignore_changes.end(), "all") != ri.ignore_changes.end();
-  std::set<std::string> ignored(ri.ignore_changes.begin(), ri.ignore_changes.end());
+  const ValueMap& before_map = prior->attributes;
+  const bool ignore_all =
+      std::find(ri.ignore_changes.begin(), ri.ignore_changes.end(), "all") != ri.ignore_changes.end();
+  auto ignored = [&](const std::string& name) {
+    return ignore_all || std::find(ri.ignore_changes.begin(), ri.ignore_changes.end(), name) != ri.ignore_changes.end();
+  };
   std::set<std::string> forcing;
   if (replace_because) forcing.insert(replace_because->begin(), replace_because->end());
-  bool replacing = !forcing.empty();
+  const bool replacing = !forcing.empty();
 
-  std::set<std::string> names;
-  for (const auto& [n, v] : pr.planned) names.insert(n);
-  for (const auto& [n, v] : prior->attributes) names.insert(n);
+  // Every attribute name on either side, in order (both maps are sorted).
+  std::vector<std::string> names;
+  {
+    auto p = before_map.cbegin();
+    auto q = pr.planned.cbegin();
+    while (p != before_map.cend() || q != pr.planned.cend()) {
+      if (q == pr.planned.cend() || (p != before_map.cend() && p->first < q->first)) {
+        names.push_back((p++)->first);
+      } else if (p == before_map.cend() || q->first < p->first) {
+        names.push_back((q++)->first);
+      } else {
+        names.push_back(p->first);
+        ++p;
+        ++q;
+      }
+    }
+  }
   for (const std::string& name : names) {
     if (IsIdentity(name)) continue;
-    auto pit = prior->attributes.find(name);
-    Value before = pit == prior->attributes.end() ? Value() : pit->second;
+    auto pit = before_map.find(name);
+    const Value& before = pit == before_map.end() ? NullValue() : pit->second;
     auto nit = pr.planned.find(name);
-    Value after = nit == pr.planned.end() ? Value() : nit->second;
-    bool force = forcing.count(name) > 0;
-    if (!force && (ignore_all || ignored.count(name))) {
+    const Value& after = nit == pr.planned.end() ? NullValue() : nit->second;
+    const bool force = replacing && forcing.count(name) > 0;
+    if (!force && ignored(name)) {
       pr.planned[name] = before;  // keep what exists
       continue;
     }
     // A computed value that only apply would know again stays as it is
     // unless the resource is replaced.
-    if (!replacing && after.is_unknown() && IsComputed(ri.type, name) && pit != prior->attributes.end()) {
+    if (!replacing && after.is_unknown() && IsComputed(pr.type, name) && pit != before_map.end()) {
       pr.planned[name] = before;
       continue;
     }
@@ -100,6 +124,7 @@ PlannedResource PlanOne(const ResourceInstance& ri, const PriorResource* prior,
   } else if (!pr.changes.empty()) {
     pr.action = Action::Update;
   }
+  pr.prior = std::move(prior->attributes);
   return pr;
 }
 
@@ -138,40 +163,43 @@ std::vector<std::string> NamesOf(const std::string& address) {
 
 }  // namespace
 
-Plan ComputePlan(const std::vector<ResourceInstance>& config, const std::vector<PriorResource>& prior,
+Plan ComputePlan(std::vector<ResourceInstance> config, std::vector<PriorResource> prior,
                  const std::map<std::string, std::vector<std::string>>& replace_because) {
   Plan plan;
-  std::unordered_map<std::string, const PriorResource*> by_address;
+  plan.resources.reserve(config.size() + prior.size() / 8);
+  std::unordered_map<std::string_view, PriorResource*> by_address;
   by_address.reserve(prior.size());
-  for (const PriorResource& p : prior) by_address.emplace(p.address, &p);
-  std::unordered_map<std::string, bool> in_config;
-  in_config.reserve(config.size());
-  for (const ResourceInstance& ri : config) {
-    in_config.emplace(ri.address, true);
+  for (PriorResource& p : prior) by_address.emplace(p.address, &p);
+  std::vector<bool> in_config(prior.size(), false);
+  for (ResourceInstance& ri : config) {
     auto pit = by_address.find(ri.address);
+    PriorResource* p = pit == by_address.end() ? nullptr : pit->second;
+    if (p) in_config[static_cast<size_t>(p - prior.data())] = true;
     auto rit = replace_because.find(ri.address);
-    PlannedResource pr = PlanOne(ri, pit == by_address.end() ? nullptr : pit->second,
-                                 rit == replace_because.end() ? nullptr : &rit->second);
-    if (pr.action == Action::Replace && ri.prevent_destroy) {
-      plan.problems.push_back({ri.address,
-                               ri.address + " has lifecycle.prevent_destroy set but would be replaced (" +
+    const bool prevent_destroy = ri.prevent_destroy;
+    const Range range = ri.range;
+    PlannedResource pr = PlanOne(std::move(ri), p, rit == replace_because.end() ? nullptr : &rit->second);
+    if (pr.action == Action::Replace && prevent_destroy) {
+      plan.problems.push_back({pr.address,
+                               pr.address + " has lifecycle.prevent_destroy set but would be replaced (" +
                                    pr.reasons.front() + ")",
-                               ri.range});
+                               range});
     }
     plan.resources.push_back(std::move(pr));
   }
-  for (const PriorResource& p : prior) {
-    if (in_config.count(p.address)) continue;
+  for (size_t i = 0; i < prior.size(); ++i) {
+    if (in_config[i]) continue;
+    PriorResource& p = prior[i];
     PlannedResource pr;
-    pr.address = p.address;
-    pr.type = p.type;
+    pr.address = std::move(p.address);
+    pr.type = std::move(p.type);
     pr.action = Action::Delete;
-    pr.prior = p.attributes;
-    pr.depends_on = p.depends_on;
+    pr.depends_on = std::move(p.depends_on);
     pr.reasons.push_back("not in the configuration");
     for (const auto& [name, v] : p.attributes) {
       if (!IsIdentity(name) && !v.is_null()) pr.changes.push_back({name, v, Value(), false});
     }
+    pr.prior = std::move(p.attributes);
     plan.resources.push_back(std::move(pr));
   }
   std::sort(plan.resources.begin(), plan.resources.end(),

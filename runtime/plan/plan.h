@@ -67,10 +67,11 @@ struct Plan {
   bool HasChanges() const;
 };
 
-// Builds the plan. `replace_because[address]` lists force-new attributes the
+// Builds the plan, consuming `config` and `prior` (pass them with std::move
+// where the caller is done with them). `replace_because[address]` lists force-new attributes the
 // provider found changed. Attributes named in an instance's ignore_changes
 // (or "all") never cause an update.
-Plan ComputePlan(const std::vector<ResourceInstance>& config, const std::vector<PriorResource>& prior,
+Plan ComputePlan(std::vector<ResourceInstance> config, std::vector<PriorResource> prior,
                  const std::map<std::string, std::vector<std::string>>& replace_because);
 
 // The order in which a plan's changes run.

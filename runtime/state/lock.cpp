@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 
@@ -229,6 +230,17 @@ Result<std::optional<LockInfo>> WorkspaceLock::Current(StateStore& store) {
   if (!current.ok()) return current.error();
   if (!current.value()) return std::optional<LockInfo>();
   return std::optional<LockInfo>(current.value()->info);
+}
+
+std::string WorkspaceLock::Describe(const Error& e) {
+  if (!e.holder) return e.message;
+  const LockHolder& h = e.holder->holder;
+  std::time_t t = static_cast<std::time_t>(h.since_ms / 1000);
+  char since[32];
+  std::strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return "the workspace is locked by pid " + std::to_string(h.pid) + " on " + h.host + " (" + h.command + ", since " +
+         since + "); lock id " + e.holder->id + "; if that process is gone for good, run: plinth force-unlock " +
+         e.holder->id;
 }
 
 }  // namespace plinth::state

@@ -50,6 +50,9 @@ class WorkspaceLock {
   static Status ForceUnlock(StateStore& store, const std::string& id);
   // The current lock, if any.
   static Result<std::optional<LockInfo>> Current(StateStore& store);
+  // What a refused command prints: for kLockHeld, the holder (pid, host,
+  // command, since) and how to break a lock whose holder is gone for good.
+  static std::string Describe(const Error& error);
 };
 
 }  // namespace plinth::state

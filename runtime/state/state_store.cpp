@@ -1,6 +1,3 @@
-#include <condition_variable>
-#include <deque>
-#include <functional>
 #include "runtime/state/state_store.h"
 
 #include <fcntl.h>
@@ -10,12 +7,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <thread>
 
 #include "compiler/types/value_json.h"
 
@@ -339,7 +341,11 @@ Result<MetaInfo> VerifyExisting(const std::string& path, const StoreOptions& opt
     int step = check.Step();
     if (step != SQLITE_ROW) return corrupt(sqlite3_errmsg(raw));
     std::string first = check.Text(0);
-    if (first != "ok") return corrupt(first);
+    if (first != "ok") {
+      // SQLite's report spans lines ("*** in database main ***\nPage 2: …").
+      std::replace(first.begin(), first.end(), '\n', ' ');
+      return corrupt(first);
+    }
   }
   std::map<std::string, std::string> meta;
   {
@@ -630,31 +636,59 @@ Result<ResourceRecord> StateStore::DecodeRecord(const std::string& address, cons
 
 // ------------------------------------------------------------------ rows
 
+namespace {
+
+constexpr const char* kResourceColumns =
+    "SELECT address, type, provider, id, attributes, dependencies, serial_created, serial_updated FROM resources";
+
+// The row a kResourceColumns statement stands on.
+template <typename Row, typename Statement>
+Row ReadRow(Statement& q) {
+  Row row;
+  row.address = q.Text(0);
+  row.type = q.Text(1);
+  row.provider = q.Text(2);
+  row.id = q.Text(3);
+  row.attributes = q.Blob(4);
+  row.dependencies = q.Text(5);
+  row.serial_created = q.Int(6);
+  row.serial_updated = q.Int(7);
+  return row;
+}
+
+}  // namespace
+
+Result<ResourceRecord> StateStore::DecodeRow(Row&& row) {
+  ResourceRecord r;
+  r.address = std::move(row.address);
+  r.type = std::move(row.type);
+  r.provider = std::move(row.provider);
+  r.id = std::move(row.id);
+  Result<ValueMap> attrs = DecodeAttributes(r.address, row.attributes);
+  if (!attrs.ok()) return attrs.error();
+  r.attributes = std::move(attrs.value());
+  if (row.dependencies != "[]") {
+    json deps = json::parse(row.dependencies, nullptr, false);
+    if (!deps.is_array()) return MakeError(ErrorCode::kCorrupt, "the dependencies of '" + r.address + "' are damaged");
+    for (const json& d : deps) {
+      if (!d.is_string()) return MakeError(ErrorCode::kCorrupt, "the dependencies of '" + r.address + "' are damaged");
+      r.dependencies.push_back(d.get<std::string>());
+    }
+  }
+  r.serial_created = row.serial_created;
+  r.serial_updated = row.serial_updated;
+  return r;
+}
+
 Result<std::optional<ResourceRecord>> StateStore::LoadResource(const std::string& address) {
-  Stmt q(db_,
-         "SELECT type, provider, id, attributes, dependencies, serial_created, serial_updated "
-         "FROM resources WHERE address = ?");
+  Stmt q(db_, (std::string(kResourceColumns) + " WHERE address = ?").c_str());
   q.Bind(1, address);
   int rc = q.Step();
   if (rc == SQLITE_DONE) return std::optional<ResourceRecord>();
   if (rc != SQLITE_ROW) return SqlError(db_, "cannot read '" + address + "' from state");
-  ResourceRecord r;
-  r.address = address;
-  r.type = q.Text(0);
-  r.provider = q.Text(1);
-  r.id = q.Text(2);
-  Result<ValueMap> attrs = DecodeAttributes(address, q.Blob(3));
-  if (!attrs.ok()) return attrs.error();
-  r.attributes = std::move(attrs.value());
-  json deps = json::parse(q.Text(4), nullptr, false);
-  if (!deps.is_array()) return MakeError(ErrorCode::kCorrupt, "the dependencies of '" + address + "' are damaged");
-  for (const json& d : deps) {
-    if (!d.is_string()) return MakeError(ErrorCode::kCorrupt, "the dependencies of '" + address + "' are damaged");
-    r.dependencies.push_back(d.get<std::string>());
-  }
-  r.serial_created = q.Int(5);
-  r.serial_updated = q.Int(6);
-  return std::optional<ResourceRecord>(std::move(r));
+  Result<ResourceRecord> r = DecodeRow(ReadRow<Row>(q));
+  if (!r.ok()) return r.error();
+  return std::optional<ResourceRecord>(std::move(r.value()));
 }
 
 Status StateStore::UpsertResource(const ResourceRecord& r) {
@@ -954,17 +988,41 @@ Result<std::vector<IntentRecord>> StateStore::OpenIntents() {
 
 Result<std::vector<ResourceRecord>> StateStore::Resources() {
   std::lock_guard<std::mutex> guard(mu_);
-  Stmt q(db_, "SELECT address FROM resources ORDER BY address");
-  std::vector<std::string> addresses;
-  int rc;
-  while ((rc = q.Step()) == SQLITE_ROW) addresses.push_back(q.Text(0));
-  if (rc != SQLITE_DONE) return SqlError(db_, "cannot list resources");
+  // One scan in address order (the primary key), then decoding (JSON, and
+  // decryption when the state is encrypted) spread over the cores.
+  std::vector<Row> rows;
+  {
+    Stmt q(db_, (std::string(kResourceColumns) + " ORDER BY address").c_str());
+    int rc;
+    while ((rc = q.Step()) == SQLITE_ROW) rows.push_back(ReadRow<Row>(q));
+    if (rc != SQLITE_DONE) return SqlError(db_, "cannot list resources");
+  }
+  std::vector<std::optional<ResourceRecord>> decoded(rows.size());
+  std::vector<std::optional<Error>> errors(rows.size());
+  auto decode = [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      Result<ResourceRecord> r = DecodeRow(std::move(rows[i]));
+      if (r.ok()) {
+        decoded[i] = std::move(r.value());
+      } else {
+        errors[i] = r.error();
+      }
+    }
+  };
+  const size_t threads = rows.size() < 4096 ? 1 : std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> pool;
+  const size_t chunk = (rows.size() + threads - 1) / std::max<size_t>(threads, 1);
+  for (size_t t = 1; t < threads; ++t) {
+    size_t begin = t * chunk, end = std::min(rows.size(), begin + chunk);
+    if (begin < end) pool.emplace_back(decode, begin, end);
+  }
+  decode(0, std::min(rows.size(), chunk));
+  for (std::thread& th : pool) th.join();
   std::vector<ResourceRecord> out;
-  out.reserve(addresses.size());
-  for (const std::string& a : addresses) {
-    Result<std::optional<ResourceRecord>> r = LoadResource(a);
-    if (!r.ok()) return r.error();
-    if (r.value()) out.push_back(std::move(*r.value()));
+  out.reserve(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (errors[i]) return *errors[i];
+    out.push_back(std::move(*decoded[i]));
   }
   return out;
 }

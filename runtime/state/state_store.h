@@ -264,6 +264,12 @@ class StateStore {
   Result<std::string> EncodeAttributes(const std::string& address, const ValueMap& attributes);
   Result<ValueMap> DecodeAttributes(const std::string& address, const std::string& blob);
   Result<std::optional<ResourceRecord>> LoadResource(const std::string& address);
+  // A `resources` row as stored, before decoding.
+  struct Row {
+    std::string address, type, provider, id, attributes, dependencies;
+    int64_t serial_created = 0, serial_updated = 0;
+  };
+  Result<ResourceRecord> DecodeRow(Row&& row);
   Status AppendHistory(int64_t serial, const std::string& address, Action action,
                        const std::optional<ResourceRecord>& before, const std::optional<ResourceRecord>& after);
   Status UpsertResource(const ResourceRecord& r);

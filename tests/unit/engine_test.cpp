@@ -1,0 +1,292 @@
+// End-to-end tests of the engine against the local provider, with faults
+// injected at chosen provider calls (tests/support/fault_provider.h): a
+// failing change, a transient error, a hung call with a stop request, a
+// second apply or plan while one runs, and what the world and the state
+// hold after each.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "runtime/engine/engine.h"
+#include "runtime/state/state_store.h"
+#include "tests/support/fault_provider.h"
+
+namespace plinth::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::FaultProvider;
+using testing::FaultSpec;
+using testing::ParseFaultSpec;
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "plinth-engine-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  void Write(const std::string& text) { std::ofstream(dir_ / "main.plinth") << text; }
+
+  // Marker files that exist in the world.
+  size_t Markers() const {
+    size_t n = 0;
+    std::error_code ec;
+    fs::path m = dir_ / ".plinth" / "default" / "data" / "m";
+    if (!fs::exists(m, ec)) return 0;
+    for (const auto& e : fs::recursive_directory_iterator(m, ec)) n += e.is_regular_file();
+    return n;
+  }
+
+  // Addresses the state holds.
+  size_t StateCount() {
+    auto store = state::StateStore::OpenWorkspace(dir_.string(), "default");
+    EXPECT_TRUE(store.ok());
+    auto rs = store.value()->Resources();
+    EXPECT_TRUE(rs.ok());
+    return rs.ok() ? rs.value().size() : 0;
+  }
+
+  EngineOptions Options(FaultProvider** fault = nullptr, std::optional<FaultSpec> spec = std::nullopt) {
+    EngineOptions eo;
+    eo.config_dir = dir_.string();
+    eo.parallelism = 4;
+    if (spec) {
+      eo.wrap_provider = [fault, spec](std::unique_ptr<Provider> inner) -> std::unique_ptr<Provider> {
+        auto p = std::make_unique<FaultProvider>(std::move(inner), *spec);
+        if (fault) *fault = p.get();
+        return p;
+      };
+    }
+    return eo;
+  }
+
+  EngineResult Run(EngineOptions eo, bool destroy = false) {
+    SourceManager sources;
+    Diagnostics diags;
+    Engine engine(std::move(eo), sources, diags);
+    EngineResult r = engine.Apply(destroy);
+    EXPECT_FALSE(diags.has_errors());
+    return r;
+  }
+
+  EngineResult PlanNow(bool lock = true) {
+    SourceManager sources;
+    Diagnostics diags;
+    EngineOptions eo = Options();
+    eo.lock = lock;
+    Engine engine(std::move(eo), sources, diags);
+    return engine.Plan();
+  }
+
+  fs::path dir_;
+};
+
+constexpr const char* kFive = R"(
+marker "m" {
+  count = 5
+  path  = "m/${count.index}"
+}
+)";
+
+constexpr const char* kChain = R"(
+marker "root" {
+  path = "m/root"
+}
+marker "leaf" {
+  count   = 3
+  path    = "m/leaf-${count.index}"
+  content = marker.root.path
+}
+)";
+
+TEST(FaultSpecTest, ParsesEveryKindAndRejectsTheRest) {
+  std::string error;
+  auto s = ParseFaultSpec("kill-after@12", &error);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->kind, FaultSpec::Kind::KillAfter);
+  EXPECT_EQ(s->at, 12u);
+  EXPECT_TRUE(ParseFaultSpec("fail@1", &error));
+  EXPECT_TRUE(ParseFaultSpec("flaky@2", &error));
+  EXPECT_TRUE(ParseFaultSpec("hang@3", &error));
+  EXPECT_TRUE(ParseFaultSpec("kill-before@4", &error));
+  for (const char* bad : {"fail", "fail@", "fail@0", "fail@x", "boom@1", "@1", "fail@-1"}) {
+    EXPECT_FALSE(ParseFaultSpec(bad, &error)) << bad;
+    EXPECT_NE(error.find("is not a fault spec"), std::string::npos);
+  }
+}
+
+TEST_F(EngineTest, AFailedChangeLeavesTheOthersAppliedAndIsRetriedNextRun) {
+  Write(kFive);
+  FaultProvider* fault = nullptr;
+  EngineResult r = Run(Options(&fault, FaultSpec{FaultSpec::Kind::Fail, 3}));
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.applied, 4u);
+  EXPECT_EQ(r.failed, 1u);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].find("injected failure at call 3"), std::string::npos) << r.errors[0];
+  EXPECT_EQ(Markers(), 4u);
+  EXPECT_EQ(StateCount(), 4u);
+  // The next plan wants exactly the missing one; the next apply makes it.
+  EngineResult p = PlanNow();
+  ASSERT_TRUE(p.ok);
+  EXPECT_EQ(p.plan.Count(Action::Create), 1u);
+  EXPECT_EQ(p.plan.Count(Action::NoOp), 4u);
+  EngineResult again = Run(Options());
+  EXPECT_TRUE(again.ok);
+  EXPECT_EQ(again.applied, 1u);
+  EXPECT_EQ(Markers(), 5u);
+  EXPECT_FALSE(PlanNow().plan.HasChanges());
+}
+
+TEST_F(EngineTest, DependentsOfAFailedChangeAreSkipped) {
+  Write(kChain);
+  EngineResult r = Run(Options(nullptr, FaultSpec{FaultSpec::Kind::Fail, 1}));
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.failed, 1u);
+  EXPECT_EQ(r.applied, 0u);
+  EXPECT_EQ(r.skipped, 3u);
+  EXPECT_EQ(Markers(), 0u);
+  EXPECT_EQ(StateCount(), 0u);
+  EXPECT_TRUE(Run(Options()).ok);
+  EXPECT_EQ(Markers(), 4u);
+}
+
+TEST_F(EngineTest, ATransientErrorIsRetried) {
+  Write(kFive);
+  FaultProvider* fault = nullptr;
+  EngineResult r = Run(Options(&fault, FaultSpec{FaultSpec::Kind::Flaky, 2}));
+  EXPECT_TRUE(r.ok) << (r.errors.empty() ? "" : r.errors[0]);
+  EXPECT_EQ(r.applied, 5u);
+  EXPECT_EQ(r.failed, 0u);
+  ASSERT_NE(fault, nullptr);
+  EXPECT_EQ(fault->calls(), 6u);  // five changes and one retry
+  EXPECT_EQ(Markers(), 5u);
+  EXPECT_EQ(StateCount(), 5u);
+}
+
+TEST_F(EngineTest, DestroyFailureKeepsTheResourceInState) {
+  Write(kFive);
+  ASSERT_TRUE(Run(Options()).ok);
+  EngineResult r = Run(Options(nullptr, FaultSpec{FaultSpec::Kind::Fail, 2}), /*destroy=*/true);
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.applied, 4u);
+  EXPECT_EQ(Markers(), 1u);
+  EXPECT_EQ(StateCount(), 1u);
+  EXPECT_TRUE(Run(Options(), true).ok);
+  EXPECT_EQ(Markers(), 0u);
+  EXPECT_EQ(StateCount(), 0u);
+}
+
+// While one apply hangs inside a provider call: a second apply and a locked
+// plan are refused with the holder named; an unlocked plan reads without
+// disturbing the running apply's journal; a stop request lets the hung
+// call finish and starts nothing new; the next apply converges.
+TEST_F(EngineTest, HungApplyLocksOutOthersAndStopsCleanly) {
+  Write(kFive);
+  FaultProvider* fault = nullptr;
+  std::atomic<bool> stop{false};
+  EngineOptions eo = Options(&fault, FaultSpec{FaultSpec::Kind::Hang, 2});
+  eo.parallelism = 1;
+  eo.stop = &stop;
+  EngineResult first;
+  std::thread runner([&] { first = Run(eo); });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while ((fault == nullptr || !fault->hanging()) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(fault != nullptr && fault->hanging());
+
+  EngineResult second = Run(Options());
+  EXPECT_FALSE(second.ok);
+  ASSERT_FALSE(second.errors.empty());
+  EXPECT_NE(second.errors[0].find("the workspace is locked by pid " + std::to_string(getpid())), std::string::npos)
+      << second.errors[0];
+  EXPECT_NE(second.errors[0].find("(apply, since "), std::string::npos) << second.errors[0];
+  EXPECT_NE(second.errors[0].find("force-unlock"), std::string::npos);
+
+  EngineResult locked_plan = PlanNow(/*lock=*/true);
+  EXPECT_FALSE(locked_plan.ok);
+  ASSERT_FALSE(locked_plan.errors.empty());
+  EXPECT_NE(locked_plan.errors[0].find("--lock=false"), std::string::npos) << locked_plan.errors[0];
+
+  EngineResult unlocked_plan = PlanNow(/*lock=*/false);
+  EXPECT_TRUE(unlocked_plan.ok);
+  bool noted = false;
+  for (const auto& n : unlocked_plan.notes) noted = noted || n.find("not reconciled without the lock") != std::string::npos;
+  EXPECT_TRUE(noted);
+
+  stop = true;
+  fault->Release();
+  runner.join();
+  EXPECT_FALSE(first.ok);
+  EXPECT_EQ(first.applied, 2u);  // the first change and the one that hung
+  bool stopped = false;
+  for (const auto& e : first.errors) stopped = stopped || e.find("stopped on request") != std::string::npos;
+  EXPECT_TRUE(stopped);
+  EXPECT_EQ(Markers(), 2u);
+  EXPECT_EQ(StateCount(), 2u);  // the running apply's journal was not disturbed
+
+  EngineResult rest = Run(Options());
+  EXPECT_TRUE(rest.ok);
+  EXPECT_EQ(rest.applied, 3u);
+  EXPECT_EQ(Markers(), 5u);
+  EXPECT_FALSE(PlanNow().plan.HasChanges());
+}
+
+TEST_F(EngineTest, SavedPlanIsRefusedWhenTheStateMoved) {
+  Write(kFive);
+  EngineResult p = PlanNow();
+  ASSERT_TRUE(p.ok);
+  ASSERT_TRUE(Run(Options()).ok);  // someone else applied meanwhile
+  Engine::SavedPlan saved;
+  saved.serial = p.serial;
+  saved.config_digest = p.config_digest;
+  for (const auto& pr : p.plan.resources) saved.actions[pr.address] = ActionName(pr.action);
+  SourceManager sources;
+  Diagnostics diags;
+  Engine engine(Options(), sources, diags);
+  EngineResult r = engine.ApplySaved(saved, false);
+  EXPECT_FALSE(r.ok);
+  ASSERT_FALSE(r.errors.empty());
+  EXPECT_NE(r.errors[0].find("refusing the saved plan: the state changed"), std::string::npos) << r.errors[0];
+  EXPECT_EQ(r.applied, 0u);
+}
+
+TEST_F(EngineTest, ProgressReportsEveryChangeWithTheTotal) {
+  Write(kFive);
+  std::mutex mu;
+  std::vector<ProgressEvent> events;
+  EngineOptions eo = Options(nullptr, FaultSpec{FaultSpec::Kind::Fail, 4});
+  eo.progress = [&](const ProgressEvent& e) {
+    std::lock_guard<std::mutex> lock(mu);
+    events.push_back(e);
+  };
+  Run(eo);
+  size_t started = 0, finished = 0, failed = 0;
+  for (const auto& e : events) {
+    EXPECT_EQ(e.total, 5u);
+    EXPECT_EQ(e.line.rfind(e.address + ": ", 0), 0u) << e.line;
+    started += e.kind == ProgressEvent::Kind::Started;
+    finished += e.kind == ProgressEvent::Kind::Finished;
+    if (e.kind == ProgressEvent::Kind::Failed) {
+      ++failed;
+      EXPECT_NE(e.line.find(": failed to create ("), std::string::npos) << e.line;
+    }
+  }
+  EXPECT_EQ(started, 5u);
+  EXPECT_EQ(finished, 4u);
+  EXPECT_EQ(failed, 1u);
+}
+
+}  // namespace
+}  // namespace plinth::runtime
