@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates every golden expectation (diagnostics and fmt output) from the
+# Regenerates every golden expectation (diagnostics, fmt and plan output) from the
 # current build, then shows what changed. Review the diff before committing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
