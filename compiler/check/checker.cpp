@@ -980,6 +980,7 @@ class Checker {
       return {"var", "local", "module", "each", "count", "self", "path"};
     }
     std::string BaseDir() const override;
+    bool ImpureKnown() const override;
 
     bool has_each = false;
     Value each_key, each_value;
@@ -1291,6 +1292,12 @@ class Checker {
       EvalSchemaBody(d.block->body, d.schema->body, scope, attrs, true);
       attrs.insert(self_attrs.begin(), self_attrs.end());
       ResourceInstance ri;
+      for (const auto& as : d.schema->body.attributes) {
+        if (as.mode == AttrMode::OptionalComputed && !as.default_value) {
+          const ast::Attribute* a = d.block->body.Find(as.name);
+          if (!a) ri.unset_computed.push_back(as.name);
+        }
+      }
       ri.address = address;
       ri.module = inst.prefix.empty() ? "" : inst.prefix.substr(0, inst.prefix.size() - 1);
       ri.type = d.type;
@@ -1582,6 +1589,8 @@ bool Checker::InstanceScope::Resolve(const ast::Name& root, std::span<const ast:
 }
 
 std::string Checker::InstanceScope::BaseDir() const { return inst_.info->module->dir; }
+
+bool Checker::InstanceScope::ImpureKnown() const { return c_.options_.apply_time; }
 
 }  // namespace
 

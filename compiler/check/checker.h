@@ -45,6 +45,8 @@ struct CheckOptions {
   const SchemaRegistry* schemas = nullptr;  // null: BuiltinSchemas()
   unsigned threads = 0;                     // parser threads; 0: one per core
   ResourceHook* resource_hook = nullptr;    // null: references see the configuration
+  // Checking for an apply: timestamp() and uuid() give values, not unknowns.
+  bool apply_time = false;
 };
 
 struct ResourceInstance {
@@ -58,6 +60,10 @@ struct ResourceInstance {
   bool prevent_destroy = false;
   bool create_before_destroy = false;
   std::vector<std::string> ignore_changes;
+  // Optional+computed top-level attributes the configuration leaves out (the
+  // provider picks their value). They read as unknown in `attributes`, like
+  // an attribute set to a value only apply can know; this tells them apart.
+  std::vector<std::string> unset_computed;
   Range range;
 };
 

@@ -46,6 +46,9 @@ class Scope {
   virtual std::vector<std::string> RootNames() const = 0;
   // Directory for file functions.
   virtual std::string BaseDir() const = 0;
+  // True while applying: impure functions (timestamp, uuid) return their
+  // value instead of an unknown.
+  virtual bool ImpureKnown() const { return false; }
 };
 
 // Evaluates `expr` in `scope`. Thread-compatible: one evaluator per thread.

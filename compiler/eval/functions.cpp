@@ -182,7 +182,7 @@ FunctionResult CallFunction(const FunctionDef& fn, const CallContext& ctx, std::
 
   // Impure functions (timestamp, uuid) would give a different value on every
   // run, so their value is only fixed when the change is applied.
-  if (fn.impure || unknown) return unknown_result();
+  if ((fn.impure && !ctx.impure_known) || unknown) return unknown_result();
 
   try {
     FunctionResult r = fn.impl(ctx, args);

@@ -32,6 +32,8 @@ struct CallContext {
   // Directory of the file that contains the call; file functions resolve
   // relative paths against it.
   std::string base_dir;
+  // Impure functions return their value (at apply) rather than an unknown (at plan).
+  bool impure_known = false;
 };
 
 struct FunctionResult {

@@ -119,7 +119,7 @@ class PlanHook : public ResourceHook {
     auto it = prior_.find(ri.address);
     const PriorResource* p = it == prior_.end() ? nullptr : it->second;
     for (const std::string& m : provider_.Validate(ri.type, ri.attributes)) problems.push_back({ri.address, m, ri.range});
-    PlanRequest req{ri.type, p ? &p->attributes : nullptr, ri.attributes};
+    PlanRequest req{ri.type, p ? &p->attributes : nullptr, ri.attributes, ri.unset_computed};
     Result<PlanResponse> res = provider_.PlanChange(req);
     if (!res.ok()) {
       problems.push_back({ri.address, res.error().message, ri.range});
@@ -151,6 +151,7 @@ struct Engine::Impl {
   // The store is thread-safe; concurrent intent writes share commits.
 
   size_t total_changes = 0;  // in the graph now running
+  bool applying = false;     // plans made by apply fix impure values (timestamp, uuid)
 
   void Progress(ProgressEvent::Kind kind, const std::string& address, const std::string& line) {
     if (o.progress) o.progress(ProgressEvent{kind, address, line, total_changes});
@@ -324,6 +325,7 @@ struct Engine::Impl {
     co.variables = o.variables;
     co.variable_texts = o.variable_texts;
     co.resource_hook = &hook;
+    co.apply_time = applying;
     size_t first_file = sources.size();
     CheckedConfig config = Check(o.config_dir, sources, diags, co);
     timer.Mark("check + provider plan");
@@ -444,6 +446,7 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
   const bool check_saved = !saved.config_digest.empty();
   EngineResult r;
   Impl& m = *impl_;
+  m.applying = true;
   if (!m.Open(r)) return r;
   auto lock = state::WorkspaceLock::Acquire(*m.store, state::WorkspaceLock::ThisProcess(destroy ? "destroy" : "apply"));
   if (!lock.ok()) {

@@ -60,6 +60,10 @@ struct PlanRequest {
   std::string type;
   const ValueMap* prior = nullptr;  // the current state; null when the resource is to be created
   ValueMap config;                  // configured values and defaults; computed attributes unknown
+  // Optional+computed attributes the configuration leaves to the provider:
+  // unknown in `config`, but the provider may choose their value now. Any
+  // other unknown in `config` was configured and stays unknown until apply.
+  std::vector<std::string> unset;
 };
 
 struct PlanResponse {

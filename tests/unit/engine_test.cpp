@@ -262,6 +262,27 @@ TEST_F(EngineTest, SavedPlanIsRefusedWhenTheStateMoved) {
   EXPECT_EQ(r.applied, 0u);
 }
 
+// timestamp() and uuid() are unknown in a plan and fixed by apply (an
+// apply that waited for them to become known would never finish).
+TEST_F(EngineTest, ImpureFunctionsGetTheirValueAtApply) {
+  Write(R"(
+marker "stamp" {
+  path    = "m/stamp"
+  content = "id ${uuid()}"
+}
+)");
+  EngineResult p = PlanNow();
+  ASSERT_TRUE(p.ok);
+  ASSERT_EQ(p.plan.resources.size(), 1u);
+  EXPECT_TRUE(p.plan.resources[0].planned.at("content").is_unknown());
+  EngineResult r = Run(Options());
+  EXPECT_TRUE(r.ok) << (r.errors.empty() ? "" : r.errors[0]);
+  EXPECT_EQ(Markers(), 1u);
+  std::ifstream in(dir_ / ".plinth" / "default" / "data" / "m" / "stamp");
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(content.size(), 3u + 36u) << content;  // "id " and a UUID
+}
+
 TEST_F(EngineTest, ProgressReportsEveryChangeWithTheTotal) {
   Write(kFive);
   std::mutex mu;

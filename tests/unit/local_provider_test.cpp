@@ -463,13 +463,23 @@ TEST_F(LocalProviderTest, PlanChangeNamesForceNewAttributes) {
   EXPECT_EQ(u.value().replace_because, std::vector<std::string>{"path"});
   EXPECT_TRUE(u.value().planned.at("id").is_unknown());
 
-  // A region's root left open (unknown from the checker) keeps the computed one.
+  // A region's root left out of the configuration keeps the computed one.
   ResourceObject eu = MustCreate("region", Region("eu"));
-  auto r = provider_->PlanChange({"region", &eu.attributes, Region("eu", {{"down", Value::Bool(true)}})});
+  auto r = provider_->PlanChange({"region", &eu.attributes, Region("eu", {{"down", Value::Bool(true)}}), {"root"}});
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r.value().replace_because.empty());
   EXPECT_EQ(Str(r.value().planned, "root"), "regions/eu");
   EXPECT_EQ(Str(r.value().planned, "path"), Str(eu.attributes, "path"));
+  // Configured to a value only apply can know: a possible move, named.
+  auto unknown_root = provider_->PlanChange({"region", &eu.attributes, Region("eu")});
+  ASSERT_TRUE(unknown_root.ok());
+  EXPECT_EQ(unknown_root.value().replace_because, std::vector<std::string>{"root"});
+  EXPECT_TRUE(unknown_root.value().planned.at("root").is_unknown());
+  // On create, a root left out gets its default now, so the path is known in the plan.
+  auto fresh = provider_->PlanChange({"region", nullptr, Region("ap"), {"root"}});
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(Str(fresh.value().planned, "root"), "regions/ap");
+  EXPECT_NE(Str(fresh.value().planned, "path").find("/regions/ap"), std::string::npos);
   auto moved_root =
       provider_->PlanChange({"region", &eu.attributes, Region("eu", {{"root", Value::String("elsewhere")}})});
   ASSERT_TRUE(moved_root.ok());

@@ -508,16 +508,14 @@ Result<PlanResponse> LocalProvider::PlanChange(const PlanRequest& request) {
   ValueMap& p = r.planned;
   FillBlock(schema->body, p);
 
-  // An optional-computed attribute the configuration leaves open (null, or
-  // unknown: the checker cannot tell "unset" from "set to something unknown")
-  // keeps the value the provider computed before.
-  if (prior) {
-    for (const auto& a : schema->body.attributes) {
-      if (a.mode != AttrMode::OptionalComputed) continue;
-      const Value* pv = Find(*prior, a.name);
-      if ((p[a.name].is_null() || p[a.name].is_unknown()) && pv && !pv->is_null() && !pv->ContainsUnknown())
-        p[a.name] = *pv;
-    }
+  // An optional-computed attribute the configuration leaves out is the
+  // provider's to choose: the value computed before, or (below) its default
+  // now. One configured to a value only apply can know stays unknown.
+  for (const std::string& name : request.unset) {
+    Value& v = p[name];
+    if (!v.is_unknown()) continue;
+    const Value* pv = prior ? Find(*prior, name) : nullptr;
+    v = pv && !pv->is_null() && !pv->ContainsUnknown() ? *pv : Value();
   }
 
   // Force-new attributes whose value differs, or may differ (unknown now).
