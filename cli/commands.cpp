@@ -18,6 +18,7 @@
 #include "compiler/fmt/fmt.h"
 #include "compiler/syntax/parse.h"
 #include "compiler/types/user_json.h"
+#include "runtime/policy/policy.h"
 
 namespace plinth::cli {
 
@@ -217,6 +218,7 @@ int Validate(const Options& o, bool inspect) {
   co.variables = VariableValues(o);
   for (const auto& [name, text] : o.vars) co.variable_texts[name] = text;
   CheckedConfig config = Check(dir, sources, diags, co);
+  if (!diags.has_errors()) runtime::CheckPolicies(config.policies, diags);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   std::vector<Diagnostic> sorted = diags.Sorted(sources);
   bool ok = !diags.has_errors();

@@ -49,5 +49,6 @@ int Show(const Options& options);
 int Refresh(const Options& options);
 int ForceUnlock(const Options& options);
 int GraphDot(const Options& options, const std::map<std::string, Value>& vars);
+int Policy(const Options& options, const std::map<std::string, Value>& vars);  // policy test
 
 }  // namespace plinth::cli

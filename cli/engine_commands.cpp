@@ -130,6 +130,10 @@ int Plan(const Options& o, const std::map<std::string, Value>& vars, bool destro
     std::fputs(runtime::RenderPlanText(r.plan, Colored(o, stdout)).c_str(), stdout);
   }
   if (!r.plan.problems.empty()) return 1;
+  if (r.plan.Denied()) {
+    if (!o.json) std::fprintf(stderr, "error: the plan is denied by policy; apply would refuse it\n");
+    return 4;
+  }
   if (!o.out.empty()) {
     // The saved plan: what apply checks before changing anything. It holds
     // no attribute values (so no secrets), only what identifies the plan.
@@ -209,6 +213,10 @@ int Apply(const Options& given, const std::map<std::string, Value>& vars, bool d
     PrintProblems(preview, sources, diags, o);
     if (!preview.ok || diags.has_errors() || !preview.plan.problems.empty()) return 1;
     std::fputs(runtime::RenderPlanText(preview.plan, Colored(o, stdout)).c_str(), stdout);
+    if (preview.plan.Denied()) {
+      std::fprintf(stderr, "error: the plan is denied by policy; nothing was changed\n");
+      return 1;
+    }
     if (!preview.plan.HasChanges()) return 0;
     if (!isatty(fileno(stdin))) {
       std::fprintf(stderr, "error: input is not a terminal; pass --auto-approve to apply without a prompt\n");

@@ -1,7 +1,8 @@
 // plinth: the command-line entry point. Parses the command line, dispatches to
 // a command in cli/commands.cpp and maps results to exit codes:
 //   0 success, 1 errors in the configuration, 2 usage or environment error,
-//   3 `fmt --check` found files that are not formatted.
+//   3 `fmt --check` found files that are not formatted, 4 a plan is denied
+//   by a policy.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -29,6 +30,7 @@ const char kUsage[] =
     "  force-unlock [--dir=DIR] LOCK_ID                remove a lock whose holder is gone for good\n"
     "  graph    [DIR]                                  the execution graph of the current plan (DOT)\n"
     "  refresh  [DIR]                                  record changes made outside Plinth in the state\n"
+    "  policy test [--json] [DIR]                      run the policy_test cases against the policies\n"
     "  version                                         print the version\n"
     "\n"
     "options:\n"
@@ -39,7 +41,7 @@ const char kUsage[] =
     "  --refresh=false   plan without reading the current resources first\n"
     "\n"
     "exit codes: 0 ok, 1 errors, 2 usage error (plan --detailed-exitcode: 2 changes pending),\n"
-    "            3 fmt --check found unformatted files\n"
+    "            3 fmt --check found unformatted files, 4 plan denied by a policy\n"
     "docs: docs/cli.md\n";
 
 }  // namespace
@@ -73,6 +75,7 @@ int main(int argc, char** argv) {
   if (command == "refresh") return plinth::cli::Refresh(options);
   if (command == "force-unlock") return plinth::cli::ForceUnlock(options);
   if (command == "graph") return plinth::cli::GraphDot(options, plinth::cli::VariableValues(options));
+  if (command == "policy") return plinth::cli::Policy(options, plinth::cli::VariableValues(options));
   if (command == "plan" || command == "apply" || command == "destroy" || command == "output") {
     auto vars = plinth::cli::VariableValues(options);
     int rc = 2;

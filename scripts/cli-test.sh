@@ -122,6 +122,28 @@ set -e
 [ "$rc" = 1 ] && grep -q "is damaged" "$tmp/corrupt.txt" || fail "a damaged state gave no clear error (exit $rc): $(cat "$tmp/corrupt.txt")"
 [ "$(sha256sum "$state")" = "$sum" ] || fail "plan changed a damaged state file"
 
+# Policies: the shipped guardrails pass their own tests; a plan that breaks
+# a deny policy exits 4 naming it, apply refuses and creates nothing; the
+# ai-platform example passes every guardrail.
+"$plinth" policy test stdlib/std/guardrails >"$tmp/ptest.txt" || fail "guardrails policy tests: $(cat "$tmp/ptest.txt")"
+grep -q " 0 failed" "$tmp/ptest.txt" || fail "policy test summary: $(cat "$tmp/ptest.txt")"
+mkdir -p "$tmp/pol"
+printf 'region "eu" {}\nbucket "raw" {\n  region = region.eu\n}\nmodule "guard" {\n  source = "std/guardrails"\n}\n' >"$tmp/pol/main.plinth"
+set +e
+"$plinth" plan "$tmp/pol" >"$tmp/pol.txt" 2>&1; rc=$?
+"$plinth" plan --json "$tmp/pol" >"$tmp/pol.json" 2>/dev/null; json_rc=$?
+"$plinth" apply --auto-approve "$tmp/pol" >"$tmp/pol-apply.txt" 2>&1; apply_rc=$?
+set -e
+[ "$rc" = 4 ] && [ "$json_rc" = 4 ] || fail "a denied plan exited $rc (json $json_rc), want 4: $(cat "$tmp/pol.txt")"
+grep -q "x denied    module.guard.policy.encrypted_buckets on bucket.raw: bucket raw must be encrypted" "$tmp/pol.txt" ||
+  fail "denied plan output: $(cat "$tmp/pol.txt")"
+grep -q '"denied": true' "$tmp/pol.json" || fail "plan --json lacks the policy verdict"
+[ "$apply_rc" = 1 ] && grep -q "error: module.guard.policy.encrypted_buckets denies bucket.raw" "$tmp/pol-apply.txt" ||
+  fail "apply of a denied plan: $(cat "$tmp/pol-apply.txt")"
+[ ! -e "$tmp/pol/.plinth/default/data/regions" ] || fail "a denied apply changed the world"
+cp -r examples/ai-platform "$tmp/aip"
+"$plinth" plan "$tmp/aip" 2>&1 | grep -q "Policies: 4 evaluated, 29 checks: all passed." || fail "ai-platform does not pass its guardrails"
+
 # Usage errors exit 2.
 set +e
 "$plinth" validate --bogus >/dev/null 2>&1; rc=$?

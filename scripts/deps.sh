@@ -8,6 +8,7 @@ packages=(
   nlohmann-json3-dev libssl-dev libsqlite3-dev        # JSON output, hashing, state store
   libgtest-dev                                        # unit and golden tests
   clang                                               # libFuzzer target (tests only)
+  llvm-14-dev                                         # rule JIT (compiler/rules, ORC LLJIT)
 )
 missing=()
 for p in "${packages[@]}"; do

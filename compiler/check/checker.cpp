@@ -73,6 +73,7 @@ struct ModuleInfo {
   std::vector<Decl> decls;
   std::unordered_map<std::string, uint32_t> vars, locals, outputs, modules, resources;
   std::set<std::string, std::less<>> resource_types;
+  std::vector<const ast::Block*> policies, policy_tests;
   std::vector<uint32_t> order;
   bool is_root = false;
 };
@@ -169,11 +170,11 @@ class Checker {
         cur_(&diags),
         options_(options),
         schemas_(options.schemas ? *options.schemas : BuiltinSchemas()),
-        loader_(sources, diags, options.threads) {}
+        loader_(std::make_shared<ModuleLoader>(sources, diags, options.threads)) {}
 
   CheckedConfig Run(const std::string& dir) {
     CheckedConfig out;
-    const Module* root = loader_.Load(dir, {});
+    const Module* root = loader_->Load(dir, {});
     if (!root) return out;
     const ModuleInfo* info = Analyse(root, {});
     if (!info) return out;
@@ -201,6 +202,9 @@ class Checker {
       if (m) out.files += m->module->files.size();
     }
     out.modules = analysed_.size();
+    // Policy expressions are compiled by the caller after planning: the
+    // syntax trees they point into stay alive with the result.
+    if (!out.policies.empty() || !out.policy_tests.empty()) out.syntax = loader_;
     return out;
   }
 
@@ -249,6 +253,7 @@ class Checker {
     }
     OrderAndFindCycles(*info);
     ComputeResourceDeps(*info);
+    MarkPolicyReferences(*info);
     for (const Decl& d : info->decls) {
       // A module with parse errors may have lost the references that use a variable.
       if (d.kind == DeclKind::Variable && !d.referenced && !module->has_errors) {
@@ -304,7 +309,8 @@ class Checker {
   }
 
   void CollectDecls(ModuleInfo& info) {
-    static const std::vector<std::string> keywords = {"variable", "locals", "output", "module"};
+    static const std::vector<std::string> keywords = {"variable", "locals", "output", "module", "policy",
+                                                      "policy_test"};
     for (const ast::File& file : info.module->files) {
       for (const ast::Attribute& a : file.body.attributes) {
         cur_->Error(DiagCode::UnknownBlockType, a.name_range, "attributes cannot be set at the top level")
@@ -323,6 +329,16 @@ class Checker {
           d.range = b.labels[0].range;
           auto& table = d.kind == DeclKind::Variable ? info.vars : d.kind == DeclKind::Output ? info.outputs : info.modules;
           Declare(info, table, std::move(d));
+        } else if (b.type == "policy") {
+          if (ExpectLabels(b, 1, "name") && CheckPolicyBlock(b)) info.policies.push_back(&b);
+        } else if (b.type == "policy_test") {
+          // The label is a description ("unencrypted buckets are denied"), not a name.
+          if (b.labels.size() != 1) {
+            cur_->Error(DiagCode::InvalidLabels, b.type_range, "a 'policy_test' block takes one label, a description")
+                .help = "write: policy_test \"what it shows\" { ... }";
+          } else if (CheckPolicyTestBlock(b)) {
+            info.policy_tests.push_back(&b);
+          }
         } else if (b.type == "locals") {
           if (!ExpectLabels(b, 0, "")) continue;
           for (const ast::Block& nested : b.body.blocks) {
@@ -359,6 +375,98 @@ class Checker {
         }
       }
     }
+  }
+
+  // ---------------------------------------------------------------- policies
+  // The structure of policy and policy_test blocks; the expressions in them
+  // are typed by the rule compiler (compiler/rules) when they are compiled.
+
+  // A string literal attribute, or nullopt (reported) when it is something else.
+  std::optional<std::string> PolicyString(const ast::Attribute& a) {
+    if (a.value->kind == ast::ExprKind::Literal) {
+      const Value& v = a.value->As<ast::Literal>().value;
+      if (v.kind() == Value::Kind::String) return v.as_string();
+    }
+    cur_->Error(DiagCode::TypeMismatch, a.value->range, "'" + a.name + "' must be a string literal");
+    return std::nullopt;
+  }
+
+  bool CheckPolicyBlock(const ast::Block& b) {
+    if (b.has_errors) return false;
+    CheckAllowed(b.body, {"for_all", "where", "require", "severity", "message"}, {}, "a policy block");
+    for (const ast::Block& nested : b.body.blocks) {
+      cur_->Error(DiagCode::UnknownAttribute, nested.type_range, "a policy block has no nested blocks");
+    }
+    bool ok = true;
+    for (const char* required : {"for_all", "require"}) {
+      if (!b.body.Find(required)) {
+        cur_->Error(DiagCode::MissingAttribute, b.labels[0].range,
+                    std::string("policy '") + b.labels[0].value + "' has no '" + required + "'")
+            .help = std::string(required) == "for_all" ? "write: for_all = bucket   (the resource type it checks)"
+                                                       : "write: require = self.ATTRIBUTE ...  (true when compliant)";
+        ok = false;
+      }
+    }
+    if (const ast::Attribute* f = b.body.Find("for_all")) {
+      if (f->value->kind != ast::ExprKind::Name) {
+        cur_->Error(DiagCode::InvalidReference, f->value->range, "'for_all' must name a resource type")
+            .help = "write: for_all = bucket";
+        ok = false;
+      } else if (const std::string& type = f->value->As<ast::Name>().name; !schemas_.Find(type)) {
+        Diagnostic& d = cur_->Error(DiagCode::UndefinedReference, f->value->range, "no resource type '" + type + "'");
+        std::string near = ClosestName(type, schemas_.TypeNames());
+        d.help = near.empty() ? "resource types: " + JoinNames(schemas_.TypeNames()) : "did you mean '" + near + "'?";
+        ok = false;
+      }
+    }
+    if (const ast::Attribute* s = b.body.Find("severity")) {
+      std::optional<std::string> v = PolicyString(*s);
+      if (!v) {
+        ok = false;
+      } else if (*v != "deny" && *v != "warn") {
+        cur_->Error(DiagCode::TypeMismatch, s->value->range, "severity must be \"deny\" or \"warn\", not " + QuoteString(*v));
+        ok = false;
+      }
+    }
+    return ok;
+  }
+
+  // Variables and locals that policies read are used (policies are
+  // evaluated after planning, so they add no ordering dependency).
+  void MarkPolicyReferences(ModuleInfo& info) {
+    for (const ast::Block* b : info.policies) {
+      std::vector<Reference> refs;
+      for (const ast::Attribute& a : b->body.attributes) CollectReferences(*a.value, refs);
+      for (const Reference& r : refs) {
+        const auto& table = r.root == "var" ? info.vars : r.root == "local" ? info.locals : info.vars;
+        if (r.root != "var" && r.root != "local") continue;
+        if (auto it = table.find(r.name); it != table.end()) info.decls[it->second].referenced = true;
+      }
+    }
+  }
+
+  bool CheckPolicyTestBlock(const ast::Block& b) {
+    if (b.has_errors) return false;
+    CheckAllowed(b.body, {"policy", "resource", "unknown", "expect"}, {}, "a policy_test block");
+    bool ok = true;
+    for (const char* required : {"policy", "resource", "expect"}) {
+      if (!b.body.Find(required)) {
+        cur_->Error(DiagCode::MissingAttribute, b.labels[0].range,
+                    std::string("policy_test '") + b.labels[0].value + "' has no '" + required + "'");
+        ok = false;
+      }
+    }
+    if (const ast::Attribute* p = b.body.Find("policy")) ok = PolicyString(*p).has_value() && ok;
+    if (const ast::Attribute* e = b.body.Find("expect")) {
+      std::optional<std::string> v = PolicyString(*e);
+      if (v && *v != "pass" && *v != "fail" && *v != "undecided" && *v != "skip") {
+        cur_->Error(DiagCode::TypeMismatch, e->value->range,
+                    "expect must be \"pass\", \"fail\", \"undecided\" or \"skip\", not " + QuoteString(*v));
+        ok = false;
+      }
+      ok = ok && v.has_value();
+    }
+    return ok;
   }
 
   // ------------------------------------------------------- block structure
@@ -641,7 +749,7 @@ class Checker {
           .help = "write a relative path (\"./modules/net\") or a standard module (\"std/NAME\")";
       return;
     }
-    const Module* m = loader_.Load(dir, source->value->range, src);
+    const Module* m = loader_->Load(dir, source->value->range, src);
     if (!m) return;
     const ModuleInfo* child = Analyse(m, source->value->range);
     if (!child) return;
@@ -1032,6 +1140,51 @@ class Checker {
         case DeclKind::Output: inst.values[idx] = EvalOutput(inst, d, out); break;
         case DeclKind::Resource: inst.values[idx] = EvalResource(inst, d, out); break;
         case DeclKind::Module: inst.values[idx] = EvalModuleCall(inst, d, out, chain); break;
+      }
+    }
+    if (!info.policies.empty() || !info.policy_tests.empty()) {
+      ValueMap vars, locals;
+      for (const auto& [name, idx] : info.vars) vars[name] = inst.values[idx];
+      for (const auto& [name, idx] : info.locals) locals[name] = inst.values[idx];
+      for (const ast::Block* b : info.policies) {
+        PolicyInstance pi;
+        pi.name = prefix + "policy." + b->labels[0].value;
+        pi.label = b->labels[0].value;
+        pi.resource_type = b->body.Find("for_all")->value->As<ast::Name>().name;
+        pi.where = b->body.Find("where") ? b->body.Find("where")->value.get() : nullptr;
+        pi.require = b->body.Find("require")->value.get();
+        pi.message = b->body.Find("message") ? b->body.Find("message")->value.get() : nullptr;
+        const ast::Attribute* sev = b->body.Find("severity");
+        pi.deny = !sev || sev->value->As<ast::Literal>().value.as_string() == "deny";
+        pi.vars = vars;
+        pi.locals = locals;
+        pi.base_dir = info.module->dir;
+        pi.range = b->labels[0].range;
+        out.policies.push_back(std::move(pi));
+      }
+      for (const ast::Block* b : info.policy_tests) {
+        PolicyTestCase tc;
+        tc.name = b->labels[0].value;
+        tc.policy = b->body.Find("policy")->value->As<ast::Literal>().value.as_string();
+        tc.expect = b->body.Find("expect")->value->As<ast::Literal>().value.as_string();
+        InstanceScope scope(*this, inst);
+        tc.resource = Evaluate(*b->body.Find("resource")->value, scope, *cur_);
+        if (tc.resource.kind() != Value::Kind::Object && !tc.resource.is_unknown()) {
+          cur_->Error(DiagCode::TypeMismatch, b->body.Find("resource")->value->range,
+                      "'resource' must be an object of the attributes the policy reads");
+        }
+        if (const ast::Attribute* u = b->body.Find("unknown")) {
+          Value names = Evaluate(*u->value, scope, *cur_);
+          if (names.kind() == Value::Kind::List) {
+            for (const Value& n : names.as_list()) {
+              if (n.kind() == Value::Kind::String) tc.unknown.push_back(n.as_string());
+            }
+          } else if (!names.is_unknown()) {
+            cur_->Error(DiagCode::TypeMismatch, u->value->range, "'unknown' must be a list of attribute names");
+          }
+        }
+        tc.range = b->labels[0].range;
+        out.policy_tests.push_back(std::move(tc));
       }
     }
     ValueMap outputs;
@@ -1472,7 +1625,7 @@ class Checker {
   Diagnostics muted_;
   const CheckOptions& options_;
   const SchemaRegistry& schemas_;
-  ModuleLoader loader_;
+  std::shared_ptr<ModuleLoader> loader_;
   std::map<std::string, std::unique_ptr<ModuleInfo>> analysed_;
   std::vector<std::string> analysing_;
   std::string root_dir_;

@@ -16,11 +16,13 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "compiler/diag/diagnostic.h"
 #include "compiler/schema/schema.h"
+#include "compiler/syntax/ast.h"
 #include "compiler/types/types.h"
 
 namespace plinth {
@@ -84,8 +86,38 @@ struct VariableValue {
   Range range;
 };
 
+// A `policy` block of one module instance (docs/policy.md). The expression
+// pointers stay valid while CheckedConfig::syntax lives.
+struct PolicyInstance {
+  std::string name;   // policy.encrypted or module.guard.policy.encrypted
+  std::string label;  // encrypted
+  std::string resource_type;  // for_all
+  const ast::Expr* where = nullptr;    // optional filter
+  const ast::Expr* require = nullptr;  // true when compliant
+  const ast::Expr* message = nullptr;  // optional; may read self, var and local
+  bool deny = true;                    // severity: deny, else warn
+  ValueMap vars, locals;               // the module instance's values, for var.X and local.X
+  std::string base_dir;
+  Range range;  // the policy's label
+};
+
+// A `policy_test` block: a resource as the policy would see it, and the
+// expected verdict (pass, fail, undecided, skip: `where` excludes it).
+struct PolicyTestCase {
+  std::string name;
+  std::string policy;  // the policy's label
+  Value resource;      // object
+  std::vector<std::string> unknown;  // attributes to treat as known only after apply
+  std::string expect;
+  Range range;
+};
+
 struct CheckedConfig {
   std::vector<ResourceInstance> resources;
+  std::vector<PolicyInstance> policies;
+  std::vector<PolicyTestCase> policy_tests;
+  // Keeps the syntax trees alive when policies point into them.
+  std::shared_ptr<const void> syntax;
   std::vector<OutputValue> outputs;      // root module
   std::vector<VariableValue> variables;  // root module
   size_t files = 0;

@@ -14,6 +14,7 @@
 
 #include "compiler/schema/schema.h"
 #include "runtime/exec/executor.h"
+#include "runtime/policy/policy.h"
 #include "runtime/providers/local/provider.h"
 #include "runtime/state/lock.h"
 #include "runtime/state/state_store.h"
@@ -336,6 +337,14 @@ struct Engine::Impl {
     r.plan = ComputePlan(std::move(config.resources), std::move(prior), hook.replace_because);
     for (PlanProblem& p : hook.problems) r.plan.problems.push_back(std::move(p));
     timer.Mark("diff");
+    if (!config.policies.empty()) {
+      PolicyReport report = EvaluatePolicies(config.policies, r.plan, diags);
+      r.plan.policy_findings = std::move(report.findings);
+      r.plan.policies = report.policies;
+      r.plan.policy_checks = report.checks;
+      timer.Mark("policies");
+      if (diags.has_errors()) return false;
+    }
     return true;
   }
 
@@ -499,6 +508,20 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
     }
     if (!planned.plan.problems.empty()) {
       for (const PlanProblem& p : planned.plan.problems) r.errors.push_back(p.message);
+      failed = true;
+      break;
+    }
+    // Policies are evaluated on every wave's plan (values become known as
+    // resources are created); a violated deny stops before any change.
+    for (const PolicyFinding& f : planned.plan.policy_findings) {
+      if (f.outcome != PolicyFinding::Outcome::Violated) continue;
+      if (f.deny) {
+        r.errors.push_back(f.policy + " denies " + f.address + ": " + f.message);
+      } else if (wave == 0) {
+        r.notes.push_back("policy warning: " + f.policy + " on " + f.address + ": " + f.message);
+      }
+    }
+    if (planned.plan.Denied()) {
       failed = true;
       break;
     }

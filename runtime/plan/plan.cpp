@@ -26,6 +26,12 @@ size_t Plan::Count(Action a) const {
       std::count_if(resources.begin(), resources.end(), [a](const PlannedResource& r) { return r.action == a; }));
 }
 
+bool Plan::Denied() const {
+  return std::any_of(policy_findings.begin(), policy_findings.end(), [](const PolicyFinding& f) {
+    return f.deny && f.outcome == PolicyFinding::Outcome::Violated;
+  });
+}
+
 bool Plan::HasChanges() const {
   return std::any_of(resources.begin(), resources.end(),
                      [](const PlannedResource& r) { return r.action != Action::NoOp; });
@@ -355,12 +361,44 @@ std::string Show(const Value& v) {
 
 }  // namespace
 
+namespace {
+
+// "Policies: 3 evaluated on 12 resources: 1 denied, 1 warning, 2 undecided."
+// and one line per finding.
+std::string RenderPolicies(const Plan& plan, const Painter& p) {
+  if (plan.policies == 0) return "";
+  size_t denied = 0, warned = 0, undecided = 0;
+  std::string lines;
+  for (const PolicyFinding& f : plan.policy_findings) {
+    std::string tag;
+    if (f.outcome == PolicyFinding::Outcome::Undecided) {
+      ++undecided;
+      tag = p.Wrap("36", "? undecided");
+    } else if (f.deny) {
+      ++denied;
+      tag = p.Wrap("31", "x denied   ");
+    } else {
+      ++warned;
+      tag = p.Wrap("33", "! warning  ");
+    }
+    lines += "  " + tag + " " + f.policy + " on " + f.address + ": " + f.message + "\n";
+  }
+  std::string out = "\nPolicies: " + std::to_string(plan.policies) + " evaluated, " +
+                    std::to_string(plan.policy_checks) + " checks: ";
+  if (plan.policy_findings.empty()) return out + "all passed.\n";
+  out += std::to_string(denied) + " denied, " + std::to_string(warned) + " warning" + (warned == 1 ? "" : "s") +
+         ", " + std::to_string(undecided) + " undecided until apply.\n";
+  return out + lines;
+}
+
+}  // namespace
+
 std::string RenderPlanText(const Plan& plan, bool color) {
   Painter p{color};
   std::string out;
   if (!plan.HasChanges()) {
     out += "No changes. The infrastructure matches the configuration.\n";
-    return out;
+    return out + RenderPolicies(plan, p);
   }
   out += "Plinth will perform these actions:\n";
   for (const PlannedResource& r : plan.resources) {
@@ -403,7 +441,7 @@ std::string RenderPlanText(const Plan& plan, bool color) {
   out += "\nPlan: " + std::to_string(plan.Count(Action::Create)) + " to create, " +
          std::to_string(plan.Count(Action::Update)) + " to update, " + std::to_string(plan.Count(Action::Replace)) +
          " to replace, " + std::to_string(plan.Count(Action::Delete)) + " to delete.\n";
-  return out;
+  return out + RenderPolicies(plan, p);
 }
 
 std::string RenderPlanJson(const Plan& plan) {
@@ -437,6 +475,14 @@ std::string RenderPlanJson(const Plan& plan) {
   }
   nlohmann::json problems = nlohmann::json::array();
   for (const PlanProblem& p : plan.problems) problems.push_back({{"address", p.address}, {"message", p.message}});
+  nlohmann::json findings = nlohmann::json::array();
+  for (const PolicyFinding& f : plan.policy_findings) {
+    findings.push_back({{"policy", f.policy},
+                        {"address", f.address},
+                        {"outcome", f.outcome == PolicyFinding::Outcome::Violated ? "violated" : "undecided"},
+                        {"severity", f.deny ? "deny" : "warn"},
+                        {"message", f.message}});
+  }
   nlohmann::json doc = {{"format_version", 1},
                         {"has_changes", plan.HasChanges()},
                         {"summary",
@@ -446,7 +492,12 @@ std::string RenderPlanJson(const Plan& plan) {
                           {"delete", plan.Count(Action::Delete)},
                           {"no_op", plan.Count(Action::NoOp)}}},
                         {"resource_changes", changes},
-                        {"problems", problems}};
+                        {"problems", problems},
+                        {"policy",
+                         {{"evaluated", plan.policies},
+                          {"checks", plan.policy_checks},
+                          {"denied", plan.Denied()},
+                          {"findings", findings}}}};
   return doc.dump(2) + "\n";
 }
 

@@ -60,9 +60,26 @@ struct PlanProblem {
   Range range;          // the resource block, when it is in the configuration
 };
 
+// What a policy found about one planned resource (docs/policy.md).
+struct PolicyFinding {
+  std::string policy;   // policy.encrypted_buckets
+  std::string address;  // the resource checked
+  enum class Outcome : uint8_t {
+    Violated,   // `require` is false
+    Undecided,  // it reads a value known only after apply
+  } outcome = Outcome::Violated;
+  bool deny = true;     // severity deny (a violation blocks apply), else warn
+  std::string message;  // never contains a sensitive value
+  Range range;          // the policy's label
+};
+
 struct Plan {
   std::vector<PlannedResource> resources;  // sorted by address
   std::vector<PlanProblem> problems;       // the plan must not be applied while this is non-empty
+  std::vector<PolicyFinding> policy_findings;
+  size_t policies = 0, policy_checks = 0;  // policy blocks, and (policy, resource) pairs evaluated
+  // A deny policy is violated: the plan must not be applied.
+  bool Denied() const;
   size_t Count(Action a) const;
   bool HasChanges() const;
 };

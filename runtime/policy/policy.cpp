@@ -1,0 +1,276 @@
+#include "runtime/policy/policy.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "compiler/eval/evaluator.h"
+#include "compiler/rules/rules.h"
+#include "compiler/schema/schema.h"
+
+namespace plinth::runtime {
+
+namespace {
+
+// A Plinth type for a value (var.X and local.X read by rules).
+Type TypeOfValue(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::Bool: return Type::Bool();
+    case Value::Kind::Number: return Type::Number();
+    case Value::Kind::String: return Type::String();
+    case Value::Kind::Duration: return Type::Duration();
+    case Value::Kind::Size: return Type::Size();
+    case Value::Kind::Percent: return Type::Percent();
+    case Value::Kind::List: {
+      const ValueList& items = v.as_list();
+      return Type::List(items.empty() ? Type::String() : TypeOfValue(items.front()));
+    }
+    case Value::Kind::Object: {
+      std::map<std::string, Type> attrs;
+      for (const auto& [k, item] : v.as_object()) attrs.emplace(k, TypeOfValue(item));
+      return Type::Object(std::move(attrs));
+    }
+    case Value::Kind::Unknown: return v.unknown_type();
+    case Value::Kind::Null: return Type::Any();
+  }
+  return Type::Any();
+}
+
+// The type rules see for a block schema: attributes as declared; a labelled
+// nested block (grant "trainer" { ... }) as a list of objects with its label
+// as `name`; a single block as an object; a repeatable one as a list.
+Type TypeOfBlock(const BlockSchema& body) {
+  std::map<std::string, Type> attrs;
+  for (const AttributeSchema& a : body.attributes) attrs.emplace(a.name, a.type);
+  for (const NestedBlockSchema& nb : body.blocks) {
+    Type inner = TypeOfBlock(*nb.body);
+    if (nb.labeled) {
+      std::map<std::string, Type> with_name = inner.attributes();
+      with_name.emplace("name", Type::String());
+      attrs.emplace(nb.name, Type::List(Type::Object(std::move(with_name))));
+    } else if (nb.max_items == 1) {
+      attrs.emplace(nb.name, inner);
+    } else {
+      attrs.emplace(nb.name, Type::List(inner));
+    }
+  }
+  return Type::Object(std::move(attrs));
+}
+
+// Planned values reshaped like TypeOfBlock: labelled blocks become lists.
+Value ShapeForRules(const BlockSchema& body, const ValueMap& values) {
+  ValueMap out = values;
+  for (const NestedBlockSchema& nb : body.blocks) {
+    auto it = out.find(nb.name);
+    if (it == out.end() || !nb.labeled || it->second.kind() != Value::Kind::Object) continue;
+    ValueList items;
+    for (const auto& [label, item] : it->second.as_object()) {
+      if (item.kind() != Value::Kind::Object) continue;
+      ValueMap m = item.as_object();
+      m["name"] = Value::String(label);
+      items.push_back(Value::Object(std::move(m)));
+    }
+    it->second = Value::List(std::move(items));
+  }
+  return Value::Object(std::move(out));
+}
+
+// `self`, `var` and `local` for a policy's message.
+class MessageScope : public Scope {
+ public:
+  MessageScope(const PolicyInstance& p, const Value& self) : p_(p), self_(self) {}
+  bool Resolve(const ast::Name& root, std::span<const ast::GetAttr* const> steps, Value* out, size_t* consumed,
+               Diagnostics& diags) override {
+    *consumed = 0;
+    if (root.name == "self") {
+      *out = self_;
+      return true;
+    }
+    if (root.name == "var" || root.name == "local") {
+      *out = Value::Object(root.name == "var" ? p_.vars : p_.locals);
+      return true;
+    }
+    return false;
+  }
+  std::vector<std::string> RootNames() const override { return {"self", "var", "local"}; }
+  std::string BaseDir() const override { return p_.base_dir; }
+
+ private:
+  const PolicyInstance& p_;
+  const Value& self_;
+};
+
+std::string Message(const PolicyInstance& p, const Value& self, const std::string& address) {
+  const std::string fallback = p.name + " is not satisfied by " + address;
+  if (!p.message) return fallback;
+  Diagnostics ignored;
+  MessageScope scope(p, self);
+  Value v = Evaluate(*p.message, scope, ignored);
+  if (ignored.has_errors() || v.kind() != Value::Kind::String || v.ContainsUnknown()) return fallback;
+  if (v.ContainsSensitive()) return fallback + " (its message is withheld: it would show a sensitive value)";
+  return v.as_string();
+}
+
+// A compiled policy: rule 0 is `require`, rule 1 (when present) `where`.
+struct Compiled {
+  std::unique_ptr<rules::RuleSet> set;
+  const BlockSchema* body = nullptr;
+  bool has_where = false;
+};
+
+std::optional<Compiled> Compile(const PolicyInstance& p, size_t records, Diagnostics& diags) {
+  const ResourceSchema* schema = BuiltinSchemas().Find(p.resource_type);
+  if (!schema) return std::nullopt;  // the checker reported it
+  Type self = TypeOfBlock(schema->body);
+  std::map<std::string, Type> attrs = self.attributes();
+  for (const char* identity : {"id", "name", "address"}) attrs.emplace(identity, Type::String());
+  rules::RuleSchema rs;
+  std::vector<std::string> skipped;
+  rs.AddFromType("self", Type::Object(std::move(attrs)), &skipped);
+  for (const auto& [name, v] : p.vars) rs.AddFromType("var." + name, TypeOfValue(v), &skipped);
+  for (const auto& [name, v] : p.locals) rs.AddFromType("local." + name, TypeOfValue(v), &skipped);
+  std::vector<rules::RuleSource> sources = {{p.name, p.require}};
+  if (p.where) sources.push_back({p.name + ".where", p.where});
+  rules::RuleSetOptions options;
+  options.backend = records >= kJitThreshold ? rules::Backend::Jit : rules::Backend::Interpreter;
+  size_t errors = diags.error_count();
+  Compiled c;
+  c.set = rules::RuleSet::Compile(std::move(rs), sources, diags, options);
+  c.body = &schema->body;
+  c.has_where = p.where != nullptr;
+  if (!c.set || diags.error_count() > errors) return std::nullopt;
+  return c;
+}
+
+// The root values one record of `self` reads.
+std::map<std::string, Value> Roots(const PolicyInstance& p, Value self) {
+  return {{"self", std::move(self)}, {"var", Value::Object(p.vars)}, {"local", Value::Object(p.locals)}};
+}
+
+enum class Outcome { Pass, Fail, Undecided, Skip, Error };
+
+// Combines the `where` and `require` verdicts of one record.
+Outcome Decide(rules::Verdict where, rules::Verdict require) {
+  using rules::Verdict;
+  if (where == Verdict::False) return Outcome::Skip;
+  if (where == Verdict::Error || require == Verdict::Error) return Outcome::Error;
+  if (require == Verdict::False) return where == Verdict::Unknown ? Outcome::Undecided : Outcome::Fail;
+  if (require == Verdict::Unknown || where == Verdict::Unknown) return Outcome::Undecided;
+  return Outcome::Pass;
+}
+
+std::vector<Outcome> Run(const Compiled& c, const rules::RecordBatch& batch) {
+  // Rule-major verdicts: rule 0 (require) for every record, then rule 1 (where).
+  const size_t n = batch.rows();
+  std::vector<rules::Verdict> verdicts(c.set->size() * n);
+  c.set->EvaluateAll(batch, verdicts);
+  std::vector<Outcome> out(n);
+  for (size_t i = 0; i < n; ++i) out[i] = Decide(c.has_where ? verdicts[n + i] : rules::Verdict::True, verdicts[i]);
+  return out;
+}
+
+}  // namespace
+
+void CheckPolicies(const std::vector<PolicyInstance>& policies, Diagnostics& diags) {
+  std::set<std::pair<std::string, const ast::Expr*>> seen;  // a module instantiated twice is checked once
+  for (const PolicyInstance& p : policies) {
+    if (seen.insert({p.label, p.require}).second) (void)Compile(p, 0, diags);
+  }
+}
+
+PolicyReport EvaluatePolicies(const std::vector<PolicyInstance>& policies, const Plan& plan, Diagnostics& diags) {
+  PolicyReport report;
+  // Planned resources by type (deletions are not checked: they will not exist).
+  std::map<std::string, std::vector<const PlannedResource*>> by_type;
+  for (const PlannedResource& r : plan.resources) {
+    if (r.action != Action::Delete) by_type[r.type].push_back(&r);
+  }
+  for (const PolicyInstance& p : policies) {
+    const std::vector<const PlannedResource*>& targets = by_type[p.resource_type];
+    std::optional<Compiled> c = Compile(p, targets.size(), diags);
+    if (!c) continue;
+    ++report.policies;
+    report.jit = report.jit || c->set->jitted();
+    rules::RecordBatch batch = c->set->NewBatch();
+    std::vector<Value> selves;
+    selves.reserve(targets.size());
+    std::vector<std::string> type_errors(targets.size());
+    for (size_t i = 0; i < targets.size(); ++i) {
+      selves.push_back(ShapeForRules(*c->body, targets[i]->planned));
+      batch.AddValues(Roots(p, selves.back()), &type_errors[i]);
+    }
+    std::vector<Outcome> outcomes = Run(*c, batch);
+    for (size_t i = 0; i < targets.size(); ++i) {
+      if (outcomes[i] == Outcome::Skip) continue;
+      ++report.checks;
+      if (outcomes[i] == Outcome::Pass) continue;
+      PolicyFinding f;
+      f.policy = p.name;
+      f.address = targets[i]->address;
+      f.deny = p.deny;
+      f.range = p.range;
+      if (outcomes[i] == Outcome::Undecided) {
+        f.outcome = PolicyFinding::Outcome::Undecided;
+        f.message = "cannot be decided until apply: it reads a value known only then";
+      } else {
+        f.outcome = PolicyFinding::Outcome::Violated;
+        f.message = outcomes[i] == Outcome::Error
+                        ? "the rule could not be evaluated" +
+                              (type_errors[i].empty() ? std::string() : ": " + type_errors[i])
+                        : Message(p, selves[i], f.address);
+      }
+      report.findings.push_back(std::move(f));
+    }
+  }
+  return report;
+}
+
+std::vector<PolicyTestResult> RunPolicyTests(const CheckedConfig& config, Diagnostics& diags) {
+  std::vector<PolicyTestResult> results;
+  for (const PolicyTestCase& tc : config.policy_tests) {
+    PolicyTestResult r;
+    r.name = tc.name;
+    r.expected = tc.expect;
+    const PolicyInstance* policy = nullptr;
+    for (const PolicyInstance& p : config.policies) {
+      if (p.label == tc.policy || p.name == tc.policy) policy = &p;
+    }
+    if (!policy) {
+      r.error = "no policy named '" + tc.policy + "'";
+      results.push_back(std::move(r));
+      continue;
+    }
+    std::optional<Compiled> c = Compile(*policy, 1, diags);
+    if (!c) {
+      r.error = "the policy does not compile (see the errors above)";
+      results.push_back(std::move(r));
+      continue;
+    }
+    ValueMap attrs = tc.resource.kind() == Value::Kind::Object ? tc.resource.as_object() : ValueMap{};
+    for (const std::string& u : tc.unknown) {
+      const AttributeSchema* a = c->body->FindAttribute(u);
+      attrs[u] = Value::Unknown(a ? a->type : Type::Any());
+    }
+    Value self = ShapeForRules(*c->body, attrs);
+    rules::RecordBatch batch = c->set->NewBatch();
+    std::string type_error;
+    batch.AddValues(Roots(*policy, self), &type_error);
+    Outcome o = Run(*c, batch)[0];
+    switch (o) {
+      case Outcome::Pass: r.got = "pass"; break;
+      case Outcome::Fail:
+        r.got = "fail";
+        r.message = Message(*policy, self, "the test resource");
+        break;
+      case Outcome::Undecided: r.got = "undecided"; break;
+      case Outcome::Skip: r.got = "skip"; break;
+      case Outcome::Error:
+        r.error = "the rule could not be evaluated" + (type_error.empty() ? std::string() : ": " + type_error);
+        break;
+    }
+    results.push_back(std::move(r));
+  }
+  return results;
+}
+
+}  // namespace plinth::runtime
