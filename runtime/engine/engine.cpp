@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -41,6 +42,18 @@ class PhaseTimer {
   bool on_;
   std::chrono::steady_clock::time_point last_;
 };
+
+// Runs fn(0..n-1) on up to `threads` threads (the calling one included).
+void ParallelFor(size_t n, unsigned threads, const std::function<void(size_t)>& fn) {
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < n;) fn(i);
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < std::max(1u, threads) && t < n; ++t) pool.emplace_back(work);
+  work();
+  for (std::thread& th : pool) th.join();
+}
 
 // Attributes the checker gives every instance; kept in state so that plans
 // compare like with like.
@@ -251,47 +264,46 @@ struct Engine::Impl {
     }
     timer.Mark("load state");
     if (!o.refresh || prior.empty()) return true;
-    Graph flat;
-    for (const PriorResource& p : prior) flat.nodes.push_back({p.address, GraphNode::Step::Apply, {}});
+    // Reads are independent: a plain parallel loop (no graph), each read
+    // retried with backoff while the provider calls its error retryable.
     std::vector<std::optional<ResourceObject>> reads(prior.size());
     std::vector<std::string> errors(prior.size());
-    std::unordered_map<std::string, size_t> index;
-    for (size_t i = 0; i < prior.size(); ++i) index[prior[i].address] = i;
-    ExecutorOptions eo;
-    eo.parallelism = o.parallelism;
-    Executor ex(flat, eo);
-    ExecutionReport rep = ex.Run([&](const GraphNode& n) {
-      size_t i = index[n.address];
-      auto res = provider->Read(prior[i].type, prior[i].id, prior[i].attributes);
-      if (!res.ok()) return StepOutcome{false, res.error().retryable, res.error().message};
-      reads[i] = res.value();
-      return StepOutcome{};
+    ParallelFor(prior.size(), o.parallelism, [&](size_t i) {
+      for (int attempt = 1;; ++attempt) {
+        auto res = provider->Read(prior[i].type, prior[i].id, prior[i].attributes);
+        if (res.ok()) {
+          reads[i] = std::move(res.value());
+          return;
+        }
+        if (!res.error().retryable || attempt == 4) {
+          errors[i] = res.error().message;
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100 << attempt));
+      }
     });
     std::vector<PriorResource> refreshed;
+    refreshed.reserve(prior.size());
     for (size_t i = 0; i < prior.size(); ++i) {
-      if (rep.status[i] != NodeStatus::Succeeded) {
-        r.errors.push_back("cannot refresh " + prior[i].address + ": " + rep.errors[i]);
+      if (!errors[i].empty()) {
+        r.errors.push_back("cannot refresh " + prior[i].address + ": " + errors[i]);
         continue;
       }
       if (!reads[i]) {
         r.notes.push_back(prior[i].address + " was deleted outside Plinth");
         continue;
       }
-      ValueMap attrs = reads[i]->attributes;
+      ValueMap attrs = std::move(reads[i]->attributes);
       KeepIdentity(prior[i].attributes, attrs);
-      std::vector<std::string> drifted;
+      std::string drifted;
       for (const auto& [k, v] : attrs) {
         auto old = prior[i].attributes.find(k);
-        if (old == prior[i].attributes.end() || !old->second.Equals(v)) drifted.push_back(k);
+        if (old == prior[i].attributes.end() || !old->second.Equals(v)) drifted += (drifted.empty() ? "" : ", ") + k;
       }
-      if (!drifted.empty()) {
-        std::string list;
-        for (const auto& d : drifted) list += (list.empty() ? "" : ", ") + d;
-        r.notes.push_back(prior[i].address + " changed outside Plinth: " + list);
-      }
-      PriorResource p = prior[i];
+      if (!drifted.empty()) r.notes.push_back(prior[i].address + " changed outside Plinth: " + drifted);
+      PriorResource p = std::move(prior[i]);
       p.attributes = std::move(attrs);
-      p.id = reads[i]->id;
+      p.id = std::move(reads[i]->id);
       refreshed.push_back(std::move(p));
     }
     prior = std::move(refreshed);

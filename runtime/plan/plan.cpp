@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 
 #include "compiler/schema/schema.h"
@@ -87,24 +88,27 @@ PlannedResource PlanOne(ResourceInstance&& ri, PriorResource* prior, const std::
   if (replace_because) forcing.insert(replace_because->begin(), replace_because->end());
   const bool replacing = !forcing.empty();
 
-  // Every attribute name on either side, in order (both maps are sorted).
-  std::vector<std::string> names;
+  // Every attribute name on either side, in order (both maps are sorted;
+  // map keys stay where they are while values are assigned below).
+  std::vector<const std::string*> names;
+  names.reserve(before_map.size() + 2);
   {
     auto p = before_map.cbegin();
     auto q = pr.planned.cbegin();
     while (p != before_map.cend() || q != pr.planned.cend()) {
       if (q == pr.planned.cend() || (p != before_map.cend() && p->first < q->first)) {
-        names.push_back((p++)->first);
+        names.push_back(&(p++)->first);
       } else if (p == before_map.cend() || q->first < p->first) {
-        names.push_back((q++)->first);
+        names.push_back(&(q++)->first);
       } else {
-        names.push_back(p->first);
+        names.push_back(&p->first);
         ++p;
         ++q;
       }
     }
   }
-  for (const std::string& name : names) {
+  for (const std::string* name_ptr : names) {
+    const std::string& name = *name_ptr;
     if (IsIdentity(name)) continue;
     auto pit = before_map.find(name);
     const Value& before = pit == before_map.end() ? NullValue() : pit->second;
@@ -172,24 +176,49 @@ std::vector<std::string> NamesOf(const std::string& address) {
 Plan ComputePlan(std::vector<ResourceInstance> config, std::vector<PriorResource> prior,
                  const std::map<std::string, std::vector<std::string>>& replace_because) {
   Plan plan;
-  plan.resources.reserve(config.size() + prior.size() / 8);
   std::unordered_map<std::string_view, PriorResource*> by_address;
   by_address.reserve(prior.size());
   for (PriorResource& p : prior) by_address.emplace(p.address, &p);
-  std::vector<bool> in_config(prior.size(), false);
-  for (ResourceInstance& ri : config) {
-    auto pit = by_address.find(ri.address);
-    PriorResource* p = pit == by_address.end() ? nullptr : pit->second;
-    if (p) in_config[static_cast<size_t>(p - prior.data())] = true;
-    auto rit = replace_because.find(ri.address);
-    const bool prevent_destroy = ri.prevent_destroy;
-    const Range range = ri.range;
-    PlannedResource pr = PlanOne(std::move(ri), p, rit == replace_because.end() ? nullptr : &rit->second);
-    if (pr.action == Action::Replace && prevent_destroy) {
+  std::vector<uint8_t> in_config(prior.size(), 0);
+  struct Input {
+    PriorResource* prior = nullptr;
+    const std::vector<std::string>* replace_because = nullptr;
+    bool prevent_destroy = false;
+    Range range;
+  };
+  std::vector<Input> inputs(config.size());
+  for (size_t i = 0; i < config.size(); ++i) {
+    const ResourceInstance& ri = config[i];
+    Input& in = inputs[i];
+    if (auto pit = by_address.find(ri.address); pit != by_address.end()) {
+      in.prior = pit->second;
+      in_config[static_cast<size_t>(in.prior - prior.data())] = 1;
+    }
+    if (auto rit = replace_because.find(ri.address); rit != replace_because.end()) in.replace_because = &rit->second;
+    in.prevent_destroy = ri.prevent_destroy;
+    in.range = ri.range;
+  }
+  // Instances are diffed independently: in parallel for large plans.
+  std::vector<PlannedResource> planned(config.size());
+  auto diff = [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) planned[i] = PlanOne(std::move(config[i]), inputs[i].prior, inputs[i].replace_because);
+  };
+  const size_t threads =
+      config.size() < 8192 ? 1 : std::max<size_t>(1, std::min<size_t>(8, std::thread::hardware_concurrency()));
+  const size_t chunk = (config.size() + threads - 1) / threads;
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(diff, std::min(config.size(), t * chunk),
+                                                         std::min(config.size(), (t + 1) * chunk));
+  diff(0, std::min(config.size(), chunk));
+  for (std::thread& th : pool) th.join();
+  plan.resources.reserve(planned.size() + prior.size() / 8);
+  for (size_t i = 0; i < planned.size(); ++i) {
+    PlannedResource& pr = planned[i];
+    if (pr.action == Action::Replace && inputs[i].prevent_destroy) {
       plan.problems.push_back({pr.address,
                                pr.address + " has lifecycle.prevent_destroy set but would be replaced (" +
                                    pr.reasons.front() + ")",
-                               range});
+                               inputs[i].range});
     }
     plan.resources.push_back(std::move(pr));
   }
