@@ -63,7 +63,7 @@ struct PlanRequest {
   // Optional+computed attributes the configuration leaves to the provider:
   // unknown in `config`, but the provider may choose their value now. Any
   // other unknown in `config` was configured and stays unknown until apply.
-  std::vector<std::string> unset;
+  std::vector<std::string> unset = {};
 };
 
 struct PlanResponse {
