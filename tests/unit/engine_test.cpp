@@ -4,7 +4,6 @@
 // second apply or plan while one runs, and what the world and the state
 // hold after each.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <chrono>
 #include <filesystem>
@@ -12,6 +11,7 @@
 #include <thread>
 
 #include "runtime/engine/engine.h"
+#include "tests/support/files.h"
 #include "runtime/state/state_store.h"
 #include "tests/support/fault_provider.h"
 
@@ -26,13 +26,8 @@ using testing::ParseFaultSpec;
 class EngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "plinth-engine-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
+    ASSERT_FALSE(tmp_.path().empty());
+    dir_ = tmp_.path();
   }
 
   void Write(const std::string& text) { std::ofstream(dir_ / "main.plinth") << text; }
@@ -88,6 +83,7 @@ class EngineTest : public ::testing::Test {
     return engine.Plan();
   }
 
+  plinth::testing::TempDir tmp_{"plinth-engine"};
   fs::path dir_;
 };
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "compiler/syntax/parse.h"
+#include "tests/support/files.h"
 
 namespace plinth {
 namespace {
@@ -26,17 +27,8 @@ namespace fs = std::filesystem;
 
 const fs::path kSourceDir = PLINTH_SOURCE_DIR;
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void WriteFile(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-}
+using plinth::testing::ReadFile;
+using plinth::testing::WriteFile;
 
 // Formats `text`; fails the test on refusal or on an internal failure.
 std::string FormatOk(const std::string& text, const std::string& name = "input.plinth") {
@@ -98,8 +90,7 @@ std::vector<std::string> CommentTexts(const std::string& text) {
 TEST(FmtGolden, MatchesExpectedOutput) {
   std::vector<fs::path> inputs = GoldenInputs();
   ASSERT_GE(inputs.size(), 12u) << "golden cases missing from tests/golden/fmt";
-  const char* update = std::getenv("PLINTH_UPDATE_GOLDEN");
-  bool updating = update && std::string(update) == "1";
+  const bool updating = plinth::testing::UpdatingGolden();
   for (const fs::path& input : inputs) {
     SCOPED_TRACE(input.filename().string());
     std::string out = FormatOk(ReadFile(input), input.string());

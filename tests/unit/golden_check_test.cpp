@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "compiler/check/checker.h"
+#include "tests/support/files.h"
 
 namespace plinth {
 namespace {
@@ -22,22 +23,9 @@ namespace fs = std::filesystem;
 
 constexpr const char* kMarker = "# ---- expected diagnostics (regenerate: scripts/update-golden.sh) ----";
 
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void WriteFile(const fs::path& p, const std::string& text) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out << text;
-}
-
-bool Updating() {
-  const char* u = std::getenv("PLINTH_UPDATE_GOLDEN");
-  return u && std::string(u) == "1";
-}
+using plinth::testing::ReadFile;
+using plinth::testing::WriteFile;
+bool Updating() { return plinth::testing::UpdatingGolden(); }
 
 fs::path CasesDir() { return fs::path(PLINTH_SOURCE_DIR) / "tests" / "golden" / "check"; }
 

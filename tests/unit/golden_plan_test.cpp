@@ -10,46 +10,33 @@
 // The temporary directory's path prints as $DIR. Regenerate with
 // scripts/update-golden.sh (PLINTH_UPDATE_GOLDEN=1) and review the git diff.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "runtime/engine/engine.h"
+#include "tests/support/files.h"
 
 namespace plinth::runtime {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void WriteFile(const fs::path& p, const std::string& text) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out << text;
-}
+using plinth::testing::ReadFile;
+using plinth::testing::UpdatingGolden;
+using plinth::testing::WriteFile;
 
 std::string ReplaceAll(std::string s, const std::string& from, const std::string& to) {
   for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) s.replace(pos, from.size(), to);
   return s;
 }
 
-bool Updating() {
-  const char* u = std::getenv("PLINTH_UPDATE_GOLDEN");
-  return u && std::string(u) == "1";
-}
-
 // Runs one case in a fresh directory; returns the rendered expectation.
 std::string RunCase(const fs::path& c) {
-  std::string tmpl = (fs::temp_directory_path() / "plinth-golden-plan-XXXXXX").string();
-  if (!mkdtemp(tmpl.data())) return "cannot create a temporary directory";
-  const fs::path dir = tmpl;
+  plinth::testing::TempDir tmp("plinth-golden-plan");
+  if (tmp.path().empty()) return "cannot create a temporary directory";
+  const fs::path& dir = tmp.path();
   std::string out;
   auto engine_options = [&] {
     EngineOptions eo;
@@ -80,8 +67,6 @@ std::string RunCase(const fs::path& c) {
   for (const PlanProblem& p : r.plan.problems) out += "problem: " + p.message + "\n";
   out += "---- text ----\n" + RenderPlanText(r.plan, /*color=*/false);
   out += "---- json ----\n" + RenderPlanJson(r.plan);
-  std::error_code ec;
-  fs::remove_all(dir, ec);
   return ReplaceAll(out, dir.string(), "$DIR");
 }
 
@@ -99,7 +84,7 @@ TEST(GoldenPlan, AllCases) {
     // Sensitive values never reach plan output, text or JSON.
     EXPECT_EQ(got.find("s3cr3t"), std::string::npos);
     const fs::path expected = c / "expected.txt";
-    if (Updating()) {
+    if (UpdatingGolden()) {
       WriteFile(expected, got);
       continue;
     }

@@ -1,12 +1,12 @@
 // Policies end to end: policy blocks in a configuration, evaluated by the
 // engine on planned values (runtime/policy), and policy_test cases.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include "runtime/engine/engine.h"
+#include "tests/support/files.h"
 #include "runtime/policy/policy.h"
 
 namespace plinth::runtime {
@@ -17,13 +17,8 @@ namespace fs = std::filesystem;
 class PolicyTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "plinth-policy-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
+    ASSERT_FALSE(tmp_.path().empty());
+    dir_ = tmp_.path();
   }
   void Write(const std::string& text) { std::ofstream(dir_ / "main.plinth") << text; }
 
@@ -46,6 +41,7 @@ class PolicyTest : public ::testing::Test {
     return engine.Apply();
   }
 
+  plinth::testing::TempDir tmp_{"plinth-policy"};
   fs::path dir_;
 };
 
