@@ -15,6 +15,7 @@
 
 #include "compiler/schema/schema.h"
 #include "runtime/exec/executor.h"
+#include "runtime/exec/parallel.h"
 #include "runtime/policy/policy.h"
 #include "runtime/providers/local/provider.h"
 #include "runtime/state/lock.h"
@@ -42,18 +43,6 @@ class PhaseTimer {
   bool on_;
   std::chrono::steady_clock::time_point last_;
 };
-
-// Runs fn(0..n-1) on up to `threads` threads (the calling one included).
-void ParallelFor(size_t n, unsigned threads, const std::function<void(size_t)>& fn) {
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < n;) fn(i);
-  };
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < std::max(1u, threads) && t < n; ++t) pool.emplace_back(work);
-  work();
-  for (std::thread& th : pool) th.join();
-}
 
 // Attributes the checker gives every instance; kept in state so that plans
 // compare like with like.

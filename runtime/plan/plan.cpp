@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <set>
 #include <string_view>
-#include <thread>
 #include <unordered_map>
 
 #include "compiler/schema/schema.h"
 #include "compiler/types/user_json.h"
+#include "runtime/exec/parallel.h"
 
 namespace plinth::runtime {
 
@@ -200,17 +200,9 @@ Plan ComputePlan(std::vector<ResourceInstance> config, std::vector<PriorResource
   }
   // Instances are diffed independently: in parallel for large plans.
   std::vector<PlannedResource> planned(config.size());
-  auto diff = [&](size_t begin, size_t end) {
-    for (size_t i = begin; i < end; ++i) planned[i] = PlanOne(std::move(config[i]), inputs[i].prior, inputs[i].replace_because);
-  };
-  const size_t threads =
-      config.size() < 8192 ? 1 : std::max<size_t>(1, std::min<size_t>(8, std::thread::hardware_concurrency()));
-  const size_t chunk = (config.size() + threads - 1) / threads;
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(diff, std::min(config.size(), t * chunk),
-                                                         std::min(config.size(), (t + 1) * chunk));
-  diff(0, std::min(config.size(), chunk));
-  for (std::thread& th : pool) th.join();
+  ParallelFor(config.size(), ThreadsFor(config.size(), 8192), [&](size_t i) {
+    planned[i] = PlanOne(std::move(config[i]), inputs[i].prior, inputs[i].replace_because);
+  });
   plan.resources.reserve(planned.size() + prior.size() / 8);
   for (size_t i = 0; i < planned.size(); ++i) {
     PlannedResource& pr = planned[i];

@@ -17,9 +17,9 @@
 #include <fstream>
 #include <functional>
 #include <map>
-#include <thread>
 
 #include "compiler/types/value_json.h"
+#include "runtime/exec/parallel.h"
 
 namespace plinth::state {
 
@@ -999,25 +999,14 @@ Result<std::vector<ResourceRecord>> StateStore::Resources() {
   }
   std::vector<std::optional<ResourceRecord>> decoded(rows.size());
   std::vector<std::optional<Error>> errors(rows.size());
-  auto decode = [&](size_t begin, size_t end) {
-    for (size_t i = begin; i < end; ++i) {
-      Result<ResourceRecord> r = DecodeRow(std::move(rows[i]));
-      if (r.ok()) {
-        decoded[i] = std::move(r.value());
-      } else {
-        errors[i] = r.error();
-      }
+  runtime::ParallelFor(rows.size(), runtime::ThreadsFor(rows.size(), 4096), [&](size_t i) {
+    Result<ResourceRecord> r = DecodeRow(std::move(rows[i]));
+    if (r.ok()) {
+      decoded[i] = std::move(r.value());
+    } else {
+      errors[i] = r.error();
     }
-  };
-  const size_t threads = rows.size() < 4096 ? 1 : std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
-  std::vector<std::thread> pool;
-  const size_t chunk = (rows.size() + threads - 1) / std::max<size_t>(threads, 1);
-  for (size_t t = 1; t < threads; ++t) {
-    size_t begin = t * chunk, end = std::min(rows.size(), begin + chunk);
-    if (begin < end) pool.emplace_back(decode, begin, end);
-  }
-  decode(0, std::min(rows.size(), chunk));
-  for (std::thread& th : pool) th.join();
+  });
   std::vector<ResourceRecord> out;
   out.reserve(rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
