@@ -9,6 +9,8 @@ packages=(
   libgtest-dev                                        # unit and golden tests
   clang                                               # libFuzzer target (tests only)
   llvm-14-dev                                         # rule JIT (compiler/rules, ORC LLJIT)
+  libcurl4-openssl-dev libxml2-dev zlib1g-dev         # S3 client (SigV4 over HTTP, XML), archive tier
+  restic                                              # bucket backups (docs/storage.md)
 )
 missing=()
 for p in "${packages[@]}"; do

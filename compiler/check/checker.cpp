@@ -1578,6 +1578,9 @@ class Checker {
         return Poison();
       }
     }
+    if (!as.caveat.empty() && !v.is_unknown() && !v.is_null() && !(as.default_value && v.Equals(*as.default_value))) {
+      cur_->Warning(DiagCode::SettingCaveat, range, "'" + as.name + "' = " + v.ToString() + ": " + as.caveat);
+    }
     return v;
   }
 

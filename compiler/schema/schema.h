@@ -34,6 +34,9 @@ struct AttributeSchema {
   std::string ref_type;
   std::vector<std::string> allowed_values;  // for string enums
   std::string doc;
+  // What a value other than the default does not do on this provider; the
+  // checker shows it as warning P0403 where such a value is set.
+  std::string caveat;
 };
 
 struct BlockSchema;

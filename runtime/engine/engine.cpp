@@ -18,6 +18,7 @@
 #include "runtime/exec/parallel.h"
 #include "runtime/policy/policy.h"
 #include "runtime/providers/local/provider.h"
+#include "runtime/storage/keys.h"
 #include "runtime/state/lock.h"
 #include "runtime/state/state_store.h"
 
@@ -172,7 +173,8 @@ struct Engine::Impl {
     fs::path root = o.data_root.empty() ? fs::path(o.config_dir) / ".plinth" / o.workspace / "data" : fs::path(o.data_root);
     root = fs::absolute(root, ec);
     fs::create_directories(root, ec);
-    provider = std::make_unique<LocalProvider>(root);
+    provider = std::make_unique<LocalProvider>(
+        root, storage::WorkspaceKeyPath(fs::path(o.config_dir) / ".plinth" / o.workspace));
     if (o.wrap_provider) provider = o.wrap_provider(std::move(provider));
     return true;
   }

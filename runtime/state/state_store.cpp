@@ -19,6 +19,7 @@
 #include <map>
 
 #include "compiler/types/value_json.h"
+#include "runtime/crypto/aead.h"
 #include "runtime/exec/parallel.h"
 
 namespace plinth::state {
@@ -75,8 +76,6 @@ using nlohmann::json;
 constexpr int kApplicationId = 0x506C6E74;
 constexpr char kSqliteMagic[] = "SQLite format 3";  // 16 bytes with the NUL
 constexpr uint8_t kBlobFormatEncrypted = 1;
-constexpr size_t kNonceBytes = 12;
-constexpr size_t kTagBytes = 16;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -522,27 +521,11 @@ StateStore::~StateStore() {
 
 Result<std::string> StateStore::Seal(const std::string& address, const std::string& plaintext) {
   if (!key_) return plaintext;
-  std::string out(1 + 4 + kNonceBytes + plaintext.size() + kTagBytes, '\0');
-  auto* p = reinterpret_cast<unsigned char*>(out.data());
-  p[0] = kBlobFormatEncrypted;
-  for (int i = 0; i < 4; ++i) p[1 + i] = static_cast<unsigned char>(key_version_ >> (24 - 8 * i));
-  unsigned char* nonce = p + 5;
-  if (RAND_bytes(nonce, kNonceBytes) != 1) return MakeError(ErrorCode::kInternal, "no random bytes for a nonce");
-  const std::string aad = Aad(address);
-  std::unique_ptr<EVP_CIPHER_CTX, void (*)(EVP_CIPHER_CTX*)> ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
-  int len = 0;
-  unsigned char* ct = nonce + kNonceBytes;
-  bool ok = ctx && EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) == 1 &&
-            EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, key_->data(), nonce) == 1 &&
-            EVP_EncryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
-                              static_cast<int>(aad.size())) == 1 &&
-            EVP_EncryptUpdate(ctx.get(), ct, &len, reinterpret_cast<const unsigned char*>(plaintext.data()),
-                              static_cast<int>(plaintext.size())) == 1 &&
-            EVP_EncryptFinal_ex(ctx.get(), ct + len, &len) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagBytes, ct + plaintext.size()) == 1;
-  if (!ok) return MakeError(ErrorCode::kInternal, "AES-256-GCM encryption failed");
-  return out;
+  std::string blob, error;
+  if (!crypto::SealBlob(*key_, key_version_, Aad(address), plaintext, &blob, &error)) {
+    return MakeError(ErrorCode::kInternal, error);
+  }
+  return blob;
 }
 
 Result<std::string> StateStore::Unseal(const std::string& address, const std::string& blob) {
@@ -550,35 +533,20 @@ Result<std::string> StateStore::Unseal(const std::string& address, const std::st
   auto damaged = [&](const std::string& why) {
     return MakeError(ErrorCode::kCorrupt, "cannot decrypt the record for '" + address + "': " + why);
   };
-  if (blob.size() < 1 + 4 + kNonceBytes + kTagBytes || static_cast<uint8_t>(blob[0]) != kBlobFormatEncrypted) {
+  if (blob.size() < crypto::kBlobOverhead || static_cast<uint8_t>(blob[0]) != kBlobFormatEncrypted) {
     return damaged("not an encrypted record");
   }
-  const auto* p = reinterpret_cast<const unsigned char*>(blob.data());
   uint32_t version = 0;
-  for (int i = 0; i < 4; ++i) version = (version << 8) | p[1 + i];
+  for (int i = 0; i < 4; ++i) version = (version << 8) | static_cast<uint8_t>(blob[1 + i]);
   if (version != key_version_) {
     return MakeError(ErrorCode::kWrongKey, "the record for '" + address + "' was written with key version " +
                                                std::to_string(version) + ", the state uses version " +
                                                std::to_string(key_version_));
   }
-  const unsigned char* nonce = p + 5;
-  const unsigned char* ct = nonce + kNonceBytes;
-  size_t ct_len = blob.size() - 5 - kNonceBytes - kTagBytes;
-  std::string plain(ct_len, '\0');
-  const std::string aad = Aad(address);
-  std::unique_ptr<EVP_CIPHER_CTX, void (*)(EVP_CIPHER_CTX*)> ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
-  int len = 0;
-  auto* out = reinterpret_cast<unsigned char*>(plain.data());
-  bool ok = ctx && EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) == 1 &&
-            EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, key_->data(), nonce) == 1 &&
-            EVP_DecryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
-                              static_cast<int>(aad.size())) == 1 &&
-            EVP_DecryptUpdate(ctx.get(), out, &len, ct, static_cast<int>(ct_len)) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes,
-                                const_cast<unsigned char*>(ct + ct_len)) == 1 &&
-            EVP_DecryptFinal_ex(ctx.get(), out + len, &len) == 1;
-  if (!ok) return damaged("authentication failed (the record was modified, moved or written with another key)");
+  std::string plain, error;
+  if (!crypto::OpenBlob(*key_, Aad(address), blob, &plain, nullptr, &error)) {
+    return damaged("authentication failed (the record was modified, moved or written with another key)");
+  }
   return plain;
 }
 

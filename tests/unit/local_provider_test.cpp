@@ -36,7 +36,10 @@ class LocalProviderTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     parent_ = tmpl;
     data_ = parent_ / "data";
-    provider_ = std::make_unique<LocalProvider>(data_);
+    // The workspace key that wraps bucket keys lives beside the data root,
+    // as in a workspace (.plinth/<ws>/workspace.key beside .../data).
+    provider_ = std::make_unique<LocalProvider>(data_, parent_ / "workspace.key");
+    allowed_outside_.push_back("workspace.key");
   }
 
   void TearDown() override {

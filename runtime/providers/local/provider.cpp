@@ -13,6 +13,9 @@
 #include <nlohmann/json.hpp>
 
 #include "compiler/types/value_json.h"
+#include "runtime/io/durable.h"
+#include "runtime/storage/bucket_store.h"
+#include "runtime/storage/keys.h"
 #include "runtime/providers/local/schema.h"
 
 namespace plinth::runtime {
@@ -210,80 +213,26 @@ std::string ErrnoPath(const fs::path& p, bool sensitive) {
 }
 
 bool SyncDir(const fs::path& dir, int* err) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    *err = errno;
-    return false;
-  }
-  int rc = ::fsync(fd);
-  int e = errno;
-  ::close(fd);
-  if (rc != 0 && e != EINVAL) {  // some file systems cannot sync directories
-    *err = e;
-    return false;
-  }
-  return true;
+  *err = io::SyncDir(dir);
+  return *err == 0;
 }
 
-// mkdir -p; tolerates directories created concurrently. Each directory it
-// creates is made durable by syncing its parent.
 bool MakeDirs(const fs::path& dir, int* err) {
-  struct stat st;
-  if (::stat(dir.c_str(), &st) == 0) {
-    if (S_ISDIR(st.st_mode)) return true;
-    *err = ENOTDIR;
-    return false;
-  }
-  if (dir.has_parent_path() && dir.parent_path() != dir && !MakeDirs(dir.parent_path(), err)) return false;
-  if (::mkdir(dir.c_str(), 0755) != 0) {
-    if (errno == EEXIST && ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return true;
-    *err = errno;
-    return false;
-  }
-  return SyncDir(dir.parent_path(), err);
+  *err = io::MakeDirs(dir);
+  return *err == 0;
 }
 
-// The one temp file a write of `path` uses. A fixed name (no pid, no
-// counter) is safe because operations on one resource never run concurrently
-// (provider.h), and it means a file left by a killed writer is simply
-// overwritten by the next write, or removed with the resource: no directory
-// scan, no orphans.
-fs::path TempFor(const fs::path& path) { return path.parent_path() / ("." + path.filename().string() + ".tmp"); }
+using io::TempFor;
 
-// Replaces `path` with `data`: temp file in the same directory, fsync,
-// rename, fsync of the directory. Readers see the old or the new file.
+// Replaces `path` with `data` atomically (runtime/io/durable.h): readers see
+// the old or the new file.
 std::optional<ProviderError> WriteFileAtomic(const fs::path& path, std::string_view data,
                                              bool sensitive_path) {
-  fs::path dir = path.parent_path();
-  fs::path tmp = TempFor(path);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return IoFail("write", ErrnoPath(path, sensitive_path), errno);
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return IoFail("write", ErrnoPath(path, sensitive_path), e);
-    }
-    done += static_cast<size_t>(n);
+  const char* stage = "write";
+  if (int e = io::WriteFileAtomic(path, data, 0644, &stage)) {
+    if (std::string_view(stage) == "rename") stage = "write";
+    return IoFail(stage, ErrnoPath(path, sensitive_path), e);
   }
-  if (::fsync(fd) != 0) {
-    int e = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return IoFail("sync", ErrnoPath(path, sensitive_path), e);
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    return IoFail("write", ErrnoPath(path, sensitive_path), e);
-  }
-  int e = 0;
-  if (!SyncDir(dir, &e)) return IoFail("sync the directory of", ErrnoPath(path, sensitive_path), e);
   return std::nullopt;
 }
 
@@ -421,13 +370,14 @@ struct LocalProvider::RegionInfo {
   Value labels;
 };
 
-LocalProvider::LocalProvider(fs::path data_root) {
+LocalProvider::LocalProvider(fs::path data_root, fs::path workspace_key) {
   std::error_code ec;
   fs::path canon = fs::weakly_canonical(data_root, ec);
   root_ = (ec ? data_root.lexically_normal() : canon);
   std::string s = root_.string();
   while (s.size() > 1 && s.back() == '/') s.pop_back();
   root_ = s;
+  workspace_key_ = workspace_key.empty() ? root_.parent_path() / "workspace.key" : std::move(workspace_key);
 }
 
 const SchemaSource& LocalProvider::Schemas() const {
@@ -837,6 +787,11 @@ Result<std::optional<ResourceObject>> LocalProvider::ReadBucketAt(const std::str
     }
     if (j.contains("address") && j["address"].is_string())
       a["address"] = Value::String(j["address"].get<std::string>());
+    if (j.contains("key") && j["key"].is_string()) a["key"] = Value::String(j["key"].get<std::string>()).WithSensitive();
+  }
+  // A metadata file lost or written by hand: the state's key stays in use.
+  if (!a.count("key") && carry) {
+    if (const Value* k = Find(*carry, "key"); IsKnownString(k)) a["key"] = *k;
   }
   Carry(carry, a);
   return std::optional<ResourceObject>(std::move(o));
@@ -890,12 +845,30 @@ Result<ResourceObject> LocalProvider::WriteBucket(const ValueMap& planned, const
     if (!v.ok()) return Fail("bucket attribute '" + k + "' cannot be stored: " + v.error);
     attrs[k] = v.json;
   }
+  // The bucket's data key (runtime/storage/keys.h): kept for the bucket's
+  // life; a new one only for a new bucket.
+  std::string key;
+  if (const Value* k = prior ? Find(*prior, "key") : nullptr; IsKnownString(k)) key = k->as_string();
+  if (key.empty()) {
+    auto existing = ReadBucketAt(ref->name, region_dir.value(), bucket, nullptr);
+    if (existing.ok() && existing.value()) {
+      if (const Value* k = Find(existing.value()->attributes, "key"); IsKnownString(k)) key = k->as_string();
+    }
+  }
+  if (key.empty()) {
+    auto ws = storage::LoadWorkspaceKey(workspace_key_, /*create=*/true);
+    if (!ws.ok()) return ws.error();
+    auto wrapped = storage::NewWrappedKey(ws.value(), id);
+    if (!wrapped.ok()) return wrapped.error();
+    key = wrapped.value();
+  }
   const Value* addr = Find(p, "address");
   json meta = {{"format", kFormat},
                {"id", id},
                {"region", ref->name},
                {"bucket", bucket},
                {"address", IsKnownString(addr) ? addr->as_string() : ""},
+               {"key", key},
                {"attributes", attrs}};
   if (auto err = WriteFileAtomic(dir.value() / kBucketMeta, meta.dump(2) + "\n", false)) return *err;
   auto read = ReadBucketAt(ref->name, region_dir.value(), bucket, &planned);
@@ -1025,6 +998,10 @@ Result<Done> LocalProvider::Delete(const std::string& type, const std::string& i
       if (buckets > 0)
         return Fail("region '" + id + "' still holds " + std::to_string(buckets) +
                     (buckets == 1 ? " bucket" : " buckets") + "; delete them first");
+      if (size_t n = CountFiles(dir / "backups", {}); n > 0)
+        return Fail("region '" + id + "' still holds backup repositories in '" + (dir / "backups").string() +
+                    "' (" + FilesText(n) + "); backups outlive their buckets: remove them by hand when they are no "
+                    "longer needed (plinth does not delete data)");
       if (size_t n = CountFiles(dir, {kRegionMeta, kDownFile}); n > 0)
         return Fail("region '" + id + "' still holds " + FilesText(n) + " in '" + dir.string() +
                     "'; remove them first (plinth does not delete data)");
@@ -1051,8 +1028,17 @@ Result<Done> LocalProvider::Delete(const std::string& type, const std::string& i
     if (size_t n = CountFiles(inside.value(), {kBucketMeta}); n > 0)
       return Fail("bucket '" + id + "' still holds " + FilesText(n) + " in '" + inside.value().string() +
                   "'; empty it first (plinth does not delete data)");
+    // Archived objects and stored versions are data too.
+    fs::path store = storage::StoreDirFor(inside.value().parent_path().parent_path(), bucket);
+    if (size_t n = CountFiles(store / "objects", {}); n > 0) {
+      return Fail("bucket '" + id + "' still holds archived objects or stored versions (" + FilesText(n) + " in '" +
+                  store.string() + "'); list them with plinth bucket ls --versions and remove them first");
+    }
     if (auto err = RemoveFile(inside.value() / kBucketMeta, false)) return *err;
     if (auto err = RemoveEmptyTree(inside.value())) return *err;
+    std::error_code ec;
+    fs::remove_all(store, ec);  // status files only: the objects directory is empty
+    fs::remove(store.parent_path(), ec);  // .plinth-storage, when no other bucket uses it
     return Done{};
   }
   if (type == "marker") {

@@ -33,8 +33,10 @@ namespace plinth::runtime {
 
 class LocalProvider : public Provider {
  public:
-  // `data_root` must be absolute; it need not exist yet.
-  explicit LocalProvider(std::filesystem::path data_root);
+  // `data_root` must be absolute; it need not exist yet. `workspace_key` is
+  // the workspace key file that wraps bucket keys (runtime/storage/keys.h);
+  // empty: `<data_root>/../workspace.key`. It is created by the first bucket.
+  explicit LocalProvider(std::filesystem::path data_root, std::filesystem::path workspace_key = {});
 
   std::string Name() const override { return "local"; }
   const SchemaSource& Schemas() const override;
@@ -77,6 +79,7 @@ class LocalProvider : public Provider {
   Result<ResourceObject> WriteMarker(const ValueMap& planned);
 
   std::filesystem::path root_;
+  std::filesystem::path workspace_key_;
   mutable std::shared_mutex regions_mu_;  // exclusive: region writes; shared: bucket writes
   std::mutex buckets_mu_;                 // bucket create/update/delete (existence checks + writes)
 };

@@ -28,6 +28,16 @@ AttributeSchema Ref(std::string name, std::string type, AttrMode mode, std::stri
   return a;
 }
 
+AttributeSchema Caveat(AttributeSchema a, std::string caveat) {
+  a.caveat = std::move(caveat);
+  return a;
+}
+
+AttributeSchema Sensitive(AttributeSchema a) {
+  a.sensitive = true;
+  return a;
+}
+
 AttributeSchema Enum(AttributeSchema a, std::vector<std::string> values) {
   a.allowed_values = std::move(values);
   return a;
@@ -72,15 +82,20 @@ ResourceSchema Bucket() {
            "Size quota; usage is measured against it and alerts fire at alert_at."),
       WithDefault(Attr("alert_at", Type::Percent(), AttrMode::Optional, "Usage that raises a capacity alert."),
                   Value::Percent(80)),
-      WithDefault(Enum(Attr("encryption", Type::String(), AttrMode::Optional,
-                            "Encryption of stored versions, archive tier and backups."),
-                       {"none", "aes-256-gcm"}),
-                  Value::String("none")),
+      Caveat(WithDefault(Enum(Attr("encryption", Type::String(), AttrMode::Optional,
+                                   "Encryption at rest. On the local provider stored versions, the archive tier "
+                                   "and backups are always encrypted; live objects are plain files."),
+                              {"none", "aes-256-gcm"}),
+                         Value::String("none")),
+             "live objects of a local bucket are plain files readable by path; stored versions, the archive tier "
+             "and backups are encrypted (AES-256-GCM) whatever this says"),
       WithDefault(Attr("versioning", Type::Bool(), AttrMode::Optional,
                        "Keep previous versions of objects written through Plinth."),
                   Value::Bool(false)),
       Attr("labels", Type::Map(Type::String()), AttrMode::Optional, "Free-form labels."),
       Attr("path", Type::String(), AttrMode::Computed, "Absolute path of the bucket's directory."),
+      Sensitive(Attr("key", Type::String(), AttrMode::Computed,
+                     "The bucket's data key, wrapped by the workspace key (never shown).")),
   };
   s.body.blocks = {
       {"lifecycle_rule", true, "rule name", 0, SIZE_MAX,

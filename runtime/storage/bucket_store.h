@@ -1,0 +1,186 @@
+// Objects in a local bucket: the live tier, stored versions, the archive
+// tier, lifecycle sweeps, usage and access grants (docs/storage.md).
+//
+// Layout (the region directory is the bucket's region's root):
+//   <region>/buckets/<bucket>/                 live tier: plain files, readable by path
+//     .plinth-bucket.json                      settings (written by the local provider)
+//   <region>/.plinth-storage/<bucket>/         Plinth's own bookkeeping for the bucket
+//     objects/<h>/manifest.json                per object key (h = first 32 hex digits of
+//                                              SHA-256(key)): the key, its archived copy and
+//                                              its stored versions
+//     objects/<h>/archive.sealed               the archived current version (deflated, sealed)
+//     objects/<h>/<version id>.sealed          a noncurrent version (sealed)
+//     status.json                              capacity alert state, backup history counters
+//
+// Sealed files use crypto::SealFile with the bucket's data key and the
+// associated data "plinth-object-v1\0<bucket id>\0<key>\0<what>", so a file
+// moved to another key or bucket fails to open.
+//
+// Crash safety: every file is written atomically; an object moves between
+// tiers in the order "write the new copy, record it in the manifest, remove
+// the old copy", so a crash leaves the object in both tiers at worst (the
+// next sweep finishes the move), never in neither.
+//
+// Not thread-safe per bucket: Plinth's commands on one bucket run one at a
+// time (the CLI holds the workspace lock for sweeps and writes).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "compiler/types/types.h"
+#include "runtime/crypto/aead.h"
+#include "runtime/provider/provider.h"
+
+namespace plinth::storage {
+
+using runtime::Done;
+using runtime::ProviderError;
+using runtime::Result;
+
+struct LifecycleRule {
+  std::string name;
+  std::string prefix;
+  std::optional<int64_t> archive_after_ms;
+  std::optional<int64_t> expire_after_ms;
+  std::optional<int64_t> noncurrent_expire_after_ms;
+};
+
+struct BackupSpec {
+  int64_t every_ms = 0;
+  std::string to_region;              // region name
+  std::filesystem::path repository;   // <to region>/backups/<region>-<bucket>
+  std::map<std::string, int64_t> keep;  // hourly, daily, weekly, monthly, yearly, last
+};
+
+enum class Access { kRead = 1, kWrite = 2, kAdmin = 3 };
+
+// A bucket as its metadata file describes it.
+struct BucketInfo {
+  std::string id;       // "<region>/<bucket>"
+  std::string name;     // bucket name
+  std::string region;   // region name
+  std::string address;  // "bucket.datasets" (may be empty for a bucket made by hand)
+  std::filesystem::path region_dir;
+  std::filesystem::path live;   // <region>/buckets/<bucket>
+  std::filesystem::path store;  // <region>/.plinth-storage/<bucket>
+  std::optional<uint64_t> capacity_bytes;
+  double alert_at_percent = 80;
+  std::string encryption = "none";
+  bool versioning = false;
+  std::vector<LifecycleRule> rules;
+  std::optional<BackupSpec> backup;
+  std::map<std::string, Access> grants;
+  std::string wrapped_key;  // see keys.h; empty for a bucket without one
+};
+
+// Reads `<live>/.plinth-bucket.json` (and derives the storage paths). The
+// metadata of buckets the local provider wrote; a clear error otherwise.
+Result<BucketInfo> LoadBucket(const std::filesystem::path& live_dir);
+// The storage directory of a bucket: <region>/.plinth-storage/<bucket>.
+std::filesystem::path StoreDirFor(const std::filesystem::path& region_dir, const std::string& bucket);
+
+// Settings from a bucket's attribute map (the state's or the metadata's).
+void ApplySettings(const ValueMap& attrs, BucketInfo& info);
+
+// Grants. An empty principal is the workspace operator (every access); any
+// other principal needs a grant at least as strong as `need`.
+std::optional<ProviderError> Authorize(const BucketInfo& info, const std::string& principal, Access need);
+const char* AccessName(Access a);
+
+// Object keys are relative paths: segments separated by '/', none empty,
+// "." or "..", none starting with ".plinth", no NUL; at most 1024 bytes.
+std::optional<std::string> CheckKey(const std::string& key);
+
+struct VersionInfo {
+  std::string id;                 // "v<noncurrent since, ms>-<8 hex>"
+  uint64_t size = 0;              // plaintext bytes
+  uint64_t stored = 0;            // sealed bytes on disk
+  int64_t modified_ms = 0;        // when this content was written
+  int64_t noncurrent_since_ms = 0;
+};
+
+struct ObjectInfo {
+  std::string key;
+  bool current = false;          // false: only noncurrent versions remain (a deleted object)
+  std::string tier;              // "live" or "archive" (when current)
+  uint64_t size = 0;             // bytes of the current content
+  uint64_t stored = 0;           // bytes it takes (sealed size in the archive)
+  int64_t modified_ms = 0;
+  std::vector<VersionInfo> versions;  // newest first
+};
+
+struct Usage {
+  uint64_t live_bytes = 0, archive_bytes = 0, version_bytes = 0;
+  uint64_t live_objects = 0, archived_objects = 0, versions = 0;
+  uint64_t total() const { return live_bytes + archive_bytes + version_bytes; }
+};
+
+struct SweepAction {
+  std::string kind;  // "archive", "expire", "expire-noncurrent", "finish-move"
+  std::string key;
+  std::string rule;
+  std::string version;  // for expire-noncurrent
+  uint64_t bytes = 0;
+};
+
+struct SweepReport {
+  std::vector<SweepAction> actions;
+  std::vector<std::string> errors;  // per object; the sweep goes on past them
+  size_t archived = 0, expired = 0, noncurrent_expired = 0;
+};
+
+class BucketStore {
+ public:
+  // `data_key` is the bucket's unwrapped key.
+  BucketStore(BucketInfo info, crypto::Key data_key);
+
+  const BucketInfo& info() const { return info_; }
+
+  // Objects whose key starts with `prefix`, sorted by key. With
+  // `include_deleted`, keys that only have noncurrent versions are listed too.
+  Result<std::vector<ObjectInfo>> List(const std::string& prefix, bool include_deleted) const;
+  Result<std::optional<ObjectInfo>> Stat(const std::string& key) const;
+
+  // Writes `src`'s bytes as object `key` (atomically). With versioning, the
+  // content it replaces becomes a stored version; without, it is gone.
+  Result<Done> Put(const std::string& key, const std::filesystem::path& src, int64_t now_ms);
+  // Copies the current content (live or archived), or a stored version, to `dst`.
+  Result<Done> Get(const std::string& key, const std::optional<std::string>& version,
+                   const std::filesystem::path& dst) const;
+  // Removes the current content; with versioning it becomes a stored version.
+  // A version id removes that stored version for good.
+  Result<Done> Remove(const std::string& key, const std::optional<std::string>& version, int64_t now_ms);
+
+  // Lifecycle: archives and expires what the rules say is due at `now_ms`
+  // (S3 semantics: expiry beats archive, the shortest expiry wins; ages
+  // count from the object's modification time, noncurrent ages from when a
+  // version became noncurrent). `dry_run` reports without changing anything.
+  SweepReport Sweep(int64_t now_ms, bool dry_run);
+
+  Result<Usage> MeasureUsage() const;
+
+ private:
+  struct Manifest;
+  std::filesystem::path ObjectDir(const std::string& key) const;
+  Result<std::optional<Manifest>> LoadManifest(const std::string& key) const;
+  Result<std::vector<Manifest>> AllManifests() const;
+  Result<Done> SaveManifest(const Manifest& m) const;
+  std::string Aad(const std::string& key, const std::string& what) const;
+  // Seals the live file of `key` as a new noncurrent version.
+  Result<Done> KeepVersion(Manifest& m, const std::filesystem::path& src, uint64_t size, int64_t modified_ms,
+                           int64_t now_ms) const;
+  Result<Done> Archive(const std::string& key, Manifest& m, uint64_t size, int64_t modified_ms, int64_t now_ms) const;
+  Result<Done> ExpireCurrent(const std::string& key, Manifest* m, bool live, uint64_t size, int64_t modified_ms,
+                             int64_t now_ms) const;
+
+  BucketInfo info_;
+  crypto::Key key_;
+};
+
+}  // namespace plinth::storage
