@@ -70,6 +70,24 @@ bool ParseOptions(const std::string& command, const std::vector<std::string>& ar
       o.destroy = true;
     } else if (value_of("--out", &v)) {
       o.out = v;
+    } else if (command == "restore" && value_of("--at", &v)) {
+      o.at_time = v;
+    } else if (value_of("--as", &v)) {
+      o.principal = v;
+    } else if (a == "--versions") {
+      o.versions = true;
+    } else if (value_of("--version", &v)) {
+      o.version = v;
+    } else if (a == "--dry-run") {
+      o.dry_run = true;
+    } else if (a == "--read-data") {
+      o.read_data = true;
+    } else if (value_of("--now", &v)) {
+      o.now = v;
+    } else if (value_of("--snapshot", &v)) {
+      o.snapshot = v;
+    } else if (value_of("--to", &v)) {
+      o.to = v;
     } else if (value_of("--at", &v)) {
       try {
         o.at_serial = std::stoll(v);

@@ -30,6 +30,16 @@ struct Options {
   int64_t at_serial = 0;  // show --at=SERIAL
   std::string out;        // plan --out=FILE: save the plan for apply
   bool destroy = false;   // plan --destroy
+  // bucket / storage / backup / restore (docs/storage.md)
+  std::string principal;  // --as=P: act as this principal (grants are checked); also PLINTH_PRINCIPAL
+  bool versions = false;  // bucket ls --versions
+  std::string version;    // bucket get|rm --version=ID
+  bool dry_run = false;   // storage sweep --dry-run
+  std::string now;        // storage sweep --now=TIME: the sweep's clock (drills and tests)
+  std::string at_time;    // restore --at=TIME
+  std::string snapshot;   // restore --snapshot=ID
+  std::string to;         // restore --to=DIR
+  bool read_data = false;  // backup check --read-data
 };
 
 bool ParseOptions(const std::string& command, const std::vector<std::string>& args, Options& options,
@@ -50,5 +60,9 @@ int Refresh(const Options& options);
 int ForceUnlock(const Options& options);
 int GraphDot(const Options& options, const std::map<std::string, Value>& vars);
 int Policy(const Options& options, const std::map<std::string, Value>& vars);  // policy test
+int Bucket(const Options& options);   // bucket ls|put|get|rm
+int Storage(const Options& options);  // storage sweep|status
+int Backup(const Options& options);   // backup run|list|check
+int Restore(const Options& options);
 
 }  // namespace plinth::cli

@@ -31,6 +31,12 @@ const char kUsage[] =
     "  graph    [DIR]                                  the execution graph of the current plan (DOT)\n"
     "  refresh  [DIR]                                  record changes made outside Plinth in the state\n"
     "  policy test [--json] [DIR]                      run the policy_test cases against the policies\n"
+    "  bucket   ls ADDR [PREFIX] [--versions] | put ADDR KEY FILE | get ADDR KEY [FILE] [--version=V]\n"
+    "           | rm ADDR KEY [--version=V]   [--as=PRINCIPAL] [--dir=DIR]   objects of a local bucket\n"
+    "  storage  sweep [--dry-run] [--now=TIME] | status   [--json] [--dir=DIR]\n"
+    "                                                  run due lifecycle, capacity and backup work / show it\n"
+    "  backup   run ADDR | list ADDR | check ADDR [--read-data]   [--dir=DIR]   a bucket's backups\n"
+    "  restore  ADDR --at=TIME | --snapshot=ID [--to=DIR] [--dir=DIR]   restore a bucket from its backups\n"
     "  version                                         print the version\n"
     "\n"
     "options:\n"
@@ -76,6 +82,10 @@ int main(int argc, char** argv) {
   if (command == "force-unlock") return plinth::cli::ForceUnlock(options);
   if (command == "graph") return plinth::cli::GraphDot(options, plinth::cli::VariableValues(options));
   if (command == "policy") return plinth::cli::Policy(options, plinth::cli::VariableValues(options));
+  if (command == "bucket") return plinth::cli::Bucket(options);
+  if (command == "storage") return plinth::cli::Storage(options);
+  if (command == "backup") return plinth::cli::Backup(options);
+  if (command == "restore") return plinth::cli::Restore(options);
   if (command == "plan" || command == "apply" || command == "destroy" || command == "output") {
     auto vars = plinth::cli::VariableValues(options);
     int rc = 2;

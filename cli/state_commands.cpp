@@ -8,14 +8,13 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/workspace.h"
 #include "compiler/types/user_json.h"
 #include "runtime/engine/engine.h"
 #include "runtime/state/lock.h"
 #include "runtime/state/state_store.h"
 
 namespace plinth::cli {
-
-namespace {
 
 std::string ConfigDir(const Options& o) { return o.dir.empty() ? "." : o.dir; }
 
@@ -40,6 +39,8 @@ std::unique_ptr<state::StateStore> OpenState(const Options& o) {
   return std::move(store.value());
 }
 
+namespace {
+
 std::string Time(int64_t ms) {
   std::time_t t = static_cast<std::time_t>(ms / 1000);
   char buf[32];
@@ -60,19 +61,6 @@ void PrintRecord(const state::ResourceRecord& r) {
     for (const auto& d : r.dependencies) deps += (deps.empty() ? "" : ", ") + d;
     std::printf("    (depends on %s)\n", deps.c_str());
   }
-}
-
-// Runs `fn` holding the workspace lock.
-template <typename Fn>
-int WithLock(state::StateStore& store, const std::string& command, Fn fn) {
-  auto lock = state::WorkspaceLock::Acquire(store, state::WorkspaceLock::ThisProcess(command));
-  if (!lock.ok()) {
-    std::fprintf(stderr, "error: %s\n", state::WorkspaceLock::Describe(lock.error()).c_str());
-    return 1;
-  }
-  int rc = fn();
-  (void)state::WorkspaceLock::Release(store, lock.value().id);
-  return rc;
 }
 
 }  // namespace

@@ -22,13 +22,14 @@ namespace {
 
 namespace fs = std::filesystem;
 
-enum class DeclKind : uint8_t { Variable, Local, Output, Module, Resource };
+enum class DeclKind : uint8_t { Variable, Local, Output, Module, Resource, Provider };
 
 const char* KindWord(DeclKind k) {
   switch (k) {
     case DeclKind::Variable: return "variable";
     case DeclKind::Local: return "local";
     case DeclKind::Output: return "output";
+    case DeclKind::Provider: return "provider";
     case DeclKind::Module: return "module";
     case DeclKind::Resource: return "resource";
   }
@@ -51,6 +52,7 @@ struct Decl {
   bool referenced = false;
   const ResourceSchema* schema = nullptr;
   const ModuleInfo* child = nullptr;  // module calls
+  const ProviderConfigSchema* provider_schema = nullptr;  // provider blocks
   std::vector<uint32_t> resource_deps;  // resources and module calls this depends on, through locals
   bool uses_vars = false;                // depends on a variable, directly or through locals
   Type var_type;                         // variables
@@ -63,6 +65,7 @@ struct Decl {
       case DeclKind::Output: return "output." + name;
       case DeclKind::Module: return "module." + name;
       case DeclKind::Resource: return name;
+      case DeclKind::Provider: return "provider." + name;
     }
     return name;
   }
@@ -71,7 +74,7 @@ struct Decl {
 struct ModuleInfo {
   const Module* module = nullptr;
   std::vector<Decl> decls;
-  std::unordered_map<std::string, uint32_t> vars, locals, outputs, modules, resources;
+  std::unordered_map<std::string, uint32_t> vars, locals, outputs, modules, resources, providers;
   std::set<std::string, std::less<>> resource_types;
   std::vector<const ast::Block*> policies, policy_tests;
   std::vector<uint32_t> order;
@@ -242,6 +245,7 @@ class Checker {
     analysing_.push_back(module->dir);
     auto info = std::make_unique<ModuleInfo>();
     info->module = module;
+    info->is_root = analysing_.size() == 1;  // the module Run loads first
     CollectDecls(*info);
     for (Decl& d : info->decls) {
       Mute mute(this, Damaged(d));
@@ -310,7 +314,7 @@ class Checker {
 
   void CollectDecls(ModuleInfo& info) {
     static const std::vector<std::string> keywords = {"variable", "locals", "output", "module", "policy",
-                                                      "policy_test"};
+                                                      "policy_test", "provider"};
     for (const ast::File& file : info.module->files) {
       for (const ast::Attribute& a : file.body.attributes) {
         cur_->Error(DiagCode::UnknownBlockType, a.name_range, "attributes cannot be set at the top level")
@@ -329,6 +333,28 @@ class Checker {
           d.range = b.labels[0].range;
           auto& table = d.kind == DeclKind::Variable ? info.vars : d.kind == DeclKind::Output ? info.outputs : info.modules;
           Declare(info, table, std::move(d));
+        } else if (b.type == "provider") {
+          if (!ExpectLabels(b, 1, "provider name")) continue;
+          const ProviderConfigSchema* ps = schemas_.FindProvider(b.labels[0].value);
+          if (!ps) {
+            std::vector<std::string> names = schemas_.ProviderNames();
+            Diagnostic& diag = cur_->Error(DiagCode::UnknownBlockType, b.labels[0].range,
+                                            "no provider named '" + b.labels[0].value + "' takes configuration");
+            std::string near = ClosestName(b.labels[0].value, names);
+            diag.help = near.empty() ? "configurable providers: " + JoinNames(names) : "did you mean '" + near + "'?";
+            continue;
+          }
+          if (!info.is_root) {
+            cur_->Error(DiagCode::InvalidMetaArgument, b.type_range,
+                         "a provider block belongs in the root module; modules use the root's providers")
+                .help = "move this block to the configuration you run plinth on";
+            continue;
+          }
+          d.kind = DeclKind::Provider;
+          d.provider_schema = ps;
+          d.name = b.labels[0].value;
+          d.range = b.labels[0].range;
+          Declare(info, info.providers, std::move(d));
         } else if (b.type == "policy") {
           if (ExpectLabels(b, 1, "name") && CheckPolicyBlock(b)) info.policies.push_back(&b);
         } else if (b.type == "policy_test") {
@@ -369,7 +395,7 @@ class Checker {
           for (const auto& t : schemas_.TypeNames()) names.push_back(t);
           Diagnostic& diag = cur_->Error(DiagCode::UnknownBlockType, b.type_range, "unknown block type '" + b.type + "'");
           std::string near = ClosestName(b.type, names);
-          diag.help = near.empty() ? "top-level blocks are variable, locals, output, module and resource types: " +
+          diag.help = near.empty() ? "top-level blocks are variable, locals, output, module, provider, policy and resource types: " +
                                          JoinNames(schemas_.TypeNames())
                                    : "did you mean '" + near + "'?";
         }
@@ -542,6 +568,11 @@ class Checker {
       case DeclKind::Resource: {
         CheckMeta(b);
         CheckSchemaBody(b.body, d.schema->body, "resource type '" + d.type + "'", b.has_errors, b.type_range, true);
+        return;
+      }
+      case DeclKind::Provider: {
+        CheckSchemaBody(b.body, d.provider_schema->body, "provider '" + d.name + "'", b.has_errors, b.type_range,
+                        false);
         return;
       }
       default: return;
@@ -946,6 +977,15 @@ class Checker {
         d.dep_sites.push_back(ref.range);
       }
     }
+    // A provider is configured before anything that may use it is planned:
+    // its resources, and module calls (their resources use the root's providers).
+    for (const auto& [name, pidx] : info.providers) {
+      bool uses = d.kind == DeclKind::Module || (d.kind == DeclKind::Resource && d.schema && d.schema->provider == name);
+      if (uses && deps.insert(pidx).second) {
+        d.deps.push_back(pidx);
+        d.dep_sites.push_back(info.decls[pidx].range);
+      }
+    }
   }
 
   // Help for an unknown bare name. When the name is the whole value of an
@@ -1140,6 +1180,7 @@ class Checker {
         case DeclKind::Output: inst.values[idx] = EvalOutput(inst, d, out); break;
         case DeclKind::Resource: inst.values[idx] = EvalResource(inst, d, out); break;
         case DeclKind::Module: inst.values[idx] = EvalModuleCall(inst, d, out, chain); break;
+        case DeclKind::Provider: inst.values[idx] = EvalProvider(inst, d, out); break;
       }
     }
     if (!info.policies.empty() || !info.policy_tests.empty()) {
@@ -1267,6 +1308,26 @@ class Checker {
       return a.value->As<ast::Literal>().value.as_string();
     }
     return "";
+  }
+
+  // A provider block's configuration, checked against its schema; handed to
+  // the resource hook at once so the provider is ready for its resources.
+  Value EvalProvider(Instance& inst, const Decl& d, CheckedConfig& out) {
+    InstanceScope scope(*this, inst);
+    ValueMap attrs;
+    EvalSchemaBody(d.block->body, d.provider_schema->body, scope, attrs, false);
+    for (const AttributeSchema& a : d.provider_schema->body.attributes) {
+      auto it = attrs.find(a.name);
+      if (a.sensitive && it != attrs.end()) it->second = it->second.WithSensitive();
+      if (it != attrs.end() && it->second.is_unknown()) {
+        cur_->Error(DiagCode::UnknownAtPlan, d.block->body.Find(a.name) ? d.block->body.Find(a.name)->value->range : d.range,
+                     "provider '" + d.name + "' needs '" + a.name + "' when planning, and it is known only after apply")
+            .help = "configure providers from variables and literal values";
+      }
+    }
+    if (options_.resource_hook) options_.resource_hook->ProviderConfigured(d.name, attrs);
+    out.providers[d.name] = attrs;
+    return Poison();
   }
 
   Value EvalOutput(Instance& inst, const Decl& d, CheckedConfig& out) {

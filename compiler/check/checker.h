@@ -37,6 +37,9 @@ class ResourceHook {
  public:
   virtual ~ResourceHook() = default;
   virtual ValueMap Planned(const ResourceInstance& instance) = 0;
+  // A `provider "NAME" { ... }` block's evaluated configuration, before any
+  // resource that may use the provider is planned.
+  virtual void ProviderConfigured(const std::string& name, const ValueMap& config) {}
 };
 
 struct CheckOptions {
@@ -119,6 +122,7 @@ struct CheckedConfig {
   // Keeps the syntax trees alive when policies point into them.
   std::shared_ptr<const void> syntax;
   std::vector<OutputValue> outputs;      // root module
+  std::map<std::string, ValueMap> providers;  // provider blocks (root module), by provider name
   std::vector<VariableValue> variables;  // root module
   size_t files = 0;
   size_t modules = 0;            // distinct module directories

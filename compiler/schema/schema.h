@@ -58,6 +58,14 @@ struct BlockSchema {
   const NestedBlockSchema* FindBlock(std::string_view name) const;
 };
 
+// The configuration a provider takes in a `provider "NAME" { ... }` block
+// of the root module (endpoint, credentials, ...).
+struct ProviderConfigSchema {
+  std::string name;  // "s3"
+  std::string doc;
+  BlockSchema body;
+};
+
 struct ResourceSchema {
   std::string type;      // "bucket"
   std::string provider;  // "local"
@@ -75,14 +83,21 @@ class SchemaSource {
 class SchemaRegistry {
  public:
   void Register(const SchemaSource& source);
+  void RegisterProvider(ProviderConfigSchema config);
   const ResourceSchema* Find(std::string_view type) const;
+  const ProviderConfigSchema* FindProvider(std::string_view name) const;
   std::vector<std::string> TypeNames() const;
+  std::vector<std::string> ProviderNames() const;  // providers that take a provider block
 
  private:
   std::map<std::string, ResourceSchema, std::less<>> schemas_;
+  std::map<std::string, ProviderConfigSchema, std::less<>> providers_;
 };
 
-// The registry with every built-in provider (today: local).
+// The configuration of the s3 provider (endpoint, region, credentials).
+ProviderConfigSchema S3ProviderConfigSchema();
+
+// The registry with every built-in provider (local, s3).
 const SchemaRegistry& BuiltinSchemas();
 
 }  // namespace plinth

@@ -18,6 +18,7 @@
 #include "runtime/exec/parallel.h"
 #include "runtime/policy/policy.h"
 #include "runtime/providers/local/provider.h"
+#include "runtime/providers/router.h"
 #include "runtime/storage/keys.h"
 #include "runtime/state/lock.h"
 #include "runtime/state/state_store.h"
@@ -116,8 +117,13 @@ std::string Digest(const SourceManager& sources, size_t first, const std::map<st
 // configuration, so references see planned values.
 class PlanHook : public ResourceHook {
  public:
-  PlanHook(Provider& provider, const std::unordered_map<std::string, const PriorResource*>& prior)
-      : provider_(provider), prior_(prior) {}
+  PlanHook(Provider& provider, ProviderRouter* router,
+           const std::unordered_map<std::string, const PriorResource*>& prior)
+      : provider_(provider), router_(router), prior_(prior) {}
+
+  void ProviderConfigured(const std::string& name, const ValueMap& config) override {
+    if (router_) router_->Configure(name, config);
+  }
 
   ValueMap Planned(const ResourceInstance& ri) override {
     auto it = prior_.find(ri.address);
@@ -140,6 +146,7 @@ class PlanHook : public ResourceHook {
 
  private:
   Provider& provider_;
+  ProviderRouter* router_;
   const std::unordered_map<std::string, const PriorResource*>& prior_;
 };
 
@@ -152,6 +159,7 @@ struct Engine::Impl {
   Diagnostics& diags;
   std::unique_ptr<state::StateStore> store;
   std::unique_ptr<Provider> provider;
+  ProviderRouter* router = nullptr;  // inside `provider` (which tests may wrap)
   // The store is thread-safe; concurrent intent writes share commits.
 
   size_t total_changes = 0;  // in the graph now running
@@ -173,8 +181,10 @@ struct Engine::Impl {
     fs::path root = o.data_root.empty() ? fs::path(o.config_dir) / ".plinth" / o.workspace / "data" : fs::path(o.data_root);
     root = fs::absolute(root, ec);
     fs::create_directories(root, ec);
-    provider = std::make_unique<LocalProvider>(
-        root, storage::WorkspaceKeyPath(fs::path(o.config_dir) / ".plinth" / o.workspace));
+    auto routed = std::make_unique<ProviderRouter>(std::make_unique<LocalProvider>(
+        root, storage::WorkspaceKeyPath(fs::path(o.config_dir) / ".plinth" / o.workspace)));
+    router = routed.get();
+    provider = std::move(routed);
     if (o.wrap_provider) provider = o.wrap_provider(std::move(provider));
     return true;
   }
@@ -184,7 +194,7 @@ struct Engine::Impl {
     state::ResourceRecord rec;
     rec.address = address;
     rec.type = type;
-    rec.provider = "local";
+    rec.provider = ProviderRouter::ProviderOf(type);
     rec.id = id;
     rec.attributes = attrs;
     rec.dependencies = deps;
@@ -255,6 +265,21 @@ struct Engine::Impl {
     }
     timer.Mark("load state");
     if (!o.refresh || prior.empty()) return true;
+    // Resources of other providers are refreshed with their provider blocks'
+    // configuration, which only the checker can evaluate: a quiet check pass
+    // first (only when the state holds such resources).
+    bool others = std::any_of(prior.begin(), prior.end(),
+                              [](const PriorResource& p) { return ProviderRouter::ProviderOf(p.type) != "local"; });
+    if (others && router) {
+      SourceManager scratch_sources;
+      Diagnostics scratch;
+      CheckOptions co;
+      co.variables = o.variables;
+      co.variable_texts = o.variable_texts;
+      CheckedConfig pre = Check(o.config_dir, scratch_sources, scratch, co);
+      for (const auto& [name, config] : pre.providers) router->Configure(name, config);
+      timer.Mark("configure providers");
+    }
     // Reads are independent: a plain parallel loop (no graph), each read
     // retried with backoff while the provider calls its error retryable.
     std::vector<std::optional<ResourceObject>> reads(prior.size());
@@ -324,7 +349,7 @@ struct Engine::Impl {
     std::unordered_map<std::string, const PriorResource*> by_address;
     by_address.reserve(prior.size());
     for (const PriorResource& p : prior) by_address[p.address] = &p;
-    PlanHook hook(*provider, by_address);
+    PlanHook hook(*provider, router, by_address);
     CheckOptions co;
     co.variables = o.variables;
     co.variable_texts = o.variable_texts;

@@ -243,6 +243,7 @@ Result<BucketInfo> LoadBucket(const fs::path& live_dir) {
     }
   }
   ApplySettings(attrs, info);
+  if (m.contains("key") && m["key"].is_string()) info.wrapped_key = m["key"].get<std::string>();
   return info;
 }
 
@@ -663,6 +664,7 @@ SweepReport BucketStore::Sweep(int64_t now_ms, bool dry_run) {
         report.errors.push_back(done.error().message);
         continue;
       }
+      live_keys.erase(f.key);  // moved or gone: no longer live for the checks below
     }
     record(std::move(act));
   }

@@ -16,6 +16,7 @@
 #include "runtime/io/durable.h"
 #include "runtime/storage/bucket_store.h"
 #include "runtime/storage/keys.h"
+#include "runtime/storage/service.h"
 #include "runtime/providers/local/schema.h"
 
 namespace plinth::runtime {
@@ -209,7 +210,11 @@ std::string FirstUnknown(const BlockSchema& schema, const ValueMap& m, const std
 // ------------------------------------------------------------------- files
 
 std::string ErrnoPath(const fs::path& p, bool sensitive) {
-  return sensitive ? "(sensitive path)" : "'" + p.string() + "'";
+  if (sensitive) return "(sensitive path)";
+  std::string out = "'";
+  out += p.string();
+  out += '\'';
+  return out;
 }
 
 bool SyncDir(const fs::path& dir, int* err) {
@@ -789,12 +794,41 @@ Result<std::optional<ResourceObject>> LocalProvider::ReadBucketAt(const std::str
       a["address"] = Value::String(j["address"].get<std::string>());
     if (j.contains("key") && j["key"].is_string()) a["key"] = Value::String(j["key"].get<std::string>()).WithSensitive();
   }
+  // A backup repository that is gone reads as no backup: drift that the next
+  // apply repairs by creating a new, empty repository.
+  if (const Value* b = Find(a, "backup"); b && b->kind() == Value::Kind::Object) {
+    const Value* to = Find(b->as_object(), "to");
+    const Value* to_path = to && to->kind() == Value::Kind::Object ? Find(to->as_object(), "path") : nullptr;
+    if (IsKnownString(to_path) &&
+        !Exists(fs::path(to_path->as_string()) / "backups" / (region_name + "-" + bucket_name) / "config")) {
+      a["backup"] = Value();
+    }
+  }
   // A metadata file lost or written by hand: the state's key stays in use.
   if (!a.count("key") && carry) {
     if (const Value* k = Find(*carry, "key"); IsKnownString(k)) a["key"] = *k;
   }
   Carry(carry, a);
   return std::optional<ResourceObject>(std::move(o));
+}
+
+std::optional<ProviderError> LocalProvider::EnsureBackupRepository(const fs::path& bucket_dir,
+                                                                   const std::string& id) const {
+  auto info = storage::LoadBucket(bucket_dir);
+  if (!info.ok()) return info.error();
+  auto ws = storage::LoadWorkspaceKey(workspace_key_, /*create=*/false);
+  if (!ws.ok()) return ws.error();
+  auto key = storage::UnwrapKey(ws.value(), info.value().wrapped_key, id);
+  if (!key.ok()) return key.error();
+  auto repo = storage::BackupRepository(info.value(), key.value());
+  if (!repo.ok()) return Fail("cannot prepare the backup of bucket '" + id + "': " + repo.error().message);
+  auto init = repo.value().Init();
+  if (!init.ok()) {
+    return Fail("cannot create the backup repository of bucket '" + id + "' at '" +
+                    info.value().backup->repository.string() + "': " + init.error().message,
+                init.error().retryable);
+  }
+  return std::nullopt;
 }
 
 Result<ResourceObject> LocalProvider::WriteBucket(const ValueMap& planned, const ValueMap* prior) {
@@ -837,6 +871,25 @@ Result<ResourceObject> LocalProvider::WriteBucket(const ValueMap& planned, const
   } else if (!IsDir(dir.value())) {
     return Fail("bucket '" + id + "' no longer exists at '" + dir.value().string() + "'");
   }
+  // The backup region, resolved now (it may have been created in this same
+  // apply), so the metadata names the repository's directory.
+  if (Value& b = p["backup"]; b.kind() == Value::Kind::Object) {
+    ValueMap bm = b.as_object();
+    Value to = NormalizeRef(bm["to"]);
+    std::optional<RegionRef> tref = RefOf(&to);
+    if (!tref) return Fail("the backup of bucket '" + id + "' needs a known region in 'to'");
+    if (tref->name == ref->name) {
+      return Fail("the backup of bucket '" + id + "' must go to another region than '" + ref->name +
+                  "' (a backup in the same region is lost with it)");
+    }
+    auto to_dir = Inside(RegionDirFor(tref->name, tref->hint), "the directory of region '" + tref->name + "'");
+    if (!to_dir.ok()) return to_dir.error();
+    if (!LoadRegion(tref->name, to_dir.value()).ok()) {
+      return Fail("backup region '" + tref->name + "' of bucket '" + id + "' does not exist");
+    }
+    bm["to"] = Value::Object({{"name", Value::String(tref->name)}, {"path", Value::String(to_dir.value().string())}});
+    b = Value::Object(std::move(bm));
+  }
   int e = 0;
   if (!MakeDirs(dir.value(), &e)) return IoFail("create", ErrnoPath(dir.value(), false), e);
   json attrs = json::object();
@@ -871,6 +924,9 @@ Result<ResourceObject> LocalProvider::WriteBucket(const ValueMap& planned, const
                {"key", key},
                {"attributes", attrs}};
   if (auto err = WriteFileAtomic(dir.value() / kBucketMeta, meta.dump(2) + "\n", false)) return *err;
+  if (p["backup"].kind() == Value::Kind::Object) {
+    if (auto err = EnsureBackupRepository(dir.value(), id)) return *err;
+  }
   auto read = ReadBucketAt(ref->name, region_dir.value(), bucket, &planned);
   if (!read.ok()) return read.error();
   if (!read.value()) return Fail("bucket '" + id + "' vanished while it was written", true);

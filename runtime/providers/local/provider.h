@@ -70,6 +70,9 @@ class LocalProvider : public Provider {
 
   // Buckets.
   Result<ResourceObject> WriteBucket(const ValueMap& planned, const ValueMap* prior);
+  // Creates the bucket's restic repository (docs/storage.md) unless it exists.
+  std::optional<ProviderError> EnsureBackupRepository(const std::filesystem::path& bucket_dir,
+                                                      const std::string& id) const;
   Result<std::optional<ResourceObject>> ReadBucketAt(const std::string& region_name,
                                                      const std::filesystem::path& region_dir,
                                                      const std::string& bucket_name,

@@ -1,0 +1,36 @@
+// Helpers shared by the commands that work on a workspace's state without
+// planning (state, show, force-unlock, bucket, storage, backup, restore).
+#pragma once
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "cli/commands.h"
+#include "runtime/state/lock.h"
+#include "runtime/state/state_store.h"
+
+namespace plinth::cli {
+
+// The configuration directory of a command whose arguments are something
+// else: --dir, or ".".
+std::string ConfigDir(const Options& o);
+
+// Opens the workspace's state (never creates it); prints the error and
+// returns null when there is none or it cannot be opened.
+std::unique_ptr<state::StateStore> OpenState(const Options& o);
+
+// Runs `fn` holding the workspace lock; prints who holds it when it is taken.
+template <typename Fn>
+int WithLock(state::StateStore& store, const std::string& command, Fn fn) {
+  auto lock = state::WorkspaceLock::Acquire(store, state::WorkspaceLock::ThisProcess(command));
+  if (!lock.ok()) {
+    std::fprintf(stderr, "error: %s\n", state::WorkspaceLock::Describe(lock.error()).c_str());
+    return 1;
+  }
+  int rc = fn();
+  (void)state::WorkspaceLock::Release(store, lock.value().id);
+  return rc;
+}
+
+}  // namespace plinth::cli
