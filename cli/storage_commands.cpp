@@ -525,9 +525,10 @@ int Restore(const Options& o) {
       }
     }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("restored snapshot %s (%s) of %s into %s: %zu files in %.1f s\n", restored.value().snapshot.short_id.c_str(),
+    std::printf("restored snapshot %s (%s) of %s into %s: %zu %s in %.1f s\n", restored.value().snapshot.short_id.c_str(),
                 storage::FormatRfc3339(restored.value().snapshot.time).c_str(), info->address.c_str(),
-                into_bucket ? "the bucket" : ("'" + target.string() + "'").c_str(), files, secs);
+                into_bucket ? "the bucket" : ("'" + target.string() + "'").c_str(), files, files == 1 ? "file" : "files",
+                secs);
     return 0;
   });
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command 2: install what is missing, build, and run the whole test
 # suite: unit + golden tests (CTest), CLI checks on every example and the
-# plan/apply round trip, the crash-injection harness (SIGKILL during apply
+# plan/apply round trip, local bucket storage (objects, lifecycle, backups,
+# restore), the S3 provider against a Ceph RGW on 127.0.0.1, the crash-injection harness (SIGKILL during apply
 # and destroy), and a short fuzz run of the parser and checker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,10 @@ scripts/deps.sh
 scripts/build.sh
 (cd build && ctest --output-on-failure -j"$(nproc)" --timeout 600)
 scripts/cli-test.sh build/plinth
+scripts/storage-test.sh build/plinth
+# The S3 provider against a real store: installs and starts a single-node
+# Ceph RADOS Gateway on 127.0.0.1, runs the S3 tests, stops it.
+tests/fixtures/run-s3-tests.sh build
 scripts/crash-test.sh build/plinth "${CRASH_TRIALS:-50}"
 FUZZ_SECONDS=${FUZZ_SECONDS:-60} scripts/fuzz.sh
 echo "all tests passed"
