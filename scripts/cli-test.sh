@@ -39,6 +39,7 @@ grep -q "  port_base = 20000" "$tmp/main.plinth" || fail "fmt did not align: $(c
 
 # plan / apply / destroy round trip on a copy of the quickstart.
 cp -r examples/quickstart "$tmp/qs"
+rm -rf "$tmp/qs/.plinth"  # state left by a quickstart run
 # A saved plan is refused once the state it was made against has changed.
 "$plinth" plan --out="$tmp/stale.plan" "$tmp/qs" >/dev/null 2>&1 || fail "plan --out failed"
 set +e
@@ -152,6 +153,7 @@ grep -q '"denied": true' "$tmp/pol.json" || fail "plan --json lacks the policy v
   fail "apply of a denied plan: $(cat "$tmp/pol-apply.txt")"
 [ ! -e "$tmp/pol/.plinth/default/data/regions" ] || fail "a denied apply changed the world"
 cp -r examples/ai-platform "$tmp/aip"
+rm -rf "$tmp/aip/.plinth"
 "$plinth" plan "$tmp/aip" 2>&1 | grep -q "Policies: 4 evaluated, 29 checks: all passed." || fail "ai-platform does not pass its guardrails"
 
 # Usage errors exit 2.

@@ -1319,7 +1319,8 @@ class Checker {
     for (const AttributeSchema& a : d.provider_schema->body.attributes) {
       auto it = attrs.find(a.name);
       if (a.sensitive && it != attrs.end()) it->second = it->second.WithSensitive();
-      if (it != attrs.end() && it->second.is_unknown()) {
+      // Planning needs the values; validate (no hook) accepts unset variables.
+      if (options_.resource_hook && it != attrs.end() && it->second.is_unknown()) {
         cur_->Error(DiagCode::UnknownAtPlan, d.block->body.Find(a.name) ? d.block->body.Find(a.name)->value->range : d.range,
                      "provider '" + d.name + "' needs '" + a.name + "' when planning, and it is known only after apply")
             .help = "configure providers from variables and literal values";
