@@ -128,6 +128,23 @@ void RunBackup(const BucketInfo& info, const crypto::Key& key, const SweepOption
   out.retention = std::move(forgot.value());
 }
 
+// BackupOverdue: fires when the last success is older than twice `every`
+// (or there never was one and the bucket's first backup failed), resolves
+// after the next success.
+void OverdueTransition(const BucketInfo& info, int64_t now_ms, BucketSweep& out) {
+  const BackupStatus& b = out.status.backup;
+  bool overdue = b.last_success_ms == 0 ? b.failures_in_a_row > 0
+                                        : now_ms - b.last_success_ms > 2 * info.backup->every_ms;
+  if (overdue == out.status.backup_overdue_firing) return;
+  out.status.backup_overdue_firing = overdue;
+  std::string age = b.last_success_ms == 0 ? "no backup has succeeded yet"
+                                           : "the last successful backup is " +
+                                                 std::to_string((now_ms - b.last_success_ms) / 3600000) + " h old";
+  out.alerts.push_back({now_ms, "BackupOverdue", overdue ? "firing" : "resolved", Shown(info),
+                        overdue ? "backups of " + Shown(info) + " are overdue: " + age
+                                : "backups of " + Shown(info) + " are current again"});
+}
+
 }  // namespace
 
 // ----------------------------------------------------------------- status
@@ -145,6 +162,7 @@ Result<BucketStatus> LoadStatus(const BucketInfo& info) {
   }
   s.capacity_alert_firing = j.value("capacity_alert_firing", false);
   s.capacity_alert_since_ms = j.value("capacity_alert_since_ms", int64_t{0});
+  s.backup_overdue_firing = j.value("backup_overdue_firing", false);
   s.archived_total = j.value("archived_total", int64_t{0});
   s.expired_total = j.value("expired_total", int64_t{0});
   s.noncurrent_expired_total = j.value("noncurrent_expired_total", int64_t{0});
@@ -165,6 +183,7 @@ Result<Done> SaveStatus(const BucketInfo& info, const BucketStatus& s) {
   json j = {{"format", 1},
             {"capacity_alert_firing", s.capacity_alert_firing},
             {"capacity_alert_since_ms", s.capacity_alert_since_ms},
+            {"backup_overdue_firing", s.backup_overdue_firing},
             {"archived_total", s.archived_total},
             {"expired_total", s.expired_total},
             {"noncurrent_expired_total", s.noncurrent_expired_total},
@@ -272,6 +291,7 @@ BucketSweep SweepBucket(const BucketInfo& info, const WorkspaceKey& ws, const Sw
     out.backup_due = b.last_success_ms == 0 || o.now_ms - b.last_success_ms >= info.backup->every_ms ||
                      b.failures_in_a_row > 0;
     if (out.backup_due && !o.dry_run) RunBackup(info, key.value(), o, out);
+    if (!o.dry_run) OverdueTransition(info, o.now_ms, out);
   }
   if (!o.dry_run) {
     if (auto saved = SaveStatus(info, out.status); !saved.ok()) out.errors.push_back(saved.error().message);
@@ -351,6 +371,10 @@ Result<Done> WriteMonitoring(const std::vector<BucketSweep>& sweeps, const fs::p
     if (s.info.backup && s.status.backup.last_success_ms > 0) {
       sample("plinth_backup_age_seconds", s, static_cast<double>(now_ms - s.status.backup.last_success_ms) / 1000);
     }
+  }
+  family("plinth_backup_overdue", "gauge", "1 while the BackupOverdue alert fires.");
+  for (const auto& s : sweeps) {
+    if (s.info.backup) sample("plinth_backup_overdue", s, s.status.backup_overdue_firing ? 1 : 0);
   }
   family("plinth_backup_failures_total", "counter", "Backups that failed.");
   for (const auto& s : sweeps) {

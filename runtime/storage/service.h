@@ -43,6 +43,7 @@ struct BackupStatus {
 struct BucketStatus {
   bool capacity_alert_firing = false;
   int64_t capacity_alert_since_ms = 0;
+  bool backup_overdue_firing = false;  // no successful backup for twice `every`
   BackupStatus backup;
   int64_t archived_total = 0, expired_total = 0, noncurrent_expired_total = 0;
 };
@@ -52,7 +53,7 @@ Result<Done> SaveStatus(const BucketInfo& info, const BucketStatus& status);
 
 struct Alert {
   int64_t time_ms = 0;
-  std::string name;   // "BucketCapacity", "BackupFailed", "BackupOverdue"
+  std::string name;   // "BucketCapacity", "BackupFailed", "BackupOverdue" (docs/storage.md)
   std::string state;  // "firing" or "resolved"
   std::string bucket;  // address, or id when the bucket has no address
   std::string message;

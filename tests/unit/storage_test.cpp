@@ -396,5 +396,46 @@ TEST_F(StorageTest, SweepWritesMetricsAndAlerts) {
   EXPECT_EQ(again.status.archived_total, 1);
 }
 
+TEST_F(StorageTest, BackupFailureAndOverdueAlertsFireOnceAndResolve) {
+  info_.address = "bucket.data";
+  BackupSpec b;
+  b.every_ms = kDay;
+  b.to_region = "us";
+  b.repository = tmp_.path() / "regions" / "us" / "backups" / "eu-data";
+  info_.backup = b;
+  Live("a.txt", "payload", kT0 - 1000);
+  SweepOptions o;
+  o.now_ms = kT0;
+  o.workspace_dir = tmp_.path() / "ws";
+  auto names = [](const BucketSweep& s) {
+    std::string out;
+    for (const Alert& a : s.alerts) out += a.name + ":" + a.state + " ";
+    return out;
+  };
+  // No repository yet: the backup fails, clearly, and both alerts fire.
+  BucketSweep first = SweepBucket(info_, ws_, o);
+  ASSERT_EQ(first.errors.size(), 1u);
+  EXPECT_NE(first.errors[0].find("no backup repository"), std::string::npos) << first.errors[0];
+  EXPECT_EQ(names(first), "BackupFailed:firing BackupOverdue:firing ");
+  EXPECT_TRUE(fs::exists(info_.live / "a.txt"));  // nothing deleted
+  o.now_ms += 1000;
+  EXPECT_EQ(names(SweepBucket(info_, ws_, o)), "");  // still failing: no repeat
+  // The repository appears (apply creates it): the next sweep backs up and both resolve.
+  auto key = UnwrapKey(ws_, info_.wrapped_key, info_.id);
+  ASSERT_TRUE(key.ok());
+  auto repo = BackupRepository(info_, key.value());
+  ASSERT_TRUE(repo.ok()) << repo.error().message;
+  ASSERT_TRUE(repo.value().Init().ok());
+  o.now_ms += 1000;
+  BucketSweep ok = SweepBucket(info_, ws_, o);
+  EXPECT_TRUE(ok.errors.empty()) << ok.errors.front();
+  ASSERT_TRUE(ok.backup);
+  EXPECT_EQ(names(ok), "BackupFailed:resolved BackupOverdue:resolved ");
+  EXPECT_EQ(ok.status.backup.failures_total, 2);
+  // Not due again until `every` has passed; overdue after twice `every` without success.
+  o.now_ms += kDay / 2;
+  EXPECT_FALSE(SweepBucket(info_, ws_, o).backup_due);
+}
+
 }  // namespace
 }  // namespace plinth::storage
