@@ -23,6 +23,10 @@ struct HostContext {
   const StringPool* strings = nullptr;
   const std::regex* regexes = nullptr;  // by pattern index
   size_t regex_count = 0;
+  // Filled in by the JIT (JitProgram), never by callers: per string table of
+  // the program (StringTables in orc_jit.h), the helper's result for every
+  // string id of the pool.
+  const double* const* tables = nullptr;
 };
 
 // Limits shared with the builtin regex functions (compiler/eval).

@@ -3,15 +3,16 @@
 // JitEngine owns one LLJIT. Generated code lives in a JITDylib with no
 // process-symbol generator: the only external symbols it can resolve are the
 // host helpers of host.h (an explicit allow-list, registered as absolute
-// symbols in a separate JITDylib). Each JitProgram is one LLVM module added
-// under its own ResourceTracker, so destroying the JitProgram unloads its
-// code; engines are reused across programs.
+// symbols in a separate JITDylib). Each JitProgram's LLVM modules are added
+// under one ResourceTracker, so destroying the
+// JitProgram unloads its code; engines are reused across programs.
 //
 // Code shape (docs/rules.md, "Code generation"): for columnar programs
 // functions that each evaluate a group of up to 64 rules in one loop over a
-// range of records; for snapshot programs (conditions) functions that
-// evaluate up to 256 rules each over one snapshot. The module is optimised with the O2 pipeline of LLVM's
-// PassBuilder for the host CPU. No LLVM type appears in this header.
+// range of records, 4 records per iteration as LLVM vectors where the rules
+// call no host helper; for snapshot programs (conditions) functions that
+// evaluate up to 16 rules each over one snapshot. No IR optimisation pipeline
+// runs. No LLVM type appears in this header.
 //
 // Thread safety: JitEngine is thread-safe (compiles may run concurrently).
 // A JitProgram is immutable after Compile; Run/RunSnapshot may be called
@@ -44,10 +45,10 @@ class JitEngine {
 };
 
 struct JitStats {
-  double ir_ms = 0;            // building LLVM IR from the rule IR
-  double optimize_ms = 0;      // the O2 pipeline
-  double machine_code_ms = 0;  // instruction selection, emission and linking
+  double ir_ms = 0;            // building (and verifying) LLVM IR from the rule IR
+  double machine_code_ms = 0;  // instruction selection, emission and linking (no IR passes run)
   size_t functions = 0;
+  size_t ir_instructions = 0;  // in the generated modules
 };
 
 class JitProgram {

@@ -133,7 +133,9 @@ TEST_F(StorageTest, VersioningKeepsEncryptedPreviousVersions) {
   EXPECT_EQ(Get(s, "model.ckpt", o.versions[1].id), "v1-secret-weights");
   // Stored versions are sealed: the plaintext is nowhere under the store.
   for (const auto& e : fs::recursive_directory_iterator(info_.store)) {
-    if (e.is_regular_file()) EXPECT_EQ(ReadFile(e.path()).find("v1-secret-weights"), std::string::npos) << e.path();
+    if (e.is_regular_file()) {
+      EXPECT_EQ(ReadFile(e.path()).find("v1-secret-weights"), std::string::npos) << e.path();
+    }
   }
   // Deleting the current version keeps it as a version; the object reads as deleted.
   ASSERT_TRUE(s.Remove("model.ckpt", std::nullopt, kT0 + 30).ok());
