@@ -621,8 +621,10 @@ class Checker {
     }
     if (const ast::Attribute* dep = b.body.Find("depends_on")) CheckDependsOn(*dep);
     if (const ast::Attribute* p = b.body.Find("provider")) {
-      cur_->Error(DiagCode::InvalidMetaArgument, p->name_range, "'provider' has nothing to select: resources use the built-in local provider")
-          .help = "remove it";
+      cur_->Error(DiagCode::InvalidMetaArgument, p->name_range,
+                   "'provider' has nothing to select: each resource type has one provider (bucket: local, "
+                   "s3_bucket: s3)")
+          .help = "remove it; configure a provider with a provider \"NAME\" { ... } block in the root module";
     }
   }
 
