@@ -46,14 +46,18 @@ BackupError Fail(BackupErrorCode code, std::string message, bool retryable = fal
   return BackupError{code, std::move(message), retryable, {}};
 }
 
-std::string Quoted(const std::string& s) { return "'" + s + "'"; }
+std::string Quoted(const std::string& s) {
+  return "'" + s + "'";
+}
 
 std::string Lowered(std::string reason) {
   if (!reason.empty()) reason[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(reason[0])));
   return reason;
 }
 
-std::string ErrnoText(int err) { return Lowered(std::strerror(err)); }
+std::string ErrnoText(int err) {
+  return Lowered(std::strerror(err));
+}
 
 // ------------------------------------------------------------------ time
 
@@ -99,8 +103,8 @@ std::optional<TimePoint> ParseRfc3339(std::string_view s) {
     ++pos;
   } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
     int oh, om;
-    if (!Digits(s, pos + 1, 2, &oh) || pos + 3 >= s.size() || s[pos + 3] != ':' || !Digits(s, pos + 4, 2, &om) ||
-        oh > 23 || om > 59) {
+    if (!Digits(s, pos + 1, 2, &oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
+        !Digits(s, pos + 4, 2, &om) || oh > 23 || om > 59) {
       return std::nullopt;
     }
     offset = minutes(oh * 60 + om) * (s[pos] == '-' ? -1 : 1);
@@ -161,13 +165,12 @@ struct ChildOutcome {
 constexpr size_t kErrKeep = 256 * 1024;
 constexpr auto kTermGrace = std::chrono::seconds(5);
 
-void SetCloexec(int fd) { fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC); }
-
 // Runs `argv` (argv[0] an absolute path) with exactly `env`, stdin from
 // /dev/null, in `cwd` when not empty. Stops it at `timeout`. `on_line`,
 // when set, receives each complete stdout line instead of `out`.
-ChildOutcome RunChild(const std::vector<std::string>& argv, std::vector<std::string>& env, const fs::path& cwd,
-                      std::chrono::milliseconds timeout, const std::function<void(std::string_view)>& on_line) {
+ChildOutcome RunChild(const std::vector<std::string>& argv, std::vector<std::string>& env,
+                      const fs::path& cwd, std::chrono::milliseconds timeout,
+                      const std::function<void(std::string_view)>& on_line) {
   ChildOutcome r;
   int out_pipe[2], err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0) {
@@ -308,7 +311,8 @@ bool Executable(const fs::path& p) {
 // ------------------------------------------------------------------ validation
 
 bool IsUrlRepository(const std::string& repo) {
-  for (const char* scheme : {"local:", "sftp:", "rest:", "s3:", "azure:", "gs:", "b2:", "swift:", "rclone:"}) {
+  for (const char* scheme :
+       {"local:", "sftp:", "rest:", "s3:", "azure:", "gs:", "b2:", "swift:", "rclone:"}) {
     if (repo.rfind(scheme, 0) == 0) return true;
   }
   return false;
@@ -342,17 +346,20 @@ std::string TagList(const std::vector<std::string>& tags) {
 bool IsSnapshotRef(std::string_view id) {
   if (id == "latest") return true;
   if (id.empty() || id.size() > 64) return false;
-  return std::all_of(id.begin(), id.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) ||
-                                                                (c >= 'a' && c <= 'f'); });
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f');
+  });
 }
 
 bool ValidSubset(const std::string& s) {
   if (s.empty()) return false;
   auto all_digits = [](std::string_view v) {
-    return !v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+    return !v.empty() && std::all_of(v.begin(), v.end(),
+                                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
   };
   if (auto slash = s.find('/'); slash != std::string::npos) {
-    return all_digits(std::string_view(s).substr(0, slash)) && all_digits(std::string_view(s).substr(slash + 1));
+    return all_digits(std::string_view(s).substr(0, slash)) &&
+           all_digits(std::string_view(s).substr(slash + 1));
   }
   if (s.back() == '%') {
     std::string_view num = std::string_view(s).substr(0, s.size() - 1);
@@ -438,7 +445,8 @@ std::optional<json> FirstJson(const std::string& out, char opener) {
   size_t pos = 0;
   while (pos < out.size()) {
     size_t nl = out.find('\n', pos);
-    std::string_view line = std::string_view(out).substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    std::string_view line =
+        std::string_view(out).substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
     if (!line.empty() && line[0] == opener) {
       json j = json::parse(line, nullptr, false);
       if (!j.is_discarded()) return j;
@@ -451,24 +459,33 @@ std::optional<json> FirstJson(const std::string& out, char opener) {
 
 // stderr lines that say nothing about a failure.
 bool Noise(std::string_view line) {
-  static const char* const kNoise[] = {"using temporary cache", "create exclusive lock", "load indexes",
-                                       "check all packs", "check snapshots", "no errors were found",
-                                       "Load(", "restoring <Snapshot", "read group #", "[0:", "Is there a repository",
-                                       "read all data", "created new cache"};
+  static const char* const kNoise[] = {"using temporary cache",
+                                       "create exclusive lock",
+                                       "load indexes",
+                                       "check all packs",
+                                       "check snapshots",
+                                       "no errors were found",
+                                       "Load(",
+                                       "restoring <Snapshot",
+                                       "read group #",
+                                       "[0:",
+                                       "Is there a repository",
+                                       "read all data",
+                                       "created new cache"};
   if (line.find_first_not_of(" \t\r") == std::string_view::npos) return true;
   for (const char* n : kNoise)
     if (line.find(n) != std::string_view::npos) return true;
   return false;
 }
 
-std::vector<std::string> ErrorLines(const std::string& err) {
+std::vector<std::string> ErrorLines(const std::string& err, const std::string& repo) {
   std::vector<std::string> out;
   size_t pos = 0;
   while (pos < err.size()) {
     size_t nl = err.find('\n', pos);
     std::string line = err.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-    if (!Noise(line)) out.push_back(line);
+    if (!Noise(line) && line != repo) out.push_back(line);
     if (nl == std::string::npos) break;
     pos = nl + 1;
   }
@@ -480,14 +497,17 @@ std::string StripFatal(std::string line) {
   return Lowered(line);
 }
 
-bool Contains(const std::string& hay, const char* needle) { return hay.find(needle) != std::string::npos; }
+bool Contains(const std::string& hay, const char* needle) {
+  return hay.find(needle) != std::string::npos;
+}
 
 // ------------------------------------------------------------------ restore staging
 
 // The first entry under `staging` whose counterpart under `target` is of
 // another kind (a directory where a file goes, or the reverse); empty if none.
 fs::path FirstConflict(const fs::path& staging, const fs::path& target, std::error_code& ec) {
-  for (auto it = fs::directory_iterator(staging, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+  for (auto it = fs::directory_iterator(staging, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
     fs::path dest = target / it->path().filename();
     auto dest_status = fs::symlink_status(dest, ec);
     if (ec) {
@@ -611,7 +631,12 @@ ResticRepository::Run ResticRepository::Restic(std::vector<std::string> args, co
   std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e) {
     std::string_view v(*e);
-    if (v.rfind("RESTIC_", 0) == 0 || v.rfind("TZ=", 0) == 0) continue;
+    // PWD would make restic (Go's Getwd) record the caller's directory
+    // spelling instead of the source's real path.
+    if (v.rfind("RESTIC_", 0) == 0 || v.rfind("TZ=", 0) == 0 || v.rfind("PWD=", 0) == 0 ||
+        v.rfind("OLDPWD=", 0) == 0) {
+      continue;
+    }
     env.emplace_back(v);
   }
   env.push_back("TZ=UTC");
@@ -620,8 +645,8 @@ ResticRepository::Run ResticRepository::Restic(std::vector<std::string> args, co
   env.push_back("RESTIC_PASSWORD=" + options_.password);
 
   Run run;
-  run.child = RunChild(argv, env, cwd, std::chrono::duration_cast<std::chrono::milliseconds>(options_.timeout),
-                       on_line);
+  run.child = RunChild(argv, env, cwd,
+                       std::chrono::duration_cast<std::chrono::milliseconds>(options_.timeout), on_line);
   run.child.err = Scrub(std::move(run.child.err));
   run.child.out = Scrub(std::move(run.child.out));
   return run;
@@ -633,8 +658,8 @@ BackupError ResticRepository::Failure(const Run& run, const std::string& what) c
   const ChildOutcome& c = run.child;
   const std::string& repo = options_.repository;
   if (c.spawn_errno != 0) {
-    return Fail(BackupErrorCode::kResticMissing, what + ": cannot run " + Quoted(binary_) + ": " +
-                                                     ErrnoText(c.spawn_errno));
+    return Fail(BackupErrorCode::kResticMissing,
+                what + ": cannot run " + Quoted(binary_) + ": " + ErrnoText(c.spawn_errno));
   }
   if (c.timed_out) {
     return Fail(BackupErrorCode::kTimeout,
@@ -643,16 +668,17 @@ BackupError ResticRepository::Failure(const Run& run, const std::string& what) c
                 true);
   }
   const std::string& err = c.err;
-  std::vector<std::string> lines = ErrorLines(err);
+  std::vector<std::string> lines = ErrorLines(err, repo);
   BackupError e;
   e.details = lines;
   if (Contains(err, "wrong password or no key found")) {
     e.code = BackupErrorCode::kWrongPassword;
     e.message = what + ": wrong password for the backup repository at " + Quoted(repo) +
-                " (none of its keys opens with the password given)";
+                " (none of its keys opens with it)";
     return e;
   }
-  if (Contains(err, "unable to open config file") || Contains(err, "Is there a repository at the following location")) {
+  if (Contains(err, "unable to open config file") ||
+      Contains(err, "Is there a repository at the following location")) {
     e.code = BackupErrorCode::kNoRepository;
     std::string hint = options_.missing_hint.empty() ? "run `restic -r " + repo + " init` to create it"
                                                      : options_.missing_hint;
@@ -668,16 +694,19 @@ BackupError ResticRepository::Failure(const Run& run, const std::string& what) c
   }
   if (Contains(err, "repository contains errors") || Contains(err, "ciphertext verification failed") ||
       Contains(err, "Pack ID does not match") || Contains(err, "unexpected file size") ||
-      Contains(err, "ReadFull: unexpected EOF") || (Contains(err, "data/") && Contains(err, "no such file"))) {
+      Contains(err, "ReadFull: unexpected EOF") ||
+      (Contains(err, "data/") && Contains(err, "no such file"))) {
     e.code = BackupErrorCode::kCorrupt;
     std::string first;
     size_t problems = 0;
     for (const auto& l : lines) {
-      if (l.rfind("Fatal:", 0) == 0 || (l.rfind("ignoring error for", 0) == 0 && Contains(l, "UtimesNano"))) continue;
-      if (first.empty()) first = l;
+      if (l.rfind("Fatal:", 0) == 0 || (l.rfind("ignoring error for", 0) == 0 && Contains(l, "UtimesNano")))
+        continue;
+      if (first.empty()) first = l.rfind("ignoring error for ", 0) == 0 ? l.substr(19) : l;
       ++problems;
     }
-    e.message = what + ": the backup repository at " + Quoted(repo) + " is damaged";
+    e.message =
+        (what.empty() ? "" : what + ": ") + "the backup repository at " + Quoted(repo) + " is damaged";
     if (!first.empty()) {
       e.message += ": " + Lowered(first);
       if (problems > 1) e.message += " (and " + std::to_string(problems - 1) + " more problems)";
@@ -698,12 +727,12 @@ BackupError ResticRepository::Failure(const Run& run, const std::string& what) c
     reason = c.signal ? "restic was killed by signal " + std::to_string(c.signal)
                       : "restic exited with status " + std::to_string(c.exit_code) + " and said nothing";
   }
-  e.message = what + ": " + reason;
+  e.message = what + " (backup repository " + Quoted(repo) + "): " + reason;
   return e;
 }
 
 BackupResult<InitOutcome> ResticRepository::Init() const {
-  std::string what = "cannot create the backup repository at " + Quoted(options_.repository);
+  std::string what = "cannot initialise backups";
   Run probe = Restic({"cat", "config"});
   if (probe.ok()) return InitOutcome::kExisted;
   BackupError why = Failure(probe, what);
@@ -715,11 +744,15 @@ BackupResult<InitOutcome> ResticRepository::Init() const {
     std::error_code ec;
     fs::path p = options_.repository;
     if (fs::exists(p, ec) && !fs::is_directory(p, ec)) {
-      return Fail(BackupErrorCode::kInvalidArgument, what + ": it is a file, not a directory");
+      return Fail(
+          BackupErrorCode::kInvalidArgument,
+          "cannot create a backup repository at " + Quoted(p.string()) + ": it is a file, not a directory");
     }
     if (fs::is_directory(p, ec) && !fs::is_empty(p, ec)) {
-      return Fail(BackupErrorCode::kInvalidArgument,
-                  what + ": the directory is not empty and is not a restic repository; give an empty or new directory");
+      return Fail(
+          BackupErrorCode::kInvalidArgument,
+          "cannot create a backup repository at " + Quoted(p.string()) +
+              ": the directory is not empty and is not a restic repository; give an empty or new directory");
     }
   }
   Run init = Restic({"init"});
@@ -732,13 +765,15 @@ BackupResult<InitOutcome> ResticRepository::Init() const {
   return Failure(init, what);
 }
 
-BackupResult<BackupStats> ResticRepository::Backup(const fs::path& source, const BackupOptions& options) const {
+BackupResult<BackupStats> ResticRepository::Backup(const fs::path& source,
+                                                   const BackupOptions& options) const {
   std::error_code ec;
   fs::path src = fs::absolute(source, ec).lexically_normal();
-  std::string what = "cannot back up " + Quoted(src.string()) + " to " + Quoted(options_.repository);
+  std::string what = "cannot back up " + Quoted(src.string());
   if (auto bad = CheckTags(options.tags)) return *bad;
   if (!fs::is_directory(src, ec)) {
-    return Fail(BackupErrorCode::kIo, what + ": " + (fs::exists(src) ? "it is not a directory" : "no such directory"));
+    return Fail(BackupErrorCode::kIo,
+                what + ": " + (fs::exists(src) ? "it is not a directory" : "no such directory"));
   }
   std::vector<std::string> args = {"backup", "--json", "--host=" + options_.host};
   for (const auto& t : options.tags) args.push_back("--tag=" + t);
@@ -793,29 +828,59 @@ BackupResult<BackupStats> ResticRepository::Backup(const fs::path& source, const
   stats.bytes_added = U64(*summary, "data_added");
   stats.duration = std::chrono::milliseconds(static_cast<int64_t>(F64(*summary, "total_duration") * 1000.0));
   stats.unreadable = std::move(unreadable);
-  if (partial && stats.unreadable.empty()) stats.unreadable.push_back("restic could not read some source files");
+  if (partial && stats.unreadable.empty())
+    stats.unreadable.push_back("restic could not read some source files");
 
-  // restic 0.14 prints a short id; the listing gives the full record.
+  // restic 0.14 prints a short id. In a local repository the full one is
+  // the name of the snapshot's file (restic's repository format), and with
+  // an explicit time every field of the record is known; otherwise restic
+  // lists the snapshot (one more run, which pays for the key derivation).
+  if (options.time && id.size() >= 8 && !IsUrlRepository(options_.repository)) {
+    std::string full;
+    int matches = 0;
+    for (auto it = fs::directory_iterator(fs::path(options_.repository) / "snapshots", ec);
+         !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      std::string name = it->path().filename().string();
+      if (name.size() == 64 && name.rfind(id, 0) == 0) {
+        full = name;
+        ++matches;
+      }
+    }
+    fs::path recorded = fs::canonical(src, ec);
+    if (matches == 1 && !ec) {
+      Snapshot& s = stats.snapshot;
+      s.id = full;
+      s.short_id = full.substr(0, 8);
+      s.time = std::chrono::floor<std::chrono::seconds>(*options.time);
+      s.hostname = options_.host;
+      s.paths = {recorded.string()};
+      s.tags = options.tags;
+      return stats;
+    }
+    ec.clear();
+  }
   Run list = Restic({"snapshots", "--json", id});
   if (!list.ok()) return Failure(list, "backup done, but cannot list its snapshot " + id);
   auto arr = FirstJson(list.child.out, '[');
   std::string why = "no such snapshot";
   std::optional<Snapshot> snap;
   if (arr && arr->is_array() && arr->size() == 1) snap = ParseSnapshot((*arr)[0], &why);
-  if (!snap) return Fail(BackupErrorCode::kFailed, "backup done, but cannot read its snapshot " + id + ": " + why);
+  if (!snap)
+    return Fail(BackupErrorCode::kFailed, "backup done, but cannot read its snapshot " + id + ": " + why);
   stats.snapshot = std::move(*snap);
   return stats;
 }
 
 BackupResult<std::vector<Snapshot>> ResticRepository::Snapshots(const std::vector<std::string>& tags) const {
-  std::string what = "cannot list the backups in " + Quoted(options_.repository);
+  std::string what = "cannot list backups";
   if (auto bad = CheckTags(tags)) return *bad;
   std::vector<std::string> args = {"snapshots", "--json"};
   if (auto f = TagFilter(tags)) args.push_back(*f);
   Run run = Restic(std::move(args));
   if (!run.ok()) return Failure(run, what);
   auto arr = FirstJson(run.child.out, '[');
-  if (!arr || !arr->is_array()) return Fail(BackupErrorCode::kFailed, what + ": restic printed no snapshot list");
+  if (!arr || !arr->is_array())
+    return Fail(BackupErrorCode::kFailed, what + ": restic printed no snapshot list");
   std::vector<Snapshot> out;
   for (const auto& j : *arr) {
     std::string why;
@@ -827,14 +892,18 @@ BackupResult<std::vector<Snapshot>> ResticRepository::Snapshots(const std::vecto
   return out;
 }
 
-BackupResult<ForgetOutcome> ResticRepository::Forget(const KeepPolicy& keep, const ForgetOptions& options) const {
-  std::string what = "cannot apply the retention policy to " + Quoted(options_.repository);
+BackupResult<ForgetOutcome> ResticRepository::Forget(const KeepPolicy& keep,
+                                                     const ForgetOptions& options) const {
+  std::string what = "cannot apply the retention policy";
   if (auto bad = CheckTags(options.tags)) return *bad;
   std::vector<std::string> args = {"forget", "--json", "--group-by=" + options.group_by};
   bool any = false;
-  for (auto [flag, n] : {std::pair{"--keep-last=", keep.last}, {"--keep-hourly=", keep.hourly},
-                         {"--keep-daily=", keep.daily}, {"--keep-weekly=", keep.weekly},
-                         {"--keep-monthly=", keep.monthly}, {"--keep-yearly=", keep.yearly}}) {
+  for (auto [flag, n] : {std::pair{"--keep-last=", keep.last},
+                         {"--keep-hourly=", keep.hourly},
+                         {"--keep-daily=", keep.daily},
+                         {"--keep-weekly=", keep.weekly},
+                         {"--keep-monthly=", keep.monthly},
+                         {"--keep-yearly=", keep.yearly}}) {
     if (n < 0) return Fail(BackupErrorCode::kInvalidArgument, what + ": keep counts cannot be negative");
     if (n == 0) continue;
     any = true;
@@ -842,14 +911,16 @@ BackupResult<ForgetOutcome> ResticRepository::Forget(const KeepPolicy& keep, con
   }
   if (!any) {
     // restic would keep everything; a policy that keeps nothing is a mistake, not a request.
-    return Fail(BackupErrorCode::kInvalidArgument, what + ": the keep policy keeps nothing; set at least one count");
+    return Fail(BackupErrorCode::kInvalidArgument,
+                what + ": the keep policy keeps nothing; set at least one count");
   }
   if (auto f = TagFilter(options.tags)) args.push_back(*f);
   if (options.dry_run) args.push_back("--dry-run");
   Run run = Restic(std::move(args));
   if (!run.ok()) return Failure(run, what);
   auto groups = FirstJson(run.child.out, '[');
-  if (!groups || !groups->is_array()) return Fail(BackupErrorCode::kFailed, what + ": restic printed no forget report");
+  if (!groups || !groups->is_array())
+    return Fail(BackupErrorCode::kFailed, what + ": restic printed no forget report");
   ForgetOutcome outcome;
   for (const auto& g : *groups) {
     for (auto [key, dest] : {std::pair{"keep", &outcome.kept}, {"remove", &outcome.removed}}) {
@@ -869,29 +940,37 @@ BackupResult<ForgetOutcome> ResticRepository::Forget(const KeepPolicy& keep, con
     Run prune = Restic({"prune", "--quiet"});
     if (!prune.ok()) {
       return Failure(prune, "forgot " + std::to_string(outcome.removed.size()) +
-                                " snapshots, but cannot prune their data from " + Quoted(options_.repository) +
-                                " (a later prune can)");
+                                " snapshots, but cannot prune their data (a later prune can)");
     }
   }
   return outcome;
 }
 
 BackupResult<BackupDone> ResticRepository::Check(const CheckOptions& options) const {
-  std::string what = "backup repository check of " + Quoted(options_.repository) + " failed";
+  return CheckAs(options, "");
+}
+
+// A damaged repository's message is the verdict itself ("the backup
+// repository at … is damaged: …"), after `what` when the check is part of
+// something else.
+BackupResult<BackupDone> ResticRepository::CheckAs(const CheckOptions& options,
+                                                   const std::string& what) const {
   std::vector<std::string> args = {"check"};
   if (options.read_all_data) {
     args.push_back("--read-data");
   } else if (!options.read_data_subset.empty()) {
     if (!ValidSubset(options.read_data_subset)) {
-      return Fail(BackupErrorCode::kInvalidArgument,
-                  "invalid data subset " + Quoted(options.read_data_subset) + "; use \"n/t\", \"p%\" or a size like \"50M\"");
+      return Fail(BackupErrorCode::kInvalidArgument, "invalid data subset " +
+                                                         Quoted(options.read_data_subset) +
+                                                         "; use \"n/t\", \"p%\" or a size like \"50M\"");
     }
     args.push_back("--read-data-subset=" + options.read_data_subset);
   }
   Run run = Restic(std::move(args));
   if (run.ok()) return BackupDone{};
-  BackupError e = Failure(run, what);
+  BackupError e = Failure(run, what.empty() ? "cannot check backups" : what);
   if (e.code == BackupErrorCode::kCorrupt) {
+    if (what.empty()) e = Failure(run, "");
     e.details.erase(std::remove_if(e.details.begin(), e.details.end(),
                                    [](const std::string& l) { return l.rfind("Fatal:", 0) == 0; }),
                     e.details.end());
@@ -903,10 +982,12 @@ BackupResult<RestoreOutcome> ResticRepository::Restore(std::string_view snapshot
                                                        const RestoreOptions& options) const {
   std::error_code ec;
   fs::path dest = fs::absolute(target, ec).lexically_normal();
-  if (dest.has_filename() == false) dest = dest.parent_path();
-  std::string what = "cannot restore backup " + Quoted(std::string(snapshot_id)) + " to " + Quoted(dest.string());
+  if (!dest.has_filename()) dest = dest.parent_path();
+  std::string what =
+      "cannot restore backup " + Quoted(std::string(snapshot_id)) + " to " + Quoted(dest.string());
   if (!IsSnapshotRef(snapshot_id)) {
-    return Fail(BackupErrorCode::kInvalidArgument, what + ": not a snapshot id (hexadecimal digits, or \"latest\")");
+    return Fail(BackupErrorCode::kInvalidArgument,
+                what + ": not a snapshot id (hexadecimal digits, or \"latest\")");
   }
   if (options.include.find('\0') != std::string::npos || options.include.find('\n') != std::string::npos) {
     return Fail(BackupErrorCode::kInvalidArgument, what + ": the include path has a NUL or newline");
@@ -924,19 +1005,23 @@ BackupResult<RestoreOutcome> ResticRepository::Restore(std::string_view snapshot
     return Fail(BackupErrorCode::kNotFound, what + ": no such backup in " + Quoted(options_.repository));
   }
   if (arr->size() > 1) {
-    return Fail(BackupErrorCode::kInvalidArgument, what + ": the id matches " + std::to_string(arr->size()) +
-                                                       " backups; give more of it");
+    return Fail(BackupErrorCode::kInvalidArgument,
+                what + ": the id matches " + std::to_string(arr->size()) + " backups; give more of it");
   }
   std::string why;
   auto snap = ParseSnapshot((*arr)[0], &why);
   if (!snap) return Fail(BackupErrorCode::kFailed, what + ": " + why);
+  return RestoreSnapshot(std::move(*snap), dest, options, what);
+}
 
+BackupResult<RestoreOutcome> ResticRepository::RestoreSnapshot(Snapshot snap, const fs::path& dest,
+                                                               const RestoreOptions& options,
+                                                               const std::string& what) const {
+  std::error_code ec;
   if (options.check_first) {
-    auto checked = Check();
+    auto checked = CheckAs({}, what);
     if (!checked.ok()) {
       BackupError e = checked.error();
-      std::string prefix = "backup repository check of " + Quoted(options_.repository) + " failed";
-      if (e.message.rfind(prefix, 0) == 0) e.message = what + e.message.substr(prefix.size());
       e.message += "; the target was not changed";
       return e;
     }
@@ -947,11 +1032,13 @@ BackupResult<RestoreOutcome> ResticRepository::Restore(std::string_view snapshot
   // restic succeeded.
   fs::path parent = dest.parent_path();
   fs::create_directories(parent, ec);
-  if (ec) return Fail(BackupErrorCode::kIo, what + ": cannot create " + Quoted(parent.string()) + ": " + ec.message());
+  if (ec)
+    return Fail(BackupErrorCode::kIo,
+                what + ": cannot create " + Quoted(parent.string()) + ": " + ec.message());
   std::string tmpl = (parent / ("." + dest.filename().string() + ".plinth-restore-XXXXXX")).string();
   if (!mkdtemp(tmpl.data())) {
-    return Fail(BackupErrorCode::kIo, what + ": cannot create a staging directory in " + Quoted(parent.string()) +
-                                          ": " + ErrnoText(errno));
+    return Fail(BackupErrorCode::kIo, what + ": cannot create a staging directory in " +
+                                          Quoted(parent.string()) + ": " + ErrnoText(errno));
   }
   fs::path staging = tmpl;
   auto discard_staging = [&] {
@@ -959,7 +1046,7 @@ BackupResult<RestoreOutcome> ResticRepository::Restore(std::string_view snapshot
     fs::remove_all(staging, ignored);  // only what this call created
   };
 
-  std::vector<std::string> args = {"restore", snap->id, "--target=" + staging.string()};
+  std::vector<std::string> args = {"restore", snap.id, "--target=" + staging.string()};
   if (!options.include.empty()) {
     std::string inc = options.include;
     if (inc[0] != '/') inc = "/" + inc;  // anchored at the snapshot's root
@@ -977,7 +1064,8 @@ BackupResult<RestoreOutcome> ResticRepository::Restore(std::string_view snapshot
     fs::rename(staging, dest, ec);
     if (ec) {
       discard_staging();
-      return Fail(BackupErrorCode::kIo, what + ": cannot move the restored files into place: " + ec.message());
+      return Fail(BackupErrorCode::kIo,
+                  what + ": cannot move the restored files into place: " + ec.message());
     }
   } else {
     fs::path conflict = FirstConflict(staging, dest, ec);
@@ -992,11 +1080,12 @@ BackupResult<RestoreOutcome> ResticRepository::Restore(std::string_view snapshot
     if (ec) {
       std::string msg = ec.message();
       discard_staging();
-      return Fail(BackupErrorCode::kIo, what + ": moving the restored files into place failed part way: " + msg);
+      return Fail(BackupErrorCode::kIo,
+                  what + ": moving the restored files into place failed part way: " + msg);
     }
     discard_staging();  // now only emptied directories
   }
-  return RestoreOutcome{std::move(*snap), dest};
+  return RestoreOutcome{std::move(snap), dest};
 }
 
 std::optional<Snapshot> NewestAtOrBefore(const std::vector<Snapshot>& snapshots, TimePoint at) {
@@ -1017,8 +1106,8 @@ BackupResult<RestoreOutcome> ResticRepository::RestoreAt(TimePoint at, const fs:
   auto pick = NewestAtOrBefore(snaps, at);
   if (!pick) {
     std::string tagged = options.tags.empty() ? "" : " tagged " + TagList(options.tags);
-    std::string msg = "no backup" + tagged + " at or before " + FormatRfc3339(at) + " in " +
-                      Quoted(options_.repository);
+    std::string msg =
+        "no backup" + tagged + " at or before " + FormatRfc3339(at) + " in " + Quoted(options_.repository);
     if (snaps.empty()) {
       msg += "; there are no backups" + tagged + " yet";
     } else {
@@ -1026,11 +1115,22 @@ BackupResult<RestoreOutcome> ResticRepository::RestoreAt(TimePoint at, const fs:
     }
     return Fail(BackupErrorCode::kNotFound, msg);
   }
-  return Restore(pick->id, target, options);
+  std::error_code ec;
+  fs::path dest = fs::absolute(target, ec).lexically_normal();
+  if (!dest.has_filename()) dest = dest.parent_path();
+  std::string what = "cannot restore backup '" + pick->short_id + "' (" + FormatRfc3339(pick->time) +
+                     ") to " + Quoted(dest.string());
+  if (options.include.find('\0') != std::string::npos || options.include.find('\n') != std::string::npos) {
+    return Fail(BackupErrorCode::kInvalidArgument, what + ": the include path has a NUL or newline");
+  }
+  if (fs::exists(fs::symlink_status(dest, ec)) && !fs::is_directory(dest, ec)) {
+    return Fail(BackupErrorCode::kIo, what + ": the target exists and is not a directory");
+  }
+  return RestoreSnapshot(std::move(*pick), dest, options, what);
 }
 
 BackupResult<RepositoryStats> ResticRepository::Stats(const std::vector<std::string>& tags) const {
-  std::string what = "cannot read the size of " + Quoted(options_.repository);
+  std::string what = "cannot read the backup repository's size";
   if (auto bad = CheckTags(tags)) return *bad;
   std::vector<std::string> args = {"stats", "--json", "--mode=raw-data"};
   if (auto f = TagFilter(tags)) args.push_back(*f);
@@ -1048,7 +1148,8 @@ BackupResult<RepositoryStats> ResticRepository::Stats(const std::vector<std::str
   return stats;
 }
 
-BackupResult<std::optional<TimePoint>> ResticRepository::LastBackupTime(const std::vector<std::string>& tags) const {
+BackupResult<std::optional<TimePoint>> ResticRepository::LastBackupTime(
+    const std::vector<std::string>& tags) const {
   auto list = Snapshots(tags);
   if (!list.ok()) return list.error();
   if (list.value().empty()) return std::optional<TimePoint>();

@@ -73,7 +73,7 @@ struct BackupError {
 template <typename T>
 class [[nodiscard]] BackupResult {
  public:
-  BackupResult(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  BackupResult(T value) : v_(std::move(value)) {}            // NOLINT: implicit by design
   BackupResult(BackupError error) : v_(std::move(error)) {}  // NOLINT
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
@@ -142,9 +142,9 @@ struct BackupStats {
   uint64_t files_new = 0;
   uint64_t files_changed = 0;
   uint64_t files_unmodified = 0;
-  uint64_t files_total = 0;     // files processed
-  uint64_t bytes_total = 0;     // bytes processed
-  uint64_t bytes_added = 0;     // new data stored in the repository (after dedup and compression)
+  uint64_t files_total = 0;               // files processed
+  uint64_t bytes_total = 0;               // bytes processed
+  uint64_t bytes_added = 0;               // new data stored in the repository (after dedup and compression)
   std::chrono::milliseconds duration{0};  // restic's measure of the backup
   // Source files restic could not read (restic exit code 3): the snapshot
   // exists but lacks them. Scrubbed restic messages, one per file.
@@ -190,15 +190,15 @@ struct RestoreOptions {
   std::string include;
   // Run a structural check (Check with no data read) first, so that a
   // missing or truncated pack is reported at once instead of after restic's
-  // retries (about 40 s per missing pack).
+  // retries (about 40 s per missing pack). Costs one more restic run.
   bool check_first = true;
-  // For RestoreAt and RestoreLatest: consider only snapshots with all these tags.
+  // For RestoreAt: consider only snapshots with all these tags.
   std::vector<std::string> tags;
 };
 
 struct RestoreOutcome {
-  Snapshot snapshot;               // what was restored
-  std::filesystem::path target;    // where
+  Snapshot snapshot;             // what was restored
+  std::filesystem::path target;  // where
 };
 
 struct RepositoryStats {
@@ -241,7 +241,8 @@ class ResticRepository {
 
   // Backs up the contents of `source` (a directory). The snapshot's tree
   // holds the directory's entries at its root.
-  BackupResult<BackupStats> Backup(const std::filesystem::path& source, const BackupOptions& options = {}) const;
+  BackupResult<BackupStats> Backup(const std::filesystem::path& source,
+                                   const BackupOptions& options = {}) const;
 
   // Snapshots carrying all of `tags` (all when empty), oldest first.
   BackupResult<std::vector<Snapshot>> Snapshots(const std::vector<std::string>& tags = {}) const;
@@ -280,6 +281,9 @@ class ResticRepository {
   Run Restic(std::vector<std::string> args, const std::filesystem::path& cwd = {},
              const std::function<void(std::string_view)>& on_line = {}) const;
   BackupError Failure(const Run& run, const std::string& what) const;
+  BackupResult<BackupDone> CheckAs(const CheckOptions& options, const std::string& what) const;
+  BackupResult<RestoreOutcome> RestoreSnapshot(Snapshot snapshot, const std::filesystem::path& target,
+                                               const RestoreOptions& options, const std::string& what) const;
   std::string Scrub(std::string text) const;
 
   RepositoryOptions options_;

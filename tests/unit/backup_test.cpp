@@ -5,11 +5,15 @@
 #include "runtime/storage/backup.h"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
@@ -85,6 +89,184 @@ std::vector<fs::path> DataFiles(const fs::path& repo) {
   return out;
 }
 
+// ------------------------------------------------------------------ a cheap key
+
+// restic derives the key from the password with scrypt, calibrated at init to
+// take about 0.5 s: on small test data that is most of every command. Like
+// restic's own tests (TestUseLowSecurityKDFParameters), the template
+// repository's key file is rewritten with cheap scrypt parameters: the same
+// master key, sealed the way restic seals it (repository format, "Keys,
+// Encryption, and MAC"): scrypt gives a 32-byte AES-256-CTR key and a
+// Poly1305-AES key (k, r); data is nonce || ciphertext || MAC.
+
+std::string Base64Decode(const std::string& in) {
+  std::string out(in.size() / 4 * 3 + 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  if (n < 0) return {};
+  size_t pad = 0;
+  for (size_t i = in.size(); i > 0 && in[i - 1] == '='; --i) ++pad;
+  out.resize(static_cast<size_t>(n) - pad);
+  return out;
+}
+
+std::string Base64Encode(const std::string& in) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+const unsigned char* Bytes(const std::string& s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
+
+struct ResticKeys {
+  std::string aes;    // 32 bytes
+  std::string mac_k;  // 16 bytes
+  std::string mac_r;  // 16 bytes
+};
+
+bool DeriveKeys(const std::string& password, const std::string& salt, uint64_t n, uint64_t r, uint64_t p,
+                ResticKeys* keys) {
+  unsigned char out[64];
+  if (EVP_PBE_scrypt(password.data(), password.size(), Bytes(salt), salt.size(), n, r, p, 512ull << 20, out,
+                     sizeof out) != 1) {
+    return false;
+  }
+  keys->aes.assign(reinterpret_cast<char*>(out), 32);
+  keys->mac_k.assign(reinterpret_cast<char*>(out) + 32, 16);
+  keys->mac_r.assign(reinterpret_cast<char*>(out) + 48, 16);
+  return true;
+}
+
+// AES-CTR and AES-ECB (one block) through EVP; empty on failure.
+std::string AesRun(const EVP_CIPHER* cipher, const std::string& key, const std::string& iv,
+                   const std::string& in) {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  std::string out(in.size() + 16, '\0');
+  int n1 = 0, n2 = 0;
+  bool ok = EVP_EncryptInit_ex(ctx, cipher, nullptr, Bytes(key), iv.empty() ? nullptr : Bytes(iv)) == 1 &&
+            EVP_CIPHER_CTX_set_padding(ctx, 0) == 1 &&
+            EVP_EncryptUpdate(ctx, reinterpret_cast<unsigned char*>(out.data()), &n1, Bytes(in),
+                              static_cast<int>(in.size())) == 1 &&
+            EVP_EncryptFinal_ex(ctx, reinterpret_cast<unsigned char*>(out.data()) + n1, &n2) == 1;
+  EVP_CIPHER_CTX_free(ctx);
+  if (!ok) return {};
+  out.resize(static_cast<size_t>(n1 + n2));
+  return out;
+}
+
+// restic's Poly1305-AES: the one-time key is r || AES-128_k(nonce).
+std::string ResticMac(const ResticKeys& keys, const std::string& nonce, const std::string& msg) {
+  std::string s = AesRun(EVP_aes_128_ecb(), keys.mac_k, "", nonce);
+  if (s.size() != 16) return {};
+  std::string one_time = keys.mac_r + s;
+  EVP_MAC* mac = EVP_MAC_fetch(nullptr, "POLY1305", nullptr);
+  if (!mac) return {};
+  EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
+  unsigned char out[16];
+  size_t len = 0;
+  bool ok = EVP_MAC_init(ctx, Bytes(one_time), one_time.size(), nullptr) == 1 &&
+            EVP_MAC_update(ctx, Bytes(msg), msg.size()) == 1 &&
+            EVP_MAC_final(ctx, out, &len, sizeof out) == 1;
+  EVP_MAC_CTX_free(ctx);
+  EVP_MAC_free(mac);
+  return ok && len == 16 ? std::string(reinterpret_cast<char*>(out), 16) : std::string();
+}
+
+std::string RandomBytes(size_t n) {
+  std::string s(n, '\0');
+  RAND_bytes(reinterpret_cast<unsigned char*>(s.data()), static_cast<int>(n));
+  return s;
+}
+
+// Replaces the repository's only key file by one with scrypt N=1024, r=8, p=1.
+bool UseCheapKey(const fs::path& repo, const std::string& password, std::string* why) {
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(repo / "keys")) files.push_back(e.path());
+  if (files.size() != 1) return *why = "expected one key file", false;
+  nlohmann::json key = nlohmann::json::parse(ReadFile(files[0]), nullptr, false);
+  if (!key.is_object() || key.value("kdf", "") != "scrypt") return *why = "not a scrypt key file", false;
+  std::string data = Base64Decode(key.value("data", ""));
+  if (data.size() < 32) return *why = "short key data", false;
+  ResticKeys old;
+  if (!DeriveKeys(password, Base64Decode(key.value("salt", "")), key.value("N", 0ull), key.value("r", 0ull),
+                  key.value("p", 0ull), &old)) {
+    return *why = "scrypt failed", false;
+  }
+  std::string nonce = data.substr(0, 16), sealed = data.substr(16, data.size() - 32),
+              tag = data.substr(data.size() - 16);
+  if (ResticMac(old, nonce, sealed) != tag) return *why = "the key's MAC does not verify", false;
+  std::string master = AesRun(EVP_aes_256_ctr(), old.aes, nonce, sealed);  // CTR: encrypting decrypts
+
+  std::string salt = RandomBytes(64);
+  ResticKeys cheap;
+  if (!DeriveKeys(password, salt, 1024, 8, 1, &cheap)) return *why = "scrypt failed", false;
+  std::string new_nonce = RandomBytes(16);
+  std::string new_sealed = AesRun(EVP_aes_256_ctr(), cheap.aes, new_nonce, master);
+  key["N"] = 1024;
+  key["r"] = 8;
+  key["p"] = 1;
+  key["salt"] = Base64Encode(salt);
+  key["data"] = Base64Encode(new_nonce + new_sealed + ResticMac(cheap, new_nonce, new_sealed));
+  std::string text = key.dump();
+  unsigned char digest[32];
+  SHA256(Bytes(text), text.size(), digest);
+  std::string name;
+  for (unsigned char c : digest) {
+    char hex[3];
+    std::snprintf(hex, sizeof hex, "%02x", c);
+    name += hex;
+  }
+  WriteFile(repo / "keys" / name, text);
+  fs::remove(files[0]);
+  return true;
+}
+
+// One repository initialised per test binary and copied by each test:
+// restic calibrates its key derivation at init (2-3 s); the copy's cheap key
+// (above) makes later commands take about 0.1 s instead of 0.5-1 s.
+const fs::path& TemplateRepository() {
+  static TempDir dir("plinth-backup-template");
+  static const bool made = [] {
+    RepositoryOptions o;
+    o.repository = (dir.path() / "repo").string();
+    o.password = kPassword;
+    auto repo = ResticRepository::Create(o);
+    if (!repo.ok()) {
+      ADD_FAILURE() << "restic is a declared dependency: " << repo.error().message;
+      return false;
+    }
+    auto created = repo.value().Init();
+    if (!created.ok()) {
+      ADD_FAILURE() << created.error().message;
+      return false;
+    }
+    EXPECT_EQ(created.value(), InitOutcome::kCreated);
+    // Only a matter of speed: if restic ever stops accepting the rewritten
+    // key, keep the original (a copy kept until restic has opened the new one).
+    fs::path saved = dir.path() / "original-keys";
+    fs::copy(dir.path() / "repo" / "keys", saved);
+    std::string why;
+    bool cheap = UseCheapKey(dir.path() / "repo", kPassword, &why);
+    if (cheap) {
+      auto check = repo.value().Snapshots();
+      if (!check.ok()) why = check.error().message;
+      cheap = check.ok();
+    }
+    if (!cheap) {
+      std::fprintf(stderr, "note: restic tests run with restic's slow key (%s)\n", why.c_str());
+      fs::remove_all(dir.path() / "repo" / "keys");
+      fs::copy(saved, dir.path() / "repo" / "keys");
+    }
+    return true;
+  }();
+  static const fs::path path = made ? dir.path() / "repo" : fs::path();
+  return path;
+}
+
 // A repository under a fresh temp dir, created with the real restic.
 class ResticFixture : public ::testing::Test {
  protected:
@@ -103,10 +285,10 @@ class ResticFixture : public ::testing::Test {
     return std::move(r).value();
   }
   ResticRepository Initialised() {
-    ResticRepository repo = Open();
-    auto init = repo.Init();
-    EXPECT_TRUE(init.ok()) << (init.ok() ? "" : init.error().message);
-    return repo;
+    const fs::path& from = TemplateRepository();
+    if (from.empty()) throw std::runtime_error("no template repository");
+    fs::copy(from, dir_.path() / "repo", fs::copy_options::recursive);
+    return Open();
   }
   Snapshot BackupAt(const ResticRepository& repo, const fs::path& src, const char* when,
                     std::vector<std::string> tags = {"t"}) {
@@ -130,12 +312,13 @@ TEST(ResticTime, ParsesRfc3339WithFractionsAndOffsets) {
   EXPECT_EQ(ParseRfc3339("2026-11-20T11:30:00+01:30"), base);
   EXPECT_EQ(ParseRfc3339("2026-11-20T05:00:00-05:00"), base);
   EXPECT_EQ(ParseRfc3339("2026-11-20T10:00:00.5Z"), base + 500ms);
-  EXPECT_EQ(ParseRfc3339("2026-11-20T10:00:00.109262558Z"),
-            base + time_point_cast<system_clock::duration>(sys_time<nanoseconds>(109262558ns)).time_since_epoch());
+  EXPECT_EQ(
+      ParseRfc3339("2026-11-20T10:00:00.109262558Z"),
+      base + time_point_cast<system_clock::duration>(sys_time<nanoseconds>(109262558ns)).time_since_epoch());
   EXPECT_EQ(ParseRfc3339("2026-11-20T10:00:00.123456789123+00:00"), base + 123456789ns);
-  for (const char* bad : {"", "2026-11-20", "2026-11-20T10:00:00", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z",
-                          "2026-11-20T10:00:00.Z", "2026-11-20T10:00:00+0100", "2026-11-20T10:00:00Zjunk",
-                          "2026-11-20T24:00:00Z"}) {
+  for (const char* bad : {"", "2026-11-20", "2026-11-20T10:00:00", "2026-13-01T00:00:00Z",
+                          "2026-02-30T00:00:00Z", "2026-11-20T10:00:00.Z", "2026-11-20T10:00:00+0100",
+                          "2026-11-20T10:00:00Zjunk", "2026-11-20T24:00:00Z"}) {
     EXPECT_FALSE(ParseRfc3339(bad).has_value()) << bad;
   }
   EXPECT_EQ(FormatRfc3339(base), "2026-11-20T10:00:00Z");
@@ -179,7 +362,8 @@ TEST(ResticSetup, MissingBinaryIsAClearError) {
   r = ResticRepository::Create(o);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, BackupErrorCode::kResticMissing);
-  EXPECT_NE(r.error().message.find("restic is not installed: no 'plinth-no-such-restic' on PATH"), std::string::npos)
+  EXPECT_NE(r.error().message.find("restic is not installed: no 'plinth-no-such-restic' on PATH"),
+            std::string::npos)
       << r.error().message;
   ExpectNoPassword(r.error());
 
@@ -276,10 +460,7 @@ TEST(ResticChild, HungChildIsStoppedAtTheDeadline) {
 // ------------------------------------------------------------------ with restic
 
 TEST_F(ResticFixture, BackupThenRestoreGivesAnIdenticalTree) {
-  ResticRepository repo = Open();
-  auto created = repo.Init();
-  ASSERT_TRUE(created.ok()) << created.error().message;
-  EXPECT_EQ(created.value(), InitOutcome::kCreated);
+  ResticRepository repo = Initialised();  // a copy of one Init() created (kCreated, checked there)
   auto again = repo.Init();
   ASSERT_TRUE(again.ok()) << again.error().message;
   EXPECT_EQ(again.value(), InitOutcome::kExisted);
@@ -337,15 +518,15 @@ TEST_F(ResticFixture, BackupThenRestoreGivesAnIdenticalTree) {
   ro.include = "nested/deeper";
   auto one = repo.Restore("latest", dir_.path() / "one", ro);
   ASSERT_TRUE(one.ok()) << one.error().message;
-  EXPECT_EQ(Tree(dir_.path() / "one"),
-            (std::map<std::string, std::string>{{"nested", "dir"},
-                                                {"nested/deeper", "dir"},
-                                                {"nested/deeper/blob.bin", "file:" + Binary(70000)}}));
+  EXPECT_EQ(
+      Tree(dir_.path() / "one"),
+      (std::map<std::string, std::string>{
+          {"nested", "dir"}, {"nested/deeper", "dir"}, {"nested/deeper/blob.bin", "file:" + Binary(70000)}}));
   // No staging directory is left beside the targets.
   for (const auto& e : fs::directory_iterator(dir_.path()))
     EXPECT_EQ(e.path().filename().string().find("plinth-restore"), std::string::npos) << e.path();
 
-  auto missing = repo.Restore("deadbeef", dir_.path() / "nothing");
+  auto missing = repo.Restore("deadbeef", dir_.path() / "nothing", ro);
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().code, BackupErrorCode::kNotFound);
   EXPECT_FALSE(fs::exists(dir_.path() / "nothing"));
@@ -384,8 +565,9 @@ TEST_F(ResticFixture, RetentionKeepsExactlyThePolicysSnapshots) {
   fo.dry_run = false;
   auto done = repo.Forget(keep, fo);
   ASSERT_TRUE(done.ok()) << done.error().message;
-  const std::vector<std::string> kept = {"2026-01-05T10:00:00Z", "2026-01-12T10:00:00Z", "2026-01-21T10:00:00Z",
-                                         "2026-01-22T20:00:00Z", "2026-01-23T10:00:00Z"};
+  const std::vector<std::string> kept = {"2026-01-05T10:00:00Z", "2026-01-12T10:00:00Z",
+                                         "2026-01-21T10:00:00Z", "2026-01-22T20:00:00Z",
+                                         "2026-01-23T10:00:00Z"};
   EXPECT_EQ(Ids(done.value().kept), kept);
   EXPECT_EQ(Ids(done.value().removed),
             (std::vector<std::string>{"2026-01-01T10:00:00Z", "2026-01-19T10:00:00Z", "2026-01-20T09:00:00Z",
@@ -409,6 +591,7 @@ TEST_F(ResticFixture, RestoreAtPicksTheNewestBackupAtOrBeforeTheTime) {
 
   RestoreOptions ro;
   ro.tags = {"t"};
+  ro.check_first = false;
   auto r = repo.RestoreAt(At("2026-11-20T09:59:59Z"), dir_.path() / "out", ro);
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r.value().snapshot.id, second.id);
@@ -441,8 +624,9 @@ TEST_F(ResticFixture, WrongPasswordIsAClearError) {
   auto init = wrong.Init();
   ASSERT_FALSE(init.ok());
   EXPECT_EQ(init.error().code, BackupErrorCode::kWrongPassword);
-  EXPECT_NE(init.error().message.find("wrong password for the backup repository at '" + Options().repository + "'"),
-            std::string::npos)
+  EXPECT_NE(
+      init.error().message.find("wrong password for the backup repository at '" + Options().repository + "'"),
+      std::string::npos)
       << init.error().message;
   ExpectNoPassword(init.error(), other);
   ExpectNoPassword(init.error());
@@ -516,7 +700,8 @@ TEST_F(ResticFixture, CorruptRepositoryIsReportedAndNothingIsDeleted) {
   auto check = repo.Check();
   ASSERT_FALSE(check.ok());
   EXPECT_EQ(check.error().code, BackupErrorCode::kCorrupt);
-  EXPECT_NE(check.error().message.find("is damaged: pack " + pack_id + ": unexpected file size"), std::string::npos)
+  EXPECT_NE(check.error().message.find("is damaged: pack " + pack_id + ": unexpected file size"),
+            std::string::npos)
       << check.error().message;
   EXPECT_NE(check.error().message.find("nothing was deleted or repaired"), std::string::npos);
   EXPECT_FALSE(check.error().details.empty());
@@ -524,7 +709,8 @@ TEST_F(ResticFixture, CorruptRepositoryIsReportedAndNothingIsDeleted) {
   auto restore = repo.Restore("latest", target);
   ASSERT_FALSE(restore.ok());
   EXPECT_EQ(restore.error().code, BackupErrorCode::kCorrupt);
-  EXPECT_EQ(restore.error().message.rfind("cannot restore backup 'latest' to '" + target.string() + "': ", 0), 0u)
+  EXPECT_EQ(restore.error().message.rfind("cannot restore backup 'latest' to '" + target.string() + "': ", 0),
+            0u)
       << restore.error().message;
   EXPECT_NE(restore.error().message.find("the target was not changed"), std::string::npos);
   ExpectNoPassword(restore.error());
