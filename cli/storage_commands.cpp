@@ -44,19 +44,6 @@ std::optional<int64_t> ParseTime(const std::string& text) {
   return std::nullopt;
 }
 
-std::string Bytes(uint64_t b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-  return buf;
-}
-
 int Fail(const std::string& message) {
   std::fprintf(stderr, "error: %s\n", message.c_str());
   return 1;
@@ -229,14 +216,14 @@ int Bucket(const Options& o) {
     }
     for (const auto& obj : list.value()) {
       if (obj.current) {
-        std::printf("%-8s %12s  %s  %s\n", obj.tier.c_str(), Bytes(obj.size).c_str(), TimeText(obj.modified_ms).c_str(),
+        std::printf("%-8s %12s  %s  %s\n", obj.tier.c_str(), storage::BytesText(obj.size).c_str(), TimeText(obj.modified_ms).c_str(),
                     obj.key.c_str());
       } else {
         std::printf("%-8s %12s  %s  %s\n", "deleted", "-", "-", obj.key.c_str());
       }
       if (!o.versions) continue;
       for (const auto& v : obj.versions) {
-        std::printf("  version %s %12s  noncurrent since %s\n", v.id.c_str(), Bytes(v.size).c_str(),
+        std::printf("  version %s %12s  noncurrent since %s\n", v.id.c_str(), storage::BytesText(v.size).c_str(),
                     TimeText(v.noncurrent_since_ms).c_str());
       }
     }
@@ -356,10 +343,10 @@ int Storage(const Options& o) {
                 << "\n";
     } else {
       for (const auto& s : sweeps) {
-        std::string usage_text = s.usage ? Bytes(s.usage->total()) : "?";
+        std::string usage_text = s.usage ? storage::BytesText(s.usage->total()) : "?";
         if (s.usage && s.info.capacity_bytes && *s.info.capacity_bytes > 0) {
           char pct[32];
-          std::snprintf(pct, sizeof pct, " of %s (%.1f%%)", Bytes(*s.info.capacity_bytes).c_str(),
+          std::snprintf(pct, sizeof pct, " of %s (%.1f%%)", storage::BytesText(*s.info.capacity_bytes).c_str(),
                         100.0 * static_cast<double>(s.usage->total()) / static_cast<double>(*s.info.capacity_bytes));
           usage_text += pct;
         }
@@ -425,7 +412,7 @@ int Backup(const Options& o) {
       } else {
         std::printf("snapshot %s of %s: %llu files, %s (%s added) in %.1f s\n", s.backup->snapshot.short_id.c_str(),
                     info->address.c_str(), static_cast<unsigned long long>(s.backup->files_total),
-                    Bytes(s.backup->bytes_total).c_str(), Bytes(s.backup->bytes_added).c_str(), secs);
+                    storage::BytesText(s.backup->bytes_total).c_str(), storage::BytesText(s.backup->bytes_added).c_str(), secs);
       }
       return s.errors.empty() ? 0 : 1;
     });

@@ -1,5 +1,7 @@
 #include "compiler/schema/schema.h"
 
+#include "compiler/schema/builders.h"
+
 #include "runtime/providers/local/schema.h"
 #include "runtime/providers/s3/schema.h"
 
@@ -40,32 +42,20 @@ std::vector<std::string> SchemaRegistry::ProviderNames() const {
 }
 
 ProviderConfigSchema S3ProviderConfigSchema() {
-  auto attr = [](std::string name, std::string doc, bool sensitive = false) {
-    AttributeSchema a;
-    a.name = std::move(name);
-    a.type = Type::String();
-    a.mode = AttrMode::Optional;
-    a.doc = std::move(doc);
-    a.sensitive = sensitive;
-    return a;
-  };
+  using namespace schema;  // NOLINT
   ProviderConfigSchema p;
   p.name = "s3";
   p.doc = "An S3-compatible object store. Anything left out comes from the environment (AWS_ENDPOINT_URL_S3 or "
           "AWS_ENDPOINT_URL, AWS_REGION or AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).";
   p.body.attributes = {
-      attr("endpoint", "The store's URL, e.g. http://127.0.0.1:7480."),
-      attr("region", "The signing region (us-east-1 when unset)."),
-      attr("access_key", "The access key id."),
-      attr("secret_key", "The secret access key; never shown.", /*sensitive=*/true),
+      Attr("endpoint", Type::String(), AttrMode::Optional, "The store's URL, e.g. http://127.0.0.1:7480."),
+      Attr("region", Type::String(), AttrMode::Optional, "The signing region (us-east-1 when unset)."),
+      Attr("access_key", Type::String(), AttrMode::Optional, "The access key id."),
+      Sensitive(Attr("secret_key", Type::String(), AttrMode::Optional, "The secret access key; never shown.")),
+      WithDefault(Attr("path_style", Type::Bool(), AttrMode::Optional,
+                       "Address buckets as ENDPOINT/BUCKET (true) or BUCKET.HOST (false)."),
+                  Value::Bool(true)),
   };
-  AttributeSchema path_style;
-  path_style.name = "path_style";
-  path_style.type = Type::Bool();
-  path_style.mode = AttrMode::Optional;
-  path_style.default_value = Value::Bool(true);
-  path_style.doc = "Address buckets as ENDPOINT/BUCKET (true) or BUCKET.HOST (false).";
-  p.body.attributes.push_back(std::move(path_style));
   return p;
 }
 

@@ -25,19 +25,6 @@ std::string Shown(const BucketInfo& info) { return info.address.empty() ? info.i
 
 TimePoint FromMs(int64_t ms) { return TimePoint(std::chrono::milliseconds(ms)); }
 
-std::string Bytes(uint64_t b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-  return buf;
-}
-
 // Prometheus label value escaping.
 std::string Label(const std::string& s) {
   std::string out;
@@ -104,7 +91,7 @@ void RunBackup(const BucketInfo& info, const crypto::Key& key, const SweepOption
   }
   out.backup = stats.value();
   say("backup " + stats.value().snapshot.short_id + " done: " + std::to_string(stats.value().files_total) +
-      " files, " + Bytes(stats.value().bytes_total) + ", " + Bytes(stats.value().bytes_added) + " added");
+      " files, " + BytesText(stats.value().bytes_total) + ", " + BytesText(stats.value().bytes_added) + " added");
   if (st.failures_in_a_row > 0) {
     out.alerts.push_back({o.now_ms, "BackupFailed", "resolved", Shown(info), "backup of " + Shown(info) + " succeeded"});
   }
@@ -148,6 +135,19 @@ void OverdueTransition(const BucketInfo& info, int64_t now_ms, BucketSweep& out)
 }  // namespace
 
 // ----------------------------------------------------------------- status
+
+std::string BytesText(uint64_t b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(b);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
 
 Result<BucketStatus> LoadStatus(const BucketInfo& info) {
   BucketStatus s;
@@ -215,7 +215,7 @@ std::optional<Alert> CapacityTransition(const BucketInfo& info, uint64_t usage, 
   double percent = 100.0 * static_cast<double>(usage) / static_cast<double>(*info.capacity_bytes);
   char pct[32];
   std::snprintf(pct, sizeof pct, "%.1f%%", percent);
-  std::string of = std::string(pct) + " of " + Bytes(*info.capacity_bytes) + " (" + Bytes(usage) + ")";
+  std::string of = std::string(pct) + " of " + BytesText(*info.capacity_bytes) + " (" + BytesText(usage) + ")";
   char at[32];
   std::snprintf(at, sizeof at, "%g%%", info.alert_at_percent);
   if (percent >= info.alert_at_percent && !status.capacity_alert_firing) {
@@ -246,21 +246,32 @@ BackupResult<ResticRepository> BackupRepository(const BucketInfo& info, const cr
   return ResticRepository::Create(std::move(ro));
 }
 
-BucketSweep SweepBucket(const BucketInfo& info, const WorkspaceKey& ws, const SweepOptions& o) {
-  BucketSweep out;
+namespace {
+
+// The bucket's status and data key, or errors in `out`.
+std::optional<crypto::Key> Begin(const BucketInfo& info, const WorkspaceKey& ws, BucketSweep& out) {
   out.info = info;
   auto status = LoadStatus(info);
   if (!status.ok()) {
     out.errors.push_back(status.error().message);
-    return out;
+    return std::nullopt;
   }
   out.status = status.value();
   auto key = UnwrapKey(ws, info.wrapped_key, info.id);
   if (!key.ok()) {
     out.errors.push_back(key.error().message);
-    return out;
+    return std::nullopt;
   }
-  BucketStore store(info, key.value());
+  return key.value();
+}
+
+}  // namespace
+
+BucketSweep SweepBucket(const BucketInfo& info, const WorkspaceKey& ws, const SweepOptions& o) {
+  BucketSweep out;
+  std::optional<crypto::Key> key = Begin(info, ws, out);
+  if (!key) return out;
+  BucketStore store(info, *key);
   out.lifecycle = store.Sweep(o.now_ms, o.dry_run);
   for (const std::string& e : out.lifecycle.errors) out.errors.push_back(Shown(info) + ": " + e);
   if (o.progress && !out.lifecycle.actions.empty()) {
@@ -290,7 +301,7 @@ BucketSweep SweepBucket(const BucketInfo& info, const WorkspaceKey& ws, const Sw
     // the next sweep tries again.
     out.backup_due = b.last_success_ms == 0 || o.now_ms - b.last_success_ms >= info.backup->every_ms ||
                      b.failures_in_a_row > 0;
-    if (out.backup_due && !o.dry_run) RunBackup(info, key.value(), o, out);
+    if (out.backup_due && !o.dry_run) RunBackup(info, *key, o, out);
     if (!o.dry_run) OverdueTransition(info, o.now_ms, out);
   }
   if (!o.dry_run) {
@@ -301,24 +312,15 @@ BucketSweep SweepBucket(const BucketInfo& info, const WorkspaceKey& ws, const Sw
 
 BucketSweep BackupBucket(const BucketInfo& info, const WorkspaceKey& ws, const SweepOptions& o) {
   BucketSweep out;
-  out.info = info;
-  auto status = LoadStatus(info);
-  if (!status.ok()) {
-    out.errors.push_back(status.error().message);
-    return out;
-  }
-  out.status = status.value();
   if (!info.backup) {
+    out.info = info;
     out.errors.push_back("bucket " + Shown(info) + " has no backup block; add backup { every = 24h  to = region.X }");
     return out;
   }
-  auto key = UnwrapKey(ws, info.wrapped_key, info.id);
-  if (!key.ok()) {
-    out.errors.push_back(key.error().message);
-    return out;
-  }
+  std::optional<crypto::Key> key = Begin(info, ws, out);
+  if (!key) return out;
   out.backup_due = true;
-  RunBackup(info, key.value(), o, out);
+  RunBackup(info, *key, o, out);
   if (auto saved = SaveStatus(info, out.status); !saved.ok()) out.errors.push_back(saved.error().message);
   return out;
 }

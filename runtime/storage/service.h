@@ -48,6 +48,9 @@ struct BucketStatus {
   int64_t archived_total = 0, expired_total = 0, noncurrent_expired_total = 0;
 };
 
+// "1.5 GiB": sizes in messages and CLI tables.
+std::string BytesText(uint64_t bytes);
+
 Result<BucketStatus> LoadStatus(const BucketInfo& info);
 Result<Done> SaveStatus(const BucketInfo& info, const BucketStatus& status);
 

@@ -1,53 +1,11 @@
 #include "runtime/providers/local/schema.h"
 
+#include "compiler/schema/builders.h"
+
 namespace plinth {
 namespace {
 
-AttributeSchema Attr(std::string name, Type type, AttrMode mode, std::string doc) {
-  AttributeSchema a;
-  a.name = std::move(name);
-  a.type = std::move(type);
-  a.mode = mode;
-  a.doc = std::move(doc);
-  return a;
-}
-
-AttributeSchema WithDefault(AttributeSchema a, Value v) {
-  a.default_value = std::move(v);
-  return a;
-}
-
-AttributeSchema ForceNew(AttributeSchema a) {
-  a.force_new = true;
-  return a;
-}
-
-AttributeSchema Ref(std::string name, std::string type, AttrMode mode, std::string doc) {
-  AttributeSchema a = Attr(std::move(name), Type::Any(), mode, std::move(doc));
-  a.ref_type = std::move(type);
-  return a;
-}
-
-AttributeSchema Caveat(AttributeSchema a, std::string caveat) {
-  a.caveat = std::move(caveat);
-  return a;
-}
-
-AttributeSchema Sensitive(AttributeSchema a) {
-  a.sensitive = true;
-  return a;
-}
-
-AttributeSchema Enum(AttributeSchema a, std::vector<std::string> values) {
-  a.allowed_values = std::move(values);
-  return a;
-}
-
-std::shared_ptr<const BlockSchema> Body(std::vector<AttributeSchema> attrs) {
-  auto b = std::make_shared<BlockSchema>();
-  b->attributes = std::move(attrs);
-  return b;
-}
+using namespace schema;  // NOLINT: the builders read as a declaration language here
 
 ResourceSchema Region() {
   ResourceSchema s{"region", "local",

@@ -1,37 +1,11 @@
 #include "runtime/providers/s3/schema.h"
 
+#include "compiler/schema/builders.h"
+
 namespace plinth {
 namespace {
 
-AttributeSchema Attr(std::string name, Type type, AttrMode mode, std::string doc) {
-  AttributeSchema a;
-  a.name = std::move(name);
-  a.type = std::move(type);
-  a.mode = mode;
-  a.doc = std::move(doc);
-  return a;
-}
-
-AttributeSchema WithDefault(AttributeSchema a, Value v) {
-  a.default_value = std::move(v);
-  return a;
-}
-
-AttributeSchema ForceNew(AttributeSchema a) {
-  a.force_new = true;
-  return a;
-}
-
-AttributeSchema Enum(AttributeSchema a, std::vector<std::string> values) {
-  a.allowed_values = std::move(values);
-  return a;
-}
-
-std::shared_ptr<const BlockSchema> Body(std::vector<AttributeSchema> attrs) {
-  auto b = std::make_shared<BlockSchema>();
-  b->attributes = std::move(attrs);
-  return b;
-}
+using namespace schema;  // NOLINT: the builders read as a declaration language here
 
 ResourceSchema Bucket() {
   ResourceSchema s{"s3_bucket", "s3",
