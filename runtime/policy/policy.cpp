@@ -118,7 +118,7 @@ struct Compiled {
   bool has_where = false;
 };
 
-std::optional<Compiled> Compile(const PolicyInstance& p, size_t records, Diagnostics& diags) {
+std::optional<Compiled> Compile(const PolicyInstance& p, size_t records, size_t jit_threshold, Diagnostics& diags) {
   const ResourceSchema* schema = BuiltinSchemas().Find(p.resource_type);
   if (!schema) return std::nullopt;  // the checker reported it
   Type self = TypeOfBlock(schema->body);
@@ -132,7 +132,7 @@ std::optional<Compiled> Compile(const PolicyInstance& p, size_t records, Diagnos
   std::vector<rules::RuleSource> sources = {{p.name, p.require}};
   if (p.where) sources.push_back({p.name + ".where", p.where});
   rules::RuleSetOptions options;
-  options.backend = records >= kJitThreshold ? rules::Backend::Jit : rules::Backend::Interpreter;
+  options.backend = records >= jit_threshold ? rules::Backend::Jit : rules::Backend::Interpreter;
   size_t errors = diags.error_count();
   Compiled c;
   c.set = rules::RuleSet::Compile(std::move(rs), sources, diags, options);
@@ -174,11 +174,12 @@ std::vector<Outcome> Run(const Compiled& c, const rules::RecordBatch& batch) {
 void CheckPolicies(const std::vector<PolicyInstance>& policies, Diagnostics& diags) {
   std::set<std::pair<std::string, const ast::Expr*>> seen;  // a module instantiated twice is checked once
   for (const PolicyInstance& p : policies) {
-    if (seen.insert({p.label, p.require}).second) (void)Compile(p, 0, diags);
+    if (seen.insert({p.label, p.require}).second) (void)Compile(p, 0, kJitThreshold, diags);
   }
 }
 
-PolicyReport EvaluatePolicies(const std::vector<PolicyInstance>& policies, const Plan& plan, Diagnostics& diags) {
+PolicyReport EvaluatePolicies(const std::vector<PolicyInstance>& policies, const Plan& plan, Diagnostics& diags,
+                              size_t jit_threshold) {
   PolicyReport report;
   // Planned resources by type (deletions are not checked: they will not exist).
   std::map<std::string, std::vector<const PlannedResource*>> by_type;
@@ -187,7 +188,7 @@ PolicyReport EvaluatePolicies(const std::vector<PolicyInstance>& policies, const
   }
   for (const PolicyInstance& p : policies) {
     const std::vector<const PlannedResource*>& targets = by_type[p.resource_type];
-    std::optional<Compiled> c = Compile(p, targets.size(), diags);
+    std::optional<Compiled> c = Compile(p, targets.size(), jit_threshold, diags);
     if (!c) continue;
     ++report.policies;
     report.jit = report.jit || c->set->jitted();
@@ -240,7 +241,7 @@ std::vector<PolicyTestResult> RunPolicyTests(const CheckedConfig& config, Diagno
       results.push_back(std::move(r));
       continue;
     }
-    std::optional<Compiled> c = Compile(*policy, 1, diags);
+    std::optional<Compiled> c = Compile(*policy, 1, kJitThreshold, diags);
     if (!c) {
       r.error = "the policy does not compile (see the errors above)";
       results.push_back(std::move(r));

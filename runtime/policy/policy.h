@@ -22,7 +22,11 @@
 
 namespace plinth::runtime {
 
-inline constexpr size_t kJitThreshold = 2000;
+// Break-even from bench/rules_bench.cpp (docs/benchmarks.md, "Rules"): the
+// JIT compiles a policy in about 1.7 ms and saves about 5 ns per record for
+// straight-line rules (more for string and loop rules), so compiling pays for
+// itself from roughly 35k-340k records; 100k sits in that range.
+inline constexpr size_t kJitThreshold = 100000;
 
 struct PolicyReport {
   std::vector<PolicyFinding> findings;  // by policy, then address
@@ -35,7 +39,8 @@ struct PolicyReport {
 void CheckPolicies(const std::vector<PolicyInstance>& policies, Diagnostics& diags);
 
 // Evaluates `policies` over the planned resources of `plan`.
-PolicyReport EvaluatePolicies(const std::vector<PolicyInstance>& policies, const Plan& plan, Diagnostics& diags);
+PolicyReport EvaluatePolicies(const std::vector<PolicyInstance>& policies, const Plan& plan, Diagnostics& diags,
+                              size_t jit_threshold = kJitThreshold);
 
 // One policy_test case: the verdict ("pass", "fail", "undecided", "skip")
 // the named policy gives the case's resource, or an error message.

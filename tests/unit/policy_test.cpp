@@ -158,7 +158,8 @@ policy "bad" {
 }
 
 TEST_F(PolicyTest, ManyResourcesRunAsNativeCode) {
-  // Enough instances to cross kJitThreshold: the same verdicts, compiled.
+  // The same verdicts compiled: the plan interprets 2,500 records (below
+  // kJitThreshold); the policy layer with a lower threshold runs native code.
   Write(R"(
 region "eu" {}
 bucket "b" {
@@ -184,7 +185,9 @@ policy "encrypted" {
   CheckedConfig config = Check(dir_.string(), sources, diags);
   ASSERT_FALSE(diags.has_errors());
   runtime::Plan plan = ComputePlan(config.resources, std::vector<PriorResource>{}, {});
-  PolicyReport report = EvaluatePolicies(config.policies, plan, diags);
+  PolicyReport interpreted = EvaluatePolicies(config.policies, plan, diags);
+  EXPECT_FALSE(interpreted.jit);
+  PolicyReport report = EvaluatePolicies(config.policies, plan, diags, /*jit_threshold=*/1000);
   EXPECT_TRUE(report.jit);
   EXPECT_EQ(report.findings.size(), 3u);
 }
