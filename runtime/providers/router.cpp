@@ -38,8 +38,15 @@ const SchemaSource& ProviderRouter::Schemas() const {
 
 void ProviderRouter::Configure(const std::string& provider, const ValueMap& config) {
   std::lock_guard lock(mu_);
+  auto it = configs_.find(provider);
+  if (it != configs_.end() && Value::Object(it->second).Equals(Value::Object(config))) return;  // each wave's plan
   configs_[provider] = config;
-  others_.erase(provider);  // configured again (a new plan): made afresh on next use
+  // A changed configuration makes a new provider on next use; the old one
+  // stays alive, since a call that already holds it may still be running.
+  if (auto p = others_.find(provider); p != others_.end()) {
+    retired_.push_back(std::move(p->second));
+    others_.erase(p);
+  }
 }
 
 Result<Provider*> ProviderRouter::For(const std::string& type) const {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "runtime/provider/provider.h"
 
@@ -46,6 +47,7 @@ class ProviderRouter : public Provider {
   mutable std::mutex mu_;
   std::map<std::string, ValueMap> configs_;
   mutable std::map<std::string, std::unique_ptr<Provider>> others_;
+  std::vector<std::unique_ptr<Provider>> retired_;  // replaced by a new configuration, possibly still in use
 };
 
 }  // namespace plinth::runtime
