@@ -103,6 +103,22 @@ std::string Errno(const std::string& what, const fs::path& p, int e) {
   return "cannot " + what + " " + Quoted(p) + ": " + std::strerror(e);
 }
 
+// Creates `dst`'s directory and opens its temp file for writing; the file is
+// committed with io::CommitTemp, or unlinked on failure.
+bool OpenTempFor(const fs::path& dst, unsigned mode, fs::path* tmp, int* fd, std::string* error) {
+  if (int e = io::MakeDirs(dst.parent_path())) {
+    *error = Errno("create", dst.parent_path(), e);
+    return false;
+  }
+  *tmp = io::TempFor(dst);
+  *fd = ::open(tmp->c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (*fd < 0) {
+    *error = Errno("write", dst, errno);
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 bool RandomKey(Key* key) { return RAND_bytes(key->data(), static_cast<int>(key->size())) == 1; }
@@ -214,16 +230,10 @@ bool SealFile(const Key& key, uint32_t key_version, std::string_view aad, const 
     *error = Errno("read", src, errno);
     return false;
   }
-  if (int e = io::MakeDirs(dst.parent_path())) {
-    *error = Errno("create", dst.parent_path(), e);
-    return false;
-  }
-  fs::path tmp = io::TempFor(dst);
-  Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (out.fd < 0) {
-    *error = Errno("write", dst, errno);
-    return false;
-  }
+  fs::path tmp;
+  int out_fd = -1;
+  if (!OpenTempFor(dst, 0600, &tmp, &out_fd, error)) return false;
+  Fd out(out_fd);
   auto fail = [&](std::string why) {
     *error = std::move(why);
     ::unlink(tmp.c_str());
@@ -313,16 +323,10 @@ bool OpenFile(const Key& key, std::string_view aad, const fs::path& src, const f
   }
   bool compressed = (header[4] & 1) != 0;
   const unsigned char* nonce = header + 9;
-  if (int e = io::MakeDirs(dst.parent_path())) {
-    *error = Errno("create", dst.parent_path(), e);
-    return false;
-  }
-  fs::path tmp = io::TempFor(dst);
-  Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (out.fd < 0) {
-    *error = Errno("write", dst, errno);
-    return false;
-  }
+  fs::path tmp;
+  int out_fd = -1;
+  if (!OpenTempFor(dst, 0644, &tmp, &out_fd, error)) return false;
+  Fd out(out_fd);
   auto fail = [&](std::string why) {
     *error = std::move(why);
     ::unlink(tmp.c_str());

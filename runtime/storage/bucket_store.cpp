@@ -319,16 +319,12 @@ std::string BucketStore::Aad(const std::string& key, const std::string& blob) co
   return aad;
 }
 
-Result<std::optional<BucketStore::Manifest>> BucketStore::LoadManifest(const std::string& key) const {
-  fs::path p = ObjectDir(key) / kManifest;
-  std::error_code ec;
-  if (!fs::exists(p, ec)) return std::optional<Manifest>();
+Result<BucketStore::Manifest> BucketStore::ReadManifest(const fs::path& p) {
   auto j = ReadJson(p);
   if (!j.ok()) return j.error();
   const json& m = j.value();
   Manifest out;
   out.key = m.value("key", "");
-  if (out.key != key) return Fail("'" + p.string() + "' belongs to another key ('" + out.key + "')");
   if (m.contains("archived") && m["archived"].is_object()) {
     const json& a = m["archived"];
     out.archived = Manifest::Archived{a.value("blob", ""), a.value("size", uint64_t{0}), a.value("stored", uint64_t{0}),
@@ -340,7 +336,17 @@ Result<std::optional<BucketStore::Manifest>> BucketStore::LoadManifest(const std
                                          v.value("modified_ms", int64_t{0}), v.value("noncurrent_since_ms", int64_t{0})});
     }
   }
-  return std::optional<Manifest>(std::move(out));
+  return out;
+}
+
+Result<std::optional<BucketStore::Manifest>> BucketStore::LoadManifest(const std::string& key) const {
+  fs::path p = ObjectDir(key) / kManifest;
+  std::error_code ec;
+  if (!fs::exists(p, ec)) return std::optional<Manifest>();
+  auto m = ReadManifest(p);
+  if (!m.ok()) return m.error();
+  if (m.value().key != key) return Fail("'" + p.string() + "' belongs to another key ('" + m.value().key + "')");
+  return std::optional<Manifest>(std::move(m.value()));
 }
 
 Result<std::vector<BucketStore::Manifest>> BucketStore::AllManifests() const {
@@ -351,12 +357,12 @@ Result<std::vector<BucketStore::Manifest>> BucketStore::AllManifests() const {
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     fs::path p = e.path() / kManifest;
     if (!fs::exists(p, ec)) continue;  // an object directory whose manifest was never written: nothing recorded
-    auto j = ReadJson(p);
-    if (!j.ok()) return j.error();
-    std::string key = j.value().value("key", "");
-    auto m = LoadManifest(key);
+    auto m = ReadManifest(p);
     if (!m.ok()) return m.error();
-    if (m.value()) out.push_back(std::move(*m.value()));
+    if (ObjectDir(m.value().key) != e.path()) {
+      return Fail("'" + p.string() + "' belongs to another key ('" + m.value().key + "')");
+    }
+    out.push_back(std::move(m.value()));
   }
   std::sort(out.begin(), out.end(), [](const Manifest& a, const Manifest& b) { return a.key < b.key; });
   return out;
@@ -449,12 +455,28 @@ Result<std::vector<ObjectInfo>> BucketStore::List(const std::string& prefix, boo
 }
 
 Result<std::optional<ObjectInfo>> BucketStore::Stat(const std::string& key) const {
-  auto all = List(key, true);
-  if (!all.ok()) return all.error();
-  for (ObjectInfo& o : all.value()) {
-    if (o.key == key) return std::optional<ObjectInfo>(std::move(o));
+  if (auto why = CheckKey(key)) return Fail(*why);
+  auto m = LoadManifest(key);
+  if (!m.ok()) return m.error();
+  auto live = StatLive(info_.live, key);
+  if (!live && !m.value()) return std::optional<ObjectInfo>();
+  ObjectInfo o;
+  o.key = key;
+  if (live) {
+    o.current = true;
+    o.tier = "live";
+    o.size = o.stored = live->size;
+    o.modified_ms = live->modified_ms;
+  } else if (m.value()->archived) {
+    const Manifest::Archived& a = *m.value()->archived;
+    o.current = true;
+    o.tier = "archive";
+    o.size = a.size;
+    o.stored = a.stored;
+    o.modified_ms = a.modified_ms;
   }
-  return std::optional<ObjectInfo>();
+  if (m.value()) o.versions = std::move(m.value()->versions);
+  return std::optional<ObjectInfo>(std::move(o));
 }
 
 Result<Done> BucketStore::Put(const std::string& key, const fs::path& src, int64_t now_ms) {

@@ -168,6 +168,7 @@ class BucketStore {
  private:
   struct Manifest;
   std::filesystem::path ObjectDir(const std::string& key) const;
+  static Result<Manifest> ReadManifest(const std::filesystem::path& path);
   Result<std::optional<Manifest>> LoadManifest(const std::string& key) const;
   Result<std::vector<Manifest>> AllManifests() const;
   Result<Done> SaveManifest(const Manifest& m) const;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/providers/s3/schema.h"
+#include "tests/support/s3_config.h"
 
 namespace plinth::runtime {
 namespace {
@@ -33,14 +34,7 @@ class S3ProviderTest : public ::testing::Test {
                  [](std::chrono::milliseconds) {}) {}
 
   static ValueMap Config(const std::string& name, ValueMap extra = {}) {
-    ValueMap m = {{"name", Value::String(name)},
-                  {"address", Value::String("s3_bucket." + name)},
-                  {"id", Value::Unknown(Type::String())},
-                  {"bucket", Value::Unknown(Type::String())},
-                  {"arn", Value::Unknown(Type::String())},
-                  {"endpoint", Value::Unknown(Type::String())}};
-    for (auto& [k, v] : extra) m[k] = v;
-    return m;
+    return plinth::testing::S3BucketConfig(name, std::move(extra));
   }
   PlanResponse MustPlan(const ValueMap& config, const ValueMap* prior = nullptr) {
     auto r = provider.PlanChange(PlanRequest{"s3_bucket", prior, config, {"bucket"}});

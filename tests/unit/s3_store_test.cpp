@@ -17,6 +17,7 @@
 
 #include "runtime/providers/s3/provider.h"
 #include "runtime/providers/s3/schema.h"
+#include "tests/support/s3_config.h"
 
 namespace plinth::runtime {
 namespace {
@@ -105,17 +106,9 @@ class S3StoreTest : public ::testing::Test {
     return name;
   }
 
-  // A configuration as the checker hands it over: identity, unknown
-  // computed attributes, the rest as given.
+  // A configuration as the checker hands it over (tests/support/s3_config.h).
   static ValueMap Config(const std::string& name, ValueMap extra = {}) {
-    ValueMap m = {{"name", Value::String(name)},
-                  {"address", Value::String("s3_bucket." + name)},
-                  {"id", Value::Unknown(Type::String())},
-                  {"bucket", Value::Unknown(Type::String())},
-                  {"arn", Value::Unknown(Type::String())},
-                  {"endpoint", Value::Unknown(Type::String())}};
-    for (auto& [k, v] : extra) m[k] = v;
-    return m;
+    return plinth::testing::S3BucketConfig(name, std::move(extra));
   }
 
   Result<PlanResponse> Plan(const ValueMap& config, const ValueMap* prior) {
