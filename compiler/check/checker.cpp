@@ -166,19 +166,25 @@ std::string JoinNames(const std::vector<std::string>& names) {
   return s;
 }
 
+const SchemaRegistry& NoSchemas() {
+  static const SchemaRegistry none;
+  return none;
+}
+
 class Checker {
  public:
   Checker(SourceManager& sources, Diagnostics& diags, const CheckOptions& options)
       : diags_(diags),
         cur_(&diags),
         options_(options),
-        schemas_(options.schemas ? *options.schemas : BuiltinSchemas()),
+        schemas_(options.schemas ? options.schemas : &NoSchemas()),
         loader_(std::make_shared<ModuleLoader>(sources, diags, options.threads)) {}
 
   CheckedConfig Run(const std::string& dir) {
     CheckedConfig out;
     const Module* root = loader_->Load(dir, {});
     if (!root) return out;
+    ResolveProviders(*root);
     const ModuleInfo* info = Analyse(root, {});
     if (!info) return out;
     const_cast<ModuleInfo*>(info)->is_root = true;
@@ -312,6 +318,62 @@ class Checker {
     return false;
   }
 
+  // Out-of-process providers: the root module's provider blocks that name a
+  // `source`, or a provider the registry does not know, go to the resolver
+  // before any block is checked, so their resource types are known.
+  void ResolveProviders(const Module& root) {
+    std::vector<ProviderRequest> requests;
+    for (const ast::File& file : root.files) {
+      for (const ast::Block& b : file.body.blocks) {
+        if (b.type != "provider" || b.labels.size() != 1) continue;
+        ProviderRequest r;
+        r.name = b.labels[0].value;
+        r.name_range = b.labels[0].range;
+        if (const ast::Attribute* src = b.body.Find("source")) {
+          r.source_range = src->value->range;
+          std::optional<std::string> text = LiteralText(*src->value);
+          if (!text || text->empty()) {
+            cur_->Error(DiagCode::TypeMismatch, src->value->range,
+                         "a provider's source must be a literal string, known before anything is evaluated")
+                .help = "write the path or command name as text: source = \"./providers/plinth-provider-" + r.name +
+                        "\"";
+            continue;
+          }
+          r.source = *text;
+        } else if (schemas_->FindProvider(r.name) || !options_.provider_resolver) {
+          continue;  // a built-in provider, or nothing that could load another
+        }
+        requests.push_back(std::move(r));
+      }
+    }
+    if (requests.empty()) return;
+    if (!options_.provider_resolver) {
+      for (const ProviderRequest& r : requests) {
+        cur_->Error(DiagCode::UnknownBlockType, r.source_range,
+                     "provider '" + r.name + "' runs in another process, which this command does not start")
+            .help = "run plinth validate, plan or apply to check it with the provider's schemas";
+      }
+      return;
+    }
+    schemas_ = &options_.provider_resolver->Resolve(*schemas_, requests, *cur_);
+  }
+
+  // The text of a string literal without interpolation.
+  static std::optional<std::string> LiteralText(const ast::Expr& e) {
+    if (e.kind == ast::ExprKind::Literal) {
+      const Value& v = e.As<ast::Literal>().value;
+      if (v.kind() == Value::Kind::String) return v.as_string();
+      return std::nullopt;
+    }
+    if (e.kind != ast::ExprKind::Template) return std::nullopt;
+    std::string text;
+    for (const ast::TemplatePart& part : e.As<ast::Template>().parts) {
+      if (part.expr) return std::nullopt;
+      text += part.text;
+    }
+    return text;
+  }
+
   void CollectDecls(ModuleInfo& info) {
     static const std::vector<std::string> keywords = {"variable", "locals", "output", "module", "policy",
                                                       "policy_test", "provider"};
@@ -335,9 +397,9 @@ class Checker {
           Declare(info, table, std::move(d));
         } else if (b.type == "provider") {
           if (!ExpectLabels(b, 1, "provider name")) continue;
-          const ProviderConfigSchema* ps = schemas_.FindProvider(b.labels[0].value);
+          const ProviderConfigSchema* ps = schemas_->FindProvider(b.labels[0].value);
           if (!ps) {
-            std::vector<std::string> names = schemas_.ProviderNames();
+            std::vector<std::string> names = schemas_->ProviderNames();
             Diagnostic& diag = cur_->Error(DiagCode::UnknownBlockType, b.labels[0].range,
                                             "no provider named '" + b.labels[0].value + "' takes configuration");
             std::string near = ClosestName(b.labels[0].value, names);
@@ -380,7 +442,7 @@ class Checker {
             l.range = a.name_range;
             Declare(info, info.locals, std::move(l));
           }
-        } else if (const ResourceSchema* schema = schemas_.Find(b.type)) {
+        } else if (const ResourceSchema* schema = schemas_->Find(b.type)) {
           info.resource_types.insert(b.type);
           if (!ExpectLabels(b, 1, "name") && !(b.labels.size() > 1 && first_label_usable())) continue;
           d.kind = DeclKind::Resource;
@@ -392,11 +454,11 @@ class Checker {
           Declare(info, info.resources, std::move(d));
         } else {
           std::vector<std::string> names = keywords;
-          for (const auto& t : schemas_.TypeNames()) names.push_back(t);
+          for (const auto& t : schemas_->TypeNames()) names.push_back(t);
           Diagnostic& diag = cur_->Error(DiagCode::UnknownBlockType, b.type_range, "unknown block type '" + b.type + "'");
           std::string near = ClosestName(b.type, names);
           diag.help = near.empty() ? "top-level blocks are variable, locals, output, module, provider, policy and resource types: " +
-                                         JoinNames(schemas_.TypeNames())
+                                         JoinNames(schemas_->TypeNames())
                                    : "did you mean '" + near + "'?";
         }
       }
@@ -438,10 +500,10 @@ class Checker {
         cur_->Error(DiagCode::InvalidReference, f->value->range, "'for_all' must name a resource type")
             .help = "write: for_all = bucket";
         ok = false;
-      } else if (const std::string& type = f->value->As<ast::Name>().name; !schemas_.Find(type)) {
+      } else if (const std::string& type = f->value->As<ast::Name>().name; !schemas_->Find(type)) {
         Diagnostic& d = cur_->Error(DiagCode::UndefinedReference, f->value->range, "no resource type '" + type + "'");
-        std::string near = ClosestName(type, schemas_.TypeNames());
-        d.help = near.empty() ? "resource types: " + JoinNames(schemas_.TypeNames()) : "did you mean '" + near + "'?";
+        std::string near = ClosestName(type, schemas_->TypeNames());
+        d.help = near.empty() ? "resource types: " + JoinNames(schemas_->TypeNames()) : "did you mean '" + near + "'?";
         ok = false;
       }
     }
@@ -907,7 +969,7 @@ class Checker {
       } else if (ref.root == "value" && d.kind == DeclKind::Variable) {
         d.referenced = true;
         continue;
-      } else if (info.resource_types.count(ref.root) || schemas_.Find(ref.root)) {
+      } else if (info.resource_types.count(ref.root) || schemas_->Find(ref.root)) {
         if (ref.name.empty()) {
           cur_->Error(DiagCode::InvalidReference, ref.range, "'" + ref.root + "' must be followed by a resource name")
               .help = "write: " + ref.root + ".NAME";
@@ -1194,6 +1256,7 @@ class Checker {
         pi.name = prefix + "policy." + b->labels[0].value;
         pi.label = b->labels[0].value;
         pi.resource_type = b->body.Find("for_all")->value->As<ast::Name>().name;
+        pi.schema = schemas_->Find(pi.resource_type);
         pi.where = b->body.Find("where") ? b->body.Find("where")->value.get() : nullptr;
         pi.require = b->body.Find("require")->value.get();
         pi.message = b->body.Find("message") ? b->body.Find("message")->value.get() : nullptr;
@@ -1691,7 +1754,7 @@ class Checker {
   Diagnostics* cur_;
   Diagnostics muted_;
   const CheckOptions& options_;
-  const SchemaRegistry& schemas_;
+  const SchemaRegistry* schemas_;  // options.schemas, or the resolver's registry
   std::shared_ptr<ModuleLoader> loader_;
   std::map<std::string, std::unique_ptr<ModuleInfo>> analysed_;
   std::vector<std::string> analysing_;

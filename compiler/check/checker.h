@@ -42,12 +42,39 @@ class ResourceHook {
   virtual void ProviderConfigured(const std::string& name, const ValueMap& config) {}
 };
 
+// A `provider "NAME" { ... }` block of the root module that names a `source`,
+// or a provider the registry does not know: a provider in another process.
+struct ProviderRequest {
+  std::string name;
+  std::string source;  // the literal `source`; empty when the block has none
+  Range name_range;    // the block's label
+  Range source_range;  // the source's value; empty when absent
+};
+
+// Loads out-of-process providers for the checker (the runtime implements it:
+// runtime/providers/external.h); the compiler never starts a process itself.
+class ProviderResolver {
+ public:
+  virtual ~ProviderResolver() = default;
+  // Called at most once per Check, before any block is checked. Reports what
+  // cannot be loaded at the requests' ranges and returns the registry the rest
+  // of the check uses: `base` plus the providers loaded (each provider's
+  // configuration schema takes an optional `source` string). The returned
+  // registry must outlive the CheckedConfig.
+  virtual const SchemaRegistry& Resolve(const SchemaRegistry& base, const std::vector<ProviderRequest>& requests,
+                                        Diagnostics& diags) = 0;
+};
+
 struct CheckOptions {
   std::map<std::string, Value> variables;  // root variable values (-var NAME=VALUE)
   // The text given for each of them: a `string` variable takes it verbatim,
   // so --var version=1.10 stays "1.10" rather than the number 1.1.
   std::map<std::string, std::string> variable_texts;
-  const SchemaRegistry* schemas = nullptr;  // null: BuiltinSchemas()
+  // The provider schemas (runtime::BuiltinSchemas() for the built-in
+  // providers). Null: none, so every resource type is unknown.
+  const SchemaRegistry* schemas = nullptr;
+  // Loads providers named by `source` (null: such blocks are reported).
+  ProviderResolver* provider_resolver = nullptr;
   unsigned threads = 0;                     // parser threads; 0: one per core
   ResourceHook* resource_hook = nullptr;    // null: references see the configuration
   // Checking for an apply: timestamp() and uuid() give values, not unknowns.
@@ -95,6 +122,9 @@ struct PolicyInstance {
   std::string name;   // policy.encrypted or module.guard.policy.encrypted
   std::string label;  // encrypted
   std::string resource_type;  // for_all
+  // Its schema, in the registry the check used (which outlives the config);
+  // null when the type is unknown (the checker reported it).
+  const ResourceSchema* schema = nullptr;
   const ast::Expr* where = nullptr;    // optional filter
   const ast::Expr* require = nullptr;  // true when compliant
   const ast::Expr* message = nullptr;  // optional; may read self, var and local

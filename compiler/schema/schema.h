@@ -3,6 +3,12 @@
 //
 // A provider implements SchemaSource; the registry maps resource type names
 // ("bucket") to schemas. Schemas are plain data, immutable once registered.
+//
+// The compiler knows no provider: its callers pass a SchemaRegistry in
+// (CheckOptions::schemas). The runtime's provider catalog
+// (runtime/providers/catalog.h) builds the registry of the built-in
+// providers; out-of-process providers add theirs through a ProviderResolver
+// (compiler/check/checker.h).
 #pragma once
 
 #include <map>
@@ -83,8 +89,11 @@ class SchemaSource {
 class SchemaRegistry {
  public:
   void Register(const SchemaSource& source);
+  void Register(ResourceSchema schema);
   void RegisterProvider(ProviderConfigSchema config);
   const ResourceSchema* Find(std::string_view type) const;
+  // The provider that serves `type`; empty when no schema defines it.
+  std::string ProviderOf(std::string_view type) const;
   const ProviderConfigSchema* FindProvider(std::string_view name) const;
   std::vector<std::string> TypeNames() const;
   std::vector<std::string> ProviderNames() const;  // providers that take a provider block
@@ -93,11 +102,5 @@ class SchemaRegistry {
   std::map<std::string, ResourceSchema, std::less<>> schemas_;
   std::map<std::string, ProviderConfigSchema, std::less<>> providers_;
 };
-
-// The configuration of the s3 provider (endpoint, region, credentials).
-ProviderConfigSchema S3ProviderConfigSchema();
-
-// The registry with every built-in provider (local, s3).
-const SchemaRegistry& BuiltinSchemas();
 
 }  // namespace plinth

@@ -36,12 +36,23 @@ Type TypeOfValue(const Value& v) {
   return Type::Any();
 }
 
-// The type rules see for a block schema: attributes as declared; a labelled
-// nested block (grant "trainer" { ... }) as a list of objects with its label
-// as `name`; a single block as an object; a repeatable one as a list.
+// The type rules see for a block schema: attributes as declared, except a
+// map of scalars (labels, tags), which reads as a list of {name, value}
+// objects (rules have fixed fields, maps do not); a labelled nested block
+// (grant "trainer" { ... }) as a list of objects with its label as `name`; a
+// single block as an object; a repeatable one as a list.
+bool IsScalarMap(const Type& t) {
+  return t.is(TypeKind::Map) && !t.element().is(TypeKind::Map) && !t.element().is(TypeKind::List) &&
+         !t.element().is(TypeKind::Object) && !t.element().is(TypeKind::Any);
+}
+
 Type TypeOfBlock(const BlockSchema& body) {
   std::map<std::string, Type> attrs;
-  for (const AttributeSchema& a : body.attributes) attrs.emplace(a.name, a.type);
+  for (const AttributeSchema& a : body.attributes) {
+    attrs.emplace(a.name, IsScalarMap(a.type) ? Type::List(Type::Object({{"name", Type::String()},
+                                                                          {"value", a.type.element()}}))
+                                              : a.type);
+  }
   for (const NestedBlockSchema& nb : body.blocks) {
     Type inner = TypeOfBlock(*nb.body);
     if (nb.labeled) {
@@ -57,9 +68,18 @@ Type TypeOfBlock(const BlockSchema& body) {
   return Type::Object(std::move(attrs));
 }
 
-// Planned values reshaped like TypeOfBlock: labelled blocks become lists.
+// Planned values reshaped like TypeOfBlock: maps of scalars and labelled
+// blocks become lists.
 Value ShapeForRules(const BlockSchema& body, const ValueMap& values) {
   ValueMap out = values;
+  for (const AttributeSchema& a : body.attributes) {
+    auto it = out.find(a.name);
+    if (it == out.end() || !IsScalarMap(a.type) || it->second.kind() != Value::Kind::Object) continue;
+    ValueList items;
+    for (const auto& [key, v] : it->second.as_object())
+      items.push_back(Value::Object({{"name", Value::String(key)}, {"value", v}}));
+    it->second = Value::List(std::move(items));
+  }
   for (const NestedBlockSchema& nb : body.blocks) {
     auto it = out.find(nb.name);
     if (it == out.end() || !nb.labeled || it->second.kind() != Value::Kind::Object) continue;
@@ -119,7 +139,7 @@ struct Compiled {
 };
 
 std::optional<Compiled> Compile(const PolicyInstance& p, size_t records, size_t jit_threshold, Diagnostics& diags) {
-  const ResourceSchema* schema = BuiltinSchemas().Find(p.resource_type);
+  const ResourceSchema* schema = p.schema;
   if (!schema) return std::nullopt;  // the checker reported it
   Type self = TypeOfBlock(schema->body);
   std::map<std::string, Type> attrs = self.attributes();

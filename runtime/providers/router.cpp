@@ -1,87 +1,72 @@
 #include "runtime/providers/router.h"
 
-#include "runtime/providers/s3/provider.h"
+#include "runtime/providers/external.h"
 
 namespace plinth::runtime {
 
-namespace {
-
-class AllSchemas : public SchemaSource {
- public:
-  std::string ProviderName() const override { return "router"; }
-  std::vector<ResourceSchema> ResourceSchemas() const override {
-    std::vector<ResourceSchema> out;
-    for (const std::string& t : BuiltinSchemas().TypeNames()) out.push_back(*BuiltinSchemas().Find(t));
-    return out;
-  }
-};
-
-std::string Text(const ValueMap& m, const char* key) {
-  auto it = m.find(key);
-  return it != m.end() && it->second.kind() == Value::Kind::String ? it->second.as_string() : "";
-}
-
-}  // namespace
-
-ProviderRouter::ProviderRouter(std::unique_ptr<Provider> local) : local_(std::move(local)) {}
+ProviderRouter::ProviderRouter(ProviderContext context, ExternalProviders* external)
+    : context_(std::move(context)), external_(external) {}
 ProviderRouter::~ProviderRouter() = default;
 
-std::string ProviderRouter::ProviderOf(const std::string& type) {
-  const ResourceSchema* s = BuiltinSchemas().Find(type);
-  return s ? s->provider : "local";
+void ProviderRouter::Use(const std::string& name, std::unique_ptr<Provider> provider) {
+  std::lock_guard lock(mu_);
+  fixed_[name] = std::move(provider);
 }
 
-const SchemaSource& ProviderRouter::Schemas() const {
-  static const AllSchemas all;
-  return all;
+const SchemaRegistry& ProviderRouter::Registry() const {
+  return external_ ? external_->Registry() : BuiltinSchemas();
 }
+
+std::string ProviderRouter::ProviderOf(const std::string& type) const {
+  std::string name = Registry().ProviderOf(type);
+  return name.empty() ? "local" : name;
+}
+
+std::vector<ResourceSchema> ProviderRouter::RegistrySchemas::ResourceSchemas() const {
+  std::vector<ResourceSchema> out;
+  const SchemaRegistry& r = router_->Registry();
+  for (const std::string& t : r.TypeNames()) out.push_back(*r.Find(t));
+  return out;
+}
+
+const SchemaSource& ProviderRouter::Schemas() const { return schemas_; }
 
 void ProviderRouter::Configure(const std::string& provider, const ValueMap& config) {
+  if (external_ && external_->Has(provider)) {
+    external_->Configure(provider, config);
+    return;
+  }
   std::lock_guard lock(mu_);
   auto it = configs_.find(provider);
   if (it != configs_.end() && Value::Object(it->second).Equals(Value::Object(config))) return;  // each wave's plan
   configs_[provider] = config;
   // A changed configuration makes a new provider on next use; the old one
   // stays alive, since a call that already holds it may still be running.
-  if (auto p = others_.find(provider); p != others_.end()) {
+  if (auto p = built_.find(provider); p != built_.end()) {
     retired_.push_back(std::move(p->second));
-    others_.erase(p);
+    built_.erase(p);
   }
 }
 
 Result<Provider*> ProviderRouter::For(const std::string& type) const {
   std::string name = ProviderOf(type);
-  if (name == "local") return local_.get();
+  if (external_ && external_->Has(name)) return external_->Get(name);
   std::lock_guard lock(mu_);
-  if (auto it = others_.find(name); it != others_.end()) return it->second.get();
-  if (name == "s3") {
-    S3Config c = S3Config::FromEnvironment();
-    if (auto it = configs_.find("s3"); it != configs_.end()) {
-      const ValueMap& m = it->second;
-      if (std::string v = Text(m, "endpoint"); !v.empty()) c.endpoint = v;
-      if (std::string v = Text(m, "region"); !v.empty()) c.region = v;
-      if (std::string v = Text(m, "access_key"); !v.empty()) c.access_key = v;
-      if (std::string v = Text(m, "secret_key"); !v.empty()) c.secret_key = v;
-      if (auto p = m.find("path_style"); p != m.end() && p->second.kind() == Value::Kind::Bool) {
-        c.path_style = p->second.as_bool();
-      }
-    }
-    if (c.endpoint.empty()) {
-      return ProviderError{"the s3 provider has no endpoint: set endpoint in a provider \"s3\" { } block, or "
-                           "AWS_ENDPOINT_URL",
-                           false};
-    }
-    if (c.access_key.empty() || c.secret_key.empty()) {
-      return ProviderError{"the s3 provider has no credentials: set access_key and secret_key in a provider \"s3\" "
-                           "{ } block, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-                           false};
-    }
-    auto p = std::make_unique<S3Provider>(std::move(c));
-    Provider* raw = p.get();
-    others_[name] = std::move(p);
-    return raw;
+  if (auto it = fixed_.find(name); it != fixed_.end()) return it->second.get();
+  if (auto it = built_.find(name); it != built_.end()) return it->second.get();
+  const CatalogEntry* entry = FindCatalogEntry(name);
+  if (!entry) {
+    return ProviderError{"resource type '" + type + "' belongs to provider '" + name +
+                             "', which this configuration does not declare: add its provider block (with its source)",
+                         false};
   }
-  return ProviderError{"no provider serves resource type '" + type + "'", false};
+  ValueMap config;
+  if (auto it = configs_.find(name); it != configs_.end()) config = it->second;
+  auto made = entry->create(context_, config);
+  if (!made.ok()) return made.error();
+  Provider* raw = made.value().get();
+  built_[name] = std::move(made.value());
+  return raw;
 }
 
 std::vector<std::string> ProviderRouter::Validate(const std::string& type, const ValueMap& config) const {
@@ -120,6 +105,13 @@ Result<Done> ProviderRouter::Delete(const std::string& type, const std::string& 
   auto p = For(type);
   if (!p.ok()) return p.error();
   return p.value()->Delete(type, id, prior);
+}
+
+Result<DeletePreview> ProviderRouter::PlanDelete(const std::string& type, const std::string& id,
+                                                 const ValueMap& prior) {
+  auto p = For(type);
+  if (!p.ok()) return p.error();
+  return p.value()->PlanDelete(type, id, prior);
 }
 
 Result<ResourceObject> ProviderRouter::Import(const std::string& type, const std::string& id) {

@@ -29,6 +29,7 @@
 #include "compiler/fmt/fmt.h"
 #include "compiler/source/source.h"
 #include "compiler/syntax/parse.h"
+#include "runtime/providers/catalog.h"
 
 namespace {
 
@@ -122,6 +123,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     plinth::Diagnostics diags;
     plinth::CheckOptions options;
     options.threads = 1;
+    options.schemas = &plinth::runtime::BuiltinSchemas();  // no resolver: nothing is started
     plinth::CheckedConfig config = plinth::Check(g_dir, sources, diags, options);
     (void)config;
     Render(diags, sources);

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "compiler/check/checker.h"
+#include "runtime/providers/catalog.h"
 
 namespace plinth {
 namespace {
@@ -31,6 +32,7 @@ class CheckerTest : public ::testing::Test {
   CheckedConfig Run(CheckOptions options = {}) {
     diags_ = std::make_unique<Diagnostics>();
     sources_ = std::make_unique<SourceManager>();
+    if (!options.schemas) options.schemas = &runtime::BuiltinSchemas();
     return Check(dir_.string(), *sources_, *diags_, options);
   }
 

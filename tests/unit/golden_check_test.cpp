@@ -14,6 +14,8 @@
 #include <sstream>
 
 #include "compiler/check/checker.h"
+#include "runtime/providers/catalog.h"
+#include "runtime/providers/external.h"
 #include "tests/support/files.h"
 
 namespace plinth {
@@ -47,6 +49,9 @@ std::string RunCase(const fs::path& path, size_t* errors) {
   Diagnostics diags;
   CheckOptions options;
   options.threads = 1;
+  options.schemas = &runtime::BuiltinSchemas();
+  runtime::ExternalProviders external(rel);
+  options.provider_resolver = &external;
   Check(rel.string(), sources, diags, options);
   fs::current_path(old);
   *errors = diags.error_count();

@@ -8,6 +8,7 @@
 #include "runtime/engine/engine.h"
 #include "tests/support/files.h"
 #include "runtime/policy/policy.h"
+#include "runtime/providers/catalog.h"
 
 namespace plinth::runtime {
 namespace {
@@ -182,7 +183,9 @@ policy "encrypted" {
   // The same through the policy layer directly: native code was used.
   SourceManager sources;
   Diagnostics diags;
-  CheckedConfig config = Check(dir_.string(), sources, diags);
+  CheckOptions options;
+  options.schemas = &runtime::BuiltinSchemas();
+  CheckedConfig config = Check(dir_.string(), sources, diags, options);
   ASSERT_FALSE(diags.has_errors());
   runtime::Plan plan = ComputePlan(config.resources, std::vector<PriorResource>{}, {});
   PolicyReport interpreted = EvaluatePolicies(config.policies, plan, diags);

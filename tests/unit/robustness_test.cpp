@@ -19,6 +19,7 @@
 #include "compiler/diag/diagnostic.h"
 #include "compiler/source/source.h"
 #include "compiler/syntax/parse.h"
+#include "runtime/providers/catalog.h"
 
 namespace plinth {
 namespace {
@@ -107,7 +108,9 @@ std::unique_ptr<CheckResult> CheckText(const std::string& text) {
   EXPECT_FALSE(dir.path().empty());
   dir.Write("main.plinth", text);
   auto r = std::make_unique<CheckResult>();
-  r->config = Check(dir.path(), r->sources, r->diags);
+  CheckOptions options;
+  options.schemas = &runtime::BuiltinSchemas();
+  r->config = Check(dir.path(), r->sources, r->diags, options);
   ExpectRenderable(r->diags, r->sources);
   return r;
 }

@@ -1,11 +1,11 @@
-// The provider router: types go to the provider whose schema defines them;
-// the s3 provider is created on first use from its provider block merged
-// over the environment, with one clear error when settings are missing.
+// The provider router: types go to the provider whose schema defines them
+// (every provider comes from the catalog); the s3 provider is created on
+// first use from its provider block merged over the environment, with one
+// clear error when settings are missing.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 
-#include "runtime/providers/local/provider.h"
 #include "runtime/providers/router.h"
 #include "tests/support/files.h"
 
@@ -33,9 +33,13 @@ class ClearS3Environment {
 TEST(ProviderRouter, RoutesTypesAndConfiguresS3FromItsBlock) {
   ClearS3Environment clear;
   plinth::testing::TempDir tmp;
-  ProviderRouter router(std::make_unique<LocalProvider>(tmp.path() / "data", tmp.path() / "workspace.key"));
-  EXPECT_EQ(ProviderRouter::ProviderOf("bucket"), "local");
-  EXPECT_EQ(ProviderRouter::ProviderOf("s3_bucket"), "s3");
+  ProviderContext context;
+  context.config_dir = tmp.path();
+  context.data_root = tmp.path() / "data";
+  context.workspace_key = tmp.path() / "workspace.key";
+  ProviderRouter router(context);
+  EXPECT_EQ(router.ProviderOf("bucket"), "local");
+  EXPECT_EQ(router.ProviderOf("s3_bucket"), "s3");
 
   ValueMap config = {{"name", Value::String("models")}, {"versioning", Value::Bool(true)}};
   PlanRequest req{"s3_bucket", nullptr, config, {"bucket"}};
