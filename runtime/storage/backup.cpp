@@ -1,13 +1,8 @@
 #include "runtime/storage/backup.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,7 +12,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-extern char** environ;
+#include "runtime/process/process.h"
 
 namespace plinth::storage {
 namespace fs = std::filesystem;
@@ -153,155 +148,10 @@ std::string ResticTimeArg(TimePoint t) {
 
 // ------------------------------------------------------------------ child processes
 
-struct ChildOutcome {
-  int spawn_errno = 0;  // posix_spawn failed (the child never ran)
-  int exit_code = -1;   // when it exited
-  int signal = 0;       // when a signal ended it
-  bool timed_out = false;
-  std::string out;  // stdout (lines passed to on_line are not kept)
-  std::string err;  // stderr, its last kErrKeep bytes
-};
-
-constexpr size_t kErrKeep = 256 * 1024;
-constexpr auto kTermGrace = std::chrono::seconds(5);
-
-// Runs `argv` (argv[0] an absolute path) with exactly `env`, stdin from
-// /dev/null, in `cwd` when not empty. Stops it at `timeout`. `on_line`,
-// when set, receives each complete stdout line instead of `out`.
-ChildOutcome RunChild(const std::vector<std::string>& argv, std::vector<std::string>& env,
-                      const fs::path& cwd, std::chrono::milliseconds timeout,
-                      const std::function<void(std::string_view)>& on_line) {
-  ChildOutcome r;
-  int out_pipe[2], err_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0) {
-    r.spawn_errno = errno;
-    return r;
-  }
-  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
-    r.spawn_errno = errno;
-    close(out_pipe[0]);
-    close(out_pipe[1]);
-    return r;
-  }
-
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
-  std::string cwd_text = cwd.string();
-  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, cwd_text.c_str());
-
-  // The child starts with default dispositions and no blocked signals, so a
-  // parent that ignores SIGPIPE or blocks SIGTERM in a worker thread cannot
-  // make restic unkillable.
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, defaults;
-  sigemptyset(&none);
-  sigemptyset(&defaults);
-  for (int s : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD}) sigaddset(&defaults, s);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
-  std::vector<char*> cargv, cenv;
-  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-  cargv.push_back(nullptr);
-  for (auto& e : env) cenv.push_back(e.data());
-  cenv.push_back(nullptr);
-
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, argv[0].c_str(), &fa, &attr, cargv.data(), cenv.data());
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  // The environment held the password; it is not needed any more.
-  for (auto& e : env) explicit_bzero(e.data(), e.size());
-  close(out_pipe[1]);
-  close(err_pipe[1]);
-  if (rc != 0) {
-    r.spawn_errno = rc;
-    close(out_pipe[0]);
-    close(err_pipe[0]);
-    return r;
-  }
-
-  auto deadline = Clock::now() + timeout;
-  enum class Stop { kNone, kTerm, kKill } stop = Stop::kNone;
-  std::string pending;  // an incomplete stdout line
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  int open_fds = 2;
-  int status = 0;
-  bool reaped = false;
-  char buf[65536];
-  while (open_fds > 0) {
-    auto now = Clock::now();
-    if (stop != Stop::kNone && !reaped) {
-      // Once the child is gone, a grandchild holding the pipes open must not
-      // hold this call too.
-      pid_t w = waitpid(pid, &status, WNOHANG);
-      if (w == pid) reaped = true;
-      if (reaped) break;
-    }
-    if (now >= deadline) {
-      if (stop == Stop::kNone) {
-        kill(pid, SIGTERM);
-        stop = Stop::kTerm;
-        r.timed_out = true;
-        deadline = now + kTermGrace;
-      } else if (stop == Stop::kTerm) {
-        kill(pid, SIGKILL);
-        stop = Stop::kKill;
-        deadline = now + std::chrono::seconds(2);
-      } else {
-        break;  // a grandchild holds the pipes open; stop reading
-      }
-      continue;
-    }
-    auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
-    int n = poll(fds, 2, static_cast<int>(std::min<int64_t>(wait_ms + 1, stop == Stop::kNone ? 1000 : 100)));
-    if (n < 0 && errno != EINTR) break;
-    if (n <= 0) continue;
-    for (auto& p : fds) {
-      if (p.fd < 0 || !(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      ssize_t got = read(p.fd, buf, sizeof buf);
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) {
-        close(p.fd);
-        p.fd = -1;
-        --open_fds;
-        continue;
-      }
-      std::string_view chunk(buf, static_cast<size_t>(got));
-      if (p.fd == out_pipe[0]) {
-        if (!on_line) {
-          r.out.append(chunk);
-          continue;
-        }
-        pending.append(chunk);
-        size_t start = 0, nl;
-        while ((nl = pending.find('\n', start)) != std::string::npos) {
-          on_line(std::string_view(pending).substr(start, nl - start));
-          start = nl + 1;
-        }
-        pending.erase(0, start);
-      } else {
-        r.err.append(chunk);
-        if (r.err.size() > 2 * kErrKeep) r.err.erase(0, r.err.size() - kErrKeep);
-      }
-    }
-  }
-  if (on_line && !pending.empty()) on_line(pending);
-  for (auto& p : fds)
-    if (p.fd >= 0) close(p.fd);
-  if (r.err.size() > kErrKeep) r.err.erase(0, r.err.size() - kErrKeep);
-
-  while (!reaped && waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
-  return r;
-}
+// restic runs through the process layer (runtime/process/process.h).
+constexpr size_t kErrKeep = 256 * 1024;               // restic's stderr tail kept for errors
+constexpr size_t kOutKeep = size_t{256} << 20;        // restic's JSON output (snapshot lists)
+constexpr auto kTermGrace = std::chrono::seconds(5);  // from SIGTERM at the deadline to SIGKILL
 
 bool Executable(const fs::path& p) {
   struct stat st;
@@ -553,8 +403,8 @@ void MergeInto(const fs::path& staging, const fs::path& target, std::error_code&
 // ------------------------------------------------------------------ repository
 
 struct ResticRepository::Run {
-  ChildOutcome child;
-  bool ok() const { return child.spawn_errno == 0 && !child.timed_out && child.exit_code == 0; }
+  process::Outcome child;
+  bool ok() const { return child.ok(); }
 };
 
 BackupResult<ResticRepository> ResticRepository::Create(RepositoryOptions options) {
@@ -624,29 +474,34 @@ std::string ResticRepository::Scrub(std::string text) const {
 
 ResticRepository::Run ResticRepository::Restic(std::vector<std::string> args, const fs::path& cwd,
                                                const std::function<void(std::string_view)>& on_line) const {
-  std::vector<std::string> argv = {binary_, "--repo=" + options_.repository};
-  if (options_.cache_dir.empty()) argv.push_back("--no-cache");
-  for (auto& a : args) argv.push_back(std::move(a));
+  process::Spec spec;
+  spec.program = binary_;
+  spec.args = {"--repo=" + options_.repository};
+  if (options_.cache_dir.empty()) spec.args.push_back("--no-cache");
+  for (auto& a : args) spec.args.push_back(std::move(a));
 
-  std::vector<std::string> env;
-  for (char** e = environ; e && *e; ++e) {
-    std::string_view v(*e);
-    // PWD would make restic (Go's Getwd) record the caller's directory
-    // spelling instead of the source's real path.
-    if (v.rfind("RESTIC_", 0) == 0 || v.rfind("TZ=", 0) == 0 || v.rfind("PWD=", 0) == 0 ||
-        v.rfind("OLDPWD=", 0) == 0) {
-      continue;
-    }
-    env.emplace_back(v);
-  }
-  env.push_back("TZ=UTC");
-  env.push_back("RESTIC_PROGRESS_FPS=2");
-  if (!options_.cache_dir.empty()) env.push_back("RESTIC_CACHE_DIR=" + options_.cache_dir.string());
-  env.push_back("RESTIC_PASSWORD=" + options_.password);
+  spec.env = process::CurrentEnvironment();
+  // PWD would make restic (Go's Getwd) record the caller's directory
+  // spelling instead of the source's real path.
+  std::erase_if(spec.env, [](const auto& kv) {
+    const std::string& k = kv.first;
+    return k.rfind("RESTIC_", 0) == 0 || k == "TZ" || k == "PWD" || k == "OLDPWD";
+  });
+  spec.env["TZ"] = "UTC";
+  spec.env["RESTIC_PROGRESS_FPS"] = "2";
+  if (!options_.cache_dir.empty()) spec.env["RESTIC_CACHE_DIR"] = options_.cache_dir.string();
+  // The password's only way to restic; the layer wipes it once restic has started.
+  spec.env["RESTIC_PASSWORD"] = options_.password;
+
+  spec.cwd = cwd;
+  spec.deadline = std::chrono::duration_cast<std::chrono::milliseconds>(options_.timeout);
+  spec.kill_grace = kTermGrace;
+  spec.max_stdout = kOutKeep;
+  spec.max_stderr = kErrKeep;
+  spec.on_stdout_line = on_line;
 
   Run run;
-  run.child = RunChild(argv, env, cwd,
-                       std::chrono::duration_cast<std::chrono::milliseconds>(options_.timeout), on_line);
+  run.child = process::Run(std::move(spec));
   run.child.err = Scrub(std::move(run.child.err));
   run.child.out = Scrub(std::move(run.child.out));
   return run;
@@ -655,12 +510,9 @@ ResticRepository::Run ResticRepository::Restic(std::vector<std::string> args, co
 // Classifies a failed run. `what` says what was attempted ("cannot back up
 // '/src' to '/repo'").
 BackupError ResticRepository::Failure(const Run& run, const std::string& what) const {
-  const ChildOutcome& c = run.child;
+  const process::Outcome& c = run.child;
   const std::string& repo = options_.repository;
-  if (c.spawn_errno != 0) {
-    return Fail(BackupErrorCode::kResticMissing,
-                what + ": cannot run " + Quoted(binary_) + ": " + ErrnoText(c.spawn_errno));
-  }
+  if (!c.started) return Fail(BackupErrorCode::kResticMissing, what + ": " + c.start_error);
   if (c.timed_out) {
     return Fail(BackupErrorCode::kTimeout,
                 what + ": restic did not finish within " + std::to_string(options_.timeout.count()) +
@@ -810,7 +662,7 @@ BackupResult<BackupStats> ResticRepository::Backup(const fs::path& source,
   };
   Run run = Restic(std::move(args), src, on_line);
   // restic 0.14: 3 means the snapshot was written without some unreadable files.
-  bool partial = run.child.spawn_errno == 0 && !run.child.timed_out && run.child.exit_code == 3;
+  bool partial = run.child.started && !run.child.timed_out && run.child.exit_code == 3;
   if (!run.ok() && !partial) return Failure(run, what);
   if (!summary) {
     return Fail(BackupErrorCode::kFailed, what + ": restic finished without a summary line");

@@ -7,8 +7,8 @@
 // into. Output: snapshots, retention results, integrity verdicts.
 //
 // Contracts:
-//  * restic runs with an explicit argv (posix_spawn, never a shell). The
-//    password reaches the child only through its environment
+//  * restic runs with an explicit argv through runtime/process (never a
+//    shell). The password reaches the child only through its environment
 //    (RESTIC_PASSWORD); it never appears in an argv, a log line, an error
 //    message or an exception. restic's own output is scrubbed of it before it
 //    is quoted, in case a future restic echoes it.
@@ -22,7 +22,8 @@
 //    target, moved into place only on success); Forget removes only what the
 //    keep policy selects.
 //  * Every child has a deadline (RepositoryOptions::timeout); one that
-//    outlives it gets SIGTERM, then SIGKILL, and the call fails as retryable.
+//    outlives it gets SIGTERM, then SIGKILL (its whole process group), and
+//    the call fails as retryable.
 //  * Snapshots record a fixed host name (RepositoryOptions::host) and the
 //    source's contents at the root of the snapshot tree, so a restore writes
 //    the source's files directly into the target.
