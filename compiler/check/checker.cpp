@@ -333,6 +333,7 @@ class Checker {
           r.source_range = src->value->range;
           std::optional<std::string> text = LiteralText(*src->value);
           if (!text || text->empty()) {
+            resolved_names_.insert(r.name);  // this error is the one to fix
             cur_->Error(DiagCode::TypeMismatch, src->value->range,
                          "a provider's source must be a literal string, known before anything is evaluated")
                 .help = "write the path or command name as text: source = \"./providers/plinth-provider-" + r.name +
@@ -355,6 +356,7 @@ class Checker {
       }
       return;
     }
+    for (const ProviderRequest& r : requests) resolved_names_.insert(r.name);
     schemas_ = &options_.provider_resolver->Resolve(*schemas_, requests, *cur_);
   }
 
@@ -398,6 +400,7 @@ class Checker {
         } else if (b.type == "provider") {
           if (!ExpectLabels(b, 1, "provider name")) continue;
           const ProviderConfigSchema* ps = schemas_->FindProvider(b.labels[0].value);
+          if (!ps && resolved_names_.count(b.labels[0].value)) continue;  // the resolver said why
           if (!ps) {
             std::vector<std::string> names = schemas_->ProviderNames();
             Diagnostic& diag = cur_->Error(DiagCode::UnknownBlockType, b.labels[0].range,
@@ -1755,6 +1758,7 @@ class Checker {
   Diagnostics muted_;
   const CheckOptions& options_;
   const SchemaRegistry* schemas_;  // options.schemas, or the resolver's registry
+  std::set<std::string, std::less<>> resolved_names_;  // providers handed to the resolver
   std::shared_ptr<ModuleLoader> loader_;
   std::map<std::string, std::unique_ptr<ModuleInfo>> analysed_;
   std::vector<std::string> analysing_;

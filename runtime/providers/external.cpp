@@ -51,7 +51,7 @@ std::optional<fs::path> ExternalProviders::Locate(const std::string& name, const
     std::error_code ec;
     fs::path norm = p.lexically_normal();
     if (!fs::exists(norm, ec)) {
-      *error = "'" + source + "' does not exist (looked for " + norm.string() + ")";
+      *error = "'" + source + "' does not exist";
       return std::nullopt;
     }
     auto found = process::FindExecutable(norm.string(), "");
@@ -68,7 +68,7 @@ std::optional<fs::path> ExternalProviders::Locate(const std::string& name, const
   std::string path = Env("PATH");
   if (!path.empty()) search += ":" + path;
   if (auto found = process::FindExecutable(command, search)) return found;
-  *error = "no executable '" + command + "' in $PLINTH_PROVIDER_PATH, " + local + " or $PATH";
+  *error = "no executable '" + command + "' in $PLINTH_PROVIDER_PATH, .plinth/providers of the configuration or $PATH";
   return std::nullopt;
 }
 
@@ -92,13 +92,9 @@ const SchemaRegistry& ExternalProviders::Resolve(const SchemaRegistry& base,
   if (!registry_) registry_ = std::make_unique<SchemaRegistry>(base);
   for (const ProviderRequest& r : requests) {
     Range at = r.source.empty() ? r.name_range : r.source_range;
-    if (FindCatalogEntry(r.name)) {
-      if (!r.source.empty()) {
-        diags.Error(DiagCode::ProviderUnavailable, at, "provider '" + r.name + "' is built into Plinth")
-            .help = "remove 'source' from this block";
-      }
-      continue;
-    }
+    // A built-in provider: the checker reports a `source` in its block as an
+    // attribute its schema lacks.
+    if (FindCatalogEntry(r.name)) continue;
     if (auto it = loaded_.find(r.name); it != loaded_.end()) {
       if (it->second.source != r.source) {
         diags.Error(DiagCode::ProviderUnavailable, at,
