@@ -1,4 +1,5 @@
-// CLI commands. Each returns the process exit code (see cli/main.cpp).
+// CLI commands. Each returns the process exit code (see cli/main.cpp); the
+// command line that fills Options is defined in cli/command_line.cpp.
 #pragma once
 
 #include <map>
@@ -12,7 +13,7 @@ namespace plinth::cli {
 inline constexpr const char* kVersion = "0.1.0";
 
 struct Options {
-  std::vector<std::string> paths;
+  std::vector<std::string> paths;  // positional arguments; a group's subcommand first (`state rm`: {"rm", ADDR})
   std::vector<std::pair<std::string, std::string>> vars;  // --var NAME=VALUE, in order
   bool json = false;
   bool check = false;  // fmt --check
@@ -41,9 +42,6 @@ struct Options {
   std::string to;         // restore --to=DIR
   bool read_data = false;  // backup check --read-data
 };
-
-bool ParseOptions(const std::string& command, const std::vector<std::string>& args, Options& options,
-                  std::string* error);
 
 int Validate(const Options& options, bool inspect);
 int Fmt(const Options& options);

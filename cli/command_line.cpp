@@ -1,0 +1,920 @@
+#include "cli/command_line.h"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstdio>
+#include <limits>
+#include <map>
+#include <string_view>
+
+namespace plinth::cli {
+
+namespace {
+
+// ------------------------------------------------------------ definition
+
+// What a command documents beyond its CLI11 summary. Every command sets both;
+// tests/unit/cli_help_test.cpp fails for one whose help lacks either.
+struct CommandDoc {
+  CommandId id = CommandId::kNone;
+  std::string exit_codes;  // "N  meaning" lines
+  std::string example;     // a command line
+};
+
+// Option values checked after parsing (numbers, true/false), with messages
+// of their own, and what only the command line itself uses.
+struct RawValues {
+  std::string threads, parallelism, at_serial, refresh, lock;
+  bool no_color = false;
+  bool version = false;        // plinth --version
+  bool list_commands = false;  // plinth help --list-commands (hidden; for tests)
+  std::vector<std::string> help_topic;
+};
+
+const char kConfigExits[] =
+    "0  no errors (there may be warnings)\n"
+    "1  the configuration has errors\n"
+    "2  usage error, or DIR is neither a directory nor a .plinth file";
+const char kApplyExits[] =
+    "0  done, or nothing to change\n"
+    "1  errors, a failed change, a plan denied by policy or refused as stale, or apply cancelled\n"
+    "2  usage error";
+const char kStateExits[] =
+    "0  done\n"
+    "1  no state for the workspace, no such resource, or the workspace is locked\n"
+    "2  usage error";
+const char kStorageExits[] =
+    "0  done\n"
+    "1  an error (no such bucket, access denied, a failed backup...); every error is printed\n"
+    "2  usage error";
+const char kPlainExits[] =
+    "0  done\n"
+    "2  usage error";
+
+class Definition {
+ public:
+  Definition();
+  Definition(const Definition&) = delete;
+  Definition& operator=(const Definition&) = delete;
+
+  CLI::App root{"Plinth checks, plans and applies infrastructure described in *.plinth files.", "plinth"};
+  Options options;
+  RawValues raw;
+  std::vector<std::string> vars;  // --var, checked by Finish
+
+  const CommandDoc* Doc(const CLI::App* app) const {
+    auto it = docs_.find(app);
+    return it == docs_.end() ? nullptr : &it->second;
+  }
+
+ private:
+  // A command (or a group's subcommand) with its summary and documentation.
+  CLI::App* Command(CLI::App* parent, const std::string& name, const std::string& summary, CommandId id,
+                    const std::string& exit_codes, const std::string& example);
+  CLI::App* Subcommand(CLI::App* group, const std::string& name, const std::string& summary,
+                       const std::string& exit_codes, const std::string& example);
+
+  void Json(CLI::App* c, const std::string& what) { c->add_flag("--json", options.json, what); }
+  void Vars(CLI::App* c) {
+    c->add_option("--var", vars, "set root variable NAME (repeatable; also -var)")
+        ->type_name("NAME=VALUE")
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  }
+  void Workspace(CLI::App* c) {
+    c->add_option("--workspace", options.workspace,
+                  "the state workspace (default: default); state in DIR/.plinth/W/")
+        ->type_name("W");
+  }
+  void Dir(CLI::App* c, const std::string& what) {
+    c->add_option("--dir", options.dir, what)->type_name("DIR");
+  }
+  void Parallelism(CLI::App* c, const std::string& what) {
+    c->add_option("--parallelism", raw.parallelism, what)->type_name("N");
+  }
+  void NoRefresh(CLI::App* c) {
+    c->add_option("--refresh", raw.refresh, "plan without reading the current resources first")
+        ->type_name("false");
+  }
+  void NoColor(CLI::App* c) {
+    c->add_flag("--no-color", raw.no_color,
+                "plain output (also when NO_COLOR is set or output is not a terminal)");
+  }
+
+  std::map<const CLI::App*, CommandDoc> docs_;
+};
+
+CLI::App* Definition::Command(CLI::App* parent, const std::string& name, const std::string& summary,
+                              CommandId id, const std::string& exit_codes, const std::string& example) {
+  CLI::App* c = parent->add_subcommand(name, summary);
+  docs_[c] = CommandDoc{id, exit_codes, example};
+  if (parent == &root) NoColor(c);
+  return c;
+}
+
+// A group's subcommand: options it does not know fall through to the group,
+// so `state list --dir=D` and `state --dir=D list` are the same.
+CLI::App* Definition::Subcommand(CLI::App* group, const std::string& name, const std::string& summary,
+                                 const std::string& exit_codes, const std::string& example) {
+  CLI::App* c = Command(group, name, summary, docs_[group].id, exit_codes, example);
+  c->fallthrough();
+  return c;
+}
+
+Definition::Definition() {
+  root.set_help_flag("-h,--help", "print this help");
+  root.allow_extras();            // unknown options and commands are reported by Report(), with suggestions
+  root.require_subcommand(0, 1);  // inherited: a positional named like a command stays a positional
+  root.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  root.add_flag("--version", raw.version, "print the version");
+  NoColor(&root);
+  docs_[&root] = {CommandId::kNone,
+                  "0  ok\n"
+                  "1  errors (in the configuration, the state or a provider)\n"
+                  "2  usage error (plan --detailed-exitcode: changes pending)\n"
+                  "3  fmt --check found files that are not formatted\n"
+                  "4  plan denied by a policy",
+                  "plinth validate examples/quickstart"};
+
+  // --- configuration
+  for (bool inspect : {false, true}) {
+    CLI::App* c =
+        inspect
+            ? Command(&root, "inspect", "check a configuration and print every resource instance it declares",
+                      CommandId::kInspect, kConfigExits, "plinth inspect --json examples/quickstart")
+            : Command(&root, "validate", "check a configuration; every error located", CommandId::kValidate,
+                      kConfigExits, "plinth validate --var environment=prod examples/quickstart");
+    c->add_option("DIR", "the root module's directory, or one .plinth file (default: .)");
+    Json(c, inspect ? "print one JSON document: diagnostics, summary, resources, outputs, variables"
+                    : "print one JSON document (diagnostics and a summary) instead of text");
+    Vars(c);
+    c->add_option("--threads", raw.threads, "parser threads (default: one per core)")->type_name("N");
+  }
+  {
+    CLI::App* c = Command(&root, "fmt", "rewrite .plinth files in canonical form", CommandId::kFmt,
+                          "0  every file is (now) formatted\n"
+                          "1  a file has syntax errors (it is left unchanged), or cannot be read or written\n"
+                          "2  a PATH does not exist, or a usage error\n"
+                          "3  --check found files that would change",
+                          "plinth fmt --check --diff .");
+    c->add_option("PATH", options.paths, "a file, or a directory searched for *.plinth files (default: .)")
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    c->add_flag("--check", options.check,
+                "rewrite nothing; list the files that would change (exit 3 if any)");
+    c->add_flag("--diff", options.diff, "also print each file's changed lines as a diff");
+    Json(c, "print a JSON document instead of the list of files");
+  }
+
+  // --- plan and apply
+  {
+    CLI::App* c = Command(&root, "plan", "refresh the managed resources and show what apply would change",
+                          CommandId::kPlan,
+                          "0  success (with --detailed-exitcode: no changes)\n"
+                          "1  errors in the configuration, the state or a provider\n"
+                          "2  usage error (with --detailed-exitcode: changes are pending)\n"
+                          "4  the plan is denied by a policy",
+                          "plinth plan --out=release.plan examples/quickstart");
+    c->add_option("DIR", "the configuration directory (default: .)");
+    Json(c, "print the plan as JSON (docs/plan-json.md)");
+    c->add_flag("--detailed-exitcode", options.detailed_exitcode,
+                "exit 2 when changes are pending, 0 when none");
+    c->add_flag("--destroy", options.destroy, "plan the deletion of everything in the state");
+    c->add_option("--out", options.out, "save the plan; 'plinth apply FILE' applies exactly it")
+        ->type_name("FILE");
+    NoRefresh(c);
+    c->add_option("--lock", raw.lock, "plan without the workspace lock and write nothing")
+        ->type_name("false");
+    Workspace(c);
+    Dir(c, "the configuration directory (instead of DIR)");
+    Vars(c);
+    Parallelism(c, "at most N provider reads at a time (default: 10)");
+  }
+  for (bool destroy : {false, true}) {
+    CLI::App* c =
+        destroy
+            ? Command(&root, "destroy", "delete everything the workspace manages, dependents first",
+                      CommandId::kDestroy, kApplyExits, "plinth destroy --auto-approve examples/quickstart")
+            : Command(&root, "apply", "make the world match the configuration", CommandId::kApply,
+                      kApplyExits, "plinth apply --auto-approve --parallelism=4 examples/quickstart");
+    if (destroy) {
+      c->add_option("DIR", "the configuration directory (default: .)");
+    } else {
+      c->add_option("DIR|FILE", "the configuration directory (default: .), or a plan saved by plan --out");
+    }
+    c->add_flag("--auto-approve", options.auto_approve, "do not ask for 'yes' before changing anything");
+    Parallelism(c, "at most N changes at a time (default: 10)");
+    NoRefresh(c);
+    Workspace(c);
+    Dir(c, "the configuration directory (instead of DIR)");
+    Vars(c);
+  }
+  {
+    CLI::App* c = Command(&root, "output", "print the outputs (one NAME: its raw value, for scripts)",
+                          CommandId::kOutput,
+                          "0  done\n"
+                          "1  errors, or no output NAME\n"
+                          "2  usage error",
+                          "plinth output --dir=examples/quickstart datasets_path");
+    c->add_option("NAME", "print only this output's value (strings without quotes)");
+    Json(c, "print the outputs as JSON, with their sensitivity");
+    Dir(c, "the configuration directory (default: .)");
+    Workspace(c);
+    Vars(c);
+  }
+
+  // --- state
+  {
+    CLI::App* c =
+        Command(&root, "show", "print the resources in the state (as they were at an earlier serial)",
+                CommandId::kShow, kStateExits, "plinth show --at=3 --dir=examples/quickstart");
+    Json(c, "print the resources as JSON");
+    c->add_option("--at", raw.at_serial, "the state as it was after this serial (see state history)")
+        ->type_name("SERIAL");
+    Dir(c, "the configuration directory (default: .)");
+    Workspace(c);
+  }
+  {
+    CLI::App* g = Command(&root, "state", "inspect and edit the recorded state", CommandId::kState,
+                          kStateExits, "plinth state list --dir=examples/quickstart");
+    Dir(g, "the configuration directory (default: .)");
+    Workspace(g);
+    Subcommand(g, "list", "list the addresses in the state", kStateExits,
+               "plinth state list --dir=examples/quickstart");
+    CLI::App* show = Subcommand(g, "show", "print one resource's recorded attributes", kStateExits,
+                                "plinth state show --dir=examples/quickstart bucket.datasets");
+    show->add_option("ADDRESS", "a resource instance address")->required();
+    CLI::App* rm = Subcommand(g, "rm", "forget a resource; the object itself is not touched", kStateExits,
+                              "plinth state rm --dir=examples/quickstart bucket.checkpoints");
+    rm->add_option("ADDRESS", "the address to forget")->required();
+    CLI::App* mv = Subcommand(g, "mv", "rename an address in the state", kStateExits,
+                              "plinth state mv bucket.datasets 'module.data.bucket.datasets'");
+    mv->add_option("FROM", "the address now")->required();
+    mv->add_option("TO", "the new address")->required();
+    CLI::App* history =
+        Subcommand(g, "history", "the applies, and every change (of one address)", kStateExits,
+                   "plinth state history --dir=examples/quickstart bucket.datasets");
+    history->add_option("ADDRESS", "only this address's changes");
+    Subcommand(g, "pull", "print the whole state as JSON, sensitive values included", kStateExits,
+               "plinth state pull --dir=examples/quickstart > state.json");
+  }
+  {
+    CLI::App* c =
+        Command(&root, "force-unlock", "remove a lock whose holder is gone for good", CommandId::kForceUnlock,
+                "0  the lock was removed\n"
+                "1  no state, or LOCK_ID is not the current lock\n"
+                "2  usage error",
+                "plinth force-unlock --dir=examples/quickstart 0123456789abcdef0123456789abcdef");
+    c->add_option("LOCK_ID", "the lock id, as the error of a locked command prints it")->required();
+    Dir(c, "the configuration directory (default: .)");
+    Workspace(c);
+  }
+  {
+    CLI::App* c =
+        Command(&root, "graph", "print the execution graph of the current plan (DOT)", CommandId::kGraph,
+                "0  done\n"
+                "1  errors in the configuration, the state or a provider\n"
+                "2  usage error",
+                "plinth graph examples/quickstart | dot -Tsvg > graph.svg");
+    c->add_option("DIR", "the configuration directory (default: .)");
+    Workspace(c);
+    Vars(c);
+    NoRefresh(c);
+  }
+  {
+    CLI::App* c =
+        Command(&root, "refresh", "record changes made outside Plinth in the state", CommandId::kRefresh,
+                "0  the state matches the world (now)\n"
+                "1  errors in the configuration, the state or a provider\n"
+                "2  usage error",
+                "plinth refresh examples/quickstart");
+    c->add_option("DIR", "the configuration directory (default: .)");
+    Dir(c, "the configuration directory (instead of DIR)");
+    Workspace(c);
+    Vars(c);
+    Parallelism(c, "at most N provider reads at a time (default: 10)");
+  }
+  {
+    const char* exits =
+        "0  every policy_test case gives its expected outcome\n"
+        "1  a case does not, or the configuration has errors\n"
+        "2  usage error";
+    CLI::App* g = Command(&root, "policy", "test policies against their policy_test cases (docs/policy.md)",
+                          CommandId::kPolicy, exits, "plinth policy test stdlib/std/guardrails");
+    CLI::App* test = Subcommand(g, "test", "run the policy_test cases against the policies", exits,
+                                "plinth policy test --json stdlib/std/guardrails");
+    test->add_option("DIR", "the configuration or module directory (default: --dir, or .)");
+    Json(test, "print the results as JSON");
+    Dir(test, "the directory when DIR is not given");
+    Vars(test);
+  }
+
+  // --- storage (docs/storage.md)
+  {
+    CLI::App* g = Command(&root, "bucket", "objects of a local bucket", CommandId::kBucket, kStorageExits,
+                          "plinth bucket ls bucket.datasets --dir=examples/quickstart");
+    g->add_option("--as", options.principal,
+                  "act as this principal; its grants are checked (also PLINTH_PRINCIPAL)")
+        ->type_name("PRINCIPAL");
+    Dir(g, "the configuration directory (default: .)");
+    Workspace(g);
+    CLI::App* ls = Subcommand(g, "ls", "list objects (with --versions their stored versions)", kStorageExits,
+                              "plinth bucket ls bucket.datasets raw/ --versions --dir=examples/quickstart");
+    ls->add_option("ADDR", "the bucket's address in the state")->required();
+    ls->add_option("PREFIX", "only keys that start with PREFIX");
+    ls->add_flag("--versions", options.versions, "also list each object's stored versions");
+    Json(ls, "print the objects as JSON");
+    CLI::App* put =
+        Subcommand(g, "put", "store a file as an object", kStorageExits,
+                   "plinth bucket put bucket.datasets raw/sample.bin sample.bin --dir=examples/quickstart");
+    put->add_option("ADDR", "the bucket's address in the state")->required();
+    put->add_option("KEY", "the object's key")->required();
+    put->add_option("FILE", "the file to store")->required();
+    CLI::App* get =
+        Subcommand(g, "get", "read an object (an archived one is read back transparently)", kStorageExits,
+                   "plinth bucket get bucket.datasets raw/sample.bin - --dir=examples/quickstart");
+    get->add_option("ADDR", "the bucket's address in the state")->required();
+    get->add_option("KEY", "the object's key")->required();
+    get->add_option("FILE|-", "where to write it; - or none: standard output");
+    get->add_option("--version", options.version, "read this stored version (see ls --versions)")
+        ->type_name("ID");
+    CLI::App* rm = Subcommand(g, "rm", "remove an object (kept as a stored version when versioning is on)",
+                              kStorageExits,
+                              "plinth bucket rm bucket.datasets raw/sample.bin --dir=examples/quickstart");
+    rm->add_option("ADDR", "the bucket's address in the state")->required();
+    rm->add_option("KEY", "the object's key")->required();
+    rm->add_option("--version", options.version, "remove only this stored version")->type_name("ID");
+  }
+  {
+    CLI::App* g =
+        Command(&root, "storage", "lifecycle, capacity and backup work on the workspace's buckets",
+                CommandId::kStorage, kStorageExits, "plinth storage status --dir=examples/quickstart");
+    Dir(g, "the configuration directory (default: .)");
+    Workspace(g);
+    CLI::App* sweep =
+        Subcommand(g, "sweep", "run the lifecycle rules, capacity alerts and backups that are due",
+                   kStorageExits, "plinth storage sweep --dry-run --dir=examples/quickstart");
+    sweep->add_flag("--dry-run", options.dry_run, "show what is due; change nothing, run no backup");
+    sweep
+        ->add_option("--now", options.now,
+                     "the sweep's clock (drills and tests), RFC 3339 or 2026-11-20T10:00")
+        ->type_name("TIME");
+    Json(sweep, "print the sweep as JSON");
+    CLI::App* status = Subcommand(g, "status", "show what a sweep would do now; nothing changes",
+                                  kStorageExits, "plinth storage status --json --dir=examples/quickstart");
+    status->add_option("--now", options.now, "the time to judge what is due at")->type_name("TIME");
+    Json(status, "print the status as JSON");
+  }
+  {
+    CLI::App* g = Command(&root, "backup", "a bucket's restic backups in another region", CommandId::kBackup,
+                          kStorageExits, "plinth backup list bucket.datasets --dir=examples/quickstart");
+    Dir(g, "the configuration directory (default: .)");
+    Workspace(g);
+    CLI::App* run = Subcommand(g, "run", "take a backup now", kStorageExits,
+                               "plinth backup run bucket.datasets --dir=examples/quickstart");
+    run->add_option("ADDR", "the bucket's address in the state")->required();
+    Json(run, "print the snapshot as JSON");
+    CLI::App* list = Subcommand(g, "list", "list the bucket's snapshots", kStorageExits,
+                                "plinth backup list bucket.datasets --json --dir=examples/quickstart");
+    list->add_option("ADDR", "the bucket's address in the state")->required();
+    Json(list, "print the snapshots as JSON");
+    CLI::App* check = Subcommand(g, "check", "check the backup repository's integrity", kStorageExits,
+                                 "plinth backup check bucket.datasets --read-data --dir=examples/quickstart");
+    check->add_option("ADDR", "the bucket's address in the state")->required();
+    check->add_flag("--read-data", options.read_data, "also read and verify all data (slow)");
+  }
+  {
+    CLI::App* c =
+        Command(&root, "restore", "restore a bucket from its backups", CommandId::kRestore, kStorageExits,
+                "plinth restore bucket.datasets --at=2026-11-20T10:00 --to=/tmp/datasets "
+                "--dir=examples/quickstart");
+    c->add_option("ADDR", "the bucket's address in the state")->required();
+    c->add_option("--at", options.at_time,
+                  "the latest backup at or before TIME (RFC 3339, or UTC 2026-11-20T10:00)")
+        ->type_name("TIME");
+    c->add_option("--snapshot", options.snapshot, "this snapshot (see backup list); instead of --at")
+        ->type_name("ID");
+    c->add_option("--to", options.to, "restore into this directory instead of into the bucket")
+        ->type_name("DIR");
+    Dir(c, "the configuration directory (default: .)");
+    Workspace(c);
+  }
+
+  // --- about plinth itself
+  Command(&root, "version", "print the version", CommandId::kVersion, kPlainExits, "plinth version");
+  {
+    CLI::App* c = Command(&root, "help", "print the overview, or a command's usage, options and exit codes",
+                          CommandId::kHelp,
+                          "0  done\n"
+                          "2  no such command",
+                          "plinth help state rm");
+    c->add_option("COMMAND", raw.help_topic, "a command, and a subcommand of it")
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    c->add_flag("--list-commands", raw.list_commands, "print every command path, one a line")->group("");
+  }
+  {
+    CLI::App* g =
+        Command(&root, "completion", "print a shell completion script", CommandId::kCompletion, kPlainExits,
+                "plinth completion bash > ~/.local/share/bash-completion/completions/plinth");
+    Subcommand(g, "bash", "the bash completion script (commands, subcommands, options)", kPlainExits,
+               "source <(plinth completion bash)   # in ~/.bashrc");
+  }
+}
+
+// ------------------------------------------------------------ the tree
+
+std::vector<const CLI::App*> Children(const CLI::App* app) {
+  return app->get_subcommands([](const CLI::App*) { return true; });
+}
+
+const CLI::App* Child(const CLI::App* app, const std::string& name) {
+  for (const CLI::App* c : Children(app)) {
+    if (c->get_name() == name) return c;
+  }
+  return nullptr;
+}
+
+// "state rm"; "" for the root.
+std::string PathOf(const CLI::App* app) {
+  std::string path;
+  for (; app->get_parent() != nullptr; app = app->get_parent()) {
+    path = path.empty() ? app->get_name() : app->get_name() + " " + path;
+  }
+  return path;
+}
+
+std::string CommandText(const CLI::App* app) {
+  std::string path = PathOf(app);
+  return path.empty() ? "plinth" : "plinth " + path;
+}
+
+// The command the arguments selected: the deepest parsed subcommand.
+const CLI::App* Selected(const CLI::App& root) {
+  const CLI::App* app = &root;
+  for (auto subs = app->get_subcommands(); !subs.empty(); subs = app->get_subcommands()) app = subs.front();
+  return app;
+}
+
+void Walk(const CLI::App* app, std::vector<const CLI::App*>& out) {
+  for (const CLI::App* c : Children(app)) {
+    out.push_back(c);
+    Walk(c, out);
+  }
+}
+
+std::vector<const CLI::Option*> Positionals(const CLI::App* app) {
+  return app->get_options([](const CLI::Option* o) { return o->get_positional(); });
+}
+
+// The options a command accepts, as its help lists them: its own, then its
+// group's (reached by fallthrough), then --no-color and the help flag; hidden
+// ones left out.
+std::vector<const CLI::Option*> OptionsOf(const CLI::App* app) {
+  std::vector<const CLI::Option*> out, last;
+  for (const CLI::App* a = app; a != nullptr; a = a->get_fallthrough() ? a->get_parent() : nullptr) {
+    for (const CLI::Option* o : a->get_options()) {
+      if (o->get_positional() || o->get_group().empty()) continue;
+      if (o->check_lname("help") || o->check_lname("no-color")) {
+        if (a == app || !o->check_lname("help")) last.push_back(o);
+        continue;
+      }
+      out.push_back(o);
+    }
+  }
+  std::sort(last.begin(), last.end(), [](const CLI::Option* a, const CLI::Option* b) {
+    return a->check_lname("no-color") > b->check_lname("no-color");
+  });
+  out.insert(out.end(), last.begin(), last.end());
+  return out;
+}
+
+bool IsFlag(const CLI::Option* o) {
+  return o->get_expected_max() == 0;
+}
+
+// "--threads=N", "--var NAME=VALUE", "-h, --help", "--json".
+std::string OptionText(const CLI::Option* o) {
+  std::string text;
+  for (const std::string& s : o->get_snames()) text += "-" + s + ", ";
+  for (const std::string& l : o->get_lnames()) text += "--" + l + ", ";
+  text.resize(text.size() - 2);
+  if (!IsFlag(o)) {
+    const std::string type = o->get_type_name();
+    text += (type.find('=') != std::string::npos ? " " : "=") + type;
+  }
+  return text;
+}
+
+std::string PositionalText(const CLI::Option* o) {
+  std::string name = o->get_name();
+  bool many = o->get_items_expected_max() > 1;
+  if (o->get_required()) return many ? name + "..." : name;
+  return "[" + name + "]" + (many ? "..." : "");
+}
+
+std::string UsageLine(const CLI::App* app) {
+  std::string line = "Usage: " + CommandText(app);
+  if (!Children(app).empty()) line += " <command>";
+  line += " [options]";
+  for (const CLI::Option* p : Positionals(app)) line += " " + PositionalText(p);
+  return line;
+}
+
+std::string Indented(const std::string& lines) {
+  std::string out;
+  size_t begin = 0;
+  while (begin < lines.size()) {
+    size_t end = lines.find('\n', begin);
+    if (end == std::string::npos) end = lines.size();
+    out += "  " + lines.substr(begin, end - begin) + "\n";
+    begin = end + 1;
+  }
+  return out;
+}
+
+// Two columns: the name, then its one-line description.
+std::string Table(const std::vector<std::pair<std::string, std::string>>& rows) {
+  size_t width = 0;
+  for (const auto& [name, text] : rows) width = std::max(width, name.size());
+  width = std::min<size_t>(width, 24);
+  std::string out;
+  for (const auto& [name, text] : rows) {
+    out += "  " + name + std::string(name.size() < width ? width - name.size() : 0, ' ') + "  " + text + "\n";
+  }
+  return out;
+}
+
+std::string Summary(const CLI::App* app) {
+  std::string s = app->get_description();
+  std::vector<std::string> names;
+  for (const CLI::App* c : Children(app)) names.push_back(c->get_name());
+  if (!names.empty() && app->get_parent() != nullptr) {
+    s += " (";
+    for (size_t i = 0; i < names.size(); ++i) s += (i ? ", " : "") + names[i];
+    s += ")";
+  }
+  return s;
+}
+
+// A summary as the paragraph under the usage line: a sentence.
+std::string Sentence(std::string s) {
+  if (!s.empty()) s[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(s[0])));
+  if (!s.empty() && s.back() != '.') s += '.';
+  return s;
+}
+
+std::string HelpText(const Definition& d, const CLI::App* app) {
+  std::string out = UsageLine(app) + "\n\n" + Sentence(app->get_description()) + "\n";
+  if (std::vector<const CLI::App*> children = Children(app); !children.empty()) {
+    std::vector<std::pair<std::string, std::string>> rows;
+    for (const CLI::App* c : children) rows.emplace_back(c->get_name(), Summary(c));
+    out += "\nCommands:\n" + Table(rows);
+  }
+  if (std::vector<const CLI::Option*> positionals = Positionals(app); !positionals.empty()) {
+    std::vector<std::pair<std::string, std::string>> rows;
+    for (const CLI::Option* p : positionals) rows.emplace_back(p->get_name(), p->get_description());
+    out += "\nArguments:\n" + Table(rows);
+  }
+  std::vector<std::pair<std::string, std::string>> rows;
+  for (const CLI::Option* o : OptionsOf(app)) rows.emplace_back(OptionText(o), o->get_description());
+  out += "\nOptions:\n" + Table(rows);
+  if (const CommandDoc* doc = d.Doc(app)) {
+    if (!doc->exit_codes.empty()) out += "\nExit codes:\n" + Indented(doc->exit_codes);
+    if (!doc->example.empty()) out += "\nExample:\n" + Indented(doc->example);
+  }
+  if (app->get_parent() == nullptr) {
+    out +=
+        "\nRun 'plinth help COMMAND' or 'plinth COMMAND --help' for a command's options; docs/cli.md has "
+        "more.\n";
+  } else if (!Children(app).empty()) {
+    out += "\nRun '" + CommandText(app) + " COMMAND --help' for a command's options.\n";
+  }
+  return out;
+}
+
+// ------------------------------------------------------------ did you mean
+
+// Optimal string alignment distance: insertions, deletions, substitutions
+// and transpositions of neighbours each cost 1.
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// The candidate closest to `word`, if it is close enough to be what was meant:
+// a few edits away (more for longer words), or `word` is a prefix of it.
+std::string Closest(const std::string& word, const std::vector<std::string>& candidates) {
+  auto bare = [](std::string_view s) {
+    while (!s.empty() && s.front() == '-') s.remove_prefix(1);
+    return s;
+  };
+  std::string_view w = bare(word);
+  std::string best;
+  size_t best_distance = std::numeric_limits<size_t>::max();
+  for (const std::string& c : candidates) {
+    std::string_view b = bare(c);
+    size_t distance = EditDistance(w, b);
+    if (w.size() >= 3 && b.substr(0, w.size()) == w) distance = std::min<size_t>(distance, 1);
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = c;
+    }
+  }
+  size_t allowed = std::max<size_t>(2, w.size() / 4);
+  return best_distance <= allowed && best_distance < w.size() ? best : "";
+}
+
+int UsageError(const CLI::App* app, const std::string& message) {
+  std::fprintf(stderr, "%s: %s\nrun '%s --help' for usage\n", CommandText(app).c_str(), message.c_str(),
+               CommandText(app).c_str());
+  return 2;
+}
+
+int UnknownCommand(const CLI::App* app, const std::string& word) {
+  std::vector<std::string> names;
+  for (const CLI::App* c : Children(app)) names.push_back(c->get_name());
+  std::string message = "unknown command '" + word + "'";
+  if (std::string near = Closest(word, names); !near.empty()) message += "; did you mean '" + near + "'?";
+  return UsageError(app, message);
+}
+
+int UnknownOption(const Definition& d, const CLI::App* app, const std::string& arg) {
+  std::string name = arg.substr(0, arg.find('='));
+  std::vector<std::string> known;
+  for (const CLI::Option* o : OptionsOf(app)) {
+    for (const std::string& l : o->get_lnames()) known.push_back("--" + l);
+  }
+  std::string message = "unknown option '" + name + "'";
+  if (std::string near = Closest(name, known); !near.empty()) {
+    message += "; did you mean '" + near + "'?";
+  } else {
+    // An option of other commands: say which.
+    std::vector<const CLI::App*> all;
+    Walk(&d.root, all);
+    std::vector<std::string> takers;
+    for (const CLI::App* c : all) {
+      if (!Children(c).empty()) continue;
+      for (const CLI::Option* o : OptionsOf(c)) {
+        if (name.size() > 2 && name.rfind("--", 0) == 0 && o->check_lname(name.substr(2))) {
+          takers.push_back(PathOf(c));
+          break;
+        }
+      }
+    }
+    if (!takers.empty()) {
+      message += " (";
+      for (size_t i = 0; i < takers.size() && i < 4; ++i) message += (i ? ", " : "") + takers[i];
+      message += takers.size() > 4 ? ", ... take it)" : (takers.size() == 1 ? " takes it)" : " take it)");
+    }
+  }
+  return UsageError(app, message);
+}
+
+// ------------------------------------------------------------ completion
+
+std::string BashCompletion(const Definition& d) {
+  std::vector<const CLI::App*> all = {&d.root};
+  Walk(&d.root, all);
+  auto join = [](const std::vector<std::string>& words) {
+    std::string s;
+    for (const std::string& w : words) s += (s.empty() ? "" : " ") + w;
+    return s;
+  };
+  std::string commands, options;
+  for (const CLI::App* app : all) {
+    std::vector<std::string> names, flags;
+    for (const CLI::App* c : Children(app)) names.push_back(c->get_name());
+    for (const CLI::Option* o : OptionsOf(app)) {
+      for (const std::string& l : o->get_lnames()) {
+        bool inline_value = !IsFlag(o) && o->get_type_name().find('=') == std::string::npos;
+        flags.push_back("--" + l + (inline_value ? "=" : ""));
+      }
+      for (const std::string& s : o->get_snames()) flags.push_back("-" + s);
+    }
+    std::string path = PathOf(app);
+    if (!names.empty()) {
+      commands += "    \"" + path + "\") echo \"" + join(names) + "\" ;;\n";
+      // plinth help COMMAND...: the same tree under "help".
+      commands += "    \"help" + (path.empty() ? "" : " " + path) + "\") echo \"" + join(names) + "\" ;;\n";
+    }
+    options += "    \"" + path + "\") echo \"" + join(flags) + "\" ;;\n";
+  }
+  return "# bash completion for plinth " + std::string(kVersion) +
+         ", generated by `plinth completion bash` from the command\n"
+         "# definitions. Install it for your user with\n"
+         "#   plinth completion bash > ~/.local/share/bash-completion/completions/plinth\n"
+         "# or load it from ~/.bashrc with: source <(plinth completion bash)\n"
+         "\n"
+         "_plinth_commands() {\n"
+         "  case \"$1\" in\n" +
+         commands +
+         "  esac\n"
+         "}\n"
+         "\n"
+         "_plinth_options() {\n"
+         "  case \"$1\" in\n" +
+         options +
+         "  esac\n"
+         "}\n"
+         "\n"
+         "_plinth() {\n"
+         "  local cur=${COMP_WORDS[COMP_CWORD]} path=\"\" word i\n"
+         "  # The command path so far: the words that name a (sub)command.\n"
+         "  for ((i = 1; i < COMP_CWORD; i++)); do\n"
+         "    word=${COMP_WORDS[i]}\n"
+         "    case \" $(_plinth_commands \"$path\") \" in\n"
+         "      *\" $word \"*) path=${path:+$path }$word ;;\n"
+         "    esac\n"
+         "  done\n"
+         "  COMPREPLY=()\n"
+         "  if [[ $cur == -* ]]; then\n"
+         "    COMPREPLY=($(compgen -W \"$(_plinth_options \"$path\")\" -- \"$cur\"))\n"
+         "    if [[ ${#COMPREPLY[@]} == 1 && ${COMPREPLY[0]} == *= ]]; then compopt -o nospace 2>/dev/null; "
+         "fi\n"
+         "  elif [[ $cur != = && ${COMP_WORDS[COMP_CWORD-1]} != = ]]; then\n"
+         "    COMPREPLY=($(compgen -W \"$(_plinth_commands \"$path\")\" -- \"$cur\"))\n"
+         "  fi\n"
+         "  # Otherwise (arguments, option values): file names, by -o default.\n"
+         "}\n"
+         "\n"
+         "complete -o default -F _plinth plinth\n";
+}
+
+// ------------------------------------------------------------ after parsing
+
+bool ParseNumber(const std::string& text, uint64_t* out) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return ec == std::errc() && end == text.data() + text.size() && !text.empty();
+}
+
+bool ParseBool(const std::string& text, bool* out) {
+  if (text == "true")
+    *out = true;
+  else if (text == "false")
+    *out = false;
+  else
+    return false;
+  return true;
+}
+
+// Checks and converts what CLI11 left as text; fills options.paths.
+bool Finish(Definition& d, const CLI::App* command, std::string* error) {
+  Options& o = d.options;
+  RawValues& raw = d.raw;
+  uint64_t n = 0;
+  if (!raw.threads.empty()) {
+    if (!ParseNumber(raw.threads, &n) || n > std::numeric_limits<unsigned>::max()) {
+      return *error = "--threads takes a number", false;
+    }
+    o.threads = static_cast<unsigned>(n);
+  }
+  if (!raw.parallelism.empty()) {
+    if (!ParseNumber(raw.parallelism, &n) || n > std::numeric_limits<unsigned>::max()) {
+      return *error = "--parallelism takes a number", false;
+    }
+    if (n == 0) return *error = "--parallelism must be at least 1", false;
+    o.parallelism = static_cast<unsigned>(n);
+  }
+  if (!raw.at_serial.empty()) {
+    if (!ParseNumber(raw.at_serial, &n) || n > uint64_t{std::numeric_limits<int64_t>::max()}) {
+      return *error = "--at takes a serial number", false;
+    }
+    o.at_serial = static_cast<int64_t>(n);
+  }
+  if (!raw.refresh.empty() && !ParseBool(raw.refresh, &o.refresh)) {
+    return *error = "--refresh takes true or false", false;
+  }
+  if (!raw.lock.empty() && !ParseBool(raw.lock, &o.lock)) return *error = "--lock takes true or false", false;
+  o.color = !raw.no_color;
+  for (const std::string& v : d.vars) {
+    size_t eq = v.find('=');
+    if (eq == std::string::npos || eq == 0) return *error = "--var takes NAME=VALUE, got '" + v + "'", false;
+    o.vars.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+  }
+  // A group's subcommand runs the group's function, which reads the
+  // subcommand's name first: `state mv A B` -> {"mv", "A", "B"}.
+  std::vector<std::string> paths;
+  if (command->get_fallthrough()) paths.push_back(command->get_name());
+  for (const CLI::Option* p : Positionals(command)) {
+    for (const std::string& r : p->results()) paths.push_back(r);
+  }
+  o.paths = std::move(paths);
+  return true;
+}
+
+}  // namespace
+
+ParsedCommandLine ParseCommandLine(std::vector<std::string> args) {
+  ParsedCommandLine result;
+  auto done = [&result](int code) {
+    result.command = CommandId::kNone;
+    result.exit_code = code;
+    return std::move(result);
+  };
+  Definition d;
+  if (args.empty()) {
+    std::fputs(HelpText(d, &d.root).c_str(), stderr);
+    return done(2);
+  }
+  // Terraform's single-dash spelling, accepted since the first release.
+  for (std::string& a : args) {
+    if (a == "-var" || a.rfind("-var=", 0) == 0) a.insert(0, "-");
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 takes them last first
+  try {
+    d.root.parse(args);
+  } catch (const CLI::CallForHelp&) {
+    std::fputs(HelpText(d, Selected(d.root)).c_str(), stdout);
+    return done(0);
+  } catch (const CLI::RequiredError& e) {
+    const CLI::App* app = Selected(d.root);
+    for (const CLI::Option* p : Positionals(app)) {
+      if (p->get_required() && p->count() == 0) return done(UsageError(app, "missing " + p->get_name()));
+    }
+    return done(UsageError(app, e.what()));
+  } catch (const CLI::ArgumentMismatch& e) {
+    // "--var: 1 required NAME=VALUE missing": an option without its value.
+    std::string what = e.what();
+    std::string option = what.substr(0, what.find(':'));
+    if (what.find("missing") != std::string::npos && option.rfind("-", 0) == 0) {
+      return done(UsageError(Selected(d.root), option + " needs a value"));
+    }
+    return done(UsageError(Selected(d.root), what));
+  } catch (const CLI::ParseError& e) {
+    return done(UsageError(Selected(d.root), e.what()));
+  }
+
+  const CLI::App* command = Selected(d.root);
+  // What no command took: an unknown option or command, or one argument too many.
+  for (const CLI::App* a = command; a != nullptr; a = a->get_parent()) {
+    // Words a command passed on to its group (fallthrough) are said of the
+    // command; words before the command's name (`plinth --bogus plan`), of
+    // the group or of plinth itself.
+    const CLI::App* via = command;
+    while (via != a && via->get_fallthrough()) via = via->get_parent();
+    const CLI::App* context = via == a ? command : a;
+    for (const std::string& extra : a->remaining()) {
+      if (extra == "--") continue;
+      if (extra.size() > 1 && extra[0] == '-') return done(UnknownOption(d, context, extra));
+      if (!Children(context).empty()) return done(UnknownCommand(context, extra));
+      return done(UsageError(context, "unexpected argument '" + extra + "'"));
+    }
+  }
+  if (d.raw.version) {
+    std::printf("plinth %s\n", kVersion);
+    return done(0);
+  }
+  if (command == &d.root) {
+    std::fputs(HelpText(d, &d.root).c_str(), stderr);
+    return done(2);
+  }
+  const CommandDoc* doc = d.Doc(command);
+  const CommandId id = doc ? doc->id : CommandId::kNone;
+  if (id == CommandId::kHelp) {
+    if (d.raw.list_commands) {
+      std::vector<const CLI::App*> all;
+      Walk(&d.root, all);
+      for (const CLI::App* c : all) std::printf("%s\n", PathOf(c).c_str());
+      return done(0);
+    }
+    const CLI::App* topic = &d.root;
+    for (const std::string& word : d.raw.help_topic) {
+      const CLI::App* next = Child(topic, word);
+      if (next == nullptr) return done(UnknownCommand(topic, word));
+      topic = next;
+    }
+    std::fputs(HelpText(d, topic).c_str(), stdout);
+    return done(0);
+  }
+  if (!Children(command).empty()) {
+    std::string names;
+    for (const CLI::App* c : Children(command)) names += (names.empty() ? "" : ", ") + c->get_name();
+    return done(UsageError(command, "missing command (" + names + ")"));
+  }
+  if (id == CommandId::kVersion) {
+    std::printf("plinth %s\n", kVersion);
+    return done(0);
+  }
+  if (id == CommandId::kCompletion) {
+    std::fputs(BashCompletion(d).c_str(), stdout);
+    return done(0);
+  }
+  std::string error;
+  if (!Finish(d, command, &error)) return done(UsageError(command, error));
+  result.command = id;
+  result.options = std::move(d.options);
+  return result;
+}
+
+}  // namespace plinth::cli

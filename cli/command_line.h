@@ -1,0 +1,61 @@
+// The command line: every command and subcommand of plinth — its options,
+// positional arguments, one-line summary, exit codes and example — defined
+// once, on CLI11. Help (`plinth COMMAND --help`, `plinth help COMMAND`), the
+// overview, "did you mean" suggestions and the bash completion script are all
+// generated from that one definition, so none of them can go stale.
+//
+// Input: the arguments after the program name. Output: the command to run
+// and its Options, or an exit code when the command line itself was the
+// whole job (help, version, completion) or was wrong (usage error, status 2).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+
+namespace plinth::cli {
+
+// The commands main() dispatches to (cli/commands.h). Subcommands of a group
+// (`state rm`, `bucket put`) run their group's function, which finds the
+// subcommand in Options::paths[0].
+enum class CommandId {
+  kNone,  // nothing to run: exit with ParsedCommandLine::exit_code
+  kValidate,
+  kInspect,
+  kFmt,
+  kPlan,
+  kApply,
+  kDestroy,
+  kOutput,
+  kShow,
+  kState,
+  kForceUnlock,
+  kGraph,
+  kRefresh,
+  kPolicy,
+  kBucket,
+  kStorage,
+  kBackup,
+  kRestore,
+  // Answered by ParseCommandLine itself.
+  kVersion,
+  kHelp,
+  kCompletion,
+};
+
+struct ParsedCommandLine {
+  CommandId command = CommandId::kNone;
+  int exit_code = 0;  // when command is kNone
+  // Positional arguments are in options.paths, after the subcommand's name
+  // for a group's subcommand: `state mv A B` gives {"mv", "A", "B"}.
+  Options options;
+};
+
+// Parses the arguments (without the program name). Help, version and
+// completion are printed here (standard output, status 0); usage errors too
+// (standard error, status 2), each naming the closest known command or option
+// and pointing at `plinth COMMAND --help`.
+ParsedCommandLine ParseCommandLine(std::vector<std::string> args);
+
+}  // namespace plinth::cli
