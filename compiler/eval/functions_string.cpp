@@ -5,10 +5,10 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
-#include <regex>
 #include <set>
 
 #include "compiler/eval/functions_internal.h"
+#include "compiler/eval/regex.h"
 #include "compiler/source/source.h"
 
 namespace plinth::fn_internal {
@@ -100,23 +100,17 @@ std::string MapCodePoints(std::string_view s, F f) {
 }
 
 // ------------------------------------------------------------------ regex
+// RE2, Go's syntax (compiler/eval/regex.h); result shapes and replacement
+// templates as in Terraform. Specified in docs/functions.md.
 
-// Patterns and subjects are bounded: libstdc++'s matcher recurses per
-// character and would exhaust the stack on long inputs.
-constexpr size_t kMaxRegexSubject = 16 * 1024;
-constexpr size_t kMaxRegexPattern = 4 * 1024;
-
-std::optional<FunctionResult> CompileRegex(int arg, std::string_view pattern, std::regex& out) {
-  if (pattern.size() > kMaxRegexPattern) {
-    return ValueError(arg, "the regular expression is longer than " + std::to_string(kMaxRegexPattern) +
-                               " bytes; use a shorter pattern");
-  }
-  try {
-    out = std::regex(pattern.begin(), pattern.end(), std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    return ValueError(arg, "invalid regular expression '" + std::string(pattern) + "': " + e.what());
-  }
-  return std::nullopt;
+// A pattern that cannot be compiled blames argument `arg`. The reason quotes
+// RE2's fragment of the pattern, unless the pattern is sensitive.
+std::optional<FunctionResult> CompileRegex(int arg, const Value& pattern, std::unique_ptr<const Regex>& out) {
+  std::string error;
+  out = Regex::Compile(pattern.as_string(), error);
+  if (out) return std::nullopt;
+  if (pattern.ContainsSensitive()) error = "invalid regular expression (the pattern is sensitive, so it is not shown)";
+  return ValueError(arg, std::move(error));
 }
 
 std::optional<FunctionResult> CheckSubject(int arg, std::string_view s) {
@@ -128,12 +122,98 @@ std::optional<FunctionResult> CheckSubject(int arg, std::string_view s) {
   return std::nullopt;
 }
 
-Value MatchValue(const std::smatch& m) {
-  if (m.size() <= 1) return Value::String(m.str(0));
-  ValueList groups;
-  for (size_t i = 1; i < m.size(); ++i)
-    groups.push_back(m[i].matched ? Value::String(m.str(i)) : Value::Null());
-  return Value::List(std::move(groups));
+// When Regex::ForEachMatch gave up on the work limit.
+FunctionResult TooMuchWork(int arg, const Regex& re, std::string_view s) {
+  return ValueError(arg, "matching would take too long: the pattern compiles to " + std::to_string(re.cost()) +
+                             " instructions and the string has " + std::to_string(s.size()) +
+                             " bytes, over the limit of " + std::to_string(kRegexWorkLimit) +
+                             " instructions times bytes searched; split the string or simplify the pattern");
+}
+
+// What one match of `re` is, as in Terraform: the matched string when there
+// are no capture groups, the list of groups when none is named, an object of
+// groups by name when all are named.
+enum class MatchShape { String, List, Object };
+
+std::optional<FunctionResult> ShapeOf(const Regex& re, MatchShape& shape) {
+  if (re.MixesNamedAndUnnamedGroups()) {
+    return ValueError(0, "the regular expression mixes named and unnamed capture groups; name every group, or make "
+                         "the unnamed ones non-capturing with (?:...)");
+  }
+  shape = re.group_count() == 0          ? MatchShape::String
+          : re.group_names()[1].empty() ? MatchShape::List
+                                         : MatchShape::Object;
+  return std::nullopt;
+}
+
+Value GroupValue(std::string_view g) {
+  return g.data() ? Value::String(std::string(g)) : Value::Null();  // null: the group did not take part
+}
+
+Value MatchValue(const Regex& re, MatchShape shape, Regex::Groups groups) {
+  switch (shape) {
+    case MatchShape::String: return Value::String(std::string(groups[0]));
+    case MatchShape::List: {
+      ValueList list;
+      for (size_t i = 1; i < groups.size(); ++i) list.push_back(GroupValue(groups[i]));
+      return Value::List(std::move(list));
+    }
+    case MatchShape::Object: {
+      ValueMap object;  // a name used twice takes the later group, as in Terraform
+      for (size_t i = 1; i < groups.size(); ++i) object[re.group_names()[i]] = GroupValue(groups[i]);
+      return Value::Object(std::move(object));
+    }
+  }
+  return Value::Null();
+}
+
+bool IsNameByte(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+// Appends `tmpl` with references to the groups of one match expanded, as Go's
+// Regexp.Expand does: $name or ${name} is the group of that name or number
+// (the longest run of ASCII letters, digits and '_', so "$1x" is the group
+// named "1x"; write "${1}x"), "" when there is no such group or it did not
+// take part; "$$" is "$"; a '$' starting no reference is kept. Also "$&", the
+// whole match, which Plinth's replace has always accepted.
+void Expand(std::string& out, std::string_view tmpl, const Regex& re, Regex::Groups groups) {
+  auto group = [&](std::string_view name) -> std::string_view {
+    bool digits = name.size() <= 8 && (name.size() == 1 || name[0] != '0');
+    size_t number = 0;
+    for (char c : name) {
+      digits = digits && c >= '0' && c <= '9';
+      if (digits) number = number * 10 + static_cast<size_t>(c - '0');
+    }
+    if (digits) return number < groups.size() ? groups[number] : std::string_view();
+    for (size_t i = 1; i < groups.size(); ++i) {
+      if (re.group_names()[i] == name && groups[i].data()) return groups[i];
+    }
+    return {};
+  };
+  size_t i = 0;
+  while (i < tmpl.size()) {
+    size_t dollar = tmpl.find('$', i);
+    if (dollar == std::string_view::npos) break;
+    out.append(tmpl, i, dollar - i);
+    i = dollar + 1;
+    if (i < tmpl.size() && (tmpl[i] == '$' || tmpl[i] == '&')) {
+      out += tmpl[i] == '$' ? std::string_view("$") : groups[0];
+      ++i;
+      continue;
+    }
+    const bool brace = i < tmpl.size() && tmpl[i] == '{';
+    size_t begin = brace ? i + 1 : i;
+    size_t end = begin;
+    while (end < tmpl.size() && IsNameByte(tmpl[end])) ++end;
+    if (end == begin || (brace && (end >= tmpl.size() || tmpl[end] != '}'))) {
+      out += '$';  // not a reference: the '$' is kept as text
+      continue;
+    }
+    out += group(tmpl.substr(begin, end - begin));
+    i = brace ? end + 1 : end;
+  }
+  out.append(tmpl.substr(std::min(i, tmpl.size())));
 }
 
 // ------------------------------------------------------------------ format
@@ -286,10 +366,21 @@ FunctionResult Replace(const CallContext&, std::span<const Value> args) {
   const std::string& sub = args[1].as_string();
   const std::string& repl = args[2].as_string();
   if (sub.size() >= 2 && sub.front() == '/' && sub.back() == '/') {
-    std::regex re;
-    if (auto err = CompileRegex(1, std::string_view(sub).substr(1, sub.size() - 2), re)) return *err;
+    std::unique_ptr<const Regex> re;
+    if (auto err = CompileRegex(1, Value::String(sub.substr(1, sub.size() - 2)).WithSensitive(args[1].sensitive()), re))
+      return *err;
     if (auto err = CheckSubject(0, s)) return *err;
-    return FunctionResult::Ok(Value::String(std::regex_replace(s, re, repl)));
+    std::string out;
+    size_t copied = 0;  // s[0, copied) is in out
+    bool ok = re->ForEachMatch(s, SIZE_MAX, true, [&](Regex::Groups groups) {
+      size_t begin = static_cast<size_t>(groups[0].data() - s.data());
+      out.append(s, copied, begin - copied);
+      Expand(out, repl, *re, groups);
+      copied = begin + groups[0].size();
+    });
+    if (!ok) return TooMuchWork(0, *re, s);
+    out.append(s, copied);
+    return FunctionResult::Ok(Value::String(std::move(out)));
   }
   if (sub.empty()) {
     return ValueError(1, "the substring to replace is empty; give the text to look for, or /regex/");
@@ -360,27 +451,34 @@ FunctionResult Substr(const CallContext&, std::span<const Value> args) {
 }
 
 FunctionResult RegexFn(const CallContext&, std::span<const Value> args) {
-  std::regex re;
-  if (auto err = CompileRegex(0, args[0].as_string(), re)) return *err;
+  std::unique_ptr<const Regex> re;
+  if (auto err = CompileRegex(0, args[0], re)) return *err;
+  MatchShape shape;
+  if (auto err = ShapeOf(*re, shape)) return *err;
   const std::string& s = args[1].as_string();
   if (auto err = CheckSubject(1, s)) return *err;
-  std::smatch m;
-  if (!std::regex_search(s, m, re)) {
-    return ValueError(1, "the regular expression '" + args[0].as_string() +
-                             "' does not match the string; use 'regexall' when no match is acceptable");
+  std::optional<Value> first;
+  bool ok = re->ForEachMatch(s, 1, shape != MatchShape::String,
+                             [&](Regex::Groups groups) { first = MatchValue(*re, shape, groups); });
+  if (!ok) return TooMuchWork(1, *re, s);
+  if (!first) {
+    return ValueError(1, "the regular expression " + Describe(args[0]) +
+                             " does not match the string; use 'regexall' when no match is acceptable");
   }
-  return FunctionResult::Ok(MatchValue(m));
+  return FunctionResult::Ok(std::move(*first));
 }
 
 FunctionResult RegexAll(const CallContext&, std::span<const Value> args) {
-  std::regex re;
-  if (auto err = CompileRegex(0, args[0].as_string(), re)) return *err;
+  std::unique_ptr<const Regex> re;
+  if (auto err = CompileRegex(0, args[0], re)) return *err;
+  MatchShape shape;
+  if (auto err = ShapeOf(*re, shape)) return *err;
   const std::string& s = args[1].as_string();
   if (auto err = CheckSubject(1, s)) return *err;
   ValueList out;
-  for (auto it = std::sregex_iterator(s.begin(), s.end(), re); it != std::sregex_iterator(); ++it) {
-    out.push_back(MatchValue(*it));
-  }
+  bool ok = re->ForEachMatch(s, SIZE_MAX, shape != MatchShape::String,
+                             [&](Regex::Groups groups) { out.push_back(MatchValue(*re, shape, groups)); });
+  if (!ok) return TooMuchWork(1, *re, s);
   return FunctionResult::Ok(Value::List(std::move(out)));
 }
 
@@ -603,7 +701,7 @@ void RegisterStringFunctions(std::vector<FunctionDef>& out) {
   out.push_back({"regex",
                  "string",
                  "regex(pattern string, s string) any",
-                 "the first match of a regular expression: a string, or the list of its capture groups",
+                 "the first match of a regular expression: a string, or its capture groups as a list or an object",
                  2,
                  2,
                  {S, S},

@@ -723,18 +723,20 @@ class Checker {
     }
     if (!subject.valid()) return {};
     const std::string& text = pat.As<ast::Literal>().value.as_string();
-    if (text.size() > kMaxRegexPattern) {
+    std::string error;
+    std::unique_ptr<const Regex> compiled = Regex::Compile(text, error);
+    if (!compiled) {
+      diags_.Error(DiagCode::FunctionArguments, pat.range, error).help =
+          "patterns use RE2 syntax, as in Go and Terraform; see docs/functions.md, \"Regular expressions\"";
+      return {};
+    }
+    if (compiled->MixesNamedAndUnnamedGroups()) {  // regexall rejects it; so do rules
       diags_.Error(DiagCode::FunctionArguments, pat.range,
-                   "the regular expression is longer than " + std::to_string(kMaxRegexPattern) +
-                       " bytes; use a shorter pattern");
+                   "the regular expression mixes named and unnamed capture groups; name every group, or make the "
+                   "unnamed ones non-capturing with (?:...)");
       return {};
     }
-    try {
-      regexes_.emplace_back(text, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      diags_.Error(DiagCode::FunctionArguments, pat.range, "invalid regular expression '" + text + "': " + e.what());
-      return {};
-    }
+    regexes_.Add(std::move(compiled));
     p_.patterns.push_back(text);
     NodeId n = Op(NodeKind::RegexCount, VType::Of(ScalarType::Number), call, subject);
     p_.nodes[n.index].payload = static_cast<uint32_t>(p_.patterns.size() - 1);
@@ -937,7 +939,7 @@ class Checker {
   std::vector<Binding> scope_;
 
  public:
-  std::vector<std::regex> regexes_;
+  CompiledRegexes regexes_;
 };
 
 }  // namespace
@@ -958,7 +960,7 @@ Program CheckRules(RuleSchema schema, std::span<const RuleSource> rules, FieldMo
     }
     p.rules.push_back(std::move(r));
   }
-  p.regexes = std::make_shared<const std::vector<std::regex>>(std::move(checker.regexes_));
+  p.regexes = std::make_shared<const CompiledRegexes>(std::move(checker.regexes_));
   return p;
 }
 

@@ -44,7 +44,7 @@ class CodeGen {
     view_ty_ = llvm::StructType::create(ctx, {f64p_->getPointerTo(), i8p_->getPointerTo(), i32p_->getPointerTo(), i64_},
                                         "BatchView");
     // The string helpers only read memory; the regex helper allocates inside
-    // std::regex, so it is left unannotated.
+    // RE2 (its DFA cache), so it is left unannotated.
     auto declare = [&](const char* name, llvm::Type* ret, std::vector<llvm::Type*> params, bool readonly) {
       llvm::FunctionCallee c = m_.getOrInsertFunction(name, llvm::FunctionType::get(ret, params, false));
       if (auto* f = llvm::dyn_cast<llvm::Function>(c.getCallee())) {

@@ -27,14 +27,9 @@ double plinth_rules_strlen(const HostContext* ctx, uint32_t s) {
 
 double plinth_rules_regex_count(const HostContext* ctx, uint32_t pattern, uint32_t s) {
   if (pattern >= ctx->regex_count) return -1;
-  std::string_view text = ctx->strings->Get(s);
-  if (text.size() > plinth::rules::kMaxRegexSubject) return -1;
   try {
-    using It = std::regex_iterator<std::string_view::const_iterator>;
-    double n = 0;
-    for (It it(text.begin(), text.end(), ctx->regexes[pattern]); it != It(); ++it) n += 1;
-    return n;
-  } catch (const std::exception&) {
+    return static_cast<double>(ctx->regexes[pattern]->CountMatches(ctx->strings->Get(s)));
+  } catch (const std::exception&) {  // std::bad_alloc: generated code must not unwind
     return -1;
   }
 }

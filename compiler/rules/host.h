@@ -5,14 +5,14 @@
 // The JIT makes exactly HostSymbols() visible to generated code (plus the C
 // library's fmod/memset/memcpy/memmove, which LLVM itself emits); no other
 // process symbol resolves. Helpers never throw and never allocate on success
-// paths except inside std::regex.
+// paths except inside RE2 (its DFA cache, and the match vector of a search).
 #pragma once
 
 #include <cstdint>
-#include <regex>
 #include <string_view>
 #include <vector>
 
+#include "compiler/eval/regex.h"
 #include "compiler/rules/strings.h"
 
 namespace plinth::rules {
@@ -21,17 +21,13 @@ namespace plinth::rules {
 // read-only while rules run, so evaluations on different threads are safe.
 struct HostContext {
   const StringPool* strings = nullptr;
-  const std::regex* regexes = nullptr;  // by pattern index
+  const Regex* const* regexes = nullptr;  // by pattern index (CompiledRegexes::data())
   size_t regex_count = 0;
   // Filled in by the JIT (JitProgram), never by callers: per string table of
   // the program (StringTables in orc_jit.h), the helper's result for every
   // string id of the pool.
   const double* const* tables = nullptr;
 };
-
-// Limits shared with the builtin regex functions (compiler/eval).
-inline constexpr size_t kMaxRegexPattern = 4 * 1024;
-inline constexpr size_t kMaxRegexSubject = 16 * 1024;
 
 struct HostSymbol {
   const char* name;
@@ -50,7 +46,7 @@ uint8_t plinth_rules_strcontains(const plinth::rules::HostContext* ctx, uint32_t
 // Length in code points, like the builtin length() of a string.
 double plinth_rules_strlen(const plinth::rules::HostContext* ctx, uint32_t s);
 // The number of non-overlapping matches of pattern `pattern` in `s`, like
-// length(regexall(pattern, s)); -1 when the match cannot be computed (the
-// subject is over kMaxRegexSubject, or std::regex gave up).
+// length(regexall(pattern, s)); -1 when regexall would fail: the subject is
+// over kMaxRegexSubject or matching exceeds kRegexWorkLimit (compiler/eval/regex.h).
 double plinth_rules_regex_count(const plinth::rules::HostContext* ctx, uint32_t pattern, uint32_t s);
 }

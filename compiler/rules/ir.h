@@ -12,10 +12,10 @@
 
 #include <cstdint>
 #include <memory>
-#include <regex>
 #include <string>
 #include <vector>
 
+#include "compiler/eval/regex.h"
 #include "compiler/rules/schema.h"
 #include "compiler/rules/strings.h"
 #include "compiler/source/source.h"
@@ -96,6 +96,22 @@ struct Rule {
   Range range;
 };
 
+// The compiled patterns of a program (RE2, compiler/eval/regex.h), owned,
+// with the array of pointers HostContext::regexes points into.
+class CompiledRegexes {
+ public:
+  void Add(std::unique_ptr<const Regex> re) {
+    pointers_.push_back(re.get());
+    owned_.push_back(std::move(re));
+  }
+  const Regex* const* data() const { return pointers_.data(); }
+  size_t size() const { return pointers_.size(); }
+
+ private:
+  std::vector<std::unique_ptr<const Regex>> owned_;
+  std::vector<const Regex*> pointers_;
+};
+
 // How rules read fields: per record from columns (policies), or from one
 // snapshot of doubles where NaN means the value is missing (conditions).
 enum class FieldMode : uint8_t { Columnar, Snapshot };
@@ -108,7 +124,7 @@ struct Program {
   std::vector<Loop> loops;
   std::vector<Rule> rules;
   std::vector<std::string> patterns;  // regex patterns, by RegexCount payload
-  std::shared_ptr<const std::vector<std::regex>> regexes;  // compiled patterns, same order
+  std::shared_ptr<const CompiledRegexes> regexes;  // compiled patterns, same order
   std::shared_ptr<StringPool> strings;
 
   const Node& node(NodeId id) const { return nodes[id.index]; }

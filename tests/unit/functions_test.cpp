@@ -11,6 +11,8 @@
 #include <set>
 #include <sstream>
 
+#include "compiler/eval/regex.h"
+
 namespace plinth {
 namespace {
 
@@ -312,9 +314,127 @@ TEST(StringFunctions, Regex) {
   EXPECT_EQ(Show("regexall", {S("[0-9]+"), S("a1b22c333")}), "[\"1\", \"22\", \"333\"]");
   EXPECT_EQ(Show("regexall", {S("(\\w)=(\\d)"), S("a=1 b=2")}), "[[\"a\", \"1\"], [\"b\", \"2\"]]");
   EXPECT_EQ(Show("regexall", {S("x"), S("abc")}), "[]");
-  EXPECT_EQ(Get("regexall", {S("a*"), S("baab")}).as_list().size(), 4u);  // empty matches advance
-  // Long subjects are refused rather than risking the stack.
-  ExpectError("regex", {S("(a|b)*"), S(std::string(100000, 'a'))}, 1, "at most", false);
+  // Empty matches follow Go: one code point on after an empty match, and no
+  // empty match right where the previous match ended.
+  EXPECT_EQ(Show("regexall", {S("a*"), S("baab")}), "[\"\", \"aa\", \"\"]");
+  EXPECT_EQ(Show("regexall", {S("a*"), S("baaac")}), "[\"\", \"aaa\", \"\"]");
+  EXPECT_EQ(Show("regexall", {S(""), S("h\xC3\xA9")}), "[\"\", \"\", \"\"]");  // per code point, not byte
+  // Subjects are bounded.
+  ExpectError("regex", {S("a"), S(std::string(kMaxRegexSubject + 1, 'a'))}, 1, "at most", false);
+}
+
+// RE2 is Go's regexp syntax, the one Terraform's functions use.
+TEST(StringFunctions, RegexGoSyntax) {
+  EXPECT_EQ(Show("regex", {S("\\d{3}"), S("ab12345")}), "\"123\"");
+  EXPECT_EQ(Show("regex", {S("\\D+"), S("12ab34")}), "\"ab\"");
+  EXPECT_EQ(Show("regex", {S("(?i)hello"), S("Say HeLLo")}), "\"HeLLo\"");
+  EXPECT_EQ(Show("regex", {S("(?i:a)B"), S("ab AB Ab")}), "\"AB\"");
+  EXPECT_EQ(Show("regex", {S("(?m)^b$"), S("a\nb\nc")}), "\"b\"");
+  ExpectError("regex", {S("^b$"), S("a\nb\nc")}, 1, "does not match", false);  // ^ $ are the text's ends
+  EXPECT_EQ(Show("regex", {S("(?s)a.b"), S("a\nb")}), "\"a\\nb\"");
+  ExpectError("regex", {S("a.b"), S("a\nb")}, 1, "does not match", false);  // . excludes \n without (?s)
+  EXPECT_EQ(Show("regex", {S("\\pL+"), S("12 h\xC3\xA9llo")}), "\"h\xC3\xA9llo\"");
+  EXPECT_EQ(Show("regex", {S("[[:upper:]]+"), S("abCDe")}), "\"CD\"");
+  EXPECT_EQ(Show("regex", {S("\\Qa.b\\E"), S("axb a.b")}), "\"a.b\"");
+  EXPECT_EQ(Show("regex", {S("\\bcat\\b"), S("concat cat")}), "\"cat\"");
+  EXPECT_EQ(Show("regex", {S("<.+?>"), S("<a><b>")}), "\"<a>\"");     // lazy
+  EXPECT_EQ(Show("regex", {S("(?U)<.+>"), S("<a><b>")}), "\"<a>\"");   // (?U) swaps greediness
+  EXPECT_EQ(Show("regex", {S("a|ab"), S("ab")}), "\"a\"");             // leftmost-first, not longest
+  EXPECT_EQ(Show("regex", {S("x{2,3}"), S("xxxxx")}), "\"xxx\"");
+  EXPECT_EQ(Show("regex", {S("(?:ab)+"), S("xababx")}), "\"abab\"");   // non-capturing: a string
+
+  // Named groups give an object (Terraform's shape); a group that did not
+  // take part is null.
+  EXPECT_EQ(Show("regex", {S("(?P<key>\\w+)=(?P<value>\\w*)"), S("x: port=80")}), "{ key = \"port\", value = \"80\" }");
+  EXPECT_EQ(Show("regex", {S("(?P<a>a)|(?P<b>b)"), S("b")}), "{ a = null, b = \"b\" }");
+  EXPECT_EQ(Show("regexall", {S("(?P<k>[a-z])(?P<v>\\d)"), S("a1 b2")}),
+            "[{ k = \"a\", v = \"1\" }, { k = \"b\", v = \"2\" }]");
+  ExpectError("regex", {S("(?P<a>x)(y)"), S("xy")}, 0, "mixes named and unnamed capture groups", false);
+  ExpectError("regexall", {S("(x)(?P<a>y)"), S("xy")}, 0, "mixes named and unnamed capture groups", false);
+}
+
+TEST(StringFunctions, RegexErrorsComeFromRe2) {
+  ExpectError("regex", {S("(unclosed"), S("a")}, 0, "invalid regular expression: missing ): (unclosed", false);
+  ExpectError("regex", {S("a)"), S("a")}, 0, "unexpected ): a)", false);
+  ExpectError("regex", {S("[z-a]"), S("a")}, 0, "invalid character class range: z-a", false);
+  ExpectError("regex", {S("x**"), S("x")}, 0, "bad repetition operator: **", false);
+  ExpectError("regexall", {S("\\8"), S("a")}, 0, "invalid escape sequence: \\8", false);
+  ExpectError("replace", {S("abc"), S("/[b/"), S("x")}, 1, "missing ]: [b", false);
+  // What other syntaxes have and RE2 lacks, with a hint.
+  ExpectError("regex", {S("a(?=b)"), S("ab")}, 0, "lookahead is not supported", false);
+  ExpectError("regex", {S("a(?!b)"), S("ab")}, 0, "lookahead is not supported", false);
+  ExpectError("regex", {S("(?<=a)b"), S("ab")}, 0, "lookbehind is not supported", false);
+  ExpectError("regex", {S("(a)\\1"), S("aa")}, 0, "backreferences are not supported", false);
+  ExpectError("regex", {S("(?<key>a)"), S("a")}, 0, "write a named group as (?P<name>...)", false);
+  // Size: pattern text, repetition counts, and the compiled program.
+  ExpectError("regex", {S(std::string(kMaxRegexPattern + 1, 'a')), S("a")}, 0, "longer than", false);
+  ExpectError("regex", {S("a{1001}"), S("a")}, 0, "invalid repetition size: {1001}", false);
+  ExpectError("regex", {S("((a{100}){100}){100}"), S("a")}, 0, "at most 1000", false);
+  ExpectError("regex", {S("\\pL{1000}"), S("a")}, 0, "compiles to more than 8 MiB", false);
+  // A sensitive pattern is not quoted.
+  FunctionResult r = Call("regex", {S("(secret").WithSensitive(), S("a")});
+  ASSERT_TRUE(r.error);
+  EXPECT_EQ(r.error->argument, 0);
+  EXPECT_EQ(r.error->message.find("secret"), std::string::npos) << r.error->message;
+}
+
+// Patterns that make backtracking engines (std::regex, PCRE) take
+// exponential time run in linear time; these cases used to hang. Only the
+// results are checked (unit tests assert no timings).
+TEST(StringFunctions, RegexPathologicalPatternsFinish) {
+  const std::string a28(28, 'a');
+  const std::string a100k(100000, 'a');
+  const std::string x50k(50000, 'x');
+  ExpectError("regex", {S("(a*)*c"), S(a28)}, 1, "does not match", false);
+  ExpectError("regex", {S("(a*)*c"), S(a100k)}, 1, "does not match", false);
+  EXPECT_EQ(Show("regexall", {S("(a*)*c"), S(a100k)}), "[]");
+  EXPECT_EQ(Get("regex", {S("(?:a*)*c"), S(a100k + "c")}).as_string().size(), a100k.size() + 1);
+  ExpectError("regex", {S("(a|a)*b"), S(a100k)}, 1, "does not match", false);
+  EXPECT_EQ(Get("replace", {S(a100k), S("/(a|a)*b/"), S("z")}).as_string(), a100k);
+  ExpectError("regex", {S("(x+x+)+y"), S(x50k)}, 1, "does not match", false);
+  Value m = Get("regex", {S("^(x+x+)+y$"), S(x50k + "y")});
+  ASSERT_EQ(m.kind(), Kind::List);
+  EXPECT_EQ(m.as_list().at(0).as_string(), x50k);
+  Value all = Get("regexall", {S("(x+x+)+y"), S(std::string(30000, 'x') + "y!")});
+  ASSERT_EQ(all.as_list().size(), 1u);
+  EXPECT_EQ(all.as_list()[0].as_list().at(0).as_string(), std::string(30000, 'x'));
+  EXPECT_EQ(Get("replace", {S(x50k), S("/(x+x+)+y/"), S("-")}).as_string(), x50k);
+}
+
+// Finding every match restarts the search after each match, and a search may
+// read to the end of the subject before it settles (x*y|x on "xxx..."), so a
+// call is refused when its searches could exceed kRegexWorkLimit.
+TEST(StringFunctions, RegexWorkIsBounded) {
+  EXPECT_EQ(Get("regexall", {S("x*y|x"), S(std::string(2000, 'x'))}).as_list().size(), 2000u);
+  ExpectError("regexall", {S("x*y|x"), S(std::string(100000, 'x'))}, 1, "matching would take too long", false);
+  ExpectError("replace", {S(std::string(100000, 'x')), S("/x*y|x/"), S("-")}, 0, "matching would take too long",
+              false);
+  // One search over a long subject is linear and allowed; so are sparse matches.
+  EXPECT_EQ(Show("regex", {S("y"), S(std::string(kMaxRegexSubject - 1, 'x') + "y")}), "\"y\"");
+  EXPECT_EQ(Get("regexall", {S("y"), S(std::string(500000, 'x') + "y" + std::string(500000, 'x') + "y")})
+                .as_list()
+                .size(),
+            2u);
+}
+
+TEST(StringFunctions, ReplaceRegexTemplates) {
+  EXPECT_EQ(Show("replace", {S("john smith"), S("/(\\w+) (\\w+)/"), S("$2 $1")}), "\"smith john\"");
+  EXPECT_EQ(Show("replace", {S("ab"), S("/(a)/"), S("${1}x")}), "\"axb\"");
+  EXPECT_EQ(Show("replace", {S("ab"), S("/(a)/"), S("$1x")}), "\"b\"");  // the group named "1x": none, so ""
+  EXPECT_EQ(Show("replace", {S("k=v"), S("/(?P<k>\\w+)=(?P<v>\\w+)/"), S("$v=${k}")}), "\"v=k\"");
+  EXPECT_EQ(Show("replace", {S("abc"), S("/b/"), S("[$&]")}), "\"a[b]c\"");
+  EXPECT_EQ(Show("replace", {S("abc"), S("/b/"), S("[$0]")}), "\"a[b]c\"");
+  EXPECT_EQ(Show("replace", {S("a"), S("/a/"), S("$$1")}), "\"$1\"");
+  EXPECT_EQ(Show("replace", {S("a"), S("/a/"), S("x$")}), "\"x$\"");       // no name: '$' kept
+  EXPECT_EQ(Get("replace", {S("a"), S("/a/"), S("${1")}).as_string(), "${1");  // unclosed brace: kept
+  EXPECT_EQ(Show("replace", {S("a"), S("/a/"), S("<$9>")}), "\"<>\"");     // no such group
+  EXPECT_EQ(Show("replace", {S("ab"), S("/(x)?b/"), S("<$1>")}), "\"a<>\"");  // did not take part
+  // Empty matches as in Go's ReplaceAllString.
+  EXPECT_EQ(Show("replace", {S("abc"), S("/x*/"), S("-")}), "\"-a-b-c-\"");
+  EXPECT_EQ(Show("replace", {S("baaac"), S("/a*/"), S("-")}), "\"-b-c-\"");
+  EXPECT_EQ(Show("replace", {S("Hello World"), S("/(?i)o/"), S("0")}), "\"Hell0 W0rld\"");
+  // Slashes make a regex only when there are two of them.
+  EXPECT_EQ(Show("replace", {S("a/b"), S("/"), S("|")}), "\"a|b\"");
 }
 
 TEST(StringFunctions, Indent) {

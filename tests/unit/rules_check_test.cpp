@@ -119,8 +119,16 @@ TEST(RulesCheck, Functions) {
   EXPECT_EQ(Check("length(regexall(self.name, \"x\")) > 0"),
             "1:17: [P0304] in rules, the pattern of 'regexall' must be a string literal (patterns are compiled once, "
             "when the rules are compiled)\n");
-  EXPECT_EQ(Check("length(regexall(\"(\", self.name)) > 0").substr(0, 46),
-            "1:17: [P0304] invalid regular expression '(': ");
+  EXPECT_EQ(Check("length(regexall(\"(\", self.name)) > 0"),
+            "1:17: [P0304] invalid regular expression: missing ): ( (patterns use RE2 syntax, as in Go and "
+            "Terraform; see docs/functions.md, \"Regular expressions\")\n");
+  EXPECT_EQ(Check("length(regexall(\"a(?=b)\", self.name)) > 0"),
+            "1:17: [P0304] invalid regular expression: invalid perl operator: (?=; lookahead is not supported (RE2 "
+            "syntax, as in Go) (patterns use RE2 syntax, as in Go and Terraform; see docs/functions.md, \"Regular "
+            "expressions\")\n");
+  EXPECT_EQ(Check("length(regexall(\"(?P<a>x)(y)\", self.name)) > 0"),
+            "1:17: [P0304] the regular expression mixes named and unnamed capture groups; name every group, or make "
+            "the unnamed ones non-capturing with (?:...)\n");
   EXPECT_EQ(Check("regex(\"a\", self.name) == \"a\""),
             "1:1: [P0306] 'regex' gives a list of matches, which rules cannot hold (test for a match with "
             "length(regexall(pattern, s)) > 0)\n");

@@ -184,7 +184,10 @@ class Generator {
         return "contains(" + List(t, depth - 1) + ", " + needle + ")";
       }
       case 10: {
-        std::string pat = One<std::string>({"^[a-z]+$", "[0-9]", "^p", "b$", "x-?[0-9]"});
+        // RE2 syntax (flags, \d, named groups, empty matches) and patterns that
+        // backtracking engines take exponential time on.
+        std::string pat = One<std::string>({"^[a-z]+$", "[0-9]", "^p", "b$", "x-?[0-9]", "(?i)^P", "\\\\d",
+                                            "(?P<n>[a-z])b", "a*", "(a*)*c", "(a|a)*b"});
         return P("length(regexall(\"" + pat + "\", " + Gen(T::String, depth - 1) + ")) > " + One<std::string>({"0", "1"}));
       }
       default: {
@@ -281,7 +284,7 @@ void AddRandomRecords(RecordBatch& batch, size_t rows, std::mt19937_64& rng, std
     static const double durations[] = {0, 1000, 30000, 60000, 1500};
     static const double sizes[] = {0, 1024, 512, 2097152, 3};
     static const double percents[] = {0, 5, 50, 80, 100};
-    static const char* strings[] = {"a", "ab", "b", "prod", "x-1", "", "pb", "zz9"};
+    static const char* strings[] = {"a", "ab", "b", "prod", "x-1", "", "pb", "zz9", "Prod", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaab"};
     switch (t) {
       case ScalarType::Bool: {
         bool b = pick(2);
@@ -309,7 +312,7 @@ void AddRandomRecords(RecordBatch& batch, size_t rows, std::mt19937_64& rng, std
         return Cell::Number(v);
       }
       case ScalarType::String: {
-        const char* s = strings[pick(8)];
+        const char* s = strings[pick(10)];
         text += std::string("\"") + s + "\"";
         return batch.String(s);
       }

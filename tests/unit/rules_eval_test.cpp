@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "compiler/eval/regex.h"
 #include "compiler/rules/condition.h"
 #include "compiler/rules/rules.h"
 #include "compiler/syntax/parse.h"
@@ -184,6 +185,30 @@ TEST(RulesEval, Strings) {
   EXPECT_VERDICT("self.name == \"logs-1\" ? self.encryption == \"aes256\" : false", Bucket(), Verdict::True);
   // A string seen for the first time in the record (not in any rule).
   EXPECT_VERDICT("self.name != \"other\"", With(Bucket(), "name", Value::String("fresh-name")), Verdict::True);
+}
+
+// Rules match with RE2 (Go syntax) through the same compiled patterns as the
+// builtin regexall, in both back ends.
+TEST(RulesEval, RegexIsRe2) {
+  EXPECT_VERDICT("length(regexall(\"(?i)^LOGS-\\\\d+$\", self.name)) > 0", Bucket(), Verdict::True);
+  EXPECT_VERDICT("length(regexall(\"(?P<word>[a-z]+)\", self.name)) == 1", Bucket(), Verdict::True);
+  EXPECT_VERDICT("length(regexall(\"\\\\pL\", self.name)) == 5", With(Bucket(), "name", Value::String("h\xC3\xA9llo")),
+                 Verdict::True);
+  EXPECT_VERDICT("length(regexall(\"a*\", self.name)) == 3", With(Bucket(), "name", Value::String("baab")),
+                 Verdict::True);  // Go's empty-match rules, as the builtin
+  // Patterns that are exponential for backtracking engines, on long subjects.
+  ValueMap as = With(Bucket(), "name", Value::String(std::string(100000, 'a')));
+  EXPECT_VERDICT("length(regexall(\"(a*)*c\", self.name)) == 0", as, Verdict::True);
+  EXPECT_VERDICT("length(regexall(\"(a|a)*b\", self.name)) == 0", as, Verdict::True);
+  EXPECT_VERDICT("length(regexall(\"^(a|a)*$\", self.name)) == 1", as, Verdict::True);
+  ValueMap xs = With(Bucket(), "name", Value::String(std::string(30000, 'x') + "y"));
+  EXPECT_VERDICT("length(regexall(\"(x+x+)+y\", self.name)) == 1", xs, Verdict::True);
+  // Past the work limit (or the subject limit) the count is an error, never a pass.
+  ValueMap many = With(Bucket(), "name", Value::String(std::string(100000, 'x')));
+  EXPECT_VERDICT("length(regexall(\"x*y|x\", self.name)) > 0", many, Verdict::Error);
+  EXPECT_VERDICT("length(regexall(\"x*y|x\", self.name)) == 0", many, Verdict::Error);
+  ValueMap huge = With(Bucket(), "name", Value::String(std::string(kMaxRegexSubject + 1, 'x')));
+  EXPECT_VERDICT("length(regexall(\"y\", self.name)) == 0", huge, Verdict::Error);
 }
 
 TEST(RulesEval, Aggregates) {
