@@ -310,6 +310,21 @@ Definition::Definition() {
     Vars(test);
   }
 
+  {
+    const char* exits =
+        "0  the schemas were printed\n"
+        "1  the configuration has errors, or a provider it names cannot be loaded\n"
+        "2  usage error";
+    CLI::App* g = Command(&root, "providers", "the providers a configuration uses (docs/providers/protocol.md)",
+                          CommandId::kProviders, exits, "plinth providers schema examples/provider-python");
+    CLI::App* schema = Subcommand(g, "schema",
+                                  "print every provider's schemas as JSON: built-in ones and those the "
+                                  "configuration's provider blocks start in other processes",
+                                  exits, "plinth providers schema examples/provider-python");
+    schema->add_option("DIR", "the configuration directory (default: --dir, or .)");
+    Dir(schema, "the directory when DIR is not given");
+  }
+
   // --- storage (docs/storage.md)
   {
     CLI::App* g = Command(&root, "bucket", "objects of a local bucket", CommandId::kBucket, kStorageExits,

@@ -34,6 +34,7 @@ enum class CommandId {
   kGraph,
   kRefresh,
   kPolicy,
+  kProviders,
   kBucket,
   kStorage,
   kBackup,

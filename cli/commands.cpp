@@ -19,6 +19,8 @@
 #include "compiler/syntax/parse.h"
 #include "compiler/types/user_json.h"
 #include "runtime/policy/policy.h"
+#include "runtime/providers/catalog.h"
+#include "runtime/providers/external.h"
 
 namespace plinth::cli {
 
@@ -131,6 +133,11 @@ int Validate(const Options& o, bool inspect) {
   co.threads = o.threads;
   co.variables = VariableValues(o);
   for (const auto& [name, text] : o.vars) co.variable_texts[name] = text;
+  co.schemas = &runtime::BuiltinSchemas();
+  // Providers in other processes are started to learn their schemas, and
+  // stopped when this function returns.
+  runtime::ExternalProviders external(dir);
+  co.provider_resolver = &external;
   CheckedConfig config = Check(dir, sources, diags, co);
   if (!diags.has_errors()) runtime::CheckPolicies(config.policies, diags);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();

@@ -58,6 +58,7 @@ int Refresh(const Options& options);
 int ForceUnlock(const Options& options);
 int GraphDot(const Options& options, const std::map<std::string, Value>& vars);
 int Policy(const Options& options, const std::map<std::string, Value>& vars);  // policy test
+int Providers(const Options& options);                                            // providers schema
 int Bucket(const Options& options);   // bucket ls|put|get|rm
 int Storage(const Options& options);  // storage sweep|status
 int Backup(const Options& options);   // backup run|list|check

@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
     case CommandId::kGraph: return plinth::cli::GraphDot(o, plinth::cli::VariableValues(o));
     case CommandId::kRefresh: return plinth::cli::Refresh(o);
     case CommandId::kPolicy: return plinth::cli::Policy(o, plinth::cli::VariableValues(o));
+    case CommandId::kProviders: return plinth::cli::Providers(o);
     case CommandId::kBucket: return plinth::cli::Bucket(o);
     case CommandId::kStorage: return plinth::cli::Storage(o);
     case CommandId::kBackup: return plinth::cli::Backup(o);

@@ -9,6 +9,8 @@
 #include "cli/commands.h"
 #include "compiler/check/checker.h"
 #include "runtime/policy/policy.h"
+#include "runtime/providers/catalog.h"
+#include "runtime/providers/external.h"
 
 namespace plinth::cli {
 
@@ -23,6 +25,9 @@ int Policy(const Options& o, const std::map<std::string, Value>& vars) {
   CheckOptions co;
   co.variables = vars;
   for (const auto& [name, text] : o.vars) co.variable_texts[name] = text;
+  co.schemas = &runtime::BuiltinSchemas();
+  runtime::ExternalProviders external(dir);
+  co.provider_resolver = &external;
   CheckedConfig config = Check(dir, sources, diags, co);
   std::vector<runtime::PolicyTestResult> results;
   if (!diags.has_errors()) results = runtime::RunPolicyTests(config, diags);

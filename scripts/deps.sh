@@ -11,6 +11,10 @@ packages=(
   llvm-14-dev                                         # rule JIT (compiler/rules, ORC LLJIT)
   libcurl4-openssl-dev libxml2-dev zlib1g-dev         # S3 client (SigV4 over HTTP, XML), archive tier
   restic                                              # bucket backups (docs/storage.md)
+  libboost1.81-dev                                    # process layer (Boost.Process v2, runtime/process)
+  libre2-dev                                          # linear-time regex (regex, regexall, replace, policies)
+  libcli11-dev                                        # command-line parsing (cli/)
+  python3                                             # the example provider in another process (tests)
 )
 missing=()
 for p in "${packages[@]}"; do

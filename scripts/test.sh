@@ -2,7 +2,7 @@
 # README command 2: install what is missing, build, and run the whole test
 # suite: unit + golden tests (CTest), CLI checks on every example and the
 # plan/apply round trip, local bucket storage (objects, lifecycle, backups,
-# restore), the S3 provider against a Ceph RGW on 127.0.0.1, the crash-injection harness (SIGKILL during apply
+# restore), the Python example provider's protocol, the S3 provider against a Ceph RGW on 127.0.0.1, the crash-injection harness (SIGKILL during apply
 # and destroy), and a short fuzz run of the parser and checker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,9 @@ scripts/build.sh
 (cd build && ctest --output-on-failure -j"$(nproc)" --timeout 600)
 scripts/cli-test.sh build/plinth
 scripts/storage-test.sh build/plinth
+# The out-of-process example provider on its own (the C++ side of the
+# protocol is covered by the unit tests' conformance suite).
+examples/provider-python/test_protocol.sh >/dev/null
 # The S3 provider against a real store: installs and starts a single-node
 # Ceph RADOS Gateway on 127.0.0.1, runs the S3 tests, stops it.
 tests/fixtures/run-s3-tests.sh build

@@ -213,6 +213,28 @@ TEST(ExternalProviderCli, CrashMidApplyIsAdoptedByTheNextPlan) {
   out = Shell(plinth + " destroy --auto-approve " + dir, &rc);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_FALSE(fs::exists(tmp.path() / "out" / "a.txt"));
+  // No provider process outlives the runs that started it.
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    std::ifstream cmdline(e.path() / "cmdline");
+    std::string text((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(text.find((tmp.path() / "plinth-provider-textfile").string()), std::string::npos)
+        << "still running: " << e.path();
+  }
+}
+
+TEST(ExternalProviderCli, ProvidersSchemaListsBuiltInAndExternal) {
+  int rc = 0;
+  std::string out = Shell(std::string(PLINTH_BINARY) + " providers schema " + PLINTH_SOURCE_DIR +
+                              "/examples/provider-python 2>/dev/null",
+                          &rc);
+  ASSERT_EQ(rc, 0) << out;
+  nlohmann::json doc = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_FALSE(doc.is_discarded()) << out;
+  EXPECT_EQ(doc["format_version"], 1);
+  EXPECT_EQ(doc["providers"]["local"]["built_in"], true);
+  EXPECT_EQ(doc["providers"]["s3"]["resources"][0]["type"], "s3_bucket");
+  EXPECT_EQ(doc["providers"]["textfile"]["built_in"], false);
+  EXPECT_EQ(doc["providers"]["textfile"]["resources"][0]["type"], "textfile_file");
 }
 
 TEST(ExternalProviderCli, MissingProviderIsALocatedError) {
