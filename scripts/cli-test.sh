@@ -69,18 +69,35 @@ set +e
 set -e
 [ "$rc" = 1 ] || fail "force-unlock of a lock that does not exist exited $rc, want 1"
 "$plinth" graph "$tmp/qs" | grep -c "digraph plinth" >/dev/null || fail "graph is not DOT"
-# Backups outlive their bucket: destroy deletes everything but the region
-# holding the backup repository, and says so; once the repository is removed
-# by hand, destroy finishes.
-set +e
-"$plinth" destroy --auto-approve "$tmp/qs" >"$tmp/destroy.txt" 2>&1; rc=$?
-set -e
-[ "$rc" = 1 ] && grep -q "region 'us' still holds backup repositories" "$tmp/destroy.txt" ||
-  fail "destroy with a backup repository: $(cat "$tmp/destroy.txt")"
-[ ! -e "$tmp/qs/.plinth/default/data/regions/eu" ] || fail "destroy left the eu region behind"
-rm -rf "$tmp/qs/.plinth/default/data/regions/us/backups"
+# The quickstart's sequence (scripts/quickstart.sh: apply, then the restore
+# drill, which leaves an object and a backup), then destroy: its buckets opt
+# in with force_destroy, the plan lists what goes, and nothing is left.
+scripts/restore-drill.sh "$plinth" "$tmp/qs" bucket.datasets >"$tmp/drill.txt" 2>&1 || fail "restore drill: $(cat "$tmp/drill.txt")"
+"$plinth" plan --destroy "$tmp/qs" >"$tmp/destroy-plan.txt" 2>/dev/null || fail "plan --destroy: $(cat "$tmp/destroy-plan.txt")"
+grep -q "! deletes 1 object (1.0 MiB)" "$tmp/destroy-plan.txt" &&
+  grep -q "! deletes backup repository 'regions/us/backups/eu-datasets' with 1 snapshot" "$tmp/destroy-plan.txt" ||
+  fail "plan --destroy does not say what goes: $(cat "$tmp/destroy-plan.txt")"
 "$plinth" destroy --auto-approve "$tmp/qs" >"$tmp/destroy.txt" 2>&1 || fail "destroy failed: $(cat "$tmp/destroy.txt")"
-[ ! -e "$tmp/qs/.plinth/default/data/regions/us" ] || fail "destroy left the us region behind"
+left=$(find "$tmp/qs/.plinth/default/data" -mindepth 1)
+[ -z "$left" ] || fail "destroy left data behind: $left"
+[ "$("$plinth" state list --dir="$tmp/qs" | wc -l)" = 0 ] || fail "destroy left resources in the state"
+
+# Without force_destroy, destroy refuses before changing anything, naming
+# what holds data and how to opt in.
+cp -r examples/quickstart "$tmp/qs2"
+rm -rf "$tmp/qs2/.plinth"
+sed -i '/force_destroy = true/d' "$tmp/qs2/main.plinth"
+"$plinth" apply --auto-approve "$tmp/qs2" >/dev/null 2>&1 || fail "apply of the quickstart without force_destroy"
+scripts/restore-drill.sh "$plinth" "$tmp/qs2" bucket.datasets >"$tmp/drill.txt" 2>&1 || fail "restore drill: $(cat "$tmp/drill.txt")"
+set +e
+"$plinth" destroy --auto-approve "$tmp/qs2" >"$tmp/destroy.txt" 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] || fail "destroy of buckets holding data exited $rc, want 1: $(cat "$tmp/destroy.txt")"
+grep -q "error: bucket.datasets still holds 1 object (1.0 MiB); empty it first, or, to delete it with its data, set force_destroy = true on bucket.datasets, apply, then destroy" "$tmp/destroy.txt" &&
+  grep -q "error: region.us still holds backup repository 'regions/us/backups/eu-datasets' with 1 snapshot .* of bucket.datasets; to delete the backups with it, set force_destroy = true on bucket.datasets" "$tmp/destroy.txt" &&
+  grep -q "Destroy failed: 0 changed" "$tmp/destroy.txt" || fail "refused destroy: $(cat "$tmp/destroy.txt")"
+[ "$("$plinth" state list --dir="$tmp/qs2" | wc -l)" = 5 ] || fail "a refused destroy changed the state"
+[ -f "$tmp/qs2/.plinth/default/data/regions/eu/buckets/datasets/raw/drill/sample.bin" ] || fail "a refused destroy deleted data"
 
 # Drift: a change made outside Plinth shows in plan, and refresh records it.
 mkdir -p "$tmp/drift"
@@ -152,9 +169,30 @@ grep -q '"denied": true' "$tmp/pol.json" || fail "plan --json lacks the policy v
 [ "$apply_rc" = 1 ] && grep -q "error: module.guard.policy.encrypted_buckets denies bucket.raw" "$tmp/pol-apply.txt" ||
   fail "apply of a denied plan: $(cat "$tmp/pol-apply.txt")"
 [ ! -e "$tmp/pol/.plinth/default/data/regions" ] || fail "a denied apply changed the world"
+# force_destroy on a bucket labelled as production is denied by the guardrails.
+mkdir -p "$tmp/prod"
+cat >"$tmp/prod/main.plinth" <<'EOF'
+region "eu" {}
+
+bucket "ledger" {
+  region        = region.eu
+  encryption    = "aes-256-gcm"
+  labels        = { environment = "prod" }
+  force_destroy = true
+}
+
+module "guard" {
+  source = "std/guardrails"
+}
+EOF
+set +e
+"$plinth" plan "$tmp/prod" >"$tmp/prod.txt" 2>&1; rc=$?
+set -e
+[ "$rc" = 4 ] && grep -q "x denied    module.guard.policy.no_force_destroy_in_production on bucket.ledger: bucket ledger is labelled as production" "$tmp/prod.txt" ||
+  fail "force_destroy in production was not denied (exit $rc): $(cat "$tmp/prod.txt")"
 cp -r examples/ai-platform "$tmp/aip"
 rm -rf "$tmp/aip/.plinth"
-"$plinth" plan "$tmp/aip" 2>&1 | grep -q "Policies: 4 evaluated, 29 checks: all passed." || fail "ai-platform does not pass its guardrails"
+"$plinth" plan "$tmp/aip" 2>&1 | grep -q "Policies: 6 evaluated, 29 checks: all passed." || fail "ai-platform does not pass its guardrails"
 
 # Usage errors exit 2.
 set +e

@@ -136,6 +136,26 @@ expect_fail 1 "no backup repository" "$plinth" backup list bucket.data "${B[@]}"
 "$plinth" apply --auto-approve "$d" >/dev/null 2>&1 || fail "apply did not repair the repository"
 [ -f "$repo/config" ] || fail "apply did not recreate the repository"
 
-# Destroy: the bucket refuses while it holds data; backups outlive it.
-expect_fail 1 "still holds" "$plinth" destroy --auto-approve "$d"
+# Destroy: refused before anything changes while the bucket holds data and
+# the backup region holds its snapshots; each error says what holds data and
+# how to opt in.
+"$plinth" backup run bucket.data "${B[@]}" >/dev/null 2>&1 || fail "backup run before destroy"
+expect_fail 1 "error: bucket.data still holds " "$plinth" destroy --auto-approve "$d"
+grep -qF "; empty it first, or, to delete it with its data, set force_destroy = true on bucket.data, apply, then destroy" "$tmp/out" &&
+  grep -qF "error: region.us still holds backup repository 'regions/us/backups/eu-data' with 1 snapshot" "$tmp/out" &&
+  grep -qF "Destroy failed: 0 changed" "$tmp/out" || fail "refused destroy: $(cat "$tmp/out")"
+[ -f "$live/notes.txt" ] && [ -f "$repo/config" ] || fail "a refused destroy deleted data"
+# Opting in is an in-place update; then the plan lists every kind of data
+# the destroy deletes, and the destroy leaves nothing behind.
+sed -i 's/^  versioning = true$/  versioning = true\n  force_destroy = true/' "$d/main.plinth"
+"$plinth" plan "$d" 2>&1 | grep -q "~ force_destroy = false -> true" || fail "force_destroy is not an in-place update"
+"$plinth" apply --auto-approve "$d" >/dev/null 2>&1 || fail "apply of force_destroy"
+"$plinth" plan --destroy "$d" >"$tmp/destroy-plan.txt" 2>/dev/null || fail "plan --destroy: $(cat "$tmp/destroy-plan.txt")"
+for what in "! deletes [0-9]* objects (" "! deletes [0-9]* stored versions\? (" \
+  "! deletes backup repository 'regions/us/backups/eu-data' with 1 snapshot ("; do
+  grep -q "$what" "$tmp/destroy-plan.txt" || fail "plan --destroy does not show '$what': $(cat "$tmp/destroy-plan.txt")"
+done
+"$plinth" destroy --auto-approve "$d" >"$tmp/destroy.txt" 2>&1 || fail "destroy with force_destroy: $(cat "$tmp/destroy.txt")"
+left=$(find "$d/.plinth/default/data" -mindepth 1)
+[ -z "$left" ] || fail "destroy left data behind: $left"
 echo "storage-test: ok"

@@ -74,6 +74,27 @@ bool WaitsForDependencies(const PlannedResource& r) {
   return false;
 }
 
+// SHA-256 of `text`, in hex.
+std::string Sha256Hex(std::string_view text) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr);
+  static const char* digits = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < len; ++i) {
+    hex += digits[md[i] >> 4];
+    hex += digits[md[i] & 15];
+  }
+  return hex;
+}
+
+// The data lines of a delete preview, for messages: "3 objects (1.0 MiB), 1 empty backup repository".
+std::string DataText(const DeletePreview& d) {
+  std::string out;
+  for (const std::string& line : d.data) out += (out.empty() ? "" : ", ") + line;
+  return out.empty() ? "nothing" : out;
+}
+
 // Identifies what a plan was made from: the configuration files loaded by
 // one check (files [first, end) of the source manager) and the variable
 // values. SHA-256, so equal digests mean equal inputs.
@@ -327,6 +348,64 @@ struct Engine::Impl {
     return r.errors.empty();
   }
 
+  // Asks the provider what each delete (and replacement) removes with the
+  // resource. A delete the provider would refuse is a plan problem, so apply
+  // and destroy refuse before changing anything. What the deletes remove
+  // joins the configuration digest ("+d<sha256>"): a saved or approved plan
+  // is refused when that data changed since it was made.
+  bool PreviewDeletes(EngineResult& r) {
+    std::vector<PlannedResource*> deleting;
+    for (PlannedResource& pr : r.plan.resources) {
+      if (pr.action == Action::Delete || pr.action == Action::Replace) deleting.push_back(&pr);
+    }
+    if (deleting.empty()) return true;
+    std::vector<std::string> errors(deleting.size());
+    ParallelFor(deleting.size(), std::max(1u, o.parallelism), [&](size_t i) {
+      PlannedResource& pr = *deleting[i];
+      static const ValueMap kNone;
+      const ValueMap& prior = pr.prior ? *pr.prior : kNone;
+      auto id = prior.find("id");
+      auto res = provider->PlanDelete(
+          pr.type, id != prior.end() && id->second.kind() == Value::Kind::String ? id->second.as_string() : "", prior);
+      if (res.ok()) {
+        pr.deletes = std::move(res.value());
+      } else {
+        errors[i] = res.error().message;
+      }
+    });
+    std::string amounts;
+    for (size_t i = 0; i < deleting.size(); ++i) {
+      const PlannedResource& pr = *deleting[i];
+      if (!errors[i].empty()) {
+        r.errors.push_back("cannot tell what deleting " + pr.address + " removes: " + errors[i]);
+        continue;
+      }
+      if (!pr.deletes->refusal.empty()) r.plan.problems.push_back({pr.address, pr.deletes->refusal, Range{}});
+      if (pr.deletes->amounts.empty()) continue;
+      amounts += pr.address;
+      for (const auto& [kind, n] : pr.deletes->amounts) amounts += " " + kind + "=" + std::to_string(n);
+      amounts += "\n";
+    }
+    if (!amounts.empty()) r.config_digest += "+d" + Sha256Hex(amounts);
+    return r.errors.empty();
+  }
+
+  // A delete that would now remove more than its plan showed (an object
+  // written since, a new backup): the reason to refuse it, or nullopt.
+  std::optional<std::string> GrownSincePlan(const PlannedResource& r, const std::string& id, const ValueMap& prior) {
+    auto now = provider->PlanDelete(r.type, id, prior);
+    if (!now.ok()) return "cannot tell what deleting it removes: " + now.error().message;
+    std::string grown;
+    for (const auto& [kind, n] : now.value().amounts) {
+      auto then = r.deletes->amounts.find(kind);
+      if (n > (then == r.deletes->amounts.end() ? 0 : then->second)) grown += (grown.empty() ? "" : ", ") + kind;
+    }
+    if (grown.empty()) return std::nullopt;
+    return "refusing to delete " + r.address + ": it now holds more than the plan showed (" + grown + "): " +
+           DataText(now.value()) + ", where the plan showed " + DataText(*r.deletes) +
+           "; nothing was deleted; run plinth plan again";
+  }
+
   // Check + provider planning + diff.
   // `locked`: the caller holds the workspace lock, so interrupted changes
   // are reconciled (written); otherwise nothing is written.
@@ -365,6 +444,8 @@ struct Engine::Impl {
     r.plan = ComputePlan(std::move(config.resources), std::move(prior), hook.replace_because);
     for (PlanProblem& p : hook.problems) r.plan.problems.push_back(std::move(p));
     timer.Mark("diff");
+    if (!PreviewDeletes(r)) return false;
+    timer.Mark("delete previews");
     if (!config.policies.empty()) {
       PolicyReport report = EvaluatePolicies(config.policies, r.plan, diags);
       r.plan.policy_findings = std::move(report.findings);
@@ -388,6 +469,13 @@ struct Engine::Impl {
                                  ? r.prior->at("id").as_string()
                                  : "";
       state::ResourceRecord before = Record(r.address, r.type, id, r.prior ? *r.prior : ValueMap{}, r.depends_on);
+      // Delete exactly what the plan showed: data added since refuses it.
+      if (r.deletes) {
+        if (auto grown = GrownSincePlan(r, id, before.attributes)) {
+          Progress(ProgressEvent::Kind::Failed, r.address, r.address + ": failed to destroy (" + ms() + "): " + *grown);
+          return {false, false, *grown};
+        }
+      }
       auto rec = store->RecordIntent(serial, r.address, state::Action::kDelete, before);
       if (!rec.ok()) return {false, false, "cannot record the intent: " + rec.error().message};
       int64_t intent = rec.value();
@@ -516,7 +604,11 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
         why = "the state changed since the plan was made (serial " + std::to_string(saved.serial) + ", now " +
               std::to_string(planned.serial) + ")";
       } else if (planned.config_digest != saved.config_digest) {
-        why = "the configuration files or --var values differ from the ones the plan was made from";
+        auto files = [](const std::string& digest) { return digest.substr(0, digest.find("+d")); };
+        why = files(planned.config_digest) != files(saved.config_digest)
+                  ? "the configuration files or --var values differ from the ones the plan was made from"
+                  : "the data its deletes remove changed since the plan was made (objects, versions or backups were "
+                    "added or removed)";
       } else {
         std::map<std::string, std::string> now;
         for (const PlannedResource& pr : planned.plan.resources) {

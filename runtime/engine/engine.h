@@ -66,7 +66,9 @@ struct EngineResult {
   Plan plan;
   std::vector<OutputValue> outputs;
   int64_t serial = 0;  // the state serial the plan was made against, or the apply's serial
-  std::string config_digest;  // identifies the configuration files and variable values planned
+  // Identifies the configuration files and variable values planned and, when
+  // the plan deletes data, what its deletes remove ("<sha256>+d<sha256>").
+  std::string config_digest;
   size_t applied = 0, failed = 0, skipped = 0;
 };
 
@@ -79,7 +81,9 @@ class Engine {
   EngineResult Apply(bool destroy = false);
   // Applies a saved plan: refuses, changing nothing, unless the state is
   // still at `serial`, the configuration and variables still digest to
-  // `config_digest`, and planning now gives the same action per address.
+  // `config_digest` (which covers what the plan's deletes remove), and
+  // planning now gives the same action per address. Each delete reads its
+  // resource's data again right before it runs and refuses when it grew.
   struct SavedPlan {
     int64_t serial = 0;
     std::string config_digest;

@@ -443,6 +443,14 @@ std::string RenderPlanText(const Plan& plan, bool color) {
       out += " (" + why + ")";
     }
     out += "\n" + p.Wrap(code.c_str(), symbol) + " " + r.address + "\n";
+    if (r.deletes) {
+      // What the delete takes with it, or what refuses it: right under the
+      // resource, before its attributes.
+      const bool refused = !r.deletes->refusal.empty();
+      for (const std::string& line : r.deletes->data)
+        out += "      " + p.Wrap("31", "!") + (refused ? " holds " : " deletes ") + line + "\n";
+      if (refused) out += "      " + p.Wrap("31", "x") + " delete refused: " + r.deletes->refusal + "\n";
+    }
     size_t width = 0;
     for (const AttributeChange& c : r.changes) width = std::max(width, c.name.size());
     for (const AttributeChange& c : r.changes) {
@@ -484,15 +492,25 @@ std::string RenderPlanJson(const Plan& plan) {
                        {"after", ValueToUserJson(c.after)},
                        {"forces_replacement", c.forces_replacement}});
     }
-    changes.push_back({{"address", r.address},
-                       {"type", r.type},
-                       {"action", ActionName(r.action)},
-                       {"reasons", r.reasons},
-                       {"create_before_destroy", r.create_before_destroy},
-                       {"depends_on", r.depends_on},
-                       {"changed_attributes", attrs},
-                       {"before", before},
-                       {"after", after}});
+    nlohmann::json change = {{"address", r.address},
+                             {"type", r.type},
+                             {"action", ActionName(r.action)},
+                             {"reasons", r.reasons},
+                             {"create_before_destroy", r.create_before_destroy},
+                             {"depends_on", r.depends_on},
+                             {"changed_attributes", attrs},
+                             {"before", before},
+                             {"after", after}};
+    if (r.action == Action::Delete || r.action == Action::Replace) {
+      nlohmann::json deletes = nullptr;
+      if (r.deletes) {
+        deletes = {{"data", r.deletes->data},
+                   {"amounts", r.deletes->amounts},
+                   {"refused", r.deletes->refusal.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.deletes->refusal)}};
+      }
+      change["deletes"] = deletes;
+    }
+    changes.push_back(std::move(change));
   }
   nlohmann::json problems = nlohmann::json::array();
   for (const PlanProblem& p : plan.problems) problems.push_back({{"address", p.address}, {"message", p.message}});

@@ -20,6 +20,7 @@
 
 #include "compiler/check/checker.h"
 #include "compiler/types/types.h"
+#include "runtime/provider/provider.h"
 
 namespace plinth::runtime {
 
@@ -52,6 +53,9 @@ struct PlannedResource {
   ValueMap planned;  // empty for Delete
   std::vector<std::string> depends_on;
   bool create_before_destroy = false;
+  // Delete and Replace: what deleting the existing resource removes with it,
+  // from the provider (set by the engine; unset when not asked).
+  std::optional<DeletePreview> deletes;
 };
 
 struct PlanProblem {

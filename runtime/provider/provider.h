@@ -17,6 +17,8 @@
 //  * Sensitive attributes (see the schema) never appear in error messages.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -74,6 +76,21 @@ struct PlanResponse {
   std::vector<std::string> replace_because;
 };
 
+// What deleting one resource removes besides the resource itself, as the
+// plan shows it before anything changes (docs/plan-json.md, `deletes`).
+struct DeletePreview {
+  // One line per kind of data, for people: "3 objects (1.0 MiB)". When the
+  // delete is refused, what holds it back.
+  std::vector<std::string> data;
+  // The amounts behind `data`, by kind ("objects", "object_bytes", ...).
+  // Apply reads them again right before the delete and refuses it when any
+  // grew since the plan, so a delete never removes more than was shown.
+  std::map<std::string, uint64_t> amounts;
+  // Non-empty: Delete would refuse. Says what holds data and how to opt in
+  // ("set force_destroy = true on bucket.x, apply, then destroy").
+  std::string refusal;
+};
+
 class Provider {
  public:
   virtual ~Provider() = default;
@@ -93,6 +110,13 @@ class Provider {
   virtual Result<ResourceObject> Update(const std::string& type, const std::string& id, const ValueMap& prior,
                                         const ValueMap& planned) = 0;
   virtual Result<Done> Delete(const std::string& type, const std::string& id, const ValueMap& prior) = 0;
+  // What Delete(type, id, prior) would remove now, and whether it would
+  // refuse. Reads only; called by the planner for every delete and
+  // replacement. The default: nothing but the resource itself.
+  virtual Result<DeletePreview> PlanDelete(const std::string& type, const std::string& id, const ValueMap& prior) {
+    (void)type, (void)id, (void)prior;
+    return DeletePreview{};
+  }
   // Takes an existing object under management: returns its attributes.
   virtual Result<ResourceObject> Import(const std::string& type, const std::string& id) = 0;
 };

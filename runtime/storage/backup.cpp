@@ -1013,4 +1013,73 @@ std::optional<std::chrono::seconds> BackupAge(const std::optional<TimePoint>& la
   return std::chrono::floor<std::chrono::seconds>(now - *last);
 }
 
+// ------------------------------------------------------------------ deleting repositories
+
+BackupResult<RepositoryContents> InspectLocalRepository(const fs::path& repo) {
+  RepositoryContents c;
+  std::string what = "cannot read the backup repository at " + Quoted(repo.string());
+  std::error_code ec;
+  auto st = fs::symlink_status(repo, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) return Fail(BackupErrorCode::kIo, what + ": " + ec.message());
+  if (!fs::exists(st)) return c;
+  c.exists = true;
+  if (!fs::is_directory(st)) {
+    c.files = 1;
+    return c;
+  }
+  c.repository = fs::is_regular_file(fs::symlink_status(repo / "config", ec));
+  for (fs::recursive_directory_iterator it(repo, ec), end; !ec && it != end; it.increment(ec)) {
+    auto entry = it->symlink_status(ec);
+    if (ec) break;
+    if (fs::is_directory(entry)) continue;
+    ++c.files;
+    if (!fs::is_regular_file(entry)) continue;
+    c.bytes += it->file_size(ec);
+    if (ec) break;
+    if (it.depth() == 1 && it->path().parent_path().filename() == "snapshots") ++c.snapshots;
+  }
+  if (ec) return Fail(BackupErrorCode::kIo, what + ": " + ec.message());
+  return c;
+}
+
+BackupResult<BackupDone> DeleteDeletingLeftover(const fs::path& leftover) {
+  std::string name = leftover.filename().string();
+  std::string suffix = kDeletingSuffix;
+  if (name.size() <= suffix.size() + 1 || name[0] != '.' ||
+      name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    return Fail(BackupErrorCode::kInvalidArgument,
+                "refusing to remove " + Quoted(leftover.string()) + ": it is not a repository being deleted");
+  }
+  std::error_code ec;
+  fs::remove_all(leftover, ec);
+  if (ec) {
+    return Fail(BackupErrorCode::kIo,
+                "cannot finish deleting the backup repository at " + Quoted(leftover.string()) + ": " + ec.message());
+  }
+  return BackupDone{};
+}
+
+BackupResult<BackupDone> DeleteLocalRepository(const fs::path& repo) {
+  std::string what = "cannot delete the backup repository at " + Quoted(repo.string());
+  fs::path leftover = repo.parent_path() / ("." + repo.filename().string() + kDeletingSuffix);
+  std::error_code ec;
+  auto st = fs::symlink_status(repo, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) return Fail(BackupErrorCode::kIo, what + ": " + ec.message());
+  if (!fs::exists(st)) {  // gone, or renamed by a delete that was interrupted
+    if (fs::exists(fs::symlink_status(leftover, ec))) return DeleteDeletingLeftover(leftover);
+    return BackupDone{};
+  }
+  if (!fs::is_directory(st) || !fs::is_regular_file(fs::symlink_status(repo / "config", ec))) {
+    return Fail(BackupErrorCode::kInvalidArgument,
+                what + ": it is not a restic repository (no config file); nothing was deleted");
+  }
+  if (fs::exists(fs::symlink_status(leftover, ec))) {
+    if (auto done = DeleteDeletingLeftover(leftover); !done.ok()) return done.error();
+  }
+  // One rename takes the whole repository out of use; then its files go.
+  fs::rename(repo, leftover, ec);
+  if (ec) return Fail(BackupErrorCode::kIo, what + ": " + ec.message());
+  return DeleteDeletingLeftover(leftover);
+}
+
 }  // namespace plinth::storage

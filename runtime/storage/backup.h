@@ -20,7 +20,8 @@
 //    reported, never repaired; a failed restore leaves its target exactly as
 //    it was (restic writes into a private staging directory next to the
 //    target, moved into place only on success); Forget removes only what the
-//    keep policy selects.
+//    keep policy selects; DeleteLocalRepository is called only for a
+//    repository without snapshots or on the user's explicit force_destroy.
 //  * Every child has a deadline (RepositoryOptions::timeout); one that
 //    outlives it gets SIGTERM, then SIGKILL (its whole process group), and
 //    the call fails as retryable.
@@ -298,5 +299,34 @@ std::optional<Snapshot> NewestAtOrBefore(const std::vector<Snapshot>& snapshots,
 // How old the newest snapshot is at `now`; nullopt when there is none. For
 // a backup-age metric.
 std::optional<std::chrono::seconds> BackupAge(const std::optional<TimePoint>& last, TimePoint now);
+
+// ------------------------------------------------------------------ deleting repositories
+
+// What a local repository holds, read from its files (restic's repository
+// format keeps one file per snapshot under snapshots/): no password needed,
+// nothing run. For plans, which state what a delete removes.
+struct RepositoryContents {
+  bool exists = false;      // something is at the path
+  bool repository = false;  // and it is a restic repository (a `config` file)
+  uint64_t snapshots = 0;
+  uint64_t files = 0;
+  uint64_t bytes = 0;  // every file of the repository
+};
+BackupResult<RepositoryContents> InspectLocalRepository(const std::filesystem::path& repo);
+
+// The suffix of a repository being deleted (see DeleteLocalRepository).
+inline constexpr const char* kDeletingSuffix = ".plinth-deleting";
+
+// Deletes a local repository with everything in it, snapshots included: the
+// explicit opt-in (force_destroy) or a repository without snapshots, which
+// holds no data. Refuses a path that is not a restic repository, so a wrong
+// path never deletes data. The directory is first renamed to the hidden
+// sibling ".NAME.plinth-deleting" (atomic), then removed: a crash leaves the
+// whole repository or that leftover, which the next call for the same
+// repository (or DeleteDeletingLeftover) finishes. Gone already: success.
+BackupResult<BackupDone> DeleteLocalRepository(const std::filesystem::path& repo);
+// Removes a ".NAME.plinth-deleting" leftover of an interrupted delete;
+// refuses any other name.
+BackupResult<BackupDone> DeleteDeletingLeftover(const std::filesystem::path& leftover);
 
 }  // namespace plinth::storage

@@ -62,6 +62,11 @@ class FaultProvider : public runtime::Provider {
                                                   const ValueMap& prior, const ValueMap& planned) override;
   runtime::Result<runtime::Done> Delete(const std::string& type, const std::string& id,
                                         const ValueMap& prior) override;
+  // A read: forwarded, not counted (plans call it for every delete).
+  runtime::Result<runtime::DeletePreview> PlanDelete(const std::string& type, const std::string& id,
+                                                     const ValueMap& prior) override {
+    return inner_->PlanDelete(type, id, prior);
+  }
   runtime::Result<runtime::ResourceObject> Import(const std::string& type, const std::string& id) override {
     return inner_->Import(type, id);
   }

@@ -749,5 +749,61 @@ TEST_F(ResticFixture, CorruptRepositoryIsReportedAndNothingIsDeleted) {
   EXPECT_EQ(repo.Snapshots().value().size(), 1u);
 }
 
+// ------------------------------------------------------------------ deleting repositories
+
+TEST_F(ResticFixture, InspectCountsSnapshotsWithoutRunningRestic) {
+  ResticRepository repo = Initialised();
+  const fs::path repo_dir = dir_.path() / "repo";
+  auto empty = InspectLocalRepository(repo_dir);
+  ASSERT_TRUE(empty.ok()) << empty.error().message;
+  EXPECT_TRUE(empty.value().exists);
+  EXPECT_TRUE(empty.value().repository);
+  EXPECT_EQ(empty.value().snapshots, 0u);
+  EXPECT_GT(empty.value().bytes, 0u);  // config and key files
+  fs::path src = dir_.path() / "src";
+  MakeSource(src);
+  BackupAt(repo, src, "2026-11-20T10:00:00Z");
+  BackupAt(repo, src, "2026-11-21T10:00:00Z");
+  auto two = InspectLocalRepository(repo_dir);
+  ASSERT_TRUE(two.ok());
+  EXPECT_EQ(two.value().snapshots, repo.Snapshots().value().size());
+  EXPECT_EQ(two.value().snapshots, 2u);
+  EXPECT_GT(two.value().bytes, empty.value().bytes);
+  auto none = InspectLocalRepository(dir_.path() / "nothing-here");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none.value().exists);
+}
+
+TEST_F(ResticFixture, DeleteRemovesOnlyRepositoriesAndFinishesInterruptedDeletes) {
+  // Not a repository: refused, and every file stays.
+  fs::path data = dir_.path() / "backups" / "eu-data";
+  fs::create_directories(data);
+  WriteFile(data / "precious.csv", "a,b\n");
+  auto refused = DeleteLocalRepository(data);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, BackupErrorCode::kInvalidArgument);
+  EXPECT_NE(refused.error().message.find("not a restic repository"), std::string::npos) << refused.error().message;
+  EXPECT_EQ(ReadFile(data / "precious.csv"), "a,b\n");
+  EXPECT_FALSE(DeleteDeletingLeftover(data).ok()) << "only a .NAME.plinth-deleting leftover";
+  EXPECT_TRUE(fs::exists(data / "precious.csv"));
+
+  // A repository with a snapshot: gone, with no leftover beside it.
+  ResticRepository repo = Initialised();
+  fs::path src = dir_.path() / "src";
+  MakeSource(src);
+  BackupAt(repo, src, "2026-11-20T10:00:00Z");
+  const fs::path repo_dir = dir_.path() / "repo";
+  ASSERT_TRUE(DeleteLocalRepository(repo_dir).ok());
+  EXPECT_FALSE(fs::exists(repo_dir));
+  EXPECT_FALSE(fs::exists(dir_.path() / ".repo.plinth-deleting"));
+  EXPECT_TRUE(DeleteLocalRepository(repo_dir).ok()) << "gone already: success";
+
+  // A delete killed after its rename: the next call finishes it.
+  fs::copy(TemplateRepository(), repo_dir, fs::copy_options::recursive);
+  fs::rename(repo_dir, dir_.path() / ".repo.plinth-deleting");
+  ASSERT_TRUE(DeleteLocalRepository(repo_dir).ok());
+  EXPECT_FALSE(fs::exists(dir_.path() / ".repo.plinth-deleting"));
+}
+
 }  // namespace
 }  // namespace plinth::storage

@@ -5,7 +5,9 @@
 // hold after each.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -303,6 +305,144 @@ TEST_F(EngineTest, ProgressReportsEveryChangeWithTheTotal) {
   EXPECT_EQ(started, 5u);
   EXPECT_EQ(finished, 4u);
   EXPECT_EQ(failed, 1u);
+}
+
+// ------------------------------------------------------------------ deletes of data
+
+constexpr const char* kBucketWithData = R"(region "eu" {}
+
+bucket "b" {
+  region = region.eu
+}
+
+marker "m" {
+  path = "m/a"
+}
+)";
+
+// Forwards to the real provider; `before_plan_delete(n)` runs before the
+// n-th PlanDelete call (to write data between a plan and its delete).
+class WatchingProvider : public Provider {
+ public:
+  WatchingProvider(std::unique_ptr<Provider> inner, std::function<void(int)> before_plan_delete)
+      : inner_(std::move(inner)), before_(std::move(before_plan_delete)) {}
+  std::string Name() const override { return inner_->Name(); }
+  const SchemaSource& Schemas() const override { return inner_->Schemas(); }
+  std::vector<std::string> Validate(const std::string& t, const ValueMap& c) const override {
+    return inner_->Validate(t, c);
+  }
+  Result<PlanResponse> PlanChange(const PlanRequest& r) override { return inner_->PlanChange(r); }
+  Result<ResourceObject> Create(const std::string& t, const ValueMap& p) override { return inner_->Create(t, p); }
+  Result<std::optional<ResourceObject>> Read(const std::string& t, const std::string& id,
+                                             const ValueMap& prior) override {
+    return inner_->Read(t, id, prior);
+  }
+  Result<ResourceObject> Update(const std::string& t, const std::string& id, const ValueMap& prior,
+                                const ValueMap& planned) override {
+    return inner_->Update(t, id, prior, planned);
+  }
+  Result<Done> Delete(const std::string& t, const std::string& id, const ValueMap& prior) override {
+    return inner_->Delete(t, id, prior);
+  }
+  Result<DeletePreview> PlanDelete(const std::string& t, const std::string& id, const ValueMap& prior) override {
+    if (t == "bucket") before_(++calls_);
+    return inner_->PlanDelete(t, id, prior);
+  }
+  Result<ResourceObject> Import(const std::string& t, const std::string& id) override { return inner_->Import(t, id); }
+
+ private:
+  std::unique_ptr<Provider> inner_;
+  std::function<void(int)> before_;
+  std::atomic<int> calls_{0};
+};
+
+TEST_F(EngineTest, ADeleteThatWouldBeRefusedStopsTheDestroyBeforeAnyChange) {
+  Write(kBucketWithData);
+  ASSERT_TRUE(Run(Options()).ok);
+  fs::path bucket = dir_ / ".plinth/default/data/regions/eu/buckets/b";
+  std::ofstream(bucket / "data.csv") << "a,b\n";
+  EngineResult plan = [&] {
+    SourceManager sources;
+    Diagnostics diags;
+    Engine engine(Options(), sources, diags);
+    return engine.Plan(/*destroy=*/true);
+  }();
+  ASSERT_EQ(plan.plan.problems.size(), 1u);
+  EXPECT_EQ(plan.plan.problems[0].address, "bucket.b");
+  EXPECT_EQ(plan.plan.problems[0].message,
+            "bucket.b still holds 1 object (4 B); empty it first, or, to delete it with its data, set force_destroy = "
+            "true on bucket.b, apply, then destroy");
+  EngineResult r = Run(Options(), /*destroy=*/true);
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.applied, 0u);
+  EXPECT_EQ(Markers(), 1u) << "the marker, which could go, was not deleted either";
+  EXPECT_EQ(StateCount(), 3u);
+  EXPECT_TRUE(fs::exists(bucket / "data.csv"));
+
+  // Opting in is an in-place update; then the destroy takes the data too.
+  std::string text = kBucketWithData;
+  text.replace(text.find("  region = region.eu\n"), 21, "  region = region.eu\n  force_destroy = true\n");
+  Write(text);
+  EngineResult update = Run(Options());
+  ASSERT_TRUE(update.ok);
+  EXPECT_EQ(update.plan.Count(Action::Update), 1u);
+  EXPECT_EQ(update.plan.Count(Action::Replace), 0u);
+  r = Run(Options(), /*destroy=*/true);
+  EXPECT_TRUE(r.ok) << (r.errors.empty() ? "" : r.errors[0]);
+  EXPECT_EQ(StateCount(), 0u);
+  EXPECT_FALSE(fs::exists(dir_ / ".plinth/default/data/regions"));
+}
+
+TEST_F(EngineTest, ADeleteRefusesDataWrittenSinceItsPlan) {
+  std::string text = kBucketWithData;
+  text.replace(text.find("  region = region.eu\n"), 21, "  region = region.eu\n  force_destroy = true\n");
+  Write(text);
+  ASSERT_TRUE(Run(Options()).ok);
+  fs::path bucket = dir_ / ".plinth/default/data/regions/eu/buckets/b";
+  std::ofstream(bucket / "data.csv") << "a,b\n";
+  // The plan (first PlanDelete) sees data.csv; a job writes late.csv before
+  // the delete's own check (the second).
+  EngineOptions eo = Options();
+  eo.wrap_provider = [&](std::unique_ptr<Provider> inner) -> std::unique_ptr<Provider> {
+    return std::make_unique<WatchingProvider>(std::move(inner), [&](int call) {
+      if (call == 2) std::ofstream(bucket / "late.csv") << "c\n";
+    });
+  };
+  EngineResult r = Run(std::move(eo), /*destroy=*/true);
+  EXPECT_FALSE(r.ok);
+  std::string errors;
+  for (const auto& e : r.errors) errors += e + "\n";
+  EXPECT_NE(errors.find("refusing to delete bucket.b: it now holds more than the plan showed (object_bytes, "
+                        "objects): 2 objects (6 B), where the plan showed 1 object (4 B); nothing was deleted"),
+            std::string::npos)
+      << errors;
+  EXPECT_TRUE(fs::exists(bucket / "data.csv"));
+  EXPECT_TRUE(fs::exists(bucket / "late.csv"));
+  EXPECT_EQ(Markers(), 0u) << "the marker's delete was not concerned";
+
+  // A saved plan is refused once what its deletes remove changed.
+  EngineResult saved_plan = [&] {
+    SourceManager sources;
+    Diagnostics diags;
+    Engine engine(Options(), sources, diags);
+    return engine.Plan(/*destroy=*/true);
+  }();
+  ASSERT_TRUE(saved_plan.ok);
+  std::ofstream(bucket / "later.csv") << "d\n";
+  Engine::SavedPlan saved;
+  saved.serial = saved_plan.serial;
+  saved.config_digest = saved_plan.config_digest;
+  for (const auto& pr : saved_plan.plan.resources) saved.actions[pr.address] = ActionName(pr.action);
+  SourceManager sources;
+  Diagnostics diags;
+  Engine engine(Options(), sources, diags);
+  EngineResult refused = engine.ApplySaved(saved, /*destroy=*/true);
+  EXPECT_FALSE(refused.ok);
+  ASSERT_FALSE(refused.errors.empty());
+  EXPECT_NE(refused.errors[0].find("refusing the saved plan: the data its deletes remove changed"),
+            std::string::npos)
+      << refused.errors[0];
+  EXPECT_TRUE(fs::exists(bucket / "later.csv"));
 }
 
 }  // namespace

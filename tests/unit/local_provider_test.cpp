@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -276,10 +277,18 @@ TEST_F(LocalProviderTest, BucketDeleteRefusesWhileObjectsRemain) {
   fs::path dir = provider_->data_root() / "regions/eu/buckets/ckpt";
   Spit(dir / "a.bin", "1");
   Spit(dir / "deep/b.bin", "2");
+  // The plan says so first, with what it holds and how to opt in.
+  auto preview = provider_->PlanDelete("bucket", b.id, b.attributes);
+  ASSERT_TRUE(preview.ok()) << preview.error().message;
+  EXPECT_EQ(preview.value().data, (std::vector<std::string>{"2 objects (2 B)"}));
+  EXPECT_EQ(preview.value().amounts, (std::map<std::string, uint64_t>{{"objects", 2}, {"object_bytes", 2}}));
+  EXPECT_EQ(preview.value().refusal,
+            "bucket.ckpt still holds 2 objects (2 B); empty it first, or, to delete it with its data, set "
+            "force_destroy = true on bucket.ckpt, apply, then destroy");
   auto del = provider_->Delete("bucket", b.id, b.attributes);
   ASSERT_FALSE(del.ok());
   EXPECT_FALSE(del.error().retryable);
-  EXPECT_NE(del.error().message.find("still holds 2 files"), std::string::npos) << del.error().message;
+  EXPECT_EQ(del.error().message, preview.value().refusal);
   EXPECT_TRUE(fs::exists(dir / "a.bin"));
   EXPECT_TRUE(fs::exists(dir / "deep/b.bin"));
   EXPECT_TRUE(fs::exists(dir / ".plinth-bucket.json"));
@@ -295,6 +304,161 @@ TEST_F(LocalProviderTest, BucketDeleteRefusesWhileObjectsRemain) {
   EXPECT_TRUE(provider_->Delete("bucket", b.id, b.attributes).ok());
   EXPECT_FALSE(fs::exists(dir));
   EXPECT_TRUE(provider_->Delete("region", "eu", eu.attributes).ok());
+}
+
+TEST_F(LocalProviderTest, ForceDestroyIsAnInPlaceUpdateThatIsOnlyRecorded) {
+  ResourceObject eu = MustCreate("region", Region("eu"));
+  ResourceObject b = MustCreate("bucket", Bucket("ckpt", Value::Object(eu.attributes)));
+  EXPECT_TRUE(b.attributes.at("force_destroy").Equals(Value::Bool(false)));
+  ValueMap config = Bucket("ckpt", Value::Object(eu.attributes), {{"force_destroy", Value::Bool(true)}});
+  auto plan = provider_->PlanChange(PlanRequest{"bucket", &b.attributes, config});
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  EXPECT_TRUE(plan.value().replace_because.empty());
+  auto updated = provider_->Update("bucket", b.id, b.attributes, plan.value().planned);
+  ASSERT_TRUE(updated.ok()) << updated.error().message;
+  EXPECT_TRUE(updated.value().attributes.at("force_destroy").Equals(Value::Bool(true)));
+  auto read = provider_->Read("bucket", b.id, b.attributes);
+  ASSERT_TRUE(read.ok() && read.value());
+  EXPECT_TRUE(read.value()->attributes.at("force_destroy").Equals(Value::Bool(true)));
+  // Metadata written before force_destroy existed reads as its default, not as drift.
+  fs::path meta = provider_->data_root() / "regions/eu/buckets/ckpt/.plinth-bucket.json";
+  std::string text = Slurp(meta);
+  size_t at = text.find("\"force_destroy\"");
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, std::string("\"force_destroy\": true").size(), "\"old_setting\": true");
+  Spit(meta, text);
+  read = provider_->Read("bucket", b.id, b.attributes);
+  ASSERT_TRUE(read.ok() && read.value());
+  EXPECT_TRUE(read.value()->attributes.at("force_destroy").Equals(Value::Bool(false)));
+}
+
+// A bucket in `eu` backed up to `us`, with a real (empty) restic repository.
+class LocalBackupTest : public LocalProviderTest {
+ protected:
+  ResourceObject BackedUpBucket(const std::string& name, bool force_destroy) {
+    eu_ = MustCreate("region", Region("eu"));
+    us_ = MustCreate("region", Region("us", {{"port_base", Value::Number(21000)}}));
+    Value backup = Value::Object({{"every", Value::Duration(86400000.0)},
+                                  {"to", Value::Object(us_.attributes)},
+                                  {"keep", Value()}});
+    return MustCreate("bucket", Bucket(name, Value::Object(eu_.attributes),
+                                       {{"backup", backup}, {"force_destroy", Value::Bool(force_destroy)}}));
+  }
+  // restic's repository format: one file per snapshot under snapshots/.
+  void FakeSnapshot(const fs::path& repo, const std::string& id) { Spit(repo / "snapshots" / id, "{}"); }
+
+  ResourceObject eu_, us_;
+};
+
+TEST_F(LocalBackupTest, ForceDestroyDeletesObjectsVersionsArchiveAndBackups) {
+  ResourceObject b = BackedUpBucket("data", /*force_destroy=*/true);
+  const fs::path root = provider_->data_root();
+  const fs::path live = root / "regions/eu/buckets/data";
+  const fs::path store = root / "regions/eu/.plinth-storage/data";
+  const fs::path repo = root / "regions/us/backups/eu-data";
+  ASSERT_TRUE(fs::exists(repo / "config"));
+  Spit(live / "raw/a.csv", "12345");
+  Spit(live / "b.bin", "678");
+  Spit(store / "objects/0123/manifest.json", "{}");
+  Spit(store / "objects/0123/archive.sealed", "sealed-archive");                 // 14 bytes
+  Spit(store / "objects/4567/manifest.json", "{}");
+  Spit(store / "objects/4567/v1790000000000-0a0b0c0d.sealed", "sealed-version");  // 14 bytes
+  FakeSnapshot(repo, std::string(64, 'a'));
+
+  auto preview = provider_->PlanDelete("bucket", b.id, b.attributes);
+  ASSERT_TRUE(preview.ok()) << preview.error().message;
+  const DeletePreview& p = preview.value();
+  EXPECT_EQ(p.refusal, "");
+  ASSERT_EQ(p.data.size(), 4u);
+  EXPECT_EQ(p.data[0], "2 objects (8 B)");
+  EXPECT_EQ(p.data[1], "1 stored version (14 B)");
+  EXPECT_EQ(p.data[2], "1 archived object (14 B)");
+  EXPECT_EQ(p.data[3].rfind("backup repository 'regions/us/backups/eu-data' with 1 snapshot (", 0), 0u) << p.data[3];
+  EXPECT_EQ(p.amounts.at("objects"), 2u);
+  EXPECT_EQ(p.amounts.at("versions"), 1u);
+  EXPECT_EQ(p.amounts.at("archived"), 1u);
+  EXPECT_EQ(p.amounts.at("snapshots"), 1u);
+  EXPECT_EQ(p.amounts.at("repositories"), 1u);
+  EXPECT_GT(p.amounts.at("backup_bytes"), 0u);
+
+  // The backup region's own preview leaves the repository to its bucket.
+  auto us_preview = provider_->PlanDelete("region", "us", us_.attributes);
+  ASSERT_TRUE(us_preview.ok()) << us_preview.error().message;
+  EXPECT_EQ(us_preview.value().refusal, "");
+  EXPECT_TRUE(us_preview.value().data.empty());
+  // At apply, with the bucket still there, the region refuses: its delete
+  // never removes snapshots itself.
+  auto us_early = provider_->Delete("region", "us", us_.attributes);
+  ASSERT_FALSE(us_early.ok());
+  EXPECT_NE(us_early.error().message.find("with 1 snapshot ("), std::string::npos) << us_early.error().message;
+  EXPECT_NE(us_early.error().message.find("of bucket.data; delete bucket.data first"), std::string::npos)
+      << us_early.error().message;
+  EXPECT_TRUE(fs::exists(repo / "config"));
+
+  auto del = provider_->Delete("bucket", b.id, b.attributes);
+  ASSERT_TRUE(del.ok()) << del.error().message;
+  EXPECT_FALSE(fs::exists(live));
+  EXPECT_FALSE(fs::exists(store));
+  EXPECT_FALSE(fs::exists(repo));
+  EXPECT_FALSE(fs::exists(root / "regions/us/backups/.eu-data.plinth-deleting"));
+  ASSERT_TRUE(provider_->Delete("region", "us", us_.attributes).ok());
+  ASSERT_TRUE(provider_->Delete("region", "eu", eu_.attributes).ok());
+  // Nothing left under the data root.
+  EXPECT_TRUE(fs::is_empty(root)) << fs::directory_iterator(root)->path();
+}
+
+TEST_F(LocalBackupTest, WithoutForceDestroyBackupsOutliveTheBucketAndHoldTheRegion) {
+  ResourceObject b = BackedUpBucket("data", /*force_destroy=*/false);
+  const fs::path repo = provider_->data_root() / "regions/us/backups/eu-data";
+  FakeSnapshot(repo, std::string(64, 'b'));
+  // An empty bucket goes; its repository, holding a snapshot, stays.
+  auto preview = provider_->PlanDelete("bucket", b.id, b.attributes);
+  ASSERT_TRUE(preview.ok()) << preview.error().message;
+  EXPECT_EQ(preview.value().refusal, "");
+  EXPECT_TRUE(preview.value().data.empty());
+  ASSERT_TRUE(provider_->Delete("bucket", b.id, b.attributes).ok());
+  EXPECT_TRUE(fs::exists(repo / "config"));
+
+  auto us_preview = provider_->PlanDelete("region", "us", us_.attributes);
+  ASSERT_TRUE(us_preview.ok()) << us_preview.error().message;
+  EXPECT_NE(us_preview.value().refusal.find("region.us still holds backup repository 'regions/us/backups/eu-data' "
+                                            "with 1 snapshot"),
+            std::string::npos)
+      << us_preview.value().refusal;
+  EXPECT_NE(us_preview.value().refusal.find("of a bucket that no longer exists"), std::string::npos);
+  auto refused = provider_->Delete("region", "us", us_.attributes);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().message, us_preview.value().refusal);
+  EXPECT_TRUE(fs::exists(repo / "config"));
+
+  // Without snapshots the repository is no data: it goes with the region.
+  fs::remove_all(repo / "snapshots");
+  us_preview = provider_->PlanDelete("region", "us", us_.attributes);
+  ASSERT_TRUE(us_preview.ok());
+  EXPECT_EQ(us_preview.value().refusal, "");
+  EXPECT_EQ(us_preview.value().data,
+            (std::vector<std::string>{"empty backup repository 'regions/us/backups/eu-data'"}));
+  ASSERT_TRUE(provider_->Delete("region", "us", us_.attributes).ok());
+  EXPECT_FALSE(fs::exists(provider_->data_root() / "regions/us"));
+}
+
+TEST_F(LocalBackupTest, AnEmptyRepositoryGoesWithItsBucket) {
+  ResourceObject b = BackedUpBucket("data", /*force_destroy=*/false);
+  const fs::path repo = provider_->data_root() / "regions/us/backups/eu-data";
+  auto preview = provider_->PlanDelete("bucket", b.id, b.attributes);
+  ASSERT_TRUE(preview.ok()) << preview.error().message;
+  EXPECT_EQ(preview.value().data,
+            (std::vector<std::string>{"empty backup repository 'regions/us/backups/eu-data'"}));
+  ASSERT_TRUE(provider_->Delete("bucket", b.id, b.attributes).ok());
+  EXPECT_FALSE(fs::exists(repo));
+  // A region holding a file plinth does not manage refuses, naming it.
+  Spit(provider_->data_root() / "regions/us/notes.txt", "mine");
+  auto us = provider_->PlanDelete("region", "us", us_.attributes);
+  ASSERT_TRUE(us.ok());
+  EXPECT_EQ(us.value().refusal,
+            "region.us still holds 1 file (4 B) in 'regions/us' that plinth does not manage; remove it first");
+  EXPECT_FALSE(provider_->Delete("region", "us", us_.attributes).ok());
+  EXPECT_TRUE(fs::exists(provider_->data_root() / "regions/us/notes.txt"));
 }
 
 TEST_F(LocalProviderTest, DownRegionRefusesNewBuckets) {

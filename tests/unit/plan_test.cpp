@@ -78,6 +78,49 @@ TEST(Plan, ReplaceNamesTheForcingAttribute) {
   EXPECT_NE(text.find("Plan: 0 to create, 0 to update, 1 to replace, 0 to delete."), std::string::npos) << text;
 }
 
+TEST(Plan, WhatADeleteRemovesIsShownUnderItsLine) {
+  std::vector<PriorResource> prior = {
+      Prior("bucket.data", "bucket", {{"name", Value::String("data")}}),
+      Prior("bucket.kept", "bucket", {{"name", Value::String("kept")}}),
+      Prior("marker.m", "marker", {{"path", Value::String("m")}}),
+  };
+  Plan p = ComputePlan({}, prior, {});
+  for (PlannedResource& r : p.resources) {
+    if (r.address == "bucket.data") {
+      r.deletes = DeletePreview{{"2 objects (8 B)", "backup repository 'regions/us/backups/eu-data' with 1 snapshot (2.0 KiB)"},
+                                {{"objects", 2}, {"object_bytes", 8}, {"snapshots", 1}},
+                                ""};
+    } else if (r.address == "bucket.kept") {
+      r.deletes = DeletePreview{{"1 object (3 B)"}, {{"objects", 1}, {"object_bytes", 3}},
+                                "bucket.kept still holds 1 object (3 B); empty it first"};
+    }
+  }
+  std::string text = RenderPlanText(p, false);
+  EXPECT_NE(text.find("- bucket.data\n"
+                      "      ! deletes 2 objects (8 B)\n"
+                      "      ! deletes backup repository 'regions/us/backups/eu-data' with 1 snapshot (2.0 KiB)\n"
+                      "      - name = \"data\"\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("- bucket.kept\n"
+                      "      ! holds 1 object (3 B)\n"
+                      "      x delete refused: bucket.kept still holds 1 object (3 B); empty it first\n"),
+            std::string::npos)
+      << text;
+  nlohmann::json doc = nlohmann::json::parse(RenderPlanJson(p));
+  for (const auto& c : doc["resource_changes"]) {
+    if (c["address"] == "bucket.data") {
+      EXPECT_EQ(c["deletes"]["data"].size(), 2u);
+      EXPECT_EQ(c["deletes"]["amounts"]["objects"], 2);
+      EXPECT_TRUE(c["deletes"]["refused"].is_null());
+    } else if (c["address"] == "bucket.kept") {
+      EXPECT_EQ(c["deletes"]["refused"], "bucket.kept still holds 1 object (3 B); empty it first");
+    } else {
+      EXPECT_TRUE(c["deletes"].is_null()) << "not asked: null";
+    }
+  }
+}
+
 TEST(Plan, IgnoreChangesAndPreventDestroy) {
   ResourceInstance ri = Instance("bucket.b", "bucket", {{"labels", Value::Object({{"a", Value::String("2")}})}});
   ri.ignore_changes = {"labels"};

@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <map>
+#include <mutex>
+
 #include <nlohmann/json.hpp>
 
 #include "runtime/providers/s3/schema.h"
@@ -198,6 +201,113 @@ TEST_F(S3ProviderTest, StoreErrorsAreRetryableAndCarryNoSecret) {
   auto deferred = provider.Create("s3_bucket", unknown);
   ASSERT_FALSE(deferred.ok());
   EXPECT_EQ(deferred.error().message, "s3_bucket attribute 'versioning' is not known at apply time");
+}
+
+// A store with one bucket "b" holding object versions, for deletes:
+// HeadBucket, ListObjectVersions (one page), DeleteObject by version,
+// DeleteBucket (BucketNotEmpty while any version is left).
+class VersionStore : public s3::Transport {
+ public:
+  struct Entry {
+    std::string key, version;
+    bool latest = true, marker = false;
+    uint64_t size = 0;
+  };
+  s3::HttpResponse Send(const s3::HttpRequest& req) override {
+    std::lock_guard lock(mu);
+    std::string rest = req.url.substr(std::string("http://127.0.0.1:7480/").size());
+    std::string query;
+    if (size_t q = rest.find('?'); q != std::string::npos) {
+      query = rest.substr(q + 1);
+      rest = rest.substr(0, q);
+    }
+    std::string bucket = rest.substr(0, rest.find('/'));
+    std::string key = rest.find('/') == std::string::npos ? "" : rest.substr(rest.find('/') + 1);
+    if (!exists || bucket != "b") return {404, {}, "<Error><Code>NoSuchBucket</Code></Error>", "", false};
+    if (req.method == "HEAD") return {200, {}, "", "", false};
+    if (req.method == "GET" && query.find("versions") != std::string::npos) {
+      ++listings;
+      std::string xml = "<ListVersionsResult>";
+      for (const Entry& e : entries) {
+        std::string tag = e.marker ? "DeleteMarker" : "Version";
+        xml += "<" + tag + "><Key>" + e.key + "</Key><VersionId>" + e.version + "</VersionId><IsLatest>" +
+               (e.latest ? "true" : "false") + "</IsLatest><Size>" + std::to_string(e.size) + "</Size></" + tag + ">";
+      }
+      return {200, {}, xml + "<IsTruncated>false</IsTruncated></ListVersionsResult>", "", false};
+    }
+    if (req.method == "DELETE" && !key.empty()) {
+      std::string version = query.substr(query.find("versionId=") + 10);
+      deleted.push_back(key + "@" + version);
+      std::erase_if(entries, [&](const Entry& e) { return e.key == key && e.version == version; });
+      return {204, {}, "", "", false};
+    }
+    if (req.method == "DELETE") {
+      if (!entries.empty()) return {409, {}, "<Error><Code>BucketNotEmpty</Code></Error>", "", false};
+      exists = false;
+      return {204, {}, "", "", false};
+    }
+    return {501, {}, "<Error><Code>NotImplemented</Code></Error>", "", false};
+  }
+  std::mutex mu;
+  bool exists = true;
+  std::vector<Entry> entries = {{"a.csv", "v2", true, false, 100},
+                                {"a.csv", "v1", false, false, 40},
+                                {"gone.csv", "v4", true, true, 0},
+                                {"gone.csv", "v3", false, false, 7},
+                                {"plain.txt", "null", true, false, 5}};
+  std::vector<std::string> deleted;
+  int listings = 0;
+};
+
+TEST(S3DeleteTest, ThePlanSaysWhatADeleteRemovesAndForceDestroyRemovesIt) {
+  auto store = std::make_shared<VersionStore>();
+  S3Provider provider(S3Config{"http://127.0.0.1:7480", "us-east-1", "AK", "SK", true}, store,
+                      [](std::chrono::milliseconds) {});
+  ValueMap prior = {{"address", Value::String("s3_bucket.b")}, {"bucket", Value::String("b")},
+                    {"force_destroy", Value::Bool(false)}};
+  auto preview = provider.PlanDelete("s3_bucket", "b", prior);
+  ASSERT_TRUE(preview.ok()) << preview.error().message;
+  EXPECT_EQ(preview.value().data, (std::vector<std::string>{"2 objects (105 B)", "2 noncurrent versions (47 B)",
+                                                            "1 delete marker"}));
+  EXPECT_EQ(preview.value().amounts,
+            (std::map<std::string, uint64_t>{{"objects", 2}, {"object_bytes", 105}, {"versions", 2},
+                                             {"version_bytes", 47}, {"delete_markers", 1}}));
+  EXPECT_EQ(preview.value().refusal,
+            "s3_bucket.b still holds 2 objects (105 B), 2 noncurrent versions (47 B) and 1 delete marker; empty it "
+            "first, or, to delete it with its data, set force_destroy = true on s3_bucket.b, apply, then destroy");
+  auto refused = provider.Delete("s3_bucket", "b", prior);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().message, preview.value().refusal);
+  EXPECT_TRUE(store->deleted.empty());
+  EXPECT_TRUE(store->exists);
+
+  prior["force_destroy"] = Value::Bool(true);
+  preview = provider.PlanDelete("s3_bucket", "b", prior);
+  ASSERT_TRUE(preview.ok());
+  EXPECT_EQ(preview.value().refusal, "");
+  auto deleted = provider.Delete("s3_bucket", "b", prior);
+  ASSERT_TRUE(deleted.ok()) << deleted.error().message;
+  EXPECT_FALSE(store->exists);
+  EXPECT_EQ(store->deleted, (std::vector<std::string>{"a.csv@v2", "a.csv@v1", "gone.csv@v4", "gone.csv@v3",
+                                                      "plain.txt@null"}));
+  auto gone = provider.PlanDelete("s3_bucket", "b", prior);
+  ASSERT_TRUE(gone.ok());
+  EXPECT_TRUE(gone.value().data.empty());
+}
+
+TEST(S3DeleteTest, ForceDestroyIsRecordedNotSentAndChangesInPlace) {
+  S3Provider provider(S3Config{"http://127.0.0.1:7480", "us-east-1", "AK", "SK", true},
+                      std::make_shared<NoStore>(), [](std::chrono::milliseconds) {});
+  ValueMap prior = plinth::testing::S3BucketConfig("models");
+  auto created = provider.PlanChange(PlanRequest{"s3_bucket", nullptr, prior, {"bucket"}});
+  ASSERT_TRUE(created.ok());
+  EXPECT_TRUE(created.value().planned.at("force_destroy").Equals(Value::Bool(false)));
+  ValueMap state = created.value().planned;
+  ValueMap config = plinth::testing::S3BucketConfig("models", {{"force_destroy", Value::Bool(true)}});
+  auto changed = provider.PlanChange(PlanRequest{"s3_bucket", &state, config, {"bucket"}});
+  ASSERT_TRUE(changed.ok());
+  EXPECT_TRUE(changed.value().replace_because.empty());
+  EXPECT_TRUE(changed.value().planned.at("force_destroy").Equals(Value::Bool(true)));
 }
 
 TEST(S3ConfigTest, FromEnvironment) {

@@ -252,6 +252,45 @@ TEST_F(S3StoreTest, CreateMatchesConfigPlansEmptyRepairsDriftAndDeletes) {
   EXPECT_TRUE(provider_->Delete("s3_bucket", name, repaired.attributes).ok()) << "delete is idempotent";
 }
 
+// force_destroy: the plan counts every version and delete marker, the
+// delete refuses without it, setting it is an in-place update, and then the
+// delete empties the bucket (every version) and removes it.
+TEST_F(S3StoreTest, ForceDestroyDeletesEveryVersionAfterThePlanCountedThem) {
+  std::string name = NewBucketName("force");
+  ResourceObject created = MustCreate(Config(name, {{"versioning", Value::Bool(true)}}));
+  ASSERT_TRUE(raw_->PutObject(name, "a.txt", "1").ok());
+  ASSERT_TRUE(raw_->PutObject(name, "a.txt", "22").ok());
+  ASSERT_TRUE(raw_->PutObject(name, "b.txt", "333").ok());
+  ASSERT_TRUE(raw_->DeleteObject(name, "b.txt").ok());  // a delete marker over b.txt
+  auto preview = provider_->PlanDelete("s3_bucket", name, created.attributes);
+  ASSERT_TRUE(preview.ok()) << preview.error().message;
+  EXPECT_EQ(preview.value().data, (std::vector<std::string>{"1 object (2 B)", "2 noncurrent versions (4 B)",
+                                                            "1 delete marker"}));
+  EXPECT_NE(preview.value().refusal.find("set force_destroy = true on s3_bucket." + name), std::string::npos)
+      << preview.value().refusal;
+  auto refused = provider_->Delete("s3_bucket", name, created.attributes);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(raw_->HeadBucket(name).value());
+
+  ValueMap config = Config(name, {{"versioning", Value::Bool(true)}, {"force_destroy", Value::Bool(true)}});
+  auto plan = Plan(config, &created.attributes);
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  EXPECT_TRUE(plan.value().replace_because.empty());
+  auto updated = provider_->Update("s3_bucket", name, created.attributes, plan.value().planned);
+  ASSERT_TRUE(updated.ok()) << updated.error().message;
+  EXPECT_TRUE(updated.value().attributes.at("force_destroy").Equals(Value::Bool(true)));
+  ResourceObject read = MustRead(name, updated.value().attributes);
+  EXPECT_TRUE(read.attributes.at("force_destroy").Equals(Value::Bool(true))) << "the state's value, kept by refresh";
+
+  preview = provider_->PlanDelete("s3_bucket", name, read.attributes);
+  ASSERT_TRUE(preview.ok());
+  EXPECT_EQ(preview.value().refusal, "");
+  EXPECT_EQ(preview.value().amounts.at("delete_markers"), 1u);
+  auto deleted = provider_->Delete("s3_bucket", name, read.attributes);
+  ASSERT_TRUE(deleted.ok()) << deleted.error().message;
+  EXPECT_FALSE(raw_->HeadBucket(name).value());
+}
+
 TEST_F(S3StoreTest, BucketNameDefaultsToInstanceNameAndCreateRefusesExisting) {
   std::string name = NewBucketName("named");
   ResourceObject created = MustCreate(Config(name));

@@ -755,7 +755,8 @@ std::optional<RegionRef> RefOf(const Value* v) {
 // configures; `path` and the identity are derived).
 const std::vector<std::string>& StoredBucketKeys() {
   static const std::vector<std::string> keys = {"capacity", "alert_at",       "encryption", "versioning",
-                                                "labels",   "lifecycle_rule", "backup",     "grant"};
+                                                "labels",   "lifecycle_rule", "backup",     "grant",
+                                                "force_destroy"};
   return keys;
 }
 
@@ -790,6 +791,7 @@ Result<std::optional<ResourceObject>> LocalProvider::ReadBucketAt(const std::str
         return Fail("bucket metadata '" + meta_path.string() + "' is unreadable: " + k + ": " + v.error);
       a[k] = v.value;
     }
+    if (a["force_destroy"].is_null()) a["force_destroy"] = Value::Bool(false);  // written before it existed
     if (j.contains("address") && j["address"].is_string())
       a["address"] = Value::String(j["address"].get<std::string>());
     if (j.contains("key") && j["key"].is_string()) a["key"] = Value::String(j["key"].get<std::string>()).WithSensitive();
@@ -967,6 +969,304 @@ Result<ResourceObject> LocalProvider::WriteMarker(const ValueMap& planned) {
   return o;
 }
 
+// ------------------------------------------------------------------ deletes
+
+namespace {
+
+std::string Counted(uint64_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+// "bucket.datasets" when the state knows the address, else "bucket 'eu/datasets'".
+std::string Named(const ValueMap& prior, const std::string& type, const std::string& id) {
+  const Value* a = Find(prior, "address");
+  if (IsKnownString(a) && !a->as_string().empty()) return a->as_string();
+  return type + " '" + id + "'";
+}
+
+std::string OptIn(const std::string& bucket) {
+  return "set force_destroy = true on " + bucket + ", apply, then destroy";
+}
+
+// "a, b and c".
+std::string Listed(const std::vector<std::string>& parts) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) out += (i == 0 ? "" : i + 1 == parts.size() ? " and " : ", ") + parts[i];
+  return out;
+}
+
+struct Tally {
+  uint64_t files = 0, bytes = 0;
+};
+
+// Files (anything but directories, symlinks not followed) and their bytes
+// below `dir`, leaving out the entries named in `skip` directly inside it.
+Tally TallyTree(const fs::path& dir, const std::vector<std::string>& skip) {
+  Tally t;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
+       !ec && it != end; it.increment(ec)) {
+    if (it.depth() == 0 && std::find(skip.begin(), skip.end(), it->path().filename().string()) != skip.end()) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    auto st = it->symlink_status(ec);
+    if (ec) break;
+    if (fs::is_directory(st)) continue;
+    ++t.files;
+    if (fs::is_regular_file(st)) t.bytes += it->file_size(ec);
+    ec.clear();
+  }
+  return t;
+}
+
+bool BoolAttr(const ValueMap& m, const char* key) {
+  const Value* v = Find(m, key);
+  return v && v->kind() == Value::Kind::Bool && v->as_bool();
+}
+
+}  // namespace
+
+struct LocalProvider::BucketDeletion {
+  DeletePreview preview;
+  bool exists = false;
+  bool force = false;
+  fs::path live;                      // the bucket's directory (resolved)
+  fs::path store;                     // its archive tier and stored versions
+  std::optional<fs::path> repository;  // deleted with the bucket
+};
+
+struct LocalProvider::RegionDeletion {
+  DeletePreview preview;
+  std::vector<fs::path> repositories;  // without snapshots: deleted with the region
+  std::vector<fs::path> leftovers;     // repository deletes that were interrupted
+};
+
+std::string LocalProvider::RootRelative(const fs::path& p) const {
+  std::string s = p.lexically_relative(root_).string();
+  return s.empty() || s.rfind("..", 0) == 0 ? p.string() : s;
+}
+
+Result<LocalProvider::BucketDeletion> LocalProvider::InspectBucketDeletion(const std::string& id,
+                                                                          const ValueMap& prior) const {
+  auto parsed = ParseBucketId(id);
+  if (!parsed.ok()) return parsed.error();
+  const auto& [region_name, bucket] = parsed.value();
+  const Value* ref = Find(prior, "region");
+  const ValueMap* hint = ref && ref->kind() == Value::Kind::Object ? &ref->as_object() : nullptr;
+  auto live = Inside(RegionDirFor(region_name, hint) / "buckets" / bucket, "bucket '" + id + "'");
+  if (!live.ok()) return live.error();
+  BucketDeletion d;
+  d.live = live.value();
+  if (!IsDir(d.live)) return d;
+  d.exists = true;
+  d.force = BoolAttr(prior, "force_destroy");
+  d.store = storage::StoreDirFor(d.live.parent_path().parent_path(), bucket);
+  const std::string name = Named(prior, "bucket", id);
+  DeletePreview& p = d.preview;
+  std::vector<std::string> holds;  // what refuses the delete without force_destroy
+
+  Tally objects = TallyTree(d.live, {kBucketMeta});
+  if (objects.files > 0) {
+    p.amounts["objects"] = objects.files;
+    p.amounts["object_bytes"] = objects.bytes;
+    holds.push_back(Counted(objects.files, "object", "objects") + " (" + storage::BytesText(objects.bytes) + ")");
+  }
+  // The archive tier and stored versions: sealed files per object key
+  // (runtime/storage/bucket_store.h); manifests alone hold no data.
+  Tally archived, versions;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(d.store / "objects", ec), end; !ec && it != end; it.increment(ec)) {
+    auto st = it->symlink_status(ec);
+    if (ec || !fs::is_regular_file(st)) continue;
+    std::string file = it->path().filename().string();
+    if (file.size() < 7 || file.compare(file.size() - 7, 7, ".sealed") != 0) continue;
+    Tally& t = file == "archive.sealed" ? archived : versions;
+    ++t.files;
+    t.bytes += it->file_size(ec);
+    ec.clear();
+  }
+  if (versions.files > 0) {
+    p.amounts["versions"] = versions.files;
+    p.amounts["version_bytes"] = versions.bytes;
+    holds.push_back(Counted(versions.files, "stored version", "stored versions") + " (" +
+                    storage::BytesText(versions.bytes) + ")");
+  }
+  if (archived.files > 0) {
+    p.amounts["archived"] = archived.files;
+    p.amounts["archived_bytes"] = archived.bytes;
+    holds.push_back(Counted(archived.files, "archived object", "archived objects") + " (" +
+                    storage::BytesText(archived.bytes) + ")");
+  }
+  p.data = holds;
+  if (!holds.empty() && !d.force) {
+    p.refusal = name + " still holds " + Listed(holds) + "; empty it first, or, to delete it with its data, " +
+                OptIn(name);
+  }
+
+  // The backup repository in the other region: one without snapshots holds
+  // no data and goes with the bucket; one with snapshots goes only with
+  // force_destroy (otherwise backups outlive their bucket).
+  std::optional<fs::path> repo;
+  if (auto info = storage::LoadBucket(d.live); info.ok() && info.value().backup) {
+    repo = info.value().backup->repository;
+  } else {
+    storage::BucketInfo from_state;
+    from_state.region = region_name;
+    from_state.name = bucket;
+    storage::ApplySettings(prior, from_state);
+    if (from_state.backup) repo = from_state.backup->repository;
+  }
+  if (repo) {
+    auto inside = Inside(*repo, "the backup repository of bucket '" + id + "'");
+    if (!inside.ok()) return inside.error();
+    auto contents = storage::InspectLocalRepository(inside.value());
+    if (!contents.ok()) return Fail(contents.error().message, contents.error().retryable);
+    const storage::RepositoryContents& c = contents.value();
+    std::string shown = "'" + RootRelative(inside.value()) + "'";
+    if (c.repository && c.snapshots == 0) {
+      d.repository = inside.value();
+      p.amounts["repositories"] = 1;
+      p.data.push_back("empty backup repository " + shown);
+    } else if (c.repository && (d.force || !p.refusal.empty())) {
+      if (d.force) d.repository = inside.value();
+      p.amounts["repositories"] = 1;
+      p.amounts["snapshots"] = c.snapshots;
+      p.amounts["backup_bytes"] = c.bytes;
+      p.data.push_back("backup repository " + shown + " with " + Counted(c.snapshots, "snapshot", "snapshots") +
+                       " (" + storage::BytesText(c.bytes) + ")");
+    }
+  }
+  return d;
+}
+
+Result<LocalProvider::RegionDeletion> LocalProvider::InspectRegionDeletion(const std::string& id, const fs::path& dir,
+                                                                          const ValueMap& prior, bool at_apply) const {
+  RegionDeletion d;
+  DeletePreview& p = d.preview;
+  const std::string name = Named(prior, "region", id);
+  // What refuses the delete: a data line, and what to do about it.
+  std::vector<std::pair<std::string, std::string>> holds;
+  // Which bucket backs up into each repository here, from the buckets'
+  // metadata (repository names alone are ambiguous: region names may hold '-').
+  struct Owner {
+    std::string name;
+    bool force = false;
+  };
+  std::map<fs::path, Owner> owners;
+  auto owners_known = false;
+  auto owner_of = [&](const fs::path& repo) -> std::optional<Owner> {
+    if (!owners_known) {
+      owners_known = true;
+      for (const RegionInfo& r : ListRegions()) {
+        std::error_code ec;
+        for (fs::directory_iterator it(r.dir / "buckets", ec), end; !ec && it != end; it.increment(ec)) {
+          auto info = storage::LoadBucket(it->path());
+          if (!info.ok() || !info.value().backup) continue;
+          auto b = ReadBucketAt(r.name, r.dir, it->path().filename().string(), nullptr);
+          if (!b.ok() || !b.value()) continue;
+          const ValueMap& attrs = b.value()->attributes;
+          owners[info.value().backup->repository.lexically_normal()] = {
+              Named(attrs, "bucket", info.value().id), BoolAttr(attrs, "force_destroy")};
+        }
+      }
+    }
+    auto it = owners.find(repo.lexically_normal());
+    if (it == owners.end()) return std::nullopt;
+    return it->second;
+  };
+
+  std::error_code ec;
+  std::vector<fs::path> entries;
+  for (fs::directory_iterator it(dir / "backups", ec), end; !ec && it != end; it.increment(ec))
+    entries.push_back(it->path());
+  std::sort(entries.begin(), entries.end());
+  for (const fs::path& e : entries) {
+    std::string file = e.filename().string();
+    std::string shown = "'" + RootRelative(e) + "'";
+    if (file.size() > std::string(storage::kDeletingSuffix).size() && file[0] == '.' &&
+        file.compare(file.size() - std::string(storage::kDeletingSuffix).size(), std::string::npos,
+                     storage::kDeletingSuffix) == 0) {
+      d.leftovers.push_back(e);
+      p.data.push_back("the rest of a backup repository whose delete was interrupted, " + shown);
+      continue;
+    }
+    auto contents = storage::InspectLocalRepository(e);
+    if (!contents.ok()) return Fail(contents.error().message, contents.error().retryable);
+    const storage::RepositoryContents& c = contents.value();
+    if (!c.repository) {
+      holds.push_back({shown + ", which is not a backup repository (" + FilesText(c.files) + ")", "remove it first"});
+      continue;
+    }
+    if (c.snapshots == 0) {
+      d.repositories.push_back(e);
+      ++p.amounts["repositories"];
+      p.data.push_back("empty backup repository " + shown);
+      continue;
+    }
+    std::string what = "backup repository " + shown + " with " + Counted(c.snapshots, "snapshot", "snapshots") +
+                       " (" + storage::BytesText(c.bytes) + ")";
+    std::optional<Owner> owner = owner_of(e);
+    if (owner && owner->force && !at_apply) continue;  // its bucket's delete removes it first
+    p.amounts["snapshots"] += c.snapshots;
+    p.amounts["backup_bytes"] += c.bytes;
+    if (owner && owner->force) {
+      holds.push_back({what + " of " + owner->name, "delete " + owner->name + " first: with its force_destroy it "
+                                                        "deletes its backups"});
+    } else if (owner) {
+      holds.push_back({what + " of " + owner->name, "to delete the backups with it, " + OptIn(owner->name) +
+                                                        ", or remove the repository by hand when they are no longer "
+                                                        "needed"});
+    } else {
+      holds.push_back({what + " of a bucket that no longer exists",
+                       "backups outlive their bucket: remove it by hand when they are no longer needed"});
+    }
+  }
+  // Anything else in the region's directory. The buckets (and their storage
+  // directories) report themselves when they are deleted in the same plan;
+  // at apply they are gone.
+  std::vector<std::string> skip = {kRegionMeta, kDownFile, "backups"};
+  if (!at_apply) {
+    skip.push_back("buckets");
+    skip.push_back(".plinth-storage");
+  }
+  if (Tally other = TallyTree(dir, skip); other.files > 0) {
+    holds.push_back({FilesText(other.files) + " (" + storage::BytesText(other.bytes) + ") in '" + RootRelative(dir) +
+                         "' that plinth does not manage",
+                     other.files == 1 ? "remove it first" : "remove them first"});
+  }
+  if (!holds.empty()) {
+    p.refusal = name + " still holds ";
+    for (size_t i = 0; i < holds.size(); ++i) {
+      p.data.push_back(holds[i].first);
+      p.refusal += (i ? "; and " : "") + holds[i].first + "; " + holds[i].second;
+    }
+  }
+  return d;
+}
+
+Result<DeletePreview> LocalProvider::PlanDelete(const std::string& type, const std::string& id,
+                                                const ValueMap& prior) {
+  if (type == "bucket") {
+    std::shared_lock regions(regions_mu_);
+    auto d = InspectBucketDeletion(id, prior);
+    if (!d.ok()) return d.error();
+    return std::move(d.value().preview);
+  }
+  if (type == "region") {
+    if (!ValidSegment(id)) return Fail("region id '" + id + "' is not a region name");
+    std::shared_lock lock(regions_mu_);
+    auto dir = Inside(RegionDirFor(id, &prior), "the directory of region '" + id + "'");
+    if (!dir.ok()) return dir.error();
+    if (!IsDir(dir.value())) return DeletePreview{};
+    auto d = InspectRegionDeletion(id, dir.value(), prior, /*at_apply=*/false);
+    if (!d.ok()) return d.error();
+    return std::move(d.value().preview);
+  }
+  if (type == "marker") return DeletePreview{};
+  return UnknownType(type);
+}
+
 // --------------------------------------------------------------- interface
 
 Result<ResourceObject> LocalProvider::Create(const std::string& type, const ValueMap& planned) {
@@ -1054,10 +1354,20 @@ Result<Done> LocalProvider::Delete(const std::string& type, const std::string& i
       if (buckets > 0)
         return Fail("region '" + id + "' still holds " + std::to_string(buckets) +
                     (buckets == 1 ? " bucket" : " buckets") + "; delete them first");
-      if (size_t n = CountFiles(dir / "backups", {}); n > 0)
-        return Fail("region '" + id + "' still holds backup repositories in '" + (dir / "backups").string() +
-                    "' (" + FilesText(n) + "); backups outlive their buckets: remove them by hand when they are no "
-                    "longer needed (plinth does not delete data)");
+      // Backup repositories without snapshots hold no data and go with the
+      // region; one with snapshots refuses (plinth does not delete data).
+      auto d = InspectRegionDeletion(id, dir, prior, /*at_apply=*/true);
+      if (!d.ok()) return d.error();
+      if (!d.value().preview.refusal.empty()) return Fail(d.value().preview.refusal);
+      for (const fs::path& leftover : d.value().leftovers) {
+        if (auto done = storage::DeleteDeletingLeftover(leftover); !done.ok()) return Fail(done.error().message);
+      }
+      for (const fs::path& repo : d.value().repositories) {
+        if (auto done = storage::DeleteLocalRepository(repo); !done.ok()) return Fail(done.error().message);
+      }
+      if (IsDir(dir / "backups")) {
+        if (auto err = RemoveEmptyTree(dir / "backups")) return *err;
+      }
       if (size_t n = CountFiles(dir, {kRegionMeta, kDownFile}); n > 0)
         return Fail("region '" + id + "' still holds " + FilesText(n) + " in '" + dir.string() +
                     "'; remove them first (plinth does not delete data)");
@@ -1067,34 +1377,51 @@ Result<Done> LocalProvider::Delete(const std::string& type, const std::string& i
       if (auto err = RemoveEmptyTree(dir)) return *err;
     }
     if (auto err = RemoveFile(index, false)) return *err;
+    // Directories left empty above it (the default `regions/`, the index's),
+    // so that destroying everything leaves an empty data root.
+    for (fs::path up = dir.parent_path(); Contains(root_, up) && up != root_; up = up.parent_path()) {
+      if (::rmdir(up.c_str()) != 0) break;
+    }
+    for (fs::path up = index.parent_path(); Contains(root_, up) && up != root_; up = up.parent_path()) {
+      if (::rmdir(up.c_str()) != 0) break;
+    }
     return Done{};
   }
   if (type == "bucket") {
-    auto parsed = ParseBucketId(id);
-    if (!parsed.ok()) return parsed.error();
-    const auto& [region_name, bucket] = parsed.value();
     std::shared_lock regions(regions_mu_);
     std::lock_guard buckets(buckets_mu_);
-    const Value* ref = Find(prior, "region");
-    const ValueMap* hint = ref && ref->kind() == Value::Kind::Object ? &ref->as_object() : nullptr;
-    fs::path dir = RegionDirFor(region_name, hint) / "buckets" / bucket;
-    auto inside = Inside(dir, "bucket '" + id + "'");
-    if (!inside.ok()) return inside.error();
-    if (!IsDir(inside.value())) return Done{};
-    if (size_t n = CountFiles(inside.value(), {kBucketMeta}); n > 0)
-      return Fail("bucket '" + id + "' still holds " + FilesText(n) + " in '" + inside.value().string() +
-                  "'; empty it first (plinth does not delete data)");
-    // Archived objects and stored versions are data too.
-    fs::path store = storage::StoreDirFor(inside.value().parent_path().parent_path(), bucket);
-    if (size_t n = CountFiles(store / "objects", {}); n > 0) {
-      return Fail("bucket '" + id + "' still holds archived objects or stored versions (" + FilesText(n) + " in '" +
-                  store.string() + "'); list them with plinth bucket ls --versions and remove them first");
-    }
-    if (auto err = RemoveFile(inside.value() / kBucketMeta, false)) return *err;
-    if (auto err = RemoveEmptyTree(inside.value())) return *err;
+    auto inspected = InspectBucketDeletion(id, prior);
+    if (!inspected.ok()) return inspected.error();
+    const BucketDeletion& d = inspected.value();
+    if (!d.exists) return Done{};
+    // Objects, archived objects and stored versions are data: deleted only
+    // on the user's explicit force_destroy (the plan showed what goes).
+    if (!d.preview.refusal.empty()) return Fail(d.preview.refusal);
     std::error_code ec;
-    fs::remove_all(store, ec);  // status files only: the objects directory is empty
-    fs::remove(store.parent_path(), ec);  // .plinth-storage, when no other bucket uses it
+    if (d.force) {
+      std::vector<fs::path> entries;
+      for (fs::directory_iterator it(d.live, ec), end; !ec && it != end; it.increment(ec)) {
+        if (it->path().filename() != kBucketMeta) entries.push_back(it->path());
+      }
+      if (ec) return IoFail("list", ErrnoPath(d.live, false), ec.value());
+      for (const fs::path& e : entries) {
+        fs::remove_all(e, ec);  // symlinks are removed, never followed
+        if (ec) return IoFail("remove", ErrnoPath(e, false), ec.value());
+      }
+      fs::remove_all(d.store / "objects", ec);
+      if (ec) return IoFail("remove", ErrnoPath(d.store / "objects", false), ec.value());
+    }
+    // The backup repository: one without snapshots, or any with force_destroy.
+    if (d.repository) {
+      if (auto done = storage::DeleteLocalRepository(*d.repository); !done.ok())
+        return Fail("cannot delete bucket '" + id + "': " + done.error().message, done.error().retryable);
+    }
+    // The metadata goes last: until then the bucket reads as existing, so an
+    // interrupted delete is planned again.
+    if (auto err = RemoveFile(d.live / kBucketMeta, false)) return *err;
+    if (auto err = RemoveEmptyTree(d.live)) return *err;
+    fs::remove_all(d.store, ec);  // status files only: the objects directory is empty
+    fs::remove(d.store.parent_path(), ec);  // .plinth-storage, when no other bucket uses it
     return Done{};
   }
   if (type == "marker") {

@@ -49,6 +49,12 @@ class LocalProvider : public Provider {
   Result<ResourceObject> Update(const std::string& type, const std::string& id, const ValueMap& prior,
                                 const ValueMap& planned) override;
   Result<Done> Delete(const std::string& type, const std::string& id, const ValueMap& prior) override;
+  // Buckets: the objects, stored versions, archived objects and backups a
+  // delete removes (all of them only with force_destroy; otherwise a bucket
+  // that holds data is refused). Regions: their empty backup repositories;
+  // repositories holding snapshots refuse the delete unless their bucket
+  // has force_destroy (its delete removes them first).
+  Result<DeletePreview> PlanDelete(const std::string& type, const std::string& id, const ValueMap& prior) override;
   Result<ResourceObject> Import(const std::string& type, const std::string& id) override;
 
   // The data root as resolved at construction (symlinks resolved, normalised).
@@ -77,6 +83,18 @@ class LocalProvider : public Provider {
                                                      const std::filesystem::path& region_dir,
                                                      const std::string& bucket_name,
                                                      const ValueMap* carry) const;
+
+  // Deletes: what a delete would remove, and whether it is refused; the
+  // same inspection backs PlanDelete and Delete. Callers hold the locks.
+  struct BucketDeletion;
+  struct RegionDeletion;
+  Result<BucketDeletion> InspectBucketDeletion(const std::string& id, const ValueMap& prior) const;
+  // `at_apply`: the region's buckets are gone by now, so a repository with
+  // snapshots refuses whatever its bucket's force_destroy said.
+  Result<RegionDeletion> InspectRegionDeletion(const std::string& id, const std::filesystem::path& dir,
+                                               const ValueMap& prior, bool at_apply) const;
+  // Data root relative form of a path, for messages and plans.
+  std::string RootRelative(const std::filesystem::path& p) const;
 
   // Markers.
   Result<ResourceObject> WriteMarker(const ValueMap& planned);

@@ -51,6 +51,10 @@ ResourceSchema Bucket() {
                        "Keep previous versions of objects written through Plinth."),
                   Value::Bool(false)),
       Attr("labels", Type::Map(Type::String()), AttrMode::Optional, "Free-form labels."),
+      WithDefault(Attr("force_destroy", Type::Bool(), AttrMode::Optional,
+                       "Deleting the bucket also deletes its objects, stored versions, archived objects and "
+                       "backups. Off: a bucket that holds data refuses deletion."),
+                  Value::Bool(false)),
       Attr("path", Type::String(), AttrMode::Computed, "Absolute path of the bucket's directory."),
       Sensitive(Attr("key", Type::String(), AttrMode::Computed,
                      "The bucket's data key, wrapped by the workspace key (never shown).")),

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "runtime/providers/s3/schema.h"
+#include "runtime/storage/service.h"
 
 namespace plinth::runtime {
 using nlohmann::json;
@@ -597,19 +598,105 @@ Result<ResourceObject> S3Provider::Update(const std::string& type, const std::st
   return std::move(*read.value());
 }
 
+namespace {
+
+std::string Counted(uint64_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+// What a bucket holds: every page of ListObjectVersions.
+Result<DeletePreview> Holdings(s3::Client& c, const std::string& bucket, const ValueMap& prior) {
+  uint64_t objects = 0, object_bytes = 0, versions = 0, version_bytes = 0, markers = 0;
+  std::string key_marker, version_marker;
+  for (;;) {
+    auto page = c.ListObjectVersions(bucket, "", key_marker, version_marker, 1000);
+    if (!page.ok()) return StoreFail("list the objects of", bucket, page.error());
+    for (const s3::ObjectVersion& v : page.value().versions) {
+      if (v.delete_marker) {
+        ++markers;
+      } else if (v.is_latest) {
+        ++objects;
+        object_bytes += v.size;
+      } else {
+        ++versions;
+        version_bytes += v.size;
+      }
+    }
+    if (!page.value().truncated) break;
+    if (page.value().next_key_marker == key_marker && page.value().next_version_id_marker == version_marker)
+      return Fail("cannot list the objects of bucket '" + bucket + "': the store's listing does not advance");
+    key_marker = page.value().next_key_marker;
+    version_marker = page.value().next_version_id_marker;
+  }
+  DeletePreview p;
+  if (objects > 0) {
+    p.amounts["objects"] = objects;
+    p.amounts["object_bytes"] = object_bytes;
+    p.data.push_back(Counted(objects, "object", "objects") + " (" + storage::BytesText(object_bytes) + ")");
+  }
+  if (versions > 0) {
+    p.amounts["versions"] = versions;
+    p.amounts["version_bytes"] = version_bytes;
+    p.data.push_back(Counted(versions, "noncurrent version", "noncurrent versions") + " (" +
+                     storage::BytesText(version_bytes) + ")");
+  }
+  if (markers > 0) {
+    p.amounts["delete_markers"] = markers;
+    p.data.push_back(Counted(markers, "delete marker", "delete markers"));
+  }
+  if (!p.data.empty() && !BoolOf(Find(prior, "force_destroy"))) {
+    const Value* a = Find(prior, "address");
+    std::string name = IsKnownString(a) && !a->as_string().empty() ? a->as_string() : "bucket '" + bucket + "'";
+    std::string held;
+    for (size_t i = 0; i < p.data.size(); ++i)
+      held += (i == 0 ? "" : i + 1 == p.data.size() ? " and " : ", ") + p.data[i];
+    p.refusal = name + " still holds " + held + "; empty it first, or, to delete it with its data, set " +
+                "force_destroy = true on " + name + ", apply, then destroy";
+  }
+  return p;
+}
+
+}  // namespace
+
+Result<DeletePreview> S3Provider::PlanDelete(const std::string& type, const std::string& id, const ValueMap& prior) {
+  if (type != kType) return UnknownType(type);
+  auto exists = client_->HeadBucket(id);
+  if (!exists.ok()) return StoreFail("check for", id, exists.error());
+  if (!exists.value()) return DeletePreview{};
+  return Holdings(*client_, id, prior);
+}
+
 Result<Done> S3Provider::Delete(const std::string& type, const std::string& id, const ValueMap& prior) {
   if (type != kType) return UnknownType(type);
   auto exists = client_->HeadBucket(id);
   if (!exists.ok()) return StoreFail("check for", id, exists.error());
   if (!exists.value()) return Done{};
-  auto versions = client_->ListObjectVersions(id, "", "", "", 1000);
-  if (!versions.ok()) return StoreFail("list the objects of", id, versions.error());
-  auto not_empty = [&](size_t n, bool more) {
-    std::string count = (more ? "more than " : "") + std::to_string(n);
-    return Fail("bucket '" + id + "' still holds " + count + (n == 1 && !more ? " object version" : " object versions") +
-                " (delete markers included); empty it first (plinth does not delete data)");
-  };
-  if (size_t n = versions.value().versions.size(); n > 0) return not_empty(n, versions.value().truncated);
+  auto held = Holdings(*client_, id, prior);
+  if (!held.ok()) return held.error();
+  if (!held.value().refusal.empty()) return Fail(held.value().refusal);
+  if (!held.value().data.empty()) {
+    // force_destroy: every version and delete marker, page by page, until
+    // the listing is empty (the plan showed what goes; apply checked that
+    // nothing was added since).
+    uint64_t total = 0;
+    for (const auto& [kind, n] : held.value().amounts)
+      if (kind == "objects" || kind == "versions" || kind == "delete_markers") total += n;
+    for (uint64_t round = 0;; ++round) {
+      auto page = client_->ListObjectVersions(id, "", "", "", 1000);
+      if (!page.ok()) return StoreFail("list the objects of", id, page.error());
+      if (page.value().versions.empty()) break;
+      if (round > total / 1000 + 16)
+        return Fail("cannot empty bucket '" + id + "': object versions keep appearing while it is deleted");
+      for (const s3::ObjectVersion& v : page.value().versions) {
+        if (auto res = client_->DeleteObject(id, v.key, v.version_id.empty() ? "null" : v.version_id); !res.ok()) {
+          if (res.error().code == "NoSuchKey" || res.error().code == "NoSuchVersion") continue;
+          return Fail("cannot delete object '" + v.key + "' (version " + v.version_id + ") of bucket '" + id +
+                          "': " + res.error().ToString(),
+                      res.error().retryable);
+        }
+      }
+    }
+  }
   if (auto res = client_->DeleteBucket(id); !res.ok()) {
     if (res.error().code == "NoSuchBucket") return Done{};
     if (res.error().code == "BucketNotEmpty")
@@ -712,6 +799,8 @@ Result<std::optional<ResourceObject>> S3Provider::ReadBucket(const std::string& 
     }
     a["policy"] = shown;
   }
+  // Plinth's own setting, not the store's: what the state (or the plan) says.
+  a["force_destroy"] = Value::Bool(carry && BoolOf(Find(*carry, "force_destroy")));
   Carry(carry, a);
   return Out(std::move(o));
 }

@@ -58,6 +58,9 @@ class S3Provider : public Provider {
   Result<ResourceObject> Update(const std::string& type, const std::string& id, const ValueMap& prior,
                                 const ValueMap& planned) override;
   Result<Done> Delete(const std::string& type, const std::string& id, const ValueMap& prior) override;
+  // Every object version and delete marker of the bucket (ListObjectVersions,
+  // one request per 1000); refused unless force_destroy when there are any.
+  Result<DeletePreview> PlanDelete(const std::string& type, const std::string& id, const ValueMap& prior) override;
   Result<ResourceObject> Import(const std::string& type, const std::string& id) override;
 
   s3::Client& client() { return *client_; }

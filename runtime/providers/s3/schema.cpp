@@ -32,6 +32,10 @@ ResourceSchema Bucket() {
                        "Add a bucket-policy statement that denies PutObject requests without an "
                        "x-amz-server-side-encryption header."),
                   Value::Bool(false)),
+      WithDefault(Attr("force_destroy", Type::Bool(), AttrMode::Optional,
+                       "Deleting the bucket also deletes every object version and delete marker in it. Off: a "
+                       "bucket that holds any refuses deletion. Recorded by Plinth, not sent to the store."),
+                  Value::Bool(false)),
       Attr("arn", Type::String(), AttrMode::Computed, "arn:aws:s3:::BUCKET"),
       Attr("endpoint", Type::String(), AttrMode::Computed, "The bucket's URL at the store."),
   };
