@@ -341,8 +341,9 @@ class Checker {
             continue;
           }
           r.source = *text;
-        } else if (schemas_->FindProvider(r.name) || !options_.provider_resolver) {
-          continue;  // a built-in provider, or nothing that could load another
+        } else if (schemas_->FindProvider(r.name) || !options_.provider_resolver ||
+                   !ClosestName(r.name, schemas_->ProviderNames()).empty()) {
+          continue;  // a known provider, nothing that could load another, or a typo (reported with a suggestion)
         }
         requests.push_back(std::move(r));
       }

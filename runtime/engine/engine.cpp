@@ -17,7 +17,8 @@
 #include "runtime/exec/executor.h"
 #include "runtime/exec/parallel.h"
 #include "runtime/policy/policy.h"
-#include "runtime/providers/local/provider.h"
+#include "runtime/providers/catalog.h"
+#include "runtime/providers/external.h"
 #include "runtime/providers/router.h"
 #include "runtime/storage/keys.h"
 #include "runtime/state/lock.h"
@@ -55,9 +56,9 @@ void KeepIdentity(const ValueMap& from, ValueMap& to) {
   }
 }
 
-bool IsComputedAttribute(const std::string& type, const std::string& name) {
+bool IsComputedAttribute(const SchemaRegistry& schemas, const std::string& type, const std::string& name) {
   if (name == "id") return true;
-  const ResourceSchema* s = BuiltinSchemas().Find(type);
+  const ResourceSchema* s = schemas.Find(type);
   const AttributeSchema* a = s ? s->body.FindAttribute(name) : nullptr;
   // Optional-computed attributes the user did not set are the provider's to
   // decide at creation; the configuration cannot tell unset from unknown.
@@ -66,9 +67,9 @@ bool IsComputedAttribute(const std::string& type, const std::string& name) {
 
 // True when a configured (not computed) attribute still holds a value only
 // an earlier creation in this apply can reveal.
-bool WaitsForDependencies(const PlannedResource& r) {
+bool WaitsForDependencies(const SchemaRegistry& schemas, const PlannedResource& r) {
   for (const auto& [name, v] : r.planned) {
-    if (IsComputedAttribute(r.type, name)) continue;
+    if (IsComputedAttribute(schemas, r.type, name)) continue;
     if (v.ContainsUnknown()) return true;
   }
   return false;
@@ -179,8 +180,23 @@ struct Engine::Impl {
   SourceManager& sources;
   Diagnostics& diags;
   std::unique_ptr<state::StateStore> store;
+  // Providers in other processes, loaded by the first check that names them;
+  // declared before `provider` so the router is destroyed first.
+  std::unique_ptr<ExternalProviders> external;
   std::unique_ptr<Provider> provider;
   ProviderRouter* router = nullptr;  // inside `provider` (which tests may wrap)
+
+  // The schemas of this run: built-in providers plus the external ones loaded.
+  const SchemaRegistry& Schemas() const { return external ? external->Registry() : BuiltinSchemas(); }
+
+  CheckOptions BaseCheckOptions() {
+    CheckOptions co;
+    co.variables = o.variables;
+    co.variable_texts = o.variable_texts;
+    co.schemas = &BuiltinSchemas();
+    co.provider_resolver = external.get();
+    return co;
+  }
   // The store is thread-safe; concurrent intent writes share commits.
 
   size_t total_changes = 0;  // in the graph now running
@@ -202,8 +218,12 @@ struct Engine::Impl {
     fs::path root = o.data_root.empty() ? fs::path(o.config_dir) / ".plinth" / o.workspace / "data" : fs::path(o.data_root);
     root = fs::absolute(root, ec);
     fs::create_directories(root, ec);
-    auto routed = std::make_unique<ProviderRouter>(std::make_unique<LocalProvider>(
-        root, storage::WorkspaceKeyPath(fs::path(o.config_dir) / ".plinth" / o.workspace)));
+    external = std::make_unique<ExternalProviders>(o.config_dir);
+    ProviderContext context;
+    context.config_dir = o.config_dir;
+    context.data_root = root;
+    context.workspace_key = storage::WorkspaceKeyPath(fs::path(o.config_dir) / ".plinth" / o.workspace);
+    auto routed = std::make_unique<ProviderRouter>(std::move(context), external.get());
     router = routed.get();
     provider = std::move(routed);
     if (o.wrap_provider) provider = o.wrap_provider(std::move(provider));
@@ -215,7 +235,7 @@ struct Engine::Impl {
     state::ResourceRecord rec;
     rec.address = address;
     rec.type = type;
-    rec.provider = ProviderRouter::ProviderOf(type);
+    rec.provider = router ? router->ProviderOf(type) : "local";
     rec.id = id;
     rec.attributes = attrs;
     rec.dependencies = deps;
@@ -224,12 +244,33 @@ struct Engine::Impl {
 
   // Open intents left by a killed process: read the provider to learn what
   // happened, then adopt what exists and forget what does not.
+  // Providers other than local are configured from their provider blocks,
+  // which only the checker can evaluate (and external ones are started by
+  // it): a quiet check pass, once, when `types` need such a provider.
+  bool providers_configured = false;
+  bool ConfigureProvidersFor(const std::vector<std::string>& types) {
+    if (providers_configured || !router) return false;
+    bool others = std::any_of(types.begin(), types.end(),
+                              [](const std::string& t) { return BuiltinSchemas().ProviderOf(t) != "local"; });
+    if (!others) return false;
+    providers_configured = true;
+    SourceManager scratch_sources;
+    Diagnostics scratch;
+    CheckOptions co = BaseCheckOptions();
+    CheckedConfig pre = Check(o.config_dir, scratch_sources, scratch, co);
+    for (const auto& [name, config] : pre.providers) router->Configure(name, config);
+    return true;
+  }
+
   bool Reconcile(EngineResult& r) {
     auto open = store->OpenIntents();
     if (!open.ok()) {
       r.errors.push_back("cannot read the intent journal: " + open.error().message);
       return false;
     }
+    std::vector<std::string> types;
+    for (const state::IntentRecord& in : open.value()) types.push_back(in.planned.type);
+    ConfigureProvidersFor(types);
     for (const state::IntentRecord& in : open.value()) {
       const state::ResourceRecord& planned = in.planned;
       std::string what = std::string(state::ActionName(in.action)) + " of " + in.address;
@@ -289,18 +330,9 @@ struct Engine::Impl {
     // Resources of other providers are refreshed with their provider blocks'
     // configuration, which only the checker can evaluate: a quiet check pass
     // first (only when the state holds such resources).
-    bool others = std::any_of(prior.begin(), prior.end(),
-                              [](const PriorResource& p) { return ProviderRouter::ProviderOf(p.type) != "local"; });
-    if (others && router) {
-      SourceManager scratch_sources;
-      Diagnostics scratch;
-      CheckOptions co;
-      co.variables = o.variables;
-      co.variable_texts = o.variable_texts;
-      CheckedConfig pre = Check(o.config_dir, scratch_sources, scratch, co);
-      for (const auto& [name, config] : pre.providers) router->Configure(name, config);
-      timer.Mark("configure providers");
-    }
+    std::vector<std::string> types;
+    for (const PriorResource& p : prior) types.push_back(p.type);
+    if (ConfigureProvidersFor(types)) timer.Mark("configure providers");
     // Reads are independent: a plain parallel loop (no graph), each read
     // retried with backoff while the provider calls its error retryable.
     std::vector<std::optional<ResourceObject>> reads(prior.size());
@@ -429,9 +461,7 @@ struct Engine::Impl {
     by_address.reserve(prior.size());
     for (const PriorResource& p : prior) by_address[p.address] = &p;
     PlanHook hook(*provider, router, by_address);
-    CheckOptions co;
-    co.variables = o.variables;
-    co.variable_texts = o.variable_texts;
+    CheckOptions co = BaseCheckOptions();
     co.resource_hook = &hook;
     co.apply_time = applying;
     size_t first_file = sources.size();
@@ -441,7 +471,7 @@ struct Engine::Impl {
     r.config_digest = Digest(sources, first_file, o.variable_texts);
     r.outputs = config.outputs;
     if (destroy) config.resources.clear();
-    r.plan = ComputePlan(std::move(config.resources), std::move(prior), hook.replace_because);
+    r.plan = ComputePlan(std::move(config.resources), std::move(prior), hook.replace_because, &Schemas());
     for (PlanProblem& p : hook.problems) r.plan.problems.push_back(std::move(p));
     timer.Mark("diff");
     if (!PreviewDeletes(r)) return false;
@@ -487,8 +517,12 @@ struct Engine::Impl {
         outcome.error = res.error().message;
         outcome.resource = before;
       }
-      auto done = store->CompleteIntent(intent, outcome);
-      if (!done.ok()) return {false, false, "cannot record the result: " + done.error().message};
+      // A call whose outcome is unknown leaves its intent open: the next
+      // plan settles it by reading the resource, as after a killed apply.
+      if (res.ok() || !res.error().outcome_unknown) {
+        auto done = store->CompleteIntent(intent, outcome);
+        if (!done.ok()) return {false, false, "cannot record the result: " + done.error().message};
+      }
       if (!res.ok()) {
         Progress(ProgressEvent::Kind::Failed, r.address, r.address + ": failed to destroy (" + ms() + "): " +
                                                              res.error().message);
@@ -498,7 +532,7 @@ struct Engine::Impl {
       return {};
     }
     bool create = r.action == Action::Create || r.action == Action::Replace;
-    if (create && WaitsForDependencies(r)) {
+    if (create && WaitsForDependencies(Schemas(), r)) {
       std::lock_guard<std::mutex> lock(deferred_mu);
       deferred.insert(r.address);
       return {false, false, "deferred"};
@@ -527,8 +561,10 @@ struct Engine::Impl {
     } else {
       outcome.error = res.error().message;
     }
-    auto done = store->CompleteIntent(intent, outcome);
-    if (!done.ok()) return {false, false, "cannot record the result: " + done.error().message};
+    if (res.ok() || !res.error().outcome_unknown) {  // else the next plan settles it (see Destroy above)
+      auto done = store->CompleteIntent(intent, outcome);
+      if (!done.ok()) return {false, false, "cannot record the result: " + done.error().message};
+    }
     if (!res.ok()) {
       Progress(ProgressEvent::Kind::Failed, r.address, r.address + (create ? ": failed to create (" : ": failed to update (") +
                                                            ms() + "): " + res.error().message);

@@ -44,8 +44,8 @@ namespace {
 // the key, so it never "changes".
 bool IsIdentity(const std::string& name) { return name == "address"; }
 
-bool IsComputed(const std::string& type, const std::string& name) {
-  const ResourceSchema* s = BuiltinSchemas().Find(type);
+bool IsComputed(const SchemaRegistry* schemas, const std::string& type, const std::string& name) {
+  const ResourceSchema* s = schemas ? schemas->Find(type) : nullptr;
   if (!s) return name == "id";
   const AttributeSchema* a = s->body.FindAttribute(name);
   return a ? a->mode == AttrMode::Computed : name == "id";
@@ -64,7 +64,8 @@ const Value& NullValue() {
 
 // `ri` and `prior` are consumed: their attribute maps move into the plan
 // (at 100k instances copying them was most of the diff's time and memory).
-PlannedResource PlanOne(ResourceInstance&& ri, PriorResource* prior, const std::vector<std::string>* replace_because) {
+PlannedResource PlanOne(ResourceInstance&& ri, PriorResource* prior, const std::vector<std::string>* replace_because,
+                        const SchemaRegistry* schemas) {
   PlannedResource pr;
   pr.address = std::move(ri.address);
   pr.type = std::move(ri.type);
@@ -121,7 +122,7 @@ PlannedResource PlanOne(ResourceInstance&& ri, PriorResource* prior, const std::
     }
     // A computed value that only apply would know again stays as it is
     // unless the resource is replaced.
-    if (!replacing && after.is_unknown() && IsComputed(pr.type, name) && pit != before_map.end()) {
+    if (!replacing && after.is_unknown() && IsComputed(schemas, pr.type, name) && pit != before_map.end()) {
       pr.planned[name] = before;
       continue;
     }
@@ -174,7 +175,8 @@ std::vector<std::string> NamesOf(const std::string& address) {
 }  // namespace
 
 Plan ComputePlan(std::vector<ResourceInstance> config, std::vector<PriorResource> prior,
-                 const std::map<std::string, std::vector<std::string>>& replace_because) {
+                 const std::map<std::string, std::vector<std::string>>& replace_because,
+                 const SchemaRegistry* schemas) {
   Plan plan;
   std::unordered_map<std::string_view, PriorResource*> by_address;
   by_address.reserve(prior.size());
@@ -201,7 +203,7 @@ Plan ComputePlan(std::vector<ResourceInstance> config, std::vector<PriorResource
   // Instances are diffed independently: in parallel for large plans.
   std::vector<PlannedResource> planned(config.size());
   ParallelFor(config.size(), ThreadsFor(config.size(), 8192), [&](size_t i) {
-    planned[i] = PlanOne(std::move(config[i]), inputs[i].prior, inputs[i].replace_because);
+    planned[i] = PlanOne(std::move(config[i]), inputs[i].prior, inputs[i].replace_because, schemas);
   });
   plan.resources.reserve(planned.size() + prior.size() / 8);
   for (size_t i = 0; i < planned.size(); ++i) {

@@ -91,9 +91,11 @@ struct Plan {
 // Builds the plan, consuming `config` and `prior` (pass them with std::move
 // where the caller is done with them). `replace_because[address]` lists force-new attributes the
 // provider found changed. Attributes named in an instance's ignore_changes
-// (or "all") never cause an update.
+// (or "all") never cause an update. `schemas` tells computed attributes
+// (an unknown computed value keeps its prior value); null: only `id` is.
 Plan ComputePlan(std::vector<ResourceInstance> config, std::vector<PriorResource> prior,
-                 const std::map<std::string, std::vector<std::string>>& replace_because);
+                 const std::map<std::string, std::vector<std::string>>& replace_because,
+                 const SchemaRegistry* schemas = nullptr);
 
 // The order in which a plan's changes run.
 struct GraphNode {

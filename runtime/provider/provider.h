@@ -33,6 +33,10 @@ namespace plinth::runtime {
 struct ProviderError {
   std::string message;  // lowercase, no trailing period; says what failed and why
   bool retryable = false;
+  // The call may or may not have taken effect (an out-of-process provider
+  // crashed or timed out mid-call): the engine leaves the change's intent
+  // open, and the next plan settles it by reading the resource.
+  bool outcome_unknown = false;
 };
 
 // A value or a ProviderError.

@@ -116,7 +116,10 @@ const SchemaRegistry& ExternalProviders::Resolve(const SchemaRegistry& base,
     std::string error;
     std::optional<fs::path> exe = Locate(r.name, r.source, config_dir_, &error);
     if (!exe) {
-      fail("cannot find provider '" + r.name + "': " + error,
+      std::string builtin;
+      for (const std::string& n : base.ProviderNames()) builtin += (builtin.empty() ? "" : ", ") + n;
+      fail("cannot find provider '" + r.name + "': " + error +
+               (r.source.empty() ? " (built-in providers that take a block: " + builtin + ")" : ""),
            r.source.empty() ? "set source = \"./path/to/provider\" in this block, or install plinth-provider-" +
                                   r.name + " on the provider search path (docs/providers/protocol.md)"
                             : "check the path; it is relative to the configuration directory");
