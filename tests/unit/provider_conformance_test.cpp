@@ -81,19 +81,6 @@ Subject Local(const fs::path& dir) {
   return s;
 }
 
-std::map<std::string, std::string> ReadEnvFile(const std::string& path) {
-  std::map<std::string, std::string> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("export ", 0) == 0) line = line.substr(7);
-    size_t eq = line.find('=');
-    if (line.empty() || line[0] == '#' || eq == std::string::npos) continue;
-    out[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return out;
-}
-
 Subject S3() {
   Subject s;
   const char* env_path = std::getenv("PLINTH_S3_ENV");
@@ -101,7 +88,7 @@ Subject S3() {
     s.skip = "PLINTH_S3_ENV is not set: tests/fixtures/run-s3-tests.sh BUILD_DIR runs this against a Ceph RGW";
     return s;
   }
-  auto env = ReadEnvFile(env_path);
+  auto env = plinth::testing::ReadS3EnvFile(env_path);
   S3Config c;
   c.endpoint = env["AWS_ENDPOINT_URL"];
   c.region = env["AWS_REGION"];
@@ -372,7 +359,7 @@ TEST_P(ProviderConformance, SensitiveValuesNeverAppearInMessages) {
   if (GetParam() == Kind::kS3) {
     // A provider holding the real secret, signing for a key the store does not know.
     const char* env_path = std::getenv("PLINTH_S3_ENV");
-    auto env = ReadEnvFile(env_path);
+    auto env = plinth::testing::ReadS3EnvFile(env_path);
     S3Config c;
     c.endpoint = env["AWS_ENDPOINT_URL"];
     c.region = env["AWS_REGION"];

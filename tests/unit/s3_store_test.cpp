@@ -27,19 +27,6 @@ using std::chrono::steady_clock;
 
 constexpr double kDay = 86400000.0;
 
-std::map<std::string, std::string> ReadEnvFile(const std::string& path) {
-  std::map<std::string, std::string> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("export ", 0) == 0) line = line.substr(7);
-    size_t eq = line.find('=');
-    if (line.empty() || line[0] == '#' || eq == std::string::npos) continue;
-    out[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return out;
-}
-
 std::string RandomSuffix() {
   std::random_device rd;
   std::mt19937_64 rng(rd());
@@ -62,7 +49,7 @@ class S3StoreTest : public ::testing::Test {
     if (!env_path || !*env_path)
       GTEST_SKIP() << "PLINTH_S3_ENV is not set: run tests/fixtures/run-s3-tests.sh BUILD_DIR to test the s3 "
                       "provider against a local Ceph RADOS Gateway";
-    env_ = ReadEnvFile(env_path);
+    env_ = plinth::testing::ReadS3EnvFile(env_path);
     ASSERT_FALSE(env_["AWS_ENDPOINT_URL"].empty()) << "no AWS_ENDPOINT_URL in " << env_path;
     config_.endpoint = env_["AWS_ENDPOINT_URL"];
     config_.region = env_["AWS_REGION"];
