@@ -439,23 +439,17 @@ BackupResult<ResticRepository> ResticRepository::Create(RepositoryOptions option
     }
     binary = p.string();
   } else {
+    // The process layer's lookup: absolute PATH entries only, never the
+    // current directory.
     const char* path_env = std::getenv("PATH");
     std::string path = path_env && *path_env ? path_env : "/usr/local/bin:/usr/bin:/bin";
-    size_t pos = 0;
-    while (binary.empty()) {
-      size_t colon = path.find(':', pos);
-      std::string dir = path.substr(pos, colon == std::string::npos ? std::string::npos : colon - pos);
-      if (dir.empty()) dir = ".";
-      fs::path candidate = fs::absolute(fs::path(dir) / wanted, ec);
-      if (!ec && Executable(candidate)) binary = candidate.lexically_normal().string();
-      if (colon == std::string::npos) break;
-      pos = colon + 1;
-    }
-    if (binary.empty()) {
+    std::optional<fs::path> found = process::FindExecutable(wanted, path);
+    if (!found) {
       return Fail(BackupErrorCode::kResticMissing, "restic is not installed: no " + Quoted(wanted) +
                                                        " on PATH (" + path +
                                                        "); install the restic package to use backups");
     }
+    binary = found->lexically_normal().string();
   }
   return ResticRepository(std::move(options), std::move(binary));
 }
