@@ -36,6 +36,15 @@ void CollectSecrets(const Value& v, bool inherited, std::vector<std::string>& ou
   }
 }
 
+// The secrets inside attribute maps a request carries.
+std::vector<std::string> SecretsOf(std::initializer_list<const ValueMap*> maps) {
+  std::vector<std::string> out;
+  for (const ValueMap* m : maps) {
+    for (const auto& [name, v] : *m) CollectSecrets(v, false, out);
+  }
+  return out;
+}
+
 // Replaces every secret in `text` by "(sensitive)": a provider's message
 // or stderr is shown to people, and must not carry a value marked sensitive.
 std::string Scrub(std::string text, const std::vector<std::string>& secrets) {
@@ -108,6 +117,11 @@ void RpcProvider::SetConfiguration(const ValueMap& config) {
   config_ = std::move(c);
   have_config_ = true;
   configured_ = false;
+  config_secrets_.clear();
+  for (const auto& [name, v] : config_) {
+    const AttributeSchema* a = schemas_.config.body.FindAttribute(name);
+    CollectSecrets(v, a && a->sensitive, config_secrets_);
+  }
 }
 
 bool RpcProvider::Launch(std::string* error) const {
@@ -125,7 +139,7 @@ bool RpcProvider::Launch(std::string* error) const {
     return false;
   }
   configured_ = false;
-  auto answer = Exchange("schemas", json{{"protocol_version", 1}}, options_.start_timeout, "", false);
+  auto answer = Exchange("schemas", json{{"protocol_version", 1}}, options_.start_timeout, "", false, {});
   if (!answer.ok()) {
     *error = answer.error().message;
     return false;
@@ -173,20 +187,11 @@ ProviderError RpcProvider::Broken(const std::string& method, const std::string& 
 }
 
 Result<json> RpcProvider::Exchange(const std::string& method, const json& params, milliseconds timeout,
-                                   const std::string& what, bool changes) const {
-  std::vector<std::string> secrets;
-  CollectSecrets(Value::Object(config_), false, secrets);
-  for (const AttributeSchema& a : schemas_.config.body.attributes) {
-    auto it = config_.find(a.name);
-    if (a.sensitive && it != config_.end()) CollectSecrets(it->second, true, secrets);
-  }
-  // Secrets inside the request's attribute maps.
-  for (const char* key : {"config", "planned", "prior"}) {
-    auto it = params.find(key);
-    if (it == params.end() || !it->is_object()) continue;
-    ValueFromJsonResult v = ValueFromJson(*it);
-    if (v.ok()) CollectSecrets(v.value, false, secrets);
-  }
+                                   const std::string& what, bool changes,
+                                   const std::vector<std::string>& request_secrets) const {
+  // What a message must never show: the configuration's secrets and the request's.
+  std::vector<std::string> secrets = config_secrets_;
+  secrets.insert(secrets.end(), request_secrets.begin(), request_secrets.end());
 
   int64_t id = next_id_++;
   json request = {{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}};
@@ -256,13 +261,14 @@ std::optional<ProviderError> RpcProvider::SendConfiguration() const {
   for (const AttributeSchema& a : schemas_.config.body.attributes) {
     if (!config.value().contains(a.name)) config.value()[a.name] = nullptr;
   }
-  auto answer = Exchange("configure", json{{"config", config.value()}}, options_.start_timeout, "", false);
+  auto answer = Exchange("configure", json{{"config", config.value()}}, options_.start_timeout, "", false, {});
   if (!answer.ok()) return answer.error();
   configured_ = true;
   return std::nullopt;
 }
 
-Result<json> RpcProvider::Call(const std::string& method, json params, const std::string& what, bool changes) const {
+Result<json> RpcProvider::Call(const std::string& method, json params, const std::string& what, bool changes,
+                               const std::vector<std::string>& secrets) const {
   std::lock_guard lock(mu_);
   if (!child_) {
     std::string error;
@@ -270,7 +276,7 @@ Result<json> RpcProvider::Call(const std::string& method, json params, const std
   }
   if (auto e = SendConfiguration()) return *e;
   if (!child_) return ProviderError{"provider '" + options_.name + "' stopped while being configured", false};
-  return Exchange(method, params, options_.call_timeout, what, changes);
+  return Exchange(method, params, options_.call_timeout, what, changes, secrets);
 }
 
 Result<ResourceObject> RpcProvider::ObjectFrom(const json& result, const std::string& type, const std::string& method,
@@ -329,7 +335,7 @@ std::string What(const std::string& type, const std::string& id) {
 std::vector<std::string> RpcProvider::Validate(const std::string& type, const ValueMap& config) const {
   auto c = AttributesToJson(config);
   if (!c.ok()) return {c.error().message};
-  auto r = Call("validate", json{{"type", type}, {"config", c.value()}}, type, false);
+  auto r = Call("validate", json{{"type", type}, {"config", c.value()}}, type, false, SecretsOf({&config}));
   if (!r.ok()) {
     if (r.error().message.find("does not implement") != std::string::npos) return {};
     return {r.error().message};
@@ -353,7 +359,12 @@ Result<PlanResponse> RpcProvider::PlanChange(const PlanRequest& request) {
     if (!prior.ok()) return prior.error();
     params["prior"] = prior.value();
   }
-  auto r = Call("plan_change", std::move(params), request.type, false);
+  std::vector<std::string> secrets = SecretsOf({&request.config});
+  if (request.prior) {
+    std::vector<std::string> more = SecretsOf({request.prior});
+    secrets.insert(secrets.end(), more.begin(), more.end());
+  }
+  auto r = Call("plan_change", std::move(params), request.type, false, secrets);
   if (!r.ok()) return r.error();
   const json& res = r.value();
   auto planned = res.is_object() ? res.find("planned") : res.end();
@@ -386,7 +397,7 @@ Result<ResourceObject> RpcProvider::Create(const std::string& type, const ValueM
   if (auto it = planned.find("id"); it != planned.end() && it->second.kind() == Value::Kind::String) {
     what = What(type, it->second.as_string());
   }
-  auto r = Call("create", json{{"type", type}, {"planned", p.value()}}, what, true);
+  auto r = Call("create", json{{"type", type}, {"planned", p.value()}}, what, true, SecretsOf({&planned}));
   if (!r.ok()) return r.error();
   return ObjectFrom(r.value(), type, "create", what, true);
 }
@@ -395,7 +406,8 @@ Result<std::optional<ResourceObject>> RpcProvider::Read(const std::string& type,
                                                         const ValueMap& prior) {
   auto p = AttributesToJson(prior);
   if (!p.ok()) return p.error();
-  auto r = Call("read", json{{"type", type}, {"id", id}, {"prior", p.value()}}, What(type, id), false);
+  auto r = Call("read", json{{"type", type}, {"id", id}, {"prior", p.value()}}, What(type, id), false,
+                SecretsOf({&prior}));
   if (!r.ok()) return r.error();
   if (r.value().is_null()) return std::optional<ResourceObject>();
   auto obj = ObjectFrom(r.value(), type, "read", What(type, id), false);
@@ -410,7 +422,7 @@ Result<ResourceObject> RpcProvider::Update(const std::string& type, const std::s
   auto pl = AttributesToJson(planned);
   if (!pl.ok()) return pl.error();
   auto r = Call("update", json{{"type", type}, {"id", id}, {"prior", pr.value()}, {"planned", pl.value()}},
-                What(type, id), true);
+                What(type, id), true, SecretsOf({&prior, &planned}));
   if (!r.ok()) return r.error();
   return ObjectFrom(r.value(), type, "update", What(type, id), true);
 }
@@ -418,7 +430,8 @@ Result<ResourceObject> RpcProvider::Update(const std::string& type, const std::s
 Result<Done> RpcProvider::Delete(const std::string& type, const std::string& id, const ValueMap& prior) {
   auto p = AttributesToJson(prior);
   if (!p.ok()) return p.error();
-  auto r = Call("delete", json{{"type", type}, {"id", id}, {"prior", p.value()}}, What(type, id), true);
+  auto r = Call("delete", json{{"type", type}, {"id", id}, {"prior", p.value()}}, What(type, id), true,
+                SecretsOf({&prior}));
   if (!r.ok()) return r.error();
   return Done{};
 }
@@ -426,7 +439,8 @@ Result<Done> RpcProvider::Delete(const std::string& type, const std::string& id,
 Result<DeletePreview> RpcProvider::PlanDelete(const std::string& type, const std::string& id, const ValueMap& prior) {
   auto p = AttributesToJson(prior);
   if (!p.ok()) return p.error();
-  auto r = Call("plan_delete", json{{"type", type}, {"id", id}, {"prior", p.value()}}, What(type, id), false);
+  auto r = Call("plan_delete", json{{"type", type}, {"id", id}, {"prior", p.value()}}, What(type, id), false,
+                SecretsOf({&prior}));
   if (!r.ok()) {
     if (r.error().message.find("does not implement") != std::string::npos) return DeletePreview{};
     return r.error();

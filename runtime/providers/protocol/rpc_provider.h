@@ -90,15 +90,17 @@ class RpcProvider : public Provider {
   // One request and its response. `changes`: the call may change the world,
   // so a broken exchange leaves its outcome unknown. `what` names the
   // resource for messages ("textfile_file 'motd.txt'").
+  // `secrets`: the sensitive strings in the request, never to be shown.
   Result<nlohmann::json> Call(const std::string& method, nlohmann::json params, const std::string& what,
-                              bool changes) const;
+                              bool changes, const std::vector<std::string>& secrets = {}) const;
   // Under mu_: starts the process and checks its schemas (again after a crash).
   bool Launch(std::string* error) const;
   // Under mu_: sends the configuration if it changed since the last one sent.
   std::optional<ProviderError> SendConfiguration() const;
   // Under mu_: one exchange on the running process.
   Result<nlohmann::json> Exchange(const std::string& method, const nlohmann::json& params,
-                                  std::chrono::milliseconds timeout, const std::string& what, bool changes) const;
+                                  std::chrono::milliseconds timeout, const std::string& what, bool changes,
+                                  const std::vector<std::string>& request_secrets) const;
   // Under mu_: ends the process after a broken exchange; returns its stderr tail.
   std::string Abandon() const;
   ProviderError Broken(const std::string& method, const std::string& what, const std::string& why, bool changes) const;
@@ -114,6 +116,7 @@ class RpcProvider : public Provider {
   mutable int64_t next_id_ = 1;
   mutable bool configured_ = false;  // child_ has been sent config_
   ValueMap config_;
+  std::vector<std::string> config_secrets_;  // sensitive strings in config_
   bool have_config_ = false;
 };
 
