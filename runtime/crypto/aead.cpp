@@ -103,6 +103,12 @@ std::string Errno(const std::string& what, const fs::path& p, int e) {
   return "cannot " + what + " " + Quoted(p) + ": " + std::strerror(e);
 }
 
+}  // namespace
+
+std::string RandomHex(size_t n);
+
+namespace {
+
 // Creates `dst`'s directory and opens its temp file for writing; the file is
 // committed with io::CommitTemp, or unlinked on failure.
 bool OpenTempFor(const fs::path& dst, unsigned mode, fs::path* tmp, int* fd, std::string* error) {
@@ -110,8 +116,13 @@ bool OpenTempFor(const fs::path& dst, unsigned mode, fs::path* tmp, int* fd, std
     *error = Errno("create", dst.parent_path(), e);
     return false;
   }
-  *tmp = io::TempFor(dst);
-  *fd = ::open(tmp->c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  std::string name = ".";
+  name += dst.filename().string();
+  name += '.';
+  name += RandomHex(8);
+  name += ".tmp";
+  *tmp = dst.parent_path() / name;
+  *fd = ::open(tmp->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   if (*fd < 0) {
     *error = Errno("write", dst, errno);
     return false;

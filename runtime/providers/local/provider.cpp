@@ -227,7 +227,6 @@ bool MakeDirs(const fs::path& dir, int* err) {
   return *err == 0;
 }
 
-using io::TempFor;
 
 // Replaces `path` with `data` atomically (runtime/io/durable.h): readers see
 // the old or the new file.
@@ -1434,7 +1433,6 @@ Result<Done> LocalProvider::Delete(const std::string& type, const std::string& i
     auto full = Inside(root_ / *rel, shown);
     if (!full.ok()) return full.error();
     if (IsDir(full.value())) return Fail(shown + " is a directory, not a marker file");
-    ::unlink(TempFor(full.value()).c_str());  // left by a write that was killed
     if (::unlink(full.value().c_str()) != 0) {
       if (errno == ENOENT || errno == ENOTDIR) return Done{};
       return IoFail("remove", ErrnoPath(full.value(), sensitive), errno);
