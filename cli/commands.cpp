@@ -1,9 +1,11 @@
 #include "cli/commands.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +20,7 @@
 #include "compiler/fmt/fmt.h"
 #include "compiler/syntax/parse.h"
 #include "compiler/types/user_json.h"
+#include "runtime/io/durable.h"
 #include "runtime/policy/policy.h"
 #include "runtime/providers/catalog.h"
 #include "runtime/providers/external.h"
@@ -328,25 +331,17 @@ int Fmt(const Options& o) {
     changed.push_back(path);
     if (o.diff) std::fputs(SimpleDiff(path, text, *formatted).c_str(), stdout);
     if (!o.check) {
-      // Write a temporary file next to the original, then rename: never a half-written file.
-      std::string tmp = path + ".plinth-fmt.tmp";
-      {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << *formatted;
-        out.flush();
-        if (!out) {
-          std::fprintf(stderr, "plinth fmt: cannot write '%s'\n", tmp.c_str());
-          fs::remove(tmp);
-          failed = true;
-          continue;
-        }
-      }
+      // An exclusively created temp file next to the original (through a
+      // symlinked file, next to its target), then rename: never a
+      // half-written file, and the original's permission bits are kept.
       std::error_code ec;
-      fs::permissions(tmp, fs::status(path, ec).permissions(), ec);
-      fs::rename(tmp, path, ec);
-      if (ec) {
-        std::fprintf(stderr, "plinth fmt: cannot replace '%s': %s\n", path.c_str(), ec.message().c_str());
-        fs::remove(tmp);
+      fs::path target = fs::canonical(path, ec);
+      if (ec) target = path;
+      struct stat st;
+      unsigned mode = ::stat(target.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
+      const char* stage = "write";
+      if (int e = io::WriteFileAtomic(target, *formatted, mode, &stage)) {
+        std::fprintf(stderr, "plinth fmt: cannot %s '%s': %s\n", stage, path.c_str(), std::strerror(e));
         failed = true;
         continue;
       }

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -16,6 +17,7 @@
 #include "cli/commands.h"
 #include "compiler/types/user_json.h"
 #include "runtime/engine/engine.h"
+#include "runtime/io/durable.h"
 
 namespace plinth::cli {
 
@@ -149,18 +151,11 @@ int Plan(const Options& o, const std::map<std::string, Value>& vars, bool destro
                           {"state_serial", r.serial},
                           {"config_digest", r.config_digest},
                           {"actions", actions}};
-    std::string tmp = o.out + ".tmp";
-    {
-      std::ofstream f(tmp, std::ios::trunc);
-      f << doc.dump(2) << "\n";
-      if (!f) {
-        std::fprintf(stderr, "error: cannot write '%s'\n", o.out.c_str());
-        return 1;
-      }
-    }
-    std::filesystem::rename(tmp, o.out, ec);
-    if (ec) {
-      std::fprintf(stderr, "error: cannot write '%s': %s\n", o.out.c_str(), ec.message().c_str());
+    // A fresh, exclusively created temp file renamed over the target: a
+    // file or symlink planted at a predictable temp name is never written.
+    const char* stage = "write";
+    if (int e = io::WriteFileAtomic(o.out, doc.dump(2) + "\n", 0644, &stage)) {
+      std::fprintf(stderr, "error: cannot %s '%s': %s\n", stage, o.out.c_str(), std::strerror(e));
       return 1;
     }
     if (!o.json) std::printf("\nSaved the plan to %s; apply it with: plinth apply %s\n", o.out.c_str(), o.out.c_str());

@@ -66,6 +66,10 @@ HttpResponse CurlTransport::Send(const HttpRequest& request) {
   }
   char error[CURL_ERROR_SIZE] = {0};
   curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
+  // The path goes out exactly as it was signed: libcurl would otherwise
+  // remove "." and ".." segments (RFC 3986) after SigV4 signed the raw key,
+  // sending a request for another object than the one named and signed.
+  curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // thread-safe timeouts
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));

@@ -246,27 +246,29 @@ struct FileRead {
   std::optional<ProviderError> error;
 };
 
-FileRead ReadFile(const fs::path& path, bool sensitive_path) {
+// Reads a file of the provider's own beneath `root` (the data root) without
+// following symlinks anywhere on the way: whoever can write inside the data
+// root cannot make the provider read a file elsewhere (a metadata file
+// replaced by a symlink to a key reads as an error, never as its target).
+FileRead ReadFile(const fs::path& root, const fs::path& path, bool sensitive_path) {
   FileRead r;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno != ENOENT && errno != ENOTDIR) r.error = IoFail("read", ErrnoPath(path, sensitive_path), errno);
+  fs::path rel = path.lexically_relative(root);
+  if (rel.empty() || *rel.begin() == "..") {
+    r.error = Fail(ErrnoPath(path, sensitive_path) + " is outside the data root '" + root.string() + "'");
     return r;
   }
   std::string out;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      r.error = IoFail("read", ErrnoPath(path, sensitive_path), errno);
-      ::close(fd);
-      return r;
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
+  int e = io::ReadFileBeneath(root, rel, &out);
+  if (e == ENOENT || e == ENOTDIR) return r;
+  if (e == ELOOP) {
+    r.error = Fail(ErrnoPath(path, sensitive_path) +
+                   " is a symlink or lies under one; the local provider reads only its own files (remove the link)");
+    return r;
   }
-  ::close(fd);
+  if (e != 0) {
+    r.error = IoFail("read", ErrnoPath(path, sensitive_path), e);
+    return r;
+  }
   r.content = std::move(out);
   return r;
 }
@@ -274,6 +276,12 @@ FileRead ReadFile(const fs::path& path, bool sensitive_path) {
 bool Exists(const fs::path& p) {
   struct stat st;
   return ::lstat(p.c_str(), &st) == 0;
+}
+
+// A directory itself, not a symlink to one.
+bool IsRealDir(const fs::path& p) {
+  struct stat st;
+  return ::lstat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 bool IsDir(const fs::path& p) {
@@ -386,6 +394,19 @@ LocalProvider::LocalProvider(fs::path data_root, fs::path workspace_key) {
 
 const SchemaSource& LocalProvider::Schemas() const {
   return LocalProviderSchemas();
+}
+
+Result<fs::path> LocalProvider::MarkerPath(const std::string& rel, const std::string& shown) const {
+  fs::path p = root_ / rel;
+  // The directory is resolved (symlinks followed) and must be inside the
+  // root; the file name itself is never followed: a write renames over it
+  // and a delete unlinks it, so a symlink there is replaced or removed, and
+  // its target is never touched.
+  fs::path dir = p.parent_path();
+  if (dir == root_) return p;
+  auto inside = Inside(dir, shown);
+  if (!inside.ok()) return inside.error();
+  return inside.value() / p.filename();
 }
 
 Result<fs::path> LocalProvider::Inside(const fs::path& p, const std::string& shown) const {
@@ -562,7 +583,7 @@ fs::path LocalProvider::RegionDirFor(const std::string& name, const ValueMap* hi
       if (auto rel = RelativeInside(r->as_string(), &why)) return root_ / *rel;
     }
   }
-  FileRead idx = ReadFile(root_ / kIndexDir / "regions" / (name + ".json"), false);
+  FileRead idx = ReadFile(root_, root_ / kIndexDir / "regions" / (name + ".json"), false);
   if (idx.content) {
     json j = json::parse(*idx.content, nullptr, false);
     if (j.is_object() && j.contains("root") && j["root"].is_string()) {
@@ -579,7 +600,7 @@ Result<LocalProvider::RegionInfo> LocalProvider::LoadRegion(const std::string& n
   r.name = name;
   r.dir = dir;
   fs::path meta_path = dir / kRegionMeta;
-  FileRead meta = ReadFile(meta_path, false);
+  FileRead meta = ReadFile(root_, meta_path, false);
   if (meta.error) return *meta.error;
   if (!meta.content) return Fail("no region '" + name + "' at '" + dir.string() + "'");
   json j = json::parse(*meta.content, nullptr, false);
@@ -777,7 +798,7 @@ Result<std::optional<ResourceObject>> LocalProvider::ReadBucketAt(const std::str
   a["path"] = Value::String(dir.string());
   for (const auto& k : StoredBucketKeys()) a[k] = Value();
   fs::path meta_path = dir / kBucketMeta;
-  FileRead meta = ReadFile(meta_path, false);
+  FileRead meta = ReadFile(root_, meta_path, false);
   if (meta.error) return *meta.error;
   if (meta.content) {  // without metadata the settings read as unset: drift, repaired by the next update
     json j = json::parse(*meta.content, nullptr, false);
@@ -947,14 +968,16 @@ Result<ResourceObject> LocalProvider::WriteMarker(const ValueMap& planned) {
   auto rel = RelativeInside(path->as_string(), &why);
   if (!rel) return Fail("marker path " + Shown(*path, path->as_string()) + " " + why);
   std::string shown = sensitive ? "marker path (sensitive)" : "marker path '" + *rel + "'";
-  auto full = Inside(root_ / *rel, shown);
+  auto full = MarkerPath(*rel, shown);
   if (!full.ok()) return full.error();
-  // `full` is resolved and strictly inside the root, so its parent is the root or inside it.
   int e = 0;
   fs::path parent_dir = full.value().parent_path();
   if (!MakeDirs(parent_dir, &e))
     return IoFail("create the directory of", ErrnoPath(full.value(), sensitive), e);
-  if (IsDir(full.value())) return Fail(shown + " is a directory");
+  // The directory may have been made a symlink since it was resolved.
+  if (auto again = MarkerPath(*rel, shown); !again.ok() || again.value() != full.value())
+    return Fail(shown + " changed while it was written (a symlink appeared on its path)");
+  if (IsRealDir(full.value())) return Fail(shown + " is a directory");
   const Value* content = Find(p, "content");
   std::string text = IsKnownString(content) ? content->as_string() : "";
   if (auto err = WriteFileAtomic(full.value(), text, sensitive)) return *err;
@@ -1318,14 +1341,19 @@ Result<std::optional<ResourceObject>> LocalProvider::Read(const std::string& typ
     if (!rel) return Fail("marker id " + why);
     const Value* path = Find(prior, "path");
     bool sensitive = path && path->ContainsSensitive();
-    FileRead f = ReadFile(root_ / *rel, sensitive);
-    if (f.error) return *f.error;
-    if (!f.content) return Out();
+    // Resolved beneath the data root without following any symlink: a
+    // marker replaced by a symlink (or a symlinked directory on its path) is
+    // not the marker file, so it reads as gone and the next apply writes
+    // the file again, replacing the link (docs/providers/local.md, "Drift").
+    std::string content;
+    int e = io::ReadFileBeneath(root_, *rel, &content);
+    if (e == ENOENT || e == ENOTDIR || e == ELOOP || e == EINVAL || e == EISDIR) return Out();
+    if (e != 0) return IoFail("read", ErrnoPath(root_ / *rel, sensitive), e);
     ResourceObject o;
     o.id = *rel;
     o.attributes["id"] = Value::String(*rel);
     o.attributes["path"] = IsKnownString(path) ? *path : Value::String(*rel);
-    o.attributes["content"] = Value::String(std::move(*f.content));
+    o.attributes["content"] = Value::String(std::move(content));
     const Value* triggers = Find(prior, "triggers");  // not on disk: the configuration's record of them
     o.attributes["triggers"] = triggers ? *triggers : Value();
     Carry(&prior, o.attributes);
@@ -1430,9 +1458,9 @@ Result<Done> LocalProvider::Delete(const std::string& type, const std::string& i
     const Value* path = Find(prior, "path");
     bool sensitive = path && path->ContainsSensitive();
     std::string shown = sensitive ? "marker path (sensitive)" : "marker path '" + *rel + "'";
-    auto full = Inside(root_ / *rel, shown);
+    auto full = MarkerPath(*rel, shown);
     if (!full.ok()) return full.error();
-    if (IsDir(full.value())) return Fail(shown + " is a directory, not a marker file");
+    if (IsRealDir(full.value())) return Fail(shown + " is a directory, not a marker file");
     if (::unlink(full.value().c_str()) != 0) {
       if (errno == ENOENT || errno == ENOTDIR) return Done{};
       return IoFail("remove", ErrnoPath(full.value(), sensitive), errno);
@@ -1470,7 +1498,7 @@ Result<ResourceObject> LocalProvider::Import(const std::string& type, const std:
     std::string why;
     auto rel = RelativeInside(id, &why);
     if (!rel) return Fail("marker id " + why);
-    auto full = Inside(root_ / *rel, "marker path '" + *rel + "'");
+    auto full = MarkerPath(*rel, "marker path '" + *rel + "'");
     if (!full.ok()) return full.error();
     ValueMap none;
     auto read = Read(type, *rel, none);

@@ -97,6 +97,9 @@ class LocalProvider : public Provider {
   std::string RootRelative(const std::filesystem::path& p) const;
 
   // Markers.
+  // The file of marker `rel`: its directory resolved and inside root_, its
+  // own name not followed.
+  Result<std::filesystem::path> MarkerPath(const std::string& rel, const std::string& shown) const;
   Result<ResourceObject> WriteMarker(const ValueMap& planned);
 
   std::filesystem::path root_;
