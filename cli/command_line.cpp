@@ -217,7 +217,7 @@ Definition::Definition() {
     CLI::App* c = Command(&root, "output", "print the outputs (one NAME: its raw value, for scripts)",
                           CommandId::kOutput,
                           "0  done\n"
-                          "1  errors, or no output NAME\n"
+                          "1  errors, no state for the workspace, or no output NAME\n"
                           "2  usage error",
                           "plinth output --dir=examples/quickstart datasets_path");
     c->add_option("NAME", "print only this output's value (strings without quotes)");

@@ -220,7 +220,10 @@ for cmd in "output" "show" "state list" "bucket ls bucket.datasets" "storage sta
     grep -q "^error: no state for workspace 'TYPO' in '$tmp/fresh' (workspaces here: default); check --workspace and --dir$" "$tmp/typo.txt" ||
     fail "$cmd --workspace=TYPO (exit $rc): $(cat "$tmp/typo.txt")"
 done
-"$plinth" plan --workspace=TYPO "$tmp/fresh" 2>&1 | grep -q "Plan: 1 to create" || fail "plan of a new workspace"
+"$plinth" plan --workspace=TYPO "$tmp/fresh" >"$tmp/typo.txt" 2>&1 || fail "plan of a new workspace: $(cat "$tmp/typo.txt")"
+grep -q "Plan: 1 to create" "$tmp/typo.txt" &&
+  grep -q "^note: no state for workspace 'TYPO' in '$tmp/fresh' (workspaces here: default); check --workspace and --dir; planning against an empty state$" "$tmp/typo.txt" ||
+  fail "plan of a new workspace: $(cat "$tmp/typo.txt")"
 [ ! -e "$tmp/fresh/.plinth/TYPO" ] || fail "a command created the mistyped workspace"
 
 # State encryption: with a key file no sensitive value is in the bytes of

@@ -218,6 +218,11 @@ struct Engine::Impl {
     so.mode = create ? state::OpenMode::kCreate : state::OpenMode::kExisting;
     auto opened = state::StateStore::OpenWorkspace(o.config_dir, o.workspace, so);
     if (!opened.ok() && opened.error().code == state::ErrorCode::kNotFound && !create && !o.require_state) {
+      // Before the first apply that is expected; beside other workspaces'
+      // state it may be a mistyped name, which the plan alone would hide.
+      if (!state::StateStore::Workspaces(o.config_dir).empty()) {
+        r.notes.push_back(opened.error().message + "; planning against an empty state");
+      }
       so.workspace = o.workspace;
       opened = state::StateStore::OpenEmpty(so);
     }
