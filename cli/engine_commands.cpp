@@ -295,7 +295,9 @@ int Output(const Options& o, const std::map<std::string, Value>& vars) {
   at_dir.lock = false;
   std::optional<runtime::EngineOptions> eo = EngineOptionsFrom(at_dir, vars);
   if (!eo) return 1;
-  // Outputs are what an apply recorded: no state, nothing to print.
+  // Outputs are evaluated against the recorded state: a missing state (a
+  // mistyped --dir or --workspace) is an error, not outputs computed from
+  // nothing.
   eo->require_state = true;
   runtime::Engine engine(std::move(*eo), sources, diags);
   runtime::EngineResult r = engine.Plan(false);

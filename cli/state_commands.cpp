@@ -82,6 +82,7 @@ bool StateKey(const Options& o, std::optional<std::array<uint8_t, 32>>* key) {
     std::array<uint8_t, 32> k;
     std::memcpy(k.data(), raw.data(), k.size());
     *key = k;
+    OPENSSL_cleanse(k.data(), k.size());
   }
   OPENSSL_cleanse(text.data(), text.size());
   OPENSSL_cleanse(raw.data(), raw.size());
