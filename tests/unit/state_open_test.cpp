@@ -38,21 +38,6 @@ class Umask {
   mode_t old_;
 };
 
-constexpr const char* kSecret = "s3cr3t-marker-content-4e1d";
-
-constexpr const char* kSensitiveConfig = R"(
-variable "secret" {
-  type      = string
-  default   = "s3cr3t-marker-content-4e1d"
-  sensitive = true
-}
-
-marker "m" {
-  path    = "m/secret"
-  content = var.secret
-}
-)";
-
 class StateOpenTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_FALSE(tmp_.path().empty()); }
@@ -194,42 +179,75 @@ std::string StateBytes(const fs::path& db) {
   return all;
 }
 
+std::string SensitiveConfig(const std::string& secret) {
+  return "variable \"secret\" {\n  type      = string\n  default   = \"" + secret +
+         "\"\n  sensitive = true\n}\n\nmarker \"m\" {\n  path    = \"m/secret\"\n  content = var.secret\n}\n";
+}
+
+constexpr const char* kFirstSecret = "s3cr3t-first-4e1d";
+constexpr const char* kSecondSecret = "s3cr3t-second-9b7a";
+
+// Applies a sensitive value, then changes it and applies again while another
+// connection keeps the database open, so that the second apply's pages stay
+// in the -wal file (the last connection to close would checkpoint and delete
+// it). Returns the bytes of state.db, -wal and -shm at that point.
+std::string ApplyTwiceAndReadBytes(const fs::path& dir, const std::optional<std::array<uint8_t, 32>>& key) {
+  fs::create_directories(dir);
+  runtime::EngineOptions eo;
+  eo.config_dir = dir.string();
+  eo.state_key = key;
+  auto apply = [&] {
+    SourceManager sources;
+    Diagnostics diags;
+    runtime::Engine engine(eo, sources, diags);
+    runtime::EngineResult r = engine.Apply();
+    EXPECT_TRUE(r.ok && !diags.has_errors()) << (r.errors.empty() ? "" : r.errors[0]);
+  };
+  plinth::testing::WriteFile(dir / "main.plinth", SensitiveConfig(kFirstSecret));
+  apply();
+  StoreOptions so;
+  so.mode = OpenMode::kExisting;
+  so.encryption_key = key;
+  auto holder = StateStore::OpenWorkspace(dir.string(), "default", so);
+  EXPECT_TRUE(holder.ok());
+  plinth::testing::WriteFile(dir / "main.plinth", SensitiveConfig(kSecondSecret));
+  apply();
+  fs::path db = dir / ".plinth" / "default" / "state.db";
+  EXPECT_GT(fs::file_size(db.string() + "-wal"), 0u);
+  EXPECT_EQ(plinth::testing::ReadFile(dir / ".plinth" / "default" / "data" / "m" / "secret"), kSecondSecret);
+  return StateBytes(db);
+}
+
 TEST_F(StateOpenTest, EncryptedStateHoldsNoSensitiveValueInItsBytes) {
-  fs::create_directories(Dir());
-  plinth::testing::WriteFile(Dir() / "main.plinth", kSensitiveConfig);
-  // The control: without a key the value is in the file, so the search below
-  // can find it.
-  fs::path plain_dir = tmp_.path() / "plain";
-  fs::create_directories(plain_dir);
-  plinth::testing::WriteFile(plain_dir / "main.plinth", kSensitiveConfig);
-  runtime::EngineOptions plain = Options();
-  plain.config_dir = plain_dir.string();
-  ASSERT_TRUE(RunEngine(plain, "apply").ok);
-  EXPECT_NE(StateBytes(plain_dir / ".plinth/default/state.db").find(kSecret), std::string::npos);
+  // The control: without a key both values are in the bytes (the second in
+  // the -wal file), so the searches below can find what they look for.
+  std::string plain = ApplyTwiceAndReadBytes(tmp_.path() / "plain", std::nullopt);
+  EXPECT_NE(plain.find(kFirstSecret), std::string::npos);
+  EXPECT_NE(plain.find(kSecondSecret), std::string::npos);
 
   std::array<uint8_t, 32> key;
   for (size_t i = 0; i < key.size(); ++i) key[i] = static_cast<uint8_t>(i * 7 + 1);
-  runtime::EngineOptions eo = Options();
-  eo.state_key = key;
-  runtime::EngineResult applied = RunEngine(eo, "apply");
-  ASSERT_TRUE(applied.ok) << (applied.errors.empty() ? "" : applied.errors[0]);
-  // An update too, so that history holds a before and an after.
-  plinth::testing::WriteFile(Dir() / "main.plinth",
-                             std::string(kSensitiveConfig) + "marker \"n\" {\n  path = \"m/n\"\n}\n");
-  ASSERT_TRUE(RunEngine(eo, "apply").ok);
-  EXPECT_EQ(plinth::testing::ReadFile(Ws() / "data" / "m" / "secret"), kSecret);
-  EXPECT_EQ(StateBytes(Ws() / "state.db").find(kSecret), std::string::npos);
+  std::string sealed = ApplyTwiceAndReadBytes(Dir(), key);
+  EXPECT_EQ(sealed.find(kFirstSecret), std::string::npos);  // resource row and history before
+  EXPECT_EQ(sealed.find(kSecondSecret), std::string::npos);  // resource row, history after, intent
 
   // The store's own errors, precisely: no key, and another key.
   runtime::EngineResult no_key = RunEngine(Options(), "plan");
   ASSERT_FALSE(no_key.ok);
-  EXPECT_NE(no_key.errors.at(0).find("encrypt"), std::string::npos) << no_key.errors[0];
+  EXPECT_NE(no_key.errors.at(0).find("is encrypted; provide its key"), std::string::npos) << no_key.errors[0];
   runtime::EngineOptions wrong = Options();
   key[0] ^= 1;
   wrong.state_key = key;
   runtime::EngineResult wrong_key = RunEngine(wrong, "plan");
   ASSERT_FALSE(wrong_key.ok);
   EXPECT_NE(wrong_key.errors.at(0).find("wrong encryption key"), std::string::npos) << wrong_key.errors[0];
+  runtime::EngineOptions given = Options();
+  given.config_dir = (tmp_.path() / "plain").string();
+  given.state_key = key;
+  runtime::EngineResult not_encrypted = RunEngine(given, "plan");
+  ASSERT_FALSE(not_encrypted.ok);
+  EXPECT_NE(not_encrypted.errors.at(0).find("is not encrypted but an encryption key was given"), std::string::npos)
+      << not_encrypted.errors[0];
 }
 
 }  // namespace
