@@ -87,6 +87,9 @@ class Definition {
     c->add_option("--workspace", options.workspace,
                   "the state workspace (default: default); state in DIR/.plinth/W/")
         ->type_name("W");
+    c->add_option("--state-key-file", options.state_key_file,
+                  "the state's encryption key: 64 hex digits, mode 600 (also PLINTH_STATE_KEY_FILE)")
+        ->type_name("FILE");
   }
   void Dir(CLI::App* c, const std::string& what) {
     c->add_option("--dir", options.dir, what)->type_name("DIR");
@@ -214,7 +217,7 @@ Definition::Definition() {
     CLI::App* c = Command(&root, "output", "print the outputs (one NAME: its raw value, for scripts)",
                           CommandId::kOutput,
                           "0  done\n"
-                          "1  errors, or no output NAME\n"
+                          "1  errors, no state for the workspace, or no output NAME\n"
                           "2  usage error",
                           "plinth output --dir=examples/quickstart datasets_path");
     c->add_option("NAME", "print only this output's value (strings without quotes)");

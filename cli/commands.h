@@ -22,6 +22,9 @@ struct Options {
   unsigned threads = 0;
   // plan / apply / destroy / output
   std::string workspace = "default";
+  // --state-key-file: the state's encryption key (64 hex digits, mode 0600);
+  // empty: $PLINTH_STATE_KEY_FILE, else none (docs/state.md, "Key source and default")
+  std::string state_key_file;
   std::string dir;  // --dir: the configuration directory for commands whose argument is something else
   unsigned parallelism = 10;
   bool refresh = true;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include <cstdio>
 #include <cstring>
@@ -15,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/workspace.h"
 #include "compiler/types/user_json.h"
 #include "runtime/engine/engine.h"
 #include "runtime/io/durable.h"
@@ -81,9 +83,13 @@ std::function<void(const runtime::ProgressEvent&)> ProgressPrinter(bool live) {
   };
 }
 
-runtime::EngineOptions EngineOptionsFrom(const Options& o, std::map<std::string, Value> vars) {
+// Empty (after printing why) when the configuration directory does not
+// exist or the state key file is unusable: no command creates a directory
+// that is not there.
+std::optional<runtime::EngineOptions> EngineOptionsFrom(const Options& o, std::map<std::string, Value> vars) {
   runtime::EngineOptions eo;
   eo.config_dir = !o.dir.empty() ? o.dir : o.paths.empty() ? "." : o.paths[0];
+  if (!ExistingDir(eo.config_dir) || !StateKey(o, &eo.state_key)) return std::nullopt;
   eo.workspace = o.workspace;
   eo.variables = std::move(vars);
   for (const auto& [name, text] : o.vars) eo.variable_texts[name] = text;
@@ -115,7 +121,9 @@ void PrintOutputs(const std::vector<OutputValue>& outputs) {
 int Plan(const Options& o, const std::map<std::string, Value>& vars, bool destroy) {
   SourceManager sources;
   Diagnostics diags;
-  runtime::Engine engine(EngineOptionsFrom(o, vars), sources, diags);
+  std::optional<runtime::EngineOptions> eo = EngineOptionsFrom(o, vars);
+  if (!eo) return 1;
+  runtime::Engine engine(std::move(*eo), sources, diags);
   // Released by the process exit (main leaves with _Exit right after): at
   // 100k resources freeing the plan is a noticeable share of the run.
   runtime::EngineResult& r = *new runtime::EngineResult(engine.Plan(destroy || o.destroy));
@@ -202,9 +210,11 @@ int Apply(const Options& given, const std::map<std::string, Value>& vars, bool d
     if (!LoadSavedPlan(o.paths[0], o, saved, destroy)) return 1;
     o.auto_approve = true;
   }
+  std::optional<runtime::EngineOptions> eo = EngineOptionsFrom(o, vars);
+  if (!eo) return 1;
   SourceManager sources;
   Diagnostics diags;
-  runtime::Engine engine(EngineOptionsFrom(o, vars), sources, diags);
+  runtime::Engine engine(*eo, sources, diags);
   if (!o.auto_approve) {
     runtime::EngineResult preview = engine.Plan(destroy);
     PrintProblems(preview, sources, diags, o);
@@ -236,10 +246,9 @@ int Apply(const Options& given, const std::map<std::string, Value>& vars, bool d
   }
   SourceManager sources2;
   Diagnostics diags2;
-  runtime::EngineOptions eo = EngineOptionsFrom(o, vars);
-  eo.stop = &stop_requested;
+  eo->stop = &stop_requested;
   InstallInterruptHandler();
-  runtime::Engine runner(eo, sources2, diags2);
+  runtime::Engine runner(std::move(*eo), sources2, diags2);
   runtime::EngineResult r = runner.ApplySaved(saved, destroy);
   PrintProblems(r, sources2, diags2, o);
   if (r.ok && r.applied == 0 && !r.plan.HasChanges()) {
@@ -255,7 +264,9 @@ int Apply(const Options& given, const std::map<std::string, Value>& vars, bool d
 int Refresh(const Options& o) {
   SourceManager sources;
   Diagnostics diags;
-  runtime::Engine engine(EngineOptionsFrom(o, {}), sources, diags);
+  std::optional<runtime::EngineOptions> eo = EngineOptionsFrom(o, {});
+  if (!eo) return 1;
+  runtime::Engine engine(std::move(*eo), sources, diags);
   runtime::EngineResult r = engine.Refresh();
   PrintProblems(r, sources, diags, o);
   if (!r.ok) return 1;
@@ -277,7 +288,13 @@ int Output(const Options& o, const std::map<std::string, Value>& vars) {
   // no lock, nothing written (it works while an apply runs).
   at_dir.refresh = false;
   at_dir.lock = false;
-  runtime::Engine engine(EngineOptionsFrom(at_dir, vars), sources, diags);
+  std::optional<runtime::EngineOptions> eo = EngineOptionsFrom(at_dir, vars);
+  if (!eo) return 1;
+  // Outputs are evaluated against the recorded state: a missing state (a
+  // mistyped --dir or --workspace) is an error, not outputs computed from
+  // nothing.
+  eo->require_state = true;
+  runtime::Engine engine(std::move(*eo), sources, diags);
   runtime::EngineResult r = engine.Plan(false);
   if (!r.ok) {
     PrintProblems(r, sources, diags, o);

@@ -1,8 +1,14 @@
 // state list|show|rm|mv|history|pull, show, force-unlock and graph: the
 // CLI over the state store (runtime/state) and the planner's graph.
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -10,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/workspace.h"
 #include "compiler/types/user_json.h"
+#include "runtime/crypto/aead.h"
 #include "runtime/engine/engine.h"
 #include "runtime/state/lock.h"
 #include "runtime/state/state_store.h"
@@ -18,20 +25,77 @@ namespace plinth::cli {
 
 std::string ConfigDir(const Options& o) { return o.dir.empty() ? "." : o.dir; }
 
+bool ExistingDir(const std::string& dir) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (errno == ENOENT) {
+      std::fprintf(stderr, "error: directory '%s' does not exist\n", dir.c_str());
+    } else {
+      std::fprintf(stderr, "error: cannot access directory '%s': %s\n", dir.c_str(), std::strerror(errno));
+    }
+    return false;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    std::fprintf(stderr, "error: '%s' is not a directory\n", dir.c_str());
+    return false;
+  }
+  return true;
+}
+
+bool StateKey(const Options& o, std::optional<std::array<uint8_t, 32>>* key) {
+  key->reset();
+  std::string file = o.state_key_file;
+  std::string from = "--state-key-file";
+  if (file.empty()) {
+    const char* env = std::getenv("PLINTH_STATE_KEY_FILE");
+    if (env == nullptr || *env == '\0') return true;
+    file = env;
+    from = "PLINTH_STATE_KEY_FILE";
+  }
+  auto fail = [&](const std::string& why) {
+    std::fprintf(stderr, "error: the state key file '%s' (%s) %s\n", file.c_str(), from.c_str(), why.c_str());
+    return false;
+  };
+  int fd = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return fail(std::string("cannot be read: ") + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return fail("is not a regular file");
+  }
+  if ((st.st_mode & 077) != 0) {
+    ::close(fd);
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%o", static_cast<unsigned>(st.st_mode & 0777));
+    return fail(std::string("is readable by other users (mode ") + mode + "); run chmod 600 on it");
+  }
+  // 64 hex digits and a line end at most; anything longer is not a key.
+  char buf[80];
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  std::string text(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  OPENSSL_cleanse(buf, sizeof buf);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
+  std::string raw;
+  bool ok = text.size() == 64 && crypto::FromHex(text, &raw) && raw.size() == 32;
+  if (ok) {
+    std::array<uint8_t, 32> k;
+    std::memcpy(k.data(), raw.data(), k.size());
+    *key = k;
+    OPENSSL_cleanse(k.data(), k.size());
+  }
+  OPENSSL_cleanse(text.data(), text.size());
+  OPENSSL_cleanse(raw.data(), raw.size());
+  if (!ok) return fail("is not a key: it must hold 64 hexadecimal digits (e.g. from: openssl rand -hex 32)");
+  return true;
+}
+
 std::unique_ptr<state::StateStore> OpenState(const Options& o) {
+  if (!ExistingDir(ConfigDir(o))) return nullptr;
   state::StoreOptions so;
-  so.create_if_missing = false;
-  auto path = state::StateStore::WorkspacePath(ConfigDir(o), o.workspace);
-  if (!path.ok()) {
-    std::fprintf(stderr, "error: %s\n", path.error().message.c_str());
-    return nullptr;
-  }
-  if (access(path.value().c_str(), F_OK) != 0) {
-    std::fprintf(stderr, "error: no state for workspace '%s' in '%s' (nothing was applied yet)\n", o.workspace.c_str(),
-                 ConfigDir(o).c_str());
-    return nullptr;
-  }
-  auto store = state::StateStore::Open(path.value(), so);
+  so.mode = state::OpenMode::kExisting;
+  if (!StateKey(o, &so.encryption_key)) return nullptr;
+  auto store = state::StateStore::OpenWorkspace(ConfigDir(o), o.workspace, so);
   if (!store.ok()) {
     std::fprintf(stderr, "error: %s\n", store.error().message.c_str());
     return nullptr;
@@ -200,6 +264,8 @@ int GraphDot(const Options& o, const std::map<std::string, Value>& vars) {
   Diagnostics diags;
   runtime::EngineOptions eo;
   eo.config_dir = o.paths.empty() ? "." : o.paths[0];
+  if (!ExistingDir(eo.config_dir)) return 1;
+  if (!StateKey(o, &eo.state_key)) return 1;
   eo.workspace = o.workspace;
   eo.variables = vars;
   eo.refresh = o.refresh;

@@ -2,8 +2,11 @@
 // planning (state, show, force-unlock, bucket, storage, backup, restore).
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "cli/commands.h"
@@ -15,6 +18,16 @@ namespace plinth::cli {
 // The configuration directory of a command whose arguments are something
 // else: --dir, or ".".
 std::string ConfigDir(const Options& o);
+
+// Whether `dir` is an existing directory; prints "error: directory 'X' does
+// not exist" (or "is not a directory") when it is not.
+bool ExistingDir(const std::string& dir);
+
+// The state's encryption key from --state-key-file, else the file named by
+// $PLINTH_STATE_KEY_FILE: 64 hexadecimal digits, in a regular file that
+// group and others cannot read. Leaves `key` empty when neither is set;
+// prints the error and returns false when the file is not a usable key.
+bool StateKey(const Options& o, std::optional<std::array<uint8_t, 32>>* key);
 
 // Opens the workspace's state (never creates it); prints the error and
 // returns null when there is none or it cannot be opened.

@@ -150,6 +150,132 @@ set -e
 [ "$rc" = 1 ] && grep -q "is damaged" "$tmp/corrupt.txt" || fail "a damaged state gave no clear error (exit $rc): $(cat "$tmp/corrupt.txt")"
 [ "$(sha256sum "$state")" = "$sum" ] || fail "plan changed a damaged state file"
 
+# Only apply creates state (docs/cli.md, "Directories, workspaces and
+# state"). A missing directory is an error for every command and is not
+# created; a missing workspace is an error for the commands that read the
+# state, naming the workspaces there are; plan, refresh and destroy of a
+# directory without state plan against an empty state and create nothing.
+missing="$tmp/no-such-dir"
+for cmd in "plan" "apply --auto-approve" "destroy --auto-approve" "refresh" "graph"; do
+  set +e
+  # shellcheck disable=SC2086
+  "$plinth" $cmd "$missing" >"$tmp/missing.txt" 2>&1; rc=$?
+  set -e
+  [ "$rc" = 1 ] && grep -q "^error: directory '$missing' does not exist$" "$tmp/missing.txt" ||
+    fail "$cmd on a missing directory (exit $rc): $(cat "$tmp/missing.txt")"
+  [ ! -e "$missing" ] || fail "$cmd created the missing directory"
+done
+for cmd in "output" "show" "state list" "state pull" "state history" "force-unlock 0123456789abcdef0123456789abcdef" \
+  "bucket ls bucket.datasets" "storage status" "backup list bucket.datasets"; do
+  set +e
+  # shellcheck disable=SC2086
+  "$plinth" $cmd --dir="$missing" >"$tmp/missing.txt" 2>&1; rc=$?
+  set -e
+  [ "$rc" = 1 ] && grep -q "^error: directory '$missing' does not exist$" "$tmp/missing.txt" ||
+    fail "$cmd --dir on a missing directory (exit $rc): $(cat "$tmp/missing.txt")"
+  [ ! -e "$missing" ] || fail "$cmd --dir created the missing directory"
+done
+mkdir -p "$tmp/fresh"
+printf 'output "greeting" {\n  value = "hi"\n}\nmarker "m" {\n  path = "m/a"\n}\n' >"$tmp/fresh/main.plinth"
+"$plinth" plan "$tmp/fresh" >"$tmp/fresh.txt" 2>&1 || fail "plan without state: $(cat "$tmp/fresh.txt")"
+grep -q "Plan: 1 to create" "$tmp/fresh.txt" || fail "plan without state: $(cat "$tmp/fresh.txt")"
+"$plinth" plan --lock=false "$tmp/fresh" >/dev/null 2>&1 || fail "plan --lock=false without state failed"
+"$plinth" refresh "$tmp/fresh" >"$tmp/fresh.txt" 2>&1 || fail "refresh without state: $(cat "$tmp/fresh.txt")"
+"$plinth" destroy --auto-approve "$tmp/fresh" >"$tmp/fresh.txt" 2>&1 || fail "destroy without state: $(cat "$tmp/fresh.txt")"
+grep -q "No changes" "$tmp/fresh.txt" || fail "destroy without state: $(cat "$tmp/fresh.txt")"
+"$plinth" graph "$tmp/fresh" | grep -q "digraph plinth" || fail "graph without state"
+for cmd in "output" "show" "state list"; do
+  set +e
+  # shellcheck disable=SC2086
+  "$plinth" $cmd --dir="$tmp/fresh" >"$tmp/fresh.txt" 2>&1; rc=$?
+  set -e
+  [ "$rc" = 1 ] &&
+    grep -q "^error: no state for workspace 'default' in '$tmp/fresh' (no workspace here has state; plinth apply creates it)$" "$tmp/fresh.txt" ||
+    fail "$cmd without state (exit $rc): $(cat "$tmp/fresh.txt")"
+done
+[ ! -e "$tmp/fresh/.plinth" ] || fail "a command before the first apply created $(find "$tmp/fresh/.plinth")"
+# The first apply, under umask 022: state and data are the owner's alone.
+(umask 022 && "$plinth" apply --auto-approve "$tmp/fresh" >"$tmp/fresh.txt" 2>&1) ||
+  fail "first apply: $(cat "$tmp/fresh.txt")"
+for p in .plinth .plinth/default .plinth/default/data; do
+  [ "$(stat -c %a "$tmp/fresh/$p")" = 700 ] || fail "$p has mode $(stat -c %a "$tmp/fresh/$p"), want 700"
+done
+for f in "$tmp/fresh/.plinth/default/state.db"*; do
+  [ "$(stat -c %a "$f")" = 600 ] || fail "$f has mode $(stat -c %a "$f"), want 600"
+done
+[ "$("$plinth" output --dir="$tmp/fresh" greeting)" = hi ] || fail "output after apply"
+# A state an older Plinth left open to everyone is tightened when opened.
+chmod 755 "$tmp/fresh/.plinth" "$tmp/fresh/.plinth/default"
+chmod 644 "$tmp/fresh/.plinth/default/state.db"
+"$plinth" state list --dir="$tmp/fresh" >/dev/null || fail "state list of an old state"
+[ "$(stat -c %a "$tmp/fresh/.plinth/default/state.db")" = 600 ] &&
+  [ "$(stat -c %a "$tmp/fresh/.plinth/default")" = 700 ] || fail "an existing state open to others was not tightened"
+# A mistyped workspace.
+for cmd in "output" "show" "state list" "bucket ls bucket.datasets" "storage status"; do
+  set +e
+  # shellcheck disable=SC2086
+  "$plinth" $cmd --dir="$tmp/fresh" --workspace=TYPO >"$tmp/typo.txt" 2>&1; rc=$?
+  set -e
+  [ "$rc" = 1 ] &&
+    grep -q "^error: no state for workspace 'TYPO' in '$tmp/fresh' (workspaces here: default); check --workspace and --dir$" "$tmp/typo.txt" ||
+    fail "$cmd --workspace=TYPO (exit $rc): $(cat "$tmp/typo.txt")"
+done
+"$plinth" plan --workspace=TYPO "$tmp/fresh" >"$tmp/typo.txt" 2>&1 || fail "plan of a new workspace: $(cat "$tmp/typo.txt")"
+grep -q "Plan: 1 to create" "$tmp/typo.txt" &&
+  grep -q "^note: no state for workspace 'TYPO' in '$tmp/fresh' (workspaces here: default); check --workspace and --dir; planning against an empty state$" "$tmp/typo.txt" ||
+  fail "plan of a new workspace: $(cat "$tmp/typo.txt")"
+[ ! -e "$tmp/fresh/.plinth/TYPO" ] || fail "a command created the mistyped workspace"
+
+# State encryption: with a key file no sensitive value is in the bytes of
+# the state; without the key, with another one, or with a key file others
+# can read, the state does not open and no key material is printed.
+secret=s3cr3t-cli-marker-91c2
+key=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
+printf '%s\n' "$key" >"$tmp/state.key"
+chmod 600 "$tmp/state.key"
+printf '%s\n' "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100" >"$tmp/other.key"
+chmod 600 "$tmp/other.key"
+for d in enc plain; do
+  mkdir -p "$tmp/$d"
+  printf 'variable "secret" {\n  type      = string\n  default   = "%s"\n  sensitive = true\n}\n\nmarker "m" {\n  path    = "m/secret"\n  content = var.secret\n}\n' \
+    "$secret" >"$tmp/$d/main.plinth"
+done
+"$plinth" apply --auto-approve "$tmp/plain" >/dev/null 2>&1 || fail "apply of the plain config"
+cat "$tmp/plain/.plinth/default/state.db"* | grep -aq "$secret" || fail "the control: the plain state does not hold the value"
+"$plinth" apply --auto-approve --state-key-file="$tmp/state.key" "$tmp/enc" >"$tmp/enc.txt" 2>&1 ||
+  fail "apply with a state key: $(cat "$tmp/enc.txt")"
+if cat "$tmp/enc/.plinth/default/state.db"* | grep -aq "$secret"; then fail "the encrypted state holds the sensitive value"; fi
+[ "$(cat "$tmp/enc/.plinth/default/data/m/secret")" = "$secret" ] || fail "the encrypted apply did not write the marker"
+PLINTH_STATE_KEY_FILE="$tmp/state.key" "$plinth" state list --dir="$tmp/enc" | grep -q "^marker.m$" ||
+  fail "state list with PLINTH_STATE_KEY_FILE"
+PLINTH_STATE_KEY_FILE="$tmp/state.key" "$plinth" plan --detailed-exitcode "$tmp/enc" >/dev/null 2>&1 ||
+  fail "plan with the key after apply is not empty"
+set +e
+"$plinth" state list --dir="$tmp/enc" >"$tmp/nokey.txt" 2>&1; nokey_rc=$?
+"$plinth" plan --state-key-file="$tmp/other.key" "$tmp/enc" >"$tmp/wrongkey.txt" 2>&1; wrong_rc=$?
+"$plinth" show --dir="$tmp/plain" --state-key-file="$tmp/state.key" >"$tmp/notenc.txt" 2>&1; notenc_rc=$?
+chmod 644 "$tmp/state.key"
+"$plinth" output --dir="$tmp/enc" --state-key-file="$tmp/state.key" >"$tmp/openkey.txt" 2>&1; open_rc=$?
+chmod 600 "$tmp/state.key"
+printf 'not a key\n' >"$tmp/bad.key"
+chmod 600 "$tmp/bad.key"
+PLINTH_STATE_KEY_FILE="$tmp/bad.key" "$plinth" output --dir="$tmp/enc" >"$tmp/badkey.txt" 2>&1; bad_rc=$?
+set -e
+[ "$nokey_rc" = 1 ] && grep -q "is encrypted; provide its key (key id [0-9a-f]*) with --state-key-file=FILE or PLINTH_STATE_KEY_FILE" "$tmp/nokey.txt" ||
+  fail "state without its key (exit $nokey_rc): $(cat "$tmp/nokey.txt")"
+[ "$wrong_rc" = 1 ] && grep -q "wrong encryption key" "$tmp/wrongkey.txt" ||
+  fail "state with another key (exit $wrong_rc): $(cat "$tmp/wrongkey.txt")"
+[ "$notenc_rc" = 1 ] && grep -q "is not encrypted but an encryption key was given" "$tmp/notenc.txt" ||
+  fail "a key for a plain state (exit $notenc_rc): $(cat "$tmp/notenc.txt")"
+[ "$open_rc" = 1 ] && grep -q "^error: the state key file '$tmp/state.key' (--state-key-file) is readable by other users (mode 644); run chmod 600 on it$" "$tmp/openkey.txt" ||
+  fail "a key file others can read (exit $open_rc): $(cat "$tmp/openkey.txt")"
+[ "$bad_rc" = 1 ] && grep -q "^error: the state key file '$tmp/bad.key' (PLINTH_STATE_KEY_FILE) is not a key" "$tmp/badkey.txt" ||
+  fail "a malformed key file (exit $bad_rc): $(cat "$tmp/badkey.txt")"
+if cat "$tmp/nokey.txt" "$tmp/wrongkey.txt" "$tmp/notenc.txt" "$tmp/openkey.txt" "$tmp/badkey.txt" "$tmp/enc.txt" |
+  grep -q "$key\|ffeeddcc\|$secret"; then
+  fail "key material or the sensitive value was printed"
+fi
+
 # Policies: the shipped guardrails pass their own tests; a plan that breaks
 # a deny policy exits 4 naming it, apply refuses and creates nothing; the
 # ai-platform example passes every guardrail.

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -16,6 +17,7 @@
 #include "compiler/schema/schema.h"
 #include "runtime/exec/executor.h"
 #include "runtime/exec/parallel.h"
+#include "runtime/io/durable.h"
 #include "runtime/policy/policy.h"
 #include "runtime/providers/catalog.h"
 #include "runtime/providers/external.h"
@@ -206,18 +208,40 @@ struct Engine::Impl {
     if (o.progress) o.progress(ProgressEvent{kind, address, line, total_changes});
   }
 
-  bool Open(EngineResult& r) {
+  // `create`: apply, the one caller that may create the state and the data
+  // root; everything else opens an existing state or, when there is none,
+  // an empty one in memory (nothing is written to disk).
+  bool Open(EngineResult& r, bool create = false) {
     if (store) return true;
-    auto opened = state::StateStore::OpenWorkspace(o.config_dir, o.workspace);
+    state::StoreOptions so;
+    so.encryption_key = o.state_key;
+    so.mode = create ? state::OpenMode::kCreate : state::OpenMode::kExisting;
+    auto opened = state::StateStore::OpenWorkspace(o.config_dir, o.workspace, so);
+    if (!opened.ok() && opened.error().code == state::ErrorCode::kNotFound && !create && !o.require_state) {
+      // Before the first apply that is expected; beside other workspaces'
+      // state it may be a mistyped name, which the plan alone would hide.
+      if (!state::StateStore::Workspaces(o.config_dir).empty()) {
+        r.notes.push_back(opened.error().message + "; planning against an empty state");
+      }
+      so.workspace = o.workspace;
+      opened = state::StateStore::OpenEmpty(so);
+    }
     if (!opened.ok()) {
-      r.errors.push_back("cannot open the state: " + opened.error().message);
+      r.errors.push_back(opened.error().code == state::ErrorCode::kNotFound
+                             ? opened.error().message
+                             : "cannot open the state: " + opened.error().message);
       return false;
     }
     store = std::move(opened.value());
     std::error_code ec;
     fs::path root = o.data_root.empty() ? fs::path(o.config_dir) / ".plinth" / o.workspace / "data" : fs::path(o.data_root);
     root = fs::absolute(root, ec);
-    fs::create_directories(root, ec);
+    if (create) {
+      if (int e = io::MakeDirs(root, 0700)) {
+        r.errors.push_back("cannot create the data directory '" + root.string() + "': " + std::strerror(e));
+        return false;
+      }
+    }
     external = std::make_unique<ExternalProviders>(o.config_dir);
     ProviderContext context;
     context.config_dir = o.config_dir;
@@ -608,7 +632,8 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
   EngineResult r;
   Impl& m = *impl_;
   m.applying = true;
-  if (!m.Open(r)) return r;
+  // A destroy with no state has nothing to delete: it creates nothing.
+  if (!m.Open(r, /*create=*/!destroy)) return r;
   auto lock = state::WorkspaceLock::Acquire(*m.store, state::WorkspaceLock::ThisProcess(destroy ? "destroy" : "apply"));
   if (!lock.ok()) {
     r.errors.push_back(state::WorkspaceLock::Describe(lock.error()));

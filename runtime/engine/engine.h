@@ -13,10 +13,13 @@
 // the new state and runs the next wave, until nothing is deferred.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,8 +50,15 @@ struct EngineOptions {
   // not reconciled, so a plan beside a running apply disturbs nothing.
   bool lock = true;
   // Where the local provider keeps regions, buckets and markers; empty:
-  // <config_dir>/.plinth/<workspace>/data.
+  // <config_dir>/.plinth/<workspace>/data. Apply creates it (mode 0700).
   std::string data_root;
+  // The state's encryption key (docs/state.md, "Encryption"): set, a new
+  // state is encrypted and an existing one must have been written with it.
+  std::optional<std::array<uint8_t, 32>> state_key;
+  // Only apply creates the workspace's state (and its data root). Plan,
+  // refresh and destroy work on an empty state, in memory, when there is
+  // none; with require_state (output) a missing state is an error instead.
+  bool require_state = false;
   // Progress, one event per change started, finished or failed, from the
   // executor's worker threads (the callback must be thread-safe).
   std::function<void(const ProgressEvent&)> progress;

@@ -21,6 +21,7 @@
 #include "compiler/types/value_json.h"
 #include "runtime/crypto/aead.h"
 #include "runtime/exec/parallel.h"
+#include "runtime/io/durable.h"
 
 namespace plinth::state {
 
@@ -271,6 +272,27 @@ std::string ParentDir(const std::string& path) {
   return parent.empty() ? "." : parent;
 }
 
+// Takes group and other permissions away from `path` when it is a regular
+// file (a directory, with `directory`) that this user owns. The check and the
+// chmod act on one descriptor opened with O_NOFOLLOW, so a symbolic link (or
+// a file swapped in between) is left alone. Best effort: a state another user
+// owns still opens, with its mode as it is.
+void Restrict(const std::string& path, bool directory) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
+  if (fd < 0) return;
+  struct stat st;
+  if (::fstat(fd, &st) == 0 && st.st_uid == ::geteuid() && (st.st_mode & 077) != 0 &&
+      (directory ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode))) {
+    (void)::fchmod(fd, st.st_mode & 0700);
+  }
+  ::close(fd);
+}
+
+// A state database and the files SQLite keeps beside it.
+void RestrictStateFiles(const std::string& path) {
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) Restrict(path + suffix, false);
+}
+
 json RecordToJson(const ResourceRecord& r, std::string* error) {
   ValueJsonResult attrs = ValueToJson(Value::Object(r.attributes));
   if (!attrs.ok()) {
@@ -371,7 +393,8 @@ Result<MetaInfo> VerifyExisting(const std::string& path, const StoreOptions& opt
   if (encryption == "aes-256-gcm") {
     if (!options.encryption_key) {
       return MakeError(ErrorCode::kKeyRequired,
-                       "state file '" + path + "' is encrypted; provide its key (key id " + meta["key_id"] + ")");
+                       "state file '" + path + "' is encrypted; provide its key (key id " + meta["key_id"] +
+                           ") with --state-key-file=FILE or PLINTH_STATE_KEY_FILE");
     }
     std::string given = KeyId(*options.encryption_key);
     if (given != meta["key_id"]) {
@@ -388,7 +411,8 @@ Result<MetaInfo> VerifyExisting(const std::string& path, const StoreOptions& opt
     if (options.encryption_key) {
       return MakeError(ErrorCode::kNotEncrypted, "state file '" + path +
                                                      "' is not encrypted but an encryption key was given; "
-                                                     "drop the key or migrate the state");
+                                                     "drop the key (--state-key-file, PLINTH_STATE_KEY_FILE): "
+                                                     "an existing state cannot be encrypted in place");
     }
   } else {
     return corrupt("unknown encryption '" + encryption + "'");
@@ -396,25 +420,13 @@ Result<MetaInfo> VerifyExisting(const std::string& path, const StoreOptions& opt
   return info;
 }
 
-// Builds a complete database under a temporary name and links it into place.
-// Returns Ok also when another process created `path` first.
-Status CreateDatabase(const std::string& path, const StoreOptions& options) {
-  unsigned char rnd[8];
-  RAND_bytes(rnd, sizeof rnd);
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + Hex(rnd, sizeof rnd);
-  sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(tmp.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
-  auto fail = [&](Error e) {
-    if (raw) sqlite3_close_v2(raw);
-    RemoveSqliteFiles(tmp);
-    return e;
-  };
-  if (rc != SQLITE_OK) return fail(SqlError(raw, "cannot create state file '" + tmp + "'"));
+// Writes the schema and the meta rows into an empty database, in one
+// transaction.
+Status InitDatabase(sqlite3* raw, const StoreOptions& options) {
   std::string init = "PRAGMA synchronous=FULL; PRAGMA application_id=" + std::to_string(kApplicationId) +
                      "; PRAGMA user_version=" + std::to_string(kSchemaVersion) + "; BEGIN;";
   init += kSchema;
-  if (Status s = Exec(raw, init.c_str(), "cannot create the state schema"); !s.ok()) return fail(s.error());
+  if (Status s = Exec(raw, init.c_str(), "cannot create the state schema"); !s.ok()) return s;
   std::map<std::string, std::string> meta = {
       {"schema_version", std::to_string(kSchemaVersion)},
       {"workspace", options.workspace},
@@ -427,9 +439,36 @@ Status CreateDatabase(const std::string& path, const StoreOptions& options) {
   }
   for (const auto& [k, v] : meta) {
     Stmt ins(raw, "INSERT INTO meta(key, value) VALUES (?, ?)");
-    if (ins.Bind(1, k).Bind(2, v).Step() != SQLITE_DONE) return fail(SqlError(raw, "cannot write state meta"));
+    if (ins.Bind(1, k).Bind(2, v).Step() != SQLITE_DONE) return SqlError(raw, "cannot write state meta");
   }
-  if (Status s = Exec(raw, "COMMIT; PRAGMA journal_mode=WAL;", "cannot create the state schema"); !s.ok()) {
+  return Exec(raw, "COMMIT;", "cannot create the state schema");
+}
+
+// Builds a complete database under a temporary name and links it into place.
+// Returns Ok also when another process created `path` first.
+Status CreateDatabase(const std::string& path, const StoreOptions& options) {
+  unsigned char rnd[8];
+  RAND_bytes(rnd, sizeof rnd);
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + Hex(rnd, sizeof rnd);
+  sqlite3* raw = nullptr;
+  auto fail = [&](Error e) {
+    if (raw) sqlite3_close_v2(raw);
+    RemoveSqliteFiles(tmp);
+    return e;
+  };
+  // SQLite would create the file with mode 0644 less the umask, and gives
+  // the -wal and -shm files the database's mode: the file is created here,
+  // exclusively and 0600, whatever the umask (an empty file is an empty
+  // database to SQLite).
+  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return MakeError(ErrorCode::kIo, "cannot create state file '" + tmp + "': " + std::strerror(errno));
+  }
+  ::close(fd);
+  int rc = sqlite3_open_v2(tmp.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) return fail(SqlError(raw, "cannot create state file '" + tmp + "'"));
+  if (Status s = InitDatabase(raw, options); !s.ok()) return fail(s.error());
+  if (Status s = Exec(raw, "PRAGMA journal_mode=WAL;", "cannot create the state schema"); !s.ok()) {
     return fail(s.error());
   }
   if (sqlite3_close_v2(raw) != SQLITE_OK) return fail(MakeError(ErrorCode::kIo, "cannot close '" + tmp + "'"));
@@ -467,15 +506,45 @@ Result<std::string> StateStore::WorkspacePath(const std::string& dir, const std:
   return (std::filesystem::path(dir) / ".plinth" / workspace / "state.db").string();
 }
 
+std::vector<std::string> StateStore::Workspaces(const std::string& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(std::filesystem::path(dir) / ".plinth", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    std::error_code exists;
+    if (ValidWorkspace(name) && std::filesystem::is_regular_file(it->path() / "state.db", exists)) {
+      names.push_back(name);
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 Result<std::unique_ptr<StateStore>> StateStore::OpenWorkspace(const std::string& dir, const std::string& workspace,
                                                               StoreOptions options) {
   Result<std::string> path = WorkspacePath(dir, workspace);
   if (!path.ok()) return path.error();
-  std::error_code ec;
-  std::filesystem::create_directories(ParentDir(path.value()), ec);
-  if (ec) {
-    return MakeError(ErrorCode::kIo, "cannot create '" + ParentDir(path.value()) + "': " + ec.message());
+  const std::string ws_dir = ParentDir(path.value());
+  const std::string plinth_dir = ParentDir(ws_dir);
+  struct stat st;
+  if (options.mode == OpenMode::kExisting && ::lstat(path.value().c_str(), &st) != 0 && errno == ENOENT) {
+    std::string known;
+    for (const std::string& w : Workspaces(dir)) known += (known.empty() ? "" : ", ") + w;
+    return MakeError(ErrorCode::kNotFound,
+                     "no state for workspace '" + workspace + "' in '" + dir + "' " +
+                         (known.empty() ? "(no workspace here has state; plinth apply creates it)"
+                                        : "(workspaces here: " + known + "); check --workspace and --dir"));
   }
+  if (options.mode == OpenMode::kCreate) {
+    // The state holds every resource's attributes, sensitive ones included:
+    // only its owner may list or read the workspace.
+    if (int e = io::MakeDirs(ws_dir, 0700)) {
+      return MakeError(ErrorCode::kIo, "cannot create '" + ws_dir + "': " + std::strerror(e));
+    }
+  }
+  Restrict(plinth_dir, true);
+  Restrict(ws_dir, true);
   options.workspace = workspace;
   return Open(path.value(), options);
 }
@@ -486,13 +555,17 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& path, co
     if (errno != ENOENT) {
       return MakeError(ErrorCode::kIo, "cannot access state file '" + path + "': " + std::strerror(errno));
     }
-    if (!options.create_if_missing) {
+    if (options.mode == OpenMode::kExisting) {
       return MakeError(ErrorCode::kNotFound, "no state file at '" + path + "'");
     }
     if (Status s = CreateDatabase(path, options); !s.ok()) return s.error();
   } else if (!S_ISREG(st.st_mode)) {
     return MakeError(ErrorCode::kCorrupt, "'" + path + "' is not a regular file");
   }
+  // A state created by an earlier Plinth, or copied in, may be readable by
+  // everyone; -wal and -shm follow the database's mode only when SQLite
+  // creates them.
+  RestrictStateFiles(path);
   Result<MetaInfo> meta = VerifyExisting(path, options);
   if (!meta.ok()) return meta.error();
 
@@ -510,6 +583,17 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& path, co
       !s.ok()) {
     return s.error();
   }
+  return store;
+}
+
+Result<std::unique_ptr<StateStore>> StateStore::OpenEmpty(const StoreOptions& options) {
+  std::unique_ptr<StateStore> store(new StateStore());
+  store->workspace_ = options.workspace;
+  store->key_ = options.encryption_key;
+  store->key_version_ = options.key_version;
+  int rc = sqlite3_open_v2(":memory:", &store->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) return SqlError(store->db_, "cannot open an empty state in memory");
+  if (Status s = InitDatabase(store->db_, options); !s.ok()) return s.error();
   return store;
 }
 

@@ -181,11 +181,17 @@ struct IntentOutcome {
   std::optional<ResourceRecord> resource;
 };
 
+// Whether opening may create the state. Only commands that change the world
+// (apply) or create a workspace on purpose pass kCreate; everything that
+// reads passes kExisting, so a mistyped directory or workspace name is an
+// error instead of a new, empty state.
+enum class OpenMode : uint8_t { kExisting, kCreate };
+
 struct StoreOptions {
   std::optional<std::array<uint8_t, 32>> encryption_key;  // AES-256-GCM when set
   uint32_t key_version = 1;  // recorded for new databases (rotation bookkeeping)
   std::string workspace = "default";  // recorded in meta when the database is created
-  bool create_if_missing = true;
+  OpenMode mode = OpenMode::kCreate;
   bool verify_on_open = true;  // PRAGMA quick_check before the first write
 };
 
@@ -199,12 +205,24 @@ class StateStore {
   // <dir>/.plinth/<workspace>/state.db; the workspace name must match
   // [A-Za-z0-9_.-]+ and not start with ".".
   static Result<std::string> WorkspacePath(const std::string& dir, const std::string& workspace);
-  // Creates <dir>/.plinth/<workspace>/ as needed and opens its state.db.
+  // The workspaces of `dir` that have a state.db, sorted.
+  static std::vector<std::string> Workspaces(const std::string& dir);
+  // Opens <dir>/.plinth/<workspace>/state.db. kCreate creates the
+  // directories (mode 0700) and the database (0600) as needed; kExisting
+  // creates nothing and fails with kNotFound, naming the workspaces that do
+  // exist, when there is no state. Either way, an existing state whose
+  // directories or files are open to group or others is tightened to
+  // 0700/0600 when this user owns it (never through a symbolic link).
   static Result<std::unique_ptr<StateStore>> OpenWorkspace(const std::string& dir,
                                                            const std::string& workspace,
                                                            StoreOptions options = {});
-  // Opens (or, with create_if_missing, creates) the database at `path`.
+  // Opens (or, with OpenMode::kCreate, creates) the database at `path`; a
+  // new file is created with mode 0600, and SQLite gives its -wal and -shm
+  // files the same mode.
   static Result<std::unique_ptr<StateStore>> Open(const std::string& path, const StoreOptions& options);
+  // An empty state in memory: what plan, refresh and destroy work on when a
+  // workspace has no state yet, so that they create no file.
+  static Result<std::unique_ptr<StateStore>> OpenEmpty(const StoreOptions& options);
 
   ~StateStore();
   StateStore(const StateStore&) = delete;

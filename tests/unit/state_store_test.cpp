@@ -97,7 +97,7 @@ TEST_F(StateStoreTest, CreatesWorkspaceDatabaseAndReopensIt) {
     EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
   }
   StoreOptions no_create;
-  no_create.create_if_missing = false;
+  no_create.mode = OpenMode::kExisting;
   auto missing = StateStore::Open((dir_ / "nope.db").string(), no_create);
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
