@@ -79,12 +79,17 @@ enum class ErrorCode : uint8_t {
 };
 const char* ErrorCodeName(ErrorCode code);
 
-// Who holds (or held) the workspace lock.
+// Who holds (or held) the workspace lock. The host name is for people; the
+// machine id, PID namespace and boot id decide whether the holder can be
+// checked from here (runtime/state/lock.h). Empty means unknown.
 struct LockHolder {
   int64_t pid = 0;
   std::string host;
   std::string command;  // "apply", "plan", "state rm a.b"
   int64_t since_ms = 0;  // Unix time in milliseconds
+  std::string machine_id;     // /etc/machine-id (or /var/lib/dbus/machine-id)
+  std::string pid_namespace;  // readlink /proc/self/ns/pid, "pid:[4026531836]"
+  std::string boot_id;        // /proc/sys/kernel/random/boot_id
 };
 struct LockInfo {
   std::string id;  // 32 hex digits; what force-unlock takes
@@ -190,7 +195,8 @@ struct StoreOptions {
 };
 
 // The schema version this build reads and writes.
-inline constexpr int kSchemaVersion = 1;
+// Version 1 files are migrated on open (docs/state.md, "Schema versions").
+inline constexpr int kSchemaVersion = 2;
 // format_version of ExportJson().
 inline constexpr int kExportFormatVersion = 1;
 
@@ -256,13 +262,18 @@ class StateStore {
   friend class WorkspaceLock;
   StateStore() = default;
 
-  // Serialized, possibly encrypted blobs; `address` is the associated data.
-  Result<std::string> Seal(const std::string& address, const std::string& plaintext);
-  Result<std::string> Unseal(const std::string& address, const std::string& blob);
-  Result<std::string> EncodeRecord(const ResourceRecord& r);
-  Result<ResourceRecord> DecodeRecord(const std::string& address, const std::string& blob);
-  Result<std::string> EncodeAttributes(const std::string& address, const ValueMap& attributes);
-  Result<ValueMap> DecodeAttributes(const std::string& address, const std::string& blob);
+  // Serialized, possibly encrypted blobs. `aad` binds a blob to its row
+  // (ResourceAad, HistoryAad, IntentAad in state_store.cpp); `address` only
+  // names the record in errors.
+  Result<std::string> Seal(const std::string& aad, const std::string& plaintext);
+  Result<std::string> Unseal(const std::string& address, const std::string& aad, const std::string& blob);
+  Result<std::string> RecordJson(const ResourceRecord& r);
+  Result<ResourceRecord> DecodeRecord(const std::string& address, const std::string& aad, const std::string& blob);
+  Result<std::string> AttributesJson(const std::string& address, const ValueMap& attributes);
+  Result<ValueMap> DecodeAttributes(const std::string& address, const std::string& aad, const std::string& blob);
+  // Brings a schema-version-1 file to this version in one transaction
+  // (docs/state.md, "Schema versions and migration").
+  Status MigrateFromV1();
   Result<std::optional<ResourceRecord>> LoadResource(const std::string& address);
   // A `resources` row as stored, before decoding.
   struct Row {
