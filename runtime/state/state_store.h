@@ -29,13 +29,21 @@
 // (header, quick_check, schema version, encryption key) and any problem is a
 // clear error with the file left byte-for-byte untouched. A new database is
 // built under a temporary name and linked into place, so state.db, once it
-// exists, always holds a complete schema.
+// exists, always holds a complete schema. The one write opening may make is
+// migrating a schema-version-1 file, in one transaction, after those checks.
 //
 // Encryption (optional): AES-256-GCM over every serialized attribute blob
 // (resource attributes, history before/after, intent planned state), a random
-// 12-byte nonce per write, the record's address as associated data. The meta
-// table stores a key id (a hash of the key, never the key) and a key version,
-// so a wrong key is reported as such before any record is read.
+// 12-byte nonce per write (crypto blob format 2). Each blob's associated data
+// is its row's identity: for a resource the address, type, provider, id,
+// dependencies and both serials; for history the seq, serial, address,
+// action, time and side; for an intent its id, serial, address and action.
+// So a blob moved to another row, an older blob put back into its row, or a
+// changed identity column fails with kCorrupt naming the address. Consistent
+// rollback of whole rows or of the file is not detected (docs/state.md,
+// "Threat model"). The meta table stores a key id (a hash of the key, never
+// the key) and a key version, so a wrong key is reported as such before any
+// record is read.
 //
 // Thread safety: a StateStore may be shared between threads; calls are
 // serialized by an internal mutex. Several processes may open the same
