@@ -152,7 +152,9 @@ class AeadTest : public ::testing::Test {
     bool ok = OpenFile(key_, kAad, sealed, dir_ / "out" / "dst", error);
     if (!ok) {
       EXPECT_FALSE(fs::exists(dir_ / "out" / "dst"));
-      if (fs::exists(dir_ / "out")) EXPECT_TRUE(fs::is_empty(dir_ / "out")) << "a temporary file was left";
+      if (fs::exists(dir_ / "out")) {
+        EXPECT_TRUE(fs::is_empty(dir_ / "out")) << "a temporary file was left";
+      }
     }
     return ok;
   }
@@ -292,7 +294,9 @@ TEST_F(AeadTest, FilesRoundTripAtChunkBoundariesWithMode0600) {
       ASSERT_EQ(::stat((dir_ / "out" / "dst").c_str(), &st), 0);
       EXPECT_EQ(st.st_mode & 0777, 0600u);
       size_t chunks = size == 0 ? 1 : (size + kChunk - 1) / kChunk;
-      if (!compress) EXPECT_EQ(fs::file_size(sealed), kHeader2 + size + 16 * chunks);
+      if (!compress) {
+        EXPECT_EQ(fs::file_size(sealed), kHeader2 + size + 16 * chunks);
+      }
     }
   }
 }
@@ -364,7 +368,9 @@ TEST_F(AeadTest, TamperedFormat1CompressedFileWritesNothing) {
   std::string error = OpenWithFileSizeLimit(dir_ / "bomb", 4 * kChunk);
   EXPECT_NE(error.find("failed authentication"), std::string::npos) << error;
   EXPECT_FALSE(fs::exists(dir_ / "out" / "dst"));
-  if (fs::exists(dir_ / "out")) EXPECT_TRUE(fs::is_empty(dir_ / "out"));
+  if (fs::exists(dir_ / "out")) {
+    EXPECT_TRUE(fs::is_empty(dir_ / "out"));
+  }
 }
 
 TEST_F(AeadTest, Format1FilesWrittenByOlderVersionsStillOpen) {

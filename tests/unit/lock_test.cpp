@@ -182,7 +182,11 @@ TEST_F(LockTest, StaleLockOfADeadHolderIsTakenOverAndReported) {
 TEST_F(LockTest, HolderOnAnotherHostIsNeverPresumedDead) {
   auto s = Open();
   ASSERT_TRUE(s);
-  LockHolder remote{1, "some-other-host.example", "apply", 1700000000000};
+  LockHolder remote;
+  remote.pid = 1;
+  remote.host = "some-other-host.example";
+  remote.command = "apply";
+  remote.since_ms = 1700000000000;
   auto lock = WorkspaceLock::Acquire(*s, remote);
   ASSERT_TRUE(lock.ok());
   auto refused = WorkspaceLock::Acquire(*s, WorkspaceLock::ThisProcess("plan"));
@@ -194,7 +198,11 @@ TEST_F(LockTest, HolderOnAnotherHostIsNeverPresumedDead) {
 TEST_F(LockTest, ForceUnlockNeedsTheRightId) {
   auto s = Open();
   ASSERT_TRUE(s);
-  LockHolder remote{4242, "elsewhere", "apply", 1};
+  LockHolder remote;
+  remote.pid = 4242;
+  remote.host = "elsewhere";
+  remote.command = "apply";
+  remote.since_ms = 1;
   auto lock = WorkspaceLock::Acquire(*s, remote);
   ASSERT_TRUE(lock.ok());
   Status wrong = WorkspaceLock::ForceUnlock(*s, "0123456789abcdef0123456789abcdef");

@@ -73,7 +73,9 @@ class StateCryptoTest : public ::testing::Test {
 
   // The attacker's handle on the file.
   sqlite3* Db() {
-    if (!db_) EXPECT_EQ(sqlite3_open(DbPath().c_str(), &db_), SQLITE_OK);
+    if (!db_) {
+      EXPECT_EQ(sqlite3_open(DbPath().c_str(), &db_), SQLITE_OK);
+    }
     return db_;
   }
   void Sql(const std::string& sql) {
