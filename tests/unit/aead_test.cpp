@@ -63,7 +63,8 @@ std::string Deflate(const std::string& in) {
 }
 
 // AES-256-GCM over `aad` and `plain`; returns ciphertext followed by the tag.
-std::string Gcm(const Key& key, const unsigned char* nonce, const std::string& aad, const std::string& plain) {
+std::string Gcm(const Key& key, const unsigned char* nonce, const std::string& aad,
+                const std::string& plain) {
   EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
   std::string out(plain.size() + 16, '\0');
   auto* o = reinterpret_cast<unsigned char*>(out.data());
@@ -122,7 +123,8 @@ std::string SealFileV2(const Key& key, const std::string& aad, const std::string
   for (size_t i = 0; i < chunks; ++i) {
     unsigned char nonce[12];
     std::memcpy(nonce, &header[9], 12);
-    for (int b = 0; b < 8; ++b) nonce[11 - b] ^= static_cast<unsigned char>(static_cast<uint64_t>(i) >> (8 * b));
+    for (int b = 0; b < 8; ++b)
+      nonce[11 - b] ^= static_cast<unsigned char>(static_cast<uint64_t>(i) >> (8 * b));
     bool final_chunk = i + 1 == chunks;
     std::string chunk_aad = header + U64(i) + std::string(1, final_chunk ? '\1' : '\0') + aad;
     out += Gcm(key, nonce, chunk_aad, stream.substr(i * kChunk, kChunk));
@@ -269,7 +271,8 @@ TEST_F(AeadTest, KeysWrappedByOlderVersionsStillUnwrap) {
   ASSERT_TRUE(RandomKey(&data));
   std::string aad = std::string("plinth-bucket-key-v1") + '\0' + "eu/data";
   std::string blob = SealBlobV1(key_, 1, aad, std::string(reinterpret_cast<const char*>(data.data()), 32));
-  std::string wrapped = "pk1:" + ws.id + ":" + Hex(reinterpret_cast<const uint8_t*>(blob.data()), blob.size());
+  std::string wrapped =
+      "pk1:" + ws.id + ":" + Hex(reinterpret_cast<const uint8_t*>(blob.data()), blob.size());
   auto k = storage::UnwrapKey(ws, wrapped, "eu/data");
   ASSERT_TRUE(k.ok()) << k.error().message;
   EXPECT_EQ(k.value(), data);
@@ -313,8 +316,8 @@ TEST_F(AeadTest, AlteredTruncatedOrReorderedChunksFail) {
   std::string error;
   WriteBytes(dir_ / "bad", sealed.substr(0, kHeader2));
   EXPECT_FALSE(Open(dir_ / "bad", &error)) << "every chunk dropped";
-  std::string reordered = sealed.substr(0, kHeader2) + sealed.substr(kHeader2 + c, c) + sealed.substr(kHeader2, c) +
-                          sealed.substr(kHeader2 + 2 * c);
+  std::string reordered = sealed.substr(0, kHeader2) + sealed.substr(kHeader2 + c, c) +
+                          sealed.substr(kHeader2, c) + sealed.substr(kHeader2 + 2 * c);
   ExpectRejected(reordered, "chunks 0 and 1 swapped");
   std::string duplicated = sealed.substr(0, kHeader2 + c) + sealed.substr(kHeader2);
   ExpectRejected(duplicated, "chunk 0 repeated");

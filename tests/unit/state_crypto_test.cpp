@@ -177,9 +177,9 @@ TEST_F(StateCryptoTest, EveryIdentityColumnOfAResourceRowIsBound) {
     ASSERT_TRUE(s);
     Apply(*s, Action::kCreate, Bucket("bucket.a", "a", "alice"));
   }
-  for (const char* change : {"type = 'region'", "provider = 'other'", "id = 'b'",
-                             "dependencies = '[\"region.us\"]'", "dependencies = '[]'", "serial_created = 7",
-                             "serial_updated = 7"}) {
+  for (const char* change :
+       {"type = 'region'", "provider = 'other'", "id = 'b'", "dependencies = '[\"region.us\"]'",
+        "dependencies = '[]'", "serial_created = 7", "serial_updated = 7"}) {
     SCOPED_TRACE(change);
     Sql("CREATE TEMP TABLE saved AS SELECT * FROM resources");
     Sql(std::string("UPDATE resources SET ") + change + " WHERE address = 'bucket.a'");
@@ -203,7 +203,8 @@ TEST_F(StateCryptoTest, ResourceBlobMovedToAnotherAddressFails) {
     Apply(*s, Action::kCreate, Bucket("bucket.a", "a", "alice"));
   }
   // The whole row under another address.
-  Sql("INSERT INTO resources SELECT 'bucket.b', type, provider, id, attributes, dependencies, serial_created, "
+  Sql("INSERT INTO resources SELECT 'bucket.b', type, provider, id, attributes, dependencies, "
+      "serial_created, "
       "serial_updated FROM resources WHERE address = 'bucket.a'");
   auto s = Open();
   ASSERT_TRUE(s);
@@ -241,9 +242,8 @@ TEST_F(StateCryptoTest, HistoryActionSerialAndSideAreBound) {
     Apply(*s, Action::kCreate, Bucket("bucket.a", "a", "alice"));
     Apply(*s, Action::kUpdate, Bucket("bucket.a", "a", "alice"));
   }
-  for (const char* change :
-       {"action = 'create' WHERE seq = 2", "serial = 1 WHERE seq = 2", "before = after WHERE seq = 2",
-        "at_ms = 5 WHERE seq = 2"}) {
+  for (const char* change : {"action = 'create' WHERE seq = 2", "serial = 1 WHERE seq = 2",
+                             "before = after WHERE seq = 2", "at_ms = 5 WHERE seq = 2"}) {
     SCOPED_TRACE(change);
     Sql("CREATE TEMP TABLE saved AS SELECT * FROM history");
     Sql(std::string("UPDATE history SET ") + change);
@@ -266,8 +266,10 @@ TEST_F(StateCryptoTest, IntentBlobCopiedToAnotherIntentFails) {
     ASSERT_TRUE(s);
     auto serial = s->BeginApply("apply", "d");
     ASSERT_TRUE(serial.ok());
-    ASSERT_TRUE(s->RecordIntent(serial.value(), "bucket.a", Action::kCreate, Bucket("bucket.a", "a", "alice")).ok());
-    ASSERT_TRUE(s->RecordIntent(serial.value(), "bucket.a", Action::kDelete, Bucket("bucket.a", "a", "alice")).ok());
+    ASSERT_TRUE(
+        s->RecordIntent(serial.value(), "bucket.a", Action::kCreate, Bucket("bucket.a", "a", "alice")).ok());
+    ASSERT_TRUE(
+        s->RecordIntent(serial.value(), "bucket.a", Action::kDelete, Bucket("bucket.a", "a", "alice")).ok());
     ASSERT_EQ(s->OpenIntents().value().size(), 2u);
   }
   SetBlob("UPDATE intents SET planned = ? WHERE id = 2", BlobAt("SELECT planned FROM intents WHERE id = 1"));
@@ -331,7 +333,8 @@ class StateMigrationTest : public StateCryptoTest {
     const std::string record =
         R"({"type":"bucket","provider":"local","id":"a","attributes":{"name":"a","owner":"alice"},)"
         R"("dependencies":["region.eu"],"serial_created":1,"serial_updated":1})";
-    Sql("DROP TABLE lock; CREATE TABLE lock (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), id TEXT NOT "
+    Sql("DROP TABLE lock; CREATE TABLE lock (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), id TEXT "
+        "NOT "
         "NULL, pid INTEGER NOT NULL, host TEXT NOT NULL, command TEXT NOT NULL, since_ms INTEGER NOT NULL, "
         "boot_id TEXT NOT NULL, start_time TEXT NOT NULL);"
         "INSERT INTO serials VALUES (1, 1000, 2000, 'succeeded', 'apply', 'd'), (2, 3000, 0, 'running', "
@@ -339,14 +342,17 @@ class StateMigrationTest : public StateCryptoTest {
         "UPDATE meta SET value = '1' WHERE key = 'schema_version'; PRAGMA user_version = 1;");
     SetBlob("INSERT INTO resources VALUES ('bucket.a', 'bucket', 'local', 'a', ?, '[\"region.eu\"]', 1, 1)",
             seal("bucket.a", R"({"name":"a","owner":"alice"})"));
-    SetBlob("INSERT INTO history(serial, address, action, before, after, at_ms) VALUES (1, 'bucket.a', 'create', "
-            "NULL, ?, 1500)",
-            seal("bucket.a", record));
-    SetBlob("INSERT INTO intents(serial, address, action, planned, started_ms, status) VALUES (2, 'bucket.a', "
-            "'update', ?, 3100, 'open')",
-            seal("bucket.a", record));
+    SetBlob(
+        "INSERT INTO history(serial, address, action, before, after, at_ms) VALUES (1, 'bucket.a', 'create', "
+        "NULL, ?, 1500)",
+        seal("bucket.a", record));
+    SetBlob(
+        "INSERT INTO intents(serial, address, action, planned, started_ms, status) VALUES (2, 'bucket.a', "
+        "'update', ?, 3100, 'open')",
+        seal("bucket.a", record));
     // A lock left by schema version 1: no machine id.
-    Sql("INSERT INTO lock VALUES (1, '0123456789abcdef0123456789abcdef', 1, 'oldhost', 'apply', 1, 'b', 's')");
+    Sql("INSERT INTO lock VALUES (1, '0123456789abcdef0123456789abcdef', 1, 'oldhost', 'apply', 1, 'b', "
+        "'s')");
     sqlite3_close(db_);
     db_ = nullptr;
   }
