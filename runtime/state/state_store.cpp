@@ -313,12 +313,13 @@ std::string AadV1(const std::string& address) { return std::string("plinth-state
 // The next value of an AUTOINCREMENT key, so a row's blobs can be sealed with
 // the key as associated data before the row is inserted. Callers are inside
 // a write transaction, so no other writer can take the same value.
+// `table` is "history" or "intents". Both lookups are O(log n): the last
+// rowid, and sqlite_sequence (which is what AUTOINCREMENT itself consults).
 Result<int64_t> NextAutoincrement(sqlite3* db, const char* table) {
-  Stmt q(db,
-         "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?1), 0), "
-         "(SELECT COALESCE(MAX(rowid), 0) FROM history WHERE ?1 = 'history'), "
-         "(SELECT COALESCE(MAX(rowid), 0) FROM intents WHERE ?1 = 'intents')) + 1");
-  q.Bind(1, std::string(table));
+  const std::string t = table;
+  Stmt q(db, ("SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '" + t +
+              "'), 0), COALESCE((SELECT MAX(rowid) FROM " + t + "), 0)) + 1")
+                 .c_str());
   if (q.Step() != SQLITE_ROW) return SqlError(db, std::string("cannot number a new row of ") + table);
   return q.Int(0);
 }
