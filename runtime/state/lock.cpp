@@ -1,5 +1,7 @@
 #include "runtime/state/lock.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -45,11 +47,29 @@ std::string FirstLine(const char* path) {
 
 std::string BootId() { return FirstLine("/proc/sys/kernel/random/boot_id"); }
 
-// systemd's machine id, or D-Bus's where systemd is absent.
+// systemd's machine id, or D-Bus's where systemd is absent; empty when there
+// is none. Not stored as it is: machine-id(5) asks applications to keep it
+// confidential and use a keyed hash of it instead (HMAC-SHA-256 keyed by the
+// id over an application label, as sd_id128_get_machine_app_specific does),
+// and a state file travels (backups, shared disks).
 std::string MachineId() {
   std::string id = FirstLine("/etc/machine-id");
   if (id.empty()) id = FirstLine("/var/lib/dbus/machine-id");
-  return id;
+  if (id.empty()) return id;
+  static const char kLabel[] = "plinth-workspace-lock-machine-v1";
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (!HMAC(EVP_sha256(), id.data(), static_cast<int>(id.size()), reinterpret_cast<const unsigned char*>(kLabel),
+            sizeof kLabel - 1, md, &len)) {
+    return std::string();
+  }
+  static const char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < 16 && i < len; ++i) {
+    out += kDigits[md[i] >> 4];
+    out += kDigits[md[i] & 15];
+  }
+  return out;
 }
 
 // "pid:[4026531836]": pids mean the same thing only within one namespace.
@@ -114,12 +134,11 @@ Liveness Judge(const StoredLock& lock) {
                    "checked from here"};
   }
   if (machine.empty()) {
-    return {false, "this machine has no machine id (/etc/machine-id), so it cannot tell whether the holder runs "
-                   "here"};
+    return {false, "this machine has no machine id (/etc/machine-id), so Plinth cannot tell whether the holder "
+                   "runs here"};
   }
   if (h.machine_id != machine) {
-    return {false, "the holder runs on another machine (machine id " + h.machine_id.substr(0, 12) +
-                       "...), even if its host name is the same"};
+    return {false, "the holder runs on another machine (another machine id), even if its host name is the same"};
   }
   if (h.pid_namespace.empty() || h.pid_namespace != PidNamespace()) {
     return {false, "the holder runs in another PID namespace (another container) on this machine, where its pid "

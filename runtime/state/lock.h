@@ -14,7 +14,8 @@
 //    or deleting state.db moves, copies or deletes its lock too.
 // A lock is not released by the kernel when its holder dies, so liveness is
 // checked explicitly, and only where it can be proven. The holder's machine
-// id (/etc/machine-id, else /var/lib/dbus/machine-id), PID namespace
+// id (a keyed hash of /etc/machine-id, else /var/lib/dbus/machine-id, never
+// the id itself), PID namespace
 // (/proc/self/ns/pid), boot id and process start time are recorded with it.
 // A holder is stale only when it ran on this machine (same machine id) in
 // this PID namespace and the machine was rebooted since (boot id), or its pid

@@ -95,7 +95,7 @@ struct LockHolder {
   std::string host;
   std::string command;  // "apply", "plan", "state rm a.b"
   int64_t since_ms = 0;  // Unix time in milliseconds
-  std::string machine_id;     // /etc/machine-id (or /var/lib/dbus/machine-id)
+  std::string machine_id;     // keyed hash of /etc/machine-id (or /var/lib/dbus/machine-id)
   std::string pid_namespace;  // readlink /proc/self/ns/pid, "pid:[4026531836]"
   std::string boot_id;        // /proc/sys/kernel/random/boot_id
 };

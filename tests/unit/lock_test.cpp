@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 namespace plinth::state {
 namespace {
@@ -301,6 +302,14 @@ TEST_F(LockTest, ThisProcessRecordsMachineNamespaceAndBoot) {
     GTEST_SKIP() << "this machine has no machine id";
   }
   EXPECT_TRUE(HasMachineId());
+  // Recorded as a keyed hash, never the machine id itself (machine-id(5)).
+  for (const char* path : {"/etc/machine-id", "/var/lib/dbus/machine-id"}) {
+    std::ifstream in(path);
+    std::string raw;
+    std::getline(in, raw);
+    if (!raw.empty()) EXPECT_EQ(me.machine_id.find(raw.substr(0, 8)), std::string::npos) << path;
+  }
+  EXPECT_EQ(me.machine_id.size(), 32u);
 }
 
 }  // namespace
