@@ -307,7 +307,9 @@ TEST_F(LockTest, ThisProcessRecordsMachineNamespaceAndBoot) {
     std::ifstream in(path);
     std::string raw;
     std::getline(in, raw);
-    if (!raw.empty()) EXPECT_EQ(me.machine_id.find(raw.substr(0, 8)), std::string::npos) << path;
+    if (!raw.empty()) {
+      EXPECT_EQ(me.machine_id.find(raw.substr(0, 8)), std::string::npos) << path;
+    }
   }
   EXPECT_EQ(me.machine_id.size(), 32u);
 }
