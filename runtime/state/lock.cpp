@@ -1,10 +1,13 @@
 #include "runtime/state/lock.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
@@ -33,11 +36,47 @@ std::string HostName() {
   return buf;
 }
 
-std::string BootId() {
-  std::ifstream in("/proc/sys/kernel/random/boot_id");
-  std::string id;
-  std::getline(in, id);
-  return id;
+// The first line of a small system file, trimmed; empty when unreadable.
+std::string FirstLine(const char* path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+  return line;
+}
+
+std::string BootId() { return FirstLine("/proc/sys/kernel/random/boot_id"); }
+
+// systemd's machine id, or D-Bus's where systemd is absent; empty when there
+// is none. Not stored as it is: machine-id(5) asks applications to keep it
+// confidential and use a keyed hash of it instead (HMAC-SHA-256 keyed by the
+// id over an application label, as sd_id128_get_machine_app_specific does),
+// and a state file travels (backups, shared disks).
+std::string MachineId() {
+  std::string id = FirstLine("/etc/machine-id");
+  if (id.empty()) id = FirstLine("/var/lib/dbus/machine-id");
+  if (id.empty()) return id;
+  static const char kLabel[] = "plinth-workspace-lock-machine-v1";
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (!HMAC(EVP_sha256(), id.data(), static_cast<int>(id.size()), reinterpret_cast<const unsigned char*>(kLabel),
+            sizeof kLabel - 1, md, &len)) {
+    return std::string();
+  }
+  static const char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < 16 && i < len; ++i) {
+    out += kDigits[md[i] >> 4];
+    out += kDigits[md[i] & 15];
+  }
+  return out;
+}
+
+// "pid:[4026531836]": pids mean the same thing only within one namespace.
+std::string PidNamespace() {
+  char buf[128];
+  ssize_t n = ::readlink("/proc/self/ns/pid", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
 }
 
 // Field 3 (state) and field 22 (start time in clock ticks) of /proc/PID/stat;
@@ -77,22 +116,63 @@ std::string NewLockId() {
 
 struct StoredLock {
   LockInfo info;
-  std::string boot_id;
   std::string start_time;
 };
 
-// True when the holder is certainly gone (see lock.h).
-bool IsStale(const StoredLock& lock) {
-  if (lock.info.holder.host != HostName()) return false;
-  std::string boot = BootId();
-  if (!boot.empty() && !lock.boot_id.empty() && boot != lock.boot_id) return true;
-  int64_t pid = lock.info.holder.pid;
-  if (pid <= 0) return true;
-  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return true;
+// Whether the holder is provably gone (see lock.h), and if it is not, why it
+// must be presumed alive.
+struct Liveness {
+  bool stale = false;
+  std::string why_kept;  // for the refusal message
+};
+
+Liveness Judge(const StoredLock& lock) {
+  const LockHolder& h = lock.info.holder;
+  const std::string machine = MachineId();
+  if (h.machine_id.empty()) {
+    return {false, "the lock records no machine id (it was taken by an older Plinth), so its holder cannot be "
+                   "checked from here"};
+  }
+  if (machine.empty()) {
+    return {false, "this machine has no machine id (/etc/machine-id), so Plinth cannot tell whether the holder "
+                   "runs here"};
+  }
+  if (h.machine_id != machine) {
+    return {false, "the holder runs on another machine (another machine id), even if its host name is the same"};
+  }
+  if (h.pid_namespace.empty() || h.pid_namespace != PidNamespace()) {
+    return {false, "the holder runs in another PID namespace (another container) on this machine, where its pid "
+                   "cannot be checked"};
+  }
+  const std::string boot = BootId();
+  if (!boot.empty() && !h.boot_id.empty() && boot != h.boot_id) return {true, ""};  // rebooted since
+  int64_t pid = h.pid;
+  if (pid <= 0) return {true, ""};
+  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return {true, ""};
   std::optional<ProcStat> st = ReadProcStat(pid);
-  if (!st) return false;  // no /proc: trust kill()
-  if (st->state == 'Z' || st->state == 'X') return true;
-  return !lock.start_time.empty() && !st->start_time.empty() && st->start_time != lock.start_time;
+  if (!st) return {false, "its process " + std::to_string(pid) + " exists"};  // no /proc: trust kill()
+  if (st->state == 'Z' || st->state == 'X') return {true, ""};
+  if (!lock.start_time.empty() && !st->start_time.empty() && st->start_time != lock.start_time) {
+    return {true, ""};  // the pid was reused by a newer process
+  }
+  return {false, "its process " + std::to_string(pid) + " is still running"};
+}
+
+std::string Since(int64_t since_ms) {
+  std::time_t t = static_cast<std::time_t>(since_ms / 1000);
+  char since[32];
+  std::tm tm{};
+  if (!::gmtime_r(&t, &tm) || std::strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+    return std::to_string(since_ms) + " (Unix ms)";
+  }
+  return since;
+}
+
+std::string HeldMessage(const LockInfo& info, const std::string& why_kept) {
+  const LockHolder& h = info.holder;
+  return "the workspace is locked by pid " + std::to_string(h.pid) + " on " + h.host + " (" + h.command +
+         ", since " + Since(h.since_ms) + "); lock id " + info.id + "; " + why_kept +
+         "; wait for it to finish, or if that process is gone for good, run: plinth force-unlock " + info.id;
 }
 
 class Txn {
@@ -112,8 +192,10 @@ class Txn {
 
 Result<std::optional<StoredLock>> ReadLock(sqlite3* db) {
   sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db, "SELECT id, pid, host, command, since_ms, boot_id, start_time FROM lock", -1, &stmt,
-                         nullptr) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(db,
+                         "SELECT id, pid, host, command, since_ms, boot_id, start_time, machine_id, pid_namespace "
+                         "FROM lock",
+                         -1, &stmt, nullptr) != SQLITE_OK) {
     return SqlFailure(db, "cannot read the workspace lock");
   }
   std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(stmt, sqlite3_finalize);
@@ -130,8 +212,10 @@ Result<std::optional<StoredLock>> ReadLock(sqlite3* db) {
   l.info.holder.host = text(2);
   l.info.holder.command = text(3);
   l.info.holder.since_ms = sqlite3_column_int64(stmt, 4);
-  l.boot_id = text(5);
+  l.info.holder.boot_id = text(5);
   l.start_time = text(6);
+  l.info.holder.machine_id = text(7);
+  l.info.holder.pid_namespace = text(8);
   return std::optional<StoredLock>(std::move(l));
 }
 
@@ -160,6 +244,9 @@ LockHolder WorkspaceLock::ThisProcess(const std::string& command) {
   h.pid = ::getpid();
   h.host = HostName();
   h.command = command;
+  h.machine_id = MachineId();
+  h.pid_namespace = PidNamespace();
+  h.boot_id = BootId();
   h.since_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                    std::chrono::system_clock::now().time_since_epoch())
                    .count();
@@ -178,13 +265,9 @@ Result<AcquiredLock> WorkspaceLock::Acquire(StateStore& store, const LockHolder&
   AcquiredLock acquired;
   if (current.value()) {
     const StoredLock& held = *current.value();
-    if (!IsStale(held)) {
-      Error e = LockError(ErrorCode::kLockHeld,
-                          "the workspace is locked by pid " + std::to_string(held.info.holder.pid) + " on " +
-                              held.info.holder.host + " ('" + held.info.holder.command + "') since " +
-                              std::to_string(held.info.holder.since_ms) +
-                              " (Unix ms); wait for it, or run force-unlock " + held.info.id +
-                              " if it is gone");
+    Liveness liveness = Judge(held);
+    if (!liveness.stale) {
+      Error e = LockError(ErrorCode::kLockHeld, HeldMessage(held.info, liveness.why_kept));
       e.holder = held.info;
       return e;
     }
@@ -192,23 +275,27 @@ Result<AcquiredLock> WorkspaceLock::Acquire(StateStore& store, const LockHolder&
   }
   acquired.id = NewLockId();
   std::string start_time;
-  if (std::optional<ProcStat> st = ReadProcStat(holder.pid)) start_time = st->start_time;
+  // The start time tells a reused pid apart; it can only be read here.
+  if (!holder.machine_id.empty() && holder.machine_id == MachineId() && holder.pid_namespace == PidNamespace()) {
+    if (std::optional<ProcStat> st = ReadProcStat(holder.pid)) start_time = st->start_time;
+  }
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v2(db,
                          "INSERT OR REPLACE INTO lock(singleton, id, pid, host, command, since_ms, boot_id, "
-                         "start_time) VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+                         "start_time, machine_id, pid_namespace) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          -1, &stmt, nullptr) != SQLITE_OK) {
     return SqlFailure(db, "cannot take the workspace lock");
   }
   std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt_guard(stmt, sqlite3_finalize);
-  const std::string boot = BootId();
   sqlite3_bind_text(stmt, 1, acquired.id.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(stmt, 2, holder.pid);
   sqlite3_bind_text(stmt, 3, holder.host.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(stmt, 4, holder.command.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(stmt, 5, holder.since_ms);
-  sqlite3_bind_text(stmt, 6, boot.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(stmt, 6, holder.boot_id.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(stmt, 7, start_time.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(stmt, 8, holder.machine_id.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(stmt, 9, holder.pid_namespace.c_str(), -1, SQLITE_TRANSIENT);
   if (sqlite3_step(stmt) != SQLITE_DONE) return SqlFailure(db, "cannot take the workspace lock");
   if (!txn.Commit()) return SqlFailure(db, "cannot take the workspace lock");
   return acquired;
@@ -233,14 +320,9 @@ Result<std::optional<LockInfo>> WorkspaceLock::Current(StateStore& store) {
 }
 
 std::string WorkspaceLock::Describe(const Error& e) {
-  if (!e.holder) return e.message;
-  const LockHolder& h = e.holder->holder;
-  std::time_t t = static_cast<std::time_t>(h.since_ms / 1000);
-  char since[32];
-  std::strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return "the workspace is locked by pid " + std::to_string(h.pid) + " on " + h.host + " (" + h.command + ", since " +
-         since + "); lock id " + e.holder->id + "; if that process is gone for good, run: plinth force-unlock " +
-         e.holder->id;
+  // Acquire's message already names the holder, why it is presumed alive and
+  // how to release the lock.
+  return e.message;
 }
 
 }  // namespace plinth::state

@@ -13,10 +13,17 @@
 //  * the lock lives exactly as long as the state it protects: moving, copying
 //    or deleting state.db moves, copies or deletes its lock too.
 // A lock is not released by the kernel when its holder dies, so liveness is
-// checked explicitly: a holder on the same host is stale when the machine was
-// rebooted since (boot id), its pid no longer exists, is a zombie, or belongs
-// to a newer process (process start time from /proc differs: pid reuse). A
-// holder on another host is never presumed dead; force-unlock is for that.
+// checked explicitly, and only where it can be proven. The holder's machine
+// id (a keyed hash of /etc/machine-id, else /var/lib/dbus/machine-id, never
+// the id itself), PID namespace
+// (/proc/self/ns/pid), boot id and process start time are recorded with it.
+// A holder is stale only when it ran on this machine (same machine id) in
+// this PID namespace and the machine was rebooted since (boot id), or its pid
+// no longer exists, is a zombie, or belongs to a newer process (start time
+// from /proc differs: pid reuse). Every other holder — another machine, even
+// one with the same host name; another container; a machine without a
+// machine id; a lock row from an older Plinth that recorded none — is never
+// presumed dead: the refusal names it and says to run force-unlock.
 //
 // Thread safety: as StateStore. The lock is not reentrant: the same process
 // acquiring twice gets kLockHeld.
@@ -37,7 +44,8 @@ struct AcquiredLock {
 
 class WorkspaceLock {
  public:
-  // This process as a holder: getpid(), gethostname(), now.
+  // This process as a holder: getpid(), gethostname(), machine id, PID
+  // namespace, boot id, now.
   static LockHolder ThisProcess(const std::string& command);
 
   // kLockHeld (Error::holder set) when a live process holds the lock.
@@ -51,7 +59,8 @@ class WorkspaceLock {
   // The current lock, if any.
   static Result<std::optional<LockInfo>> Current(StateStore& store);
   // What a refused command prints: for kLockHeld, the holder (pid, host,
-  // command, since) and how to break a lock whose holder is gone for good.
+  // command, since), why it is presumed alive and how to break a lock whose
+  // holder is gone for good (the same text as the error's message).
   static std::string Describe(const Error& error);
 };
 

@@ -76,7 +76,6 @@ using nlohmann::json;
 // "Plnt": identifies a Plinth state database in the SQLite header (offset 68).
 constexpr int kApplicationId = 0x506C6E74;
 constexpr char kSqliteMagic[] = "SQLite format 3";  // 16 bytes with the NUL
-constexpr uint8_t kBlobFormatEncrypted = 1;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -124,7 +123,9 @@ CREATE TABLE lock (
   command TEXT NOT NULL,
   since_ms INTEGER NOT NULL,
   boot_id TEXT NOT NULL,
-  start_time TEXT NOT NULL);
+  start_time TEXT NOT NULL,
+  machine_id TEXT NOT NULL DEFAULT '',
+  pid_namespace TEXT NOT NULL DEFAULT '');
 )sql";
 
 int64_t NowMs() {
@@ -251,8 +252,77 @@ std::string KeyId(const std::array<uint8_t, 32>& key) {
   return Hex(digest, 8);
 }
 
-std::string Aad(const std::string& address) {
-  return std::string("plinth-state-v1") + '\0' + address;
+// Associated data of a sealed state blob: a label naming the kind of row
+// and blob, then the row's identity columns, each length-prefixed (8 bytes,
+// big endian) so no two different rows can produce the same bytes.
+class AadBuilder {
+ public:
+  explicit AadBuilder(std::string_view label) { Add(label); }
+  AadBuilder& Add(std::string_view field) {
+    for (int i = 7; i >= 0; --i) out_.push_back(static_cast<char>(static_cast<uint64_t>(field.size()) >> (8 * i)));
+    out_.append(field);
+    return *this;
+  }
+  AadBuilder& Add(int64_t n) { return Add(std::to_string(n)); }
+  std::string str() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+// A resource row's attributes: bound to every other column of the row, so
+// no column can be changed, and a blob from an older version of the row
+// (another serial_updated) or from another row does not open.
+std::string ResourceAad(const std::string& address, const std::string& type, const std::string& provider,
+                        const std::string& id, const std::string& dependencies, int64_t serial_created,
+                        int64_t serial_updated) {
+  return AadBuilder("plinth-state-v2 resource")
+      .Add(address)
+      .Add(type)
+      .Add(provider)
+      .Add(id)
+      .Add(dependencies)
+      .Add(serial_created)
+      .Add(serial_updated)
+      .str();
+}
+
+// A history row's before or after record: bound to the row's sequence
+// number, serial, address, action and time, and to which of the two it is.
+std::string HistoryAad(int64_t seq, int64_t serial, const std::string& address, const std::string& action,
+                       int64_t at_ms, std::string_view which) {
+  return AadBuilder("plinth-state-v2 history")
+      .Add(seq)
+      .Add(serial)
+      .Add(address)
+      .Add(action)
+      .Add(at_ms)
+      .Add(which)
+      .str();
+}
+
+// An intent's planned record: bound to the intent's id, serial, address and
+// action (its status and result change later and are not bound).
+std::string IntentAad(int64_t id, int64_t serial, const std::string& address, const std::string& action) {
+  return AadBuilder("plinth-state-v2 intent").Add(id).Add(serial).Add(address).Add(action).str();
+}
+
+// Schema version 1 bound a blob to its address only (format-1 blobs); read
+// only by the migration to version 2.
+std::string AadV1(const std::string& address) { return std::string("plinth-state-v1") + '\0' + address; }
+
+// The next value of an AUTOINCREMENT key, so a row's blobs can be sealed with
+// the key as associated data before the row is inserted. Callers are inside
+// a write transaction, so no other writer can take the same value.
+// `table` is "history" or "intents". Both lookups are O(log n): the last
+// rowid, and sqlite_sequence (which is what AUTOINCREMENT itself consults).
+Result<int64_t> NextAutoincrement(sqlite3* db, const char* table) {
+  const std::string t = table;
+  Stmt q(db, ("SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '" + t +
+              "'), 0), COALESCE((SELECT MAX(rowid) FROM " + t + "), 0)) + 1")
+                 .c_str());
+  if (q.Step() != SQLITE_ROW) return SqlError(db, std::string("cannot number a new row of ") + table);
+  return q.Int(0);
 }
 
 bool FsyncPath(const std::string& path, bool directory) {
@@ -320,6 +390,7 @@ bool ParseAction(const std::string& s, Action* out) {
 
 // Runs the read-only checks on an existing file. Never writes to it.
 struct MetaInfo {
+  int schema_version = 0;
   std::string workspace;
   uint32_t key_version = 0;
 };
@@ -388,6 +459,7 @@ Result<MetaInfo> VerifyExisting(const std::string& path, const StoreOptions& opt
   }
   if (version < 1) return corrupt("schema version " + std::to_string(version));
   MetaInfo info;
+  info.schema_version = version;
   info.workspace = meta["workspace"];
   const std::string& encryption = meta["encryption"];
   if (encryption == "aes-256-gcm") {
@@ -583,6 +655,9 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& path, co
       !s.ok()) {
     return s.error();
   }
+  if (meta->schema_version < kSchemaVersion) {
+    if (Status s = store->MigrateFromV1(); !s.ok()) return s.error();
+  }
   return store;
 }
 
@@ -603,45 +678,42 @@ StateStore::~StateStore() {
 
 // ------------------------------------------------------------------ blobs
 
-Result<std::string> StateStore::Seal(const std::string& address, const std::string& plaintext) {
+Result<std::string> StateStore::Seal(const std::string& aad, const std::string& plaintext) {
   if (!key_) return plaintext;
   std::string blob, error;
-  if (!crypto::SealBlob(*key_, key_version_, Aad(address), plaintext, &blob, &error)) {
+  if (!crypto::SealBlob(*key_, key_version_, aad, plaintext, &blob, &error)) {
     return MakeError(ErrorCode::kInternal, error);
   }
   return blob;
 }
 
-Result<std::string> StateStore::Unseal(const std::string& address, const std::string& blob) {
+Result<std::string> StateStore::Unseal(const std::string& address, const std::string& aad, const std::string& blob) {
   if (!key_) return blob;
-  auto damaged = [&](const std::string& why) {
-    return MakeError(ErrorCode::kCorrupt, "cannot decrypt the record for '" + address + "': " + why);
-  };
-  if (blob.size() < crypto::kBlobOverhead || static_cast<uint8_t>(blob[0]) != kBlobFormatEncrypted) {
-    return damaged("not an encrypted record");
-  }
+  std::string plain, error;
   uint32_t version = 0;
-  for (int i = 0; i < 4; ++i) version = (version << 8) | static_cast<uint8_t>(blob[1 + i]);
+  if (!crypto::OpenBlob(*key_, aad, blob, &plain, &version, &error)) {
+    return MakeError(ErrorCode::kCorrupt,
+                     "a record of '" + address + "' in state file '" + path_ +
+                         "' fails authentication: the state was damaged or tampered with (a value changed, moved "
+                         "to another row, or replaced by an older copy); restore the file from a backup");
+  }
   if (version != key_version_) {
-    return MakeError(ErrorCode::kWrongKey, "the record for '" + address + "' was written with key version " +
+    return MakeError(ErrorCode::kWrongKey, "the record of '" + address + "' was written with key version " +
                                                std::to_string(version) + ", the state uses version " +
                                                std::to_string(key_version_));
-  }
-  std::string plain, error;
-  if (!crypto::OpenBlob(*key_, Aad(address), blob, &plain, nullptr, &error)) {
-    return damaged("authentication failed (the record was modified, moved or written with another key)");
   }
   return plain;
 }
 
-Result<std::string> StateStore::EncodeAttributes(const std::string& address, const ValueMap& attributes) {
+Result<std::string> StateStore::AttributesJson(const std::string& address, const ValueMap& attributes) {
   ValueJsonResult j = ValueToJson(Value::Object(attributes));
   if (!j.ok()) return MakeError(ErrorCode::kInvalidArgument, "cannot store '" + address + "': " + j.error);
-  return Seal(address, j.json.dump());
+  return j.json.dump();
 }
 
-Result<ValueMap> StateStore::DecodeAttributes(const std::string& address, const std::string& blob) {
-  Result<std::string> plain = Unseal(address, blob);
+Result<ValueMap> StateStore::DecodeAttributes(const std::string& address, const std::string& aad,
+                                              const std::string& blob) {
+  Result<std::string> plain = Unseal(address, aad, blob);
   if (!plain.ok()) return plain.error();
   json j = json::parse(plain.value(), nullptr, /*allow_exceptions=*/false);
   ValueFromJsonResult v = ValueFromJson(j);
@@ -652,15 +724,16 @@ Result<ValueMap> StateStore::DecodeAttributes(const std::string& address, const 
   return v.value.as_object();
 }
 
-Result<std::string> StateStore::EncodeRecord(const ResourceRecord& r) {
+Result<std::string> StateStore::RecordJson(const ResourceRecord& r) {
   std::string error;
   json j = RecordToJson(r, &error);
   if (!error.empty()) return MakeError(ErrorCode::kInvalidArgument, "cannot store '" + r.address + "': " + error);
-  return Seal(r.address, j.dump());
+  return j.dump();
 }
 
-Result<ResourceRecord> StateStore::DecodeRecord(const std::string& address, const std::string& blob) {
-  Result<std::string> plain = Unseal(address, blob);
+Result<ResourceRecord> StateStore::DecodeRecord(const std::string& address, const std::string& aad,
+                                                const std::string& blob) {
+  Result<std::string> plain = Unseal(address, aad, blob);
   if (!plain.ok()) return plain.error();
   json j = json::parse(plain.value(), nullptr, /*allow_exceptions=*/false);
   auto damaged = [&](const std::string& why) {
@@ -716,7 +789,11 @@ Result<ResourceRecord> StateStore::DecodeRow(Row&& row) {
   r.type = std::move(row.type);
   r.provider = std::move(row.provider);
   r.id = std::move(row.id);
-  Result<ValueMap> attrs = DecodeAttributes(r.address, row.attributes);
+  Result<ValueMap> attrs =
+      DecodeAttributes(r.address,
+                       ResourceAad(r.address, r.type, r.provider, r.id, row.dependencies, row.serial_created,
+                                   row.serial_updated),
+                       row.attributes);
   if (!attrs.ok()) return attrs.error();
   r.attributes = std::move(attrs.value());
   if (row.dependencies != "[]") {
@@ -744,7 +821,12 @@ Result<std::optional<ResourceRecord>> StateStore::LoadResource(const std::string
 }
 
 Status StateStore::UpsertResource(const ResourceRecord& r) {
-  Result<std::string> attrs = EncodeAttributes(r.address, r.attributes);
+  Result<std::string> plain = AttributesJson(r.address, r.attributes);
+  if (!plain.ok()) return plain.error();
+  const std::string dependencies = json(r.dependencies).dump();
+  Result<std::string> attrs = Seal(
+      ResourceAad(r.address, r.type, r.provider, r.id, dependencies, r.serial_created, r.serial_updated),
+      plain.value());
   if (!attrs.ok()) return attrs.error();
   Stmt q(db_,
          "INSERT INTO resources(address, type, provider, id, attributes, dependencies, serial_created, "
@@ -753,7 +835,7 @@ Status StateStore::UpsertResource(const ResourceRecord& r) {
          "dependencies = excluded.dependencies, serial_created = excluded.serial_created, serial_updated = "
          "excluded.serial_updated");
   q.Bind(1, r.address).Bind(2, r.type).Bind(3, r.provider).Bind(4, r.id).BindBlob(5, attrs.value());
-  q.Bind(6, json(r.dependencies).dump()).Bind(7, r.serial_created).Bind(8, r.serial_updated);
+  q.Bind(6, dependencies).Bind(7, r.serial_created).Bind(8, r.serial_updated);
   if (q.Step() != SQLITE_DONE) return SqlError(db_, "cannot write '" + r.address + "' to state");
   return Ok{};
 }
@@ -761,20 +843,28 @@ Status StateStore::UpsertResource(const ResourceRecord& r) {
 Status StateStore::AppendHistory(int64_t serial, const std::string& address, Action action,
                                  const std::optional<ResourceRecord>& before,
                                  const std::optional<ResourceRecord>& after) {
+  Result<int64_t> seq = NextAutoincrement(db_, "history");
+  if (!seq.ok()) return seq.error();
+  const std::string action_name = ActionName(action);
+  const int64_t at_ms = NowMs();
+  auto seal = [&](const std::optional<ResourceRecord>& record, const char* which,
+                  std::optional<std::string>* blob) -> Status {
+    if (!record) return Ok{};
+    Result<std::string> plain = RecordJson(*record);
+    if (!plain.ok()) return plain.error();
+    Result<std::string> sealed =
+        Seal(HistoryAad(seq.value(), serial, address, action_name, at_ms, which), plain.value());
+    if (!sealed.ok()) return sealed.error();
+    *blob = std::move(sealed.value());
+    return Ok{};
+  };
   std::optional<std::string> before_blob, after_blob;
-  if (before) {
-    Result<std::string> b = EncodeRecord(*before);
-    if (!b.ok()) return b.error();
-    before_blob = std::move(b.value());
-  }
-  if (after) {
-    Result<std::string> a = EncodeRecord(*after);
-    if (!a.ok()) return a.error();
-    after_blob = std::move(a.value());
-  }
-  Stmt q(db_, "INSERT INTO history(serial, address, action, before, after, at_ms) VALUES (?, ?, ?, ?, ?, ?)");
-  q.Bind(1, serial).Bind(2, address).Bind(3, std::string(ActionName(action)));
-  q.BindBlob(4, before_blob).BindBlob(5, after_blob).Bind(6, NowMs());
+  if (Status st = seal(before, "before", &before_blob); !st.ok()) return st;
+  if (Status st = seal(after, "after", &after_blob); !st.ok()) return st;
+  Stmt q(db_,
+         "INSERT INTO history(seq, serial, address, action, before, after, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)");
+  q.Bind(1, seq.value()).Bind(2, serial).Bind(3, address).Bind(4, action_name);
+  q.BindBlob(5, before_blob).BindBlob(6, after_blob).Bind(7, at_ms);
   if (q.Step() != SQLITE_DONE) return SqlError(db_, "cannot append history for '" + address + "'");
   return Ok{};
 }
@@ -919,8 +1009,9 @@ Result<int64_t> StateStore::RecordIntent(int64_t serial, const std::string& addr
   if (address.empty()) return MakeError(ErrorCode::kInvalidArgument, "an intent needs a resource address");
   ResourceRecord record = planned;
   record.address = address;
-  Result<std::string> blob = EncodeRecord(record);
-  if (!blob.ok()) return blob.error();
+  Result<std::string> plain = RecordJson(record);
+  if (!plain.ok()) return plain.error();
+  const std::string action_name = ActionName(action);
   int64_t id = 0;
   std::function<Status()> body = [&]() -> Status {
     Stmt q(db_, "SELECT status FROM serials WHERE serial = ?");
@@ -931,13 +1022,17 @@ Result<int64_t> StateStore::RecordIntent(int64_t serial, const std::string& addr
     if (q.Text(0) != ApplyStatusName(ApplyStatus::kRunning)) {
       return MakeError(ErrorCode::kConflict, "serial " + std::to_string(serial) + " is not running");
     }
+    Result<int64_t> next = NextAutoincrement(db_, "intents");
+    if (!next.ok()) return next.error();
+    Result<std::string> blob = Seal(IntentAad(next.value(), serial, address, action_name), plain.value());
+    if (!blob.ok()) return blob.error();
     Stmt ins(db_,
-             "INSERT INTO intents(serial, address, action, planned, started_ms, status) "
-             "VALUES (?, ?, ?, ?, ?, 'open')");
-    ins.Bind(1, serial).Bind(2, address).Bind(3, std::string(ActionName(action))).BindBlob(4, blob.value());
-    ins.Bind(5, NowMs());
+             "INSERT INTO intents(id, serial, address, action, planned, started_ms, status) "
+             "VALUES (?, ?, ?, ?, ?, ?, 'open')");
+    ins.Bind(1, next.value()).Bind(2, serial).Bind(3, address).Bind(4, action_name).BindBlob(5, blob.value());
+    ins.Bind(6, NowMs());
     if (ins.Step() != SQLITE_DONE) return SqlError(db_, "cannot record the intent for '" + address + "'");
-    id = sqlite3_last_insert_rowid(db_);
+    id = next.value();
     return Ok{};
   };
   if (Status s = GroupCommit(body); !s.ok()) return s.error();
@@ -1023,10 +1118,12 @@ Result<std::vector<IntentRecord>> StateStore::OpenIntents() {
     r.id = q.Int(0);
     r.serial = q.Int(1);
     r.address = q.Text(2);
-    if (!ParseAction(q.Text(3), &r.action)) {
+    const std::string action_name = q.Text(3);
+    if (!ParseAction(action_name, &r.action)) {
       return MakeError(ErrorCode::kCorrupt, "intent " + std::to_string(r.id) + " has a damaged action");
     }
-    Result<ResourceRecord> planned = DecodeRecord(r.address, q.Blob(4));
+    Result<ResourceRecord> planned =
+        DecodeRecord(r.address, IntentAad(r.id, r.serial, r.address, action_name), q.Blob(4));
     if (!planned.ok()) return planned.error();
     r.planned = std::move(planned.value());
     r.started_ms = q.Int(5);
@@ -1082,22 +1179,25 @@ Result<std::vector<ResourceRecord>> StateStore::ResourcesAt(int64_t serial) {
                                                std::to_string(max.Int(0)) + ")");
   }
   // Replay: only the last change of each address matters, so decode only that.
-  std::map<std::string, std::optional<std::string>> last;
-  Stmt q(db_, "SELECT address, after FROM history WHERE serial <= ? ORDER BY seq");
+  struct After {
+    std::string aad, blob;
+  };
+  std::map<std::string, std::optional<After>> last;
+  Stmt q(db_, "SELECT address, after, seq, serial, action, at_ms FROM history WHERE serial <= ? ORDER BY seq");
   q.Bind(1, serial);
   int rc;
   while ((rc = q.Step()) == SQLITE_ROW) {
     if (q.IsNull(1)) {
       last[q.Text(0)] = std::nullopt;
     } else {
-      last[q.Text(0)] = q.Blob(1);
+      last[q.Text(0)] = After{HistoryAad(q.Int(2), q.Int(3), q.Text(0), q.Text(4), q.Int(5), "after"), q.Blob(1)};
     }
   }
   if (rc != SQLITE_DONE) return SqlError(db_, "cannot read history");
   std::vector<ResourceRecord> out;
-  for (const auto& [address, blob] : last) {
-    if (!blob) continue;
-    Result<ResourceRecord> r = DecodeRecord(address, *blob);
+  for (const auto& [address, after] : last) {
+    if (!after) continue;
+    Result<ResourceRecord> r = DecodeRecord(address, after->aad, after->blob);
     if (!r.ok()) return r.error();
     out.push_back(std::move(r.value()));
   }
@@ -1118,20 +1218,23 @@ Result<std::vector<HistoryEntry>> StateStore::History(const std::string& address
     e.seq = q.Int(0);
     e.serial = q.Int(1);
     e.address = q.Text(2);
-    if (!ParseAction(q.Text(3), &e.action)) {
+    const std::string action_name = q.Text(3);
+    if (!ParseAction(action_name, &e.action)) {
       return MakeError(ErrorCode::kCorrupt, "history entry " + std::to_string(e.seq) + " has a damaged action");
     }
+    e.at_ms = q.Int(6);
     if (!q.IsNull(4)) {
-      Result<ResourceRecord> b = DecodeRecord(e.address, q.Blob(4));
+      Result<ResourceRecord> b = DecodeRecord(
+          e.address, HistoryAad(e.seq, e.serial, e.address, action_name, e.at_ms, "before"), q.Blob(4));
       if (!b.ok()) return b.error();
       e.before = std::move(b.value());
     }
     if (!q.IsNull(5)) {
-      Result<ResourceRecord> a = DecodeRecord(e.address, q.Blob(5));
+      Result<ResourceRecord> a = DecodeRecord(
+          e.address, HistoryAad(e.seq, e.serial, e.address, action_name, e.at_ms, "after"), q.Blob(5));
       if (!a.ok()) return a.error();
       e.after = std::move(a.value());
     }
-    e.at_ms = q.Int(6);
     out.push_back(std::move(e));
   }
   if (rc != SQLITE_DONE) return SqlError(db_, "cannot read history");
@@ -1220,6 +1323,118 @@ Result<nlohmann::json> StateStore::ExportJson() {
          {"started_ms", i.started_ms}});
   }
   return out;
+}
+
+// ------------------------------------------------------------------ migration
+
+Status StateStore::MigrateFromV1() {
+  std::lock_guard<std::mutex> guard(mu_);
+  Transaction txn(db_);
+  if (Status s = txn.Begin(); !s.ok()) return s;
+  const std::string failed = "cannot migrate state file '" + path_ + "' to schema version " +
+                             std::to_string(kSchemaVersion);
+  {
+    // Another process may have migrated it since this one checked.
+    Stmt v(db_, "SELECT value FROM meta WHERE key = 'schema_version'");
+    if (v.Step() != SQLITE_ROW) return SqlError(db_, failed);
+    if (v.Text(0) != "1") return Ok{};
+  }
+  if (Status s = Exec(db_,
+                      "ALTER TABLE lock ADD COLUMN machine_id TEXT NOT NULL DEFAULT ''; "
+                      "ALTER TABLE lock ADD COLUMN pid_namespace TEXT NOT NULL DEFAULT '';",
+                      failed);
+      !s.ok()) {
+    return s;
+  }
+  if (key_) {
+    // Version 1 bound each blob to its address only; re-seal every blob bound
+    // to its whole row. A blob that does not open with the old binding stops
+    // the migration, and the file stays as it was.
+    auto reseal = [&](const std::string& address, const std::string& blob,
+                      const std::string& aad) -> Result<std::string> {
+      std::string plain, error;
+      uint32_t version = 0;
+      if (!crypto::OpenBlob(*key_, AadV1(address), blob, &plain, &version, &error, /*accept_format1=*/true) ||
+          version != key_version_) {
+        return MakeError(ErrorCode::kCorrupt,
+                         failed + ": a record of '" + address +
+                             "' fails authentication (the state was damaged or tampered with); restore the file "
+                             "from a backup; the file was left unchanged");
+      }
+      Result<std::string> sealed = Seal(aad, plain);
+      OPENSSL_cleanse(plain.data(), plain.size());
+      return sealed;
+    };
+    std::vector<std::pair<std::string, std::string>> resources;  // address, attributes
+    {
+      Stmt q(db_, kResourceColumns);
+      int rc;
+      while ((rc = q.Step()) == SQLITE_ROW) {
+        Row row = ReadRow<Row>(q);
+        Result<std::string> sealed =
+            reseal(row.address, row.attributes,
+                   ResourceAad(row.address, row.type, row.provider, row.id, row.dependencies, row.serial_created,
+                               row.serial_updated));
+        if (!sealed.ok()) return sealed.error();
+        resources.emplace_back(row.address, std::move(sealed.value()));
+      }
+      if (rc != SQLITE_DONE) return SqlError(db_, failed);
+    }
+    struct HistoryBlobs {
+      int64_t seq;
+      std::optional<std::string> before, after;
+    };
+    std::vector<HistoryBlobs> history;
+    {
+      Stmt q(db_, "SELECT seq, serial, address, action, before, after, at_ms FROM history");
+      int rc;
+      while ((rc = q.Step()) == SQLITE_ROW) {
+        HistoryBlobs h{q.Int(0), std::nullopt, std::nullopt};
+        for (int col : {4, 5}) {
+          if (q.IsNull(col)) continue;
+          const char* which = col == 4 ? "before" : "after";
+          Result<std::string> sealed =
+              reseal(q.Text(2), q.Blob(col), HistoryAad(q.Int(0), q.Int(1), q.Text(2), q.Text(3), q.Int(6), which));
+          if (!sealed.ok()) return sealed.error();
+          (col == 4 ? h.before : h.after) = std::move(sealed.value());
+        }
+        history.push_back(std::move(h));
+      }
+      if (rc != SQLITE_DONE) return SqlError(db_, failed);
+    }
+    std::vector<std::pair<int64_t, std::string>> intents;  // id, planned
+    {
+      Stmt q(db_, "SELECT id, serial, address, action, planned FROM intents");
+      int rc;
+      while ((rc = q.Step()) == SQLITE_ROW) {
+        Result<std::string> sealed =
+            reseal(q.Text(2), q.Blob(4), IntentAad(q.Int(0), q.Int(1), q.Text(2), q.Text(3)));
+        if (!sealed.ok()) return sealed.error();
+        intents.emplace_back(q.Int(0), std::move(sealed.value()));
+      }
+      if (rc != SQLITE_DONE) return SqlError(db_, failed);
+    }
+    // Written after all reads: no statement updates a table it is scanning.
+    for (const auto& [address, blob] : resources) {
+      Stmt w(db_, "UPDATE resources SET attributes = ? WHERE address = ?");
+      if (w.BindBlob(1, blob).Bind(2, address).Step() != SQLITE_DONE) return SqlError(db_, failed);
+    }
+    for (const HistoryBlobs& h : history) {
+      Stmt w(db_, "UPDATE history SET before = ?, after = ? WHERE seq = ?");
+      if (w.BindBlob(1, h.before).BindBlob(2, h.after).Bind(3, h.seq).Step() != SQLITE_DONE) {
+        return SqlError(db_, failed);
+      }
+    }
+    for (const auto& [id, blob] : intents) {
+      Stmt w(db_, "UPDATE intents SET planned = ? WHERE id = ?");
+      if (w.BindBlob(1, blob).Bind(2, id).Step() != SQLITE_DONE) return SqlError(db_, failed);
+    }
+  }
+  const std::string version = std::to_string(kSchemaVersion);
+  Stmt m(db_, "UPDATE meta SET value = ? WHERE key = 'schema_version'");
+  if (m.Bind(1, version).Step() != SQLITE_DONE) return SqlError(db_, failed);
+  if (Status s = Exec(db_, ("PRAGMA user_version=" + version).c_str(), failed); !s.ok()) return s;
+  return txn.Commit();
 }
 
 }  // namespace plinth::state

@@ -29,13 +29,21 @@
 // (header, quick_check, schema version, encryption key) and any problem is a
 // clear error with the file left byte-for-byte untouched. A new database is
 // built under a temporary name and linked into place, so state.db, once it
-// exists, always holds a complete schema.
+// exists, always holds a complete schema. The one write opening may make is
+// migrating a schema-version-1 file, in one transaction, after those checks.
 //
 // Encryption (optional): AES-256-GCM over every serialized attribute blob
 // (resource attributes, history before/after, intent planned state), a random
-// 12-byte nonce per write, the record's address as associated data. The meta
-// table stores a key id (a hash of the key, never the key) and a key version,
-// so a wrong key is reported as such before any record is read.
+// 12-byte nonce per write (crypto blob format 2). Each blob's associated data
+// is its row's identity: for a resource the address, type, provider, id,
+// dependencies and both serials; for history the seq, serial, address,
+// action, time and side; for an intent its id, serial, address and action.
+// So a blob moved to another row, an older blob put back into its row, or a
+// changed identity column fails with kCorrupt naming the address. Consistent
+// rollback of whole rows or of the file is not detected (docs/state.md,
+// "Threat model"). The meta table stores a key id (a hash of the key, never
+// the key) and a key version, so a wrong key is reported as such before any
+// record is read.
 //
 // Thread safety: a StateStore may be shared between threads; calls are
 // serialized by an internal mutex. Several processes may open the same
@@ -79,12 +87,17 @@ enum class ErrorCode : uint8_t {
 };
 const char* ErrorCodeName(ErrorCode code);
 
-// Who holds (or held) the workspace lock.
+// Who holds (or held) the workspace lock. The host name is for people; the
+// machine id, PID namespace and boot id decide whether the holder can be
+// checked from here (runtime/state/lock.h). Empty means unknown.
 struct LockHolder {
   int64_t pid = 0;
   std::string host;
   std::string command;  // "apply", "plan", "state rm a.b"
   int64_t since_ms = 0;  // Unix time in milliseconds
+  std::string machine_id;     // keyed hash of /etc/machine-id (or /var/lib/dbus/machine-id)
+  std::string pid_namespace;  // readlink /proc/self/ns/pid, "pid:[4026531836]"
+  std::string boot_id;        // /proc/sys/kernel/random/boot_id
 };
 struct LockInfo {
   std::string id;  // 32 hex digits; what force-unlock takes
@@ -196,7 +209,8 @@ struct StoreOptions {
 };
 
 // The schema version this build reads and writes.
-inline constexpr int kSchemaVersion = 1;
+// Version 1 files are migrated on open (docs/state.md, "Schema versions").
+inline constexpr int kSchemaVersion = 2;
 // format_version of ExportJson().
 inline constexpr int kExportFormatVersion = 1;
 
@@ -274,13 +288,18 @@ class StateStore {
   friend class WorkspaceLock;
   StateStore() = default;
 
-  // Serialized, possibly encrypted blobs; `address` is the associated data.
-  Result<std::string> Seal(const std::string& address, const std::string& plaintext);
-  Result<std::string> Unseal(const std::string& address, const std::string& blob);
-  Result<std::string> EncodeRecord(const ResourceRecord& r);
-  Result<ResourceRecord> DecodeRecord(const std::string& address, const std::string& blob);
-  Result<std::string> EncodeAttributes(const std::string& address, const ValueMap& attributes);
-  Result<ValueMap> DecodeAttributes(const std::string& address, const std::string& blob);
+  // Serialized, possibly encrypted blobs. `aad` binds a blob to its row
+  // (ResourceAad, HistoryAad, IntentAad in state_store.cpp); `address` only
+  // names the record in errors.
+  Result<std::string> Seal(const std::string& aad, const std::string& plaintext);
+  Result<std::string> Unseal(const std::string& address, const std::string& aad, const std::string& blob);
+  Result<std::string> RecordJson(const ResourceRecord& r);
+  Result<ResourceRecord> DecodeRecord(const std::string& address, const std::string& aad, const std::string& blob);
+  Result<std::string> AttributesJson(const std::string& address, const ValueMap& attributes);
+  Result<ValueMap> DecodeAttributes(const std::string& address, const std::string& aad, const std::string& blob);
+  // Brings a schema-version-1 file to this version in one transaction
+  // (docs/state.md, "Schema versions and migration").
+  Status MigrateFromV1();
   Result<std::optional<ResourceRecord>> LoadResource(const std::string& address);
   // A `resources` row as stored, before decoding.
   struct Row {

@@ -111,9 +111,14 @@ Result<crypto::Key> UnwrapKey(const WorkspaceKey& ws, const std::string& wrapped
                 "; the workspace key in use is " + ws.id +
                 " (restore the workspace key file it was created with, or set PLINTH_WORKSPACE_KEY_FILE)");
   }
+  // Keys wrapped by older versions are format-1 blobs: their key version
+  // byte is not authenticated, but nothing reads it (every wrap uses version
+  // 1), and a format-2 blob relabelled as format 1 fails authentication, so
+  // accepting them keeps existing buckets readable without weakening new ones.
   std::string blob, plain, error;
   if (!crypto::FromHex(w.substr(colon + 1), &blob) ||
-      !crypto::OpenBlob(ws.key, WrapAad(bucket_id), blob, &plain, nullptr, &error) || plain.size() != 32) {
+      !crypto::OpenBlob(ws.key, WrapAad(bucket_id), blob, &plain, nullptr, &error, /*accept_format1=*/true) ||
+      plain.size() != 32) {
     return Fail("the key of bucket '" + bucket_id + "' cannot be unwrapped: it is damaged or belongs elsewhere");
   }
   crypto::Key k{};

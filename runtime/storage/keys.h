@@ -11,7 +11,9 @@
 // stored in clear.
 //
 // Wrapped form: "pk1:<workspace key id>:<hex of the sealed data key>", where
-// the sealed blob's associated data is "plinth-bucket-key-v1\0<bucket id>".
+// the sealed blob (crypto blob format 2, its header authenticated) has the
+// associated data "plinth-bucket-key-v1\0<bucket id>". Keys wrapped by older
+// versions (blob format 1) still unwrap; they are not rewritten.
 #pragma once
 
 #include <filesystem>

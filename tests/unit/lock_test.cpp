@@ -4,16 +4,22 @@
 #include "runtime/state/lock.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 namespace plinth::state {
 namespace {
 
 namespace fs = std::filesystem;
+
+// Without a machine id no holder can be proven to be on this machine, so
+// nothing is ever taken over (lock.h); the take-over tests need one.
+bool HasMachineId() { return !WorkspaceLock::ThisProcess("x").machine_id.empty(); }
 
 class LockTest : public ::testing::Test {
  protected:
@@ -59,6 +65,37 @@ class LockTest : public ::testing::Test {
     *to_child = down[1];
     *from_child = up[0];
     return pid;
+  }
+
+  // Runs SQL on the state file directly, as an older Plinth or another
+  // machine sharing the file would have written it.
+  void Sql(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ / ".plinth" / "default" / "state.db").c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    std::string message = err ? err : "";
+    sqlite3_free(err);
+    sqlite3_close(db);
+    ASSERT_EQ(rc, SQLITE_OK) << message;
+  }
+
+  // A pid that certainly does not exist any more: a child that was reaped.
+  static pid_t DeadPid() {
+    pid_t pid = ::fork();
+    if (pid == 0) ::_exit(0);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return pid;
+  }
+
+  // Takes the lock for this process, then rewrites its row with `set`;
+  // returns the lock id.
+  std::string LockRowWith(StateStore& s, const std::string& set) {
+    auto lock = WorkspaceLock::Acquire(s, WorkspaceLock::ThisProcess("apply"));
+    EXPECT_TRUE(lock.ok());
+    Sql("UPDATE lock SET " + set);
+    return lock.ok() ? lock->id : "";
   }
 
   fs::path dir_;
@@ -120,6 +157,7 @@ TEST_F(LockTest, SecondProcessGetsLockHeldNamingTheHolder) {
 }
 
 TEST_F(LockTest, StaleLockOfADeadHolderIsTakenOverAndReported) {
+  if (!HasMachineId()) GTEST_SKIP() << "this machine has no machine id (/etc/machine-id)";
   int to_child, from_child;
   pid_t child = SpawnHolder(&to_child, &from_child);
   ASSERT_GT(child, 0);
@@ -145,7 +183,11 @@ TEST_F(LockTest, StaleLockOfADeadHolderIsTakenOverAndReported) {
 TEST_F(LockTest, HolderOnAnotherHostIsNeverPresumedDead) {
   auto s = Open();
   ASSERT_TRUE(s);
-  LockHolder remote{1, "some-other-host.example", "apply", 1700000000000};
+  LockHolder remote;
+  remote.pid = 1;
+  remote.host = "some-other-host.example";
+  remote.command = "apply";
+  remote.since_ms = 1700000000000;
   auto lock = WorkspaceLock::Acquire(*s, remote);
   ASSERT_TRUE(lock.ok());
   auto refused = WorkspaceLock::Acquire(*s, WorkspaceLock::ThisProcess("plan"));
@@ -157,7 +199,11 @@ TEST_F(LockTest, HolderOnAnotherHostIsNeverPresumedDead) {
 TEST_F(LockTest, ForceUnlockNeedsTheRightId) {
   auto s = Open();
   ASSERT_TRUE(s);
-  LockHolder remote{4242, "elsewhere", "apply", 1};
+  LockHolder remote;
+  remote.pid = 4242;
+  remote.host = "elsewhere";
+  remote.command = "apply";
+  remote.since_ms = 1;
   auto lock = WorkspaceLock::Acquire(*s, remote);
   ASSERT_TRUE(lock.ok());
   Status wrong = WorkspaceLock::ForceUnlock(*s, "0123456789abcdef0123456789abcdef");
@@ -172,6 +218,100 @@ TEST_F(LockTest, ForceUnlockNeedsTheRightId) {
   EXPECT_FALSE(mine->taken_over.has_value());
   EXPECT_EQ(WorkspaceLock::Release(*s, lock->id).error().code, ErrorCode::kNotFound);
   EXPECT_EQ(WorkspaceLock::Current(*s).value()->id, mine->id);
+}
+
+// The case: two machines share a state file (a network file system)
+// and have the same host name. The other machine's boot id differs from
+// this one's, which used to read as "rebooted since", and its live apply's
+// lock was taken over.
+TEST_F(LockTest, SameHostNameOnAnotherMachineIsRefusedNotTakenOver) {
+  auto s = Open();
+  ASSERT_TRUE(s);
+  std::string id = LockRowWith(*s, "pid = " + std::to_string(DeadPid()) +
+                                       ", machine_id = '0123456789abcdef0123456789abcdef', boot_id = "
+                                       "'00000000-1111-2222-3333-444444444444'");
+  auto refused = WorkspaceLock::Acquire(*s, WorkspaceLock::ThisProcess("apply"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kLockHeld);
+  ASSERT_TRUE(refused.error().holder.has_value());
+  EXPECT_EQ(refused.error().holder->holder.host, WorkspaceLock::ThisProcess("x").host);
+  const std::string& m = refused.error().message;
+  EXPECT_NE(m.find("another machine"), std::string::npos) << m;
+  EXPECT_NE(m.find("plinth force-unlock " + id), std::string::npos) << m;
+  EXPECT_NE(m.find("(apply, since "), std::string::npos) << m;
+  EXPECT_EQ(WorkspaceLock::Describe(refused.error()), m);
+  EXPECT_EQ(WorkspaceLock::Current(*s).value()->id, id);
+}
+
+TEST_F(LockTest, SameMachineRebootedSinceIsTakenOver) {
+  if (!HasMachineId()) GTEST_SKIP() << "this machine has no machine id (/etc/machine-id)";
+  auto s = Open();
+  ASSERT_TRUE(s);
+  std::string id = LockRowWith(*s, "boot_id = '00000000-1111-2222-3333-444444444444'");
+  auto lock = WorkspaceLock::Acquire(*s, WorkspaceLock::ThisProcess("apply"));
+  ASSERT_TRUE(lock.ok()) << lock.error().message;
+  ASSERT_TRUE(lock->taken_over.has_value());
+  EXPECT_EQ(lock->taken_over->id, id);
+}
+
+TEST_F(LockTest, SameMachineDeadPidIsTakenOver) {
+  if (!HasMachineId()) GTEST_SKIP() << "this machine has no machine id (/etc/machine-id)";
+  auto s = Open();
+  ASSERT_TRUE(s);
+  pid_t dead = DeadPid();
+  std::string id = LockRowWith(*s, "pid = " + std::to_string(dead) + ", start_time = ''");
+  auto lock = WorkspaceLock::Acquire(*s, WorkspaceLock::ThisProcess("apply"));
+  ASSERT_TRUE(lock.ok()) << lock.error().message;
+  ASSERT_TRUE(lock->taken_over.has_value());
+  EXPECT_EQ(lock->taken_over->holder.pid, dead);
+}
+
+TEST_F(LockTest, HolderInAnotherPidNamespaceIsRefused) {
+  auto s = Open();
+  ASSERT_TRUE(s);
+  std::string id =
+      LockRowWith(*s, "pid = " + std::to_string(DeadPid()) + ", pid_namespace = 'pid:[4026500000]'");
+  auto refused = WorkspaceLock::Acquire(*s, WorkspaceLock::ThisProcess("apply"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kLockHeld);
+  EXPECT_NE(refused.error().message.find("PID namespace"), std::string::npos) << refused.error().message;
+}
+
+// A lock row written before machine ids were recorded (or migrated from
+// schema version 1) cannot be checked: refused, with a way out.
+TEST_F(LockTest, LockRowWithoutAMachineIdIsRefused) {
+  auto s = Open();
+  ASSERT_TRUE(s);
+  std::string id =
+      LockRowWith(*s, "pid = " + std::to_string(DeadPid()) + ", machine_id = '', pid_namespace = ''");
+  auto refused = WorkspaceLock::Acquire(*s, WorkspaceLock::ThisProcess("apply"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kLockHeld);
+  EXPECT_NE(refused.error().message.find("no machine id"), std::string::npos) << refused.error().message;
+  EXPECT_NE(refused.error().message.find("plinth force-unlock " + id), std::string::npos);
+  ASSERT_TRUE(WorkspaceLock::ForceUnlock(*s, id).ok());
+  EXPECT_TRUE(WorkspaceLock::Acquire(*s, WorkspaceLock::ThisProcess("apply")).ok());
+}
+
+TEST_F(LockTest, ThisProcessRecordsMachineNamespaceAndBoot) {
+  LockHolder me = WorkspaceLock::ThisProcess("plan");
+  EXPECT_EQ(me.pid, ::getpid());
+  EXPECT_EQ(me.pid_namespace.rfind("pid:[", 0), 0u) << me.pid_namespace;
+  EXPECT_FALSE(me.boot_id.empty());
+  if (!fs::exists("/etc/machine-id") && !fs::exists("/var/lib/dbus/machine-id")) {
+    GTEST_SKIP() << "this machine has no machine id";
+  }
+  EXPECT_TRUE(HasMachineId());
+  // Recorded as a keyed hash, never the machine id itself (machine-id(5)).
+  for (const char* path : {"/etc/machine-id", "/var/lib/dbus/machine-id"}) {
+    std::ifstream in(path);
+    std::string raw;
+    std::getline(in, raw);
+    if (!raw.empty()) {
+      EXPECT_EQ(me.machine_id.find(raw.substr(0, 8)), std::string::npos) << path;
+    }
+  }
+  EXPECT_EQ(me.machine_id.size(), 32u);
 }
 
 }  // namespace

@@ -536,7 +536,8 @@ TEST_F(StateStoreTest, TamperedEncryptedRecordIsAnErrorNotGarbage) {
   auto r = s->Resource("bucket.a");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::kCorrupt);
-  EXPECT_NE(r.error().message.find("authentication failed"), std::string::npos);
+  EXPECT_NE(r.error().message.find("fails authentication"), std::string::npos);
+  EXPECT_NE(r.error().message.find("'bucket.a'"), std::string::npos);
   EXPECT_TRUE(s->Resource("bucket.b").ok());
 }
 

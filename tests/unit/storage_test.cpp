@@ -311,7 +311,9 @@ TEST_F(StorageTest, UsageCountsEveryTier) {
   EXPECT_EQ(u.value().live_bytes, 500u);
   EXPECT_EQ(u.value().live_objects, 1u);
   EXPECT_EQ(u.value().versions, 1u);
-  EXPECT_EQ(u.value().version_bytes, 1000u + 21 + 16);  // sealed: header (magic, flags, key version, nonce) + tag
+  // Sealed (format 2): header (magic, flags, key version, nonce, plaintext
+  // size) + one chunk with its tag.
+  EXPECT_EQ(u.value().version_bytes, 1000u + 29 + 16);
   EXPECT_EQ(u.value().archived_objects, 1u);
   EXPECT_GT(u.value().archive_bytes, 0u);
   EXPECT_LT(u.value().archive_bytes, 3000u);
