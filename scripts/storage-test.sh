@@ -49,7 +49,7 @@ bucket "data" {
 }
 EOF
 "$plinth" apply --auto-approve "$d" >"$tmp/apply.txt" 2>&1 || fail "apply failed: $(cat "$tmp/apply.txt")"
-repo="$d/.plinth/default/data/regions/us/backups/eu-data"
+repo="$d/.plinth/default/data/regions/us/backups/eu/data"
 [ -f "$repo/config" ] || fail "apply did not create the backup repository at $repo"
 [ "$(stat -c %a "$d/.plinth/default/workspace.key")" = 600 ] || fail "workspace key is not private"
 "$plinth" plan --detailed-exitcode "$d" >"$tmp/plan.txt" 2>&1 || fail "plan after apply is not empty: $(cat "$tmp/plan.txt")"
@@ -142,7 +142,7 @@ expect_fail 1 "no backup repository" "$plinth" backup list bucket.data "${B[@]}"
 "$plinth" backup run bucket.data "${B[@]}" >/dev/null 2>&1 || fail "backup run before destroy"
 expect_fail 1 "error: bucket.data still holds " "$plinth" destroy --auto-approve "$d"
 grep -qF "; empty it first, or, to delete it with its data, set force_destroy = true on bucket.data, apply, then destroy" "$tmp/out" &&
-  grep -qF "error: region.us still holds backup repository 'regions/us/backups/eu-data' with 1 snapshot" "$tmp/out" &&
+  grep -qF "error: region.us still holds backup repository 'regions/us/backups/eu/data' with 1 snapshot" "$tmp/out" &&
   grep -qF "Destroy failed: 0 changed" "$tmp/out" || fail "refused destroy: $(cat "$tmp/out")"
 [ -f "$live/notes.txt" ] && [ -f "$repo/config" ] || fail "a refused destroy deleted data"
 # Opting in is an in-place update; then the plan lists every kind of data
@@ -152,7 +152,7 @@ sed -i 's/^  versioning = true$/  versioning = true\n  force_destroy = true/' "$
 "$plinth" apply --auto-approve "$d" >/dev/null 2>&1 || fail "apply of force_destroy"
 "$plinth" plan --destroy "$d" >"$tmp/destroy-plan.txt" 2>/dev/null || fail "plan --destroy: $(cat "$tmp/destroy-plan.txt")"
 for what in "! deletes [0-9]* objects (" "! deletes [0-9]* stored versions\? (" \
-  "! deletes backup repository 'regions/us/backups/eu-data' with 1 snapshot ("; do
+  "! deletes backup repository 'regions/us/backups/eu/data' with 1 snapshot ("; do
   grep -q "$what" "$tmp/destroy-plan.txt" || fail "plan --destroy does not show '$what': $(cat "$tmp/destroy-plan.txt")"
 done
 "$plinth" destroy --auto-approve "$d" >"$tmp/destroy.txt" 2>&1 || fail "destroy with force_destroy: $(cat "$tmp/destroy.txt")"

@@ -317,10 +317,11 @@ TEST_F(LocalProviderTest, ForceDestroyIsAnInPlaceUpdateThatIsOnlyRecorded) {
   auto updated = provider_->Update("bucket", b.id, b.attributes, plan.value().planned);
   ASSERT_TRUE(updated.ok()) << updated.error().message;
   EXPECT_TRUE(updated.value().attributes.at("force_destroy").Equals(Value::Bool(true)));
-  auto read = provider_->Read("bucket", b.id, b.attributes);
+  auto read = provider_->Read("bucket", b.id, updated.value().attributes);
   ASSERT_TRUE(read.ok() && read.value());
   EXPECT_TRUE(read.value()->attributes.at("force_destroy").Equals(Value::Bool(true)));
-  // Metadata written before force_destroy existed reads as its default, not as drift.
+  // Metadata written before force_destroy existed reads as its default, not
+  // as drift (the state before the update says false).
   fs::path meta = provider_->data_root() / "regions/eu/buckets/ckpt/.plinth-bucket.json";
   std::string text = Slurp(meta);
   size_t at = text.find("\"force_destroy\"");
@@ -355,7 +356,7 @@ TEST_F(LocalBackupTest, ForceDestroyDeletesObjectsVersionsArchiveAndBackups) {
   const fs::path root = provider_->data_root();
   const fs::path live = root / "regions/eu/buckets/data";
   const fs::path store = root / "regions/eu/.plinth-storage/data";
-  const fs::path repo = root / "regions/us/backups/eu-data";
+  const fs::path repo = root / "regions/us/backups/eu/data";
   ASSERT_TRUE(fs::exists(repo / "config"));
   Spit(live / "raw/a.csv", "12345");
   Spit(live / "b.bin", "678");
@@ -373,7 +374,7 @@ TEST_F(LocalBackupTest, ForceDestroyDeletesObjectsVersionsArchiveAndBackups) {
   EXPECT_EQ(p.data[0], "2 objects (8 B)");
   EXPECT_EQ(p.data[1], "1 stored version (14 B)");
   EXPECT_EQ(p.data[2], "1 archived object (14 B)");
-  EXPECT_EQ(p.data[3].rfind("backup repository 'regions/us/backups/eu-data' with 1 snapshot (", 0), 0u) << p.data[3];
+  EXPECT_EQ(p.data[3].rfind("backup repository 'regions/us/backups/eu/data' with 1 snapshot (", 0), 0u) << p.data[3];
   EXPECT_EQ(p.amounts.at("objects"), 2u);
   EXPECT_EQ(p.amounts.at("versions"), 1u);
   EXPECT_EQ(p.amounts.at("archived"), 1u);
@@ -400,7 +401,7 @@ TEST_F(LocalBackupTest, ForceDestroyDeletesObjectsVersionsArchiveAndBackups) {
   EXPECT_FALSE(fs::exists(live));
   EXPECT_FALSE(fs::exists(store));
   EXPECT_FALSE(fs::exists(repo));
-  EXPECT_FALSE(fs::exists(root / "regions/us/backups/.eu-data.plinth-deleting"));
+  EXPECT_FALSE(fs::exists(root / "regions/us/backups/eu/.data.plinth-deleting"));
   ASSERT_TRUE(provider_->Delete("region", "us", us_.attributes).ok());
   ASSERT_TRUE(provider_->Delete("region", "eu", eu_.attributes).ok());
   // Nothing left under the data root.
@@ -409,7 +410,7 @@ TEST_F(LocalBackupTest, ForceDestroyDeletesObjectsVersionsArchiveAndBackups) {
 
 TEST_F(LocalBackupTest, WithoutForceDestroyBackupsOutliveTheBucketAndHoldTheRegion) {
   ResourceObject b = BackedUpBucket("data", /*force_destroy=*/false);
-  const fs::path repo = provider_->data_root() / "regions/us/backups/eu-data";
+  const fs::path repo = provider_->data_root() / "regions/us/backups/eu/data";
   FakeSnapshot(repo, std::string(64, 'b'));
   // An empty bucket goes; its repository, holding a snapshot, stays.
   auto preview = provider_->PlanDelete("bucket", b.id, b.attributes);
@@ -421,7 +422,7 @@ TEST_F(LocalBackupTest, WithoutForceDestroyBackupsOutliveTheBucketAndHoldTheRegi
 
   auto us_preview = provider_->PlanDelete("region", "us", us_.attributes);
   ASSERT_TRUE(us_preview.ok()) << us_preview.error().message;
-  EXPECT_NE(us_preview.value().refusal.find("region.us still holds backup repository 'regions/us/backups/eu-data' "
+  EXPECT_NE(us_preview.value().refusal.find("region.us still holds backup repository 'regions/us/backups/eu/data' "
                                             "with 1 snapshot"),
             std::string::npos)
       << us_preview.value().refusal;
@@ -437,18 +438,18 @@ TEST_F(LocalBackupTest, WithoutForceDestroyBackupsOutliveTheBucketAndHoldTheRegi
   ASSERT_TRUE(us_preview.ok());
   EXPECT_EQ(us_preview.value().refusal, "");
   EXPECT_EQ(us_preview.value().data,
-            (std::vector<std::string>{"empty backup repository 'regions/us/backups/eu-data'"}));
+            (std::vector<std::string>{"empty backup repository 'regions/us/backups/eu/data'"}));
   ASSERT_TRUE(provider_->Delete("region", "us", us_.attributes).ok());
   EXPECT_FALSE(fs::exists(provider_->data_root() / "regions/us"));
 }
 
 TEST_F(LocalBackupTest, AnEmptyRepositoryGoesWithItsBucket) {
   ResourceObject b = BackedUpBucket("data", /*force_destroy=*/false);
-  const fs::path repo = provider_->data_root() / "regions/us/backups/eu-data";
+  const fs::path repo = provider_->data_root() / "regions/us/backups/eu/data";
   auto preview = provider_->PlanDelete("bucket", b.id, b.attributes);
   ASSERT_TRUE(preview.ok()) << preview.error().message;
   EXPECT_EQ(preview.value().data,
-            (std::vector<std::string>{"empty backup repository 'regions/us/backups/eu-data'"}));
+            (std::vector<std::string>{"empty backup repository 'regions/us/backups/eu/data'"}));
   ASSERT_TRUE(provider_->Delete("bucket", b.id, b.attributes).ok());
   EXPECT_FALSE(fs::exists(repo));
   // A region holding a file plinth does not manage refuses, naming it.
