@@ -754,6 +754,24 @@ TEST_F(LocalProviderTest, RefreshNeverAdoptsSettingsAJobWroteIntoTheMetadata) {
   EXPECT_EQ(Slurp(meta).find("intruder"), std::string::npos);
 }
 
+TEST_F(LocalProviderTest, AForcedDeleteNeverFollowsASymlinkedStorageDirectory) {
+  ResourceObject eu = MustCreate("region", Region("eu"));
+  ResourceObject b =
+      MustCreate("bucket", Bucket("data", Value::Object(eu.attributes), {{"force_destroy", Value::Bool(true)}}));
+  const fs::path root = provider_->data_root();
+  Spit(root / "elsewhere/objects/keep/precious.sealed", "not this bucket's");
+  fs::create_directories(root / "regions/eu/.plinth-storage");
+  fs::create_directory_symlink(root / "elsewhere", root / "regions/eu/.plinth-storage/data");
+  auto preview = provider_->PlanDelete("bucket", b.id, b.attributes);
+  ASSERT_FALSE(preview.ok());
+  EXPECT_NE(preview.error().message.find("'regions/eu/.plinth-storage/data' is or lies behind a symbolic link"),
+            std::string::npos)
+      << preview.error().message;
+  auto del = provider_->Delete("bucket", b.id, b.attributes);
+  ASSERT_FALSE(del.ok());
+  EXPECT_EQ(Slurp(root / "elsewhere/objects/keep/precious.sealed"), "not this bucket's");
+}
+
 TEST_F(LocalBackupTest, ABucketDeleteUsesTheStatesRepositoryNotTheMetadatas) {
   ResourceObject victim = BackedUpBucket("victim", /*force_destroy=*/false);
   const fs::path repo = provider_->data_root() / "regions/us/backups/eu/victim";

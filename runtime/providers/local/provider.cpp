@@ -1174,6 +1174,19 @@ Result<LocalProvider::BucketDeletion> LocalProvider::InspectBucketDeletion(const
   d.force = BoolAttr(prior, "force_destroy");
   d.store = storage::StoreDirFor(d.live.parent_path().parent_path(), bucket);
   const std::string name = Named(prior, "bucket", id);
+  // Jobs can write beside and inside these directories: a delete never
+  // counts or removes what lies behind a symlink standing in for one.
+  for (const fs::path& rel : {fs::path("buckets") / bucket, fs::path(".plinth-storage"),
+                              fs::path(".plinth-storage") / bucket, fs::path(".plinth-storage") / bucket / "objects"}) {
+    struct stat st;
+    int e = io::StatBeneath(d.live.parent_path().parent_path(), rel, &st);
+    if (e == ENOENT) break;
+    if (e == ELOOP || (e == 0 && S_ISLNK(st.st_mode))) {
+      return Fail("cannot delete " + name + ": '" + RootRelative(d.live.parent_path().parent_path() / rel) +
+                  "' is or lies behind a symbolic link, which plinth does not follow; remove the link, then run "
+                  "plinth plan again");
+    }
+  }
   DeletePreview& p = d.preview;
   std::vector<std::string> holds;  // what refuses the delete without force_destroy
 
