@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -383,33 +384,47 @@ Result<std::vector<LiveFile>> BucketStore::WalkLive() const {
     if (e == ELOOP) return Fail("bucket directory '" + info_.live.string() + "' is a symbolic link; plinth does not follow it");
     return Errno("list", info_.live, e);
   }
-  std::vector<std::pair<int, std::string>> todo;  // directory fd, key prefix
-  todo.push_back({::dup(root.fd()), ""});
-  while (!todo.empty()) {
-    auto [fd, prefix] = todo.back();
-    todo.pop_back();
-    if (fd < 0) return Errno("list", info_.live / prefix, errno);
-    DIR* d = ::fdopendir(fd);
+  // Depth first, holding descriptors only along the current path.
+  constexpr int kMaxDepth = 256;
+  std::function<std::optional<ProviderError>(int, const std::string&, int)> walk =
+      [&](int dir_fd, const std::string& prefix, int depth) -> std::optional<ProviderError> {
+    int fd = ::dup(dir_fd);
+    DIR* d = fd < 0 ? nullptr : ::fdopendir(fd);
     if (!d) {
       int e = errno;
-      ::close(fd);
+      if (fd >= 0) ::close(fd);
       return Errno("list", info_.live / prefix, e);
     }
+    std::vector<std::string> names;
     while (struct dirent* ent = ::readdir(d)) {
       std::string name = ent->d_name;
-      if (name == "." || name == ".." || IsHiddenPlinth(name)) continue;
-      struct stat st;
-      if (::fstatat(::dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // removed while listing
-      if (S_ISDIR(st.st_mode)) {
-        int sub = ::openat(::dirfd(d), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (sub >= 0) todo.push_back({sub, prefix + name + "/"});
-        continue;
-      }
-      if (!S_ISREG(st.st_mode)) continue;  // symlinks and devices are not objects
-      out.push_back({prefix + name, static_cast<uint64_t>(st.st_size), MtimeMs(st)});
+      if (name != "." && name != ".." && !IsHiddenPlinth(name)) names.push_back(name);
     }
     ::closedir(d);
-  }
+    for (const std::string& name : names) {
+      struct stat st;
+      if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // removed while listing
+      if (S_ISREG(st.st_mode)) {
+        out.push_back({prefix + name, static_cast<uint64_t>(st.st_size), MtimeMs(st)});
+        continue;
+      }
+      if (!S_ISDIR(st.st_mode)) continue;  // symlinks and devices are not objects
+      if (depth >= kMaxDepth) {
+        return Fail("bucket '" + info_.id + "' nests directories deeper than " + std::to_string(kMaxDepth) +
+                    " levels at '" + prefix + name + "'");
+      }
+      int sub = ::openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub < 0) {
+        if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR) continue;  // replaced while listing
+        return Errno("list", info_.live / (prefix + name), errno);
+      }
+      auto err = walk(sub, prefix + name + "/", depth + 1);
+      ::close(sub);
+      if (err) return err;
+    }
+    return std::nullopt;
+  };
+  if (auto err = walk(root.fd(), "", 0)) return *err;
   std::sort(out.begin(), out.end(), [](const LiveFile& a, const LiveFile& b) { return a.key < b.key; });
   return out;
 }
