@@ -698,6 +698,15 @@ TEST_F(LocalProviderTest, ImportReconstructsFromDisk) {
   auto hi = provider_->Import("bucket", "eu/handmade");
   ASSERT_TRUE(hi.ok()) << hi.error().message;
   EXPECT_EQ(Str(hi.value().attributes, "encryption"), "none");
+  // Its first update gives it a key (the state has none to keep).
+  ValueMap hconfig = Bucket("handmade", Value::Object(eu.attributes));
+  auto hplan = provider_->PlanChange(PlanRequest{"bucket", &hi.value().attributes, hconfig});
+  ASSERT_TRUE(hplan.ok()) << hplan.error().message;
+  auto hup = provider_->Update("bucket", "eu/handmade", hi.value().attributes, hplan.value().planned);
+  ASSERT_TRUE(hup.ok()) << hup.error().message;
+  EXPECT_EQ(Str(hup.value().attributes, "key").rfind("pk1:", 0), 0u);
+  // The imported bucket keeps the key its metadata holds.
+  EXPECT_EQ(Str(bi.value().attributes, "key"), Str(b.attributes, "key"));
 
   EXPECT_FALSE(provider_->Import("bucket", "eu/none").ok());
   EXPECT_FALSE(provider_->Import("region", "none").ok());

@@ -995,7 +995,15 @@ Result<ResourceObject> LocalProvider::WriteBucket(const ValueMap& planned, const
   std::string key = adopted_key;
   if (const Value* k = prior ? Find(*prior, "key") : nullptr; IsKnownString(k)) key = k->as_string();
   if (key.empty() && prior) {
-    return Fail("the state of bucket '" + id + "' has no key; run plinth refresh, or import the bucket again");
+    // A bucket imported from a directory, or recorded before keys existed:
+    // the metadata's key when it is this bucket's (it opens for this id with
+    // the workspace key), else a new one below.
+    auto meta = ReadBucketMeta(region_dir.value(), bucket);
+    auto ws = storage::LoadWorkspaceKey(workspace_key_, /*create=*/false);
+    if (meta.ok() && meta.value() && !meta.value()->key.empty() && ws.ok() &&
+        storage::UnwrapKey(ws.value(), meta.value()->key, id).ok()) {
+      key = meta.value()->key;
+    }
   }
   if (key.empty()) {
     auto ws = storage::LoadWorkspaceKey(workspace_key_, /*create=*/true);
