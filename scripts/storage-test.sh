@@ -243,8 +243,11 @@ rm "$data2/buckets/b/dir" "$data2/buckets/b/link.txt"
 mkdir -p "$tmp/cwd"
 (cd "$tmp/cwd" && "$plinth" bucket get bucket.a s.txt out.txt --dir="$d2") || fail "get to a relative FILE failed"
 [ "$(cat "$tmp/cwd/out.txt")" = "a-secret-v2" ] || fail "get to a relative FILE wrote the wrong content"
+(cd "$tmp/cwd" && "$plinth" bucket get bucket.a s.txt old.txt --version="$avid" --dir="$d2") ||
+  fail "get --version to a relative FILE failed"
+[ "$(cat "$tmp/cwd/old.txt")" = "a-secret-v1" ] || fail "get --version to a relative FILE wrote the wrong content"
 (cd "$tmp/cwd" && "$plinth" bucket get bucket.a s.txt - --version="$avid" --dir="$d2" >/dev/null) || fail "get - from cwd"
-[ "$(ls -A "$tmp/cwd")" = "out.txt" ] || fail "get left files in the current directory: $(ls -A "$tmp/cwd")"
+[ "$(ls -A "$tmp/cwd" | tr '\n' ' ')" = "old.txt out.txt " ] || fail "get left files in the current directory: $(ls -A "$tmp/cwd")"
 if find "$data2" -name '.plinth-get-*' | grep -q .; then fail "get left plaintext in the data tier"; fi
 echo "keep" >"$tmp/target.txt"
 ln -s "$tmp/target.txt" "$tmp/link-out"
