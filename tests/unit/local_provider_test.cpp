@@ -781,6 +781,23 @@ TEST_F(LocalProviderTest, AForcedDeleteNeverFollowsASymlinkedStorageDirectory) {
   EXPECT_EQ(Slurp(root / "elsewhere/objects/keep/precious.sealed"), "not this bucket's");
 }
 
+TEST_F(LocalProviderTest, AnUpdateNeverWritesThroughASymlinkedBucketDirectory) {
+  ResourceObject eu = MustCreate("region", Region("eu"));
+  ResourceObject b = MustCreate("bucket", Bucket("data", Value::Object(eu.attributes)));
+  const fs::path root = provider_->data_root();
+  fs::create_directories(root / "elsewhere");
+  fs::remove_all(root / "regions/eu/buckets/data");
+  fs::create_directory_symlink(root / "elsewhere", root / "regions/eu/buckets/data");
+  ValueMap config = Bucket("data", Value::Object(eu.attributes), {{"versioning", Value::Bool(true)}});
+  auto plan = provider_->PlanChange(PlanRequest{"bucket", &b.attributes, config});
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  auto updated = provider_->Update("bucket", b.id, b.attributes, plan.value().planned);
+  ASSERT_FALSE(updated.ok());
+  EXPECT_NE(updated.error().message.find("is a symbolic link, which plinth does not follow"), std::string::npos)
+      << updated.error().message;
+  EXPECT_TRUE(fs::is_empty(root / "elsewhere"));
+}
+
 TEST_F(LocalBackupTest, ABucketDeleteUsesTheStatesRepositoryNotTheMetadatas) {
   ResourceObject victim = BackedUpBucket("victim", /*force_destroy=*/false);
   const fs::path repo = provider_->data_root() / "regions/us/backups/eu/victim";

@@ -1020,7 +1020,22 @@ Result<ResourceObject> LocalProvider::WriteBucket(const ValueMap& planned, const
                {"address", IsKnownString(addr) ? addr->as_string() : ""},
                {"key", key},
                {"attributes", attrs}};
-  if (auto err = WriteFileAtomic(dir.value() / kBucketMeta, meta.dump(2) + "\n", false)) return *err;
+  {
+    // Written through a handle on the bucket's directory opened beneath its
+    // region's (a symlink standing in for the directory is not followed).
+    storage::BeneathDir bdir;
+    if (int e = storage::BeneathDir::Open(region_dir.value(), fs::path("buckets") / bucket, false, 0, &bdir)) {
+      if (e == ELOOP)
+        return Fail("bucket '" + id + "': '" + RootRelative(dir.value()) +
+                    "' is a symbolic link, which plinth does not follow; remove it, then apply again");
+      return IoFail("write", ErrnoPath(dir.value() / kBucketMeta, false), e);
+    }
+    const char* stage = "write";
+    if (int e = io::WriteFileAtomic(bdir.path() / kBucketMeta, meta.dump(2) + "\n", 0644, &stage)) {
+      if (std::string_view(stage) == "rename") stage = "write";
+      return IoFail(stage, ErrnoPath(dir.value() / kBucketMeta, false), e);
+    }
+  }
   if (p["backup"].kind() == Value::Kind::Object) {
     bool repo_created = false;
     if (auto err = EnsureBackupRepository(ref->name, bucket, p, key, &repo_created)) {
