@@ -1,7 +1,12 @@
 // bucket ls|put|get|rm, storage sweep|status, backup run|list|check and
 // restore: the CLI over runtime/storage for the workspace's local buckets
 // (docs/storage.md).
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <chrono>
 #include <cstdio>
@@ -56,14 +61,46 @@ int Usage(const std::string& text) {
 
 fs::path WorkspaceDir(const Options& o) { return fs::path(ConfigDir(o)) / ".plinth" / o.workspace; }
 
+// A private directory (0700) in the workspace directory, outside the data
+// tier, for plaintext that must not sit where jobs can read it (objects
+// opened before they are streamed, restores into a bucket). Removed with
+// everything in it when it goes out of scope.
+class Scratch {
+ public:
+  ~Scratch() {
+    std::error_code ec;
+    if (!dir_.empty()) fs::remove_all(dir_, ec);
+  }
+  bool Make(const Options& o) {
+    fs::path base = WorkspaceDir(o) / "tmp";
+    if (int e = io::MakeDirs(base, 0700)) {
+      Fail("cannot create '" + base.string() + "': " + std::strerror(e));
+      return false;
+    }
+    std::string tmpl = (base / "XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) {
+      Fail("cannot create a directory in '" + base.string() + "': " + std::strerror(errno));
+      return false;
+    }
+    dir_ = tmpl;
+    return true;
+  }
+  const fs::path& dir() const { return dir_; }
+
+ private:
+  fs::path dir_;
+};
+
 std::string Principal(const Options& o) {
   if (!o.principal.empty()) return o.principal;
   const char* env = std::getenv("PLINTH_PRINCIPAL");
   return env ? env : "";
 }
 
-// The workspace's buckets, from the state: each record's path, then the
-// bucket's metadata there (its current settings).
+// The workspace's buckets, from the state: identity, settings and key come
+// from each bucket's record; the metadata file in the bucket's directory
+// (which jobs can write) is only compared with it, and a disagreeing one is
+// refused (storage::CheckMetadata).
 struct Workspace {
   std::unique_ptr<state::StateStore> store;
   storage::WorkspaceKey key;
@@ -82,19 +119,9 @@ bool OpenWorkspace(const Options& o, Workspace& ws) {
 }
 
 runtime::Result<storage::BucketInfo> BucketFromRecord(const state::ResourceRecord& r) {
-  auto it = r.attributes.find("path");
-  if (it == r.attributes.end() || it->second.kind() != Value::Kind::String) {
-    return runtime::ProviderError{"the state of " + r.address + " has no path; run plinth apply", false};
-  }
-  auto info = storage::LoadBucket(it->second.as_string());
+  auto info = storage::BucketFromState(r.address, r.attributes);
   if (!info.ok()) return info.error();
-  if (info.value().address.empty()) info.value().address = r.address;
-  // The state's key when the metadata lost it.
-  if (info.value().wrapped_key.empty()) {
-    if (auto k = r.attributes.find("key"); k != r.attributes.end() && k->second.kind() == Value::Kind::String) {
-      info.value().wrapped_key = k->second.as_string();
-    }
-  }
+  if (auto why = storage::CheckMetadata(info.value(), r.attributes)) return runtime::ProviderError{*why, false};
   return info;
 }
 
@@ -271,24 +298,50 @@ int Bucket(const Options& o) {
   if (sub == "get") {
     if (a.size() != 3 && a.size() != 4) return Usage(usage);
     if (!need(storage::Access::kRead)) return 1;
+    // FILE: a regular file (or a new one) is replaced atomically; a
+    // character device or fifo (also through a symlink: /dev/stdout) is
+    // written through; a symlink to anything else is refused, never replaced.
+    // "-" or no FILE: standard output, streamed.
+    Scratch scratch;
+    if (!scratch.Make(o)) return 1;
     bool to_stdout = a.size() == 3 || a[3] == "-";
-    fs::path dst = to_stdout ? fs::path(info->store) / (".plinth-get-" + std::to_string(::getpid())) : fs::path(a[3]);
     if (to_stdout) {
-      std::error_code ec;
-      fs::create_directories(info->store, ec);
+      auto got = store->Get(a[2], version, STDOUT_FILENO, scratch.dir());
+      if (!got.ok()) return Fail(got.error().message);
+      return 0;
+    }
+    std::error_code aec;
+    fs::path dst = fs::absolute(a[3], aec);  // lexical: a relative FILE is relative to the current directory
+    if (aec) return Fail("cannot write '" + a[3] + "': " + aec.message());
+    struct stat st;
+    if (::lstat(dst.c_str(), &st) == 0) {
+      bool through = S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode);
+      if (S_ISLNK(st.st_mode)) {
+        struct stat target;
+        through = ::stat(dst.c_str(), &target) == 0 && (S_ISCHR(target.st_mode) || S_ISFIFO(target.st_mode));
+        if (!through) {
+          return Fail("'" + dst.string() + "' is a symbolic link; plinth bucket get writes through one only to a "
+                      "device or pipe (such as /dev/stdout on a terminal or pipe), and never replaces it: give the "
+                      "file's own path, or - for standard output");
+        }
+      } else if (S_ISDIR(st.st_mode)) {
+        return Fail("'" + dst.string() + "' is a directory; give a file name");
+      } else if (!S_ISREG(st.st_mode) && !through) {
+        return Fail("'" + dst.string() + "' is not a regular file, device or pipe");
+      }
+      if (through) {
+        int fd = ::open(dst.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0) return Fail("cannot write '" + dst.string() + "': " + std::strerror(errno));
+        auto got = store->Get(a[2], version, fd, scratch.dir());
+        ::close(fd);
+        if (!got.ok()) return Fail(got.error().message);
+        return 0;
+      }
+    } else if (errno != ENOENT) {
+      return Fail("cannot write '" + dst.string() + "': " + std::strerror(errno));
     }
     auto got = store->Get(a[2], version, dst);
     if (!got.ok()) return Fail(got.error().message);
-    if (to_stdout) {
-      FILE* f = std::fopen(dst.c_str(), "rb");
-      if (!f) return Fail("cannot read '" + dst.string() + "'");
-      char buf[1 << 16];
-      size_t n;
-      while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) std::fwrite(buf, 1, n, stdout);
-      std::fclose(f);
-      std::error_code ec;
-      fs::remove(dst, ec);
-    }
     return 0;
   }
   if (sub == "rm") {
@@ -500,11 +553,14 @@ int Restore(const Options& o) {
   // writes to a staging directory and each object is then put through the
   // bucket, so versioning keeps what the restore replaces.
   bool into_bucket = o.to.empty();
-  fs::path target = into_bucket ? info->store / "restore-staging" : fs::path(o.to);
+  // Staging in the workspace's private scratch directory, outside the data
+  // tier (jobs can write the bucket's storage directory).
+  Scratch scratch;
+  if (into_bucket && !scratch.Make(o)) return 1;
+  fs::path target = into_bucket ? scratch.dir() / "restore" : fs::path(o.to);
   return WithLock(*ws.store, "restore " + info->address, [&] {
     std::error_code ec;
     if (into_bucket) {
-      fs::remove_all(target, ec);  // left by an interrupted restore
       if (int e = io::MakeDirs(target, 0700)) return Fail("cannot create '" + target.string() + "': " + std::strerror(e));
     }
     auto t0 = std::chrono::steady_clock::now();
@@ -522,7 +578,8 @@ int Restore(const Options& o) {
       int64_t now = NowMs();
       for (auto it = fs::recursive_directory_iterator(target, ec); !ec && it != fs::recursive_directory_iterator();
            it.increment(ec)) {
-        if (!it->is_regular_file()) continue;
+        // A symlink in the snapshot is not an object: never read through it.
+        if (!fs::is_regular_file(it->symlink_status(ec))) continue;
         std::string k = it->path().lexically_relative(target).generic_string();
         if (k.rfind(".plinth", 0) == 0) continue;  // the bucket's metadata as it was then
         auto put = store->Put(k, it->path(), now);
@@ -537,7 +594,7 @@ int Restore(const Options& o) {
     } else {
       for (auto it = fs::recursive_directory_iterator(target, ec); !ec && it != fs::recursive_directory_iterator();
            it.increment(ec)) {
-        if (it->is_regular_file()) ++files;
+        if (fs::is_regular_file(it->symlink_status(ec))) ++files;
       }
     }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -75,7 +75,7 @@ set -e
 scripts/restore-drill.sh "$plinth" "$tmp/qs" bucket.datasets >"$tmp/drill.txt" 2>&1 || fail "restore drill: $(cat "$tmp/drill.txt")"
 "$plinth" plan --destroy "$tmp/qs" >"$tmp/destroy-plan.txt" 2>/dev/null || fail "plan --destroy: $(cat "$tmp/destroy-plan.txt")"
 grep -q "! deletes 1 object (1.0 MiB)" "$tmp/destroy-plan.txt" &&
-  grep -q "! deletes backup repository 'regions/us/backups/eu-datasets' with 1 snapshot" "$tmp/destroy-plan.txt" ||
+  grep -q "! deletes backup repository 'regions/us/backups/eu/datasets' with 1 snapshot" "$tmp/destroy-plan.txt" ||
   fail "plan --destroy does not say what goes: $(cat "$tmp/destroy-plan.txt")"
 "$plinth" destroy --auto-approve "$tmp/qs" >"$tmp/destroy.txt" 2>&1 || fail "destroy failed: $(cat "$tmp/destroy.txt")"
 left=$(find "$tmp/qs/.plinth/default/data" -mindepth 1)
@@ -94,7 +94,7 @@ set +e
 set -e
 [ "$rc" = 1 ] || fail "destroy of buckets holding data exited $rc, want 1: $(cat "$tmp/destroy.txt")"
 grep -q "error: bucket.datasets still holds 1 object (1.0 MiB); empty it first, or, to delete it with its data, set force_destroy = true on bucket.datasets, apply, then destroy" "$tmp/destroy.txt" &&
-  grep -q "error: region.us still holds backup repository 'regions/us/backups/eu-datasets' with 1 snapshot .* of bucket.datasets; to delete the backups with it, set force_destroy = true on bucket.datasets" "$tmp/destroy.txt" &&
+  grep -q "error: region.us still holds backup repository 'regions/us/backups/eu/datasets' with 1 snapshot .* of bucket.datasets; to delete the backups with it, set force_destroy = true on bucket.datasets" "$tmp/destroy.txt" &&
   grep -q "Destroy failed: 0 changed" "$tmp/destroy.txt" || fail "refused destroy: $(cat "$tmp/destroy.txt")"
 [ "$("$plinth" state list --dir="$tmp/qs2" | wc -l)" = 5 ] || fail "a refused destroy changed the state"
 [ -f "$tmp/qs2/.plinth/default/data/regions/eu/buckets/datasets/raw/drill/sample.bin" ] || fail "a refused destroy deleted data"

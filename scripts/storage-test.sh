@@ -49,7 +49,7 @@ bucket "data" {
 }
 EOF
 "$plinth" apply --auto-approve "$d" >"$tmp/apply.txt" 2>&1 || fail "apply failed: $(cat "$tmp/apply.txt")"
-repo="$d/.plinth/default/data/regions/us/backups/eu-data"
+repo="$d/.plinth/default/data/regions/us/backups/eu/data"
 [ -f "$repo/config" ] || fail "apply did not create the backup repository at $repo"
 [ "$(stat -c %a "$d/.plinth/default/workspace.key")" = 600 ] || fail "workspace key is not private"
 "$plinth" plan --detailed-exitcode "$d" >"$tmp/plan.txt" 2>&1 || fail "plan after apply is not empty: $(cat "$tmp/plan.txt")"
@@ -142,7 +142,7 @@ expect_fail 1 "no backup repository" "$plinth" backup list bucket.data "${B[@]}"
 "$plinth" backup run bucket.data "${B[@]}" >/dev/null 2>&1 || fail "backup run before destroy"
 expect_fail 1 "error: bucket.data still holds " "$plinth" destroy --auto-approve "$d"
 grep -qF "; empty it first, or, to delete it with its data, set force_destroy = true on bucket.data, apply, then destroy" "$tmp/out" &&
-  grep -qF "error: region.us still holds backup repository 'regions/us/backups/eu-data' with 1 snapshot" "$tmp/out" &&
+  grep -qF "error: region.us still holds backup repository 'regions/us/backups/eu/data' with 1 snapshot" "$tmp/out" &&
   grep -qF "Destroy failed: 0 changed" "$tmp/out" || fail "refused destroy: $(cat "$tmp/out")"
 [ -f "$live/notes.txt" ] && [ -f "$repo/config" ] || fail "a refused destroy deleted data"
 # Opting in is an in-place update; then the plan lists every kind of data
@@ -152,10 +152,143 @@ sed -i 's/^  versioning = true$/  versioning = true\n  force_destroy = true/' "$
 "$plinth" apply --auto-approve "$d" >/dev/null 2>&1 || fail "apply of force_destroy"
 "$plinth" plan --destroy "$d" >"$tmp/destroy-plan.txt" 2>/dev/null || fail "plan --destroy: $(cat "$tmp/destroy-plan.txt")"
 for what in "! deletes [0-9]* objects (" "! deletes [0-9]* stored versions\? (" \
-  "! deletes backup repository 'regions/us/backups/eu-data' with 1 snapshot ("; do
+  "! deletes backup repository 'regions/us/backups/eu/data' with 1 snapshot ("; do
   grep -q "$what" "$tmp/destroy-plan.txt" || fail "plan --destroy does not show '$what': $(cat "$tmp/destroy-plan.txt")"
 done
 "$plinth" destroy --auto-approve "$d" >"$tmp/destroy.txt" 2>&1 || fail "destroy with force_destroy: $(cat "$tmp/destroy.txt")"
 left=$(find "$d/.plinth/default/data" -mindepth 1)
 [ -z "$left" ] || fail "destroy left data behind: $left"
+
+# ---------------------------------------------------------------- the threat model (docs/storage.md)
+# A writer of a bucket's directory cannot make plinth use its metadata file's
+# settings or keys, or lead an object command out of the bucket by a symlink.
+d2="$tmp/ws2"
+mkdir -p "$d2" "$tmp/outside"
+cat >"$d2/main.plinth" <<'EOF'
+region "eu" {}
+
+bucket "a" {
+  region     = region.eu
+  versioning = true
+  grant "owner" { access = "read" }
+}
+
+bucket "b" {
+  region = region.eu
+  grant "intruder" { access = "read" }
+}
+EOF
+"$plinth" apply --auto-approve "$d2" >"$tmp/apply2.txt" 2>&1 || fail "apply ws2: $(cat "$tmp/apply2.txt")"
+B2=(--dir="$d2")
+data2="$d2/.plinth/default/data/regions/eu"
+echo "a-secret-v1" >"$tmp/a1.txt"
+echo "a-secret-v2" >"$tmp/a2.txt"
+"$plinth" bucket put bucket.a s.txt "$tmp/a1.txt" "${B2[@]}" 2>/dev/null || fail "put a v1"
+"$plinth" bucket put bucket.a s.txt "$tmp/a2.txt" "${B2[@]}" 2>/dev/null || fail "put a v2"
+avid=$("$plinth" bucket ls bucket.a --versions --json "${B2[@]}" | grep -o '"id": "v[0-9a-f-]*"' | head -1 | cut -d'"' -f4)
+[ -n "$avid" ] || fail "no stored version in bucket.a"
+expect_fail 1 "access denied: principal 'intruder' has no grant" \
+  "$plinth" bucket get bucket.a s.txt --version="$avid" "${B2[@]}" --as=intruder
+# b's metadata rewritten to describe bucket a (its id, name and wrapped key),
+# keeping b's grant: the stored version of a must stay out of reach.
+python3 -c '
+import json, sys
+a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
+for k in ("id", "bucket", "key"): b[k] = a[k]
+json.dump(b, open(sys.argv[2], "w"))
+' "$data2/buckets/a/.plinth-bucket.json" "$data2/buckets/b/.plinth-bucket.json"
+expect_fail 1 "the metadata file of bucket.b" "$plinth" bucket get bucket.b s.txt --version="$avid" "${B2[@]}" --as=intruder
+grep -qF "disagrees with the state on 'id'" "$tmp/out" && grep -qF "run plinth apply to rewrite it" "$tmp/out" ||
+  fail "the refusal does not say what disagrees and what to do: $(cat "$tmp/out")"
+if grep -q "a-secret" "$tmp/out"; then fail "bucket.b's metadata file exposed bucket.a's data"; fi
+if grep -q "pk1:" "$tmp/out"; then fail "a wrapped key appeared in an error"; fi
+# A rule added there must not make a routine sweep delete a's versions.
+python3 -c '
+import json, sys
+b = json.load(open(sys.argv[1]))
+b["attributes"]["lifecycle_rule"] = {"wipe": {"prefix": "", "archive_after": None, "expire_after": {"$duration": 1},
+                                              "noncurrent_expire_after": {"$duration": 1}}}
+json.dump(b, open(sys.argv[1], "w"))
+' "$data2/buckets/b/.plinth-bucket.json"
+expect_fail 1 "the metadata file of bucket.b" "$plinth" storage sweep "${B2[@]}" --now="$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)"
+[ "$("$plinth" bucket get bucket.a s.txt --version="$avid" "${B2[@]}")" = "a-secret-v1" ] || fail "a sweep deleted a's version"
+[ "$("$plinth" bucket get bucket.a s.txt "${B2[@]}")" = "a-secret-v2" ] || fail "a sweep deleted a's object"
+# Drift that apply repairs: the plan updates bucket.b and apply rewrites the file.
+"$plinth" plan "$d2" >"$tmp/plan2.txt" 2>&1 || true
+grep -q "1 to update" "$tmp/plan2.txt" || fail "a tampered metadata file is not drift: $(cat "$tmp/plan2.txt")"
+"$plinth" apply --auto-approve "$d2" >/dev/null 2>&1 || fail "apply did not rewrite the metadata"
+"$plinth" bucket ls bucket.b "${B2[@]}" --as=intruder >/dev/null 2>&1 || fail "bucket.b unusable after apply"
+
+# Symlinks inside a bucket are not objects, and nothing follows them.
+echo "private" >"$tmp/outside/secret.txt"
+chmod 600 "$tmp/outside/secret.txt"
+ln -s "$tmp/outside" "$data2/buckets/b/dir"
+ln -s "$tmp/outside/secret.txt" "$data2/buckets/b/link.txt"
+expect_fail 1 "is or passes through a symbolic link" "$plinth" bucket get bucket.b dir/secret.txt "${B2[@]}"
+if grep -q private "$tmp/out"; then fail "get read through a symlinked directory"; fi
+expect_fail 1 "is or passes through a symbolic link" "$plinth" bucket get bucket.b link.txt "${B2[@]}"
+expect_fail 1 "is or passes through a symbolic link" "$plinth" bucket put bucket.b dir/new.txt "$tmp/a1.txt" "${B2[@]}"
+[ "$(ls -A "$tmp/outside")" = "secret.txt" ] || fail "put wrote through a symlinked directory: $(ls -A "$tmp/outside")"
+expect_fail 1 "is or passes through a symbolic link" "$plinth" bucket rm bucket.b dir/secret.txt "${B2[@]}"
+[ -f "$tmp/outside/secret.txt" ] || fail "rm deleted through a symlinked directory"
+"$plinth" bucket ls bucket.b "${B2[@]}" >"$tmp/ls-b.txt" 2>&1 || fail "ls with symlinks: $(cat "$tmp/ls-b.txt")"
+if grep -q "secret\|link" "$tmp/ls-b.txt"; then fail "ls listed a symlink: $(cat "$tmp/ls-b.txt")"; fi
+rm "$data2/buckets/b/dir" "$data2/buckets/b/link.txt"
+
+# bucket get FILE: '-' is standard output; a relative FILE is written and
+# the command succeeds; a symlink at FILE is never replaced.
+[ "$("$plinth" bucket get bucket.a s.txt - "${B2[@]}")" = "a-secret-v2" ] || fail "get to -"
+[ "$("$plinth" bucket get bucket.a s.txt - --version="$avid" "${B2[@]}")" = "a-secret-v1" ] || fail "get --version to -"
+[ "$("$plinth" bucket get bucket.a s.txt /dev/stdout "${B2[@]}" | cat)" = "a-secret-v2" ] || fail "get to /dev/stdout (a pipe)"
+mkdir -p "$tmp/cwd"
+(cd "$tmp/cwd" && "$plinth" bucket get bucket.a s.txt out.txt --dir="$d2") || fail "get to a relative FILE failed"
+[ "$(cat "$tmp/cwd/out.txt")" = "a-secret-v2" ] || fail "get to a relative FILE wrote the wrong content"
+(cd "$tmp/cwd" && "$plinth" bucket get bucket.a s.txt old.txt --version="$avid" --dir="$d2") ||
+  fail "get --version to a relative FILE failed"
+[ "$(cat "$tmp/cwd/old.txt")" = "a-secret-v1" ] || fail "get --version to a relative FILE wrote the wrong content"
+(cd "$tmp/cwd" && "$plinth" bucket get bucket.a s.txt - --version="$avid" --dir="$d2" >/dev/null) || fail "get - from cwd"
+[ "$(ls -A "$tmp/cwd" | tr '\n' ' ')" = "old.txt out.txt " ] || fail "get left files in the current directory: $(ls -A "$tmp/cwd")"
+if find "$data2" -name '.plinth-get-*' | grep -q .; then fail "get left plaintext in the data tier"; fi
+echo "keep" >"$tmp/target.txt"
+ln -s "$tmp/target.txt" "$tmp/link-out"
+expect_fail 1 "is a symbolic link" "$plinth" bucket get bucket.a s.txt "$tmp/link-out" "${B2[@]}"
+[ -L "$tmp/link-out" ] && [ "$(cat "$tmp/target.txt")" = "keep" ] || fail "get replaced or wrote through a symlink"
+
+# A bucket create whose backup repository cannot be made leaves a state from
+# which the next apply succeeds (nothing half-made in the way).
+d3="$tmp/ws3"
+mkdir -p "$d3" "$tmp/fakebin"
+cat >"$d3/main.plinth" <<'EOF'
+region "eu" {}
+region "us" { port_base = 21000 }
+
+bucket "data" {
+  region = region.eu
+  backup {
+    every = 24h
+    to    = region.us
+  }
+}
+EOF
+cat >"$tmp/fakebin/restic" <<'EOF'
+#!/bin/sh
+# restic that finds no repository and is interrupted half-way through init.
+repo=
+for a in "$@"; do case $a in --repo=*) repo=${a#--repo=} ;; esac; done
+case " $* " in
+  *" cat config "*) echo "Fatal: unable to open config file: stat $repo/config: no such file or directory" >&2; exit 1 ;;
+  *" init "*) mkdir -p "$repo/keys"; echo "Fatal: create key in repository at $repo failed: interrupted" >&2; exit 1 ;;
+esac
+exit 1
+EOF
+chmod +x "$tmp/fakebin/restic"
+set +e
+PATH="$tmp/fakebin:$PATH" "$plinth" apply --auto-approve "$d3" >"$tmp/apply3.txt" 2>&1
+rc=$?
+set -e
+[ "$rc" != 0 ] || fail "apply with a failing restic succeeded"
+grep -q "cannot create the backup repository" "$tmp/apply3.txt" || fail "apply with a failing restic: $(cat "$tmp/apply3.txt")"
+"$plinth" apply --auto-approve "$d3" >"$tmp/apply3b.txt" 2>&1 || fail "apply after a failed bucket create: $(cat "$tmp/apply3b.txt")"
+[ -f "$d3/.plinth/default/data/regions/us/backups/eu/data/config" ] || fail "the second apply made no repository"
+"$plinth" plan --detailed-exitcode "$d3" >/dev/null 2>&1 || fail "plan after the repaired create is not empty"
 echo "storage-test: ok"

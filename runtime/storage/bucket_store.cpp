@@ -5,13 +5,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "compiler/types/value_json.h"
 #include "runtime/io/durable.h"
@@ -23,7 +28,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kBucketMeta = ".plinth-bucket.json";
+constexpr const char* kBucketMeta = kBucketMetaFile;
 constexpr const char* kManifest = "manifest.json";
 
 ProviderError Fail(std::string m, bool retryable = false) { return ProviderError{std::move(m), retryable}; }
@@ -58,103 +63,64 @@ int64_t MtimeMs(const struct stat& st) {
 
 bool IsHiddenPlinth(const std::string& name) { return name.rfind(".plinth", 0) == 0; }
 
-// Every live object: regular files under `live`, skipping Plinth's own files.
-struct LiveFile {
-  std::string key;
-  uint64_t size;
-  int64_t modified_ms;
-};
-
-Result<std::vector<LiveFile>> WalkLive(const fs::path& live) {
-  std::vector<LiveFile> out;
-  std::error_code ec;
-  if (!fs::is_directory(live, ec)) return Fail("bucket directory '" + live.string() + "' does not exist");
-  fs::recursive_directory_iterator it(live, fs::directory_options::none, ec);
-  if (ec) return Errno("list", live, ec.value());
-  for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (ec) return Errno("list", live, ec.value());
-    const fs::path& p = it->path();
-    std::string name = p.filename().string();
-    if (IsHiddenPlinth(name)) {
-      if (it->is_directory(ec)) it.disable_recursion_pending();
-      continue;
-    }
-    struct stat st;
-    if (::lstat(p.c_str(), &st) != 0) continue;  // removed while listing
-    if (!S_ISREG(st.st_mode)) continue;          // directories, symlinks and devices are not objects
-    out.push_back({p.lexically_relative(live).generic_string(), static_cast<uint64_t>(st.st_size), MtimeMs(st)});
-  }
-  std::sort(out.begin(), out.end(), [](const LiveFile& a, const LiveFile& b) { return a.key < b.key; });
-  return out;
+Result<json> ParseJson(const std::string& text, const std::string& shown) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Fail("'" + shown + "' is damaged (not a JSON object)");
+  return j;
 }
 
-std::optional<LiveFile> StatLive(const fs::path& live, const std::string& key) {
-  struct stat st;
-  fs::path p = live / key;
-  if (::lstat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
-  return LiveFile{key, static_cast<uint64_t>(st.st_size), MtimeMs(st)};
+// "'KEY' in bucket 'ID' ...": why a path beneath the bucket is refused.
+ProviderError Beneath(const std::string& what, const std::string& key, const std::string& id, const fs::path& shown,
+                      int e) {
+  if (e == ELOOP) {
+    return Fail("'" + key + "' in bucket '" + id + "' is or passes through a symbolic link; a symlink inside a "
+                "bucket is not an object, and plinth never follows one (remove it, or put the object under another key)");
+  }
+  return Errno(what, shown, e);
 }
 
-// Copies `src` to a temp file beside `dst`, fsynced; returns the temp path.
-Result<fs::path> CopyToTemp(const fs::path& src, const fs::path& dst) {
-  fs::path tmp = dst.parent_path() / (".plinth-put-" + crypto::RandomHex(6) + ".tmp");
-  int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in < 0) return Errno("read", src, errno);
-  int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (out < 0) {
-    int e = errno;
-    ::close(in);
-    return Errno("write", dst, e);
-  }
+// Copies everything from `in` to `out`.
+int CopyFd(int in, int out) {
   std::vector<char> buf(1 << 20);
-  auto fail = [&](const std::string& what, const fs::path& p, int e) {
-    ::close(in);
-    ::close(out);
-    ::unlink(tmp.c_str());
-    return Errno(what, p, e);
-  };
   for (;;) {
     ssize_t n = ::read(in, buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return fail("read", src, errno);
+      return errno;
     }
-    if (n == 0) break;
+    if (n == 0) return 0;
     for (ssize_t done = 0; done < n;) {
       ssize_t w = ::write(out, buf.data() + done, static_cast<size_t>(n - done));
       if (w < 0) {
         if (errno == EINTR) continue;
-        return fail("write", dst, errno);
+        return errno;
       }
       done += w;
     }
   }
-  if (::fsync(out) != 0) return fail("sync", dst, errno);
-  ::close(in);
-  ::close(out);
-  return tmp;
 }
 
-// Removes empty directories from `dir` up to (not including) `stop`.
-void PruneEmptyDirs(fs::path dir, const fs::path& stop) {
-  std::error_code ec;
-  while (dir != stop && dir.string().size() > stop.string().size()) {
-    if (!fs::is_empty(dir, ec) || ec) return;
-    fs::remove(dir, ec);
-    if (ec) return;
-    dir = dir.parent_path();
+// `base/rel`, without the trailing separator an empty `rel` would add.
+fs::path Join(const fs::path& base, const fs::path& rel) { return rel.empty() ? base : base / rel; }
+
+fs::path FdPath(int fd) { return fs::path("/proc/self/fd") / std::to_string(fd); }
+
+struct Fd {
+  int fd = -1;
+  Fd() = default;
+  explicit Fd(int f) : fd(f) {}
+  Fd(Fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      if (fd >= 0) ::close(fd);
+      fd = std::exchange(o.fd, -1);
+    }
+    return *this;
   }
-}
-
-Result<json> ReadJson(const fs::path& p) {
-  std::ifstream in(p);
-  if (!in) return Errno("read", p, errno == 0 ? ENOENT : errno);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json j = json::parse(ss.str(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return Fail("'" + p.string() + "' is damaged (not a JSON object)");
-  return j;
-}
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
 
 std::string NewBlobId(int64_t now_ms) { return "v" + std::to_string(now_ms) + "-" + crypto::RandomHex(4); }
 
@@ -165,6 +131,44 @@ std::string NewBlobId(int64_t now_ms) { return "v" + std::to_string(now_ms) + "-
 fs::path StoreDirFor(const fs::path& region_dir, const std::string& bucket) {
   return region_dir / ".plinth-storage" / bucket;
 }
+
+fs::path LiveRel(const BucketInfo& info) { return fs::path("buckets") / info.name; }
+fs::path StoreRel(const BucketInfo& info) { return fs::path(".plinth-storage") / info.name; }
+
+fs::path BackupRepositoryPath(const fs::path& to_region_dir, const std::string& region, const std::string& bucket) {
+  return to_region_dir / "backups" / region / bucket;
+}
+
+BeneathDir::BeneathDir(BeneathDir&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+BeneathDir& BeneathDir::operator=(BeneathDir&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(o.fd_, -1);
+  }
+  return *this;
+}
+BeneathDir::~BeneathDir() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+int BeneathDir::Open(const fs::path& anchor, const fs::path& rel, bool create, unsigned mode, BeneathDir* out) {
+  int fd = -1;
+  if (rel.empty()) {
+    fd = ::open(anchor.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return errno;
+  } else {
+    if (create) {
+      if (int e = io::MakeDirsBeneath(anchor, rel, mode)) return e;
+    }
+    fd = io::OpenBeneath(anchor, rel, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return -fd;
+  }
+  if (out->fd_ >= 0) ::close(out->fd_);
+  out->fd_ = fd;
+  return 0;
+}
+
+fs::path BeneathDir::path() const { return FdPath(fd_); }
 
 void ApplySettings(const ValueMap& a, BucketInfo& info) {
   if (const Value* v = Find(a, "capacity"); Known(v, Value::Kind::Size)) {
@@ -199,7 +203,7 @@ void ApplySettings(const ValueMap& a, BucketInfo& info) {
       const ValueMap& r = to->as_object();
       if (const Value* n = Find(r, "name"); Known(n, Value::Kind::String)) b.to_region = n->as_string();
       if (const Value* p = Find(r, "path"); Known(p, Value::Kind::String)) {
-        b.repository = fs::path(p->as_string()) / "backups" / (info.region + "-" + info.name);
+        b.repository = BackupRepositoryPath(p->as_string(), info.region, info.name);
       }
     }
     if (const Value* k = Find(m, "keep"); Known(k, Value::Kind::Object)) {
@@ -221,30 +225,78 @@ void ApplySettings(const ValueMap& a, BucketInfo& info) {
   }
 }
 
-Result<BucketInfo> LoadBucket(const fs::path& live_dir) {
-  fs::path meta = live_dir / kBucketMeta;
-  auto j = ReadJson(meta);
-  if (!j.ok()) return Fail("'" + live_dir.string() + "' is not a bucket managed by plinth: " + j.error().message);
-  const json& m = j.value();
+Result<BucketInfo> BucketFromState(const std::string& address, const ValueMap& a) {
+  std::string shown = address.empty() ? "a bucket" : address;
+  auto broken = [&](const std::string& what) {
+    return Fail("the state of " + shown + " " + what + "; run plinth apply (or plinth refresh) to record it again");
+  };
+  const Value* name = Find(a, "name");
+  const Value* region = Find(a, "region");
+  const Value* path = Find(a, "path");
+  if (!Known(name, Value::Kind::String) || name->as_string().empty()) return broken("has no bucket name");
+  if (!Known(region, Value::Kind::Object)) return broken("has no region");
+  const Value* rname = Find(region->as_object(), "name");
+  const Value* rpath = Find(region->as_object(), "path");
+  if (!Known(rname, Value::Kind::String) || !Known(rpath, Value::Kind::String)) return broken("has no region path");
+  if (!Known(path, Value::Kind::String)) return broken("has no path");
+  auto segment = [](const std::string& s) {
+    return !s.empty() && s != "." && s != ".." && s.find('/') == std::string::npos && s.find('\0') == std::string::npos;
+  };
   BucketInfo info;
-  info.name = m.value("bucket", "");
-  info.region = m.value("region", "");
-  info.id = m.value("id", info.region + "/" + info.name);
-  info.address = m.value("address", "");
-  info.live = live_dir;
-  info.region_dir = live_dir.parent_path().parent_path();
-  info.store = StoreDirFor(info.region_dir, info.name);
-  ValueMap attrs;
-  if (m.contains("attributes") && m["attributes"].is_object()) {
-    for (const auto& [k, v] : m["attributes"].items()) {
-      ValueFromJsonResult r = ValueFromJson(v);
-      if (!r.ok()) return Fail("bucket metadata '" + meta.string() + "' is damaged: " + k + ": " + r.error);
-      attrs[k] = r.value;
-    }
+  info.name = name->as_string();
+  info.region = rname->as_string();
+  if (!segment(info.name) || !segment(info.region)) return broken("holds an invalid region or bucket name");
+  info.id = info.region + "/" + info.name;
+  info.address = address;
+  info.region_dir = fs::path(rpath->as_string()).lexically_normal();
+  if (!info.region_dir.is_absolute()) return broken("holds a relative region path");
+  info.live = info.region_dir / LiveRel(info);
+  info.store = info.region_dir / StoreRel(info);
+  if (fs::path(path->as_string()).lexically_normal() != info.live) {
+    return broken("names a path that is not its region's bucket directory '" + info.live.string() + "'");
   }
-  ApplySettings(attrs, info);
-  if (m.contains("key") && m["key"].is_string()) info.wrapped_key = m["key"].get<std::string>();
+  ApplySettings(a, info);
   return info;
+}
+
+std::optional<std::string> CheckMetadata(const BucketInfo& info, const ValueMap& state) {
+  std::string shown = info.address.empty() ? "bucket '" + info.id + "'" : info.address;
+  fs::path meta = info.live / kBucketMeta;
+  std::string fix = "; run plinth apply to rewrite it from the configuration (plinth plan shows the difference)";
+  std::string text;
+  if (int e = io::ReadFileBeneath(info.region_dir, LiveRel(info) / kBucketMeta, &text, 4u << 20)) {
+    if (e == ENOENT) return "the metadata file of " + shown + " ('" + meta.string() + "') is missing" + fix;
+    if (e == ELOOP) return "the metadata file of " + shown + " ('" + meta.string() + "') is a symbolic link or lies behind one" + fix;
+    return "cannot read the metadata file of " + shown + " ('" + meta.string() + "'): " + std::strerror(e);
+  }
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("attributes") || !j["attributes"].is_object()) {
+    return "the metadata file of " + shown + " ('" + meta.string() + "') is damaged" + fix;
+  }
+  auto disagree = [&](const std::string& field) {
+    return "the metadata file of " + shown + " ('" + meta.string() + "') disagrees with the state on '" + field +
+           "' (it was changed outside plinth, or a change was interrupted); plinth uses the state and refuses "
+           "until they agree" + fix;
+  };
+  if (j.value("id", "") != info.id) return disagree("id");
+  if (j.value("region", "") != info.region) return disagree("region");
+  if (j.value("bucket", "") != info.name) return disagree("bucket");
+  const Value* key = Find(state, "key");
+  std::string state_key = Known(key, Value::Kind::String) ? key->as_string() : "";
+  if (!j.contains("key") || !j["key"].is_string() || j["key"].get<std::string>() != state_key) return disagree("key");
+  const json& attrs = j["attributes"];
+  for (const char* k : {"capacity", "alert_at", "encryption", "versioning", "labels", "lifecycle_rule", "backup", "grant",
+                        "force_destroy"}) {
+    const Value* v = Find(state, k);
+    if (v && v->is_unknown()) return disagree(k);
+    Value want = v ? *v : Value();
+    json have = attrs.contains(k) ? attrs[k] : json();
+    if (std::string(k) == "force_destroy" && have.is_null()) have = false;  // written before it existed
+    if (std::string(k) == "force_destroy" && want.is_null()) want = Value::Bool(false);
+    ValueFromJsonResult got = ValueFromJson(have);
+    if (!got.ok() || !got.value.Equals(want)) return disagree(k);
+  }
+  return std::nullopt;
 }
 
 const char* AccessName(Access a) {
@@ -304,8 +356,170 @@ struct BucketStore::Manifest {
 
 BucketStore::BucketStore(BucketInfo info, crypto::Key data_key) : info_(std::move(info)), key_(data_key) {}
 
-fs::path BucketStore::ObjectDir(const std::string& key) const {
-  return info_.store / "objects" / Sha256Hex(key, 16);
+fs::path BucketStore::ObjectRel(const std::string& key) const {
+  return StoreRel(info_) / "objects" / Sha256Hex(key, 16);
+}
+
+Result<BeneathDir> BucketStore::OpenObjectDir(const std::string& key, bool create) const {
+  BeneathDir dir;
+  fs::path rel = ObjectRel(key);
+  if (int e = BeneathDir::Open(info_.region_dir, rel, create, 0700, &dir)) {
+    if (e == ELOOP) {
+      return Fail("the storage directory of bucket '" + info_.id + "' ('" + (info_.region_dir / rel).string() +
+                  "') is or passes through a symbolic link; plinth never follows one there (remove it)");
+    }
+    return Errno(create ? "create" : "open", info_.region_dir / rel, e);
+  }
+  return dir;
+}
+
+// Every live object: regular files under the bucket's directory, skipping
+// Plinth's own files; symlinks, devices and what lies behind a symlinked
+// directory are not objects. Walked with directory handles, never by path.
+Result<std::vector<LiveFile>> BucketStore::WalkLive() const {
+  std::vector<LiveFile> out;
+  BeneathDir root;
+  if (int e = BeneathDir::Open(info_.region_dir, LiveRel(info_), false, 0, &root)) {
+    if (e == ENOENT) return Fail("bucket directory '" + info_.live.string() + "' does not exist");
+    if (e == ELOOP) return Fail("bucket directory '" + info_.live.string() + "' is a symbolic link; plinth does not follow it");
+    return Errno("list", info_.live, e);
+  }
+  // Depth first, holding descriptors only along the current path.
+  constexpr int kMaxDepth = 256;
+  std::function<std::optional<ProviderError>(int, const std::string&, int)> walk =
+      [&](int dir_fd, const std::string& prefix, int depth) -> std::optional<ProviderError> {
+    int fd = ::dup(dir_fd);
+    DIR* d = fd < 0 ? nullptr : ::fdopendir(fd);
+    if (!d) {
+      int e = errno;
+      if (fd >= 0) ::close(fd);
+      return Errno("list", info_.live / prefix, e);
+    }
+    std::vector<std::string> names;
+    while (struct dirent* ent = ::readdir(d)) {
+      std::string name = ent->d_name;
+      if (name != "." && name != ".." && !IsHiddenPlinth(name)) names.push_back(name);
+    }
+    ::closedir(d);
+    for (const std::string& name : names) {
+      struct stat st;
+      if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // removed while listing
+      if (S_ISREG(st.st_mode)) {
+        out.push_back({prefix + name, static_cast<uint64_t>(st.st_size), MtimeMs(st)});
+        continue;
+      }
+      if (!S_ISDIR(st.st_mode)) continue;  // symlinks and devices are not objects
+      if (depth >= kMaxDepth) {
+        return Fail("bucket '" + info_.id + "' nests directories deeper than " + std::to_string(kMaxDepth) +
+                    " levels at '" + prefix + name + "'");
+      }
+      int sub = ::openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub < 0) {
+        if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR) continue;  // replaced while listing
+        return Errno("list", info_.live / (prefix + name), errno);
+      }
+      auto err = walk(sub, prefix + name + "/", depth + 1);
+      ::close(sub);
+      if (err) return err;
+    }
+    return std::nullopt;
+  };
+  if (auto err = walk(root.fd(), "", 0)) return *err;
+  std::sort(out.begin(), out.end(), [](const LiveFile& a, const LiveFile& b) { return a.key < b.key; });
+  return out;
+}
+
+// The live object `key`: nullopt when there is none (or a directory is
+// there); an error when the path is or passes through a symlink.
+Result<std::optional<LiveFile>> BucketStore::StatLive(const std::string& key) const {
+  struct stat st;
+  int e = io::StatBeneath(info_.region_dir, LiveRel(info_) / key, &st);
+  if (e == ENOENT || e == ENOTDIR) return std::optional<LiveFile>();
+  if (e) return Beneath("read", key, info_.id, info_.live / key, e);
+  if (S_ISLNK(st.st_mode)) return Beneath("read", key, info_.id, info_.live / key, ELOOP);
+  if (S_ISDIR(st.st_mode)) return std::optional<LiveFile>();
+  if (!S_ISREG(st.st_mode)) {
+    return Fail("'" + key + "' in bucket '" + info_.id + "' is not a regular file (a device, socket or fifo is not an object)");
+  }
+  return std::optional<LiveFile>(LiveFile{key, static_cast<uint64_t>(st.st_size), MtimeMs(st)});
+}
+
+// The live file of `key`, open (O_NOFOLLOW at every component), and its
+// directory.
+struct BucketStore::LiveHandle {
+  BeneathDir dir;
+  std::string name;
+  Fd file;
+  fs::path path() const { return FdPath(file.fd); }
+};
+
+Result<BucketStore::LiveHandle> BucketStore::OpenLive(const std::string& key) const {
+  LiveHandle h;
+  fs::path rel = fs::path(key);
+  h.name = rel.filename().string();
+  fs::path parent = Join(LiveRel(info_), rel.parent_path());
+  if (int e = BeneathDir::Open(info_.region_dir, parent, false, 0, &h.dir)) {
+    return Beneath("read", key, info_.id, info_.live / key, e);
+  }
+  int fd = ::openat(h.dir.fd(), h.name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    struct stat st;
+    if (::fstatat(h.dir.fd(), h.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) e = ELOOP;
+    return Beneath("read", key, info_.id, info_.live / key, e);
+  }
+  h.file = Fd(fd);
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    return Fail("'" + key + "' in bucket '" + info_.id + "' is not a regular file");
+  }
+  return h;
+}
+
+Result<Done> BucketStore::RemoveLive(const std::string& key) const {
+  fs::path rel = fs::path(key);
+  BeneathDir dir;
+  if (int e = BeneathDir::Open(info_.region_dir, Join(LiveRel(info_), rel.parent_path()), false, 0, &dir)) {
+    if (e == ENOENT) return Done{};
+    return Beneath("remove", key, info_.id, info_.live / key, e);
+  }
+  // unlinkat removes a symlink itself, never what it points to.
+  if (::unlinkat(dir.fd(), rel.filename().c_str(), 0) != 0 && errno != ENOENT) {
+    return Errno("remove", info_.live / key, errno);
+  }
+  io::SyncDir(dir.path());
+  return Done{};
+}
+
+// Removes the directories of `key` left empty, up to the bucket directory.
+void BucketStore::PruneEmptyDirs(const std::string& key) const {
+  for (fs::path rel = fs::path(key).parent_path(); !rel.empty(); rel = rel.parent_path()) {
+    BeneathDir parent;
+    if (BeneathDir::Open(info_.region_dir, Join(LiveRel(info_), rel.parent_path()), false, 0, &parent)) {
+      return;
+    }
+    if (::unlinkat(parent.fd(), rel.filename().c_str(), AT_REMOVEDIR) != 0) return;  // not empty (or gone)
+  }
+}
+
+void BucketStore::RemoveBlob(const std::string& key, const std::string& blob) const {
+  auto dir = OpenObjectDir(key, false);
+  if (!dir.ok()) return;
+  ::unlinkat(dir.value().fd(), (blob + ".sealed").c_str(), 0);
+}
+
+Result<Done> BucketStore::OpenBlobTo(const std::string& key, const std::string& blob, const fs::path& dst,
+                                     const std::string& what) const {
+  auto dir = OpenObjectDir(key, false);
+  if (!dir.ok()) return Fail("cannot read " + what + " of '" + key + "': " + dir.error().message);
+  int fd = ::openat(dir.value().fd(), (blob + ".sealed").c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return Fail("cannot read " + what + " of '" + key + "': " + std::strerror(errno));
+  Fd sealed(fd);
+  std::string error;
+  if (!crypto::OpenFile(key_, Aad(key, blob), FdPath(sealed.fd), dst, &error)) {
+    return Fail("cannot read " + what + " of '" + key + "': " + error);
+  }
+  return Done{};
 }
 
 std::string BucketStore::Aad(const std::string& key, const std::string& blob) const {
@@ -319,8 +533,8 @@ std::string BucketStore::Aad(const std::string& key, const std::string& blob) co
   return aad;
 }
 
-Result<BucketStore::Manifest> BucketStore::ReadManifest(const fs::path& p) {
-  auto j = ReadJson(p);
+Result<BucketStore::Manifest> BucketStore::ReadManifest(const std::string& text, const std::string& shown) {
+  auto j = ParseJson(text, shown);
   if (!j.ok()) return j.error();
   const json& m = j.value();
   Manifest out;
@@ -336,31 +550,67 @@ Result<BucketStore::Manifest> BucketStore::ReadManifest(const fs::path& p) {
                                          v.value("modified_ms", int64_t{0}), v.value("noncurrent_since_ms", int64_t{0})});
     }
   }
+  // Blob names become file names: nothing but what NewBlobId makes.
+  auto clean = [](const std::string& b) {
+    return !b.empty() && b.size() <= 64 &&
+           std::all_of(b.begin(), b.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-'; });
+  };
+  if (out.archived && !clean(out.archived->blob)) return Fail("'" + shown + "' is damaged (a bad archive name)");
+  for (const VersionInfo& v : out.versions) {
+    if (!clean(v.id)) return Fail("'" + shown + "' is damaged (a bad version id)");
+  }
   return out;
 }
 
 Result<std::optional<BucketStore::Manifest>> BucketStore::LoadManifest(const std::string& key) const {
-  fs::path p = ObjectDir(key) / kManifest;
-  std::error_code ec;
-  if (!fs::exists(p, ec)) return std::optional<Manifest>();
-  auto m = ReadManifest(p);
+  fs::path rel = ObjectRel(key) / kManifest;
+  fs::path shown = info_.region_dir / rel;
+  std::string text;
+  if (int e = io::ReadFileBeneath(info_.region_dir, rel, &text, 16u << 20)) {
+    if (e == ENOENT || e == ENOTDIR) return std::optional<Manifest>();
+    if (e == ELOOP) return Fail("'" + shown.string() + "' is or lies behind a symbolic link; plinth never follows one there");
+    return Errno("read", shown, e);
+  }
+  auto m = ReadManifest(text, shown.string());
   if (!m.ok()) return m.error();
-  if (m.value().key != key) return Fail("'" + p.string() + "' belongs to another key ('" + m.value().key + "')");
+  if (m.value().key != key) return Fail("'" + shown.string() + "' belongs to another key ('" + m.value().key + "')");
   return std::optional<Manifest>(std::move(m.value()));
 }
 
 Result<std::vector<BucketStore::Manifest>> BucketStore::AllManifests() const {
   std::vector<Manifest> out;
-  fs::path dir = info_.store / "objects";
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return out;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    fs::path p = e.path() / kManifest;
-    if (!fs::exists(p, ec)) continue;  // an object directory whose manifest was never written: nothing recorded
-    auto m = ReadManifest(p);
+  fs::path rel = StoreRel(info_) / "objects";
+  BeneathDir dir;
+  if (int e = BeneathDir::Open(info_.region_dir, rel, false, 0, &dir)) {
+    if (e == ENOENT) return out;
+    if (e == ELOOP) {
+      return Fail("'" + (info_.region_dir / rel).string() + "' is or lies behind a symbolic link; plinth never follows one there");
+    }
+    return Errno("list", info_.region_dir / rel, e);
+  }
+  int fd = ::dup(dir.fd());
+  DIR* d = fd < 0 ? nullptr : ::fdopendir(fd);
+  if (!d) {
+    if (fd >= 0) ::close(fd);
+    return Errno("list", info_.region_dir / rel, errno);
+  }
+  std::vector<std::string> names;
+  while (struct dirent* ent = ::readdir(d)) {
+    std::string name = ent->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(d);
+  for (const std::string& name : names) {
+    std::string text;
+    fs::path shown = info_.region_dir / rel / name / kManifest;
+    int e = io::ReadFileBeneath(info_.region_dir, rel / name / kManifest, &text, 16u << 20);
+    if (e == ENOENT || e == ENOTDIR) continue;  // an object directory whose manifest was never written: nothing recorded
+    if (e == ELOOP) return Fail("'" + shown.string() + "' is or lies behind a symbolic link; plinth never follows one there");
+    if (e) return Errno("read", shown, e);
+    auto m = ReadManifest(text, shown.string());
     if (!m.ok()) return m.error();
-    if (ObjectDir(m.value().key) != e.path()) {
-      return Fail("'" + p.string() + "' belongs to another key ('" + m.value().key + "')");
+    if (ObjectRel(m.value().key).filename() != name) {
+      return Fail("'" + shown.string() + "' belongs to another key ('" + m.value().key + "')");
     }
     out.push_back(std::move(m.value()));
   }
@@ -369,12 +619,38 @@ Result<std::vector<BucketStore::Manifest>> BucketStore::AllManifests() const {
 }
 
 Result<Done> BucketStore::SaveManifest(const Manifest& m) const {
-  fs::path dir = ObjectDir(m.key);
-  std::error_code ec;
+  fs::path rel = ObjectRel(m.key);
   if (!m.archived && m.versions.empty()) {
-    // Nothing left: the directory goes, with any sealed file a crash left behind.
-    fs::remove_all(dir, ec);
-    if (ec) return Errno("remove", dir, ec.value());
+    // Nothing left: the directory goes, with any sealed file a crash left
+    // behind (entries removed through the directory's handle, never followed).
+    BeneathDir dir;
+    int e = BeneathDir::Open(info_.region_dir, rel, false, 0, &dir);
+    if (e == ENOENT) return Done{};
+    if (e) return Errno("remove", info_.region_dir / rel, e);
+    int fd = ::dup(dir.fd());
+    DIR* d = fd < 0 ? nullptr : ::fdopendir(fd);
+    if (!d) {
+      if (fd >= 0) ::close(fd);
+      return Errno("remove", info_.region_dir / rel, errno);
+    }
+    std::vector<std::string> names;
+    while (struct dirent* ent = ::readdir(d)) {
+      std::string name = ent->d_name;
+      if (name != "." && name != "..") names.push_back(name);
+    }
+    ::closedir(d);
+    for (const std::string& name : names) {
+      if (::unlinkat(dir.fd(), name.c_str(), 0) != 0 && errno != ENOENT) {
+        return Errno("remove", info_.region_dir / rel / name, errno);
+      }
+    }
+    BeneathDir parent;
+    if (int pe = BeneathDir::Open(info_.region_dir, rel.parent_path(), false, 0, &parent)) {
+      return Errno("remove", info_.region_dir / rel, pe);
+    }
+    if (::unlinkat(parent.fd(), rel.filename().c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+      return Errno("remove", info_.region_dir / rel, errno);
+    }
     return Done{};
   }
   json j = {{"format", 1}, {"key", m.key}};
@@ -394,9 +670,12 @@ Result<Done> BucketStore::SaveManifest(const Manifest& m) const {
                         {"noncurrent_since_ms", v.noncurrent_since_ms}});
   }
   j["versions"] = versions;
-  if (int e = io::MakeDirs(dir, 0700)) return Errno("create", dir, e);
+  auto dir = OpenObjectDir(m.key, true);
+  if (!dir.ok()) return dir.error();
   const char* stage = "write";
-  if (int e = io::WriteFileAtomic(dir / kManifest, j.dump(1) + "\n", 0600, &stage)) return Errno(stage, dir / kManifest, e);
+  if (int e = io::WriteFileAtomic(dir.value().path() / kManifest, j.dump(1) + "\n", 0600, &stage)) {
+    return Errno(stage, info_.region_dir / rel / kManifest, e);
+  }
   return Done{};
 }
 
@@ -408,9 +687,10 @@ Result<Done> BucketStore::KeepVersion(Manifest& m, const fs::path& src, uint64_t
   v.modified_ms = modified_ms;
   v.noncurrent_since_ms = now_ms;
   std::string error;
-  fs::path sealed = ObjectDir(m.key) / (v.id + ".sealed");
-  if (int e = io::MakeDirs(sealed.parent_path(), 0700)) return Errno("create", sealed.parent_path(), e);
-  if (!crypto::SealFile(key_, 1, Aad(m.key, v.id), src, sealed, /*compress=*/false, &error, &v.stored)) {
+  auto dir = OpenObjectDir(m.key, true);
+  if (!dir.ok()) return dir.error();
+  if (!crypto::SealFile(key_, 1, Aad(m.key, v.id), src, dir.value().path() / (v.id + ".sealed"), /*compress=*/false,
+                        &error, &v.stored)) {
     return Fail("cannot keep the previous version of '" + m.key + "': " + error);
   }
   m.versions.insert(m.versions.begin(), v);
@@ -418,7 +698,7 @@ Result<Done> BucketStore::KeepVersion(Manifest& m, const fs::path& src, uint64_t
 }
 
 Result<std::vector<ObjectInfo>> BucketStore::List(const std::string& prefix, bool include_deleted) const {
-  auto live = WalkLive(info_.live);
+  auto live = WalkLive();
   if (!live.ok()) return live.error();
   auto manifests = AllManifests();
   if (!manifests.ok()) return manifests.error();
@@ -458,7 +738,9 @@ Result<std::optional<ObjectInfo>> BucketStore::Stat(const std::string& key) cons
   if (auto why = CheckKey(key)) return Fail(*why);
   auto m = LoadManifest(key);
   if (!m.ok()) return m.error();
-  auto live = StatLive(info_.live, key);
+  auto live_r = StatLive(key);
+  if (!live_r.ok()) return live_r.error();
+  const std::optional<LiveFile>& live = live_r.value();
   if (!live && !m.value()) return std::optional<ObjectInfo>();
   ObjectInfo o;
   o.key = key;
@@ -481,42 +763,68 @@ Result<std::optional<ObjectInfo>> BucketStore::Stat(const std::string& key) cons
 
 Result<Done> BucketStore::Put(const std::string& key, const fs::path& src, int64_t now_ms) {
   if (auto why = CheckKey(key)) return Fail(*why);
+  fs::path rel(key);
   fs::path dst = info_.live / key;
-  std::error_code ec;
-  if (fs::is_directory(dst, ec)) return Fail("'" + key + "' is a prefix of other objects in bucket '" + info_.id + "'");
-  if (int e = io::MakeDirs(dst.parent_path())) return Errno("create", dst.parent_path(), e);
-  auto tmp = CopyToTemp(src, dst);
-  if (!tmp.ok()) return tmp.error();
-  auto drop_tmp = [&](ProviderError e) {
-    ::unlink(tmp.value().c_str());
-    return e;
-  };
+  {
+    struct stat st;
+    int e = io::StatBeneath(info_.region_dir, LiveRel(info_) / key, &st);
+    if (e == 0 && S_ISLNK(st.st_mode)) return Beneath("write", key, info_.id, dst, ELOOP);
+    if (e == 0 && S_ISDIR(st.st_mode)) return Fail("'" + key + "' is a prefix of other objects in bucket '" + info_.id + "'");
+    if (e != 0 && e != ENOENT) return Beneath("write", key, info_.id, dst, e);
+  }
+  if (!rel.parent_path().empty()) {
+    if (int e = io::MakeDirsBeneath(info_.region_dir, LiveRel(info_) / rel.parent_path())) {
+      if (e == ENOTDIR || e == EEXIST) {
+        return Fail("a prefix of '" + key + "' is an object in bucket '" + info_.id + "'; an object cannot hold others");
+      }
+      return Beneath("create", key, info_.id, dst.parent_path(), e);
+    }
+  }
+  BeneathDir dir;
+  if (int e = BeneathDir::Open(info_.region_dir, Join(LiveRel(info_), rel.parent_path()), false, 0, &dir)) {
+    return Beneath("write", key, info_.id, dst, e);
+  }
+  // The new content, in a temp file created exclusively beneath the bucket.
+  io::TempFile tmp;
+  if (int e = io::TempFile::Create(dir.path(), "plinth-put", 0644, &tmp)) return Errno("write", dst, e);
+  {
+    int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+    if (in < 0) return Errno("read", src, errno);
+    Fd in_fd(in);
+    if (int e = CopyFd(in, tmp.fd())) return Errno("write", dst, e);
+  }
   auto m = LoadManifest(key);
-  if (!m.ok()) return drop_tmp(m.error());
+  if (!m.ok()) return m.error();
   Manifest man = m.value() ? std::move(*m.value()) : Manifest{key, std::nullopt, {}};
   std::optional<Manifest::Archived> drop_archived;
+  auto cur = StatLive(key);
+  if (!cur.ok()) return cur.error();
   if (info_.versioning) {
-    if (auto cur = StatLive(info_.live, key)) {
-      if (auto kept = KeepVersion(man, dst, cur->size, cur->modified_ms, now_ms); !kept.ok()) {
-        return drop_tmp(kept.error());
+    if (cur.value()) {
+      auto h = OpenLive(key);
+      if (!h.ok()) return h.error();
+      if (auto kept = KeepVersion(man, h.value().path(), cur.value()->size, cur.value()->modified_ms, now_ms); !kept.ok()) {
+        return kept.error();
       }
     } else if (man.archived) {
       // The archived current version becomes noncurrent; its sealed file stays.
       man.versions.insert(man.versions.begin(), VersionInfo{man.archived->blob, man.archived->size,
                                                             man.archived->stored, man.archived->modified_ms, now_ms});
       man.archived.reset();
-      if (auto saved = SaveManifest(man); !saved.ok()) return drop_tmp(saved.error());
+      if (auto saved = SaveManifest(man); !saved.ok()) return saved.error();
     }
   } else if (man.archived) {
     drop_archived = man.archived;
   }
   const char* stage = "write";
-  if (int e = io::CommitTemp(tmp.value(), dst, &stage)) return Errno(stage, dst, e);
+  // The rename replaces whatever is at the name (a symlink planted since is
+  // replaced, never followed).
+  if (int e = tmp.Commit(rel.filename().string(), &stage)) return Errno(stage, dst, e);
   if (drop_archived) {
     // The new content is in place; the old archived copy goes.
     man.archived.reset();
     if (auto saved = SaveManifest(man); !saved.ok()) return saved.error();
-    fs::remove(ObjectDir(key) / (drop_archived->blob + ".sealed"), ec);
+    RemoveBlob(key, drop_archived->blob);
   }
   return Done{};
 }
@@ -526,44 +834,63 @@ Result<Done> BucketStore::Get(const std::string& key, const std::optional<std::s
   if (auto why = CheckKey(key)) return Fail(*why);
   auto m = LoadManifest(key);
   if (!m.ok()) return m.error();
-  std::string error;
   if (version) {
     if (m.value()) {
       for (const VersionInfo& v : m.value()->versions) {
-        if (v.id != *version) continue;
-        if (!crypto::OpenFile(key_, Aad(key, v.id), ObjectDir(key) / (v.id + ".sealed"), dst, &error)) {
-          return Fail("cannot read version " + v.id + " of '" + key + "': " + error);
-        }
-        return Done{};
+        if (v.id == *version) return OpenBlobTo(key, v.id, dst, "version " + v.id);
       }
     }
     return Fail("object '" + key + "' in bucket '" + info_.id + "' has no version '" + *version +
                 "' (plinth bucket ls --versions lists them)");
   }
-  if (StatLive(info_.live, key)) {
-    auto tmp = CopyToTemp(info_.live / key, dst);
-    if (!tmp.ok()) return tmp.error();
+  auto cur = StatLive(key);
+  if (!cur.ok()) return cur.error();
+  if (cur.value()) {
+    auto h = OpenLive(key);
+    if (!h.ok()) return h.error();
+    io::TempFile tmp;
+    fs::path parent = dst.parent_path().empty() ? fs::path(".") : dst.parent_path();
+    if (int e = io::TempFile::Create(parent, dst.filename().string(), 0644, &tmp)) return Errno("write", dst, e);
+    if (int e = CopyFd(h.value().file.fd, tmp.fd())) return Errno("write", dst, e);
     const char* stage = "write";
-    if (int e = io::CommitTemp(tmp.value(), dst, &stage)) return Errno(stage, dst, e);
+    if (int e = tmp.Commit(dst.filename().string(), &stage)) return Errno(stage, dst, e);
     return Done{};
   }
-  if (m.value() && m.value()->archived) {
-    const auto& a = *m.value()->archived;
-    if (!crypto::OpenFile(key_, Aad(key, a.blob), ObjectDir(key) / (a.blob + ".sealed"), dst, &error)) {
-      return Fail("cannot read the archived copy of '" + key + "': " + error);
-    }
-    return Done{};
-  }
+  if (m.value() && m.value()->archived) return OpenBlobTo(key, m.value()->archived->blob, dst, "the archived copy");
   return Fail("no object '" + key + "' in bucket '" + info_.id + "'" +
               (m.value() && !m.value()->versions.empty() ? " (it was deleted; earlier versions remain: use --version)"
                                                           : ""));
+}
+
+Result<Done> BucketStore::Get(const std::string& key, const std::optional<std::string>& version, int out,
+                              const fs::path& scratch) const {
+  if (auto why = CheckKey(key)) return Fail(*why);
+  if (!version) {
+    auto cur = StatLive(key);
+    if (!cur.ok()) return cur.error();
+    if (cur.value()) {
+      auto h = OpenLive(key);
+      if (!h.ok()) return h.error();
+      if (int e = CopyFd(h.value().file.fd, out)) return Fail(std::string("cannot write the object: ") + std::strerror(e));
+      return Done{};
+    }
+  }
+  // Sealed content: opened (and authenticated) into a private temp file first.
+  fs::path tmp = scratch / (".plinth-get-" + crypto::RandomHex(8));
+  auto got = Get(key, version, tmp);
+  if (!got.ok()) return got;
+  int in = ::open(tmp.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  int e = in < 0 ? errno : CopyFd(in, out);
+  if (in >= 0) ::close(in);
+  ::unlink(tmp.c_str());
+  if (e) return Fail(std::string("cannot write the object: ") + std::strerror(e));
+  return Done{};
 }
 
 Result<Done> BucketStore::Remove(const std::string& key, const std::optional<std::string>& version, int64_t now_ms) {
   if (auto why = CheckKey(key)) return Fail(*why);
   auto m = LoadManifest(key);
   if (!m.ok()) return m.error();
-  std::error_code ec;
   if (version) {
     if (m.value()) {
       Manifest man = std::move(*m.value());
@@ -571,16 +898,17 @@ Result<Done> BucketStore::Remove(const std::string& key, const std::optional<std
       if (it != man.versions.end()) {
         man.versions.erase(it);
         if (auto saved = SaveManifest(man); !saved.ok()) return saved.error();
-        fs::remove(ObjectDir(key) / (*version + ".sealed"), ec);
+        RemoveBlob(key, *version);
         return Done{};
       }
     }
     return Fail("object '" + key + "' in bucket '" + info_.id + "' has no version '" + *version + "'");
   }
-  auto cur = StatLive(info_.live, key);
+  auto cur = StatLive(key);
+  if (!cur.ok()) return cur.error();
   Manifest man = m.value() ? std::move(*m.value()) : Manifest{key, std::nullopt, {}};
-  if (!cur && !man.archived) return Fail("no object '" + key + "' in bucket '" + info_.id + "'");
-  if (cur) return ExpireCurrent(key, &man, true, cur->size, cur->modified_ms, now_ms);
+  if (!cur.value() && !man.archived) return Fail("no object '" + key + "' in bucket '" + info_.id + "'");
+  if (cur.value()) return ExpireCurrent(key, &man, true, cur.value()->size, cur.value()->modified_ms, now_ms);
   return ExpireCurrent(key, &man, false, man.archived->size, man.archived->modified_ms, now_ms);
 }
 
@@ -588,15 +916,14 @@ Result<Done> BucketStore::Remove(const std::string& key, const std::optional<std
 // becomes a stored version, otherwise it is deleted.
 Result<Done> BucketStore::ExpireCurrent(const std::string& key, Manifest* m, bool live, uint64_t size,
                                         int64_t modified_ms, int64_t now_ms) const {
-  std::error_code ec;
-  fs::path path = info_.live / key;
   if (live) {
     if (info_.versioning) {
-      if (auto kept = KeepVersion(*m, path, size, modified_ms, now_ms); !kept.ok()) return kept.error();
+      auto h = OpenLive(key);
+      if (!h.ok()) return h.error();
+      if (auto kept = KeepVersion(*m, h.value().path(), size, modified_ms, now_ms); !kept.ok()) return kept.error();
     }
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Errno("remove", path, errno);
-    io::SyncDir(path.parent_path());
-    PruneEmptyDirs(path.parent_path(), info_.live);
+    if (auto removed = RemoveLive(key); !removed.ok()) return removed;
+    PruneEmptyDirs(key);
     return Done{};
   }
   Manifest::Archived a = *m->archived;
@@ -606,33 +933,31 @@ Result<Done> BucketStore::ExpireCurrent(const std::string& key, Manifest* m, boo
     return SaveManifest(*m);
   }
   if (auto saved = SaveManifest(*m); !saved.ok()) return saved.error();
-  fs::remove(ObjectDir(key) / (a.blob + ".sealed"), ec);
+  RemoveBlob(key, a.blob);
   return Done{};
 }
 
 Result<Done> BucketStore::Archive(const std::string& key, Manifest& m, uint64_t size, int64_t modified_ms,
                                   int64_t now_ms) const {
-  fs::path path = info_.live / key;
   Manifest::Archived a;
   a.blob = NewBlobId(now_ms);
   a.size = size;
   a.modified_ms = modified_ms;
   a.archived_ms = now_ms;
   std::string error;
-  fs::path sealed = ObjectDir(key) / (a.blob + ".sealed");
-  if (int e = io::MakeDirs(sealed.parent_path(), 0700)) return Errno("create", sealed.parent_path(), e);
-  if (!crypto::SealFile(key_, 1, Aad(key, a.blob), path, sealed, /*compress=*/true, &error, &a.stored)) {
+  auto h = OpenLive(key);
+  if (!h.ok()) return h.error();
+  auto dir = OpenObjectDir(key, true);
+  if (!dir.ok()) return dir.error();
+  if (!crypto::SealFile(key_, 1, Aad(key, a.blob), h.value().path(), dir.value().path() / (a.blob + ".sealed"),
+                        /*compress=*/true, &error, &a.stored)) {
     return Fail("cannot archive '" + key + "': " + error);
   }
-  if (m.archived) {  // a stale archived copy (the live file replaced it): it goes
-    std::error_code ec;
-    fs::remove(ObjectDir(key) / (m.archived->blob + ".sealed"), ec);
-  }
+  if (m.archived) RemoveBlob(key, m.archived->blob);  // a stale archived copy (the live file replaced it): it goes
   m.archived = a;
   if (auto saved = SaveManifest(m); !saved.ok()) return saved.error();
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Errno("remove", path, errno);
-  io::SyncDir(path.parent_path());
-  PruneEmptyDirs(path.parent_path(), info_.live);
+  if (auto removed = RemoveLive(key); !removed.ok()) return removed;
+  PruneEmptyDirs(key);
   return Done{};
 }
 
@@ -654,7 +979,7 @@ const LifecycleRule* Due(const std::vector<LifecycleRule>& rules, const std::str
 
 SweepReport BucketStore::Sweep(int64_t now_ms, bool dry_run) {
   SweepReport report;
-  auto live = WalkLive(info_.live);
+  auto live = WalkLive();
   if (!live.ok()) {
     report.errors.push_back(live.error().message);
     return report;
@@ -703,11 +1028,18 @@ SweepReport BucketStore::Sweep(int64_t now_ms, bool dry_run) {
         // Live and archived at once: either a crash between sealing and
         // removing the live file (same content: finish the move), or the
         // live file was written since (the archived copy is stale).
-        auto cur = StatLive(info_.live, man.key);
+        auto cur_r = StatLive(man.key);
+        if (!cur_r.ok()) {
+          report.errors.push_back(cur_r.error().message);
+          continue;
+        }
+        const std::optional<LiveFile>& cur = cur_r.value();
         if (cur && cur->modified_ms == man.archived->modified_ms && cur->size == man.archived->size) {
-          fs::path p = info_.live / man.key;
-          ::unlink(p.c_str());
-          PruneEmptyDirs(p.parent_path(), info_.live);
+          if (auto removed = RemoveLive(man.key); !removed.ok()) {
+            report.errors.push_back(removed.error().message);
+            continue;
+          }
+          PruneEmptyDirs(man.key);
           record({"finish-move", man.key, "", "", cur->size});
         } else if (info_.versioning) {
           man.versions.insert(man.versions.begin(),
@@ -759,15 +1091,14 @@ SweepReport BucketStore::Sweep(int64_t now_ms, bool dry_run) {
       report.errors.push_back(saved.error().message);
       continue;
     }
-    std::error_code ec;
-    for (const std::string& blob : drop) fs::remove(ObjectDir(man.key) / (blob + ".sealed"), ec);
+    for (const std::string& blob : drop) RemoveBlob(man.key, blob);
   }
   return report;
 }
 
 Result<Usage> BucketStore::MeasureUsage() const {
   Usage u;
-  auto live = WalkLive(info_.live);
+  auto live = WalkLive();
   if (!live.ok()) return live.error();
   for (const LiveFile& f : live.value()) {
     u.live_bytes += f.size;

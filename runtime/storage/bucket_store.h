@@ -3,7 +3,9 @@
 //
 // Layout (the region directory is the bucket's region's root):
 //   <region>/buckets/<bucket>/                 live tier: plain files, readable by path
-//     .plinth-bucket.json                      settings (written by the local provider)
+//     .plinth-bucket.json                      settings as the local provider last wrote them: a
+//                                              copy for people and import, never trusted (the
+//                                              state is the source of truth; see BucketFromState)
 //   <region>/.plinth-storage/<bucket>/         Plinth's own bookkeeping for the bucket
 //     objects/<h>/manifest.json                per object key (h = first 32 hex digits of
 //                                              SHA-256(key)): the key, its archived copy and
@@ -20,6 +22,12 @@
 // tiers in the order "write the new copy, record it in the manifest, remove
 // the old copy", so a crash leaves the object in both tiers at worst (the
 // next sweep finishes the move), never in neither.
+//
+// Containment: a bucket's directory and its storage directory are writable
+// by jobs. Every path below them is resolved from a handle on the region
+// directory (the anchor) one component at a time without following symlinks
+// (runtime/io/durable.h, the *Beneath functions); a symlink inside a bucket is
+// not an object, and an object path that passes through one is refused.
 //
 // Not thread-safe per bucket: Plinth's commands on one bucket run one at a
 // time (the CLI holds the workspace lock for sweeps and writes).
@@ -54,13 +62,13 @@ struct LifecycleRule {
 struct BackupSpec {
   int64_t every_ms = 0;
   std::string to_region;              // region name
-  std::filesystem::path repository;   // <to region>/backups/<region>-<bucket>
+  std::filesystem::path repository;   // <to region>/backups/<region>/<bucket> (BackupRepositoryPath)
   std::map<std::string, int64_t> keep;  // hourly, daily, weekly, monthly, yearly, last
 };
 
 enum class Access { kRead = 1, kWrite = 2, kAdmin = 3 };
 
-// A bucket as its metadata file describes it.
+// A bucket as the state records it.
 struct BucketInfo {
   std::string id;       // "<region>/<bucket>"
   std::string name;     // bucket name
@@ -79,14 +87,65 @@ struct BucketInfo {
   std::string wrapped_key;  // see keys.h; empty for a bucket without one
 };
 
-// Reads `<live>/.plinth-bucket.json` (and derives the storage paths). The
-// metadata of buckets the local provider wrote; a clear error otherwise.
-Result<BucketInfo> LoadBucket(const std::filesystem::path& live_dir);
+// The metadata file's name inside the bucket's directory.
+inline constexpr const char* kBucketMetaFile = ".plinth-bucket.json";
+
+// A bucket from its state record (`address`, and the record's attributes):
+// identity (id "<region>/<name>", the live and storage directories) from the
+// region reference {name, path} and the name, checked against `path`;
+// settings and the wrapped key from the attributes. Nothing is read from the
+// bucket's directory.
+Result<BucketInfo> BucketFromState(const std::string& address, const ValueMap& attrs);
+
+// Compares the bucket's metadata file with the state it was built from: nil
+// when they agree; otherwise a message naming the bucket, the first field
+// that disagrees and what to do. The file is read beneath the region
+// directory (no symlink followed). The file is never trusted; a disagreeing
+// one means somebody changed it outside Plinth (or a change was
+// interrupted), and the object commands refuse until `plinth apply` has
+// rewritten it.
+std::optional<std::string> CheckMetadata(const BucketInfo& info, const ValueMap& state_attrs);
+
 // The storage directory of a bucket: <region>/.plinth-storage/<bucket>.
 std::filesystem::path StoreDirFor(const std::filesystem::path& region_dir, const std::string& bucket);
+// The two directories relative to the region directory (their anchor).
+std::filesystem::path LiveRel(const BucketInfo& info);   // buckets/<bucket>
+std::filesystem::path StoreRel(const BucketInfo& info);  // .plinth-storage/<bucket>
 
-// Settings from a bucket's attribute map (the state's or the metadata's).
+// The backup repository of bucket `bucket` of region `region` in the region
+// whose directory is `to_region_dir`: <to>/backups/<region>/<bucket>. Two
+// directory levels, so no pair of names maps to another pair's repository
+// (region and bucket names cannot contain '/'). Until this layout the name
+// was "<region>-<bucket>", which collided (docs/storage.md).
+std::filesystem::path BackupRepositoryPath(const std::filesystem::path& to_region_dir, const std::string& region,
+                                           const std::string& bucket);
+
+// Settings from a bucket's attribute map (`info.region` and `info.name` must
+// be set: the backup repository's path derives from them).
 void ApplySettings(const ValueMap& attrs, BucketInfo& info);
+
+// A directory opened beneath an anchor without following any symlink on the
+// way. path() names exactly the opened directory ("/proc/self/fd/N"), for
+// interfaces that take paths (crypto::SealFile, io::WriteFileAtomic): they
+// resolve it to this directory whatever is renamed or replaced meanwhile.
+class BeneathDir {
+ public:
+  BeneathDir() = default;
+  BeneathDir(BeneathDir&& o) noexcept;
+  BeneathDir& operator=(BeneathDir&& o) noexcept;
+  BeneathDir(const BeneathDir&) = delete;
+  BeneathDir& operator=(const BeneathDir&) = delete;
+  ~BeneathDir();
+  // `rel` empty: the anchor itself. With `create`, missing directories are
+  // made with `mode`. Returns 0 or an errno (ELOOP: a symlink on the way).
+  static int Open(const std::filesystem::path& anchor, const std::filesystem::path& rel, bool create, unsigned mode,
+                  BeneathDir* out);
+  int fd() const { return fd_; }
+  std::filesystem::path path() const;
+
+ private:
+  int fd_ = -1;
+};
 
 // Grants. An empty principal is the workspace operator (every access); any
 // other principal needs a grant at least as strong as `need`.
@@ -121,6 +180,13 @@ struct Usage {
   uint64_t total() const { return live_bytes + archive_bytes + version_bytes; }
 };
 
+// A regular file in the live tier.
+struct LiveFile {
+  std::string key;
+  uint64_t size = 0;
+  int64_t modified_ms = 0;
+};
+
 struct SweepAction {
   std::string kind;  // "archive", "expire", "expire-noncurrent", "finish-move"
   std::string key;
@@ -150,9 +216,16 @@ class BucketStore {
   // Writes `src`'s bytes as object `key` (atomically). With versioning, the
   // content it replaces becomes a stored version; without, it is gone.
   Result<Done> Put(const std::string& key, const std::filesystem::path& src, int64_t now_ms);
-  // Copies the current content (live or archived), or a stored version, to `dst`.
+  // Copies the current content (live or archived), or a stored version, to
+  // `dst` (replaced atomically; a symlink there is replaced, not followed).
   Result<Done> Get(const std::string& key, const std::optional<std::string>& version,
                    const std::filesystem::path& dst) const;
+  // Writes the content to the open descriptor `out`. Sealed content (archive,
+  // stored versions) is opened into a temp file in `scratch` (a private
+  // directory) first, so nothing unauthenticated reaches `out`; live content
+  // streams straight through.
+  Result<Done> Get(const std::string& key, const std::optional<std::string>& version, int out,
+                   const std::filesystem::path& scratch) const;
   // Removes the current content; with versioning it becomes a stored version.
   // A version id removes that stored version for good.
   Result<Done> Remove(const std::string& key, const std::optional<std::string>& version, int64_t now_ms);
@@ -167,13 +240,25 @@ class BucketStore {
 
  private:
   struct Manifest;
-  std::filesystem::path ObjectDir(const std::string& key) const;
-  static Result<Manifest> ReadManifest(const std::filesystem::path& path);
+  struct LiveHandle;
+  std::filesystem::path ObjectRel(const std::string& key) const;  // beneath region_dir
+  Result<BeneathDir> OpenObjectDir(const std::string& key, bool create) const;
+  Result<std::optional<LiveFile>> StatLive(const std::string& key) const;
+  Result<std::vector<LiveFile>> WalkLive() const;
+  Result<LiveHandle> OpenLive(const std::string& key) const;
+  Result<Done> RemoveLive(const std::string& key) const;
+  void PruneEmptyDirs(const std::string& key) const;
+  void RemoveBlob(const std::string& key, const std::string& blob) const;
+  // Opens sealed `blob` of `key` into `dst`.
+  Result<Done> OpenBlobTo(const std::string& key, const std::string& blob, const std::filesystem::path& dst,
+                          const std::string& what) const;
+  static Result<Manifest> ReadManifest(const std::string& text, const std::string& shown);
   Result<std::optional<Manifest>> LoadManifest(const std::string& key) const;
   Result<std::vector<Manifest>> AllManifests() const;
   Result<Done> SaveManifest(const Manifest& m) const;
   std::string Aad(const std::string& key, const std::string& what) const;
   // Seals the live file of `key` as a new noncurrent version.
+  // `src` names the open live file (/proc/self/fd/N).
   Result<Done> KeepVersion(Manifest& m, const std::filesystem::path& src, uint64_t size, int64_t modified_ms,
                            int64_t now_ms) const;
   Result<Done> Archive(const std::string& key, Manifest& m, uint64_t size, int64_t modified_ms, int64_t now_ms) const;

@@ -152,11 +152,15 @@ std::string BytesText(uint64_t b) {
 Result<BucketStatus> LoadStatus(const BucketInfo& info) {
   BucketStatus s;
   fs::path p = info.store / "status.json";
-  std::ifstream in(p);
-  if (!in) return s;  // never swept
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json j = json::parse(ss.str(), nullptr, false);
+  std::string text;
+  // Read beneath the region directory: the storage directory is writable by
+  // jobs, and no symlink there is followed.
+  if (int e = io::ReadFileBeneath(info.region_dir, StoreRel(info) / "status.json", &text, 1u << 20)) {
+    if (e == ENOENT) return s;  // never swept
+    if (e == ELOOP) return Fail("'" + p.string() + "' is or lies behind a symbolic link; plinth never follows one there");
+    return Fail("cannot read '" + p.string() + "': " + std::strerror(e));
+  }
+  json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     return Fail("'" + p.string() + "' is damaged (not a JSON object); remove it to start the bucket's history afresh");
   }
@@ -195,12 +199,13 @@ Result<Done> SaveStatus(const BucketInfo& info, const BucketStatus& s) {
               {"failures_total", s.backup.failures_total},
               {"runs_total", s.backup.runs_total},
               {"last_snapshot", s.backup.last_snapshot}}}};
-  if (int e = io::MakeDirs(info.store, 0700)) {
+  BeneathDir dir;
+  if (int e = BeneathDir::Open(info.region_dir, StoreRel(info), /*create=*/true, 0700, &dir)) {
     return Fail("cannot create '" + info.store.string() + "': " + std::strerror(e));
   }
   const char* stage = "write";
   fs::path p = info.store / "status.json";
-  if (int e = io::WriteFileAtomic(p, j.dump(1) + "\n", 0600, &stage)) {
+  if (int e = io::WriteFileAtomic(dir.path() / "status.json", j.dump(1) + "\n", 0600, &stage)) {
     return Fail("cannot " + std::string(stage) + " '" + p.string() + "': " + std::strerror(e));
   }
   return Done{};

@@ -317,10 +317,11 @@ TEST_F(LocalProviderTest, ForceDestroyIsAnInPlaceUpdateThatIsOnlyRecorded) {
   auto updated = provider_->Update("bucket", b.id, b.attributes, plan.value().planned);
   ASSERT_TRUE(updated.ok()) << updated.error().message;
   EXPECT_TRUE(updated.value().attributes.at("force_destroy").Equals(Value::Bool(true)));
-  auto read = provider_->Read("bucket", b.id, b.attributes);
+  auto read = provider_->Read("bucket", b.id, updated.value().attributes);
   ASSERT_TRUE(read.ok() && read.value());
   EXPECT_TRUE(read.value()->attributes.at("force_destroy").Equals(Value::Bool(true)));
-  // Metadata written before force_destroy existed reads as its default, not as drift.
+  // Metadata written before force_destroy existed reads as its default, not
+  // as drift (the state before the update says false).
   fs::path meta = provider_->data_root() / "regions/eu/buckets/ckpt/.plinth-bucket.json";
   std::string text = Slurp(meta);
   size_t at = text.find("\"force_destroy\"");
@@ -355,7 +356,7 @@ TEST_F(LocalBackupTest, ForceDestroyDeletesObjectsVersionsArchiveAndBackups) {
   const fs::path root = provider_->data_root();
   const fs::path live = root / "regions/eu/buckets/data";
   const fs::path store = root / "regions/eu/.plinth-storage/data";
-  const fs::path repo = root / "regions/us/backups/eu-data";
+  const fs::path repo = root / "regions/us/backups/eu/data";
   ASSERT_TRUE(fs::exists(repo / "config"));
   Spit(live / "raw/a.csv", "12345");
   Spit(live / "b.bin", "678");
@@ -373,7 +374,7 @@ TEST_F(LocalBackupTest, ForceDestroyDeletesObjectsVersionsArchiveAndBackups) {
   EXPECT_EQ(p.data[0], "2 objects (8 B)");
   EXPECT_EQ(p.data[1], "1 stored version (14 B)");
   EXPECT_EQ(p.data[2], "1 archived object (14 B)");
-  EXPECT_EQ(p.data[3].rfind("backup repository 'regions/us/backups/eu-data' with 1 snapshot (", 0), 0u) << p.data[3];
+  EXPECT_EQ(p.data[3].rfind("backup repository 'regions/us/backups/eu/data' with 1 snapshot (", 0), 0u) << p.data[3];
   EXPECT_EQ(p.amounts.at("objects"), 2u);
   EXPECT_EQ(p.amounts.at("versions"), 1u);
   EXPECT_EQ(p.amounts.at("archived"), 1u);
@@ -400,7 +401,7 @@ TEST_F(LocalBackupTest, ForceDestroyDeletesObjectsVersionsArchiveAndBackups) {
   EXPECT_FALSE(fs::exists(live));
   EXPECT_FALSE(fs::exists(store));
   EXPECT_FALSE(fs::exists(repo));
-  EXPECT_FALSE(fs::exists(root / "regions/us/backups/.eu-data.plinth-deleting"));
+  EXPECT_FALSE(fs::exists(root / "regions/us/backups/eu/.data.plinth-deleting"));
   ASSERT_TRUE(provider_->Delete("region", "us", us_.attributes).ok());
   ASSERT_TRUE(provider_->Delete("region", "eu", eu_.attributes).ok());
   // Nothing left under the data root.
@@ -409,7 +410,7 @@ TEST_F(LocalBackupTest, ForceDestroyDeletesObjectsVersionsArchiveAndBackups) {
 
 TEST_F(LocalBackupTest, WithoutForceDestroyBackupsOutliveTheBucketAndHoldTheRegion) {
   ResourceObject b = BackedUpBucket("data", /*force_destroy=*/false);
-  const fs::path repo = provider_->data_root() / "regions/us/backups/eu-data";
+  const fs::path repo = provider_->data_root() / "regions/us/backups/eu/data";
   FakeSnapshot(repo, std::string(64, 'b'));
   // An empty bucket goes; its repository, holding a snapshot, stays.
   auto preview = provider_->PlanDelete("bucket", b.id, b.attributes);
@@ -421,7 +422,7 @@ TEST_F(LocalBackupTest, WithoutForceDestroyBackupsOutliveTheBucketAndHoldTheRegi
 
   auto us_preview = provider_->PlanDelete("region", "us", us_.attributes);
   ASSERT_TRUE(us_preview.ok()) << us_preview.error().message;
-  EXPECT_NE(us_preview.value().refusal.find("region.us still holds backup repository 'regions/us/backups/eu-data' "
+  EXPECT_NE(us_preview.value().refusal.find("region.us still holds backup repository 'regions/us/backups/eu/data' "
                                             "with 1 snapshot"),
             std::string::npos)
       << us_preview.value().refusal;
@@ -437,18 +438,18 @@ TEST_F(LocalBackupTest, WithoutForceDestroyBackupsOutliveTheBucketAndHoldTheRegi
   ASSERT_TRUE(us_preview.ok());
   EXPECT_EQ(us_preview.value().refusal, "");
   EXPECT_EQ(us_preview.value().data,
-            (std::vector<std::string>{"empty backup repository 'regions/us/backups/eu-data'"}));
+            (std::vector<std::string>{"empty backup repository 'regions/us/backups/eu/data'"}));
   ASSERT_TRUE(provider_->Delete("region", "us", us_.attributes).ok());
   EXPECT_FALSE(fs::exists(provider_->data_root() / "regions/us"));
 }
 
 TEST_F(LocalBackupTest, AnEmptyRepositoryGoesWithItsBucket) {
   ResourceObject b = BackedUpBucket("data", /*force_destroy=*/false);
-  const fs::path repo = provider_->data_root() / "regions/us/backups/eu-data";
+  const fs::path repo = provider_->data_root() / "regions/us/backups/eu/data";
   auto preview = provider_->PlanDelete("bucket", b.id, b.attributes);
   ASSERT_TRUE(preview.ok()) << preview.error().message;
   EXPECT_EQ(preview.value().data,
-            (std::vector<std::string>{"empty backup repository 'regions/us/backups/eu-data'"}));
+            (std::vector<std::string>{"empty backup repository 'regions/us/backups/eu/data'"}));
   ASSERT_TRUE(provider_->Delete("bucket", b.id, b.attributes).ok());
   EXPECT_FALSE(fs::exists(repo));
   // A region holding a file plinth does not manage refuses, naming it.
@@ -697,6 +698,15 @@ TEST_F(LocalProviderTest, ImportReconstructsFromDisk) {
   auto hi = provider_->Import("bucket", "eu/handmade");
   ASSERT_TRUE(hi.ok()) << hi.error().message;
   EXPECT_EQ(Str(hi.value().attributes, "encryption"), "none");
+  // Its first update gives it a key (the state has none to keep).
+  ValueMap hconfig = Bucket("handmade", Value::Object(eu.attributes));
+  auto hplan = provider_->PlanChange(PlanRequest{"bucket", &hi.value().attributes, hconfig});
+  ASSERT_TRUE(hplan.ok()) << hplan.error().message;
+  auto hup = provider_->Update("bucket", "eu/handmade", hi.value().attributes, hplan.value().planned);
+  ASSERT_TRUE(hup.ok()) << hup.error().message;
+  EXPECT_EQ(Str(hup.value().attributes, "key").rfind("pk1:", 0), 0u);
+  // The imported bucket keeps the key its metadata holds.
+  EXPECT_EQ(Str(bi.value().attributes, "key"), Str(b.attributes, "key"));
 
   EXPECT_FALSE(provider_->Import("bucket", "eu/none").ok());
   EXPECT_FALSE(provider_->Import("region", "none").ok());
@@ -709,6 +719,168 @@ TEST_F(LocalProviderTest, UnknownTypeIsAnError) {
   EXPECT_FALSE(provider_->Create("vm", {}).ok());
   EXPECT_FALSE(provider_->PlanChange({"vm", nullptr, {}}).ok());
   EXPECT_FALSE(provider_->Validate("vm", {}).empty());
+}
+
+// ------------------------------------------------------------ the metadata file is not trusted
+
+TEST_F(LocalProviderTest, RefreshNeverAdoptsSettingsAJobWroteIntoTheMetadata) {
+  ResourceObject eu = MustCreate("region", Region("eu"));
+  ResourceObject b = MustCreate("bucket", Bucket("data", Value::Object(eu.attributes)));
+  fs::path meta = provider_->data_root() / "regions/eu/buckets/data/.plinth-bucket.json";
+  // Untouched, the file agrees with the state: every setting reads back.
+  auto read = provider_->Read("bucket", b.id, b.attributes);
+  ASSERT_TRUE(read.ok() && read.value());
+  EXPECT_TRUE(read.value()->attributes.at("versioning").Equals(Value::Bool(false)));
+  // A writer of the bucket grants itself admin, adds an expiry rule and opts in
+  // to force_destroy.
+  std::string text = Slurp(meta);
+  size_t at = text.find("\"grant\": {}");
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, std::string("\"grant\": {}").size(), "\"grant\": {\"intruder\": {\"access\": \"admin\"}}");
+  at = text.find("\"force_destroy\": false");
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, std::string("\"force_destroy\": false").size(), "\"force_destroy\": true");
+  Spit(meta, text);
+  read = provider_->Read("bucket", b.id, b.attributes);
+  ASSERT_TRUE(read.ok()) << read.error().message;
+  ASSERT_TRUE(read.value());
+  const ValueMap& a = read.value()->attributes;
+  // Drift (every setting unset, so apply rewrites the file), never the file's values.
+  EXPECT_TRUE(a.at("grant").is_null());
+  EXPECT_TRUE(a.at("force_destroy").is_null());
+  EXPECT_TRUE(a.at("versioning").is_null());
+  EXPECT_EQ(Str(a, "key"), Str(b.attributes, "key"));
+  EXPECT_EQ(Str(a, "id"), "eu/data");
+  // The update that the drift plans rewrites the file; then it agrees again.
+  ValueMap config = Bucket("data", Value::Object(eu.attributes));
+  auto plan = provider_->PlanChange(PlanRequest{"bucket", &a, config});
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  auto updated = provider_->Update("bucket", b.id, a, plan.value().planned);
+  ASSERT_TRUE(updated.ok()) << updated.error().message;
+  EXPECT_TRUE(updated.value().attributes.at("grant").Equals(Value::Object({})));
+  EXPECT_TRUE(updated.value().attributes.at("force_destroy").Equals(Value::Bool(false)));
+  EXPECT_EQ(Str(updated.value().attributes, "key"), Str(b.attributes, "key"));
+  EXPECT_EQ(Slurp(meta).find("intruder"), std::string::npos);
+}
+
+TEST_F(LocalProviderTest, AForcedDeleteNeverFollowsASymlinkedStorageDirectory) {
+  ResourceObject eu = MustCreate("region", Region("eu"));
+  ResourceObject b =
+      MustCreate("bucket", Bucket("data", Value::Object(eu.attributes), {{"force_destroy", Value::Bool(true)}}));
+  const fs::path root = provider_->data_root();
+  Spit(root / "elsewhere/objects/keep/precious.sealed", "not this bucket's");
+  fs::create_directories(root / "regions/eu/.plinth-storage");
+  fs::create_directory_symlink(root / "elsewhere", root / "regions/eu/.plinth-storage/data");
+  auto preview = provider_->PlanDelete("bucket", b.id, b.attributes);
+  ASSERT_FALSE(preview.ok());
+  EXPECT_NE(preview.error().message.find("'regions/eu/.plinth-storage/data' is or lies behind a symbolic link"),
+            std::string::npos)
+      << preview.error().message;
+  auto del = provider_->Delete("bucket", b.id, b.attributes);
+  ASSERT_FALSE(del.ok());
+  EXPECT_EQ(Slurp(root / "elsewhere/objects/keep/precious.sealed"), "not this bucket's");
+}
+
+TEST_F(LocalProviderTest, AnUpdateNeverWritesThroughASymlinkedBucketDirectory) {
+  ResourceObject eu = MustCreate("region", Region("eu"));
+  ResourceObject b = MustCreate("bucket", Bucket("data", Value::Object(eu.attributes)));
+  const fs::path root = provider_->data_root();
+  fs::create_directories(root / "elsewhere");
+  fs::remove_all(root / "regions/eu/buckets/data");
+  fs::create_directory_symlink(root / "elsewhere", root / "regions/eu/buckets/data");
+  ValueMap config = Bucket("data", Value::Object(eu.attributes), {{"versioning", Value::Bool(true)}});
+  auto plan = provider_->PlanChange(PlanRequest{"bucket", &b.attributes, config});
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  auto updated = provider_->Update("bucket", b.id, b.attributes, plan.value().planned);
+  ASSERT_FALSE(updated.ok());
+  EXPECT_NE(updated.error().message.find("is a symbolic link, which plinth does not follow"), std::string::npos)
+      << updated.error().message;
+  EXPECT_TRUE(fs::is_empty(root / "elsewhere"));
+}
+
+TEST_F(LocalBackupTest, ABucketDeleteUsesTheStatesRepositoryNotTheMetadatas) {
+  ResourceObject victim = BackedUpBucket("victim", /*force_destroy=*/false);
+  const fs::path repo = provider_->data_root() / "regions/us/backups/eu/victim";
+  ASSERT_TRUE(fs::exists(repo / "config"));
+  FakeSnapshot(repo, std::string(64, 'c'));
+  ResourceObject attacker = MustCreate(
+      "bucket", Bucket("attacker", Value::Object(eu_.attributes), {{"force_destroy", Value::Bool(true)}}));
+  // The attacker's metadata claims the victim's name and backup block.
+  fs::path meta = provider_->data_root() / "regions/eu/buckets/attacker/.plinth-bucket.json";
+  fs::path victim_meta = provider_->data_root() / "regions/eu/buckets/victim/.plinth-bucket.json";
+  std::string text = Slurp(victim_meta);
+  Spit(meta, text);
+  auto preview = provider_->PlanDelete("bucket", attacker.id, attacker.attributes);
+  ASSERT_TRUE(preview.ok()) << preview.error().message;
+  for (const std::string& line : preview.value().data) EXPECT_EQ(line.find("victim"), std::string::npos) << line;
+  auto del = provider_->Delete("bucket", attacker.id, attacker.attributes);
+  ASSERT_TRUE(del.ok()) << del.error().message;
+  EXPECT_TRUE(fs::exists(repo / "config"));
+  EXPECT_TRUE(fs::exists(repo / "snapshots" / std::string(64, 'c')));
+  (void)victim;
+}
+
+TEST_F(LocalBackupTest, CollidingRegionAndBucketNamesGetTheirOwnRepositories) {
+  // region r["a"] + bucket b["c"] and region r["a-b"] + bucket c (instance
+  // names r-a, b-c, r-a-b, c): one repository "r-a-b-c" in the old layout,
+  // so the second bucket could never back up.
+  ResourceObject ra = MustCreate("region", Region("r-a"));
+  ResourceObject rab = MustCreate("region", Region("r-a-b", {{"port_base", Value::Number(22000)}}));
+  ResourceObject us = MustCreate("region", Region("us", {{"port_base", Value::Number(21000)}}));
+  auto backup = Value::Object(
+      {{"every", Value::Duration(86400000.0)}, {"to", Value::Object(us.attributes)}, {"keep", Value()}});
+  ResourceObject one = MustCreate("bucket", Bucket("b-c", Value::Object(ra.attributes), {{"backup", backup}}));
+  ResourceObject two = MustCreate("bucket", Bucket("c", Value::Object(rab.attributes), {{"backup", backup}}));
+  ASSERT_FALSE(one.id.empty());
+  ASSERT_FALSE(two.id.empty());
+  const fs::path root = provider_->data_root();
+  EXPECT_TRUE(fs::exists(root / "regions/us/backups/r-a/b-c/config"));
+  EXPECT_TRUE(fs::exists(root / "regions/us/backups/r-a-b/c/config"));
+  EXPECT_FALSE(two.attributes.at("backup").is_null());
+  // The region's delete preview names each repository's own bucket.
+  FakeSnapshot(root / "regions/us/backups/r-a-b/c", std::string(64, 'd'));
+  auto preview = provider_->PlanDelete("region", "us", us.attributes);
+  ASSERT_TRUE(preview.ok()) << preview.error().message;
+  EXPECT_NE(preview.value().refusal.find("'regions/us/backups/r-a-b/c' with 1 snapshot"), std::string::npos)
+      << preview.value().refusal;
+  EXPECT_NE(preview.value().refusal.find("of bucket.c;"), std::string::npos) << preview.value().refusal;
+}
+
+TEST_F(LocalProviderTest, ACreateThatFailedHalfWayIsCleanedUpOrAdopted) {
+  ResourceObject eu = MustCreate("region", Region("eu"));
+  ResourceObject us = MustCreate("region", Region("us", {{"port_base", Value::Number(21000)}}));
+  const fs::path root = provider_->data_root();
+  // The backup repository cannot be made (a file stands where its region's
+  // directory of repositories goes): the create fails and leaves nothing.
+  Spit(root / "regions/us/backups/eu", "in the way");
+  auto backup = Value::Object(
+      {{"every", Value::Duration(86400000.0)}, {"to", Value::Object(us.attributes)}, {"keep", Value()}});
+  ValueMap config = Bucket("data", Value::Object(eu.attributes), {{"backup", backup}});
+  auto plan = provider_->PlanChange(PlanRequest{"bucket", nullptr, config});
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  auto failed = provider_->Create("bucket", plan.value().planned);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_FALSE(fs::exists(root / "regions/eu/buckets/data"));
+  fs::remove(root / "regions/us/backups/eu");
+  auto again = provider_->Create("bucket", plan.value().planned);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_TRUE(fs::exists(root / "regions/us/backups/eu/data/config"));
+
+  // A create killed after writing the metadata (the state never heard of
+  // the bucket): the next create adopts it, with its key.
+  ValueMap plain = Bucket("half", Value::Object(eu.attributes));
+  auto plain_plan = provider_->PlanChange(PlanRequest{"bucket", nullptr, plain});
+  ASSERT_TRUE(plain_plan.ok());
+  auto first = provider_->Create("bucket", plain_plan.value().planned);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  auto adopted = provider_->Create("bucket", plain_plan.value().planned);
+  ASSERT_TRUE(adopted.ok()) << adopted.error().message;
+  EXPECT_EQ(Str(adopted.value().attributes, "key"), Str(first.value().attributes, "key"));
+  // Not when it holds objects: that is somebody's bucket.
+  Spit(root / "regions/eu/buckets/half/obj.bin", "data");
+  auto refused = provider_->Create("bucket", plain_plan.value().planned);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("already exists"), std::string::npos) << refused.error().message;
 }
 
 }  // namespace

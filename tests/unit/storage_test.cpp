@@ -319,33 +319,6 @@ TEST_F(StorageTest, UsageCountsEveryTier) {
   EXPECT_LT(u.value().archive_bytes, 3000u);
 }
 
-TEST_F(StorageTest, LoadBucketReadsTheProviderMetadata) {
-  WriteFile(info_.live / ".plinth-bucket.json", R"({
-    "format": 1, "id": "eu/data", "region": "eu", "bucket": "data", "address": "bucket.data", "key": "pk1:x:y",
-    "attributes": {
-      "capacity": {"$size": 1073741824}, "alert_at": {"$percent": 90}, "versioning": true,
-      "lifecycle_rule": {"raw": {"prefix": "raw/", "archive_after": {"$duration": 2592000000}, "expire_after": null,
-                                 "noncurrent_expire_after": null}},
-      "grant": {"trainer": {"access": "read"}},
-      "backup": {"every": {"$duration": 86400000}, "to": {"name": "us", "path": "/r/us"}, "keep": {"daily": 7}}
-    }})");
-  auto b = LoadBucket(info_.live);
-  ASSERT_TRUE(b.ok()) << b.error().message;
-  EXPECT_EQ(b.value().address, "bucket.data");
-  EXPECT_EQ(b.value().wrapped_key, "pk1:x:y");
-  EXPECT_EQ(b.value().store, info_.store);
-  EXPECT_TRUE(b.value().versioning);
-  ASSERT_EQ(b.value().rules.size(), 1u);
-  EXPECT_EQ(b.value().rules[0].archive_after_ms, 30 * kDay);
-  ASSERT_TRUE(b.value().backup);
-  EXPECT_EQ(b.value().backup->repository, fs::path("/r/us/backups/eu-data"));
-  EXPECT_EQ(b.value().backup->keep.at("daily"), 7);
-  EXPECT_EQ(b.value().grants.at("trainer"), Access::kRead);
-  EXPECT_EQ(b.value().capacity_bytes, 1073741824u);
-  EXPECT_DOUBLE_EQ(b.value().alert_at_percent, 90);
-  EXPECT_FALSE(LoadBucket(tmp_.path()).ok());
-}
-
 TEST_F(StorageTest, CapacityAlertFiresOnceAtTheThresholdAndResolves) {
   info_.address = "bucket.data";
   info_.capacity_bytes = 1000;
@@ -405,7 +378,7 @@ TEST_F(StorageTest, BackupFailureAndOverdueAlertsFireOnceAndResolve) {
   BackupSpec b;
   b.every_ms = kDay;
   b.to_region = "us";
-  b.repository = tmp_.path() / "regions" / "us" / "backups" / "eu-data";
+  b.repository = BackupRepositoryPath(tmp_.path() / "regions" / "us", "eu", "data");
   info_.backup = b;
   Live("a.txt", "payload", kT0 - 1000);
   SweepOptions o;

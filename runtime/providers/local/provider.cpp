@@ -782,10 +782,68 @@ const std::vector<std::string>& StoredBucketKeys() {
 
 }  // namespace
 
+namespace {
+
+// The metadata file of a bucket, read beneath its region's directory (no
+// symlink followed). nullopt: missing, a symlink, or not a metadata object.
+struct BucketMeta {
+  std::string id, region, bucket, address, key;
+  ValueMap attributes;
+};
+
+Result<std::optional<BucketMeta>> ReadBucketMeta(const fs::path& region_dir, const std::string& bucket) {
+  std::string text;
+  fs::path rel = fs::path("buckets") / bucket / kBucketMeta;
+  int e = io::ReadFileBeneath(region_dir, rel, &text, 4u << 20);
+  if (e == ENOENT || e == ELOOP || e == EINVAL || e == EISDIR) return std::optional<BucketMeta>();
+  if (e) return IoFail("read", ErrnoPath(region_dir / rel, false), e);
+  json j = json::parse(text, nullptr, false);
+  if (!j.is_object() || !j.contains("attributes") || !j["attributes"].is_object())
+    return Fail("bucket metadata '" + (region_dir / rel).string() + "' is unreadable: not a metadata object");
+  BucketMeta m;
+  auto str = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : ""; };
+  m.id = str("id");
+  m.region = str("region");
+  m.bucket = str("bucket");
+  m.address = str("address");
+  m.key = str("key");
+  for (const auto& k : StoredBucketKeys()) {
+    if (!j["attributes"].contains(k)) continue;
+    ValueFromJsonResult v = ValueFromJson(j["attributes"][k]);
+    if (!v.ok())
+      return Fail("bucket metadata '" + (region_dir / rel).string() + "' is unreadable: " + k + ": " + v.error);
+    m.attributes[k] = v.value;
+  }
+  if (!m.attributes.count("force_destroy") || m.attributes["force_destroy"].is_null())
+    m.attributes["force_destroy"] = Value::Bool(false);  // written before it existed
+  return std::optional<BucketMeta>(std::move(m));
+}
+
+// Whether metadata `m` of bucket `id` agrees with `prior` on identity, key
+// and every stored setting.
+bool MetaAgrees(const BucketMeta& m, const std::string& id, const std::string& region, const std::string& bucket,
+                const ValueMap& prior) {
+  if (m.id != id || m.region != region || m.bucket != bucket) return false;
+  const Value* k = Find(prior, "key");
+  if (IsKnownString(k) && k->as_string() != m.key) return false;
+  for (const auto& key : StoredBucketKeys()) {
+    const Value* want = Find(prior, key);
+    Value w = want ? *want : Value();
+    if (key == "force_destroy" && w.is_null()) w = Value::Bool(false);
+    if (w.is_unknown()) return false;
+    auto it = m.attributes.find(key);
+    Value have = it == m.attributes.end() ? Value() : it->second;
+    if (!have.Equals(w)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 Result<std::optional<ResourceObject>> LocalProvider::ReadBucketAt(const std::string& region_name,
                                                                   const fs::path& region_dir,
                                                                   const std::string& bucket_name,
-                                                                  const ValueMap* carry) const {
+                                                                  const ValueMap* prior) const {
   fs::path dir = region_dir / "buckets" / bucket_name;
   if (!IsDir(dir)) return std::optional<ResourceObject>();
   ResourceObject o;
@@ -797,24 +855,29 @@ Result<std::optional<ResourceObject>> LocalProvider::ReadBucketAt(const std::str
       Value::Object({{"name", Value::String(region_name)}, {"path", Value::String(region_dir.string())}});
   a["path"] = Value::String(dir.string());
   for (const auto& k : StoredBucketKeys()) a[k] = Value();
-  fs::path meta_path = dir / kBucketMeta;
-  FileRead meta = ReadFile(root_, meta_path, false);
-  if (meta.error) return *meta.error;
-  if (meta.content) {  // without metadata the settings read as unset: drift, repaired by the next update
-    json j = json::parse(*meta.content, nullptr, false);
-    if (!j.is_object() || !j.contains("attributes") || !j["attributes"].is_object())
-      return Fail("bucket metadata '" + meta_path.string() + "' is unreadable: not a metadata object");
+  auto meta = ReadBucketMeta(region_dir, bucket_name);
+  if (!meta.ok()) return meta.error();
+  // The metadata file lies in the bucket's directory, which jobs can write:
+  // it is believed only where it agrees with the state. A file that
+  // disagrees (or names another bucket) reads like a missing one: every
+  // setting unset, so refresh never adopts what a writer of the bucket put
+  // there (grants, lifecycle rules, force_destroy), and the next apply
+  // rewrites it from the configuration.
+  const std::optional<BucketMeta>& m = meta.value();
+  bool trusted = m && (prior && !prior->empty() ? MetaAgrees(*m, o.id, region_name, bucket_name, *prior)
+                                                : m->id == o.id && m->region == region_name && m->bucket == bucket_name);
+  if (trusted) {
     for (const auto& k : StoredBucketKeys()) {
-      if (!j["attributes"].contains(k)) continue;
-      ValueFromJsonResult v = ValueFromJson(j["attributes"][k]);
-      if (!v.ok())
-        return Fail("bucket metadata '" + meta_path.string() + "' is unreadable: " + k + ": " + v.error);
-      a[k] = v.value;
+      if (auto it = m->attributes.find(k); it != m->attributes.end()) a[k] = it->second;
     }
-    if (a["force_destroy"].is_null()) a["force_destroy"] = Value::Bool(false);  // written before it existed
-    if (j.contains("address") && j["address"].is_string())
-      a["address"] = Value::String(j["address"].get<std::string>());
-    if (j.contains("key") && j["key"].is_string()) a["key"] = Value::String(j["key"].get<std::string>()).WithSensitive();
+    if (!m->address.empty()) a["address"] = Value::String(m->address);
+  }
+  // The key: the state's; a file's only when there is no state (import),
+  // and then it opens only for this bucket id (keys.h binds it).
+  if (const Value* k = prior ? Find(*prior, "key") : nullptr; IsKnownString(k)) {
+    a["key"] = k->WithSensitive();
+  } else if (trusted && !m->key.empty()) {
+    a["key"] = Value::String(m->key).WithSensitive();
   }
   // A backup repository that is gone reads as no backup: drift that the next
   // apply repairs by creating a new, empty repository.
@@ -822,32 +885,40 @@ Result<std::optional<ResourceObject>> LocalProvider::ReadBucketAt(const std::str
     const Value* to = Find(b->as_object(), "to");
     const Value* to_path = to && to->kind() == Value::Kind::Object ? Find(to->as_object(), "path") : nullptr;
     if (IsKnownString(to_path) &&
-        !Exists(fs::path(to_path->as_string()) / "backups" / (region_name + "-" + bucket_name) / "config")) {
+        !Exists(storage::BackupRepositoryPath(to_path->as_string(), region_name, bucket_name) / "config")) {
       a["backup"] = Value();
     }
   }
-  // A metadata file lost or written by hand: the state's key stays in use.
-  if (!a.count("key") && carry) {
-    if (const Value* k = Find(*carry, "key"); IsKnownString(k)) a["key"] = *k;
-  }
-  Carry(carry, a);
+  Carry(prior, a);
   return std::optional<ResourceObject>(std::move(o));
 }
 
-std::optional<ProviderError> LocalProvider::EnsureBackupRepository(const fs::path& bucket_dir,
-                                                                   const std::string& id) const {
-  auto info = storage::LoadBucket(bucket_dir);
-  if (!info.ok()) return info.error();
+std::optional<ProviderError> LocalProvider::EnsureBackupRepository(const std::string& region,
+                                                                   const std::string& bucket,
+                                                                   const ValueMap& settings,
+                                                                   const std::string& wrapped_key,
+                                                                   bool* created) const {
+  std::string id = region + "/" + bucket;
+  storage::BucketInfo info;
+  info.id = id;
+  info.region = region;
+  info.name = bucket;
+  storage::ApplySettings(settings, info);
+  if (!info.backup) return std::nullopt;
   auto ws = storage::LoadWorkspaceKey(workspace_key_, /*create=*/false);
   if (!ws.ok()) return ws.error();
-  auto key = storage::UnwrapKey(ws.value(), info.value().wrapped_key, id);
+  auto key = storage::UnwrapKey(ws.value(), wrapped_key, id);
   if (!key.ok()) return key.error();
-  auto repo = storage::BackupRepository(info.value(), key.value());
+  auto repo = storage::BackupRepository(info, key.value());
   if (!repo.ok()) return Fail("cannot prepare the backup of bucket '" + id + "': " + repo.error().message);
+  *created = !Exists(info.backup->repository);
+  int e = 0;
+  if (!MakeDirs(info.backup->repository.parent_path(), &e))
+    return IoFail("create", ErrnoPath(info.backup->repository.parent_path(), false), e);
   auto init = repo.value().Init();
   if (!init.ok()) {
     return Fail("cannot create the backup repository of bucket '" + id + "' at '" +
-                    info.value().backup->repository.string() + "': " + init.error().message,
+                    info.backup->repository.string() + "': " + init.error().message,
                 init.error().retryable);
   }
   return std::nullopt;
@@ -877,18 +948,37 @@ Result<ResourceObject> LocalProvider::WriteBucket(const ValueMap& planned, const
   auto dir = Inside(region_dir.value() / "buckets" / bucket, "bucket '" + id + "'");
   if (!dir.ok()) return dir.error();
 
+  // A half-made bucket of this very id (a create that failed or was killed
+  // after writing the metadata: no object, nothing stored) is adopted with
+  // its key, so an interrupted apply can be run again.
+  std::string adopted_key;
+  bool made_dir = false;
   if (!prior) {
     // A directory left by an interrupted create (empty, no metadata) is reused;
     // anything else there is somebody's data.
-    if (Exists(dir.value() / kBucketMeta))
-      return Fail("bucket '" + id + "' already exists at '" + dir.value().string() +
-                  "'; import it to manage it");
-    if (IsDir(dir.value())) {
+    if (Exists(dir.value() / kBucketMeta)) {
+      auto meta = ReadBucketMeta(region_dir.value(), bucket);
+      bool half_made = meta.ok() && meta.value() && meta.value()->id == id && meta.value()->region == ref->name &&
+                       meta.value()->bucket == bucket && CountFiles(dir.value(), {kBucketMeta}) == 0 &&
+                       CountFiles(storage::StoreDirFor(region_dir.value(), bucket), {}) == 0;
+      if (half_made) {
+        // Its key must open for this id with this workspace's key: a file
+        // copied from elsewhere does not.
+        auto ws = storage::LoadWorkspaceKey(workspace_key_, /*create=*/false);
+        half_made = ws.ok() && storage::UnwrapKey(ws.value(), meta.value()->key, id).ok();
+      }
+      if (!half_made)
+        return Fail("bucket '" + id + "' already exists at '" + dir.value().string() +
+                    "'; import it to manage it");
+      adopted_key = meta.value()->key;
+    } else if (IsDir(dir.value())) {
       if (size_t n = CountFiles(dir.value(), {}); n > 0)
         return Fail("'" + dir.value().string() + "' already holds " + FilesText(n) + "; import bucket '" +
                     id + "' instead of creating it");
     } else if (Exists(dir.value())) {
       return Fail("'" + dir.value().string() + "' exists and is not a directory");
+    } else {
+      made_dir = true;
     }
   } else if (!IsDir(dir.value())) {
     return Fail("bucket '" + id + "' no longer exists at '" + dir.value().string() + "'");
@@ -921,13 +1011,19 @@ Result<ResourceObject> LocalProvider::WriteBucket(const ValueMap& planned, const
     attrs[k] = v.json;
   }
   // The bucket's data key (runtime/storage/keys.h): kept for the bucket's
-  // life; a new one only for a new bucket.
-  std::string key;
+  // life (the state's; never the metadata file's); a new one only for a new
+  // bucket (or the one of the half-made bucket adopted above).
+  std::string key = adopted_key;
   if (const Value* k = prior ? Find(*prior, "key") : nullptr; IsKnownString(k)) key = k->as_string();
-  if (key.empty()) {
-    auto existing = ReadBucketAt(ref->name, region_dir.value(), bucket, nullptr);
-    if (existing.ok() && existing.value()) {
-      if (const Value* k = Find(existing.value()->attributes, "key"); IsKnownString(k)) key = k->as_string();
+  if (key.empty() && prior) {
+    // A bucket imported from a directory, or recorded before keys existed:
+    // the metadata's key when it is this bucket's (it opens for this id with
+    // the workspace key), else a new one below.
+    auto meta = ReadBucketMeta(region_dir.value(), bucket);
+    auto ws = storage::LoadWorkspaceKey(workspace_key_, /*create=*/false);
+    if (meta.ok() && meta.value() && !meta.value()->key.empty() && ws.ok() &&
+        storage::UnwrapKey(ws.value(), meta.value()->key, id).ok()) {
+      key = meta.value()->key;
     }
   }
   if (key.empty()) {
@@ -945,13 +1041,52 @@ Result<ResourceObject> LocalProvider::WriteBucket(const ValueMap& planned, const
                {"address", IsKnownString(addr) ? addr->as_string() : ""},
                {"key", key},
                {"attributes", attrs}};
-  if (auto err = WriteFileAtomic(dir.value() / kBucketMeta, meta.dump(2) + "\n", false)) return *err;
-  if (p["backup"].kind() == Value::Kind::Object) {
-    if (auto err = EnsureBackupRepository(dir.value(), id)) return *err;
+  {
+    // Written through a handle on the bucket's directory opened beneath its
+    // region's (a symlink standing in for the directory is not followed).
+    storage::BeneathDir bdir;
+    if (int e = storage::BeneathDir::Open(region_dir.value(), fs::path("buckets") / bucket, false, 0, &bdir)) {
+      if (e == ELOOP)
+        return Fail("bucket '" + id + "': '" + RootRelative(dir.value()) +
+                    "' is a symbolic link, which plinth does not follow; remove it, then apply again");
+      return IoFail("write", ErrnoPath(dir.value() / kBucketMeta, false), e);
+    }
+    const char* stage = "write";
+    if (int e = io::WriteFileAtomic(bdir.path() / kBucketMeta, meta.dump(2) + "\n", 0644, &stage)) {
+      if (std::string_view(stage) == "rename") stage = "write";
+      return IoFail(stage, ErrnoPath(dir.value() / kBucketMeta, false), e);
+    }
   }
-  auto read = ReadBucketAt(ref->name, region_dir.value(), bucket, &planned);
+  if (p["backup"].kind() == Value::Kind::Object) {
+    bool repo_created = false;
+    if (auto err = EnsureBackupRepository(ref->name, bucket, p, key, &repo_created)) {
+      if (!prior) {
+        // A failed create leaves nothing behind that the next create would
+        // trip over: the repository directory it made (no snapshots can be
+        // in it yet), the metadata, and the directory when it made it.
+        storage::BucketInfo info;
+        info.region = ref->name;
+        info.name = bucket;
+        storage::ApplySettings(p, info);
+        if (repo_created && info.backup) {
+          auto c = storage::InspectLocalRepository(info.backup->repository);
+          std::error_code ec;
+          if (c.ok() && c.value().snapshots == 0) fs::remove_all(info.backup->repository, ec);
+        }
+        if (CountFiles(dir.value(), {kBucketMeta}) == 0) {
+          RemoveFile(dir.value() / kBucketMeta, false);
+          if (made_dir) RemoveEmptyTree(dir.value());
+        }
+      }
+      return *err;
+    }
+  }
+  ValueMap expect = p;
+  expect["key"] = Value::String(key);
+  auto read = ReadBucketAt(ref->name, region_dir.value(), bucket, &expect);
   if (!read.ok()) return read.error();
   if (!read.value()) return Fail("bucket '" + id + "' vanished while it was written", true);
+  Carry(&planned, read.value()->attributes);
   return std::move(*read.value());
 }
 
@@ -1085,6 +1220,19 @@ Result<LocalProvider::BucketDeletion> LocalProvider::InspectBucketDeletion(const
   d.force = BoolAttr(prior, "force_destroy");
   d.store = storage::StoreDirFor(d.live.parent_path().parent_path(), bucket);
   const std::string name = Named(prior, "bucket", id);
+  // Jobs can write beside and inside these directories: a delete never
+  // counts or removes what lies behind a symlink standing in for one.
+  for (const fs::path& rel : {fs::path("buckets") / bucket, fs::path(".plinth-storage"),
+                              fs::path(".plinth-storage") / bucket, fs::path(".plinth-storage") / bucket / "objects"}) {
+    struct stat st;
+    int e = io::StatBeneath(d.live.parent_path().parent_path(), rel, &st);
+    if (e == ENOENT) break;
+    if (e == ELOOP || (e == 0 && S_ISLNK(st.st_mode))) {
+      return Fail("cannot delete " + name + ": '" + RootRelative(d.live.parent_path().parent_path() / rel) +
+                  "' is or lies behind a symbolic link, which plinth does not follow; remove the link, then run "
+                  "plinth plan again");
+    }
+  }
   DeletePreview& p = d.preview;
   std::vector<std::string> holds;  // what refuses the delete without force_destroy
 
@@ -1129,15 +1277,15 @@ Result<LocalProvider::BucketDeletion> LocalProvider::InspectBucketDeletion(const
   // The backup repository in the other region: one without snapshots holds
   // no data and goes with the bucket; one with snapshots goes only with
   // force_destroy (otherwise backups outlive their bucket).
+  // Its repository is where the state's backup block puts it: never where
+  // the bucket's metadata file (which jobs can write) says.
   std::optional<fs::path> repo;
-  if (auto info = storage::LoadBucket(d.live); info.ok() && info.value().backup) {
-    repo = info.value().backup->repository;
-  } else {
+  {
     storage::BucketInfo from_state;
     from_state.region = region_name;
     from_state.name = bucket;
     storage::ApplySettings(prior, from_state);
-    if (from_state.backup) repo = from_state.backup->repository;
+    if (from_state.backup && !from_state.backup->repository.empty()) repo = from_state.backup->repository;
   }
   if (repo) {
     auto inside = Inside(*repo, "the backup repository of bucket '" + id + "'");
@@ -1169,67 +1317,55 @@ Result<LocalProvider::RegionDeletion> LocalProvider::InspectRegionDeletion(const
   const std::string name = Named(prior, "region", id);
   // What refuses the delete: a data line, and what to do about it.
   std::vector<std::pair<std::string, std::string>> holds;
-  // Which bucket backs up into each repository here, from the buckets'
-  // metadata (repository names alone are ambiguous: region names may hold '-').
+  // Which bucket backs up into each repository here: the repository
+  // backups/<region>/<bucket> belongs to bucket <region>/<bucket>, when that
+  // bucket exists and backs up here (docs/storage.md).
   struct Owner {
     std::string name;
     bool force = false;
   };
-  std::map<fs::path, Owner> owners;
-  auto owners_known = false;
-  auto owner_of = [&](const fs::path& repo) -> std::optional<Owner> {
-    if (!owners_known) {
-      owners_known = true;
-      for (const RegionInfo& r : ListRegions()) {
-        std::error_code ec;
-        for (fs::directory_iterator it(r.dir / "buckets", ec), end; !ec && it != end; it.increment(ec)) {
-          auto info = storage::LoadBucket(it->path());
-          if (!info.ok() || !info.value().backup) continue;
-          auto b = ReadBucketAt(r.name, r.dir, it->path().filename().string(), nullptr);
-          if (!b.ok() || !b.value()) continue;
-          const ValueMap& attrs = b.value()->attributes;
-          owners[info.value().backup->repository.lexically_normal()] = {
-              Named(attrs, "bucket", info.value().id), BoolAttr(attrs, "force_destroy")};
-        }
-      }
+  auto owner_of = [&](const std::string& region, const std::string& bucket) -> std::optional<Owner> {
+    for (const RegionInfo& r : ListRegions()) {
+      if (r.name != region) continue;
+      auto b = ReadBucketAt(r.name, r.dir, bucket, nullptr);
+      if (!b.ok() || !b.value()) return std::nullopt;
+      const ValueMap& attrs = b.value()->attributes;
+      return Owner{Named(attrs, "bucket", region + "/" + bucket), BoolAttr(attrs, "force_destroy")};
     }
-    auto it = owners.find(repo.lexically_normal());
-    if (it == owners.end()) return std::nullopt;
-    return it->second;
+    return std::nullopt;
   };
-
-  std::error_code ec;
-  std::vector<fs::path> entries;
-  for (fs::directory_iterator it(dir / "backups", ec), end; !ec && it != end; it.increment(ec))
-    entries.push_back(it->path());
-  std::sort(entries.begin(), entries.end());
-  for (const fs::path& e : entries) {
-    std::string file = e.filename().string();
+  auto is_leftover = [](const std::string& file) {
+    const std::string suffix = storage::kDeletingSuffix;
+    return file.size() > suffix.size() && file[0] == '.' &&
+           file.compare(file.size() - suffix.size(), std::string::npos, suffix) == 0;
+  };
+  // One repository (or what stands where one would): `owner` empty for one
+  // in the layout before backups/<region>/<bucket>.
+  auto inspect = [&](const fs::path& e, const std::optional<std::pair<std::string, std::string>>& owner_id)
+      -> std::optional<ProviderError> {
     std::string shown = "'" + RootRelative(e) + "'";
-    if (file.size() > std::string(storage::kDeletingSuffix).size() && file[0] == '.' &&
-        file.compare(file.size() - std::string(storage::kDeletingSuffix).size(), std::string::npos,
-                     storage::kDeletingSuffix) == 0) {
+    if (is_leftover(e.filename().string())) {
       d.leftovers.push_back(e);
       p.data.push_back("the rest of a backup repository whose delete was interrupted, " + shown);
-      continue;
+      return std::nullopt;
     }
     auto contents = storage::InspectLocalRepository(e);
     if (!contents.ok()) return Fail(contents.error().message, contents.error().retryable);
     const storage::RepositoryContents& c = contents.value();
     if (!c.repository) {
       holds.push_back({shown + ", which is not a backup repository (" + FilesText(c.files) + ")", "remove it first"});
-      continue;
+      return std::nullopt;
     }
     if (c.snapshots == 0) {
       d.repositories.push_back(e);
       ++p.amounts["repositories"];
       p.data.push_back("empty backup repository " + shown);
-      continue;
+      return std::nullopt;
     }
     std::string what = "backup repository " + shown + " with " + Counted(c.snapshots, "snapshot", "snapshots") +
                        " (" + storage::BytesText(c.bytes) + ")";
-    std::optional<Owner> owner = owner_of(e);
-    if (owner && owner->force && !at_apply) continue;  // its bucket's delete removes it first
+    std::optional<Owner> owner = owner_id ? owner_of(owner_id->first, owner_id->second) : std::nullopt;
+    if (owner && owner->force && !at_apply) return std::nullopt;  // its bucket's delete removes it first
     p.amounts["snapshots"] += c.snapshots;
     p.amounts["backup_bytes"] += c.bytes;
     if (owner && owner->force) {
@@ -1239,9 +1375,38 @@ Result<LocalProvider::RegionDeletion> LocalProvider::InspectRegionDeletion(const
       holds.push_back({what + " of " + owner->name, "to delete the backups with it, " + OptIn(owner->name) +
                                                         ", or remove the repository by hand when they are no longer "
                                                         "needed"});
+    } else if (!owner_id) {
+      holds.push_back({what + " in the layout before backups/<region>/<bucket>",
+                       "move it to backups/<region>/<bucket> for its bucket to use it again (docs/storage.md), or "
+                       "remove it by hand when the backups are no longer needed"});
     } else {
       holds.push_back({what + " of a bucket that no longer exists",
                        "backups outlive their bucket: remove it by hand when they are no longer needed"});
+    }
+    return std::nullopt;
+  };
+
+  std::error_code ec;
+  auto sorted_entries = [&](const fs::path& at) {
+    std::vector<fs::path> out;
+    std::error_code lec;
+    for (fs::directory_iterator it(at, lec), end; !lec && it != end; it.increment(lec)) out.push_back(it->path());
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  for (const fs::path& e : sorted_entries(dir / "backups")) {
+    auto st = fs::symlink_status(e, ec);
+    bool region_level = fs::is_directory(st) && !is_leftover(e.filename().string()) &&
+                        !fs::exists(fs::symlink_status(e / "config", ec));
+    if (!region_level) {  // a repository in the earlier layout, or something else
+      if (auto err = inspect(e, std::nullopt)) return *err;
+      continue;
+    }
+    for (const fs::path& r : sorted_entries(e)) {
+      std::string name = r.filename().string();
+      std::string bucket_name = name;
+      if (is_leftover(name)) bucket_name.clear();
+      if (auto err = inspect(r, std::make_pair(e.filename().string(), bucket_name))) return *err;
     }
   }
   // Anything else in the region's directory. The buckets (and their storage

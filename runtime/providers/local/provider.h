@@ -76,13 +76,21 @@ class LocalProvider : public Provider {
 
   // Buckets.
   Result<ResourceObject> WriteBucket(const ValueMap& planned, const ValueMap* prior);
-  // Creates the bucket's restic repository (docs/storage.md) unless it exists.
-  std::optional<ProviderError> EnsureBackupRepository(const std::filesystem::path& bucket_dir,
-                                                      const std::string& id) const;
+  // Creates the bucket's restic repository (docs/storage.md) unless it
+  // exists, from the settings being written (`settings`, with `key`), never
+  // from the bucket's metadata file. `created` tells whether this call made
+  // the repository's directory (so a failed create can remove it).
+  std::optional<ProviderError> EnsureBackupRepository(const std::string& region, const std::string& bucket,
+                                                      const ValueMap& settings, const std::string& wrapped_key,
+                                                      bool* created) const;
+  // The bucket as it is on disk. The metadata file is not trusted: with
+  // `prior` (the state, or what is being written), settings that disagree
+  // with it read as unset (drift that the next apply repairs) and the key is
+  // always prior's; identity always comes from the arguments.
   Result<std::optional<ResourceObject>> ReadBucketAt(const std::string& region_name,
                                                      const std::filesystem::path& region_dir,
                                                      const std::string& bucket_name,
-                                                     const ValueMap* carry) const;
+                                                     const ValueMap* prior) const;
 
   // Deletes: what a delete would remove, and whether it is refused; the
   // same inspection backs PlanDelete and Delete. Callers hold the locks.
