@@ -470,8 +470,9 @@ struct Engine::Impl {
     if (diags.has_errors()) return false;
     r.config_digest = Digest(sources, first_file, o.variable_texts);
     r.outputs = config.outputs;
-    if (destroy) config.resources.clear();
-    r.plan = ComputePlan(std::move(config.resources), std::move(prior), hook.replace_because, &Schemas());
+    // A destroy plan deletes everything; the configuration still says what
+    // is protected (prevent_destroy).
+    r.plan = ComputePlan(std::move(config.resources), std::move(prior), hook.replace_because, &Schemas(), destroy);
     for (PlanProblem& p : hook.problems) r.plan.problems.push_back(std::move(p));
     timer.Mark("diff");
     if (!PreviewDeletes(r)) return false;
