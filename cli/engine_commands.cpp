@@ -44,6 +44,9 @@ void OnInterrupt(int) {
 void InstallInterruptHandler() {
   struct sigaction sa = {};
   sa.sa_handler = OnInterrupt;
+  // Restart the system calls the signal lands in (a provider's pipe, the
+  // state's file): the first Ctrl-C must not fail the running changes.
+  sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);

@@ -53,9 +53,17 @@ cp examples/provider-python/plinth-provider-textfile "$tmp/"
 } >"$tmp/main.plinth"
 expected=$((markers + 1 + textfiles))
 data="$tmp/.plinth/default/data"
-# Marker files and text files (not the provider's temporary files, which a
-# killed provider may leave behind).
-count_files() { { find "$data/m" -type f 2>/dev/null; find "$tmp/out" -name 't-*.txt' 2>/dev/null; } | wc -l; }
+# Marker files and text files. Not the temporary files a write killed
+# before its rename leaves (the local provider's `.NAME.RANDOM.tmp`, the
+# textfile provider's `.textfile-*`): they are no resource, only litter,
+# counted apart and reported.
+list_files() {
+  { find "$data/m" -type f ! -name '.*.tmp' 2>/dev/null; find "$tmp/out" -name 't-*.txt' 2>/dev/null; } | sort
+}
+count_files() { list_files | wc -l; }
+count_litter() {
+  { find "$data/m" -type f -name '.*.tmp' 2>/dev/null; find "$tmp/out" -name '.textfile-*' 2>/dev/null; } | wc -l
+}
 
 # A random delay in milliseconds in [0, $1).
 rand_ms() { echo $((RANDOM % $1)); }
@@ -124,7 +132,7 @@ for trial in $(seq 1 "$trials"); do
     "$plinth" apply --auto-approve --parallelism=4 "$tmp" >/dev/null 2>&1 || fail "first apply failed"
     span=$(( ($(date +%s%N) - start) / 1000000 + 1 ))
     "$plinth" destroy --auto-approve "$tmp" >/dev/null 2>&1 || fail "first destroy failed"
-    echo "crash-test: a full apply of $expected markers takes ${span} ms; killing at random points within it"
+    echo "crash-test: a full apply of $expected resources takes ${span} ms; killing at random points within it"
   fi
   # Trials cycle through: kill, fault and interrupt an apply (odd), and the
   # same for a destroy (even).
@@ -141,7 +149,7 @@ for trial in $(seq 1 "$trials"); do
     rc=$?
     set -e
     [ "$rc" = 0 ] || fail "the plan after convergence is not empty (exit $rc): $(cat "$tmp/plan.txt")"
-    [ "$(count_files)" = "$expected" ] || fail "$(count_files) marker files exist, $expected expected"
+    [ "$(count_files)" = "$expected" ] || fail "$(count_files) files exist, $expected expected: $(list_files | grep -v '/chain-[0-9]*$' | tr '\n' ' ')"
   else
     case $((trial % 6)) in
       2) run_and_kill destroy "$span" ;;
@@ -149,11 +157,12 @@ for trial in $(seq 1 "$trials"); do
       *) run_and_interrupt destroy $((span + 300)) ;;
     esac
     out=$("$plinth" destroy --auto-approve "$tmp" 2>&1) || fail "destroy after the kill failed: $out"
-    [ "$(count_files)" = 0 ] || fail "$(count_files) marker files left after destroy: orphans"
+    [ "$(count_files)" = 0 ] || fail "$(count_files) files left after destroy: orphans: $(list_files | tr '\n' ' ')"
     # Back to a full state for the next apply trial.
     "$plinth" apply --auto-approve "$tmp" >/dev/null 2>&1 || fail "re-apply failed"
     [ "$(count_files)" = "$expected" ] || fail "re-apply left $(count_files) files"
     "$plinth" destroy --auto-approve "$tmp" >/dev/null 2>&1 || fail "re-destroy failed"
   fi
 done
-echo "crash-test: $trials trials, $killed_mid_run apply kills landed mid-run, $exact_kills kills at an exact provider call, $interrupts Ctrl-Cs ($stopped_runs stopped a run that then finished its running changes); no orphans, no mismatches"
+litter=$(count_litter)
+echo "crash-test: $trials trials, $killed_mid_run apply kills landed mid-run, $exact_kills kills at an exact provider call, $interrupts Ctrl-Cs ($stopped_runs stopped a run that then finished its running changes); no orphans, no mismatches; $litter temporary files left by killed writes"
