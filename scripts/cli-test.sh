@@ -305,6 +305,36 @@ grep -q "Stopping: no new changes start; running ones finish" "$tmp/int.txt" &&
 grep -q "Apply complete: 2 changed" "$tmp/int.txt" || fail "the apply after the interrupt: $(cat "$tmp/int.txt")"
 "$plinth" plan --detailed-exitcode "$tmp/int" >/dev/null 2>&1 || fail "interrupt: the plan after apply is not empty"
 
+# A second Ctrl-C leaves at once (exit 130) and takes the children along:
+# the provider's create in flight never completes behind Plinth's back, and
+# the next apply settles the open intent and converges.
+rm -rf "$tmp/int/out" "$tmp/int/.plinth"
+set -m
+TEXTFILE_TEST_SLOW_ON=create TEXTFILE_TEST_SLOW_MS=1500 "$plinth" apply --auto-approve --parallelism=1 "$tmp/int" \
+  >"$tmp/int.txt" 2>&1 &
+pid=$!
+set +m
+for _ in $(seq 100); do
+  grep -q "creating\.\.\." "$tmp/int.txt" && break
+  sleep 0.1
+done
+grep -q "creating\.\.\." "$tmp/int.txt" || fail "double interrupt: no create started: $(cat "$tmp/int.txt")"
+kill -INT -- "-$pid"
+sleep 0.2
+kill -INT -- "-$pid"
+set +e
+wait "$pid"; rc=$?
+set -e
+[ "$rc" = 130 ] && grep -q "Aborted: running changes were cut short" "$tmp/int.txt" ||
+  fail "a second Ctrl-C did not abort (exit $rc): $(cat "$tmp/int.txt")"
+sleep 2  # past the time the slow create would have taken
+[ "$(ls "$tmp/int/out" 2>/dev/null | wc -l)" = 0 ] ||
+  fail "the provider went on creating after plinth was aborted: $(ls "$tmp/int/out")"
+"$plinth" apply --auto-approve "$tmp/int" >"$tmp/int.txt" 2>&1 || fail "apply after the abort failed: $(cat "$tmp/int.txt")"
+grep -q "interrupted create of textfile_file.f\[[0-2]\]: nothing was created" "$tmp/int.txt" &&
+  grep -q "Apply complete: 3 changed" "$tmp/int.txt" || fail "the apply after the abort: $(cat "$tmp/int.txt")"
+"$plinth" plan --detailed-exitcode "$tmp/int" >/dev/null 2>&1 || fail "abort: the plan after apply is not empty"
+
 # Usage errors exit 2.
 set +e
 "$plinth" validate --bogus >/dev/null 2>&1; rc=$?
