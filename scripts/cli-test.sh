@@ -335,6 +335,49 @@ grep -q "interrupted create of textfile_file.f\[[0-2]\]: nothing was created" "$
   grep -q "Apply complete: 3 changed" "$tmp/int.txt" || fail "the apply after the abort: $(cat "$tmp/int.txt")"
 "$plinth" plan --detailed-exitcode "$tmp/int" >/dev/null 2>&1 || fail "abort: the plan after apply is not empty"
 
+# The reported case: Ctrl-C while restic initialises a bucket's backup
+# repository. restic runs in a process group of its own, so the terminal's
+# SIGINT does not reach it: the create finishes and is recorded, the apply
+# (nothing left to start) completes, and the next plan is empty.
+if command -v restic >/dev/null; then
+  mkdir -p "$tmp/restic"
+  cat >"$tmp/restic/main.plinth" <<'EOF'
+region "eu" {}
+
+region "us" {
+  port_base = 21000
+}
+
+bucket "b" {
+  region = region.eu
+
+  backup {
+    every = 24h
+    to    = region.us
+    keep  = { daily = 7 }
+  }
+}
+EOF
+  set -m
+  "$plinth" apply --auto-approve "$tmp/restic" >"$tmp/restic.txt" 2>&1 &
+  pid=$!
+  set +m
+  for _ in $(seq 200); do
+    grep -q "bucket.b: creating\.\.\." "$tmp/restic.txt" && break
+    sleep 0.05
+  done
+  grep -q "bucket.b: creating\.\.\." "$tmp/restic.txt" || fail "restic: the bucket's create did not start: $(cat "$tmp/restic.txt")"
+  sleep 0.2
+  kill -INT -- "-$pid"
+  set +e
+  wait "$pid"; rc=$?
+  set -e
+  [ "$rc" = 0 ] && grep -q "Stopping: no new changes start" "$tmp/restic.txt" && grep -q "bucket.b: created" "$tmp/restic.txt" ||
+    fail "Ctrl-C during restic init (exit $rc): $(cat "$tmp/restic.txt")"
+  "$plinth" plan --detailed-exitcode "$tmp/restic" >"$tmp/restic.txt" 2>&1 ||
+    fail "restic: the plan after the interrupted apply is not empty: $(cat "$tmp/restic.txt")"
+fi
+
 # Usage errors exit 2.
 set +e
 "$plinth" validate --bogus >/dev/null 2>&1; rc=$?

@@ -738,8 +738,10 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
     by_address.clear();
     rep = ExecutionReport{};
     keep_plan();
-    if (stopped) {
-      r.errors.push_back("stopped on request: " + std::to_string(not_started) +
+    // A stop that came while the last changes ran left nothing undone: the
+    // apply is complete. Otherwise it ends here, and says what is left.
+    if (stopped && (not_started > 0 || !deferred.empty())) {
+      r.errors.push_back("stopped on request: " + std::to_string(not_started + deferred.size()) +
                          " changes were not started; run apply again to finish");
       failed = true;
       break;

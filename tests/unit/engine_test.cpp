@@ -561,3 +561,34 @@ marker "scratch" {
 
 }  // namespace
 }  // namespace plinth::runtime
+
+namespace plinth::runtime {
+namespace {
+
+// A stop request that comes while the last change runs leaves nothing
+// undone: the running change finishes and the apply is complete.
+TEST_F(EngineTest, AStopDuringTheLastChangeCompletesTheApply) {
+  Write(kFive);
+  FaultProvider* fault = nullptr;
+  std::atomic<bool> stop{false};
+  EngineOptions eo = Options(&fault, FaultSpec{FaultSpec::Kind::Hang, 5});
+  eo.parallelism = 1;
+  eo.stop = &stop;
+  EngineResult r;
+  std::thread runner([&] { r = Run(eo); });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while ((fault == nullptr || !fault->hanging()) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(fault != nullptr && fault->hanging());
+  stop = true;
+  fault->Release();
+  runner.join();
+  EXPECT_TRUE(r.ok) << (r.errors.empty() ? "" : r.errors[0]);
+  EXPECT_EQ(r.applied, 5u);
+  EXPECT_EQ(Markers(), 5u);
+  EXPECT_FALSE(PlanNow().plan.HasChanges());
+}
+
+}  // namespace
+}  // namespace plinth::runtime
