@@ -20,6 +20,7 @@
 #include "compiler/types/user_json.h"
 #include "runtime/engine/engine.h"
 #include "runtime/io/durable.h"
+#include "runtime/process/process.h"
 
 namespace plinth::cli {
 
@@ -27,11 +28,16 @@ namespace {
 
 // First Ctrl-C: stop starting changes, let running ones finish (they are
 // journaled either way). Second: leave at once; the next run reconciles.
+// The terminal sends Ctrl-C to Plinth's process group only: every child
+// (restic, a provider) has a group of its own (docs/process.md), so it sees
+// neither. On the second, the children are killed with Plinth, as no change
+// may go on unobserved once it is gone: the next plan reads what they left.
 std::atomic<bool> stop_requested{false};
 
 void OnInterrupt(int) {
   if (stop_requested.exchange(true)) {
-    const char msg[] = "\nAborted. Run plinth plan to see where things stand.\n";
+    process::SignalAllChildren(SIGKILL);
+    const char msg[] = "\nAborted: running changes were cut short. Run plinth plan to see where things stand.\n";
     (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
     _exit(130);
   }
@@ -42,6 +48,9 @@ void OnInterrupt(int) {
 void InstallInterruptHandler() {
   struct sigaction sa = {};
   sa.sa_handler = OnInterrupt;
+  // Restart the system calls the signal lands in (a provider's pipe, the
+  // state's file): the first Ctrl-C must not fail the running changes.
+  sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
@@ -68,15 +77,17 @@ std::function<void(const runtime::ProgressEvent&)> ProgressPrinter(bool live) {
       case runtime::ProgressEvent::Kind::Finished: ++counts->finished; break;
       case runtime::ProgressEvent::Kind::Failed: ++counts->failed; break;
     }
+    // The line may quote a provider's or a child's message: never raw.
+    const std::string line = runtime::EscapeControls(e.line);
     if (!live) {
-      std::fprintf(stderr, "%s\n", e.line.c_str());
+      std::fprintf(stderr, "%s\n", line.c_str());
       std::fflush(stderr);
       return;
     }
     const size_t ended = counts->finished + counts->failed;
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - counts->since).count();
-    std::fprintf(stderr, "\r\033[K%s\n[%zu/%zu done, %zu running, %zu failed, %.1f s]", e.line.c_str(),
+    std::fprintf(stderr, "\r\033[K%s\n[%zu/%zu done, %zu running, %zu failed, %.1f s]", line.c_str(),
                  counts->finished, e.total, counts->started - std::min(counts->started, ended), counts->failed, secs);
     if (ended >= e.total) std::fprintf(stderr, "\r\033[K");
     std::fflush(stderr);
@@ -105,9 +116,12 @@ void PrintProblems(const runtime::EngineResult& r, const SourceManager& sources,
   RenderOptions ro;
   ro.color = Colored(o, stderr);
   std::fputs(RenderText(diags.Sorted(sources), sources, ro).c_str(), stderr);
-  for (const std::string& n : r.notes) std::fprintf(stderr, "note: %s\n", n.c_str());
-  for (const std::string& e : r.errors) std::fprintf(stderr, "error: %s\n", e.c_str());
-  for (const runtime::PlanProblem& p : r.plan.problems) std::fprintf(stderr, "error: %s\n", p.message.c_str());
+  // Notes, errors and problems quote providers and child processes
+  // (restic's stderr, a provider's error): control characters are escaped.
+  for (const std::string& n : r.notes) std::fprintf(stderr, "note: %s\n", runtime::EscapeControls(n).c_str());
+  for (const std::string& e : r.errors) std::fprintf(stderr, "error: %s\n", runtime::EscapeControls(e).c_str());
+  for (const runtime::PlanProblem& p : r.plan.problems)
+    std::fprintf(stderr, "error: %s\n", runtime::EscapeControls(p.message).c_str());
 }
 
 void PrintOutputs(const std::vector<OutputValue>& outputs) {

@@ -320,6 +320,190 @@ cp -r examples/ai-platform "$tmp/aip"
 rm -rf "$tmp/aip/.plinth"
 "$plinth" plan "$tmp/aip" 2>&1 | grep -q "Policies: 6 evaluated, 29 checks: all passed." || fail "ai-platform does not pass its guardrails"
 
+# A rename: marker.a becomes marker.b with the same path (the same file).
+# The create waits for the delete; the file exists afterwards.
+mkdir -p "$tmp/rename"
+printf 'marker "a" {\n  path = "m/x"\n}\n' >"$tmp/rename/main.plinth"
+"$plinth" apply --auto-approve "$tmp/rename" >/dev/null 2>&1 || fail "rename: first apply failed"
+printf 'marker "b" {\n  path = "m/x"\n}\n' >"$tmp/rename/main.plinth"
+"$plinth" plan "$tmp/rename" >"$tmp/rename.txt" 2>&1 || fail "rename: plan failed: $(cat "$tmp/rename.txt")"
+grep -q 'waits for the delete of marker.a (same object "m/x")' "$tmp/rename.txt" ||
+  fail "rename: the plan does not order the create after the delete: $(cat "$tmp/rename.txt")"
+"$plinth" plan --json "$tmp/rename" | python3 -c '
+import json, sys
+doc = json.load(sys.stdin)
+waits = {r["address"]: r["waits_for_deletes"] for r in doc["resource_changes"]}
+sys.exit(0 if waits == {"marker.a": [], "marker.b": ["marker.a"]} else 1)' ||
+  fail "rename: plan --json lacks waits_for_deletes"
+"$plinth" apply --auto-approve --parallelism=10 "$tmp/rename" >"$tmp/rename.txt" 2>&1 ||
+  fail "rename: apply failed: $(cat "$tmp/rename.txt")"
+[ -f "$tmp/rename/.plinth/default/data/m/x" ] || fail "rename: the apply deleted the renamed resource's file"
+"$plinth" plan --detailed-exitcode "$tmp/rename" >/dev/null 2>&1 || fail "rename: the plan after apply is not empty"
+
+# destroy refuses a prevent_destroy resource still in the configuration:
+# exit 1, nothing deleted, the resource named and how to proceed.
+mkdir -p "$tmp/protected"
+cat >"$tmp/protected/main.plinth" <<'EOF'
+marker "precious" {
+  path = "m/precious"
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+marker "scratch" {
+  path = "m/scratch"
+}
+EOF
+"$plinth" apply --auto-approve "$tmp/protected" >/dev/null 2>&1 || fail "protected: apply failed"
+set +e
+"$plinth" destroy --auto-approve "$tmp/protected" >"$tmp/protected.txt" 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] || fail "destroy of a prevent_destroy resource exited $rc, want 1: $(cat "$tmp/protected.txt")"
+grep -qF "error: marker.precious has lifecycle.prevent_destroy set but would be destroyed; nothing was changed; to destroy it, remove prevent_destroy from its lifecycle block (or the resource from the configuration) first" "$tmp/protected.txt" ||
+  fail "destroy refusal message: $(cat "$tmp/protected.txt")"
+[ -f "$tmp/protected/.plinth/default/data/m/precious" ] && [ -f "$tmp/protected/.plinth/default/data/m/scratch" ] ||
+  fail "a refused destroy deleted something"
+set +e
+"$plinth" plan --destroy --json "$tmp/protected" >"$tmp/protected.json"; rc=$?
+set -e
+[ "$rc" = 1 ] && python3 -c '
+import json, sys
+doc = json.load(open(sys.argv[1]))
+sys.exit(0 if [p["address"] for p in doc["problems"]] == ["marker.precious"] else 1)' "$tmp/protected.json" ||
+  fail "plan --destroy --json (exit $rc) lacks the prevent_destroy problem: $(cat "$tmp/protected.json")"
+
+# Messages quote what users and providers wrote: control characters are
+# escaped, never sent raw to the terminal.
+mkdir -p "$tmp/escape"
+printf 'marker "m" {\n  path = "/\\u001b]0;owned\\u0007\\u001b[2J"\n}\n' >"$tmp/escape/main.plinth"
+set +e
+"$plinth" plan "$tmp/escape" >"$tmp/escape.txt" 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] || fail "plan of an absolute marker path exited $rc: $(cat -v "$tmp/escape.txt")"
+if LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$tmp/escape.txt"; then
+  fail "raw control characters printed: $(cat -v "$tmp/escape.txt")"
+fi
+grep -qF "marker path '/\\x1b]0;owned\\x07\\x1b[2J'" "$tmp/escape.txt" || fail "escaped path missing: $(cat -v "$tmp/escape.txt")"
+
+# Ctrl-C during apply, as a terminal sends it: SIGINT to plinth's whole
+# process group (set -m: a group of its own). The provider's child process
+# (made slow: a create takes 1.5 s) must not see it; the running create
+# finishes and is recorded, the others do not start, and the next apply
+# finishes the job.
+mkdir -p "$tmp/int"
+cp examples/provider-python/plinth-provider-textfile "$tmp/int/"
+cat >"$tmp/int/main.plinth" <<'EOF'
+provider "textfile" {
+  source = "./plinth-provider-textfile"
+  root   = "./out"
+}
+
+textfile_file "f" {
+  count   = 3
+  path    = "f-${count.index}.txt"
+  content = "x"
+}
+EOF
+set -m
+TEXTFILE_TEST_SLOW_ON=create TEXTFILE_TEST_SLOW_MS=1500 "$plinth" apply --auto-approve --parallelism=1 "$tmp/int" \
+  >"$tmp/int.txt" 2>&1 &
+pid=$!
+set +m
+for _ in $(seq 100); do
+  grep -q "creating\.\.\." "$tmp/int.txt" && break
+  sleep 0.1
+done
+grep -q "creating\.\.\." "$tmp/int.txt" || fail "interrupt: no create started: $(cat "$tmp/int.txt")"
+sleep 0.3
+kill -INT -- "-$pid"
+set +e
+wait "$pid"; rc=$?
+set -e
+[ "$rc" = 1 ] || fail "interrupted apply exited $rc, want 1: $(cat "$tmp/int.txt")"
+grep -q "Stopping: no new changes start; running ones finish" "$tmp/int.txt" &&
+  grep -q "textfile_file.f\[[0-2]\]: created" "$tmp/int.txt" &&
+  grep -q "stopped on request: 2 changes were not started" "$tmp/int.txt" ||
+  fail "interrupt: the running create did not finish (did the provider see the Ctrl-C?): $(cat "$tmp/int.txt")"
+[ "$(ls "$tmp/int/out" | wc -l)" = 1 ] || fail "interrupt: files after the stop: $(ls "$tmp/int/out")"
+"$plinth" apply --auto-approve "$tmp/int" >"$tmp/int.txt" 2>&1 || fail "apply after the interrupt failed: $(cat "$tmp/int.txt")"
+grep -q "Apply complete: 2 changed" "$tmp/int.txt" || fail "the apply after the interrupt: $(cat "$tmp/int.txt")"
+"$plinth" plan --detailed-exitcode "$tmp/int" >/dev/null 2>&1 || fail "interrupt: the plan after apply is not empty"
+
+# A second Ctrl-C leaves at once (exit 130) and takes the children along:
+# the provider's create in flight never completes behind Plinth's back, and
+# the next apply settles the open intent and converges.
+rm -rf "$tmp/int/out" "$tmp/int/.plinth"
+set -m
+TEXTFILE_TEST_SLOW_ON=create TEXTFILE_TEST_SLOW_MS=1500 "$plinth" apply --auto-approve --parallelism=1 "$tmp/int" \
+  >"$tmp/int.txt" 2>&1 &
+pid=$!
+set +m
+for _ in $(seq 100); do
+  grep -q "creating\.\.\." "$tmp/int.txt" && break
+  sleep 0.1
+done
+grep -q "creating\.\.\." "$tmp/int.txt" || fail "double interrupt: no create started: $(cat "$tmp/int.txt")"
+kill -INT -- "-$pid"
+sleep 0.2
+kill -INT -- "-$pid"
+set +e
+wait "$pid"; rc=$?
+set -e
+[ "$rc" = 130 ] && grep -q "Aborted: running changes were cut short" "$tmp/int.txt" ||
+  fail "a second Ctrl-C did not abort (exit $rc): $(cat "$tmp/int.txt")"
+sleep 2  # past the time the slow create would have taken
+[ "$(ls "$tmp/int/out" 2>/dev/null | wc -l)" = 0 ] ||
+  fail "the provider went on creating after plinth was aborted: $(ls "$tmp/int/out")"
+"$plinth" apply --auto-approve "$tmp/int" >"$tmp/int.txt" 2>&1 || fail "apply after the abort failed: $(cat "$tmp/int.txt")"
+grep -q "interrupted create of textfile_file.f\[[0-2]\]: nothing was created" "$tmp/int.txt" &&
+  grep -q "Apply complete: 3 changed" "$tmp/int.txt" || fail "the apply after the abort: $(cat "$tmp/int.txt")"
+"$plinth" plan --detailed-exitcode "$tmp/int" >/dev/null 2>&1 || fail "abort: the plan after apply is not empty"
+
+# The reported case: Ctrl-C while restic initialises a bucket's backup
+# repository. restic runs in a process group of its own, so the terminal's
+# SIGINT does not reach it: the create finishes and is recorded, the apply
+# (nothing left to start) completes, and the next plan is empty.
+if command -v restic >/dev/null; then
+  mkdir -p "$tmp/restic"
+  cat >"$tmp/restic/main.plinth" <<'EOF'
+region "eu" {}
+
+region "us" {
+  port_base = 21000
+}
+
+bucket "b" {
+  region = region.eu
+
+  backup {
+    every = 24h
+    to    = region.us
+    keep  = { daily = 7 }
+  }
+}
+EOF
+  set -m
+  "$plinth" apply --auto-approve "$tmp/restic" >"$tmp/restic.txt" 2>&1 &
+  pid=$!
+  set +m
+  for _ in $(seq 200); do
+    grep -q "bucket.b: creating\.\.\." "$tmp/restic.txt" && break
+    sleep 0.05
+  done
+  grep -q "bucket.b: creating\.\.\." "$tmp/restic.txt" || fail "restic: the bucket's create did not start: $(cat "$tmp/restic.txt")"
+  sleep 0.2
+  kill -INT -- "-$pid"
+  set +e
+  wait "$pid"; rc=$?
+  set -e
+  [ "$rc" = 0 ] && grep -q "Stopping: no new changes start" "$tmp/restic.txt" && grep -q "bucket.b: created" "$tmp/restic.txt" ||
+    fail "Ctrl-C during restic init (exit $rc): $(cat "$tmp/restic.txt")"
+  "$plinth" plan --detailed-exitcode "$tmp/restic" >"$tmp/restic.txt" 2>&1 ||
+    fail "restic: the plan after the interrupted apply is not empty: $(cat "$tmp/restic.txt")"
+fi
+
 # Usage errors exit 2.
 set +e
 "$plinth" validate --bogus >/dev/null 2>&1; rc=$?

@@ -248,5 +248,12 @@ rc=$?
 set -e
 [ $rc = 3 ] && [ "$(cat hooks/c.txt)" = c ] && [ "$(wc -l <hook.out)" = 2 ] || fail "TEXTFILE_TEST_CRASH_AFTER_CREATE: rc $rc"
 pass "TEXTFILE_TEST_CRASH_AFTER_CREATE=1 writes the file, then exits 3"
+START_NS=$(date +%s%N)
+printf '%s\n' "$HEAD" | env -i PATH="$PATH" TEXTFILE_TEST_SLOW_ON=configure TEXTFILE_TEST_SLOW_MS=500 "$PROVIDER" \
+  >hook.out 2>hook.err || fail "TEXTFILE_TEST_SLOW_ON: non-zero exit"
+SLOW_MS=$(( ($(date +%s%N) - START_NS) / 1000000 ))
+[ "$SLOW_MS" -ge 500 ] && [ "$(wc -l <hook.out)" = 2 ] && ! grep -q '"error"' hook.out \
+  || fail "TEXTFILE_TEST_SLOW_ON: answered in $SLOW_MS ms: $(cat hook.out)"
+pass "TEXTFILE_TEST_SLOW_ON=configure answers after TEXTFILE_TEST_SLOW_MS"
 
 echo "all protocol checks passed"

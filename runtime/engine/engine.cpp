@@ -494,8 +494,9 @@ struct Engine::Impl {
     if (diags.has_errors()) return false;
     r.config_digest = Digest(sources, first_file, o.variable_texts);
     r.outputs = config.outputs;
-    if (destroy) config.resources.clear();
-    r.plan = ComputePlan(std::move(config.resources), std::move(prior), hook.replace_because, &Schemas());
+    // A destroy plan deletes everything; the configuration still says what
+    // is protected (prevent_destroy).
+    r.plan = ComputePlan(std::move(config.resources), std::move(prior), hook.replace_because, &Schemas(), destroy);
     for (PlanProblem& p : hook.problems) r.plan.problems.push_back(std::move(p));
     timer.Mark("diff");
     if (!PreviewDeletes(r)) return false;
@@ -762,8 +763,10 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
     by_address.clear();
     rep = ExecutionReport{};
     keep_plan();
-    if (stopped) {
-      r.errors.push_back("stopped on request: " + std::to_string(not_started) +
+    // A stop that came while the last changes ran left nothing undone: the
+    // apply is complete. Otherwise it ends here, and says what is left.
+    if (stopped && (not_started > 0 || !deferred.empty())) {
+      r.errors.push_back("stopped on request: " + std::to_string(not_started + deferred.size()) +
                          " changes were not started; run apply again to finish");
       failed = true;
       break;

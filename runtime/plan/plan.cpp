@@ -172,12 +172,60 @@ std::vector<std::string> NamesOf(const std::string& address) {
   return names;
 }
 
+// The id a resource is recorded (prior) or planned with, when it is a
+// known string; empty otherwise.
+std::string KnownId(const ValueMap& attributes) {
+  auto it = attributes.find("id");
+  if (it == attributes.end() || it->second.kind() != Value::Kind::String || it->second.ContainsUnknown()) return "";
+  return it->second.as_string();
+}
+
+// A rename (`marker "a"` becomes `marker "b"` with the same path) deletes and
+// creates the same object: the creation must wait for the delete, or the two
+// race. Identity is the type (which names the provider) plus the id: the
+// delete's recorded id equals the creation's planned id. One hash map of the
+// deletes' ids, so linear in the plan.
+void OrderSameObjectChanges(Plan& plan) {
+  std::unordered_map<std::string, std::vector<const PlannedResource*>> deleting;
+  for (const PlannedResource& r : plan.resources) {
+    if ((r.action != Action::Delete && r.action != Action::Replace) || !r.prior) continue;
+    std::string id = KnownId(*r.prior);
+    if (!id.empty()) deleting[r.type + '\0' + id].push_back(&r);
+  }
+  if (deleting.empty()) return;
+  for (PlannedResource& r : plan.resources) {
+    if (r.action != Action::Create && r.action != Action::Replace) continue;
+    std::string id = KnownId(r.planned);
+    if (id.empty()) continue;
+    auto it = deleting.find(r.type + '\0' + id);
+    if (it == deleting.end()) continue;
+    for (const PlannedResource* d : it->second) {
+      if (d->address != r.address) r.waits_for_deletes.push_back(d->address);
+    }
+  }
+}
+
 }  // namespace
 
 Plan ComputePlan(std::vector<ResourceInstance> config, std::vector<PriorResource> prior,
                  const std::map<std::string, std::vector<std::string>>& replace_because,
-                 const SchemaRegistry* schemas) {
+                 const SchemaRegistry* schemas, bool destroy) {
   Plan plan;
+  if (destroy) {
+    // Everything in the state is deleted; the configuration only protects.
+    std::unordered_map<std::string_view, const PriorResource*> recorded;
+    recorded.reserve(prior.size());
+    for (const PriorResource& p : prior) recorded.emplace(p.address, &p);
+    for (const ResourceInstance& ri : config) {
+      if (!ri.prevent_destroy || !recorded.count(ri.address)) continue;
+      plan.problems.push_back({ri.address,
+                               ri.address + " has lifecycle.prevent_destroy set but would be destroyed; nothing was "
+                                            "changed; to destroy it, remove prevent_destroy from its lifecycle block "
+                                            "(or the resource from the configuration) first",
+                               ri.range});
+    }
+    config.clear();
+  }
   std::unordered_map<std::string_view, PriorResource*> by_address;
   by_address.reserve(prior.size());
   for (PriorResource& p : prior) by_address.emplace(p.address, &p);
@@ -211,7 +259,8 @@ Plan ComputePlan(std::vector<ResourceInstance> config, std::vector<PriorResource
     if (pr.action == Action::Replace && inputs[i].prevent_destroy) {
       plan.problems.push_back({pr.address,
                                pr.address + " has lifecycle.prevent_destroy set but would be replaced (" +
-                                   pr.reasons.front() + ")",
+                                   pr.reasons.front() +
+                                   "); to replace it, remove prevent_destroy from its lifecycle block first",
                                inputs[i].range});
     }
     plan.resources.push_back(std::move(pr));
@@ -224,7 +273,7 @@ Plan ComputePlan(std::vector<ResourceInstance> config, std::vector<PriorResource
     pr.type = std::move(p.type);
     pr.action = Action::Delete;
     pr.depends_on = std::move(p.depends_on);
-    pr.reasons.push_back("not in the configuration");
+    pr.reasons.push_back(destroy ? "destroy" : "not in the configuration");
     for (const auto& [name, v] : p.attributes) {
       if (!IsIdentity(name) && !v.is_null()) pr.changes.push_back({name, v, Value(), false});
     }
@@ -233,6 +282,7 @@ Plan ComputePlan(std::vector<ResourceInstance> config, std::vector<PriorResource
   }
   std::sort(plan.resources.begin(), plan.resources.end(),
             [](const PlannedResource& a, const PlannedResource& b) { return a.address < b.address; });
+  OrderSameObjectChanges(plan);
   return plan;
 }
 
@@ -261,6 +311,15 @@ Graph BuildGraph(const Plan& plan) {
         }
         break;
       }
+    }
+  }
+  // A creation of an object that a delete of another address removes first.
+  for (const PlannedResource& r : plan.resources) {
+    if (r.waits_for_deletes.empty()) continue;
+    auto a = apply_node.find(r.address);
+    if (a == apply_node.end()) continue;
+    for (const std::string& other : r.waits_for_deletes) {
+      if (auto d = destroy_node.find(other); d != destroy_node.end()) g.nodes[a->second].after.push_back(d->second);
     }
   }
   // Which changing instances each dependency string names.
@@ -365,6 +424,35 @@ Graph BuildGraph(const Plan& plan) {
   return g;
 }
 
+std::string EscapeControls(std::string_view text) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += digits[c >> 4];
+      out += digits[c & 15];
+    } else if (c == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
+      const auto c1 = static_cast<unsigned char>(text[++i]);  // U+0080..U+009F
+      out += "\\u00";
+      out += digits[c1 >> 4];
+      out += digits[c1 & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 namespace {
 
 struct Painter {
@@ -404,7 +492,7 @@ std::string RenderPolicies(const Plan& plan, const Painter& p) {
       ++warned;
       tag = p.Wrap("33", "! warning  ");
     }
-    lines += "  " + tag + " " + f.policy + " on " + f.address + ": " + f.message + "\n";
+    lines += "  " + tag + " " + f.policy + " on " + f.address + ": " + EscapeControls(f.message) + "\n";
   }
   std::string out = "\nPolicies: " + std::to_string(plan.policies) + " evaluated, " +
                     std::to_string(plan.policy_checks) + " checks: ";
@@ -441,17 +529,23 @@ std::string RenderPlanText(const Plan& plan, bool color) {
     out += "\n  # " + r.address + " " + verb;
     if (!r.reasons.empty()) {
       std::string why;
-      for (const std::string& reason : r.reasons) why += (why.empty() ? "" : "; ") + reason;
+      for (const std::string& reason : r.reasons) why += (why.empty() ? "" : "; ") + EscapeControls(reason);
       out += " (" + why + ")";
     }
     out += "\n" + p.Wrap(code.c_str(), symbol) + " " + r.address + "\n";
+    if (!r.waits_for_deletes.empty()) {
+      auto id = r.planned.find("id");
+      const std::string object = id == r.planned.end() ? "" : " (same object " + Show(id->second) + ")";
+      for (const std::string& other : r.waits_for_deletes)
+        out += "      waits for the delete of " + other + object + "\n";
+    }
     if (r.deletes) {
       // What the delete takes with it, or what refuses it: right under the
       // resource, before its attributes.
       const bool refused = !r.deletes->refusal.empty();
       for (const std::string& line : r.deletes->data)
-        out += "      " + p.Wrap("31", "!") + (refused ? " holds " : " deletes ") + line + "\n";
-      if (refused) out += "      " + p.Wrap("31", "x") + " delete refused: " + r.deletes->refusal + "\n";
+        out += "      " + p.Wrap("31", "!") + (refused ? " holds " : " deletes ") + EscapeControls(line) + "\n";
+      if (refused) out += "      " + p.Wrap("31", "x") + " delete refused: " + EscapeControls(r.deletes->refusal) + "\n";
     }
     size_t width = 0;
     for (const AttributeChange& c : r.changes) width = std::max(width, c.name.size());
@@ -500,6 +594,7 @@ std::string RenderPlanJson(const Plan& plan) {
                              {"reasons", r.reasons},
                              {"create_before_destroy", r.create_before_destroy},
                              {"depends_on", r.depends_on},
+                             {"waits_for_deletes", r.waits_for_deletes},
                              {"changed_attributes", attrs},
                              {"before", before},
                              {"after", after}};

@@ -16,6 +16,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "compiler/check/checker.h"
@@ -56,6 +57,10 @@ struct PlannedResource {
   // Delete and Replace: what deleting the existing resource removes with it,
   // from the provider (set by the engine; unset when not asked).
   std::optional<DeletePreview> deletes;
+  // Create and Replace: the deletes of other addresses that hold the object
+  // this creation makes (same type, and their recorded id is this planned
+  // id: a renamed resource). The creation runs after them, never beside them.
+  std::vector<std::string> waits_for_deletes;
 };
 
 struct PlanProblem {
@@ -93,9 +98,15 @@ struct Plan {
 // provider found changed. Attributes named in an instance's ignore_changes
 // (or "all") never cause an update. `schemas` tells computed attributes
 // (an unknown computed value keeps its prior value); null: only `id` is.
+// `destroy`: every prior resource is deleted; `config` only says which of
+// them are protected (lifecycle.prevent_destroy), each a problem.
+// A resource with prevent_destroy that would be replaced or destroyed is a
+// problem; one removed from the configuration has no lifecycle left and is
+// deleted. A create whose planned `id` is the recorded id of a resource of
+// the same type being deleted waits for that delete (waits_for_deletes).
 Plan ComputePlan(std::vector<ResourceInstance> config, std::vector<PriorResource> prior,
                  const std::map<std::string, std::vector<std::string>>& replace_because,
-                 const SchemaRegistry* schemas = nullptr);
+                 const SchemaRegistry* schemas = nullptr, bool destroy = false);
 
 // The order in which a plan's changes run.
 struct GraphNode {
@@ -114,14 +125,22 @@ struct Graph {
 
 // Creates and updates run after what they depend on; deletes run before the
 // deletion of what they depended on; a replacement is a destroy then a
-// create (or create then destroy with create_before_destroy). Unchanged
-// resources are not nodes.
+// create (or create then destroy with create_before_destroy); a creation
+// runs after the deletes in its waits_for_deletes. Unchanged resources are
+// not nodes.
 Graph BuildGraph(const Plan& plan);
 
 // The human plan: `+ create`, `~ update in-place`, `-/+ replace`, `- delete`,
 // attribute lines, reasons, and a summary line. Sensitive values print as
 // (sensitive), unknown ones as (known after apply).
 std::string RenderPlanText(const Plan& plan, bool color);
+
+// `text` with every control character written as an escape: \n, \r, \t,
+// \x1b for the other C0 bytes and DEL, \u009b for the C1 ones (UTF-8
+// encoded). For text that comes from providers and child processes and is
+// shown on a terminal: a message must never move the cursor, change
+// colours, retitle the window or split into several lines.
+std::string EscapeControls(std::string_view text);
 
 // The machine-readable plan, format_version 1 (docs/plan-json.md).
 std::string RenderPlanJson(const Plan& plan);

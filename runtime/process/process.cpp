@@ -209,6 +209,33 @@ void SignalGroup(pid_t pgid, int sig) {
   if (pgid > 0) ::kill(-pgid, sig);
 }
 
+// The groups of the children started and not reaped yet, for
+// SignalAllChildren (lock-free atomics: readable from a signal handler).
+std::array<std::atomic<pid_t>, kMaxTrackedChildren> live_groups{};
+
+void Track(pid_t pgid) {
+  for (auto& slot : live_groups) {
+    pid_t empty = 0;
+    if (slot.compare_exchange_strong(empty, pgid)) return;
+  }
+}
+
+void Untrack(pid_t pgid) {
+  for (auto& slot : live_groups) {
+    pid_t mine = pgid;
+    if (slot.compare_exchange_strong(mine, 0)) return;
+  }
+}
+
+// Untracks a group when the scope that reaps its leader ends.
+struct Tracked {
+  pid_t pgid;
+  explicit Tracked(pid_t p) : pgid(p) { Track(p); }
+  ~Tracked() { Untrack(pgid); }
+  Tracked(const Tracked&) = delete;
+  Tracked& operator=(const Tracked&) = delete;
+};
+
 // Starts spec.program with `in`, `out` and `err` as its descriptors 0, 1 and
 // 2. Wipes the environment (both the spec's values and the "K=V" copies)
 // whether or not it started.
@@ -556,6 +583,7 @@ Outcome Run(Spec spec) {
     err_w.Reset();
     if (!proc) return o;
     o.started = true;
+    Tracked tracked(proc->id());
     Runner runner(ctx, *proc, spec, o, started);
     runner.Go(std::move(in_w), std::move(out_r), std::move(err_r));
   } catch (const std::exception& e) {
@@ -563,6 +591,13 @@ Outcome Run(Spec spec) {
     o.start_error = "cannot start " + spec.program.string() + ": " + e.what();
   }
   return o;
+}
+
+void SignalAllChildren(int sig) {
+  for (auto& slot : live_groups) {
+    pid_t pgid = slot.load();
+    if (pgid > 0) ::kill(-pgid, sig);
+  }
 }
 
 std::optional<fs::path> FindExecutable(std::string_view name, std::string_view path_list) {
@@ -689,6 +724,7 @@ struct Child::State {
     wait_failed = static_cast<bool>(ec);
     raw_status = proc->native_exit_code();
     SignalGroup(pid, SIGKILL);  // what is left of the group dies with the child
+    Untrack(pid);
     CloseIn();
   }
 
@@ -801,6 +837,7 @@ std::unique_ptr<Child> Child::Start(Spec spec, std::string* error) {
     if (!proc) return nullptr;
     s->proc.emplace(std::move(*proc));
     s->pid = s->proc->id();
+    Track(s->pid);
     s->in.assign(in_w.Release());
     s->out.assign(out_r.Release());
     s->err.assign(err_r.Release());
@@ -812,6 +849,7 @@ std::unique_ptr<Child> Child::Start(Spec spec, std::string* error) {
       SignalGroup(s->pid, SIGKILL);
       bp::error_code ec;
       s->proc->wait(ec);
+      Untrack(s->pid);
     }
     *error = "cannot start " + spec.program.string() + ": " + e.what();
     return nullptr;

@@ -129,6 +129,14 @@ struct Outcome {
 // throws; a child that could not start is reported in the outcome.
 Outcome Run(Spec spec);
 
+// Sends `sig` to the group of every child of this process that Run or Child
+// started and has not reaped yet. Async-signal-safe: for a handler that is
+// about to _exit (a second Ctrl-C), so that no child goes on changing the
+// world once its caller is gone. Tracks up to kMaxTrackedChildren at once
+// (more are started, just not reached by this).
+inline constexpr size_t kMaxTrackedChildren = 1024;
+void SignalAllChildren(int sig);
+
 // The first `name` on `path_list` (colon-separated directories, as $PATH)
 // that is a regular file the caller may execute. Empty and relative entries
 // are skipped (no implicit current directory). A name with a '/' is not

@@ -5,6 +5,7 @@
 // hold after each.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -443,6 +444,150 @@ TEST_F(EngineTest, ADeleteRefusesDataWrittenSinceItsPlan) {
             std::string::npos)
       << refused.errors[0];
   EXPECT_TRUE(fs::exists(bucket / "later.csv"));
+}
+
+}  // namespace
+}  // namespace plinth::runtime
+
+namespace plinth::runtime {
+namespace {
+
+// A rename: marker.a becomes marker.b with the same path, so both name the
+// same file. The delete of a hangs (fault hang@1) while the test watches:
+// nothing else may start, since the create of b waits for it. Were they run
+// side by side, the create would run during the hang (a second call) and
+// the released delete would then remove b's file.
+TEST_F(EngineTest, ARenamedResourceIsDeletedBeforeItsNewAddressCreatesTheSameObject) {
+  Write("marker \"a\" {\n  path    = \"m/x\"\n  content = \"1\"\n}\n");
+  ASSERT_TRUE(Run(Options()).ok);
+  Write("marker \"b\" {\n  path    = \"m/x\"\n  content = \"1\"\n}\nmarker \"c\" {\n  path = \"m/c\"\n}\n");
+
+  EngineResult plan = PlanNow();
+  ASSERT_TRUE(plan.ok);
+  for (const PlannedResource& pr : plan.plan.resources) {
+    if (pr.address == "marker.b") {
+      EXPECT_EQ(pr.action, Action::Create);
+      EXPECT_EQ(pr.waits_for_deletes, std::vector<std::string>{"marker.a"});
+    } else {
+      EXPECT_TRUE(pr.waits_for_deletes.empty()) << pr.address;
+    }
+  }
+  Graph graph = BuildGraph(plan.plan);
+  ASSERT_TRUE(graph.cycle.empty());
+  std::vector<std::string> order;
+  for (uint32_t i : graph.order) {
+    if (graph.nodes[i].step != GraphNode::Step::Group) order.push_back(graph.nodes[i].address);
+  }
+  auto at = [&](const std::string& a) { return std::find(order.begin(), order.end(), a) - order.begin(); };
+  EXPECT_LT(at("marker.a"), at("marker.b"));
+
+  FaultProvider* fault = nullptr;
+  EngineOptions eo = Options(&fault, FaultSpec{FaultSpec::Kind::Hang, 1});
+  eo.parallelism = 8;  // 1 would hide the race
+  // Only the rename: its delete must be the first call, and the only one
+  // while it hangs.
+  Write("marker \"b\" {\n  path    = \"m/x\"\n  content = \"1\"\n}\n");
+  EngineResult applied;
+  std::thread runner([&] { applied = Run(eo); });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while ((fault == nullptr || !fault->hanging()) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(fault != nullptr && fault->hanging());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(fault->calls(), 1u) << "the create of marker.b ran while the delete of marker.a was running";
+  fault->Release();
+  runner.join();
+  EXPECT_TRUE(applied.ok) << (applied.errors.empty() ? "" : applied.errors[0]);
+  EXPECT_EQ(applied.applied, 2u);
+  EXPECT_TRUE(fs::exists(dir_ / ".plinth/default/data/m/x")) << "the delete of marker.a removed marker.b's file";
+  EXPECT_EQ(Markers(), 1u);
+  EXPECT_EQ(StateCount(), 1u);
+  EXPECT_FALSE(PlanNow().plan.HasChanges());
+}
+
+// Renames back and forth at high parallelism, many at once: every object
+// exists after each apply.
+TEST_F(EngineTest, ManyRenamesAtOnceLeaveEveryObjectInPlace) {
+  auto config = [](const std::string& name) {
+    return "marker \"" + name + "\" {\n  count = 20\n  path  = \"m/${count.index}\"\n}\n";
+  };
+  Write(config("a"));
+  ASSERT_TRUE(Run(Options()).ok);
+  for (int round = 0; round < 6; ++round) {
+    Write(config(round % 2 == 0 ? "b" : "a"));
+    EngineOptions eo = Options();
+    eo.parallelism = 16;
+    EngineResult r = Run(eo);
+    ASSERT_TRUE(r.ok) << "round " << round << ": " << (r.errors.empty() ? "" : r.errors[0]);
+    EXPECT_EQ(Markers(), 20u) << "round " << round;
+    EXPECT_FALSE(PlanNow().plan.HasChanges()) << "round " << round;
+  }
+}
+
+// destroy refuses a plan that would delete a prevent_destroy resource still
+// in the configuration, before any change, and says how to proceed.
+TEST_F(EngineTest, DestroyRefusesAPreventDestroyResourceAndDeletesNothing) {
+  Write(R"(
+marker "precious" {
+  path = "m/precious"
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+marker "scratch" {
+  path = "m/scratch"
+}
+)");
+  ASSERT_TRUE(Run(Options()).ok);
+  EngineResult r = Run(Options(), /*destroy=*/true);
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.applied, 0u);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0],
+            "marker.precious has lifecycle.prevent_destroy set but would be destroyed; nothing was changed; to "
+            "destroy it, remove prevent_destroy from its lifecycle block (or the resource from the configuration) "
+            "first");
+  EXPECT_EQ(Markers(), 2u);
+  EXPECT_EQ(StateCount(), 2u);
+
+  // Removed from the configuration, it has no lifecycle left: destroy goes on.
+  Write("marker \"scratch\" {\n  path = \"m/scratch\"\n}\n");
+  r = Run(Options(), /*destroy=*/true);
+  EXPECT_TRUE(r.ok) << (r.errors.empty() ? "" : r.errors[0]);
+  EXPECT_EQ(Markers(), 0u);
+  EXPECT_EQ(StateCount(), 0u);
+}
+
+}  // namespace
+}  // namespace plinth::runtime
+
+namespace plinth::runtime {
+namespace {
+
+// A stop request that comes while the last change runs leaves nothing
+// undone: the running change finishes and the apply is complete.
+TEST_F(EngineTest, AStopDuringTheLastChangeCompletesTheApply) {
+  Write(kFive);
+  FaultProvider* fault = nullptr;
+  std::atomic<bool> stop{false};
+  EngineOptions eo = Options(&fault, FaultSpec{FaultSpec::Kind::Hang, 5});
+  eo.parallelism = 1;
+  eo.stop = &stop;
+  EngineResult r;
+  std::thread runner([&] { r = Run(eo); });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while ((fault == nullptr || !fault->hanging()) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(fault != nullptr && fault->hanging());
+  stop = true;
+  fault->Release();
+  runner.join();
+  EXPECT_TRUE(r.ok) << (r.errors.empty() ? "" : r.errors[0]);
+  EXPECT_EQ(r.applied, 5u);
+  EXPECT_EQ(Markers(), 5u);
+  EXPECT_FALSE(PlanNow().plan.HasChanges());
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 //   edit/           (optional) copied over the data root after that apply,
 //                   to change the world behind Plinth's back
 //   after.plinth    the configuration that is then planned
+//   destroy         (optional) plan a destroy (plan --destroy) instead
 //   expected.txt    notes, errors and problems, the text plan (no color)
 //                   and the JSON plan
 // The temporary directory's path prints as $DIR. Regenerate with
@@ -60,7 +61,7 @@ std::string RunCase(const fs::path& c) {
   SourceManager sources;
   Diagnostics diags;
   Engine engine(engine_options(), sources, diags);
-  EngineResult r = engine.Plan();
+  EngineResult r = engine.Plan(/*destroy=*/fs::exists(c / "destroy"));
   if (diags.has_errors()) out += "(after.plinth has errors)\n";
   for (const std::string& n : r.notes) out += "note: " + n + "\n";
   for (const std::string& e : r.errors) out += "error: " + e + "\n";

@@ -223,3 +223,93 @@ TEST(Graph, LinearInSizeWithGroupNodes) {
 
 }  // namespace
 }  // namespace plinth::runtime
+
+namespace plinth::runtime {
+namespace {
+
+// A rename: the create of the new address waits for the delete of the old
+// one when they are the same object (same type, planned id = recorded id).
+TEST(Plan, ACreateWaitsForTheDeleteOfTheSameObject) {
+  std::vector<ResourceInstance> config = {
+      Instance("marker.b", "marker", {{"path", Value::String("m/x")}, {"id", Value::String("m/x")}}),
+      Instance("marker.new", "marker", {{"path", Value::String("m/n")}, {"id", Value::String("m/n")}}),
+      Instance("marker.later", "marker", {{"id", Value::Unknown(Type::String())}}),
+      Instance("bucket.x", "bucket", {{"id", Value::String("m/y")}}),
+  };
+  std::vector<PriorResource> prior = {
+      Prior("marker.a", "marker", {{"path", Value::String("m/x")}, {"id", Value::String("m/x")}}),
+      Prior("marker.y", "marker", {{"path", Value::String("m/y")}, {"id", Value::String("m/y")}}),
+  };
+  Plan p = ComputePlan(config, prior, {});
+  EXPECT_EQ(Get(p, "marker.b").waits_for_deletes, std::vector<std::string>{"marker.a"});
+  EXPECT_TRUE(Get(p, "marker.new").waits_for_deletes.empty());
+  EXPECT_TRUE(Get(p, "marker.later").waits_for_deletes.empty()) << "an unknown id matches nothing";
+  EXPECT_TRUE(Get(p, "bucket.x").waits_for_deletes.empty()) << "another type is another object";
+
+  Graph g = BuildGraph(p);
+  ASSERT_TRUE(g.cycle.empty());
+  uint32_t create_b = 0, delete_a = 0;
+  for (uint32_t i = 0; i < g.nodes.size(); ++i) {
+    if (g.nodes[i].address == "marker.b") create_b = i;
+    if (g.nodes[i].address == "marker.a") delete_a = i;
+  }
+  EXPECT_EQ(g.nodes[delete_a].step, GraphNode::Step::Destroy);
+  EXPECT_NE(std::find(g.nodes[create_b].after.begin(), g.nodes[create_b].after.end(), delete_a),
+            g.nodes[create_b].after.end());
+  EXPECT_NE(RenderPlanText(p, false).find("+ marker.b\n      waits for the delete of marker.a (same object \"m/x\")\n"),
+            std::string::npos)
+      << RenderPlanText(p, false);
+  nlohmann::json doc = nlohmann::json::parse(RenderPlanJson(p));
+  for (const auto& r : doc["resource_changes"]) {
+    EXPECT_EQ(r["waits_for_deletes"].size(), r["address"] == "marker.b" ? 1u : 0u) << r["address"];
+  }
+}
+
+// A replacement whose new id is an object another address deletes waits too.
+TEST(Plan, AReplacementWaitsForTheDeleteOfItsNewObject) {
+  std::vector<ResourceInstance> config = {
+      Instance("marker.r", "marker", {{"path", Value::String("m/old")}, {"id", Value::String("m/old")}})};
+  std::vector<PriorResource> prior = {
+      Prior("marker.r", "marker", {{"path", Value::String("m/r")}, {"id", Value::String("m/r")}}),
+      Prior("marker.old", "marker", {{"path", Value::String("m/old")}, {"id", Value::String("m/old")}}),
+  };
+  Plan p = ComputePlan(config, prior, {{"marker.r", {"path"}}});
+  EXPECT_EQ(Get(p, "marker.r").action, Action::Replace);
+  EXPECT_EQ(Get(p, "marker.r").waits_for_deletes, std::vector<std::string>{"marker.old"});
+}
+
+// A destroy plan deletes everything; a prevent_destroy resource still in the
+// configuration is a problem; one no longer in it is not protected.
+TEST(Plan, DestroyRefusesPreventDestroyResourcesStillConfigured) {
+  ResourceInstance kept = Instance("marker.kept", "marker", {{"path", Value::String("k")}});
+  kept.prevent_destroy = true;
+  ResourceInstance never = Instance("marker.never_applied", "marker", {{"path", Value::String("n")}});
+  never.prevent_destroy = true;
+  std::vector<PriorResource> prior = {Prior("marker.kept", "marker", {{"path", Value::String("k")}}),
+                                      Prior("marker.other", "marker", {{"path", Value::String("o")}})};
+  Plan p = ComputePlan({kept, never}, prior, {}, nullptr, /*destroy=*/true);
+  EXPECT_EQ(p.resources.size(), 2u);
+  EXPECT_EQ(Get(p, "marker.kept").action, Action::Delete);
+  EXPECT_EQ(Get(p, "marker.other").action, Action::Delete);
+  EXPECT_EQ(Get(p, "marker.kept").reasons, std::vector<std::string>{"destroy"});
+  ASSERT_EQ(p.problems.size(), 1u);
+  EXPECT_EQ(p.problems[0].address, "marker.kept");
+  EXPECT_NE(p.problems[0].message.find("would be destroyed"), std::string::npos);
+  EXPECT_NE(p.problems[0].message.find("remove prevent_destroy"), std::string::npos);
+
+  // Not a destroy: removed from the configuration, it is deleted freely.
+  p = ComputePlan({}, prior, {});
+  EXPECT_TRUE(p.problems.empty());
+  EXPECT_EQ(p.Count(Action::Delete), 2u);
+}
+
+TEST(Plan, EscapeControlsEscapesEveryControlCharacter) {
+  EXPECT_EQ(EscapeControls("plain text, é ü"), "plain text, é ü");
+  EXPECT_EQ(EscapeControls("a\nb\rc\td"), "a\\nb\\rc\\td");
+  EXPECT_EQ(EscapeControls("\x1b[31mred\x1b[0m\x07\x7f"), "\\x1b[31mred\\x1b[0m\\x07\\x7f");
+  EXPECT_EQ(EscapeControls("\xc2\x9b" "2J \xc2\xa0"), "\\u009b2J \xc2\xa0");  // C1 CSI escaped, NBSP kept
+  EXPECT_EQ(EscapeControls(std::string("nul\0x", 5)), "nul\\x00x");
+}
+
+}  // namespace
+}  // namespace plinth::runtime
