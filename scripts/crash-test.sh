@@ -72,12 +72,15 @@ use() {
 }
 # Marker files and text files. Not the temporary files a write killed
 # before its rename leaves (the local provider's `.NAME.RANDOM.tmp`, the
-# textfile provider's `.textfile-*`): they are no resource, only litter,
-# counted apart and reported.
+# textfile provider's `.textfile-*`): they are no resource, only litter.
+# The local provider removes its own when it next writes or deletes that
+# marker, so after convergence none may be left (checked per trial); the
+# example provider's are counted apart and reported.
 list_files() {
   { find "$data/m" -type f ! -name '.*.tmp' 2>/dev/null; find "$dir/out" -name 't-*.txt' 2>/dev/null; } | sort
 }
 count_files() { list_files | wc -l; }
+marker_litter() { find "$data/m" -type f -name '.*.tmp' 2>/dev/null | wc -l; }
 count_litter() {
   { find "$tmp" -path '*/m/*' -type f -name '.*.tmp' 2>/dev/null; find "$tmp" -name '.textfile-*' 2>/dev/null; } | wc -l
 }
@@ -176,6 +179,7 @@ for trial in $(seq 1 "$trials"); do
     [ "$rc" = 0 ] || fail "the plan after convergence is not empty (exit $rc): $(cat "$tmp/plan.txt")"
     [ "$(count_files)" = "$expected" ] ||
       fail "$(count_files) files exist, $expected expected: $(list_files | grep -v '/chain-[0-9]*$' | tr '\n' ' ')"
+    [ "$(marker_litter)" = 0 ] || fail "temporary files of killed marker writes were left after convergence"
     # Back to nothing for the next trial (which may use the other workspace).
     "$plinth" destroy --auto-approve "$dir" >/dev/null 2>&1 || fail "destroy after the apply trial failed"
   else
@@ -189,6 +193,7 @@ for trial in $(seq 1 "$trials"); do
     esac
     out=$("$plinth" destroy --auto-approve "$dir" 2>&1) || fail "destroy after the kill failed: $out"
     [ "$(count_files)" = 0 ] || fail "$(count_files) files left after destroy: orphans: $(list_files | tr '\n' ' ')"
+    [ "$(marker_litter)" = 0 ] || fail "temporary files of killed marker writes were left after destroy"
   fi
 done
 litter=$(count_litter)

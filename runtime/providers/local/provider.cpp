@@ -273,6 +273,21 @@ FileRead ReadFile(const fs::path& root, const fs::path& path, bool sensitive_pat
   return r;
 }
 
+// Removes the temp files a write of `file` killed before its rename left
+// (".NAME.<16 hex>.tmp" beside it): litter that may hold a marker's content.
+void RemoveStaleTemps(const fs::path& file) {
+  const std::string name = file.filename().string();
+  const std::string prefix = "." + name + ".";
+  std::error_code ec;
+  for (fs::directory_iterator it(file.parent_path(), ec), end; !ec && it != end; it.increment(ec)) {
+    std::string entry = it->path().filename().string();
+    if (entry.size() == prefix.size() + 16 + 4 && entry.compare(0, prefix.size(), prefix) == 0 &&
+        io::IsTempName(entry)) {
+      ::unlink(it->path().c_str());
+    }
+  }
+}
+
 bool Exists(const fs::path& p) {
   struct stat st;
   return ::lstat(p.c_str(), &st) == 0;
@@ -1116,6 +1131,7 @@ Result<ResourceObject> LocalProvider::WriteMarker(const ValueMap& planned) {
   const Value* content = Find(p, "content");
   std::string text = IsKnownString(content) ? content->as_string() : "";
   if (auto err = WriteFileAtomic(full.value(), text, sensitive)) return *err;
+  RemoveStaleTemps(full.value());
   ResourceObject o;
   o.id = *rel;
   o.attributes["id"] = Value::String(*rel);
@@ -1626,6 +1642,7 @@ Result<Done> LocalProvider::Delete(const std::string& type, const std::string& i
     auto full = MarkerPath(*rel, shown);
     if (!full.ok()) return full.error();
     if (IsRealDir(full.value())) return Fail(shown + " is a directory, not a marker file");
+    RemoveStaleTemps(full.value());
     if (::unlink(full.value().c_str()) != 0) {
       if (errno == ENOENT || errno == ENOTDIR) return Done{};
       return IoFail("remove", ErrnoPath(full.value(), sensitive), errno);
