@@ -19,6 +19,7 @@
 #include "cli/commands.h"
 #include "cli/workspace.h"
 #include "runtime/io/durable.h"
+#include "runtime/plan/plan.h"
 #include "runtime/storage/service.h"
 
 namespace plinth::cli {
@@ -198,35 +199,6 @@ void PrintAlerts(const std::vector<storage::Alert>& alerts) {
   }
 }
 
-// An object key as one safe line on a terminal: control characters (C0,
-// DEL, C1) and backslashes are written as \xNN / \\, so a crafted name can
-// neither move the cursor nor forge another listing line. --json output
-// carries the exact key.
-std::string ShownKey(std::string_view key) {
-  std::string out;
-  static const char* kHex = "0123456789abcdef";
-  auto esc = [&](unsigned char c) {
-    out += "\\x";
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
-  };
-  for (size_t i = 0; i < key.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(key[i]);
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c < 0x20 || c == 0x7f) {
-      esc(c);
-    } else if (c == 0xc2 && i + 1 < key.size() && static_cast<unsigned char>(key[i + 1]) >= 0x80 &&
-               static_cast<unsigned char>(key[i + 1]) <= 0x9f) {
-      esc(c);
-      esc(static_cast<unsigned char>(key[++i]));
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
-
 std::function<void(const std::string&)> ProgressTo(const Options& o) {
   if (o.json) return {};
   return [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
@@ -273,9 +245,9 @@ int Bucket(const Options& o) {
     for (const auto& obj : list.value()) {
       if (obj.current) {
         std::printf("%-8s %12s  %s  %s\n", obj.tier.c_str(), storage::BytesText(obj.size).c_str(), TimeText(obj.modified_ms).c_str(),
-                    ShownKey(obj.key).c_str());
+                    runtime::EscapeControls(obj.key).c_str());
       } else {
-        std::printf("%-8s %12s  %s  %s\n", "deleted", "-", "-", ShownKey(obj.key).c_str());
+        std::printf("%-8s %12s  %s  %s\n", "deleted", "-", "-", runtime::EscapeControls(obj.key).c_str());
       }
       if (!o.versions) continue;
       for (const auto& v : obj.versions) {

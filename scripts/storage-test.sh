@@ -89,6 +89,18 @@ grep -q '^plinth_backup_runs_total{bucket="bucket.data",id="eu/data"} 1' "$d/.pl
   fail "the due backup did not run"
 [ ! -e "$d/.plinth/default/data/regions/eu/buckets/data/raw/blob.bin" ] || fail "archived object still in the live tier"
 "$plinth" bucket ls bucket.data "${B[@]}" | grep -q "^archive .* raw/blob.bin" || fail "ls does not show the archive tier"
+# A key with control characters (a job can name files anything) is listed
+# escaped on one line: it can neither move the cursor nor forge a line.
+evil=$'fake\nlive           1 B  2026-01-01T00:00:00Z  forged\e[2K'
+"$plinth" bucket put bucket.data "$evil" "$tmp/v1.txt" "${B[@]}" 2>/dev/null || fail "put a key with control characters"
+"$plinth" bucket ls bucket.data "${B[@]}" >"$tmp/ls.txt"
+grep -q "forged" "$tmp/ls.txt" || fail "ls does not list the key with control characters"
+grep -q "^live  *1 B  2026-01-01" "$tmp/ls.txt" && fail "a key with a newline forged a listing line: $(cat "$tmp/ls.txt")"
+[ "$(wc -l <"$tmp/ls.txt")" = 3 ] || fail "three objects should list on three lines: $(cat "$tmp/ls.txt")"
+grep -q $'\e' "$tmp/ls.txt" && fail "ls printed a raw escape character"
+grep -qF 'fake\nlive' "$tmp/ls.txt" || fail "ls did not escape the newline: $(cat "$tmp/ls.txt")"
+"$plinth" bucket ls bucket.data --json "${B[@]}" | grep -qF '"key": "fake\nlive' || fail "--json lost the exact key"
+"$plinth" bucket rm bucket.data "$evil" "${B[@]}" 2>/dev/null || fail "rm the key with control characters"
 "$plinth" bucket get bucket.data raw/blob.bin "$tmp/back.bin" "${B[@]}" || fail "get of an archived object"
 cmp -s "$tmp/back.bin" "$tmp/blob.bin" || fail "archived object is not byte-identical"
 if grep -rqF "first-version-text" "$d/.plinth/default/data/regions/eu/.plinth-storage"; then fail "a stored version is in clear"; fi
