@@ -1,11 +1,13 @@
 #include "runtime/io/durable.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <utility>
 #include <vector>
 
 namespace plinth::io {
@@ -333,6 +335,59 @@ int StatBeneath(const fs::path& root, const fs::path& rel, struct ::stat* st) {
   int e = errno;
   ::close(parent);
   return rc == 0 ? 0 : e;
+}
+
+// ------------------------------------------------------------------ BeneathDir
+
+BeneathDir::BeneathDir(BeneathDir&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+
+BeneathDir& BeneathDir::operator=(BeneathDir&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(o.fd_, -1);
+  }
+  return *this;
+}
+
+BeneathDir::~BeneathDir() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+int BeneathDir::Open(const fs::path& anchor, const fs::path& rel, bool create, unsigned mode, BeneathDir* out) {
+  int fd = -1;
+  if (rel.empty()) {
+    fd = OpenDir(anchor);
+    if (fd < 0) return errno;
+  } else {
+    if (create) {
+      if (int e = MakeDirsBeneath(anchor, rel, mode)) return e;
+    }
+    fd = OpenBeneath(anchor, rel, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return -fd;
+  }
+  if (out->fd_ >= 0) ::close(out->fd_);
+  out->fd_ = fd;
+  return 0;
+}
+
+fs::path BeneathDir::path() const { return fs::path("/proc/self/fd") / std::to_string(fd_); }
+
+int ListNames(int dir_fd, std::vector<std::string>* names) {
+  int fd = ::dup(dir_fd);
+  DIR* d = fd < 0 ? nullptr : ::fdopendir(fd);
+  if (!d) {
+    int e = errno;
+    if (fd >= 0) ::close(fd);
+    return e;
+  }
+  ::rewinddir(d);  // the duplicate shares the offset of earlier reads
+  names->clear();
+  while (struct dirent* ent = ::readdir(d)) {
+    std::string name = ent->d_name;
+    if (name != "." && name != "..") names->push_back(std::move(name));
+  }
+  ::closedir(d);
+  return 0;
 }
 
 }  // namespace plinth::io

@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace plinth::io {
 
@@ -106,6 +107,33 @@ int MakeDirsBeneath(const std::filesystem::path& root, const std::filesystem::pa
 // lstat of `rel` beneath `root` with the same resolution (the last
 // component itself may be a symlink: it is reported, not followed).
 int StatBeneath(const std::filesystem::path& root, const std::filesystem::path& rel, struct ::stat* st);
+
+// A directory opened beneath an anchor without following any symlink on the
+// way. path() names exactly the opened directory ("/proc/self/fd/N"), for
+// interfaces that take paths (TempFile::Create, crypto::SealFile): they
+// resolve it to this directory whatever is renamed or replaced meanwhile.
+class BeneathDir {
+ public:
+  BeneathDir() = default;
+  BeneathDir(BeneathDir&& o) noexcept;
+  BeneathDir& operator=(BeneathDir&& o) noexcept;
+  BeneathDir(const BeneathDir&) = delete;
+  BeneathDir& operator=(const BeneathDir&) = delete;
+  ~BeneathDir();
+  // `rel` empty: the anchor itself. With `create`, missing directories are
+  // made with `mode`. Returns 0 or an errno (ELOOP: a symlink on the way).
+  static int Open(const std::filesystem::path& anchor, const std::filesystem::path& rel, bool create, unsigned mode,
+                  BeneathDir* out);
+  int fd() const { return fd_; }
+  std::filesystem::path path() const;
+
+ private:
+  int fd_ = -1;
+};
+
+// The entry names of the open directory `dir_fd` ("." and ".." left out),
+// read through a duplicate of the descriptor. Returns 0 or an errno.
+int ListNames(int dir_fd, std::vector<std::string>* names);
 
 // Whether `rel` is a relative path OpenBeneath accepts.
 bool IsCleanRelative(const std::filesystem::path& rel);

@@ -139,36 +139,6 @@ fs::path BackupRepositoryPath(const fs::path& to_region_dir, const std::string& 
   return to_region_dir / "backups" / region / bucket;
 }
 
-BeneathDir::BeneathDir(BeneathDir&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-BeneathDir& BeneathDir::operator=(BeneathDir&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = std::exchange(o.fd_, -1);
-  }
-  return *this;
-}
-BeneathDir::~BeneathDir() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-int BeneathDir::Open(const fs::path& anchor, const fs::path& rel, bool create, unsigned mode, BeneathDir* out) {
-  int fd = -1;
-  if (rel.empty()) {
-    fd = ::open(anchor.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return errno;
-  } else {
-    if (create) {
-      if (int e = io::MakeDirsBeneath(anchor, rel, mode)) return e;
-    }
-    fd = io::OpenBeneath(anchor, rel, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return -fd;
-  }
-  if (out->fd_ >= 0) ::close(out->fd_);
-  out->fd_ = fd;
-  return 0;
-}
-
-fs::path BeneathDir::path() const { return FdPath(fd_); }
 
 void ApplySettings(const ValueMap& a, BucketInfo& info) {
   if (const Value* v = Find(a, "capacity"); Known(v, Value::Kind::Size)) {
@@ -388,19 +358,9 @@ Result<std::vector<LiveFile>> BucketStore::WalkLive() const {
   constexpr int kMaxDepth = 256;
   std::function<std::optional<ProviderError>(int, const std::string&, int)> walk =
       [&](int dir_fd, const std::string& prefix, int depth) -> std::optional<ProviderError> {
-    int fd = ::dup(dir_fd);
-    DIR* d = fd < 0 ? nullptr : ::fdopendir(fd);
-    if (!d) {
-      int e = errno;
-      if (fd >= 0) ::close(fd);
-      return Errno("list", info_.live / prefix, e);
-    }
     std::vector<std::string> names;
-    while (struct dirent* ent = ::readdir(d)) {
-      std::string name = ent->d_name;
-      if (name != "." && name != ".." && !IsHiddenPlinth(name)) names.push_back(name);
-    }
-    ::closedir(d);
+    if (int e = io::ListNames(dir_fd, &names)) return Errno("list", info_.live / prefix, e);
+    names.erase(std::remove_if(names.begin(), names.end(), IsHiddenPlinth), names.end());
     for (const std::string& name : names) {
       struct stat st;
       if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // removed while listing
@@ -588,18 +548,8 @@ Result<std::vector<BucketStore::Manifest>> BucketStore::AllManifests() const {
     }
     return Errno("list", info_.region_dir / rel, e);
   }
-  int fd = ::dup(dir.fd());
-  DIR* d = fd < 0 ? nullptr : ::fdopendir(fd);
-  if (!d) {
-    if (fd >= 0) ::close(fd);
-    return Errno("list", info_.region_dir / rel, errno);
-  }
   std::vector<std::string> names;
-  while (struct dirent* ent = ::readdir(d)) {
-    std::string name = ent->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  ::closedir(d);
+  if (int e = io::ListNames(dir.fd(), &names)) return Errno("list", info_.region_dir / rel, e);
   for (const std::string& name : names) {
     std::string text;
     fs::path shown = info_.region_dir / rel / name / kManifest;
@@ -627,18 +577,8 @@ Result<Done> BucketStore::SaveManifest(const Manifest& m) const {
     int e = BeneathDir::Open(info_.region_dir, rel, false, 0, &dir);
     if (e == ENOENT) return Done{};
     if (e) return Errno("remove", info_.region_dir / rel, e);
-    int fd = ::dup(dir.fd());
-    DIR* d = fd < 0 ? nullptr : ::fdopendir(fd);
-    if (!d) {
-      if (fd >= 0) ::close(fd);
-      return Errno("remove", info_.region_dir / rel, errno);
-    }
     std::vector<std::string> names;
-    while (struct dirent* ent = ::readdir(d)) {
-      std::string name = ent->d_name;
-      if (name != "." && name != "..") names.push_back(name);
-    }
-    ::closedir(d);
+    if (int e = io::ListNames(dir.fd(), &names)) return Errno("remove", info_.region_dir / rel, e);
     for (const std::string& name : names) {
       if (::unlinkat(dir.fd(), name.c_str(), 0) != 0 && errno != ENOENT) {
         return Errno("remove", info_.region_dir / rel / name, errno);

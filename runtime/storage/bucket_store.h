@@ -43,6 +43,7 @@
 
 #include "compiler/types/types.h"
 #include "runtime/crypto/aead.h"
+#include "runtime/io/durable.h"
 #include "runtime/provider/provider.h"
 
 namespace plinth::storage {
@@ -124,28 +125,8 @@ std::filesystem::path BackupRepositoryPath(const std::filesystem::path& to_regio
 // be set: the backup repository's path derives from them).
 void ApplySettings(const ValueMap& attrs, BucketInfo& info);
 
-// A directory opened beneath an anchor without following any symlink on the
-// way. path() names exactly the opened directory ("/proc/self/fd/N"), for
-// interfaces that take paths (crypto::SealFile, io::WriteFileAtomic): they
-// resolve it to this directory whatever is renamed or replaced meanwhile.
-class BeneathDir {
- public:
-  BeneathDir() = default;
-  BeneathDir(BeneathDir&& o) noexcept;
-  BeneathDir& operator=(BeneathDir&& o) noexcept;
-  BeneathDir(const BeneathDir&) = delete;
-  BeneathDir& operator=(const BeneathDir&) = delete;
-  ~BeneathDir();
-  // `rel` empty: the anchor itself. With `create`, missing directories are
-  // made with `mode`. Returns 0 or an errno (ELOOP: a symlink on the way).
-  static int Open(const std::filesystem::path& anchor, const std::filesystem::path& rel, bool create, unsigned mode,
-                  BeneathDir* out);
-  int fd() const { return fd_; }
-  std::filesystem::path path() const;
-
- private:
-  int fd_ = -1;
-};
+// Directories beneath a region's directory (runtime/io/durable.h).
+using io::BeneathDir;
 
 // Grants. An empty principal is the workspace operator (every access); any
 // other principal needs a grant at least as strong as `need`.
