@@ -109,28 +109,15 @@ std::string Errno(const std::string& what, const fs::path& p, int e) {
   return "cannot " + what + " " + Quoted(p) + ": " + std::strerror(e);
 }
 
-}  // namespace
-
-std::string RandomHex(size_t n);
-
-namespace {
-
-// Creates `dst`'s directory and opens its temp file for writing; the file is
-// committed with io::CommitTemp, or unlinked on failure.
-bool OpenTempFor(const fs::path& dst, unsigned mode, fs::path* tmp, int* fd, std::string* error) {
+// Creates `dst`'s directory and its temp file (io::TempFile: exclusive,
+// random name, exactly `mode`); the file is committed over `dst` or removed.
+bool OpenTempFor(const fs::path& dst, unsigned mode, io::TempFile* tmp, std::string* error) {
   if (int e = io::MakeDirs(dst.parent_path())) {
     *error = Errno("create", dst.parent_path(), e);
     return false;
   }
-  std::string name = ".";
-  name += dst.filename().string();
-  name += '.';
-  name += RandomHex(8);
-  name += ".tmp";
-  *tmp = dst.parent_path() / name;
-  *fd = ::open(tmp->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-  if (*fd < 0) {
-    *error = Errno("write", dst, errno);
+  if (int e = io::TempFile::Create(dst.parent_path(), dst.filename().string(), mode, tmp)) {
+    *error = Errno("write", dst, e);
     return false;
   }
   return true;
@@ -395,13 +382,12 @@ bool SealFile(const Key& key, uint32_t key_version, std::string_view aad, const 
     return false;
   }
   const uint64_t plain_size = static_cast<uint64_t>(st.st_size);
-  fs::path tmp;
-  int out_fd = -1;
-  if (!OpenTempFor(dst, 0600, &tmp, &out_fd, error)) return false;
-  Fd out(out_fd);
+  io::TempFile tmp;
+  if (!OpenTempFor(dst, 0600, &tmp, error)) return false;
+  const int out_fd = tmp.fd();
   auto fail = [&](std::string why) {
     *error = std::move(why);
-    ::unlink(tmp.c_str());
+    tmp.Discard();
     return false;
   };
   unsigned char header[kFileHeader2];
@@ -410,7 +396,7 @@ bool SealFile(const Key& key, uint32_t key_version, std::string_view aad, const 
   PutU32(header + 5, key_version);
   if (RAND_bytes(header + 9, kNonce) != 1) return fail("no random bytes for a nonce");
   PutU64(header + 9 + kNonce, plain_size);
-  if (!WriteAll(out.fd, header, kFileHeader2)) return fail(Errno("write", dst, errno));
+  if (!WriteAll(out_fd, header, kFileHeader2)) return fail(Errno("write", dst, errno));
 
   // The sealed stream (the plaintext, or its deflate stream) is cut into
   // chunks of kChunk bytes; a full chunk is held back until more data shows
@@ -423,7 +409,7 @@ bool SealFile(const Key& key, uint32_t key_version, std::string_view aad, const 
                     tag.data())) {
       return false;
     }
-    if (!WriteAll(out.fd, cbuf.data(), pending.size()) || !WriteAll(out.fd, tag.data(), kTag)) return false;
+    if (!WriteAll(out_fd, cbuf.data(), pending.size()) || !WriteAll(out_fd, tag.data(), kTag)) return false;
     total += pending.size() + kTag;
     ++index;
     pending.clear();
@@ -469,9 +455,9 @@ bool SealFile(const Key& key, uint32_t key_version, std::string_view aad, const 
     return fail(Quoted(src) + " changed while it was being sealed; try again when nothing writes to it");
   }
   if (!seal_pending(true)) return fail(Errno("write", dst, errno));
-  if (::fsync(out.fd) != 0) return fail(Errno("sync", dst, errno));
+  if (::fsync(out_fd) != 0) return fail(Errno("sync", dst, errno));
   const char* stage = "write";
-  if (int e = io::CommitTemp(tmp, dst, &stage)) {
+  if (int e = tmp.Commit(dst.filename().string(), &stage)) {
     *error = Errno(stage, dst, e);
     return false;
   }
@@ -491,16 +477,15 @@ bool OpenFile2(const Key& key, std::string_view aad, int in_fd, uint64_t size, c
   }
   const bool compressed = (header[4] & kFlagDeflated) != 0;
   const uint64_t plain_size = GetU64(header + 9 + kNonce);
-  fs::path tmp;
-  int out_fd = -1;
-  if (!OpenTempFor(dst, 0600, &tmp, &out_fd, error)) return false;
-  Fd out(out_fd);
+  io::TempFile tmp;
+  if (!OpenTempFor(dst, 0600, &tmp, error)) return false;
+  const int out_fd = tmp.fd();
   auto fail = [&](std::string why) {
     *error = std::move(why);
-    ::unlink(tmp.c_str());
+    tmp.Discard();
     return false;
   };
-  PlainSink sink(out.fd, compressed, plain_size);
+  PlainSink sink(out_fd, compressed, plain_size);
   auto sink_failed = [&](PlainSink::Result r) {
     if (r == PlainSink::kWriteFailed) return fail(Errno("write", dst, errno));
     return fail(Damaged(src));
@@ -523,9 +508,9 @@ bool OpenFile2(const Key& key, std::string_view aad, int in_fd, uint64_t size, c
   }
   if (PlainSink::Result r = sink.Finish(); r != PlainSink::kOk) return sink_failed(r);
   if (sink.total() != plain_size) return fail(Damaged(src));
-  if (::fsync(out.fd) != 0) return fail(Errno("sync", dst, errno));
+  if (::fsync(out_fd) != 0) return fail(Errno("sync", dst, errno));
   const char* stage = "write";
-  if (int e = io::CommitTemp(tmp, dst, &stage)) {
+  if (int e = tmp.Commit(dst.filename().string(), &stage)) {
     *error = Errno(stage, dst, e);
     return false;
   }
@@ -587,30 +572,29 @@ bool OpenFile1(const Key& key, std::string_view aad, int in_fd, uint64_t size, c
     }
     limit = counter.total();
   }
-  fs::path tmp;
-  int out_fd = -1;
-  if (!OpenTempFor(dst, 0600, &tmp, &out_fd, error)) return false;
-  Fd out(out_fd);
-  PlainSink sink(out.fd, compressed, limit);
+  io::TempFile tmp;
+  if (!OpenTempFor(dst, 0600, &tmp, error)) return false;
+  const int out_fd = tmp.fd();
+  PlainSink sink(out_fd, compressed, limit);
   PlainSink::Result r = PlainSink::kOk;
   bool ok = PassFile1(key, aad, in_fd, size, header, sink, &r);
   if (r == PlainSink::kWriteFailed) {
     *error = Errno("write", dst, errno);
-    ::unlink(tmp.c_str());
+    tmp.Discard();
     return false;
   }
   if (!ok || r != PlainSink::kOk || (compressed && sink.total() != limit)) {
     *error = Damaged(src);
-    ::unlink(tmp.c_str());
+    tmp.Discard();
     return false;
   }
-  if (::fsync(out.fd) != 0) {
+  if (::fsync(out_fd) != 0) {
     *error = Errno("sync", dst, errno);
-    ::unlink(tmp.c_str());
+    tmp.Discard();
     return false;
   }
   const char* stage = "write";
-  if (int e = io::CommitTemp(tmp, dst, &stage)) {
+  if (int e = tmp.Commit(dst.filename().string(), &stage)) {
     *error = Errno(stage, dst, e);
     return false;
   }
