@@ -5,9 +5,13 @@
 #include <cctype>
 #include <charconv>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <map>
+#include <set>
 #include <string_view>
+
+#include "cli/workspace.h"
 
 namespace plinth::cli {
 
@@ -27,6 +31,7 @@ struct CommandDoc {
 // of their own, and what only the command line itself uses.
 struct RawValues {
   std::string threads, parallelism, at_serial, refresh, lock;
+  std::string workspace;  // --workspace as given; empty: resolved by Finish
   bool no_color = false;
   bool version = false;        // plinth --version
   bool list_commands = false;  // plinth help --list-commands (hidden; for tests)
@@ -84,8 +89,9 @@ class Definition {
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   }
   void Workspace(CLI::App* c) {
-    c->add_option("--workspace", options.workspace,
-                  "the state workspace (default: default); state in DIR/.plinth/W/")
+    c->add_option("--workspace", raw.workspace,
+                  "the state workspace (default: PLINTH_WORKSPACE, else the one 'plinth workspace select' "
+                  "chose, else default); state in DIR/.plinth/W/")
         ->type_name("W");
     c->add_option("--state-key-file", options.state_key_file,
                   "the state's encryption key: 64 hex digits, mode 600 (also PLINTH_STATE_KEY_FILE)")
@@ -154,6 +160,7 @@ Definition::Definition() {
                     : "print one JSON document (diagnostics and a summary) instead of text");
     Vars(c);
     c->add_option("--threads", raw.threads, "parser threads (default: one per core)")->type_name("N");
+    Dir(c, "the root module's directory (instead of DIR)");
   }
   {
     CLI::App* c = Command(&root, "fmt", "rewrite .plinth files in canonical form", CommandId::kFmt,
@@ -281,6 +288,7 @@ Definition::Definition() {
                 "2  usage error",
                 "plinth graph examples/quickstart | dot -Tsvg > graph.svg");
     c->add_option("DIR", "the configuration directory (default: .)");
+    Dir(c, "the configuration directory (instead of DIR)");
     Workspace(c);
     Vars(c);
     NoRefresh(c);
@@ -417,6 +425,37 @@ Definition::Definition() {
         ->type_name("DIR");
     Dir(c, "the configuration directory (default: .)");
     Workspace(c);
+  }
+
+  // --- workspaces (docs/cli.md, "Workspaces")
+  {
+    const char* exits =
+        "0  done\n"
+        "1  no such workspace, it exists already, it still manages resources, it is locked or current\n"
+        "2  usage error";
+    CLI::App* g = Command(&root, "workspace", "list, create, select and delete the workspaces of a directory",
+                          CommandId::kWorkspace, exits, "plinth workspace list --dir=examples/quickstart");
+    Dir(g, "the configuration directory (default: .)");
+    g->add_option("--state-key-file", options.state_key_file,
+                  "the state's encryption key: 64 hex digits, mode 600 (also PLINTH_STATE_KEY_FILE)")
+        ->type_name("FILE");
+    CLI::App* list = Subcommand(g, "list", "list the workspaces that have state; * marks the current one", exits,
+                                "plinth workspace list --dir=examples/quickstart");
+    Json(list, "print the workspaces as JSON");
+    Subcommand(g, "show", "print the current workspace's name", exits,
+               "plinth workspace show --dir=examples/quickstart");
+    CLI::App* create = Subcommand(g, "new", "create a workspace's (empty) state and select it", exits,
+                                  "plinth workspace new staging --dir=examples/quickstart");
+    create->add_option("NAME", "the new workspace: letters, digits, '_', '-' and '.', not first")->required();
+    CLI::App* select =
+        Subcommand(g, "select", "make a workspace the directory's current one (for every command)", exits,
+                   "plinth workspace select staging --dir=examples/quickstart");
+    select->add_option("NAME", "an existing workspace, or default")->required();
+    CLI::App* del = Subcommand(g, "delete", "delete a workspace's state; refused while it manages resources",
+                               exits, "plinth workspace delete staging --dir=examples/quickstart");
+    del->add_option("NAME", "the workspace to delete (not the current one)")->required();
+    del->add_flag("--force", options.force,
+                  "delete it although it manages resources (they are forgotten, not destroyed)");
   }
 
   // --- about plinth itself
@@ -827,7 +866,33 @@ bool Finish(Definition& d, const CLI::App* command, std::string* error) {
   for (const CLI::Option* p : Positionals(command)) {
     for (const std::string& r : p->results()) paths.push_back(r);
   }
+  // The directory, as DIR or as --dir (not both): --dir=D is D given as DIR.
+  const std::vector<const CLI::Option*> positionals = Positionals(command);
+  std::string dir = o.dir;
+  if (!positionals.empty() && positionals[0]->get_name().rfind("DIR", 0) == 0) {
+    if (positionals[0]->count() > 0 && !o.dir.empty()) {
+      return *error = "the directory is given twice, as " + positionals[0]->get_name() + " '" +
+                      positionals[0]->results()[0] + "' and as --dir='" + o.dir + "'; give one of them",
+             false;
+    }
+    if (positionals[0]->count() > 0) {
+      std::error_code ec;
+      if (std::filesystem::is_directory(positionals[0]->results()[0], ec)) dir = positionals[0]->results()[0];
+    } else if (!o.dir.empty()) {
+      paths.push_back(o.dir);
+    }
+  }
   o.paths = std::move(paths);
+  // The workspace: --workspace, else $PLINTH_WORKSPACE, else the directory's
+  // selected one, else default. Only read where a command works on one.
+  bool takes_workspace = d.Doc(command) != nullptr && d.Doc(command)->id == CommandId::kWorkspace;
+  for (const CLI::Option* opt : OptionsOf(command)) takes_workspace |= opt->check_lname("workspace");
+  if (!raw.workspace.empty()) {
+    o.workspace = raw.workspace;
+  } else if (takes_workspace) {
+    o.workspace = CurrentWorkspace(dir.empty() ? "." : dir, error);
+    if (!error->empty()) return false;
+  }
   return true;
 }
 
@@ -835,9 +900,10 @@ bool Finish(Definition& d, const CLI::App* command, std::string* error) {
 
 ParsedCommandLine ParseCommandLine(std::vector<std::string> args) {
   ParsedCommandLine result;
-  auto done = [&result](int code) {
+  int usage_status = 2;
+  auto done = [&result, &usage_status](int code) {
     result.command = CommandId::kNone;
-    result.exit_code = code;
+    result.exit_code = code == 2 ? usage_status : code;
     return std::move(result);
   };
   Definition d;
@@ -845,9 +911,29 @@ ParsedCommandLine ParseCommandLine(std::vector<std::string> args) {
     std::fputs(HelpText(d, &d.root).c_str(), stderr);
     return done(2);
   }
-  // Terraform's single-dash spelling, accepted since the first release.
-  for (std::string& a : args) {
-    if (a == "-var" || a.rfind("-var=", 0) == 0) a.insert(0, "-");
+  // Terraform's single-dash spelling of a long option (`-auto-approve`,
+  // `-var-file=F`) is that option; -h stays the one short option. Only known
+  // names are rewritten, so an argument such as `-` keeps its meaning.
+  {
+    std::set<std::string> long_names;
+    std::vector<const CLI::App*> all = {&d.root};
+    Walk(&d.root, all);
+    for (const CLI::App* app : all) {
+      for (const CLI::Option* o : app->get_options()) {
+        for (const std::string& l : o->get_lnames()) long_names.insert(l);
+      }
+    }
+    for (std::string& a : args) {
+      if (a == "--") break;
+      if (a.size() > 2 && a[0] == '-' && a[1] != '-' && long_names.count(a.substr(1, a.find('=') - 1)) > 0) {
+        a.insert(0, "-");
+      }
+    }
+  }
+  // With --detailed-exitcode, 2 means "changes pending": a usage error is 1.
+  for (const std::string& a : args) {
+    if (a == "--") break;
+    if (a == "--detailed-exitcode" || a.rfind("--detailed-exitcode=", 0) == 0) usage_status = 1;
   }
   std::reverse(args.begin(), args.end());  // CLI11 takes them last first
   try {
@@ -933,6 +1019,10 @@ ParsedCommandLine ParseCommandLine(std::vector<std::string> args) {
   result.command = id;
   result.options = std::move(d.options);
   return result;
+}
+
+std::string ClosestName(const std::string& word, const std::vector<std::string>& candidates) {
+  return Closest(word, candidates);
 }
 
 }  // namespace plinth::cli

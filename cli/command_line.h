@@ -39,6 +39,7 @@ enum class CommandId {
   kStorage,
   kBackup,
   kRestore,
+  kWorkspace,
   // Answered by ParseCommandLine itself.
   kVersion,
   kHelp,
@@ -55,8 +56,18 @@ struct ParsedCommandLine {
 
 // Parses the arguments (without the program name). Help, version and
 // completion are printed here (standard output, status 0); usage errors too
-// (standard error, status 2), each naming the closest known command or option
-// and pointing at `plinth COMMAND --help`.
+// (standard error, status 2 — status 1 when --detailed-exitcode is given, so
+// that 2 only ever means "changes pending"), each naming the closest known
+// command or option and pointing at `plinth COMMAND --help`. A single-dash
+// spelling of a long option (`-auto-approve`, `-var-file=F`) is that option.
+// Options::workspace is resolved here: --workspace, else $PLINTH_WORKSPACE,
+// else the workspace `plinth workspace select` recorded for the directory,
+// else "default".
 ParsedCommandLine ParseCommandLine(std::vector<std::string> args);
+
+// The candidate `word` is most likely a typo of (by edit distance, or `word`
+// is a prefix of it), or "" when none is close: the "did you mean" of usage
+// errors, also used for workspace names.
+std::string ClosestName(const std::string& word, const std::vector<std::string>& candidates);
 
 }  // namespace plinth::cli

@@ -20,7 +20,9 @@ struct Options {
   bool diff = false;   // fmt --diff
   bool color = true;
   unsigned threads = 0;
-  // plan / apply / destroy / output
+  // plan / apply / destroy / output and every command on a workspace's state:
+  // --workspace, else $PLINTH_WORKSPACE, else the one selected for the
+  // directory (cli/workspace.h, SelectedWorkspace), else "default"
   std::string workspace = "default";
   // --state-key-file: the state's encryption key (64 hex digits, mode 0600);
   // empty: $PLINTH_STATE_KEY_FILE, else none (docs/state.md, "Key source and default")
@@ -44,6 +46,7 @@ struct Options {
   std::string snapshot;   // restore --snapshot=ID
   std::string to;         // restore --to=DIR
   bool read_data = false;  // backup check --read-data
+  bool force = false;      // workspace delete --force
 };
 
 int Validate(const Options& options, bool inspect);
@@ -66,5 +69,6 @@ int Bucket(const Options& options);   // bucket ls|put|get|rm
 int Storage(const Options& options);  // storage sweep|status
 int Backup(const Options& options);   // backup run|list|check
 int Restore(const Options& options);
+int WorkspaceCommand(const Options& options);  // workspace list|new|select|delete|show
 
 }  // namespace plinth::cli

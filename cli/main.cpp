@@ -1,7 +1,8 @@
 // plinth: the command-line entry point. Parses the command line
 // (cli/command_line.h), dispatches to a command in cli/*_commands.cpp and
 // returns its exit code:
-//   0 success, 1 errors in the configuration, 2 usage or environment error,
+//   0 success, 1 errors in the configuration, 2 usage or environment error
+//   (plan --detailed-exitcode: changes pending; usage errors are then 1),
 //   3 `fmt --check` found files that are not formatted, 4 a plan is denied
 //   by a policy.
 #include <cstdio>
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
     case CommandId::kStorage: return plinth::cli::Storage(o);
     case CommandId::kBackup: return plinth::cli::Backup(o);
     case CommandId::kRestore: return plinth::cli::Restore(o);
+    case CommandId::kWorkspace: return plinth::cli::WorkspaceCommand(o);
     case CommandId::kNone:
     case CommandId::kVersion:
     case CommandId::kHelp:

@@ -29,6 +29,17 @@ bool ExistingDir(const std::string& dir);
 // prints the error and returns false when the file is not a usable key.
 bool StateKey(const Options& o, std::optional<std::array<uint8_t, 32>>* key);
 
+// The workspace `plinth workspace select` recorded for `dir`, in
+// DIR/.plinth/.workspace (a name no workspace can have, as none starts with
+// "."); empty when none is. Sets *error when the file cannot be read or does
+// not hold a valid workspace name.
+std::string SelectedWorkspace(const std::string& dir, std::string* error);
+
+// The workspace a command works on when --workspace is not given:
+// $PLINTH_WORKSPACE when set and not empty, else SelectedWorkspace(dir),
+// else "default".
+std::string CurrentWorkspace(const std::string& dir, std::string* error);
+
 // Opens the workspace's state (never creates it); prints the error and
 // returns null when there is none or it cannot be opened.
 std::unique_ptr<state::StateStore> OpenState(const Options& o);

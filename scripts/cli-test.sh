@@ -504,6 +504,82 @@ EOF
     fail "restic: the plan after the interrupted apply is not empty: $(cat "$tmp/restic.txt")"
 fi
 
+# ---- issue 12 (cli): workspaces, single-dash options, exit codes a CI can trust ----
+# Expects: "$plinth" ARGS... exits WANT; its stdout and stderr are in $tmp/x.txt.
+expect() {
+  local want=$1; shift
+  set +e
+  "$plinth" "$@" >"$tmp/x.txt" 2>&1; local rc=$?
+  set -e
+  [ "$rc" = "$want" ] || fail "plinth $* exited $rc, want $want: $(cat "$tmp/x.txt")"
+}
+cp -r examples/quickstart "$tmp/ws"
+rm -rf "$tmp/ws/.plinth"
+unset PLINTH_WORKSPACE
+# A fresh directory: the current workspace is default, without state.
+expect 0 workspace list --dir="$tmp/ws"
+[ "$(cat "$tmp/x.txt")" = "* default (no state yet)" ] || fail "workspace list (fresh): $(cat "$tmp/x.txt")"
+[ ! -e "$tmp/ws/.plinth" ] || fail "workspace list created .plinth"
+# select of a missing workspace: an error that says how to create it, and nothing created.
+expect 1 workspace select stagng --dir="$tmp/ws"
+grep -q "no workspace 'stagng'" "$tmp/x.txt" && grep -q "plinth workspace new stagng" "$tmp/x.txt" ||
+  fail "workspace select of a missing one: $(cat "$tmp/x.txt")"
+[ ! -e "$tmp/ws/.plinth" ] || fail "workspace select TYPO created .plinth"
+expect 1 workspace new .hidden --dir="$tmp/ws"
+grep -q "invalid workspace name '.hidden'" "$tmp/x.txt" || fail "workspace new .hidden: $(cat "$tmp/x.txt")"
+# new creates the state and selects it; every command then works on it.
+expect 0 workspace new staging --dir="$tmp/ws"
+[ -f "$tmp/ws/.plinth/staging/state.db" ] || fail "workspace new did not create the state"
+expect 1 workspace new staging --dir="$tmp/ws"
+grep -q "already exists" "$tmp/x.txt" || fail "workspace new twice: $(cat "$tmp/x.txt")"
+[ "$("$plinth" workspace show --dir="$tmp/ws")" = staging ] || fail "workspace show after new"
+expect 0 apply -auto-approve "$tmp/ws"
+[ -d "$tmp/ws/.plinth/staging/data" ] || fail "apply after workspace new did not apply to staging"
+[ ! -e "$tmp/ws/.plinth/default" ] || fail "apply after workspace new applied to default"
+expect 0 workspace list --dir="$tmp/ws"
+[ "$(cat "$tmp/x.txt")" = "* staging" ] || fail "workspace list: $(cat "$tmp/x.txt")"
+# A did-you-mean for select; --workspace and PLINTH_WORKSPACE override the selection.
+expect 1 workspace select stagng --dir="$tmp/ws"
+grep -q "did you mean 'staging'" "$tmp/x.txt" || fail "workspace select typo: $(cat "$tmp/x.txt")"
+expect 0 workspace select default --dir="$tmp/ws"
+expect 0 workspace list --json --dir="$tmp/ws"
+grep -q '"current": "default"' "$tmp/x.txt" || fail "workspace list --json: $(cat "$tmp/x.txt")"
+expect 1 state list --dir="$tmp/ws"  # default has no state
+expect 0 state list --workspace=staging --dir="$tmp/ws"
+[ "$(PLINTH_WORKSPACE=staging "$plinth" workspace show --dir="$tmp/ws")" = staging ] ||
+  fail "PLINTH_WORKSPACE does not override the selection"
+PLINTH_WORKSPACE=staging "$plinth" state list --dir="$tmp/ws" >/dev/null || fail "state list with PLINTH_WORKSPACE"
+# delete: refused while resources are managed or the workspace is current; --force forgets them.
+expect 1 workspace delete staging --dir="$tmp/ws"
+grep -q "still manages" "$tmp/x.txt" || fail "workspace delete with resources: $(cat "$tmp/x.txt")"
+[ -f "$tmp/ws/.plinth/staging/state.db" ] || fail "a refused delete removed the state"
+expect 0 workspace select staging --dir="$tmp/ws"
+expect 1 workspace delete staging --force --dir="$tmp/ws"
+grep -q "is the current one" "$tmp/x.txt" || fail "workspace delete of the current one: $(cat "$tmp/x.txt")"
+expect 0 destroy -auto-approve "$tmp/ws"
+expect 0 workspace new other --dir="$tmp/ws"
+expect 0 workspace delete staging --dir="$tmp/ws"
+[ ! -e "$tmp/ws/.plinth/staging" ] || fail "workspace delete left the state"
+expect 1 workspace select staging --dir="$tmp/ws"
+# Single-dash long options are their -- forms; -h is still help.
+expect 0 validate -json -threads=1 "$tmp/ws"
+grep -q '"format_version": 1' "$tmp/x.txt" || fail "validate -json: $(cat "$tmp/x.txt")"
+expect 0 plan -h
+expect 2 plan -detailed-exit-code "$tmp/ws"
+grep -q "did you mean '--detailed-exitcode'" "$tmp/x.txt" || fail "plan -detailed-exit-code: $(cat "$tmp/x.txt")"
+# With --detailed-exitcode a usage error is 1, never 2 ("changes pending").
+expect 1 plan --detailed-exitcode --bogus "$tmp/ws"
+expect 1 plan -detailed-exitcode "$tmp/ws" extra
+expect 2 plan -detailed-exitcode "$tmp/ws"
+# An option of another command is refused; the directory is DIR or --dir, once.
+expect 2 validate --auto-approve "$tmp/ws"
+grep -q "unknown option '--auto-approve' (apply, destroy take it)" "$tmp/x.txt" || fail "validate --auto-approve: $(cat "$tmp/x.txt")"
+expect 0 validate --dir="$tmp/ws"
+expect 0 graph --dir="$tmp/ws"
+expect 2 plan "$tmp/ws" --dir="$tmp/ws"
+grep -q "the directory is given twice" "$tmp/x.txt" || fail "DIR and --dir: $(cat "$tmp/x.txt")"
+# ---- end issue 12 (cli) ----
+
 # Usage errors exit 2.
 set +e
 "$plinth" validate --bogus >/dev/null 2>&1; rc=$?

@@ -105,7 +105,8 @@ TEST(CliHelp, ListsEveryCommand) {
   std::vector<std::string> paths = CommandPaths();
   for (const char* want :
        {"validate", "plan", "apply", "state", "state rm", "state mv", "policy test", "bucket put",
-        "storage sweep", "backup check", "restore", "help", "completion bash"}) {
+        "storage sweep", "backup check", "restore", "help", "completion bash", "workspace list",
+        "workspace new", "workspace select", "workspace delete", "workspace show"}) {
     EXPECT_NE(std::find(paths.begin(), paths.end(), want), paths.end()) << want;
   }
   EXPECT_GE(paths.size(), 35u);
@@ -202,6 +203,89 @@ TEST(CliHelp, UsageErrorsExit2) {
     EXPECT_EQ(r.status, 2) << r.err;
     EXPECT_NE(r.err.find("--help"), std::string::npos) << r.err;
   }
+}
+
+// A configuration directory of its own for a test.
+fs::path Config(const std::string& name) {
+  const fs::path dir = Scratch() / name;
+  fs::create_directories(dir);
+  std::ofstream(dir / "main.plinth") << "region \"eu\" {}\n";
+  return dir;
+}
+
+TEST(CliHelp, SingleDashLongOptions) {
+  const fs::path dir = Config("single-dash");
+  Ran json = Plinth("validate -json -threads=1 " + Quote(dir));
+  EXPECT_EQ(json.status, 0) << json.err;
+  EXPECT_NE(json.out.find("\"format_version\": 1"), std::string::npos) << json.out;
+  // -var is --var (the configuration declares no x), -dir D is --dir=D.
+  Ran var = Plinth("validate -var x=1 -dir " + Quote(dir));
+  EXPECT_EQ(var.status, 1) << var.err;
+  EXPECT_NE(var.err.find("no variable named 'x' is declared"), std::string::npos) << var.err;
+  Ran typo = Plinth("apply -auto-aprove " + Quote(dir));
+  EXPECT_EQ(typo.status, 2);
+  EXPECT_NE(typo.err.find("did you mean '--auto-approve'?"), std::string::npos) << typo.err;
+  // -h is still help; a lone - is still an argument (unexpected here).
+  EXPECT_EQ(Plinth("plan -h").status, 0);
+  Ran dash = Plinth("validate " + Quote(dir) + " -");
+  EXPECT_EQ(dash.status, 2);
+  EXPECT_NE(dash.err.find("unexpected argument '-'"), std::string::npos) << dash.err;
+  // After --, a word is an argument even if it looks like an option.
+  Ran after = Plinth("validate -- -json");
+  EXPECT_EQ(after.status, 2) << after.err;
+  EXPECT_NE(after.err.find("'-json' is not a directory or a .plinth file"), std::string::npos) << after.err;
+}
+
+TEST(CliHelp, UsageErrorsExit1WithDetailedExitcode) {
+  const fs::path dir = Config("detailed");
+  for (const char* args :
+       {"plan --detailed-exitcode --bogus ", "plan -detailed-exitcode --parallelism=0 ",
+        "plan --detailed-exitcode --auto-approve ", "plan --detailed-exitcode extra "}) {
+    SCOPED_TRACE(args);
+    Ran r = Plinth(std::string(args) + Quote(dir));
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_NE(r.err.find("--help' for usage"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(Plinth("plan --bogus " + Quote(dir)).status, 2);
+}
+
+TEST(CliHelp, DirectoryAsDirOrDirOption) {
+  const fs::path dir = Config("dir-option");
+  for (const char* command : {"validate", "inspect", "plan", "graph", "refresh"}) {
+    SCOPED_TRACE(command);
+    Ran r = Plinth(std::string(command) + " --dir=" + Quote(dir));
+    EXPECT_EQ(r.status, 0) << r.err;
+    Ran both = Plinth(std::string(command) + " --dir=" + Quote(dir) + " " + Quote(dir));
+    EXPECT_EQ(both.status, 2);
+    EXPECT_NE(both.err.find("the directory is given twice"), std::string::npos) << both.err;
+  }
+  EXPECT_FALSE(fs::exists(dir / ".plinth")) << "a command that does not apply created state";
+}
+
+TEST(CliHelp, WorkspaceTypoCreatesNothing) {
+  const fs::path dir = Config("ws-typo");
+  Ran select = Plinth("workspace select prod --dir=" + Quote(dir));
+  EXPECT_EQ(select.status, 1);
+  EXPECT_NE(select.err.find("plinth workspace new prod"), std::string::npos) << select.err;
+  Ran bad = Plinth("workspace new .x --dir=" + Quote(dir));
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.err.find("invalid workspace name '.x'"), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(dir / ".plinth"));
+  ASSERT_EQ(Plinth("workspace new prod --dir=" + Quote(dir)).status, 0);
+  EXPECT_EQ(ReadFile(dir / ".plinth" / ".workspace"), "prod\n");
+  EXPECT_EQ(Plinth("workspace show --dir=" + Quote(dir)).out, "prod\n");
+  Ran typo = Plinth("workspace select prd --dir=" + Quote(dir));
+  EXPECT_EQ(typo.status, 1);
+  EXPECT_NE(typo.err.find("did you mean 'prod'?"), std::string::npos) << typo.err;
+  EXPECT_EQ(Plinth("plan --workspace=prd " + Quote(dir)).status, 0);
+  EXPECT_EQ(Plinth("workspace select default --dir=" + Quote(dir)).status, 0);
+  EXPECT_FALSE(fs::exists(dir / ".plinth" / ".workspace"));
+  EXPECT_EQ(Shell("PLINTH_WORKSPACE=prod {plinth} workspace list --dir=" + Quote(dir)).out,
+            "* prod\n");
+  // Only prod has state; default, prd and ".workspace" are no workspaces.
+  std::vector<std::string> entries;
+  for (const auto& e : fs::directory_iterator(dir / ".plinth")) entries.push_back(e.path().filename());
+  EXPECT_EQ(entries, std::vector<std::string>{"prod"});
 }
 
 TEST(CliHelp, BashCompletion) {
