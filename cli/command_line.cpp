@@ -826,7 +826,8 @@ bool ParseBool(const std::string& text, bool* out) {
 }
 
 // Checks and converts what CLI11 left as text; fills options.paths.
-bool Finish(Definition& d, const CLI::App* command, std::string* error) {
+// `workspace_dir`: the directory whose selected workspace applies.
+bool Finish(Definition& d, const CLI::App* command, std::string* error, std::string* workspace_dir) {
   Options& o = d.options;
   RawValues& raw = d.raw;
   uint64_t n = 0;
@@ -870,28 +871,49 @@ bool Finish(Definition& d, const CLI::App* command, std::string* error) {
   const std::vector<const CLI::Option*> positionals = Positionals(command);
   std::string dir = o.dir;
   if (!positionals.empty() && positionals[0]->get_name().rfind("DIR", 0) == 0) {
+    std::error_code ec;
+    const bool saved_plan = positionals[0]->count() > 0 && positionals[0]->get_name() == "DIR|FILE" &&
+                            std::filesystem::is_regular_file(positionals[0]->results()[0], ec) &&
+                            std::filesystem::path(positionals[0]->results()[0]).extension() != ".plinth";
+    if (saved_plan && (!o.dir.empty() || !raw.workspace.empty())) {
+      return *error = "a saved plan records its directory and workspace; drop " +
+                      std::string(o.dir.empty() ? "--workspace" : "--dir"),
+             false;
+    }
     if (positionals[0]->count() > 0 && !o.dir.empty()) {
       return *error = "the directory is given twice, as " + positionals[0]->get_name() + " '" +
                       positionals[0]->results()[0] + "' and as --dir='" + o.dir + "'; give one of them",
              false;
     }
     if (positionals[0]->count() > 0) {
-      std::error_code ec;
       if (std::filesystem::is_directory(positionals[0]->results()[0], ec)) dir = positionals[0]->results()[0];
     } else if (!o.dir.empty()) {
       paths.push_back(o.dir);
     }
   }
   o.paths = std::move(paths);
-  // The workspace: --workspace, else $PLINTH_WORKSPACE, else the directory's
-  // selected one, else default. Only read where a command works on one.
-  bool takes_workspace = d.Doc(command) != nullptr && d.Doc(command)->id == CommandId::kWorkspace;
+  *workspace_dir = dir.empty() ? "." : dir;
+  return true;
+}
+
+// Sets options.workspace: --workspace, else $PLINTH_WORKSPACE, else the one
+// selected for `dir`, else default; read only where a command works on a
+// workspace. False, after printing why, when the selection record is not
+// usable (`workspace select` and `workspace new`, which rewrite it, ignore it).
+bool ResolveWorkspace(Definition& d, const CLI::App* command, const std::string& dir) {
+  const bool workspace_group = d.Doc(command) != nullptr && d.Doc(command)->id == CommandId::kWorkspace;
+  bool takes_workspace = workspace_group;
   for (const CLI::Option* opt : OptionsOf(command)) takes_workspace |= opt->check_lname("workspace");
-  if (!raw.workspace.empty()) {
-    o.workspace = raw.workspace;
+  if (!d.raw.workspace.empty()) {
+    d.options.workspace = d.raw.workspace;
   } else if (takes_workspace) {
-    o.workspace = CurrentWorkspace(dir.empty() ? "." : dir, error);
-    if (!error->empty()) return false;
+    std::string error;
+    d.options.workspace = CurrentWorkspace(dir, &error);
+    const bool rewrites = workspace_group && (command->get_name() == "select" || command->get_name() == "new");
+    if (!error.empty() && !rewrites) {
+      std::fprintf(stderr, "error: %s\n", error.c_str());
+      return false;
+    }
   }
   return true;
 }
@@ -1015,7 +1037,9 @@ ParsedCommandLine ParseCommandLine(std::vector<std::string> args) {
     return done(0);
   }
   std::string error;
-  if (!Finish(d, command, &error)) return done(UsageError(command, error));
+  std::string workspace_dir;
+  if (!Finish(d, command, &error, &workspace_dir)) return done(UsageError(command, error));
+  if (!ResolveWorkspace(d, command, workspace_dir)) return done(1);
   result.command = id;
   result.options = std::move(d.options);
   return result;

@@ -154,8 +154,8 @@ int Delete(const Options& o, const std::string& dir, const std::string& name, co
   }
   if (name == current) {
     std::fprintf(stderr,
-                 "error: workspace '%s' is the current one and cannot be deleted; select another first: "
-                 "plinth workspace select default\n",
+                 "error: workspace '%s' is the current one and cannot be deleted; select another first "
+                 "(plinth workspace select NAME)\n",
                  name.c_str());
     return 1;
   }
@@ -219,7 +219,9 @@ std::string SelectedWorkspace(const std::string& dir, std::string* error) {
   std::string name = text.str();
   while (!name.empty() && (name.back() == '\n' || name.back() == '\r')) name.pop_back();
   if (!ValidName(name)) {
-    *error = "'" + file.string() + "' does not hold a workspace name; run plinth workspace select NAME";
+    // (appended, not "'" + ... + "'": GCC 12 warns falsely about that, -Wrestrict)
+    *error = std::string("'").append(file.string()).append("' does not hold a workspace name; run plinth workspace "
+                                                            "select NAME");
     return "";
   }
   return name;

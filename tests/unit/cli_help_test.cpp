@@ -259,6 +259,15 @@ TEST(CliHelp, DirectoryAsDirOrDirOption) {
     EXPECT_EQ(both.status, 2);
     EXPECT_NE(both.err.find("the directory is given twice"), std::string::npos) << both.err;
   }
+  // A saved plan records its directory and workspace: neither is given again.
+  std::ofstream(Scratch() / "release.plan") << "{}";
+  for (const char* option : {"--dir=", "--workspace=x "}) {
+    SCOPED_TRACE(option);
+    Ran r = Plinth(std::string("apply ") + option + (option[2] == 'd' ? Quote(dir) : "") + " " +
+                   Quote(Scratch() / "release.plan"));
+    EXPECT_EQ(r.status, 2);
+    EXPECT_NE(r.err.find("a saved plan records its directory and workspace"), std::string::npos) << r.err;
+  }
   EXPECT_FALSE(fs::exists(dir / ".plinth")) << "a command that does not apply created state";
 }
 
@@ -282,6 +291,16 @@ TEST(CliHelp, WorkspaceTypoCreatesNothing) {
   EXPECT_FALSE(fs::exists(dir / ".plinth" / ".workspace"));
   EXPECT_EQ(Shell("PLINTH_WORKSPACE=prod {plinth} workspace list --dir=" + Quote(dir)).out,
             "* prod\n");
+  // A broken selection record is an error (not a usage error) that select repairs.
+  std::ofstream(dir / ".plinth" / ".workspace") << "../up\n";
+  Ran broken = Plinth("state list --dir=" + Quote(dir));
+  EXPECT_EQ(broken.status, 1);
+  EXPECT_NE(broken.err.find(".workspace' does not hold a workspace name; run plinth workspace select NAME"),
+            std::string::npos)
+      << broken.err;
+  EXPECT_EQ(Plinth("workspace select prod --dir=" + Quote(dir)).status, 0);
+  EXPECT_EQ(Plinth("state list --dir=" + Quote(dir)).status, 0);
+  EXPECT_EQ(Plinth("workspace select default --dir=" + Quote(dir)).status, 0);
   // Only prod has state; default, prd and ".workspace" are no workspaces.
   std::vector<std::string> entries;
   for (const auto& e : fs::directory_iterator(dir / ".plinth")) entries.push_back(e.path().filename());
