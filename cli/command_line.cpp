@@ -31,7 +31,7 @@ struct CommandDoc {
 // of their own, and what only the command line itself uses.
 struct RawValues {
   std::string threads, parallelism, at_serial, refresh, lock;
-  std::string workspace;  // --workspace as given; empty: resolved by Finish
+  std::string workspace;  // --workspace as given; empty: see ResolveWorkspace
   bool no_color = false;
   bool version = false;        // plinth --version
   bool list_commands = false;  // plinth help --list-commands (hidden; for tests)
@@ -142,7 +142,7 @@ Definition::Definition() {
   docs_[&root] = {CommandId::kNone,
                   "0  ok\n"
                   "1  errors (in the configuration, the state or a provider)\n"
-                  "2  usage error (plan --detailed-exitcode: changes pending)\n"
+                  "2  usage error (plan --detailed-exitcode: changes pending; a usage error is then 1)\n"
                   "3  fmt --check found files that are not formatted\n"
                   "4  plan denied by a policy",
                   "plinth validate examples/quickstart"};
@@ -182,7 +182,8 @@ Definition::Definition() {
     CLI::App* c = Command(&root, "plan", "refresh the managed resources and show what apply would change",
                           CommandId::kPlan,
                           "0  success (with --detailed-exitcode: no changes)\n"
-                          "1  errors in the configuration, the state or a provider\n"
+                          "1  errors in the configuration, the state or a provider; with --detailed-exitcode "
+                          "also a usage error\n"
                           "2  usage error (with --detailed-exitcode: changes are pending)\n"
                           "4  the plan is denied by a policy",
                           "plinth plan --out=release.plan examples/quickstart");
