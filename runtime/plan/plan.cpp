@@ -357,13 +357,16 @@ std::vector<std::string> RestrictToTargets(Plan& plan, const Targeting& targetin
 
   // The closure over dependency edges, each dependency string expanded
   // once: `forward` follows depends_on (what an instance needs), otherwise
-  // the reverse edges (what needs it).
+  // the reverse edges (what needs it). A creation that waits for the delete
+  // of the same object (waits_for_deletes) needs that delete: kept without
+  // it, the two would race.
   const bool keep_selected = !targeting.targets.empty();
   const bool forward = keep_selected != destroy;
   std::unordered_map<std::string, std::vector<uint32_t>> dependents;
   if (!forward) {
     for (uint32_t i = 0; i < n; ++i) {
       for (const std::string& dep : plan.resources[i].depends_on) dependents[dep].push_back(i);
+      for (const std::string& del : plan.resources[i].waits_for_deletes) dependents[del].push_back(i);
     }
   }
   std::vector<uint8_t> in_closure(n, 0);
@@ -392,6 +395,7 @@ std::vector<std::string> RestrictToTargets(Plan& plan, const Targeting& targetin
     const PlannedResource& r = plan.resources[i];
     if (forward) {
       for (const std::string& dep : r.depends_on) reach(named, dep);
+      for (const std::string& del : r.waits_for_deletes) reach(named, del);
     } else {
       reach(dependents, r.address);
       for (const std::string& name : NamesOf(r.address)) reach(dependents, name);

@@ -140,7 +140,9 @@ bool AddressSelects(std::string_view selector, const std::string& address);
 // Restricts a whole plan to its targets (docs/cli.md, "Targeting") and
 // records `targeting` in it. --target keeps the targeted instances and
 // everything they depend on, transitively; --exclude keeps everything but
-// the excluded instances and everything that depends on them. With
+// the excluded instances and everything that depends on them. A creation
+// that waits for the delete of the same object (a rename) goes with that
+// delete. With
 // `destroy` the directions flip: destroying X destroys its dependents
 // first, and keeping X keeps what it depends on. Left-out resources, and
 // their problems, leave the plan (it is counted in left_out). One pass over

@@ -488,6 +488,30 @@ TEST(Targeting, AReplaceRequestReplacesAnUnchangedInstance) {
   EXPECT_EQ(Get(q, "marker.m").action, Action::NoOp);
 }
 
+TEST(Targeting, ARenamedResourcesCreateTakesTheDeleteOfTheSameObject) {
+  // marker.old renamed to marker.new, the same object (id "m/x"): targeting
+  // the new address also plans the delete it must wait for; excluding the
+  // old address leaves the creation out too.
+  auto plan = [] {
+    std::vector<ResourceInstance> config = {
+        Instance("marker.new", "marker", {{"path", Value::String("m/x")}, {"id", Value::String("m/x")}}),
+        Instance("marker.z", "marker", {})};
+    std::vector<PriorResource> prior = {
+        Prior("marker.old", "marker", {{"path", Value::String("m/x")}, {"id", Value::String("m/x")}})};
+    return ComputePlan(config, prior, {});
+  };
+  Plan p = plan();
+  Targeting t;
+  t.targets = {"marker.new"};
+  EXPECT_TRUE(RestrictToTargets(p, t, false).empty());
+  EXPECT_EQ(Addresses(p), (std::vector<std::string>{"marker.new", "marker.old"}));
+  Plan q = plan();
+  t = Targeting{};
+  t.excludes = {"marker.old"};
+  EXPECT_TRUE(RestrictToTargets(q, t, false).empty());
+  EXPECT_EQ(Addresses(q), std::vector<std::string>{"marker.z"});
+}
+
 TEST(Targeting, TheClosureIsLinear) {
   // A 50,000-long chain, each depending on the one before, plus 50,000
   // instances of one resource all depending on a 50,000-instance resource:
