@@ -290,7 +290,8 @@ int Apply(const Options& given, const std::map<std::string, Value>& vars, bool d
   runtime::EngineResult r = runner.ApplySaved(saved, destroy);
   PrintProblems(r, sources2, diags2, o);
   if (r.ok && r.applied == 0 && !r.plan.HasChanges()) {
-    std::printf("No changes. The infrastructure matches the configuration.\n");
+    std::printf(r.plan.targeting.Restricts() ? "No changes in the targeted resources.\n"
+                                             : "No changes. The infrastructure matches the configuration.\n");
   } else {
     std::printf("\n%s %s: %zu changed, %zu failed, %zu skipped.\n", destroy ? "Destroy" : "Apply",
                 r.ok ? "complete" : "failed", r.applied, r.failed, r.skipped);

@@ -571,6 +571,8 @@ set +e
 "$plinth" destroy --auto-approve --replace=marker.app "$tmp/tgt" >/dev/null 2>&1; rc=$?
 set -e
 [ "$rc" = 2 ] || fail "targeting: destroy --replace exited $rc, want 2 (no such option)"
+"$plinth" apply --auto-approve --target=marker.other "$tmp/tgt" >"$tmp/tgt.txt" 2>&1 && grep -q "No changes in the targeted resources." "$tmp/tgt.txt" ||
+  fail "targeting: an apply with nothing to change among its targets: $(cat "$tmp/tgt.txt")"
 "$plinth" destroy --auto-approve --target=marker.base "$tmp/tgt" >"$tmp/tgt.txt" 2>&1 ||
   fail "targeting: destroy --target: $(cat "$tmp/tgt.txt")"
 [ ! -e "$tmp/tgt/.plinth/default/data/m/app" ] && [ ! -e "$tmp/tgt/.plinth/default/data/m/base" ] &&

@@ -664,7 +664,9 @@ std::string RenderPlanText(const Plan& plan, bool color) {
   Painter p{color};
   std::string out;
   if (!plan.HasChanges()) {
-    out += "No changes. The infrastructure matches the configuration.\n";
+    // Targeted, the rest of the configuration may still differ.
+    out += plan.targeting.Restricts() ? "No changes in the targeted resources.\n"
+                                      : "No changes. The infrastructure matches the configuration.\n";
     return out + RenderTargeting(plan, p) + RenderPolicies(plan, p);
   }
   out += "Plinth will perform these actions:\n";

@@ -434,6 +434,24 @@ TEST(Targeting, ATargetOnlyInTheStatePlansItsDelete) {
   EXPECT_EQ(p.left_out_changes, 1u);
 }
 
+TEST(Targeting, NoChangesAmongTheTargetsIsNotCalledAMatch) {
+  // marker.same is unchanged; marker.gone would be deleted by a full plan.
+  auto plan = [] {
+    return ComputePlan({Instance("marker.same", "marker", {{"path", Value::String("s")}})},
+                       {Prior("marker.same", "marker", {{"path", Value::String("s")}}),
+                        Prior("marker.gone", "marker", {{"path", Value::String("g")}})},
+                       {});
+  };
+  Plan p = plan();
+  Targeting t;
+  t.targets = {"marker.same"};
+  EXPECT_TRUE(RestrictToTargets(p, t, false).empty());
+  std::string text = RenderPlanText(p, false);
+  EXPECT_EQ(text.rfind("No changes in the targeted resources.\n", 0), 0u) << text;
+  EXPECT_NE(text.find("1 other resource was left as it is (1 with changes pending)"), std::string::npos) << text;
+  EXPECT_NE(RenderPlanText(plan(), false).find("1 to delete"), std::string::npos);
+}
+
 TEST(Targeting, ADestroyTargetTakesItsDependentsAndAnExcludeKeepsItsDependencies) {
   auto prior = [] {
     return std::vector<PriorResource>{Prior("region.a", "region", {}), Prior("marker.b", "marker", {}, {"region.a"}),
