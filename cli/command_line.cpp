@@ -107,6 +107,19 @@ class Definition {
     c->add_option("--refresh", raw.refresh, "plan without reading the current resources first")
         ->type_name("false");
   }
+  void Targeting(CLI::App* c, bool replace) {
+    auto repeatable = [](CLI::Option* opt) {
+      opt->type_name("ADDR")->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    };
+    repeatable(c->add_option("--target", options.targets,
+                             "only ADDR and what it depends on (repeatable; for exceptional cases)"));
+    repeatable(c->add_option("--exclude", options.excludes,
+                             "everything but ADDR and what depends on it (repeatable)"));
+    if (replace) {
+      repeatable(c->add_option("--replace", options.replace,
+                               "replace ADDR even when nothing changed (repeatable)"));
+    }
+  }
   void NoColor(CLI::App* c) {
     c->add_flag("--no-color", raw.no_color,
                 "plain output (also when NO_COLOR is set or output is not a terminal)");
@@ -201,6 +214,7 @@ Definition::Definition() {
     Dir(c, "the configuration directory (instead of DIR)");
     Vars(c);
     Parallelism(c, "at most N provider reads at a time (default: 10)");
+    Targeting(c, /*replace=*/true);
   }
   for (bool destroy : {false, true}) {
     CLI::App* c =
@@ -220,6 +234,7 @@ Definition::Definition() {
     Workspace(c);
     Dir(c, "the configuration directory (instead of DIR)");
     Vars(c);
+    Targeting(c, /*replace=*/!destroy);
   }
   {
     CLI::App* c = Command(&root, "output", "print the outputs (one NAME: its raw value, for scripts)",

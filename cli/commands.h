@@ -36,6 +36,8 @@ struct Options {
   int64_t at_serial = 0;  // show --at=SERIAL
   std::string out;        // plan --out=FILE: save the plan for apply
   bool destroy = false;   // plan --destroy
+  // plan / apply / destroy --target, --exclude; plan / apply --replace (docs/cli.md, "Targeting")
+  std::vector<std::string> targets, excludes, replace;
   // bucket / storage / backup / restore (docs/storage.md)
   std::string principal;  // --as=P: act as this principal (grants are checked); also PLINTH_PRINCIPAL
   bool versions = false;  // bucket ls --versions

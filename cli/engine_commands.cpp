@@ -105,6 +105,7 @@ std::optional<runtime::EngineOptions> EngineOptionsFrom(const Options& o, std::m
   eo.variables = std::move(vars);
   for (const auto& [name, text] : o.vars) eo.variable_texts[name] = text;
   eo.parallelism = o.parallelism;
+  eo.targeting = {o.targets, o.excludes, o.replace};
   eo.refresh = o.refresh;
   eo.lock = o.lock;
   if (!o.json) eo.progress = ProgressPrinter(isatty(fileno(stderr)) != 0);
@@ -173,6 +174,10 @@ int Plan(const Options& o, const std::map<std::string, Value>& vars, bool destro
                           {"state_serial", r.serial},
                           {"config_digest", r.config_digest},
                           {"actions", actions}};
+    // apply FILE plans with the same targeting, or the actions would differ.
+    if (!r.plan.targeting.empty()) {
+      doc["targeting"] = {{"targets", o.targets}, {"excludes", o.excludes}, {"replace", o.replace}};
+    }
     // A fresh, exclusively created temp file renamed over the target: a
     // file or symlink planted at a predictable temp name is never written.
     const char* stage = "write";
@@ -203,6 +208,25 @@ bool LoadSavedPlan(const std::string& path, Options& o, runtime::Engine::SavedPl
   destroy = doc.value("destroy", false);
   saved.serial = doc.value("state_serial", int64_t{0});
   saved.config_digest = doc.value("config_digest", std::string());
+  if (!o.targets.empty() || !o.excludes.empty() || !o.replace.empty()) {
+    std::fprintf(stderr,
+                 "error: a saved plan keeps the --target, --exclude and --replace it was made with; apply '%s' "
+                 "without them, or make a new plan with them\n",
+                 path.c_str());
+    return false;
+  }
+  if (doc.contains("targeting") && doc["targeting"].is_object()) {
+    auto list = [&](const char* key, std::vector<std::string>& into) {
+      const nlohmann::json& v = doc["targeting"].value(key, nlohmann::json::array());
+      if (!v.is_array()) return;
+      for (const auto& a : v) {
+        if (a.is_string()) into.push_back(a.get<std::string>());
+      }
+    };
+    list("targets", o.targets);
+    list("excludes", o.excludes);
+    list("replace", o.replace);
+  }
   if (doc.contains("actions") && doc["actions"].is_object()) {
     for (auto it = doc["actions"].begin(); it != doc["actions"].end(); ++it) {
       if (it.value().is_string()) saved.actions[it.key()] = it.value().get<std::string>();
@@ -266,12 +290,20 @@ int Apply(const Options& given, const std::map<std::string, Value>& vars, bool d
   runtime::EngineResult r = runner.ApplySaved(saved, destroy);
   PrintProblems(r, sources2, diags2, o);
   if (r.ok && r.applied == 0 && !r.plan.HasChanges()) {
-    std::printf("No changes. The infrastructure matches the configuration.\n");
+    std::printf(r.plan.targeting.Restricts() ? "No changes in the targeted resources.\n"
+                                             : "No changes. The infrastructure matches the configuration.\n");
   } else {
     std::printf("\n%s %s: %zu changed, %zu failed, %zu skipped.\n", destroy ? "Destroy" : "Apply",
                 r.ok ? "complete" : "failed", r.applied, r.failed, r.skipped);
   }
   if (!destroy && r.ok) PrintOutputs(r.outputs);
+  if (r.plan.targeting.Restricts()) {
+    std::fprintf(stderr,
+                 "note: targeting was in effect: %zu other resource%s left as %s (%zu with changes pending); run "
+                 "plinth plan to see what is pending\n",
+                 r.plan.left_out, r.plan.left_out == 1 ? " was" : "s were", r.plan.left_out == 1 ? "it is" : "they are",
+                 r.plan.left_out_changes);
+  }
   return r.ok ? 0 : 1;
 }
 

@@ -580,6 +580,81 @@ expect 2 plan "$tmp/ws" --dir="$tmp/ws"
 grep -q "the directory is given twice" "$tmp/x.txt" || fail "DIR and --dir: $(cat "$tmp/x.txt")"
 # ---- end issue 12 (cli) ----
 
+# ---- targeting (--target, --exclude, --replace; docs/cli.md, "Targeting") ----
+mkdir -p "$tmp/tgt"
+cat >"$tmp/tgt/main.plinth" <<'EOF'
+marker "base" {
+  path = "m/base"
+}
+
+marker "app" {
+  path    = "m/app"
+  content = marker.base.path
+}
+
+marker "other" {
+  path = "m/other"
+}
+EOF
+set +e
+"$plinth" plan --target=marker.ap "$tmp/tgt" >"$tmp/tgt.txt" 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "error: --target 'marker.ap' matches no resource in the configuration or the state; did you mean 'marker.app'?" "$tmp/tgt.txt" ||
+  fail "targeting: a mistyped --target (exit $rc): $(cat "$tmp/tgt.txt")"
+set +e
+"$plinth" plan --target=marker.app --exclude=marker.other "$tmp/tgt" >"$tmp/tgt.txt" 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "cannot be combined" "$tmp/tgt.txt" || fail "targeting: --target with --exclude (exit $rc): $(cat "$tmp/tgt.txt")"
+"$plinth" plan --json --target=marker.app "$tmp/tgt" >"$tmp/tgt.json" || fail "targeting: plan --json --target failed"
+grep -q '"left_out": 1' "$tmp/tgt.json" && grep -q '"marker.app"' "$tmp/tgt.json" ||
+  fail "targeting: the JSON plan lacks its targeting: $(cat "$tmp/tgt.json")"
+# A saved targeted plan applies exactly its targets.
+"$plinth" plan --target=marker.app --out="$tmp/tgt.plan" "$tmp/tgt" >"$tmp/tgt.txt" 2>&1 ||
+  fail "targeting: plan --target --out failed: $(cat "$tmp/tgt.txt")"
+grep -q "Plan: 2 to create, 0 to update, 0 to replace, 0 to delete." "$tmp/tgt.txt" &&
+  grep -q "Note: targeting is in effect (--target=marker.app)" "$tmp/tgt.txt" ||
+  fail "targeting: the targeted plan: $(cat "$tmp/tgt.txt")"
+set +e
+"$plinth" apply --target=marker.other "$tmp/tgt.plan" >"$tmp/tgt.txt" 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "a saved plan keeps the --target" "$tmp/tgt.txt" ||
+  fail "targeting: --target beside a saved plan (exit $rc): $(cat "$tmp/tgt.txt")"
+"$plinth" apply "$tmp/tgt.plan" >"$tmp/tgt.txt" 2>&1 || fail "targeting: apply of the saved plan: $(cat "$tmp/tgt.txt")"
+grep -q "2 changed" "$tmp/tgt.txt" && grep -q "note: targeting was in effect: 1 other resource was left as it is" "$tmp/tgt.txt" ||
+  fail "targeting: apply of the saved plan: $(cat "$tmp/tgt.txt")"
+[ -f "$tmp/tgt/.plinth/default/data/m/app" ] && [ ! -e "$tmp/tgt/.plinth/default/data/m/other" ] ||
+  fail "targeting: the saved targeted plan applied the wrong resources"
+# The full plan shows the rest still pending.
+set +e
+"$plinth" plan --detailed-exitcode "$tmp/tgt" >"$tmp/tgt.txt" 2>&1; rc=$?
+set -e
+[ "$rc" = 2 ] && grep -q "Plan: 1 to create, 0 to update, 0 to replace, 0 to delete." "$tmp/tgt.txt" &&
+  grep -q "marker.other will be created" "$tmp/tgt.txt" ||
+  fail "targeting: the full plan after a targeted apply (exit $rc): $(cat "$tmp/tgt.txt")"
+"$plinth" apply --auto-approve --exclude=marker.base "$tmp/tgt" >"$tmp/tgt.txt" 2>&1 ||
+  fail "targeting: apply --exclude: $(cat "$tmp/tgt.txt")"
+[ -f "$tmp/tgt/.plinth/default/data/m/other" ] || fail "targeting: apply --exclude did not create marker.other"
+# --replace replaces an unchanged resource once.
+"$plinth" plan --replace=marker.app "$tmp/tgt" >"$tmp/tgt.txt" 2>&1 || fail "targeting: plan --replace: $(cat "$tmp/tgt.txt")"
+grep -q "# marker.app must be replaced (replace requested by --replace)" "$tmp/tgt.txt" ||
+  fail "targeting: plan --replace: $(cat "$tmp/tgt.txt")"
+"$plinth" apply --auto-approve --replace=marker.app "$tmp/tgt" >"$tmp/tgt.txt" 2>&1 ||
+  fail "targeting: apply --replace: $(cat "$tmp/tgt.txt")"
+grep -q "marker.app: destroyed" "$tmp/tgt.txt" && grep -q "marker.app: created" "$tmp/tgt.txt" ||
+  fail "targeting: apply --replace: $(cat "$tmp/tgt.txt")"
+"$plinth" plan --detailed-exitcode "$tmp/tgt" >"$tmp/tgt.txt" 2>&1 || fail "targeting: a plan after --replace is not empty: $(cat "$tmp/tgt.txt")"
+set +e
+"$plinth" destroy --auto-approve --replace=marker.app "$tmp/tgt" >/dev/null 2>&1; rc=$?
+set -e
+[ "$rc" = 2 ] || fail "targeting: destroy --replace exited $rc, want 2 (no such option)"
+"$plinth" apply --auto-approve --target=marker.other "$tmp/tgt" >"$tmp/tgt.txt" 2>&1 && grep -q "No changes in the targeted resources." "$tmp/tgt.txt" ||
+  fail "targeting: an apply with nothing to change among its targets: $(cat "$tmp/tgt.txt")"
+"$plinth" destroy --auto-approve --target=marker.base "$tmp/tgt" >"$tmp/tgt.txt" 2>&1 ||
+  fail "targeting: destroy --target: $(cat "$tmp/tgt.txt")"
+[ ! -e "$tmp/tgt/.plinth/default/data/m/app" ] && [ ! -e "$tmp/tgt/.plinth/default/data/m/base" ] &&
+  [ -f "$tmp/tgt/.plinth/default/data/m/other" ] || fail "targeting: destroy --target must delete base and its dependent app only"
+# ---- end of targeting ----
+
 # Usage errors exit 2.
 set +e
 "$plinth" validate --bogus >/dev/null 2>&1; rc=$?

@@ -142,8 +142,9 @@ std::string Digest(const SourceManager& sources, size_t first, const std::map<st
 class PlanHook : public ResourceHook {
  public:
   PlanHook(Provider& provider, ProviderRouter* router,
-           const std::unordered_map<std::string, const PriorResource*>& prior)
-      : provider_(provider), router_(router), prior_(prior) {}
+           const std::unordered_map<std::string, const PriorResource*>& prior,
+           const std::vector<std::string>& replace)
+      : provider_(provider), router_(router), prior_(prior), replace_(replace) {}
 
   void ProviderConfigured(const std::string& name, const ValueMap& config) override {
     if (router_) router_->Configure(name, config);
@@ -153,6 +154,15 @@ class PlanHook : public ResourceHook {
     auto it = prior_.find(ri.address);
     const PriorResource* p = it == prior_.end() ? nullptr : it->second;
     for (const std::string& m : provider_.Validate(ri.type, ri.attributes)) problems.push_back({ri.address, m, ri.range});
+    // --replace: planned as the creation the replacement makes, so its
+    // computed attributes, and what reads them, are unknown as on any
+    // replacement.
+    if (p && std::any_of(replace_.begin(), replace_.end(),
+                         [&](const std::string& s) { return AddressSelects(s, ri.address); })) {
+      std::lock_guard<std::mutex> lock(replace_mu_);
+      replace_requested.insert(ri.address);
+      p = nullptr;
+    }
     PlanRequest req{ri.type, p ? &p->attributes : nullptr, ri.attributes, ri.unset_computed};
     Result<PlanResponse> res = provider_.PlanChange(req);
     if (!res.ok()) {
@@ -167,11 +177,14 @@ class PlanHook : public ResourceHook {
 
   std::map<std::string, std::vector<std::string>> replace_because;
   std::vector<PlanProblem> problems;
+  std::unordered_set<std::string> replace_requested;  // instances planned as replacements (--replace)
 
  private:
   Provider& provider_;
   ProviderRouter* router_;
   const std::unordered_map<std::string, const PriorResource*>& prior_;
+  const std::vector<std::string>& replace_;
+  std::mutex replace_mu_;
 };
 
 }  // namespace
@@ -484,7 +497,12 @@ struct Engine::Impl {
     std::unordered_map<std::string, const PriorResource*> by_address;
     by_address.reserve(prior.size());
     for (const PriorResource& p : prior) by_address[p.address] = &p;
-    PlanHook hook(*provider, router, by_address);
+    if (destroy && !o.targeting.replace.empty()) {
+      r.errors.push_back("--replace cannot be combined with a destroy plan, which deletes everything anyway; drop "
+                         "--replace or --destroy");
+      return false;
+    }
+    PlanHook hook(*provider, router, by_address, o.targeting.replace);
     CheckOptions co = BaseCheckOptions();
     co.resource_hook = &hook;
     co.apply_time = applying;
@@ -496,9 +514,18 @@ struct Engine::Impl {
     r.outputs = config.outputs;
     // A destroy plan deletes everything; the configuration still says what
     // is protected (prevent_destroy).
-    r.plan = ComputePlan(std::move(config.resources), std::move(prior), hook.replace_because, &Schemas(), destroy);
+    r.plan = ComputePlan(std::move(config.resources), std::move(prior), hook.replace_because, &Schemas(), destroy,
+                         &hook.replace_requested);
     for (PlanProblem& p : hook.problems) r.plan.problems.push_back(std::move(p));
     timer.Mark("diff");
+    if (!o.targeting.empty()) {
+      std::vector<std::string> errors = RestrictToTargets(r.plan, o.targeting, destroy);
+      if (!errors.empty()) {
+        r.errors.insert(r.errors.end(), errors.begin(), errors.end());
+        return false;
+      }
+      timer.Mark("targeting");
+    }
     if (!PreviewDeletes(r)) return false;
     timer.Mark("delete previews");
     if (!config.policies.empty()) {
@@ -742,6 +769,9 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
     ExecutionReport rep = ex.Run([&](const GraphNode& node) {
       return m.Run(node, *by_address.at(node.address), serial, deferred, deferred_mu);
     });
+    // --replace replaced them in this wave; later plans (the next waves,
+    // the outputs) must not replace them again.
+    m.o.targeting.replace.clear();
     size_t progressed = 0;
     for (size_t i = 0; i < graph.nodes.size(); ++i) {
       const GraphNode& n = graph.nodes[i];

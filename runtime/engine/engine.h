@@ -44,6 +44,10 @@ struct EngineOptions {
   std::map<std::string, Value> variables;
   std::map<std::string, std::string> variable_texts;
   unsigned parallelism = 10;
+  // --target, --exclude, --replace (docs/cli.md, "Targeting"): plan and
+  // apply only part of the configuration, or force replacements. Apply
+  // replaces in its first wave only; later waves keep the targets.
+  Targeting targeting;
   bool refresh = true;
   // Plan takes the workspace lock (it may reconcile interrupted changes,
   // which writes the state). false: read only; open intents are reported,

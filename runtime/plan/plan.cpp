@@ -5,6 +5,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "compiler/eval/evaluator.h"
 #include "compiler/schema/schema.h"
 #include "compiler/types/user_json.h"
 #include "runtime/exec/parallel.h"
@@ -65,7 +66,7 @@ const Value& NullValue() {
 // `ri` and `prior` are consumed: their attribute maps move into the plan
 // (at 100k instances copying them was most of the diff's time and memory).
 PlannedResource PlanOne(ResourceInstance&& ri, PriorResource* prior, const std::vector<std::string>* replace_because,
-                        const SchemaRegistry* schemas) {
+                        const SchemaRegistry* schemas, bool replace_requested) {
   PlannedResource pr;
   pr.address = std::move(ri.address);
   pr.type = std::move(ri.type);
@@ -87,7 +88,7 @@ PlannedResource PlanOne(ResourceInstance&& ri, PriorResource* prior, const std::
   };
   std::set<std::string> forcing;
   if (replace_because) forcing.insert(replace_because->begin(), replace_because->end());
-  const bool replacing = !forcing.empty();
+  const bool replacing = !forcing.empty() || replace_requested;
 
   // Every attribute name on either side, in order (both maps are sorted;
   // map keys stay where they are while values are assigned below).
@@ -131,6 +132,7 @@ PlannedResource PlanOne(ResourceInstance&& ri, PriorResource* prior, const std::
   }
   if (replacing) {
     pr.action = Action::Replace;
+    if (replace_requested) pr.reasons.push_back("replace requested by --replace");
     for (const std::string& f : forcing) pr.reasons.push_back("'" + f + "' forces replacement");
   } else if (!pr.changes.empty()) {
     pr.action = Action::Update;
@@ -209,7 +211,8 @@ void OrderSameObjectChanges(Plan& plan) {
 
 Plan ComputePlan(std::vector<ResourceInstance> config, std::vector<PriorResource> prior,
                  const std::map<std::string, std::vector<std::string>>& replace_because,
-                 const SchemaRegistry* schemas, bool destroy) {
+                 const SchemaRegistry* schemas, bool destroy,
+                 const std::unordered_set<std::string>* replace_requested) {
   Plan plan;
   if (destroy) {
     // Everything in the state is deleted; the configuration only protects.
@@ -251,7 +254,8 @@ Plan ComputePlan(std::vector<ResourceInstance> config, std::vector<PriorResource
   // Instances are diffed independently: in parallel for large plans.
   std::vector<PlannedResource> planned(config.size());
   ParallelFor(config.size(), ThreadsFor(config.size(), 8192), [&](size_t i) {
-    planned[i] = PlanOne(std::move(config[i]), inputs[i].prior, inputs[i].replace_because, schemas);
+    const bool requested = replace_requested && replace_requested->count(config[i].address) > 0;
+    planned[i] = PlanOne(std::move(config[i]), inputs[i].prior, inputs[i].replace_because, schemas, requested);
   });
   plan.resources.reserve(planned.size() + prior.size() / 8);
   for (size_t i = 0; i < planned.size(); ++i) {
@@ -284,6 +288,139 @@ Plan ComputePlan(std::vector<ResourceInstance> config, std::vector<PriorResource
             [](const PlannedResource& a, const PlannedResource& b) { return a.address < b.address; });
   OrderSameObjectChanges(plan);
   return plan;
+}
+
+bool AddressSelects(std::string_view selector, const std::string& address) {
+  if (selector == address) return true;
+  for (const std::string& n : NamesOf(address)) {
+    if (n == selector) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> RestrictToTargets(Plan& plan, const Targeting& targeting, bool destroy) {
+  std::vector<std::string> errors;
+  if (!targeting.targets.empty() && !targeting.excludes.empty()) {
+    errors.push_back("--target and --exclude cannot be combined; plan with one of them (--target ADDR keeps ADDR "
+                     "and its dependencies, --exclude ADDR keeps everything else)");
+    return errors;
+  }
+  const size_t n = plan.resources.size();
+  // Every name that selects an instance (its address, its resource, its
+  // module calls), and which instances each dependency string names: the
+  // same strings, so one map serves both.
+  std::unordered_map<std::string, std::vector<uint32_t>> named;
+  named.reserve(n * 2);
+  for (uint32_t i = 0; i < n; ++i) {
+    const std::string& address = plan.resources[i].address;
+    named[address].push_back(i);
+    for (const std::string& name : NamesOf(address)) {
+      if (name != address) named[name].push_back(i);
+    }
+  }
+  auto unmatched = [&](const char* option, const std::string& address) {
+    std::string message = std::string(option) + " '" + address +
+                          "' matches no resource in the configuration or the state";
+    std::vector<std::string> candidates;
+    candidates.reserve(named.size());
+    for (const auto& [name, members] : named) candidates.push_back(name);
+    std::sort(candidates.begin(), candidates.end());
+    if (std::string near = ClosestName(address, candidates); !near.empty()) {
+      message += "; did you mean '" + near + "'?";
+    } else {
+      message += "; an address is type.name, type.name[0], type.name[\"key\"] or module.name (plinth state list "
+                 "prints the recorded ones)";
+    }
+    errors.push_back(std::move(message));
+  };
+  std::vector<uint32_t> selected;
+  auto select = [&](const char* option, const std::vector<std::string>& addresses) {
+    for (const std::string& a : addresses) {
+      auto it = named.find(a);
+      if (it == named.end()) {
+        unmatched(option, a);
+        continue;
+      }
+      selected.insert(selected.end(), it->second.begin(), it->second.end());
+    }
+  };
+  select("--target", targeting.targets);
+  select("--exclude", targeting.excludes);
+  // --replace names instances the configuration plans (ComputePlan did the
+  // replacing); here only its spelling is checked.
+  for (const std::string& a : targeting.replace) {
+    if (!named.count(a)) unmatched("--replace", a);
+  }
+  if (!errors.empty()) return errors;
+  plan.targeting = targeting;
+  if (!targeting.Restricts()) return errors;
+
+  // The closure over dependency edges, each dependency string expanded
+  // once: `forward` follows depends_on (what an instance needs), otherwise
+  // the reverse edges (what needs it). A creation that waits for the delete
+  // of the same object (waits_for_deletes) needs that delete: kept without
+  // it, the two would race.
+  const bool keep_selected = !targeting.targets.empty();
+  const bool forward = keep_selected != destroy;
+  std::unordered_map<std::string, std::vector<uint32_t>> dependents;
+  if (!forward) {
+    for (uint32_t i = 0; i < n; ++i) {
+      for (const std::string& dep : plan.resources[i].depends_on) dependents[dep].push_back(i);
+      for (const std::string& del : plan.resources[i].waits_for_deletes) dependents[del].push_back(i);
+    }
+  }
+  std::vector<uint8_t> in_closure(n, 0);
+  std::unordered_set<std::string> expanded;
+  std::vector<uint32_t> work;
+  for (uint32_t i : selected) {
+    if (!in_closure[i]) {
+      in_closure[i] = 1;
+      work.push_back(i);
+    }
+  }
+  auto reach = [&](const std::unordered_map<std::string, std::vector<uint32_t>>& edges, const std::string& name) {
+    if (!expanded.insert(name).second) return;
+    auto it = edges.find(name);
+    if (it == edges.end()) return;
+    for (uint32_t j : it->second) {
+      if (!in_closure[j]) {
+        in_closure[j] = 1;
+        work.push_back(j);
+      }
+    }
+  };
+  while (!work.empty()) {
+    const uint32_t i = work.back();
+    work.pop_back();
+    const PlannedResource& r = plan.resources[i];
+    if (forward) {
+      for (const std::string& dep : r.depends_on) reach(named, dep);
+      for (const std::string& del : r.waits_for_deletes) reach(named, del);
+    } else {
+      reach(dependents, r.address);
+      for (const std::string& name : NamesOf(r.address)) reach(dependents, name);
+    }
+  }
+
+  std::unordered_set<std::string> left_out;
+  std::vector<PlannedResource> kept;
+  kept.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    if (static_cast<bool>(in_closure[i]) == keep_selected) {
+      kept.push_back(std::move(plan.resources[i]));
+      continue;
+    }
+    ++plan.left_out;
+    if (plan.resources[i].action != Action::NoOp) ++plan.left_out_changes;
+    left_out.insert(plan.resources[i].address);
+  }
+  plan.resources = std::move(kept);
+  // A left-out resource's problems (a prevent_destroy replacement, a
+  // provider's refusal) do not block the targeted changes.
+  plan.problems.erase(std::remove_if(plan.problems.begin(), plan.problems.end(),
+                                     [&](const PlanProblem& p) { return left_out.count(p.address) > 0; }),
+                      plan.problems.end());
+  return errors;
 }
 
 Graph BuildGraph(const Plan& plan) {
@@ -502,14 +639,35 @@ std::string RenderPolicies(const Plan& plan, const Painter& p) {
   return out + lines;
 }
 
+// Terraform's warning, in Plinth's words: a targeted plan is not the whole
+// picture.
+std::string RenderTargeting(const Plan& plan, const Painter& p) {
+  const Targeting& t = plan.targeting;
+  if (!t.Restricts()) return "";
+  std::string list;
+  for (const std::string& a : t.targets) list += " --target=" + EscapeControls(a);
+  for (const std::string& a : t.excludes) list += " --exclude=" + EscapeControls(a);
+  std::string out = "\n" + p.Wrap("33", "Note:") + " targeting is in effect (" + list.substr(1) + "): ";
+  out += !t.targets.empty() ? "only the targeted resources and what they depend on were planned"
+                            : "the excluded resources and what depends on them were left out";
+  out += "; " + std::to_string(plan.left_out) + " other resource" + (plan.left_out == 1 ? " was" : "s were") +
+         " left as " + (plan.left_out == 1 ? "it is" : "they are") + " (" + std::to_string(plan.left_out_changes) +
+         " with changes pending).\n";
+  out += "The plan may be incomplete. Targeting is for exceptional cases (recovering from a mistake, working around "
+         "an error); run a full plinth plan afterwards.\n";
+  return out;
+}
+
 }  // namespace
 
 std::string RenderPlanText(const Plan& plan, bool color) {
   Painter p{color};
   std::string out;
   if (!plan.HasChanges()) {
-    out += "No changes. The infrastructure matches the configuration.\n";
-    return out + RenderPolicies(plan, p);
+    // Targeted, the rest of the configuration may still differ.
+    out += plan.targeting.Restricts() ? "No changes in the targeted resources.\n"
+                                      : "No changes. The infrastructure matches the configuration.\n";
+    return out + RenderTargeting(plan, p) + RenderPolicies(plan, p);
   }
   out += "Plinth will perform these actions:\n";
   for (const PlannedResource& r : plan.resources) {
@@ -566,7 +724,7 @@ std::string RenderPlanText(const Plan& plan, bool color) {
   out += "\nPlan: " + std::to_string(plan.Count(Action::Create)) + " to create, " +
          std::to_string(plan.Count(Action::Update)) + " to update, " + std::to_string(plan.Count(Action::Replace)) +
          " to replace, " + std::to_string(plan.Count(Action::Delete)) + " to delete.\n";
-  return out + RenderPolicies(plan, p);
+  return out + RenderTargeting(plan, p) + RenderPolicies(plan, p);
 }
 
 std::string RenderPlanJson(const Plan& plan) {
@@ -634,6 +792,13 @@ std::string RenderPlanJson(const Plan& plan) {
                           {"checks", plan.policy_checks},
                           {"denied", plan.Denied()},
                           {"findings", findings}}}};
+  if (!plan.targeting.empty()) {
+    doc["targeting"] = {{"targets", plan.targeting.targets},
+                        {"excludes", plan.targeting.excludes},
+                        {"replace", plan.targeting.replace},
+                        {"left_out", plan.left_out},
+                        {"left_out_changes", plan.left_out_changes}};
+  }
   return doc.dump(2) + "\n";
 }
 

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "compiler/check/checker.h"
@@ -82,11 +83,28 @@ struct PolicyFinding {
   Range range;          // the policy's label
 };
 
+// --target, --exclude and --replace (docs/cli.md, "Targeting"). Each entry
+// is an address as plans spell it: an instance (`marker.a[0]`,
+// `bucket.b["k"]`), a resource (`marker.a`: all its instances) or a module
+// call (`module.net`, `module.net["k"]`: everything in it).
+struct Targeting {
+  std::vector<std::string> targets;   // only these and what they depend on
+  std::vector<std::string> excludes;  // everything but these and what depends on them
+  std::vector<std::string> replace;   // replace these even when nothing changed
+  bool empty() const { return targets.empty() && excludes.empty() && replace.empty(); }
+  bool Restricts() const { return !targets.empty() || !excludes.empty(); }
+};
+
 struct Plan {
   std::vector<PlannedResource> resources;  // sorted by address
   std::vector<PlanProblem> problems;       // the plan must not be applied while this is non-empty
   std::vector<PolicyFinding> policy_findings;
   size_t policies = 0, policy_checks = 0;  // policy blocks, and (policy, resource) pairs evaluated
+  // The targeting this plan was made with (empty: none), and how many
+  // resource instances it left out of the plan (of them, how many had
+  // changes pending that a full plan would show).
+  Targeting targeting;
+  size_t left_out = 0, left_out_changes = 0;
   // A deny policy is violated: the plan must not be applied.
   bool Denied() const;
   size_t Count(Action a) const;
@@ -104,9 +122,35 @@ struct Plan {
 // problem; one removed from the configuration has no lifecycle left and is
 // deleted. A create whose planned `id` is the recorded id of a resource of
 // the same type being deleted waits for that delete (waits_for_deletes).
+// An instance in `replace_requested` (--replace) that exists is replaced
+// even when nothing changed, with the reason "replace requested by
+// --replace"; its provider plan should be the one of a creation, so that
+// its computed attributes (and what reads them) become unknown as on any
+// replacement.
 Plan ComputePlan(std::vector<ResourceInstance> config, std::vector<PriorResource> prior,
                  const std::map<std::string, std::vector<std::string>>& replace_because,
-                 const SchemaRegistry* schemas = nullptr, bool destroy = false);
+                 const SchemaRegistry* schemas = nullptr, bool destroy = false,
+                 const std::unordered_set<std::string>* replace_requested = nullptr);
+
+// True when `selector` (a --target, --exclude or --replace address) names
+// `address`: the address itself, its resource without the instance key, or
+// an enclosing module call.
+bool AddressSelects(std::string_view selector, const std::string& address);
+
+// Restricts a whole plan to its targets (docs/cli.md, "Targeting") and
+// records `targeting` in it. --target keeps the targeted instances and
+// everything they depend on, transitively; --exclude keeps everything but
+// the excluded instances and everything that depends on them. A creation
+// that waits for the delete of the same object (a rename) goes with that
+// delete. With
+// `destroy` the directions flip: destroying X destroys its dependents
+// first, and keeping X keeps what it depends on. Left-out resources, and
+// their problems, leave the plan (it is counted in left_out). One pass over
+// the dependency edges: linear in instances plus edges.
+// Returns the errors, each one line: an address that matches nothing in the
+// plan (with a "did you mean"), --target with --exclude. The plan is left
+// unchanged when there are any.
+std::vector<std::string> RestrictToTargets(Plan& plan, const Targeting& targeting, bool destroy);
 
 // The order in which a plan's changes run.
 struct GraphNode {

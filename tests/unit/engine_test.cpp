@@ -592,3 +592,137 @@ TEST_F(EngineTest, AStopDuringTheLastChangeCompletesTheApply) {
 
 }  // namespace
 }  // namespace plinth::runtime
+
+namespace plinth::runtime {
+namespace {
+
+// --target, --exclude and --replace (docs/cli.md, "Targeting").
+
+constexpr const char* kChainAndOther = R"(
+marker "root" {
+  path = "m/root"
+}
+marker "leaf" {
+  count   = 3
+  path    = "m/leaf-${count.index}"
+  content = marker.root.path
+}
+marker "other" {
+  path = "m/other"
+}
+)";
+
+std::vector<std::string> Changing(const Plan& p) {
+  std::vector<std::string> out;
+  for (const auto& r : p.resources) {
+    if (r.action != Action::NoOp) out.push_back(r.address + " " + ActionName(r.action));
+  }
+  return out;
+}
+
+TEST_F(EngineTest, ATargetedApplyLeavesTheRestPendingForTheNextPlan) {
+  Write(kChainAndOther);
+  EngineOptions eo = Options();
+  eo.targeting.targets = {"marker.leaf[1]"};
+  EngineResult r = Run(std::move(eo));
+  ASSERT_TRUE(r.ok) << (r.errors.empty() ? "" : r.errors[0]);
+  EXPECT_EQ(r.applied, 2u);  // the target and the root it depends on
+  EXPECT_EQ(Markers(), 2u);
+  EXPECT_EQ(r.plan.left_out, 3u);
+  EngineResult full = PlanNow();
+  ASSERT_TRUE(full.ok);
+  EXPECT_EQ(Changing(full.plan),
+            (std::vector<std::string>{"marker.leaf[0] create", "marker.leaf[2] create", "marker.other create"}));
+  EXPECT_TRUE(full.plan.targeting.empty());
+}
+
+TEST_F(EngineTest, AnExcludedResourceAndItsDependentsAreNotApplied) {
+  Write(kChainAndOther);
+  EngineOptions eo = Options();
+  eo.targeting.excludes = {"marker.root"};
+  EngineResult r = Run(std::move(eo));
+  ASSERT_TRUE(r.ok) << (r.errors.empty() ? "" : r.errors[0]);
+  EXPECT_EQ(r.applied, 1u);  // marker.other only
+  EXPECT_TRUE(fs::exists(dir_ / ".plinth" / "default" / "data" / "m" / "other"));
+  EXPECT_EQ(Markers(), 1u);
+}
+
+TEST_F(EngineTest, AReplaceRequestReplacesOnceAndItsAddressIsChecked) {
+  Write(kFive);
+  ASSERT_TRUE(Run(Options()).ok);
+  {
+    SourceManager sources;
+    Diagnostics diags;
+    EngineOptions eo = Options();
+    eo.targeting.replace = {"marker.m[2]"};
+    Engine engine(std::move(eo), sources, diags);
+    EngineResult p = engine.Plan();
+    ASSERT_TRUE(p.ok) << (p.errors.empty() ? "" : p.errors[0]);
+    EXPECT_EQ(Changing(p.plan), std::vector<std::string>{"marker.m[2] replace"});
+    for (const auto& pr : p.plan.resources) {
+      if (pr.address == "marker.m[2]") {
+        EXPECT_EQ(pr.reasons, std::vector<std::string>{"replace requested by --replace"});
+      }
+    }
+  }
+  EngineOptions eo = Options();
+  eo.targeting.replace = {"marker.m[2]"};
+  EngineResult r = Run(std::move(eo));
+  ASSERT_TRUE(r.ok) << (r.errors.empty() ? "" : r.errors[0]);
+  EXPECT_EQ(r.applied, 2u);  // the destroy and the create, in one wave
+  EXPECT_EQ(Markers(), 5u);
+  EXPECT_TRUE(Changing(PlanNow().plan).empty());
+  // A mistyped address changes nothing and says what was meant.
+  SourceManager sources;
+  Diagnostics diags;
+  EngineOptions typo = Options();
+  typo.targeting.replace = {"marker.n[2]"};
+  Engine engine(std::move(typo), sources, diags);
+  EngineResult bad = engine.Apply();
+  EXPECT_FALSE(bad.ok);
+  ASSERT_FALSE(bad.errors.empty());
+  EXPECT_EQ(bad.errors[0], "--replace 'marker.n[2]' matches no resource in the configuration or the state; did you "
+                           "mean 'marker.m[2]'?");
+  EXPECT_EQ(bad.applied, 0u);
+}
+
+TEST_F(EngineTest, ASavedTargetedPlanAppliesOnlyWithItsTargeting) {
+  Write(kChainAndOther);
+  auto targeted = [&] {
+    EngineOptions eo = Options();
+    eo.targeting.targets = {"marker.other"};
+    return eo;
+  };
+  Engine::SavedPlan saved;
+  {
+    SourceManager sources;
+    Diagnostics diags;
+    Engine engine(targeted(), sources, diags);
+    EngineResult p = engine.Plan();
+    ASSERT_TRUE(p.ok);
+    saved.serial = p.serial;
+    saved.config_digest = p.config_digest;
+    for (const auto& pr : p.plan.resources) saved.actions[pr.address] = ActionName(pr.action);
+  }
+  {
+    // The same plan without its targets would do more than was approved.
+    SourceManager sources;
+    Diagnostics diags;
+    Engine engine(Options(), sources, diags);
+    EngineResult r = engine.ApplySaved(saved, false);
+    EXPECT_FALSE(r.ok);
+    ASSERT_FALSE(r.errors.empty());
+    EXPECT_NE(r.errors[0].find("refusing the saved plan: the world changed"), std::string::npos) << r.errors[0];
+    EXPECT_EQ(Markers(), 0u);
+  }
+  SourceManager sources;
+  Diagnostics diags;
+  Engine engine(targeted(), sources, diags);
+  EngineResult r = engine.ApplySaved(saved, false);
+  ASSERT_TRUE(r.ok) << (r.errors.empty() ? "" : r.errors[0]);
+  EXPECT_EQ(r.applied, 1u);
+  EXPECT_EQ(Markers(), 1u);
+}
+
+}  // namespace
+}  // namespace plinth::runtime

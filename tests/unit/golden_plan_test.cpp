@@ -6,6 +6,9 @@
 //                   to change the world behind Plinth's back
 //   after.plinth    the configuration that is then planned
 //   destroy         (optional) plan a destroy (plan --destroy) instead
+//   target, exclude, replace
+//                   (optional) one address a line: plan with --target,
+//                   --exclude or --replace
 //   expected.txt    notes, errors and problems, the text plan (no color)
 //                   and the JSON plan
 // The temporary directory's path prints as $DIR. Regenerate with
@@ -58,9 +61,19 @@ std::string RunCase(const fs::path& c) {
              fs::copy_options::recursive | fs::copy_options::overwrite_existing);
   }
   fs::copy_file(c / "after.plinth", dir / "main.plinth", fs::copy_options::overwrite_existing);
+  auto lines = [&](const char* file) {
+    std::vector<std::string> out;
+    std::ifstream in(c / file);
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) out.push_back(line);
+    }
+    return out;
+  };
+  EngineOptions planning = engine_options();
+  planning.targeting = {lines("target"), lines("exclude"), lines("replace")};
   SourceManager sources;
   Diagnostics diags;
-  Engine engine(engine_options(), sources, diags);
+  Engine engine(std::move(planning), sources, diags);
   EngineResult r = engine.Plan(/*destroy=*/fs::exists(c / "destroy"));
   if (diags.has_errors()) out += "(after.plinth has errors)\n";
   for (const std::string& n : r.notes) out += "note: " + n + "\n";
