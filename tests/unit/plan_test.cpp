@@ -533,7 +533,8 @@ TEST(Targeting, ARenamedResourcesCreateTakesTheDeleteOfTheSameObject) {
 TEST(Targeting, TheClosureIsLinear) {
   // A 50,000-long chain, each depending on the one before, plus 50,000
   // instances of one resource all depending on a 50,000-instance resource:
-  // quadratic work here would not finish.
+  // quadratic work here would not finish within CTest's timeout. (No
+  // timing is asserted: performance belongs in bench/.)
   const int n = 50000;
   std::vector<ResourceInstance> config;
   config.reserve(3 * n);
@@ -548,16 +549,12 @@ TEST(Targeting, TheClosureIsLinear) {
   Plan q = ComputePlan(std::move(config), {}, {});
   Targeting t;
   t.targets = {"marker.c" + std::to_string(n - 1), "marker.dep"};
-  auto start = std::chrono::steady_clock::now();
   EXPECT_TRUE(RestrictToTargets(p, t, false).empty());
   EXPECT_EQ(p.resources.size(), 3u * n);
   t = Targeting{};
   t.excludes = {"marker.c0", "marker.base[7]"};
   EXPECT_TRUE(RestrictToTargets(q, t, false).empty());
   EXPECT_EQ(q.resources.size(), static_cast<size_t>(n - 1));  // all of marker.base but [7]
-  auto took = std::chrono::steady_clock::now() - start;
-  EXPECT_LT(took, std::chrono::seconds(10)) << std::chrono::duration<double>(took).count() << " s";
-  std::printf("targeting 2 x %d instances: %.3f s\n", 3 * n, std::chrono::duration<double>(took).count());
 }
 
 }  // namespace
