@@ -1368,7 +1368,7 @@ class Checker {
         Diagnostic& diag = cur_->Error(DiagCode::TypeMismatch, where,
                                         "variable '" + d.name + "' expects " + d.var_type.ToString() + ", got " +
                                             (hide ? got.ToString() : value.ToString()) + from);
-        if (!from.empty()) diag.help = "give" + from + " a value of type " + d.var_type.ToString();
+        if (!from.empty()) diag.help = "the value" + from + " must be of type " + d.var_type.ToString();
         if (where.begin != d.range.begin || where.file != d.range.file) diag.notes.push_back({d.range, "declared here"});
         value = Value::Unknown(d.var_type);
       }
