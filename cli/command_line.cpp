@@ -67,7 +67,8 @@ class Definition {
   CLI::App root{"Plinth checks, plans and applies infrastructure described in *.plinth files.", "plinth"};
   Options options;
   RawValues raw;
-  std::vector<std::string> vars;  // --var, checked by Finish
+  std::vector<std::string> vars;       // --var, checked by Finish
+  std::vector<std::string> var_files;  // --var-file; Finish interleaves both in command-line order
 
   const CommandDoc* Doc(const CLI::App* app) const {
     auto it = docs_.find(app);
@@ -85,6 +86,10 @@ class Definition {
   void Vars(CLI::App* c) {
     c->add_option("--var", vars, "set root variable NAME (repeatable; also -var)")
         ->type_name("NAME=VALUE")
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    c->add_option("--var-file", var_files, "set root variables from a file of NAME = VALUE lines (repeatable)")
+        ->type_name("FILE")
         ->allow_extra_args(false)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   }
@@ -871,10 +876,17 @@ bool Finish(Definition& d, const CLI::App* command, std::string* error, std::str
   }
   if (!raw.lock.empty() && !ParseBool(raw.lock, &o.lock)) return *error = "--lock takes true or false", false;
   o.color = !raw.no_color;
-  for (const std::string& v : d.vars) {
-    size_t eq = v.find('=');
-    if (eq == std::string::npos || eq == 0) return *error = "--var takes NAME=VALUE, got '" + v + "'", false;
-    o.vars.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+  // --var and --var-file in command-line order: later values win.
+  size_t next_var = 0, next_file = 0;
+  for (const CLI::Option* opt : command->parse_order()) {
+    if (opt->get_name() == "--var-file" && next_file < d.var_files.size()) {
+      o.vars.push_back({true, "", d.var_files[next_file++]});
+    } else if (opt->get_name() == "--var" && next_var < d.vars.size()) {
+      const std::string& v = d.vars[next_var++];
+      size_t eq = v.find('=');
+      if (eq == std::string::npos || eq == 0) return *error = "--var takes NAME=VALUE, got '" + v + "'", false;
+      o.vars.push_back({false, v.substr(0, eq), v.substr(eq + 1)});
+    }
   }
   // A group's subcommand runs the group's function, which reads the
   // subcommand's name first: `state mv A B` -> {"mv", "A", "B"}.

@@ -85,38 +85,21 @@ void PrintAttributes(const ValueMap& attrs, int indent) {
 
 }  // namespace
 
-namespace {
-// Root variable values from --var: a literal expression (`--var n=3`,
-// `--var 'tags={a = "b"}'`); anything that does not parse as one is taken
-// as a plain string (`--var env=prod`).
-std::map<std::string, Value> VariableValuesImpl(const Options& o) {
-  std::map<std::string, Value> result;
-  std::map<std::string, Value>* out = &result;
-  SourceManager sources;
-  class NoScope : public Scope {
-   public:
-    bool Resolve(const ast::Name&, std::span<const ast::GetAttr* const>, Value*, size_t*, Diagnostics&) override {
-      return false;
-    }
-    std::vector<std::string> RootNames() const override { return {}; }
-    std::string BaseDir() const override { return "."; }
-  };
-  for (const auto& [name, text] : o.vars) {
-    const SourceFile& f = sources.Add("--var " + name, text);
-    Diagnostics local;
-    ast::ExprPtr e = ParseExpression(f, local);
-    NoScope scope;
-    Value v;
-    if (!local.has_errors()) v = Evaluate(*e, scope, local);
-    if (local.has_errors()) v = Value::String(text);
-    (*out)[name] = v;
+VariableSources VariableSourcesOf(const Options& o) {
+  VariableSources v;
+  // PLINTH_VAR_NAME=VALUE; the name is case-sensitive, as in the configuration.
+  static constexpr std::string_view kPrefix = "PLINTH_VAR_";
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view entry(*e);
+    size_t eq = entry.find('=');
+    if (eq == std::string_view::npos || eq <= kPrefix.size() || entry.substr(0, kPrefix.size()) != kPrefix) continue;
+    v.environment.emplace_back(std::string(entry.substr(kPrefix.size(), eq - kPrefix.size())),
+                               std::string(entry.substr(eq + 1)));
   }
-  return result;
+  v.auto_files = true;
+  v.arguments = o.vars;
+  return v;
 }
-
-}  // namespace
-
-std::map<std::string, Value> VariableValues(const Options& o) { return VariableValuesImpl(o); }
 
 int Validate(const Options& o, bool inspect) {
   std::string dir = o.paths.empty() ? "." : o.paths[0];
@@ -134,8 +117,7 @@ int Validate(const Options& o, bool inspect) {
   Diagnostics diags;
   CheckOptions co;
   co.threads = o.threads;
-  co.variables = VariableValues(o);
-  for (const auto& [name, text] : o.vars) co.variable_texts[name] = text;
+  co.variable_sources = VariableSourcesOf(o);
   co.schemas = &runtime::BuiltinSchemas();
   // Providers in other processes are started to learn their schemas, and
   // stopped when this function returns.

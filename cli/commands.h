@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "compiler/check/variable_inputs.h"
 #include "compiler/types/types.h"
 
 namespace plinth::cli {
@@ -14,7 +15,7 @@ inline constexpr const char* kVersion = "0.1.0";
 
 struct Options {
   std::vector<std::string> paths;  // positional arguments; a group's subcommand first (`state rm`: {"rm", ADDR})
-  std::vector<std::pair<std::string, std::string>> vars;  // --var NAME=VALUE, in order
+  std::vector<VariableArgument> vars;  // --var NAME=VALUE and --var-file=FILE, in command-line order
   bool json = false;
   bool check = false;  // fmt --check
   bool diff = false;   // fmt --diff
@@ -54,18 +55,20 @@ struct Options {
 int Validate(const Options& options, bool inspect);
 int Fmt(const Options& options);
 
-// Root variable values from --var (a literal expression, else the text as a string).
-std::map<std::string, Value> VariableValues(const Options& options);
+// Where root variable values come from: the PLINTH_VAR_ environment
+// variables, the variables files in the configuration directory, and --var
+// and --var-file in command-line order.
+VariableSources VariableSourcesOf(const Options& options);
 
-int Plan(const Options& options, const std::map<std::string, Value>& vars, bool destroy);
-int Apply(const Options& options, const std::map<std::string, Value>& vars, bool destroy);
-int Output(const Options& options, const std::map<std::string, Value>& vars);
+int Plan(const Options& options, const VariableSources& vars, bool destroy);
+int Apply(const Options& options, const VariableSources& vars, bool destroy);
+int Output(const Options& options, const VariableSources& vars);
 int State(const Options& options);  // state list|show|rm|mv|history|pull
 int Show(const Options& options);
 int Refresh(const Options& options);
 int ForceUnlock(const Options& options);
-int GraphDot(const Options& options, const std::map<std::string, Value>& vars);
-int Policy(const Options& options, const std::map<std::string, Value>& vars);  // policy test
+int GraphDot(const Options& options, const VariableSources& vars);
+int Policy(const Options& options, const VariableSources& vars);  // policy test
 int Providers(const Options& options);                                            // providers schema
 int Bucket(const Options& options);   // bucket ls|put|get|rm
 int Storage(const Options& options);  // storage sweep|status

@@ -97,13 +97,12 @@ std::function<void(const runtime::ProgressEvent&)> ProgressPrinter(bool live) {
 // Empty (after printing why) when the configuration directory does not
 // exist or the state key file is unusable: no command creates a directory
 // that is not there.
-std::optional<runtime::EngineOptions> EngineOptionsFrom(const Options& o, std::map<std::string, Value> vars) {
+std::optional<runtime::EngineOptions> EngineOptionsFrom(const Options& o, const VariableSources& vars) {
   runtime::EngineOptions eo;
   eo.config_dir = !o.dir.empty() ? o.dir : o.paths.empty() ? "." : o.paths[0];
   if (!ExistingDir(eo.config_dir) || !StateKey(o, &eo.state_key)) return std::nullopt;
   eo.workspace = o.workspace;
-  eo.variables = std::move(vars);
-  for (const auto& [name, text] : o.vars) eo.variable_texts[name] = text;
+  eo.variable_sources = vars;
   eo.parallelism = o.parallelism;
   eo.targeting = {o.targets, o.excludes, o.replace};
   eo.refresh = o.refresh;
@@ -133,7 +132,7 @@ void PrintOutputs(const std::vector<OutputValue>& outputs) {
 
 }  // namespace
 
-int Plan(const Options& o, const std::map<std::string, Value>& vars, bool destroy) {
+int Plan(const Options& o, const VariableSources& vars, bool destroy) {
   SourceManager sources;
   Diagnostics diags;
   std::optional<runtime::EngineOptions> eo = EngineOptionsFrom(o, vars);
@@ -237,7 +236,7 @@ bool LoadSavedPlan(const std::string& path, Options& o, runtime::Engine::SavedPl
 
 }  // namespace
 
-int Apply(const Options& given, const std::map<std::string, Value>& vars, bool destroy) {
+int Apply(const Options& given, const VariableSources& vars, bool destroy) {
   Options o = given;
   std::error_code ec;
   runtime::Engine::SavedPlan saved;
@@ -325,7 +324,7 @@ int Refresh(const Options& o) {
   return 0;
 }
 
-int Output(const Options& o, const std::map<std::string, Value>& vars) {
+int Output(const Options& o, const VariableSources& vars) {
   SourceManager sources;
   Diagnostics diags;
   Options at_dir = o;

@@ -34,17 +34,17 @@ int main(int argc, char** argv) {
   switch (parsed.command) {
     case CommandId::kValidate: ExitNow(plinth::cli::Validate(o, false));
     case CommandId::kInspect: ExitNow(plinth::cli::Validate(o, true));
-    case CommandId::kPlan: ExitNow(plinth::cli::Plan(o, plinth::cli::VariableValues(o), false));
-    case CommandId::kApply: ExitNow(plinth::cli::Apply(o, plinth::cli::VariableValues(o), false));
-    case CommandId::kDestroy: ExitNow(plinth::cli::Apply(o, plinth::cli::VariableValues(o), true));
-    case CommandId::kOutput: ExitNow(plinth::cli::Output(o, plinth::cli::VariableValues(o)));
+    case CommandId::kPlan: ExitNow(plinth::cli::Plan(o, plinth::cli::VariableSourcesOf(o), false));
+    case CommandId::kApply: ExitNow(plinth::cli::Apply(o, plinth::cli::VariableSourcesOf(o), false));
+    case CommandId::kDestroy: ExitNow(plinth::cli::Apply(o, plinth::cli::VariableSourcesOf(o), true));
+    case CommandId::kOutput: ExitNow(plinth::cli::Output(o, plinth::cli::VariableSourcesOf(o)));
     case CommandId::kFmt: return plinth::cli::Fmt(o);
     case CommandId::kShow: return plinth::cli::Show(o);
     case CommandId::kState: return plinth::cli::State(o);
     case CommandId::kForceUnlock: return plinth::cli::ForceUnlock(o);
-    case CommandId::kGraph: return plinth::cli::GraphDot(o, plinth::cli::VariableValues(o));
+    case CommandId::kGraph: return plinth::cli::GraphDot(o, plinth::cli::VariableSourcesOf(o));
     case CommandId::kRefresh: return plinth::cli::Refresh(o);
-    case CommandId::kPolicy: return plinth::cli::Policy(o, plinth::cli::VariableValues(o));
+    case CommandId::kPolicy: return plinth::cli::Policy(o, plinth::cli::VariableSourcesOf(o));
     case CommandId::kProviders: return plinth::cli::Providers(o);
     case CommandId::kBucket: return plinth::cli::Bucket(o);
     case CommandId::kStorage: return plinth::cli::Storage(o);

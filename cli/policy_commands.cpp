@@ -14,7 +14,7 @@
 
 namespace plinth::cli {
 
-int Policy(const Options& o, const std::map<std::string, Value>& vars) {
+int Policy(const Options& o, const VariableSources& vars) {
   if (o.paths.empty() || o.paths[0] != "test" || o.paths.size() > 2) {
     std::fprintf(stderr, "usage: plinth policy test [--json] [DIR]\n");
     return 2;
@@ -23,8 +23,7 @@ int Policy(const Options& o, const std::map<std::string, Value>& vars) {
   SourceManager sources;
   Diagnostics diags;
   CheckOptions co;
-  co.variables = vars;
-  for (const auto& [name, text] : o.vars) co.variable_texts[name] = text;
+  co.variable_sources = vars;
   co.schemas = &runtime::BuiltinSchemas();
   runtime::ExternalProviders external(dir);
   co.provider_resolver = &external;

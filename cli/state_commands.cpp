@@ -259,7 +259,7 @@ int ForceUnlock(const Options& o) {
   return 0;
 }
 
-int GraphDot(const Options& o, const std::map<std::string, Value>& vars) {
+int GraphDot(const Options& o, const VariableSources& vars) {
   SourceManager sources;
   Diagnostics diags;
   runtime::EngineOptions eo;
@@ -267,7 +267,7 @@ int GraphDot(const Options& o, const std::map<std::string, Value>& vars) {
   if (!ExistingDir(eo.config_dir)) return 1;
   if (!StateKey(o, &eo.state_key)) return 1;
   eo.workspace = o.workspace;
-  eo.variables = vars;
+  eo.variable_sources = vars;
   eo.refresh = o.refresh;
   runtime::Engine engine(eo, sources, diags);
   runtime::EngineResult r = engine.Plan(false);

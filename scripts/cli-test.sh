@@ -655,6 +655,74 @@ set -e
   [ -f "$tmp/tgt/.plinth/default/data/m/other" ] || fail "targeting: destroy --target must delete base and its dependent app only"
 # ---- end of targeting ----
 
+# ===== Root variable values (issue 12): typing, --var-file, *.auto.plinthvars, PLINTH_VAR_, missing values =====
+mkdir -p "$tmp/vars"
+cat > "$tmp/vars/main.plinth" <<'EOF'
+variable "name" {
+  type = string
+}
+variable "replicas" {
+  type    = number
+  default = 1
+}
+variable "token" {
+  type      = string
+  default   = "t"
+  sensitive = true
+}
+marker "m" {
+  path    = "${var.name}-${var.replicas}"
+  content = var.token
+}
+EOF
+vars_inspect() { "$plinth" inspect "$@" 2>&1 || fail "inspect $*: $("$plinth" inspect "$@" 2>&1)"; }
+# A --var text is a literal of the declared type: 1 is the string "1" for a string variable.
+vars_inspect --var name=1 --var replicas=3 "$tmp/vars" | grep -q 'var.name (string) = "1"' || fail "--var name=1 is not the string \"1\""
+set +e
+"$plinth" validate --var name=a --var replicas=three "$tmp/vars" >/dev/null 2>"$tmp/vars.err"; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "error\[P0301\]: variable 'replicas' expects number, got \"three\" from --var replicas" "$tmp/vars.err" ||
+  fail "a --var of the wrong type (exit $rc): $(cat "$tmp/vars.err")"
+# Precedence: environment < plinth.plinthvars < *.auto.plinthvars (by name) < --var/--var-file in order.
+[ "$(PLINTH_VAR_name=env "$plinth" inspect "$tmp/vars" | grep 'var.name ')" = 'var.name (string) = "env"' ] ||
+  fail "PLINTH_VAR_name is not used"
+printf 'name = "default-file"\n' > "$tmp/vars/plinth.plinthvars"
+PLINTH_VAR_name=env vars_inspect "$tmp/vars" | grep -q 'var.name (string) = "default-file"' || fail "plinth.plinthvars does not beat the environment"
+printf 'name = "b"\n' > "$tmp/vars/b.auto.plinthvars"
+printf 'name = "a"\nreplicas = 5\nunused = 1\n' > "$tmp/vars/a.auto.plinthvars"
+vars_inspect "$tmp/vars" >"$tmp/vars.out"
+grep -q 'var.name (string) = "b"' "$tmp/vars.out" && grep -q 'var.replicas (number) = 5' "$tmp/vars.out" ||
+  fail "*.auto.plinthvars are not loaded in name order: $(cat "$tmp/vars.out")"
+grep -q "a.auto.plinthvars:3:1: warning\[P0202\]: no variable named 'unused' is declared" "$tmp/vars.out" ||
+  fail "an undeclared name in an auto-loaded file is not a warning: $(cat "$tmp/vars.out")"
+printf 'name = "file"\ntoken = "hunter2"\n' > "$tmp/f.plinthvars"
+vars_inspect --var name=cli --var-file="$tmp/f.plinthvars" "$tmp/vars" | grep -q 'var.name (string) = "file"' || fail "--var-file after --var does not win"
+vars_inspect -var-file "$tmp/f.plinthvars" -var name=cli "$tmp/vars" | grep -q 'var.name (string) = "cli"' || fail "--var after --var-file does not win"
+! vars_inspect --var-file="$tmp/f.plinthvars" "$tmp/vars" | grep -q 'hunter2' || fail "a sensitive value from a --var-file is printed"
+rm "$tmp/vars/"*.plinthvars
+# Errors in a --var-file are located; an undeclared name given explicitly is an error.
+printf 'name = var.x\nnope = 1\n' > "$tmp/bad.plinthvars"
+set +e
+"$plinth" validate --var-file="$tmp/bad.plinthvars" "$tmp/vars" >/dev/null 2>"$tmp/vars.err"; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "bad.plinthvars:1:8: error\[P0211\]" "$tmp/vars.err" &&
+  grep -q "bad.plinthvars:2:1: error\[P0202\]: no variable named 'nope' is declared" "$tmp/vars.err" ||
+  fail "errors in a --var-file (exit $rc): $(cat "$tmp/vars.err")"
+# A root variable without a value: validate accepts it; plan and apply name it before anything runs.
+"$plinth" validate "$tmp/vars" >/dev/null 2>&1 || fail "validate rejects a root variable without a value"
+for cmd in plan "apply --auto-approve"; do
+  set +e
+  # shellcheck disable=SC2086
+  "$plinth" $cmd "$tmp/vars" >"$tmp/vars.out" 2>&1; rc=$?
+  set -e
+  [ "$rc" = 1 ] && grep -q "main.plinth:1:10: error\[P0205\]: root variable 'name' has no value" "$tmp/vars.out" &&
+    grep -q "PLINTH_VAR_name" "$tmp/vars.out" && ! grep -q "no progress\|creating" "$tmp/vars.out" ||
+    fail "$cmd without a value for a root variable (exit $rc): $(cat "$tmp/vars.out")"
+done
+PLINTH_VAR_name=n "$plinth" apply --auto-approve "$tmp/vars" >"$tmp/vars.out" 2>&1 || fail "apply with PLINTH_VAR_name: $(cat "$tmp/vars.out")"
+! grep -q 'hunter2\|= "t"' "$tmp/vars.out" || fail "apply printed a sensitive value: $(cat "$tmp/vars.out")"
+# ===== end of root variable values =====
+
 # Usage errors exit 2.
 set +e
 "$plinth" validate --bogus >/dev/null 2>&1; rc=$?

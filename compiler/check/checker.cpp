@@ -174,7 +174,8 @@ const SchemaRegistry& NoSchemas() {
 class Checker {
  public:
   Checker(SourceManager& sources, Diagnostics& diags, const CheckOptions& options)
-      : diags_(diags),
+      : sources_(sources),
+        diags_(diags),
         cur_(&diags),
         options_(options),
         schemas_(options.schemas ? options.schemas : &NoSchemas()),
@@ -188,19 +189,33 @@ class Checker {
     const ModuleInfo* info = Analyse(root, {});
     if (!info) return out;
     const_cast<ModuleInfo*>(info)->is_root = true;
-    for (const auto& [name, value] : options_.variables) {
-      if (!info->vars.count(name)) {
-        std::vector<std::string> names;
-        for (const auto& [n, i] : info->vars) names.push_back(n);
-        Diagnostic& d = cur_->Error(DiagCode::UndefinedReference, {}, "no variable named '" + name + "' is declared");
-        std::string near = ClosestName(name, names);
-        d.help = near.empty() ? "declare it with a variable block, or remove the -var option"
-                              : "did you mean '" + near + "'?";
+    root_inputs_ = GatherVariableInputs(dir, options_.variable_sources, sources_, *cur_);
+    std::map<std::string, Value> inputs;
+    std::map<std::string, Range> input_ranges;
+    for (const auto& [name, in] : root_inputs_) {
+      if (info->vars.count(name)) {
+        inputs[name] = in.value;
+        if (in.range.valid()) input_ranges[name] = in.range;
+        continue;
       }
+      // As Terraform: an explicit value for an undeclared variable is an
+      // error, one from a file loaded automatically a warning (the file may
+      // serve several configurations), one from the environment ignored.
+      if (in.origin == VariableOrigin::Environment) continue;
+      std::vector<std::string> names;
+      for (const auto& [n, i] : info->vars) names.push_back(n);
+      std::string message = "no variable named '" + name + "' is declared";
+      if (!in.range.valid()) message += " (set by " + in.source + ")";
+      Diagnostic& d = in.origin == VariableOrigin::AutoFile
+                          ? cur_->Warning(DiagCode::UndefinedReference, in.name_range, message)
+                          : cur_->Error(DiagCode::UndefinedReference, in.name_range, message);
+      std::string near = ClosestName(name, names);
+      d.help = !near.empty()                        ? "did you mean '" + near + "'?"
+               : in.range.valid()                   ? "declare it with a variable block, or remove the assignment"
+                                                    : "declare it with a variable block, or remove the --var option";
     }
-    std::map<std::string, Value> inputs = options_.variables;
     std::vector<std::string> chain;
-    Instantiate(*info, "", inputs, {}, out, chain);
+    Instantiate(*info, "", inputs, input_ranges, out, chain);
     // Evaluation order is dependency order; users expect declaration order.
     auto by_position = [](const auto& a, const auto& b) {
       return std::tie(a.range.file, a.range.begin) < std::tie(b.range.file, b.range.begin);
@@ -1308,16 +1323,29 @@ class Checker {
     Value value;
     Range where = d.range;
     bool provided = false;
+    const VariableInput* source = nullptr;  // a root variable's value from outside the configuration
+    std::string from;                       // " from --var x": where that value came from, for messages
     if (auto it = inputs.find(d.name); it != inputs.end()) {
       value = it->second;
       provided = true;
-      if (inst.info->is_root && d.var_type.is(TypeKind::String) && !value.is_unknown() &&
-          value.kind() != Value::Kind::String) {
-        if (auto t = options_.variable_texts.find(d.name); t != options_.variable_texts.end()) {
-          value = Value::String(t->second);
-        }
+      if (inst.info->is_root) {
+        // A --var or PLINTH_VAR_ text is a literal of the declared type: a
+        // string variable takes it verbatim (`null` stays null).
+        const VariableInput& in = root_inputs_.at(d.name);
+        source = &in;
+        if (in.has_text && d.var_type.is(TypeKind::String) && !value.is_null()) value = Value::String(in.text);
       }
       if (auto r = input_ranges.find(d.name); r != input_ranges.end()) where = r->second;
+      if (source && !source->range.valid()) {
+        from = " from " + source->source;
+      } else if (source && d.sensitive) {
+        // Diagnostics show their source line: a sensitive value's is not
+        // shown, the error is at the declaration and names the assignment.
+        const SourceFile& f = sources_.Get(source->range.file);
+        LineCol at = f.Position(source->range.begin);
+        from = " from " + f.path() + ":" + std::to_string(at.line) + ":" + std::to_string(at.column);
+        where = d.range;
+      }
     } else if (const ast::Attribute* def = body.Find("default")) {
       InstanceScope scope(*this, inst);
       value = Evaluate(*def->value, scope, *cur_);
@@ -1325,13 +1353,22 @@ class Checker {
       provided = true;
     } else {
       value = Value::Unknown(d.var_type);  // no value yet: known when the caller supplies one
+      // Validate treats it as unknown; planning needs every root value, and
+      // says so before anything runs.
+      if (inst.info->is_root && options_.resource_hook) {
+        cur_->Error(DiagCode::MissingAttribute, d.range, "root variable '" + d.name + "' has no value")
+            .help = "set it with --var " + d.name + "=VALUE, in a --var-file or " + kDefaultVarsFile +
+                    " file, or with the environment variable PLINTH_VAR_" + d.name + "; or give it a default";
+      }
     }
     if (provided && !value.is_null()) {
       Type got = value.is_unknown() ? value.unknown_type() : value.type();
       if (!Assignable(got, d.var_type)) {
+        bool hide = value.is_unknown() || value.sensitive() || d.sensitive;
         Diagnostic& diag = cur_->Error(DiagCode::TypeMismatch, where,
                                         "variable '" + d.name + "' expects " + d.var_type.ToString() + ", got " +
-                                            (value.is_unknown() || value.sensitive() ? got.ToString() : value.ToString()));
+                                            (hide ? got.ToString() : value.ToString()) + from);
+        if (!from.empty()) diag.help = "the value" + from + " must be of type " + d.var_type.ToString();
         if (where.begin != d.range.begin || where.file != d.range.file) diag.notes.push_back({d.range, "declared here"});
         value = Value::Unknown(d.var_type);
       }
@@ -1764,6 +1801,9 @@ class Checker {
   std::map<std::string, std::unique_ptr<ModuleInfo>> analysed_;
   std::vector<std::string> analysing_;
   std::string root_dir_;
+  SourceManager& sources_;
+  // Root variable values from the environment, variables files and --var.
+  std::map<std::string, VariableInput> root_inputs_;
 };
 
 bool Checker::InstanceScope::Resolve(const ast::Name& root, std::span<const ast::GetAttr* const> steps, Value* out,

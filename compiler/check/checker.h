@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "compiler/check/variable_inputs.h"
 #include "compiler/diag/diagnostic.h"
 #include "compiler/schema/schema.h"
 #include "compiler/syntax/ast.h"
@@ -66,10 +67,9 @@ class ProviderResolver {
 };
 
 struct CheckOptions {
-  std::map<std::string, Value> variables;  // root variable values (-var NAME=VALUE)
-  // The text given for each of them: a `string` variable takes it verbatim,
-  // so --var version=1.10 stays "1.10" rather than the number 1.1.
-  std::map<std::string, std::string> variable_texts;
+  // Where root variable values come from (compiler/check/variable_inputs.h):
+  // the environment, variables files and --var options.
+  VariableSources variable_sources;
   // The provider schemas (runtime::BuiltinSchemas() for the built-in
   // providers). Null: none, so every resource type is unknown.
   const SchemaRegistry* schemas = nullptr;

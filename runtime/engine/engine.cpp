@@ -101,7 +101,7 @@ std::string DataText(const DeletePreview& d) {
 // Identifies what a plan was made from: the configuration files loaded by
 // one check (files [first, end) of the source manager) and the variable
 // values. SHA-256, so equal digests mean equal inputs.
-std::string Digest(const SourceManager& sources, size_t first, const std::map<std::string, std::string>& vars) {
+std::string Digest(const SourceManager& sources, size_t first, const VariableSources& vars) {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
   auto mix = [&](std::string_view s) {
@@ -119,9 +119,14 @@ std::string Digest(const SourceManager& sources, size_t first, const std::map<st
     mix(path);
     mix(text);
   }
-  for (const auto& [name, value] : vars) {
-    mix(name);
+  // Variables files are among the files above (the check loads them).
+  for (const auto& [name, value] : vars.environment) {
+    mix("env " + name);
     mix(value);
+  }
+  for (const VariableArgument& a : vars.arguments) {
+    mix(a.is_file ? "file" : "var " + a.name);
+    mix(a.text);
   }
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -206,8 +211,7 @@ struct Engine::Impl {
 
   CheckOptions BaseCheckOptions() {
     CheckOptions co;
-    co.variables = o.variables;
-    co.variable_texts = o.variable_texts;
+    co.variable_sources = o.variable_sources;
     co.schemas = &BuiltinSchemas();
     co.provider_resolver = external.get();
     return co;
@@ -510,7 +514,7 @@ struct Engine::Impl {
     CheckedConfig config = Check(o.config_dir, sources, diags, co);
     timer.Mark("check + provider plan");
     if (diags.has_errors()) return false;
-    r.config_digest = Digest(sources, first_file, o.variable_texts);
+    r.config_digest = Digest(sources, first_file, o.variable_sources);
     r.outputs = config.outputs;
     // A destroy plan deletes everything; the configuration still says what
     // is protected (prevent_destroy).

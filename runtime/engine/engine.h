@@ -41,8 +41,9 @@ struct ProgressEvent {
 struct EngineOptions {
   std::string config_dir;
   std::string workspace = "default";
-  std::map<std::string, Value> variables;
-  std::map<std::string, std::string> variable_texts;
+  // Root variable values: PLINTH_VAR_ environment values, the variables files
+  // and --var options (compiler/check/variable_inputs.h).
+  VariableSources variable_sources;
   unsigned parallelism = 10;
   // --target, --exclude, --replace (docs/cli.md, "Targeting"): plan and
   // apply only part of the configuration, or force replacements. Apply

@@ -171,17 +171,163 @@ marker "m" {
 }
 )");
   CheckOptions o;
-  o.variables["replicas"] = Value::Number(4);
+  o.variable_sources.arguments = {{false, "replicas", "4"}};
   CheckedConfig c = Run(o);
   ASSERT_FALSE(diags_->has_errors()) << Text();
   EXPECT_EQ(c.resources.size(), 4u);
-  o.variables["replicas"] = Value::Number(40);
+  o.variable_sources.arguments = {{false, "replicas", "40"}};
   Run(o);
   EXPECT_EQ(Codes().front(), "P0309") << Text();
   EXPECT_NE(Text().find("replicas must be between 1 and 16"), std::string::npos);
   // Without a value the variable is unknown, so count cannot be expanded.
   Run();
   EXPECT_EQ(Codes(), std::vector<std::string>{"P0308"}) << Text();
+}
+
+// Root variable values from outside the configuration (compiler/check/variable_inputs.h).
+class VariableInputsTest : public CheckerTest {
+ protected:
+  void SetUp() override {
+    CheckerTest::SetUp();
+    Write("main.plinth", R"(
+variable "name" {
+  type = string
+}
+variable "replicas" {
+  type    = number
+  default = 1
+}
+variable "token" {
+  type      = number
+  default   = 7
+  sensitive = true
+}
+output "o" {
+  value     = [var.name, var.replicas, var.token]
+  sensitive = true
+}
+)");
+  }
+  static const VariableValue* Var(const CheckedConfig& c, const std::string& name) {
+    for (const VariableValue& v : c.variables) {
+      if (v.name == name) return &v;
+    }
+    return nullptr;
+  }
+  CheckedConfig RunWith(VariableSources sources) {
+    CheckOptions o;
+    o.variable_sources = std::move(sources);
+    return Run(o);
+  }
+};
+
+TEST_F(VariableInputsTest, TextIsALiteralOfTheDeclaredType) {
+  CheckedConfig c = RunWith({{}, false, {{false, "name", "1"}, {false, "replicas", "3"}}});
+  ASSERT_FALSE(diags_->has_errors()) << Text();
+  EXPECT_TRUE(Var(c, "name")->value.Equals(Value::String("1"))) << Var(c, "name")->value.ToString();
+  EXPECT_TRUE(Var(c, "replicas")->value.Equals(Value::Number(3))) << Var(c, "replicas")->value.ToString();
+  // null is null for any type, so a string variable can be reset to null.
+  c = RunWith({{}, false, {{false, "name", "null"}}});
+  ASSERT_FALSE(diags_->has_errors()) << Text();
+  EXPECT_TRUE(Var(c, "name")->value.is_null());
+  // A text that is not a number, for a number variable: the error names the source.
+  RunWith({{}, false, {{false, "name", "x"}, {false, "replicas", "three"}}});
+  EXPECT_EQ(Codes(), std::vector<std::string>{"P0301"}) << Text();
+  EXPECT_NE(Text().find("variable 'replicas' expects number, got \"three\" from --var replicas"), std::string::npos)
+      << Text();
+}
+
+TEST_F(VariableInputsTest, SensitiveValuesStaySensitiveFromEverySource) {
+  RunWith({{{"token", "s3cr3t"}}, false, {}});
+  EXPECT_EQ(Codes(), std::vector<std::string>{"P0301"}) << Text();
+  EXPECT_NE(Text().find("from PLINTH_VAR_token"), std::string::npos) << Text();
+  EXPECT_EQ(Text().find("s3cr3t"), std::string::npos) << Text();
+  Write("secret.plinthvars", "token = \"hunter2\"\n");
+  RunWith({{}, false, {{true, "", (dir_ / "secret.plinthvars").string()}}});
+  EXPECT_EQ(Codes(), std::vector<std::string>{"P0301"}) << Text();
+  EXPECT_EQ(Text().find("hunter2"), std::string::npos) << Text();
+  EXPECT_NE(Text().find("main.plinth:9:10: error[P0301]: variable 'token' expects number, got string from "),
+            std::string::npos) << Text();
+  EXPECT_NE(Text().find("secret.plinthvars:1:9"), std::string::npos) << Text();
+  Write("secret.plinthvars", "token = 42\nname = \"n\"\n");
+  CheckedConfig c = RunWith({{}, false, {{true, "", (dir_ / "secret.plinthvars").string()}}});
+  ASSERT_FALSE(diags_->has_errors()) << Text();
+  EXPECT_TRUE(Var(c, "token")->value.sensitive());
+}
+
+TEST_F(VariableInputsTest, PrecedenceFromLowestToHighest) {
+  // environment < plinth.plinthvars < *.auto.plinthvars (by name) < --var/--var-file in order.
+  VariableSources s{{{"name", "env"}, {"replicas", "2"}}, true, {}};
+  CheckedConfig c = RunWith(s);
+  ASSERT_FALSE(diags_->has_errors()) << Text();
+  EXPECT_TRUE(Var(c, "name")->value.Equals(Value::String("env"))) << Var(c, "name")->value.ToString();
+  EXPECT_TRUE(Var(c, "replicas")->value.Equals(Value::Number(2))) << Var(c, "replicas")->value.ToString();
+  Write("plinth.plinthvars", "name = \"default-file\"\n");
+  c = RunWith(s);
+  EXPECT_TRUE(Var(c, "name")->value.Equals(Value::String("default-file"))) << Var(c, "name")->value.ToString();
+  Write("b.auto.plinthvars", "name = \"b\"\n");
+  Write("a.auto.plinthvars", "name = \"a\"\nreplicas = 5\n");
+  c = RunWith(s);
+  EXPECT_TRUE(Var(c, "name")->value.Equals(Value::String("b"))) << Var(c, "name")->value.ToString();
+  EXPECT_TRUE(Var(c, "replicas")->value.Equals(Value::Number(5))) << Var(c, "replicas")->value.ToString();
+  Write("x.plinthvars", "name = \"file\"\n");
+  s.arguments = {{false, "name", "cli"}, {true, "", (dir_ / "x.plinthvars").string()}};
+  c = RunWith(s);
+  EXPECT_TRUE(Var(c, "name")->value.Equals(Value::String("file"))) << Var(c, "name")->value.ToString();
+  s.arguments = {{true, "", (dir_ / "x.plinthvars").string()}, {false, "name", "cli"}};
+  c = RunWith(s);
+  ASSERT_FALSE(diags_->has_errors()) << Text();
+  EXPECT_TRUE(Var(c, "name")->value.Equals(Value::String("cli"))) << Var(c, "name")->value.ToString();
+  // Without auto_files (a caller that does not want them) the files are not read.
+  c = RunWith({{}, false, {{false, "name", "only"}}});
+  EXPECT_TRUE(Var(c, "name")->value.Equals(Value::String("only"))) << Var(c, "name")->value.ToString();
+}
+
+TEST_F(VariableInputsTest, UndeclaredNames) {
+  Write("x.plinthvars", "name = \"n\"\nnope = 1\n");
+  RunWith({{{"also_nope", "1"}}, false, {{true, "", (dir_ / "x.plinthvars").string()}}});
+  EXPECT_EQ(Codes(), std::vector<std::string>{"P0202"}) << Text();
+  EXPECT_NE(Text().find("x.plinthvars:2:1: error[P0202]: no variable named 'nope' is declared"), std::string::npos) << Text();
+  RunWith({{}, false, {{false, "name", "n"}, {false, "nmae", "1"}}});
+  EXPECT_NE(Text().find("error[P0202]: no variable named 'nmae' is declared (set by --var nmae)"), std::string::npos) << Text();
+  Write("z.auto.plinthvars", "name = \"n\"\nshared = 1\n");
+  RunWith({{}, true, {}});
+  EXPECT_FALSE(diags_->has_errors()) << Text();
+  EXPECT_NE(Text().find("z.auto.plinthvars:2:1: warning[P0202]: no variable named 'shared' is declared"), std::string::npos)
+      << Text();
+}
+
+TEST_F(VariableInputsTest, VariablesFileErrorsHaveLocations) {
+  Write("bad.plinthvars", "name = var.other\nreplicas = \"x\"\nreplicas = 2\nvariable \"v\" {}\n");
+  RunWith({{}, false, {{true, "", (dir_ / "bad.plinthvars").string()}}});
+  std::string t = Text();
+  EXPECT_NE(t.find("bad.plinthvars:1:8: error[P0211]: a variables file takes constant values; 'var' is a reference"),
+            std::string::npos) << t;
+  EXPECT_NE(t.find("bad.plinthvars:2:12: error[P0301]: variable 'replicas' expects number, got \"x\""), std::string::npos) << t;
+  EXPECT_NE(t.find("bad.plinthvars:3:1: error[P0209]: variable 'replicas' is set twice in this file"), std::string::npos) << t;
+  EXPECT_NE(t.find("bad.plinthvars:4:1: error[P0203]: a variables file takes only NAME = VALUE assignments"),
+            std::string::npos) << t;
+  RunWith({{}, false, {{true, "", (dir_ / "missing.plinthvars").string()}}});
+  EXPECT_EQ(Codes(), std::vector<std::string>{"P0110"}) << Text();
+}
+
+class NullHook : public ResourceHook {
+ public:
+  ValueMap Planned(const ResourceInstance& r) override { return r.attributes; }
+};
+
+TEST_F(VariableInputsTest, MissingRootValueIsAnErrorWhenPlanning) {
+  // Validate (no hook) treats it as unknown.
+  RunWith({});
+  EXPECT_FALSE(diags_->has_errors()) << Text();
+  NullHook hook;
+  CheckOptions o;
+  o.resource_hook = &hook;
+  Run(o);
+  EXPECT_EQ(Codes(), std::vector<std::string>{"P0205"}) << Text();
+  EXPECT_NE(Text().find("main.plinth:2:10: error[P0205]: root variable 'name' has no value"), std::string::npos) << Text();
+  EXPECT_NE(Text().find("--var name=VALUE"), std::string::npos) << Text();
+  EXPECT_NE(Text().find("PLINTH_VAR_name"), std::string::npos) << Text();
 }
 
 TEST_F(CheckerTest, SensitiveValuesNeverRendered) {

@@ -52,6 +52,8 @@ std::string RunCase(const fs::path& path, size_t* errors) {
   options.schemas = &runtime::BuiltinSchemas();
   runtime::ExternalProviders external(rel);
   options.provider_resolver = &external;
+  // A directory case may hold plinth.plinthvars and *.auto.plinthvars files.
+  options.variable_sources.auto_files = fs::is_directory(path);
   Check(rel.string(), sources, diags, options);
   fs::current_path(old);
   *errors = diags.error_count();

@@ -9,7 +9,8 @@
 //   target, exclude, replace
 //                   (optional) one address a line: plan with --target,
 //                   --exclude or --replace
-//   expected.txt    notes, errors and problems, the text plan (no color)
+//   expected.txt    the errors in after.plinth, notes, errors and problems,
+//                   the text plan (no color)
 //                   and the JSON plan
 // The temporary directory's path prints as $DIR. Regenerate with
 // scripts/update-golden.sh (PLINTH_UPDATE_GOLDEN=1) and review the git diff.
@@ -75,7 +76,12 @@ std::string RunCase(const fs::path& c) {
   Diagnostics diags;
   Engine engine(std::move(planning), sources, diags);
   EngineResult r = engine.Plan(/*destroy=*/fs::exists(c / "destroy"));
-  if (diags.has_errors()) out += "(after.plinth has errors)\n";
+  if (diags.has_errors()) {
+    out += "(after.plinth has errors)\n";
+    for (const Diagnostic& d : diags.Sorted(sources)) {
+      if (d.severity == Severity::Error) out += RenderText({d}, sources, RenderOptions{});
+    }
+  }
   for (const std::string& n : r.notes) out += "note: " + n + "\n";
   for (const std::string& e : r.errors) out += "error: " + e + "\n";
   for (const PlanProblem& p : r.plan.problems) out += "problem: " + p.message + "\n";
