@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Documented examples run: every ```plinth block in README.md and docs/ is a
 # complete configuration that `plinth validate` accepts, unless the line right
-# before its fence is `<!-- fragment -->` (docs/language.md, "Examples in the
-# documentation"). Each block is checked alone, in a directory of its own.
+# before its fence is `<!-- fragment -->`; a block whose comments say
+# `# error PNNNN` must fail with exactly those errors (docs/doc-examples.md).
+# Each block is checked alone, in a directory of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 plinth=${1:-build/plinth}
