@@ -723,6 +723,49 @@ PLINTH_VAR_name=n "$plinth" apply --auto-approve "$tmp/vars" >"$tmp/vars.out" 2>
 ! grep -q 'hunter2\|= "t"' "$tmp/vars.out" || fail "apply printed a sensitive value: $(cat "$tmp/vars.out")"
 # ===== end of root variable values =====
 
+# --- Plan-time conflicts (issue 12, item 9) ---------------------------------
+# The README's first example applies as written; with both regions on the
+# default port range it is refused by plan, with both blocks located and the
+# next step, and apply changes nothing.
+mkdir -p "$tmp/readme"
+awk '/^```plinth/ { inside = 1; next } /^```/ && inside { exit } inside' README.md >"$tmp/readme/main.plinth"
+grep -q '^region "us"' "$tmp/readme/main.plinth" || fail "README's first example not found"
+"$plinth" apply --auto-approve "$tmp/readme" >"$tmp/readme.txt" 2>&1 || fail "README's first example does not apply: $(cat "$tmp/readme.txt")"
+[ -d "$tmp/readme/.plinth/default/data/regions/us" ] && [ -d "$tmp/readme/.plinth/default/data/regions/eu/buckets/datasets" ] ||
+  fail "README's first example: regions or bucket missing after apply"
+"$plinth" plan --detailed-exitcode "$tmp/readme" >"$tmp/readme.txt" 2>&1 || fail "README: a second plan is not empty: $(cat "$tmp/readme.txt")"
+mkdir -p "$tmp/ports"
+printf 'region "eu" {}
+region "us" {}
+' >"$tmp/ports/main.plinth"
+set +e
+"$plinth" plan "$tmp/ports" >/dev/null 2>"$tmp/ports.txt"; rc=$?
+set -e
+[ "$rc" = 1 ] || fail "plan of overlapping port ranges exited $rc, want 1: $(cat "$tmp/ports.txt")"
+grep -q "error: port range 20000-20999 of region.us overlaps region.eu (20000-20999); set port_base on one of them" "$tmp/ports.txt" &&
+  grep -q "declared at $tmp/ports/main.plinth:2:1 (region.us) and $tmp/ports/main.plinth:1:1 (region.eu)" "$tmp/ports.txt" ||
+  fail "plan does not locate the overlap: $(cat "$tmp/ports.txt")"
+"$plinth" plan --json "$tmp/ports" >"$tmp/ports.json" 2>/dev/null && fail "plan --json of overlapping port ranges exited 0"
+grep -A3 '"problems"' "$tmp/ports.json" | grep -q '"address": "region.us"' || fail "plan --json lacks the overlap problem: $(cat "$tmp/ports.json")"
+set +e
+"$plinth" apply --auto-approve "$tmp/ports" >"$tmp/ports.txt" 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "overlaps region.eu" "$tmp/ports.txt" || fail "apply of overlapping regions exited $rc: $(cat "$tmp/ports.txt")"
+[ ! -e "$tmp/ports/.plinth/default/data/regions/eu" ] || fail "apply created a region of a refused plan"
+# A region already applied keeps its range: the new one is named to change.
+printf 'region "eu" {}
+' >"$tmp/ports/main.plinth"
+"$plinth" apply --auto-approve "$tmp/ports" >/dev/null 2>&1 || fail "apply of one region failed"
+printf 'region "ap" {}
+region "eu" {}
+' >"$tmp/ports/main.plinth"
+set +e
+"$plinth" plan "$tmp/ports" >/dev/null 2>"$tmp/ports.txt"; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "of region.ap overlaps region.eu .*(for example port_base = 21000 on region.ap)" "$tmp/ports.txt" ||
+  fail "plan against an applied region exited $rc: $(cat "$tmp/ports.txt")"
+# --- end of plan-time conflicts ----------------------------------------------
+
 # Usage errors exit 2.
 set +e
 "$plinth" validate --bogus >/dev/null 2>&1; rc=$?

@@ -10,6 +10,7 @@ scripts/deps.sh
 scripts/build.sh
 (cd build && ctest --output-on-failure -j"$(nproc)" --timeout 600)
 scripts/cli-test.sh build/plinth
+scripts/docs-examples-test.sh build/plinth
 scripts/storage-test.sh build/plinth
 # The out-of-process example provider on its own (the C++ side of the
 # protocol is covered by the unit tests' conformance suite).

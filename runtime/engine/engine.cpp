@@ -158,6 +158,7 @@ class PlanHook : public ResourceHook {
   ValueMap Planned(const ResourceInstance& ri) override {
     auto it = prior_.find(ri.address);
     const PriorResource* p = it == prior_.end() ? nullptr : it->second;
+    ranges[ri.address] = ri.range;
     for (const std::string& m : provider_.Validate(ri.type, ri.attributes)) problems.push_back({ri.address, m, ri.range});
     // --replace: planned as the creation the replacement makes, so its
     // computed attributes, and what reads them, are unknown as on any
@@ -183,6 +184,7 @@ class PlanHook : public ResourceHook {
   std::map<std::string, std::vector<std::string>> replace_because;
   std::vector<PlanProblem> problems;
   std::unordered_set<std::string> replace_requested;  // instances planned as replacements (--replace)
+  std::unordered_map<std::string, Range> ranges;  // each instance's block, for plan problems
 
  private:
   Provider& provider_;
@@ -463,6 +465,34 @@ struct Engine::Impl {
     return r.errors.empty();
   }
 
+  // Conflicts between planned resources that apply would run into half-way
+  // (two regions on one port range), asked of the providers with the whole
+  // plan; each is a plan problem that names every resource involved where
+  // its block is, so plan fails and apply refuses before changing anything.
+  void CheckConflicts(EngineResult& r, const std::unordered_map<std::string, Range>& ranges) {
+    std::vector<PlanItem> items;
+    items.reserve(r.plan.resources.size());
+    for (const PlannedResource& pr : r.plan.resources) {
+      if (pr.action == Action::Delete) continue;
+      items.push_back({pr.address, pr.type, &pr.planned, pr.action == Action::NoOp || pr.action == Action::Update});
+    }
+    for (PlanConflict& c : provider->CheckPlan(items)) {
+      std::string where;
+      for (const std::string& address : c.addresses) {
+        auto it = ranges.find(address);
+        if (it == ranges.end() || !it->second.valid()) continue;
+        const SourceFile& f = sources.Get(it->second.file);
+        LineCol lc = f.Position(it->second.begin);
+        where += (where.empty() ? "; declared at " : " and ") + f.path() + ":" + std::to_string(lc.line) + ":" +
+                 std::to_string(lc.column) + " (" + address + ")";
+      }
+      std::string address = c.addresses.empty() ? "" : c.addresses.front();
+      auto it = ranges.find(address);
+      r.plan.problems.push_back({address, c.message + where,
+                                 it == ranges.end() ? Range{} : it->second});
+    }
+  }
+
   // A delete that would now remove more than its plan showed (an object
   // written since, a new backup): the reason to refuse it, or nullopt.
   std::optional<std::string> GrownSincePlan(const PlannedResource& r, const std::string& id, const ValueMap& prior) {
@@ -530,6 +560,8 @@ struct Engine::Impl {
       }
       timer.Mark("targeting");
     }
+    CheckConflicts(r, hook.ranges);
+    timer.Mark("plan conflicts");
     if (!PreviewDeletes(r)) return false;
     timer.Mark("delete previews");
     if (!config.policies.empty()) {

@@ -95,6 +95,30 @@ struct DeletePreview {
   std::string refusal;
 };
 
+// One resource of a plan as Provider::CheckPlan sees it: the values it will
+// have after apply. Deleted resources are not items. `planned` is valid for
+// the duration of the call.
+struct PlanItem {
+  std::string address;
+  std::string type;
+  // After apply; unknown where only apply can tell.
+  const ValueMap* planned = nullptr;
+  // It exists and is kept (unchanged or updated in place), as opposed to
+  // created or replaced: of two conflicting resources, the other one is
+  // the one to change.
+  bool existing = false;
+};
+
+// A conflict between planned resources that apply would run into, found
+// from planned values alone (two regions claiming the same ports).
+struct PlanConflict {
+  // Every resource involved, the one to change first; the engine adds each
+  // one's source location and makes the conflict a plan problem.
+  std::vector<std::string> addresses;
+  // Lowercase, no trailing period; what conflicts and how to fix it.
+  std::string message;
+};
+
 class Provider {
  public:
   virtual ~Provider() = default;
@@ -120,6 +144,15 @@ class Provider {
   virtual Result<DeletePreview> PlanDelete(const std::string& type, const std::string& id, const ValueMap& prior) {
     (void)type, (void)id, (void)prior;
     return DeletePreview{};
+  }
+  // Conflicts between the planned resources of this provider's types that
+  // would make apply fail half-way (checked at create against what exists),
+  // known now from planned values; an unknown value conflicts with nothing.
+  // Reads only; called once per plan with every resource of its types,
+  // after every PlanChange. The default: none.
+  virtual std::vector<PlanConflict> CheckPlan(const std::vector<PlanItem>& items) {
+    (void)items;
+    return {};
   }
   // Takes an existing object under management: returns its attributes.
   virtual Result<ResourceObject> Import(const std::string& type, const std::string& id) = 0;

@@ -1,5 +1,7 @@
 #include "runtime/providers/router.h"
 
+#include <algorithm>
+
 #include "runtime/providers/external.h"
 
 namespace plinth::runtime {
@@ -112,6 +114,23 @@ Result<DeletePreview> ProviderRouter::PlanDelete(const std::string& type, const 
   auto p = For(type);
   if (!p.ok()) return p.error();
   return p.value()->PlanDelete(type, id, prior);
+}
+
+std::vector<PlanConflict> ProviderRouter::CheckPlan(const std::vector<PlanItem>& items) {
+  // Each provider sees the items of its own types, in plan order.
+  std::vector<std::pair<Provider*, std::vector<PlanItem>>> groups;
+  for (const PlanItem& item : items) {
+    auto p = For(item.type);
+    if (!p.ok()) continue;  // reported where the resource was planned
+    auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& x) { return x.first == p.value(); });
+    if (g == groups.end()) g = groups.insert(groups.end(), {p.value(), {}});
+    g->second.push_back(item);
+  }
+  std::vector<PlanConflict> out;
+  for (auto& [provider, group] : groups) {
+    for (PlanConflict& c : provider->CheckPlan(group)) out.push_back(std::move(c));
+  }
+  return out;
 }
 
 Result<ResourceObject> ProviderRouter::Import(const std::string& type, const std::string& id) {

@@ -53,6 +53,8 @@ class ProviderRouter : public Provider {
   Result<Done> Delete(const std::string& type, const std::string& id, const ValueMap& prior) override;
   Result<DeletePreview> PlanDelete(const std::string& type, const std::string& id, const ValueMap& prior) override;
   Result<ResourceObject> Import(const std::string& type, const std::string& id) override;
+  // Each provider checks the items of its own types.
+  std::vector<PlanConflict> CheckPlan(const std::vector<PlanItem>& items) override;
 
  private:
   class RegistrySchemas : public SchemaSource {

@@ -70,6 +70,10 @@ class FaultProvider : public runtime::Provider {
   runtime::Result<runtime::ResourceObject> Import(const std::string& type, const std::string& id) override {
     return inner_->Import(type, id);
   }
+  // A read of planned values: forwarded, not counted.
+  std::vector<runtime::PlanConflict> CheckPlan(const std::vector<runtime::PlanItem>& items) override {
+    return inner_->CheckPlan(items);
+  }
 
  private:
   // Before the call: the injected error, if this call fails; may block or kill.

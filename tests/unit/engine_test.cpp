@@ -525,6 +525,37 @@ TEST_F(EngineTest, ManyRenamesAtOnceLeaveEveryObjectInPlace) {
   }
 }
 
+// Two resources apply could not both make (one marker file) are a plan
+// problem naming both blocks, so apply changes nothing; a rename (delete of
+// X, create of X) is not a conflict. Through a wrapped provider, which must
+// forward the whole-plan check.
+TEST_F(EngineTest, ConflictsBetweenPlannedResourcesAreProblemsAtTheirBlocks) {
+  Write("marker \"a\" {\n  path = \"m/x\"\n}\nmarker \"b\" {\n  path = \"m/y/../x\"\n}\n");
+  std::string main = (dir_ / "main.plinth").string();
+  std::string message = "marker.b and marker.a both write the file 'm/x'; give each its own path; declared at " +
+                        main + ":4:1 (marker.b) and " + main + ":1:1 (marker.a)";
+  EngineResult planned = PlanNow();
+  ASSERT_EQ(planned.plan.problems.size(), 1u);
+  const PlanProblem& p = planned.plan.problems[0];
+  EXPECT_EQ(p.address, "marker.b");
+  EXPECT_TRUE(p.range.valid());
+  EXPECT_EQ(p.message, message);
+  // A fault at the first change: apply must not get that far.
+  FaultProvider* fault = nullptr;
+  EngineResult r = Run(Options(&fault, FaultSpec{}));
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.applied, 0u);
+  EXPECT_EQ(r.errors, std::vector<std::string>{message});
+  EXPECT_EQ(Markers(), 0u);
+
+  Write("marker \"a\" {\n  path = \"m/x\"\n}\n");
+  ASSERT_TRUE(Run(Options()).ok);
+  Write("marker \"renamed\" {\n  path = \"m/x\"\n}\n");
+  r = Run(Options());
+  EXPECT_TRUE(r.ok) << (r.errors.empty() ? "" : r.errors[0]);
+  EXPECT_EQ(Markers(), 1u);
+}
+
 // destroy refuses a plan that would delete a prevent_destroy resource still
 // in the configuration, before any change, and says how to proceed.
 TEST_F(EngineTest, DestroyRefusesAPreventDestroyResourceAndDeletesNothing) {

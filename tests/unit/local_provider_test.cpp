@@ -203,6 +203,97 @@ TEST_F(LocalProviderTest, RegionPortRangesMustNotOverlap) {
   EXPECT_TRUE(provider_->Validate("region", Region("x")).empty());
 }
 
+// What apply would refuse half-way is found from the plan's values at once.
+TEST_F(LocalProviderTest, CheckPlanFindsConflictsBetweenPlannedResources) {
+  auto planned = [&](const std::string& type, const ValueMap& config) {
+    auto r = provider_->PlanChange(PlanRequest{type, nullptr, config, {"root"}});
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    return r.ok() ? r.value().planned : ValueMap{};
+  };
+  auto check = [&](const std::vector<std::pair<std::string, const ValueMap*>>& items, bool first_existing = false) {
+    std::vector<PlanItem> in;
+    for (const auto& [address, values] : items) {
+      std::string type = address.substr(0, address.rfind('.'));  // module.x.region.eu -> region
+      type = type.substr(type.rfind('.') + 1);
+      in.push_back({address, type, values, in.empty() && first_existing});
+    }
+    return provider_->CheckPlan(in);
+  };
+
+  // Both regions on the default range: the README's first example before it set port_base.
+  ValueMap eu = planned("region", Region("eu")), us = planned("region", Region("us"));
+  auto c = check({{"region.eu", &eu}, {"region.us", &us}});
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].addresses, (std::vector<std::string>{"region.us", "region.eu"}));
+  EXPECT_EQ(c[0].message,
+            "port range 20000-20999 of region.us overlaps region.eu (20000-20999); set port_base on one of them so the "
+            "ranges do not overlap (for example port_base = 21000 on region.us)");
+  // The region to change is the one not applied yet, whatever the order.
+  c = check({{"region.us", &us}, {"region.eu", &eu}}, /*first_existing=*/true);
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].addresses.front(), "region.eu");
+  // Adjacent ranges, and a range that is not known yet, conflict with nothing.
+  ValueMap next = planned("region", Region("us", {{"port_base", Value::Number(21000)}}));
+  ValueMap unknown = planned("region", Region("ap", {{"port_base", Value::Unknown(Type::Number())}}));
+  EXPECT_TRUE(check({{"region.eu", &eu}, {"region.us", &next}, {"region.ap", &unknown}}).empty());
+  // A range inside a wide one that comes first is found too.
+  ValueMap wide = planned("region", Region("w", {{"port_base", Value::Number(30000)},
+                                                 {"port_count", Value::Number(5000)}}));
+  ValueMap mid = planned("region", Region("m", {{"port_base", Value::Number(31000)}}));
+  ValueMap late = planned("region", Region("l", {{"port_base", Value::Number(34000)}}));
+  c = check({{"region.w", &wide}, {"region.m", &mid}, {"region.l", &late}});
+  ASSERT_EQ(c.size(), 2u);
+  EXPECT_EQ(c[0].addresses, (std::vector<std::string>{"region.m", "region.w"}));
+  EXPECT_EQ(c[1].addresses, (std::vector<std::string>{"region.l", "region.w"}));
+
+  // The same root, and a root inside another region's.
+  ValueMap a = planned("region", Region("a", {{"root", Value::String("shared")}}));
+  ValueMap b = planned("region", Region("b", {{"root", Value::String("shared/")},
+                                              {"port_base", Value::Number(21000)}}));
+  ValueMap inner = planned("region", Region("i", {{"root", Value::String("shared/inner")},
+                                                  {"port_base", Value::Number(22000)}}));
+  ValueMap sibling = planned("region", Region("s", {{"root", Value::String("shared-2")},
+                                                    {"port_base", Value::Number(23000)}}));
+  c = check({{"region.a", &a}, {"region.s", &sibling}, {"region.b", &b}});
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].message,
+            "region.b (shared) has the same root as region.a (shared); regions are isolated directories: set root on "
+            "region.b to a directory of its own");
+  c = check({{"region.a", &a}, {"region.i", &inner}, {"region.s", &sibling}});
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].addresses, (std::vector<std::string>{"region.i", "region.a"}));
+  EXPECT_NE(c[0].message.find("region.i (shared/inner) has its root inside the root of region.a (shared)"),
+            std::string::npos)
+      << c[0].message;
+
+  // Two regions with one name (a module's `registry-this` and a root `registry-this`).
+  ValueMap twin = planned("region", Region("eu", {{"port_base", Value::Number(24000)},
+                                                  {"root", Value::String("elsewhere")}}));
+  c = check({{"region.eu", &eu}, {"module.x.region.eu", &twin}});
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].message,
+            "module.x.region.eu and region.eu are both region 'eu' (region names are unique per data root); rename "
+            "one of them");
+
+  // Buckets: the same region and name; another name or region is fine.
+  Value ref = Value::Object({{"name", Value::String("eu")}});
+  ValueMap b1 = planned("bucket", Bucket("data", ref)), b2 = planned("bucket", Bucket("data", ref));
+  ValueMap b3 = planned("bucket", Bucket("logs", ref));
+  c = check({{"bucket.data", &b1}, {"module.m.bucket.data", &b2}, {"bucket.logs", &b3}});
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].message,
+            "module.m.bucket.data and bucket.data are both bucket 'eu/data' (same region and name); rename one of "
+            "them or place it in another region");
+
+  // Markers: one file written by two; `a/../x` is `x`.
+  ValueMap m1 = planned("marker", Marker("x", "1")), m2 = planned("marker", Marker("a/../x", "2"));
+  ValueMap m3 = planned("marker", Marker("y", "3"));
+  c = check({{"marker.one", &m1}, {"marker.two", &m2}, {"marker.three", &m3}});
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].message, "marker.two and marker.one both write the file 'x'; give each its own path");
+  EXPECT_TRUE(check({{"marker.one", &m1}, {"marker.three", &m3}}).empty());
+}
+
 // ------------------------------------------------------------------ buckets
 
 TEST_F(LocalProviderTest, BucketCreateReadUpdateDelete) {

@@ -588,6 +588,107 @@ Result<PlanResponse> LocalProvider::PlanChange(const PlanRequest& request) {
   return r;
 }
 
+// What apply's creates and updates would refuse (CheckRegionPlacement, a
+// bucket or region that exists already, two markers writing one file),
+// found from the planned values of the whole plan at once.
+std::vector<PlanConflict> LocalProvider::CheckPlan(const std::vector<PlanItem>& items) {
+  std::vector<PlanConflict> out;
+  struct Region {
+    const PlanItem* item;
+    std::optional<int64_t> base, count;
+    std::string path;  // lexically normal; empty when unknown
+  };
+  std::vector<Region> regions;
+  // Resources of one type that would be the same object: id -> first address.
+  std::map<std::pair<std::string, std::string>, const PlanItem*> ids;
+  for (const PlanItem& item : items) {
+    if (!item.planned) continue;
+    const ValueMap& p = *item.planned;
+    if (const Value* id = Find(p, "id"); IsKnownString(id)) {
+      auto [at, fresh] = ids.emplace(std::make_pair(item.type, id->as_string()), &item);
+      if (!fresh) {
+        const PlanItem& first = *at->second;
+        std::string what = item.type == "marker" ? "both write the file '" + id->as_string() +
+                                                       "'; give each its own path"
+                           : item.type == "bucket"
+                               ? "are both bucket '" + id->as_string() +
+                                     "' (same region and name); rename one of them or place it in another region"
+                               : "are both region '" + id->as_string() +
+                                     "' (region names are unique per data root); rename one of them";
+        // The one not applied yet is the one to change.
+        const PlanItem& change = item.existing && !first.existing ? first : item;
+        const PlanItem& other = &change == &item ? first : item;
+        out.push_back({{change.address, other.address}, change.address + " and " + other.address + " " + what});
+      }
+    }
+    if (item.type != "region") continue;
+    Region r{&item, IntOf(Find(p, "port_base")), IntOf(Find(p, "port_count")), ""};
+    if (const Value* path = Find(p, "path"); IsKnownString(path))
+      r.path = fs::path(path->as_string()).lexically_normal().string();
+    while (r.path.size() > 1 && r.path.back() == '/') r.path.pop_back();
+    regions.push_back(std::move(r));
+  }
+  // The region of a pair to change: one not applied yet, else the later one.
+  auto blame = [](const Region& a, const Region& b) -> std::pair<const Region*, const Region*> {
+    if (b.item->existing && !a.item->existing) return {&a, &b};
+    return {&b, &a};
+  };
+
+  // Port ranges, swept in order of their first port: each range is checked
+  // against the one reaching furthest among those before it.
+  std::vector<const Region*> by_port;
+  int64_t highest_end = 0;
+  for (const Region& r : regions) {
+    if (!r.base || !r.count) continue;
+    by_port.push_back(&r);
+    highest_end = std::max(highest_end, *r.base + *r.count);
+  }
+  std::stable_sort(by_port.begin(), by_port.end(), [](const Region* a, const Region* b) { return *a->base < *b->base; });
+  const Region* reach = nullptr;
+  for (const Region* r : by_port) {
+    if (reach && *r->base < *reach->base + *reach->count) {
+      auto [change, other] = blame(*reach, *r);
+      std::string fix = "set port_base on one of them so the ranges do not overlap";
+      if (highest_end + *change->count <= 65536)
+        fix += " (for example port_base = " + std::to_string(highest_end) + " on " + change->item->address + ")";
+      out.push_back({{change->item->address, other->item->address},
+                     "port range " + PortRange(*change->base, *change->count) + " of " + change->item->address +
+                         " overlaps " + other->item->address + " (" + PortRange(*other->base, *other->count) +
+                         "); " + fix});
+    }
+    if (!reach || *r->base + *r->count > *reach->base + *reach->count) reach = r;
+  }
+
+  // Roots: the same directory, or one inside another. Sorted with '/'
+  // first, a directory comes right before everything inside it.
+  std::vector<const Region*> by_path;
+  for (const Region& r : regions)
+    if (!r.path.empty()) by_path.push_back(&r);
+  auto key = [](const std::string& s) {
+    std::string k = s;
+    std::replace(k.begin(), k.end(), '/', '\x01');
+    return k;
+  };
+  std::stable_sort(by_path.begin(), by_path.end(),
+                   [&](const Region* a, const Region* b) { return key(a->path) < key(b->path); });
+  const Region* outer = nullptr;
+  for (const Region* r : by_path) {
+    if (outer && Contains(outer->path, r->path)) {
+      auto [change, other] = blame(*outer, *r);
+      std::string why = outer->path == r->path ? "has the same root as " + other->item->address
+                                               : change == r ? "has its root inside the root of " + other->item->address
+                                                             : "has its root around the root of " + other->item->address;
+      out.push_back({{change->item->address, other->item->address},
+                     change->item->address + " (" + RootRelative(change->path) + ") " + why + " (" +
+                         RootRelative(other->path) + "); regions are isolated directories: set root on " +
+                         change->item->address + " to a directory of its own"});
+      continue;
+    }
+    outer = r;
+  }
+  return out;
+}
+
 // ------------------------------------------------------------------ regions
 
 fs::path LocalProvider::RegionDirFor(const std::string& name, const ValueMap* hint) const {

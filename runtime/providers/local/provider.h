@@ -56,6 +56,10 @@ class LocalProvider : public Provider {
   // has force_destroy (its delete removes them first).
   Result<DeletePreview> PlanDelete(const std::string& type, const std::string& id, const ValueMap& prior) override;
   Result<ResourceObject> Import(const std::string& type, const std::string& id) override;
+  // Regions whose port ranges overlap, whose roots are the same or nested,
+  // or whose names are the same; two buckets with the same region and name;
+  // two markers with the same path (docs/providers/local.md, "Plan checks").
+  std::vector<PlanConflict> CheckPlan(const std::vector<PlanItem>& items) override;
 
   // The data root as resolved at construction (symlinks resolved, normalised).
   const std::filesystem::path& data_root() const { return root_; }
