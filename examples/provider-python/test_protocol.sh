@@ -149,6 +149,15 @@ call plan_delete "{\"type\":\"textfile_file\",\"id\":\"motd.txt\",\"prior\":$PRI
 check "plan_delete" 'res == {"deletes": ["the file motd.txt (4 bytes)"]}'
 [ -e out/motd.txt ] || fail "plan_delete deleted"
 
+# check_plan: two files at one path conflict, the created one named first; unknown paths conflict with nothing.
+A=$(attrs "dup.txt" "x" null "0644"); B=$(attrs "./dup.txt" "y" null "0644"); U='{"path":{"$unknown":"string"}}'
+call check_plan "{\"items\":[{\"address\":\"textfile_file.kept\",\"type\":\"textfile_file\",\"planned\":$A,\"existing\":true},{\"address\":\"textfile_file.new\",\"type\":\"textfile_file\",\"planned\":$B,\"existing\":false},{\"address\":\"textfile_file.u\",\"type\":\"textfile_file\",\"planned\":$U,\"existing\":false}]}"
+check "check_plan finds two files at one path" 'res["conflicts"] == [{"addresses": ["textfile_file.new", "textfile_file.kept"], "message": "2 files are planned at the path dup.txt; give each textfile_file its own path"}]'
+call check_plan "{\"items\":[{\"address\":\"textfile_file.a\",\"type\":\"textfile_file\",\"planned\":$A,\"existing\":false}]}"
+check "check_plan without conflicts" 'res == {"conflicts": []}'
+call check_plan '{"items":"no"}'
+check "check_plan refuses malformed items" 'err["code"] == -32602'
+
 call delete "{\"type\":\"textfile_file\",\"id\":\"motd.txt\",\"prior\":$PRIOR}"
 check "delete" 'res == {}'
 [ ! -e out/motd.txt ] || fail "delete left the file"

@@ -100,6 +100,32 @@ TEST_F(RpcProviderTest, CrashMidCreateLeavesTheOutcomeUnknownAndRestarts) {
   ASSERT_TRUE(read.value().has_value()) << "the file the crashed call wrote is found";
 }
 
+TEST_F(RpcProviderTest, CheckPlanAsksTheProviderForConflicts) {
+  auto p = Start();
+  ASSERT_TRUE(p);
+  ValueMap kept = Planned(*p, "same.txt"), created = Planned(*p, "same.txt"), other = Planned(*p, "other.txt");
+  std::vector<PlanItem> items = {{"textfile_file.kept", "textfile_file", &kept, true},
+                                 {"textfile_file.new", "textfile_file", &created, false},
+                                 {"textfile_file.other", "textfile_file", &other, false}};
+  std::vector<PlanConflict> conflicts = p->CheckPlan(items);
+  ASSERT_EQ(conflicts.size(), 1u);
+  EXPECT_EQ(conflicts[0].addresses, (std::vector<std::string>{"textfile_file.new", "textfile_file.kept"}))
+      << "the file being created is the one to change";
+  EXPECT_NE(conflicts[0].message.find("planned at the path same.txt"), std::string::npos) << conflicts[0].message;
+  EXPECT_TRUE(p->CheckPlan({items[2]}).empty());
+}
+
+TEST_F(RpcProviderTest, CheckPlanThatFailsIsAConflictNotSilence) {
+  auto p = Start({{"TEXTFILE_TEST_GARBAGE_ON", "check_plan"}});
+  ASSERT_TRUE(p);
+  ValueMap a = Planned(*p, "a.txt");
+  std::vector<PlanConflict> conflicts = p->CheckPlan({{"textfile_file.a", "textfile_file", &a, false}});
+  ASSERT_EQ(conflicts.size(), 1u) << "a plan the provider could not check must not pass as conflict-free";
+  EXPECT_EQ(conflicts[0].addresses, std::vector<std::string>{"textfile_file.a"});
+  EXPECT_NE(conflicts[0].message.find("provider 'textfile' could not check the plan"), std::string::npos)
+      << conflicts[0].message;
+}
+
 TEST_F(RpcProviderTest, GarbageIsAClearError) {
   auto p = Start({{"TEXTFILE_TEST_GARBAGE_ON", "read"}});
   ASSERT_TRUE(p);
@@ -220,6 +246,34 @@ TEST(ExternalProviderCli, CrashMidApplyIsAdoptedByTheNextPlan) {
     EXPECT_EQ(text.find((tmp.path() / "plinth-provider-textfile").string()), std::string::npos)
         << "still running: " << e.path();
   }
+}
+
+TEST(ExternalProviderCli, ConflictsBetweenPlannedFilesFailThePlanWithLocations) {
+  plinth::testing::TempDir tmp;
+  fs::copy_file(Textfile(), tmp.path() / "plinth-provider-textfile");
+  ::chmod((tmp.path() / "plinth-provider-textfile").c_str(), 0755);
+  std::ofstream(tmp.path() / "main.plinth") << "provider \"textfile\" {\n"
+                                               "  source = \"./plinth-provider-textfile\"\n"
+                                               "  root   = \"./out\"\n"
+                                               "}\n\n"
+                                               "textfile_file \"a\" {\n"
+                                               "  path    = \"same.txt\"\n"
+                                               "  content = \"a\"\n"
+                                               "}\n\n"
+                                               "textfile_file \"b\" {\n"
+                                               "  path    = \"same.txt\"\n"
+                                               "  content = \"b\"\n"
+                                               "}\n";
+  std::string plinth = PLINTH_BINARY;
+  std::string dir = tmp.path().string();
+  int rc = 0;
+  std::string out = Shell(plinth + " plan " + dir, &rc);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("2 files are planned at the path same.txt"), std::string::npos) << out;
+  EXPECT_NE(out.find("main.plinth:11:"), std::string::npos) << "the second file's block is named:\n" << out;
+  out = Shell(plinth + " apply --auto-approve " + dir, &rc);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_FALSE(fs::exists(tmp.path() / "out" / "same.txt")) << "apply refused before changing anything";
 }
 
 TEST(ExternalProviderCli, ProvidersSchemaListsBuiltInAndExternal) {

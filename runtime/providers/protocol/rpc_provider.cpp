@@ -1,6 +1,7 @@
 #include "runtime/providers/protocol/rpc_provider.h"
 
 #include <algorithm>
+#include <set>
 
 #include "compiler/types/value_json.h"
 #include "runtime/process/process.h"
@@ -460,6 +461,56 @@ Result<DeletePreview> RpcProvider::PlanDelete(const std::string& type, const std
   }
   if (auto f = res.find("refusal"); f != res.end() && f->is_string()) preview.refusal = f->get<std::string>();
   return preview;
+}
+
+std::vector<PlanConflict> RpcProvider::CheckPlan(const std::vector<PlanItem>& items) {
+  if (items.empty()) return {};
+  json list = json::array();
+  std::vector<std::string> secrets;
+  std::set<std::string> addresses;
+  for (const PlanItem& item : items) {
+    auto planned = AttributesToJson(*item.planned);
+    if (!planned.ok()) return {{{item.address}, planned.error().message}};
+    list.push_back({{"address", item.address}, {"type", item.type}, {"planned", planned.value()},
+                    {"existing", item.existing}});
+    std::vector<std::string> more = SecretsOf({item.planned});
+    secrets.insert(secrets.end(), more.begin(), more.end());
+    addresses.insert(item.address);
+  }
+  const std::string first = items.front().address;
+  auto failed = [&](const std::string& why) -> std::vector<PlanConflict> {
+    return {{{first}, "provider '" + options_.name + "' could not check the plan: " + why}};
+  };
+  auto r = Call("check_plan", json{{"items", std::move(list)}}, "the plan", false, secrets);
+  if (!r.ok()) {
+    if (r.error().message.find("does not implement") != std::string::npos) return {};
+    return failed(r.error().message);
+  }
+  const json& res = r.value();
+  auto conflicts = res.is_object() ? res.find("conflicts") : res.end();
+  if (!res.is_object() || conflicts == res.end() || !conflicts->is_array()) {
+    return failed("it answered check_plan without a 'conflicts' list");
+  }
+  std::vector<PlanConflict> out;
+  for (const json& c : *conflicts) {
+    auto a = c.is_object() ? c.find("addresses") : c.end();
+    auto m = c.is_object() ? c.find("message") : c.end();
+    if (!c.is_object() || a == c.end() || !a->is_array() || a->empty() || m == c.end() || !m->is_string() ||
+        m->get<std::string>().empty()) {
+      return failed("a conflict needs a non-empty 'addresses' list and a 'message'");
+    }
+    PlanConflict conflict;
+    for (const json& address : *a) {
+      if (!address.is_string() || !addresses.count(address.get<std::string>())) {
+        return failed("a conflict names " + (address.is_string() ? "'" + address.get<std::string>() + "'" : "a non-string") +
+                      ", which is not a resource it was asked about");
+      }
+      conflict.addresses.push_back(address.get<std::string>());
+    }
+    conflict.message = Scrub(m->get<std::string>(), secrets);
+    out.push_back(std::move(conflict));
+  }
+  return out;
 }
 
 Result<ResourceObject> RpcProvider::Import(const std::string& type, const std::string& id) {

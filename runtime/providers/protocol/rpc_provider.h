@@ -72,6 +72,10 @@ class RpcProvider : public Provider {
                                 const ValueMap& planned) override;
   Result<Done> Delete(const std::string& type, const std::string& id, const ValueMap& prior) override;
   Result<DeletePreview> PlanDelete(const std::string& type, const std::string& id, const ValueMap& prior) override;
+  // `check_plan` (optional in the protocol): a provider that does not
+  // implement it has no conflicts; one that fails, or answers something
+  // malformed, makes one conflict saying so (the plan cannot be trusted).
+  std::vector<PlanConflict> CheckPlan(const std::vector<PlanItem>& items) override;
   Result<ResourceObject> Import(const std::string& type, const std::string& id) override;
 
  private:
