@@ -258,10 +258,18 @@ int Apply(const Options& given, const VariableSources& vars, bool destroy) {
     // Terraform does); a saved plan was shown when it was made.
     runtime::EngineResult preview = engine.Plan(destroy);
     PrintProblems(preview, sources, diags, o);
-    if (!preview.ok || diags.has_errors() || !preview.plan.problems.empty()) return 1;
+    if (!preview.ok || diags.has_errors() || !preview.plan.problems.empty()) {
+      std::printf("\n%s failed: 0 changed, 0 failed, 0 skipped.\n", destroy ? "Destroy" : "Apply");
+      return 1;
+    }
     std::fputs(runtime::RenderPlanText(preview.plan, Colored(o, stdout)).c_str(), stdout);
     std::fflush(stdout);
     if (preview.plan.Denied()) {
+      for (const runtime::PolicyFinding& f : preview.plan.policy_findings) {
+        if (f.outcome != runtime::PolicyFinding::Outcome::Violated || !f.deny) continue;
+        std::fprintf(stderr, "error: %s\n",
+                     runtime::EscapeControls(f.policy + " denies " + f.address + ": " + f.message).c_str());
+      }
       std::fprintf(stderr, "error: the plan is denied by policy; nothing was changed\n");
       return 1;
     }
