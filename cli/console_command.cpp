@@ -5,6 +5,7 @@
 // before the first line, without the workspace lock, and nothing is written.
 #include <readline/history.h>
 #include <readline/readline.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -159,22 +160,30 @@ int Console(const Options& o, const VariableSources& vars) {
     return all_ok ? 0 : 1;
   }
 
+  // Each line is appended as it is entered, so the history survives a
+  // closed terminal; the file keeps the last kHistoryLines.
+  constexpr int kHistoryLines = 1000;
   const std::string history = HistoryFile();
-  stifle_history(1000);
-  if (!history.empty()) read_history(history.c_str());
+  bool keep_history = false;
+  if (!history.empty()) {
+    // The history holds expressions only, never values; private all the same.
+    int fd = open(history.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    keep_history = fd >= 0;
+    if (fd >= 0) close(fd);
+    if (keep_history) {
+      history_truncate_file(history.c_str(), kHistoryLines);
+      read_history(history.c_str());
+    }
+  }
+  stifle_history(kHistoryLines);
   while (char* raw = readline("> ")) {
     std::string line = Trim(raw);
     std::free(raw);
     if (line.empty()) continue;
     add_history(line.c_str());
+    if (keep_history) append_history(1, history.c_str());
     if (line == "exit") break;
     run(line);
-  }
-  if (!history.empty()) {
-    // The history holds expressions only, never values; private all the same.
-    mode_t old = umask(077);
-    if (write_history(history.c_str()) == 0) history_truncate_file(history.c_str(), 1000);
-    umask(old);
   }
   return 0;
 }

@@ -804,6 +804,16 @@ grep -q "^<console>:1:1: error\[P0202\]: unknown name 'nope'" "$tmp/con.err" || 
 printf 'local.names[1]\n' | "$plinth" console "$tmp/con" >"$tmp/con.out" 2>/dev/null && [ "$(cat "$tmp/con.out")" = '"b"' ] ||
   fail "console of good lines: $(cat "$tmp/con.out")"
 printf 'var.x\n' | "$plinth" console --var x=other "$tmp/con" | grep -qx '"other"' || fail "console ignores --var"
+# On a terminal (script(1) gives it one): readline, with the history kept
+# in $XDG_STATE_HOME/plinth/console_history, private.
+if command -v script >/dev/null; then
+  mkdir -p "$tmp/xdg"
+  printf 'local.names[0]\nexit\n' | XDG_STATE_HOME="$tmp/xdg" timeout 60 script -qec "$plinth console $tmp/con" /dev/null \
+    >"$tmp/con-tty.txt" 2>&1 || fail "console on a terminal: $(cat "$tmp/con-tty.txt")"
+  grep -q '"a"' "$tmp/con-tty.txt" || fail "console on a terminal: $(cat "$tmp/con-tty.txt")"
+  [ "$(head -1 "$tmp/xdg/plinth/console_history")" = 'local.names[0]' ] &&
+    [ "$(stat -c %a "$tmp/xdg/plinth/console_history")" = 600 ] || fail "console history not kept in \$XDG_STATE_HOME/plinth"
+fi
 # After an apply: resources read as the state records them.
 "$plinth" apply --auto-approve "$tmp/con" >"$tmp/con-apply.txt" 2>&1 || fail "apply of the console config: $(cat "$tmp/con-apply.txt")"
 grep -q "Plinth will perform these actions:" "$tmp/con-apply.txt" || fail "apply --auto-approve did not show the plan: $(cat "$tmp/con-apply.txt")"
