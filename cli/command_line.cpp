@@ -259,12 +259,12 @@ Definition::Definition() {
     Vars(c);
   }
   {
-    CLI::App* c = Command(&root, "console", "evaluate expressions against the configuration and the state",
-                          CommandId::kConsole,
-                          "0  done (from a pipe: every line evaluated)\n"
-                          "1  errors in the configuration or the state; from a pipe, also a line with an error\n"
-                          "2  usage error",
-                          "echo 'local.regions' | plinth console examples/quickstart");
+    CLI::App* c = Command(
+        &root, "console", "evaluate expressions against the configuration and the state", CommandId::kConsole,
+        "0  done (from a pipe: every line evaluated)\n"
+        "1  errors in the configuration or the state; from a pipe, also a line with an error\n"
+        "2  usage error",
+        "echo 'local.regions' | plinth console examples/quickstart");
     c->add_option("DIR", "the configuration directory (default: .)");
     Dir(c, "the configuration directory (instead of DIR)");
     Workspace(c);

@@ -182,7 +182,8 @@ int Validate(const Options& o, bool inspect) {
     }
     if (!config.variables.empty()) std::printf("\n");
     // As language.md's `# =>` annotations show them: Plinth text.
-    for (const LocalValue& l : config.locals) std::printf("local.%s = %s\n", l.name.c_str(), l.value.ToString().c_str());
+    for (const LocalValue& l : config.locals)
+      std::printf("local.%s = %s\n", l.name.c_str(), l.value.ToString().c_str());
     if (!config.locals.empty()) std::printf("\n");
     for (const ResourceInstance& r : config.resources) {
       std::printf("%s\n", r.address.c_str());

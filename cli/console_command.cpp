@@ -3,9 +3,9 @@
 // with resources reading as recorded in the state; then each line is one
 // expression (compiler/check/console.h). Read only: the state is read once,
 // before the first line, without the workspace lock, and nothing is written.
+#include <fcntl.h>
 #include <readline/history.h>
 #include <readline/readline.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -45,7 +45,8 @@ class RecordedValues : public ResourceHook {
     // sensitive schema attribute) stays hidden in the recorded value too.
     for (auto& [name, value] : attrs) {
       auto configured = ri.attributes.find(name);
-      if (configured != ri.attributes.end() && configured->second.ContainsSensitive()) value = value.WithSensitive();
+      if (configured != ri.attributes.end() && configured->second.ContainsSensitive())
+        value = value.WithSensitive();
     }
     return attrs;
   }

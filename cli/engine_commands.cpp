@@ -310,8 +310,9 @@ int Apply(const Options& given, const VariableSources& vars, bool destroy) {
   PrintProblems(r, sources2, diags2, o);
   if (r.ok && r.applied == 0 && !r.plan.HasChanges()) {
     if (!shown_no_changes) {
-      std::printf(r.plan.targeting.Restricts() ? "No changes in the targeted resources.\n"
-                                               : "No changes. The infrastructure matches the configuration.\n");
+      std::printf(r.plan.targeting.Restricts()
+                      ? "No changes in the targeted resources.\n"
+                      : "No changes. The infrastructure matches the configuration.\n");
     }
   } else {
     std::printf("\n%s %s: %zu changed, %zu failed, %zu skipped.\n", destroy ? "Destroy" : "Apply",

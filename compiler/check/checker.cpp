@@ -1847,7 +1847,9 @@ class Checker {
 class CheckerRootScope : public RootScope {
  public:
   explicit CheckerRootScope(std::unique_ptr<Checker> checker) : checker_(std::move(checker)) {}
-  Value Evaluate(const ast::Expr& expr, Diagnostics& diags) override { return checker_->EvaluateInRoot(expr, diags); }
+  Value Evaluate(const ast::Expr& expr, Diagnostics& diags) override {
+    return checker_->EvaluateInRoot(expr, diags);
+  }
 
  private:
   std::unique_ptr<Checker> checker_;

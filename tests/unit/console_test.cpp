@@ -151,10 +151,11 @@ marker "inner" {
 output "out" { value = marker.inner.id }
 )");
   FakeState state;
-  state.recorded["marker.a"] = {{"path", Value::String("a.txt")}, {"id", Value::String("id-a")},
-                                {"content", Value::String("")}};
+  state.recorded["marker.a"] = {
+      {"path", Value::String("a.txt")}, {"id", Value::String("id-a")}, {"content", Value::String("")}};
   state.recorded["marker.many[1]"] = {{"path", Value::String("m1")}, {"id", Value::String("id-m1")}};
-  state.recorded["module.m.marker.inner"] = {{"path", Value::String("inner.txt")}, {"id", Value::String("id-in")}};
+  state.recorded["module.m.marker.inner"] = {{"path", Value::String("inner.txt")},
+                                             {"id", Value::String("id-in")}};
   ASSERT_TRUE(Open(&state));
   EXPECT_EQ(Eval("marker.a.id"), "\"id-a\"");
   EXPECT_EQ(Eval("marker.a.path"), "\"a.txt\"");
