@@ -233,7 +233,11 @@ Definition::Definition() {
     } else {
       c->add_option("DIR|FILE", "the configuration directory (default: .), or a plan saved by plan --out");
     }
-    c->add_flag("--auto-approve", options.auto_approve, "do not ask for 'yes' before changing anything");
+    CLI::Option* auto_approve =
+        c->add_flag("--auto-approve", options.auto_approve, "do not ask for 'yes' before changing anything");
+    c->add_flag("--approve-from-stdin", options.approve_from_stdin,
+                "read the answer to the prompt from standard input (a pipe); only 'yes' approves")
+        ->excludes(auto_approve);
     Parallelism(c, "at most N changes at a time (default: 10)");
     NoRefresh(c);
     Workspace(c);
@@ -251,6 +255,18 @@ Definition::Definition() {
     c->add_option("NAME", "print only this output's value (strings without quotes)");
     Json(c, "print the outputs as JSON, with their sensitivity");
     Dir(c, "the configuration directory (default: .)");
+    Workspace(c);
+    Vars(c);
+  }
+  {
+    CLI::App* c = Command(
+        &root, "console", "evaluate expressions against the configuration and the state", CommandId::kConsole,
+        "0  done (from a pipe: every line evaluated)\n"
+        "1  errors in the configuration or the state; from a pipe, also a line with an error\n"
+        "2  usage error",
+        "echo 'local.regions' | plinth console examples/quickstart");
+    c->add_option("DIR", "the configuration directory (default: .)");
+    Dir(c, "the configuration directory (instead of DIR)");
     Workspace(c);
     Vars(c);
   }

@@ -167,6 +167,9 @@ int Validate(const Options& o, bool inspect) {
       doc["resources"] = resources;
       doc["outputs"] = outputs;
       doc["variables"] = variables;
+      nlohmann::json locals = nlohmann::json::object();
+      for (const LocalValue& l : config.locals) locals[l.name] = ValueToUserJson(l.value);
+      doc["locals"] = locals;
     }
     std::cout << doc.dump(2) << "\n";
     return ok ? 0 : 1;
@@ -178,6 +181,10 @@ int Validate(const Options& o, bool inspect) {
       std::printf("var.%s (%s) = %s\n", v.name.c_str(), v.type.ToString().c_str(), ValueText(v.value).c_str());
     }
     if (!config.variables.empty()) std::printf("\n");
+    // As language.md's `# =>` annotations show them: Plinth text.
+    for (const LocalValue& l : config.locals)
+      std::printf("local.%s = %s\n", l.name.c_str(), l.value.ToString().c_str());
+    if (!config.locals.empty()) std::printf("\n");
     for (const ResourceInstance& r : config.resources) {
       std::printf("%s\n", r.address.c_str());
       PrintAttributes(r.attributes, 4);

@@ -33,6 +33,7 @@ struct Options {
   bool refresh = true;
   bool lock = true;  // plan --lock=false: read only, no workspace lock
   bool auto_approve = false;
+  bool approve_from_stdin = false;  // apply / destroy --approve-from-stdin: the prompt's answer from a pipe
   bool detailed_exitcode = false;
   int64_t at_serial = 0;  // show --at=SERIAL
   std::string out;        // plan --out=FILE: save the plan for apply
@@ -75,5 +76,6 @@ int Storage(const Options& options);  // storage sweep|status
 int Backup(const Options& options);   // backup run|list|check
 int Restore(const Options& options);
 int WorkspaceCommand(const Options& options);  // workspace list|new|select|delete|show
+int Console(const Options& options, const VariableSources& vars);  // cli/console_command.cpp
 
 }  // namespace plinth::cli

@@ -252,30 +252,50 @@ int Apply(const Options& given, const VariableSources& vars, bool destroy) {
   SourceManager sources;
   Diagnostics diags;
   runtime::Engine engine(*eo, sources, diags);
-  if (!o.auto_approve) {
+  bool shown_no_changes = false;
+  if (!from_file) {
+    // The plan is shown before anything runs, with --auto-approve too (as
+    // Terraform does); a saved plan was shown when it was made.
     runtime::EngineResult preview = engine.Plan(destroy);
     PrintProblems(preview, sources, diags, o);
-    if (!preview.ok || diags.has_errors() || !preview.plan.problems.empty()) return 1;
+    if (!preview.ok || diags.has_errors() || !preview.plan.problems.empty()) {
+      std::printf("\n%s failed: 0 changed, 0 failed, 0 skipped.\n", destroy ? "Destroy" : "Apply");
+      return 1;
+    }
     std::fputs(runtime::RenderPlanText(preview.plan, Colored(o, stdout)).c_str(), stdout);
+    std::fflush(stdout);
     if (preview.plan.Denied()) {
+      for (const runtime::PolicyFinding& f : preview.plan.policy_findings) {
+        if (f.outcome != runtime::PolicyFinding::Outcome::Violated || !f.deny) continue;
+        std::fprintf(stderr, "error: %s\n",
+                     runtime::EscapeControls(f.policy + " denies " + f.address + ": " + f.message).c_str());
+      }
       std::fprintf(stderr, "error: the plan is denied by policy; nothing was changed\n");
       return 1;
     }
-    if (!preview.plan.HasChanges()) return 0;
-    if (!isatty(fileno(stdin))) {
-      std::fprintf(stderr, "error: input is not a terminal; pass --auto-approve to apply without a prompt\n");
-      return 1;
+    shown_no_changes = !preview.plan.HasChanges();
+    if (!o.auto_approve) {
+      if (shown_no_changes) return 0;
+      // An answer is read from a pipe only when asked for explicitly: a
+      // script that pipes something in by accident must not approve.
+      if (!o.approve_from_stdin && !isatty(fileno(stdin))) {
+        std::fprintf(stderr,
+                     "error: input is not a terminal; pass --auto-approve to apply without a prompt, or "
+                     "--approve-from-stdin to read the answer from standard input\n");
+        return 1;
+      }
+      std::printf("\nDo you want to perform these actions? Only 'yes' will be accepted: ");
+      std::fflush(stdout);
+      std::string answer;
+      std::getline(std::cin, answer);
+      if (o.approve_from_stdin) std::printf("%s\n", answer == "yes" ? "yes" : "");
+      if (answer != "yes") {
+        std::printf("Apply cancelled.\n");
+        return 1;
+      }
     }
-    std::printf("\nDo you want to perform these actions? Only 'yes' will be accepted: ");
-    std::fflush(stdout);
-    std::string answer;
-    std::getline(std::cin, answer);
-    if (answer != "yes") {
-      std::printf("Apply cancelled.\n");
-      return 1;
-    }
-    // Apply exactly what was approved: if the state, the configuration or
-    // the world changed while the prompt waited, apply refuses.
+    // Apply exactly what was shown and approved: if the state, the
+    // configuration or the world changed since, apply refuses.
     saved.what = "approved plan";
     saved.serial = preview.serial;
     saved.config_digest = preview.config_digest;
@@ -289,8 +309,11 @@ int Apply(const Options& given, const VariableSources& vars, bool destroy) {
   runtime::EngineResult r = runner.ApplySaved(saved, destroy);
   PrintProblems(r, sources2, diags2, o);
   if (r.ok && r.applied == 0 && !r.plan.HasChanges()) {
-    std::printf(r.plan.targeting.Restricts() ? "No changes in the targeted resources.\n"
-                                             : "No changes. The infrastructure matches the configuration.\n");
+    if (!shown_no_changes) {
+      std::printf(r.plan.targeting.Restricts()
+                      ? "No changes in the targeted resources.\n"
+                      : "No changes. The infrastructure matches the configuration.\n");
+    }
   } else {
     std::printf("\n%s %s: %zu changed, %zu failed, %zu skipped.\n", destroy ? "Destroy" : "Apply",
                 r.ok ? "complete" : "failed", r.applied, r.failed, r.skipped);

@@ -766,6 +766,135 @@ set -e
   fail "plan against an applied region exited $rc: $(cat "$tmp/ports.txt")"
 # --- end of plan-time conflicts ----------------------------------------------
 
+# --- console, inspect locals, apply shows the plan, piped approval (issue 12) ---
+mkdir -p "$tmp/con"
+printf 'variable "x" {
+  type    = string
+  default = "ex"
+}
+variable "token" {
+  type      = string
+  default   = "hunter2"
+  sensitive = true
+}
+locals {
+  y     = { "my key" = [1, 2], plain = var.x }
+  names = ["a", "b"]
+}
+marker "a" {
+  path = "a.txt"
+}
+marker "many" {
+  count = 2
+  path  = "m${count.index}.txt"
+}
+' >"$tmp/con/main.plinth"
+# A fresh directory: values from the configuration, unknowns as such, an
+# error located in its line and exit 1; no state is created.
+set +e
+printf 'var.x\nlocal.y\nupper("a")\nnope.z\n\nmarker.a.path\nmarker.a.id\nvar.token\n' |
+  "$plinth" console "$tmp/con" >"$tmp/con.out" 2>"$tmp/con.err"; rc=$?
+set -e
+[ "$rc" = 1 ] || fail "console with a bad line exited $rc, want 1: $(cat "$tmp/con.out" "$tmp/con.err")"
+printf '"ex"\n{ "my key" = [1, 2], plain = "ex" }\n"A"\n"a.txt"\n(known after apply)\n(sensitive value)\n' >"$tmp/con.want"
+diff "$tmp/con.want" "$tmp/con.out" >&2 || fail "console output differs (above)"
+grep -q "^<console>:1:1: error\[P0202\]: unknown name 'nope'" "$tmp/con.err" || fail "console error not located: $(cat "$tmp/con.err")"
+[ ! -e "$tmp/con/.plinth" ] || fail "console created .plinth/ in a fresh directory"
+! grep -q hunter2 "$tmp/con.out" "$tmp/con.err" || fail "console printed a sensitive value"
+printf 'local.names[1]\n' | "$plinth" console "$tmp/con" >"$tmp/con.out" 2>/dev/null && [ "$(cat "$tmp/con.out")" = '"b"' ] ||
+  fail "console of good lines: $(cat "$tmp/con.out")"
+printf 'var.x\n' | "$plinth" console --var x=other "$tmp/con" | grep -qx '"other"' || fail "console ignores --var"
+# On a terminal (script(1) gives it one): readline, with the history kept
+# in $XDG_STATE_HOME/plinth/console_history, private.
+if command -v script >/dev/null; then
+  mkdir -p "$tmp/xdg"
+  printf 'local.names[0]\nexit\n' | XDG_STATE_HOME="$tmp/xdg" timeout 60 script -qec "$plinth console $tmp/con" /dev/null \
+    >"$tmp/con-tty.txt" 2>&1 || fail "console on a terminal: $(cat "$tmp/con-tty.txt")"
+  grep -q '"a"' "$tmp/con-tty.txt" || fail "console on a terminal: $(cat "$tmp/con-tty.txt")"
+  [ "$(head -1 "$tmp/xdg/plinth/console_history")" = 'local.names[0]' ] &&
+    [ "$(stat -c %a "$tmp/xdg/plinth/console_history")" = 600 ] || fail "console history not kept in \$XDG_STATE_HOME/plinth"
+fi
+# After an apply: resources read as the state records them.
+"$plinth" apply --auto-approve "$tmp/con" >"$tmp/con-apply.txt" 2>&1 || fail "apply of the console config: $(cat "$tmp/con-apply.txt")"
+grep -q "Plinth will perform these actions:" "$tmp/con-apply.txt" || fail "apply --auto-approve did not show the plan: $(cat "$tmp/con-apply.txt")"
+grep -q "Apply complete: 3 changed" "$tmp/con-apply.txt" || fail "apply --auto-approve: $(cat "$tmp/con-apply.txt")"
+printf 'marker.a.id\nmarker.many[*].path\nlength(marker.many[*].id)\n' | "$plinth" console "$tmp/con" >"$tmp/con.out" 2>"$tmp/con.err" ||
+  fail "console after apply: $(cat "$tmp/con.err")"
+[ "$(sed -n 1p "$tmp/con.out")" = '"a.txt"' ] && [ "$(sed -n 2p "$tmp/con.out")" = '["m0.txt", "m1.txt"]' ] &&
+  [ "$(sed -n 3p "$tmp/con.out")" = 2 ] || fail "console after apply: $(cat "$tmp/con.out")"
+# The console reads the state without the lock: beside an apply that hangs
+# inside a provider call (holding the lock), it answers and blocks nothing.
+mkdir -p "$tmp/conlock"
+printf 'marker "m" {\n  count = 3\n  path  = "m/${count.index}"\n}\n' >"$tmp/conlock/main.plinth"
+"$faulty" hang@2 apply "$tmp/conlock" 1 >/dev/null 2>&1 &
+hung=$!
+for _ in $(seq 1 200); do
+  [ "$(find "$tmp/conlock/.plinth/default/data/m" -type f 2>/dev/null | wc -l)" -ge 1 ] && break
+  sleep 0.05
+done
+set +e
+printf 'length(marker.m)\n' | timeout 60 "$plinth" console "$tmp/conlock" >"$tmp/con.out" 2>&1; rc=$?
+set -e
+kill -9 "$hung"
+wait "$hung" 2>/dev/null || true
+[ "$rc" = 0 ] && [ "$(cat "$tmp/con.out")" = 3 ] || fail "console beside a running apply (exit $rc): $(cat "$tmp/con.out")"
+# inspect prints the root locals, as Plinth.
+"$plinth" inspect "$tmp/con" >"$tmp/con-inspect.txt" || fail "inspect of the console config"
+grep -qx 'local.y = { "my key" = \[1, 2\], plain = "ex" }' "$tmp/con-inspect.txt" &&
+  grep -qx 'local.names = \["a", "b"\]' "$tmp/con-inspect.txt" || fail "inspect does not print locals: $(cat "$tmp/con-inspect.txt")"
+"$plinth" inspect --json "$tmp/con" | grep -q '"names": \[' || fail "inspect --json lacks locals"
+# language.md: every `NAME = EXPR # => VALUE` in a complete example is what inspect prints.
+awk -v out="$tmp/lang" '
+  /^```plinth[[:space:]]*$/ && !inside { inside = 1; n++; skip = (prev ~ /fragment/); prev = $0; next }
+  inside && /^```/ { inside = 0; prev = $0; next }
+  inside && !skip { print > (out "-" n ".plinth") }
+  { prev = $0 }
+' docs/language.md
+checked=0
+for f in "$tmp"/lang-*.plinth; do
+  grep -q '# => ' "$f" || continue
+  grep -q '# error' "$f" && continue
+  d="$f.d"; mkdir -p "$d"; cp "$f" "$d/main.plinth"
+  "$plinth" inspect "$d" >"$d/out" 2>&1 || fail "language.md example does not inspect: $(cat "$d/out")"
+  while IFS= read -r line; do
+    name=$(printf '%s\n' "$line" | sed -E 's/^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*=.*/\1/')
+    want=$(printf '%s\n' "$line" | sed -E 's/.*# => //; s/[[:space:]]+$//')
+    got=$(grep "^local\.$name = " "$d/out" | sed "s/^local\.$name = //")
+    [ "$got" = "$want" ] || fail "language.md: local.$name # => $want, but inspect prints: ${got:-nothing}"
+    checked=$((checked + 1))
+  done < <(grep -E '^[[:space:]]*[A-Za-z_][A-Za-z0-9_]*[[:space:]]*=.*# => ' "$f")
+done
+[ "$checked" -ge 30 ] || fail "language.md: only $checked '# =>' annotations checked"
+# Approval: a pipe answers only when asked to, and only 'yes' approves.
+printf 'marker "b" {\n  path = "b.txt"\n}\n' >>"$tmp/con/main.plinth"
+set +e
+echo yes | "$plinth" apply "$tmp/con" >"$tmp/con-apply.txt" 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "error: input is not a terminal; pass --auto-approve to apply without a prompt, or --approve-from-stdin" "$tmp/con-apply.txt" ||
+  fail "a piped yes without --approve-from-stdin (exit $rc): $(cat "$tmp/con-apply.txt")"
+set +e
+echo no | "$plinth" apply --approve-from-stdin "$tmp/con" >"$tmp/con-apply.txt" 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "Apply cancelled." "$tmp/con-apply.txt" || fail "a piped no (exit $rc): $(cat "$tmp/con-apply.txt")"
+[ ! -e "$tmp/con/.plinth/default/data/b.txt" ] && ! "$plinth" state list --dir="$tmp/con" | grep -q marker.b ||
+  fail "a cancelled apply changed something"
+echo yes | "$plinth" apply --approve-from-stdin "$tmp/con" >"$tmp/con-apply.txt" 2>&1 ||
+  fail "a piped yes with --approve-from-stdin: $(cat "$tmp/con-apply.txt")"
+grep -q "Plinth will perform these actions:" "$tmp/con-apply.txt" && grep -q "Apply complete: 1 changed" "$tmp/con-apply.txt" ||
+  fail "approved apply: $(cat "$tmp/con-apply.txt")"
+"$plinth" state list --dir="$tmp/con" | grep -q '^marker.b$' || fail "approved apply did not record marker.b"
+set +e
+"$plinth" apply --auto-approve --approve-from-stdin "$tmp/con" >"$tmp/con-apply.txt" 2>&1; rc=$?
+set -e
+[ "$rc" = 2 ] || fail "--auto-approve with --approve-from-stdin exited $rc, want 2: $(cat "$tmp/con-apply.txt")"
+set +e
+echo yes | "$plinth" destroy "$tmp/con" >"$tmp/con-apply.txt" 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "input is not a terminal" "$tmp/con-apply.txt" || fail "destroy with a piped yes (exit $rc)"
+echo yes | "$plinth" destroy --approve-from-stdin "$tmp/con" >"$tmp/con-apply.txt" 2>&1 &&
+  grep -q "Destroy complete: 4 changed" "$tmp/con-apply.txt" || fail "destroy --approve-from-stdin: $(cat "$tmp/con-apply.txt")"
+# --- end of console, inspect locals and approval ------------------------------
+
 # Usage errors exit 2.
 set +e
 "$plinth" validate --bogus >/dev/null 2>&1; rc=$?

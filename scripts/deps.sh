@@ -14,6 +14,7 @@ packages=(
   libboost1.81-dev                                    # process layer (Boost.Process v2, runtime/process)
   libre2-dev                                          # linear-time regex (regex, regexall, replace, policies)
   libcli11-dev                                        # command-line parsing (cli/)
+  libreadline-dev                                     # line editing and history in plinth console
   python3                                             # the example provider in another process (tests)
 )
 missing=()

@@ -13,6 +13,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "compiler/check/console.h"
 #include "compiler/check/loader.h"
 #include "compiler/check/types_expr.h"
 #include "compiler/eval/evaluator.h"
@@ -222,6 +223,7 @@ class Checker {
     };
     std::stable_sort(out.variables.begin(), out.variables.end(), by_position);
     std::stable_sort(out.outputs.begin(), out.outputs.end(), by_position);
+    std::stable_sort(out.locals.begin(), out.locals.end(), by_position);
     for (const auto& [path, m] : analysed_) {
       if (m) out.files += m->module->files.size();
     }
@@ -230,6 +232,31 @@ class Checker {
     // syntax trees they point into stay alive with the result.
     if (!out.policies.empty() || !out.policy_tests.empty()) out.syntax = loader_;
     return out;
+  }
+
+  // An expression as a local value of the root module (RootScope): its
+  // references are resolved as a local's are, then it is evaluated against
+  // the root instance Run kept (CheckOptions::keep_root_scope).
+  Value EvaluateInRoot(const ast::Expr& expr, Diagnostics& diags) {
+    if (!root_) return Poison();  // the root module did not load: Run reported why
+    ModuleInfo& info = const_cast<ModuleInfo&>(*root_->info);
+    std::vector<Reference> refs;
+    CollectReferences(expr, refs);
+    const size_t errors_before = diags.error_count();
+    Diagnostics* saved = cur_;
+    cur_ = &diags;
+    // A declaration of its own for the duration of the call: nothing else
+    // refers to it, and what it records (its dependencies) is dropped.
+    Decl line;
+    line.kind = DeclKind::Local;
+    line.name = "<console>";
+    info.decls.push_back(std::move(line));
+    ResolveReferences(info, static_cast<uint32_t>(info.decls.size() - 1), refs);
+    info.decls.pop_back();
+    cur_ = saved;
+    if (diags.error_count() > errors_before) return Poison();
+    InstanceScope scope(*this, *root_);
+    return Evaluate(expr, scope, diags);
   }
 
  private:
@@ -936,6 +963,13 @@ class Checker {
       ReferencesOf(d.block->body, refs, d.kind == DeclKind::Module, d.kind == DeclKind::Resource,
                    d.kind == DeclKind::Output);
     }
+    ResolveReferences(info, index, refs);
+  }
+
+  // Resolves the references of declaration `index` (reporting each that
+  // names nothing) and records what it depends on.
+  void ResolveReferences(ModuleInfo& info, uint32_t index, const std::vector<Reference>& refs) {
+    Decl& d = info.decls[index];
     bool has_count = false, has_each = false;
     if (d.kind == DeclKind::Resource || d.kind == DeclKind::Module) {
       has_count = d.block->body.Find("count") != nullptr;
@@ -1258,6 +1292,7 @@ class Checker {
         case DeclKind::Local: {
           InstanceScope scope(*this, inst);
           inst.values[idx] = Evaluate(*d.attr->value, scope, *cur_);
+          if (info.is_root) out.locals.push_back({d.name, inst.values[idx], d.range});
           break;
         }
         case DeclKind::Output: inst.values[idx] = EvalOutput(inst, d, out); break;
@@ -1314,6 +1349,7 @@ class Checker {
     }
     ValueMap outputs;
     for (const auto& [name, idx] : info.outputs) outputs[name] = inst.values[idx];
+    if (info.is_root && options_.keep_root_scope) root_ = std::make_unique<Instance>(std::move(inst));
     return outputs;
   }
 
@@ -1804,6 +1840,19 @@ class Checker {
   SourceManager& sources_;
   // Root variable values from the environment, variables files and --var.
   std::map<std::string, VariableInput> root_inputs_;
+  // The root module instance, with CheckOptions::keep_root_scope.
+  std::unique_ptr<Instance> root_;
+};
+
+class CheckerRootScope : public RootScope {
+ public:
+  explicit CheckerRootScope(std::unique_ptr<Checker> checker) : checker_(std::move(checker)) {}
+  Value Evaluate(const ast::Expr& expr, Diagnostics& diags) override {
+    return checker_->EvaluateInRoot(expr, diags);
+  }
+
+ private:
+  std::unique_ptr<Checker> checker_;
 };
 
 bool Checker::InstanceScope::Resolve(const ast::Name& root, std::span<const ast::GetAttr* const> steps, Value* out,
@@ -1923,6 +1972,12 @@ bool Checker::InstanceScope::ImpureKnown() const { return c_.options_.apply_time
 }  // namespace
 
 CheckedConfig Check(const std::string& dir, SourceManager& sources, Diagnostics& diags, const CheckOptions& options) {
+  if (options.keep_root_scope) {
+    auto checker = std::make_unique<Checker>(sources, diags, options);
+    CheckedConfig out = checker->Run(dir);
+    out.root_scope = std::make_shared<CheckerRootScope>(std::move(checker));
+    return out;
+  }
   Checker checker(sources, diags, options);
   return checker.Run(dir);
 }

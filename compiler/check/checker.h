@@ -29,6 +29,7 @@
 namespace plinth {
 
 struct ResourceInstance;
+class RootScope;  // compiler/check/console.h
 
 // Called for every resource instance in dependency order (every resource it
 // refers to has been seen before it). The returned attributes replace the
@@ -79,6 +80,9 @@ struct CheckOptions {
   ResourceHook* resource_hook = nullptr;    // null: references see the configuration
   // Checking for an apply: timestamp() and uuid() give values, not unknowns.
   bool apply_time = false;
+  // Keep the root module's scope for evaluating more expressions after the
+  // check (CheckedConfig::root_scope; `plinth console`).
+  bool keep_root_scope = false;
 };
 
 struct ResourceInstance {
@@ -104,6 +108,13 @@ struct OutputValue {
   Value value;
   bool sensitive = false;
   std::string description;
+  Range range;
+};
+
+// A local value of the root module.
+struct LocalValue {
+  std::string name;
+  Value value;
   Range range;
 };
 
@@ -154,6 +165,11 @@ struct CheckedConfig {
   std::vector<OutputValue> outputs;      // root module
   std::map<std::string, ValueMap> providers;  // provider blocks (root module), by provider name
   std::vector<VariableValue> variables;  // root module
+  std::vector<LocalValue> locals;        // root module, in declaration order
+  // With CheckOptions::keep_root_scope: evaluates expressions as a local
+  // value of the root module would be (compiler/check/console.h). The
+  // SourceManager, Diagnostics and CheckOptions given to Check must outlive it.
+  std::shared_ptr<RootScope> root_scope;
   size_t files = 0;
   size_t modules = 0;            // distinct module directories
   size_t module_instances = 0;   // including the root
