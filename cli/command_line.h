@@ -40,6 +40,7 @@ enum class CommandId {
   kBackup,
   kRestore,
   kWorkspace,
+  kGpu,
   // Answered by ParseCommandLine itself.
   kVersion,
   kHelp,
