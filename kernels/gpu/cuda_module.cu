@@ -313,9 +313,9 @@ struct Cublas {
     }
     return true;
   }
+  // The library stays loaded (cuBLAS and its CUDA runtime are not meant to be unloaded).
   ~Cublas() {
     if (handle) destroy(handle);
-    if (library) dlclose(library);
   }
 };
 
@@ -442,7 +442,9 @@ __global__ void __launch_bounds__(256)
       const uint32_t got = words[i];
       if (got != want) {
         atomicAdd(&log->errors, 1ull);
-        const unsigned int slot = atomicAdd(&log->count, 1u);
+        // Stop counting slots once the list is full, so that the counter never wraps.
+        const unsigned int slot =
+            log->count < PLINTH_GPU_MAX_BAD ? atomicAdd(&log->count, 1u) : PLINTH_GPU_MAX_BAD;
         if (slot < PLINTH_GPU_MAX_BAD) {
           log->bad[slot].offset_bytes = i * 4;
           log->bad[slot].expected = want;
@@ -460,20 +462,21 @@ int MemoryTest(int32_t ordinal, uint64_t words, int32_t full, uint64_t fault_wor
                plinth_gpu_memtest_result* out, char* err) {
   if (int rc = Select(ordinal, err)) return rc;
   if (words == 0) return Fail(err, PLINTH_GPU_ERROR, "memory test: nothing to test");
+  // The log first: the region takes nearly all that is free.
+  DeviceBuffer log_buffer;
+  PLINTH_CUDA(log_buffer.Allocate(sizeof(BadLog)));
+  PLINTH_CUDA(cudaMemset(log_buffer.p, 0, sizeof(BadLog)));
+  BadLog* log = static_cast<BadLog*>(log_buffer.p);
   // What was free a moment ago may not all be allocatable: back off by sixteenths.
   DeviceBuffer region;
   for (int attempt = 0;; ++attempt) {
     cudaError_t e = region.Allocate(words * 4);
     if (e == cudaSuccess) break;
-    cudaGetLastError();
-    if (e != cudaErrorMemoryAllocation || attempt == 8)
+    cudaGetLastError();  // an allocation failure is not sticky; clear it
+    if (e != cudaErrorMemoryAllocation || attempt == 8 || words < 32)
       return CudaFail(e, "cudaMalloc(memory test region)", err);
     words -= words / 16;
   }
-  DeviceBuffer log_buffer;
-  PLINTH_CUDA(log_buffer.Allocate(sizeof(BadLog)));
-  PLINTH_CUDA(cudaMemset(log_buffer.p, 0, sizeof(BadLog)));
-  BadLog* log = static_cast<BadLog*>(log_buffer.p);
   uint32_t* w = static_cast<uint32_t*>(region.p);
   int blocks = 0;
   if (int rc = GridFor(MemoryStep, words, &blocks, err)) return rc;
