@@ -495,6 +495,60 @@ Definition::Definition() {
                   "delete it although it manages resources (they are forgotten, not destroyed)");
   }
 
+  // --- GPUs (docs/gpu.md)
+  {
+    const char* list_exits =
+        "0  devices listed\n"
+        "1  an error (a device that fails discovery, a CUDA module of another version)\n"
+        "2  usage error\n"
+        "3  no GPU: no driver, no device, or the CUDA module was not built";
+    const char* probe_exits =
+        "0  the probe passed every check\n"
+        "1  an error (the device failed, a baseline that cannot be used, a record not written)\n"
+        "2  usage error\n"
+        "3  no GPU: no driver, no device, or the CUDA module was not built\n"
+        "4  the probe failed a check: the node must not take work";
+    CLI::App* g = Command(&root, "gpu", "list GPUs and probe them before work lands on them", CommandId::kGpu,
+                          probe_exits, "plinth gpu probe --level=quick");
+    CLI::App* list = Subcommand(g, "list", "list the CUDA devices: name, memory, compute capability, ECC, versions",
+                                list_exits, "plinth gpu list --json");
+    Json(list, "print the devices as JSON");
+    CLI::App* probe = Subcommand(g, "probe", "measure and check a GPU: bandwidth, GEMM burn-in, memory patterns",
+                                 probe_exits, "plinth gpu probe --level=full --device=0 --record=gpu0.json");
+    Json(probe, "print the probe's record as JSON");
+    probe->add_option("--level", options.gpu.level, "quick (seconds: the gate before work) or full (minutes)")
+        ->type_name("quick|full");
+    probe->add_option("--device", options.gpu.device,
+                      "the GPU's index (default 0), or cpu: the host through the CPU reference kernels")
+        ->type_name("N|cpu");
+    probe->add_option("--fake-fault", options.gpu.fake_fault,
+                      "fail as this fault would: bandwidth, gemm or memory (tests of the gate)")
+        ->type_name("KIND");
+    probe->add_option("--record", options.gpu.record, "write the probe's record (JSON) to FILE")->type_name("FILE");
+    probe->add_option("--baseline", options.gpu.baseline,
+                      "an earlier record of this device: bandwidth is judged against it instead of the peak")
+        ->type_name("FILE");
+    probe->add_flag("--metrics", options.gpu.metrics, "print the results as Prometheus text");
+    probe->add_option("--min-peak-fraction", options.gpu.min_peak_fraction,
+                      "pass when triad bandwidth >= X of the theoretical peak (default 0.75)")
+        ->type_name("X");
+    probe->add_option("--min-baseline-fraction", options.gpu.min_baseline_fraction,
+                      "with --baseline: pass when triad >= X of the baseline's (default 0.9)")
+        ->type_name("X");
+    probe->add_option("--max-gemm-mismatches", options.gpu.max_gemm_mismatches,
+                      "mismatched GEMM elements allowed (default 0)")
+        ->type_name("N");
+    probe->add_option("--max-memory-errors", options.gpu.max_memory_errors,
+                      "memory test errors allowed (default 0)")
+        ->type_name("N");
+    probe->add_option("--memory-fraction", options.gpu.memory_fraction,
+                      "fraction of free memory the pattern test covers (default: quick 0.1, full 0.9)")
+        ->type_name("X");
+    probe->add_option("--gemm-seconds", options.gpu.gemm_seconds,
+                      "seconds of GEMM burn-in per precision (default: quick 2 and 1, full 60 and 30)")
+        ->type_name("S");
+  }
+
   // --- about plinth itself
   Command(&root, "version", "print the version", CommandId::kVersion, kPlainExits, "plinth version");
   {

@@ -41,6 +41,7 @@ enum class CommandId {
   kRestore,
   kWorkspace,
   kConsole,
+  kGpu,
   // Answered by ParseCommandLine itself.
   kVersion,
   kHelp,

@@ -51,6 +51,13 @@ struct Options {
   std::string to;         // restore --to=DIR
   bool read_data = false;  // backup check --read-data
   bool force = false;      // workspace delete --force
+  // gpu list|probe (docs/gpu.md): values as given, checked by cli/gpu_commands.cpp
+  struct Gpu {
+    std::string level, device, fake_fault, record, baseline;
+    std::string min_peak_fraction, min_baseline_fraction, max_gemm_mismatches, max_memory_errors;
+    std::string memory_fraction, gemm_seconds;
+    bool metrics = false;
+  } gpu;
 };
 
 int Validate(const Options& options, bool inspect);
@@ -77,5 +84,6 @@ int Backup(const Options& options);   // backup run|list|check
 int Restore(const Options& options);
 int WorkspaceCommand(const Options& options);  // workspace list|new|select|delete|show
 int Console(const Options& options, const VariableSources& vars);  // cli/console_command.cpp
+int Gpu(const Options& options);               // gpu list|probe (cli/gpu_commands.cpp)
 
 }  // namespace plinth::cli

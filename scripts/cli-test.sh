@@ -900,4 +900,64 @@ set +e
 "$plinth" validate --bogus >/dev/null 2>&1; rc=$?
 set -e
 [ "$rc" = 2 ] || fail "unknown option exited $rc, want 2"
+
+# ---- gpu (docs/gpu.md): no GPU is an answer (exit 3), and the gate rejects a faulty node ----
+# plinth never links CUDA: it dlopen()s libplinth_gpu_cuda.so.
+if readelf -d "$plinth" | grep -Eq 'NEEDED.*(libcuda|libcudart|libcublas|libnvidia-ml)'; then
+  fail "plinth links a CUDA library: $(readelf -d "$plinth" | grep NEEDED)"
+fi
+set +e
+"$plinth" gpu probe >"$tmp/gpu.out" 2>"$tmp/gpu.err"; rc=$?
+"$plinth" gpu list --json >"$tmp/gpu-list.json" 2>/dev/null; list_rc=$?
+set -e
+if [ "$rc" = 0 ] || [ "$rc" = 4 ]; then
+  echo "cli-test: a GPU answered gpu probe (exit $rc); the no-GPU checks do not apply here"
+else
+  [ "$rc" = 3 ] || fail "gpu probe without a GPU exited $rc, want 3: $(cat "$tmp/gpu.err")"
+  grep -Eq '^no GPU: (no NVIDIA driver|no CUDA device|the CUDA module libplinth_gpu_cuda.so was not built)' "$tmp/gpu.err" ||
+    fail "gpu probe without a GPU does not say why: $(cat "$tmp/gpu.err")"
+  [ ! -s "$tmp/gpu.out" ] || fail "gpu probe without a GPU printed a result: $(cat "$tmp/gpu.out")"
+  [ "$list_rc" = 3 ] || fail "gpu list without a GPU exited $list_rc, want 3"
+  grep -Eq '"reason": "(no_driver|no_device|module_not_built)"' "$tmp/gpu-list.json" ||
+    fail "gpu list --json lacks the no-GPU reason: $(cat "$tmp/gpu-list.json")"
+fi
+# A module that does not load is an error (1) naming it, not a crash.
+printf 'not a shared library' >"$tmp/junk.so"
+set +e
+PLINTH_GPU_MODULE="$tmp/junk.so" "$plinth" gpu list 2>"$tmp/gpu.err" >/dev/null; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "the CUDA module $tmp/junk.so does not load" "$tmp/gpu.err" ||
+  fail "a broken module gave exit $rc: $(cat "$tmp/gpu.err")"
+# The probe on the host (cpu reference backend) passes and records JSON ...
+"$plinth" gpu probe --device=cpu --min-peak-fraction=0 --gemm-seconds=0 --record="$tmp/gpu.json" >"$tmp/gpu.out" ||
+  fail "gpu probe --device=cpu failed: $(cat "$tmp/gpu.out")"
+grep -q '^passed$' "$tmp/gpu.out" || fail "gpu probe --device=cpu did not pass: $(cat "$tmp/gpu.out")"
+grep -q '"format": "plinth-gpu-probe/1"' "$tmp/gpu.json" && grep -q '"passed": true' "$tmp/gpu.json" ||
+  fail "the probe record is not as documented: $(head -c 600 "$tmp/gpu.json")"
+# ... and each fake fault makes it fail that check: exit 4, the node is rejected.
+for kind in bandwidth gemm memory; do
+  set +e
+  "$plinth" gpu probe --device=cpu --gemm-seconds=0 --fake-fault=$kind --metrics >"$tmp/gpu.prom"; rc=$?
+  set -e
+  [ "$rc" = 4 ] || fail "gpu probe --fake-fault=$kind exited $rc, want 4"
+  grep -q "^plinth_gpu_check_passed{device=\"0\",pci_bus_id=\"host\",backend=\"cpu\",check=\"$kind\"} 0$" "$tmp/gpu.prom" &&
+    grep -q '^plinth_gpu_probe_passed{.*} 0$' "$tmp/gpu.prom" ||
+    fail "--fake-fault=$kind metrics do not show the failed check: $(cat "$tmp/gpu.prom")"
+done
+# Against this host's recorded baseline, the bandwidth fault fails too.
+set +e
+"$plinth" gpu probe --device=cpu --gemm-seconds=0 --fake-fault=bandwidth --baseline="$tmp/gpu.json" >"$tmp/gpu.out"; rc=$?
+set -e
+[ "$rc" = 4 ] && grep -q "FAIL  bandwidth: .* < 0.90 x this host's baseline" "$tmp/gpu.out" ||
+  fail "the bandwidth fault against a baseline exited $rc: $(cat "$tmp/gpu.out")"
+# Usage errors exit 2.
+for args in "--level=r3" "--fake-fault=ecc" "--json --metrics" "--device=x" "--min-peak-fraction=2"; do
+  set +e
+  # shellcheck disable=SC2086
+  "$plinth" gpu probe --device=cpu $args >/dev/null 2>"$tmp/gpu.err"; rc=$?
+  set -e
+  [ "$rc" = 2 ] || fail "gpu probe $args exited $rc, want 2"
+done
+# --- end of gpu ----------------------------------------------------------------
+
 echo "cli-test: ok"
