@@ -785,12 +785,12 @@ grep -qE '^ +labels += \{ plain = "z", "team-a" = "x", "true" = "y" \}$' "$tmp/k
 # are never shown.
 mkdir -p "$tmp/vf"
 printf 'variable "token" {\n  type      = string\n  sensitive = true\n}\n' >"$tmp/vf/main.plinth"
-printf 'token = "hunter2-in-a-file" +\n' >"$tmp/vf/secret.plinthvars"
+printf 'token = "hunter2-in-a-file" }\n' >"$tmp/vf/secret.plinthvars"
 set +e
 "$plinth" validate --var-file="$tmp/vf/secret.plinthvars" "$tmp/vf" >"$tmp/vf.txt" 2>&1; rc=$?
 set -e
 [ "$rc" = 1 ] || fail "validate with a broken variables file exited $rc, want 1: $(cat "$tmp/vf.txt")"
-grep -q "secret.plinthvars:1:[0-9]*: error\[P01" "$tmp/vf.txt" || fail "the variables file error is not located: $(cat "$tmp/vf.txt")"
+grep -q "secret.plinthvars:1:29: error\[P0103\]" "$tmp/vf.txt" || fail "the variables file error is not located: $(cat "$tmp/vf.txt")"
 grep -q "hunter2" "$tmp/vf.txt" && fail "a variables file's secret is shown in a diagnostic: $(cat "$tmp/vf.txt")"
 grep -q "line not shown" "$tmp/vf.txt" || fail "the excerpt does not say the line is withheld: $(cat "$tmp/vf.txt")"
 # A denied plan --out says the plan was not saved, and saves nothing.

@@ -3,7 +3,10 @@
 # complete configuration that `plinth validate` accepts, unless the line right
 # before its fence is `<!-- fragment -->`; a block whose comments say
 # `# error PNNNN` must fail with exactly those errors (docs/doc-examples.md).
-# Each block is checked alone, in a directory of its own.
+# Each block is checked alone, in a directory of its own. Then: a document's
+# policy_test examples pass with its policy examples, `$ plinth ...`
+# transcripts print what they show, and documented command lines use only
+# options the binary has (and every option is documented).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 plinth=${1:-build/plinth}
