@@ -319,13 +319,16 @@ Definition::Definition() {
   }
   {
     CLI::App* c =
-        Command(&root, "graph", "print the execution graph of the current plan (DOT)", CommandId::kGraph,
+        Command(&root, "graph", "print the configuration's dependency graph, or with --plan the plan's (DOT)",
+                CommandId::kGraph,
                 "0  done\n"
                 "1  errors in the configuration, the state or a provider\n"
                 "2  usage error",
                 "plinth graph examples/quickstart | dot -Tsvg > graph.svg");
     c->add_option("DIR", "the configuration directory (default: .)");
     Dir(c, "the configuration directory (instead of DIR)");
+    c->add_flag("--plan", options.graph_plan,
+                "the execution graph of the current plan (the changes apply would make, in order) instead");
     Workspace(c);
     Vars(c);
     NoRefresh(c);

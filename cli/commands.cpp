@@ -59,7 +59,7 @@ std::string ValueText(const Value& v) {
     std::string s = "{ ";
     bool first = true;
     for (const auto& [k, x] : m) {
-      s += (first ? "" : ", ") + k + " = " + ValueText(x);
+      s += (first ? "" : ", ") + FormatObjectKey(k) + " = " + ValueText(x);
       first = false;
     }
     return s + " }";

@@ -38,6 +38,7 @@ struct Options {
   int64_t at_serial = 0;  // show --at=SERIAL
   std::string out;        // plan --out=FILE: save the plan for apply
   bool destroy = false;   // plan --destroy
+  bool graph_plan = false;  // graph --plan: the plan's execution graph, not the configuration's
   // plan / apply / destroy --target, --exclude; plan / apply --replace (docs/cli.md, "Targeting")
   std::vector<std::string> targets, excludes, replace;
   // bucket / storage / backup / restore (docs/storage.md)
@@ -75,7 +76,7 @@ int State(const Options& options);  // state list|show|rm|mv|history|pull
 int Show(const Options& options);
 int Refresh(const Options& options);
 int ForceUnlock(const Options& options);
-int GraphDot(const Options& options, const VariableSources& vars);
+int Graph(const Options& options, const VariableSources& vars);  // cli/graph_command.cpp
 int Policy(const Options& options, const VariableSources& vars);  // policy test
 int Providers(const Options& options);                                            // providers schema
 int Bucket(const Options& options);   // bucket ls|put|get|rm

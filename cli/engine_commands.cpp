@@ -155,9 +155,16 @@ int Plan(const Options& o, const VariableSources& vars, bool destroy) {
     if (!r.ok || diags.has_errors()) return 1;
     std::fputs(runtime::RenderPlanText(r.plan, Colored(o, stdout)).c_str(), stdout);
   }
-  if (!r.plan.problems.empty()) return 1;
+  if (!r.plan.problems.empty()) {
+    if (!o.out.empty()) std::fprintf(stderr, "error: the plan has problems; it was not saved to %s\n", o.out.c_str());
+    return 1;
+  }
   if (r.plan.Denied()) {
     if (!o.json) std::fprintf(stderr, "error: the plan is denied by policy; apply would refuse it\n");
+    if (!o.out.empty()) {
+      std::fprintf(stderr, "error: the plan was not saved to %s; fix what the policy denies and plan again\n",
+                   o.out.c_str());
+    }
     return 4;
   }
   if (!o.out.empty()) {

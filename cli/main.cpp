@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
     case CommandId::kShow: return plinth::cli::Show(o);
     case CommandId::kState: return plinth::cli::State(o);
     case CommandId::kForceUnlock: return plinth::cli::ForceUnlock(o);
-    case CommandId::kGraph: return plinth::cli::GraphDot(o, plinth::cli::VariableSourcesOf(o));
+    case CommandId::kGraph: return plinth::cli::Graph(o, plinth::cli::VariableSourcesOf(o));
     case CommandId::kRefresh: return plinth::cli::Refresh(o);
     case CommandId::kPolicy: return plinth::cli::Policy(o, plinth::cli::VariableSourcesOf(o));
     case CommandId::kProviders: return plinth::cli::Providers(o);

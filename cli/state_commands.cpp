@@ -259,37 +259,4 @@ int ForceUnlock(const Options& o) {
   return 0;
 }
 
-int GraphDot(const Options& o, const VariableSources& vars) {
-  SourceManager sources;
-  Diagnostics diags;
-  runtime::EngineOptions eo;
-  eo.config_dir = o.paths.empty() ? "." : o.paths[0];
-  if (!ExistingDir(eo.config_dir)) return 1;
-  if (!StateKey(o, &eo.state_key)) return 1;
-  eo.workspace = o.workspace;
-  eo.variable_sources = vars;
-  eo.refresh = o.refresh;
-  runtime::Engine engine(eo, sources, diags);
-  runtime::EngineResult r = engine.Plan(false);
-  if (!r.ok) {
-    RenderOptions ro;
-    std::fputs(RenderText(diags.Sorted(sources), sources, ro).c_str(), stderr);
-    for (const auto& e : r.errors) std::fprintf(stderr, "error: %s\n", e.c_str());
-    return 1;
-  }
-  runtime::Graph g = runtime::BuildGraph(r.plan);
-  std::printf("digraph plinth {\n  rankdir = \"BT\";\n  node [shape = box];\n");
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    const runtime::GraphNode& n = g.nodes[i];
-    std::string label = (n.step == runtime::GraphNode::Step::Destroy ? "destroy " : "") + n.address;
-    std::string escaped;
-    for (char c : label) escaped += c == '"' ? std::string("\\\"") : std::string(1, c);
-    std::printf("  n%zu [label = \"%s\"%s];\n", i, escaped.c_str(),
-                n.step == runtime::GraphNode::Step::Group ? ", shape = point" : "");
-    for (uint32_t dep : n.after) std::printf("  n%zu -> n%u;\n", i, dep);
-  }
-  std::printf("}\n");
-  return 0;
-}
-
 }  // namespace plinth::cli

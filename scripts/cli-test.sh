@@ -960,4 +960,62 @@ for args in "--level=r3" "--fake-fault=ecc" "--json --metrics" "--device=x" "--m
 done
 # --- end of gpu ----------------------------------------------------------------
 
+# --- docs and smaller defects (issue 12, items 12 and 13) ---------------------
+# inspect prints values in Plinth syntax: a map key that is not an identifier
+# (or is a keyword) is quoted, so the text reads back.
+mkdir -p "$tmp/keys"
+printf 'region "eu" {}\nbucket "b" {\n  region = region.eu\n  labels = { "team-a" = "x", "true" = "y", plain = "z" }\n}\n' \
+  >"$tmp/keys/main.plinth"
+"$plinth" inspect "$tmp/keys" >"$tmp/keys.txt" 2>&1 || fail "inspect of quoted keys failed: $(cat "$tmp/keys.txt")"
+grep -qE '^ +labels += \{ plain = "z", "team-a" = "x", "true" = "y" \}$' "$tmp/keys.txt" ||
+  fail "inspect prints map keys that do not parse: $(grep labels "$tmp/keys.txt")"
+# A variables file with a syntax error is located, but its lines (secrets)
+# are never shown.
+mkdir -p "$tmp/vf"
+printf 'variable "token" {\n  type      = string\n  sensitive = true\n}\n' >"$tmp/vf/main.plinth"
+printf 'token = "hunter2-in-a-file" }\n' >"$tmp/vf/secret.plinthvars"
+set +e
+"$plinth" validate --var-file="$tmp/vf/secret.plinthvars" "$tmp/vf" >"$tmp/vf.txt" 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] || fail "validate with a broken variables file exited $rc, want 1: $(cat "$tmp/vf.txt")"
+grep -q "secret.plinthvars:1:29: error\[P0103\]" "$tmp/vf.txt" || fail "the variables file error is not located: $(cat "$tmp/vf.txt")"
+grep -q "hunter2" "$tmp/vf.txt" && fail "a variables file's secret is shown in a diagnostic: $(cat "$tmp/vf.txt")"
+grep -q "line not shown" "$tmp/vf.txt" || fail "the excerpt does not say the line is withheld: $(cat "$tmp/vf.txt")"
+# A denied plan --out says the plan was not saved, and saves nothing.
+mkdir -p "$tmp/deny"
+printf 'region "eu" {}\nbucket "b" {\n  region = region.eu\n}\npolicy "enc" {\n  for_all = bucket\n  require = self.encryption != "none"\n}\n' \
+  >"$tmp/deny/main.plinth"
+set +e
+"$plinth" plan --out="$tmp/deny.plan" "$tmp/deny" >/dev/null 2>"$tmp/deny.txt"; rc=$?
+set -e
+[ "$rc" = 4 ] || fail "a denied plan --out exited $rc, want 4: $(cat "$tmp/deny.txt")"
+grep -qF "error: the plan was not saved to $tmp/deny.plan" "$tmp/deny.txt" || fail "a denied plan --out does not say it was not saved: $(cat "$tmp/deny.txt")"
+[ ! -e "$tmp/deny.plan" ] || fail "a denied plan was saved"
+# graph: the configuration's dependency graph without state (and without
+# creating any); --plan: the plan's execution graph, also creating nothing.
+mkdir -p "$tmp/graph"
+printf 'region "eu" {}\nbucket "b" {\n  region = region.eu\n}\nmarker "m" {\n  for_each = ["x", "y"]\n  path     = "m/${each.key}${bucket.b.name}"\n}\n' \
+  >"$tmp/graph/main.plinth"
+"$plinth" graph "$tmp/graph" >"$tmp/graph.dot" 2>&1 || fail "graph failed: $(cat "$tmp/graph.dot")"
+[ ! -e "$tmp/graph/.plinth" ] || fail "graph created state"
+node() { want=$1 awk '$0 == "  " $1 " [label = \"" ENVIRON["want"] "\"];" { print $1 }' "$tmp/graph.dot"; }
+b=$(node bucket.b); r=$(node region.eu); mx=$(node 'marker.m[\"x\"]')
+[ -n "$b" ] && [ -n "$r" ] && [ -n "$mx" ] || fail "graph lacks the configuration's instances: $(cat "$tmp/graph.dot")"
+grep -qx "  $b -> $r;" "$tmp/graph.dot" && grep -qx "  $mx -> $b;" "$tmp/graph.dot" ||
+  fail "graph lacks the dependency edges: $(cat "$tmp/graph.dot")"
+"$plinth" graph --plan "$tmp/graph" >"$tmp/graph-plan.dot" 2>&1 || fail "graph --plan failed: $(cat "$tmp/graph-plan.dot")"
+[ ! -e "$tmp/graph/.plinth" ] || fail "graph --plan created state"
+grep -q 'label = "marker.m\[\\"y\\"\]"' "$tmp/graph-plan.dot" || fail "graph --plan lacks the planned creations: $(cat "$tmp/graph-plan.dot")"
+"$plinth" apply --auto-approve "$tmp/graph" >/dev/null 2>&1 || fail "apply of the graph example failed"
+"$plinth" graph "$tmp/graph" >"$tmp/graph2.dot" 2>&1 && cmp -s "$tmp/graph.dot" "$tmp/graph2.dot" ||
+  fail "graph without pending changes is not the configuration's graph: $(cat "$tmp/graph2.dot")"
+"$plinth" graph --plan "$tmp/graph" >"$tmp/graph-plan.dot" 2>"$tmp/graph-plan.err" || fail "graph --plan without changes failed"
+! grep -q label "$tmp/graph-plan.dot" && grep -q "no changes" "$tmp/graph-plan.err" ||
+  fail "graph --plan without changes: $(cat "$tmp/graph-plan.dot" "$tmp/graph-plan.err")"
+# plan --destroy gives each deletion its own reason.
+printf 'region "eu" {}\nbucket "b" {\n  region = region.eu\n}\n' >"$tmp/graph/main.plinth"
+"$plinth" plan --destroy "$tmp/graph" >"$tmp/destroy.txt" 2>&1 || fail "plan --destroy failed: $(cat "$tmp/destroy.txt")"
+grep -qF '# bucket.b will be deleted (destroy requested)' "$tmp/destroy.txt" &&
+  grep -qF '# marker.m["x"] will be deleted (not in the configuration)' "$tmp/destroy.txt" ||
+  fail "plan --destroy reasons: $(cat "$tmp/destroy.txt")"
 echo "cli-test: ok"

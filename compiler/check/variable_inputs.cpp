@@ -51,7 +51,9 @@ void LoadFile(const std::string& path, VariableOrigin origin, SourceManager& sou
     return;
   }
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const SourceFile& file = sources.Add(path, std::move(text));
+  // Variables files hold secrets: diagnostics locate problems in them but
+  // never show their lines.
+  const SourceFile& file = sources.Add(path, std::move(text), /*confidential=*/true);
   ast::File parsed = Parse(file, diags);
   for (const ast::Block& b : parsed.body.blocks) {
     diags.Error(DiagCode::UnknownBlockType, b.type_range,

@@ -111,6 +111,12 @@ void Snippet(std::string& out, const SourceManager& sources, Range r, const Styl
   std::string_view line = f.Line(lc.line);
   std::string num = std::to_string(lc.line);
   std::string gutter(num.size() + 2, ' ');
+  if (f.confidential()) {
+    // The line may hold a secret: show where, not what.
+    out += " " + num + " | (line not shown: " + f.path() + " may hold secrets) column " + std::to_string(lc.column) +
+           "\n";
+    return;
+  }
   // Tabs are shown as single spaces so the caret lines up.
   uint32_t line_start = f.LineStart(lc.line);
   uint32_t line_end = line_start + static_cast<uint32_t>(line.size());

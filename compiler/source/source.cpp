@@ -6,8 +6,8 @@
 
 namespace plinth {
 
-SourceFile::SourceFile(FileId id, std::string path, std::string text)
-    : id_(id), path_(std::move(path)), text_(std::move(text)) {
+SourceFile::SourceFile(FileId id, std::string path, std::string text, bool confidential)
+    : id_(id), path_(std::move(path)), text_(std::move(text)), confidential_(confidential) {
   line_starts_.push_back(0);
   for (size_t i = 0; i < text_.size(); ++i) {
     if (text_[i] == '\n') line_starts_.push_back(static_cast<uint32_t>(i + 1));
@@ -40,10 +40,10 @@ struct SourceManager::Impl {
 SourceManager::SourceManager() : impl_(std::make_unique<Impl>()) {}
 SourceManager::~SourceManager() = default;
 
-const SourceFile& SourceManager::Add(std::string path, std::string text) {
+const SourceFile& SourceManager::Add(std::string path, std::string text, bool confidential) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   FileId id = static_cast<FileId>(impl_->files.size());
-  return impl_->files.emplace_back(id, std::move(path), std::move(text));
+  return impl_->files.emplace_back(id, std::move(path), std::move(text), confidential);
 }
 
 const SourceFile& SourceManager::Get(FileId id) const {

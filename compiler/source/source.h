@@ -38,7 +38,7 @@ struct LineCol {
 
 class SourceFile {
  public:
-  SourceFile(FileId id, std::string path, std::string text);
+  SourceFile(FileId id, std::string path, std::string text, bool confidential = false);
 
   FileId id() const { return id_; }
   const std::string& path() const { return path_; }
@@ -49,11 +49,15 @@ class SourceFile {
   std::string_view Line(uint32_t line) const;
   uint32_t LineCount() const { return static_cast<uint32_t>(line_starts_.size()); }
   uint32_t LineStart(uint32_t line) const { return line_starts_[line - 1]; }
+  // A file that may hold secrets (a variables file): diagnostics locate
+  // problems in it but never quote its text (no source line in excerpts).
+  bool confidential() const { return confidential_; }
 
  private:
   FileId id_;
   std::string path_;
   std::string text_;
+  bool confidential_ = false;
   std::vector<uint32_t> line_starts_;
 };
 
@@ -66,7 +70,7 @@ class SourceManager {
   SourceManager(const SourceManager&) = delete;
   SourceManager& operator=(const SourceManager&) = delete;
 
-  const SourceFile& Add(std::string path, std::string text);
+  const SourceFile& Add(std::string path, std::string text, bool confidential = false);
   const SourceFile& Get(FileId id) const;
   size_t size() const;
 

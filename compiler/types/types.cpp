@@ -1,5 +1,6 @@
 #include "compiler/types/types.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 
@@ -273,21 +274,31 @@ std::string FormatNumber(double n) {
     std::snprintf(buf, sizeof buf, "%.0f", n);
     return buf;
   }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.15g", n);
-  return buf;
+  // The shortest text that reads back as the same double (0.1, 1e+15).
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  return ec == std::errc() ? std::string(buf, end) : std::string("0");
 }
 
 namespace {
+// The number of a unit literal: UNIT_NUMBER has no exponent, so never
+// scientific notation (1e+21 bytes is 1000000000000000000000B).
+std::string UnitNumber(double n) {
+  char buf[400];
+  auto [end, ec] = std::floor(n) == n ? std::to_chars(buf, buf + sizeof buf, n, std::chars_format::fixed, 0)
+                                      : std::to_chars(buf, buf + sizeof buf, n, std::chars_format::fixed);
+  return ec == std::errc() ? std::string(buf, end) : FormatNumber(n);
+}
+
 std::string FormatWithUnits(double v, UnitDimension dim, std::initializer_list<std::string_view> order) {
   if (v != 0 && std::floor(v) == v) {
     for (std::string_view suffix : order) {
       const UnitInfo* u = FindUnit(suffix);
-      if (u && u->dimension == dim && std::fmod(v, u->factor) == 0) return FormatNumber(v / u->factor) + std::string(suffix);
+      if (u && u->dimension == dim && std::fmod(v, u->factor) == 0) return UnitNumber(v / u->factor) + std::string(suffix);
     }
   }
   // Not a whole multiple of any unit: show it in the smallest one.
-  return FormatNumber(v) + std::string(*(order.end() - 1));
+  return UnitNumber(v) + std::string(*(order.end() - 1));
 }
 }  // namespace
 
@@ -330,6 +341,15 @@ std::string QuoteString(std::string_view s) {
   return out + "\"";
 }
 
+std::string FormatObjectKey(std::string_view key) {
+  // IDENT in grammar/Plinth.g4; the keywords lex as their own tokens.
+  static constexpr std::string_view kKeywords[] = {"true", "false", "null", "for", "in", "if"};
+  bool ident = !key.empty() && (std::isalpha(static_cast<unsigned char>(key[0])) || key[0] == '_');
+  for (char c : key) ident = ident && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+  for (std::string_view kw : kKeywords) ident = ident && key != kw;
+  return ident ? std::string(key) : QuoteString(key);
+}
+
 std::string Value::ToString(bool reveal) const {
   if (sensitive_ && !reveal) return "(sensitive)";
   switch (kind_) {
@@ -339,7 +359,7 @@ std::string Value::ToString(bool reveal) const {
     case Kind::String: return QuoteString(*str_);
     case Kind::Duration: return FormatDuration(num_);
     case Kind::Size: return FormatSize(num_);
-    case Kind::Percent: return FormatNumber(num_) + "%";
+    case Kind::Percent: return UnitNumber(num_) + "%";
     case Kind::Unknown: return "(known after apply)";
     case Kind::List: {
       std::string s = "[";
@@ -352,9 +372,7 @@ std::string Value::ToString(bool reveal) const {
       bool first = true;
       for (const auto& [k, v] : *object_) {
         s += (first ? "" : ", ");
-        bool ident = !k.empty() && (std::isalpha(static_cast<unsigned char>(k[0])) || k[0] == '_');
-        for (char c : k) ident = ident && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
-        s += (ident ? k : QuoteString(k)) + " = " + v.ToString(reveal);
+        s += FormatObjectKey(k) + " = " + v.ToString(reveal);
         first = false;
       }
       return s + " }";

@@ -162,4 +162,9 @@ std::string FormatNumber(double n);
 // JSON-like quoting with Plinth escapes (\n \t \" \\ and $${).
 std::string QuoteString(std::string_view s);
 
+// An object key as Plinth source writes it: bare when it is an identifier
+// that is not a keyword (`name`), quoted otherwise (`"a-b"`, `"true"`, `""`),
+// so printed objects parse back to the same keys.
+std::string FormatObjectKey(std::string_view key);
+
 }  // namespace plinth

@@ -214,11 +214,16 @@ Plan ComputePlan(std::vector<ResourceInstance> config, std::vector<PriorResource
                  const SchemaRegistry* schemas, bool destroy,
                  const std::unordered_set<std::string>* replace_requested) {
   Plan plan;
+  // A destroy's reason per resource: still configured, it goes because the
+  // destroy was asked for; removed from the configuration, it would go anyway.
+  std::unordered_set<std::string> configured;
   if (destroy) {
     // Everything in the state is deleted; the configuration only protects.
     std::unordered_map<std::string_view, const PriorResource*> recorded;
     recorded.reserve(prior.size());
     for (const PriorResource& p : prior) recorded.emplace(p.address, &p);
+    configured.reserve(config.size());
+    for (const ResourceInstance& ri : config) configured.insert(ri.address);
     for (const ResourceInstance& ri : config) {
       if (!ri.prevent_destroy || !recorded.count(ri.address)) continue;
       plan.problems.push_back({ri.address,
@@ -277,7 +282,7 @@ Plan ComputePlan(std::vector<ResourceInstance> config, std::vector<PriorResource
     pr.type = std::move(p.type);
     pr.action = Action::Delete;
     pr.depends_on = std::move(p.depends_on);
-    pr.reasons.push_back(destroy ? "destroy" : "not in the configuration");
+    pr.reasons.push_back(destroy && configured.count(pr.address) ? "destroy requested" : "not in the configuration");
     for (const auto& [name, v] : p.attributes) {
       if (!IsIdentity(name) && !v.is_null()) pr.changes.push_back({name, v, Value(), false});
     }

@@ -169,6 +169,43 @@ std::map<std::string, Value> Roots(const PolicyInstance& p, Value self) {
 
 enum class Outcome { Pass, Fail, Undecided, Skip, Error };
 
+// Why a rule could not be evaluated, for the message: the values it reads
+// that are null (`self.capacity`), and the guard that avoids the error. A
+// null can only be compared with == and !=; any other use is an error
+// (docs/policy.md, "What a rule can read").
+std::string ErrorMessage(const PolicyInstance& p, const Value& self, const std::string& type_error) {
+  std::vector<Reference> refs;
+  if (p.where) CollectReferences(*p.where, refs);
+  CollectReferences(*p.require, refs);
+  std::vector<std::string> nulls;
+  for (const Reference& r : refs) {
+    if (r.name.empty()) continue;
+    const ValueMap* m = r.root == "self" && self.kind() == Value::Kind::Object ? &self.as_object()
+                        : r.root == "var"                                     ? &p.vars
+                        : r.root == "local"                                   ? &p.locals
+                                                                              : nullptr;
+    if (!m) continue;
+    auto it = m->find(r.name);
+    bool is_null = it == m->end() || it->second.kind() == Value::Kind::Null;
+    std::string shown = r.root + "." + r.name;
+    if (is_null && std::find(nulls.begin(), nulls.end(), shown) == nulls.end()) nulls.push_back(shown);
+  }
+  std::string out = "the rule could not be evaluated";
+  if (!type_error.empty()) out += ": " + type_error;
+  if (nulls.empty()) return out;
+  std::string list, guard;
+  for (size_t i = 0; i < nulls.size(); ++i) {
+    list += (i == 0 ? "" : i + 1 == nulls.size() ? " and " : ", ") + nulls[i];
+    guard += (i == 0 ? "" : " && ") + nulls[i] + " != null";
+  }
+  out += std::string(type_error.empty() ? ": " : "; ") + list + (nulls.size() == 1 ? " is" : " are") +
+         " null, and a null can only be compared with == or !=; ";
+  out += p.where ? "add `" + guard + " &&` to the policy's `where` to check only resources that set " +
+                       (nulls.size() == 1 ? "it" : "them")
+                 : "add `where = " + guard + "` to check only resources that set " + (nulls.size() == 1 ? "it" : "them");
+  return out;
+}
+
 // Combines the `where` and `require` verdicts of one record.
 Outcome Decide(rules::Verdict where, rules::Verdict require) {
   using rules::Verdict;
@@ -235,10 +272,8 @@ PolicyReport EvaluatePolicies(const std::vector<PolicyInstance>& policies, const
         f.message = "cannot be decided until apply: it reads a value known only then";
       } else {
         f.outcome = PolicyFinding::Outcome::Violated;
-        f.message = outcomes[i] == Outcome::Error
-                        ? "the rule could not be evaluated" +
-                              (type_errors[i].empty() ? std::string() : ": " + type_errors[i])
-                        : Message(p, selves[i], f.address);
+        f.message = outcomes[i] == Outcome::Error ? ErrorMessage(p, selves[i], type_errors[i])
+                                                  : Message(p, selves[i], f.address);
       }
       report.findings.push_back(std::move(f));
     }
@@ -286,7 +321,7 @@ std::vector<PolicyTestResult> RunPolicyTests(const CheckedConfig& config, Diagno
       case Outcome::Undecided: r.got = "undecided"; break;
       case Outcome::Skip: r.got = "skip"; break;
       case Outcome::Error:
-        r.error = "the rule could not be evaluated" + (type_error.empty() ? std::string() : ": " + type_error);
+        r.error = ErrorMessage(*policy, self, type_error);
         break;
     }
     results.push_back(std::move(r));

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -20,6 +21,7 @@
 
 #include "compiler/types/value_json.h"
 #include "runtime/io/durable.h"
+#include "runtime/storage/service.h"
 
 namespace plinth::storage {
 
@@ -29,6 +31,26 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* kBucketMeta = kBucketMetaFile;
+
+// The size of an uncompressed sealed file (runtime/crypto/aead.h, format 2):
+// the 29-byte header, then a 16-byte tag per 1 MiB chunk (at least one).
+uint64_t SealedSize(uint64_t plain) {
+  constexpr uint64_t kChunk = 1 << 20;
+  return plain + 29 + 16 * std::max<uint64_t>(1, (plain + kChunk - 1) / kChunk);
+}
+
+// One mutex per bucket id for the process: a put measures usage, checks the
+// capacity and commits under it, so two puts in one process cannot both fit
+// under the capacity that only one of them fits under. Across processes the
+// CLI's workspace lock serialises puts (docs/storage.md, "Capacity").
+std::mutex& PutMutex(const std::string& bucket_id) {
+  static std::mutex guard;
+  static std::map<std::string, std::unique_ptr<std::mutex>> mutexes;
+  std::lock_guard<std::mutex> lock(guard);
+  auto& m = mutexes[bucket_id];
+  if (!m) m = std::make_unique<std::mutex>();
+  return *m;
+}
 constexpr const char* kManifest = "manifest.json";
 
 ProviderError Fail(std::string m, bool retryable = false) { return ProviderError{std::move(m), retryable}; }
@@ -703,6 +725,7 @@ Result<std::optional<ObjectInfo>> BucketStore::Stat(const std::string& key) cons
 
 Result<Done> BucketStore::Put(const std::string& key, const fs::path& src, int64_t now_ms) {
   if (auto why = CheckKey(key)) return Fail(*why);
+  std::lock_guard<std::mutex> serial(PutMutex(info_.id));
   fs::path rel(key);
   fs::path dst = info_.live / key;
   {
@@ -739,6 +762,16 @@ Result<Done> BucketStore::Put(const std::string& key, const fs::path& src, int64
   std::optional<Manifest::Archived> drop_archived;
   auto cur = StatLive(key);
   if (!cur.ok()) return cur.error();
+  if (info_.capacity_bytes) {
+    struct stat st;
+    if (::fstat(tmp.fd(), &st) != 0) return Errno("write", dst, errno);
+    if (auto refused = CheckCapacity(key, static_cast<uint64_t>(st.st_size), cur.value(),
+                                     man.archived ? man.archived->stored : 0); !refused.ok()) {
+      tmp.Discard();
+      PruneEmptyDirs(key);  // the prefix directories this put made
+      return refused.error();
+    }
+  }
   if (info_.versioning) {
     if (cur.value()) {
       auto h = OpenLive(key);
@@ -767,6 +800,29 @@ Result<Done> BucketStore::Put(const std::string& key, const fs::path& src, int64
     RemoveBlob(key, drop_archived->blob);
   }
   return Done{};
+}
+
+Result<Done> BucketStore::CheckCapacity(const std::string& key, uint64_t new_size, const std::optional<LiveFile>& live,
+                                        uint64_t archived_stored) const {
+  auto usage = MeasureUsage();
+  if (!usage.ok()) return usage.error();
+  const uint64_t before = usage.value().total();
+  // What the put frees, and what it adds besides the new content: without
+  // versioning the replaced content (live or archived) goes; with it, the
+  // live content becomes a sealed stored version and an archived one stays.
+  uint64_t freed = 0, kept = 0;
+  if (!info_.versioning) {
+    freed = (live ? live->size : 0) + archived_stored;
+  } else if (live) {
+    freed = live->size;
+    kept = SealedSize(live->size);
+  }
+  const uint64_t after = before - std::min(before, freed) + kept + new_size;
+  if (after <= *info_.capacity_bytes || after <= before) return Done{};
+  return Fail("bucket '" + info_.id + "'" + (info_.address.empty() ? "" : " (" + info_.address + ")") +
+              " is over its capacity: putting '" + key + "' (" + BytesText(new_size) + ") would bring its usage to " +
+              BytesText(after) + ", above its capacity of " + BytesText(*info_.capacity_bytes) + " (usage now " +
+              BytesText(before) + "); remove objects or stored versions, or raise `capacity` and apply");
 }
 
 Result<Done> BucketStore::Get(const std::string& key, const std::optional<std::string>& version,

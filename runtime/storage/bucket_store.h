@@ -30,7 +30,9 @@
 // not an object, and an object path that passes through one is refused.
 //
 // Not thread-safe per bucket: Plinth's commands on one bucket run one at a
-// time (the CLI holds the workspace lock for sweeps and writes).
+// time (the CLI holds the workspace lock for sweeps and writes). The one
+// exception is Put, which serialises with other Puts to the same bucket in
+// the process, so the capacity check and the write are one step.
 #pragma once
 
 #include <cstdint>
@@ -196,6 +198,12 @@ class BucketStore {
 
   // Writes `src`'s bytes as object `key` (atomically). With versioning, the
   // content it replaces becomes a stored version; without, it is gone.
+  // A bucket with a capacity refuses a put that would bring its usage (live,
+  // archive and stored versions) above it, naming the bucket, the capacity
+  // and the usage; a put that does not grow usage is always allowed. Puts to
+  // one bucket in one process are serialised, so concurrent puts cannot
+  // overshoot together; other processes are serialised by the workspace lock
+  // the CLI holds (docs/storage.md, "Capacity").
   Result<Done> Put(const std::string& key, const std::filesystem::path& src, int64_t now_ms);
   // Copies the current content (live or archived), or a stored version, to
   // `dst` (replaced atomically; a symlink there is replaced, not followed).
@@ -228,6 +236,11 @@ class BucketStore {
   Result<std::vector<LiveFile>> WalkLive() const;
   Result<LiveHandle> OpenLive(const std::string& key) const;
   Result<Done> RemoveLive(const std::string& key) const;
+  // Refuses a put of `new_size` bytes over `live` and an archived copy of
+  // `archived_stored` bytes (the content it replaces) when it would bring
+  // usage above the capacity.
+  Result<Done> CheckCapacity(const std::string& key, uint64_t new_size, const std::optional<LiveFile>& live,
+                             uint64_t archived_stored) const;
   void PruneEmptyDirs(const std::string& key) const;
   void RemoveBlob(const std::string& key, const std::string& blob) const;
   // Opens sealed `blob` of `key` into `dst`.

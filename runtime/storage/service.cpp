@@ -137,10 +137,12 @@ void OverdueTransition(const BucketInfo& info, int64_t now_ms, BucketSweep& out)
 // ----------------------------------------------------------------- status
 
 std::string BytesText(uint64_t b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  // Binary units only (docs/storage.md): the next unit as soon as one
+  // decimal would round up to 1024.0 (1048575 bytes is 1.0 MiB, not 1024.0 KiB).
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
   double v = static_cast<double>(b);
   int u = 0;
-  while (v >= 1024 && u < 4) {
+  while ((u == 0 ? v >= 1024 : v >= 1023.95) && u < 5) {
     v /= 1024;
     ++u;
   }

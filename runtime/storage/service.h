@@ -48,7 +48,9 @@ struct BucketStatus {
   int64_t archived_total = 0, expired_total = 0, noncurrent_expired_total = 0;
 };
 
-// "1.5 GiB": sizes in messages and CLI tables.
+// "1.5 GiB": sizes in messages and CLI tables, always in binary units (B,
+// KiB, MiB, GiB, TiB, PiB; one decimal above a KiB), whatever unit the
+// configuration used (docs/storage.md, "Capacity and alerts").
 std::string BytesText(uint64_t bytes);
 
 Result<BucketStatus> LoadStatus(const BucketInfo& info);

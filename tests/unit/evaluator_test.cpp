@@ -193,3 +193,47 @@ TEST(Evaluator, ClosestName) {
 
 }  // namespace
 }  // namespace plinth
+
+namespace plinth {
+namespace {
+
+// Printed values are Plinth: Value::ToString's text parses and evaluates
+// back to an equal value (inspect, output and plan print values this way).
+TEST(Evaluator, PrintedValuesParseBackToTheSameValue) {
+  const Value values[] = {
+      Value::Object({{"a-b", Value::Number(1)},
+                     {"true", Value::Bool(true)},
+                     {"for", Value::String("x")},
+                     {"", Value::Null()},
+                     {"with space", Value::String("quote \" and ${not a template} and \n")},
+                     {"9lives", Value::Number(9)},
+                     {"ok_name", Value::List({Value::Number(0.1 + 0.2), Value::Number(1e21), Value::Number(-2.5e-9)})}}),
+      Value::Object({{"nested", Value::Object({{"in", Value::String("y")}, {"if", Value::Number(3)}})}}),
+      MakeUnitValue(UnitDimension::Size, 1e21),           // 1000000PB
+      MakeUnitValue(UnitDimension::Size, 1e15 + 1),       // not a whole multiple of any larger unit
+      MakeUnitValue(UnitDimension::Size, 1.5),
+      MakeUnitValue(UnitDimension::Duration, 0.000001),  // 0.000001ms
+      MakeUnitValue(UnitDimension::Percent, 1e20),
+      MakeUnitValue(UnitDimension::Size, 50e9),  // 50GB
+      MakeUnitValue(UnitDimension::Size, 5.0 * 1024 * 1024 * 1024),  // 5GiB
+  };
+  for (const Value& v : values) {
+    std::string text = v.ToString(true);
+    Result back = Eval(text);
+    EXPECT_TRUE(back.codes.empty()) << text;
+    EXPECT_TRUE(back.value.Equals(v)) << text << " reads back as " << back.value.ToString(true);
+  }
+  EXPECT_EQ(Value::Object({{"a-b", Value::Number(1)}, {"true", Value::Bool(true)}, {"x", Value::Number(2)}}).ToString(),
+            "{ \"a-b\" = 1, \"true\" = true, x = 2 }");
+  // A unit literal has no exponent: huge and tiny unit values print in full.
+  for (double n : {1e300, 3.0e22 + 4194304, 1e-7}) {
+    for (UnitDimension dim : {UnitDimension::Size, UnitDimension::Duration, UnitDimension::Percent}) {
+      std::string text = MakeUnitValue(dim, n).ToString();
+      EXPECT_EQ(text.find('e'), std::string::npos) << text;
+      EXPECT_TRUE(Eval(text).codes.empty()) << text;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace plinth

@@ -294,7 +294,9 @@ TEST(Plan, DestroyRefusesPreventDestroyResourcesStillConfigured) {
   EXPECT_EQ(p.resources.size(), 2u);
   EXPECT_EQ(Get(p, "marker.kept").action, Action::Delete);
   EXPECT_EQ(Get(p, "marker.other").action, Action::Delete);
-  EXPECT_EQ(Get(p, "marker.kept").reasons, std::vector<std::string>{"destroy"});
+  // The reason per resource: asked for, or gone from the configuration anyway.
+  EXPECT_EQ(Get(p, "marker.kept").reasons, std::vector<std::string>{"destroy requested"});
+  EXPECT_EQ(Get(p, "marker.other").reasons, std::vector<std::string>{"not in the configuration"});
   ASSERT_EQ(p.problems.size(), 1u);
   EXPECT_EQ(p.problems[0].address, "marker.kept");
   EXPECT_NE(p.problems[0].message.find("would be destroyed"), std::string::npos);

@@ -195,5 +195,53 @@ policy "encrypted" {
   EXPECT_EQ(report.findings.size(), 3u);
 }
 
+TEST_F(PolicyTest, AnUnsetValueSaysWhichAndSuggestsWhere) {
+  Write(R"(
+region "eu" {}
+bucket "nocap" {
+  region = region.eu
+}
+policy "cap" {
+  for_all = bucket
+  require = self.capacity <= 10GiB
+}
+policy "cap_guarded_elsewhere" {
+  for_all = bucket
+  where   = self.name != ""
+  require = self.capacity <= 10GiB
+}
+policy_test "unset capacity" {
+  policy   = "cap"
+  resource = { name = "x" }
+  expect   = "pass"
+}
+)");
+  EngineResult r = Plan();
+  ASSERT_TRUE(r.ok);
+  ASSERT_EQ(r.plan.policy_findings.size(), 2u);
+  EXPECT_EQ(r.plan.policy_findings[0].outcome, PolicyFinding::Outcome::Violated);
+  EXPECT_NE(r.plan.policy_findings[0].message.find("the rule could not be evaluated"), std::string::npos);
+  EXPECT_NE(r.plan.policy_findings[0].message.find("self.capacity is null"), std::string::npos)
+      << r.plan.policy_findings[0].message;
+  EXPECT_NE(r.plan.policy_findings[0].message.find("add `where = self.capacity != null`"), std::string::npos)
+      << r.plan.policy_findings[0].message;
+  // A policy that has a `where` is told to extend it.
+  EXPECT_NE(r.plan.policy_findings[1].message.find("add `self.capacity != null &&` to the policy's `where`"),
+            std::string::npos)
+      << r.plan.policy_findings[1].message;
+
+  // plinth policy test says the same.
+  SourceManager sources;
+  Diagnostics diags;
+  CheckOptions options;
+  options.schemas = &runtime::BuiltinSchemas();
+  CheckedConfig config = Check(dir_.string(), sources, diags, options);
+  ASSERT_FALSE(diags.has_errors());
+  std::vector<PolicyTestResult> results = RunPolicyTests(config, diags);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_FALSE(results[0].ok());
+  EXPECT_NE(results[0].error.find("self.capacity is null"), std::string::npos) << results[0].error;
+}
+
 }  // namespace
 }  // namespace plinth::runtime

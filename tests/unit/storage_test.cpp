@@ -6,6 +6,7 @@
 #include <sys/time.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "runtime/storage/bucket_store.h"
 #include "runtime/storage/keys.h"
@@ -412,6 +413,64 @@ TEST_F(StorageTest, BackupFailureAndOverdueAlertsFireOnceAndResolve) {
   // Not due again until `every` has passed; overdue after twice `every` without success.
   o.now_ms += kDay / 2;
   EXPECT_FALSE(SweepBucket(info_, ws_, o).backup_due);
+}
+
+TEST_F(StorageTest, CapacityIsAQuotaThatPutsCannotExceed) {
+  info_.address = "bucket.data";
+  info_.capacity_bytes = 100;
+  BucketStore s = Store();
+  ASSERT_TRUE(s.Put("a", Src(std::string(60, 'a')), kT0).ok());
+  auto over = s.Put("b", Src(std::string(50, 'b')), kT0);
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.error().message,
+            "bucket 'eu/data' (bucket.data) is over its capacity: putting 'b' (50 B) would bring its usage to 110 B, "
+            "above its capacity of 100 B (usage now 60 B); remove objects or stored versions, or raise `capacity` "
+            "and apply");
+  EXPECT_FALSE(fs::exists(info_.live / "b"));
+  // Replacing content frees what it replaces (no versioning): 90 fits.
+  ASSERT_TRUE(s.Put("a", Src(std::string(90, 'c')), kT0).ok());
+  ASSERT_TRUE(s.Put("b", Src(std::string(10, 'd')), kT0).ok());
+  EXPECT_EQ(s.MeasureUsage().value().total(), 100u);  // exactly at the capacity is allowed
+  EXPECT_FALSE(s.Put("new/dir/c", Src("x"), kT0).ok());
+  EXPECT_FALSE(fs::exists(info_.live / "new"));  // a refused put leaves no directory behind
+  // With versioning the replaced content is kept (sealed), so a replacement
+  // grows usage and is refused once it no longer fits.
+  info_.versioning = true;
+  info_.capacity_bytes = 200;
+  BucketStore v = Store();
+  auto kept = v.Put("b", Src(std::string(10, 'e')), kT0);  // 90 + 10 + sealed 10 (10 + 45)
+  ASSERT_TRUE(kept.ok()) << kept.error().message;
+  EXPECT_EQ(v.MeasureUsage().value().total(), 155u);
+  EXPECT_FALSE(v.Put("b", Src(std::string(10, 'f')), kT0).ok());  // 155 + 55 > 200
+  EXPECT_EQ(Get(v, "b"), std::string(10, 'e'));
+}
+
+TEST_F(StorageTest, ConcurrentPutsInOneProcessNeverOvershootTheCapacity) {
+  info_.capacity_bytes = 1000;
+  constexpr int kPuts = 8;
+  std::vector<fs::path> srcs;
+  std::vector<BucketStore> stores;
+  for (int i = 0; i < kPuts; ++i) {
+    srcs.push_back(Src(std::string(300, 'x')));
+    stores.push_back(Store());
+  }
+  std::vector<int> ok(kPuts, 0);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kPuts; ++i) {
+    threads.emplace_back([&, i] { ok[i] = stores[i].Put("k" + std::to_string(i), srcs[i], kT0).ok(); });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(std::count(ok.begin(), ok.end(), 1), 3);  // 3 x 300 fit under 1000, a fourth does not
+  EXPECT_EQ(Store().MeasureUsage().value().total(), 900u);
+}
+
+TEST_F(StorageTest, SizesPrintInBinaryUnitsOnly) {
+  EXPECT_EQ(BytesText(1000), "1000 B");
+  EXPECT_EQ(BytesText(1024), "1.0 KiB");
+  EXPECT_EQ(BytesText(1048575), "1.0 MiB");  // not "1024.0 KiB"
+  EXPECT_EQ(BytesText(50'000'000'000), "46.6 GiB");  // capacity = 50GB
+  EXPECT_EQ(BytesText(50ULL << 30), "50.0 GiB");
+  EXPECT_EQ(BytesText(3ULL << 50), "3.0 PiB");
 }
 
 }  // namespace
