@@ -279,6 +279,14 @@ class StateStore {
   // ---- state surgery; each is its own serial with history rows
   Result<int64_t> StateRm(const std::string& address);
   Result<int64_t> StateMv(const std::string& from, const std::string& to);
+  // What apply's `moved` and `removed` blocks do, before any provider call:
+  // in one transaction of the running `serial`, each `moves` record is
+  // renamed (history: a delete of the old address and a create of the new)
+  // and each `forget` record deleted (history: a delete). All or nothing: a
+  // missing record or a taken new address (kNotFound, kConflict) changes
+  // nothing, so a kill at any instant leaves every object on record once.
+  Status RewriteAddresses(int64_t serial, const std::vector<std::pair<std::string, std::string>>& moves,
+                          const std::vector<std::string>& forget);
 
   // `state pull`: {"format_version": 1, ...} (docs/state.md, "Export format").
   // Decrypted; sensitive values are kept, tagged {"$sensitive": ...}.
