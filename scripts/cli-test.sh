@@ -780,9 +780,11 @@ grep -q "# marker.b has moved from marker.a" "$tmp/mv.txt" && grep -q "# bucket.
   grep -q "# marker.old will be removed from the state, not destroyed (removed block at $tmp/mv/main.plinth:17)" "$tmp/mv.txt" &&
   grep -q "Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 1 to forget, 2 moved." "$tmp/mv.txt" ||
   fail "moved: unexpected plan: $(cat "$tmp/mv.txt")"
-"$plinth" plan --json "$tmp/mv" | grep -q '"previous_address": "marker.a"' || fail "moved: plan --json lacks previous_address"
+"$plinth" plan --json "$tmp/mv" >"$tmp/mv.json" 2>/dev/null || fail "moved: plan --json failed"
+grep -q '"previous_address": "marker.a"' "$tmp/mv.json" && grep -q '"action": "forget"' "$tmp/mv.json" ||
+  fail "moved: plan --json lacks previous_address or forget: $(cat "$tmp/mv.json")"
 "$plinth" apply "$tmp/mv.plan" >"$tmp/mv.txt" 2>&1 || fail "moved: apply of the saved plan failed: $(cat "$tmp/mv.txt")"
-"$plinth" state list "$tmp/mv" >"$tmp/mv.list" 2>&1 || fail "moved: state list failed"
+"$plinth" state list --dir="$tmp/mv" >"$tmp/mv.list" 2>&1 || fail "moved: state list failed"
 grep -qx "marker.b" "$tmp/mv.list" && grep -qx "bucket.datasets" "$tmp/mv.list" && ! grep -q "marker.a\|marker.old\|bucket.data$" "$tmp/mv.list" ||
   fail "moved: state after apply: $(cat "$tmp/mv.list")"
 # The objects were never touched: same file, same mtime; the forgotten marker is still there.
@@ -800,7 +802,7 @@ set +e
 set -e
 [ "$rc" = 1 ] && grep -q "$tmp/mv/main.plinth:4:1: cannot move marker.x to marker.y: marker.y already has its own object in the state" "$tmp/mv.txt" ||
   fail "moved: a conflicting move exited $rc: $(cat "$tmp/mv.txt")"
-"$plinth" state list "$tmp/mv" | grep -qx "marker.x" || fail "moved: a refused move changed the state"
+"$plinth" state list --dir="$tmp/mv" | grep -qx "marker.x" || fail "moved: a refused move changed the state"
 # --- end of moved and removed blocks ------------------------------------------
 
 # Usage errors exit 2.

@@ -837,8 +837,11 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
     // after it the new ones; never an object lost or recorded twice.
     std::vector<std::pair<std::string, std::string>> renames;
     std::vector<std::string> forgets;
+    std::map<std::string, ValueMap> identity;  // what follows the new address
     for (const PlannedResource& pr : planned.plan.resources) {
-      if (!pr.moved_from.empty()) renames.emplace_back(pr.moved_from, pr.address);
+      if (pr.moved_from.empty()) continue;
+      renames.emplace_back(pr.moved_from, pr.address);
+      KeepIdentity(pr.planned, identity[pr.address]);
     }
     for (const PlannedResource& pr : planned.plan.resources) {
       if (pr.action != Action::Forget) continue;
@@ -865,7 +868,7 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
       r.serial = serial;
     }
     if (!renames.empty() || !forgets.empty()) {
-      if (auto done = m.store->RewriteAddresses(serial, renames, forgets); !done.ok()) {
+      if (auto done = m.store->RewriteAddresses(serial, renames, forgets, identity); !done.ok()) {
         r.errors.push_back("cannot record the moved and removed resources: " + done.error().message);
         failed = true;
         break;

@@ -1297,7 +1297,8 @@ Result<int64_t> StateStore::StateMv(const std::string& from, const std::string& 
 }
 
 Status StateStore::RewriteAddresses(int64_t serial, const std::vector<std::pair<std::string, std::string>>& moves,
-                                    const std::vector<std::string>& forget) {
+                                    const std::vector<std::string>& forget,
+                                    const std::map<std::string, ValueMap>& identity) {
   std::lock_guard<std::mutex> guard(mu_);
   Transaction txn(db_);
   if (Status s = txn.Begin(); !s.ok()) return s.error();
@@ -1324,6 +1325,9 @@ Status StateStore::RewriteAddresses(int64_t serial, const std::vector<std::pair<
     moved.push_back(std::move(r.value()));
     moved.back().address = to;
     moved.back().serial_updated = serial;
+    if (auto it = identity.find(to); it != identity.end()) {
+      for (const auto& [k, v] : it->second) moved.back().attributes[k] = v;
+    }
   }
   for (const ResourceRecord& after : moved) {
     Result<std::optional<ResourceRecord>> existing = LoadResource(after.address);
