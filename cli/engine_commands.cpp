@@ -172,7 +172,7 @@ int Plan(const Options& o, const VariableSources& vars, bool destroy) {
     // no attribute values (so no secrets), only what identifies the plan.
     std::error_code ec;
     nlohmann::json actions = nlohmann::json::object();
-    for (const auto& pr : r.plan.resources) actions[pr.address] = runtime::ActionName(pr.action);
+    for (const auto& pr : r.plan.resources) actions[pr.address] = runtime::SavedAction(pr);
     nlohmann::json doc = {{"plinth_saved_plan", 1},
                           {"config_dir", std::filesystem::absolute(o.paths.empty() ? "." : o.paths[0], ec).string()},
                           {"workspace", o.workspace},
@@ -306,7 +306,7 @@ int Apply(const Options& given, const VariableSources& vars, bool destroy) {
     saved.what = "approved plan";
     saved.serial = preview.serial;
     saved.config_digest = preview.config_digest;
-    for (const auto& pr : preview.plan.resources) saved.actions[pr.address] = runtime::ActionName(pr.action);
+    for (const auto& pr : preview.plan.resources) saved.actions[pr.address] = runtime::SavedAction(pr);
   }
   SourceManager sources2;
   Diagnostics diags2;

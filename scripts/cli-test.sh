@@ -894,6 +894,44 @@ set -e
 echo yes | "$plinth" destroy --approve-from-stdin "$tmp/con" >"$tmp/con-apply.txt" 2>&1 &&
   grep -q "Destroy complete: 4 changed" "$tmp/con-apply.txt" || fail "destroy --approve-from-stdin: $(cat "$tmp/con-apply.txt")"
 # --- end of console, inspect locals and approval ------------------------------
+# --- moved and removed blocks -------------------------------------------------
+mkdir -p "$tmp/mv"
+printf 'region "eu" {}\nbucket "data" {\n  region = region.eu\n}\nmarker "a" {\n  path    = "m/a"\n  content = "keep me"\n}\nmarker "old" {\n  path = "m/old"\n}\n' >"$tmp/mv/main.plinth"
+"$plinth" apply --auto-approve "$tmp/mv" >"$tmp/mv.txt" 2>&1 || fail "moved: first apply failed: $(cat "$tmp/mv.txt")"
+touch -d '2001-01-01' "$tmp/mv/.plinth/default/data/m/a"
+printf 'region "eu" {}\nbucket "datasets" {\n  region = region.eu\n}\nmoved {\n  from = bucket.data\n  to   = bucket.datasets\n}\nmarker "b" {\n  path    = "m/a"\n  content = "keep me"\n}\nmoved {\n  from = marker.a\n  to   = marker.b\n}\nremoved {\n  from = marker.old\n  lifecycle {\n    destroy = false\n  }\n}\n' >"$tmp/mv/main.plinth"
+set +e
+"$plinth" plan --detailed-exitcode --out="$tmp/mv.plan" "$tmp/mv" >"$tmp/mv.txt" 2>&1; rc=$?
+set -e
+[ "$rc" = 2 ] || fail "moved: a plan with only moves exited $rc, want 2: $(cat "$tmp/mv.txt")"
+grep -q "# marker.b has moved from marker.a" "$tmp/mv.txt" && grep -q "# bucket.datasets has moved from bucket.data" "$tmp/mv.txt" &&
+  grep -q "# marker.old will be removed from the state, not destroyed (removed block at $tmp/mv/main.plinth:17)" "$tmp/mv.txt" &&
+  grep -q "Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 1 to forget, 2 moved." "$tmp/mv.txt" ||
+  fail "moved: unexpected plan: $(cat "$tmp/mv.txt")"
+"$plinth" plan --json "$tmp/mv" >"$tmp/mv.json" 2>/dev/null || fail "moved: plan --json failed"
+grep -q '"previous_address": "marker.a"' "$tmp/mv.json" && grep -q '"action": "forget"' "$tmp/mv.json" ||
+  fail "moved: plan --json lacks previous_address or forget: $(cat "$tmp/mv.json")"
+"$plinth" apply "$tmp/mv.plan" >"$tmp/mv.txt" 2>&1 || fail "moved: apply of the saved plan failed: $(cat "$tmp/mv.txt")"
+"$plinth" state list --dir="$tmp/mv" >"$tmp/mv.list" 2>&1 || fail "moved: state list failed"
+grep -qx "marker.b" "$tmp/mv.list" && grep -qx "bucket.datasets" "$tmp/mv.list" && ! grep -q "marker.a\|marker.old\|bucket.data$" "$tmp/mv.list" ||
+  fail "moved: state after apply: $(cat "$tmp/mv.list")"
+# The objects were never touched: same file, same mtime; the forgotten marker is still there.
+[ "$(cat "$tmp/mv/.plinth/default/data/m/a")" = "keep me" ] && [ "$(stat -c %Y "$tmp/mv/.plinth/default/data/m/a")" = "$(date -d 2001-01-01 +%s)" ] ||
+  fail "moved: the marker file was rewritten by a move"
+[ -f "$tmp/mv/.plinth/default/data/m/old" ] || fail "removed: destroy = false deleted the marker file"
+[ -d "$tmp/mv/.plinth/default/data/regions/eu/buckets/data" ] || fail "moved: the bucket directory is gone"
+"$plinth" plan --detailed-exitcode "$tmp/mv" >"$tmp/mv.txt" 2>&1 || fail "moved: a plan after the move is not empty: $(cat "$tmp/mv.txt")"
+# A move onto an address that holds its own object is refused, naming the block.
+printf 'marker "x" {\n  path = "m/x"\n}\nmarker "y" {\n  path = "m/y"\n}\n' >"$tmp/mv/main.plinth"
+"$plinth" apply --auto-approve "$tmp/mv" >/dev/null 2>&1 || fail "moved: apply of x and y failed"
+printf 'marker "y" {\n  path = "m/y"\n}\nmoved {\n  from = marker.x\n  to   = marker.y\n}\n' >"$tmp/mv/main.plinth"
+set +e
+"$plinth" apply --auto-approve "$tmp/mv" >"$tmp/mv.txt" 2>&1; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "$tmp/mv/main.plinth:4:1: cannot move marker.x to marker.y: marker.y already has its own object in the state" "$tmp/mv.txt" ||
+  fail "moved: a conflicting move exited $rc: $(cat "$tmp/mv.txt")"
+"$plinth" state list --dir="$tmp/mv" | grep -qx "marker.x" || fail "moved: a refused move changed the state"
+# --- end of moved and removed blocks ------------------------------------------
 
 # Usage errors exit 2.
 set +e

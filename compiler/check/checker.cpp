@@ -78,6 +78,9 @@ struct ModuleInfo {
   std::unordered_map<std::string, uint32_t> vars, locals, outputs, modules, resources, providers;
   std::set<std::string, std::less<>> resource_types;
   std::vector<const ast::Block*> policies, policy_tests;
+  // moved and removed blocks, addresses relative to the module instance
+  std::vector<MoveStatement> moves;
+  std::vector<RemovedStatement> removals;
   std::vector<uint32_t> order;
   bool is_root = false;
 };
@@ -421,7 +424,7 @@ class Checker {
 
   void CollectDecls(ModuleInfo& info) {
     static const std::vector<std::string> keywords = {"variable", "locals", "output", "module", "policy",
-                                                      "policy_test", "provider"};
+                                                      "policy_test", "provider", "moved", "removed"};
     for (const ast::File& file : info.module->files) {
       for (const ast::Attribute& a : file.body.attributes) {
         cur_->Error(DiagCode::UnknownBlockType, a.name_range, "attributes cannot be set at the top level")
@@ -473,6 +476,13 @@ class Checker {
           } else if (CheckPolicyTestBlock(b)) {
             info.policy_tests.push_back(&b);
           }
+        } else if (b.type == "moved" || b.type == "removed") {
+          if (!ExpectLabels(b, 0, "") || b.has_errors) continue;
+          if (b.type == "moved") {
+            CheckMovedBlock(b, info);
+          } else {
+            CheckRemovedBlock(b, info);
+          }
         } else if (b.type == "locals") {
           if (!ExpectLabels(b, 0, "")) continue;
           for (const ast::Block& nested : b.body.blocks) {
@@ -509,6 +519,252 @@ class Checker {
         }
       }
     }
+  }
+
+  // ------------------------------------------------------ moved and removed
+  // `from` and `to` are addresses written as bare references, never
+  // evaluated: each is parsed here, relative to the declaring module.
+
+  struct Endpoint {
+    std::string address;      // as plans spell it: module.net["eu"].marker.a[0]
+    bool is_module = false;   // ends at a module call (or module instance)
+    bool has_key = false;     // the last step has an instance key
+    std::string type;         // resources: the type
+    std::string first_step;   // what is declared in this module: "marker.a" or "module.net"
+    bool nested = false;      // reaches into a child module
+  };
+
+  std::optional<Endpoint> ParseEndpoint(const ast::Attribute& a, const char* role) {
+    const std::string syntax_help = std::string("write the address as a reference: ") + role +
+                                    " = marker.a, marker.a[0], marker.a[\"key\"], module.net or module.net.marker.a";
+    struct Step {
+      std::string name;
+      std::optional<Value> key;
+      Range range;
+    };
+    std::vector<Step> steps;
+    const ast::Expr* e = a.value.get();
+    bool ok = true;
+    // Walk from the outside in; steps come out reversed.
+    while (true) {
+      if (e->kind == ast::ExprKind::GetAttr) {
+        const auto& g = e->As<ast::GetAttr>();
+        steps.push_back({g.name, std::nullopt, g.name_range});
+        e = g.object.get();
+      } else if (e->kind == ast::ExprKind::Index) {
+        const auto& ix = e->As<ast::Index>();
+        std::optional<Value> key;
+        if (ix.key->kind == ast::ExprKind::Literal &&
+            ix.key->As<ast::Literal>().value.kind() == Value::Kind::Number) {
+          const Value& v = ix.key->As<ast::Literal>().value;
+          if (v.is_integer() && v.as_number() >= 0) key = v;
+        } else if (std::optional<std::string> text = LiteralText(*ix.key)) {
+          key = Value::String(*text);
+        }
+        if (!key) {
+          cur_->Error(DiagCode::InvalidMove, ix.key->range,
+                      "an instance key in '" + std::string(role) +
+                          "' must be a whole number or a string written out, not an expression")
+              .help = "write the key itself: marker.a[0] or marker.a[\"eu\"]";
+          return std::nullopt;
+        }
+        const ast::Expr* inner = ix.object.get();
+        if (inner->kind != ast::ExprKind::GetAttr && inner->kind != ast::ExprKind::Name) {
+          ok = false;
+          break;
+        }
+        // The key belongs to the step the object ends with.
+        steps.push_back({"", key, ix.key->range});
+        e = inner;
+      } else if (e->kind == ast::ExprKind::Name) {
+        steps.push_back({e->As<ast::Name>().name, std::nullopt, e->range});
+        break;
+      } else {
+        ok = false;
+        break;
+      }
+    }
+    if (!ok) {
+      cur_->Error(DiagCode::InvalidMove, a.value->range, "'" + std::string(role) + "' must be an address, not a value")
+          .help = syntax_help;
+      return std::nullopt;
+    }
+    std::reverse(steps.begin(), steps.end());
+    // Fold keys into the named step before them.
+    std::vector<Step> named;
+    for (Step& st : steps) {
+      if (st.key) {
+        if (named.empty() || named.back().key) {
+          cur_->Error(DiagCode::InvalidMove, st.range, "an instance key here names nothing")
+              .help = syntax_help;
+          return std::nullopt;
+        }
+        named.back().key = st.key;
+      } else {
+        named.push_back(std::move(st));
+      }
+    }
+    Endpoint ep;
+    size_t i = 0;
+    while (i < named.size() && named[i].name == "module") {
+      if (named[i].key || i + 1 >= named.size()) {
+        cur_->Error(DiagCode::InvalidMove, named[i].range, "'module' must be followed by the module call's name")
+            .help = syntax_help;
+        return std::nullopt;
+      }
+      const Step& call = named[i + 1];
+      std::string part = "module." + call.name + (call.key ? KeySuffix(*call.key) : "");
+      if (i == 0) ep.first_step = "module." + call.name;
+      ep.address += (ep.address.empty() ? "" : ".") + part;
+      i += 2;
+      if (i == named.size()) {
+        ep.is_module = true;
+        ep.has_key = call.key.has_value();
+        ep.nested = i > 2;
+        return ep;
+      }
+    }
+    ep.nested = i > 0;
+    if (named.size() - i != 2 || named[i].key) {
+      cur_->Error(DiagCode::InvalidMove, a.value->range,
+                  "'" + std::string(role) + "' must name a resource (TYPE.NAME), one of its instances or a module call")
+          .help = syntax_help;
+      return std::nullopt;
+    }
+    const Step& type = named[i];
+    const Step& name = named[i + 1];
+    if (!schemas_->Find(type.name)) {
+      Diagnostic& d = cur_->Error(DiagCode::InvalidMove, type.range, "no resource type '" + type.name + "'");
+      std::string near = ClosestName(type.name, schemas_->TypeNames());
+      d.help = near.empty() ? "resource types: " + JoinNames(schemas_->TypeNames()) : "did you mean '" + near + "'?";
+      return std::nullopt;
+    }
+    ep.type = type.name;
+    ep.has_key = name.key.has_value();
+    if (i == 0) ep.first_step = type.name + "." + name.name;
+    ep.address += (ep.address.empty() ? "" : ".") + type.name + "." + name.name + (name.key ? KeySuffix(*name.key) : "");
+    return ep;
+  }
+
+  // The resource or module call a whole-resource or whole-module endpoint
+  // names, when this module still declares it.
+  const Decl* DeclaredHere(const ModuleInfo& info, const Endpoint& ep) {
+    if (ep.nested) return nullptr;
+    const auto& table = ep.is_module ? info.modules : info.resources;
+    std::string key = ep.is_module ? ep.first_step.substr(7) : ep.first_step;
+    auto it = table.find(key);
+    return it == table.end() ? nullptr : &info.decls[it->second];
+  }
+
+  void CheckMovedBlock(const ast::Block& b, ModuleInfo& info) {
+    CheckAllowed(b.body, {"from", "to"}, {}, "a moved block");
+    const ast::Attribute* from = b.body.Find("from");
+    const ast::Attribute* to = b.body.Find("to");
+    if (!from || !to) {
+      cur_->Error(DiagCode::MissingAttribute, b.type_range,
+                  std::string("a moved block needs '") + (from ? "to" : "from") + "'")
+          .help = "write: moved { from = marker.old  to = marker.new }";
+      return;
+    }
+    std::optional<Endpoint> f = ParseEndpoint(*from, "from");
+    std::optional<Endpoint> t = ParseEndpoint(*to, "to");
+    if (!f || !t) return;
+    if (f->is_module != t->is_module) {
+      cur_->Error(DiagCode::InvalidMove, to->value->range,
+                  "cannot move " + std::string(f->is_module ? "module call " : "resource ") + f->address + " to " +
+                      (t->is_module ? "module call " : "resource ") + t->address)
+          .help = "a resource moves to a resource of the same type, a module call to a module call; to move a "
+                  "resource into a module, write the resource's address in it: module.NAME." +
+                  (f->is_module ? std::string("TYPE.NAME") : f->address);
+      return;
+    }
+    if (!f->is_module && f->type != t->type) {
+      cur_->Error(DiagCode::InvalidMove, to->value->range,
+                  "cannot move a '" + f->type + "' to a '" + t->type + "': " + f->address + " and " + t->address +
+                      " are different resource types")
+          .help = "a move keeps the object, so both addresses must have the same type; to change the type, remove "
+                  "the old resource and create the new one";
+      return;
+    }
+    if (f->address == t->address) {
+      cur_->Error(DiagCode::InvalidMove, b.type_range, "this block moves " + f->address + " to itself")
+          .help = "remove the block, or correct 'from' or 'to'";
+      return;
+    }
+    // A whole resource or module call that is still declared here cannot
+    // have moved away (instance moves are checked against the expanded
+    // configuration when planning).
+    if (!f->has_key && !t->has_key) {
+      if (const Decl* d = DeclaredHere(info, *f)) {
+        Diagnostic& diag = cur_->Error(DiagCode::InvalidMove, from->value->range,
+                                       f->address + " is still declared, so it cannot have moved to " + t->address);
+        diag.notes.push_back({d->range, "declared here"});
+        diag.help = "rename the block to the new name (the moved block then maps the old objects to it), or remove "
+                    "this moved block";
+        return;
+      }
+    }
+    MoveStatement m;
+    m.from = f->address;
+    m.to = t->address;
+    m.range = b.type_range;
+    info.moves.push_back(std::move(m));
+  }
+
+  void CheckRemovedBlock(const ast::Block& b, ModuleInfo& info) {
+    CheckAllowed(b.body, {"from"}, {"lifecycle"}, "a removed block");
+    const ast::Attribute* from = b.body.Find("from");
+    const ast::Block* lifecycle = nullptr;
+    for (const ast::Block& nested : b.body.blocks) {
+      if (nested.type == "lifecycle") lifecycle = &nested;
+    }
+    if (!from) {
+      cur_->Error(DiagCode::MissingAttribute, b.type_range, "a removed block needs 'from'")
+          .help = "write: removed { from = marker.old  lifecycle { destroy = false } }";
+      return;
+    }
+    // As Terraform: the choice between forgetting and destroying is
+    // written out, never defaulted.
+    const ast::Attribute* destroy = lifecycle ? lifecycle->body.Find("destroy") : nullptr;
+    if (lifecycle) CheckAllowed(lifecycle->body, {"destroy"}, {}, "the lifecycle block of a removed block");
+    if (!destroy) {
+      cur_->Error(DiagCode::MissingAttribute, lifecycle ? lifecycle->type_range : b.type_range,
+                  "a removed block must say whether the objects are destroyed")
+          .help = "add lifecycle { destroy = false } to forget them and leave them in place, or destroy = true to "
+                  "delete them";
+      return;
+    }
+    std::optional<Endpoint> f = ParseEndpoint(*from, "from");
+    if (!f) return;
+    bool value = false;
+    if (destroy->value->kind == ast::ExprKind::Literal &&
+        destroy->value->As<ast::Literal>().value.kind() == Value::Kind::Bool) {
+      value = destroy->value->As<ast::Literal>().value.as_bool();
+    } else {
+      cur_->Error(DiagCode::TypeMismatch, destroy->value->range, "'destroy' must be true or false, written out")
+          .help = "write: destroy = false";
+      return;
+    }
+    if (f->has_key) {
+      cur_->Error(DiagCode::InvalidMove, from->value->range,
+                  "a removed block names a whole resource or module call, not the instance " + f->address)
+          .help = "write: from = " + f->address.substr(0, f->address.rfind('[')) +
+                  " (to remove one instance, change count or for_each; plinth state rm forgets one instance)";
+      return;
+    }
+    if (const Decl* d = DeclaredHere(info, *f)) {
+      Diagnostic& diag = cur_->Error(DiagCode::InvalidMove, from->value->range,
+                                     f->address + " is still declared, so it cannot be removed");
+      diag.notes.push_back({d->range, "declared here"});
+      diag.help = "delete the " + std::string(f->is_module ? "module" : "resource") +
+                  " block (the removed block takes its place), or remove this removed block";
+      return;
+    }
+    RemovedStatement r;
+    r.from = f->address;
+    r.destroy = value;
+    r.range = b.type_range;
+    info.removals.push_back(std::move(r));
   }
 
   // ---------------------------------------------------------------- policies
@@ -1273,6 +1529,11 @@ class Checker {
 
   static Value Poison() { return Value::Unknown(Type::Any()); }
 
+  // `module.net["eu"].` -> `module.net["eu"]`
+  static std::string ModuleAddress(const std::string& prefix) {
+    return prefix.empty() ? "" : prefix.substr(0, prefix.size() - 1);
+  }
+
   // Evaluates one instance of a module; returns its outputs.
   ValueMap Instantiate(const ModuleInfo& info, const std::string& prefix, const std::map<std::string, Value>& inputs,
                        const std::map<std::string, Range>& input_ranges, CheckedConfig& out,
@@ -1300,6 +1561,12 @@ class Checker {
         case DeclKind::Module: inst.values[idx] = EvalModuleCall(inst, d, out, chain); break;
         case DeclKind::Provider: inst.values[idx] = EvalProvider(inst, d, out); break;
       }
+    }
+    for (const MoveStatement& m : info.moves) {
+      out.moves.push_back({prefix + m.from, prefix + m.to, ModuleAddress(prefix), m.range});
+    }
+    for (const RemovedStatement& r : info.removals) {
+      out.removals.push_back({prefix + r.from, ModuleAddress(prefix), r.destroy, r.range});
     }
     if (!info.policies.empty() || !info.policy_tests.empty()) {
       ValueMap vars, locals;

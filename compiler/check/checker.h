@@ -156,8 +156,34 @@ struct PolicyTestCase {
   Range range;
 };
 
+// A `moved { from = ADDR  to = ADDR }` block (docs/language.md, "Moving and
+// removing resources"), once per instance of the module that declares it.
+// Addresses are as plans spell them and absolute: the module instance's
+// prefix is part of them (`module.net["eu"].marker.a[0]`). Each names a
+// resource (`marker.a`: every instance), a resource instance (`marker.a[0]`),
+// a module call (`module.net`: every instance, everything beneath) or a
+// module instance (`module.net["eu"]`); the checker has made sure that both
+// ends are of one kind (resources of one type, or modules) and differ.
+struct MoveStatement {
+  std::string from, to;
+  std::string module;  // the module instance that declares it ("" for the root)
+  Range range;         // the `moved` keyword
+};
+
+// A `removed { from = ADDR  lifecycle { destroy = BOOL } }` block: the
+// objects at `from` (a resource or a module call, never an instance) leave
+// the state; destroy = false forgets them without deleting them.
+struct RemovedStatement {
+  std::string from;    // absolute, as for MoveStatement
+  std::string module;  // the module instance that declares it
+  bool destroy = true;
+  Range range;         // the `removed` keyword
+};
+
 struct CheckedConfig {
   std::vector<ResourceInstance> resources;
+  std::vector<MoveStatement> moves;
+  std::vector<RemovedStatement> removals;
   std::vector<PolicyInstance> policies;
   std::vector<PolicyTestCase> policy_tests;
   // Keeps the syntax trees alive when policies point into them.

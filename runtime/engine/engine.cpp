@@ -18,6 +18,7 @@
 #include "runtime/exec/executor.h"
 #include "runtime/exec/parallel.h"
 #include "runtime/io/durable.h"
+#include "runtime/plan/moves.h"
 #include "runtime/policy/policy.h"
 #include "runtime/providers/catalog.h"
 #include "runtime/providers/external.h"
@@ -509,6 +510,32 @@ struct Engine::Impl {
            "; nothing was deleted; run plinth plan again";
   }
 
+  // "main.plinth:3:1", or "" for a range with no file.
+  std::string Where(Range range) const {
+    if (!range.valid()) return "";
+    const SourceFile& f = sources.Get(range.file);
+    LineCol lc = f.Position(range.begin);
+    return f.path() + ":" + std::to_string(lc.line) + ":" + std::to_string(lc.column);
+  }
+
+  // Moved resources say where they came from; what a removed block with
+  // destroy = false covers is forgotten instead of deleted; conflicts
+  // between the blocks are problems that name the block.
+  void MarkMoves(runtime::Plan& plan, const MoveOutcome& moves) {
+    for (PlannedResource& pr : plan.resources) {
+      if (auto m = moves.moved_from.find(pr.address); m != moves.moved_from.end()) pr.moved_from = m->second;
+      auto rm = moves.removed.find(pr.address);
+      if (rm == moves.removed.end() || pr.action != Action::Delete) continue;
+      const std::string where = Where(rm->second.range);
+      pr.reasons = {"removed block at " + where.substr(0, where.rfind(':'))};
+      if (!rm->second.destroy) pr.action = Action::Forget;
+    }
+    for (const PlanProblem& p : moves.problems) {
+      std::string where = Where(p.range);
+      plan.problems.push_back({p.address, (where.empty() ? "" : where + ": ") + p.message, p.range});
+    }
+  }
+
   // Check + provider planning + diff.
   // `locked`: the caller holds the workspace lock, so interrupted changes
   // are reconciled (written); otherwise nothing is written.
@@ -536,21 +563,52 @@ struct Engine::Impl {
                          "--replace or --destroy");
       return false;
     }
-    PlanHook hook(*provider, router, by_address, o.targeting.replace);
+    auto hook = std::make_unique<PlanHook>(*provider, router, by_address, o.targeting.replace);
     CheckOptions co = BaseCheckOptions();
-    co.resource_hook = &hook;
+    co.resource_hook = hook.get();
     co.apply_time = applying;
     size_t first_file = sources.size();
-    CheckedConfig config = Check(o.config_dir, sources, diags, co);
+    auto check_diags = std::make_unique<Diagnostics>();
+    CheckedConfig config = Check(o.config_dir, sources, *check_diags, co);
     timer.Mark("check + provider plan");
+    // moved and removed blocks (runtime/plan/moves.h): the state under its
+    // new addresses. The provider planned each moved instance as a creation,
+    // so when any object moved the configuration is planned once more,
+    // against the moved state (only in the plan that performs the move).
+    MoveOutcome moves;
+    if (!check_diags->has_errors() && (!config.moves.empty() || !config.removals.empty())) {
+      moves = ApplyMoves(config.moves, config.removals, std::move(prior), config.resources);
+      prior = std::move(moves.prior);
+      if (!moves.moved_from.empty()) {
+        // Identity follows the address: the checker's `name` and `address`
+        // of the new instance, so that a move alone changes nothing.
+        std::unordered_map<std::string, const ResourceInstance*> instances;
+        for (const ResourceInstance& ri : config.resources) instances[ri.address] = &ri;
+        for (PriorResource& p : prior) {
+          if (!moves.moved_from.count(p.address)) continue;
+          auto it = instances.find(p.address);
+          if (it != instances.end()) KeepIdentity(it->second->attributes, p.attributes);
+        }
+        by_address.clear();
+        for (const PriorResource& p : prior) by_address[p.address] = &p;
+        hook = std::make_unique<PlanHook>(*provider, router, by_address, o.targeting.replace);
+        co.resource_hook = hook.get();
+        first_file = sources.size();
+        check_diags = std::make_unique<Diagnostics>();
+        config = Check(o.config_dir, sources, *check_diags, co);
+        timer.Mark("check again after moves");
+      }
+    }
+    diags.Append(std::move(*check_diags));
     if (diags.has_errors()) return false;
     r.config_digest = Digest(sources, first_file, o.variable_sources);
     r.outputs = config.outputs;
     // A destroy plan deletes everything; the configuration still says what
     // is protected (prevent_destroy).
-    r.plan = ComputePlan(std::move(config.resources), std::move(prior), hook.replace_because, &Schemas(), destroy,
-                         &hook.replace_requested);
-    for (PlanProblem& p : hook.problems) r.plan.problems.push_back(std::move(p));
+    r.plan = ComputePlan(std::move(config.resources), std::move(prior), hook->replace_because, &Schemas(), destroy,
+                         &hook->replace_requested);
+    for (PlanProblem& p : hook->problems) r.plan.problems.push_back(std::move(p));
+    MarkMoves(r.plan, moves);
     timer.Mark("diff");
     if (!o.targeting.empty()) {
       std::vector<std::string> errors = RestrictToTargets(r.plan, o.targeting, destroy);
@@ -560,7 +618,7 @@ struct Engine::Impl {
       }
       timer.Mark("targeting");
     }
-    CheckConflicts(r, hook.ranges);
+    CheckConflicts(r, hook->ranges);
     timer.Mark("plan conflicts");
     if (!PreviewDeletes(r)) return false;
     timer.Mark("delete previews");
@@ -737,7 +795,7 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
       } else {
         std::map<std::string, std::string> now;
         for (const PlannedResource& pr : planned.plan.resources) {
-          if (pr.action != Action::NoOp) now[pr.address] = ActionName(pr.action);
+          if (pr.action != Action::NoOp || !pr.moved_from.empty()) now[pr.address] = SavedAction(pr);
         }
         std::map<std::string, std::string> then;
         for (const auto& [a, act] : saved.actions) {
@@ -774,6 +832,23 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
       keep_plan();
       break;
     }
+    // Moves and forgets are written first, in one transaction: a kill
+    // before it leaves the old addresses (the next plan moves them again),
+    // after it the new ones; never an object lost or recorded twice.
+    std::vector<std::pair<std::string, std::string>> renames;
+    std::vector<std::string> forgets;
+    std::map<std::string, ValueMap> identity;  // what follows the new address
+    for (const PlannedResource& pr : planned.plan.resources) {
+      if (pr.moved_from.empty()) continue;
+      renames.emplace_back(pr.moved_from, pr.address);
+      KeepIdentity(pr.planned, identity[pr.address]);
+    }
+    for (const PlannedResource& pr : planned.plan.resources) {
+      if (pr.action != Action::Forget) continue;
+      // A moved object that is also forgotten is forgotten where it was.
+      forgets.push_back(pr.moved_from.empty() ? pr.address : pr.moved_from);
+      std::erase_if(renames, [&](const auto& mv) { return mv.second == pr.address; });
+    }
     Graph graph = BuildGraph(planned.plan);
     if (!graph.cycle.empty()) {
       std::string path;
@@ -791,6 +866,18 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
       }
       serial = begun.value();
       r.serial = serial;
+    }
+    if (!renames.empty() || !forgets.empty()) {
+      if (auto done = m.store->RewriteAddresses(serial, renames, forgets, identity); !done.ok()) {
+        r.errors.push_back("cannot record the moved and removed resources: " + done.error().message);
+        failed = true;
+        break;
+      }
+      r.applied += renames.size() + forgets.size();
+      for (const auto& [from, to] : renames) m.Progress(ProgressEvent::Kind::Finished, to, to + ": moved from " + from);
+      for (const std::string& a : forgets) {
+        m.Progress(ProgressEvent::Kind::Finished, a, a + ": removed from the state (the object is left in place)");
+      }
     }
     std::unordered_map<std::string, const PlannedResource*> by_address;
     for (const PlannedResource& pr : planned.plan.resources) by_address[pr.address] = &pr;

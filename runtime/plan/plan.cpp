@@ -19,8 +19,18 @@ const char* ActionName(Action a) {
     case Action::Update: return "update";
     case Action::Replace: return "replace";
     case Action::Delete: return "delete";
+    case Action::Forget: return "forget";
   }
   return "no-op";
+}
+
+std::string SavedAction(const PlannedResource& r) {
+  return std::string(ActionName(r.action)) + (r.moved_from.empty() ? "" : " from " + r.moved_from);
+}
+
+size_t Plan::Moved() const {
+  return static_cast<size_t>(std::count_if(resources.begin(), resources.end(),
+                                           [](const PlannedResource& r) { return !r.moved_from.empty(); }));
 }
 
 size_t Plan::Count(Action a) const {
@@ -36,7 +46,7 @@ bool Plan::Denied() const {
 
 bool Plan::HasChanges() const {
   return std::any_of(resources.begin(), resources.end(),
-                     [](const PlannedResource& r) { return r.action != Action::NoOp; });
+                     [](const PlannedResource& r) { return r.action != Action::NoOp || !r.moved_from.empty(); });
 }
 
 namespace {
@@ -416,7 +426,7 @@ std::vector<std::string> RestrictToTargets(Plan& plan, const Targeting& targetin
       continue;
     }
     ++plan.left_out;
-    if (plan.resources[i].action != Action::NoOp) ++plan.left_out_changes;
+    if (plan.resources[i].action != Action::NoOp || !plan.resources[i].moved_from.empty()) ++plan.left_out_changes;
     left_out.insert(plan.resources[i].address);
   }
   plan.resources = std::move(kept);
@@ -437,7 +447,8 @@ Graph BuildGraph(const Plan& plan) {
   };
   for (const PlannedResource& r : plan.resources) {
     switch (r.action) {
-      case Action::NoOp: break;
+      case Action::NoOp:
+      case Action::Forget: break;  // the engine rewrites the state before the graph runs
       case Action::Create:
       case Action::Update: apply_node[r.address] = add(r.address, GraphNode::Step::Apply); break;
       case Action::Delete: destroy_node[r.address] = add(r.address, GraphNode::Step::Destroy); break;
@@ -676,7 +687,10 @@ std::string RenderPlanText(const Plan& plan, bool color) {
   }
   out += "Plinth will perform these actions:\n";
   for (const PlannedResource& r : plan.resources) {
-    if (r.action == Action::NoOp) continue;
+    if (r.action == Action::NoOp) {
+      if (!r.moved_from.empty()) out += "\n  # " + r.address + " has moved from " + r.moved_from + "\n";
+      continue;
+    }
     std::string symbol, verb, code;
     switch (r.action) {
       case Action::Create: symbol = "+"; verb = "will be created"; code = "32"; break;
@@ -687,6 +701,7 @@ std::string RenderPlanText(const Plan& plan, bool color) {
         code = "35";
         break;
       case Action::Delete: symbol = "-"; verb = "will be deleted"; code = "31"; break;
+      case Action::Forget: symbol = "."; verb = "will be removed from the state, not destroyed"; code = "36"; break;
       case Action::NoOp: break;
     }
     out += "\n  # " + r.address + " " + verb;
@@ -696,6 +711,7 @@ std::string RenderPlanText(const Plan& plan, bool color) {
       out += " (" + why + ")";
     }
     out += "\n" + p.Wrap(code.c_str(), symbol) + " " + r.address + "\n";
+    if (!r.moved_from.empty()) out += "      (moved from " + r.moved_from + ")\n";
     if (!r.waits_for_deletes.empty()) {
       auto id = r.planned.find("id");
       const std::string object = id == r.planned.end() ? "" : " (same object " + Show(id->second) + ")";
@@ -717,7 +733,7 @@ std::string RenderPlanText(const Plan& plan, bool color) {
       std::string line;
       if (r.action == Action::Create) {
         line = p.Wrap("32", "+") + " " + name + " = " + Show(c.after);
-      } else if (r.action == Action::Delete) {
+      } else if (r.action == Action::Delete || r.action == Action::Forget) {
         line = p.Wrap("31", "-") + " " + name + " = " + Show(c.before);
       } else {
         line = p.Wrap("33", "~") + " " + name + " = " + Show(c.before) + " -> " + Show(c.after);
@@ -728,7 +744,9 @@ std::string RenderPlanText(const Plan& plan, bool color) {
   }
   out += "\nPlan: " + std::to_string(plan.Count(Action::Create)) + " to create, " +
          std::to_string(plan.Count(Action::Update)) + " to update, " + std::to_string(plan.Count(Action::Replace)) +
-         " to replace, " + std::to_string(plan.Count(Action::Delete)) + " to delete.\n";
+         " to replace, " + std::to_string(plan.Count(Action::Delete)) + " to delete" +
+         (plan.Count(Action::Forget) ? ", " + std::to_string(plan.Count(Action::Forget)) + " to forget" : "") +
+         (plan.Moved() ? ", " + std::to_string(plan.Moved()) + " moved" : "") + ".\n";
   return out + RenderTargeting(plan, p) + RenderPolicies(plan, p);
 }
 
@@ -740,7 +758,7 @@ std::string RenderPlanJson(const Plan& plan) {
       before = nlohmann::json::object();
       for (const auto& [k, v] : *r.prior) before[k] = ValueToUserJson(v);
     }
-    if (r.action != Action::Delete) {
+    if (r.action != Action::Delete && r.action != Action::Forget) {
       after = nlohmann::json::object();
       for (const auto& [k, v] : r.planned) after[k] = ValueToUserJson(v);
     }
@@ -760,7 +778,9 @@ std::string RenderPlanJson(const Plan& plan) {
                              {"waits_for_deletes", r.waits_for_deletes},
                              {"changed_attributes", attrs},
                              {"before", before},
-                             {"after", after}};
+                             {"after", after},
+                             {"previous_address", r.moved_from.empty() ? nlohmann::json(nullptr)
+                                                                       : nlohmann::json(r.moved_from)}};
     if (r.action == Action::Delete || r.action == Action::Replace) {
       nlohmann::json deletes = nullptr;
       if (r.deletes) {
@@ -789,6 +809,8 @@ std::string RenderPlanJson(const Plan& plan) {
                           {"update", plan.Count(Action::Update)},
                           {"replace", plan.Count(Action::Replace)},
                           {"delete", plan.Count(Action::Delete)},
+                          {"forget", plan.Count(Action::Forget)},
+                          {"moved", plan.Moved()},
                           {"no_op", plan.Count(Action::NoOp)}}},
                         {"resource_changes", changes},
                         {"problems", problems},

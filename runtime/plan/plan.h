@@ -26,8 +26,10 @@
 
 namespace plinth::runtime {
 
-enum class Action : uint8_t { NoOp, Create, Update, Replace, Delete };
-const char* ActionName(Action a);  // "no-op", "create", "update", "replace", "delete"
+// Forget: a `removed` block with destroy = false takes the object out of the
+// state; the provider is not called and the object stays as it is.
+enum class Action : uint8_t { NoOp, Create, Update, Replace, Delete, Forget };
+const char* ActionName(Action a);  // "no-op", "create", "update", "replace", "delete", "forget"
 
 // A resource as the state records it.
 struct PriorResource {
@@ -62,7 +64,16 @@ struct PlannedResource {
   // this creation makes (same type, and their recorded id is this planned
   // id: a renamed resource). The creation runs after them, never beside them.
   std::vector<std::string> waits_for_deletes;
+  // The address the state records the object under, when a `moved` block
+  // gives it this one (runtime/plan/moves.h); empty otherwise. Apply
+  // renames the record first, in one transaction.
+  std::string moved_from;
 };
+
+// What a saved or approved plan records per address: the action name, and
+// " from ADDRESS" for a moved resource, so apply refuses when the moves
+// differ.
+std::string SavedAction(const PlannedResource& r);
 
 struct PlanProblem {
   std::string address;
@@ -108,6 +119,8 @@ struct Plan {
   // A deny policy is violated: the plan must not be applied.
   bool Denied() const;
   size_t Count(Action a) const;
+  size_t Moved() const;  // resources with moved_from
+  // Any action but no-op, or a move (the state must be rewritten).
   bool HasChanges() const;
 };
 

@@ -1296,6 +1296,54 @@ Result<int64_t> StateStore::StateMv(const std::string& from, const std::string& 
   return serial;
 }
 
+Status StateStore::RewriteAddresses(int64_t serial, const std::vector<std::pair<std::string, std::string>>& moves,
+                                    const std::vector<std::string>& forget,
+                                    const std::map<std::string, ValueMap>& identity) {
+  std::lock_guard<std::mutex> guard(mu_);
+  Transaction txn(db_);
+  if (Status s = txn.Begin(); !s.ok()) return s.error();
+  auto remove = [&](const std::string& address) -> Result<ResourceRecord> {
+    Result<std::optional<ResourceRecord>> before = LoadResource(address);
+    if (!before.ok()) return before.error();
+    if (!before.value()) return MakeError(ErrorCode::kNotFound, "no resource '" + address + "' in state");
+    Stmt d(db_, "DELETE FROM resources WHERE address = ?");
+    d.Bind(1, address);
+    if (d.Step() != SQLITE_DONE) return SqlError(db_, "cannot delete '" + address + "' from state");
+    if (Status s = AppendHistory(serial, address, Action::kDelete, before.value(), std::nullopt); !s.ok()) {
+      return s.error();
+    }
+    return *before.value();
+  };
+  for (const std::string& address : forget) {
+    if (auto r = remove(address); !r.ok()) return r.error();
+  }
+  // Every old row goes first, so that a chain of renames never meets itself.
+  std::vector<ResourceRecord> moved;
+  for (const auto& [from, to] : moves) {
+    Result<ResourceRecord> r = remove(from);
+    if (!r.ok()) return r.error();
+    moved.push_back(std::move(r.value()));
+    moved.back().address = to;
+    moved.back().serial_updated = serial;
+    if (auto it = identity.find(to); it != identity.end()) {
+      for (const auto& [k, v] : it->second) moved.back().attributes[k] = v;
+    }
+  }
+  for (const ResourceRecord& after : moved) {
+    Result<std::optional<ResourceRecord>> existing = LoadResource(after.address);
+    if (!existing.ok()) return existing.error();
+    if (existing.value()) {
+      return MakeError(ErrorCode::kConflict, "'" + after.address + "' already exists in state; nothing was moved");
+    }
+    if (Status s = UpsertResource(after); !s.ok()) return s.error();
+    if (Status s = AppendHistory(serial, after.address, Action::kCreate, std::nullopt, after); !s.ok()) {
+      return s.error();
+    }
+  }
+  if (Status s = txn.Commit(); !s.ok()) return s.error();
+  return Ok{};
+}
+
 // ------------------------------------------------------------------ export
 
 Result<nlohmann::json> StateStore::ExportJson() {

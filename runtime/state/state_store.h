@@ -55,6 +55,7 @@
 #include <deque>
 #include <functional>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -279,6 +280,17 @@ class StateStore {
   // ---- state surgery; each is its own serial with history rows
   Result<int64_t> StateRm(const std::string& address);
   Result<int64_t> StateMv(const std::string& from, const std::string& to);
+  // What apply's `moved` and `removed` blocks do, before any provider call:
+  // in one transaction of the running `serial`, each `moves` record is
+  // renamed (history: a delete of the old address and a create of the new)
+  // and each `forget` record deleted (history: a delete). All or nothing: a
+  // missing record or a taken new address (kNotFound, kConflict) changes
+  // nothing, so a kill at any instant leaves every object on record once.
+  // `identity[to]`, when given, holds attributes that follow the address
+  // (the checker's `name` and `address`), set on the renamed record.
+  Status RewriteAddresses(int64_t serial, const std::vector<std::pair<std::string, std::string>>& moves,
+                          const std::vector<std::string>& forget,
+                          const std::map<std::string, ValueMap>& identity = {});
 
   // `state pull`: {"format_version": 1, ...} (docs/state.md, "Export format").
   // Decrypted; sensitive values are kept, tagged {"$sensitive": ...}.

@@ -2,6 +2,7 @@
 //
 // Each case is a directory tests/golden/plan/NAME/ with
 //   before.plinth   (optional) applied first, against the local provider
+//   modules/        (optional) copied beside main.plinth, for module calls
 //   edit/           (optional) copied over the data root after that apply,
 //                   to change the world behind Plinth's back
 //   after.plinth    the configuration that is then planned
@@ -49,6 +50,7 @@ std::string RunCase(const fs::path& c) {
     eo.parallelism = 1;
     return eo;
   };
+  if (fs::exists(c / "modules")) fs::copy(c / "modules", dir / "modules", fs::copy_options::recursive);
   if (fs::exists(c / "before.plinth")) {
     fs::copy_file(c / "before.plinth", dir / "main.plinth");
     SourceManager sources;

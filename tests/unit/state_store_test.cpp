@@ -311,6 +311,47 @@ TEST_F(StateStoreTest, IntentIsDurableWhenTheProcessIsKilledRightAfterRecording)
   EXPECT_EQ(serials[0].finished_ms, 0);
 }
 
+TEST_F(StateStoreTest, RewriteAddressesIsOneTransactionOfTheApply) {
+  auto s = OpenOrDie();
+  ASSERT_TRUE(s);
+  ASSERT_EQ(s->BeginApply("apply", "d").value(), 1);
+  Apply(*s, 1, Action::kCreate, Bucket("bucket.a", "a", 1));
+  Apply(*s, 1, Action::kCreate, Bucket("bucket.b", "b", 1));
+  Apply(*s, 1, Action::kCreate, Bucket("bucket.c", "c", 1));
+  ASSERT_TRUE(s->FinishApply(1, ApplyStatus::kSucceeded).ok());
+  ASSERT_EQ(s->BeginApply("apply", "d").value(), 2);
+  // A taken new address: nothing at all changes, not even the rename that
+  // came before it.
+  auto refused = s->RewriteAddresses(2, {{"bucket.a", "bucket.x"}, {"bucket.b", "bucket.c"}}, {});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
+  auto names = [&] {
+    std::vector<std::string> out;
+    for (const auto& r : s->Resources().value()) out.push_back(r.address);
+    return out;
+  };
+  EXPECT_EQ(names(), (std::vector<std::string>{"bucket.a", "bucket.b", "bucket.c"}));
+  EXPECT_EQ(s->RewriteAddresses(2, {{"bucket.gone", "bucket.x"}}, {}).error().code, ErrorCode::kNotFound);
+  // A chain of renames in one call (a -> b while b -> x), a forget, and the
+  // identity that follows the address.
+  std::map<std::string, ValueMap> identity = {{"bucket.b", {{"name", Value::String("b")}}}};
+  auto done = s->RewriteAddresses(2, {{"bucket.b", "bucket.x"}, {"bucket.a", "bucket.b"}}, {"bucket.c"}, identity);
+  ASSERT_TRUE(done.ok()) << done.error().message;
+  EXPECT_EQ(names(), (std::vector<std::string>{"bucket.b", "bucket.x"}));
+  auto moved = s->Resource("bucket.b").value();
+  ASSERT_TRUE(moved.has_value());
+  EXPECT_EQ(moved->id, "a");  // the object recorded as bucket.a
+  EXPECT_EQ(moved->attributes.at("name").as_string(), "b");
+  EXPECT_EQ(moved->serial_updated, 2);
+  size_t deletes = 0, creates = 0;
+  for (const auto& h : s->History().value()) {
+    if (h.serial != 2) continue;
+    (h.action == Action::kDelete ? deletes : creates) += 1;
+  }
+  EXPECT_EQ(deletes, 3u);  // bucket.c forgotten, bucket.a and bucket.b renamed
+  EXPECT_EQ(creates, 2u);
+}
+
 TEST_F(StateStoreTest, StateRmAndMvAreNewSerialsWithHistory) {
   auto s = OpenOrDie();
   ASSERT_TRUE(s);
