@@ -220,6 +220,10 @@ Definition::Definition() {
     Vars(c);
     Parallelism(c, "at most N provider reads at a time (default: 10)");
     Targeting(c, /*replace=*/true);
+    c->add_option("--generate-config-out", options.generate_config_out,
+                  "write resource blocks for import blocks whose target is not declared to this new .plinth file "
+                  "in DIR, then plan with it")
+        ->type_name("FILE");
   }
   for (bool destroy : {false, true}) {
     CLI::App* c =
@@ -477,6 +481,28 @@ Definition::Definition() {
     del->add_option("NAME", "the workspace to delete (not the current one)")->required();
     del->add_flag("--force", options.force,
                   "delete it although it manages resources (they are forgotten, not destroyed)");
+  }
+
+  // --- import (docs/cli.md, "Importing existing objects")
+  {
+    CLI::App* c = Command(&root, "import", "take an existing object under management as ADDR, by its provider's ID",
+                          CommandId::kImport,
+                          "0  imported (with --print-config: printed)\n"
+                          "1  errors: ADDR is not in the configuration or already managed, or the provider "
+                          "cannot read the object\n"
+                          "2  usage error",
+                          "plinth import examples/quickstart marker.logs logs/today");
+    c->add_option("DIR", "the configuration directory (default: .)");
+    c->add_option("ADDR", "the resource instance to import to, as plans spell it: marker.logs, bucket.b[\"k\"]")
+        ->required();
+    c->add_option("ID", "the provider's id for the object: a marker's path, a bucket's REGION/NAME, a region's name")
+        ->required();
+    c->add_flag("--print-config", options.print_config,
+                "record nothing; print a resource block for the object (ADDR is TYPE.NAME; it need not be declared)");
+    Json(c, "print what was imported as JSON");
+    Workspace(c);
+    Dir(c, "the configuration directory (instead of DIR)");
+    Vars(c);
   }
 
   // --- about plinth itself

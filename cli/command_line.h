@@ -40,6 +40,7 @@ enum class CommandId {
   kBackup,
   kRestore,
   kWorkspace,
+  kImport,
   // Answered by ParseCommandLine itself.
   kVersion,
   kHelp,

@@ -50,6 +50,8 @@ struct Options {
   std::string to;         // restore --to=DIR
   bool read_data = false;  // backup check --read-data
   bool force = false;      // workspace delete --force
+  bool print_config = false;        // import --print-config: print a resource block, record nothing
+  std::string generate_config_out;  // plan --generate-config-out=FILE: write blocks for import blocks
 };
 
 int Validate(const Options& options, bool inspect);
@@ -75,5 +77,9 @@ int Storage(const Options& options);  // storage sweep|status
 int Backup(const Options& options);   // backup run|list|check
 int Restore(const Options& options);
 int WorkspaceCommand(const Options& options);  // workspace list|new|select|delete|show
+int Import(const Options& options, const VariableSources& vars);  // cli/import_command.cpp
+// plan --generate-config-out: writes the file (0) before the plan runs, or
+// returns the exit code of why not.
+int GenerateImportConfig(const Options& options, const VariableSources& vars, bool destroy);
 
 }  // namespace plinth::cli

@@ -133,6 +133,9 @@ void PrintOutputs(const std::vector<OutputValue>& outputs) {
 }  // namespace
 
 int Plan(const Options& o, const VariableSources& vars, bool destroy) {
+  if (!o.generate_config_out.empty()) {
+    if (int rc = GenerateImportConfig(o, vars, destroy || o.destroy)) return rc;
+  }
   SourceManager sources;
   Diagnostics diags;
   std::optional<runtime::EngineOptions> eo = EngineOptionsFrom(o, vars);
@@ -165,7 +168,7 @@ int Plan(const Options& o, const VariableSources& vars, bool destroy) {
     // no attribute values (so no secrets), only what identifies the plan.
     std::error_code ec;
     nlohmann::json actions = nlohmann::json::object();
-    for (const auto& pr : r.plan.resources) actions[pr.address] = runtime::ActionName(pr.action);
+    for (const auto& pr : r.plan.resources) actions[pr.address] = runtime::ChangeName(pr);
     nlohmann::json doc = {{"plinth_saved_plan", 1},
                           {"config_dir", std::filesystem::absolute(o.paths.empty() ? "." : o.paths[0], ec).string()},
                           {"workspace", o.workspace},
@@ -279,7 +282,7 @@ int Apply(const Options& given, const VariableSources& vars, bool destroy) {
     saved.what = "approved plan";
     saved.serial = preview.serial;
     saved.config_digest = preview.config_digest;
-    for (const auto& pr : preview.plan.resources) saved.actions[pr.address] = runtime::ActionName(pr.action);
+    for (const auto& pr : preview.plan.resources) saved.actions[pr.address] = runtime::ChangeName(pr);
   }
   SourceManager sources2;
   Diagnostics diags2;

@@ -23,6 +23,11 @@ const char* ActionName(Action a) {
   return "no-op";
 }
 
+std::string ChangeName(const PlannedResource& r) {
+  if (r.import_id.empty()) return ActionName(r.action);
+  return "import " + QuoteString(r.import_id) + (r.action == Action::NoOp ? "" : std::string(", ") + ActionName(r.action));
+}
+
 size_t Plan::Count(Action a) const {
   return static_cast<size_t>(
       std::count_if(resources.begin(), resources.end(), [a](const PlannedResource& r) { return r.action == a; }));
@@ -34,9 +39,14 @@ bool Plan::Denied() const {
   });
 }
 
+size_t Plan::Imports() const {
+  return static_cast<size_t>(
+      std::count_if(resources.begin(), resources.end(), [](const PlannedResource& r) { return !r.import_id.empty(); }));
+}
+
 bool Plan::HasChanges() const {
   return std::any_of(resources.begin(), resources.end(),
-                     [](const PlannedResource& r) { return r.action != Action::NoOp; });
+                     [](const PlannedResource& r) { return r.action != Action::NoOp || !r.import_id.empty(); });
 }
 
 namespace {
@@ -411,7 +421,7 @@ std::vector<std::string> RestrictToTargets(Plan& plan, const Targeting& targetin
       continue;
     }
     ++plan.left_out;
-    if (plan.resources[i].action != Action::NoOp) ++plan.left_out_changes;
+    if (plan.resources[i].action != Action::NoOp || !plan.resources[i].import_id.empty()) ++plan.left_out_changes;
     left_out.insert(plan.resources[i].address);
   }
   plan.resources = std::move(kept);
@@ -432,7 +442,10 @@ Graph BuildGraph(const Plan& plan) {
   };
   for (const PlannedResource& r : plan.resources) {
     switch (r.action) {
-      case Action::NoOp: break;
+      case Action::NoOp:
+        // An import that changes nothing else still records the object.
+        if (!r.import_id.empty()) apply_node[r.address] = add(r.address, GraphNode::Step::Apply);
+        break;
       case Action::Create:
       case Action::Update: apply_node[r.address] = add(r.address, GraphNode::Step::Apply); break;
       case Action::Delete: destroy_node[r.address] = add(r.address, GraphNode::Step::Destroy); break;
@@ -462,7 +475,7 @@ Graph BuildGraph(const Plan& plan) {
   // Which changing instances each dependency string names.
   std::unordered_map<std::string, std::vector<const PlannedResource*>> named;
   for (const PlannedResource& r : plan.resources) {
-    if (r.action == Action::NoOp) continue;
+    if (r.action == Action::NoOp && r.import_id.empty()) continue;
     for (const std::string& n : NamesOf(r.address)) named[n].push_back(&r);
   }
   // One group node per dependency string and direction, created on demand.
@@ -671,6 +684,9 @@ std::string RenderPlanText(const Plan& plan, bool color) {
   }
   out += "Plinth will perform these actions:\n";
   for (const PlannedResource& r : plan.resources) {
+    // An import: its own line, then the change it also makes, if any.
+    const bool importing = !r.import_id.empty();
+    if (importing) out += "\n  # " + r.address + " will be imported (id " + EscapeControls(QuoteString(r.import_id)) + ")\n";
     if (r.action == Action::NoOp) continue;
     std::string symbol, verb, code;
     switch (r.action) {
@@ -684,7 +700,7 @@ std::string RenderPlanText(const Plan& plan, bool color) {
       case Action::Delete: symbol = "-"; verb = "will be deleted"; code = "31"; break;
       case Action::NoOp: break;
     }
-    out += "\n  # " + r.address + " " + verb;
+    out += (importing ? "  # " : "\n  # ") + r.address + " " + verb;
     if (!r.reasons.empty()) {
       std::string why;
       for (const std::string& reason : r.reasons) why += (why.empty() ? "" : "; ") + EscapeControls(reason);
@@ -721,7 +737,8 @@ std::string RenderPlanText(const Plan& plan, bool color) {
       out += "      " + line + "\n";
     }
   }
-  out += "\nPlan: " + std::to_string(plan.Count(Action::Create)) + " to create, " +
+  out += "\nPlan: " + (plan.Imports() ? std::to_string(plan.Imports()) + " to import, " : std::string()) +
+         std::to_string(plan.Count(Action::Create)) + " to create, " +
          std::to_string(plan.Count(Action::Update)) + " to update, " + std::to_string(plan.Count(Action::Replace)) +
          " to replace, " + std::to_string(plan.Count(Action::Delete)) + " to delete.\n";
   return out + RenderTargeting(plan, p) + RenderPolicies(plan, p);
@@ -753,6 +770,8 @@ std::string RenderPlanJson(const Plan& plan) {
                              {"create_before_destroy", r.create_before_destroy},
                              {"depends_on", r.depends_on},
                              {"waits_for_deletes", r.waits_for_deletes},
+                             {"importing", r.import_id.empty() ? nlohmann::json(nullptr)
+                                                               : nlohmann::json{{"id", r.import_id}}},
                              {"changed_attributes", attrs},
                              {"before", before},
                              {"after", after}};
@@ -784,6 +803,7 @@ std::string RenderPlanJson(const Plan& plan) {
                           {"update", plan.Count(Action::Update)},
                           {"replace", plan.Count(Action::Replace)},
                           {"delete", plan.Count(Action::Delete)},
+                          {"import", plan.Imports()},
                           {"no_op", plan.Count(Action::NoOp)}}},
                         {"resource_changes", changes},
                         {"problems", problems},

@@ -62,7 +62,16 @@ struct PlannedResource {
   // this creation makes (same type, and their recorded id is this planned
   // id: a renamed resource). The creation runs after them, never beside them.
   std::vector<std::string> waits_for_deletes;
+  // Non-empty when this plan imports the object (an `import` block): the
+  // provider's id for it. `prior` is then the imported object; apply records
+  // it in the state before any update (docs/cli.md, "Importing existing objects").
+  std::string import_id;
 };
+
+// What a saved or approved plan records per address, and apply compares:
+// the action name, or for an import `import "ID"` and the action it also
+// makes (`import "m/x", update`).
+std::string ChangeName(const PlannedResource& r);
 
 struct PlanProblem {
   std::string address;
@@ -108,7 +117,8 @@ struct Plan {
   // A deny policy is violated: the plan must not be applied.
   bool Denied() const;
   size_t Count(Action a) const;
-  bool HasChanges() const;
+  size_t Imports() const;  // resources with an import_id
+  bool HasChanges() const;  // a change, or an import
 };
 
 // Builds the plan, consuming `config` and `prior` (pass them with std::move
