@@ -491,8 +491,11 @@ Definition::Definition() {
                           "1  errors: ADDR is not in the configuration or already managed, or the provider "
                           "cannot read the object\n"
                           "2  usage error",
-                          "plinth import examples/quickstart marker.logs logs/today");
-    c->add_option("DIR", "the configuration directory (default: .)");
+                          "plinth import --dir=examples/quickstart marker.logs logs/today");
+    // `import ADDR ID` and `import DIR ADDR ID`: DIR is taken only when it
+    // names an existing directory, else the words go to ADDR and ID.
+    c->validate_positionals();
+    c->add_option("DIR", "the configuration directory (default: .)")->check(CLI::ExistingDirectory);
     c->add_option("ADDR", "the resource instance to import to, as plans spell it: marker.logs, bucket.b[\"k\"]")
         ->required();
     c->add_option("ID", "the provider's id for the object: a marker's path, a bucket's REGION/NAME, a region's name")

@@ -630,6 +630,7 @@ class Checker {
     d.block = &b;
     d.name = target->first;
     d.type = target->second;
+    d.schema = schemas_->Find(d.type);  // its provider is configured before the object is read
     d.range = b.type_range;
     info.imports.push_back(static_cast<uint32_t>(info.decls.size()));
     info.decls.push_back(std::move(d));
@@ -1240,7 +1241,8 @@ class Checker {
     // A provider is configured before anything that may use it is planned:
     // its resources, and module calls (their resources use the root's providers).
     for (const auto& [name, pidx] : info.providers) {
-      bool uses = d.kind == DeclKind::Module || (d.kind == DeclKind::Resource && d.schema && d.schema->provider == name);
+      bool uses = d.kind == DeclKind::Module || ((d.kind == DeclKind::Resource || d.kind == DeclKind::Import) &&
+                                                 d.schema && d.schema->provider == name);
       if (uses && deps.insert(pidx).second) {
         d.deps.push_back(pidx);
         d.dep_sites.push_back(info.decls[pidx].range);

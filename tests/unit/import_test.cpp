@@ -11,6 +11,8 @@
 #include "runtime/engine/engine.h"
 #include "runtime/plan/imports.h"
 #include "runtime/providers/catalog.h"
+#include "runtime/providers/external.h"
+#include "runtime/providers/protocol/rpc_provider.h"
 #include "runtime/state/state_store.h"
 #include "tests/support/files.h"
 
@@ -480,7 +482,44 @@ bucket "data" {
   EXPECT_NE(block.find("grant \"trainer\" {"), std::string::npos) << block;
   EXPECT_EQ(block.find("force_destroy"), std::string::npos) << block;  // its default
   EXPECT_EQ(block.find("path"), std::string::npos) << block;           // computed
-  EXPECT_NE(block.find("# key = ...  (sensitive: not printed; set it yourself)"), std::string::npos) << block;
+  EXPECT_EQ(block.find("key"), std::string::npos) << block;  // computed, and sensitive
+}
+
+TEST_F(ImportTest, GeneratedConfigLeavesSensitiveValuesForTheUserToSet) {
+  ResourceSchema schema;
+  schema.type = "thing";
+  schema.provider = "test";
+  AttributeSchema token;
+  token.name = "token";
+  token.type = Type::String();
+  token.mode = AttrMode::Required;
+  token.sensitive = true;
+  AttributeSchema note;
+  note.name = "note";
+  note.type = Type::String();
+  note.mode = AttrMode::Optional;
+  AttributeSchema size;
+  size.name = "size";
+  size.type = Type::Int();
+  size.mode = AttrMode::Optional;
+  size.default_value = Value::Number(3);
+  schema.body.attributes = {token, note, size};
+  ImportedObject obj{"thing.t", "thing", "t-1",
+                     {{"token", Value::String("s3cr3t")},
+                      {"note", Value::String("from ${x} with \"quotes\"").WithSensitive(false)},
+                      {"size", Value::Number(3)}},
+                     &schema};
+  std::string error;
+  std::string block = GenerateResourceBlock(obj, schema, &error);
+  ASSERT_FALSE(block.empty()) << error;
+  EXPECT_EQ(block.find("s3cr3t"), std::string::npos) << block;
+  EXPECT_NE(block.find("  # token = ...  (sensitive: not printed; set it yourself)\n"), std::string::npos) << block;
+  EXPECT_EQ(block.find("size"), std::string::npos) << block;  // its default
+  EXPECT_NE(block.find("  note = \"from $${x} with \\\"quotes\\\"\"\n"), std::string::npos) << block;
+  ImportedObject keyed = obj;
+  keyed.address = "thing.t[0]";
+  EXPECT_TRUE(GenerateResourceBlock(keyed, schema, &error).empty());
+  EXPECT_NE(error.find("only a root-module resource without an instance key"), std::string::npos) << error;
 }
 
 TEST_F(ImportTest, ImportRecordsOneObjectAndRefusesWhatItCannotImport) {
@@ -559,6 +598,36 @@ TEST_F(ImportTest, CreatingAnObjectThatExistsSaysHowToImportIt) {
                              "import { to = region.eu, id = \"eu\" }"),
             std::string::npos)
       << r.errors[0];
+}
+
+// A provider in another process says an object exists by `data.import_id`
+// (docs/providers/protocol.md); the engine turns it into the same hint.
+TEST_F(ImportTest, AProviderInAnotherProcessPassesTheIdToImportBy) {
+  RpcProviderOptions o;
+  o.name = "textfile";
+  o.executable = fs::path(PLINTH_SOURCE_DIR) / "examples" / "provider-python" / "plinth-provider-textfile";
+  o.cwd = dir_;
+  o.env = ExternalProviders::EnvironmentFor("textfile");
+  std::string error;
+  auto p = RpcProvider::Start(std::move(o), &error);
+  ASSERT_TRUE(p) << error;
+  p->SetConfiguration({{"root", Value::String((dir_ / "files").string())}, {"token", Value()}});
+  ValueMap config = {{"name", Value::String("f")},
+                     {"address", Value::String("textfile_file.f")},
+                     {"id", Value::Unknown(Type::String())},
+                     {"path", Value::String("a.txt")},
+                     {"content", Value::String("hello\n")},
+                     {"sensitive_content", Value()},
+                     {"mode", Value::String("0644")},
+                     {"sha256", Value::Unknown(Type::String())},
+                     {"size", Value::Unknown(Type::Size())}};
+  auto plan = p->PlanChange(PlanRequest{"textfile_file", nullptr, config, {}});
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  ASSERT_TRUE(p->Create("textfile_file", plan.value().planned).ok());
+  auto again = p->Create("textfile_file", plan.value().planned);
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.error().message.find("already exists"), std::string::npos) << again.error().message;
+  EXPECT_EQ(again.error().import_id, "a.txt");
 }
 
 }  // namespace
