@@ -164,7 +164,7 @@ class PlanHook : public ResourceHook {
       // Already managed: the block has done its work and stays harmless,
       // unless it names another object.
       if (it->second->id != st.id) {
-        problems.push_back({st.to,
+        import_problems.push_back({st.to,
                             "the import block imports id " + QuoteString(st.id) + " to " + st.to +
                                 ", which already manages id " + QuoteString(it->second->id) +
                                 "; remove the import block, or import to another address",
@@ -174,8 +174,9 @@ class PlanHook : public ResourceHook {
     }
     Result<ResourceObject> res = provider_.Import(st.type, st.id);
     if (!res.ok()) {
-      problems.push_back({st.to, "cannot import " + QuoteString(st.id) + " to " + st.to + ": " + res.error().message,
-                          st.range});
+      import_problems.push_back({st.to, "cannot import " + QuoteString(st.id) + " to " + st.to + ": " +
+                                            res.error().message,
+                                 st.range});
       return;
     }
     import_ranges[st.to] = st.range;
@@ -225,6 +226,7 @@ class PlanHook : public ResourceHook {
   std::map<std::string, PriorResource> imported;
   std::map<std::string, std::string> import_ids;
   std::map<std::string, Range> import_ranges;
+  std::vector<PlanProblem> import_problems;  // at import blocks: the engine adds where each is
 
  private:
   Provider& provider_;
@@ -570,7 +572,7 @@ struct Engine::Impl {
       if (o.generate_config) {
         r.generated.push_back({address, it->second.type, id, it->second.attributes, Schemas().Find(it->second.type)});
       } else {
-        hook.problems.push_back(
+        hook.import_problems.push_back(
             {address,
              "the import block imports to " + address + ", which is not in the configuration; add its resource block "
              "(plinth import --print-config " + address + " " + QuoteString(id) +
@@ -593,7 +595,7 @@ struct Engine::Impl {
       if (pr.action == Action::Replace || pr.action == Action::Delete) {
         std::string why;
         for (const std::string& reason : pr.reasons) why += (why.empty() ? "" : "; ") + reason;
-        r.plan.problems.push_back(
+        hook.import_problems.push_back(
             {pr.address,
              "importing " + QuoteString(pr.import_id) + " to " + pr.address + " would " +
                  (pr.action == Action::Replace ? "replace" : "delete") + " it at once" +
@@ -650,6 +652,14 @@ struct Engine::Impl {
                          &hook.replace_requested);
     for (PlanProblem& p : hook.problems) r.plan.problems.push_back(std::move(p));
     if (!hook.import_ids.empty()) MarkImports(r, hook);
+    for (PlanProblem& p : hook.import_problems) {
+      if (p.range.valid()) {
+        const SourceFile& f = sources.Get(p.range.file);
+        LineCol lc = f.Position(p.range.begin);
+        p.message += " (import block at " + f.path() + ":" + std::to_string(lc.line) + ":" + std::to_string(lc.column) + ")";
+      }
+      r.plan.problems.push_back(std::move(p));
+    }
     timer.Mark("diff");
     if (!o.targeting.empty()) {
       std::vector<std::string> errors = RestrictToTargets(r.plan, o.targeting, destroy);
@@ -1101,6 +1111,28 @@ EngineResult Engine::Import(const std::string& address, const std::string& id) {
     return r;
   }
   for (const auto& [name, values] : config.providers) m.router->Configure(name, values);
+  auto managed = [&](EngineResult& out) {
+    auto records = m.store->Resources();
+    if (!records.ok()) {
+      out.errors.push_back("cannot read the state: " + records.error().message);
+      return true;
+    }
+    for (const state::ResourceRecord& rec : records.value()) {
+      if (rec.address != address) continue;
+      out.errors.push_back(address + " is already managed (id " + QuoteString(rec.id) +
+                           "); to import another object to it, run plinth state rm " + address +
+                           " first (that forgets it without deleting it)");
+      return true;
+    }
+    return false;
+  };
+  if (managed(r)) return r;
+  // Read the object before anything is written: a wrong id leaves no trace.
+  Result<ResourceObject> res = m.provider->Import(target->type, id);
+  if (!res.ok()) {
+    r.errors.push_back("cannot import " + QuoteString(id) + " to " + address + ": " + res.error().message);
+    return r;
+  }
   // Import records state: the one command besides apply that creates it.
   if (m.in_memory) {
     state::StoreOptions so;
@@ -1120,23 +1152,8 @@ EngineResult Engine::Import(const std::string& address, const std::string& id) {
     return r;
   }
   auto release = [&] { (void)state::WorkspaceLock::Release(*m.store, lock.value().id); };
-  if (!m.Reconcile(r)) return release(), r;
-  auto records = m.store->Resources();
-  if (!records.ok()) {
-    r.errors.push_back("cannot read the state: " + records.error().message);
-    return release(), r;
-  }
-  for (const state::ResourceRecord& rec : records.value()) {
-    if (rec.address != address) continue;
-    r.errors.push_back(address + " is already managed (id " + QuoteString(rec.id) + "); to import another object to it, " +
-                       "run plinth state rm " + address + " first (that forgets it without deleting it)");
-    return release(), r;
-  }
-  Result<ResourceObject> res = m.provider->Import(target->type, id);
-  if (!res.ok()) {
-    r.errors.push_back("cannot import " + QuoteString(id) + " to " + address + ": " + res.error().message);
-    return release(), r;
-  }
+  // Under the lock: interrupted changes settled, and nobody took the address since.
+  if (!m.Reconcile(r) || managed(r)) return release(), r;
   ValueMap attrs = std::move(res.value().attributes);
   KeepIdentity(target->attributes, attrs);
   state::ResourceRecord record = m.Record(address, target->type, res.value().id, attrs, target->depends_on);
