@@ -220,6 +220,10 @@ Definition::Definition() {
     Vars(c);
     Parallelism(c, "at most N provider reads at a time (default: 10)");
     Targeting(c, /*replace=*/true);
+    c->add_option("--generate-config-out", options.generate_config_out,
+                  "write resource blocks for import blocks whose target is not declared to this new .plinth file "
+                  "in DIR, then plan with it")
+        ->type_name("FILE");
   }
   for (bool destroy : {false, true}) {
     CLI::App* c =
@@ -550,6 +554,31 @@ Definition::Definition() {
     probe->add_option("--gemm-seconds", options.gpu.gemm_seconds,
                       "seconds of GEMM burn-in per precision (default: quick 2 and 1, full 60 and 30)")
         ->type_name("S");
+  }
+
+  // --- import (docs/cli.md, "Importing existing objects")
+  {
+    CLI::App* c = Command(&root, "import", "take an existing object under management as ADDR, by its provider's ID",
+                          CommandId::kImport,
+                          "0  imported (with --print-config: printed)\n"
+                          "1  errors: ADDR is not in the configuration or already managed, or the provider "
+                          "cannot read the object\n"
+                          "2  usage error",
+                          "plinth import --dir=examples/quickstart marker.logs logs/today");
+    // `import ADDR ID` and `import DIR ADDR ID`: DIR is taken only when it
+    // names an existing directory, else the words go to ADDR and ID.
+    c->validate_positionals();
+    c->add_option("DIR", "the configuration directory (default: .)")->check(CLI::ExistingDirectory);
+    c->add_option("ADDR", "the resource instance to import to, as plans spell it: marker.logs, bucket.b[\"k\"]")
+        ->required();
+    c->add_option("ID", "the provider's id for the object: a marker's path, a bucket's REGION/NAME, a region's name")
+        ->required();
+    c->add_flag("--print-config", options.print_config,
+                "record nothing; print a resource block for the object (ADDR is TYPE.NAME; it need not be declared)");
+    Json(c, "print what was imported as JSON");
+    Workspace(c);
+    Dir(c, "the configuration directory (instead of DIR)");
+    Vars(c);
   }
 
   // --- about plinth itself

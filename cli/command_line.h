@@ -42,6 +42,7 @@ enum class CommandId {
   kWorkspace,
   kConsole,
   kGpu,
+  kImport,
   // Answered by ParseCommandLine itself.
   kVersion,
   kHelp,

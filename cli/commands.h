@@ -59,6 +59,8 @@ struct Options {
     std::string memory_fraction, gemm_seconds;
     bool metrics = false;
   } gpu;
+  bool print_config = false;        // import --print-config: print a resource block, record nothing
+  std::string generate_config_out;  // plan --generate-config-out=FILE: write blocks for import blocks
 };
 
 int Validate(const Options& options, bool inspect);
@@ -86,5 +88,9 @@ int Restore(const Options& options);
 int WorkspaceCommand(const Options& options);  // workspace list|new|select|delete|show
 int Console(const Options& options, const VariableSources& vars);  // cli/console_command.cpp
 int Gpu(const Options& options);               // gpu list|probe (cli/gpu_commands.cpp)
+int Import(const Options& options, const VariableSources& vars);  // cli/import_command.cpp
+// plan --generate-config-out: writes the file (0) before the plan runs, or
+// returns the exit code of why not.
+int GenerateImportConfig(const Options& options, const VariableSources& vars, bool destroy);
 
 }  // namespace plinth::cli

@@ -133,6 +133,9 @@ void PrintOutputs(const std::vector<OutputValue>& outputs) {
 }  // namespace
 
 int Plan(const Options& o, const VariableSources& vars, bool destroy) {
+  if (!o.generate_config_out.empty()) {
+    if (int rc = GenerateImportConfig(o, vars, destroy || o.destroy)) return rc;
+  }
   SourceManager sources;
   Diagnostics diags;
   std::optional<runtime::EngineOptions> eo = EngineOptionsFrom(o, vars);

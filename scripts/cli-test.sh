@@ -932,6 +932,94 @@ set -e
   fail "moved: a conflicting move exited $rc: $(cat "$tmp/mv.txt")"
 "$plinth" state list --dir="$tmp/mv" | grep -qx "marker.x" || fail "moved: a refused move changed the state"
 # --- end of moved and removed blocks ------------------------------------------
+# --- Importing existing objects (issue 12, item 1) --------------------------
+# A marker file written by hand is imported with plinth import: the state
+# shows it, and the plan has no changes.
+imp="$tmp/import"
+mkdir -p "$imp/.plinth/default/data/logs"
+printf 'hello' >"$imp/.plinth/default/data/logs/today"
+printf 'marker "logs" {\n  path    = "logs/today"\n  content = "hello"\n}\n' >"$imp/main.plinth"
+set +e
+"$plinth" import "$imp" marker.log logs/today >/dev/null 2>"$tmp/imp.txt"; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "error: marker.log is not in the configuration (did you mean marker.logs?)" "$tmp/imp.txt" &&
+  grep -q -- "--print-config" "$tmp/imp.txt" || fail "import to an undeclared address (exit $rc): $(cat "$tmp/imp.txt")"
+[ ! -e "$imp/.plinth/default/state.db" ] || fail "a refused import created the state"
+"$plinth" import "$imp" marker.logs logs/today >"$tmp/imp.txt" 2>&1 || fail "import failed: $(cat "$tmp/imp.txt")"
+grep -q 'Imported marker.logs (id "logs/today") into workspace default' "$tmp/imp.txt" || fail "import output: $(cat "$tmp/imp.txt")"
+"$plinth" state list --dir="$imp" | grep -q "marker.logs" || fail "state list lacks the imported marker: $("$plinth" state list --dir="$imp")"
+"$plinth" plan --detailed-exitcode "$imp" >"$tmp/imp.txt" 2>&1 || fail "plan after import is not empty: $(cat "$tmp/imp.txt")"
+set +e
+"$plinth" import --dir="$imp" marker.logs logs/today >/dev/null 2>"$tmp/imp.txt"; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "marker.logs is already managed (id \"logs/today\").*plinth state rm marker.logs" "$tmp/imp.txt" ||
+  fail "a second import (exit $rc): $(cat "$tmp/imp.txt")"
+# An import block: plan shows the import and the update, apply records and
+# updates, and the next plan is empty. The saved plan carries the import.
+printf 'changed' >"$imp/.plinth/default/data/logs/old"
+cat >>"$imp/main.plinth" <<'PLINTH'
+
+marker "old" {
+  path    = "logs/old"
+  content = "rewritten"
+}
+
+import {
+  to = marker.old
+  id = "logs/old"
+}
+PLINTH
+"$plinth" plan --out="$tmp/imp.plan" "$imp" >"$tmp/imp.txt" 2>&1 || fail "plan with an import block: $(cat "$tmp/imp.txt")"
+grep -q '# marker.old will be imported (id "logs/old")' "$tmp/imp.txt" &&
+  grep -q "Plan: 1 to import, 0 to create, 1 to update, 0 to replace, 0 to delete." "$tmp/imp.txt" ||
+  fail "plan of an import block: $(cat "$tmp/imp.txt")"
+"$plinth" plan --json "$imp" 2>/dev/null | grep -q '"id": "logs/old"' || fail "plan --json lacks importing"
+[ ! -e "$imp/.plinth/default/data/logs/old" ] || [ "$(cat "$imp/.plinth/default/data/logs/old")" = changed ] ||
+  fail "plan changed the imported object"
+"$plinth" apply "$tmp/imp.plan" >"$tmp/imp.txt" 2>&1 || fail "apply of the saved import plan: $(cat "$tmp/imp.txt")"
+[ "$(cat "$imp/.plinth/default/data/logs/old")" = rewritten ] || fail "apply did not update the imported marker"
+"$plinth" state show --dir="$imp" marker.old | grep -q 'logs/old' || fail "state lacks marker.old"
+"$plinth" plan --detailed-exitcode "$imp" >"$tmp/imp.txt" 2>&1 || fail "plan after the import block's apply: $(cat "$tmp/imp.txt")"
+# --print-config round trip: the printed block validates, and importing the
+# object to it plans no change.
+gen="$tmp/import-gen"
+mkdir -p "$gen/.plinth/default/data/etc"
+printf 'k = v' >"$gen/.plinth/default/data/etc/app.conf"
+printf 'marker "seed" {\n  path = "seed"\n}\n' >"$gen/main.plinth"
+"$plinth" import --print-config "$gen" marker.app etc/app.conf >"$gen/app.plinth" 2>"$tmp/imp.txt" ||
+  fail "import --print-config: $(cat "$tmp/imp.txt")"
+grep -q '^marker "app" {' "$gen/app.plinth" && grep -q 'content = "k = v"' "$gen/app.plinth" ||
+  fail "import --print-config printed: $(cat "$gen/app.plinth")"
+"$plinth" validate "$gen" >/dev/null 2>&1 || fail "the printed block does not validate: $(cat "$gen/app.plinth")"
+"$plinth" fmt --check "$gen" >/dev/null || fail "the printed block is not canonical"
+"$plinth" import "$gen" marker.app etc/app.conf >/dev/null 2>&1 || fail "import to the printed block failed"
+"$plinth" plan "$gen" >"$tmp/imp.txt" 2>&1
+grep -q "# marker.app" "$tmp/imp.txt" && fail "the printed block plans a change to the object: $(cat "$tmp/imp.txt")"
+# --generate-config-out: writes blocks for import blocks without one; the
+# plan then shows the import; an existing FILE is refused.
+gco="$tmp/import-gco"
+mkdir -p "$gco/.plinth/default/data"
+printf 'data' >"$gco/.plinth/default/data/found"
+printf 'import {\n  to = marker.found\n  id = "found"\n}\n' >"$gco/main.plinth"
+set +e
+"$plinth" plan "$gco" >/dev/null 2>"$tmp/imp.txt"; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "imports to marker.found, which is not in the configuration.*--generate-config-out=FILE" "$tmp/imp.txt" ||
+  fail "plan of an import block without its resource (exit $rc): $(cat "$tmp/imp.txt")"
+"$plinth" plan --generate-config-out="$gco/generated.plinth" "$gco" >"$tmp/imp.txt" 2>&1 ||
+  fail "plan --generate-config-out: $(cat "$tmp/imp.txt")"
+grep -q 'marker "found" {' "$gco/generated.plinth" || fail "generated config: $(cat "$gco/generated.plinth")"
+grep -q '# marker.found will be imported (id "found")' "$tmp/imp.txt" && grep -q "Plan: 1 to import, 0 to create" "$tmp/imp.txt" ||
+  fail "plan --generate-config-out does not plan the import: $(cat "$tmp/imp.txt")"
+"$plinth" validate "$gco" >/dev/null 2>&1 || fail "the generated config does not validate"
+set +e
+"$plinth" plan --generate-config-out="$gco/generated.plinth" "$gco" >/dev/null 2>"$tmp/imp.txt"; rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "exists; --generate-config-out writes a new file only" "$tmp/imp.txt" ||
+  fail "--generate-config-out over an existing file (exit $rc): $(cat "$tmp/imp.txt")"
+"$plinth" apply --auto-approve "$gco" >/dev/null 2>&1 || fail "apply of the generated import failed"
+"$plinth" plan --detailed-exitcode "$gco" >"$tmp/imp.txt" 2>&1 || fail "plan after applying generated config: $(cat "$tmp/imp.txt")"
+# --- end of importing existing objects ---------------------------------------
 
 # Usage errors exit 2.
 set +e

@@ -23,7 +23,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-enum class DeclKind : uint8_t { Variable, Local, Output, Module, Resource, Provider };
+enum class DeclKind : uint8_t { Variable, Local, Output, Module, Resource, Provider, Import };
 
 const char* KindWord(DeclKind k) {
   switch (k) {
@@ -33,6 +33,7 @@ const char* KindWord(DeclKind k) {
     case DeclKind::Provider: return "provider";
     case DeclKind::Module: return "module";
     case DeclKind::Resource: return "resource";
+    case DeclKind::Import: return "import";
   }
   return "";
 }
@@ -67,6 +68,7 @@ struct Decl {
       case DeclKind::Module: return "module." + name;
       case DeclKind::Resource: return name;
       case DeclKind::Provider: return "provider." + name;
+      case DeclKind::Import: return "the import of " + name;
     }
     return name;
   }
@@ -81,6 +83,7 @@ struct ModuleInfo {
   // moved and removed blocks, addresses relative to the module instance
   std::vector<MoveStatement> moves;
   std::vector<RemovedStatement> removals;
+  std::vector<uint32_t> imports;  // import declarations (root module)
   std::vector<uint32_t> order;
   bool is_root = false;
 };
@@ -227,6 +230,7 @@ class Checker {
     std::stable_sort(out.variables.begin(), out.variables.end(), by_position);
     std::stable_sort(out.outputs.begin(), out.outputs.end(), by_position);
     std::stable_sort(out.locals.begin(), out.locals.end(), by_position);
+    std::stable_sort(out.imports.begin(), out.imports.end(), by_position);
     for (const auto& [path, m] : analysed_) {
       if (m) out.files += m->module->files.size();
     }
@@ -306,6 +310,7 @@ class Checker {
       Mute mute(this, Damaged(info->decls[i]));
       ResolveDeps(*info, i);
     }
+    LinkImports(*info);
     OrderAndFindCycles(*info);
     ComputeResourceDeps(*info);
     MarkPolicyReferences(*info);
@@ -424,7 +429,7 @@ class Checker {
 
   void CollectDecls(ModuleInfo& info) {
     static const std::vector<std::string> keywords = {"variable", "locals", "output", "module", "policy",
-                                                      "policy_test", "provider", "moved", "removed"};
+                                                      "policy_test", "provider", "moved", "removed", "import"};
     for (const ast::File& file : info.module->files) {
       for (const ast::Attribute& a : file.body.attributes) {
         cur_->Error(DiagCode::UnknownBlockType, a.name_range, "attributes cannot be set at the top level")
@@ -483,6 +488,8 @@ class Checker {
           } else {
             CheckRemovedBlock(b, info);
           }
+        } else if (b.type == "import") {
+          CollectImport(info, b);
         } else if (b.type == "locals") {
           if (!ExpectLabels(b, 0, "")) continue;
           for (const ast::Block& nested : b.body.blocks) {
@@ -765,6 +772,174 @@ class Checker {
     r.destroy = value;
     r.range = b.type_range;
     info.removals.push_back(std::move(r));
+  }
+
+  // ----------------------------------------------------------------- imports
+  // `import { to = ADDR, id = "..." }` (docs/language.md, "Importing existing
+  // objects"). `to` is read as an address, never evaluated; `id` is an
+  // expression evaluated before the target is planned.
+
+  // `to` as plans spell it (marker.a, bucket.b["k"], module.net[0].marker.a),
+  // with its resource type; nullopt after reporting why it is not one.
+  std::optional<std::pair<std::string, std::string>> ImportAddress(const ast::Expr& to) {
+    struct Step {
+      std::string name;                  // a name step
+      const ast::Expr* key = nullptr;    // an index step
+      Range range;
+    };
+    std::vector<Step> steps;
+    const ast::Expr* e = &to;
+    for (;;) {
+      if (e->kind == ast::ExprKind::GetAttr) {
+        const auto& g = e->As<ast::GetAttr>();
+        steps.push_back({g.name, nullptr, g.name_range});
+        e = g.object.get();
+      } else if (e->kind == ast::ExprKind::Index) {
+        const auto& ix = e->As<ast::Index>();
+        steps.push_back({"", ix.key.get(), ix.key->range});
+        e = ix.object.get();
+      } else {
+        break;
+      }
+    }
+    auto fail = [&](Range r, const std::string& message, const std::string& help) {
+      cur_->Error(DiagCode::InvalidImport, r, message).help = help;
+      return std::nullopt;
+    };
+    const std::string example = "write: to = marker.logs, to = bucket.data[\"eu\"] or to = module.net.region.eu";
+    if (e->kind == ast::ExprKind::Error) return std::nullopt;
+    if (e->kind != ast::ExprKind::Name) {
+      std::optional<std::string> text = LiteralText(*e);
+      if (text && steps.empty()) {
+        return fail(to.range, "an import's 'to' is a resource address, not a string",
+                    "write it without quotes: to = " + *text);
+      }
+      return fail(to.range, "an import's 'to' must be a resource address", example);
+    }
+    steps.push_back({e->As<ast::Name>().name, nullptr, e->range});
+    std::reverse(steps.begin(), steps.end());
+    std::string address;
+    size_t i = 0;
+    // A key: a literal string, or a whole number (a count index).
+    auto key_text = [&](const Step& s) -> std::optional<std::string> {
+      if (s.key->kind == ast::ExprKind::Literal) {
+        const Value& v = s.key->As<ast::Literal>().value;
+        if (v.kind() == Value::Kind::String) return "[" + QuoteString(v.as_string()) + "]";
+        if (v.kind() == Value::Kind::Number && v.as_number() >= 0 && v.as_number() == static_cast<double>(
+                                                                                         static_cast<int64_t>(v.as_number()))) {
+          return "[" + FormatNumber(v.as_number()) + "]";
+        }
+      } else if (std::optional<std::string> text = LiteralText(*s.key)) {
+        return "[" + QuoteString(*text) + "]";
+      }
+      cur_->Error(DiagCode::InvalidImport, s.range,
+                  "an instance key in an import's 'to' must be a literal string or a whole number")
+          .help = "name one instance: to = bucket.data[\"eu\"] or to = marker.shard[0]; write one import block per "
+                  "instance";
+      return std::nullopt;
+    };
+    while (i < steps.size() && steps[i].key == nullptr && steps[i].name == "module") {
+      if (i + 1 >= steps.size() || steps[i + 1].key != nullptr) {
+        return fail(steps[i].range, "'module' in an import's 'to' must be followed by a module name", example);
+      }
+      address += "module." + steps[i + 1].name;
+      i += 2;
+      if (i < steps.size() && steps[i].key != nullptr) {
+        std::optional<std::string> k = key_text(steps[i]);
+        if (!k) return std::nullopt;
+        address += *k;
+        ++i;
+      }
+      address += ".";
+    }
+    if (i >= steps.size() || steps[i].key != nullptr) {
+      return fail(to.range, "an import's 'to' must end in a resource, like marker.logs", example);
+    }
+    const std::string type = steps[i].name;
+    if (!schemas_->Find(type)) {
+      std::string near = ClosestName(type, schemas_->TypeNames());
+      return fail(steps[i].range, "no resource type '" + type + "' to import to",
+                  near.empty() ? "resource types: " + JoinNames(schemas_->TypeNames())
+                               : "did you mean '" + near + "'?");
+    }
+    if (i + 1 >= steps.size() || steps[i + 1].key != nullptr) {
+      return fail(steps[i].range, "'" + type + "' in an import's 'to' must be followed by a resource name",
+                  "write: to = " + type + ".NAME");
+    }
+    address += type + "." + steps[i + 1].name;
+    i += 2;
+    if (i < steps.size() && steps[i].key != nullptr) {
+      std::optional<std::string> k = key_text(steps[i]);
+      if (!k) return std::nullopt;
+      address += *k;
+      ++i;
+    }
+    if (i < steps.size()) {
+      return fail(steps[i].range, "an import's 'to' names a resource instance, not one of its attributes",
+                  "remove '" + (steps[i].key ? std::string("[...]") : "." + steps[i].name) + "': to = " + address);
+    }
+    return std::make_pair(address, type);
+  }
+
+  void CollectImport(ModuleInfo& info, const ast::Block& b) {
+    if (!ExpectLabels(b, 0, "")) return;
+    if (!info.is_root) {
+      cur_->Error(DiagCode::InvalidImport, b.type_range, "an import block belongs in the root module")
+          .help = "move it to the configuration you run plinth on, with the full address: to = module.NAME.TYPE.NAME";
+      return;
+    }
+    if (b.has_errors) return;  // the parser said what is wrong
+    CheckAllowed(b.body, {"to", "id"}, {}, "an import block");
+    for (const char* required : {"to", "id"}) {
+      if (!b.body.Find(required)) {
+        cur_->Error(DiagCode::MissingAttribute, b.type_range, std::string("an import block needs '") + required + "'")
+            .help = "write: import { to = marker.logs, id = \"logs/today\" }";
+        return;
+      }
+    }
+    auto target = ImportAddress(*b.body.Find("to")->value);
+    if (!target) return;
+    for (uint32_t other : info.imports) {
+      const Decl& first = info.decls[other];
+      if (first.name != target->first) continue;
+      Diagnostic& d = cur_->Error(DiagCode::DuplicateImport, b.body.Find("to")->value->range,
+                                  "two import blocks import to " + target->first);
+      d.notes.push_back({first.block->body.Find("to")->value->range, "first imported here"});
+      d.help = "one object per address: remove one of them, or import the other object to another address";
+      return;
+    }
+    Decl d;
+    d.kind = DeclKind::Import;
+    d.block = &b;
+    d.name = target->first;
+    d.type = target->second;
+    d.schema = schemas_->Find(d.type);  // its provider is configured before the object is read
+    d.range = b.type_range;
+    info.imports.push_back(static_cast<uint32_t>(info.decls.size()));
+    info.decls.push_back(std::move(d));
+  }
+
+  // The declaration that plans an import's target waits for the import: the
+  // resource itself at the root, else the module call that holds it.
+  void LinkImports(ModuleInfo& info) {
+    for (uint32_t idx : info.imports) {
+      const Decl& imp = info.decls[idx];
+      const std::string& to = imp.name;
+      auto target = info.decls.size();
+      if (to.rfind("module.", 0) == 0) {
+        size_t end = 7;
+        while (end < to.size() && to[end] != '.' && to[end] != '[') ++end;
+        if (auto it = info.modules.find(to.substr(7, end - 7)); it != info.modules.end()) target = it->second;
+      } else {
+        std::string resource = to.substr(0, to.find('['));
+        if (auto it = info.resources.find(resource); it != info.resources.end()) target = it->second;
+      }
+      // Not in the configuration: the plan says so (or generates it).
+      if (target == info.decls.size()) continue;
+      Decl& t = info.decls[target];
+      t.deps.push_back(idx);
+      t.dep_sites.push_back(imp.block->body.Find("to")->value->range);
+    }
   }
 
   // ---------------------------------------------------------------- policies
@@ -1204,6 +1379,9 @@ class Checker {
     std::vector<Reference> refs;
     if (d.kind == DeclKind::Local) {
       CollectReferences(*d.attr->value, refs);
+    } else if (d.kind == DeclKind::Import) {
+      // `to` is an address, not a value: only `id` refers to anything.
+      if (const ast::Attribute* id = d.block->body.Find("id")) CollectReferences(*id->value, refs);
     } else if (d.kind == DeclKind::Variable) {
       if (const ast::Attribute* def = d.block->body.Find("default")) {
         std::vector<Reference> r;
@@ -1353,7 +1531,8 @@ class Checker {
     // A provider is configured before anything that may use it is planned:
     // its resources, and module calls (their resources use the root's providers).
     for (const auto& [name, pidx] : info.providers) {
-      bool uses = d.kind == DeclKind::Module || (d.kind == DeclKind::Resource && d.schema && d.schema->provider == name);
+      bool uses = d.kind == DeclKind::Module || ((d.kind == DeclKind::Resource || d.kind == DeclKind::Import) &&
+                                                 d.schema && d.schema->provider == name);
       if (uses && deps.insert(pidx).second) {
         d.deps.push_back(pidx);
         d.dep_sites.push_back(info.decls[pidx].range);
@@ -1560,6 +1739,7 @@ class Checker {
         case DeclKind::Resource: inst.values[idx] = EvalResource(inst, d, out); break;
         case DeclKind::Module: inst.values[idx] = EvalModuleCall(inst, d, out, chain); break;
         case DeclKind::Provider: inst.values[idx] = EvalProvider(inst, d, out); break;
+        case DeclKind::Import: inst.values[idx] = EvalImport(inst, d, out); break;
       }
     }
     for (const MoveStatement& m : info.moves) {
@@ -1738,6 +1918,41 @@ class Checker {
     if (options_.resource_hook) options_.resource_hook->ProviderConfigured(d.name, attrs);
     out.providers[d.name] = attrs;
     return Poison();
+  }
+
+  Value EvalImport(Instance& inst, const Decl& d, CheckedConfig& out) {
+    const ast::Attribute* id_attr = d.block->body.Find("id");
+    InstanceScope scope(*this, inst);
+    Value id = Evaluate(*id_attr->value, scope, *cur_);
+    ImportStatement st;
+    st.to = d.name;
+    st.type = d.type;
+    st.range = d.range;
+    st.to_range = d.block->body.Find("to")->value->range;
+    st.id_range = id_attr->value->range;
+    if (id.ContainsUnknown()) {
+      // Validate accepts what planning will know (a variable without a value yet).
+      if (options_.resource_hook && !(id.is_unknown() && id.unknown_type().is(TypeKind::Any))) {
+        cur_->Error(DiagCode::UnknownAtPlan, st.id_range, "the id of the import to " + st.to +
+                                                              " is known only after apply")
+            .help = "an import id must be known when planning: use a string, variables or locals";
+      }
+    } else if (id.kind() != Value::Kind::String) {
+      cur_->Error(DiagCode::TypeMismatch, st.id_range,
+                  "an import id is a string, not " + (id.sensitive() ? id.type().ToString() : id.ToString()))
+          .help = "write the provider's id for the object as text: id = \"logs/today\"";
+    } else if (id.sensitive()) {
+      cur_->Error(DiagCode::TypeMismatch, st.id_range, "an import id cannot be sensitive")
+          .help = "plans show the id and the state records it; import by a value that is not secret";
+    } else if (id.as_string().empty()) {
+      cur_->Error(DiagCode::TypeMismatch, st.id_range, "the id of the import to " + st.to + " is empty")
+          .help = "write the provider's id for the object: id = \"logs/today\"";
+    } else {
+      st.id = id.as_string();
+      if (options_.resource_hook) options_.resource_hook->Import(st);
+    }
+    out.imports.push_back(std::move(st));
+    return Value::Null();
   }
 
   Value EvalOutput(Instance& inst, const Decl& d, CheckedConfig& out) {

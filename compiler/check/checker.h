@@ -30,6 +30,7 @@ namespace plinth {
 
 struct ResourceInstance;
 class RootScope;  // compiler/check/console.h
+struct ImportStatement;
 
 // Called for every resource instance in dependency order (every resource it
 // refers to has been seen before it). The returned attributes replace the
@@ -42,6 +43,11 @@ class ResourceHook {
   // A `provider "NAME" { ... }` block's evaluated configuration, before any
   // resource that may use the provider is planned.
   virtual void ProviderConfigured(const std::string& name, const ValueMap& config) {}
+  // An `import` block of the root module whose id evaluated to a known
+  // string, before its target resource (or the module call holding it) is
+  // planned: the planner reads the object here, so Planned() sees it as the
+  // target's prior state.
+  virtual void Import(const ImportStatement& statement) {}
 };
 
 // A `provider "NAME" { ... }` block of the root module that names a `source`,
@@ -180,6 +186,17 @@ struct RemovedStatement {
   Range range;         // the `removed` keyword
 };
 
+// An `import` block (root module only; docs/language.md, "Importing existing
+// objects"): take the object `id` names under management as `to`.
+struct ImportStatement {
+  std::string to;    // the instance address as plans spell it: marker.a, bucket.b["k"], module.net.marker.a
+  std::string type;  // the resource type in `to`
+  std::string id;    // the evaluated id; empty when it is not known (reported when planning)
+  Range range;       // the `import` keyword
+  Range to_range;    // the `to` reference
+  Range id_range;    // the `id` expression
+};
+
 struct CheckedConfig {
   std::vector<ResourceInstance> resources;
   std::vector<MoveStatement> moves;
@@ -196,6 +213,7 @@ struct CheckedConfig {
   // value of the root module would be (compiler/check/console.h). The
   // SourceManager, Diagnostics and CheckOptions given to Check must outlive it.
   std::shared_ptr<RootScope> root_scope;
+  std::vector<ImportStatement> imports;  // import blocks (root module), in declaration order
   size_t files = 0;
   size_t modules = 0;            // distinct module directories
   size_t module_instances = 0;   // including the root

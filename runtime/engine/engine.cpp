@@ -14,6 +14,7 @@
 
 #include <openssl/evp.h>
 
+#include "compiler/eval/evaluator.h"
 #include "compiler/schema/schema.h"
 #include "runtime/exec/executor.h"
 #include "runtime/exec/parallel.h"
@@ -156,9 +157,43 @@ class PlanHook : public ResourceHook {
     if (router_) router_->Configure(name, config);
   }
 
+  // An import block (docs/language.md): read the object now, so its target
+  // is planned against it. Reads only; apply records it.
+  void Import(const ImportStatement& st) override {
+    if (!importing) return;  // a destroy plan deletes what the state holds; imports add nothing to it
+    if (auto it = prior_.find(st.to); it != prior_.end()) {
+      // Already managed: the block has done its work and stays harmless,
+      // unless it names another object.
+      if (it->second->id != st.id) {
+        import_problems.push_back({st.to,
+                            "the import block imports id " + QuoteString(st.id) + " to " + st.to +
+                                ", which already manages id " + QuoteString(it->second->id) +
+                                "; remove the import block, or import to another address",
+                            st.range});
+      }
+      return;
+    }
+    Result<ResourceObject> res = provider_.Import(st.type, st.id);
+    if (!res.ok()) {
+      import_problems.push_back({st.to, "cannot import " + QuoteString(st.id) + " to " + st.to + ": " +
+                                            res.error().message,
+                                 st.range});
+      return;
+    }
+    import_ranges[st.to] = st.range;
+    imported[st.to] = {st.to, st.type, std::move(res.value().id), std::move(res.value().attributes), {}};
+    import_ids[st.to] = st.id;
+  }
+
   ValueMap Planned(const ResourceInstance& ri) override {
     auto it = prior_.find(ri.address);
     const PriorResource* p = it == prior_.end() ? nullptr : it->second;
+    if (!p && !imported.empty()) {
+      if (auto im = imported.find(ri.address); im != imported.end()) {
+        KeepIdentity(ri.attributes, im->second.attributes);
+        p = &im->second;
+      }
+    }
     ranges[ri.address] = ri.range;
     for (const std::string& m : provider_.Validate(ri.type, ri.attributes)) problems.push_back({ri.address, m, ri.range});
     // --replace: planned as the creation the replacement makes, so its
@@ -186,6 +221,13 @@ class PlanHook : public ResourceHook {
   std::vector<PlanProblem> problems;
   std::unordered_set<std::string> replace_requested;  // instances planned as replacements (--replace)
   std::unordered_map<std::string, Range> ranges;  // each instance's block, for plan problems
+  bool importing = true;  // false: import blocks are not read (destroy plans)
+  // Objects import blocks read, by target address (not in the state), the
+  // id each was imported by, and the blocks' locations.
+  std::map<std::string, PriorResource> imported;
+  std::map<std::string, std::string> import_ids;
+  std::map<std::string, Range> import_ranges;
+  std::vector<PlanProblem> import_problems;  // at import blocks: the engine adds where each is
 
  private:
   Provider& provider_;
@@ -221,6 +263,7 @@ struct Engine::Impl {
   }
   // The store is thread-safe; concurrent intent writes share commits.
 
+  bool in_memory = false;    // the store is an empty one in memory: the workspace has no state yet
   size_t total_changes = 0;  // in the graph now running
   bool applying = false;     // plans made by apply fix impure values (timestamp, uuid)
 
@@ -245,6 +288,7 @@ struct Engine::Impl {
       }
       so.workspace = o.workspace;
       opened = state::StateStore::OpenEmpty(so);
+      in_memory = opened.ok();
     }
     if (!opened.ok()) {
       r.errors.push_back(opened.error().code == state::ErrorCode::kNotFound
@@ -536,6 +580,60 @@ struct Engine::Impl {
     }
   }
 
+  // The objects import blocks read whose target has no state: each target
+  // declared in the configuration is planned against its object (added to
+  // `prior`); one that is not is a problem, or, with generate_config, an
+  // object returned for the caller to write a block for.
+  void TakeImports(EngineResult& r, const CheckedConfig& config, PlanHook& hook, std::vector<PriorResource>& prior) {
+    std::unordered_set<std::string> declared;
+    declared.reserve(config.resources.size());
+    for (const ResourceInstance& ri : config.resources) declared.insert(ri.address);
+    for (auto it = hook.imported.begin(); it != hook.imported.end();) {
+      const std::string& address = it->first;
+      if (declared.count(address)) {
+        prior.push_back(it->second);
+        ++it;
+        continue;
+      }
+      const std::string& id = hook.import_ids[address];
+      if (o.generate_config) {
+        r.generated.push_back({address, it->second.type, id, it->second.attributes, Schemas().Find(it->second.type)});
+      } else {
+        hook.import_problems.push_back(
+            {address,
+             "the import block imports to " + address + ", which is not in the configuration; add its resource block "
+             "(plinth import --print-config " + address + " " + QuoteString(id) +
+                 " prints one), or plan with --generate-config-out=FILE to have it written",
+             hook.import_ranges[address]});
+      }
+      hook.import_ids.erase(address);
+      it = hook.imported.erase(it);
+    }
+  }
+
+  // Marks the planned resources that this plan imports. Importing an object
+  // the same plan would replace is refused, as Terraform does: the
+  // configuration must describe the object as it is first.
+  void MarkImports(EngineResult& r, PlanHook& hook) {
+    for (PlannedResource& pr : r.plan.resources) {
+      auto it = hook.import_ids.find(pr.address);
+      if (it == hook.import_ids.end()) continue;
+      pr.import_id = it->second;
+      if (pr.action == Action::Replace || pr.action == Action::Delete) {
+        std::string why;
+        for (const std::string& reason : pr.reasons) why += (why.empty() ? "" : "; ") + reason;
+        hook.import_problems.push_back(
+            {pr.address,
+             "importing " + QuoteString(pr.import_id) + " to " + pr.address + " would " +
+                 (pr.action == Action::Replace ? "replace" : "delete") + " it at once" +
+                 (why.empty() ? "" : " (" + why + ")") +
+                 "; change the configuration to match the object (plinth import --print-config " + pr.address + " " +
+                 QuoteString(pr.import_id) + " shows it), then plan again",
+             hook.import_ranges[pr.address]});
+      }
+    }
+  }
+
   // Check + provider planning + diff.
   // `locked`: the caller holds the workspace lock, so interrupted changes
   // are reconciled (written); otherwise nothing is written.
@@ -564,6 +662,7 @@ struct Engine::Impl {
       return false;
     }
     auto hook = std::make_unique<PlanHook>(*provider, router, by_address, o.targeting.replace);
+    hook->importing = !destroy;
     CheckOptions co = BaseCheckOptions();
     co.resource_hook = hook.get();
     co.apply_time = applying;
@@ -592,6 +691,7 @@ struct Engine::Impl {
         by_address.clear();
         for (const PriorResource& p : prior) by_address[p.address] = &p;
         hook = std::make_unique<PlanHook>(*provider, router, by_address, o.targeting.replace);
+        hook->importing = !destroy;
         co.resource_hook = hook.get();
         first_file = sources.size();
         check_diags = std::make_unique<Diagnostics>();
@@ -603,12 +703,22 @@ struct Engine::Impl {
     if (diags.has_errors()) return false;
     r.config_digest = Digest(sources, first_file, o.variable_sources);
     r.outputs = config.outputs;
+    if (!hook->imported.empty()) TakeImports(r, config, *hook, prior);
     // A destroy plan deletes everything; the configuration still says what
     // is protected (prevent_destroy).
     r.plan = ComputePlan(std::move(config.resources), std::move(prior), hook->replace_because, &Schemas(), destroy,
                          &hook->replace_requested);
     for (PlanProblem& p : hook->problems) r.plan.problems.push_back(std::move(p));
     MarkMoves(r.plan, moves);
+    if (!hook->import_ids.empty()) MarkImports(r, *hook);
+    for (PlanProblem& p : hook->import_problems) {
+      if (p.range.valid()) {
+        const SourceFile& f = sources.Get(p.range.file);
+        LineCol lc = f.Position(p.range.begin);
+        p.message += " (import block at " + f.path() + ":" + std::to_string(lc.line) + ":" + std::to_string(lc.column) + ")";
+      }
+      r.plan.problems.push_back(std::move(p));
+    }
     timer.Mark("diff");
     if (!o.targeting.empty()) {
       std::vector<std::string> errors = RestrictToTargets(r.plan, o.targeting, destroy);
@@ -677,6 +787,27 @@ struct Engine::Impl {
       Progress(ProgressEvent::Kind::Finished, r.address, r.address + ": destroyed (" + ms() + ")");
       return {};
     }
+    if (!r.import_id.empty()) {
+      // The imported object enters the state first, in one intent: a kill
+      // before its completion leaves a create intent that the next plan
+      // settles by reading the object (it exists: adopted).
+      const std::string id = r.prior && r.prior->count("id") && r.prior->at("id").kind() == Value::Kind::String
+                                 ? r.prior->at("id").as_string()
+                                 : r.import_id;
+      state::ResourceRecord record = Record(r.address, r.type, id, r.prior ? *r.prior : ValueMap{}, r.depends_on);
+      auto rec = store->RecordIntent(serial, r.address, state::Action::kCreate, record);
+      if (!rec.ok()) return {false, false, "cannot record the intent: " + rec.error().message};
+      Progress(ProgressEvent::Kind::Started, r.address, r.address + ": importing...");
+      state::IntentOutcome outcome;
+      outcome.success = true;
+      outcome.resource = record;
+      auto done = store->CompleteIntent(rec.value(), outcome);
+      if (!done.ok()) return {false, false, "cannot record the import: " + done.error().message};
+      if (r.action == Action::NoOp) {
+        Progress(ProgressEvent::Kind::Finished, r.address, r.address + ": imported (" + ms() + ")");
+        return {};
+      }
+    }
     bool create = r.action == Action::Create || r.action == Action::Replace;
     if (create && WaitsForDependencies(Schemas(), r)) {
       std::lock_guard<std::mutex> lock(deferred_mu);
@@ -706,6 +837,12 @@ struct Engine::Impl {
       outcome.resource = Record(r.address, r.type, res.value().id, attrs, r.depends_on);
     } else {
       outcome.error = res.error().message;
+    }
+    if (!res.ok() && !res.error().import_id.empty()) {
+      // The object exists: say how to take it under management instead.
+      const std::string id = QuoteString(res.error().import_id);
+      res.error().message += "; to manage it, import it: plinth import " + r.address + " " + id +
+                             ", or add an import block: import { to = " + r.address + ", id = " + id + " }";
     }
     if (res.ok() || !res.error().outcome_unknown) {  // else the next plan settles it (see Destroy above)
       auto done = store->CompleteIntent(intent, outcome);
@@ -795,7 +932,7 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
       } else {
         std::map<std::string, std::string> now;
         for (const PlannedResource& pr : planned.plan.resources) {
-          if (pr.action != Action::NoOp || !pr.moved_from.empty()) now[pr.address] = SavedAction(pr);
+          if (pr.action != Action::NoOp || !pr.moved_from.empty() || !pr.import_id.empty()) now[pr.address] = SavedAction(pr);
         }
         std::map<std::string, std::string> then;
         for (const auto& [a, act] : saved.actions) {
@@ -1015,6 +1152,119 @@ EngineResult Engine::Refresh() {
   }
   (void)state::WorkspaceLock::Release(*m.store, lock.value().id);
   r.ok = ok && r.errors.empty();
+  return r;
+}
+
+EngineResult Engine::ImportObject(const std::string& address, const std::string& type, const std::string& id) {
+  EngineResult r;
+  Impl& m = *impl_;
+  if (!m.Open(r)) return r;
+  // Providers other than local are configured from the configuration's provider blocks.
+  m.ConfigureProvidersFor({type});
+  if (!m.Schemas().Find(type)) {
+    std::string near = ClosestName(type, m.Schemas().TypeNames());
+    r.errors.push_back("no resource type '" + type + "' in " + address +
+                       (near.empty() ? "" : "; did you mean '" + near + "'?"));
+    return r;
+  }
+  Result<ResourceObject> res = m.provider->Import(type, id);
+  if (!res.ok()) {
+    r.errors.push_back("cannot import " + QuoteString(id) + " as " + type + ": " + res.error().message);
+    return r;
+  }
+  r.generated.push_back({address, type, id, std::move(res.value().attributes), m.Schemas().Find(type)});
+  r.ok = true;
+  return r;
+}
+
+EngineResult Engine::Import(const std::string& address, const std::string& id) {
+  EngineResult r;
+  Impl& m = *impl_;
+  if (!m.Open(r)) return r;
+  CheckOptions co = m.BaseCheckOptions();
+  CheckedConfig config = Check(m.o.config_dir, m.sources, m.diags, co);
+  if (m.diags.has_errors()) return r;
+  const ResourceInstance* target = nullptr;
+  std::vector<std::string> addresses;
+  for (const ResourceInstance& ri : config.resources) {
+    if (ri.address == address) target = &ri;
+    addresses.push_back(ri.address);
+  }
+  if (!target) {
+    std::string near = ClosestName(address, addresses);
+    r.errors.push_back(address + " is not in the configuration" +
+                       (near.empty() ? "" : " (did you mean " + near + "?)") +
+                       "; declare its resource block first (plinth import --print-config " + address + " " +
+                       QuoteString(id) + " prints one to start from)");
+    return r;
+  }
+  for (const auto& [name, values] : config.providers) m.router->Configure(name, values);
+  auto managed = [&](EngineResult& out) {
+    auto records = m.store->Resources();
+    if (!records.ok()) {
+      out.errors.push_back("cannot read the state: " + records.error().message);
+      return true;
+    }
+    for (const state::ResourceRecord& rec : records.value()) {
+      if (rec.address != address) continue;
+      out.errors.push_back(address + " is already managed (id " + QuoteString(rec.id) +
+                           "); to import another object to it, run plinth state rm " + address +
+                           " first (that forgets it without deleting it)");
+      return true;
+    }
+    return false;
+  };
+  if (managed(r)) return r;
+  // Read the object before anything is written: a wrong id leaves no trace.
+  Result<ResourceObject> res = m.provider->Import(target->type, id);
+  if (!res.ok()) {
+    r.errors.push_back("cannot import " + QuoteString(id) + " to " + address + ": " + res.error().message);
+    return r;
+  }
+  // Import records state: the one command besides apply that creates it.
+  if (m.in_memory) {
+    state::StoreOptions so;
+    so.encryption_key = m.o.state_key;
+    so.mode = state::OpenMode::kCreate;
+    auto opened = state::StateStore::OpenWorkspace(m.o.config_dir, m.o.workspace, so);
+    if (!opened.ok()) {
+      r.errors.push_back("cannot create the state: " + opened.error().message);
+      return r;
+    }
+    m.store = std::move(opened.value());
+    m.in_memory = false;
+  }
+  auto lock = state::WorkspaceLock::Acquire(*m.store, state::WorkspaceLock::ThisProcess("import"));
+  if (!lock.ok()) {
+    r.errors.push_back(state::WorkspaceLock::Describe(lock.error()));
+    return r;
+  }
+  auto release = [&] { (void)state::WorkspaceLock::Release(*m.store, lock.value().id); };
+  // Under the lock: interrupted changes settled, and nobody took the address since.
+  if (!m.Reconcile(r) || managed(r)) return release(), r;
+  ValueMap attrs = std::move(res.value().attributes);
+  KeepIdentity(target->attributes, attrs);
+  state::ResourceRecord record = m.Record(address, target->type, res.value().id, attrs, target->depends_on);
+  auto begun = m.store->BeginApply("import", "");
+  if (!begun.ok()) {
+    r.errors.push_back("cannot record the import: " + begun.error().message);
+    return release(), r;
+  }
+  r.serial = begun.value();
+  auto intent = m.store->RecordIntent(r.serial, address, state::Action::kCreate, record);
+  state::IntentOutcome outcome;
+  outcome.success = true;
+  outcome.resource = record;
+  bool recorded = intent.ok() && m.store->CompleteIntent(intent.value(), outcome).ok();
+  (void)m.store->FinishApply(r.serial, recorded ? state::ApplyStatus::kSucceeded : state::ApplyStatus::kFailed);
+  release();
+  if (!recorded) {
+    r.errors.push_back("cannot record the import of " + address + " in the state");
+    return r;
+  }
+  r.generated.push_back({address, target->type, id, std::move(attrs), m.Schemas().Find(target->type)});
+  r.applied = 1;
+  r.ok = true;
   return r;
 }
 

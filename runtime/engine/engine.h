@@ -25,6 +25,7 @@
 
 #include "compiler/check/checker.h"
 #include "compiler/diag/diagnostic.h"
+#include "runtime/plan/imports.h"
 #include "runtime/plan/plan.h"
 #include "runtime/provider/provider.h"
 
@@ -70,6 +71,10 @@ struct EngineOptions {
   // Tests only: wraps the provider the engine uses (fault injection, call
   // counting). Called once, when the state is opened.
   std::function<std::unique_ptr<Provider>(std::unique_ptr<Provider>)> wrap_provider;
+  // plan --generate-config-out: an import block whose target is not in the
+  // configuration is no problem; the object it reads is returned in
+  // EngineResult::generated for the caller to write a block for.
+  bool generate_config = false;
   // Set (e.g. on the first Ctrl-C) to start no new change; running ones finish.
   const std::atomic<bool>* stop = nullptr;
 };
@@ -85,6 +90,9 @@ struct EngineResult {
   // the plan deletes data, what its deletes remove ("<sha256>+d<sha256>").
   std::string config_digest;
   size_t applied = 0, failed = 0, skipped = 0;
+  // Import: what was imported (Engine::Import, ImportObject) or, with
+  // generate_config, the objects of import blocks without a resource block.
+  std::vector<ImportedObject> generated;
 };
 
 class Engine {
@@ -110,6 +118,15 @@ class Engine {
   // (changes made outside Plinth, resources deleted outside it) as a new
   // serial. Changes nothing in the world.
   EngineResult Refresh();
+  // `plinth import ADDR ID`: reads the object `id` names with the provider
+  // of ADDR's type and records it in the state as ADDR, and nothing else.
+  // ADDR must be an instance of the configuration and not in the state.
+  // Creates the workspace's state when there is none (as apply does).
+  // The imported object is in EngineResult::generated.
+  EngineResult Import(const std::string& address, const std::string& id);
+  // Reads the object `id` names as a resource of `type` without recording
+  // anything (`plinth import --print-config`); in EngineResult::generated.
+  EngineResult ImportObject(const std::string& address, const std::string& type, const std::string& id);
 
  private:
   struct Impl;

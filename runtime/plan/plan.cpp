@@ -25,7 +25,10 @@ const char* ActionName(Action a) {
 }
 
 std::string SavedAction(const PlannedResource& r) {
-  return std::string(ActionName(r.action)) + (r.moved_from.empty() ? "" : " from " + r.moved_from);
+  std::string action = r.import_id.empty() ? ActionName(r.action)
+                                           : "import " + QuoteString(r.import_id) +
+                                                 (r.action == Action::NoOp ? "" : std::string(", ") + ActionName(r.action));
+  return action + (r.moved_from.empty() ? "" : " from " + r.moved_from);
 }
 
 size_t Plan::Moved() const {
@@ -44,9 +47,16 @@ bool Plan::Denied() const {
   });
 }
 
+size_t Plan::Imports() const {
+  return static_cast<size_t>(
+      std::count_if(resources.begin(), resources.end(), [](const PlannedResource& r) { return !r.import_id.empty(); }));
+}
+
 bool Plan::HasChanges() const {
   return std::any_of(resources.begin(), resources.end(),
-                     [](const PlannedResource& r) { return r.action != Action::NoOp || !r.moved_from.empty(); });
+                     [](const PlannedResource& r) {
+                       return r.action != Action::NoOp || !r.moved_from.empty() || !r.import_id.empty();
+                     });
 }
 
 namespace {
@@ -426,7 +436,8 @@ std::vector<std::string> RestrictToTargets(Plan& plan, const Targeting& targetin
       continue;
     }
     ++plan.left_out;
-    if (plan.resources[i].action != Action::NoOp || !plan.resources[i].moved_from.empty()) ++plan.left_out_changes;
+    const PlannedResource& pr = plan.resources[i];
+    if (pr.action != Action::NoOp || !pr.moved_from.empty() || !pr.import_id.empty()) ++plan.left_out_changes;
     left_out.insert(plan.resources[i].address);
   }
   plan.resources = std::move(kept);
@@ -448,6 +459,9 @@ Graph BuildGraph(const Plan& plan) {
   for (const PlannedResource& r : plan.resources) {
     switch (r.action) {
       case Action::NoOp:
+        // An import that changes nothing else still records the object.
+        if (!r.import_id.empty()) apply_node[r.address] = add(r.address, GraphNode::Step::Apply);
+        break;
       case Action::Forget: break;  // the engine rewrites the state before the graph runs
       case Action::Create:
       case Action::Update: apply_node[r.address] = add(r.address, GraphNode::Step::Apply); break;
@@ -478,7 +492,7 @@ Graph BuildGraph(const Plan& plan) {
   // Which changing instances each dependency string names.
   std::unordered_map<std::string, std::vector<const PlannedResource*>> named;
   for (const PlannedResource& r : plan.resources) {
-    if (r.action == Action::NoOp) continue;
+    if (r.action == Action::NoOp && r.import_id.empty()) continue;
     for (const std::string& n : NamesOf(r.address)) named[n].push_back(&r);
   }
   // One group node per dependency string and direction, created on demand.
@@ -687,6 +701,9 @@ std::string RenderPlanText(const Plan& plan, bool color) {
   }
   out += "Plinth will perform these actions:\n";
   for (const PlannedResource& r : plan.resources) {
+    // An import: its own line, then the change it also makes, if any.
+    const bool importing = !r.import_id.empty();
+    if (importing) out += "\n  # " + r.address + " will be imported (id " + EscapeControls(QuoteString(r.import_id)) + ")\n";
     if (r.action == Action::NoOp) {
       if (!r.moved_from.empty()) out += "\n  # " + r.address + " has moved from " + r.moved_from + "\n";
       continue;
@@ -704,7 +721,7 @@ std::string RenderPlanText(const Plan& plan, bool color) {
       case Action::Forget: symbol = "."; verb = "will be removed from the state, not destroyed"; code = "36"; break;
       case Action::NoOp: break;
     }
-    out += "\n  # " + r.address + " " + verb;
+    out += (importing ? "  # " : "\n  # ") + r.address + " " + verb;
     if (!r.reasons.empty()) {
       std::string why;
       for (const std::string& reason : r.reasons) why += (why.empty() ? "" : "; ") + EscapeControls(reason);
@@ -742,7 +759,8 @@ std::string RenderPlanText(const Plan& plan, bool color) {
       out += "      " + line + "\n";
     }
   }
-  out += "\nPlan: " + std::to_string(plan.Count(Action::Create)) + " to create, " +
+  out += "\nPlan: " + (plan.Imports() ? std::to_string(plan.Imports()) + " to import, " : std::string()) +
+         std::to_string(plan.Count(Action::Create)) + " to create, " +
          std::to_string(plan.Count(Action::Update)) + " to update, " + std::to_string(plan.Count(Action::Replace)) +
          " to replace, " + std::to_string(plan.Count(Action::Delete)) + " to delete" +
          (plan.Count(Action::Forget) ? ", " + std::to_string(plan.Count(Action::Forget)) + " to forget" : "") +
@@ -776,6 +794,8 @@ std::string RenderPlanJson(const Plan& plan) {
                              {"create_before_destroy", r.create_before_destroy},
                              {"depends_on", r.depends_on},
                              {"waits_for_deletes", r.waits_for_deletes},
+                             {"importing", r.import_id.empty() ? nlohmann::json(nullptr)
+                                                               : nlohmann::json{{"id", r.import_id}}},
                              {"changed_attributes", attrs},
                              {"before", before},
                              {"after", after},
@@ -811,6 +831,7 @@ std::string RenderPlanJson(const Plan& plan) {
                           {"delete", plan.Count(Action::Delete)},
                           {"forget", plan.Count(Action::Forget)},
                           {"moved", plan.Moved()},
+                          {"import", plan.Imports()},
                           {"no_op", plan.Count(Action::NoOp)}}},
                         {"resource_changes", changes},
                         {"problems", problems},

@@ -68,11 +68,16 @@ struct PlannedResource {
   // gives it this one (runtime/plan/moves.h); empty otherwise. Apply
   // renames the record first, in one transaction.
   std::string moved_from;
+  // Non-empty when this plan imports the object (an `import` block): the
+  // provider's id for it. `prior` is then the imported object; apply records
+  // it in the state before any update (docs/cli.md, "Importing existing objects").
+  std::string import_id;
 };
 
-// What a saved or approved plan records per address: the action name, and
-// " from ADDRESS" for a moved resource, so apply refuses when the moves
-// differ.
+// What a saved or approved plan records per address, and apply compares:
+// the action name; for an import `import "ID"` and the action it also makes
+// (`import "m/x", update`); and " from ADDRESS" for a moved resource. Apply
+// refuses when any of them differ.
 std::string SavedAction(const PlannedResource& r);
 
 struct PlanProblem {
@@ -119,8 +124,9 @@ struct Plan {
   // A deny policy is violated: the plan must not be applied.
   bool Denied() const;
   size_t Count(Action a) const;
-  size_t Moved() const;  // resources with moved_from
-  // Any action but no-op, or a move (the state must be rewritten).
+  size_t Moved() const;    // resources with moved_from
+  size_t Imports() const;  // resources with an import_id
+  // Any action but no-op, a move (the state must be rewritten) or an import.
   bool HasChanges() const;
 };
 

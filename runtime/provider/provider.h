@@ -37,6 +37,10 @@ struct ProviderError {
   // crashed or timed out mid-call): the engine leaves the change's intent
   // open, and the next plan settles it by reading the resource.
   bool outcome_unknown = false;
+  // A create refused because the object exists already: the id to import
+  // it by. The engine appends how (`plinth import ADDR ID` or an import
+  // block), since only it knows the address.
+  std::string import_id = {};
 };
 
 // A value or a ProviderError.
@@ -49,6 +53,7 @@ class Result {
   const T& value() const { return std::get<0>(v_); }
   T& value() { return std::get<0>(v_); }
   const ProviderError& error() const { return std::get<1>(v_); }
+  ProviderError& error() { return std::get<1>(v_); }
 
  private:
   std::variant<T, ProviderError> v_;

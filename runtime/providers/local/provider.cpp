@@ -834,10 +834,13 @@ Result<ResourceObject> LocalProvider::WriteRegion(const ValueMap& planned, bool 
   std::unique_lock lock(regions_mu_);
   if (creating) {
     auto existing = LoadRegion(r.name, RegionDirFor(r.name, nullptr));
-    if (existing.ok())
-      return Fail("region '" + r.name + "' already exists at '" + existing.value().root + "'" +
-                  (existing.value().address.empty() ? "" : " (" + existing.value().address + ")") +
-                  "; region names are unique per data root");
+    if (existing.ok()) {
+      ProviderError e = Fail("region '" + r.name + "' already exists at '" + existing.value().root + "'" +
+                             (existing.value().address.empty() ? "" : " (" + existing.value().address + ")") +
+                             "; region names are unique per data root");
+      e.import_id = r.name;
+      return e;
+    }
     if (Exists(r.dir / kRegionMeta)) return Fail("'" + r.root + "' already holds another region");
   } else {
     auto existing = LoadRegion(r.name, r.dir);
@@ -1083,14 +1086,19 @@ Result<ResourceObject> LocalProvider::WriteBucket(const ValueMap& planned, const
         auto ws = storage::LoadWorkspaceKey(workspace_key_, /*create=*/false);
         half_made = ws.ok() && storage::UnwrapKey(ws.value(), meta.value()->key, id).ok();
       }
-      if (!half_made)
-        return Fail("bucket '" + id + "' already exists at '" + dir.value().string() +
-                    "'; import it to manage it");
+      if (!half_made) {
+        ProviderError e = Fail("bucket '" + id + "' already exists at '" + dir.value().string() + "'");
+        e.import_id = id;
+        return e;
+      }
       adopted_key = meta.value()->key;
     } else if (IsDir(dir.value())) {
-      if (size_t n = CountFiles(dir.value(), {}); n > 0)
-        return Fail("'" + dir.value().string() + "' already holds " + FilesText(n) + "; import bucket '" +
-                    id + "' instead of creating it");
+      if (size_t n = CountFiles(dir.value(), {}); n > 0) {
+        ProviderError e = Fail("'" + dir.value().string() + "' already holds " + FilesText(n) + " of bucket '" + id +
+                               "', which Plinth did not create");
+        e.import_id = id;
+        return e;
+      }
     } else if (Exists(dir.value())) {
       return Fail("'" + dir.value().string() + "' exists and is not a directory");
     } else {

@@ -250,6 +250,10 @@ Result<json> RpcProvider::Exchange(const std::string& method, const json& params
     auto data = error->find("data");
     e.retryable = data != error->end() && data->is_object() && data->value("retryable", json(false)).is_boolean() &&
                   (*data)["retryable"].get<bool>();
+    // `create` of an object that exists: the id to import it by (the engine says how).
+    if (data != error->end() && data->is_object() && data->value("import_id", json(nullptr)).is_string()) {
+      e.import_id = Scrub((*data)["import_id"].get<std::string>(), secrets);
+    }
     return e;
   }
 }

@@ -557,8 +557,11 @@ Result<ResourceObject> S3Provider::Create(const std::string& type, const ValueMa
   std::string bucket = p.at("bucket").as_string();
   auto exists = client_->HeadBucket(bucket);
   if (!exists.ok()) return StoreFail("check for", bucket, exists.error());
-  if (exists.value())
-    return Fail("bucket '" + bucket + "' already exists at " + config_.endpoint + "; import it to manage it");
+  if (exists.value()) {
+    ProviderError e = Fail("bucket '" + bucket + "' already exists at " + config_.endpoint);
+    e.import_id = bucket;
+    return e;
+  }
   if (auto res = client_->CreateBucket(bucket); !res.ok()) {
     if (res.error().code == "BucketAlreadyExists")
       return Fail("bucket name '" + bucket + "' is taken by another owner at " + config_.endpoint);
