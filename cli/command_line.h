@@ -40,6 +40,7 @@ enum class CommandId {
   kBackup,
   kRestore,
   kWorkspace,
+  kQpu,
   // Answered by ParseCommandLine itself.
   kVersion,
   kHelp,

@@ -50,6 +50,8 @@ struct Options {
   std::string to;         // restore --to=DIR
   bool read_data = false;  // backup check --read-data
   bool force = false;      // workspace delete --force
+  // qpu run --shots, --seed, --max-memory as given; checked by the command (docs/qpu.md)
+  std::string qpu_shots, qpu_seed, qpu_max_memory;
 };
 
 int Validate(const Options& options, bool inspect);
@@ -75,5 +77,6 @@ int Storage(const Options& options);  // storage sweep|status
 int Backup(const Options& options);   // backup run|list|check
 int Restore(const Options& options);
 int WorkspaceCommand(const Options& options);  // workspace list|new|select|delete|show
+int Qpu(const Options& options);               // qpu run (cli/qpu_commands.cpp)
 
 }  // namespace plinth::cli

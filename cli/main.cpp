@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
     case CommandId::kBackup: return plinth::cli::Backup(o);
     case CommandId::kRestore: return plinth::cli::Restore(o);
     case CommandId::kWorkspace: return plinth::cli::WorkspaceCommand(o);
+    case CommandId::kQpu: return plinth::cli::Qpu(o);
     case CommandId::kNone:
     case CommandId::kVersion:
     case CommandId::kHelp:

@@ -1,0 +1,286 @@
+#include "kernels/qpu/simulator.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <map>
+#include <thread>
+
+#include "kernels/qpu/memory.h"
+
+namespace plinth::qpu {
+
+namespace {
+
+constexpr size_t kChunk = StateVector::kChunk;
+
+size_t ChunksFor(size_t items) { return (items + kChunk - 1) / kChunk; }
+
+// i with a 0 bit inserted at position `bit`.
+inline uint64_t InsertZero(uint64_t i, uint32_t bit) {
+  const uint64_t low = i & ((uint64_t{1} << bit) - 1);
+  return ((i >> bit) << (bit + 1)) | low;
+}
+
+}  // namespace
+
+StateVector::StateVector(uint32_t qubits, unsigned threads)
+    : qubits_(qubits),
+      threads_(threads != 0 ? threads : std::max(1u, std::thread::hardware_concurrency())),
+      amps_(size_t{1} << qubits) {
+  amps_[0] = 1;
+}
+
+void StateVector::SetZeroState() {
+  Complex* a = amps_.data();
+  ForChunks(ChunksFor(amps_.size()), amps_.size(), [&](size_t c) {
+    const size_t end = std::min(amps_.size(), (c + 1) * kChunk);
+    std::fill(a + c * kChunk, a + end, Complex(0, 0));
+  });
+  amps_[0] = 1;
+}
+
+void StateVector::ApplyMatrix(const Matrix2& m, uint32_t target, uint64_t controls) {
+  const uint64_t pairs = amps_.size() / 2;
+  const uint64_t bit = uint64_t{1} << target;
+  Complex* a = amps_.data();
+  const bool diagonal = m[1] == Complex(0, 0) && m[2] == Complex(0, 0);
+  const bool keep0 = diagonal && m[0] == Complex(1, 0);
+  ForChunks(ChunksFor(pairs), amps_.size(), [&](size_t c) {
+    const uint64_t end = std::min<uint64_t>(pairs, (c + 1) * kChunk);
+    for (uint64_t p = c * kChunk; p < end; ++p) {
+      const uint64_t i0 = InsertZero(p, target);
+      if ((i0 & controls) != controls) continue;
+      const uint64_t i1 = i0 | bit;
+      if (diagonal) {
+        if (!keep0) a[i0] *= m[0];
+        a[i1] *= m[3];
+      } else {
+        const Complex x = a[i0], y = a[i1];
+        a[i0] = m[0] * x + m[1] * y;
+        a[i1] = m[2] * x + m[3] * y;
+      }
+    }
+  });
+}
+
+void StateVector::ApplySwap(uint32_t qa, uint32_t qb, uint64_t controls) {
+  if (qa == qb) return;
+  const uint32_t lo = std::min(qa, qb), hi = std::max(qa, qb);
+  const uint64_t quads = amps_.size() / 4;
+  Complex* a = amps_.data();
+  ForChunks(ChunksFor(quads), amps_.size(), [&](size_t c) {
+    const uint64_t end = std::min<uint64_t>(quads, (c + 1) * kChunk);
+    for (uint64_t p = c * kChunk; p < end; ++p) {
+      const uint64_t base = InsertZero(InsertZero(p, lo), hi);
+      if ((base & controls) != controls) continue;
+      std::swap(a[base | (uint64_t{1} << lo)], a[base | (uint64_t{1} << hi)]);
+    }
+  });
+}
+
+void StateVector::Apply(const Op& op) {
+  if (op.kind == Op::Kind::kUnitary) ApplyMatrix(op.matrix, op.target, op.controls);
+  if (op.kind == Op::Kind::kSwap) ApplySwap(op.target, op.target2, op.controls);
+}
+
+double StateVector::ProbabilityOfOne(uint32_t qubit) const {
+  const uint64_t pairs = amps_.size() / 2;
+  const uint64_t bit = uint64_t{1} << qubit;
+  std::vector<double> sums(ChunksFor(pairs));
+  const Complex* a = amps_.data();
+  ForChunks(sums.size(), amps_.size() / 2, [&](size_t c) {
+    const uint64_t end = std::min<uint64_t>(pairs, (c + 1) * kChunk);
+    double s = 0;
+    for (uint64_t p = c * kChunk; p < end; ++p) s += std::norm(a[InsertZero(p, qubit) | bit]);
+    sums[c] = s;
+  });
+  double total = 0;
+  for (double s : sums) total += s;
+  return total;
+}
+
+void StateVector::Collapse(uint32_t qubit, bool one, double probability) {
+  const uint64_t pairs = amps_.size() / 2;
+  const uint64_t bit = uint64_t{1} << qubit;
+  const double scale = probability > 0 ? 1 / std::sqrt(probability) : 0;
+  Complex* a = amps_.data();
+  ForChunks(ChunksFor(pairs), amps_.size(), [&](size_t c) {
+    const uint64_t end = std::min<uint64_t>(pairs, (c + 1) * kChunk);
+    for (uint64_t p = c * kChunk; p < end; ++p) {
+      const uint64_t i0 = InsertZero(p, qubit);
+      a[one ? i0 : i0 | bit] = 0;
+      a[one ? i0 | bit : i0] *= scale;
+    }
+  });
+}
+
+double StateVector::Norm() const {
+  std::vector<double> sums(ChunksFor(amps_.size()));
+  const Complex* a = amps_.data();
+  ForChunks(sums.size(), amps_.size(), [&](size_t c) {
+    const size_t end = std::min(amps_.size(), (c + 1) * kChunk);
+    double s = 0;
+    for (size_t i = c * kChunk; i < end; ++i) s += std::norm(a[i]);
+    sums[c] = s;
+  });
+  double total = 0;
+  for (double s : sums) total += s;
+  return total;
+}
+
+bool NeedsPerShotRuns(const Circuit& circuit) {
+  uint64_t measured = 0;
+  for (const Op& op : circuit.ops) {
+    if (op.kind == Op::Kind::kReset || op.cond_creg >= 0) return true;
+    if (op.kind == Op::Kind::kMeasure) {
+      measured |= uint64_t{1} << op.target;
+      continue;
+    }
+    uint64_t touched = op.controls | (uint64_t{1} << op.target);
+    if (op.kind == Op::Kind::kSwap) touched |= uint64_t{1} << op.target2;
+    if (touched & measured) return true;
+  }
+  return false;
+}
+
+std::string CountsKey(const Circuit& circuit, const std::vector<uint8_t>& bits) {
+  std::string key;
+  for (size_t r = circuit.cregs.size(); r-- > 0;) {
+    const Register& reg = circuit.cregs[r];
+    if (!key.empty()) key += ' ';
+    for (uint32_t k = reg.size; k-- > 0;) key += bits[reg.offset + k] ? '1' : '0';
+  }
+  return key;
+}
+
+namespace {
+
+bool ConditionHolds(const Circuit& circuit, const Op& op, const std::vector<uint8_t>& bits) {
+  if (op.cond_creg < 0) return true;
+  const Register& reg = circuit.cregs[static_cast<size_t>(op.cond_creg)];
+  uint64_t value = 0;
+  for (uint32_t k = 0; k < reg.size; ++k) {
+    if (!bits[reg.offset + k]) continue;
+    if (k >= 64) return false;
+    value |= uint64_t{1} << k;
+  }
+  return value == op.cond_value;
+}
+
+// Measures `qubit`: samples the outcome, collapses the state, returns it.
+bool Measure(StateVector& state, uint32_t qubit, std::mt19937_64& rng) {
+  const double p1 = std::clamp(state.ProbabilityOfOne(qubit), 0.0, 1.0);
+  const bool one = Uniform(rng) < p1;
+  state.Collapse(qubit, one, one ? p1 : 1 - p1);
+  return one;
+}
+
+const Matrix2 kX = {0, 1, 1, 0};
+
+// Every shot sampled from the final state: `shots` sorted uniforms swept
+// once against the cumulative probabilities.
+void SampleFinalState(const Circuit& circuit, const StateVector& state, uint64_t shots, std::mt19937_64& rng,
+                      std::map<std::string, uint64_t>* counts) {
+  const std::vector<Complex>& a = state.amplitudes();
+  std::vector<double> chunk_sums(ChunksFor(a.size()));
+  state.ForChunks(chunk_sums.size(), a.size(), [&](size_t c) {
+    const size_t end = std::min(a.size(), (c + 1) * kChunk);
+    double s = 0;
+    for (size_t i = c * kChunk; i < end; ++i) s += std::norm(a[i]);
+    chunk_sums[c] = s;
+  });
+  double total = 0;
+  size_t last_chunk = 0;  // the last chunk with a nonzero probability
+  for (size_t c = 0; c < chunk_sums.size(); ++c) {
+    total += chunk_sums[c];
+    if (chunk_sums[c] > 0) last_chunk = c;
+  }
+  std::vector<double> draws(shots);
+  for (double& d : draws) d = Uniform(rng) * total;
+  std::sort(draws.begin(), draws.end());
+  std::map<uint64_t, uint64_t> by_index;
+  size_t chunk = 0;
+  double before_chunk = 0;  // probability of every chunk before `chunk`
+  size_t i = 0;             // the amplitude being swept, and the probability before it
+  double before_i = 0;
+  for (double u : draws) {
+    while (chunk < last_chunk && before_chunk + chunk_sums[chunk] <= u) {
+      before_chunk += chunk_sums[chunk++];
+      i = chunk * kChunk;
+      before_i = before_chunk;
+    }
+    const size_t end = std::min(a.size(), (chunk + 1) * kChunk);
+    // The last index whose cumulative probability exceeds u (rounding: the
+    // chunk's last amplitude with a nonzero probability).
+    size_t last_nonzero = i;
+    while (i < end) {
+      const double p = std::norm(a[i]);
+      if (p > 0) last_nonzero = i;
+      if (before_i + p > u && p > 0) break;
+      before_i += p;
+      ++i;
+    }
+    if (i >= end) {
+      i = last_nonzero;
+      before_i -= std::norm(a[i]);
+    }
+    ++by_index[i];
+  }
+  std::vector<uint8_t> bits(circuit.num_clbits);
+  for (const auto& [index, n] : by_index) {
+    std::fill(bits.begin(), bits.end(), 0);
+    for (const Op& op : circuit.ops) {
+      if (op.kind == Op::Kind::kMeasure) bits[op.clbit] = (index >> op.target) & 1;
+    }
+    (*counts)[CountsKey(circuit, bits)] += n;
+  }
+}
+
+}  // namespace
+
+RunResult Run(const Circuit& circuit, const RunOptions& options) {
+  RunResult result;
+  const MemoryCheck memory = CheckStateMemory(circuit.num_qubits, options.max_memory);
+  if (!memory.fits) {
+    result.error = memory.reason;
+    return result;
+  }
+  std::mt19937_64 rng(options.seed);
+  StateVector state(circuit.num_qubits, options.threads);
+  std::map<std::string, uint64_t> counts;
+  result.per_shot = NeedsPerShotRuns(circuit);
+  if (!result.per_shot) {
+    for (const Op& op : circuit.ops) state.Apply(op);
+    SampleFinalState(circuit, state, options.shots, rng, &counts);
+  } else {
+    std::vector<uint8_t> bits(circuit.num_clbits);
+    for (uint64_t shot = 0; shot < options.shots; ++shot) {
+      if (shot > 0) state.SetZeroState();
+      std::fill(bits.begin(), bits.end(), 0);
+      for (const Op& op : circuit.ops) {
+        if (!ConditionHolds(circuit, op, bits)) continue;
+        switch (op.kind) {
+          case Op::Kind::kUnitary:
+          case Op::Kind::kSwap: state.Apply(op); break;
+          case Op::Kind::kMeasure: bits[op.clbit] = Measure(state, op.target, rng); break;
+          case Op::Kind::kReset:
+            if (Measure(state, op.target, rng)) state.ApplyMatrix(kX, op.target);
+            break;
+        }
+      }
+      ++counts[CountsKey(circuit, bits)];
+    }
+  }
+  result.counts.assign(counts.begin(), counts.end());
+  result.ok = true;
+  return result;
+}
+
+StateVector FinalState(const Circuit& circuit, unsigned threads) {
+  StateVector state(circuit.num_qubits, threads);
+  for (const Op& op : circuit.ops) state.Apply(op);
+  return state;
+}
+
+}  // namespace plinth::qpu
