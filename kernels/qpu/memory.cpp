@@ -32,7 +32,7 @@ MemoryCheck CheckStateMemory(uint32_t qubits, uint64_t max_memory, std::optional
   c.limit = std::numeric_limits<uint64_t>::max();
   if (max_memory != 0) c.limit = max_memory;
   if (available && *available < c.limit) c.limit = *available;
-  c.fits = c.needed <= c.limit;
+  c.fits = qubits < 60 && c.needed <= c.limit;  // StateBytes saturates from 60 qubits
   if (!c.fits) {
     const std::string needed = qubits >= 60 ? "16*2^" + std::to_string(qubits) + " bytes" : FormatBytes(c.needed);
     c.reason = std::to_string(qubits) + " qubits need " + needed + " for the state vector (16*2^n bytes), more than ";

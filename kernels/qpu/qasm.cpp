@@ -256,8 +256,12 @@ double Evaluate(const Rpn& rpn, const std::vector<double>& params) {
 
 // ------------------------------------------------------------------ parser
 
+struct GateDef;
+
 struct GateCall {
   Token name;
+  const GateDef* def = nullptr;      // the callee: a user gate,
+  const Builtin* builtin = nullptr;  // or a builtin one
   std::vector<Rpn> params;
   std::vector<uint32_t> args;  // indices into the enclosing gate's qubit arguments
 };
@@ -269,6 +273,7 @@ struct GateDef {
   size_t qubits = 0;
   bool opaque = false;
   std::vector<GateCall> body;
+  uint64_t ops = 0;  // primitive operations one application expands to (saturating at kMaxOps + 1)
 };
 
 // One qubit or bit argument: a whole register, or one element of it.
@@ -296,6 +301,7 @@ class Parser {
       if (!f.synced) Sync();
     }
     while (Peek().kind != Tok::kEnd && errors_.size() < kMaxErrors) {
+      statement_start_ = pos_;
       try {
         Statement();
       } catch (const Fail& f) {
@@ -331,16 +337,27 @@ class Parser {
     return out;
   }
   void Expect(std::string_view symbol, const char* hint = "") {
-    if (!IsSymbol(symbol)) Error(Peek(), "expected '" + std::string(symbol) + "', found " + Describe(Peek()), hint);
-    Next();
+    if (IsSymbol(symbol)) {
+      Next();
+      return;
+    }
+    if (symbol == ";" && pos_ > 0 && Previous().line < Peek().line) {
+      // A missing ';' at the end of a line: point just after the line's last token.
+      Token after = Previous();
+      after.col += static_cast<uint32_t>(after.text.size());
+      Error(after, "expected ';' after " + Describe(Previous()), hint);
+    }
+    Error(Peek(), "expected '" + std::string(symbol) + "', found " + Describe(Peek()), hint);
   }
   void ExpectSemicolon() { Expect(";", "every statement ends with ;"); }
   const Token& Ident(const char* what) {
     if (Peek().kind != Tok::kIdent) Error(Peek(), std::string("expected ") + what + ", found " + Describe(Peek()));
     return Next();
   }
-  // Skips to just after the next ';' (or '}' that closes a statement list).
+  // Skips to just after the statement's ';' (or a '}' that closes a
+  // statement list), unless the statement's ';' was read already.
   void Sync() {
+    if (pos_ > statement_start_ && Previous().kind == Tok::kSymbol && Previous().text == ";") return;
     while (Peek().kind != Tok::kEnd) {
       const Token& t = Next();
       if (t.kind == Tok::kSymbol && (t.text == ";" || t.text == "}")) return;
@@ -417,9 +434,8 @@ class Parser {
     if (size == 0) Error(size_tok, "a register needs at least one " + std::string(quantum ? "qubit" : "bit"));
     if (size > limit - used) {
       Error(size_tok,
-            std::to_string(used + std::min<uint64_t>(size, uint64_t{1} << 62)) + " " +
-                (quantum ? "qubits" : "classical bits") + " declared; at most " + std::to_string(limit) +
-                " are supported",
+            "this register brings the program to " + std::to_string(used + std::min<uint64_t>(size, uint64_t{1} << 62)) +
+                (quantum ? " qubits" : " classical bits") + "; at most " + std::to_string(limit) + " are supported",
             quantum ? "a state vector needs 16*2^n bytes: even 40 qubits need 16 TiB" : "");
     }
     std::vector<Register>& regs = quantum ? c_.qregs : c_.cregs;
@@ -646,6 +662,9 @@ class Parser {
         }
         CheckArity(g, ref, call.params.size(), call.args.size());
         ExpectSemicolon();
+        call.def = ref.def;
+        call.builtin = ref.builtin;
+        def.ops = std::min<uint64_t>(kMaxOps + 1, def.ops + (ref.def != nullptr ? ref.def->ops : 1));
         def.body.push_back(std::move(call));
       }
       Next();
@@ -818,6 +837,11 @@ class Parser {
       }
     }
     const uint32_t width = Width(args);
+    const uint64_t per_application = g.def != nullptr ? g.def->ops : 1;
+    if (c_.ops.size() + uint64_t{width} * per_application > kMaxOps) {
+      Error(name, "the program expands to more than " + std::to_string(kMaxOps) + " operations",
+            "shorten the program or its gate definitions");
+    }
     std::vector<uint32_t> qubits(args.size());
     for (uint32_t k = 0; k < width; ++k) {
       for (size_t i = 0; i < args.size(); ++i) {
@@ -874,11 +898,8 @@ class Parser {
       std::vector<uint32_t> inner;
       for (uint32_t a : call.args) inner.push_back(qubits[a]);
       GateRef ref;
-      if (auto it = gates_.find(std::string(call.name.text)); it != gates_.end()) {
-        ref.def = &it->second;
-      } else {
-        ref.builtin = FindBuiltin(call.name.text);
-      }
+      ref.def = call.def;
+      ref.builtin = call.builtin;
       Apply(ref, call.name, values, inner, base, site, depth + 1);
     }
     (void)name;
@@ -886,6 +907,7 @@ class Parser {
 
   std::vector<Token> tokens_;
   size_t pos_ = 0;
+  size_t statement_start_ = 0;
   std::vector<ParseError> errors_;
   Circuit c_;
   bool qelib1_ = false;
