@@ -49,7 +49,8 @@ int Run(const Options& o, const std::string& file) {
     }
   } else {
     // Below 2^53, so the seed printed in JSON reads back exactly.
-    run.seed = std::random_device{}() * uint64_t{0x100000} % (uint64_t{1} << 53) ^ std::random_device{}();
+    std::random_device random;
+    run.seed = ((uint64_t{random()} << 32) ^ random()) & ((uint64_t{1} << 53) - 1);
   }
   if (!o.qpu_max_memory.empty()) {
     if (!qpu::ParseSize(o.qpu_max_memory, &run.max_memory) || run.max_memory == 0) {

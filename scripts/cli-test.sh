@@ -793,6 +793,13 @@ cp "$tmp/qpu.out" "$tmp/qpu.first"
 qpu 0 examples/qpu/bell.qasm --shots=2000 --seed=11 --json
 diff <(grep -v duration_ms "$tmp/qpu.first") <(grep -v duration_ms "$tmp/qpu.out") >/dev/null ||
   fail "qpu run: the same seed gave different counts"
+# Without --seed a random one is chosen and reported: rerunning with it repeats the counts.
+qpu 0 examples/qpu/teleport.qasm --shots=300 --json
+seed=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["seed"])' "$tmp/qpu.out")
+cp "$tmp/qpu.out" "$tmp/qpu.first"
+qpu 0 examples/qpu/teleport.qasm --shots=300 --json --seed="$seed"
+diff <(grep -v duration_ms "$tmp/qpu.first") <(grep -v duration_ms "$tmp/qpu.out") >/dev/null ||
+  fail "qpu run: the reported seed $seed does not repeat the run"
 qpu 0 examples/qpu/ghz.qasm --seed=3
 grep -q "^00000 " "$tmp/qpu.out" && grep -q "^11111 " "$tmp/qpu.out" && [ "$(wc -l <"$tmp/qpu.out")" = 4 ] ||
   fail "qpu run ghz table: $(cat "$tmp/qpu.out")"
