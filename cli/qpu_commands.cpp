@@ -4,6 +4,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -58,6 +59,16 @@ int Run(const Options& o, const std::string& file) {
     }
   }
 
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec)) {
+    std::fprintf(stderr, "error: '%s' is a directory; give an OpenQASM file\n", file.c_str());
+    return 1;
+  }
+  if (std::filesystem::exists(file, ec) && !std::filesystem::is_regular_file(file, ec)) {
+    // A device or a pipe could be endless: only files are read.
+    std::fprintf(stderr, "error: '%s' is not a regular file\n", file.c_str());
+    return 1;
+  }
   std::ifstream in(file, std::ios::binary);
   if (!in) {
     std::fprintf(stderr, "error: cannot read '%s'\n", file.c_str());

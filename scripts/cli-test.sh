@@ -820,6 +820,11 @@ grep -q "24 qubits need 256.0 MiB .* more than --max-memory=64.0 MiB" "$tmp/qpu.
 qpu 2 examples/qpu/bell.qasm --shots=0
 qpu 2 examples/qpu/bell.qasm --max-memory=lots
 qpu 1 "$tmp/missing.qasm"
+grep -q "error: cannot read '$tmp/missing.qasm'" "$tmp/qpu.err" || fail "qpu run of a missing file: $(cat "$tmp/qpu.err")"
+qpu 1 "$tmp"
+grep -q "is a directory" "$tmp/qpu.err" || fail "qpu run of a directory: $(cat "$tmp/qpu.err")"
+qpu 1 /dev/zero  # endless: refused, not read
+grep -q "is not a regular file" "$tmp/qpu.err" || fail "qpu run of a device: $(cat "$tmp/qpu.err")"
 # --- end of qpu run ------------------------------------------------------------
 
 echo "cli-test: ok"
