@@ -44,8 +44,8 @@ ParseResult ParseQasm(std::string_view text);
 std::string FormatError(const ParseError& error, std::string_view file, std::string_view text);
 
 // The matrix of a named single-qubit gate of qelib1.inc with its parameters
-// (nullptr-free lookup for tests and docs): false for an unknown name or a
-// wrong parameter count. Conventions are qiskit's: u1(l) = diag(1, e^{il}),
+// (for tests and benchmarks): false for an unknown name or a wrong
+// parameter count. Conventions are qiskit's: u1(l) = diag(1, e^{il}),
 // rz(t) = diag(e^{-it/2}, e^{it/2}), U = u3.
 bool GateMatrix(std::string_view name, const std::vector<double>& params, Matrix2* out);
 

@@ -301,11 +301,31 @@ RunResult Run(const Circuit& circuit, const RunOptions& options) {
     for (const Op& op : circuit.ops) state.Apply(op);
     SampleFinalState(circuit, state, options.shots, rng, &counts);
   } else {
+    // The gates before the first measurement, reset or `if` are the same in
+    // every shot: simulated once and copied per shot when a second state
+    // fits (a copy costs about one gate pass), otherwise repeated per shot.
+    size_t prefix_ops = 0;
+    while (prefix_ops < circuit.ops.size() && circuit.ops[prefix_ops].cond_creg < 0 &&
+           (circuit.ops[prefix_ops].kind == Op::Kind::kUnitary || circuit.ops[prefix_ops].kind == Op::Kind::kSwap)) {
+      ++prefix_ops;
+    }
+    std::vector<Complex> prefix;
+    if (prefix_ops >= 2 && CheckStateMemory(circuit.num_qubits + 1, options.max_memory).fits) {
+      for (size_t i = 0; i < prefix_ops; ++i) state.Apply(circuit.ops[i]);
+      prefix = state.amplitudes();
+    } else {
+      prefix_ops = 0;
+    }
     std::vector<uint8_t> bits(circuit.num_clbits);
     for (uint64_t shot = 0; shot < options.shots; ++shot) {
-      if (shot > 0) state.SetZeroState();
+      if (prefix_ops > 0) {
+        std::copy(prefix.begin(), prefix.end(), state.amplitudes().begin());
+      } else if (shot > 0) {
+        state.SetZeroState();
+      }
       std::fill(bits.begin(), bits.end(), 0);
-      for (const Op& op : circuit.ops) {
+      for (size_t i = prefix_ops; i < circuit.ops.size(); ++i) {
+        const Op& op = circuit.ops[i];
         if (!ConditionHolds(circuit, op, bits)) continue;
         switch (op.kind) {
           case Op::Kind::kUnitary:

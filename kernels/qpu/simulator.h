@@ -12,7 +12,8 @@
 // Measurement samples with std::mt19937_64 seeded from RunOptions::seed:
 // counts are reproducible for a seed on one build. When NeedsPerShotRuns is
 // false, every shot is sampled from the one final state; otherwise the
-// circuit is run again for each shot.
+// circuit is run again for each shot (the gates before its first
+// measurement, reset or if once, copied per shot when a second state fits).
 #pragma once
 
 #include <algorithm>

@@ -317,6 +317,30 @@ TEST(Qpu, SamplingStatisticsAndSeeds) {
   EXPECT_LT(std::abs(static_cast<double>(counts["1111111111"]) - 2000), 5 * 32);
 }
 
+// Per-shot runs simulate the gates before the first measurement once and
+// copy that state per shot when two states fit; without room for the copy
+// they repeat the gates. Both give the same counts.
+TEST(Qpu, PerShotPrefixIsSimulatedOnceWhenItFits) {
+  Circuit c = MustParse(Program("qreg q[12];\ncreg c[12];\nh q[0];\ncx q[0], q[1];\nry(0.4) q[2];\nh q[4];\n"
+                                "measure q[0] -> c[0];\nif (c == 1) x q[3];\nmeasure q -> c;\n"));
+  RunOptions o;
+  o.shots = 300;
+  o.seed = 17;
+  RunResult copied = qpu::Run(c, o);
+  o.max_memory = StateBytes(12);  // room for one state only
+  RunResult repeated = qpu::Run(c, o);
+  ASSERT_TRUE(copied.ok && repeated.ok);
+  EXPECT_TRUE(copied.per_shot);
+  EXPECT_EQ(copied.counts, repeated.counts);
+  uint64_t total = 0;
+  for (const auto& [key, n] : copied.counts) {
+    total += n;
+    EXPECT_EQ(key[key.size() - 4], key.back()) << key;  // q[3] flipped exactly when c[0] was 1
+    EXPECT_EQ(key[key.size() - 2], key.back()) << key;  // q[1] entangled with q[0]
+  }
+  EXPECT_EQ(total, 300u);
+}
+
 TEST(Qpu, CountsKeysFollowQiskitOrder) {
   // c1 declared last is printed first; within a register, c[n-1] ... c[0].
   RunResult r = RunProgram("qreg q[3];\ncreg c0[2];\ncreg c1[1];\nx q[0];\nx q[2];\nmeasure q[0] -> c0[0];\n"
