@@ -61,7 +61,8 @@ int main(int argc, char** argv) {
   // The state and the copy's destination, with a tenth of the memory to spare.
   const auto available = plinth::qpu::AvailableMemory();
   const long wanted = qubits;
-  while (available && qubits > 20 && 2 * plinth::qpu::StateBytes(static_cast<uint32_t>(qubits)) > *available / 10 * 9) {
+  while (available && qubits > 20 &&
+         2 * plinth::qpu::StateBytes(static_cast<uint32_t>(qubits)) > *available / 10 * 9) {
     --qubits;
   }
   const uint32_t n = static_cast<uint32_t>(qubits);
@@ -99,13 +100,15 @@ int main(int argc, char** argv) {
     const plinth::qpu::Matrix2* m;
     uint32_t target;
   };
-  const Pass passes[] = {{"h on qubit 0", &h, 0}, {"h on the top qubit", &h, n - 1}, {"t on qubit 0 (diagonal)", &t, 0}};
+  const Pass passes[] = {
+      {"h on qubit 0", &h, 0}, {"h on the top qubit", &h, n - 1}, {"t on qubit 0 (diagonal)", &t, 0}};
   double worst = 1e300;
   for (const Pass& p : passes) {
     state.ApplyMatrix(*p.m, p.target);  // warm-up
     const double s = BestSeconds(static_cast<int>(reps), [&] { state.ApplyMatrix(*p.m, p.target); });
     worst = std::min(worst, copy_s / s);
-    std::printf("%-22s %9.1f ms  %7.2f GB/s  ratio to copy %.2f\n", p.name, s * 1e3, moved / s / 1e9, copy_s / s);
+    std::printf("%-22s %9.1f ms  %7.2f GB/s  ratio to copy %.2f\n", p.name, s * 1e3, moved / s / 1e9,
+                copy_s / s);
   }
   std::printf("worst ratio: %.2f (target >= 0.5)\n", worst);
   return 0;

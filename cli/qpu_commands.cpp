@@ -40,7 +40,8 @@ int Run(const Options& o, const std::string& file) {
   qpu::RunOptions run;
   if (!o.qpu_shots.empty()) {
     if (!ParseUnsigned(o.qpu_shots, &run.shots) || run.shots == 0 || run.shots > kMaxShots) {
-      return Usage("--shots takes a number from 1 to " + std::to_string(kMaxShots) + ", got '" + o.qpu_shots + "'");
+      return Usage("--shots takes a number from 1 to " + std::to_string(kMaxShots) + ", got '" + o.qpu_shots +
+                   "'");
     }
   }
   if (!o.qpu_seed.empty()) {
@@ -55,7 +56,8 @@ int Run(const Options& o, const std::string& file) {
   }
   if (!o.qpu_max_memory.empty()) {
     if (!qpu::ParseSize(o.qpu_max_memory, &run.max_memory) || run.max_memory == 0) {
-      return Usage("--max-memory takes a size such as 512M, 4G or 1073741824, got '" + o.qpu_max_memory + "'");
+      return Usage("--max-memory takes a size such as 512M, 4G or 1073741824, got '" + o.qpu_max_memory +
+                   "'");
     }
   }
 
@@ -90,7 +92,8 @@ int Run(const Options& o, const std::string& file) {
 
   qpu::ParseResult parsed = qpu::ParseQasm(text);
   if (!parsed.errors.empty()) {
-    for (const qpu::ParseError& e : parsed.errors) std::fputs(qpu::FormatError(e, file, text).c_str(), stderr);
+    for (const qpu::ParseError& e : parsed.errors)
+      std::fputs(qpu::FormatError(e, file, text).c_str(), stderr);
     std::fprintf(stderr, "%zu error%s\n", parsed.errors.size(), parsed.errors.size() == 1 ? "" : "s");
     return 1;
   }
@@ -104,7 +107,8 @@ int Run(const Options& o, const std::string& file) {
   }
   const auto start = std::chrono::steady_clock::now();
   qpu::RunResult result = qpu::Run(circuit, run);
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   if (!result.ok) {
     std::fprintf(stderr, "%s: error: %s\n", file.c_str(), result.error.c_str());
     return 1;
@@ -133,8 +137,8 @@ int Run(const Options& o, const std::string& file) {
   for (const auto& [key, n] : result.counts) width = std::max(width, key.size());
   std::printf("%-*s  %10s  %11s\n", static_cast<int>(width), "bits", "count", "probability");
   for (const auto& [key, n] : result.counts) {
-    std::printf("%-*s  %10llu  %11.4f\n", static_cast<int>(width), key.c_str(), static_cast<unsigned long long>(n),
-                static_cast<double>(n) / static_cast<double>(run.shots));
+    std::printf("%-*s  %10llu  %11.4f\n", static_cast<int>(width), key.c_str(),
+                static_cast<unsigned long long>(n), static_cast<double>(n) / static_cast<double>(run.shots));
   }
   return 0;
 }

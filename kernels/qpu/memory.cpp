@@ -34,8 +34,10 @@ MemoryCheck CheckStateMemory(uint32_t qubits, uint64_t max_memory, std::optional
   if (available && *available < c.limit) c.limit = *available;
   c.fits = qubits < 60 && c.needed <= c.limit;  // StateBytes saturates from 60 qubits
   if (!c.fits) {
-    const std::string needed = qubits >= 60 ? "16*2^" + std::to_string(qubits) + " bytes" : FormatBytes(c.needed);
-    c.reason = std::to_string(qubits) + " qubits need " + needed + " for the state vector (16*2^n bytes), more than ";
+    const std::string needed =
+        qubits >= 60 ? "16*2^" + std::to_string(qubits) + " bytes" : FormatBytes(c.needed);
+    c.reason = std::to_string(qubits) + " qubits need " + needed +
+               " for the state vector (16*2^n bytes), more than ";
     if (max_memory != 0 && c.limit == max_memory) {
       c.reason += "--max-memory=" + FormatBytes(max_memory) + "; raise it, or use fewer qubits";
     } else {
@@ -49,7 +51,9 @@ MemoryCheck CheckStateMemory(uint32_t qubits, uint64_t max_memory) {
   return CheckStateMemory(qubits, max_memory, AvailableMemory());
 }
 
-bool QubitsFit(uint32_t qubits) { return CheckStateMemory(qubits, 0).fits; }
+bool QubitsFit(uint32_t qubits) {
+  return CheckStateMemory(qubits, 0).fits;
+}
 
 bool ParseSize(std::string_view text, uint64_t* bytes) {
   uint64_t n = 0;
@@ -59,7 +63,8 @@ bool ParseSize(std::string_view text, uint64_t* bytes) {
   int shift = 0;
   if (!unit.empty()) {
     switch (unit[0]) {
-      case 'K': case 'k': shift = 10; break;
+      case 'K':
+      case 'k': shift = 10; break;
       case 'M': shift = 20; break;
       case 'G': shift = 30; break;
       case 'T': shift = 40; break;

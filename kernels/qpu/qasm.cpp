@@ -78,17 +78,17 @@ struct Builtin {
 };
 
 constexpr Builtin kBuiltins[] = {
-    {"U", 3, 1, "U", 0, true},       {"CX", 0, 2, "x", 1, true},      {"id", 0, 1, "id", 0, false},
-    {"x", 0, 1, "x", 0, false},      {"y", 0, 1, "y", 0, false},      {"z", 0, 1, "z", 0, false},
-    {"h", 0, 1, "h", 0, false},      {"s", 0, 1, "s", 0, false},      {"sdg", 0, 1, "sdg", 0, false},
-    {"t", 0, 1, "t", 0, false},      {"tdg", 0, 1, "tdg", 0, false},  {"sx", 0, 1, "sx", 0, false},
-    {"sxdg", 0, 1, "sxdg", 0, false}, {"rx", 1, 1, "rx", 0, false},   {"ry", 1, 1, "ry", 0, false},
-    {"rz", 1, 1, "rz", 0, false},    {"u1", 1, 1, "u1", 0, false},    {"p", 1, 1, "p", 0, false},
-    {"u2", 2, 1, "u2", 0, false},    {"u3", 3, 1, "u3", 0, false},    {"u", 3, 1, "u", 0, false},
-    {"cx", 0, 2, "x", 1, false},     {"cy", 0, 2, "y", 1, false},     {"cz", 0, 2, "z", 1, false},
-    {"ch", 0, 2, "h", 1, false},     {"crx", 1, 2, "rx", 1, false},   {"cry", 1, 2, "ry", 1, false},
-    {"crz", 1, 2, "rz", 1, false},   {"cu1", 1, 2, "u1", 1, false},   {"cp", 1, 2, "p", 1, false},
-    {"cu3", 3, 2, "u3", 1, false},   {"ccx", 0, 3, "x", 2, false},    {"swap", 0, 2, "swap", 0, false},
+    {"U", 3, 1, "U", 0, true},         {"CX", 0, 2, "x", 1, true},     {"id", 0, 1, "id", 0, false},
+    {"x", 0, 1, "x", 0, false},        {"y", 0, 1, "y", 0, false},     {"z", 0, 1, "z", 0, false},
+    {"h", 0, 1, "h", 0, false},        {"s", 0, 1, "s", 0, false},     {"sdg", 0, 1, "sdg", 0, false},
+    {"t", 0, 1, "t", 0, false},        {"tdg", 0, 1, "tdg", 0, false}, {"sx", 0, 1, "sx", 0, false},
+    {"sxdg", 0, 1, "sxdg", 0, false},  {"rx", 1, 1, "rx", 0, false},   {"ry", 1, 1, "ry", 0, false},
+    {"rz", 1, 1, "rz", 0, false},      {"u1", 1, 1, "u1", 0, false},   {"p", 1, 1, "p", 0, false},
+    {"u2", 2, 1, "u2", 0, false},      {"u3", 3, 1, "u3", 0, false},   {"u", 3, 1, "u", 0, false},
+    {"cx", 0, 2, "x", 1, false},       {"cy", 0, 2, "y", 1, false},    {"cz", 0, 2, "z", 1, false},
+    {"ch", 0, 2, "h", 1, false},       {"crx", 1, 2, "rx", 1, false},  {"cry", 1, 2, "ry", 1, false},
+    {"crz", 1, 2, "rz", 1, false},     {"cu1", 1, 2, "u1", 1, false},  {"cp", 1, 2, "p", 1, false},
+    {"cu3", 3, 2, "u3", 1, false},     {"ccx", 0, 3, "x", 2, false},   {"swap", 0, 2, "swap", 0, false},
     {"cswap", 0, 3, "swap", 1, false},
 };
 
@@ -109,8 +109,12 @@ struct Token {
   uint32_t line = 0, col = 0;
 };
 
-bool IsIdentStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsIdentStart(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+bool IsDigit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 std::string Printable(std::string_view s) {
   std::string out;
@@ -175,7 +179,8 @@ void Lex(std::string_view text, std::vector<Token>* tokens, std::vector<ParseErr
       ++i;
       while (i < text.size() && text[i] != '"' && text[i] != '\n') ++i;
       if (i >= text.size() || text[i] != '"') {
-        errors->push_back({t.line, t.col, "string without its closing quote", "end the string with \" on the same line"});
+        errors->push_back(
+            {t.line, t.col, "string without its closing quote", "end the string with \" on the same line"});
         continue;
       }
       ++i;
@@ -193,10 +198,10 @@ void Lex(std::string_view text, std::vector<Token>* tokens, std::vector<ParseErr
              std::string_view(" \t\r\n;,()[]{}+-*/^\"").find(text[i]) == std::string_view::npos) {
         ++i;
       }
-      errors->push_back({t.line, t.col,
-                         "unexpected character '" + Printable(text.substr(start, std::min<size_t>(i - start, 8))) +
-                             "'",
-                         "OpenQASM 2 uses letters, digits, _ and ; , ( ) [ ] { } + - * / ^ -> =="});
+      errors->push_back(
+          {t.line, t.col,
+           "unexpected character '" + Printable(text.substr(start, std::min<size_t>(i - start, 8))) + "'",
+           "OpenQASM 2 uses letters, digits, _ and ; , ( ) [ ] { } + - * / ^ -> =="});
       continue;
     }
     t.text = text.substr(start, i - start);
@@ -212,7 +217,22 @@ void Lex(std::string_view text, std::vector<Token>* tokens, std::vector<ParseErr
 // ------------------------------------------------------------ expressions
 
 struct ExprOp {
-  enum Kind : uint8_t { kNum, kParam, kNeg, kAdd, kSub, kMul, kDiv, kPow, kSin, kCos, kTan, kExp, kLn, kSqrt };
+  enum Kind : uint8_t {
+    kNum,
+    kParam,
+    kNeg,
+    kAdd,
+    kSub,
+    kMul,
+    kDiv,
+    kPow,
+    kSin,
+    kCos,
+    kTan,
+    kExp,
+    kLn,
+    kSqrt
+  };
   Kind kind = kNum;
   uint32_t param = 0;
   double value = 0;
@@ -351,7 +371,8 @@ class Parser {
   }
   void ExpectSemicolon() { Expect(";", "every statement ends with ;"); }
   const Token& Ident(const char* what) {
-    if (Peek().kind != Tok::kIdent) Error(Peek(), std::string("expected ") + what + ", found " + Describe(Peek()));
+    if (Peek().kind != Tok::kIdent)
+      Error(Peek(), std::string("expected ") + what + ", found " + Describe(Peek()));
     return Next();
   }
   // Skips to just after the statement's ';' (or a '}' that closes a
@@ -377,7 +398,8 @@ class Parser {
   void Header() {
     const Token& t = Peek();
     if (!IsWord("OPENQASM")) {
-      Error(t, "a program starts with 'OPENQASM 2.0;', found " + Describe(t), "add OPENQASM 2.0; as the first line");
+      Error(t, "a program starts with 'OPENQASM 2.0;', found " + Describe(t),
+            "add OPENQASM 2.0; as the first line");
     }
     Next();
     const Token& v = Next();
@@ -405,7 +427,8 @@ class Parser {
     const Token& file = Next();
     if (file.kind != Tok::kString) Error(file, "expected a file name in quotes, found " + Describe(file));
     if (file.text != "\"qelib1.inc\"") {
-      Error(file, "cannot include " + std::string(file.text) + ": only \"qelib1.inc\" is available (built in)",
+      Error(file,
+            "cannot include " + std::string(file.text) + ": only \"qelib1.inc\" is available (built in)",
             "copy the file's gate definitions into the program");
     }
     ExpectSemicolon();
@@ -434,8 +457,10 @@ class Parser {
     if (size == 0) Error(size_tok, "a register needs at least one " + std::string(quantum ? "qubit" : "bit"));
     if (size > limit - used) {
       Error(size_tok,
-            "this register brings the program to " + std::to_string(used + std::min<uint64_t>(size, uint64_t{1} << 62)) +
-                (quantum ? " qubits" : " classical bits") + "; at most " + std::to_string(limit) + " are supported",
+            "this register brings the program to " +
+                std::to_string(used + std::min<uint64_t>(size, uint64_t{1} << 62)) +
+                (quantum ? " qubits" : " classical bits") + "; at most " + std::to_string(limit) +
+                " are supported",
             quantum ? "a state vector needs 16*2^n bytes: even 40 qubits need 16 TiB" : "");
     }
     std::vector<Register>& regs = quantum ? c_.qregs : c_.cregs;
@@ -523,7 +548,9 @@ class Parser {
         Error(t, "'" + std::string(t.text) + "' is not a parameter of this gate",
               "use pi, a number, a function (sin cos tan exp ln sqrt) or one of the gate's parameters");
       }
-      Error(t, "'" + std::string(t.text) + "' is not a known value; outside a gate definition only numbers and pi are",
+      Error(t,
+            "'" + std::string(t.text) +
+                "' is not a known value; outside a gate definition only numbers and pi are",
             "use pi, a number or a function (sin cos tan exp ln sqrt)");
     }
     Error(t, "expected an expression, found " + Describe(t));
@@ -579,17 +606,17 @@ class Parser {
   void CheckArity(const Token& name, const GateRef& g, size_t params, size_t qubits) {
     const std::string n(name.text);
     if (params != g.params) {
-      Error(name, "gate '" + n + "' takes " + std::to_string(g.params) + " parameter" + (g.params == 1 ? "" : "s") +
-                      ", given " + std::to_string(params));
+      Error(name, "gate '" + n + "' takes " + std::to_string(g.params) + " parameter" +
+                      (g.params == 1 ? "" : "s") + ", given " + std::to_string(params));
     }
     if (qubits != g.qubits) {
-      Error(name, "gate '" + n + "' acts on " + std::to_string(g.qubits) + " qubit" + (g.qubits == 1 ? "" : "s") +
-                      ", given " + std::to_string(qubits));
+      Error(name, "gate '" + n + "' acts on " + std::to_string(g.qubits) + " qubit" +
+                      (g.qubits == 1 ? "" : "s") + ", given " + std::to_string(qubits));
     }
   }
 
   void GateDecl(bool opaque) {
-    const Token& keyword = Next();
+    Next();  // gate or opaque
     const Token& name = Ident("a gate name");
     CheckNameFree(name);
     GateDef def;
@@ -625,7 +652,6 @@ class Parser {
       gates_[def.name] = std::move(def);
       return;
     }
-    (void)keyword;
     Expect("{", "a gate's body is in braces: gate g a { h a; }");
     try {
       while (!IsSymbol("}")) {
@@ -680,7 +706,8 @@ class Parser {
 
   uint32_t GateArg(const std::vector<std::string>& qargs) {
     const Token& t = Ident("a qubit argument");
-    if (IsSymbol("[")) Error(Peek(), "inside a gate definition qubits are named, not indexed", "write the name alone");
+    if (IsSymbol("["))
+      Error(Peek(), "inside a gate definition qubits are named, not indexed", "write the name alone");
     for (size_t i = 0; i < qargs.size(); ++i) {
       if (qargs[i] == t.text) return static_cast<uint32_t>(i);
     }
@@ -709,8 +736,9 @@ class Parser {
       const uint64_t i = Integer(idx, "an index");
       const Register& r = (quantum ? c_.qregs : c_.cregs)[a.reg];
       if (i >= r.size) {
-        Error(idx, "index " + std::to_string(i) + " is out of range: " + n + " has " + std::to_string(r.size) +
-                       (r.size == 1 ? " element" : " elements"),
+        Error(idx,
+              "index " + std::to_string(i) + " is out of range: " + n + " has " + std::to_string(r.size) +
+                  (r.size == 1 ? " element" : " elements"),
               "use an index from 0 to " + std::to_string(r.size - 1));
       }
       Expect("]");
@@ -728,8 +756,9 @@ class Parser {
       if (a.indexed) continue;
       const uint32_t size = Reg(a).size;
       if (first != nullptr && size != width) {
-        Error(a.at, "registers of different sizes: " + Reg(*first).name + " has " + std::to_string(width) + ", " +
-                        Reg(a).name + " has " + std::to_string(size),
+        Error(a.at,
+              "registers of different sizes: " + Reg(*first).name + " has " + std::to_string(width) + ", " +
+                  Reg(a).name + " has " + std::to_string(size),
               "a gate applied to whole registers needs registers of one size");
       }
       first = &a;
@@ -737,7 +766,9 @@ class Parser {
     }
     return first == nullptr ? 1 : width;
   }
-  static uint32_t Element(const Register& r, const Arg& a, uint32_t k) { return r.offset + (a.indexed ? a.index : k); }
+  static uint32_t Element(const Register& r, const Arg& a, uint32_t k) {
+    return r.offset + (a.indexed ? a.index : k);
+  }
 
   void Emit(Op op, const Token& at) {
     if (c_.ops.size() >= kMaxOps) {
@@ -763,14 +794,16 @@ class Parser {
     Expect("(", "write if (c == N) op;");
     const Arg creg = Argument(false);
     if (creg.indexed) {
-      Error(creg.at, "'if' compares a whole classical register, not one bit", "write if (" + Reg(creg).name + " == N)");
+      Error(creg.at, "'if' compares a whole classical register, not one bit",
+            "write if (" + Reg(creg).name + " == N)");
     }
     Expect("==", "write if (c == N) op;");
     const Token& v = Next();
     const uint64_t value = Integer(v, "an integer");
     const Register& r = Reg(creg);
     if (r.size < 64 && value >> r.size != 0) {
-      Error(v, Reg(creg).name + " has " + std::to_string(r.size) + " bits; it never holds " + std::to_string(value));
+      Error(v, Reg(creg).name + " has " + std::to_string(r.size) + " bits; it never holds " +
+                   std::to_string(value));
     }
     Expect(")", "write if (c == N) op;");
     if (IsWord("if") || IsWord("barrier") || IsWord("gate") || IsWord("qreg") || IsWord("creg")) {
@@ -832,8 +865,10 @@ class Parser {
     ExpectSemicolon();
     for (size_t i = 0; i < params.size(); ++i) {
       if (!std::isfinite(params[i])) {
-        Error(name, "parameter " + std::to_string(i + 1) + " of '" + std::string(name.text) +
-                        "' is not a finite number", "check for a division by zero, ln of a negative number or an overflow");
+        Error(name,
+              "parameter " + std::to_string(i + 1) + " of '" + std::string(name.text) +
+                  "' is not a finite number",
+              "check for a division by zero, ln of a negative number or an overflow");
       }
     }
     const uint32_t width = Width(args);
@@ -848,19 +883,20 @@ class Parser {
         qubits[i] = Element(Reg(args[i]), args[i], k);
         for (size_t j = 0; j < i; ++j) {
           if (qubits[j] == qubits[i]) {
-            Error(args[i].at, "qubit " + Reg(args[i]).name + "[" + std::to_string(qubits[i] - Reg(args[i]).offset) +
-                                  "] is used twice in one application of '" + std::string(name.text) + "'",
+            Error(args[i].at,
+                  "qubit " + Reg(args[i]).name + "[" + std::to_string(qubits[i] - Reg(args[i]).offset) +
+                      "] is used twice in one application of '" + std::string(name.text) + "'",
                   "a gate's qubits must be distinct");
           }
         }
       }
-      Apply(g, name, params, qubits, base, name, 0);
+      Apply(g, params, qubits, base, name, 0);
     }
   }
 
   // Lowers one application of a gate to primitive operations.
-  void Apply(const GateRef& g, const Token& name, const std::vector<double>& params,
-             const std::vector<uint32_t>& qubits, const Op& base, const Token& site, int depth) {
+  void Apply(const GateRef& g, const std::vector<double>& params, const std::vector<uint32_t>& qubits,
+             const Op& base, const Token& site, int depth) {
     if (g.builtin != nullptr) {
       Op op = base;
       const Builtin& b = *g.builtin;
@@ -889,9 +925,10 @@ class Parser {
       for (const Rpn& e : call.params) {
         values.push_back(Evaluate(e, params));
         if (!std::isfinite(values.back())) {
-          Error(site, "in gate '" + def.name + "' (line " + std::to_string(def.at.line) + "), a parameter of '" +
-                          std::string(call.name.text) + "' (line " + std::to_string(call.name.line) +
-                          ") is not a finite number",
+          Error(site,
+                "in gate '" + def.name + "' (line " + std::to_string(def.at.line) + "), a parameter of '" +
+                    std::string(call.name.text) + "' (line " + std::to_string(call.name.line) +
+                    ") is not a finite number",
                 "check for a division by zero, ln of a negative number or an overflow");
         }
       }
@@ -900,9 +937,8 @@ class Parser {
       GateRef ref;
       ref.def = call.def;
       ref.builtin = call.builtin;
-      Apply(ref, call.name, values, inner, base, site, depth + 1);
+      Apply(ref, values, inner, base, site, depth + 1);
     }
-    (void)name;
   }
 
   std::vector<Token> tokens_;

@@ -29,7 +29,7 @@ struct ParseError {
 };
 
 struct ParseResult {
-  Circuit circuit;                // complete only when errors is empty
+  Circuit circuit;  // complete only when errors is empty
   std::vector<ParseError> errors;
 };
 

@@ -14,7 +14,9 @@ namespace {
 
 constexpr size_t kChunk = StateVector::kChunk;
 
-size_t ChunksFor(size_t items) { return (items + kChunk - 1) / kChunk; }
+size_t ChunksFor(size_t items) {
+  return (items + kChunk - 1) / kChunk;
+}
 
 // i with a 0 bit inserted at position `bit`.
 inline uint64_t InsertZero(uint64_t i, uint32_t bit) {
@@ -306,7 +308,8 @@ RunResult Run(const Circuit& circuit, const RunOptions& options) {
     // fits (a copy costs about one gate pass), otherwise repeated per shot.
     size_t prefix_ops = 0;
     while (prefix_ops < circuit.ops.size() && circuit.ops[prefix_ops].cond_creg < 0 &&
-           (circuit.ops[prefix_ops].kind == Op::Kind::kUnitary || circuit.ops[prefix_ops].kind == Op::Kind::kSwap)) {
+           (circuit.ops[prefix_ops].kind == Op::Kind::kUnitary ||
+            circuit.ops[prefix_ops].kind == Op::Kind::kSwap)) {
       ++prefix_ops;
     }
     std::vector<Complex> prefix;

@@ -19,9 +19,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <thread>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -86,7 +86,8 @@ struct RunResult {
 
 template <typename Fn>
 inline void StateVector::ForChunks(size_t chunks, size_t work, Fn&& fn) const {
-  const unsigned threads = work < kParallelThreshold ? 1 : static_cast<unsigned>(std::min<size_t>(threads_, chunks));
+  const unsigned threads =
+      work < kParallelThreshold ? 1 : static_cast<unsigned>(std::min<size_t>(threads_, chunks));
   if (threads <= 1) {
     for (size_t c = 0; c < chunks; ++c) fn(c);
     return;
@@ -110,6 +111,8 @@ RunResult Run(const Circuit& circuit, const RunOptions& options);
 StateVector FinalState(const Circuit& circuit, unsigned threads = 0);
 
 // A uniform double in [0, 1) from the generator: the top 53 bits of one draw.
-inline double Uniform(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
+inline double Uniform(std::mt19937_64& rng) {
+  return static_cast<double>(rng() >> 11) * 0x1.0p-53;
+}
 
 }  // namespace plinth::qpu

@@ -20,7 +20,9 @@ namespace {
 constexpr double kPi = 3.14159265358979323846;
 constexpr double kTol = 1e-12;
 
-std::string Program(const std::string& body) { return "OPENQASM 2.0;\ninclude \"qelib1.inc\";\n" + body; }
+std::string Program(const std::string& body) {
+  return "OPENQASM 2.0;\ninclude \"qelib1.inc\";\n" + body;
+}
 
 Circuit MustParse(const std::string& text) {
   ParseResult r = ParseQasm(text);
@@ -74,7 +76,8 @@ TEST(Qpu, GhzStates) {
   for (int n = 3; n <= 10; ++n) {
     SCOPED_TRACE(n);
     std::string body = "qreg q[" + std::to_string(n) + "];\nh q[0];\n";
-    for (int i = 0; i + 1 < n; ++i) body += "cx q[" + std::to_string(i) + "], q[" + std::to_string(i + 1) + "];\n";
+    for (int i = 0; i + 1 < n; ++i)
+      body += "cx q[" + std::to_string(i) + "], q[" + std::to_string(i + 1) + "];\n";
     std::vector<Complex> want(size_t{1} << n);
     want.front() = want.back() = 1 / std::sqrt(2.0);
     ExpectAmplitudes(Amplitudes(body), want);
@@ -90,11 +93,12 @@ TEST(Qpu, QftOfBasisStates) {
     for (int j = n - 1; j >= 0; --j) {
       qft += "h q[" + std::to_string(j) + "];\n";
       for (int k = j - 1; k >= 0; --k) {
-        qft += "cu1(pi/" + std::to_string(1 << (j - k)) + ") q[" + std::to_string(k) + "], q[" + std::to_string(j) +
-               "];\n";
+        qft += "cu1(pi/" + std::to_string(1 << (j - k)) + ") q[" + std::to_string(k) + "], q[" +
+               std::to_string(j) + "];\n";
       }
     }
-    for (int i = 0; i < n / 2; ++i) qft += "swap q[" + std::to_string(i) + "], q[" + std::to_string(n - 1 - i) + "];\n";
+    for (int i = 0; i < n / 2; ++i)
+      qft += "swap q[" + std::to_string(i) + "], q[" + std::to_string(n - 1 - i) + "];\n";
     auto u = Unitary(qft, n);
     for (int j = 0; j < big_n; ++j) {
       SCOPED_TRACE("n=" + std::to_string(n) + " j=" + std::to_string(j));
@@ -131,8 +135,8 @@ TEST(Qpu, EverySingleQubitGateMatchesItsDefinition) {
   const double r = 1 / std::sqrt(2.0);
   const double a = 0.7, b = -1.3, c = 2.1;
   auto u3 = [](double t, double p, double l) {
-    return Matrix2{std::cos(t / 2), -std::exp(Complex(0, l)) * std::sin(t / 2), std::exp(Complex(0, p)) * std::sin(t / 2),
-                   std::exp(Complex(0, p + l)) * std::cos(t / 2)};
+    return Matrix2{std::cos(t / 2), -std::exp(Complex(0, l)) * std::sin(t / 2),
+                   std::exp(Complex(0, p)) * std::sin(t / 2), std::exp(Complex(0, p + l)) * std::cos(t / 2)};
   };
   ExpectMatrix("id q[0];", {1, 0, 0, 1});
   ExpectMatrix("x q[0];", {0, 1, 1, 0});
@@ -146,7 +150,8 @@ TEST(Qpu, EverySingleQubitGateMatchesItsDefinition) {
   ExpectMatrix("sx q[0];", {(1.0 + i) / 2.0, (1.0 - i) / 2.0, (1.0 - i) / 2.0, (1.0 + i) / 2.0});
   ExpectMatrix("sxdg q[0];", {(1.0 - i) / 2.0, (1.0 + i) / 2.0, (1.0 + i) / 2.0, (1.0 - i) / 2.0});
   // Rotations: exp(-i a P / 2) = cos(a/2) I - i sin(a/2) P.
-  ExpectMatrix("rx(0.7) q[0];", {std::cos(a / 2), -i * std::sin(a / 2), -i * std::sin(a / 2), std::cos(a / 2)});
+  ExpectMatrix("rx(0.7) q[0];",
+               {std::cos(a / 2), -i * std::sin(a / 2), -i * std::sin(a / 2), std::cos(a / 2)});
   ExpectMatrix("ry(0.7) q[0];", {std::cos(a / 2), -std::sin(a / 2), std::sin(a / 2), std::cos(a / 2)});
   ExpectMatrix("rz(0.7) q[0];", {std::exp(-i * a / 2.0), 0, 0, std::exp(i * a / 2.0)});
   ExpectMatrix("u1(0.7) q[0];", {1, 0, 0, std::exp(i * a)});
@@ -186,7 +191,8 @@ TEST(Qpu, ControlledGatesAndSwap) {
   EXPECT_EQ(permutation("cswap q[0], q[1], q[2];", 3), (std::vector<int>{0, 1, 2, 5, 4, 3, 6, 7}));
   // cz: -1 on |11> only.
   auto cz = Unitary("cz q[0], q[1];", 2);
-  for (int j = 0; j < 4; ++j) ExpectAmplitudes(cz[j], [&] {
+  for (int j = 0; j < 4; ++j)
+    ExpectAmplitudes(cz[j], [&] {
       std::vector<Complex> e(4);
       e[j] = j == 3 ? -1 : 1;
       return e;
@@ -229,14 +235,16 @@ TEST(Qpu, Broadcast) {
 
 TEST(Qpu, UserGatesAndExpressions) {
   // A parameterised user gate calling another user gate equals the builtin.
-  ExpectAmplitudes(Amplitudes("gate half(t) a { rz(t/2) a; }\ngate twice(t) a, b { half(t) a; half(t) a; cx a, b; }\n"
-                              "qreg q[2];\nh q;\ntwice(0.8) q[0], q[1];\n"),
-                   Amplitudes("qreg q[2];\nh q;\nrz(0.8) q[0];\ncx q[0], q[1];\n"));
+  ExpectAmplitudes(
+      Amplitudes("gate half(t) a { rz(t/2) a; }\ngate twice(t) a, b { half(t) a; half(t) a; cx a, b; }\n"
+                 "qreg q[2];\nh q;\ntwice(0.8) q[0], q[1];\n"),
+      Amplitudes("qreg q[2];\nh q;\nrz(0.8) q[0];\ncx q[0], q[1];\n"));
   // A user gate broadcast over registers.
   ExpectAmplitudes(Amplitudes("gate bell a, b { h a; cx a, b; }\nqreg a[2];\nqreg b[2];\nbell a, b;\n"),
                    Amplitudes("qreg a[2];\nqreg b[2];\nh a[0];\ncx a[0], b[0];\nh a[1];\ncx a[1], b[1];\n"));
   // Primitives only, without qelib1: U and CX.
-  ParseResult bare = ParseQasm("OPENQASM 2.0;\ngate myh a { U(pi/2, 0, pi) a; }\nqreg q[2];\nmyh q[0];\nCX q[0], q[1];\n");
+  ParseResult bare =
+      ParseQasm("OPENQASM 2.0;\ngate myh a { U(pi/2, 0, pi) a; }\nqreg q[2];\nmyh q[0];\nCX q[0], q[1];\n");
   ASSERT_TRUE(bare.errors.empty()) << bare.errors[0].message;
   const double r = 1 / std::sqrt(2.0);
   ExpectAmplitudes(FinalState(bare.circuit).amplitudes(), {r, 0, 0, r});
@@ -275,18 +283,24 @@ RunResult RunProgram(const std::string& body, uint64_t shots, uint64_t seed, uns
   return r;
 }
 
-std::map<std::string, uint64_t> CountsOf(const RunResult& r) { return {r.counts.begin(), r.counts.end()}; }
+std::map<std::string, uint64_t> CountsOf(const RunResult& r) {
+  return {r.counts.begin(), r.counts.end()};
+}
 
 TEST(Qpu, IfAppliesOnlyWhenTheRegisterMatches) {
-  RunResult r = RunProgram("qreg q[2];\ncreg c[2];\nx q[0];\nmeasure q[0] -> c[0];\nif (c == 1) x q[1];\n"
-                           "measure q[1] -> c[1];\n", 50, 1);
+  RunResult r = RunProgram(
+      "qreg q[2];\ncreg c[2];\nx q[0];\nmeasure q[0] -> c[0];\nif (c == 1) x q[1];\n"
+      "measure q[1] -> c[1];\n",
+      50, 1);
   EXPECT_TRUE(r.per_shot);
   EXPECT_EQ(CountsOf(r), (std::map<std::string, uint64_t>{{"11", 50}}));
-  r = RunProgram("qreg q[2];\ncreg c[2];\nx q[0];\nmeasure q[0] -> c[0];\nif (c == 0) x q[1];\nmeasure q[1] -> c[1];\n",
-                 50, 1);
+  r = RunProgram(
+      "qreg q[2];\ncreg c[2];\nx q[0];\nmeasure q[0] -> c[0];\nif (c == 0) x q[1];\nmeasure q[1] -> c[1];\n",
+      50, 1);
   EXPECT_EQ(CountsOf(r), (std::map<std::string, uint64_t>{{"01", 50}}));
   // reset returns a qubit to |0>; measure after a gate follows the new state.
-  r = RunProgram("qreg q[1];\ncreg c[2];\nh q[0];\nmeasure q[0] -> c[0];\nreset q[0];\nmeasure q[0] -> c[1];\n", 400, 2);
+  r = RunProgram(
+      "qreg q[1];\ncreg c[2];\nh q[0];\nmeasure q[0] -> c[0];\nreset q[0];\nmeasure q[0] -> c[1];\n", 400, 2);
   auto counts = CountsOf(r);
   EXPECT_EQ(counts["00"] + counts["01"], 400u);
   EXPECT_GT(counts["00"], 100u);
@@ -297,17 +311,20 @@ TEST(Qpu, SamplingStatisticsAndSeeds) {
   // 10000 shots of a fair coin: within 5 sigma (sigma = 50) of 5000, on both paths.
   for (const std::string& tail : {std::string(""), std::string("reset q[1];\n")}) {
     SCOPED_TRACE(tail.empty() ? "final state" : "per shot");
-    RunResult r = RunProgram("qreg q[2];\ncreg c[1];\nh q[0];\n" + tail + "measure q[0] -> c[0];\n", 10000, 42);
+    RunResult r =
+        RunProgram("qreg q[2];\ncreg c[1];\nh q[0];\n" + tail + "measure q[0] -> c[0];\n", 10000, 42);
     EXPECT_EQ(r.per_shot, !tail.empty());
     auto counts = CountsOf(r);
     EXPECT_EQ(counts["0"] + counts["1"], 10000u);
     EXPECT_LT(std::abs(static_cast<double>(counts["1"]) - 5000), 250);
     // The same seed gives the same counts; the generator is seeded, not shared.
-    EXPECT_EQ(RunProgram("qreg q[2];\ncreg c[1];\nh q[0];\n" + tail + "measure q[0] -> c[0];\n", 10000, 42).counts,
-              r.counts);
+    EXPECT_EQ(
+        RunProgram("qreg q[2];\ncreg c[1];\nh q[0];\n" + tail + "measure q[0] -> c[0];\n", 10000, 42).counts,
+        r.counts);
   }
   // An uneven distribution: ry(2 asin(sqrt(0.2))) gives P(1) = 0.2 (sigma = 40 at 10000).
-  RunResult r = RunProgram("qreg q[1];\ncreg c[1];\nry(2*0.4636476090008061) q[0];\nmeasure q -> c;\n", 10000, 9);
+  RunResult r =
+      RunProgram("qreg q[1];\ncreg c[1];\nry(2*0.4636476090008061) q[0];\nmeasure q -> c;\n", 10000, 9);
   EXPECT_LT(std::abs(static_cast<double>(CountsOf(r)["1"]) - 2000), 200);
   // GHZ on 10 qubits: only all-zeros and all-ones.
   std::string ghz = "qreg q[10];\ncreg c[10];\nh q[0];\n";
@@ -321,8 +338,9 @@ TEST(Qpu, SamplingStatisticsAndSeeds) {
 // copy that state per shot when two states fit; without room for the copy
 // they repeat the gates. Both give the same counts.
 TEST(Qpu, PerShotPrefixIsSimulatedOnceWhenItFits) {
-  Circuit c = MustParse(Program("qreg q[12];\ncreg c[12];\nh q[0];\ncx q[0], q[1];\nry(0.4) q[2];\nh q[4];\n"
-                                "measure q[0] -> c[0];\nif (c == 1) x q[3];\nmeasure q -> c;\n"));
+  Circuit c =
+      MustParse(Program("qreg q[12];\ncreg c[12];\nh q[0];\ncx q[0], q[1];\nry(0.4) q[2];\nh q[4];\n"
+                        "measure q[0] -> c[0];\nif (c == 1) x q[3];\nmeasure q -> c;\n"));
   RunOptions o;
   o.shots = 300;
   o.seed = 17;
@@ -343,16 +361,21 @@ TEST(Qpu, PerShotPrefixIsSimulatedOnceWhenItFits) {
 
 TEST(Qpu, CountsKeysFollowQiskitOrder) {
   // c1 declared last is printed first; within a register, c[n-1] ... c[0].
-  RunResult r = RunProgram("qreg q[3];\ncreg c0[2];\ncreg c1[1];\nx q[0];\nx q[2];\nmeasure q[0] -> c0[0];\n"
-                           "measure q[1] -> c0[1];\nmeasure q[2] -> c1[0];\n", 10, 3);
+  RunResult r = RunProgram(
+      "qreg q[3];\ncreg c0[2];\ncreg c1[1];\nx q[0];\nx q[2];\nmeasure q[0] -> c0[0];\n"
+      "measure q[1] -> c0[1];\nmeasure q[2] -> c1[0];\n",
+      10, 3);
   EXPECT_EQ(CountsOf(r), (std::map<std::string, uint64_t>{{"1 01", 10}}));
 }
 
 TEST(Qpu, PerShotRunsOnlyWhenNeeded) {
   EXPECT_FALSE(NeedsPerShotRuns(MustParse(Program("qreg q[2];\ncreg c[2];\nh q;\nmeasure q -> c;\n"))));
-  EXPECT_FALSE(NeedsPerShotRuns(MustParse(Program("qreg q[2];\ncreg c[2];\nmeasure q[0] -> c[0];\nh q[1];\n"))));
-  EXPECT_TRUE(NeedsPerShotRuns(MustParse(Program("qreg q[2];\ncreg c[2];\nmeasure q[0] -> c[0];\nh q[0];\n"))));
-  EXPECT_TRUE(NeedsPerShotRuns(MustParse(Program("qreg q[2];\ncreg c[2];\nmeasure q[0] -> c[0];\ncx q[0], q[1];\n"))));
+  EXPECT_FALSE(
+      NeedsPerShotRuns(MustParse(Program("qreg q[2];\ncreg c[2];\nmeasure q[0] -> c[0];\nh q[1];\n"))));
+  EXPECT_TRUE(
+      NeedsPerShotRuns(MustParse(Program("qreg q[2];\ncreg c[2];\nmeasure q[0] -> c[0];\nh q[0];\n"))));
+  EXPECT_TRUE(NeedsPerShotRuns(
+      MustParse(Program("qreg q[2];\ncreg c[2];\nmeasure q[0] -> c[0];\ncx q[0], q[1];\n"))));
   EXPECT_TRUE(NeedsPerShotRuns(MustParse(Program("qreg q[1];\ncreg c[1];\nreset q[0];\n"))));
   EXPECT_TRUE(NeedsPerShotRuns(MustParse(Program("qreg q[1];\ncreg c[1];\nif (c == 0) x q[0];\n"))));
 }
@@ -360,7 +383,8 @@ TEST(Qpu, PerShotRunsOnlyWhenNeeded) {
 TEST(Qpu, ThreadCountDoesNotChangeResults) {
   // 19 qubits: above the threshold where passes split over threads.
   std::string body = "qreg q[19];\nh q;\n";
-  for (int i = 0; i < 18; ++i) body += "crz(0." + std::to_string(i + 1) + ") q[" + std::to_string(i) + "], q[18];\n";
+  for (int i = 0; i < 18; ++i)
+    body += "crz(0." + std::to_string(i + 1) + ") q[" + std::to_string(i) + "], q[18];\n";
   body += "u3(0.3, 0.2, 0.1) q[18];\nswap q[0], q[18];\nccx q[3], q[7], q[11];\n";
   Circuit c = MustParse(Program(body));
   StateVector one = FinalState(c, 1), four = FinalState(c, 4);
@@ -393,8 +417,9 @@ TEST(Qpu, MemoryRefusal) {
   EXPECT_TRUE(fits.fits);  // exactly 1 MiB
   MemoryCheck cap = CheckStateMemory(17, uint64_t{1} << 20, uint64_t{1} << 30);
   EXPECT_FALSE(cap.fits);
-  EXPECT_EQ(cap.reason, "17 qubits need 2.0 MiB for the state vector (16*2^n bytes), more than --max-memory=1.0 MiB; "
-                        "raise it, or use fewer qubits");
+  EXPECT_EQ(cap.reason,
+            "17 qubits need 2.0 MiB for the state vector (16*2^n bytes), more than --max-memory=1.0 MiB; "
+            "raise it, or use fewer qubits");
   MemoryCheck machine = CheckStateMemory(40, 0, uint64_t{8} << 30);
   EXPECT_FALSE(machine.fits);
   EXPECT_NE(machine.reason.find("40 qubits need 16.0 TiB"), std::string::npos) << machine.reason;
@@ -418,7 +443,8 @@ TEST(Qpu, MemoryRefusal) {
   EXPECT_TRUE(ParseSize("1KB", &n) && n == 1024);
   EXPECT_TRUE(ParseSize("123", &n) && n == 123);
   EXPECT_TRUE(ParseSize("2T", &n) && n == uint64_t{2} << 40);
-  for (const char* bad : {"", "G", "4X", "4GG", "-1", "99999999999T", "1.5G"}) EXPECT_FALSE(ParseSize(bad, &n)) << bad;
+  for (const char* bad : {"", "G", "4X", "4GG", "-1", "99999999999T", "1.5G"})
+    EXPECT_FALSE(ParseSize(bad, &n)) << bad;
   EXPECT_EQ(FormatBytes(100), "100 B");
   EXPECT_EQ(FormatBytes(uint64_t{3} << 29), "1.5 GiB");
 }
@@ -455,7 +481,8 @@ TEST(Qpu, ParseErrorsAreLocated) {
       {h + "qreg q[1];\nrx(theta) q[0];\n", 4, 4, "'theta' is not a known value"},
       {h + "qreg q[1];\nrx(1e999) q[0];\n", 4, 4, "number 1e999 is too large"},
       {h + "qreg q[1];\nrx(ln(0)) q[0];\n", 4, 1, "parameter 1 of 'rx' is not a finite number"},
-      {h + "qreg q[1000000000];\n", 3, 8, "this register brings the program to 1000000000 qubits; at most 62"},
+      {h + "qreg q[1000000000];\n", 3, 8,
+       "this register brings the program to 1000000000 qubits; at most 62"},
       {h + "qreg q[99999999999999999999999];\n", 3, 8, "is too large"},
       {h + "qreg q[0];\n", 3, 8, "a register needs at least one qubit"},
       {h + "creg c[5000];\n", 3, 8, "at most 4096"},
@@ -492,7 +519,8 @@ TEST(Qpu, ErrorsAreRenderedWithSourceCaretAndHelp) {
 }
 
 TEST(Qpu, ParsingRecoversAndReportsEveryError) {
-  ParseResult r = ParseQasm(Program("qreg q[2];\nfoo q[0];\nh q[5];\nrx(1/0) q[0];\ncx q[0], q[1];\nbar q;\n"));
+  ParseResult r =
+      ParseQasm(Program("qreg q[2];\nfoo q[0];\nh q[5];\nrx(1/0) q[0];\ncx q[0], q[1];\nbar q;\n"));
   ASSERT_EQ(r.errors.size(), 4u);
   EXPECT_EQ(r.errors[0].line, 4u);
   EXPECT_EQ(r.errors[1].line, 5u);
@@ -515,19 +543,22 @@ TEST(Qpu, HostileInputsNeverCrash) {
     for (int i = 0; i < 100000; ++i) deep += open;
     ParseResult r = ParseQasm(Program("qreg q[1];\nrx(" + deep + "1) q[0];\n"));
     ASSERT_FALSE(r.errors.empty());
-    EXPECT_NE(r.errors[0].message.find("nested more than 200 deep"), std::string::npos) << r.errors[0].message;
+    EXPECT_NE(r.errors[0].message.find("nested more than 200 deep"), std::string::npos)
+        << r.errors[0].message;
   }
   // An exponential gate expansion stops at the operation limit.
   std::string bomb = "gate g0 a { x a; }\n";
   for (int i = 1; i <= 40; ++i) {
-    bomb += "gate g" + std::to_string(i) + " a { g" + std::to_string(i - 1) + " a; g" + std::to_string(i - 1) + " a; }\n";
+    bomb += "gate g" + std::to_string(i) + " a { g" + std::to_string(i - 1) + " a; g" +
+            std::to_string(i - 1) + " a; }\n";
   }
   ParseResult r = ParseQasm(Program(bomb + "qreg q[1];\ng40 q[0];\n"));
   ASSERT_FALSE(r.errors.empty());
   EXPECT_NE(r.errors[0].message.find("expands to more than"), std::string::npos) << r.errors[0].message;
   // Deeply nested gate definitions (each calling the previous once).
   std::string chain = "gate g0 a { x a; }\n";
-  for (int i = 1; i <= 300; ++i) chain += "gate g" + std::to_string(i) + " a { g" + std::to_string(i - 1) + " a; }\n";
+  for (int i = 1; i <= 300; ++i)
+    chain += "gate g" + std::to_string(i) + " a { g" + std::to_string(i - 1) + " a; }\n";
   r = ParseQasm(Program(chain + "qreg q[1];\ng300 q[0];\n"));
   ASSERT_FALSE(r.errors.empty());
   EXPECT_NE(r.errors[0].message.find("nested more than 200 deep"), std::string::npos) << r.errors[0].message;
@@ -538,10 +569,19 @@ TEST(Qpu, HostileInputsNeverCrash) {
   EXPECT_TRUE(ParseQasm(valid).errors.empty());
   for (size_t n = 0; n < valid.size(); ++n) ParseQasm(valid.substr(0, n));
   std::mt19937_64 rng(1234);
-  const std::vector<std::string> soup = {"OPENQASM", "2.0", ";", "qreg", "creg", "q", "c", "[", "]", "(", ")", "{",
-                                         "}", "1", "99999999999999999999", "gate", "h", "cx", "->", "==", "if",
-                                         "measure", "pi", "^", "-", ",", "\"qelib1.inc\"", "include", "1e308",
-                                         "opaque", "reset", "barrier", "U", "CX", "\n", "\x00", "\xff"};
+  const std::vector<std::string> soup = {"OPENQASM", "2.0",     ";",
+                                         "qreg",     "creg",    "q",
+                                         "c",        "[",       "]",
+                                         "(",        ")",       "{",
+                                         "}",        "1",       "99999999999999999999",
+                                         "gate",     "h",       "cx",
+                                         "->",       "==",      "if",
+                                         "measure",  "pi",      "^",
+                                         "-",        ",",       "\"qelib1.inc\"",
+                                         "include",  "1e308",   "opaque",
+                                         "reset",    "barrier", "U",
+                                         "CX",       "\n",      "\x00",
+                                         "\xff"};
   for (int iter = 0; iter < 3000; ++iter) {
     std::string text;
     const size_t len = rng() % 60;
