@@ -581,6 +581,26 @@ Definition::Definition() {
     Vars(c);
   }
 
+  // --- the quantum state-vector simulator (docs/qpu.md)
+  {
+    const char* exits =
+        "0  the program ran; counts printed\n"
+        "1  the program has errors, cannot be read, or needs more memory than allowed\n"
+        "2  usage error";
+    CLI::App* g = Command(&root, "qpu", "run OpenQASM 2 programs on the state-vector simulator (docs/qpu.md)",
+                          CommandId::kQpu, exits, "plinth qpu run examples/qpu/bell.qasm --shots=1000 --seed=7");
+    CLI::App* run = Subcommand(g, "run", "simulate an OpenQASM 2 program and print the counts of its measurements",
+                               exits, "plinth qpu run examples/qpu/bell.qasm --shots=1000 --seed=7 --json");
+    run->add_option("FILE", "the OpenQASM 2 program (.qasm)")->required();
+    run->add_option("--shots", options.qpu_shots, "how many times to run and measure (default 1024)")
+        ->type_name("N");
+    run->add_option("--seed", options.qpu_seed, "the sampling seed (default: random, printed)")->type_name("S");
+    run->add_option("--max-memory", options.qpu_max_memory,
+                    "refuse programs whose state vector (16*2^qubits bytes) exceeds SIZE, e.g. 4G")
+        ->type_name("SIZE");
+    Json(run, "print the counts as one JSON object");
+  }
+
   // --- about plinth itself
   Command(&root, "version", "print the version", CommandId::kVersion, kPlainExits, "plinth version");
   {

@@ -43,6 +43,7 @@ enum class CommandId {
   kConsole,
   kGpu,
   kImport,
+  kQpu,
   // Answered by ParseCommandLine itself.
   kVersion,
   kHelp,

@@ -61,6 +61,8 @@ struct Options {
   } gpu;
   bool print_config = false;        // import --print-config: print a resource block, record nothing
   std::string generate_config_out;  // plan --generate-config-out=FILE: write blocks for import blocks
+  // qpu run --shots, --seed, --max-memory as given; checked by the command (docs/qpu.md)
+  std::string qpu_shots, qpu_seed, qpu_max_memory;
 };
 
 int Validate(const Options& options, bool inspect);
@@ -92,5 +94,6 @@ int Import(const Options& options, const VariableSources& vars);  // cli/import_
 // plan --generate-config-out: writes the file (0) before the plan runs, or
 // returns the exit code of why not.
 int GenerateImportConfig(const Options& options, const VariableSources& vars, bool destroy);
+int Qpu(const Options& options);               // qpu run (cli/qpu_commands.cpp)
 
 }  // namespace plinth::cli

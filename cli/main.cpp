@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
     case CommandId::kConsole: ExitNow(plinth::cli::Console(o, plinth::cli::VariableSourcesOf(o)));
     case CommandId::kGpu: return plinth::cli::Gpu(o);
     case CommandId::kImport: return plinth::cli::Import(o, plinth::cli::VariableSourcesOf(o));
+    case CommandId::kQpu: return plinth::cli::Qpu(o);
     case CommandId::kNone:
     case CommandId::kVersion:
     case CommandId::kHelp:

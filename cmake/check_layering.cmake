@@ -17,5 +17,5 @@ foreach(rule "compiler;runtime/|cli/" "runtime;cli/" "kernels;compiler/|runtime/
   endforeach()
 endforeach()
 if(violations)
-  message(FATAL_ERROR "layering violated (arrows point down: cli -> runtime -> compiler):\n${violations}")
+  message(FATAL_ERROR "layering violated (arrows point down: cli -> runtime -> compiler; kernels is a leaf):\n${violations}")
 endif()

@@ -8,6 +8,7 @@ trap 'rm -rf "$tmp"' EXIT
 fail() { echo "cli-test: $*" >&2; exit 1; }
 
 for ex in examples/*/; do
+  [ "$ex" = examples/qpu/ ] && continue  # OpenQASM programs, run by the qpu section at the end
   "$plinth" validate "$ex" >/dev/null || fail "example $ex does not validate"
   "$plinth" fmt --check "$ex" >/dev/null || fail "example $ex is not formatted (run plinth fmt $ex)"
 done
@@ -1144,4 +1145,59 @@ printf 'region "eu" {}\nbucket "b" {\n  region = region.eu\n}\n' >"$tmp/graph/ma
 grep -qF '# bucket.b will be deleted (destroy requested)' "$tmp/destroy.txt" &&
   grep -qF '# marker.m["x"] will be deleted (not in the configuration)' "$tmp/destroy.txt" ||
   fail "plan --destroy reasons: $(cat "$tmp/destroy.txt")"
+# ---- issue 13: plinth qpu run (docs/qpu.md) ----
+qpu() {  # qpu WANT ARGS...: plinth qpu run ARGS exits WANT; output in $tmp/qpu.out, $tmp/qpu.err
+  local want=$1; shift
+  set +e
+  "$plinth" qpu run "$@" >"$tmp/qpu.out" 2>"$tmp/qpu.err"; local rc=$?
+  set -e
+  [ "$rc" = "$want" ] || fail "plinth qpu run $* exited $rc, want $want: $(cat "$tmp/qpu.out" "$tmp/qpu.err")"
+}
+qpu 0 examples/qpu/bell.qasm --shots=2000 --seed=11 --json
+python3 - "$tmp/qpu.out" <<'PY' || fail "qpu run --json: $(cat "$tmp/qpu.out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["format_version"] == 1 and d["qubits"] == 2 and d["shots"] == 2000 and d["seed"] == 11, d
+assert set(d["counts"]) <= {"00", "11"} and sum(d["counts"].values()) == 2000, d
+assert abs(d["counts"]["00"] - 1000) < 5 * 23, d  # binomial: sigma = sqrt(2000/4) ~ 22.4
+assert d["method"] == "final-state" and d["duration_ms"] >= 0, d
+PY
+cp "$tmp/qpu.out" "$tmp/qpu.first"
+qpu 0 examples/qpu/bell.qasm --shots=2000 --seed=11 --json
+diff <(grep -v duration_ms "$tmp/qpu.first") <(grep -v duration_ms "$tmp/qpu.out") >/dev/null ||
+  fail "qpu run: the same seed gave different counts"
+# Without --seed a random one is chosen and reported: rerunning with it repeats the counts.
+qpu 0 examples/qpu/teleport.qasm --shots=300 --json
+seed=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["seed"])' "$tmp/qpu.out")
+cp "$tmp/qpu.out" "$tmp/qpu.first"
+qpu 0 examples/qpu/teleport.qasm --shots=300 --json --seed="$seed"
+diff <(grep -v duration_ms "$tmp/qpu.first") <(grep -v duration_ms "$tmp/qpu.out") >/dev/null ||
+  fail "qpu run: the reported seed $seed does not repeat the run"
+qpu 0 examples/qpu/ghz.qasm --seed=3
+grep -q "^00000 " "$tmp/qpu.out" && grep -q "^11111 " "$tmp/qpu.out" && [ "$(wc -l <"$tmp/qpu.out")" = 4 ] ||
+  fail "qpu run ghz table: $(cat "$tmp/qpu.out")"
+qpu 0 examples/qpu/teleport.qasm --shots=4000 --seed=5 --json
+python3 - "$tmp/qpu.out" <<'PY' || fail "qpu run teleport: $(cat "$tmp/qpu.out")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+ones = sum(n for k, n in d["counts"].items() if k.split(" ")[0] == "1")  # out, the last creg, is printed first
+assert d["method"] == "per-shot" and abs(ones - 3000) < 5 * 28, d  # P(1) = 0.75
+PY
+printf 'OPENQASM 2.0;\nqreg q[2];\ncreg c[2];\nh q[0];\n' >"$tmp/bad.qasm"
+qpu 1 "$tmp/bad.qasm"
+grep -q "bad.qasm:4:1: error: gate 'h' is not defined" "$tmp/qpu.err" && grep -q 'include "qelib1.inc"' "$tmp/qpu.err" ||
+  fail "qpu run: unlocated parse error: $(cat "$tmp/qpu.err")"
+printf 'OPENQASM 2.0;\nqreg q[24];\ncreg c[1];\nmeasure q[0] -> c[0];\n' >"$tmp/big.qasm"
+qpu 1 "$tmp/big.qasm" --max-memory=64M
+grep -q "24 qubits need 256.0 MiB .* more than --max-memory=64.0 MiB" "$tmp/qpu.err" || fail "qpu run: memory refusal: $(cat "$tmp/qpu.err")"
+qpu 2 examples/qpu/bell.qasm --shots=0
+qpu 2 examples/qpu/bell.qasm --max-memory=lots
+qpu 1 "$tmp/missing.qasm"
+grep -q "error: cannot read '$tmp/missing.qasm'" "$tmp/qpu.err" || fail "qpu run of a missing file: $(cat "$tmp/qpu.err")"
+qpu 1 "$tmp"
+grep -q "is a directory" "$tmp/qpu.err" || fail "qpu run of a directory: $(cat "$tmp/qpu.err")"
+qpu 1 /dev/zero  # endless: refused, not read
+grep -q "is not a regular file" "$tmp/qpu.err" || fail "qpu run of a device: $(cat "$tmp/qpu.err")"
+# --- end of qpu run ------------------------------------------------------------
+
 echo "cli-test: ok"
