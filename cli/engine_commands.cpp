@@ -263,9 +263,22 @@ int Apply(const Options& given, const VariableSources& vars, bool destroy) {
   Diagnostics diags;
   runtime::Engine engine(*eo, sources, diags);
   bool shown_no_changes = false;
-  if (!from_file) {
+  if (!from_file && o.auto_approve) {
     // The plan is shown before anything runs, with --auto-approve too (as
-    // Terraform does); a saved plan was shown when it was made.
+    // Terraform does): the engine hands over its first plan, under the
+    // workspace lock and before any change, so what is shown is what is
+    // applied and nothing is planned twice.
+    eo->review = [&](const runtime::EngineResult& first) {
+      for (const std::string& n : first.notes) std::fprintf(stderr, "note: %s\n", runtime::EscapeControls(n).c_str());
+      std::fputs(runtime::RenderPlanText(first.plan, Colored(o, stdout)).c_str(), stdout);
+      std::fflush(stdout);
+      shown_no_changes = !first.plan.HasChanges();
+      return true;
+    };
+  } else if (!from_file) {
+    // With a prompt the plan is made and shown before the state is opened
+    // for writing (a cancelled apply creates nothing), then applied only if
+    // it is still what was approved. A saved plan was shown when it was made.
     runtime::EngineResult preview = engine.Plan(destroy);
     PrintProblems(preview, sources, diags, o);
     if (!preview.ok || diags.has_errors() || !preview.plan.problems.empty()) {

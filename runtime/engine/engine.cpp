@@ -951,6 +951,15 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
       failed = true;
       break;
     }
+    if (wave == 0 && m.o.review) {
+      // The reviewer shows the plan's notes with it; they are not repeated.
+      r.notes.resize(r.notes.size() - planned.notes.size());
+      if (!m.o.review(planned)) {
+        r.cancelled = true;
+        keep_plan();
+        break;
+      }
+    }
     // Policies are evaluated on every wave's plan (values become known as
     // resources are created); a violated deny stops before any change.
     for (const PolicyFinding& f : planned.plan.policy_findings) {

@@ -39,6 +39,8 @@ struct ProgressEvent {
   size_t total = 0;  // changes in this run of the graph
 };
 
+struct EngineResult;
+
 struct EngineOptions {
   std::string config_dir;
   std::string workspace = "default";
@@ -77,6 +79,12 @@ struct EngineOptions {
   bool generate_config = false;
   // Set (e.g. on the first Ctrl-C) to start no new change; running ones finish.
   const std::atomic<bool>* stop = nullptr;
+  // Apply: called once, under the workspace lock, with the first plan when
+  // it has no problems (and the saved plan, if any, still holds), before
+  // anything changes — to show it and ask for approval on the plan that is
+  // then applied, without planning twice. Returning false stops the apply
+  // with nothing changed (EngineResult::cancelled).
+  std::function<bool(const EngineResult& first)> review;
 };
 
 struct EngineResult {
@@ -90,6 +98,7 @@ struct EngineResult {
   // the plan deletes data, what its deletes remove ("<sha256>+d<sha256>").
   std::string config_digest;
   size_t applied = 0, failed = 0, skipped = 0;
+  bool cancelled = false;  // EngineOptions::review declined: nothing changed
   // Import: what was imported (Engine::Import, ImportObject) or, with
   // generate_config, the objects of import blocks without a resource block.
   std::vector<ImportedObject> generated;

@@ -446,6 +446,44 @@ TEST_F(EngineTest, ADeleteRefusesDataWrittenSinceItsPlan) {
   EXPECT_TRUE(fs::exists(bucket / "later.csv"));
 }
 
+// EngineOptions::review (apply --auto-approve shows the plan it applies):
+// called once, with the first plan, under the lock and before any change;
+// declining stops the apply with nothing changed.
+TEST_F(EngineTest, ReviewSeesTheFirstPlanOnceBeforeAnyChangeAndCanStopIt) {
+  Write(kFive);
+  int calls = 0;
+  size_t markers_seen = 99;
+  EngineOptions declined = Options();
+  declined.review = [&](const EngineResult& first) {
+    ++calls;
+    markers_seen = Markers();
+    EXPECT_EQ(first.plan.Count(Action::Create), 5u);
+    return false;
+  };
+  EngineResult r = Run(std::move(declined));
+  EXPECT_TRUE(r.cancelled);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(markers_seen, 0u);
+  EXPECT_EQ(r.applied, 0u);
+  EXPECT_EQ(Markers(), 0u) << "a declined review changes nothing";
+
+  calls = 0;
+  EngineOptions approved = Options();
+  approved.review = [&](const EngineResult& first) {
+    ++calls;
+    EXPECT_EQ(Markers(), 0u) << "reviewed before any change";
+    EXPECT_EQ(first.plan.Count(Action::Create), 5u);
+    return true;
+  };
+  r = Run(std::move(approved));
+  EXPECT_TRUE(r.ok);
+  EXPECT_FALSE(r.cancelled);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(r.applied, 5u);
+  EXPECT_EQ(Markers(), 5u);
+  EXPECT_EQ(r.plan.Count(Action::Create), 5u) << "the plan reviewed is the plan reported";
+}
+
 }  // namespace
 }  // namespace plinth::runtime
 
@@ -757,3 +795,4 @@ TEST_F(EngineTest, ASavedTargetedPlanAppliesOnlyWithItsTargeting) {
 
 }  // namespace
 }  // namespace plinth::runtime
+
