@@ -101,6 +101,14 @@ VariableSources VariableSourcesOf(const Options& o) {
   return v;
 }
 
+CheckOptions ConfigCheckOptions(const VariableSources& vars, runtime::ExternalProviders& external) {
+  CheckOptions co;
+  co.variable_sources = vars;
+  co.schemas = &runtime::BuiltinSchemas();
+  co.provider_resolver = &external;
+  return co;
+}
+
 int Validate(const Options& o, bool inspect) {
   std::string dir = o.paths.empty() ? "." : o.paths[0];
   if (o.paths.size() > 1) {
@@ -115,14 +123,11 @@ int Validate(const Options& o, bool inspect) {
   auto start = std::chrono::steady_clock::now();
   SourceManager sources;
   Diagnostics diags;
-  CheckOptions co;
-  co.threads = o.threads;
-  co.variable_sources = VariableSourcesOf(o);
-  co.schemas = &runtime::BuiltinSchemas();
   // Providers in other processes are started to learn their schemas, and
   // stopped when this function returns.
   runtime::ExternalProviders external(dir);
-  co.provider_resolver = &external;
+  CheckOptions co = ConfigCheckOptions(VariableSourcesOf(o), external);
+  co.threads = o.threads;
   CheckedConfig config = Check(dir, sources, diags, co);
   if (!diags.has_errors()) runtime::CheckPolicies(config.policies, diags);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();

@@ -6,8 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "compiler/check/checker.h"
 #include "compiler/check/variable_inputs.h"
 #include "compiler/types/types.h"
+
+namespace plinth::runtime {
+class ExternalProviders;
+}
 
 namespace plinth::cli {
 
@@ -72,6 +77,10 @@ int Fmt(const Options& options);
 // variables, the variables files in the configuration directory, and --var
 // and --var-file in command-line order.
 VariableSources VariableSourcesOf(const Options& options);
+// What every command that checks a configuration starts from: the built-in
+// schemas, the providers in other processes `external` loads (started to
+// learn their schemas; it must outlive the check), and the variable values.
+CheckOptions ConfigCheckOptions(const VariableSources& vars, runtime::ExternalProviders& external);
 
 int Plan(const Options& options, const VariableSources& vars, bool destroy);
 int Apply(const Options& options, const VariableSources& vars, bool destroy);

@@ -125,10 +125,7 @@ int Console(const Options& o, const VariableSources& vars) {
   Diagnostics diags;
   RecordedValues hook(std::move(recorded));
   runtime::ExternalProviders external(dir);
-  CheckOptions co;
-  co.variable_sources = vars;
-  co.schemas = &runtime::BuiltinSchemas();
-  co.provider_resolver = &external;
+  CheckOptions co = ConfigCheckOptions(vars, external);
   co.resource_hook = &hook;
   co.keep_root_scope = true;
   CheckedConfig config = Check(dir, sources, diags, co);

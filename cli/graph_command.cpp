@@ -44,11 +44,8 @@ void PrintErrors(const SourceManager& sources, const Diagnostics& diags, const s
 int ConfigurationGraph(const Options& o, const VariableSources& vars, const std::string& dir) {
   SourceManager sources;
   Diagnostics diags;
-  CheckOptions co;
-  co.variable_sources = vars;
-  co.schemas = &runtime::BuiltinSchemas();
   runtime::ExternalProviders external(dir);
-  co.provider_resolver = &external;
+  CheckOptions co = ConfigCheckOptions(vars, external);
   CheckedConfig config = Check(dir, sources, diags, co);
   if (diags.has_errors()) {
     PrintErrors(sources, diags, {});

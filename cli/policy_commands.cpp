@@ -22,11 +22,8 @@ int Policy(const Options& o, const VariableSources& vars) {
   const std::string dir = o.paths.size() == 2 ? o.paths[1] : !o.dir.empty() ? o.dir : ".";
   SourceManager sources;
   Diagnostics diags;
-  CheckOptions co;
-  co.variable_sources = vars;
-  co.schemas = &runtime::BuiltinSchemas();
   runtime::ExternalProviders external(dir);
-  co.provider_resolver = &external;
+  CheckOptions co = ConfigCheckOptions(vars, external);
   CheckedConfig config = Check(dir, sources, diags, co);
   std::vector<runtime::PolicyTestResult> results;
   if (!diags.has_errors()) results = runtime::RunPolicyTests(config, diags);

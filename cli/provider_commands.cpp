@@ -23,10 +23,8 @@ int Providers(const Options& o) {
   const std::string dir = o.paths.size() == 2 ? o.paths[1] : !o.dir.empty() ? o.dir : ".";
   SourceManager sources;
   Diagnostics diags;
-  CheckOptions co;
-  co.schemas = &runtime::BuiltinSchemas();
   runtime::ExternalProviders external(dir);
-  co.provider_resolver = &external;
+  CheckOptions co = ConfigCheckOptions({}, external);
   (void)Check(dir, sources, diags, co);
   // Only failures to load a provider matter here; a configuration that does
   // not check still names its providers.
