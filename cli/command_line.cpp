@@ -598,6 +598,9 @@ Definition::Definition() {
     run->add_option("--max-memory", options.qpu_max_memory,
                     "refuse programs whose state vector (16*2^qubits bytes) exceeds SIZE, e.g. 4G")
         ->type_name("SIZE");
+    run->add_option("--device", options.qpu_device,
+                    "where the state vector lives: auto (a GPU when one is usable, else the CPU), cpu or gpu")
+        ->type_name("auto|cpu|gpu");
     Json(run, "print the counts as one JSON object");
   }
 

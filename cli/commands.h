@@ -68,6 +68,7 @@ struct Options {
   std::string generate_config_out;  // plan --generate-config-out=FILE: write blocks for import blocks
   // qpu run --shots, --seed, --max-memory as given; checked by the command (docs/qpu.md)
   std::string qpu_shots, qpu_seed, qpu_max_memory;
+  std::string qpu_device;  // qpu run --device=auto|cpu|gpu
 };
 
 int Validate(const Options& options, bool inspect);

@@ -1,6 +1,7 @@
 // plinth qpu run: an OpenQASM 2 program on the state-vector simulator
-// (kernels/qpu, docs/qpu.md). Exit codes: 0 the program ran, 1 it has errors,
-// cannot be read, or needs more memory than allowed, 2 usage error.
+// (kernels/qpu, docs/qpu.md) on the CPU or a CUDA GPU (--device). Exit codes:
+// 0 the program ran, 1 it has errors, cannot be read, needs more memory than
+// allowed, or --device=gpu found no usable GPU, 2 usage error.
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "kernels/qpu/device.h"
 #include "kernels/qpu/memory.h"
 #include "kernels/qpu/qasm.h"
 #include "kernels/qpu/simulator.h"
@@ -61,6 +63,11 @@ int Run(const Options& o, const std::string& file) {
     }
   }
 
+  qpu::DeviceChoice device = qpu::DeviceChoice::kAuto;
+  if (!o.qpu_device.empty() && !qpu::ParseDeviceChoice(o.qpu_device, &device)) {
+    return Usage("--device takes auto, cpu or gpu, got '" + o.qpu_device + "'");
+  }
+
   std::error_code ec;
   if (std::filesystem::is_directory(file, ec)) {
     std::fprintf(stderr, "error: '%s' is a directory; give an OpenQASM file\n", file.c_str());
@@ -106,7 +113,7 @@ int Run(const Options& o, const std::string& file) {
     return 1;
   }
   const auto start = std::chrono::steady_clock::now();
-  qpu::RunResult result = qpu::Run(circuit, run);
+  qpu::RunResult result = qpu::RunOnDevice(circuit, run, device);
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   if (!result.ok) {
@@ -122,6 +129,7 @@ int Run(const Options& o, const std::string& file) {
     doc["shots"] = run.shots;
     doc["seed"] = run.seed;
     doc["method"] = method;
+    doc["device"] = result.device;
     nlohmann::ordered_json counts = nlohmann::ordered_json::object();
     for (const auto& [key, n] : result.counts) counts[key] = n;
     doc["counts"] = std::move(counts);
@@ -129,10 +137,11 @@ int Run(const Options& o, const std::string& file) {
     std::printf("%s\n", doc.dump(2).c_str());
     return 0;
   }
-  std::printf("%u qubit%s, %llu shot%s, seed %llu, %s, %.1f ms\n", circuit.num_qubits,
+  std::printf("%u qubit%s, %llu shot%s, seed %llu, %s, on %s, %.1f ms\n", circuit.num_qubits,
               circuit.num_qubits == 1 ? "" : "s", static_cast<unsigned long long>(run.shots),
               run.shots == 1 ? "" : "s", static_cast<unsigned long long>(run.seed),
-              result.per_shot ? "simulated once per shot" : "sampled from the final state", ms);
+              result.per_shot ? "simulated once per shot" : "sampled from the final state", result.device.c_str(),
+              ms);
   size_t width = 4;
   for (const auto& [key, n] : result.counts) width = std::max(width, key.size());
   std::printf("%-*s  %10s  %11s\n", static_cast<int>(width), "bits", "count", "probability");

@@ -259,4 +259,8 @@ std::unique_ptr<Backend> OpenCuda(const Discovery& discovery, int index, std::st
   return std::make_unique<CudaBackend>(discovery.module, discovery.devices[index]);
 }
 
+const plinth_gpu_module_v1* ModuleTable(const Discovery& discovery) {
+  return discovery.module ? &discovery.module->table() : nullptr;
+}
+
 }  // namespace plinth::gpu

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernels/gpu/gpu.h"
+#include "kernels/gpu/module_abi.h"
 
 namespace plinth::gpu {
 
@@ -50,5 +51,10 @@ Discovery DiscoverCudaFrom(const std::vector<std::string>& candidates);
 // Device `index` of a successful discovery as a Backend; nullptr with *error
 // when there is no such device.
 std::unique_ptr<Backend> OpenCuda(const Discovery& discovery, int index, std::string* error);
+
+// The loaded module's table, for other kernels that run on the device (the
+// state-vector simulator, kernels/qpu/cuda_state.h); nullptr when discovery
+// loaded none. The table stays valid for the life of the process.
+const plinth_gpu_module_v1* ModuleTable(const Discovery& discovery);
 
 }  // namespace plinth::gpu

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -537,6 +538,293 @@ int Transfer(int32_t ordinal, uint64_t bytes, int32_t runs, plinth_gpu_transfer*
   return PLINTH_GPU_OK;
 }
 
+// ------------------------------------------------------------ state-vector simulator
+//
+// The CPU simulator's passes (kernels/qpu/simulator.cpp) on the device: one
+// thread per amplitude pair (or quadruple for swap), grid-stride. Pair p's
+// first amplitude is p with a 0 inserted at the target bit, so consecutive
+// threads touch consecutive amplitudes for every target (for target 0 the
+// pair's two amplitudes are neighbours): loads are coalesced. Products and
+// sums use the _rn intrinsics, which the compiler never fuses into an FMA,
+// in the CPU's order: the same inputs give the same bits as the CPU wherever
+// its compiler does not fuse either (docs/qpu.md).
+
+struct QpuState {
+  int32_t ordinal = 0;
+  uint32_t qubits = 0;
+  uint64_t size = 0;           // amplitudes
+  double2* amps = nullptr;     // size amplitudes
+  double* chunk_sums = nullptr;  // one per PLINTH_QPU_CHUNK pairs
+  uint64_t chunks = 0;
+};
+
+constexpr uint64_t kQpuWindow = uint64_t{1} << 22;  // probabilities staged per copy to the host
+
+__device__ __forceinline__ uint64_t InsertZero(uint64_t i, uint32_t bit) {
+  const uint64_t low = i & ((uint64_t{1} << bit) - 1);
+  return ((i >> bit) << (bit + 1)) | low;
+}
+
+__device__ __forceinline__ double2 CMul(double2 a, double2 b) {
+  return make_double2(__dsub_rn(__dmul_rn(a.x, b.x), __dmul_rn(a.y, b.y)),
+                      __dadd_rn(__dmul_rn(a.x, b.y), __dmul_rn(a.y, b.x)));
+}
+
+__device__ __forceinline__ double2 CAdd(double2 a, double2 b) {
+  return make_double2(__dadd_rn(a.x, b.x), __dadd_rn(a.y, b.y));
+}
+
+__device__ __forceinline__ double Norm(double2 a) {
+  return __dadd_rn(__dmul_rn(a.x, a.x), __dmul_rn(a.y, a.y));
+}
+
+// diagonal: m01 == m10 == 0 (only m00 and m11 multiply); keep0: also m00 == 1.
+__global__ void QpuMatrixKernel(double2* a, uint64_t pairs, uint32_t target, uint64_t controls, double2 m0,
+                                double2 m1, double2 m2, double2 m3, int diagonal, int keep0) {
+  const uint64_t stride = uint64_t{1} << target;
+  for (uint64_t p = blockIdx.x * uint64_t{blockDim.x} + threadIdx.x; p < pairs;
+       p += uint64_t{gridDim.x} * blockDim.x) {
+    const uint64_t i0 = InsertZero(p, target);
+    if ((i0 & controls) != controls) continue;
+    const double2 x = a[i0], y = a[i0 | stride];
+    if (diagonal) {
+      if (!keep0) a[i0] = CMul(m0, x);
+      a[i0 | stride] = CMul(m3, y);
+    } else {
+      a[i0] = CAdd(CMul(m0, x), CMul(m1, y));
+      a[i0 | stride] = CAdd(CMul(m2, x), CMul(m3, y));
+    }
+  }
+}
+
+__global__ void QpuSwapKernel(double2* a, uint64_t quads, uint32_t lo, uint32_t hi, uint64_t controls) {
+  for (uint64_t p = blockIdx.x * uint64_t{blockDim.x} + threadIdx.x; p < quads;
+       p += uint64_t{gridDim.x} * blockDim.x) {
+    const uint64_t base = InsertZero(InsertZero(p, lo), hi);
+    if ((base & controls) != controls) continue;
+    const uint64_t i = base | (uint64_t{1} << lo), j = base | (uint64_t{1} << hi);
+    const double2 t = a[i];
+    a[i] = a[j];
+    a[j] = t;
+  }
+}
+
+// Chunk c's sum of |a|^2 over the pairs' `one` amplitudes, added in index
+// order (the CPU's order; a deterministic result, unlike atomics).
+__global__ void QpuProbabilityKernel(const double2* a, uint64_t pairs, uint32_t qubit, uint64_t chunks,
+                                     double* sums) {
+  const uint64_t c = blockIdx.x * uint64_t{blockDim.x} + threadIdx.x;
+  if (c >= chunks) return;
+  const uint64_t bit = uint64_t{1} << qubit;
+  const uint64_t begin = c * PLINTH_QPU_CHUNK;
+  const uint64_t end = begin + PLINTH_QPU_CHUNK < pairs ? begin + PLINTH_QPU_CHUNK : pairs;
+  double s = 0;
+  for (uint64_t p = begin; p < end; ++p) s = __dadd_rn(s, Norm(a[InsertZero(p, qubit) | bit]));
+  sums[c] = s;
+}
+
+__global__ void QpuCollapseKernel(double2* a, uint64_t pairs, uint32_t qubit, int one, double scale) {
+  const uint64_t bit = uint64_t{1} << qubit;
+  for (uint64_t p = blockIdx.x * uint64_t{blockDim.x} + threadIdx.x; p < pairs;
+       p += uint64_t{gridDim.x} * blockDim.x) {
+    const uint64_t i0 = InsertZero(p, qubit);
+    const uint64_t zero = one ? i0 : i0 | bit, keep = one ? i0 | bit : i0;
+    a[zero] = make_double2(0, 0);
+    const double2 v = a[keep];
+    a[keep] = make_double2(__dmul_rn(v.x, scale), __dmul_rn(v.y, scale));
+  }
+}
+
+__global__ void QpuNormKernel(const double2* a, uint64_t count, double* out) {
+  for (uint64_t i = blockIdx.x * uint64_t{blockDim.x} + threadIdx.x; i < count;
+       i += uint64_t{gridDim.x} * blockDim.x) {
+    out[i] = Norm(a[i]);
+  }
+}
+
+__global__ void QpuZeroStateKernel(double2* a, uint64_t size) {
+  for (uint64_t i = blockIdx.x * uint64_t{blockDim.x} + threadIdx.x; i < size;
+       i += uint64_t{gridDim.x} * blockDim.x) {
+    a[i] = make_double2(i == 0 ? 1.0 : 0.0, 0);
+  }
+}
+
+constexpr unsigned kQpuThreads = 256;
+
+// Blocks for a grid-stride loop over `items`: enough to fill any device,
+// capped so the grid stays legal and each thread does a few items.
+unsigned QpuBlocks(uint64_t items) {
+  const uint64_t blocks = (items + kQpuThreads - 1) / kQpuThreads;
+  return static_cast<unsigned>(std::max<uint64_t>(1, std::min<uint64_t>(blocks, uint64_t{1} << 16)));
+}
+
+QpuState* AsState(void* state) { return static_cast<QpuState*>(state); }
+
+int QpuLaunched(const char* what, char* err) {
+  cudaError_t e = cudaGetLastError();
+  return e == cudaSuccess ? PLINTH_GPU_OK : CudaFail(e, what, err);
+}
+
+int QpuSetZero(void* state, char* err) {
+  QpuState* s = AsState(state);
+  PLINTH_CUDA(cudaSetDevice(s->ordinal));
+  QpuZeroStateKernel<<<QpuBlocks(s->size), kQpuThreads>>>(s->amps, s->size);
+  return QpuLaunched("qpu set_zero", err);
+}
+
+void QpuDestroy(void* state) {
+  QpuState* s = AsState(state);
+  if (s == nullptr) return;
+  cudaSetDevice(s->ordinal);
+  if (s->amps) cudaFree(s->amps);
+  if (s->chunk_sums) cudaFree(s->chunk_sums);
+  delete s;
+}
+
+int QpuCreate(int32_t ordinal, uint32_t qubits, void** state, char* err) {
+  *state = nullptr;
+  if (qubits < 1 || qubits > 40) return Fail(err, PLINTH_GPU_ERROR, "qpu: %u qubits (1 to 40 on a GPU)", qubits);
+  if (int rc = Select(ordinal, err)) return rc;
+  QpuState* s = new QpuState;
+  s->ordinal = ordinal;
+  s->qubits = qubits;
+  s->size = uint64_t{1} << qubits;
+  s->chunks = (s->size / 2 + PLINTH_QPU_CHUNK - 1) / PLINTH_QPU_CHUNK;
+  cudaError_t e = cudaMalloc(reinterpret_cast<void**>(&s->amps), s->size * sizeof(double2));
+  if (e == cudaSuccess) e = cudaMalloc(reinterpret_cast<void**>(&s->chunk_sums), s->chunks * sizeof(double));
+  if (e != cudaSuccess) {
+    QpuDestroy(s);
+    return CudaFail(e, "qpu: allocating the state vector", err);
+  }
+  if (int rc = QpuSetZero(s, err)) {
+    QpuDestroy(s);
+    return rc;
+  }
+  *state = s;
+  return PLINTH_GPU_OK;
+}
+
+int QpuCopy(void* dst, const void* src, char* err) {
+  QpuState* d = AsState(dst);
+  const QpuState* s = static_cast<const QpuState*>(src);
+  if (d->size != s->size || d->ordinal != s->ordinal) return Fail(err, PLINTH_GPU_ERROR, "qpu copy: states differ");
+  PLINTH_CUDA(cudaSetDevice(d->ordinal));
+  PLINTH_CUDA(cudaMemcpyAsync(d->amps, s->amps, s->size * sizeof(double2), cudaMemcpyDeviceToDevice));
+  return PLINTH_GPU_OK;
+}
+
+int QpuApplyMatrix(void* state, const double* m, uint32_t target, uint64_t controls, char* err) {
+  QpuState* s = AsState(state);
+  if (target >= s->qubits) return Fail(err, PLINTH_GPU_ERROR, "qpu: no qubit %u", target);
+  PLINTH_CUDA(cudaSetDevice(s->ordinal));
+  const double2 m0 = make_double2(m[0], m[1]), m1 = make_double2(m[2], m[3]), m2 = make_double2(m[4], m[5]),
+                m3 = make_double2(m[6], m[7]);
+  const bool diagonal = m[2] == 0 && m[3] == 0 && m[4] == 0 && m[5] == 0;
+  const bool keep0 = diagonal && m[0] == 1 && m[1] == 0;
+  const uint64_t pairs = s->size / 2;
+  QpuMatrixKernel<<<QpuBlocks(pairs), kQpuThreads>>>(s->amps, pairs, target, controls, m0, m1, m2, m3,
+                                                     diagonal ? 1 : 0, keep0 ? 1 : 0);
+  return QpuLaunched("qpu gate", err);
+}
+
+int QpuApplySwap(void* state, uint32_t qa, uint32_t qb, uint64_t controls, char* err) {
+  QpuState* s = AsState(state);
+  if (qa >= s->qubits || qb >= s->qubits) return Fail(err, PLINTH_GPU_ERROR, "qpu: no qubit %u or %u", qa, qb);
+  if (qa == qb) return PLINTH_GPU_OK;
+  PLINTH_CUDA(cudaSetDevice(s->ordinal));
+  const uint64_t quads = s->size / 4;
+  QpuSwapKernel<<<QpuBlocks(quads), kQpuThreads>>>(s->amps, quads, std::min(qa, qb), std::max(qa, qb), controls);
+  return QpuLaunched("qpu swap", err);
+}
+
+int QpuProbabilityOfOne(void* state, uint32_t qubit, double* out, char* err) {
+  QpuState* s = AsState(state);
+  if (qubit >= s->qubits) return Fail(err, PLINTH_GPU_ERROR, "qpu: no qubit %u", qubit);
+  PLINTH_CUDA(cudaSetDevice(s->ordinal));
+  const unsigned blocks = static_cast<unsigned>((s->chunks + kQpuThreads - 1) / kQpuThreads);
+  QpuProbabilityKernel<<<blocks, kQpuThreads>>>(s->amps, s->size / 2, qubit, s->chunks, s->chunk_sums);
+  if (int rc = QpuLaunched("qpu probability", err)) return rc;
+  // At most 2^40 / 2 / 16384 = 2^25 sums; added on the host in chunk order.
+  double* sums = new double[s->chunks];
+  cudaError_t e = cudaMemcpy(sums, s->chunk_sums, s->chunks * sizeof(double), cudaMemcpyDeviceToHost);
+  double total = 0;
+  for (uint64_t c = 0; c < s->chunks; ++c) total += sums[c];
+  delete[] sums;
+  if (e != cudaSuccess) return CudaFail(e, "qpu probability", err);
+  *out = total;
+  return PLINTH_GPU_OK;
+}
+
+int QpuCollapse(void* state, uint32_t qubit, int32_t one, double probability, char* err) {
+  QpuState* s = AsState(state);
+  if (qubit >= s->qubits) return Fail(err, PLINTH_GPU_ERROR, "qpu: no qubit %u", qubit);
+  PLINTH_CUDA(cudaSetDevice(s->ordinal));
+  const double scale = probability > 0 ? 1 / std::sqrt(probability) : 0;  // as the CPU computes it
+  const uint64_t pairs = s->size / 2;
+  QpuCollapseKernel<<<QpuBlocks(pairs), kQpuThreads>>>(s->amps, pairs, qubit, one ? 1 : 0, scale);
+  return QpuLaunched("qpu collapse", err);
+}
+
+int QpuProbabilities(void* state, double* host_out, char* err) {
+  QpuState* s = AsState(state);
+  PLINTH_CUDA(cudaSetDevice(s->ordinal));
+  const uint64_t window = std::min(s->size, kQpuWindow);
+  DeviceBuffer staging;
+  PLINTH_CUDA(staging.Allocate(window * sizeof(double)));
+  double* d = static_cast<double*>(staging.p);
+  for (uint64_t first = 0; first < s->size; first += window) {
+    const uint64_t count = std::min(window, s->size - first);
+    QpuNormKernel<<<QpuBlocks(count), kQpuThreads>>>(s->amps + first, count, d);
+    if (int rc = QpuLaunched("qpu probabilities", err)) return rc;
+    PLINTH_CUDA(cudaMemcpy(host_out + first, d, count * sizeof(double), cudaMemcpyDeviceToHost));
+  }
+  return PLINTH_GPU_OK;
+}
+
+int QpuRead(void* state, void* host_out, char* err) {
+  QpuState* s = AsState(state);
+  PLINTH_CUDA(cudaSetDevice(s->ordinal));
+  PLINTH_CUDA(cudaMemcpy(host_out, s->amps, s->size * sizeof(double2), cudaMemcpyDeviceToHost));
+  return PLINTH_GPU_OK;
+}
+
+int QpuBench(int32_t ordinal, uint32_t qubits, uint32_t target, int32_t reps, double* gate_seconds,
+             double* copy_seconds, char* err) {
+  if (reps < 1 || target >= qubits) return Fail(err, PLINTH_GPU_ERROR, "qpu bench: reps >= 1, target < qubits");
+  void* handle = nullptr;
+  if (int rc = QpuCreate(ordinal, qubits, &handle, err)) return rc;
+  struct Owned {
+    void* h;
+    ~Owned() { QpuDestroy(h); }
+  } owned{handle};
+  QpuState* s = AsState(handle);
+  const uint64_t bytes = s->size * sizeof(double2);
+  DeviceBuffer copy;
+  PLINTH_CUDA(copy.Allocate(bytes));
+  Event start, stop;
+  PLINTH_CUDA(cudaEventCreate(&start.e));
+  PLINTH_CUDA(cudaEventCreate(&stop.e));
+  const double r = 0.70710678118654752440;
+  const double h[8] = {r, 0, r, 0, r, 0, -r, 0};
+  float best_gate = 0, best_copy = 0;
+  for (int32_t run = 0; run <= reps; ++run) {  // run 0 warms up
+    float ms = 0;
+    PLINTH_CUDA(cudaEventRecord(start.e));
+    if (int rc = QpuApplyMatrix(handle, h, target, 0, err)) return rc;
+    PLINTH_CUDA(cudaEventRecord(stop.e));
+    PLINTH_CUDA(Elapsed(start, stop, &ms));
+    if (run > 0 && (best_gate == 0 || ms < best_gate)) best_gate = ms;
+    PLINTH_CUDA(cudaEventRecord(start.e));
+    PLINTH_CUDA(cudaMemcpyAsync(copy.p, s->amps, bytes, cudaMemcpyDeviceToDevice));
+    PLINTH_CUDA(cudaEventRecord(stop.e));
+    PLINTH_CUDA(Elapsed(start, stop, &ms));
+    if (run > 0 && (best_copy == 0 || ms < best_copy)) best_copy = ms;
+  }
+  *gate_seconds = best_gate / 1e3;
+  *copy_seconds = best_copy / 1e3;
+  return PLINTH_GPU_OK;
+}
+
 const plinth_gpu_module_v1 kModule = {
     PLINTH_GPU_ABI_VERSION,
     sizeof(plinth_gpu_module_v1),
@@ -546,6 +834,17 @@ const plinth_gpu_module_v1 kModule = {
     Gemm,
     MemoryTest,
     Transfer,
+    QpuCreate,
+    QpuDestroy,
+    QpuSetZero,
+    QpuCopy,
+    QpuApplyMatrix,
+    QpuApplySwap,
+    QpuProbabilityOfOne,
+    QpuCollapse,
+    QpuProbabilities,
+    QpuRead,
+    QpuBench,
 };
 
 }  // namespace

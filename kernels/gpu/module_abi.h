@@ -30,7 +30,8 @@
 extern "C" {
 #endif
 
-#define PLINTH_GPU_ABI_VERSION 1u
+/* 2: the state-vector simulator's entry points (qpu_*) were added. */
+#define PLINTH_GPU_ABI_VERSION 2u
 #define PLINTH_GPU_MODULE_SYMBOL "plinth_gpu_module"
 
 /* Status codes of every module function. */
@@ -126,7 +127,45 @@ typedef struct {
   int (*memory_test)(int32_t ordinal, uint64_t words, int32_t full, uint64_t fault_word,
                      plinth_gpu_memtest_result* out, char* err);
   int (*transfer)(int32_t ordinal, uint64_t bytes, int32_t runs, plinth_gpu_transfer* out, char* err);
+
+  /* The state-vector simulator (kernels/qpu/cuda_state.cpp, docs/qpu.md). A
+   * state is 2^qubits amplitudes of complex double (16 bytes each: real, then
+   * imaginary) in device memory, bit q of an index being qubit q, owned by
+   * an opaque handle from qpu_create and freed by qpu_destroy. Each call runs
+   * its kernels in order on the default stream; a failure is sticky for the
+   * handle only in that the next synchronising call reports it. The
+   * arithmetic is the CPU simulator's, operation for operation, with no fused
+   * multiply-add (kernels/qpu/simulator.cpp), and reductions add chunks of
+   * PLINTH_QPU_CHUNK in the CPU's order. */
+  /* |0...0> on `qubits` qubits of device `ordinal`. */
+  int (*qpu_create)(int32_t ordinal, uint32_t qubits, void** state, char* err);
+  void (*qpu_destroy)(void* state);
+  int (*qpu_set_zero)(void* state, char* err);
+  /* dst = src; both of the same qubit count and device. */
+  int (*qpu_copy)(void* dst, const void* src, char* err);
+  /* matrix: row-major 2x2 complex, 8 doubles (re m00, im m00, re m01, ...);
+   * applied to `target` where every qubit of the `controls` mask is 1. */
+  int (*qpu_apply_matrix)(void* state, const double* matrix, uint32_t target, uint64_t controls, char* err);
+  int (*qpu_apply_swap)(void* state, uint32_t a, uint32_t b, uint64_t controls, char* err);
+  /* The probability that measuring `qubit` gives 1. */
+  int (*qpu_probability_of_one)(void* state, uint32_t qubit, double* out, char* err);
+  /* Projects onto qubit == one, whose probability was `probability`, and renormalises. */
+  int (*qpu_collapse)(void* state, uint32_t qubit, int32_t one, double probability, char* err);
+  /* |amplitude i|^2 for every i, into host memory of 8 * 2^qubits bytes. */
+  int (*qpu_probabilities)(void* state, double* host_out, char* err);
+  /* The amplitudes, into host memory of 16 * 2^qubits bytes. */
+  int (*qpu_read)(void* state, void* host_out, char* err);
+  /* Benchmark: the best of `reps` timings of one single-qubit gate pass (h on
+   * `target`) over a `qubits`-qubit state, and of a device-to-device copy of
+   * the same bytes into a second buffer. */
+  int (*qpu_bench)(int32_t ordinal, uint32_t qubits, uint32_t target, int32_t reps, double* gate_seconds,
+                   double* copy_seconds, char* err);
 } plinth_gpu_module_v1;
+
+/* Amplitude pairs summed per thread by qpu_probability_of_one, in index
+ * order, before the chunk sums are added in chunk order on the host: the
+ * CPU simulator's StateVector::kChunk, so both add in the same order. */
+#define PLINTH_QPU_CHUNK 16384u
 
 /* The module's one export: its table when it speaks `abi_version`, else NULL. */
 typedef const plinth_gpu_module_v1* (*plinth_gpu_module_fn)(uint32_t abi_version);

@@ -6,6 +6,7 @@
 #include <map>
 #include <thread>
 
+#include "kernels/qpu/backend.h"
 #include "kernels/qpu/memory.h"
 
 namespace plinth::qpu {
@@ -218,7 +219,7 @@ bool ConditionHolds(const Circuit& circuit, const Op& op, const std::vector<uint
 }
 
 // Measures `qubit`: samples the outcome, collapses the state, returns it.
-bool Measure(StateVector& state, uint32_t qubit, std::mt19937_64& rng) {
+bool Measure(StateBackend& state, uint32_t qubit, std::mt19937_64& rng) {
   const double p1 = std::clamp(state.ProbabilityOfOne(qubit), 0.0, 1.0);
   const bool one = Uniform(rng) < p1;
   state.Collapse(qubit, one, one ? p1 : 1 - p1);
@@ -228,15 +229,16 @@ bool Measure(StateVector& state, uint32_t qubit, std::mt19937_64& rng) {
 const Matrix2 kX = {0, 1, 1, 0};
 
 // Every shot sampled from the final state: `shots` sorted uniforms swept
-// once against the cumulative probabilities.
-void SampleFinalState(const Circuit& circuit, const StateVector& state, uint64_t shots, std::mt19937_64& rng,
-                      std::map<std::string, uint64_t>* counts) {
-  const std::vector<Complex>& a = state.amplitudes();
-  std::vector<double> chunk_sums(ChunksFor(a.size()));
-  state.ForChunks(chunk_sums.size(), a.size(), [&](size_t c) {
-    const size_t end = std::min(a.size(), (c + 1) * kChunk);
+// once against the cumulative probabilities. prob(i) is |a_i|^2; for_chunks
+// runs fn(c) for every chunk c (in any order or thread: each writes its own sum).
+template <typename Prob, typename ForChunksFn>
+void Sample(const Circuit& circuit, size_t size, Prob&& prob, ForChunksFn&& for_chunks, uint64_t shots,
+            std::mt19937_64& rng, std::map<std::string, uint64_t>* counts) {
+  std::vector<double> chunk_sums(ChunksFor(size));
+  for_chunks(chunk_sums.size(), [&](size_t c) {
+    const size_t end = std::min(size, (c + 1) * kChunk);
     double s = 0;
-    for (size_t i = c * kChunk; i < end; ++i) s += std::norm(a[i]);
+    for (size_t i = c * kChunk; i < end; ++i) s += prob(i);
     chunk_sums[c] = s;
   });
   double total = 0;
@@ -259,12 +261,12 @@ void SampleFinalState(const Circuit& circuit, const StateVector& state, uint64_t
       i = chunk * kChunk;
       before_i = before_chunk;
     }
-    const size_t end = std::min(a.size(), (chunk + 1) * kChunk);
+    const size_t end = std::min(size, (chunk + 1) * kChunk);
     // The last index whose cumulative probability exceeds u (rounding: the
     // chunk's last amplitude with a nonzero probability).
     size_t last_nonzero = i;
     while (i < end) {
-      const double p = std::norm(a[i]);
+      const double p = prob(i);
       if (p > 0) last_nonzero = i;
       if (before_i + p > u && p > 0) break;
       before_i += p;
@@ -272,7 +274,7 @@ void SampleFinalState(const Circuit& circuit, const StateVector& state, uint64_t
     }
     if (i >= end) {
       i = last_nonzero;
-      before_i -= std::norm(a[i]);
+      before_i -= prob(i);
     }
     ++by_index[i];
   }
@@ -288,6 +290,38 @@ void SampleFinalState(const Circuit& circuit, const StateVector& state, uint64_t
 
 }  // namespace
 
+void CpuState::SampleFinalState(const Circuit& circuit, uint64_t shots, std::mt19937_64& rng,
+                                std::map<std::string, uint64_t>* counts) {
+  const Complex* a = state_.amplitudes().data();
+  Sample(
+      circuit, state_.amplitudes().size(), [a](size_t i) { return std::norm(a[i]); },
+      [&](size_t chunks, auto&& fn) { state_.ForChunks(chunks, state_.amplitudes().size(), fn); }, shots, rng,
+      counts);
+}
+
+void SampleProbabilities(const Circuit& circuit, const std::vector<double>& probabilities, uint64_t shots,
+                         std::mt19937_64& rng, std::map<std::string, uint64_t>* counts) {
+  const double* p = probabilities.data();
+  Sample(
+      circuit, probabilities.size(), [p](size_t i) { return p[i]; },
+      [](size_t chunks, auto&& fn) {
+        for (size_t c = 0; c < chunks; ++c) fn(c);
+      },
+      shots, rng, counts);
+}
+
+bool CpuState::PrefixFits(uint64_t max_memory) {
+  return CheckStateMemory(state_.qubits() + 1, max_memory).fits;
+}
+
+void CpuState::SavePrefix() {
+  prefix_ = state_.amplitudes();
+}
+
+void CpuState::RestorePrefix() {
+  std::copy(prefix_.begin(), prefix_.end(), state_.amplitudes().begin());
+}
+
 RunResult Run(const Circuit& circuit, const RunOptions& options) {
   RunResult result;
   const MemoryCheck memory = CheckStateMemory(circuit.num_qubits, options.max_memory);
@@ -295,13 +329,19 @@ RunResult Run(const Circuit& circuit, const RunOptions& options) {
     result.error = memory.reason;
     return result;
   }
+  CpuState state(circuit.num_qubits, options.threads);
+  return RunOn(circuit, state, options);
+}
+
+RunResult RunOn(const Circuit& circuit, StateBackend& state, const RunOptions& options) {
+  RunResult result;
+  result.device = state.Device();
   std::mt19937_64 rng(options.seed);
-  StateVector state(circuit.num_qubits, options.threads);
   std::map<std::string, uint64_t> counts;
   result.per_shot = NeedsPerShotRuns(circuit);
   if (!result.per_shot) {
     for (const Op& op : circuit.ops) state.Apply(op);
-    SampleFinalState(circuit, state, options.shots, rng, &counts);
+    state.SampleFinalState(circuit, options.shots, rng, &counts);
   } else {
     // The gates before the first measurement, reset or `if` are the same in
     // every shot: simulated once and copied per shot when a second state
@@ -312,17 +352,19 @@ RunResult Run(const Circuit& circuit, const RunOptions& options) {
             circuit.ops[prefix_ops].kind == Op::Kind::kSwap)) {
       ++prefix_ops;
     }
-    std::vector<Complex> prefix;
-    if (prefix_ops >= 2 && CheckStateMemory(circuit.num_qubits + 1, options.max_memory).fits) {
+    // The prefix is applied only when a copy fits: otherwise every shot
+    // starts from |0...0> (the gates touch no random source either way).
+    if (prefix_ops >= 2 && state.PrefixFits(options.max_memory)) {
       for (size_t i = 0; i < prefix_ops; ++i) state.Apply(circuit.ops[i]);
-      prefix = state.amplitudes();
+      state.SavePrefix();
     } else {
       prefix_ops = 0;
     }
     std::vector<uint8_t> bits(circuit.num_clbits);
     for (uint64_t shot = 0; shot < options.shots; ++shot) {
+      if (state.failed()) break;
       if (prefix_ops > 0) {
-        std::copy(prefix.begin(), prefix.end(), state.amplitudes().begin());
+        state.RestorePrefix();
       } else if (shot > 0) {
         state.SetZeroState();
       }
@@ -341,6 +383,10 @@ RunResult Run(const Circuit& circuit, const RunOptions& options) {
       }
       ++counts[CountsKey(circuit, bits)];
     }
+  }
+  if (state.failed()) {
+    result.error = "on " + state.Device() + ": " + state.error();
+    return result;
   }
   result.counts.assign(counts.begin(), counts.end());
   result.ok = true;

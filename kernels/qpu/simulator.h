@@ -82,6 +82,7 @@ struct RunResult {
   // Counts by key (CountsKey), sorted by key.
   std::vector<std::pair<std::string, uint64_t>> counts;
   bool per_shot = false;  // the circuit was run once per shot (NeedsPerShotRuns)
+  std::string device = "cpu";  // the device that ran it: "cpu" or "cuda:N" (StateBackend::Device)
 };
 
 template <typename Fn>
@@ -103,7 +104,9 @@ inline void StateVector::ForChunks(size_t chunks, size_t work, Fn&& fn) const {
   for (std::thread& t : pool) t.join();
 }
 
-// Checks memory (refusing before allocating), then runs the circuit.
+// Checks memory (refusing before allocating), then runs the circuit on the
+// CPU (CpuState; other devices: RunOn in kernels/qpu/backend.h, chosen by
+// kernels/qpu/device.h).
 RunResult Run(const Circuit& circuit, const RunOptions& options);
 
 // The state after the circuit's gates, from |0...0>, for circuits without

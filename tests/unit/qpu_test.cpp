@@ -10,6 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "kernels/qpu/backend.h"
+#include "kernels/qpu/cuda_state.h"
+#include "kernels/qpu/device.h"
 #include "kernels/qpu/memory.h"
 #include "kernels/qpu/qasm.h"
 #include "kernels/qpu/simulator.h"
@@ -600,6 +603,232 @@ TEST(Qpu, HostileInputsNeverCrash) {
       FormatError(e, "fuzz.qasm", text);
     }
     if (pr.errors.empty() && pr.circuit.num_qubits <= 12) FinalState(pr.circuit);
+  }
+}
+
+// ---- devices (kernels/qpu/device.h, backend.h): --device=auto|cpu|gpu
+
+GpuStatus NoGpu() {
+  GpuStatus g;
+  g.why_not = "no NVIDIA driver, or one too old for CUDA (cudaErrorInsufficientDriver)";
+  return g;
+}
+
+GpuStatus Gpu(uint64_t free_bytes) {
+  GpuStatus g;
+  g.present = true;
+  g.name = "NVIDIA H100 80GB HBM3";
+  g.free_bytes = free_bytes;
+  return g;
+}
+
+TEST(QpuDevice, ParsesTheChoice) {
+  DeviceChoice c = DeviceChoice::kCpu;
+  EXPECT_TRUE(ParseDeviceChoice("auto", &c));
+  EXPECT_EQ(c, DeviceChoice::kAuto);
+  EXPECT_TRUE(ParseDeviceChoice("gpu", &c));
+  EXPECT_EQ(c, DeviceChoice::kGpu);
+  EXPECT_TRUE(ParseDeviceChoice("cpu", &c));
+  EXPECT_EQ(c, DeviceChoice::kCpu);
+  EXPECT_FALSE(ParseDeviceChoice("GPU", &c));
+  EXPECT_FALSE(ParseDeviceChoice("cuda:0", &c));
+  EXPECT_FALSE(ParseDeviceChoice("", &c));
+}
+
+TEST(QpuDevice, AutoWithoutAGpuRunsOnTheCpu) {
+  DeviceDecision d = ChooseDevice(DeviceChoice::kAuto, NoGpu(), 10, 0);
+  EXPECT_TRUE(d.ok);
+  EXPECT_FALSE(d.gpu);
+  EXPECT_EQ(d.reason, "no GPU: no NVIDIA driver, or one too old for CUDA (cudaErrorInsufficientDriver)");
+  d = ChooseDevice(DeviceChoice::kCpu, Gpu(uint64_t{80} << 30), 10, 0);
+  EXPECT_TRUE(d.ok);
+  EXPECT_FALSE(d.gpu);  // cpu is cpu, whatever the machine has
+}
+
+TEST(QpuDevice, GpuWithoutAGpuIsAnErrorNamingWhy) {
+  for (const std::string& why : {std::string("no CUDA device (the driver reports none)"),
+                                 std::string("the CUDA module libplinth_gpu_cuda.so was not built")}) {
+    GpuStatus g;
+    g.why_not = why;
+    DeviceDecision d = ChooseDevice(DeviceChoice::kGpu, g, 3, 0);
+    EXPECT_FALSE(d.ok);
+    EXPECT_EQ(d.error, "--device=gpu: no GPU: " + why);
+  }
+}
+
+TEST(QpuDevice, GpuMemoryDecides) {
+  // 20 qubits: 16 MiB of amplitudes, 256 bytes of chunk sums, 8 MiB of staging.
+  EXPECT_EQ(CudaStateBytes(20), (uint64_t{16} << 20) + 32 * 8 + (uint64_t{8} << 20));
+  // 30 qubits: 16 GiB + 2^15 sums + a 2^22-amplitude staging window.
+  EXPECT_EQ(CudaStateBytes(30), (uint64_t{16} << 30) + (uint64_t{1} << 15) * 8 + (uint64_t{32} << 20));
+  const uint64_t free80 = uint64_t{80} << 30;
+  DeviceDecision d = ChooseDevice(DeviceChoice::kAuto, Gpu(free80), 30, 0);
+  EXPECT_TRUE(d.ok && d.gpu);
+  d = ChooseDevice(DeviceChoice::kGpu, Gpu(free80), 30, 0);
+  EXPECT_TRUE(d.ok && d.gpu);
+  // 33 qubits need 128 GiB: auto falls back to the CPU and says why; gpu refuses.
+  d = ChooseDevice(DeviceChoice::kAuto, Gpu(free80), 33, 0);
+  EXPECT_TRUE(d.ok);
+  EXPECT_FALSE(d.gpu);
+  EXPECT_NE(d.reason.find("more than nine tenths of its 80.0 GiB of free memory"), std::string::npos) << d.reason;
+  d = ChooseDevice(DeviceChoice::kGpu, Gpu(free80), 33, 0);
+  EXPECT_FALSE(d.ok);
+  EXPECT_NE(d.error.find("--device=gpu: 128.0 GiB for the state vector on cuda:0 (NVIDIA H100 80GB HBM3)"),
+            std::string::npos)
+      << d.error;
+  // Exactly at nine tenths of free memory fits; one byte less does not.
+  const uint64_t need = CudaStateBytes(24);
+  EXPECT_TRUE(ChooseDevice(DeviceChoice::kGpu, Gpu(need / 9 * 10 + 10), 24, 0).gpu);
+  EXPECT_FALSE(ChooseDevice(DeviceChoice::kGpu, Gpu(need), 24, 0).ok);
+  // --max-memory caps the state on the GPU as on the CPU.
+  d = ChooseDevice(DeviceChoice::kGpu, Gpu(free80), 24, 64 << 20);
+  EXPECT_FALSE(d.ok);
+  EXPECT_EQ(d.error,
+            "--device=gpu: 256.0 MiB for the state vector (16*2^n bytes), more than --max-memory=64.0 MiB; raise "
+            "it, or use fewer qubits");
+  EXPECT_TRUE(ChooseDevice(DeviceChoice::kGpu, Gpu(free80), 24, StateBytes(24)).gpu);
+  // No qubits: the CPU only.
+  EXPECT_FALSE(ChooseDevice(DeviceChoice::kAuto, Gpu(free80), 0, 0).gpu);
+}
+
+// A backend that keeps its state on the CPU but samples the way the CUDA
+// backend does (probabilities copied out, then SampleProbabilities), and
+// can be told to fail after some calls: RunOn's contract with any device.
+class HostProbabilityState final : public StateBackend {
+ public:
+  HostProbabilityState(uint32_t qubits, int fail_after) : cpu_(qubits, 1), fail_after_(fail_after) {}
+  std::string Device() const override { return "fake:0"; }
+  uint32_t qubits() const override { return cpu_.qubits(); }
+  void SetZeroState() override {
+    if (Count()) cpu_.SetZeroState();
+  }
+  void ApplyMatrix(const Matrix2& m, uint32_t target, uint64_t controls = 0) override {
+    if (Count()) cpu_.ApplyMatrix(m, target, controls);
+  }
+  void ApplySwap(uint32_t a, uint32_t b, uint64_t controls = 0) override {
+    if (Count()) cpu_.ApplySwap(a, b, controls);
+  }
+  double ProbabilityOfOne(uint32_t qubit) override { return Count() ? cpu_.ProbabilityOfOne(qubit) : 0; }
+  void Collapse(uint32_t qubit, bool one, double p) override {
+    if (Count()) cpu_.Collapse(qubit, one, p);
+  }
+  bool PrefixFits(uint64_t max_memory) override { return cpu_.PrefixFits(max_memory); }
+  void SavePrefix() override {
+    if (Count()) cpu_.SavePrefix();
+  }
+  void RestorePrefix() override {
+    if (Count()) cpu_.RestorePrefix();
+  }
+  void SampleFinalState(const Circuit& circuit, uint64_t shots, std::mt19937_64& rng,
+                        std::map<std::string, uint64_t>* counts) override {
+    if (!Count()) return;
+    std::vector<double> p;
+    for (const Complex& a : cpu_.Amplitudes()) p.push_back(a.real() * a.real() + a.imag() * a.imag());
+    SampleProbabilities(circuit, p, shots, rng, counts);
+  }
+  std::vector<Complex> Amplitudes() override { return cpu_.Amplitudes(); }
+  int calls = 0;
+
+ private:
+  bool Count() {
+    if (failed()) return false;
+    if (fail_after_ >= 0 && ++calls > fail_after_) Fail("device lost (injected)");
+    return !failed();
+  }
+  CpuState cpu_;
+  int fail_after_;
+};
+
+TEST(QpuDevice, CpuBackendBehindTheInterfaceGivesTheSameResults) {
+  const std::string grover =
+      "qreg q[3];\ncreg c[3];\nh q;\nccx q[0], q[1], q[2];\nh q;\nx q;\nh q[2];\nccx q[0], q[1], q[2];\n"
+      "h q[2];\nx q;\nh q;\nry(0.3) q[1];\ncswap q[0], q[1], q[2];\nmeasure q -> c;\n";
+  const std::string per_shot = "qreg q[3];\ncreg c[3];\nh q[0];\ncx q[0], q[1];\nmeasure q[0] -> c[0];\n"
+                               "reset q[0];\nh q[0];\nif (c == 1) x q[2];\nmeasure q -> c;\n";
+  for (const std::string& body : {grover, per_shot}) {
+    Circuit c = MustParse(Program(body));
+    RunOptions o;
+    o.shots = 2000;
+    o.seed = 23;
+    o.threads = 1;
+    RunResult reference = qpu::Run(c, o);
+    ASSERT_TRUE(reference.ok);
+    EXPECT_EQ(reference.device, "cpu");
+    CpuState cpu(c.num_qubits, 1);
+    RunResult on_cpu = RunOn(c, cpu, o);
+    ASSERT_TRUE(on_cpu.ok);
+    EXPECT_EQ(on_cpu.counts, reference.counts);
+    EXPECT_EQ(on_cpu.per_shot, reference.per_shot);
+    // The device path's sampler (host probabilities) gives the same counts for the same seed.
+    HostProbabilityState host(c.num_qubits, -1);
+    RunResult on_host = RunOn(c, host, o);
+    ASSERT_TRUE(on_host.ok) << on_host.error;
+    EXPECT_EQ(on_host.device, "fake:0");
+    EXPECT_EQ(on_host.counts, reference.counts);
+    EXPECT_EQ(RunOnDevice(c, o, DeviceChoice::kCpu).counts, reference.counts);
+  }
+  // The interface's amplitudes are the simulator's.
+  Circuit bell = MustParse(Program("qreg q[2];\nh q[0];\ncx q[0], q[1];\n"));
+  CpuState state(2, 1);
+  for (const Op& op : bell.ops) state.Apply(op);
+  ExpectAmplitudes(state.Amplitudes(), FinalState(bell, 1).amplitudes());
+  EXPECT_NEAR(state.ProbabilityOfOne(1), 0.5, kTol);
+}
+
+TEST(QpuDevice, SampleProbabilitiesMatchesTheCpuSamplerOnLargeStates) {
+  // 16 qubits span four sampling chunks: sums, sweeps and chunk skips all agree.
+  std::string body = "qreg q[16];\ncreg c[16];\n";
+  for (int i = 0; i < 16; ++i) body += "ry(" + std::to_string(0.1 * (i + 1)) + ") q[" + std::to_string(i) + "];\n";
+  body += "cx q[0], q[15];\nmeasure q -> c;\n";
+  Circuit c = MustParse(Program(body));
+  CpuState cpu(16, 2);
+  for (const Op& op : c.ops) cpu.Apply(op);
+  std::vector<double> p;
+  for (const Complex& a : cpu.Amplitudes()) p.push_back(std::norm(a));
+  std::mt19937_64 rng_a(99), rng_b(99);
+  std::map<std::string, uint64_t> from_amplitudes, from_probabilities;
+  cpu.SampleFinalState(c, 5000, rng_a, &from_amplitudes);
+  SampleProbabilities(c, p, 5000, rng_b, &from_probabilities);
+  EXPECT_EQ(from_amplitudes, from_probabilities);
+  EXPECT_GT(from_amplitudes.size(), 100u);
+}
+
+TEST(QpuDevice, ABackendFailureIsReportedNotIgnored) {
+  Circuit c = MustParse(Program("qreg q[2];\ncreg c[2];\nh q[0];\nmeasure q[0] -> c[0];\nreset q[0];\n"
+                                "measure q -> c;\n"));
+  RunOptions o;
+  o.shots = 50;
+  for (int fail_after : {0, 1, 5, 40}) {
+    HostProbabilityState state(2, fail_after);
+    RunResult r = RunOn(c, state, o);
+    EXPECT_FALSE(r.ok) << fail_after;
+    EXPECT_EQ(r.error, "on fake:0: device lost (injected)");
+    EXPECT_TRUE(r.counts.empty());
+  }
+  Circuit final_state = MustParse(Program("qreg q[2];\ncreg c[2];\nh q[0];\nmeasure q -> c;\n"));
+  HostProbabilityState state(2, 1);  // the gate passes, sampling fails
+  RunResult r = RunOn(final_state, state, o);
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.error, "on fake:0: device lost (injected)");
+}
+
+TEST(QpuDevice, ExplicitGpuEitherRunsOnCudaOrSaysWhyNot) {
+  Circuit c = MustParse(Program("qreg q[2];\ncreg c[2];\nh q[0];\ncx q[0], q[1];\nmeasure q -> c;\n"));
+  RunOptions o;
+  o.shots = 400;
+  o.seed = 5;
+  RunResult r = RunOnDevice(c, o, DeviceChoice::kGpu);
+  if (r.ok) {  // a machine with a GPU
+    EXPECT_EQ(r.device, "cuda:0");
+    auto counts = CountsOf(r);
+    EXPECT_EQ(counts["00"] + counts["11"], 400u);
+  } else {
+    EXPECT_EQ(r.error.rfind("--device=gpu: no GPU: ", 0), 0u) << r.error;
+    // auto then runs on the CPU, with the CPU's counts.
+    RunResult a = RunOnDevice(c, o, DeviceChoice::kAuto);
+    ASSERT_TRUE(a.ok);
+    EXPECT_EQ(a.device, "cpu");
+    EXPECT_EQ(a.counts, qpu::Run(c, o).counts);
   }
 }
 
