@@ -1200,4 +1200,35 @@ qpu 1 /dev/zero  # endless: refused, not read
 grep -q "is not a regular file" "$tmp/qpu.err" || fail "qpu run of a device: $(cat "$tmp/qpu.err")"
 # --- end of qpu run ------------------------------------------------------------
 
+# ---- issue 13: plinth qpu run --device (docs/qpu.md, "Devices") ----
+# Without a usable GPU, --device=gpu exits 1 naming why and auto runs on the
+# CPU with the CPU's counts; with one, both run on cuda:0.
+qpu 0 examples/qpu/ghz.qasm --shots=3000 --seed=21 --json --device=cpu
+cp "$tmp/qpu.out" "$tmp/qpu.cpu"
+qpu 0 examples/qpu/ghz.qasm --shots=3000 --seed=21 --json --device=auto
+python3 - "$tmp/qpu.cpu" "$tmp/qpu.out" <<'PY' || fail "qpu run --device=auto vs cpu: $(cat "$tmp/qpu.cpu" "$tmp/qpu.out")"
+import json, sys
+cpu, auto = (json.load(open(f)) for f in sys.argv[1:3])
+assert cpu["device"] == "cpu", cpu
+assert auto["device"] in ("cpu", "cuda:0"), auto
+if auto["device"] == "cpu":
+    assert auto["counts"] == cpu["counts"], (auto, cpu)
+else:  # GPU rounding may differ from the CPU's (docs/qpu.md): the distribution must not
+    assert set(auto["counts"]) == {"00000", "11111"} and sum(auto["counts"].values()) == 3000, auto
+PY
+set +e
+"$plinth" qpu run examples/qpu/bell.qasm --seed=1 --device=gpu >"$tmp/qpu.out" 2>"$tmp/qpu.err"; rc=$?
+set -e
+if [ "$rc" = 1 ]; then
+  grep -q "bell.qasm: error: --device=gpu: no GPU: \(no NVIDIA driver\|no CUDA device\|the CUDA module\)" "$tmp/qpu.err" ||
+    fail "qpu run --device=gpu without a GPU: $(cat "$tmp/qpu.err")"
+  qpu 0 examples/qpu/bell.qasm --seed=1
+  grep -q "sampled from the final state, on cpu, " "$tmp/qpu.out" || fail "qpu run text names no device: $(cat "$tmp/qpu.out")"
+else
+  [ "$rc" = 0 ] && grep -q ", on cuda:0, " "$tmp/qpu.out" || fail "qpu run --device=gpu exited $rc: $(cat "$tmp/qpu.out" "$tmp/qpu.err")"
+fi
+qpu 2 examples/qpu/bell.qasm --device=tpu
+grep -q -- "--device takes auto, cpu or gpu, got 'tpu'" "$tmp/qpu.err" || fail "qpu run --device=tpu: $(cat "$tmp/qpu.err")"
+# --- end of qpu run --device ---------------------------------------------------
+
 echo "cli-test: ok"
