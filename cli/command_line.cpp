@@ -585,7 +585,7 @@ Definition::Definition() {
   {
     const char* exits =
         "0  the program ran; counts printed\n"
-        "1  the program has errors, cannot be read, or needs more memory than allowed\n"
+        "1  the program has errors, cannot be read, needs more memory than allowed, or --device=gpu has no GPU\n"
         "2  usage error";
     CLI::App* g = Command(&root, "qpu", "run OpenQASM 2 programs on the state-vector simulator (docs/qpu.md)",
                           CommandId::kQpu, exits, "plinth qpu run examples/qpu/bell.qasm --shots=1000 --seed=7");
