@@ -140,8 +140,8 @@ int Run(const Options& o, const std::string& file) {
   std::printf("%u qubit%s, %llu shot%s, seed %llu, %s, on %s, %.1f ms\n", circuit.num_qubits,
               circuit.num_qubits == 1 ? "" : "s", static_cast<unsigned long long>(run.shots),
               run.shots == 1 ? "" : "s", static_cast<unsigned long long>(run.seed),
-              result.per_shot ? "simulated once per shot" : "sampled from the final state", result.device.c_str(),
-              ms);
+              result.per_shot ? "simulated once per shot" : "sampled from the final state",
+              result.device.c_str(), ms);
   size_t width = 4;
   for (const auto& [key, n] : result.counts) width = std::max(width, key.size());
   std::printf("%-*s  %10s  %11s\n", static_cast<int>(width), "bits", "count", "probability");

@@ -552,8 +552,8 @@ int Transfer(int32_t ordinal, uint64_t bytes, int32_t runs, plinth_gpu_transfer*
 struct QpuState {
   int32_t ordinal = 0;
   uint32_t qubits = 0;
-  uint64_t size = 0;           // amplitudes
-  double2* amps = nullptr;     // size amplitudes
+  uint64_t size = 0;             // amplitudes
+  double2* amps = nullptr;       // size amplitudes
   double* chunk_sums = nullptr;  // one per PLINTH_QPU_CHUNK pairs
   uint64_t chunks = 0;
 };
@@ -658,7 +658,9 @@ unsigned QpuBlocks(uint64_t items) {
   return static_cast<unsigned>(std::max<uint64_t>(1, std::min<uint64_t>(blocks, uint64_t{1} << 16)));
 }
 
-QpuState* AsState(void* state) { return static_cast<QpuState*>(state); }
+QpuState* AsState(void* state) {
+  return static_cast<QpuState*>(state);
+}
 
 int QpuLaunched(const char* what, char* err) {
   cudaError_t e = cudaGetLastError();
@@ -683,7 +685,8 @@ void QpuDestroy(void* state) {
 
 int QpuCreate(int32_t ordinal, uint32_t qubits, void** state, char* err) {
   *state = nullptr;
-  if (qubits < 1 || qubits > 40) return Fail(err, PLINTH_GPU_ERROR, "qpu: %u qubits (1 to 40 on a GPU)", qubits);
+  if (qubits < 1 || qubits > 40)
+    return Fail(err, PLINTH_GPU_ERROR, "qpu: %u qubits (1 to 40 on a GPU)", qubits);
   if (int rc = Select(ordinal, err)) return rc;
   QpuState* s = new QpuState;
   s->ordinal = ordinal;
@@ -707,7 +710,8 @@ int QpuCreate(int32_t ordinal, uint32_t qubits, void** state, char* err) {
 int QpuCopy(void* dst, const void* src, char* err) {
   QpuState* d = AsState(dst);
   const QpuState* s = static_cast<const QpuState*>(src);
-  if (d->size != s->size || d->ordinal != s->ordinal) return Fail(err, PLINTH_GPU_ERROR, "qpu copy: states differ");
+  if (d->size != s->size || d->ordinal != s->ordinal)
+    return Fail(err, PLINTH_GPU_ERROR, "qpu copy: states differ");
   PLINTH_CUDA(cudaSetDevice(d->ordinal));
   PLINTH_CUDA(cudaMemcpyAsync(d->amps, s->amps, s->size * sizeof(double2), cudaMemcpyDeviceToDevice));
   return PLINTH_GPU_OK;
@@ -729,11 +733,13 @@ int QpuApplyMatrix(void* state, const double* m, uint32_t target, uint64_t contr
 
 int QpuApplySwap(void* state, uint32_t qa, uint32_t qb, uint64_t controls, char* err) {
   QpuState* s = AsState(state);
-  if (qa >= s->qubits || qb >= s->qubits) return Fail(err, PLINTH_GPU_ERROR, "qpu: no qubit %u or %u", qa, qb);
+  if (qa >= s->qubits || qb >= s->qubits)
+    return Fail(err, PLINTH_GPU_ERROR, "qpu: no qubit %u or %u", qa, qb);
   if (qa == qb) return PLINTH_GPU_OK;
   PLINTH_CUDA(cudaSetDevice(s->ordinal));
   const uint64_t quads = s->size / 4;
-  QpuSwapKernel<<<QpuBlocks(quads), kQpuThreads>>>(s->amps, quads, std::min(qa, qb), std::max(qa, qb), controls);
+  QpuSwapKernel<<<QpuBlocks(quads), kQpuThreads>>>(s->amps, quads, std::min(qa, qb), std::max(qa, qb),
+                                                   controls);
   return QpuLaunched("qpu swap", err);
 }
 
@@ -790,7 +796,8 @@ int QpuRead(void* state, void* host_out, char* err) {
 
 int QpuBench(int32_t ordinal, uint32_t qubits, uint32_t target, int32_t reps, double* gate_seconds,
              double* copy_seconds, char* err) {
-  if (reps < 1 || target >= qubits) return Fail(err, PLINTH_GPU_ERROR, "qpu bench: reps >= 1, target < qubits");
+  if (reps < 1 || target >= qubits)
+    return Fail(err, PLINTH_GPU_ERROR, "qpu bench: reps >= 1, target < qubits");
   void* handle = nullptr;
   if (int rc = QpuCreate(ordinal, qubits, &handle, err)) return rc;
   struct Owned {

@@ -7,7 +7,8 @@
 
 namespace plinth::qpu {
 
-static_assert(StateVector::kChunk == PLINTH_QPU_CHUNK, "the CPU and the GPU add probabilities in the same chunks");
+static_assert(StateVector::kChunk == PLINTH_QPU_CHUNK,
+              "the CPU and the GPU add probabilities in the same chunks");
 static_assert(sizeof(Complex) == 16, "amplitudes are copied to and from the device as two doubles");
 
 uint64_t CudaStateBytes(uint32_t qubits) {
@@ -82,7 +83,8 @@ class CudaState final : public StateBackend {
     try {
       probabilities.resize(size_t{1} << qubits_);
     } catch (const std::bad_alloc&) {
-      Fail("no host memory for the " + FormatBytes(StateBytes(qubits_) / 2) + " of probabilities to sample from");
+      Fail("no host memory for the " + FormatBytes(StateBytes(qubits_) / 2) +
+           " of probabilities to sample from");
       return;
     }
     Call([&](char* err) { return table_->qpu_probabilities(handle_, probabilities.data(), err); });

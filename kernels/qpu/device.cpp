@@ -28,8 +28,9 @@ DeviceDecision ChooseDevice(DeviceChoice choice, const GpuStatus& gpu, uint32_t 
     const uint64_t needed = CudaStateBytes(qubits);
     const uint64_t usable = gpu.free_bytes / 10 * 9;
     if (max_memory != 0 && StateBytes(qubits) > max_memory) {
-      why = FormatBytes(StateBytes(qubits)) + " for the state vector (16*2^n bytes), more than --max-memory=" +
-            FormatBytes(max_memory) + "; raise it, or use fewer qubits";
+      why = FormatBytes(StateBytes(qubits)) +
+            " for the state vector (16*2^n bytes), more than --max-memory=" + FormatBytes(max_memory) +
+            "; raise it, or use fewer qubits";
     } else if (needed > usable) {
       why = qubits <= 62 && needed != UINT64_MAX
                 ? FormatBytes(needed) + " for the state vector on cuda:" + std::to_string(gpu.index) + " (" +

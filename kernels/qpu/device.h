@@ -29,9 +29,9 @@ struct GpuStatus {
 
 struct DeviceDecision {
   bool ok = false;
-  bool gpu = false;     // when ok: run on GPU `index`, else on the CPU
-  std::string error;    // when !ok: why --device=gpu cannot run (no GPU, or not enough GPU memory)
-  std::string reason;   // when ok and on the CPU under auto: why not the GPU
+  bool gpu = false;    // when ok: run on GPU `index`, else on the CPU
+  std::string error;   // when !ok: why --device=gpu cannot run (no GPU, or not enough GPU memory)
+  std::string reason;  // when ok and on the CPU under auto: why not the GPU
 };
 
 // auto: the GPU when one is present and CudaStateBytes(qubits) fits in

@@ -81,7 +81,7 @@ struct RunResult {
   std::string error;  // when !ok: the memory refusal
   // Counts by key (CountsKey), sorted by key.
   std::vector<std::pair<std::string, uint64_t>> counts;
-  bool per_shot = false;  // the circuit was run once per shot (NeedsPerShotRuns)
+  bool per_shot = false;       // the circuit was run once per shot (NeedsPerShotRuns)
   std::string device = "cpu";  // the device that ran it: "cpu" or "cuda:N" (StateBackend::Device)
 };
 

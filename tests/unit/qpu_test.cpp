@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/gpu/cuda_backend.h"
 #include "kernels/qpu/backend.h"
 #include "kernels/qpu/cuda_state.h"
 #include "kernels/qpu/device.h"
@@ -670,7 +671,8 @@ TEST(QpuDevice, GpuMemoryDecides) {
   d = ChooseDevice(DeviceChoice::kAuto, Gpu(free80), 33, 0);
   EXPECT_TRUE(d.ok);
   EXPECT_FALSE(d.gpu);
-  EXPECT_NE(d.reason.find("more than nine tenths of its 80.0 GiB of free memory"), std::string::npos) << d.reason;
+  EXPECT_NE(d.reason.find("more than nine tenths of its 80.0 GiB of free memory"), std::string::npos)
+      << d.reason;
   d = ChooseDevice(DeviceChoice::kGpu, Gpu(free80), 33, 0);
   EXPECT_FALSE(d.ok);
   EXPECT_NE(d.error.find("--device=gpu: 128.0 GiB for the state vector on cuda:0 (NVIDIA H100 80GB HBM3)"),
@@ -683,9 +685,10 @@ TEST(QpuDevice, GpuMemoryDecides) {
   // --max-memory caps the state on the GPU as on the CPU.
   d = ChooseDevice(DeviceChoice::kGpu, Gpu(free80), 24, 64 << 20);
   EXPECT_FALSE(d.ok);
-  EXPECT_EQ(d.error,
-            "--device=gpu: 256.0 MiB for the state vector (16*2^n bytes), more than --max-memory=64.0 MiB; raise "
-            "it, or use fewer qubits");
+  EXPECT_EQ(
+      d.error,
+      "--device=gpu: 256.0 MiB for the state vector (16*2^n bytes), more than --max-memory=64.0 MiB; raise "
+      "it, or use fewer qubits");
   EXPECT_TRUE(ChooseDevice(DeviceChoice::kGpu, Gpu(free80), 24, StateBytes(24)).gpu);
   // No qubits: the CPU only.
   EXPECT_FALSE(ChooseDevice(DeviceChoice::kAuto, Gpu(free80), 0, 0).gpu);
@@ -743,8 +746,9 @@ TEST(QpuDevice, CpuBackendBehindTheInterfaceGivesTheSameResults) {
   const std::string grover =
       "qreg q[3];\ncreg c[3];\nh q;\nccx q[0], q[1], q[2];\nh q;\nx q;\nh q[2];\nccx q[0], q[1], q[2];\n"
       "h q[2];\nx q;\nh q;\nry(0.3) q[1];\ncswap q[0], q[1], q[2];\nmeasure q -> c;\n";
-  const std::string per_shot = "qreg q[3];\ncreg c[3];\nh q[0];\ncx q[0], q[1];\nmeasure q[0] -> c[0];\n"
-                               "reset q[0];\nh q[0];\nif (c == 1) x q[2];\nmeasure q -> c;\n";
+  const std::string per_shot =
+      "qreg q[3];\ncreg c[3];\nh q[0];\ncx q[0], q[1];\nmeasure q[0] -> c[0];\n"
+      "reset q[0];\nh q[0];\nif (c == 1) x q[2];\nmeasure q -> c;\n";
   for (const std::string& body : {grover, per_shot}) {
     Circuit c = MustParse(Program(body));
     RunOptions o;
@@ -778,7 +782,8 @@ TEST(QpuDevice, CpuBackendBehindTheInterfaceGivesTheSameResults) {
 TEST(QpuDevice, SampleProbabilitiesMatchesTheCpuSamplerOnLargeStates) {
   // 16 qubits span four sampling chunks: sums, sweeps and chunk skips all agree.
   std::string body = "qreg q[16];\ncreg c[16];\n";
-  for (int i = 0; i < 16; ++i) body += "ry(" + std::to_string(0.1 * (i + 1)) + ") q[" + std::to_string(i) + "];\n";
+  for (int i = 0; i < 16; ++i)
+    body += "ry(" + std::to_string(0.1 * (i + 1)) + ") q[" + std::to_string(i) + "];\n";
   body += "cx q[0], q[15];\nmeasure q -> c;\n";
   Circuit c = MustParse(Program(body));
   CpuState cpu(16, 2);
@@ -794,8 +799,9 @@ TEST(QpuDevice, SampleProbabilitiesMatchesTheCpuSamplerOnLargeStates) {
 }
 
 TEST(QpuDevice, ABackendFailureIsReportedNotIgnored) {
-  Circuit c = MustParse(Program("qreg q[2];\ncreg c[2];\nh q[0];\nmeasure q[0] -> c[0];\nreset q[0];\n"
-                                "measure q -> c;\n"));
+  Circuit c =
+      MustParse(Program("qreg q[2];\ncreg c[2];\nh q[0];\nmeasure q[0] -> c[0];\nreset q[0];\n"
+                        "measure q -> c;\n"));
   RunOptions o;
   o.shots = 50;
   for (int fail_after : {0, 1, 5, 40}) {
@@ -830,6 +836,56 @@ TEST(QpuDevice, ExplicitGpuEitherRunsOnCudaOrSaysWhyNot) {
     EXPECT_EQ(a.device, "cpu");
     EXPECT_EQ(a.counts, qpu::Run(c, o).counts);
   }
+}
+
+// The built CUDA module itself: without a GPU its qpu_* entries exist and
+// answer with the discovery's reason; with one, the CUDA state gives the
+// CPU's amplitudes and measurement probabilities.
+TEST(QpuDevice, CudaModuleStateEntries) {
+  const gpu::Discovery d = gpu::DiscoverCuda();
+  if (d.why == gpu::NoGpu::kModuleNotBuilt)
+    GTEST_SKIP() << "no CUDA module (nvcc absent at build time): " << d.message;
+  ASSERT_NE(d.why, gpu::NoGpu::kModuleBroken) << d.message;
+  const plinth_gpu_module_v1* t = gpu::ModuleTable(d);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->abi_version, 2u);
+  for (const void* entry :
+       {reinterpret_cast<const void*>(t->qpu_create), reinterpret_cast<const void*>(t->qpu_destroy),
+        reinterpret_cast<const void*>(t->qpu_set_zero), reinterpret_cast<const void*>(t->qpu_copy),
+        reinterpret_cast<const void*>(t->qpu_apply_matrix), reinterpret_cast<const void*>(t->qpu_apply_swap),
+        reinterpret_cast<const void*>(t->qpu_probability_of_one),
+        reinterpret_cast<const void*>(t->qpu_collapse), reinterpret_cast<const void*>(t->qpu_probabilities),
+        reinterpret_cast<const void*>(t->qpu_read), reinterpret_cast<const void*>(t->qpu_bench)}) {
+    EXPECT_NE(entry, nullptr);
+  }
+  std::string error;
+  if (d.why != gpu::NoGpu::kNone) {  // no driver or no device: every entry says so, nothing is allocated
+    EXPECT_EQ(OpenCudaState(t, 0, 3, &error), nullptr);
+    EXPECT_FALSE(error.empty());
+    double gate = 0, copy = 0;
+    char err[PLINTH_GPU_ERROR_LEN] = "";
+    EXPECT_NE(t->qpu_bench(0, 20, 0, 1, &gate, &copy, err), PLINTH_GPU_OK);
+    EXPECT_NE(err[0], '\0');
+    return;
+  }
+  const std::string body =
+      "qreg q[12];\nh q;\nccx q[0], q[1], q[2];\ncswap q[3], q[4], q[11];\nu3(0.3,0.2,0.1) q[5];\n"
+      "cu1(0.7) q[6], q[0];\nswap q[0], q[11];\nt q[7];\ncz q[8], q[9];\nry(1.1) q[10];\n";
+  Circuit c = MustParse(Program(body));
+  std::unique_ptr<StateBackend> gpu_state = OpenCudaState(t, 0, c.num_qubits, &error);
+  ASSERT_NE(gpu_state, nullptr) << error;
+  CpuState cpu(c.num_qubits, 1);
+  for (const Op& op : c.ops) {
+    gpu_state->Apply(op);
+    cpu.Apply(op);
+  }
+  ExpectAmplitudes(gpu_state->Amplitudes(), cpu.Amplitudes());
+  for (uint32_t q = 0; q < c.num_qubits; ++q)
+    EXPECT_NEAR(gpu_state->ProbabilityOfOne(q), cpu.ProbabilityOfOne(q), kTol);
+  gpu_state->Collapse(3, true, cpu.ProbabilityOfOne(3));
+  cpu.Collapse(3, true, cpu.ProbabilityOfOne(3));
+  ExpectAmplitudes(gpu_state->Amplitudes(), cpu.Amplitudes());
+  EXPECT_FALSE(gpu_state->failed()) << gpu_state->error();
 }
 
 }  // namespace
