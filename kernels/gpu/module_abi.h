@@ -131,9 +131,10 @@ typedef struct {
   /* The state-vector simulator (kernels/qpu/cuda_state.cpp, docs/qpu.md). A
    * state is 2^qubits amplitudes of complex double (16 bytes each: real, then
    * imaginary) in device memory, bit q of an index being qubit q, owned by
-   * an opaque handle from qpu_create and freed by qpu_destroy. Each call runs
-   * its kernels in order on the default stream; a failure is sticky for the
-   * handle only in that the next synchronising call reports it. The
+   * an opaque handle from qpu_create and freed by qpu_destroy. Each call queues
+   * its kernels in order on the default stream and returns; a fault inside a
+   * kernel is therefore reported by a later call (the next one that waits:
+   * qpu_probability_of_one, qpu_probabilities, qpu_read). The
    * arithmetic is the CPU simulator's, operation for operation, with no fused
    * multiply-add (kernels/qpu/simulator.cpp), and reductions add chunks of
    * PLINTH_QPU_CHUNK in the CPU's order. */
