@@ -712,11 +712,7 @@ struct Engine::Impl {
     MarkMoves(r.plan, moves);
     if (!hook->import_ids.empty()) MarkImports(r, *hook);
     for (PlanProblem& p : hook->import_problems) {
-      if (p.range.valid()) {
-        const SourceFile& f = sources.Get(p.range.file);
-        LineCol lc = f.Position(p.range.begin);
-        p.message += " (import block at " + f.path() + ":" + std::to_string(lc.line) + ":" + std::to_string(lc.column) + ")";
-      }
+      if (p.range.valid()) p.message += " (import block at " + Where(p.range) + ")";
       r.plan.problems.push_back(std::move(p));
     }
     timer.Mark("diff");
