@@ -39,7 +39,8 @@ inline std::optional<Accelerators> ParseAccelerators(std::string_view text, std:
     count = text.substr(colon + 1);
     bool ok_type = !a.type.empty();
     for (char c : a.type) {
-      if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+      if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+            c == '_' || c == '.'))
         ok_type = false;
     }
     if (!ok_type) {
@@ -50,14 +51,16 @@ inline std::optional<Accelerators> ParseAccelerators(std::string_view text, std:
   int64_t n = 0;
   bool digits = !count.empty() && count.size() <= 5;
   for (char c : count) {
-    if (c < '0' || c > '9') digits = false;
-    else n = n * 10 + (c - '0');
+    if (c < '0' || c > '9')
+      digits = false;
+    else
+      n = n * 10 + (c - '0');
   }
   const int64_t max = a.IsQpuSim() ? 64 : 4096;
   if (!digits || n < 1 || n > max) {
     if (why)
-      *why = "accelerator count '" + std::string(count) + "' must be a whole number from 1 to " + std::to_string(max) +
-             ": write TYPE:COUNT, e.g. \"H100:8\"";
+      *why = "accelerator count '" + std::string(count) + "' must be a whole number from 1 to " +
+             std::to_string(max) + ": write TYPE:COUNT, e.g. \"H100:8\"";
     return std::nullopt;
   }
   a.count = static_cast<int>(n);
@@ -67,17 +70,17 @@ inline std::optional<Accelerators> ParseAccelerators(std::string_view text, std:
 // One candidate node shape of a pool, tried in order.
 struct Shape {
   int cpus = 1;
-  uint64_t memory_bytes = 0;   // 0: not limited
-  Accelerators accelerators;   // empty: a CPU node
-  std::string region;          // the region's name; "" = the pool's region
+  uint64_t memory_bytes = 0;  // 0: not limited
+  Accelerators accelerators;  // empty: a CPU node
+  std::string region;         // the region's name; "" = the pool's region
 };
 
 enum class HealthGate { kNone, kQuick, kFull };  // which GPU probe admits a node (docs/gpu.md)
 
 struct PoolSpec {
-  std::string id;      // "<region>/<pool>": the pool's provider id
-  std::string region;  // the pool's region (name)
-  std::string name;    // the pool's name
+  std::string id;             // "<region>/<pool>": the pool's provider id
+  std::string region;         // the pool's region (name)
+  std::string name;           // the pool's name
   std::vector<Shape> shapes;  // at least one; the first that has capacity wins
   int min_nodes = 0;
   int max_nodes = 1;
@@ -99,9 +102,9 @@ struct BucketAccess {
 };
 
 struct JobSpec {
-  std::string id;    // stable: the provider id (docs/compute.md, "Job ids")
-  std::string name;  // for people: the address or --name
-  std::string pool;  // PoolSpec::id
+  std::string id;                 // stable: the provider id (docs/compute.md, "Job ids")
+  std::string name;               // for people: the address or --name
+  std::string pool;               // PoolSpec::id
   std::vector<std::string> argv;  // argv[0] is looked up on the job's PATH when it has no '/'
   int cpus = 1;
   uint64_t memory_bytes = 0;  // 0: the node's share
@@ -113,8 +116,8 @@ struct JobSpec {
   std::string principal;  // who the job acts as for bucket grants
   std::vector<BucketAccess> buckets;
   Retries retries;
-  int64_t timeout_ms = 0;            // 0: none
-  std::vector<std::string> after;    // job ids that must succeed first
+  int64_t timeout_ms = 0;          // 0: none
+  std::vector<std::string> after;  // job ids that must succeed first
 };
 
 enum class JobStatus { kPending, kProvisioning, kRunning, kSucceeded, kFailed, kCancelled };
@@ -143,13 +146,13 @@ struct JobState {
   std::optional<int> signal;     // the last attempt's, when a signal ended it
   int infrastructure_failures = 0;
   int program_failures = 0;
-  int attempts = 0;              // runs started
-  std::string reason;            // why it is pending, failed or cancelled, for people
-  std::string node;              // the node of the current or last attempt
-  int64_t submitted_at_ms = 0;   // Unix time, milliseconds
-  int64_t started_at_ms = 0;     // 0: never started
-  int64_t finished_at_ms = 0;    // 0: not finished
-  std::string log_path;          // the last attempt's output (stdout and stderr)
+  int attempts = 0;             // runs started
+  std::string reason;           // why it is pending, failed or cancelled, for people
+  std::string node;             // the node of the current or last attempt
+  int64_t submitted_at_ms = 0;  // Unix time, milliseconds
+  int64_t started_at_ms = 0;    // 0: never started
+  int64_t finished_at_ms = 0;   // 0: not finished
+  std::string log_path;         // the last attempt's output (stdout and stderr)
 };
 
 }  // namespace plinth::compute
