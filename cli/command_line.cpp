@@ -753,9 +753,13 @@ std::string Summary(const CLI::App* app) {
   std::vector<std::string> names;
   for (const CLI::App* c : Children(app)) names.push_back(c->get_name());
   if (!names.empty() && app->get_parent() != nullptr) {
-    s += " (";
-    for (size_t i = 0; i < names.size(); ++i) s += (i ? ", " : "") + names[i];
-    s += ")";
+    std::string list;
+    for (size_t i = 0; i < names.size(); ++i) list += (i ? ", " : "") + names[i];
+    // A description that ends with its own parenthesis ("(docs/qpu.md)")
+    // takes the subcommands inside it: "(run; docs/qpu.md)".
+    size_t open = s.rfind(" (");
+    if (!s.empty() && s.back() == ')' && open != std::string::npos) s.insert(open + 2, list + "; ");
+    else s += " (" + list + ")";
   }
   return s;
 }
