@@ -37,7 +37,8 @@ std::atomic<bool> stop_requested{false};
 void OnInterrupt(int) {
   if (stop_requested.exchange(true)) {
     process::SignalAllChildren(SIGKILL);
-    const char msg[] = "\nAborted: running changes were cut short. Run plinth plan to see where things stand.\n";
+    const char msg[] =
+        "\nAborted: running changes were cut short. Run plinth plan to see where things stand.\n";
     (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
     _exit(130);
   }
@@ -76,6 +77,7 @@ std::function<void(const runtime::ProgressEvent&)> ProgressPrinter(bool live) {
       case runtime::ProgressEvent::Kind::Started: ++counts->started; break;
       case runtime::ProgressEvent::Kind::Finished: ++counts->finished; break;
       case runtime::ProgressEvent::Kind::Failed: ++counts->failed; break;
+      case runtime::ProgressEvent::Kind::Still: break;
     }
     // The line may quote a provider's or a child's message: never raw.
     const std::string line = runtime::EscapeControls(e.line);
@@ -88,7 +90,8 @@ std::function<void(const runtime::ProgressEvent&)> ProgressPrinter(bool live) {
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - counts->since).count();
     std::fprintf(stderr, "\r\033[K%s\n[%zu/%zu done, %zu running, %zu failed, %.1f s]", line.c_str(),
-                 counts->finished, e.total, counts->started - std::min(counts->started, ended), counts->failed, secs);
+                 counts->finished, e.total, counts->started - std::min(counts->started, ended),
+                 counts->failed, secs);
     if (ended >= e.total) std::fprintf(stderr, "\r\033[K");
     std::fflush(stderr);
   };
@@ -119,7 +122,8 @@ void PrintProblems(const runtime::EngineResult& r, const SourceManager& sources,
   // Notes, errors and problems quote providers and child processes
   // (restic's stderr, a provider's error): control characters are escaped.
   for (const std::string& n : r.notes) std::fprintf(stderr, "note: %s\n", runtime::EscapeControls(n).c_str());
-  for (const std::string& e : r.errors) std::fprintf(stderr, "error: %s\n", runtime::EscapeControls(e).c_str());
+  for (const std::string& e : r.errors)
+    std::fprintf(stderr, "error: %s\n", runtime::EscapeControls(e).c_str());
   for (const runtime::PlanProblem& p : r.plan.problems)
     std::fprintf(stderr, "error: %s\n", runtime::EscapeControls(p.message).c_str());
 }
@@ -127,7 +131,8 @@ void PrintProblems(const runtime::EngineResult& r, const SourceManager& sources,
 void PrintOutputs(const std::vector<OutputValue>& outputs) {
   if (outputs.empty()) return;
   std::printf("\nOutputs:\n");
-  for (const OutputValue& out : outputs) std::printf("  %s = %s\n", out.name.c_str(), out.value.ToString().c_str());
+  for (const OutputValue& out : outputs)
+    std::printf("  %s = %s\n", out.name.c_str(), out.value.ToString().c_str());
 }
 
 }  // namespace
@@ -159,7 +164,8 @@ int Plan(const Options& o, const VariableSources& vars, bool destroy) {
     std::fputs(runtime::RenderPlanText(r.plan, Colored(o, stdout)).c_str(), stdout);
   }
   if (!r.plan.problems.empty()) {
-    if (!o.out.empty()) std::fprintf(stderr, "error: the plan has problems; it was not saved to %s\n", o.out.c_str());
+    if (!o.out.empty())
+      std::fprintf(stderr, "error: the plan has problems; it was not saved to %s\n", o.out.c_str());
     return 1;
   }
   if (r.plan.Denied()) {
@@ -176,13 +182,14 @@ int Plan(const Options& o, const VariableSources& vars, bool destroy) {
     std::error_code ec;
     nlohmann::json actions = nlohmann::json::object();
     for (const auto& pr : r.plan.resources) actions[pr.address] = runtime::SavedAction(pr);
-    nlohmann::json doc = {{"plinth_saved_plan", 1},
-                          {"config_dir", std::filesystem::absolute(o.paths.empty() ? "." : o.paths[0], ec).string()},
-                          {"workspace", o.workspace},
-                          {"destroy", destroy},
-                          {"state_serial", r.serial},
-                          {"config_digest", r.config_digest},
-                          {"actions", actions}};
+    nlohmann::json doc = {
+        {"plinth_saved_plan", 1},
+        {"config_dir", std::filesystem::absolute(o.paths.empty() ? "." : o.paths[0], ec).string()},
+        {"workspace", o.workspace},
+        {"destroy", destroy},
+        {"state_serial", r.serial},
+        {"config_digest", r.config_digest},
+        {"actions", actions}};
     // apply FILE plans with the same targeting, or the actions would differ.
     if (!r.plan.targeting.empty()) {
       doc["targeting"] = {{"targets", o.targets}, {"excludes", o.excludes}, {"replace", o.replace}};
@@ -194,7 +201,8 @@ int Plan(const Options& o, const VariableSources& vars, bool destroy) {
       std::fprintf(stderr, "error: cannot %s '%s': %s\n", stage, o.out.c_str(), std::strerror(e));
       return 1;
     }
-    if (!o.json) std::printf("\nSaved the plan to %s; apply it with: plinth apply %s\n", o.out.c_str(), o.out.c_str());
+    if (!o.json)
+      std::printf("\nSaved the plan to %s; apply it with: plinth apply %s\n", o.out.c_str(), o.out.c_str());
   }
   if (o.detailed_exitcode && r.plan.HasChanges()) return 2;
   return 0;
@@ -218,10 +226,11 @@ bool LoadSavedPlan(const std::string& path, Options& o, runtime::Engine::SavedPl
   saved.serial = doc.value("state_serial", int64_t{0});
   saved.config_digest = doc.value("config_digest", std::string());
   if (!o.targets.empty() || !o.excludes.empty() || !o.replace.empty()) {
-    std::fprintf(stderr,
-                 "error: a saved plan keeps the --target, --exclude and --replace it was made with; apply '%s' "
-                 "without them, or make a new plan with them\n",
-                 path.c_str());
+    std::fprintf(
+        stderr,
+        "error: a saved plan keeps the --target, --exclude and --replace it was made with; apply '%s' "
+        "without them, or make a new plan with them\n",
+        path.c_str());
     return false;
   }
   if (doc.contains("targeting") && doc["targeting"].is_object()) {
@@ -269,7 +278,8 @@ int Apply(const Options& given, const VariableSources& vars, bool destroy) {
     // workspace lock and before any change, so what is shown is what is
     // applied and nothing is planned twice.
     eo->review = [&](const runtime::EngineResult& first) {
-      for (const std::string& n : first.notes) std::fprintf(stderr, "note: %s\n", runtime::EscapeControls(n).c_str());
+      for (const std::string& n : first.notes)
+        std::fprintf(stderr, "note: %s\n", runtime::EscapeControls(n).c_str());
       std::fputs(runtime::RenderPlanText(first.plan, Colored(o, stdout)).c_str(), stdout);
       std::fflush(stdout);
       shown_no_changes = !first.plan.HasChanges();
@@ -343,11 +353,12 @@ int Apply(const Options& given, const VariableSources& vars, bool destroy) {
   }
   if (!destroy && r.ok) PrintOutputs(r.outputs);
   if (r.plan.targeting.Restricts()) {
-    std::fprintf(stderr,
-                 "note: targeting was in effect: %zu other resource%s left as %s (%zu with changes pending); run "
-                 "plinth plan to see what is pending\n",
-                 r.plan.left_out, r.plan.left_out == 1 ? " was" : "s were", r.plan.left_out == 1 ? "it is" : "they are",
-                 r.plan.left_out_changes);
+    std::fprintf(
+        stderr,
+        "note: targeting was in effect: %zu other resource%s left as %s (%zu with changes pending); run "
+        "plinth plan to see what is pending\n",
+        r.plan.left_out, r.plan.left_out == 1 ? " was" : "s were",
+        r.plan.left_out == 1 ? "it is" : "they are", r.plan.left_out_changes);
   }
   return r.ok ? 0 : 1;
 }
@@ -405,7 +416,7 @@ int Output(const Options& o, const VariableSources& vars) {
         std::printf("(sensitive)\n");
       } else {
         std::printf("%s\n", out.value.kind() == Value::Kind::String ? out.value.as_string().c_str()
-                                                                     : out.value.ToString().c_str());
+                                                                    : out.value.ToString().c_str());
       }
     } else {
       std::printf("%s = %s\n", out.name.c_str(), out.value.ToString().c_str());

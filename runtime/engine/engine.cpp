@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -24,9 +26,9 @@
 #include "runtime/providers/catalog.h"
 #include "runtime/providers/external.h"
 #include "runtime/providers/router.h"
-#include "runtime/storage/keys.h"
 #include "runtime/state/lock.h"
 #include "runtime/state/state_store.h"
+#include "runtime/storage/keys.h"
 
 namespace plinth::runtime {
 
@@ -42,7 +44,8 @@ class PhaseTimer {
   void Mark(const char* phase) {
     if (!on_) return;
     auto now = std::chrono::steady_clock::now();
-    std::fprintf(stderr, "timing: %-22s %8.3f s\n", phase, std::chrono::duration<double>(now - last_).count());
+    std::fprintf(stderr, "timing: %-22s %8.3f s\n", phase,
+                 std::chrono::duration<double>(now - last_).count());
     last_ = now;
   }
 
@@ -143,7 +146,6 @@ std::string Digest(const SourceManager& sources, size_t first, const VariableSou
   return hex;
 }
 
-
 // Plans each instance with the provider while the checker evaluates the
 // configuration, so references see planned values.
 class PlanHook : public ResourceHook {
@@ -166,18 +168,18 @@ class PlanHook : public ResourceHook {
       // unless it names another object.
       if (it->second->id != st.id) {
         import_problems.push_back({st.to,
-                            "the import block imports id " + QuoteString(st.id) + " to " + st.to +
-                                ", which already manages id " + QuoteString(it->second->id) +
-                                "; remove the import block, or import to another address",
-                            st.range});
+                                   "the import block imports id " + QuoteString(st.id) + " to " + st.to +
+                                       ", which already manages id " + QuoteString(it->second->id) +
+                                       "; remove the import block, or import to another address",
+                                   st.range});
       }
       return;
     }
     Result<ResourceObject> res = provider_.Import(st.type, st.id);
     if (!res.ok()) {
-      import_problems.push_back({st.to, "cannot import " + QuoteString(st.id) + " to " + st.to + ": " +
-                                            res.error().message,
-                                 st.range});
+      import_problems.push_back(
+          {st.to, "cannot import " + QuoteString(st.id) + " to " + st.to + ": " + res.error().message,
+           st.range});
       return;
     }
     import_ranges[st.to] = st.range;
@@ -195,7 +197,8 @@ class PlanHook : public ResourceHook {
       }
     }
     ranges[ri.address] = ri.range;
-    for (const std::string& m : provider_.Validate(ri.type, ri.attributes)) problems.push_back({ri.address, m, ri.range});
+    for (const std::string& m : provider_.Validate(ri.type, ri.attributes))
+      problems.push_back({ri.address, m, ri.range});
     // --replace: planned as the creation the replacement makes, so its
     // computed attributes, and what reads them, are unknown as on any
     // replacement.
@@ -220,8 +223,8 @@ class PlanHook : public ResourceHook {
   std::map<std::string, std::vector<std::string>> replace_because;
   std::vector<PlanProblem> problems;
   std::unordered_set<std::string> replace_requested;  // instances planned as replacements (--replace)
-  std::unordered_map<std::string, Range> ranges;  // each instance's block, for plan problems
-  bool importing = true;  // false: import blocks are not read (destroy plans)
+  std::unordered_map<std::string, Range> ranges;      // each instance's block, for plan problems
+  bool importing = true;                              // false: import blocks are not read (destroy plans)
   // Objects import blocks read, by target address (not in the state), the
   // id each was imported by, and the blocks' locations.
   std::map<std::string, PriorResource> imported;
@@ -240,7 +243,8 @@ class PlanHook : public ResourceHook {
 }  // namespace
 
 struct Engine::Impl {
-  Impl(EngineOptions options, SourceManager& s, Diagnostics& d) : o(std::move(options)), sources(s), diags(d) {}
+  Impl(EngineOptions options, SourceManager& s, Diagnostics& d)
+      : o(std::move(options)), sources(s), diags(d) {}
   EngineOptions o;
   SourceManager& sources;
   Diagnostics& diags;
@@ -268,7 +272,51 @@ struct Engine::Impl {
   bool applying = false;     // plans made by apply fix impure values (timestamp, uuid)
 
   void Progress(ProgressEvent::Kind kind, const std::string& address, const std::string& line) {
-    if (o.progress) o.progress(ProgressEvent{kind, address, line, total_changes});
+    if (!o.progress) return;
+    {
+      std::lock_guard<std::mutex> lock(running_mu);
+      if (kind == ProgressEvent::Kind::Started) {
+        // "bucket.b: creating..." -> "creating..."
+        std::string verb = line.size() > address.size() + 2 ? line.substr(address.size() + 2) : line;
+        running_changes[address] = {std::chrono::steady_clock::now(), std::move(verb)};
+      } else if (kind != ProgressEvent::Kind::Still) {
+        running_changes.erase(address);
+      }
+    }
+    o.progress(ProgressEvent{kind, address, line, total_changes});
+  }
+
+  // Changes started and not yet ended, for the heartbeat.
+  struct RunningChange {
+    std::chrono::steady_clock::time_point since;
+    std::string verb;  // "creating..."
+  };
+  std::mutex running_mu;
+  std::map<std::string, RunningChange> running_changes;
+
+  // Reports every change still running each o.heartbeat until `done`.
+  void Heartbeat(std::stop_token done) {
+    std::mutex mu;
+    std::condition_variable_any cv;
+    std::unique_lock<std::mutex> lock(mu);
+    for (;;) {
+      // Wakes early only when `done` is requested (the predicate never holds).
+      cv.wait_for(lock, done, o.heartbeat, [] { return false; });
+      if (done.stop_requested()) return;
+      std::vector<ProgressEvent> due;
+      {
+        std::lock_guard<std::mutex> rl(running_mu);
+        auto now = std::chrono::steady_clock::now();
+        for (const auto& [address, c] : running_changes) {
+          auto secs = std::chrono::duration_cast<std::chrono::seconds>(now - c.since).count();
+          due.push_back({ProgressEvent::Kind::Still, address,
+                         address + ": still " + c.verb + " (" +
+                             FormatDuration(static_cast<double>(secs) * 1000) + " elapsed)",
+                         total_changes});
+        }
+      }
+      for (const ProgressEvent& e : due) o.progress(e);
+    }
   }
 
   // `create`: apply, the one caller that may create the state and the data
@@ -298,7 +346,8 @@ struct Engine::Impl {
     }
     store = std::move(opened.value());
     std::error_code ec;
-    fs::path root = o.data_root.empty() ? fs::path(o.config_dir) / ".plinth" / o.workspace / "data" : fs::path(o.data_root);
+    fs::path root = o.data_root.empty() ? fs::path(o.config_dir) / ".plinth" / o.workspace / "data"
+                                        : fs::path(o.data_root);
     root = fs::absolute(root, ec);
     if (create) {
       if (int e = io::MakeDirs(root, 0700)) {
@@ -364,7 +413,8 @@ struct Engine::Impl {
       std::string what = std::string(state::ActionName(in.action)) + " of " + in.address;
       if (planned.id.empty()) {
         (void)store->AbandonIntent(in.id, "no id was known before the call; nothing to look up");
-        r.notes.push_back("an interrupted " + what + " had no id to look up; if it left an object behind, import it");
+        r.notes.push_back("an interrupted " + what +
+                          " had no id to look up; if it left an object behind, import it");
         continue;
       }
       auto read = provider->Read(planned.type, planned.id, planned.attributes);
@@ -455,7 +505,8 @@ struct Engine::Impl {
       std::string drifted;
       for (const auto& [k, v] : attrs) {
         auto old = prior[i].attributes.find(k);
-        if (old == prior[i].attributes.end() || !old->second.Equals(v)) drifted += (drifted.empty() ? "" : ", ") + k;
+        if (old == prior[i].attributes.end() || !old->second.Equals(v))
+          drifted += (drifted.empty() ? "" : ", ") + k;
       }
       if (!drifted.empty()) r.notes.push_back(prior[i].address + " changed outside Plinth: " + drifted);
       PriorResource p = std::move(prior[i]);
@@ -486,7 +537,8 @@ struct Engine::Impl {
       const ValueMap& prior = pr.prior ? *pr.prior : kNone;
       auto id = prior.find("id");
       auto res = provider->PlanDelete(
-          pr.type, id != prior.end() && id->second.kind() == Value::Kind::String ? id->second.as_string() : "", prior);
+          pr.type,
+          id != prior.end() && id->second.kind() == Value::Kind::String ? id->second.as_string() : "", prior);
       if (res.ok()) {
         pr.deletes = std::move(res.value());
       } else {
@@ -519,7 +571,8 @@ struct Engine::Impl {
     items.reserve(r.plan.resources.size());
     for (const PlannedResource& pr : r.plan.resources) {
       if (pr.action == Action::Delete) continue;
-      items.push_back({pr.address, pr.type, &pr.planned, pr.action == Action::NoOp || pr.action == Action::Update});
+      items.push_back(
+          {pr.address, pr.type, &pr.planned, pr.action == Action::NoOp || pr.action == Action::Update});
     }
     for (PlanConflict& c : provider->CheckPlan(items)) {
       std::string where;
@@ -528,29 +581,30 @@ struct Engine::Impl {
         if (it == ranges.end() || !it->second.valid()) continue;
         const SourceFile& f = sources.Get(it->second.file);
         LineCol lc = f.Position(it->second.begin);
-        where += (where.empty() ? "; declared at " : " and ") + f.path() + ":" + std::to_string(lc.line) + ":" +
-                 std::to_string(lc.column) + " (" + address + ")";
+        where += (where.empty() ? "; declared at " : " and ") + f.path() + ":" + std::to_string(lc.line) +
+                 ":" + std::to_string(lc.column) + " (" + address + ")";
       }
       std::string address = c.addresses.empty() ? "" : c.addresses.front();
       auto it = ranges.find(address);
-      r.plan.problems.push_back({address, c.message + where,
-                                 it == ranges.end() ? Range{} : it->second});
+      r.plan.problems.push_back({address, c.message + where, it == ranges.end() ? Range{} : it->second});
     }
   }
 
   // A delete that would now remove more than its plan showed (an object
   // written since, a new backup): the reason to refuse it, or nullopt.
-  std::optional<std::string> GrownSincePlan(const PlannedResource& r, const std::string& id, const ValueMap& prior) {
+  std::optional<std::string> GrownSincePlan(const PlannedResource& r, const std::string& id,
+                                            const ValueMap& prior) {
     auto now = provider->PlanDelete(r.type, id, prior);
     if (!now.ok()) return "cannot tell what deleting it removes: " + now.error().message;
     std::string grown;
     for (const auto& [kind, n] : now.value().amounts) {
       auto then = r.deletes->amounts.find(kind);
-      if (n > (then == r.deletes->amounts.end() ? 0 : then->second)) grown += (grown.empty() ? "" : ", ") + kind;
+      if (n > (then == r.deletes->amounts.end() ? 0 : then->second))
+        grown += (grown.empty() ? "" : ", ") + kind;
     }
     if (grown.empty()) return std::nullopt;
-    return "refusing to delete " + r.address + ": it now holds more than the plan showed (" + grown + "): " +
-           DataText(now.value()) + ", where the plan showed " + DataText(*r.deletes) +
+    return "refusing to delete " + r.address + ": it now holds more than the plan showed (" + grown +
+           "): " + DataText(now.value()) + ", where the plan showed " + DataText(*r.deletes) +
            "; nothing was deleted; run plinth plan again";
   }
 
@@ -584,7 +638,8 @@ struct Engine::Impl {
   // declared in the configuration is planned against its object (added to
   // `prior`); one that is not is a problem, or, with generate_config, an
   // object returned for the caller to write a block for.
-  void TakeImports(EngineResult& r, const CheckedConfig& config, PlanHook& hook, std::vector<PriorResource>& prior) {
+  void TakeImports(EngineResult& r, const CheckedConfig& config, PlanHook& hook,
+                   std::vector<PriorResource>& prior) {
     std::unordered_set<std::string> declared;
     declared.reserve(config.resources.size());
     for (const ResourceInstance& ri : config.resources) declared.insert(ri.address);
@@ -597,12 +652,15 @@ struct Engine::Impl {
       }
       const std::string& id = hook.import_ids[address];
       if (o.generate_config) {
-        r.generated.push_back({address, it->second.type, id, it->second.attributes, Schemas().Find(it->second.type)});
+        r.generated.push_back(
+            {address, it->second.type, id, it->second.attributes, Schemas().Find(it->second.type)});
       } else {
         hook.import_problems.push_back(
             {address,
-             "the import block imports to " + address + ", which is not in the configuration; add its resource block "
-             "(plinth import --print-config " + address + " " + QuoteString(id) +
+             "the import block imports to " + address +
+                 ", which is not in the configuration; add its resource block "
+                 "(plinth import --print-config " +
+                 address + " " + QuoteString(id) +
                  " prints one), or plan with --generate-config-out=FILE to have it written",
              hook.import_ranges[address]});
       }
@@ -627,8 +685,8 @@ struct Engine::Impl {
              "importing " + QuoteString(pr.import_id) + " to " + pr.address + " would " +
                  (pr.action == Action::Replace ? "replace" : "delete") + " it at once" +
                  (why.empty() ? "" : " (" + why + ")") +
-                 "; change the configuration to match the object (plinth import --print-config " + pr.address + " " +
-                 QuoteString(pr.import_id) + " shows it), then plan again",
+                 "; change the configuration to match the object (plinth import --print-config " +
+                 pr.address + " " + QuoteString(pr.import_id) + " shows it), then plan again",
              hook.import_ranges[pr.address]});
       }
     }
@@ -644,9 +702,10 @@ struct Engine::Impl {
     if (locked) {
       if (!Reconcile(r)) return false;
     } else if (auto open = store->OpenIntents(); open.ok() && !open.value().empty()) {
-      r.notes.push_back(std::to_string(open.value().size()) +
-                        " interrupted or running changes are not reconciled without the lock; this plan may repeat "
-                        "them (run plinth plan with the lock to settle them)");
+      r.notes.push_back(
+          std::to_string(open.value().size()) +
+          " interrupted or running changes are not reconciled without the lock; this plan may repeat "
+          "them (run plinth plan with the lock to settle them)");
     }
     timer.Mark("reconcile intents");
     auto serial = store->CurrentSerial();
@@ -657,8 +716,9 @@ struct Engine::Impl {
     by_address.reserve(prior.size());
     for (const PriorResource& p : prior) by_address[p.address] = &p;
     if (destroy && !o.targeting.replace.empty()) {
-      r.errors.push_back("--replace cannot be combined with a destroy plan, which deletes everything anyway; drop "
-                         "--replace or --destroy");
+      r.errors.push_back(
+          "--replace cannot be combined with a destroy plan, which deletes everything anyway; drop "
+          "--replace or --destroy");
       return false;
     }
     auto hook = std::make_unique<PlanHook>(*provider, router, by_address, o.targeting.replace);
@@ -706,8 +766,8 @@ struct Engine::Impl {
     if (!hook->imported.empty()) TakeImports(r, config, *hook, prior);
     // A destroy plan deletes everything; the configuration still says what
     // is protected (prevent_destroy).
-    r.plan = ComputePlan(std::move(config.resources), std::move(prior), hook->replace_because, &Schemas(), destroy,
-                         &hook->replace_requested);
+    r.plan = ComputePlan(std::move(config.resources), std::move(prior), hook->replace_because, &Schemas(),
+                         destroy, &hook->replace_requested);
     for (PlanProblem& p : hook->problems) r.plan.problems.push_back(std::move(p));
     MarkMoves(r.plan, moves);
     if (!hook->import_ids.empty()) MarkImports(r, *hook);
@@ -744,17 +804,21 @@ struct Engine::Impl {
     auto now = [] { return std::chrono::steady_clock::now(); };
     auto start = now();
     auto ms = [&] {
-      return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now() - start).count()) + " ms";
+      return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now() - start).count()) +
+             " ms";
     };
     if (node.step == GraphNode::Step::Destroy) {
-      const std::string id = r.prior && r.prior->count("id") && r.prior->at("id").kind() == Value::Kind::String
-                                 ? r.prior->at("id").as_string()
-                                 : "";
-      state::ResourceRecord before = Record(r.address, r.type, id, r.prior ? *r.prior : ValueMap{}, r.depends_on);
+      const std::string id =
+          r.prior && r.prior->count("id") && r.prior->at("id").kind() == Value::Kind::String
+              ? r.prior->at("id").as_string()
+              : "";
+      state::ResourceRecord before =
+          Record(r.address, r.type, id, r.prior ? *r.prior : ValueMap{}, r.depends_on);
       // Delete exactly what the plan showed: data added since refuses it.
       if (r.deletes) {
         if (auto grown = GrownSincePlan(r, id, before.attributes)) {
-          Progress(ProgressEvent::Kind::Failed, r.address, r.address + ": failed to destroy (" + ms() + "): " + *grown);
+          Progress(ProgressEvent::Kind::Failed, r.address,
+                   r.address + ": failed to destroy (" + ms() + "): " + *grown);
           return {false, false, *grown};
         }
       }
@@ -776,8 +840,8 @@ struct Engine::Impl {
         if (!done.ok()) return {false, false, "cannot record the result: " + done.error().message};
       }
       if (!res.ok()) {
-        Progress(ProgressEvent::Kind::Failed, r.address, r.address + ": failed to destroy (" + ms() + "): " +
-                                                             res.error().message);
+        Progress(ProgressEvent::Kind::Failed, r.address,
+                 r.address + ": failed to destroy (" + ms() + "): " + res.error().message);
         return {false, res.error().retryable, res.error().message};
       }
       Progress(ProgressEvent::Kind::Finished, r.address, r.address + ": destroyed (" + ms() + ")");
@@ -787,10 +851,12 @@ struct Engine::Impl {
       // The imported object enters the state first, in one intent: a kill
       // before its completion leaves a create intent that the next plan
       // settles by reading the object (it exists: adopted).
-      const std::string id = r.prior && r.prior->count("id") && r.prior->at("id").kind() == Value::Kind::String
-                                 ? r.prior->at("id").as_string()
-                                 : r.import_id;
-      state::ResourceRecord record = Record(r.address, r.type, id, r.prior ? *r.prior : ValueMap{}, r.depends_on);
+      const std::string id =
+          r.prior && r.prior->count("id") && r.prior->at("id").kind() == Value::Kind::String
+              ? r.prior->at("id").as_string()
+              : r.import_id;
+      state::ResourceRecord record =
+          Record(r.address, r.type, id, r.prior ? *r.prior : ValueMap{}, r.depends_on);
       auto rec = store->RecordIntent(serial, r.address, state::Action::kCreate, record);
       if (!rec.ok()) return {false, false, "cannot record the intent: " + rec.error().message};
       Progress(ProgressEvent::Kind::Started, r.address, r.address + ": importing...");
@@ -815,16 +881,20 @@ struct Engine::Impl {
       id = it->second.as_string();
     }
     state::ResourceRecord planned = Record(r.address, r.type, id, r.planned, r.depends_on);
-    auto rec = store->RecordIntent(serial, r.address, create ? state::Action::kCreate : state::Action::kUpdate, planned);
+    auto rec = store->RecordIntent(serial, r.address,
+                                   create ? state::Action::kCreate : state::Action::kUpdate, planned);
     if (!rec.ok()) return {false, false, "cannot record the intent: " + rec.error().message};
     int64_t intent = rec.value();
-    Progress(ProgressEvent::Kind::Started, r.address, r.address + (create ? ": creating..." : ": updating..."));
+    Progress(ProgressEvent::Kind::Started, r.address,
+             r.address + (create ? ": creating..." : ": updating..."));
     Result<ResourceObject> res =
         create ? provider->Create(r.type, r.planned)
-               : provider->Update(r.type, r.prior && r.prior->count("id") && r.prior->at("id").kind() == Value::Kind::String
-                                              ? r.prior->at("id").as_string()
-                                              : id,
-                                  r.prior ? *r.prior : ValueMap{}, r.planned);
+               : provider->Update(
+                     r.type,
+                     r.prior && r.prior->count("id") && r.prior->at("id").kind() == Value::Kind::String
+                         ? r.prior->at("id").as_string()
+                         : id,
+                     r.prior ? *r.prior : ValueMap{}, r.planned);
     state::IntentOutcome outcome;
     outcome.success = res.ok();
     if (res.ok()) {
@@ -845,11 +915,13 @@ struct Engine::Impl {
       if (!done.ok()) return {false, false, "cannot record the result: " + done.error().message};
     }
     if (!res.ok()) {
-      Progress(ProgressEvent::Kind::Failed, r.address, r.address + (create ? ": failed to create (" : ": failed to update (") +
-                                                           ms() + "): " + res.error().message);
+      Progress(ProgressEvent::Kind::Failed, r.address,
+               r.address + (create ? ": failed to create (" : ": failed to update (") + ms() +
+                   "): " + res.error().message);
       return {false, res.error().retryable, res.error().message};
     }
-    Progress(ProgressEvent::Kind::Finished, r.address, r.address + (create ? ": created (" : ": updated (") + ms() + ")");
+    Progress(ProgressEvent::Kind::Finished, r.address,
+             r.address + (create ? ": created (" : ": updated (") + ms() + ")");
     return {};
   }
 };
@@ -867,20 +939,25 @@ EngineResult Engine::Plan(bool destroy) {
     return r;
   }
   if (!m.Open(r)) return r;
-  auto lock = state::WorkspaceLock::Acquire(*m.store, state::WorkspaceLock::ThisProcess(destroy ? "plan --destroy" : "plan"));
+  auto lock = state::WorkspaceLock::Acquire(
+      *m.store, state::WorkspaceLock::ThisProcess(destroy ? "plan --destroy" : "plan"));
   if (!lock.ok()) {
-    r.errors.push_back(state::WorkspaceLock::Describe(lock.error()) + "; plinth plan --lock=false plans without the lock");
+    r.errors.push_back(state::WorkspaceLock::Describe(lock.error()) +
+                       "; plinth plan --lock=false plans without the lock");
     return r;
   }
   if (lock.value().taken_over) {
-    r.notes.push_back("took over a stale lock left by pid " + std::to_string(lock.value().taken_over->holder.pid));
+    r.notes.push_back("took over a stale lock left by pid " +
+                      std::to_string(lock.value().taken_over->holder.pid));
   }
   r.ok = m.MakePlan(r, destroy, /*locked=*/true) && r.errors.empty();
   (void)state::WorkspaceLock::Release(*m.store, lock.value().id);
   return r;
 }
 
-EngineResult Engine::Apply(bool destroy) { return ApplySaved(SavedPlan{}, destroy); }
+EngineResult Engine::Apply(bool destroy) {
+  return ApplySaved(SavedPlan{}, destroy);
+}
 
 EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
   const bool check_saved = !saved.config_digest.empty();
@@ -889,14 +966,16 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
   m.applying = true;
   // A destroy with no state has nothing to delete: it creates nothing.
   if (!m.Open(r, /*create=*/!destroy)) return r;
-  auto lock = state::WorkspaceLock::Acquire(*m.store, state::WorkspaceLock::ThisProcess(destroy ? "destroy" : "apply"));
+  auto lock = state::WorkspaceLock::Acquire(*m.store,
+                                            state::WorkspaceLock::ThisProcess(destroy ? "destroy" : "apply"));
   if (!lock.ok()) {
     r.errors.push_back(state::WorkspaceLock::Describe(lock.error()));
     return r;
   }
   std::string lock_id = lock.value().id;
-  if (lock.value().taken_over) r.notes.push_back("took over a stale lock left by pid " +
-                                                 std::to_string(lock.value().taken_over->holder.pid));
+  if (lock.value().taken_over)
+    r.notes.push_back("took over a stale lock left by pid " +
+                      std::to_string(lock.value().taken_over->holder.pid));
   int64_t serial = 0;
   bool failed = false;
   for (int wave = 0; wave < 64 && !failed; ++wave) {
@@ -923,18 +1002,21 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
         auto files = [](const std::string& digest) { return digest.substr(0, digest.find("+d")); };
         why = files(planned.config_digest) != files(saved.config_digest)
                   ? "the configuration files or --var values differ from the ones the plan was made from"
-                  : "the data its deletes remove changed since the plan was made (objects, versions or backups were "
+                  : "the data its deletes remove changed since the plan was made (objects, versions or "
+                    "backups were "
                     "added or removed)";
       } else {
         std::map<std::string, std::string> now;
         for (const PlannedResource& pr : planned.plan.resources) {
-          if (pr.action != Action::NoOp || !pr.moved_from.empty() || !pr.import_id.empty()) now[pr.address] = SavedAction(pr);
+          if (pr.action != Action::NoOp || !pr.moved_from.empty() || !pr.import_id.empty())
+            now[pr.address] = SavedAction(pr);
         }
         std::map<std::string, std::string> then;
         for (const auto& [a, act] : saved.actions) {
           if (act != "no-op") then[a] = act;
         }
-        if (now != then) why = "the world changed since the plan was made (a refresh now plans different changes)";
+        if (now != then)
+          why = "the world changed since the plan was made (a refresh now plans different changes)";
       }
       if (!why.empty()) {
         r.errors.push_back("refusing the " + saved.what + ": " + why + "; run plinth plan again");
@@ -1016,9 +1098,11 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
         break;
       }
       r.applied += renames.size() + forgets.size();
-      for (const auto& [from, to] : renames) m.Progress(ProgressEvent::Kind::Finished, to, to + ": moved from " + from);
+      for (const auto& [from, to] : renames)
+        m.Progress(ProgressEvent::Kind::Finished, to, to + ": moved from " + from);
       for (const std::string& a : forgets) {
-        m.Progress(ProgressEvent::Kind::Finished, a, a + ": removed from the state (the object is left in place)");
+        m.Progress(ProgressEvent::Kind::Finished, a,
+                   a + ": removed from the state (the object is left in place)");
       }
     }
     std::unordered_map<std::string, const PlannedResource*> by_address;
@@ -1031,9 +1115,16 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
     m.total_changes = 0;
     for (const GraphNode& n : graph.nodes) m.total_changes += n.step != GraphNode::Step::Group;
     Executor ex(graph, eo);
+    std::jthread heartbeat;
+    if (m.o.progress && m.o.heartbeat.count() > 0)
+      heartbeat = std::jthread([&m](std::stop_token t) { m.Heartbeat(t); });
     ExecutionReport rep = ex.Run([&](const GraphNode& node) {
       return m.Run(node, *by_address.at(node.address), serial, deferred, deferred_mu);
     });
+    if (heartbeat.joinable()) {
+      heartbeat.request_stop();
+      heartbeat.join();
+    }
     // --replace replaced them in this wave; later plans (the next waves,
     // the outputs) must not replace them again.
     m.o.targeting.replace.clear();
@@ -1139,8 +1230,8 @@ EngineResult Engine::Refresh() {
         after.id = it->second->id;
         after.attributes = it->second->attributes;
       }
-      auto intent = m.store->RecordIntent(serial, rec.address, gone ? state::Action::kDelete : state::Action::kUpdate,
-                                          after);
+      auto intent = m.store->RecordIntent(serial, rec.address,
+                                          gone ? state::Action::kDelete : state::Action::kUpdate, after);
       state::IntentOutcome outcome;
       outcome.success = true;
       if (!gone) outcome.resource = after;
@@ -1160,7 +1251,8 @@ EngineResult Engine::Refresh() {
   return r;
 }
 
-EngineResult Engine::ImportObject(const std::string& address, const std::string& type, const std::string& id) {
+EngineResult Engine::ImportObject(const std::string& address, const std::string& type,
+                                  const std::string& id) {
   EngineResult r;
   Impl& m = *impl_;
   if (!m.Open(r)) return r;
@@ -1261,7 +1353,8 @@ EngineResult Engine::Import(const std::string& address, const std::string& id) {
   outcome.success = true;
   outcome.resource = record;
   bool recorded = intent.ok() && m.store->CompleteIntent(intent.value(), outcome).ok();
-  (void)m.store->FinishApply(r.serial, recorded ? state::ApplyStatus::kSucceeded : state::ApplyStatus::kFailed);
+  (void)m.store->FinishApply(r.serial,
+                             recorded ? state::ApplyStatus::kSucceeded : state::ApplyStatus::kFailed);
   release();
   if (!recorded) {
     r.errors.push_back("cannot record the import of " + address + " in the state");

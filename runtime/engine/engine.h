@@ -15,6 +15,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -32,9 +33,12 @@
 namespace plinth::runtime {
 
 struct ProgressEvent {
-  enum class Kind : uint8_t { Started, Finished, Failed } kind = Kind::Started;
+  // Still: a change running for a while (EngineOptions::heartbeat), so a
+  // long create (a job that runs for an hour) is never silent.
+  enum class Kind : uint8_t { Started, Finished, Failed, Still } kind = Kind::Started;
   std::string address;
-  // "bucket.b: creating...", "bucket.b: created (12 ms)", "bucket.b: failed (3 ms): …"
+  // "bucket.b: creating...", "bucket.b: created (12 ms)", "bucket.b: failed (3 ms): …",
+  // "job.train: still creating... (20 s elapsed)"
   std::string line;
   size_t total = 0;  // changes in this run of the graph
 };
@@ -70,6 +74,8 @@ struct EngineOptions {
   // Progress, one event per change started, finished or failed, from the
   // executor's worker threads (the callback must be thread-safe).
   std::function<void(const ProgressEvent&)> progress;
+  // How often a change still running is reported (Kind::Still); zero: never.
+  std::chrono::milliseconds heartbeat{10000};
   // Tests only: wraps the provider the engine uses (fault injection, call
   // counting). Called once, when the state is opened.
   std::function<std::unique_ptr<Provider>(std::unique_ptr<Provider>)> wrap_provider;
@@ -88,7 +94,7 @@ struct EngineOptions {
 };
 
 struct EngineResult {
-  bool ok = false;  // false: see `errors` and the diagnostics
+  bool ok = false;                  // false: see `errors` and the diagnostics
   std::vector<std::string> errors;  // environment, state and provider errors, one line each
   std::vector<std::string> notes;   // drift found by refresh, intents reconciled
   Plan plan;
@@ -120,7 +126,7 @@ class Engine {
     int64_t serial = 0;
     std::string config_digest;
     std::map<std::string, std::string> actions;  // address -> action name
-    std::string what = "saved plan";  // how refusals name it ("approved plan" after a prompt)
+    std::string what = "saved plan";             // how refusals name it ("approved plan" after a prompt)
   };
   EngineResult ApplySaved(const SavedPlan& saved, bool destroy);
   // Reads every managed resource and records what the provider reports

@@ -5,18 +5,20 @@
 // hold after each.
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include "runtime/engine/engine.h"
-#include "tests/support/files.h"
 #include "runtime/state/state_store.h"
 #include "tests/support/fault_provider.h"
+#include "tests/support/files.h"
 
 namespace plinth::runtime {
 namespace {
@@ -208,7 +210,8 @@ TEST_F(EngineTest, HungApplyLocksOutOthersAndStopsCleanly) {
   EngineResult second = Run(Options());
   EXPECT_FALSE(second.ok);
   ASSERT_FALSE(second.errors.empty());
-  EXPECT_NE(second.errors[0].find("the workspace is locked by pid " + std::to_string(getpid())), std::string::npos)
+  EXPECT_NE(second.errors[0].find("the workspace is locked by pid " + std::to_string(getpid())),
+            std::string::npos)
       << second.errors[0];
   EXPECT_NE(second.errors[0].find("(apply, since "), std::string::npos) << second.errors[0];
   EXPECT_NE(second.errors[0].find("force-unlock"), std::string::npos);
@@ -221,7 +224,8 @@ TEST_F(EngineTest, HungApplyLocksOutOthersAndStopsCleanly) {
   EngineResult unlocked_plan = PlanNow(/*lock=*/false);
   EXPECT_TRUE(unlocked_plan.ok);
   bool noted = false;
-  for (const auto& n : unlocked_plan.notes) noted = noted || n.find("not reconciled without the lock") != std::string::npos;
+  for (const auto& n : unlocked_plan.notes)
+    noted = noted || n.find("not reconciled without the lock") != std::string::npos;
   EXPECT_TRUE(noted);
 
   stop = true;
@@ -333,7 +337,9 @@ class WatchingProvider : public Provider {
     return inner_->Validate(t, c);
   }
   Result<PlanResponse> PlanChange(const PlanRequest& r) override { return inner_->PlanChange(r); }
-  Result<ResourceObject> Create(const std::string& t, const ValueMap& p) override { return inner_->Create(t, p); }
+  Result<ResourceObject> Create(const std::string& t, const ValueMap& p) override {
+    return inner_->Create(t, p);
+  }
   Result<std::optional<ResourceObject>> Read(const std::string& t, const std::string& id,
                                              const ValueMap& prior) override {
     return inner_->Read(t, id, prior);
@@ -345,17 +351,67 @@ class WatchingProvider : public Provider {
   Result<Done> Delete(const std::string& t, const std::string& id, const ValueMap& prior) override {
     return inner_->Delete(t, id, prior);
   }
-  Result<DeletePreview> PlanDelete(const std::string& t, const std::string& id, const ValueMap& prior) override {
+  Result<DeletePreview> PlanDelete(const std::string& t, const std::string& id,
+                                   const ValueMap& prior) override {
     if (t == "bucket") before_(++calls_);
     return inner_->PlanDelete(t, id, prior);
   }
-  Result<ResourceObject> Import(const std::string& t, const std::string& id) override { return inner_->Import(t, id); }
+  Result<ResourceObject> Import(const std::string& t, const std::string& id) override {
+    return inner_->Import(t, id);
+  }
 
  private:
   std::unique_ptr<Provider> inner_;
   std::function<void(int)> before_;
   std::atomic<int> calls_{0};
 };
+
+// A create that runs long (a job) is reported while it runs: its Create
+// returns only after the heartbeat said "still creating...".
+TEST_F(EngineTest, AChangeStillRunningIsReportedByTheHeartbeat) {
+  Write(R"(marker "slow" {
+  path = "slow"
+}
+)");
+  struct Seen {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<ProgressEvent> still;
+  };
+  auto seen = std::make_shared<Seen>();
+  class SlowCreates : public WatchingProvider {
+   public:
+    SlowCreates(std::unique_ptr<Provider> inner, std::shared_ptr<Seen> seen)
+        : WatchingProvider(std::move(inner), [](int) {}), seen_(std::move(seen)) {}
+    Result<ResourceObject> Create(const std::string& t, const ValueMap& p) override {
+      std::unique_lock<std::mutex> lock(seen_->mu);
+      seen_->cv.wait_for(lock, std::chrono::seconds(30), [&] { return !seen_->still.empty(); });
+      lock.unlock();
+      return WatchingProvider::Create(t, p);
+    }
+
+   private:
+    std::shared_ptr<Seen> seen_;
+  };
+  EngineOptions eo = Options();
+  eo.heartbeat = std::chrono::milliseconds(20);
+  eo.wrap_provider = [seen](std::unique_ptr<Provider> inner) -> std::unique_ptr<Provider> {
+    return std::make_unique<SlowCreates>(std::move(inner), seen);
+  };
+  eo.progress = [seen](const ProgressEvent& e) {
+    if (e.kind != ProgressEvent::Kind::Still) return;
+    std::lock_guard<std::mutex> lock(seen->mu);
+    seen->still.push_back(e);
+    seen->cv.notify_all();
+  };
+  EngineResult r = Run(eo);
+  ASSERT_TRUE(r.ok) << (r.errors.empty() ? "" : r.errors[0]);
+  std::lock_guard<std::mutex> lock(seen->mu);
+  ASSERT_FALSE(seen->still.empty()) << "the create returned without a heartbeat (waited 30 s)";
+  EXPECT_EQ(seen->still[0].address, "marker.slow");
+  EXPECT_EQ(seen->still[0].line.rfind("marker.slow: still creating... (", 0), 0u) << seen->still[0].line;
+  EXPECT_NE(seen->still[0].line.find(" elapsed)"), std::string::npos) << seen->still[0].line;
+}
 
 TEST_F(EngineTest, ADeleteThatWouldBeRefusedStopsTheDestroyBeforeAnyChange) {
   Write(kBucketWithData);
@@ -371,7 +427,8 @@ TEST_F(EngineTest, ADeleteThatWouldBeRefusedStopsTheDestroyBeforeAnyChange) {
   ASSERT_EQ(plan.plan.problems.size(), 1u);
   EXPECT_EQ(plan.plan.problems[0].address, "bucket.b");
   EXPECT_EQ(plan.plan.problems[0].message,
-            "bucket.b still holds 1 object (4 B); empty it first, or, to delete it with its data, set force_destroy = "
+            "bucket.b still holds 1 object (4 B); empty it first, or, to delete it with its data, set "
+            "force_destroy = "
             "true on bucket.b, apply, then destroy");
   EngineResult r = Run(Options(), /*destroy=*/true);
   EXPECT_FALSE(r.ok);
@@ -413,9 +470,10 @@ TEST_F(EngineTest, ADeleteRefusesDataWrittenSinceItsPlan) {
   EXPECT_FALSE(r.ok);
   std::string errors;
   for (const auto& e : r.errors) errors += e + "\n";
-  EXPECT_NE(errors.find("refusing to delete bucket.b: it now holds more than the plan showed (object_bytes, "
-                        "objects): 2 objects (6 B), where the plan showed 1 object (4 B); nothing was deleted"),
-            std::string::npos)
+  EXPECT_NE(
+      errors.find("refusing to delete bucket.b: it now holds more than the plan showed (object_bytes, "
+                  "objects): 2 objects (6 B), where the plan showed 1 object (4 B); nothing was deleted"),
+      std::string::npos)
       << errors;
   EXPECT_TRUE(fs::exists(bucket / "data.csv"));
   EXPECT_TRUE(fs::exists(bucket / "late.csv"));
@@ -538,7 +596,8 @@ TEST_F(EngineTest, ARenamedResourceIsDeletedBeforeItsNewAddressCreatesTheSameObj
   runner.join();
   EXPECT_TRUE(applied.ok) << (applied.errors.empty() ? "" : applied.errors[0]);
   EXPECT_EQ(applied.applied, 2u);
-  EXPECT_TRUE(fs::exists(dir_ / ".plinth/default/data/m/x")) << "the delete of marker.a removed marker.b's file";
+  EXPECT_TRUE(fs::exists(dir_ / ".plinth/default/data/m/x"))
+      << "the delete of marker.a removed marker.b's file";
   EXPECT_EQ(Markers(), 1u);
   EXPECT_EQ(StateCount(), 1u);
   EXPECT_FALSE(PlanNow().plan.HasChanges());
@@ -570,8 +629,9 @@ TEST_F(EngineTest, ManyRenamesAtOnceLeaveEveryObjectInPlace) {
 TEST_F(EngineTest, ConflictsBetweenPlannedResourcesAreProblemsAtTheirBlocks) {
   Write("marker \"a\" {\n  path = \"m/x\"\n}\nmarker \"b\" {\n  path = \"m/y/../x\"\n}\n");
   std::string main = (dir_ / "main.plinth").string();
-  std::string message = "marker.b and marker.a both write the file 'm/x'; give each its own path; declared at " +
-                        main + ":4:1 (marker.b) and " + main + ":1:1 (marker.a)";
+  std::string message =
+      "marker.b and marker.a both write the file 'm/x'; give each its own path; declared at " + main +
+      ":4:1 (marker.b) and " + main + ":1:1 (marker.a)";
   EngineResult planned = PlanNow();
   ASSERT_EQ(planned.plan.problems.size(), 1u);
   const PlanProblem& p = planned.plan.problems[0];
@@ -613,10 +673,11 @@ marker "scratch" {
   EXPECT_FALSE(r.ok);
   EXPECT_EQ(r.applied, 0u);
   ASSERT_EQ(r.errors.size(), 1u);
-  EXPECT_EQ(r.errors[0],
-            "marker.precious has lifecycle.prevent_destroy set but would be destroyed; nothing was changed; to "
-            "destroy it, remove prevent_destroy from its lifecycle block (or the resource from the configuration) "
-            "first");
+  EXPECT_EQ(
+      r.errors[0],
+      "marker.precious has lifecycle.prevent_destroy set but would be destroyed; nothing was changed; to "
+      "destroy it, remove prevent_destroy from its lifecycle block (or the resource from the configuration) "
+      "first");
   EXPECT_EQ(Markers(), 2u);
   EXPECT_EQ(StateCount(), 2u);
 
@@ -700,8 +761,8 @@ TEST_F(EngineTest, ATargetedApplyLeavesTheRestPendingForTheNextPlan) {
   EXPECT_EQ(r.plan.left_out, 3u);
   EngineResult full = PlanNow();
   ASSERT_TRUE(full.ok);
-  EXPECT_EQ(Changing(full.plan),
-            (std::vector<std::string>{"marker.leaf[0] create", "marker.leaf[2] create", "marker.other create"}));
+  EXPECT_EQ(Changing(full.plan), (std::vector<std::string>{"marker.leaf[0] create", "marker.leaf[2] create",
+                                                           "marker.other create"}));
   EXPECT_TRUE(full.plan.targeting.empty());
 }
 
@@ -750,8 +811,9 @@ TEST_F(EngineTest, AReplaceRequestReplacesOnceAndItsAddressIsChecked) {
   EngineResult bad = engine.Apply();
   EXPECT_FALSE(bad.ok);
   ASSERT_FALSE(bad.errors.empty());
-  EXPECT_EQ(bad.errors[0], "--replace 'marker.n[2]' matches no resource in the configuration or the state; did you "
-                           "mean 'marker.m[2]'?");
+  EXPECT_EQ(bad.errors[0],
+            "--replace 'marker.n[2]' matches no resource in the configuration or the state; did you "
+            "mean 'marker.m[2]'?");
   EXPECT_EQ(bad.applied, 0u);
 }
 
@@ -781,7 +843,8 @@ TEST_F(EngineTest, ASavedTargetedPlanAppliesOnlyWithItsTargeting) {
     EngineResult r = engine.ApplySaved(saved, false);
     EXPECT_FALSE(r.ok);
     ASSERT_FALSE(r.errors.empty());
-    EXPECT_NE(r.errors[0].find("refusing the saved plan: the world changed"), std::string::npos) << r.errors[0];
+    EXPECT_NE(r.errors[0].find("refusing the saved plan: the world changed"), std::string::npos)
+        << r.errors[0];
     EXPECT_EQ(Markers(), 0u);
   }
   SourceManager sources;
@@ -795,4 +858,3 @@ TEST_F(EngineTest, ASavedTargetedPlanAppliesOnlyWithItsTargeting) {
 
 }  // namespace
 }  // namespace plinth::runtime
-
