@@ -124,8 +124,22 @@ void PrintProblems(const runtime::EngineResult& r, const SourceManager& sources,
   for (const std::string& n : r.notes) std::fprintf(stderr, "note: %s\n", runtime::EscapeControls(n).c_str());
   for (const std::string& e : r.errors)
     std::fprintf(stderr, "error: %s\n", runtime::EscapeControls(e).c_str());
-  for (const runtime::PlanProblem& p : r.plan.problems)
-    std::fprintf(stderr, "error: %s\n", runtime::EscapeControls(p.message).c_str());
+  for (const runtime::PlanProblem& p : r.plan.problems) {
+    // A problem of a resource block says where the block is, unless its
+    // message names places itself (conflicts between several blocks).
+    std::string where;
+    if (p.range.valid()) {
+      const SourceFile& f = sources.Get(p.range.file);
+      LineCol lc = f.Position(p.range.begin);
+      where = f.path() + ":" + std::to_string(lc.line) + ":" + std::to_string(lc.column);
+    }
+    std::string line = p.message;
+    if (!where.empty() && p.message.find(where) == std::string::npos) {
+      bool names_address = !p.address.empty() && p.message.find(p.address) != std::string::npos;
+      line = where + ": " + (names_address || p.address.empty() ? "" : p.address + ": ") + p.message;
+    }
+    std::fprintf(stderr, "error: %s\n", runtime::EscapeControls(line).c_str());
+  }
 }
 
 void PrintOutputs(const std::vector<OutputValue>& outputs) {
