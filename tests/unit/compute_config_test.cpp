@@ -6,6 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
+#include <cstdlib>
 #include <filesystem>
 
 #include "runtime/engine/engine.h"
@@ -18,7 +21,9 @@ namespace {
 namespace fs = std::filesystem;
 namespace cc = compute_config;
 
+using plinth::testing::ReadFile;
 using plinth::testing::TempDir;
+using plinth::testing::UpdatingGolden;
 using plinth::testing::WriteFile;
 
 Value S(const std::string& s) {
@@ -491,6 +496,82 @@ job "finetune" {
   LineCol at = sources.Get(p.range.file).Position(p.range.begin);
   EXPECT_EQ(at.line, 11u);
   EXPECT_EQ(at.column, 1u);
+}
+
+// ------------------------------------------------------------------ golden
+
+std::string ReplaceAll(std::string s, const std::string& from, const std::string& to) {
+  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size())
+    s.replace(pos, from.size(), to);
+  return s;
+}
+
+std::string Quote(const std::string& s) {
+  return "'" + ReplaceAll(s, "'", "'\\''") + "'";
+}
+
+// One case of tests/golden/compute/NAME/: main.plinth planned by the plinth
+// binary (so the fake inventory gpus.json is this process's first and only
+// one), then by the engine in this process for the location of each plan
+// problem. The temporary directory prints as $DIR.
+std::string RunComputeCase(const fs::path& c) {
+  TempDir tmp("plinth-golden-compute");
+  if (tmp.path().empty()) return "cannot create a temporary directory";
+  const fs::path& dir = tmp.path();
+  fs::copy_file(c / "main.plinth", dir / "main.plinth");
+  const fs::path out = dir / "stdout", err = dir / "stderr";
+  std::string command = "cd " + Quote(dir.string()) +
+                        " && PLINTH_FAKE_GPUS=" + Quote((c / "gpus.json").string()) + " NO_COLOR=1 " +
+                        Quote(PLINTH_BINARY) + " plan --no-color --lock=false >" + Quote(out.string()) +
+                        " 2>" + Quote(err.string()) + " </dev/null";
+  int rc = std::system(command.c_str());
+  std::string text = "exit: " + std::to_string(WIFEXITED(rc) ? WEXITSTATUS(rc) : -1) + "\n";
+  text += "---- stdout ----\n" + ReadFile(out) + "---- stderr ----\n" + ReadFile(err);
+  fs::remove(out);
+  fs::remove(err);
+
+  EngineOptions eo;
+  eo.config_dir = dir.string();
+  eo.parallelism = 1;
+  SourceManager sources;
+  Diagnostics diags;
+  Engine engine(std::move(eo), sources, diags);
+  EngineResult r = engine.Plan(false);
+  text += "---- located problems ----\n";
+  for (const PlanProblem& p : r.plan.problems) {
+    std::string where = "(no location)";
+    if (p.range.valid()) {
+      const SourceFile& f = sources.Get(p.range.file);
+      LineCol at = f.Position(p.range.begin);
+      where = fs::path(f.path()).filename().string() + ":" + std::to_string(at.line) + ":" +
+              std::to_string(at.column);
+    }
+    text += where + ": " + p.address + ": " + p.message + "\n";
+  }
+  return ReplaceAll(text, dir.string(), "$DIR");
+}
+
+TEST(ComputeGolden, PlanCases) {
+  const fs::path root = fs::path(PLINTH_SOURCE_DIR) / "tests" / "golden" / "compute";
+  std::vector<fs::path> cases;
+  for (const auto& e : fs::directory_iterator(root))
+    if (e.is_directory()) cases.push_back(e.path());
+  std::sort(cases.begin(), cases.end());
+  ASSERT_GE(cases.size(), 2u);
+  for (const fs::path& c : cases) {
+    SCOPED_TRACE(c.filename().string());
+    const std::string got = RunComputeCase(c);
+    EXPECT_EQ(got.find("s3cr3t"), std::string::npos);  // the sensitive variable's value
+    bool expect_fail = c.filename().string().rfind("fail_", 0) == 0;
+    EXPECT_EQ(expect_fail, got.find("exit: 0\n") != 0) << got;
+    const fs::path expected = c / "expected.txt";
+    if (UpdatingGolden()) {
+      WriteFile(expected, got);
+      continue;
+    }
+    ASSERT_TRUE(fs::exists(expected)) << "no expected.txt; run scripts/update-golden.sh";
+    EXPECT_EQ(ReadFile(expected), got);
+  }
 }
 
 }  // namespace
