@@ -13,6 +13,7 @@
 
 #include "runtime/engine/engine.h"
 #include "runtime/providers/local/provider.h"
+#include "runtime/storage/keys.h"
 #include "tests/support/files.h"
 
 namespace plinth::runtime {
@@ -417,6 +418,36 @@ TEST_F(ComputeConfigTest, JobSpecKeepsSecretsApart) {
   // References keep only their identity in planned values.
   EXPECT_EQ(planned.at("pool").as_object().count("shape"), 0u);
   EXPECT_EQ(planned.at("writes").as_list()[0].as_object().count("grant"), 0u);
+}
+
+TEST_F(ComputeConfigTest, TheStateKeepsOnlyDigestsOfSecrets) {
+  auto ws = storage::LoadWorkspaceKey(tmp_.path() / "workspace.key", /*create=*/true);
+  ASSERT_TRUE(ws.ok()) << ws.error().message;
+  Value pool = PoolRef(PoolConfig("train", {ShapeV(8, "H100:8")}));
+  ValueMap config = JobConfig(
+      "finetune", pool, {{"secret_env", Value::Object({{"HF_TOKEN", S("s3cr3t-value")}}).WithSensitive()}});
+  ValueMap stored = cc::WithSecretDigests(PlanJob(config), ws.value().key);
+  const Value& digest = stored.at("secret_env").as_object().at("HF_TOKEN");
+  EXPECT_TRUE(digest.sensitive());
+  EXPECT_EQ(digest.as_string().rfind("hmac:", 0), 0u);
+  EXPECT_EQ(digest.as_string().size(), 5u + 32u);
+  EXPECT_EQ(stored.at("secret_env").ToString(true).find("s3cr3t"), std::string::npos);
+  EXPECT_EQ(stored.at("id").as_string(), IdOf(PlanJob(config)));
+
+  // The same value against the digest: no change. Another value: a new run.
+  std::vector<std::string> replace;
+  PlanJob(config, &stored, &replace);
+  EXPECT_TRUE(replace.empty());
+  ValueMap changed = config;
+  changed["secret_env"] = Value::Object({{"HF_TOKEN", S("another-value")}}).WithSensitive();
+  PlanJob(changed, &stored, &replace);
+  EXPECT_EQ(replace, std::vector<std::string>{"secret_env"});
+  // Digests are bound to the job: another address gives another digest.
+  EXPECT_NE(cc::SecretDigest(ws.value().key, "job.a", "K", "v"),
+            cc::SecretDigest(ws.value().key, "job.b", "K", "v"));
+  // Without the key a digest cannot be checked: a possible change.
+  EXPECT_TRUE(
+      cc::SecretEnvDiffers(config.at("secret_env"), &stored.at("secret_env"), nullptr, "job.finetune"));
 }
 
 TEST_F(ComputeConfigTest, PoolSpecFromPlanned) {

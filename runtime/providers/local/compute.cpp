@@ -1,5 +1,7 @@
 #include "runtime/providers/local/compute.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
 
 #include <algorithm>
@@ -682,6 +684,66 @@ std::string JobId(const std::string& pool_id, const std::string& address, const 
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
   return pool_id + "/" + name + "-" + Hex(digest, SHA256_DIGEST_LENGTH).substr(0, 10);
+}
+
+// ------------------------------------------------------------------ secrets
+
+std::string SecretDigest(const crypto::Key& key, const std::string& address, const std::string& name,
+                         const std::string& value) {
+  std::string input = address + std::string(1, '\0') + name + std::string(1, '\0') + value;
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &len);
+  return "hmac:" + Hex(mac, std::min<unsigned int>(len, 16));
+}
+
+ValueMap WithSecretDigests(const ValueMap& attributes, const crypto::Key& key) {
+  ValueMap out = attributes;
+  const Value* sec = Find(attributes, "secret_env");
+  if (!sec || sec->kind() != Value::Kind::Object) return out;
+  std::string address = Str(attributes, "address");
+  ValueMap digests;
+  for (const auto& [k, v] : sec->as_object()) {
+    if (KnownString(&v) && v.as_string().rfind("hmac:", 0) == 0)
+      digests[k] = v.WithSensitive();
+    else if (KnownString(&v))
+      digests[k] = Value::String(SecretDigest(key, address, k, v.as_string())).WithSensitive();
+    else
+      digests[k] = v;
+  }
+  out["secret_env"] = Value::Object(std::move(digests)).WithSensitive();
+  return out;
+}
+
+bool HoldsSecretDigests(const Value* prior) {
+  if (!prior || prior->kind() != Value::Kind::Object) return false;
+  for (const auto& [k, v] : prior->as_object())
+    if (KnownString(&v) && v.as_string().rfind("hmac:", 0) == 0) return true;
+  return false;
+}
+
+bool SecretEnvDiffers(const Value& configured, const Value* prior, const crypto::Key* key,
+                      const std::string& address) {
+  bool c_null = configured.is_null(), p_null = !prior || prior->is_null();
+  if (c_null || p_null) return c_null != p_null;
+  if (configured.ContainsUnknown() || configured.kind() != Value::Kind::Object ||
+      prior->kind() != Value::Kind::Object)
+    return true;
+  const ValueMap& c = configured.as_object();
+  const ValueMap& p = prior->as_object();
+  if (c.size() != p.size()) return true;
+  for (const auto& [k, v] : c) {
+    const Value* pv = Find(p, k);
+    if (!pv || !KnownString(pv) || !KnownString(&v)) return true;
+    const std::string& recorded = pv->as_string();
+    if (recorded.rfind("hmac:", 0) == 0) {
+      if (!key || SecretDigest(*key, address, k, v.as_string()) != recorded) return true;
+    } else if (recorded != v.as_string()) {
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace plinth::runtime::compute_config

@@ -24,6 +24,7 @@
 #include "compiler/types/types.h"
 #include "runtime/compute/inventory.h"
 #include "runtime/compute/spec.h"
+#include "runtime/crypto/aead.h"
 
 namespace plinth::runtime::compute_config {
 
@@ -73,6 +74,27 @@ std::optional<compute::PoolSpec> PoolSpecFromPlanned(const ValueMap& planned, st
 std::optional<compute::JobSpec> JobSpecFromPlanned(const ValueMap& planned,
                                                    std::map<std::string, std::string>* secrets,
                                                    std::string* error);
+
+// Secrets in the state (docs/compute.md, "Secrets"): the state keeps each
+// secret_env value only as "hmac:<32 hex>", the first 16 bytes of
+// HMAC-SHA-256 under the workspace key of (address, NUL, name, NUL, value),
+// so a changed value is still seen (the job is force-new) and the value is
+// never stored.
+std::string SecretDigest(const crypto::Key& key, const std::string& address, const std::string& name,
+                         const std::string& value);
+
+// `attributes` with secret_env's values replaced by their digests (still
+// marked sensitive): what Create and Read of a job return for the state.
+ValueMap WithSecretDigests(const ValueMap& attributes, const crypto::Key& key);
+
+// Whether the configured secret_env (values) differs from the prior one
+// (digests, or values recorded by an older version). Different or unknown
+// names differ; a digest with no `key` to check it (null) differs.
+bool SecretEnvDiffers(const Value& configured, const Value* prior, const crypto::Key* key,
+                      const std::string& address);
+
+// True when a prior secret_env holds digests (so SecretEnvDiffers needs the key).
+bool HoldsSecretDigests(const Value* prior);
 
 // The job's configuration as canonical JSON (sorted keys, no spaces) from
 // its planned (normalized) values: everything configurable, buckets by id,

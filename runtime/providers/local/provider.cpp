@@ -527,6 +527,16 @@ Result<PlanResponse> LocalProvider::PlanChange(const PlanRequest& request) {
       bool differs;
       if (request.type == "job" && (a.name == "reads" || a.name == "writes" || a.name == "after")) {
         differs = compute_config::RefListsDiffer(c, pv);
+      } else if (request.type == "job" && a.name == "secret_env") {
+        // The state holds digests of secret values, checked with the workspace key.
+        std::optional<crypto::Key> key;
+        if (compute_config::HoldsSecretDigests(pv)) {
+          auto ws = storage::LoadWorkspaceKey(workspace_key_, /*create=*/false);
+          if (ws.ok()) key = ws.value().key;
+        }
+        const Value* address = Find(p, "address");
+        differs = compute_config::SecretEnvDiffers(c, pv, key ? &*key : nullptr,
+                                                   IsKnownString(address) ? address->as_string() : "");
       } else if (!a.ref_type.empty() && c.kind() == Value::Kind::Object && pv &&
                  pv->kind() == Value::Kind::Object) {
         // A reference: the same region if the name is the same and, where both
