@@ -436,8 +436,9 @@ TEST_F(ComputeConfigTest, TheStateKeepsOnlyDigestsOfSecrets) {
 
   // The same value against the digest: no change. Another value: a new run.
   std::vector<std::string> replace;
-  PlanJob(config, &stored, &replace);
+  ValueMap same = PlanJob(config, &stored, &replace);
   EXPECT_TRUE(replace.empty());
+  EXPECT_TRUE(same.at("secret_env").Equals(stored.at("secret_env")));  // no change shown
   ValueMap changed = config;
   changed["secret_env"] = Value::Object({{"HF_TOKEN", S("another-value")}}).WithSensitive();
   PlanJob(changed, &stored, &replace);

@@ -623,6 +623,11 @@ Result<PlanResponse> LocalProvider::PlanChange(const PlanRequest& request) {
   } else if (request.type == "job") {
     compute_config::PlanJob(p);
     id = p["id"];
+    // The same run: secret values equal the recorded digests, which stay
+    // (planning the values would show a change where there is none).
+    if (keep_prior) {
+      if (const Value* v = Find(*prior, "secret_env")) p["secret_env"] = *v;
+    }
     // What the job's run reports: the recorded values while the run is the
     // same, unknown for a new run.
     for (const auto& a : schema->body.attributes) {
