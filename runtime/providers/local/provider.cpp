@@ -13,11 +13,13 @@
 #include <nlohmann/json.hpp>
 
 #include "compiler/types/value_json.h"
+#include "runtime/compute/inventory.h"
 #include "runtime/io/durable.h"
+#include "runtime/providers/local/compute.h"
+#include "runtime/providers/local/schema.h"
 #include "runtime/storage/bucket_store.h"
 #include "runtime/storage/keys.h"
 #include "runtime/storage/service.h"
-#include "runtime/providers/local/schema.h"
 
 namespace plinth::runtime {
 namespace fs = std::filesystem;
@@ -477,6 +479,11 @@ std::vector<std::string> LocalProvider::Validate(const std::string& type, const 
     if (const Value* a = Find(config, "alert_at");
         a && a->kind() == Value::Kind::Percent && (a->as_number() <= 0 || a->as_number() > 100))
       errs.push_back("alert_at must be above 0% and at most 100%");
+  } else if (type == "pool") {
+    name_check("pool");
+    for (std::string& e : compute_config::ValidatePool(config)) errs.push_back(std::move(e));
+  } else if (type == "job") {
+    for (std::string& e : compute_config::ValidateJob(config)) errs.push_back(std::move(e));
   } else if (type == "marker") {
     if (const Value* p = Find(config, "path"); IsKnownString(p)) {
       std::string why;
@@ -497,6 +504,9 @@ Result<PlanResponse> LocalProvider::PlanChange(const PlanRequest& request) {
   r.planned = request.config;
   ValueMap& p = r.planned;
   FillBlock(schema->body, p);
+  // A job keeps the identity of what it refers to ({name, id}, a bucket's
+  // path): ids change with what they name, and enter the job's own id.
+  if (request.type == "job") compute_config::NormalizeJobReferences(request.config, p);
 
   // An optional-computed attribute the configuration leaves out is the
   // provider's to choose: the value computed before, or (below) its default
@@ -515,15 +525,32 @@ Result<PlanResponse> LocalProvider::PlanChange(const PlanRequest& request) {
       const Value& c = p[a.name];
       const Value* pv = Find(*prior, a.name);
       bool differs;
-      if (!a.ref_type.empty() && c.kind() == Value::Kind::Object && pv && pv->kind() == Value::Kind::Object) {
+      if (request.type == "job" && (a.name == "reads" || a.name == "writes" || a.name == "after")) {
+        differs = compute_config::RefListsDiffer(c, pv);
+      } else if (request.type == "job" && a.name == "secret_env") {
+        // The state holds digests of secret values, checked with the workspace key.
+        std::optional<crypto::Key> key;
+        if (compute_config::HoldsSecretDigests(pv)) {
+          auto ws = storage::LoadWorkspaceKey(workspace_key_, /*create=*/false);
+          if (ws.ok()) key = ws.value().key;
+        }
+        const Value* address = Find(p, "address");
+        differs = compute_config::SecretEnvDiffers(c, pv, key ? &*key : nullptr,
+                                                   IsKnownString(address) ? address->as_string() : "");
+      } else if (!a.ref_type.empty() && c.kind() == Value::Kind::Object && pv &&
+                 pv->kind() == Value::Kind::Object) {
         // A reference: the same region if the name is the same and, where both
         // are known, the path too. An unknown path alone is no reason.
         const Value* cn = Find(c.as_object(), "name");
         const Value* pn = Find(pv->as_object(), "name");
         const Value* cp = Find(c.as_object(), "path");
         const Value* pp = Find(pv->as_object(), "path");
+        // A pool's id (its region's name and its own) is part of a job's reference.
+        const Value* ci = Find(c.as_object(), "id");
+        const Value* pi = Find(pv->as_object(), "id");
         differs = !cn || cn->ContainsUnknown() || !SameValue(cn, pn) ||
-                  (cp && pp && !cp->ContainsUnknown() && !pp->ContainsUnknown() && !SameValue(cp, pp));
+                  (cp && pp && !cp->ContainsUnknown() && !pp->ContainsUnknown() && !SameValue(cp, pp)) ||
+                  (ci && pi && !SameValue(ci, pi));
       } else if (c.ContainsUnknown()) {
         differs = true;
       } else {
@@ -582,6 +609,32 @@ Result<PlanResponse> LocalProvider::PlanChange(const PlanRequest& request) {
       std::string why;
       if (auto rel = RelativeInside(path->as_string(), &why)) id = Value::String(*rel);
     }
+  } else if (request.type == "pool") {
+    // Capacity and placement are recomputed on every plan against this
+    // machine's inventory, so a plan shows what a change adds or releases.
+    compute::Inventory inventory;
+    std::string error;
+    if (!compute::DiscoverInventory(&inventory, &error))
+      return Fail("cannot plan pool '" + n + "': " + error);
+    compute_config::PlanPool(p, inventory);
+    id = p["id"];
+    const Value* nodes = prior_known("nodes");
+    p["nodes"] = nodes ? *nodes : Value::Unknown(Type::Int());
+  } else if (request.type == "job") {
+    compute_config::PlanJob(p);
+    id = p["id"];
+    // The same run: secret values equal the recorded digests, which stay
+    // (planning the values would show a change where there is none).
+    if (keep_prior) {
+      if (const Value* v = Find(*prior, "secret_env")) p["secret_env"] = *v;
+    }
+    // What the job's run reports: the recorded values while the run is the
+    // same, unknown for a new run.
+    for (const auto& a : schema->body.attributes) {
+      if (a.mode != AttrMode::Computed || a.name == "id") continue;
+      const Value* v = keep_prior ? Find(*prior, a.name) : nullptr;
+      p[a.name] = v && !v->ContainsUnknown() ? *v : Value::Unknown(a.type);
+    }
   }
   if (const Value* v = prior_known("id")) id = *v;
   p["id"] = id;
@@ -613,6 +666,12 @@ std::vector<PlanConflict> LocalProvider::CheckPlan(const std::vector<PlanItem>& 
                            : item.type == "bucket"
                                ? "are both bucket '" + id->as_string() +
                                      "' (same region and name); rename one of them or place it in another region"
+                           : item.type == "pool"
+                               ? "are both pool '" + id->as_string() +
+                                     "' (same region and name); rename one of them or place it in another region"
+                           : item.type == "job"
+                               ? "are both job '" + id->as_string() +
+                                     "' (same pool, name and configuration); rename one of them"
                                : "are both region '" + id->as_string() +
                                      "' (region names are unique per data root); rename one of them";
         // The one not applied yet is the one to change.

@@ -1,6 +1,8 @@
 // The `local` provider: regions, buckets and markers as directories and files
 // under one data root (docs/providers/local.md describes the on-disk layout,
-// ids, drift and failure behaviour).
+// ids, drift and failure behaviour), and compute pools and jobs on this
+// machine (docs/compute.md; their plan-time checks, planned values and specs
+// are in compute.h).
 //
 // Input: the data root, an absolute directory (created on the first write).
 // Every path the provider writes is checked, after resolving symlinks, to lie
@@ -58,7 +60,8 @@ class LocalProvider : public Provider {
   Result<ResourceObject> Import(const std::string& type, const std::string& id) override;
   // Regions whose port ranges overlap, whose roots are the same or nested,
   // or whose names are the same; two buckets with the same region and name;
-  // two markers with the same path (docs/providers/local.md, "Plan checks").
+  // two markers with the same path; two pools or two jobs with one id
+  // (docs/providers/local.md, "Plan checks").
   std::vector<PlanConflict> CheckPlan(const std::vector<PlanItem>& items) override;
 
   // The data root as resolved at construction (symlinks resolved, normalised).

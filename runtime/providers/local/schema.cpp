@@ -97,10 +97,135 @@ ResourceSchema Marker() {
   return s;
 }
 
+ResourceSchema Pool() {
+  ResourceSchema s{
+      "pool",
+      "local",
+      "A compute pool: nodes of one of several candidate shapes (CPUs, memory, GPUs), started when "
+      "jobs wait and decommissioned after an idle time. On the local provider a node is an agent "
+      "process on this machine that owns its GPUs exclusively (docs/compute.md).",
+      {}};
+  s.body.attributes = {
+      ForceNew(Ref("region", "region", AttrMode::Required, "Region the pool belongs to.")),
+      WithDefault(Attr("min_nodes", Type::Int(), AttrMode::Optional,
+                       "Nodes kept running even without work (they never idle out)."),
+                  Value::Number(0)),
+      WithDefault(
+          Attr("max_nodes", Type::Int(), AttrMode::Optional, "Most nodes the pool runs at once; at least 1."),
+          Value::Number(1)),
+      WithDefault(
+          Attr("idle", Type::Duration(), AttrMode::Optional,
+               "An idle node above min_nodes is decommissioned after this long without work; at least 1s."),
+          Value::Duration(10 * 60 * 1000)),
+      WithDefault(
+          Enum(Attr("health", Type::String(), AttrMode::Optional,
+                    "GPU probe that admits a new node before it takes work (docs/gpu.md): none, quick "
+                    "or full. A node that fails it is marked failed and its GPU quarantined."),
+               {"none", "quick", "full"}),
+          Value::String("quick")),
+      Attr("team", Type::String(), AttrMode::Optional, "Team that owns the pool, for GPU quotas per team."),
+      Attr("labels", Type::Map(Type::String()), AttrMode::Optional, "Free-form labels."),
+      Attr("gpus_per_node", Type::Int(), AttrMode::Computed, "GPUs of a node of the first shape."),
+      Attr("max_gpus", Type::Int(), AttrMode::Computed,
+           "max_nodes times the largest GPU count of any shape: the most GPUs the pool can hold at once."),
+      Attr("placement", Type::List(Type::String()), AttrMode::Computed,
+           "Plan-time view of each shape on this machine, one line per shape in order: whether it fits and "
+           "how many nodes of it, or why it is skipped."),
+      Attr("nodes", Type::Int(), AttrMode::Computed, "Live nodes, read back by refresh."),
+  };
+  s.body.blocks = {
+      {"shape", false, "", 1, SIZE_MAX,
+       Body({WithDefault(
+                 Attr("cpus", Type::Int(), AttrMode::Optional, "CPUs of a node of this shape; at least 1."),
+                 Value::Number(1)),
+             Attr("memory", Type::Size(), AttrMode::Optional,
+                  "Memory of a node of this shape; unset: not limited."),
+             Attr("accelerators", Type::String(), AttrMode::Optional,
+                  "Accelerators of a node: \"TYPE:N\" (\"H100:8\"), \"N\" (any GPU type) or \"qpu-sim:N\" (a "
+                  "state-vector simulator of N qubits). Unset: a CPU node."),
+             Ref("region", "region", AttrMode::Optional,
+                 "Region this candidate lives in, when not the pool's own.")}),
+       "A candidate node shape. Repeatable and ordered: when a node is needed, the shapes are tried in turn "
+       "and the first that has capacity wins."},
+  };
+  return s;
+}
+
+ResourceSchema Job() {
+  ResourceSchema s{
+      "job",
+      "local",
+      "A batch job run on a pool's nodes: a command with per-task CPUs, memory and GPUs, bucket "
+      "access, dependencies, retries and a timeout. Every configurable attribute is force-new: a "
+      "changed input is a new run, with a new id (docs/compute.md).",
+      {}};
+  s.body.attributes = {
+      ForceNew(Ref("pool", "pool", AttrMode::Required, "Pool whose nodes run the job.")),
+      ForceNew(
+          Attr("command", Type::List(Type::String()), AttrMode::Required,
+               "The program and its arguments (argv; no shell). The program is looked up on PATH when it "
+               "has no '/'.")),
+      ForceNew(
+          WithDefault(Attr("cpus", Type::Int(), AttrMode::Optional, "CPUs per task."), Value::Number(1))),
+      ForceNew(Attr("memory", Type::Size(), AttrMode::Optional, "Memory per task; unset: the node's share.")),
+      ForceNew(WithDefault(Attr("gpus", Type::Int(), AttrMode::Optional,
+                                "GPUs per task, given exclusively through CUDA_VISIBLE_DEVICES."),
+                           Value::Number(0))),
+      ForceNew(
+          Attr("env", Type::Map(Type::String()), AttrMode::Optional, "Environment variables (recorded).")),
+      ForceNew(
+          Sensitive(Attr("secret_env", Type::Map(Type::String()), AttrMode::Optional,
+                         "Sensitive environment variables: sealed with the workspace key and put only into "
+                         "the job's environment; never in the state's plain values, logs or ids (their "
+                         "names are)."))),
+      ForceNew(Attr("principal", Type::String(), AttrMode::Optional,
+                    "Who the job acts as for bucket grants; default \"job.<name>\".")),
+      ForceNew(Attr("reads", Type::List(Type::Any()), AttrMode::Optional,
+                    "Buckets the job reads (bucket references); each must grant the principal read, write or "
+                    "admin. The job gets each path as PLINTH_BUCKET_<NAME>.")),
+      ForceNew(
+          Attr("writes", Type::List(Type::Any()), AttrMode::Optional,
+               "Buckets the job writes (bucket references); each must grant the principal write or admin.")),
+      ForceNew(
+          Attr("after", Type::List(Type::Any()), AttrMode::Optional,
+               "Jobs (job references) that must succeed before this one starts; a failed or cancelled one "
+               "cancels it.")),
+      ForceNew(Attr("timeout", Type::Duration(), AttrMode::Optional,
+                    "Longest a run may take; past it the run is a program failure.")),
+      ForceNew(WithDefault(Attr("wait", Type::Bool(), AttrMode::Optional,
+                                "Apply waits for the job to end; a failed job fails the apply."),
+                           Value::Bool(true))),
+      Attr("status", Type::String(), AttrMode::Computed,
+           "pending, provisioning, running, succeeded, failed or cancelled."),
+      Attr("exit_code", Type::Int(), AttrMode::Computed, "Exit code of the last run; null until it exits."),
+      Attr("attempts", Type::Int(), AttrMode::Computed, "Runs started."),
+      Attr("node", Type::String(), AttrMode::Computed, "Node of the current or last run."),
+      Attr("reason", Type::String(), AttrMode::Computed, "Why the job is pending, failed or cancelled."),
+      Attr("started_at", Type::String(), AttrMode::Computed,
+           "When the last run started (RFC 3339); null before."),
+      Attr("finished_at", Type::String(), AttrMode::Computed, "When the job ended (RFC 3339); null before."),
+      Attr("log_path", Type::String(), AttrMode::Computed, "File with the last run's stdout and stderr."),
+  };
+  s.body.blocks = {
+      {"retries", false, "", 0, 1,
+       Body({WithDefault(
+                 Attr("infrastructure", Type::Int(), AttrMode::Optional,
+                      "Reruns after failures that are not the job's fault (node lost, failed health gate)."),
+                 Value::Number(3)),
+             WithDefault(Attr("program", Type::Int(), AttrMode::Optional,
+                              "Reruns after the program failed (non-zero exit, signal, timeout)."),
+                         Value::Number(0))}),
+       "How often a failed run is retried, by cause."},
+  };
+  return s;
+}
+
 class LocalSchemas : public SchemaSource {
  public:
   std::string ProviderName() const override { return "local"; }
-  std::vector<ResourceSchema> ResourceSchemas() const override { return {Region(), Bucket(), Marker()}; }
+  std::vector<ResourceSchema> ResourceSchemas() const override {
+    return {Region(), Bucket(), Marker(), Pool(), Job()};
+  }
 };
 
 }  // namespace
