@@ -11,11 +11,13 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <list>
+#include <mutex>
 #include <thread>
 
 #include "kernels/gpu/cuda_backend.h"
@@ -33,6 +35,19 @@ using namespace std::chrono_literals;
 namespace {
 
 std::atomic<bool> g_stop{false};
+
+// Wakes the agent's loop when a job ends, so the next claim does not wait for the poll.
+std::mutex g_wake_mu;
+std::condition_variable g_wake;
+bool g_woken = false;
+
+void Wake() {
+  {
+    std::lock_guard lock(g_wake_mu);
+    g_woken = true;
+  }
+  g_wake.notify_all();
+}
 void OnStopSignal(int) {
   g_stop.store(true);
 }
@@ -148,7 +163,10 @@ void RunJob(Queue& queue, const NodeState& node, Claimed c, Running* r) {
   if (!env.count("HOME")) env["HOME"] = std::getenv("HOME") ? std::getenv("HOME") : c.dir.string();
   env["PLINTH_JOB_ID"] = job.id;
   std::string visible;
-  for (int g : c.gpus) visible += (visible.empty() ? "" : ",") + std::to_string(g);
+  for (int g : c.gpus) {
+    if (!visible.empty()) visible += ",";
+    visible += std::to_string(g);
+  }
   env["CUDA_VISIBLE_DEVICES"] = visible;  // empty: no GPU at all
   for (const auto& b : job.buckets) {
     std::string name = b.name;
@@ -161,6 +179,7 @@ void RunJob(Queue& queue, const NodeState& node, Claimed c, Running* r) {
   if (!queue.OpenSecrets(job.id, &secrets, &error)) {
     queue.FinishAttempt(job.id, c.job.attempts, "infrastructure", std::nullopt, std::nullopt, error);
     r->done = true;
+    Wake();
     return;
   }
   for (auto& [k, v] : secrets) env[k] = std::move(v);
@@ -172,6 +191,7 @@ void RunJob(Queue& queue, const NodeState& node, Claimed c, Running* r) {
                         "cannot start " + (job.argv.empty() ? std::string("?") : job.argv[0]) +
                             ": not found on the job's PATH");
     r->done = true;
+    Wake();
     return;
   }
   spec.program = *program;
@@ -211,6 +231,7 @@ void RunJob(Queue& queue, const NodeState& node, Claimed c, Running* r) {
     queue.FinishAttempt(id, attempt, "exit", code, sig, o.ok() ? "" : o.Describe(what));
   }
   r->done = true;
+  Wake();
 }
 
 class GpuLocks {
@@ -255,6 +276,9 @@ int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOpt
     return 1;
   }
   Queue& q = *queue;
+  const fs::path db_path = compute_dir / "compute.db";
+  struct stat db_st {};
+  if (::stat(db_path.c_str(), &db_st) != 0) return 1;
   auto node = q.GetNode(node_name);
   if (!node) {
     std::fprintf(stderr, "error: no node %s in %s\n", node_name.c_str(), compute_dir.string().c_str());
@@ -320,6 +344,14 @@ int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOpt
       exit_reason = "stopped by a signal";
       break;
     }
+    // The compute directory was removed (or replaced) under the agent: its
+    // database is gone, and so is its node.
+    struct stat now_st {};
+    if (::stat(db_path.c_str(), &now_st) != 0 || now_st.st_ino != db_st.st_ino ||
+        now_st.st_dev != db_st.st_dev) {
+      exit_reason = "compute directory removed";
+      break;
+    }
     for (auto& r : running) {
       if (q.CancelRequested(r.id)) r.cancel = true;
     }
@@ -361,7 +393,9 @@ int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOpt
       }
       last_busy = NowMs();  // below min_nodes or work arrived: stay
     }
-    std::this_thread::sleep_for(100ms);
+    std::unique_lock lock(g_wake_mu);
+    g_wake.wait_for(lock, 100ms, [] { return g_woken; });
+    g_woken = false;
   }
   // Stopping with jobs running: they end as infrastructure failures (retried elsewhere).
   for (auto& r : running) {

@@ -387,7 +387,8 @@ bool Queue::Init(bool create, std::string* error) {
       " pool TEXT NOT NULL, spec TEXT NOT NULL, status TEXT NOT NULL, infra_failures INTEGER NOT NULL "
       "DEFAULT 0,"
       " program_failures INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
-      " node TEXT NOT NULL DEFAULT '', pid INTEGER NOT NULL DEFAULT 0, pid_start INTEGER NOT NULL DEFAULT 0,"
+      " node TEXT NOT NULL DEFAULT '', pid INTEGER NOT NULL DEFAULT 0, pgid INTEGER NOT NULL DEFAULT 0,"
+      " pid_start INTEGER NOT NULL DEFAULT 0,"
       " gpus TEXT NOT NULL DEFAULT '[]', submitted_at INTEGER NOT NULL, started_at INTEGER NOT NULL DEFAULT "
       "0,"
       " finished_at INTEGER NOT NULL DEFAULT 0, exit_code INTEGER, signal INTEGER,"
@@ -468,9 +469,8 @@ bool Queue::RemovePool(const std::string& pool_id, bool force, std::string* erro
     c.Bind(1, pool_id).Bind(2, NowMs());
     c.Done();
     {
-      Stmt q(
-          db_,
-          "SELECT pid, pid_start FROM nodes WHERE pool = ?1 AND state IN ('provisioning','probing','ready')");
+      Stmt q(db_,
+             "SELECT pid, pid_start FROM nodes WHERE pool = ?1 AND pid > 0");  // also agents that are exiting
       q.Bind(1, pool_id);
       while (q.Row()) agents.emplace_back(static_cast<int>(q.Int(0)), static_cast<uint64_t>(q.Int(1)));
     }
@@ -1215,7 +1215,7 @@ std::optional<Claimed> Queue::Claim(const NodeState& node, int free_cpus, uint64
         .Bind(3, claimed->job.attempts)
         .Bind(4, claimed->job.started_at_ms)
         .Bind(5, GpusText(claimed->gpus));
-    u.Done();
+    if (!u.Done() || sqlite3_changes(db_) != 1) return std::nullopt;  // rolled back
     Stmt n(db_, "UPDATE nodes SET last_busy_at = ?2 WHERE name = ?1");
     n.Bind(1, node.name).Bind(2, NowMs());
     n.Done();
@@ -1224,7 +1224,10 @@ std::optional<Claimed> Queue::Claim(const NodeState& node, int free_cpus, uint64
   for (const auto& [job, text] : events) AddEvent(node.pool, node.name, job, text);
   if (claimed) {
     std::string gp;
-    for (int g : claimed->gpus) gp += (gp.empty() ? "" : ",") + std::to_string(g);
+    for (int g : claimed->gpus) {
+      if (!gp.empty()) gp += ",";
+      gp += std::to_string(g);
+    }
     AddEvent(node.pool, node.name, claimed->job.spec.id,
              "running (attempt " + std::to_string(claimed->job.attempts) +
                  (gp.empty() ? "" : ", GPUs " + gp) + ")");

@@ -706,10 +706,6 @@ pid_t StartDaemon(Spec spec, std::string* error) {
       Record r{tag, value};
       (void)!::write(rep_fd, &r, sizeof r);
     };
-    if (::setsid() < 0) {
-      report('E', errno);
-      ::_exit(127);
-    }
     pid_t daemon = ::fork();
     if (daemon < 0) {
       report('E', errno);
@@ -718,6 +714,11 @@ pid_t StartDaemon(Spec spec, std::string* error) {
     if (daemon > 0) {
       report('P', daemon);
       ::_exit(0);
+    }
+    // The daemon leads its own session (and group): its pid is both ids.
+    if (::setsid() < 0) {
+      report('E', errno);
+      ::_exit(127);
     }
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;

@@ -106,6 +106,7 @@ TEST_F(ComputeAgentTest, GpuJobGetsHealthyGpuOnlyItsOwnAndNodeIdlesOut) {
   fs::path out = root_ / "env.txt";
   auto job =
       Job("east/train", "gpu", {"sh", "-c", "echo \"$CUDA_VISIBLE_DEVICES $TOKEN\" > " + out.string()});
+  job.gpus = 1;
   auto s = queue_->Submit(job, {{"TOKEN", "s3cr3t-value-xyz"}}, &error);
   ASSERT_TRUE(s) << error;
   JobState end = WaitEnd(job.id);
@@ -159,9 +160,7 @@ TEST_F(ComputeAgentTest, ProgramFailureIsRetriedThenFailsWithExitCode) {
 
 TEST_F(ComputeAgentTest, TimeoutKillsAndFailsAndCancelKillsTheGroup) {
   std::string error;
-  PoolSpec p = Pool("cpu", 0, 1);
-  p.shapes[0].cpus = 2;
-  ASSERT_TRUE(queue_->PutPool(p, &error)) << error;
+  ASSERT_TRUE(queue_->PutPool(Pool("cpu", 0, 1), &error)) << error;
   auto slow = Job("east/cpu", "slow", {"sleep", "30"});
   slow.timeout_ms = 500;
   ASSERT_TRUE(queue_->Submit(slow, {}, &error)) << error;

@@ -638,7 +638,7 @@ TEST(ProcessRun, OutputFileGetsStdoutAndStderrAppendedWithMode600) {
   ::chmod(log.c_str(), 0600);
   Spec s = Sh("echo out; echo err >&2");
   s.output_file = log;
-  Outcome o = Run(std::move(s));
+  Outcome o = process::Run(std::move(s));
   ASSERT_TRUE(o.ok()) << o.Describe("sh");
   EXPECT_EQ(o.out, "");
   EXPECT_EQ(o.err, "");
@@ -646,7 +646,7 @@ TEST(ProcessRun, OutputFileGetsStdoutAndStderrAppendedWithMode600) {
   fs::path fresh = dir.path() / "fresh";
   Spec t = Sh("echo x");
   t.output_file = fresh;
-  ASSERT_TRUE(Run(std::move(t)).ok());
+  ASSERT_TRUE(process::Run(std::move(t)).ok());
   struct stat st;
   ASSERT_EQ(::stat(fresh.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
@@ -658,7 +658,7 @@ TEST(ProcessRun, OutputFileThatIsASymlinkIsRefused) {
   fs::create_symlink(dir.path() / "target", dir.path() / "link");
   Spec s = Sh("echo x");
   s.output_file = dir.path() / "link";
-  Outcome o = Run(std::move(s));
+  Outcome o = process::Run(std::move(s));
   EXPECT_FALSE(o.started);
   EXPECT_NE(o.start_error.find("cannot open the output file"), std::string::npos) << o.start_error;
   EXPECT_EQ(ReadFile(dir.path() / "target"), "");
@@ -670,7 +670,7 @@ TEST(ProcessRun, OnStartGetsThePidWhichIsTheGroup) {
   // Field 5 of /proc/PID/stat is the process group (the shell's name "sh" has no space).
   Spec s = Sh("cut -d' ' -f5 /proc/$$/stat > " + (dir.path() / "pgid").string());
   s.on_start = [&](pid_t pid) { seen = pid; };
-  Outcome o = Run(std::move(s));
+  Outcome o = process::Run(std::move(s));
   ASSERT_TRUE(o.ok()) << o.Describe("sh");
   EXPECT_GT(seen, 0);
   EXPECT_EQ(std::atol(ReadFile(dir.path() / "pgid").c_str()), seen);
@@ -687,7 +687,7 @@ TEST(ProcessRun, DieWithParentKillsTheChildWhenItsStartingThreadEnds) {
   if (agent == 0) {
     Spec s = Sh("echo $$ > " + pidfile.string() + "; exec sleep 30");
     s.die_with_parent = true;
-    Run(std::move(s));
+    process::Run(std::move(s));
     ::_exit(0);
   }
   pid_t child = ReadPid(pidfile);
@@ -700,7 +700,7 @@ TEST(ProcessRun, DieWithParentKillsTheChildWhenItsStartingThreadEnds) {
 TEST(ProcessRun, AddressSpaceLimitIsTheChildsRlimit) {
   Spec s = Sh("ulimit -v");
   s.address_space_limit = uint64_t{512} << 20;
-  Outcome o = Run(std::move(s));
+  Outcome o = process::Run(std::move(s));
   ASSERT_TRUE(o.ok()) << o.Describe("sh");
   EXPECT_EQ(o.out, "524288\n");  // KiB
 }
@@ -709,7 +709,7 @@ TEST(ProcessRun, CgroupThatCannotBeOpenedStopsTheStart) {
   TempDir dir;
   Spec s = Sh("true");
   s.cgroup = dir.path() / "no-such-cgroup";
-  Outcome o = Run(std::move(s));
+  Outcome o = process::Run(std::move(s));
   EXPECT_FALSE(o.started);
   EXPECT_NE(o.start_error.find("cgroup.procs"), std::string::npos) << o.start_error;
 }
