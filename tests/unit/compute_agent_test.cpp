@@ -208,5 +208,66 @@ TEST_F(ComputeAgentTest, KilledAgentIsAnInfrastructureFailureRetriedWithoutOrpha
   EXPECT_NE(EventsText("east/cpu").find("node lost"), std::string::npos);
 }
 
+// The CLI on a pool made through the API: submit --wait with a secret from
+// plinth's environment, ls, logs, status --metrics.
+TEST(ComputeCli, SubmitWaitLsLogsAndStatus) {
+  fs::path dir = fs::temp_directory_path() / ("plinth-compute-cli-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / ".plinth" / "default");
+  ::setenv("PLINTH_GPU_LOCK_DIR", (dir / "locks").c_str(), 1);
+  ::unsetenv("PLINTH_WORKSPACE");
+  QueueOptions o;
+  o.agent_program = PLINTH_BINARY;
+  o.workspace_key = dir / ".plinth" / "default" / "workspace.key";
+  std::string error;
+  auto queue = Queue::Open(dir / ".plinth" / "default" / "compute", o, true, &error);
+  ASSERT_TRUE(queue) << error;
+  PoolSpec p;
+  p.region = "east";
+  p.name = "cli";
+  p.id = "east/cli";
+  p.shapes.push_back(Shape{});
+  p.idle_ms = 1000;
+  ASSERT_TRUE(queue->PutPool(p, &error)) << error;
+  auto plinth = [&](std::vector<std::string> args) {
+    process::Spec spec;
+    spec.program = PLINTH_BINARY;
+    spec.args = std::move(args);
+    spec.env = process::CurrentEnvironment();
+    spec.env["CLI_TOKEN"] = "cli-secret-789";
+    spec.deadline = std::chrono::seconds(60);
+    return process::Run(std::move(spec));
+  };
+  process::Outcome sub =
+      plinth({"job", "submit", "--dir=" + dir.string(), "--pool=east/cli", "--name=hello", "--secret-env",
+              "CLI_TOKEN", "--wait", "--", "sh", "-c", "echo hello $CLI_TOKEN; echo to-stderr >&2"});
+  EXPECT_TRUE(sub.ok()) << sub.Describe("plinth") << sub.err;
+  std::string id = sub.out.substr(0, sub.out.find('\n'));
+  EXPECT_EQ(id.rfind("east/cli/hello-", 0), 0u) << sub.out;
+  EXPECT_NE(sub.err.find("succeeded"), std::string::npos) << sub.err;
+  process::Outcome ls = plinth({"job", "ls", "--dir=" + dir.string(), "--all", "--json"});
+  EXPECT_TRUE(ls.ok()) << ls.err;
+  EXPECT_NE(ls.out.find("\"status\": \"succeeded\""), std::string::npos) << ls.out;
+  process::Outcome logs = plinth({"job", "logs", id, "--dir=" + dir.string()});
+  EXPECT_TRUE(logs.ok()) << logs.err;
+  EXPECT_NE(logs.out.find("hello cli-secret-789\nto-stderr\n"), std::string::npos) << logs.out;
+  process::Outcome status = plinth({"compute", "status", "--metrics", "--dir=" + dir.string()});
+  EXPECT_TRUE(status.ok()) << status.err;
+  EXPECT_NE(status.out.find("plinth_compute_jobs{pool=\"east/cli\",status=\"succeeded\"} 1"),
+            std::string::npos)
+      << status.out;
+  process::Outcome bad = plinth({"job", "submit", "--dir=" + dir.string(), "--pool=east/none", "--", "true"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("pool east/none does not exist"), std::string::npos) << bad.err;
+  // The secret is in the job's output only: not in the database, its WAL or a node log.
+  for (const auto& e : fs::recursive_directory_iterator(dir / ".plinth" / "default" / "compute")) {
+    if (!e.is_regular_file() || e.path().filename() == "log") continue;
+    EXPECT_EQ(ReadAll(e.path()).find("cli-secret-789"), std::string::npos) << e.path();
+  }
+  EXPECT_TRUE(queue->RemovePool("east/cli", true, &error)) << error;
+  queue.reset();
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace plinth::compute
