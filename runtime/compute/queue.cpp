@@ -301,6 +301,27 @@ std::map<std::string, std::string> AgentEnvironment() {
   return env;
 }
 
+// Why no shape of `pool` can ever hold one task of `job`; empty when one can.
+std::string NoShapeFits(const PoolSpec& pool, const JobSpec& job) {
+  int max_gpus = 0, max_cpus = 0;
+  for (const Shape& sh : pool.shapes) {
+    if (sh.cpus >= job.cpus && sh.accelerators.count >= job.gpus &&
+        (job.memory_bytes == 0 || sh.memory_bytes == 0 || sh.memory_bytes >= job.memory_bytes)) {
+      return "";
+    }
+    max_gpus = std::max(max_gpus, sh.accelerators.count);
+    max_cpus = std::max(max_cpus, sh.cpus);
+  }
+  std::string why = job.gpus > max_gpus
+                        ? "job asks for " + std::to_string(job.gpus) + " GPUs per task but pool " +
+                              pool.name + "'s largest shape has " + std::to_string(max_gpus)
+                    : job.cpus > max_cpus
+                        ? "job asks for " + std::to_string(job.cpus) + " CPUs per task but pool " +
+                              pool.name + "'s largest shape has " + std::to_string(max_cpus)
+                        : "job asks for more memory per task than any shape of pool " + pool.name + " offers";
+  return why + ": it cannot run in this pool";
+}
+
 }  // namespace
 
 fs::path GpuLockDir() {
@@ -583,8 +604,22 @@ std::optional<JobState> Queue::Submit(const JobSpec& job, std::map<std::string, 
     prior = status;
   }
   AddEvent(job.pool, "", job.id, prior.empty() ? "submitted" : "submitted again after it " + prior);
+  if (auto pool = GetPool(job.pool)) {
+    if (std::string why = NoShapeFits(*pool, job); !why.empty()) {
+      Stmt u(db_, "UPDATE jobs SET reason = ?2 WHERE id = ?1 AND status = 'pending'");
+      u.Bind(1, job.id).Bind(2, why);
+      u.Done();
+      AddEvent(job.pool, "", job.id, "cannot be placed: " + why);
+    }
+  }
   std::string why;
-  EnsureCapacityLocked(job.pool, &why);
+  if (!EnsureCapacityLocked(job.pool, &why)) {
+    // The job is queued; say why no node comes for it (an agent or a later submit retries).
+    Stmt u(db_, "UPDATE jobs SET reason = ?2 WHERE id = ?1 AND status IN ('pending','provisioning')");
+    u.Bind(1, job.id).Bind(2, "cannot provision a node: " + why);
+    u.Done();
+    AddEvent(job.pool, "", job.id, "cannot provision a node: " + why);
+  }
   return GetJob(job.id);
 }
 
@@ -936,6 +971,15 @@ bool Queue::EnsureCapacityLocked(const std::string& pool_id, std::string* error)
       q.Bind(1, NowMs());
       while (q.Row()) quarantined.insert(static_cast<int>(q.Int(0)));
     }
+    // A pool at max_nodes (and min_nodes) cannot grow: nothing to place. This
+    // keeps a submit (and an agent's call every second) from reading every
+    // pending job of a full pool; a new job's "cannot run in this pool" reason
+    // is set by Submit.
+    if (static_cast<int>(slots.size()) >= pool->max_nodes &&
+        static_cast<int>(slots.size()) >= pool->min_nodes) {
+      tx.Commit();
+      return true;
+    }
     // Eligible pending jobs in FIFO order.
     struct Pending {
       std::string id, reason;
@@ -962,10 +1006,6 @@ bool Queue::EnsureCapacityLocked(const std::string& pool_id, std::string* error)
       return s.cpus >= j.cpus && s.gpus >= j.gpus &&
              (j.memory_bytes == 0 || s.memory == 0 || s.memory >= j.memory_bytes);
     };
-    auto shape_fits = [](const Shape& sh, const JobSpec& j) {
-      return sh.cpus >= j.cpus && sh.accelerators.count >= j.gpus &&
-             (j.memory_bytes == 0 || sh.memory_bytes == 0 || sh.memory_bytes >= j.memory_bytes);
-    };
     int live = static_cast<int>(slots.size());
     std::vector<std::pair<std::string, std::string>> events;   // job, text
     std::vector<std::pair<std::string, std::string>> reasons;  // job, new pending reason
@@ -983,23 +1023,7 @@ bool Queue::EnsureCapacityLocked(const std::string& pool_id, std::string* error)
         }
       }
       if (placed) continue;
-      bool any_shape = false;
-      for (const Shape& sh : pool->shapes) any_shape = any_shape || shape_fits(sh, p.spec);
-      if (!any_shape) {
-        int max_gpus = 0, max_cpus = 0;
-        for (const Shape& sh : pool->shapes) {
-          max_gpus = std::max(max_gpus, sh.accelerators.count);
-          max_cpus = std::max(max_cpus, sh.cpus);
-        }
-        std::string why =
-            p.spec.gpus > max_gpus
-                ? "job asks for " + std::to_string(p.spec.gpus) + " GPUs per task but pool " + pool->name +
-                      "'s largest shape has " + std::to_string(max_gpus)
-            : p.spec.cpus > max_cpus
-                ? "job asks for " + std::to_string(p.spec.cpus) + " CPUs per task but pool " + pool->name +
-                      "'s largest shape has " + std::to_string(max_cpus)
-                : "job asks for more memory per task than any shape of pool " + pool->name + " offers";
-        why += ": it cannot run in this pool";
+      if (std::string why = NoShapeFits(*pool, p.spec); !why.empty()) {
         if (p.reason != why) {
           reasons.emplace_back(p.id, why);
           events.emplace_back(p.id, "cannot be placed: " + why);

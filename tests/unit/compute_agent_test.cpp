@@ -62,6 +62,8 @@ class ComputeAgentTest : public ::testing::Test {
     }
     queue_.reset();
     fs::remove_all(root_);
+    ::unsetenv("PLINTH_FAKE_GPUS");  // later tests start from a clean environment
+    ::unsetenv("PLINTH_GPU_LOCK_DIR");
   }
   PoolSpec Pool(const std::string& name, int gpus, int max_nodes) {
     PoolSpec p;
@@ -216,6 +218,7 @@ TEST(ComputeCli, SubmitWaitLsLogsAndStatus) {
   fs::create_directories(dir / ".plinth" / "default");
   ::setenv("PLINTH_GPU_LOCK_DIR", (dir / "locks").c_str(), 1);
   ::unsetenv("PLINTH_WORKSPACE");
+  ::unsetenv("PLINTH_FAKE_GPUS");  // a CPU pool: the machine's own inventory
   QueueOptions o;
   o.agent_program = PLINTH_BINARY;
   o.workspace_key = dir / ".plinth" / "default" / "workspace.key";
@@ -267,6 +270,7 @@ TEST(ComputeCli, SubmitWaitLsLogsAndStatus) {
   EXPECT_TRUE(queue->RemovePool("east/cli", true, &error)) << error;
   queue.reset();
   fs::remove_all(dir);
+  ::unsetenv("PLINTH_GPU_LOCK_DIR");
 }
 
 }  // namespace

@@ -54,6 +54,8 @@ class ComputeQueueTest : public ::testing::Test {
     }
     queue_.reset();
     fs::remove_all(root_);
+    ::unsetenv("PLINTH_FAKE_GPUS");  // later tests start from a clean environment
+    ::unsetenv("PLINTH_GPU_LOCK_DIR");
   }
   // A pool whose only shape wants an A100 (the fake machine has H100s): never placed.
   PoolSpec Unplaceable(const std::string& name) {
