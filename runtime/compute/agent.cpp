@@ -108,7 +108,12 @@ std::string ProbeGpu(const Gpu& g, HealthGate level) {
 // be used here (not writable, no memory controller): then RLIMIT_AS.
 fs::path MakeCgroup(const std::string& name, const JobSpec& job) {
   fs::path root = "/sys/fs/cgroup";
-  if (::access(root.c_str(), W_OK) != 0) return {};
+  // Only a writable cgroup v2 root whose children get the memory controller.
+  std::ifstream controllers(root / "cgroup.subtree_control");
+  std::string word;
+  bool memory = false;
+  while (controllers >> word) memory = memory || word == "memory";
+  if (!memory || ::access(root.c_str(), W_OK) != 0) return {};
   fs::path leaf = root / ("plinth-" + name);
   std::error_code ec;
   fs::create_directory(leaf, ec);

@@ -210,6 +210,30 @@ TEST_F(ComputeAgentTest, KilledAgentIsAnInfrastructureFailureRetriedWithoutOrpha
   EXPECT_NE(EventsText("east/cpu").find("node lost"), std::string::npos);
 }
 
+TEST_F(ComputeAgentTest, StoppedAgentEndsItsJobsAsInfrastructureFailures) {
+  std::string error;
+  ASSERT_TRUE(queue_->PutPool(Pool("cpu", 0, 1), &error)) << error;
+  fs::path runs = root_ / "runs", started = root_ / "started";
+  std::string script = "echo $$ >> " + runs.string() + "; if [ ! -e " + started.string() + " ]; then touch " +
+                       started.string() + "; sleep 60; fi";
+  auto job = Job("east/cpu", "stopped", {"sh", "-c", script});
+  ASSERT_TRUE(queue_->Submit(job, {}, &error)) << error;
+  for (int i = 0; i < 200 && !fs::exists(started); ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(fs::exists(started));
+  auto nodes = queue_->ListNodes("east/cpu", false);
+  ASSERT_EQ(nodes.size(), 1u);
+  ASSERT_EQ(::kill(nodes[0].pid, SIGTERM), 0);
+  JobState end = WaitEnd(job.id);
+  EXPECT_EQ(end.status, JobStatus::kSucceeded) << end.reason << "\n" << EventsText("east/cpu");
+  EXPECT_EQ(end.infrastructure_failures, 1);
+  EXPECT_EQ(end.program_failures, 0);
+  std::string text = ReadAll(runs);
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2) << text;
+  auto first = queue_->ListNodes("east/cpu", true).front();
+  EXPECT_EQ(first.state, "released");
+  EXPECT_EQ(first.reason, "stopped by a signal");
+}
+
 // The CLI on a pool made through the API: submit --wait with a secret from
 // plinth's environment, ls, logs, status --metrics.
 TEST(ComputeCli, SubmitWaitLsLogsAndStatus) {
