@@ -283,6 +283,13 @@ TEST(ComputeCli, SubmitWaitLsLogsAndStatus) {
   EXPECT_NE(status.out.find("plinth_compute_jobs{pool=\"east/cli\",status=\"succeeded\"} 1"),
             std::string::npos)
       << status.out;
+  process::Outcome text = plinth({"compute", "status", "--dir=" + dir.string()});
+  EXPECT_TRUE(text.ok()) << text.err;
+  EXPECT_NE(text.out.find("pool east/cli  (nodes 0..1, 0.00 GPU-hours used)"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("queue: succeeded 1"), std::string::npos) << text.out;
+  process::Outcome js = plinth({"compute", "status", "--json", "--dir=" + dir.string()});
+  EXPECT_TRUE(js.ok()) << js.err;
+  EXPECT_NE(js.out.find("\"id\": \"east/cli\""), std::string::npos) << js.out;
   process::Outcome bad = plinth({"job", "submit", "--dir=" + dir.string(), "--pool=east/none", "--", "true"});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("pool east/none does not exist"), std::string::npos) << bad.err;

@@ -210,5 +210,22 @@ TEST_F(ComputeQueueTest, SecretsAreSealedAndDroppedWhenTheJobEnds) {
   EXPECT_TRUE(secrets.empty());
 }
 
+TEST_F(ComputeQueueTest, RemoveJobCancelsItAndDeletesItsRowAndFiles) {
+  std::string error;
+  ASSERT_TRUE(queue_->PutPool(Unplaceable("p"), &error)) << error;
+  auto job = Job("east/p", "a");
+  auto s = queue_->Submit(job, {}, &error);
+  ASSERT_TRUE(s) << error;
+  fs::path dir = fs::path(s->log_path).parent_path();
+  fs::create_directories(dir);
+  std::ofstream(s->log_path) << "output\n";
+  ASSERT_TRUE(queue_->RemoveJob(job.id, &error)) << error;
+  EXPECT_FALSE(queue_->GetJob(job.id));
+  EXPECT_FALSE(fs::exists(dir));
+  EXPECT_TRUE(queue_->RemoveJob(job.id, &error));  // already gone: done
+  EXPECT_FALSE(queue_->Cancel(job.id, &error));
+  EXPECT_NE(error.find("no job east/p/a in the queue"), std::string::npos) << error;
+}
+
 }  // namespace
 }  // namespace plinth::compute
