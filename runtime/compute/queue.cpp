@@ -29,7 +29,8 @@ using nlohmann::json;
 namespace {
 
 constexpr int64_t kProvisionTimeoutMs = 30000;  // a node row without an agent pid after this is lost
-constexpr int64_t kQuarantineMs = 3600 * 1000;
+constexpr int kMaxRecentFailures =
+    3;  // failed or lost nodes of a pool per minute before it stops provisioning
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -1035,6 +1036,24 @@ bool Queue::EnsureCapacityLocked(const std::string& pool_id, std::string* error)
     }
     // Provision while jobs wait (or the pool is below min_nodes) and there is room.
     std::string skipped_all;
+    // An agent that cannot start or dies at once must not be restarted in a
+    // loop: after kMaxRecentFailures failed or lost nodes within a minute the
+    // pool waits (the next call after that minute tries again).
+    int recent_failures = 0;
+    std::string blocked;
+    {
+      Stmt q(db_,
+             "SELECT count(*) FROM nodes WHERE pool = ?1 AND state IN ('failed','lost') AND ended_at > ?2");
+      q.Bind(1, pool_id).Bind(2, NowMs() - 60000);
+      if (q.Row()) recent_failures = static_cast<int>(q.Int(0));
+    }
+    if (want_node && live < pool->max_nodes && recent_failures >= kMaxRecentFailures) {
+      want_node = false;
+      blocked = std::to_string(recent_failures) +
+                " nodes of this pool failed or were lost in the last minute (see "
+                "plinth compute status and the node logs)";
+      events.emplace_back("", "not provisioning: " + blocked);
+    }
     while (want_node && live < pool->max_nodes) {
       std::optional<size_t> chosen;
       std::vector<int> gpus;
@@ -1115,9 +1134,10 @@ bool Queue::EnsureCapacityLocked(const std::string& pool_id, std::string* error)
       want_node = !waiting.empty() || live < pool->min_nodes;
     }
     for (const auto& id : waiting) {
-      std::string why = live >= pool->max_nodes ? "waiting for room: the pool has its " +
-                                                      std::to_string(pool->max_nodes) + " nodes"
-                                                : "no shape can be placed now: " + skipped_all;
+      std::string why = !blocked.empty()          ? "not provisioning: " + blocked
+                        : live >= pool->max_nodes ? "waiting for room: the pool has its " +
+                                                        std::to_string(pool->max_nodes) + " nodes"
+                                                  : "no shape can be placed now: " + skipped_all;
       auto it = std::find_if(pending.begin(), pending.end(), [&](const Pending& p) { return p.id == id; });
       if (it != pending.end() && it->reason != why) reasons.emplace_back(id, why);
     }
@@ -1168,12 +1188,13 @@ bool Queue::SpawnAgent(const std::string& node, std::string* error) {
   spec.cwd = dir_;
   pid_t pid = process::StartDaemon(std::move(spec), error);
   if (pid <= 0) return false;
-  if (auto start = process::ProcessStartTime(pid)) {
-    // The agent records itself too; whichever writes first, the values are the same.
-    Stmt q(db_, "UPDATE nodes SET pid = ?2, pid_start = ?3 WHERE name = ?1 AND pid = 0");
-    q.Bind(1, node).Bind(2, pid).Bind(3, static_cast<int64_t>(*start));
-    q.Done();
-  }
+  // The agent records itself too; whichever writes first, the values are the
+  // same. An agent already gone gets start time 0, which no live process has,
+  // so the next Reconcile finds the node lost.
+  uint64_t start = process::ProcessStartTime(pid).value_or(0);
+  Stmt q(db_, "UPDATE nodes SET pid = ?2, pid_start = ?3 WHERE name = ?1 AND pid = 0");
+  q.Bind(1, node).Bind(2, pid).Bind(3, static_cast<int64_t>(start));
+  q.Done();
   return true;
 }
 

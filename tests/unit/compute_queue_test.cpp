@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "runtime/compute/queue.h"
 
@@ -225,6 +226,39 @@ TEST_F(ComputeQueueTest, RemoveJobCancelsItAndDeletesItsRowAndFiles) {
   EXPECT_TRUE(queue_->RemoveJob(job.id, &error));  // already gone: done
   EXPECT_FALSE(queue_->Cancel(job.id, &error));
   EXPECT_NE(error.find("no job east/p/a in the queue"), std::string::npos) << error;
+}
+
+TEST_F(ComputeQueueTest, AgentsThatDieAtOnceAreNotRestartedInALoop) {
+  // An "agent" that exits at once: every node it gets is lost.
+  QueueOptions o;
+  o.agent_program = "/bin/false";
+  o.workspace_key = root_ / "ws" / "workspace.key";
+  std::string error;
+  auto q = Queue::Open(root_ / "ws" / "compute", o, false, &error);
+  ASSERT_TRUE(q) << error;
+  PoolSpec p;
+  p.region = "east";
+  p.name = "crash";
+  p.id = "east/crash";
+  p.shapes.push_back(Shape{});
+  ASSERT_TRUE(q->PutPool(p, &error)) << error;
+  ASSERT_TRUE(q->Submit(Job(p.id, "a"), {}, &error)) << error;
+  for (int i = 0; i < 100 && q->ListNodes(p.id, true).size() < 3; ++i) {
+    q->Reconcile();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  for (int i = 0; i < 20; ++i) {
+    q->Reconcile();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  auto nodes = q->ListNodes(p.id, true);
+  EXPECT_EQ(nodes.size(), 3u);
+  for (const auto& n : nodes) EXPECT_EQ(n.state, "lost") << n.name;
+  auto job = q->GetJob(p.id + "/a");
+  EXPECT_EQ(job->status, JobStatus::kPending);
+  EXPECT_NE(job->reason.find("not provisioning: 3 nodes of this pool failed or were lost in the last minute"),
+            std::string::npos)
+      << job->reason;
 }
 
 }  // namespace
