@@ -604,6 +604,95 @@ Definition::Definition() {
     Json(run, "print the counts as one JSON object");
   }
 
+  // --- compute pools and jobs on the local provider (docs/compute.md)
+  {
+    const char* exits =
+        "0  done (job submit --wait: the job succeeded)\n"
+        "1  an error (no such pool or job, the queue cannot be opened); job submit --wait: the job failed "
+        "or was cancelled\n"
+        "2  usage error";
+    CLI::App* g =
+        Command(&root, "job", "submit and follow jobs on a workspace's compute pools", CommandId::kJob, exits,
+                "plinth job submit --pool=east/train --gpus=1 -- python3 train.py");
+    Dir(g, "the configuration directory (default: .)");
+    Workspace(g);
+    CLI::App* submit = Subcommand(g, "submit", "queue a command on a pool; prints the job's id", exits,
+                                  "plinth job submit --pool=east/train --gpus=1 --wait -- python3 train.py");
+    submit->add_option("--pool", options.job.pool, "the pool's id, REGION/POOL")
+        ->type_name("REGION/POOL")
+        ->required();
+    submit->add_option("--name", options.job.name, "a name for people (default: the command's name)")
+        ->type_name("N");
+    submit->add_option("--cpus", options.job.cpus, "CPUs per task (default 1)")->type_name("N");
+    submit->add_option("--memory", options.job.memory, "memory per task, e.g. 4GiB (default: not limited)")
+        ->type_name("SIZE");
+    submit->add_option("--gpus", options.job.gpus, "GPUs per task (default 0)")->type_name("N");
+    submit->add_option("--env", options.job.env, "an environment variable of the job (repeatable)")
+        ->type_name("K=V")
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    submit
+        ->add_option(
+            "--secret-env", options.job.secret_env,
+            "pass plinth's own variable K to the job as a secret: sealed, never recorded (repeatable)")
+        ->type_name("K")
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    submit->add_option("--timeout", options.job.timeout, "kill the job after this long, e.g. 30s, 2h")
+        ->type_name("DUR");
+    submit
+        ->add_option("--retries-infra", options.job.retries_infra,
+                     "retries after infrastructure failures (node lost; default 3)")
+        ->type_name("N");
+    submit
+        ->add_option("--retries-program", options.job.retries_program,
+                     "retries after program failures (non-zero exit, signal, timeout; default 0)")
+        ->type_name("N");
+    submit->add_option("--after", options.job.after, "run only after job ID succeeded (repeatable)")
+        ->type_name("ID")
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    submit->add_flag("--wait", options.job.wait, "wait for the job to end; the exit code says how it ended");
+    submit->add_option("ARGV", options.job.argv, "the command and its arguments, after --")->required();
+    CLI::App* ls = Subcommand(g, "ls", "list jobs: id, status, attempts, node, reason", exits,
+                              "plinth job ls --pool=east/train --json");
+    ls->add_option("--pool", options.job.pool, "only this pool's jobs")->type_name("REGION/POOL");
+    ls->add_flag("--all", options.job.all, "also jobs that ended (default: only pending and running ones)");
+    Json(ls, "print the jobs as JSON");
+    CLI::App* logs = Subcommand(g, "logs", "print a job's output (stdout and stderr of every attempt)", exits,
+                                "plinth job logs east/train/finetune-0123456789 --follow");
+    logs->add_option("ID", "the job's id")->required();
+    logs->add_flag("--follow", options.job.follow, "keep printing new output until the job ends");
+    CLI::App* cancel = Subcommand(g, "cancel",
+                                  "cancel a job: pending ones at once, running ones by SIGTERM to "
+                                  "their process group (SIGKILL 10 s later)",
+                                  exits, "plinth job cancel east/train/finetune-0123456789");
+    cancel->add_option("ID", "the job's id")->required();
+  }
+  {
+    const char* exits =
+        "0  done\n"
+        "1  an error (the queue cannot be opened; agent: the node failed its health gate)\n"
+        "2  usage error";
+    CLI::App* g = Command(&root, "compute", "the workspace's compute pools, nodes and queue",
+                          CommandId::kCompute, exits, "plinth compute status --dir=examples/compute");
+    Dir(g, "the configuration directory (default: .)");
+    Workspace(g);
+    CLI::App* status =
+        Subcommand(g, "status", "pools, nodes with state and age, the queue by status, GPU-hours used", exits,
+                   "plinth compute status --metrics");
+    Json(status, "print the status as JSON");
+    status->add_flag("--metrics", options.job.metrics, "print Prometheus text (plinth_compute_*)");
+    CLI::App* agent =
+        Subcommand(g, "agent", "run one node's agent (internal: started by plinth itself)", exits,
+                   "plinth compute agent --compute-dir=.plinth/default/compute --node=east-train-1");
+    agent->group("");  // hidden
+    agent->add_option("--compute-dir", options.job.compute_dir, "the workspace's compute directory")
+        ->type_name("DIR")
+        ->required();
+    agent->add_option("--node", options.job.node, "the node's name")->type_name("NAME")->required();
+  }
+
   // --- about plinth itself
   Command(&root, "version", "print the version", CommandId::kVersion, kPlainExits, "plinth version");
   {

@@ -44,6 +44,8 @@ enum class CommandId {
   kGpu,
   kImport,
   kQpu,
+  kJob,
+  kCompute,
   // Answered by ParseCommandLine itself.
   kVersion,
   kHelp,

@@ -69,6 +69,14 @@ struct Options {
   // qpu run --shots, --seed, --max-memory as given; checked by the command (docs/qpu.md)
   std::string qpu_shots, qpu_seed, qpu_max_memory;
   std::string qpu_device;  // qpu run --device=auto|cpu|gpu
+  // job submit|ls|logs|cancel, compute status|agent (docs/compute.md): values as given, checked by
+  // cli/compute_commands.cpp
+  struct Job {
+    std::string pool, name, cpus, memory, gpus, timeout, retries_infra, retries_program;
+    std::vector<std::string> env, secret_env, after, argv;
+    bool wait = false, follow = false, all = false, metrics = false;
+    std::string compute_dir, node;  // compute agent (hidden)
+  } job;
 };
 
 int Validate(const Options& options, bool inspect);
@@ -105,5 +113,7 @@ int Import(const Options& options, const VariableSources& vars);  // cli/import_
 // returns the exit code of why not.
 int GenerateImportConfig(const Options& options, const VariableSources& vars, bool destroy);
 int Qpu(const Options& options);               // qpu run (cli/qpu_commands.cpp)
+int Job(const Options& options);      // job submit|ls|logs|cancel (cli/compute_commands.cpp)
+int Compute(const Options& options);  // compute status|agent (cli/compute_commands.cpp)
 
 }  // namespace plinth::cli

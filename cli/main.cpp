@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
     case CommandId::kGpu: return plinth::cli::Gpu(o);
     case CommandId::kImport: return plinth::cli::Import(o, plinth::cli::VariableSourcesOf(o));
     case CommandId::kQpu: return plinth::cli::Qpu(o);
+    case CommandId::kJob: return plinth::cli::Job(o);
+    case CommandId::kCompute: return plinth::cli::Compute(o);
     case CommandId::kNone:
     case CommandId::kVersion:
     case CommandId::kHelp:

@@ -24,6 +24,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -130,13 +132,42 @@ bool OpenDevNull(Fd& fd, std::string* error) {
   return true;
 }
 
+// Opens (creates, mode 0600) a file that a child's stdout and stderr are
+// appended to; a symlink is refused (O_NOFOLLOW).
+bool OpenOutputFile(const fs::path& path, Fd& fd, std::string* error) {
+  fd = Fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (fd.get() < 0 || !fd.LiftAboveStdio()) {
+    *error = "cannot open the output file " + path.string() + ": " + ErrnoText(errno);
+    return false;
+  }
+  return true;
+}
+
 // Boost.Process init hooks for what every child needs. on_exec_setup runs in
 // the forked child before execve: async-signal-safe calls only.
 struct ChildSetup {
+  bool die_with_parent = false;
+  pid_t parent = 0;            // the starter's pid, for the PR_SET_PDEATHSIG race
+  int cgroup_procs = -1;       // an open cgroup.procs to join, or -1
+  uint64_t address_space = 0;  // RLIMIT_AS, or 0
+
   bp::error_code on_exec_setup(bp::posix::default_launcher&, const fs::path&, const char* const*) {
     // Its own process group, so that signals reach its descendants too.
     // Boost.Process v2 has no process-group support of its own.
     if (::setpgid(0, 0) != 0) return bp::error_code(errno, bp::system_category());
+    if (die_with_parent) {
+      if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return bp::error_code(errno, bp::system_category());
+      if (::getppid() != parent) ::_exit(127);  // the starter died before the prctl
+    }
+    if (cgroup_procs >= 0) {
+      // "0" moves the writing process (cgroup v2).
+      if (::write(cgroup_procs, "0", 1) != 1) return bp::error_code(errno, bp::system_category());
+    }
+    if (address_space > 0) {
+      struct rlimit rl {};
+      rl.rlim_cur = rl.rlim_max = static_cast<rlim_t>(address_space);
+      if (::setrlimit(RLIMIT_AS, &rl) != 0) return bp::error_code(errno, bp::system_category());
+    }
     // Default dispositions and an empty mask: a parent that ignores SIGPIPE
     // or blocks SIGTERM in this thread must not make the child unkillable.
     struct sigaction dfl {};
@@ -258,6 +289,24 @@ std::optional<bp::process> Launch(asio::io_context& ctx, Spec& spec, int in, int
   for (const auto& l : lines) envp.push_back(l.c_str());
   envp.push_back(nullptr);
 
+  ChildSetup setup;
+  setup.die_with_parent = spec.die_with_parent;
+  setup.parent = ::getpid();
+  setup.address_space = spec.address_space_limit;
+  Fd cgroup_procs;
+  if (!spec.cgroup.empty()) {
+    fs::path procs = spec.cgroup / "cgroup.procs";
+    cgroup_procs = Fd(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
+    if (cgroup_procs.get() < 0) {
+      *error =
+          "cannot start " + program.string() + ": cannot open " + procs.string() + ": " + ErrnoText(errno);
+      for (auto& l : lines) Wipe(l);
+      WipeEnvironment(spec.env);
+      return std::nullopt;
+    }
+    setup.cgroup_procs = cgroup_procs.get();
+  }
+
   bp::posix::default_launcher launcher;
   launcher.env = envp.data();
   bp::error_code ec;
@@ -270,9 +319,9 @@ std::optional<bp::process> Launch(asio::io_context& ctx, Spec& spec, int in, int
       asio::any_io_executor exec = ctx.get_executor();
       bp::process_stdio stdio{{in}, {out}, {err}};
       if (spec.cwd.empty()) {
-        proc.emplace(launcher(exec, ec, program, spec.args, stdio, ChildSetup{}));
+        proc.emplace(launcher(exec, ec, program, spec.args, stdio, setup));
       } else {
-        proc.emplace(launcher(exec, ec, program, spec.args, stdio, bp::process_start_dir(spec.cwd), ChildSetup{}));
+        proc.emplace(launcher(exec, ec, program, spec.args, stdio, bp::process_start_dir(spec.cwd), setup));
       }
     } catch (const std::exception& e) {
       // The child may run although its handle could not be made (pidfd_open).
@@ -382,10 +431,14 @@ class Runner {
     SigpipeBlock no_sigpipe;
     try {
       if (in.get() >= 0) in_.assign(in.Release());
-      out_.assign(out.Release());
-      err_.assign(err.Release());
-      ReadOut();
-      ReadErr();
+      if (out.get() >= 0) {  // not with Spec::output_file
+        out_.assign(out.Release());
+        ReadOut();
+      }
+      if (err.get() >= 0) {
+        err_.assign(err.Release());
+        ReadErr();
+      }
       if (in_.is_open()) {
         asio::async_write(in_, asio::buffer(spec_.stdin_data), [this](bp::error_code, size_t) { CloseIn(); });
       }
@@ -570,7 +623,16 @@ Outcome Run(Spec spec) {
   }
   Fd in_r, in_w, out_r, out_w, err_r, err_w;
   bool piped = spec.stdin_data.empty() ? OpenDevNull(in_r, &o.start_error) : MakePipe(in_r, in_w, &o.start_error);
-  if (!piped || !MakePipe(out_r, out_w, &o.start_error) || !MakePipe(err_r, err_w, &o.start_error)) {
+  if (piped && !spec.output_file.empty()) {
+    piped = OpenOutputFile(spec.output_file, out_w, &o.start_error);
+    if (piped) {
+      err_w = Fd(::fcntl(out_w.get(), F_DUPFD_CLOEXEC, 3));
+      if (err_w.get() < 0) piped = false, o.start_error = "cannot duplicate a descriptor: " + ErrnoText(errno);
+    }
+  } else if (piped) {
+    piped = MakePipe(out_r, out_w, &o.start_error) && MakePipe(err_r, err_w, &o.start_error);
+  }
+  if (!piped) {
     WipeEnvironment(spec.env);
     return o;
   }
@@ -584,6 +646,7 @@ Outcome Run(Spec spec) {
     if (!proc) return o;
     o.started = true;
     Tracked tracked(proc->id());
+    if (spec.on_start) spec.on_start(proc->id());
     Runner runner(ctx, *proc, spec, o, started);
     runner.Go(std::move(in_w), std::move(out_r), std::move(err_r));
   } catch (const std::exception& e) {
@@ -591,6 +654,161 @@ Outcome Run(Spec spec) {
     o.start_error = "cannot start " + spec.program.string() + ": " + e.what();
   }
   return o;
+}
+
+pid_t StartDaemon(Spec spec, std::string* error) {
+  fs::path program = spec.program;
+  std::error_code fec;
+  if (!program.empty() && program.is_relative()) program = fs::absolute(program, fec);
+  auto fail = [&](std::string why) {
+    WipeEnvironment(spec.env);
+    *error = std::move(why);
+    return pid_t{0};
+  };
+  if (program.empty()) return fail("cannot start a daemon: no program was given");
+  if (spec.output_file.empty())
+    return fail("cannot start " + program.string() + ": a daemon needs a log file");
+  Fd null_in, log, report_r, report_w;
+  std::string why;
+  if (!OpenDevNull(null_in, &why) || !OpenOutputFile(spec.output_file, log, &why) ||
+      !MakePipe(report_r, report_w, &why)) {
+    return fail(why);
+  }
+  // Everything the children need is built before fork: after it, in a
+  // process that may have other threads, only async-signal-safe calls.
+  std::vector<std::string> lines;
+  for (auto& [key, value] : spec.env) lines.push_back(key + "=" + value);
+  std::vector<char*> envp;
+  for (auto& l : lines) envp.push_back(l.data());
+  envp.push_back(nullptr);
+  std::string prog = program.string();
+  std::vector<std::string> argv_s{prog};
+  for (const auto& a : spec.args) argv_s.push_back(a);
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::string cwd = spec.cwd.string();
+  const int in_fd = null_in.get(), log_fd = log.get(), rep_fd = report_w.get();
+
+  // Records on the report pipe: {'P', pid} from the intermediate child,
+  // {'E', errno} from the daemon when it cannot exec (or set itself up).
+  struct Record {
+    int32_t tag;
+    int32_t value;
+  };
+  pid_t mid = ::fork();
+  if (mid < 0) {
+    for (auto& l : lines) Wipe(l);
+    return fail("cannot start " + prog + ": fork: " + ErrnoText(errno));
+  }
+  if (mid == 0) {
+    auto report = [&](int32_t tag, int32_t value) {
+      Record r{tag, value};
+      (void)!::write(rep_fd, &r, sizeof r);
+    };
+    pid_t daemon = ::fork();
+    if (daemon < 0) {
+      report('E', errno);
+      ::_exit(127);
+    }
+    if (daemon > 0) {
+      report('P', daemon);
+      ::_exit(0);
+    }
+    // The daemon leads its own session (and group): its pid is both ids.
+    if (::setsid() < 0) {
+      report('E', errno);
+      ::_exit(127);
+    }
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    for (int sg = 1; sg < NSIG; ++sg) {
+      if (sg != SIGKILL && sg != SIGSTOP) ::sigaction(sg, &dfl, nullptr);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (::dup2(in_fd, 0) < 0 || ::dup2(log_fd, 1) < 0 || ::dup2(log_fd, 2) < 0 ||
+        (!cwd.empty() && ::chdir(cwd.c_str()) != 0)) {
+      report('E', errno);
+      ::_exit(127);
+    }
+    ::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
+    ::execve(argv[0], argv.data(), envp.data());
+    report('E', errno);
+    ::_exit(127);
+  }
+  for (auto& l : lines) Wipe(l);
+  WipeEnvironment(spec.env);
+  report_w.Reset();
+  while (::waitpid(mid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  pid_t daemon = 0;
+  int exec_errno = 0;
+  for (;;) {
+    Record r{};
+    ssize_t n = ::read(report_r.get(), &r, sizeof r);
+    if (n < 0 && errno == EINTR) continue;
+    if (n != static_cast<ssize_t>(sizeof r)) break;  // EOF: the daemon has exec'd (or died)
+    if (r.tag == 'P') daemon = r.value;
+    if (r.tag == 'E') exec_errno = r.value;
+  }
+  if (exec_errno != 0) {
+    *error = "cannot start " + prog + ": " + ErrnoText(exec_errno);
+    return 0;
+  }
+  if (daemon <= 0) {
+    *error = "cannot start " + prog + ": the daemon's pid was not reported";
+    return 0;
+  }
+  return daemon;
+}
+
+std::optional<uint64_t> ProcessStartTime(pid_t pid) {
+  if (pid <= 0) return std::nullopt;
+  std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  char buf[1024];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return std::nullopt;
+  std::string_view text(buf, static_cast<size_t>(n));
+  size_t paren = text.rfind(')');  // the command name may hold spaces and ')'
+  if (paren == std::string_view::npos) return std::nullopt;
+  text.remove_prefix(paren + 2);  // now at field 3 (state)
+  // Fields 3.. separated by spaces; the start time is field 22.
+  int field = 3;
+  size_t pos = 0;
+  while (field < 22) {
+    pos = text.find(' ', pos);
+    if (pos == std::string_view::npos) return std::nullopt;
+    ++pos;
+    ++field;
+  }
+  uint64_t v = 0;
+  while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') v = v * 10 + (text[pos++] - '0');
+  if (text.size() > 0 && text[0] == 'Z')
+    return std::nullopt;  // a zombie has ended; only its reaper is missing
+  return v;
+}
+
+int SignalGroupMembers(pid_t pgid, pid_t sid, uint64_t min_start, int sig) {
+  if (pgid <= 1) return 0;
+  int signalled = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    pid_t pid = static_cast<pid_t>(std::stol(name));
+    if (::getpgid(pid) != pgid) continue;
+    if (sid != 0 && ::getsid(pid) != sid) continue;
+    auto start = ProcessStartTime(pid);
+    if (!start || (min_start != 0 && *start < min_start)) continue;
+    if (::kill(pid, sig) == 0) ++signalled;
+  }
+  return signalled;
 }
 
 void SignalAllChildren(int sig) {

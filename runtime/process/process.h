@@ -94,6 +94,33 @@ struct Spec {
   // (Outcome::cancelled). Requested before the start: the child never starts.
   std::stop_token stop;
   const std::atomic<bool>* cancel = nullptr;
+
+  // Run and StartDaemon: stdout and stderr both appended to this file
+  // instead of captured (opened O_APPEND | O_NOFOLLOW, created with mode
+  // 0600; a symlink there is an error). Outcome::out and err stay empty and
+  // on_stdout_line is not called.
+  std::filesystem::path output_file;
+
+  // Run only: the child is SIGKILLed when the thread that started it ends
+  // (PR_SET_PDEATHSIG, set in the child before exec; a parent already gone
+  // by then makes the child exit 127 instead of running). Whoever starts
+  // such a child on a worker thread keeps that thread until Run returns,
+  // which Run does anyway.
+  bool die_with_parent = false;
+
+  // Run only: a cgroup v2 directory the child joins before exec (it writes
+  // "0" to <cgroup>/cgroup.procs); empty: none. The directory must exist and
+  // be writable, else the child does not start (start_error names it).
+  std::filesystem::path cgroup;
+
+  // Run only: RLIMIT_AS (bytes) of the child, the fallback where no cgroup
+  // can be used; 0: not limited.
+  uint64_t address_space_limit = 0;
+
+  // Run only: called on Run's thread right after the child started, with its
+  // pid (also its group id), before Run waits for it; must not throw. The
+  // compute agent records the pid here so another process can find the group.
+  std::function<void(pid_t)> on_start;
 };
 
 struct Outcome {
@@ -128,6 +155,26 @@ struct Outcome {
 // Runs `spec` to completion (or to its deadline or cancellation). Never
 // throws; a child that could not start is reported in the outcome.
 Outcome Run(Spec spec);
+
+// Starts a detached daemon: a grandchild of this process (the intermediate
+// child is reaped at once) in its own session (setsid), so it is neither a
+// zombie of nor killed with its starter; stdin /dev/null, stdout and stderr
+// appended to spec.output_file (required), argv and env as for Run (env is
+// wiped after the spawn). Not tracked by SignalAllChildren. Returns its pid
+// (also its session and group id), or 0 with *error ("cannot start /x/y:
+// No such file or directory"). Uses program, args, env, cwd, output_file.
+pid_t StartDaemon(Spec spec, std::string* error);
+
+// The start time of a process (field 22 of /proc/PID/stat, clock ticks since
+// boot), or nullopt when there is no such process. A pid together with its
+// start time names one process: a reused pid has a later start time.
+std::optional<uint64_t> ProcessStartTime(pid_t pid);
+
+// Sends `sig` to every process whose group is `pgid`, whose session is
+// `sid` (0: any) and that started at or after `min_start` (ProcessStartTime
+// ticks; 0: any) — what is left of a group whose leader may be gone, never
+// a process that merely reused the id. Returns how many were signalled.
+int SignalGroupMembers(pid_t pgid, pid_t sid, uint64_t min_start, int sig);
 
 // Sends `sig` to the group of every child of this process that Run or Child
 // started and has not reaped yet. Async-signal-safe: for a handler that is

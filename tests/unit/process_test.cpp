@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -626,6 +627,134 @@ TEST(ProcessChild, StartFailureIsNullWithAMessage) {
   std::string error;
   EXPECT_EQ(Child::Start(s, &error), nullptr);
   EXPECT_EQ(error, "cannot start /nonexistent/provider: No such file or directory");
+}
+
+// ------------------------------------------------------------------ jobs and daemons
+
+TEST(ProcessRun, OutputFileGetsStdoutAndStderrAppendedWithMode600) {
+  TempDir dir;
+  fs::path log = dir.path() / "log";
+  WriteFile(log, "before\n");
+  ::chmod(log.c_str(), 0600);
+  Spec s = Sh("echo out; echo err >&2");
+  s.output_file = log;
+  Outcome o = process::Run(std::move(s));
+  ASSERT_TRUE(o.ok()) << o.Describe("sh");
+  EXPECT_EQ(o.out, "");
+  EXPECT_EQ(o.err, "");
+  EXPECT_EQ(ReadFile(log), "before\nout\nerr\n");
+  fs::path fresh = dir.path() / "fresh";
+  Spec t = Sh("echo x");
+  t.output_file = fresh;
+  ASSERT_TRUE(process::Run(std::move(t)).ok());
+  struct stat st;
+  ASSERT_EQ(::stat(fresh.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(ProcessRun, OutputFileThatIsASymlinkIsRefused) {
+  TempDir dir;
+  WriteFile(dir.path() / "target", "");
+  fs::create_symlink(dir.path() / "target", dir.path() / "link");
+  Spec s = Sh("echo x");
+  s.output_file = dir.path() / "link";
+  Outcome o = process::Run(std::move(s));
+  EXPECT_FALSE(o.started);
+  EXPECT_NE(o.start_error.find("cannot open the output file"), std::string::npos) << o.start_error;
+  EXPECT_EQ(ReadFile(dir.path() / "target"), "");
+}
+
+TEST(ProcessRun, OnStartGetsThePidWhichIsTheGroup) {
+  TempDir dir;
+  pid_t seen = 0;
+  // Field 5 of /proc/PID/stat is the process group (the shell's name "sh" has no space).
+  Spec s = Sh("cut -d' ' -f5 /proc/$$/stat > " + (dir.path() / "pgid").string());
+  s.on_start = [&](pid_t pid) { seen = pid; };
+  Outcome o = process::Run(std::move(s));
+  ASSERT_TRUE(o.ok()) << o.Describe("sh");
+  EXPECT_GT(seen, 0);
+  EXPECT_EQ(std::atol(ReadFile(dir.path() / "pgid").c_str()), seen);
+}
+
+TEST(ProcessRun, DieWithParentKillsTheChildWhenItsStartingThreadEnds) {
+  TempDir dir;
+  fs::path pidfile = dir.path() / "pid";
+  // A thread whose Run is abandoned: the child must die with the thread. The
+  // thread here is a helper process (fork) standing for an agent that is
+  // SIGKILLed: the child's PR_SET_PDEATHSIG fires.
+  pid_t agent = ::fork();
+  ASSERT_GE(agent, 0);
+  if (agent == 0) {
+    Spec s = Sh("echo $$ > " + pidfile.string() + "; exec sleep 30");
+    s.die_with_parent = true;
+    process::Run(std::move(s));
+    ::_exit(0);
+  }
+  pid_t child = ReadPid(pidfile);
+  ASSERT_GT(child, 0);
+  ::kill(agent, SIGKILL);
+  ::waitpid(agent, nullptr, 0);
+  EXPECT_TRUE(GoneWithin(child, 5s)) << "the child outlived its parent";
+}
+
+TEST(ProcessRun, AddressSpaceLimitIsTheChildsRlimit) {
+  Spec s = Sh("ulimit -v");
+  s.address_space_limit = uint64_t{512} << 20;
+  Outcome o = process::Run(std::move(s));
+  ASSERT_TRUE(o.ok()) << o.Describe("sh");
+  EXPECT_EQ(o.out, "524288\n");  // KiB
+}
+
+TEST(ProcessRun, CgroupThatCannotBeOpenedStopsTheStart) {
+  TempDir dir;
+  Spec s = Sh("true");
+  s.cgroup = dir.path() / "no-such-cgroup";
+  Outcome o = process::Run(std::move(s));
+  EXPECT_FALSE(o.started);
+  EXPECT_NE(o.start_error.find("cgroup.procs"), std::string::npos) << o.start_error;
+}
+
+TEST(ProcessDaemon, RunsInItsOwnSessionAfterTheStarterReturnsAndLogs) {
+  TempDir dir;
+  fs::path log = dir.path() / "daemon.log";
+  Spec s = Sh("echo started; echo secret=$SECRET_X; exec sleep 30");
+  s.env["SECRET_X"] = "v";
+  s.output_file = log;
+  std::string error;
+  pid_t pid = StartDaemon(std::move(s), &error);
+  ASSERT_GT(pid, 0) << error;
+  auto start = ProcessStartTime(pid);
+  ASSERT_TRUE(start);
+  EXPECT_EQ(::getsid(pid), pid);
+  EXPECT_EQ(::getpgid(pid), pid);
+  EXPECT_NE(::getppid(), pid);
+  auto until = Clock::now() + 5s;
+  while (ReadFile(log).find("secret=v") == std::string::npos && Clock::now() < until)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(ReadFile(log), "started\nsecret=v\n");
+  // Not our child: waitpid finds nothing to wait for.
+  EXPECT_EQ(::waitpid(pid, nullptr, WNOHANG), -1);
+  EXPECT_EQ(SignalGroupMembers(pid, pid, *start, SIGKILL), 1);
+  EXPECT_TRUE(GoneWithin(pid, 5s));
+}
+
+TEST(ProcessDaemon, StartFailureSaysWhy) {
+  TempDir dir;
+  Spec s;
+  s.program = dir.path() / "missing";
+  s.output_file = dir.path() / "log";
+  std::string error;
+  EXPECT_EQ(StartDaemon(std::move(s), &error), 0);
+  EXPECT_NE(error.find("No such file or directory"), std::string::npos) << error;
+}
+
+TEST(ProcessStart, StartTimeNamesOneProcessAndSignalGroupMembersSkipsOthers) {
+  auto self = ProcessStartTime(::getpid());
+  ASSERT_TRUE(self);
+  EXPECT_GT(*self, 0u);
+  EXPECT_FALSE(ProcessStartTime(0));
+  // A later minimum start time than our own: nothing of our group is touched.
+  EXPECT_EQ(SignalGroupMembers(::getpgrp(), 0, *self + 1000000000ull, 0), 0);
 }
 
 }  // namespace

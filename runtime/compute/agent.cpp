@@ -1,0 +1,420 @@
+// The node agent (`plinth compute agent`, docs/compute.md "Nodes and
+// agents"): one process per node, in its own session. It locks its GPUs,
+// runs the health gate, then claims and runs jobs (one thread each) until it
+// idles out, its row is removed, or it is told to stop (SIGTERM).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <list>
+#include <mutex>
+#include <thread>
+
+#include "kernels/gpu/cuda_backend.h"
+#include "kernels/gpu/gpu.h"
+#include "kernels/gpu/reference.h"
+#include "runtime/compute/inventory.h"
+#include "runtime/compute/queue.h"
+#include "runtime/process/process.h"
+
+namespace plinth::compute {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+// Wakes the agent's loop when a job ends, so the next claim does not wait for the poll.
+std::mutex g_wake_mu;
+std::condition_variable g_wake;
+bool g_woken = false;
+
+void Wake() {
+  {
+    std::lock_guard lock(g_wake_mu);
+    g_woken = true;
+  }
+  g_wake.notify_all();
+}
+void OnStopSignal(int) {
+  g_stop.store(true);
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string DurationText(int64_t ms) {
+  if (ms % 60000 == 0) return std::to_string(ms / 60000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+// Runs the pool's GPU probe on one GPU. Empty when it passed, else why not.
+std::string ProbeGpu(const Gpu& g, HealthGate level) {
+  std::unique_ptr<gpu::Backend> backend;
+  gpu::ProbeOptions po;
+  po.level = level == HealthGate::kFull ? gpu::Level::kFull : gpu::Level::kQuick;
+  std::string error;
+  if (g.fake) {
+    // A fake GPU: the CPU reference kernels at a tiny size, with its fault.
+    backend = gpu::MakeCpuBackend();
+    auto fault = gpu::ParseFakeFault(g.fault);
+    if (!fault) return "unknown fake fault '" + g.fault + "'";
+    po.fault = *fault;
+    po.level = gpu::Level::kQuick;
+    po.memory_fraction = 0.0005;
+    po.gemm_seconds = 0.02;
+    // The CPU's own measured peak is noisy on a shared machine (0.6-0.8 of it
+    // is common); the injected bandwidth fault moves an eighth of the data, so
+    // a quarter of the peak tells the two apart.
+    po.thresholds.min_peak_fraction = 0.25;
+  } else {
+    const gpu::Discovery d = gpu::DiscoverCuda();
+    if (d.why != gpu::NoGpu::kNone)
+      return "GPU " + std::to_string(g.index) + " cannot be opened: no usable CUDA";
+    backend = gpu::OpenCuda(d, g.index, &error);
+    if (!backend) return "GPU " + std::to_string(g.index) + " cannot be opened: " + error;
+  }
+  gpu::ProbeReport report;
+  if (!gpu::RunProbe(*backend, po, &report, &error))
+    return "GPU " + std::to_string(g.index) + " failed: " + error;
+  if (report.passed) return "";
+  std::string why;
+  for (const gpu::Check& c : report.checks) {
+    if (!c.passed) why += (why.empty() ? "" : "; ") + c.name + ": " + c.detail;
+  }
+  return "GPU " + std::to_string(g.index) + " failed the " +
+         (po.level == gpu::Level::kFull ? "full" : "quick") +
+         " probe: " + (why.empty() ? "a check failed" : why);
+}
+
+// A cgroup v2 leaf for one job directly under /sys/fs/cgroup (the root is
+// exempt from the no-internal-processes rule), or empty when cgroups cannot
+// be used here (not writable, no memory controller): then RLIMIT_AS.
+fs::path MakeCgroup(const std::string& name, const JobSpec& job) {
+  fs::path root = "/sys/fs/cgroup";
+  // Only a writable cgroup v2 root whose children get the memory controller.
+  std::ifstream controllers(root / "cgroup.subtree_control");
+  std::string word;
+  bool memory = false;
+  while (controllers >> word) memory = memory || word == "memory";
+  if (!memory || ::access(root.c_str(), W_OK) != 0) return {};
+  fs::path leaf = root / ("plinth-" + name);
+  std::error_code ec;
+  fs::create_directory(leaf, ec);
+  if (ec || !fs::exists(leaf / "memory.max")) {
+    fs::remove(leaf, ec);
+    return {};
+  }
+  auto write = [](const fs::path& p, const std::string& v) {
+    std::ofstream f(p);
+    f << v;
+    return static_cast<bool>(f.flush());
+  };
+  bool ok = job.memory_bytes == 0 || write(leaf / "memory.max", std::to_string(job.memory_bytes));
+  if (ok && fs::exists(leaf / "cpu.max"))
+    ok = write(leaf / "cpu.max", std::to_string(job.cpus * 100000) + " 100000");
+  if (!ok) {
+    fs::remove(leaf, ec);
+    return {};
+  }
+  return leaf;
+}
+
+struct Running {
+  std::string id;
+  int cpus = 0;
+  uint64_t memory = 0;
+  std::vector<int> gpus;
+  std::atomic<bool> cancel{false};
+  std::atomic<bool> infra{false};  // the agent stops it: an infrastructure failure
+  std::atomic<bool> done{false};
+  std::thread thread;
+};
+
+void RunJob(Queue& queue, const NodeState& node, Claimed c, Running* r) {
+  const JobSpec& job = c.job.spec;
+  std::error_code ec;
+  fs::create_directories(c.dir, ec);
+  ::chmod(c.dir.c_str(), 0700);
+  fs::path log = c.dir / "log";
+  {
+    int fd = ::open(log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      std::string head =
+          "--- plinth: attempt " + std::to_string(c.job.attempts) + " on node " + node.name + "\n";
+      (void)!::write(fd, head.data(), head.size());
+      ::close(fd);
+    }
+  }
+  process::Spec spec;
+  std::map<std::string, std::string> env = job.env;
+  if (!env.count("PATH")) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  if (!env.count("HOME")) env["HOME"] = std::getenv("HOME") ? std::getenv("HOME") : c.dir.string();
+  env["PLINTH_JOB_ID"] = job.id;
+  std::string visible;
+  for (int g : c.gpus) {
+    if (!visible.empty()) visible += ",";
+    visible += std::to_string(g);
+  }
+  env["CUDA_VISIBLE_DEVICES"] = visible;  // empty: no GPU at all
+  for (const auto& b : job.buckets) {
+    std::string name = b.name;
+    for (char& ch : name)
+      ch = ch == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    env["PLINTH_BUCKET_" + name] = b.path;
+  }
+  std::string error;
+  std::map<std::string, std::string> secrets;
+  if (!queue.OpenSecrets(job.id, &secrets, &error)) {
+    queue.FinishAttempt(job.id, c.job.attempts, "infrastructure", std::nullopt, std::nullopt, error);
+    r->done = true;
+    Wake();
+    return;
+  }
+  for (auto& [k, v] : secrets) env[k] = std::move(v);
+  process::WipeEnvironment(secrets);
+  auto program = job.argv.empty() ? std::nullopt : process::FindExecutable(job.argv[0], env["PATH"]);
+  if (!program) {
+    process::WipeEnvironment(env);
+    queue.FinishAttempt(job.id, c.job.attempts, "exit", 127, std::nullopt,
+                        "cannot start " + (job.argv.empty() ? std::string("?") : job.argv[0]) +
+                            ": not found on the job's PATH");
+    r->done = true;
+    Wake();
+    return;
+  }
+  spec.program = *program;
+  spec.args.assign(job.argv.begin() + 1, job.argv.end());
+  spec.env = std::move(env);
+  spec.cwd = c.dir;
+  spec.output_file = log;
+  spec.die_with_parent = true;
+  spec.deadline = std::chrono::milliseconds(job.timeout_ms);
+  spec.kill_grace = 10s;
+  spec.cancel = &r->cancel;
+  fs::path cgroup;
+  if (job.memory_bytes > 0 || job.cpus > 0) cgroup = MakeCgroup(node.name + "-" + SafeJobName(job.id), job);
+  if (!cgroup.empty()) {
+    spec.cgroup = cgroup;
+  } else if (job.memory_bytes > 0) {
+    spec.address_space_limit = job.memory_bytes;
+  }
+  const std::string id = job.id;
+  const int attempt = c.job.attempts;
+  spec.on_start = [&queue, id, attempt](pid_t pid) {
+    queue.RecordJobPid(id, attempt, pid, process::ProcessStartTime(pid).value_or(0));
+  };
+  process::Outcome o = process::Run(std::move(spec));
+  if (!cgroup.empty()) fs::remove(cgroup, ec);
+  if (r->infra.load()) {
+    queue.FinishAttempt(id, attempt, "infrastructure", std::nullopt, std::nullopt,
+                        "node " + node.name + " stopped while the job ran");
+  } else if (o.cancelled) {
+    queue.FinishAttempt(id, attempt, "cancelled", std::nullopt, std::nullopt, "cancelled");
+  } else {
+    std::optional<int> code =
+        o.signal == 0 && o.exit_code >= 0 ? std::optional<int>(o.exit_code) : std::nullopt;
+    std::optional<int> sig = o.signal != 0 ? std::optional<int>(o.signal) : std::nullopt;
+    if (!o.started) code = 127;
+    std::string what = job.argv[0];
+    queue.FinishAttempt(id, attempt, "exit", code, sig, o.ok() ? "" : o.Describe(what));
+  }
+  r->done = true;
+  Wake();
+}
+
+class GpuLocks {
+ public:
+  ~GpuLocks() {
+    for (int fd : fds_) ::close(fd);
+  }
+  // Locks GPU `index` for the life of this object; false with *why when held.
+  bool Lock(int index, std::string* why) {
+    fs::path dir = GpuLockDir();
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    fs::path p = dir / ("gpu-" + std::to_string(index) + ".lock");
+    int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return *why = "cannot open " + p.string() + ": " + std::strerror(errno), false;
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      return *why = "GPU " + std::to_string(index) + " is held by another node (" + p.string() + ")", false;
+    }
+    fds_.push_back(fd);
+    return true;
+  }
+
+ private:
+  std::vector<int> fds_;
+};
+
+}  // namespace
+
+int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOptions options) {
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  std::string error;
+  auto queue = Queue::Open(compute_dir, options, false, &error);
+  if (!queue) {
+    std::fprintf(stderr, "error: %s\n", error.c_str());
+    return 1;
+  }
+  Queue& q = *queue;
+  const fs::path db_path = compute_dir / "compute.db";
+  struct stat db_st {};
+  if (::stat(db_path.c_str(), &db_st) != 0) return 1;
+  auto node = q.GetNode(node_name);
+  if (!node) {
+    std::fprintf(stderr, "error: no node %s in %s\n", node_name.c_str(), compute_dir.string().c_str());
+    return 1;
+  }
+  q.RecordAgent(node_name, ::getpid(), process::ProcessStartTime(::getpid()).value_or(0));
+  auto pool = q.GetPool(node->pool);
+  if (!pool) return 0;
+  auto fail = [&](const std::string& why) {
+    q.SetNodeState(node_name, "failed", why, true);
+    q.AddEvent(node->pool, node_name, "", "node failed: " + why);
+    std::string e;
+    q.EnsureCapacity(node->pool, &e);  // provisions another node when work waits
+    std::fprintf(stderr, "error: %s\n", why.c_str());
+    return 1;
+  };
+
+  // GPUs: exclusive for the agent's life, then the health gate.
+  GpuLocks locks;
+  for (int g : node->gpus) {
+    if (!locks.Lock(g, &error)) return fail(error);
+  }
+  if (!node->gpus.empty() && pool->health != HealthGate::kNone) {
+    q.SetNodeState(node_name, "probing", "", false);
+    Inventory inv;
+    if (!DiscoverInventory(&inv, &error)) return fail("cannot read the inventory: " + error);
+    for (int g : node->gpus) {
+      auto it = std::find_if(inv.gpus.begin(), inv.gpus.end(), [&](const Gpu& x) { return x.index == g; });
+      if (it == inv.gpus.end()) return fail("GPU " + std::to_string(g) + " is not in the inventory");
+      std::string why = ProbeGpu(*it, pool->health);
+      if (!why.empty()) {
+        q.Quarantine(g, NowMs() + 3600 * 1000, why);
+        q.AddEvent(node->pool, node_name, "", "health gate failed: " + why + " (GPU quarantined for 1h)");
+        return fail("health gate failed: " + why);
+      }
+    }
+  }
+  q.SetNodeState(node_name, "ready", "", false);
+  q.AddEvent(node->pool, node_name, "", "ready");
+
+  std::list<Running> running;
+  int64_t last_busy = NowMs();
+  auto next_reconcile = std::chrono::steady_clock::now();
+  auto next_capacity = std::chrono::steady_clock::now();
+  std::string exit_reason;
+  for (;;) {
+    // Reap finished jobs.
+    for (auto it = running.begin(); it != running.end();) {
+      if (it->done.load()) {
+        it->thread.join();
+        it = running.erase(it);
+        last_busy = NowMs();
+      } else {
+        ++it;
+      }
+    }
+    auto me = q.GetNode(node_name);
+    if (!me || me->state == "lost" || me->state == "released" || me->state == "failed") {
+      exit_reason = me ? "node marked " + me->state : "node removed";
+      break;
+    }
+    if (g_stop.load()) {
+      exit_reason = "stopped by a signal";
+      break;
+    }
+    // The compute directory was removed (or replaced) under the agent: its
+    // database is gone, and so is its node.
+    struct stat now_st {};
+    if (::stat(db_path.c_str(), &now_st) != 0 || now_st.st_ino != db_st.st_ino ||
+        now_st.st_dev != db_st.st_dev) {
+      exit_reason = "compute directory removed";
+      break;
+    }
+    for (auto& r : running) {
+      if (q.CancelRequested(r.id)) r.cancel = true;
+    }
+    if (std::chrono::steady_clock::now() >= next_reconcile) {
+      q.Reconcile();
+      next_reconcile = std::chrono::steady_clock::now() + 2s;
+    }
+    // Claim what fits the free part of the node.
+    for (;;) {
+      int cpus = node->cpus;
+      uint64_t memory = node->memory_bytes;
+      std::vector<int> gpus = node->gpus;
+      for (const auto& r : running) {
+        cpus -= r.cpus;
+        memory -= std::min(memory, r.memory);
+        for (int g : r.gpus) gpus.erase(std::remove(gpus.begin(), gpus.end(), g), gpus.end());
+      }
+      auto c = q.Claim(*node, cpus, node->memory_bytes == 0 ? 0 : std::max<uint64_t>(memory, 1), gpus);
+      if (!c) break;
+      Running& r = running.emplace_back();
+      r.id = c->job.spec.id;
+      r.cpus = c->job.spec.cpus;
+      r.memory = c->job.spec.memory_bytes;
+      r.gpus = c->gpus;
+      last_busy = NowMs();
+      r.thread = std::thread(RunJob, std::ref(q), *node, std::move(*c), &r);
+    }
+    if (!running.empty()) last_busy = NowMs();
+    // Work this node cannot take now: let the pool grow.
+    if (std::chrono::steady_clock::now() >= next_capacity && q.PendingEligible(node->pool) > 0) {
+      std::string e;
+      q.EnsureCapacity(node->pool, &e);
+      next_capacity = std::chrono::steady_clock::now() + 1s;
+    }
+    if (running.empty() && NowMs() - last_busy >= pool->idle_ms) {
+      if (q.Decommission(node_name, "decommissioned after " + DurationText(pool->idle_ms) + " idle")) {
+        exit_reason = "idle";
+        break;
+      }
+      last_busy = NowMs();  // below min_nodes or work arrived: stay
+    }
+    std::unique_lock lock(g_wake_mu);
+    g_wake.wait_for(lock, 100ms, [] { return g_woken; });
+    g_woken = false;
+  }
+  // Stopping with jobs running: they end as infrastructure failures (retried elsewhere).
+  for (auto& r : running) {
+    r.infra = true;
+    r.cancel = true;
+  }
+  for (auto& r : running) r.thread.join();
+  if (exit_reason == "stopped by a signal") {
+    q.SetNodeState(node_name, "released", "stopped by a signal", true);
+    q.AddEvent(node->pool, node_name, "", "released: stopped by a signal");
+    std::string e;
+    q.EnsureCapacity(node->pool, &e);
+  }
+  return 0;
+}
+
+}  // namespace plinth::compute

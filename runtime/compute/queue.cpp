@@ -1,0 +1,1426 @@
+// The compute queue (see queue.h and docs/compute.md).
+#include "runtime/compute/queue.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "runtime/compute/inventory.h"
+#include "runtime/crypto/aead.h"
+#include "runtime/process/process.h"
+#include "runtime/storage/keys.h"
+
+namespace plinth::compute {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr int64_t kProvisionTimeoutMs = 30000;  // a node row without an agent pid after this is lost
+constexpr int kMaxRecentFailures =
+    3;  // failed or lost nodes of a pool per minute before it stops provisioning
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &st_, nullptr); }
+  ~Stmt() { sqlite3_finalize(st_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  Stmt& Bind(int i, int64_t v) {
+    sqlite3_bind_int64(st_, i, v);
+    return *this;
+  }
+  Stmt& Bind(int i, const std::string& t) {
+    sqlite3_bind_text(st_, i, t.data(), static_cast<int>(t.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& BindBlob(int i, const std::optional<std::string>& b) {
+    if (b) {
+      sqlite3_bind_blob(st_, i, b->data(), static_cast<int>(b->size()), SQLITE_TRANSIENT);
+    } else {
+      sqlite3_bind_null(st_, i);
+    }
+    return *this;
+  }
+  Stmt& BindOpt(int i, std::optional<int> v) {
+    if (v) {
+      sqlite3_bind_int64(st_, i, *v);
+    } else {
+      sqlite3_bind_null(st_, i);
+    }
+    return *this;
+  }
+  int Step() { return rc_ == SQLITE_OK ? sqlite3_step(st_) : rc_; }
+  bool Row() { return Step() == SQLITE_ROW; }
+  bool Done() { return Step() == SQLITE_DONE; }
+  int64_t Int(int c) { return sqlite3_column_int64(st_, c); }
+  bool Null(int c) { return sqlite3_column_type(st_, c) == SQLITE_NULL; }
+  std::string Text(int c) {
+    const unsigned char* p = sqlite3_column_text(st_, c);
+    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(st_, c)) : std::string();
+  }
+  std::string Blob(int c) {
+    const void* p = sqlite3_column_blob(st_, c);
+    return p ? std::string(static_cast<const char*>(p), sqlite3_column_bytes(st_, c)) : std::string();
+  }
+
+ private:
+  sqlite3_stmt* st_ = nullptr;
+  int rc_;
+};
+
+bool Exec(sqlite3* db, const char* sql) {
+  return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+}
+
+// BEGIN IMMEDIATE ... COMMIT; rolled back when destroyed uncommitted.
+class Tx {
+ public:
+  explicit Tx(sqlite3* db) : db_(db) { ok_ = Exec(db, "BEGIN IMMEDIATE"); }
+  ~Tx() {
+    if (ok_ && !done_) Exec(db_, "ROLLBACK");
+  }
+  bool ok() const { return ok_; }
+  bool Commit() {
+    done_ = Exec(db_, "COMMIT");
+    return done_;
+  }
+
+ private:
+  sqlite3* db_;
+  bool ok_ = false, done_ = false;
+};
+
+json ShapeJson(const Shape& s) {
+  return {{"cpus", s.cpus},
+          {"memory", s.memory_bytes},
+          {"accelerators", s.accelerators.empty()
+                               ? ""
+                               : (s.accelerators.type.empty() ? "" : s.accelerators.type + ":") +
+                                     std::to_string(s.accelerators.count)},
+          {"region", s.region}};
+}
+
+json PoolJson(const PoolSpec& p) {
+  json shapes = json::array();
+  for (const auto& s : p.shapes) shapes.push_back(ShapeJson(s));
+  return {{"id", p.id},
+          {"region", p.region},
+          {"name", p.name},
+          {"shapes", shapes},
+          {"min_nodes", p.min_nodes},
+          {"max_nodes", p.max_nodes},
+          {"idle_ms", p.idle_ms},
+          {"health", p.health == HealthGate::kNone   ? "none"
+                     : p.health == HealthGate::kFull ? "full"
+                                                     : "quick"}};
+}
+
+PoolSpec PoolFromJson(const json& j) {
+  PoolSpec p;
+  p.id = j.value("id", "");
+  p.region = j.value("region", "");
+  p.name = j.value("name", "");
+  p.min_nodes = j.value("min_nodes", 0);
+  p.max_nodes = j.value("max_nodes", 1);
+  p.idle_ms = j.value("idle_ms", int64_t{600000});
+  std::string h = j.value("health", "quick");
+  p.health = h == "none" ? HealthGate::kNone : h == "full" ? HealthGate::kFull : HealthGate::kQuick;
+  for (const auto& s : j.value("shapes", json::array())) {
+    Shape sh;
+    sh.cpus = s.value("cpus", 1);
+    sh.memory_bytes = s.value("memory", uint64_t{0});
+    std::string why;
+    if (auto a = ParseAccelerators(s.value("accelerators", ""), &why)) sh.accelerators = *a;
+    sh.region = s.value("region", "");
+    p.shapes.push_back(sh);
+  }
+  return p;
+}
+
+json JobJson(const JobSpec& j) {
+  json buckets = json::array();
+  for (const auto& b : j.buckets) buckets.push_back({{"name", b.name}, {"path", b.path}, {"write", b.write}});
+  return {{"id", j.id},
+          {"name", j.name},
+          {"pool", j.pool},
+          {"argv", j.argv},
+          {"cpus", j.cpus},
+          {"memory", j.memory_bytes},
+          {"gpus", j.gpus},
+          {"env", j.env},
+          {"secret_names", j.secret_names},
+          {"principal", j.principal},
+          {"buckets", buckets},
+          {"retries", {{"infrastructure", j.retries.infrastructure}, {"program", j.retries.program}}},
+          {"timeout_ms", j.timeout_ms},
+          {"after", j.after}};
+}
+
+JobSpec JobFromJson(const json& j) {
+  JobSpec s;
+  s.id = j.value("id", "");
+  s.name = j.value("name", "");
+  s.pool = j.value("pool", "");
+  s.argv = j.value("argv", std::vector<std::string>{});
+  s.cpus = j.value("cpus", 1);
+  s.memory_bytes = j.value("memory", uint64_t{0});
+  s.gpus = j.value("gpus", 0);
+  s.env = j.value("env", std::map<std::string, std::string>{});
+  s.secret_names = j.value("secret_names", std::vector<std::string>{});
+  s.principal = j.value("principal", "");
+  for (const auto& b : j.value("buckets", json::array())) {
+    s.buckets.push_back({b.value("name", ""), b.value("path", ""), b.value("write", false)});
+  }
+  if (j.contains("retries")) {
+    s.retries.infrastructure = j["retries"].value("infrastructure", 3);
+    s.retries.program = j["retries"].value("program", 0);
+  }
+  s.timeout_ms = j.value("timeout_ms", int64_t{0});
+  s.after = j.value("after", std::vector<std::string>{});
+  return s;
+}
+
+JobStatus StatusFromName(const std::string& s) {
+  for (JobStatus st : {JobStatus::kPending, JobStatus::kProvisioning, JobStatus::kRunning,
+                       JobStatus::kSucceeded, JobStatus::kFailed, JobStatus::kCancelled}) {
+    if (s == JobStatusName(st)) return st;
+  }
+  return JobStatus::kPending;
+}
+
+std::string GpusText(const std::vector<int>& g) {
+  return json(g).dump();
+}
+std::vector<int> GpusFrom(const std::string& t) {
+  json j = json::parse(t, nullptr, false);
+  if (!j.is_array()) return {};
+  return j.get<std::vector<int>>();
+}
+
+constexpr const char* kJobCols =
+    "id, spec, status, infra_failures, program_failures, attempts, node, submitted_at, started_at, "
+    "finished_at, "
+    "exit_code, signal, reason";
+
+JobState ReadJob(Stmt& q) {
+  JobState s;
+  s.spec = JobFromJson(json::parse(q.Text(1), nullptr, false));
+  s.spec.id = q.Text(0);
+  s.status = StatusFromName(q.Text(2));
+  s.infrastructure_failures = static_cast<int>(q.Int(3));
+  s.program_failures = static_cast<int>(q.Int(4));
+  s.attempts = static_cast<int>(q.Int(5));
+  s.node = q.Text(6);
+  s.submitted_at_ms = q.Int(7);
+  s.started_at_ms = q.Int(8);
+  s.finished_at_ms = q.Int(9);
+  if (!q.Null(10)) s.exit_code = static_cast<int>(q.Int(10));
+  if (!q.Null(11)) s.signal = static_cast<int>(q.Int(11));
+  s.reason = q.Text(12);
+  return s;
+}
+
+constexpr const char* kNodeCols =
+    "name, pool, state, reason, shape, cpus, memory, gpus, gpu_type, pid, started_at, last_busy_at, ended_at";
+
+NodeState ReadNode(Stmt& q) {
+  NodeState n;
+  n.name = q.Text(0);
+  n.pool = q.Text(1);
+  n.state = q.Text(2);
+  n.reason = q.Text(3);
+  n.shape = static_cast<int>(q.Int(4));
+  n.cpus = static_cast<int>(q.Int(5));
+  n.memory_bytes = static_cast<uint64_t>(q.Int(6));
+  n.gpus = GpusFrom(q.Text(7));
+  n.gpu_type = q.Text(8);
+  n.pid = static_cast<int>(q.Int(9));
+  n.started_at_ms = q.Int(10);
+  n.last_busy_at_ms = q.Int(11);
+  n.ended_at_ms = q.Int(12);
+  return n;
+}
+
+bool IsLive(const std::string& state) {
+  return state == "provisioning" || state == "probing" || state == "ready";
+}
+
+std::string SecretsAad(const std::string& job_id) {
+  return std::string("plinth-job-secrets-v1") + '\0' + job_id;
+}
+
+std::string Describe(const Shape& s) {
+  std::string d = DescribeAccelerators(s.accelerators);
+  if (!s.region.empty()) d += " in " + s.region;
+  return d;
+}
+
+// Whether GPU `index` is free of every holder on this machine now (nobody
+// holds its lock file).
+bool GpuLockFree(int index) {
+  fs::path dir = GpuLockDir();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  fs::path p = dir / ("gpu-" + std::to_string(index) + ".lock");
+  int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return false;
+  bool free = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+  ::close(fd);  // releases the lock
+  return free;
+}
+
+// The environment an agent gets: only what it needs, so no secret of the
+// starting command (a --secret-env value) reaches the agent's environment.
+std::map<std::string, std::string> AgentEnvironment() {
+  std::map<std::string, std::string> env;
+  for (auto& [k, v] : process::CurrentEnvironment()) {
+    if (k.rfind("PLINTH_", 0) == 0 || k.rfind("CUDA_", 0) == 0 || k.rfind("LC_", 0) == 0 || k == "PATH" ||
+        k == "HOME" || k == "USER" || k == "LANG" || k == "TMPDIR" || k == "XDG_RUNTIME_DIR" ||
+        k == "LD_LIBRARY_PATH") {
+      env[k] = v;
+    }
+  }
+  return env;
+}
+
+// Why no shape of `pool` can ever hold one task of `job`; empty when one can.
+std::string NoShapeFits(const PoolSpec& pool, const JobSpec& job) {
+  int max_gpus = 0, max_cpus = 0;
+  for (const Shape& sh : pool.shapes) {
+    if (sh.cpus >= job.cpus && sh.accelerators.count >= job.gpus &&
+        (job.memory_bytes == 0 || sh.memory_bytes == 0 || sh.memory_bytes >= job.memory_bytes)) {
+      return "";
+    }
+    max_gpus = std::max(max_gpus, sh.accelerators.count);
+    max_cpus = std::max(max_cpus, sh.cpus);
+  }
+  std::string why = job.gpus > max_gpus
+                        ? "job asks for " + std::to_string(job.gpus) + " GPUs per task but pool " +
+                              pool.name + "'s largest shape has " + std::to_string(max_gpus)
+                    : job.cpus > max_cpus
+                        ? "job asks for " + std::to_string(job.cpus) + " CPUs per task but pool " +
+                              pool.name + "'s largest shape has " + std::to_string(max_cpus)
+                        : "job asks for more memory per task than any shape of pool " + pool.name + " offers";
+  return why + ": it cannot run in this pool";
+}
+
+}  // namespace
+
+fs::path GpuLockDir() {
+  if (const char* d = std::getenv("PLINTH_GPU_LOCK_DIR"); d && *d) return d;
+  if (::geteuid() == 0) return "/run/plinth/gpu-locks";
+  if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x && *x) return fs::path(x) / "plinth" / "gpu-locks";
+  return fs::path("/tmp") / ("plinth-" + std::to_string(::getuid())) / "gpu-locks";
+}
+
+std::string SafeJobName(const std::string& id) {
+  std::string s = id;
+  for (char& c : s) {
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '-' || c == '_'))
+      c = '_';
+  }
+  if (s.empty() || s[0] == '.') s = "_" + s;
+  return s;
+}
+
+// ------------------------------------------------------------------ open
+
+std::unique_ptr<Queue> Queue::Open(const fs::path& compute_dir, QueueOptions options, bool create,
+                                   std::string* error) {
+  std::unique_ptr<Queue> q(new Queue());
+  q->dir_ = compute_dir;
+  q->options_ = std::move(options);
+  if (q->options_.agent_program.empty()) q->options_.agent_program = "/proc/self/exe";
+  if (q->options_.agent_program == "/proc/self/exe") {
+    std::error_code ec;
+    fs::path self = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec) q->options_.agent_program = self;
+  }
+  if (!q->Init(create, error)) return nullptr;
+  q->Reconcile();
+  return q;
+}
+
+Queue::~Queue() {
+  if (db_) sqlite3_close(db_);
+}
+
+bool Queue::Init(bool create, std::string* error) {
+  fs::path db = dir_ / "compute.db";
+  std::error_code ec;
+  if (!fs::exists(db, ec)) {
+    if (!create) {
+      *error = "no compute queue at " + db.string() + ": apply a configuration with a pool first";
+      return false;
+    }
+    fs::path parent = dir_.parent_path();
+    for (const fs::path& d : {parent, dir_, dir_ / "jobs", dir_ / "nodes"}) {
+      if (d.empty()) continue;
+      fs::create_directories(d, ec);
+      ::chmod(d.c_str(), 0700);
+    }
+    int fd = ::open(db.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+      *error = "cannot create " + db.string() + ": " + std::strerror(errno);
+      return false;
+    }
+    ::close(fd);
+  }
+  fs::create_directories(dir_ / "jobs", ec);
+  fs::create_directories(dir_ / "nodes", ec);
+  // SQLite creates -wal and -shm with the database file's mode (0600).
+  if (sqlite3_open_v2(db.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
+      SQLITE_OK) {
+    *error = "cannot open " + db.string() + ": " + (db_ ? sqlite3_errmsg(db_) : "out of memory");
+    return false;
+  }
+  sqlite3_busy_timeout(db_, 5000);
+  const char* schema =
+      "PRAGMA journal_mode=WAL;"
+      "PRAGMA synchronous=NORMAL;"
+      "CREATE TABLE IF NOT EXISTS pools(id TEXT PRIMARY KEY, spec TEXT NOT NULL, updated INTEGER NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS nodes(seq INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE NOT NULL,"
+      " pool TEXT NOT NULL, shape INTEGER NOT NULL, state TEXT NOT NULL, pid INTEGER NOT NULL DEFAULT 0,"
+      " pid_start INTEGER NOT NULL DEFAULT 0, gpus TEXT NOT NULL, gpu_type TEXT NOT NULL, cpus INTEGER NOT "
+      "NULL,"
+      " memory INTEGER NOT NULL, started_at INTEGER NOT NULL, last_busy_at INTEGER NOT NULL,"
+      " ended_at INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '');"
+      "CREATE TABLE IF NOT EXISTS jobs(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL,"
+      " pool TEXT NOT NULL, spec TEXT NOT NULL, status TEXT NOT NULL, infra_failures INTEGER NOT NULL "
+      "DEFAULT 0,"
+      " program_failures INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+      " node TEXT NOT NULL DEFAULT '', pid INTEGER NOT NULL DEFAULT 0, pgid INTEGER NOT NULL DEFAULT 0,"
+      " pid_start INTEGER NOT NULL DEFAULT 0,"
+      " gpus TEXT NOT NULL DEFAULT '[]', submitted_at INTEGER NOT NULL, started_at INTEGER NOT NULL DEFAULT "
+      "0,"
+      " finished_at INTEGER NOT NULL DEFAULT 0, exit_code INTEGER, signal INTEGER,"
+      " reason TEXT NOT NULL DEFAULT '', cancel_requested INTEGER NOT NULL DEFAULT 0, secrets BLOB);"
+      "CREATE TABLE IF NOT EXISTS quarantine(gpu INTEGER PRIMARY KEY, until INTEGER NOT NULL, reason TEXT "
+      "NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,"
+      " pool TEXT NOT NULL, node TEXT NOT NULL, job TEXT NOT NULL, text TEXT NOT NULL);";
+  char* err = nullptr;
+  if (sqlite3_exec(db_, schema, nullptr, nullptr, &err) != SQLITE_OK) {
+    *error = "cannot set up " + db.string() + ": " + (err ? err : "unknown error");
+    sqlite3_free(err);
+    return false;
+  }
+  for (const char* suffix : {"-wal", "-shm"}) ::chmod((db.string() + suffix).c_str(), 0600);
+  return true;
+}
+
+// ------------------------------------------------------------------ pools
+
+bool Queue::PutPool(const PoolSpec& pool, std::string* error) {
+  std::lock_guard lock(mu_);
+  if (pool.shapes.empty()) return *error = "pool " + pool.id + " has no shape: add a shape block", false;
+  {
+    Tx tx(db_);
+    Stmt q(db_,
+           "INSERT INTO pools(id, spec, updated) VALUES(?1, ?2, ?3) "
+           "ON CONFLICT(id) DO UPDATE SET spec = excluded.spec, updated = excluded.updated");
+    q.Bind(1, pool.id).Bind(2, PoolJson(pool).dump()).Bind(3, NowMs());
+    if (!tx.ok() || !q.Done() || !tx.Commit()) {
+      return *error = std::string("cannot record pool ") + pool.id + ": " + sqlite3_errmsg(db_), false;
+    }
+  }
+  AddEvent(pool.id, "", "", "pool recorded");
+  return EnsureCapacityLocked(pool.id, error);
+}
+
+std::optional<PoolSpec> Queue::GetPool(const std::string& id) {
+  std::lock_guard lock(mu_);
+  Stmt q(db_, "SELECT spec FROM pools WHERE id = ?1");
+  q.Bind(1, id);
+  if (!q.Row()) return std::nullopt;
+  return PoolFromJson(json::parse(q.Text(0), nullptr, false));
+}
+
+std::vector<PoolSpec> Queue::ListPools() {
+  std::lock_guard lock(mu_);
+  std::vector<PoolSpec> out;
+  Stmt q(db_, "SELECT spec FROM pools ORDER BY id");
+  while (q.Row()) out.push_back(PoolFromJson(json::parse(q.Text(0), nullptr, false)));
+  return out;
+}
+
+bool Queue::RemovePool(const std::string& pool_id, bool force, std::string* error) {
+  std::vector<std::pair<int, uint64_t>> agents;
+  {
+    std::lock_guard lock(mu_);
+    Tx tx(db_);
+    if (!tx.ok()) return *error = std::string("cannot remove pool: ") + sqlite3_errmsg(db_), false;
+    int active = 0;
+    {
+      Stmt q(db_,
+             "SELECT count(*) FROM jobs WHERE pool = ?1 AND status IN ('pending','provisioning','running')");
+      q.Bind(1, pool_id);
+      if (q.Row()) active = static_cast<int>(q.Int(0));
+    }
+    if (active > 0 && !force) {
+      *error = "pool " + pool_id + " still has " + std::to_string(active) +
+               " pending or running jobs: cancel them (plinth job cancel) or remove them first";
+      return false;
+    }
+    Stmt c(
+        db_,
+        "UPDATE jobs SET cancel_requested = 1, status = CASE WHEN status = 'running' THEN status ELSE "
+        "'cancelled' END, reason = 'its pool was removed', finished_at = CASE WHEN status = 'running' THEN "
+        "finished_at ELSE ?2 END, secrets = CASE WHEN status = 'running' THEN secrets ELSE NULL END "
+        "WHERE pool = ?1 AND status IN ('pending','provisioning','running')");
+    c.Bind(1, pool_id).Bind(2, NowMs());
+    c.Done();
+    {
+      Stmt q(db_,
+             "SELECT pid, pid_start FROM nodes WHERE pool = ?1 AND pid > 0");  // also agents that are exiting
+      q.Bind(1, pool_id);
+      while (q.Row()) agents.emplace_back(static_cast<int>(q.Int(0)), static_cast<uint64_t>(q.Int(1)));
+    }
+    Stmt d(db_, "DELETE FROM nodes WHERE pool = ?1");
+    d.Bind(1, pool_id);
+    d.Done();
+    Stmt p(db_, "DELETE FROM pools WHERE id = ?1");
+    p.Bind(1, pool_id);
+    p.Done();
+    if (!tx.Commit()) return *error = std::string("cannot remove pool: ") + sqlite3_errmsg(db_), false;
+  }
+  // The agents see their rows gone and exit; SIGTERM makes it prompt. One that
+  // does not exit within 15 s is killed with its session.
+  for (auto [pid, start] : agents) {
+    if (pid > 0 && process::ProcessStartTime(pid) == start) ::kill(pid, SIGTERM);
+  }
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  for (auto [pid, start] : agents) {
+    while (pid > 0 && process::ProcessStartTime(pid) == start && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (pid > 0 && process::ProcessStartTime(pid) == start)
+      process::SignalGroupMembers(pid, pid, start, SIGKILL);
+  }
+  AddEvent(pool_id, "", "", "pool removed");
+  return true;
+}
+
+// ------------------------------------------------------------------ jobs
+
+std::optional<JobState> Queue::Submit(const JobSpec& job, std::map<std::string, std::string> secrets,
+                                      std::string* error) {
+  std::lock_guard lock(mu_);
+  auto wipe = [&] {
+    for (auto& [k, v] : secrets) explicit_bzero(v.data(), v.size());
+  };
+  if (job.id.empty() || job.argv.empty()) {
+    wipe();
+    *error = "a job needs an id and a command";
+    return std::nullopt;
+  }
+  std::optional<std::string> sealed;
+  std::string prior;
+  if (!secrets.empty()) {
+    auto key = storage::LoadWorkspaceKey(options_.workspace_key, true);
+    if (!key.ok()) {
+      wipe();
+      *error = "cannot seal the job's secrets: " + key.error().message;
+      return std::nullopt;
+    }
+    std::string plain = json(secrets).dump(), blob, why;
+    bool ok = crypto::SealBlob(key.value().key, 1, SecretsAad(job.id), plain, &blob, &why);
+    explicit_bzero(plain.data(), plain.size());
+    wipe();
+    if (!ok) return *error = "cannot seal the job's secrets: " + why, std::nullopt;
+    sealed = blob;
+  }
+  JobSpec spec = job;
+  for (const auto& [k, v] : secrets) {
+    if (std::find(spec.secret_names.begin(), spec.secret_names.end(), k) == spec.secret_names.end())
+      spec.secret_names.push_back(k);
+  }
+  {
+    Tx tx(db_);
+    if (!tx.ok()) return *error = std::string("cannot submit: ") + sqlite3_errmsg(db_), std::nullopt;
+    {
+      Stmt p(db_, "SELECT 1 FROM pools WHERE id = ?1");
+      p.Bind(1, job.pool);
+      if (!p.Row()) {
+        *error = "pool " + job.pool + " does not exist: apply the configuration that declares it first";
+        return std::nullopt;
+      }
+    }
+    for (const auto& dep : job.after) {
+      Stmt d(db_, "SELECT 1 FROM jobs WHERE id = ?1");
+      d.Bind(1, dep);
+      if (!d.Row()) {
+        *error = "job " + job.id + " runs after " + dep + ", which is not in the queue: submit it first";
+        return std::nullopt;
+      }
+    }
+    std::string status;
+    {
+      Stmt e(db_, "SELECT status FROM jobs WHERE id = ?1");
+      e.Bind(1, job.id);
+      if (e.Row()) status = e.Text(0);
+    }
+    if (status.empty()) {
+      Stmt ins(
+          db_,
+          "INSERT INTO jobs(id, pool, spec, status, submitted_at, secrets) VALUES(?1,?2,?3,'pending',?4,?5)");
+      ins.Bind(1, job.id)
+          .Bind(2, job.pool)
+          .Bind(3, JobJson(spec).dump())
+          .Bind(4, NowMs())
+          .BindBlob(5, sealed);
+      if (!ins.Done()) return *error = std::string("cannot submit: ") + sqlite3_errmsg(db_), std::nullopt;
+    } else if (status == "failed" || status == "cancelled") {
+      Stmt up(db_,
+              "UPDATE jobs SET status='pending', spec=?2, infra_failures=0, program_failures=0, attempts=0,"
+              " node='', pid=0, pid_start=0, started_at=0, finished_at=0, exit_code=NULL, signal=NULL,"
+              " reason='', cancel_requested=0, secrets=?3, submitted_at=?4 WHERE id=?1");
+      up.Bind(1, job.id).Bind(2, JobJson(spec).dump()).BindBlob(3, sealed).Bind(4, NowMs());
+      if (!up.Done()) return *error = std::string("cannot submit: ") + sqlite3_errmsg(db_), std::nullopt;
+    } else {
+      tx.Commit();
+      return GetJob(job.id);
+    }
+    if (!tx.Commit()) return *error = std::string("cannot submit: ") + sqlite3_errmsg(db_), std::nullopt;
+    prior = status;
+  }
+  AddEvent(job.pool, "", job.id, prior.empty() ? "submitted" : "submitted again after it " + prior);
+  if (auto pool = GetPool(job.pool)) {
+    if (std::string why = NoShapeFits(*pool, job); !why.empty()) {
+      Stmt u(db_, "UPDATE jobs SET reason = ?2 WHERE id = ?1 AND status = 'pending'");
+      u.Bind(1, job.id).Bind(2, why);
+      u.Done();
+      AddEvent(job.pool, "", job.id, "cannot be placed: " + why);
+    }
+  }
+  std::string why;
+  if (!EnsureCapacityLocked(job.pool, &why)) {
+    // The job is queued; say why no node comes for it (an agent or a later submit retries).
+    Stmt u(db_, "UPDATE jobs SET reason = ?2 WHERE id = ?1 AND status IN ('pending','provisioning')");
+    u.Bind(1, job.id).Bind(2, "cannot provision a node: " + why);
+    u.Done();
+    AddEvent(job.pool, "", job.id, "cannot provision a node: " + why);
+  }
+  return GetJob(job.id);
+}
+
+std::optional<JobState> Queue::GetJob(const std::string& id) {
+  std::lock_guard lock(mu_);
+  Stmt q(db_, (std::string("SELECT ") + kJobCols + " FROM jobs WHERE id = ?1").c_str());
+  q.Bind(1, id);
+  if (!q.Row()) return std::nullopt;
+  JobState s = ReadJob(q);
+  s.log_path = (dir_ / "jobs" / SafeJobName(id) / "log").string();
+  return s;
+}
+
+std::vector<JobState> Queue::ListJobs(const std::string& pool_id) {
+  std::lock_guard lock(mu_);
+  std::vector<JobState> out;
+  Stmt q(db_,
+         (std::string("SELECT ") + kJobCols + " FROM jobs WHERE ?1 = '' OR pool = ?1 ORDER BY seq").c_str());
+  q.Bind(1, pool_id);
+  while (q.Row()) {
+    out.push_back(ReadJob(q));
+    out.back().log_path = (dir_ / "jobs" / SafeJobName(out.back().spec.id) / "log").string();
+  }
+  return out;
+}
+
+bool Queue::Cancel(const std::string& id, std::string* error) {
+  std::lock_guard lock(mu_);
+  Tx tx(db_);
+  std::string status, pool;
+  {
+    Stmt q(db_, "SELECT status, pool FROM jobs WHERE id = ?1");
+    q.Bind(1, id);
+    if (!q.Row()) return *error = "no job " + id + " in the queue: see plinth job ls", false;
+    status = q.Text(0);
+    pool = q.Text(1);
+  }
+  if (status == "running") {
+    // The agent that runs it sees the flag: SIGTERM to the group, SIGKILL 10 s later.
+    Stmt u(db_, "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1");
+    u.Bind(1, id);
+    u.Done();
+  } else if (status == "pending" || status == "provisioning") {
+    Stmt u(db_,
+           "UPDATE jobs SET status = 'cancelled', reason = 'cancelled', finished_at = ?2, secrets = NULL "
+           "WHERE id = ?1");
+    u.Bind(1, id).Bind(2, NowMs());
+    u.Done();
+  }
+  if (!tx.Commit()) return *error = std::string("cannot cancel: ") + sqlite3_errmsg(db_), false;
+  if (status != "succeeded" && status != "failed" && status != "cancelled") {
+    AddEvent(pool, "", id, status == "running" ? "cancel requested" : "cancelled");
+  }
+  return true;
+}
+
+bool Queue::RemoveJob(const std::string& id, std::string* error) {
+  auto job = GetJob(id);
+  if (!job) return true;
+  if (!IsTerminal(job->status)) {
+    if (!Cancel(id, error)) return false;
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < until) {
+      Reconcile();
+      auto j = GetJob(id);
+      if (!j || IsTerminal(j->status)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  std::lock_guard lock(mu_);
+  Stmt d(db_, "DELETE FROM jobs WHERE id = ?1");
+  d.Bind(1, id);
+  if (!d.Done()) return *error = std::string("cannot remove job: ") + sqlite3_errmsg(db_), false;
+  std::error_code ec;
+  fs::remove_all(dir_ / "jobs" / SafeJobName(id), ec);
+  AddEvent(job->spec.pool, "", id, "removed");
+  return true;
+}
+
+std::optional<JobState> Queue::Wait(const std::string& id, std::stop_token stop,
+                                    const std::function<void(const JobState&)>& progress) {
+  std::optional<JobStatus> last;
+  auto next_reconcile = std::chrono::steady_clock::now();
+  while (!stop.stop_requested()) {
+    if (std::chrono::steady_clock::now() >= next_reconcile) {
+      Reconcile();
+      next_reconcile = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    }
+    auto j = GetJob(id);
+    if (!j) return std::nullopt;
+    if (!last || *last != j->status) {
+      last = j->status;
+      if (progress) progress(*j);
+    }
+    if (IsTerminal(j->status)) return j;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return GetJob(id);
+}
+
+// ------------------------------------------------------------------ nodes and events
+
+std::vector<NodeState> Queue::ListNodes(const std::string& pool_id, bool include_ended) {
+  std::lock_guard lock(mu_);
+  std::vector<NodeState> out;
+  Stmt q(
+      db_,
+      (std::string("SELECT ") + kNodeCols + " FROM nodes WHERE (?1 = '' OR pool = ?1) ORDER BY seq").c_str());
+  q.Bind(1, pool_id);
+  while (q.Row()) {
+    NodeState n = ReadNode(q);
+    if (include_ended || IsLive(n.state)) out.push_back(std::move(n));
+  }
+  return out;
+}
+
+std::optional<NodeState> Queue::GetNode(const std::string& name) {
+  std::lock_guard lock(mu_);
+  Stmt q(db_, (std::string("SELECT ") + kNodeCols + " FROM nodes WHERE name = ?1").c_str());
+  q.Bind(1, name);
+  if (!q.Row()) return std::nullopt;
+  return ReadNode(q);
+}
+
+std::vector<Event> Queue::Events(const std::string& pool_id, size_t limit) {
+  std::lock_guard lock(mu_);
+  std::vector<Event> out;
+  Stmt q(
+      db_,
+      "SELECT at, pool, node, job, text FROM events WHERE ?1 = '' OR pool = ?1 ORDER BY seq DESC LIMIT ?2");
+  q.Bind(1, pool_id).Bind(2, static_cast<int64_t>(limit));
+  while (q.Row()) out.push_back({q.Int(0), q.Text(1), q.Text(2), q.Text(3), q.Text(4)});
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+std::vector<Event> Queue::JobEvents(const std::string& job_id, size_t limit) {
+  std::lock_guard lock(mu_);
+  std::vector<Event> out;
+  Stmt q(db_, "SELECT at, pool, node, job, text FROM events WHERE job = ?1 ORDER BY seq DESC LIMIT ?2");
+  q.Bind(1, job_id).Bind(2, static_cast<int64_t>(limit));
+  while (q.Row()) out.push_back({q.Int(0), q.Text(1), q.Text(2), q.Text(3), q.Text(4)});
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+void Queue::AddEvent(const std::string& pool, const std::string& node, const std::string& job,
+                     const std::string& text) {
+  std::lock_guard lock(mu_);
+  Stmt q(db_, "INSERT INTO events(at, pool, node, job, text) VALUES(?1,?2,?3,?4,?5)");
+  q.Bind(1, NowMs()).Bind(2, pool).Bind(3, node).Bind(4, job).Bind(5, text);
+  q.Done();
+}
+
+bool Queue::SetNodeState(const std::string& name, const std::string& state, const std::string& reason,
+                         bool ended) {
+  std::lock_guard lock(mu_);
+  Stmt q(db_,
+         "UPDATE nodes SET state = ?2, reason = ?3, ended_at = CASE WHEN ?4 THEN ?5 ELSE ended_at END "
+         "WHERE name = ?1");
+  q.Bind(1, name).Bind(2, state).Bind(3, reason).Bind(4, ended ? 1 : 0).Bind(5, NowMs());
+  return q.Done() && sqlite3_changes(db_) > 0;
+}
+
+bool Queue::RecordAgent(const std::string& name, pid_t pid, uint64_t start) {
+  std::lock_guard lock(mu_);
+  Stmt q(db_, "UPDATE nodes SET pid = ?2, pid_start = ?3 WHERE name = ?1");
+  q.Bind(1, name).Bind(2, pid).Bind(3, static_cast<int64_t>(start));
+  return q.Done() && sqlite3_changes(db_) > 0;
+}
+
+void Queue::Quarantine(int gpu, int64_t until_ms, const std::string& reason) {
+  std::lock_guard lock(mu_);
+  Stmt q(db_,
+         "INSERT INTO quarantine(gpu, until, reason) VALUES(?1,?2,?3) "
+         "ON CONFLICT(gpu) DO UPDATE SET until = excluded.until, reason = excluded.reason");
+  q.Bind(1, gpu).Bind(2, until_ms).Bind(3, reason);
+  q.Done();
+}
+
+// ------------------------------------------------------------------ reconcile
+
+void Queue::Reconcile() {
+  std::lock_guard lock(mu_);
+  ReconcileLocked();
+}
+
+void Queue::ReconcileLocked() {
+  struct Lost {
+    std::string name, pool;
+    int pid;
+    std::string why;
+  };
+  std::vector<Lost> lost;
+  {
+    Stmt q(db_,
+           "SELECT name, pool, pid, pid_start, started_at, state FROM nodes "
+           "WHERE state IN ('provisioning','probing','ready')");
+    int64_t now = NowMs();
+    while (q.Row()) {
+      int pid = static_cast<int>(q.Int(2));
+      uint64_t start = static_cast<uint64_t>(q.Int(3));
+      if (pid == 0) {
+        if (now - q.Int(4) > kProvisionTimeoutMs)
+          lost.push_back({q.Text(0), q.Text(1), 0, "its agent never started"});
+        continue;
+      }
+      if (process::ProcessStartTime(pid) != start) {
+        lost.push_back({q.Text(0), q.Text(1), pid, "its agent (pid " + std::to_string(pid) + ") is gone"});
+      }
+    }
+  }
+  std::set<std::string> pools;
+  for (const Lost& n : lost) {
+    Tx tx(db_);
+    if (!tx.ok()) return;
+    // Another process may have handled it already (idempotent).
+    {
+      Stmt s(db_, "SELECT state FROM nodes WHERE name = ?1");
+      s.Bind(1, n.name);
+      if (!s.Row() || !IsLive(s.Text(0))) continue;
+    }
+    {
+      Stmt u(db_, "UPDATE nodes SET state = 'lost', reason = ?2, ended_at = ?3 WHERE name = ?1");
+      u.Bind(1, n.name).Bind(2, n.why).Bind(3, NowMs());
+      u.Done();
+    }
+    struct Run {
+      std::string id;
+      int pgid;
+      uint64_t start;
+      int infra;
+      int max_infra;
+      bool cancel;
+    };
+    std::vector<Run> runs;
+    {
+      Stmt j(db_,
+             "SELECT id, pgid, pid_start, infra_failures, spec, cancel_requested FROM jobs "
+             "WHERE node = ?1 AND status = 'running'");
+      j.Bind(1, n.name);
+      while (j.Row()) {
+        JobSpec spec = JobFromJson(json::parse(j.Text(4), nullptr, false));
+        runs.push_back({j.Text(0), static_cast<int>(j.Int(1)), static_cast<uint64_t>(j.Int(2)),
+                        static_cast<int>(j.Int(3)), spec.retries.infrastructure, j.Int(5) != 0});
+      }
+    }
+    std::vector<std::pair<std::string, std::string>> events{{"", "node lost: " + n.why}};
+    for (const Run& r : runs) {
+      // What is left of the job's group: same group, the dead agent's session, started no earlier.
+      if (r.pgid > 0 && n.pid > 0) process::SignalGroupMembers(r.pgid, n.pid, r.start, SIGKILL);
+      int infra = r.infra + 1;
+      std::string status, reason;
+      if (r.cancel) {
+        status = "cancelled", reason = "cancelled";
+      } else if (infra <= r.max_infra) {
+        status = "pending";
+        reason =
+            "node " + n.name + " lost; retry " + std::to_string(infra) + " of " + std::to_string(r.max_infra);
+      } else {
+        status = "failed", reason = "node lost";
+      }
+      Stmt u(db_,
+             "UPDATE jobs SET status = ?2, reason = ?3, infra_failures = ?4, pid = 0, pgid = 0, "
+             "finished_at = CASE WHEN ?2 = 'pending' THEN 0 ELSE ?5 END, "
+             "secrets = CASE WHEN ?2 = 'pending' THEN secrets ELSE NULL END WHERE id = ?1");
+      u.Bind(1, r.id).Bind(2, status).Bind(3, reason).Bind(4, infra).Bind(5, NowMs());
+      u.Done();
+      events.emplace_back(r.id,
+                          status == "pending" ? "infrastructure failure: " + reason : status + ": " + reason);
+    }
+    tx.Commit();
+    for (const auto& [job, text] : events) AddEvent(n.pool, n.name, job, text);
+    pools.insert(n.pool);
+  }
+  for (const auto& p : pools) {
+    std::string why;
+    EnsureCapacityLocked(p, &why);
+  }
+}
+
+// ------------------------------------------------------------------ capacity
+
+bool Queue::EnsureCapacity(const std::string& pool_id, std::string* error) {
+  std::lock_guard lock(mu_);
+  return EnsureCapacityLocked(pool_id, error);
+}
+
+int Queue::PendingEligible(const std::string& pool_id) {
+  std::lock_guard lock(mu_);
+  int n = 0;
+  Stmt q(db_, "SELECT spec FROM jobs WHERE pool = ?1 AND status IN ('pending','provisioning')");
+  q.Bind(1, pool_id);
+  while (q.Row()) {
+    JobSpec s = JobFromJson(json::parse(q.Text(0), nullptr, false));
+    bool ready = true;
+    for (const auto& d : s.after) {
+      Stmt ds(db_, "SELECT status FROM jobs WHERE id = ?1");
+      ds.Bind(1, d);
+      if (!ds.Row() || ds.Text(0) != "succeeded") ready = false;
+    }
+    if (ready) ++n;
+  }
+  return n;
+}
+
+bool Queue::EnsureCapacityLocked(const std::string& pool_id, std::string* error) {
+  auto pool = GetPool(pool_id);
+  if (!pool) return *error = "pool " + pool_id + " does not exist", false;
+  Inventory inv;
+  if (!DiscoverInventory(&inv, error)) return false;
+
+  std::vector<std::string> to_spawn;
+  {
+    Tx tx(db_);
+    if (!tx.ok()) return *error = std::string("cannot provision: ") + sqlite3_errmsg(db_), false;
+    // Live nodes of the pool and what is left on them.
+    struct Slot {
+      int cpus;
+      uint64_t memory;
+      int gpus;
+    };
+    std::vector<Slot> slots;
+    std::set<int> held;  // GPUs of live nodes of this workspace
+    {
+      Stmt q(db_, (std::string("SELECT ") + kNodeCols +
+                   " FROM nodes WHERE state IN "
+                   "('provisioning','probing','ready')")
+                      .c_str());
+      while (q.Row()) {
+        NodeState n = ReadNode(q);
+        for (int g : n.gpus) held.insert(g);
+        if (n.pool != pool_id) continue;
+        Slot s{n.cpus, n.memory_bytes, static_cast<int>(n.gpus.size())};
+        Stmt r(db_, "SELECT spec FROM jobs WHERE node = ?1 AND status = 'running'");
+        r.Bind(1, n.name);
+        while (r.Row()) {
+          JobSpec js = JobFromJson(json::parse(r.Text(0), nullptr, false));
+          s.cpus -= js.cpus;
+          s.memory -= std::min(s.memory, js.memory_bytes);
+          s.gpus -= js.gpus;
+        }
+        slots.push_back(s);
+      }
+    }
+    std::set<int> quarantined;
+    {
+      Stmt q(db_, "SELECT gpu FROM quarantine WHERE until > ?1");
+      q.Bind(1, NowMs());
+      while (q.Row()) quarantined.insert(static_cast<int>(q.Int(0)));
+    }
+    // A pool at max_nodes (and min_nodes) cannot grow: nothing to place. This
+    // keeps a submit (and an agent's call every second) from reading every
+    // pending job of a full pool; a new job's "cannot run in this pool" reason
+    // is set by Submit.
+    if (static_cast<int>(slots.size()) >= pool->max_nodes &&
+        static_cast<int>(slots.size()) >= pool->min_nodes) {
+      tx.Commit();
+      return true;
+    }
+    // Eligible pending jobs in FIFO order.
+    struct Pending {
+      std::string id, reason;
+      JobSpec spec;
+    };
+    std::vector<Pending> pending;
+    {
+      Stmt q(db_,
+             "SELECT id, spec, reason FROM jobs WHERE pool = ?1 AND status IN ('pending','provisioning') "
+             "ORDER BY seq");
+      q.Bind(1, pool_id);
+      while (q.Row()) {
+        JobSpec s = JobFromJson(json::parse(q.Text(1), nullptr, false));
+        bool ready = true;
+        for (const auto& d : s.after) {
+          Stmt ds(db_, "SELECT status FROM jobs WHERE id = ?1");
+          ds.Bind(1, d);
+          if (!ds.Row() || ds.Text(0) != "succeeded") ready = false;
+        }
+        if (ready) pending.push_back({q.Text(0), q.Text(2), s});
+      }
+    }
+    auto fits = [](const Slot& s, const JobSpec& j) {
+      return s.cpus >= j.cpus && s.gpus >= j.gpus &&
+             (j.memory_bytes == 0 || s.memory == 0 || s.memory >= j.memory_bytes);
+    };
+    int live = static_cast<int>(slots.size());
+    std::vector<std::pair<std::string, std::string>> events;   // job, text
+    std::vector<std::pair<std::string, std::string>> reasons;  // job, new pending reason
+    std::vector<std::string> waiting;                          // jobs a node is being provisioned for
+    bool want_node = live < pool->min_nodes;
+    for (Pending& p : pending) {
+      bool placed = false;
+      for (Slot& s : slots) {
+        if (fits(s, p.spec)) {
+          s.cpus -= p.spec.cpus;
+          s.gpus -= p.spec.gpus;
+          s.memory -= std::min(s.memory, p.spec.memory_bytes);
+          placed = true;
+          break;
+        }
+      }
+      if (placed) continue;
+      if (std::string why = NoShapeFits(*pool, p.spec); !why.empty()) {
+        if (p.reason != why) {
+          reasons.emplace_back(p.id, why);
+          events.emplace_back(p.id, "cannot be placed: " + why);
+        }
+        continue;
+      }
+      want_node = true;
+      waiting.push_back(p.id);
+    }
+    // Provision while jobs wait (or the pool is below min_nodes) and there is room.
+    std::string skipped_all;
+    // An agent that cannot start or dies at once must not be restarted in a
+    // loop: after kMaxRecentFailures failed or lost nodes within a minute the
+    // pool waits (the next call after that minute tries again).
+    int recent_failures = 0;
+    std::string blocked;
+    {
+      Stmt q(db_,
+             "SELECT count(*) FROM nodes WHERE pool = ?1 AND state IN ('failed','lost') AND ended_at > ?2");
+      q.Bind(1, pool_id).Bind(2, NowMs() - 60000);
+      if (q.Row()) recent_failures = static_cast<int>(q.Int(0));
+    }
+    if (want_node && live < pool->max_nodes && recent_failures >= kMaxRecentFailures) {
+      want_node = false;
+      blocked = std::to_string(recent_failures) +
+                " nodes of this pool failed or were lost in the last minute (see "
+                "plinth compute status and the node logs)";
+      events.emplace_back("", "not provisioning: " + blocked);
+    }
+    while (want_node && live < pool->max_nodes) {
+      std::optional<size_t> chosen;
+      std::vector<int> gpus;
+      std::string gpu_type;
+      for (size_t i = 0; i < pool->shapes.size(); ++i) {
+        const Shape& sh = pool->shapes[i];
+        std::string label = "shape " + std::to_string(i + 1) + " (" + Describe(sh) + ")";
+        if (std::string misfit = ShapeMisfit(sh, inv); !misfit.empty()) {
+          events.emplace_back("", label + " skipped: " + misfit);
+          skipped_all += (skipped_all.empty() ? "" : "; ") + label + ": " + misfit;
+          continue;
+        }
+        gpus.clear();
+        if (sh.accelerators.count > 0 && !sh.accelerators.IsQpuSim()) {
+          for (const Gpu& g : inv.gpus) {
+            if (static_cast<int>(gpus.size()) == sh.accelerators.count) break;
+            if (!GpuTypeMatches(sh.accelerators.type, g.type) || held.count(g.index) ||
+                quarantined.count(g.index))
+              continue;
+            if (!GpuLockFree(g.index)) continue;
+            gpus.push_back(g.index);
+            gpu_type = g.type;
+          }
+          if (static_cast<int>(gpus.size()) < sh.accelerators.count) {
+            std::string why = "its GPUs are held by other nodes";
+            bool any_q = false;
+            for (const Gpu& g : inv.gpus)
+              any_q = any_q || (quarantined.count(g.index) && GpuTypeMatches(sh.accelerators.type, g.type));
+            if (any_q) why += " or quarantined after a failed health gate";
+            events.emplace_back("", label + " skipped: " + why);
+            skipped_all += (skipped_all.empty() ? "" : "; ") + label + ": " + why;
+            continue;
+          }
+        }
+        chosen = i;
+        break;
+      }
+      if (!chosen) break;
+      const Shape& sh = pool->shapes[*chosen];
+      int64_t seq = 0;
+      {
+        Stmt s(db_, "SELECT seq FROM sqlite_sequence WHERE name = 'nodes'");
+        if (s.Row()) seq = s.Int(0);
+      }
+      std::string name = pool->region + "-" + pool->name + "-" + std::to_string(seq + 1);
+      Stmt ins(db_,
+               "INSERT INTO nodes(name, pool, shape, state, gpus, gpu_type, cpus, memory, started_at, "
+               "last_busy_at) VALUES(?1,?2,?3,'provisioning',?4,?5,?6,?7,?8,?8)");
+      ins.Bind(1, name)
+          .Bind(2, pool_id)
+          .Bind(3, static_cast<int64_t>(*chosen))
+          .Bind(4, GpusText(gpus))
+          .Bind(5, gpu_type)
+          .Bind(6, sh.cpus)
+          .Bind(7, static_cast<int64_t>(sh.memory_bytes))
+          .Bind(8, NowMs());
+      if (!ins.Done()) return *error = std::string("cannot provision: ") + sqlite3_errmsg(db_), false;
+      for (int g : gpus) held.insert(g);
+      events.emplace_back("", "node " + name + " provisioned with shape " + std::to_string(*chosen + 1) +
+                                  " (" + Describe(sh) + ")");
+      to_spawn.push_back(name);
+      ++live;
+      // The new node's room serves the waiting jobs in order.
+      Slot s{sh.cpus, sh.memory_bytes, sh.accelerators.count};
+      std::vector<std::string> still;
+      for (const auto& id : waiting) {
+        auto it = std::find_if(pending.begin(), pending.end(), [&](const Pending& p) { return p.id == id; });
+        if (it != pending.end() && fits(s, it->spec)) {
+          s.cpus -= it->spec.cpus;
+          s.gpus -= it->spec.gpus;
+          s.memory -= std::min(s.memory, it->spec.memory_bytes);
+          reasons.emplace_back(id, "waiting for node " + name);
+        } else {
+          still.push_back(id);
+        }
+      }
+      waiting = still;
+      want_node = !waiting.empty() || live < pool->min_nodes;
+    }
+    for (const auto& id : waiting) {
+      std::string why = !blocked.empty()          ? "not provisioning: " + blocked
+                        : live >= pool->max_nodes ? "waiting for room: the pool has its " +
+                                                        std::to_string(pool->max_nodes) + " nodes"
+                                                  : "no shape can be placed now: " + skipped_all;
+      auto it = std::find_if(pending.begin(), pending.end(), [&](const Pending& p) { return p.id == id; });
+      if (it != pending.end() && it->reason != why) reasons.emplace_back(id, why);
+    }
+    for (const auto& [id, why] : reasons) {
+      Stmt u(
+          db_,
+          "UPDATE jobs SET reason = ?2, status = CASE WHEN ?2 LIKE 'waiting for node %' THEN 'provisioning' "
+          "ELSE 'pending' END WHERE id = ?1 AND status IN ('pending','provisioning')");
+      u.Bind(1, id).Bind(2, why);
+      u.Done();
+    }
+    if (!tx.Commit()) return *error = std::string("cannot provision: ") + sqlite3_errmsg(db_), false;
+    // Events after the commit (each its own write).
+    // An event already recorded in the last minute is not repeated (agents call this every second
+    // while work waits).
+    std::set<std::string> seen;
+    {
+      Stmt q(db_, "SELECT job, text FROM events WHERE pool = ?1 AND at > ?2");
+      q.Bind(1, pool_id).Bind(2, NowMs() - 60000);
+      while (q.Row()) seen.insert(q.Text(0) + '\n' + q.Text(1));
+    }
+    for (const auto& [job, text] : events) {
+      if (text.rfind("node ", 0) != 0 && !seen.insert(job + '\n' + text).second) continue;
+      AddEvent(pool_id, "", job, text);
+    }
+  }
+  bool ok = true;
+  for (const auto& name : to_spawn) {
+    std::string why;
+    if (!SpawnAgent(name, &why)) {
+      ok = false;
+      *error = why;
+      SetNodeState(name, "failed", why, true);
+      AddEvent(pool_id, name, "", "node failed: " + why);
+    }
+  }
+  return ok;
+}
+
+bool Queue::SpawnAgent(const std::string& node, std::string* error) {
+  process::Spec spec;
+  spec.program = options_.agent_program;
+  spec.args = {"compute", "agent", "--compute-dir=" + dir_.string(), "--node=" + node};
+  spec.env = AgentEnvironment();
+  if (!options_.workspace_key.empty())
+    spec.env["PLINTH_WORKSPACE_KEY_FILE"] = fs::absolute(options_.workspace_key).string();
+  spec.output_file = dir_ / "nodes" / (node + ".log");
+  spec.cwd = dir_;
+  pid_t pid = process::StartDaemon(std::move(spec), error);
+  if (pid <= 0) return false;
+  // The agent records itself too; whichever writes first, the values are the
+  // same. An agent already gone gets start time 0, which no live process has,
+  // so the next Reconcile finds the node lost.
+  uint64_t start = process::ProcessStartTime(pid).value_or(0);
+  Stmt q(db_, "UPDATE nodes SET pid = ?2, pid_start = ?3 WHERE name = ?1 AND pid = 0");
+  q.Bind(1, node).Bind(2, pid).Bind(3, static_cast<int64_t>(start));
+  q.Done();
+  return true;
+}
+
+// ------------------------------------------------------------------ agent side
+
+std::optional<Claimed> Queue::Claim(const NodeState& node, int free_cpus, uint64_t free_memory,
+                                    const std::vector<int>& free_gpus) {
+  std::lock_guard lock(mu_);
+  Tx tx(db_);
+  if (!tx.ok()) return std::nullopt;
+  std::vector<std::pair<std::string, std::string>> events;
+  std::optional<Claimed> claimed;
+  {
+    Stmt q(db_, (std::string("SELECT ") + kJobCols +
+                 " FROM jobs WHERE pool = ?1 AND status IN "
+                 "('pending','provisioning') ORDER BY seq")
+                    .c_str());
+    q.Bind(1, node.pool);
+    while (q.Row()) {
+      JobState j = ReadJob(q);
+      bool ready = true;
+      std::string dead_dep;
+      for (const auto& d : j.spec.after) {
+        Stmt ds(db_, "SELECT status FROM jobs WHERE id = ?1");
+        ds.Bind(1, d);
+        std::string st = ds.Row() ? ds.Text(0) : "removed";
+        if (st == "failed" || st == "cancelled" || st == "removed") dead_dep = d + " " + st;
+        if (st != "succeeded") ready = false;
+      }
+      if (!dead_dep.empty()) {
+        Stmt c(db_,
+               "UPDATE jobs SET status = 'cancelled', reason = ?2, finished_at = ?3, secrets = NULL WHERE id "
+               "= ?1");
+        std::string why = "dependency " + dead_dep;
+        c.Bind(1, j.spec.id).Bind(2, why).Bind(3, NowMs());
+        c.Done();
+        events.emplace_back(j.spec.id, "cancelled: " + why);
+        continue;
+      }
+      if (!ready) continue;
+      if (j.spec.cpus > free_cpus || j.spec.gpus > static_cast<int>(free_gpus.size())) continue;
+      if (j.spec.memory_bytes > 0 && free_memory > 0 && j.spec.memory_bytes > free_memory) continue;
+      Claimed c;
+      c.gpus.assign(free_gpus.begin(), free_gpus.begin() + j.spec.gpus);
+      c.dir = dir_ / "jobs" / SafeJobName(j.spec.id);
+      j.status = JobStatus::kRunning;
+      j.node = node.name;
+      j.attempts += 1;
+      j.started_at_ms = NowMs();
+      j.log_path = (c.dir / "log").string();
+      c.job = j;
+      claimed = c;
+      break;
+    }
+  }
+  if (claimed) {
+    Stmt u(db_,
+           "UPDATE jobs SET status = 'running', node = ?2, attempts = ?3, started_at = ?4, finished_at = 0, "
+           "gpus = ?5, pid = 0, pgid = 0, pid_start = 0, reason = '', exit_code = NULL, signal = NULL WHERE "
+           "id = ?1");
+    u.Bind(1, claimed->job.spec.id)
+        .Bind(2, node.name)
+        .Bind(3, claimed->job.attempts)
+        .Bind(4, claimed->job.started_at_ms)
+        .Bind(5, GpusText(claimed->gpus));
+    if (!u.Done() || sqlite3_changes(db_) != 1) return std::nullopt;  // rolled back
+    Stmt n(db_, "UPDATE nodes SET last_busy_at = ?2 WHERE name = ?1");
+    n.Bind(1, node.name).Bind(2, NowMs());
+    n.Done();
+  }
+  if (!tx.Commit()) return std::nullopt;
+  for (const auto& [job, text] : events) AddEvent(node.pool, node.name, job, text);
+  if (claimed) {
+    std::string gp;
+    for (int g : claimed->gpus) {
+      if (!gp.empty()) gp += ",";
+      gp += std::to_string(g);
+    }
+    AddEvent(node.pool, node.name, claimed->job.spec.id,
+             "running (attempt " + std::to_string(claimed->job.attempts) +
+                 (gp.empty() ? "" : ", GPUs " + gp) + ")");
+  }
+  return claimed;
+}
+
+void Queue::RecordJobPid(const std::string& id, int attempt, pid_t pid, uint64_t start) {
+  std::lock_guard lock(mu_);
+  Stmt q(db_,
+         "UPDATE jobs SET pid = ?3, pgid = ?3, pid_start = ?4 WHERE id = ?1 AND attempts = ?2 AND status = "
+         "'running'");
+  q.Bind(1, id).Bind(2, attempt).Bind(3, pid).Bind(4, static_cast<int64_t>(start));
+  q.Done();
+}
+
+bool Queue::CancelRequested(const std::string& id) {
+  std::lock_guard lock(mu_);
+  Stmt q(db_, "SELECT cancel_requested FROM jobs WHERE id = ?1");
+  q.Bind(1, id);
+  return !q.Row() || q.Int(0) != 0;  // a removed job is cancelled too
+}
+
+void Queue::FinishAttempt(const std::string& id, int attempt, const std::string& kind,
+                          std::optional<int> exit_code, std::optional<int> signal,
+                          const std::string& reason) {
+  std::lock_guard lock(mu_);
+  std::string pool, node, status, why = reason;
+  {
+    Tx tx(db_);
+    if (!tx.ok()) return;
+    Stmt q(db_, (std::string("SELECT ") + kJobCols +
+                 ", pool, cancel_requested FROM jobs WHERE id = ?1 AND "
+                 "attempts = ?2 AND status = 'running'")
+                    .c_str());
+    q.Bind(1, id).Bind(2, attempt);
+    if (!q.Row()) return;  // Reconcile settled it already, or it was removed
+    JobState j = ReadJob(q);
+    pool = q.Text(13);
+    node = j.node;
+    bool cancel = q.Int(14) != 0;
+    int infra = j.infrastructure_failures, prog = j.program_failures;
+    if (cancel || kind == "cancelled") {
+      status = "cancelled";
+      why = "cancelled";
+    } else if (kind == "infrastructure") {
+      ++infra;
+      if (infra <= j.spec.retries.infrastructure) {
+        status = "pending";
+        why = reason + "; retry " + std::to_string(infra) + " of " +
+              std::to_string(j.spec.retries.infrastructure);
+      } else {
+        status = "failed";
+      }
+    } else if (exit_code == 0 && !signal) {
+      status = "succeeded";
+      why.clear();
+    } else {
+      ++prog;
+      if (prog <= j.spec.retries.program) {
+        status = "pending";
+        why = reason + "; retry " + std::to_string(prog) + " of " + std::to_string(j.spec.retries.program);
+      } else {
+        status = "failed";
+      }
+    }
+    bool terminal = status != "pending";
+    Stmt u(db_,
+           "UPDATE jobs SET status = ?2, reason = ?3, infra_failures = ?4, program_failures = ?5, "
+           "exit_code = ?6, signal = ?7, finished_at = ?8, pid = 0, pgid = 0, "
+           "secrets = CASE WHEN ?9 THEN NULL ELSE secrets END WHERE id = ?1");
+    u.Bind(1, id)
+        .Bind(2, status)
+        .Bind(3, why)
+        .Bind(4, infra)
+        .Bind(5, prog)
+        .BindOpt(6, exit_code)
+        .BindOpt(7, signal)
+        .Bind(8, terminal ? NowMs() : 0)
+        .Bind(9, terminal ? 1 : 0);
+    u.Done();
+    Stmt n(db_, "UPDATE nodes SET last_busy_at = ?2 WHERE name = ?1");
+    n.Bind(1, node).Bind(2, NowMs());
+    n.Done();
+    tx.Commit();
+  }
+  std::string text = status == "pending"
+                         ? (kind == "infrastructure" ? "infrastructure failure: " : "program failure: ") + why
+                         : status + (why.empty() ? "" : ": " + why);
+  AddEvent(pool, node, id, text);
+}
+
+bool Queue::OpenSecrets(const std::string& id, std::map<std::string, std::string>* out, std::string* error) {
+  std::string blob;
+  {
+    std::lock_guard lock(mu_);
+    Stmt q(db_, "SELECT secrets FROM jobs WHERE id = ?1");
+    q.Bind(1, id);
+    if (!q.Row() || q.Null(0)) return true;
+    blob = q.Blob(0);
+  }
+  auto key = storage::LoadWorkspaceKey(options_.workspace_key, false);
+  if (!key.ok()) return *error = "cannot open the job's secrets: " + key.error().message, false;
+  std::string plain;
+  if (!crypto::OpenBlob(key.value().key, SecretsAad(id), blob, &plain, nullptr, error)) {
+    *error = "cannot open the job's secrets: " + *error;
+    return false;
+  }
+  json j = json::parse(plain, nullptr, false);
+  explicit_bzero(plain.data(), plain.size());
+  if (!j.is_object()) return *error = "cannot open the job's secrets: not a map", false;
+  for (auto& [k, v] : j.items()) (*out)[k] = v.get<std::string>();
+  return true;
+}
+
+bool Queue::Decommission(const std::string& name, const std::string& reason) {
+  std::lock_guard lock(mu_);
+  std::string pool;
+  {
+    Tx tx(db_);
+    if (!tx.ok()) return false;
+    {
+      Stmt q(db_, "SELECT pool, state FROM nodes WHERE name = ?1");
+      q.Bind(1, name);
+      if (!q.Row() || !IsLive(q.Text(1))) return false;
+      pool = q.Text(0);
+    }
+    auto spec = GetPool(pool);
+    int live = 0;
+    {
+      Stmt q(db_,
+             "SELECT count(*) FROM nodes WHERE pool = ?1 AND state IN ('provisioning','probing','ready')");
+      q.Bind(1, pool);
+      if (q.Row()) live = static_cast<int>(q.Int(0));
+    }
+    if (spec && live <= spec->min_nodes) return false;
+    {
+      Stmt q(db_, "SELECT count(*) FROM jobs WHERE node = ?1 AND status = 'running'");
+      q.Bind(1, name);
+      if (q.Row() && q.Int(0) > 0) return false;
+    }
+    Stmt u(db_, "UPDATE nodes SET state = 'released', reason = ?2, ended_at = ?3 WHERE name = ?1");
+    u.Bind(1, name).Bind(2, reason).Bind(3, NowMs());
+    u.Done();
+    if (!tx.Commit()) return false;
+  }
+  AddEvent(pool, name, "", reason);
+  return true;
+}
+
+}  // namespace plinth::compute
