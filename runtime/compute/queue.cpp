@@ -299,6 +299,14 @@ std::map<std::string, std::string> AgentEnvironment() {
       env[k] = v;
     }
   }
+  // Agents run in the compute directory: paths the caller gave relative to
+  // its own working directory are made absolute.
+  for (const char* k : {"PLINTH_FAKE_GPUS", "PLINTH_GPU_LOCK_DIR", "PLINTH_GPU_MODULE"}) {
+    auto it = env.find(k);
+    std::error_code ec;
+    if (it != env.end() && !it->second.empty() && it->second[0] != '/')
+      it->second = std::filesystem::absolute(it->second, ec).string();
+  }
   return env;
 }
 
@@ -348,7 +356,10 @@ std::string SafeJobName(const std::string& id) {
 std::unique_ptr<Queue> Queue::Open(const fs::path& compute_dir, QueueOptions options, bool create,
                                    std::string* error) {
   std::unique_ptr<Queue> q(new Queue());
-  q->dir_ = compute_dir;
+  // Agents run in the compute directory and are told its path: absolute.
+  std::error_code ec;
+  q->dir_ = fs::absolute(compute_dir, ec);
+  if (ec) q->dir_ = compute_dir;
   q->options_ = std::move(options);
   if (q->options_.agent_program.empty()) q->options_.agent_program = "/proc/self/exe";
   if (q->options_.agent_program == "/proc/self/exe") {

@@ -360,6 +360,8 @@ struct Engine::Impl {
     context.config_dir = o.config_dir;
     context.data_root = root;
     context.workspace_key = storage::WorkspaceKeyPath(fs::path(o.config_dir) / ".plinth" / o.workspace);
+    context.stop = o.stop;
+    context.compute_dir = fs::path(o.config_dir) / ".plinth" / o.workspace / "compute";
     auto routed = std::make_unique<ProviderRouter>(std::move(context), external.get());
     router = routed.get();
     provider = std::move(routed);
@@ -880,7 +882,7 @@ struct Engine::Impl {
     if (auto it = r.planned.find("id"); it != r.planned.end() && it->second.kind() == Value::Kind::String) {
       id = it->second.as_string();
     }
-    state::ResourceRecord planned = Record(r.address, r.type, id, r.planned, r.depends_on);
+    state::ResourceRecord planned = Record(r.address, r.type, id, provider->StateValues(r.type, r.planned), r.depends_on);
     auto rec = store->RecordIntent(serial, r.address,
                                    create ? state::Action::kCreate : state::Action::kUpdate, planned);
     if (!rec.ok()) return {false, false, "cannot record the intent: " + rec.error().message};
@@ -900,7 +902,8 @@ struct Engine::Impl {
     if (res.ok()) {
       ValueMap attrs = res.value().attributes;
       KeepIdentity(r.planned, attrs);
-      outcome.resource = Record(r.address, r.type, res.value().id, attrs, r.depends_on);
+      outcome.resource =
+          Record(r.address, r.type, res.value().id, provider->StateValues(r.type, attrs), r.depends_on);
     } else {
       outcome.error = res.error().message;
     }

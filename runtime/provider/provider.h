@@ -159,6 +159,15 @@ class Provider {
     (void)items;
     return {};
   }
+  // What the state may keep of a resource's attributes, applied by the
+  // engine to everything it writes (the planned values of an intent, what a
+  // create or update returned): write-only values, such as a job's
+  // secret_env, replaced by what stands for them (a keyed digest), so the
+  // state never holds them. Pure; the default keeps everything.
+  virtual ValueMap StateValues(const std::string& type, const ValueMap& attributes) {
+    (void)type;
+    return attributes;
+  }
   // Takes an existing object under management: returns its attributes.
   virtual Result<ResourceObject> Import(const std::string& type, const std::string& id) = 0;
 };

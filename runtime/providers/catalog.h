@@ -10,6 +10,7 @@
 // Thread safety: everything here is immutable after first use.
 #pragma once
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -27,6 +28,11 @@ struct ProviderContext {
   std::filesystem::path config_dir;     // the root module's directory
   std::filesystem::path data_root;      // where the local provider keeps regions and buckets (absolute)
   std::filesystem::path workspace_key;  // the key file that wraps bucket keys (runtime/storage/keys.h)
+  // The workspace's compute queue directory (DIR/.plinth/<workspace>/compute).
+  std::filesystem::path compute_dir;
+  // Set on the first Ctrl-C (EngineOptions::stop); providers that wait for
+  // long work (a job's run) stop waiting. May be null.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 struct CatalogEntry {

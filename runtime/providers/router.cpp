@@ -133,6 +133,11 @@ std::vector<PlanConflict> ProviderRouter::CheckPlan(const std::vector<PlanItem>&
   return out;
 }
 
+ValueMap ProviderRouter::StateValues(const std::string& type, const ValueMap& attributes) {
+  auto p = For(type);
+  return p.ok() ? p.value()->StateValues(type, attributes) : attributes;
+}
+
 Result<ResourceObject> ProviderRouter::Import(const std::string& type, const std::string& id) {
   auto p = For(type);
   if (!p.ok()) return p.error();

@@ -55,6 +55,7 @@ class ProviderRouter : public Provider {
   Result<ResourceObject> Import(const std::string& type, const std::string& id) override;
   // Each provider checks the items of its own types.
   std::vector<PlanConflict> CheckPlan(const std::vector<PlanItem>& items) override;
+  ValueMap StateValues(const std::string& type, const ValueMap& attributes) override;
 
  private:
   class RegistrySchemas : public SchemaSource {

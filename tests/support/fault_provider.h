@@ -71,6 +71,9 @@ class FaultProvider : public runtime::Provider {
     return inner_->Import(type, id);
   }
   // A read of planned values: forwarded, not counted.
+  ValueMap StateValues(const std::string& type, const ValueMap& attributes) override {
+    return inner_->StateValues(type, attributes);
+  }
   std::vector<runtime::PlanConflict> CheckPlan(const std::vector<runtime::PlanItem>& items) override {
     return inner_->CheckPlan(items);
   }

@@ -14,6 +14,7 @@
 
 #include "compiler/types/value_json.h"
 #include "runtime/compute/inventory.h"
+#include "runtime/compute/queue.h"
 #include "runtime/io/durable.h"
 #include "runtime/providers/local/compute.h"
 #include "runtime/providers/local/schema.h"
@@ -399,7 +400,9 @@ struct LocalProvider::RegionInfo {
   Value labels;
 };
 
-LocalProvider::LocalProvider(fs::path data_root, fs::path workspace_key) {
+LocalProvider::LocalProvider(fs::path data_root, fs::path workspace_key, const std::atomic<bool>* stop,
+                             fs::path compute_dir)
+    : stop_(stop), compute_dir_(std::move(compute_dir)) {
   std::error_code ec;
   fs::path canon = fs::weakly_canonical(data_root, ec);
   root_ = (ec ? data_root.lexically_normal() : canon);
@@ -408,6 +411,8 @@ LocalProvider::LocalProvider(fs::path data_root, fs::path workspace_key) {
   root_ = s;
   workspace_key_ = workspace_key.empty() ? root_.parent_path() / "workspace.key" : std::move(workspace_key);
 }
+
+LocalProvider::~LocalProvider() = default;
 
 const SchemaSource& LocalProvider::Schemas() const {
   return LocalProviderSchemas();
@@ -1634,7 +1639,7 @@ Result<DeletePreview> LocalProvider::PlanDelete(const std::string& type, const s
     if (!d.ok()) return d.error();
     return std::move(d.value().preview);
   }
-  if (type == "marker") return DeletePreview{};
+  if (type == "marker" || type == "pool" || type == "job") return DeletePreview{};
   return UnknownType(type);
 }
 
@@ -1644,6 +1649,8 @@ Result<ResourceObject> LocalProvider::Create(const std::string& type, const Valu
   if (type == "region") return WriteRegion(planned, true);
   if (type == "bucket") return WriteBucket(planned, nullptr);
   if (type == "marker") return WriteMarker(planned);
+  if (type == "pool") return WritePool(planned);
+  if (type == "job") return CreateJob(planned);
   return UnknownType(type);
 }
 
@@ -1659,12 +1666,25 @@ Result<ResourceObject> LocalProvider::Update(const std::string& type, const std:
     if (!fs::exists(root_ / *rel, ec)) return Fail("marker '" + *rel + "' no longer exists");
     return WriteMarker(planned);
   }
+  if (type == "pool") return WritePool(planned);
+  if (type == "job") {
+    // Every configurable attribute of a job is force-new: an update only
+    // carries the run's recorded values over.
+    ValueMap attrs = planned;
+    for (const char* k : {"status", "exit_code", "attempts", "node", "reason", "started_at", "finished_at",
+                          "log_path", "secret_env"}) {
+      if (auto it = prior.find(k); it != prior.end()) attrs[k] = it->second;
+    }
+    return ResourceObject{id, std::move(attrs)};
+  }
   return UnknownType(type);
 }
 
 Result<std::optional<ResourceObject>> LocalProvider::Read(const std::string& type, const std::string& id,
                                                           const ValueMap& prior) {
   using Out = std::optional<ResourceObject>;
+  if (type == "pool") return ReadPool(id, prior);
+  if (type == "job") return ReadJob(id, prior);
   if (type == "region") {
     if (!ValidSegment(id)) return Fail("region id '" + id + "' is not a region name");
     std::shared_lock lock(regions_mu_);
@@ -1712,6 +1732,8 @@ Result<std::optional<ResourceObject>> LocalProvider::Read(const std::string& typ
 }
 
 Result<Done> LocalProvider::Delete(const std::string& type, const std::string& id, const ValueMap& prior) {
+  if (type == "pool") return DeletePool(id);
+  if (type == "job") return DeleteJob(id);
   if (type == "region") {
     if (!ValidSegment(id)) return Fail("region id '" + id + "' is not a region name");
     std::unique_lock lock(regions_mu_);
@@ -1824,6 +1846,8 @@ Result<Done> LocalProvider::Delete(const std::string& type, const std::string& i
 }
 
 Result<ResourceObject> LocalProvider::Import(const std::string& type, const std::string& id) {
+  if (type == "pool" || type == "job")
+    return Fail(type + "s are not imported: declare the " + type + " and apply (a job id names one run)");
   if (type == "region") {
     if (!ValidSegment(id)) return Fail("region id '" + id + "' is not a region name");
     std::shared_lock lock(regions_mu_);

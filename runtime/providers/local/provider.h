@@ -24,12 +24,18 @@
 // and a crash leaves either the old or the new content.
 #pragma once
 
+#include <atomic>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
 
 #include "runtime/provider/provider.h"
+
+namespace plinth::compute {
+class Queue;
+}
 
 namespace plinth::runtime {
 
@@ -38,7 +44,13 @@ class LocalProvider : public Provider {
   // `data_root` must be absolute; it need not exist yet. `workspace_key` is
   // the workspace key file that wraps bucket keys (runtime/storage/keys.h);
   // empty: `<data_root>/../workspace.key`. It is created by the first bucket.
-  explicit LocalProvider(std::filesystem::path data_root, std::filesystem::path workspace_key = {});
+  // `stop` (may be null): set on the first Ctrl-C; a job's create then stops
+  // waiting for the job (which goes on running) and returns it as it is.
+  // `compute_dir`: the workspace's compute queue directory; empty:
+  // `<data_root>/../compute`.
+  explicit LocalProvider(std::filesystem::path data_root, std::filesystem::path workspace_key = {},
+                         const std::atomic<bool>* stop = nullptr, std::filesystem::path compute_dir = {});
+  ~LocalProvider() override;
 
   std::string Name() const override { return "local"; }
   const SchemaSource& Schemas() const override;
@@ -63,6 +75,8 @@ class LocalProvider : public Provider {
   // two markers with the same path; two pools or two jobs with one id
   // (docs/providers/local.md, "Plan checks").
   std::vector<PlanConflict> CheckPlan(const std::vector<PlanItem>& items) override;
+  // Jobs: secret_env's values become keyed digests (compute_config::WithSecretDigests).
+  ValueMap StateValues(const std::string& type, const ValueMap& attributes) override;
 
   // The data root as resolved at construction (symlinks resolved, normalised).
   const std::filesystem::path& data_root() const { return root_; }
@@ -117,8 +131,24 @@ class LocalProvider : public Provider {
   Result<std::filesystem::path> MarkerPath(const std::string& rel, const std::string& shown) const;
   Result<ResourceObject> WriteMarker(const ValueMap& planned);
 
+  // Pools and jobs (compute_resources.cpp): through the workspace's compute
+  // queue, <workspace dir>/compute/compute.db, opened on first use (created
+  // only by a create: nothing else writes a queue that is not there).
+  std::filesystem::path ComputeDir() const;
+  Result<compute::Queue*> ComputeQueue(bool create);  // null: none yet (create false)
+  Result<ResourceObject> WritePool(const ValueMap& planned);
+  Result<std::optional<ResourceObject>> ReadPool(const std::string& id, const ValueMap& prior);
+  Result<Done> DeletePool(const std::string& id);
+  Result<ResourceObject> CreateJob(const ValueMap& planned);
+  Result<std::optional<ResourceObject>> ReadJob(const std::string& id, const ValueMap& prior);
+  Result<Done> DeleteJob(const std::string& id);
+
   std::filesystem::path root_;
   std::filesystem::path workspace_key_;
+  const std::atomic<bool>* stop_ = nullptr;
+  std::filesystem::path compute_dir_;
+  std::mutex compute_mu_;
+  std::unique_ptr<compute::Queue> queue_;
   mutable std::shared_mutex regions_mu_;  // exclusive: region writes; shared: bucket writes
   std::mutex buckets_mu_;                 // bucket create/update/delete (existence checks + writes)
 };
