@@ -604,6 +604,32 @@ Definition::Definition() {
     Json(run, "print the counts as one JSON object");
   }
 
+  // --- compute: Slurm power saving (docs/providers/slurm.md); slurmctld runs these
+  {
+    const char* exits =
+        "0  every node was handled (started, stopped, or already so)\n"
+        "1  a node could not be handled (logged with why), or the provisioner file cannot be used\n"
+        "2  usage error (a malformed hostlist)\n"
+        "4  resume-fail: the nodes were reported and set DOWN";
+    CLI::App* g = Command(&root, "compute", "compute nodes: Slurm's power-saving programs (resume, suspend)",
+                          CommandId::kCompute, exits, "plinth compute resume 'gpu[1-2]'");
+    const char* provisioner_help =
+        "the provisioner file: node -> config, spool, pid file (default: $PLINTH_SLURM_PROVISIONER)";
+    CLI::App* resume = Subcommand(g, "resume", "start slurmd for each node of HOSTLIST (Slurm's ResumeProgram)",
+                                  exits, "plinth compute resume --provisioner=/d/provisioner.json 'gpu[1-3,5]'");
+    resume->add_option("HOSTLIST", "Slurm hostlist expression, e.g. gpu[1-3,5],cpu1")->required();
+    resume->add_option("--provisioner", options.slurm_provisioner, provisioner_help)->type_name("FILE");
+    CLI::App* suspend = Subcommand(g, "suspend", "stop each node's slurmd and what it left (Slurm's SuspendProgram)",
+                                   exits, "plinth compute suspend --provisioner=/d/provisioner.json gpu1");
+    suspend->add_option("HOSTLIST", "Slurm hostlist expression")->required();
+    suspend->add_option("--provisioner", options.slurm_provisioner, provisioner_help)->type_name("FILE");
+    CLI::App* fail = Subcommand(g, "resume-fail",
+                                "report nodes that did not come up and set them DOWN (Slurm's ResumeFailProgram)",
+                                exits, "plinth compute resume-fail --provisioner=/d/provisioner.json gpu2");
+    fail->add_option("HOSTLIST", "Slurm hostlist expression")->required();
+    fail->add_option("--provisioner", options.slurm_provisioner, provisioner_help)->type_name("FILE");
+  }
+
   // --- about plinth itself
   Command(&root, "version", "print the version", CommandId::kVersion, kPlainExits, "plinth version");
   {

@@ -44,6 +44,7 @@ enum class CommandId {
   kGpu,
   kImport,
   kQpu,
+  kCompute,  // compute resume|suspend|resume-fail (Slurm power saving; cli/slurm_commands.cpp)
   // Answered by ParseCommandLine itself.
   kVersion,
   kHelp,

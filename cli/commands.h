@@ -69,6 +69,8 @@ struct Options {
   // qpu run --shots, --seed, --max-memory as given; checked by the command (docs/qpu.md)
   std::string qpu_shots, qpu_seed, qpu_max_memory;
   std::string qpu_device;  // qpu run --device=auto|cpu|gpu
+  // compute resume|suspend|resume-fail --provisioner=FILE (docs/providers/slurm.md); empty: $PLINTH_SLURM_PROVISIONER
+  std::string slurm_provisioner;
 };
 
 int Validate(const Options& options, bool inspect);
@@ -105,5 +107,7 @@ int Import(const Options& options, const VariableSources& vars);  // cli/import_
 // returns the exit code of why not.
 int GenerateImportConfig(const Options& options, const VariableSources& vars, bool destroy);
 int Qpu(const Options& options);               // qpu run (cli/qpu_commands.cpp)
+// compute resume|suspend|resume-fail HOSTLIST: Slurm's power-saving programs (cli/slurm_commands.cpp)
+int SlurmPower(const Options& options);
 
 }  // namespace plinth::cli

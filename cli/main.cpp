@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
     case CommandId::kGpu: return plinth::cli::Gpu(o);
     case CommandId::kImport: return plinth::cli::Import(o, plinth::cli::VariableSourcesOf(o));
     case CommandId::kQpu: return plinth::cli::Qpu(o);
+    // The compute group's resume|suspend|resume-fail (Slurm power saving).
+    case CommandId::kCompute: return plinth::cli::SlurmPower(o);
     case CommandId::kNone:
     case CommandId::kVersion:
     case CommandId::kHelp:
