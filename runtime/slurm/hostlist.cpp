@@ -177,10 +177,12 @@ std::string CompressHostlist(const std::vector<std::string>& names) {
     std::string_view number = std::string_view(name).substr(name.size() - digits);
     size_t width = (number.size() > 1 && number[0] == '0') ? number.size() : 0;
     auto key = std::make_pair(prefix, width);
+    // "n10" belongs with "n01": an unpadded number as wide as a padded group.
+    if (width == 0 && index.count(std::make_pair(prefix, number.size()))) key.second = number.size();
     auto it = index.find(key);
     if (it == index.end()) {
       it = index.emplace(key, groups.size()).first;
-      groups.push_back(Group{prefix, width, true, {}});
+      groups.push_back(Group{prefix, key.second, true, {}});
     }
     groups[it->second].numbers.insert(ToNumber(number));
   }
