@@ -136,7 +136,10 @@ std::vector<std::string> SbatchArgs(const SubmitRequest& r) {
 
 std::string BatchScript(const std::vector<std::string>& argv) {
   std::string s = "#!/bin/sh\nexec";
-  for (const auto& w : argv) s += " " + Quote(w);
+  for (const auto& w : argv) {
+    s += ' ';
+    s += Quote(w);
+  }
   return s + "\n";
 }
 

@@ -50,7 +50,7 @@ bool ParseRanges(std::string_view body, std::vector<Range>* out, std::string* wh
     std::string_view lo = part.substr(0, dash);
     std::string_view hi = dash == std::string_view::npos ? lo : part.substr(dash + 1);
     if (!AllDigits(lo) || !AllDigits(hi)) {
-      *why = "'" + std::string(part) + "' in brackets is not N or N-M";
+      *why = std::string("'").append(part).append("' in brackets is not N or N-M");
       return false;
     }
     r.low = ToNumber(lo);
@@ -70,7 +70,7 @@ bool ParseRanges(std::string_view body, std::vector<Range>* out, std::string* wh
 // Expands one item (no top-level commas) into *out.
 bool ExpandItem(std::string_view item, std::vector<std::string>* out, size_t limit, std::string* why) {
   if (item.find_first_of(" \t\n") != std::string_view::npos) {
-    *why = "'" + std::string(item) + "' has a space inside a name";
+    *why = std::string("'").append(item).append("' has a space inside a name");
     return false;
   }
   std::vector<std::string> partial{""};

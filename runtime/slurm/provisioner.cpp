@@ -11,7 +11,9 @@
 #include <ctime>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "runtime/process/process.h"
@@ -63,25 +65,58 @@ std::string TimeNamespace(pid_t pid) {
   return ec ? std::string() : link.string();
 }
 
-std::vector<pid_t> ProcessesInNamespace(const std::string& ns) {
+std::vector<pid_t> AllPids() {
   std::vector<pid_t> pids;
-  if (ns.empty() || ns == TimeNamespace(getpid())) return pids;  // never our own (the host's) namespace
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator("/proc", ec)) {
     const std::string name = entry.path().filename().string();
     if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    pid_t pid = static_cast<pid_t>(std::stol(name));
-    if (TimeNamespace(pid) == ns) pids.push_back(pid);
+    pids.push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  return pids;
+}
+
+// The time namespaces of the node's processes: those whose environment
+// carries the markers Plinth gave its slurmd (slurmstepd inherits them).
+// A namespace is identified by its inode, which the kernel reuses once the
+// namespace is gone, so only a live marked process names one.
+std::set<std::string> NodeNamespaces(const Provisioner& p, const std::string& node) {
+  std::set<std::string> found;
+  const std::string host = TimeNamespace(getpid());
+  const std::string want_node = "PLINTH_SLURM_NODE=" + node;
+  const std::string want_file = "PLINTH_SLURM_PROVISIONER=" + p.file.string();
+  for (pid_t pid : AllPids()) {
+    std::string ns = TimeNamespace(pid);
+    if (ns.empty() || ns == host || found.count(ns)) continue;
+    std::string env = ReadFile("/proc/" + std::to_string(pid) + "/environ");
+    bool has_node = false, has_file = false;
+    size_t start = 0;
+    while (start < env.size()) {
+      size_t end = env.find('\0', start);
+      if (end == std::string::npos) end = env.size();
+      std::string_view var(env.data() + start, end - start);
+      if (var == want_node) has_node = true;
+      if (var == want_file) has_file = true;
+      start = end + 1;
+    }
+    if (has_node && has_file) found.insert(ns);
+  }
+  return found;
+}
+
+std::vector<pid_t> ProcessesIn(const std::set<std::string>& namespaces) {
+  std::vector<pid_t> pids;
+  if (namespaces.empty()) return pids;
+  const std::string host = TimeNamespace(getpid());
+  for (pid_t pid : AllPids()) {
+    std::string ns = TimeNamespace(pid);
+    if (!ns.empty() && ns != host && namespaces.count(ns)) pids.push_back(pid);
   }
   return pids;
 }
 
 bool Alive(pid_t pid) {
   return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
-}
-
-fs::path TimensFile(const Provisioner& p, const std::string& node) {
-  return p.state_dir / (node + ".timens");
 }
 
 double HostUptime() {
@@ -91,8 +126,15 @@ double HostUptime() {
   return up;
 }
 
-std::map<std::string, std::string> ChildEnv(const Provisioner& p) {
-  return {{"PATH", p.path_list}, {"SLURM_CONF", p.slurm_conf.string()}, {"LANG", "C"}};
+std::map<std::string, std::string> ChildEnv(const Provisioner& p, const std::string& node) {
+  std::map<std::string, std::string> env = {
+      {"PATH", p.path_list}, {"SLURM_CONF", p.slurm_conf.string()}, {"LANG", "C"}};
+  // Markers: how suspend finds every process of this node (NodeNamespaces).
+  if (!node.empty()) {
+    env["PLINTH_SLURM_NODE"] = node;
+    env["PLINTH_SLURM_PROVISIONER"] = p.file.string();
+  }
+  return env;
 }
 
 bool ResumeOne(const Provisioner& p, const ProvisionedNode& n, std::time_t requested) {
@@ -108,13 +150,16 @@ bool ResumeOne(const Provisioner& p, const ProvisionedNode& n, std::time_t reque
                   "cannot create the spool directory " + n.spool.string() + ": " + ec.message());
     return false;
   }
-  fs::create_directories(p.state_dir, ec);
+  auto setsid = process::FindExecutable("setsid", p.path_list);
   auto unshare = process::FindExecutable("unshare", p.path_list);
   auto slurmd = process::FindExecutable("slurmd", p.path_list);
-  if (!unshare || !slurmd) {
+  if (!setsid || !unshare || !slurmd) {
     LogTransition(p, action, n.name,
-                  std::string("cannot find ") + (unshare ? "slurmd" : "unshare") + " on " + p.path_list +
-                      ": install slurmd (slurm-wlm) and util-linux");
+                  std::string("cannot find ") +
+                      (!slurmd    ? "slurmd"
+                       : !unshare ? "unshare"
+                                  : "setsid") +
+                      " on " + p.path_list + ": install slurmd (slurm-wlm) and util-linux");
     return false;
   }
   // slurmctld counts the node as resumed only when it registers with a boot
@@ -124,17 +169,16 @@ bool ResumeOne(const Provisioner& p, const ProvisionedNode& n, std::time_t reque
   while (std::time(nullptr) < requested + 2) std::this_thread::sleep_for(50ms);
   const long offset = BoottimeOffset(HostUptime());
   process::Spec spec;
-  spec.program = *unshare;
-  spec.args = {"--time",
-               "--boottime=" + std::to_string(offset),
-               "--fork",
-               "--",
-               slurmd->string(),
-               "-f",
-               n.config.string(),
-               "-N",
-               n.name};
-  spec.env = ChildEnv(p);
+  // The process layer kills the child's process group once the child exits.
+  // slurmd daemonizes (fork, parent exits, child setsid): between the two the
+  // daemon is still in the group and would die with it. `setsid --fork
+  // --wait` moves unshare and slurmd into a session of their own before
+  // anything exits, and exits only after slurmd's foreground parent did.
+  spec.program = *setsid;
+  spec.args = {"--fork", "--wait", unshare->string(), "--time", "--boottime=" + std::to_string(offset),
+               "--fork", "--",     slurmd->string(),  "-f",     n.config.string(),
+               "-N",     n.name};
+  spec.env = ChildEnv(p, n.name);
   spec.deadline = 30s;
   spec.kill_grace = 2s;
   process::Outcome out = process::Run(std::move(spec));
@@ -146,7 +190,7 @@ bool ResumeOne(const Provisioner& p, const ProvisionedNode& n, std::time_t reque
   }
   // slurmd daemonizes; the daemon writes its pid file.
   pid_t pid = 0;
-  auto until = std::chrono::steady_clock::now() + 10s;
+  auto until = std::chrono::steady_clock::now() + 30s;
   while (!(pid = RunningSlurmd(n)) && std::chrono::steady_clock::now() < until)
     std::this_thread::sleep_for(50ms);
   if (!pid) {
@@ -154,11 +198,6 @@ bool ResumeOne(const Provisioner& p, const ProvisionedNode& n, std::time_t reque
                   "slurmd exited after its start: no live process in " + n.pid_file.string() +
                       (n.log_file.empty() ? std::string() : " (see " + n.log_file.string() + ")"));
     return false;
-  }
-  const std::string ns = TimeNamespace(pid);
-  {
-    std::ofstream f(TimensFile(p, n.name), std::ios::trunc);
-    f << ns << "\n";
   }
   LogTransition(p, action, n.name,
                 "started slurmd (pid " + std::to_string(pid) + ", " + n.address + ":" +
@@ -172,17 +211,9 @@ bool ResumeOne(const Provisioner& p, const ProvisionedNode& n, std::time_t reque
 bool StopOne(const Provisioner& p, const ProvisionedNode& n, const std::string& action,
              const std::string& why) {
   pid_t pid = RunningSlurmd(n);
-  std::string ns = pid ? TimeNamespace(pid) : std::string();
-  if (ns.empty()) {
-    std::string recorded = ReadFile(TimensFile(p, n.name));
-    while (!recorded.empty() && (recorded.back() == '\n' || recorded.back() == ' ')) recorded.pop_back();
-    ns = recorded;
-  }
-  std::vector<pid_t> others = ProcessesInNamespace(ns);
-  if (!pid && others.empty()) {
+  std::set<std::string> ns = NodeNamespaces(p, n.name);
+  if (!pid && ns.empty()) {
     LogTransition(p, action, n.name, "slurmd is not running: nothing to stop (" + why + ")");
-    std::error_code ec;
-    fs::remove(TimensFile(p, n.name), ec);
     return true;
   }
   bool killed = false;
@@ -197,18 +228,17 @@ bool StopOne(const Provisioner& p, const ProvisionedNode& n, const std::string& 
   }
   // What the node leaves behind (slurmstepd, the jobs' processes) dies with it.
   size_t leftovers = 0;
-  for (pid_t other : ProcessesInNamespace(ns)) {
+  ns.merge(NodeNamespaces(p, n.name));
+  for (pid_t other : ProcessesIn(ns)) {
     if (kill(other, SIGKILL) == 0) ++leftovers;
   }
   auto until = std::chrono::steady_clock::now() + 5s;
-  while (!ProcessesInNamespace(ns).empty() && std::chrono::steady_clock::now() < until)
+  while (!ProcessesIn(ns).empty() && std::chrono::steady_clock::now() < until)
     std::this_thread::sleep_for(50ms);
-  if (!ProcessesInNamespace(ns).empty()) {
-    LogTransition(p, action, n.name, "processes of the node survived SIGKILL in time namespace " + ns);
+  if (!ProcessesIn(ns).empty()) {
+    LogTransition(p, action, n.name, "processes of the node survived SIGKILL");
     return false;
   }
-  std::error_code ec;
-  fs::remove(TimensFile(p, n.name), ec);
   std::string text = "stopped slurmd";
   if (pid) text += " (pid " + std::to_string(pid) + (killed ? ", SIGKILL after the grace)" : ", SIGTERM)");
   if (leftovers) text += " and " + std::to_string(leftovers) + " leftover process(es) of the node";
@@ -284,7 +314,6 @@ std::optional<Provisioner> LoadProvisioner(const fs::path& file, std::string* er
   Provisioner p;
   p.file = fs::absolute(file);
   p.log_path = p.file.parent_path() / "provisioner.log";
-  p.state_dir = p.file.parent_path() / "state";
   if (j.contains("slurm_conf") && j["slurm_conf"].is_string())
     p.slurm_conf = j["slurm_conf"].get<std::string>();
   for (const auto& [name, v] : j["nodes"].items()) {
@@ -339,7 +368,7 @@ PowerReport ResumeFail(const Provisioner& p, const std::vector<std::string>& nod
     spec.program = *scontrol;
     spec.args = {"update", "NodeName=" + n.name, "State=DOWN",
                  "Reason=plinth: resume failed (no registration within ResumeTimeout)"};
-    spec.env = ChildEnv(p);
+    spec.env = ChildEnv(p, "");
     spec.deadline = 30s;
     process::Outcome out = process::Run(std::move(spec));
     if (!out.ok()) {

@@ -21,9 +21,10 @@
 // node name); config, spool and pid_file are required; log_file is optional.
 //
 // Every transition is logged with its reason to stderr and appended to
-// <provisioner file's directory>/provisioner.log. The provisioner's state
-// (each running node's time namespace) is kept in
-// <provisioner file's directory>/state/NAME.timens.
+// <provisioner file's directory>/provisioner.log. A node's processes are
+// found by markers in slurmd's environment (PLINTH_SLURM_NODE=NAME and
+// PLINTH_SLURM_PROVISIONER=FILE, inherited by slurmstepd) and the time
+// namespace they share with the jobs they run.
 #pragma once
 
 #include <sys/types.h>
@@ -51,8 +52,7 @@ struct Provisioner {
   std::filesystem::path file;
   std::filesystem::path slurm_conf;  // for scontrol (resume-fail)
   std::map<std::string, ProvisionedNode> nodes;
-  std::filesystem::path log_path;   // <dir>/provisioner.log
-  std::filesystem::path state_dir;  // <dir>/state
+  std::filesystem::path log_path;  // <dir>/provisioner.log
   // Where slurmd, scontrol and unshare are looked up (colon-separated, as
   // $PATH): the caller's PATH, else the usual sbin and bin directories.
   std::string path_list;
