@@ -254,6 +254,10 @@ std::vector<SlurmNode> ParseScontrolNodes(std::string_view out) {
     n.name = kv["NodeName"];
     n.state = kv["State"];
     n.reason = kv["Reason"];
+    // scontrol appends who set the reason and when: "Reason=why [root@2026-12-05T12:01:07]".
+    if (size_t at = n.reason.rfind(" [");
+        at != std::string::npos && n.reason.back() == ']' && n.reason.find('@', at) != std::string::npos)
+      n.reason.erase(at);
     n.address = kv["NodeAddr"];
     n.boot_time = kv["BootTime"];
     nodes.push_back(std::move(n));

@@ -5,6 +5,7 @@
 //   plinth-slurm-job [--partition=P] [--gpus=N] [--gres] [--cpus=N] [--name=NAME]
 //                    [--output=FILE] [--chdir=DIR] [--env=K=V]... [--secret-env=K]...
 //                    [--retries-infra=N] [--retries-program=N] [--limit-s=S] -- ARGV...
+//   plinth-slurm-job --drain=NODE --reason=TEXT   (Client::Drain: a node failing the GPU gate)
 //
 // Progress goes to stderr; the outcome to stdout as key=value lines:
 // status, exit_code, signal, node, attempts, infrastructure_failures,
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   r.job.retries.infrastructure = 0;
   r.job.retries.program = 0;
   int limit_s = 300;
+  std::string drain, reason;
   int i = 1;
   for (; i < argc; ++i) {
     std::string a = argv[i], v;
@@ -75,13 +77,33 @@ int main(int argc, char** argv) {
       r.job.retries.program = std::atoi(v.c_str());
     else if (Flag(a, "--limit-s", &v))
       limit_s = std::atoi(v.c_str());
+    else if (Flag(a, "--drain", &v))
+      drain = v;
+    else if (Flag(a, "--reason", &v))
+      reason = v;
     else {
       std::fprintf(stderr, "plinth-slurm-job: unknown argument '%s'\n", a.c_str());
       return 2;
     }
   }
   for (; i < argc; ++i) r.job.argv.push_back(argv[i]);
-  if (r.job.argv.empty()) {
+  if (!drain.empty()) {
+    slurm::Client client({});
+    std::string error;
+    if (!client.Drain(drain, reason, &error)) {
+      std::fprintf(stderr, "plinth-slurm-job: %s\n", error.c_str());
+      return 1;
+    }
+    auto node = client.Node(drain, &error);
+    if (!node) {
+      std::fprintf(stderr, "plinth-slurm-job: %s\n", error.c_str());
+      return 1;
+    }
+    std::printf("node=%s\nstate=%s\nreason=%s\n", node->name.c_str(), node->state.c_str(),
+                node->reason.c_str());
+    return 0;
+  }
+  if (r.job.argv.empty() && drain.empty()) {
     std::fprintf(stderr, "usage: plinth-slurm-job [options] -- ARGV...\n");
     return 2;
   }

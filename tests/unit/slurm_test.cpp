@@ -128,6 +128,13 @@ TEST(ScontrolParseTest, ReadsNodes) {
   EXPECT_EQ(nodes[0].state, "IDLE+CLOUD+POWERING_DOWN");
   EXPECT_EQ(nodes[0].address, "127.0.0.2");
   EXPECT_EQ(nodes[0].boot_time, "2026-12-05T11:43:46");
+  EXPECT_EQ(nodes[0].reason, "");
+  nodes = ParseScontrolNodes(
+      "NodeName=gpu2 Arch=x86_64 State=IDLE+DRAIN+CLOUD Partitions=gpu Reason=plinth: gpu probe failed "
+      "[root@2026-12-05T12:01:07]\n");
+  ASSERT_EQ(nodes.size(), 1u);
+  EXPECT_EQ(nodes[0].state, "IDLE+DRAIN+CLOUD");
+  EXPECT_EQ(nodes[0].reason, "plinth: gpu probe failed");
 }
 
 TEST(SacctParseTest, ReadsParsableLines) {
