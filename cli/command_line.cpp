@@ -671,10 +671,12 @@ Definition::Definition() {
   }
   {
     const char* exits =
-        "0  done\n"
-        "1  an error (the queue cannot be opened; agent: the node failed its health gate)\n"
-        "2  usage error";
-    CLI::App* g = Command(&root, "compute", "the workspace's compute pools, nodes and queue",
+        "0  done (resume, suspend: every node was handled: started, stopped, or already so)\n"
+        "1  an error (the queue cannot be opened; agent: the node failed its health gate; resume, suspend: a "
+        "node could not be handled, or the provisioner file cannot be used)\n"
+        "2  usage error (also a malformed hostlist)\n"
+        "4  resume-fail: the nodes were reported and set DOWN";
+    CLI::App* g = Command(&root, "compute", "the workspace's compute pools, nodes and queue; Slurm's power-saving programs",
                           CommandId::kCompute, exits, "plinth compute status --dir=examples/compute");
     Dir(g, "the configuration directory (default: .)");
     Workspace(g);
@@ -691,6 +693,22 @@ Definition::Definition() {
         ->type_name("DIR")
         ->required();
     agent->add_option("--node", options.job.node, "the node's name")->type_name("NAME")->required();
+    // Slurm power saving (docs/providers/slurm.md): slurmctld runs these.
+    const char* provisioner_help =
+        "the provisioner file: node -> config, spool, pid file (default: $PLINTH_SLURM_PROVISIONER)";
+    CLI::App* resume = Subcommand(g, "resume", "start slurmd for each node of HOSTLIST (Slurm's ResumeProgram)",
+                                  exits, "plinth compute resume --provisioner=/d/provisioner.json 'gpu[1-3,5]'");
+    resume->add_option("HOSTLIST", "Slurm hostlist expression, e.g. gpu[1-3,5],cpu1")->required();
+    resume->add_option("--provisioner", options.slurm_provisioner, provisioner_help)->type_name("FILE");
+    CLI::App* suspend = Subcommand(g, "suspend", "stop each node's slurmd and what it left (Slurm's SuspendProgram)",
+                                   exits, "plinth compute suspend --provisioner=/d/provisioner.json gpu1");
+    suspend->add_option("HOSTLIST", "Slurm hostlist expression")->required();
+    suspend->add_option("--provisioner", options.slurm_provisioner, provisioner_help)->type_name("FILE");
+    CLI::App* fail = Subcommand(g, "resume-fail",
+                                "report nodes that did not come up and set them DOWN (Slurm's ResumeFailProgram)",
+                                exits, "plinth compute resume-fail --provisioner=/d/provisioner.json gpu2");
+    fail->add_option("HOSTLIST", "Slurm hostlist expression")->required();
+    fail->add_option("--provisioner", options.slurm_provisioner, provisioner_help)->type_name("FILE");
   }
 
   // --- about plinth itself

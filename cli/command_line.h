@@ -45,7 +45,7 @@ enum class CommandId {
   kImport,
   kQpu,
   kJob,
-  kCompute,
+  kCompute,  // compute status|agent (cli/compute_commands.cpp), resume|suspend|resume-fail (Slurm power saving; cli/slurm_commands.cpp)
   // Answered by ParseCommandLine itself.
   kVersion,
   kHelp,

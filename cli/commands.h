@@ -77,6 +77,8 @@ struct Options {
     bool wait = false, follow = false, all = false, metrics = false;
     std::string compute_dir, node;  // compute agent (hidden)
   } job;
+  // compute resume|suspend|resume-fail --provisioner=FILE (docs/providers/slurm.md); empty: $PLINTH_SLURM_PROVISIONER
+  std::string slurm_provisioner;
 };
 
 int Validate(const Options& options, bool inspect);
@@ -115,5 +117,7 @@ int GenerateImportConfig(const Options& options, const VariableSources& vars, bo
 int Qpu(const Options& options);               // qpu run (cli/qpu_commands.cpp)
 int Job(const Options& options);      // job submit|ls|logs|cancel (cli/compute_commands.cpp)
 int Compute(const Options& options);  // compute status|agent (cli/compute_commands.cpp)
+// compute resume|suspend|resume-fail HOSTLIST: Slurm's power-saving programs (cli/slurm_commands.cpp)
+int SlurmPower(const Options& options);
 
 }  // namespace plinth::cli

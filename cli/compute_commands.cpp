@@ -339,7 +339,8 @@ int Compute(const Options& o) {
     qo.workspace_key = storage::WorkspaceKeyPath(dir.parent_path());
     return compute::RunAgent(dir, o.job.node, qo);
   }
-  return Usage("compute needs a subcommand: status (see plinth compute --help)");
+  if (sub == "resume" || sub == "suspend" || sub == "resume-fail") return SlurmPower(o);
+  return Usage("compute needs a subcommand: status, resume, suspend or resume-fail (see plinth compute --help)");
 }
 
 }  // namespace plinth::cli

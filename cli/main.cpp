@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
     case CommandId::kImport: return plinth::cli::Import(o, plinth::cli::VariableSourcesOf(o));
     case CommandId::kQpu: return plinth::cli::Qpu(o);
     case CommandId::kJob: return plinth::cli::Job(o);
+    // The compute group: status and agent here; resume|suspend|resume-fail go to SlurmPower.
     case CommandId::kCompute: return plinth::cli::Compute(o);
     case CommandId::kNone:
     case CommandId::kVersion:

@@ -16,6 +16,7 @@ packages=(
   libcli11-dev                                        # command-line parsing (cli/)
   libreadline-dev                                     # line editing and history in plinth console
   python3                                             # the example provider in another process (tests)
+  slurm-wlm munge                                     # Slurm boundary tests: slurmctld, slurmd, sbatch (tests/fixtures/slurm-cluster.sh)
 )
 missing=()
 for p in "${packages[@]}"; do
