@@ -738,6 +738,12 @@ std::vector<const CLI::App*> Children(const CLI::App* app) {
   return app->get_subcommands([](const CLI::App*) { return true; });
 }
 
+// The subcommands people see (help, summaries, "did you mean",
+// completion): not the internal ones, whose group is empty.
+std::vector<const CLI::App*> Listed(const CLI::App* app) {
+  return app->get_subcommands([](const CLI::App* c) { return !c->get_group().empty(); });
+}
+
 const CLI::App* Child(const CLI::App* app, const std::string& name) {
   for (const CLI::App* c : Children(app)) {
     if (c->get_name() == name) return c;
@@ -858,7 +864,7 @@ std::string Table(const std::vector<std::pair<std::string, std::string>>& rows) 
 std::string Summary(const CLI::App* app) {
   std::string s = app->get_description();
   std::vector<std::string> names;
-  for (const CLI::App* c : Children(app)) names.push_back(c->get_name());
+  for (const CLI::App* c : Listed(app)) names.push_back(c->get_name());
   if (!names.empty() && app->get_parent() != nullptr) {
     std::string list;
     for (size_t i = 0; i < names.size(); ++i) list += (i ? ", " : "") + names[i];
@@ -880,7 +886,7 @@ std::string Sentence(std::string s) {
 
 std::string HelpText(const Definition& d, const CLI::App* app) {
   std::string out = UsageLine(app) + "\n\n" + Sentence(app->get_description()) + "\n";
-  if (std::vector<const CLI::App*> children = Children(app); !children.empty()) {
+  if (std::vector<const CLI::App*> children = Listed(app); !children.empty()) {
     std::vector<std::pair<std::string, std::string>> rows;
     for (const CLI::App* c : children) rows.emplace_back(c->get_name(), Summary(c));
     out += "\nCommands:\n" + Table(rows);
@@ -957,7 +963,7 @@ int UsageError(const CLI::App* app, const std::string& message) {
 
 int UnknownCommand(const CLI::App* app, const std::string& word) {
   std::vector<std::string> names;
-  for (const CLI::App* c : Children(app)) names.push_back(c->get_name());
+  for (const CLI::App* c : Listed(app)) names.push_back(c->get_name());
   std::string message = "unknown command '" + word + "'";
   if (std::string near = Closest(word, names); !near.empty()) message += "; did you mean '" + near + "'?";
   return UsageError(app, message);
@@ -1008,7 +1014,7 @@ std::string BashCompletion(const Definition& d) {
   std::string commands, options;
   for (const CLI::App* app : all) {
     std::vector<std::string> names, flags;
-    for (const CLI::App* c : Children(app)) names.push_back(c->get_name());
+    for (const CLI::App* c : Listed(app)) names.push_back(c->get_name());
     for (const CLI::Option* o : OptionsOf(app)) {
       for (const std::string& l : o->get_lnames()) {
         bool inline_value = !IsFlag(o) && o->get_type_name().find('=') == std::string::npos;
