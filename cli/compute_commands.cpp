@@ -184,7 +184,8 @@ int List(const Options& o) {
     for (const auto& j : jobs) {
       if (o.job.all || !compute::IsTerminal(j.status)) arr.push_back(JobJson(j));
     }
-    std::printf("%s\n", arr.dump(2).c_str());
+    json out = {{"format_version", 1}, {"jobs", std::move(arr)}};
+    std::printf("%s\n", out.dump(2).c_str());
     return 0;
   }
   for (const auto& j : jobs) {

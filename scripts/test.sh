@@ -2,7 +2,7 @@
 # README command 2: install what is missing, build, and run the whole test
 # suite: unit + golden tests (CTest), CLI checks on every example and the
 # plan/apply round trip, local bucket storage (objects, lifecycle, backups,
-# restore), the Python example provider's protocol, the S3 provider against a Ceph RGW on 127.0.0.1, the crash-injection harness (SIGKILL during apply
+# restore), compute pools and jobs (local provider and a Slurm cluster), the Python example provider's protocol, the S3 provider against a Ceph RGW on 127.0.0.1, the crash-injection harness (SIGKILL during apply
 # and destroy), and a short fuzz run of the parser and checker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,12 +12,19 @@ scripts/build.sh
 scripts/cli-test.sh build/plinth
 scripts/docs-examples-test.sh build/plinth
 scripts/storage-test.sh build/plinth
+# Compute pools and jobs on the local provider (docs/compute.md): the
+# gpu-training example against the fake GPU inventory, a killed plinth, destroy.
+scripts/compute-test.sh build/plinth
 # The out-of-process example provider on its own (the C++ side of the
 # protocol is covered by the unit tests' conformance suite).
 examples/provider-python/test_protocol.sh >/dev/null
 # The S3 provider against a real store: installs and starts a single-node
 # Ceph RADOS Gateway on 127.0.0.1, runs the S3 tests, stops it.
 tests/fixtures/run-s3-tests.sh build
+# The Slurm boundary (docs/providers/slurm.md): munge, slurmctld and CLOUD
+# nodes started on 127.0.0.x, powered up and down by plinth compute
+# resume|suspend; exit 77 means skipped (not root, or Slurm not installed).
+tests/fixtures/run-slurm-tests.sh build || [ $? -eq 77 ]
 scripts/crash-test.sh build/plinth "${CRASH_TRIALS:-50}"
 FUZZ_SECONDS=${FUZZ_SECONDS:-60} scripts/fuzz.sh
 echo "all tests passed"

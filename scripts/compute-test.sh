@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# End-to-end checks of compute pools and jobs on the local provider
+# (docs/compute.md), through the CLI, against the fake GPU inventory:
+#  - examples/gpu-training applies: a node is provisioned while the jobs wait,
+#    the training job sees exactly one GPU, writes its checkpoints and
+#    succeeds; its secret is in no file; the next plan is empty; the node is
+#    decommissioned after its idle time and compute status shows no node;
+#  - a job asking for more GPUs than any shape offers is a located plan error;
+#  - plinth killed while apply waits for a job: the job is neither orphaned nor
+#    run twice, and the next apply records how it ended;
+#  - destroy removes jobs and pools and leaves no agent running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+plinth=$(realpath "${1:-build/plinth}")
+tmp=$(mktemp -d)
+export PLINTH_GPU_LOCK_DIR="$tmp/gpu-locks"
+cleanup() {
+  # Agents started for this test's workspaces, whatever happened.
+  pkill -KILL -f "compute agent --compute-dir=$tmp" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() { echo "compute-test: $*" >&2; exit 1; }
+wait_for() {  # wait_for SECONDS CMD...: until CMD succeeds
+  local limit=$1 t0=$SECONDS
+  shift
+  until "$@" >/dev/null 2>&1; do
+    [ $((SECONDS - t0)) -lt "$limit" ] || return 1
+    sleep 0.3
+  done
+}
+live_nodes() {  # live_nodes DIR: the number of live nodes compute status reports
+  "$plinth" compute status --json --dir="$1" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(len(p.get("nodes", [])) for p in d["pools"]))'
+}
+no_live_nodes() { [ "$(live_nodes "$1")" = 0 ]; }
+
+# 1. The example, end to end.
+ex="$tmp/gpu-training"
+cp -r examples/gpu-training "$ex"
+rm -rf "$ex/.plinth"
+export PLINTH_FAKE_GPUS="$ex/gpus.json"
+secret="s3cr3t-$RANDOM-$RANDOM-token"
+PLINTH_VAR_hub_token="$secret" "$plinth" apply --auto-approve --var node_idle=2s "$ex" >"$tmp/apply.txt" 2>&1 ||
+  fail "apply of the example failed: $(cat "$tmp/apply.txt")"
+grep -q 'train_status = "succeeded"' "$tmp/apply.txt" || fail "the training job did not succeed: $(cat "$tmp/apply.txt")"
+ckpts="$ex/.plinth/default/data/regions/lab/buckets/checkpoints"
+[ -f "$ckpts/ckpt-epoch-3.json" ] || fail "no checkpoint written: $(ls -la "$ckpts")"
+train_id=$("$plinth" job ls --all --json --dir="$ex" |
+  python3 -c 'import json,sys; print([j["id"] for j in json.load(sys.stdin)["jobs"] if "/train-" in j["id"]][0])')
+"$plinth" job logs --dir="$ex" "$train_id" >"$tmp/train.log" || fail "job logs failed"
+grep -Eq '^training on GPUs \[[0-9]+\]$' "$tmp/train.log" || fail "the job did not see exactly one GPU: $(cat "$tmp/train.log")"
+if grep -rqF -- "$secret" "$ex/.plinth" "$tmp/apply.txt" "$tmp/train.log"; then
+  fail "the job's secret is in a file: $(grep -rlF -- "$secret" "$ex/.plinth" "$tmp"/*.txt)"
+fi
+PLINTH_VAR_hub_token="$secret" "$plinth" plan --detailed-exitcode --var node_idle=2s "$ex" >"$tmp/plan.txt" 2>&1 ||
+  fail "the plan after apply is not empty: $(cat "$tmp/plan.txt")"
+wait_for 30 no_live_nodes "$ex" || fail "the node was not decommissioned after its idle time: $("$plinth" compute status --dir="$ex")"
+"$plinth" compute status --dir="$ex" | grep -q "queue: succeeded 2" || fail "compute status: $("$plinth" compute status --dir="$ex")"
+
+# 2. More GPUs than any shape: a plan error at the job's block.
+sed 's/  gpus       = 1/  gpus       = 4/' "$ex/main.plinth" >"$tmp/too-many.plinth"
+mkdir -p "$tmp/too-many" && cp "$tmp/too-many.plinth" "$tmp/too-many/main.plinth"
+set +e
+"$plinth" plan "$tmp/too-many" >"$tmp/too-many.txt" 2>&1
+rc=$?
+set -e
+[ "$rc" = 1 ] || fail "a job asking for 4 GPUs planned (exit $rc): $(cat "$tmp/too-many.txt")"
+grep -Eq "main.plinth:[0-9]+:1: job.train: job asks for 4 GPUs per task but pool gpu's largest shape has 1" \
+  "$tmp/too-many.txt" || fail "the error is not located: $(cat "$tmp/too-many.txt")"
+
+# 3. plinth killed while it waits for a job.
+k="$tmp/killed"
+mkdir -p "$k"
+cat >"$k/main.plinth" <<PLINTH
+region "r" {}
+
+pool "cpu" {
+  region    = region.r
+  max_nodes = 1
+  idle      = 2s
+  health    = "none"
+  shape {
+    cpus = 1
+  }
+}
+
+job "slow" {
+  pool    = pool.cpu
+  command = ["/bin/sh", "-c", "echo run >>$tmp/runs; sleep 3"]
+}
+PLINTH
+"$plinth" apply --auto-approve "$k" >"$tmp/killed-apply.txt" 2>&1 &
+apply_pid=$!
+running() { "$plinth" job ls --dir="$k" 2>/dev/null | grep -q " running "; }
+wait_for 30 running || fail "the job never ran: $(cat "$tmp/killed-apply.txt")"
+kill -KILL "$apply_pid"
+wait "$apply_pid" 2>/dev/null || true
+"$plinth" apply --auto-approve "$k" >"$tmp/killed-again.txt" 2>&1 || fail "the apply after the kill failed: $(cat "$tmp/killed-again.txt")"
+ended() { "$plinth" job ls --all --dir="$k" | grep -q " succeeded "; }
+wait_for 30 ended || fail "the job did not end: $("$plinth" job ls --all --dir="$k")"
+[ "$(wc -l <"$tmp/runs")" = 1 ] || fail "the job ran $(wc -l <"$tmp/runs") times after plinth was killed"
+"$plinth" refresh "$k" >/dev/null 2>&1 || fail "refresh failed"
+"$plinth" state show --dir="$k" job.slow | grep -q 'status *= "succeeded"' || fail "the state does not say how the job ended: $("$plinth" state show --dir="$k" job.slow)"
+
+# 4. destroy: jobs, pools and agents go.
+for d in "$ex" "$k"; do
+  "$plinth" destroy --auto-approve "$d" >"$tmp/destroy.txt" 2>&1 || fail "destroy failed: $(cat "$tmp/destroy.txt")"
+done
+if pgrep -f "compute agent --compute-dir=$tmp" >/dev/null; then fail "an agent outlived destroy"; fi
+echo "compute-test: all passed"
