@@ -16,6 +16,8 @@
 
 #include "runtime/compute/queue.h"
 #include "runtime/process/process.h"
+#include "tests/support/compute_fixture.h"
+#include "tests/support/files.h"
 
 namespace plinth::compute {
 namespace {
@@ -23,48 +25,9 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-std::string ReadAll(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-class ComputeAgentTest : public ::testing::Test {
+class ComputeAgentTest : public plinth::testing::ComputeFixture {
  protected:
-  void SetUp() override {
-    root_ = fs::temp_directory_path() / ("plinth-compute-" + std::to_string(::getpid()) + "-" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    fs::create_directories(root_ / "ws");
-    std::ofstream(root_ / "gpus.json")
-        << R"({"gpus":[{"index":0,"type":"H100","fault":"gemm"},{"index":1,"type":"H100"},)"
-        << R"({"index":2,"type":"H100"}]})";
-    ::setenv("PLINTH_FAKE_GPUS", (root_ / "gpus.json").c_str(), 1);
-    ::setenv("PLINTH_GPU_LOCK_DIR", (root_ / "locks").c_str(), 1);
-    QueueOptions o;
-    o.agent_program = PLINTH_BINARY;
-    o.workspace_key = root_ / "ws" / "workspace.key";
-    std::string error;
-    queue_ = Queue::Open(root_ / "ws" / "compute", o, true, &error);
-    ASSERT_TRUE(queue_) << error;
-  }
-  void TearDown() override {
-    if (queue_) {
-      std::vector<NodeState> nodes = queue_->ListNodes("", true);
-      for (const auto& p : queue_->ListPools()) {
-        std::string error;
-        EXPECT_TRUE(queue_->RemovePool(p.id, true, &error)) << error;
-      }
-      for (const auto& n : nodes) {
-        if (n.pid > 0) EXPECT_FALSE(process::ProcessStartTime(n.pid)) << "agent " << n.name << " still runs";
-      }
-    }
-    queue_.reset();
-    fs::remove_all(root_);
-    ::unsetenv("PLINTH_FAKE_GPUS");  // later tests start from a clean environment
-    ::unsetenv("PLINTH_GPU_LOCK_DIR");
-  }
+  ComputeAgentTest() : ComputeFixture("plinth-compute") {}
   PoolSpec Pool(const std::string& name, int gpus, int max_nodes) {
     PoolSpec p;
     p.region = "east";
@@ -97,9 +60,6 @@ class ComputeAgentTest : public ::testing::Test {
     for (const auto& e : queue_->Events(pool, 1000)) t += e.node + " " + e.job + " " + e.text + "\n";
     return t;
   }
-
-  fs::path root_;
-  std::unique_ptr<Queue> queue_;
 };
 
 TEST_F(ComputeAgentTest, GpuJobGetsHealthyGpuOnlyItsOwnAndNodeIdlesOut) {
@@ -114,7 +74,7 @@ TEST_F(ComputeAgentTest, GpuJobGetsHealthyGpuOnlyItsOwnAndNodeIdlesOut) {
   JobState end = WaitEnd(job.id);
   ASSERT_EQ(end.status, JobStatus::kSucceeded) << end.reason << "\n" << EventsText("east/train");
   // GPU 0 fails its health gate (fake gemm fault): quarantined, the next node got GPU 1.
-  EXPECT_EQ(ReadAll(out), "1 s3cr3t-value-xyz\n") << EventsText("east/train");
+  EXPECT_EQ(plinth::testing::ReadFile(out), "1 s3cr3t-value-xyz\n") << EventsText("east/train");
   std::string events = EventsText("east/train");
   EXPECT_NE(events.find("health gate failed"), std::string::npos) << events;
   // The node is released after its idle second.
@@ -125,7 +85,7 @@ TEST_F(ComputeAgentTest, GpuJobGetsHealthyGpuOnlyItsOwnAndNodeIdlesOut) {
   // The secret is in no file under the compute directory.
   for (const auto& e : fs::recursive_directory_iterator(root_ / "ws" / "compute")) {
     if (!e.is_regular_file()) continue;
-    EXPECT_EQ(ReadAll(e.path()).find("s3cr3t-value-xyz"), std::string::npos) << e.path();
+    EXPECT_EQ(plinth::testing::ReadFile(e.path()).find("s3cr3t-value-xyz"), std::string::npos) << e.path();
   }
 }
 
@@ -156,7 +116,7 @@ TEST_F(ComputeAgentTest, ProgramFailureIsRetriedThenFailsWithExitCode) {
   ASSERT_TRUE(end.exit_code);
   EXPECT_EQ(*end.exit_code, 3);
   EXPECT_EQ(end.attempts, 2);
-  std::string text = ReadAll(runs);
+  std::string text = plinth::testing::ReadFile(runs);
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2) << text;
 }
 
@@ -176,7 +136,7 @@ TEST_F(ComputeAgentTest, TimeoutKillsAndFailsAndCancelKillsTheGroup) {
   for (int i = 0; i < 200 && !fs::exists(pidfile); ++i) std::this_thread::sleep_for(50ms);
   ASSERT_TRUE(fs::exists(pidfile)) << EventsText("east/cpu");
   std::this_thread::sleep_for(100ms);
-  pid_t grandchild = std::stoi(ReadAll(pidfile));
+  pid_t grandchild = std::stoi(plinth::testing::ReadFile(pidfile));
   ASSERT_TRUE(queue_->Cancel(c.id, &error)) << error;
   end = WaitEnd(c.id);
   EXPECT_EQ(end.status, JobStatus::kCancelled);
@@ -196,7 +156,7 @@ TEST_F(ComputeAgentTest, KilledAgentIsAnInfrastructureFailureRetriedWithoutOrpha
   for (int i = 0; i < 200 && !fs::exists(pidfile); ++i) std::this_thread::sleep_for(50ms);
   ASSERT_TRUE(fs::exists(pidfile));
   std::this_thread::sleep_for(100ms);
-  pid_t sleeper = std::stoi(ReadAll(pidfile));
+  pid_t sleeper = std::stoi(plinth::testing::ReadFile(pidfile));
   auto nodes = queue_->ListNodes("east/cpu", false);
   ASSERT_EQ(nodes.size(), 1u);
   ASSERT_EQ(::kill(nodes[0].pid, SIGKILL), 0);
@@ -205,7 +165,7 @@ TEST_F(ComputeAgentTest, KilledAgentIsAnInfrastructureFailureRetriedWithoutOrpha
   EXPECT_EQ(end.infrastructure_failures, 1);
   EXPECT_EQ(end.attempts, 2);
   EXPECT_FALSE(process::ProcessStartTime(sleeper)) << "the lost run's grandchild survived";
-  std::string text = ReadAll(runs);
+  std::string text = plinth::testing::ReadFile(runs);
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2) << text;
   EXPECT_NE(EventsText("east/cpu").find("node lost"), std::string::npos);
 }
@@ -227,7 +187,7 @@ TEST_F(ComputeAgentTest, StoppedAgentEndsItsJobsAsInfrastructureFailures) {
   EXPECT_EQ(end.status, JobStatus::kSucceeded) << end.reason << "\n" << EventsText("east/cpu");
   EXPECT_EQ(end.infrastructure_failures, 1);
   EXPECT_EQ(end.program_failures, 0);
-  std::string text = ReadAll(runs);
+  std::string text = plinth::testing::ReadFile(runs);
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2) << text;
   auto first = queue_->ListNodes("east/cpu", true).front();
   EXPECT_EQ(first.state, "released");
@@ -296,7 +256,7 @@ TEST(ComputeCli, SubmitWaitLsLogsAndStatus) {
   // The secret is in the job's output only: not in the database, its WAL or a node log.
   for (const auto& e : fs::recursive_directory_iterator(dir / ".plinth" / "default" / "compute")) {
     if (!e.is_regular_file() || e.path().filename() == "log") continue;
-    EXPECT_EQ(ReadAll(e.path()).find("cli-secret-789"), std::string::npos) << e.path();
+    EXPECT_EQ(plinth::testing::ReadFile(e.path()).find("cli-secret-789"), std::string::npos) << e.path();
   }
   EXPECT_TRUE(queue->RemovePool("east/cli", true, &error)) << error;
   queue.reset();

@@ -14,50 +14,17 @@
 #include <thread>
 
 #include "runtime/compute/queue.h"
+#include "tests/support/compute_fixture.h"
+#include "tests/support/files.h"
 
 namespace plinth::compute {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string ReadAll(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-class ComputeQueueTest : public ::testing::Test {
+class ComputeQueueTest : public plinth::testing::ComputeFixture {
  protected:
-  void SetUp() override {
-    root_ = fs::temp_directory_path() / ("plinth-queue-" + std::to_string(::getpid()) + "-" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    fs::create_directories(root_ / "ws");
-    std::ofstream(root_ / "gpus.json")
-        << R"({"gpus":[{"index":0,"type":"H100","fault":"gemm"},{"index":1,"type":"H100"},)"
-        << R"({"index":2,"type":"H100"}]})";
-    ::setenv("PLINTH_FAKE_GPUS", (root_ / "gpus.json").c_str(), 1);
-    ::setenv("PLINTH_GPU_LOCK_DIR", (root_ / "locks").c_str(), 1);
-    QueueOptions o;
-    o.agent_program = PLINTH_BINARY;
-    o.workspace_key = root_ / "ws" / "workspace.key";
-    std::string error;
-    queue_ = Queue::Open(root_ / "ws" / "compute", o, true, &error);
-    ASSERT_TRUE(queue_) << error;
-  }
-  void TearDown() override {
-    if (queue_) {
-      for (const auto& p : queue_->ListPools()) {
-        std::string error;
-        queue_->RemovePool(p.id, true, &error);
-      }
-    }
-    queue_.reset();
-    fs::remove_all(root_);
-    ::unsetenv("PLINTH_FAKE_GPUS");  // later tests start from a clean environment
-    ::unsetenv("PLINTH_GPU_LOCK_DIR");
-  }
+  ComputeQueueTest() : ComputeFixture("plinth-queue") {}
   // A pool whose only shape wants an A100 (the fake machine has H100s): never placed.
   PoolSpec Unplaceable(const std::string& name) {
     PoolSpec p;
@@ -83,9 +50,6 @@ class ComputeQueueTest : public ::testing::Test {
     for (const auto& e : queue_->Events(pool, 1000)) t += e.job + " " + e.text + "\n";
     return t;
   }
-
-  fs::path root_;
-  std::unique_ptr<Queue> queue_;
 };
 
 TEST_F(ComputeQueueTest, ShapesAreTriedInOrderAndEachSkipSaysWhy) {
@@ -200,7 +164,9 @@ TEST_F(ComputeQueueTest, SecretsAreSealedAndDroppedWhenTheJobEnds) {
   ASSERT_TRUE(queue_->Submit(job, {{"HF_TOKEN", "hf-secret-value-123"}}, &error)) << error;
   EXPECT_EQ(queue_->GetJob(job.id)->spec.secret_names, std::vector<std::string>{"HF_TOKEN"});
   for (const char* f : {"compute.db", "compute.db-wal"}) {
-    EXPECT_EQ(ReadAll(root_ / "ws" / "compute" / f).find("hf-secret-value-123"), std::string::npos) << f;
+    EXPECT_EQ(plinth::testing::ReadFile(root_ / "ws" / "compute" / f).find("hf-secret-value-123"),
+              std::string::npos)
+        << f;
   }
   std::map<std::string, std::string> secrets;
   ASSERT_TRUE(queue_->OpenSecrets(job.id, &secrets, &error)) << error;
