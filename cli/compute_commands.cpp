@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -15,6 +16,7 @@
 #include "cli/workspace.h"
 #include "runtime/compute/queue.h"
 #include "runtime/crypto/aead.h"
+#include "runtime/plan/plan.h"
 #include "runtime/storage/keys.h"
 
 namespace plinth::cli {
@@ -91,6 +93,19 @@ bool ParseDuration(const std::string& s, int64_t* ms) {
   }
   *ms = total;
   return total > 0;
+}
+
+// Events shown per pool by compute status.
+constexpr size_t kStatusEvents = 8;
+
+// "2026-12-05T12:01:02Z".
+std::string EventTime(int64_t ms) {
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 std::string Age(int64_t since_ms) {
@@ -281,6 +296,12 @@ int Status(const Options& o) {
     for (const auto& j : queue->ListJobs(pool.id)) ++by_status[compute::JobStatusName(j.status)];
     p["queue"] = by_status;
     p["gpu_hours"] = gpu_seconds / 3600.0;
+    // The pool's latest transitions with their reasons: why a shape was
+    // skipped, a node provisioned, failed its health gate or decommissioned.
+    p["events"] = json::array();
+    for (const auto& e : queue->Events(pool.id, kStatusEvents)) {
+      p["events"].push_back({{"time", EventTime(e.at_ms)}, {"node", e.node}, {"job", e.job}, {"text", e.text}});
+    }
     out["pools"].push_back(p);
     for (const char* st : {"provisioning", "probing", "ready", "failed", "released", "lost"}) {
       metrics += "plinth_compute_nodes{pool=\"" + pool.id + "\",state=\"" + st + "\"} " +
@@ -314,6 +335,15 @@ int Status(const Options& o) {
     for (auto& [k, v] : p["queue"].items())
       q += (q.empty() ? "" : ", ") + k + " " + std::to_string(v.get<int>());
     std::printf("  queue: %s\n", q.empty() ? "empty" : q.c_str());
+    if (!p["events"].empty()) std::printf("  recent events:\n");
+    for (const auto& e : p["events"]) {
+      // Whom it is about, unless the text says so itself ("node east-train-1 provisioned ...").
+      std::string text = e["text"].get<std::string>(), who;
+      if (!e["job"].get<std::string>().empty()) who = "job " + e["job"].get<std::string>();
+      else if (!e["node"].get<std::string>().empty()) who = "node " + e["node"].get<std::string>();
+      if (!who.empty() && text.rfind(who, 0) != 0) text = who + ": " + text;
+      std::printf("    %s  %s\n", e["time"].get<std::string>().c_str(), runtime::EscapeControls(text).c_str());
+    }
   }
   if (out["pools"].empty()) std::printf("no pools\n");
   return 0;

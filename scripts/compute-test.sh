@@ -56,7 +56,11 @@ fi
 PLINTH_VAR_hub_token="$secret" "$plinth" plan --detailed-exitcode --var node_idle=2s "$ex" >"$tmp/plan.txt" 2>&1 ||
   fail "the plan after apply is not empty: $(cat "$tmp/plan.txt")"
 wait_for 30 no_live_nodes "$ex" || fail "the node was not decommissioned after its idle time: $("$plinth" compute status --dir="$ex")"
-"$plinth" compute status --dir="$ex" | grep -q "queue: succeeded 2" || fail "compute status: $("$plinth" compute status --dir="$ex")"
+"$plinth" compute status --dir="$ex" >"$tmp/status.txt"
+grep -q "queue: succeeded 2" "$tmp/status.txt" || fail "compute status: $(cat "$tmp/status.txt")"
+grep -q "node lab-gpu-1 provisioned with shape 1 (H100:1)" "$tmp/status.txt" ||
+  fail "compute status does not show why and how the node was provisioned: $(cat "$tmp/status.txt")"
+grep -q "decommissioned" "$tmp/status.txt" || fail "compute status does not show the decommission: $(cat "$tmp/status.txt")"
 
 # 2. More GPUs than any shape: a plan error at the job's block.
 sed 's/  gpus       = 1/  gpus       = 4/' "$ex/main.plinth" >"$tmp/too-many.plinth"
