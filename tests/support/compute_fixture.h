@@ -51,7 +51,9 @@ class ComputeFixture : public ::testing::Test {
         EXPECT_TRUE(queue_->RemovePool(p.id, true, &error)) << error;
       }
       for (const auto& n : nodes) {
-        if (n.pid > 0) EXPECT_FALSE(process::ProcessStartTime(n.pid)) << "agent " << n.name << " still runs";
+        if (n.pid > 0) {
+          EXPECT_FALSE(process::ProcessStartTime(n.pid)) << "agent " << n.name << " still runs";
+        }
       }
     }
     queue_.reset();

@@ -154,7 +154,8 @@ Result<ResourceObject> LocalProvider::CreateJob(const ValueMap& planned) {
     // pool's last event), and the job stays queued for a later node.
     constexpr auto kStuck = std::chrono::seconds(30);
     auto next_reconcile = std::chrono::steady_clock::now();
-    std::optional<std::chrono::steady_clock::time_point> nodeless_since;
+    bool nodeless = false;  // no live node since nodeless_since
+    std::chrono::steady_clock::time_point nodeless_since{};
     while (!compute::IsTerminal(state->status) && !(stop_ && stop_->load())) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       auto now_time = std::chrono::steady_clock::now();
@@ -166,8 +167,11 @@ Result<ResourceObject> LocalProvider::CreateJob(const ValueMap& planned) {
           if (queue.EnsureCapacity(spec->pool, &why) && queue.ListNodes(spec->pool, false).empty() &&
               why.empty())
             why = "no node of the pool can take it";
-          if (!nodeless_since) nodeless_since = now_time;
-          if (now_time - *nodeless_since >= kStuck) {
+          if (!nodeless) {
+            nodeless = true;
+            nodeless_since = now_time;
+          }
+          if (now_time - nodeless_since >= kStuck) {
             auto events = queue.Events(spec->pool, 1);
             std::string last = events.empty() ? why : events.back().text;
             return ComputeFail(
@@ -177,7 +181,7 @@ Result<ResourceObject> LocalProvider::CreateJob(const ValueMap& planned) {
                 " (plinth compute status shows the pool's nodes and events; the job stays queued)");
           }
         } else {
-          nodeless_since.reset();
+          nodeless = false;
         }
       }
       auto now = queue.GetJob(spec->id);
