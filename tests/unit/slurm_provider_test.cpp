@@ -41,7 +41,9 @@ case "$1 $2" in
   c1) echo "NodeName=c1 CPUTot=2 Gres=(null) RealMemory=500 State=IDLE Partitions=cpu" ;;
   esac ;;
 "show config") printf 'Configuration data as of 2026-12-05T12:00:00\nSuspendRate             = 60 nodes/min\nSuspendTime             = 300 sec\nSuspendTimeout          = 10 sec\n' ;;
-"show job") echo "JobId=$4 JobName=slurm_job.train JobState=COMPLETED Reason=None ExitCode=0:0 NodeList=gpu1 StartTime=2026-12-05T11:43:44 EndTime=2026-12-05T11:43:50" ;;
+"show job")
+  st=$(cat "$d/job.state" 2>/dev/null || echo COMPLETED); ec=$(cat "$d/job.exit" 2>/dev/null || echo 0:0)
+  echo "JobId=$4 JobName=slurm_job.train JobState=$st Reason=None ExitCode=$ec NodeList=gpu1 StartTime=2026-12-05T11:43:44 EndTime=2026-12-05T11:43:50" ;;
 esac
 )";
 const char* kSbatch = R"(#!/bin/sh
@@ -50,6 +52,9 @@ echo "$@" >"$d/sbatch.argv"
 cat >"$d/sbatch.stdin"
 env >"$d/sbatch.env"
 echo 42
+)";
+const char* kScancel = R"(#!/bin/sh
+echo "$@" >>"$(dirname "$0")/scancel.calls"
 )";
 
 class SlurmProviderTest : public ::testing::Test {
@@ -60,6 +65,7 @@ class SlurmProviderTest : public ::testing::Test {
     dir = tmpl;
     Script("scontrol", kScontrol);
     Script("sbatch", kSbatch);
+    Script("scancel", kScancel);
     SlurmSettings s;
     s.client.path_list = dir.string() + ":/usr/bin:/bin";
     s.client.slurm_conf = dir / "slurm.conf";
@@ -255,7 +261,43 @@ TEST_F(SlurmProviderTest, CreateSubmitsWithSecretsOnlyInSbatchsEnvironment) {
   ASSERT_TRUE(read.ok() && read.value());
   EXPECT_EQ(read.value()->attributes.at("status").as_string(), "succeeded");
   ASSERT_TRUE(provider->Delete("slurm_job", created.value().id, a).ok());
-  EXPECT_FALSE(fs::exists(dir / "scancel.calls"));
+  EXPECT_FALSE(fs::exists(dir / "scancel.calls")) << "a finished job is not cancelled";
+}
+
+TEST_F(SlurmProviderTest, AfterBecomesAfterokAndAFailedJobFailsTheApply) {
+  ValueMap pool = PlannedPool("gpu");
+  ValueMap config = JobConfig(pool, 1);
+  config["after"] = Value::List({Value::Object({{"address", Value::String("slurm_job.prep")},
+                                                {"name", Value::String("prep")},
+                                                {"id", Value::String("gpu/prep-0123456789")},
+                                                {"slurm_job_id", Value::String("41")}})});
+  config["retries"] = Value::Object({{"infrastructure", Value::Number(0)}, {"program", Value::Number(1)}});
+  EXPECT_TRUE(provider->Validate("slurm_job", config).empty());
+  auto plan = provider->PlanChange(PlanRequest{"slurm_job", nullptr, config});
+  ASSERT_TRUE(plan.ok());
+  std::ofstream(dir / "job.state") << "FAILED\n";
+  std::ofstream(dir / "job.exit") << "3:0\n";
+  auto created = provider->Create("slurm_job", plan.value().planned);
+  ASSERT_FALSE(created.ok());
+  EXPECT_NE(created.error().message.find("failed after 2 runs (exit code 3 (FAILED)"), std::string::npos)
+      << created.error().message;
+  EXPECT_NE(Slurp("sbatch.argv").find("--dependency=afterok:41"), std::string::npos) << Slurp("sbatch.argv");
+}
+
+TEST_F(SlurmProviderTest, WaitFalseRecordsTheJobAsSubmittedAndDeleteCancelsIt) {
+  ValueMap config = JobConfig(PlannedPool("gpu"), 1);
+  config["wait"] = Value::Bool(false);
+  std::ofstream(dir / "job.state") << "RUNNING\n";
+  auto plan = provider->PlanChange(PlanRequest{"slurm_job", nullptr, config});
+  ASSERT_TRUE(plan.ok());
+  auto created = provider->Create("slurm_job", plan.value().planned);
+  ASSERT_TRUE(created.ok()) << created.error().message;
+  const ValueMap& a = created.value().attributes;
+  EXPECT_EQ(a.at("status").as_string(), "running");
+  EXPECT_TRUE(a.at("exit_code").is_null());
+  EXPECT_TRUE(a.at("finished_at").is_null());
+  ASSERT_TRUE(provider->Delete("slurm_job", created.value().id, a).ok());
+  EXPECT_EQ(Slurp("scancel.calls"), "42\n");
 }
 
 TEST(SlurmParseTest, ReadsPartitionsGresAndSuspendTime) {
