@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -298,6 +299,23 @@ TEST_F(SlurmProviderTest, WaitFalseRecordsTheJobAsSubmittedAndDeleteCancelsIt) {
   EXPECT_TRUE(a.at("finished_at").is_null());
   ASSERT_TRUE(provider->Delete("slurm_job", created.value().id, a).ok());
   EXPECT_EQ(Slurp("scancel.calls"), "42\n");
+}
+
+TEST_F(SlurmProviderTest, AStopEndsTheWaitAndRecordsTheJobAsItIs) {
+  std::atomic<bool> stop{true};  // as after the first Ctrl-C
+  SlurmSettings s;
+  s.client.path_list = dir.string() + ":/usr/bin:/bin";
+  s.workspace_key = dir / "workspace.key";
+  s.stop = &stop;
+  SlurmProvider stopped(std::move(s));
+  std::ofstream(dir / "job.state") << "RUNNING\n";
+  auto plan = stopped.PlanChange(PlanRequest{"slurm_job", nullptr, JobConfig(PlannedPool("gpu"), 1)});
+  ASSERT_TRUE(plan.ok());
+  auto created = stopped.Create("slurm_job", plan.value().planned);
+  ASSERT_TRUE(created.ok()) << created.error().message;
+  EXPECT_EQ(created.value().attributes.at("status").as_string(), "running");
+  EXPECT_EQ(created.value().attributes.at("slurm_job_id").as_string(), "42");
+  EXPECT_FALSE(fs::exists(dir / "scancel.calls")) << "stopping the wait must not cancel the job";
 }
 
 TEST(SlurmParseTest, ReadsPartitionsGresAndSuspendTime) {
