@@ -7,6 +7,7 @@ const std::vector<CatalogEntry>& Catalog() {
   static const std::vector<CatalogEntry> catalog = {
       LocalCatalogEntry(),
       S3CatalogEntry(),
+      SlurmCatalogEntry(),
   };
   return catalog;
 }

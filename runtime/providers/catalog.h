@@ -56,5 +56,6 @@ const SchemaRegistry& BuiltinSchemas();
 // Each provider folder's entry (defined in runtime/providers/NAME/entry.cpp).
 CatalogEntry LocalCatalogEntry();
 CatalogEntry S3CatalogEntry();
+CatalogEntry SlurmCatalogEntry();
 
 }  // namespace plinth::runtime

@@ -260,9 +260,69 @@ std::vector<SlurmNode> ParseScontrolNodes(std::string_view out) {
       n.reason.erase(at);
     n.address = kv["NodeAddr"];
     n.boot_time = kv["BootTime"];
+    n.cpus = ToInt(kv["CPUTot"]);
+    n.real_memory_mb = ToInt(kv["RealMemory"]);
+    n.gres = kv["Gres"];
     nodes.push_back(std::move(n));
   }
   return nodes;
+}
+
+GresGpus ParseGresGpus(std::string_view gres) {
+  GresGpus g;
+  bool mixed = false;
+  for (std::string_view entry : Split(gres, ',')) {
+    // "gpu:H100:2(S:0-1)" -> "gpu:H100:2"
+    if (size_t paren = entry.find('('); paren != std::string_view::npos) entry = entry.substr(0, paren);
+    auto parts = Split(entry, ':');
+    if (parts.empty() || parts[0] != "gpu") continue;
+    std::string type;
+    int count = 1;
+    if (parts.size() == 2) {
+      bool number = !parts[1].empty() && parts[1].find_first_not_of("0123456789") == std::string_view::npos;
+      if (number)
+        count = ToInt(parts[1]);
+      else
+        type = std::string(parts[1]);
+    } else if (parts.size() >= 3) {
+      type = std::string(parts[1]);
+      count = ToInt(parts[2]);
+    }
+    if (g.count > 0 && type != g.type) mixed = true;
+    if (g.count == 0) g.type = type;
+    g.count += count;
+  }
+  if (mixed) g.type.clear();
+  return g;
+}
+
+std::vector<SlurmPartition> ParseScontrolPartitions(std::string_view out) {
+  std::vector<SlurmPartition> parts;
+  for (std::string_view line : Lines(out)) {
+    auto kv = KeyValues(line);
+    if (!kv.count("PartitionName")) continue;
+    SlurmPartition p;
+    p.name = kv["PartitionName"];
+    p.nodes = kv["Nodes"];
+    if (p.nodes == "(null)") p.nodes.clear();
+    p.state = kv["State"];
+    p.total_nodes = ToInt(kv["TotalNodes"]);
+    parts.push_back(std::move(p));
+  }
+  return parts;
+}
+
+std::optional<int64_t> ParseSuspendTime(std::string_view config_out) {
+  for (std::string_view line : Lines(config_out)) {
+    if (line.substr(0, 11) != "SuspendTime") continue;
+    size_t eq = line.find('=');
+    if (line.find_first_not_of(' ', 11) != eq || eq == std::string_view::npos) continue;
+    std::string_view v = line.substr(eq + 1);
+    while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+    if (v.empty() || v[0] < '0' || v[0] > '9') return std::nullopt;  // NONE, INFINITE
+    return ToInt(v);
+  }
+  return std::nullopt;
 }
 
 Client::Client(ClientOptions options) : options_(std::move(options)) {
@@ -346,6 +406,42 @@ std::optional<SlurmNode> Client::Node(const std::string& name, std::string* erro
   return std::nullopt;
 }
 
+std::optional<SlurmPartition> Client::Partition(const std::string& name, bool* missing, std::string* error) {
+  if (missing) *missing = false;
+  Ran ran = RunTool("scontrol", {"show", "partition", "-o", name}, {}, "");
+  if (ran.ok) {
+    for (auto& p : ParseScontrolPartitions(ran.out))
+      if (p.name == name) return p;
+  }
+  // scontrol exits 1 with "Partition NAME not found" for an unknown one.
+  bool absent = ran.ok || ran.error.find("not found") != std::string::npos;
+  if (absent && missing) *missing = true;
+  if (error) *error = absent ? "slurm has no partition '" + name + "'" : ran.error;
+  return std::nullopt;
+}
+
+std::optional<std::vector<SlurmNode>> Client::Nodes(const std::string& hostlist, std::string* error) {
+  auto names = ExpandHostlist(hostlist, error);
+  if (!names) return std::nullopt;
+  std::vector<SlurmNode> out;
+  for (const std::string& n : *names) {
+    auto node = Node(n, error);
+    if (!node) return std::nullopt;
+    out.push_back(std::move(*node));
+  }
+  return out;
+}
+
+std::optional<int64_t> Client::SuspendTime(std::string* error) {
+  if (error) error->clear();
+  Ran ran = RunTool("scontrol", {"show", "config"}, {}, "");
+  if (!ran.ok) {
+    if (error) *error = ran.error;
+    return std::nullopt;
+  }
+  return ParseSuspendTime(ran.out);
+}
+
 bool Client::Drain(const std::string& node, const std::string& reason, std::string* error) {
   Ran ran = RunTool("scontrol", {"update", "NodeName=" + node, "State=DRAIN", "Reason=" + reason}, {}, "");
   if (!ran.ok && error) *error = ran.error;
@@ -355,7 +451,7 @@ bool Client::Drain(const std::string& node, const std::string& reason, std::stri
 std::optional<Client::RunResult> Client::RunToEnd(SubmitRequest r, std::chrono::milliseconds poll,
                                                   std::chrono::milliseconds limit,
                                                   const std::function<void(const std::string&)>& progress,
-                                                  std::string* error) {
+                                                  std::string* error, const std::atomic<bool>* stop) {
   RunResult result;
   result.state.spec = r.job;
   const auto t0 = std::chrono::steady_clock::now();
@@ -393,6 +489,14 @@ std::optional<Client::RunResult> Client::RunToEnd(SubmitRequest r, std::chrono::
             std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
                 .count();
       if (compute::IsTerminal(c.status)) break;
+      if (stop && stop->load()) {
+        // Stop waiting, not the job: it goes on in Slurm.
+        result.state.status = c.status;
+        result.state.reason = c.reason;
+        result.state.node = job.nodes;
+        say("stopped waiting for slurm job " + *id + " (it goes on running)");
+        return result;
+      }
       std::this_thread::sleep_for(poll);
     }
     compute::JobState& s = result.state;

@@ -9,6 +9,7 @@
 // outputs (tests/unit/slurm_test.cpp).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -93,8 +94,32 @@ Classified Classify(const SlurmJob& job);
 struct SlurmNode {
   std::string name, state, reason, address;
   std::string boot_time;
+  int cpus = 0;                // CPUTot
+  int64_t real_memory_mb = 0;  // RealMemory (MiB; Slurm's "M")
+  std::string gres;            // Gres, e.g. "gpu:H100:2" or "(null)"
 };
 std::vector<SlurmNode> ParseScontrolNodes(std::string_view out);
+
+// The GPUs of a node's Gres ("gpu:H100:2", "gpu:2", "gpu:H100:2(S:0),gpu:A100:1"):
+// their total count and, when every gpu entry names the same type, that type.
+struct GresGpus {
+  int count = 0;
+  std::string type;  // "" = untyped or mixed
+};
+GresGpus ParseGresGpus(std::string_view gres);
+
+// One partition as `scontrol show partition -o NAME` reports it.
+struct SlurmPartition {
+  std::string name;
+  std::string nodes;  // hostlist ("gpu[1-3]"), "" when none
+  std::string state;  // UP, DOWN, DRAIN, INACTIVE
+  int total_nodes = 0;
+};
+std::vector<SlurmPartition> ParseScontrolPartitions(std::string_view out);
+
+// SuspendTime in seconds from `scontrol show config` ("SuspendTime = 300 sec");
+// nullopt when power saving is off (NONE, INFINITE) or the line is missing.
+std::optional<int64_t> ParseSuspendTime(std::string_view config_out);
 
 class Client {
  public:
@@ -106,6 +131,15 @@ class Client {
   std::optional<SlurmJob> Query(const std::string& id, std::string* error);
   bool Cancel(const std::string& id, std::string* error);
   std::optional<SlurmNode> Node(const std::string& name, std::string* error);
+  // scontrol show partition -o NAME. nullopt and *error when it cannot be
+  // read; *missing (may be null) is set when Slurm says there is no such
+  // partition.
+  std::optional<SlurmPartition> Partition(const std::string& name, bool* missing, std::string* error);
+  // scontrol show node -o for every node of `hostlist` (one command per node).
+  std::optional<std::vector<SlurmNode>> Nodes(const std::string& hostlist, std::string* error);
+  // scontrol show config -> ParseSuspendTime. *error set (and nullopt) only
+  // when the command fails; nullopt with *error empty: power saving is off.
+  std::optional<int64_t> SuspendTime(std::string* error);
   // scontrol update NodeName=N State=DRAIN Reason=R (a node failing the GPU gate).
   bool Drain(const std::string& node, const std::string& reason, std::string* error);
 
@@ -114,7 +148,9 @@ class Client {
   // infrastructure_failures <= job.retries.infrastructure, a program failure
   // while program_failures <= job.retries.program. `progress` gets one line
   // per change. `poll` is the interval between queries; `limit` bounds the
-  // whole wait (0: none). The state says how it ended; slurm_ids holds each
+  // whole wait (0: none). `stop` (may be null): once set, the wait ends
+  // and the result holds the job as it is then (still running in Slurm, a
+  // non-terminal state). The state says how it ended; slurm_ids holds each
   // attempt's Slurm id; first_running_ms is the steady time from the first
   // submit to the first time the job was seen running (0: never).
   struct RunResult {
@@ -126,7 +162,7 @@ class Client {
   std::optional<RunResult> RunToEnd(SubmitRequest r, std::chrono::milliseconds poll,
                                     std::chrono::milliseconds limit,
                                     const std::function<void(const std::string&)>& progress,
-                                    std::string* error);
+                                    std::string* error, const std::atomic<bool>* stop = nullptr);
 
  private:
   struct Ran {
