@@ -291,6 +291,7 @@ std::vector<Checked> CheckGroups(const PolicyInstance& p, const std::vector<Valu
   const size_t n = selves.size();
   std::vector<Checked> out(n);
   std::map<std::string, std::vector<size_t>> groups;
+  std::set<std::string> sensitive_keys;  // never shown: `group_key` stays sensitive
   bool undecided_membership = false;
   for (size_t i = 0; i < n; ++i) {
     rules::Verdict w = where.empty() ? rules::Verdict::True : where[i];
@@ -319,6 +320,7 @@ std::vector<Checked> CheckGroups(const PolicyInstance& p, const std::vector<Valu
                 "an object"};
     } else {
       groups[text].push_back(i);
+      if (key.ContainsSensitive()) sensitive_keys.insert(text);
     }
   }
   for (const auto& [text, members] : groups) {
@@ -326,7 +328,9 @@ std::vector<Checked> CheckGroups(const PolicyInstance& p, const std::vector<Valu
     items.reserve(members.size());
     for (size_t m : members) items.push_back(selves[m]);
     const Value group = Value::List(std::move(items));
-    const Value key = Value::String(text);
+    const bool secret = sensitive_keys.count(text) > 0;
+    const Value key = Value::String(text).WithSensitive(secret);
+    const std::string shown = secret ? "(sensitive)" : QuoteString(text);
     Diagnostics d;
     PolicyScope scope(p, nullptr, &group, &key);
     Value v = Evaluate(*p.require, scope, d);
@@ -334,18 +338,18 @@ std::vector<Checked> CheckGroups(const PolicyInstance& p, const std::vector<Valu
     std::string message;  // of a violation or an error
     if (d.has_errors()) {
       o = Outcome::Error;
-      message = "the rule could not be evaluated for group " + QuoteString(text) + ": " + FirstError(d);
+      message = "the rule could not be evaluated for group " + shown + ": " + FirstError(d);
     } else if (v.ContainsUnknown()) {
       o = Outcome::Undecided;
     } else if (v.kind() != Value::Kind::Bool) {
       o = Outcome::Error;
-      message = "the rule could not be evaluated for group " + QuoteString(text) + ": require gives " +
-              (v.is_null() ? std::string("null") : "a value that is not a bool");
+      message = "the rule could not be evaluated for group " + shown + ": require gives " +
+                (v.is_null() ? std::string("null") : "a value that is not a bool");
     } else {
       o = v.as_bool() ? Outcome::Pass : Outcome::Fail;
     }
     if (undecided_membership && (o == Outcome::Pass || o == Outcome::Fail)) o = Outcome::Undecided;
-    if (o == Outcome::Fail) message = Message(p, nullptr, "the group " + QuoteString(text), &group, &key);
+    if (o == Outcome::Fail) message = Message(p, nullptr, "the group " + shown, &group, &key);
     for (size_t m : members) out[m] = {o, message};
   }
   if (undecided_membership) {

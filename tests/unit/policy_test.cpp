@@ -413,5 +413,32 @@ policy_test "a peer known only after apply" {
   EXPECT_EQ(results[1].message, "region eu holds 12GiB in 2 buckets (a, b), above 10GiB");
 }
 
+TEST_F(PolicyTest, ASensitiveGroupKeyIsNeverShown) {
+  Write(R"(
+variable "token" {
+  type      = string
+  default   = "hunter2-secret"
+  sensitive = true
+}
+region "eu" {}
+bucket "a" {
+  region = region.eu
+}
+policy "one_group" {
+  for_all  = bucket
+  group_by = var.token
+  require  = length(group) > 1
+  message  = "group ${group_key} is too small"
+}
+)");
+  EngineResult r = Plan();
+  ASSERT_TRUE(r.ok);
+  ASSERT_EQ(r.plan.policy_findings.size(), 1u);
+  EXPECT_EQ(r.plan.policy_findings[0].message.find("hunter2"), std::string::npos)
+      << r.plan.policy_findings[0].message;
+  EXPECT_NE(r.plan.policy_findings[0].message.find("withheld"), std::string::npos)
+      << r.plan.policy_findings[0].message;
+}
+
 }  // namespace
 }  // namespace plinth::runtime
