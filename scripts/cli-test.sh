@@ -319,7 +319,7 @@ set -e
   fail "force_destroy in production was not denied (exit $rc): $(cat "$tmp/prod.txt")"
 cp -r examples/ai-platform "$tmp/aip"
 rm -rf "$tmp/aip/.plinth"
-"$plinth" plan "$tmp/aip" 2>&1 | grep -q "Policies: 7 evaluated, 29 checks: all passed." || fail "ai-platform does not pass its guardrails"
+"$plinth" plan "$tmp/aip" 2>&1 | grep -q "Policies: 9 evaluated, 29 checks: all passed." || fail "ai-platform does not pass its guardrails"
 
 # A rename: marker.a becomes marker.b with the same path (the same file).
 # The create waits for the delete; the file exists afterwards.

@@ -958,7 +958,7 @@ class Checker {
 
   bool CheckPolicyBlock(const ast::Block& b) {
     if (b.has_errors) return false;
-    CheckAllowed(b.body, {"for_all", "where", "require", "severity", "message"}, {}, "a policy block");
+    CheckAllowed(b.body, {"for_all", "where", "group_by", "require", "severity", "message"}, {}, "a policy block");
     for (const ast::Block& nested : b.body.blocks) {
       cur_->Error(DiagCode::UnknownAttribute, nested.type_range, "a policy block has no nested blocks");
     }
@@ -1012,7 +1012,7 @@ class Checker {
 
   bool CheckPolicyTestBlock(const ast::Block& b) {
     if (b.has_errors) return false;
-    CheckAllowed(b.body, {"policy", "resource", "unknown", "expect"}, {}, "a policy_test block");
+    CheckAllowed(b.body, {"policy", "resource", "peers", "vars", "unknown", "expect"}, {}, "a policy_test block");
     bool ok = true;
     for (const char* required : {"policy", "resource", "expect"}) {
       if (!b.body.Find(required)) {
@@ -1760,6 +1760,7 @@ class Checker {
         pi.schema = schemas_->Find(pi.resource_type);
         pi.where = b->body.Find("where") ? b->body.Find("where")->value.get() : nullptr;
         pi.require = b->body.Find("require")->value.get();
+        pi.group_by = b->body.Find("group_by") ? b->body.Find("group_by")->value.get() : nullptr;
         pi.message = b->body.Find("message") ? b->body.Find("message")->value.get() : nullptr;
         const ast::Attribute* sev = b->body.Find("severity");
         pi.deny = !sev || sev->value->As<ast::Literal>().value.as_string() == "deny";
@@ -1779,6 +1780,35 @@ class Checker {
         if (tc.resource.kind() != Value::Kind::Object && !tc.resource.is_unknown()) {
           cur_->Error(DiagCode::TypeMismatch, b->body.Find("resource")->value->range,
                       "'resource' must be an object of the attributes the policy reads");
+        }
+        if (const ast::Attribute* peers = b->body.Find("peers")) {
+          Value list = Evaluate(*peers->value, scope, *cur_);
+          bool objects = list.kind() == Value::Kind::List;
+          if (objects) {
+            for (const Value& item : list.as_list()) objects = objects && item.kind() == Value::Kind::Object;
+          }
+          if (objects) {
+            tc.peers = list.as_list();
+          } else if (!list.is_unknown()) {
+            cur_->Error(DiagCode::TypeMismatch, peers->value->range,
+                        "'peers' must be a list of objects: the other planned instances the policy's groups see");
+          }
+        }
+        if (const ast::Attribute* vars = b->body.Find("vars")) {
+          Value v = Evaluate(*vars->value, scope, *cur_);
+          if (v.kind() == Value::Kind::Object) {
+            for (const auto& [name, value] : v.as_object()) {
+              if (!info.vars.count(name)) {
+                cur_->Error(DiagCode::UndefinedReference, vars->value->range,
+                            "'vars' sets '" + name + "', which is not a variable of this module")
+                    .help = "declare it with a variable block, or remove it from 'vars'";
+              }
+              tc.vars[name] = value;
+            }
+          } else if (!v.is_unknown()) {
+            cur_->Error(DiagCode::TypeMismatch, vars->value->range,
+                        "'vars' must be an object of variable values for this case, e.g. { max_gpus_per_pool = 8 }");
+          }
         }
         if (const ast::Attribute* u = b->body.Find("unknown")) {
           Value names = Evaluate(*u->value, scope, *cur_);

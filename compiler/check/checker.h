@@ -144,6 +144,10 @@ struct PolicyInstance {
   const ResourceSchema* schema = nullptr;
   const ast::Expr* where = nullptr;    // optional filter
   const ast::Expr* require = nullptr;  // true when compliant
+  // Optional (docs/policy.md, "Rules over groups of instances"): a string
+  // per instance; when set, `require` is evaluated once per group of
+  // instances with the same key, reading `group` and `group_key`.
+  const ast::Expr* group_by = nullptr;
   const ast::Expr* message = nullptr;  // optional; may read self, var and local
   bool deny = true;                    // severity: deny, else warn
   ValueMap vars, locals;               // the module instance's values, for var.X and local.X
@@ -157,6 +161,8 @@ struct PolicyTestCase {
   std::string name;
   std::string policy;  // the policy's label
   Value resource;      // object
+  ValueList peers;     // other planned instances of the type (objects), for group policies
+  ValueMap vars;       // variable values for this case, over the module's
   std::vector<std::string> unknown;  // attributes to treat as known only after apply
   std::string expect;
   Range range;

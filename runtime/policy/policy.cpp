@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <span>
 
 #include "compiler/eval/evaluator.h"
 #include "compiler/rules/rules.h"
@@ -49,9 +50,10 @@ bool IsScalarMap(const Type& t) {
 Type TypeOfBlock(const BlockSchema& body) {
   std::map<std::string, Type> attrs;
   for (const AttributeSchema& a : body.attributes) {
-    attrs.emplace(a.name, IsScalarMap(a.type) ? Type::List(Type::Object({{"name", Type::String()},
-                                                                          {"value", a.type.element()}}))
-                                              : a.type);
+    attrs.emplace(a.name,
+                  IsScalarMap(a.type)
+                      ? Type::List(Type::Object({{"name", Type::String()}, {"value", a.type.element()}}))
+                      : a.type);
   }
   for (const NestedBlockSchema& nb : body.blocks) {
     Type inner = TypeOfBlock(*nb.body);
@@ -95,15 +97,23 @@ Value ShapeForRules(const BlockSchema& body, const ValueMap& values) {
   return Value::Object(std::move(out));
 }
 
-// `self`, `var` and `local` for a policy's message.
-class MessageScope : public Scope {
+// The roots a policy's expressions evaluated by the ordinary evaluator read:
+// `self` (a message, `group_by`), `group` and `group_key` (a group rule and
+// its message), `var` and `local`. A null pointer leaves the root out.
+class PolicyScope : public Scope {
  public:
-  MessageScope(const PolicyInstance& p, const Value& self) : p_(p), self_(self) {}
-  bool Resolve(const ast::Name& root, std::span<const ast::GetAttr* const> steps, Value* out, size_t* consumed,
-               Diagnostics& diags) override {
+  PolicyScope(const PolicyInstance& p, const Value* self, const Value* group = nullptr,
+              const Value* key = nullptr)
+      : p_(p), self_(self), group_(group), key_(key) {}
+  bool Resolve(const ast::Name& root, std::span<const ast::GetAttr* const> steps, Value* out,
+               size_t* consumed, Diagnostics& diags) override {
     *consumed = 0;
-    if (root.name == "self") {
-      *out = self_;
+    const Value* v = root.name == "self"        ? self_
+                     : root.name == "group"     ? group_
+                     : root.name == "group_key" ? key_
+                                                : nullptr;
+    if (v) {
+      *out = *v;
       return true;
     }
     if (root.name == "var" || root.name == "local") {
@@ -112,19 +122,31 @@ class MessageScope : public Scope {
     }
     return false;
   }
-  std::vector<std::string> RootNames() const override { return {"self", "var", "local"}; }
+  std::vector<std::string> RootNames() const override {
+    std::vector<std::string> names = {"var", "local"};
+    if (self_) names.push_back("self");
+    if (group_) names.push_back("group");
+    if (key_) names.push_back("group_key");
+    return names;
+  }
   std::string BaseDir() const override { return p_.base_dir; }
 
  private:
   const PolicyInstance& p_;
-  const Value& self_;
+  const Value* self_;
+  const Value* group_;
+  const Value* key_;
 };
 
-std::string Message(const PolicyInstance& p, const Value& self, const std::string& address) {
-  const std::string fallback = p.name + " is not satisfied by " + address;
+// A violation's message. `self` is null for a group policy, whose message
+// is evaluated once per group (reading `group` and `group_key`): once per
+// member it would cost the group's size per member, quadratic in all.
+std::string Message(const PolicyInstance& p, const Value* self, const std::string& subject,
+                    const Value* group = nullptr, const Value* key = nullptr) {
+  const std::string fallback = p.name + " is not satisfied by " + subject;
   if (!p.message) return fallback;
   Diagnostics ignored;
-  MessageScope scope(p, self);
+  PolicyScope scope(p, self, group, key);
   Value v = Evaluate(*p.message, scope, ignored);
   if (ignored.has_errors() || v.kind() != Value::Kind::String || v.ContainsUnknown()) return fallback;
   if (v.ContainsSensitive()) return fallback + " (its message is withheld: it would show a sensitive value)";
@@ -132,13 +154,32 @@ std::string Message(const PolicyInstance& p, const Value& self, const std::strin
 }
 
 // A compiled policy: rule 0 is `require`, rule 1 (when present) `where`.
+// A group policy (`group_by`) compiles only `where`, as rule 0; its
+// `require` is evaluated once per group by the ordinary evaluator, and
+// `set` is null when it has no `where`.
 struct Compiled {
   std::unique_ptr<rules::RuleSet> set;
   const BlockSchema* body = nullptr;
   bool has_where = false;
+  bool grouped = false;
 };
 
-std::optional<Compiled> Compile(const PolicyInstance& p, size_t records, size_t jit_threshold, Diagnostics& diags) {
+// A group policy's `group_by`, `require` and `message` are checked by evaluating them
+// over values of the right type known only after apply: unknown names and
+// attributes, and type errors the evaluator can see, are reported located.
+void CheckGroupExpressions(const PolicyInstance& p, const Type& self_type, Diagnostics& diags) {
+  Value self = Value::Unknown(self_type);
+  Value group = Value::Unknown(Type::List(self_type));
+  Value key = Value::Unknown(Type::String());
+  PolicyScope by_scope(p, &self);
+  (void)Evaluate(*p.group_by, by_scope, diags);
+  PolicyScope group_scope(p, nullptr, &group, &key);
+  (void)Evaluate(*p.require, group_scope, diags);
+  if (p.message) (void)Evaluate(*p.message, group_scope, diags);
+}
+
+std::optional<Compiled> Compile(const PolicyInstance& p, size_t records, size_t jit_threshold,
+                                Diagnostics& diags) {
   const ResourceSchema* schema = p.schema;
   if (!schema) return std::nullopt;  // the checker reported it
   Type self = TypeOfBlock(schema->body);
@@ -146,19 +187,26 @@ std::optional<Compiled> Compile(const PolicyInstance& p, size_t records, size_t 
   for (const char* identity : {"id", "name", "address"}) attrs.emplace(identity, Type::String());
   rules::RuleSchema rs;
   std::vector<std::string> skipped;
-  rs.AddFromType("self", Type::Object(std::move(attrs)), &skipped);
+  Type self_type = Type::Object(std::move(attrs));
+  rs.AddFromType("self", self_type, &skipped);
   for (const auto& [name, v] : p.vars) rs.AddFromType("var." + name, TypeOfValue(v), &skipped);
   for (const auto& [name, v] : p.locals) rs.AddFromType("local." + name, TypeOfValue(v), &skipped);
-  std::vector<rules::RuleSource> sources = {{p.name, p.require}};
+  std::vector<rules::RuleSource> sources;
+  if (!p.group_by) sources.push_back({p.name, p.require});
   if (p.where) sources.push_back({p.name + ".where", p.where});
   rules::RuleSetOptions options;
   options.backend = records >= jit_threshold ? rules::Backend::Jit : rules::Backend::Interpreter;
   size_t errors = diags.error_count();
   Compiled c;
-  c.set = rules::RuleSet::Compile(std::move(rs), sources, diags, options);
   c.body = &schema->body;
   c.has_where = p.where != nullptr;
-  if (!c.set || diags.error_count() > errors) return std::nullopt;
+  c.grouped = p.group_by != nullptr;
+  if (c.grouped) CheckGroupExpressions(p, self_type, diags);
+  if (!sources.empty()) {
+    c.set = rules::RuleSet::Compile(std::move(rs), sources, diags, options);
+    if (!c.set) return std::nullopt;
+  }
+  if (diags.error_count() > errors) return std::nullopt;
   return c;
 }
 
@@ -181,9 +229,9 @@ std::string ErrorMessage(const PolicyInstance& p, const Value& self, const std::
   for (const Reference& r : refs) {
     if (r.name.empty()) continue;
     const ValueMap* m = r.root == "self" && self.kind() == Value::Kind::Object ? &self.as_object()
-                        : r.root == "var"                                     ? &p.vars
-                        : r.root == "local"                                   ? &p.locals
-                                                                              : nullptr;
+                        : r.root == "var"                                      ? &p.vars
+                        : r.root == "local"                                    ? &p.locals
+                                                                               : nullptr;
     if (!m) continue;
     auto it = m->find(r.name);
     bool is_null = it == m->end() || it->second.kind() == Value::Kind::Null;
@@ -202,7 +250,8 @@ std::string ErrorMessage(const PolicyInstance& p, const Value& self, const std::
          " null, and a null can only be compared with == or !=; ";
   out += p.where ? "add `" + guard + " &&` to the policy's `where` to check only resources that set " +
                        (nulls.size() == 1 ? "it" : "them")
-                 : "add `where = " + guard + "` to check only resources that set " + (nulls.size() == 1 ? "it" : "them");
+                 : "add `where = " + guard + "` to check only resources that set " +
+                       (nulls.size() == 1 ? "it" : "them");
   return out;
 }
 
@@ -216,13 +265,136 @@ Outcome Decide(rules::Verdict where, rules::Verdict require) {
   return Outcome::Pass;
 }
 
-std::vector<Outcome> Run(const Compiled& c, const rules::RecordBatch& batch) {
-  // Rule-major verdicts: rule 0 (require) for every record, then rule 1 (where).
-  const size_t n = batch.rows();
-  std::vector<rules::Verdict> verdicts(c.set->size() * n);
-  c.set->EvaluateAll(batch, verdicts);
-  std::vector<Outcome> out(n);
-  for (size_t i = 0; i < n; ++i) out[i] = Decide(c.has_where ? verdicts[n + i] : rules::Verdict::True, verdicts[i]);
+// One instance's outcome, with the message of a violation.
+struct Checked {
+  Outcome outcome = Outcome::Pass;
+  std::string message;
+};
+
+// The first error of an evaluation, for a finding's message.
+std::string FirstError(const Diagnostics& d) {
+  for (const Diagnostic& item : d.items()) {
+    if (item.severity == Severity::Error) return item.message;
+  }
+  return "";
+}
+
+// A group policy over `selves`: `where` per instance (rule verdicts in
+// `where`, empty when it has none), `group_by` per instance, then `require`
+// once per group. Linear in the instances: each is evaluated once and
+// belongs to one group. An instance whose membership is undecided (its
+// `where` or key known only after apply) could join any group, so every
+// check of the policy is undecided then.
+std::vector<Checked> CheckGroups(const PolicyInstance& p, const std::vector<Value>& selves,
+                                 std::span<const rules::Verdict> where,
+                                 const std::vector<std::string>& type_errors) {
+  const size_t n = selves.size();
+  std::vector<Checked> out(n);
+  std::map<std::string, std::vector<size_t>> groups;
+  std::set<std::string> sensitive_keys;  // never shown: `group_key` stays sensitive
+  bool undecided_membership = false;
+  for (size_t i = 0; i < n; ++i) {
+    rules::Verdict w = where.empty() ? rules::Verdict::True : where[i];
+    if (w == rules::Verdict::False) {
+      out[i].outcome = Outcome::Skip;
+      continue;
+    }
+    if (w == rules::Verdict::Error) {
+      out[i] = {Outcome::Error, ErrorMessage(p, selves[i], type_errors[i])};
+      continue;
+    }
+    Diagnostics d;
+    PolicyScope scope(p, &selves[i]);
+    Value key = Evaluate(*p.group_by, scope, d);
+    std::string text;
+    if (d.has_errors()) {
+      out[i] = {Outcome::Error, "the rule could not be evaluated: group_by: " + FirstError(d)};
+    } else if (key.is_null()) {
+      out[i].outcome = Outcome::Skip;  // no group: not checked
+    } else if (w == rules::Verdict::Unknown || key.ContainsUnknown()) {
+      out[i].outcome = Outcome::Undecided;
+      undecided_membership = true;
+    } else if (!TemplateText(key, &text)) {
+      out[i] = {Outcome::Error,
+                "the rule could not be evaluated: group_by must give a string (or a number), not a list or "
+                "an object"};
+    } else {
+      groups[text].push_back(i);
+      if (key.ContainsSensitive()) sensitive_keys.insert(text);
+    }
+  }
+  for (const auto& [text, members] : groups) {
+    ValueList items;
+    items.reserve(members.size());
+    for (size_t m : members) items.push_back(selves[m]);
+    const Value group = Value::List(std::move(items));
+    const bool secret = sensitive_keys.count(text) > 0;
+    const Value key = Value::String(text).WithSensitive(secret);
+    const std::string shown = secret ? "(sensitive)" : QuoteString(text);
+    Diagnostics d;
+    PolicyScope scope(p, nullptr, &group, &key);
+    Value v = Evaluate(*p.require, scope, d);
+    Outcome o = Outcome::Pass;
+    std::string message;  // of a violation or an error
+    if (d.has_errors()) {
+      o = Outcome::Error;
+      message = "the rule could not be evaluated for group " + shown + ": " + FirstError(d);
+    } else if (v.ContainsUnknown()) {
+      o = Outcome::Undecided;
+    } else if (v.kind() != Value::Kind::Bool) {
+      o = Outcome::Error;
+      message = "the rule could not be evaluated for group " + shown + ": require gives " +
+                (v.is_null() ? std::string("null") : "a value that is not a bool");
+    } else {
+      o = v.as_bool() ? Outcome::Pass : Outcome::Fail;
+    }
+    if (undecided_membership && (o == Outcome::Pass || o == Outcome::Fail)) o = Outcome::Undecided;
+    if (o == Outcome::Fail) message = Message(p, nullptr, "the group " + shown, &group, &key);
+    for (size_t m : members) out[m] = {o, message};
+  }
+  if (undecided_membership) {
+    for (Checked& c : out) {
+      if (c.outcome == Outcome::Pass || c.outcome == Outcome::Fail) c = {Outcome::Undecided, ""};
+    }
+  }
+  return out;
+}
+
+// Every check of policy `p` over `selves` (planned values shaped for rules;
+// `addresses` name them in the messages of policies without `group_by`).
+std::vector<Checked> CheckAll(const PolicyInstance& p, const Compiled& c, const std::vector<Value>& selves,
+                              const std::vector<std::string>& addresses) {
+  const size_t n = selves.size();
+  std::vector<std::string> type_errors(n);
+  // Rule-major verdicts: rule 0 for every record, then rule 1.
+  std::vector<rules::Verdict> verdicts;
+  if (c.set) {
+    rules::RecordBatch batch = c.set->NewBatch();
+    for (size_t i = 0; i < n; ++i) batch.AddValues(Roots(p, selves[i]), &type_errors[i]);
+    verdicts.resize(c.set->size() * n);
+    c.set->EvaluateAll(batch, verdicts);
+  }
+  if (c.grouped) {
+    // The evaluator, unlike the rules, reads an absent attribute as an
+    // error: every attribute of the type an instance leaves unset is null.
+    std::vector<Value> complete = selves;
+    for (Value& v : complete) {
+      if (v.kind() != Value::Kind::Object) continue;
+      ValueMap m = v.as_object();
+      for (const AttributeSchema& a : c.body->attributes) m.try_emplace(a.name, Value::Null());
+      for (const NestedBlockSchema& nb : c.body->blocks) m.try_emplace(nb.name, Value::Null());
+      v = Value::Object(std::move(m));
+    }
+    std::span<const rules::Verdict> where =
+        c.has_where ? std::span<const rules::Verdict>(verdicts.data(), n) : std::span<const rules::Verdict>();
+    return CheckGroups(p, complete, where, type_errors);
+  }
+  std::vector<Checked> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    out[i].outcome = Decide(c.has_where ? verdicts[n + i] : rules::Verdict::True, verdicts[i]);
+    if (out[i].outcome == Outcome::Fail) out[i].message = Message(p, &selves[i], addresses[i]);
+    if (out[i].outcome == Outcome::Error) out[i].message = ErrorMessage(p, selves[i], type_errors[i]);
+  }
   return out;
 }
 
@@ -235,8 +407,8 @@ void CheckPolicies(const std::vector<PolicyInstance>& policies, Diagnostics& dia
   }
 }
 
-PolicyReport EvaluatePolicies(const std::vector<PolicyInstance>& policies, const Plan& plan, Diagnostics& diags,
-                              size_t jit_threshold) {
+PolicyReport EvaluatePolicies(const std::vector<PolicyInstance>& policies, const Plan& plan,
+                              Diagnostics& diags, size_t jit_threshold) {
   PolicyReport report;
   // Planned resources by type (deletions are not checked: they will not exist).
   std::map<std::string, std::vector<const PlannedResource*>> by_type;
@@ -248,32 +420,31 @@ PolicyReport EvaluatePolicies(const std::vector<PolicyInstance>& policies, const
     std::optional<Compiled> c = Compile(p, targets.size(), jit_threshold, diags);
     if (!c) continue;
     ++report.policies;
-    report.jit = report.jit || c->set->jitted();
-    rules::RecordBatch batch = c->set->NewBatch();
+    report.jit = report.jit || (c->set && c->set->jitted());
     std::vector<Value> selves;
+    std::vector<std::string> addresses;
     selves.reserve(targets.size());
-    std::vector<std::string> type_errors(targets.size());
-    for (size_t i = 0; i < targets.size(); ++i) {
-      selves.push_back(ShapeForRules(*c->body, targets[i]->planned));
-      batch.AddValues(Roots(p, selves.back()), &type_errors[i]);
+    addresses.reserve(targets.size());
+    for (const PlannedResource* t : targets) {
+      selves.push_back(ShapeForRules(*c->body, t->planned));
+      addresses.push_back(t->address);
     }
-    std::vector<Outcome> outcomes = Run(*c, batch);
+    std::vector<Checked> checked = CheckAll(p, *c, selves, addresses);
     for (size_t i = 0; i < targets.size(); ++i) {
-      if (outcomes[i] == Outcome::Skip) continue;
+      if (checked[i].outcome == Outcome::Skip) continue;
       ++report.checks;
-      if (outcomes[i] == Outcome::Pass) continue;
+      if (checked[i].outcome == Outcome::Pass) continue;
       PolicyFinding f;
       f.policy = p.name;
       f.address = targets[i]->address;
       f.deny = p.deny;
       f.range = p.range;
-      if (outcomes[i] == Outcome::Undecided) {
+      if (checked[i].outcome == Outcome::Undecided) {
         f.outcome = PolicyFinding::Outcome::Undecided;
         f.message = "cannot be decided until apply: it reads a value known only then";
       } else {
         f.outcome = PolicyFinding::Outcome::Violated;
-        f.message = outcomes[i] == Outcome::Error ? ErrorMessage(p, selves[i], type_errors[i])
-                                                  : Message(p, selves[i], f.address);
+        f.message = std::move(checked[i].message);
       }
       report.findings.push_back(std::move(f));
     }
@@ -287,10 +458,16 @@ std::vector<PolicyTestResult> RunPolicyTests(const CheckedConfig& config, Diagno
     PolicyTestResult r;
     r.name = tc.name;
     r.expected = tc.expect;
-    const PolicyInstance* policy = nullptr;
+    const PolicyInstance* found = nullptr;
     for (const PolicyInstance& p : config.policies) {
-      if (p.label == tc.policy || p.name == tc.policy) policy = &p;
+      if (p.label == tc.policy || p.name == tc.policy) found = &p;
     }
+    std::optional<PolicyInstance> with_vars;  // the policy with the case's `vars` over its module's
+    if (found && !tc.vars.empty()) {
+      with_vars = *found;
+      for (const auto& [name, v] : tc.vars) with_vars->vars[name] = v;
+    }
+    const PolicyInstance* policy = with_vars ? &*with_vars : found;
     if (!policy) {
       r.error = "no policy named '" + tc.policy + "'";
       results.push_back(std::move(r));
@@ -307,22 +484,22 @@ std::vector<PolicyTestResult> RunPolicyTests(const CheckedConfig& config, Diagno
       const AttributeSchema* a = c->body->FindAttribute(u);
       attrs[u] = Value::Unknown(a ? a->type : Type::Any());
     }
-    Value self = ShapeForRules(*c->body, attrs);
-    rules::RecordBatch batch = c->set->NewBatch();
-    std::string type_error;
-    batch.AddValues(Roots(*policy, self), &type_error);
-    Outcome o = Run(*c, batch)[0];
-    switch (o) {
+    std::vector<Value> selves = {ShapeForRules(*c->body, attrs)};
+    std::vector<std::string> addresses = {"the test resource"};
+    for (size_t i = 0; i < tc.peers.size(); ++i) {
+      selves.push_back(ShapeForRules(*c->body, tc.peers[i].as_object()));
+      addresses.push_back("peer " + std::to_string(i + 1));
+    }
+    Checked o = CheckAll(*policy, *c, selves, addresses)[0];
+    switch (o.outcome) {
       case Outcome::Pass: r.got = "pass"; break;
       case Outcome::Fail:
         r.got = "fail";
-        r.message = Message(*policy, self, "the test resource");
+        r.message = o.message;
         break;
       case Outcome::Undecided: r.got = "undecided"; break;
       case Outcome::Skip: r.got = "skip"; break;
-      case Outcome::Error:
-        r.error = ErrorMessage(*policy, self, type_error);
-        break;
+      case Outcome::Error: r.error = o.message; break;
     }
     results.push_back(std::move(r));
   }

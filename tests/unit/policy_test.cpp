@@ -6,9 +6,9 @@
 #include <fstream>
 
 #include "runtime/engine/engine.h"
-#include "tests/support/files.h"
 #include "runtime/policy/policy.h"
 #include "runtime/providers/catalog.h"
+#include "tests/support/files.h"
 
 namespace plinth::runtime {
 namespace {
@@ -241,6 +241,203 @@ policy_test "unset capacity" {
   ASSERT_EQ(results.size(), 1u);
   EXPECT_FALSE(results[0].ok());
   EXPECT_NE(results[0].error.find("self.capacity is null"), std::string::npos) << results[0].error;
+}
+
+// ------------------------------------------------------- group policies
+
+constexpr const char* kGroupPolicy = R"(
+policy "region_capacity" {
+  for_all  = bucket
+  group_by = self.capacity == null ? null : self.region.name
+  require  = sum(group[*].capacity) <= lookup(var.quota, group_key, 1000GiB)
+  message  = "region ${group_key} holds ${sum(group[*].capacity)} in ${length(group)} buckets (${join(", ", group[*].name)}), above ${var.quota[group_key]}"
+}
+variable "quota" {
+  type    = map(size)
+  default = { eu = 10GiB }
+}
+)";
+
+TEST_F(PolicyTest, GroupPoliciesCheckTheSumOverEachGroup) {
+  Write(std::string(kGroupPolicy) + R"(
+region "eu" {}
+region "us" {}
+bucket "a" {
+  region   = region.eu
+  capacity = 6GiB
+}
+bucket "b" {
+  region   = region.eu
+  capacity = 6GiB
+}
+bucket "c" {
+  region   = region.us
+  capacity = 600GiB
+}
+bucket "nocap" {
+  region = region.eu
+}
+)");
+  EngineResult r = Plan();
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.plan.policies, 1u);
+  EXPECT_EQ(r.plan.policy_checks, 3u);  // nocap has no key: in no group, not checked
+  ASSERT_EQ(r.plan.policy_findings.size(), 2u);
+  EXPECT_EQ(r.plan.policy_findings[0].address, "bucket.a");
+  EXPECT_EQ(r.plan.policy_findings[1].address, "bucket.b");
+  for (const PolicyFinding& f : r.plan.policy_findings) {
+    EXPECT_TRUE(f.deny);
+    EXPECT_EQ(f.outcome, PolicyFinding::Outcome::Violated);
+  }
+  for (const PolicyFinding& f : r.plan.policy_findings)
+    EXPECT_EQ(f.message, "region eu holds 12GiB in 2 buckets (a, b), above 10GiB");
+  EXPECT_TRUE(r.plan.Denied());
+
+  // One bucket less and the region is within its quota.
+  Write(std::string(kGroupPolicy) + R"(
+region "eu" {}
+bucket "a" {
+  region   = region.eu
+  capacity = 6GiB
+}
+)");
+  r = Plan();
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.plan.policy_checks, 1u);
+  EXPECT_TRUE(r.plan.policy_findings.empty());
+}
+
+TEST_F(PolicyTest, GroupPoliciesAreLinearInOneGroupOfManyInstances) {
+  // 3,000 buckets in one group: every member gets the group's verdict, and
+  // a `where` (a compiled rule) still filters which instances are grouped.
+  Write(R"(
+region "eu" {}
+bucket "b" {
+  count    = 3000
+  region   = region.eu
+  capacity = count.index % 2 == 0 ? 1GiB : 2GiB
+}
+policy "total" {
+  for_all  = bucket
+  where    = self.capacity == 1GiB
+  group_by = "all"
+  require  = sum(group[*].capacity) <= 1499GiB
+  message  = "${length(group)} buckets hold ${sum(group[*].capacity)}"
+}
+)");
+  EngineResult r = Plan();
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.plan.policy_checks, 1500u);
+  ASSERT_EQ(r.plan.policy_findings.size(), 1500u);
+  EXPECT_EQ(r.plan.policy_findings[0].message, "1500 buckets hold 1500GiB");
+}
+
+TEST_F(PolicyTest, GroupPolicyErrorsAreLocatedAndSelfIsNotInTheGroupRule) {
+  Write(R"(
+policy "bad" {
+  for_all  = bucket
+  group_by = self.region.name
+  require  = self.capacity <= 5GiB
+}
+)");
+  std::string diagnostics;
+  EngineResult r = Plan(&diagnostics);
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(diagnostics.find("main.plinth:5:14: error"), std::string::npos) << diagnostics;
+  EXPECT_NE(diagnostics.find("self"), std::string::npos) << diagnostics;
+
+  Write(R"(
+policy "bad" {
+  for_all  = bucket
+  group_by = self.regoin.name
+  require  = length(group) < 3
+}
+)");
+  r = Plan(&diagnostics);
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(diagnostics.find("main.plinth:4:"), std::string::npos) << diagnostics;
+
+  // A group's message is evaluated once per group: it reads `group`, not `self`.
+  Write(R"(
+policy "bad" {
+  for_all  = bucket
+  group_by = self.region.name
+  require  = length(group) < 3
+  message  = "${self.name} is one too many"
+}
+)");
+  r = Plan(&diagnostics);
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(diagnostics.find("main.plinth:6:17: error[P0202]: unknown name 'self'"), std::string::npos)
+      << diagnostics;
+}
+
+TEST_F(PolicyTest, GroupPolicyTestsTakePeersAndVars) {
+  Write(std::string(kGroupPolicy) + R"(
+policy_test "within the quota" {
+  policy   = "region_capacity"
+  resource = { name = "a", region = { name = "eu" }, capacity = 6GiB }
+  peers    = [{ name = "b", region = { name = "us" }, capacity = 6GiB }]
+  expect   = "pass"
+}
+policy_test "over the quota with a peer" {
+  policy   = "region_capacity"
+  resource = { name = "a", region = { name = "eu" }, capacity = 6GiB }
+  peers    = [{ name = "b", region = { name = "eu" }, capacity = 6GiB }]
+  expect   = "fail"
+}
+policy_test "vars raise the quota" {
+  policy   = "region_capacity"
+  vars     = { quota = { eu = 20GiB } }
+  resource = { name = "a", region = { name = "eu" }, capacity = 6GiB }
+  peers    = [{ name = "b", region = { name = "eu" }, capacity = 6GiB }]
+  expect   = "pass"
+}
+policy_test "a peer known only after apply" {
+  policy   = "region_capacity"
+  resource = { name = "a", region = { name = "eu" } }
+  unknown  = ["capacity"]
+  peers    = [{ name = "b", region = { name = "eu" }, capacity = 6GiB }]
+  expect   = "undecided"
+}
+)");
+  SourceManager sources;
+  Diagnostics diags;
+  CheckOptions options;
+  options.schemas = &runtime::BuiltinSchemas();
+  CheckedConfig config = Check(dir_.string(), sources, diags, options);
+  ASSERT_FALSE(diags.has_errors()) << RenderText(diags.Sorted(sources), sources, RenderOptions{});
+  std::vector<PolicyTestResult> results = RunPolicyTests(config, diags);
+  ASSERT_EQ(results.size(), 4u);
+  for (const PolicyTestResult& t : results) EXPECT_TRUE(t.ok()) << t.name << ": got " << t.got << t.error;
+  EXPECT_EQ(results[1].message, "region eu holds 12GiB in 2 buckets (a, b), above 10GiB");
+}
+
+TEST_F(PolicyTest, ASensitiveGroupKeyIsNeverShown) {
+  Write(R"(
+variable "token" {
+  type      = string
+  default   = "hunter2-secret"
+  sensitive = true
+}
+region "eu" {}
+bucket "a" {
+  region = region.eu
+}
+policy "one_group" {
+  for_all  = bucket
+  group_by = var.token
+  require  = length(group) > 1
+  message  = "group ${group_key} is too small"
+}
+)");
+  EngineResult r = Plan();
+  ASSERT_TRUE(r.ok);
+  ASSERT_EQ(r.plan.policy_findings.size(), 1u);
+  EXPECT_EQ(r.plan.policy_findings[0].message.find("hunter2"), std::string::npos)
+      << r.plan.policy_findings[0].message;
+  EXPECT_NE(r.plan.policy_findings[0].message.find("withheld"), std::string::npos)
+      << r.plan.policy_findings[0].message;
 }
 
 }  // namespace
