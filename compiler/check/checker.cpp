@@ -181,12 +181,12 @@ const SchemaRegistry& NoSchemas() {
 class Checker {
  public:
   Checker(SourceManager& sources, Diagnostics& diags, const CheckOptions& options)
-      : sources_(sources),
-        diags_(diags),
+      : diags_(diags),
         cur_(&diags),
         options_(options),
         schemas_(options.schemas ? options.schemas : &NoSchemas()),
-        loader_(std::make_shared<ModuleLoader>(sources, diags, options.threads)) {}
+        loader_(std::make_shared<ModuleLoader>(sources, diags, options.threads)),
+        sources_(sources) {}
 
   CheckedConfig Run(const std::string& dir) {
     CheckedConfig out;
