@@ -316,7 +316,10 @@ std::optional<Provisioner> LoadProvisioner(const fs::path& file, std::string* er
   p.log_path = p.file.parent_path() / "provisioner.log";
   if (j.contains("slurm_conf") && j["slurm_conf"].is_string())
     p.slurm_conf = j["slurm_conf"].get<std::string>();
-  for (const auto& [name, v] : j["nodes"].items()) {
+  for (const auto& item : j["nodes"].items()) {
+    // Not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
+    const std::string& name = item.key();
+    const nlohmann::json& v = item.value();
     if (!v.is_object()) return fail("node " + name + " is not an object");
     ProvisionedNode n;
     n.name = name;
