@@ -7,4 +7,7 @@ set -euo pipefail
 build=${1:-build}
 jobs=${2:-1000}
 slots=${3:-8}
-exec "$build/plinth-compute-bench" "$build/plinth" "$jobs" "$slots"
+# The agent a user's nodes run: plinth-node-agent, built next to plinth.
+agent="$build/plinth-node-agent"
+[ -x "$agent" ] || agent="$build/plinth"
+exec "$build/plinth-compute-bench" "$agent" "$jobs" "$slots"

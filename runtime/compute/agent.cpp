@@ -386,7 +386,7 @@ int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOpt
     }
     if (!running.empty()) last_busy = NowMs();
     // Work this node cannot take now: let the pool grow.
-    if (std::chrono::steady_clock::now() >= next_capacity && q.PendingEligible(node->pool) > 0) {
+    if (std::chrono::steady_clock::now() >= next_capacity && q.AnyPendingEligible(node->pool)) {
       std::string e;
       q.EnsureCapacity(node->pool, &e);
       next_capacity = std::chrono::steady_clock::now() + 1s;

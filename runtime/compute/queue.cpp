@@ -366,6 +366,12 @@ std::unique_ptr<Queue> Queue::Open(const fs::path& compute_dir, QueueOptions opt
     std::error_code ec;
     fs::path self = fs::read_symlink("/proc/self/exe", ec);
     if (!ec) q->options_.agent_program = self;
+    // plinth-node-agent next to this binary is the same agent without the
+    // compiler: it starts faster and forks each job from a small process.
+    if (!ec) {
+      fs::path small = self.parent_path() / "plinth-node-agent";
+      if (::access(small.c_str(), X_OK) == 0) q->options_.agent_program = small;
+    }
   }
   if (!q->Init(create, error)) return nullptr;
   q->Reconcile();
@@ -405,7 +411,18 @@ bool Queue::Init(bool create, std::string* error) {
     *error = "cannot open " + db.string() + ": " + (db_ ? sqlite3_errmsg(db_) : "out of memory");
     return false;
   }
-  sqlite3_busy_timeout(db_, 5000);
+  // Many agents write this database at once. SQLite's own busy timeout
+  // sleeps up to 100 ms between tries, which idles a node for most of a short
+  // job; this handler retries after a short, growing pause (at most 2 ms),
+  // and gives up after 5 s as the timeout would.
+  sqlite3_busy_handler(
+      db_,
+      [](void*, int tries) -> int {
+        if (tries >= 5000) return 0;
+        ::usleep(tries < 10 ? 100 : tries < 100 ? 500 : 1000);
+        return 1;
+      },
+      nullptr);
   const char* schema =
       "PRAGMA journal_mode=WAL;"
       "PRAGMA synchronous=NORMAL;"
@@ -429,7 +446,8 @@ bool Queue::Init(bool create, std::string* error) {
       "CREATE TABLE IF NOT EXISTS quarantine(gpu INTEGER PRIMARY KEY, until INTEGER NOT NULL, reason TEXT "
       "NOT NULL);"
       "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,"
-      " pool TEXT NOT NULL, node TEXT NOT NULL, job TEXT NOT NULL, text TEXT NOT NULL);";
+      " pool TEXT NOT NULL, node TEXT NOT NULL, job TEXT NOT NULL, text TEXT NOT NULL);"
+      "CREATE INDEX IF NOT EXISTS jobs_by_pool_status ON jobs(pool, status, seq);";
   char* err = nullptr;
   if (sqlite3_exec(db_, schema, nullptr, nullptr, &err) != SQLITE_OK) {
     *error = "cannot set up " + db.string() + ": " + (err ? err : "unknown error");
@@ -612,10 +630,10 @@ std::optional<JobState> Queue::Submit(const JobSpec& job, std::map<std::string, 
       tx.Commit();
       return GetJob(job.id);
     }
-    if (!tx.Commit()) return *error = std::string("cannot submit: ") + sqlite3_errmsg(db_), std::nullopt;
     prior = status;
+    AddEvent(job.pool, "", job.id, prior.empty() ? "submitted" : "submitted again after it " + prior);
+    if (!tx.Commit()) return *error = std::string("cannot submit: ") + sqlite3_errmsg(db_), std::nullopt;
   }
-  AddEvent(job.pool, "", job.id, prior.empty() ? "submitted" : "submitted again after it " + prior);
   if (auto pool = GetPool(job.pool)) {
     if (std::string why = NoShapeFits(*pool, job); !why.empty()) {
       Stmt u(db_, "UPDATE jobs SET reason = ?2 WHERE id = ?1 AND status = 'pending'");
@@ -920,10 +938,19 @@ bool Queue::EnsureCapacity(const std::string& pool_id, std::string* error) {
   return EnsureCapacityLocked(pool_id, error);
 }
 
-int Queue::PendingEligible(const std::string& pool_id) {
+bool Queue::AnyPendingEligible(const std::string& pool_id) {
   std::lock_guard lock(mu_);
-  int n = 0;
-  Stmt q(db_, "SELECT spec FROM jobs WHERE pool = ?1 AND status IN ('pending','provisioning')");
+  // Jobs without dependencies first (no JSON decoding), then the others.
+  {
+    Stmt q(db_,
+           "SELECT 1 FROM jobs WHERE pool = ?1 AND status IN ('pending','provisioning') AND "
+           "json_array_length(spec, '$.after') = 0 LIMIT 1");
+    q.Bind(1, pool_id);
+    if (q.Row()) return true;
+  }
+  Stmt q(db_,
+         "SELECT spec FROM jobs WHERE pool = ?1 AND status IN ('pending','provisioning') AND "
+         "json_array_length(spec, '$.after') > 0");
   q.Bind(1, pool_id);
   while (q.Row()) {
     JobSpec s = JobFromJson(json::parse(q.Text(0), nullptr, false));
@@ -933,14 +960,23 @@ int Queue::PendingEligible(const std::string& pool_id) {
       ds.Bind(1, d);
       if (!ds.Row() || ds.Text(0) != "succeeded") ready = false;
     }
-    if (ready) ++n;
+    if (ready) return true;
   }
-  return n;
+  return false;
 }
 
 bool Queue::EnsureCapacityLocked(const std::string& pool_id, std::string* error) {
   auto pool = GetPool(pool_id);
   if (!pool) return *error = "pool " + pool_id + " does not exist", false;
+  {
+    // A full pool (at max_nodes and min_nodes) cannot grow: answered without
+    // taking the write lock, as most calls (every submit, every agent each
+    // second) find it so.
+    Stmt q(db_, "SELECT count(*) FROM nodes WHERE pool = ?1 AND state IN ('provisioning','probing','ready')");
+    q.Bind(1, pool_id);
+    int live = q.Row() ? static_cast<int>(q.Int(0)) : 0;
+    if (live >= pool->max_nodes && live >= pool->min_nodes) return true;
+  }
   Inventory inv;
   if (!DiscoverInventory(&inv, error)) return false;
 
@@ -1219,11 +1255,14 @@ std::optional<Claimed> Queue::Claim(const NodeState& node, int free_cpus, uint64
   std::vector<std::pair<std::string, std::string>> events;
   std::optional<Claimed> claimed;
   {
+    // Only jobs that fit the free part of the node are decoded (a busy node
+    // asks often, and the queue may hold thousands).
     Stmt q(db_, (std::string("SELECT ") + kJobCols +
                  " FROM jobs WHERE pool = ?1 AND status IN "
-                 "('pending','provisioning') ORDER BY seq")
+                 "('pending','provisioning') AND json_extract(spec, '$.cpus') <= ?2 AND "
+                 "json_extract(spec, '$.gpus') <= ?3 ORDER BY seq")
                     .c_str());
-    q.Bind(1, node.pool);
+    q.Bind(1, node.pool).Bind(2, static_cast<int64_t>(free_cpus)).Bind(3, static_cast<int64_t>(free_gpus.size()));
     while (q.Row()) {
       JobState j = ReadJob(q);
       bool ready = true;
@@ -1276,7 +1315,7 @@ std::optional<Claimed> Queue::Claim(const NodeState& node, int free_cpus, uint64
     n.Bind(1, node.name).Bind(2, NowMs());
     n.Done();
   }
-  if (!tx.Commit()) return std::nullopt;
+  // The events join the claim's transaction (one commit per claim).
   for (const auto& [job, text] : events) AddEvent(node.pool, node.name, job, text);
   if (claimed) {
     std::string gp;
@@ -1288,6 +1327,7 @@ std::optional<Claimed> Queue::Claim(const NodeState& node, int free_cpus, uint64
              "running (attempt " + std::to_string(claimed->job.attempts) +
                  (gp.empty() ? "" : ", GPUs " + gp) + ")");
   }
+  if (!tx.Commit()) return std::nullopt;
   return claimed;
 }
 
@@ -1368,12 +1408,12 @@ void Queue::FinishAttempt(const std::string& id, int attempt, const std::string&
     Stmt n(db_, "UPDATE nodes SET last_busy_at = ?2 WHERE name = ?1");
     n.Bind(1, node).Bind(2, NowMs());
     n.Done();
+    std::string text = status == "pending"
+                           ? (kind == "infrastructure" ? "infrastructure failure: " : "program failure: ") + why
+                           : status + (why.empty() ? "" : ": " + why);
+    AddEvent(pool, node, id, text);  // in the same transaction
     tx.Commit();
   }
-  std::string text = status == "pending"
-                         ? (kind == "infrastructure" ? "infrastructure failure: " : "program failure: ") + why
-                         : status + (why.empty() ? "" : ": " + why);
-  AddEvent(pool, node, id, text);
 }
 
 bool Queue::OpenSecrets(const std::string& id, std::map<std::string, std::string>* out, std::string* error) {

@@ -137,7 +137,7 @@ class Queue {
   // Opens the job's secrets (only for the spawn). Empty when it has none.
   bool OpenSecrets(const std::string& job_id, std::map<std::string, std::string>* out, std::string* error);
   // Whether the pool has eligible pending jobs (deps met).
-  int PendingEligible(const std::string& pool_id);
+  bool AnyPendingEligible(const std::string& pool_id);
   // Marks the node released after `idle` unless that would leave the pool below min_nodes or it has work.
   bool Decommission(const std::string& name, const std::string& reason);
   void AddEvent(const std::string& pool, const std::string& node, const std::string& job,
