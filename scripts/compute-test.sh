@@ -8,6 +8,8 @@
 #  - a job asking for more GPUs than any shape offers is a located plan error;
 #  - plinth killed while apply waits for a job: the job is neither orphaned nor
 #    run twice, and the next apply records how it ended;
+#  - a pool's min_nodes node outlives its idle time; job logs --follow streams
+#    a running job's lines and returns when it ends;
 #  - destroy removes jobs and pools and leaves no agent running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -107,8 +109,39 @@ wait_for 30 ended || fail "the job did not end: $("$plinth" job ls --all --dir="
 "$plinth" refresh "$k" >/dev/null 2>&1 || fail "refresh failed"
 "$plinth" state show --dir="$k" job.slow | grep -q 'status *= "succeeded"' || fail "the state does not say how the job ended: $("$plinth" state show --dir="$k" job.slow)"
 
-# 4. destroy: jobs, pools and agents go.
-for d in "$ex" "$k"; do
+# 4. min_nodes keeps a node without work past its idle time; job logs --follow
+# streams a running job's output and returns when the job ends.
+m="$tmp/warm"
+mkdir -p "$m"
+cat >"$m/main.plinth" <<PLINTH
+region "r" {}
+
+pool "warm" {
+  region    = region.r
+  min_nodes = 1
+  max_nodes = 2
+  idle      = 1s
+  health    = "none"
+  shape {
+    cpus = 1
+  }
+}
+PLINTH
+"$plinth" apply --auto-approve "$m" >"$tmp/warm-apply.txt" 2>&1 || fail "apply of a min_nodes pool failed: $(cat "$tmp/warm-apply.txt")"
+one_live() { [ "$(live_nodes "$m")" = 1 ]; }
+wait_for 30 one_live || fail "min_nodes = 1 did not start a node: $("$plinth" compute status --dir="$m")"
+sleep 3  # three idle times
+[ "$(live_nodes "$m")" = 1 ] || fail "the min_nodes node idled out: $("$plinth" compute status --dir="$m")"
+"$plinth" job submit --dir="$m" --pool=r/warm -- /bin/sh -c 'for i in 1 2 3; do echo "line $i"; sleep 1; done' \
+  >"$tmp/submit.txt" 2>&1 || fail "job submit failed: $(cat "$tmp/submit.txt")"
+jid=$(grep -Eo 'r/warm/[A-Za-z0-9._-]+' "$tmp/submit.txt" | head -1)
+[ -n "$jid" ] || fail "job submit printed no job id: $(cat "$tmp/submit.txt")"
+timeout 30 "$plinth" job logs --follow --dir="$m" "$jid" >"$tmp/follow.txt" 2>&1 ||
+  fail "job logs --follow did not return when the job ended: $(cat "$tmp/follow.txt")"
+for i in 1 2 3; do grep -qx "line $i" "$tmp/follow.txt" || fail "job logs --follow missed line $i: $(cat "$tmp/follow.txt")"; done
+
+# 5. destroy: jobs, pools and agents go.
+for d in "$ex" "$k" "$m"; do
   "$plinth" destroy --auto-approve "$d" >"$tmp/destroy.txt" 2>&1 || fail "destroy failed: $(cat "$tmp/destroy.txt")"
 done
 if pgrep -f "compute agent --compute-dir=$tmp" >/dev/null; then fail "an agent outlived destroy"; fi

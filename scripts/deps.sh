@@ -17,6 +17,8 @@ packages=(
   libreadline-dev                                     # line editing and history in plinth console
   python3                                             # the example provider in another process (tests)
   slurm-wlm munge                                     # Slurm boundary tests: slurmctld, slurmd, sbatch (tests/fixtures/slurm-cluster.sh)
+  haproxy                                             # load balancers in front of services (docs/load-balancing.md)
+  wrk prometheus                                      # controller tests: load during drills, a real Prometheus scraping /metrics
 )
 missing=()
 for p in "${packages[@]}"; do
