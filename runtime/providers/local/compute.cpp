@@ -130,6 +130,72 @@ std::string Hex(const unsigned char* d, size_t n) {
 
 // ----------------------------------------------------------------- validate
 
+std::vector<std::string> CheckEnvironment(const ValueMap& config) {
+  std::vector<std::string> errs;
+  const Value* env = Find(config, "env");
+  const Value* secret = Find(config, "secret_env");
+  auto check_names = [&](const Value* m, const char* attr) {
+    if (!m || m->kind() != Value::Kind::Object) return;
+    for (const auto& [k, v] : m->as_object()) {
+      bool ok = !k.empty() && !(k[0] >= '0' && k[0] <= '9');
+      for (char ch : k)
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_'))
+          ok = false;
+      if (!ok)
+        errs.push_back(
+            std::string(attr) + " name \"" + k +
+            "\" is not an environment variable name: use letters, digits and '_', not starting with a digit");
+    }
+  };
+  check_names(env, "env");
+  check_names(secret, "secret_env");
+  if (env && secret && env->kind() == Value::Kind::Object && secret->kind() == Value::Kind::Object) {
+    for (const auto& [k, v] : secret->as_object())
+      if (env->as_object().count(k))
+        errs.push_back("env and secret_env both set " + k + ": keep it in secret_env only");
+  }
+
+  return errs;
+}
+
+std::vector<std::string> CheckBucketAccess(const ValueMap& config, const std::string& address,
+                                           const std::string& principal) {
+  std::vector<std::string> errs;
+  auto check_buckets = [&](const char* attr, bool write) {
+    const Value* list = Find(config, attr);
+    if (!list || list->kind() != Value::Kind::List) return;
+    for (const Value& ref : list->as_list()) {
+      if (ref.is_unknown()) continue;
+      std::string addr = AddressOf(ref);
+      if (addr.empty() || TypeOfAddress(addr) != "bucket") {
+        errs.push_back(
+            std::string("'") + attr + "' takes bucket references, not " +
+            (addr.empty() ? (ref.sensitive() ? std::string("a sensitive value") : ref.ToString()) : addr) +
+            ": write " + attr + " = [bucket.NAME]");
+        continue;
+      }
+      if (principal.empty()) continue;
+      const Value* grants = Find(ref.as_object(), "grant");
+      if (!grants || grants->ContainsUnknown()) continue;
+      std::string access;
+      if (grants->kind() == Value::Kind::Object) {
+        if (const Value* g = Find(grants->as_object(), principal); g && g->kind() == Value::Kind::Object)
+          access = Str(g->as_object(), "access");
+      }
+      bool ok = access == "admin" || access == "write" || (!write && access == "read");
+      if (ok) continue;
+      std::string bucket = Str(ref.as_object(), "name");
+      std::string has = access.empty() ? "nothing" : "only " + access;
+      errs.push_back(address + (write ? " writes" : " reads") + " bucket " + bucket + ", which grants '" +
+                     principal + "' " + has + ": add grant \"" + principal + "\" { access = \"" +
+                     (write ? "write" : "read") + "\" } to bucket " + bucket);
+    }
+  };
+  check_buckets("reads", false);
+  check_buckets("writes", true);
+  return errs;
+}
+
 std::vector<std::string> ValidatePool(const ValueMap& config) {
   std::vector<std::string> errs;
   auto min = KnownInt(Find(config, "min_nodes"));
@@ -194,29 +260,7 @@ std::vector<std::string> ValidateJob(const ValueMap& config) {
   if (const Value* p = Find(config, "principal"); KnownString(p) && p->as_string().empty())
     errs.push_back("principal is empty: leave it unset for \"job.<name>\" or name who the job acts as");
 
-  // Environment: names usable as variables, no name both plain and secret.
-  const Value* env = Find(config, "env");
-  const Value* secret = Find(config, "secret_env");
-  auto check_names = [&](const Value* m, const char* attr) {
-    if (!m || m->kind() != Value::Kind::Object) return;
-    for (const auto& [k, v] : m->as_object()) {
-      bool ok = !k.empty() && !(k[0] >= '0' && k[0] <= '9');
-      for (char ch : k)
-        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_'))
-          ok = false;
-      if (!ok)
-        errs.push_back(
-            std::string(attr) + " name \"" + k +
-            "\" is not an environment variable name: use letters, digits and '_', not starting with a digit");
-    }
-  };
-  check_names(env, "env");
-  check_names(secret, "secret_env");
-  if (env && secret && env->kind() == Value::Kind::Object && secret->kind() == Value::Kind::Object) {
-    for (const auto& [k, v] : secret->as_object())
-      if (env->as_object().count(k))
-        errs.push_back("env and secret_env both set " + k + ": keep it in secret_env only");
-  }
+  for (std::string& e : CheckEnvironment(config)) errs.push_back(std::move(e));
 
   // Per-task resources against the pool's shapes.
   const Value* pool = Find(config, "pool");
@@ -275,45 +319,13 @@ std::vector<std::string> ValidateJob(const ValueMap& config) {
     }
   }
 
-  // Buckets: each must be a bucket that grants the principal the access.
   std::string principal;
   if (const Value* p = Find(config, "principal"); p && !p->is_null()) {
     if (KnownString(p)) principal = p->as_string();
   } else {
     principal = "job." + Str(config, "name");
   }
-  auto check_buckets = [&](const char* attr, bool write) {
-    const Value* list = Find(config, attr);
-    if (!list || list->kind() != Value::Kind::List) return;
-    for (const Value& ref : list->as_list()) {
-      if (ref.is_unknown()) continue;
-      std::string addr = AddressOf(ref);
-      if (addr.empty() || TypeOfAddress(addr) != "bucket") {
-        errs.push_back(
-            std::string("'") + attr + "' takes bucket references, not " +
-            (addr.empty() ? (ref.sensitive() ? std::string("a sensitive value") : ref.ToString()) : addr) +
-            ": write " + attr + " = [bucket.NAME]");
-        continue;
-      }
-      if (principal.empty()) continue;
-      const Value* grants = Find(ref.as_object(), "grant");
-      if (!grants || grants->ContainsUnknown()) continue;
-      std::string access;
-      if (grants->kind() == Value::Kind::Object) {
-        if (const Value* g = Find(grants->as_object(), principal); g && g->kind() == Value::Kind::Object)
-          access = Str(g->as_object(), "access");
-      }
-      bool ok = access == "admin" || access == "write" || (!write && access == "read");
-      if (ok) continue;
-      std::string bucket = Str(ref.as_object(), "name");
-      std::string has = access.empty() ? "nothing" : "only " + access;
-      errs.push_back(address + (write ? " writes" : " reads") + " bucket " + bucket + ", which grants '" +
-                     principal + "' " + has + ": add grant \"" + principal + "\" { access = \"" +
-                     (write ? "write" : "read") + "\" } to bucket " + bucket);
-    }
-  };
-  check_buckets("reads", false);
-  check_buckets("writes", true);
+  for (std::string& e : CheckBucketAccess(config, address, principal)) errs.push_back(std::move(e));
   if (const Value* after = Find(config, "after"); after && after->kind() == Value::Kind::List) {
     for (const Value& ref : after->as_list()) {
       if (ref.is_unknown()) continue;

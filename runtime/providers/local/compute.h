@@ -36,6 +36,16 @@ namespace plinth::runtime::compute_config {
 // GPU shape, reads/writes that are not buckets or whose grants do not give
 // the principal the access, after entries that are not jobs.
 std::vector<std::string> ValidatePool(const ValueMap& config);
+
+// Shared by jobs and services: `env`/`secret_env` names are environment
+// variable names and no name is in both.
+std::vector<std::string> CheckEnvironment(const ValueMap& config);
+
+// Shared by jobs and services: each of `reads`/`writes` is a bucket reference
+// whose grants give `principal` read (reads) or write (writes) access; the
+// messages name the resource by `address` ("job.train").
+std::vector<std::string> CheckBucketAccess(const ValueMap& config, const std::string& address,
+                                           const std::string& principal);
 std::vector<std::string> ValidateJob(const ValueMap& config);
 
 // The identity kept in planned values for a job's references, from the
