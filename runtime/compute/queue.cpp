@@ -1262,7 +1262,9 @@ std::optional<Claimed> Queue::Claim(const NodeState& node, int free_cpus, uint64
                  "('pending','provisioning') AND json_extract(spec, '$.cpus') <= ?2 AND "
                  "json_extract(spec, '$.gpus') <= ?3 ORDER BY seq")
                     .c_str());
-    q.Bind(1, node.pool).Bind(2, static_cast<int64_t>(free_cpus)).Bind(3, static_cast<int64_t>(free_gpus.size()));
+    q.Bind(1, node.pool)
+        .Bind(2, static_cast<int64_t>(free_cpus))
+        .Bind(3, static_cast<int64_t>(free_gpus.size()));
     while (q.Row()) {
       JobState j = ReadJob(q);
       bool ready = true;
@@ -1408,9 +1410,10 @@ void Queue::FinishAttempt(const std::string& id, int attempt, const std::string&
     Stmt n(db_, "UPDATE nodes SET last_busy_at = ?2 WHERE name = ?1");
     n.Bind(1, node).Bind(2, NowMs());
     n.Done();
-    std::string text = status == "pending"
-                           ? (kind == "infrastructure" ? "infrastructure failure: " : "program failure: ") + why
-                           : status + (why.empty() ? "" : ": " + why);
+    std::string text =
+        status == "pending"
+            ? (kind == "infrastructure" ? "infrastructure failure: " : "program failure: ") + why
+            : status + (why.empty() ? "" : ": " + why);
     AddEvent(pool, node, id, text);  // in the same transaction
     tx.Commit();
   }

@@ -18,6 +18,7 @@
 #include "runtime/io/durable.h"
 #include "runtime/providers/local/compute.h"
 #include "runtime/providers/local/schema.h"
+#include "runtime/providers/local/service.h"
 #include "runtime/storage/bucket_store.h"
 #include "runtime/storage/keys.h"
 #include "runtime/storage/service.h"
@@ -460,6 +461,11 @@ std::vector<std::string> LocalProvider::Validate(const std::string& type, const 
       if (!RelativeInside(r->as_string(), &why))
         errs.push_back("region root " + Shown(*r, r->as_string()) + " " + why);
     }
+    if (const Value* h = Find(config, "host");
+        IsKnownString(h) && !service_config::IsLoopbackIpv4(h->as_string()))
+      errs.push_back("region host " + Shown(*h, h->as_string()) +
+                     " is not a loopback address: give a 127.x.y.z address (e.g. host = \"127.0.1.1\"), or "
+                     "leave it unset for 127.0.0.1");
     const Value* b = Find(config, "port_base");
     const Value* c = Find(config, "port_count");
     std::optional<int64_t> base = IntOf(b), count = IntOf(c);

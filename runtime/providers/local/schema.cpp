@@ -20,6 +20,9 @@ ResourceSchema Region() {
                   Value::Number(20000)),
       WithDefault(Attr("port_count", Type::Int(), AttrMode::Optional, "Number of ports in the region's range."),
                   Value::Number(1000)),
+      Attr("host", Type::String(), AttrMode::Optional,
+           "Loopback address (127.x.y.z) the region's services listen on; unset: 127.0.0.1. Regions on "
+           "different hosts can give their replicas the same ports."),
       WithDefault(Attr("down", Type::Bool(), AttrMode::Optional,
                        "Marks the region as failed: nothing is placed in it (for failover drills)."),
                   Value::Bool(false)),

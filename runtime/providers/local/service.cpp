@@ -1,0 +1,406 @@
+#include "runtime/providers/local/service.h"
+
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <map>
+
+#include "runtime/process/process.h"
+#include "runtime/providers/local/compute.h"
+
+namespace plinth::runtime::service_config {
+namespace {
+
+constexpr const char* kDefaultHost = "127.0.0.1";
+
+const Value* Find(const ValueMap& m, const std::string& key) {
+  auto it = m.find(key);
+  return it == m.end() ? nullptr : &it->second;
+}
+
+bool KnownString(const Value* v) {
+  return v && v->kind() == Value::Kind::String;
+}
+
+std::optional<int64_t> KnownInt(const Value* v) {
+  if (!v || v->kind() != Value::Kind::Number || !v->is_integer()) return std::nullopt;
+  return static_cast<int64_t>(v->as_number());
+}
+
+std::string Str(const ValueMap& m, const std::string& key) {
+  const Value* v = Find(m, key);
+  return KnownString(v) ? v->as_string() : "";
+}
+
+// "region.eu" -> "region"; "module.a.service.x[0]" -> "service".
+std::string TypeOfAddress(const std::string& address) {
+  std::string a = address;
+  if (auto bracket = a.find('['); bracket != std::string::npos) a = a.substr(0, bracket);
+  auto last = a.rfind('.');
+  if (last == std::string::npos || last == 0) return "";
+  auto before = a.rfind('.', last - 1);
+  size_t from = before == std::string::npos ? 0 : before + 1;
+  return a.substr(from, last - from);
+}
+
+std::string Shown(const Value& v) {
+  return v.sensitive() ? std::string("a sensitive value") : v.ToString();
+}
+
+// A region as a service's reference carries it.
+struct RegionView {
+  std::string name;
+  std::string host = kDefaultHost;
+  std::optional<int64_t> port_base, port_count;
+  bool known = false;  // name, host and range known
+};
+
+std::optional<RegionView> ViewRegion(const Value& ref) {
+  if (ref.kind() != Value::Kind::Object) return std::nullopt;
+  const ValueMap& o = ref.as_object();
+  RegionView r;
+  r.name = Str(o, "name");
+  const Value* host = Find(o, "host");
+  if (KnownString(host)) r.host = host->as_string();
+  r.port_base = KnownInt(Find(o, "port_base"));
+  r.port_count = KnownInt(Find(o, "port_count"));
+  r.known = !r.name.empty() && (!host || host->is_null() || KnownString(host)) && r.port_base && r.port_count;
+  return r;
+}
+
+std::vector<RegionView> Regions(const ValueMap& m) {
+  std::vector<RegionView> out;
+  const Value* list = Find(m, "regions");
+  if (!list || list->kind() != Value::Kind::List) return out;
+  for (const Value& ref : list->as_list())
+    if (auto r = ViewRegion(ref)) out.push_back(*r);
+  return out;
+}
+
+std::string Range(int64_t first, int64_t count) {
+  return count == 1 ? std::to_string(first) : std::to_string(first) + "-" + std::to_string(first + count - 1);
+}
+
+void CheckProbe(const ValueMap& config, const char* kind, std::optional<int64_t> port,
+                std::optional<int64_t> replicas, std::vector<std::string>& errs) {
+  const Value* v = Find(config, kind);
+  if (!v || v->kind() != Value::Kind::Object) return;
+  const ValueMap& p = v->as_object();
+  const std::string at = std::string(kind) + " probe";
+  const Value* http = Find(p, "http");
+  const Value* tcp = Find(p, "tcp");
+  const Value* exec = Find(p, "exec");
+  int set = (http && !http->is_null() ? 1 : 0) +
+            (tcp && tcp->kind() == Value::Kind::Bool && tcp->as_bool() ? 1 : 0) +
+            (exec && !exec->is_null() ? 1 : 0);
+  bool any_unknown =
+      (http && http->is_unknown()) || (tcp && tcp->is_unknown()) || (exec && exec->is_unknown());
+  if (set == 0 && !any_unknown)
+    errs.push_back(at + " checks nothing: set one of http = \"/path\", tcp = true or exec = [\"cmd\", ...]");
+  if (set > 1) errs.push_back(at + " sets more than one of http, tcp and exec: keep one");
+  if (KnownString(http) && (http->as_string().empty() || http->as_string()[0] != '/'))
+    errs.push_back(at + ": http path \"" + http->as_string() +
+                   "\" must start with '/', e.g. http = \"/healthz\"");
+  if (exec && exec->kind() == Value::Kind::List && exec->as_list().empty())
+    errs.push_back(at + ": exec is empty: give the program and its arguments");
+  if (auto pp = KnownInt(Find(p, "port")); pp && port && replicas && *replicas >= 1) {
+    if (*pp < *port || *pp >= *port + *replicas)
+      errs.push_back(at + " port " + std::to_string(*pp) + " is not a port the replicas listen on (" +
+                     Range(*port, *replicas) + "): leave port unset to probe each replica's own port");
+  }
+  for (const char* d : {"period", "timeout"}) {
+    if (const Value* t = Find(p, d); t && t->kind() == Value::Kind::Duration && t->as_number() <= 0)
+      errs.push_back(at + ": " + d + " must be greater than zero");
+  }
+  if (const Value* t = Find(p, "initial_delay");
+      t && t->kind() == Value::Kind::Duration && t->as_number() < 0)
+    errs.push_back(at + ": initial_delay must be 0s or more");
+  for (const char* k : {"success_threshold", "failure_threshold"}) {
+    if (auto n = KnownInt(Find(p, k)); n && *n < 1)
+      errs.push_back(at + ": " + k + " is " + std::to_string(*n) + ": set it to 1 or more");
+  }
+  if (std::string(kind) != "readiness") {
+    if (auto n = KnownInt(Find(p, "success_threshold")); n && *n != 1)
+      errs.push_back(at +
+                     ": success_threshold must be 1 (as in Kubernetes: only readiness counts successes)");
+  }
+}
+
+}  // namespace
+
+bool IsLoopbackIpv4(const std::string& host) {
+  in_addr a{};
+  if (::inet_pton(AF_INET, host.c_str(), &a) != 1) return false;
+  return (ntohl(a.s_addr) >> 24) == 127;
+}
+
+std::vector<std::string> ValidateService(const ValueMap& config) {
+  std::vector<std::string> errs;
+  const std::string name = Str(config, "name");
+  std::string address = Str(config, "address");
+  if (address.empty()) address = "service." + name;
+
+  // Regions: references to regions, each at most once.
+  std::map<std::string, int> seen;
+  if (const Value* list = Find(config, "regions"); list && list->kind() == Value::Kind::List) {
+    if (list->as_list().empty())
+      errs.push_back(
+          "regions is empty: place the service in at least one region, e.g. regions = [region.eu]");
+    for (const Value& ref : list->as_list()) {
+      if (ref.is_unknown()) continue;
+      std::string addr = ref.kind() == Value::Kind::Object ? Str(ref.as_object(), "address") : "";
+      if (addr.empty() || TypeOfAddress(addr) != "region") {
+        errs.push_back("'regions' takes region references, not " + (addr.empty() ? Shown(ref) : addr) +
+                       ": write regions = [region.NAME]");
+        continue;
+      }
+      if (++seen[addr] == 2) errs.push_back("regions names " + addr + " twice: list each region once");
+    }
+  }
+  auto replicas = KnownInt(Find(config, "replicas"));
+  auto port = KnownInt(Find(config, "port"));
+  if (replicas && *replicas < 1)
+    errs.push_back("replicas is " + std::to_string(*replicas) +
+                   ": a service runs at least 1 replica per region; remove the service to run none");
+  if (port && (*port < 1024 || *port > 65535))
+    errs.push_back("port " + std::to_string(*port) +
+                   " is outside 1024-65535: give the first port of the replicas inside their regions' port "
+                   "range");
+  if (port && replicas && *replicas >= 1 && *port >= 1024 && *port <= 65535) {
+    std::vector<RegionView> regions = Regions(config);
+    for (const RegionView& r : regions) {
+      if (!r.known) continue;
+      if (!IsLoopbackIpv4(r.host)) continue;                         // the region's own check says so
+      int64_t lo = *r.port_base, hi = *r.port_base + *r.port_count;  // [lo, hi)
+      if (*port < lo || *port + *replicas > hi)
+        errs.push_back("replicas listen on ports " + Range(*port, *replicas) + " but region " + r.name +
+                       "'s port range is " + Range(lo, *r.port_count) +
+                       ": choose port inside it, or widen the region's port_base/port_count");
+    }
+    // Two regions on one host: their replicas would share ports.
+    for (size_t i = 0; i < regions.size(); ++i) {
+      for (size_t j = i + 1; j < regions.size(); ++j) {
+        if (!regions[i].known || !regions[j].known || regions[i].host != regions[j].host) continue;
+        errs.push_back("replicas in regions " + regions[i].name + " and " + regions[j].name +
+                       " would both listen on " + regions[i].host + ":" + Range(*port, *replicas) +
+                       ": give the regions different hosts (host = \"127.0.1.1\", any 127.x.y.z address)");
+      }
+    }
+  }
+
+  // The command: an argv whose program exists.
+  if (const Value* c = Find(config, "command"); c && c->kind() == Value::Kind::List) {
+    if (c->as_list().empty()) {
+      errs.push_back(
+          "command is empty: give the program and its arguments, e.g. command = [\"python3\", "
+          "\"server.py\"]");
+    } else if (KnownString(&c->as_list()[0]) && !c->as_list()[0].sensitive()) {
+      const std::string program = c->as_list()[0].as_string();
+      if (program.empty()) {
+        errs.push_back("command's program (its first element) is empty");
+      } else if (program.find('/') == std::string::npos) {
+        const char* path = std::getenv("PATH");
+        if (!process::FindExecutable(program, path ? path : "/usr/local/bin:/usr/bin:/bin"))
+          errs.push_back("command's program '" + program +
+                         "' is not on PATH: install it, or give its path (absolute, or relative to the "
+                         "configuration's directory)");
+      } else if (program[0] == '/' && ::access(program.c_str(), X_OK) != 0) {
+        errs.push_back("command's program " + program + " is not an executable file: check the path");
+      }
+    }
+  }
+  for (std::string& e : compute_config::CheckEnvironment(config)) errs.push_back(std::move(e));
+  std::string principal;
+  if (const Value* p = Find(config, "principal"); p && !p->is_null()) {
+    if (KnownString(p)) {
+      principal = p->as_string();
+      if (principal.empty())
+        errs.push_back(
+            "principal is empty: leave it unset for \"service.<name>\" or name who the service "
+            "acts as");
+    }
+  } else {
+    principal = "service." + name;
+  }
+  for (std::string& e : compute_config::CheckBucketAccess(config, address, principal))
+    errs.push_back(std::move(e));
+
+  for (const char* kind : {"liveness", "readiness", "startup"})
+    CheckProbe(config, kind, port, replicas, errs);
+  if (const Value* r = Find(config, "rollout"); r && r->kind() == Value::Kind::Object) {
+    auto unavailable = KnownInt(Find(r->as_object(), "max_unavailable"));
+    auto surge = KnownInt(Find(r->as_object(), "max_surge"));
+    if (unavailable && *unavailable < 0) errs.push_back("rollout.max_unavailable must be 0 or more");
+    if (surge && *surge < 0) errs.push_back("rollout.max_surge must be 0 or more");
+    if (unavailable && surge && *unavailable == 0 && *surge == 0)
+      errs.push_back(
+          "rollout with max_unavailable = 0 and max_surge = 0 can never replace a replica: set "
+          "max_surge = 1 (start the new one first) or max_unavailable = 1");
+  }
+  return errs;
+}
+
+std::vector<std::string> ValidateLoadBalancer(const ValueMap& config) {
+  std::vector<std::string> errs;
+  const Value* svc = Find(config, "service");
+  const ValueMap* service = nullptr;
+  if (svc && !svc->is_unknown()) {
+    std::string addr = svc->kind() == Value::Kind::Object ? Str(svc->as_object(), "address") : "";
+    if (addr.empty() || TypeOfAddress(addr) != "service")
+      errs.push_back("'service' takes a service reference, not " + (addr.empty() ? Shown(*svc) : addr) +
+                     ": write service = service.NAME");
+    else
+      service = &svc->as_object();
+  }
+  auto port = KnownInt(Find(config, "port"));
+  if (port && (*port < 1 || *port > 65535))
+    errs.push_back("port " + std::to_string(*port) + " is outside 1-65535");
+  std::string listen = kDefaultHost;
+  if (const Value* l = Find(config, "listen"); KnownString(l)) {
+    listen = l->as_string();
+    if (!IsLoopbackIpv4(listen))
+      errs.push_back("listen \"" + listen +
+                     "\" is not a loopback address: the local provider's load balancers listen on 127.x.y.z "
+                     "only (e.g. listen = \"127.0.0.1\")");
+  }
+  const std::string mode = Str(config, "mode");
+  const Value* primary = Find(config, "primary");
+  std::string primary_name;
+  if (primary && !primary->is_null() && !primary->is_unknown()) {
+    std::string addr = primary->kind() == Value::Kind::Object ? Str(primary->as_object(), "address") : "";
+    if (addr.empty() || TypeOfAddress(addr) != "region")
+      errs.push_back("'primary' takes a region reference, not " + (addr.empty() ? Shown(*primary) : addr) +
+                     ": write primary = region.NAME");
+    else
+      primary_name = Str(primary->as_object(), "name");
+  }
+  if (mode == "failover" && (!primary || primary->is_null()))
+    errs.push_back(
+        "mode \"failover\" needs a primary region: add primary = region.NAME (one of the service's "
+        "regions); the others take traffic only when it has no ready replica");
+  if (mode != "failover" && !mode.empty() && primary && !primary->is_null() && !primary->is_unknown())
+    errs.push_back("primary is only used with mode = \"failover\": remove it or set mode = \"failover\"");
+  if (service) {
+    std::vector<RegionView> regions = Regions(*service);
+    if (!primary_name.empty() && !regions.empty()) {
+      bool found = false;
+      std::string names;
+      for (const RegionView& r : regions) {
+        found = found || r.name == primary_name;
+        names += (names.empty() ? "" : ", ") + r.name;
+      }
+      if (!found)
+        errs.push_back("primary region " + primary_name + " is not one of the service's regions (" + names +
+                       "): choose one of them, or add it to the service's regions");
+    }
+    auto sport = KnownInt(Find(*service, "port"));
+    auto replicas = KnownInt(Find(*service, "replicas"));
+    if (port && sport && replicas) {
+      for (const RegionView& r : regions) {
+        if (r.known && r.host == listen && *port >= *sport && *port < *sport + *replicas)
+          errs.push_back("port " + std::to_string(*port) + " on " + listen + " is taken by a replica of " +
+                         Str(*service, "address") + " in region " + r.name + ": choose another port");
+      }
+    }
+  }
+  return errs;
+}
+
+void NormalizeServiceReferences(const ValueMap& config, ValueMap& planned) {
+  const Value* list = Find(config, "regions");
+  if (!list || list->kind() != Value::Kind::List) return;
+  ValueList out;
+  for (const Value& ref : list->as_list()) {
+    if (ref.kind() != Value::Kind::Object) {
+      out.push_back(ref);
+      continue;
+    }
+    const ValueMap& o = ref.as_object();
+    ValueMap id;
+    for (const char* k : {"name", "host", "port_base", "port_count"}) {
+      if (const Value* v = Find(o, k)) id[k] = *v;
+    }
+    out.push_back(Value::Object(std::move(id)));
+  }
+  planned["regions"] = Value::List(std::move(out));
+}
+
+void PlanService(ValueMap& planned) {
+  const std::string name = Str(planned, "name");
+  planned["id"] = name.empty() ? Value::Unknown(Type::String()) : Value::String(name);
+  auto port = KnownInt(Find(planned, "port"));
+  auto replicas = KnownInt(Find(planned, "replicas"));
+  const Value* list = Find(planned, "regions");
+  if (!port || !replicas || !list || list->kind() != Value::Kind::List || list->ContainsUnknown()) {
+    planned["endpoints"] = Value::Unknown(Type::List(Type::String()));
+    return;
+  }
+  ValueList endpoints;
+  for (const RegionView& r : Regions(planned)) {
+    for (int64_t i = 0; i < *replicas; ++i)
+      endpoints.push_back(
+          Value::String(r.name + "/" + std::to_string(i) + " " + r.host + ":" + std::to_string(*port + i)));
+  }
+  planned["endpoints"] = Value::List(std::move(endpoints));
+}
+
+void PlanLoadBalancer(ValueMap& planned) {
+  const std::string name = Str(planned, "name");
+  planned["id"] = name.empty() ? Value::Unknown(Type::String()) : Value::String(name);
+  auto port = KnownInt(Find(planned, "port"));
+  const Value* l = Find(planned, "listen");
+  std::string listen = KnownString(l) ? l->as_string() : "";
+  if (port && !listen.empty()) {
+    planned["address"] = Value::String(listen + ":" + std::to_string(*port));
+    planned["url"] = Value::String("http://" + listen + ":" + std::to_string(*port));
+  } else {
+    planned["address"] = Value::Unknown(Type::String());
+    planned["url"] = Value::Unknown(Type::String());
+  }
+  const Value* svc = Find(planned, "service");
+  const Value* endpoints =
+      svc && svc->kind() == Value::Kind::Object ? Find(svc->as_object(), "endpoints") : nullptr;
+  if (!endpoints || endpoints->kind() != Value::Kind::List || endpoints->ContainsUnknown()) {
+    planned["backends"] = Value::Unknown(Type::List(Type::String()));
+    return;
+  }
+  std::string primary;
+  if (const Value* p = Find(planned, "primary"); p && p->kind() == Value::Kind::Object)
+    primary = Str(p->as_object(), "name");
+  const bool failover = Str(planned, "mode") == "failover";
+  ValueList backends;
+  for (const Value& e : endpoints->as_list()) {
+    if (!KnownString(&e)) continue;
+    auto ep = ParseEndpoint(e.as_string());
+    bool backup = failover && ep && ep->region != primary;
+    backends.push_back(Value::String(e.as_string() + (backup ? " backup" : "")));
+  }
+  planned["backends"] = Value::List(std::move(backends));
+}
+
+std::optional<Endpoint> ParseEndpoint(const std::string& line) {
+  // "<region>/<i> <host>:<port>[ ...]"
+  auto slash = line.find('/');
+  auto space = line.find(' ', slash == std::string::npos ? 0 : slash);
+  if (slash == std::string::npos || space == std::string::npos || slash == 0) return std::nullopt;
+  std::string rest = line.substr(space + 1);
+  if (auto more = rest.find(' '); more != std::string::npos) rest = rest.substr(0, more);
+  auto colon = rest.rfind(':');
+  if (colon == std::string::npos || colon == 0) return std::nullopt;
+  Endpoint e;
+  e.region = line.substr(0, slash);
+  e.host = rest.substr(0, colon);
+  char* end = nullptr;
+  std::string idx = line.substr(slash + 1, space - slash - 1);
+  long i = std::strtol(idx.c_str(), &end, 10);
+  if (idx.empty() || *end != '\0' || i < 0) return std::nullopt;
+  std::string ps = rest.substr(colon + 1);
+  long p = std::strtol(ps.c_str(), &end, 10);
+  if (ps.empty() || *end != '\0' || p < 1 || p > 65535) return std::nullopt;
+  e.index = static_cast<int>(i);
+  e.port = static_cast<int>(p);
+  return e;
+}
+
+}  // namespace plinth::runtime::service_config

@@ -1,0 +1,77 @@
+// The configuration side of services and load balancers on the `local`
+// provider (docs/services.md): plan-time checks and planned values (ids,
+// replica endpoints, a load balancer's address and backends).
+//
+// Input: a resource's configuration or planned ValueMap as the engine hands
+// it to the provider. References arrive as the referenced resource's whole
+// object: `regions = [region.eu]` carries each region's host, port range and
+// down flag; `service = service.api` carries the service's planned values
+// (its regions, port, replicas and endpoints among them).
+//
+// Where replicas listen: replica i (0-based) of a service in region R
+// listens on R.host (a loopback address, default 127.0.0.1) at port + i, and
+// port .. port + replicas - 1 must lie in R's port range. Endpoint lines are
+// "<region>/<i> <host>:<port>", in the order of `regions`, then i.
+//
+// Invariants: the values of `secret_env` never appear in an id, a message or
+// an endpoint; only their names do. Everything here is pure (no file,
+// process or socket is touched) except the check that a command's program
+// exists (a PATH lookup). Thread safety: every function may be called from
+// any thread.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "compiler/types/types.h"
+
+namespace plinth::runtime::service_config {
+
+// Plan-time problems of a service's configuration (lowercase, no trailing
+// period, each says how to fix it). Values still unknown are not checked.
+// Regions that are not region references, replicas < 1, a port outside
+// 1024..65535 or whose replicas leave a region's port range, two regions on
+// one host whose replica ports overlap, an empty command or one whose program
+// is not on PATH (or, given with a '/', is not an executable file), env
+// names, bucket grants (as for jobs; the principal defaults to
+// "service.<name>"), probes (exactly one of http/tcp/exec, an http path
+// starting with '/', a port the replicas listen on, positive period and
+// timeout, thresholds >= 1, a liveness success_threshold of 1), and a
+// rollout with max_unavailable and max_surge both 0.
+std::vector<std::string> ValidateService(const ValueMap& config);
+
+// Plan-time problems of a load balancer: service not a service reference,
+// port outside 1..65535, a listen address that is not a loopback IPv4
+// address, a listen address and port taken by one of the service's replicas,
+// mode failover without primary, a primary that is not one of the service's
+// regions.
+std::vector<std::string> ValidateLoadBalancer(const ValueMap& config);
+
+// Keeps only the identity of a service's region references in planned values
+// ({name, host, port_base, port_count}); call after defaults are filled.
+void NormalizeServiceReferences(const ValueMap& config, ValueMap& planned);
+
+// Fills a planned service's id ("<name>") and endpoints; unknown while the
+// regions, port or replicas are.
+void PlanService(ValueMap& planned);
+
+// Fills a planned load balancer's id ("<name>"), address ("<listen>:<port>"),
+// url ("http://<listen>:<port>") and backends (the service's endpoints, with
+// " backup" appended to those that only take traffic when the primary region
+// has no ready replica: mode failover, every region but the primary).
+void PlanLoadBalancer(ValueMap& planned);
+
+// A replica endpoint parsed from an endpoint line.
+struct Endpoint {
+  std::string region;
+  int index = 0;
+  std::string host;
+  int port = 0;
+};
+std::optional<Endpoint> ParseEndpoint(const std::string& line);
+
+// Whether `host` is a dotted-quad IPv4 address in 127.0.0.0/8.
+bool IsLoopbackIpv4(const std::string& host);
+
+}  // namespace plinth::runtime::service_config

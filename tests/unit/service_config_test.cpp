@@ -1,0 +1,257 @@
+// Services and load balancers of the local provider as configuration
+// (docs/services.md): plan-time checks and their messages, planned ids,
+// endpoints and backends.
+#include "runtime/providers/local/service.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+namespace plinth::runtime {
+namespace {
+
+namespace sc = service_config;
+
+Value S(const std::string& s) {
+  return Value::String(s);
+}
+Value N(double n) {
+  return Value::Number(n);
+}
+
+Value RegionRef(const std::string& name, int port_base = 20000, int port_count = 1000, Value host = Value()) {
+  return Value::Object({{"name", S(name)},
+                        {"address", S("region." + name)},
+                        {"host", host},
+                        {"port_base", N(port_base)},
+                        {"port_count", N(port_count)},
+                        {"down", Value::Bool(false)},
+                        {"path", S("/data/regions/" + name)}});
+}
+
+Value Probe(ValueMap fields) {
+  ValueMap m = {{"http", Value()},
+                {"tcp", Value::Bool(false)},
+                {"exec", Value()},
+                {"port", Value()},
+                {"period", Value::Duration(10000)},
+                {"timeout", Value::Duration(1000)},
+                {"initial_delay", Value::Duration(0)},
+                {"success_threshold", N(1)},
+                {"failure_threshold", N(3)}};
+  for (auto& [k, v] : fields) m[k] = v;
+  return Value::Object(std::move(m));
+}
+
+ValueMap ServiceConfig(ValueList regions, ValueMap extra = {}) {
+  ValueMap m = {{"name", S("api")},
+                {"address", S("service.api")},
+                {"regions", Value::List(std::move(regions))},
+                {"replicas", N(2)},
+                {"port", N(20100)},
+                {"command", Value::List({S("/bin/sh"), S("-c"), S("exit 0")})},
+                {"env", Value()},
+                {"secret_env", Value()},
+                {"principal", Value()},
+                {"reads", Value()},
+                {"writes", Value()},
+                {"liveness", Value()},
+                {"readiness", Value()},
+                {"startup", Value()},
+                {"rollout", Value()}};
+  for (auto& [k, v] : extra) m[k] = v;
+  return m;
+}
+
+bool Has(const std::vector<std::string>& errs, const std::string& part) {
+  return std::any_of(errs.begin(), errs.end(), [&](const std::string& e) { return e.find(part) != e.npos; });
+}
+
+std::string Join(const std::vector<std::string>& errs) {
+  std::string s;
+  for (const auto& e : errs) s += e + "\n";
+  return s;
+}
+
+TEST(ServiceConfig, AValidServiceHasNoProblems) {
+  auto errs = sc::ValidateService(ServiceConfig(
+      {RegionRef("eu", 20000, 1000, S("127.0.1.1")), RegionRef("us", 20000, 1000, S("127.0.2.1"))},
+      {{"readiness", Probe({{"http", S("/ready")}})}, {"liveness", Probe({{"tcp", Value::Bool(true)}})}}));
+  EXPECT_TRUE(errs.empty()) << Join(errs);
+}
+
+TEST(ServiceConfig, ReplicasMustFitTheRegionsPortRange) {
+  auto errs = sc::ValidateService(ServiceConfig({RegionRef("eu", 20000, 100)}, {{"port", N(20099)}}));
+  EXPECT_TRUE(Has(errs, "replicas listen on ports 20099-20100 but region eu's port range is 20000-20099"))
+      << Join(errs);
+  errs = sc::ValidateService(ServiceConfig({RegionRef("eu")}, {{"port", N(80)}}));
+  EXPECT_TRUE(Has(errs, "port 80 is outside 1024-65535")) << Join(errs);
+}
+
+TEST(ServiceConfig, TwoRegionsOnOneHostCollide) {
+  auto errs = sc::ValidateService(ServiceConfig({RegionRef("eu"), RegionRef("us")}));
+  EXPECT_TRUE(Has(errs, "replicas in regions eu and us would both listen on 127.0.0.1:20100-20101"))
+      << Join(errs);
+  EXPECT_TRUE(Has(errs, "host = \"127.0.1.1\"")) << Join(errs);
+}
+
+TEST(ServiceConfig, RegionsMustBeRegionReferencesOnce) {
+  Value bucket = Value::Object({{"name", S("b")}, {"address", S("bucket.b")}});
+  auto errs = sc::ValidateService(ServiceConfig({bucket}));
+  EXPECT_TRUE(Has(errs, "'regions' takes region references, not bucket.b")) << Join(errs);
+  errs = sc::ValidateService(ServiceConfig({RegionRef("eu"), RegionRef("eu")}));
+  EXPECT_TRUE(Has(errs, "regions names region.eu twice")) << Join(errs);
+  errs = sc::ValidateService(ServiceConfig({}));
+  EXPECT_TRUE(Has(errs, "regions is empty")) << Join(errs);
+}
+
+TEST(ServiceConfig, ACommandThatDoesNotExistIsAPlanError) {
+  auto errs = sc::ValidateService(
+      ServiceConfig({RegionRef("eu")}, {{"command", Value::List({S("no-such-program-plinth-test")})}}));
+  EXPECT_TRUE(Has(errs, "command's program 'no-such-program-plinth-test' is not on PATH")) << Join(errs);
+  errs = sc::ValidateService(
+      ServiceConfig({RegionRef("eu")}, {{"command", Value::List({S("/nonexistent/server")})}}));
+  EXPECT_TRUE(Has(errs, "command's program /nonexistent/server is not an executable file")) << Join(errs);
+  errs = sc::ValidateService(ServiceConfig({RegionRef("eu")}, {{"command", Value::List({})}}));
+  EXPECT_TRUE(Has(errs, "command is empty")) << Join(errs);
+}
+
+TEST(ServiceConfig, ProbesAreChecked) {
+  auto bad = [](ValueMap probe, const char* kind = "readiness") {
+    return sc::ValidateService(ServiceConfig({RegionRef("eu")}, {{kind, Probe(std::move(probe))}}));
+  };
+  EXPECT_TRUE(Has(bad({}), "readiness probe checks nothing"));
+  EXPECT_TRUE(
+      Has(bad({{"http", S("/a")}, {"tcp", Value::Bool(true)}}), "sets more than one of http, tcp and exec"));
+  EXPECT_TRUE(Has(bad({{"http", S("healthz")}}), "http path \"healthz\" must start with '/'"));
+  EXPECT_TRUE(Has(bad({{"exec", Value::List({})}}), "exec is empty"));
+  EXPECT_TRUE(Has(bad({{"tcp", Value::Bool(true)}, {"port", N(9999)}}),
+                  "readiness probe port 9999 is not a port the replicas listen on (20100-20101)"));
+  EXPECT_TRUE(
+      Has(bad({{"tcp", Value::Bool(true)}, {"period", Value::Duration(0)}}), "period must be greater"));
+  EXPECT_TRUE(Has(bad({{"tcp", Value::Bool(true)}, {"failure_threshold", N(0)}}), "failure_threshold is 0"));
+  EXPECT_TRUE(Has(bad({{"tcp", Value::Bool(true)}, {"success_threshold", N(2)}}, "liveness"),
+                  "liveness probe: success_threshold must be 1"));
+  EXPECT_FALSE(Has(bad({{"tcp", Value::Bool(true)}, {"success_threshold", N(2)}}), "success_threshold"));
+  EXPECT_TRUE(bad({{"tcp", Value::Bool(true)}, {"port", N(20101)}}).empty());
+}
+
+TEST(ServiceConfig, RolloutThatCanNeverReplaceIsAnError) {
+  auto errs = sc::ValidateService(ServiceConfig(
+      {RegionRef("eu")}, {{"rollout", Value::Object({{"max_unavailable", N(0)}, {"max_surge", N(0)}})}}));
+  EXPECT_TRUE(Has(errs, "can never replace a replica")) << Join(errs);
+}
+
+TEST(ServiceConfig, BucketGrantsApplyToTheServicesPrincipal) {
+  Value bucket =
+      Value::Object({{"name", S("models")},
+                     {"address", S("bucket.models")},
+                     {"grant", Value::Object({{"service.api", Value::Object({{"access", S("read")}})}})}});
+  auto errs = sc::ValidateService(ServiceConfig({RegionRef("eu")}, {{"reads", Value::List({bucket})}}));
+  EXPECT_TRUE(errs.empty()) << Join(errs);
+  errs = sc::ValidateService(ServiceConfig({RegionRef("eu")}, {{"writes", Value::List({bucket})}}));
+  EXPECT_TRUE(Has(errs, "service.api writes bucket models, which grants 'service.api' only read"))
+      << Join(errs);
+}
+
+TEST(ServiceConfig, SecretValuesNeverAppearInMessages) {
+  Value secret = Value::String("hunter2-secret-value").WithSensitive(true);
+  auto errs = sc::ValidateService(ServiceConfig(
+      {RegionRef("eu")},
+      {{"secret_env", Value::Object({{"bad name", secret}})}, {"command", Value::List({secret})}}));
+  for (const auto& e : errs) EXPECT_EQ(e.find("hunter2"), std::string::npos) << e;
+}
+
+TEST(ServiceConfig, PlannedEndpointsFollowRegionsThenReplicas) {
+  ValueMap config = ServiceConfig(
+      {RegionRef("eu", 20000, 1000, S("127.0.1.1")), RegionRef("us", 21000, 1000)}, {{"port", N(20100)}});
+  ValueMap planned = config;
+  sc::NormalizeServiceReferences(config, planned);
+  sc::PlanService(planned);
+  EXPECT_EQ(planned["id"].as_string(), "api");
+  ASSERT_EQ(planned["endpoints"].kind(), Value::Kind::List);
+  std::vector<std::string> got;
+  for (const Value& v : planned["endpoints"].as_list()) got.push_back(v.as_string());
+  EXPECT_EQ(got, (std::vector<std::string>{"eu/0 127.0.1.1:20100", "eu/1 127.0.1.1:20101",
+                                           "us/0 127.0.0.1:20100", "us/1 127.0.0.1:20101"}));
+  // Only the regions' identity is kept.
+  EXPECT_FALSE(planned["regions"].as_list()[0].as_object().count("path"));
+  auto e = sc::ParseEndpoint(got[1]);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->region, "eu");
+  EXPECT_EQ(e->index, 1);
+  EXPECT_EQ(e->host, "127.0.1.1");
+  EXPECT_EQ(e->port, 20101);
+  EXPECT_FALSE(sc::ParseEndpoint("eu 127.0.0.1:1"));
+  EXPECT_FALSE(sc::ParseEndpoint("eu/x 127.0.0.1:1"));
+  EXPECT_FALSE(sc::ParseEndpoint("eu/0 127.0.0.1:70000"));
+}
+
+TEST(ServiceConfig, UnknownInputsLeaveEndpointsUnknown) {
+  ValueMap planned = ServiceConfig({RegionRef("eu")}, {{"port", Value::Unknown(Type::Int())}});
+  sc::PlanService(planned);
+  EXPECT_TRUE(planned["endpoints"].is_unknown());
+}
+
+ValueMap LbConfig(Value service, ValueMap extra = {}) {
+  ValueMap m = {{"name", S("front")},       {"address", S("load_balancer.front")},
+                {"service", service},       {"port", N(8080)},
+                {"listen", S("127.0.0.1")}, {"mode", S("round_robin")},
+                {"primary", Value()}};
+  for (auto& [k, v] : extra) m[k] = v;
+  return m;
+}
+
+Value PlannedServiceRef() {
+  ValueMap config = ServiceConfig({RegionRef("eu", 20000, 1000, S("127.0.1.1")), RegionRef("us")});
+  ValueMap planned = config;
+  sc::NormalizeServiceReferences(config, planned);
+  sc::PlanService(planned);
+  return Value::Object(std::move(planned));
+}
+
+TEST(LoadBalancerConfig, FailoverNeedsAPrimaryAmongTheServicesRegions) {
+  auto errs = sc::ValidateLoadBalancer(LbConfig(PlannedServiceRef(), {{"mode", S("failover")}}));
+  EXPECT_TRUE(Has(errs, "mode \"failover\" needs a primary region")) << Join(errs);
+  errs = sc::ValidateLoadBalancer(
+      LbConfig(PlannedServiceRef(), {{"mode", S("failover")}, {"primary", RegionRef("ap")}}));
+  EXPECT_TRUE(Has(errs, "primary region ap is not one of the service's regions (eu, us)")) << Join(errs);
+  errs = sc::ValidateLoadBalancer(
+      LbConfig(PlannedServiceRef(), {{"mode", S("failover")}, {"primary", RegionRef("eu")}}));
+  EXPECT_TRUE(errs.empty()) << Join(errs);
+  errs = sc::ValidateLoadBalancer(LbConfig(PlannedServiceRef(), {{"primary", RegionRef("eu")}}));
+  EXPECT_TRUE(Has(errs, "primary is only used with mode = \"failover\"")) << Join(errs);
+}
+
+TEST(LoadBalancerConfig, ListenAndPortAreChecked) {
+  auto errs = sc::ValidateLoadBalancer(LbConfig(PlannedServiceRef(), {{"listen", S("0.0.0.0")}}));
+  EXPECT_TRUE(Has(errs, "listen \"0.0.0.0\" is not a loopback address")) << Join(errs);
+  errs = sc::ValidateLoadBalancer(LbConfig(PlannedServiceRef(), {{"port", N(20101)}}));
+  EXPECT_TRUE(Has(errs, "port 20101 on 127.0.0.1 is taken by a replica of service.api in region us"))
+      << Join(errs);
+  errs = sc::ValidateLoadBalancer(LbConfig(Value::Object({{"name", S("b")}, {"address", S("bucket.b")}})));
+  EXPECT_TRUE(Has(errs, "'service' takes a service reference, not bucket.b")) << Join(errs);
+}
+
+TEST(LoadBalancerConfig, PlannedAddressAndBackups) {
+  ValueMap planned = LbConfig(PlannedServiceRef(), {{"mode", S("failover")}, {"primary", RegionRef("eu")}});
+  sc::PlanLoadBalancer(planned);
+  EXPECT_EQ(planned["address"].as_string(), "127.0.0.1:8080");
+  EXPECT_EQ(planned["url"].as_string(), "http://127.0.0.1:8080");
+  std::vector<std::string> got;
+  for (const Value& v : planned["backends"].as_list()) got.push_back(v.as_string());
+  EXPECT_EQ(got, (std::vector<std::string>{"eu/0 127.0.1.1:20100", "eu/1 127.0.1.1:20101",
+                                           "us/0 127.0.0.1:20100 backup", "us/1 127.0.0.1:20101 backup"}));
+}
+
+TEST(LoadBalancerConfig, LoopbackCheck) {
+  EXPECT_TRUE(sc::IsLoopbackIpv4("127.0.0.1"));
+  EXPECT_TRUE(sc::IsLoopbackIpv4("127.255.3.9"));
+  EXPECT_FALSE(sc::IsLoopbackIpv4("128.0.0.1"));
+  EXPECT_FALSE(sc::IsLoopbackIpv4("localhost"));
+  EXPECT_FALSE(sc::IsLoopbackIpv4("127.0.0"));
+  EXPECT_FALSE(sc::IsLoopbackIpv4(""));
+}
+
+}  // namespace
+}  // namespace plinth::runtime
