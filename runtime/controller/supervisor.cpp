@@ -289,6 +289,11 @@ void Supervisor::ResetProbes(Replica& r, Clock::TimePoint now) {
   r.readiness.reset();
   r.startup.reset();
   if (!r.spec) return;
+  if (!r.spec->startup) {
+    // No startup probe (any more): nothing gates the others.
+    r.started = true;
+    if (r.phase == ReplicaPhase::kStarting) r.phase = ReplicaPhase::kRunning;
+  }
   if (r.spec->startup && !r.started) r.startup.emplace(*r.spec->startup, now);
   if (r.spec->liveness) r.liveness.emplace(*r.spec->liveness, now);
   if (r.spec->readiness) r.readiness.emplace(*r.spec->readiness, now);

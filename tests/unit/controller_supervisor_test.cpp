@@ -437,5 +437,39 @@ TEST_F(ControllerSupervisor, StopEscalatesToSigkillAfterTheGrace) {
       << Events(Snap(*sup, "stubborn"));
 }
 
+TEST_F(ControllerSupervisor, UpdateRestartsOnlyForAChangedProcess) {
+  ManualClock clock;
+  auto sup = Open(clock);
+  ASSERT_TRUE(sup);
+  ReplicaSpec spec = Spec("svc", {"sleep", "1000"});
+  std::string error;
+  ASSERT_TRUE(sup->Add(spec, &error)) << error;
+  sup->Tick();
+  const ReplicaSnapshot first = Snap(*sup, "svc");
+  ASSERT_EQ(first.phase, ReplicaPhase::kRunning);
+
+  // New probes only: the same process goes on.
+  ProbeSpec live;
+  live.kind = ProbeKind::kExec;
+  live.argv = {"true"};
+  spec.liveness = live;
+  ASSERT_TRUE(sup->Update(spec, &error)) << error;
+  sup->Tick();
+  EXPECT_EQ(Snap(*sup, "svc").pid, first.pid);
+  EXPECT_EQ(Snap(*sup, "svc").liveness, ProbeState::kOk) << Events(Snap(*sup, "svc"));
+
+  // A new environment value: replaced at once, without a back-off.
+  spec.env["MODE"] = "blue";
+  ASSERT_TRUE(sup->Update(spec, &error)) << error;
+  ASSERT_TRUE(TickUntil(*sup, [&] {
+    ReplicaSnapshot s = Snap(*sup, "svc");
+    return s.phase == ReplicaPhase::kRunning && s.pid != first.pid && s.pid != 0;
+  }));
+  EXPECT_FALSE(Alive(first.pid, first.start_time));
+  EXPECT_EQ(Snap(*sup, "svc").restarts, 1);
+  EXPECT_FALSE(sup->Update(Spec("other", {"true"}), &error));
+  EXPECT_NE(error.find("not supervised"), std::string::npos) << error;
+}
+
 }  // namespace
 }  // namespace plinth::controller
