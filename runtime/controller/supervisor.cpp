@@ -136,6 +136,25 @@ std::string_view ReplicaPhaseName(ReplicaPhase p) {
   return "unknown";
 }
 
+nlohmann::json SnapshotJson(const ReplicaSnapshot& s) {
+  nlohmann::json events = nlohmann::json::array();
+  for (const auto& e : s.events) events.push_back({{"at_ms", e.at_ms}, {"text", e.text}});
+  return {{"id", s.id},
+          {"phase", std::string(ReplicaPhaseName(s.phase))},
+          {"pid", s.pid},
+          {"start_time", s.start_time},
+          {"ready", s.ready},
+          {"liveness", std::string(ProbeStateName(s.liveness))},
+          {"readiness", std::string(ProbeStateName(s.readiness))},
+          {"startup", std::string(ProbeStateName(s.startup))},
+          {"restarts", s.restarts},
+          {"last_start_ms", s.last_start_ms},
+          {"backoff_ms", s.backoff_ms},
+          {"next_start_ms", s.next_start_ms},
+          {"last_error", s.last_error},
+          {"events", std::move(events)}};
+}
+
 struct Supervisor::Replica {
   std::string id;
   std::optional<ReplicaSpec> spec;  // nullopt: recorded but not Added

@@ -46,6 +46,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "runtime/controller/clock.h"
 #include "runtime/controller/probe.h"
 
@@ -99,6 +101,11 @@ struct ReplicaSnapshot {
   std::string last_error;            // the last reason it stopped or could not start
   std::vector<ReplicaEvent> events;  // oldest first, at most Options::max_events
 };
+
+// The snapshot as JSON for status (docs/services.md): {id, phase, pid,
+// start_time, ready, liveness, readiness, startup, restarts, last_start_ms,
+// backoff_ms, next_start_ms, last_error, events: [{at_ms, text}]}.
+nlohmann::json SnapshotJson(const ReplicaSnapshot& s);
 
 class Supervisor {
  public:

@@ -151,6 +151,16 @@ TEST_F(ControllerSupervisor, ReplicaKilledWithSigkillIsRestartedAfterTheBackoff)
   EXPECT_TRUE(Alive(s.pid, s.start_time));
   EXPECT_EQ(s.restarts, 1);
   EXPECT_TRUE(HasEvent(s, "restart 1")) << Events(s);
+
+  nlohmann::json j = SnapshotJson(s);
+  EXPECT_EQ(j["id"], "web-0");
+  EXPECT_EQ(j["phase"], "running");
+  EXPECT_EQ(j["pid"], s.pid);
+  EXPECT_EQ(j["ready"], true);
+  EXPECT_EQ(j["restarts"], 1);
+  EXPECT_EQ(j["liveness"], "unknown");
+  ASSERT_FALSE(j["events"].empty());
+  EXPECT_EQ(j["events"].back()["text"], s.events.back().text);
 }
 
 TEST_F(ControllerSupervisor, CrashLoopBackoffDoublesToFiveMinutesAndResetsAfterTenHealthyMinutes) {
