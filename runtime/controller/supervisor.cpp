@@ -379,17 +379,19 @@ void Supervisor::StartReplica(Replica& r) {
 
 void Supervisor::BeginStop(Replica& r, const std::string& why) {
   Event(r, "stopping pid " + std::to_string(r.pid) + ": " + why);
-  process::SignalGroupMembers(r.pid, r.pid, r.start_time, SIGTERM);
+  // start_time 0 (the process was gone before it could be read) would
+  // match any process: nothing is signalled then.
+  if (r.pid > 0 && r.start_time > 0) process::SignalGroupMembers(r.pid, r.pid, r.start_time, SIGTERM);
   r.phase = ReplicaPhase::kTerminating;
   r.kill_at = clock_.Now() + options_.stop_grace;
   r.killed = false;
   r.pending_start = false;
 }
 
-void Supervisor::Exited(Replica& r, const std::string& why) {
+void Supervisor::Exited(Replica& r, const std::string& why, bool keep_error) {
   const auto now = clock_.Now();
   // What is left of its group (a grandchild in its session) goes with it.
-  if (r.pid > 0) process::SignalGroupMembers(r.pid, r.pid, r.start_time, SIGKILL);
+  if (r.pid > 0 && r.start_time > 0) process::SignalGroupMembers(r.pid, r.pid, r.start_time, SIGKILL);
   r.pid = 0;
   r.start_time = 0;
   r.liveness.reset();
@@ -413,7 +415,7 @@ void Supervisor::Exited(Replica& r, const std::string& why) {
     Event(r, why + "; starting again now");
   } else {
     if (r.backoff_ms <= 0) r.backoff_ms = options_.initial_backoff.count();
-    r.last_error = why;
+    if (!keep_error) r.last_error = why;
     r.next_start = now + milliseconds(r.backoff_ms);
     Event(r, why + "; restarting in " + SecondsText(r.backoff_ms));
     r.backoff_ms = std::min<int64_t>(r.backoff_ms * 2, options_.max_backoff.count());
@@ -594,7 +596,7 @@ void Supervisor::Tick() {
           case ReplicaPhase::kStarting:
           case ReplicaPhase::kRunning:
             if (!alive) {
-              Exited(r, "pid " + std::to_string(r.pid) + " exited");
+              Exited(r, "pid " + std::to_string(r.pid) + " exited", /*keep_error=*/false);
               if (r.removing) gone.push_back(id);
               break;
             }
@@ -618,10 +620,11 @@ void Supervisor::Tick() {
             break;
           case ReplicaPhase::kTerminating:
             if (!alive) {
-              Exited(r, "pid " + std::to_string(r.pid) + " stopped");
+              // The reason it was stopped (a failed probe) stays the last error.
+              Exited(r, "pid " + std::to_string(r.pid) + " stopped", /*keep_error=*/true);
               if (r.removing) gone.push_back(id);
             } else if (!r.killed && now >= r.kill_at) {
-              process::SignalGroupMembers(r.pid, r.pid, r.start_time, SIGKILL);
+              if (r.start_time > 0) process::SignalGroupMembers(r.pid, r.pid, r.start_time, SIGKILL);
               r.killed = true;
               Event(r, "pid " + std::to_string(r.pid) + " did not stop within " +
                            SecondsText(options_.stop_grace.count()) + ": killed");

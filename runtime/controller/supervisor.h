@@ -169,7 +169,7 @@ class Supervisor {
   void Event(Replica& r, std::string text);
   void StartReplica(Replica& r);
   void BeginStop(Replica& r, const std::string& why);
-  void Exited(Replica& r, const std::string& why);
+  void Exited(Replica& r, const std::string& why, bool keep_error);
   void ResetProbes(Replica& r, Clock::TimePoint now);
   ReplicaSnapshot SnapshotOf(const Replica& r) const;
   bool ReadyOf(const Replica& r) const;

@@ -324,6 +324,9 @@ TEST_F(ControllerSupervisor, LivenessFailureRestartsTheReplica) {
   EXPECT_NE(s.last_error.find("liveness probe failed 2 times"), std::string::npos) << s.last_error;
   ASSERT_TRUE(TickUntil(*sup, [&] { return Snap(*sup, "api").phase == ReplicaPhase::kBackoff; }));
   EXPECT_FALSE(Alive(first.pid, first.start_time));
+  s = Snap(*sup, "api");
+  EXPECT_NE(s.last_error.find("liveness probe failed"), std::string::npos) << s.last_error;
+  EXPECT_EQ(s.next_start_ms - clock.WallMs(), 10'000);
   std::filesystem::remove(sick);
   clock.Advance(10s);
   sup->Tick();
@@ -479,6 +482,44 @@ TEST_F(ControllerSupervisor, UpdateRestartsOnlyForAChangedProcess) {
   EXPECT_EQ(Snap(*sup, "svc").restarts, 1);
   EXPECT_FALSE(sup->Update(Spec("other", {"true"}), &error));
   EXPECT_NE(error.find("not supervised"), std::string::npos) << error;
+}
+
+TEST_F(ControllerSupervisor, FailedStartupProbeRestartsAndLivenessWaitsForIt) {
+  ManualClock clock;
+  auto sup = Open(clock);
+  ASSERT_TRUE(sup);
+  const fs::path touched = dir_.path() / "liveness-ran";
+  ReplicaSpec spec = Spec("slow", {"sleep", "1000"});
+  ProbeSpec startup;
+  startup.kind = ProbeKind::kExec;
+  startup.argv = {"false"};
+  startup.period_s = 1;
+  startup.failure_threshold = 2;
+  ProbeSpec live;
+  live.kind = ProbeKind::kExec;
+  live.argv = {"touch", touched.string()};
+  live.period_s = 1;
+  spec.startup = startup;
+  spec.liveness = live;
+  std::string error;
+  ASSERT_TRUE(sup->Add(spec, &error)) << error;
+  sup->Tick();
+  const ReplicaSnapshot first = Snap(*sup, "slow");
+  ASSERT_EQ(first.phase, ReplicaPhase::kStarting);
+  EXPECT_FALSE(first.ready);
+  clock.Advance(1s);
+  sup->Tick();
+  EXPECT_EQ(Snap(*sup, "slow").phase, ReplicaPhase::kStarting) << "one failure of two";
+  clock.Advance(1s);
+  sup->Tick();
+  ReplicaSnapshot s = Snap(*sup, "slow");
+  EXPECT_EQ(s.startup, ProbeState::kFailed);
+  EXPECT_NE(s.last_error.find("startup probe failed: exec probe false exited with status 1"),
+            std::string::npos)
+      << s.last_error;
+  ASSERT_TRUE(TickUntil(*sup, [&] { return Snap(*sup, "slow").phase == ReplicaPhase::kBackoff; }));
+  EXPECT_FALSE(Alive(first.pid, first.start_time));
+  EXPECT_FALSE(fs::exists(touched)) << "the liveness probe ran before the startup probe succeeded";
 }
 
 }  // namespace
