@@ -522,5 +522,34 @@ TEST_F(ControllerSupervisor, FailedStartupProbeRestartsAndLivenessWaitsForIt) {
   EXPECT_FALSE(fs::exists(touched)) << "the liveness probe ran before the startup probe succeeded";
 }
 
+TEST_F(ControllerSupervisor, PendingBackoffAndRestartsSurviveTheSupervisor) {
+  ManualClock clock;
+  ReplicaSpec spec = Spec("worker", {"sleep", "1000"});
+  std::string error;
+  {
+    auto sup = Open(clock);
+    ASSERT_TRUE(sup);
+    ASSERT_TRUE(sup->Add(spec, &error)) << error;
+    sup->Tick();
+    ReplicaSnapshot s = Snap(*sup, "worker");
+    ASSERT_EQ(::kill(s.pid, SIGKILL), 0);
+    ASSERT_TRUE(TickUntil(*sup, [&] { return Snap(*sup, "worker").phase == ReplicaPhase::kBackoff; }));
+    clock.Advance(4s);  // 6 s of the 10 s back-off are left
+  }
+  auto next = Open(clock);
+  ASSERT_TRUE(next);
+  ASSERT_TRUE(next->Add(spec, &error)) << error;
+  next->Tick();
+  ReplicaSnapshot s = Snap(*next, "worker");
+  EXPECT_EQ(s.phase, ReplicaPhase::kBackoff);
+  EXPECT_EQ(s.next_start_ms - clock.WallMs(), 6'000);
+  EXPECT_EQ(s.backoff_ms, 20'000);
+  clock.Advance(6s);
+  next->Tick();
+  s = Snap(*next, "worker");
+  EXPECT_EQ(s.phase, ReplicaPhase::kRunning);
+  EXPECT_EQ(s.restarts, 1);
+}
+
 }  // namespace
 }  // namespace plinth::controller
