@@ -508,6 +508,25 @@ bool Supervisor::Update(ReplicaSpec spec, std::string* error) {
   return true;
 }
 
+namespace {
+bool SameProbe(const std::optional<ProbeSpec>& a, const std::optional<ProbeSpec>& b) {
+  if (!a || !b) return !a && !b;
+  return a->kind == b->kind && a->path == b->path && a->port == b->port && a->argv == b->argv &&
+         a->period_s == b->period_s && a->timeout_s == b->timeout_s &&
+         a->success_threshold == b->success_threshold && a->failure_threshold == b->failure_threshold &&
+         a->initial_delay_s == b->initial_delay_s;
+}
+}  // namespace
+
+bool Supervisor::Unchanged(const ReplicaSpec& spec) const {
+  std::lock_guard lock(mu_);
+  auto it = replicas_.find(spec.id);
+  if (it == replicas_.end() || !it->second->spec) return false;
+  const Replica& r = *it->second;
+  return r.digest == SpecDigest(spec) && SameProbe(r.spec->liveness, spec.liveness) &&
+         SameProbe(r.spec->readiness, spec.readiness) && SameProbe(r.spec->startup, spec.startup);
+}
+
 bool Supervisor::Stop(const std::string& id, std::string* error) {
   std::lock_guard lock(mu_);
   auto it = replicas_.find(id);

@@ -153,6 +153,12 @@ class Supervisor {
   // what should run, records the changes. Never throws.
   void Tick();
 
+  // Whether the replica of spec.id is Added with exactly `spec`: the same
+  // process (argv, env, cwd, port, log file: the digest) and the same
+  // probes. A caller that reconciles often calls Update only when not, since
+  // Update restarts the probes even when nothing changed.
+  bool Unchanged(const ReplicaSpec& spec) const;
+
   bool Ready(const std::string& id) const;
   std::optional<ReplicaSnapshot> Snapshot(const std::string& id) const;
   std::vector<ReplicaSnapshot> Snapshots() const;  // by id

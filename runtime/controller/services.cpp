@@ -1,0 +1,410 @@
+#include "runtime/controller/services.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+
+#include "runtime/crypto/aead.h"
+#include "runtime/storage/keys.h"
+
+namespace plinth::controller {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string SecretsAad(const std::string& id) {
+  return std::string("plinth-service-secrets-v1") + '\0' + id;
+}
+
+json ProbeJson(const std::optional<ProbeSpec>& p) {
+  if (!p) return nullptr;
+  const char* kind = p->kind == ProbeKind::kHttp ? "http" : p->kind == ProbeKind::kTcp ? "tcp" : "exec";
+  return {{"kind", kind},
+          {"path", p->path},
+          {"port", p->port},
+          {"argv", p->argv},
+          {"period_s", p->period_s},
+          {"timeout_s", p->timeout_s},
+          {"success_threshold", p->success_threshold},
+          {"failure_threshold", p->failure_threshold},
+          {"initial_delay_s", p->initial_delay_s}};
+}
+
+std::optional<ProbeSpec> ProbeFromJson(const json& j) {
+  if (!j.is_object()) return std::nullopt;
+  ProbeSpec p;
+  std::string kind = j.value("kind", "http");
+  p.kind = kind == "tcp" ? ProbeKind::kTcp : kind == "exec" ? ProbeKind::kExec : ProbeKind::kHttp;
+  p.path = j.value("path", "/");
+  p.port = j.value("port", 0);
+  p.argv = j.value("argv", std::vector<std::string>{});
+  p.period_s = j.value("period_s", 10);
+  p.timeout_s = j.value("timeout_s", 1);
+  p.success_threshold = j.value("success_threshold", 1);
+  p.failure_threshold = j.value("failure_threshold", 3);
+  p.initial_delay_s = j.value("initial_delay_s", 0);
+  return p;
+}
+
+std::string BucketEnvName(const std::string& name) {
+  std::string out = "PLINTH_BUCKET_";
+  for (char ch : name)
+    out += ch == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return out;
+}
+
+std::optional<ProbeSpec> ForReplica(const std::optional<ProbeSpec>& p, int port) {
+  if (!p) return std::nullopt;
+  ProbeSpec out = *p;
+  if (out.port == 0) out.port = port;
+  return out;
+}
+
+bool Exec(sqlite3* db, const char* sql) {
+  return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+}
+
+}  // namespace
+
+json ServiceJson(const ServiceSpec& s) {
+  json regions = json::array();
+  for (const auto& r : s.regions) regions.push_back({{"name", r.name}, {"host", r.host}, {"down", r.down}});
+  json buckets = json::array();
+  for (const auto& b : s.buckets) buckets.push_back({{"name", b.name}, {"path", b.path}, {"write", b.write}});
+  return {{"id", s.id},
+          {"address", s.address},
+          {"regions", regions},
+          {"replicas", s.replicas},
+          {"port", s.port},
+          {"argv", s.argv},
+          {"env", s.env},
+          {"secret_names", s.secret_names},
+          {"cwd", s.cwd.string()},
+          {"buckets", buckets},
+          {"liveness", ProbeJson(s.liveness)},
+          {"readiness", ProbeJson(s.readiness)},
+          {"startup", ProbeJson(s.startup)},
+          {"max_unavailable", s.max_unavailable},
+          {"max_surge", s.max_surge},
+          {"version", s.version}};
+}
+
+ServiceSpec ServiceFromJson(const json& j) {
+  ServiceSpec s;
+  if (!j.is_object()) return s;
+  s.id = j.value("id", "");
+  s.address = j.value("address", "");
+  if (j.contains("regions") && j["regions"].is_array()) {
+    for (const auto& r : j["regions"]) {
+      if (!r.is_object()) continue;
+      s.regions.push_back({r.value("name", ""), r.value("host", "127.0.0.1"), r.value("down", false)});
+    }
+  }
+  s.replicas = j.value("replicas", 1);
+  s.port = j.value("port", 0);
+  s.argv = j.value("argv", std::vector<std::string>{});
+  s.env = j.value("env", std::map<std::string, std::string>{});
+  s.secret_names = j.value("secret_names", std::vector<std::string>{});
+  s.cwd = j.value("cwd", "");
+  if (j.contains("buckets") && j["buckets"].is_array()) {
+    for (const auto& b : j["buckets"]) {
+      if (!b.is_object()) continue;
+      s.buckets.push_back({b.value("name", ""), b.value("path", ""), b.value("write", false)});
+    }
+  }
+  s.liveness = ProbeFromJson(j.value("liveness", json()));
+  s.readiness = ProbeFromJson(j.value("readiness", json()));
+  s.startup = ProbeFromJson(j.value("startup", json()));
+  s.max_unavailable = j.value("max_unavailable", 0);
+  s.max_surge = j.value("max_surge", 1);
+  s.version = j.value("version", "");
+  return s;
+}
+
+std::string ReplicaPrefix(const std::string& service_id) {
+  return service_id + ".";
+}
+
+std::vector<ReplicaSpec> ReplicaSpecsFor(const ServiceSpec& spec,
+                                         const std::map<std::string, std::string>& secrets,
+                                         const fs::path& logs_dir) {
+  std::vector<ReplicaSpec> out;
+  for (const ServiceRegion& region : spec.regions) {
+    if (region.down) continue;
+    for (int i = 0; i < spec.replicas; ++i) {
+      ReplicaSpec r;
+      r.id = ReplicaPrefix(spec.id) + region.name + "." + std::to_string(i);
+      r.argv = spec.argv;
+      // A relative program path is the configuration's, not the controller's.
+      if (!r.argv.empty() && r.argv[0].find('/') != std::string::npos && r.argv[0][0] != '/' &&
+          !spec.cwd.empty())
+        r.argv[0] = (spec.cwd / r.argv[0]).lexically_normal().string();
+      r.port = spec.port + i;
+      r.cwd = spec.cwd;
+      r.log_file = logs_dir / (r.id + ".log");
+      std::map<std::string, std::string> env;
+      env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+      if (const char* home = std::getenv("HOME")) env["HOME"] = home;
+      env["PORT"] = std::to_string(r.port);
+      env["PLINTH_HOST"] = region.host;
+      env["PLINTH_REGION"] = region.name;
+      env["PLINTH_REPLICA"] = std::to_string(i);
+      env["PLINTH_SERVICE"] = spec.id;
+      for (const auto& b : spec.buckets) env[BucketEnvName(b.name)] = b.path;
+      // The version is part of the environment, so a new version is a new process.
+      if (!spec.version.empty()) env["PLINTH_SERVICE_VERSION"] = spec.version;
+      for (const auto& [k, v] : spec.env) env[k] = v;
+      for (const auto& [k, v] : secrets) env[k] = v;
+      r.env = std::move(env);
+      r.liveness = ForReplica(spec.liveness, r.port);
+      r.readiness = ForReplica(spec.readiness, r.port);
+      r.startup = ForReplica(spec.startup, r.port);
+      out.push_back(std::move(r));
+    }
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ store
+
+std::unique_ptr<ServiceStore> ServiceStore::Open(const fs::path& dir, const fs::path& workspace_key,
+                                                 bool create, std::string* error) {
+  std::unique_ptr<ServiceStore> s(new ServiceStore());
+  std::error_code ec;
+  s->dir_ = fs::absolute(dir, ec);
+  if (ec) s->dir_ = dir;
+  s->key_path_ = workspace_key;
+  const fs::path db = s->dir_ / "services.db";
+  if (!create && !fs::exists(db)) return *error = "no services recorded in " + s->dir_.string(), nullptr;
+  fs::create_directories(s->dir_ / "logs", ec);
+  if (ec) return *error = "cannot create " + (s->dir_ / "logs").string() + ": " + ec.message(), nullptr;
+  ::chmod(s->dir_.c_str(), 0700);
+  ::chmod((s->dir_ / "logs").c_str(), 0700);
+  int fd = ::open(db.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return *error = "cannot open " + db.string() + ": " + std::strerror(errno), nullptr;
+  ::close(fd);
+  if (sqlite3_open_v2(db.c_str(), &s->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
+      SQLITE_OK) {
+    *error = "cannot open " + db.string() + ": " + (s->db_ ? sqlite3_errmsg(s->db_) : "out of memory");
+    return nullptr;
+  }
+  sqlite3_busy_timeout(s->db_, 5000);
+  if (!Exec(s->db_,
+            "PRAGMA journal_mode=WAL;"
+            "PRAGMA synchronous=NORMAL;"
+            "CREATE TABLE IF NOT EXISTS services(id TEXT PRIMARY KEY, spec TEXT NOT NULL, secrets BLOB,"
+            " generation INTEGER NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+            "INSERT OR IGNORE INTO meta(k, v) VALUES('version', 0);")) {
+    *error = "cannot set up " + db.string() + ": " + sqlite3_errmsg(s->db_);
+    return nullptr;
+  }
+  for (const char* suffix : {"-wal", "-shm"}) ::chmod((db.string() + suffix).c_str(), 0600);
+  return s;
+}
+
+ServiceStore::~ServiceStore() {
+  if (db_) sqlite3_close(db_);
+}
+
+bool ServiceStore::Put(const ServiceSpec& spec, std::map<std::string, std::string> secrets,
+                       std::string* error) {
+  auto wipe = [&] {
+    for (auto& [k, v] : secrets) explicit_bzero(v.data(), v.size());
+  };
+  std::optional<std::string> sealed;
+  if (!secrets.empty()) {
+    auto key = storage::LoadWorkspaceKey(key_path_, true);
+    if (!key.ok()) {
+      wipe();
+      return *error = "cannot seal the service's secrets: " + key.error().message, false;
+    }
+    std::string plain = json(secrets).dump(), blob, why;
+    bool ok = crypto::SealBlob(key.value().key, 1, SecretsAad(spec.id), plain, &blob, &why);
+    explicit_bzero(plain.data(), plain.size());
+    if (!ok) {
+      wipe();
+      return *error = "cannot seal the service's secrets: " + why, false;
+    }
+    sealed = std::move(blob);
+  }
+  ServiceSpec stored = spec;
+  stored.secret_names.clear();
+  for (const auto& [k, v] : secrets) stored.secret_names.push_back(k);
+  wipe();
+  std::lock_guard lock(mu_);
+  if (!Exec(db_, "BEGIN IMMEDIATE"))
+    return *error = std::string("cannot record service: ") + sqlite3_errmsg(db_), false;
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_,
+                     "INSERT INTO services(id, spec, secrets, generation) VALUES(?1, ?2, ?3,"
+                     " (SELECT v + 1 FROM meta WHERE k = 'version')) ON CONFLICT(id) DO UPDATE SET"
+                     " spec = excluded.spec, secrets = excluded.secrets, generation = excluded.generation",
+                     -1, &st, nullptr);
+  const std::string text = ServiceJson(stored).dump();
+  sqlite3_bind_text(st, 1, spec.id.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, text.c_str(), -1, SQLITE_TRANSIENT);
+  if (sealed)
+    sqlite3_bind_blob(st, 3, sealed->data(), static_cast<int>(sealed->size()), SQLITE_TRANSIENT);
+  else
+    sqlite3_bind_null(st, 3);
+  bool ok = sqlite3_step(st) == SQLITE_DONE;
+  sqlite3_finalize(st);
+  ok = ok && Exec(db_, "UPDATE meta SET v = v + 1 WHERE k = 'version'") && Exec(db_, "COMMIT");
+  if (!ok) {
+    *error = std::string("cannot record service ") + spec.id + ": " + sqlite3_errmsg(db_);
+    Exec(db_, "ROLLBACK");
+  }
+  return ok;
+}
+
+std::optional<ServiceSpec> ServiceStore::Get(const std::string& id) {
+  std::lock_guard lock(mu_);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_, "SELECT spec FROM services WHERE id = ?1", -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  std::optional<ServiceSpec> out;
+  if (sqlite3_step(st) == SQLITE_ROW)
+    out = ServiceFromJson(
+        json::parse(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), nullptr, false));
+  sqlite3_finalize(st);
+  return out;
+}
+
+std::vector<ServiceSpec> ServiceStore::List() {
+  std::lock_guard lock(mu_);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_, "SELECT spec FROM services ORDER BY id", -1, &st, nullptr);
+  std::vector<ServiceSpec> out;
+  while (sqlite3_step(st) == SQLITE_ROW)
+    out.push_back(ServiceFromJson(
+        json::parse(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), nullptr, false)));
+  sqlite3_finalize(st);
+  return out;
+}
+
+int64_t ServiceStore::Generation(const std::string& id) {
+  std::lock_guard lock(mu_);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_, "SELECT generation FROM services WHERE id = ?1", -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  int64_t g = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_finalize(st);
+  return g;
+}
+
+int64_t ServiceStore::Version() {
+  std::lock_guard lock(mu_);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_, "SELECT v FROM meta WHERE k = 'version'", -1, &st, nullptr);
+  int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_finalize(st);
+  return v;
+}
+
+bool ServiceStore::Remove(const std::string& id, std::string* error) {
+  std::lock_guard lock(mu_);
+  if (!Exec(db_, "BEGIN IMMEDIATE"))
+    return *error = std::string("cannot remove service: ") + sqlite3_errmsg(db_), false;
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_, "DELETE FROM services WHERE id = ?1", -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  bool ok = sqlite3_step(st) == SQLITE_DONE;
+  sqlite3_finalize(st);
+  ok = ok && Exec(db_, "UPDATE meta SET v = v + 1 WHERE k = 'version'") && Exec(db_, "COMMIT");
+  if (!ok) {
+    *error = std::string("cannot remove service ") + id + ": " + sqlite3_errmsg(db_);
+    Exec(db_, "ROLLBACK");
+  }
+  return ok;
+}
+
+bool ServiceStore::OpenSecrets(const std::string& id, std::map<std::string, std::string>* out,
+                               std::string* error) {
+  std::string blob;
+  {
+    std::lock_guard lock(mu_);
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db_, "SELECT secrets FROM services WHERE id = ?1", -1, &st, nullptr);
+    sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+    bool row = sqlite3_step(st) == SQLITE_ROW;
+    if (row && sqlite3_column_type(st, 0) != SQLITE_NULL)
+      blob.assign(static_cast<const char*>(sqlite3_column_blob(st, 0)), sqlite3_column_bytes(st, 0));
+    sqlite3_finalize(st);
+    if (blob.empty()) return true;
+  }
+  auto key = storage::LoadWorkspaceKey(key_path_, false);
+  if (!key.ok()) return *error = "cannot open the service's secrets: " + key.error().message, false;
+  std::string plain;
+  if (!crypto::OpenBlob(key.value().key, SecretsAad(id), blob, &plain, nullptr, error))
+    return *error = "cannot open the service's secrets: " + *error, false;
+  json j = json::parse(plain, nullptr, false);
+  explicit_bzero(plain.data(), plain.size());
+  if (!j.is_object()) return *error = "cannot open the service's secrets: not a JSON object", false;
+  for (auto& [k, v] : j.items())
+    if (v.is_string()) (*out)[k] = v.get<std::string>();
+  return true;
+}
+
+// -------------------------------------------------------------- reconcile
+
+bool ReconcileService(Supervisor& supervisor, const ServiceSpec& spec,
+                      const std::map<std::string, std::string>& secrets, const fs::path& logs_dir,
+                      bool one_at_a_time, std::string* error) {
+  std::vector<ReplicaSpec> wanted = ReplicaSpecsFor(spec, secrets, logs_dir);
+  std::set<std::string> wanted_ids;
+  for (const auto& r : wanted) wanted_ids.insert(r.id);
+  const std::string prefix = ReplicaPrefix(spec.id);
+  // Replicas no longer wanted go first (a dropped region, fewer replicas).
+  for (const ReplicaSnapshot& s : supervisor.Snapshots()) {
+    if (s.id.rfind(prefix, 0) == 0 && !wanted_ids.count(s.id)) {
+      std::string e;
+      supervisor.Remove(s.id, &e);
+    }
+  }
+  auto all_ready = [&] {
+    for (const auto& r : wanted)
+      if (!supervisor.Ready(r.id)) return false;
+    return true;
+  };
+  for (ReplicaSpec& r : wanted) {
+    auto snap = supervisor.Snapshot(r.id);
+    if (!snap || snap->phase == ReplicaPhase::kUnmanaged) {
+      if (!supervisor.Add(std::move(r), error)) return false;
+      continue;
+    }
+    if (supervisor.Unchanged(r)) continue;
+    // A rolling replacement: one replica at a time, each once the others
+    // are ready again.
+    if (one_at_a_time && !all_ready()) continue;
+    if (!supervisor.Update(std::move(r), error)) return false;
+  }
+  return true;
+}
+
+void RemoveServiceReplicas(Supervisor& supervisor, const std::string& id) {
+  const std::string prefix = ReplicaPrefix(id);
+  for (const ReplicaSnapshot& s : supervisor.Snapshots()) {
+    if (s.id.rfind(prefix, 0) != 0) continue;
+    std::string e;
+    supervisor.Remove(s.id, &e);
+  }
+}
+
+std::vector<ReplicaSnapshot> ServiceReplicas(const Supervisor& supervisor, const std::string& id) {
+  const std::string prefix = ReplicaPrefix(id);
+  std::vector<ReplicaSnapshot> out;
+  for (ReplicaSnapshot& s : supervisor.Snapshots())
+    if (s.id.rfind(prefix, 0) == 0) out.push_back(std::move(s));
+  return out;
+}
+
+}  // namespace plinth::controller

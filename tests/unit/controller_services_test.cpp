@@ -1,0 +1,222 @@
+// Services as the runtime keeps them (docs/services.md): replica specs from a
+// service (ids, ports, environment, down regions), the service store (secrets
+// sealed, generations), and ReconcileService against a real Supervisor:
+// scale down, rolling replacement one replica at a time. Every process a test
+// starts carries a marker in its environment and is killed when the test
+// ends, whatever happened.
+#include "runtime/controller/services.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <random>
+#include <thread>
+
+#include "runtime/controller/clock.h"
+#include "tests/support/files.h"
+
+namespace plinth::controller {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using plinth::testing::ReadFile;
+using plinth::testing::TempDir;
+
+constexpr const char* kMarkVar = "PLINTH_SERVICES_TEST";
+
+ServiceSpec Sleeper(int replicas) {
+  ServiceSpec s;
+  s.id = "api";
+  s.address = "service.api";
+  s.regions = {{"eu", "127.0.1.1", false}, {"us", "127.0.0.1", false}};
+  s.replicas = replicas;
+  s.port = 20100;
+  s.argv = {"/bin/sleep", "600"};
+  return s;
+}
+
+TEST(ControllerServices, ReplicaSpecsNameRegionsPortsAndEnvironment) {
+  ServiceSpec s = Sleeper(2);
+  s.env = {{"MODE", "fast"}};
+  s.buckets = {{"model-store", "/data/m", false}};
+  s.readiness = ProbeSpec{};
+  s.readiness->path = "/ready";
+  s.version = "v2";
+  s.cwd = "/srv/conf";
+  s.argv = {"bin/server", "--x"};
+  auto specs = ReplicaSpecsFor(s, {{"TOKEN", "t0ps3cret"}}, "/logs");
+  ASSERT_EQ(specs.size(), 4u);
+  EXPECT_EQ(specs[0].id, "api.eu.0");
+  EXPECT_EQ(specs[1].id, "api.eu.1");
+  EXPECT_EQ(specs[3].id, "api.us.1");
+  EXPECT_EQ(specs[1].port, 20101);
+  EXPECT_EQ(specs[1].env.at("PORT"), "20101");
+  EXPECT_EQ(specs[1].env.at("PLINTH_HOST"), "127.0.1.1");
+  EXPECT_EQ(specs[3].env.at("PLINTH_HOST"), "127.0.0.1");
+  EXPECT_EQ(specs[1].env.at("PLINTH_REGION"), "eu");
+  EXPECT_EQ(specs[1].env.at("PLINTH_REPLICA"), "1");
+  EXPECT_EQ(specs[1].env.at("MODE"), "fast");
+  EXPECT_EQ(specs[1].env.at("TOKEN"), "t0ps3cret");
+  EXPECT_EQ(specs[1].env.at("PLINTH_BUCKET_MODEL_STORE"), "/data/m");
+  EXPECT_EQ(specs[1].env.at("PLINTH_SERVICE_VERSION"), "v2");
+  EXPECT_EQ(specs[1].argv[0], "/srv/conf/bin/server");
+  EXPECT_EQ(specs[1].log_file, fs::path("/logs/api.eu.1.log"));
+  ASSERT_TRUE(specs[1].readiness);
+  EXPECT_EQ(specs[1].readiness->port, 20101);  // port 0: the replica's own
+
+  s.regions[0].down = true;
+  specs = ReplicaSpecsFor(s, {}, "/logs");
+  ASSERT_EQ(specs.size(), 2u);
+  EXPECT_EQ(specs[0].id, "api.us.0");
+}
+
+TEST(ControllerServices, SpecSurvivesJson) {
+  ServiceSpec s = Sleeper(3);
+  s.liveness = ProbeSpec{};
+  s.liveness->kind = ProbeKind::kTcp;
+  s.liveness->failure_threshold = 5;
+  s.max_unavailable = 1;
+  s.version = "v9";
+  ServiceSpec back = ServiceFromJson(ServiceJson(s));
+  EXPECT_EQ(ServiceJson(back), ServiceJson(s));
+  EXPECT_EQ(back.liveness->kind, ProbeKind::kTcp);
+  EXPECT_EQ(back.regions[0].host, "127.0.1.1");
+}
+
+TEST(ControllerServices, StoreSealsSecretsAndCountsGenerations) {
+  TempDir tmp;
+  std::string error;
+  auto store = ServiceStore::Open(tmp.path() / "services", tmp.path() / "workspace.key", true, &error);
+  ASSERT_TRUE(store) << error;
+  EXPECT_EQ(store->Version(), 0);
+  ASSERT_TRUE(store->Put(Sleeper(1), {{"TOKEN", "sup3r-s3cret-value"}}, &error)) << error;
+  EXPECT_EQ(store->Generation("api"), 1);
+  ServiceSpec two = Sleeper(2);
+  ASSERT_TRUE(store->Put(two, {{"TOKEN", "sup3r-s3cret-value"}}, &error)) << error;
+  EXPECT_EQ(store->Generation("api"), 2);
+  EXPECT_EQ(store->Version(), 2);
+  auto got = store->Get("api");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->replicas, 2);
+  EXPECT_EQ(got->secret_names, std::vector<std::string>{"TOKEN"});
+  std::map<std::string, std::string> secrets;
+  ASSERT_TRUE(store->OpenSecrets("api", &secrets, &error)) << error;
+  EXPECT_EQ(secrets.at("TOKEN"), "sup3r-s3cret-value");
+  for (const char* f : {"services.db", "services.db-wal"}) {
+    fs::path p = tmp.path() / "services" / f;
+    if (fs::exists(p)) {
+      EXPECT_EQ(ReadFile(p).find("sup3r-s3cret-value"), std::string::npos) << f;
+    }
+  }
+  EXPECT_EQ(fs::status(tmp.path() / "services" / "services.db").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(store->List().size(), 1u);
+  ASSERT_TRUE(store->Remove("api", &error)) << error;
+  EXPECT_FALSE(store->Get("api"));
+  EXPECT_EQ(store->Version(), 3);
+}
+
+class ControllerServicesReconcile : public ::testing::Test {
+ protected:
+  ControllerServicesReconcile() {
+    mark_ = std::to_string(std::random_device{}()) + "-" + std::to_string(::getpid());
+  }
+  ~ControllerServicesReconcile() override {
+    const std::string needle = std::string(kMarkVar) + "=" + mark_;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::string env = ReadFile(entry.path() / "environ");
+      for (size_t at = 0; at < env.size();) {
+        size_t end = env.find('\0', at);
+        if (end == std::string::npos) end = env.size();
+        if (env.compare(at, end - at, needle) == 0) ::kill(std::stoi(name), SIGKILL);
+        at = end + 1;
+      }
+    }
+  }
+  ServiceSpec Marked(int replicas) {
+    ServiceSpec s = Sleeper(replicas);
+    s.env[kMarkVar] = mark_;
+    return s;
+  }
+  static bool TickUntil(Supervisor& sup, const std::function<bool()>& done) {
+    auto until = std::chrono::steady_clock::now() + 10s;
+    for (;;) {
+      sup.Tick();
+      if (done()) return true;
+      if (std::chrono::steady_clock::now() > until) return false;
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+  static int ReadyCount(const Supervisor& sup) {
+    int n = 0;
+    for (const auto& s : ServiceReplicas(sup, "api")) n += s.ready ? 1 : 0;
+    return n;
+  }
+  TempDir tmp_;
+  std::string mark_;
+  ManualClock clock_;
+};
+
+TEST_F(ControllerServicesReconcile, ScalesDownAndReplacesOneAtATime) {
+  std::string error;
+  Supervisor::Options o;
+  o.stop_grace = 0ms;
+  auto sup = Supervisor::Open(tmp_.path() / "replicas.db", clock_, o, &error);
+  ASSERT_TRUE(sup) << error;
+  ASSERT_TRUE(ReconcileService(*sup, Marked(2), {}, tmp_.path() / "logs", true, &error)) << error;
+  ASSERT_TRUE(TickUntil(*sup, [&] { return ReadyCount(*sup) == 4; }));
+  std::map<std::string, pid_t> pids;
+  for (const auto& s : ServiceReplicas(*sup, "api")) pids[s.id] = s.pid;
+
+  // Reconciling the same spec again changes nothing.
+  ASSERT_TRUE(ReconcileService(*sup, Marked(2), {}, tmp_.path() / "logs", true, &error)) << error;
+  sup->Tick();
+  for (const auto& s : ServiceReplicas(*sup, "api")) EXPECT_EQ(s.pid, pids[s.id]) << s.id;
+
+  // A new version: one replica at a time.
+  ServiceSpec v2 = Marked(2);
+  v2.version = "v2";
+  ASSERT_TRUE(ReconcileService(*sup, v2, {}, tmp_.path() / "logs", true, &error)) << error;
+  EXPECT_EQ(ReadyCount(*sup), 3);  // exactly one is being replaced
+  ASSERT_TRUE(ReconcileService(*sup, v2, {}, tmp_.path() / "logs", true, &error)) << error;
+  EXPECT_EQ(ReadyCount(*sup), 3);  // no second one while it is not ready
+  int replaced = 0;
+  for (int round = 0; round < 8 && replaced < 4; ++round) {
+    ASSERT_TRUE(TickUntil(*sup, [&] { return ReadyCount(*sup) == 4; }));
+    ASSERT_TRUE(ReconcileService(*sup, v2, {}, tmp_.path() / "logs", true, &error)) << error;
+    replaced = 0;
+    for (const auto& s : ServiceReplicas(*sup, "api")) replaced += s.pid != pids[s.id] ? 1 : 0;
+  }
+  ASSERT_TRUE(TickUntil(*sup, [&] { return ReadyCount(*sup) == 4; }));
+  for (const auto& s : ServiceReplicas(*sup, "api"))
+    EXPECT_NE(s.pid, pids[s.id]) << s.id << " was not replaced";
+
+  // Fewer replicas: the extra ones go.
+  ASSERT_TRUE(ReconcileService(
+      *sup,
+      [&] {
+        ServiceSpec one = v2;
+        one.replicas = 1;
+        return one;
+      }(),
+      {}, tmp_.path() / "logs", true, &error))
+      << error;
+  ASSERT_TRUE(TickUntil(*sup, [&] { return ServiceReplicas(*sup, "api").size() == 2; }));
+  auto left = ServiceReplicas(*sup, "api");
+  EXPECT_EQ(left[0].id, "api.eu.0");
+  EXPECT_EQ(left[1].id, "api.us.0");
+
+  // Removing the service removes its replicas.
+  RemoveServiceReplicas(*sup, "api");
+  ASSERT_TRUE(TickUntil(*sup, [&] { return ServiceReplicas(*sup, "api").empty(); }));
+}
+
+}  // namespace
+}  // namespace plinth::controller
