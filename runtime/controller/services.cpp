@@ -92,8 +92,6 @@ json ServiceJson(const ServiceSpec& s) {
           {"liveness", ProbeJson(s.liveness)},
           {"readiness", ProbeJson(s.readiness)},
           {"startup", ProbeJson(s.startup)},
-          {"max_unavailable", s.max_unavailable},
-          {"max_surge", s.max_surge},
           {"version", s.version}};
 }
 
@@ -123,8 +121,6 @@ ServiceSpec ServiceFromJson(const json& j) {
   s.liveness = ProbeFromJson(j.value("liveness", json()));
   s.readiness = ProbeFromJson(j.value("readiness", json()));
   s.startup = ProbeFromJson(j.value("startup", json()));
-  s.max_unavailable = j.value("max_unavailable", 0);
-  s.max_surge = j.value("max_surge", 1);
   s.version = j.value("version", "");
   return s;
 }
@@ -148,6 +144,7 @@ std::vector<ReplicaSpec> ReplicaSpecsFor(const ServiceSpec& spec,
           !spec.cwd.empty())
         r.argv[0] = (spec.cwd / r.argv[0]).lexically_normal().string();
       r.port = spec.port + i;
+      r.host = region.host;
       r.cwd = spec.cwd;
       r.log_file = logs_dir / (r.id + ".log");
       std::map<std::string, std::string> env;

@@ -59,7 +59,6 @@ struct ServiceSpec {
   std::vector<compute::BucketAccess> buckets;
   // Port 0 in a probe: the replica's own port.
   std::optional<ProbeSpec> liveness, readiness, startup;
-  int max_unavailable = 0, max_surge = 1;
   std::string version;  // opaque; a change replaces every replica
 };
 

@@ -500,6 +500,14 @@ bool Supervisor::Update(ReplicaSpec spec, std::string* error) {
   if (changed && (r.phase == ReplicaPhase::kRunning || r.phase == ReplicaPhase::kStarting)) {
     r.restart_now = true;
     BeginStop(r, "its spec changed");
+  } else if (changed && r.phase == ReplicaPhase::kBackoff) {
+    // A new spec is a new process: it starts at the next Tick, not after the
+    // back-off the old one earned (which is reset).
+    r.next_start = clock_.Now();
+    r.pending_start = true;
+    r.backoff_ms = 0;
+    r.last_error.clear();
+    Event(r, "spec changed: starting without waiting for the back-off");
   } else if (r.phase == ReplicaPhase::kRunning || r.phase == ReplicaPhase::kStarting) {
     ResetProbes(r, clock_.Now());
     Event(r, "probes updated");
@@ -628,7 +636,7 @@ void Supervisor::Tick() {
               Save(r);
             }
             {
-              ProbeTarget target{"127.0.0.1", r.spec->env, r.spec->cwd};
+              ProbeTarget target{r.spec->host, r.spec->env, r.spec->cwd};
               if (r.phase == ReplicaPhase::kStarting && r.startup && r.startup->Due(now))
                 jobs.push_back({id, r.pid, 0, r.startup->spec(), target, now, {}});
               if (r.phase == ReplicaPhase::kRunning && r.liveness && r.liveness->Due(now))

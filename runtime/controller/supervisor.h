@@ -61,6 +61,7 @@ struct ReplicaSpec {
   std::map<std::string, std::string> env;  // the whole environment; secrets allowed, never logged
   std::filesystem::path cwd;               // empty: the controller's working directory
   int port = 0;                            // the port it serves (0: none); informational here
+  std::string host = "127.0.0.1";          // the address its probes connect to (an IP literal)
   std::filesystem::path log_file;          // required: stdout and stderr appended here (mode 0600)
   // Optional probes. startup gates the other two: until it succeeds neither
   // runs, and its failure restarts the replica. liveness failure restarts

@@ -79,7 +79,6 @@ TEST(ControllerServices, SpecSurvivesJson) {
   s.liveness = ProbeSpec{};
   s.liveness->kind = ProbeKind::kTcp;
   s.liveness->failure_threshold = 5;
-  s.max_unavailable = 1;
   s.version = "v9";
   ServiceSpec back = ServiceFromJson(ServiceJson(s));
   EXPECT_EQ(ServiceJson(back), ServiceJson(s));

@@ -57,8 +57,7 @@ ValueMap ServiceConfig(ValueList regions, ValueMap extra = {}) {
                 {"writes", Value()},
                 {"liveness", Value()},
                 {"readiness", Value()},
-                {"startup", Value()},
-                {"rollout", Value()}};
+                {"startup", Value()}};
   for (auto& [k, v] : extra) m[k] = v;
   return m;
 }
@@ -134,12 +133,6 @@ TEST(ServiceConfig, ProbesAreChecked) {
                   "liveness probe: success_threshold must be 1"));
   EXPECT_FALSE(Has(bad({{"tcp", Value::Bool(true)}, {"success_threshold", N(2)}}), "success_threshold"));
   EXPECT_TRUE(bad({{"tcp", Value::Bool(true)}, {"port", N(20101)}}).empty());
-}
-
-TEST(ServiceConfig, RolloutThatCanNeverReplaceIsAnError) {
-  auto errs = sc::ValidateService(ServiceConfig(
-      {RegionRef("eu")}, {{"rollout", Value::Object({{"max_unavailable", N(0)}, {"max_surge", N(0)}})}}));
-  EXPECT_TRUE(Has(errs, "can never replace a replica")) << Join(errs);
 }
 
 TEST(ServiceConfig, BucketGrantsApplyToTheServicesPrincipal) {

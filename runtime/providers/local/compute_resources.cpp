@@ -69,7 +69,7 @@ std::string HowItEnded(const compute::JobState& s) {
 }  // namespace
 
 ValueMap LocalProvider::StateValues(const std::string& type, const ValueMap& attributes) {
-  if (type != "job") return attributes;
+  if (type != "job" && type != "service") return attributes;
   auto it = attributes.find("secret_env");
   if (it == attributes.end() || it->second.is_null()) return attributes;
   auto key = storage::LoadWorkspaceKey(workspace_key_, true);

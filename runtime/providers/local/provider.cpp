@@ -15,6 +15,7 @@
 #include "compiler/types/value_json.h"
 #include "runtime/compute/inventory.h"
 #include "runtime/compute/queue.h"
+#include "runtime/controller/services.h"
 #include "runtime/io/durable.h"
 #include "runtime/providers/local/compute.h"
 #include "runtime/providers/local/schema.h"
@@ -397,13 +398,14 @@ struct LocalProvider::RegionInfo {
   fs::path dir;      // absolute
   int64_t port_base = 20000;
   int64_t port_count = 1000;
+  std::string host;  // empty: unset (127.0.0.1)
   bool down = false;
   Value labels;
 };
 
 LocalProvider::LocalProvider(fs::path data_root, fs::path workspace_key, const std::atomic<bool>* stop,
-                             fs::path compute_dir)
-    : stop_(stop), compute_dir_(std::move(compute_dir)) {
+                             fs::path compute_dir, fs::path config_dir)
+    : config_dir_(std::move(config_dir)), stop_(stop), compute_dir_(std::move(compute_dir)) {
   std::error_code ec;
   fs::path canon = fs::weakly_canonical(data_root, ec);
   root_ = (ec ? data_root.lexically_normal() : canon);
@@ -495,6 +497,9 @@ std::vector<std::string> LocalProvider::Validate(const std::string& type, const 
     for (std::string& e : compute_config::ValidatePool(config)) errs.push_back(std::move(e));
   } else if (type == "job") {
     for (std::string& e : compute_config::ValidateJob(config)) errs.push_back(std::move(e));
+  } else if (type == "service") {
+    name_check("service");
+    for (std::string& e : service_config::ValidateService(config)) errs.push_back(std::move(e));
   } else if (type == "marker") {
     if (const Value* p = Find(config, "path"); IsKnownString(p)) {
       std::string why;
@@ -518,6 +523,7 @@ Result<PlanResponse> LocalProvider::PlanChange(const PlanRequest& request) {
   // A job keeps the identity of what it refers to ({name, id}, a bucket's
   // path): ids change with what they name, and enter the job's own id.
   if (request.type == "job") compute_config::NormalizeJobReferences(request.config, p);
+  if (request.type == "service") service_config::NormalizeServiceReferences(request.config, p);
 
   // An optional-computed attribute the configuration leaves out is the
   // provider's to choose: the value computed before, or (below) its default
@@ -631,6 +637,29 @@ Result<PlanResponse> LocalProvider::PlanChange(const PlanRequest& request) {
     id = p["id"];
     const Value* nodes = prior_known("nodes");
     p["nodes"] = nodes ? *nodes : Value::Unknown(Type::Int());
+  } else if (request.type == "service") {
+    service_config::PlanService(p);
+    id = p["id"];
+    // The state holds digests of secret values: the same values plan no change.
+    if (prior) {
+      const Value* pv = Find(*prior, "secret_env");
+      std::optional<crypto::Key> key;
+      if (compute_config::HoldsSecretDigests(pv)) {
+        auto ws = storage::LoadWorkspaceKey(workspace_key_, /*create=*/false);
+        if (ws.ok()) key = ws.value().key;
+      }
+      const Value* address = Find(p, "address");
+      if (pv && !compute_config::SecretEnvDiffers(p["secret_env"], pv, key ? &*key : nullptr,
+                                                  IsKnownString(address) ? address->as_string() : ""))
+        p["secret_env"] = *pv;
+    }
+    // Replicas that died while nothing supervised them: an update restarts them.
+    const Value* running = prior ? Find(*prior, "replicas_running") : nullptr;
+    const Value* endpoints = Find(p, "endpoints");
+    if (endpoints && endpoints->kind() == Value::Kind::List)
+      p["replicas_running"] = Value::Number(static_cast<double>(endpoints->as_list().size()));
+    else
+      p["replicas_running"] = running && !running->ContainsUnknown() ? *running : Value::Unknown(Type::Int());
   } else if (request.type == "job") {
     compute_config::PlanJob(p);
     id = p["id"];
@@ -661,6 +690,7 @@ std::vector<PlanConflict> LocalProvider::CheckPlan(const std::vector<PlanItem>& 
     const PlanItem* item;
     std::optional<int64_t> base, count;
     std::string path;  // lexically normal; empty when unknown
+    std::string host;  // 127.0.0.1 when unset; empty when unknown
   };
   std::vector<Region> regions;
   // Resources of one type that would be the same object: id -> first address.
@@ -692,7 +722,11 @@ std::vector<PlanConflict> LocalProvider::CheckPlan(const std::vector<PlanItem>& 
       }
     }
     if (item.type != "region") continue;
-    Region r{&item, IntOf(Find(p, "port_base")), IntOf(Find(p, "port_count")), ""};
+    Region r{&item, IntOf(Find(p, "port_base")), IntOf(Find(p, "port_count")), "", ""};
+    if (const Value* h = Find(p, "host"); !h || h->is_null())
+      r.host = "127.0.0.1";
+    else if (IsKnownString(h))
+      r.host = h->as_string();
     if (const Value* path = Find(p, "path"); IsKnownString(path))
       r.path = fs::path(path->as_string()).lexically_normal().string();
     while (r.path.size() > 1 && r.path.back() == '/') r.path.pop_back();
@@ -706,6 +740,8 @@ std::vector<PlanConflict> LocalProvider::CheckPlan(const std::vector<PlanItem>& 
 
   // Port ranges, swept in order of their first port: each range is checked
   // against the one reaching furthest among those before it.
+  // Regions on different loopback hosts may use the same ports: the sweep
+  // runs per host (an unknown host is checked against every host).
   std::vector<const Region*> by_port;
   int64_t highest_end = 0;
   for (const Region& r : regions) {
@@ -714,8 +750,13 @@ std::vector<PlanConflict> LocalProvider::CheckPlan(const std::vector<PlanItem>& 
     highest_end = std::max(highest_end, *r.base + *r.count);
   }
   std::stable_sort(by_port.begin(), by_port.end(), [](const Region* a, const Region* b) { return *a->base < *b->base; });
-  const Region* reach = nullptr;
+  std::map<std::string, const Region*> reach_by_host;
   for (const Region* r : by_port) {
+    const Region* reach = nullptr;
+    for (const auto& [host, far] : reach_by_host) {
+      if (!r->host.empty() && !host.empty() && host != r->host) continue;
+      if (!reach || *far->base + *far->count > *reach->base + *reach->count) reach = far;
+    }
     if (reach && *r->base < *reach->base + *reach->count) {
       auto [change, other] = blame(*reach, *r);
       std::string fix = "set port_base on one of them so the ranges do not overlap";
@@ -726,7 +767,8 @@ std::vector<PlanConflict> LocalProvider::CheckPlan(const std::vector<PlanItem>& 
                          " overlaps " + other->item->address + " (" + PortRange(*other->base, *other->count) +
                          "); " + fix});
     }
-    if (!reach || *r->base + *r->count > *reach->base + *reach->count) reach = r;
+    const Region*& mine = reach_by_host[r->host];
+    if (!mine || *r->base + *r->count > *mine->base + *mine->count) mine = r;
   }
 
   // Roots: the same directory, or one inside another. Sorted with '/'
@@ -803,6 +845,7 @@ Result<LocalProvider::RegionInfo> LocalProvider::LoadRegion(const std::string& n
   r.port_base = j["port_base"].get<int64_t>();
   r.port_count = j["port_count"].get<int64_t>();
   if (j.contains("address") && j["address"].is_string()) r.address = j["address"].get<std::string>();
+  if (j.contains("host") && j["host"].is_string()) r.host = j["host"].get<std::string>();
   if (j.contains("labels")) {
     ValueFromJsonResult labels = ValueFromJson(j["labels"]);
     if (!labels.ok()) return bad("labels: " + labels.error);
@@ -833,7 +876,9 @@ std::vector<std::string> LocalProvider::CheckRegionPlacement(const RegionInfo& c
     if (Contains(o.dir, c.dir) || Contains(c.dir, o.dir))
       errs.push_back("region '" + c.name + "' at '" + c.root + "' overlaps the directory of region '" +
                      o.name + "' at '" + o.root + "': regions are isolated directories");
-    if (c.port_base < o.port_base + o.port_count && o.port_base < c.port_base + c.port_count)
+    // Regions on different loopback hosts may use the same ports.
+    const std::string ch = c.host.empty() ? "127.0.0.1" : c.host, oh = o.host.empty() ? "127.0.0.1" : o.host;
+    if (ch == oh && c.port_base < o.port_base + o.port_count && o.port_base < c.port_base + c.port_count)
       errs.push_back("port range " + PortRange(c.port_base, c.port_count) + " of region '" + c.name +
                      "' overlaps region '" + o.name + "' (" + PortRange(o.port_base, o.port_count) + ")");
   }
@@ -851,6 +896,7 @@ ResourceObject LocalProvider::RegionObject(const RegionInfo& r, const ValueMap* 
   a["path"] = Value::String(r.dir.string());
   a["port_base"] = Value::Number(static_cast<double>(r.port_base));
   a["port_count"] = Value::Number(static_cast<double>(r.port_count));
+  a["host"] = r.host.empty() ? Value() : Value::String(r.host);
   a["down"] = Value::Bool(r.down);
   a["labels"] = r.labels;
   Carry(carry, a);
@@ -897,6 +943,7 @@ Result<ResourceObject> LocalProvider::WriteRegion(const ValueMap& planned, bool 
   r.dir = dir.value();
   r.port_base = IntOf(Find(p, "port_base")).value_or(20000);
   r.port_count = IntOf(Find(p, "port_count")).value_or(1000);
+  if (const Value* h = Find(p, "host"); IsKnownString(h)) r.host = h->as_string();
   const Value* down = Find(p, "down");
   r.down = down && down->kind() == Value::Kind::Bool && down->as_bool();
   if (const Value* l = Find(p, "labels")) r.labels = *l;
@@ -939,6 +986,7 @@ Result<ResourceObject> LocalProvider::WriteRegion(const ValueMap& planned, bool 
   json meta = {{"format", kFormat},    {"name", r.name},           {"address", r.address},
                {"root", r.root},       {"port_base", r.port_base}, {"port_count", r.port_count},
                {"labels", labels.json}};
+  if (!r.host.empty()) meta["host"] = r.host;
   if (auto err = WriteFileAtomic(r.dir / kRegionMeta, meta.dump(2) + "\n", false)) return *err;
   return RegionObject(r, &planned);
 }
@@ -1645,7 +1693,7 @@ Result<DeletePreview> LocalProvider::PlanDelete(const std::string& type, const s
     if (!d.ok()) return d.error();
     return std::move(d.value().preview);
   }
-  if (type == "marker" || type == "pool" || type == "job") return DeletePreview{};
+  if (type == "marker" || type == "pool" || type == "job" || type == "service") return DeletePreview{};
   return UnknownType(type);
 }
 
@@ -1656,6 +1704,7 @@ Result<ResourceObject> LocalProvider::Create(const std::string& type, const Valu
   if (type == "bucket") return WriteBucket(planned, nullptr);
   if (type == "marker") return WriteMarker(planned);
   if (type == "pool") return WritePool(planned);
+  if (type == "service") return WriteService(planned, /*creating=*/true);
   if (type == "job") return CreateJob(planned);
   return UnknownType(type);
 }
@@ -1673,6 +1722,7 @@ Result<ResourceObject> LocalProvider::Update(const std::string& type, const std:
     return WriteMarker(planned);
   }
   if (type == "pool") return WritePool(planned);
+  if (type == "service") return WriteService(planned, /*creating=*/false);
   if (type == "job") {
     // Every configurable attribute of a job is force-new: an update only
     // carries the run's recorded values over.
@@ -1690,6 +1740,7 @@ Result<std::optional<ResourceObject>> LocalProvider::Read(const std::string& typ
                                                           const ValueMap& prior) {
   using Out = std::optional<ResourceObject>;
   if (type == "pool") return ReadPool(id, prior);
+  if (type == "service") return ReadService(id, prior);
   if (type == "job") return ReadJob(id, prior);
   if (type == "region") {
     if (!ValidSegment(id)) return Fail("region id '" + id + "' is not a region name");
@@ -1739,6 +1790,7 @@ Result<std::optional<ResourceObject>> LocalProvider::Read(const std::string& typ
 
 Result<Done> LocalProvider::Delete(const std::string& type, const std::string& id, const ValueMap& prior) {
   if (type == "pool") return DeletePool(id);
+  if (type == "service") return DeleteService(id);
   if (type == "job") return DeleteJob(id);
   if (type == "region") {
     if (!ValidSegment(id)) return Fail("region id '" + id + "' is not a region name");
@@ -1854,6 +1906,9 @@ Result<Done> LocalProvider::Delete(const std::string& type, const std::string& i
 Result<ResourceObject> LocalProvider::Import(const std::string& type, const std::string& id) {
   if (type == "pool" || type == "job")
     return Fail(type + "s are not imported: declare the " + type + " and apply (a job id names one run)");
+  if (type == "service")
+    return Fail("services are not imported: declare the service and apply (apply adopts replicas it started "
+                "before)");
   if (type == "region") {
     if (!ValidSegment(id)) return Fail("region id '" + id + "' is not a region name");
     std::shared_lock lock(regions_mu_);

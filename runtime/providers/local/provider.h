@@ -36,6 +36,9 @@
 namespace plinth::compute {
 class Queue;
 }
+namespace plinth::controller {
+class ServiceStore;
+}
 
 namespace plinth::runtime {
 
@@ -48,8 +51,11 @@ class LocalProvider : public Provider {
   // waiting for the job (which goes on running) and returns it as it is.
   // `compute_dir`: the workspace's compute queue directory; empty:
   // `<data_root>/../compute`.
+  // `config_dir`: the configuration's directory, where a service's relative
+  // program path starts (empty: the current directory).
   explicit LocalProvider(std::filesystem::path data_root, std::filesystem::path workspace_key = {},
-                         const std::atomic<bool>* stop = nullptr, std::filesystem::path compute_dir = {});
+                         const std::atomic<bool>* stop = nullptr, std::filesystem::path compute_dir = {},
+                         std::filesystem::path config_dir = {});
   ~LocalProvider() override;
 
   std::string Name() const override { return "local"; }
@@ -75,7 +81,7 @@ class LocalProvider : public Provider {
   // two markers with the same path; two pools or two jobs with one id
   // (docs/providers/local.md, "Plan checks").
   std::vector<PlanConflict> CheckPlan(const std::vector<PlanItem>& items) override;
-  // Jobs: secret_env's values become keyed digests (compute_config::WithSecretDigests).
+  // Jobs and services: secret_env's values become keyed digests (compute_config::WithSecretDigests).
   ValueMap StateValues(const std::string& type, const ValueMap& attributes) override;
 
   // The data root as resolved at construction (symlinks resolved, normalised).
@@ -143,8 +149,21 @@ class LocalProvider : public Provider {
   Result<std::optional<ResourceObject>> ReadJob(const std::string& id, const ValueMap& prior);
   Result<Done> DeleteJob(const std::string& id);
 
+  // Services (service_resources.cpp): recorded in <workspace dir>/services
+  // (runtime/controller/services.h); their replicas are supervised from
+  // <workspace dir>/controller/replicas.db, by apply while no controller
+  // leads the workspace.
+  std::filesystem::path WorkspaceDir() const { return root_.parent_path(); }
+  Result<controller::ServiceStore*> Services(bool create);  // null: none yet (create false)
+  Result<ResourceObject> WriteService(const ValueMap& planned, bool creating);
+  Result<std::optional<ResourceObject>> ReadService(const std::string& id, const ValueMap& prior);
+  Result<Done> DeleteService(const std::string& id);
+
   std::filesystem::path root_;
   std::filesystem::path workspace_key_;
+  std::filesystem::path config_dir_;
+  std::mutex services_mu_;
+  std::unique_ptr<controller::ServiceStore> services_;
   const std::atomic<bool>* stop_ = nullptr;
   std::filesystem::path compute_dir_;
   std::mutex compute_mu_;

@@ -223,11 +223,89 @@ ResourceSchema Job() {
   return s;
 }
 
+std::shared_ptr<const BlockSchema> ProbeBlock() {
+  return Body({
+      Attr("http", Type::String(), AttrMode::Optional,
+           "Path of an HTTP GET on the replica's port (\"/healthz\"): status 200-399 passes."),
+      WithDefault(Attr("tcp", Type::Bool(), AttrMode::Optional, "A TCP connection to the replica's port passes."),
+                  Value::Bool(false)),
+      Attr("exec", Type::List(Type::String()), AttrMode::Optional,
+           "A command run in the replica's environment: exit status 0 passes."),
+      Attr("port", Type::Int(), AttrMode::Optional,
+           "Port to probe when not the replica's own (one of the ports the replicas listen on)."),
+      WithDefault(Attr("period", Type::Duration(), AttrMode::Optional, "How often the probe runs."),
+                  Value::Duration(10000)),
+      WithDefault(Attr("timeout", Type::Duration(), AttrMode::Optional, "Longest one run may take."),
+                  Value::Duration(1000)),
+      WithDefault(Attr("initial_delay", Type::Duration(), AttrMode::Optional,
+                       "From the replica's start to the first run."),
+                  Value::Duration(0)),
+      WithDefault(Attr("success_threshold", Type::Int(), AttrMode::Optional,
+                       "Consecutive passes that make the probe pass (1 for liveness and startup)."),
+                  Value::Number(1)),
+      WithDefault(Attr("failure_threshold", Type::Int(), AttrMode::Optional,
+                       "Consecutive failures that make the probe fail."),
+                  Value::Number(3)),
+  });
+}
+
+ResourceSchema Service() {
+  ResourceSchema s{
+      "service",
+      "local",
+      "A long-running service: replicas of a command in each of its regions, each on its own port, kept "
+      "running with liveness, readiness and startup probes and replaced one at a time (each once the others "
+      "are ready) when the command, version or environment changes (docs/services.md).",
+      {}};
+  s.body.attributes = {
+      Attr("regions", Type::List(Type::Any()), AttrMode::Required,
+           "Regions the service runs in (region references), in order of preference."),
+      WithDefault(Attr("replicas", Type::Int(), AttrMode::Optional, "Replicas per region; at least 1."),
+                  Value::Number(1)),
+      Attr("port", Type::Int(), AttrMode::Required,
+           "First port: replica i of a region listens on port + i (as PORT in its environment), inside the "
+           "region's port range."),
+      Attr("command", Type::List(Type::String()), AttrMode::Required,
+           "The program and its arguments (argv; no shell). A name without '/' is looked up on PATH; a "
+           "relative path is taken from the configuration's directory."),
+      Attr("env", Type::Map(Type::String()), AttrMode::Optional, "Environment variables (recorded)."),
+      Sensitive(Attr("secret_env", Type::Map(Type::String()), AttrMode::Optional,
+                     "Sensitive environment variables: sealed with the workspace key and put only into the "
+                     "replicas' environment; never in the state's plain values, logs or status.")),
+      Attr("principal", Type::String(), AttrMode::Optional,
+           "Who the service acts as for bucket grants; default \"service.<name>\"."),
+      Attr("reads", Type::List(Type::Any()), AttrMode::Optional,
+           "Buckets the service reads (bucket references); each must grant the principal read access. "
+           "Each path is in the environment as PLINTH_BUCKET_<NAME>."),
+      Attr("writes", Type::List(Type::Any()), AttrMode::Optional,
+           "Buckets the service writes (bucket references); each must grant the principal write access."),
+      Attr("version", Type::String(), AttrMode::Optional,
+           "Any string naming what runs (an image tag, a model version): a change replaces every replica."),
+      WithDefault(Attr("ready_timeout", Type::Duration(), AttrMode::Optional,
+                       "How long apply waits for the replicas to become ready before it fails."),
+                  Value::Duration(60000)),
+      Attr("endpoints", Type::List(Type::String()), AttrMode::Computed,
+           "One line per replica, \"<region>/<i> <host>:<port>\", in the order of regions, then i."),
+      Attr("replicas_running", Type::Int(), AttrMode::Computed,
+           "Replicas whose process runs, read back by refresh; fewer than wanted plans an update that "
+           "restarts them."),
+  };
+  s.body.blocks = {
+      {"liveness", false, "", 0, 1, ProbeBlock(),
+       "A failing liveness probe restarts the replica (back-off 10 s doubling to 5 min)."},
+      {"readiness", false, "", 0, 1, ProbeBlock(),
+       "A replica takes traffic (and counts as ready for apply and rollouts) only while it passes."},
+      {"startup", false, "", 0, 1, ProbeBlock(),
+       "Gates the other two until it passes once; failing it restarts the replica."},
+  };
+  return s;
+}
+
 class LocalSchemas : public SchemaSource {
  public:
   std::string ProviderName() const override { return "local"; }
   std::vector<ResourceSchema> ResourceSchemas() const override {
-    return {Region(), Bucket(), Marker(), Pool(), Job()};
+    return {Region(), Bucket(), Marker(), Pool(), Job(), Service()};
   }
 };
 

@@ -228,16 +228,6 @@ std::vector<std::string> ValidateService(const ValueMap& config) {
 
   for (const char* kind : {"liveness", "readiness", "startup"})
     CheckProbe(config, kind, port, replicas, errs);
-  if (const Value* r = Find(config, "rollout"); r && r->kind() == Value::Kind::Object) {
-    auto unavailable = KnownInt(Find(r->as_object(), "max_unavailable"));
-    auto surge = KnownInt(Find(r->as_object(), "max_surge"));
-    if (unavailable && *unavailable < 0) errs.push_back("rollout.max_unavailable must be 0 or more");
-    if (surge && *surge < 0) errs.push_back("rollout.max_surge must be 0 or more");
-    if (unavailable && surge && *unavailable == 0 && *surge == 0)
-      errs.push_back(
-          "rollout with max_unavailable = 0 and max_surge = 0 can never replace a replica: set "
-          "max_surge = 1 (start the new one first) or max_unavailable = 1");
-  }
   return errs;
 }
 
@@ -318,7 +308,7 @@ void NormalizeServiceReferences(const ValueMap& config, ValueMap& planned) {
     }
     const ValueMap& o = ref.as_object();
     ValueMap id;
-    for (const char* k : {"name", "host", "port_base", "port_count"}) {
+    for (const char* k : {"name", "host", "port_base", "port_count", "down"}) {
       if (const Value* v = Find(o, k)) id[k] = *v;
     }
     out.push_back(Value::Object(std::move(id)));

@@ -37,8 +37,7 @@ namespace plinth::runtime::service_config {
 // names, bucket grants (as for jobs; the principal defaults to
 // "service.<name>"), probes (exactly one of http/tcp/exec, an http path
 // starting with '/', a port the replicas listen on, positive period and
-// timeout, thresholds >= 1, a liveness success_threshold of 1), and a
-// rollout with max_unavailable and max_surge both 0.
+// timeout, thresholds >= 1, a liveness success_threshold of 1).
 std::vector<std::string> ValidateService(const ValueMap& config);
 
 // Plan-time problems of a load balancer: service not a service reference,

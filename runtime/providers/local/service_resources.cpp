@@ -1,0 +1,296 @@
+// Services of the local provider (docs/services.md). The configuration side
+// (checks, endpoints) is service.{h,cpp}; the runtime side (the store, the
+// replicas of a service, the reconcile step) is runtime/controller/services.h;
+// this file applies planned services and reads them back.
+//
+// A service's create or update records it in the workspace's service store
+// (secrets sealed), then brings its replicas to the recorded spec with a
+// Supervisor on <workspace dir>/controller/replicas.db and waits until every
+// replica is ready (ready_timeout): new replicas start, changed ones are
+// replaced one at a time, each once the others are ready again, and those no
+// longer wanted stop. Replicas are daemons: they outlive apply, and the next
+// apply (or the controller) adopts them by pid and start time. A replica that
+// keeps exiting, or is not ready in time, fails the apply with its last error
+// and its log file. A first Ctrl-C stops the wait (the replicas go on).
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "runtime/controller/clock.h"
+#include "runtime/controller/services.h"
+#include "runtime/controller/supervisor.h"
+#include "runtime/process/process.h"
+#include "runtime/providers/local/provider.h"
+
+namespace plinth::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+ProviderError ServiceFail(std::string message) {
+  return ProviderError{std::move(message), false};
+}
+
+const Value* Get(const ValueMap& m, const std::string& key) {
+  auto it = m.find(key);
+  return it == m.end() ? nullptr : &it->second;
+}
+
+std::string Text(const ValueMap& m, const std::string& key) {
+  const Value* v = Get(m, key);
+  return v && v->kind() == Value::Kind::String ? v->as_string() : "";
+}
+
+std::optional<int64_t> Int(const ValueMap& m, const std::string& key) {
+  const Value* v = Get(m, key);
+  if (!v || v->kind() != Value::Kind::Number || !v->is_integer()) return std::nullopt;
+  return static_cast<int64_t>(v->as_number());
+}
+
+int Seconds(const ValueMap& m, const std::string& key, int fallback) {
+  const Value* v = Get(m, key);
+  if (!v || v->kind() != Value::Kind::Duration) return fallback;
+  return static_cast<int>((v->as_number() + 999) / 1000);
+}
+
+std::optional<controller::ProbeSpec> ProbeFrom(const ValueMap& planned, const std::string& block) {
+  const Value* v = Get(planned, block);
+  if (!v || v->kind() != Value::Kind::Object) return std::nullopt;
+  const ValueMap& p = v->as_object();
+  controller::ProbeSpec s;
+  if (!Text(p, "http").empty()) {
+    s.kind = controller::ProbeKind::kHttp;
+    s.path = Text(p, "http");
+  } else if (const Value* e = Get(p, "exec"); e && e->kind() == Value::Kind::List) {
+    s.kind = controller::ProbeKind::kExec;
+    for (const Value& a : e->as_list())
+      if (a.kind() == Value::Kind::String) s.argv.push_back(a.as_string());
+  } else {
+    s.kind = controller::ProbeKind::kTcp;
+  }
+  s.port = static_cast<int>(Int(p, "port").value_or(0));
+  s.period_s = std::max(1, Seconds(p, "period", 10));
+  s.timeout_s = std::max(1, Seconds(p, "timeout", 1));
+  s.initial_delay_s = std::max(0, Seconds(p, "initial_delay", 0));
+  s.success_threshold = static_cast<int>(Int(p, "success_threshold").value_or(1));
+  s.failure_threshold = static_cast<int>(Int(p, "failure_threshold").value_or(3));
+  return s;
+}
+
+// The runtime's spec of a planned service, and its secret values (those that
+// are digests, the state's form, are left out: the store keeps the values).
+std::optional<controller::ServiceSpec> SpecFromPlanned(const ValueMap& planned, const fs::path& config_dir,
+                                                       std::map<std::string, std::string>* secrets,
+                                                       bool* secrets_are_digests, std::string* error) {
+  controller::ServiceSpec s;
+  s.id = Text(planned, "id");
+  s.address = Text(planned, "address");
+  if (s.id.empty()) return *error = "the service has no id", std::nullopt;
+  if (const Value* regions = Get(planned, "regions"); regions && regions->kind() == Value::Kind::List) {
+    for (const Value& r : regions->as_list()) {
+      if (r.kind() != Value::Kind::Object) continue;
+      controller::ServiceRegion region;
+      region.name = Text(r.as_object(), "name");
+      if (std::string host = Text(r.as_object(), "host"); !host.empty()) region.host = host;
+      const Value* down = Get(r.as_object(), "down");
+      region.down = down && down->kind() == Value::Kind::Bool && down->as_bool();
+      s.regions.push_back(region);
+    }
+  }
+  auto replicas = Int(planned, "replicas");
+  auto port = Int(planned, "port");
+  if (!replicas || !port || s.regions.empty())
+    return *error = "regions, replicas and port must be known at apply", std::nullopt;
+  s.replicas = static_cast<int>(*replicas);
+  s.port = static_cast<int>(*port);
+  if (const Value* c = Get(planned, "command"); c && c->kind() == Value::Kind::List) {
+    for (const Value& a : c->as_list())
+      if (a.kind() == Value::Kind::String) s.argv.push_back(a.as_string());
+  }
+  if (const Value* env = Get(planned, "env"); env && env->kind() == Value::Kind::Object) {
+    for (const auto& [k, v] : env->as_object())
+      if (v.kind() == Value::Kind::String) s.env[k] = v.as_string();
+  }
+  *secrets_are_digests = false;
+  if (const Value* sec = Get(planned, "secret_env"); sec && sec->kind() == Value::Kind::Object) {
+    for (const auto& [k, v] : sec->as_object()) {
+      if (v.kind() != Value::Kind::String) continue;
+      if (v.as_string().rfind("hmac:", 0) == 0)
+        *secrets_are_digests = true;
+      else
+        (*secrets)[k] = v.as_string();
+      s.secret_names.push_back(k);
+    }
+  }
+  for (const char* attr : {"reads", "writes"}) {
+    const Value* list = Get(planned, attr);
+    if (!list || list->kind() != Value::Kind::List) continue;
+    for (const Value& b : list->as_list()) {
+      if (b.kind() != Value::Kind::Object) continue;
+      compute::BucketAccess access{Text(b.as_object(), "name"), Text(b.as_object(), "path"),
+                                   std::string(attr) == "writes"};
+      auto same = std::find_if(s.buckets.begin(), s.buckets.end(),
+                               [&](const compute::BucketAccess& x) { return x.name == access.name; });
+      if (same == s.buckets.end())
+        s.buckets.push_back(access);
+      else
+        same->write = same->write || access.write;
+    }
+  }
+  s.cwd = config_dir.empty() ? fs::current_path() : config_dir;
+  s.liveness = ProbeFrom(planned, "liveness");
+  s.readiness = ProbeFrom(planned, "readiness");
+  s.startup = ProbeFrom(planned, "startup");
+  s.version = Text(planned, "version");
+  return s;
+}
+
+// Why the service's replicas are not all ready yet (or have failed): one
+// line naming the replica, its last error or probe state, and its log.
+std::string NotReadyReason(const std::vector<controller::ReplicaSnapshot>& snaps, const fs::path& logs_dir) {
+  for (const auto& s : snaps) {
+    if (s.ready) continue;
+    std::string why = !s.last_error.empty() ? s.last_error
+                      : s.phase == controller::ReplicaPhase::kStarting
+                          ? "its startup probe has not passed"
+                          : "its readiness probe is " + std::string(controller::ProbeStateName(s.readiness));
+    if (!s.events.empty() && s.last_error.empty()) why += " (" + s.events.back().text + ")";
+    return "replica " + s.id + " is " + std::string(controller::ReplicaPhaseName(s.phase)) + ": " + why +
+           " (log: " + (logs_dir / (s.id + ".log")).string() + ")";
+  }
+  return "";
+}
+
+}  // namespace
+
+Result<controller::ServiceStore*> LocalProvider::Services(bool create) {
+  std::lock_guard lock(services_mu_);
+  if (services_) return services_.get();
+  fs::path dir = WorkspaceDir() / "services";
+  std::error_code ec;
+  if (!create && !fs::exists(dir / "services.db", ec)) return static_cast<controller::ServiceStore*>(nullptr);
+  std::string error;
+  services_ = controller::ServiceStore::Open(dir, workspace_key_, create, &error);
+  if (!services_) return ServiceFail("cannot open the service store: " + error);
+  return services_.get();
+}
+
+Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool creating) {
+  std::string error;
+  std::map<std::string, std::string> secrets;
+  bool digests = false;
+  auto spec = SpecFromPlanned(planned, config_dir_, &secrets, &digests, &error);
+  if (!spec) return ServiceFail("cannot apply the service: " + error);
+  auto store = Services(true);
+  if (!store.ok()) return store.error();
+  controller::ServiceStore& st = *store.value();
+  // Unchanged secrets arrive as the state's digests: the store has the values.
+  if (digests) {
+    std::map<std::string, std::string> recorded;
+    if (!st.OpenSecrets(spec->id, &recorded, &error)) return ServiceFail(error);
+    for (auto& [k, v] : recorded)
+      if (!secrets.count(k)) secrets[k] = std::move(v);
+  }
+  std::map<std::string, std::string> for_store = secrets;
+  if (!st.Put(*spec, std::move(for_store), &error)) return ServiceFail(error);
+
+  controller::SystemClock clock;
+  controller::Supervisor::Options options;
+  auto sup =
+      controller::Supervisor::Open(WorkspaceDir() / "controller" / "replicas.db", clock, options, &error);
+  if (!sup) {
+    process::WipeEnvironment(secrets);
+    return ServiceFail("cannot open the replica supervisor: " + error);
+  }
+  const int timeout_s = Seconds(planned, "ready_timeout", 60);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  std::string failure;
+  for (;;) {
+    if (!controller::ReconcileService(*sup, *spec, secrets, st.logs_dir(), /*one_at_a_time=*/!creating,
+                                      &error)) {
+      failure = error;
+      break;
+    }
+    sup->Tick();
+    auto snaps = controller::ServiceReplicas(*sup, spec->id);
+    bool done = true;
+    for (const auto& s : snaps) done = done && s.ready;
+    // Every wanted replica supervised with its current spec, and ready.
+    for (const auto& r : controller::ReplicaSpecsFor(*spec, secrets, st.logs_dir()))
+      done = done && sup->Unchanged(r) && sup->Ready(r.id);
+    if (done) break;
+    // A replica that exited (back-off after an exit or a failed start) fails the apply at once.
+    for (const auto& s : snaps) {
+      if (s.phase == controller::ReplicaPhase::kBackoff && !s.last_error.empty()) {
+        failure = (s.last_error.find(s.id) != std::string::npos ? s.last_error
+                                                                : "replica " + s.id + ": " + s.last_error) +
+                  " (log: " + (st.logs_dir() / (s.id + ".log")).string() + ")";
+        break;
+      }
+    }
+    if (!failure.empty()) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      failure = "not ready after " + std::to_string(timeout_s) + "s: " + NotReadyReason(snaps, st.logs_dir());
+      break;
+    }
+    if (stop_ && stop_->load()) break;  // the replicas go on; the next apply or the controller takes over
+    std::this_thread::sleep_for(100ms);
+  }
+  process::WipeEnvironment(secrets);
+  if (!failure.empty()) return ServiceFail(failure);
+  ValueMap attrs = planned;
+  int running = 0;
+  for (const auto& s : controller::ServiceReplicas(*sup, spec->id))
+    running += s.pid > 0 && process::ProcessStartTime(s.pid) == s.start_time ? 1 : 0;
+  attrs["replicas_running"] = Value::Number(running);
+  return ResourceObject{spec->id, std::move(attrs)};
+}
+
+Result<std::optional<ResourceObject>> LocalProvider::ReadService(const std::string& id,
+                                                                 const ValueMap& prior) {
+  using Out = std::optional<ResourceObject>;
+  auto store = Services(false);
+  if (!store.ok()) return store.error();
+  if (!store.value() || !store.value()->Get(id)) return Out();
+  // The supervisor's records: which replicas' processes still run. Opening
+  // it changes nothing (records load as unmanaged; nothing is started).
+  controller::SystemClock clock;
+  std::string error;
+  int running = 0;
+  fs::path db = WorkspaceDir() / "controller" / "replicas.db";
+  if (fs::exists(db)) {
+    auto sup = controller::Supervisor::Open(db, clock, {}, &error);
+    if (!sup) return ServiceFail("cannot read the replicas of service " + id + ": " + error);
+    for (const auto& s : controller::ServiceReplicas(*sup, id))
+      running += s.pid > 0 && process::ProcessStartTime(s.pid) == s.start_time ? 1 : 0;
+  }
+  ValueMap attrs = prior;
+  attrs["replicas_running"] = Value::Number(running);
+  return Out(ResourceObject{id, std::move(attrs)});
+}
+
+Result<Done> LocalProvider::DeleteService(const std::string& id) {
+  auto store = Services(false);
+  if (!store.ok()) return store.error();
+  std::string error;
+  fs::path db = WorkspaceDir() / "controller" / "replicas.db";
+  if (fs::exists(db)) {
+    controller::SystemClock clock;
+    auto sup = controller::Supervisor::Open(db, clock, {}, &error);
+    if (!sup) return ServiceFail("cannot stop the replicas of service " + id + ": " + error);
+    controller::RemoveServiceReplicas(*sup, id);
+    // Each replica gets SIGTERM, then SIGKILL after the grace (10 s).
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (!controller::ServiceReplicas(*sup, id).empty() && std::chrono::steady_clock::now() < deadline) {
+      sup->Tick();
+      std::this_thread::sleep_for(100ms);
+    }
+    if (!controller::ServiceReplicas(*sup, id).empty())
+      return ServiceFail("service " + id + ": its replicas did not stop within 30s; see plinth status");
+  }
+  if (store.value() && !store.value()->Remove(id, &error)) return ServiceFail(error);
+  return Done{};
+}
+
+}  // namespace plinth::runtime
