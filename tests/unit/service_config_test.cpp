@@ -237,6 +237,27 @@ TEST(LoadBalancerConfig, PlannedAddressAndBackups) {
                                            "us/0 127.0.0.1:20100 backup", "us/1 127.0.0.1:20101 backup"}));
 }
 
+TEST(LoadBalancerConfig, HealthComesFromTheServicesReadiness) {
+  ValueMap service = PlannedServiceRef().as_object();
+  service["readiness"] = Probe({{"http", S("/ready")}});
+  ValueMap config = LbConfig(Value::Object(service), {{"mode", S("failover")}, {"primary", RegionRef("eu")}});
+  ValueMap planned = config;
+  sc::NormalizeLoadBalancerReferences(config, planned);
+  EXPECT_EQ(planned["health"].as_string(), "http /ready");
+  // Only the service's identity and endpoints are kept, and the primary's name.
+  EXPECT_FALSE(planned["service"].as_object().count("readiness"));
+  EXPECT_TRUE(planned["service"].as_object().count("endpoints"));
+  EXPECT_EQ(planned["primary"].as_object().size(), 1u);
+  sc::PlanLoadBalancer(planned);
+  EXPECT_EQ(planned["backends"].as_list().size(), 4u);
+
+  service["readiness"] = Probe({{"tcp", Value::Bool(true)}});
+  config["service"] = Value::Object(service);
+  planned = config;
+  sc::NormalizeLoadBalancerReferences(config, planned);
+  EXPECT_EQ(planned["health"].as_string(), "tcp");
+}
+
 TEST(LoadBalancerConfig, LoopbackCheck) {
   EXPECT_TRUE(sc::IsLoopbackIpv4("127.0.0.1"));
   EXPECT_TRUE(sc::IsLoopbackIpv4("127.255.3.9"));

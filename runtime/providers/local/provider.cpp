@@ -500,6 +500,9 @@ std::vector<std::string> LocalProvider::Validate(const std::string& type, const 
   } else if (type == "service") {
     name_check("service");
     for (std::string& e : service_config::ValidateService(config)) errs.push_back(std::move(e));
+  } else if (type == "load_balancer") {
+    name_check("load balancer");
+    for (std::string& e : service_config::ValidateLoadBalancer(config)) errs.push_back(std::move(e));
   } else if (type == "marker") {
     if (const Value* p = Find(config, "path"); IsKnownString(p)) {
       std::string why;
@@ -524,6 +527,7 @@ Result<PlanResponse> LocalProvider::PlanChange(const PlanRequest& request) {
   // path): ids change with what they name, and enter the job's own id.
   if (request.type == "job") compute_config::NormalizeJobReferences(request.config, p);
   if (request.type == "service") service_config::NormalizeServiceReferences(request.config, p);
+  if (request.type == "load_balancer") service_config::NormalizeLoadBalancerReferences(request.config, p);
 
   // An optional-computed attribute the configuration leaves out is the
   // provider's to choose: the value computed before, or (below) its default
@@ -660,6 +664,10 @@ Result<PlanResponse> LocalProvider::PlanChange(const PlanRequest& request) {
       p["replicas_running"] = Value::Number(static_cast<double>(endpoints->as_list().size()));
     else
       p["replicas_running"] = running && !running->ContainsUnknown() ? *running : Value::Unknown(Type::Int());
+  } else if (request.type == "load_balancer") {
+    service_config::PlanLoadBalancer(p);
+    id = p["id"];
+    p["running"] = Value::Bool(true);  // what apply leaves; a refresh that finds it stopped plans an update
   } else if (request.type == "job") {
     compute_config::PlanJob(p);
     id = p["id"];
@@ -1693,7 +1701,8 @@ Result<DeletePreview> LocalProvider::PlanDelete(const std::string& type, const s
     if (!d.ok()) return d.error();
     return std::move(d.value().preview);
   }
-  if (type == "marker" || type == "pool" || type == "job" || type == "service") return DeletePreview{};
+  if (type == "marker" || type == "pool" || type == "job" || type == "service" || type == "load_balancer")
+    return DeletePreview{};
   return UnknownType(type);
 }
 
@@ -1705,6 +1714,7 @@ Result<ResourceObject> LocalProvider::Create(const std::string& type, const Valu
   if (type == "marker") return WriteMarker(planned);
   if (type == "pool") return WritePool(planned);
   if (type == "service") return WriteService(planned, /*creating=*/true);
+  if (type == "load_balancer") return WriteLoadBalancer(planned);
   if (type == "job") return CreateJob(planned);
   return UnknownType(type);
 }
@@ -1723,6 +1733,7 @@ Result<ResourceObject> LocalProvider::Update(const std::string& type, const std:
   }
   if (type == "pool") return WritePool(planned);
   if (type == "service") return WriteService(planned, /*creating=*/false);
+  if (type == "load_balancer") return WriteLoadBalancer(planned);
   if (type == "job") {
     // Every configurable attribute of a job is force-new: an update only
     // carries the run's recorded values over.
@@ -1741,6 +1752,7 @@ Result<std::optional<ResourceObject>> LocalProvider::Read(const std::string& typ
   using Out = std::optional<ResourceObject>;
   if (type == "pool") return ReadPool(id, prior);
   if (type == "service") return ReadService(id, prior);
+  if (type == "load_balancer") return ReadLoadBalancer(id, prior);
   if (type == "job") return ReadJob(id, prior);
   if (type == "region") {
     if (!ValidSegment(id)) return Fail("region id '" + id + "' is not a region name");
@@ -1791,6 +1803,7 @@ Result<std::optional<ResourceObject>> LocalProvider::Read(const std::string& typ
 Result<Done> LocalProvider::Delete(const std::string& type, const std::string& id, const ValueMap& prior) {
   if (type == "pool") return DeletePool(id);
   if (type == "service") return DeleteService(id);
+  if (type == "load_balancer") return DeleteLoadBalancer(id);
   if (type == "job") return DeleteJob(id);
   if (type == "region") {
     if (!ValidSegment(id)) return Fail("region id '" + id + "' is not a region name");
@@ -1906,9 +1919,9 @@ Result<Done> LocalProvider::Delete(const std::string& type, const std::string& i
 Result<ResourceObject> LocalProvider::Import(const std::string& type, const std::string& id) {
   if (type == "pool" || type == "job")
     return Fail(type + "s are not imported: declare the " + type + " and apply (a job id names one run)");
-  if (type == "service")
-    return Fail("services are not imported: declare the service and apply (apply adopts replicas it started "
-                "before)");
+  if (type == "service" || type == "load_balancer")
+    return Fail(type + "s are not imported: declare the " + type +
+                " and apply (apply adopts the processes it started before)");
   if (type == "region") {
     if (!ValidSegment(id)) return Fail("region id '" + id + "' is not a region name");
     std::shared_lock lock(regions_mu_);

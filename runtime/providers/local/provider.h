@@ -158,6 +158,11 @@ class LocalProvider : public Provider {
   Result<ResourceObject> WriteService(const ValueMap& planned, bool creating);
   Result<std::optional<ResourceObject>> ReadService(const std::string& id, const ValueMap& prior);
   Result<Done> DeleteService(const std::string& id);
+  // Load balancers: one HAProxy per load balancer in <workspace dir>/lb/<name>
+  // (runtime/controller/haproxy.h).
+  Result<ResourceObject> WriteLoadBalancer(const ValueMap& planned);
+  Result<std::optional<ResourceObject>> ReadLoadBalancer(const std::string& id, const ValueMap& prior);
+  Result<Done> DeleteLoadBalancer(const std::string& id);
 
   std::filesystem::path root_;
   std::filesystem::path workspace_key_;

@@ -301,11 +301,48 @@ ResourceSchema Service() {
   return s;
 }
 
+ResourceSchema LoadBalancer() {
+  ResourceSchema s{
+      "load_balancer",
+      "local",
+      "A load balancer in front of a service: an HAProxy (Debian package haproxy) on a loopback address, "
+      "reloaded without dropping connections, health-checking each replica by the service's readiness "
+      "probe; round robin, failover to backup regions, or the nearest region by measured latency "
+      "(docs/load-balancing.md).",
+      {}};
+  s.body.attributes = {
+      Ref("service", "service", AttrMode::Required, "Service whose replicas take the traffic."),
+      Attr("port", Type::Int(), AttrMode::Required, "Port the load balancer listens on."),
+      WithDefault(Attr("listen", Type::String(), AttrMode::Optional,
+                       "Loopback address (127.x.y.z) the load balancer listens on."),
+                  Value::String("127.0.0.1")),
+      WithDefault(Enum(Attr("mode", Type::String(), AttrMode::Optional,
+                            "round_robin: every replica; failover: the primary region's replicas, the others "
+                            "only when it has none up; latency: the region answering fastest, the others "
+                            "as backups."),
+                       {"round_robin", "failover", "latency"}),
+                  Value::String("round_robin")),
+      Ref("primary", "region", AttrMode::Optional,
+          "Region that takes the traffic in failover mode (one of the service's regions)."),
+      Attr("address", Type::String(), AttrMode::Computed, "\"<listen>:<port>\", for clients and outputs."),
+      Attr("url", Type::String(), AttrMode::Computed, "\"http://<listen>:<port>\"."),
+      Attr("backends", Type::List(Type::String()), AttrMode::Computed,
+           "The service's replicas as servers, \"<region>/<i> <host>:<port>\", with \" backup\" on those "
+           "that take traffic only when the primary region has none up (failover)."),
+      Attr("health", Type::String(), AttrMode::Computed,
+           "How HAProxy checks each replica: \"http <path>\" from the service's readiness probe, else "
+           "\"tcp\"."),
+      Attr("running", Type::Bool(), AttrMode::Computed,
+           "Whether the HAProxy process runs, read back by refresh; false plans an update that starts it."),
+  };
+  return s;
+}
+
 class LocalSchemas : public SchemaSource {
  public:
   std::string ProviderName() const override { return "local"; }
   std::vector<ResourceSchema> ResourceSchemas() const override {
-    return {Region(), Bucket(), Marker(), Pool(), Job(), Service()};
+    return {Region(), Bucket(), Marker(), Pool(), Job(), Service(), LoadBalancer()};
   }
 };
 

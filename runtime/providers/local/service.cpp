@@ -335,6 +335,35 @@ void PlanService(ValueMap& planned) {
   planned["endpoints"] = Value::List(std::move(endpoints));
 }
 
+void NormalizeLoadBalancerReferences(const ValueMap& config, ValueMap& planned) {
+  const Value* svc = Find(config, "service");
+  if (!svc || svc->kind() != Value::Kind::Object) return;
+  const ValueMap& o = svc->as_object();
+  ValueMap id;
+  for (const char* k : {"name", "id", "endpoints"}) {
+    if (const Value* v = Find(o, k)) id[k] = *v;
+  }
+  // How HAProxy checks a replica: the service's readiness probe when it is
+  // an HTTP one, else a TCP connect.
+  Value health = Value::String("tcp");
+  if (const Value* r = Find(o, "readiness"); r && r->kind() == Value::Kind::Object) {
+    const Value* http = Find(r->as_object(), "http");
+    if (KnownString(http))
+      health = Value::String("http " + http->as_string());
+    else if (http && http->is_unknown())
+      health = Value::Unknown(Type::String());
+  } else if (r && r->is_unknown()) {
+    health = Value::Unknown(Type::String());
+  }
+  planned["health"] = health;
+  planned["service"] = Value::Object(std::move(id));
+  if (const Value* p = Find(config, "primary"); p && p->kind() == Value::Kind::Object) {
+    ValueMap pid;
+    if (const Value* n = Find(p->as_object(), "name")) pid["name"] = *n;
+    planned["primary"] = Value::Object(std::move(pid));
+  }
+}
+
 void PlanLoadBalancer(ValueMap& planned) {
   const std::string name = Str(planned, "name");
   planned["id"] = name.empty() ? Value::Unknown(Type::String()) : Value::String(name);

@@ -55,6 +55,11 @@ void NormalizeServiceReferences(const ValueMap& config, ValueMap& planned);
 // regions, port or replicas are.
 void PlanService(ValueMap& planned);
 
+// Keeps only the identity of a load balancer's references in planned values
+// (service -> {name, id, endpoints}, primary -> {name}) and fills `health`
+// from the service's readiness probe ("http <path>", else "tcp").
+void NormalizeLoadBalancerReferences(const ValueMap& config, ValueMap& planned);
+
 // Fills a planned load balancer's id ("<name>"), address ("<listen>:<port>"),
 // url ("http://<listen>:<port>") and backends (the service's endpoints, with
 // " backup" appended to those that only take traffic when the primary region
