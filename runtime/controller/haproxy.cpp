@@ -1,6 +1,8 @@
 #include "runtime/controller/haproxy.h"
 
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -257,11 +259,17 @@ std::vector<std::string> ActiveRegions(const LbSpec& spec, const LbRuntime& runt
     case LbMode::kRoundRobin: return {regions.begin(), regions.end()};
     case LbMode::kFailover: return {spec.primary_region};
     case LbMode::kLatency: {
+      // A region is a candidate when some backend of it is ready.
+      std::set<std::string> serving;
+      for (const LbBackend& b : spec.backends) {
+        auto it = runtime.server_admin.find(b.id);
+        if (it == runtime.server_admin.end() || it->second == ServerAdmin::kReady) serving.insert(b.region);
+      }
       const std::string* best = nullptr;
       int64_t best_rtt = 0;
       for (const std::string& r : regions) {  // sorted: the first of equal RTTs wins
         auto it = runtime.region_rtt_us.find(r);
-        if (it == runtime.region_rtt_us.end()) continue;
+        if (it == runtime.region_rtt_us.end() || serving.count(r) == 0) continue;
         if (best == nullptr || it->second < best_rtt) {
           best = &r;
           best_rtt = it->second;
@@ -324,6 +332,52 @@ std::string RenderConfig(const LbSpec& spec, const LbRuntime& runtime) {
     o << "\n";
   }
   return o.str();
+}
+
+std::optional<int64_t> MeasureConnectRttUs(const std::string& host, int port, int samples,
+                                           milliseconds timeout) {
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0 || found == nullptr)
+    return std::nullopt;
+  sockaddr_in addr{};
+  std::memcpy(&addr, found->ai_addr, sizeof(addr));
+  ::freeaddrinfo(found);
+  std::vector<int64_t> rtts;
+  for (int i = 0; i < std::max(1, samples); ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) break;
+    const auto begin = SteadyClock::now();
+    bool connected = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    if (!connected && errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, static_cast<int>(timeout.count())) == 1) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        connected = err == 0;
+      }
+    }
+    const auto end = SteadyClock::now();
+    ::close(fd);
+    if (connected) rtts.push_back(std::chrono::duration_cast<std::chrono::microseconds>(end - begin).count());
+  }
+  if (rtts.empty()) return std::nullopt;
+  std::sort(rtts.begin(), rtts.end());
+  return std::max<int64_t>(1, rtts[rtts.size() / 2]);
+}
+
+std::map<std::string, int64_t> MeasureRegionRtt(const LbSpec& spec, int samples, milliseconds timeout) {
+  std::map<std::string, int64_t> out;
+  for (const LbBackend& b : spec.backends) {
+    std::optional<int64_t> rtt = MeasureConnectRttUs(b.host, b.port, samples, timeout);
+    if (!rtt) continue;
+    auto [it, fresh] = out.emplace(b.region, *rtt);
+    if (!fresh) it->second = std::min(it->second, *rtt);
+  }
+  return out;
 }
 
 HaproxyInstance::HaproxyInstance(fs::path dir, fs::path haproxy)

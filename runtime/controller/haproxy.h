@@ -109,8 +109,9 @@ std::optional<std::string> ValidateSpec(const LbSpec& spec);
 //  * kRoundRobin: every region.
 //  * kFailover: primary_region only.
 //  * kLatency: the region with the smallest measured RTT among those that
-//    have backends (ties: the smaller region name); with no measurement for
-//    any of them, primary_region, or every region when that is empty.
+//    have a ready backend (one not set to drain or maint in
+//    runtime.server_admin; ties: the smaller region name); with no such
+//    measured region, primary_region, or every region when that is empty.
 // Sorted.
 std::vector<std::string> ActiveRegions(const LbSpec& spec, const LbRuntime& runtime);
 
@@ -120,6 +121,21 @@ std::vector<std::string> ActiveRegions(const LbSpec& spec, const LbRuntime& runt
 // (`backup` outside ActiveRegions, `disabled` for maint, weight 0 for drain).
 // Requires ValidateSpec(spec) == nullopt.
 std::string RenderConfig(const LbSpec& spec, const LbRuntime& runtime);
+
+// The round-trip time to host:port in microseconds, measured as the time a
+// TCP connect takes (the handshake is one round trip): the median of
+// `samples` tries, each bounded by `timeout`. nullopt when no try connected
+// (the backend is not reachable: it is no candidate for latency routing).
+// `host` is an IPv4 address or a name resolved to one. Blocks the caller.
+std::optional<int64_t> MeasureConnectRttUs(
+    const std::string& host, int port, int samples = 3,
+    std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
+
+// LbRuntime::region_rtt_us for `spec`: per region, the smallest
+// MeasureConnectRttUs of its backends; a region none of whose backends
+// answers is left out.
+std::map<std::string, int64_t> MeasureRegionRtt(
+    const LbSpec& spec, int samples = 3, std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
 
 // One server as HAProxy reports it (`show stat`).
 struct LbServerState {

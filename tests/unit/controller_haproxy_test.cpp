@@ -123,6 +123,14 @@ TEST(HaproxyRender, LatencyKeepsTheNearestMeasuredRegionActive) {
   EXPECT_EQ(ActiveRegions(spec, rt), std::vector<std::string>{"eu"});
   spec.primary_region.clear();  // and without one, every region
   EXPECT_EQ(ActiveRegions(spec, rt), (std::vector<std::string>{"eu", "us"}));
+
+  // Only a region with a ready backend is a candidate: the nearest healthy one.
+  spec.primary_region = "eu";
+  rt.region_rtt_us = {{"eu", 300}, {"us", 900}};
+  rt.server_admin = {{"eu-0", ServerAdmin::kMaint}};
+  EXPECT_EQ(ActiveRegions(spec, rt), std::vector<std::string>{"eu"});  // eu-1 still ready
+  rt.server_admin["eu-1"] = ServerAdmin::kDrain;
+  EXPECT_EQ(ActiveRegions(spec, rt), std::vector<std::string>{"us"});
 }
 
 TEST(HaproxyRender, AdminStatesTcpAndSanitizedNames) {
@@ -534,6 +542,53 @@ TEST_F(HaproxyInstanceTest, ASecondInstanceAdoptsTheRunningMasterWithoutReloadin
   std::ofstream(Dir() / "instance") << ::getpid() << " 1\n";
   HaproxyInstance stale(Dir(), kHaproxy);
   EXPECT_FALSE(stale.Running());
+}
+
+TEST_F(HaproxyInstanceTest, AReloadHaproxyRefusesKeepsTheOldWorkersAndFile) {
+  IdServer a("a");
+  const int port = FreePort();
+  int taken_port = 0;
+  int taken = Listen(&taken_port);
+  ASSERT_GE(taken, 0);
+  struct Close {
+    int fd;
+    ~Close() { ::close(fd); }
+  } close_taken{taken};
+  Guarded g(Dir());
+  LbSpec spec = Spec(LbMode::kRoundRobin, {{&a, "eu"}}, port);
+  ASSERT_EQ(g.inst->Apply(spec), std::nullopt);
+  const std::string before = ReadFile(Dir() / "haproxy.cfg");
+
+  // `haproxy -c` accepts it (it binds nothing); the reload cannot bind.
+  LbSpec moved = spec;
+  moved.bind_port = taken_port;
+  std::optional<std::string> err = g.inst->Apply(moved);
+  ASSERT_TRUE(err.has_value());
+  EXPECT_NE(err->find("haproxy refused the reload"), std::string::npos) << *err;
+  EXPECT_NE(err->find("cannot bind socket"), std::string::npos) << *err;
+  EXPECT_EQ(ReadFile(Dir() / "haproxy.cfg"), before);
+  EXPECT_TRUE(g.inst->Running());
+  EXPECT_EQ(Get(port), "a");
+
+  // And the next change reloads as usual.
+  moved.bind_port = FreePort();
+  ASSERT_EQ(g.inst->Apply(moved), std::nullopt);
+  EXPECT_EQ(Get(moved.bind_port), "a");
+}
+
+TEST(HaproxyRtt, MeasuresAListeningBackendAndNotAClosedPort) {
+  IdServer a("a");
+  std::optional<int64_t> rtt = MeasureConnectRttUs("127.0.0.1", a.port(), 3, 1000ms);
+  ASSERT_TRUE(rtt.has_value());
+  EXPECT_GT(*rtt, 0);
+  const int closed = FreePort();
+  EXPECT_EQ(MeasureConnectRttUs("127.0.0.1", closed, 2, 200ms), std::nullopt);
+
+  LbSpec spec = TwoRegionSpec(LbMode::kLatency);
+  spec.backends = {{"eu-0", "eu", "127.0.0.1", a.port(), 1}, {"us-0", "us", "127.0.0.1", closed, 1}};
+  std::map<std::string, int64_t> rtts = MeasureRegionRtt(spec, 2, 200ms);
+  EXPECT_EQ(rtts.size(), 1u);
+  EXPECT_EQ(rtts.count("eu"), 1u);
 }
 
 TEST_F(HaproxyInstanceTest, APortAlreadyTakenIsAClearStartError) {
