@@ -100,8 +100,12 @@ std::vector<std::string> Words(std::string_view line) {
 std::string ErrorLines(std::string_view text, size_t max) {
   std::vector<std::string> lines = SplitLines(text);
   std::vector<std::string> picked;
-  for (const std::string& l : lines)
-    if (l.find("[ALERT]") != std::string::npos && picked.size() < max) picked.push_back(l);
+  for (const std::string& l : lines) {
+    if (l.rfind("[ALERT]", 0) != 0 || picked.size() >= max) continue;
+    // "[ALERT]    (1234) : config : ..." -> "config : ..."
+    size_t colon = l.find(") : ");
+    picked.push_back(colon == std::string::npos ? l : l.substr(colon + 4));
+  }
   if (picked.empty()) {
     for (auto it = lines.rbegin(); it != lines.rend() && picked.size() < max; ++it)
       if (!it->empty()) picked.insert(picked.begin(), *it);
