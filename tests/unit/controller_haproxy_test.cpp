@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/process/process.h"
 #include "tests/support/files.h"
 
 namespace plinth::controller {
@@ -589,6 +590,51 @@ TEST(HaproxyRtt, MeasuresAListeningBackendAndNotAClosedPort) {
   std::map<std::string, int64_t> rtts = MeasureRegionRtt(spec, 2, 200ms);
   EXPECT_EQ(rtts.size(), 1u);
   EXPECT_EQ(rtts.count("eu"), 1u);
+}
+
+TEST_F(HaproxyInstanceTest, LatencyRoutingFollowsTheMeasuredRttAcrossReloads) {
+  IdServer eu("eu"), us("us");
+  const int port = FreePort();
+  Guarded g(Dir());
+  LbSpec spec = Spec(LbMode::kLatency, {{&eu, "eu"}, {&us, "us"}}, port);
+  LbRuntime rt;
+  rt.region_rtt_us = {{"eu", 5000}, {"us", 200}};
+  ASSERT_EQ(g.inst->Apply(spec, rt), std::nullopt);
+  EXPECT_EQ(Spread(port, 6)["us"], 6);
+  ASSERT_EQ(g.inst->Apply(spec, rt), std::nullopt);  // nothing changed: no reload
+  std::string answer;
+  ASSERT_EQ(g.inst->Command("master.sock", "show proc", &answer), std::nullopt);
+  EXPECT_NE(answer.find("master          0 [failed: 0]"), std::string::npos) << answer;
+
+  rt.region_rtt_us = {{"eu", 150}, {"us", 200}};  // eu is nearer now
+  ASSERT_EQ(g.inst->Apply(spec, rt), std::nullopt);
+  EXPECT_EQ(Spread(port, 6)["eu"], 6);
+  std::vector<LbServerState> states;
+  ASSERT_EQ(g.inst->ServerStates(&states), std::nullopt);
+  ASSERT_EQ(states.size(), 2u);
+  EXPECT_FALSE(states[0].backup);
+  EXPECT_TRUE(states[1].backup);
+}
+
+TEST_F(HaproxyInstanceTest, AKilledHaproxyIsStartedAgainByTheNextApply) {
+  IdServer a("a");
+  const int port = FreePort();
+  Guarded g(Dir());
+  LbSpec spec = Spec(LbMode::kRoundRobin, {{&a, "eu"}}, port);
+  ASSERT_EQ(g.inst->Apply(spec), std::nullopt);
+  const pid_t master = g.inst->master_pid();
+  ASSERT_GT(process::SignalGroupMembers(master, master, 0, SIGKILL), 0);
+  for (int i = 0; i < 100 && g.inst->Running(); ++i) std::this_thread::sleep_for(20ms);
+  ASSERT_FALSE(g.inst->Running());
+
+  // A new owner (stale record, sockets and pidfile left behind), held by the
+  // guard so that the master it starts is stopped whatever happens.
+  g.inst = std::make_unique<HaproxyInstance>(Dir(), kHaproxy);
+  EXPECT_FALSE(g.inst->Running());
+  ASSERT_EQ(g.inst->Apply(spec), std::nullopt);  // same text, nothing runs: a start
+  EXPECT_TRUE(g.inst->Running());
+  EXPECT_NE(g.inst->master_pid(), master);
+  EXPECT_EQ(Get(port), "a");
 }
 
 TEST_F(HaproxyInstanceTest, APortAlreadyTakenIsAClearStartError) {
