@@ -213,12 +213,13 @@ int FreePort() {
   return port;
 }
 
-// An HTTP server on its own thread answering every request with its id
-// (health checks included), one connection at a time. Stopped (and its port
+// An HTTP server on its own thread answering every request with its id and
+// `status` (health checks included), one connection at a time. Stopped (and its port
 // closed, so connections are refused) by Stop or the destructor.
 class IdServer {
  public:
-  explicit IdServer(std::string id) : id_(std::move(id)) {
+  explicit IdServer(std::string id, std::string status = "200 OK")
+      : id_(std::move(id)), status_(std::move(status)) {
     fd_ = Listen(&port_);
     thread_ = std::thread([this] { Loop(); });
   }
@@ -246,15 +247,16 @@ class IdServer {
         if (n <= 0) break;
         req.append(buf, static_cast<size_t>(n));
       }
-      std::string resp =
-          "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(id_.size()) +
-          "\r\nConnection: close\r\n\r\n" + id_;
+      std::string resp = "HTTP/1.1 " + status_ +
+                         "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(id_.size()) +
+                         "\r\nConnection: close\r\n\r\n" + id_;
       ::send(c, resp.data(), resp.size(), MSG_NOSIGNAL);
       ::close(c);
     }
   }
 
   std::string id_;
+  std::string status_;
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
@@ -635,6 +637,27 @@ TEST_F(HaproxyInstanceTest, AKilledHaproxyIsStartedAgainByTheNextApply) {
   EXPECT_TRUE(g.inst->Running());
   EXPECT_NE(g.inst->master_pid(), master);
   EXPECT_EQ(Get(port), "a");
+}
+
+TEST_F(HaproxyInstanceTest, TheHttpHealthCheckTakesOutABackendAnswering500) {
+  IdServer good("good"), sick("sick", "500 Internal Server Error");
+  const int port = FreePort();
+  Guarded g(Dir());
+  LbSpec spec = Spec(LbMode::kRoundRobin, {{&good, "eu"}, {&sick, "eu"}}, port);
+  spec.health.path = "/healthz";
+  ASSERT_EQ(g.inst->Apply(spec), std::nullopt);
+  // Servers start up; two failed checks 200 ms apart take the sick one out.
+  std::vector<LbServerState> states;
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_EQ(g.inst->ServerStates(&states), std::nullopt);
+    if (states.size() == 2 && !states[1].up) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(states.size(), 2u);
+  EXPECT_TRUE(states[0].up) << states[0].status;
+  EXPECT_FALSE(states[1].up) << states[1].status;
+  EXPECT_EQ(states[1].check_status, "L7STS");
+  EXPECT_EQ(Spread(port, 6)["good"], 6);
 }
 
 TEST_F(HaproxyInstanceTest, APortAlreadyTakenIsAClearStartError) {
