@@ -214,8 +214,12 @@ int ControllerStatus(const Options& options) {
     int64_t interval = doc.value("interval_ms", int64_t{2000});
     int64_t ttl = doc.value("lease_ttl_ms", int64_t{10000});
     int64_t age = WallNowMs() - updated;
-    live = age <= std::max(3 * interval, ttl);
-    if (!live) {
+    live = age <= std::max(3 * interval, ttl) && !doc.value("stopped", false);
+    if (doc.value("stopped", false)) {
+      reason = "no controller: the last one (" + doc.value("holder", std::string("?")) + ") stopped at " +
+               doc.value("updated_at", std::string("?")) + " (start one with: plinth controller " + o.dir +
+               ")";
+    } else if (!live) {
       reason = "no controller: the last status was written " + std::to_string(age / 1000) + " s ago by " +
                doc.value("holder", std::string("?")) + " (start one with: plinth controller " + o.dir + ")";
     }

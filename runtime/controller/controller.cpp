@@ -225,10 +225,23 @@ void Controller::Run(const std::atomic<bool>& stop) {
 
 void Controller::Shutdown() {
   if (!lease_) return;
+  bool was_leading;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    was_leading = leading_;
+    leading_ = false;
+    stopped_ = true;
+    updated_at_ms_ = clock_.WallMs();
+  }
+  // The status file says the workspace's controller stopped (not a stale
+  // "leader"); written while the lease is still ours, so it can never
+  // overwrite the status of a controller that took over.
+  if (was_leading) WriteStatusFile();
   LeaseOutcome r = lease_->Release();
-  std::lock_guard<std::mutex> lock(mu_);
-  leading_ = false;
-  if (!r.error.empty()) last_error_ = r.error;
+  if (!r.error.empty()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_error_ = r.error;
+  }
 }
 
 bool Controller::RequestRun(const std::string& name) {
@@ -321,6 +334,7 @@ std::string Controller::StatusJsonLocked() const {
               {"interval_ms", static_cast<int64_t>(options_.interval.count())},
               {"lease_ttl_ms", static_cast<int64_t>(options_.lease_ttl.count())},
               {"loops", loops_},
+              {"stopped", stopped_},
               {"last_error", last_error_},
               {"sweeps", sweeps}};
   return doc.dump(2);

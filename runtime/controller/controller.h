@@ -88,7 +88,8 @@ class Controller {
   // Passes every `interval` (real sleeping, in short slices) until `stop`
   // is set, then Shutdown(). Needs a clock that moves by itself.
   void Run(const std::atomic<bool>& stop);
-  // Releases the lease if held (a standby can take over at once).
+  // Releases the lease if held (a standby can take over at once) and, when
+  // it was held, rewrites status.json with "stopped": true.
   void Shutdown();
   // Runs task `name` at the next pass whatever its schedule; false when
   // there is no such task.
@@ -126,6 +127,7 @@ class Controller {
   std::vector<Task> tasks_;
   std::set<std::string> requested_;
   bool leading_ = false;
+  bool stopped_ = false;
   int64_t term_ = 0;
   LeaseRecord lease_record_;
   int64_t started_at_ms_ = 0;

@@ -387,9 +387,17 @@ TEST_F(ControllerTest, ShutdownReleasesSoTheStandbyLeadsAtOnce) {
   auto b = Make("b", &runs_b);
   a->Tick();
   a->Shutdown();
+  EXPECT_FALSE(a->leading());
+  EXPECT_EQ(StatusFile()["stopped"], true) << "status says the controller stopped, not that it leads";
   b->Tick();
   EXPECT_TRUE(b->leading());
   EXPECT_EQ(b->term(), 2);
+  EXPECT_EQ(StatusFile()["stopped"], false);
+  EXPECT_EQ(StatusFile()["holder"], "b");
+  // A standby's shutdown leaves the leader's status alone.
+  a->Shutdown();
+  EXPECT_EQ(StatusFile()["holder"], "b");
+  EXPECT_TRUE(b->leading());
 }
 
 TEST_F(ControllerTest, TasksRunWhenDueOrRequested) {
