@@ -629,14 +629,16 @@ bool StorageSweepOnce(const Options& o, int64_t now_ms, std::string* summary, st
   }
   std::vector<storage::BucketSweep> sweeps = SweepAll(buckets, key.value(), so, errors);
   (void)state::WorkspaceLock::Release(*store, lock.value().id);
-  size_t archived = 0, expired = 0, backups = 0;
+  size_t archived = 0, expired = 0, backups = 0, alerts = 0;
   for (const storage::BucketSweep& s : sweeps) {
     archived += s.lifecycle.archived;
     expired += s.lifecycle.expired + s.lifecycle.noncurrent_expired;
     if (s.backup) ++backups;
+    alerts += s.alerts.size();
   }
   *summary = std::to_string(sweeps.size()) + " buckets swept: " + std::to_string(archived) + " archived, " +
-             std::to_string(expired) + " expired, " + std::to_string(backups) + " backups taken";
+             std::to_string(expired) + " expired, " + std::to_string(backups) + " backups taken, " +
+             std::to_string(alerts) + " alerts";
   if (!errors.empty()) {
     *error = errors[0];
     if (errors.size() > 1) *error += " (and " + std::to_string(errors.size() - 1) + " more errors)";
