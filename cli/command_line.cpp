@@ -713,15 +713,16 @@ Definition::Definition() {
 
   // --- the controller (docs/controller.md)
   {
-    CLI::App* c = Command(&root, "controller",
-                          "run the workspace's controller: leader election, storage sweeps and backup "
-                          "schedules, /healthz /metrics /status",
-                          CommandId::kController,
-                          "0  stopped by SIGTERM or SIGINT (the lease released); --once: the pass had no error\n"
-                          "1  cannot start (directory, lease database, token, address in use); --once: the pass "
-                          "had an error\n"
-                          "2  usage error",
-                          "plinth controller examples/quickstart --listen=127.0.0.1:9464");
+    CLI::App* c =
+        Command(&root, "controller",
+                "run the workspace's controller: leader election, storage sweeps and backup "
+                "schedules, /healthz /metrics /status",
+                CommandId::kController,
+                "0  stopped by SIGTERM or SIGINT (the lease released); --once: the pass had no error\n"
+                "1  cannot start (directory, lease database, token, address in use); --once: the pass "
+                "had an error\n"
+                "2  usage error",
+                "plinth controller examples/quickstart --listen=127.0.0.1:9464");
     c->add_option("DIR", "the configuration directory (default: .)");
     Dir(c, "the configuration directory (instead of DIR)");
     Workspace(c);
@@ -740,7 +741,8 @@ Definition::Definition() {
     c->add_option("--sweep-every", options.controller.sweep_every,
                   "time between storage sweeps (lifecycle, alerts, due backups) while leading (default 1m)")
         ->type_name("DUR");
-    c->add_flag("--once", options.controller.once, "run one pass, print the status, release the lease and exit");
+    c->add_flag("--once", options.controller.once,
+                "run one pass, print the status, release the lease and exit");
   }
   {
     CLI::App* c = Command(&root, "status", "the workspace controller's status: leader, term, loops, sweeps",

@@ -115,7 +115,7 @@ int Storage(const Options& options);  // storage sweep|status
 // *summary, or false with the first error in *error. A workspace with no
 // state or no buckets is a success with nothing done.
 bool StorageSweepOnce(const Options& options, int64_t now_ms, std::string* summary, std::string* error);
-int Controller(const Options& options);  // controller (cli/controller_commands.cpp)
+int Controller(const Options& options);        // controller (cli/controller_commands.cpp)
 int ControllerStatus(const Options& options);  // status: the workspace's controller
 int Backup(const Options& options);   // backup run|list|check
 int Restore(const Options& options);

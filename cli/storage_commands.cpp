@@ -353,7 +353,6 @@ std::vector<storage::BucketSweep> SweepAll(const std::vector<storage::BucketInfo
 
 }  // namespace
 
-
 int Storage(const Options& o) {
   const char* usage = "storage sweep [--dry-run] [--now=TIME] [--json] | status [--json]   [--dir=DIR]";
   if (o.paths.size() != 1) return Usage(usage);
@@ -622,7 +621,8 @@ bool StorageSweepOnce(const Options& o, int64_t now_ms, std::string* summary, st
   so.now_ms = now_ms;
   so.workspace_dir = WorkspaceDir(o);
   so.backups = true;
-  auto lock = state::WorkspaceLock::Acquire(*store, state::WorkspaceLock::ThisProcess("controller storage sweep"));
+  auto lock =
+      state::WorkspaceLock::Acquire(*store, state::WorkspaceLock::ThisProcess("controller storage sweep"));
   if (!lock.ok()) {
     *error = state::WorkspaceLock::Describe(lock.error());
     return false;
