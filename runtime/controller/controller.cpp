@@ -136,7 +136,9 @@ void Controller::Tick() {
   std::vector<Task*> due;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (lease.held && !leading_) leader_since_ms_ = clock_.WallMs();
     leading_ = lease.held;
+    if (!leading_) leader_since_ms_ = 0;
     if (lease.error.empty()) {
       term_ = lease.record.term;
       lease_record_ = lease.record;
@@ -186,6 +188,7 @@ void Controller::Tick() {
       lease_record_ = again.record;
     }
     leading_ = again.held;
+    if (!leading_) leader_since_ms_ = 0;
     if (!leading_) break;
   }
   bool write;
@@ -230,6 +233,7 @@ void Controller::Shutdown() {
     std::lock_guard<std::mutex> lock(mu_);
     was_leading = leading_;
     leading_ = false;
+    leader_since_ms_ = 0;
     stopped_ = true;
     updated_at_ms_ = clock_.WallMs();
   }
@@ -322,6 +326,8 @@ std::string Controller::StatusJsonLocked() const {
   json doc = {{"format_version", 1},
               {"leader", leading_},
               {"term", term_},
+              {"leader_since", Rfc3339Ms(leader_since_ms_)},
+              {"leader_since_ms", leader_since_ms_},
               {"holder", lease_record_.holder_id},
               {"holder_pid", lease_record_.holder_pid},
               {"lease_expires_at", Rfc3339Ms(lease_record_.expires_at_ms)},

@@ -128,6 +128,7 @@ class Controller {
   std::set<std::string> requested_;
   bool leading_ = false;
   bool stopped_ = false;
+  int64_t leader_since_ms_ = 0;  // wall time this controller last became leader; 0: not leading
   int64_t term_ = 0;
   LeaseRecord lease_record_;
   int64_t started_at_ms_ = 0;

@@ -351,6 +351,7 @@ TEST_F(ControllerTest, OneLeadsTheOtherStandsByAndTakesOverAfterTheLeaseLapses) 
   EXPECT_EQ(st["leader"], true);
   EXPECT_EQ(st["holder"], "a");
   EXPECT_EQ(st["term"], 1);
+  EXPECT_EQ(st["leader_since_ms"], int64_t{1'700'000'000'000});
   EXPECT_EQ(st["sweeps"][0]["name"], "sweep");
   EXPECT_EQ(st["sweeps"][0]["runs"], 1);
   // a keeps renewing every interval; b never gets it.
@@ -375,6 +376,7 @@ TEST_F(ControllerTest, OneLeadsTheOtherStandsByAndTakesOverAfterTheLeaseLapses) 
   EXPECT_EQ(runs_b, 1);
   EXPECT_EQ(last_term_, 2) << "tasks get the fencing token";
   EXPECT_EQ(StatusFile()["holder"], "b");
+  EXPECT_EQ(StatusFile()["leader_since_ms"], clock_.WallMs());
   // a comes back: it is a standby now.
   a->Tick();
   EXPECT_FALSE(a->leading());
