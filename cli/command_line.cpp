@@ -711,6 +711,53 @@ Definition::Definition() {
     fail->add_option("--provisioner", options.slurm_provisioner, provisioner_help)->type_name("FILE");
   }
 
+  // --- the controller (docs/controller.md)
+  {
+    CLI::App* c =
+        Command(&root, "controller",
+                "run the workspace's controller: leader election, storage sweeps and backup "
+                "schedules, /healthz /metrics /status",
+                CommandId::kController,
+                "0  stopped by SIGTERM or SIGINT (the lease released); --once: the pass had no error\n"
+                "1  cannot start (directory, lease database, token, address in use); --once: the pass "
+                "had an error\n"
+                "2  usage error",
+                "plinth controller examples/quickstart --listen=127.0.0.1:9464");
+    c->add_option("DIR", "the configuration directory (default: .)");
+    Dir(c, "the configuration directory (instead of DIR)");
+    Workspace(c);
+    c->add_option("--listen", options.controller.listen,
+                  "serve /healthz, /metrics, /status on HOST:PORT (default 127.0.0.1:0: a free port, shown "
+                  "in status)")
+        ->type_name("HOST:PORT");
+    c->add_flag("--allow-remote", options.controller.allow_remote,
+                "allow a --listen address other than 127.0.0.x (the endpoints have no TLS)");
+    c->add_option("--interval", options.controller.interval, "time between passes of the loop (default 2s)")
+        ->type_name("DUR");
+    c->add_option("--lease-ttl", options.controller.lease_ttl,
+                  "how long the leader's lease lasts unrenewed (default 10s); a standby takes over within "
+                  "lease-ttl + interval")
+        ->type_name("DUR");
+    c->add_option("--sweep-every", options.controller.sweep_every,
+                  "time between storage sweeps (lifecycle, alerts, due backups) while leading (default 1m)")
+        ->type_name("DUR");
+    c->add_flag("--once", options.controller.once,
+                "run one pass, print the status, release the lease and exit");
+  }
+  {
+    CLI::App* c = Command(&root, "status", "the workspace controller's status: leader, term, loops, sweeps",
+                          CommandId::kStatus,
+                          "0  a controller is running (its status printed)\n"
+                          "1  no controller: none ever ran, or its status is stale (not updated for "
+                          "3 intervals or one lease ttl)\n"
+                          "2  usage error",
+                          "plinth status examples/quickstart --json");
+    c->add_option("DIR", "the configuration directory (default: .)");
+    Dir(c, "the configuration directory (instead of DIR)");
+    Workspace(c);
+    Json(c, "print the status document (docs/controller.md) with \"live\" added");
+  }
+
   // --- about plinth itself
   Command(&root, "version", "print the version", CommandId::kVersion, kPlainExits, "plinth version");
   {

@@ -46,6 +46,8 @@ enum class CommandId {
   kQpu,
   kJob,
   kCompute,  // compute status|agent (cli/compute_commands.cpp), resume|suspend|resume-fail (Slurm power saving; cli/slurm_commands.cpp)
+  kController,  // controller (cli/controller_commands.cpp)
+  kStatus,      // status: the workspace's controller (cli/controller_commands.cpp)
   // Answered by ParseCommandLine itself.
   kVersion,
   kHelp,

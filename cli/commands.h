@@ -77,6 +77,11 @@ struct Options {
     bool wait = false, follow = false, all = false, metrics = false;
     std::string compute_dir, node;  // compute agent (hidden)
   } job;
+  // controller [DIR] (docs/controller.md): values as given, checked by cli/controller_commands.cpp
+  struct Controller {
+    std::string listen, interval, lease_ttl, sweep_every;
+    bool once = false, allow_remote = false;
+  } controller;
   // compute resume|suspend|resume-fail --provisioner=FILE (docs/providers/slurm.md); empty: $PLINTH_SLURM_PROVISIONER
   std::string slurm_provisioner;
 };
@@ -105,6 +110,13 @@ int Policy(const Options& options, const VariableSources& vars);  // policy test
 int Providers(const Options& options);                                            // providers schema
 int Bucket(const Options& options);   // bucket ls|put|get|rm
 int Storage(const Options& options);  // storage sweep|status
+// One `storage sweep` of the workspace at `now_ms` under the workspace lock,
+// for the controller (cli/controller_commands.cpp): true with a one-line
+// *summary, or false with the first error in *error. A workspace with no
+// state or no buckets is a success with nothing done.
+bool StorageSweepOnce(const Options& options, int64_t now_ms, std::string* summary, std::string* error);
+int Controller(const Options& options);        // controller (cli/controller_commands.cpp)
+int ControllerStatus(const Options& options);  // status: the workspace's controller
 int Backup(const Options& options);   // backup run|list|check
 int Restore(const Options& options);
 int WorkspaceCommand(const Options& options);  // workspace list|new|select|delete|show

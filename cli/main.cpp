@@ -58,6 +58,8 @@ int main(int argc, char** argv) {
     case CommandId::kJob: return plinth::cli::Job(o);
     // The compute group: status and agent here; resume|suspend|resume-fail go to SlurmPower.
     case CommandId::kCompute: return plinth::cli::Compute(o);
+    case CommandId::kController: return plinth::cli::Controller(o);
+    case CommandId::kStatus: return plinth::cli::ControllerStatus(o);
     case CommandId::kNone:
     case CommandId::kVersion:
     case CommandId::kHelp:

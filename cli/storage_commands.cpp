@@ -333,6 +333,26 @@ int Bucket(const Options& o) {
 
 // ----------------------------------------------------------------- storage
 
+namespace {
+
+// Every bucket's due work (storage::SweepBucket), then, unless a dry run,
+// the metrics and alert files: what `storage sweep` and the controller do.
+std::vector<storage::BucketSweep> SweepAll(const std::vector<storage::BucketInfo>& buckets,
+                                           const storage::WorkspaceKey& key, const storage::SweepOptions& so,
+                                           std::vector<std::string>& errors) {
+  std::vector<storage::BucketSweep> sweeps;
+  for (const storage::BucketInfo& b : buckets) sweeps.push_back(storage::SweepBucket(b, key, so));
+  for (const auto& s : sweeps) errors.insert(errors.end(), s.errors.begin(), s.errors.end());
+  if (!so.dry_run) {
+    if (auto m = storage::WriteMonitoring(sweeps, so.workspace_dir, so.now_ms); !m.ok()) {
+      errors.push_back(m.error().message);
+    }
+  }
+  return sweeps;
+}
+
+}  // namespace
+
 int Storage(const Options& o) {
   const char* usage = "storage sweep [--dry-run] [--now=TIME] [--json] | status [--json]   [--dir=DIR]";
   if (o.paths.size() != 1) return Usage(usage);
@@ -356,12 +376,7 @@ int Storage(const Options& o) {
   so.dry_run = sub == "status" || o.dry_run;
   so.backups = true;
   auto run = [&] {
-    std::vector<storage::BucketSweep> sweeps;
-    for (const storage::BucketInfo& b : buckets) sweeps.push_back(storage::SweepBucket(b, ws.key, so));
-    for (const auto& s : sweeps) errors.insert(errors.end(), s.errors.begin(), s.errors.end());
-    if (!so.dry_run) {
-      if (auto m = storage::WriteMonitoring(sweeps, so.workspace_dir, now); !m.ok()) errors.push_back(m.error().message);
-    }
+    std::vector<storage::BucketSweep> sweeps = SweepAll(buckets, ws.key, so, errors);
     if (o.json) {
       json arr = json::array();
       for (const auto& s : sweeps) {
@@ -576,6 +591,60 @@ int Restore(const Options& o) {
                 secs);
     return 0;
   });
+}
+
+// -------------------------------------------------------------- controller
+
+bool StorageSweepOnce(const Options& o, int64_t now_ms, std::string* summary, std::string* error) {
+  std::error_code ec;
+  if (!fs::exists(WorkspaceDir(o) / "state.db", ec)) {
+    *summary = "no state in workspace '" + o.workspace + "'; nothing to sweep";
+    return true;
+  }
+  auto store = OpenState(o);
+  if (!store) {
+    *error = "cannot open the state of workspace '" + o.workspace + "'";
+    return false;
+  }
+  std::vector<std::string> errors;
+  std::vector<storage::BucketInfo> buckets = AllBuckets(*store, errors);
+  if (buckets.empty() && errors.empty()) {
+    *summary = "no buckets";
+    return true;
+  }
+  auto key = storage::LoadWorkspaceKey(storage::WorkspaceKeyPath(WorkspaceDir(o)), false);
+  if (!key.ok()) {
+    *error = key.error().message;
+    return false;
+  }
+  storage::SweepOptions so;
+  so.now_ms = now_ms;
+  so.workspace_dir = WorkspaceDir(o);
+  so.backups = true;
+  auto lock =
+      state::WorkspaceLock::Acquire(*store, state::WorkspaceLock::ThisProcess("controller storage sweep"));
+  if (!lock.ok()) {
+    *error = state::WorkspaceLock::Describe(lock.error());
+    return false;
+  }
+  std::vector<storage::BucketSweep> sweeps = SweepAll(buckets, key.value(), so, errors);
+  (void)state::WorkspaceLock::Release(*store, lock.value().id);
+  size_t archived = 0, expired = 0, backups = 0, alerts = 0;
+  for (const storage::BucketSweep& s : sweeps) {
+    archived += s.lifecycle.archived;
+    expired += s.lifecycle.expired + s.lifecycle.noncurrent_expired;
+    if (s.backup) ++backups;
+    alerts += s.alerts.size();
+  }
+  *summary = std::to_string(sweeps.size()) + " buckets swept: " + std::to_string(archived) + " archived, " +
+             std::to_string(expired) + " expired, " + std::to_string(backups) + " backups taken, " +
+             std::to_string(alerts) + " alerts";
+  if (!errors.empty()) {
+    *error = errors[0];
+    if (errors.size() > 1) *error += " (and " + std::to_string(errors.size() - 1) + " more errors)";
+    return false;
+  }
+  return true;
 }
 
 }  // namespace plinth::cli

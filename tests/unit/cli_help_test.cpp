@@ -324,7 +324,7 @@ TEST(CliHelp, BashCompletion) {
     EXPECT_EQ(r.status, 0) << r.err;
     return r.out.substr(0, r.out.find('\n'));
   };
-  EXPECT_EQ(complete("plinth st"), "state storage");
+  EXPECT_EQ(complete("plinth st"), "state storage status");
   EXPECT_EQ(complete("plinth state r"), "rm");
   EXPECT_EQ(complete("plinth help state "), "list show rm mv history pull");
   EXPECT_EQ(complete("plinth plan --detailed-e"), "--detailed-exitcode");

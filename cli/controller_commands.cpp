@@ -1,0 +1,263 @@
+// controller and status: the workspace's long-running controller
+// (runtime/controller/controller.h, docs/controller.md) and its status.
+#include <arpa/inet.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/workspace.h"
+#include "runtime/controller/controller.h"
+
+namespace plinth::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler");
+
+void OnSignal(int) {
+  g_stop = true;
+}
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "error: %s\n", message.c_str());
+  return 1;
+}
+
+int UsageError(const std::string& message) {
+  std::fprintf(stderr, "error: %s\n", message.c_str());
+  return 2;
+}
+
+// "500ms", "2s", "1m", "1h", "1m30s".
+bool ParseDurationMs(const std::string& s, int64_t* ms) {
+  int64_t total = 0;
+  size_t i = 0;
+  if (s.empty()) return false;
+  while (i < s.size()) {
+    size_t j = i;
+    while (j < s.size() && s[j] >= '0' && s[j] <= '9') ++j;
+    if (j == i || j - i > 9) return false;
+    int64_t n = std::stoll(s.substr(i, j - i));
+    size_t k = j;
+    while (k < s.size() && !(s[k] >= '0' && s[k] <= '9')) ++k;
+    std::string unit = s.substr(j, k - j);
+    int64_t mul = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60000 : unit == "h" ? 3600000 : 0;
+    if (mul == 0) return false;
+    total += n * mul;
+    i = k;
+  }
+  *ms = total;
+  return total > 0;
+}
+
+bool Duration(const std::string& flag, const std::string& text, int64_t fallback_ms, int64_t* ms) {
+  if (text.empty()) {
+    *ms = fallback_ms;
+    return true;
+  }
+  if (!ParseDurationMs(text, ms)) {
+    std::fprintf(stderr, "error: %s takes a duration such as 500ms, 2s, 1m, not '%s'\n", flag.c_str(),
+                 text.c_str());
+    return false;
+  }
+  return true;
+}
+
+// The configuration directory: DIR, else --dir, else ".".
+std::string DirOf(const Options& o) {
+  if (!o.paths.empty()) return o.paths[0];
+  return ConfigDir(o);
+}
+
+fs::path ControllerDir(const Options& o) {
+  return fs::path(DirOf(o)) / ".plinth" / o.workspace / "controller";
+}
+
+bool IsLoopback(const std::string& host) {
+  in_addr a{};
+  if (::inet_pton(AF_INET, host.c_str(), &a) != 1) return false;
+  return (ntohl(a.s_addr) >> 24) == 127;
+}
+
+int64_t WallNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+int Controller(const Options& options) {
+  Options o = options;
+  o.dir = DirOf(options);
+  if (!ExistingDir(o.dir)) return 1;
+  const auto& f = o.controller;
+  int64_t interval_ms = 0, ttl_ms = 0, sweep_ms = 0;
+  if (!Duration("--interval", f.interval, 2000, &interval_ms) ||
+      !Duration("--lease-ttl", f.lease_ttl, 10000, &ttl_ms) ||
+      !Duration("--sweep-every", f.sweep_every, 60000, &sweep_ms)) {
+    return 2;
+  }
+  if (ttl_ms <= interval_ms) {
+    return UsageError("--lease-ttl (" + std::to_string(ttl_ms) + " ms) must be longer than --interval (" +
+                      std::to_string(interval_ms) + " ms), or the leader loses its lease between renewals");
+  }
+  std::string host = "127.0.0.1";
+  int port = 0;
+  if (!f.listen.empty()) {
+    size_t colon = f.listen.rfind(':');
+    std::string p = colon == std::string::npos ? "" : f.listen.substr(colon + 1);
+    if (colon == std::string::npos || colon == 0 || p.empty() || p.size() > 5 ||
+        p.find_first_not_of("0123456789") != std::string::npos || std::stoi(p) > 65535) {
+      return UsageError("--listen takes HOST:PORT such as 127.0.0.1:9464, not '" + f.listen + "'");
+    }
+    host = f.listen.substr(0, colon);
+    port = std::stoi(p);
+    in_addr a{};
+    if (::inet_pton(AF_INET, host.c_str(), &a) != 1) {
+      return UsageError("--listen takes an IPv4 address such as 127.0.0.1, not '" + host + "'");
+    }
+    if (!IsLoopback(host) && !f.allow_remote) {
+      return UsageError("--listen=" + f.listen +
+                        " is reachable from other machines and the endpoints have no TLS; use 127.0.0.1, or "
+                        "add --allow-remote");
+    }
+  }
+
+  controller::SystemClock clock;
+  controller::ControllerOptions co;
+  co.dir = ControllerDir(o);
+  co.interval = std::chrono::milliseconds(interval_ms);
+  co.lease_ttl = std::chrono::milliseconds(ttl_ms);
+  std::vector<controller::PeriodicTask> tasks;
+  controller::PeriodicTask sweep;
+  sweep.name = "storage-sweep";
+  sweep.every = std::chrono::milliseconds(sweep_ms);
+  sweep.run = [&o, &clock](int64_t) {
+    controller::TaskResult r;
+    r.ok = StorageSweepOnce(o, clock.WallMs(), &r.summary, &r.error);
+    return r;
+  };
+  tasks.push_back(std::move(sweep));
+
+  auto ctl = std::make_unique<controller::Controller>(co, clock, std::move(tasks));
+  std::string error;
+  if (!ctl->Open(&error)) return Fail(error);
+  std::unique_ptr<controller::HttpServer> server;
+  std::string listen;
+  if (!f.once) {
+    controller::HttpServerOptions so;
+    so.host = host;
+    so.port = port;
+    so.token = ctl->token();
+    server = std::make_unique<controller::HttpServer>(so);
+    ctl->Attach(*server);
+    if (!server->Start(&error)) return Fail(error);
+    listen = host + ":" + std::to_string(server->port());
+    ctl->SetListen(listen);
+  }
+
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGINT, &sa, nullptr);
+
+  if (f.once) {
+    ctl->Tick();
+    std::string status = ctl->StatusJson();
+    ctl->Shutdown();
+    std::cout << status << "\n";
+    return json::parse(status).value("last_error", "").empty() ? 0 : 1;
+  }
+  std::fprintf(stderr, "controller: workspace '%s', listening on %s; token in %s\n", o.workspace.c_str(),
+               listen.c_str(), (co.dir / "token").c_str());
+  ctl->Run(g_stop);
+  server->Stop();
+  std::fprintf(stderr, "controller: stopped; lease released\n");
+  return 0;
+}
+
+int ControllerStatus(const Options& options) {
+  Options o = options;
+  o.dir = DirOf(options);
+  if (!ExistingDir(o.dir)) return 1;
+  fs::path path = ControllerDir(o) / "status.json";
+  std::ifstream in(path);
+  json doc;
+  std::string reason;
+  bool live = false;
+  if (!in) {
+    reason = "no controller has run for workspace '" + o.workspace + "' (start one with: plinth controller " +
+             o.dir + ")";
+  } else {
+    std::stringstream text;
+    text << in.rdbuf();
+    try {
+      doc = json::parse(text.str());
+    } catch (const json::exception&) {
+      return Fail("'" + path.string() + "' is not JSON; a controller rewrites it on its next pass");
+    }
+    int64_t updated = doc.value("updated_at_ms", int64_t{0});
+    int64_t interval = doc.value("interval_ms", int64_t{2000});
+    int64_t ttl = doc.value("lease_ttl_ms", int64_t{10000});
+    int64_t age = WallNowMs() - updated;
+    live = age <= std::max(3 * interval, ttl) && !doc.value("stopped", false);
+    if (doc.value("stopped", false)) {
+      reason = "no controller: the last one (" + doc.value("holder", std::string("?")) + ") stopped at " +
+               doc.value("updated_at", std::string("?")) + " (start one with: plinth controller " + o.dir +
+               ")";
+    } else if (!live) {
+      reason = "no controller: the last status was written " + std::to_string(age / 1000) + " s ago by " +
+               doc.value("holder", std::string("?")) + " (start one with: plinth controller " + o.dir + ")";
+    }
+  }
+  if (o.json) {
+    if (doc.is_null()) doc = {{"format_version", 1}};
+    doc["live"] = live;
+    if (!live) doc["reason"] = reason;
+    std::cout << doc.dump(2) << "\n";
+    return live ? 0 : 1;
+  }
+  if (!live) {
+    std::printf("%s\n", reason.c_str());
+    return 1;
+  }
+  std::printf(
+      "controller: leader %s (pid %lld), term %lld, listening on %s\n",
+      doc.value("holder", std::string()).c_str(), static_cast<long long>(doc.value("holder_pid", int64_t{0})),
+      static_cast<long long>(doc.value("term", int64_t{0})), doc.value("listen", std::string("-")).c_str());
+  std::printf("started %s, %lld passes, updated %s\n", doc.value("started_at", std::string()).c_str(),
+              static_cast<long long>(doc.value("loops", int64_t{0})),
+              doc.value("updated_at", std::string()).c_str());
+  if (std::string e = doc.value("last_error", std::string()); !e.empty())
+    std::printf("last error: %s\n", e.c_str());
+  for (const json& s : doc.value("sweeps", json::array())) {
+    std::string last = s.value("last_success", std::string());
+    std::printf("%s: %lld runs, %lld failed, last success %s%s%s\n", s.value("name", std::string()).c_str(),
+                static_cast<long long>(s.value("runs", int64_t{0})),
+                static_cast<long long>(s.value("failures", int64_t{0})),
+                last.empty() ? "never" : last.c_str(),
+                s.value("last_summary", std::string()).empty()
+                    ? ""
+                    : ("; " + s.value("last_summary", std::string())).c_str(),
+                s.value("last_error", std::string()).empty()
+                    ? ""
+                    : ("; error: " + s.value("last_error", std::string())).c_str());
+  }
+  return 0;
+}
+
+}  // namespace plinth::cli
