@@ -15,6 +15,8 @@
 #include "cli/commands.h"
 #include "cli/workspace.h"
 #include "runtime/controller/controller.h"
+#include "runtime/controller/service_supervision.h"
+#include "runtime/storage/keys.h"
 
 namespace plinth::cli {
 
@@ -151,6 +153,11 @@ int Controller(const Options& options) {
     return r;
   };
   tasks.push_back(std::move(sweep));
+  // Services: every pass, replicas kept matching the service store
+  // (runtime/controller/service_supervision.h).
+  const fs::path ws_dir = ControllerDir(o).parent_path();
+  controller::ServiceSupervision services(ws_dir, storage::WorkspaceKeyPath(ws_dir), clock);
+  tasks.push_back(services.Task(std::chrono::milliseconds(interval_ms)));
 
   auto ctl = std::make_unique<controller::Controller>(co, clock, std::move(tasks));
   std::string error;
@@ -244,6 +251,21 @@ int ControllerStatus(const Options& options) {
               doc.value("updated_at", std::string()).c_str());
   if (std::string e = doc.value("last_error", std::string()); !e.empty())
     std::printf("last error: %s\n", e.c_str());
+  for (const json& s : doc.value("services", json::array())) {
+    std::printf("service %s: %d of %d replicas ready%s%s\n", s.value("id", std::string()).c_str(),
+                s.value("ready", 0), s.value("wanted", 0),
+                s.value("converged", false) ? "" : " (converging)",
+                s.value("failing", std::string()).empty() ? ""
+                                                          : ("; " + s.value("failing", std::string())).c_str());
+    for (const json& r : s.value("replicas", json::array())) {
+      std::printf("  %s: %s%s, pid %lld, %d restarts%s\n", r.value("id", std::string()).c_str(),
+                  r.value("phase", std::string()).c_str(), r.value("ready", false) ? ", ready" : "",
+                  static_cast<long long>(r.value("pid", int64_t{0})), r.value("restarts", 0),
+                  r.value("last_error", std::string()).empty()
+                      ? ""
+                      : ("; " + r.value("last_error", std::string())).c_str());
+    }
+  }
   for (const json& s : doc.value("sweeps", json::array())) {
     std::string last = s.value("last_success", std::string());
     std::printf("%s: %lld runs, %lld failed, last success %s%s%s\n", s.value("name", std::string()).c_str(),

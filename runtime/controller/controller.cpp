@@ -312,6 +312,8 @@ std::string Controller::MetricsText() const {
   for (const Task& t : tasks_) m.Sample(static_cast<double>(t.status.failures), {{"task", t.spec.name}});
   m.Gauge("plinth_controller_sweep_duration_seconds", "how long each periodic task's last run took");
   for (const Task& t : tasks_) m.Sample(t.status.last_duration_s, {{"task", t.spec.name}});
+  for (const Task& t : tasks_)
+    if (t.spec.metrics) t.spec.metrics(m);
   return m.Text();
 }
 
@@ -343,6 +345,8 @@ std::string Controller::StatusJsonLocked() const {
               {"stopped", stopped_},
               {"last_error", last_error_},
               {"sweeps", sweeps}};
+  for (const Task& t : tasks_)
+    if (t.spec.status && !t.spec.status_key.empty()) doc[t.spec.status_key] = t.spec.status();
   return doc.dump(2);
 }
 

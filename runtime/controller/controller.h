@@ -43,6 +43,9 @@
 #include "runtime/controller/clock.h"
 #include "runtime/controller/http_server.h"
 #include "runtime/controller/lease.h"
+#include "runtime/metrics/exposition.h"
+
+#include <nlohmann/json.hpp>
 
 namespace plinth::controller {
 
@@ -58,6 +61,13 @@ struct PeriodicTask {
   // Runs on the loop thread, only while leading; `term` is the lease's
   // fencing token at the time. Must not throw.
   std::function<TaskResult(int64_t term)> run;
+  // Optional: a section of the status document under `status_key` (e.g.
+  // "services"), and metric families appended to /metrics. Called with the
+  // controller's lock held, from any thread: they must not call back into
+  // the Controller and must lock their own state.
+  std::string status_key;
+  std::function<nlohmann::json()> status;
+  std::function<void(metrics::Exposition&)> metrics;
 };
 
 struct ControllerOptions {

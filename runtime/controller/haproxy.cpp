@@ -308,7 +308,12 @@ std::string RenderConfig(const LbSpec& spec, const LbRuntime& runtime) {
     << "    timeout queue 10s\n";
   if (http) o << "    timeout http-request 10s\n";
   o << "    retries 3\n"
-    << "    option redispatch\n"
+    << "    option redispatch\n";
+  // HTTP: a request whose server closed without answering (a replica being
+  // replaced or killed mid-request) is sent again to another server. This
+  // resends POSTs too: fine for inference, documented for the rest.
+  if (http) o << "    retry-on conn-failure empty-response response-timeout\n";
+  o << ""
     << "\n"
     << "frontend " << FrontendName(spec) << "\n"
     << "    bind " << spec.bind_host << ":" << spec.bind_port << "\n"
@@ -321,8 +326,13 @@ std::string RenderConfig(const LbSpec& spec, const LbRuntime& runtime) {
     o << "    option httpchk GET " << spec.health.path << "\n"
       << "    http-check expect status 200-399\n";
   }
+  // A connection a server refuses marks it down at once (observe layer4,
+  // error-limit 1), and the request is retried on another server, a backup
+  // when no active one is left (retries, redispatch): a replica or region that
+  // dies costs no request, instead of failing them for fall x inter until the
+  // health check notices. The health check brings it back (rise).
   o << "    default-server inter " << spec.health.interval_ms << " rise " << spec.health.rise << " fall "
-    << spec.health.fall << "\n";
+    << spec.health.fall << " observe layer4 error-limit 1 on-error mark-down\n";
   // One line per server; the region name stays out of the file (it is not
   // sanitized), the order is the spec's.
   for (const LbBackend& b : spec.backends) {

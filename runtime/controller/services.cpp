@@ -176,8 +176,10 @@ std::unique_ptr<ServiceStore> ServiceStore::Open(const fs::path& dir, const fs::
                                                  bool create, std::string* error) {
   std::unique_ptr<ServiceStore> s(new ServiceStore());
   std::error_code ec;
-  s->dir_ = fs::absolute(dir, ec);
-  if (ec) s->dir_ = dir;
+  // One spelling of the directory whoever opens it (apply, the controller):
+  // replica log paths enter the replicas' spec digests.
+  s->dir_ = fs::weakly_canonical(fs::absolute(dir, ec), ec);
+  if (ec) s->dir_ = fs::absolute(dir).lexically_normal();
   s->key_path_ = workspace_key;
   const fs::path db = s->dir_ / "services.db";
   if (!create && !fs::exists(db)) return *error = "no services recorded in " + s->dir_.string(), nullptr;
@@ -367,9 +369,12 @@ bool ReconcileService(Supervisor& supervisor, const ServiceSpec& spec,
       supervisor.Remove(s.id, &e);
     }
   }
+  const int64_t settle_ms = SettleTime(spec).count();
   auto all_ready = [&] {
-    for (const auto& r : wanted)
-      if (!supervisor.Ready(r.id)) return false;
+    for (const auto& r : wanted) {
+      auto s = supervisor.Snapshot(r.id);
+      if (!s || !s->ready || s->ready_for_ms < settle_ms) return false;
+    }
     return true;
   };
   for (ReplicaSpec& r : wanted) {
@@ -385,6 +390,11 @@ bool ReconcileService(Supervisor& supervisor, const ServiceSpec& spec,
     if (!supervisor.Update(std::move(r), error)) return false;
   }
   return true;
+}
+
+std::chrono::milliseconds SettleTime(const ServiceSpec& spec) {
+  if (!spec.readiness) return std::chrono::milliseconds(1000);
+  return std::chrono::milliseconds(1000LL * spec.readiness->period_s + 1000);
 }
 
 void RemoveServiceReplicas(Supervisor& supervisor, const std::string& id) {

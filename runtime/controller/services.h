@@ -24,6 +24,7 @@
 // connection, serialised); the functions are stateless.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -112,13 +113,19 @@ class ServiceStore {
 // ones, updates changed ones (a changed command, environment or version
 // replaces the process; changed probes are swapped in place), and removes
 // this service's replicas that are no longer wanted (fewer replicas, a
-// region dropped or down). When `one_at_a_time`, at most one replica whose
-// process must be replaced is replaced per call while any replica of the
-// service is not ready (a rolling replacement: call again on later ticks).
-// False with *error when a replica spec is invalid.
+// region dropped or down). When `one_at_a_time`, a replica whose process
+// must be replaced is replaced only while every replica of the service has
+// been ready for at least SettleTime(spec) (so a load balancer checking at
+// the probe's period has taken the last one back first): a rolling
+// replacement, one replica per call; call again on later ticks. False with
+// *error when a replica spec is invalid.
 bool ReconcileService(Supervisor& supervisor, const ServiceSpec& spec,
                       const std::map<std::string, std::string>& secrets,
                       const std::filesystem::path& logs_dir, bool one_at_a_time, std::string* error);
+
+// The settle time of a rolling replacement: the readiness probe's period
+// plus one second; 1 s without a readiness probe.
+std::chrono::milliseconds SettleTime(const ServiceSpec& spec);
 
 // Removes every replica of service `id` from `supervisor` (they are stopped
 // by its next Ticks).

@@ -144,6 +144,7 @@ nlohmann::json SnapshotJson(const ReplicaSnapshot& s) {
           {"pid", s.pid},
           {"start_time", s.start_time},
           {"ready", s.ready},
+          {"ready_for_ms", s.ready_for_ms},
           {"liveness", std::string(ProbeStateName(s.liveness))},
           {"readiness", std::string(ProbeStateName(s.readiness))},
           {"startup", std::string(ProbeStateName(s.startup))},
@@ -176,6 +177,7 @@ struct Supervisor::Replica {
   bool killed = false;               // kTerminating: SIGKILL sent
   std::optional<ProbeTracker> liveness, readiness, startup;
   bool ready_reported = false;
+  Clock::TimePoint ready_since{};  // when ready_reported last changed
   std::string last_error;
   std::deque<ReplicaEvent> events;
 };
@@ -724,6 +726,7 @@ void Supervisor::Tick() {
       bool ready = ReadyOf(*rp);
       if (ready != rp->ready_reported) {
         rp->ready_reported = ready;
+        rp->ready_since = clock_.Now();
         ready_changes.emplace_back(id, ready);
       }
     }
@@ -747,6 +750,7 @@ ReplicaSnapshot Supervisor::SnapshotOf(const Replica& r) const {
   s.pid = r.pid;
   s.start_time = r.start_time;
   s.ready = ReadyOf(r);
+  if (s.ready && r.ready_reported) s.ready_for_ms = std::max<int64_t>(0, Ms(clock_.Now() - r.ready_since));
   if (r.liveness) s.liveness = r.liveness->state();
   if (r.readiness) s.readiness = r.readiness->state();
   if (r.startup) s.startup = r.startup->state();

@@ -90,9 +90,10 @@ struct ReplicaEvent {
 struct ReplicaSnapshot {
   std::string id;
   ReplicaPhase phase = ReplicaPhase::kBackoff;
-  pid_t pid = 0;            // 0 when not running
-  uint64_t start_time = 0;  // ProcessStartTime of pid
-  bool ready = false;       // what a load balancer should route by
+  pid_t pid = 0;             // 0 when not running
+  uint64_t start_time = 0;   // ProcessStartTime of pid
+  bool ready = false;        // what a load balancer should route by
+  int64_t ready_for_ms = 0;  // how long it has been ready as of the last Tick (0: not ready)
   ProbeState liveness = ProbeState::kUnknown, readiness = ProbeState::kUnknown,
              startup = ProbeState::kUnknown;
   int restarts = 0;                  // starts after the first one

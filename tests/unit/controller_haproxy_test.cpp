@@ -84,6 +84,7 @@ TEST(HaproxyRender, RoundRobinIsWholeAndDeterministic) {
             "    timeout http-request 10s\n"
             "    retries 3\n"
             "    option redispatch\n"
+            "    retry-on conn-failure empty-response response-timeout\n"
             "\n"
             "frontend fe_web\n"
             "    bind 127.0.0.1:8080\n"
@@ -94,7 +95,7 @@ TEST(HaproxyRender, RoundRobinIsWholeAndDeterministic) {
             "    option allbackups\n"
             "    option httpchk GET /healthz\n"
             "    http-check expect status 200-399\n"
-            "    default-server inter 500 rise 1 fall 2\n"
+            "    default-server inter 500 rise 1 fall 2 observe layer4 error-limit 1 on-error mark-down\n"
             "    server eu-0 127.0.0.1:9000 check weight 1\n"
             "    server eu-1 127.0.0.1:9001 check weight 2\n"
             "    server us-0 127.0.0.1:9100 check weight 1\n");

@@ -179,16 +179,27 @@ TEST_F(ControllerServicesReconcile, ScalesDownAndReplacesOneAtATime) {
   sup->Tick();
   for (const auto& s : ServiceReplicas(*sup, "api")) EXPECT_EQ(s.pid, pids[s.id]) << s.id;
 
-  // A new version: one replica at a time.
+  // A new version: one replica at a time, each once all have been ready for
+  // the settle time (1 s without a readiness probe).
   ServiceSpec v2 = Marked(2);
   v2.version = "v2";
   ASSERT_TRUE(ReconcileService(*sup, v2, {}, tmp_.path() / "logs", true, &error)) << error;
+  EXPECT_EQ(ReadyCount(*sup), 4);  // ready, but not for the settle time yet: nothing replaced
+  clock_.Advance(SettleTime(v2));
+  sup->Tick();
+  ASSERT_TRUE(ReconcileService(*sup, v2, {}, tmp_.path() / "logs", true, &error)) << error;
   EXPECT_EQ(ReadyCount(*sup), 3);  // exactly one is being replaced
+  clock_.Advance(SettleTime(v2));
   ASSERT_TRUE(ReconcileService(*sup, v2, {}, tmp_.path() / "logs", true, &error)) << error;
   EXPECT_EQ(ReadyCount(*sup), 3);  // no second one while it is not ready
   int replaced = 0;
   for (int round = 0; round < 8 && replaced < 4; ++round) {
     ASSERT_TRUE(TickUntil(*sup, [&] { return ReadyCount(*sup) == 4; }));
+    // Just ready: not settled, so nothing else is replaced yet.
+    ASSERT_TRUE(ReconcileService(*sup, v2, {}, tmp_.path() / "logs", true, &error)) << error;
+    EXPECT_EQ(ReadyCount(*sup), 4);
+    clock_.Advance(SettleTime(v2));
+    sup->Tick();
     ASSERT_TRUE(ReconcileService(*sup, v2, {}, tmp_.path() / "logs", true, &error)) << error;
     replaced = 0;
     for (const auto& s : ServiceReplicas(*sup, "api")) replaced += s.pid != pids[s.id] ? 1 : 0;

@@ -243,7 +243,7 @@ TEST(LoadBalancerConfig, HealthComesFromTheServicesReadiness) {
   ValueMap config = LbConfig(Value::Object(service), {{"mode", S("failover")}, {"primary", RegionRef("eu")}});
   ValueMap planned = config;
   sc::NormalizeLoadBalancerReferences(config, planned);
-  EXPECT_EQ(planned["health"].as_string(), "http /ready");
+  EXPECT_EQ(planned["health"].as_string(), "http /ready, every 10s, rise 1, fall 3");
   // Only the service's identity and endpoints are kept, and the primary's name.
   EXPECT_FALSE(planned["service"].as_object().count("readiness"));
   EXPECT_TRUE(planned["service"].as_object().count("endpoints"));
@@ -255,7 +255,7 @@ TEST(LoadBalancerConfig, HealthComesFromTheServicesReadiness) {
   config["service"] = Value::Object(service);
   planned = config;
   sc::NormalizeLoadBalancerReferences(config, planned);
-  EXPECT_EQ(planned["health"].as_string(), "tcp");
+  EXPECT_EQ(planned["health"].as_string(), "tcp, every 10s, rise 1, fall 3");
 }
 
 TEST(LoadBalancerConfig, LoopbackCheck) {

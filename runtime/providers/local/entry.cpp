@@ -11,8 +11,8 @@ CatalogEntry LocalCatalogEntry() {
       &LocalProviderSchemas,
       [] { return std::optional<ProviderConfigSchema>(); },  // configured by the workspace, not a block
       [](const ProviderContext& context, const ValueMap&) -> Result<std::unique_ptr<Provider>> {
-        return std::unique_ptr<Provider>(std::make_unique<LocalProvider>(context.data_root, context.workspace_key, context.stop,
-                                                                     context.compute_dir, context.config_dir));
+        return std::unique_ptr<Provider>(std::make_unique<LocalProvider>(
+            context.data_root, context.workspace_key, context.stop, context.compute_dir, context.config_dir));
       },
   };
 }

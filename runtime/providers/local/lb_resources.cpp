@@ -11,6 +11,7 @@
 // replicas take traffic even while no controller runs. HAProxy is a daemon:
 // it outlives apply, and the next apply adopts it by pid and start time.
 #include <cstdlib>
+#include <optional>
 
 #include "runtime/controller/haproxy.h"
 #include "runtime/process/process.h"
@@ -59,22 +60,38 @@ std::optional<controller::LbSpec> LbSpecFromPlanned(const ValueMap& planned, std
                                   : controller::LbMode::kRoundRobin;
   if (const Value* p = Get(planned, "primary"); p && p->kind() == Value::Kind::Object)
     spec.primary_region = Text(p->as_object(), "name");
+  // "http /ready, every 1s, rise 1, fall 3" or "tcp, every 2s, rise 1, fall 3".
   const std::string health = Text(planned, "health");
-  if (health.rfind("http ", 0) == 0) {
+  std::string check = health.substr(0, health.find(','));
+  if (check.rfind("http ", 0) == 0) {
     spec.health.kind = controller::LbHealth::Kind::kHttp;
-    spec.health.path = health.substr(5);
+    spec.health.path = check.substr(5);
     spec.protocol = controller::LbProtocol::kHttp;
   } else {
     spec.health.kind = controller::LbHealth::Kind::kTcp;
     spec.protocol = controller::LbProtocol::kTcp;
   }
+  auto number_after = [&](const std::string& word) -> std::optional<int64_t> {
+    auto at = health.find(", " + word + " ");
+    if (at == std::string::npos) return std::nullopt;
+    return std::strtoll(health.c_str() + at + word.size() + 3, nullptr, 10);
+  };
+  if (auto at = health.find(", every "); at != std::string::npos) {
+    char* end = nullptr;
+    long long n = std::strtoll(health.c_str() + at + 8, &end, 10);
+    bool ms = end && end[0] == 'm' && end[1] == 's';
+    if (n > 0) spec.health.interval_ms = static_cast<int>(ms ? n : n * 1000);
+  }
+  if (auto rise = number_after("rise"); rise && *rise > 0) spec.health.rise = static_cast<int>(*rise);
+  if (auto fall = number_after("fall"); fall && *fall > 0) spec.health.fall = static_cast<int>(*fall);
   const Value* backends = Get(planned, "backends");
   if (!backends || backends->kind() != Value::Kind::List)
     return *error = "the service's endpoints must be known at apply", std::nullopt;
   for (const Value& b : backends->as_list()) {
     if (b.kind() != Value::Kind::String) continue;
     auto e = service_config::ParseEndpoint(b.as_string());
-    if (!e) return *error = "backend '" + b.as_string() + "' is not \"<region>/<i> <host>:<port>\"", std::nullopt;
+    if (!e)
+      return *error = "backend '" + b.as_string() + "' is not \"<region>/<i> <host>:<port>\"", std::nullopt;
     controller::LbBackend backend;
     backend.id = e->region + "/" + std::to_string(e->index);
     backend.region = e->region;
@@ -94,8 +111,9 @@ Result<ResourceObject> LocalProvider::WriteLoadBalancer(const ValueMap& planned)
   if (!spec) return LbFail("cannot apply the load balancer: " + error);
   auto haproxy = FindHaproxy();
   if (!haproxy)
-    return LbFail("haproxy is not installed (looked on PATH and in /usr/sbin): install the Debian package "
-                  "haproxy, or set PLINTH_HAPROXY to its path");
+    return LbFail(
+        "haproxy is not installed (looked on PATH and in /usr/sbin): install the Debian package "
+        "haproxy, or set PLINTH_HAPROXY to its path");
   controller::HaproxyInstance instance(WorkspaceDir() / "lb" / spec->name, *haproxy);
   controller::LbRuntime runtime;
   if (spec->mode == controller::LbMode::kLatency) runtime.region_rtt_us = controller::MeasureRegionRtt(*spec);
@@ -105,7 +123,8 @@ Result<ResourceObject> LocalProvider::WriteLoadBalancer(const ValueMap& planned)
   return ResourceObject{spec->name, std::move(attrs)};
 }
 
-Result<std::optional<ResourceObject>> LocalProvider::ReadLoadBalancer(const std::string& id, const ValueMap& prior) {
+Result<std::optional<ResourceObject>> LocalProvider::ReadLoadBalancer(const std::string& id,
+                                                                      const ValueMap& prior) {
   using Out = std::optional<ResourceObject>;
   fs::path dir = WorkspaceDir() / "lb" / id;
   std::error_code ec;

@@ -232,7 +232,6 @@ bool MakeDirs(const fs::path& dir, int* err) {
   return *err == 0;
 }
 
-
 // Replaces `path` with `data` atomically (runtime/io/durable.h): readers see
 // the old or the new file.
 std::optional<ProviderError> WriteFileAtomic(const fs::path& path, std::string_view data,
@@ -266,8 +265,9 @@ FileRead ReadFile(const fs::path& root, const fs::path& path, bool sensitive_pat
   int e = io::ReadFileBeneath(root, rel, &out);
   if (e == ENOENT || e == ENOTDIR) return r;
   if (e == ELOOP) {
-    r.error = Fail(ErrnoPath(path, sensitive_path) +
-                   " is a symlink or lies under one; the local provider reads only its own files (remove the link)");
+    r.error = Fail(
+        ErrnoPath(path, sensitive_path) +
+        " is a symlink or lies under one; the local provider reads only its own files (remove the link)");
     return r;
   }
   if (e != 0) {
@@ -710,23 +710,23 @@ std::vector<PlanConflict> LocalProvider::CheckPlan(const std::vector<PlanItem>& 
       auto [at, fresh] = ids.emplace(std::make_pair(item.type, id->as_string()), &item);
       if (!fresh) {
         const PlanItem& first = *at->second;
-        std::string what = item.type == "marker" ? "both write the file '" + id->as_string() +
-                                                       "'; give each its own path"
-                           : item.type == "bucket"
-                               ? "are both bucket '" + id->as_string() +
-                                     "' (same region and name); rename one of them or place it in another region"
-                           : item.type == "pool"
-                               ? "are both pool '" + id->as_string() +
-                                     "' (same region and name); rename one of them or place it in another region"
-                           : item.type == "job"
-                               ? "are both job '" + id->as_string() +
-                                     "' (same pool, name and configuration); rename one of them"
-                               : "are both region '" + id->as_string() +
-                                     "' (region names are unique per data root); rename one of them";
+        std::string what =
+            item.type == "marker" ? "both write the file '" + id->as_string() + "'; give each its own path"
+            : item.type == "bucket"
+                ? "are both bucket '" + id->as_string() +
+                      "' (same region and name); rename one of them or place it in another region"
+            : item.type == "pool"
+                ? "are both pool '" + id->as_string() +
+                      "' (same region and name); rename one of them or place it in another region"
+            : item.type == "job" ? "are both job '" + id->as_string() +
+                                       "' (same pool, name and configuration); rename one of them"
+                                 : "are both region '" + id->as_string() +
+                                       "' (region names are unique per data root); rename one of them";
         // The one not applied yet is the one to change.
         const PlanItem& change = item.existing && !first.existing ? first : item;
         const PlanItem& other = &change == &item ? first : item;
-        out.push_back({{change.address, other.address}, change.address + " and " + other.address + " " + what});
+        out.push_back(
+            {{change.address, other.address}, change.address + " and " + other.address + " " + what});
       }
     }
     if (item.type != "region") continue;
@@ -757,7 +757,8 @@ std::vector<PlanConflict> LocalProvider::CheckPlan(const std::vector<PlanItem>& 
     by_port.push_back(&r);
     highest_end = std::max(highest_end, *r.base + *r.count);
   }
-  std::stable_sort(by_port.begin(), by_port.end(), [](const Region* a, const Region* b) { return *a->base < *b->base; });
+  std::stable_sort(by_port.begin(), by_port.end(),
+                   [](const Region* a, const Region* b) { return *a->base < *b->base; });
   std::map<std::string, const Region*> reach_by_host;
   for (const Region* r : by_port) {
     const Region* reach = nullptr;
@@ -769,11 +770,12 @@ std::vector<PlanConflict> LocalProvider::CheckPlan(const std::vector<PlanItem>& 
       auto [change, other] = blame(*reach, *r);
       std::string fix = "set port_base on one of them so the ranges do not overlap";
       if (highest_end + *change->count <= 65536)
-        fix += " (for example port_base = " + std::to_string(highest_end) + " on " + change->item->address + ")";
+        fix +=
+            " (for example port_base = " + std::to_string(highest_end) + " on " + change->item->address + ")";
       out.push_back({{change->item->address, other->item->address},
-                     "port range " + PortRange(*change->base, *change->count) + " of " + change->item->address +
-                         " overlaps " + other->item->address + " (" + PortRange(*other->base, *other->count) +
-                         "); " + fix});
+                     "port range " + PortRange(*change->base, *change->count) + " of " +
+                         change->item->address + " overlaps " + other->item->address + " (" +
+                         PortRange(*other->base, *other->count) + "); " + fix});
     }
     const Region*& mine = reach_by_host[r->host];
     if (!mine || *r->base + *r->count > *mine->base + *mine->count) mine = r;
@@ -796,8 +798,8 @@ std::vector<PlanConflict> LocalProvider::CheckPlan(const std::vector<PlanItem>& 
     if (outer && Contains(outer->path, r->path)) {
       auto [change, other] = blame(*outer, *r);
       std::string why = outer->path == r->path ? "has the same root as " + other->item->address
-                                               : change == r ? "has its root inside the root of " + other->item->address
-                                                             : "has its root around the root of " + other->item->address;
+                        : change == r          ? "has its root inside the root of " + other->item->address
+                                               : "has its root around the root of " + other->item->address;
       out.push_back({{change->item->address, other->item->address},
                      change->item->address + " (" + RootRelative(change->path) + ") " + why + " (" +
                          RootRelative(other->path) + "); regions are isolated directories: set root on " +
@@ -918,11 +920,13 @@ Result<std::pair<std::string, std::string>> ParseBucketId(const std::string& id)
   size_t slash = id.find('/');
   std::string region_name = slash == std::string::npos ? "" : id.substr(0, slash);
   std::string bucket = slash == std::string::npos ? "" : id.substr(slash + 1);
-  if (!ValidSegment(region_name) || !ValidSegment(bucket)) return Fail("bucket id '" + id + "' is not REGION/BUCKET");
+  if (!ValidSegment(region_name) || !ValidSegment(bucket))
+    return Fail("bucket id '" + id + "' is not REGION/BUCKET");
   return std::make_pair(region_name, bucket);
 }
 
-Result<ValueMap> PrepareForWrite(const LocalProvider& provider, const std::string& type, const ValueMap& planned) {
+Result<ValueMap> PrepareForWrite(const LocalProvider& provider, const std::string& type,
+                                 const ValueMap& planned) {
   const ResourceSchema* schema = SchemaOf(type);
   ValueMap p = planned;
   FillBlock(schema->body, p);
@@ -1019,9 +1023,9 @@ std::optional<RegionRef> RefOf(const Value* v) {
 // The bucket's settings as stored in its metadata file (everything the user
 // configures; `path` and the identity are derived).
 const std::vector<std::string>& StoredBucketKeys() {
-  static const std::vector<std::string> keys = {"capacity", "alert_at",       "encryption", "versioning",
-                                                "labels",   "lifecycle_rule", "backup",     "grant",
-                                                "force_destroy"};
+  static const std::vector<std::string> keys = {"capacity",   "alert_at", "encryption",
+                                                "versioning", "labels",   "lifecycle_rule",
+                                                "backup",     "grant",    "force_destroy"};
   return keys;
 }
 
@@ -1056,7 +1060,8 @@ Result<std::optional<BucketMeta>> ReadBucketMeta(const fs::path& region_dir, con
     if (!j["attributes"].contains(k)) continue;
     ValueFromJsonResult v = ValueFromJson(j["attributes"][k]);
     if (!v.ok())
-      return Fail("bucket metadata '" + (region_dir / rel).string() + "' is unreadable: " + k + ": " + v.error);
+      return Fail("bucket metadata '" + (region_dir / rel).string() + "' is unreadable: " + k + ": " +
+                  v.error);
     m.attributes[k] = v.value;
   }
   if (!m.attributes.count("force_destroy") || m.attributes["force_destroy"].is_null())
@@ -1066,8 +1071,8 @@ Result<std::optional<BucketMeta>> ReadBucketMeta(const fs::path& region_dir, con
 
 // Whether metadata `m` of bucket `id` agrees with `prior` on identity, key
 // and every stored setting.
-bool MetaAgrees(const BucketMeta& m, const std::string& id, const std::string& region, const std::string& bucket,
-                const ValueMap& prior) {
+bool MetaAgrees(const BucketMeta& m, const std::string& id, const std::string& region,
+                const std::string& bucket, const ValueMap& prior) {
   if (m.id != id || m.region != region || m.bucket != bucket) return false;
   const Value* k = Find(prior, "key");
   if (IsKnownString(k) && k->as_string() != m.key) return false;
@@ -1109,8 +1114,9 @@ Result<std::optional<ResourceObject>> LocalProvider::ReadBucketAt(const std::str
   // there (grants, lifecycle rules, force_destroy), and the next apply
   // rewrites it from the configuration.
   const std::optional<BucketMeta>& m = meta.value();
-  bool trusted = m && (prior && !prior->empty() ? MetaAgrees(*m, o.id, region_name, bucket_name, *prior)
-                                                : m->id == o.id && m->region == region_name && m->bucket == bucket_name);
+  bool trusted =
+      m && (prior && !prior->empty() ? MetaAgrees(*m, o.id, region_name, bucket_name, *prior)
+                                     : m->id == o.id && m->region == region_name && m->bucket == bucket_name);
   if (trusted) {
     for (const auto& k : StoredBucketKeys()) {
       if (auto it = m->attributes.find(k); it != m->attributes.end()) a[k] = it->second;
@@ -1203,8 +1209,9 @@ Result<ResourceObject> LocalProvider::WriteBucket(const ValueMap& planned, const
     // anything else there is somebody's data.
     if (Exists(dir.value() / kBucketMeta)) {
       auto meta = ReadBucketMeta(region_dir.value(), bucket);
-      bool half_made = meta.ok() && meta.value() && meta.value()->id == id && meta.value()->region == ref->name &&
-                       meta.value()->bucket == bucket && CountFiles(dir.value(), {kBucketMeta}) == 0 &&
+      bool half_made = meta.ok() && meta.value() && meta.value()->id == id &&
+                       meta.value()->region == ref->name && meta.value()->bucket == bucket &&
+                       CountFiles(dir.value(), {kBucketMeta}) == 0 &&
                        CountFiles(storage::StoreDirFor(region_dir.value(), bucket), {}) == 0;
       if (half_made) {
         // Its key must open for this id with this workspace's key: a file
@@ -1220,8 +1227,8 @@ Result<ResourceObject> LocalProvider::WriteBucket(const ValueMap& planned, const
       adopted_key = meta.value()->key;
     } else if (IsDir(dir.value())) {
       if (size_t n = CountFiles(dir.value(), {}); n > 0) {
-        ProviderError e = Fail("'" + dir.value().string() + "' already holds " + FilesText(n) + " of bucket '" + id +
-                               "', which Plinth did not create");
+        ProviderError e = Fail("'" + dir.value().string() + "' already holds " + FilesText(n) +
+                               " of bucket '" + id + "', which Plinth did not create");
         e.import_id = id;
         return e;
       }
@@ -1244,12 +1251,14 @@ Result<ResourceObject> LocalProvider::WriteBucket(const ValueMap& planned, const
       return Fail("the backup of bucket '" + id + "' must go to another region than '" + ref->name +
                   "' (a backup in the same region is lost with it)");
     }
-    auto to_dir = Inside(RegionDirFor(tref->name, tref->hint), "the directory of region '" + tref->name + "'");
+    auto to_dir =
+        Inside(RegionDirFor(tref->name, tref->hint), "the directory of region '" + tref->name + "'");
     if (!to_dir.ok()) return to_dir.error();
     if (!LoadRegion(tref->name, to_dir.value()).ok()) {
       return Fail("backup region '" + tref->name + "' of bucket '" + id + "' does not exist");
     }
-    bm["to"] = Value::Object({{"name", Value::String(tref->name)}, {"path", Value::String(to_dir.value().string())}});
+    bm["to"] = Value::Object(
+        {{"name", Value::String(tref->name)}, {"path", Value::String(to_dir.value().string())}});
     b = Value::Object(std::move(bm));
   }
   int e = 0;
@@ -1295,7 +1304,8 @@ Result<ResourceObject> LocalProvider::WriteBucket(const ValueMap& planned, const
     // Written through a handle on the bucket's directory opened beneath its
     // region's (a symlink standing in for the directory is not followed).
     storage::BeneathDir bdir;
-    if (int e = storage::BeneathDir::Open(region_dir.value(), fs::path("buckets") / bucket, false, 0, &bdir)) {
+    if (int e =
+            storage::BeneathDir::Open(region_dir.value(), fs::path("buckets") / bucket, false, 0, &bdir)) {
       if (e == ELOOP)
         return Fail("bucket '" + id + "': '" + RootRelative(dir.value()) +
                     "' is a symbolic link, which plinth does not follow; remove it, then apply again");
@@ -1399,7 +1409,8 @@ std::string OptIn(const std::string& bucket) {
 // "a, b and c".
 std::string Listed(const std::vector<std::string>& parts) {
   std::string out;
-  for (size_t i = 0; i < parts.size(); ++i) out += (i == 0 ? "" : i + 1 == parts.size() ? " and " : ", ") + parts[i];
+  for (size_t i = 0; i < parts.size(); ++i)
+    out += (i == 0 ? "" : i + 1 == parts.size() ? " and " : ", ") + parts[i];
   return out;
 }
 
@@ -1414,7 +1425,8 @@ Tally TallyTree(const fs::path& dir, const std::vector<std::string>& skip) {
   std::error_code ec;
   for (fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
        !ec && it != end; it.increment(ec)) {
-    if (it.depth() == 0 && std::find(skip.begin(), skip.end(), it->path().filename().string()) != skip.end()) {
+    if (it.depth() == 0 &&
+        std::find(skip.begin(), skip.end(), it->path().filename().string()) != skip.end()) {
       it.disable_recursion_pending();
       continue;
     }
@@ -1439,8 +1451,8 @@ struct LocalProvider::BucketDeletion {
   DeletePreview preview;
   bool exists = false;
   bool force = false;
-  fs::path live;                      // the bucket's directory (resolved)
-  fs::path store;                     // its archive tier and stored versions
+  fs::path live;                       // the bucket's directory (resolved)
+  fs::path store;                      // its archive tier and stored versions
   std::optional<fs::path> repository;  // deleted with the bucket
 };
 
@@ -1456,7 +1468,7 @@ std::string LocalProvider::RootRelative(const fs::path& p) const {
 }
 
 Result<LocalProvider::BucketDeletion> LocalProvider::InspectBucketDeletion(const std::string& id,
-                                                                          const ValueMap& prior) const {
+                                                                           const ValueMap& prior) const {
   auto parsed = ParseBucketId(id);
   if (!parsed.ok()) return parsed.error();
   const auto& [region_name, bucket] = parsed.value();
@@ -1473,15 +1485,17 @@ Result<LocalProvider::BucketDeletion> LocalProvider::InspectBucketDeletion(const
   const std::string name = Named(prior, "bucket", id);
   // Jobs can write beside and inside these directories: a delete never
   // counts or removes what lies behind a symlink standing in for one.
-  for (const fs::path& rel : {fs::path("buckets") / bucket, fs::path(".plinth-storage"),
-                              fs::path(".plinth-storage") / bucket, fs::path(".plinth-storage") / bucket / "objects"}) {
+  for (const fs::path& rel :
+       {fs::path("buckets") / bucket, fs::path(".plinth-storage"), fs::path(".plinth-storage") / bucket,
+        fs::path(".plinth-storage") / bucket / "objects"}) {
     struct stat st;
     int e = io::StatBeneath(d.live.parent_path().parent_path(), rel, &st);
     if (e == ENOENT) break;
     if (e == ELOOP || (e == 0 && S_ISLNK(st.st_mode))) {
-      return Fail("cannot delete " + name + ": '" + RootRelative(d.live.parent_path().parent_path() / rel) +
-                  "' is or lies behind a symbolic link, which plinth does not follow; remove the link, then run "
-                  "plinth plan again");
+      return Fail(
+          "cannot delete " + name + ": '" + RootRelative(d.live.parent_path().parent_path() / rel) +
+          "' is or lies behind a symbolic link, which plinth does not follow; remove the link, then run "
+          "plinth plan again");
     }
   }
   DeletePreview& p = d.preview;
@@ -1491,13 +1505,15 @@ Result<LocalProvider::BucketDeletion> LocalProvider::InspectBucketDeletion(const
   if (objects.files > 0) {
     p.amounts["objects"] = objects.files;
     p.amounts["object_bytes"] = objects.bytes;
-    holds.push_back(Counted(objects.files, "object", "objects") + " (" + storage::BytesText(objects.bytes) + ")");
+    holds.push_back(Counted(objects.files, "object", "objects") + " (" + storage::BytesText(objects.bytes) +
+                    ")");
   }
   // The archive tier and stored versions: sealed files per object key
   // (runtime/storage/bucket_store.h); manifests alone hold no data.
   Tally archived, versions;
   std::error_code ec;
-  for (fs::recursive_directory_iterator it(d.store / "objects", ec), end; !ec && it != end; it.increment(ec)) {
+  for (fs::recursive_directory_iterator it(d.store / "objects", ec), end; !ec && it != end;
+       it.increment(ec)) {
     auto st = it->symlink_status(ec);
     if (ec || !fs::is_regular_file(st)) continue;
     std::string file = it->path().filename().string();
@@ -1521,8 +1537,8 @@ Result<LocalProvider::BucketDeletion> LocalProvider::InspectBucketDeletion(const
   }
   p.data = holds;
   if (!holds.empty() && !d.force) {
-    p.refusal = name + " still holds " + Listed(holds) + "; empty it first, or, to delete it with its data, " +
-                OptIn(name);
+    p.refusal = name + " still holds " + Listed(holds) +
+                "; empty it first, or, to delete it with its data, " + OptIn(name);
   }
 
   // The backup repository in the other region: one without snapshots holds
@@ -1554,15 +1570,18 @@ Result<LocalProvider::BucketDeletion> LocalProvider::InspectBucketDeletion(const
       p.amounts["repositories"] = 1;
       p.amounts["snapshots"] = c.snapshots;
       p.amounts["backup_bytes"] = c.bytes;
-      p.data.push_back("backup repository " + shown + " with " + Counted(c.snapshots, "snapshot", "snapshots") +
-                       " (" + storage::BytesText(c.bytes) + ")");
+      p.data.push_back("backup repository " + shown + " with " +
+                       Counted(c.snapshots, "snapshot", "snapshots") + " (" + storage::BytesText(c.bytes) +
+                       ")");
     }
   }
   return d;
 }
 
-Result<LocalProvider::RegionDeletion> LocalProvider::InspectRegionDeletion(const std::string& id, const fs::path& dir,
-                                                                          const ValueMap& prior, bool at_apply) const {
+Result<LocalProvider::RegionDeletion> LocalProvider::InspectRegionDeletion(const std::string& id,
+                                                                           const fs::path& dir,
+                                                                           const ValueMap& prior,
+                                                                           bool at_apply) const {
   RegionDeletion d;
   DeletePreview& p = d.preview;
   const std::string name = Named(prior, "region", id);
@@ -1604,7 +1623,8 @@ Result<LocalProvider::RegionDeletion> LocalProvider::InspectRegionDeletion(const
     if (!contents.ok()) return Fail(contents.error().message, contents.error().retryable);
     const storage::RepositoryContents& c = contents.value();
     if (!c.repository) {
-      holds.push_back({shown + ", which is not a backup repository (" + FilesText(c.files) + ")", "remove it first"});
+      holds.push_back(
+          {shown + ", which is not a backup repository (" + FilesText(c.files) + ")", "remove it first"});
       return std::nullopt;
     }
     if (c.snapshots == 0) {
@@ -1613,23 +1633,27 @@ Result<LocalProvider::RegionDeletion> LocalProvider::InspectRegionDeletion(const
       p.data.push_back("empty backup repository " + shown);
       return std::nullopt;
     }
-    std::string what = "backup repository " + shown + " with " + Counted(c.snapshots, "snapshot", "snapshots") +
-                       " (" + storage::BytesText(c.bytes) + ")";
+    std::string what = "backup repository " + shown + " with " +
+                       Counted(c.snapshots, "snapshot", "snapshots") + " (" + storage::BytesText(c.bytes) +
+                       ")";
     std::optional<Owner> owner = owner_id ? owner_of(owner_id->first, owner_id->second) : std::nullopt;
     if (owner && owner->force && !at_apply) return std::nullopt;  // its bucket's delete removes it first
     p.amounts["snapshots"] += c.snapshots;
     p.amounts["backup_bytes"] += c.bytes;
     if (owner && owner->force) {
-      holds.push_back({what + " of " + owner->name, "delete " + owner->name + " first: with its force_destroy it "
+      holds.push_back({what + " of " + owner->name, "delete " + owner->name +
+                                                        " first: with its force_destroy it "
                                                         "deletes its backups"});
     } else if (owner) {
-      holds.push_back({what + " of " + owner->name, "to delete the backups with it, " + OptIn(owner->name) +
-                                                        ", or remove the repository by hand when they are no longer "
-                                                        "needed"});
+      holds.push_back(
+          {what + " of " + owner->name, "to delete the backups with it, " + OptIn(owner->name) +
+                                            ", or remove the repository by hand when they are no longer "
+                                            "needed"});
     } else if (!owner_id) {
-      holds.push_back({what + " in the layout before backups/<region>/<bucket>",
-                       "move it to backups/<region>/<bucket> for its bucket to use it again (docs/storage.md), or "
-                       "remove it by hand when the backups are no longer needed"});
+      holds.push_back(
+          {what + " in the layout before backups/<region>/<bucket>",
+           "move it to backups/<region>/<bucket> for its bucket to use it again (docs/storage.md), or "
+           "remove it by hand when the backups are no longer needed"});
     } else {
       holds.push_back({what + " of a bucket that no longer exists",
                        "backups outlive their bucket: remove it by hand when they are no longer needed"});
@@ -1641,7 +1665,8 @@ Result<LocalProvider::RegionDeletion> LocalProvider::InspectRegionDeletion(const
   auto sorted_entries = [&](const fs::path& at) {
     std::vector<fs::path> out;
     std::error_code lec;
-    for (fs::directory_iterator it(at, lec), end; !lec && it != end; it.increment(lec)) out.push_back(it->path());
+    for (fs::directory_iterator it(at, lec), end; !lec && it != end; it.increment(lec))
+      out.push_back(it->path());
     std::sort(out.begin(), out.end());
     return out;
   };
@@ -1669,8 +1694,8 @@ Result<LocalProvider::RegionDeletion> LocalProvider::InspectRegionDeletion(const
     skip.push_back(".plinth-storage");
   }
   if (Tally other = TallyTree(dir, skip); other.files > 0) {
-    holds.push_back({FilesText(other.files) + " (" + storage::BytesText(other.bytes) + ") in '" + RootRelative(dir) +
-                         "' that plinth does not manage",
+    holds.push_back({FilesText(other.files) + " (" + storage::BytesText(other.bytes) + ") in '" +
+                         RootRelative(dir) + "' that plinth does not manage",
                      other.files == 1 ? "remove it first" : "remove them first"});
   }
   if (!holds.empty()) {
@@ -1829,7 +1854,8 @@ Result<Done> LocalProvider::Delete(const std::string& type, const std::string& i
       if (!d.ok()) return d.error();
       if (!d.value().preview.refusal.empty()) return Fail(d.value().preview.refusal);
       for (const fs::path& leftover : d.value().leftovers) {
-        if (auto done = storage::DeleteDeletingLeftover(leftover); !done.ok()) return Fail(done.error().message);
+        if (auto done = storage::DeleteDeletingLeftover(leftover); !done.ok())
+          return Fail(done.error().message);
       }
       for (const fs::path& repo : d.value().repositories) {
         if (auto done = storage::DeleteLocalRepository(repo); !done.ok()) return Fail(done.error().message);
@@ -1889,7 +1915,7 @@ Result<Done> LocalProvider::Delete(const std::string& type, const std::string& i
     // interrupted delete is planned again.
     if (auto err = RemoveFile(d.live / kBucketMeta, false)) return *err;
     if (auto err = RemoveEmptyTree(d.live)) return *err;
-    fs::remove_all(d.store, ec);  // status files only: the objects directory is empty
+    fs::remove_all(d.store, ec);            // status files only: the objects directory is empty
     fs::remove(d.store.parent_path(), ec);  // .plinth-storage, when no other bucket uses it
     return Done{};
   }

@@ -8,7 +8,8 @@ namespace {
 using namespace schema;  // NOLINT: the builders read as a declaration language here
 
 ResourceSchema Region() {
-  ResourceSchema s{"region", "local",
+  ResourceSchema s{"region",
+                   "local",
                    "A region of the local provider: an isolated data root directory and a port range for the "
                    "services placed in it.",
                    {}};
@@ -16,10 +17,12 @@ ResourceSchema Region() {
       ForceNew(Attr("root", Type::String(), AttrMode::OptionalComputed,
                     "Data root of the region, relative to the workspace's data directory. Defaults to "
                     "regions/<name>.")),
-      WithDefault(Attr("port_base", Type::Int(), AttrMode::Optional, "First port of the region's port range."),
-                  Value::Number(20000)),
-      WithDefault(Attr("port_count", Type::Int(), AttrMode::Optional, "Number of ports in the region's range."),
-                  Value::Number(1000)),
+      WithDefault(
+          Attr("port_base", Type::Int(), AttrMode::Optional, "First port of the region's port range."),
+          Value::Number(20000)),
+      WithDefault(
+          Attr("port_count", Type::Int(), AttrMode::Optional, "Number of ports in the region's range."),
+          Value::Number(1000)),
       Attr("host", Type::String(), AttrMode::Optional,
            "Loopback address (127.x.y.z) the region's services listen on; unset: 127.0.0.1. Regions on "
            "different hosts can give their replicas the same ports."),
@@ -33,23 +36,28 @@ ResourceSchema Region() {
 }
 
 ResourceSchema Bucket() {
-  ResourceSchema s{"bucket", "local",
-                   "Object storage for datasets, checkpoints and results: a directory in its region, with capacity "
-                   "alerts, versioning, lifecycle rules, backups to another region and access grants.",
-                   {}};
+  ResourceSchema s{
+      "bucket",
+      "local",
+      "Object storage for datasets, checkpoints and results: a directory in its region, with capacity "
+      "alerts, versioning, lifecycle rules, backups to another region and access grants.",
+      {}};
   s.body.attributes = {
       ForceNew(Ref("region", "region", AttrMode::Required, "Region that holds the bucket.")),
       Attr("capacity", Type::Size(), AttrMode::Optional,
            "Size quota; usage is measured against it and alerts fire at alert_at."),
-      WithDefault(Attr("alert_at", Type::Percent(), AttrMode::Optional, "Usage that raises a capacity alert."),
-                  Value::Percent(80)),
-      Caveat(WithDefault(Enum(Attr("encryption", Type::String(), AttrMode::Optional,
-                                   "Encryption at rest. On the local provider stored versions, the archive tier "
-                                   "and backups are always encrypted; live objects are plain files."),
-                              {"none", "aes-256-gcm"}),
-                         Value::String("none")),
-             "live objects of a local bucket are plain files readable by path; stored versions, the archive tier "
-             "and backups are encrypted (AES-256-GCM) whatever this says"),
+      WithDefault(
+          Attr("alert_at", Type::Percent(), AttrMode::Optional, "Usage that raises a capacity alert."),
+          Value::Percent(80)),
+      Caveat(
+          WithDefault(Enum(Attr("encryption", Type::String(), AttrMode::Optional,
+                                "Encryption at rest. On the local provider stored versions, the archive tier "
+                                "and backups are always encrypted; live objects are plain files."),
+                           {"none", "aes-256-gcm"}),
+                      Value::String("none")),
+          "live objects of a local bucket are plain files readable by path; stored versions, the archive "
+          "tier "
+          "and backups are encrypted (AES-256-GCM) whatever this says"),
       WithDefault(Attr("versioning", Type::Bool(), AttrMode::Optional,
                        "Keep previous versions of objects written through Plinth."),
                   Value::Bool(false)),
@@ -66,8 +74,10 @@ ResourceSchema Bucket() {
       {"lifecycle_rule", true, "rule name", 0, SIZE_MAX,
        Body({WithDefault(Attr("prefix", Type::String(), AttrMode::Optional, "Objects the rule applies to."),
                          Value::String("")),
-             Attr("archive_after", Type::Duration(), AttrMode::Optional, "Age after which objects are archived."),
-             Attr("expire_after", Type::Duration(), AttrMode::Optional, "Age after which objects are deleted."),
+             Attr("archive_after", Type::Duration(), AttrMode::Optional,
+                  "Age after which objects are archived."),
+             Attr("expire_after", Type::Duration(), AttrMode::Optional,
+                  "Age after which objects are deleted."),
              Attr("noncurrent_expire_after", Type::Duration(), AttrMode::Optional,
                   "Age after which previous versions are deleted.")}),
        "Archives or expires objects by prefix and age."},
@@ -86,10 +96,12 @@ ResourceSchema Bucket() {
 }
 
 ResourceSchema Marker() {
-  ResourceSchema s{"marker", "local",
-                   "A file whose existence proves the resource exists: created on create, removed on delete. Used by "
-                   "tests and benchmarks to compare the world with the state.",
-                   {}};
+  ResourceSchema s{
+      "marker",
+      "local",
+      "A file whose existence proves the resource exists: created on create, removed on delete. Used by "
+      "tests and benchmarks to compare the world with the state.",
+      {}};
   s.body.attributes = {
       ForceNew(Attr("path", Type::String(), AttrMode::Required, "File path, relative to the data root.")),
       WithDefault(Attr("content", Type::String(), AttrMode::Optional, "Text written into the file."),
@@ -227,8 +239,9 @@ std::shared_ptr<const BlockSchema> ProbeBlock() {
   return Body({
       Attr("http", Type::String(), AttrMode::Optional,
            "Path of an HTTP GET on the replica's port (\"/healthz\"): status 200-399 passes."),
-      WithDefault(Attr("tcp", Type::Bool(), AttrMode::Optional, "A TCP connection to the replica's port passes."),
-                  Value::Bool(false)),
+      WithDefault(
+          Attr("tcp", Type::Bool(), AttrMode::Optional, "A TCP connection to the replica's port passes."),
+          Value::Bool(false)),
       Attr("exec", Type::List(Type::String()), AttrMode::Optional,
            "A command run in the replica's environment: exit status 0 passes."),
       Attr("port", Type::Int(), AttrMode::Optional,
@@ -330,8 +343,8 @@ ResourceSchema LoadBalancer() {
            "The service's replicas as servers, \"<region>/<i> <host>:<port>\", with \" backup\" on those "
            "that take traffic only when the primary region has none up (failover)."),
       Attr("health", Type::String(), AttrMode::Computed,
-           "How HAProxy checks each replica: \"http <path>\" from the service's readiness probe, else "
-           "\"tcp\"."),
+           "How HAProxy checks each replica, from the service's readiness probe (its path, period and "
+           "thresholds): \"http /ready, every 1s, rise 1, fall 3\"; \"tcp, ...\" without an HTTP probe."),
       Attr("running", Type::Bool(), AttrMode::Computed,
            "Whether the HAProxy process runs, read back by refresh; false plans an update that starts it."),
   };

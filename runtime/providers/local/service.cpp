@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 
@@ -345,13 +346,25 @@ void NormalizeLoadBalancerReferences(const ValueMap& config, ValueMap& planned) 
   }
   // How HAProxy checks a replica: the service's readiness probe when it is
   // an HTTP one, else a TCP connect.
-  Value health = Value::String("tcp");
+  // HAProxy checks as often as the probe runs and counts the same
+  // thresholds, so it re-admits a replica about when the probe passes.
+  Value health = Value::String("tcp, every 2s, rise 1, fall 3");
   if (const Value* r = Find(o, "readiness"); r && r->kind() == Value::Kind::Object) {
-    const Value* http = Find(r->as_object(), "http");
-    if (KnownString(http))
-      health = Value::String("http " + http->as_string());
-    else if (http && http->is_unknown())
+    const ValueMap& p = r->as_object();
+    const Value* http = Find(p, "http");
+    const Value* period = Find(p, "period");
+    auto rise = KnownInt(Find(p, "success_threshold"));
+    auto fall = KnownInt(Find(p, "failure_threshold"));
+    if ((http && http->is_unknown()) || !period || period->kind() != Value::Kind::Duration || !rise ||
+        !fall) {
       health = Value::Unknown(Type::String());
+    } else {
+      int64_t ms = std::max<int64_t>(100, static_cast<int64_t>(period->as_number()));
+      std::string every = ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
+      health =
+          Value::String((KnownString(http) ? "http " + http->as_string() : std::string("tcp")) + ", every " +
+                        every + ", rise " + std::to_string(*rise) + ", fall " + std::to_string(*fall));
+    }
   } else if (r && r->is_unknown()) {
     health = Value::Unknown(Type::String());
   }

@@ -12,11 +12,18 @@
 // apply (or the controller) adopts them by pid and start time. A replica that
 // keeps exiting, or is not ready in time, fails the apply with its last error
 // and its log file. A first Ctrl-C stops the wait (the replicas go on).
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "runtime/controller/clock.h"
+#include "runtime/controller/lease.h"
+#include "runtime/controller/service_supervision.h"
 #include "runtime/controller/services.h"
 #include "runtime/controller/supervisor.h"
 #include "runtime/process/process.h"
@@ -162,6 +169,99 @@ std::string NotReadyReason(const std::vector<controller::ReplicaSnapshot>& snaps
   return "";
 }
 
+// Who drives a workspace's replicas (docs/controller.md, "Apply and the
+// controller"): the holder of the workspace's controller lease. Apply takes
+// the lease while no controller leads, and holds it (renewing) for as long
+// as it drives; while a controller leads, apply only records the service and
+// reads the controller's status. A controller that dies lets its lease
+// expire, and a waiting apply then takes over.
+class ReplicaDriver {
+ public:
+  explicit ReplicaDriver(fs::path workspace_dir) : dir_(workspace_dir / "controller") {}
+  ~ReplicaDriver() {
+    supervisor_.reset();
+    if (lease_ && ours_) lease_->Release();
+  }
+
+  bool Open(std::string* error) {
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    if (ec) return *error = "cannot create " + dir_.string() + ": " + ec.message(), false;
+    ::chmod(dir_.c_str(), 0700);
+    lease_ = controller::Lease::Open(dir_ / "lease.db", "controller", "apply/" + controller::NewHolderId(),
+                                     ::getpid(), clock_, error);
+    return lease_ != nullptr;
+  }
+
+  // Takes or renews the lease (every 2 s); opens the Supervisor once it is
+  // ours. False with *error when the lease database fails, or when the lease
+  // was lost while this apply drove (a controller took over: it goes on).
+  bool Drive(std::string* error) {
+    auto now = std::chrono::steady_clock::now();
+    if (now < next_lease_) return true;
+    next_lease_ = now + 2s;
+    controller::LeaseOutcome got = ours_ ? lease_->Renew(kTtl) : lease_->TryAcquire(kTtl);
+    if (!got.error.empty()) return *error = "the controller lease: " + got.error, false;
+    if (ours_ && !got.held) {
+      supervisor_.reset();
+      ours_ = false;
+      return *error = "a controller took over the workspace's replicas (" + got.record.holder_id +
+                      "): see plinth status",
+             false;
+    }
+    holder_ = got.record.holder_id;
+    if (got.held && !ours_) {
+      ours_ = true;
+      supervisor_ = controller::Supervisor::Open(dir_ / "replicas.db", clock_, {}, error);
+      if (!supervisor_) return *error = "cannot open the replica supervisor: " + *error, false;
+    }
+    return true;
+  }
+
+  // Null while a controller drives.
+  controller::Supervisor* supervisor() { return supervisor_.get(); }
+  const std::string& holder() const { return holder_; }
+
+  // The leading controller's status document (null when unreadable).
+  nlohmann::json ControllerStatus() const {
+    std::ifstream in(dir_ / "status.json");
+    if (!in) return nullptr;
+    std::stringstream text;
+    text << in.rdbuf();
+    return nlohmann::json::parse(text.str(), nullptr, false);
+  }
+
+  // Replicas of `id` whose process runs (pid and start time), from the
+  // supervisor's records. Opening it changes nothing: records load as
+  // unmanaged, nothing is started.
+  int RunningReplicas(const std::string& id) {
+    std::error_code ec;
+    if (!fs::exists(dir_ / "replicas.db", ec)) return 0;
+    std::unique_ptr<controller::Supervisor> own;
+    controller::Supervisor* sup = supervisor_.get();
+    if (!sup) {
+      std::string error;
+      own = controller::Supervisor::Open(dir_ / "replicas.db", clock_, {}, &error);
+      if (!own) return 0;
+      sup = own.get();
+    }
+    int running = 0;
+    for (const auto& s : controller::ServiceReplicas(*sup, id))
+      running += s.pid > 0 && process::ProcessStartTime(s.pid) == s.start_time ? 1 : 0;
+    return running;
+  }
+
+ private:
+  static constexpr std::chrono::milliseconds kTtl{10000};
+  fs::path dir_;
+  controller::SystemClock clock_;
+  std::unique_ptr<controller::Lease> lease_;
+  bool ours_ = false;
+  std::chrono::steady_clock::time_point next_lease_{};
+  std::string holder_;
+  std::unique_ptr<controller::Supervisor> supervisor_;
+};
+
 }  // namespace
 
 Result<controller::ServiceStore*> LocalProvider::Services(bool create) {
@@ -194,45 +294,74 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
   }
   std::map<std::string, std::string> for_store = secrets;
   if (!st.Put(*spec, std::move(for_store), &error)) return ServiceFail(error);
+  const int64_t generation = st.Generation(spec->id);
 
-  controller::SystemClock clock;
-  controller::Supervisor::Options options;
-  auto sup =
-      controller::Supervisor::Open(WorkspaceDir() / "controller" / "replicas.db", clock, options, &error);
-  if (!sup) {
+  ReplicaDriver driver(WorkspaceDir());
+  if (!driver.Open(&error)) {
     process::WipeEnvironment(secrets);
-    return ServiceFail("cannot open the replica supervisor: " + error);
+    return ServiceFail(error);
   }
   const int timeout_s = Seconds(planned, "ready_timeout", 60);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   std::string failure;
   for (;;) {
-    if (!controller::ReconcileService(*sup, *spec, secrets, st.logs_dir(), /*one_at_a_time=*/!creating,
-                                      &error)) {
+    if (!driver.Drive(&error)) {
       failure = error;
       break;
     }
-    sup->Tick();
-    auto snaps = controller::ServiceReplicas(*sup, spec->id);
-    bool done = true;
-    for (const auto& s : snaps) done = done && s.ready;
-    // Every wanted replica supervised with its current spec, and ready.
-    for (const auto& r : controller::ReplicaSpecsFor(*spec, secrets, st.logs_dir()))
-      done = done && sup->Unchanged(r) && sup->Ready(r.id);
-    if (done) break;
-    // A replica that exited (back-off after an exit or a failed start) fails the apply at once.
-    for (const auto& s : snaps) {
-      if (s.phase == controller::ReplicaPhase::kBackoff && !s.last_error.empty()) {
-        failure = (s.last_error.find(s.id) != std::string::npos ? s.last_error
-                                                                : "replica " + s.id + ": " + s.last_error) +
-                  " (log: " + (st.logs_dir() / (s.id + ".log")).string() + ")";
+    if (driver.supervisor()) {
+      // This apply drives the replicas (no controller leads).
+      controller::Supervisor& sup = *driver.supervisor();
+      if (!controller::ReconcileService(sup, *spec, secrets, st.logs_dir(), /*one_at_a_time=*/!creating,
+                                        &error)) {
+        failure = error;
         break;
       }
-    }
-    if (!failure.empty()) break;
-    if (std::chrono::steady_clock::now() >= deadline) {
-      failure = "not ready after " + std::to_string(timeout_s) + "s: " + NotReadyReason(snaps, st.logs_dir());
-      break;
+      sup.Tick();
+      auto snaps = controller::ServiceReplicas(sup, spec->id);
+      bool done = true;
+      for (const auto& s : snaps) done = done && s.ready;
+      // Every wanted replica supervised with its current spec, and ready.
+      for (auto& r : controller::ReplicaSpecsFor(*spec, secrets, st.logs_dir())) {
+        done = done && sup.Unchanged(r) && sup.Ready(r.id);
+        process::WipeEnvironment(r.env);
+      }
+      if (done) break;
+      // A replica that exited (back-off after an exit or a failed start) fails the apply at once.
+      for (const auto& s : snaps) {
+        if (s.phase == controller::ReplicaPhase::kBackoff && !s.last_error.empty()) {
+          failure = (s.last_error.find(s.id) != std::string::npos ? s.last_error
+                                                                  : "replica " + s.id + ": " + s.last_error) +
+                    " (log: " + (st.logs_dir() / (s.id + ".log")).string() + ")";
+          break;
+        }
+      }
+      if (!failure.empty()) break;
+      if (std::chrono::steady_clock::now() >= deadline) {
+        failure =
+            "not ready after " + std::to_string(timeout_s) + "s: " + NotReadyReason(snaps, st.logs_dir());
+        break;
+      }
+    } else {
+      // The leading controller drives them: its status says when this
+      // generation of the service is in place.
+      auto view = controller::FindServiceStatus(driver.ControllerStatus(), spec->id);
+      if (view && view->generation >= generation) {
+        if (view->converged) break;
+        if (!view->failing.empty()) {
+          failure = view->failing + " (log: " + st.logs_dir().string() + "; the controller goes on retrying)";
+          break;
+        }
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        failure =
+            "not ready after " + std::to_string(timeout_s) + "s under the controller (" + driver.holder() +
+            "): " +
+            (view ? std::to_string(view->ready) + " of " + std::to_string(view->wanted) + " replicas ready"
+                  : std::string("it has not picked the service up yet")) +
+            "; see plinth status";
+        break;
+      }
     }
     if (stop_ && stop_->load()) break;  // the replicas go on; the next apply or the controller takes over
     std::this_thread::sleep_for(100ms);
@@ -240,10 +369,7 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
   process::WipeEnvironment(secrets);
   if (!failure.empty()) return ServiceFail(failure);
   ValueMap attrs = planned;
-  int running = 0;
-  for (const auto& s : controller::ServiceReplicas(*sup, spec->id))
-    running += s.pid > 0 && process::ProcessStartTime(s.pid) == s.start_time ? 1 : 0;
-  attrs["replicas_running"] = Value::Number(running);
+  attrs["replicas_running"] = Value::Number(driver.RunningReplicas(spec->id));
   return ResourceObject{spec->id, std::move(attrs)};
 }
 
@@ -253,20 +379,9 @@ Result<std::optional<ResourceObject>> LocalProvider::ReadService(const std::stri
   auto store = Services(false);
   if (!store.ok()) return store.error();
   if (!store.value() || !store.value()->Get(id)) return Out();
-  // The supervisor's records: which replicas' processes still run. Opening
-  // it changes nothing (records load as unmanaged; nothing is started).
-  controller::SystemClock clock;
-  std::string error;
-  int running = 0;
-  fs::path db = WorkspaceDir() / "controller" / "replicas.db";
-  if (fs::exists(db)) {
-    auto sup = controller::Supervisor::Open(db, clock, {}, &error);
-    if (!sup) return ServiceFail("cannot read the replicas of service " + id + ": " + error);
-    for (const auto& s : controller::ServiceReplicas(*sup, id))
-      running += s.pid > 0 && process::ProcessStartTime(s.pid) == s.start_time ? 1 : 0;
-  }
+  ReplicaDriver reader(WorkspaceDir());
   ValueMap attrs = prior;
-  attrs["replicas_running"] = Value::Number(running);
+  attrs["replicas_running"] = Value::Number(reader.RunningReplicas(id));
   return Out(ResourceObject{id, std::move(attrs)});
 }
 
@@ -274,23 +389,26 @@ Result<Done> LocalProvider::DeleteService(const std::string& id) {
   auto store = Services(false);
   if (!store.ok()) return store.error();
   std::string error;
-  fs::path db = WorkspaceDir() / "controller" / "replicas.db";
-  if (fs::exists(db)) {
-    controller::SystemClock clock;
-    auto sup = controller::Supervisor::Open(db, clock, {}, &error);
-    if (!sup) return ServiceFail("cannot stop the replicas of service " + id + ": " + error);
-    controller::RemoveServiceReplicas(*sup, id);
-    // Each replica gets SIGTERM, then SIGKILL after the grace (10 s).
-    const auto deadline = std::chrono::steady_clock::now() + 30s;
-    while (!controller::ServiceReplicas(*sup, id).empty() && std::chrono::steady_clock::now() < deadline) {
-      sup->Tick();
-      std::this_thread::sleep_for(100ms);
-    }
-    if (!controller::ServiceReplicas(*sup, id).empty())
-      return ServiceFail("service " + id + ": its replicas did not stop within 30s; see plinth status");
-  }
   if (store.value() && !store.value()->Remove(id, &error)) return ServiceFail(error);
-  return Done{};
+  std::error_code ec;
+  if (!fs::exists(WorkspaceDir() / "controller" / "replicas.db", ec)) return Done{};
+  ReplicaDriver driver(WorkspaceDir());
+  if (!driver.Open(&error)) return ServiceFail(error);
+  // Each replica gets SIGTERM, then SIGKILL after the grace (10 s).
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  for (;;) {
+    if (!driver.Drive(&error)) return ServiceFail(error);
+    if (driver.supervisor()) {
+      controller::RemoveServiceReplicas(*driver.supervisor(), id);
+      driver.supervisor()->Tick();
+      if (controller::ServiceReplicas(*driver.supervisor(), id).empty()) return Done{};
+    } else if (!controller::FindServiceStatus(driver.ControllerStatus(), id)) {
+      return Done{};  // the controller stopped them and no longer lists the service
+    }
+    if (std::chrono::steady_clock::now() >= deadline)
+      return ServiceFail("service " + id + ": its replicas did not stop within 30s; see plinth status");
+    std::this_thread::sleep_for(100ms);
+  }
 }
 
 }  // namespace plinth::runtime

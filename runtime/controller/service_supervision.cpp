@@ -1,0 +1,157 @@
+#include "runtime/controller/service_supervision.h"
+
+#include <map>
+#include <set>
+
+#include "runtime/process/process.h"
+
+namespace plinth::controller {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+ServiceSupervision::ServiceSupervision(fs::path workspace_dir, fs::path workspace_key, Clock& clock)
+    : workspace_dir_(std::move(workspace_dir)), workspace_key_(std::move(workspace_key)), clock_(clock) {}
+
+ServiceSupervision::~ServiceSupervision() = default;
+
+TaskResult ServiceSupervision::Pass(int64_t term) {
+  TaskResult r;
+  std::string error;
+  if (!store_) {
+    std::error_code ec;
+    if (!fs::exists(workspace_dir_ / "services" / "services.db", ec)) {
+      r.summary = "no services";
+      std::lock_guard lock(mu_);
+      status_ = json::array();
+      return r;
+    }
+    store_ = ServiceStore::Open(workspace_dir_ / "services", workspace_key_, false, &error);
+    if (!store_) return {false, "", error};
+  }
+  // A new term: someone else (apply, another controller) may have driven the
+  // replicas meanwhile. A fresh Supervisor adopts what runs.
+  if (!supervisor_ || term != term_) {
+    supervisor_.reset();
+    supervisor_ = Supervisor::Open(workspace_dir_ / "controller" / "replicas.db", clock_, {}, &error);
+    if (!supervisor_) return {false, "", "cannot open the replica supervisor: " + error};
+    term_ = term;
+  }
+  std::vector<ServiceSpec> services = store_->List();
+  std::set<std::string> known;
+  std::map<std::string, int64_t> generations;
+  std::string first_error;
+  std::map<std::string, std::map<std::string, std::string>> secrets;  // wiped at the end of the pass
+  for (const ServiceSpec& spec : services) {
+    known.insert(spec.id);
+    generations[spec.id] = store_->Generation(spec.id);
+    if (!store_->OpenSecrets(spec.id, &secrets[spec.id], &error)) {
+      if (first_error.empty()) first_error = spec.id + ": " + error;
+      continue;
+    }
+    if (!ReconcileService(*supervisor_, spec, secrets[spec.id], store_->logs_dir(), /*one_at_a_time=*/true,
+                          &error) &&
+        first_error.empty())
+      first_error = spec.id + ": " + error;
+  }
+  // Replicas of services that are no longer recorded stop.
+  for (const ReplicaSnapshot& s : supervisor_->Snapshots()) {
+    std::string service = s.id.substr(0, s.id.find('.'));
+    if (!known.count(service)) {
+      std::string e;
+      supervisor_->Remove(s.id, &e);
+    }
+  }
+  supervisor_->Tick();
+
+  json status = json::array();
+  int total = 0, ready_total = 0;
+  for (const ServiceSpec& spec : services) {
+    std::vector<ReplicaSpec> wanted = ReplicaSpecsFor(spec, secrets[spec.id], store_->logs_dir());
+    int ready = 0;
+    bool current = true;  // every wanted replica supervised with its current spec
+    for (auto& w : wanted) {
+      ready += supervisor_->Ready(w.id) ? 1 : 0;
+      current = current && supervisor_->Unchanged(w);
+      process::WipeEnvironment(w.env);
+    }
+    json replicas = json::array();
+    std::string failing;
+    for (const ReplicaSnapshot& s : ServiceReplicas(*supervisor_, spec.id)) {
+      replicas.push_back(SnapshotJson(s));
+      if (failing.empty() && s.phase == ReplicaPhase::kBackoff && !s.last_error.empty())
+        failing = "replica " + s.id + ": " + s.last_error;
+    }
+    total += static_cast<int>(wanted.size());
+    ready_total += ready;
+    // Converged: as many replicas as wanted, all ready, none being replaced.
+    bool converged = current && ready == static_cast<int>(wanted.size()) &&
+                     ServiceReplicas(*supervisor_, spec.id).size() == wanted.size();
+    for (const ReplicaSnapshot& s : ServiceReplicas(*supervisor_, spec.id))
+      converged = converged && s.phase == ReplicaPhase::kRunning;
+    status.push_back({{"id", spec.id},
+                      {"generation", generations[spec.id]},
+                      {"wanted", wanted.size()},
+                      {"ready", ready},
+                      {"converged", converged},
+                      {"failing", failing},
+                      {"replicas", replicas}});
+  }
+  for (auto& [id, values] : secrets) process::WipeEnvironment(values);
+  {
+    std::lock_guard lock(mu_);
+    status_ = std::move(status);
+  }
+  r.summary = std::to_string(services.size()) + " services, " + std::to_string(ready_total) + " of " +
+              std::to_string(total) + " replicas ready";
+  if (!first_error.empty()) {
+    r.ok = false;
+    r.error = first_error;
+  }
+  return r;
+}
+
+json ServiceSupervision::Status() const {
+  std::lock_guard lock(mu_);
+  return status_;
+}
+
+void ServiceSupervision::Metrics(metrics::Exposition& m) const {
+  std::lock_guard lock(mu_);
+  m.Gauge("plinth_service_replicas", "replicas each service should run");
+  for (const json& s : status_) m.Sample(s.value("wanted", 0), {{"service", s.value("id", "")}});
+  m.Gauge("plinth_service_replicas_ready", "replicas of each service that pass their readiness probe");
+  for (const json& s : status_) m.Sample(s.value("ready", 0), {{"service", s.value("id", "")}});
+  m.Counter("plinth_service_replica_restarts_total", "restarts of each replica since it was first started");
+  for (const json& s : status_) {
+    for (const json& r : s.value("replicas", json::array()))
+      m.Sample(r.value("restarts", 0), {{"service", s.value("id", "")}, {"replica", r.value("id", "")}});
+  }
+}
+
+PeriodicTask ServiceSupervision::Task(std::chrono::milliseconds every) {
+  PeriodicTask t;
+  t.name = "services";
+  t.every = every;
+  t.run = [this](int64_t term) { return Pass(term); };
+  t.status_key = "services";
+  t.status = [this] { return Status(); };
+  t.metrics = [this](metrics::Exposition& m) { Metrics(m); };
+  return t;
+}
+
+std::optional<ServiceStatusView> FindServiceStatus(const json& doc, const std::string& id) {
+  if (!doc.is_object() || !doc.contains("services") || !doc["services"].is_array()) return std::nullopt;
+  for (const json& s : doc["services"]) {
+    if (!s.is_object() || s.value("id", "") != id) continue;
+    ServiceStatusView v;
+    v.generation = s.value("generation", int64_t{0});
+    v.wanted = s.value("wanted", 0);
+    v.ready = s.value("ready", 0);
+    v.converged = s.value("converged", false);
+    v.failing = s.value("failing", "");
+    return v;
+  }
+  return std::nullopt;
+}
+
+}  // namespace plinth::controller

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# End-to-end checks of services and load balancers on the local provider
+# (docs/services.md, docs/load-balancing.md), through the CLI, with a real
+# HAProxy on 127.0.0.1:
+#  - examples/inference applies: 4 replicas ready, HAProxy serves from the
+#    primary region; the secret is in no file Plinth wrote; the next plan is
+#    empty;
+#  - a bounded load loop while the primary region's replicas are killed: no
+#    request fails, traffic moves to the backup region; refresh sees the dead
+#    replicas and apply restarts them;
+#  - a new version under the same load: replicas replaced one at a time, no
+#    request fails;
+#  - a command that is not on PATH and a probe port no replica listens on are
+#    located plan errors;
+#  - destroy stops HAProxy and every replica.
+# Every process it started is killed by the trap, whatever happened.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+plinth=$(realpath "${1:-build/plinth}")
+tmp=$(mktemp -d)
+ex="$tmp/inference"
+cleanup() {
+  for p in $(pgrep -f "python3 server.py" 2>/dev/null); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "PLINTH_SERVICES_TEST=$tmp" && kill -9 "$p" 2>/dev/null
+  done
+  for f in "$ex"/.plinth/default/lb/*/instance; do
+    [ -f "$f" ] && kill -9 -- "-$(cut -d' ' -f1 "$f")" 2>/dev/null
+  done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() { echo "services-test: $*" >&2; exit 1; }
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || fail "haproxy is not installed (scripts/deps.sh installs it)"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+cp -r examples/inference "$ex"
+rm -rf "$ex/.plinth"
+# Mark this test's replicas (the trap finds them by it) and use a free port.
+sed -i "s|    WARMUP_SECONDS = \"1\"|    WARMUP_SECONDS = \"1\"\n    PLINTH_SERVICES_TEST = \"$tmp\"|" "$ex/main.plinth"
+secret="tok-$RANDOM-$RANDOM-secret"
+export PLINTH_VAR_model_token="$secret" PLINTH_VAR_lb_port="$port"
+"$plinth" apply --auto-approve "$ex" >"$tmp/apply.txt" 2>&1 || fail "apply of the example failed: $(cat "$tmp/apply.txt")"
+url="http://127.0.0.1:$port"
+region_of() { curl -s -m 2 -d x "$url/predict" | python3 -c 'import json,sys; print(json.load(sys.stdin)["region"])'; }
+[ "$(region_of)" = eu ] || fail "the primary region does not serve: $(curl -s -m 2 "$url/predict")"
+curl -s -m 2 "$url/predict" | grep -q '"authorized": true' || fail "the replicas did not get their secret"
+if grep -rqF -- "$secret" "$ex/.plinth" "$tmp/apply.txt"; then
+  fail "the secret is in a file: $(grep -rlF -- "$secret" "$ex/.plinth" "$tmp/apply.txt")"
+fi
+"$plinth" plan --detailed-exitcode "$ex" >"$tmp/plan.txt" 2>&1 || fail "the plan after apply is not empty: $(cat "$tmp/plan.txt")"
+
+# load N: N sequential requests through the load balancer; prints how many failed.
+load() {
+  local n=$1 failed=0 i code
+  for i in $(seq 1 "$n"); do
+    code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -d x "$url/predict" || true)
+    [ "$code" = 200 ] || failed=$((failed + 1))
+  done
+  echo "$failed"
+}
+kill_region() {
+  local p
+  for p in $(pgrep -f "python3 server.py"); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "PLINTH_REGION=$1" &&
+      tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "PLINTH_SERVICES_TEST=$tmp" && kill -9 "$p"
+  done
+  return 0
+}
+
+# Region loss under load: kill the primary's replicas while requests flow.
+load 400 >"$tmp/failed-1" &
+load_pid=$!
+sleep 0.5
+kill_region eu
+wait "$load_pid"
+[ "$(cat "$tmp/failed-1")" = 0 ] || fail "$(cat "$tmp/failed-1") of 400 requests failed when the primary region was lost"
+[ "$(region_of)" = us ] || fail "traffic did not move to the backup region"
+"$plinth" plan "$ex" >"$tmp/plan2.txt" 2>&1
+grep -q "replicas_running = 2 -> 4" "$tmp/plan2.txt" || fail "refresh did not see the dead replicas: $(cat "$tmp/plan2.txt")"
+"$plinth" apply --auto-approve "$ex" >"$tmp/apply2.txt" 2>&1 || fail "the apply restarting the replicas failed: $(cat "$tmp/apply2.txt")"
+for _ in $(seq 1 40); do [ "$(region_of)" = eu ] && break; sleep 0.25; done
+[ "$(region_of)" = eu ] || fail "the primary region does not serve again after apply"
+
+# A new version under load: one replica at a time, no failed request.
+sed -i 's/version  = "model-v1"/version  = "model-v2"/' "$ex/main.plinth"
+load 300 >"$tmp/failed-2" &
+load_pid=$!
+"$plinth" apply --auto-approve "$ex" >"$tmp/apply3.txt" 2>&1 || fail "the rolling update failed: $(cat "$tmp/apply3.txt")"
+wait "$load_pid"
+[ "$(cat "$tmp/failed-2")" = 0 ] || fail "$(cat "$tmp/failed-2") of 300 requests failed during the rolling update"
+grep -q "service.model: updated" "$tmp/apply3.txt" || fail "the service was not updated: $(cat "$tmp/apply3.txt")"
+
+# Bad input: located plan errors, nothing applied.
+bad="$tmp/bad"
+mkdir -p "$bad"
+sed -e 's/command  = \["python3", "server.py"\]/command  = ["no-such-model-server"]/' "$ex/main.plinth" >"$bad/main.plinth"
+set +e
+"$plinth" plan "$bad" >"$tmp/bad.txt" 2>&1
+rc=$?
+set -e
+[ "$rc" = 1 ] || fail "a command that is not on PATH planned (exit $rc)"
+grep -Eq "main.plinth:[0-9]+:1: service.model: command's program 'no-such-model-server' is not on PATH" "$tmp/bad.txt" ||
+  fail "the error is not located: $(cat "$tmp/bad.txt")"
+sed -e 's|    http   = "/ready"|    http   = "/ready"\n    port   = 9999|' "$ex/main.plinth" >"$bad/main.plinth"
+set +e
+"$plinth" plan "$bad" >"$tmp/bad2.txt" 2>&1
+rc=$?
+set -e
+[ "$rc" = 1 ] || fail "a probe on a port no replica listens on planned (exit $rc)"
+grep -q "readiness probe port 9999 is not a port the replicas listen on (20100-20101)" "$tmp/bad2.txt" ||
+  fail "the probe error is missing: $(cat "$tmp/bad2.txt")"
+
+# destroy: HAProxy and every replica go.
+"$plinth" destroy --auto-approve "$ex" >"$tmp/destroy.txt" 2>&1 || fail "destroy failed: $(cat "$tmp/destroy.txt")"
+for p in $(pgrep -f "python3 server.py"); do
+  tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "PLINTH_SERVICES_TEST=$tmp" && fail "a replica outlived destroy"
+done
+if curl -s -m 1 "$url/predict" >/dev/null 2>&1; then fail "the load balancer still answers after destroy"; fi
+echo "services-test: all passed"
