@@ -10,6 +10,11 @@
 #    replicas and apply restarts them;
 #  - a new version under the same load: replicas replaced one at a time, no
 #    request fails;
+#  - plinth controller: a replica killed -9 under load costs no request and is
+#    restarted; an apply while it leads is handed over (a rolling update by
+#    the controller, no failed request); a killed controller's replicas keep
+#    serving and the next controller adopts them without a restart;
+#  - a real Prometheus scrapes the controller and sees the service metrics;
 #  - a command that is not on PATH and a probe port no replica listens on are
 #    located plan errors;
 #  - destroy stops HAProxy and every replica.
@@ -20,6 +25,8 @@ plinth=$(realpath "${1:-build/plinth}")
 tmp=$(mktemp -d)
 ex="$tmp/inference"
 cleanup() {
+  [ -f "$tmp/prometheus.pid" ] && kill -9 "$(cat "$tmp/prometheus.pid")" 2>/dev/null
+  [ -f "$tmp/controller.pid" ] && kill -9 "$(cat "$tmp/controller.pid")" 2>/dev/null
   for p in $(pgrep -f "python3 server.py" 2>/dev/null); do
     tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "PLINTH_SERVICES_TEST=$tmp" && kill -9 "$p" 2>/dev/null
   done
@@ -89,6 +96,111 @@ load_pid=$!
 wait "$load_pid"
 [ "$(cat "$tmp/failed-2")" = 0 ] || fail "$(cat "$tmp/failed-2") of 300 requests failed during the rolling update"
 grep -q "service.model: updated" "$tmp/apply3.txt" || fail "the service was not updated: $(cat "$tmp/apply3.txt")"
+
+# The controller keeps the replicas running between applies.
+ctl_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+"$plinth" controller "$ex" --interval=1s --lease-ttl=4s --listen="127.0.0.1:$ctl_port" >"$tmp/controller.log" 2>&1 &
+ctl_pid=$!
+echo "$ctl_pid" >"$tmp/controller.pid"
+all_ready() {
+  local out
+  out=$("$plinth" status "$ex" 2>/dev/null || true)
+  grep -q "service model: 4 of 4 replicas ready$" <<<"$out"
+}
+wait_ready() {
+  local t0=$SECONDS
+  until all_ready; do
+    [ $((SECONDS - t0)) -lt "$1" ] || return 1
+    sleep 0.2
+  done
+}
+wait_ready 20 || fail "the controller does not report the service ready: $("$plinth" status "$ex" 2>&1)"
+pids_before=$(pgrep -f "python3 server.py" | sort | tr '\n' ' ')
+# A real Prometheus scrapes the controller and sees the service metrics.
+command -v prometheus >/dev/null || fail "prometheus is not installed (scripts/deps.sh installs it)"
+{
+  prom_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+  cat >"$tmp/prometheus.yml" <<YAML
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: plinth-controller
+    static_configs:
+      - targets: ["127.0.0.1:$ctl_port"]
+YAML
+  prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/prom-data" \
+    --web.listen-address="127.0.0.1:$prom_port" >"$tmp/prometheus.log" 2>&1 &
+  echo $! >"$tmp/prometheus.pid"
+  seen=""
+  for _ in $(seq 1 60); do
+    seen=$(curl -s -m 2 "http://127.0.0.1:$prom_port/api/v1/query?query=plinth_service_replicas_ready" |
+      python3 -c 'import json,sys
+try:
+    r = json.load(sys.stdin)["data"]["result"]
+    print(r[0]["value"][1] if r else "")
+except Exception:
+    print("")' || true)
+    [ "$seen" = 4 ] && break
+    sleep 0.5
+  done
+  [ "$seen" = 4 ] || fail "Prometheus did not see plinth_service_replicas_ready = 4 (got '$seen'): $(tail -5 "$tmp/prometheus.log")"
+  kill "$(cat "$tmp/prometheus.pid")" 2>/dev/null || true
+  wait "$(cat "$tmp/prometheus.pid")" 2>/dev/null || true
+  rm -f "$tmp/prometheus.pid"
+  echo "services-test: Prometheus scraped the controller: plinth_service_replicas_ready{service=\"model\"} = 4"
+}
+# Self-healing under load: kill -9 one replica; no request fails; the
+# controller restarts it (after the 10 s back-off).
+load 300 >"$tmp/failed-3" &
+load_pid=$!
+sleep 0.3
+victim=""
+for p in $(pgrep -f "python3 server.py"); do
+  env_of=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null || true)
+  if grep -qx "PLINTH_SERVICES_TEST=$tmp" <<<"$env_of" && grep -qx "PLINTH_REGION=eu" <<<"$env_of"; then
+    victim=$p
+    break
+  fi
+done
+[ -n "$victim" ] || fail "no replica of region eu found to kill"
+kill -9 "$victim"
+t_kill=$SECONDS
+wait "$load_pid"
+[ "$(cat "$tmp/failed-3")" = 0 ] || fail "$(cat "$tmp/failed-3") of 300 requests failed when a replica was killed"
+sleep 1
+wait_ready 30 || fail "the controller did not restart the killed replica: $("$plinth" status "$ex" 2>&1)"
+echo "services-test: a killed replica was back after $((SECONDS - t_kill)) s (back-off 10 s)"
+status_text=$("$plinth" status "$ex")
+grep -q "1 restarts" <<<"$status_text" || fail "the restart is not in the status: $status_text"
+# An apply while the controller leads hands the change over and waits for it.
+sed -i 's/version  = "model-v2"/version  = "model-v3"/' "$ex/main.plinth"
+load 200 >"$tmp/failed-4" &
+load_pid=$!
+"$plinth" apply --auto-approve "$ex" >"$tmp/apply4.txt" 2>&1 || fail "apply under the controller failed: $(cat "$tmp/apply4.txt")"
+wait "$load_pid"
+[ "$(cat "$tmp/failed-4")" = 0 ] || fail "$(cat "$tmp/failed-4") of 200 requests failed in a rolling update by the controller"
+"$plinth" status --json "$ex" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+s = [s for s in d["services"] if s["id"] == "model"][0]
+assert s["converged"], s
+' || fail "the controller did not converge the new version: $("$plinth" status "$ex")"
+# The controller killed: the replicas keep serving; a new controller adopts them (no restart).
+pids_mid=$(pgrep -f "python3 server.py" | sort | tr '\n' ' ')
+kill -9 "$ctl_pid"
+wait "$ctl_pid" 2>/dev/null || true
+[ "$(load 20)" = 0 ] || fail "requests failed while no controller ran"
+"$plinth" controller "$ex" --interval=1s --lease-ttl=4s >"$tmp/controller2.log" 2>&1 &
+ctl_pid=$!
+echo "$ctl_pid" >"$tmp/controller.pid"
+sleep 6  # the dead controller's lease (4 s) expires, the new one leads
+wait_ready 20 || fail "the new controller does not report the service ready: $("$plinth" status "$ex" 2>&1)"
+[ "$(pgrep -f "python3 server.py" | sort | tr '\n' ' ')" = "$pids_mid" ] ||
+  fail "the new controller restarted replicas instead of adopting them"
+kill -TERM "$ctl_pid"
+wait "$ctl_pid" || fail "the controller did not exit 0 on SIGTERM: $(tail -5 "$tmp/controller2.log")"
+rm -f "$tmp/controller.pid"
+[ -n "$pids_before" ]
 
 # Bad input: located plan errors, nothing applied.
 bad="$tmp/bad"

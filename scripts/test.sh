@@ -2,7 +2,7 @@
 # README command 2: install what is missing, build, and run the whole test
 # suite: unit + golden tests (CTest), CLI checks on every example and the
 # plan/apply round trip, local bucket storage (objects, lifecycle, backups,
-# restore), compute pools and jobs (local provider and a Slurm cluster), the Python example provider's protocol, the S3 provider against a Ceph RGW on 127.0.0.1, the crash-injection harness (SIGKILL during apply
+# restore), compute pools and jobs (local provider and a Slurm cluster), services behind HAProxy and the controller, the Python example provider's protocol, the S3 provider against a Ceph RGW on 127.0.0.1, the crash-injection harness (SIGKILL during apply
 # and destroy), and a short fuzz run of the parser and checker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,13 @@ scripts/storage-test.sh build/plinth
 # Compute pools and jobs on the local provider (docs/compute.md): the
 # gpu-training example against the fake GPU inventory, a killed plinth, destroy.
 scripts/compute-test.sh build/plinth
+# Services and load balancers (docs/services.md, docs/load-balancing.md): the
+# inference example behind a real HAProxy on 127.0.0.1, region loss and a
+# rolling update under load, plinth controller's self-healing and adoption.
+scripts/services-test.sh build/plinth
+# The controller alone (docs/controller.md): two controllers on one
+# workspace, leader election and takeover, promtool on /metrics, the token.
+scripts/controller-test.sh build/plinth
 # The out-of-process example provider on its own (the C++ side of the
 # protocol is covered by the unit tests' conformance suite).
 examples/provider-python/test_protocol.sh >/dev/null

@@ -229,7 +229,7 @@ TEST(LoadBalancerConfig, ListenAndPortAreChecked) {
 TEST(LoadBalancerConfig, PlannedAddressAndBackups) {
   ValueMap planned = LbConfig(PlannedServiceRef(), {{"mode", S("failover")}, {"primary", RegionRef("eu")}});
   sc::PlanLoadBalancer(planned);
-  EXPECT_EQ(planned["address"].as_string(), "127.0.0.1:8080");
+  EXPECT_EQ(planned["endpoint"].as_string(), "127.0.0.1:8080");
   EXPECT_EQ(planned["url"].as_string(), "http://127.0.0.1:8080");
   std::vector<std::string> got;
   for (const Value& v : planned["backends"].as_list()) got.push_back(v.as_string());

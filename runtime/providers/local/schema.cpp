@@ -337,7 +337,7 @@ ResourceSchema LoadBalancer() {
                   Value::String("round_robin")),
       Ref("primary", "region", AttrMode::Optional,
           "Region that takes the traffic in failover mode (one of the service's regions)."),
-      Attr("address", Type::String(), AttrMode::Computed, "\"<listen>:<port>\", for clients and outputs."),
+      Attr("endpoint", Type::String(), AttrMode::Computed, "\"<listen>:<port>\", for clients and outputs."),
       Attr("url", Type::String(), AttrMode::Computed, "\"http://<listen>:<port>\"."),
       Attr("backends", Type::List(Type::String()), AttrMode::Computed,
            "The service's replicas as servers, \"<region>/<i> <host>:<port>\", with \" backup\" on those "

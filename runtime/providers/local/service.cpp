@@ -384,10 +384,10 @@ void PlanLoadBalancer(ValueMap& planned) {
   const Value* l = Find(planned, "listen");
   std::string listen = KnownString(l) ? l->as_string() : "";
   if (port && !listen.empty()) {
-    planned["address"] = Value::String(listen + ":" + std::to_string(*port));
+    planned["endpoint"] = Value::String(listen + ":" + std::to_string(*port));
     planned["url"] = Value::String("http://" + listen + ":" + std::to_string(*port));
   } else {
-    planned["address"] = Value::Unknown(Type::String());
+    planned["endpoint"] = Value::Unknown(Type::String());
     planned["url"] = Value::Unknown(Type::String());
   }
   const Value* svc = Find(planned, "service");

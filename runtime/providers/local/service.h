@@ -60,7 +60,7 @@ void PlanService(ValueMap& planned);
 // from the service's readiness probe ("http <path>", else "tcp").
 void NormalizeLoadBalancerReferences(const ValueMap& config, ValueMap& planned);
 
-// Fills a planned load balancer's id ("<name>"), address ("<listen>:<port>"),
+// Fills a planned load balancer's id ("<name>"), endpoint ("<listen>:<port>"),
 // url ("http://<listen>:<port>") and backends (the service's endpoints, with
 // " backup" appended to those that only take traffic when the primary region
 // has no ready replica: mode failover, every region but the primary).

@@ -346,20 +346,16 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
       // The leading controller drives them: its status says when this
       // generation of the service is in place.
       auto view = controller::FindServiceStatus(driver.ControllerStatus(), spec->id);
-      if (view && view->generation >= generation) {
-        if (view->converged) break;
-        if (!view->failing.empty()) {
-          failure = view->failing + " (log: " + st.logs_dir().string() + "; the controller goes on retrying)";
-          break;
-        }
-      }
+      if (view && view->generation >= generation && view->converged) break;
+      // No early failure here: the controller restarts and retries; its
+      // state is reported when the wait ends.
       if (std::chrono::steady_clock::now() >= deadline) {
-        failure =
-            "not ready after " + std::to_string(timeout_s) + "s under the controller (" + driver.holder() +
-            "): " +
-            (view ? std::to_string(view->ready) + " of " + std::to_string(view->wanted) + " replicas ready"
-                  : std::string("it has not picked the service up yet")) +
-            "; see plinth status";
+        failure = "not ready after " + std::to_string(timeout_s) + "s under the controller (" +
+                  driver.holder() + "): " +
+                  (view ? std::to_string(view->ready) + " of " + std::to_string(view->wanted) +
+                              " replicas ready" + (view->failing.empty() ? "" : "; " + view->failing)
+                        : std::string("it has not picked the service up yet")) +
+                  " (logs: " + st.logs_dir().string() + "; see plinth status)";
         break;
       }
     }
