@@ -14,11 +14,10 @@
 // `<dir>/logs/<replica id>.log` and runs in the service's working directory.
 // A region marked down gets no replicas (its replicas are removed).
 //
-// Who writes what: apply (the local provider) and the controller both call
-// ReconcileService / RemoveServiceReplicas, never at the same time: apply
-// drives its own Supervisor only while no controller holds the workspace's
-// lease, and otherwise leaves the store to the controller
-// (docs/controller.md, "Apply and the controller").
+// Who writes what: apply (the local provider) writes the store; the holder
+// of the workspace's controller lease (the leading controller, or apply
+// while no controller leads) drives the replicas with ReconcileService /
+// RemoveServiceReplicas (docs/controller.md, "Apply and the controller").
 //
 // Thread safety: a ServiceStore may be used from several threads (one
 // connection, serialised); the functions are stateless.

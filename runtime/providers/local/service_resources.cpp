@@ -4,14 +4,16 @@
 // this file applies planned services and reads them back.
 //
 // A service's create or update records it in the workspace's service store
-// (secrets sealed), then brings its replicas to the recorded spec with a
-// Supervisor on <workspace dir>/controller/replicas.db and waits until every
-// replica is ready (ready_timeout): new replicas start, changed ones are
-// replaced one at a time, each once the others are ready again, and those no
-// longer wanted stop. Replicas are daemons: they outlive apply, and the next
-// apply (or the controller) adopts them by pid and start time. A replica that
-// keeps exiting, or is not ready in time, fails the apply with its last error
-// and its log file. A first Ctrl-C stops the wait (the replicas go on).
+// (secrets sealed), then waits until its replicas run the recorded spec and
+// are ready (ready_timeout). Who brings them there is the holder of the
+// workspace's controller lease: this apply, which takes the lease while no
+// controller leads and drives a Supervisor on <workspace dir>/controller/
+// replicas.db (new replicas start, changed ones are replaced one at a time,
+// those no longer wanted stop), or the leading controller, whose status this
+// apply then reads. Replicas are daemons: they outlive apply, and whoever
+// drives next adopts them by pid and start time. Under apply, a replica that
+// exits fails the apply at once with its last error and its log file. A
+// first Ctrl-C stops the wait (the replicas go on).
 #include <sys/stat.h>
 #include <unistd.h>
 
