@@ -115,6 +115,9 @@ int Storage(const Options& options);  // storage sweep|status
 // *summary, or false with the first error in *error. A workspace with no
 // state or no buckets is a success with nothing done.
 bool StorageSweepOnce(const Options& options, int64_t now_ms, std::string* summary, std::string* error);
+// A duration option: "30s", "10m", "2h", "500ms", "1h30m" (> 0) in ms; false
+// when malformed (cli/compute_commands.cpp).
+bool ParseDuration(const std::string& s, int64_t* ms);
 int Controller(const Options& options);        // controller (cli/controller_commands.cpp)
 int ControllerStatus(const Options& options);  // status: the workspace's controller
 int Backup(const Options& options);   // backup run|list|check

@@ -73,28 +73,6 @@ bool ParseSize(const std::string& s, uint64_t* out) {
   return true;
 }
 
-// "30s", "10m", "2h", "500ms", "1h30m".
-bool ParseDuration(const std::string& s, int64_t* ms) {
-  int64_t total = 0;
-  size_t i = 0;
-  if (s.empty()) return false;
-  while (i < s.size()) {
-    size_t j = i;
-    while (j < s.size() && s[j] >= '0' && s[j] <= '9') ++j;
-    if (j == i || j - i > 9) return false;
-    int64_t n = std::stoll(s.substr(i, j - i));
-    size_t k = j;
-    while (k < s.size() && !(s[k] >= '0' && s[k] <= '9')) ++k;
-    std::string unit = s.substr(j, k - j);
-    int64_t mul = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60000 : unit == "h" ? 3600000 : 0;
-    if (mul == 0) return false;
-    total += n * mul;
-    i = k;
-  }
-  *ms = total;
-  return total > 0;
-}
-
 // Events shown per pool by compute status.
 constexpr size_t kStatusEvents = 8;
 
@@ -300,7 +278,8 @@ int Status(const Options& o) {
     // skipped, a node provisioned, failed its health gate or decommissioned.
     p["events"] = json::array();
     for (const auto& e : queue->Events(pool.id, kStatusEvents)) {
-      p["events"].push_back({{"time", EventTime(e.at_ms)}, {"node", e.node}, {"job", e.job}, {"text", e.text}});
+      p["events"].push_back(
+          {{"time", EventTime(e.at_ms)}, {"node", e.node}, {"job", e.job}, {"text", e.text}});
     }
     out["pools"].push_back(p);
     for (const char* st : {"provisioning", "probing", "ready", "failed", "released", "lost"}) {
@@ -339,10 +318,13 @@ int Status(const Options& o) {
     for (const auto& e : p["events"]) {
       // Whom it is about, unless the text says so itself ("node east-train-1 provisioned ...").
       std::string text = e["text"].get<std::string>(), who;
-      if (!e["job"].get<std::string>().empty()) who = "job " + e["job"].get<std::string>();
-      else if (!e["node"].get<std::string>().empty()) who = "node " + e["node"].get<std::string>();
+      if (!e["job"].get<std::string>().empty())
+        who = "job " + e["job"].get<std::string>();
+      else if (!e["node"].get<std::string>().empty())
+        who = "node " + e["node"].get<std::string>();
       if (!who.empty() && text.rfind(who, 0) != 0) text = who + ": " + text;
-      std::printf("    %s  %s\n", e["time"].get<std::string>().c_str(), runtime::EscapeControls(text).c_str());
+      std::printf("    %s  %s\n", e["time"].get<std::string>().c_str(),
+                  runtime::EscapeControls(text).c_str());
     }
   }
   if (out["pools"].empty()) std::printf("no pools\n");
@@ -371,7 +353,30 @@ int Compute(const Options& o) {
     return compute::RunAgent(dir, o.job.node, qo);
   }
   if (sub == "resume" || sub == "suspend" || sub == "resume-fail") return SlurmPower(o);
-  return Usage("compute needs a subcommand: status, resume, suspend or resume-fail (see plinth compute --help)");
+  return Usage(
+      "compute needs a subcommand: status, resume, suspend or resume-fail (see plinth compute --help)");
+}
+
+// "30s", "10m", "2h", "500ms", "1h30m".
+bool ParseDuration(const std::string& s, int64_t* ms) {
+  int64_t total = 0;
+  size_t i = 0;
+  if (s.empty()) return false;
+  while (i < s.size()) {
+    size_t j = i;
+    while (j < s.size() && s[j] >= '0' && s[j] <= '9') ++j;
+    if (j == i || j - i > 9) return false;
+    int64_t n = std::stoll(s.substr(i, j - i));
+    size_t k = j;
+    while (k < s.size() && !(s[k] >= '0' && s[k] <= '9')) ++k;
+    std::string unit = s.substr(j, k - j);
+    int64_t mul = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60000 : unit == "h" ? 3600000 : 0;
+    if (mul == 0) return false;
+    total += n * mul;
+    i = k;
+  }
+  *ms = total;
+  return total > 0;
 }
 
 }  // namespace plinth::cli

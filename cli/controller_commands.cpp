@@ -42,34 +42,12 @@ int UsageError(const std::string& message) {
   return 2;
 }
 
-// "500ms", "2s", "1m", "1h", "1m30s".
-bool ParseDurationMs(const std::string& s, int64_t* ms) {
-  int64_t total = 0;
-  size_t i = 0;
-  if (s.empty()) return false;
-  while (i < s.size()) {
-    size_t j = i;
-    while (j < s.size() && s[j] >= '0' && s[j] <= '9') ++j;
-    if (j == i || j - i > 9) return false;
-    int64_t n = std::stoll(s.substr(i, j - i));
-    size_t k = j;
-    while (k < s.size() && !(s[k] >= '0' && s[k] <= '9')) ++k;
-    std::string unit = s.substr(j, k - j);
-    int64_t mul = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60000 : unit == "h" ? 3600000 : 0;
-    if (mul == 0) return false;
-    total += n * mul;
-    i = k;
-  }
-  *ms = total;
-  return total > 0;
-}
-
 bool Duration(const std::string& flag, const std::string& text, int64_t fallback_ms, int64_t* ms) {
   if (text.empty()) {
     *ms = fallback_ms;
     return true;
   }
-  if (!ParseDurationMs(text, ms)) {
+  if (!ParseDuration(text, ms)) {
     std::fprintf(stderr, "error: %s takes a duration such as 500ms, 2s, 1m, not '%s'\n", flag.c_str(),
                  text.c_str());
     return false;
@@ -252,11 +230,10 @@ int ControllerStatus(const Options& options) {
   if (std::string e = doc.value("last_error", std::string()); !e.empty())
     std::printf("last error: %s\n", e.c_str());
   for (const json& s : doc.value("services", json::array())) {
-    std::printf("service %s: %d of %d replicas ready%s%s\n", s.value("id", std::string()).c_str(),
-                s.value("ready", 0), s.value("wanted", 0),
-                s.value("converged", false) ? "" : " (converging)",
-                s.value("failing", std::string()).empty() ? ""
-                                                          : ("; " + s.value("failing", std::string())).c_str());
+    std::printf(
+        "service %s: %d of %d replicas ready%s%s\n", s.value("id", std::string()).c_str(),
+        s.value("ready", 0), s.value("wanted", 0), s.value("converged", false) ? "" : " (converging)",
+        s.value("failing", std::string()).empty() ? "" : ("; " + s.value("failing", std::string())).c_str());
     for (const json& r : s.value("replicas", json::array())) {
       std::printf("  %s: %s%s, pid %lld, %d restarts%s\n", r.value("id", std::string()).c_str(),
                   r.value("phase", std::string()).c_str(), r.value("ready", false) ? ", ready" : "",

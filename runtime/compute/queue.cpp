@@ -18,6 +18,7 @@
 
 #include "runtime/compute/inventory.h"
 #include "runtime/crypto/aead.h"
+#include "runtime/io/sqlite.h"
 #include "runtime/process/process.h"
 #include "runtime/storage/keys.h"
 
@@ -38,54 +39,7 @@ int64_t NowMs() {
       .count();
 }
 
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &st_, nullptr); }
-  ~Stmt() { sqlite3_finalize(st_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  Stmt& Bind(int i, int64_t v) {
-    sqlite3_bind_int64(st_, i, v);
-    return *this;
-  }
-  Stmt& Bind(int i, const std::string& t) {
-    sqlite3_bind_text(st_, i, t.data(), static_cast<int>(t.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& BindBlob(int i, const std::optional<std::string>& b) {
-    if (b) {
-      sqlite3_bind_blob(st_, i, b->data(), static_cast<int>(b->size()), SQLITE_TRANSIENT);
-    } else {
-      sqlite3_bind_null(st_, i);
-    }
-    return *this;
-  }
-  Stmt& BindOpt(int i, std::optional<int> v) {
-    if (v) {
-      sqlite3_bind_int64(st_, i, *v);
-    } else {
-      sqlite3_bind_null(st_, i);
-    }
-    return *this;
-  }
-  int Step() { return rc_ == SQLITE_OK ? sqlite3_step(st_) : rc_; }
-  bool Row() { return Step() == SQLITE_ROW; }
-  bool Done() { return Step() == SQLITE_DONE; }
-  int64_t Int(int c) { return sqlite3_column_int64(st_, c); }
-  bool Null(int c) { return sqlite3_column_type(st_, c) == SQLITE_NULL; }
-  std::string Text(int c) {
-    const unsigned char* p = sqlite3_column_text(st_, c);
-    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(st_, c)) : std::string();
-  }
-  std::string Blob(int c) {
-    const void* p = sqlite3_column_blob(st_, c);
-    return p ? std::string(static_cast<const char*>(p), sqlite3_column_bytes(st_, c)) : std::string();
-  }
-
- private:
-  sqlite3_stmt* st_ = nullptr;
-  int rc_;
-};
+using Stmt = io::SqliteStmt;
 
 bool Exec(sqlite3* db, const char* sql) {
   return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <thread>
 
+#include "runtime/io/sqlite.h"
 #include "runtime/process/process.h"
 
 namespace plinth::controller {
@@ -23,33 +24,7 @@ using std::chrono::milliseconds;
 
 namespace {
 
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &st_, nullptr); }
-  ~Stmt() { sqlite3_finalize(st_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  Stmt& Bind(int i, int64_t v) {
-    sqlite3_bind_int64(st_, i, v);
-    return *this;
-  }
-  Stmt& Bind(int i, const std::string& t) {
-    sqlite3_bind_text(st_, i, t.data(), static_cast<int>(t.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  int Step() { return rc_ == SQLITE_OK ? sqlite3_step(st_) : rc_; }
-  bool Row() { return Step() == SQLITE_ROW; }
-  bool Done() { return Step() == SQLITE_DONE; }
-  int64_t Int(int c) { return sqlite3_column_int64(st_, c); }
-  std::string Text(int c) {
-    const unsigned char* p = sqlite3_column_text(st_, c);
-    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(st_, c)) : std::string();
-  }
-
- private:
-  sqlite3_stmt* st_ = nullptr;
-  int rc_;
-};
+using Stmt = io::SqliteStmt;
 
 bool ValidId(const std::string& id) {
   if (id.empty() || id.size() > 128 || id[0] == '.') return false;
