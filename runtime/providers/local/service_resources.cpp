@@ -224,13 +224,18 @@ class ReplicaDriver {
   controller::Supervisor* supervisor() { return supervisor_.get(); }
   const std::string& holder() const { return holder_; }
 
-  // The leading controller's status document (null when unreadable).
+  // The leading controller's status document: null unless it was written by
+  // the current lease holder and not marked stopped (a stale file, or none
+  // while another apply holds the lease, says nothing about the replicas).
   nlohmann::json ControllerStatus() const {
     std::ifstream in(dir_ / "status.json");
     if (!in) return nullptr;
     std::stringstream text;
     text << in.rdbuf();
-    return nlohmann::json::parse(text.str(), nullptr, false);
+    nlohmann::json doc = nlohmann::json::parse(text.str(), nullptr, false);
+    if (!doc.is_object() || doc.value("self", std::string()) != holder_ || doc.value("stopped", false))
+      return nullptr;
+    return doc;
   }
 
   // Replicas of `id` whose process runs (pid and start time), from the
@@ -400,8 +405,9 @@ Result<Done> LocalProvider::DeleteService(const std::string& id) {
       controller::RemoveServiceReplicas(*driver.supervisor(), id);
       driver.supervisor()->Tick();
       if (controller::ServiceReplicas(*driver.supervisor(), id).empty()) return Done{};
-    } else if (!controller::FindServiceStatus(driver.ControllerStatus(), id)) {
-      return Done{};  // the controller stopped them and no longer lists the service
+    } else if (nlohmann::json doc = driver.ControllerStatus();
+               doc.is_object() && !controller::FindServiceStatus(doc, id)) {
+      return Done{};  // the leading controller stopped them and no longer lists the service
     }
     if (std::chrono::steady_clock::now() >= deadline)
       return ServiceFail("service " + id + ": its replicas did not stop within 30s; see plinth status");
