@@ -15,10 +15,15 @@ per_region=$((replicas / 2))
 tmp=$(mktemp -d)
 ctl_pid=""
 cleanup() {
-  [ -n "$ctl_pid" ] && kill -9 "$ctl_pid" 2>/dev/null && wait "$ctl_pid" 2>/dev/null
+  # Every step may fail without stopping the cleanup (this runs under set -e).
+  if [ -n "$ctl_pid" ]; then
+    kill -9 "$ctl_pid" 2>/dev/null || true
+    wait "$ctl_pid" 2>/dev/null || true
+  fi
+  # The killed controller's lease (10 s) expires before destroy's wait (30 s) ends: destroy takes over.
   "$plinth" destroy --auto-approve "$tmp" >/dev/null 2>&1 || true
   for p in $(pgrep -f "python3 server.py" 2>/dev/null); do
-    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "PLINTH_BENCH=$tmp" && kill -9 "$p" 2>/dev/null
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "PLINTH_BENCH=$tmp"; then kill -9 "$p" 2>/dev/null || true; fi
   done
   rm -rf "$tmp"
 }
