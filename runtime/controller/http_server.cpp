@@ -27,9 +27,9 @@ const char* Reason(int status) {
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 411: return "Length Required";
     case 413: return "Content Too Large";
     case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
     default: return "Status";
   }
@@ -261,7 +261,8 @@ void HttpServer::Serve(int fd) {
         body = std::stoull(v);
       }
       if (req.headers.count("transfer-encoding")) {
-        Respond(fd, Text(501, "Transfer-Encoding is not supported; send Content-Length"));
+        // Chunked bodies are not read: the client must say how long its body is.
+        Respond(fd, Text(411, "Transfer-Encoding is not supported; send Content-Length"));
         return;
       }
       need = head_end + 4 + body;

@@ -160,6 +160,16 @@ TEST(HttpServerNoToken, EveryPostIsRefusedWhenNoTokenIsConfigured) {
   server.Stop();
 }
 
+TEST_F(HttpServerTest, ChunkedBodiesAre411) {
+  Start(HttpServerOptions{});
+  std::string chunked = "POST /do HTTP/1.1\r\nAuthorization: Bearer " + kToken +
+                        "\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+  std::string answer = Request(port(), chunked);
+  EXPECT_EQ(StatusOf(answer), 411);
+  EXPECT_NE(answer.find("send Content-Length"), std::string::npos) << answer;
+  EXPECT_EQ(posts_.load(), 0);
+}
+
 TEST_F(HttpServerTest, OversizedRequestsAre413) {
   HttpServerOptions o;
   o.max_request_bytes = 1024;
