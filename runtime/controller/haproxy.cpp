@@ -394,11 +394,78 @@ std::map<std::string, int64_t> MeasureRegionRtt(const LbSpec& spec, int samples,
   return out;
 }
 
+nlohmann::json LbSpecJson(const LbSpec& spec) {
+  nlohmann::json backends = nlohmann::json::array();
+  for (const LbBackend& b : spec.backends)
+    backends.push_back({{"id", b.id},
+                        {"region", b.region},
+                        {"host", b.host},
+                        {"port", b.port},
+                        {"weight", b.weight},
+                        {"replica", b.replica}});
+  const char* mode = spec.mode == LbMode::kFailover  ? "failover"
+                     : spec.mode == LbMode::kLatency ? "latency"
+                                                     : "round_robin";
+  return {{"name", spec.name},
+          {"service", spec.service},
+          {"bind_host", spec.bind_host},
+          {"bind_port", spec.bind_port},
+          {"protocol", spec.protocol == LbProtocol::kHttp ? "http" : "tcp"},
+          {"mode", mode},
+          {"primary_region", spec.primary_region},
+          {"health",
+           {{"kind", spec.health.kind == LbHealth::Kind::kHttp ? "http" : "tcp"},
+            {"path", spec.health.path},
+            {"interval_ms", spec.health.interval_ms},
+            {"rise", spec.health.rise},
+            {"fall", spec.health.fall}}},
+          {"backends", backends}};
+}
+
+std::optional<LbSpec> LbSpecFromJson(const nlohmann::json& j) {
+  if (!j.is_object() || !j.contains("backends") || !j["backends"].is_array()) return std::nullopt;
+  try {
+    LbSpec s;
+    s.name = j.value("name", "");
+    s.service = j.value("service", "");
+    s.bind_host = j.value("bind_host", "127.0.0.1");
+    s.bind_port = j.value("bind_port", 0);
+    s.protocol = j.value("protocol", "http") == "tcp" ? LbProtocol::kTcp : LbProtocol::kHttp;
+    const std::string mode = j.value("mode", "round_robin");
+    s.mode = mode == "failover"  ? LbMode::kFailover
+             : mode == "latency" ? LbMode::kLatency
+                                 : LbMode::kRoundRobin;
+    s.primary_region = j.value("primary_region", "");
+    const nlohmann::json h = j.value("health", nlohmann::json::object());
+    s.health.kind = h.value("kind", "http") == "tcp" ? LbHealth::Kind::kTcp : LbHealth::Kind::kHttp;
+    s.health.path = h.value("path", "/");
+    s.health.interval_ms = h.value("interval_ms", 2000);
+    s.health.rise = h.value("rise", 2);
+    s.health.fall = h.value("fall", 3);
+    for (const auto& b : j["backends"]) {
+      LbBackend x;
+      x.id = b.value("id", "");
+      x.region = b.value("region", "");
+      x.host = b.value("host", "127.0.0.1");
+      x.port = b.value("port", 0);
+      x.weight = b.value("weight", 1);
+      x.replica = b.value("replica", "");
+      s.backends.push_back(std::move(x));
+    }
+    return s;
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+}
+
 HaproxyInstance::HaproxyInstance(fs::path dir, fs::path haproxy)
     : dir_(std::move(dir)), haproxy_(std::move(haproxy)) {
   io::MakeDirs(dir_, 0700);
   ::chmod(dir_.c_str(), 0700);
   std::string recorded;
+  if (ReadWhole(dir_ / "spec.json", &recorded)) {
+    if (auto s = LbSpecFromJson(nlohmann::json::parse(recorded, nullptr, false))) spec_ = std::move(*s);
+  }
   if (!ReadWhole(dir_ / "instance", &recorded)) return;
   std::istringstream in(recorded);
   long long pid = 0;
@@ -538,6 +605,7 @@ std::optional<std::string> HaproxyInstance::Apply(const LbSpec& spec, LbRuntime 
   if (running && had_old && old_text == text) {
     spec_ = spec;
     admin_ = std::move(admin);
+    RecordSpec();
     return std::nullopt;
   }
   if (::rename(candidate.c_str(), current.c_str()) != 0)
@@ -556,7 +624,14 @@ std::optional<std::string> HaproxyInstance::Apply(const LbSpec& spec, LbRuntime 
   }
   spec_ = spec;
   admin_ = std::move(admin);
+  RecordSpec();
   return std::nullopt;
+}
+
+void HaproxyInstance::RecordSpec() {
+  // Best effort: without it a later object cannot gate servers by id, which
+  // SetServerState then says.
+  if (spec_) io::WriteFileAtomic(dir_ / "spec.json", LbSpecJson(*spec_).dump() + "\n", 0600);
 }
 
 std::optional<std::string> HaproxyInstance::Start() {

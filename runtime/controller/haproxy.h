@@ -36,6 +36,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace plinth::controller {
 
 enum class LbMode {
@@ -63,11 +65,13 @@ struct LbBackend {
   std::string region;  // used by kFailover and kLatency
   std::string host = "127.0.0.1";
   int port = 0;
-  int weight = 1;  // 1..256
+  int weight = 1;       // 1..256
+  std::string replica;  // the supervised replica behind it ("model.eu.0"); empty when none
 };
 
 struct LbSpec {
-  std::string name;  // the proxy names are fe_<name> and be_<name>, sanitized
+  std::string name;     // the proxy names are fe_<name> and be_<name>, sanitized
+  std::string service;  // the service whose replicas the backends are (not rendered); may be empty
   std::string bind_host = "127.0.0.1";
   int bind_port = 0;
   LbProtocol protocol = LbProtocol::kHttp;
@@ -76,6 +80,10 @@ struct LbSpec {
   LbHealth health;
   std::vector<LbBackend> backends;
 };
+
+// The spec as JSON (every field) and back; nullopt when `j` is not one.
+nlohmann::json LbSpecJson(const LbSpec& spec);
+std::optional<LbSpec> LbSpecFromJson(const nlohmann::json& j);
 
 // The admin state of a server: ready takes traffic; drain keeps the
 // connections it has (and persistent ones) but gets no new ones; maint gets
@@ -155,12 +163,16 @@ struct LbServerState {
 //   admin.sock       admin socket (worker)           master.sock      master CLI
 //   haproxy.pid      HAProxy's pidfile               instance         "PID START_TIME" of the master
 //   haproxy.log      HAProxy's stdout and stderr (appended)
+//   spec.json        the LbSpec the running configuration was rendered from
+//                    (LbSpecJson, 0600): a later object on the directory
+//                    (another apply, the controller) knows the backends
 //
 // Not thread-safe: one owner (the controller's loop) calls it.
 class HaproxyInstance {
  public:
   // Creates `dir` (0700) if needed and adopts a running master recorded in
-  // it (alive with the recorded start time). `haproxy` is the executable.
+  // it (alive with the recorded start time) with the spec recorded in
+  // spec.json. `haproxy` is the executable.
   HaproxyInstance(std::filesystem::path dir, std::filesystem::path haproxy);
 
   // Does not stop HAProxy: it outlives its owner. Call Stop to end it.
@@ -181,8 +193,8 @@ class HaproxyInstance {
 
   // Sets a backend's admin state at run time (`set server`), without a
   // reload. The state is remembered and rendered into later configurations,
-  // so a reload keeps it. Requires a successful Apply by this object (it
-  // knows the spec's ids). Returns nullopt or the error.
+  // so a reload by this object keeps it. Requires a spec: a successful
+  // Apply, or one recorded in spec.json. Returns nullopt or the error.
   std::optional<std::string> SetServerState(const std::string& backend_id, ServerAdmin state);
 
   // The servers of the backend as the running worker reports them; an error
@@ -197,6 +209,8 @@ class HaproxyInstance {
   // Whether the recorded master is alive (pid with its start time, not a
   // zombie).
   bool Running() const;
+  // The spec last applied (by this object or recorded in spec.json).
+  const std::optional<LbSpec>& spec() const { return spec_; }
   pid_t master_pid() const { return pid_; }
   const std::filesystem::path& dir() const { return dir_; }
 
@@ -211,6 +225,7 @@ class HaproxyInstance {
   std::optional<std::string> Reload();
   std::string LogTail() const;
   void Forget();
+  void RecordSpec();
 
   std::filesystem::path dir_;
   std::filesystem::path haproxy_;

@@ -48,11 +48,15 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
       if (first_error.empty()) first_error = spec.id + ": " + error;
       continue;
     }
+    auto& gate = gates_[spec.id];
+    if (!gate) gate = std::make_unique<HaproxyGate>(workspace_dir_ / "lb", spec.id, clock_);
     if (!ReconcileService(*supervisor_, spec, secrets[spec.id], store_->logs_dir(), /*one_at_a_time=*/true,
-                          &error) &&
+                          &error, gate.get()) &&
         first_error.empty())
       first_error = spec.id + ": " + error;
   }
+  for (auto it = gates_.begin(); it != gates_.end();)
+    it = known.count(it->first) ? std::next(it) : gates_.erase(it);
   // Replicas of services that are no longer recorded stop.
   for (const ReplicaSnapshot& s : supervisor_->Snapshots()) {
     std::string service = s.id.substr(0, s.id.find('.'));

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -29,6 +30,7 @@
 #include "runtime/controller/controller.h"
 #include "runtime/controller/services.h"
 #include "runtime/controller/supervisor.h"
+#include "runtime/controller/traffic_gate.h"
 #include "runtime/metrics/exposition.h"
 
 namespace plinth::controller {
@@ -64,6 +66,8 @@ class ServiceSupervision {
   std::unique_ptr<ServiceStore> store_;
   std::unique_ptr<Supervisor> supervisor_;
   int64_t term_ = -1;
+  // One traffic gate per service (its drain timers span passes).
+  std::map<std::string, std::unique_ptr<HaproxyGate>> gates_;
   mutable std::mutex mu_;  // guards status_
   nlohmann::json status_ = nlohmann::json::array();
 };

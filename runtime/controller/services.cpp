@@ -129,6 +129,10 @@ std::string ReplicaPrefix(const std::string& service_id) {
   return service_id + ".";
 }
 
+std::string ReplicaId(const std::string& service_id, const std::string& region, int index) {
+  return ReplicaPrefix(service_id) + region + "." + std::to_string(index);
+}
+
 std::vector<ReplicaSpec> ReplicaSpecsFor(const ServiceSpec& spec,
                                          const std::map<std::string, std::string>& secrets,
                                          const fs::path& logs_dir) {
@@ -137,7 +141,7 @@ std::vector<ReplicaSpec> ReplicaSpecsFor(const ServiceSpec& spec,
     if (region.down) continue;
     for (int i = 0; i < spec.replicas; ++i) {
       ReplicaSpec r;
-      r.id = ReplicaPrefix(spec.id) + region.name + "." + std::to_string(i);
+      r.id = ReplicaId(spec.id, region.name, i);
       r.argv = spec.argv;
       // A relative program path is the configuration's, not the controller's.
       if (!r.argv.empty() && r.argv[0].find('/') != std::string::npos && r.argv[0][0] != '/' &&
@@ -357,24 +361,32 @@ bool ServiceStore::OpenSecrets(const std::string& id, std::map<std::string, std:
 
 bool ReconcileService(Supervisor& supervisor, const ServiceSpec& spec,
                       const std::map<std::string, std::string>& secrets, const fs::path& logs_dir,
-                      bool one_at_a_time, std::string* error) {
+                      bool one_at_a_time, std::string* error, TrafficGate* gate) {
   std::vector<ReplicaSpec> wanted = ReplicaSpecsFor(spec, secrets, logs_dir);
   std::set<std::string> wanted_ids;
   for (const auto& r : wanted) wanted_ids.insert(r.id);
   const std::string prefix = ReplicaPrefix(spec.id);
-  // Replicas no longer wanted go first (a dropped region, fewer replicas).
+  if (gate) gate->Refresh();
+  // Replicas no longer wanted go first (a dropped region, fewer replicas);
+  // one that serves is drained out of the load balancers first.
   for (const ReplicaSnapshot& s : supervisor.Snapshots()) {
-    if (s.id.rfind(prefix, 0) == 0 && !wanted_ids.count(s.id)) {
-      std::string e;
-      supervisor.Remove(s.id, &e);
-    }
+    if (s.id.rfind(prefix, 0) != 0 || wanted_ids.count(s.id)) continue;
+    if (gate && s.ready && !gate->Drain(s.id)) continue;
+    std::string e;
+    supervisor.Remove(s.id, &e);
   }
   const int64_t settle_ms = SettleTime(spec).count();
-  auto all_ready = [&] {
-    for (const auto& r : wanted) {
-      auto s = supervisor.Snapshot(r.id);
-      if (!s || !s->ready || s->ready_for_ms < settle_ms) return false;
-    }
+  // Ready, settled and (where a load balancer fronts it) taking traffic again;
+  // a load balancer that never reports it UP holds a rollout for at most
+  // kRotationWait.
+  auto serving = [&](const std::string& id) {
+    auto s = supervisor.Snapshot(id);
+    if (!s || !s->ready || s->ready_for_ms < settle_ms) return false;
+    return !gate || gate->InRotation(id) || s->ready_for_ms >= kRotationWait.count();
+  };
+  auto others_serving = [&](const std::string& id) {
+    for (const auto& r : wanted)
+      if (r.id != id && !serving(r.id)) return false;
     return true;
   };
   for (ReplicaSpec& r : wanted) {
@@ -383,10 +395,20 @@ bool ReconcileService(Supervisor& supervisor, const ServiceSpec& spec,
       if (!supervisor.Add(std::move(r), error)) return false;
       continue;
     }
-    if (supervisor.Unchanged(r)) continue;
-    // A rolling replacement: one replica at a time, each once the others
-    // are ready again.
-    if (one_at_a_time && !all_ready()) continue;
+    if (supervisor.Unchanged(r)) {
+      // Current and ready: back into rotation wherever it was drained.
+      if (gate && snap->ready && !gate->InRotation(r.id)) gate->Admit(r.id);
+      continue;
+    }
+    if (one_at_a_time && snap->ready) {
+      // A rolling replacement: one replica at a time, each once the others
+      // serve again, drained out of the load balancers before it stops.
+      // (One that is not ready serves nothing: it is replaced at once.)
+      if (!others_serving(r.id)) continue;
+      if (gate && !gate->Drain(r.id)) return true;
+      if (!supervisor.Update(std::move(r), error)) return false;
+      return true;
+    }
     if (!supervisor.Update(std::move(r), error)) return false;
   }
   return true;

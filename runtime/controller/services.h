@@ -35,6 +35,7 @@
 #include "runtime/compute/spec.h"
 #include "runtime/controller/probe.h"
 #include "runtime/controller/supervisor.h"
+#include "runtime/controller/traffic_gate.h"
 
 struct sqlite3;
 
@@ -73,6 +74,9 @@ std::vector<ReplicaSpec> ReplicaSpecsFor(const ServiceSpec& spec,
 
 // "<service>." : every replica id of the service starts with it.
 std::string ReplicaPrefix(const std::string& service_id);
+
+// "<service>.<region>.<index>": the id of one replica (and of its log file).
+std::string ReplicaId(const std::string& service_id, const std::string& region, int index);
 
 class ServiceStore {
  public:
@@ -113,14 +117,23 @@ class ServiceStore {
 // replaces the process; changed probes are swapped in place), and removes
 // this service's replicas that are no longer wanted (fewer replicas, a
 // region dropped or down). When `one_at_a_time`, a replica whose process
-// must be replaced is replaced only while every replica of the service has
-// been ready for at least SettleTime(spec) (so a load balancer checking at
-// the probe's period has taken the last one back first): a rolling
-// replacement, one replica per call; call again on later ticks. False with
+// must be replaced is replaced only while every other replica of the
+// service serves: ready for at least SettleTime(spec) and, with a `gate`,
+// reported UP by every load balancer in front of it (or ready for
+// kRotationWait); before it stops, the gate drains it. A rolling
+// replacement: at most one replica per call; call again on later ticks.
+// With a gate, a replica no longer wanted is drained before it is removed,
+// and a current, ready replica left drained is admitted again. False with
 // *error when a replica spec is invalid.
 bool ReconcileService(Supervisor& supervisor, const ServiceSpec& spec,
                       const std::map<std::string, std::string>& secrets,
-                      const std::filesystem::path& logs_dir, bool one_at_a_time, std::string* error);
+                      const std::filesystem::path& logs_dir, bool one_at_a_time, std::string* error,
+                      TrafficGate* gate = nullptr);
+
+// How long a rollout waits for a load balancer to report a ready replica UP
+// before it goes on without it (a load balancer whose check disagrees with
+// the readiness probe must not hold a rollout forever).
+inline constexpr std::chrono::milliseconds kRotationWait{30000};
 
 // The settle time of a rolling replacement: the readiness probe's period
 // plus one second; 1 s without a readiness probe.

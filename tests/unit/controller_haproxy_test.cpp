@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/controller/traffic_gate.h"
 #include "runtime/process/process.h"
 #include "tests/support/files.h"
 
@@ -51,9 +52,9 @@ LbSpec TwoRegionSpec(LbMode mode) {
   s.health.interval_ms = 500;
   s.health.rise = 1;
   s.health.fall = 2;
-  s.backends = {{"eu-0", "eu", "127.0.0.1", 9000, 1},
-                {"eu-1", "eu", "127.0.0.1", 9001, 2},
-                {"us-0", "us", "127.0.0.1", 9100, 1}};
+  s.backends = {{"eu-0", "eu", "127.0.0.1", 9000, 1, "svc.eu.0"},
+                {"eu-1", "eu", "127.0.0.1", 9001, 2, "svc.eu.1"},
+                {"us-0", "us", "127.0.0.1", 9100, 1, "svc.us.0"}};
   return s;
 }
 
@@ -338,7 +339,7 @@ class HaproxyInstanceTest : public ::testing::Test {
     s.health.fall = 2;
     int i = 0;
     for (auto& [srv, region] : servers)
-      s.backends.push_back({region + "-" + std::to_string(i++), region, "127.0.0.1", srv->port(), 1});
+      s.backends.push_back({region + "-" + std::to_string(i++), region, "127.0.0.1", srv->port(), 1, ""});
     return s;
   }
 
@@ -434,7 +435,7 @@ TEST_F(HaproxyInstanceTest, RejectedConfigurationKeepsTheRunningOne) {
   const pid_t master = g.inst->master_pid();
 
   LbSpec broken = spec;
-  broken.backends.push_back({"ghost", "eu", "backend.invalid", 80, 1});  // valid to us, not to haproxy
+  broken.backends.push_back({"ghost", "eu", "backend.invalid", 80, 1, ""});  // valid to us, not to haproxy
   std::optional<std::string> err = g.inst->Apply(broken);
   ASSERT_TRUE(err.has_value());
   EXPECT_NE(err->find("haproxy rejected the configuration"), std::string::npos) << *err;
@@ -580,6 +581,87 @@ TEST_F(HaproxyInstanceTest, AReloadHaproxyRefusesKeepsTheOldWorkersAndFile) {
   EXPECT_EQ(Get(moved.bind_port), "a");
 }
 
+TEST_F(HaproxyInstanceTest, TheSpecIsRecordedSoAnotherObjectGatesServersById) {
+  IdServer a("a"), b("b");
+  const int port = FreePort();
+  Guarded g(Dir());
+  LbSpec spec = Spec(LbMode::kRoundRobin, {{&a, "eu"}, {&b, "eu"}}, port);
+  spec.service = "svc";
+  spec.backends[0].replica = "svc.eu.0";
+  spec.backends[1].replica = "svc.eu.1";
+  ASSERT_EQ(g.inst->Apply(spec), std::nullopt);
+  struct stat st {};
+  ASSERT_EQ(::stat((Dir() / "spec.json").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  HaproxyInstance again(Dir(), kHaproxy);  // another apply, or the controller
+  ASSERT_TRUE(again.spec().has_value());
+  EXPECT_EQ(LbSpecJson(*again.spec()), LbSpecJson(spec));
+  ASSERT_EQ(again.SetServerState("eu-0", ServerAdmin::kMaint), std::nullopt);
+  EXPECT_EQ(Spread(port, 6)["b"], 6);
+  ASSERT_EQ(again.SetServerState("eu-0", ServerAdmin::kReady), std::nullopt);
+  EXPECT_EQ(Spread(port, 6).size(), 2u);
+}
+
+TEST_F(HaproxyInstanceTest, TheTrafficGateDrainsAdmitsAndReportsRotationByReplica) {
+  IdServer a("a"), b("b"), other("other");
+  const int port = FreePort(), other_port = FreePort();
+  Guarded g(Dir() / "front");
+  LbSpec spec = Spec(LbMode::kRoundRobin, {{&a, "eu"}, {&b, "eu"}}, port);
+  spec.service = "svc";
+  spec.backends[0].replica = "svc.eu.0";
+  spec.backends[1].replica = "svc.eu.1";
+  ASSERT_EQ(g.inst->Apply(spec), std::nullopt);
+  // A load balancer of another service is not this service's gate.
+  Guarded g2(Dir() / "elsewhere");
+  LbSpec spec2 = Spec(LbMode::kRoundRobin, {{&other, "eu"}}, other_port);
+  spec2.name = "elsewhere";
+  spec2.service = "other";
+  spec2.backends[0].replica = "other.eu.0";
+  ASSERT_EQ(g2.inst->Apply(spec2), std::nullopt);
+
+  ManualClock clock;
+  HaproxyGate gate(Dir(), "svc", clock, 30s);
+  gate.Refresh();
+  ASSERT_EQ(gate.size(), 1u);
+  EXPECT_TRUE(gate.InRotation("svc.eu.0"));
+  EXPECT_TRUE(gate.InRotation("svc.eu.1"));
+  EXPECT_TRUE(gate.InRotation("svc.us.7"));  // listed nowhere: nothing to wait for
+  EXPECT_TRUE(gate.Drain("svc.us.7"));
+
+  // The first Drain asks; what it read predates the drain, so it waits a pass.
+  EXPECT_FALSE(gate.Drain("svc.eu.0"));
+  EXPECT_EQ(Spread(port, 6)["b"], 6);
+  gate.Refresh();
+  EXPECT_FALSE(gate.InRotation("svc.eu.0"));
+  EXPECT_TRUE(gate.Drain("svc.eu.0"));  // no connection left
+
+  gate.Admit("svc.eu.0");
+  gate.Refresh();
+  EXPECT_TRUE(gate.InRotation("svc.eu.0"));
+  EXPECT_EQ(Spread(port, 6).size(), 2u);
+
+  // A backend that is down by its check is out of rotation; draining it
+  // still marks it drained, and the drain limit ends a wait that cannot.
+  b.Stop();
+  for (int i = 0; i < 50; ++i) {
+    gate.Refresh();
+    if (!gate.InRotation("svc.eu.1")) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_FALSE(gate.InRotation("svc.eu.1"));
+  EXPECT_FALSE(gate.Drain("svc.eu.1"));
+  gate.Refresh();
+  EXPECT_TRUE(gate.Drain("svc.eu.1"));  // down and drained: nothing left to finish
+  EXPECT_EQ(Spread(port, 4)["a"], 4);
+
+  // With HAProxy gone the gate gates nothing.
+  ASSERT_EQ(g.inst->Stop(), std::nullopt);
+  gate.Refresh();
+  EXPECT_EQ(gate.size(), 0u);
+  EXPECT_TRUE(gate.InRotation("svc.eu.0"));
+}
+
 TEST(HaproxyRtt, MeasuresAListeningBackendAndNotAClosedPort) {
   IdServer a("a");
   std::optional<int64_t> rtt = MeasureConnectRttUs("127.0.0.1", a.port(), 3, 1000ms);
@@ -589,7 +671,7 @@ TEST(HaproxyRtt, MeasuresAListeningBackendAndNotAClosedPort) {
   EXPECT_EQ(MeasureConnectRttUs("127.0.0.1", closed, 2, 200ms), std::nullopt);
 
   LbSpec spec = TwoRegionSpec(LbMode::kLatency);
-  spec.backends = {{"eu-0", "eu", "127.0.0.1", a.port(), 1}, {"us-0", "us", "127.0.0.1", closed, 1}};
+  spec.backends = {{"eu-0", "eu", "127.0.0.1", a.port(), 1, ""}, {"us-0", "us", "127.0.0.1", closed, 1, ""}};
   std::map<std::string, int64_t> rtts = MeasureRegionRtt(spec, 2, 200ms);
   EXPECT_EQ(rtts.size(), 1u);
   EXPECT_EQ(rtts.count("eu"), 1u);

@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "runtime/controller/haproxy.h"
+#include "runtime/controller/services.h"
 #include "runtime/process/process.h"
 #include "runtime/providers/local/provider.h"
 #include "runtime/providers/local/service.h"
@@ -84,6 +85,10 @@ std::optional<controller::LbSpec> LbSpecFromPlanned(const ValueMap& planned, std
   }
   if (auto rise = number_after("rise"); rise && *rise > 0) spec.health.rise = static_cast<int>(*rise);
   if (auto fall = number_after("fall"); fall && *fall > 0) spec.health.fall = static_cast<int>(*fall);
+  if (const Value* svc = Get(planned, "service"); svc && svc->kind() == Value::Kind::Object) {
+    spec.service = Text(svc->as_object(), "id");
+    if (spec.service.empty()) spec.service = Text(svc->as_object(), "name");
+  }
   const Value* backends = Get(planned, "backends");
   if (!backends || backends->kind() != Value::Kind::List)
     return *error = "the service's endpoints must be known at apply", std::nullopt;
@@ -97,6 +102,7 @@ std::optional<controller::LbSpec> LbSpecFromPlanned(const ValueMap& planned, std
     backend.region = e->region;
     backend.host = e->host;
     backend.port = e->port;
+    if (!spec.service.empty()) backend.replica = controller::ReplicaId(spec.service, e->region, e->index);
     spec.backends.push_back(std::move(backend));
   }
   if (auto why = controller::ValidateSpec(spec)) return *error = *why, std::nullopt;

@@ -311,6 +311,9 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
   const int timeout_s = Seconds(planned, "ready_timeout", 60);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   std::string failure;
+  controller::SystemClock clock;
+  // The load balancers in front of the service drain a replica before it is replaced.
+  controller::HaproxyGate gate(WorkspaceDir() / "lb", spec->id, clock);
   for (;;) {
     if (!driver.Drive(&error)) {
       failure = error;
@@ -320,7 +323,7 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
       // This apply drives the replicas (no controller leads).
       controller::Supervisor& sup = *driver.supervisor();
       if (!controller::ReconcileService(sup, *spec, secrets, st.logs_dir(), /*one_at_a_time=*/!creating,
-                                        &error)) {
+                                        &error, &gate)) {
         failure = error;
         break;
       }
