@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "cli/workspace.h"
 #include "runtime/controller/controller.h"
+#include "runtime/controller/lb_supervision.h"
 #include "runtime/controller/service_supervision.h"
 #include "runtime/storage/keys.h"
 
@@ -136,6 +137,10 @@ int Controller(const Options& options) {
   const fs::path ws_dir = ControllerDir(o).parent_path();
   controller::ServiceSupervision services(ws_dir, storage::WorkspaceKeyPath(ws_dir), clock);
   tasks.push_back(services.Task(std::chrono::milliseconds(interval_ms)));
+  // Load balancers: a dead HAProxy is started again from its recorded spec
+  // (runtime/controller/lb_supervision.h).
+  controller::LoadBalancerSupervision lbs(ws_dir);
+  tasks.push_back(lbs.Task(std::chrono::milliseconds(interval_ms)));
 
   auto ctl = std::make_unique<controller::Controller>(co, clock, std::move(tasks));
   std::string error;
@@ -242,6 +247,20 @@ int ControllerStatus(const Options& options) {
                       ? ""
                       : ("; " + r.value("last_error", std::string())).c_str());
     }
+  }
+  for (const json& l : doc.value("load_balancers", json::array())) {
+    std::string servers;
+    for (const json& v : l.value("servers", json::array()))
+      servers += (servers.empty() ? "" : ", ") + v.value("id", std::string()) + " " +
+                 v.value("status", std::string()) + (v.value("backup", false) ? " (backup)" : "");
+    std::printf("load balancer %s: %s, %lld restarts%s%s\n", l.value("name", std::string()).c_str(),
+                l.value("running", false) ? ("running, pid " + std::to_string(l.value("pid", 0))).c_str()
+                                          : "not running",
+                static_cast<long long>(l.value("restarts", int64_t{0})),
+                servers.empty() ? "" : ("; " + servers).c_str(),
+                l.value("last_error", std::string()).empty()
+                    ? ""
+                    : ("; error: " + l.value("last_error", std::string())).c_str());
   }
   for (const json& s : doc.value("sweeps", json::array())) {
     std::string last = s.value("last_success", std::string());

@@ -12,7 +12,8 @@
 #    request fails;
 #  - plinth controller: a replica killed -9 under load costs no request and is
 #    restarted; an apply while it leads is handed over (a rolling update by
-#    the controller, no failed request); a killed controller's replicas keep
+#    the controller, no failed request); a killed HAProxy is started again
+#    from its recorded spec; a killed controller's replicas keep
 #    serving and the next controller adopts them without a restart;
 #  - a real Prometheus scrapes the controller and sees the service metrics;
 #  - a command that is not on PATH and a probe port no replica listens on are
@@ -185,6 +186,23 @@ d = json.load(sys.stdin)
 s = [s for s in d["services"] if s["id"] == "model"][0]
 assert s["converged"], s
 ' || fail "the controller did not converge the new version: $("$plinth" status "$ex")"
+# HAProxy killed: the controller starts it again from its recorded spec.
+lb_pid=$(cut -d' ' -f1 "$ex/.plinth/default/lb/front/instance")
+kill -9 -- "-$lb_pid"
+t_lb=$SECONDS
+lb_back=""
+for _ in $(seq 1 50); do
+  st=$("$plinth" status "$ex" 2>/dev/null || true)
+  if grep -q "load balancer front: running, pid [0-9]*, 1 restarts" <<<"$st" && [ "$(region_of 2>/dev/null)" = eu ]; then
+    lb_back=1
+    break
+  fi
+  sleep 0.2
+done
+[ -n "$lb_back" ] || fail "the controller did not start the killed HAProxy again: $("$plinth" status "$ex" 2>&1)"
+[ "$(cut -d' ' -f1 "$ex/.plinth/default/lb/front/instance")" != "$lb_pid" ] || fail "HAProxy has its old pid"
+echo "services-test: a killed HAProxy served again after $((SECONDS - t_lb)) s"
+[ "$(load 20)" = 0 ] || fail "requests failed after HAProxy was started again"
 # The controller killed: the replicas keep serving; a new controller adopts them (no restart).
 pids_mid=$(pgrep -f "python3 server.py" | sort | tr '\n' ' ')
 kill -9 "$ctl_pid"

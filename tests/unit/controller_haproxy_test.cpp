@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/controller/lb_supervision.h"
 #include "runtime/controller/traffic_gate.h"
 #include "runtime/process/process.h"
 #include "tests/support/files.h"
@@ -660,6 +661,46 @@ TEST_F(HaproxyInstanceTest, TheTrafficGateDrainsAdmitsAndReportsRotationByReplic
   gate.Refresh();
   EXPECT_EQ(gate.size(), 0u);
   EXPECT_TRUE(gate.InRotation("svc.eu.0"));
+}
+
+TEST_F(HaproxyInstanceTest, TheControllerStartsAKilledLoadBalancerAgainFromItsRecordedSpec) {
+  IdServer a("a");
+  const int port = FreePort();
+  const fs::path ws = tmp_.path() / "ws";
+  Guarded g(ws / "lb" / "web");
+  LbSpec spec = Spec(LbMode::kRoundRobin, {{&a, "eu"}}, port);
+  ASSERT_EQ(g.inst->Apply(spec), std::nullopt);
+  const pid_t first = g.inst->master_pid();
+  ::setenv("PLINTH_HAPROXY", kHaproxy.c_str(), 1);
+
+  LoadBalancerSupervision lbs(ws);
+  TaskResult r = lbs.Pass(1);
+  EXPECT_TRUE(r.ok) << r.error;
+  ASSERT_EQ(lbs.Status().size(), 1u);
+  EXPECT_EQ(lbs.Status()[0].value("restarts", -1), 0);
+  EXPECT_TRUE(lbs.Status()[0].value("running", false));
+
+  process::SignalGroupMembers(first, first, process::ProcessStartTime(first).value_or(0), SIGKILL);
+  for (int i = 0; i < 100 && g.inst->Running(); ++i) std::this_thread::sleep_for(20ms);
+  ASSERT_FALSE(g.inst->Running());
+  r = lbs.Pass(1);
+  EXPECT_TRUE(r.ok) << r.error;
+  EXPECT_NE(r.summary.find("started HAProxy of web again"), std::string::npos) << r.summary;
+  HaproxyInstance again(ws / "lb" / "web", kHaproxy);
+  ASSERT_TRUE(again.Running());
+  EXPECT_NE(again.master_pid(), first);
+  EXPECT_EQ(Get(port), "a");
+  EXPECT_EQ(lbs.Status()[0].value("restarts", -1), 1);
+  metrics::Exposition m;
+  lbs.Metrics(m);
+  EXPECT_NE(m.Text().find("plinth_lb_restarts_total{lb=\"web\"} 1"), std::string::npos) << m.Text();
+
+  // Without its spec (a destroy under way) it is left alone.
+  ASSERT_EQ(again.Stop(), std::nullopt);
+  fs::remove(ws / "lb" / "web" / "spec.json");
+  r = lbs.Pass(1);
+  EXPECT_FALSE(HaproxyInstance(ws / "lb" / "web", kHaproxy).Running());
+  ::unsetenv("PLINTH_HAPROXY");
 }
 
 TEST(HaproxyRtt, MeasuresAListeningBackendAndNotAClosedPort) {

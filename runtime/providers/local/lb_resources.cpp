@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "runtime/controller/haproxy.h"
+#include "runtime/controller/lb_supervision.h"
 #include "runtime/controller/services.h"
 #include "runtime/process/process.h"
 #include "runtime/providers/local/provider.h"
@@ -36,15 +37,6 @@ const Value* Get(const ValueMap& m, const std::string& key) {
 std::string Text(const ValueMap& m, const std::string& key) {
   const Value* v = Get(m, key);
   return v && v->kind() == Value::Kind::String ? v->as_string() : "";
-}
-
-// HAProxy: on PATH, or where Debian installs it (/usr/sbin is not on every
-// PATH); $PLINTH_HAPROXY overrides both.
-std::optional<fs::path> FindHaproxy() {
-  if (const char* p = std::getenv("PLINTH_HAPROXY"); p && *p) return process::FindExecutable(p, "");
-  const char* path = std::getenv("PATH");
-  std::string list = std::string(path ? path : "") + ":/usr/sbin:/usr/local/sbin:/sbin";
-  return process::FindExecutable("haproxy", list);
 }
 
 std::optional<controller::LbSpec> LbSpecFromPlanned(const ValueMap& planned, std::string* error) {
@@ -115,11 +107,13 @@ Result<ResourceObject> LocalProvider::WriteLoadBalancer(const ValueMap& planned)
   std::string error;
   auto spec = LbSpecFromPlanned(planned, &error);
   if (!spec) return LbFail("cannot apply the load balancer: " + error);
-  auto haproxy = FindHaproxy();
+  auto haproxy = controller::FindHaproxy();
   if (!haproxy)
     return LbFail(
         "haproxy is not installed (looked on PATH and in /usr/sbin): install the Debian package "
         "haproxy, or set PLINTH_HAPROXY to its path");
+  // The controller restarts a load balancer whose HAProxy died; the lock keeps it out meanwhile.
+  controller::LbLock lock(WorkspaceDir() / "lb", spec->name);
   controller::HaproxyInstance instance(WorkspaceDir() / "lb" / spec->name, *haproxy);
   controller::LbRuntime runtime;
   if (spec->mode == controller::LbMode::kLatency) runtime.region_rtt_us = controller::MeasureRegionRtt(*spec);
@@ -135,7 +129,7 @@ Result<std::optional<ResourceObject>> LocalProvider::ReadLoadBalancer(const std:
   fs::path dir = WorkspaceDir() / "lb" / id;
   std::error_code ec;
   if (!fs::exists(dir / "haproxy.cfg", ec)) return Out();
-  auto haproxy = FindHaproxy();
+  auto haproxy = controller::FindHaproxy();
   controller::HaproxyInstance instance(dir, haproxy ? *haproxy : fs::path("haproxy"));
   ValueMap attrs = prior;
   attrs["running"] = Value::Bool(instance.Running());
@@ -146,11 +140,15 @@ Result<Done> LocalProvider::DeleteLoadBalancer(const std::string& id) {
   fs::path dir = WorkspaceDir() / "lb" / id;
   std::error_code ec;
   if (!fs::exists(dir, ec)) return Done{};
-  auto haproxy = FindHaproxy();
+  // Under the lock, and without spec.json first: a controller never starts it again.
+  controller::LbLock lock(WorkspaceDir() / "lb", id);
+  auto haproxy = controller::FindHaproxy();
   controller::HaproxyInstance instance(dir, haproxy ? *haproxy : fs::path("haproxy"));
+  fs::remove(dir / "spec.json", ec);
   if (auto why = instance.Stop()) return LbFail("load balancer " + id + ": cannot stop HAProxy: " + *why);
   fs::remove_all(dir, ec);
   if (ec) return LbFail("load balancer " + id + ": cannot remove " + dir.string() + ": " + ec.message());
+  fs::remove(WorkspaceDir() / "lb" / (id + ".lock"), ec);
   return Done{};
 }
 
