@@ -235,9 +235,14 @@ int ControllerStatus(const Options& options) {
   if (std::string e = doc.value("last_error", std::string()); !e.empty())
     std::printf("last error: %s\n", e.c_str());
   for (const json& s : doc.value("services", json::array())) {
+    std::string failed;
+    for (const json& f : s.value("failed_regions", json::array()))
+      if (f.is_string()) failed += (failed.empty() ? "" : ", ") + f.get<std::string>();
+    if (!failed.empty()) failed = " (region " + failed + " failed: nothing runs there)";
     std::printf(
-        "service %s: %d of %d replicas ready%s%s\n", s.value("id", std::string()).c_str(),
-        s.value("ready", 0), s.value("wanted", 0), s.value("converged", false) ? "" : " (converging)",
+        "service %s: %d of %d replicas ready%s%s%s\n", s.value("id", std::string()).c_str(),
+        s.value("ready", 0), s.value("wanted", 0), failed.c_str(),
+        s.value("converged", false) ? "" : " (converging)",
         s.value("failing", std::string()).empty() ? "" : ("; " + s.value("failing", std::string())).c_str());
     for (const json& r : s.value("replicas", json::array())) {
       std::printf("  %s: %s%s, pid %lld, %d restarts%s\n", r.value("id", std::string()).c_str(),

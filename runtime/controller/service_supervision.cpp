@@ -3,6 +3,7 @@
 #include <map>
 #include <set>
 
+#include "runtime/controller/region_faults.h"
 #include "runtime/process/process.h"
 
 namespace plinth::controller {
@@ -41,6 +42,9 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
   std::map<std::string, int64_t> generations;
   std::string first_error;
   std::map<std::string, std::map<std::string, std::string>> secrets;  // wiped at the end of the pass
+  // Regions failed by `plinth region fail` run nothing until they recover.
+  const std::set<std::string> failed = FailedRegions(workspace_dir_);
+  for (ServiceSpec& spec : services) spec = WithoutFailedRegions(std::move(spec), failed);
   for (const ServiceSpec& spec : services) {
     known.insert(spec.id);
     generations[spec.id] = store_->Generation(spec.id);
@@ -92,7 +96,11 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
                      ServiceReplicas(*supervisor_, spec.id).size() == wanted.size();
     for (const ReplicaSnapshot& s : ServiceReplicas(*supervisor_, spec.id))
       converged = converged && s.phase == ReplicaPhase::kRunning;
+    json failed_here = json::array();
+    for (const ServiceRegion& region : spec.regions)
+      if (failed.count(region.name)) failed_here.push_back(region.name);
     status.push_back({{"id", spec.id},
+                      {"failed_regions", failed_here},
                       {"generation", generations[spec.id]},
                       {"wanted", wanted.size()},
                       {"ready", ready},

@@ -129,6 +129,12 @@ std::string ReplicaPrefix(const std::string& service_id) {
   return service_id + ".";
 }
 
+ServiceSpec WithoutFailedRegions(ServiceSpec spec, const std::set<std::string>& failed) {
+  for (ServiceRegion& r : spec.regions)
+    if (failed.count(r.name)) r.down = true;
+  return spec;
+}
+
 std::string ReplicaId(const std::string& service_id, const std::string& region, int index) {
   return ReplicaPrefix(service_id) + region + "." + std::to_string(index);
 }

@@ -29,6 +29,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,12 @@ ServiceSpec ServiceFromJson(const nlohmann::json& j);
 std::vector<ReplicaSpec> ReplicaSpecsFor(const ServiceSpec& spec,
                                          const std::map<std::string, std::string>& secrets,
                                          const std::filesystem::path& logs_dir);
+
+// `spec` with every region named in `failed` (FailedRegions: `plinth region
+// fail`) treated as down: its replicas stop and none starts there until the
+// region recovers. Apply and the controller drive this, never the recorded
+// spec (the store keeps what the configuration says).
+ServiceSpec WithoutFailedRegions(ServiceSpec spec, const std::set<std::string>& failed);
 
 // "<service>." : every replica id of the service starts with it.
 std::string ReplicaPrefix(const std::string& service_id);

@@ -358,7 +358,12 @@ void Supervisor::BeginStop(Replica& r, const std::string& why) {
   Event(r, "stopping pid " + std::to_string(r.pid) + ": " + why);
   // start_time 0 (the process was gone before it could be read) would
   // match any process: nothing is signalled then.
-  if (r.pid > 0 && r.start_time > 0) process::SignalGroupMembers(r.pid, r.pid, r.start_time, SIGTERM);
+  if (r.pid > 0 && r.start_time > 0) {
+    process::SignalGroupMembers(r.pid, r.pid, r.start_time, SIGTERM);
+    // A frozen replica (SIGSTOP: `plinth region fail` without a namespace)
+    // acts on SIGTERM only once it runs again.
+    process::SignalGroupMembers(r.pid, r.pid, r.start_time, SIGCONT);
+  }
   r.phase = ReplicaPhase::kTerminating;
   r.kill_at = clock_.Now() + options_.stop_grace;
   r.killed = false;

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "runtime/controller/clock.h"
+#include "runtime/controller/region_faults.h"
 #include "tests/support/files.h"
 
 namespace plinth::controller {
@@ -72,6 +73,31 @@ TEST(ControllerServices, ReplicaSpecsNameRegionsPortsAndEnvironment) {
   specs = ReplicaSpecsFor(s, {}, "/logs");
   ASSERT_EQ(specs.size(), 2u);
   EXPECT_EQ(specs[0].id, "api.us.0");
+}
+
+TEST(ControllerServices, AFailedRegionRunsNothingUntilItRecovers) {
+  TempDir ws("plinth-faults");
+  EXPECT_TRUE(FailedRegions(ws.path()).empty());
+  std::string error;
+  ASSERT_TRUE(RecordRegionFault(ws.path(), {"eu", 1700000000, "stopped"}, &error)) << error;
+  EXPECT_EQ(FailedRegions(ws.path()), std::set<std::string>{"eu"});
+  RegionFault f;
+  ASSERT_TRUE(ReadRegionFault(ws.path(), "eu", &f));
+  EXPECT_EQ(f.since, 1700000000);
+  EXPECT_EQ(f.method, "stopped");
+  EXPECT_FALSE(ReadRegionFault(ws.path(), "us", &f));
+
+  ServiceSpec s = WithoutFailedRegions(Sleeper(2), FailedRegions(ws.path()));
+  auto specs = ReplicaSpecsFor(s, {}, "/logs");
+  ASSERT_EQ(specs.size(), 2u);
+  EXPECT_EQ(specs[0].id, "api.us.0");
+  EXPECT_EQ(specs[1].id, "api.us.1");
+
+  ASSERT_TRUE(ClearRegionFault(ws.path(), "eu", &error)) << error;
+  ASSERT_TRUE(ClearRegionFault(ws.path(), "eu", &error)) << error;  // nothing recorded: fine
+  EXPECT_TRUE(FailedRegions(ws.path()).empty());
+  EXPECT_EQ(ReplicaSpecsFor(WithoutFailedRegions(Sleeper(2), FailedRegions(ws.path())), {}, "/logs").size(),
+            4u);
 }
 
 TEST(ControllerServices, SpecSurvivesJson) {

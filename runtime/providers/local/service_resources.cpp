@@ -25,6 +25,7 @@
 
 #include "runtime/controller/clock.h"
 #include "runtime/controller/lease.h"
+#include "runtime/controller/region_faults.h"
 #include "runtime/controller/service_supervision.h"
 #include "runtime/controller/services.h"
 #include "runtime/controller/supervisor.h"
@@ -302,6 +303,9 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
   std::map<std::string, std::string> for_store = secrets;
   if (!st.Put(*spec, std::move(for_store), &error)) return ServiceFail(error);
   const int64_t generation = st.Generation(spec->id);
+  // What runs now: regions failed by `plinth region fail` run nothing until they recover.
+  const controller::ServiceSpec running_spec =
+      controller::WithoutFailedRegions(*spec, controller::FailedRegions(WorkspaceDir()));
 
   ReplicaDriver driver(WorkspaceDir());
   if (!driver.Open(&error)) {
@@ -322,8 +326,8 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
     if (driver.supervisor()) {
       // This apply drives the replicas (no controller leads).
       controller::Supervisor& sup = *driver.supervisor();
-      if (!controller::ReconcileService(sup, *spec, secrets, st.logs_dir(), /*one_at_a_time=*/!creating,
-                                        &error, &gate)) {
+      if (!controller::ReconcileService(sup, running_spec, secrets, st.logs_dir(),
+                                        /*one_at_a_time=*/!creating, &error, &gate)) {
         failure = error;
         break;
       }
@@ -332,7 +336,7 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
       bool done = true;
       for (const auto& s : snaps) done = done && s.ready;
       // Every wanted replica supervised with its current spec, and ready.
-      for (auto& r : controller::ReplicaSpecsFor(*spec, secrets, st.logs_dir())) {
+      for (auto& r : controller::ReplicaSpecsFor(running_spec, secrets, st.logs_dir())) {
         done = done && sup.Unchanged(r) && sup.Ready(r.id);
         process::WipeEnvironment(r.env);
       }
