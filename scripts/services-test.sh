@@ -8,8 +8,9 @@
 #  - a bounded load loop while the primary region's replicas are killed: no
 #    request fails, traffic moves to the backup region; refresh sees the dead
 #    replicas and apply restarts them;
-#  - a new version under the same load: replicas replaced one at a time, no
-#    request fails;
+#  - a new version under the same load: a surge replica per region first,
+#    then replicas drained and replaced one at a time, no request fails, the
+#    surge stops;
 #  - plinth controller: a replica killed -9 under load costs no request and is
 #    restarted; an apply while it leads is handed over (a rolling update by
 #    the controller, no failed request); a killed HAProxy is started again
@@ -97,6 +98,15 @@ load_pid=$!
 wait "$load_pid"
 [ "$(cat "$tmp/failed-2")" = 0 ] || fail "$(cat "$tmp/failed-2") of 300 requests failed during the rolling update"
 grep -q "service.model: updated" "$tmp/apply3.txt" || fail "the service was not updated: $(cat "$tmp/apply3.txt")"
+# rollout { max_unavailable = 0, max_surge = 1 }: an extra replica per region ran, and is gone.
+for r in eu us; do
+  [ -s "$ex/.plinth/default/services/logs/model.$r.2.log" ] || fail "no surge replica ran in $r"
+done
+running=0
+for p in $(pgrep -f "python3 server.py"); do
+  tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "PLINTH_SERVICES_TEST=$tmp" && running=$((running + 1))
+done
+[ "$running" = 4 ] || fail "$running replicas run after the rollout, not 4 (the surge did not stop)"
 
 # The controller keeps the replicas running between applies.
 ctl_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')

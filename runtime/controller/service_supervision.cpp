@@ -54,10 +54,21 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
     }
     auto& gate = gates_[spec.id];
     if (!gate) gate = std::make_unique<HaproxyGate>(workspace_dir_ / "lb", spec.id, clock_);
-    if (!ReconcileService(*supervisor_, spec, secrets[spec.id], store_->logs_dir(), /*one_at_a_time=*/true,
-                          &error, gate.get()) &&
-        first_error.empty())
-      first_error = spec.id + ": " + error;
+    // Replicas this Supervisor has not taken over yet (a new term) are adopted
+    // with the spec they run, which may be the one before the last change.
+    PreviousSpec previous;
+    bool has_previous = false;
+    for (const ReplicaSnapshot& s : ServiceReplicas(*supervisor_, spec.id)) {
+      if (s.phase != ReplicaPhase::kUnmanaged) continue;
+      std::string e;
+      has_previous = store_->Previous(spec.id, &previous, &e);
+      break;
+    }
+    const bool reconciled =
+        ReconcileService(*supervisor_, spec, secrets[spec.id], store_->logs_dir(), /*one_at_a_time=*/true,
+                         &error, gate.get(), has_previous ? &previous : nullptr);
+    process::WipeEnvironment(previous.secrets);
+    if (!reconciled && first_error.empty()) first_error = spec.id + ": " + error;
   }
   for (auto it = gates_.begin(); it != gates_.end();)
     it = known.count(it->first) ? std::next(it) : gates_.erase(it);

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "runtime/crypto/aead.h"
+#include "runtime/process/process.h"
 #include "runtime/storage/keys.h"
 
 namespace plinth::controller {
@@ -83,6 +84,8 @@ json ServiceJson(const ServiceSpec& s) {
           {"address", s.address},
           {"regions", regions},
           {"replicas", s.replicas},
+          {"max_unavailable", s.max_unavailable},
+          {"max_surge", s.max_surge},
           {"port", s.port},
           {"argv", s.argv},
           {"env", s.env},
@@ -107,6 +110,8 @@ ServiceSpec ServiceFromJson(const json& j) {
     }
   }
   s.replicas = j.value("replicas", 1);
+  s.max_unavailable = j.value("max_unavailable", 1);
+  s.max_surge = j.value("max_surge", 0);
   s.port = j.value("port", 0);
   s.argv = j.value("argv", std::vector<std::string>{});
   s.env = j.value("env", std::map<std::string, std::string>{});
@@ -139,43 +144,62 @@ std::string ReplicaId(const std::string& service_id, const std::string& region, 
   return ReplicaPrefix(service_id) + region + "." + std::to_string(index);
 }
 
+namespace {
+
+// Replica `i` of `region` (any index: the surge ones come after `replicas`).
+ReplicaSpec ReplicaOf(const ServiceSpec& spec, const ServiceRegion& region, int i,
+                      const std::map<std::string, std::string>& secrets, const fs::path& logs_dir) {
+  ReplicaSpec r;
+  r.id = ReplicaId(spec.id, region.name, i);
+  r.argv = spec.argv;
+  // A relative program path is the configuration's, not the controller's.
+  if (!r.argv.empty() && r.argv[0].find('/') != std::string::npos && r.argv[0][0] != '/' && !spec.cwd.empty())
+    r.argv[0] = (spec.cwd / r.argv[0]).lexically_normal().string();
+  r.port = spec.port + i;
+  r.host = region.host;
+  r.cwd = spec.cwd;
+  r.log_file = logs_dir / (r.id + ".log");
+  std::map<std::string, std::string> env;
+  env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  if (const char* home = std::getenv("HOME")) env["HOME"] = home;
+  env["PORT"] = std::to_string(r.port);
+  env["PLINTH_HOST"] = region.host;
+  env["PLINTH_REGION"] = region.name;
+  env["PLINTH_REPLICA"] = std::to_string(i);
+  env["PLINTH_SERVICE"] = spec.id;
+  for (const auto& b : spec.buckets) env[BucketEnvName(b.name)] = b.path;
+  // The version is part of the environment, so a new version is a new process.
+  if (!spec.version.empty()) env["PLINTH_SERVICE_VERSION"] = spec.version;
+  for (const auto& [k, v] : spec.env) env[k] = v;
+  for (const auto& [k, v] : secrets) env[k] = v;
+  r.env = std::move(env);
+  r.liveness = ForReplica(spec.liveness, r.port);
+  r.readiness = ForReplica(spec.readiness, r.port);
+  r.startup = ForReplica(spec.startup, r.port);
+  return r;
+}
+
+}  // namespace
+
 std::vector<ReplicaSpec> ReplicaSpecsFor(const ServiceSpec& spec,
                                          const std::map<std::string, std::string>& secrets,
                                          const fs::path& logs_dir) {
   std::vector<ReplicaSpec> out;
   for (const ServiceRegion& region : spec.regions) {
     if (region.down) continue;
-    for (int i = 0; i < spec.replicas; ++i) {
-      ReplicaSpec r;
-      r.id = ReplicaId(spec.id, region.name, i);
-      r.argv = spec.argv;
-      // A relative program path is the configuration's, not the controller's.
-      if (!r.argv.empty() && r.argv[0].find('/') != std::string::npos && r.argv[0][0] != '/' &&
-          !spec.cwd.empty())
-        r.argv[0] = (spec.cwd / r.argv[0]).lexically_normal().string();
-      r.port = spec.port + i;
-      r.host = region.host;
-      r.cwd = spec.cwd;
-      r.log_file = logs_dir / (r.id + ".log");
-      std::map<std::string, std::string> env;
-      env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
-      if (const char* home = std::getenv("HOME")) env["HOME"] = home;
-      env["PORT"] = std::to_string(r.port);
-      env["PLINTH_HOST"] = region.host;
-      env["PLINTH_REGION"] = region.name;
-      env["PLINTH_REPLICA"] = std::to_string(i);
-      env["PLINTH_SERVICE"] = spec.id;
-      for (const auto& b : spec.buckets) env[BucketEnvName(b.name)] = b.path;
-      // The version is part of the environment, so a new version is a new process.
-      if (!spec.version.empty()) env["PLINTH_SERVICE_VERSION"] = spec.version;
-      for (const auto& [k, v] : spec.env) env[k] = v;
-      for (const auto& [k, v] : secrets) env[k] = v;
-      r.env = std::move(env);
-      r.liveness = ForReplica(spec.liveness, r.port);
-      r.readiness = ForReplica(spec.readiness, r.port);
-      r.startup = ForReplica(spec.startup, r.port);
-      out.push_back(std::move(r));
-    }
+    for (int i = 0; i < spec.replicas; ++i) out.push_back(ReplicaOf(spec, region, i, secrets, logs_dir));
+  }
+  return out;
+}
+
+std::vector<ReplicaSpec> SurgeSpecsFor(const ServiceSpec& spec,
+                                       const std::map<std::string, std::string>& secrets,
+                                       const fs::path& logs_dir) {
+  std::vector<ReplicaSpec> out;
+  for (const ServiceRegion& region : spec.regions) {
+    if (region.down) continue;
+    for (int i = spec.replicas; i < spec.replicas + spec.max_surge; ++i)
+      out.push_back(ReplicaOf(spec, region, i, secrets, logs_dir));
   }
   return out;
 }
@@ -216,6 +240,10 @@ std::unique_ptr<ServiceStore> ServiceStore::Open(const fs::path& dir, const fs::
     *error = "cannot set up " + db.string() + ": " + sqlite3_errmsg(s->db_);
     return nullptr;
   }
+  // The spec (and secrets) a Put replaced: what older replicas run. Added to
+  // stores made before it existed; an existing column is not an error.
+  for (const char* column : {"prev_spec TEXT", "prev_secrets BLOB"})
+    Exec(s->db_, (std::string("ALTER TABLE services ADD COLUMN ") + column).c_str());
   for (const char* suffix : {"-wal", "-shm"}) ::chmod((db.string() + suffix).c_str(), 0600);
   return s;
 }
@@ -256,6 +284,8 @@ bool ServiceStore::Put(const ServiceSpec& spec, std::map<std::string, std::strin
   sqlite3_prepare_v2(db_,
                      "INSERT INTO services(id, spec, secrets, generation) VALUES(?1, ?2, ?3,"
                      " (SELECT v + 1 FROM meta WHERE k = 'version')) ON CONFLICT(id) DO UPDATE SET"
+                     " prev_spec = CASE WHEN spec != excluded.spec THEN spec ELSE prev_spec END,"
+                     " prev_secrets = CASE WHEN spec != excluded.spec THEN secrets ELSE prev_secrets END,"
                      " spec = excluded.spec, secrets = excluded.secrets, generation = excluded.generation",
                      -1, &st, nullptr);
   const std::string text = ServiceJson(stored).dump();
@@ -273,6 +303,27 @@ bool ServiceStore::Put(const ServiceSpec& spec, std::map<std::string, std::strin
     Exec(db_, "ROLLBACK");
   }
   return ok;
+}
+
+bool ServiceStore::Previous(const std::string& id, PreviousSpec* out, std::string* error) {
+  std::string text, blob;
+  {
+    std::lock_guard lock(mu_);
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db_, "SELECT prev_spec, prev_secrets FROM services WHERE id = ?1", -1, &st, nullptr);
+    sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+      text = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+      if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+        blob.assign(static_cast<const char*>(sqlite3_column_blob(st, 1)), sqlite3_column_bytes(st, 1));
+    }
+    sqlite3_finalize(st);
+  }
+  if (text.empty()) return false;
+  out->spec = ServiceFromJson(json::parse(text, nullptr, false));
+  out->secrets.clear();
+  if (!blob.empty() && !UnsealSecrets(id, blob, &out->secrets, error)) return false;
+  return true;
 }
 
 std::optional<ServiceSpec> ServiceStore::Get(const std::string& id) {
@@ -350,6 +401,11 @@ bool ServiceStore::OpenSecrets(const std::string& id, std::map<std::string, std:
     sqlite3_finalize(st);
     if (blob.empty()) return true;
   }
+  return UnsealSecrets(id, blob, out, error);
+}
+
+bool ServiceStore::UnsealSecrets(const std::string& id, const std::string& blob,
+                                 std::map<std::string, std::string>* out, std::string* error) {
   auto key = storage::LoadWorkspaceKey(key_path_, false);
   if (!key.ok()) return *error = "cannot open the service's secrets: " + key.error().message, false;
   std::string plain;
@@ -365,22 +421,49 @@ bool ServiceStore::OpenSecrets(const std::string& id, std::map<std::string, std:
 
 // -------------------------------------------------------------- reconcile
 
+namespace {
+
+// "api.eu.3" -> "eu" (region names hold no '.').
+std::string RegionOfReplica(const std::string& id) {
+  const size_t last = id.rfind('.');
+  const size_t first = id.find('.');
+  return first == std::string::npos || last == first ? "" : id.substr(first + 1, last - first - 1);
+}
+
+}  // namespace
+
 bool ReconcileService(Supervisor& supervisor, const ServiceSpec& spec,
                       const std::map<std::string, std::string>& secrets, const fs::path& logs_dir,
-                      bool one_at_a_time, std::string* error, TrafficGate* gate) {
+                      bool one_at_a_time, std::string* error, TrafficGate* gate,
+                      const PreviousSpec* previous) {
   std::vector<ReplicaSpec> wanted = ReplicaSpecsFor(spec, secrets, logs_dir);
-  std::set<std::string> wanted_ids;
-  for (const auto& r : wanted) wanted_ids.insert(r.id);
+  // A new driver (an apply, a controller in a new term) sees the running
+  // replicas as recorded but unmanaged: adopt each with the spec it runs, the
+  // current one or the previous one, so a changed spec rolls out below
+  // instead of restarting them all at once on Add.
   const std::string prefix = ReplicaPrefix(spec.id);
-  if (gate) gate->Refresh();
-  // Replicas no longer wanted go first (a dropped region, fewer replicas);
-  // one that serves is drained out of the load balancers first.
-  for (const ReplicaSnapshot& s : supervisor.Snapshots()) {
-    if (s.id.rfind(prefix, 0) != 0 || wanted_ids.count(s.id)) continue;
-    if (gate && s.ready && !gate->Drain(s.id)) continue;
-    std::string e;
-    supervisor.Remove(s.id, &e);
+  std::map<std::string, ReplicaSpec> older;
+  bool unmanaged = false;
+  for (const ReplicaSnapshot& s : supervisor.Snapshots())
+    unmanaged = unmanaged || (s.id.rfind(prefix, 0) == 0 && s.phase == ReplicaPhase::kUnmanaged);
+  if (unmanaged && previous) {
+    ServiceSpec all = previous->spec;
+    for (ServiceRegion& r : all.regions) r.down = false;
+    for (ReplicaSpec& r : ReplicaSpecsFor(all, previous->secrets, logs_dir))
+      older.emplace(r.id, std::move(r));
+    for (ReplicaSpec& r : SurgeSpecsFor(all, previous->secrets, logs_dir)) older.emplace(r.id, std::move(r));
   }
+  if (unmanaged) {
+    std::map<std::string, const ReplicaSpec*> current;
+    for (const ReplicaSpec& r : wanted) current[r.id] = &r;
+    for (const ReplicaSnapshot& s : supervisor.Snapshots()) {
+      if (s.id.rfind(prefix, 0) != 0 || s.phase != ReplicaPhase::kUnmanaged) continue;
+      if (auto c = current.find(s.id); c != current.end() && supervisor.Adopt(*c->second)) continue;
+      if (auto o = older.find(s.id); o != older.end()) supervisor.Adopt(o->second);
+    }
+  }
+  for (auto& [id, r] : older) process::WipeEnvironment(r.env);
+  if (gate) gate->Refresh();
   const int64_t settle_ms = SettleTime(spec).count();
   // Ready, settled and (where a load balancer fronts it) taking traffic again;
   // a load balancer that never reports it UP holds a rollout for at most
@@ -390,11 +473,39 @@ bool ReconcileService(Supervisor& supervisor, const ServiceSpec& spec,
     if (!s || !s->ready || s->ready_for_ms < settle_ms) return false;
     return !gate || gate->InRotation(id) || s->ready_for_ms >= kRotationWait.count();
   };
-  auto others_serving = [&](const std::string& id) {
-    for (const auto& r : wanted)
-      if (r.id != id && !serving(r.id)) return false;
-    return true;
+  auto managed = [&](const std::string& id) {
+    auto s = supervisor.Snapshot(id);
+    return s && s->phase != ReplicaPhase::kUnmanaged;
   };
+  // A rollout is under way while a replica runs an older spec, and until every
+  // replica serves again once surge replicas run: only then do they stop.
+  std::vector<ReplicaSpec> surge = SurgeSpecsFor(spec, secrets, logs_dir);
+  bool changed = false, all_serving = true, surge_runs = false;
+  for (const ReplicaSpec& r : wanted) {
+    changed = changed || (managed(r.id) && !supervisor.Unchanged(r));
+    all_serving = all_serving && serving(r.id);
+  }
+  for (const ReplicaSpec& r : surge) surge_runs = surge_runs || managed(r.id);
+  if (one_at_a_time && (changed || (surge_runs && !all_serving)))
+    for (ReplicaSpec& r : surge) wanted.push_back(std::move(r));
+  std::set<std::string> wanted_ids;
+  for (const auto& r : wanted) wanted_ids.insert(r.id);
+
+  // Replicas no longer wanted go first (a dropped region, fewer replicas, the
+  // surge after a rollout); one that serves is drained out of the load
+  // balancers first.
+  for (const ReplicaSnapshot& s : supervisor.Snapshots()) {
+    if (s.id.rfind(prefix, 0) != 0 || wanted_ids.count(s.id)) continue;
+    if (gate && s.ready && !gate->Drain(s.id)) continue;
+    std::string e;
+    supervisor.Remove(s.id, &e);
+  }
+  // Per region, how many replicas serve now: a rolling replacement takes one
+  // out of service only while at least replicas - max_unavailable others do.
+  std::map<std::string, int> available;
+  for (const ReplicaSpec& r : wanted)
+    if (serving(r.id)) ++available[RegionOfReplica(r.id)];
+  const int floor = spec.replicas - spec.max_unavailable;
   for (ReplicaSpec& r : wanted) {
     auto snap = supervisor.Snapshot(r.id);
     if (!snap || snap->phase == ReplicaPhase::kUnmanaged) {
@@ -407,13 +518,19 @@ bool ReconcileService(Supervisor& supervisor, const ServiceSpec& spec,
       continue;
     }
     if (one_at_a_time && snap->ready) {
-      // A rolling replacement: one replica at a time, each once the others
-      // serve again, drained out of the load balancers before it stops.
-      // (One that is not ready serves nothing: it is replaced at once.)
-      if (!others_serving(r.id)) continue;
-      if (gate && !gate->Drain(r.id)) return true;
-      if (!supervisor.Update(std::move(r), error)) return false;
-      return true;
+      int& region_available = available[RegionOfReplica(r.id)];
+      const int after = region_available - (serving(r.id) ? 1 : 0);
+      if (after < floor) continue;
+      region_available = after;
+      // Drained out of the load balancers before it stops.
+      if (gate && !gate->Drain(r.id)) continue;
+    } else if (one_at_a_time) {
+      // One that is down (exited, failing readiness) serves nothing: it is
+      // replaced at once. One whose probes have not spoken yet (just adopted,
+      // starting) may be serving: it waits for them.
+      const bool down = snap->phase == ReplicaPhase::kBackoff || snap->phase == ReplicaPhase::kStopped ||
+                        snap->phase == ReplicaPhase::kTerminating || snap->readiness == ProbeState::kFailed;
+      if (!down) continue;
     }
     if (!supervisor.Update(std::move(r), error)) return false;
   }

@@ -62,6 +62,11 @@ struct ServiceSpec {
   // Port 0 in a probe: the replica's own port.
   std::optional<ProbeSpec> liveness, readiness, startup;
   std::string version;  // opaque; a change replaces every replica
+  // The rolling update, per region: at most max_unavailable replicas out of
+  // service at once; max_surge extra replicas of the new spec (indices
+  // replicas.., ports port + replicas..) while it lasts. Not both 0.
+  int max_unavailable = 1;
+  int max_surge = 0;
 };
 
 nlohmann::json ServiceJson(const ServiceSpec& s);
@@ -72,6 +77,12 @@ ServiceSpec ServiceFromJson(const nlohmann::json& j);
 std::vector<ReplicaSpec> ReplicaSpecsFor(const ServiceSpec& spec,
                                          const std::map<std::string, std::string>& secrets,
                                          const std::filesystem::path& logs_dir);
+
+// The extra replicas a rollout runs (max_surge per region not down: indices
+// replicas .. replicas + max_surge - 1), in region order then index.
+std::vector<ReplicaSpec> SurgeSpecsFor(const ServiceSpec& spec,
+                                       const std::map<std::string, std::string>& secrets,
+                                       const std::filesystem::path& logs_dir);
 
 // `spec` with every region named in `failed` (FailedRegions: `plinth region
 // fail`) treated as down: its replicas stop and none starts there until the
@@ -84,6 +95,13 @@ std::string ReplicaPrefix(const std::string& service_id);
 
 // "<service>.<region>.<index>": the id of one replica (and of its log file).
 std::string ReplicaId(const std::string& service_id, const std::string& region, int index);
+
+// What a service ran before its last change: the spec and secrets a Put
+// replaced (ServiceStore::Previous).
+struct PreviousSpec {
+  ServiceSpec spec;
+  std::map<std::string, std::string> secrets;
+};
 
 class ServiceStore {
  public:
@@ -110,9 +128,15 @@ class ServiceStore {
   int64_t Version();
   bool Remove(const std::string& id, std::string* error);
   bool OpenSecrets(const std::string& id, std::map<std::string, std::string>* out, std::string* error);
+  // The spec and secrets the last Put that changed the spec replaced; false
+  // when there is none (a new service) or (with *error) they cannot be
+  // opened. The caller wipes out->secrets.
+  bool Previous(const std::string& id, PreviousSpec* out, std::string* error);
 
  private:
   ServiceStore() = default;
+  bool UnsealSecrets(const std::string& id, const std::string& blob, std::map<std::string, std::string>* out,
+                     std::string* error);
   sqlite3* db_ = nullptr;
   std::filesystem::path dir_;
   std::filesystem::path key_path_;
@@ -123,19 +147,28 @@ class ServiceStore {
 // ones, updates changed ones (a changed command, environment or version
 // replaces the process; changed probes are swapped in place), and removes
 // this service's replicas that are no longer wanted (fewer replicas, a
-// region dropped or down). When `one_at_a_time`, a replica whose process
-// must be replaced is replaced only while every other replica of the
-// service serves: ready for at least SettleTime(spec) and, with a `gate`,
-// reported UP by every load balancer in front of it (or ready for
-// kRotationWait); before it stops, the gate drains it. A rolling
-// replacement: at most one replica per call; call again on later ticks.
-// With a gate, a replica no longer wanted is drained before it is removed,
-// and a current, ready replica left drained is admitted again. False with
-// *error when a replica spec is invalid.
+// region dropped or down).
+//
+// When `one_at_a_time` (an update, not a create), a replica whose process
+// must be replaced takes part in a rolling update (docs/services.md,
+// "Rolling updates"): per region, it is taken out of service only while at
+// least replicas - max_unavailable other replicas serve (ready for
+// SettleTime(spec) and, with a `gate`, reported UP by every load balancer in
+// front of it, or ready for kRotationWait); the gate drains it before it
+// stops. While a rollout lasts, max_surge extra replicas of the new spec run
+// per region (SurgeSpecsFor) and count as serving; they are drained and
+// removed once every replica serves the new spec. A replica that is not
+// ready is replaced at once. Call again on later ticks: each call does what
+// the budget allows now. With a gate, a replica no longer wanted is drained
+// before it is removed, and a current, ready replica left drained is
+// admitted again. `previous` (the store's Previous): recorded replicas this
+// Supervisor has not Added yet are adopted with the spec they run, the
+// current or the previous one, so a new driver rolls a change out instead of
+// restarting everything. False with *error when a replica spec is invalid.
 bool ReconcileService(Supervisor& supervisor, const ServiceSpec& spec,
                       const std::map<std::string, std::string>& secrets,
                       const std::filesystem::path& logs_dir, bool one_at_a_time, std::string* error,
-                      TrafficGate* gate = nullptr);
+                      TrafficGate* gate = nullptr, const PreviousSpec* previous = nullptr);
 
 // How long a rollout waits for a load balancer to report a ready replica UP
 // before it goes on without it (a load balancer whose check disagrees with

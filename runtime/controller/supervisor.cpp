@@ -411,6 +411,20 @@ bool Supervisor::ReadyOf(const Replica& r) const {
   return true;
 }
 
+bool Supervisor::Adopt(ReplicaSpec spec) {
+  if (!ValidateReplica(spec).empty()) return false;
+  {
+    std::lock_guard lock(mu_);
+    auto it = replicas_.find(spec.id);
+    if (it == replicas_.end() || it->second->spec || it->second->removing) return false;
+    const Replica& r = *it->second;
+    if (r.stopped || r.digest != SpecDigest(spec)) return false;
+    if (!(r.pid > 0 && process::ProcessStartTime(r.pid) == r.start_time)) return false;
+  }
+  std::string error;
+  return Add(std::move(spec), &error);
+}
+
 bool Supervisor::Add(ReplicaSpec spec, std::string* error) {
   std::string invalid = ValidateReplica(spec);
   if (!invalid.empty()) return *error = invalid, false;

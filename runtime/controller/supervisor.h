@@ -141,6 +141,13 @@ class Supervisor {
   // file or env restarts it; probes alone are swapped in place.
   bool Update(ReplicaSpec spec, std::string* error);
 
+  // Adopts a replica recorded but not Added (kUnmanaged) whose process is
+  // alive and was started from exactly `spec` (same digest), like Add would;
+  // false and no change otherwise. Lets a new driver take over replicas that
+  // run an older spec than the one it is about to roll out, instead of
+  // restarting them all at once (ReconcileService's `previous`).
+  bool Adopt(ReplicaSpec spec);
+
   // Stops the replica (SIGTERM to its group, SIGKILL after stop_grace, both
   // from Tick) and keeps it stopped, also for a later Supervisor, until Start.
   bool Stop(const std::string& id, std::string* error);

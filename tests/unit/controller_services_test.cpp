@@ -189,7 +189,7 @@ class ControllerServicesReconcile : public ::testing::Test {
   ManualClock clock_;
 };
 
-TEST_F(ControllerServicesReconcile, ScalesDownAndReplacesOneAtATime) {
+TEST_F(ControllerServicesReconcile, ScalesDownAndReplacesOnePerRegionAtATime) {
   std::string error;
   Supervisor::Options o;
   o.stop_grace = 0ms;
@@ -205,8 +205,9 @@ TEST_F(ControllerServicesReconcile, ScalesDownAndReplacesOneAtATime) {
   sup->Tick();
   for (const auto& s : ServiceReplicas(*sup, "api")) EXPECT_EQ(s.pid, pids[s.id]) << s.id;
 
-  // A new version: one replica at a time, each once all have been ready for
-  // the settle time (1 s without a readiness probe).
+  // A new version: one replica per region at a time (max_unavailable 1),
+  // each once the others have been ready for the settle time (1 s without a
+  // readiness probe).
   ServiceSpec v2 = Marked(2);
   v2.version = "v2";
   ASSERT_TRUE(ReconcileService(*sup, v2, {}, tmp_.path() / "logs", true, &error)) << error;
@@ -214,10 +215,11 @@ TEST_F(ControllerServicesReconcile, ScalesDownAndReplacesOneAtATime) {
   clock_.Advance(SettleTime(v2));
   sup->Tick();
   ASSERT_TRUE(ReconcileService(*sup, v2, {}, tmp_.path() / "logs", true, &error)) << error;
-  EXPECT_EQ(ReadyCount(*sup), 3);  // exactly one is being replaced
+  EXPECT_EQ(ReadyCount(*sup), 2);  // exactly one per region is being replaced
+  EXPECT_TRUE(sup->Ready("api.eu.1") && sup->Ready("api.us.1"));
   clock_.Advance(SettleTime(v2));
   ASSERT_TRUE(ReconcileService(*sup, v2, {}, tmp_.path() / "logs", true, &error)) << error;
-  EXPECT_EQ(ReadyCount(*sup), 3);  // no second one while it is not ready
+  EXPECT_EQ(ReadyCount(*sup), 2);  // no second one while it is not ready
   int replaced = 0;
   for (int round = 0; round < 8 && replaced < 4; ++round) {
     ASSERT_TRUE(TickUntil(*sup, [&] { return ReadyCount(*sup) == 4; }));
@@ -252,6 +254,102 @@ TEST_F(ControllerServicesReconcile, ScalesDownAndReplacesOneAtATime) {
   // Removing the service removes its replicas.
   RemoveServiceReplicas(*sup, "api");
   ASSERT_TRUE(TickUntil(*sup, [&] { return ServiceReplicas(*sup, "api").empty(); }));
+}
+
+TEST_F(ControllerServicesReconcile, SurgeKeepsEveryRegionAtFullStrengthAndGoesWhenTheRolloutEnds) {
+  std::string error;
+  Supervisor::Options o;
+  o.stop_grace = 0ms;
+  auto sup = Supervisor::Open(tmp_.path() / "replicas.db", clock_, o, &error);
+  ASSERT_TRUE(sup) << error;
+  ASSERT_TRUE(ReconcileService(*sup, Marked(2), {}, tmp_.path() / "logs", true, &error)) << error;
+  ASSERT_TRUE(TickUntil(*sup, [&] { return ReadyCount(*sup) == 4; }));
+  std::map<std::string, pid_t> pids;
+  for (const auto& s : ServiceReplicas(*sup, "api")) pids[s.id] = s.pid;
+  clock_.Advance(SettleTime(Marked(2)));
+  sup->Tick();
+
+  ServiceSpec v2 = Marked(2);
+  v2.version = "v2";
+  v2.max_unavailable = 0;
+  v2.max_surge = 1;
+  auto ready_in = [&](const std::string& region) {
+    int n = 0;
+    for (const auto& s : ServiceReplicas(*sup, "api"))
+      n += s.ready && s.id.rfind("api." + region + ".", 0) == 0 ? 1 : 0;
+    return n;
+  };
+  // The surge replicas (index 2, port 20102) start first; nothing old stops.
+  ASSERT_TRUE(ReconcileService(*sup, v2, {}, tmp_.path() / "logs", true, &error)) << error;
+  auto surge = sup->Snapshot("api.eu.2");
+  ASSERT_TRUE(surge.has_value());
+  EXPECT_TRUE(sup->Snapshot("api.us.2").has_value());
+  auto surge_specs = SurgeSpecsFor(v2, {}, tmp_.path() / "logs");
+  ASSERT_EQ(surge_specs.size(), 2u);
+  EXPECT_EQ(surge_specs[0].port, 20102);
+  EXPECT_EQ(surge_specs[0].env.at("PLINTH_SERVICE_VERSION"), "v2");
+  EXPECT_EQ(ready_in("eu"), 2);
+
+  int min_ready = 2;
+  bool done = false;
+  for (int round = 0; round < 12 && !done; ++round) {
+    ASSERT_TRUE(TickUntil(*sup, [&] {
+      for (const auto& s : ServiceReplicas(*sup, "api"))
+        if (!s.ready) return false;
+      return true;
+    }));
+    clock_.Advance(SettleTime(v2));
+    sup->Tick();
+    ASSERT_TRUE(ReconcileService(*sup, v2, {}, tmp_.path() / "logs", true, &error)) << error;
+    min_ready = std::min({min_ready, ready_in("eu"), ready_in("us")});
+    done = true;
+    for (const auto& r : ReplicaSpecsFor(v2, {}, tmp_.path() / "logs"))
+      done = done && sup->Unchanged(r) && sup->Ready(r.id);
+  }
+  ASSERT_TRUE(done) << "the rollout did not finish";
+  EXPECT_GE(min_ready, 2) << "a region dropped below its replicas during a surge rollout";
+  for (const auto& [id, pid] : pids) EXPECT_NE(sup->Snapshot(id)->pid, pid) << id << " was not replaced";
+  // Once every replica serves the new spec, the surge goes.
+  clock_.Advance(SettleTime(v2));
+  sup->Tick();
+  ASSERT_TRUE(ReconcileService(*sup, v2, {}, tmp_.path() / "logs", true, &error)) << error;
+  ASSERT_TRUE(TickUntil(*sup, [&] { return ServiceReplicas(*sup, "api").size() == 4; }));
+  EXPECT_FALSE(sup->Snapshot("api.eu.2").has_value());
+}
+
+TEST_F(ControllerServicesReconcile, ANewDriverAdoptsReplicasOfThePreviousSpecAndRollsTheChangeOut) {
+  std::string error;
+  Supervisor::Options o;
+  o.stop_grace = 0ms;
+  std::map<std::string, pid_t> pids;
+  {
+    auto first = Supervisor::Open(tmp_.path() / "replicas.db", clock_, o, &error);
+    ASSERT_TRUE(first) << error;
+    ASSERT_TRUE(ReconcileService(*first, Marked(2), {{"TOKEN", "one"}}, tmp_.path() / "logs", true, &error));
+    ASSERT_TRUE(TickUntil(*first, [&] { return ReadyCount(*first) == 4; }));
+    for (const auto& s : ServiceReplicas(*first, "api")) pids[s.id] = s.pid;
+  }  // the apply that started them is gone; they run on
+  auto sup = Supervisor::Open(tmp_.path() / "replicas.db", clock_, o, &error);
+  ASSERT_TRUE(sup) << error;
+  ServiceSpec v2 = Marked(2);
+  v2.version = "v2";
+  PreviousSpec previous{Marked(2), {{"TOKEN", "one"}}};
+  ASSERT_TRUE(
+      ReconcileService(*sup, v2, {{"TOKEN", "two"}}, tmp_.path() / "logs", true, &error, nullptr, &previous))
+      << error;
+  // Adopted with the spec they run: none restarted at once, none unmanaged.
+  for (const auto& s : ServiceReplicas(*sup, "api")) {
+    EXPECT_NE(s.phase, ReplicaPhase::kUnmanaged) << s.id;
+    EXPECT_EQ(s.pid, pids[s.id]) << s.id;
+  }
+  sup->Tick();
+  EXPECT_EQ(ReadyCount(*sup), 4);
+  // Then the rolling update: one per region.
+  clock_.Advance(SettleTime(v2));
+  sup->Tick();
+  ASSERT_TRUE(
+      ReconcileService(*sup, v2, {{"TOKEN", "two"}}, tmp_.path() / "logs", true, &error, nullptr, &previous));
+  EXPECT_EQ(ReadyCount(*sup), 2);
 }
 
 }  // namespace

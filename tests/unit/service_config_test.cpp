@@ -203,6 +203,52 @@ Value PlannedServiceRef() {
   return Value::Object(std::move(planned));
 }
 
+TEST(ServiceConfig, RolloutIsCheckedAndSurgePortsMustFit) {
+  auto rollout = [](double unavailable, double surge) {
+    return Value::Object({{"max_unavailable", N(unavailable)}, {"max_surge", N(surge)}});
+  };
+  auto errs = sc::ValidateService(ServiceConfig({RegionRef("eu")}, {{"rollout", rollout(0, 0)}}));
+  EXPECT_TRUE(Has(errs, "rollout.max_unavailable and rollout.max_surge are both 0")) << Join(errs);
+  errs = sc::ValidateService(ServiceConfig({RegionRef("eu")}, {{"rollout", rollout(-1, 1)}}));
+  EXPECT_TRUE(Has(errs, "rollout.max_unavailable is -1")) << Join(errs);
+  // Replicas and one surge (20100-20102) fit 20000-20102; a surge of 2 does not.
+  errs = sc::ValidateService(ServiceConfig({RegionRef("eu", 20000, 103)}, {{"rollout", rollout(1, 1)}}));
+  EXPECT_TRUE(errs.empty()) << Join(errs);
+  errs = sc::ValidateService(ServiceConfig({RegionRef("eu", 20000, 103)}, {{"rollout", rollout(0, 2)}}));
+  EXPECT_TRUE(Has(errs, "replicas and their surge listen on ports 20100-20103 but region eu's port range"))
+      << Join(errs);
+}
+
+TEST(ServiceConfig, SurgeEndpointsFollowTheReplicasAndTheLoadBalancerListsThem) {
+  ValueMap config =
+      ServiceConfig({RegionRef("eu", 20000, 1000, S("127.0.1.1")), RegionRef("us")},
+                    {{"rollout", Value::Object({{"max_unavailable", N(0)}, {"max_surge", N(1)}})}});
+  ValueMap planned = config;
+  sc::NormalizeServiceReferences(config, planned);
+  sc::PlanService(planned);
+  std::vector<std::string> got;
+  for (const Value& v : planned["surge_endpoints"].as_list()) got.push_back(v.as_string());
+  EXPECT_EQ(got, (std::vector<std::string>{"eu/2 127.0.1.1:20102", "us/2 127.0.0.1:20102"}));
+
+  ValueMap lb = LbConfig(Value::Object(planned), {{"mode", S("failover")}, {"primary", RegionRef("eu")}});
+  EXPECT_TRUE(sc::ValidateLoadBalancer(lb).empty());
+  sc::PlanLoadBalancer(lb);
+  got.clear();
+  for (const Value& v : lb["backends"].as_list()) got.push_back(v.as_string());
+  EXPECT_EQ(got,
+            (std::vector<std::string>{"eu/0 127.0.1.1:20100", "eu/1 127.0.1.1:20101",
+                                      "us/0 127.0.0.1:20100 backup", "us/1 127.0.0.1:20101 backup",
+                                      "eu/2 127.0.1.1:20102 surge", "us/2 127.0.0.1:20102 backup surge"}));
+  auto e = sc::ParseEndpoint(got.back());
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->index, 2);
+  EXPECT_EQ(e->port, 20102);
+  // The load balancer's port may not be a surge port.
+  auto errs = sc::ValidateLoadBalancer(LbConfig(Value::Object(planned), {{"port", N(20102)}}));
+  EXPECT_TRUE(Has(errs, "port 20102 on 127.0.0.1 is taken by a replica of service.api in region us"))
+      << Join(errs);
+}
+
 TEST(LoadBalancerConfig, FailoverNeedsAPrimaryAmongTheServicesRegions) {
   auto errs = sc::ValidateLoadBalancer(LbConfig(PlannedServiceRef(), {{"mode", S("failover")}}));
   EXPECT_TRUE(Has(errs, "mode \"failover\" needs a primary region")) << Join(errs);

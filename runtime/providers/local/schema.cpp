@@ -267,8 +267,9 @@ ResourceSchema Service() {
       "service",
       "local",
       "A long-running service: replicas of a command in each of its regions, each on its own port, kept "
-      "running with liveness, readiness and startup probes and replaced one at a time (each once the others "
-      "are ready) when the command, version or environment changes (docs/services.md).",
+      "running with liveness, readiness and startup probes and replaced in a rolling update (drained out of "
+      "the load balancers first, at most rollout.max_unavailable at a time) when the command, version or "
+      "environment changes (docs/services.md).",
       {}};
   s.body.attributes = {
       Attr("regions", Type::List(Type::Any()), AttrMode::Required,
@@ -302,8 +303,23 @@ ResourceSchema Service() {
       Attr("replicas_running", Type::Int(), AttrMode::Computed,
            "Replicas whose process runs, read back by refresh; fewer than wanted plans an update that "
            "restarts them."),
+      Attr("surge_endpoints", Type::List(Type::String()), AttrMode::Computed,
+           "Where the rollout's extra replicas (max_surge) listen, \"<region>/<i> <host>:<port>\" with i "
+           "from replicas on; empty without surge. A load balancer lists them too."),
   };
   s.body.blocks = {
+      {"rollout", false, "", 0, 1,
+       Body({
+           WithDefault(Attr("max_unavailable", Type::Int(), AttrMode::Optional,
+                            "Replicas of a region that may be out of service at once while a new version "
+                            "replaces the old (drained, stopped, starting)."),
+                       Value::Number(1)),
+           WithDefault(Attr("max_surge", Type::Int(), AttrMode::Optional,
+                            "Extra replicas of the new version a region runs during a rollout (on the ports "
+                            "after the replicas'), stopped when it ends."),
+                       Value::Number(0)),
+       }),
+       "How a change of command, version or environment replaces the replicas (Kubernetes' rolling update)."},
       {"liveness", false, "", 0, 1, ProbeBlock(),
        "A failing liveness probe restarts the replica (back-off 10 s doubling to 5 min)."},
       {"readiness", false, "", 0, 1, ProbeBlock(),

@@ -83,6 +83,22 @@ std::string Range(int64_t first, int64_t count) {
   return count == 1 ? std::to_string(first) : std::to_string(first) + "-" + std::to_string(first + count - 1);
 }
 
+// The rollout block's numbers (defaults when it is absent or they are unset).
+struct Rollout {
+  std::optional<int64_t> max_unavailable = 1, max_surge = 0;
+};
+Rollout RolloutOf(const ValueMap& config) {
+  Rollout r;
+  const Value* v = Find(config, "rollout");
+  if (!v || v->kind() != Value::Kind::Object) return r;
+  for (auto [key, out] :
+       {std::pair{"max_unavailable", &r.max_unavailable}, std::pair{"max_surge", &r.max_surge}}) {
+    const Value* n = Find(v->as_object(), key);
+    if (n && !n->is_null()) *out = KnownInt(n);
+  }
+  return r;
+}
+
 void CheckProbe(const ValueMap& config, const char* kind, std::optional<int64_t> port,
                 std::optional<int64_t> replicas, std::vector<std::string>& errs) {
   const Value* v = Find(config, kind);
@@ -168,14 +184,30 @@ std::vector<std::string> ValidateService(const ValueMap& config) {
     errs.push_back("port " + std::to_string(*port) +
                    " is outside 1024-65535: give the first port of the replicas inside their regions' port "
                    "range");
-  if (port && replicas && *replicas >= 1 && *port >= 1024 && *port <= 65535) {
+  const Rollout rollout = RolloutOf(config);
+  if (rollout.max_unavailable && *rollout.max_unavailable < 0)
+    errs.push_back("rollout.max_unavailable is " + std::to_string(*rollout.max_unavailable) +
+                   ": give 0 or more replicas");
+  if (rollout.max_surge && *rollout.max_surge < 0)
+    errs.push_back("rollout.max_surge is " + std::to_string(*rollout.max_surge) +
+                   ": give 0 or more replicas");
+  if (rollout.max_unavailable && rollout.max_surge && *rollout.max_unavailable == 0 &&
+      *rollout.max_surge == 0)
+    errs.push_back(
+        "rollout.max_unavailable and rollout.max_surge are both 0: a rollout could never replace a replica; "
+        "allow one unavailable (max_unavailable = 1) or one extra (max_surge = 1)");
+  // The ports of the replicas and of the rollout's extra ones.
+  std::optional<int64_t> slots;
+  if (replicas && rollout.max_surge && *rollout.max_surge >= 0) slots = *replicas + *rollout.max_surge;
+  if (port && slots && *replicas >= 1 && *port >= 1024 && *port <= 65535) {
+    const std::string what = *slots > *replicas ? "replicas and their surge" : "replicas";
     std::vector<RegionView> regions = Regions(config);
     for (const RegionView& r : regions) {
       if (!r.known) continue;
       if (!IsLoopbackIpv4(r.host)) continue;                         // the region's own check says so
       int64_t lo = *r.port_base, hi = *r.port_base + *r.port_count;  // [lo, hi)
-      if (*port < lo || *port + *replicas > hi)
-        errs.push_back("replicas listen on ports " + Range(*port, *replicas) + " but region " + r.name +
+      if (*port < lo || *port + *slots > hi)
+        errs.push_back(what + " listen on ports " + Range(*port, *slots) + " but region " + r.name +
                        "'s port range is " + Range(lo, *r.port_count) +
                        ": choose port inside it, or widen the region's port_base/port_count");
     }
@@ -184,7 +216,7 @@ std::vector<std::string> ValidateService(const ValueMap& config) {
       for (size_t j = i + 1; j < regions.size(); ++j) {
         if (!regions[i].known || !regions[j].known || regions[i].host != regions[j].host) continue;
         errs.push_back("replicas in regions " + regions[i].name + " and " + regions[j].name +
-                       " would both listen on " + regions[i].host + ":" + Range(*port, *replicas) +
+                       " would both listen on " + regions[i].host + ":" + Range(*port, *slots) +
                        ": give the regions different hosts (host = \"127.0.1.1\", any 127.x.y.z address)");
       }
     }
@@ -289,7 +321,8 @@ std::vector<std::string> ValidateLoadBalancer(const ValueMap& config) {
     auto replicas = KnownInt(Find(*service, "replicas"));
     if (port && sport && replicas) {
       for (const RegionView& r : regions) {
-        if (r.known && r.host == listen && *port >= *sport && *port < *sport + *replicas)
+        if (r.known && r.host == listen && *port >= *sport &&
+            *port < *sport + *replicas + RolloutOf(*service).max_surge.value_or(0))
           errs.push_back("port " + std::to_string(*port) + " on " + listen + " is taken by a replica of " +
                          Str(*service, "address") + " in region " + r.name + ": choose another port");
       }
@@ -325,15 +358,21 @@ void PlanService(ValueMap& planned) {
   const Value* list = Find(planned, "regions");
   if (!port || !replicas || !list || list->kind() != Value::Kind::List || list->ContainsUnknown()) {
     planned["endpoints"] = Value::Unknown(Type::List(Type::String()));
+    planned["surge_endpoints"] = Value::Unknown(Type::List(Type::String()));
     return;
   }
-  ValueList endpoints;
+  const std::optional<int64_t> surge = RolloutOf(planned).max_surge;
+  ValueList endpoints, surge_endpoints;
   for (const RegionView& r : Regions(planned)) {
-    for (int64_t i = 0; i < *replicas; ++i)
-      endpoints.push_back(
-          Value::String(r.name + "/" + std::to_string(i) + " " + r.host + ":" + std::to_string(*port + i)));
+    auto line = [&](int64_t i) {
+      return Value::String(r.name + "/" + std::to_string(i) + " " + r.host + ":" + std::to_string(*port + i));
+    };
+    for (int64_t i = 0; i < *replicas; ++i) endpoints.push_back(line(i));
+    for (int64_t i = *replicas; surge && i < *replicas + *surge; ++i) surge_endpoints.push_back(line(i));
   }
   planned["endpoints"] = Value::List(std::move(endpoints));
+  planned["surge_endpoints"] =
+      surge ? Value::List(std::move(surge_endpoints)) : Value::Unknown(Type::List(Type::String()));
 }
 
 void NormalizeLoadBalancerReferences(const ValueMap& config, ValueMap& planned) {
@@ -341,7 +380,7 @@ void NormalizeLoadBalancerReferences(const ValueMap& config, ValueMap& planned) 
   if (!svc || svc->kind() != Value::Kind::Object) return;
   const ValueMap& o = svc->as_object();
   ValueMap id;
-  for (const char* k : {"name", "id", "endpoints"}) {
+  for (const char* k : {"name", "id", "endpoints", "surge_endpoints"}) {
     if (const Value* v = Find(o, k)) id[k] = *v;
   }
   // How HAProxy checks a replica: the service's readiness probe when it is
@@ -393,7 +432,11 @@ void PlanLoadBalancer(ValueMap& planned) {
   const Value* svc = Find(planned, "service");
   const Value* endpoints =
       svc && svc->kind() == Value::Kind::Object ? Find(svc->as_object(), "endpoints") : nullptr;
-  if (!endpoints || endpoints->kind() != Value::Kind::List || endpoints->ContainsUnknown()) {
+  // A service planned before surge existed has none (null); unknown waits for it.
+  const Value* surge =
+      svc && svc->kind() == Value::Kind::Object ? Find(svc->as_object(), "surge_endpoints") : nullptr;
+  if (!endpoints || endpoints->kind() != Value::Kind::List || endpoints->ContainsUnknown() ||
+      (surge && surge->is_unknown())) {
     planned["backends"] = Value::Unknown(Type::List(Type::String()));
     return;
   }
@@ -407,6 +450,15 @@ void PlanLoadBalancer(ValueMap& planned) {
     auto ep = ParseEndpoint(e.as_string());
     bool backup = failover && ep && ep->region != primary;
     backends.push_back(Value::String(e.as_string() + (backup ? " backup" : "")));
+  }
+  // The rollout's extra replicas: servers that are down except during a rollout.
+  if (surge && surge->kind() == Value::Kind::List) {
+    for (const Value& e : surge->as_list()) {
+      if (!KnownString(&e)) continue;
+      auto ep = ParseEndpoint(e.as_string());
+      bool backup = failover && ep && ep->region != primary;
+      backends.push_back(Value::String(e.as_string() + (backup ? " backup" : "") + " surge"));
+    }
   }
   planned["backends"] = Value::List(std::move(backends));
 }

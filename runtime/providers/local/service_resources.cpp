@@ -153,6 +153,10 @@ std::optional<controller::ServiceSpec> SpecFromPlanned(const ValueMap& planned, 
   s.readiness = ProbeFrom(planned, "readiness");
   s.startup = ProbeFrom(planned, "startup");
   s.version = Text(planned, "version");
+  if (const Value* r = Get(planned, "rollout"); r && r->kind() == Value::Kind::Object) {
+    s.max_unavailable = static_cast<int>(Int(r->as_object(), "max_unavailable").value_or(1));
+    s.max_surge = static_cast<int>(Int(r->as_object(), "max_surge").value_or(0));
+  }
   return s;
 }
 
@@ -303,6 +307,10 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
   std::map<std::string, std::string> for_store = secrets;
   if (!st.Put(*spec, std::move(for_store), &error)) return ServiceFail(error);
   const int64_t generation = st.Generation(spec->id);
+  // What the replicas ran before this change: a driver adopts them with it and rolls the change out.
+  controller::PreviousSpec previous;
+  std::string previous_error;
+  const bool has_previous = st.Previous(spec->id, &previous, &previous_error);
   // What runs now: regions failed by `plinth region fail` run nothing until they recover.
   const controller::ServiceSpec running_spec =
       controller::WithoutFailedRegions(*spec, controller::FailedRegions(WorkspaceDir()));
@@ -310,6 +318,7 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
   ReplicaDriver driver(WorkspaceDir());
   if (!driver.Open(&error)) {
     process::WipeEnvironment(secrets);
+    process::WipeEnvironment(previous.secrets);
     return ServiceFail(error);
   }
   const int timeout_s = Seconds(planned, "ready_timeout", 60);
@@ -327,7 +336,8 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
       // This apply drives the replicas (no controller leads).
       controller::Supervisor& sup = *driver.supervisor();
       if (!controller::ReconcileService(sup, running_spec, secrets, st.logs_dir(),
-                                        /*one_at_a_time=*/!creating, &error, &gate)) {
+                                        /*one_at_a_time=*/!creating, &error, &gate,
+                                        has_previous ? &previous : nullptr)) {
         failure = error;
         break;
       }
@@ -335,8 +345,11 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
       auto snaps = controller::ServiceReplicas(sup, spec->id);
       bool done = true;
       for (const auto& s : snaps) done = done && s.ready;
-      // Every wanted replica supervised with its current spec, and ready.
-      for (auto& r : controller::ReplicaSpecsFor(running_spec, secrets, st.logs_dir())) {
+      // Every wanted replica supervised with its current spec, and ready; no
+      // other (a surge replica, one no longer wanted) left.
+      auto wanted = controller::ReplicaSpecsFor(running_spec, secrets, st.logs_dir());
+      done = done && snaps.size() == wanted.size();
+      for (auto& r : wanted) {
         done = done && sup.Unchanged(r) && sup.Ready(r.id);
         process::WipeEnvironment(r.env);
       }
@@ -377,6 +390,7 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
     std::this_thread::sleep_for(100ms);
   }
   process::WipeEnvironment(secrets);
+  process::WipeEnvironment(previous.secrets);
   if (!failure.empty()) return ServiceFail(failure);
   ValueMap attrs = planned;
   attrs["replicas_running"] = Value::Number(driver.RunningReplicas(spec->id));
