@@ -244,6 +244,13 @@ int ControllerStatus(const Options& options) {
         s.value("ready", 0), s.value("wanted", 0), failed.c_str(),
         s.value("converged", false) ? "" : " (converging)",
         s.value("failing", std::string()).empty() ? "" : ("; " + s.value("failing", std::string())).c_str());
+    if (const json rb = s.value("rollback", json()); rb.is_object()) {
+      const std::string version = rb.value("version", std::string());
+      std::printf("  rolled back: generation %lld (%s) failed: %s\n",
+                  static_cast<long long>(rb.value("from_generation", int64_t{0})),
+                  version.empty() ? "the new spec" : ("version \"" + version + "\"").c_str(),
+                  rb.value("reason", std::string()).c_str());
+    }
     for (const json& r : s.value("replicas", json::array())) {
       std::printf("  %s: %s%s, pid %lld, %d restarts%s\n", r.value("id", std::string()).c_str(),
                   r.value("phase", std::string()).c_str(), r.value("ready", false) ? ", ready" : "",

@@ -10,7 +10,8 @@
 #    replicas and apply restarts them;
 #  - a new version under the same load: a surge replica per region first,
 #    then replicas drained and replaced one at a time, no request fails, the
-#    surge stops;
+#    surge stops; a version that never becomes ready is rolled back (by apply,
+#    then by the controller) and apply, plan and status say why;
 #  - plinth controller: a replica killed -9 under load costs no request and is
 #    restarted; an apply while it leads is handed over (a rolling update by
 #    the controller, no failed request); a killed HAProxy is started again
@@ -108,6 +109,44 @@ for p in $(pgrep -f "python3 server.py"); do
 done
 [ "$running" = 4 ] || fail "$running replicas run after the rollout, not 4 (the surge did not stop)"
 
+# bad_version FILE VERSION: the configuration with a version that never becomes
+# ready (READY_FILE points nowhere) and a 6 s ready_timeout.
+bad_version() {
+  sed -e "s/version  = \"model-v[0-9]\"/version  = \"$2\"/" \
+    -e 's|    WARMUP_SECONDS = "1"|    WARMUP_SECONDS = "1"\n    READY_FILE = "/nonexistent/ready"|' \
+    -e 's|  port     = 20100|  port     = 20100\n  ready_timeout = 6s|' "$1"
+}
+# versions_running: the sorted versions of this test's replicas, one per line.
+versions_running() {
+  local p
+  for p in $(pgrep -f "python3 server.py"); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "PLINTH_SERVICES_TEST=$tmp" &&
+      tr '\0' '\n' <"/proc/$p/environ" | sed -n 's/^PLINTH_SERVICE_VERSION=//p'
+  done | sort
+}
+# A version that never becomes ready is rolled back by apply: no request fails,
+# apply and plan say why, the previous version keeps serving.
+cp "$ex/main.plinth" "$tmp/main.good"
+bad_version "$tmp/main.good" model-bad >"$ex/main.plinth"
+load 150 >"$tmp/failed-rb" &
+load_pid=$!
+set +e
+"$plinth" apply --auto-approve "$ex" >"$tmp/apply-bad.txt" 2>&1
+rc=$?
+set -e
+wait "$load_pid"
+[ "$rc" = 1 ] || fail "the apply of a version that never becomes ready exited $rc: $(cat "$tmp/apply-bad.txt")"
+grep -q 'the rollout of version "model-bad" failed and was rolled back to the last version that ran' "$tmp/apply-bad.txt" ||
+  fail "apply does not say the rollout was rolled back: $(cat "$tmp/apply-bad.txt")"
+[ "$(cat "$tmp/failed-rb")" = 0 ] || fail "$(cat "$tmp/failed-rb") of 150 requests failed while a bad version was rolled back"
+[ "$(versions_running | uniq -c | tr -s ' ')" = " 4 model-v2" ] || fail "not 4 replicas of model-v2 after the rollback: $(versions_running)"
+"$plinth" plan "$ex" >"$tmp/plan-bad.txt" 2>&1 || true
+grep -q 'note: service.model: the rollout of version "model-bad" (generation [0-9]*) failed at .* and was rolled back' "$tmp/plan-bad.txt" ||
+  fail "the plan does not say why the change was rolled back: $(cat "$tmp/plan-bad.txt")"
+cp "$tmp/main.good" "$ex/main.plinth"
+"$plinth" plan --detailed-exitcode "$ex" >"$tmp/plan-good.txt" 2>&1 || fail "the plan after the rollback is not empty: $(cat "$tmp/plan-good.txt")"
+echo "services-test: a version that never became ready was rolled back by apply (0 of 150 requests failed)"
+
 # The controller keeps the replicas running between applies.
 ctl_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 "$plinth" controller "$ex" --interval=1s --lease-ttl=4s --listen="127.0.0.1:$ctl_port" >"$tmp/controller.log" 2>&1 &
@@ -196,6 +235,24 @@ d = json.load(sys.stdin)
 s = [s for s in d["services"] if s["id"] == "model"][0]
 assert s["converged"], s
 ' || fail "the controller did not converge the new version: $("$plinth" status "$ex")"
+# Under the controller too: a bad version is rolled back by the controller; the
+# waiting apply fails with its reason and plinth status shows it.
+cp "$ex/main.plinth" "$tmp/main.good"
+bad_version "$tmp/main.good" model-bad2 >"$ex/main.plinth"
+set +e
+"$plinth" apply --auto-approve "$ex" >"$tmp/apply-bad2.txt" 2>&1
+rc=$?
+set -e
+[ "$rc" = 1 ] || fail "apply of a bad version under the controller exited $rc: $(cat "$tmp/apply-bad2.txt")"
+grep -q 'the rollout of version "model-bad2" failed and was rolled back' "$tmp/apply-bad2.txt" ||
+  fail "apply under the controller does not say the rollout was rolled back: $(cat "$tmp/apply-bad2.txt")"
+status_text=$("$plinth" status "$ex")
+grep -q 'rolled back: generation [0-9]* (version "model-bad2") failed: replica model\..* was not ready 6s after it started' <<<"$status_text" ||
+  fail "plinth status does not show the rollback: $status_text"
+cp "$tmp/main.good" "$ex/main.plinth"
+wait_ready 30 || fail "the controller did not converge after the rollback: $("$plinth" status "$ex" 2>&1)"
+[ "$(versions_running | uniq -c | tr -s ' ')" = " 4 model-v3" ] || fail "not 4 replicas of model-v3 after the controller's rollback: $(versions_running)"
+echo "services-test: the controller rolled a bad version back"
 # HAProxy killed: the controller starts it again from its recorded spec.
 lb_pid=$(cut -d' ' -f1 "$ex/.plinth/default/lb/front/instance")
 kill -9 -- "-$lb_pid"

@@ -110,6 +110,33 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
     json failed_here = json::array();
     for (const ServiceRegion& region : spec.regions)
       if (failed.count(region.name)) failed_here.push_back(region.name);
+    // A generation that converged is the one a failed rollout goes back to;
+    // a rollout whose new replicas exit or never become ready is rolled back
+    // (docs/services.md, "Rolling back").
+    const int64_t generation = generations[spec.id];
+    const int64_t stable = store_->StableGeneration(spec.id);
+    if (converged && stable != generation) {
+      store_->MarkStable(spec.id, generation);
+    } else if (!converged && stable != 0 && stable != generation) {
+      std::string why =
+          RolloutFailure(*supervisor_, spec, secrets[spec.id], store_->logs_dir(), clock_.WallMs());
+      Rollback rb;
+      std::string e;
+      if (!why.empty()) {
+        if (store_->RollBack(spec.id, generation, why, clock_.WallMs(), &rb, &e))
+          r.summary += (r.summary.empty() ? "" : "; ") + spec.id + ": rollout of generation " +
+                       std::to_string(generation) + " failed, rolled back: " + why;
+        else if (first_error.empty())
+          first_error = spec.id + ": cannot roll back a failed rollout (" + why + "): " + e;
+      }
+    }
+    json rollback = nullptr;
+    if (auto rb = store_->LastRollback(spec.id))
+      rollback = {{"from_generation", rb->from_generation},
+                  {"to_generation", rb->to_generation},
+                  {"version", rb->version},
+                  {"reason", rb->reason},
+                  {"at_ms", rb->at_ms}};
     status.push_back({{"id", spec.id},
                       {"failed_regions", failed_here},
                       {"generation", generations[spec.id]},
@@ -117,6 +144,7 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
                       {"ready", ready},
                       {"converged", converged},
                       {"failing", failing},
+                      {"rollback", rollback},
                       {"replicas", replicas}});
   }
   for (auto& [id, values] : secrets) process::WipeEnvironment(values);
@@ -125,7 +153,7 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
     status_ = std::move(status);
   }
   r.summary = std::to_string(services.size()) + " services, " + std::to_string(ready_total) + " of " +
-              std::to_string(total) + " replicas ready";
+              std::to_string(total) + " replicas ready" + (r.summary.empty() ? "" : "; " + r.summary);
   if (!first_error.empty()) {
     r.ok = false;
     r.error = first_error;
@@ -172,6 +200,10 @@ std::optional<ServiceStatusView> FindServiceStatus(const json& doc, const std::s
     v.ready = s.value("ready", 0);
     v.converged = s.value("converged", false);
     v.failing = s.value("failing", "");
+    if (s.contains("rollback") && s["rollback"].is_object()) {
+      v.rolled_back_from = s["rollback"].value("from_generation", int64_t{0});
+      v.rollback_reason = s["rollback"].value("reason", "");
+    }
     return v;
   }
   return std::nullopt;

@@ -79,6 +79,9 @@ struct ServiceStatusView {
   int wanted = 0, ready = 0;
   bool converged = false;
   std::string failing;  // "replica api.eu.0: <last error>" of a replica in back-off, or empty
+  // The last rollback: the generation that failed (0: none) and why.
+  int64_t rolled_back_from = 0;
+  std::string rollback_reason;
 };
 std::optional<ServiceStatusView> FindServiceStatus(const nlohmann::json& status_doc, const std::string& id);
 

@@ -86,6 +86,7 @@ json ServiceJson(const ServiceSpec& s) {
           {"replicas", s.replicas},
           {"max_unavailable", s.max_unavailable},
           {"max_surge", s.max_surge},
+          {"ready_timeout_s", s.ready_timeout_s},
           {"port", s.port},
           {"argv", s.argv},
           {"env", s.env},
@@ -112,6 +113,7 @@ ServiceSpec ServiceFromJson(const json& j) {
   s.replicas = j.value("replicas", 1);
   s.max_unavailable = j.value("max_unavailable", 1);
   s.max_surge = j.value("max_surge", 0);
+  s.ready_timeout_s = j.value("ready_timeout_s", 60);
   s.port = j.value("port", 0);
   s.argv = j.value("argv", std::vector<std::string>{});
   s.env = j.value("env", std::map<std::string, std::string>{});
@@ -242,7 +244,8 @@ std::unique_ptr<ServiceStore> ServiceStore::Open(const fs::path& dir, const fs::
   }
   // The spec (and secrets) a Put replaced: what older replicas run. Added to
   // stores made before it existed; an existing column is not an error.
-  for (const char* column : {"prev_spec TEXT", "prev_secrets BLOB"})
+  for (const char* column : {"prev_spec TEXT", "prev_secrets BLOB", "stable_spec TEXT", "stable_secrets BLOB",
+                             "stable_generation INTEGER", "rollback TEXT"})
     Exec(s->db_, (std::string("ALTER TABLE services ADD COLUMN ") + column).c_str());
   for (const char* suffix : {"-wal", "-shm"}) ::chmod((db.string() + suffix).c_str(), 0600);
   return s;
@@ -385,6 +388,121 @@ bool ServiceStore::Remove(const std::string& id, std::string* error) {
     Exec(db_, "ROLLBACK");
   }
   return ok;
+}
+
+bool ServiceStore::MarkStable(const std::string& id, int64_t generation) {
+  std::lock_guard lock(mu_);
+  sqlite3_stmt* st = nullptr;
+  // A later generation that converged ends the story of an earlier rollback.
+  sqlite3_prepare_v2(
+      db_,
+      "UPDATE services SET stable_spec = spec, stable_secrets = secrets, stable_generation = ?2,"
+      " rollback = CASE WHEN rollback IS NOT NULL AND"
+      " json_extract(rollback, '$.to_generation') < ?2 THEN NULL ELSE rollback END"
+      " WHERE id = ?1 AND generation = ?2 AND (stable_generation IS NULL OR stable_generation != ?2)",
+      -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 2, generation);
+  bool ok = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db_) > 0;
+  sqlite3_finalize(st);
+  return ok;
+}
+
+bool ServiceStore::RollBack(const std::string& id, int64_t from_generation, const std::string& reason,
+                            int64_t now_ms, Rollback* out, std::string* error) {
+  std::lock_guard lock(mu_);
+  if (!Exec(db_, "BEGIN IMMEDIATE"))
+    return *error = std::string("cannot roll back: ") + sqlite3_errmsg(db_), false;
+  auto fail = [&](std::string why) {
+    Exec(db_, "ROLLBACK");
+    *error = std::move(why);
+    return false;
+  };
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_, "SELECT spec, generation, stable_spec FROM services WHERE id = ?1", -1, &st,
+                     nullptr);
+  sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  std::string spec, stable;
+  int64_t generation = 0;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    spec = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    generation = sqlite3_column_int64(st, 1);
+    if (sqlite3_column_type(st, 2) != SQLITE_NULL)
+      stable = reinterpret_cast<const char*>(sqlite3_column_text(st, 2));
+  }
+  sqlite3_finalize(st);
+  if (spec.empty()) return fail("service " + id + " is not recorded");
+  if (generation != from_generation)
+    return fail("generation " + std::to_string(from_generation) + " of service " + id +
+                " is no longer current (it is " + std::to_string(generation) + ")");
+  if (stable.empty())
+    return fail("service " + id + " has no earlier version that ran: nothing to roll back to");
+  if (stable == spec) return fail("the failing spec of service " + id + " is the last one that ran");
+  Rollback r;
+  r.from_generation = from_generation;
+  r.version = ServiceFromJson(json::parse(spec, nullptr, false)).version;
+  r.reason = reason;
+  r.at_ms = now_ms;
+  sqlite3_prepare_v2(db_,
+                     "UPDATE services SET prev_spec = spec, prev_secrets = secrets, spec = stable_spec,"
+                     " secrets = stable_secrets, generation = (SELECT v + 1 FROM meta WHERE k = 'version'),"
+                     " rollback = ?2 WHERE id = ?1",
+                     -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  // to_generation is the one this update writes: meta's version + 1.
+  int64_t to = 0;
+  {
+    sqlite3_stmt* q = nullptr;
+    sqlite3_prepare_v2(db_, "SELECT v + 1 FROM meta WHERE k = 'version'", -1, &q, nullptr);
+    if (sqlite3_step(q) == SQLITE_ROW) to = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+  }
+  r.to_generation = to;
+  const std::string record = json{
+      {"from_generation", r.from_generation},
+      {"to_generation", r.to_generation},
+      {"version", r.version},
+      {"reason", r.reason},
+      {"at_ms", r.at_ms}}.dump();
+  sqlite3_bind_text(st, 2, record.c_str(), -1, SQLITE_TRANSIENT);
+  bool ok = sqlite3_step(st) == SQLITE_DONE;
+  sqlite3_finalize(st);
+  ok = ok && Exec(db_, "UPDATE meta SET v = v + 1 WHERE k = 'version'") && Exec(db_, "COMMIT");
+  if (!ok) return fail(std::string("cannot roll back service ") + id + ": " + sqlite3_errmsg(db_));
+  if (out) *out = r;
+  return true;
+}
+
+int64_t ServiceStore::StableGeneration(const std::string& id) {
+  std::lock_guard lock(mu_);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_, "SELECT stable_generation FROM services WHERE id = ?1", -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  int64_t g = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_finalize(st);
+  return g;
+}
+
+std::optional<Rollback> ServiceStore::LastRollback(const std::string& id) {
+  std::lock_guard lock(mu_);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_, "SELECT rollback FROM services WHERE id = ?1", -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  std::optional<Rollback> out;
+  if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+    json j = json::parse(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), nullptr, false);
+    if (j.is_object()) {
+      Rollback r;
+      r.from_generation = j.value("from_generation", int64_t{0});
+      r.to_generation = j.value("to_generation", int64_t{0});
+      r.version = j.value("version", "");
+      r.reason = j.value("reason", "");
+      r.at_ms = j.value("at_ms", int64_t{0});
+      out = r;
+    }
+  }
+  sqlite3_finalize(st);
+  return out;
 }
 
 bool ServiceStore::OpenSecrets(const std::string& id, std::map<std::string, std::string>* out,
@@ -535,6 +653,29 @@ bool ReconcileService(Supervisor& supervisor, const ServiceSpec& spec,
     if (!supervisor.Update(std::move(r), error)) return false;
   }
   return true;
+}
+
+std::string RolloutFailure(const Supervisor& supervisor, const ServiceSpec& spec,
+                           const std::map<std::string, std::string>& secrets, const fs::path& logs_dir,
+                           int64_t now_wall_ms) {
+  std::string why;
+  std::vector<ReplicaSpec> replicas = ReplicaSpecsFor(spec, secrets, logs_dir);
+  for (ReplicaSpec& r : SurgeSpecsFor(spec, secrets, logs_dir)) replicas.push_back(std::move(r));
+  for (ReplicaSpec& r : replicas) {
+    const bool current = why.empty() && supervisor.Unchanged(r);
+    process::WipeEnvironment(r.env);
+    if (!current) continue;
+    auto s = supervisor.Snapshot(r.id);
+    if (!s || s->ready) continue;
+    if (s->phase == ReplicaPhase::kBackoff && !s->last_error.empty()) {
+      why = s->last_error.find(r.id) != std::string::npos ? s->last_error
+                                                          : "replica " + r.id + ": " + s->last_error;
+    } else if (s->last_start_ms > 0 && now_wall_ms - s->last_start_ms > 1000LL * spec.ready_timeout_s) {
+      why = "replica " + r.id + " was not ready " + std::to_string(spec.ready_timeout_s) +
+            "s after it started (readiness probe " + std::string(ProbeStateName(s->readiness)) + ")";
+    }
+  }
+  return why;
 }
 
 std::chrono::milliseconds SettleTime(const ServiceSpec& spec) {

@@ -67,6 +67,9 @@ struct ServiceSpec {
   // replicas.., ports port + replicas..) while it lasts. Not both 0.
   int max_unavailable = 1;
   int max_surge = 0;
+  // How long a replica of a new spec may take to become ready before the
+  // rollout counts as failed (the service's ready_timeout).
+  int ready_timeout_s = 60;
 };
 
 nlohmann::json ServiceJson(const ServiceSpec& s);
@@ -103,6 +106,15 @@ struct PreviousSpec {
   std::map<std::string, std::string> secrets;
 };
 
+// A rollout that failed and was rolled back (ServiceStore::RollBack).
+struct Rollback {
+  int64_t from_generation = 0;  // the generation that failed
+  int64_t to_generation = 0;    // the generation that put the last good spec back
+  std::string version;          // the failed spec's version ("" when unset)
+  std::string reason;           // one line, no secret value
+  int64_t at_ms = 0;            // wall clock
+};
+
 class ServiceStore {
  public:
   // Opens (creating when `create`) `<dir>/services.db`. `workspace_key`: the
@@ -132,6 +144,22 @@ class ServiceStore {
   // when there is none (a new service) or (with *error) they cannot be
   // opened. The caller wipes out->secrets.
   bool Previous(const std::string& id, PreviousSpec* out, std::string* error);
+
+  // Records that `generation` (the current one) converged: it is the spec a
+  // failed rollout rolls back to. Ends the record of an earlier rollback.
+  // False when `generation` is not current or was already marked.
+  bool MarkStable(const std::string& id, int64_t generation);
+  // Rolls a failed rollout back: when `from_generation` is still current
+  // and an earlier spec converged, puts that spec (and its secrets) back as
+  // a new generation and records why (LastRollback). The failed spec becomes
+  // the previous one (its replicas are adopted, then replaced). False with
+  // *error (nothing changed) otherwise.
+  bool RollBack(const std::string& id, int64_t from_generation, const std::string& reason, int64_t now_ms,
+                Rollback* out, std::string* error);
+  // The last rollback, until a later generation converges.
+  std::optional<Rollback> LastRollback(const std::string& id);
+  // The generation last marked stable; 0 when none.
+  int64_t StableGeneration(const std::string& id);
 
  private:
   ServiceStore() = default;
@@ -174,6 +202,15 @@ bool ReconcileService(Supervisor& supervisor, const ServiceSpec& spec,
 // before it goes on without it (a load balancer whose check disagrees with
 // the readiness probe must not hold a rollout forever).
 inline constexpr std::chrono::milliseconds kRotationWait{30000};
+
+// Why a rollout of `spec` has failed, or "": a replica (or surge replica)
+// running the current spec exited or cannot start (back-off with an error), or has not become
+// ready within spec.ready_timeout_s of its start. One line naming the replica
+// (never an environment value). Only the caller knows whether a rollout is
+// under way (ServiceStore::StableGeneration differs from the current one).
+std::string RolloutFailure(const Supervisor& supervisor, const ServiceSpec& spec,
+                           const std::map<std::string, std::string>& secrets,
+                           const std::filesystem::path& logs_dir, int64_t now_wall_ms);
 
 // The settle time of a rolling replacement: the readiness probe's period
 // plus one second; 1 s without a readiness probe.

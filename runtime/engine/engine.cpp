@@ -215,12 +215,17 @@ class PlanHook : public ResourceHook {
       return ri.attributes;
     }
     if (!res.value().replace_because.empty()) replace_because[ri.address] = res.value().replace_because;
+    if (!res.value().notes.empty()) {
+      std::lock_guard<std::mutex> lock(replace_mu_);
+      for (const std::string& n : res.value().notes) notes.push_back(ri.address + ": " + n);
+    }
     ValueMap planned = std::move(res.value().planned);
     KeepIdentity(ri.attributes, planned);
     return planned;
   }
 
   std::map<std::string, std::vector<std::string>> replace_because;
+  std::vector<std::string> notes;  // the providers' notes, "<address>: <note>"
   std::vector<PlanProblem> problems;
   std::unordered_set<std::string> replace_requested;  // instances planned as replacements (--replace)
   std::unordered_map<std::string, Range> ranges;      // each instance's block, for plan problems
@@ -771,6 +776,8 @@ struct Engine::Impl {
     r.plan = ComputePlan(std::move(config.resources), std::move(prior), hook->replace_because, &Schemas(),
                          destroy, &hook->replace_requested);
     for (PlanProblem& p : hook->problems) r.plan.problems.push_back(std::move(p));
+    std::sort(hook->notes.begin(), hook->notes.end());
+    for (std::string& n : hook->notes) r.notes.push_back(std::move(n));
     MarkMoves(r.plan, moves);
     if (!hook->import_ids.empty()) MarkImports(r, *hook);
     for (PlanProblem& p : hook->import_problems) {
@@ -882,7 +889,8 @@ struct Engine::Impl {
     if (auto it = r.planned.find("id"); it != r.planned.end() && it->second.kind() == Value::Kind::String) {
       id = it->second.as_string();
     }
-    state::ResourceRecord planned = Record(r.address, r.type, id, provider->StateValues(r.type, r.planned), r.depends_on);
+    state::ResourceRecord planned =
+        Record(r.address, r.type, id, provider->StateValues(r.type, r.planned), r.depends_on);
     auto rec = store->RecordIntent(serial, r.address,
                                    create ? state::Action::kCreate : state::Action::kUpdate, planned);
     if (!rec.ok()) return {false, false, "cannot record the intent: " + rec.error().message};

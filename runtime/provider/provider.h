@@ -83,6 +83,9 @@ struct PlanResponse {
   ValueMap planned;
   // Attributes whose change forces a replacement (force-new), for the plan's "because".
   std::vector<std::string> replace_because;
+  // What people should know about this resource before applying (the plan
+  // prints "note: <address>: <note>"); never a sensitive value.
+  std::vector<std::string> notes;
 };
 
 // What deleting one resource removes besides the resource itself, as the

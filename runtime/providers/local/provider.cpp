@@ -657,6 +657,21 @@ Result<PlanResponse> LocalProvider::PlanChange(const PlanRequest& request) {
                                                   IsKnownString(address) ? address->as_string() : ""))
         p["secret_env"] = *pv;
     }
+    // A rollout that failed and was rolled back: a plan that changes what
+    // runs says why before the change is tried again.
+    auto differs = [&](const char* k) {
+      const Value* a = Find(p, k);
+      const Value* b = prior ? Find(*prior, k) : nullptr;
+      return !a || !b || !a->Equals(*b);
+    };
+    if (prior && (differs("version") || differs("command") || differs("env") || differs("secret_env"))) {
+      const Value* sid = Find(p, "id");
+      auto store = IsKnownString(sid) ? Services(false) : Result<controller::ServiceStore*>(nullptr);
+      if (store.ok() && store.value()) {
+        if (auto rb = store.value()->LastRollback(sid->as_string()))
+          r.notes.push_back(service_config::RollbackNote(*rb));
+      }
+    }
     // Replicas that died while nothing supervised them: an update restarts them.
     const Value* running = prior ? Find(*prior, "replicas_running") : nullptr;
     const Value* endpoints = Find(p, "endpoints");

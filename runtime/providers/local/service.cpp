@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <ctime>
 #include <map>
 
 #include "runtime/process/process.h"
@@ -461,6 +462,17 @@ void PlanLoadBalancer(ValueMap& planned) {
     }
   }
   planned["backends"] = Value::List(std::move(backends));
+}
+
+std::string RollbackNote(const controller::Rollback& rb) {
+  char when[32] = "";
+  const std::time_t t = static_cast<std::time_t>(rb.at_ms / 1000);
+  std::tm tm{};
+  if (rb.at_ms > 0 && ::gmtime_r(&t, &tm)) std::strftime(when, sizeof(when), " at %Y-%m-%dT%H:%M:%SZ", &tm);
+  return "the rollout of " +
+         (rb.version.empty() ? std::string("its last change") : "version \"" + rb.version + "\"") +
+         " (generation " + std::to_string(rb.from_generation) + ") failed" + when +
+         " and was rolled back to the last version that ran: " + rb.reason;
 }
 
 std::optional<Endpoint> ParseEndpoint(const std::string& line) {

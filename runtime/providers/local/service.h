@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "compiler/types/types.h"
+#include "runtime/controller/services.h"
 
 namespace plinth::runtime::service_config {
 
@@ -73,6 +74,10 @@ struct Endpoint {
   std::string host;
   int port = 0;
 };
+// The plan's note about a rollout that failed and was rolled back: which
+// version, when (UTC) and why.
+std::string RollbackNote(const controller::Rollback& rb);
+
 std::optional<Endpoint> ParseEndpoint(const std::string& line);
 
 // Whether `host` is a dotted-quad IPv4 address in 127.0.0.0/8.

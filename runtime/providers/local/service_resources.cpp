@@ -157,11 +157,17 @@ std::optional<controller::ServiceSpec> SpecFromPlanned(const ValueMap& planned, 
     s.max_unavailable = static_cast<int>(Int(r->as_object(), "max_unavailable").value_or(1));
     s.max_surge = static_cast<int>(Int(r->as_object(), "max_surge").value_or(0));
   }
+  s.ready_timeout_s = Seconds(planned, "ready_timeout", 60);
   return s;
 }
 
 // Why the service's replicas are not all ready yet (or have failed): one
 // line naming the replica, its last error or probe state, and its log.
+// "version \"v2\"", or "the new spec" without a version.
+std::string RolloutName(const std::string& version) {
+  return version.empty() ? "the new spec" : "version \"" + version + "\"";
+}
+
 std::string NotReadyReason(const std::vector<controller::ReplicaSnapshot>& snaps, const fs::path& logs_dir) {
   for (const auto& s : snaps) {
     if (s.ready) continue;
@@ -306,14 +312,14 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
   }
   std::map<std::string, std::string> for_store = secrets;
   if (!st.Put(*spec, std::move(for_store), &error)) return ServiceFail(error);
-  const int64_t generation = st.Generation(spec->id);
+  int64_t generation = st.Generation(spec->id);
   // What the replicas ran before this change: a driver adopts them with it and rolls the change out.
   controller::PreviousSpec previous;
   std::string previous_error;
-  const bool has_previous = st.Previous(spec->id, &previous, &previous_error);
+  bool has_previous = st.Previous(spec->id, &previous, &previous_error);
   // What runs now: regions failed by `plinth region fail` run nothing until they recover.
-  const controller::ServiceSpec running_spec =
-      controller::WithoutFailedRegions(*spec, controller::FailedRegions(WorkspaceDir()));
+  const std::set<std::string> failed_regions = controller::FailedRegions(WorkspaceDir());
+  controller::ServiceSpec running_spec = controller::WithoutFailedRegions(*spec, failed_regions);
 
   ReplicaDriver driver(WorkspaceDir());
   if (!driver.Open(&error)) {
@@ -322,9 +328,34 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
     return ServiceFail(error);
   }
   const int timeout_s = Seconds(planned, "ready_timeout", 60);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   std::string failure;
+  // A rollout that fails (a replica of the new spec exits, or is not ready in
+  // time) is rolled back to the last spec that ran, and the apply fails once
+  // that serves again (docs/services.md, "Rolling back").
+  std::optional<controller::Rollback> rolled_back;
   controller::SystemClock clock;
+  auto roll_back = [&](const std::string& why) {
+    if (creating || rolled_back) return false;
+    const int64_t stable = st.StableGeneration(spec->id);
+    if (stable == 0 || stable == generation) return false;
+    controller::Rollback rb;
+    std::string e;
+    if (!st.RollBack(spec->id, generation, why, clock.WallMs(), &rb, &e)) return false;
+    std::optional<controller::ServiceSpec> good = st.Get(spec->id);
+    std::map<std::string, std::string> good_secrets;
+    if (!good || !st.OpenSecrets(spec->id, &good_secrets, &e)) return false;
+    process::WipeEnvironment(previous.secrets);
+    previous = controller::PreviousSpec{running_spec, secrets};
+    has_previous = true;
+    process::WipeEnvironment(secrets);
+    secrets = std::move(good_secrets);
+    running_spec = controller::WithoutFailedRegions(*good, failed_regions);
+    generation = rb.to_generation;
+    rolled_back = rb;
+    deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+    return true;
+  };
   // The load balancers in front of the service drain a replica before it is replaced.
   controller::HaproxyGate gate(WorkspaceDir() / "lb", spec->id, clock);
   for (;;) {
@@ -353,31 +384,45 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
         done = done && sup.Unchanged(r) && sup.Ready(r.id);
         process::WipeEnvironment(r.env);
       }
-      if (done) break;
-      // A replica that exited (back-off after an exit or a failed start) fails the apply at once.
+      if (done) {
+        st.MarkStable(spec->id, generation);
+        break;
+      }
+      // A replica that exited (back-off after an exit or a failed start) fails the rollout at once.
+      std::string why;
       for (const auto& s : snaps) {
         if (s.phase == controller::ReplicaPhase::kBackoff && !s.last_error.empty()) {
-          failure = (s.last_error.find(s.id) != std::string::npos ? s.last_error
-                                                                  : "replica " + s.id + ": " + s.last_error) +
-                    " (log: " + (st.logs_dir() / (s.id + ".log")).string() + ")";
+          why = (s.last_error.find(s.id) != std::string::npos ? s.last_error
+                                                              : "replica " + s.id + ": " + s.last_error) +
+                " (log: " + (st.logs_dir() / (s.id + ".log")).string() + ")";
           break;
         }
       }
-      if (!failure.empty()) break;
-      if (std::chrono::steady_clock::now() >= deadline) {
-        failure =
-            "not ready after " + std::to_string(timeout_s) + "s: " + NotReadyReason(snaps, st.logs_dir());
+      if (why.empty() && std::chrono::steady_clock::now() >= deadline)
+        why = "not ready after " + std::to_string(timeout_s) + "s: " + NotReadyReason(snaps, st.logs_dir());
+      if (!why.empty()) {
+        if (roll_back(why)) continue;
+        failure = rolled_back ? RolloutName(rolled_back->version) + " failed (" + rolled_back->reason +
+                                    ") and was rolled back, but the rollback did not serve either: " + why
+                              : why;
         break;
       }
     } else {
-      // The leading controller drives them: its status says when this
-      // generation of the service is in place.
+      // The leading controller drives them (and rolls a failed rollout
+      // back): its status says when this generation is in place.
       auto view = controller::FindServiceStatus(driver.ControllerStatus(), spec->id);
-      if (view && view->generation >= generation && view->converged) break;
-      // No early failure here: the controller restarts and retries; its
-      // state is reported when the wait ends.
-      if (std::chrono::steady_clock::now() >= deadline) {
-        failure = "not ready after " + std::to_string(timeout_s) + "s under the controller (" +
+      if (view && view->rolled_back_from == generation) {
+        rolled_back =
+            controller::Rollback{generation, view->generation, spec->version, view->rollback_reason, 0};
+        if (view->converged) break;
+      } else if (view && view->generation >= generation && view->converged) {
+        break;
+      }
+      // No early failure here: the controller restarts and retries, and rolls
+      // a rollout back after ready_timeout (then the old version needs its
+      // own time): its state is reported when the wait ends.
+      if (std::chrono::steady_clock::now() >= deadline + std::chrono::seconds(timeout_s + 10)) {
+        failure = "not ready after " + std::to_string(2 * timeout_s + 10) + "s under the controller (" +
                   driver.holder() + "): " +
                   (view ? std::to_string(view->ready) + " of " + std::to_string(view->wanted) +
                               " replicas ready" + (view->failing.empty() ? "" : "; " + view->failing)
@@ -389,6 +434,10 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
     if (stop_ && stop_->load()) break;  // the replicas go on; the next apply or the controller takes over
     std::this_thread::sleep_for(100ms);
   }
+  if (rolled_back && failure.empty())
+    failure = "the rollout of " + RolloutName(rolled_back->version) +
+              " failed and was rolled back to the last version that ran, which serves again: " +
+              rolled_back->reason + "; fix the service and apply again (plinth plan shows the change again)";
   process::WipeEnvironment(secrets);
   process::WipeEnvironment(previous.secrets);
   if (!failure.empty()) return ServiceFail(failure);
