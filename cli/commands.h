@@ -120,6 +120,7 @@ bool StorageSweepOnce(const Options& options, int64_t now_ms, std::string* summa
 bool ParseDuration(const std::string& s, int64_t* ms);
 int Controller(const Options& options);        // controller (cli/controller_commands.cpp)
 int ControllerStatus(const Options& options);  // status: the workspace's controller
+int Region(const Options& options);            // region fail|recover|status (cli/region_commands.cpp)
 int Backup(const Options& options);   // backup run|list|check
 int Restore(const Options& options);
 int WorkspaceCommand(const Options& options);  // workspace list|new|select|delete|show

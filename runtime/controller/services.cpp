@@ -76,7 +76,11 @@ bool Exec(sqlite3* db, const char* sql) {
 
 json ServiceJson(const ServiceSpec& s) {
   json regions = json::array();
-  for (const auto& r : s.regions) regions.push_back({{"name", r.name}, {"host", r.host}, {"down", r.down}});
+  for (const auto& r : s.regions) {
+    json region = {{"name", r.name}, {"host", r.host}, {"down", r.down}};
+    if (!r.netns.empty()) region["netns"] = r.netns;
+    regions.push_back(std::move(region));
+  }
   json buckets = json::array();
   for (const auto& b : s.buckets) buckets.push_back({{"name", b.name}, {"path", b.path}, {"write", b.write}});
   return {{"id", s.id},
@@ -103,7 +107,8 @@ ServiceSpec ServiceFromJson(const json& j) {
   if (j.contains("regions") && j["regions"].is_array()) {
     for (const auto& r : j["regions"]) {
       if (!r.is_object()) continue;
-      s.regions.push_back({r.value("name", ""), r.value("host", "127.0.0.1"), r.value("down", false)});
+      s.regions.push_back(
+          {r.value("name", ""), r.value("host", "127.0.0.1"), r.value("down", false), r.value("netns", "")});
     }
   }
   s.replicas = j.value("replicas", 1);
@@ -145,6 +150,7 @@ std::vector<ReplicaSpec> ReplicaSpecsFor(const ServiceSpec& spec,
         r.argv[0] = (spec.cwd / r.argv[0]).lexically_normal().string();
       r.port = spec.port + i;
       r.host = region.host;
+      r.netns = region.netns;
       r.cwd = spec.cwd;
       r.log_file = logs_dir / (r.id + ".log");
       std::map<std::string, std::string> env;

@@ -312,6 +312,13 @@ void NormalizeServiceReferences(const ValueMap& config, ValueMap& planned) {
     for (const char* k : {"name", "host", "port_base", "port_count", "down"}) {
       if (const Value* v = Find(o, k)) id[k] = *v;
     }
+    // A namespaced region's replicas run in its namespace, named from its
+    // path: both are kept (only then, so other services' state is unchanged).
+    if (const Value* iso = Find(o, "isolation");
+        iso && iso->kind() == Value::Kind::String && iso->as_string() == "namespace") {
+      id["isolation"] = *iso;
+      if (const Value* path = Find(o, "path")) id["path"] = *path;
+    }
     out.push_back(Value::Object(std::move(id)));
   }
   planned["regions"] = Value::List(std::move(out));
