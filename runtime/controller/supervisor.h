@@ -66,7 +66,7 @@ struct ReplicaSpec {
   // `ip netns exec NETNS argv...` (ip execs argv, so the pid and start time
   // are the replica's). Empty: the root namespace. Probes still run from
   // the root namespace against host:port.
-  std::string netns;
+  std::string netns{};
   std::filesystem::path log_file;  // required: stdout and stderr appended here (mode 0600)
   // Optional probes. startup gates the other two: until it succeeds neither
   // runs, and its failure restarts the replica. liveness failure restarts
