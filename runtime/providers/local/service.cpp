@@ -9,6 +9,7 @@
 
 #include "runtime/process/process.h"
 #include "runtime/providers/local/compute.h"
+#include "runtime/providers/local/region_network.h"
 
 namespace plinth::runtime::service_config {
 namespace {
@@ -172,7 +173,8 @@ std::vector<std::string> ValidateService(const ValueMap& config) {
     std::vector<RegionView> regions = Regions(config);
     for (const RegionView& r : regions) {
       if (!r.known) continue;
-      if (!IsLoopbackIpv4(r.host)) continue;                         // the region's own check says so
+      // A host the region's own check refuses is reported there.
+      if (!IsLoopbackIpv4(r.host) && !region_network::NamespaceHostError(r.host).empty()) continue;
       int64_t lo = *r.port_base, hi = *r.port_base + *r.port_count;  // [lo, hi)
       if (*port < lo || *port + *replicas > hi)
         errs.push_back("replicas listen on ports " + Range(*port, *replicas) + " but region " + r.name +
