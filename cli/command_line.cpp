@@ -780,6 +780,15 @@ Definition::Definition() {
                    "plinth region recover eu examples/inference");
     recover->add_option("NAME", "the region's name")->required();
     recover->add_option("DIR", "the configuration directory (default: .)");
+    CLI::App* delay = Subcommand(g, "delay",
+                                 "inject latency (and loss) into a namespaced region's traffic with tc netem; "
+                                 "0ms removes it",
+                                 exits, "plinth region delay eu 50ms --loss=1% examples/inference");
+    delay->add_option("NAME", "the region's name")->required();
+    delay->add_option("DELAY", "the added latency, e.g. 50ms (0ms: none)")->required();
+    delay->add_option("DIR", "the configuration directory (default: .)");
+    delay->add_option("--loss", options.region_loss, "drop this share of the region's packets, e.g. 1%")
+        ->type_name("PCT");
     CLI::App* status = Subcommand(g, "status", "the regions: host, isolation, link, failed since", exits,
                                   "plinth region status examples/inference --json");
     status->add_option("DIR", "the configuration directory (default: .)");

@@ -82,6 +82,7 @@ struct Options {
     std::string listen, interval, lease_ttl, sweep_every;
     bool once = false, allow_remote = false;
   } controller;
+  std::string region_loss;  // region delay --loss=PCT (tc's syntax: "1%")
   // compute resume|suspend|resume-fail --provisioner=FILE (docs/providers/slurm.md); empty: $PLINTH_SLURM_PROVISIONER
   std::string slurm_provisioner;
 };

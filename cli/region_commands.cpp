@@ -142,6 +142,28 @@ int RecoverRegion(const Workspace& ws, const LocalProvider::RegionSummary& r) {
   return 0;
 }
 
+int DelayRegion(const LocalProvider::RegionSummary& r, const std::string& delay, const std::string& loss) {
+  auto valid = [](const std::string& s, const std::string& unit) {
+    if (s.size() <= unit.size() || s.compare(s.size() - unit.size(), unit.size(), unit) != 0) return false;
+    const std::string n = s.substr(0, s.size() - unit.size());
+    return n.find_first_not_of("0123456789.") == std::string::npos && n.find_first_of("0123456789") == 0;
+  };
+  if (!valid(delay, "ms") && delay != "0")
+    return Fail("the delay is '" + delay + "': give milliseconds such as 50ms (0ms removes the delay)");
+  if (!loss.empty() && !valid(loss, "%"))
+    return Fail("--loss is '" + loss + "': give a percentage such as 1%");
+  if (!r.namespaced)
+    return Fail("region " + r.name + " has no network namespace: delay needs isolation = \"namespace\"");
+  std::string error;
+  if (!net::SetNetem(net::NetworkFor(r.dir, r.name, r.host), delay, loss, &error)) return Fail(error);
+  if ((delay == "0ms" || delay == "0") && loss.empty())
+    std::printf("region %s: no injected delay or loss\n", r.name.c_str());
+  else
+    std::printf("region %s: its traffic is delayed %s%s\n", r.name.c_str(), delay.c_str(),
+                loss.empty() ? "" : (" and " + loss + " of it is lost").c_str());
+  return 0;
+}
+
 int Status(const Workspace& ws, const std::vector<LocalProvider::RegionSummary>& regions, bool as_json) {
   json list = json::array();
   for (const auto& r : regions) {
@@ -196,9 +218,14 @@ int Region(const Options& options) {
   const std::vector<std::string>& p = options.paths;
   if (p.empty()) return Fail("plinth region needs a subcommand: fail, recover or status");
   const std::string& sub = p[0];
-  std::string name, dir;
+  std::string name, dir, delay;
   if (sub == "status") {
     dir = p.size() > 1 ? p[1] : ConfigDir(options);
+  } else if (sub == "delay") {
+    if (p.size() < 3) return Fail("plinth region delay needs the region's name and a delay such as 50ms");
+    name = p[1];
+    delay = p[2];
+    dir = p.size() > 3 ? p[3] : ConfigDir(options);
   } else {
     if (p.size() < 2) return Fail("plinth region " + sub + " needs the region's name");
     name = p[1];
@@ -212,6 +239,7 @@ int Region(const Options& options) {
   if (sub == "status") return Status(ws, regions, options.json);
   for (const auto& r : regions) {
     if (r.name != name) continue;
+    if (sub == "delay") return DelayRegion(r, delay, options.region_loss);
     return sub == "fail" ? FailRegion(ws, r) : RecoverRegion(ws, r);
   }
   return UnknownRegion(name, regions, ws);

@@ -9,7 +9,8 @@
 #    replicas keep running; failing it again and recovering a healthy region
 #    say so and exit 0; an unknown region is an error naming the known ones;
 #    `plinth region recover eu` brings traffic back to eu; destroy removes
-#    the namespaces, links and routes;
+#    the namespaces, links and routes; `plinth region delay eu 200ms` slows
+#    eu down (skipped where the kernel has no sch_netem, with the reason);
 #  - the fallback (any user): a copy without isolation: fail stops eu's
 #    replicas (state T) and traffic moves to us; recover continues them.
 # Without root, or where `ip netns add` fails (a container without
@@ -125,6 +126,18 @@ else
   done
   "$plinth" plan --detailed-exitcode "$ns_ex" >"$tmp/plan.txt" 2>&1 || fail "the plan after apply is not empty: $(cat "$tmp/plan.txt")"
 
+  # Injected latency (tc netem inside the namespace); this kernel may lack sch_netem.
+  if "$plinth" region delay eu 200ms "$ns_ex" >"$tmp/delay.txt" 2>&1; then
+    t=$(curl --noproxy '*' -s -m 5 -o /dev/null -w '%{time_total}' http://10.213.1.2:20100/ready)
+    python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) >= 0.2 else 1)" "$t" ||
+      fail "a request to eu took $t s with 200ms of injected delay"
+    "$plinth" region delay eu 0ms "$ns_ex" >"$tmp/delay.txt" 2>&1 || fail "removing the delay failed: $(cat "$tmp/delay.txt")"
+  elif grep -q "the kernel has no netem qdisc: load sch_netem" "$tmp/delay.txt"; then
+    echo "region-test: the delay part is skipped: $(cat "$tmp/delay.txt")"
+  else
+    fail "region delay failed: $(cat "$tmp/delay.txt")"
+  fi
+
   "$plinth" region fail eu "$ns_ex" >"$tmp/fail.txt" 2>&1 || fail "region fail eu failed: $(cat "$tmp/fail.txt")"
   wait_for '[ "$(region_of)" = us ]' 15 || fail "traffic did not move to us within 15 s: $(curl --noproxy '*' -s -m 2 "$url/predict")"
   for i in 1 2 3 4 5; do
@@ -163,6 +176,8 @@ example "$plain_ex" 127.0.13.1 127.0.14.1 none 20650
 [ "$(region_of)" = eu ] || fail "the primary region does not serve (fallback copy)"
 eu_pids=$(replicas_of eu)
 [ -n "$eu_pids" ] || fail "no replica of eu runs (fallback copy)"
+if "$plinth" region delay eu 50ms "$plain_ex" >"$tmp/delay.txt" 2>&1; then fail "a delay without a namespace was accepted"; fi
+grep -q "has no network namespace" "$tmp/delay.txt" || fail "delay without a namespace: $(cat "$tmp/delay.txt")"
 "$plinth" region fail eu "$plain_ex" >"$tmp/fail.txt" 2>&1 || fail "region fail eu failed: $(cat "$tmp/fail.txt")"
 grep -q "2 replicas stopped" "$tmp/fail.txt" || fail "region fail did not stop eu's two replicas: $(cat "$tmp/fail.txt")"
 for p in $eu_pids; do [ "$(proc_state "$p")" = T ] || fail "replica $p of eu is not stopped: $(proc_state "$p")"; done

@@ -193,6 +193,38 @@ bool Create(const RegionNetwork& net, std::string* error) {
   return true;
 }
 
+bool SetNetem(const RegionNetwork& net, const std::string& delay, const std::string& loss,
+              std::string* error) {
+  std::string list = "/usr/sbin:/sbin:/usr/bin:/bin";
+  if (const char* path = std::getenv("PATH")) list = std::string(path) + ":" + list;
+  auto tc = process::FindExecutable("tc", list);
+  if (!tc) return *error = "the 'tc' command (iproute2) is not installed: install iproute2", false;
+  std::vector<std::string> args = {"netns", "exec", net.netns, tc->string(), "qdisc"};
+  const bool off = (delay == "0ms" || delay == "0") && loss.empty();
+  for (const char* a : {off ? "del" : "replace", "dev"}) args.push_back(a);
+  args.push_back(net.inner_link);
+  args.push_back("root");
+  if (!off) {
+    for (const char* a : {"netem", "delay"}) args.push_back(a);
+    args.push_back(delay);
+    if (!loss.empty()) {
+      args.push_back("loss");
+      args.push_back(loss);
+    }
+  }
+  process::Outcome out = Ip(args);
+  if (out.ok()) return true;
+  // Removing what is not there is no error.
+  if (off && out.err.find("Cannot delete qdisc with handle of zero") != std::string::npos) return true;
+  if (out.err.find("qdisc kind is unknown") != std::string::npos)
+    return *error = "the kernel has no netem qdisc: load sch_netem (modprobe sch_netem)", false;
+  std::string shown = "tc";
+  for (size_t i = 4; i < args.size(); ++i) shown += " " + args[i];
+  *error = out.started ? "'" + shown + "' in namespace " + net.netns + " failed: " + out.Describe("tc")
+                       : out.start_error;
+  return false;
+}
+
 bool SetLinkUp(const RegionNetwork& net, bool up, std::string* error) {
   return IpOk({"link", "set", "dev", net.host_link, up ? "up" : "down"}, error);
 }

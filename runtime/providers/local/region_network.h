@@ -79,6 +79,15 @@ bool SetLinkUp(const RegionNetwork& net, bool up, std::string* error);
 // exist.
 std::optional<bool> LinkUp(const RegionNetwork& net);
 
+// Injected latency and loss (`tc qdisc replace dev INNER root netem delay
+// DELAY [loss LOSS]` inside the namespace): the region's traffic leaves it
+// `delay` late (tc's syntax: "50ms") and `loss` of it is dropped ("1%"; empty:
+// none). `delay` "0ms" with no loss removes the qdisc. False with *error;
+// a kernel without sch_netem says so ("the kernel has no netem qdisc: load
+// sch_netem").
+bool SetNetem(const RegionNetwork& net, const std::string& delay, const std::string& loss,
+              std::string* error);
+
 // The `ip` program (iproute2) found on PATH or in /usr/sbin, /sbin, /usr/bin,
 // /bin; nullopt when it is not installed.
 std::optional<std::filesystem::path> IpProgram();
