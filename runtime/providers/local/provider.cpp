@@ -1028,6 +1028,7 @@ Result<ResourceObject> LocalProvider::WriteRegion(const ValueMap& planned, bool 
   if (const Value* l = Find(p, "labels")) r.labels = *l;
 
   std::unique_lock lock(regions_mu_);
+  std::optional<RegionInfo> was;  // on update: the region as it was
   if (creating) {
     auto existing = LoadRegion(r.name, RegionDirFor(r.name, nullptr));
     if (existing.ok()) {
@@ -1042,10 +1043,9 @@ Result<ResourceObject> LocalProvider::WriteRegion(const ValueMap& planned, bool 
     auto existing = LoadRegion(r.name, r.dir);
     if (!existing.ok()) return Fail("region '" + r.name + "' no longer exists at '" + r.root + "'");
     if (r.address.empty()) r.address = existing.value().address;
+    was = std::move(existing.value());
   }
   if (auto errs = CheckRegionPlacement(r); !errs.empty()) return Fail(errs.front());
-  std::optional<LocalProvider::RegionInfo> was;
-  if (!creating) was = LoadRegion(r.name, r.dir).value();
 
   int e = 0;
   if (!MakeDirs(r.dir / "buckets", &e)) return IoFail("create", ErrnoPath(r.dir, false), e);
