@@ -41,7 +41,7 @@ cleanup() {
     done
   done
   for p in $(pgrep -f "server.py" 2>/dev/null); do
-    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "PLINTH_REGION_TEST=$tmp"; then
+    if tr '\0' '\n' 2>/dev/null <"/proc/$p/environ" | grep -qx "PLINTH_REGION_TEST=$tmp"; then
       kill -CONT "$p" 2>/dev/null
       kill -9 "$p" 2>/dev/null
     fi
@@ -88,8 +88,8 @@ region_of() {
 replicas_of() {
   local p
   for p in $(pgrep -f "server.py" 2>/dev/null); do
-    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "PLINTH_REGION_TEST=$tmp" &&
-      tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "PLINTH_REGION=$1" && echo "$p"
+    tr '\0' '\n' 2>/dev/null <"/proc/$p/environ" | grep -qx "PLINTH_REGION_TEST=$tmp" &&
+      tr '\0' '\n' 2>/dev/null <"/proc/$p/environ" | grep -qx "PLINTH_REGION=$1" && echo "$p"
   done
   return 0
 }
