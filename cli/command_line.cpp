@@ -758,6 +758,43 @@ Definition::Definition() {
     Json(c, "print the status document (docs/controller.md) with \"live\" added");
   }
 
+  // --- region drills (docs/services.md, "Regions that fail")
+  {
+    const char* exits =
+        "0  done (also: the region was already failed, or already healthy)\n"
+        "1  an error (unknown region, no workspace, the link or the replicas could not be changed)\n"
+        "2  usage error";
+    CLI::App* g =
+        Command(&root, "region", "fail and recover a region at run time (drills), and show the regions",
+                CommandId::kRegion, exits, "plinth region fail eu examples/inference");
+    Dir(g, "the configuration directory (default: .)");
+    Workspace(g);
+    CLI::App* fail = Subcommand(g, "fail",
+                                "cut a region off: its namespace's link down, or (without isolation) its "
+                                "replicas stopped with SIGSTOP; recorded until recover",
+                                exits, "plinth region fail eu examples/inference");
+    fail->add_option("NAME", "the region's name")->required();
+    fail->add_option("DIR", "the configuration directory (default: .)");
+    CLI::App* recover =
+        Subcommand(g, "recover", "undo fail: the link up, or the replicas continued (SIGCONT)", exits,
+                   "plinth region recover eu examples/inference");
+    recover->add_option("NAME", "the region's name")->required();
+    recover->add_option("DIR", "the configuration directory (default: .)");
+    CLI::App* delay = Subcommand(g, "delay",
+                                 "inject latency (and loss) into a namespaced region's traffic with tc netem; "
+                                 "0ms removes it",
+                                 exits, "plinth region delay eu 50ms --loss=1% examples/inference");
+    delay->add_option("NAME", "the region's name")->required();
+    delay->add_option("DELAY", "the added latency, e.g. 50ms (0ms: none)")->required();
+    delay->add_option("DIR", "the configuration directory (default: .)");
+    delay->add_option("--loss", options.region_loss, "drop this share of the region's packets, e.g. 1%")
+        ->type_name("PCT");
+    CLI::App* status = Subcommand(g, "status", "the regions: host, isolation, link, failed since", exits,
+                                  "plinth region status examples/inference --json");
+    status->add_option("DIR", "the configuration directory (default: .)");
+    Json(status, "print the regions as JSON");
+  }
+
   // --- about plinth itself
   Command(&root, "version", "print the version", CommandId::kVersion, kPlainExits, "plinth version");
   {

@@ -48,6 +48,7 @@ enum class CommandId {
   kCompute,  // compute status|agent (cli/compute_commands.cpp), resume|suspend|resume-fail (Slurm power saving; cli/slurm_commands.cpp)
   kController,  // controller (cli/controller_commands.cpp)
   kStatus,      // status: the workspace's controller (cli/controller_commands.cpp)
+  kRegion,      // region fail|recover|status (cli/region_commands.cpp)
   // Answered by ParseCommandLine itself.
   kVersion,
   kHelp,

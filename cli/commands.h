@@ -82,6 +82,7 @@ struct Options {
     std::string listen, interval, lease_ttl, sweep_every;
     bool once = false, allow_remote = false;
   } controller;
+  std::string region_loss;  // region delay --loss=PCT (tc's syntax: "1%")
   // compute resume|suspend|resume-fail --provisioner=FILE (docs/providers/slurm.md); empty: $PLINTH_SLURM_PROVISIONER
   std::string slurm_provisioner;
 };
@@ -120,6 +121,7 @@ bool StorageSweepOnce(const Options& options, int64_t now_ms, std::string* summa
 bool ParseDuration(const std::string& s, int64_t* ms);
 int Controller(const Options& options);        // controller (cli/controller_commands.cpp)
 int ControllerStatus(const Options& options);  // status: the workspace's controller
+int Region(const Options& options);            // region fail|recover|status (cli/region_commands.cpp)
 int Backup(const Options& options);   // backup run|list|check
 int Restore(const Options& options);
 int WorkspaceCommand(const Options& options);  // workspace list|new|select|delete|show

@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
     case CommandId::kCompute: return plinth::cli::Compute(o);
     case CommandId::kController: return plinth::cli::Controller(o);
     case CommandId::kStatus: return plinth::cli::ControllerStatus(o);
+    case CommandId::kRegion: return plinth::cli::Region(o);
     case CommandId::kNone:
     case CommandId::kVersion:
     case CommandId::kHelp:

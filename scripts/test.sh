@@ -19,6 +19,9 @@ scripts/compute-test.sh build/plinth
 # inference example behind a real HAProxy on 127.0.0.1, region loss and a
 # rolling update under load, plinth controller's self-healing and adoption.
 scripts/services-test.sh build/plinth
+# Regions that fail (docs/services.md): namespaced regions (root) failed over
+# and back with plinth region fail|recover, and the SIGSTOP fallback.
+scripts/region-test.sh build/plinth
 # The controller alone (docs/controller.md): two controllers on one
 # workspace, leader election and takeover, promtool on /metrics, the token.
 scripts/controller-test.sh build/plinth

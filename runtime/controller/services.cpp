@@ -77,7 +77,11 @@ bool Exec(sqlite3* db, const char* sql) {
 
 json ServiceJson(const ServiceSpec& s) {
   json regions = json::array();
-  for (const auto& r : s.regions) regions.push_back({{"name", r.name}, {"host", r.host}, {"down", r.down}});
+  for (const auto& r : s.regions) {
+    json region = {{"name", r.name}, {"host", r.host}, {"down", r.down}};
+    if (!r.netns.empty()) region["netns"] = r.netns;
+    regions.push_back(std::move(region));
+  }
   json buckets = json::array();
   for (const auto& b : s.buckets) buckets.push_back({{"name", b.name}, {"path", b.path}, {"write", b.write}});
   return {{"id", s.id},
@@ -107,7 +111,8 @@ ServiceSpec ServiceFromJson(const json& j) {
   if (j.contains("regions") && j["regions"].is_array()) {
     for (const auto& r : j["regions"]) {
       if (!r.is_object()) continue;
-      s.regions.push_back({r.value("name", ""), r.value("host", "127.0.0.1"), r.value("down", false)});
+      s.regions.push_back(
+          {r.value("name", ""), r.value("host", "127.0.0.1"), r.value("down", false), r.value("netns", "")});
     }
   }
   s.replicas = j.value("replicas", 1);
@@ -159,6 +164,7 @@ ReplicaSpec ReplicaOf(const ServiceSpec& spec, const ServiceRegion& region, int 
     r.argv[0] = (spec.cwd / r.argv[0]).lexically_normal().string();
   r.port = spec.port + i;
   r.host = region.host;
+  r.netns = region.netns;
   r.cwd = spec.cwd;
   r.log_file = logs_dir / (r.id + ".log");
   std::map<std::string, std::string> env;

@@ -46,6 +46,7 @@ struct ServiceRegion {
   std::string name;
   std::string host = "127.0.0.1";
   bool down = false;
+  std::string netns{};  // the region's network namespace; empty: the root namespace
 };
 
 struct ServiceSpec {

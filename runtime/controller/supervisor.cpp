@@ -53,6 +53,12 @@ std::string SpecDigest(const ReplicaSpec& s) {
   field(std::to_string(s.port));
   field("log");
   field(s.log_file.string());
+  // Only when set, so that the digests of replicas recorded before netns
+  // existed stay the same (no restart on upgrade).
+  if (!s.netns.empty()) {
+    field("netns");
+    field(s.netns);
+  }
   field("env");
   for (const auto& [k, v] : s.env) {
     field(k);
@@ -320,10 +326,27 @@ void Supervisor::StartReplica(Replica& r) {
     std::error_code ec;
     if (spec.log_file.has_parent_path()) fs::create_directories(spec.log_file.parent_path(), ec);
     ps.args.assign(spec.argv.begin() + 1, spec.argv.end());
+    if (!spec.netns.empty()) {
+      // `ip netns exec NS PROGRAM ARGS...`: ip enters the namespace and execs
+      // the program (no fork), so the pid is the replica's.
+      std::string own = std::getenv("PATH") ? std::getenv("PATH") : "";
+      auto ip = process::FindExecutable("ip", own + ":/usr/sbin:/sbin:/usr/bin:/bin");
+      if (!ip) {
+        error =
+            "the 'ip' command (iproute2) is not installed: install iproute2 to run replicas in network "
+            "namespace " +
+            spec.netns;
+      } else {
+        std::vector<std::string> args = {"netns", "exec", spec.netns, ps.program.string()};
+        args.insert(args.end(), ps.args.begin(), ps.args.end());
+        ps.program = *ip;
+        ps.args = std::move(args);
+      }
+    }
     ps.env = spec.env;  // wiped by the process layer after the spawn
     ps.cwd = spec.cwd;
     ps.output_file = spec.log_file;
-    pid = process::StartDaemon(std::move(ps), &error);
+    if (error.empty()) pid = process::StartDaemon(std::move(ps), &error);
   }
   if (pid <= 0) {
     r.pid = 0;

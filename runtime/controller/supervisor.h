@@ -62,7 +62,12 @@ struct ReplicaSpec {
   std::filesystem::path cwd;               // empty: the controller's working directory
   int port = 0;                            // the port it serves (0: none); informational here
   std::string host = "127.0.0.1";          // the address its probes connect to (an IP literal)
-  std::filesystem::path log_file;          // required: stdout and stderr appended here (mode 0600)
+  // A network namespace (`ip netns` name) to run it in: started as
+  // `ip netns exec NETNS argv...` (ip execs argv, so the pid and start time
+  // are the replica's). Empty: the root namespace. Probes still run from
+  // the root namespace against host:port.
+  std::string netns{};
+  std::filesystem::path log_file;  // required: stdout and stderr appended here (mode 0600)
   // Optional probes. startup gates the other two: until it succeeds neither
   // runs, and its failure restarts the replica. liveness failure restarts
   // it. readiness only decides Ready().

@@ -180,6 +180,27 @@ TEST(ServiceConfig, PlannedEndpointsFollowRegionsThenReplicas) {
   EXPECT_FALSE(sc::ParseEndpoint("eu/0 127.0.0.1:70000"));
 }
 
+// A namespaced region (docs/services.md, "Regions that fail"): its private
+// host is checked like a loopback one, and its path and isolation reach the
+// service (the replicas' namespace is named from the path).
+TEST(ServiceConfig, ANamespacedRegionKeepsItsPathAndItsPortRangeIsChecked) {
+  Value eu = RegionRef("eu", 20000, 100, S("10.213.1.2"));
+  ValueMap with = eu.as_object();
+  with["isolation"] = S("namespace");
+  eu = Value::Object(with);
+  auto errs = sc::ValidateService(ServiceConfig({eu}, {{"port", N(20099)}}));
+  EXPECT_TRUE(Has(errs, "replicas listen on ports 20099-20100 but region eu's port range is 20000-20099"))
+      << Join(errs);
+  ValueMap config = ServiceConfig({eu, RegionRef("us", 21000, 1000)}, {{"port", N(20050)}});
+  ValueMap planned = config;
+  sc::NormalizeServiceReferences(config, planned);
+  const ValueMap& kept = planned["regions"].as_list()[0].as_object();
+  ASSERT_TRUE(kept.count("path") && kept.count("isolation"));
+  EXPECT_EQ(kept.at("path").as_string(), "/data/regions/eu");
+  EXPECT_EQ(kept.at("isolation").as_string(), "namespace");
+  EXPECT_FALSE(planned["regions"].as_list()[1].as_object().count("isolation"));
+}
+
 TEST(ServiceConfig, UnknownInputsLeaveEndpointsUnknown) {
   ValueMap planned = ServiceConfig({RegionRef("eu")}, {{"port", Value::Unknown(Type::Int())}});
   sc::PlanService(planned);

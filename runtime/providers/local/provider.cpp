@@ -18,6 +18,7 @@
 #include "runtime/controller/services.h"
 #include "runtime/io/durable.h"
 #include "runtime/providers/local/compute.h"
+#include "runtime/providers/local/region_network.h"
 #include "runtime/providers/local/schema.h"
 #include "runtime/providers/local/service.h"
 #include "runtime/storage/bucket_store.h"
@@ -400,8 +401,19 @@ struct LocalProvider::RegionInfo {
   int64_t port_count = 1000;
   std::string host;  // empty: unset (127.0.0.1)
   bool down = false;
+  bool namespaced = false;  // isolation = "namespace"
   Value labels;
 };
+
+namespace {
+
+// The network of a namespaced region (LocalProvider::RegionInfo is private).
+template <class Info>
+region_network::RegionNetwork Network(const Info& r) {
+  return region_network::NetworkFor(r.dir, r.name, r.host);
+}
+
+}  // namespace
 
 LocalProvider::LocalProvider(fs::path data_root, fs::path workspace_key, const std::atomic<bool>* stop,
                              fs::path compute_dir, fs::path config_dir)
@@ -463,11 +475,27 @@ std::vector<std::string> LocalProvider::Validate(const std::string& type, const 
       if (!RelativeInside(r->as_string(), &why))
         errs.push_back("region root " + Shown(*r, r->as_string()) + " " + why);
     }
-    if (const Value* h = Find(config, "host");
-        IsKnownString(h) && !service_config::IsLoopbackIpv4(h->as_string()))
+    const Value* iso = Find(config, "isolation");
+    const bool namespaced = IsKnownString(iso) && iso->as_string() == "namespace";
+    if (IsKnownString(iso) && iso->as_string() != "none" && !namespaced)
+      errs.push_back("region isolation " + Shown(*iso, iso->as_string()) +
+                     " is not one of \"none\" or \"namespace\"");
+    const Value* h = Find(config, "host");
+    if (namespaced) {
+      if (!h || h->is_null()) {
+        errs.push_back(
+            "a region with isolation = \"namespace\" needs its own address: give host = \"10.x.y.z\" (e.g. "
+            "host = \"10.213.1.2\"), one /24 per region");
+      } else if (IsKnownString(h)) {
+        if (std::string why = region_network::NamespaceHostError(h->as_string()); !why.empty())
+          errs.push_back("region host " + why);
+      }
+      if (std::string why = region_network::NamespacePrivilegeError(); !why.empty()) errs.push_back(why);
+    } else if (IsKnownString(h) && !service_config::IsLoopbackIpv4(h->as_string())) {
       errs.push_back("region host " + Shown(*h, h->as_string()) +
                      " is not a loopback address: give a 127.x.y.z address (e.g. host = \"127.0.1.1\"), or "
-                     "leave it unset for 127.0.0.1");
+                     "leave it unset for 127.0.0.1 (a 10.x.y.z address needs isolation = \"namespace\")");
+    }
     const Value* b = Find(config, "port_base");
     const Value* c = Find(config, "port_count");
     std::optional<int64_t> base = IntOf(b), count = IntOf(c);
@@ -605,6 +633,12 @@ Result<PlanResponse> LocalProvider::PlanChange(const PlanRequest& request) {
       p["path"] = Value::Unknown(Type::String());
     }
     if (!n.empty()) id = Value::String(n);
+    // What apply leaves; a refresh that finds the namespace gone plans an update.
+    const Value* iso = Find(p, "isolation");
+    if (IsKnownString(iso))
+      p["isolated"] = Value::Bool(iso->as_string() == "namespace");
+    else
+      p["isolated"] = Value::Unknown(Type::Bool());
   } else if (request.type == "bucket") {
     const Value& ref = p["region"];
     std::string region_name;
@@ -714,6 +748,7 @@ std::vector<PlanConflict> LocalProvider::CheckPlan(const std::vector<PlanItem>& 
     std::optional<int64_t> base, count;
     std::string path;  // lexically normal; empty when unknown
     std::string host;  // 127.0.0.1 when unset; empty when unknown
+    bool namespaced = false;
   };
   std::vector<Region> regions;
   // Resources of one type that would be the same object: id -> first address.
@@ -753,6 +788,8 @@ std::vector<PlanConflict> LocalProvider::CheckPlan(const std::vector<PlanItem>& 
     if (const Value* path = Find(p, "path"); IsKnownString(path))
       r.path = fs::path(path->as_string()).lexically_normal().string();
     while (r.path.size() > 1 && r.path.back() == '/') r.path.pop_back();
+    const Value* iso = Find(p, "isolation");
+    r.namespaced = IsKnownString(iso) && iso->as_string() == "namespace";
     regions.push_back(std::move(r));
   }
   // The region of a pair to change: one not applied yet, else the later one.
@@ -794,6 +831,22 @@ std::vector<PlanConflict> LocalProvider::CheckPlan(const std::vector<PlanItem>& 
     }
     const Region*& mine = reach_by_host[r->host];
     if (!mine || *r->base + *r->count > *mine->base + *mine->count) mine = r;
+  }
+
+  // Namespaced regions: one /24 each (the host side of each link owns X.Y.Z.1).
+  std::map<std::string, const Region*> by_subnet;
+  for (const Region& r : regions) {
+    if (!r.namespaced || r.host.empty()) continue;
+    auto subnet = region_network::Subnet24(r.host);
+    if (!subnet) continue;
+    auto [at, fresh] = by_subnet.emplace(*subnet, &r);
+    if (fresh) continue;
+    auto [change, other] = blame(*at->second, r);
+    out.push_back({{change->item->address, other->item->address},
+                   change->item->address + " (host " + change->host + ") and " + other->item->address +
+                       " (host " + other->host + ") are both in " + *subnet +
+                       ".0/24; namespaced regions need a /24 each: give " + change->item->address +
+                       " a host in another /24"});
   }
 
   // Roots: the same directory, or one inside another. Sorted with '/'
@@ -877,6 +930,7 @@ Result<LocalProvider::RegionInfo> LocalProvider::LoadRegion(const std::string& n
     r.labels = labels.value;
   }
   r.down = Exists(dir / kDownFile);
+  r.namespaced = j.contains("isolation") && j["isolation"] == "namespace";
   return r;
 }
 
@@ -891,6 +945,15 @@ std::vector<LocalProvider::RegionInfo> LocalProvider::ListRegions() const {
     auto r = LoadRegion(name, RegionDirFor(name, nullptr));
     if (r.ok()) out.push_back(std::move(r.value()));  // a stale index entry (no metadata) is no region
   }
+  return out;
+}
+
+std::vector<LocalProvider::RegionSummary> LocalProvider::Regions() const {
+  std::shared_lock lock(regions_mu_);
+  std::vector<RegionSummary> out;
+  for (const RegionInfo& r : ListRegions())
+    out.push_back({r.name, r.host.empty() ? "127.0.0.1" : r.host, r.dir, r.namespaced, r.down});
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return out;
 }
 
@@ -923,6 +986,8 @@ ResourceObject LocalProvider::RegionObject(const RegionInfo& r, const ValueMap* 
   a["port_count"] = Value::Number(static_cast<double>(r.port_count));
   a["host"] = r.host.empty() ? Value() : Value::String(r.host);
   a["down"] = Value::Bool(r.down);
+  a["isolation"] = Value::String(r.namespaced ? "namespace" : "none");
+  a["isolated"] = Value::Bool(r.namespaced && region_network::Intact(Network(r)));
   a["labels"] = r.labels;
   Carry(carry, a);
   return o;
@@ -973,9 +1038,12 @@ Result<ResourceObject> LocalProvider::WriteRegion(const ValueMap& planned, bool 
   if (const Value* h = Find(p, "host"); IsKnownString(h)) r.host = h->as_string();
   const Value* down = Find(p, "down");
   r.down = down && down->kind() == Value::Kind::Bool && down->as_bool();
+  const Value* iso = Find(p, "isolation");
+  r.namespaced = IsKnownString(iso) && iso->as_string() == "namespace";
   if (const Value* l = Find(p, "labels")) r.labels = *l;
 
   std::unique_lock lock(regions_mu_);
+  std::optional<RegionInfo> was;  // on update: the region as it was
   if (creating) {
     auto existing = LoadRegion(r.name, RegionDirFor(r.name, nullptr));
     if (existing.ok()) {
@@ -990,6 +1058,7 @@ Result<ResourceObject> LocalProvider::WriteRegion(const ValueMap& planned, bool 
     auto existing = LoadRegion(r.name, r.dir);
     if (!existing.ok()) return Fail("region '" + r.name + "' no longer exists at '" + r.root + "'");
     if (r.address.empty()) r.address = existing.value().address;
+    was = std::move(existing.value());
   }
   if (auto errs = CheckRegionPlacement(r); !errs.empty()) return Fail(errs.front());
 
@@ -1014,6 +1083,17 @@ Result<ResourceObject> LocalProvider::WriteRegion(const ValueMap& planned, bool 
                {"root", r.root},       {"port_base", r.port_base}, {"port_count", r.port_count},
                {"labels", labels.json}};
   if (!r.host.empty()) meta["host"] = r.host;
+  if (r.namespaced) meta["isolation"] = "namespace";
+  // The network first: metadata that says "namespace" has one (or had one
+  // that a refresh will find gone).
+  if (was && was->namespaced && (!r.namespaced || was->host != r.host)) {
+    std::string error;
+    if (!region_network::Remove(Network(*was), &error)) return Fail(error);
+  }
+  if (r.namespaced) {
+    std::string error;
+    if (!region_network::Create(Network(r), &error)) return Fail(error);
+  }
   if (auto err = WriteFileAtomic(r.dir / kRegionMeta, meta.dump(2) + "\n", false)) return *err;
   return RegionObject(r, &planned);
 }
@@ -1853,9 +1933,11 @@ Result<Done> LocalProvider::Delete(const std::string& type, const std::string& i
     if (!inside.ok()) return inside.error();
     fs::path index = root_ / kIndexDir / "regions" / (id + ".json");
     if (IsDir(dir)) {
+      std::optional<RegionInfo> info;
       if (Exists(dir / kRegionMeta)) {
         auto r = LoadRegion(id, dir);
         if (!r.ok()) return r.error();
+        info = std::move(r.value());
       }
       size_t buckets = 0;
       std::error_code ec;
@@ -1881,6 +1963,11 @@ Result<Done> LocalProvider::Delete(const std::string& type, const std::string& i
       if (size_t n = CountFiles(dir, {kRegionMeta, kDownFile}); n > 0)
         return Fail("region '" + id + "' still holds " + FilesText(n) + " in '" + dir.string() +
                     "'; remove them first (plinth does not delete data)");
+      if (info && info->namespaced) {
+        std::string error;
+        if (!region_network::Remove(Network(*info), &error))
+          return Fail("cannot remove the network namespace of region '" + id + "': " + error);
+      }
       // The metadata goes first: from then on the region reads as gone.
       if (auto err = RemoveFile(dir / kRegionMeta, false)) return *err;
       if (auto err = RemoveFile(dir / kDownFile, false)) return *err;

@@ -87,6 +87,17 @@ class LocalProvider : public Provider {
   // The data root as resolved at construction (symlinks resolved, normalised).
   const std::filesystem::path& data_root() const { return root_; }
 
+  // The regions of this data root as `plinth region` shows and acts on them
+  // (cli/region_commands.cpp), by name. Reads files only.
+  struct RegionSummary {
+    std::string name;
+    std::string host;  // "127.0.0.1" when unset
+    std::filesystem::path dir;
+    bool namespaced = false;  // isolation = "namespace"
+    bool down = false;        // the configuration's `down`
+  };
+  std::vector<RegionSummary> Regions() const;
+
  private:
   struct RegionInfo;
 

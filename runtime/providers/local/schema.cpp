@@ -25,12 +25,20 @@ ResourceSchema Region() {
           Value::Number(1000)),
       Attr("host", Type::String(), AttrMode::Optional,
            "Loopback address (127.x.y.z) the region's services listen on; unset: 127.0.0.1. Regions on "
-           "different hosts can give their replicas the same ports."),
+           "different hosts can give their replicas the same ports. With isolation = \"namespace\": the "
+           "region's own private address (10.x.y.z, one /24 per region)."),
+      WithDefault(Attr("isolation", Type::String(), AttrMode::Optional,
+                       "\"none\", or \"namespace\": the region gets its own network namespace joined to "
+                       "the host by a veth pair, so `plinth region fail` can cut it off (needs root)."),
+                  Value::String("none")),
       WithDefault(Attr("down", Type::Bool(), AttrMode::Optional,
                        "Marks the region as failed: nothing is placed in it (for failover drills)."),
                   Value::Bool(false)),
       Attr("labels", Type::Map(Type::String()), AttrMode::Optional, "Free-form labels."),
       Attr("path", Type::String(), AttrMode::Computed, "Absolute path of the region's data root."),
+      Attr("isolated", Type::Bool(), AttrMode::Computed,
+           "Whether the region's network namespace and link exist (isolation = \"namespace\"); false "
+           "after they vanished (a reboot): the next apply makes them again."),
   };
   return s;
 }

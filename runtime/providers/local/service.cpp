@@ -10,6 +10,7 @@
 
 #include "runtime/process/process.h"
 #include "runtime/providers/local/compute.h"
+#include "runtime/providers/local/region_network.h"
 
 namespace plinth::runtime::service_config {
 namespace {
@@ -205,7 +206,8 @@ std::vector<std::string> ValidateService(const ValueMap& config) {
     std::vector<RegionView> regions = Regions(config);
     for (const RegionView& r : regions) {
       if (!r.known) continue;
-      if (!IsLoopbackIpv4(r.host)) continue;                         // the region's own check says so
+      // A host the region's own check refuses is reported there.
+      if (!IsLoopbackIpv4(r.host) && !region_network::NamespaceHostError(r.host).empty()) continue;
       int64_t lo = *r.port_base, hi = *r.port_base + *r.port_count;  // [lo, hi)
       if (*port < lo || *port + *slots > hi)
         errs.push_back(what + " listen on ports " + Range(*port, *slots) + " but region " + r.name +
@@ -345,6 +347,13 @@ void NormalizeServiceReferences(const ValueMap& config, ValueMap& planned) {
     ValueMap id;
     for (const char* k : {"name", "host", "port_base", "port_count", "down"}) {
       if (const Value* v = Find(o, k)) id[k] = *v;
+    }
+    // A namespaced region's replicas run in its namespace, named from its
+    // path: both are kept (only then, so other services' state is unchanged).
+    if (const Value* iso = Find(o, "isolation");
+        iso && iso->kind() == Value::Kind::String && iso->as_string() == "namespace") {
+      id["isolation"] = *iso;
+      if (const Value* path = Find(o, "path")) id["path"] = *path;
     }
     out.push_back(Value::Object(std::move(id)));
   }

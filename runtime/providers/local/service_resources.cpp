@@ -31,6 +31,7 @@
 #include "runtime/controller/supervisor.h"
 #include "runtime/process/process.h"
 #include "runtime/providers/local/provider.h"
+#include "runtime/providers/local/region_network.h"
 
 namespace plinth::runtime {
 namespace {
@@ -105,6 +106,12 @@ std::optional<controller::ServiceSpec> SpecFromPlanned(const ValueMap& planned, 
       if (std::string host = Text(r.as_object(), "host"); !host.empty()) region.host = host;
       const Value* down = Get(r.as_object(), "down");
       region.down = down && down->kind() == Value::Kind::Bool && down->as_bool();
+      if (Text(r.as_object(), "isolation") == "namespace") {
+        const std::string path = Text(r.as_object(), "path");
+        if (path.empty())
+          return *error = "the path of region '" + region.name + "' must be known at apply", std::nullopt;
+        region.netns = region_network::NamespaceName(path, region.name);
+      }
       s.regions.push_back(region);
     }
   }

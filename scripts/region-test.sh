@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# End-to-end checks of regions that fail (docs/services.md, "Regions that
+# fail"), through the CLI, with a real HAProxy on 127.0.0.1:
+#  - namespaces (root only): a copy of examples/inference whose two regions
+#    have isolation = "namespace" (hosts 10.213.1.2 and 10.213.2.2) applies;
+#    the replicas run inside the namespaces; HAProxy serves from eu;
+#    `plinth region fail eu` takes eu's link down: within 15 s requests are
+#    answered by us, no request to eu's host succeeds from here, and eu's
+#    replicas keep running; failing it again and recovering a healthy region
+#    say so and exit 0; an unknown region is an error naming the known ones;
+#    `plinth region recover eu` brings traffic back to eu; destroy removes
+#    the namespaces, links and routes; `plinth region delay eu 200ms` slows
+#    eu down (skipped where the kernel has no sch_netem, with the reason);
+#  - the fallback (any user): a copy without isolation: fail stops eu's
+#    replicas (state T) and traffic moves to us; recover continues them.
+# Without root, or where `ip netns add` fails (a container without
+# CAP_SYS_ADMIN), the namespace part says why it is skipped.
+# Every process, namespace, link and route it made is removed by the trap,
+# whatever happened.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. tests/fixtures/lib.sh
+plinth=$(realpath "${1:-build/plinth}")
+tmp=$(mktemp -d)
+ns_ex="$tmp/ns"
+plain_ex="$tmp/plain"
+cleanup() {
+  set +e
+  local ex p n
+  for ex in "$ns_ex" "$plain_ex"; do
+    # The namespaces this test's regions have (the names hash their directories).
+    if [ -d "$ex/.plinth" ]; then
+      for n in $("$plinth" region status --json "$ex" 2>/dev/null |
+        python3 -c 'import json,sys; [print(r["netns"]) for r in json.load(sys.stdin)["regions"] if "netns" in r]' 2>/dev/null); do
+        ip netns del "$n" 2>/dev/null
+        ip link del "pl${n:7:8}h" 2>/dev/null
+      done
+    fi
+    for f in "$ex"/.plinth/default/lb/*/instance; do
+      [ -f "$f" ] && kill -9 -- "-$(cut -d' ' -f1 "$f")" 2>/dev/null
+    done
+  done
+  for p in $(pgrep -f "server.py" 2>/dev/null); do
+    if tr '\0' '\n' 2>/dev/null <"/proc/$p/environ" | grep -qx "PLINTH_REGION_TEST=$tmp"; then
+      kill -CONT "$p" 2>/dev/null
+      kill -9 "$p" 2>/dev/null
+    fi
+  done
+  ip route del unreachable 10.213.1.0/24 metric 4242 2>/dev/null
+  ip route del unreachable 10.213.2.0/24 metric 4242 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() {
+  echo "region-test: $*" >&2
+  exit 1
+}
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || fail "haproxy is not installed (scripts/deps.sh installs it)"
+
+# example DIR EU_HOST US_HOST ISOLATION PORT: a copy of examples/inference
+# with the regions' hosts and isolation, the replicas on PORT.., marked with
+# this test's directory (the trap finds them by it).
+example() {
+  local dir=$1 eu=$2 us=$3 iso=$4 port=$5
+  cp -r examples/inference "$dir"
+  rm -rf "$dir/.plinth"
+  python3 - "$dir/main.plinth" "$eu" "$us" "$iso" "$port" "$tmp" <<'EOF'
+import sys
+path, eu, us, iso, port, mark = sys.argv[1:]
+s = open(path).read()
+extra = '\n  isolation = "namespace"' if iso == "namespace" else ""
+s = s.replace('region "eu" {\n  host = "127.0.1.1"\n}', 'region "eu" {\n  host = "%s"%s\n}' % (eu, extra))
+s = s.replace('region "us" {\n  host = "127.0.2.1"\n}', 'region "us" {\n  host = "%s"%s\n}' % (us, extra))
+s = s.replace("port     = 20100", "port     = %s" % port)
+s = s.replace('    WARMUP_SECONDS = "1"', '    WARMUP_SECONDS = "1"\n    PLINTH_REGION_TEST = "%s"' % mark)
+assert s.count('host = "%s"' % eu) == 1 and ("port     = %s" % port) in s and mark in s, "the example changed"
+open(path, "w").write(s)
+EOF
+}
+
+lb_port=$(free_port)
+export PLINTH_VAR_lb_port="$lb_port"
+url="http://127.0.0.1:$lb_port"
+region_of() {
+  curl --noproxy '*' -s -m 2 -d x "$url/predict" | python3 -c 'import json,sys; print(json.load(sys.stdin)["region"])'
+}
+# The pids of this test's replicas in region $1.
+replicas_of() {
+  local p
+  for p in $(pgrep -f "server.py" 2>/dev/null); do
+    tr '\0' '\n' 2>/dev/null <"/proc/$p/environ" | grep -qx "PLINTH_REGION_TEST=$tmp" &&
+      tr '\0' '\n' 2>/dev/null <"/proc/$p/environ" | grep -qx "PLINTH_REGION=$1" && echo "$p"
+  done
+  return 0
+}
+proc_state() { sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f1; }
+
+# ------------------------------------------------------------ namespaces
+ns_skip=""
+if [ "$(id -u)" != 0 ]; then
+  ns_skip="not running as root"
+elif ! command -v ip >/dev/null && [ ! -x /usr/sbin/ip ] && [ ! -x /sbin/ip ]; then
+  ns_skip="iproute2 (ip) is not installed"
+elif ! ip netns add "plinth-probe-$$" 2>"$tmp/probe.err"; then
+  ns_skip="ip netns add fails here: $(cat "$tmp/probe.err")"
+else
+  ip netns del "plinth-probe-$$"
+fi
+if [ -n "$ns_skip" ]; then
+  echo "region-test: the namespace part is skipped: $ns_skip"
+else
+  example "$ns_ex" 10.213.1.2 10.213.2.2 namespace 20100
+  "$plinth" apply --auto-approve "$ns_ex" >"$tmp/apply.txt" 2>&1 || fail "apply with namespaces failed: $(cat "$tmp/apply.txt")"
+  [ "$(region_of)" = eu ] || fail "the primary region does not serve: $(curl --noproxy '*' -s -m 2 "$url/predict")"
+  "$plinth" region status --json "$ns_ex" >"$tmp/status.json"
+  mapfile -t namespaces < <(python3 -c 'import json,sys; [print(r["netns"]) for r in json.load(open(sys.argv[1]))["regions"]]' "$tmp/status.json")
+  [ "${#namespaces[@]}" = 2 ] || fail "region status does not show two namespaces: $(cat "$tmp/status.json")"
+  for n in "${namespaces[@]}"; do
+    ip netns list | grep -q "^$n\b" || fail "namespace $n does not exist after apply: $(ip netns list)"
+  done
+  # The replicas run inside their region's namespace.
+  eu_pids=$(replicas_of eu)
+  [ -n "$eu_pids" ] || fail "no replica of eu runs"
+  for p in $eu_pids; do
+    [ "$(readlink "/proc/$p/ns/net")" != "$(readlink /proc/self/ns/net)" ] || fail "replica $p of eu runs in the root namespace"
+  done
+  "$plinth" plan --detailed-exitcode "$ns_ex" >"$tmp/plan.txt" 2>&1 || fail "the plan after apply is not empty: $(cat "$tmp/plan.txt")"
+
+  # Injected latency (tc netem inside the namespace); this kernel may lack sch_netem.
+  if "$plinth" region delay eu 200ms "$ns_ex" >"$tmp/delay.txt" 2>&1; then
+    t=$(curl --noproxy '*' -s -m 5 -o /dev/null -w '%{time_total}' http://10.213.1.2:20100/ready)
+    python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) >= 0.2 else 1)" "$t" ||
+      fail "a request to eu took $t s with 200ms of injected delay"
+    "$plinth" region delay eu 0ms "$ns_ex" >"$tmp/delay.txt" 2>&1 || fail "removing the delay failed: $(cat "$tmp/delay.txt")"
+  elif grep -q "the kernel has no netem qdisc: load sch_netem" "$tmp/delay.txt"; then
+    echo "region-test: the delay part is skipped: $(cat "$tmp/delay.txt")"
+  else
+    fail "region delay failed: $(cat "$tmp/delay.txt")"
+  fi
+
+  "$plinth" region fail eu "$ns_ex" >"$tmp/fail.txt" 2>&1 || fail "region fail eu failed: $(cat "$tmp/fail.txt")"
+  wait_for '[ "$(region_of)" = us ]' 15 || fail "traffic did not move to us within 15 s: $(curl --noproxy '*' -s -m 2 "$url/predict")"
+  for i in 1 2 3 4 5; do
+    code=$(curl --noproxy '*' -s -m 2 -o /dev/null -w '%{http_code}' http://10.213.1.2:20100/ready || true)
+    [ "$code" != 200 ] || fail "eu's replica answered from the root namespace while eu is failed"
+  done
+  for p in $eu_pids; do kill -0 "$p" 2>/dev/null || fail "replica $p of eu died when its region failed"; done
+  "$plinth" region status --json "$ns_ex" | python3 -c '
+import json, sys
+r = {x["name"]: x for x in json.load(sys.stdin)["regions"]}
+assert r["eu"]["failed"] and r["eu"]["method"] == "namespace" and r["eu"]["link"] == "down", r["eu"]
+assert not r["us"]["failed"] and r["us"]["link"] == "up", r["us"]' || fail "region status does not show eu failed"
+  "$plinth" region fail eu "$ns_ex" >"$tmp/again.txt" 2>&1 || fail "failing a failed region is an error: $(cat "$tmp/again.txt")"
+  grep -q "already failed" "$tmp/again.txt" || fail "failing a failed region does not say so: $(cat "$tmp/again.txt")"
+  if "$plinth" region fail nowhere "$ns_ex" >"$tmp/unknown.txt" 2>&1; then fail "an unknown region is no error"; fi
+  grep -q "its regions are 'eu', 'us'" "$tmp/unknown.txt" || fail "the error does not name the regions: $(cat "$tmp/unknown.txt")"
+
+  "$plinth" region recover eu "$ns_ex" >"$tmp/recover.txt" 2>&1 || fail "region recover eu failed: $(cat "$tmp/recover.txt")"
+  wait_for '[ "$(region_of)" = eu ]' 15 || fail "traffic did not come back to eu within 15 s"
+  "$plinth" region recover eu "$ns_ex" >"$tmp/again.txt" 2>&1 || fail "recovering a healthy region is an error"
+  grep -q "is not failed" "$tmp/again.txt" || fail "recovering a healthy region does not say so: $(cat "$tmp/again.txt")"
+
+  "$plinth" destroy --auto-approve "$ns_ex" >"$tmp/destroy.txt" 2>&1 || fail "destroy failed: $(cat "$tmp/destroy.txt")"
+  for n in "${namespaces[@]}"; do
+    if ip netns list | grep -q "^$n\b"; then fail "namespace $n is left after destroy"; fi
+    if ip link show "pl${n:7:8}h" >/dev/null 2>&1; then fail "link pl${n:7:8}h is left after destroy"; fi
+  done
+  if ip route | grep -q "10.213.[12].0/24"; then fail "a route is left after destroy: $(ip route | grep 10.213)"; fi
+  [ -z "$(replicas_of eu)$(replicas_of us)" ] || fail "replicas are left after destroy"
+  echo "region-test: namespaces: eu failed over to us and back, destroy removed the namespaces"
+fi
+
+# ------------------------------------------------------------ the fallback
+example "$plain_ex" 127.0.13.1 127.0.14.1 none 20650
+"$plinth" apply --auto-approve "$plain_ex" >"$tmp/apply.txt" 2>&1 || fail "apply without namespaces failed: $(cat "$tmp/apply.txt")"
+[ "$(region_of)" = eu ] || fail "the primary region does not serve (fallback copy)"
+eu_pids=$(replicas_of eu)
+[ -n "$eu_pids" ] || fail "no replica of eu runs (fallback copy)"
+if "$plinth" region delay eu 50ms "$plain_ex" >"$tmp/delay.txt" 2>&1; then fail "a delay without a namespace was accepted"; fi
+grep -q "has no network namespace" "$tmp/delay.txt" || fail "delay without a namespace: $(cat "$tmp/delay.txt")"
+"$plinth" region fail eu "$plain_ex" >"$tmp/fail.txt" 2>&1 || fail "region fail eu failed: $(cat "$tmp/fail.txt")"
+grep -q "2 replicas stopped" "$tmp/fail.txt" || fail "region fail did not stop eu's two replicas: $(cat "$tmp/fail.txt")"
+for p in $eu_pids; do [ "$(proc_state "$p")" = T ] || fail "replica $p of eu is not stopped: $(proc_state "$p")"; done
+for p in $(replicas_of us); do [ "$(proc_state "$p")" != T ] || fail "replica $p of us was stopped too"; done
+wait_for '[ "$(region_of)" = us ]' 15 || fail "traffic did not move to us within 15 s (fallback copy)"
+"$plinth" region recover eu "$plain_ex" >"$tmp/recover.txt" 2>&1 || fail "region recover eu failed: $(cat "$tmp/recover.txt")"
+for p in $eu_pids; do [ "$(proc_state "$p")" != T ] || fail "replica $p of eu is still stopped after recover"; done
+wait_for '[ "$(region_of)" = eu ]' 15 || fail "traffic did not come back to eu within 15 s (fallback copy)"
+"$plinth" destroy --auto-approve "$plain_ex" >"$tmp/destroy.txt" 2>&1 || fail "destroy failed: $(cat "$tmp/destroy.txt")"
+echo "region-test: fallback: eu's replicas were stopped and continued, traffic followed"
+echo "region-test: passed"
