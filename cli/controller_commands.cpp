@@ -285,6 +285,7 @@ int ControllerStatus(const Options& options) {
         if (a.is_string()) attrs += (attrs.empty() ? "" : ", ") + a.get<std::string>();
       std::string what =
           r.value("deleted", false) ? "deleted outside Plinth" : attrs + " changed outside Plinth";
+      if (!r.value("plan_changes", true)) what += "; the plan does not change it";
       if (r.value("corrected", false)) what += "; corrected";
       if (std::string e = r.value("error", std::string()); !e.empty()) what += "; " + e;
       std::printf("drift: %s: %s\n", r.value("address", std::string()).c_str(), what.c_str());

@@ -92,13 +92,11 @@ controller::TaskResult DriftWatch::Pass(int64_t) {
     }
     if (f.correct_drift) {
       if (f.deleted) {
-        f.error =
-            "it was deleted outside Plinth and the drift task never creates; run plinth apply to "
-            "create it again";
+        f.error = "not corrected: the drift task never creates; run plinth apply to create it again";
       } else if (pr->action == runtime::Action::Update) {
         targets.push_back(f.address);
       } else if (pr->action != runtime::Action::NoOp) {
-        f.error = "correcting it would " + f.action +
+        f.error = "not corrected: its plan would " + f.action +
                   " it and the drift task only updates in place; run plinth apply --target " + f.address;
       }
     }

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # End-to-end checks of the controller's drift task (docs/controller.md,
-# "Drift"): two markers, one with lifecycle { correct_drift = true }, both
-# edited outside Plinth. `plinth controller --once` reports both (attribute
-# names only, never values), corrects the opted-in one (its file restored)
-# and leaves the other alone; --drift-interval=0 turns the task off; while
-# another holder has the workspace lock the correction is skipped and said
-# so; under the running controller `plinth status` prints one line per
-# drifted resource, /metrics has the drift families (promtool when
-# installed), and a broken configuration is the task's error (file:line:col)
-# while the controller stays up. Every controller is stopped by the trap,
-# also on failure. Everything listens on 127.0.0.1.
+# "Drift"): three markers, two with lifecycle { correct_drift = true }; two
+# are edited outside Plinth and one opted-in marker is deleted. `plinth
+# controller --once` reports all three (attribute names only, never values),
+# corrects the edited opted-in one (its file restored), leaves the other
+# edit alone and does not create the deleted one; --drift-interval=0 turns
+# the task off; while another holder has the workspace lock the correction
+# is skipped and said so; under the running controller `plinth status`
+# prints one line per drifted resource, /metrics has the drift families
+# (promtool when installed), and a broken configuration is the task's error
+# (file:line:col) while the controller stays up. Every controller is
+# stopped by the trap, also on failure. Everything listens on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 plinth=$(realpath "${1:-build/plinth}")
@@ -46,10 +47,19 @@ marker "reported" {
   path    = "m/reported"
   content = "as configured"
 }
+
+marker "gone" {
+  path = "m/gone"
+
+  lifecycle {
+    correct_drift = true
+  }
+}
 EOF
 "$plinth" apply --auto-approve "$d" >"$tmp/apply.txt" 2>&1 || fail "apply failed: $(cat "$tmp/apply.txt")"
 printf 'secret-edit-1' >"$m/fixed"
 printf 'secret-edit-2' >"$m/reported"
+rm "$m/gone"  # deleted outside Plinth: reported, never created again by the drift task
 
 # --drift-interval=0: no drift task, nothing corrected.
 "$plinth" controller "$d" --once --drift-interval=0 >"$tmp/off.json" 2>"$tmp/off.err" ||
@@ -74,7 +84,7 @@ assert s["last_error"] == "", s
 assert "corrections skipped: the workspace lock is held" in s["skipped"], s
 assert "elsewhere" in s["skipped"], s
 r = {x["address"]: x for x in s["resources"]}
-assert set(r) == {"marker.fixed", "marker.reported"}, s
+assert set(r) == {"marker.fixed", "marker.reported", "marker.gone"}, s
 assert not any(x["corrected"] for x in r.values()), s
 EOF
 [ "$(cat "$m/fixed")" = secret-edit-1 ] || fail "the opted-in marker was corrected while the lock was held"
@@ -89,8 +99,9 @@ s = json.load(open(sys.argv[1]))["drift"]
 assert s["last_error"] == "" and s["skipped"] == "" and s["checked_at"], s
 assert s["checks"] == 1 and s["corrections"] == 1, s
 r = {x["address"]: x for x in s["resources"]}
-assert set(r) == {"marker.fixed", "marker.reported"}, s
-f, o = r["marker.fixed"], r["marker.reported"]
+assert set(r) == {"marker.fixed", "marker.reported", "marker.gone"}, s
+f, o, g = r["marker.fixed"], r["marker.reported"], r["marker.gone"]
+assert g["deleted"] and g["correct_drift"] and not g["corrected"] and "never creates" in g["error"], s
 assert f["attributes"] == ["content"] and o["attributes"] == ["content"], s
 assert f["correct_drift"] and f["corrected"] and f["error"] == "" and f["action"] == "update", s
 assert not o["correct_drift"] and not o["corrected"] and o["plan_changes"] and o["action"] == "update", s
@@ -98,9 +109,10 @@ EOF
 grep -q secret-edit "$tmp/once.json" && fail "the drift status quotes a drifted value"
 [ "$(cat "$m/fixed")" = "as configured" ] || fail "the opted-in marker was not restored: $(cat "$m/fixed")"
 [ "$(cat "$m/reported")" = secret-edit-2 ] || fail "the marker without correct_drift was changed"
+[ -e "$m/gone" ] && fail "the drift task created the marker deleted outside Plinth"
 # The stored status document carries the section too (the controller stopped: exit 1).
 "$plinth" status "$d" --json >"$tmp/status.json" 2>&1 || true
-python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); sys.exit(0 if len(s["drift"]["resources"]) == 2 else 1)' \
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); sys.exit(0 if len(s["drift"]["resources"]) == 3 else 1)' \
   "$tmp/status.json" || fail "plinth status --json has no drift: $(cat "$tmp/status.json")"
 
 # Under the running controller: edit the opted-in marker again; status shows
@@ -114,8 +126,10 @@ wait_for "curl -sf http://127.0.0.1:$port/healthz" 15 || fail "the controller di
 wait_for "[ \"\$(cat '$m/fixed')\" = 'as configured' ]" 15 || fail "the running controller did not correct the marker"
 wait_for "'$plinth' status '$d' | grep -q '^drift: marker.reported: content changed outside Plinth$'" 15 ||
   fail "plinth status has no drift line: $("$plinth" status "$d" 2>&1)"
+"$plinth" status "$d" | grep -q '^drift: marker.gone: deleted outside Plinth; not corrected: the drift task never creates' ||
+  fail "plinth status does not explain the deleted marker: $("$plinth" status "$d" 2>&1)"
 curl -sf "http://127.0.0.1:$port/metrics" >"$tmp/metrics.txt" || fail "GET /metrics failed"
-grep -q '^plinth_drift_resources 1$' "$tmp/metrics.txt" || fail "plinth_drift_resources is not 1: $(grep drift "$tmp/metrics.txt")"
+grep -q '^plinth_drift_resources 2$' "$tmp/metrics.txt" || fail "plinth_drift_resources is not 2: $(grep drift "$tmp/metrics.txt")"
 grep -q '^plinth_drift_corrections_total 1$' "$tmp/metrics.txt" || fail "no correction counted: $(grep drift "$tmp/metrics.txt")"
 grep -q '^plinth_drift_checks_total [1-9]' "$tmp/metrics.txt" || fail "no drift check counted"
 if command -v promtool >/dev/null; then
