@@ -93,6 +93,14 @@ controller::TaskResult DriftWatch::Pass(int64_t) {
     if (f.correct_drift) {
       if (f.deleted) {
         f.error = "not corrected: the drift task never creates; run plinth apply to create it again";
+      } else if (pr->type == "service" && pr->action != runtime::Action::NoOp) {
+        // An applied service waits for the leading controller to converge
+        // its replicas: from inside that controller's pass it would wait on
+        // itself until its ready_timeout.
+        f.error =
+            "not corrected: a service's apply waits for this controller to converge it, so the drift "
+            "task does not apply services; run plinth apply --target " +
+            f.address;
       } else if (pr->action == runtime::Action::Update) {
         targets.push_back(f.address);
       } else if (pr->action != runtime::Action::NoOp) {

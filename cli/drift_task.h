@@ -16,8 +16,10 @@
 // status says so. The targeted plan is reviewed under the lock before
 // anything runs and the apply is cancelled, changing nothing, when it would
 // do anything but those updates (a create, a delete, a replacement, another
-// address). A resource deleted outside Plinth, or one whose correction
-// would replace it, is never corrected: it is reported with the reason.
+// address). A resource deleted outside Plinth, one whose correction would
+// replace it, and a service (its apply waits for the leading controller,
+// which is this one, busy in this task) are never corrected: each is
+// reported with the reason.
 //
 // A configuration that does not load or check is the task's error (the
 // first diagnostic's file:line:col and message); the previous findings
