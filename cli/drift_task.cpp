@@ -9,6 +9,7 @@
 #include "cli/workspace.h"
 #include "compiler/diag/diagnostic.h"
 #include "compiler/source/source.h"
+#include "runtime/engine/drift.h"
 #include "runtime/engine/engine.h"
 
 namespace plinth::cli {
@@ -90,24 +91,9 @@ controller::TaskResult DriftWatch::Pass(int64_t) {
       f.plan_changes = pr->action != runtime::Action::NoOp;
       f.correct_drift = pr->correct_drift;
     }
-    if (f.correct_drift) {
-      if (f.deleted) {
-        f.error = "not corrected: the drift task never creates; run plinth apply to create it again";
-      } else if (pr->type == "service" && pr->action != runtime::Action::NoOp) {
-        // An applied service waits for the leading controller to converge
-        // its replicas: from inside that controller's pass it would wait on
-        // itself until its ready_timeout.
-        f.error =
-            "not corrected: a service's apply waits for this controller to converge it, so the drift "
-            "task does not apply services; run plinth apply --target " +
-            f.address;
-      } else if (pr->action == runtime::Action::Update) {
-        targets.push_back(f.address);
-      } else if (pr->action != runtime::Action::NoOp) {
-        f.error = "not corrected: its plan would " + f.action +
-                  " it and the drift task only updates in place; run plinth apply --target " + f.address;
-      }
-    }
+    runtime::DriftDecision decision = runtime::DecideDrift(d, pr);
+    if (decision.verdict == runtime::DriftDecision::Verdict::kCorrect) targets.push_back(d.address);
+    f.error = std::move(decision.reason);
     findings.push_back(std::move(f));
   }
 
@@ -122,14 +108,7 @@ controller::TaskResult DriftWatch::Pass(int64_t) {
     const std::set<std::string> wanted(targets.begin(), targets.end());
     std::string unexpected;
     ao.review = [&](const runtime::EngineResult& first) {
-      for (const runtime::PlannedResource& pr : first.plan.resources) {
-        bool changes = pr.action != runtime::Action::NoOp || !pr.moved_from.empty() || !pr.import_id.empty();
-        if (!changes) continue;
-        if (wanted.count(pr.address) && pr.action == runtime::Action::Update && pr.moved_from.empty() &&
-            pr.import_id.empty())
-          continue;
-        unexpected += (unexpected.empty() ? "" : ", ") + pr.address + " (" + runtime::SavedAction(pr) + ")";
-      }
+      unexpected = runtime::ChangesBeyond(first.plan, wanted);
       return unexpected.empty();
     };
     std::mutex progress_mu;
