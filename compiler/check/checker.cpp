@@ -2125,8 +2125,9 @@ class Checker {
         prevent = a->value->As<ast::Literal>().value.as_bool();
       if (auto* a = b.body.Find("create_before_destroy"); a && a->value->kind == ast::ExprKind::Literal)
         cbd = a->value->As<ast::Literal>().value.as_bool();
-      if (auto* a = b.body.Find("correct_drift"); a && a->value->kind == ast::ExprKind::Literal &&
-                                                  a->value->As<ast::Literal>().value.kind() == Value::Kind::Bool)
+      if (auto* a = b.body.Find("correct_drift");
+          a && a->value->kind == ast::ExprKind::Literal &&
+          a->value->As<ast::Literal>().value.kind() == Value::Kind::Bool)
         correct = a->value->As<ast::Literal>().value.as_bool();
       if (auto* a = b.body.Find("ignore_changes")) {
         if (a->value->kind == ast::ExprKind::Name) ignore.push_back("all");

@@ -421,7 +421,8 @@ marker "n" {
   Run();
   EXPECT_EQ(Codes(), (std::vector<std::string>{"P0311", "P0204"})) << Text();
   const std::string text = Text();
-  EXPECT_NE(text.find("main.plinth:4:21: error[P0311]: 'correct_drift' must be true or false"), std::string::npos)
+  EXPECT_NE(text.find("main.plinth:4:21: error[P0311]: 'correct_drift' must be true or false"),
+            std::string::npos)
       << text;
   EXPECT_NE(text.find("main.plinth:10:5"), std::string::npos) << text;
   EXPECT_NE(text.find("did you mean 'correct_drift'?"), std::string::npos) << text;
