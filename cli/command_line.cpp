@@ -741,6 +741,10 @@ Definition::Definition() {
     c->add_option("--sweep-every", options.controller.sweep_every,
                   "time between storage sweeps (lifecycle, alerts, due backups) while leading (default 1m)")
         ->type_name("DUR");
+    c->add_option("--drift-interval", options.controller.drift_interval,
+                  "time between drift checks (refresh and plan; corrections where lifecycle "
+                  "correct_drift = true) while leading (default 5m; 0: no drift checks)")
+        ->type_name("DUR");
     c->add_flag("--once", options.controller.once,
                 "run one pass, print the status, release the lease and exit");
   }

@@ -160,7 +160,8 @@ int Validate(const Options& o, bool inspect) {
                              {"lifecycle",
                               {{"prevent_destroy", r.prevent_destroy},
                                {"create_before_destroy", r.create_before_destroy},
-                               {"ignore_changes", r.ignore_changes}}},
+                               {"ignore_changes", r.ignore_changes},
+                               {"correct_drift", r.correct_drift}}},
                              {"attributes", attrs}});
       }
       nlohmann::json outputs = nlohmann::json::object();
@@ -197,6 +198,7 @@ int Validate(const Options& o, bool inspect) {
       if (r.prevent_destroy) lifecycle.push_back("prevent_destroy");
       if (r.create_before_destroy) lifecycle.push_back("create_before_destroy");
       for (const auto& a : r.ignore_changes) lifecycle.push_back("ignore_changes " + a);
+      if (r.correct_drift) lifecycle.push_back("correct_drift");
       if (!lifecycle.empty()) {
         std::string text;
         for (const auto& l : lifecycle) text += (text.empty() ? "" : ", ") + l;

@@ -80,6 +80,7 @@ struct Options {
   // controller [DIR] (docs/controller.md): values as given, checked by cli/controller_commands.cpp
   struct Controller {
     std::string listen, interval, lease_ttl, sweep_every;
+    std::string drift_interval;  // --drift-interval (cli/drift_task.h); "0" disables the drift task
     bool once = false, allow_remote = false;
   } controller;
   std::string region_loss;  // region delay --loss=PCT (tc's syntax: "1%")

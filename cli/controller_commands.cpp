@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/drift_task.h"
 #include "cli/workspace.h"
 #include "runtime/controller/controller.h"
 #include "runtime/controller/lb_supervision.h"
@@ -85,10 +86,16 @@ int Controller(const Options& options) {
   o.dir = DirOf(options);
   if (!ExistingDir(o.dir)) return 1;
   const auto& f = o.controller;
-  int64_t interval_ms = 0, ttl_ms = 0, sweep_ms = 0;
+  int64_t interval_ms = 0, ttl_ms = 0, sweep_ms = 0, drift_ms = 0;
   if (!Duration("--interval", f.interval, 2000, &interval_ms) ||
       !Duration("--lease-ttl", f.lease_ttl, 10000, &ttl_ms) ||
       !Duration("--sweep-every", f.sweep_every, 60000, &sweep_ms)) {
+    return 2;
+  }
+  // --drift-interval=0 (or 0s, 0m...) turns the drift task off.
+  const bool drift_off = !f.drift_interval.empty() && f.drift_interval[0] == '0' &&
+                         f.drift_interval.find_first_not_of("0hms") == std::string::npos;
+  if (!drift_off && !Duration("--drift-interval", f.drift_interval, 300000, &drift_ms)) {
     return 2;
   }
   if (ttl_ms <= interval_ms) {
@@ -141,6 +148,10 @@ int Controller(const Options& options) {
   // (runtime/controller/lb_supervision.h).
   controller::LoadBalancerSupervision lbs(ws_dir);
   tasks.push_back(lbs.Task(std::chrono::milliseconds(interval_ms)));
+  // Drift: refresh and plan DIR, report what changed outside Plinth, correct
+  // what opts in (cli/drift_task.h); --drift-interval=0 turns it off.
+  DriftWatch drift(o, clock);
+  if (drift_ms > 0) tasks.push_back(drift.Task(std::chrono::milliseconds(drift_ms)));
 
   auto ctl = std::make_unique<controller::Controller>(co, clock, std::move(tasks));
   std::string error;
@@ -273,6 +284,22 @@ int ControllerStatus(const Options& options) {
                 l.value("last_error", std::string()).empty()
                     ? ""
                     : ("; error: " + l.value("last_error", std::string())).c_str());
+  }
+  if (const json& d = doc.value("drift", json::object()); d.is_object()) {
+    for (const json& r : d.value("resources", json::array())) {
+      std::string attrs;
+      for (const json& a : r.value("attributes", json::array()))
+        if (a.is_string()) attrs += (attrs.empty() ? "" : ", ") + a.get<std::string>();
+      std::string what =
+          r.value("deleted", false) ? "deleted outside Plinth" : attrs + " changed outside Plinth";
+      if (!r.value("plan_changes", true)) what += "; the plan does not change it";
+      if (r.value("corrected", false)) what += "; corrected";
+      if (std::string e = r.value("error", std::string()); !e.empty()) what += "; " + e;
+      std::printf("drift: %s: %s\n", r.value("address", std::string()).c_str(), what.c_str());
+    }
+    if (std::string s = d.value("skipped", std::string()); !s.empty()) std::printf("drift: %s\n", s.c_str());
+    if (std::string e = d.value("last_error", std::string()); !e.empty())
+      std::printf("drift: error: %s\n", e.c_str());
   }
   for (const json& s : doc.value("sweeps", json::array())) {
     std::string last = s.value("last_success", std::string());

@@ -25,6 +25,9 @@ scripts/region-test.sh build/plinth
 # The controller alone (docs/controller.md): two controllers on one
 # workspace, leader election and takeover, promtool on /metrics, the token.
 scripts/controller-test.sh build/plinth
+# The controller's drift task: drift reported by attribute name, corrected
+# only where lifecycle correct_drift = true, skipped while the lock is held.
+scripts/drift-test.sh build/plinth
 # The out-of-process example provider on its own (the C++ side of the
 # protocol is covered by the unit tests' conformance suite).
 examples/provider-python/test_protocol.sh >/dev/null

@@ -1169,8 +1169,9 @@ class Checker {
 
   void CheckLifecycle(const ast::Block& lc, const BlockSchema& schema) {
     ExpectLabels(lc, 0, "");
-    CheckAllowed(lc.body, {"prevent_destroy", "create_before_destroy", "ignore_changes"}, {}, "a lifecycle block");
-    for (const char* flag : {"prevent_destroy", "create_before_destroy"}) {
+    CheckAllowed(lc.body, {"prevent_destroy", "create_before_destroy", "ignore_changes", "correct_drift"}, {},
+                 "a lifecycle block");
+    for (const char* flag : {"prevent_destroy", "create_before_destroy", "correct_drift"}) {
       if (const ast::Attribute* a = lc.body.Find(flag)) LiteralBool(*a, flag);
     }
     if (const ast::Attribute* ic = lc.body.Find("ignore_changes")) {
@@ -2116,7 +2117,7 @@ class Checker {
     ValueList list;
     ValueMap map;
     Value single;
-    bool prevent = false, cbd = false;
+    bool prevent = false, cbd = false, correct = false;
     std::vector<std::string> ignore;
     for (const ast::Block& b : d.block->body.blocks) {
       if (b.type != "lifecycle") continue;
@@ -2124,6 +2125,10 @@ class Checker {
         prevent = a->value->As<ast::Literal>().value.as_bool();
       if (auto* a = b.body.Find("create_before_destroy"); a && a->value->kind == ast::ExprKind::Literal)
         cbd = a->value->As<ast::Literal>().value.as_bool();
+      if (auto* a = b.body.Find("correct_drift");
+          a && a->value->kind == ast::ExprKind::Literal &&
+          a->value->As<ast::Literal>().value.kind() == Value::Kind::Bool)
+        correct = a->value->As<ast::Literal>().value.as_bool();
       if (auto* a = b.body.Find("ignore_changes")) {
         if (a->value->kind == ast::ExprKind::Name) ignore.push_back("all");
         if (a->value->kind == ast::ExprKind::List) {
@@ -2177,6 +2182,7 @@ class Checker {
       ri.prevent_destroy = prevent;
       ri.create_before_destroy = cbd;
       ri.ignore_changes = ignore;
+      ri.correct_drift = correct;
       ri.range = d.block->range;
       // The planner may know more than the configuration (computed values of
       // a resource that already exists); references then see its answer.

@@ -102,6 +102,9 @@ struct ResourceInstance {
   bool prevent_destroy = false;
   bool create_before_destroy = false;
   std::vector<std::string> ignore_changes;
+  // lifecycle.correct_drift: the controller's drift task may apply the plan
+  // to this instance when it changed outside Plinth (docs/controller.md, "Drift").
+  bool correct_drift = false;
   // Optional+computed top-level attributes the configuration leaves out (the
   // provider picks their value). They read as unknown in `attributes`, like
   // an attribute set to a value only apply can know; this tells them apart.

@@ -505,17 +505,24 @@ struct Engine::Impl {
       }
       if (!reads[i]) {
         r.notes.push_back(prior[i].address + " was deleted outside Plinth");
+        r.drift.push_back({prior[i].address, {}, true});
         continue;
       }
       ValueMap attrs = std::move(reads[i]->attributes);
       KeepIdentity(prior[i].attributes, attrs);
       std::string drifted;
+      std::vector<std::string> names;
       for (const auto& [k, v] : attrs) {
         auto old = prior[i].attributes.find(k);
-        if (old == prior[i].attributes.end() || !old->second.Equals(v))
+        if (old == prior[i].attributes.end() || !old->second.Equals(v)) {
           drifted += (drifted.empty() ? "" : ", ") + k;
+          names.push_back(k);
+        }
       }
-      if (!drifted.empty()) r.notes.push_back(prior[i].address + " changed outside Plinth: " + drifted);
+      if (!drifted.empty()) {
+        r.notes.push_back(prior[i].address + " changed outside Plinth: " + drifted);
+        r.drift.push_back({prior[i].address, std::move(names), false});
+      }
       PriorResource p = std::move(prior[i]);
       p.attributes = std::move(attrs);
       p.id = std::move(reads[i]->id);
@@ -953,6 +960,7 @@ EngineResult Engine::Plan(bool destroy) {
   auto lock = state::WorkspaceLock::Acquire(
       *m.store, state::WorkspaceLock::ThisProcess(destroy ? "plan --destroy" : "plan"));
   if (!lock.ok()) {
+    r.lock_held = lock.error().code == state::ErrorCode::kLockHeld;
     r.errors.push_back(state::WorkspaceLock::Describe(lock.error()) +
                        "; plinth plan --lock=false plans without the lock");
     return r;
@@ -980,6 +988,7 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
   auto lock = state::WorkspaceLock::Acquire(*m.store,
                                             state::WorkspaceLock::ThisProcess(destroy ? "destroy" : "apply"));
   if (!lock.ok()) {
+    r.lock_held = lock.error().code == state::ErrorCode::kLockHeld;
     r.errors.push_back(state::WorkspaceLock::Describe(lock.error()));
     return r;
   }
@@ -997,6 +1006,7 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
       break;
     }
     r.notes.insert(r.notes.end(), planned.notes.begin(), planned.notes.end());
+    if (wave == 0) r.drift = planned.drift;
     r.outputs = planned.outputs;
     if (wave == 0) r.config_digest = planned.config_digest;
     // The first wave's plan is what the caller reports; it moves there

@@ -93,10 +93,23 @@ struct EngineOptions {
   std::function<bool(const EngineResult& first)> review;
 };
 
+// A managed resource whose refresh found it changed outside Plinth: the
+// names (never the values) of the attributes that differ from the state, or
+// `deleted` when the object is gone.
+struct DriftedResource {
+  std::string address;
+  std::vector<std::string> attributes;
+  bool deleted = false;
+};
+
 struct EngineResult {
   bool ok = false;                  // false: see `errors` and the diagnostics
   std::vector<std::string> errors;  // environment, state and provider errors, one line each
   std::vector<std::string> notes;   // drift found by refresh, intents reconciled
+  std::vector<DriftedResource> drift;  // what refresh found changed outside Plinth, by address
+  // The workspace lock was held by another live process: nothing was done
+  // (the reason is in `errors`).
+  bool lock_held = false;
   Plan plan;
   std::vector<OutputValue> outputs;
   int64_t serial = 0;  // the state serial the plan was made against, or the apply's serial

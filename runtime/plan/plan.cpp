@@ -93,6 +93,7 @@ PlannedResource PlanOne(ResourceInstance&& ri, PriorResource* prior, const std::
   pr.planned = std::move(ri.attributes);
   pr.depends_on = std::move(ri.depends_on);
   pr.create_before_destroy = ri.create_before_destroy;
+  pr.correct_drift = ri.correct_drift;
   if (!prior) {
     pr.action = Action::Create;
     for (const auto& [name, v] : pr.planned) {

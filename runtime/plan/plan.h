@@ -57,6 +57,10 @@ struct PlannedResource {
   ValueMap planned;  // empty for Delete
   std::vector<std::string> depends_on;
   bool create_before_destroy = false;
+  // lifecycle.correct_drift: the controller's drift task may apply this
+  // resource's plan when it changed outside Plinth. Explains only; a plan's
+  // apply never reads it.
+  bool correct_drift = false;
   // Delete and Replace: what deleting the existing resource removes with it,
   // from the provider (set by the engine; unset when not asked).
   std::optional<DeletePreview> deletes;

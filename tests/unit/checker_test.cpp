@@ -385,5 +385,48 @@ region "eu" {}
   EXPECT_EQ(hook.seen, (std::vector<std::string>{"region.eu", "marker.m"}));
 }
 
+// lifecycle.correct_drift (docs/controller.md, "Drift"): a bool literal,
+// carried to the instance; anything else is a located error with help.
+TEST_F(CheckerTest, LifecycleCorrectDriftIsABoolLiteral) {
+  Write("main.plinth", R"(marker "fixed" {
+  path = "m/fixed"
+  lifecycle {
+    correct_drift = true
+  }
+}
+marker "reported" {
+  path = "m/reported"
+}
+)");
+  CheckedConfig c = Run();
+  ASSERT_FALSE(diags_->has_errors()) << Text();
+  ASSERT_NE(Find(c, "marker.fixed"), nullptr);
+  ASSERT_NE(Find(c, "marker.reported"), nullptr);
+  EXPECT_TRUE(Find(c, "marker.fixed")->correct_drift);
+  EXPECT_FALSE(Find(c, "marker.reported")->correct_drift);
+
+  Write("main.plinth", R"(marker "m" {
+  path = "m/m"
+  lifecycle {
+    correct_drift = "yes"
+  }
+}
+marker "n" {
+  path = "m/n"
+  lifecycle {
+    corect_drift = true
+  }
+}
+)");
+  Run();
+  EXPECT_EQ(Codes(), (std::vector<std::string>{"P0311", "P0204"})) << Text();
+  const std::string text = Text();
+  EXPECT_NE(text.find("main.plinth:4:21: error[P0311]: 'correct_drift' must be true or false"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("main.plinth:10:5"), std::string::npos) << text;
+  EXPECT_NE(text.find("did you mean 'correct_drift'?"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace plinth

@@ -209,6 +209,7 @@ TEST_F(EngineTest, HungApplyLocksOutOthersAndStopsCleanly) {
 
   EngineResult second = Run(Options());
   EXPECT_FALSE(second.ok);
+  EXPECT_TRUE(second.lock_held);  // the controller's drift task skips its corrections on this
   ASSERT_FALSE(second.errors.empty());
   EXPECT_NE(second.errors[0].find("the workspace is locked by pid " + std::to_string(getpid())),
             std::string::npos)
@@ -218,6 +219,7 @@ TEST_F(EngineTest, HungApplyLocksOutOthersAndStopsCleanly) {
 
   EngineResult locked_plan = PlanNow(/*lock=*/true);
   EXPECT_FALSE(locked_plan.ok);
+  EXPECT_TRUE(locked_plan.lock_held);
   ASSERT_FALSE(locked_plan.errors.empty());
   EXPECT_NE(locked_plan.errors[0].find("--lock=false"), std::string::npos) << locked_plan.errors[0];
 
@@ -540,6 +542,58 @@ TEST_F(EngineTest, ReviewSeesTheFirstPlanOnceBeforeAnyChangeAndCanStopIt) {
   EXPECT_EQ(r.applied, 5u);
   EXPECT_EQ(Markers(), 5u);
   EXPECT_EQ(r.plan.Count(Action::Create), 5u) << "the plan reviewed is the plan reported";
+}
+
+// Refresh reports drift by address and attribute names (never values), a
+// deleted object as deleted, and the plan carries lifecycle.correct_drift
+// (what the controller's drift task reads, cli/drift_task.h).
+TEST_F(EngineTest, DriftIsReportedByAddressAndAttributeNames) {
+  Write(R"(
+marker "a" {
+  path    = "m/a"
+  content = "as configured"
+  lifecycle {
+    correct_drift = true
+  }
+}
+marker "b" {
+  path    = "m/b"
+  content = "secret value"
+}
+marker "c" {
+  path = "m/c"
+}
+)");
+  EngineResult applied = Run(Options());
+  ASSERT_TRUE(applied.ok);
+  EXPECT_TRUE(applied.drift.empty());
+  const fs::path data = dir_ / ".plinth" / "default" / "data" / "m";
+  std::ofstream(data / "a") << "edited by hand";
+  std::ofstream(data / "b") << "edited too";
+  fs::remove(data / "c");
+
+  EngineOptions eo = Options();
+  eo.lock = false;
+  SourceManager sources;
+  Diagnostics diags;
+  Engine engine(std::move(eo), sources, diags);
+  EngineResult r = engine.Plan();
+  ASSERT_TRUE(r.ok);
+  ASSERT_EQ(r.drift.size(), 3u);
+  std::sort(r.drift.begin(), r.drift.end(),
+            [](const DriftedResource& x, const DriftedResource& y) { return x.address < y.address; });
+  EXPECT_EQ(r.drift[0].address, "marker.a");
+  EXPECT_EQ(r.drift[0].attributes, std::vector<std::string>{"content"});
+  EXPECT_FALSE(r.drift[0].deleted);
+  EXPECT_EQ(r.drift[1].address, "marker.b");
+  EXPECT_EQ(r.drift[1].attributes, std::vector<std::string>{"content"});
+  EXPECT_EQ(r.drift[2].address, "marker.c");
+  EXPECT_TRUE(r.drift[2].deleted);
+  EXPECT_TRUE(r.drift[2].attributes.empty());
+  for (const PlannedResource& pr : r.plan.resources) {
+    EXPECT_EQ(pr.correct_drift, pr.address == "marker.a") << pr.address;
+    EXPECT_EQ(pr.action, pr.address == "marker.c" ? Action::Create : Action::Update) << pr.address;
+  }
 }
 
 }  // namespace

@@ -1,0 +1,40 @@
+// The drift task's rules (runtime/engine/drift.h).
+#include "runtime/engine/drift.h"
+
+namespace plinth::runtime {
+
+DriftDecision DecideDrift(const DriftedResource& drift, const PlannedResource* planned) {
+  using Verdict = DriftDecision::Verdict;
+  if (!planned || !planned->correct_drift) return {Verdict::kReport, ""};
+  if (drift.deleted) {
+    return {Verdict::kRefuse,
+            "not corrected: the drift task never creates; run plinth apply to create it again"};
+  }
+  if (planned->action == Action::NoOp) return {Verdict::kReport, ""};
+  if (planned->type == "service") {
+    return {
+        Verdict::kRefuse,
+        "not corrected: a service's apply waits for this controller to converge it, so the drift task does "
+        "not apply services; run plinth apply --target " +
+            drift.address};
+  }
+  if (planned->action != Action::Update || !planned->moved_from.empty() || !planned->import_id.empty()) {
+    return {Verdict::kRefuse, "not corrected: its plan would " + SavedAction(*planned) +
+                                  " it and the drift task only updates in place; run plinth apply --target " +
+                                  drift.address};
+  }
+  return {Verdict::kCorrect, ""};
+}
+
+std::string ChangesBeyond(const Plan& plan, const std::set<std::string>& wanted) {
+  std::string beyond;
+  for (const PlannedResource& pr : plan.resources) {
+    const bool plain = pr.moved_from.empty() && pr.import_id.empty();
+    if (pr.action == Action::NoOp && plain) continue;
+    if (pr.action == Action::Update && plain && wanted.count(pr.address)) continue;
+    beyond += (beyond.empty() ? "" : ", ") + pr.address + " (" + SavedAction(pr) + ")";
+  }
+  return beyond;
+}
+
+}  // namespace plinth::runtime
