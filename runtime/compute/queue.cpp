@@ -1,5 +1,6 @@
 // The compute queue (see queue.h and docs/compute.md).
 #include "runtime/compute/queue.h"
+#include "runtime/io/durable.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -350,12 +351,10 @@ bool Queue::Init(bool create, std::string* error) {
       fs::create_directories(d, ec);
       ::chmod(d.c_str(), 0700);
     }
-    int fd = ::open(db.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-      *error = "cannot create " + db.string() + ": " + std::strerror(errno);
+    if (int e = io::CreateFileIfMissing(db, 0600); e < 0) {
+      *error = "cannot create " + db.string() + ": " + std::strerror(-e);
       return false;
     }
-    ::close(fd);
   }
   fs::create_directories(dir_ / "jobs", ec);
   fs::create_directories(dir_ / "nodes", ec);

@@ -1,4 +1,5 @@
 #include "runtime/controller/lease.h"
+#include "runtime/io/durable.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -89,12 +90,10 @@ std::string NewHolderId() {
 std::unique_ptr<Lease> Lease::Open(const std::filesystem::path& path, std::string name, std::string holder_id,
                                    int64_t pid, Clock& clock, std::string* error) {
   // Create the file 0600 ourselves; sqlite would use the umask.
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) {
-    *error = "cannot open the lease database '" + path.string() + "': " + std::strerror(errno);
+  if (int e = io::CreateFileIfMissing(path, 0600); e < 0) {
+    *error = "cannot open the lease database '" + path.string() + "': " + std::strerror(-e);
     return nullptr;
   }
-  ::close(fd);
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
     *error = "cannot open the lease database '" + path.string() +

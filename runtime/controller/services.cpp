@@ -1,4 +1,5 @@
 #include "runtime/controller/services.h"
+#include "runtime/io/durable.h"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -229,9 +230,8 @@ std::unique_ptr<ServiceStore> ServiceStore::Open(const fs::path& dir, const fs::
   if (ec) return *error = "cannot create " + (s->dir_ / "logs").string() + ": " + ec.message(), nullptr;
   ::chmod(s->dir_.c_str(), 0700);
   ::chmod((s->dir_ / "logs").c_str(), 0700);
-  int fd = ::open(db.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return *error = "cannot open " + db.string() + ": " + std::strerror(errno), nullptr;
-  ::close(fd);
+  if (int e = io::CreateFileIfMissing(db, 0600); e < 0)
+    return *error = "cannot open " + db.string() + ": " + std::strerror(-e), nullptr;
   if (sqlite3_open_v2(db.c_str(), &s->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
       SQLITE_OK) {
     *error = "cannot open " + db.string() + ": " + (s->db_ ? sqlite3_errmsg(s->db_) : "out of memory");
@@ -674,8 +674,9 @@ std::string RolloutFailure(const Supervisor& supervisor, const ServiceSpec& spec
     auto s = supervisor.Snapshot(r.id);
     if (!s || s->ready) continue;
     if (s->phase == ReplicaPhase::kBackoff && !s->last_error.empty()) {
-      why = s->last_error.find(r.id) != std::string::npos ? s->last_error
-                                                          : "replica " + r.id + ": " + s->last_error;
+      why = (s->last_error.find(r.id) != std::string::npos ? s->last_error
+                                                           : "replica " + r.id + ": " + s->last_error) +
+            " (log: " + (logs_dir / (r.id + ".log")).string() + ")";
     } else if (s->last_start_ms > 0 && now_wall_ms - s->last_start_ms > 1000LL * spec.ready_timeout_s) {
       why = "replica " + r.id + " was not ready " + std::to_string(spec.ready_timeout_s) +
             "s after it started (readiness probe " + std::string(ProbeStateName(s->readiness)) + ")";

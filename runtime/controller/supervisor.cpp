@@ -1,5 +1,6 @@
 // The replica supervisor (see supervisor.h and docs/services.md).
 #include "runtime/controller/supervisor.h"
+#include "runtime/io/durable.h"
 
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -181,12 +182,10 @@ std::unique_ptr<Supervisor> Supervisor::Open(const fs::path& db, Clock& clock, O
     }
     ::chmod(db.parent_path().c_str(), 0700);
   }
-  int fd = ::open(db.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) {
-    *error = "cannot open " + db.string() + ": " + std::strerror(errno);
+  if (int e = io::CreateFileIfMissing(db, 0600); e < 0) {
+    *error = "cannot open " + db.string() + ": " + std::strerror(-e);
     return nullptr;
   }
-  ::close(fd);
   sqlite3* handle = nullptr;
   if (sqlite3_open_v2(db.c_str(), &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
       SQLITE_OK) {
@@ -518,6 +517,8 @@ bool Supervisor::Update(ReplicaSpec spec, std::string* error) {
   r.digest = digest;
   if (changed && (r.phase == ReplicaPhase::kRunning || r.phase == ReplicaPhase::kStarting)) {
     r.restart_now = true;
+    // What the old process last went through is not the new spec's story.
+    r.last_error.clear();
     BeginStop(r, "its spec changed");
   } else if (changed && r.phase == ReplicaPhase::kBackoff) {
     // A new spec is a new process: it starts at the next Tick, not after the

@@ -82,7 +82,8 @@ int WalkParents(const fs::path& root, const std::vector<std::string>& segs, bool
       // kernels; say ELOOP when it is one.
       int e = errno;
       struct stat st;
-      if (e == ENOTDIR && ::fstatat(cur, segs[i].c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+      if (e == ENOTDIR && ::fstatat(cur, segs[i].c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISLNK(st.st_mode))
         e = ELOOP;
       ::close(cur);
       return -e;
@@ -164,7 +165,9 @@ TempFile& TempFile::operator=(TempFile&& o) noexcept {
   return *this;
 }
 
-TempFile::~TempFile() { Discard(); }
+TempFile::~TempFile() {
+  Discard();
+}
 
 void TempFile::Discard() {
   if (fd_ >= 0) ::close(fd_);
@@ -251,6 +254,13 @@ int TempFile::Commit(const std::string& name, const char** stage) {
   return 0;
 }
 
+int CreateFileIfMissing(const std::filesystem::path& path, unsigned mode) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+  if (fd < 0) return errno == EEXIST ? 0 : -errno;
+  ::close(fd);
+  return 0;
+}
+
 int WriteFileAtomic(const fs::path& path, std::string_view data, unsigned mode, const char** stage) {
   TempFile tmp;
   if (int e = TempFile::Create(path.parent_path(), path.filename().string(), mode, &tmp)) {
@@ -280,7 +290,8 @@ int OpenBeneath(const fs::path& root, const fs::path& rel, int flags, unsigned m
   int e = errno;
   if (fd < 0 && (e == ENOTDIR || e == ELOOP)) {
     struct stat st;
-    if (::fstatat(parent, segs.back().c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) e = ELOOP;
+    if (::fstatat(parent, segs.back().c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+      e = ELOOP;
   }
   ::close(parent);
   return fd < 0 ? -e : fd;
@@ -353,7 +364,8 @@ BeneathDir::~BeneathDir() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-int BeneathDir::Open(const fs::path& anchor, const fs::path& rel, bool create, unsigned mode, BeneathDir* out) {
+int BeneathDir::Open(const fs::path& anchor, const fs::path& rel, bool create, unsigned mode,
+                     BeneathDir* out) {
   int fd = -1;
   if (rel.empty()) {
     fd = OpenDir(anchor);
@@ -370,7 +382,9 @@ int BeneathDir::Open(const fs::path& anchor, const fs::path& rel, bool create, u
   return 0;
 }
 
-fs::path BeneathDir::path() const { return fs::path("/proc/self/fd") / std::to_string(fd_); }
+fs::path BeneathDir::path() const {
+  return fs::path("/proc/self/fd") / std::to_string(fd_);
+}
 
 int ListNames(int dir_fd, std::vector<std::string>* names) {
   int fd = ::dup(dir_fd);

@@ -79,7 +79,16 @@ class TempFile {
 // Moves a fully written, fsynced temp file (one this process created
 // exclusively) into place and syncs the directory; a symlink at `path` is
 // replaced, not followed. On failure the temp file is removed.
-int CommitTemp(const std::filesystem::path& tmp, const std::filesystem::path& path, const char** stage = nullptr);
+int CommitTemp(const std::filesystem::path& tmp, const std::filesystem::path& path,
+               const char** stage = nullptr);
+
+// Creates `path` empty with permission bits `mode` when nothing is there;
+// an existing file is left alone and never opened. (Closing any descriptor
+// of a file drops every POSIX lock this process holds on it, SQLite's
+// included: opening and closing a database another connection of this
+// process uses would let a third process delete its WAL under it.) Returns
+// 0 or -errno (-EEXIST is not returned).
+int CreateFileIfMissing(const std::filesystem::path& path, unsigned mode = 0600);
 
 // Replaces `path` with `data` atomically with permission bits `mode`.
 // Readers see the old or the new file, never a torn one. A symlink at `path`
@@ -102,7 +111,8 @@ int ReadFileBeneath(const std::filesystem::path& root, const std::filesystem::pa
 
 // mkdir -p of `rel` beneath `root`, refusing symlinks on the way; created
 // directories get `mode`.
-int MakeDirsBeneath(const std::filesystem::path& root, const std::filesystem::path& rel, unsigned mode = 0755);
+int MakeDirsBeneath(const std::filesystem::path& root, const std::filesystem::path& rel,
+                    unsigned mode = 0755);
 
 // lstat of `rel` beneath `root` with the same resolution (the last
 // component itself may be a symlink: it is reported, not followed).
@@ -122,8 +132,8 @@ class BeneathDir {
   ~BeneathDir();
   // `rel` empty: the anchor itself. With `create`, missing directories are
   // made with `mode`. Returns 0 or an errno (ELOOP: a symlink on the way).
-  static int Open(const std::filesystem::path& anchor, const std::filesystem::path& rel, bool create, unsigned mode,
-                  BeneathDir* out);
+  static int Open(const std::filesystem::path& anchor, const std::filesystem::path& rel, bool create,
+                  unsigned mode, BeneathDir* out);
   int fd() const { return fd_; }
   std::filesystem::path path() const;
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -78,6 +79,44 @@ TEST(DurableWriteTest, TempFilesAreExclusiveAndRemovedUnlessCommitted) {
   EXPECT_EQ(ReadFile(t.path() / "obj"), "kept");
   EXPECT_FALSE(io::IsTempName("obj"));
   EXPECT_FALSE(io::IsTempName(".obj.tmp"));
+}
+
+TEST(DurableWriteTest, CreateFileIfMissingNeverOpensAnExistingFileSoThisProcesssLocksStay) {
+  testing::TempDir dir("plinth-create");
+  const fs::path f = dir.path() / "services.db";
+  ASSERT_EQ(io::CreateFileIfMissing(f, 0600), 0);
+  struct stat st {};
+  ASSERT_EQ(::stat(f.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // A POSIX lock as SQLite takes one; closing any descriptor of the file in
+  // this process would drop it.
+  int fd = ::open(f.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  lock.l_start = 0;
+  lock.l_len = 1;
+  ASSERT_EQ(::fcntl(fd, F_SETLK, &lock), 0);
+  ASSERT_EQ(io::CreateFileIfMissing(f, 0600), 0);  // exists: left alone
+  // Another process still sees the lock.
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int cfd = ::open(f.c_str(), O_RDWR | O_CLOEXEC);
+    struct flock probe {};
+    probe.l_type = F_WRLCK;
+    probe.l_whence = SEEK_SET;
+    probe.l_start = 0;
+    probe.l_len = 1;
+    ::fcntl(cfd, F_GETLK, &probe);
+    ::_exit(probe.l_type == F_UNLCK ? 1 : 0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the lock was dropped";
+  ::close(fd);
+  EXPECT_EQ(io::CreateFileIfMissing(dir.path() / "no-such-dir" / "x", 0600), -ENOENT);
 }
 
 TEST(BeneathTest, SymlinksAndDotDotAreRefusedAtEveryComponent) {

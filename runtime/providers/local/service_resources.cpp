@@ -395,16 +395,10 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
         st.MarkStable(spec->id, generation);
         break;
       }
-      // A replica that exited (back-off after an exit or a failed start) fails the rollout at once.
-      std::string why;
-      for (const auto& s : snaps) {
-        if (s.phase == controller::ReplicaPhase::kBackoff && !s.last_error.empty()) {
-          why = (s.last_error.find(s.id) != std::string::npos ? s.last_error
-                                                              : "replica " + s.id + ": " + s.last_error) +
-                " (log: " + (st.logs_dir() / (s.id + ".log")).string() + ")";
-          break;
-        }
-      }
+      // A replica of the new spec that exited (back-off after an exit or a
+      // failed start) or is not ready in time fails the rollout at once; an
+      // old one that crashes meanwhile is only replaced.
+      std::string why = controller::RolloutFailure(sup, running_spec, secrets, st.logs_dir(), clock.WallMs());
       if (why.empty() && std::chrono::steady_clock::now() >= deadline)
         why = "not ready after " + std::to_string(timeout_s) + "s: " + NotReadyReason(snaps, st.logs_dir());
       if (!why.empty()) {
