@@ -2,7 +2,7 @@
 # End-to-end checks of services and load balancers on the local provider
 # (docs/services.md, docs/load-balancing.md), through the CLI, with a real
 # HAProxy on 127.0.0.1:
-#  - examples/inference applies: 4 replicas ready, HAProxy serves from the
+#  - examples/inference with 3 replicas per region (6) applies: all ready, HAProxy serves from the
 #    primary region; the secret is in no file Plinth wrote; the next plan is
 #    empty;
 #  - a bounded load loop while the primary region's replicas are killed: no
@@ -47,6 +47,8 @@ cp -r examples/inference "$ex"
 rm -rf "$ex/.plinth"
 # Mark this test's replicas (the trap finds them by it) and use a free port.
 sed -i "s|    WARMUP_SECONDS = \"1\"|    WARMUP_SECONDS = \"1\"\n    PLINTH_SERVICES_TEST = \"$tmp\"|" "$ex/main.plinth"
+# Three replicas per region: a 6-replica service.
+sed -i "s|  replicas = 2|  replicas = 3|" "$ex/main.plinth"
 secret="tok-$RANDOM-$RANDOM-secret"
 export PLINTH_VAR_model_token="$secret" PLINTH_VAR_lb_port="$port"
 "$plinth" apply --auto-approve "$ex" >"$tmp/apply.txt" 2>&1 || fail "apply of the example failed: $(cat "$tmp/apply.txt")"
@@ -86,7 +88,7 @@ wait "$load_pid"
 [ "$(cat "$tmp/failed-1")" = 0 ] || fail "$(cat "$tmp/failed-1") of 400 requests failed when the primary region was lost"
 [ "$(region_of)" = us ] || fail "traffic did not move to the backup region"
 "$plinth" plan "$ex" >"$tmp/plan2.txt" 2>&1
-grep -q "replicas_running = 2 -> 4" "$tmp/plan2.txt" || fail "refresh did not see the dead replicas: $(cat "$tmp/plan2.txt")"
+grep -q "replicas_running = 3 -> 6" "$tmp/plan2.txt" || fail "refresh did not see the dead replicas: $(cat "$tmp/plan2.txt")"
 "$plinth" apply --auto-approve "$ex" >"$tmp/apply2.txt" 2>&1 || fail "the apply restarting the replicas failed: $(cat "$tmp/apply2.txt")"
 for _ in $(seq 1 40); do [ "$(region_of)" = eu ] && break; sleep 0.25; done
 [ "$(region_of)" = eu ] || fail "the primary region does not serve again after apply"
@@ -101,13 +103,13 @@ wait "$load_pid"
 grep -q "service.model: updated" "$tmp/apply3.txt" || fail "the service was not updated: $(cat "$tmp/apply3.txt")"
 # rollout { max_unavailable = 0, max_surge = 1 }: an extra replica per region ran, and is gone.
 for r in eu us; do
-  [ -s "$ex/.plinth/default/services/logs/model.$r.2.log" ] || fail "no surge replica ran in $r"
+  [ -s "$ex/.plinth/default/services/logs/model.$r.3.log" ] || fail "no surge replica ran in $r"
 done
 running=0
 for p in $(pgrep -f "python3 server.py"); do
   tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "PLINTH_SERVICES_TEST=$tmp" && running=$((running + 1))
 done
-[ "$running" = 4 ] || fail "$running replicas run after the rollout, not 4 (the surge did not stop)"
+[ "$running" = 6 ] || fail "$running replicas run after the rollout, not 6 (the surge did not stop)"
 
 # bad_version FILE VERSION: the configuration with a version that never becomes
 # ready (READY_FILE points nowhere) and a 6 s ready_timeout.
@@ -139,7 +141,7 @@ wait "$load_pid"
 grep -q 'the rollout of version "model-bad" failed and was rolled back to the last version that ran' "$tmp/apply-bad.txt" ||
   fail "apply does not say the rollout was rolled back: $(cat "$tmp/apply-bad.txt")"
 [ "$(cat "$tmp/failed-rb")" = 0 ] || fail "$(cat "$tmp/failed-rb") of 150 requests failed while a bad version was rolled back"
-[ "$(versions_running | uniq -c | tr -s ' ')" = " 4 model-v2" ] || fail "not 4 replicas of model-v2 after the rollback: $(versions_running)"
+[ "$(versions_running | uniq -c | tr -s ' ')" = " 6 model-v2" ] || fail "not 6 replicas of model-v2 after the rollback: $(versions_running)"
 "$plinth" plan "$ex" >"$tmp/plan-bad.txt" 2>&1 || true
 grep -q 'note: service.model: the rollout of version "model-bad" (generation [0-9]*) failed at .* and was rolled back' "$tmp/plan-bad.txt" ||
   fail "the plan does not say why the change was rolled back: $(cat "$tmp/plan-bad.txt")"
@@ -155,7 +157,7 @@ echo "$ctl_pid" >"$tmp/controller.pid"
 all_ready() {
   local out
   out=$("$plinth" status "$ex" 2>/dev/null || true)
-  grep -q "service model: 4 of 4 replicas ready$" <<<"$out"
+  grep -q "service model: 6 of 6 replicas ready$" <<<"$out"
 }
 wait_ready() {
   local t0=$SECONDS
@@ -190,14 +192,14 @@ try:
     print(r[0]["value"][1] if r else "")
 except Exception:
     print("")' || true)
-    [ "$seen" = 4 ] && break
+    [ "$seen" = 6 ] && break
     sleep 0.5
   done
-  [ "$seen" = 4 ] || fail "Prometheus did not see plinth_service_replicas_ready = 4 (got '$seen'): $(tail -5 "$tmp/prometheus.log")"
+  [ "$seen" = 6 ] || fail "Prometheus did not see plinth_service_replicas_ready = 6 (got '$seen'): $(tail -5 "$tmp/prometheus.log")"
   kill "$(cat "$tmp/prometheus.pid")" 2>/dev/null || true
   wait "$(cat "$tmp/prometheus.pid")" 2>/dev/null || true
   rm -f "$tmp/prometheus.pid"
-  echo "services-test: Prometheus scraped the controller: plinth_service_replicas_ready{service=\"model\"} = 4"
+  echo "services-test: Prometheus scraped the controller: plinth_service_replicas_ready{service=\"model\"} = 6"
 }
 # Self-healing under load: kill -9 one replica; no request fails; the
 # controller restarts it (after the 10 s back-off).
@@ -222,6 +224,41 @@ wait_ready 30 || fail "the controller did not restart the killed replica: $("$pl
 echo "services-test: a killed replica was back after $((SECONDS - t_kill)) s (back-off 10 s)"
 status_text=$("$plinth" status "$ex")
 grep -q "1 restarts" <<<"$status_text" || fail "the restart is not in the status: $status_text"
+# The same drill under wrk (8 connections for 8 s through HAProxy): failed
+# requests (non-2xx and socket errors) and the time until 6 of 6 are ready.
+command -v wrk >/dev/null || fail "wrk is not installed (scripts/deps.sh installs it)"
+wrk -t2 -c8 -d8s "$url/predict" >"$tmp/wrk.txt" 2>&1 &
+wrk_pid=$!
+sleep 2
+victim=""
+for p in $(pgrep -f "python3 server.py"); do
+  env_of=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null || true)
+  if grep -qx "PLINTH_SERVICES_TEST=$tmp" <<<"$env_of" && grep -qx "PLINTH_REGION=eu" <<<"$env_of"; then
+    victim=$p
+    break
+  fi
+done
+[ -n "$victim" ] || fail "no replica of region eu found to kill under wrk"
+kill -9 "$victim"
+t_kill=$SECONDS
+# The controller sees the replica gone (its next pass), then has it back.
+for _ in $(seq 1 50); do all_ready || break; sleep 0.2; done
+wait_ready 40 || fail "the controller did not restart the replica killed under wrk: $("$plinth" status "$ex" 2>&1)"
+full=$((SECONDS - t_kill))
+wait "$wrk_pid" || fail "wrk failed: $(cat "$tmp/wrk.txt")"
+read -r total failed < <(python3 - "$tmp/wrk.txt" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+total = int(re.search(r"(\d+) requests in", t).group(1))
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", t)
+failed = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(x) for x in sock.groups()) if sock else 0)
+print(total, failed)
+PY
+)
+[ "$total" -gt 0 ] || fail "wrk sent no request: $(cat "$tmp/wrk.txt")"
+[ $((failed * 1000)) -le "$total" ] || fail "$failed of $total requests failed under wrk when a replica was killed (more than 0.1%)"
+echo "services-test: wrk: a replica killed -9 under load: $failed of $total requests failed; full strength again after ${full} s"
 # An apply while the controller leads hands the change over and waits for it.
 sed -i 's/version  = "model-v2"/version  = "model-v3"/' "$ex/main.plinth"
 load 200 >"$tmp/failed-4" &
@@ -251,7 +288,7 @@ grep -q 'rolled back: generation [0-9]* (version "model-bad2") failed: replica m
   fail "plinth status does not show the rollback: $status_text"
 cp "$tmp/main.good" "$ex/main.plinth"
 wait_ready 30 || fail "the controller did not converge after the rollback: $("$plinth" status "$ex" 2>&1)"
-[ "$(versions_running | uniq -c | tr -s ' ')" = " 4 model-v3" ] || fail "not 4 replicas of model-v3 after the controller's rollback: $(versions_running)"
+[ "$(versions_running | uniq -c | tr -s ' ')" = " 6 model-v3" ] || fail "not 6 replicas of model-v3 after the controller's rollback: $(versions_running)"
 echo "services-test: the controller rolled a bad version back"
 # HAProxy killed: the controller starts it again from its recorded spec.
 lb_pid=$(cut -d' ' -f1 "$ex/.plinth/default/lb/front/instance")
@@ -304,7 +341,7 @@ set +e
 rc=$?
 set -e
 [ "$rc" = 1 ] || fail "a probe on a port no replica listens on planned (exit $rc)"
-grep -q "readiness probe port 9999 is not a port the replicas listen on (20100-20101)" "$tmp/bad2.txt" ||
+grep -q "readiness probe port 9999 is not a port the replicas listen on (20100-20102)" "$tmp/bad2.txt" ||
   fail "the probe error is missing: $(cat "$tmp/bad2.txt")"
 
 # destroy: HAProxy and every replica go.

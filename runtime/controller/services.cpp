@@ -677,7 +677,9 @@ std::string RolloutFailure(const Supervisor& supervisor, const ServiceSpec& spec
       why = (s->last_error.find(r.id) != std::string::npos ? s->last_error
                                                            : "replica " + r.id + ": " + s->last_error) +
             " (log: " + (logs_dir / (r.id + ".log")).string() + ")";
-    } else if (s->last_start_ms > 0 && now_wall_ms - s->last_start_ms > 1000LL * spec.ready_timeout_s) {
+    } else if ((s->phase == ReplicaPhase::kRunning || s->phase == ReplicaPhase::kStarting) &&
+               s->last_start_ms > 0 && now_wall_ms - s->last_start_ms > 1000LL * spec.ready_timeout_s) {
+      // (A replica being replaced still shows its old process's start.)
       why = "replica " + r.id + " was not ready " + std::to_string(spec.ready_timeout_s) +
             "s after it started (readiness probe " + std::string(ProbeStateName(s->readiness)) + ")";
     }

@@ -14,10 +14,11 @@
 // `<dir>/logs/<replica id>.log` and runs in the service's working directory.
 // A region marked down gets no replicas (its replicas are removed).
 //
-// Who writes what: apply (the local provider) writes the store; the holder
-// of the workspace's controller lease (the leading controller, or apply
-// while no controller leads) drives the replicas with ReconcileService /
-// RemoveServiceReplicas (docs/controller.md, "Apply and the controller").
+// Who writes what: apply (the local provider) writes the services' specs;
+// the holder of the workspace's controller lease (the leading controller, or
+// apply while no controller leads) drives the replicas with ReconcileService
+// / RemoveServiceReplicas, marks a converged generation stable and rolls a
+// failed rollout back to it (docs/controller.md, "Apply and the controller").
 //
 // Thread safety: a ServiceStore may be used from several threads (one
 // connection, serialised); the functions are stateless.
