@@ -2,7 +2,8 @@
 # End-to-end checks of services and load balancers on the local provider
 # (docs/services.md, docs/load-balancing.md), through the CLI, with a real
 # HAProxy on 127.0.0.1:
-#  - examples/inference with 3 replicas per region (6) applies: all ready, HAProxy serves from the
+#  - examples/inference with 3 replicas per region (6), run as nobody when
+#    the test runs as root, applies: all ready, HAProxy serves from the
 #    primary region; the secret is in no file Plinth wrote; the next plan is
 #    empty;
 #  - a bounded load loop while the primary region's replicas are killed: no
@@ -49,6 +50,13 @@ rm -rf "$ex/.plinth"
 sed -i "s|    WARMUP_SECONDS = \"1\"|    WARMUP_SECONDS = \"1\"\n    PLINTH_SERVICES_TEST = \"$tmp\"|" "$ex/main.plinth"
 # Three replicas per region: a 6-replica service.
 sed -i "s|  replicas = 2|  replicas = 3|" "$ex/main.plinth"
+# As root, the replicas run unprivileged (user = "nobody"); the copy must be readable by it.
+run_as=""
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
+  run_as=nobody
+  chmod 755 "$tmp"
+  sed -i "s|  port     = 20100|  port     = 20100\n  user     = \"nobody\"|" "$ex/main.plinth"
+fi
 secret="tok-$RANDOM-$RANDOM-secret"
 export PLINTH_VAR_model_token="$secret" PLINTH_VAR_lb_port="$port"
 "$plinth" apply --auto-approve "$ex" >"$tmp/apply.txt" 2>&1 || fail "apply of the example failed: $(cat "$tmp/apply.txt")"
@@ -56,6 +64,13 @@ url="http://127.0.0.1:$port"
 region_of() { curl -s -m 2 -d x "$url/predict" | python3 -c 'import json,sys; print(json.load(sys.stdin)["region"])'; }
 [ "$(region_of)" = eu ] || fail "the primary region does not serve: $(curl -s -m 2 "$url/predict")"
 curl -s -m 2 "$url/predict" | grep -q '"authorized": true' || fail "the replicas did not get their secret"
+if [ -n "$run_as" ]; then
+  for p in $(pgrep -f "python3 server.py"); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "PLINTH_SERVICES_TEST=$tmp" || continue
+    uid=$(awk '/^Uid:/ {print $2}' "/proc/$p/status")
+    [ "$uid" = "$(id -u nobody)" ] || fail "replica pid $p runs as uid $uid, not as nobody"
+  done
+fi
 if grep -rqF -- "$secret" "$ex/.plinth" "$tmp/apply.txt"; then
   fail "the secret is in a file: $(grep -rlF -- "$secret" "$ex/.plinth" "$tmp/apply.txt")"
 fi

@@ -92,6 +92,7 @@ json ServiceJson(const ServiceSpec& s) {
           {"max_unavailable", s.max_unavailable},
           {"max_surge", s.max_surge},
           {"ready_timeout_s", s.ready_timeout_s},
+          {"user", s.user},
           {"port", s.port},
           {"argv", s.argv},
           {"env", s.env},
@@ -120,6 +121,7 @@ ServiceSpec ServiceFromJson(const json& j) {
   s.max_unavailable = j.value("max_unavailable", 1);
   s.max_surge = j.value("max_surge", 0);
   s.ready_timeout_s = j.value("ready_timeout_s", 60);
+  s.user = j.value("user", "");
   s.port = j.value("port", 0);
   s.argv = j.value("argv", std::vector<std::string>{});
   s.env = j.value("env", std::map<std::string, std::string>{});
@@ -166,6 +168,7 @@ ReplicaSpec ReplicaOf(const ServiceSpec& spec, const ServiceRegion& region, int 
   r.port = spec.port + i;
   r.host = region.host;
   r.netns = region.netns;
+  r.user = spec.user;
   r.cwd = spec.cwd;
   r.log_file = logs_dir / (r.id + ".log");
   std::map<std::string, std::string> env;

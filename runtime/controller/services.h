@@ -72,6 +72,7 @@ struct ServiceSpec {
   // How long a replica of a new spec may take to become ready before the
   // rollout counts as failed (the service's ready_timeout).
   int ready_timeout_s = 60;
+  std::string user;  // the Unix user the replicas run as; empty: Plinth's
 };
 
 nlohmann::json ServiceJson(const ServiceSpec& s);

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -59,6 +60,10 @@ std::string SpecDigest(const ReplicaSpec& s) {
   if (!s.netns.empty()) {
     field("netns");
     field(s.netns);
+  }
+  if (!s.user.empty()) {
+    field("user");
+    field(s.user);
   }
   field("env");
   for (const auto& [k, v] : s.env) {
@@ -340,6 +345,34 @@ void Supervisor::StartReplica(Replica& r) {
         args.insert(args.end(), ps.args.begin(), ps.args.end());
         ps.program = *ip;
         ps.args = std::move(args);
+      }
+    }
+    if (error.empty() && !spec.user.empty()) {
+      // Another user: resolved now (a user added later is found then).
+      struct passwd pw {};
+      struct passwd* found = nullptr;
+      std::vector<char> buf(16384);
+      if (::getpwnam_r(spec.user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found) {
+        error = "user '" + spec.user + "' does not exist on this machine: create it, or remove user";
+      } else if (::geteuid() != 0 && found->pw_uid != ::geteuid()) {
+        error = "cannot run as user '" + spec.user + "': Plinth runs as uid " + std::to_string(::geteuid()) +
+                ", not root";
+      } else if (!spec.netns.empty()) {
+        // ip must enter the namespace as root: setpriv (util-linux) then
+        // drops to the user and execs the program (no fork).
+        std::string own = std::getenv("PATH") ? std::getenv("PATH") : "";
+        auto setpriv = process::FindExecutable("setpriv", own + ":/usr/bin:/bin:/usr/sbin:/sbin");
+        if (!setpriv) {
+          error = "setpriv (util-linux) is not installed: it runs a namespaced replica as user " + spec.user;
+        } else {
+          // ps.args is {"netns", "exec", NS, program, args...}: insert after NS.
+          std::vector<std::string> drop = {setpriv->string(), "--reuid=" + std::to_string(found->pw_uid),
+                                           "--regid=" + std::to_string(found->pw_gid), "--clear-groups"};
+          ps.args.insert(ps.args.begin() + 3, drop.begin(), drop.end());
+        }
+      } else {
+        ps.uid = found->pw_uid;
+        ps.gid = found->pw_gid;
       }
     }
     ps.env = spec.env;  // wiped by the process layer after the spawn

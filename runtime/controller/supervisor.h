@@ -67,6 +67,10 @@ struct ReplicaSpec {
   // are the replica's). Empty: the root namespace. Probes still run from
   // the root namespace against host:port.
   std::string netns{};
+  // A Unix user to run it as (its primary group; no supplementary groups).
+  // Changing users needs Plinth to run as root; otherwise the start fails
+  // with that reason. Empty: Plinth's own user.
+  std::string user{};
   std::filesystem::path log_file;  // required: stdout and stderr appended here (mode 0600)
   // Optional probes. startup gates the other two: until it succeeds neither
   // runs, and its failure restarts the replica. liveness failure restarts

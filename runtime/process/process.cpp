@@ -20,6 +20,7 @@
 #endif
 
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/close_range.h>
 #include <pthread.h>
 #include <signal.h>
@@ -68,7 +69,9 @@ namespace {
 
 constexpr milliseconds kCancelPoll{50};
 
-std::string ErrnoText(int e) { return std::error_code(e, std::system_category()).message(); }
+std::string ErrnoText(int e) {
+  return std::error_code(e, std::system_category()).message();
+}
 
 // An owned file descriptor.
 class Fd {
@@ -494,7 +497,8 @@ class Runner {
     size_t start = 0;
     while (start <= chunk.size()) {
       size_t nl = chunk.find('\n', start);
-      std::string_view piece = chunk.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
+      std::string_view piece =
+          chunk.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
       size_t room = max - std::min(max, pending_line_.size());
       if (piece.size() > room) {
         o_.out_truncated = true;
@@ -622,12 +626,14 @@ Outcome Run(Spec spec) {
     return o;
   }
   Fd in_r, in_w, out_r, out_w, err_r, err_w;
-  bool piped = spec.stdin_data.empty() ? OpenDevNull(in_r, &o.start_error) : MakePipe(in_r, in_w, &o.start_error);
+  bool piped =
+      spec.stdin_data.empty() ? OpenDevNull(in_r, &o.start_error) : MakePipe(in_r, in_w, &o.start_error);
   if (piped && !spec.output_file.empty()) {
     piped = OpenOutputFile(spec.output_file, out_w, &o.start_error);
     if (piped) {
       err_w = Fd(::fcntl(out_w.get(), F_DUPFD_CLOEXEC, 3));
-      if (err_w.get() < 0) piped = false, o.start_error = "cannot duplicate a descriptor: " + ErrnoText(errno);
+      if (err_w.get() < 0)
+        piped = false, o.start_error = "cannot duplicate a descriptor: " + ErrnoText(errno);
     }
   } else if (piped) {
     piped = MakePipe(out_r, out_w, &o.start_error) && MakePipe(err_r, err_w, &o.start_error);
@@ -689,6 +695,9 @@ pid_t StartDaemon(Spec spec, std::string* error) {
   argv.push_back(nullptr);
   std::string cwd = spec.cwd.string();
   const int in_fd = null_in.get(), log_fd = log.get(), rep_fd = report_w.get();
+  const bool set_ids = spec.uid.has_value() || spec.gid.has_value();
+  const uid_t run_uid = spec.uid.value_or(::getuid());
+  const gid_t run_gid = spec.gid.value_or(::getgid());
 
   // Records on the report pipe: {'P', pid} from the intermediate child,
   // {'E', errno} from the daemon when it cannot exec (or set itself up).
@@ -729,8 +738,17 @@ pid_t StartDaemon(Spec spec, std::string* error) {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (::dup2(in_fd, 0) < 0 || ::dup2(log_fd, 1) < 0 || ::dup2(log_fd, 2) < 0 ||
-        (!cwd.empty() && ::chdir(cwd.c_str()) != 0)) {
+    if (::dup2(in_fd, 0) < 0 || ::dup2(log_fd, 1) < 0 || ::dup2(log_fd, 2) < 0) {
+      report('E', errno);
+      ::_exit(127);
+    }
+    // Another user: groups first, then the gid, then the uid (after which
+    // nothing can be changed back).
+    if (set_ids && (::setgroups(1, &run_gid) != 0 || ::setgid(run_gid) != 0 || ::setuid(run_uid) != 0)) {
+      report('E', errno);
+      ::_exit(127);
+    }
+    if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) {
       report('E', errno);
       ::_exit(127);
     }
@@ -833,7 +851,8 @@ std::optional<fs::path> FindExecutable(std::string_view name, std::string_view p
   size_t pos = 0;
   for (;;) {
     size_t colon = path_list.find(':', pos);
-    std::string_view dir = path_list.substr(pos, colon == std::string_view::npos ? std::string_view::npos : colon - pos);
+    std::string_view dir =
+        path_list.substr(pos, colon == std::string_view::npos ? std::string_view::npos : colon - pos);
     if (!dir.empty() && dir.front() == '/') {
       fs::path p = fs::path(dir) / fs::path(name);
       if (executable(p)) return p.lexically_normal();
@@ -954,7 +973,8 @@ struct Child::State {
       size_t n = until ? ctx.run_one_until(*until) : ctx.run_one();
       if (n > 0) return true;
       if (until && Clock::now() >= *until) return false;
-      if (!until && ctx.stopped()) return false;  // nothing left to wait for (not reached: the exit wait is pending until reaped)
+      if (!until && ctx.stopped())
+        return false;  // nothing left to wait for (not reached: the exit wait is pending until reaped)
     }
   }
 
@@ -1149,7 +1169,8 @@ bool Child::Running() {
   State& s = *s_;
   if (s.reaped) return false;
   siginfo_t info{};
-  if (::waitid(P_PID, static_cast<id_t>(s.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == s.pid) {
+  if (::waitid(P_PID, static_cast<id_t>(s.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+      info.si_pid == s.pid) {
     s.RunUntilReaped(std::nullopt);  // it has exited: the pending wait reaps it now
     return false;
   }
@@ -1197,6 +1218,8 @@ Outcome Child::Stop(milliseconds grace) {
   return o;
 }
 
-pid_t Child::pid() const { return s_->pid; }
+pid_t Child::pid() const {
+  return s_->pid;
+}
 
 }  // namespace plinth::process

@@ -63,10 +63,10 @@ namespace plinth::process {
 inline constexpr std::chrono::milliseconds kDrainAfterExit{500};
 
 struct Spec {
-  std::filesystem::path program;             // an executable's path; see FindExecutable
-  std::vector<std::string> args;             // argv[1...], passed verbatim
-  std::map<std::string, std::string> env;    // the child's whole environment
-  std::filesystem::path cwd;                 // empty: the caller's working directory
+  std::filesystem::path program;           // an executable's path; see FindExecutable
+  std::vector<std::string> args;           // argv[1...], passed verbatim
+  std::map<std::string, std::string> env;  // the child's whole environment
+  std::filesystem::path cwd;               // empty: the caller's working directory
 
   // Run only. Zero: no deadline. At the deadline the group gets SIGTERM, and
   // SIGKILL kill_grace later if the child has not exited (Child::Stop uses
@@ -94,6 +94,13 @@ struct Spec {
   // (Outcome::cancelled). Requested before the start: the child never starts.
   std::stop_token stop;
   const std::atomic<bool>* cancel = nullptr;
+
+  // StartDaemon only: the user and group the daemon runs as (its
+  // supplementary groups become just `gid`; set before chdir and exec, so the
+  // working directory and program must be reachable by that user). Needs
+  // privilege to change; unset: the caller's.
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
 
   // Run and StartDaemon: stdout and stderr both appended to this file
   // instead of captured (opened O_APPEND | O_NOFOLLOW, created with mode

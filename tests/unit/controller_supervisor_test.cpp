@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -292,6 +293,39 @@ TEST_F(ControllerSupervisor, CommandThatDoesNotExistIsReportedClearly) {
   bad_probe.liveness = ProbeSpec{};
   EXPECT_FALSE(sup->Add(bad_probe, &error));
   EXPECT_NE(error.find("liveness probe"), std::string::npos) << error;
+}
+
+TEST_F(ControllerSupervisor, AReplicaRunsAsItsUserAndAnUnknownUserIsReported) {
+  ManualClock clock;
+  auto sup = Open(clock);
+  ASSERT_TRUE(sup);
+  std::string error;
+  ReplicaSpec ghost = Spec("ghost-user", {"sleep", "1000"});
+  ghost.user = "no-such-user-plinth";
+  ASSERT_TRUE(sup->Add(ghost, &error)) << error;
+  sup->Tick();
+  EXPECT_NE(Snap(*sup, "ghost-user").last_error.find("user 'no-such-user-plinth' does not exist on this machine"),
+            std::string::npos)
+      << Snap(*sup, "ghost-user").last_error;
+
+  struct passwd* nobody = ::getpwnam("nobody");
+  if (::geteuid() != 0 || !nobody) GTEST_SKIP() << "switching users needs root and a 'nobody' user";
+  const uid_t uid = nobody->pw_uid;
+  ReplicaSpec spec = Spec("as-nobody", {"sleep", "1000"});
+  spec.user = "nobody";
+  ASSERT_TRUE(sup->Add(spec, &error)) << error;
+  sup->Tick();
+  ReplicaSnapshot s = Snap(*sup, "as-nobody");
+  ASSERT_GT(s.pid, 0) << s.last_error;
+  std::string status = ReadFile("/proc/" + std::to_string(s.pid) + "/status");
+  auto at = status.find("\nUid:\t");
+  ASSERT_NE(at, std::string::npos) << status;
+  EXPECT_EQ(std::stoul(status.substr(at + 6)), uid) << status.substr(at, 40);
+  // The user is part of what the process is: another one replaces it.
+  ReplicaSpec same = spec;
+  EXPECT_TRUE(sup->Unchanged(same));
+  same.user = "";
+  EXPECT_FALSE(sup->Unchanged(same));
 }
 
 TEST_F(ControllerSupervisor, LivenessFailureRestartsTheReplica) {

@@ -4,6 +4,7 @@
 #include "runtime/providers/local/service.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -268,6 +269,13 @@ TEST(ServiceConfig, SurgeEndpointsFollowTheReplicasAndTheLoadBalancerListsThem) 
   auto errs = sc::ValidateLoadBalancer(LbConfig(Value::Object(planned), {{"port", N(20102)}}));
   EXPECT_TRUE(Has(errs, "port 20102 on 127.0.0.1 is taken by a replica of service.api in region us"))
       << Join(errs);
+}
+
+TEST(ServiceConfig, AUserMustExist) {
+  auto errs = sc::ValidateService(ServiceConfig({RegionRef("eu")}, {{"user", S("no-such-user-plinth")}}));
+  EXPECT_TRUE(Has(errs, "user 'no-such-user-plinth' does not exist on this machine: create it")) << Join(errs);
+  errs = sc::ValidateService(ServiceConfig({RegionRef("eu")}, {{"user", S("root")}}));
+  EXPECT_EQ(Has(errs, "user 'root'"), ::geteuid() != 0) << Join(errs);
 }
 
 TEST(LoadBalancerConfig, FailoverNeedsAPrimaryAmongTheServicesRegions) {

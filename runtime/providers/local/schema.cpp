@@ -296,6 +296,10 @@ ResourceSchema Service() {
                      "replicas' environment; never in the state's plain values, logs or status.")),
       Attr("principal", Type::String(), AttrMode::Optional,
            "Who the service acts as for bucket grants; default \"service.<name>\"."),
+      Attr("user", Type::String(), AttrMode::Optional,
+           "Unix user the replicas run as (its primary group); Plinth must run as root to use another user "
+           "than its own. Unset: Plinth's user. The configuration's directory and the program must be "
+           "readable by it."),
       Attr("reads", Type::List(Type::Any()), AttrMode::Optional,
            "Buckets the service reads (bucket references); each must grant the principal read access. "
            "Each path is in the environment as PLINTH_BUCKET_<NAME>."),

@@ -1,6 +1,7 @@
 #include "runtime/providers/local/service.h"
 
 #include <arpa/inet.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -247,6 +248,24 @@ std::vector<std::string> ValidateService(const ValueMap& config) {
     }
   }
   for (std::string& e : compute_config::CheckEnvironment(config)) errs.push_back(std::move(e));
+  // Another Unix user: it must exist, and Plinth must be able to switch to it.
+  if (const Value* u = Find(config, "user"); KnownString(u)) {
+    const std::string user = u->as_string();
+    struct passwd pw {};
+    struct passwd* found = nullptr;
+    std::vector<char> buf(16384);
+    if (user.empty()) {
+      errs.push_back("user is empty: name a Unix user, or leave it unset to run as Plinth's own user");
+    } else if (::getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found) {
+      errs.push_back("user '" + user + "' does not exist on this machine: create it (useradd --system " +
+                     user + "), or leave user unset");
+    } else if (::geteuid() != 0 && found->pw_uid != ::geteuid()) {
+      errs.push_back(
+          "user '" + user + "': Plinth runs as uid " + std::to_string(::geteuid()) +
+          ", not root, so its replicas cannot run as another user: run plinth as root, or leave user "
+          "unset");
+    }
+  }
   std::string principal;
   if (const Value* p = Find(config, "principal"); p && !p->is_null()) {
     if (KnownString(p)) {

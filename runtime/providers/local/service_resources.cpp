@@ -165,6 +165,7 @@ std::optional<controller::ServiceSpec> SpecFromPlanned(const ValueMap& planned, 
     s.max_surge = static_cast<int>(Int(r->as_object(), "max_surge").value_or(0));
   }
   s.ready_timeout_s = Seconds(planned, "ready_timeout", 60);
+  s.user = Text(planned, "user");
   return s;
 }
 
