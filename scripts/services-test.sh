@@ -216,19 +216,23 @@ except Exception:
   rm -f "$tmp/prometheus.pid"
   echo "services-test: Prometheus scraped the controller: plinth_service_replicas_ready{service=\"model\"} = 6"
 }
+# replica_in REGION: the pid of one of this test's replicas in REGION, or nothing.
+replica_in() {
+  local p env_of
+  for p in $(pgrep -f "python3 server.py"); do
+    env_of=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null || true)
+    if grep -qx "PLINTH_SERVICES_TEST=$tmp" <<<"$env_of" && grep -qx "PLINTH_REGION=$1" <<<"$env_of"; then
+      echo "$p"
+      return 0
+    fi
+  done
+}
 # Self-healing under load: kill -9 one replica; no request fails; the
 # controller restarts it (after the 10 s back-off).
 load 300 >"$tmp/failed-3" &
 load_pid=$!
 sleep 0.3
-victim=""
-for p in $(pgrep -f "python3 server.py"); do
-  env_of=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null || true)
-  if grep -qx "PLINTH_SERVICES_TEST=$tmp" <<<"$env_of" && grep -qx "PLINTH_REGION=eu" <<<"$env_of"; then
-    victim=$p
-    break
-  fi
-done
+victim=$(replica_in eu)
 [ -n "$victim" ] || fail "no replica of region eu found to kill"
 kill -9 "$victim"
 t_kill=$SECONDS
@@ -245,14 +249,7 @@ command -v wrk >/dev/null || fail "wrk is not installed (scripts/deps.sh install
 wrk -t2 -c8 -d8s "$url/predict" >"$tmp/wrk.txt" 2>&1 &
 wrk_pid=$!
 sleep 2
-victim=""
-for p in $(pgrep -f "python3 server.py"); do
-  env_of=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null || true)
-  if grep -qx "PLINTH_SERVICES_TEST=$tmp" <<<"$env_of" && grep -qx "PLINTH_REGION=eu" <<<"$env_of"; then
-    victim=$p
-    break
-  fi
-done
+victim=$(replica_in eu)
 [ -n "$victim" ] || fail "no replica of region eu found to kill under wrk"
 kill -9 "$victim"
 t_kill=$SECONDS
