@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -249,7 +250,19 @@ int ControllerStatus(const Options& options) {
     std::string failed;
     for (const json& f : s.value("failed_regions", json::array()))
       if (f.is_string()) failed += (failed.empty() ? "" : ", ") + f.get<std::string>();
-    if (!failed.empty()) failed = " (region " + failed + " failed: nothing runs there)";
+    // Where a failed region's replicas were relocated to, if anywhere.
+    std::set<std::string> hosts;
+    for (const json& r : s.value("replicas", json::array())) {
+      if (!r.contains("relocated_from")) continue;
+      const std::string id = r.value("id", std::string());
+      const size_t first = id.find('.'), last = id.rfind('.');
+      if (first != std::string::npos && last > first) hosts.insert(id.substr(first + 1, last - first - 1));
+    }
+    std::string where;
+    for (const std::string& h : hosts) where += (where.empty() ? "" : ", ") + h;
+    if (!failed.empty())
+      failed = " (region " + failed + " failed: " +
+               (where.empty() ? std::string("nothing runs there") : "its replicas run in " + where) + ")";
     std::printf(
         "service %s: %d of %d replicas ready%s%s%s\n", s.value("id", std::string()).c_str(),
         s.value("ready", 0), s.value("wanted", 0), failed.c_str(),
@@ -263,7 +276,9 @@ int ControllerStatus(const Options& options) {
                   rb.value("reason", std::string()).c_str());
     }
     for (const json& r : s.value("replicas", json::array())) {
-      std::printf("  %s: %s%s, pid %lld, %d restarts%s\n", r.value("id", std::string()).c_str(),
+      const std::string from = r.value("relocated_from", std::string());
+      std::printf("  %s%s: %s%s, pid %lld, %d restarts%s\n", r.value("id", std::string()).c_str(),
+                  from.empty() ? "" : (" (for " + from + ")").c_str(),
                   r.value("phase", std::string()).c_str(), r.value("ready", false) ? ", ready" : "",
                   static_cast<long long>(r.value("pid", int64_t{0})), r.value("restarts", 0),
                   r.value("last_error", std::string()).empty()

@@ -12,7 +12,12 @@
 #    the namespaces, links and routes; `plinth region delay eu 200ms` slows
 #    eu down (skipped where the kernel has no sch_netem, with the reason);
 #  - the fallback (any user): a copy without isolation: fail stops eu's
-#    replicas (state T) and traffic moves to us; recover continues them.
+#    replicas (state T) and traffic moves to us; recover continues them;
+#  - relocation (any user): a copy with on_region_failure = "relocate" under
+#    `plinth controller`: when eu fails, eu's two replicas run in us (us/3,
+#    us/4, PLINTH_RELOCATED_FROM=eu), HAProxy reports them UP and `plinth
+#    status` says where they run; us's own replicas are not restarted; when
+#    eu recovers its replicas come back and the relocated ones stop.
 # Without root, or where `ip netns add` fails (a container without
 # CAP_SYS_ADMIN), the namespace part says why it is skipped.
 # Every process, namespace, link and route it made is removed by the trap,
@@ -24,10 +29,12 @@ plinth=$(realpath "${1:-build/plinth}")
 tmp=$(mktemp -d)
 ns_ex="$tmp/ns"
 plain_ex="$tmp/plain"
+reloc_ex="$tmp/reloc"
 cleanup() {
   set +e
   local ex p n
-  for ex in "$ns_ex" "$plain_ex"; do
+  [ -n "${ctl_pid:-}" ] && kill -9 "$ctl_pid" 2>/dev/null
+  for ex in "$ns_ex" "$plain_ex" "$reloc_ex"; do
     # The namespaces this test's regions have (the names hash their directories).
     if [ -d "$ex/.plinth" ]; then
       for n in $("$plinth" region status --json "$ex" 2>/dev/null |
@@ -57,22 +64,25 @@ fail() {
 }
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || fail "haproxy is not installed (scripts/deps.sh installs it)"
 
-# example DIR EU_HOST US_HOST ISOLATION PORT: a copy of examples/inference
-# with the regions' hosts and isolation, the replicas on PORT.., marked with
-# this test's directory (the trap finds them by it).
+# example DIR EU_HOST US_HOST ISOLATION PORT [POLICY]: a copy of
+# examples/inference with the regions' hosts and isolation, the replicas on
+# PORT.., on_region_failure = POLICY when given, marked with this test's
+# directory (the trap finds them by it).
 example() {
-  local dir=$1 eu=$2 us=$3 iso=$4 port=$5
+  local dir=$1 eu=$2 us=$3 iso=$4 port=$5 policy=${6:-}
   cp -r examples/inference "$dir"
   rm -rf "$dir/.plinth"
-  python3 - "$dir/main.plinth" "$eu" "$us" "$iso" "$port" "$tmp" <<'EOF'
+  python3 - "$dir/main.plinth" "$eu" "$us" "$iso" "$port" "$tmp" "$policy" <<'EOF'
 import sys
-path, eu, us, iso, port, mark = sys.argv[1:]
+path, eu, us, iso, port, mark, policy = sys.argv[1:]
 s = open(path).read()
 extra = '\n  isolation = "namespace"' if iso == "namespace" else ""
 s = s.replace('region "eu" {\n  host = "127.0.1.1"\n}', 'region "eu" {\n  host = "%s"%s\n}' % (eu, extra))
 s = s.replace('region "us" {\n  host = "127.0.2.1"\n}', 'region "us" {\n  host = "%s"%s\n}' % (us, extra))
 s = s.replace("port     = 20100", "port     = %s" % port)
 s = s.replace('    WARMUP_SECONDS = "1"', '    WARMUP_SECONDS = "1"\n    PLINTH_REGION_TEST = "%s"' % mark)
+if policy:
+    s = s.replace("port     = %s" % port, 'port     = %s\n  on_region_failure = "%s"' % (port, policy))
 assert s.count('host = "%s"' % eu) == 1 and ("port     = %s" % port) in s and mark in s, "the example changed"
 open(path, "w").write(s)
 EOF
@@ -188,4 +198,50 @@ for p in $eu_pids; do [ "$(proc_state "$p")" != T ] || fail "replica $p of eu is
 wait_for '[ "$(region_of)" = eu ]' 15 || fail "traffic did not come back to eu within 15 s (fallback copy)"
 "$plinth" destroy --auto-approve "$plain_ex" >"$tmp/destroy.txt" 2>&1 || fail "destroy failed: $(cat "$tmp/destroy.txt")"
 echo "region-test: fallback: eu's replicas were stopped and continued, traffic followed"
+
+# ------------------------------------------------------------ relocation
+# The replicas of this test's copy in region $1 that stand in for region $2.
+relocated_of() {
+  local p
+  for p in $(replicas_of "$1"); do
+    tr '\0' '\n' 2>/dev/null <"/proc/$p/environ" | grep -qx "PLINTH_RELOCATED_FROM=$2" && echo "$p"
+  done
+  return 0
+}
+example "$reloc_ex" 127.0.17.1 127.0.18.1 none 20750 relocate
+"$plinth" apply --auto-approve "$reloc_ex" >"$tmp/apply.txt" 2>&1 || fail "apply with relocation failed: $(cat "$tmp/apply.txt")"
+grep -q "relocation_endpoints" "$tmp/apply.txt" || fail "the plan does not show the relocation endpoints: $(cat "$tmp/apply.txt")"
+[ "$(region_of)" = eu ] || fail "the primary region does not serve (relocation copy)"
+us_own=$(replicas_of us | sort)
+ctl_port=$(free_port)
+"$plinth" controller "$reloc_ex" --interval=1s --lease-ttl=4s --listen="127.0.0.1:$ctl_port" >"$tmp/controller.log" 2>&1 &
+ctl_pid=$!
+wait_for '"$plinth" status --json "$reloc_ex" 2>/dev/null | python3 -c "import json,sys; d=json.load(sys.stdin); assert d[\"services\"][0][\"ready\"] == 4"' 20 ||
+  fail "the controller does not report the service ready: $("$plinth" status "$reloc_ex" 2>&1)"
+"$plinth" region fail eu "$reloc_ex" >"$tmp/fail.txt" 2>&1 || fail "region fail eu failed: $(cat "$tmp/fail.txt")"
+wait_for '[ "$(relocated_of us eu | wc -l)" = 2 ]' 20 ||
+  fail "eu's replicas were not relocated to us within 20 s: $("$plinth" status "$reloc_ex" 2>&1)"
+wait_for '"$plinth" status --json "$reloc_ex" | python3 -c "
+import json, sys
+d = json.load(sys.stdin)
+s = d[\"services\"][0]
+moved = [r[\"id\"] for r in s[\"replicas\"] if r.get(\"relocated_from\") == \"eu\" and r[\"ready\"]]
+assert sorted(moved) == [\"model.us.3\", \"model.us.4\"], moved
+up = {v[\"id\"] for l in d[\"load_balancers\"] for v in l[\"servers\"] if v[\"status\"].startswith(\"UP\")}
+assert {\"us/3\", \"us/4\"} <= up, up"' 30 ||
+  fail "status does not show eu's replicas relocated to us and UP in HAProxy: $("$plinth" status "$reloc_ex" 2>&1)"
+"$plinth" status "$reloc_ex" >"$tmp/status.txt" 2>&1
+grep -q "region eu failed: its replicas run in us" "$tmp/status.txt" || fail "status does not say where eu's replicas run: $(cat "$tmp/status.txt")"
+grep -q "model.us.3 (for eu): running, ready" "$tmp/status.txt" || fail "status does not mark the relocated replica: $(cat "$tmp/status.txt")"
+[ "$(region_of)" = us ] || fail "us does not serve while eu is failed"
+[ "$(replicas_of us | sort | grep -vxF -f <(relocated_of us eu) || true)" = "$us_own" ] || fail "us's own replicas were restarted"
+"$plinth" region recover eu "$reloc_ex" >"$tmp/recover.txt" 2>&1 || fail "region recover eu failed: $(cat "$tmp/recover.txt")"
+wait_for '[ -z "$(relocated_of us eu)" ] && [ "$(replicas_of eu | wc -l)" = 2 ]' 40 ||
+  fail "after recovery eu does not run its replicas again or the relocated ones still run: $("$plinth" status "$reloc_ex" 2>&1)"
+wait_for '[ "$(region_of)" = eu ]' 15 || fail "traffic did not come back to eu after recovery (relocation copy)"
+kill "$ctl_pid" 2>/dev/null
+wait "$ctl_pid" 2>/dev/null || true
+ctl_pid=""
+"$plinth" destroy --auto-approve "$reloc_ex" >"$tmp/destroy.txt" 2>&1 || fail "destroy failed: $(cat "$tmp/destroy.txt")"
+echo "region-test: relocation: eu's replicas ran in us while eu was failed, and went home when it recovered"
 echo "region-test: passed"

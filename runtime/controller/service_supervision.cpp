@@ -96,7 +96,9 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
     json replicas = json::array();
     std::string failing;
     for (const ReplicaSnapshot& s : ServiceReplicas(*supervisor_, spec.id)) {
-      replicas.push_back(SnapshotJson(s));
+      json one = SnapshotJson(s);
+      if (std::string from = RelocatedFrom(spec, s.id); !from.empty()) one["relocated_from"] = from;
+      replicas.push_back(std::move(one));
       if (failing.empty() && s.phase == ReplicaPhase::kBackoff && !s.last_error.empty())
         failing = "replica " + s.id + ": " + s.last_error;
     }

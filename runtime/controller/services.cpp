@@ -85,24 +85,27 @@ json ServiceJson(const ServiceSpec& s) {
   }
   json buckets = json::array();
   for (const auto& b : s.buckets) buckets.push_back({{"name", b.name}, {"path", b.path}, {"write", b.write}});
-  return {{"id", s.id},
-          {"address", s.address},
-          {"regions", regions},
-          {"replicas", s.replicas},
-          {"max_unavailable", s.max_unavailable},
-          {"max_surge", s.max_surge},
-          {"ready_timeout_s", s.ready_timeout_s},
-          {"user", s.user},
-          {"port", s.port},
-          {"argv", s.argv},
-          {"env", s.env},
-          {"secret_names", s.secret_names},
-          {"cwd", s.cwd.string()},
-          {"buckets", buckets},
-          {"liveness", ProbeJson(s.liveness)},
-          {"readiness", ProbeJson(s.readiness)},
-          {"startup", ProbeJson(s.startup)},
-          {"version", s.version}};
+  json out = {{"id", s.id},
+              {"address", s.address},
+              {"regions", regions},
+              {"replicas", s.replicas},
+              {"max_unavailable", s.max_unavailable},
+              {"max_surge", s.max_surge},
+              {"ready_timeout_s", s.ready_timeout_s},
+              {"user", s.user},
+              {"port", s.port},
+              {"argv", s.argv},
+              {"env", s.env},
+              {"secret_names", s.secret_names},
+              {"cwd", s.cwd.string()},
+              {"buckets", buckets},
+              {"liveness", ProbeJson(s.liveness)},
+              {"readiness", ProbeJson(s.readiness)},
+              {"startup", ProbeJson(s.startup)},
+              {"version", s.version}};
+  // Only when set: specs recorded before it existed stay byte-identical.
+  if (s.relocate) out["relocate"] = true;
+  return out;
 }
 
 ServiceSpec ServiceFromJson(const json& j) {
@@ -137,6 +140,7 @@ ServiceSpec ServiceFromJson(const json& j) {
   s.readiness = ProbeFromJson(j.value("readiness", json()));
   s.startup = ProbeFromJson(j.value("startup", json()));
   s.version = j.value("version", "");
+  s.relocate = j.value("relocate", false);
   return s;
 }
 
@@ -156,7 +160,8 @@ std::string ReplicaId(const std::string& service_id, const std::string& region, 
 
 namespace {
 
-// Replica `i` of `region` (any index: the surge ones come after `replicas`).
+// Replica `i` of `region` (any index: the surge ones come after `replicas`,
+// then the relocated ones).
 ReplicaSpec ReplicaOf(const ServiceSpec& spec, const ServiceRegion& region, int i,
                       const std::map<std::string, std::string>& secrets, const fs::path& logs_dir) {
   ReplicaSpec r;
@@ -201,7 +206,72 @@ std::vector<ReplicaSpec> ReplicaSpecsFor(const ServiceSpec& spec,
     if (region.down) continue;
     for (int i = 0; i < spec.replicas; ++i) out.push_back(ReplicaOf(spec, region, i, secrets, logs_dir));
   }
+  for (ReplicaSpec& r : RelocatedSpecsFor(spec, secrets, logs_dir)) out.push_back(std::move(r));
   return out;
+}
+
+std::vector<ReplicaSpec> RelocatedSpecsFor(const ServiceSpec& spec,
+                                           const std::map<std::string, std::string>& secrets,
+                                           const fs::path& logs_dir) {
+  std::vector<ReplicaSpec> out;
+  if (!spec.relocate) return out;
+  auto host =
+      std::find_if(spec.regions.begin(), spec.regions.end(), [](const ServiceRegion& r) { return !r.down; });
+  if (host == spec.regions.end()) return out;
+  for (const ServiceRegion& from : spec.regions) {
+    if (!from.down) continue;
+    const int first = RelocationIndex(spec, host->name, from.name);
+    if (first < 0) continue;
+    for (int i = 0; i < spec.replicas; ++i) {
+      ReplicaSpec r = ReplicaOf(spec, *host, first + i, secrets, logs_dir);
+      r.env["PLINTH_RELOCATED_FROM"] = from.name;
+      out.push_back(std::move(r));
+    }
+  }
+  return out;
+}
+
+int RelocationIndex(const ServiceSpec& spec, const std::string& host, const std::string& from) {
+  if (host == from) return -1;
+  int k = 0;
+  bool host_known = false, from_known = false;
+  for (const ServiceRegion& r : spec.regions) {
+    if (r.name == host) {
+      host_known = true;
+      continue;
+    }
+    if (r.name == from) {
+      from_known = true;
+      break;
+    }
+    ++k;
+  }
+  if (!from_known) return -1;
+  for (const ServiceRegion& r : spec.regions) host_known = host_known || r.name == host;
+  if (!host_known) return -1;
+  return spec.replicas + spec.max_surge + k * spec.replicas;
+}
+
+std::string RelocatedFrom(const ServiceSpec& spec, const std::string& id) {
+  const std::string prefix = ReplicaPrefix(spec.id);
+  if (!spec.relocate || id.rfind(prefix, 0) != 0) return "";
+  const std::string rest = id.substr(prefix.size());
+  const size_t dot = rest.rfind('.');
+  if (dot == std::string::npos) return "";
+  const std::string host = rest.substr(0, dot);
+  char* end = nullptr;
+  const long index = std::strtol(rest.c_str() + dot + 1, &end, 10);
+  if (end == rest.c_str() + dot + 1 || *end != '\0') return "";
+  for (const ServiceRegion& from : spec.regions) {
+    const int first = RelocationIndex(spec, host, from.name);
+    if (first >= 0 && index >= first && index < first + spec.replicas) return from.name;
+  }
+  return "";
+}
+
+int PortSlots(const ServiceSpec& spec) {
+  const int others = spec.relocate ? static_cast<int>(spec.regions.size()) - 1 : 0;
+  return spec.replicas + spec.max_surge + std::max(0, others) * spec.replicas;
 }
 
 std::vector<ReplicaSpec> SurgeSpecsFor(const ServiceSpec& spec,
@@ -612,27 +682,48 @@ bool ReconcileService(Supervisor& supervisor, const ServiceSpec& spec,
     changed = changed || (managed(r.id) && !supervisor.Unchanged(r));
     all_serving = all_serving && serving(r.id);
   }
-  for (const ReplicaSpec& r : surge) surge_runs = surge_runs || managed(r.id);
+  std::set<std::string> surge_ids;
+  for (const ReplicaSpec& r : surge) {
+    surge_runs = surge_runs || managed(r.id);
+    surge_ids.insert(r.id);
+  }
   if (one_at_a_time && (changed || (surge_runs && !all_serving)))
     for (ReplicaSpec& r : surge) wanted.push_back(std::move(r));
   std::set<std::string> wanted_ids;
   for (const auto& r : wanted) wanted_ids.insert(r.id);
 
+  // Per region, how many of its own replicas serve: a replica relocated out
+  // of a region that is up again stays until that region's replicas all serve.
+  std::map<std::string, int> region_serving;
+  for (const ReplicaSpec& r : wanted)
+    if (RelocatedFrom(spec, r.id).empty() && serving(r.id)) ++region_serving[RegionOfReplica(r.id)];
+  std::set<std::string> up_regions;
+  for (const ServiceRegion& r : spec.regions)
+    if (!r.down) up_regions.insert(r.name);
+
   // Replicas no longer wanted go first (a dropped region, fewer replicas, the
-  // surge after a rollout); one that serves is drained out of the load
-  // balancers first.
+  // surge after a rollout, a relocated one whose region serves again); one
+  // that serves is drained out of the load balancers first.
   for (const ReplicaSnapshot& s : supervisor.Snapshots()) {
     if (s.id.rfind(prefix, 0) != 0 || wanted_ids.count(s.id)) continue;
+    if (const std::string from = RelocatedFrom(spec, s.id); !from.empty() && up_regions.count(from) &&
+                                                            s.phase != ReplicaPhase::kUnmanaged &&
+                                                            region_serving[from] < spec.replicas)
+      continue;
     if (gate && s.ready && !gate->Drain(s.id)) continue;
     std::string e;
     supervisor.Remove(s.id, &e);
   }
   // Per region, how many replicas serve now: a rolling replacement takes one
   // out of service only while at least replicas - max_unavailable others do.
-  std::map<std::string, int> available;
-  for (const ReplicaSpec& r : wanted)
-    if (serving(r.id)) ++available[RegionOfReplica(r.id)];
-  const int floor = spec.replicas - spec.max_unavailable;
+  // (A region hosting relocated replicas keeps as many more serving.)
+  std::map<std::string, int> available, floor;
+  for (const ReplicaSpec& r : wanted) {
+    const std::string region = RegionOfReplica(r.id);
+    if (serving(r.id)) ++available[region];
+    if (!surge_ids.count(r.id)) ++floor[region];
+  }
+  for (auto& [region, n] : floor) n -= spec.max_unavailable;
   for (ReplicaSpec& r : wanted) {
     auto snap = supervisor.Snapshot(r.id);
     if (!snap || snap->phase == ReplicaPhase::kUnmanaged) {
@@ -647,7 +738,7 @@ bool ReconcileService(Supervisor& supervisor, const ServiceSpec& spec,
     if (one_at_a_time && snap->ready) {
       int& region_available = available[RegionOfReplica(r.id)];
       const int after = region_available - (serving(r.id) ? 1 : 0);
-      if (after < floor) continue;
+      if (after < floor[RegionOfReplica(r.id)]) continue;
       region_available = after;
       // Drained out of the load balancers before it stops.
       if (gate && !gate->Drain(r.id)) continue;

@@ -73,13 +73,17 @@ struct ServiceSpec {
   // rollout counts as failed (the service's ready_timeout).
   int ready_timeout_s = 60;
   std::string user;  // the Unix user the replicas run as; empty: Plinth's
+  // on_region_failure = "relocate": a down region's replicas run in the
+  // first region of `regions` that is up (RelocationSlot) until it recovers.
+  bool relocate = false;
 };
 
 nlohmann::json ServiceJson(const ServiceSpec& s);
 ServiceSpec ServiceFromJson(const nlohmann::json& j);
 
 // The replicas `spec` should run now (regions not down), in region order
-// then index. `secrets` are added to each environment.
+// then index, then, with spec.relocate, the relocated ones (RelocatedSpecsFor).
+// `secrets` are added to each environment.
 std::vector<ReplicaSpec> ReplicaSpecsFor(const ServiceSpec& spec,
                                          const std::map<std::string, std::string>& secrets,
                                          const std::filesystem::path& logs_dir);
@@ -89,6 +93,31 @@ std::vector<ReplicaSpec> ReplicaSpecsFor(const ServiceSpec& spec,
 std::vector<ReplicaSpec> SurgeSpecsFor(const ServiceSpec& spec,
                                        const std::map<std::string, std::string>& secrets,
                                        const std::filesystem::path& logs_dir);
+
+// With spec.relocate, the replicas of each down region F run in the first
+// region H of `regions` that is up (none when every region is down). Each
+// region keeps a block of `replicas` relocation indices per other region,
+// after the replicas and the surge: F's replica i runs in H as replica
+// RelocationIndex(spec, H, F) + i, on H's host at port + that index, with
+// PLINTH_REGION=H and PLINTH_RELOCATED_FROM=F in its environment. In region
+// order of F, then i.
+std::vector<ReplicaSpec> RelocatedSpecsFor(const ServiceSpec& spec,
+                                           const std::map<std::string, std::string>& secrets,
+                                           const std::filesystem::path& logs_dir);
+
+// The first relocation index in region `host` for replicas of region
+// `from`: replicas + max_surge + k * replicas, k the position of `from`
+// among the regions other than `host` (in `regions` order). -1 when either
+// is not one of the service's regions or they are the same.
+int RelocationIndex(const ServiceSpec& spec, const std::string& host, const std::string& from);
+
+// The region whose replicas replica `id` ("<service>.<H>.<i>") stands in
+// for, when i is a relocation index of H; "" otherwise.
+std::string RelocatedFrom(const ServiceSpec& spec, const std::string& id);
+
+// How many ports from `port` each region must offer: replicas, surge and,
+// with relocate, a block of replicas per other region.
+int PortSlots(const ServiceSpec& spec);
 
 // `spec` with every region named in `failed` (FailedRegions: `plinth region
 // fail`) treated as down: its replicas stop and none starts there until the

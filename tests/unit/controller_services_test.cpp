@@ -100,6 +100,54 @@ TEST(ControllerServices, AFailedRegionRunsNothingUntilItRecovers) {
             4u);
 }
 
+TEST(ControllerServices, ADownRegionsReplicasRelocateToTheFirstRegionThatIsUp) {
+  ServiceSpec s = Sleeper(2);
+  s.regions.push_back({"ap", "127.0.3.1", false});
+  s.max_surge = 1;
+  s.relocate = true;
+  // Per region: 2 replicas, 1 surge, then a block of 2 for each of the two others.
+  EXPECT_EQ(PortSlots(s), 7);
+  EXPECT_EQ(ReplicaSpecsFor(s, {}, "/logs").size(), 6u);  // nothing down: nothing relocated
+
+  s.regions[0].down = true;  // eu down: its replicas run in us, the first region that is up
+  auto specs = ReplicaSpecsFor(s, {{"TOKEN", "x"}}, "/logs");
+  ASSERT_EQ(specs.size(), 6u);
+  EXPECT_EQ(specs[4].id, "api.us.3");
+  EXPECT_EQ(specs[5].id, "api.us.4");
+  EXPECT_EQ(specs[5].port, 20104);
+  EXPECT_EQ(specs[5].host, "127.0.0.1");
+  EXPECT_EQ(specs[5].env.at("PLINTH_REGION"), "us");
+  EXPECT_EQ(specs[5].env.at("PLINTH_RELOCATED_FROM"), "eu");
+  EXPECT_EQ(specs[5].env.at("PLINTH_REPLICA"), "4");
+  EXPECT_EQ(specs[5].env.at("TOKEN"), "x");
+  EXPECT_EQ(RelocatedFrom(s, "api.us.3"), "eu");
+  EXPECT_EQ(RelocatedFrom(s, "api.us.5"), "ap");  // us's block for ap
+  EXPECT_EQ(RelocatedFrom(s, "api.us.1"), "");    // its own replica
+  EXPECT_EQ(RelocatedFrom(s, "api.us.2"), "");    // its surge
+  EXPECT_EQ(RelocatedFrom(s, "api.us.7"), "");
+  EXPECT_EQ(RelocatedFrom(s, "other.us.3"), "");
+  EXPECT_EQ(RelocationIndex(s, "us", "us"), -1);
+  EXPECT_EQ(RelocationIndex(s, "us", "nowhere"), -1);
+
+  s.regions[1].down = true;  // eu and us down: both in ap, eu's block first
+  specs = ReplicaSpecsFor(s, {}, "/logs");
+  ASSERT_EQ(specs.size(), 6u);
+  EXPECT_EQ(specs[2].id, "api.ap.3");
+  EXPECT_EQ(specs[2].env.at("PLINTH_RELOCATED_FROM"), "eu");
+  EXPECT_EQ(specs[4].id, "api.ap.5");
+  EXPECT_EQ(specs[4].port, 20105);
+  EXPECT_EQ(specs[4].env.at("PLINTH_RELOCATED_FROM"), "us");
+
+  s.regions[2].down = true;  // nowhere to go
+  EXPECT_TRUE(ReplicaSpecsFor(s, {}, "/logs").empty());
+
+  s.relocate = false;  // "wait": a down region's replicas run nowhere
+  s.regions[2].down = false;
+  EXPECT_EQ(ReplicaSpecsFor(s, {}, "/logs").size(), 2u);
+  EXPECT_EQ(PortSlots(s), 3);
+  EXPECT_EQ(RelocatedFrom(s, "api.ap.3"), "");
+}
+
 TEST(ControllerServices, SpecSurvivesJson) {
   ServiceSpec s = Sleeper(3);
   s.liveness = ProbeSpec{};
@@ -110,6 +158,10 @@ TEST(ControllerServices, SpecSurvivesJson) {
   EXPECT_EQ(ServiceJson(back), ServiceJson(s));
   EXPECT_EQ(back.liveness->kind, ProbeKind::kTcp);
   EXPECT_EQ(back.regions[0].host, "127.0.1.1");
+  EXPECT_FALSE(back.relocate);
+  EXPECT_FALSE(ServiceJson(s).contains("relocate"));  // specs recorded before it existed are unchanged
+  s.relocate = true;
+  EXPECT_TRUE(ServiceFromJson(ServiceJson(s)).relocate);
 }
 
 TEST(ControllerServices, StoreSealsSecretsAndCountsGenerations) {
@@ -315,6 +367,41 @@ TEST_F(ControllerServicesReconcile, SurgeKeepsEveryRegionAtFullStrengthAndGoesWh
   ASSERT_TRUE(ReconcileService(*sup, v2, {}, tmp_.path() / "logs", true, &error)) << error;
   ASSERT_TRUE(TickUntil(*sup, [&] { return ServiceReplicas(*sup, "api").size() == 4; }));
   EXPECT_FALSE(sup->Snapshot("api.eu.2").has_value());
+}
+
+TEST_F(ControllerServicesReconcile, RelocatedReplicasStayUntilTheirRegionServesAgain) {
+  std::string error;
+  Supervisor::Options o;
+  o.stop_grace = 0ms;
+  auto sup = Supervisor::Open(tmp_.path() / "replicas.db", clock_, o, &error);
+  ASSERT_TRUE(sup) << error;
+  ServiceSpec spec = Marked(1);
+  spec.relocate = true;
+  const fs::path logs = tmp_.path() / "logs";
+  ASSERT_TRUE(ReconcileService(*sup, spec, {}, logs, true, &error)) << error;
+  ASSERT_TRUE(TickUntil(*sup, [&] { return ReadyCount(*sup) == 2; }));
+  const pid_t us0 = sup->Snapshot("api.us.0")->pid;
+
+  // eu fails: its replica stops, and runs in us as api.us.1 (port 20101) meanwhile.
+  ServiceSpec failed = WithoutFailedRegions(spec, {"eu"});
+  ASSERT_TRUE(ReconcileService(*sup, failed, {}, logs, true, &error)) << error;
+  ASSERT_TRUE(TickUntil(
+      *sup, [&] { return !sup->Snapshot("api.eu.0") && sup->Ready("api.us.1") && sup->Ready("api.us.0"); }));
+  EXPECT_EQ(sup->Snapshot("api.us.0")->pid, us0) << "us's own replica was restarted";
+
+  // eu recovers: its replica starts; the relocated one stays until it serves
+  // (ready for the settle time), then goes.
+  ASSERT_TRUE(ReconcileService(*sup, spec, {}, logs, true, &error)) << error;
+  EXPECT_TRUE(sup->Snapshot("api.us.1").has_value());
+  ASSERT_TRUE(TickUntil(*sup, [&] { return sup->Ready("api.eu.0"); }));
+  ASSERT_TRUE(ReconcileService(*sup, spec, {}, logs, true, &error)) << error;
+  sup->Tick();
+  EXPECT_TRUE(sup->Snapshot("api.us.1").has_value()) << "the relocated replica went before eu served";
+  clock_.Advance(SettleTime(spec));
+  sup->Tick();
+  ASSERT_TRUE(ReconcileService(*sup, spec, {}, logs, true, &error)) << error;
+  ASSERT_TRUE(TickUntil(*sup, [&] { return !sup->Snapshot("api.us.1").has_value(); }));
+  EXPECT_EQ(sup->Snapshot("api.us.0")->pid, us0);
 }
 
 TEST_F(ControllerServicesReconcile, ANewDriverAdoptsReplicasOfThePreviousSpecAndRollsTheChangeOut) {

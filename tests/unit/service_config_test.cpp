@@ -271,9 +271,66 @@ TEST(ServiceConfig, SurgeEndpointsFollowTheReplicasAndTheLoadBalancerListsThem) 
       << Join(errs);
 }
 
+TEST(ServiceConfig, RelocationReservesABlockPerOtherRegionAndTheLoadBalancerListsIt) {
+  const Value relocate = S("relocate");
+  ValueMap config =
+      ServiceConfig({RegionRef("eu", 20000, 1000, S("127.0.1.1")), RegionRef("us")},
+                    {{"on_region_failure", relocate},
+                     {"rollout", Value::Object({{"max_unavailable", N(0)}, {"max_surge", N(1)}})}});
+  EXPECT_TRUE(sc::ValidateService(config).empty()) << Join(sc::ValidateService(config));
+  ValueMap planned = config;
+  sc::NormalizeServiceReferences(config, planned);
+  sc::PlanService(planned);
+  std::vector<std::string> got;
+  for (const Value& v : planned["relocation_endpoints"].as_list()) got.push_back(v.as_string());
+  // After 2 replicas and 1 surge, each region's block for the other region.
+  EXPECT_EQ(got, (std::vector<std::string>{"eu/3 127.0.1.1:20103", "eu/4 127.0.1.1:20104",
+                                           "us/3 127.0.0.1:20103", "us/4 127.0.0.1:20104"}));
+  ValueMap lb = LbConfig(Value::Object(planned), {{"mode", S("failover")}, {"primary", RegionRef("eu")}});
+  sc::NormalizeLoadBalancerReferences(lb, lb);
+  sc::PlanLoadBalancer(lb);
+  got.clear();
+  for (const Value& v : lb["backends"].as_list()) got.push_back(v.as_string());
+  ASSERT_EQ(got.size(), 10u);
+  EXPECT_EQ(got[6], "eu/3 127.0.1.1:20103 relocated");
+  EXPECT_EQ(got[9], "us/4 127.0.0.1:20104 backup relocated");
+  auto e = sc::ParseEndpoint(got[9]);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->index, 4);
+  // The load balancer may not listen on a relocation port.
+  auto errs = sc::ValidateLoadBalancer(LbConfig(Value::Object(planned), {{"port", N(20104)}}));
+  EXPECT_TRUE(Has(errs, "port 20104 on 127.0.0.1 is taken by a replica of service.api in region us"))
+      << Join(errs);
+
+  // The blocks must fit each region's port range (20100-20104 here).
+  errs = sc::ValidateService(
+      ServiceConfig({RegionRef("eu", 20000, 104, S("127.0.1.1")), RegionRef("us")},
+                    {{"on_region_failure", relocate},
+                     {"rollout", Value::Object({{"max_unavailable", N(0)}, {"max_surge", N(1)}})}}));
+  EXPECT_TRUE(Has(errs,
+                  "replicas, their surge and the relocation blocks listen on ports 20100-20104 but region "
+                  "eu's port range is 20000-20103"))
+      << Join(errs);
+  errs = sc::ValidateService(ServiceConfig({RegionRef("eu")}, {{"on_region_failure", relocate}}));
+  EXPECT_TRUE(Has(errs, "on_region_failure = \"relocate\" needs a second region to relocate to"))
+      << Join(errs);
+  errs = sc::ValidateService(ServiceConfig({RegionRef("eu"), RegionRef("us", 21000, 1000, S("127.0.2.1"))},
+                                           {{"on_region_failure", S("move")}}));
+  EXPECT_TRUE(Has(errs, "on_region_failure is \"move\": give \"wait\"")) << Join(errs);
+
+  // Unset ("wait"): no relocation endpoints.
+  ValueMap waiting = ServiceConfig({RegionRef("eu", 20000, 1000, S("127.0.1.1")), RegionRef("us")});
+  ValueMap wplanned = waiting;
+  sc::NormalizeServiceReferences(waiting, wplanned);
+  sc::PlanService(wplanned);
+  ASSERT_EQ(wplanned["relocation_endpoints"].kind(), Value::Kind::List);
+  EXPECT_TRUE(wplanned["relocation_endpoints"].as_list().empty());
+}
+
 TEST(ServiceConfig, AUserMustExist) {
   auto errs = sc::ValidateService(ServiceConfig({RegionRef("eu")}, {{"user", S("no-such-user-plinth")}}));
-  EXPECT_TRUE(Has(errs, "user 'no-such-user-plinth' does not exist on this machine: create it")) << Join(errs);
+  EXPECT_TRUE(Has(errs, "user 'no-such-user-plinth' does not exist on this machine: create it"))
+      << Join(errs);
   errs = sc::ValidateService(ServiceConfig({RegionRef("eu")}, {{"user", S("root")}}));
   EXPECT_EQ(Has(errs, "user 'root'"), ::geteuid() != 0) << Join(errs);
 }

@@ -307,6 +307,10 @@ ResourceSchema Service() {
            "Buckets the service writes (bucket references); each must grant the principal write access."),
       Attr("version", Type::String(), AttrMode::Optional,
            "Any string naming what runs (an image tag, a model version): a change replaces every replica."),
+      Attr("on_region_failure", Type::String(), AttrMode::Optional,
+           "What happens to a region's replicas while it is down or failed: \"wait\" (unset; none run "
+           "until it recovers) or \"relocate\" (they run in the first region of regions that is up, on "
+           "ports of its relocation block, until the region's own replicas serve again)."),
       WithDefault(Attr("ready_timeout", Type::Duration(), AttrMode::Optional,
                        "How long apply waits for the replicas to become ready before it fails."),
                   Value::Duration(60000)),
@@ -318,6 +322,10 @@ ResourceSchema Service() {
       Attr("surge_endpoints", Type::List(Type::String()), AttrMode::Computed,
            "Where the rollout's extra replicas (max_surge) listen, \"<region>/<i> <host>:<port>\" with i "
            "from replicas on; empty without surge. A load balancer lists them too."),
+      Attr("relocation_endpoints", Type::List(Type::String()), AttrMode::Computed,
+           "With on_region_failure = \"relocate\": where each region hosts the replicas of the others "
+           "while they are down, \"<region>/<i> <host>:<port>\"; unset otherwise. A load balancer lists "
+           "them too."),
   };
   s.body.blocks = {
       {"rollout", false, "", 0, 1,

@@ -102,6 +102,32 @@ Rollout RolloutOf(const ValueMap& config) {
   return r;
 }
 
+// on_region_failure: "wait" (also unset), "relocate", nullopt while unknown;
+// anything else is returned as written (ValidateService reports it).
+std::optional<std::string> OnRegionFailure(const ValueMap& config) {
+  const Value* v = Find(config, "on_region_failure");
+  if (!v || v->is_null()) return std::string("wait");
+  if (!KnownString(v)) return std::nullopt;
+  return v->as_string();
+}
+
+// How many ports from `port` each region offers the service: replicas, surge
+// and, with relocation, a block of replicas per other region
+// (controller::PortSlots). nullopt while a count is unknown.
+std::optional<int64_t> PortSlotsOf(const ValueMap& config) {
+  auto replicas = KnownInt(Find(config, "replicas"));
+  auto surge = RolloutOf(config).max_surge;
+  auto policy = OnRegionFailure(config);
+  const Value* list = Find(config, "regions");
+  if (!replicas || !surge || !policy || *replicas < 1 || *surge < 0) return std::nullopt;
+  int64_t others = 0;
+  if (*policy == "relocate") {
+    if (!list || list->kind() != Value::Kind::List) return std::nullopt;
+    others = std::max<int64_t>(0, static_cast<int64_t>(list->as_list().size()) - 1);
+  }
+  return *replicas + *surge + others * *replicas;
+}
+
 void CheckProbe(const ValueMap& config, const char* kind, std::optional<int64_t> port,
                 std::optional<int64_t> replicas, std::vector<std::string>& errs) {
   const Value* v = Find(config, kind);
@@ -199,11 +225,28 @@ std::vector<std::string> ValidateService(const ValueMap& config) {
     errs.push_back(
         "rollout.max_unavailable and rollout.max_surge are both 0: a rollout could never replace a replica; "
         "allow one unavailable (max_unavailable = 1) or one extra (max_surge = 1)");
-  // The ports of the replicas and of the rollout's extra ones.
-  std::optional<int64_t> slots;
-  if (replicas && rollout.max_surge && *rollout.max_surge >= 0) slots = *replicas + *rollout.max_surge;
+  const std::optional<std::string> policy = OnRegionFailure(config);
+  if (policy && *policy != "wait" && *policy != "relocate")
+    errs.push_back("on_region_failure is \"" + *policy +
+                   "\": give \"wait\" (a down region's replicas wait for it) or \"relocate\" (they run in "
+                   "another region meanwhile)");
+  if (policy && *policy == "relocate") {
+    if (const Value* list = Find(config, "regions");
+        list && list->kind() == Value::Kind::List && list->as_list().size() < 2)
+      errs.push_back(
+          "on_region_failure = \"relocate\" needs a second region to relocate to: add one to regions, or "
+          "remove on_region_failure");
+  }
+  // The ports of the replicas, of the rollout's extra ones and of the
+  // replicas a region hosts for others that are down.
+  std::optional<int64_t> slots = PortSlotsOf(config);
   if (port && slots && *replicas >= 1 && *port >= 1024 && *port <= 65535) {
-    const std::string what = *slots > *replicas ? "replicas and their surge" : "replicas";
+    const bool relocating = policy && *policy == "relocate";
+    const bool surging = rollout.max_surge && *rollout.max_surge > 0;
+    const std::string what = relocating ? (surging ? "replicas, their surge and the relocation blocks"
+                                                   : "replicas and their relocation blocks")
+                             : surging  ? "replicas and their surge"
+                                        : "replicas";
     std::vector<RegionView> regions = Regions(config);
     for (const RegionView& r : regions) {
       if (!r.known) continue;
@@ -344,7 +387,7 @@ std::vector<std::string> ValidateLoadBalancer(const ValueMap& config) {
     if (port && sport && replicas) {
       for (const RegionView& r : regions) {
         if (r.known && r.host == listen && *port >= *sport &&
-            *port < *sport + *replicas + RolloutOf(*service).max_surge.value_or(0))
+            *port < *sport + PortSlotsOf(*service).value_or(*replicas))
           errs.push_back("port " + std::to_string(*port) + " on " + listen + " is taken by a replica of " +
                          Str(*service, "address") + " in region " + r.name + ": choose another port");
       }
@@ -385,9 +428,11 @@ void PlanService(ValueMap& planned) {
   auto port = KnownInt(Find(planned, "port"));
   auto replicas = KnownInt(Find(planned, "replicas"));
   const Value* list = Find(planned, "regions");
+  const std::optional<std::string> policy = OnRegionFailure(planned);
   if (!port || !replicas || !list || list->kind() != Value::Kind::List || list->ContainsUnknown()) {
     planned["endpoints"] = Value::Unknown(Type::List(Type::String()));
     planned["surge_endpoints"] = Value::Unknown(Type::List(Type::String()));
+    planned["relocation_endpoints"] = Value::Unknown(Type::List(Type::String()));
     return;
   }
   const std::optional<int64_t> surge = RolloutOf(planned).max_surge;
@@ -402,6 +447,30 @@ void PlanService(ValueMap& planned) {
   planned["endpoints"] = Value::List(std::move(endpoints));
   planned["surge_endpoints"] =
       surge ? Value::List(std::move(surge_endpoints)) : Value::Unknown(Type::List(Type::String()));
+  if (policy && *policy != "relocate") {
+    planned["relocation_endpoints"] = Value::List({});  // nothing relocates
+    return;
+  }
+  if (!policy || !surge) {
+    planned["relocation_endpoints"] = Value::Unknown(Type::List(Type::String()));
+    return;
+  }
+  // Region H's block for the k-th other region starts at replicas + surge + k * replicas.
+  const std::vector<RegionView> regions = Regions(planned);
+  ValueList relocation;
+  for (const RegionView& h : regions) {
+    int64_t k = 0;
+    for (const RegionView& from : regions) {
+      if (from.name == h.name) continue;
+      for (int64_t i = 0; i < *replicas; ++i) {
+        const int64_t index = *replicas + *surge + k * *replicas + i;
+        relocation.push_back(Value::String(h.name + "/" + std::to_string(index) + " " + h.host + ":" +
+                                           std::to_string(*port + index)));
+      }
+      ++k;
+    }
+  }
+  planned["relocation_endpoints"] = Value::List(std::move(relocation));
 }
 
 void NormalizeLoadBalancerReferences(const ValueMap& config, ValueMap& planned) {
@@ -409,7 +478,7 @@ void NormalizeLoadBalancerReferences(const ValueMap& config, ValueMap& planned) 
   if (!svc || svc->kind() != Value::Kind::Object) return;
   const ValueMap& o = svc->as_object();
   ValueMap id;
-  for (const char* k : {"name", "id", "endpoints", "surge_endpoints"}) {
+  for (const char* k : {"name", "id", "endpoints", "surge_endpoints", "relocation_endpoints"}) {
     if (const Value* v = Find(o, k)) id[k] = *v;
   }
   // How HAProxy checks a replica: the service's readiness probe when it is
@@ -464,8 +533,10 @@ void PlanLoadBalancer(ValueMap& planned) {
   // A service planned before surge existed has none (null); unknown waits for it.
   const Value* surge =
       svc && svc->kind() == Value::Kind::Object ? Find(svc->as_object(), "surge_endpoints") : nullptr;
+  const Value* relocation =
+      svc && svc->kind() == Value::Kind::Object ? Find(svc->as_object(), "relocation_endpoints") : nullptr;
   if (!endpoints || endpoints->kind() != Value::Kind::List || endpoints->ContainsUnknown() ||
-      (surge && surge->is_unknown())) {
+      (surge && surge->is_unknown()) || (relocation && relocation->is_unknown())) {
     planned["backends"] = Value::Unknown(Type::List(Type::String()));
     return;
   }
@@ -487,6 +558,15 @@ void PlanLoadBalancer(ValueMap& planned) {
       auto ep = ParseEndpoint(e.as_string());
       bool backup = failover && ep && ep->region != primary;
       backends.push_back(Value::String(e.as_string() + (backup ? " backup" : "") + " surge"));
+    }
+  }
+  // Replicas a region runs for another that is down: servers that are down until then.
+  if (relocation && relocation->kind() == Value::Kind::List) {
+    for (const Value& e : relocation->as_list()) {
+      if (!KnownString(&e)) continue;
+      auto ep = ParseEndpoint(e.as_string());
+      bool backup = failover && ep && ep->region != primary;
+      backends.push_back(Value::String(e.as_string() + (backup ? " backup" : "") + " relocated"));
     }
   }
   planned["backends"] = Value::List(std::move(backends));

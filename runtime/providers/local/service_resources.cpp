@@ -166,6 +166,7 @@ std::optional<controller::ServiceSpec> SpecFromPlanned(const ValueMap& planned, 
   }
   s.ready_timeout_s = Seconds(planned, "ready_timeout", 60);
   s.user = Text(planned, "user");
+  s.relocate = Text(planned, "on_region_failure") == "relocate";
   return s;
 }
 
