@@ -4,8 +4,9 @@
 #  - namespaces (root only): a copy of examples/inference whose two regions
 #    have isolation = "namespace" (hosts 10.213.1.2 and 10.213.2.2) applies;
 #    the replicas run inside the namespaces; HAProxy serves from eu;
-#    `plinth region fail eu` takes eu's link down: within 15 s requests are
-#    answered by us, no request to eu's host succeeds from here, and eu's
+#    `plinth region fail eu` takes eu's link down under sequential load
+#    (scripts/load-recorder.py): at most the request in flight fails, and
+#    within 15 s requests are answered by us; recovering loses none, no request to eu's host succeeds from here, and eu's
 #    replicas keep running; failing it again and recovering a healthy region
 #    say so and exit 0; an unknown region is an error naming the known ones;
 #    `plinth region recover eu` brings traffic back to eu; destroy removes
@@ -34,6 +35,7 @@ cleanup() {
   set +e
   local ex p n
   [ -n "${ctl_pid:-}" ] && kill -9 "$ctl_pid" 2>/dev/null
+  [ -n "${load_pid:-}" ] && kill "$load_pid" 2>/dev/null
   for ex in "$ns_ex" "$plain_ex" "$reloc_ex"; do
     # The namespaces this test's regions have (the names hash their directories).
     if [ -d "$ex/.plinth" ]; then
@@ -148,8 +150,20 @@ else
     fail "region delay failed: $(cat "$tmp/delay.txt")"
   fi
 
+  # Region loss under load: sequential requests through HAProxy while eu's link goes down.
+  python3 scripts/load-recorder.py "$url/predict" "$tmp/load.txt" "$tmp/load.stop" &
+  load_pid=$!
+  sleep 2
+  mark=$(date +%s.%N)
   "$plinth" region fail eu "$ns_ex" >"$tmp/fail.txt" 2>&1 || fail "region fail eu failed: $(cat "$tmp/fail.txt")"
   wait_for '[ "$(region_of)" = us ]' 15 || fail "traffic did not move to us within 15 s: $(curl --noproxy '*' -s -m 2 "$url/predict")"
+  sleep 3
+  touch "$tmp/load.stop"
+  wait "$load_pid"
+  read -r n failed first settled < <(python3 scripts/load-recorder.py --summary "$tmp/load.txt" "$mark" us)
+  echo "region-test: eu lost under load: $failed of $n requests failed (first $first s after the link went down); every answer from us $settled s after it"
+  # At most the request in flight at that instant may fail (sequential requests: one).
+  [ "$failed" -le 1 ] || fail "$failed of $n requests failed while eu went down: $(grep -v ' 200 ' "$tmp/load.txt" | head -5)"
   for i in 1 2 3 4 5; do
     code=$(curl --noproxy '*' -s -m 2 -o /dev/null -w '%{http_code}' http://10.213.1.2:20100/ready || true)
     [ "$code" != 200 ] || fail "eu's replica answered from the root namespace while eu is failed"
@@ -165,8 +179,19 @@ assert not r["us"]["failed"] and r["us"]["link"] == "up", r["us"]' || fail "regi
   if "$plinth" region fail nowhere "$ns_ex" >"$tmp/unknown.txt" 2>&1; then fail "an unknown region is no error"; fi
   grep -q "its regions are 'eu', 'us'" "$tmp/unknown.txt" || fail "the error does not name the regions: $(cat "$tmp/unknown.txt")"
 
+  rm -f "$tmp/load.stop"
+  python3 scripts/load-recorder.py "$url/predict" "$tmp/load2.txt" "$tmp/load.stop" &
+  load_pid=$!
+  sleep 1
+  mark=$(date +%s.%N)
   "$plinth" region recover eu "$ns_ex" >"$tmp/recover.txt" 2>&1 || fail "region recover eu failed: $(cat "$tmp/recover.txt")"
   wait_for '[ "$(region_of)" = eu ]' 15 || fail "traffic did not come back to eu within 15 s"
+  sleep 2
+  touch "$tmp/load.stop"
+  wait "$load_pid"
+  read -r n failed first settled < <(python3 scripts/load-recorder.py --summary "$tmp/load2.txt" "$mark" eu)
+  echo "region-test: eu recovered under load: $failed of $n requests failed; every answer from eu $settled s after recover"
+  [ "$failed" = 0 ] || fail "$failed of $n requests failed while eu came back: $(grep -v ' 200 ' "$tmp/load2.txt" | head -5)"
   "$plinth" region recover eu "$ns_ex" >"$tmp/again.txt" 2>&1 || fail "recovering a healthy region is an error"
   grep -q "is not failed" "$tmp/again.txt" || fail "recovering a healthy region does not say so: $(cat "$tmp/again.txt")"
 
