@@ -88,7 +88,8 @@ class Definition {
         ->type_name("NAME=VALUE")
         ->allow_extra_args(false)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-    c->add_option("--var-file", var_files, "set root variables from a file of NAME = VALUE lines (repeatable)")
+    c->add_option("--var-file", var_files,
+                  "set root variables from a file of NAME = VALUE lines (repeatable)")
         ->type_name("FILE")
         ->allow_extra_args(false)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
@@ -121,8 +122,8 @@ class Definition {
     repeatable(c->add_option("--exclude", options.excludes,
                              "everything but ADDR and what depends on it (repeatable)"));
     if (replace) {
-      repeatable(c->add_option("--replace", options.replace,
-                               "replace ADDR even when nothing changed (repeatable)"));
+      repeatable(
+          c->add_option("--replace", options.replace, "replace ADDR even when nothing changed (repeatable)"));
     }
   }
   void NoColor(CLI::App* c) {
@@ -220,9 +221,10 @@ Definition::Definition() {
     Vars(c);
     Parallelism(c, "at most N provider reads at a time (default: 10)");
     Targeting(c, /*replace=*/true);
-    c->add_option("--generate-config-out", options.generate_config_out,
-                  "write resource blocks for import blocks whose target is not declared to this new .plinth file "
-                  "in DIR, then plan with it")
+    c->add_option(
+         "--generate-config-out", options.generate_config_out,
+         "write resource blocks for import blocks whose target is not declared to this new .plinth file "
+         "in DIR, then plan with it")
         ->type_name("FILE");
   }
   for (bool destroy : {false, true}) {
@@ -370,8 +372,9 @@ Definition::Definition() {
         "0  the schemas were printed\n"
         "1  the configuration has errors, or a provider it names cannot be loaded\n"
         "2  usage error";
-    CLI::App* g = Command(&root, "providers", "the providers a configuration uses (docs/providers/protocol.md)",
-                          CommandId::kProviders, exits, "plinth providers schema examples/provider-python");
+    CLI::App* g =
+        Command(&root, "providers", "the providers a configuration uses (docs/providers/protocol.md)",
+                CommandId::kProviders, exits, "plinth providers schema examples/provider-python");
     CLI::App* schema = Subcommand(g, "schema",
                                   "print every provider's schemas as JSON: built-in ones and those the "
                                   "configuration's provider blocks start in other processes",
@@ -483,8 +486,8 @@ Definition::Definition() {
     g->add_option("--state-key-file", options.state_key_file,
                   "the state's encryption key: 64 hex digits, mode 600 (also PLINTH_STATE_KEY_FILE)")
         ->type_name("FILE");
-    CLI::App* list = Subcommand(g, "list", "list the workspaces that have state; * marks the current one", exits,
-                                "plinth workspace list --dir=examples/quickstart");
+    CLI::App* list = Subcommand(g, "list", "list the workspaces that have state; * marks the current one",
+                                exits, "plinth workspace list --dir=examples/quickstart");
     Json(list, "print the workspaces as JSON");
     Subcommand(g, "show", "print the current workspace's name", exits,
                "plinth workspace show --dir=examples/quickstart");
@@ -517,64 +520,80 @@ Definition::Definition() {
         "4  the probe failed a check: the node must not take work";
     CLI::App* g = Command(&root, "gpu", "list GPUs and probe them before work lands on them", CommandId::kGpu,
                           probe_exits, "plinth gpu probe --level=quick");
-    CLI::App* list = Subcommand(g, "list", "list the CUDA devices: name, memory, compute capability, ECC, versions",
-                                list_exits, "plinth gpu list --json");
+    CLI::App* list =
+        Subcommand(g, "list", "list the CUDA devices: name, memory, compute capability, ECC, versions",
+                   list_exits, "plinth gpu list --json");
     Json(list, "print the devices as JSON");
-    CLI::App* probe = Subcommand(g, "probe", "measure and check a GPU: bandwidth, GEMM burn-in, memory patterns",
-                                 probe_exits, "plinth gpu probe --level=full --device=0 --record=gpu0.json");
+    CLI::App* probe =
+        Subcommand(g, "probe", "measure and check a GPU: bandwidth, GEMM burn-in, memory patterns",
+                   probe_exits, "plinth gpu probe --level=full --device=0 --record=gpu0.json");
     Json(probe, "print the probe's record as JSON");
     probe->add_option("--level", options.gpu.level, "quick (seconds: the gate before work) or full (minutes)")
         ->type_name("quick|full");
-    probe->add_option("--device", options.gpu.device,
-                      "the GPU's index (default 0), or cpu: the host through the CPU reference kernels")
+    probe
+        ->add_option("--device", options.gpu.device,
+                     "the GPU's index (default 0), or cpu: the host through the CPU reference kernels")
         ->type_name("N|cpu");
-    probe->add_option("--fake-fault", options.gpu.fake_fault,
-                      "fail as this fault would: bandwidth, gemm or memory (tests of the gate)")
+    probe
+        ->add_option("--fake-fault", options.gpu.fake_fault,
+                     "fail as this fault would: bandwidth, gemm or memory (tests of the gate)")
         ->type_name("KIND");
-    probe->add_option("--record", options.gpu.record, "write the probe's record (JSON) to FILE")->type_name("FILE");
-    probe->add_option("--baseline", options.gpu.baseline,
-                      "an earlier record of this device: bandwidth is judged against it instead of the peak")
+    probe->add_option("--record", options.gpu.record, "write the probe's record (JSON) to FILE")
+        ->type_name("FILE");
+    probe
+        ->add_option("--baseline", options.gpu.baseline,
+                     "an earlier record of this device: bandwidth is judged against it instead of the peak")
         ->type_name("FILE");
     probe->add_flag("--metrics", options.gpu.metrics, "print the results as Prometheus text");
-    probe->add_option("--min-peak-fraction", options.gpu.min_peak_fraction,
-                      "pass when triad bandwidth >= X of the theoretical peak (default 0.75)")
+    probe
+        ->add_option("--min-peak-fraction", options.gpu.min_peak_fraction,
+                     "pass when triad bandwidth >= X of the theoretical peak (default 0.75)")
         ->type_name("X");
-    probe->add_option("--min-baseline-fraction", options.gpu.min_baseline_fraction,
-                      "with --baseline: pass when triad >= X of the baseline's (default 0.9)")
+    probe
+        ->add_option("--min-baseline-fraction", options.gpu.min_baseline_fraction,
+                     "with --baseline: pass when triad >= X of the baseline's (default 0.9)")
         ->type_name("X");
-    probe->add_option("--max-gemm-mismatches", options.gpu.max_gemm_mismatches,
-                      "mismatched GEMM elements allowed (default 0)")
+    probe
+        ->add_option("--max-gemm-mismatches", options.gpu.max_gemm_mismatches,
+                     "mismatched GEMM elements allowed (default 0)")
         ->type_name("N");
-    probe->add_option("--max-memory-errors", options.gpu.max_memory_errors,
-                      "memory test errors allowed (default 0)")
+    probe
+        ->add_option("--max-memory-errors", options.gpu.max_memory_errors,
+                     "memory test errors allowed (default 0)")
         ->type_name("N");
-    probe->add_option("--memory-fraction", options.gpu.memory_fraction,
-                      "fraction of free memory the pattern test covers (default: quick 0.1, full 0.9)")
+    probe
+        ->add_option("--memory-fraction", options.gpu.memory_fraction,
+                     "fraction of free memory the pattern test covers (default: quick 0.1, full 0.9)")
         ->type_name("X");
-    probe->add_option("--gemm-seconds", options.gpu.gemm_seconds,
-                      "seconds of GEMM burn-in per precision (default: quick 2 and 1, full 60 and 30)")
+    probe
+        ->add_option("--gemm-seconds", options.gpu.gemm_seconds,
+                     "seconds of GEMM burn-in per precision (default: quick 2 and 1, full 60 and 30)")
         ->type_name("S");
   }
 
   // --- import (docs/cli.md, "Importing existing objects")
   {
-    CLI::App* c = Command(&root, "import", "take an existing object under management as ADDR, by its provider's ID",
-                          CommandId::kImport,
-                          "0  imported (with --print-config: printed)\n"
-                          "1  errors: ADDR is not in the configuration or already managed, or the provider "
-                          "cannot read the object\n"
-                          "2  usage error",
-                          "plinth import --dir=examples/quickstart marker.logs logs/today");
+    CLI::App* c =
+        Command(&root, "import", "take an existing object under management as ADDR, by its provider's ID",
+                CommandId::kImport,
+                "0  imported (with --print-config: printed)\n"
+                "1  errors: ADDR is not in the configuration or already managed, or the provider "
+                "cannot read the object\n"
+                "2  usage error",
+                "plinth import --dir=examples/quickstart marker.logs logs/today");
     // `import ADDR ID` and `import DIR ADDR ID`: DIR is taken only when it
     // names an existing directory, else the words go to ADDR and ID.
     c->validate_positionals();
     c->add_option("DIR", "the configuration directory (default: .)")->check(CLI::ExistingDirectory);
-    c->add_option("ADDR", "the resource instance to import to, as plans spell it: marker.logs, bucket.b[\"k\"]")
+    c->add_option("ADDR",
+                  "the resource instance to import to, as plans spell it: marker.logs, bucket.b[\"k\"]")
         ->required();
-    c->add_option("ID", "the provider's id for the object: a marker's path, a bucket's REGION/NAME, a region's name")
+    c->add_option(
+         "ID", "the provider's id for the object: a marker's path, a bucket's REGION/NAME, a region's name")
         ->required();
-    c->add_flag("--print-config", options.print_config,
-                "record nothing; print a resource block for the object (ADDR is TYPE.NAME; it need not be declared)");
+    c->add_flag(
+        "--print-config", options.print_config,
+        "record nothing; print a resource block for the object (ADDR is TYPE.NAME; it need not be declared)");
     Json(c, "print what was imported as JSON");
     Workspace(c);
     Dir(c, "the configuration directory (instead of DIR)");
@@ -585,16 +604,20 @@ Definition::Definition() {
   {
     const char* exits =
         "0  the program ran; counts printed\n"
-        "1  the program has errors, cannot be read, needs more memory than allowed, or --device=gpu has no GPU\n"
+        "1  the program has errors, cannot be read, needs more memory than allowed, or --device=gpu has no "
+        "GPU\n"
         "2  usage error";
-    CLI::App* g = Command(&root, "qpu", "run OpenQASM 2 programs on the state-vector simulator (docs/qpu.md)",
-                          CommandId::kQpu, exits, "plinth qpu run examples/qpu/bell.qasm --shots=1000 --seed=7");
-    CLI::App* run = Subcommand(g, "run", "simulate an OpenQASM 2 program and print the counts of its measurements",
-                               exits, "plinth qpu run examples/qpu/bell.qasm --shots=1000 --seed=7 --json");
+    CLI::App* g =
+        Command(&root, "qpu", "run OpenQASM 2 programs on the state-vector simulator (docs/qpu.md)",
+                CommandId::kQpu, exits, "plinth qpu run examples/qpu/bell.qasm --shots=1000 --seed=7");
+    CLI::App* run =
+        Subcommand(g, "run", "simulate an OpenQASM 2 program and print the counts of its measurements", exits,
+                   "plinth qpu run examples/qpu/bell.qasm --shots=1000 --seed=7 --json");
     run->add_option("FILE", "the OpenQASM 2 program (.qasm)")->required();
     run->add_option("--shots", options.qpu_shots, "how many times to run and measure (default 1024)")
         ->type_name("N");
-    run->add_option("--seed", options.qpu_seed, "the sampling seed (default: random, printed)")->type_name("S");
+    run->add_option("--seed", options.qpu_seed, "the sampling seed (default: random, printed)")
+        ->type_name("S");
     run->add_option("--max-memory", options.qpu_max_memory,
                     "refuse programs whose state vector (16*2^qubits bytes) exceeds SIZE, e.g. 4G")
         ->type_name("SIZE");
@@ -676,7 +699,8 @@ Definition::Definition() {
         "node could not be handled, or the provisioner file cannot be used)\n"
         "2  usage error (also a malformed hostlist)\n"
         "4  resume-fail: the nodes were reported and set DOWN";
-    CLI::App* g = Command(&root, "compute", "the workspace's compute pools, nodes and queue; Slurm's power-saving programs",
+    CLI::App* g = Command(&root, "compute",
+                          "the workspace's compute pools, nodes and queue; Slurm's power-saving programs",
                           CommandId::kCompute, exits, "plinth compute status --dir=examples/compute");
     Dir(g, "the configuration directory (default: .)");
     Workspace(g);
@@ -696,17 +720,19 @@ Definition::Definition() {
     // Slurm power saving (docs/providers/slurm.md): slurmctld runs these.
     const char* provisioner_help =
         "the provisioner file: node -> config, spool, pid file (default: $PLINTH_SLURM_PROVISIONER)";
-    CLI::App* resume = Subcommand(g, "resume", "start slurmd for each node of HOSTLIST (Slurm's ResumeProgram)",
-                                  exits, "plinth compute resume --provisioner=/d/provisioner.json 'gpu[1-3,5]'");
+    CLI::App* resume =
+        Subcommand(g, "resume", "start slurmd for each node of HOSTLIST (Slurm's ResumeProgram)", exits,
+                   "plinth compute resume --provisioner=/d/provisioner.json 'gpu[1-3,5]'");
     resume->add_option("HOSTLIST", "Slurm hostlist expression, e.g. gpu[1-3,5],cpu1")->required();
     resume->add_option("--provisioner", options.slurm_provisioner, provisioner_help)->type_name("FILE");
-    CLI::App* suspend = Subcommand(g, "suspend", "stop each node's slurmd and what it left (Slurm's SuspendProgram)",
-                                   exits, "plinth compute suspend --provisioner=/d/provisioner.json gpu1");
+    CLI::App* suspend =
+        Subcommand(g, "suspend", "stop each node's slurmd and what it left (Slurm's SuspendProgram)", exits,
+                   "plinth compute suspend --provisioner=/d/provisioner.json gpu1");
     suspend->add_option("HOSTLIST", "Slurm hostlist expression")->required();
     suspend->add_option("--provisioner", options.slurm_provisioner, provisioner_help)->type_name("FILE");
-    CLI::App* fail = Subcommand(g, "resume-fail",
-                                "report nodes that did not come up and set them DOWN (Slurm's ResumeFailProgram)",
-                                exits, "plinth compute resume-fail --provisioner=/d/provisioner.json gpu2");
+    CLI::App* fail = Subcommand(
+        g, "resume-fail", "report nodes that did not come up and set them DOWN (Slurm's ResumeFailProgram)",
+        exits, "plinth compute resume-fail --provisioner=/d/provisioner.json gpu2");
     fail->add_option("HOSTLIST", "Slurm hostlist expression")->required();
     fail->add_option("--provisioner", options.slurm_provisioner, provisioner_help)->type_name("FILE");
   }
@@ -784,10 +810,11 @@ Definition::Definition() {
                    "plinth region recover eu examples/inference");
     recover->add_option("NAME", "the region's name")->required();
     recover->add_option("DIR", "the configuration directory (default: .)");
-    CLI::App* delay = Subcommand(g, "delay",
-                                 "inject latency (and loss) into a namespaced region's traffic with tc netem; "
-                                 "0ms removes it",
-                                 exits, "plinth region delay eu 50ms --loss=1% examples/inference");
+    CLI::App* delay =
+        Subcommand(g, "delay",
+                   "inject latency (and loss) into a namespaced region's traffic with tc netem; "
+                   "0ms removes it",
+                   exits, "plinth region delay eu 50ms --loss=1% examples/inference");
     delay->add_option("NAME", "the region's name")->required();
     delay->add_option("DELAY", "the added latency, e.g. 50ms (0ms: none)")->required();
     delay->add_option("DIR", "the configuration directory (default: .)");
@@ -959,8 +986,10 @@ std::string Summary(const CLI::App* app) {
     // A description that ends with its own parenthesis ("(docs/qpu.md)")
     // takes the subcommands inside it: "(run; docs/qpu.md)".
     size_t open = s.rfind(" (");
-    if (!s.empty() && s.back() == ')' && open != std::string::npos) s.insert(open + 2, list + "; ");
-    else s += " (" + list + ")";
+    if (!s.empty() && s.back() == ')' && open != std::string::npos)
+      s.insert(open + 2, list + "; ");
+    else
+      s += " (" + list + ")";
   }
   return s;
 }
@@ -1214,7 +1243,8 @@ bool Finish(Definition& d, const CLI::App* command, std::string* error, std::str
     } else if (opt->get_name() == "--var" && next_var < d.vars.size()) {
       const std::string& v = d.vars[next_var++];
       size_t eq = v.find('=');
-      if (eq == std::string::npos || eq == 0) return *error = "--var takes NAME=VALUE, got '" + v + "'", false;
+      if (eq == std::string::npos || eq == 0)
+        return *error = "--var takes NAME=VALUE, got '" + v + "'", false;
       o.vars.push_back({false, v.substr(0, eq), v.substr(eq + 1)});
     }
   }
@@ -1226,7 +1256,11 @@ bool Finish(Definition& d, const CLI::App* command, std::string* error, std::str
     for (const std::string& r : p->results()) paths.push_back(r);
   }
   // The directory, as DIR or as --dir (not both): --dir=D is D given as DIR.
-  const std::vector<const CLI::Option*> positionals = Positionals(command);
+  // DIR need not come first (`region fail NAME DIR`).
+  std::vector<const CLI::Option*> positionals = Positionals(command);
+  auto dir_at = std::find_if(positionals.begin(), positionals.end(),
+                             [](const CLI::Option* p) { return p->get_name().rfind("DIR", 0) == 0; });
+  if (dir_at != positionals.end()) std::rotate(positionals.begin(), dir_at, dir_at + 1);
   std::string dir = o.dir;
   if (!positionals.empty() && positionals[0]->get_name().rfind("DIR", 0) == 0) {
     std::error_code ec;
@@ -1267,7 +1301,8 @@ bool ResolveWorkspace(Definition& d, const CLI::App* command, const std::string&
   } else if (takes_workspace) {
     std::string error;
     d.options.workspace = CurrentWorkspace(dir, &error);
-    const bool rewrites = workspace_group && (command->get_name() == "select" || command->get_name() == "new");
+    const bool rewrites =
+        workspace_group && (command->get_name() == "select" || command->get_name() == "new");
     if (!error.empty() && !rewrites) {
       std::fprintf(stderr, "error: %s\n", error.c_str());
       return false;

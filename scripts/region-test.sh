@@ -208,6 +208,11 @@ fi
 # ------------------------------------------------------------ the fallback
 example "$plain_ex" 127.0.13.1 127.0.14.1 none 20650
 "$plinth" apply --auto-approve "$plain_ex" >"$tmp/apply.txt" 2>&1 || fail "apply without namespaces failed: $(cat "$tmp/apply.txt")"
+# Run as root without `user`, the plan says the replicas will run as root.
+if [ "$(id -u)" = 0 ]; then
+  grep -q "note: service.model: its replicas will run as root, because Plinth does and user is unset" "$tmp/apply.txt" ||
+    fail "the plan does not say the replicas will run as root: $(cat "$tmp/apply.txt")"
+fi
 [ "$(region_of)" = eu ] || fail "the primary region does not serve (fallback copy)"
 eu_pids=$(replicas_of eu)
 [ -n "$eu_pids" ] || fail "no replica of eu runs (fallback copy)"

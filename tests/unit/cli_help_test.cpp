@@ -238,9 +238,8 @@ TEST(CliHelp, SingleDashLongOptions) {
 
 TEST(CliHelp, UsageErrorsExit1WithDetailedExitcode) {
   const fs::path dir = Config("detailed");
-  for (const char* args :
-       {"plan --detailed-exitcode --bogus ", "plan -detailed-exitcode --parallelism=0 ",
-        "plan --detailed-exitcode --auto-approve ", "plan --detailed-exitcode extra "}) {
+  for (const char* args : {"plan --detailed-exitcode --bogus ", "plan -detailed-exitcode --parallelism=0 ",
+                           "plan --detailed-exitcode --auto-approve ", "plan --detailed-exitcode extra "}) {
     SCOPED_TRACE(args);
     Ran r = Plinth(std::string(args) + Quote(dir));
     EXPECT_EQ(r.status, 1) << r.err;
@@ -271,6 +270,17 @@ TEST(CliHelp, DirectoryAsDirOrDirOption) {
   EXPECT_FALSE(fs::exists(dir / ".plinth")) << "a command that does not apply created state";
 }
 
+TEST(CliHelp, ADirAfterOtherArgumentsSelectsItsWorkspace) {
+  // `region status|fail NAME DIR`: the workspace selected in DIR, not in the current directory.
+  const fs::path dir = Config("dir-later");
+  ASSERT_EQ(Plinth("workspace new stage --dir=" + Quote(dir)).status, 0);
+  Ran status = Plinth("region status " + Quote(dir));
+  EXPECT_NE(status.out.find(".plinth/stage"), std::string::npos) << status.out << status.err;
+  Ran fail = Plinth("region fail eu " + Quote(dir));
+  EXPECT_EQ(fail.status, 1);
+  EXPECT_NE(fail.err.find(".plinth/stage"), std::string::npos) << fail.err;
+}
+
 TEST(CliHelp, WorkspaceTypoCreatesNothing) {
   const fs::path dir = Config("ws-typo");
   Ran select = Plinth("workspace select prod --dir=" + Quote(dir));
@@ -289,8 +299,7 @@ TEST(CliHelp, WorkspaceTypoCreatesNothing) {
   EXPECT_EQ(Plinth("plan --workspace=prd " + Quote(dir)).status, 0);
   EXPECT_EQ(Plinth("workspace select default --dir=" + Quote(dir)).status, 0);
   EXPECT_FALSE(fs::exists(dir / ".plinth" / ".workspace"));
-  EXPECT_EQ(Shell("PLINTH_WORKSPACE=prod {plinth} workspace list --dir=" + Quote(dir)).out,
-            "* prod\n");
+  EXPECT_EQ(Shell("PLINTH_WORKSPACE=prod {plinth} workspace list --dir=" + Quote(dir)).out, "* prod\n");
   // A broken selection record is an error (not a usage error) that select repairs.
   std::ofstream(dir / ".plinth" / ".workspace") << "../up\n";
   Ran broken = Plinth("state list --dir=" + Quote(dir));

@@ -706,6 +706,14 @@ Result<PlanResponse> LocalProvider::PlanChange(const PlanRequest& request) {
           r.notes.push_back(service_config::RollbackNote(*rb));
       }
     }
+    // Replicas run as Plinth's user unless `user` says otherwise: say so
+    // when that is root (at create, or when user is dropped).
+    if (const Value* u = Find(p, "user");
+        (!u || u->is_null()) && ::geteuid() == 0 && (!prior || differs("user")))
+      r.notes.push_back(
+          "its replicas will run as root, because Plinth does and user is unset: set user = \"nobody\" (or "
+          "an "
+          "account of their own) to run them unprivileged");
     // Replicas that died while nothing supervised them: an update restarts them.
     const Value* running = prior ? Find(*prior, "replicas_running") : nullptr;
     const Value* endpoints = Find(p, "endpoints");
