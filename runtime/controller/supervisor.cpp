@@ -349,12 +349,10 @@ void Supervisor::StartReplica(Replica& r) {
     }
     if (error.empty() && !spec.user.empty()) {
       // Another user: resolved now (a user added later is found then).
-      struct passwd pw {};
-      struct passwd* found = nullptr;
-      std::vector<char> buf(16384);
-      if (::getpwnam_r(spec.user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found) {
+      const std::optional<process::UnixUser> found = process::LookUpUser(spec.user);
+      if (!found) {
         error = "user '" + spec.user + "' does not exist on this machine: create it, or remove user";
-      } else if (::geteuid() != 0 && found->pw_uid != ::geteuid()) {
+      } else if (!process::MayRunAs(*found)) {
         error = "cannot run as user '" + spec.user + "': Plinth runs as uid " + std::to_string(::geteuid()) +
                 ", not root";
       } else if (!spec.netns.empty()) {
@@ -366,13 +364,13 @@ void Supervisor::StartReplica(Replica& r) {
           error = "setpriv (util-linux) is not installed: it runs a namespaced replica as user " + spec.user;
         } else {
           // ps.args is {"netns", "exec", NS, program, args...}: insert after NS.
-          std::vector<std::string> drop = {setpriv->string(), "--reuid=" + std::to_string(found->pw_uid),
-                                           "--regid=" + std::to_string(found->pw_gid), "--clear-groups"};
+          std::vector<std::string> drop = {setpriv->string(), "--reuid=" + std::to_string(found->uid),
+                                           "--regid=" + std::to_string(found->gid), "--clear-groups"};
           ps.args.insert(ps.args.begin() + 3, drop.begin(), drop.end());
         }
       } else {
-        ps.uid = found->pw_uid;
-        ps.gid = found->pw_gid;
+        ps.uid = found->uid;
+        ps.gid = found->gid;
       }
     }
     ps.env = spec.env;  // wiped by the process layer after the spawn

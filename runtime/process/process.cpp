@@ -23,6 +23,7 @@
 #include <grp.h>
 #include <linux/close_range.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -781,6 +782,19 @@ pid_t StartDaemon(Spec spec, std::string* error) {
     return 0;
   }
   return daemon;
+}
+
+std::optional<UnixUser> LookUpUser(const std::string& name) {
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (name.empty() || ::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found)
+    return std::nullopt;
+  return UnixUser{found->pw_uid, found->pw_gid};
+}
+
+bool MayRunAs(const UnixUser& user) {
+  return ::geteuid() == 0 || user.uid == ::geteuid();
 }
 
 std::optional<uint64_t> ProcessStartTime(pid_t pid) {

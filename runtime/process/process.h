@@ -172,6 +172,18 @@ Outcome Run(Spec spec);
 // No such file or directory"). Uses program, args, env, cwd, output_file.
 pid_t StartDaemon(Spec spec, std::string* error);
 
+// A Unix account a child may run as (Spec::uid/gid).
+struct UnixUser {
+  uid_t uid = 0;
+  gid_t gid = 0;  // its primary group
+};
+// Looks `name` up in the user database (getpwnam_r). nullopt when there is
+// no such user; *why (optional) then says so in one line.
+std::optional<UnixUser> LookUpUser(const std::string& name);
+// Whether this process may run children as `user`: it is root, or `user` is
+// its own uid.
+bool MayRunAs(const UnixUser& user);
+
 // The start time of a process (field 22 of /proc/PID/stat, clock ticks since
 // boot), or nullopt when there is no such process. A pid together with its
 // start time names one process: a reused pid has a later start time.

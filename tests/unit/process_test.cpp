@@ -738,6 +738,17 @@ TEST(ProcessDaemon, RunsInItsOwnSessionAfterTheStarterReturnsAndLogs) {
   EXPECT_TRUE(GoneWithin(pid, 5s));
 }
 
+TEST(ProcessUser, LooksUpAccountsAndWhoMayRunAsThem) {
+  auto root = LookUpUser("root");
+  ASSERT_TRUE(root.has_value());
+  EXPECT_EQ(root->uid, 0u);
+  EXPECT_EQ(root->gid, 0u);
+  EXPECT_FALSE(LookUpUser("no-such-user-plinth").has_value());
+  EXPECT_FALSE(LookUpUser("").has_value());
+  EXPECT_TRUE(MayRunAs(UnixUser{::geteuid(), ::getegid()}));
+  EXPECT_EQ(MayRunAs(UnixUser{::geteuid() + 1, 0}), ::geteuid() == 0);
+}
+
 TEST(ProcessDaemon, StartFailureSaysWhy) {
   TempDir dir;
   Spec s;

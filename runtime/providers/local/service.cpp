@@ -294,15 +294,13 @@ std::vector<std::string> ValidateService(const ValueMap& config) {
   // Another Unix user: it must exist, and Plinth must be able to switch to it.
   if (const Value* u = Find(config, "user"); KnownString(u)) {
     const std::string user = u->as_string();
-    struct passwd pw {};
-    struct passwd* found = nullptr;
-    std::vector<char> buf(16384);
+    const std::optional<process::UnixUser> found = process::LookUpUser(user);
     if (user.empty()) {
       errs.push_back("user is empty: name a Unix user, or leave it unset to run as Plinth's own user");
-    } else if (::getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found) {
+    } else if (!found) {
       errs.push_back("user '" + user + "' does not exist on this machine: create it (useradd --system " +
                      user + "), or leave user unset");
-    } else if (::geteuid() != 0 && found->pw_uid != ::geteuid()) {
+    } else if (!process::MayRunAs(*found)) {
       errs.push_back(
           "user '" + user + "': Plinth runs as uid " + std::to_string(::geteuid()) +
           ", not root, so its replicas cannot run as another user: run plinth as root, or leave user "
