@@ -241,6 +241,45 @@ TEST(ServiceConfig, RolloutIsCheckedAndSurgePortsMustFit) {
       << Join(errs);
 }
 
+TEST(ServiceConfig, RolloutNumbersMayBePercentagesOfTheReplicas) {
+  auto with = [](double replicas, Value unavailable, Value surge) {
+    return ServiceConfig(
+        {RegionRef("eu")},
+        {{"replicas", N(replicas)},
+         {"rollout", Value::Object({{"max_unavailable", unavailable}, {"max_surge", surge}})}});
+  };
+  // Kubernetes' rounding: unavailable down, surge up.
+  auto r = sc::ResolveRollout(with(10, S("25%"), S("25%")));
+  EXPECT_EQ(r.max_unavailable, 2);
+  EXPECT_EQ(r.max_surge, 3);
+  EXPECT_TRUE(r.errors.empty());
+  r = sc::ResolveRollout(with(3, S("0%"), S("34%")));
+  EXPECT_EQ(r.max_unavailable, 0);
+  EXPECT_EQ(r.max_surge, 2);
+  // Both come to 0 with few replicas: one may be unavailable.
+  r = sc::ResolveRollout(with(2, S("10%"), S("0%")));
+  EXPECT_EQ(r.max_unavailable, 1);
+  EXPECT_EQ(r.max_surge, 0);
+  r = sc::ResolveRollout(with(4, N(1), S("100%")));
+  EXPECT_EQ(r.max_unavailable, 1);
+  EXPECT_EQ(r.max_surge, 4);
+  // The surge's ports count: 4 replicas + 4 surge from 20100 leave 20000-20107.
+  auto errs = sc::ValidateService(
+      ServiceConfig({RegionRef("eu", 20000, 107)},
+                    {{"replicas", N(4)},
+                     {"rollout", Value::Object({{"max_unavailable", N(0)}, {"max_surge", S("100%")}})}}));
+  EXPECT_TRUE(Has(errs, "replicas and their surge listen on ports 20100-20107")) << Join(errs);
+  for (const Value& bad : {S("25"), S("150%"), S("-5%"), S("x%"), Value::Bool(true), N(1.5)}) {
+    errs = sc::ValidateService(with(4, bad, N(0)));
+    EXPECT_TRUE(Has(errs, "rollout.max_unavailable")) << bad.ToString() << ": " << Join(errs);
+  }
+  errs = sc::ValidateService(with(4, S("150%"), N(0)));
+  EXPECT_TRUE(Has(errs,
+                  "rollout.max_unavailable is \"150%\": give a number of replicas (1) or a percentage of "
+                  "them from \"0%\" to \"100%\""))
+      << Join(errs);
+}
+
 TEST(ServiceConfig, SurgeEndpointsFollowTheReplicasAndTheLoadBalancerListsThem) {
   ValueMap config =
       ServiceConfig({RegionRef("eu", 20000, 1000, S("127.0.1.1")), RegionRef("us")},

@@ -330,14 +330,17 @@ ResourceSchema Service() {
   s.body.blocks = {
       {"rollout", false, "", 0, 1,
        Body({
-           WithDefault(Attr("max_unavailable", Type::Int(), AttrMode::Optional,
+           WithDefault(Attr("max_unavailable", Type::Any(), AttrMode::Optional,
                             "Replicas of a region that may be out of service at once while a new version "
-                            "replaces the old (drained, stopped, starting)."),
+                            "replaces the old (drained, stopped, starting): a number, or a percentage of "
+                            "replicas (\"25%\", rounded down)."),
                        Value::Number(1)),
-           WithDefault(Attr("max_surge", Type::Int(), AttrMode::Optional,
-                            "Extra replicas of the new version a region runs during a rollout (on the ports "
-                            "after the replicas'), stopped when it ends."),
-                       Value::Number(0)),
+           WithDefault(
+               Attr("max_surge", Type::Any(), AttrMode::Optional,
+                    "Extra replicas of the new version a region runs during a rollout (on the ports "
+                    "after the replicas'), stopped when it ends: a number, or a percentage of replicas "
+                    "(\"25%\", rounded up)."),
+               Value::Number(0)),
        }),
        "How a change of command, version or environment replaces the replicas (Kubernetes' rolling update)."},
       {"liveness", false, "", 0, 1, ProbeBlock(),

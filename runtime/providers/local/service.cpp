@@ -86,20 +86,21 @@ std::string Range(int64_t first, int64_t count) {
   return count == 1 ? std::to_string(first) : std::to_string(first) + "-" + std::to_string(first + count - 1);
 }
 
-// The rollout block's numbers (defaults when it is absent or they are unset).
-struct Rollout {
-  std::optional<int64_t> max_unavailable = 1, max_surge = 0;
-};
-Rollout RolloutOf(const ValueMap& config) {
-  Rollout r;
-  const Value* v = Find(config, "rollout");
-  if (!v || v->kind() != Value::Kind::Object) return r;
-  for (auto [key, out] :
-       {std::pair{"max_unavailable", &r.max_unavailable}, std::pair{"max_surge", &r.max_surge}}) {
-    const Value* n = Find(v->as_object(), key);
-    if (n && !n->is_null()) *out = KnownInt(n);
+// "25%" -> 25; nullopt for anything else (digits, then '%', at most 100).
+std::optional<int64_t> Percent(const std::string& text) {
+  if (text.size() < 2 || text.size() > 4 || text.back() != '%') return std::nullopt;
+  int64_t n = 0;
+  for (size_t i = 0; i + 1 < text.size(); ++i) {
+    if (text[i] < '0' || text[i] > '9') return std::nullopt;
+    n = n * 10 + (text[i] - '0');
   }
-  return r;
+  return n <= 100 ? std::optional<int64_t>(n) : std::nullopt;
+}
+
+// The rollout block's numbers (defaults when it is absent or they are unset).
+using Rollout = RolloutNumbers;
+Rollout RolloutOf(const ValueMap& config) {
+  return ResolveRollout(config);
 }
 
 // on_region_failure: "wait" (also unset), "relocate", nullopt while unknown;
@@ -181,6 +182,49 @@ bool IsLoopbackIpv4(const std::string& host) {
   return (ntohl(a.s_addr) >> 24) == 127;
 }
 
+RolloutNumbers ResolveRollout(const ValueMap& config) {
+  RolloutNumbers r;
+  const Value* v = Find(config, "rollout");
+  if (!v || v->kind() != Value::Kind::Object) return r;
+  const std::optional<int64_t> replicas = KnownInt(Find(config, "replicas"));
+  bool percent = false;
+  for (auto [key, out] :
+       {std::pair{"max_unavailable", &r.max_unavailable}, std::pair{"max_surge", &r.max_surge}}) {
+    const Value* n = Find(v->as_object(), key);
+    if (!n || n->is_null()) continue;
+    *out = std::nullopt;
+    if (n->kind() == Value::Kind::Number) {
+      if (n->is_integer())
+        *out = static_cast<int64_t>(n->as_number());
+      else
+        r.errors.push_back(std::string("rollout.") + key + " is " + n->ToString() +
+                           ": give a whole number of replicas, or a percentage of them (\"25%\")");
+      continue;
+    }
+    if (n->kind() == Value::Kind::String) {
+      const std::optional<int64_t> pct = Percent(n->as_string());
+      if (!pct) {
+        r.errors.push_back(
+            std::string("rollout.") + key + " is \"" + n->as_string() +
+            "\": give a number of replicas (1) or a percentage of them from \"0%\" to \"100%\"");
+        continue;
+      }
+      percent = true;
+      if (!replicas) continue;  // unknown until the replicas are
+      // As Kubernetes: unavailable rounds down, surge rounds up.
+      const bool up = std::string(key) == "max_surge";
+      *out = up ? (*pct * *replicas + 99) / 100 : *pct * *replicas / 100;
+      continue;
+    }
+    if (!n->is_unknown())
+      r.errors.push_back(std::string("rollout.") + key +
+                         " must be a number of replicas (1) or a percentage of them (\"25%\")");
+  }
+  // Percentages that both come to 0 (few replicas): one may be unavailable, as Kubernetes.
+  if (percent && r.max_unavailable == 0 && r.max_surge == 0) r.max_unavailable = 1;
+  return r;
+}
+
 std::vector<std::string> ValidateService(const ValueMap& config) {
   std::vector<std::string> errs;
   const std::string name = Str(config, "name");
@@ -214,6 +258,7 @@ std::vector<std::string> ValidateService(const ValueMap& config) {
                    " is outside 1024-65535: give the first port of the replicas inside their regions' port "
                    "range");
   const Rollout rollout = RolloutOf(config);
+  for (const std::string& e : rollout.errors) errs.push_back(e);
   if (rollout.max_unavailable && *rollout.max_unavailable < 0)
     errs.push_back("rollout.max_unavailable is " + std::to_string(*rollout.max_unavailable) +
                    ": give 0 or more replicas");

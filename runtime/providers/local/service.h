@@ -67,6 +67,18 @@ void NormalizeLoadBalancerReferences(const ValueMap& config, ValueMap& planned);
 // has no ready replica: mode failover, every region but the primary).
 void PlanLoadBalancer(ValueMap& planned);
 
+// A service's rollout numbers (docs/services.md, "Rolling updates"): each of
+// max_unavailable (default 1) and max_surge (default 0) is a whole number of
+// replicas or a percentage of `replicas` ("25%"): unavailable rounds down,
+// surge rounds up, and when percentages come to 0 for both, max_unavailable
+// is 1 (Kubernetes' rules). nullopt while unknown or invalid; `errors` says
+// what is wrong with a value (ValidateService reports them).
+struct RolloutNumbers {
+  std::optional<int64_t> max_unavailable = 1, max_surge = 0;
+  std::vector<std::string> errors;
+};
+RolloutNumbers ResolveRollout(const ValueMap& config);
+
 // A replica endpoint parsed from an endpoint line.
 struct Endpoint {
   std::string region;

@@ -32,6 +32,7 @@
 #include "runtime/process/process.h"
 #include "runtime/providers/local/provider.h"
 #include "runtime/providers/local/region_network.h"
+#include "runtime/providers/local/service.h"
 
 namespace plinth::runtime {
 namespace {
@@ -160,10 +161,9 @@ std::optional<controller::ServiceSpec> SpecFromPlanned(const ValueMap& planned, 
   s.readiness = ProbeFrom(planned, "readiness");
   s.startup = ProbeFrom(planned, "startup");
   s.version = Text(planned, "version");
-  if (const Value* r = Get(planned, "rollout"); r && r->kind() == Value::Kind::Object) {
-    s.max_unavailable = static_cast<int>(Int(r->as_object(), "max_unavailable").value_or(1));
-    s.max_surge = static_cast<int>(Int(r->as_object(), "max_surge").value_or(0));
-  }
+  const service_config::RolloutNumbers rollout = service_config::ResolveRollout(planned);
+  s.max_unavailable = static_cast<int>(rollout.max_unavailable.value_or(1));
+  s.max_surge = static_cast<int>(rollout.max_surge.value_or(0));
   s.ready_timeout_s = Seconds(planned, "ready_timeout", 60);
   s.user = Text(planned, "user");
   s.relocate = Text(planned, "on_region_failure") == "relocate";
