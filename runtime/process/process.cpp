@@ -24,6 +24,7 @@
 #include <linux/close_range.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -151,9 +152,11 @@ bool OpenOutputFile(const fs::path& path, Fd& fd, std::string* error) {
 // the forked child before execve: async-signal-safe calls only.
 struct ChildSetup {
   bool die_with_parent = false;
-  pid_t parent = 0;            // the starter's pid, for the PR_SET_PDEATHSIG race
-  int cgroup_procs = -1;       // an open cgroup.procs to join, or -1
-  uint64_t address_space = 0;  // RLIMIT_AS, or 0
+  pid_t parent = 0;                // the starter's pid, for the PR_SET_PDEATHSIG race
+  int cgroup_procs = -1;           // an open cgroup.procs to join, or -1
+  uint64_t address_space = 0;      // RLIMIT_AS, or 0
+  const char* hostname = nullptr;  // a UTS namespace with this hostname, or none
+  size_t hostname_size = 0;
 
   bp::error_code on_exec_setup(bp::posix::default_launcher&, const fs::path&, const char* const*) {
     // Its own process group, so that signals reach its descendants too.
@@ -166,6 +169,10 @@ struct ChildSetup {
     if (cgroup_procs >= 0) {
       // "0" moves the writing process (cgroup v2).
       if (::write(cgroup_procs, "0", 1) != 1) return bp::error_code(errno, bp::system_category());
+    }
+    if (hostname) {
+      if (::unshare(CLONE_NEWUTS) != 0 || ::sethostname(hostname, hostname_size) != 0)
+        return bp::error_code(errno, bp::system_category());
     }
     if (address_space > 0) {
       struct rlimit rl {};
@@ -297,6 +304,18 @@ std::optional<bp::process> Launch(asio::io_context& ctx, Spec& spec, int in, int
   setup.die_with_parent = spec.die_with_parent;
   setup.parent = ::getpid();
   setup.address_space = spec.address_space_limit;
+  if (!spec.hostname.empty()) {
+    // HOST_NAME_MAX; sethostname refuses longer names (EINVAL).
+    if (spec.hostname.size() > 64 || spec.hostname.find('\0') != std::string::npos) {
+      *error = "cannot start " + program.string() + ": hostname '" + spec.hostname +
+               "' is not a valid host name: use 1 to 64 bytes without NUL";
+      for (auto& l : lines) Wipe(l);
+      WipeEnvironment(spec.env);
+      return std::nullopt;
+    }
+    setup.hostname = spec.hostname.c_str();
+    setup.hostname_size = spec.hostname.size();
+  }
   Fd cgroup_procs;
   if (!spec.cgroup.empty()) {
     fs::path procs = spec.cgroup / "cgroup.procs";
@@ -348,6 +367,9 @@ std::optional<bp::process> Launch(asio::io_context& ctx, Spec& spec, int in, int
     }
     proc.reset();
     failure = "cannot start " + program.string() + ": " + ec.message();
+    if (!spec.hostname.empty() && ec.value() == EPERM)
+      failure += " (a UTS namespace of its own, for hostname '" + spec.hostname +
+                 "', needs CAP_SYS_ADMIN: run as root)";
     struct stat st;
     if (!spec.cwd.empty()) {
       if (::stat(spec.cwd.c_str(), &st) != 0) {

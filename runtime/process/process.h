@@ -120,6 +120,14 @@ struct Spec {
   // be writable, else the child does not start (start_error names it).
   std::filesystem::path cgroup;
 
+  // Run and Child::Start: the child gets a UTS namespace of its own whose
+  // hostname is this (the NIS domain name stays the caller's), set before exec
+  // (unshare(CLONE_NEWUTS) and sethostname in the child), and everything it
+  // starts inherits it; empty: the caller's namespace. Needs CAP_SYS_ADMIN:
+  // without it, or for a name that is not 1 to 64 bytes, the child does not
+  // start (start_error says why).
+  std::string hostname;
+
   // Run only: RLIMIT_AS (bytes) of the child, the fallback where no cgroup
   // can be used; 0: not limited.
   uint64_t address_space_limit = 0;

@@ -168,16 +168,16 @@ bool ResumeOne(const Provisioner& p, const ProvisionedNode& n, std::time_t reque
   // holds once the wall clock is two seconds past the request's second.
   while (std::time(nullptr) < requested + 2) std::this_thread::sleep_for(50ms);
   const long offset = BoottimeOffset(HostUptime());
+  // The node's own hostname needs a UTS namespace, hence CAP_SYS_ADMIN (as
+  // the time namespace does); without it slurmd keeps the host's.
+  const bool own_uts = HasCapSysAdmin(ReadFile("/proc/self/status"));
+  SlurmdLaunch launch = SlurmdCommand(n, *setsid, *unshare, *slurmd, offset, own_uts);
   process::Spec spec;
-  // The process layer kills the child's process group once the child exits.
-  // slurmd daemonizes (fork, parent exits, child setsid): between the two the
-  // daemon is still in the group and would die with it. `setsid --fork
-  // --wait` moves unshare and slurmd into a session of their own before
-  // anything exits, and exits only after slurmd's foreground parent did.
-  spec.program = *setsid;
-  spec.args = {"--fork", "--wait", unshare->string(), "--time", "--boottime=" + std::to_string(offset),
-               "--fork", "--",     slurmd->string(),  "-f",     n.config.string(),
-               "-N",     n.name};
+  spec.program = launch.argv.front();
+  spec.args.assign(launch.argv.begin() + 1, launch.argv.end());
+  // The UTS namespace is made by the process layer in its child, before it
+  // execs setsid: setsid, unshare, slurmd and the jobs inherit it.
+  spec.hostname = launch.hostname;
   spec.env = ChildEnv(p, n.name);
   spec.deadline = 30s;
   spec.kill_grace = 2s;
@@ -199,10 +199,14 @@ bool ResumeOne(const Provisioner& p, const ProvisionedNode& n, std::time_t reque
                       (n.log_file.empty() ? std::string() : " (see " + n.log_file.string() + ")"));
     return false;
   }
+  const std::string where = launch.hostname.empty()
+                                ? "in a fresh time namespace (uptime offset " + std::to_string(offset) +
+                                      " s; the host's hostname: no CAP_SYS_ADMIN for a UTS namespace)"
+                                : "in fresh UTS and time namespaces (hostname " + launch.hostname +
+                                      ", uptime offset " + std::to_string(offset) + " s)";
   LogTransition(p, action, n.name,
                 "started slurmd (pid " + std::to_string(pid) + ", " + n.address + ":" +
-                    std::to_string(n.port) + ") in a fresh time namespace (uptime offset " +
-                    std::to_string(offset) + " s): requested by slurmctld power saving");
+                    std::to_string(n.port) + ") " + where + ": requested by slurmctld power saving");
   return true;
 }
 
@@ -264,6 +268,68 @@ PowerReport ForEach(const Provisioner& p, const std::string& action, const std::
 }
 
 }  // namespace
+
+SlurmdLaunch SlurmdCommand(const ProvisionedNode& node, const fs::path& setsid, const fs::path& unshare,
+                           const fs::path& slurmd, long boottime_offset, bool own_uts) {
+  // The process layer kills the child's process group once the child exits.
+  // slurmd daemonizes (fork, parent exits, child setsid): between the two the
+  // daemon is still in the group and would die with it. `setsid --fork
+  // --wait` moves unshare and slurmd into a session of their own before
+  // anything exits, and exits only after slurmd's foreground parent did.
+  SlurmdLaunch l;
+  l.argv = {setsid.string(),
+            "--fork",
+            "--wait",
+            unshare.string(),
+            "--time",
+            "--boottime=" + std::to_string(boottime_offset),
+            "--fork",
+            "--",
+            slurmd.string(),
+            "-f",
+            node.config.string(),
+            "-N",
+            node.name};
+  if (own_uts) l.hostname = node.hostname.empty() ? node.name : node.hostname;
+  return l;
+}
+
+bool HasCapSysAdmin(std::string_view status) {
+  constexpr std::string_view kKey = "CapEff:";
+  size_t at = 0;
+  while (at < status.size()) {
+    size_t end = status.find('\n', at);
+    if (end == std::string_view::npos) end = status.size();
+    std::string_view line = status.substr(at, end - at);
+    at = end + 1;
+    if (line.substr(0, kKey.size()) != kKey) continue;
+    line.remove_prefix(kKey.size());
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    unsigned long long caps = 0;
+    size_t digits = 0;
+    for (char c : line) {
+      int v = c >= '0' && c <= '9'   ? c - '0'
+              : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                     : -1;
+      if (v < 0 || ++digits > 16) return false;
+      caps = caps << 4 | static_cast<unsigned>(v);
+    }
+    constexpr int kCapSysAdmin = 21;
+    return digits > 0 && (caps >> kCapSysAdmin & 1) != 0;
+  }
+  return false;
+}
+
+bool ValidHostname(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
 
 long BoottimeOffset(double host_uptime_seconds) {
   if (!(host_uptime_seconds > 0)) return 0;
@@ -332,8 +398,15 @@ std::optional<Provisioner> LoadProvisioner(const fs::path& file, std::string* er
     n.spool = str("spool");
     n.pid_file = str("pid_file");
     n.log_file = str("log_file");
+    n.hostname = str("hostname");
+    if (n.hostname.empty()) n.hostname = name;
     if (n.config.empty() || n.spool.empty() || n.pid_file.empty())
       return fail("node " + name + " needs \"config\", \"spool\" and \"pid_file\" (strings)");
+    if (!ValidHostname(n.hostname))
+      return fail(
+          "node " + name + ": '" + n.hostname +
+          "' is not a valid hostname (1 to 64 letters, digits, '-', '_' or '.'): set its \"hostname\" "
+          "(slurm.conf's NodeHostname)");
     if (p.slurm_conf.empty()) p.slurm_conf = n.config;
     p.nodes.emplace(name, std::move(n));
   }

@@ -705,6 +705,58 @@ TEST(ProcessRun, AddressSpaceLimitIsTheChildsRlimit) {
   EXPECT_EQ(o.out, "524288\n");  // KiB
 }
 
+// Whether this process holds CAP_SYS_ADMIN (CapEff bit 21), which a UTS
+// namespace needs.
+bool HasCapSysAdmin() {
+  std::istringstream status(ReadFile("/proc/self/status"));
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("CapEff:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> 21 & 1) != 0;
+  }
+  return false;
+}
+
+std::string Hostname() {
+  char name[256] = {};
+  ::gethostname(name, sizeof name - 1);
+  return name;
+}
+
+TEST(ProcessRun, HostnameGivesTheChildAndItsChildrenAUtsNamespaceOfTheirOwn) {
+  if (!HasCapSysAdmin()) GTEST_SKIP() << "a UTS namespace needs CAP_SYS_ADMIN (run as root)";
+  const std::string host = Hostname();
+  const std::string host_ns = fs::read_symlink("/proc/self/ns/uts").string();
+  Spec s =
+      Sh("cat /proc/sys/kernel/hostname; sh -c 'cat /proc/sys/kernel/hostname'; readlink /proc/self/ns/uts");
+  s.hostname = "plinth-uts-test";
+  Outcome o = process::Run(std::move(s));
+  ASSERT_TRUE(o.ok()) << o.Describe("sh");
+  std::istringstream out(o.out);
+  std::string own, grandchild, ns;
+  std::getline(out, own);
+  std::getline(out, grandchild);
+  std::getline(out, ns);
+  EXPECT_EQ(own, "plinth-uts-test");
+  EXPECT_EQ(grandchild, "plinth-uts-test");
+  EXPECT_NE(ns, host_ns);
+  // The caller's hostname is untouched.
+  EXPECT_EQ(Hostname(), host);
+  EXPECT_NE(host, "plinth-uts-test");
+}
+
+TEST(ProcessRun, WithoutHostnameTheChildSharesTheCallersUtsNamespace) {
+  Outcome o = process::Run(Sh("readlink /proc/self/ns/uts"));
+  ASSERT_TRUE(o.ok()) << o.Describe("sh");
+  EXPECT_EQ(o.out, fs::read_symlink("/proc/self/ns/uts").string() + "\n");
+}
+
+TEST(ProcessRun, HostnameLongerThan64BytesStopsTheStart) {
+  Spec s = Sh("true");
+  s.hostname = std::string(65, 'n');
+  Outcome o = process::Run(std::move(s));
+  EXPECT_FALSE(o.started);
+  EXPECT_NE(o.start_error.find("1 to 64 bytes"), std::string::npos) << o.start_error;
+}
+
 TEST(ProcessRun, CgroupThatCannotBeOpenedStopsTheStart) {
   TempDir dir;
   Spec s = Sh("true");

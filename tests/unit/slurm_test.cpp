@@ -259,6 +259,69 @@ TEST(ProvisionerTest, LoadsTheFileAndSaysWhatIsWrong) {
   fs::remove_all(dir);
 }
 
+TEST(ProvisionerTest, HostnameIsTheNodesNameUnlessTheFileSetsOne) {
+  fs::path dir = fs::path(::testing::TempDir()) / ("slurm-host-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  auto node = [](const std::string& name, const std::string& extra) {
+    return "\"" + name + R"(": {"config": "/c", "spool": "/s", "pid_file": "/p")" + extra + "}";
+  };
+  std::ofstream(dir / "p.json") << "{\"nodes\": {" + node("gpu1", "") + ", " +
+                                       node("gpu2", R"(, "hostname": "gpu2.cluster")") + "}}";
+  std::string error;
+  auto p = LoadProvisioner(dir / "p.json", &error);
+  ASSERT_TRUE(p) << error;
+  EXPECT_EQ(p->nodes.at("gpu1").hostname, "gpu1");
+  EXPECT_EQ(p->nodes.at("gpu2").hostname, "gpu2.cluster");
+  // A name that cannot be a hostname is refused with how to fix it.
+  std::ofstream(dir / "bad.json") << "{\"nodes\": {" + node("gpu1", R"(, "hostname": "gpu 1")") + "}}";
+  EXPECT_FALSE(LoadProvisioner(dir / "bad.json", &error));
+  EXPECT_NE(error.find("node gpu1: 'gpu 1' is not a valid hostname"), std::string::npos) << error;
+  EXPECT_NE(error.find("set its \"hostname\""), std::string::npos) << error;
+  fs::remove_all(dir);
+}
+
+TEST(ProvisionerTest, SlurmdRunsInTheNodesTimeAndUtsNamespaces) {
+  ProvisionedNode n;
+  n.name = "gpu2";
+  n.config = "/d/etc/slurm.conf";
+  n.hostname = "gpu2";
+  SlurmdLaunch l = SlurmdCommand(n, "/usr/bin/setsid", "/usr/bin/unshare", "/usr/sbin/slurmd", -29439, true);
+  EXPECT_EQ(l.argv,
+            (Names{"/usr/bin/setsid", "--fork", "--wait", "/usr/bin/unshare", "--time", "--boottime=-29439",
+                   "--fork", "--", "/usr/sbin/slurmd", "-f", "/d/etc/slurm.conf", "-N", "gpu2"}));
+  EXPECT_EQ(l.hostname, "gpu2");
+  // NodeHostname from the file wins; an empty one is the node's name.
+  n.hostname = "gpu2.cluster";
+  EXPECT_EQ(SlurmdCommand(n, "s", "u", "d", 0, true).hostname, "gpu2.cluster");
+  n.hostname.clear();
+  EXPECT_EQ(SlurmdCommand(n, "s", "u", "d", 0, true).hostname, "gpu2");
+  // Without CAP_SYS_ADMIN: the same command in the host's UTS namespace.
+  SlurmdLaunch host =
+      SlurmdCommand(n, "/usr/bin/setsid", "/usr/bin/unshare", "/usr/sbin/slurmd", -29439, false);
+  EXPECT_EQ(host.hostname, "");
+  EXPECT_EQ(host.argv, l.argv);
+}
+
+TEST(ProvisionerTest, CapSysAdminIsBit21OfCapEff) {
+  EXPECT_TRUE(HasCapSysAdmin("Name:\tplinth\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n"));
+  EXPECT_TRUE(HasCapSysAdmin("CapEff:\t0000000000200000"));
+  EXPECT_FALSE(HasCapSysAdmin("CapPrm:\t000001ffffffffff\nCapEff:\t0000000000000000\n"));
+  EXPECT_FALSE(HasCapSysAdmin("CapEff:\t00000000001fffff\n"));  // bits 0-20 only
+  EXPECT_FALSE(HasCapSysAdmin("CapEff:\t\n"));
+  EXPECT_FALSE(HasCapSysAdmin("CapEff:\tzz\n"));
+  EXPECT_FALSE(HasCapSysAdmin("Name:\tplinth\n"));
+}
+
+TEST(ProvisionerTest, ValidHostnames) {
+  EXPECT_TRUE(ValidHostname("gpu1"));
+  EXPECT_TRUE(ValidHostname("node-01.rack_2"));
+  EXPECT_TRUE(ValidHostname(std::string(64, 'a')));
+  EXPECT_FALSE(ValidHostname(std::string(65, 'a')));
+  EXPECT_FALSE(ValidHostname(""));
+  EXPECT_FALSE(ValidHostname("gpu 1"));
+  EXPECT_FALSE(ValidHostname("gpu/1"));
+}
+
 TEST(ProvisionerTest, BoottimeOffsetStartsUptimeBelowOneSecond) {
   EXPECT_EQ(BoottimeOffset(29439.33), -29439);
   EXPECT_EQ(BoottimeOffset(0.5), 0);
