@@ -20,6 +20,7 @@ packages=(
   haproxy                                             # load balancers in front of services (docs/load-balancing.md)
   wrk prometheus                                      # controller tests: load during drills, a real Prometheus scraping /metrics
   iproute2                                            # regions in network namespaces (ip netns, veth; docs/services.md)
+  tzdata                                              # maintenance windows in a time zone (docs/automation.md)
 )
 missing=()
 for p in "${packages[@]}"; do
