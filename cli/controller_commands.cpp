@@ -275,6 +275,11 @@ int ControllerStatus(const Options& options) {
                   version.empty() ? "the new spec" : ("version \"" + version + "\"").c_str(),
                   rb.value("reason", std::string()).c_str());
     }
+    if (const json a = s.value("autoscale", json()); a.is_object()) {
+      for (const auto& [region, v] : a.items())
+        std::printf("  autoscale %s: %d replicas (%d-%d): %s\n", region.c_str(), v.value("replicas", 0),
+                    v.value("min", 0), v.value("max", 0), v.value("reason", std::string()).c_str());
+    }
     for (const json& r : s.value("replicas", json::array())) {
       const std::string from = r.value("relocated_from", std::string());
       std::printf("  %s%s: %s%s, pid %lld, %d restarts%s\n", r.value("id", std::string()).c_str(),

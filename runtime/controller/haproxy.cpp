@@ -762,6 +762,9 @@ std::optional<std::string> HaproxyInstance::ServerStates(std::vector<LbServerSta
   };
   const int px = column("pxname"), sv = column("svname"), status = column("status"), scur = column("scur"),
             stot = column("stot"), bck = column("bck"), check = column("check_status");
+  std::vector<int> responses;  // HTTP responses by class: requests answered
+  for (const char* c : {"hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other"})
+    if (column(c) >= 0) responses.push_back(column(c));
   if (px < 0 || sv < 0 || status < 0)
     return std::string("\"show stat\" lacks the pxname, svname or status column");
   const std::string backend = spec_ ? BackendName(*spec_) : "";
@@ -788,6 +791,7 @@ std::optional<std::string> HaproxyInstance::ServerStates(std::vector<LbServerSta
     s.backup = ToInt(field(row, bck)) > 0;
     s.current_sessions = ToInt(field(row, scur));
     s.total_sessions = ToInt(field(row, stot));
+    for (int c : responses) s.responses += ToInt(field(row, c));
     s.check_status = field(row, check);
     out->push_back(std::move(s));
   }

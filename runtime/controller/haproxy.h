@@ -155,6 +155,7 @@ struct LbServerState {
   bool backup = false;
   int64_t current_sessions = 0;
   int64_t total_sessions = 0;
+  int64_t responses = 0;     // HTTP responses sent (hrsp_1xx .. hrsp_other); 0 in TCP mode
   std::string check_status;  // "L7OK", "L4CON", ... (empty without checks)
 };
 

@@ -44,7 +44,11 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
   std::map<std::string, std::map<std::string, std::string>> secrets;  // wiped at the end of the pass
   // Regions failed by `plinth region fail` run nothing until they recover.
   const std::set<std::string> failed = FailedRegions(workspace_dir_);
-  for (ServiceSpec& spec : services) spec = WithoutFailedRegions(std::move(spec), failed);
+  // The autoscaler's counts (docs/automation.md): what the controller decided before.
+  for (ServiceSpec& spec : services) {
+    const std::string id = spec.id;
+    spec = WithScale(WithoutFailedRegions(std::move(spec), failed), store_->Scale(id));
+  }
   for (const ServiceSpec& spec : services) {
     known.insert(spec.id);
     generations[spec.id] = store_->Generation(spec.id);
@@ -69,6 +73,19 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
                          &error, gate.get(), has_previous ? &previous : nullptr);
     process::WipeEnvironment(previous.secrets);
     if (!reconciled && first_error.empty()) first_error = spec.id + ": " + error;
+    // Autoscaling: this pass's signals decide the counts the next pass runs.
+    if (spec.autoscale) {
+      ServiceScaleStep step = autoscaling_.Step(
+          spec, *supervisor_, gate->Load(), store_->ScaleState(spec.id).value("autoscalers", json::object()),
+          clock_.WallMs());
+      if (!store_->SetScale(spec.id, step.counts, step.state) && first_error.empty())
+        first_error = spec.id + ": cannot record the autoscaler's decision";
+      for (const std::string& c : step.changes)
+        r.summary += (r.summary.empty() ? "" : "; ") + spec.id + " scaled " + c;
+      autoscale_status_[spec.id] = step.status;
+    } else {
+      autoscale_status_.erase(spec.id);
+    }
   }
   for (auto it = gates_.begin(); it != gates_.end();)
     it = known.count(it->first) ? std::next(it) : gates_.erase(it);
@@ -139,15 +156,17 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
                   {"version", rb->version},
                   {"reason", rb->reason},
                   {"at_ms", rb->at_ms}};
-    status.push_back({{"id", spec.id},
-                      {"failed_regions", failed_here},
-                      {"generation", generations[spec.id]},
-                      {"wanted", wanted.size()},
-                      {"ready", ready},
-                      {"converged", converged},
-                      {"failing", failing},
-                      {"rollback", rollback},
-                      {"replicas", replicas}});
+    status.push_back(
+        {{"id", spec.id},
+         {"failed_regions", failed_here},
+         {"generation", generations[spec.id]},
+         {"wanted", wanted.size()},
+         {"ready", ready},
+         {"converged", converged},
+         {"failing", failing},
+         {"rollback", rollback},
+         {"autoscale", autoscale_status_.count(spec.id) ? autoscale_status_[spec.id] : json(nullptr)},
+         {"replicas", replicas}});
   }
   for (auto& [id, values] : secrets) process::WipeEnvironment(values);
   {
@@ -174,6 +193,25 @@ void ServiceSupervision::Metrics(metrics::Exposition& m) const {
   for (const json& s : status_) m.Sample(s.value("wanted", 0), {{"service", s.value("id", "")}});
   m.Gauge("plinth_service_replicas_ready", "replicas of each service that pass their readiness probe");
   for (const json& s : status_) m.Sample(s.value("ready", 0), {{"service", s.value("id", "")}});
+  m.Gauge("plinth_service_autoscale_replicas", "replicas the autoscaler decided, per service and region");
+  for (const json& s : status_) {
+    const json a = s.value("autoscale", json());
+    if (!a.is_object()) continue;
+    for (const auto& [region, v] : a.items())
+      m.Sample(v.value("replicas", 0), {{"service", s.value("id", "")}, {"region", region}});
+  }
+  m.Gauge("plinth_service_autoscale_signal", "the autoscaler's signals: per-replica averages per region");
+  for (const json& s : status_) {
+    const json a = s.value("autoscale", json());
+    if (!a.is_object()) continue;
+    for (const auto& [region, v] : a.items()) {
+      const json signals = v.value("signals", json::object());  // outlives the loop below
+      for (const auto& [signal, value] : signals.items())
+        if (value.is_number())
+          m.Sample(value.get<double>(),
+                   {{"service", s.value("id", "")}, {"region", region}, {"signal", signal}});
+    }
+  }
   m.Counter("plinth_service_replica_restarts_total", "restarts of each replica since it was first started");
   for (const json& s : status_) {
     for (const json& r : s.value("replicas", json::array()))

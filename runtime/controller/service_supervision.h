@@ -28,6 +28,7 @@
 
 #include "runtime/controller/clock.h"
 #include "runtime/controller/controller.h"
+#include "runtime/controller/service_autoscaling.h"
 #include "runtime/controller/services.h"
 #include "runtime/controller/supervisor.h"
 #include "runtime/controller/traffic_gate.h"
@@ -68,7 +69,9 @@ class ServiceSupervision {
   int64_t term_ = -1;
   // One traffic gate per service (its drain timers span passes).
   std::map<std::string, std::unique_ptr<HaproxyGate>> gates_;
-  mutable std::mutex mu_;  // guards status_
+  ServiceAutoscaling autoscaling_;
+  std::map<std::string, nlohmann::json> autoscale_status_;  // by service id
+  mutable std::mutex mu_;                                   // guards status_
   nlohmann::json status_ = nlohmann::json::array();
 };
 

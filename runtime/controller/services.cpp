@@ -105,6 +105,26 @@ json ServiceJson(const ServiceSpec& s) {
               {"version", s.version}};
   // Only when set: specs recorded before it existed stay byte-identical.
   if (s.relocate) out["relocate"] = true;
+  if (s.autoscale) {
+    const AutoscaleSpec& a = s.autoscale->spec;
+    auto rules = [](const ScalingRules& r) {
+      json policies = json::array();
+      for (const ScalingPolicy& p : r.policies)
+        policies.push_back({{"kind", p.kind == ScalingPolicy::Kind::kPods ? "pods" : "percent"},
+                            {"value", p.value},
+                            {"period_ms", p.period_ms}});
+      return json{{"stabilization_ms", r.stabilization_ms},
+                  {"select", r.select == ScalingRules::Select::kMax   ? "max"
+                             : r.select == ScalingRules::Select::kMin ? "min"
+                                                                      : "disabled"},
+                  {"policies", policies}};
+    };
+    json targets = json::array();
+    for (const auto& t : s.autoscale->targets)
+      targets.push_back({{"signal", t.signal}, {"average", t.average}});
+    out["autoscale"] = {{"min", a.min},      {"max", a.max},          {"tolerance", a.tolerance},
+                        {"up", rules(a.up)}, {"down", rules(a.down)}, {"targets", targets}};
+  }
   return out;
 }
 
@@ -141,6 +161,34 @@ ServiceSpec ServiceFromJson(const json& j) {
   s.startup = ProbeFromJson(j.value("startup", json()));
   s.version = j.value("version", "");
   s.relocate = j.value("relocate", false);
+  if (auto a = j.find("autoscale"); a != j.end() && a->is_object()) {
+    ServiceAutoscale as;
+    as.spec.min = a->value("min", 1);
+    as.spec.max = a->value("max", 1);
+    as.spec.tolerance = a->value("tolerance", 0.1);
+    auto rules = [](const json& r, ScalingRules* out) {
+      if (!r.is_object()) return;
+      out->stabilization_ms = r.value("stabilization_ms", out->stabilization_ms);
+      const std::string select = r.value("select", "max");
+      out->select = select == "min"        ? ScalingRules::Select::kMin
+                    : select == "disabled" ? ScalingRules::Select::kDisabled
+                                           : ScalingRules::Select::kMax;
+      if (auto p = r.find("policies"); p != r.end() && p->is_array()) {
+        out->policies.clear();
+        for (const json& x : *p)
+          if (x.is_object())
+            out->policies.push_back({x.value("kind", "pods") == "pods" ? ScalingPolicy::Kind::kPods
+                                                                       : ScalingPolicy::Kind::kPercent,
+                                     x.value("value", 1), x.value("period_ms", int64_t{15000})});
+      }
+    };
+    rules(a->value("up", json()), &as.spec.up);
+    rules(a->value("down", json()), &as.spec.down);
+    if (auto t = a->find("targets"); t != a->end() && t->is_array())
+      for (const json& x : *t)
+        if (x.is_object()) as.targets.push_back({x.value("signal", ""), x.value("average", 0.0)});
+    s.autoscale = std::move(as);
+  }
   return s;
 }
 
@@ -151,6 +199,25 @@ std::string ReplicaPrefix(const std::string& service_id) {
 ServiceSpec WithoutFailedRegions(ServiceSpec spec, const std::set<std::string>& failed) {
   for (ServiceRegion& r : spec.regions)
     if (failed.count(r.name)) r.down = true;
+  return spec;
+}
+
+int Slots(const ServiceSpec& spec) {
+  return spec.autoscale ? std::max(spec.replicas, spec.autoscale->spec.max) : spec.replicas;
+}
+
+int CountIn(const ServiceSpec& spec, const ServiceRegion& region) {
+  return region.replicas >= 0 ? std::min(region.replicas, Slots(spec)) : spec.replicas;
+}
+
+ServiceSpec WithScale(ServiceSpec spec, const std::map<std::string, int>& counts) {
+  if (!spec.autoscale) return spec;
+  for (ServiceRegion& r : spec.regions) {
+    auto it = counts.find(r.name);
+    if (it != counts.end())
+      r.replicas =
+          std::clamp(it->second, spec.autoscale->spec.min, std::max(spec.autoscale->spec.min, Slots(spec)));
+  }
   return spec;
 }
 
@@ -204,7 +271,8 @@ std::vector<ReplicaSpec> ReplicaSpecsFor(const ServiceSpec& spec,
   std::vector<ReplicaSpec> out;
   for (const ServiceRegion& region : spec.regions) {
     if (region.down) continue;
-    for (int i = 0; i < spec.replicas; ++i) out.push_back(ReplicaOf(spec, region, i, secrets, logs_dir));
+    for (int i = 0; i < CountIn(spec, region); ++i)
+      out.push_back(ReplicaOf(spec, region, i, secrets, logs_dir));
   }
   for (ReplicaSpec& r : RelocatedSpecsFor(spec, secrets, logs_dir)) out.push_back(std::move(r));
   return out;
@@ -222,7 +290,7 @@ std::vector<ReplicaSpec> RelocatedSpecsFor(const ServiceSpec& spec,
     if (!from.down) continue;
     const int first = RelocationIndex(spec, host->name, from.name);
     if (first < 0) continue;
-    for (int i = 0; i < spec.replicas; ++i) {
+    for (int i = 0; i < CountIn(spec, from); ++i) {
       ReplicaSpec r = ReplicaOf(spec, *host, first + i, secrets, logs_dir);
       r.env["PLINTH_RELOCATED_FROM"] = from.name;
       out.push_back(std::move(r));
@@ -249,7 +317,7 @@ int RelocationIndex(const ServiceSpec& spec, const std::string& host, const std:
   if (!from_known) return -1;
   for (const ServiceRegion& r : spec.regions) host_known = host_known || r.name == host;
   if (!host_known) return -1;
-  return spec.replicas + spec.max_surge + k * spec.replicas;
+  return Slots(spec) + spec.max_surge + k * Slots(spec);
 }
 
 std::string RelocatedFrom(const ServiceSpec& spec, const std::string& id) {
@@ -264,14 +332,14 @@ std::string RelocatedFrom(const ServiceSpec& spec, const std::string& id) {
   if (end == rest.c_str() + dot + 1 || *end != '\0') return "";
   for (const ServiceRegion& from : spec.regions) {
     const int first = RelocationIndex(spec, host, from.name);
-    if (first >= 0 && index >= first && index < first + spec.replicas) return from.name;
+    if (first >= 0 && index >= first && index < first + Slots(spec)) return from.name;
   }
   return "";
 }
 
 int PortSlots(const ServiceSpec& spec) {
   const int others = spec.relocate ? static_cast<int>(spec.regions.size()) - 1 : 0;
-  return spec.replicas + spec.max_surge + std::max(0, others) * spec.replicas;
+  return Slots(spec) + spec.max_surge + std::max(0, others) * Slots(spec);
 }
 
 std::vector<ReplicaSpec> SurgeSpecsFor(const ServiceSpec& spec,
@@ -280,7 +348,7 @@ std::vector<ReplicaSpec> SurgeSpecsFor(const ServiceSpec& spec,
   std::vector<ReplicaSpec> out;
   for (const ServiceRegion& region : spec.regions) {
     if (region.down) continue;
-    for (int i = spec.replicas; i < spec.replicas + spec.max_surge; ++i)
+    for (int i = Slots(spec); i < Slots(spec) + spec.max_surge; ++i)
       out.push_back(ReplicaOf(spec, region, i, secrets, logs_dir));
   }
   return out;
@@ -324,7 +392,7 @@ std::unique_ptr<ServiceStore> ServiceStore::Open(const fs::path& dir, const fs::
   // The spec (and secrets) a Put replaced: what older replicas run. Added to
   // stores made before it existed; an existing column is not an error.
   for (const char* column : {"prev_spec TEXT", "prev_secrets BLOB", "stable_spec TEXT", "stable_secrets BLOB",
-                             "stable_generation INTEGER", "rollback TEXT"})
+                             "stable_generation INTEGER", "rollback TEXT", "scale TEXT"})
     Exec(s->db_, (std::string("ALTER TABLE services ADD COLUMN ") + column).c_str());
   for (const char* suffix : {"-wal", "-shm"}) ::chmod((db.string() + suffix).c_str(), 0600);
   return s;
@@ -562,6 +630,42 @@ int64_t ServiceStore::StableGeneration(const std::string& id) {
   return g;
 }
 
+nlohmann::json ServiceStore::ScaleState(const std::string& id) {
+  std::lock_guard lock(mu_);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_, "SELECT scale FROM services WHERE id = ?1", -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  json out = json::object();
+  if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+    json j = json::parse(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), nullptr, false);
+    if (j.is_object()) out = std::move(j);
+  }
+  sqlite3_finalize(st);
+  return out;
+}
+
+std::map<std::string, int> ServiceStore::Scale(const std::string& id) {
+  std::map<std::string, int> out;
+  const json j = ScaleState(id);
+  if (auto c = j.find("replicas"); c != j.end() && c->is_object())
+    for (const auto& [region, n] : c->items())
+      if (n.is_number_integer() && n.get<int>() >= 0) out[region] = n.get<int>();
+  return out;
+}
+
+bool ServiceStore::SetScale(const std::string& id, const std::map<std::string, int>& counts,
+                            const nlohmann::json& state) {
+  std::lock_guard lock(mu_);
+  const std::string text = json{{"replicas", counts}, {"autoscalers", state}}.dump();
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_, "UPDATE services SET scale = ?2 WHERE id = ?1", -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, text.c_str(), -1, SQLITE_TRANSIENT);
+  const bool ok = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db_) == 1;
+  sqlite3_finalize(st);
+  return ok;
+}
+
 std::optional<Rollback> ServiceStore::LastRollback(const std::string& id) {
   std::lock_guard lock(mu_);
   sqlite3_stmt* st = nullptr;
@@ -645,7 +749,12 @@ bool ReconcileService(Supervisor& supervisor, const ServiceSpec& spec,
     unmanaged = unmanaged || (s.id.rfind(prefix, 0) == 0 && s.phase == ReplicaPhase::kUnmanaged);
   if (unmanaged && previous) {
     ServiceSpec all = previous->spec;
-    for (ServiceRegion& r : all.regions) r.down = false;
+    for (ServiceRegion& r : all.regions) {
+      r.down = false;
+      // As many as the autoscaler runs now.
+      for (const ServiceRegion& now : spec.regions)
+        if (now.name == r.name && all.autoscale) r.replicas = now.replicas;
+    }
     for (ReplicaSpec& r : ReplicaSpecsFor(all, previous->secrets, logs_dir))
       older.emplace(r.id, std::move(r));
     for (ReplicaSpec& r : SurgeSpecsFor(all, previous->secrets, logs_dir)) older.emplace(r.id, std::move(r));
@@ -708,7 +817,11 @@ bool ReconcileService(Supervisor& supervisor, const ServiceSpec& spec,
     if (s.id.rfind(prefix, 0) != 0 || wanted_ids.count(s.id)) continue;
     if (const std::string from = RelocatedFrom(spec, s.id); !from.empty() && up_regions.count(from) &&
                                                             s.phase != ReplicaPhase::kUnmanaged &&
-                                                            region_serving[from] < spec.replicas)
+                                                            region_serving[from] < [&] {
+                                                              for (const ServiceRegion& r : spec.regions)
+                                                                if (r.name == from) return CountIn(spec, r);
+                                                              return spec.replicas;
+                                                            }())
       continue;
     if (gate && s.ready && !gate->Drain(s.id)) continue;
     std::string e;

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "runtime/compute/spec.h"
+#include "runtime/controller/autoscale.h"
 #include "runtime/controller/probe.h"
 #include "runtime/controller/supervisor.h"
 #include "runtime/controller/traffic_gate.h"
@@ -48,6 +49,19 @@ struct ServiceRegion {
   std::string host = "127.0.0.1";
   bool down = false;
   std::string netns{};  // the region's network namespace; empty: the root namespace
+  int replicas = -1;    // what the autoscaler decided for the region (WithScale); -1: the spec's replicas
+};
+
+// `autoscale { ... }` of a service (docs/automation.md, "Autoscaling
+// services"): per region, the controller keeps between spec.min and
+// spec.max replicas by the targets' per-replica averages.
+struct ServiceAutoscale {
+  AutoscaleSpec spec;
+  struct Target {
+    std::string signal;  // "requests_per_second", "in_flight" or "cpu" (ServiceSignals)
+    double average = 0;  // wanted per replica, > 0
+  };
+  std::vector<Target> targets;
 };
 
 struct ServiceSpec {
@@ -76,7 +90,18 @@ struct ServiceSpec {
   // on_region_failure = "relocate": a down region's replicas run in the
   // first region of `regions` that is up (RelocationSlot) until it recovers.
   bool relocate = false;
+  std::optional<ServiceAutoscale> autoscale;
 };
+
+// How many replica indices each region lays out: the autoscaler's max with
+// autoscale (at least replicas), else replicas. Surge and relocation
+// indices come after them, so they never move when the count does.
+int Slots(const ServiceSpec& spec);
+// How many replicas `region` runs: its scaled count (WithScale), else replicas.
+int CountIn(const ServiceSpec& spec, const ServiceRegion& region);
+// `spec` with each region's scaled count (ServiceStore::Scale), kept within
+// the autoscaler's [min, max]; unchanged without autoscale.
+ServiceSpec WithScale(ServiceSpec spec, const std::map<std::string, int>& counts);
 
 nlohmann::json ServiceJson(const ServiceSpec& s);
 ServiceSpec ServiceFromJson(const nlohmann::json& j);
@@ -192,6 +217,13 @@ class ServiceStore {
   std::optional<Rollback> LastRollback(const std::string& id);
   // The generation last marked stable; 0 when none.
   int64_t StableGeneration(const std::string& id);
+
+  // What the autoscaler decided, per region (written by the controller
+  // only; apply reads it so that it never undoes a decision), and each
+  // region's autoscaler history (Autoscaler::State). Empty when none.
+  std::map<std::string, int> Scale(const std::string& id);
+  nlohmann::json ScaleState(const std::string& id);
+  bool SetScale(const std::string& id, const std::map<std::string, int>& counts, const nlohmann::json& state);
 
  private:
   ServiceStore() = default;

@@ -84,4 +84,19 @@ void HaproxyGate::Admit(const std::string& replica_id) {
   }
 }
 
+std::map<std::string, LbServerState> HaproxyGate::Load() const {
+  std::map<std::string, LbServerState> out;
+  for (const Lb& lb : lbs_) {
+    for (const auto& [replica, state] : lb.by_replica) {
+      auto [it, fresh] = out.emplace(replica, state);
+      if (fresh) continue;
+      it->second.current_sessions += state.current_sessions;
+      it->second.total_sessions += state.total_sessions;
+      it->second.responses += state.responses;
+      it->second.up = it->second.up || state.up;
+    }
+  }
+  return out;
+}
+
 }  // namespace plinth::controller

@@ -60,6 +60,9 @@ class HaproxyGate : public TrafficGate {
 
   // How many load balancers gate the service (after the last Refresh).
   size_t size() const { return lbs_.size(); }
+  // Per replica, what the load balancers report (as of the last Refresh),
+  // counters summed over them: sessions, responses; `up` when any reports it UP.
+  std::map<std::string, LbServerState> Load() const;
 
  private:
   struct Lb {

@@ -717,7 +717,28 @@ Result<PlanResponse> LocalProvider::PlanChange(const PlanRequest& request) {
     // Replicas that died while nothing supervised them: an update restarts them.
     const Value* running = prior ? Find(*prior, "replicas_running") : nullptr;
     const Value* endpoints = Find(p, "endpoints");
-    if (endpoints && endpoints->kind() == Value::Kind::List)
+    const Value* autoscale = Find(p, "autoscale");
+    const Value* regions = Find(p, "regions");
+    const Value* replicas = Find(p, "replicas");
+    if (autoscale && autoscale->kind() == Value::Kind::Object && regions &&
+        regions->kind() == Value::Kind::List && !regions->ContainsUnknown() && replicas &&
+        replicas->kind() == Value::Kind::Number) {
+      // Autoscaled: as many as the controller decided per region (endpoints cover up to max).
+      std::map<std::string, int> scale;
+      const Value* sid = Find(p, "id");
+      auto store = IsKnownString(sid) ? Services(false) : Result<controller::ServiceStore*>(nullptr);
+      if (store.ok() && store.value()) scale = store.value()->Scale(sid->as_string());
+      std::vector<std::string> ignored;
+      auto spec = service_config::AutoscaleOf(p, &ignored);
+      double n = 0;
+      for (const Value& r : regions->as_list()) {
+        const Value* name = r.kind() == Value::Kind::Object ? Find(r.as_object(), "name") : nullptr;
+        auto it = IsKnownString(name) ? scale.find(name->as_string()) : scale.end();
+        n += it != scale.end() && spec ? std::clamp(it->second, spec->spec.min, spec->spec.max)
+                                       : replicas->as_number();
+      }
+      p["replicas_running"] = Value::Number(n);
+    } else if (endpoints && endpoints->kind() == Value::Kind::List)
       p["replicas_running"] = Value::Number(static_cast<double>(endpoints->as_list().size()));
     else
       p["replicas_running"] = running && !running->ContainsUnknown() ? *running : Value::Unknown(Type::Int());

@@ -74,7 +74,8 @@ class LocalProvider : public Provider {
   // that holds data is refused). Regions: their empty backup repositories;
   // repositories holding snapshots refuse the delete unless their bucket
   // has force_destroy (its delete removes them first).
-  Result<DeletePreview> PlanDelete(const std::string& type, const std::string& id, const ValueMap& prior) override;
+  Result<DeletePreview> PlanDelete(const std::string& type, const std::string& id,
+                                   const ValueMap& prior) override;
   Result<ResourceObject> Import(const std::string& type, const std::string& id) override;
   // Regions whose port ranges overlap, whose roots are the same or nested,
   // or whose names are the same; two buckets with the same region and name;
@@ -119,8 +120,8 @@ class LocalProvider : public Provider {
   // from the bucket's metadata file. `created` tells whether this call made
   // the repository's directory (so a failed create can remove it).
   std::optional<ProviderError> EnsureBackupRepository(const std::string& region, const std::string& bucket,
-                                                      const ValueMap& settings, const std::string& wrapped_key,
-                                                      bool* created) const;
+                                                      const ValueMap& settings,
+                                                      const std::string& wrapped_key, bool* created) const;
   // The bucket as it is on disk. The metadata file is not trusted: with
   // `prior` (the state, or what is being written), settings that disagree
   // with it read as unset (drift that the next apply repairs) and the key is

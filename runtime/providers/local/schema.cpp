@@ -243,6 +243,54 @@ ResourceSchema Job() {
   return s;
 }
 
+// scale_up / scale_down of a service's autoscale block.
+std::shared_ptr<const BlockSchema> ScalingBlock() {
+  auto b = std::make_shared<BlockSchema>();
+  b->attributes = {
+      Attr("stabilization", Type::Duration(), AttrMode::Optional,
+           "Window of recommendations considered: down only to the highest in it, up only to the lowest "
+           "(default: 0s up, 300s down)."),
+      Enum(Attr("select", Type::String(), AttrMode::Optional,
+                "Which policy wins: max (the one that allows the most change; default), min, or disabled."),
+           {"max", "min", "disabled"}),
+  };
+  b->blocks = {
+      {"policy", false, "", 0, SIZE_MAX,
+       Body({
+           Attr("pods", Type::Int(), AttrMode::Optional, "At most this many replicas per period."),
+           Attr("percent", Type::Int(), AttrMode::Optional,
+                "At most this percentage of the replicas at the period's start."),
+           WithDefault(Attr("period", Type::Duration(), AttrMode::Optional, "The period the limit spans."),
+                       Value::Duration(15000)),
+       }),
+       "A rate limit; without any, Kubernetes' defaults (up: 100% or 4 per 15s; down: 100% per 15s)."},
+  };
+  return b;
+}
+
+std::shared_ptr<const BlockSchema> AutoscaleBlock() {
+  auto b = std::make_shared<BlockSchema>();
+  b->attributes = {
+      WithDefault(Attr("min", Type::Int(), AttrMode::Optional, "Fewest replicas per region (at least 1)."),
+                  Value::Number(1)),
+      Attr("max", Type::Int(), AttrMode::Required,
+           "Most replicas per region; ports and load-balancer servers are laid out for this many."),
+      WithDefault(Attr("tolerance", Type::Number(), AttrMode::Optional,
+                       "No change while every target is within this ratio of its value."),
+                  Value::Number(0.1)),
+  };
+  b->blocks = {
+      {"target", true, "signal", 1, SIZE_MAX,
+       Body({Attr("average", Type::Number(), AttrMode::Required,
+                  "The value wanted per replica: requests_per_second (HTTP responses through the load "
+                  "balancers), in_flight (connections held) or cpu (cores).")}),
+       "A signal and its wanted per-replica average (Kubernetes' AverageValue)."},
+      {"scale_up", false, "", 0, 1, ScalingBlock(), "How fast replicas are added."},
+      {"scale_down", false, "", 0, 1, ScalingBlock(), "How fast replicas are removed."},
+  };
+  return b;
+}
+
 std::shared_ptr<const BlockSchema> ProbeBlock() {
   return Body({
       Attr("http", Type::String(), AttrMode::Optional,
@@ -343,6 +391,9 @@ ResourceSchema Service() {
                Value::Number(0)),
        }),
        "How a change of command, version or environment replaces the replicas (Kubernetes' rolling update)."},
+      {"autoscale", false, "", 0, 1, AutoscaleBlock(),
+       "Per region, the leading controller keeps between min and max replicas by the targets "
+       "(docs/automation.md); replicas is the count each region starts with."},
       {"liveness", false, "", 0, 1, ProbeBlock(),
        "A failing liveness probe restarts the replica (back-off 10 s doubling to 5 min)."},
       {"readiness", false, "", 0, 1, ProbeBlock(),

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <map>
 
+#include "runtime/controller/service_autoscaling.h"
 #include "runtime/process/process.h"
 #include "runtime/providers/local/compute.h"
 #include "runtime/providers/local/region_network.h"
@@ -112,6 +113,18 @@ std::optional<std::string> OnRegionFailure(const ValueMap& config) {
   return v->as_string();
 }
 
+// How many replica indices a region lays out (controller::Slots): with
+// autoscale, its max (at least replicas); else replicas. nullopt while unknown.
+std::optional<int64_t> LayoutSlots(const ValueMap& config) {
+  auto replicas = KnownInt(Find(config, "replicas"));
+  if (!replicas) return std::nullopt;
+  const Value* a = Find(config, "autoscale");
+  if (!a || a->kind() != Value::Kind::Object) return replicas;
+  auto max = KnownInt(Find(a->as_object(), "max"));
+  if (!max) return std::nullopt;
+  return std::max(*replicas, *max);
+}
+
 // How many ports from `port` each region offers the service: replicas, surge
 // and, with relocation, a block of replicas per other region
 // (controller::PortSlots). nullopt while a count is unknown.
@@ -121,12 +134,13 @@ std::optional<int64_t> PortSlotsOf(const ValueMap& config) {
   auto policy = OnRegionFailure(config);
   const Value* list = Find(config, "regions");
   if (!replicas || !surge || !policy || *replicas < 1 || *surge < 0) return std::nullopt;
+  const int64_t slots = LayoutSlots(config).value_or(*replicas);
   int64_t others = 0;
   if (*policy == "relocate") {
     if (!list || list->kind() != Value::Kind::List) return std::nullopt;
     others = std::max<int64_t>(0, static_cast<int64_t>(list->as_list().size()) - 1);
   }
-  return *replicas + *surge + others * *replicas;
+  return slots + *surge + others * slots;
 }
 
 void CheckProbe(const ValueMap& config, const char* kind, std::optional<int64_t> port,
@@ -180,6 +194,101 @@ bool IsLoopbackIpv4(const std::string& host) {
   in_addr a{};
   if (::inet_pton(AF_INET, host.c_str(), &a) != 1) return false;
   return (ntohl(a.s_addr) >> 24) == 127;
+}
+
+std::optional<controller::ServiceAutoscale> AutoscaleOf(const ValueMap& config,
+                                                        std::vector<std::string>* errs) {
+  const Value* a = Find(config, "autoscale");
+  if (!a || a->kind() != Value::Kind::Object) return std::nullopt;
+  const ValueMap& o = a->as_object();
+  if (a->ContainsUnknown()) return std::nullopt;
+  const size_t before = errs->size();
+  controller::ServiceAutoscale out;
+  auto min = KnownInt(Find(o, "min"));
+  auto max = KnownInt(Find(o, "max"));
+  out.spec.min = static_cast<int>(min.value_or(1));
+  out.spec.max = static_cast<int>(max.value_or(0));
+  if (const Value* t = Find(o, "tolerance"); t && t->kind() == Value::Kind::Number)
+    out.spec.tolerance = t->as_number();
+  if (out.spec.min < 1)
+    errs->push_back("autoscale.min is " + std::to_string(out.spec.min) +
+                    ": a service keeps at least 1 replica per region; give 1 or more");
+  if (out.spec.max > 1000)
+    errs->push_back("autoscale.max is " + std::to_string(out.spec.max) +
+                    ": give at most 1000 replicas per region");
+  for (std::string& e : controller::ValidateAutoscale(out.spec)) errs->push_back("autoscale: " + e);
+  if (auto replicas = KnownInt(Find(config, "replicas"));
+      replicas && (*replicas < out.spec.min || *replicas > out.spec.max) && out.spec.max >= out.spec.min)
+    errs->push_back("replicas is " + std::to_string(*replicas) + " but autoscale keeps " +
+                    std::to_string(out.spec.min) + "-" + std::to_string(out.spec.max) +
+                    ": replicas is the count each region starts with; keep it between autoscale.min and "
+                    "autoscale.max");
+  if (const Value* targets = Find(o, "target"); targets && targets->kind() == Value::Kind::Object) {
+    for (const auto& [name, body] : targets->as_object()) {
+      const auto& known = controller::ServiceSignals();
+      if (std::find(known.begin(), known.end(), name) == known.end()) {
+        errs->push_back("autoscale target \"" + name +
+                        "\" is not a signal: give requests_per_second, in_flight or cpu");
+        continue;
+      }
+      const Value* avg = body.kind() == Value::Kind::Object ? Find(body.as_object(), "average") : nullptr;
+      if (!avg || avg->kind() != Value::Kind::Number || !(avg->as_number() > 0)) {
+        errs->push_back("autoscale target \"" + name + "\" needs average > 0: the value wanted per replica");
+        continue;
+      }
+      out.targets.push_back({name, avg->as_number()});
+    }
+  }
+  if (out.targets.empty() && errs->size() == before)
+    errs->push_back("autoscale has no target: add one, e.g. target \"requests_per_second\" { average = 50 }");
+  for (const char* dir : {"scale_up", "scale_down"}) {
+    const Value* b = Find(o, dir);
+    if (!b || b->kind() != Value::Kind::Object) continue;
+    controller::ScalingRules& rules = std::string(dir) == "scale_up" ? out.spec.up : out.spec.down;
+    const ValueMap& r = b->as_object();
+    if (const Value* w = Find(r, "stabilization"); w && w->kind() == Value::Kind::Duration)
+      rules.stabilization_ms = static_cast<int64_t>(w->as_number());
+    if (const Value* sel = Find(r, "select"); KnownString(sel)) {
+      const std::string v = sel->as_string();
+      if (v == "max")
+        rules.select = controller::ScalingRules::Select::kMax;
+      else if (v == "min")
+        rules.select = controller::ScalingRules::Select::kMin;
+      else if (v == "disabled")
+        rules.select = controller::ScalingRules::Select::kDisabled;
+      else
+        errs->push_back(std::string("autoscale.") + dir + ".select is \"" + v +
+                        "\": give \"max\" (the policy that allows the most change), \"min\" or \"disabled\"");
+    }
+    const Value* policies = Find(r, "policy");
+    if (policies && policies->kind() == Value::Kind::List && !policies->as_list().empty()) {
+      rules.policies.clear();
+      for (const Value& p : policies->as_list()) {
+        if (p.kind() != Value::Kind::Object) continue;
+        auto pods = KnownInt(Find(p.as_object(), "pods"));
+        auto percent = KnownInt(Find(p.as_object(), "percent"));
+        const Value* period = Find(p.as_object(), "period");
+        if (pods.has_value() == percent.has_value()) {
+          errs->push_back(std::string("autoscale.") + dir +
+                          ": a policy sets exactly one of pods = N or percent = N");
+          continue;
+        }
+        controller::ScalingPolicy policy;
+        policy.kind =
+            pods ? controller::ScalingPolicy::Kind::kPods : controller::ScalingPolicy::Kind::kPercent;
+        policy.value = static_cast<int>(pods ? *pods : *percent);
+        if (period && period->kind() == Value::Kind::Duration)
+          policy.period_ms = static_cast<int64_t>(period->as_number());
+        if (policy.value <= 0 || policy.period_ms <= 0) {
+          errs->push_back(std::string("autoscale.") + dir + ": a policy's value and period must be positive");
+          continue;
+        }
+        rules.policies.push_back(policy);
+      }
+    }
+  }
+  if (errs->size() != before) return std::nullopt;
+  return out;
 }
 
 RolloutNumbers ResolveRollout(const ValueMap& config) {
@@ -259,6 +368,7 @@ std::vector<std::string> ValidateService(const ValueMap& config) {
                    "range");
   const Rollout rollout = RolloutOf(config);
   for (const std::string& e : rollout.errors) errs.push_back(e);
+  (void)AutoscaleOf(config, &errs);
   if (rollout.max_unavailable && *rollout.max_unavailable < 0)
     errs.push_back("rollout.max_unavailable is " + std::to_string(*rollout.max_unavailable) +
                    ": give 0 or more replicas");
@@ -469,7 +579,8 @@ void PlanService(ValueMap& planned) {
   const std::string name = Str(planned, "name");
   planned["id"] = name.empty() ? Value::Unknown(Type::String()) : Value::String(name);
   auto port = KnownInt(Find(planned, "port"));
-  auto replicas = KnownInt(Find(planned, "replicas"));
+  // With autoscale, every replica the region may run (up to max) has its endpoint.
+  auto replicas = LayoutSlots(planned);
   const Value* list = Find(planned, "regions");
   const std::optional<std::string> policy = OnRegionFailure(planned);
   if (!port || !replicas || !list || list->kind() != Value::Kind::List || list->ContainsUnknown()) {
@@ -498,7 +609,7 @@ void PlanService(ValueMap& planned) {
     planned["relocation_endpoints"] = Value::Unknown(Type::List(Type::String()));
     return;
   }
-  // Region H's block for the k-th other region starts at replicas + surge + k * replicas.
+  // Region H's block for the k-th other region starts at slots + surge + k * slots.
   const std::vector<RegionView> regions = Regions(planned);
   ValueList relocation;
   for (const RegionView& h : regions) {

@@ -79,6 +79,13 @@ struct RolloutNumbers {
 };
 RolloutNumbers ResolveRollout(const ValueMap& config);
 
+// The `autoscale` block of a service's configuration or planned values as
+// the runtime keeps it; nullopt without one (or while a number in it is
+// unknown). Problems (min/max, targets, policies) are appended to *errs,
+// each saying how to fix it; a spec is returned only when there are none.
+std::optional<controller::ServiceAutoscale> AutoscaleOf(const ValueMap& config,
+                                                        std::vector<std::string>* errs);
+
 // A replica endpoint parsed from an endpoint line.
 struct Endpoint {
   std::string region;

@@ -167,6 +167,8 @@ std::optional<controller::ServiceSpec> SpecFromPlanned(const ValueMap& planned, 
   s.ready_timeout_s = Seconds(planned, "ready_timeout", 60);
   s.user = Text(planned, "user");
   s.relocate = Text(planned, "on_region_failure") == "relocate";
+  std::vector<std::string> ignored;
+  s.autoscale = service_config::AutoscaleOf(planned, &ignored);
   return s;
 }
 
@@ -328,7 +330,10 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
   bool has_previous = st.Previous(spec->id, &previous, &previous_error);
   // What runs now: regions failed by `plinth region fail` run nothing until they recover.
   const std::set<std::string> failed_regions = controller::FailedRegions(WorkspaceDir());
-  controller::ServiceSpec running_spec = controller::WithoutFailedRegions(*spec, failed_regions);
+  // And as many replicas per region as the controller's autoscaler decided (apply never undoes it).
+  const std::map<std::string, int> scale = st.Scale(spec->id);
+  controller::ServiceSpec running_spec =
+      controller::WithScale(controller::WithoutFailedRegions(*spec, failed_regions), scale);
 
   ReplicaDriver driver(WorkspaceDir());
   if (!driver.Open(&error)) {
@@ -359,7 +364,7 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
     has_previous = true;
     process::WipeEnvironment(secrets);
     secrets = std::move(good_secrets);
-    running_spec = controller::WithoutFailedRegions(*good, failed_regions);
+    running_spec = controller::WithScale(controller::WithoutFailedRegions(*good, failed_regions), scale);
     generation = rb.to_generation;
     rolled_back = rb;
     deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);

@@ -1,0 +1,72 @@
+// Autoscaling services (docs/automation.md, "Autoscaling services"): the
+// leading controller measures each autoscaled service's signals per region
+// every pass and lets an Autoscaler (autoscale.h) per region decide how many
+// replicas it runs; the decision is recorded in the service store
+// (ServiceStore::SetScale) and applied through WithScale by whoever drives
+// the replicas, so apply never undoes it.
+//
+// Signals, each a per-replica average over a region's own replicas that
+// run now (relocated and surge replicas are left out):
+//  * requests_per_second: HTTP responses the load balancers in front of the
+//    replica sent (HAProxy's hrsp_* counters; sessions in TCP mode) per
+//    second since the previous pass;
+//  * in_flight: connections the load balancers hold to it now (scur);
+//  * cpu: CPU time (user + system) its process used per second since the
+//    previous pass, in cores.
+// A signal no load balancer (or no previous pass) can measure is "no data"
+// (NaN), and the count stays.
+//
+// Thread safety: one owner (the controller's supervision task).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/controller/autoscale.h"
+#include "runtime/controller/haproxy.h"
+#include "runtime/controller/services.h"
+#include "runtime/controller/supervisor.h"
+
+namespace plinth::controller {
+
+// The signal names a target may use.
+const std::vector<std::string>& ServiceSignals();
+
+struct ServiceScaleStep {
+  std::map<std::string, int> counts;  // per region, after this pass's decisions
+  nlohmann::json state;               // per region, Autoscaler::State
+  bool changed = false;
+  std::vector<std::string> changes;  // "eu: 2 -> 4: requests_per_second = ..."
+  nlohmann::json status;             // per region: replicas, min, max, signals, reason
+};
+
+class ServiceAutoscaling {
+ public:
+  // Decides for `spec` (with its current scale applied: WithScale) at wall
+  // time `now_ms`. `load`: per replica id, what the load balancers report
+  // (HaproxyGate::Load). `saved`: the store's ScaleState()["autoscalers"],
+  // used the first time a region is seen (a new controller continues the
+  // history).
+  ServiceScaleStep Step(const ServiceSpec& spec, const Supervisor& supervisor,
+                        const std::map<std::string, LbServerState>& load, const nlohmann::json& saved,
+                        int64_t now_ms);
+
+ private:
+  struct Sample {
+    int64_t at_ms = 0;
+    int64_t responses = 0;
+    double cpu_s = -1;  // < 0: unknown
+    int pid = 0;
+  };
+  std::map<std::string, Sample> last_;             // by replica id
+  std::map<std::string, Autoscaler> autoscalers_;  // by "<service>/<region>"
+};
+
+// CPU seconds (user + system) process `pid` has used, from /proc; < 0 when it is gone.
+double ProcessCpuSeconds(int pid);
+
+}  // namespace plinth::controller
