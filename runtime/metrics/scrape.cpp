@@ -108,6 +108,8 @@ TargetStatus Scraper::ScrapeOne(const ScrapeTarget& target, int64_t now_ms) {
   st.duration_s = std::chrono::duration<double>(clock_.Now() - begin).count();
   st.up = fetched.ok && parsed.ok;
   Labels base = target.labels;
+  if (std::none_of(base.begin(), base.end(), [](const auto& l) { return l.first == "instance"; }))
+    base.emplace_back("instance", target.name);
   // First, so that a target exposing its own `up` cannot hide ours.
   window_.Append("up", base, now_ms, st.up ? 1 : 0);
   window_.Append("scrape_duration_seconds", base, now_ms, st.duration_s);
@@ -115,7 +117,7 @@ TargetStatus Scraper::ScrapeOne(const ScrapeTarget& target, int64_t now_ms) {
                  st.up ? static_cast<double>(parsed.samples.size()) : 0);
   if (st.up) {
     for (auto& sample : parsed.samples) {
-      Labels labels = target.labels;
+      Labels labels = base;
       for (auto& [k, v] : sample.labels) {
         bool clash = std::any_of(base.begin(), base.end(), [&](const auto& l) { return l.first == k; });
         labels.emplace_back(clash ? "exported_" + k : k, v);

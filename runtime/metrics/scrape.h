@@ -9,7 +9,8 @@
 // Scraper: each Scrape() fetches every target (up to `parallelism` at once,
 // each on its own thread, all joined before Scrape returns), parses the body
 // (parse.h) and appends to the Window, at the Clock's wall time:
-//   - every sample, with the target's labels added (a label the target
+//   - every sample, with the target's labels added, and `instance` = the
+//     target's name unless its labels name one (a label the target
 //     exposes under the same name is kept as `exported_<name>`, as
 //     Prometheus does with honor_labels: false); timestamps in the
 //     exposition are ignored: every sample of a scrape gets the scrape time;

@@ -292,12 +292,10 @@ std::optional<double> ExtrapolatedDelta(std::span<const Point> points, int64_t s
       prev = p.value;
     }
   }
-  double range_start = static_cast<double>(start_ms) / 1000, range_end = static_cast<double>(end_ms) / 1000;
-  double first_t = static_cast<double>(points.front().t_ms) / 1000;
-  double last_t = static_cast<double>(points.back().t_ms) / 1000;
-  double duration_to_start = first_t - range_start;
-  double duration_to_end = range_end - last_t;
-  double sampled = last_t - first_t;
+  // Differences in integer ms first, then seconds: the same rounding as Prometheus.
+  double duration_to_start = static_cast<double>(points.front().t_ms - start_ms) / 1000;
+  double duration_to_end = static_cast<double>(end_ms - points.back().t_ms) / 1000;
+  double sampled = static_cast<double>(points.back().t_ms - points.front().t_ms) / 1000;
   double average_spacing = sampled / static_cast<double>(points.size() - 1);
   if (is_counter && result > 0 && first >= 0) {
     double duration_to_zero = sampled * (first / result);
@@ -307,8 +305,11 @@ std::optional<double> ExtrapolatedDelta(std::span<const Point> points, int64_t s
   double extended = sampled;
   extended += duration_to_start < threshold ? duration_to_start : average_spacing / 2;
   extended += duration_to_end < threshold ? duration_to_end : average_spacing / 2;
-  result *= extended / sampled;
-  if (per_second) result /= range_end - range_start;
+  // One factor, then one multiplication: Prometheus' order of operations,
+  // so that results agree to the last bit.
+  double factor = extended / sampled;
+  if (per_second) factor /= static_cast<double>(end_ms - start_ms) / 1000;
+  result *= factor;
   return result;
 }
 

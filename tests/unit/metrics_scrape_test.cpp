@@ -142,8 +142,11 @@ TEST(MetricsScrape, TargetsUpDownHangingHugeAndGarbage) {
   // The target's labels are added; a clashing exposed label becomes exported_*.
   auto errors = window.Latest(Sel("app_requests_total", {{"code", MatchOp::Equal, "500"}}), t1);
   ASSERT_EQ(errors.size(), 1u);
-  EXPECT_EQ(errors[0].labels,
-            (Labels{{"code", "500"}, {"exported_service", "spoofed"}, {"replica", "0"}, {"service", "api"}}));
+  EXPECT_EQ(errors[0].labels, (Labels{{"code", "500"},
+                                      {"exported_service", "spoofed"},
+                                      {"instance", "api/0"},
+                                      {"replica", "0"},
+                                      {"service", "api"}}));
 
   // Two more scrapes, 15 s apart: the counter grows by 100 per scrape.
   clock.Advance(std::chrono::seconds(15));
@@ -152,9 +155,11 @@ TEST(MetricsScrape, TargetsUpDownHangingHugeAndGarbage) {
   clock.Advance(std::chrono::seconds(15));
   EXPECT_EQ(scraper.Scrape(), 1u);
   auto ok = Sel("app_requests_total", {{"service", MatchOp::Equal, "api"}, {"code", MatchOp::Equal, "200"}});
-  EXPECT_EQ(
-      window.Points("app_requests_total", {{"service", "api"}, {"replica", "0"}, {"code", "200"}}).size(),
-      3u);
+  EXPECT_EQ(window
+                .Points("app_requests_total",
+                        {{"service", "api"}, {"replica", "0"}, {"code", "200"}, {"instance", "api/0"}})
+                .size(),
+            3u);
   // 100, 200, 300 at 0, 15, 30 s; increase over (t-30 s, t] sees 200, 300:
   // delta 100 over 15 s; the start is 15 s away, under 1.1 × the spacing,
   // and zero is 30 s away: extended by 15 s; by 0 towards the end.
