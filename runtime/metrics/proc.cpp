@@ -119,4 +119,13 @@ std::optional<ProcessUsage> ReadProcessUsage(pid_t pid, uint64_t start_time, std
   return usage;
 }
 
+bool AppendReplicaUsage(Window& window, const Labels& labels, pid_t pid, uint64_t start_time, int64_t now_ms,
+                        std::string* error) {
+  auto usage = ReadProcessUsage(pid, start_time, error);
+  if (!usage) return false;
+  window.Append("plinth_replica_cpu_seconds_total", labels, now_ms, usage->cpu_seconds);
+  window.Append("plinth_replica_memory_bytes", labels, now_ms, usage->rss_bytes);
+  return true;
+}
+
 }  // namespace plinth::metrics

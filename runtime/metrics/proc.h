@@ -15,6 +15,8 @@
 #include <optional>
 #include <string>
 
+#include "runtime/metrics/window.h"
+
 namespace plinth::metrics {
 
 struct ProcessUsage {
@@ -24,6 +26,13 @@ struct ProcessUsage {
 
 // `start_time` 0: any process with this pid.
 std::optional<ProcessUsage> ReadProcessUsage(pid_t pid, uint64_t start_time, std::string* error = nullptr);
+
+// Reads the process and appends `plinth_replica_cpu_seconds_total` and
+// `plinth_replica_memory_bytes` with `labels` (service, replica...) at
+// `now_ms`. False with *error, appending nothing, when the process cannot be
+// read: its series then go stale in the window (missing, never 0).
+bool AppendReplicaUsage(Window& window, const Labels& labels, pid_t pid, uint64_t start_time, int64_t now_ms,
+                        std::string* error = nullptr);
 
 // The fields of /proc/PID/stat and /proc/PID/status as text (exposed for
 // tests): nullopt with *error when malformed.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 namespace plinth::metrics {
@@ -134,8 +135,13 @@ size_t Scraper::Scrape() {
   for (size_t begin = 0; begin < targets_.size(); begin += options_.parallelism) {
     size_t end = std::min(targets_.size(), begin + options_.parallelism);
     std::vector<std::thread> threads;
-    for (size_t i = begin; i < end; ++i)
-      threads.emplace_back([this, i, now_ms, &out] { out[i] = ScrapeOne(targets_[i], now_ms); });
+    for (size_t i = begin; i < end; ++i) {
+      try {
+        threads.emplace_back([this, i, now_ms, &out] { out[i] = ScrapeOne(targets_[i], now_ms); });
+      } catch (const std::system_error&) {
+        out[i] = ScrapeOne(targets_[i], now_ms);  // no thread to be had: on this one
+      }
+    }
     for (auto& t : threads) t.join();
   }
   window_.Compact(now_ms);

@@ -199,6 +199,25 @@ TEST(MetricsProc, ThisProcess) {
   EXPECT_FALSE(ReadProcessUsage(-1, 0, &error));
 }
 
+TEST(MetricsProc, AppendsReplicaSeries) {
+  pid_t self = ::getpid();
+  auto start = process::ProcessStartTime(self);
+  ASSERT_TRUE(start);
+  Window window;
+  std::string error;
+  const int64_t t = 1'700'000'000'000;
+  ASSERT_TRUE(AppendReplicaUsage(window, {{"service", "api"}, {"replica", "0"}}, self, *start, t, &error))
+      << error;
+  EXPECT_GT(Sum(window.Latest(Sel("plinth_replica_memory_bytes", {{"service", MatchOp::Equal, "api"}}), t)),
+            0);
+  EXPECT_EQ(window.Latest(Sel("plinth_replica_cpu_seconds_total"), t).size(), 1u);
+  // A replica whose recorded process is gone appends nothing: its series go stale, never 0.
+  EXPECT_FALSE(
+      AppendReplicaUsage(window, {{"service", "api"}, {"replica", "1"}}, self, *start + 1, t, &error));
+  EXPECT_TRUE(
+      window.Latest(Sel("plinth_replica_memory_bytes", {{"replica", MatchOp::Equal, "1"}}), t).empty());
+}
+
 TEST(MetricsProc, ParsesStatAndStatus) {
   std::string error;
   // A command name with spaces and ')' in it.
