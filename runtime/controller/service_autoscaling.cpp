@@ -1,6 +1,6 @@
 #include "runtime/controller/service_autoscaling.h"
 
-#include <unistd.h>
+#include "runtime/metrics/proc.h"
 
 #include <cmath>
 #include <cstdio>
@@ -16,24 +16,6 @@ using json = nlohmann::json;
 const std::vector<std::string>& ServiceSignals() {
   static const std::vector<std::string> kSignals = {"requests_per_second", "in_flight", "cpu"};
   return kSignals;
-}
-
-double ProcessCpuSeconds(int pid) {
-  if (pid <= 0) return -1;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const size_t paren = text.rfind(')');
-  if (paren == std::string::npos) return -1;
-  std::istringstream fields(text.substr(paren + 2));
-  std::string f;
-  unsigned long long utime = 0, stime = 0;
-  // After ")": state is field 3; utime and stime are fields 14 and 15.
-  for (int i = 3; i <= 15 && fields >> f; ++i) {
-    if (i == 14) utime = std::strtoull(f.c_str(), nullptr, 10);
-    if (i == 15) stime = std::strtoull(f.c_str(), nullptr, 10);
-  }
-  static const long ticks = ::sysconf(_SC_CLK_TCK);
-  return ticks > 0 ? static_cast<double>(utime + stime) / static_cast<double>(ticks) : -1;
 }
 
 ServiceScaleStep ServiceAutoscaling::Step(const ServiceSpec& spec, const Supervisor& supervisor,
@@ -72,7 +54,7 @@ ServiceScaleStep ServiceAutoscaling::Step(const ServiceSpec& spec, const Supervi
       Sample now;
       now.at_ms = now_ms;
       now.pid = snap->pid;
-      now.cpu_s = ProcessCpuSeconds(snap->pid);
+      if (auto usage = metrics::ReadProcessUsage(snap->pid, snap->start_time)) now.cpu_s = usage->cpu_seconds;
       auto lb = load.find(id);
       if (lb != load.end()) {
         now.responses = lb->second.responses > 0 ? lb->second.responses : lb->second.total_sessions;

@@ -66,7 +66,4 @@ class ServiceAutoscaling {
   std::map<std::string, Autoscaler> autoscalers_;  // by "<service>/<region>"
 };
 
-// CPU seconds (user + system) process `pid` has used, from /proc; < 0 when it is gone.
-double ProcessCpuSeconds(int pid);
-
 }  // namespace plinth::controller

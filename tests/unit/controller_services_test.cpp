@@ -485,8 +485,6 @@ TEST_F(ControllerServicesReconcile, AutoscalingMeasuresRequestsPerReplicaAndDeci
   load["api.eu.0"].responses = 2000;
   ServiceScaleStep again = next.Step(three, *sup, load, step.state, 11'000);
   EXPECT_EQ(again.counts.at("eu"), 3);
-  EXPECT_GT(ProcessCpuSeconds(::getpid()), 0);
-  EXPECT_LT(ProcessCpuSeconds(0), 0);
 }
 
 TEST_F(ControllerServicesReconcile, ANewDriverAdoptsReplicasOfThePreviousSpecAndRollsTheChangeOut) {
