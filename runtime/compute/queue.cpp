@@ -402,6 +402,22 @@ bool Queue::Init(bool create, std::string* error) {
         return 1;
       },
       nullptr);
+  // SQLite checkpoints after every commit once the WAL holds 1,000 pages, and
+  // while agents keep reading it often cannot start the WAL over, so every
+  // commit past that point copies pages back and syncs twice. This hook
+  // checkpoints (passively, as SQLite would) at most once a second per
+  // connection instead.
+  sqlite3_wal_hook(
+      db_,
+      [](void* self, sqlite3* db, const char* name, int frames) -> int {
+        auto* q = static_cast<Queue*>(self);
+        const int64_t now = NowMs();
+        if (frames < 1000 || now - q->last_checkpoint_ms_ < 1000) return SQLITE_OK;
+        q->last_checkpoint_ms_ = now;
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        return SQLITE_OK;
+      },
+      this);
   const char* schema =
       "PRAGMA journal_mode=WAL;"
       "PRAGMA synchronous=NORMAL;"

@@ -157,6 +157,7 @@ class Queue {
   QueueOptions options_;
   sqlite3* db_ = nullptr;
   std::recursive_mutex mu_;
+  int64_t last_checkpoint_ms_ = 0;  // this connection's last WAL checkpoint (Init's WAL hook)
 };
 
 // The hidden command `plinth compute agent --compute-dir=D --node=NAME`:
