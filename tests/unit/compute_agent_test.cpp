@@ -302,6 +302,29 @@ TEST_F(ComputeReservationTest, TwoPoolsNeverOverCommitTheMachinesCpus) {
   EXPECT_GE(b_nodes[0].started_at_ms, a_nodes[0].ended_at_ms) << "the two nodes lived at once";
 }
 
+TEST_F(ComputeReservationTest, MemoryIsReservedLikeCpus) {
+  std::string error;
+  // Two 1-CPU nodes fit the 2 CPUs, but not two of 3 GiB in the machine's 4 GiB.
+  PoolSpec a = Pool("a", 0, 1), b = Pool("b", 0, 1);
+  a.shapes[0].memory_bytes = b.shapes[0].memory_bytes = 3ull << 30;
+  ASSERT_TRUE(queue_->PutPool(a, &error)) << error;
+  ASSERT_TRUE(queue_->PutPool(b, &error)) << error;
+  fs::path started = root_ / "started", release = root_ / "release";
+  ASSERT_TRUE(queue_->Submit(Holder("east/a", "hold", started, release), {}, &error)) << error;
+  WaitFor(started);
+  auto waiting = queue_->Submit(Job("east/b", "next", {"true"}), {}, &error);
+  ASSERT_TRUE(waiting) << error;
+  EXPECT_TRUE(queue_->ListNodes("east/b", true).empty());
+  EXPECT_EQ(
+      waiting->reason,
+      "waiting for room on this machine: shape 1 (cpu): 3.0 GiB of this machine's 4.0 GiB of memory are "
+      "held by other nodes (east-a-1)");
+  std::ofstream(release).flush();
+  auto end = WaitBounded(*queue_, waiting->spec.id);
+  ASSERT_TRUE(end);
+  EXPECT_EQ(end->status, JobStatus::kSucceeded) << end->reason;
+}
+
 TEST_F(ComputeReservationTest, TwoWorkspacesShareTheMachineThroughTheLockDirectory) {
   std::string error;
   Queue* other = OtherWorkspace();
