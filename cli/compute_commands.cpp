@@ -271,7 +271,7 @@ int Status(const Options& o) {
                             {"pid", n.pid}});
     }
     std::map<std::string, int> by_status;
-    for (const auto& j : queue->ListJobs(pool.id)) ++by_status[compute::JobStatusName(j.status)];
+    for (const auto& [status, n] : queue->CountJobs(pool.id)) by_status[compute::JobStatusName(status)] = n;
     p["queue"] = by_status;
     p["gpu_hours"] = gpu_seconds / 3600.0;
     // The pool's latest transitions with their reasons: why a shape was

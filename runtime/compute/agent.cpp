@@ -24,6 +24,7 @@
 #include "kernels/gpu/gpu.h"
 #include "kernels/gpu/reference.h"
 #include "runtime/compute/inventory.h"
+#include "runtime/compute/ledger.h"
 #include "runtime/compute/queue.h"
 #include "runtime/process/process.h"
 
@@ -292,7 +293,10 @@ int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOpt
   q.RecordAgent(node_name, ::getpid(), process::ProcessStartTime(::getpid()).value_or(0));
   auto pool = q.GetPool(node->pool);
   if (!pool) return 0;
+  // The node's CPUs and memory in the machine-wide ledger, held for the agent's life.
+  NodeReservation reservation;
   auto fail = [&](const std::string& why) {
+    reservation.Release();
     q.SetNodeState(node_name, "failed", why, true);
     q.AddEvent(node->pool, node_name, "", "node failed: " + why);
     std::string e;
@@ -301,6 +305,8 @@ int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOpt
     return 1;
   };
 
+  if (!reservation.Claim(q.compute_dir(), node_name, node->cpus, node->memory_bytes, &error))
+    return fail(error);
   // GPUs: exclusive for the agent's life, then the health gate.
   GpuLocks locks;
   for (int g : node->gpus) {
@@ -411,8 +417,17 @@ int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOpt
   if (exit_reason == "stopped by a signal") {
     q.SetNodeState(node_name, "released", "stopped by a signal", true);
     q.AddEvent(node->pool, node_name, "", "released: stopped by a signal");
-    std::string e;
-    q.EnsureCapacity(node->pool, &e);
+  }
+  // The node's CPUs and memory are free: pools of this workspace whose jobs
+  // wait get their chance now (other workspaces' on their next Reconcile).
+  reservation.Release();
+  if (exit_reason == "stopped by a signal" || exit_reason == "idle") {
+    for (const PoolSpec& p : q.ListPools()) {
+      bool own = p.id == node->pool && exit_reason == "stopped by a signal";
+      if (!own && !q.AnyPendingEligible(p.id)) continue;
+      std::string e;
+      q.EnsureCapacity(p.id, &e);
+    }
   }
   return 0;
 }

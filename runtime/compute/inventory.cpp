@@ -144,6 +144,21 @@ bool ReadFakeInventory(const std::string& path, Inventory* out, std::string* err
     }
     gpus.push_back(std::move(g));
   }
+  // The machine's CPUs and memory, when the file describes them (else this machine's).
+  if (j.contains("cpus")) {
+    if (!j["cpus"].is_number_integer() || j["cpus"].get<int64_t>() < 1 || j["cpus"].get<int64_t>() > 1 << 20)
+      return bad("cpus must be a whole number from 1");
+    out->cpus = static_cast<int>(j["cpus"].get<int64_t>());
+  }
+  if (j.contains("memory")) {
+    uint64_t bytes = 0;
+    if (j["memory"].is_number_unsigned())
+      bytes = j["memory"].get<uint64_t>();
+    else if (!j["memory"].is_string() || !qpu::ParseSize(j["memory"].get<std::string>(), &bytes))
+      return bad("memory must be a size such as \"64GiB\"");
+    if (bytes == 0) return bad("memory must be a size such as \"64GiB\"");
+    out->memory_bytes = bytes;
+  }
   out->gpus = std::move(gpus);
   out->fake = true;
   out->source = "fake inventory " + path + " (" + Summary(out->gpus, true) + ")";
@@ -156,12 +171,17 @@ bool DiscoverInventory(Inventory* out, std::string* error) {
   static bool ok = false;
   static Inventory cached;
   static std::string cached_error;
+  static std::string cached_fake;  // the $PLINTH_FAKE_GPUS the cache was made for
   std::lock_guard<std::mutex> lock(mu);
+  const char* fake = std::getenv("PLINTH_FAKE_GPUS");
+  if (done && cached_fake != (fake ? fake : "")) done = false;  // another fake machine: read again
   if (!done) {
     done = true;
+    cached = Inventory{};
+    cached_error.clear();
+    cached_fake = fake ? fake : "";
     cached.cpus = ThisMachineCpus();
     cached.memory_bytes = ThisMachineMemory();
-    const char* fake = std::getenv("PLINTH_FAKE_GPUS");
     if (fake && *fake) {
       ok = ReadFakeInventory(fake, &cached, &cached_error);
     } else {

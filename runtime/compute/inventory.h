@@ -4,7 +4,11 @@
 // pools, jobs and the health gate are tested without a GPU.
 //
 // Fake inventory file (JSON):
-//   {"gpus": [{"index": 0, "type": "H100", "memory": "80GiB", "fault": "none"}, ...]}
+//   {"cpus": 8, "memory": "64GiB",
+//    "gpus": [{"index": 0, "type": "H100", "memory": "80GiB", "fault": "none"}, ...]}
+// `cpus` (a whole number from 1) and `memory` (a size with a binary unit, or
+// a byte count) are optional: the machine's CPUs and memory for placement and
+// the CPU/memory ledger (ledger.h) instead of this machine's; `gpus` may be [].
 // `index` is what CUDA_VISIBLE_DEVICES will name (distinct, 0..4095);
 // `type` is matched case-insensitively against "TYPE:N" requests; `memory`
 // is optional (a size with a binary unit, or a byte count); `fault` is
@@ -42,7 +46,8 @@ struct Inventory {
 // $PLINTH_FAKE_GPUS when set (an unreadable or invalid file is an error:
 // false with *error naming the file and what is wrong), else CUDA discovery
 // (no GPU is an inventory without GPUs, not an error). Cheap enough to call
-// per plan: the result of the first call is kept for the life of the process.
+// per plan: the result is kept for the life of the process while
+// $PLINTH_FAKE_GPUS names the same file (a different value reads again).
 bool DiscoverInventory(Inventory* out, std::string* error);
 
 // Reads a fake inventory file (format above). Used by DiscoverInventory and tests.

@@ -13,11 +13,14 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
+#include "kernels/qpu/memory.h"
 #include "runtime/compute/inventory.h"
+#include "runtime/compute/ledger.h"
 #include "runtime/crypto/aead.h"
 #include "runtime/io/sqlite.h"
 #include "runtime/process/process.h"
@@ -286,6 +289,30 @@ std::string NoShapeFits(const PoolSpec& pool, const JobSpec& job) {
   return why + ": it cannot run in this pool";
 }
 
+// Node names for a message: "a, b, c" or "a, b, c and 4 more".
+std::string NodeList(const std::vector<std::string>& nodes) {
+  std::string out;
+  for (size_t i = 0; i < nodes.size() && i < 4; ++i) out += (i ? ", " : "") + nodes[i];
+  if (nodes.size() > 4) out += " and " + std::to_string(nodes.size() - 4) + " more";
+  return out;
+}
+
+// Why a node of `shape` does not fit what the live nodes of this machine
+// leave of its CPUs and memory; empty when it does.
+std::string HeldMisfit(const Shape& shape, const Inventory& inv, const HeldResources& held) {
+  if (held.cpus + shape.cpus > inv.cpus) {
+    return std::to_string(held.cpus) + " of this machine's " + std::to_string(inv.cpus) +
+           (inv.cpus == 1 ? " CPU" : " CPUs") + (held.cpus == 1 ? " is" : " are") + " held by other nodes (" +
+           NodeList(held.cpu_nodes) + ")";
+  }
+  if (shape.memory_bytes > 0 && inv.memory_bytes > 0 &&
+      held.memory_bytes + shape.memory_bytes > inv.memory_bytes) {
+    return qpu::FormatBytes(held.memory_bytes) + " of this machine's " + qpu::FormatBytes(inv.memory_bytes) +
+           " of memory are held by other nodes (" + NodeList(held.memory_nodes) + ")";
+  }
+  return "";
+}
+
 }  // namespace
 
 fs::path GpuLockDir() {
@@ -310,6 +337,14 @@ std::string SafeJobName(const std::string& id) {
 
 std::unique_ptr<Queue> Queue::Open(const fs::path& compute_dir, QueueOptions options, bool create,
                                    std::string* error) {
+  // Every `status IN (...)` of the queue's statements runs through an
+  // ephemeral table, and each one's page cache starts with a bulk allocation
+  // of 20 pages, touched page by page: a measurable share of an agent's CPU
+  // per job. Pages are allocated as needed instead. Only possible before
+  // SQLite initialises; where another database was opened first in this
+  // process the call is refused and nothing changes.
+  static std::once_flag no_bulk;
+  std::call_once(no_bulk, [] { sqlite3_config(SQLITE_CONFIG_PAGECACHE, nullptr, 0, 0); });
   std::unique_ptr<Queue> q(new Queue());
   // Agents run in the compute directory and are told its path: absolute.
   std::error_code ec;
@@ -376,9 +411,28 @@ bool Queue::Init(bool create, std::string* error) {
         return 1;
       },
       nullptr);
+  // SQLite checkpoints after every commit once the WAL holds 1,000 pages, and
+  // while agents keep reading it often cannot start the WAL over, so every
+  // commit past that point copies pages back and syncs twice. This hook
+  // checkpoints (passively, as SQLite would) at most once a second per
+  // connection instead.
+  sqlite3_wal_hook(
+      db_,
+      [](void* self, sqlite3* db, const char* name, int frames) -> int {
+        auto* q = static_cast<Queue*>(self);
+        const int64_t now = NowMs();
+        if (frames < 1000 || now - q->last_checkpoint_ms_ < 1000) return SQLITE_OK;
+        q->last_checkpoint_ms_ = now;
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        return SQLITE_OK;
+      },
+      this);
   const char* schema =
       "PRAGMA journal_mode=WAL;"
       "PRAGMA synchronous=NORMAL;"
+      // Pages read through a shared mapping rather than a read() copy each time another process's write
+      // invalidates this connection's cache (the queue is small: 64 MiB covers it).
+      "PRAGMA mmap_size=67108864;"
       "CREATE TABLE IF NOT EXISTS pools(id TEXT PRIMARY KEY, spec TEXT NOT NULL, updated INTEGER NOT NULL);"
       "CREATE TABLE IF NOT EXISTS nodes(seq INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE NOT NULL,"
       " pool TEXT NOT NULL, shape INTEGER NOT NULL, state TEXT NOT NULL, pid INTEGER NOT NULL DEFAULT 0,"
@@ -400,7 +454,11 @@ bool Queue::Init(bool create, std::string* error) {
       "NOT NULL);"
       "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,"
       " pool TEXT NOT NULL, node TEXT NOT NULL, job TEXT NOT NULL, text TEXT NOT NULL);"
-      "CREATE INDEX IF NOT EXISTS jobs_by_pool_status ON jobs(pool, status, seq);";
+      "CREATE INDEX IF NOT EXISTS jobs_by_pool_status ON jobs(pool, status, seq);"
+      // Waiting jobs in FIFO order without a sort (a claim reads the first that fits, not all of them),
+      // and a node's running jobs without a scan of the table.
+      "CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs(pool, seq) WHERE status IN ('pending','provisioning');"
+      "CREATE INDEX IF NOT EXISTS jobs_running_by_node ON jobs(node) WHERE status = 'running';";
   char* err = nullptr;
   if (sqlite3_exec(db_, schema, nullptr, nullptr, &err) != SQLITE_OK) {
     *error = "cannot set up " + db.string() + ": " + (err ? err : "unknown error");
@@ -448,6 +506,7 @@ std::vector<PoolSpec> Queue::ListPools() {
 
 bool Queue::RemovePool(const std::string& pool_id, bool force, std::string* error) {
   std::vector<std::pair<int, uint64_t>> agents;
+  std::vector<std::string> node_names;
   {
     std::lock_guard lock(mu_);
     Tx tx(db_);
@@ -478,6 +537,11 @@ bool Queue::RemovePool(const std::string& pool_id, bool force, std::string* erro
       q.Bind(1, pool_id);
       while (q.Row()) agents.emplace_back(static_cast<int>(q.Int(0)), static_cast<uint64_t>(q.Int(1)));
     }
+    {
+      Stmt q(db_, "SELECT name FROM nodes WHERE pool = ?1");
+      q.Bind(1, pool_id);
+      while (q.Row()) node_names.push_back(q.Text(0));
+    }
     Stmt d(db_, "DELETE FROM nodes WHERE pool = ?1");
     d.Bind(1, pool_id);
     d.Done();
@@ -499,6 +563,7 @@ bool Queue::RemovePool(const std::string& pool_id, bool force, std::string* erro
     if (pid > 0 && process::ProcessStartTime(pid) == start)
       process::SignalGroupMembers(pid, pid, start, SIGKILL);
   }
+  for (const auto& name : node_names) Unreserve(dir_, name);  // agents that never claimed theirs
   AddEvent(pool_id, "", "", "pool removed");
   return true;
 }
@@ -626,6 +691,16 @@ std::vector<JobState> Queue::ListJobs(const std::string& pool_id) {
     out.push_back(ReadJob(q));
     out.back().log_path = (dir_ / "jobs" / SafeJobName(out.back().spec.id) / "log").string();
   }
+  return out;
+}
+
+std::map<JobStatus, int> Queue::CountJobs(const std::string& pool_id) {
+  std::lock_guard lock(mu_);
+  std::map<JobStatus, int> out;
+  Stmt q(db_, pool_id.empty() ? "SELECT status, count(*) FROM jobs GROUP BY status"
+                              : "SELECT status, count(*) FROM jobs WHERE pool = ?1 GROUP BY status");
+  if (!pool_id.empty()) q.Bind(1, pool_id);
+  while (q.Row()) out[StatusFromName(q.Text(0))] += static_cast<int>(q.Int(1));
   return out;
 }
 
@@ -830,6 +905,7 @@ void Queue::ReconcileLocked() {
       u.Bind(1, n.name).Bind(2, n.why).Bind(3, NowMs());
       u.Done();
     }
+    Unreserve(dir_, n.name);  // an agent that never claimed its CPUs and memory leaves them here
     struct Run {
       std::string id;
       int pgid;
@@ -877,6 +953,15 @@ void Queue::ReconcileLocked() {
     tx.Commit();
     for (const auto& [job, text] : events) AddEvent(n.pool, n.name, job, text);
     pools.insert(n.pool);
+  }
+  // Pools with jobs waiting (for room another node held, or after a lost
+  // node) get their chance to provision: a node that ended elsewhere, in this
+  // workspace or another, may have left room.
+  {
+    Stmt q(db_,
+           "SELECT id FROM pools WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.pool = pools.id AND "
+           "jobs.status = 'pending')");
+    while (q.Row()) pools.insert(q.Text(0));
   }
   for (const auto& p : pools) {
     std::string why;
@@ -1054,6 +1139,12 @@ bool Queue::EnsureCapacityLocked(const std::string& pool_id, std::string* error)
                 "plinth compute status and the node logs)";
       events.emplace_back("", "not provisioning: " + blocked);
     }
+    // CPUs and memory held by the live nodes of every workspace on this
+    // machine (ledger.h), read once under the machine-wide ledger lock, which
+    // is kept until the new nodes' entries are written.
+    std::optional<LedgerLock> ledger;
+    HeldResources machine_held;
+    bool only_held = true;  // every skip so far is for room others hold (it frees when a node ends)
     while (want_node && live < pool->max_nodes) {
       std::optional<size_t> chosen;
       std::vector<int> gpus;
@@ -1064,6 +1155,17 @@ bool Queue::EnsureCapacityLocked(const std::string& pool_id, std::string* error)
         if (std::string misfit = ShapeMisfit(sh, inv); !misfit.empty()) {
           events.emplace_back("", label + " skipped: " + misfit);
           skipped_all += (skipped_all.empty() ? "" : "; ") + label + ": " + misfit;
+          only_held = false;
+          continue;
+        }
+        if (!ledger) {
+          ledger.emplace();
+          if (!ledger->ok(error)) return false;
+          machine_held = ReadHeld();
+        }
+        if (std::string why = HeldMisfit(sh, inv, machine_held); !why.empty()) {
+          events.emplace_back("", label + " skipped: " + why);
+          skipped_all += (skipped_all.empty() ? "" : "; ") + label + ": " + why;
           continue;
         }
         gpus.clear();
@@ -1082,7 +1184,10 @@ bool Queue::EnsureCapacityLocked(const std::string& pool_id, std::string* error)
             bool any_q = false;
             for (const Gpu& g : inv.gpus)
               any_q = any_q || (quarantined.count(g.index) && GpuTypeMatches(sh.accelerators.type, g.type));
-            if (any_q) why += " or quarantined after a failed health gate";
+            if (any_q) {
+              why += " or quarantined after a failed health gate";
+              only_held = false;
+            }
             events.emplace_back("", label + " skipped: " + why);
             skipped_all += (skipped_all.empty() ? "" : "; ") + label + ": " + why;
             continue;
@@ -1099,6 +1204,15 @@ bool Queue::EnsureCapacityLocked(const std::string& pool_id, std::string* error)
         if (s.Row()) seq = s.Int(0);
       }
       std::string name = pool->region + "-" + pool->name + "-" + std::to_string(seq + 1);
+      if (!ReserveLocked(dir_, name, sh.cpus, sh.memory_bytes, error)) {
+        for (const auto& n : to_spawn) Unreserve(dir_, n);
+        *error = "cannot provision: " + *error;
+        return false;
+      }
+      machine_held.cpus += sh.cpus;
+      machine_held.memory_bytes += sh.memory_bytes;
+      machine_held.cpu_nodes.push_back(name);
+      if (sh.memory_bytes > 0) machine_held.memory_nodes.push_back(name);
       Stmt ins(db_,
                "INSERT INTO nodes(name, pool, shape, state, gpus, gpu_type, cpus, memory, started_at, "
                "last_busy_at) VALUES(?1,?2,?3,'provisioning',?4,?5,?6,?7,?8,?8)");
@@ -1110,7 +1224,12 @@ bool Queue::EnsureCapacityLocked(const std::string& pool_id, std::string* error)
           .Bind(6, sh.cpus)
           .Bind(7, static_cast<int64_t>(sh.memory_bytes))
           .Bind(8, NowMs());
-      if (!ins.Done()) return *error = std::string("cannot provision: ") + sqlite3_errmsg(db_), false;
+      if (!ins.Done()) {
+        *error = std::string("cannot provision: ") + sqlite3_errmsg(db_);
+        Unreserve(dir_, name);
+        for (const auto& n : to_spawn) Unreserve(dir_, n);
+        return false;
+      }
       for (int g : gpus) held.insert(g);
       events.emplace_back("", "node " + name + " provisioned with shape " + std::to_string(*chosen + 1) +
                                   " (" + Describe(sh) + ")");
@@ -1137,7 +1256,8 @@ bool Queue::EnsureCapacityLocked(const std::string& pool_id, std::string* error)
       std::string why = !blocked.empty()          ? "not provisioning: " + blocked
                         : live >= pool->max_nodes ? "waiting for room: the pool has its " +
                                                         std::to_string(pool->max_nodes) + " nodes"
-                                                  : "no shape can be placed now: " + skipped_all;
+                        : only_held ? "waiting for room on this machine: " + skipped_all
+                                    : "no shape can be placed now: " + skipped_all;
       auto it = std::find_if(pending.begin(), pending.end(), [&](const Pending& p) { return p.id == id; });
       if (it != pending.end() && it->reason != why) reasons.emplace_back(id, why);
     }
@@ -1149,7 +1269,11 @@ bool Queue::EnsureCapacityLocked(const std::string& pool_id, std::string* error)
       u.Bind(1, id).Bind(2, why);
       u.Done();
     }
-    if (!tx.Commit()) return *error = std::string("cannot provision: ") + sqlite3_errmsg(db_), false;
+    if (!tx.Commit()) {
+      for (const auto& n : to_spawn) Unreserve(dir_, n);
+      return *error = std::string("cannot provision: ") + sqlite3_errmsg(db_), false;
+    }
+    ledger.reset();  // the new entries are written: other provisioners may count them
     // Events after the commit (each its own write).
     // An event already recorded in the last minute is not repeated (agents call this every second
     // while work waits).
@@ -1171,6 +1295,7 @@ bool Queue::EnsureCapacityLocked(const std::string& pool_id, std::string* error)
       ok = false;
       *error = why;
       SetNodeState(name, "failed", why, true);
+      Unreserve(dir_, name);
       AddEvent(pool_id, name, "", "node failed: " + why);
     }
   }
@@ -1203,6 +1328,18 @@ bool Queue::SpawnAgent(const std::string& node, std::string* error) {
 std::optional<Claimed> Queue::Claim(const NodeState& node, int free_cpus, uint64_t free_memory,
                                     const std::vector<int>& free_gpus) {
   std::lock_guard lock(mu_);
+  if (free_cpus <= 0) return std::nullopt;  // every job needs a CPU
+  {
+    // Nothing that could fit: answered without the write lock (agents ask after every job and every
+    // 100 ms).
+    Stmt q(db_,
+           "SELECT 1 FROM jobs WHERE pool = ?1 AND status IN ('pending','provisioning') AND "
+           "json_extract(spec, '$.cpus') <= ?2 AND json_extract(spec, '$.gpus') <= ?3 LIMIT 1");
+    q.Bind(1, node.pool)
+        .Bind(2, static_cast<int64_t>(free_cpus))
+        .Bind(3, static_cast<int64_t>(free_gpus.size()));
+    if (!q.Row()) return std::nullopt;
+  }
   Tx tx(db_);
   if (!tx.ok()) return std::nullopt;
   std::vector<std::pair<std::string, std::string>> events;

@@ -101,6 +101,9 @@ class Queue {
                                  std::string* error);
   std::optional<JobState> GetJob(const std::string& job_id);
   std::vector<JobState> ListJobs(const std::string& pool_id /* "" = all */);
+  // How many jobs of the pool ("" = all) have each status (statuses with none are absent). Reads only
+  // the index, no job spec: cheap enough to poll.
+  std::map<JobStatus, int> CountJobs(const std::string& pool_id);
   bool Cancel(const std::string& job_id,
               std::string* error);  // pending: cancelled; running: group SIGTERM, grace 10 s, SIGKILL
   bool RemoveJob(const std::string& job_id,
@@ -154,6 +157,7 @@ class Queue {
   QueueOptions options_;
   sqlite3* db_ = nullptr;
   std::recursive_mutex mu_;
+  int64_t last_checkpoint_ms_ = 0;  // this connection's last WAL checkpoint (Init's WAL hook)
 };
 
 // The hidden command `plinth compute agent --compute-dir=D --node=NAME`:

@@ -2,18 +2,24 @@
 // processes (the built plinth), a fake GPU inventory, a private GPU lock
 // directory and idle times of about a second. Every test removes its pool,
 // which stops its agents.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
+#include "runtime/compute/ledger.h"
 #include "runtime/compute/queue.h"
 #include "runtime/process/process.h"
 #include "tests/support/compute_fixture.h"
@@ -192,6 +198,196 @@ TEST_F(ComputeAgentTest, StoppedAgentEndsItsJobsAsInfrastructureFailures) {
   auto first = queue_->ListNodes("east/cpu", true).front();
   EXPECT_EQ(first.state, "released");
   EXPECT_EQ(first.reason, "stopped by a signal");
+}
+
+// ---- CPU and memory reservations across nodes (docs/compute.md, "CPU and memory reservations")
+
+class ComputeReservationTest : public ComputeAgentTest {
+ protected:
+  void SetUp() override {
+    ComputeAgentTest::SetUp();
+    // A machine of 2 CPUs and no GPU, whatever this one has.
+    std::ofstream(root_ / "machine.json") << R"({"cpus": 2, "memory": "4GiB", "gpus": []})";
+    ::setenv("PLINTH_FAKE_GPUS", (root_ / "machine.json").c_str(), 1);
+  }
+  void TearDown() override {
+    for (auto& q : others_) {
+      for (const auto& p : q->ListPools()) {
+        std::string error;
+        EXPECT_TRUE(q->RemovePool(p.id, true, &error)) << error;
+      }
+    }
+    others_.clear();
+    ComputeAgentTest::TearDown();
+  }
+  // A pool of one node of 2 CPUs.
+  PoolSpec TwoCpuPool(const std::string& name) {
+    PoolSpec p = Pool(name, 0, 1);
+    p.shapes[0].cpus = 2;
+    p.health = HealthGate::kNone;
+    return p;
+  }
+  // A second workspace on this machine (same lock directory); its pools are removed by TearDown.
+  Queue* OtherWorkspace() {
+    QueueOptions o;
+    o.agent_program = PLINTH_BINARY;
+    o.workspace_key = root_ / "ws2" / "workspace.key";
+    std::string error;
+    auto q = Queue::Open(root_ / "ws2" / "compute", o, true, &error);
+    EXPECT_TRUE(q) << error;
+    others_.push_back(std::move(q));
+    return others_.back().get();
+  }
+  // A job that runs until `release` exists.
+  JobSpec Holder(const std::string& pool, const std::string& name, const fs::path& started,
+                 const fs::path& release) {
+    return Job(
+        pool, name,
+        {"sh", "-c",
+         "touch " + started.string() + "; while [ ! -e " + release.string() + " ]; do sleep 0.05; done"});
+  }
+  // Queue::Wait, given up after 60 s (a guard against a hang, not a timing check).
+  static std::optional<JobState> WaitBounded(Queue& q, const std::string& id) {
+    std::stop_source give_up;
+    std::jthread guard([&give_up](std::stop_token done) {
+      std::mutex m;
+      std::condition_variable_any cv;
+      std::unique_lock lock(m);
+      if (!cv.wait_for(lock, done, 60s, [] { return false; }) && !done.stop_requested())
+        give_up.request_stop();
+    });
+    auto s = q.Wait(id, give_up.get_token(), nullptr);
+    EXPECT_FALSE(give_up.stop_requested()) << "job " << id << " did not end within 60 s";
+    return s;
+  }
+  static void WaitFor(const fs::path& p) {
+    for (int i = 0; i < 600 && !fs::exists(p); ++i) std::this_thread::sleep_for(50ms);
+    ASSERT_TRUE(fs::exists(p)) << p;
+  }
+  std::vector<std::unique_ptr<Queue>> others_;
+};
+
+TEST_F(ComputeReservationTest, TwoPoolsNeverOverCommitTheMachinesCpus) {
+  std::string error;
+  ASSERT_TRUE(queue_->PutPool(TwoCpuPool("a"), &error)) << error;
+  ASSERT_TRUE(queue_->PutPool(TwoCpuPool("b"), &error)) << error;
+  fs::path started = root_ / "started", release = root_ / "release";
+  auto hold = Holder("east/a", "hold", started, release);
+  ASSERT_TRUE(queue_->Submit(hold, {}, &error)) << error;
+  WaitFor(started);
+  // Pool b's node would need the 2 CPUs east-a-1 holds: no node, and the job says why.
+  auto waiting = queue_->Submit(Job("east/b", "next", {"true"}), {}, &error);
+  ASSERT_TRUE(waiting) << error;
+  EXPECT_TRUE(queue_->ListNodes("east/b", true).empty());
+  EXPECT_EQ(waiting->status, JobStatus::kPending);
+  EXPECT_EQ(waiting->reason,
+            "waiting for room on this machine: shape 1 (cpu): 2 of this machine's 2 CPUs are held by other "
+            "nodes (east-a-1)");
+  EXPECT_NE(EventsText("east/b").find("shape 1 (cpu) skipped: 2 of this machine's 2 CPUs are held by other "
+                                      "nodes (east-a-1)"),
+            std::string::npos)
+      << EventsText("east/b");
+  // When east-a-1 ends (idle after its job), the waiting job gets a node.
+  std::ofstream(release).flush();
+  auto ended = WaitBounded(*queue_, waiting->spec.id);
+  ASSERT_TRUE(ended);
+  const JobState& end = *ended;
+  ASSERT_EQ(end.status, JobStatus::kSucceeded) << end.reason << "\n" << EventsText("east/b");
+  auto a_nodes = queue_->ListNodes("east/a", true);
+  ASSERT_EQ(a_nodes.size(), 1u);
+  EXPECT_EQ(a_nodes[0].state, "released");
+  auto b_nodes = queue_->ListNodes("east/b", true);
+  ASSERT_EQ(b_nodes.size(), 1u);
+  EXPECT_EQ(end.node, b_nodes[0].name);
+  EXPECT_GE(b_nodes[0].started_at_ms, a_nodes[0].ended_at_ms) << "the two nodes lived at once";
+}
+
+TEST_F(ComputeReservationTest, MemoryIsReservedLikeCpus) {
+  std::string error;
+  // Two 1-CPU nodes fit the 2 CPUs, but not two of 3 GiB in the machine's 4 GiB.
+  PoolSpec a = Pool("a", 0, 1), b = Pool("b", 0, 1);
+  a.shapes[0].memory_bytes = b.shapes[0].memory_bytes = 3ull << 30;
+  ASSERT_TRUE(queue_->PutPool(a, &error)) << error;
+  ASSERT_TRUE(queue_->PutPool(b, &error)) << error;
+  fs::path started = root_ / "started", release = root_ / "release";
+  ASSERT_TRUE(queue_->Submit(Holder("east/a", "hold", started, release), {}, &error)) << error;
+  WaitFor(started);
+  auto waiting = queue_->Submit(Job("east/b", "next", {"true"}), {}, &error);
+  ASSERT_TRUE(waiting) << error;
+  EXPECT_TRUE(queue_->ListNodes("east/b", true).empty());
+  EXPECT_EQ(
+      waiting->reason,
+      "waiting for room on this machine: shape 1 (cpu): 3.0 GiB of this machine's 4.0 GiB of memory are "
+      "held by other nodes (east-a-1)");
+  std::ofstream(release).flush();
+  auto end = WaitBounded(*queue_, waiting->spec.id);
+  ASSERT_TRUE(end);
+  EXPECT_EQ(end->status, JobStatus::kSucceeded) << end->reason;
+}
+
+TEST_F(ComputeReservationTest, TwoWorkspacesShareTheMachineThroughTheLockDirectory) {
+  std::string error;
+  Queue* other = OtherWorkspace();
+  ASSERT_TRUE(other);
+  ASSERT_TRUE(queue_->PutPool(TwoCpuPool("a"), &error)) << error;
+  ASSERT_TRUE(other->PutPool(TwoCpuPool("a"), &error)) << error;  // the same pool id in another workspace
+  fs::path started = root_ / "started", release = root_ / "release";
+  ASSERT_TRUE(queue_->Submit(Holder("east/a", "hold", started, release), {}, &error)) << error;
+  WaitFor(started);
+  auto waiting = other->Submit(Job("east/a", "next", {"true"}), {}, &error);
+  ASSERT_TRUE(waiting) << error;
+  EXPECT_TRUE(other->ListNodes("east/a", true).empty());
+  EXPECT_NE(waiting->reason.find("2 of this machine's 2 CPUs are held by other nodes (east-a-1)"),
+            std::string::npos)
+      << waiting->reason;
+  // The first workspace's node ends; the other workspace's Reconcile (run by Wait) places its job.
+  std::ofstream(release).flush();
+  auto end = WaitBounded(*other, waiting->spec.id);
+  ASSERT_TRUE(end);
+  EXPECT_EQ(end->status, JobStatus::kSucceeded) << end->reason;
+  auto first = queue_->ListNodes("east/a", true);
+  auto second = other->ListNodes("east/a", true);
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(first[0].state, "released");
+  EXPECT_GE(second[0].started_at_ms, first[0].ended_at_ms) << "the two nodes lived at once";
+}
+
+TEST_F(ComputeReservationTest, AKilledAgentsEntryIsNotCounted) {
+  std::string error;
+  Queue* other = OtherWorkspace();
+  ASSERT_TRUE(other);
+  ASSERT_TRUE(queue_->PutPool(TwoCpuPool("a"), &error)) << error;
+  ASSERT_TRUE(other->PutPool(TwoCpuPool("a"), &error)) << error;
+  fs::path started = root_ / "started", release = root_ / "release";
+  auto hold = Holder("east/a", "hold", started, release);
+  hold.retries.infrastructure = 0;  // not rerun after its node is lost
+  ASSERT_TRUE(queue_->Submit(hold, {}, &error)) << error;
+  WaitFor(started);
+  auto nodes = queue_->ListNodes("east/a", false);
+  ASSERT_EQ(nodes.size(), 1u);
+  fs::path entry = ReservationPath(queue_->compute_dir(), nodes[0].name);
+  ASSERT_TRUE(fs::exists(entry)) << entry;
+  // The agent dies without releasing its entry; this workspace has not reconciled yet (its row is live).
+  ASSERT_EQ(::kill(nodes[0].pid, SIGKILL), 0);
+  // Its lock goes when its last thread has exited (the pid may look gone a moment before).
+  auto held = [&] {
+    int fd = ::open(entry.c_str(), O_RDONLY | O_CLOEXEC);
+    bool h = fd >= 0 && ::flock(fd, LOCK_SH | LOCK_NB) != 0;
+    if (fd >= 0) ::close(fd);
+    return h;
+  };
+  for (int i = 0; i < 1000 && held(); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_FALSE(held());
+  ASSERT_TRUE(fs::exists(entry));
+  auto placed = other->Submit(Job("east/a", "next", {"true"}), {}, &error);
+  ASSERT_TRUE(placed) << error;
+  EXPECT_FALSE(fs::exists(entry)) << "the stale entry was not removed";
+  ASSERT_EQ(other->ListNodes("east/a", true).size(), 1u) << placed->reason;
+  auto end = WaitBounded(*other, placed->spec.id);
+  ASSERT_TRUE(end);
+  EXPECT_EQ(end->status, JobStatus::kSucceeded) << end->reason;
+  std::ofstream(release).flush();
 }
 
 // The CLI on a pool made through the API: submit --wait with a secret from

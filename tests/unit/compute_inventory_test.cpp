@@ -59,6 +59,26 @@ TEST(InventoryTest, ReadsAFakeInventory) {
   EXPECT_NE(inv.source.find("2 fake H100"), std::string::npos) << inv.source;
 }
 
+TEST(InventoryTest, AFakeInventoryMayDescribeTheMachinesCpusAndMemory) {
+  Inventory inv;
+  inv.cpus = 2;
+  inv.memory_bytes = 1;
+  std::string error;
+  ASSERT_TRUE(ReadFakeInventory(WriteFile("machine.json", R"({"cpus": 8, "memory": "64GiB", "gpus": []})"),
+                                &inv, &error))
+      << error;
+  EXPECT_EQ(inv.cpus, 8);
+  EXPECT_EQ(inv.memory_bytes, 64ull << 30);
+  EXPECT_TRUE(inv.gpus.empty());
+  Shape s;
+  s.cpus = 8;
+  EXPECT_EQ(ShapeMisfit(s, inv), "");
+  // Without them the machine's own are kept.
+  inv.cpus = 3;
+  ASSERT_TRUE(ReadFakeInventory(WriteFile("gpus_only.json", R"({"gpus": []})"), &inv, &error)) << error;
+  EXPECT_EQ(inv.cpus, 3);
+}
+
 TEST(InventoryTest, RefusesABadFakeInventoryNamingTheEntry) {
   struct Case {
     const char* text;
@@ -69,6 +89,9 @@ TEST(InventoryTest, RefusesABadFakeInventoryNamingTheEntry) {
       {R"({"gpus":[{"type":"H100"}]})", "gpus[0].index"},
       {R"({"gpus":[{"index":1,"type":"H100","fault":"melted"}]})", "gpus[0].fault"},
       {R"({"gpus":[{"index":1,"type":"H100","memory":"lots"}]})", "gpus[0].memory"},
+      {R"({"cpus":0,"gpus":[]})", "cpus must be a whole number from 1"},
+      {R"({"cpus":"8","gpus":[]})", "cpus must be a whole number from 1"},
+      {R"({"memory":"lots","gpus":[]})", "memory must be a size"},
   };
   for (const Case& c : cases) {
     Inventory inv;
