@@ -307,8 +307,12 @@ struct Notifier::Impl {
     if (i == 0) return "{}";
     std::string s = "{}/{";
     const auto& ms = RouteAt(i).matchers;
-    for (size_t k = 0; k < ms.size(); ++k) s += (k ? "," : "") + MatcherString(ms[k]);
-    return s + "}";
+    for (size_t k = 0; k < ms.size(); ++k) {
+      if (k) s += ',';
+      s += MatcherString(ms[k]);
+    }
+    s += '}';
+    return s;
   }
   Labels GroupLabels(const Route& r, const Labels& labels) const {
     if (std::find(r.group_by.begin(), r.group_by.end(), "...") != r.group_by.end()) return labels;
@@ -523,12 +527,16 @@ struct Notifier::Impl {
     {
       io::SqliteStmt st(db,
                         "SELECT group_key, receiver, body, firing, resolved, attempts FROM outbox "
-                        "WHERE next_attempt_ms <= ?1 ORDER BY created_ms, group_key");
+                        "WHERE next_attempt_ms <= ?1 ORDER BY next_attempt_ms, created_ms, group_key");
       st.Bind(1, now);
       while (st.Row()) due.push_back({st.Text(0), st.Text(1), st.Text(2), st.Text(3), st.Text(4), st.Int(5)});
     }
     int delivered = 0;
+    // A receiver that failed once in this call is not tried again in it:
+    // a Tick waits at most one timeout per receiver that is down.
+    std::set<std::string> failed;
     for (const Due& d : due) {
+      if (failed.count(d.receiver)) continue;
       const Receiver* r = FindReceiver(d.receiver);
       if (!r) {
         // The configuration lost the receiver since the notification was
@@ -568,6 +576,7 @@ struct Notifier::Impl {
         ++delivered;
         continue;
       }
+      failed.insert(d.receiver);
       int64_t attempts = d.attempts + 1;
       int64_t backoff = options.retry_initial.count();
       for (int64_t i = 1; i < attempts && backoff < options.retry_max.count(); ++i) backoff *= 2;

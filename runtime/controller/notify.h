@@ -24,7 +24,10 @@
 // due outbox entry with libcurl (a timeout per request). A transport error or
 // a non-2xx status is retried after `retry_initial`, doubling up to
 // `retry_max`; a 2xx deletes the entry and records what it listed as the
-// group's last delivery. Delivery is synchronous, inside Tick.
+// group's last delivery. Delivery is synchronous, inside Tick; a receiver
+// that fails is not tried again in the same Tick (its other due
+// notifications wait for the next one), so a Tick takes at most one request
+// timeout per receiver that is down, plus the successful requests.
 //
 // Bounds: at most `max_alerts` alerts held (more are dropped and counted),
 // at most `max_outbox` undelivered notifications (the oldest is dropped and

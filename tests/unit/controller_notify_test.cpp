@@ -605,6 +605,11 @@ TEST_F(NotifyTest, BoundsCountWhatTheyDrop) {
   n->Tick();  // five notifications, receiver down, room for two
   EXPECT_EQ(n->stats().outbox, 2u);
   EXPECT_EQ(n->stats().dropped_notifications, 3);
+  // One failed request per receiver and Tick: the second waits.
+  EXPECT_EQ(n->stats().failed_attempts, 1);
+  Advance(seconds(1));
+  n->Tick();
+  EXPECT_EQ(n->stats().failed_attempts, 2);
 }
 
 TEST_F(NotifyTest, ChildRoutesAndMaxAlerts) {
