@@ -353,6 +353,7 @@ struct Notifier::Impl {
   }
 
   void Put(const std::vector<Alert>& alerts) {
+    if (options.receivers.empty()) return;  // silences only
     int64_t now = clock.WallMs();
     Exec(db, "BEGIN IMMEDIATE", &last_error);
     int64_t held = ScalarCount("SELECT COUNT(*) FROM alerts");
@@ -608,7 +609,11 @@ std::unique_ptr<Notifier> Notifier::Open(NotifierOptions options, Clock& clock, 
       return nullptr;
     }
   }
-  std::vector<const Route*> routes{&options.route};
+  // No receivers and no routes: silences only (a CLI beside the controller).
+  const bool silences_only =
+      options.receivers.empty() && options.routes.empty() && options.route.receiver.empty();
+  std::vector<const Route*> routes;
+  if (!silences_only) routes.push_back(&options.route);
   for (const Route& r : options.routes) routes.push_back(&r);
   for (const Route* r : routes) {
     if (!names.count(r->receiver)) {
@@ -656,6 +661,7 @@ void Notifier::Put(const std::vector<Alert>& alerts) {
 }
 
 int Notifier::Tick() {
+  if (impl_->options.receivers.empty()) return 0;  // silences only: the controller's timers are not ours
   int64_t now = impl_->clock.WallMs();
   struct Due {
     std::string key;

@@ -139,6 +139,13 @@ class Notifier {
   // names a receiver that exists, intervals are positive. Null with *error
   // otherwise. `transport` (for tests) defaults to libcurl; both it and
   // `clock` must outlive the Notifier.
+  //
+  // Options with no receivers, no child routes and an empty root receiver
+  // open the database for silences only (Put and Tick do nothing): what a
+  // `plinth alert silence` command beside a running controller needs. Both
+  // may have the database open at once (WAL, a 5 s busy timeout); silences
+  // are read from the database at every flush, so one added by another
+  // process holds from the controller's next flush.
   static std::unique_ptr<Notifier> Open(NotifierOptions options, Clock& clock, std::string* error,
                                         s3::Transport* transport = nullptr);
   ~Notifier();

@@ -548,6 +548,37 @@ TEST_F(NotifyTest, SilenceHoldsAndExpires) {
   EXPECT_NE(error.find("no active or pending silence"), std::string::npos);
 }
 
+TEST_F(NotifyTest, SilenceAddedByAnotherProcessHolds) {
+  WebhookSink rx;
+  auto n = Open(Options(rx.url()));
+  NotifierOptions only;  // what a `plinth alert silence add` would open
+  only.database = dir_ / "notify.db";
+  auto cli = Open(only);
+  ASSERT_NE(cli, nullptr);
+  std::string error;
+  Silence s;
+  Matcher m;
+  ASSERT_TRUE(ParseMatcher("replica=~\"[12]\"", &m, &error));
+  s.matchers = {m};
+  s.ends_at_ms = clock_.WallMs() + 3600'000;
+  ASSERT_TRUE(cli->AddSilence(s, &error)) << error;
+  cli->Put(Three());  // ignored: no receivers
+  EXPECT_EQ(cli->stats().groups, 0u);
+  n->Put(Three());
+  Advance(seconds(30));
+  EXPECT_EQ(cli->Tick(), 0);  // does not run the controller's group timers
+  n->Tick();
+  ASSERT_EQ(rx.count(), 1u);
+  ASSERT_EQ(rx.got()[0].body["alerts"].size(), 1u);  // replicas 1 and 2 silenced
+  EXPECT_EQ(rx.got()[0].body["alerts"][0]["labels"]["replica"], "3");
+  ASSERT_EQ(cli->Silences(false).size(), 1u);
+  ASSERT_TRUE(cli->ExpireSilence(cli->Silences(false)[0].id, &error)) << error;
+  Advance(minutes(5));
+  n->Tick();  // expired: replicas 1 and 2 are new firing alerts for the receiver
+  ASSERT_EQ(rx.count(), 2u);
+  EXPECT_EQ(rx.got()[1].body["alerts"].size(), 3u);
+}
+
 TEST_F(NotifyTest, SilenceChecks) {
   WebhookSink rx;
   auto n = Open(Options(rx.url()));
