@@ -19,6 +19,7 @@ packages=(
   slurm-wlm munge                                     # Slurm boundary tests: slurmctld, slurmd, sbatch (tests/fixtures/slurm-cluster.sh)
   haproxy                                             # load balancers in front of services (docs/load-balancing.md)
   wrk prometheus                                      # controller tests: load during drills, a real Prometheus scraping /metrics
+  prometheus-alertmanager                             # alerts sent to a real Alertmanager (scripts/alertmanager-test.sh)
   iproute2                                            # regions in network namespaces (ip netns, veth; docs/services.md)
   tzdata                                              # maintenance windows in a time zone (docs/automation.md)
 )

@@ -22,6 +22,11 @@ scripts/services-test.sh build/plinth
 # Regions that fail (docs/services.md): namespaced regions (root) failed over
 # and back with plinth region fail|recover, and the SIGSTOP fallback.
 scripts/region-test.sh build/plinth
+# Autoscaled services (docs/automation.md): a wrk ramp scales eu 1 -> 3 and
+# back after the stabilization window; apply never undoes the autoscaler.
+scripts/autoscale-test.sh build/plinth
+# Alerts to a real Alertmanager (docs/automation.md): its API receives them.
+scripts/alertmanager-test.sh build/tests/plinth_unit_tests
 # The controller alone (docs/controller.md): two controllers on one
 # workspace, leader election and takeover, promtool on /metrics, the token.
 scripts/controller-test.sh build/plinth

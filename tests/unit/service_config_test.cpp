@@ -366,6 +366,61 @@ TEST(ServiceConfig, RelocationReservesABlockPerOtherRegionAndTheLoadBalancerList
   EXPECT_TRUE(wplanned["relocation_endpoints"].as_list().empty());
 }
 
+TEST(ServiceConfig, AutoscaleIsCheckedAndLaysOutEndpointsForMax) {
+  auto autoscale = [](ValueMap extra) {
+    ValueMap a = {{"min", N(1)},
+                  {"max", N(3)},
+                  {"tolerance", N(0.1)},
+                  {"target", Value::Object({{"requests_per_second", Value::Object({{"average", N(20)}})}})}};
+    for (auto& [k, v] : extra) a[k] = v;
+    return Value::Object(std::move(a));
+  };
+  ValueMap config = ServiceConfig({RegionRef("eu", 20000, 1000, S("127.0.1.1")), RegionRef("us")},
+                                  {{"replicas", N(1)}, {"autoscale", autoscale({})}});
+  EXPECT_TRUE(sc::ValidateService(config).empty()) << Join(sc::ValidateService(config));
+  std::vector<std::string> errs;
+  auto spec = sc::AutoscaleOf(config, &errs);
+  ASSERT_TRUE(spec) << Join(errs);
+  EXPECT_EQ(spec->spec.max, 3);
+  ASSERT_EQ(spec->targets.size(), 1u);
+  EXPECT_EQ(spec->targets[0].signal, "requests_per_second");
+  EXPECT_EQ(spec->spec.down.stabilization_ms, 300000);  // Kubernetes' default without scale_down
+  ValueMap planned = config;
+  sc::NormalizeServiceReferences(config, planned);
+  sc::PlanService(planned);
+  ASSERT_EQ(planned["endpoints"].as_list().size(), 6u);  // max 3 per region
+  EXPECT_EQ(planned["endpoints"].as_list()[2].as_string(), "eu/2 127.0.1.1:20102");
+
+  auto with = [&](ValueMap extra, double replicas = 1) {
+    return sc::ValidateService(ServiceConfig({RegionRef("eu", 20000, 1000, S("127.0.1.1")), RegionRef("us")},
+                                             {{"replicas", N(replicas)}, {"autoscale", autoscale(extra)}}));
+  };
+  errs = with({{"target", Value::Object({{"rps", Value::Object({{"average", N(5)}})}})}});
+  EXPECT_TRUE(
+      Has(errs, "autoscale target \"rps\" is not a signal: give requests_per_second, in_flight or cpu"))
+      << Join(errs);
+  errs = with({}, 5);
+  EXPECT_TRUE(Has(errs, "replicas is 5 but autoscale keeps 1-3")) << Join(errs);
+  errs = with({{"min", N(4)}});
+  EXPECT_TRUE(Has(errs, "autoscale: max 3 is below min 4")) << Join(errs);
+  errs = with({{"min", N(0)}});
+  EXPECT_TRUE(Has(errs, "autoscale.min is 0")) << Join(errs);
+  errs = with({{"target", Value::Object({})}});
+  EXPECT_TRUE(Has(errs, "autoscale has no target")) << Join(errs);
+  errs = with(
+      {{"scale_up",
+        Value::Object({{"policy", Value::List({Value::Object({{"pods", N(2)}, {"percent", N(50)}})})}})}});
+  EXPECT_TRUE(Has(errs, "autoscale.scale_up: a policy sets exactly one of pods = N or percent = N"))
+      << Join(errs);
+  // The ports for max (and a surge after it) must fit: 20100-20103 in 20000-20102 does not.
+  errs = sc::ValidateService(
+      ServiceConfig({RegionRef("eu", 20000, 103, S("127.0.1.1"))},
+                    {{"replicas", N(1)},
+                     {"autoscale", autoscale({})},
+                     {"rollout", Value::Object({{"max_unavailable", N(0)}, {"max_surge", N(1)}})}}));
+  EXPECT_TRUE(Has(errs, "replicas and their surge listen on ports 20100-20103")) << Join(errs);
+}
+
 TEST(ServiceConfig, AUserMustExist) {
   auto errs = sc::ValidateService(ServiceConfig({RegionRef("eu")}, {{"user", S("no-such-user-plinth")}}));
   EXPECT_TRUE(Has(errs, "user 'no-such-user-plinth' does not exist on this machine: create it"))
