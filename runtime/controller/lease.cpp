@@ -1,5 +1,6 @@
 #include "runtime/controller/lease.h"
 #include "runtime/io/durable.h"
+#include "runtime/io/sqlite.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -89,30 +90,13 @@ std::string NewHolderId() {
 
 std::unique_ptr<Lease> Lease::Open(const std::filesystem::path& path, std::string name, std::string holder_id,
                                    int64_t pid, Clock& clock, std::string* error) {
-  // Create the file 0600 ourselves; sqlite would use the umask.
-  if (int e = io::CreateFileIfMissing(path, 0600); e < 0) {
-    *error = "cannot open the lease database '" + path.string() + "': " + std::strerror(-e);
-    return nullptr;
-  }
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
-    *error = "cannot open the lease database '" + path.string() +
-             "': " + (db ? sqlite3_errmsg(db) : "out of memory");
-    sqlite3_close(db);
-    return nullptr;
-  }
-  sqlite3_busy_timeout(db, 5000);
-  if (!Exec(db, "PRAGMA journal_mode=WAL", error) ||
-      !Exec(db,
-            "CREATE TABLE IF NOT EXISTS lease(name TEXT PRIMARY KEY, holder_id TEXT NOT NULL, holder_pid "
-            "INTEGER NOT "
-            "NULL, expires_at_ms INTEGER NOT NULL, term INTEGER NOT NULL)",
-            error)) {
-    std::string why = *error;
-    *error = "the lease database '" + path.string() + "': " + why;
-    sqlite3_close(db);
-    return nullptr;
-  }
+  sqlite3* db = io::OpenPrivateDatabase(path, "lease database",
+                                        "PRAGMA journal_mode=WAL;"
+                                        "CREATE TABLE IF NOT EXISTS lease(name TEXT PRIMARY KEY, holder_id "
+                                        "TEXT NOT NULL, holder_pid INTEGER NOT "
+                                        "NULL, expires_at_ms INTEGER NOT NULL, term INTEGER NOT NULL)",
+                                        error);
+  if (!db) return nullptr;
   return std::unique_ptr<Lease>(new Lease(db, std::move(name), std::move(holder_id), pid, clock));
 }
 

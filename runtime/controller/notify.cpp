@@ -631,24 +631,9 @@ std::unique_ptr<Notifier> Notifier::Open(NotifierOptions options, Clock& clock, 
     return nullptr;
   }
   const std::filesystem::path& path = options.database;
-  if (int e = io::CreateFileIfMissing(path, 0600); e < 0) {
-    *error = "cannot open the notification database '" + path.string() + "': " + std::strerror(-e);
-    return nullptr;
-  }
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
-    *error = "cannot open the notification database '" + path.string() +
-             "': " + (db ? sqlite3_errmsg(db) : "out of memory");
-    sqlite3_close(db);
-    return nullptr;
-  }
-  sqlite3_busy_timeout(db, 5000);
-  std::string why;
-  if (!Exec(db, "PRAGMA journal_mode=WAL", &why) || !Exec(db, kSchema, &why)) {
-    *error = "the notification database '" + path.string() + "': " + why;
-    sqlite3_close(db);
-    return nullptr;
-  }
+  sqlite3* db = io::OpenPrivateDatabase(path, "notification database",
+                                        (std::string("PRAGMA journal_mode=WAL;") + kSchema).c_str(), error);
+  if (!db) return nullptr;
   return std::unique_ptr<Notifier>(new Notifier(std::move(options), clock, db, transport));
 }
 

@@ -8,8 +8,12 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <cstring>
+#include <filesystem>
 #include <optional>
 #include <string>
+
+#include "runtime/io/durable.h"
 
 namespace plinth::io {
 
@@ -68,5 +72,36 @@ class SqliteStmt {
   sqlite3_stmt* st_ = nullptr;
   int rc_;
 };
+
+// Opens `path` as a database only this user may read: created 0600 when
+// missing (SQLite would use the umask; an existing file is never opened and
+// closed around SQLite, which would drop another connection's POSIX locks),
+// opened with SQLITE_OPEN_NOMUTEX (one connection per thread or a mutex of
+// the caller's), a 5 s busy timeout, then `schema` (journal mode, tables)
+// run. `what` names it in errors: "cannot open the lease database '...':
+// ...". nullptr with *error.
+inline sqlite3* OpenPrivateDatabase(const std::filesystem::path& path, const std::string& what,
+                                    const char* schema, std::string* error) {
+  if (int e = CreateFileIfMissing(path, 0600); e < 0) {
+    *error = "cannot open the " + what + " '" + path.string() + "': " + std::strerror(-e);
+    return nullptr;
+  }
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+    *error = "cannot open the " + what + " '" + path.string() +
+             "': " + (db ? sqlite3_errmsg(db) : "out of memory");
+    sqlite3_close(db);
+    return nullptr;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  char* msg = nullptr;
+  if (sqlite3_exec(db, schema, nullptr, nullptr, &msg) != SQLITE_OK) {
+    *error = "the " + what + " '" + path.string() + "': " + (msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    sqlite3_close(db);
+    return nullptr;
+  }
+  return db;
+}
 
 }  // namespace plinth::io

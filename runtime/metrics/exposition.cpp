@@ -10,16 +10,6 @@ namespace plinth::metrics {
 
 namespace {
 
-[[maybe_unused]] bool ValidLabelName(const std::string& name) {
-  if (name.empty()) return false;
-  for (size_t i = 0; i < name.size(); ++i) {
-    char c = name[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (i > 0 && c >= '0' && c <= '9');
-    if (!ok) return false;
-  }
-  return true;
-}
-
 [[maybe_unused]] bool EndsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
@@ -123,6 +113,16 @@ void Exposition::CounterValue(const std::string& name, const std::string& help, 
 void Exposition::GaugeValue(const std::string& name, const std::string& help, double value) {
   Gauge(name, help);
   Sample(value);
+}
+
+bool ValidLabelName(const std::string& name) {
+  if (name.empty()) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (i > 0 && c >= '0' && c <= '9');
+    if (!ok) return false;
+  }
+  return true;
 }
 
 }  // namespace plinth::metrics

@@ -47,5 +47,7 @@ std::string EscapeLabelValue(const std::string& value);
 std::string FormatValue(double value);
 // Whether `name` is a valid metric name.
 bool ValidMetricName(const std::string& name);
+// Whether `name` is a valid label name: [a-zA-Z_][a-zA-Z0-9_]*.
+bool ValidLabelName(const std::string& name);
 
 }  // namespace plinth::metrics

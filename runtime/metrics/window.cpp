@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "compiler/eval/regex.h"
+#include "runtime/metrics/exposition.h"
 
 namespace plinth::metrics {
 
@@ -29,16 +30,6 @@ const std::string& LabelValue(const Labels& sorted, const std::string& name) {
   return it != sorted.end() && it->first == name ? it->second : empty;
 }
 
-bool LabelNameOk(const std::string& name) {
-  if (name.empty()) return false;
-  for (size_t i = 0; i < name.size(); ++i) {
-    char c = name[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (i > 0 && c >= '0' && c <= '9');
-    if (!ok) return false;
-  }
-  return true;
-}
-
 void SortVector(InstantVector& v) {
   std::sort(v.begin(), v.end(),
             [](const SeriesValue& a, const SeriesValue& b) { return a.labels < b.labels; });
@@ -57,7 +48,7 @@ std::optional<Selector> Selector::Make(std::string metric, std::vector<LabelMatc
   Selector s;
   s.metric_ = std::move(metric);
   for (auto& m : matchers) {
-    if (!LabelNameOk(m.name)) {
+    if (!ValidLabelName(m.name)) {
       *error = "invalid label name \"" + m.name + "\"; label names match [a-zA-Z_][a-zA-Z0-9_]*";
       return std::nullopt;
     }
