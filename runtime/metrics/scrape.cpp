@@ -119,9 +119,10 @@ TargetStatus Scraper::ScrapeOne(const ScrapeTarget& target, int64_t now_ms) {
   if (st.up) {
     for (auto& sample : parsed.samples) {
       Labels labels = base;
-      for (auto& [k, v] : sample.labels) {
+      for (auto& label : sample.labels) {
+        const std::string& k = label.first;  // (a structured binding cannot be captured before C++20 in clang)
         bool clash = std::any_of(base.begin(), base.end(), [&](const auto& l) { return l.first == k; });
-        labels.emplace_back(clash ? "exported_" + k : k, v);
+        labels.emplace_back(clash ? "exported_" + k : k, label.second);
       }
       if (window_.Append(sample.name, std::move(labels), now_ms, sample.value)) ++st.samples;
     }
