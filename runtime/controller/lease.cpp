@@ -24,13 +24,9 @@ std::string Err(sqlite3* db, const std::string& what) {
 }
 
 bool Exec(sqlite3* db, const char* sql, std::string* error) {
-  char* msg = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
-    *error = std::string("lease database: ") + (msg ? msg : "unknown error");
-    sqlite3_free(msg);
-    return false;
-  }
-  return true;
+  if (io::SqliteExec(db, sql, error)) return true;
+  *error = "lease database: " + *error;
+  return false;
 }
 
 std::optional<LeaseRecord> ReadRow(sqlite3* db, const std::string& name, std::string* error) {

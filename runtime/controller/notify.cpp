@@ -134,16 +134,6 @@ std::set<std::string> JsonFpSet(const std::string& text) {
   return s;
 }
 
-bool Exec(sqlite3* db, const char* sql, std::string* error) {
-  char* msg = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
-    *error = msg ? msg : "unknown sqlite error";
-    sqlite3_free(msg);
-    return false;
-  }
-  return true;
-}
-
 constexpr const char* kSchema =
     "CREATE TABLE IF NOT EXISTS alerts(fingerprint TEXT PRIMARY KEY, group_key TEXT NOT NULL, alert TEXT NOT "
     "NULL);"
@@ -355,7 +345,7 @@ struct Notifier::Impl {
   void Put(const std::vector<Alert>& alerts) {
     if (options.receivers.empty()) return;  // silences only
     int64_t now = clock.WallMs();
-    Exec(db, "BEGIN IMMEDIATE", &last_error);
+    io::SqliteExec(db, "BEGIN IMMEDIATE", &last_error);
     int64_t held = ScalarCount("SELECT COUNT(*) FROM alerts");
     int64_t dropped = 0;
     for (const Alert& a : alerts) {
@@ -391,7 +381,7 @@ struct Notifier::Impl {
           .Done();
     }
     if (dropped) Count("dropped_alerts", dropped);
-    Exec(db, "COMMIT", &last_error);
+    io::SqliteExec(db, "COMMIT", &last_error);
   }
 
   // Alertmanager's DedupStage.needsUpdate.
@@ -567,13 +557,13 @@ struct Notifier::Impl {
       }
       int64_t after = clock.WallMs();
       if (resp.status >= 200 && resp.status < 300) {
-        Exec(db, "BEGIN IMMEDIATE", &last_error);
+        io::SqliteExec(db, "BEGIN IMMEDIATE", &last_error);
         // Only the version that was sent leaves the outbox (Flush runs in
         // the same thread, so nothing replaced it meanwhile).
         io::SqliteStmt(db, "DELETE FROM outbox WHERE group_key = ?1").Bind(1, d.key).Done();
         RecordDelivery(d.key, d.firing, d.resolved, after);
         Count("delivered", 1);
-        Exec(db, "COMMIT", &last_error);
+        io::SqliteExec(db, "COMMIT", &last_error);
         ++delivered;
         continue;
       }
@@ -662,10 +652,10 @@ int Notifier::Tick() {
     while (st.Row()) due.push_back({st.Text(0), st.Int(1), st.Text(2)});
   }
   if (!due.empty()) {
-    Exec(impl_->db, "BEGIN IMMEDIATE", &impl_->last_error);
+    io::SqliteExec(impl_->db, "BEGIN IMMEDIATE", &impl_->last_error);
     for (const Due& d : due)
       impl_->Flush(d.key, d.route, JsonLabels(json::parse(d.labels, nullptr, false)), now);
-    Exec(impl_->db, "COMMIT", &impl_->last_error);
+    io::SqliteExec(impl_->db, "COMMIT", &impl_->last_error);
   }
   return impl_->Deliver(now);
 }

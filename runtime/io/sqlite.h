@@ -73,6 +73,17 @@ class SqliteStmt {
   int rc_;
 };
 
+// Runs `sql` (one or more statements); false with SQLite's message in *error.
+inline bool SqliteExec(sqlite3* db, const char* sql, std::string* error) {
+  char* msg = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+    *error = msg ? msg : sqlite3_errmsg(db);
+    sqlite3_free(msg);
+    return false;
+  }
+  return true;
+}
+
 // Opens `path` as a database only this user may read: created 0600 when
 // missing (SQLite would use the umask; an existing file is never opened and
 // closed around SQLite, which would drop another connection's POSIX locks),
@@ -94,10 +105,9 @@ inline sqlite3* OpenPrivateDatabase(const std::filesystem::path& path, const std
     return nullptr;
   }
   sqlite3_busy_timeout(db, 5000);
-  char* msg = nullptr;
-  if (sqlite3_exec(db, schema, nullptr, nullptr, &msg) != SQLITE_OK) {
-    *error = "the " + what + " '" + path.string() + "': " + (msg ? msg : sqlite3_errmsg(db));
-    sqlite3_free(msg);
+  std::string why;
+  if (!SqliteExec(db, schema, &why)) {
+    *error = "the " + what + " '" + path.string() + "': " + why;
     sqlite3_close(db);
     return nullptr;
   }
