@@ -826,6 +826,44 @@ Definition::Definition() {
     Json(status, "print the regions as JSON");
   }
 
+  // --- alerts (docs/automation.md, "Alert rules")
+  {
+    const char* exits =
+        "0  done\n"
+        "1  an error (the configuration has errors, no controller state, an unknown silence)\n"
+        "2  usage error";
+    CLI::App* g = Command(&root, "alert",
+                          "the alert rules: export them for Prometheus, show their state, silence them",
+                          CommandId::kAlert, exits, "plinth alert export examples/inference --out=rules.yml");
+    g->alias("alerts");
+    Dir(g, "the configuration directory (default: .)");
+    Workspace(g);
+    CLI::App* ex = Subcommand(g, "export",
+                              "write the alert blocks as a Prometheus rule file (promtool check rules accepts it)",
+                              exits, "plinth alert export examples/inference --out=rules.yml");
+    ex->add_option("DIR", "the configuration directory (default: .)");
+    ex->add_option("--out", options.out, "write the file here instead of stdout")->type_name("FILE");
+    CLI::App* st = Subcommand(g, "status", "each alert rule's state as the controller last evaluated it", exits,
+                              "plinth alert status examples/inference");
+    st->add_option("DIR", "the configuration directory (default: .)");
+    Json(st, "print the controller's alerts section as JSON");
+    CLI::App* si = Subcommand(g, "silence",
+                              "mute the alerts matching every MATCHER (name=\"v\", name!=\"v\", name=~\"re\", "
+                              "name!~\"re\") for a while; the controller sends none of them until it ends",
+                              exits, "plinth alert silence 'alertname=ModelSlow' --for=2h --comment='deploy' --dir=examples/inference");
+    si->add_option("MATCHER", "a label matcher; give one or more")->required()->expected(-1);
+    si->add_option("--for", options.alert.duration, "how long it holds (default 1h)")->type_name("DURATION");
+    si->add_option("--comment", options.alert.comment, "why (shown by silences)");
+    si->add_option("--author", options.alert.author, "who (default: $USER)");
+    Json(si, "print the new silence as JSON");
+    CLI::App* ls = Subcommand(g, "silences", "the active and pending silences", exits,
+                              "plinth alert silences examples/inference");
+    ls->add_option("DIR", "the configuration directory (default: .)");
+    Json(ls, "print the silences as JSON");
+    CLI::App* exp = Subcommand(g, "expire", "end a silence now", exits, "plinth alert expire 3f2a... --dir=examples/inference");
+    exp->add_option("ID", "the silence's id (see: plinth alert silences)")->required();
+  }
+
   // --- about plinth itself
   Command(&root, "version", "print the version", CommandId::kVersion, kPlainExits, "plinth version");
   {

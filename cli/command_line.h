@@ -49,6 +49,7 @@ enum class CommandId {
   kController,  // controller (cli/controller_commands.cpp)
   kStatus,      // status: the workspace's controller (cli/controller_commands.cpp)
   kRegion,      // region fail|recover|status (cli/region_commands.cpp)
+  kAlert,       // alert export|status|silence|silences|expire (cli/alert_commands.cpp)
   // Answered by ParseCommandLine itself.
   kVersion,
   kHelp,

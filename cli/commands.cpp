@@ -1,4 +1,5 @@
 #include "cli/commands.h"
+#include "runtime/controller/alert_rules.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -38,14 +39,6 @@ bool UseColor(const Options& o, FILE* stream) {
   return isatty(fileno(stream));
 }
 
-void PrintDiagnostics(const Options& o, const SourceManager& sources, const Diagnostics& diags) {
-  std::vector<Diagnostic> sorted = diags.Sorted(sources);
-  if (o.json) return;
-  RenderOptions ro;
-  ro.color = UseColor(o, stderr);
-  std::string text = RenderText(sorted, sources, ro);
-  std::fputs(text.c_str(), stderr);
-}
 
 // Like Value::ToString, but a reference to a resource (an object carrying
 // its `address`) prints as that address: `region = region.eu`.
@@ -84,6 +77,15 @@ void PrintAttributes(const ValueMap& attrs, int indent) {
 }
 
 }  // namespace
+
+void PrintDiagnostics(const Options& o, const SourceManager& sources, const Diagnostics& diags) {
+  std::vector<Diagnostic> sorted = diags.Sorted(sources);
+  if (o.json) return;
+  RenderOptions ro;
+  ro.color = UseColor(o, stderr);
+  std::string text = RenderText(sorted, sources, ro);
+  std::fputs(text.c_str(), stderr);
+}
 
 VariableSources VariableSourcesOf(const Options& o) {
   VariableSources v;
@@ -130,6 +132,7 @@ int Validate(const Options& o, bool inspect) {
   co.threads = o.threads;
   CheckedConfig config = Check(dir, sources, diags, co);
   if (!diags.has_errors()) runtime::CheckPolicies(config.policies, diags);
+  if (!diags.has_errors()) controller::CheckAlertRules(config.alerts, diags);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   std::vector<Diagnostic> sorted = diags.Sorted(sources);
   bool ok = !diags.has_errors();

@@ -84,6 +84,10 @@ struct Options {
     bool once = false, allow_remote = false;
   } controller;
   std::string region_loss;  // region delay --loss=PCT (tc's syntax: "1%")
+  // alert silence (cli/alert_commands.cpp)
+  struct AlertFlags {
+    std::string duration, comment, author;
+  } alert;
   // compute resume|suspend|resume-fail --provisioner=FILE (docs/providers/slurm.md); empty: $PLINTH_SLURM_PROVISIONER
   std::string slurm_provisioner;
 };
@@ -98,6 +102,10 @@ VariableSources VariableSourcesOf(const Options& options);
 // What every command that checks a configuration starts from: the built-in
 // schemas, the providers in other processes `external` loads (started to
 // learn their schemas; it must outlive the check), and the variable values.
+// Diagnostics as text on stderr (nothing with --json).
+void PrintDiagnostics(const Options& o, const SourceManager& sources, const Diagnostics& diags);
+// "main.plinth:3:5: <message>" for the first error diagnostic.
+std::string FirstError(const Diagnostics& diags, const SourceManager& sources);
 CheckOptions ConfigCheckOptions(const VariableSources& vars, runtime::ExternalProviders& external);
 
 int Plan(const Options& options, const VariableSources& vars, bool destroy);
@@ -123,6 +131,7 @@ bool ParseDuration(const std::string& s, int64_t* ms);
 int Controller(const Options& options);        // controller (cli/controller_commands.cpp)
 int ControllerStatus(const Options& options);  // status: the workspace's controller
 int Region(const Options& options);            // region fail|recover|status (cli/region_commands.cpp)
+int Alert(const Options& options);             // alert export|status|silence|silences|expire (cli/alert_commands.cpp)
 int Backup(const Options& options);   // backup run|list|check
 int Restore(const Options& options);
 int WorkspaceCommand(const Options& options);  // workspace list|new|select|delete|show

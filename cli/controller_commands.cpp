@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/alert_task.h"
 #include "cli/drift_task.h"
 #include "cli/workspace.h"
 #include "runtime/controller/controller.h"
@@ -154,7 +155,14 @@ int Controller(const Options& options) {
   DriftWatch drift(o, clock);
   if (drift_ms > 0) tasks.push_back(drift.Task(std::chrono::milliseconds(drift_ms)));
 
+  // Alerts: the configuration's alert blocks evaluated against scraped
+  // metrics, notifications to its receivers (cli/alert_task.h). The task
+  // runs every pass; it evaluates once per evaluation_interval.
+  AlertWatch alerts(o, clock, ControllerDir(o));
+  tasks.push_back(alerts.Task(std::chrono::milliseconds(interval_ms)));
+
   auto ctl = std::make_unique<controller::Controller>(co, clock, std::move(tasks));
+  alerts.SetSelfMetrics([&ctl] { return ctl->MetricsText(); });
   std::string error;
   if (!ctl->Open(&error)) return Fail(error);
   std::unique_ptr<controller::HttpServer> server;
@@ -320,6 +328,15 @@ int ControllerStatus(const Options& options) {
     if (std::string s = d.value("skipped", std::string()); !s.empty()) std::printf("drift: %s\n", s.c_str());
     if (std::string e = d.value("last_error", std::string()); !e.empty())
       std::printf("drift: error: %s\n", e.c_str());
+  }
+  if (const json& a = doc.value("alerts", json::object()); a.is_object()) {
+    for (const json& r : a.value("rules", json::array())) {
+      const std::string state = r.value("state", std::string());
+      if (state == "inactive" && !r.value("no_data", false)) continue;
+      std::printf("alert %s: %s%s\n", r.value("name", std::string()).c_str(), state.c_str(),
+                  r.value("no_data", false) ? " (no data)" : "");
+    }
+    if (std::string e = a.value("last_error", std::string()); !e.empty()) std::printf("alerts: error: %s\n", e.c_str());
   }
   for (const json& s : doc.value("sweeps", json::array())) {
     std::string last = s.value("last_success", std::string());

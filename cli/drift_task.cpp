@@ -16,9 +16,6 @@ namespace plinth::cli {
 
 using nlohmann::json;
 
-namespace {
-
-// "main.plinth:3:5: <message>" for the first error diagnostic.
 std::string FirstError(const Diagnostics& diags, const SourceManager& sources) {
   for (const Diagnostic& d : diags.Sorted(sources)) {
     if (d.severity != Severity::Error) continue;
@@ -32,8 +29,6 @@ std::string FirstError(const Diagnostics& diags, const SourceManager& sources) {
   }
   return "the configuration has errors";
 }
-
-}  // namespace
 
 DriftWatch::DriftWatch(Options options, controller::Clock& clock)
     : options_(std::move(options)), clock_(clock) {}

@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
     case CommandId::kController: return plinth::cli::Controller(o);
     case CommandId::kStatus: return plinth::cli::ControllerStatus(o);
     case CommandId::kRegion: return plinth::cli::Region(o);
+    case CommandId::kAlert: return plinth::cli::Alert(o);
     case CommandId::kNone:
     case CommandId::kVersion:
     case CommandId::kHelp:

@@ -9,6 +9,7 @@
 #include "compiler/check/checker.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <set>
 #include <unordered_map>
@@ -17,6 +18,7 @@
 #include "compiler/check/loader.h"
 #include "compiler/check/types_expr.h"
 #include "compiler/eval/evaluator.h"
+#include "compiler/eval/regex.h"
 
 namespace plinth {
 namespace {
@@ -80,6 +82,7 @@ struct ModuleInfo {
   std::unordered_map<std::string, uint32_t> vars, locals, outputs, modules, resources, providers;
   std::set<std::string, std::less<>> resource_types;
   std::vector<const ast::Block*> policies, policy_tests;
+  std::vector<const ast::Block*> alerts, receivers, notifications;  // receivers and notifications: root only
   // moved and removed blocks, addresses relative to the module instance
   std::vector<MoveStatement> moves;
   std::vector<RemovedStatement> removals;
@@ -237,7 +240,7 @@ class Checker {
     out.modules = analysed_.size();
     // Policy expressions are compiled by the caller after planning: the
     // syntax trees they point into stay alive with the result.
-    if (!out.policies.empty() || !out.policy_tests.empty()) out.syntax = loader_;
+    if (!out.policies.empty() || !out.policy_tests.empty() || !out.alerts.empty()) out.syntax = loader_;
     return out;
   }
 
@@ -429,7 +432,8 @@ class Checker {
 
   void CollectDecls(ModuleInfo& info) {
     static const std::vector<std::string> keywords = {"variable", "locals", "output", "module", "policy",
-                                                      "policy_test", "provider", "moved", "removed", "import"};
+                                                      "policy_test", "provider", "moved", "removed", "import",
+                                                      "alert", "receiver", "notification"};
     for (const ast::File& file : info.module->files) {
       for (const ast::Attribute& a : file.body.attributes) {
         cur_->Error(DiagCode::UnknownBlockType, a.name_range, "attributes cannot be set at the top level")
@@ -473,6 +477,58 @@ class Checker {
           Declare(info, info.providers, std::move(d));
         } else if (b.type == "policy") {
           if (ExpectLabels(b, 1, "name") && CheckPolicyBlock(b)) info.policies.push_back(&b);
+        } else if (b.type == "alert") {
+          if (ExpectLabels(b, 1, "name") && CheckAlertBlock(b, info)) info.alerts.push_back(&b);
+        } else if (b.type == "receiver" || b.type == "notification") {
+          bool receiver = b.type == "receiver";
+          if (!ExpectLabels(b, receiver ? 1 : 0, receiver ? "name" : "") || b.has_errors) continue;
+          if (!info.is_root) {
+            cur_->Error(DiagCode::InvalidMetaArgument, b.type_range,
+                        "a " + b.type + " block belongs in the root module; modules' alerts use the root's")
+                .help = "move this block to the configuration you run plinth on";
+            continue;
+          }
+          if (receiver) {
+            CheckAllowed(b.body, {"url", "hmac_secret", "bearer_token", "send_resolved", "max_alerts", "timeout"}, {},
+                         "a receiver block");
+            if (!b.body.Find("url")) {
+              cur_->Error(DiagCode::MissingAttribute, b.labels[0].range,
+                          "receiver '" + b.labels[0].value + "' has no 'url'")
+                  .help = "write: url = \"http://127.0.0.1:9099/alerts\"";
+              continue;
+            }
+            for (const ast::Block* other : info.receivers) {
+              if (other->labels[0].value == b.labels[0].value) {
+                cur_->Error(DiagCode::DuplicateDeclaration, b.labels[0].range,
+                            "receiver '" + b.labels[0].value + "' is declared twice")
+                    .help = "rename one of them";
+              }
+            }
+            info.receivers.push_back(&b);
+          } else {
+            static const std::vector<std::string> route_attrs = {"receiver", "group_by", "group_wait",
+                                                                 "group_interval", "repeat_interval"};
+            std::vector<std::string> attrs = route_attrs;
+            attrs.push_back("alertmanager");
+            attrs.push_back("evaluation_interval");
+            CheckAllowed(b.body, attrs, {"route"}, "a notification block");
+            for (const ast::Block& r : b.body.blocks) {
+              if (r.type != "route") continue;
+              std::vector<std::string> child = route_attrs;
+              child.push_back("match");
+              CheckAllowed(r.body, child, {}, "a route block");
+              if (!r.labels.empty()) {
+                cur_->Error(DiagCode::InvalidLabels, r.type_range, "a route block takes no labels")
+                    .help = "write: route { match = { severity = \"page\" }  receiver = \"pager\" }";
+              }
+            }
+            if (!info.notifications.empty()) {
+              cur_->Error(DiagCode::DuplicateDeclaration, b.type_range, "a configuration has one notification block")
+                  .help = "merge the two: child routes go in route { ... } blocks";
+              continue;
+            }
+            info.notifications.push_back(&b);
+          }
         } else if (b.type == "policy_test") {
           // The label is a description ("unencrypted buckets are denied"), not a name.
           if (b.labels.size() != 1) {
@@ -996,12 +1052,51 @@ class Checker {
     return ok;
   }
 
+  // The shape of an alert block; its values are checked when the module
+  // instance is evaluated (EvalAlerts), its condition by the rule compiler.
+  bool CheckAlertBlock(const ast::Block& b, ModuleInfo& info) {
+    if (b.has_errors) return false;
+    CheckAllowed(b.body, {"when", "pending_for", "keep_firing_for", "severity", "labels", "annotations"}, {}, "an alert block");
+    for (const ast::Block& nested : b.body.blocks) {
+      cur_->Error(DiagCode::UnknownAttribute, nested.type_range, "an alert block has no nested blocks");
+    }
+    const std::string& name = b.labels[0].value;
+    bool ok = true;
+    bool valid_name = !name.empty() && !(name[0] >= '0' && name[0] <= '9');
+    for (char c : name) valid_name = valid_name && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+    if (!valid_name) {
+      cur_->Error(DiagCode::InvalidLabels, b.labels[0].range, "'" + name + "' cannot be an alert name")
+          .help = "alert names are letters, digits and '_' (the alertname label), for example ModelSlow";
+      ok = false;
+    }
+    if (!b.body.Find("when")) {
+      cur_->Error(DiagCode::MissingAttribute, b.labels[0].range, "alert '" + name + "' has no 'when'")
+          .help = "write: when = rate(metric(\"http_requests_total\", {code = \"=~5..\"}), 1m) > 1";
+      ok = false;
+    }
+    for (const ast::Block* other : info.alerts) {
+      if (other->labels[0].value == name) {
+        cur_->Error(DiagCode::DuplicateDeclaration, b.labels[0].range, "alert '" + name + "' is declared twice")
+            .help = "rename one of them";
+        ok = false;
+      }
+    }
+    return ok;
+  }
+
   // Variables and locals that policies read are used (policies are
   // evaluated after planning, so they add no ordering dependency).
   void MarkPolicyReferences(ModuleInfo& info) {
-    for (const ast::Block* b : info.policies) {
+    std::vector<const ast::Block*> reading = info.policies;
+    for (const auto* list : {&info.alerts, &info.receivers, &info.notifications}) {
+      reading.insert(reading.end(), list->begin(), list->end());
+    }
+    for (const ast::Block* b : reading) {
       std::vector<Reference> refs;
       for (const ast::Attribute& a : b->body.attributes) CollectReferences(*a.value, refs);
+      for (const ast::Block& nested : b->body.blocks) {
+        for (const ast::Attribute& a : nested.body.attributes) CollectReferences(*a.value, refs);
+      }
       for (const Reference& r : refs) {
         const auto& table = r.root == "var" ? info.vars : r.root == "local" ? info.locals : info.vars;
         if (r.root != "var" && r.root != "local") continue;
@@ -1749,6 +1844,9 @@ class Checker {
     for (const RemovedStatement& r : info.removals) {
       out.removals.push_back({prefix + r.from, ModuleAddress(prefix), r.destroy, r.range});
     }
+    if (!info.alerts.empty() || !info.receivers.empty() || !info.notifications.empty()) {
+      EvalAlerting(inst, info, prefix, out);
+    }
     if (!info.policies.empty() || !info.policy_tests.empty()) {
       ValueMap vars, locals;
       for (const auto& [name, idx] : info.vars) vars[name] = inst.values[idx];
@@ -1829,6 +1927,235 @@ class Checker {
     for (const auto& [name, idx] : info.outputs) outputs[name] = inst.values[idx];
     if (info.is_root && options_.keep_root_scope) root_ = std::make_unique<Instance>(std::move(inst));
     return outputs;
+  }
+
+  // ---- alerting blocks (docs/automation.md, "Alert rules")
+  // Values of alert, receiver and notification attributes, evaluated in the
+  // module instance; a wrong kind is a located error and the value is left
+  // at its default.
+  struct AlertValues {
+    Checker& c;
+    Diagnostics& diags;
+    InstanceScope& scope;
+    Value Get(const ast::Body& body, const char* name, const ast::Attribute** attr) {
+      *attr = body.Find(name);
+      if (!*attr) return Value();
+      return Evaluate(*(*attr)->value, scope, diags);
+    }
+    bool Unknown(const Value& v, const ast::Attribute& a) {
+      if (!v.is_unknown()) return false;
+      diags.Error(DiagCode::UnknownAtPlan, a.value->range, "'" + a.name + "' must be known before apply")
+          .help = "use literals, variables and locals here, not attributes of resources";
+      return true;
+    }
+    std::optional<std::string> String(const ast::Body& body, const char* name) {
+      const ast::Attribute* a;
+      Value v = Get(body, name, &a);
+      if (!a || v.is_null() || Unknown(v, *a)) return std::nullopt;
+      if (v.kind() != Value::Kind::String) {
+        diags.Error(DiagCode::TypeMismatch, a->value->range, "'" + a->name + "' must be a string");
+        return std::nullopt;
+      }
+      return v.as_string();
+    }
+    // Milliseconds; `min_ms` the least allowed.
+    std::optional<int64_t> Duration(const ast::Body& body, const char* name, int64_t min_ms) {
+      const ast::Attribute* a;
+      Value v = Get(body, name, &a);
+      if (!a || v.is_null() || Unknown(v, *a)) return std::nullopt;
+      if (v.kind() != Value::Kind::Duration || v.as_number() < static_cast<double>(min_ms)) {
+        diags.Error(DiagCode::TypeMismatch, a->value->range,
+                    "'" + a->name + "' must be a duration" + (min_ms > 0 ? " of at least " + FormatDuration(min_ms) : ""))
+            .help = "write: " + a->name + " = 5m";
+        return std::nullopt;
+      }
+      return static_cast<int64_t>(v.as_number());
+    }
+    std::optional<bool> Bool(const ast::Body& body, const char* name) {
+      const ast::Attribute* a;
+      Value v = Get(body, name, &a);
+      if (!a || v.is_null() || Unknown(v, *a)) return std::nullopt;
+      if (v.kind() != Value::Kind::Bool) {
+        diags.Error(DiagCode::TypeMismatch, a->value->range, "'" + a->name + "' must be true or false");
+        return std::nullopt;
+      }
+      return v.as_bool();
+    }
+    std::optional<int64_t> Count(const ast::Body& body, const char* name) {
+      const ast::Attribute* a;
+      Value v = Get(body, name, &a);
+      if (!a || v.is_null() || Unknown(v, *a)) return std::nullopt;
+      if (v.kind() != Value::Kind::Number || v.as_number() < 0 || v.as_number() != std::floor(v.as_number())) {
+        diags.Error(DiagCode::TypeMismatch, a->value->range, "'" + a->name + "' must be a whole number, 0 or more");
+        return std::nullopt;
+      }
+      return static_cast<int64_t>(v.as_number());
+    }
+    // An object of strings; label names are checked when `label_names`.
+    std::map<std::string, std::string> Strings(const ast::Body& body, const char* name, bool label_names) {
+      std::map<std::string, std::string> out;
+      const ast::Attribute* a;
+      Value v = Get(body, name, &a);
+      if (!a || v.is_null() || Unknown(v, *a)) return out;
+      if (v.kind() != Value::Kind::Object) {
+        diags.Error(DiagCode::TypeMismatch, a->value->range, "'" + a->name + "' must be an object of strings")
+            .help = "write: " + a->name + " = { team = \"ml\" }";
+        return out;
+      }
+      for (const auto& [k, item] : v.as_object()) {
+        bool ok = !k.empty() && !(k[0] >= '0' && k[0] <= '9') && k.rfind("__", 0) != 0;
+        for (char ch : k) ok = ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_');
+        if (label_names && !ok) {
+          diags.Error(DiagCode::TypeMismatch, a->value->range, "'" + k + "' is not a label name")
+              .help = "label names are letters, digits and '_', not starting with a digit or '__'";
+          continue;
+        }
+        if (item.kind() != Value::Kind::String) {
+          diags.Error(DiagCode::TypeMismatch, a->value->range, "'" + a->name + "." + k + "' must be a string");
+          continue;
+        }
+        out[k] = item.as_string();
+      }
+      return out;
+    }
+    std::vector<std::string> StringList(const ast::Body& body, const char* name, bool* set) {
+      std::vector<std::string> out;
+      const ast::Attribute* a;
+      Value v = Get(body, name, &a);
+      *set = a != nullptr;
+      if (!a || v.is_null() || Unknown(v, *a)) return out;
+      if (v.kind() != Value::Kind::List) {
+        diags.Error(DiagCode::TypeMismatch, a->value->range, "'" + a->name + "' must be a list of strings")
+            .help = "write: " + a->name + " = [\"alertname\", \"service\"]";
+        return out;
+      }
+      for (const Value& item : v.as_list()) {
+        if (item.kind() != Value::Kind::String) {
+          diags.Error(DiagCode::TypeMismatch, a->value->range, "'" + a->name + "' must be a list of strings");
+          return {};
+        }
+        out.push_back(item.as_string());
+      }
+      return out;
+    }
+  };
+
+  void EvalRoute(AlertValues& vals, const ast::Block& b, NotificationRouteConfig& r, bool child) {
+    r.range = b.type_range;
+    r.receiver = vals.String(b.body, "receiver").value_or("");
+    r.group_by = vals.StringList(b.body, "group_by", &r.group_by_set);
+    r.group_wait_ms = vals.Duration(b.body, "group_wait", 0).value_or(-1);
+    r.group_interval_ms = vals.Duration(b.body, "group_interval", 1000).value_or(0);
+    r.repeat_interval_ms = vals.Duration(b.body, "repeat_interval", 1000).value_or(0);
+    if (!child) return;
+    const ast::Attribute* m = b.body.Find("match");
+    if (!m) {
+      cur_->Error(DiagCode::MissingAttribute, b.type_range, "a route needs 'match': the labels of the alerts it takes")
+          .help = "write: match = { severity = \"page\" }";
+      return;
+    }
+    for (const auto& [name, value] : vals.Strings(b.body, "match", true)) {
+      std::string op = "=", text = value;
+      for (const char* p : {"=~", "!~", "!="}) {
+        if (value.rfind(p, 0) == 0) op = p, text = value.substr(2);
+      }
+      if (op == "=" && value.rfind("=", 0) == 0) text = value.substr(1);
+      if (op == "=~" || op == "!~") {
+        std::string why;
+        if (!Regex::Compile(text, why)) {
+          cur_->Error(DiagCode::InvalidOperation, m->value->range, "match." + name + ": " + why);
+          continue;
+        }
+      }
+      std::string quoted;
+      for (char ch : text) {
+        if (ch == '"' || ch == '\\') quoted += '\\';
+        quoted += ch;
+      }
+      r.matchers.push_back(name + op + "\"" + quoted + "\"");
+    }
+  }
+
+  void EvalAlerting(Instance& inst, const ModuleInfo& info, const std::string& prefix, CheckedConfig& out) {
+    InstanceScope scope(*this, inst);
+    AlertValues vals{*this, *cur_, scope};
+    for (const ast::Block* b : info.alerts) {
+      AlertInstance a;
+      a.alertname = b->labels[0].value;
+      a.name = prefix + "alert." + a.alertname;
+      a.when = b->body.Find("when")->value.get();
+      a.range = b->labels[0].range;
+      a.for_ms = vals.Duration(b->body, "pending_for", 0).value_or(0);
+      a.keep_firing_for_ms = vals.Duration(b->body, "keep_firing_for", 0).value_or(0);
+      a.severity = vals.String(b->body, "severity").value_or("");
+      a.labels = vals.Strings(b->body, "labels", true);
+      a.annotations = vals.Strings(b->body, "annotations", true);
+      for (const char* reserved : {"alertname", "severity"}) {
+        if (a.labels.count(reserved)) {
+          cur_->Error(DiagCode::InvalidOperation, b->body.Find("labels")->value->range,
+                      std::string("the label '") + reserved + "' is set by the alert itself")
+              .help = std::string(reserved) == "severity" ? "write: severity = \"page\"" : "the block's label is the alertname";
+        }
+      }
+      out.alerts.push_back(std::move(a));
+    }
+    for (const ast::Block* b : info.receivers) {
+      ReceiverConfig r;
+      r.name = b->labels[0].value;
+      r.range = b->labels[0].range;
+      r.url = vals.String(b->body, "url").value_or("");
+      if (const ast::Attribute* u = b->body.Find("url");
+          u && !r.url.empty() && r.url.rfind("http://", 0) != 0 && r.url.rfind("https://", 0) != 0) {
+        cur_->Error(DiagCode::InvalidOperation, u->value->range, "a receiver's url must start with http:// or https://");
+      }
+      r.hmac_secret = vals.String(b->body, "hmac_secret").value_or("");
+      r.bearer_token = vals.String(b->body, "bearer_token").value_or("");
+      r.send_resolved = vals.Bool(b->body, "send_resolved").value_or(true);
+      r.max_alerts = vals.Count(b->body, "max_alerts").value_or(0);
+      r.timeout_ms = vals.Duration(b->body, "timeout", 100).value_or(10'000);
+      out.receivers.push_back(std::move(r));
+    }
+    for (const ast::Block* b : info.notifications) {
+      NotificationConfig& n = out.notification;
+      n.declared = true;
+      n.range = b->type_range;
+      EvalRoute(vals, *b, n.root, false);
+      n.alertmanager_url = vals.String(b->body, "alertmanager").value_or("");
+      n.evaluation_interval_ms = vals.Duration(b->body, "evaluation_interval", 1000).value_or(15'000);
+      for (const ast::Block& r : b->body.blocks) {
+        if (r.type != "route") continue;
+        NotificationRouteConfig route;
+        EvalRoute(vals, r, route, true);
+        n.routes.push_back(std::move(route));
+      }
+      // Receivers named by routes exist.
+      std::vector<std::string> names;
+      for (const ast::Block* rb : info.receivers) names.push_back(rb->labels[0].value);
+      auto check = [&](const NotificationRouteConfig& route, const ast::Block& where) {
+        const ast::Attribute* attr = where.body.Find("receiver");
+        if (route.receiver.empty()) {
+          if (!attr) {
+            cur_->Error(DiagCode::MissingAttribute, where.type_range, "a route needs 'receiver'")
+                .help = names.empty() ? "declare one: receiver \"oncall\" { url = \"http://...\" }"
+                                      : "receivers: " + JoinNames(names);
+          }
+          return;
+        }
+        if (std::find(names.begin(), names.end(), route.receiver) == names.end()) {
+          Diagnostic& d = cur_->Error(DiagCode::UndefinedReference, attr->value->range,
+                                      "no receiver named '" + route.receiver + "'");
+          std::string near = ClosestName(route.receiver, names);
+          d.help = !near.empty() ? "did you mean '" + near + "'?"
+                   : names.empty() ? "declare it: receiver \"" + route.receiver + "\" { url = \"http://...\" }"
+                                   : "receivers: " + JoinNames(names);
+        }
+      };
+      check(n.root, *b);
+      size_t i = 0;
+      for (const ast::Block& r : b->body.blocks) {
+        if (r.type == "route" && i < n.routes.size()) check(n.routes[i++], r);
+      }
+    }
   }
 
   Value EvalVariable(Instance& inst, const Decl& d, const std::map<std::string, Value>& inputs,

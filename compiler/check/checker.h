@@ -158,6 +158,55 @@ struct PolicyInstance {
   Range range;  // the policy's label
 };
 
+// An `alert` block (docs/automation.md, "Alert rules"): a condition over
+// what the controller scrapes, evaluated by the controller every interval.
+// The condition is checked by the rule compiler (runtime/controller/
+// alert_rules.h); the other attributes are evaluated here.
+struct AlertInstance {
+  std::string name;       // alert.ModelSlow or module.x.alert.ModelSlow
+  std::string alertname;  // the label: ModelSlow (the alertname label)
+  const ast::Expr* when = nullptr;  // valid while CheckedConfig::syntax lives
+  int64_t for_ms = 0;
+  int64_t keep_firing_for_ms = 0;
+  std::string severity;
+  std::map<std::string, std::string> labels, annotations;
+  Range range;  // the label
+};
+
+// A `receiver "NAME" { ... }` block (root module): a webhook that
+// notifications go to. The secret and token are never printed.
+struct ReceiverConfig {
+  std::string name;
+  std::string url;
+  std::string hmac_secret;
+  std::string bearer_token;
+  bool send_resolved = true;
+  int64_t max_alerts = 0;
+  int64_t timeout_ms = 10'000;
+  Range range;
+};
+
+// The `notification { ... }` block (root module) and its `route` blocks:
+// Alertmanager's routing tree, one level deep. Times of 0 inherit the
+// root's (the root's default to Alertmanager's 30s / 5m / 4h); a
+// group_wait of -1 is unset (0 is a setting: flush a new group at once).
+struct NotificationRouteConfig {
+  std::string receiver;
+  std::vector<std::string> matchers;  // name="value", name=~"re", ... (child routes)
+  std::vector<std::string> group_by;
+  bool group_by_set = false;
+  int64_t group_wait_ms = -1, group_interval_ms = 0, repeat_interval_ms = 0;
+  Range range;
+};
+struct NotificationConfig {
+  bool declared = false;
+  NotificationRouteConfig root;
+  std::vector<NotificationRouteConfig> routes;
+  std::string alertmanager_url;       // also send to this Alertmanager (empty: no)
+  int64_t evaluation_interval_ms = 15'000;
+  Range range;
+};
+
 // A `policy_test` block: a resource as the policy would see it, and the
 // expected verdict (pass, fail, undecided, skip: `where` excludes it).
 struct PolicyTestCase {
@@ -212,7 +261,10 @@ struct CheckedConfig {
   std::vector<RemovedStatement> removals;
   std::vector<PolicyInstance> policies;
   std::vector<PolicyTestCase> policy_tests;
-  // Keeps the syntax trees alive when policies point into them.
+  std::vector<AlertInstance> alerts;
+  std::vector<ReceiverConfig> receivers;  // root module
+  NotificationConfig notification;       // root module
+  // Keeps the syntax trees alive when policies or alerts point into them.
   std::shared_ptr<const void> syntax;
   std::vector<OutputValue> outputs;      // root module
   std::map<std::string, ValueMap> providers;  // provider blocks (root module), by provider name

@@ -5,6 +5,7 @@
 #include "compiler/eval/evaluator.h"
 #include "compiler/eval/functions.h"
 #include "compiler/rules/host.h"
+#include "compiler/rules/metric_query.h"
 
 namespace plinth::rules {
 
@@ -527,6 +528,25 @@ class Checker {
   }
 
   // ---------------------------------------------------------------- calls
+  // A metric query (metric_query.h) reads the series the caller registered
+  // under its name; where none is registered (a policy) it cannot be read.
+  NodeId MetricCall(const ast::Call& c) {
+    std::optional<MetricQuery> q = ParseMetricQuery(c, diags_);
+    if (!q) return {};
+    std::optional<FieldId> field = p_.schema.Find(q->series);
+    if (!field || p_.schema.field(*field).shape != FieldShape::Scalar) {
+      diags_.Error(DiagCode::InvalidOperation, c.range, "'" + c.name + "' reads scraped metrics, which only alert conditions see")
+          .help = "use metric queries in an alert block's 'when'; policies check planned values";
+      return {};
+    }
+    Node n;
+    n.kind = NodeKind::Field;
+    n.type = VType::Of(p_.schema.field(*field).type);
+    n.payload = field->index;
+    n.range = c.range;
+    return Add(n);
+  }
+
   bool Arity(const ast::Call& c, size_t n, const char* signature) {
     if (c.args.size() == n) return true;
     diags_.Error(DiagCode::FunctionArguments, c.range,
@@ -538,6 +558,7 @@ class Checker {
 
   NodeId Call(const ast::Call& c) {
     const std::string& fn = c.name;
+    if (IsMetricFunction(fn)) return MetricCall(c);
     VType B = VType::Of(ScalarType::Bool);
     if (fn == "alltrue" || fn == "anytrue") {
       if (!Arity(c, 1, fn == "alltrue" ? "alltrue(list list(bool)) bool" : "anytrue(list list(bool)) bool")) return {};

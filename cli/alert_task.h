@@ -1,0 +1,92 @@
+// The controller's alert task (docs/automation.md, "Alert rules"): every
+// evaluation interval, while leading,
+//   1. loads the configuration of the controller's DIR when its files
+//      changed (as `plinth validate DIR` does) and compiles its `alert`
+//      blocks (runtime/controller/alert_rules.h), its receivers and its
+//      notification routes (runtime/controller/notify.h);
+//   2. scrapes every replica of every recorded service (`/metrics` on its
+//      port, labels service, region, replica) and reads the controller's own
+//      metrics, into one bounded window (runtime/metrics);
+//   3. evaluates the alerts and hands firing and resolved ones to the
+//      Notifier (webhooks with Alertmanager's payload, grouping, timers,
+//      retries, silences; its database `<controller dir>/alerts.db` keeps
+//      what is undelivered across restarts) and, when the notification
+//      block names one, to an Alertmanager.
+// A configuration that does not load keeps the last good rules running;
+// the error is the task's error. With no alert block the task does
+// nothing but say so.
+//
+// Thread safety: Pass on the controller's loop thread; Status and Metrics
+// from any thread (they lock the task's own state).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "runtime/controller/alert_rules.h"
+#include "runtime/controller/clock.h"
+#include "runtime/controller/controller.h"
+#include "runtime/controller/notify.h"
+#include "runtime/metrics/exposition.h"
+#include "runtime/metrics/scrape.h"
+
+namespace plinth::cli {
+
+class AlertWatch {
+ public:
+  // `options`: the controller's (dir set to its DIR). `controller_dir`:
+  // where alerts.db lives.
+  AlertWatch(Options options, controller::Clock& clock, std::filesystem::path controller_dir);
+  ~AlertWatch();
+
+  // The controller's own metrics, read at every evaluation (set once the
+  // controller exists; unset: not read).
+  void SetSelfMetrics(std::function<std::string()> self) { self_metrics_ = std::move(self); }
+
+  // A task that evaluates every `every`; the notification block's
+  // evaluation_interval overrides it once the configuration is loaded
+  // (the task runs at `every` and skips passes until that much time passed).
+  controller::PeriodicTask Task(std::chrono::milliseconds every);
+
+  controller::TaskResult Pass(int64_t term);
+  nlohmann::json Status() const;
+  void Metrics(metrics::Exposition& m) const;
+
+ private:
+  bool Reload(std::string* error);
+  std::string FilesDigest() const;
+  void SetTargets();
+
+  Options options_;
+  controller::Clock& clock_;
+  std::filesystem::path controller_dir_;
+  std::function<std::string()> self_metrics_;
+
+  // Loop-thread state.
+  std::string digest_;
+  std::unique_ptr<SourceManager> sources_;
+  std::unique_ptr<CheckedConfig> config_;
+  std::unique_ptr<controller::AlertRules> rules_;
+  std::unique_ptr<controller::Notifier> notifier_;
+  std::string alertmanager_url_;
+  int64_t interval_ms_ = 15'000;
+  int64_t last_eval_ms_ = 0;
+  std::unique_ptr<metrics::Window> window_;
+  std::unique_ptr<metrics::Scraper> scraper_;
+
+  mutable std::mutex mu_;  // guards what Status and Metrics read
+  nlohmann::json status_ = nlohmann::json::object();
+  int64_t evaluations_ = 0;
+  int64_t notifications_ = 0;
+  size_t firing_ = 0, rules_count_ = 0;
+  std::string last_error_;
+};
+
+}  // namespace plinth::cli

@@ -1,0 +1,267 @@
+#include "runtime/controller/alert_rules.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace plinth::controller {
+namespace {
+
+metrics::MatchOp OpOf(rules::MetricMatcher::Op op) {
+  switch (op) {
+    case rules::MetricMatcher::Op::Equal: return metrics::MatchOp::Equal;
+    case rules::MetricMatcher::Op::NotEqual: return metrics::MatchOp::NotEqual;
+    case rules::MetricMatcher::Op::Regex: return metrics::MatchOp::Regex;
+    case rules::MetricMatcher::Op::NotRegex: return metrics::MatchOp::NotRegex;
+  }
+  return metrics::MatchOp::Equal;
+}
+
+std::string FormatValue(double v) {
+  if (std::isnan(v)) return "NaN";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+std::string Quoted(const std::string& s) {
+  return nlohmann::json(s).dump();
+}
+
+// The alerts' conditions and their metric queries, compiled.
+struct Compiled {
+  std::vector<rules::MetricQuery> queries;
+  std::unique_ptr<rules::ConditionSet> set;
+};
+
+Compiled CompileConditions(const std::vector<AlertInstance>& alerts, Diagnostics& diags, std::string* error,
+                           rules::Backend backend) {
+  Compiled c;
+  for (const AlertInstance& a : alerts) {
+    if (a.when) rules::CollectMetricQueries(*a.when, c.queries);
+  }
+  std::vector<rules::Series> series;
+  for (const rules::MetricQuery& q : c.queries) series.push_back({q.series, rules::ScalarType::Number});
+  std::vector<rules::ConditionSource> sources;
+  for (const AlertInstance& a : alerts) sources.push_back({a.name, a.when});
+  rules::RuleSetOptions options;
+  options.backend = backend;
+  c.set = rules::ConditionSet::Compile(series, sources, diags, error, options);
+  return c;
+}
+
+}  // namespace
+
+std::string RenderAlertTemplate(const std::string& text, double value, const Labels& labels) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t open = text.find("{{", i);
+    if (open == std::string::npos) break;
+    size_t close = text.find("}}", open + 2);
+    if (close == std::string::npos) break;
+    std::string inner = text.substr(open + 2, close - open - 2);
+    size_t b = inner.find_first_not_of(" \t"), e = inner.find_last_not_of(" \t");
+    inner = b == std::string::npos ? "" : inner.substr(b, e - b + 1);
+    out += text.substr(i, open - i);
+    if (inner == "$value") {
+      out += FormatValue(value);
+    } else if (inner.rfind("$labels.", 0) == 0) {
+      auto it = labels.find(inner.substr(8));
+      if (it != labels.end()) out += it->second;
+    } else {
+      out += text.substr(open, close + 2 - open);  // not ours: kept as written
+    }
+    i = close + 2;
+  }
+  return out + text.substr(i);
+}
+
+std::unique_ptr<AlertRules> AlertRules::Compile(const std::vector<AlertInstance>& alerts, Diagnostics& diags,
+                                                std::string* error) {
+  Compiled c = CompileConditions(alerts, diags, error, rules::Backend::Jit);
+  if (!c.set) return nullptr;
+  std::unique_ptr<AlertRules> r(new AlertRules());
+  for (const rules::MetricQuery& q : c.queries) {
+    Query query;
+    query.query = q;
+    std::vector<metrics::LabelMatcher> matchers;
+    for (const rules::MetricMatcher& m : q.matchers) matchers.push_back({m.name, OpOf(m.op), m.value});
+    std::string why;
+    query.selector = metrics::Selector::Make(q.metric, std::move(matchers), &why);
+    if (!query.selector) diags.Error(DiagCode::InvalidOperation, q.range, "cannot read this metric: " + why);
+    query.series = *c.set->SeriesIndex(q.series);
+    r->queries_.push_back(std::move(query));
+  }
+  for (size_t i = 0; i < alerts.size(); ++i) {
+    const AlertInstance& a = alerts[i];
+    Rule rule;
+    rule.alertname = a.alertname;
+    rule.name = a.name;
+    AlertRule spec;
+    spec.name = a.alertname;
+    spec.for_ms = a.for_ms;
+    spec.keep_firing_for_ms = a.keep_firing_for_ms;
+    spec.severity = a.severity;
+    for (const auto& [k, v] : a.labels) spec.labels[k] = v;
+    rule.annotations = Labels(a.annotations.begin(), a.annotations.end());
+    rule.set = std::make_unique<AlertSet>(spec);
+    std::vector<rules::MetricQuery> mine;
+    if (a.when) rules::CollectMetricQueries(*a.when, mine);
+    for (const rules::MetricQuery& q : mine) {
+      for (size_t j = 0; j < r->queries_.size(); ++j) {
+        if (r->queries_[j].query.key == q.key) rule.queries.push_back(j);
+      }
+    }
+    std::string why;
+    Range where;
+    if (a.when) rule.condition = rules::ToPromQL(*a.when, &why, &where).value_or("");
+    r->rules_.push_back(std::move(rule));
+  }
+  r->snapshot_.assign(c.set->series_count(), NAN);
+  r->set_ = std::move(c.set);
+  return r;
+}
+
+double AlertRules::Compute(const Query& q, const metrics::Window& window, int64_t now_ms) const {
+  if (!q.selector) return NAN;
+  using Fn = rules::MetricQuery::Fn;
+  const metrics::Selector& s = *q.selector;
+  switch (q.query.fn) {
+    case Fn::Latest: return metrics::Sum(window.Latest(s, now_ms));
+    case Fn::Rate: return metrics::Sum(window.Rate(s, q.query.range_ms, now_ms));
+    case Fn::Increase: return metrics::Sum(window.Increase(s, q.query.range_ms, now_ms));
+    case Fn::AvgOverTime: return metrics::Sum(window.AvgOverTime(s, q.query.range_ms, now_ms));
+    case Fn::MaxOverTime: return metrics::Sum(window.MaxOverTime(s, q.query.range_ms, now_ms));
+    case Fn::HistogramQuantile: {
+      double best = NAN;
+      for (const metrics::SeriesValue& v : window.HistogramQuantile(q.query.quantile, s, q.query.range_ms, now_ms)) {
+        if (std::isnan(v.value)) continue;
+        if (std::isnan(best) || v.value > best) best = v.value;
+      }
+      return best;
+    }
+  }
+  return NAN;
+}
+
+void AlertRules::Evaluate(const metrics::Window& window, int64_t now_ms) {
+  for (const Query& q : queries_) snapshot_[q.series] = Compute(q, window, now_ms);
+  std::vector<rules::Verdict> verdicts(set_->size());
+  set_->Evaluate(snapshot_, verdicts);
+  for (size_t i = 0; i < rules_.size(); ++i) {
+    Rule& r = rules_[i];
+    r.last = verdicts[i];
+    r.value = r.queries.empty() ? NAN : snapshot_[queries_[r.queries[0]].series];
+    // Undecided (no data, or an error such as a division by zero): the
+    // state is kept, as the `for` window of condition.h does.
+    if (r.last == rules::Verdict::True || r.last == rules::Verdict::False) {
+      r.set->Evaluate(r.last == rules::Verdict::True, now_ms);
+    }
+  }
+  last_eval_ms_ = now_ms;
+}
+
+Labels AlertRules::Render(const Rule& r, const Labels& labels) const {
+  Labels out;
+  for (const auto& [k, v] : r.annotations) out[k] = RenderAlertTemplate(v, r.value, labels);
+  return out;
+}
+
+std::vector<Alert> AlertRules::Notifiable() const {
+  std::vector<Alert> out;
+  for (const Rule& r : rules_) {
+    for (Alert a : r.set->Notifiable()) {
+      a.annotations = Render(r, a.labels);
+      out.push_back(std::move(a));
+    }
+  }
+  return out;
+}
+
+size_t AlertRules::firing() const {
+  size_t n = 0;
+  for (const Rule& r : rules_) {
+    for (const Alert& a : r.set->Alerts()) n += a.phase == AlertPhase::Firing;
+  }
+  return n;
+}
+
+nlohmann::json AlertRules::Status() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const Rule& r : rules_) {
+    nlohmann::json doc;
+    doc["name"] = r.alertname;
+    doc["address"] = r.name;
+    if (!r.condition.empty()) doc["expr"] = r.condition;
+    std::string state = "inactive";
+    nlohmann::json alert;
+    for (const Alert& a : r.set->Alerts()) {
+      if (a.phase == AlertPhase::Resolved) continue;
+      state = AlertPhaseName(a.phase);
+      alert = {{"active_at_ms", a.active_at_ms}, {"fingerprint", a.fingerprint}};
+      if (a.phase == AlertPhase::Firing) alert["starts_at_ms"] = a.starts_at_ms;
+      alert["annotations"] = Render(r, a.labels);
+    }
+    const bool undecided = r.last != rules::Verdict::True && r.last != rules::Verdict::False;
+    doc["state"] = state;
+    if (undecided) doc["no_data"] = true;
+    if (!std::isnan(r.value)) doc["value"] = r.value;
+    if (!alert.is_null()) doc["alert"] = alert;
+    out.push_back(std::move(doc));
+  }
+  return out;
+}
+
+void CheckAlertRules(const std::vector<AlertInstance>& alerts, Diagnostics& diags) {
+  if (alerts.empty()) return;
+  std::string error;
+  Compiled c = CompileConditions(alerts, diags, &error, rules::Backend::Interpreter);
+  if (!c.set && !error.empty()) diags.Error(DiagCode::InvalidOperation, alerts[0].range, error);
+  for (const rules::MetricQuery& q : c.queries) {
+    std::vector<metrics::LabelMatcher> matchers;
+    for (const rules::MetricMatcher& m : q.matchers) matchers.push_back({m.name, OpOf(m.op), m.value});
+    std::string why;
+    if (!metrics::Selector::Make(q.metric, std::move(matchers), &why)) {
+      diags.Error(DiagCode::InvalidOperation, q.range, "cannot read this metric: " + why);
+    }
+  }
+}
+
+std::string PrometheusRuleFile(const std::vector<AlertInstance>& alerts, const std::string& group,
+                               int64_t interval_ms, Diagnostics& diags) {
+  std::string out = "# Written by plinth alerts export: the configuration's alert blocks as Prometheus rules.\n";
+  out += "groups:\n  - name: " + Quoted(group) + "\n";
+  if (interval_ms > 0) out += "    interval: " + rules::PromDuration(interval_ms) + "\n";
+  out += "    rules:\n";
+  size_t written = 0;
+  for (const AlertInstance& a : alerts) {
+    std::string why;
+    Range where;
+    std::optional<std::string> expr = a.when ? rules::ToPromQL(*a.when, &why, &where) : std::nullopt;
+    if (!expr) {
+      diags.Error(DiagCode::InvalidOperation, a.when ? where : a.range,
+                  "alert '" + a.alertname + "' cannot be exported: " + why)
+          .help = "Prometheus rules read metric queries, numbers, comparisons, arithmetic, && and ||";
+      continue;
+    }
+    out += "      - alert: " + a.alertname + "\n";
+    out += "        expr: " + Quoted(*expr) + "\n";
+    if (a.for_ms > 0) out += "        for: " + rules::PromDuration(a.for_ms) + "\n";
+    if (a.keep_firing_for_ms > 0) out += "        keep_firing_for: " + rules::PromDuration(a.keep_firing_for_ms) + "\n";
+    std::map<std::string, std::string> labels = a.labels;
+    if (!a.severity.empty()) labels["severity"] = a.severity;
+    if (!labels.empty()) {
+      out += "        labels:\n";
+      for (const auto& [k, v] : labels) out += "          " + k + ": " + Quoted(v) + "\n";
+    }
+    if (!a.annotations.empty()) {
+      out += "        annotations:\n";
+      for (const auto& [k, v] : a.annotations) out += "          " + k + ": " + Quoted(v) + "\n";
+    }
+    ++written;
+  }
+  if (written == 0) out += "      []\n";
+  return out;
+}
+
+}  // namespace plinth::controller

@@ -1,0 +1,104 @@
+// Alert rules on the controller (docs/automation.md, "Alert rules"): the
+// checked configuration's `alert` blocks compiled by the rule compiler into
+// one ConditionSet, evaluated against the controller's metrics window.
+//
+// Each alert's `when` reads metric queries (compiler/rules/metric_query.h);
+// every distinct query is one series of the set, computed from the window
+// before each evaluation (the sum over matching series; the maximum over
+// groups for histogram_quantile). A query with nothing to read is "no data"
+// (NaN), never 0: an alert whose condition cannot be decided keeps its state
+// (a pending alert stays pending, a firing one keeps firing) and its status
+// says "no data". Decided conditions drive an AlertSet per alert (alerts.h:
+// pending -> firing -> resolved, `for`, `keep_firing_for`).
+//
+// Annotations are templates rendered at each evaluation: `{{ $value }}` is
+// the value of the condition's first metric query, `{{ $labels.NAME }}` a
+// label of the alert (its labels, alertname, severity). The same text works
+// in an exported Prometheus rule file.
+//
+// Thread safety: one owner thread (the controller's alert task).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "compiler/check/checker.h"
+#include "compiler/diag/diagnostic.h"
+#include "compiler/rules/condition.h"
+#include "compiler/rules/metric_query.h"
+#include "runtime/controller/alerts.h"
+#include "runtime/metrics/window.h"
+
+namespace plinth::controller {
+
+class AlertRules {
+ public:
+  // Type errors in conditions and label matchers that do not compile go to
+  // `diags` with their location; the alerts that have them are left out
+  // (the rest still run). Null only when nothing could be compiled at all
+  // and `error` says why (not a user error).
+  static std::unique_ptr<AlertRules> Compile(const std::vector<AlertInstance>& alerts, Diagnostics& diags,
+                                             std::string* error);
+
+  // One evaluation at `now_ms` (wall clock): computes the series from
+  // `window`, evaluates every condition and updates the alerts' states.
+  void Evaluate(const metrics::Window& window, int64_t now_ms);
+
+  // Firing and resolved alerts with rendered annotations: what the
+  // notifier is told (alerts.h, AlertSet::Notifiable).
+  std::vector<Alert> Notifiable() const;
+  // Every alert's state: name, state (inactive, pending, firing, no data),
+  // value, since, condition text.
+  nlohmann::json Status() const;
+  size_t size() const { return rules_.size(); }
+  size_t firing() const;
+  bool jitted() const { return set_ && set_->jitted(); }
+
+ private:
+  struct Rule {
+    std::string alertname;
+    std::string name;  // address: alert.X
+    std::unique_ptr<AlertSet> set;
+    Labels annotations;                 // templates
+    std::vector<size_t> queries;        // indexes into queries_
+    rules::Verdict last = rules::Verdict::Unknown;
+    double value = NAN;                 // the first query's value at the last evaluation
+    std::string condition;              // source text
+  };
+  struct Query {
+    rules::MetricQuery query;
+    std::optional<metrics::Selector> selector;
+    size_t series = 0;  // snapshot index
+  };
+  double Compute(const Query& q, const metrics::Window& window, int64_t now_ms) const;
+  Labels Render(const Rule& r, const Labels& labels) const;
+
+  std::unique_ptr<rules::ConditionSet> set_;
+  std::vector<Rule> rules_;
+  std::vector<Query> queries_;
+  std::vector<double> snapshot_;
+  int64_t last_eval_ms_ = 0;
+};
+
+// Type-checks the alerts' conditions (what `plinth validate` does).
+void CheckAlertRules(const std::vector<AlertInstance>& alerts, Diagnostics& diags);
+
+// `{{ $value }}` and `{{ $labels.NAME }}` (spaces optional) replaced; other
+// text kept as written.
+std::string RenderAlertTemplate(const std::string& text, double value, const Labels& labels);
+
+// The alerts as a Prometheus rule file (YAML, one group named `group`):
+// `expr` is the condition in PromQL (metric_query.h, ToPromQL), `for`,
+// `keep_firing_for`, labels (severity included) and annotations. A
+// condition PromQL cannot say is a located error in `diags` and the alert is
+// left out of the file.
+std::string PrometheusRuleFile(const std::vector<AlertInstance>& alerts, const std::string& group,
+                               int64_t interval_ms, Diagnostics& diags);
+
+}  // namespace plinth::controller

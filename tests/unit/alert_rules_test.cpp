@@ -1,0 +1,216 @@
+// Alert rules (docs/automation.md, "Alert rules"): the metric query calls
+// (compiler/rules/metric_query.h), the alert, receiver and notification
+// blocks of the checker, and AlertRules evaluating them over a metrics
+// window (runtime/controller/alert_rules.h).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "compiler/check/checker.h"
+#include "compiler/rules/metric_query.h"
+#include "compiler/syntax/parse.h"
+#include "runtime/controller/alert_rules.h"
+#include "runtime/providers/catalog.h"
+
+namespace plinth {
+namespace {
+
+namespace fs = std::filesystem;
+
+class AlertRulesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("plinth-alerts-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  CheckedConfig Run(const std::string& text) {
+    std::ofstream(dir_ / "main.plinth") << text;
+    diags_ = std::make_unique<Diagnostics>();
+    sources_ = std::make_unique<SourceManager>();
+    CheckOptions options;
+    options.schemas = &runtime::BuiltinSchemas();
+    CheckedConfig c = Check(dir_.string(), *sources_, *diags_, options);
+    if (!diags_->has_errors()) controller::CheckAlertRules(c.alerts, *diags_);
+    return c;
+  }
+  std::string Text() const { return RenderText(diags_->Sorted(*sources_), *sources_, {}); }
+
+  fs::path dir_;
+  std::unique_ptr<Diagnostics> diags_;
+  std::unique_ptr<SourceManager> sources_;
+};
+
+TEST_F(AlertRulesTest, BlocksAreCheckedAndEvaluated) {
+  CheckedConfig c = Run(R"(
+variable "secret" {
+  type      = string
+  sensitive = true
+  default   = "s3cret"
+}
+alert "QueueDeep" {
+  when            = metric("queue_depth", {service = "api", region = "!=us"}) > 10 && rate(metric("jobs_total"), 1m) < 5
+  pending_for     = 2m
+  keep_firing_for = 30s
+  severity        = "page"
+  labels          = { team = "ml" }
+  annotations     = { summary = "depth {{ $value }} on {{ $labels.team }}" }
+}
+receiver "oncall" {
+  url         = "http://127.0.0.1:9/hook"
+  hmac_secret = var.secret
+  max_alerts  = 20
+}
+receiver "pager" {
+  url = "http://127.0.0.1:9/pager"
+}
+notification {
+  receiver       = "oncall"
+  group_by       = ["alertname"]
+  group_wait     = 0s
+  repeat_interval = 1h
+  route {
+    match    = { severity = "page", team = "=~ml|data" }
+    receiver = "pager"
+  }
+}
+)");
+  ASSERT_FALSE(diags_->has_errors()) << Text();
+  ASSERT_EQ(c.alerts.size(), 1u);
+  const AlertInstance& a = c.alerts[0];
+  EXPECT_EQ(a.name, "alert.QueueDeep");
+  EXPECT_EQ(a.for_ms, 120'000);
+  EXPECT_EQ(a.keep_firing_for_ms, 30'000);
+  EXPECT_EQ(a.severity, "page");
+  EXPECT_EQ(a.labels.at("team"), "ml");
+  ASSERT_EQ(c.receivers.size(), 2u);
+  EXPECT_EQ(c.receivers[0].hmac_secret, "s3cret");
+  EXPECT_EQ(c.receivers[0].max_alerts, 20);
+  EXPECT_TRUE(c.notification.declared);
+  EXPECT_EQ(c.notification.root.group_wait_ms, 0);  // set to 0: not "unset" (-1)
+  EXPECT_EQ(c.notification.root.repeat_interval_ms, 3'600'000);
+  ASSERT_EQ(c.notification.routes.size(), 1u);
+  EXPECT_EQ(c.notification.routes[0].matchers,
+            (std::vector<std::string>{"severity=\"page\"", "team=~\"ml|data\""}));
+
+  // Evaluation: depth 12 with a slow job rate -> pending, firing after 2m.
+  std::string error;
+  Diagnostics d;
+  auto rules = controller::AlertRules::Compile(c.alerts, d, &error);
+  ASSERT_TRUE(rules) << error;
+  ASSERT_FALSE(d.has_errors());
+  metrics::Window w;
+  const int64_t t0 = 1'000'000'000;
+  auto feed = [&](int64_t t, double depth, double jobs) {
+    w.Append("queue_depth", {{"region", "eu"}, {"service", "api"}}, t, depth);
+    w.Append("queue_depth", {{"region", "us"}, {"service", "api"}}, t, 1000);  // excluded by region != us
+    w.Append("jobs_total", {}, t, jobs);
+  };
+  int64_t t = t0;
+  for (int i = 0; i < 4; ++i, t += 15'000) feed(t, 12, i);  // 1 job per 15 s: rate 0.067/s
+  rules->Evaluate(w, t - 15'000);
+  EXPECT_EQ(rules->Status()[0]["state"], "pending");
+  EXPECT_DOUBLE_EQ(rules->Status()[0]["value"].get<double>(), 12);
+  EXPECT_TRUE(rules->Notifiable().empty());
+  for (int i = 4; i < 14; ++i, t += 15'000) feed(t, 12, i);
+  rules->Evaluate(w, t - 15'000);
+  EXPECT_EQ(rules->Status()[0]["state"], "firing");
+  std::vector<controller::Alert> firing = rules->Notifiable();
+  ASSERT_EQ(firing.size(), 1u);
+  EXPECT_EQ(firing[0].labels.at("alertname"), "QueueDeep");
+  EXPECT_EQ(firing[0].labels.at("severity"), "page");
+  EXPECT_EQ(firing[0].annotations.at("summary"), "depth 12 on ml");
+  // No data (the series go stale): the state is kept, never read as 0.
+  rules->Evaluate(w, t + 10 * 60'000);
+  EXPECT_EQ(rules->Status()[0]["state"], "firing");
+  EXPECT_TRUE(rules->Status()[0].value("no_data", false));
+  // Back below the threshold: keep_firing_for 30s, then resolved.
+  for (int i = 0; i < 3; ++i, t += 15'000) feed(t + 10 * 60'000, 3, 100 + i);
+  int64_t later = t + 10 * 60'000 - 15'000;
+  rules->Evaluate(w, later);
+  EXPECT_EQ(rules->Status()[0]["state"], "firing");
+  feed(later + 45'000, 3, 104);
+  rules->Evaluate(w, later + 45'000);
+  EXPECT_EQ(rules->Status()[0]["state"], "inactive");
+  ASSERT_EQ(rules->Notifiable().size(), 1u);
+  EXPECT_EQ(rules->Notifiable()[0].phase, controller::AlertPhase::Resolved);
+
+  // The same rules for Prometheus.
+  Diagnostics ed;
+  std::string file = controller::PrometheusRuleFile(c.alerts, "plinth", 15'000, ed);
+  EXPECT_FALSE(ed.has_errors());
+  EXPECT_NE(file.find("      - alert: QueueDeep\n"), std::string::npos) << file;
+  EXPECT_NE(file.find(R"(expr: "((sum(queue_depth{service=\"api\", region!=\"us\"}) > 10) and (sum(rate(jobs_total[1m])) < 5))")"),
+            std::string::npos)
+      << file;
+  EXPECT_NE(file.find("        for: 2m\n        keep_firing_for: 30s\n"), std::string::npos) << file;
+  EXPECT_NE(file.find("          severity: \"page\"\n"), std::string::npos) << file;
+  EXPECT_EQ(file.find("s3cret"), std::string::npos);
+}
+
+TEST_F(AlertRulesTest, BadBlocksAreLocatedErrors) {
+  struct Case {
+    std::string text, message;
+  } cases[] = {
+      {"alert \"A\" {\n  when = metric(\"x\") > 1\n  pending_for = 5\n}\n", "'pending_for' must be a duration"},
+      {"alert \"A\" {\n  pending_for = 5s\n}\n", "alert 'A' has no 'when'"},
+      {"alert \"a-b\" {\n  when = metric(\"x\") > 1\n}\n", "'a-b' cannot be an alert name"},
+      {"alert \"A\" {\n  when = rate(metric(\"x\"), 0s) > 1\n}\n", "the range must be a duration of at least 1s"},
+      {"alert \"A\" {\n  when = rate(\"x\", 1m) > 1\n}\n", "'rate' reads a metric(...) call here"},
+      {"alert \"A\" {\n  when = metric(\"9x\") > 1\n}\n", "'9x' is not a metric name"},
+      {"alert \"A\" {\n  when = metric(\"x\", {code = \"=~5(\"}) > 1\n}\n", "cannot read this metric"},
+      {"alert \"A\" {\n  when = metric(\"x\") > 1s\n}\n", "cannot compare"},
+      {"alert \"A\" {\n  when = metric(\"x\") > 1\n}\nalert \"A\" {\n  when = metric(\"y\") > 1\n}\n",
+       "alert 'A' is declared twice"},
+      {"alert \"A\" {\n  when = metric(\"x\") > 1\n  labels = { alertname = \"B\" }\n}\n", "set by the alert itself"},
+      {"notification {\n  receiver = \"nobody\"\n}\nreceiver \"oncall\" {\n  url = \"http://127.0.0.1:9/\"\n}\n",
+       "no receiver named 'nobody'"},
+      {"receiver \"r\" {\n  url = \"ftp://x\"\n}\n", "must start with http:// or https://"},
+      {"notification {\n  receiver = \"r\"\n  route {\n    receiver = \"r\"\n  }\n}\nreceiver \"r\" {\n  url = \"http://x/\"\n}\n",
+       "a route needs 'match'"},
+      {"policy \"p\" {\n  for_all = bucket\n  require = metric(\"x\") > 1\n}\n", "only alert conditions see"},
+  };
+  for (const Case& c : cases) {
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    Run(c.text);
+    EXPECT_TRUE(diags_->has_errors()) << c.text;
+    EXPECT_NE(Text().find(c.message), std::string::npos) << c.text << "\n---\n" << Text();
+    EXPECT_NE(Text().find("main.plinth:"), std::string::npos) << Text();
+  }
+}
+
+TEST(MetricQuery, KeysAndPromQL) {
+  SourceManager sources;
+  Diagnostics diags;
+  auto parse = [&](const std::string& text) { return ParseExpression(sources.Add("t", text), diags); };
+  auto f1 = parse(R"(rate(metric("a_total", {x = "1"}), 60s) > 2)");
+  auto f2 = parse(R"(rate(metric("a_total", {x = "=1"}), 1m) > 3)");
+  ASSERT_FALSE(diags.has_errors());
+  std::vector<rules::MetricQuery> q;
+  rules::CollectMetricQueries(*f1, q);
+  rules::CollectMetricQueries(*f2, q);
+  ASSERT_EQ(q.size(), 1u) << "equal queries share one series";
+  EXPECT_EQ(q[0].key, R"(rate(a_total{x="1"}[1m]))");
+  EXPECT_EQ(q[0].series.rfind("__metric_", 0), 0u);
+  std::string error;
+  Range where;
+  EXPECT_EQ(rules::ToPromQL(*f1, &error, &where).value_or(error),
+            R"((sum(rate(a_total{x="1"}[1m])) > 2))");
+  auto f3 = parse(R"(!(metric("a") > 1))");
+  EXPECT_FALSE(rules::ToPromQL(*f3, &error, &where));
+  EXPECT_EQ(rules::PromDuration(90'000), "90s");
+  EXPECT_EQ(rules::PromDuration(7'200'000), "2h");
+  EXPECT_EQ(controller::RenderAlertTemplate("v={{$value}} a={{ $labels.a }} b={{ $labels.b }} {{ other }}", 2.5,
+                                            {{"a", "x"}}),
+            "v=2.5 a=x b= {{ other }}");
+}
+
+}  // namespace
+}  // namespace plinth
