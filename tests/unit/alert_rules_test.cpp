@@ -146,7 +146,7 @@ notification {
   std::string file = controller::PrometheusRuleFile(c.alerts, "plinth", 15'000, ed);
   EXPECT_FALSE(ed.has_errors());
   EXPECT_NE(file.find("      - alert: QueueDeep\n"), std::string::npos) << file;
-  EXPECT_NE(file.find(R"(expr: "((sum(queue_depth{service=\"api\", region!=\"us\"}) > 10) and (sum(rate(jobs_total[1m])) < 5))")"),
+  EXPECT_NE(file.find(R"x(expr: "((sum(queue_depth{service=\"api\", region!=\"us\"}) > 10) and (sum(rate(jobs_total[1m])) < 5))")x"),
             std::string::npos)
       << file;
   EXPECT_NE(file.find("        for: 2m\n        keep_firing_for: 30s\n"), std::string::npos) << file;
@@ -202,7 +202,7 @@ TEST(MetricQuery, KeysAndPromQL) {
   std::string error;
   Range where;
   EXPECT_EQ(rules::ToPromQL(*f1, &error, &where).value_or(error),
-            R"((sum(rate(a_total{x="1"}[1m])) > 2))");
+            R"x((sum(rate(a_total{x="1"}[1m])) > 2))x");
   auto f3 = parse(R"(!(metric("a") > 1))");
   EXPECT_FALSE(rules::ToPromQL(*f3, &error, &where));
   EXPECT_EQ(rules::PromDuration(90'000), "90s");
