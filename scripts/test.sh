@@ -27,6 +27,10 @@ scripts/region-test.sh build/plinth
 scripts/autoscale-test.sh build/plinth
 # Alerts to a real Alertmanager (docs/automation.md): its API receives them.
 scripts/alertmanager-test.sh build/tests/plinth_unit_tests
+# Alert blocks on the controller (docs/automation.md, "Alert rules"): a p95
+# latency alert fires, notifies a signed webhook and an Alertmanager, resolves;
+# silences hold; no data is never 0; promtool accepts the exported rules.
+scripts/alerts-test.sh build/plinth
 # The controller alone (docs/controller.md): two controllers on one
 # workspace, leader election and takeover, promtool on /metrics, the token.
 scripts/controller-test.sh build/plinth
