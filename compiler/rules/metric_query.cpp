@@ -93,6 +93,10 @@ const char* FnName(MetricQuery::Fn fn) {
 
 std::string FormatNumber(double v) {
   char buf[64];
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+    return buf;
+  }
   std::snprintf(buf, sizeof buf, "%.17g", v);
   std::string s = buf;
   // Shortest form that reads back the same.

@@ -13,6 +13,7 @@
 #include "compiler/rules/metric_query.h"
 #include "compiler/syntax/parse.h"
 #include "runtime/controller/alert_rules.h"
+#include "runtime/policy/policy.h"
 #include "runtime/providers/catalog.h"
 
 namespace plinth {
@@ -37,6 +38,7 @@ class AlertRulesTest : public ::testing::Test {
     CheckOptions options;
     options.schemas = &runtime::BuiltinSchemas();
     CheckedConfig c = Check(dir_.string(), *sources_, *diags_, options);
+    if (!diags_->has_errors()) runtime::CheckPolicies(c.policies, *diags_);
     if (!diags_->has_errors()) controller::CheckAlertRules(c.alerts, *diags_);
     return c;
   }
@@ -160,7 +162,7 @@ TEST_F(AlertRulesTest, BadBlocksAreLocatedErrors) {
   } cases[] = {
       {"alert \"A\" {\n  when = metric(\"x\") > 1\n  pending_for = 5\n}\n", "'pending_for' must be a duration"},
       {"alert \"A\" {\n  pending_for = 5s\n}\n", "alert 'A' has no 'when'"},
-      {"alert \"a-b\" {\n  when = metric(\"x\") > 1\n}\n", "'a-b' cannot be an alert name"},
+      {"alert \"a-b\" {\n  when = metric(\"x\") > 1\n}\n", "'a-b' is not a valid name"},
       {"alert \"A\" {\n  when = rate(metric(\"x\"), 0s) > 1\n}\n", "the range must be a duration of at least 1s"},
       {"alert \"A\" {\n  when = rate(\"x\", 1m) > 1\n}\n", "'rate' reads a metric(...) call here"},
       {"alert \"A\" {\n  when = metric(\"9x\") > 1\n}\n", "'9x' is not a metric name"},
