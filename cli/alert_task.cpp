@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <system_error>
 
 #include "runtime/controller/alertmanager.h"
@@ -66,10 +68,14 @@ bool AlertWatch::Reload(std::string* error) {
     *error = "the configuration has errors: " + FirstError(diags, *sources);
     return false;
   }
+  // The configuration's alerts, then the storage alerts of its buckets.
+  controller::BuiltinAlerts builtin = controller::StorageAlerts(*config, *sources, diags);
+  std::vector<AlertInstance> all = config->alerts;
+  all.insert(all.end(), builtin.alerts.begin(), builtin.alerts.end());
   std::unique_ptr<controller::AlertRules> rules;
-  if (!config->alerts.empty()) {
+  if (!all.empty()) {
     std::string why;
-    rules = controller::AlertRules::Compile(config->alerts, diags, &why);
+    rules = controller::AlertRules::Compile(all, diags, &why);
     if (!rules || diags.has_errors()) {
       *error = rules ? "the configuration has errors: " + FirstError(diags, *sources) : why;
       return false;
@@ -129,6 +135,7 @@ bool AlertWatch::Reload(std::string* error) {
   notifier_.reset();
   notifier_ = std::move(notifier);
   rules_ = std::move(rules);
+  builtin_ = std::move(builtin);
   alertmanager_url_ = n.alertmanager_url;
   interval_ms_ = n.declared ? n.evaluation_interval_ms : 15'000;
   config_ = std::move(config);
@@ -171,6 +178,23 @@ void AlertWatch::SetTargets() {
   scraper_->SetTargets(std::move(targets));
 }
 
+// The storage sweep's metrics file, as of now while the file is fresh (a
+// sweep rewrites it every --sweep-every; older than 10 minutes: no data).
+void AlertWatch::ReadStorageMetrics(int64_t now_ms) {
+  const fs::path path = controller_dir_.parent_path() / "metrics" / "storage.prom";
+  std::error_code ec;
+  auto mtime = fs::last_write_time(path, ec);
+  if (ec) return;
+  auto age = fs::file_time_type::clock::now() - mtime;
+  if (age > std::chrono::minutes(10)) return;
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  metrics::ParseResult parsed = metrics::ParseExposition(text.str());
+  if (!parsed.ok) return;
+  for (const metrics::ParsedSample& s : parsed.samples) window_->Append(s.name, s.labels, now_ms, s.value);
+}
+
 controller::TaskResult AlertWatch::Pass(int64_t) {
   controller::TaskResult result;
   const int64_t now = clock_.WallMs();
@@ -205,6 +229,7 @@ controller::TaskResult AlertWatch::Pass(int64_t) {
     last_eval_ms_ = now;
     SetTargets();
     scraper_->Scrape();
+    ReadStorageMetrics(now);
     if (self_metrics_) {
       metrics::ParseResult self = metrics::ParseExposition(self_metrics_());
       for (const metrics::ParsedSample& s : self.samples) window_->Append(s.name, s.labels, now, s.value);

@@ -4,9 +4,12 @@
 //      changed (as `plinth validate DIR` does) and compiles its `alert`
 //      blocks (runtime/controller/alert_rules.h), its receivers and its
 //      notification routes (runtime/controller/notify.h);
+//      The storage alerts of its buckets (BucketCapacity, BackupFailed,
+//      BackupOverdue) are added as rules over the storage sweep's metrics;
 //   2. scrapes every replica of every recorded service (`/metrics` on its
 //      port, labels service, region, replica) and reads the controller's own
-//      metrics, into one bounded window (runtime/metrics);
+//      metrics and the storage sweep's metrics file, into one bounded window
+//      (runtime/metrics);
 //   3. evaluates the alerts and hands firing and resolved ones to the
 //      Notifier (webhooks with Alertmanager's payload, grouping, timers,
 //      retries, silences; its database `<controller dir>/alerts.db` keeps
@@ -63,6 +66,7 @@ class AlertWatch {
   bool Reload(std::string* error);
   std::string FilesDigest() const;
   void SetTargets();
+  void ReadStorageMetrics(int64_t now_ms);
 
   Options options_;
   controller::Clock& clock_;
@@ -74,6 +78,7 @@ class AlertWatch {
   std::unique_ptr<SourceManager> sources_;
   std::unique_ptr<CheckedConfig> config_;
   std::unique_ptr<controller::AlertRules> rules_;
+  controller::BuiltinAlerts builtin_;  // the storage alerts' conditions (rules_ points into them)
   std::unique_ptr<controller::Notifier> notifier_;
   std::string alertmanager_url_;
   int64_t interval_ms_ = 15'000;

@@ -12,6 +12,9 @@
 #  - an alert on a metric nobody exports shows "no data" and never fires;
 #  - `plinth alert silence` holds: firing again sends nothing until the
 #    silence is expired, then the receiver is told;
+#  - the storage alerts are rules too: a bucket filled past its alert_at fires
+#    BucketCapacity once a storage sweep has measured it, and the receiver
+#    gets it (labels bucket and severity);
 #  - with prometheus-alertmanager installed, the same alert reaches a real
 #    Alertmanager (GET /api/v2/alerts lists it).
 # Every process it started is stopped by the trap, whatever happened.
@@ -63,6 +66,13 @@ variable "hook_secret" {
 
 region "lab" {
   host = "127.0.23.1"
+}
+
+bucket "data" {
+  region        = region.lab
+  capacity      = 1MiB
+  alert_at      = 50%
+  force_destroy = true
 }
 
 service "model" {
@@ -243,7 +253,16 @@ wait_for '[ "$(hooks firing ModelSlow)" -gt "$before" ]' 15 || fail "the alert w
 echo "alerts-test: the silence held for 4 s of firing; the alert was notified once it was expired"
 rm -f "$tmp/slow"
 "$plinth" status "$ex" | grep -q "alert ModelSlow: firing" || fail "plinth status does not show the firing alert"
-curl --noproxy '*' -s "http://127.0.0.1:$ctl_port/metrics" | grep -q '^plinth_alerts_firing 1' || fail "/metrics lacks plinth_alerts_firing 1"
+
+# Storage alerts on the same rules: 700 KiB in a 1 MiB bucket (alert at 50%).
+[ "$(hooks firing BucketCapacity)" = 0 ] || fail "BucketCapacity fired before the bucket was filled"
+head -c 716800 /dev/urandom >"$tmp/blob"
+"$plinth" bucket put bucket.data blob "$tmp/blob" --dir="$ex" >/dev/null 2>&1 || fail "bucket put failed"
+"$plinth" storage sweep --dir="$ex" >"$tmp/sweep.txt" 2>&1 || fail "storage sweep failed: $(cat "$tmp/sweep.txt")"
+wait_for '[ "$(hooks firing BucketCapacity)" -ge 1 ]' 20 || fail "the receiver did not get BucketCapacity after the sweep"
+grep -q 'bucket.data uses 0.68' "$tmp/hooks.jsonl" || fail "the BucketCapacity summary is not rendered: $(tail -1 "$tmp/hooks.jsonl")"
+echo "alerts-test: BucketCapacity fired from the storage sweep's metrics and was notified"
+curl --noproxy '*' -s "http://127.0.0.1:$ctl_port/metrics" | grep -q '^plinth_alerts_firing [1-9]' || fail "/metrics lacks plinth_alerts_firing"
 
 kill "$load_pid" 2>/dev/null || true
 load_pid=""

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "compiler/syntax/parse.h"
+
 namespace plinth::controller {
 namespace {
 
@@ -208,6 +210,46 @@ nlohmann::json AlertRules::Status() const {
     if (!std::isnan(r.value)) doc["value"] = r.value;
     if (!alert.is_null()) doc["alert"] = alert;
     out.push_back(std::move(doc));
+  }
+  return out;
+}
+
+BuiltinAlerts StorageAlerts(const CheckedConfig& config, SourceManager& sources, Diagnostics& diags) {
+  BuiltinAlerts out;
+  auto add = [&](const std::string& alertname, const std::string& bucket, const std::string& condition,
+                 const std::string& summary) {
+    const SourceFile& file = sources.Add("<storage alerts>", condition);
+    ast::ExprPtr expr = ParseExpression(file, diags);
+    if (!expr) return;
+    AlertInstance a;
+    a.alertname = alertname;
+    a.name = "storage." + alertname + "[" + nlohmann::json(bucket).dump() + "]";
+    a.when = expr.get();
+    a.severity = "warning";
+    a.labels = {{"bucket", bucket}};
+    a.annotations = {{"summary", summary}};
+    out.exprs.push_back(std::move(expr));
+    out.alerts.push_back(std::move(a));
+  };
+  for (const ResourceInstance& r : config.resources) {
+    if (r.type != "bucket") continue;
+    const std::string label = "{bucket = " + nlohmann::json(r.address).dump() + "}";
+    auto it = r.attributes.find("capacity");
+    if (it != r.attributes.end() && it->second.kind() == Value::Kind::Size) {
+      double at = 80;
+      if (auto a = r.attributes.find("alert_at"); a != r.attributes.end() && a->second.kind() == Value::Kind::Percent)
+        at = a->second.as_number();
+      char threshold[32];
+      std::snprintf(threshold, sizeof threshold, "%.6g", at / 100);
+      add("BucketCapacity", r.address, "metric(\"plinth_bucket_usage_ratio\", " + label + ") >= " + threshold,
+          r.address + " uses {{ $value }} of its capacity (alert at " + FormatValue(at) + "%)");
+    }
+    if (auto b = r.attributes.find("backup"); b != r.attributes.end() && !b->second.is_null()) {
+      add("BackupFailed", r.address, "metric(\"plinth_backup_failures_in_a_row\", " + label + ") > 0",
+          "{{ $value }} backups of " + r.address + " failed in a row");
+      add("BackupOverdue", r.address, "metric(\"plinth_backup_overdue\", " + label + ") > 0",
+          "no backup of " + r.address + " succeeded for twice its interval");
+    }
   }
   return out;
 }

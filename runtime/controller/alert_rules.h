@@ -86,6 +86,21 @@ class AlertRules {
   int64_t last_eval_ms_ = 0;
 };
 
+// The storage alerts (docs/storage.md, "Capacity and alerts") as alert
+// rules over the metrics each storage sweep writes
+// (.plinth/<ws>/metrics/storage.prom), one set per bucket of `config`:
+//   BucketCapacity  plinth_bucket_usage_ratio >= alert_at  (buckets with a capacity)
+//   BackupFailed    plinth_backup_failures_in_a_row > 0    (buckets with backups)
+//   BackupOverdue   plinth_backup_overdue > 0               (buckets with backups)
+// each with labels bucket = the address and severity = "warning". The
+// conditions are parsed from generated text into `sources` ("<storage
+// alerts>") and owned by the result, which must outlive the alerts.
+struct BuiltinAlerts {
+  std::vector<ast::ExprPtr> exprs;
+  std::vector<AlertInstance> alerts;
+};
+BuiltinAlerts StorageAlerts(const CheckedConfig& config, SourceManager& sources, Diagnostics& diags);
+
 // Type-checks the alerts' conditions (what `plinth validate` does).
 void CheckAlertRules(const std::vector<AlertInstance>& alerts, Diagnostics& diags);
 

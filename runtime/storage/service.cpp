@@ -389,6 +389,10 @@ Result<Done> WriteMonitoring(const std::vector<BucketSweep>& sweeps, const fs::p
   for (const auto& s : sweeps) {
     if (s.info.backup) sample("plinth_backup_failures_total", s, static_cast<double>(s.status.backup.failures_total));
   }
+  family("plinth_backup_failures_in_a_row", "gauge", "Backups that failed since the last success (BackupFailed while > 0).");
+  for (const auto& s : sweeps) {
+    if (s.info.backup) sample("plinth_backup_failures_in_a_row", s, static_cast<double>(s.status.backup.failures_in_a_row));
+  }
   family("plinth_backup_runs_total", "counter", "Backups started.");
   for (const auto& s : sweeps) {
     if (s.info.backup) sample("plinth_backup_runs_total", s, static_cast<double>(s.status.backup.runs_total));
