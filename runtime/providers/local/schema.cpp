@@ -454,10 +454,11 @@ ResourceSchema ConfigFile() {
       ForceNew(Attr("path", Type::String(), AttrMode::Required,
                     "Absolute path of the file (abspath(\"...\") makes one from a path relative to the "
                     "configuration). Its directory must exist; not inside the workspace directory.")),
-      Attr("content", Type::String(), AttrMode::Required,
-           "The file's text: a string, a heredoc with ${...} interpolation, or file(...) with replace/format. "
-           "Content built from sensitive values is sensitive: never shown, and the state keeps only a keyed "
-           "digest of it."),
+      Attr(
+          "content", Type::String(), AttrMode::Required,
+          "The file's text: a string, a heredoc with ${...} interpolation, or file(...) with replace/format. "
+          "Content built from sensitive values is sensitive: never shown, and the state keeps only a keyed "
+          "digest of it."),
       WithDefault(Attr("mode", Type::String(), AttrMode::Optional, "Permission bits, octal (\"0640\")."),
                   Value::String("0644")),
       Attr("owner", Type::String(), AttrMode::Optional,
@@ -470,10 +471,11 @@ ResourceSchema ConfigFile() {
       Attr("reload", Type::List(Type::String()), AttrMode::Optional,
            "Command (argv, no shell) run after the swap, e.g. [\"systemctl\", \"reload\", \"haproxy\"]; a "
            "failure fails the apply (the file stays written)."),
-      WithDefault(Attr("timeout", Type::Duration(), AttrMode::Optional,
-                       "Deadline of each validate and reload run; past it the command is killed and counts as "
-                       "a failure."),
-                  Value::Duration(30000)),
+      WithDefault(
+          Attr("timeout", Type::Duration(), AttrMode::Optional,
+               "Deadline of each validate and reload run; past it the command is killed and counts as "
+               "a failure."),
+          Value::Duration(30000)),
       WithDefault(Enum(Attr("drift", Type::String(), AttrMode::Optional,
                             "What the controller's drift task does when the file changes outside Plinth: "
                             "\"report\" it, or \"correct\" it (write the file again, as lifecycle "
@@ -484,9 +486,11 @@ ResourceSchema ConfigFile() {
                        "Destroying the resource leaves the file in place."),
                   Value::Bool(false)),
       Attr("content_digest", Type::String(), AttrMode::Computed,
-           "\"sha256:<hex>\" of the content; for sensitive content \"hmac:<hex>\", keyed by the workspace key."),
+           "\"sha256:<hex>\" of the content; for sensitive content \"hmac:<hex>\", keyed by the workspace "
+           "key."),
       Attr("exists", Type::Bool(), AttrMode::Computed,
-           "Whether the file is at its path, read back by refresh; false plans an update that writes it again."),
+           "Whether the file is at its path, read back by refresh; false plans an update that writes it "
+           "again."),
   };
   return s;
 }
