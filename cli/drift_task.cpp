@@ -84,7 +84,7 @@ controller::TaskResult DriftWatch::Pass(int64_t) {
     if (pr) {
       f.action = runtime::ActionName(pr->action);
       f.plan_changes = pr->action != runtime::Action::NoOp;
-      f.correct_drift = pr->correct_drift;
+      f.correct_drift = runtime::OptsInToCorrection(*pr);
     }
     runtime::DriftDecision decision = runtime::DecideDrift(d, pr);
     if (decision.verdict == runtime::DriftDecision::Verdict::kCorrect) targets.push_back(d.address);

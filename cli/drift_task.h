@@ -9,7 +9,8 @@
 // secret), whether the plan would change the resource, and its action.
 //
 // Correction, opt-in only: drifted resources whose lifecycle sets
-// `correct_drift = true` and whose plan is an in-place update are applied
+// `correct_drift = true` (or, for a config_file, `drift = "correct"`:
+// runtime::OptsInToCorrection) and whose plan is an in-place update are applied
 // as `plinth apply --target ADDR...` applies (Engine::Apply with those
 // targets), holding the workspace lock, taken without waiting: when an
 // apply or plan holds it the correction is skipped for this round and the
@@ -50,7 +51,7 @@ struct DriftFinding {
   bool deleted = false;                 // the object is gone
   bool plan_changes = false;            // the plan would change it (its action is not no-op)
   std::string action;                   // the plan's action for it ("update"); "" when not in the plan
-  bool correct_drift = false;           // its lifecycle opts in to correction
+  bool correct_drift = false;           // it opts in to correction (OptsInToCorrection)
   bool corrected = false;               // this check applied its plan
   std::string error;                    // why an opted-in resource was not corrected
 };

@@ -3,9 +3,16 @@
 
 namespace plinth::runtime {
 
+bool OptsInToCorrection(const PlannedResource& planned) {
+  if (planned.correct_drift) return true;
+  auto it = planned.planned.find("drift");
+  return it != planned.planned.end() && it->second.kind() == Value::Kind::String &&
+         it->second.as_string() == "correct";
+}
+
 DriftDecision DecideDrift(const DriftedResource& drift, const PlannedResource* planned) {
   using Verdict = DriftDecision::Verdict;
-  if (!planned || !planned->correct_drift) return {Verdict::kReport, ""};
+  if (!planned || !OptsInToCorrection(*planned)) return {Verdict::kReport, ""};
   if (drift.deleted) {
     return {Verdict::kRefuse,
             "not corrected: the drift task never creates; run plinth apply to create it again"};

@@ -1,7 +1,8 @@
 // What the controller's drift task (cli/drift_task.h, docs/controller.md
 // "Drift") may correct, decided from a refresh's findings and a plan alone,
 // so the rules are tested without a controller:
-//  - only a resource whose lifecycle sets correct_drift = true;
+//  - only a resource whose lifecycle sets correct_drift = true, or whose
+//    own `drift` attribute says "correct" (OptsInToCorrection);
 //  - only an in-place update: a resource deleted outside Plinth is never
 //    created again, a replacement is never run;
 //  - never a service: its apply waits for the leading controller to
@@ -26,6 +27,11 @@ struct DriftDecision {
   } verdict = Verdict::kReport;
   std::string reason;  // lowercase, names the command to run instead
 };
+
+// Whether `planned` opts in to correction: its lifecycle sets
+// correct_drift = true, or its own `drift` attribute is "correct" (the
+// config_file of the local provider, docs/providers/local.md).
+bool OptsInToCorrection(const PlannedResource& planned);
 
 // `planned`: the resource's entry in the plan made with the refresh that
 // found `drift`; null when the configuration no longer has it.

@@ -15,6 +15,7 @@
 
 #include "runtime/compute/queue.h"
 #include "runtime/providers/local/compute.h"
+#include "runtime/providers/local/file_resources.h"
 #include "runtime/providers/local/provider.h"
 #include "runtime/storage/keys.h"
 
@@ -69,6 +70,7 @@ std::string HowItEnded(const compute::JobState& s) {
 }  // namespace
 
 ValueMap LocalProvider::StateValues(const std::string& type, const ValueMap& attributes) {
+  if (type == "config_file") return config_file::StateValues(attributes, FileContext());
   if (type != "job" && type != "service") return attributes;
   auto it = attributes.find("secret_env");
   if (it == attributes.end() || it->second.is_null()) return attributes;

@@ -18,6 +18,7 @@
 #include "runtime/controller/services.h"
 #include "runtime/io/durable.h"
 #include "runtime/providers/local/compute.h"
+#include "runtime/providers/local/file_resources.h"
 #include "runtime/providers/local/region_network.h"
 #include "runtime/providers/local/schema.h"
 #include "runtime/providers/local/service.h"
@@ -531,6 +532,8 @@ std::vector<std::string> LocalProvider::Validate(const std::string& type, const 
   } else if (type == "load_balancer") {
     name_check("load balancer");
     for (std::string& e : service_config::ValidateLoadBalancer(config)) errs.push_back(std::move(e));
+  } else if (type == "config_file") {
+    for (std::string& e : config_file::Validate(config)) errs.push_back(std::move(e));
   } else if (type == "marker") {
     if (const Value* p = Find(config, "path"); IsKnownString(p)) {
       std::string why;
@@ -742,6 +745,9 @@ Result<PlanResponse> LocalProvider::PlanChange(const PlanRequest& request) {
       p["replicas_running"] = Value::Number(static_cast<double>(endpoints->as_list().size()));
     else
       p["replicas_running"] = running && !running->ContainsUnknown() ? *running : Value::Unknown(Type::Int());
+  } else if (request.type == "config_file") {
+    config_file::Plan(p, keep_prior ? prior : nullptr, FileContext());
+    id = p["id"];
   } else if (request.type == "load_balancer") {
     service_config::PlanLoadBalancer(p);
     id = p["id"];
@@ -790,7 +796,8 @@ std::vector<PlanConflict> LocalProvider::CheckPlan(const std::vector<PlanItem>& 
       if (!fresh) {
         const PlanItem& first = *at->second;
         std::string what =
-            item.type == "marker" ? "both write the file '" + id->as_string() + "'; give each its own path"
+            item.type == "marker" || item.type == "config_file"
+                ? "both write the file '" + id->as_string() + "'; give each its own path"
             : item.type == "bucket"
                 ? "are both bucket '" + id->as_string() +
                       "' (same region and name); rename one of them or place it in another region"
@@ -1850,7 +1857,8 @@ Result<DeletePreview> LocalProvider::PlanDelete(const std::string& type, const s
     if (!d.ok()) return d.error();
     return std::move(d.value().preview);
   }
-  if (type == "marker" || type == "pool" || type == "job" || type == "service" || type == "load_balancer")
+  if (type == "marker" || type == "pool" || type == "job" || type == "service" || type == "load_balancer" ||
+      type == "config_file")
     return DeletePreview{};
   return UnknownType(type);
 }
@@ -1865,6 +1873,7 @@ Result<ResourceObject> LocalProvider::Create(const std::string& type, const Valu
   if (type == "service") return WriteService(planned, /*creating=*/true);
   if (type == "load_balancer") return WriteLoadBalancer(planned);
   if (type == "job") return CreateJob(planned);
+  if (type == "config_file") return config_file::Write(planned, FileContext());
   return UnknownType(type);
 }
 
@@ -1881,6 +1890,7 @@ Result<ResourceObject> LocalProvider::Update(const std::string& type, const std:
     return WriteMarker(planned);
   }
   if (type == "pool") return WritePool(planned);
+  if (type == "config_file") return config_file::Write(planned, FileContext());
   if (type == "service") return WriteService(planned, /*creating=*/false);
   if (type == "load_balancer") return WriteLoadBalancer(planned);
   if (type == "job") {
@@ -1903,6 +1913,7 @@ Result<std::optional<ResourceObject>> LocalProvider::Read(const std::string& typ
   if (type == "service") return ReadService(id, prior);
   if (type == "load_balancer") return ReadLoadBalancer(id, prior);
   if (type == "job") return ReadJob(id, prior);
+  if (type == "config_file") return config_file::Read(id, prior, FileContext());
   if (type == "region") {
     if (!ValidSegment(id)) return Fail("region id '" + id + "' is not a region name");
     std::shared_lock lock(regions_mu_);
@@ -1954,6 +1965,7 @@ Result<Done> LocalProvider::Delete(const std::string& type, const std::string& i
   if (type == "service") return DeleteService(id);
   if (type == "load_balancer") return DeleteLoadBalancer(id);
   if (type == "job") return DeleteJob(id);
+  if (type == "config_file") return config_file::Delete(id, prior);
   if (type == "region") {
     if (!ValidSegment(id)) return Fail("region id '" + id + "' is not a region name");
     std::unique_lock lock(regions_mu_);
@@ -2074,6 +2086,11 @@ Result<Done> LocalProvider::Delete(const std::string& type, const std::string& i
 }
 
 Result<ResourceObject> LocalProvider::Import(const std::string& type, const std::string& id) {
+  if (type == "config_file") {
+    auto o = config_file::Import(id, FileContext());
+    if (o.ok()) FillBlock(SchemaOf("config_file")->body, o.value().attributes);
+    return o;
+  }
   if (type == "pool" || type == "job")
     return Fail(type + "s are not imported: declare the " + type + " and apply (a job id names one run)");
   if (type == "service" || type == "load_balancer")
@@ -2112,6 +2129,10 @@ Result<ResourceObject> LocalProvider::Import(const std::string& type, const std:
     return std::move(*read.value());
   }
   return UnknownType(type);
+}
+
+config_file::Context LocalProvider::FileContext() const {
+  return config_file::Context{WorkspaceDir(), workspace_key_, stop_};
 }
 
 }  // namespace plinth::runtime

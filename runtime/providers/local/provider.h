@@ -39,6 +39,9 @@ class Queue;
 namespace plinth::controller {
 class ServiceStore;
 }
+namespace plinth::runtime::config_file {
+struct Context;
+}
 
 namespace plinth::runtime {
 
@@ -175,6 +178,8 @@ class LocalProvider : public Provider {
   Result<ResourceObject> WriteLoadBalancer(const ValueMap& planned);
   Result<std::optional<ResourceObject>> ReadLoadBalancer(const std::string& id, const ValueMap& prior);
   Result<Done> DeleteLoadBalancer(const std::string& id);
+  // Configuration files (file_resources.{h,cpp}): what they need of the provider.
+  config_file::Context FileContext() const;
 
   std::filesystem::path root_;
   std::filesystem::path workspace_key_;

@@ -441,11 +441,65 @@ ResourceSchema LoadBalancer() {
   return s;
 }
 
+// config_file: file_resources.{h,cpp}; docs/providers/local.md, "Configuration files".
+ResourceSchema ConfigFile() {
+  ResourceSchema s{
+      "config_file",
+      "local",
+      "A configuration file anywhere on this machine: templated content, mode, owner and group, a validation "
+      "command run on the new file before it is swapped in atomically, a reload command after; drift is "
+      "reported, or corrected by the controller with drift = \"correct\".",
+      {}};
+  s.body.attributes = {
+      ForceNew(Attr("path", Type::String(), AttrMode::Required,
+                    "Absolute path of the file (abspath(\"...\") makes one from a path relative to the "
+                    "configuration). Its directory must exist; not inside the workspace directory.")),
+      Attr(
+          "content", Type::String(), AttrMode::Required,
+          "The file's text: a string, a heredoc with ${...} interpolation, or file(...) with replace/format. "
+          "Content built from sensitive values is sensitive: never shown, and the state keeps only a keyed "
+          "digest of it."),
+      WithDefault(Attr("mode", Type::String(), AttrMode::Optional, "Permission bits, octal (\"0640\")."),
+                  Value::String("0644")),
+      Attr("owner", Type::String(), AttrMode::Optional,
+           "User that owns the file (a name or a numeric uid); unset: whoever runs Plinth, not checked."),
+      Attr("group", Type::String(), AttrMode::Optional,
+           "Group of the file (a name or a numeric gid); unset: the owner's default, not checked."),
+      Attr("validate", Type::List(Type::String()), AttrMode::Optional,
+           "Command (argv, no shell) run on the new content before the swap; \"{path}\" is replaced by the "
+           "temp file's path. A nonzero exit fails the apply and leaves the old file."),
+      Attr("reload", Type::List(Type::String()), AttrMode::Optional,
+           "Command (argv, no shell) run after the swap, e.g. [\"systemctl\", \"reload\", \"haproxy\"]; a "
+           "failure fails the apply (the file stays written)."),
+      WithDefault(
+          Attr("timeout", Type::Duration(), AttrMode::Optional,
+               "Deadline of each validate and reload run; past it the command is killed and counts as "
+               "a failure."),
+          Value::Duration(30000)),
+      WithDefault(Enum(Attr("drift", Type::String(), AttrMode::Optional,
+                            "What the controller's drift task does when the file changes outside Plinth: "
+                            "\"report\" it, or \"correct\" it (write the file again, as lifecycle "
+                            "correct_drift does)."),
+                       {"report", "correct"}),
+                  Value::String("report")),
+      WithDefault(Attr("keep_on_destroy", Type::Bool(), AttrMode::Optional,
+                       "Destroying the resource leaves the file in place."),
+                  Value::Bool(false)),
+      Attr("content_digest", Type::String(), AttrMode::Computed,
+           "\"sha256:<hex>\" of the content; for sensitive content \"hmac:<hex>\", keyed by the workspace "
+           "key."),
+      Attr("exists", Type::Bool(), AttrMode::Computed,
+           "Whether the file is at its path, read back by refresh; false plans an update that writes it "
+           "again."),
+  };
+  return s;
+}
+
 class LocalSchemas : public SchemaSource {
  public:
   std::string ProviderName() const override { return "local"; }
   std::vector<ResourceSchema> ResourceSchemas() const override {
-    return {Region(), Bucket(), Marker(), Pool(), Job(), Service(), LoadBalancer()};
+    return {Region(), Bucket(), Marker(), Pool(), Job(), Service(), LoadBalancer(), ConfigFile()};
   }
 };
 
