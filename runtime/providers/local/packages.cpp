@@ -508,6 +508,8 @@ Result<Done> PlanPackage(ValueMap& planned, const ValueMap* prior, const Package
   Value target = Value::Unknown(Type::String());
   const Value* version = Find(planned, "version");
   const Value* source = Find(planned, "source");
+  if (IsKnownString(version) && !ValidVersion(version->as_string()))
+    return Fail("version \"" + version->as_string() + "\" is not a Debian version");
   if (ensure == "absent") {
     target = Value::String("");
   } else if (IsKnownString(version)) {
@@ -596,6 +598,8 @@ Result<ResourceObject> ApplyPackage(const ValueMap& planned, const PackageContex
     } else {
       const std::string source = Text(planned, "source");
       const std::string version = source.empty() ? Text(planned, "version") : "";
+      if (!version.empty() && !ValidVersion(version))
+        return Fail("version \"" + version + "\" is not a Debian version");
       if (auto r = ctx.system->Install(pkg, version, source); !r.ok()) return r.error();
     }
   }
