@@ -1,4 +1,5 @@
 #include "runtime/providers/local/provider.h"
+#include "runtime/providers/local/packages.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -534,6 +535,10 @@ std::vector<std::string> LocalProvider::Validate(const std::string& type, const 
     for (std::string& e : service_config::ValidateLoadBalancer(config)) errs.push_back(std::move(e));
   } else if (type == "config_file") {
     for (std::string& e : config_file::Validate(config)) errs.push_back(std::move(e));
+  } else if (type == "maintenance_window") {
+    for (std::string& e : packages::ValidateWindowConfig(config)) errs.push_back(std::move(e));
+  } else if (type == "package") {
+    for (std::string& e : packages::ValidatePackageConfig(config)) errs.push_back(std::move(e));
   } else if (type == "marker") {
     if (const Value* p = Find(config, "path"); IsKnownString(p)) {
       std::string why;
@@ -752,6 +757,15 @@ Result<PlanResponse> LocalProvider::PlanChange(const PlanRequest& request) {
     service_config::PlanLoadBalancer(p);
     id = p["id"];
     p["running"] = Value::Bool(true);  // what apply leaves; a refresh that finds it stopped plans an update
+  } else if (request.type == "maintenance_window") {
+    if (!n.empty()) id = Value::String(n);
+  } else if (request.type == "package") {
+    // Changes only inside the package's window; outside it the plan keeps what is installed (packages.h).
+    packages::NormalizeWindowReference(request.config, p);
+    packages::Machine machine(&p);
+    auto planned = packages::PlanPackage(p, prior, machine.context(), &r.notes);
+    if (!planned.ok()) return planned.error();
+    id = p["id"];
   } else if (request.type == "job") {
     compute_config::PlanJob(p);
     id = p["id"];
@@ -912,6 +926,7 @@ std::vector<PlanConflict> LocalProvider::CheckPlan(const std::vector<PlanItem>& 
     }
     outer = r;
   }
+  for (PlanConflict& c : packages::CheckPackages(items)) out.push_back(std::move(c));
   return out;
 }
 
@@ -1858,8 +1873,9 @@ Result<DeletePreview> LocalProvider::PlanDelete(const std::string& type, const s
     return std::move(d.value().preview);
   }
   if (type == "marker" || type == "pool" || type == "job" || type == "service" || type == "load_balancer" ||
-      type == "config_file")
+      type == "config_file" || type == "maintenance_window")
     return DeletePreview{};
+  if (type == "package") return packages::PlanDeletePackage(id, prior, packages::Machine(&prior).context());
   return UnknownType(type);
 }
 
@@ -1874,6 +1890,11 @@ Result<ResourceObject> LocalProvider::Create(const std::string& type, const Valu
   if (type == "load_balancer") return WriteLoadBalancer(planned);
   if (type == "job") return CreateJob(planned);
   if (type == "config_file") return config_file::Write(planned, FileContext());
+  if (type == "maintenance_window") {
+    const Value* wid = Find(planned, "id");
+    return ResourceObject{IsKnownString(wid) ? wid->as_string() : "", planned};
+  }
+  if (type == "package") return packages::ApplyPackage(planned, packages::Machine(&planned).context());
   return UnknownType(type);
 }
 
@@ -1893,6 +1914,8 @@ Result<ResourceObject> LocalProvider::Update(const std::string& type, const std:
   if (type == "config_file") return config_file::Write(planned, FileContext());
   if (type == "service") return WriteService(planned, /*creating=*/false);
   if (type == "load_balancer") return WriteLoadBalancer(planned);
+  if (type == "maintenance_window") return ResourceObject{id, planned};
+  if (type == "package") return packages::ApplyPackage(planned, packages::Machine(&planned).context());
   if (type == "job") {
     // Every configurable attribute of a job is force-new: an update only
     // carries the run's recorded values over.
@@ -1914,6 +1937,9 @@ Result<std::optional<ResourceObject>> LocalProvider::Read(const std::string& typ
   if (type == "load_balancer") return ReadLoadBalancer(id, prior);
   if (type == "job") return ReadJob(id, prior);
   if (type == "config_file") return config_file::Read(id, prior, FileContext());
+  if (type == "maintenance_window")
+    return Out(ResourceObject{id, prior});  // a setting: nothing outside to read
+  if (type == "package") return packages::ReadPackage(id, prior, packages::Machine(&prior).context());
   if (type == "region") {
     if (!ValidSegment(id)) return Fail("region id '" + id + "' is not a region name");
     std::shared_lock lock(regions_mu_);
@@ -1966,6 +1992,8 @@ Result<Done> LocalProvider::Delete(const std::string& type, const std::string& i
   if (type == "load_balancer") return DeleteLoadBalancer(id);
   if (type == "job") return DeleteJob(id);
   if (type == "config_file") return config_file::Delete(id, prior);
+  if (type == "maintenance_window") return Done{};
+  if (type == "package") return packages::DeletePackage(id, prior, packages::Machine(&prior).context());
   if (type == "region") {
     if (!ValidSegment(id)) return Fail("region id '" + id + "' is not a region name");
     std::unique_lock lock(regions_mu_);
@@ -2093,6 +2121,9 @@ Result<ResourceObject> LocalProvider::Import(const std::string& type, const std:
   }
   if (type == "pool" || type == "job")
     return Fail(type + "s are not imported: declare the " + type + " and apply (a job id names one run)");
+  if (type == "maintenance_window" || type == "package")
+    return Fail(type + "s are not imported: declare the " + type +
+                " and apply (a package's create adopts what is installed without changing it)");
   if (type == "service" || type == "load_balancer")
     return Fail(type + "s are not imported: declare the " + type +
                 " and apply (apply adopts the processes it started before)");

@@ -495,11 +495,73 @@ ResourceSchema ConfigFile() {
   return s;
 }
 
+// Maintenance windows and Debian packages (docs/packages.md; the engine is
+// packages.{h,cpp}).
+ResourceSchema MaintenanceWindow() {
+  ResourceSchema s{
+      "maintenance_window",
+      "local",
+      "When changes that disturb a machine may happen: weekdays, a local start time, a duration and "
+      "a time zone, with excluded dates. No side effects; resources that refer to it (package) "
+      "change only while it is open.",
+      {}};
+  s.body.attributes = {
+      Attr("days", Type::String(), AttrMode::Optional,
+           "Weekdays the window opens on: \"mon-fri\", \"sat,sun\", \"tue\"; unset: every day."),
+      Attr("start", Type::String(), AttrMode::Required, "Local time the window opens, HH:MM (\"02:00\")."),
+      Attr("duration", Type::Duration(), AttrMode::Required,
+           "How long the window stays open (at most 7 days; it may run past midnight)."),
+      WithDefault(Attr("timezone", Type::String(), AttrMode::Optional,
+                       "IANA time zone of start (\"Europe/Berlin\"), read from /usr/share/zoneinfo."),
+                  Value::String("UTC")),
+      Attr("exclude", Type::List(Type::String()), AttrMode::Optional,
+           "Local dates (YYYY-MM-DD) on which the window does not open."),
+  };
+  return s;
+}
+
+ResourceSchema Package() {
+  ResourceSchema s{"package",
+                   "local",
+                   "A Debian package on this machine, installed, pinned, held or removed through apt-get and "
+                   "dpkg (needs root), changed only inside its maintenance window.",
+                   {}};
+  s.body.attributes = {
+      ForceNew(Attr("package", Type::String(), AttrMode::OptionalComputed,
+                    "Debian package name; unset: the block's label.")),
+      Attr("version", Type::String(), AttrMode::Optional,
+           "Pinned version (\"1.0-1\"): installed, upgraded or downgraded to. Unset: the installed one, or "
+           "apt's candidate when none is."),
+      Attr(
+          "source", Type::String(), AttrMode::Optional,
+          "Absolute path of a .deb file to install instead of apt's sources; its version is the pinned one."),
+      WithDefault(Enum(Attr("ensure", Type::String(), AttrMode::Optional,
+                            "present: installed; absent: removed (dpkg --remove, configuration files stay)."),
+                       {"present", "absent"}),
+                  Value::String("present")),
+      Ref("window", "maintenance_window", AttrMode::Optional,
+          "Maintenance window outside which the package is not changed (the plan says when it opens). "
+          "Unset: changed at any apply."),
+      WithDefault(Attr("hold", Type::Bool(), AttrMode::Optional,
+                       "apt-mark hold the pinned version, so that upgrades outside Plinth leave it."),
+                  Value::Bool(false)),
+      WithDefault(
+          Attr("timeout", Type::Duration(), AttrMode::Optional,
+               "Longest one apt-get or dpkg run may take; past it the run is killed and the change fails."),
+          Value::Duration(10 * 60 * 1000)),
+      Attr("installed", Type::String(), AttrMode::Computed,
+           "Version dpkg reports installed; \"\" when not installed. A change outside Plinth is drift."),
+      Attr("held", Type::Bool(), AttrMode::Computed, "Whether the package is on hold."),
+  };
+  return s;
+}
+
 class LocalSchemas : public SchemaSource {
  public:
   std::string ProviderName() const override { return "local"; }
   std::vector<ResourceSchema> ResourceSchemas() const override {
-    return {Region(), Bucket(), Marker(), Pool(), Job(), Service(), LoadBalancer(), ConfigFile()};
+    return {Region(), Bucket(), Marker(), Pool(), Job(), Service(), LoadBalancer(), ConfigFile(),
+            MaintenanceWindow(), Package()};
   }
 };
 
