@@ -37,6 +37,13 @@ scripts/controller-test.sh build/plinth
 # The controller's drift task: drift reported by attribute name, corrected
 # only where lifecycle correct_drift = true, skipped while the lock is held.
 scripts/drift-test.sh build/plinth
+# Configuration files (docs/providers/local.md): validate before the swap,
+# reload after, drift corrected by the controller only where drift = "correct".
+scripts/config-file-test.sh build/plinth
+# Debian packages inside maintenance windows (docs/packages.md): a tiny .deb in
+# a local apt repository installed, upgraded, deferred while the window is
+# closed, repaired and removed (root; skipped otherwise).
+scripts/package-test.sh build/plinth
 # The out-of-process example provider on its own (the C++ side of the
 # protocol is covered by the unit tests' conformance suite).
 examples/provider-python/test_protocol.sh >/dev/null
