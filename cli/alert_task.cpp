@@ -68,6 +68,11 @@ bool AlertWatch::Reload(std::string* error) {
     *error = "the configuration has errors: " + FirstError(diags, *sources);
     return false;
   }
+  if (!config->alerting_unknown.empty()) {
+    *error = config->alerting_unknown.front() +
+             " has no value (a variable without a value: set it with PLINTH_VAR_NAME or a .plinthvars file)";
+    return false;
+  }
   // The configuration's alerts, then the storage alerts of its buckets.
   controller::BuiltinAlerts builtin = controller::StorageAlerts(*config, *sources, diags);
   std::vector<AlertInstance> all = config->alerts;

@@ -1091,6 +1091,34 @@ class Checker {
     for (const auto* list : {&info.alerts, &info.receivers, &info.notifications}) {
       reading.insert(reading.end(), list->begin(), list->end());
     }
+    // Alerting blocks are evaluated when their module instance is: a
+    // variable or local they name must exist (their `when` reads metric
+    // queries only, which the rule compiler checks).
+    for (const auto* list : {&info.alerts, &info.receivers, &info.notifications}) {
+      for (const ast::Block* b : *list) {
+        std::vector<Reference> refs;
+        for (const ast::Attribute& a : b->body.attributes) {
+          if (a.name != "when") CollectReferences(*a.value, refs);
+        }
+        for (const ast::Block& nested : b->body.blocks) {
+          for (const ast::Attribute& a : nested.body.attributes) CollectReferences(*a.value, refs);
+        }
+        for (const Reference& r : refs) {
+          if (r.root != "var" && r.root != "local") continue;
+          const auto& table = r.root == "var" ? info.vars : info.locals;
+          if (table.count(r.name)) continue;
+          std::vector<std::string> names;
+          for (const auto& [n, idx] : table) names.push_back(n);
+          Diagnostic& d = cur_->Error(DiagCode::UndefinedReference, r.range,
+                                      "no " + std::string(r.root == "var" ? "variable" : "local value") + " named '" +
+                                          r.name + "'");
+          std::string near = ClosestName(r.name, names);
+          d.help = !near.empty() ? "did you mean '" + near + "'?"
+                                 : r.root == "var" ? "declare it: variable \"" + r.name + "\" { ... }"
+                                                   : "declare it in a locals block";
+        }
+      }
+    }
     for (const ast::Block* b : reading) {
       std::vector<Reference> refs;
       for (const ast::Attribute& a : b->body.attributes) CollectReferences(*a.value, refs);
@@ -1942,10 +1970,11 @@ class Checker {
       if (!*attr) return Value();
       return Evaluate(*(*attr)->value, scope, diags);
     }
+    std::string where;                  // "receiver.oncall": the block being read
+    std::vector<std::string>* unknown;  // where an unknown value (a variable without a value yet) is recorded
     bool Unknown(const Value& v, const ast::Attribute& a) {
       if (!v.is_unknown()) return false;
-      diags.Error(DiagCode::UnknownAtPlan, a.value->range, "'" + a.name + "' must be known before apply")
-          .help = "use literals, variables and locals here, not attributes of resources";
+      unknown->push_back(where + "." + a.name);
       return true;
     }
     std::optional<std::string> String(const ast::Body& body, const char* name) {
@@ -2078,8 +2107,9 @@ class Checker {
 
   void EvalAlerting(Instance& inst, const ModuleInfo& info, const std::string& prefix, CheckedConfig& out) {
     InstanceScope scope(*this, inst);
-    AlertValues vals{*this, *cur_, scope};
+    AlertValues vals{*this, *cur_, scope, "", &out.alerting_unknown};
     for (const ast::Block* b : info.alerts) {
+      vals.where = prefix + "alert." + b->labels[0].value;
       AlertInstance a;
       a.alertname = b->labels[0].value;
       a.name = prefix + "alert." + a.alertname;
@@ -2100,6 +2130,7 @@ class Checker {
       out.alerts.push_back(std::move(a));
     }
     for (const ast::Block* b : info.receivers) {
+      vals.where = "receiver." + b->labels[0].value;
       ReceiverConfig r;
       r.name = b->labels[0].value;
       r.range = b->labels[0].range;
@@ -2116,6 +2147,7 @@ class Checker {
       out.receivers.push_back(std::move(r));
     }
     for (const ast::Block* b : info.notifications) {
+      vals.where = "notification";
       NotificationConfig& n = out.notification;
       n.declared = true;
       n.range = b->type_range;

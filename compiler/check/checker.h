@@ -264,6 +264,10 @@ struct CheckedConfig {
   std::vector<AlertInstance> alerts;
   std::vector<ReceiverConfig> receivers;  // root module
   NotificationConfig notification;       // root module
+  // Attributes of alert, receiver and notification blocks whose value is
+  // not known yet (a variable without a value at validate): "receiver.oncall.hmac_secret".
+  // The controller refuses to load such a configuration.
+  std::vector<std::string> alerting_unknown;
   // Keeps the syntax trees alive when policies or alerts point into them.
   std::shared_ptr<const void> syntax;
   std::vector<OutputValue> outputs;      // root module
