@@ -177,6 +177,7 @@ TEST_F(AlertRulesTest, BadBlocksAreLocatedErrors) {
       {"notification {\n  receiver = \"r\"\n  route {\n    receiver = \"r\"\n  }\n}\nreceiver \"r\" {\n  url = \"http://x/\"\n}\n",
        "a route needs 'match'"},
       {"policy \"p\" {\n  for_all = bucket\n  require = metric(\"x\") > 1\n}\n", "only alert conditions see"},
+      {"receiver \"r\" {\n  url = \"http://x/\"\n  hmac_secret = var.nope\n}\n", "no variable named 'nope'"},
   };
   for (const Case& c : cases) {
     fs::remove_all(dir_);
@@ -186,6 +187,23 @@ TEST_F(AlertRulesTest, BadBlocksAreLocatedErrors) {
     EXPECT_NE(Text().find(c.message), std::string::npos) << c.text << "\n---\n" << Text();
     EXPECT_NE(Text().find("main.plinth:"), std::string::npos) << Text();
   }
+}
+
+TEST_F(AlertRulesTest, ValuesNotKnownYetAreHeldBackForTheController) {
+  CheckedConfig c = Run(R"(
+variable "secret" {
+  type      = string
+  sensitive = true
+}
+receiver "r" {
+  url         = "http://127.0.0.1:9/"
+  hmac_secret = var.secret
+}
+)");
+  ASSERT_FALSE(diags_->has_errors()) << Text();
+  EXPECT_EQ(c.alerting_unknown, (std::vector<std::string>{"receiver.r.hmac_secret"}));
+  ASSERT_EQ(c.receivers.size(), 1u);
+  EXPECT_EQ(c.receivers[0].hmac_secret, "");
 }
 
 TEST(MetricQuery, KeysAndPromQL) {
