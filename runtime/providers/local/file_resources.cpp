@@ -17,6 +17,7 @@
 #include "runtime/io/durable.h"
 #include "runtime/process/process.h"
 #include "runtime/storage/keys.h"
+#include "runtime/provider/values.h"
 
 namespace plinth::runtime::config_file {
 namespace {
@@ -31,24 +32,10 @@ ProviderError Fail(std::string message, bool retryable = false) {
   return ProviderError{std::move(message), retryable};
 }
 
-const Value* Find(const ValueMap& m, const std::string& key) {
-  auto it = m.find(key);
-  return it == m.end() ? nullptr : &it->second;
-}
-
-bool KnownString(const Value* v) {
-  return v && v->kind() == Value::Kind::String;
-}
-
-std::string Text(const ValueMap& m, const std::string& key) {
-  const Value* v = Find(m, key);
-  return KnownString(v) ? v->as_string() : "";
-}
-
-bool Flag(const ValueMap& m, const std::string& key) {
-  const Value* v = Find(m, key);
-  return v && v->kind() == Value::Kind::Bool && v->as_bool();
-}
+using values::Find;
+using values::Flag;
+using values::Text;
+using values::KnownString;
 
 std::string Hex(const unsigned char* p, size_t n) {
   static const char* digits = "0123456789abcdef";

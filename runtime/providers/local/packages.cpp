@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "runtime/process/process.h"
+#include "runtime/provider/values.h"
 
 namespace plinth::runtime::packages {
 namespace {
@@ -23,24 +24,10 @@ ProviderError Fail(std::string message, bool retryable = false) {
   return ProviderError{std::move(message), retryable};
 }
 
-const Value* Find(const ValueMap& m, const std::string& key) {
-  auto it = m.find(key);
-  return it == m.end() ? nullptr : &it->second;
-}
-
-bool IsKnownString(const Value* v) {
-  return v && v->kind() == Value::Kind::String;
-}
-
-std::string Text(const ValueMap& m, const std::string& key) {
-  const Value* v = Find(m, key);
-  return IsKnownString(v) ? v->as_string() : "";
-}
-
-bool Flag(const ValueMap& m, const std::string& key) {
-  const Value* v = Find(m, key);
-  return v && v->kind() == Value::Kind::Bool && v->as_bool();
-}
+using values::Find;
+using values::Flag;
+using values::Text;
+constexpr auto IsKnownString = values::KnownString;
 
 // The Debian package a package resource manages: `package`, else the label.
 std::string PackageName(const ValueMap& m) {
