@@ -4,10 +4,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <system_error>
 
 #include "runtime/controller/alertmanager.h"
+#include "runtime/controller/region_faults.h"
 #include "runtime/controller/services.h"
 #include "runtime/plan/plan.h"
 #include "runtime/providers/external.h"
@@ -151,13 +153,17 @@ bool AlertWatch::Reload(std::string* error) {
     wo.retention_ms = std::max<int64_t>(15 * 60'000, 4 * interval_ms_);
     window_ = std::make_unique<metrics::Window>(wo);
     metrics::ScrapeOptions so;
-    so.fetch.timeout = std::chrono::milliseconds(std::min<int64_t>(5000, std::max<int64_t>(interval_ms_ / 2, 500)));
+    // Targets are replicas on this machine's addresses: a second is long.
+    // The scrape runs inside the controller's pass, so an unreachable
+    // replica must not hold up supervision and lease renewal.
+    so.fetch.timeout = std::chrono::milliseconds(std::min<int64_t>(1000, std::max<int64_t>(interval_ms_ / 4, 200)));
     scraper_ = std::make_unique<metrics::Scraper>(*window_, clock_, so);
   }
   return true;
 }
 
-// Every replica of every recorded service that should run now.
+// Every replica of every recorded service that should run now (not in a
+// region failed by `plinth region fail`, whose replicas cannot answer).
 void AlertWatch::SetTargets() {
   std::vector<metrics::ScrapeTarget> targets;
   const fs::path ws_dir = controller_dir_.parent_path();
@@ -165,8 +171,10 @@ void AlertWatch::SetTargets() {
   std::unique_ptr<controller::ServiceStore> store =
       controller::ServiceStore::Open(ws_dir / "services", storage::WorkspaceKeyPath(ws_dir), false, &why);
   if (store) {
+    const std::set<std::string> failed = controller::FailedRegions(ws_dir);
     for (const controller::ServiceSpec& spec : store->List()) {
-      controller::ServiceSpec scaled = controller::WithScale(spec, store->Scale(spec.id));
+      controller::ServiceSpec scaled =
+          controller::WithoutFailedRegions(controller::WithScale(spec, store->Scale(spec.id)), failed);
       for (const controller::ReplicaSpec& r : controller::ReplicaSpecsFor(scaled, {}, store->logs_dir())) {
         if (r.port <= 0) continue;
         std::string region = r.env.count("PLINTH_REGION") ? r.env.at("PLINTH_REGION") : "";
