@@ -139,7 +139,8 @@ fi
 
 # A broken configuration: the task's error names the place; the controller stays up.
 printf 'marker "broken" {\n  path = \n}\n' >"$d/broken.plinth"
-wait_for "'$plinth' status '$d' --json | grep -q 'broken.plinth:3:1'" 15 ||
+# (The alert task reports it too, at its next pass: wait for the drift task's line.)
+wait_for "'$plinth' status '$d' | grep -q '^drift: error: .*broken.plinth:3:1'" 15 ||
   fail "the broken configuration is not reported: $("$plinth" status "$d" --json 2>&1)"
 curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || fail "the controller is not healthy with a broken configuration"
 "$plinth" status "$d" >"$tmp/status.txt" 2>&1 || fail "plinth status exited non-zero: $(cat "$tmp/status.txt")"
