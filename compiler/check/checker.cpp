@@ -1962,7 +1962,6 @@ class Checker {
   // module instance; a wrong kind is a located error and the value is left
   // at its default.
   struct AlertValues {
-    Checker& c;
     Diagnostics& diags;
     InstanceScope& scope;
     Value Get(const ast::Body& body, const char* name, const ast::Attribute** attr) {
@@ -2107,7 +2106,7 @@ class Checker {
 
   void EvalAlerting(Instance& inst, const ModuleInfo& info, const std::string& prefix, CheckedConfig& out) {
     InstanceScope scope(*this, inst);
-    AlertValues vals{*this, *cur_, scope, "", &out.alerting_unknown};
+    AlertValues vals{*cur_, scope, "", &out.alerting_unknown};
     for (const ast::Block* b : info.alerts) {
       vals.where = prefix + "alert." + b->labels[0].value;
       AlertInstance a;

@@ -160,7 +160,6 @@ void AlertRules::Evaluate(const metrics::Window& window, int64_t now_ms) {
       r.set->Evaluate(r.last == rules::Verdict::True, now_ms);
     }
   }
-  last_eval_ms_ = now_ms;
 }
 
 Labels AlertRules::Render(const Rule& r, const Labels& labels) const {

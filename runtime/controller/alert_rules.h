@@ -83,7 +83,6 @@ class AlertRules {
   std::vector<Rule> rules_;
   std::vector<Query> queries_;
   std::vector<double> snapshot_;
-  int64_t last_eval_ms_ = 0;
 };
 
 // The storage alerts (docs/storage.md, "Capacity and alerts") as alert
