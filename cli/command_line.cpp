@@ -289,6 +289,16 @@ Definition::Definition() {
     Workspace(c);
   }
   {
+    CLI::App* c = Command(&root, "history",
+                          "the applies and the controller's automatic actions (rollouts in maintenance windows, "
+                          "rollbacks, scaling), with their reasons, oldest first",
+                          CommandId::kHistory, kStateExits, "plinth history --dir=examples/inference service.model");
+    c->add_option("ADDRESS", "only what changed this address");
+    Json(c, "print the entries as JSON (docs/cli.md)");
+    Dir(c, "the configuration directory (default: .)");
+    Workspace(c);
+  }
+  {
     CLI::App* g = Command(&root, "state", "inspect and edit the recorded state", CommandId::kState,
                           kStateExits, "plinth state list --dir=examples/quickstart");
     Dir(g, "the configuration directory (default: .)");

@@ -30,6 +30,7 @@ enum class CommandId {
   kOutput,
   kShow,
   kState,
+  kHistory,  // history: applies and the controller's actions (cli/state_commands.cpp)
   kForceUnlock,
   kGraph,
   kRefresh,

@@ -112,6 +112,7 @@ int Plan(const Options& options, const VariableSources& vars, bool destroy);
 int Apply(const Options& options, const VariableSources& vars, bool destroy);
 int Output(const Options& options, const VariableSources& vars);
 int State(const Options& options);  // state list|show|rm|mv|history|pull
+int History(const Options& options);  // history: applies and the controller's automatic actions
 int Show(const Options& options);
 int Refresh(const Options& options);
 int ForceUnlock(const Options& options);

@@ -283,6 +283,12 @@ int ControllerStatus(const Options& options) {
                   version.empty() ? "the new spec" : ("version \"" + version + "\"").c_str(),
                   rb.value("reason", std::string()).c_str());
     }
+    if (const json st = s.value("staged", json()); st.is_object()) {
+      const std::string version = st.value("version", std::string());
+      std::printf("  waiting: %s for maintenance window %s (%s)\n",
+                  version.empty() ? "a change" : ("version \"" + version + "\"").c_str(),
+                  st.value("window", std::string()).c_str(), st.value("next", std::string()).c_str());
+    }
     if (const json a = s.value("autoscale", json()); a.is_object()) {
       for (const auto& [region, v] : a.items())
         std::printf("  autoscale %s: %d replicas (%d-%d): %s\n", region.c_str(), v.value("replicas", 0),

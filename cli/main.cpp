@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
     case CommandId::kOutput: ExitNow(plinth::cli::Output(o, plinth::cli::VariableSourcesOf(o)));
     case CommandId::kFmt: return plinth::cli::Fmt(o);
     case CommandId::kShow: return plinth::cli::Show(o);
+    case CommandId::kHistory: return plinth::cli::History(o);
     case CommandId::kState: return plinth::cli::State(o);
     case CommandId::kForceUnlock: return plinth::cli::ForceUnlock(o);
     case CommandId::kGraph: return plinth::cli::Graph(o, plinth::cli::VariableSourcesOf(o));

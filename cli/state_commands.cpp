@@ -5,17 +5,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/workspace.h"
 #include "compiler/types/user_json.h"
+#include "runtime/controller/actions.h"
 #include "runtime/crypto/aead.h"
 #include "runtime/engine/engine.h"
 #include "runtime/state/lock.h"
@@ -207,6 +211,81 @@ int State(const Options& o) {
   auto doc = store->ExportJson();
   if (!doc.ok()) return std::fprintf(stderr, "error: %s\n", doc.error().message.c_str()), 1;
   std::cout << doc.value().dump(2) << "\n";
+  return 0;
+}
+
+int History(const Options& o) {
+  const std::string address = o.paths.empty() ? "" : o.paths[0];
+  if (o.paths.size() > 1) return std::fprintf(stderr, "usage: plinth history [ADDRESS] [--dir=DIR] [--json]\n"), 2;
+  auto store = OpenState(o);
+  if (!store) return 1;
+  auto serials = store->Serials();
+  auto changes = store->History(address);
+  if (!serials.ok() || !changes.ok()) {
+    std::fprintf(stderr, "error: %s\n", (!serials.ok() ? serials.error() : changes.error()).message.c_str());
+    return 1;
+  }
+  // The controller's automatic actions (runtime/controller/actions.h), when one ever acted.
+  std::vector<controller::Action> actions;
+  const std::filesystem::path actions_db =
+      std::filesystem::path(ConfigDir(o)) / ".plinth" / o.workspace / "controller" / "actions.db";
+  std::error_code ec;
+  if (std::filesystem::exists(actions_db, ec)) {
+    std::string error;
+    auto log = controller::ActionLog::Open(actions_db, false, &error);
+    if (!log) return std::fprintf(stderr, "error: %s\n", error.c_str()), 1;
+    actions = log->List(address);
+  }
+  // One timeline: applies (with what each changed) and actions, by time.
+  std::map<int64_t, std::vector<std::string>> changed;  // serial -> "update service.model"
+  for (const auto& e : changes.value())
+    changed[e.serial].push_back(std::string(state::ActionName(e.action)) + " " + e.address);
+  struct Row {
+    int64_t at_ms;
+    nlohmann::json doc;
+  };
+  std::vector<Row> rows;
+  for (const auto& s : serials.value()) {
+    auto it = changed.find(s.serial);
+    if (!address.empty() && it == changed.end()) continue;
+    nlohmann::json doc = {{"kind", "apply"},
+                          {"at", Time(s.started_ms)},
+                          {"serial", s.serial},
+                          {"command", s.command},
+                          {"status", state::ApplyStatusName(s.status)},
+                          {"changes", it == changed.end() ? nlohmann::json::array() : nlohmann::json(it->second)}};
+    rows.push_back({s.started_ms, std::move(doc)});
+  }
+  for (const auto& a : actions) {
+    nlohmann::json doc = controller::ActionJson(a);
+    doc["action"] = doc["kind"];
+    doc["kind"] = "controller";
+    doc["at"] = Time(a.at_ms);
+    doc.erase("at_ms");
+    rows.push_back({a.at_ms, std::move(doc)});
+  }
+  std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.at_ms < b.at_ms; });
+  if (o.json) {
+    nlohmann::json list = nlohmann::json::array();
+    for (auto& r : rows) list.push_back(std::move(r.doc));
+    std::cout << nlohmann::json{{"format_version", 1}, {"entries", list}}.dump(2) << "\n";
+    return 0;
+  }
+  for (const Row& r : rows) {
+    const nlohmann::json& d = r.doc;
+    if (d["kind"] == "apply") {
+      const size_t n = d["changes"].size();
+      std::printf("%s  %-8s serial %lld, %s, %zu change%s\n", d["at"].get<std::string>().c_str(),
+                  d["command"].get<std::string>().c_str(), static_cast<long long>(d["serial"].get<int64_t>()),
+                  d["status"].get<std::string>().c_str(), n, n == 1 ? "" : "s");
+      for (const auto& c : d["changes"]) std::printf("    %s\n", c.get<std::string>().c_str());
+    } else {
+      std::printf("%s  %-8s %s: %s %s\n    because %s\n", d["at"].get<std::string>().c_str(), "auto",
+                  d["subject"].get<std::string>().c_str(), d["action"].get<std::string>().c_str(),
+                  d["detail"].get<std::string>().c_str(), d["reason"].get<std::string>().c_str());
+    }
+  }
+  if (rows.empty()) std::printf("no applies%s yet\n", address.empty() ? "" : (" changed " + address).c_str());
   return 0;
 }
 

@@ -4,7 +4,7 @@
 Listens on $PLINTH_HOST:$PORT (set by Plinth for each replica) and answers:
   GET  /healthz   200 "ok"                      (liveness)
   GET  /ready     200 "ready", or 503 while warming up or when $READY_FILE is missing
-  POST /predict   200 {"region", "replica", "prediction"}: a deterministic "model" (length of the body)
+  POST /predict   200 {"region", "replica", "version", "prediction"}: a deterministic "model" (length of the body)
   GET  /predict   the same for an empty input
   GET  /metrics   Prometheus text: requests served, by path, and a histogram of /predict latency
                   (inference_request_seconds)
@@ -23,6 +23,7 @@ START = time.monotonic()
 WARMUP = float(os.environ.get("WARMUP_SECONDS", "0"))
 REGION = os.environ.get("PLINTH_REGION", "")
 REPLICA = os.environ.get("PLINTH_REPLICA", "")
+VERSION = os.environ.get("PLINTH_SERVICE_VERSION", "")
 READY_FILE = os.environ.get("READY_FILE", "")
 SLOW_FILE = os.environ.get("SLOW_FILE", "")
 COUNTS = {}
@@ -66,7 +67,7 @@ class Handler(BaseHTTPRequestHandler):
         if delay:
             time.sleep(delay)
         self.count("/predict")
-        out = {"region": REGION, "replica": REPLICA, "prediction": len(body),
+        out = {"region": REGION, "replica": REPLICA, "version": VERSION, "prediction": len(body),
                "authorized": bool(os.environ.get("MODEL_TOKEN"))}
         self.send(200, json.dumps(out) + "\n", "application/json")
         took = time.monotonic() - started

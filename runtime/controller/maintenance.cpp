@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 
@@ -407,6 +408,38 @@ std::optional<WindowSpan> NextWindow(const MaintenanceWindow& w, const TimeZone&
     if (span && span->start_s > utc_s) return span;
   }
   return std::nullopt;
+}
+
+std::string LocalTimeText(const TimeZone& tz, int64_t utc_s) {
+  auto two = [](int n) { return std::string(1, static_cast<char>('0' + n / 10)) + static_cast<char>('0' + n % 10); };
+  const int offset = tz.OffsetAt(utc_s);
+  const time_t local = static_cast<time_t>(utc_s + offset);
+  struct tm t {};
+  gmtime_r(&local, &t);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &t);
+  std::string out = std::string(buf) + " " + (tz.name().empty() ? "UTC" : tz.name());
+  if (tz.name() != "UTC" && !tz.name().empty()) {
+    const int a = offset < 0 ? -offset : offset;
+    out += std::string(" (UTC") + (offset < 0 ? "-" : "+") + two(a / 3600) + ":" + two(a / 60 % 60) + ")";
+  }
+  return out;
+}
+
+WindowDecision DecideWindow(const MaintenanceWindow& w, const TimeZone& tz, int64_t now_s) {
+  WindowDecision d;
+  if (OpenWindow(w, tz, now_s)) {
+    d.open = true;
+    return d;
+  }
+  auto next = NextWindow(w, tz, now_s);
+  d.next = next ? "next opens " + LocalTimeText(tz, next->start_s) : "it does not open in the next 400 days";
+  return d;
+}
+
+bool WindowsIgnoredByEnvironment() {
+  const char* v = std::getenv("PLINTH_IGNORE_WINDOWS");
+  return v && std::string(v) == "1";
 }
 
 }  // namespace plinth::controller

@@ -88,4 +88,20 @@ std::optional<WindowSpan> OpenWindow(const MaintenanceWindow& w, const TimeZone&
 // The window open at `utc_s`, else the next one to open (within 400 days).
 std::optional<WindowSpan> NextWindow(const MaintenanceWindow& w, const TimeZone& tz, int64_t utc_s);
 
+// "2026-12-07 02:00 Europe/Berlin (UTC+01:00)"; "2026-12-07 02:00 UTC".
+std::string LocalTimeText(const TimeZone& tz, int64_t utc_s);
+
+// Whether a window is open at `now_s` and, when it is not, when it opens:
+// "next opens 2026-12-07 02:00 Europe/Berlin (UTC+01:00)", or "it does not
+// open in the next 400 days". Packages and services decide by it.
+struct WindowDecision {
+  bool open = false;
+  std::string next;
+};
+WindowDecision DecideWindow(const MaintenanceWindow& w, const TimeZone& tz, int64_t now_s);
+
+// PLINTH_IGNORE_WINDOWS=1 in the environment: every window counts as open
+// (emergencies; never the default).
+bool WindowsIgnoredByEnvironment();
+
 }  // namespace plinth::controller

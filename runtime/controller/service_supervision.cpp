@@ -1,5 +1,6 @@
 #include "runtime/controller/service_supervision.h"
 
+#include <cstdio>
 #include <map>
 #include <set>
 
@@ -37,10 +38,45 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
     if (!supervisor_) return {false, "", "cannot open the replica supervisor: " + error};
     term_ = term;
   }
+  // Changes that waited for their maintenance window roll out once it is
+  // open (docs/services.md, "Changes inside a maintenance window").
+  std::map<std::string, json> staged_status;  // by service id, for Status
+  std::string first_error;
+  for (const ServiceSpec& spec : store_->List()) {
+    std::optional<StagedSpec> staged = store_->Staged(spec.id);
+    if (!staged) continue;
+    const ServiceWindow window = staged->spec.window.value_or(ServiceWindow{});
+    std::string e;
+    std::optional<WindowDecision> d;
+    if (staged->spec.window) d = DecideServiceWindow(window, clock_.WallMs() / 1000, &e);
+    else d = WindowDecision{true, ""};  // no window any more: nothing to wait for
+    if (!d) {
+      if (first_error.empty()) first_error = spec.id + ": maintenance window " + window.name + ": " + e;
+      continue;
+    }
+    if (!d->open) {
+      staged_status[spec.id] = {{"version", staged->spec.version},
+                                {"since_ms", staged->at_ms},
+                                {"window", window.name},
+                                {"next", d->next}};
+      continue;
+    }
+    int64_t generation = 0;
+    if (store_->Promote(spec.id, &generation, &e)) {
+      const std::string what =
+          staged->spec.version.empty() ? "the staged change" : "version \"" + staged->spec.version + "\"";
+      const std::string reason = staged->spec.window ? "maintenance window " + window.name + " is open"
+                                                     : "the service has no maintenance window any more";
+      r.summary += (r.summary.empty() ? "" : "; ") + spec.id + ": " + reason + ", rolling out " + what;
+      Act("rollout", staged->spec, what + " (generation " + std::to_string(generation) + ")",
+          reason + "; recorded by apply at " + Rfc3339Ms(staged->at_ms), &first_error);
+    } else if (!e.empty() && first_error.empty()) {
+      first_error = spec.id + ": " + e;
+    }
+  }
   std::vector<ServiceSpec> services = store_->List();
   std::set<std::string> known;
   std::map<std::string, int64_t> generations;
-  std::string first_error;
   std::map<std::string, std::map<std::string, std::string>> secrets;  // wiped at the end of the pass
   // Regions failed by `plinth region fail` run nothing until they recover.
   const std::set<std::string> failed = FailedRegions(workspace_dir_);
@@ -80,8 +116,12 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
           clock_.WallMs());
       if (!store_->SetScale(spec.id, step.counts, step.state) && first_error.empty())
         first_error = spec.id + ": cannot record the autoscaler's decision";
-      for (const std::string& c : step.changes)
+      for (const std::string& c : step.changes) {
         r.summary += (r.summary.empty() ? "" : "; ") + spec.id + " scaled " + c;
+        // "eu: 2 -> 4: requests_per_second = ..." -> what and why.
+        const size_t why = c.find(": ", c.find(": ") + 2);
+        Act("scale", spec, c.substr(0, why), why == std::string::npos ? "" : c.substr(why + 2), &first_error);
+      }
       autoscale_status_[spec.id] = step.status;
     } else {
       autoscale_status_.erase(spec.id);
@@ -142,9 +182,15 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
       Rollback rb;
       std::string e;
       if (!why.empty()) {
-        if (store_->RollBack(spec.id, generation, why, clock_.WallMs(), &rb, &e))
+        if (store_->RollBack(spec.id, generation, why, clock_.WallMs(), &rb, &e)) {
           r.summary += (r.summary.empty() ? "" : "; ") + spec.id + ": rollout of generation " +
                        std::to_string(generation) + " failed, rolled back: " + why;
+          Act("rollback", spec,
+              (rb.version.empty() ? std::string("the new spec") : "version \"" + rb.version + "\"") +
+                  " (generation " + std::to_string(generation) + ") back to generation " +
+                  std::to_string(rb.to_generation),
+              why, &first_error);
+        }
         else if (first_error.empty())
           first_error = spec.id + ": cannot roll back a failed rollout (" + why + "): " + e;
       }
@@ -166,6 +212,7 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
          {"failing", failing},
          {"rollback", rollback},
          {"autoscale", autoscale_status_.count(spec.id) ? autoscale_status_[spec.id] : json(nullptr)},
+         {"staged", staged_status.count(spec.id) ? staged_status[spec.id] : json(nullptr)},
          {"replicas", replicas}});
   }
   for (auto& [id, values] : secrets) process::WipeEnvironment(values);
@@ -180,6 +227,17 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
     r.error = first_error;
   }
   return r;
+}
+
+void ServiceSupervision::Act(const std::string& kind, const ServiceSpec& spec, const std::string& detail,
+                             const std::string& reason, std::string* first_error) {
+  Action a{0, clock_.WallMs(), kind, spec.address.empty() ? "service." + spec.id : spec.address, detail, reason};
+  std::fprintf(stderr, "controller: %s: %s %s (%s)\n", a.subject.c_str(), kind.c_str(), detail.c_str(),
+               reason.c_str());
+  std::string e;
+  if (!actions_) actions_ = ActionLog::Open(workspace_dir_ / "controller" / "actions.db", true, &e);
+  if ((!actions_ || !actions_->Record(a, &e)) && first_error->empty())
+    *first_error = a.subject + ": cannot record the controller's action: " + e;
 }
 
 json ServiceSupervision::Status() const {
@@ -244,6 +302,10 @@ std::optional<ServiceStatusView> FindServiceStatus(const json& doc, const std::s
       v.rolled_back_from = s["rollback"].value("from_generation", int64_t{0});
       v.rollback_reason = s["rollback"].value("reason", "");
     }
+    for (const json& r : s.value("replicas", json::array()))
+      if (r.is_object())
+        v.replicas += r.value("id", "") + ":" + std::to_string(r.value("pid", int64_t{0})) +
+                      (r.value("ready", false) ? "+" : "-") + " ";
     return v;
   }
   return std::nullopt;

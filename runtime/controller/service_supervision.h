@@ -26,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/controller/actions.h"
 #include "runtime/controller/clock.h"
 #include "runtime/controller/controller.h"
 #include "runtime/controller/service_autoscaling.h"
@@ -71,6 +72,12 @@ class ServiceSupervision {
   std::map<std::string, std::unique_ptr<HaproxyGate>> gates_;
   ServiceAutoscaling autoscaling_;
   std::map<std::string, nlohmann::json> autoscale_status_;  // by service id
+  // What this controller did on its own (actions.h): opened on first use.
+  std::unique_ptr<ActionLog> actions_;
+  // Records an automatic action and logs it (one line on stderr, the
+  // controller's log); a failure to record goes to *first_error.
+  void Act(const std::string& kind, const ServiceSpec& spec, const std::string& detail,
+           const std::string& reason, std::string* first_error);
   mutable std::mutex mu_;                                   // guards status_
   nlohmann::json status_ = nlohmann::json::array();
 };
@@ -85,6 +92,9 @@ struct ServiceStatusView {
   // The last rollback: the generation that failed (0: none) and why.
   int64_t rolled_back_from = 0;
   std::string rollback_reason;
+  // "<id>:<pid><+ ready|- not> ..." of each replica: changes whenever a
+  // rollout makes progress (a replica started, replaced or became ready).
+  std::string replicas;
 };
 std::optional<ServiceStatusView> FindServiceStatus(const nlohmann::json& status_doc, const std::string& id);
 

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <set>
+#include <tuple>
 
 #include "runtime/crypto/aead.h"
 #include "runtime/process/process.h"
@@ -125,6 +126,12 @@ json ServiceJson(const ServiceSpec& s) {
     out["autoscale"] = {{"min", a.min},      {"max", a.max},          {"tolerance", a.tolerance},
                         {"up", rules(a.up)}, {"down", rules(a.down)}, {"targets", targets}};
   }
+  if (s.window) {
+    const MaintenanceWindow& w = s.window->window;
+    out["window"] = {{"name", s.window->name},         {"weekdays", w.weekdays},
+                     {"start_minute", w.start_minute}, {"duration_s", w.duration_s},
+                     {"exclude", w.excluded_dates},    {"timezone", s.window->timezone}};
+  }
   return out;
 }
 
@@ -189,7 +196,34 @@ ServiceSpec ServiceFromJson(const json& j) {
         if (x.is_object()) as.targets.push_back({x.value("signal", ""), x.value("average", 0.0)});
     s.autoscale = std::move(as);
   }
+  if (auto w = j.find("window"); w != j.end() && w->is_object()) {
+    ServiceWindow sw;
+    sw.name = w->value("name", "");
+    sw.window.weekdays = w->value("weekdays", std::vector<int>{});
+    sw.window.start_minute = w->value("start_minute", 0);
+    sw.window.duration_s = w->value("duration_s", int64_t{3600});
+    sw.window.excluded_dates = w->value("exclude", std::vector<std::string>{});
+    sw.timezone = w->value("timezone", "UTC");
+    s.window = std::move(sw);
+  }
   return s;
+}
+
+bool ReplacesReplicas(const ServiceSpec& a, const ServiceSpec& b) {
+  auto buckets = [](const ServiceSpec& s) {
+    std::vector<std::tuple<std::string, std::string, bool>> out;
+    for (const auto& x : s.buckets) out.emplace_back(x.name, x.path, x.write);
+    return out;
+  };
+  return a.argv != b.argv || a.env != b.env || a.secret_names != b.secret_names || a.version != b.version ||
+         a.port != b.port || a.user != b.user || a.cwd != b.cwd || buckets(a) != buckets(b);
+}
+
+std::optional<WindowDecision> DecideServiceWindow(const ServiceWindow& w, int64_t now_s, std::string* error) {
+  if (WindowsIgnoredByEnvironment()) return WindowDecision{true, ""};
+  auto zone = TimeZone::Load(w.timezone, error);
+  if (!zone) return std::nullopt;
+  return DecideWindow(w.window, *zone, now_s);
 }
 
 std::string ReplicaPrefix(const std::string& service_id) {
@@ -392,7 +426,8 @@ std::unique_ptr<ServiceStore> ServiceStore::Open(const fs::path& dir, const fs::
   // The spec (and secrets) a Put replaced: what older replicas run. Added to
   // stores made before it existed; an existing column is not an error.
   for (const char* column : {"prev_spec TEXT", "prev_secrets BLOB", "stable_spec TEXT", "stable_secrets BLOB",
-                             "stable_generation INTEGER", "rollback TEXT", "scale TEXT"})
+                             "stable_generation INTEGER", "rollback TEXT", "scale TEXT",
+                             "staged_spec TEXT", "staged_secrets BLOB", "staged_at INTEGER"})
     Exec(s->db_, (std::string("ALTER TABLE services ADD COLUMN ") + column).c_str());
   for (const char* suffix : {"-wal", "-shm"}) ::chmod((db.string() + suffix).c_str(), 0600);
   return s;
@@ -402,31 +437,40 @@ ServiceStore::~ServiceStore() {
   if (db_) sqlite3_close(db_);
 }
 
-bool ServiceStore::Put(const ServiceSpec& spec, std::map<std::string, std::string> secrets,
-                       std::string* error) {
+// Seals `secrets` with the workspace key for service `id` (nullopt in
+// *sealed when there are none) and fills stored->secret_names; the values
+// are wiped either way.
+bool ServiceStore::SealSecrets(ServiceSpec* stored, std::map<std::string, std::string>* secrets,
+                               std::optional<std::string>* sealed, std::string* error) {
   auto wipe = [&] {
-    for (auto& [k, v] : secrets) explicit_bzero(v.data(), v.size());
+    for (auto& [k, v] : *secrets) explicit_bzero(v.data(), v.size());
   };
-  std::optional<std::string> sealed;
-  if (!secrets.empty()) {
+  if (!secrets->empty()) {
     auto key = storage::LoadWorkspaceKey(key_path_, true);
     if (!key.ok()) {
       wipe();
       return *error = "cannot seal the service's secrets: " + key.error().message, false;
     }
-    std::string plain = json(secrets).dump(), blob, why;
-    bool ok = crypto::SealBlob(key.value().key, 1, SecretsAad(spec.id), plain, &blob, &why);
+    std::string plain = json(*secrets).dump(), blob, why;
+    bool ok = crypto::SealBlob(key.value().key, 1, SecretsAad(stored->id), plain, &blob, &why);
     explicit_bzero(plain.data(), plain.size());
     if (!ok) {
       wipe();
       return *error = "cannot seal the service's secrets: " + why, false;
     }
-    sealed = std::move(blob);
+    *sealed = std::move(blob);
   }
-  ServiceSpec stored = spec;
-  stored.secret_names.clear();
-  for (const auto& [k, v] : secrets) stored.secret_names.push_back(k);
+  stored->secret_names.clear();
+  for (const auto& [k, v] : *secrets) stored->secret_names.push_back(k);
   wipe();
+  return true;
+}
+
+bool ServiceStore::Put(const ServiceSpec& spec, std::map<std::string, std::string> secrets,
+                       std::string* error) {
+  std::optional<std::string> sealed;
+  ServiceSpec stored = spec;
+  if (!SealSecrets(&stored, &secrets, &sealed, error)) return false;
   std::lock_guard lock(mu_);
   if (!Exec(db_, "BEGIN IMMEDIATE"))
     return *error = std::string("cannot record service: ") + sqlite3_errmsg(db_), false;
@@ -436,7 +480,8 @@ bool ServiceStore::Put(const ServiceSpec& spec, std::map<std::string, std::strin
                      " (SELECT v + 1 FROM meta WHERE k = 'version')) ON CONFLICT(id) DO UPDATE SET"
                      " prev_spec = CASE WHEN spec != excluded.spec THEN spec ELSE prev_spec END,"
                      " prev_secrets = CASE WHEN spec != excluded.spec THEN secrets ELSE prev_secrets END,"
-                     " spec = excluded.spec, secrets = excluded.secrets, generation = excluded.generation",
+                     " spec = excluded.spec, secrets = excluded.secrets, generation = excluded.generation,"
+                     " staged_spec = NULL, staged_secrets = NULL, staged_at = NULL",
                      -1, &st, nullptr);
   const std::string text = ServiceJson(stored).dump();
   sqlite3_bind_text(st, 1, spec.id.c_str(), -1, SQLITE_TRANSIENT);
@@ -453,6 +498,89 @@ bool ServiceStore::Put(const ServiceSpec& spec, std::map<std::string, std::strin
     Exec(db_, "ROLLBACK");
   }
   return ok;
+}
+
+bool ServiceStore::Stage(const ServiceSpec& spec, std::map<std::string, std::string> secrets, int64_t now_ms,
+                         std::string* error) {
+  std::optional<std::string> sealed;
+  ServiceSpec stored = spec;
+  if (!SealSecrets(&stored, &secrets, &sealed, error)) return false;
+  const std::string text = ServiceJson(stored).dump();
+  std::lock_guard lock(mu_);
+  if (!Exec(db_, "BEGIN IMMEDIATE"))
+    return *error = std::string("cannot stage the service's change: ") + sqlite3_errmsg(db_), false;
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_,
+                     "UPDATE services SET staged_spec = ?2, staged_secrets = ?3, staged_at = ?4 WHERE id = ?1",
+                     -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, spec.id.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, text.c_str(), -1, SQLITE_TRANSIENT);
+  if (sealed)
+    sqlite3_bind_blob(st, 3, sealed->data(), static_cast<int>(sealed->size()), SQLITE_TRANSIENT);
+  else
+    sqlite3_bind_null(st, 3);
+  sqlite3_bind_int64(st, 4, now_ms);
+  bool ok = sqlite3_step(st) == SQLITE_DONE;
+  const bool found = sqlite3_changes(db_) > 0;
+  sqlite3_finalize(st);
+  // The version moves so that a polling controller looks again.
+  ok = ok && found && Exec(db_, "UPDATE meta SET v = v + 1 WHERE k = 'version'") && Exec(db_, "COMMIT");
+  if (!ok) {
+    *error = found ? std::string("cannot stage the change of service ") + spec.id + ": " + sqlite3_errmsg(db_)
+                   : "service " + spec.id + " is not recorded: a new service is never staged";
+    Exec(db_, "ROLLBACK");
+  }
+  return ok;
+}
+
+std::optional<StagedSpec> ServiceStore::Staged(const std::string& id) {
+  std::lock_guard lock(mu_);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_, "SELECT staged_spec, staged_at FROM services WHERE id = ?1 AND staged_spec IS NOT NULL",
+                     -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  std::optional<StagedSpec> out;
+  if (sqlite3_step(st) == SQLITE_ROW)
+    out = StagedSpec{
+        ServiceFromJson(json::parse(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), nullptr, false)),
+        sqlite3_column_int64(st, 1)};
+  sqlite3_finalize(st);
+  return out;
+}
+
+bool ServiceStore::Promote(const std::string& id, int64_t* generation, std::string* error) {
+  std::lock_guard lock(mu_);
+  if (!Exec(db_, "BEGIN IMMEDIATE"))
+    return *error = std::string("cannot put the staged change in place: ") + sqlite3_errmsg(db_), false;
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_,
+                     "UPDATE services SET"
+                     " prev_spec = CASE WHEN spec != staged_spec THEN spec ELSE prev_spec END,"
+                     " prev_secrets = CASE WHEN spec != staged_spec THEN secrets ELSE prev_secrets END,"
+                     " spec = staged_spec, secrets = staged_secrets,"
+                     " generation = (SELECT v + 1 FROM meta WHERE k = 'version'),"
+                     " staged_spec = NULL, staged_secrets = NULL, staged_at = NULL"
+                     " WHERE id = ?1 AND staged_spec IS NOT NULL",
+                     -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  bool ok = sqlite3_step(st) == SQLITE_DONE;
+  const bool promoted = sqlite3_changes(db_) > 0;
+  sqlite3_finalize(st);
+  if (ok && !promoted) {
+    Exec(db_, "ROLLBACK");
+    return false;
+  }
+  ok = ok && Exec(db_, "UPDATE meta SET v = v + 1 WHERE k = 'version'") && Exec(db_, "COMMIT");
+  if (!ok) {
+    *error = std::string("cannot put the staged change of service ") + id + " in place: " + sqlite3_errmsg(db_);
+    Exec(db_, "ROLLBACK");
+    return false;
+  }
+  sqlite3_prepare_v2(db_, "SELECT generation FROM services WHERE id = ?1", -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  if (generation) *generation = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_finalize(st);
+  return true;
 }
 
 bool ServiceStore::Previous(const std::string& id, PreviousSpec* out, std::string* error) {

@@ -36,6 +36,7 @@
 
 #include "runtime/compute/spec.h"
 #include "runtime/controller/autoscale.h"
+#include "runtime/controller/maintenance.h"
 #include "runtime/controller/probe.h"
 #include "runtime/controller/supervisor.h"
 #include "runtime/controller/traffic_gate.h"
@@ -64,6 +65,19 @@ struct ServiceAutoscale {
   std::vector<Target> targets;
 };
 
+// `window = maintenance_window.X` of a service (docs/services.md,
+// "Changes inside a maintenance window"): a change that replaces replicas
+// waits in the store (ServiceStore::Stage) until the window opens.
+struct ServiceWindow {
+  std::string name;
+  MaintenanceWindow window;
+  std::string timezone = "UTC";  // an IANA name (TimeZone::Load)
+};
+
+// Whether `w` is open at `now_s` (PLINTH_IGNORE_WINDOWS=1: always); nullopt
+// with *error when its zone cannot be loaded.
+std::optional<WindowDecision> DecideServiceWindow(const ServiceWindow& w, int64_t now_s, std::string* error);
+
 struct ServiceSpec {
   std::string id;       // the service's name: [A-Za-z0-9_-]
   std::string address;  // "service.api", for messages
@@ -91,7 +105,14 @@ struct ServiceSpec {
   // first region of `regions` that is up (RelocationSlot) until it recovers.
   bool relocate = false;
   std::optional<ServiceAutoscale> autoscale;
+  std::optional<ServiceWindow> window;
 };
+
+// Whether going from `a` to `b` replaces replicas' processes (a changed
+// command, environment, secret names, version, port, user, working
+// directory or bucket grants). Changed secret values are the caller's to compare.
+// Counts, probes, rollout numbers, the autoscaler and the window do not.
+bool ReplacesReplicas(const ServiceSpec& a, const ServiceSpec& b);
 
 // How many replica indices each region lays out: the autoscaler's max with
 // autoscale (at least replicas), else replicas. Surge and relocation
@@ -172,6 +193,14 @@ struct Rollback {
   int64_t at_ms = 0;            // wall clock
 };
 
+// A change that waits for the service's maintenance window
+// (ServiceStore::Stage): the spec it will put in place and when apply
+// recorded it.
+struct StagedSpec {
+  ServiceSpec spec;
+  int64_t at_ms = 0;  // wall clock
+};
+
 class ServiceStore {
  public:
   // Opens (creating when `create`) `<dir>/services.db`. `workspace_key`: the
@@ -213,6 +242,18 @@ class ServiceStore {
   // *error (nothing changed) otherwise.
   bool RollBack(const std::string& id, int64_t from_generation, const std::string& reason, int64_t now_ms,
                 Rollback* out, std::string* error);
+  // Records `spec` (with its secrets, sealed) as the service's staged
+  // change: the current spec keeps running and the generation does not
+  // move until Promote. A later Stage replaces it; a Put drops it. False
+  // with *error when the service is not recorded.
+  bool Stage(const ServiceSpec& spec, std::map<std::string, std::string> secrets, int64_t now_ms,
+             std::string* error);
+  std::optional<StagedSpec> Staged(const std::string& id);
+  // Puts the staged change in place as a new generation (as Put would:
+  // the current spec becomes the previous one). False when nothing is
+  // staged (*error stays empty) or on a store error.
+  bool Promote(const std::string& id, int64_t* generation, std::string* error);
+
   // The last rollback, until a later generation converges.
   std::optional<Rollback> LastRollback(const std::string& id);
   // The generation last marked stable; 0 when none.
@@ -229,6 +270,8 @@ class ServiceStore {
   ServiceStore() = default;
   bool UnsealSecrets(const std::string& id, const std::string& blob, std::map<std::string, std::string>* out,
                      std::string* error);
+  bool SealSecrets(ServiceSpec* stored, std::map<std::string, std::string>* secrets,
+                   std::optional<std::string>* sealed, std::string* error);
   sqlite3* db_ = nullptr;
   std::filesystem::path dir_;
   std::filesystem::path key_path_;

@@ -35,27 +35,6 @@ std::string PackageName(const ValueMap& m) {
   return p.empty() ? Text(m, "name") : p;
 }
 
-std::string TwoDigits(int n) {
-  return (n < 10 ? "0" : "") + std::to_string(n);
-}
-
-// "2026-12-07 02:00 Europe/Berlin (UTC+01:00)"; "2026-12-07 02:00 UTC".
-std::string LocalText(const controller::TimeZone& tz, int64_t utc_s) {
-  const int offset = tz.OffsetAt(utc_s);
-  const time_t local = static_cast<time_t>(utc_s + offset);
-  struct tm t {};
-  gmtime_r(&local, &t);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &t);
-  std::string out = std::string(buf) + " " + (tz.name().empty() ? "UTC" : tz.name());
-  if (tz.name() != "UTC" && !tz.name().empty()) {
-    const int a = offset < 0 ? -offset : offset;
-    out += std::string(" (UTC") + (offset < 0 ? "-" : "+") + TwoDigits(a / 3600) + ":" +
-           TwoDigits(a / 60 % 60) + ")";
-  }
-  return out;
-}
-
 // What a change does, for notes and errors: "install plinth-test-pkg 1.0-1".
 std::string ChangeText(const std::string& pkg, const std::string& from, const Value& to) {
   if (to.is_unknown()) return "install " + pkg + " (apt's candidate version)";
@@ -168,20 +147,10 @@ void NormalizeWindowReference(const ValueMap& config, ValueMap& planned) {
 }
 
 WindowDecision DecideWindow(const ResolvedWindow& w, int64_t now_s) {
-  WindowDecision d;
-  if (controller::OpenWindow(w.window, w.zone, now_s)) {
-    d.open = true;
-    return d;
-  }
-  auto next = controller::NextWindow(w.window, w.zone, now_s);
-  d.next = next ? "next opens " + LocalText(w.zone, next->start_s) : "it does not open in the next 400 days";
-  return d;
+  return controller::DecideWindow(w.window, w.zone, now_s);
 }
 
-bool WindowsIgnoredByEnvironment() {
-  const char* v = std::getenv("PLINTH_IGNORE_WINDOWS");
-  return v && std::string(v) == "1";
-}
+bool WindowsIgnoredByEnvironment() { return controller::WindowsIgnoredByEnvironment(); }
 
 // ------------------------------------------------------------------ packages
 

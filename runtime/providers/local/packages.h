@@ -63,12 +63,7 @@ std::optional<ResolvedWindow> WindowOf(const ValueMap& attributes, std::string* 
 // resource), from the configuration's reference object.
 void NormalizeWindowReference(const ValueMap& config, ValueMap& planned);
 
-struct WindowDecision {
-  bool open = false;
-  // When closed: "next opens 2026-12-07 02:00 Europe/Berlin (UTC+01:00)",
-  // or "it never opens in the next 400 days".
-  std::string next;
-};
+using controller::WindowDecision;
 WindowDecision DecideWindow(const ResolvedWindow& w, int64_t now_s);
 
 // PLINTH_IGNORE_WINDOWS=1: every window counts as open.

@@ -16,6 +16,7 @@
 #include "compiler/types/value_json.h"
 #include "runtime/compute/inventory.h"
 #include "runtime/compute/queue.h"
+#include "runtime/controller/clock.h"
 #include "runtime/controller/services.h"
 #include "runtime/io/durable.h"
 #include "runtime/providers/local/compute.h"
@@ -390,6 +391,60 @@ bool Contains(const fs::path& outer, const fs::path& inner) {
   return i == o || (i.size() > o.size() && i.compare(0, o.size(), o) == 0 && i[o.size()] == '/');
 }
 
+// A service's `window` at plan (docs/services.md, "Changes inside a
+// maintenance window"): a change that replaces replicas, or one recorded
+// earlier that still waits (refresh reads rollout_pending from the store),
+// is pending while the window is closed, with a note saying when it opens;
+// inside the window, or with PLINTH_IGNORE_WINDOWS=1, it is rolled out
+// (rollout_pending false). Without a window nothing is pending.
+void PlanServiceWindow(ValueMap& p, const ValueMap* prior, std::vector<std::string>* notes) {
+  const Value* was = prior ? Find(*prior, "rollout_pending") : nullptr;
+  const bool was_pending = was && was->kind() == Value::Kind::Bool && was->as_bool();
+  bool changes = false;
+  if (prior) {
+    for (const char* k : {"version", "command", "env", "secret_env", "port", "user", "reads", "writes"})
+      changes = changes || !SameValue(Find(p, k), Find(*prior, k));
+  }
+  const Value* w = Find(p, "window");
+  const bool has_window = w && w->kind() == Value::Kind::Object;
+  if (!has_window || (!changes && !was_pending)) {
+    if (was) p["rollout_pending"] = Value::Bool(false);
+    return;
+  }
+  if (w->ContainsUnknown()) {  // decided at apply
+    p["rollout_pending"] = Value::Unknown(Type::Bool());
+    return;
+  }
+  std::string error;
+  auto resolved = packages::WindowOf(w->as_object(), &error);
+  if (!resolved) {
+    notes->push_back(error + ": the change is rolled out at apply");
+    p["rollout_pending"] = Value::Bool(false);
+    return;
+  }
+  controller::SystemClock clock;
+  const controller::WindowDecision d = packages::DecideWindow(*resolved, clock.WallMs() / 1000);
+  const Value* version = Find(p, "version");
+  const std::string what =
+      IsKnownString(version) && changes && !SameValue(version, Find(*prior, "version"))
+          ? "version \"" + version->as_string() + "\""
+          : std::string("the change");
+  if (d.open) {
+    p["rollout_pending"] = Value::Bool(false);
+    return;
+  }
+  if (controller::WindowsIgnoredByEnvironment()) {
+    notes->push_back("maintenance window " + resolved->name + " is closed (" + d.next +
+                     "), but PLINTH_IGNORE_WINDOWS=1: apply rolls " + what + " out now");
+    p["rollout_pending"] = Value::Bool(false);
+    return;
+  }
+  p["rollout_pending"] = Value::Bool(true);
+  notes->push_back("rolling out " + what + " waits for maintenance window " + resolved->name + ": " + d.next +
+                   "; apply records it, and the leading controller (or an apply inside the window) rolls it "
+                   "out then");
+}
+
 }  // namespace
 
 // ================================================================ provider
@@ -714,6 +769,11 @@ Result<PlanResponse> LocalProvider::PlanChange(const PlanRequest& request) {
           r.notes.push_back(service_config::RollbackNote(*rb));
       }
     }
+    // A change that replaces replicas waits for the service's maintenance
+    // window: apply records it and it rolls out when the window opens
+    // (docs/services.md, "Changes inside a maintenance window").
+    packages::NormalizeWindowReference(request.config, p);
+    PlanServiceWindow(p, prior, &r.notes);
     // Replicas run as Plinth's user unless `user` says otherwise: say so
     // when that is root (at create, or when user is dropped).
     if (const Value* u = Find(p, "user");

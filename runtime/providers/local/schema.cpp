@@ -362,6 +362,12 @@ ResourceSchema Service() {
       WithDefault(Attr("ready_timeout", Type::Duration(), AttrMode::Optional,
                        "How long apply waits for the replicas to become ready before it fails."),
                   Value::Duration(60000)),
+      Ref("window", "maintenance_window", AttrMode::Optional,
+          "Maintenance window outside which a change that replaces replicas (version, command, env, "
+          "secret_env, port, user, grants) waits: apply records it and the leading controller (or an apply "
+          "inside the window) rolls it out when the window opens. Unset: rolled out at apply."),
+      Attr("rollout_pending", Type::Bool(), AttrMode::Computed,
+           "Whether a change recorded by apply waits for the service's maintenance window."),
       Attr("endpoints", Type::List(Type::String()), AttrMode::Computed,
            "One line per replica, \"<region>/<i> <host>:<port>\", in the order of regions, then i."),
       Attr("replicas_running", Type::Int(), AttrMode::Computed,

@@ -30,6 +30,7 @@
 #include "runtime/controller/services.h"
 #include "runtime/controller/supervisor.h"
 #include "runtime/process/process.h"
+#include "runtime/providers/local/packages.h"
 #include "runtime/providers/local/provider.h"
 #include "runtime/providers/local/region_network.h"
 #include "runtime/providers/local/service.h"
@@ -169,6 +170,11 @@ std::optional<controller::ServiceSpec> SpecFromPlanned(const ValueMap& planned, 
   s.relocate = Text(planned, "on_region_failure") == "relocate";
   std::vector<std::string> ignored;
   s.autoscale = service_config::AutoscaleOf(planned, &ignored);
+  if (const Value* w = Get(planned, "window"); w && w->kind() == Value::Kind::Object) {
+    auto resolved = packages::WindowOf(w->as_object(), error);
+    if (!resolved) return std::nullopt;
+    s.window = controller::ServiceWindow{resolved->name, resolved->window, resolved->zone.name()};
+  }
   return s;
 }
 
@@ -321,6 +327,35 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
     for (auto& [k, v] : recorded)
       if (!secrets.count(k)) secrets[k] = std::move(v);
   }
+  // A change that replaces replicas waits for a closed maintenance window
+  // (docs/services.md, "Changes inside a maintenance window"): recorded as
+  // staged, the replicas go on running what they run.
+  if (!creating && spec->window) {
+    std::optional<controller::ServiceSpec> current = st.Get(spec->id);
+    std::map<std::string, std::string> recorded;
+    if (current && !st.OpenSecrets(spec->id, &recorded, &error)) {
+      process::WipeEnvironment(secrets);
+      return ServiceFail(error);
+    }
+    const bool replaces = current && (controller::ReplacesReplicas(*current, *spec) || recorded != secrets);
+    process::WipeEnvironment(recorded);
+    if (replaces) {
+      controller::SystemClock clock;
+      auto decision = controller::DecideServiceWindow(*spec->window, clock.WallMs() / 1000, &error);
+      if (!decision) {
+        process::WipeEnvironment(secrets);
+        return ServiceFail("maintenance window " + spec->window->name + ": " + error);
+      }
+      if (!decision->open) {
+        if (!st.Stage(*spec, std::move(secrets), clock.WallMs(), &error)) return ServiceFail(error);
+        ValueMap attrs = planned;
+        attrs["rollout_pending"] = Value::Bool(true);
+        ReplicaDriver reader(WorkspaceDir());
+        attrs["replicas_running"] = Value::Number(reader.RunningReplicas(spec->id));
+        return ResourceObject{spec->id, std::move(attrs)};
+      }
+    }
+  }
   std::map<std::string, std::string> for_store = secrets;
   if (!st.Put(*spec, std::move(for_store), &error)) return ServiceFail(error);
   int64_t generation = st.Generation(spec->id);
@@ -370,6 +405,7 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
     deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
     return true;
   };
+  std::string progress;  // the controller's view of the replicas, while it drives them
   // The load balancers in front of the service drain a replica before it is replaced.
   controller::HaproxyGate gate(WorkspaceDir() / "lb", spec->id, clock);
   for (;;) {
@@ -405,9 +441,19 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
       // A replica of the new spec that exited (back-off after an exit or a
       // failed start) or is not ready in time fails the rollout at once; an
       // old one that crashes meanwhile is only replaced.
+      // A rollout of many replicas takes as long as it takes (each replica
+      // has its own ready_timeout, which RolloutFailure checks): this
+      // backstop fires only after ready_timeout without progress.
+      std::string now_replicas;
+      for (const auto& x : snaps)
+        now_replicas += x.id + ":" + std::to_string(x.pid) + (x.ready ? "+ " : "- ");
+      if (now_replicas != progress) {
+        progress = now_replicas;
+        deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+      }
       std::string why = controller::RolloutFailure(sup, running_spec, secrets, st.logs_dir(), clock.WallMs());
       if (why.empty() && std::chrono::steady_clock::now() >= deadline)
-        why = "not ready after " + std::to_string(timeout_s) + "s: " + NotReadyReason(snaps, st.logs_dir());
+        why = "no progress for " + std::to_string(timeout_s) + "s: " + NotReadyReason(snaps, st.logs_dir());
       if (!why.empty()) {
         if (roll_back(why)) continue;
         failure = rolled_back ? RolloutName(rolled_back->version) + " failed (" + rolled_back->reason +
@@ -428,9 +474,16 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
       }
       // No early failure here: the controller restarts and retries, and rolls
       // a rollout back after ready_timeout (then the old version needs its
-      // own time): its state is reported when the wait ends.
+      // own time): its state is reported when the wait ends. A rollout of
+      // many replicas takes as long as it takes: the wait ends only after
+      // 2 x ready_timeout + 10 s without progress (no replica started,
+      // replaced or became ready).
+      if (view && view->replicas != progress) {
+        progress = view->replicas;
+        deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+      }
       if (std::chrono::steady_clock::now() >= deadline + std::chrono::seconds(timeout_s + 10)) {
-        failure = "not ready after " + std::to_string(2 * timeout_s + 10) + "s under the controller (" +
+        failure = "no progress for " + std::to_string(2 * timeout_s + 10) + "s under the controller (" +
                   driver.holder() + "): " +
                   (view ? std::to_string(view->ready) + " of " + std::to_string(view->wanted) +
                               " replicas ready" + (view->failing.empty() ? "" : "; " + view->failing)
@@ -451,6 +504,7 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
   if (!failure.empty()) return ServiceFail(failure);
   ValueMap attrs = planned;
   attrs["replicas_running"] = Value::Number(driver.RunningReplicas(spec->id));
+  if (attrs.count("rollout_pending")) attrs["rollout_pending"] = Value::Bool(false);
   return ResourceObject{spec->id, std::move(attrs)};
 }
 
@@ -463,6 +517,10 @@ Result<std::optional<ResourceObject>> LocalProvider::ReadService(const std::stri
   ReplicaDriver reader(WorkspaceDir());
   ValueMap attrs = prior;
   attrs["replicas_running"] = Value::Number(reader.RunningReplicas(id));
+  // A staged change that the controller (or an apply in its window) has
+  // put in place, or one still waiting.
+  const bool staged = store.value()->Staged(id).has_value();
+  if (staged || attrs.count("rollout_pending")) attrs["rollout_pending"] = Value::Bool(staged);
   return Out(ResourceObject{id, std::move(attrs)});
 }
 
