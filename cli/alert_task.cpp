@@ -11,6 +11,7 @@
 #include "runtime/controller/alertmanager.h"
 #include "runtime/controller/region_faults.h"
 #include "runtime/controller/services.h"
+#include "runtime/io/durable.h"
 #include "runtime/plan/plan.h"
 #include "runtime/providers/external.h"
 #include "runtime/metrics/parse.h"
@@ -248,6 +249,14 @@ controller::TaskResult AlertWatch::Pass(int64_t) {
       for (const metrics::ParsedSample& s : self.samples) window_->Append(s.name, s.labels, now, s.value);
     }
     rules_->Evaluate(*window_, now);
+    // What the targets export, for plan's warning about alert queries that
+    // name a metric none of them does (docs/automation.md, "Alert rules").
+    if (std::vector<std::string> names = window_->Names(); names != recorded_names_) {
+      const json doc = {{"format_version", 1}, {"at_ms", now}, {"names", names}};
+      const char* stage = "write";
+      if (io::WriteFileAtomic(controller_dir_ / "metric-names.json", doc.dump() + "\n", 0600, &stage) == 0)
+        recorded_names_ = std::move(names);
+    }
     std::vector<controller::Alert> alerts = rules_->Notifiable();
     if (notifier_) notifier_->Put(alerts);
     if (!alertmanager_url_.empty() && !alerts.empty()) {

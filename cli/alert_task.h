@@ -85,6 +85,9 @@ class AlertWatch {
   int64_t last_eval_ms_ = 0;
   std::unique_ptr<metrics::Window> window_;
   std::unique_ptr<metrics::Scraper> scraper_;
+  // The metric names last written to metric-names.json (plan warns about
+  // alert queries naming none of them: runtime/engine, "unexported metrics").
+  std::vector<std::string> recorded_names_;
 
   mutable std::mutex mu_;  // guards what Status and Metrics read
   nlohmann::json status_ = nlohmann::json::object();

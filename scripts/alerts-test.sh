@@ -264,6 +264,23 @@ grep -q 'bucket.data uses 0.68' "$tmp/hooks.jsonl" || fail "the BucketCapacity s
 echo "alerts-test: BucketCapacity fired from the storage sweep's metrics and was notified"
 curl --noproxy '*' -s "http://127.0.0.1:$ctl_port/metrics" | grep -q '^plinth_alerts_firing [1-9]' || fail "/metrics lacks plinth_alerts_firing"
 
+# A query naming a metric no target exports: plan says so, located (the
+# controller recorded what its targets exported).
+wait_for '[ -s "$ex/.plinth/default/controller/metric-names.json" ]' 10 || fail "the controller did not record the metric names"
+cp "$ex/main.plinth" "$tmp/main.plinth.good"
+cat >>"$ex/main.plinth" <<'EOF'
+
+alert "Typo" {
+  when = rate(metric("inference_requets_total"), 1m) > 1
+}
+EOF
+"$plinth" plan "$ex" >"$tmp/plan-typo.txt" 2>&1 || fail "plan with a misspelt metric failed: $(cat "$tmp/plan-typo.txt")"
+grep -q 'note: .*main.plinth:[0-9]*:[0-9]*: alert.Typo: no target exported metric "inference_requets_total" when the controller last scraped' "$tmp/plan-typo.txt" ||
+  fail "plan does not point at the misspelt metric: $(cat "$tmp/plan-typo.txt")"
+grep -q 'alert.ModelSlow: no target' "$tmp/plan-typo.txt" && fail "plan warned about a metric the replicas export: $(cat "$tmp/plan-typo.txt")"
+cp "$tmp/main.plinth.good" "$ex/main.plinth"
+echo "alerts-test: plan located the alert query whose metric no target exports"
+
 kill "$load_pid" 2>/dev/null || true
 load_pid=""
 kill "$ctl_pid" 2>/dev/null

@@ -25,6 +25,10 @@ scripts/region-test.sh build/plinth
 # Autoscaled services (docs/automation.md): a wrk ramp scales eu 1 -> 3 and
 # back after the stabilization window; apply never undoes the autoscaler.
 scripts/autoscale-test.sh build/plinth
+# Rolling patches in a maintenance window (docs/services.md): a version waits
+# for its window, the controller rolls it out when it opens under load (no
+# failed request), a bad patch is rolled back, a killed controller resumes.
+scripts/patch-test.sh build/plinth
 # Alerts to a real Alertmanager (docs/automation.md): its API receives them.
 scripts/alertmanager-test.sh build/tests/plinth_unit_tests
 # Alert blocks on the controller (docs/automation.md, "Alert rules"): a p95

@@ -11,12 +11,14 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <fstream>
 #include <unordered_map>
 #include <unordered_set>
 
 #include <openssl/evp.h>
 
 #include "compiler/eval/evaluator.h"
+#include "compiler/rules/metric_query.h"
 #include "compiler/schema/schema.h"
 #include "runtime/exec/executor.h"
 #include "runtime/exec/parallel.h"
@@ -622,6 +624,41 @@ struct Engine::Impl {
            "; nothing was deleted; run plinth plan again";
   }
 
+  // Alert queries that name a metric none of the controller's targets
+  // exported at its last scrape (`<workspace>/controller/metric-names.json`,
+  // written by the controller's alert task): a note each, located, since
+  // such an alert reads "no data" until a target exports it. Nothing when no
+  // controller has scraped yet: then nothing is known.
+  void NoteUnexportedMetrics(const CheckedConfig& config, std::vector<std::string>& notes) const {
+    if (config.alerts.empty()) return;
+    const std::filesystem::path path = std::filesystem::path(o.config_dir) / ".plinth" / o.workspace /
+                                       "controller" / "metric-names.json";
+    std::ifstream in(path);
+    if (!in) return;
+    nlohmann::json doc = nlohmann::json::parse(in, nullptr, false);
+    if (!doc.is_object() || !doc.contains("names") || !doc["names"].is_array()) return;
+    std::set<std::string> names;
+    for (const auto& n : doc["names"])
+      if (n.is_string()) names.insert(n.get<std::string>());
+    std::time_t at = static_cast<std::time_t>(doc.value("at_ms", int64_t{0}) / 1000);
+    char when[32] = "?";
+    std::tm tm{};
+    if (gmtime_r(&at, &tm)) std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    for (const AlertInstance& a : config.alerts) {
+      if (!a.when) continue;
+      std::vector<rules::MetricQuery> queries;
+      rules::CollectMetricQueries(*a.when, queries);
+      std::set<std::string> said;
+      for (const rules::MetricQuery& q : queries) {
+        if (names.count(q.metric) || !said.insert(q.metric).second) continue;
+        notes.push_back(Where(q.range) + ": " + a.name + ": no target exported metric \"" + q.metric +
+                        "\" when the controller last scraped (" + when +
+                        "): the alert reads no data (never 0) until one does; check the name and that the "
+                        "service exports it");
+      }
+    }
+  }
+
   // "main.plinth:3:1", or "" for a range with no file.
   std::string Where(Range range) const {
     if (!range.valid()) return "";
@@ -775,6 +812,7 @@ struct Engine::Impl {
     }
     diags.Append(std::move(*check_diags));
     if (diags.has_errors()) return false;
+    if (!destroy) NoteUnexportedMetrics(config, r.notes);
     r.config_digest = Digest(sources, first_file, o.variable_sources);
     r.outputs = config.outputs;
     if (!hook->imported.empty()) TakeImports(r, config, *hook, prior);

@@ -256,6 +256,15 @@ std::vector<Point> Window::Points(std::string_view name, Labels labels) const {
   return {it->second.points.begin(), it->second.points.end()};
 }
 
+std::vector<std::string> Window::Names() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [name, series] : by_name_)
+    if (!series.empty()) out.push_back(name);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 size_t Window::series_count() const {
   std::lock_guard lock(mu_);
   return series_;

@@ -119,6 +119,8 @@ class Window {
   std::vector<Point> Points(std::string_view name, Labels labels) const;
 
   const WindowOptions& options() const { return options_; }
+  // The metric names that have at least one series, sorted.
+  std::vector<std::string> Names() const;
   size_t series_count() const;
   uint64_t evicted() const;
   uint64_t out_of_order() const;

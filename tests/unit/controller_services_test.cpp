@@ -15,6 +15,7 @@
 #include <random>
 #include <thread>
 
+#include "runtime/controller/actions.h"
 #include "runtime/controller/clock.h"
 #include "runtime/controller/region_faults.h"
 #include "runtime/controller/service_autoscaling.h"
@@ -235,6 +236,155 @@ TEST(ControllerServices, StoreSealsSecretsAndCountsGenerations) {
   ASSERT_TRUE(store->Remove("api", &error)) << error;
   EXPECT_FALSE(store->Get("api"));
   EXPECT_EQ(store->Version(), 3);
+}
+
+TEST(ControllerServices, WindowSurvivesJsonAndSpecsWithoutOneStayUnchanged) {
+  ServiceSpec s = Sleeper(2);
+  EXPECT_FALSE(ServiceJson(s).contains("window"));
+  s.window = ServiceWindow{"nightly", MaintenanceWindow{{1, 2}, 120, 7200, {"2026-12-24"}}, "Europe/Berlin"};
+  ServiceSpec back = ServiceFromJson(ServiceJson(s));
+  ASSERT_TRUE(back.window);
+  EXPECT_EQ(back.window->name, "nightly");
+  EXPECT_EQ(back.window->window.weekdays, (std::vector<int>{1, 2}));
+  EXPECT_EQ(back.window->window.start_minute, 120);
+  EXPECT_EQ(back.window->window.duration_s, 7200);
+  EXPECT_EQ(back.window->window.excluded_dates, std::vector<std::string>{"2026-12-24"});
+  EXPECT_EQ(back.window->timezone, "Europe/Berlin");
+}
+
+TEST(ControllerServices, OnlyProcessChangesReplaceReplicas) {
+  const ServiceSpec a = Sleeper(2);
+  ServiceSpec b = a;
+  b.replicas = 5;
+  b.max_surge = 1;
+  b.readiness = ProbeSpec{};
+  b.window = ServiceWindow{};
+  EXPECT_FALSE(ReplacesReplicas(a, b)) << "counts, probes, rollout numbers and the window replace nothing";
+  auto changed = [&](const std::function<void(ServiceSpec&)>& edit) {
+    ServiceSpec c = a;
+    edit(c);
+    return ReplacesReplicas(a, c);
+  };
+  EXPECT_TRUE(changed([](ServiceSpec& c) { c.version = "v2"; }));
+  EXPECT_TRUE(changed([](ServiceSpec& c) { c.argv.push_back("--fast"); }));
+  EXPECT_TRUE(changed([](ServiceSpec& c) { c.env["MODE"] = "x"; }));
+  EXPECT_TRUE(changed([](ServiceSpec& c) { c.secret_names = {"TOKEN"}; }));
+  EXPECT_TRUE(changed([](ServiceSpec& c) { c.port = 20200; }));
+  EXPECT_TRUE(changed([](ServiceSpec& c) { c.user = "nobody"; }));
+  EXPECT_TRUE(changed([](ServiceSpec& c) { c.buckets.push_back({"data", "/srv/data", false}); }));
+}
+
+TEST(ControllerServices, AServicesWindowDecidesInItsZone) {
+  // Daily 02:00-04:00 in Berlin (UTC+1 in December): 2026-12-07 01:30 UTC is
+  // 02:30 there (open); 04:30 UTC is 05:30 (closed, next the day after).
+  ServiceWindow w{"nightly", MaintenanceWindow{{}, 120, 7200, {}}, "Europe/Berlin"};
+  std::string error;
+  const int64_t open_at = 1796607000;    // 2026-12-07T01:30:00Z
+  const int64_t closed_at = 1796617800;  // 2026-12-07T04:30:00Z
+  auto open = DecideServiceWindow(w, open_at, &error);
+  ASSERT_TRUE(open) << error;
+  EXPECT_TRUE(open->open);
+  auto closed = DecideServiceWindow(w, closed_at, &error);
+  ASSERT_TRUE(closed) << error;
+  EXPECT_FALSE(closed->open);
+  EXPECT_EQ(closed->next, "next opens 2026-12-08 02:00 Europe/Berlin (UTC+01:00)");
+  ::setenv("PLINTH_IGNORE_WINDOWS", "1", 1);
+  auto ignored = DecideServiceWindow(w, closed_at, &error);
+  ::unsetenv("PLINTH_IGNORE_WINDOWS");
+  ASSERT_TRUE(ignored);
+  EXPECT_TRUE(ignored->open);
+  w.timezone = "Europe/Berln";
+  EXPECT_FALSE(DecideServiceWindow(w, closed_at, &error));
+  EXPECT_NE(error.find("Europe/Berln"), std::string::npos) << error;
+}
+
+TEST(ControllerServices, AStagedChangeWaitsUntilPromotedAndAPutDropsIt) {
+  TempDir tmp;
+  std::string error;
+  auto store = ServiceStore::Open(tmp.path() / "services", tmp.path() / "workspace.key", true, &error);
+  ASSERT_TRUE(store) << error;
+  ServiceSpec v1 = Sleeper(2);
+  v1.version = "v1";
+  ServiceSpec v2 = v1;
+  v2.version = "v2";
+  EXPECT_FALSE(store->Stage(v2, {}, 1000, &error)) << "a service not recorded yet is never staged";
+  EXPECT_NE(error.find("not recorded"), std::string::npos) << error;
+  ASSERT_TRUE(store->Put(v1, {{"TOKEN", "old-s3cret"}}, &error)) << error;
+  const int64_t g1 = store->Generation("api");
+  const int64_t version_before = store->Version();
+  ASSERT_TRUE(store->Stage(v2, {{"TOKEN", "new-s3cret"}}, 1234, &error)) << error;
+  // Staging moves the store's version (a polling controller looks again) but not the generation.
+  EXPECT_GT(store->Version(), version_before);
+  EXPECT_EQ(store->Generation("api"), g1);
+  EXPECT_EQ(store->Get("api")->version, "v1");
+  auto staged = store->Staged("api");
+  ASSERT_TRUE(staged);
+  EXPECT_EQ(staged->spec.version, "v2");
+  EXPECT_EQ(staged->at_ms, 1234);
+  std::map<std::string, std::string> secrets;
+  ASSERT_TRUE(store->OpenSecrets("api", &secrets, &error)) << error;
+  EXPECT_EQ(secrets.at("TOKEN"), "old-s3cret");
+  for (const char* f : {"services.db", "services.db-wal"})
+    if (fs::exists(tmp.path() / "services" / f)) {
+      EXPECT_EQ(ReadFile(tmp.path() / "services" / f).find("new-s3cret"), std::string::npos) << f;
+    }
+  // Promote: a new generation with the staged spec and secrets; the old one is the previous.
+  int64_t g2 = 0;
+  ASSERT_TRUE(store->Promote("api", &g2, &error)) << error;
+  EXPECT_GT(g2, g1);
+  EXPECT_EQ(store->Generation("api"), g2);
+  EXPECT_EQ(store->Get("api")->version, "v2");
+  EXPECT_FALSE(store->Staged("api"));
+  ASSERT_TRUE(store->OpenSecrets("api", &secrets, &error)) << error;
+  EXPECT_EQ(secrets.at("TOKEN"), "new-s3cret");
+  PreviousSpec previous;
+  ASSERT_TRUE(store->Previous("api", &previous, &error)) << error;
+  EXPECT_EQ(previous.spec.version, "v1");
+  EXPECT_EQ(previous.secrets.at("TOKEN"), "old-s3cret");
+  error.clear();
+  EXPECT_FALSE(store->Promote("api", &g2, &error)) << "nothing staged";
+  EXPECT_TRUE(error.empty()) << error;
+  // A Put (the configuration went back, or the window opened at apply) drops what was staged.
+  ServiceSpec v3 = v1;
+  v3.version = "v3";
+  ASSERT_TRUE(store->Stage(v3, {}, 2000, &error)) << error;
+  ASSERT_TRUE(store->Put(v2, {{"TOKEN", "new-s3cret"}}, &error)) << error;
+  EXPECT_FALSE(store->Staged("api"));
+  EXPECT_EQ(store->Get("api")->version, "v2");
+}
+
+TEST(ControllerServices, TheActionLogKeepsActionsInOrderAndFiltersBySubject) {
+  TempDir tmp;
+  std::string error;
+  const fs::path path = tmp.path() / "controller" / "actions.db";
+  EXPECT_FALSE(ActionLog::Open(path, false, &error));
+  auto log = ActionLog::Open(path, true, &error);
+  ASSERT_TRUE(log) << error;
+  ASSERT_TRUE(log->Record({0, 1000, "rollout", "service.api", "version \"v2\" (generation 4)",
+                           "maintenance window nightly is open"},
+                          &error))
+      << error;
+  ASSERT_TRUE(log->Record({0, 2000, "scale", "service.web", "eu: 1 -> 3", "requests_per_second = 60"}, &error));
+  ASSERT_TRUE(log->Record({0, 3000, "rollback", "service.api", "version \"v3\"", "replica api.eu.0 exited"},
+                          &error));
+  auto all = log->List();
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].kind, "rollout");
+  EXPECT_EQ(all[2].kind, "rollback");
+  EXPECT_LT(all[0].seq, all[1].seq);
+  auto api = log->List("service.api");
+  ASSERT_EQ(api.size(), 2u);
+  EXPECT_EQ(api[1].reason, "replica api.eu.0 exited");
+  auto last = log->List("", 1);
+  ASSERT_EQ(last.size(), 1u);
+  EXPECT_EQ(last[0].kind, "rollback");
+  EXPECT_EQ(ActionJson(last[0])["subject"], "service.api");
+  // Reopened, it keeps them; the file is private.
+  log.reset();
+  log = ActionLog::Open(path, false, &error);
+  ASSERT_TRUE(log) << error;
+  EXPECT_EQ(log->List().size(), 3u);
+  EXPECT_EQ(fs::status(path).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
 }
 
 class ControllerServicesReconcile : public ::testing::Test {
