@@ -2,6 +2,8 @@
 #include "cli/drift_task.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <utility>
@@ -11,6 +13,7 @@
 #include "compiler/source/source.h"
 #include "runtime/engine/drift.h"
 #include "runtime/engine/engine.h"
+#include "runtime/controller/actions.h"
 
 namespace plinth::cli {
 
@@ -92,6 +95,28 @@ controller::TaskResult DriftWatch::Pass(int64_t) {
     findings.push_back(std::move(f));
   }
 
+  // Changes apply recorded while their maintenance window was closed, due
+  // now that it is open (DueInWindow): applied with the corrections.
+  struct Due {
+    std::string address, detail, window;
+    bool applied = false;
+    std::string error;
+  };
+  std::vector<Due> due;
+  for (const runtime::PlannedResource& pr : planned.plan.resources) {
+    if (!runtime::DueInWindow(pr)) continue;
+    Due d{pr.address, "", "", false, ""};
+    for (const runtime::AttributeChange& c : pr.changes)
+      d.detail += (d.detail.empty() ? "" : ", ") + c.name + " " + c.before.ToString() + " -> " + c.after.ToString();
+    if (auto w = pr.planned.find("window"); w != pr.planned.end() && w->second.kind() == Value::Kind::Object) {
+      auto name = w->second.as_object().find("name");
+      if (name != w->second.as_object().end() && name->second.kind() == Value::Kind::String)
+        d.window = name->second.as_string();
+    }
+    if (std::find(targets.begin(), targets.end(), pr.address) == targets.end()) targets.push_back(pr.address);
+    due.push_back(std::move(d));
+  }
+
   // Corrections: the plan restricted to the opted-in addresses, applied as
   // `plinth apply --target` does, under the workspace lock.
   std::string skipped;
@@ -136,6 +161,15 @@ controller::TaskResult DriftWatch::Pass(int64_t) {
       } else if (!applied.errors.empty()) {
         whole_error = "not corrected: " + applied.errors.front();
       }
+      for (Due& d : due) {
+        if (finished.count(d.address) && !applied.cancelled) {
+          d.applied = true;
+        } else if (auto it = failed.find(d.address); it != failed.end()) {
+          d.error = it->second;
+        } else {
+          d.error = whole_error.empty() ? "not applied: the apply did not change it" : whole_error;
+        }
+      }
       for (DriftFinding& f : findings) {
         if (!wanted.count(f.address)) continue;
         if (finished.count(f.address) && !applied.cancelled) {
@@ -149,6 +183,28 @@ controller::TaskResult DriftWatch::Pass(int64_t) {
       }
     }
   }
+  // Each change applied in its window is an automatic action (plinth history).
+  size_t applied_in_window = 0;
+  json in_window = json::array();
+  for (Due& d : due) {
+    const std::string reason =
+        "maintenance window " + (d.window.empty() ? std::string("?") : d.window) + " is open; recorded by apply";
+    if (d.applied) {
+      ++applied_in_window;
+      std::fprintf(stderr, "controller: %s: apply %s (%s)\n", d.address.c_str(), d.detail.c_str(), reason.c_str());
+      std::string e;
+      auto log = controller::ActionLog::Open(
+          std::filesystem::path(options_.dir) / ".plinth" / options_.workspace / "controller" / "actions.db", true, &e);
+      if (!log || !log->Record({0, clock_.WallMs(), "apply", d.address, d.detail, reason}, &e))
+        d.error = "applied, but not recorded: " + e;
+    }
+    in_window.push_back({{"address", runtime::EscapeControls(d.address)},
+                         {"change", runtime::EscapeControls(d.detail)},
+                         {"window", d.window},
+                         {"applied", d.applied},
+                         {"error", runtime::EscapeControls(d.error)}});
+  }
+
   // Status quotes addresses (for_each keys) and provider messages: never raw.
   for (DriftFinding& f : findings) {
     f.address = runtime::EscapeControls(f.address);
@@ -169,6 +225,10 @@ controller::TaskResult DriftWatch::Pass(int64_t) {
     result.summary = std::to_string(drifted) + (drifted == 1 ? " resource" : " resources") +
                      " changed outside Plinth, " + std::to_string(corrected) + " corrected";
   }
+  in_window_ = std::move(in_window);
+  if (applied_in_window > 0)
+    result.summary += "; " + std::to_string(applied_in_window) +
+                      (applied_in_window == 1 ? " change" : " changes") + " applied in its maintenance window";
   if (!skipped_.empty()) result.summary += "; " + skipped_;
   return result;
 }
@@ -190,6 +250,7 @@ json DriftWatch::Status() const {
           {"checks", checks_},
           {"corrections", corrections_},
           {"resources", resources},
+          {"in_window", in_window_},
           {"skipped", skipped_},
           {"last_error", last_error_}};
 }

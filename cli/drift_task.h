@@ -8,6 +8,11 @@
 // names of the attributes that differ (never their values: they may be
 // secret), whether the plan would change the resource, and its action.
 //
+// Changes apply recorded while their maintenance window was closed (a
+// package's pinned version: runtime::DueInWindow) are applied the same way
+// once the window is open, and recorded as automatic actions (plinth
+// history; controller/actions.db).
+//
 // Correction, opt-in only: drifted resources whose lifecycle sets
 // `correct_drift = true` (or, for a config_file, `drift = "correct"`:
 // runtime::OptsInToCorrection) and whose plan is an in-place update are applied
@@ -84,6 +89,9 @@ class DriftWatch {
 
   mutable std::mutex mu_;  // guards everything below
   std::vector<DriftFinding> findings_;
+  // Changes due in their maintenance window at the last check (DueInWindow):
+  // [{address, change, window, applied, error}].
+  nlohmann::json in_window_ = nlohmann::json::array();
   int64_t checked_at_ms_ = 0;  // wall time of the last check that completed; 0: none
   int64_t checks_ = 0, corrections_ = 0;
   std::string skipped_;     // why the last check's corrections did not run (the lock was held)

@@ -9,6 +9,9 @@
 #   - upgrade to 1.1-1 and hold it;
 #   - ask for 1.0-1 in a closed window: the plan notes the wait, apply leaves
 #     1.1-1, and plans stay the same; destroy is refused there;
+#   - ask for 1.0-1 in a window that opens at the next minute: apply leaves
+#     1.1-1, and the controller (drift task) makes the change once the window
+#     opens, recorded in plinth history;
 #   - downgrade to 1.0-1 in the open window;
 #   - see the package removed outside Plinth as drift and install it again;
 #   - install from a .deb file (source);
@@ -17,6 +20,7 @@
 # failure. Usage: scripts/package-test.sh build/plinth
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tests/fixtures/lib.sh
 plinth=$(realpath "${1:-build/plinth}")
 if [ "$(id -u)" -ne 0 ]; then
   echo "package-test: skipped: installing Debian packages needs root (run as root: scripts/package-test.sh $1)"
@@ -28,7 +32,9 @@ done
 pkg=plinth-test-pkg
 tmp=$(mktemp -d)
 chmod 755 "$tmp"  # apt's _apt user reads the repository
+ctl_pid=""
 cleanup() {
+  [ -n "$ctl_pid" ] && kill -9 "$ctl_pid" 2>/dev/null
   apt-mark unhold "$pkg" >/dev/null 2>&1 || true
   dpkg --purge "$pkg" >/dev/null 2>&1 || true
   rm -rf "$tmp"
@@ -95,6 +101,12 @@ maintenance_window "always" {
   duration = 24h
 }
 
+maintenance_window "soon" {
+  start    = "${soon_start:-00:00}"
+  duration = 30m
+  timezone = "UTC"
+}
+
 maintenance_window "closed" {
   days     = "$closed_day"
   start    = "12:00"
@@ -150,6 +162,32 @@ fi
 grep -q "removing $pkg 1.1-1 waits for maintenance window closed" "$tmp/destroy.txt" ||
   fail "destroy outside the window does not say why it is refused: $(cat "$tmp/destroy.txt")"
 expect_installed "hold ok installed 1.1-1" "after a refused destroy"
+
+# 3b. A window that opens at the next minute (at least 20 s away): apply
+# records the change, and the controller makes it once the window is open.
+read -r soon_start soon_epoch < <(python3 -c 'import time; t = time.time() + 20; t = (int(t) // 60 + 1) * 60
+print(time.strftime("%H:%M", time.gmtime(t)), t)')
+config soon 1.0-1 "hold = true"
+apply "window opening soon"
+expect_installed "hold ok installed 1.1-1" "after an apply before the window opened"
+"$plinth" controller "$ws" --interval=1s --drift-interval=2s --listen="127.0.0.1:$(free_port)" >"$tmp/controller.log" 2>&1 &
+ctl_pid=$!
+while [ "$(date +%s)" -lt $((soon_epoch - 2)) ]; do
+  expect_installed "hold ok installed 1.1-1" "before the window opened (controller running)"
+  sleep 1
+done
+wait_for '[ "$(installed)" = "hold ok installed 1.0-1" ]' 60 ||
+  fail "the controller did not make the change when the window opened: $(installed); $(tail -5 "$tmp/controller.log")"
+echo "package-test: the controller downgraded $pkg $(($(date +%s) - soon_epoch)) s after its window opened"
+kill "$ctl_pid"
+wait "$ctl_pid" 2>/dev/null || true
+ctl_pid=""
+"$plinth" history --dir="$ws" package.test >"$tmp/history.txt" 2>&1 || fail "plinth history failed: $(cat "$tmp/history.txt")"
+grep -q 'auto     package.test: apply installed "1.1-1" -> "1.0-1"' "$tmp/history.txt" &&
+  grep -q 'because maintenance window soon is open; recorded by apply' "$tmp/history.txt" ||
+  fail "plinth history lacks the controller's change: $(cat "$tmp/history.txt")"
+plan "after the controller's change"
+grep -q "No changes" "$tmp/plan.txt" || fail "the plan after the controller's change is not empty: $(cat "$tmp/plan.txt")"
 
 # 4. The window opens: the deferred downgrade happens.
 config always 1.0-1 "hold = true"

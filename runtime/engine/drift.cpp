@@ -44,4 +44,13 @@ std::string ChangesBeyond(const Plan& plan, const std::set<std::string>& wanted)
   return beyond;
 }
 
+bool DueInWindow(const PlannedResource& planned) {
+  if (planned.type != "package" || planned.action != Action::Update || planned.changes.empty()) return false;
+  auto w = planned.planned.find("window");
+  if (w == planned.planned.end() || w->second.is_null()) return false;
+  for (const AttributeChange& c : planned.changes)
+    if (c.name != "installed" && c.name != "held") return false;
+  return true;
+}
+
 }  // namespace plinth::runtime

@@ -37,6 +37,15 @@ bool OptsInToCorrection(const PlannedResource& planned);
 // found `drift`; null when the configuration no longer has it.
 DriftDecision DecideDrift(const DriftedResource& drift, const PlannedResource* planned);
 
+// Whether `planned` is a change that apply recorded while its maintenance
+// window was closed and that is due now the window is open: a `package`
+// with a `window` whose plan is an in-place update of what dpkg reports
+// (`installed`, `held`) only, its configuration unchanged since apply
+// recorded it (docs/packages.md, "Changes happen only inside the window").
+// The controller's drift task applies such changes (an edit nobody has
+// applied yet changes configuration attributes too, and is left alone).
+bool DueInWindow(const PlannedResource& planned);
+
 // The changes of `plan` other than in-place updates of `wanted` addresses
 // (creates, deletes, replacements, moves, imports, other addresses), as
 // "marker.x (create), bucket.y (delete)"; "" when there are none.
