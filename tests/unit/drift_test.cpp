@@ -83,5 +83,32 @@ TEST(DriftRules, ATargetedPlanMayOnlyUpdateTheWantedAddresses) {
   EXPECT_EQ(ChangesBeyond(importing, {"marker.a"}), "marker.a (import \"m/a\")");
 }
 
+// A package change apply recorded while its window was closed is due once
+// the plan (inside the window) changes only what dpkg reports; an edit not
+// applied yet, a package without a window, or another type is not.
+TEST(DriftRules, OnlyARecordedPackageChangeIsDueInItsWindow) {
+  PlannedResource due = Planned("package.htop", Action::Update, false, "package");
+  due.planned["window"] = Value::Object({{"name", Value::String("nightly")}});
+  due.changes.push_back({"installed", Value::String("1.0-1"), Value::String("1.1-1"), false});
+  due.changes.push_back({"held", Value::Bool(false), Value::Bool(true), false});
+  EXPECT_TRUE(DueInWindow(due));
+  PlannedResource edited = due;
+  edited.changes.push_back({"version", Value::String("1.0-1"), Value::String("1.1-1"), false});
+  EXPECT_FALSE(DueInWindow(edited)) << "an edit nobody applied";
+  PlannedResource no_window = due;
+  no_window.planned.erase("window");
+  EXPECT_FALSE(DueInWindow(no_window));
+  PlannedResource nothing = due;
+  nothing.action = Action::NoOp;
+  nothing.changes.clear();
+  EXPECT_FALSE(DueInWindow(nothing));
+  PlannedResource other = due;
+  other.type = "config_file";
+  EXPECT_FALSE(DueInWindow(other));
+  PlannedResource replace = due;
+  replace.action = Action::Replace;
+  EXPECT_FALSE(DueInWindow(replace));
+}
+
 }  // namespace
 }  // namespace plinth::runtime
