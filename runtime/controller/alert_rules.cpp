@@ -1,5 +1,6 @@
 #include "runtime/controller/alert_rules.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -251,6 +252,49 @@ BuiltinAlerts StorageAlerts(const CheckedConfig& config, SourceManager& sources,
     }
   }
   return out;
+}
+
+void AddServiceAlerts(const CheckedConfig& config, SourceManager& sources, Diagnostics& diags,
+                      BuiltinAlerts* out) {
+  for (const ResourceInstance& r : config.resources) {
+    if (r.type != "service") continue;
+    const std::string service = r.name;
+    auto regions = r.attributes.find("regions");
+    auto replicas = r.attributes.find("replicas");
+    if (regions == r.attributes.end() || regions->second.kind() != Value::Kind::List) continue;
+    int slots = replicas != r.attributes.end() && replicas->second.kind() == Value::Kind::Number
+                    ? static_cast<int>(replicas->second.as_number())
+                    : 1;
+    if (auto as = r.attributes.find("autoscale"); as != r.attributes.end() && as->second.kind() == Value::Kind::Object) {
+      auto max = as->second.as_object().find("max");
+      if (max != as->second.as_object().end() && max->second.kind() == Value::Kind::Number)
+        slots = std::max(slots, static_cast<int>(max->second.as_number()));
+    }
+    slots = std::clamp(slots, 0, 1000);
+    for (const Value& region : regions->second.as_list()) {
+      if (region.kind() != Value::Kind::Object) continue;
+      auto name = region.as_object().find("name");
+      if (name == region.as_object().end() || name->second.kind() != Value::Kind::String) continue;
+      for (int i = 0; i < slots; ++i) {
+        const std::string replica = service + "." + name->second.as_string() + "." + std::to_string(i);
+        const std::string condition = "increase(metric(\"plinth_service_replica_restarts_total\", {service = " +
+                                      nlohmann::json(service).dump() + ", replica = " +
+                                      nlohmann::json(replica).dump() + "}), 10m) >= 3";
+        const SourceFile& file = sources.Add("<service alerts>", condition);
+        ast::ExprPtr expr = ParseExpression(file, diags);
+        if (!expr) continue;
+        AlertInstance a;
+        a.alertname = "ReplicaFlapping";
+        a.name = "service.ReplicaFlapping[" + nlohmann::json(replica).dump() + "]";
+        a.when = expr.get();
+        a.severity = "warning";
+        a.labels = {{"service", service}, {"replica", replica}};
+        a.annotations = {{"summary", "replica " + replica + " was restarted {{ $value }} times in 10 minutes"}};
+        out->exprs.push_back(std::move(expr));
+        out->alerts.push_back(std::move(a));
+      }
+    }
+  }
 }
 
 void CheckAlertRules(const std::vector<AlertInstance>& alerts, Diagnostics& diags) {

@@ -100,6 +100,15 @@ struct BuiltinAlerts {
 };
 BuiltinAlerts StorageAlerts(const CheckedConfig& config, SourceManager& sources, Diagnostics& diags);
 
+// Self-healing's alert for services (docs/automation.md, "Built-in
+// alerts"): one ReplicaFlapping per replica slot of each service of
+// `config` (regions x replicas, or x autoscale.max), firing while
+// increase(plinth_service_replica_restarts_total{service, replica}[10m])
+// >= 3 — the controller restarted it three times in ten minutes — with
+// labels service, replica and severity = "warning". Appended to `out`.
+void AddServiceAlerts(const CheckedConfig& config, SourceManager& sources, Diagnostics& diags,
+                      BuiltinAlerts* out);
+
 // Type-checks the alerts' conditions (what `plinth validate` does).
 void CheckAlertRules(const std::vector<AlertInstance>& alerts, Diagnostics& diags);
 

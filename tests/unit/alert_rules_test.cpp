@@ -206,6 +206,54 @@ receiver "r" {
   EXPECT_EQ(c.receivers[0].hmac_secret, "");
 }
 
+// Self-healing's alert: a replica the controller restarted three times in
+// ten minutes fires ReplicaFlapping, per replica slot (autoscale.max counts).
+TEST_F(AlertRulesTest, AReplicaRestartedThreeTimesInTenMinutesIsFlapping) {
+  CheckedConfig c = Run(R"(
+region "eu" {}
+service "api" {
+  regions  = [region.eu]
+  replicas = 1
+  port     = 20100
+  command  = ["sleep", "600"]
+  autoscale {
+    min = 1
+    max = 2
+    target "requests_per_second" {
+      average = 10
+    }
+  }
+}
+)");
+  ASSERT_FALSE(diags_->has_errors()) << Text();
+  Diagnostics d;
+  controller::BuiltinAlerts b;
+  controller::AddServiceAlerts(c, *sources_, d, &b);
+  ASSERT_FALSE(d.has_errors());
+  ASSERT_EQ(b.alerts.size(), 2u);
+  EXPECT_EQ(b.alerts[1].labels.at("replica"), "api.eu.1");
+  EXPECT_EQ(b.alerts[1].alertname, "ReplicaFlapping");
+  std::string error;
+  auto rules = controller::AlertRules::Compile(b.alerts, d, &error);
+  ASSERT_TRUE(rules) << error;
+  metrics::Window w;
+  const int64_t t0 = 1'000'000'000;
+  for (int i = 0; i <= 4; ++i) {
+    const int64_t t = t0 + i * 60'000;
+    w.Append("plinth_service_replica_restarts_total", {{"replica", "api.eu.0"}, {"service", "api"}}, t, 1);
+    w.Append("plinth_service_replica_restarts_total", {{"replica", "api.eu.1"}, {"service", "api"}}, t, i);
+  }
+  rules->Evaluate(w, t0 + 4 * 60'000);
+  const nlohmann::json st = rules->Status();
+  ASSERT_EQ(st.size(), 2u);
+  EXPECT_EQ(st[0]["state"], "inactive") << st.dump();
+  EXPECT_EQ(st[1]["state"], "firing") << st.dump();
+  std::vector<controller::Alert> firing = rules->Notifiable();
+  ASSERT_EQ(firing.size(), 1u);
+  EXPECT_EQ(firing[0].labels.at("replica"), "api.eu.1");
+  EXPECT_EQ(firing[0].annotations.at("summary"), "replica api.eu.1 was restarted 4 times in 10 minutes");
+}
+
 TEST(MetricQuery, KeysAndPromQL) {
   SourceManager sources;
   Diagnostics diags;
