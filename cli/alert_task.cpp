@@ -67,6 +67,7 @@ bool AlertWatch::Reload(std::string* error) {
   CheckOptions co = ConfigCheckOptions(VariableSourcesOf(options_), external);
   auto config = std::make_unique<CheckedConfig>(Check(options_.dir, *sources, diags, co));
   if (!diags.has_errors()) controller::CheckAlertRules(config->alerts, diags);
+  if (!diags.has_errors()) controller::CheckScaleRules(*config, diags);
   if (diags.has_errors()) {
     *error = "the configuration has errors: " + FirstError(diags, *sources);
     return false;
@@ -90,6 +91,19 @@ bool AlertWatch::Reload(std::string* error) {
       *error = rules ? "the configuration has errors: " + FirstError(diags, *sources) : why;
       return false;
     }
+  }
+  // Scale rules: conditions of their own set, never notified.
+  std::unique_ptr<controller::AlertRules> scale_rules;
+  std::vector<std::string> scale_services;
+  if (!config->scale_rules.empty()) {
+    std::vector<AlertInstance> conditions = controller::ScaleRuleConditions(config->scale_rules);
+    std::string why;
+    scale_rules = controller::AlertRules::Compile(conditions, diags, &why);
+    if (!scale_rules || diags.has_errors()) {
+      *error = scale_rules ? "the configuration has errors: " + FirstError(diags, *sources) : why;
+      return false;
+    }
+    for (const AlertInstance& c : conditions) scale_services.push_back(c.labels.at("service"));
   }
   // Receivers and routes. Without a notification block, alerts go to the
   // first receiver (when there is one) with Alertmanager's defaults.
@@ -145,6 +159,8 @@ bool AlertWatch::Reload(std::string* error) {
   notifier_.reset();
   notifier_ = std::move(notifier);
   rules_ = std::move(rules);
+  scale_rules_ = std::move(scale_rules);
+  scale_services_ = std::move(scale_services);
   builtin_ = std::move(builtin);
   alertmanager_url_ = n.alertmanager_url;
   interval_ms_ = n.declared ? n.evaluation_interval_ms : 15'000;
@@ -231,7 +247,8 @@ controller::TaskResult AlertWatch::Pass(int64_t) {
     result.error = load_error;
     return result;
   }
-  if (!rules_ && !notifier_) {
+  if (!rules_ && !notifier_ && !scale_rules_) {
+    if (votes_) votes_->Set({});
     std::lock_guard<std::mutex> lock(mu_);
     last_error_ = load_error;
     status_ = {{"rules", json::array()}, {"summary", "no alert blocks in " + options_.dir}};
@@ -241,7 +258,7 @@ controller::TaskResult AlertWatch::Pass(int64_t) {
     return result;
   }
   // Evaluate once per evaluation interval; the notifier's timers run every pass.
-  if (rules_ && now - last_eval_ms_ >= interval_ms_) {
+  if ((rules_ || scale_rules_) && now - last_eval_ms_ >= interval_ms_) {
     last_eval_ms_ = now;
     SetTargets();
     scraper_->Scrape();
@@ -250,7 +267,31 @@ controller::TaskResult AlertWatch::Pass(int64_t) {
       metrics::ParseResult self = metrics::ParseExposition(self_metrics_());
       for (const metrics::ParsedSample& s : self.samples) window_->Append(s.name, s.labels, now, s.value);
     }
-    rules_->Evaluate(*window_, now);
+    if (rules_) rules_->Evaluate(*window_, now);
+    // Scale rules' verdicts, as votes per service (scale_rule.x.up/.down).
+    if (scale_rules_) {
+      scale_rules_->Evaluate(*window_, now);
+      const json st = scale_rules_->Status();
+      std::map<std::string, std::vector<controller::ScaleVote>> votes;
+      std::map<std::string, controller::ScaleVote> by_rule;
+      std::map<std::string, std::string> service_of;
+      std::map<std::string, bool> decided;  // by rule: at least one condition had data
+      for (size_t i = 0; i < st.size() && i < scale_services_.size(); ++i) {
+        const std::string name = st[i].value("address", "");
+        const bool down = name.size() > 5 && name.compare(name.size() - 5, 5, ".down") == 0;
+        const std::string rule = name.substr(0, name.size() - (down ? 5 : 3));
+        controller::ScaleVote& v = by_rule[rule];
+        v.rule = rule;
+        v.at_ms = now;
+        service_of[rule] = scale_services_[i];
+        const bool no_data = st[i].value("no_data", false);
+        (down ? v.down : v.up) = !no_data && st[i].value("state", "") == "firing";
+        decided[rule] = decided[rule] || !no_data;
+      }
+      for (auto& [rule, v] : by_rule) v.no_data = !decided[rule];
+      for (auto& [rule, v] : by_rule) votes[service_of[rule]].push_back(v);
+      if (votes_) votes_->Set(std::move(votes));
+    }
     // What the targets export, for plan's warning about alert queries that
     // name a metric none of them does (docs/automation.md, "Alert rules").
     if (std::vector<std::string> names = window_->Names(); names != recorded_names_) {
@@ -285,6 +326,7 @@ controller::TaskResult AlertWatch::Pass(int64_t) {
   last_error_ = load_error;
   status_ = json::object();
   status_["rules"] = rules_ ? rules_->Status() : json::array();
+  if (scale_rules_) status_["scale_rules"] = scale_rules_->Status();
   status_["targets"] = std::move(targets);
   status_["evaluation_interval_ms"] = interval_ms_;
   if (notifier_) {

@@ -37,6 +37,7 @@
 #include "runtime/controller/clock.h"
 #include "runtime/controller/controller.h"
 #include "runtime/controller/notify.h"
+#include "runtime/controller/service_autoscaling.h"
 #include "runtime/metrics/exposition.h"
 #include "runtime/metrics/scrape.h"
 
@@ -52,6 +53,10 @@ class AlertWatch {
   // The controller's own metrics, read at every evaluation (set once the
   // controller exists; unset: not read).
   void SetSelfMetrics(std::function<std::string()> self) { self_metrics_ = std::move(self); }
+
+  // Where to publish the scale rules' votes after each evaluation (the
+  // service supervision task reads them); must outlive this object.
+  void SetScaleVotes(controller::ScaleVotes* votes) { votes_ = votes; }
 
   // A task that evaluates every `every`; the notification block's
   // evaluation_interval overrides it once the configuration is loaded
@@ -78,6 +83,11 @@ class AlertWatch {
   std::unique_ptr<SourceManager> sources_;
   std::unique_ptr<CheckedConfig> config_;
   std::unique_ptr<controller::AlertRules> rules_;
+  // The scale_rule blocks' conditions (ScaleRuleConditions): evaluated with
+  // the alerts, never notified; their verdicts go to votes_.
+  std::unique_ptr<controller::AlertRules> scale_rules_;
+  std::vector<std::string> scale_services_;  // per condition of scale_rules_, its service
+  controller::ScaleVotes* votes_ = nullptr;
   controller::BuiltinAlerts builtin_;  // the storage alerts' conditions (rules_ points into them)
   std::unique_ptr<controller::Notifier> notifier_;
   std::string alertmanager_url_;

@@ -133,6 +133,7 @@ int Validate(const Options& o, bool inspect) {
   CheckedConfig config = Check(dir, sources, diags, co);
   if (!diags.has_errors()) runtime::CheckPolicies(config.policies, diags);
   if (!diags.has_errors()) controller::CheckAlertRules(config.alerts, diags);
+  if (!diags.has_errors()) controller::CheckScaleRules(config, diags);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   std::vector<Diagnostic> sorted = diags.Sorted(sources);
   bool ok = !diags.has_errors();

@@ -159,6 +159,10 @@ int Controller(const Options& options) {
   // metrics, notifications to its receivers (cli/alert_task.h). The task
   // runs every pass; it evaluates once per evaluation_interval.
   AlertWatch alerts(o, clock, ControllerDir(o));
+  // Scale rules: the alert task evaluates them, the services task scales by them.
+  controller::ScaleVotes scale_votes;
+  alerts.SetScaleVotes(&scale_votes);
+  services.SetScaleVotes(&scale_votes);
   tasks.push_back(alerts.Task(std::chrono::milliseconds(interval_ms)));
 
   auto ctl = std::make_unique<controller::Controller>(co, clock, std::move(tasks));

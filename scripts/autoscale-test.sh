@@ -11,7 +11,10 @@
 #    never undoes the autoscaler); the plan is empty;
 #  - when the load stops, eu keeps 3 replicas for the stabilization window
 #    (checked half-way) and then goes back to 1;
-#  - /metrics has plinth_service_autoscale_replicas.
+#  - /metrics has plinth_service_autoscale_replicas;
+#  - a scale_rule on eu's p95 latency scales it 1 -> 3 under slow requests
+#    that the request-rate target alone would leave at 1; plinth history
+#    shows the steps with the rule as their reason.
 # Every process it started is stopped by the trap, whatever happened.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,7 +68,7 @@ s = s.replace("  replicas = 2\n  port     = 20100\n", """  replicas = 1
     }
   }
 """)
-s = s.replace('    WARMUP_SECONDS = "1"', '    WARMUP_SECONDS = "1"\n    PLINTH_AUTOSCALE_TEST = "%s"' % mark)
+s = s.replace('    WARMUP_SECONDS = "1"', '    WARMUP_SECONDS = "1"\n    PLINTH_AUTOSCALE_TEST = "%s"\n    SLOW_FILE = "%s/slow"' % (mark, mark))
 assert "autoscale {" in s and "127.0.21.1" in s and mark in s, "the example changed"
 open(path, "w").write(s)
 EOF
@@ -124,6 +127,47 @@ sleep 4
 [ "$(count eu)" = 3 ] || fail "eu scaled down $((SECONDS - t1)) s after the load stopped, inside the 8 s window"
 wait_for '[ "$(count eu)" = 1 ] && [ "$(running eu)" = 1 ]' 30 || fail "eu did not scale back to 1 after the load stopped"
 echo "autoscale-test: eu back to 1 replica $((SECONDS - t1)) s after the load stopped (window 8 s)"
+
+# A scale rule: eu's p95 latency above 0.25 s scales it up although the
+# request rate (slow requests, 2 connections) asks for 1 replica.
+# The rule is added now (no resource changes: the controller's alert task
+# reloads it), evaluated every 2 s (the notification block sets the
+# interval; its receiver gets nothing here). A vote counts in every region.
+cat >>"$ex/main.plinth" <<'EOF'
+
+scale_rule "slow" {
+  service = "model"
+  up_when = histogram_quantile(0.95, metric("inference_request_seconds_bucket", { service = "model", region = "eu" }), 10s) > 0.25
+}
+
+receiver "nobody" {
+  url = "http://127.0.0.1:9/unused"
+}
+
+notification {
+  receiver            = "nobody"
+  evaluation_interval = 2s
+}
+EOF
+"$plinth" validate "$ex" >"$tmp/validate.txt" 2>&1 || fail "the scale rule does not validate: $(cat "$tmp/validate.txt")"
+echo 0.4 >"$tmp/slow"
+wrk -t1 -c2 -d40s "$url/predict" >"$tmp/wrk-slow.txt" 2>&1 &
+wrk_pid=$!
+t2=$SECONDS
+wait_for '[ "$(count eu)" = 3 ] && [ "$(running eu)" = 3 ]' 40 || fail "the scale rule did not scale eu up under slow requests"
+echo "autoscale-test: scale_rule.slow (p95 > 0.25 s) scaled eu 1 -> 3 in $((SECONDS - t2)) s"
+"$plinth" status --json "$ex" | python3 -c '
+import json, sys
+a = json.load(sys.stdin)["services"][0]["autoscale"]["eu"]
+sys.exit(0 if a["signals"].get("scale_rule.slow") == "up" else 1)' ||
+  fail "status does not show the rule among eu's signals"
+"$plinth" history --dir="$ex" service.model >"$tmp/history.txt" 2>&1 || fail "plinth history failed: $(cat "$tmp/history.txt")"
+grep -q 'auto     service.model: scale eu: 1 -> 2' "$tmp/history.txt" && grep -q 'scale_rule.slow (up_when true)' "$tmp/history.txt" ||
+  fail "plinth history lacks the rule's scaling: $(cat "$tmp/history.txt")"
+kill "$wrk_pid" 2>/dev/null || true
+wait "$wrk_pid" 2>/dev/null || true
+wrk_pid=""
+rm -f "$tmp/slow"
 kill "$ctl_pid" 2>/dev/null
 wait "$ctl_pid" 2>/dev/null || true
 ctl_pid=""

@@ -83,6 +83,7 @@ struct ModuleInfo {
   std::set<std::string, std::less<>> resource_types;
   std::vector<const ast::Block*> policies, policy_tests;
   std::vector<const ast::Block*> alerts, receivers, notifications;  // receivers and notifications: root only
+  std::vector<const ast::Block*> scale_rules;
   // moved and removed blocks, addresses relative to the module instance
   std::vector<MoveStatement> moves;
   std::vector<RemovedStatement> removals;
@@ -240,7 +241,8 @@ class Checker {
     out.modules = analysed_.size();
     // Policy expressions are compiled by the caller after planning: the
     // syntax trees they point into stay alive with the result.
-    if (!out.policies.empty() || !out.policy_tests.empty() || !out.alerts.empty()) out.syntax = loader_;
+    if (!out.policies.empty() || !out.policy_tests.empty() || !out.alerts.empty() || !out.scale_rules.empty())
+      out.syntax = loader_;
     return out;
   }
 
@@ -433,7 +435,7 @@ class Checker {
   void CollectDecls(ModuleInfo& info) {
     static const std::vector<std::string> keywords = {"variable", "locals", "output", "module", "policy",
                                                       "policy_test", "provider", "moved", "removed", "import",
-                                                      "alert", "receiver", "notification"};
+                                                      "alert", "receiver", "notification", "scale_rule"};
     for (const ast::File& file : info.module->files) {
       for (const ast::Attribute& a : file.body.attributes) {
         cur_->Error(DiagCode::UnknownBlockType, a.name_range, "attributes cannot be set at the top level")
@@ -479,6 +481,8 @@ class Checker {
           if (ExpectLabels(b, 1, "name") && CheckPolicyBlock(b)) info.policies.push_back(&b);
         } else if (b.type == "alert") {
           if (ExpectLabels(b, 1, "name") && CheckAlertBlock(b, info)) info.alerts.push_back(&b);
+        } else if (b.type == "scale_rule") {
+          if (ExpectLabels(b, 1, "name") && CheckScaleRuleBlock(b, info)) info.scale_rules.push_back(&b);
         } else if (b.type == "receiver" || b.type == "notification") {
           bool receiver = b.type == "receiver";
           if (!ExpectLabels(b, receiver ? 1 : 0, receiver ? "name" : "") || b.has_errors) continue;
@@ -1084,21 +1088,52 @@ class Checker {
     return ok;
   }
 
+  // The shape of a scale_rule block: a service name and at least one of
+  // up_when / down_when, whose conditions the rule compiler checks.
+  bool CheckScaleRuleBlock(const ast::Block& b, ModuleInfo& info) {
+    if (b.has_errors) return false;
+    CheckAllowed(b.body, {"service", "up_when", "down_when"}, {}, "a scale_rule block");
+    for (const ast::Block& nested : b.body.blocks) {
+      cur_->Error(DiagCode::UnknownAttribute, nested.type_range, "a scale_rule block has no nested blocks");
+    }
+    const std::string& name = b.labels[0].value;
+    bool ok = true;
+    if (!b.body.Find("service")) {
+      cur_->Error(DiagCode::MissingAttribute, b.labels[0].range, "scale_rule '" + name + "' has no 'service'")
+          .help = "write: service = \"model\" (the name of an autoscaled service)";
+      ok = false;
+    }
+    if (!b.body.Find("up_when") && !b.body.Find("down_when")) {
+      cur_->Error(DiagCode::MissingAttribute, b.labels[0].range,
+                  "scale_rule '" + name + "' has neither 'up_when' nor 'down_when'")
+          .help = "write: up_when = histogram_quantile(0.95, metric(\"x_bucket\"), 1m) > 0.25";
+      ok = false;
+    }
+    for (const ast::Block* other : info.scale_rules) {
+      if (other->labels[0].value == name) {
+        cur_->Error(DiagCode::DuplicateDeclaration, b.labels[0].range, "scale_rule '" + name + "' is declared twice")
+            .help = "rename one of them";
+        ok = false;
+      }
+    }
+    return ok;
+  }
+
   // Variables and locals that policies read are used (policies are
   // evaluated after planning, so they add no ordering dependency).
   void MarkPolicyReferences(ModuleInfo& info) {
     std::vector<const ast::Block*> reading = info.policies;
-    for (const auto* list : {&info.alerts, &info.receivers, &info.notifications}) {
+    for (const auto* list : {&info.alerts, &info.receivers, &info.notifications, &info.scale_rules}) {
       reading.insert(reading.end(), list->begin(), list->end());
     }
     // Alerting blocks are evaluated when their module instance is: a
     // variable or local they name must exist (their `when` reads metric
     // queries only, which the rule compiler checks).
-    for (const auto* list : {&info.alerts, &info.receivers, &info.notifications}) {
+    for (const auto* list : {&info.alerts, &info.receivers, &info.notifications, &info.scale_rules}) {
       for (const ast::Block* b : *list) {
         std::vector<Reference> refs;
         for (const ast::Attribute& a : b->body.attributes) {
-          if (a.name != "when") CollectReferences(*a.value, refs);
+          if (a.name != "when" && a.name != "up_when" && a.name != "down_when") CollectReferences(*a.value, refs);
         }
         for (const ast::Block& nested : b->body.blocks) {
           for (const ast::Attribute& a : nested.body.attributes) CollectReferences(*a.value, refs);
@@ -1872,7 +1907,8 @@ class Checker {
     for (const RemovedStatement& r : info.removals) {
       out.removals.push_back({prefix + r.from, ModuleAddress(prefix), r.destroy, r.range});
     }
-    if (!info.alerts.empty() || !info.receivers.empty() || !info.notifications.empty()) {
+    if (!info.alerts.empty() || !info.receivers.empty() || !info.notifications.empty() ||
+        !info.scale_rules.empty()) {
       EvalAlerting(inst, info, prefix, out);
     }
     if (!info.policies.empty() || !info.policy_tests.empty()) {
@@ -2127,6 +2163,16 @@ class Checker {
         }
       }
       out.alerts.push_back(std::move(a));
+    }
+    for (const ast::Block* b : info.scale_rules) {
+      vals.where = prefix + "scale_rule." + b->labels[0].value;
+      ScaleRuleInstance r;
+      r.name = prefix + "scale_rule." + b->labels[0].value;
+      r.service = vals.String(b->body, "service").value_or("");
+      if (const ast::Attribute* up = b->body.Find("up_when")) r.up_when = up->value.get();
+      if (const ast::Attribute* down = b->body.Find("down_when")) r.down_when = down->value.get();
+      r.range = b->labels[0].range;
+      out.scale_rules.push_back(std::move(r));
     }
     for (const ast::Block* b : info.receivers) {
       vals.where = "receiver." + b->labels[0].value;

@@ -173,6 +173,18 @@ struct AlertInstance {
   Range range;  // the label
 };
 
+// A `scale_rule "NAME" { service, up_when, down_when }` block
+// (docs/automation.md, "Scale rules"): conditions over scraped metrics that
+// move an autoscaled service's replicas up or down a step, through its
+// autoscaler. The conditions point into CheckedConfig::syntax.
+struct ScaleRuleInstance {
+  std::string name;     // scale_rule.latency or module.x.scale_rule.latency
+  std::string service;  // the service's name in the same module
+  const ast::Expr* up_when = nullptr;    // null when not set
+  const ast::Expr* down_when = nullptr;  // null when not set
+  Range range;                           // the label
+};
+
 // A `receiver "NAME" { ... }` block (root module): a webhook that
 // notifications go to. The secret and token are never printed.
 struct ReceiverConfig {
@@ -262,6 +274,7 @@ struct CheckedConfig {
   std::vector<PolicyInstance> policies;
   std::vector<PolicyTestCase> policy_tests;
   std::vector<AlertInstance> alerts;
+  std::vector<ScaleRuleInstance> scale_rules;
   std::vector<ReceiverConfig> receivers;  // root module
   NotificationConfig notification;       // root module
   // Attributes of alert, receiver and notification blocks whose value is

@@ -297,6 +297,55 @@ void AddServiceAlerts(const CheckedConfig& config, SourceManager& sources, Diagn
   }
 }
 
+std::vector<AlertInstance> ScaleRuleConditions(const std::vector<ScaleRuleInstance>& rules) {
+  std::vector<AlertInstance> out;
+  for (const ScaleRuleInstance& r : rules) {
+    for (const auto& [suffix, expr] : {std::pair<const char*, const ast::Expr*>{".up", r.up_when},
+                                       std::pair<const char*, const ast::Expr*>{".down", r.down_when}}) {
+      if (!expr) continue;
+      AlertInstance a;
+      a.name = r.name + suffix;
+      a.alertname = r.name + suffix;
+      a.when = expr;
+      a.range = r.range;
+      a.labels = {{"service", r.service}};
+      out.push_back(std::move(a));
+    }
+  }
+  return out;
+}
+
+void CheckScaleRules(const CheckedConfig& config, Diagnostics& diags) {
+  if (config.scale_rules.empty()) return;
+  for (const ScaleRuleInstance& r : config.scale_rules) {
+    // The service in the rule's own module: "module.x.scale_rule.y" -> "module.x.service.NAME".
+    const std::string prefix = r.name.substr(0, r.name.rfind("scale_rule."));
+    const ResourceInstance* service = nullptr;
+    std::vector<std::string> names;
+    for (const ResourceInstance& res : config.resources) {
+      if (res.type != "service" || res.address.rfind(prefix, 0) != 0) continue;
+      names.push_back(res.name);
+      if (res.address == prefix + "service." + r.service) service = &res;
+    }
+    if (!service) {
+      std::string list;
+      for (const std::string& n : names) list += (list.empty() ? "" : ", ") + n;
+      diags.Error(DiagCode::UndefinedReference, r.range,
+                  r.name + ": no service named '" + r.service + "' in this configuration")
+          .help = list.empty() ? "declare the service, or remove the rule" : "the services here: " + list;
+      continue;
+    }
+    auto as = service->attributes.find("autoscale");
+    if (as == service->attributes.end() || as->second.is_null()) {
+      diags.Error(DiagCode::InvalidOperation, r.range,
+                  r.name + ": service '" + r.service + "' has no autoscale block, so nothing bounds the rule")
+          .help = "add autoscale { min = 1, max = 4 } to service." + r.service +
+                  " (targets are optional with scale rules)";
+    }
+  }
+  CheckAlertRules(ScaleRuleConditions(config.scale_rules), diags);
+}
+
 void CheckAlertRules(const std::vector<AlertInstance>& alerts, Diagnostics& diags) {
   if (alerts.empty()) return;
   std::string error;

@@ -109,6 +109,19 @@ BuiltinAlerts StorageAlerts(const CheckedConfig& config, SourceManager& sources,
 void AddServiceAlerts(const CheckedConfig& config, SourceManager& sources, Diagnostics& diags,
                       BuiltinAlerts* out);
 
+// Scale rules (docs/automation.md, "Scale rules") as conditions the alert
+// machinery evaluates: "<rule>.up" for up_when and "<rule>.down" for
+// down_when, each firing at once (no pending_for) while true. The AST
+// pointers stay the config's.
+std::vector<AlertInstance> ScaleRuleConditions(const std::vector<ScaleRuleInstance>& rules);
+
+// Scale rules' problems (what `plinth validate` reports, and the controller
+// refuses): a service that is not one of the configuration's services in
+// the rule's module, or one without an autoscale block (the rule moves
+// replicas within its min and max, through its autoscaler); then the
+// conditions as CheckAlertRules checks them.
+void CheckScaleRules(const CheckedConfig& config, Diagnostics& diags);
+
 // Type-checks the alerts' conditions (what `plinth validate` does).
 void CheckAlertRules(const std::vector<AlertInstance>& alerts, Diagnostics& diags);
 

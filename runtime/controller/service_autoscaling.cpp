@@ -2,6 +2,7 @@
 
 #include "runtime/metrics/proc.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -18,9 +19,16 @@ const std::vector<std::string>& ServiceSignals() {
   return kSignals;
 }
 
+double VotedCount(const ScaleVote& vote, int current) {
+  if (vote.no_data) return NAN;
+  if (vote.up) return std::max(current + 1.0, std::ceil(current * 1.25));
+  if (vote.down) return std::max(0.0, std::min(current - 1.0, std::floor(current * 0.8)));
+  return NAN;
+}
+
 ServiceScaleStep ServiceAutoscaling::Step(const ServiceSpec& spec, const Supervisor& supervisor,
                                           const std::map<std::string, LbServerState>& load, const json& saved,
-                                          int64_t now_ms) {
+                                          int64_t now_ms, const std::vector<ScaleVote>& votes) {
   ServiceScaleStep out;
   out.state = json::object();
   out.status = json::object();
@@ -87,6 +95,14 @@ ServiceScaleStep ServiceAutoscaling::Step(const ServiceSpec& spec, const Supervi
       const double value = v == values.end() ? NAN : v->second;
       signals.push_back({t.signal, value, t.average, true});
       shown[t.signal] = std::isnan(value) ? json(nullptr) : json(std::round(value * 1000) / 1000);
+    }
+    // Scale rules: a fresh vote is one more signal, as the total it asks for.
+    for (const ScaleVote& v : votes) {
+      const bool fresh = now_ms - v.at_ms <= kScaleVoteTtlMs;
+      const double count = fresh ? VotedCount(v, current) : NAN;
+      shown[v.rule] = !fresh || v.no_data ? json(nullptr) : json(v.up ? "up" : v.down ? "down" : "hold");
+      if (std::isnan(count)) continue;
+      signals.push_back({v.rule + (v.up ? " (up_when true)" : " (down_when true)"), count, 1.0, false});
     }
     const ScaleDecision d = it->second.Decide(current, signals, now_ms);
     out.counts[region.name] = d.desired;

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,44 @@ namespace plinth::controller {
 
 // The signal names a target may use.
 const std::vector<std::string>& ServiceSignals();
+
+// What a scale rule (docs/automation.md, "Scale rules") said at its last
+// evaluation: up_when true, down_when true, or neither. `no_data`: neither
+// condition could be decided (a query without data): no vote.
+struct ScaleVote {
+  std::string rule;  // scale_rule.latency
+  bool up = false, down = false, no_data = false;
+  int64_t at_ms = 0;  // wall time of the evaluation
+};
+
+// The scale rules' votes by service id: the controller's alert task writes
+// them after each evaluation, the service supervision task reads them.
+// Thread safe.
+class ScaleVotes {
+ public:
+  void Set(std::map<std::string, std::vector<ScaleVote>> by_service) {
+    std::lock_guard lock(mu_);
+    by_service_ = std::move(by_service);
+  }
+  std::vector<ScaleVote> Get(const std::string& service) const {
+    std::lock_guard lock(mu_);
+    auto it = by_service_.find(service);
+    return it == by_service_.end() ? std::vector<ScaleVote>{} : it->second;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::vector<ScaleVote>> by_service_;
+};
+
+// A vote older than this is no vote (the alert task stopped evaluating).
+inline constexpr int64_t kScaleVoteTtlMs = 120'000;
+
+// What a vote asks of a region running `current` replicas: up: at least one
+// more and at least 25% more; down: at least one fewer and at least 20%
+// fewer (never below 0; the autoscaler's min, stabilization window and rate
+// policies still apply). NaN when it asks nothing.
+double VotedCount(const ScaleVote& vote, int current);
 
 struct ServiceScaleStep {
   std::map<std::string, int> counts;  // per region, after this pass's decisions
@@ -51,9 +90,11 @@ class ServiceAutoscaling {
   // (HaproxyGate::Load). `saved`: the store's ScaleState()["autoscalers"],
   // used the first time a region is seen (a new controller continues the
   // history).
+  // `votes`: the service's scale rules' last votes (ScaleVotes::Get); each
+  // fresh one is a signal of every region, as a total of VotedCount.
   ServiceScaleStep Step(const ServiceSpec& spec, const Supervisor& supervisor,
                         const std::map<std::string, LbServerState>& load, const nlohmann::json& saved,
-                        int64_t now_ms);
+                        int64_t now_ms, const std::vector<ScaleVote>& votes = {});
 
  private:
   struct Sample {

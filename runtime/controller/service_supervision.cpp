@@ -113,7 +113,7 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
     if (spec.autoscale) {
       ServiceScaleStep step = autoscaling_.Step(
           spec, *supervisor_, gate->Load(), store_->ScaleState(spec.id).value("autoscalers", json::object()),
-          clock_.WallMs());
+          clock_.WallMs(), votes_ ? votes_->Get(spec.id) : std::vector<ScaleVote>{});
       if (!store_->SetScale(spec.id, step.counts, step.state) && first_error.empty())
         first_error = spec.id + ": cannot record the autoscaler's decision";
       for (const std::string& c : step.changes) {

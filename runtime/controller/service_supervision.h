@@ -58,6 +58,10 @@ class ServiceSupervision {
   // plinth_service_replica_restarts_total{service,replica}.
   void Metrics(metrics::Exposition& m) const;
 
+  // Where scale rules' votes come from (the alert task writes them); must
+  // outlive this object. Unset: no scale rules.
+  void SetScaleVotes(const ScaleVotes* votes) { votes_ = votes; }
+
   // The task to give the Controller: runs every `every`, status under
   // "services", metrics as above.
   PeriodicTask Task(std::chrono::milliseconds every);
@@ -71,6 +75,7 @@ class ServiceSupervision {
   // One traffic gate per service (its drain timers span passes).
   std::map<std::string, std::unique_ptr<HaproxyGate>> gates_;
   ServiceAutoscaling autoscaling_;
+  const ScaleVotes* votes_ = nullptr;
   std::map<std::string, nlohmann::json> autoscale_status_;  // by service id
   // What this controller did on its own (actions.h): opened on first use.
   std::unique_ptr<ActionLog> actions_;

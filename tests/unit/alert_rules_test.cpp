@@ -254,6 +254,81 @@ service "api" {
   EXPECT_EQ(firing[0].annotations.at("summary"), "replica api.eu.1 was restarted 4 times in 10 minutes");
 }
 
+// scale_rule blocks (docs/automation.md, "Scale rules"): checked by the
+// checker and CheckScaleRules, evaluated as conditions named <rule>.up/.down.
+TEST_F(AlertRulesTest, ScaleRulesNameAnAutoscaledServiceAndCompileAsConditions) {
+  const std::string service = R"(
+region "eu" {}
+service "api" {
+  regions  = [region.eu]
+  replicas = 1
+  port     = 20100
+  command  = ["sleep", "600"]
+  autoscale {
+    min = 1
+    max = 4
+  }
+}
+service "plain" {
+  regions  = [region.eu]
+  replicas = 1
+  port     = 20200
+  command  = ["sleep", "600"]
+}
+)";
+  CheckedConfig c = Run(service + R"(
+scale_rule "latency" {
+  service   = "api"
+  up_when   = histogram_quantile(0.95, metric("req_seconds_bucket", {service = "api"}), 1m) > 0.25
+  down_when = histogram_quantile(0.95, metric("req_seconds_bucket", {service = "api"}), 1m) < 0.05
+}
+)");
+  ASSERT_FALSE(diags_->has_errors()) << Text();
+  ASSERT_EQ(c.scale_rules.size(), 1u);
+  EXPECT_EQ(c.scale_rules[0].name, "scale_rule.latency");
+  EXPECT_EQ(c.scale_rules[0].service, "api");
+  controller::CheckScaleRules(c, *diags_);
+  EXPECT_FALSE(diags_->has_errors()) << Text();
+  std::vector<AlertInstance> conditions = controller::ScaleRuleConditions(c.scale_rules);
+  ASSERT_EQ(conditions.size(), 2u);
+  EXPECT_EQ(conditions[0].name, "scale_rule.latency.up");
+  EXPECT_EQ(conditions[1].name, "scale_rule.latency.down");
+  std::string error;
+  Diagnostics d;
+  auto rules = controller::AlertRules::Compile(conditions, d, &error);
+  ASSERT_TRUE(rules) << error;
+  metrics::Window w;
+  for (int i = 0; i <= 4; ++i)  // every request in the 0.5 s bucket: p95 ~ 0.49 > 0.25
+    for (const char* le : {"0.1", "0.5", "+Inf"})
+      w.Append("req_seconds_bucket", {{"le", le}, {"service", "api"}}, 1'000'000 + i * 15'000,
+               std::string(le) == "0.1" ? 0 : 10.0 * i);
+  rules->Evaluate(w, 1'000'000 + 4 * 15'000);
+  EXPECT_EQ(rules->Status()[0]["state"], "firing") << rules->Status().dump();
+  EXPECT_EQ(rules->Status()[1]["state"], "inactive") << rules->Status().dump();
+
+  // A service that is not there, one without autoscale, a rule with no condition.
+  c = Run(service + R"(
+scale_rule "typo" {
+  service = "apj"
+  up_when = metric("queue_depth") > 10
+}
+scale_rule "fixed" {
+  service = "plain"
+  up_when = metric("queue_depth") > 10
+}
+scale_rule "empty" {
+  service = "api"
+}
+)");
+  EXPECT_NE(Text().find("scale_rule 'empty' has neither 'up_when' nor 'down_when'"), std::string::npos) << Text();
+  diags_ = std::make_unique<Diagnostics>();
+  controller::CheckScaleRules(c, *diags_);
+  EXPECT_NE(Text().find("scale_rule.typo: no service named 'apj' in this configuration"), std::string::npos)
+      << Text();
+  EXPECT_NE(Text().find("the services here: api, plain"), std::string::npos) << Text();
+  EXPECT_NE(Text().find("scale_rule.fixed: service 'plain' has no autoscale block"), std::string::npos) << Text();
+}
+
 TEST(MetricQuery, KeysAndPromQL) {
   SourceManager sources;
   Diagnostics diags;

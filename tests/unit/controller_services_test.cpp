@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <functional>
 #include <random>
 #include <thread>
@@ -635,6 +636,61 @@ TEST_F(ControllerServicesReconcile, AutoscalingMeasuresRequestsPerReplicaAndDeci
   load["api.eu.0"].responses = 2000;
   ServiceScaleStep again = next.Step(three, *sup, load, step.state, 11'000);
   EXPECT_EQ(again.counts.at("eu"), 3);
+}
+
+// Scale rules' votes (docs/automation.md, "Scale rules"): up asks for at
+// least one and 25% more, down for one and 20% fewer, through the same
+// autoscaler: bounds, the scale-down stabilization window, and no vote for
+// a stale or undecided rule.
+TEST(ControllerServices, ScaleRuleVotesMoveReplicasThroughTheAutoscaler) {
+  EXPECT_EQ(VotedCount({"r", true, false, false, 0}, 1), 2);
+  EXPECT_EQ(VotedCount({"r", true, false, false, 0}, 8), 10);
+  EXPECT_EQ(VotedCount({"r", false, true, false, 0}, 10), 8);
+  EXPECT_EQ(VotedCount({"r", false, true, false, 0}, 1), 0);
+  EXPECT_TRUE(std::isnan(VotedCount({"r", false, false, false, 0}, 3)));
+  EXPECT_TRUE(std::isnan(VotedCount({"r", true, false, true, 0}, 3)));
+
+  TempDir tmp;
+  ManualClock clock(1'000'000);
+  std::string error;
+  auto sup = Supervisor::Open(tmp.path() / "replicas.db", clock, {}, &error);
+  ASSERT_TRUE(sup) << error;
+  ServiceSpec spec = Sleeper(1);
+  spec.regions = {{"eu", "127.0.1.1", false}};
+  spec.autoscale = ServiceAutoscale{};
+  spec.autoscale->spec.min = 1;
+  spec.autoscale->spec.max = 4;
+  spec.autoscale->spec.down.stabilization_ms = 60'000;
+  ServiceAutoscaling scaling;
+  const int64_t t0 = 1'000'000;
+  // Up three times: 1 -> 2 -> 3 -> 4, then max holds it.
+  int64_t t = t0;
+  for (int expected : {2, 3, 4, 4}) {
+    ServiceScaleStep step = scaling.Step(spec, *sup, {}, nlohmann::json::object(), t,
+                                         {{"scale_rule.latency", true, false, false, t}});
+    EXPECT_EQ(step.counts.at("eu"), expected) << step.status.dump();
+    EXPECT_EQ(step.status["eu"]["signals"]["scale_rule.latency"], "up");
+    spec = WithScale(spec, step.counts);
+    t += 15'000;
+  }
+  // Down: waits out the 60 s stabilization window, then 4 -> 3.
+  ServiceScaleStep step = scaling.Step(spec, *sup, {}, nlohmann::json::object(), t,
+                                       {{"scale_rule.latency", false, true, false, t}});
+  EXPECT_EQ(step.counts.at("eu"), 4) << step.status.dump();
+  t += 61'000;
+  step = scaling.Step(spec, *sup, {}, nlohmann::json::object(), t, {{"scale_rule.latency", false, true, false, t}});
+  EXPECT_EQ(step.counts.at("eu"), 3) << step.status.dump();
+  ASSERT_EQ(step.changes.size(), 1u);
+  EXPECT_NE(step.changes[0].find("scale_rule.latency (down_when true)"), std::string::npos) << step.changes[0];
+  spec = WithScale(spec, step.counts);
+  // A stale vote (the alert task stopped) and an undecided one are no votes: the count stays.
+  t += 61'000;
+  step = scaling.Step(spec, *sup, {}, nlohmann::json::object(), t,
+                      {{"scale_rule.latency", false, true, false, t - kScaleVoteTtlMs - 1}});
+  EXPECT_EQ(step.counts.at("eu"), 3) << step.status.dump();
+  EXPECT_TRUE(step.status["eu"]["signals"]["scale_rule.latency"].is_null());
+  step = scaling.Step(spec, *sup, {}, nlohmann::json::object(), t, {{"scale_rule.latency", false, false, true, t}});
+  EXPECT_EQ(step.counts.at("eu"), 3) << step.status.dump();
 }
 
 TEST_F(ControllerServicesReconcile, ANewDriverAdoptsReplicasOfThePreviousSpecAndRollsTheChangeOut) {

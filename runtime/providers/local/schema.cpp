@@ -280,11 +280,12 @@ std::shared_ptr<const BlockSchema> AutoscaleBlock() {
                   Value::Number(0.1)),
   };
   b->blocks = {
-      {"target", true, "signal", 1, SIZE_MAX,
+      {"target", true, "signal", 0, SIZE_MAX,
        Body({Attr("average", Type::Number(), AttrMode::Required,
                   "The value wanted per replica: requests_per_second (HTTP responses through the load "
                   "balancers), in_flight (connections held) or cpu (cores).")}),
-       "A signal and its wanted per-replica average (Kubernetes' AverageValue)."},
+       "A signal and its wanted per-replica average (Kubernetes' AverageValue). Optional when scale_rule "
+       "blocks move the service."},
       {"scale_up", false, "", 0, 1, ScalingBlock(), "How fast replicas are added."},
       {"scale_down", false, "", 0, 1, ScalingBlock(), "How fast replicas are removed."},
   };

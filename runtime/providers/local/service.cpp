@@ -239,8 +239,8 @@ std::optional<controller::ServiceAutoscale> AutoscaleOf(const ValueMap& config,
       out.targets.push_back({name, avg->as_number()});
     }
   }
-  if (out.targets.empty() && errs->size() == before)
-    errs->push_back("autoscale has no target: add one, e.g. target \"requests_per_second\" { average = 50 }");
+  // No target: scale rules (docs/automation.md, "Scale rules") may be its
+  // only signals; without them the count stays where it is.
   for (const char* dir : {"scale_up", "scale_down"}) {
     const Value* b = Find(o, dir);
     if (!b || b->kind() != Value::Kind::Object) continue;
