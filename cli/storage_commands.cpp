@@ -20,6 +20,7 @@
 #include "cli/workspace.h"
 #include "runtime/io/durable.h"
 #include "runtime/plan/plan.h"
+#include "runtime/controller/actions.h"
 #include "runtime/storage/service.h"
 
 namespace plinth::cli {
@@ -343,6 +344,21 @@ std::vector<storage::BucketSweep> SweepAll(const std::vector<storage::BucketInfo
   std::vector<storage::BucketSweep> sweeps;
   for (const storage::BucketInfo& b : buckets) sweeps.push_back(storage::SweepBucket(b, key, so));
   for (const auto& s : sweeps) errors.insert(errors.end(), s.errors.begin(), s.errors.end());
+  // Quotas grown under grow_to are automatic actions (plinth history).
+  for (const auto& s : sweeps) {
+    if (!s.grown || so.dry_run) continue;
+    std::string e;
+    auto log = controller::ActionLog::Open(so.workspace_dir / "controller" / "actions.db", true, &e);
+    char at[32];
+    std::snprintf(at, sizeof at, "%g%%", s.info.alert_at_percent);
+    const controller::Action a{0, so.now_ms, "grow", s.info.address.empty() ? s.info.id : s.info.address,
+                               "quota " + storage::BytesText(s.grown->first) + " -> " +
+                                   storage::BytesText(s.grown->second),
+                               "usage " + (s.usage ? storage::BytesText(s.usage->total()) : std::string("?")) +
+                                   " reached " + at + " of the quota; grow_to " +
+                                   storage::BytesText(s.info.grow_to_bytes.value_or(0))};
+    if (!log || !log->Record(a, &e)) errors.push_back("cannot record the growth of " + a.subject + ": " + e);
+  }
   if (!so.dry_run) {
     if (auto m = storage::WriteMonitoring(sweeps, so.workspace_dir, so.now_ms); !m.ok()) {
       errors.push_back(m.error().message);
@@ -389,7 +405,12 @@ int Storage(const Options& o) {
                   {"capacity_alert", s.status.capacity_alert_firing},
                   {"errors", s.errors}};
         if (s.usage) b["usage_bytes"] = s.usage->total();
-        if (s.info.capacity_bytes) b["capacity_bytes"] = *s.info.capacity_bytes;
+        if (s.info.capacity_bytes) {
+          b["capacity_bytes"] = *s.info.capacity_bytes;
+          // The quota in force (grow_to): capacity, or what sweeps grew it to.
+          b["quota_bytes"] = storage::EffectiveCapacity(s.info, s.status.granted_capacity_bytes);
+        }
+        if (s.info.grow_to_bytes) b["grow_to_bytes"] = *s.info.grow_to_bytes;
         if (s.info.backup) {
           json bk = {{"due", s.backup_due}, {"failures_total", s.status.backup.failures_total}};
           if (s.status.backup.last_success_ms > 0) bk["last_success"] = TimeText(s.status.backup.last_success_ms);
@@ -414,10 +435,14 @@ int Storage(const Options& o) {
       for (const auto& s : sweeps) {
         std::string usage_text = s.usage ? storage::BytesText(s.usage->total()) : "?";
         if (s.usage && s.info.capacity_bytes && *s.info.capacity_bytes > 0) {
+          const uint64_t quota = storage::EffectiveCapacity(s.info, s.status.granted_capacity_bytes);
           char pct[32];
-          std::snprintf(pct, sizeof pct, " of %s (%.1f%%)", storage::BytesText(*s.info.capacity_bytes).c_str(),
-                        100.0 * static_cast<double>(s.usage->total()) / static_cast<double>(*s.info.capacity_bytes));
+          std::snprintf(pct, sizeof pct, " of %s (%.1f%%)", storage::BytesText(quota).c_str(),
+                        100.0 * static_cast<double>(s.usage->total()) / static_cast<double>(quota));
           usage_text += pct;
+          if (quota > *s.info.capacity_bytes)
+            usage_text += ", grown from " + storage::BytesText(*s.info.capacity_bytes) + " (grow_to " +
+                          storage::BytesText(*s.info.grow_to_bytes) + ")";
         }
         std::printf("%s: %s; lifecycle: %zu archived, %zu expired, %zu versions expired%s", s.info.address.c_str(),
                     usage_text.c_str(), s.lifecycle.archived, s.lifecycle.expired, s.lifecycle.noncurrent_expired,

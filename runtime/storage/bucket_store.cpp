@@ -162,11 +162,31 @@ fs::path BackupRepositoryPath(const fs::path& to_region_dir, const std::string& 
 }
 
 
+uint64_t EffectiveCapacity(const BucketInfo& info, uint64_t granted) {
+  if (!info.capacity_bytes) return 0;
+  const uint64_t cap = *info.capacity_bytes;
+  if (!info.grow_to_bytes || granted <= cap) return cap;
+  return std::min(granted, std::max(*info.grow_to_bytes, cap));
+}
+
+uint64_t GrantedCapacity(const BucketInfo& info) {
+  std::string text;
+  if (io::ReadFileBeneath(info.region_dir, StoreRel(info) / "status.json", &text, 1u << 20) != 0) return 0;
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object()) return 0;
+  return j.value("granted_capacity_bytes", uint64_t{0});
+}
+
 void ApplySettings(const ValueMap& a, BucketInfo& info) {
   if (const Value* v = Find(a, "capacity"); Known(v, Value::Kind::Size)) {
     info.capacity_bytes = static_cast<uint64_t>(v->as_number());
   } else {
     info.capacity_bytes.reset();
+  }
+  if (const Value* v = Find(a, "grow_to"); Known(v, Value::Kind::Size)) {
+    info.grow_to_bytes = static_cast<uint64_t>(v->as_number());
+  } else {
+    info.grow_to_bytes.reset();
   }
   if (const Value* v = Find(a, "alert_at"); Known(v, Value::Kind::Percent)) info.alert_at_percent = v->as_number();
   if (const Value* v = Find(a, "encryption"); Known(v, Value::Kind::String)) info.encryption = v->as_string();
@@ -278,7 +298,7 @@ std::optional<std::string> CheckMetadata(const BucketInfo& info, const ValueMap&
   if (!j.contains("key") || !j["key"].is_string() || j["key"].get<std::string>() != state_key) return disagree("key");
   const json& attrs = j["attributes"];
   for (const char* k : {"capacity", "alert_at", "encryption", "versioning", "labels", "lifecycle_rule", "backup", "grant",
-                        "force_destroy"}) {
+                        "force_destroy", "grow_to"}) {
     const Value* v = Find(state, k);
     if (v && v->is_unknown()) return disagree(k);
     Value want = v ? *v : Value();
@@ -818,10 +838,15 @@ Result<Done> BucketStore::CheckCapacity(const std::string& key, uint64_t new_siz
     kept = SealedSize(live->size);
   }
   const uint64_t after = before - std::min(before, freed) + kept + new_size;
-  if (after <= *info_.capacity_bytes || after <= before) return Done{};
+  // The quota in force: capacity, or what a sweep grew it to (grow_to).
+  const uint64_t quota = EffectiveCapacity(info_, GrantedCapacity(info_));
+  if (after <= quota || after <= before) return Done{};
+  const std::string grown = quota > *info_.capacity_bytes ? " (grown from " + BytesText(*info_.capacity_bytes) +
+                                                                 ", up to grow_to " + BytesText(*info_.grow_to_bytes) + ")"
+                                                           : "";
   return Fail("bucket '" + info_.id + "'" + (info_.address.empty() ? "" : " (" + info_.address + ")") +
               " is over its capacity: putting '" + key + "' (" + BytesText(new_size) + ") would bring its usage to " +
-              BytesText(after) + ", above its capacity of " + BytesText(*info_.capacity_bytes) + " (usage now " +
+              BytesText(after) + ", above its capacity of " + BytesText(quota) + grown + " (usage now " +
               BytesText(before) + "); remove objects or stored versions, or raise `capacity` and apply");
 }
 

@@ -81,6 +81,9 @@ struct BucketInfo {
   std::filesystem::path live;   // <region>/buckets/<bucket>
   std::filesystem::path store;  // <region>/.plinth-storage/<bucket>
   std::optional<uint64_t> capacity_bytes;
+  // grow_to: the most a sweep may raise the quota to (docs/storage.md,
+  // "Growing a bucket"); unset: the quota is capacity.
+  std::optional<uint64_t> grow_to_bytes;
   double alert_at_percent = 80;
   std::string encryption = "none";
   bool versioning = false;
@@ -89,6 +92,15 @@ struct BucketInfo {
   std::map<std::string, Access> grants;
   std::string wrapped_key;  // see keys.h; empty for a bucket without one
 };
+
+// The quota in force: capacity, or the larger quota a sweep granted
+// (`granted`, BucketStatus::granted_capacity_bytes) within grow_to. 0 when
+// the bucket has no capacity.
+uint64_t EffectiveCapacity(const BucketInfo& info, uint64_t granted);
+
+// The quota a sweep granted, from the bucket's status file (0: none, or the
+// file is missing or unreadable).
+uint64_t GrantedCapacity(const BucketInfo& info);
 
 // The metadata file's name inside the bucket's directory.
 inline constexpr const char* kBucketMetaFile = ".plinth-bucket.json";

@@ -169,6 +169,7 @@ Result<BucketStatus> LoadStatus(const BucketInfo& info) {
   s.capacity_alert_firing = j.value("capacity_alert_firing", false);
   s.capacity_alert_since_ms = j.value("capacity_alert_since_ms", int64_t{0});
   s.backup_overdue_firing = j.value("backup_overdue_firing", false);
+  s.granted_capacity_bytes = j.value("granted_capacity_bytes", uint64_t{0});
   s.archived_total = j.value("archived_total", int64_t{0});
   s.expired_total = j.value("expired_total", int64_t{0});
   s.noncurrent_expired_total = j.value("noncurrent_expired_total", int64_t{0});
@@ -190,6 +191,7 @@ Result<Done> SaveStatus(const BucketInfo& info, const BucketStatus& s) {
             {"capacity_alert_firing", s.capacity_alert_firing},
             {"capacity_alert_since_ms", s.capacity_alert_since_ms},
             {"backup_overdue_firing", s.backup_overdue_firing},
+            {"granted_capacity_bytes", s.granted_capacity_bytes},
             {"archived_total", s.archived_total},
             {"expired_total", s.expired_total},
             {"noncurrent_expired_total", s.noncurrent_expired_total},
@@ -213,16 +215,28 @@ Result<Done> SaveStatus(const BucketInfo& info, const BucketStatus& s) {
   return Done{};
 }
 
+uint64_t GrownQuota(const BucketInfo& info, uint64_t quota, uint64_t usage) {
+  if (!info.capacity_bytes || !info.grow_to_bytes || quota == 0) return quota;
+  const uint64_t cap = std::max(*info.grow_to_bytes, *info.capacity_bytes);
+  uint64_t q = quota;
+  for (int i = 0; i < 200 && q < cap &&
+                  100.0 * static_cast<double>(usage) >= info.alert_at_percent * static_cast<double>(q);
+       ++i)
+    q = std::min(cap, std::max(q + 1, q + q / 4));
+  return q;
+}
+
 std::optional<Alert> CapacityTransition(const BucketInfo& info, uint64_t usage, BucketStatus& status, int64_t now_ms) {
   if (!info.capacity_bytes || *info.capacity_bytes == 0) {
     if (!status.capacity_alert_firing) return std::nullopt;
     status.capacity_alert_firing = false;  // capacity removed: nothing to alert on
     return Alert{now_ms, "BucketCapacity", "resolved", Shown(info), Shown(info) + " has no capacity set any more"};
   }
-  double percent = 100.0 * static_cast<double>(usage) / static_cast<double>(*info.capacity_bytes);
+  const uint64_t quota = EffectiveCapacity(info, status.granted_capacity_bytes);
+  double percent = 100.0 * static_cast<double>(usage) / static_cast<double>(quota);
   char pct[32];
   std::snprintf(pct, sizeof pct, "%.1f%%", percent);
-  std::string of = std::string(pct) + " of " + BytesText(*info.capacity_bytes) + " (" + BytesText(usage) + ")";
+  std::string of = std::string(pct) + " of " + BytesText(quota) + " (" + BytesText(usage) + ")";
   char at[32];
   std::snprintf(at, sizeof at, "%g%%", info.alert_at_percent);
   if (percent >= info.alert_at_percent && !status.capacity_alert_firing) {
@@ -295,6 +309,20 @@ BucketSweep SweepBucket(const BucketInfo& info, const WorkspaceKey& ws, const Sw
   if (usage.ok()) {
     out.usage = usage.value();
     if (!o.dry_run) {
+      // Self-healing: a bucket at its alert threshold grows within grow_to
+      // before the alert is decided (it fires only when growing cannot help).
+      const uint64_t quota = EffectiveCapacity(info, out.status.granted_capacity_bytes);
+      if (const uint64_t grown = GrownQuota(info, quota, usage.value().total()); grown > quota) {
+        out.status.granted_capacity_bytes = grown;
+        out.grown = std::make_pair(quota, grown);
+        if (o.progress) {
+          char at[32];
+          std::snprintf(at, sizeof at, "%g%%", info.alert_at_percent);
+          o.progress(Shown(info) + ": usage " + BytesText(usage.value().total()) + " reached " + at +
+                     " of its quota: grew it from " + BytesText(quota) + " to " + BytesText(grown) + " (grow_to " +
+                     BytesText(*info.grow_to_bytes) + ")");
+        }
+      }
       if (auto alert = CapacityTransition(info, usage.value().total(), out.status, o.now_ms)) {
         out.alerts.push_back(*alert);
       }
@@ -344,15 +372,18 @@ Result<Done> WriteMonitoring(const std::vector<BucketSweep>& sweeps, const fs::p
   for (const auto& s : sweeps) {
     if (s.usage) sample("plinth_bucket_usage_bytes", s, static_cast<double>(s.usage->total()));
   }
-  family("plinth_bucket_capacity_bytes", "gauge", "The bucket's configured capacity.");
+  family("plinth_bucket_capacity_bytes", "gauge", "The bucket's quota in force: capacity, or what grow_to let a sweep grow it to.");
   for (const auto& s : sweeps) {
-    if (s.info.capacity_bytes) sample("plinth_bucket_capacity_bytes", s, static_cast<double>(*s.info.capacity_bytes));
+    if (s.info.capacity_bytes)
+      sample("plinth_bucket_capacity_bytes", s,
+             static_cast<double>(EffectiveCapacity(s.info, s.status.granted_capacity_bytes)));
   }
   family("plinth_bucket_usage_ratio", "gauge", "Usage divided by capacity (buckets with a capacity).");
   for (const auto& s : sweeps) {
     if (s.usage && s.info.capacity_bytes && *s.info.capacity_bytes > 0) {
       sample("plinth_bucket_usage_ratio", s,
-             static_cast<double>(s.usage->total()) / static_cast<double>(*s.info.capacity_bytes));
+             static_cast<double>(s.usage->total()) /
+                 static_cast<double>(EffectiveCapacity(s.info, s.status.granted_capacity_bytes)));
     }
   }
   family("plinth_bucket_objects", "gauge", "Current objects (live and archived).");

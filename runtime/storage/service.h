@@ -44,6 +44,8 @@ struct BucketStatus {
   bool capacity_alert_firing = false;
   int64_t capacity_alert_since_ms = 0;
   bool backup_overdue_firing = false;  // no successful backup for twice `every`
+  // The quota a sweep granted under grow_to (EffectiveCapacity); 0: none.
+  uint64_t granted_capacity_bytes = 0;
   BackupStatus backup;
   int64_t archived_total = 0, expired_total = 0, noncurrent_expired_total = 0;
 };
@@ -65,7 +67,8 @@ struct Alert {
 };
 
 // The capacity alert's transition for `usage` (nullopt: no change). Fires
-// when usage reaches alert_at percent of capacity; resolves when it drops
+// when usage reaches alert_at percent of the quota in force
+// (EffectiveCapacity with the status's grant); resolves when it drops
 // below. Updates `status`.
 std::optional<Alert> CapacityTransition(const BucketInfo& info, uint64_t usage, BucketStatus& status, int64_t now_ms);
 
@@ -93,7 +96,14 @@ struct BucketSweep {
   std::vector<Alert> alerts;
   std::vector<std::string> errors;
   BucketStatus status;  // after the sweep
+  // Self-healing (grow_to): the quota this sweep raised, from -> to bytes.
+  std::optional<std::pair<uint64_t, uint64_t>> grown;
 };
+
+// The quota a bucket at `usage` should have under grow_to: from `quota`, 25%
+// steps (at least a byte) while usage is at or above alert_at of it, up to
+// grow_to. Returns `quota` when no step is needed or allowed.
+uint64_t GrownQuota(const BucketInfo& info, uint64_t quota, uint64_t usage);
 
 // One bucket's due work at `now`: lifecycle rules, usage and the capacity
 // alert, a backup when `every` has passed since the last success (or after

@@ -345,6 +345,47 @@ TEST_F(StorageTest, CapacityAlertFiresOnceAtTheThresholdAndResolves) {
   EXPECT_EQ(loaded.value().backup.failures_total, 3);
 }
 
+// Self-healing (docs/storage.md, "Growing a bucket"): a sweep that finds
+// usage at alert_at grows the quota in 25% steps up to grow_to, before the
+// alert is decided; the grant is kept in the status file and is what a put
+// is checked against.
+TEST_F(StorageTest, ASweepGrowsTheQuotaWithinGrowTo) {
+  info_.address = "bucket.data";
+  info_.capacity_bytes = 1000;
+  info_.alert_at_percent = 50;
+  info_.grow_to_bytes = 3000;
+  Live("a", std::string(800, 'x'), kT0);
+  SweepOptions o;
+  o.now_ms = kT0;
+  o.workspace_dir = tmp_.path() / "ws";
+  BucketSweep s = SweepBucket(info_, ws_, o);
+  ASSERT_TRUE(s.errors.empty()) << s.errors.front();
+  // 1000 -> 1250 -> 1562 -> 1952: 800 is below 50% of 1952.
+  ASSERT_TRUE(s.grown);
+  EXPECT_EQ(s.grown->first, 1000u);
+  EXPECT_EQ(s.grown->second, 1952u);
+  EXPECT_TRUE(s.alerts.empty()) << "growing helped: no capacity alert";
+  EXPECT_EQ(GrantedCapacity(info_), 1952u);
+  EXPECT_EQ(EffectiveCapacity(info_, GrantedCapacity(info_)), 1952u);
+  // At most grow_to; lowering grow_to lowers the quota; without grow_to the grant is ignored.
+  EXPECT_EQ(GrownQuota(info_, 1952, 2900), 3000u);
+  EXPECT_EQ(GrownQuota(info_, 1952, 100), 1952u) << "below the threshold: no step";
+  BucketInfo lower = info_;
+  lower.grow_to_bytes = 1500;
+  EXPECT_EQ(EffectiveCapacity(lower, 1952), 1500u);
+  BucketInfo none = info_;
+  none.grow_to_bytes.reset();
+  EXPECT_EQ(EffectiveCapacity(none, 1952), 1000u);
+  EXPECT_EQ(GrownQuota(none, 1000, 900), 1000u);
+  // Usage past what grow_to allows: the quota stops at grow_to and the alert fires.
+  Live("b", std::string(1400, 'y'), kT0);
+  BucketSweep full = SweepBucket(info_, ws_, o);
+  ASSERT_TRUE(full.grown);
+  EXPECT_EQ(full.grown->second, 3000u);
+  ASSERT_EQ(full.alerts.size(), 1u);
+  EXPECT_NE(full.alerts[0].message.find("of 2.9 KiB"), std::string::npos) << full.alerts[0].message;
+}
+
 TEST_F(StorageTest, SweepWritesMetricsAndAlerts) {
   info_.address = "bucket.data";
   info_.capacity_bytes = 100;

@@ -577,6 +577,13 @@ std::vector<std::string> LocalProvider::Validate(const std::string& type, const 
     if (const Value* a = Find(config, "alert_at");
         a && a->kind() == Value::Kind::Percent && (a->as_number() <= 0 || a->as_number() > 100))
       errs.push_back("alert_at must be above 0% and at most 100%");
+    if (const Value* g = Find(config, "grow_to"); g && g->kind() == Value::Kind::Size) {
+      const Value* c = Find(config, "capacity");
+      if (!c || c->is_null())
+        errs.push_back("grow_to needs a capacity to grow from: set capacity (the quota it starts at)");
+      else if (c->kind() == Value::Kind::Size && g->as_number() < c->as_number())
+        errs.push_back("grow_to is below capacity: the quota would never grow; raise grow_to or lower capacity");
+    }
   } else if (type == "pool") {
     name_check("pool");
     for (std::string& e : compute_config::ValidatePool(config)) errs.push_back(std::move(e));
@@ -1231,7 +1238,8 @@ std::optional<RegionRef> RefOf(const Value* v) {
 const std::vector<std::string>& StoredBucketKeys() {
   static const std::vector<std::string> keys = {"capacity",   "alert_at", "encryption",
                                                 "versioning", "labels",   "lifecycle_rule",
-                                                "backup",     "grant",    "force_destroy"};
+                                                "backup",     "grant",    "force_destroy",
+                                                "grow_to"};
   return keys;
 }
 

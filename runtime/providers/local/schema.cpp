@@ -57,6 +57,9 @@ ResourceSchema Bucket() {
       WithDefault(
           Attr("alert_at", Type::Percent(), AttrMode::Optional, "Usage that raises a capacity alert."),
           Value::Percent(80)),
+      Attr("grow_to", Type::Size(), AttrMode::Optional,
+           "Self-healing: when a sweep finds usage at alert_at, the bucket's quota grows by 25% steps up to "
+           "this size (capacity stays what the configuration says; the grant is kept with the bucket)."),
       Caveat(
           WithDefault(Enum(Attr("encryption", Type::String(), AttrMode::Optional,
                                 "Encryption at rest. On the local provider stored versions, the archive tier "
