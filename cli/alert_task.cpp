@@ -94,7 +94,7 @@ bool AlertWatch::Reload(std::string* error) {
   }
   // Scale rules: conditions of their own set, never notified.
   std::unique_ptr<controller::AlertRules> scale_rules;
-  std::vector<std::string> scale_services;
+  std::vector<std::string> scale_services, scale_regions;
   if (!config->scale_rules.empty()) {
     std::vector<AlertInstance> conditions = controller::ScaleRuleConditions(config->scale_rules);
     std::string why;
@@ -103,7 +103,11 @@ bool AlertWatch::Reload(std::string* error) {
       *error = scale_rules ? "the configuration has errors: " + FirstError(diags, *sources) : why;
       return false;
     }
-    for (const AlertInstance& c : conditions) scale_services.push_back(c.labels.at("service"));
+    for (const AlertInstance& c : conditions) {
+      scale_services.push_back(c.labels.at("service"));
+      auto region = c.labels.find("region");
+      scale_regions.push_back(region == c.labels.end() ? "" : region->second);
+    }
   }
   // Receivers and routes. Without a notification block, alerts go to the
   // first receiver (when there is one) with Alertmanager's defaults.
@@ -161,6 +165,7 @@ bool AlertWatch::Reload(std::string* error) {
   rules_ = std::move(rules);
   scale_rules_ = std::move(scale_rules);
   scale_services_ = std::move(scale_services);
+  scale_regions_ = std::move(scale_regions);
   builtin_ = std::move(builtin);
   alertmanager_url_ = n.alertmanager_url;
   interval_ms_ = n.declared ? n.evaluation_interval_ms : 15'000;
@@ -283,6 +288,7 @@ controller::TaskResult AlertWatch::Pass(int64_t) {
         controller::ScaleVote& v = by_rule[rule];
         v.rule = rule;
         v.at_ms = now;
+        if (i < scale_regions_.size()) v.region = scale_regions_[i];
         service_of[rule] = scale_services_[i];
         const bool no_data = st[i].value("no_data", false);
         (down ? v.down : v.up) = !no_data && st[i].value("state", "") == "firing";

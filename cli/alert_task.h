@@ -87,6 +87,7 @@ class AlertWatch {
   // the alerts, never notified; their verdicts go to votes_.
   std::unique_ptr<controller::AlertRules> scale_rules_;
   std::vector<std::string> scale_services_;  // per condition of scale_rules_, its service
+  std::vector<std::string> scale_regions_;   // per condition of scale_rules_, its region ("" for every region)
   controller::ScaleVotes* votes_ = nullptr;
   controller::BuiltinAlerts builtin_;  // the storage alerts' conditions (rules_ points into them)
   std::unique_ptr<controller::Notifier> notifier_;

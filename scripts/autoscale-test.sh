@@ -12,8 +12,9 @@
 #  - when the load stops, eu keeps 3 replicas for the stabilization window
 #    (checked half-way) and then goes back to 1;
 #  - /metrics has plinth_service_autoscale_replicas;
-#  - a scale_rule on eu's p95 latency scales it 1 -> 3 under slow requests
-#    that the request-rate target alone would leave at 1; plinth history
+#  - a scale_rule on eu's p95 latency (region = "eu") scales eu 1 -> 3 under
+#    slow requests that the request-rate target alone would leave at 1, and
+#    leaves us at 1; plinth history
 #    shows the steps with the rule as their reason.
 # Every process it started is stopped by the trap, whatever happened.
 set -euo pipefail
@@ -132,11 +133,12 @@ echo "autoscale-test: eu back to 1 replica $((SECONDS - t1)) s after the load st
 # request rate (slow requests, 2 connections) asks for 1 replica.
 # The rule is added now (no resource changes: the controller's alert task
 # reloads it), evaluated every 2 s (the notification block sets the
-# interval; its receiver gets nothing here). A vote counts in every region.
+# interval; its receiver gets nothing here). The rule votes for eu only.
 cat >>"$ex/main.plinth" <<'EOF'
 
 scale_rule "slow" {
   service = "model"
+  region  = "eu"
   up_when = histogram_quantile(0.95, metric("inference_request_seconds_bucket", { service = "model", region = "eu" }), 10s) > 0.25
 }
 
@@ -157,6 +159,7 @@ wrk_pid=$!
 t2=$SECONDS
 wait_for '[ "$(count eu)" = 3 ] && [ "$(running eu)" = 3 ]' 40 || fail "the scale rule did not scale eu up under slow requests"
 echo "autoscale-test: scale_rule.slow (p95 > 0.25 s) scaled eu 1 -> 3 in $((SECONDS - t2)) s"
+[ "$(count us)" = 1 ] || fail "the rule votes for eu only (region = \"eu\"), but us went to $(count us)"
 "$plinth" status --json "$ex" | python3 -c '
 import json, sys
 a = json.load(sys.stdin)["services"][0]["autoscale"]["eu"]

@@ -1092,7 +1092,7 @@ class Checker {
   // up_when / down_when, whose conditions the rule compiler checks.
   bool CheckScaleRuleBlock(const ast::Block& b, ModuleInfo& info) {
     if (b.has_errors) return false;
-    CheckAllowed(b.body, {"service", "up_when", "down_when"}, {}, "a scale_rule block");
+    CheckAllowed(b.body, {"service", "region", "up_when", "down_when"}, {}, "a scale_rule block");
     for (const ast::Block& nested : b.body.blocks) {
       cur_->Error(DiagCode::UnknownAttribute, nested.type_range, "a scale_rule block has no nested blocks");
     }
@@ -2169,6 +2169,7 @@ class Checker {
       ScaleRuleInstance r;
       r.name = prefix + "scale_rule." + b->labels[0].value;
       r.service = vals.String(b->body, "service").value_or("");
+      r.region = vals.String(b->body, "region").value_or("");
       if (const ast::Attribute* up = b->body.Find("up_when")) r.up_when = up->value.get();
       if (const ast::Attribute* down = b->body.Find("down_when")) r.down_when = down->value.get();
       r.range = b->labels[0].range;

@@ -180,6 +180,7 @@ struct AlertInstance {
 struct ScaleRuleInstance {
   std::string name;     // scale_rule.latency or module.x.scale_rule.latency
   std::string service;  // the service's name in the same module
+  std::string region;   // only this region of the service votes; empty: every region
   const ast::Expr* up_when = nullptr;    // null when not set
   const ast::Expr* down_when = nullptr;  // null when not set
   Range range;                           // the label

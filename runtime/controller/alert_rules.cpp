@@ -309,6 +309,7 @@ std::vector<AlertInstance> ScaleRuleConditions(const std::vector<ScaleRuleInstan
       a.when = expr;
       a.range = r.range;
       a.labels = {{"service", r.service}};
+      if (!r.region.empty()) a.labels["region"] = r.region;
       out.push_back(std::move(a));
     }
   }
@@ -334,6 +335,24 @@ void CheckScaleRules(const CheckedConfig& config, Diagnostics& diags) {
                   r.name + ": no service named '" + r.service + "' in this configuration")
           .help = list.empty() ? "declare the service, or remove the rule" : "the services here: " + list;
       continue;
+    }
+    if (!r.region.empty()) {
+      std::string regions;
+      bool found = false;
+      if (auto rs = service->attributes.find("regions");
+          rs != service->attributes.end() && rs->second.kind() == Value::Kind::List) {
+        for (const Value& region : rs->second.as_list()) {
+          if (region.kind() != Value::Kind::Object) continue;
+          auto name = region.as_object().find("name");
+          if (name == region.as_object().end() || name->second.kind() != Value::Kind::String) continue;
+          regions += (regions.empty() ? "" : ", ") + name->second.as_string();
+          found = found || name->second.as_string() == r.region;
+        }
+      }
+      if (!found)
+        diags.Error(DiagCode::UndefinedReference, r.range,
+                    r.name + ": service '" + r.service + "' does not run in region '" + r.region + "'")
+            .help = regions.empty() ? "drop region to vote in every region" : "its regions: " + regions;
     }
     auto as = service->attributes.find("autoscale");
     if (as == service->attributes.end() || as->second.is_null()) {

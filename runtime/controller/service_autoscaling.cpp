@@ -98,6 +98,7 @@ ServiceScaleStep ServiceAutoscaling::Step(const ServiceSpec& spec, const Supervi
     }
     // Scale rules: a fresh vote is one more signal, as the total it asks for.
     for (const ScaleVote& v : votes) {
+      if (!v.region.empty() && v.region != region.name) continue;
       const bool fresh = now_ms - v.at_ms <= kScaleVoteTtlMs;
       const double count = fresh ? VotedCount(v, current) : NAN;
       shown[v.rule] = !fresh || v.no_data ? json(nullptr) : json(v.up ? "up" : v.down ? "down" : "hold");

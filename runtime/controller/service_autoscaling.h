@@ -44,6 +44,7 @@ struct ScaleVote {
   std::string rule;  // scale_rule.latency
   bool up = false, down = false, no_data = false;
   int64_t at_ms = 0;  // wall time of the evaluation
+  std::string region;  // the rule's region: only it counts the vote; empty: every region
 };
 
 // The scale rules' votes by service id: the controller's alert task writes
@@ -91,7 +92,8 @@ class ServiceAutoscaling {
   // used the first time a region is seen (a new controller continues the
   // history).
   // `votes`: the service's scale rules' last votes (ScaleVotes::Get); each
-  // fresh one is a signal of every region, as a total of VotedCount.
+  // fresh one is a signal of its region (every region when it names none),
+  // as a total of VotedCount.
   ServiceScaleStep Step(const ServiceSpec& spec, const Supervisor& supervisor,
                         const std::map<std::string, LbServerState>& load, const nlohmann::json& saved,
                         int64_t now_ms, const std::vector<ScaleVote>& votes = {});

@@ -319,6 +319,11 @@ scale_rule "fixed" {
 scale_rule "empty" {
   service = "api"
 }
+scale_rule "elsewhere" {
+  service = "api"
+  region  = "us"
+  up_when = metric("queue_depth") > 10
+}
 )");
   EXPECT_NE(Text().find("scale_rule 'empty' has neither 'up_when' nor 'down_when'"), std::string::npos) << Text();
   diags_ = std::make_unique<Diagnostics>();
@@ -327,6 +332,9 @@ scale_rule "empty" {
       << Text();
   EXPECT_NE(Text().find("the services here: api, plain"), std::string::npos) << Text();
   EXPECT_NE(Text().find("scale_rule.fixed: service 'plain' has no autoscale block"), std::string::npos) << Text();
+  EXPECT_NE(Text().find("scale_rule.elsewhere: service 'api' does not run in region 'us'"), std::string::npos)
+      << Text();
+  EXPECT_NE(Text().find("its regions: eu"), std::string::npos) << Text();
 }
 
 TEST(MetricQuery, KeysAndPromQL) {

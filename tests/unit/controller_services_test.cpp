@@ -691,6 +691,14 @@ TEST(ControllerServices, ScaleRuleVotesMoveReplicasThroughTheAutoscaler) {
   EXPECT_TRUE(step.status["eu"]["signals"]["scale_rule.latency"].is_null());
   step = scaling.Step(spec, *sup, {}, nlohmann::json::object(), t, {{"scale_rule.latency", false, false, true, t}});
   EXPECT_EQ(step.counts.at("eu"), 3) << step.status.dump();
+  // A rule of another region (region = "us") is no vote in eu.
+  step = scaling.Step(spec, *sup, {}, nlohmann::json::object(), t,
+                      {{"scale_rule.us_latency", true, false, false, t, "us"}});
+  EXPECT_EQ(step.counts.at("eu"), 3) << step.status.dump();
+  EXPECT_FALSE(step.status["eu"]["signals"].contains("scale_rule.us_latency"));
+  step = scaling.Step(spec, *sup, {}, nlohmann::json::object(), t,
+                      {{"scale_rule.eu_latency", true, false, false, t, "eu"}});
+  EXPECT_EQ(step.counts.at("eu"), 4) << step.status.dump();
 }
 
 TEST_F(ControllerServicesReconcile, ANewDriverAdoptsReplicasOfThePreviousSpecAndRollsTheChangeOut) {
