@@ -307,8 +307,14 @@ std::string RenderConfig(const LbSpec& spec, const LbRuntime& runtime) {
     << "    timeout server 30s\n"
     << "    timeout queue 10s\n";
   if (http) o << "    timeout http-request 10s\n";
-  o << "    retries 3\n"
-    << "    option redispatch\n";
+  // Every retry goes to another server (redispatch 1), and there are enough
+  // of them to try each server once: with HAProxy's default (redispatch on the
+  // last retry only) the first three attempts hit the same dead server a second
+  // apart and the last one could land on another dead replica of the same
+  // region that no check had marked down yet.
+  const size_t retries = std::max<size_t>(3, spec.backends.size());
+  o << "    retries " << retries << "\n"
+    << "    option redispatch 1\n";
   // HTTP: a request whose server closed without answering (a replica being
   // replaced or killed mid-request) is sent again to another server. This
   // resends POSTs too: fine for inference, documented for the rest.

@@ -85,7 +85,7 @@ TEST(HaproxyRender, RoundRobinIsWholeAndDeterministic) {
             "    timeout queue 10s\n"
             "    timeout http-request 10s\n"
             "    retries 3\n"
-            "    option redispatch\n"
+            "    option redispatch 1\n"
             "    retry-on conn-failure empty-response response-timeout\n"
             "\n"
             "frontend fe_web\n"
