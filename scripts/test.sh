@@ -6,58 +6,68 @@
 # and destroy), and a short fuzz run of the parser and checker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh
-scripts/build.sh
-(cd build && ctest --output-on-failure -j"$(nproc)" --timeout 600)
-scripts/cli-test.sh build/plinth
-scripts/docs-examples-test.sh build/plinth
-scripts/storage-test.sh build/plinth
+# Each step's wall time goes to stderr, so a slow CI run shows where it went.
+suite_start=$SECONDS
+step_start=$SECONDS
+timed() {
+  local rc=0
+  "$@" || rc=$?
+  echo "test.sh: ${*:1:2} took $((SECONDS - step_start)) s ($((SECONDS - suite_start)) s in all; exit $rc)" >&2
+  step_start=$SECONDS
+  return "$rc"
+}
+timed scripts/deps.sh
+timed scripts/build.sh
+timed ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 600
+timed scripts/cli-test.sh build/plinth
+timed scripts/docs-examples-test.sh build/plinth
+timed scripts/storage-test.sh build/plinth
 # Compute pools and jobs on the local provider (docs/compute.md): the
 # gpu-training example against the fake GPU inventory, a killed plinth, destroy.
-scripts/compute-test.sh build/plinth
+timed scripts/compute-test.sh build/plinth
 # Services and load balancers (docs/services.md, docs/load-balancing.md): the
 # inference example behind a real HAProxy on 127.0.0.1, region loss and a
 # rolling update under load, plinth controller's self-healing and adoption.
-scripts/services-test.sh build/plinth
+timed scripts/services-test.sh build/plinth
 # Regions that fail (docs/services.md): namespaced regions (root) failed over
 # and back with plinth region fail|recover, and the SIGSTOP fallback.
-scripts/region-test.sh build/plinth
+timed scripts/region-test.sh build/plinth
 # Autoscaled services (docs/automation.md): a wrk ramp scales eu 1 -> 3 and
 # back after the stabilization window; apply never undoes the autoscaler.
-scripts/autoscale-test.sh build/plinth
+timed scripts/autoscale-test.sh build/plinth
 # Rolling patches in a maintenance window (docs/services.md): a version waits
 # for its window, the controller rolls it out when it opens under load (no
 # failed request), a bad patch is rolled back, a killed controller resumes.
-scripts/patch-test.sh build/plinth
+timed scripts/patch-test.sh build/plinth
 # Alerts to a real Alertmanager (docs/automation.md): its API receives them.
-scripts/alertmanager-test.sh build/tests/plinth_unit_tests
+timed scripts/alertmanager-test.sh build/tests/plinth_unit_tests
 # Alert blocks on the controller (docs/automation.md, "Alert rules"): a p95
 # latency alert fires, notifies a signed webhook and an Alertmanager, resolves;
 # silences hold; no data is never 0; promtool accepts the exported rules.
-scripts/alerts-test.sh build/plinth
+timed scripts/alerts-test.sh build/plinth
 # The controller alone (docs/controller.md): two controllers on one
 # workspace, leader election and takeover, promtool on /metrics, the token.
-scripts/controller-test.sh build/plinth
+timed scripts/controller-test.sh build/plinth
 # The controller's drift task: drift reported by attribute name, corrected
 # only where lifecycle correct_drift = true, skipped while the lock is held.
-scripts/drift-test.sh build/plinth
+timed scripts/drift-test.sh build/plinth
 # Configuration files (docs/providers/local.md): validate before the swap,
 # reload after, drift corrected by the controller only where drift = "correct".
-scripts/config-file-test.sh build/plinth
+timed scripts/config-file-test.sh build/plinth
 # Debian packages inside maintenance windows (docs/packages.md): a tiny .deb in
 # a local apt repository installed, upgraded, deferred while the window is
 # closed, repaired and removed (root; skipped otherwise).
-scripts/package-test.sh build/plinth
+timed scripts/package-test.sh build/plinth
 # The out-of-process example provider on its own (the C++ side of the
 # protocol is covered by the unit tests' conformance suite).
-examples/provider-python/test_protocol.sh >/dev/null
+timed examples/provider-python/test_protocol.sh >/dev/null
 # The S3 provider against a real store: installs and starts a single-node
 # Ceph RADOS Gateway on 127.0.0.1, runs the S3 tests, stops it.
-tests/fixtures/run-s3-tests.sh build
+timed tests/fixtures/run-s3-tests.sh build
 # The Slurm boundary (docs/providers/slurm.md): munge, slurmctld and CLOUD
 # nodes started on 127.0.0.x, powered up and down by plinth compute
 # resume|suspend; exit 77 means skipped (not root, or Slurm not installed).
-tests/fixtures/run-slurm-tests.sh build || [ $? -eq 77 ]
-scripts/crash-test.sh build/plinth "${CRASH_TRIALS:-50}"
-FUZZ_SECONDS=${FUZZ_SECONDS:-60} scripts/fuzz.sh
+timed tests/fixtures/run-slurm-tests.sh build || [ $? -eq 77 ]
+timed scripts/crash-test.sh build/plinth "${CRASH_TRIALS:-50}"
+FUZZ_SECONDS=${FUZZ_SECONDS:-60} timed scripts/fuzz.sh
 echo "all tests passed"
