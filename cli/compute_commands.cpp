@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "cli/workspace.h"
 #include "runtime/compute/queue.h"
+#include "runtime/controller/maintenance.h"
 #include "runtime/crypto/aead.h"
 #include "runtime/plan/plan.h"
 #include "runtime/storage/keys.h"
@@ -268,7 +269,31 @@ int Status(const Options& o) {
                             {"age", Age(n.started_at_ms)},
                             {"gpus", n.gpus},
                             {"cpus", n.cpus},
-                            {"pid", n.pid}});
+                            {"pid", n.pid},
+                            {"patch_level", n.patch_level}});
+    }
+    // The pool's patch rollout (docs/compute.md, "Patching nodes").
+    if (!pool.patch.empty()) {
+      int at_level = 0, live = 0;
+      for (const auto& n : p["nodes"]) {
+        ++live;
+        if (n["patch_level"] == pool.patch.level) ++at_level;
+      }
+      json patch = {{"level", pool.patch.level},
+                    {"nodes_at_level", at_level},
+                    {"nodes", live},
+                    {"failed_nodes", queue->PatchFailures(pool.id, pool.patch.level)},
+                    {"halted", queue->PatchHalted(pool)},
+                    {"window", pool.patch.window ? pool.patch.window->name : ""}};
+      if (pool.patch.window && at_level < live) {
+        std::string e;
+        auto d = controller::DecideNamedWindow(*pool.patch.window, now / 1000, &e);
+        patch["window_open"] = d && d->open;
+        if (d && !d->open) patch["window_next"] = d->next;
+      }
+      p["patch"] = patch;
+      metrics += "plinth_compute_nodes_at_patch_level{pool=\"" + pool.id + "\"} " + std::to_string(at_level) +
+                 "\n";
     }
     std::map<std::string, int> by_status;
     for (const auto& [status, n] : queue->CountJobs(pool.id)) by_status[compute::JobStatusName(status)] = n;
@@ -282,7 +307,8 @@ int Status(const Options& o) {
           {{"time", EventTime(e.at_ms)}, {"node", e.node}, {"job", e.job}, {"text", e.text}});
     }
     out["pools"].push_back(p);
-    for (const char* st : {"provisioning", "probing", "ready", "failed", "released", "lost"}) {
+    for (const char* st :
+         {"provisioning", "probing", "ready", "draining", "patching", "failed", "released", "lost"}) {
       metrics += "plinth_compute_nodes{pool=\"" + pool.id + "\",state=\"" + st + "\"} " +
                  std::to_string(by_state[st]) + "\n";
     }
@@ -306,9 +332,24 @@ int Status(const Options& o) {
     std::printf("pool %s  (nodes %d..%d, %.2f GPU-hours used)\n", p["id"].get<std::string>().c_str(),
                 p["min_nodes"].get<int>(), p["max_nodes"].get<int>(), p["gpu_hours"].get<double>());
     for (const auto& n : p["nodes"]) {
-      std::printf("  node %s  %s  age %s  GPUs %s\n", n["name"].get<std::string>().c_str(),
+      const std::string level = n["patch_level"].get<std::string>();
+      std::printf("  node %s  %s  age %s  GPUs %s%s\n", n["name"].get<std::string>().c_str(),
                   n["state"].get<std::string>().c_str(), n["age"].get<std::string>().c_str(),
-                  n["gpus"].dump().c_str());
+                  n["gpus"].dump().c_str(), level.empty() ? "" : ("  level " + level).c_str());
+    }
+    if (p.contains("patch")) {
+      const json& pt = p["patch"];
+      std::string line = "  patch: level " + pt["level"].get<std::string>() + ", " +
+                         std::to_string(pt["nodes_at_level"].get<int>()) + " of " +
+                         std::to_string(pt["nodes"].get<int>()) + " node(s) at it";
+      if (pt["failed_nodes"].get<int>() > 0)
+        line += ", " + std::to_string(pt["failed_nodes"].get<int>()) + " failed it";
+      if (pt["halted"].get<bool>())
+        line += "; halted (apply another level to try again)";
+      else if (pt.contains("window_next"))
+        line += "; waiting for maintenance window " + pt["window"].get<std::string>() + " (" +
+                pt["window_next"].get<std::string>() + ")";
+      std::printf("%s\n", line.c_str());
     }
     std::string q;
     for (auto& [k, v] : p["queue"].items())

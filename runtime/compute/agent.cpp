@@ -26,6 +26,7 @@
 #include "runtime/compute/inventory.h"
 #include "runtime/compute/ledger.h"
 #include "runtime/compute/queue.h"
+#include "runtime/controller/maintenance.h"
 #include "runtime/process/process.h"
 
 namespace plinth::compute {
@@ -65,6 +66,13 @@ std::string DurationText(int64_t ms) {
   return std::to_string(ms) + "ms";
 }
 
+// "2.4 s"
+std::string SecondsText(int64_t ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
+
 // Runs the pool's GPU probe on one GPU. Empty when it passed, else why not.
 std::string ProbeGpu(const Gpu& g, HealthGate level) {
   std::unique_ptr<gpu::Backend> backend;
@@ -102,6 +110,46 @@ std::string ProbeGpu(const Gpu& g, HealthGate level) {
   return "GPU " + std::to_string(g.index) + " failed the " +
          (po.level == gpu::Level::kFull ? "full" : "quick") +
          " probe: " + (why.empty() ? "a check failed" : why);
+}
+
+// Runs the pool's patch command for a node (docs/compute.md, "Patching
+// nodes"): argv only, the agent's PATH/HOME/LANG and the node's names, its
+// output appended to <compute dir>/patches/<node>.log, killed at the
+// timeout (SIGTERM, SIGKILL 5 s later) or when the agent is told to stop.
+// Empty when it succeeded, else why not; *cancelled when a stop ended it.
+std::string RunPatchCommand(const fs::path& compute_dir, const PoolSpec& pool, const NodeState& node,
+                            bool* cancelled) {
+  *cancelled = false;
+  const PatchSpec& patch = pool.patch;
+  if (patch.command.empty()) return "the patch has no command";
+  process::Spec spec;
+  spec.program = patch.command[0];
+  spec.args.assign(patch.command.begin() + 1, patch.command.end());
+  for (const char* k : {"PATH", "HOME", "LANG", "TZ"})
+    if (const char* v = std::getenv(k)) spec.env[k] = v;
+  if (!spec.env.count("PATH")) spec.env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  std::string gpus;
+  for (int g : node.gpus) gpus += (gpus.empty() ? "" : ",") + std::to_string(g);
+  spec.env["PLINTH_NODE"] = node.name;
+  spec.env["PLINTH_POOL"] = pool.name;
+  spec.env["PLINTH_REGION"] = pool.region;
+  spec.env["PLINTH_PATCH_LEVEL"] = patch.level;
+  spec.env["PLINTH_PREVIOUS_PATCH_LEVEL"] = node.patch_level;
+  spec.env["PLINTH_NODE_GPUS"] = gpus;
+  spec.env["CUDA_VISIBLE_DEVICES"] = gpus;
+  spec.cwd = patch.cwd;
+  spec.deadline = std::chrono::milliseconds(std::max<int64_t>(1, patch.timeout_ms));
+  spec.cancel = &g_stop;
+  std::error_code ec;
+  fs::create_directories(compute_dir / "patches", ec);
+  spec.output_file = compute_dir / "patches" / (SafeJobName(node.name) + ".log");
+  process::Outcome o = process::Run(std::move(spec));
+  if (o.ok()) return "";
+  if (o.cancelled) {
+    *cancelled = true;
+    return "the agent was told to stop";
+  }
+  return o.Describe("the patch command");
 }
 
 // A cgroup v2 leaf for one job directly under /sys/fs/cgroup (the root is
@@ -312,20 +360,78 @@ int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOpt
   for (int g : node->gpus) {
     if (!locks.Lock(g, &error)) return fail(error);
   }
-  if (!node->gpus.empty() && pool->health != HealthGate::kNone) {
-    q.SetNodeState(node_name, "probing", "", false);
+  // The health gate: each GPU probed at the pool's level; a GPU that fails is
+  // quarantined for an hour. Empty when the node passed, else why not.
+  auto health_gate = [&](const PoolSpec& spec) -> std::string {
+    if (node->gpus.empty() || spec.health == HealthGate::kNone) return "";
     Inventory inv;
-    if (!DiscoverInventory(&inv, &error)) return fail("cannot read the inventory: " + error);
+    std::string why;
+    if (!DiscoverInventory(&inv, &why)) return "cannot read the inventory: " + why;
     for (int g : node->gpus) {
       auto it = std::find_if(inv.gpus.begin(), inv.gpus.end(), [&](const Gpu& x) { return x.index == g; });
-      if (it == inv.gpus.end()) return fail("GPU " + std::to_string(g) + " is not in the inventory");
-      std::string why = ProbeGpu(*it, pool->health);
+      if (it == inv.gpus.end()) return "GPU " + std::to_string(g) + " is not in the inventory";
+      why = ProbeGpu(*it, spec.health);
       if (!why.empty()) {
         q.Quarantine(g, NowMs() + 3600 * 1000, why);
         q.AddEvent(node->pool, node_name, "", "health gate failed: " + why + " (GPU quarantined for 1h)");
-        return fail("health gate failed: " + why);
+        return "health gate failed: " + why;
       }
     }
+    return "";
+  };
+  // Brings the node to the pool's patch level (a new node: before its health
+  // gate; a cordoned one: once drained). Empty when done, else why not (the
+  // failure is recorded; the caller fails the node).
+  auto patch_node = [&](const PoolSpec& spec, bool* cancelled) -> std::string {
+    const auto begin = std::chrono::steady_clock::now();
+    auto me = q.GetNode(node_name);
+    NodeState current = me ? *me : *node;
+    std::string why = RunPatchCommand(q.compute_dir(), spec, current, cancelled);
+    if (*cancelled) return why;
+    if (why.empty() && spec.health != HealthGate::kNone && !node->gpus.empty()) {
+      q.MoveNode(node_name, "patching", "probing", "probing after patch level " + spec.patch.level);
+      why = health_gate(spec);
+    }
+    const int64_t took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - begin)
+                             .count();
+    if (!why.empty()) {
+      q.RecordPatchFailure(spec.id, spec.patch.level, node_name, why);
+      q.AddEvent(spec.id, node_name, "", "patch level " + spec.patch.level + " failed: " + why);
+      if (q.PatchHalted(spec))
+        q.AddEvent(spec.id, "", "",
+                   "patch level " + spec.patch.level + " halted: " +
+                       std::to_string(q.PatchFailures(spec.id, spec.patch.level)) +
+                       " node(s) failed it (failure_threshold " + std::to_string(spec.patch.failure_threshold) +
+                       "); apply another level to try again");
+      return "patch level " + spec.patch.level + " failed: " + why;
+    }
+    q.SetPatchLevel(node_name, spec.patch.level);
+    q.AddEvent(spec.id, node_name, "",
+               "patched to level " + spec.patch.level + " in " + SecondsText(took) +
+                   (current.patch_level.empty() ? "" : " (from " + current.patch_level + ")"));
+    return "";
+  };
+
+  // A new node joins at the pool's patch level: it has no work yet, so its
+  // patch needs no window.
+  bool gated = false;  // the patch ran the health gate already
+  if (!pool->patch.empty() && node->patch_level != pool->patch.level && !q.PatchHalted(*pool)) {
+    gated = true;
+    q.SetNodeState(node_name, "patching", "new node: patch level " + pool->patch.level, false);
+    bool cancelled = false;
+    std::string why = patch_node(*pool, &cancelled);
+    if (cancelled) {
+      reservation.Release();
+      q.SetNodeState(node_name, "released", "stopped by a signal", true);
+      return 0;
+    }
+    if (!why.empty()) return fail(why);
+  }
+  if (!gated && !node->gpus.empty() && pool->health != HealthGate::kNone) {
+    q.SetNodeState(node_name, "probing", "", false);
+    std::string why = health_gate(*pool);
+    if (!why.empty()) return fail(why);
   }
   q.SetNodeState(node_name, "ready", "", false);
   q.AddEvent(node->pool, node_name, "", "ready");
@@ -334,6 +440,8 @@ int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOpt
   int64_t last_busy = NowMs();
   auto next_reconcile = std::chrono::steady_clock::now();
   auto next_capacity = std::chrono::steady_clock::now();
+  auto next_patch_check = std::chrono::steady_clock::now();
+  int64_t drain_began_ms = 0;
   std::string exit_reason;
   for (;;) {
     // Reap finished jobs.
@@ -370,8 +478,64 @@ int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOpt
       q.Reconcile();
       next_reconcile = std::chrono::steady_clock::now() + 2s;
     }
-    // Claim what fits the free part of the node.
-    for (;;) {
+    // Patching (docs/compute.md, "Patching nodes"): the pool's spec is read
+    // again each second; a node behind its pool's level is cordoned while the
+    // window is open and a slot is free, drained, patched, probed and put back.
+    if (std::chrono::steady_clock::now() >= next_patch_check) {
+      next_patch_check = std::chrono::steady_clock::now() + 1s;
+      if (auto fresh = q.GetPool(node->pool)) pool = std::move(fresh);
+      const PatchSpec& patch = pool->patch;
+      const bool behind = !patch.empty() && me->patch_level != patch.level;
+      bool window_open = true;
+      std::string window_why;
+      if (behind && patch.window) {
+        std::string e;
+        auto d = controller::DecideNamedWindow(*patch.window, NowMs() / 1000, &e);
+        window_open = d && d->open;
+        window_why = d ? "maintenance window " + patch.window->name + " closed (" + d->next + ")" : e;
+      }
+      if (me->state == "ready" && behind && window_open && q.CordonForPatch(node_name)) {
+        me->state = "draining";
+        drain_began_ms = NowMs();
+        q.AddEvent(node->pool, node_name, "",
+                   "cordoned for patch level " + patch.level + "; draining " + std::to_string(running.size()) +
+                       " running job(s)");
+      } else if (me->state == "draining" && (!behind || !window_open || q.PatchHalted(*pool))) {
+        const std::string why = !behind             ? "the pool's patch level changed"
+                                : !window_open      ? window_why
+                                                    : "patch level " + patch.level + " halted";
+        if (q.MoveNode(node_name, "draining", "ready", "")) {
+          me->state = "ready";
+          q.AddEvent(node->pool, node_name, "", "uncordoned before its patch: " + why);
+        }
+      }
+      if (me->state == "draining" && running.empty() &&
+          q.MoveNode(node_name, "draining", "patching", "patch level " + patch.level)) {
+        q.AddEvent(node->pool, node_name, "",
+                   "drained in " + SecondsText(NowMs() - drain_began_ms) + "; patching to level " + patch.level);
+        bool cancelled = false;
+        std::string why = patch_node(*pool, &cancelled);
+        if (cancelled) {
+          exit_reason = "stopped by a signal";
+          break;
+        }
+        if (!why.empty()) {
+          reservation.Release();
+          q.SetNodeState(node_name, "failed", why, true);
+          q.AddEvent(node->pool, node_name, "", "node failed: " + why);
+          std::string e;
+          q.EnsureCapacity(node->pool, &e);  // a replacement when work waits or min_nodes asks
+          std::fprintf(stderr, "error: %s\n", why.c_str());
+          return 1;
+        }
+        q.MoveNode(node_name, "patching", "ready", "");
+        q.MoveNode(node_name, "probing", "ready", "");
+        me->state = "ready";
+        last_busy = NowMs();
+      }
+    }
+    // Claim what fits the free part of the node (a cordoned node takes none).
+    for (; me->state == "ready";) {
       int cpus = node->cpus;
       uint64_t memory = node->memory_bytes;
       std::vector<int> gpus = node->gpus;

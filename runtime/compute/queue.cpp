@@ -77,6 +77,33 @@ json ShapeJson(const Shape& s) {
           {"region", s.region}};
 }
 
+json PatchJson(const PatchSpec& p) {
+  if (p.empty()) return nullptr;
+  json out = {{"level", p.level},
+              {"command", p.command},
+              {"cwd", p.cwd},
+              {"timeout_ms", p.timeout_ms},
+              {"max_unavailable", p.max_unavailable},
+              {"max_unavailable_percent", p.max_unavailable_percent},
+              {"failure_threshold", p.failure_threshold}};
+  if (p.window) out["window"] = controller::NamedWindowJson(*p.window);
+  return out;
+}
+
+PatchSpec PatchFromJson(const json& j) {
+  PatchSpec p;
+  if (!j.is_object()) return p;
+  p.level = j.value("level", "");
+  p.command = j.value("command", std::vector<std::string>{});
+  p.cwd = j.value("cwd", "");
+  p.timeout_ms = j.value("timeout_ms", int64_t{600000});
+  p.max_unavailable = j.value("max_unavailable", 1);
+  p.max_unavailable_percent = j.value("max_unavailable_percent", 0);
+  p.failure_threshold = j.value("failure_threshold", 1);
+  if (auto w = j.find("window"); w != j.end() && w->is_object()) p.window = controller::NamedWindowFromJson(*w);
+  return p;
+}
+
 json PoolJson(const PoolSpec& p) {
   json shapes = json::array();
   for (const auto& s : p.shapes) shapes.push_back(ShapeJson(s));
@@ -89,7 +116,8 @@ json PoolJson(const PoolSpec& p) {
           {"idle_ms", p.idle_ms},
           {"health", p.health == HealthGate::kNone   ? "none"
                      : p.health == HealthGate::kFull ? "full"
-                                                     : "quick"}};
+                                                     : "quick"},
+          {"patch", PatchJson(p.patch)}};
 }
 
 PoolSpec PoolFromJson(const json& j) {
@@ -102,6 +130,7 @@ PoolSpec PoolFromJson(const json& j) {
   p.idle_ms = j.value("idle_ms", int64_t{600000});
   std::string h = j.value("health", "quick");
   p.health = h == "none" ? HealthGate::kNone : h == "full" ? HealthGate::kFull : HealthGate::kQuick;
+  if (auto patch = j.find("patch"); patch != j.end()) p.patch = PatchFromJson(*patch);
   for (const auto& s : j.value("shapes", json::array())) {
     Shape sh;
     sh.cpus = s.value("cpus", 1);
@@ -198,7 +227,8 @@ JobState ReadJob(Stmt& q) {
 }
 
 constexpr const char* kNodeCols =
-    "name, pool, state, reason, shape, cpus, memory, gpus, gpu_type, pid, started_at, last_busy_at, ended_at";
+    "name, pool, state, reason, shape, cpus, memory, gpus, gpu_type, pid, started_at, last_busy_at, ended_at, "
+    "patch_level";
 
 NodeState ReadNode(Stmt& q) {
   NodeState n;
@@ -215,11 +245,15 @@ NodeState ReadNode(Stmt& q) {
   n.started_at_ms = q.Int(10);
   n.last_busy_at_ms = q.Int(11);
   n.ended_at_ms = q.Int(12);
+  n.patch_level = q.Text(13);
   return n;
 }
 
+// A node that holds its resources: starting, working, or cordoned for a patch
+// (docs/compute.md, "Patching nodes").
 bool IsLive(const std::string& state) {
-  return state == "provisioning" || state == "probing" || state == "ready";
+  return state == "provisioning" || state == "probing" || state == "ready" || state == "draining" ||
+         state == "patching";
 }
 
 std::string SecretsAad(const std::string& job_id) {
@@ -439,7 +473,8 @@ bool Queue::Init(bool create, std::string* error) {
       " pid_start INTEGER NOT NULL DEFAULT 0, gpus TEXT NOT NULL, gpu_type TEXT NOT NULL, cpus INTEGER NOT "
       "NULL,"
       " memory INTEGER NOT NULL, started_at INTEGER NOT NULL, last_busy_at INTEGER NOT NULL,"
-      " ended_at INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '');"
+      " ended_at INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '',"
+      " patch_level TEXT NOT NULL DEFAULT '');"
       "CREATE TABLE IF NOT EXISTS jobs(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL,"
       " pool TEXT NOT NULL, spec TEXT NOT NULL, status TEXT NOT NULL, infra_failures INTEGER NOT NULL "
       "DEFAULT 0,"
@@ -452,6 +487,10 @@ bool Queue::Init(bool create, std::string* error) {
       " reason TEXT NOT NULL DEFAULT '', cancel_requested INTEGER NOT NULL DEFAULT 0, secrets BLOB);"
       "CREATE TABLE IF NOT EXISTS quarantine(gpu INTEGER PRIMARY KEY, until INTEGER NOT NULL, reason TEXT "
       "NOT NULL);"
+      // Nodes that failed a patch (docs/compute.md, "Patching nodes"): failure_threshold of them halt
+      // the level.
+      "CREATE TABLE IF NOT EXISTS patch_failures(pool TEXT NOT NULL, level TEXT NOT NULL, node TEXT NOT NULL,"
+      " at INTEGER NOT NULL, reason TEXT NOT NULL, PRIMARY KEY(pool, level, node));"
       "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,"
       " pool TEXT NOT NULL, node TEXT NOT NULL, job TEXT NOT NULL, text TEXT NOT NULL);"
       "CREATE INDEX IF NOT EXISTS jobs_by_pool_status ON jobs(pool, status, seq);"
@@ -464,6 +503,20 @@ bool Queue::Init(bool create, std::string* error) {
     *error = "cannot set up " + db.string() + ": " + (err ? err : "unknown error");
     sqlite3_free(err);
     return false;
+  }
+  // Queues made before patching (docs/compute.md, "Patching nodes") get the column; another process
+  // adding it at the same moment is fine (duplicate column).
+  bool has_level = false;
+  {
+    Stmt q(db_, "SELECT 1 FROM pragma_table_info('nodes') WHERE name = 'patch_level'");
+    has_level = q.Row();
+  }
+  if (!has_level && sqlite3_exec(db_, "ALTER TABLE nodes ADD COLUMN patch_level TEXT NOT NULL DEFAULT ''",
+                                 nullptr, nullptr, &err) != SQLITE_OK) {
+    const std::string why = err ? err : "unknown error";
+    sqlite3_free(err);
+    if (why.find("duplicate column") == std::string::npos)
+      return *error = "cannot set up " + db.string() + ": " + why, false;
   }
   for (const char* suffix : {"-wal", "-shm"}) ::chmod((db.string() + suffix).c_str(), 0600);
   return true;
@@ -545,6 +598,9 @@ bool Queue::RemovePool(const std::string& pool_id, bool force, std::string* erro
     Stmt d(db_, "DELETE FROM nodes WHERE pool = ?1");
     d.Bind(1, pool_id);
     d.Done();
+    Stmt f(db_, "DELETE FROM patch_failures WHERE pool = ?1");
+    f.Bind(1, pool_id);
+    f.Done();
     Stmt p(db_, "DELETE FROM pools WHERE id = ?1");
     p.Bind(1, pool_id);
     p.Done();
@@ -842,6 +898,73 @@ bool Queue::SetNodeState(const std::string& name, const std::string& state, cons
   return q.Done() && sqlite3_changes(db_) > 0;
 }
 
+bool Queue::CordonForPatch(const std::string& name) {
+  std::lock_guard lock(mu_);
+  Tx tx(db_);
+  if (!tx.ok()) return false;
+  std::string pool_id;
+  {
+    Stmt q(db_, "SELECT pool, state FROM nodes WHERE name = ?1");
+    q.Bind(1, name);
+    if (!q.Row() || q.Text(1) != "ready") return false;
+    pool_id = q.Text(0);
+  }
+  auto pool = GetPool(pool_id);
+  if (!pool || pool->patch.empty() || PatchHalted(*pool)) return false;
+  int live = 0, cordoned = 0;
+  {
+    Stmt q(db_,
+           "SELECT count(*), coalesce(sum(state IN ('draining','patching')), 0) FROM nodes WHERE pool = ?1 AND "
+           "state IN ('provisioning','probing','ready','draining','patching')");
+    q.Bind(1, pool_id);
+    if (q.Row()) {
+      live = static_cast<int>(q.Int(0));
+      cordoned = static_cast<int>(q.Int(1));
+    }
+  }
+  if (cordoned >= pool->patch.Allowed(live)) return false;
+  Stmt u(db_, "UPDATE nodes SET state = 'draining', reason = ?2 WHERE name = ?1 AND state = 'ready'");
+  u.Bind(1, name).Bind(2, "cordoned for patch level " + pool->patch.level);
+  if (!u.Done() || sqlite3_changes(db_) == 0) return false;
+  return tx.Commit();
+}
+
+bool Queue::MoveNode(const std::string& name, const std::string& from, const std::string& to,
+                     const std::string& reason) {
+  std::lock_guard lock(mu_);
+  Stmt q(db_, "UPDATE nodes SET state = ?3, reason = ?4 WHERE name = ?1 AND state = ?2");
+  q.Bind(1, name).Bind(2, from).Bind(3, to).Bind(4, reason);
+  return q.Done() && sqlite3_changes(db_) > 0;
+}
+
+bool Queue::SetPatchLevel(const std::string& name, const std::string& level) {
+  std::lock_guard lock(mu_);
+  Stmt q(db_, "UPDATE nodes SET patch_level = ?2 WHERE name = ?1");
+  q.Bind(1, name).Bind(2, level);
+  return q.Done() && sqlite3_changes(db_) > 0;
+}
+
+void Queue::RecordPatchFailure(const std::string& pool, const std::string& level, const std::string& node,
+                               const std::string& reason) {
+  std::lock_guard lock(mu_);
+  Stmt q(db_,
+         "INSERT INTO patch_failures(pool, level, node, at, reason) VALUES(?1,?2,?3,?4,?5) "
+         "ON CONFLICT(pool, level, node) DO UPDATE SET at = excluded.at, reason = excluded.reason");
+  q.Bind(1, pool).Bind(2, level).Bind(3, node).Bind(4, NowMs()).Bind(5, reason);
+  q.Done();
+}
+
+int Queue::PatchFailures(const std::string& pool, const std::string& level) {
+  std::lock_guard lock(mu_);
+  Stmt q(db_, "SELECT count(*) FROM patch_failures WHERE pool = ?1 AND level = ?2");
+  q.Bind(1, pool).Bind(2, level);
+  return q.Row() ? static_cast<int>(q.Int(0)) : 0;
+}
+
+bool Queue::PatchHalted(const PoolSpec& pool) {
+  return !pool.patch.empty() && PatchFailures(pool.id, pool.patch.level) >= std::max(1, pool.patch.failure_threshold);
+}
+
 bool Queue::RecordAgent(const std::string& name, pid_t pid, uint64_t start) {
   std::lock_guard lock(mu_);
   Stmt q(db_, "UPDATE nodes SET pid = ?2, pid_start = ?3 WHERE name = ?1");
@@ -875,7 +998,7 @@ void Queue::ReconcileLocked() {
   {
     Stmt q(db_,
            "SELECT name, pool, pid, pid_start, started_at, state FROM nodes "
-           "WHERE state IN ('provisioning','probing','ready')");
+           "WHERE state IN ('provisioning','probing','ready','draining','patching')");
     int64_t now = NowMs();
     while (q.Row()) {
       int pid = static_cast<int>(q.Int(2));
@@ -1010,7 +1133,7 @@ bool Queue::EnsureCapacityLocked(const std::string& pool_id, std::string* error)
     // A full pool (at max_nodes and min_nodes) cannot grow: answered without
     // taking the write lock, as most calls (every submit, every agent each
     // second) find it so.
-    Stmt q(db_, "SELECT count(*) FROM nodes WHERE pool = ?1 AND state IN ('provisioning','probing','ready')");
+    Stmt q(db_, "SELECT count(*) FROM nodes WHERE pool = ?1 AND state IN ('provisioning','probing','ready','draining','patching')");
     q.Bind(1, pool_id);
     int live = q.Row() ? static_cast<int>(q.Int(0)) : 0;
     if (live >= pool->max_nodes && live >= pool->min_nodes) return true;
@@ -1033,13 +1156,14 @@ bool Queue::EnsureCapacityLocked(const std::string& pool_id, std::string* error)
     {
       Stmt q(db_, (std::string("SELECT ") + kNodeCols +
                    " FROM nodes WHERE state IN "
-                   "('provisioning','probing','ready')")
+                   "('provisioning','probing','ready','draining','patching')")
                       .c_str());
       while (q.Row()) {
         NodeState n = ReadNode(q);
         for (int g : n.gpus) held.insert(g);
         if (n.pool != pool_id) continue;
         Slot s{n.cpus, n.memory_bytes, static_cast<int>(n.gpus.size())};
+        if (n.state == "draining" || n.state == "patching") s = Slot{0, 0, 0};  // cordoned: takes no job
         Stmt r(db_, "SELECT spec FROM jobs WHERE node = ?1 AND status = 'running'");
         r.Bind(1, n.name);
         while (r.Row()) {
@@ -1548,7 +1672,7 @@ bool Queue::Decommission(const std::string& name, const std::string& reason) {
     int live = 0;
     {
       Stmt q(db_,
-             "SELECT count(*) FROM nodes WHERE pool = ?1 AND state IN ('provisioning','probing','ready')");
+             "SELECT count(*) FROM nodes WHERE pool = ?1 AND state IN ('provisioning','probing','ready','draining','patching')");
       q.Bind(1, pool);
       if (q.Row()) live = static_cast<int>(q.Int(0));
     }

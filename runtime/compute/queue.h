@@ -46,13 +46,16 @@ struct sqlite3;
 namespace plinth::compute {
 
 struct NodeState {
-  std::string name, pool, state /*provisioning|probing|ready|failed|released|lost*/, reason;
+  // provisioning|probing|ready|draining|patching|failed|released|lost; draining and patching: cordoned
+  // for a patch (docs/compute.md, "Patching nodes"), live but taking no new job.
+  std::string name, pool, state, reason;
   int shape = 0, cpus = 0;
   uint64_t memory_bytes = 0;
   std::vector<int> gpus;
   std::string gpu_type;
   int pid = 0;
   int64_t started_at_ms = 0, last_busy_at_ms = 0, ended_at_ms = 0;
+  std::string patch_level;  // the pool's patch level this node reached ("" = none)
 };
 
 struct Event {
@@ -145,6 +148,23 @@ class Queue {
   bool Decommission(const std::string& name, const std::string& reason);
   void AddEvent(const std::string& pool, const std::string& node, const std::string& job,
                 const std::string& text);
+
+  // ---- Patching nodes (docs/compute.md, "Patching nodes"); for the agent ----
+  // Cordons a ready node for its pool's patch (state draining) when fewer than
+  // PatchSpec::Allowed(live nodes) of the pool are cordoned and the level is not
+  // halted; one transaction, so agents racing for the last slot take it once.
+  bool CordonForPatch(const std::string& name);
+  // Moves the node from `from` to `to` (with `reason`) only if it is still in
+  // `from`: a node released or lost meanwhile stays so.
+  bool MoveNode(const std::string& name, const std::string& from, const std::string& to,
+                const std::string& reason);
+  bool SetPatchLevel(const std::string& name, const std::string& level);
+  void RecordPatchFailure(const std::string& pool, const std::string& level, const std::string& node,
+                          const std::string& reason);
+  // Nodes that failed `level` of the pool.
+  int PatchFailures(const std::string& pool, const std::string& level);
+  // failure_threshold nodes failed the pool's level: no node is patched to it any more.
+  bool PatchHalted(const PoolSpec& pool);
 
  private:
   Queue() = default;

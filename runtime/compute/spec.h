@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/controller/maintenance.h"
+
 namespace plinth::compute {
 
 // An accelerator request or offer: "H100:8" (type and count), "8" (any
@@ -77,6 +79,29 @@ struct Shape {
 
 enum class HealthGate { kNone, kQuick, kFull };  // which GPU probe admits a node (docs/gpu.md)
 
+// A pool's `patch` block (docs/compute.md, "Patching nodes"): the level its
+// nodes should be at and the command that brings a node there. A new node
+// runs the command before its health gate; a node that is running is
+// cordoned (takes no new job), drained (its running jobs finish), patched,
+// probed again and put back, at most max_unavailable at a time and only while
+// the window is open. failure_threshold failed nodes halt the level.
+struct PatchSpec {
+  std::string level;                 // "": no patch policy
+  std::vector<std::string> command;  // argv; argv[0] an absolute path (the provider resolves it)
+  std::string cwd;                   // the command's working directory ("" = the agent's)
+  int64_t timeout_ms = 10 * 60 * 1000;
+  int max_unavailable = 1;          // nodes at once, or
+  int max_unavailable_percent = 0;  // > 0: this percent of the live nodes (rounded up, at least 1)
+  int failure_threshold = 1;
+  std::optional<controller::NamedWindow> window;  // unset: any time
+  bool empty() const { return level.empty(); }
+  // How many of `live` nodes may be cordoned for a patch at once (at least 1).
+  int Allowed(int live) const {
+    int n = max_unavailable_percent > 0 ? (live * max_unavailable_percent + 99) / 100 : max_unavailable;
+    return n < 1 ? 1 : n;
+  }
+};
+
 struct PoolSpec {
   std::string id;             // "<region>/<pool>": the pool's provider id
   std::string region;         // the pool's region (name)
@@ -86,6 +111,7 @@ struct PoolSpec {
   int max_nodes = 1;
   int64_t idle_ms = 10 * 60 * 1000;  // an idle node is decommissioned after this
   HealthGate health = HealthGate::kQuick;
+  PatchSpec patch;
 };
 
 struct Retries {

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 namespace plinth::controller {
 
 namespace {
@@ -440,6 +442,34 @@ WindowDecision DecideWindow(const MaintenanceWindow& w, const TimeZone& tz, int6
 bool WindowsIgnoredByEnvironment() {
   const char* v = std::getenv("PLINTH_IGNORE_WINDOWS");
   return v && std::string(v) == "1";
+}
+
+nlohmann::json NamedWindowJson(const NamedWindow& w) {
+  return {{"name", w.name},
+          {"weekdays", w.window.weekdays},
+          {"start_minute", w.window.start_minute},
+          {"duration_s", w.window.duration_s},
+          {"exclude", w.window.excluded_dates},
+          {"timezone", w.timezone}};
+}
+
+NamedWindow NamedWindowFromJson(const nlohmann::json& j) {
+  NamedWindow w;
+  if (!j.is_object()) return w;
+  w.name = j.value("name", "");
+  w.window.weekdays = j.value("weekdays", std::vector<int>{});
+  w.window.start_minute = j.value("start_minute", 0);
+  w.window.duration_s = j.value("duration_s", int64_t{3600});
+  w.window.excluded_dates = j.value("exclude", std::vector<std::string>{});
+  w.timezone = j.value("timezone", "UTC");
+  return w;
+}
+
+std::optional<WindowDecision> DecideNamedWindow(const NamedWindow& w, int64_t now_s, std::string* error) {
+  if (WindowsIgnoredByEnvironment()) return WindowDecision{true, ""};
+  auto zone = TimeZone::Load(w.timezone, error);
+  if (!zone) return std::nullopt;
+  return DecideWindow(w.window, *zone, now_s);
 }
 
 }  // namespace plinth::controller

@@ -19,6 +19,8 @@
 
 #include <cstdint>
 #include <optional>
+
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -103,5 +105,20 @@ WindowDecision DecideWindow(const MaintenanceWindow& w, const TimeZone& tz, int6
 // PLINTH_IGNORE_WINDOWS=1 in the environment: every window counts as open
 // (emergencies; never the default).
 bool WindowsIgnoredByEnvironment();
+
+// A window as a resource refers to it (`window = maintenance_window.X` of a
+// service or a pool's patch block), carried in the specs the controller and
+// the node agents read: its settings and its zone's name.
+struct NamedWindow {
+  std::string name;
+  MaintenanceWindow window;
+  std::string timezone = "UTC";  // an IANA name (TimeZone::Load)
+};
+// {"name", "weekdays", "start_minute", "duration_s", "exclude", "timezone"}.
+nlohmann::json NamedWindowJson(const NamedWindow& w);
+NamedWindow NamedWindowFromJson(const nlohmann::json& j);
+// Whether `w` is open at `now_s` (PLINTH_IGNORE_WINDOWS=1: always); nullopt
+// with *error when its zone cannot be loaded.
+std::optional<WindowDecision> DecideNamedWindow(const NamedWindow& w, int64_t now_s, std::string* error);
 
 }  // namespace plinth::controller

@@ -126,12 +126,7 @@ json ServiceJson(const ServiceSpec& s) {
     out["autoscale"] = {{"min", a.min},      {"max", a.max},          {"tolerance", a.tolerance},
                         {"up", rules(a.up)}, {"down", rules(a.down)}, {"targets", targets}};
   }
-  if (s.window) {
-    const MaintenanceWindow& w = s.window->window;
-    out["window"] = {{"name", s.window->name},         {"weekdays", w.weekdays},
-                     {"start_minute", w.start_minute}, {"duration_s", w.duration_s},
-                     {"exclude", w.excluded_dates},    {"timezone", s.window->timezone}};
-  }
+  if (s.window) out["window"] = NamedWindowJson(*s.window);
   return out;
 }
 
@@ -196,16 +191,7 @@ ServiceSpec ServiceFromJson(const json& j) {
         if (x.is_object()) as.targets.push_back({x.value("signal", ""), x.value("average", 0.0)});
     s.autoscale = std::move(as);
   }
-  if (auto w = j.find("window"); w != j.end() && w->is_object()) {
-    ServiceWindow sw;
-    sw.name = w->value("name", "");
-    sw.window.weekdays = w->value("weekdays", std::vector<int>{});
-    sw.window.start_minute = w->value("start_minute", 0);
-    sw.window.duration_s = w->value("duration_s", int64_t{3600});
-    sw.window.excluded_dates = w->value("exclude", std::vector<std::string>{});
-    sw.timezone = w->value("timezone", "UTC");
-    s.window = std::move(sw);
-  }
+  if (auto w = j.find("window"); w != j.end() && w->is_object()) s.window = NamedWindowFromJson(*w);
   return s;
 }
 
@@ -217,13 +203,6 @@ bool ReplacesReplicas(const ServiceSpec& a, const ServiceSpec& b) {
   };
   return a.argv != b.argv || a.env != b.env || a.secret_names != b.secret_names || a.version != b.version ||
          a.port != b.port || a.user != b.user || a.cwd != b.cwd || buckets(a) != buckets(b);
-}
-
-std::optional<WindowDecision> DecideServiceWindow(const ServiceWindow& w, int64_t now_s, std::string* error) {
-  if (WindowsIgnoredByEnvironment()) return WindowDecision{true, ""};
-  auto zone = TimeZone::Load(w.timezone, error);
-  if (!zone) return std::nullopt;
-  return DecideWindow(w.window, *zone, now_s);
 }
 
 std::string ReplicaPrefix(const std::string& service_id) {

@@ -68,15 +68,14 @@ struct ServiceAutoscale {
 // `window = maintenance_window.X` of a service (docs/services.md,
 // "Changes inside a maintenance window"): a change that replaces replicas
 // waits in the store (ServiceStore::Stage) until the window opens.
-struct ServiceWindow {
-  std::string name;
-  MaintenanceWindow window;
-  std::string timezone = "UTC";  // an IANA name (TimeZone::Load)
-};
+using ServiceWindow = NamedWindow;
 
 // Whether `w` is open at `now_s` (PLINTH_IGNORE_WINDOWS=1: always); nullopt
 // with *error when its zone cannot be loaded.
-std::optional<WindowDecision> DecideServiceWindow(const ServiceWindow& w, int64_t now_s, std::string* error);
+inline std::optional<WindowDecision> DecideServiceWindow(const ServiceWindow& w, int64_t now_s,
+                                                         std::string* error) {
+  return DecideNamedWindow(w, now_s, error);
+}
 
 struct ServiceSpec {
   std::string id;       // the service's name: [A-Za-z0-9_-]

@@ -10,6 +10,8 @@
 #include <set>
 
 #include "kernels/qpu/memory.h"
+#include "runtime/providers/local/packages.h"
+#include "runtime/providers/local/service.h"
 
 namespace plinth::runtime::compute_config {
 namespace {
@@ -211,6 +213,36 @@ std::vector<std::string> ValidatePool(const ValueMap& config) {
       idle && idle->kind() == Value::Kind::Duration && idle->as_number() < 1000)
     errs.push_back("idle is " + FormatDuration(idle->as_number()) +
                    ": nodes would be decommissioned between jobs; set idle = 1s or more");
+  if (const Value* patch = Find(config, "patch"); patch && patch->kind() == Value::Kind::Object) {
+    const ValueMap& o = patch->as_object();
+    if (const Value* l = Find(o, "level"); KnownString(l) && l->as_string().empty())
+      errs.push_back("patch.level is empty: give the level nodes should reach (\"2026-12\", a kernel version)");
+    if (const Value* c = Find(o, "command"); c && c->kind() == Value::Kind::List) {
+      if (c->as_list().empty())
+        errs.push_back("patch.command is empty: give the program and its arguments, e.g. [\"./patch-node.sh\"]");
+      else if (KnownString(&c->as_list()[0]) && c->as_list()[0].as_string().empty())
+        errs.push_back("patch.command starts with an empty program name");
+    }
+    if (auto t = KnownInt(Find(o, "failure_threshold")); t && *t < 1)
+      errs.push_back("patch.failure_threshold is " + std::to_string(*t) +
+                     ": the first failed node halts the level at 1; set 1 or more");
+    if (const Value* t = Find(o, "timeout"); t && t->kind() == Value::Kind::Duration && t->as_number() < 1000)
+      errs.push_back("patch.timeout is " + FormatDuration(t->as_number()) + ": set 1s or more");
+    if (const Value* m = Find(o, "max_unavailable"); m && !m->is_null() && !m->is_unknown()) {
+      if (m->kind() == Value::Kind::Number) {
+        if (!m->is_integer() || m->as_number() < 1)
+          errs.push_back("patch.max_unavailable is " + m->ToString() +
+                         ": give a whole number of nodes (1 or more) or a percentage of them (\"25%\")");
+      } else if (m->kind() == Value::Kind::String) {
+        auto pct = service_config::ParsePercent(m->as_string());
+        if (!pct || *pct < 1)
+          errs.push_back("patch.max_unavailable is \"" + m->as_string() +
+                         "\": give a number of nodes (1) or a percentage of them from \"1%\" to \"100%\"");
+      } else {
+        errs.push_back("patch.max_unavailable must be a number of nodes (1) or a percentage of them (\"25%\")");
+      }
+    }
+  }
   for (const ShapeView& s : Shapes(config)) {
     std::string at = "shape " + std::to_string(s.index);
     if (s.cpus && *s.cpus < 1)
@@ -536,6 +568,33 @@ std::optional<compute::PoolSpec> PoolSpecFromPlanned(const ValueMap& p, std::str
     else if (KnownString(r))
       shape.region = r->as_string();
     s.shapes.push_back(std::move(shape));
+  }
+  if (const Value* patch = Find(p, "patch"); patch && patch->kind() == Value::Kind::Object) {
+    const ValueMap& o = patch->as_object();
+    const Value* level = Find(o, "level");
+    const Value* command = Find(o, "command");
+    if (!KnownString(level) || !command || command->kind() != Value::Kind::List || command->ContainsUnknown())
+      return fail("the patch's level and command are not known yet");
+    s.patch.level = level->as_string();
+    for (const Value& w : command->as_list())
+      if (w.kind() == Value::Kind::String) s.patch.command.push_back(w.as_string());
+    if (s.patch.level.empty() || s.patch.command.empty()) return fail("the patch needs a level and a command");
+    if (const Value* t = Find(o, "timeout"); t && t->kind() == Value::Kind::Duration)
+      s.patch.timeout_ms = static_cast<int64_t>(t->as_number());
+    if (auto t = KnownInt(Find(o, "failure_threshold"))) s.patch.failure_threshold = static_cast<int>(*t);
+    if (const Value* m = Find(o, "max_unavailable"); m && m->kind() == Value::Kind::Number) {
+      s.patch.max_unavailable = static_cast<int>(m->as_number());
+    } else if (KnownString(m)) {
+      auto pct = service_config::ParsePercent(m->as_string());
+      if (!pct) return fail("patch.max_unavailable must be a number or a percentage");
+      s.patch.max_unavailable_percent = static_cast<int>(*pct);
+    }
+    if (const Value* w = Find(o, "window"); w && w->kind() == Value::Kind::Object) {
+      std::string why;
+      auto resolved = packages::WindowOf(w->as_object(), &why);
+      if (!resolved) return fail(why);
+      s.patch.window = controller::NamedWindow{resolved->name, resolved->window, resolved->zone.name()};
+    }
   }
   return s;
 }

@@ -13,7 +13,12 @@
 #include <optional>
 #include <thread>
 
+#include <unistd.h>
+
+#include <cstdlib>
+
 #include "runtime/compute/queue.h"
+#include "runtime/process/process.h"
 #include "runtime/providers/local/compute.h"
 #include "runtime/providers/local/file_resources.h"
 #include "runtime/providers/local/provider.h"
@@ -106,6 +111,26 @@ Result<ResourceObject> LocalProvider::WritePool(const ValueMap& planned) {
   std::string error;
   auto spec = compute_config::PoolSpecFromPlanned(planned, &error);
   if (!spec) return ComputeFail("cannot apply the pool: " + error);
+  if (!spec->patch.empty()) {
+    // The patch command as the agents run it: an absolute program, the
+    // configuration's directory as its working directory.
+    const fs::path dir = fs::absolute(config_dir_.empty() ? fs::current_path() : config_dir_).lexically_normal();
+    std::string& program = spec->patch.command[0];
+    if (program.find('/') == std::string::npos) {
+      const char* path = std::getenv("PATH");
+      auto found = process::FindExecutable(program, path ? path : "/usr/local/bin:/usr/bin:/bin");
+      if (!found)
+        return ComputeFail("pool '" + spec->id + "': patch command '" + program +
+                           "' is not found on PATH: give its path");
+      program = found->string();
+    } else if (fs::path(program).is_relative()) {
+      program = (dir / program).lexically_normal().string();
+    }
+    if (::access(program.c_str(), X_OK) != 0)
+      return ComputeFail("pool '" + spec->id + "': patch command " + program +
+                         " is not an executable file: create it or fix the path (chmod +x)");
+    spec->patch.cwd = dir.string();
+  }
   auto q = ComputeQueue(true);
   if (!q.ok()) return q.error();
   if (!q.value()->PutPool(*spec, &error))

@@ -445,6 +445,32 @@ void PlanServiceWindow(ValueMap& p, const ValueMap* prior, std::vector<std::stri
                    "out then");
 }
 
+// A pool's `patch` at plan (docs/compute.md, "Patching nodes"): a new level
+// whose window is closed gets a note (apply records it; the nodes' agents
+// patch them when the window opens). Progress is in `plinth compute status`,
+// not in an attribute: it would read as drift while a rollout runs.
+void PlanPoolPatch(const ValueMap& p, const ValueMap* prior, std::vector<std::string>* notes) {
+  const Value* patch = Find(p, "patch");
+  if (!patch || patch->kind() != Value::Kind::Object) return;
+  const Value* level = Find(patch->as_object(), "level");
+  const Value* prior_patch = prior ? Find(*prior, "patch") : nullptr;
+  const Value* prior_level =
+      prior_patch && prior_patch->kind() == Value::Kind::Object ? Find(prior_patch->as_object(), "level") : nullptr;
+  if (!prior || SameValue(level, prior_level)) return;
+  const Value* w = Find(patch->as_object(), "window");
+  if (!prior || !IsKnownString(level) || !w || w->kind() != Value::Kind::Object || w->ContainsUnknown()) return;
+  std::string error;
+  auto resolved = packages::WindowOf(w->as_object(), &error);
+  if (!resolved) return;
+  controller::SystemClock clock;
+  const controller::WindowDecision d = packages::DecideWindow(*resolved, clock.WallMs() / 1000);
+  if (d.open || controller::WindowsIgnoredByEnvironment()) return;
+  notes->push_back("patching the running nodes to level \"" + level->as_string() +
+                   "\" waits for maintenance window " + resolved->name + ": " + d.next +
+                   "; apply records it, and each node's agent patches it then (a new node is patched when it "
+                   "starts)");
+}
+
 }  // namespace
 
 // ================================================================ provider
@@ -741,10 +767,20 @@ Result<PlanResponse> LocalProvider::PlanChange(const PlanRequest& request) {
     std::string error;
     if (!compute::DiscoverInventory(&inventory, &error))
       return Fail("cannot plan pool '" + n + "': " + error);
+    // The patch's window keeps the settings its agents decide by (FillBlock
+    // kept only the reference's name).
+    if (const Value* cp = Find(request.config, "patch"); cp && cp->kind() == Value::Kind::Object) {
+      if (auto it = p.find("patch"); it != p.end() && it->second.kind() == Value::Kind::Object) {
+        ValueMap o = it->second.as_object();
+        packages::NormalizeWindowReference(cp->as_object(), o);
+        it->second = Value::Object(std::move(o));
+      }
+    }
     compute_config::PlanPool(p, inventory);
     id = p["id"];
     const Value* nodes = prior_known("nodes");
     p["nodes"] = nodes ? *nodes : Value::Unknown(Type::Int());
+    PlanPoolPatch(p, prior, &r.notes);
   } else if (request.type == "service") {
     service_config::PlanService(p);
     id = p["id"];

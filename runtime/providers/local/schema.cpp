@@ -160,6 +160,35 @@ ResourceSchema Pool() {
       Attr("nodes", Type::Int(), AttrMode::Computed, "Live nodes, read back by refresh."),
   };
   s.body.blocks = {
+      {"patch", false, "", 0, 1,
+       Body({Attr("level", Type::String(), AttrMode::Required,
+                  "The level the nodes should be at: any string (a date, a kernel or driver version). A "
+                  "change patches every node to it."),
+             Attr("command", Type::List(Type::String()), AttrMode::Required,
+                  "The program that brings one node to the level, and its arguments (argv; no shell). A name "
+                  "without '/' is looked up on PATH; a relative path is taken from the configuration's "
+                  "directory, which is its working directory. It gets PLINTH_NODE, PLINTH_POOL, "
+                  "PLINTH_REGION, PLINTH_PATCH_LEVEL, PLINTH_PREVIOUS_PATCH_LEVEL and PLINTH_NODE_GPUS; a "
+                  "non-zero exit fails the node."),
+             Ref("window", "maintenance_window", AttrMode::Optional,
+                 "Maintenance window outside which no running node is cordoned for a patch (a new node is "
+                 "patched when it starts). Unset: any time."),
+             WithDefault(Attr("max_unavailable", Type::Any(), AttrMode::Optional,
+                              "Nodes cordoned for the patch at once: a number, or a percentage of the live "
+                              "nodes (\"25%\", rounded up; at least 1)."),
+                         Value::Number(1)),
+             WithDefault(Attr("failure_threshold", Type::Int(), AttrMode::Optional,
+                              "Nodes that may fail the patch (the command fails, hangs past timeout, or the "
+                              "health gate fails after it) before the level is halted: no node is patched to "
+                              "it any more."),
+                         Value::Number(1)),
+             WithDefault(Attr("timeout", Type::Duration(), AttrMode::Optional,
+                              "How long the command may run on one node; past it, it is killed and the node "
+                              "fails."),
+                         Value::Duration(10 * 60 * 1000))}),
+       "Patching the pool's nodes (docs/compute.md, \"Patching nodes\"): a node behind the level is "
+       "cordoned (takes no new job), drained (its running jobs finish), patched, probed again by the health "
+       "gate and put back, at most max_unavailable at a time, inside the window."},
       {"shape", false, "", 1, SIZE_MAX,
        Body({WithDefault(
                  Attr("cpus", Type::Int(), AttrMode::Optional, "CPUs of a node of this shape; at least 1."),

@@ -87,15 +87,8 @@ std::string Range(int64_t first, int64_t count) {
   return count == 1 ? std::to_string(first) : std::to_string(first) + "-" + std::to_string(first + count - 1);
 }
 
-// "25%" -> 25; nullopt for anything else (digits, then '%', at most 100).
 std::optional<int64_t> Percent(const std::string& text) {
-  if (text.size() < 2 || text.size() > 4 || text.back() != '%') return std::nullopt;
-  int64_t n = 0;
-  for (size_t i = 0; i + 1 < text.size(); ++i) {
-    if (text[i] < '0' || text[i] > '9') return std::nullopt;
-    n = n * 10 + (text[i] - '0');
-  }
-  return n <= 100 ? std::optional<int64_t>(n) : std::nullopt;
+  return ParsePercent(text);
 }
 
 // The rollout block's numbers (defaults when it is absent or they are unset).
@@ -759,6 +752,16 @@ std::optional<Endpoint> ParseEndpoint(const std::string& line) {
   e.index = static_cast<int>(i);
   e.port = static_cast<int>(p);
   return e;
+}
+
+std::optional<int64_t> ParsePercent(const std::string& text) {
+  if (text.size() < 2 || text.size() > 4 || text.back() != '%') return std::nullopt;
+  int64_t n = 0;
+  for (size_t i = 0; i + 1 < text.size(); ++i) {
+    if (text[i] < '0' || text[i] > '9') return std::nullopt;
+    n = n * 10 + (text[i] - '0');
+  }
+  return n <= 100 ? std::optional<int64_t>(n) : std::nullopt;
 }
 
 }  // namespace plinth::runtime::service_config

@@ -29,6 +29,9 @@
 
 namespace plinth::runtime::service_config {
 
+// "25%" -> 25; nullopt for anything else (digits, then '%', at most 100).
+std::optional<int64_t> ParsePercent(const std::string& text);
+
 // Plan-time problems of a service's configuration (lowercase, no trailing
 // period, each says how to fix it). Values still unknown are not checked.
 // Regions that are not region references, replicas < 1, a port outside
