@@ -382,13 +382,13 @@ int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOpt
   // Brings the node to the pool's patch level (a new node: before its health
   // gate; a cordoned one: once drained). Empty when done, else why not (the
   // failure is recorded; the caller fails the node).
-  auto patch_node = [&](const PoolSpec& spec, bool* cancelled) -> std::string {
+  auto patch_node = [&](const PoolSpec& spec, bool probe, bool* cancelled) -> std::string {
     const auto begin = std::chrono::steady_clock::now();
     auto me = q.GetNode(node_name);
     NodeState current = me ? *me : *node;
     std::string why = RunPatchCommand(q.compute_dir(), spec, current, cancelled);
     if (*cancelled) return why;
-    if (why.empty() && spec.health != HealthGate::kNone && !node->gpus.empty()) {
+    if (why.empty() && probe && spec.health != HealthGate::kNone && !node->gpus.empty()) {
       q.MoveNode(node_name, "patching", "probing", "probing after patch level " + spec.patch.level);
       why = health_gate(spec);
     }
@@ -414,13 +414,12 @@ int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOpt
   };
 
   // A new node joins at the pool's patch level: it has no work yet, so its
-  // patch needs no window.
-  bool gated = false;  // the patch ran the health gate already
+  // patch needs no window. The health gate follows as for any new node; its
+  // failure is the node's (a bad GPU), not the patch's.
   if (!pool->patch.empty() && node->patch_level != pool->patch.level && !q.PatchHalted(*pool)) {
-    gated = true;
     q.SetNodeState(node_name, "patching", "new node: patch level " + pool->patch.level, false);
     bool cancelled = false;
-    std::string why = patch_node(*pool, &cancelled);
+    std::string why = patch_node(*pool, /*probe=*/false, &cancelled);
     if (cancelled) {
       reservation.Release();
       q.SetNodeState(node_name, "released", "stopped by a signal", true);
@@ -428,7 +427,7 @@ int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOpt
     }
     if (!why.empty()) return fail(why);
   }
-  if (!gated && !node->gpus.empty() && pool->health != HealthGate::kNone) {
+  if (!node->gpus.empty() && pool->health != HealthGate::kNone) {
     q.SetNodeState(node_name, "probing", "", false);
     std::string why = health_gate(*pool);
     if (!why.empty()) return fail(why);
@@ -514,7 +513,7 @@ int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOpt
         q.AddEvent(node->pool, node_name, "",
                    "drained in " + SecondsText(NowMs() - drain_began_ms) + "; patching to level " + patch.level);
         bool cancelled = false;
-        std::string why = patch_node(*pool, &cancelled);
+        std::string why = patch_node(*pool, /*probe=*/true, &cancelled);
         if (cancelled) {
           exit_reason = "stopped by a signal";
           break;

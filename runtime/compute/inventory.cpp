@@ -1,6 +1,7 @@
 #include "runtime/compute/inventory.h"
 
 #include <sched.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -172,9 +173,20 @@ bool DiscoverInventory(Inventory* out, std::string* error) {
   static Inventory cached;
   static std::string cached_error;
   static std::string cached_fake;  // the $PLINTH_FAKE_GPUS the cache was made for
+  static std::string cached_stamp;  // its size and modification time then
   std::lock_guard<std::mutex> lock(mu);
   const char* fake = std::getenv("PLINTH_FAKE_GPUS");
-  if (done && cached_fake != (fake ? fake : "")) done = false;  // another fake machine: read again
+  // A fake machine is read again when its file changes (a test injecting a
+  // fault into a GPU after a node started, as a failed driver patch would).
+  std::string stamp;
+  if (fake && *fake) {
+    struct stat st {};
+    if (::stat(fake, &st) == 0)
+      stamp = std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+              std::to_string(st.st_mtim.tv_nsec);
+  }
+  if (done && (cached_fake != (fake ? fake : "") || cached_stamp != stamp)) done = false;
+  cached_stamp = stamp;
   if (!done) {
     done = true;
     cached = Inventory{};

@@ -923,6 +923,20 @@ bool Queue::CordonForPatch(const std::string& name) {
     }
   }
   if (cordoned >= pool->patch.Allowed(live)) return false;
+  // Idle nodes go first: a node with running jobs waits while another ready
+  // node behind the level has none (it drains at once).
+  {
+    Stmt busy(db_, "SELECT count(*) FROM jobs WHERE node = ?1 AND status = 'running'");
+    busy.Bind(1, name);
+    if (busy.Row() && busy.Int(0) > 0) {
+      Stmt idle(db_,
+                "SELECT 1 FROM nodes n WHERE n.pool = ?1 AND n.name != ?2 AND n.state = 'ready' AND "
+                "n.patch_level != ?3 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.node = n.name AND "
+                "j.status = 'running') LIMIT 1");
+      idle.Bind(1, pool_id).Bind(2, name).Bind(3, pool->patch.level);
+      if (idle.Row()) return false;
+    }
+  }
   Stmt u(db_, "UPDATE nodes SET state = 'draining', reason = ?2 WHERE name = ?1 AND state = 'ready'");
   u.Bind(1, name).Bind(2, "cordoned for patch level " + pool->patch.level);
   if (!u.Done() || sqlite3_changes(db_) == 0) return false;

@@ -200,6 +200,169 @@ TEST_F(ComputeAgentTest, StoppedAgentEndsItsJobsAsInfrastructureFailures) {
   EXPECT_EQ(first.reason, "stopped by a signal");
 }
 
+// ---- Patching nodes (docs/compute.md, "Patching nodes")
+
+class ComputePatchTest : public ComputeAgentTest {
+ protected:
+  // A pool of `nodes` CPU nodes (min = max) whose patch appends "<node> <level> start|end <ns>" to
+  // log_ around `extra` (a shell snippet) and a short sleep.
+  PoolSpec Patched(const std::string& name, int nodes, const std::string& level, const std::string& extra = "") {
+    PoolSpec p = Pool(name, 0, nodes);
+    p.min_nodes = nodes;
+    p.idle_ms = 60000;
+    p.health = HealthGate::kNone;
+    p.patch.level = level;
+    p.patch.command = {"/bin/sh", "-c",
+                       "echo \"$PLINTH_NODE $PLINTH_PATCH_LEVEL start $(date +%s%N)\" >> " + log_.string() +
+                           "; " + extra + " sleep 0.3; echo \"$PLINTH_NODE $PLINTH_PATCH_LEVEL end $(date +%s%N)\" >> " +
+                           log_.string()};
+    p.patch.timeout_ms = 5000;
+    return p;
+  }
+  // Waits (up to 30 s) until every live node of the pool is ready at `level` and there are `count`.
+  bool WaitLevel(const std::string& pool, const std::string& level, size_t count) {
+    for (int i = 0; i < 300; ++i) {
+      auto nodes = queue_->ListNodes(pool, false);
+      bool all = nodes.size() == count;
+      for (const auto& n : nodes) all = all && n.state == "ready" && n.patch_level == level;
+      if (all) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  }
+  bool WaitEvent(const std::string& pool, const std::string& text) {
+    for (int i = 0; i < 300; ++i) {
+      if (EventsText(pool).find(text) != std::string::npos) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  }
+  fs::path log_ = fs::temp_directory_path() / ("plinth-patch-" + std::to_string(::getpid()) + ".log");
+  ~ComputePatchTest() override { fs::remove(log_); }
+};
+
+TEST_F(ComputePatchTest, RunningNodesArePatchedOneAtATimeAfterTheirJobsFinish) {
+  std::string error;
+  fs::remove(log_);
+  // New nodes are patched before they take work.
+  ASSERT_TRUE(queue_->PutPool(Patched("cpu", 2, "v1"), &error)) << error;
+  ASSERT_TRUE(WaitLevel("east/cpu", "v1", 2)) << EventsText("east/cpu");
+  // A job holds one node while the level changes.
+  auto job = Job("east/cpu", "long", {"sh", "-c", "sleep 2"});
+  ASSERT_TRUE(queue_->Submit(job, {}, &error)) << error;
+  for (int i = 0; i < 100 && queue_->GetJob(job.id)->status != JobStatus::kRunning; ++i)
+    std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(queue_->GetJob(job.id)->status, JobStatus::kRunning);
+  const std::string busy = queue_->GetJob(job.id)->node;
+  ASSERT_TRUE(queue_->PutPool(Patched("cpu", 2, "v2"), &error)) << error;
+  ASSERT_TRUE(WaitLevel("east/cpu", "v2", 2)) << EventsText("east/cpu");
+  // The job was drained, not killed: one attempt, succeeded.
+  JobState end = WaitEnd(job.id);
+  EXPECT_EQ(end.status, JobStatus::kSucceeded) << end.reason;
+  EXPECT_EQ(end.attempts, 1);
+  // The same two nodes, each patched once to v2, never two at once, the busy one after its job.
+  auto nodes = queue_->ListNodes("east/cpu", true);
+  EXPECT_EQ(nodes.size(), 2u) << EventsText("east/cpu");
+  struct Span {
+    std::string node;
+    long long start = 0, end = 0;
+  };
+  std::vector<Span> v2;
+  std::istringstream in(plinth::testing::ReadFile(log_));
+  std::string node, level, what;
+  long long ns = 0;
+  while (in >> node >> level >> what >> ns) {
+    if (level != "v2") continue;
+    if (what == "start") v2.push_back({node, ns, 0});
+    if (what == "end")
+      for (auto& s : v2)
+        if (s.node == node && s.end == 0) s.end = ns;
+  }
+  ASSERT_EQ(v2.size(), 2u) << plinth::testing::ReadFile(log_);
+  std::sort(v2.begin(), v2.end(), [](const Span& a, const Span& b) { return a.start < b.start; });
+  EXPECT_LE(v2[0].end, v2[1].start) << plinth::testing::ReadFile(log_);
+  EXPECT_EQ(v2[1].node, busy) << "the node with a running job is drained last\n" << EventsText("east/cpu");
+  EXPECT_GE(v2[1].start / 1000000, end.finished_at_ms) << plinth::testing::ReadFile(log_);
+  std::string events = EventsText("east/cpu");
+  EXPECT_NE(events.find(busy + "  cordoned for patch level v2; draining 1 running job(s)"), std::string::npos)
+      << events;
+  EXPECT_NE(events.find("patched to level v2 in "), std::string::npos) << events;
+}
+
+TEST_F(ComputePatchTest, ClosedWindowDefersAndAHungPatchIsKilledAndHaltsTheLevel) {
+  std::string error;
+  fs::remove(log_);
+  ASSERT_TRUE(queue_->PutPool(Patched("cpu", 2, "v1"), &error)) << error;
+  ASSERT_TRUE(WaitLevel("east/cpu", "v1", 2)) << EventsText("east/cpu");
+  // A window that opens three hours from now: nothing is cordoned.
+  PoolSpec later = Patched("cpu", 2, "v2");
+  const int64_t now_min = std::chrono::duration_cast<std::chrono::minutes>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+  later.patch.window = controller::NamedWindow{"later", {}, "UTC"};
+  later.patch.window->window.start_minute = static_cast<int>((now_min + 180) % 1440);
+  later.patch.window->window.duration_s = 3600;
+  ASSERT_TRUE(queue_->PutPool(later, &error)) << error;
+  std::this_thread::sleep_for(2500ms);
+  for (const auto& n : queue_->ListNodes("east/cpu", false)) EXPECT_EQ(n.patch_level, "v1") << n.name;
+  EXPECT_EQ(EventsText("east/cpu").find("cordoned"), std::string::npos) << EventsText("east/cpu");
+  // A patch that hangs is killed at its timeout: the node fails, the level halts (threshold 1),
+  // the other node keeps its level and a replacement joins unpatched.
+  PoolSpec hangs = Patched("cpu", 2, "v3", "sleep 60;");
+  hangs.patch.timeout_ms = 1000;
+  ASSERT_TRUE(queue_->PutPool(hangs, &error)) << error;
+  ASSERT_TRUE(WaitEvent("east/cpu", "patch level v3 halted: 1 node(s) failed it")) << EventsText("east/cpu");
+  std::string events = EventsText("east/cpu");
+  EXPECT_NE(events.find("patch level v3 failed: the patch command was killed by SIGTERM after its 1 s deadline"),
+            std::string::npos)
+      << events;
+  EXPECT_TRUE(queue_->PatchHalted(hangs));
+  std::this_thread::sleep_for(1500ms);
+  int at_v1 = 0, failed = 0;
+  for (const auto& n : queue_->ListNodes("east/cpu", true)) {
+    if (n.state == "failed") ++failed;
+    if (n.state == "ready" && n.patch_level == "v1") ++at_v1;
+    EXPECT_NE(n.patch_level, "v3") << n.name;
+  }
+  EXPECT_EQ(failed, 1) << EventsText("east/cpu");
+  EXPECT_EQ(at_v1, 1) << EventsText("east/cpu");
+  EXPECT_EQ(EventsText("east/cpu").find("cordoned for patch level v3", events.find("halted")), std::string::npos)
+      << "no node is cordoned after the halt\n"
+      << EventsText("east/cpu");
+}
+
+TEST_F(ComputePatchTest, APatchThatBreaksItsGpuFailsTheHealthGateAfterIt) {
+  std::string error;
+  fs::remove(log_);
+  PoolSpec p = Pool("gpu", 1, 1);
+  p.min_nodes = 1;
+  p.idle_ms = 60000;
+  p.patch.level = "v1";
+  p.patch.command = {"/bin/true"};
+  ASSERT_TRUE(queue_->PutPool(p, &error)) << error;
+  // GPU 0 fails the gate (the fixture's gemm fault): the node on GPU 1 is the one at v1.
+  ASSERT_TRUE(WaitLevel("east/gpu", "v1", 1)) << EventsText("east/gpu");
+  ASSERT_EQ(queue_->ListNodes("east/gpu", false).front().gpus, std::vector<int>{1});
+  // v2's command injects a fault into the node's own GPU: the command succeeds, the probe after it fails.
+  p.patch.level = "v2";
+  p.patch.command = {"python3", "-c",
+                     "import json, os, sys; f = sys.argv[1]; d = json.load(open(f)); "
+                     "[g.update(fault='gemm') for g in d['gpus'] if str(g['index']) == os.environ['PLINTH_NODE_GPUS']]; "
+                     "json.dump(d, open(f, 'w'))",
+                     (root_ / "gpus.json").string()};
+  auto py = process::FindExecutable("python3", "/usr/local/bin:/usr/bin:/bin");
+  ASSERT_TRUE(py);
+  p.patch.command[0] = py->string();
+  ASSERT_TRUE(queue_->PutPool(p, &error)) << error;
+  ASSERT_TRUE(WaitEvent("east/gpu", "patch level v2 failed: health gate failed: GPU 1")) << EventsText("east/gpu");
+  std::string events = EventsText("east/gpu");
+  EXPECT_NE(events.find("(GPU quarantined for 1h)"), std::string::npos) << events;
+  EXPECT_NE(events.find("patch level v2 halted"), std::string::npos) << events;
+  // The replacement takes GPU 2 (1 is quarantined) and, the level being halted, joins without it.
+  ASSERT_TRUE(WaitLevel("east/gpu", "", 1)) << EventsText("east/gpu");
+  EXPECT_EQ(queue_->ListNodes("east/gpu", false).front().gpus, std::vector<int>{2});
+}
+
 // ---- CPU and memory reservations across nodes (docs/compute.md, "CPU and memory reservations")
 
 class ComputeReservationTest : public ComputeAgentTest {

@@ -180,6 +180,69 @@ TEST_F(ComputeConfigTest, PoolSanity) {
             1u);
 }
 
+TEST_F(ComputeConfigTest, PatchBlockIsCheckedAndBecomesThePoolsPatchSpec) {
+  auto patch = [](ValueMap m) {
+    ValueMap base = {{"level", S("2026-12")},
+                     {"command", Value::List({S("./patch-node.sh"), S("--reboot")})},
+                     {"max_unavailable", N(1)},
+                     {"failure_threshold", N(1)},
+                     {"timeout", Value::Duration(600000)}};
+    for (auto& [k, v] : m) base[k] = v;
+    return ValueMap{{"patch", Value::Object(base)}};
+  };
+  EXPECT_TRUE(cc::ValidatePool(PoolConfig("train", {ShapeV(1, "")}, patch({}))).empty());
+  auto errs = cc::ValidatePool(PoolConfig(
+      "train", {ShapeV(1, "")},
+      patch({{"level", S("")}, {"command", Value::List({})}, {"failure_threshold", N(0)},
+             {"timeout", Value::Duration(10)}, {"max_unavailable", S("0%")}})));
+  ASSERT_EQ(errs.size(), 5u);
+  EXPECT_EQ(errs[0], "patch.level is empty: give the level nodes should reach (\"2026-12\", a kernel version)");
+  EXPECT_EQ(errs[1], "patch.command is empty: give the program and its arguments, e.g. [\"./patch-node.sh\"]");
+  EXPECT_EQ(errs[2], "patch.failure_threshold is 0: the first failed node halts the level at 1; set 1 or more");
+  EXPECT_EQ(errs[3], "patch.timeout is 10ms: set 1s or more");
+  EXPECT_EQ(errs[4],
+            "patch.max_unavailable is \"0%\": give a number of nodes (1) or a percentage of them from \"1%\" to "
+            "\"100%\"");
+  errs = cc::ValidatePool(PoolConfig("train", {ShapeV(1, "")}, patch({{"max_unavailable", N(1.5)}})));
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_NE(errs[0].find("give a whole number of nodes"), std::string::npos) << errs[0];
+
+  std::string err;
+  auto spec = cc::PoolSpecFromPlanned(
+      PoolConfig("train", {ShapeV(1, "")},
+                 patch({{"max_unavailable", S("25%")},
+                        {"failure_threshold", N(2)},
+                        {"timeout", Value::Duration(90000)},
+                        {"window", Value::Object({{"name", S("nightly")},
+                                                  {"days", S("mon-fri")},
+                                                  {"start", S("02:30")},
+                                                  {"duration", Value::Duration(7200000)},
+                                                  {"timezone", S("UTC")}})}})),
+      &err);
+  ASSERT_TRUE(spec) << err;
+  EXPECT_EQ(spec->patch.level, "2026-12");
+  EXPECT_EQ(spec->patch.command, (std::vector<std::string>{"./patch-node.sh", "--reboot"}));
+  EXPECT_EQ(spec->patch.max_unavailable_percent, 25);
+  EXPECT_EQ(spec->patch.failure_threshold, 2);
+  EXPECT_EQ(spec->patch.timeout_ms, 90000);
+  ASSERT_TRUE(spec->patch.window);
+  EXPECT_EQ(spec->patch.window->name, "nightly");
+  EXPECT_EQ(spec->patch.window->window.start_minute, 150);
+  EXPECT_EQ(spec->patch.window->window.duration_s, 7200);
+  EXPECT_EQ(spec->patch.window->window.weekdays, (std::vector<int>{1, 2, 3, 4, 5}));
+  // 25% of 10 live nodes is 3 (rounded up); of 2, 1; a number is taken as it is.
+  EXPECT_EQ(spec->patch.Allowed(10), 3);
+  EXPECT_EQ(spec->patch.Allowed(2), 1);
+  compute::PatchSpec two;
+  two.level = "x";
+  two.max_unavailable = 2;
+  EXPECT_EQ(two.Allowed(10), 2);
+  // Without a patch block the pool has no patch policy.
+  spec = cc::PoolSpecFromPlanned(PoolConfig("train", {ShapeV(1, "")}), &err);
+  ASSERT_TRUE(spec) << err;
+  EXPECT_TRUE(spec->patch.empty());
+}
+
 TEST_F(ComputeConfigTest, JobAskingMoreThanAnyShape) {
   Value pool = PoolRef(
       PoolConfig("train", {ShapeV(8, "H100:8", Value::Size(64.0 * (1ull << 30))), ShapeV(4, "A100:4")}));
