@@ -10,6 +10,9 @@
 #    run twice, and the next apply records how it ended;
 #  - a pool's min_nodes node outlives its idle time; job logs --follow streams
 #    a running job's lines and returns when it ends;
+#  - a patched pool: new nodes join at the level, a new level waits for its
+#    closed window (plan note) and rolls out once it opens, a failing level
+#    halts after one node;
 #  - destroy removes jobs and pools and leaves no agent running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -140,8 +143,83 @@ timeout 30 "$plinth" job logs --follow --dir="$m" "$jid" >"$tmp/follow.txt" 2>&1
   fail "job logs --follow did not return when the job ended: $(cat "$tmp/follow.txt")"
 for i in 1 2 3; do grep -qx "line $i" "$tmp/follow.txt" || fail "job logs --follow missed line $i: $(cat "$tmp/follow.txt")"; done
 
-# 5. destroy: jobs, pools and agents go.
-for d in "$ex" "$k" "$m"; do
+# 5. Patching nodes through apply (docs/compute.md, "Patching nodes"): new
+# nodes join patched; a new level waits while its window is closed (a plan
+# note says so), rolls out once it is open; a failing level halts.
+# (The warm pool's node goes first: CI machines have 2 CPUs, and this pool needs both.)
+"$plinth" destroy --auto-approve "$m" >"$tmp/destroy.txt" 2>&1 || fail "destroy failed: $(cat "$tmp/destroy.txt")"
+pt="$tmp/patch"
+mkdir -p "$pt"
+cat >"$pt/patch-node.sh" <<'SH'
+#!/bin/sh
+echo "$PLINTH_NODE $PLINTH_PREVIOUS_PATCH_LEVEL $PLINTH_PATCH_LEVEL" >> "$(dirname "$0")/patched.log"
+case "$PLINTH_PATCH_LEVEL" in bad*) echo "cannot patch" >&2; exit 3 ;; esac
+SH
+chmod +x "$pt/patch-node.sh"
+cat >"$pt/main.plinth" <<'PLINTH'
+variable "level" {
+  type    = string
+  default = "v1"
+}
+variable "start" {
+  type    = string
+  default = "00:00"
+}
+region "r" {}
+maintenance_window "w" {
+  start    = var.start
+  duration = 2h
+}
+pool "p" {
+  region    = region.r
+  min_nodes = 2
+  max_nodes = 2
+  health    = "none"
+  shape {
+    cpus = 1
+  }
+  patch {
+    level   = var.level
+    command = ["./patch-node.sh"]
+    window  = maintenance_window.w
+  }
+}
+PLINTH
+closed=$(date -u -d '+3 hours' +%H:00)
+open=$(date -u -d '-1 minute' +%H:%M)
+patch_status() {  # patch_status FIELD: the pool's patch FIELD from compute status --json
+  "$plinth" compute status --json --dir="$pt" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["pools"][0]["patch"][sys.argv[1]])' "$1"
+}
+at_level() { [ "$(patch_status nodes_at_level)" = 2 ]; }
+PLINTH_VAR_level=v1 PLINTH_VAR_start=$closed "$plinth" apply --auto-approve "$pt" >"$tmp/patch-apply.txt" 2>&1 ||
+  fail "apply of a patched pool failed: $(cat "$tmp/patch-apply.txt")"
+wait_for 30 at_level || fail "new nodes did not join at level v1: $("$plinth" compute status --dir="$pt")"
+PLINTH_VAR_level=v2 PLINTH_VAR_start=$closed "$plinth" plan "$pt" >"$tmp/patch-plan.txt" 2>&1 || true
+grep -q 'patching the running nodes to level "v2" waits for maintenance window w: next opens' "$tmp/patch-plan.txt" ||
+  fail "the plan has no window note: $(cat "$tmp/patch-plan.txt")"
+PLINTH_VAR_level=v2 PLINTH_VAR_start=$closed "$plinth" apply --auto-approve "$pt" >"$tmp/patch-apply.txt" 2>&1 ||
+  fail "apply of level v2 failed: $(cat "$tmp/patch-apply.txt")"
+sleep 3
+[ "$(grep -c ' v1 v2$' "$pt/patched.log" || true)" = 0 ] ||
+  fail "a node was patched while the window was closed: $(cat "$pt/patched.log")"
+"$plinth" compute status --dir="$pt" | grep -q "waiting for maintenance window w" ||
+  fail "compute status does not say the level waits: $("$plinth" compute status --dir="$pt")"
+PLINTH_VAR_level=v2 PLINTH_VAR_start=$open "$plinth" apply --auto-approve "$pt" >"$tmp/patch-apply.txt" 2>&1 ||
+  fail "apply with an open window failed: $(cat "$tmp/patch-apply.txt")"
+wait_for 30 at_level || fail "the nodes did not reach v2 in the window: $("$plinth" compute status --dir="$pt")"
+[ "$(grep -c ' v1 v2$' "$pt/patched.log")" = 2 ] || fail "not each node patched once to v2: $(cat "$pt/patched.log")"
+PLINTH_VAR_level=bad1 PLINTH_VAR_start=$open "$plinth" apply --auto-approve "$pt" >"$tmp/patch-apply.txt" 2>&1 ||
+  fail "apply of level bad1 failed: $(cat "$tmp/patch-apply.txt")"
+halted() { [ "$(patch_status halted)" = True ]; }
+wait_for 30 halted || fail "a failing level did not halt: $("$plinth" compute status --dir="$pt")"
+[ "$(grep -c ' bad1$' "$pt/patched.log")" = 1 ] || fail "more than one node tried the halted level: $(cat "$pt/patched.log")"
+"$plinth" compute status --dir="$pt" | grep -q "patch level bad1 failed: the patch command exited with status 3" ||
+  fail "the failure is not in the events: $("$plinth" compute status --dir="$pt")"
+echo "compute-test: each node patched once to v2 in its window, none before; a failing level halted after one node"
+
+# 6. destroy: jobs, pools and agents go.
+for d in "$ex" "$k" "$pt"; do
   "$plinth" destroy --auto-approve "$d" >"$tmp/destroy.txt" 2>&1 || fail "destroy failed: $(cat "$tmp/destroy.txt")"
 done
 if pgrep -f "compute agent --compute-dir=$tmp" >/dev/null; then fail "an agent outlived destroy"; fi
