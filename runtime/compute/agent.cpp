@@ -26,6 +26,7 @@
 #include "runtime/compute/inventory.h"
 #include "runtime/compute/ledger.h"
 #include "runtime/compute/queue.h"
+#include "runtime/controller/actions.h"
 #include "runtime/controller/maintenance.h"
 #include "runtime/process/process.h"
 
@@ -112,6 +113,24 @@ std::string ProbeGpu(const Gpu& g, HealthGate level) {
          " probe: " + (why.empty() ? "a check failed" : why);
 }
 
+// An automatic action of a node agent for `plinth history` (the workspace's
+// controller/actions.db, docs/controller.md "Automatic actions"): a node
+// patched, a level halted, a node replaced after a failed probe or patch.
+// Best effort: a history that cannot be written does not stop the node.
+void RecordAction(const fs::path& compute_dir, const PoolSpec& pool, const std::string& kind,
+                  const std::string& detail, const std::string& reason) {
+  std::string error;
+  auto log = controller::ActionLog::Open(compute_dir.parent_path() / "controller" / "actions.db", true, &error);
+  controller::Action a;
+  a.at_ms = NowMs();
+  a.kind = kind;
+  a.subject = "pool." + pool.name;
+  a.detail = detail;
+  a.reason = reason;
+  if (!log || !log->Record(a, &error))
+    std::fprintf(stderr, "warning: cannot record %s: %s\n", kind.c_str(), error.c_str());
+}
+
 // Runs the pool's patch command for a node (docs/compute.md, "Patching
 // nodes"): argv only, the agent's PATH/HOME/LANG and the node's names, its
 // output appended to <compute dir>/patches/<node>.log, killed at the
@@ -129,7 +148,10 @@ std::string RunPatchCommand(const fs::path& compute_dir, const PoolSpec& pool, c
     if (const char* v = std::getenv(k)) spec.env[k] = v;
   if (!spec.env.count("PATH")) spec.env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
   std::string gpus;
-  for (int g : node.gpus) gpus += (gpus.empty() ? "" : ",") + std::to_string(g);
+  for (int g : node.gpus) {
+    if (!gpus.empty()) gpus += ',';
+    gpus += std::to_string(g);
+  }
   spec.env["PLINTH_NODE"] = node.name;
   spec.env["PLINTH_POOL"] = pool.name;
   spec.env["PLINTH_REGION"] = pool.region;
@@ -398,18 +420,29 @@ int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOpt
     if (!why.empty()) {
       q.RecordPatchFailure(spec.id, spec.patch.level, node_name, why);
       q.AddEvent(spec.id, node_name, "", "patch level " + spec.patch.level + " failed: " + why);
-      if (q.PatchHalted(spec))
+      RecordAction(q.compute_dir(), spec, "replace node",
+                   "node " + node_name + " failed patch level " + spec.patch.level + "; a replacement is provisioned",
+                   why);
+      if (q.PatchHalted(spec)) {
+        const std::string count = std::to_string(q.PatchFailures(spec.id, spec.patch.level)) +
+                                  " node(s) failed it (failure_threshold " +
+                                  std::to_string(spec.patch.failure_threshold) + ")";
         q.AddEvent(spec.id, "", "",
-                   "patch level " + spec.patch.level + " halted: " +
-                       std::to_string(q.PatchFailures(spec.id, spec.patch.level)) +
-                       " node(s) failed it (failure_threshold " + std::to_string(spec.patch.failure_threshold) +
-                       "); apply another level to try again");
+                   "patch level " + spec.patch.level + " halted: " + count + "; apply another level to try again");
+        RecordAction(q.compute_dir(), spec, "halt patch", "level " + spec.patch.level, count);
+      }
       return "patch level " + spec.patch.level + " failed: " + why;
     }
     q.SetPatchLevel(node_name, spec.patch.level);
     q.AddEvent(spec.id, node_name, "",
                "patched to level " + spec.patch.level + " in " + SecondsText(took) +
                    (current.patch_level.empty() ? "" : " (from " + current.patch_level + ")"));
+    if (probe)  // a running node (a new one's patch is part of its start)
+      RecordAction(q.compute_dir(), spec, "patch",
+                   "node " + node_name + " to level " + spec.patch.level +
+                       (current.patch_level.empty() ? "" : " from " + current.patch_level),
+                   spec.patch.window ? "maintenance window " + spec.patch.window->name + " open"
+                                     : "the pool's patch level changed");
     return "";
   };
 
@@ -437,6 +470,7 @@ int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOpt
 
   std::list<Running> running;
   int64_t last_busy = NowMs();
+  int64_t last_probe = NowMs();
   auto next_reconcile = std::chrono::steady_clock::now();
   auto next_capacity = std::chrono::steady_clock::now();
   auto next_patch_check = std::chrono::steady_clock::now();
@@ -531,7 +565,30 @@ int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOpt
         q.MoveNode(node_name, "probing", "ready", "");
         me->state = "ready";
         last_busy = NowMs();
+        last_probe = NowMs();
       }
+    }
+    // The health gate again on an idle GPU node every health_recheck (docs/compute.md,
+    // "Health gate"): a GPU that went bad fails the node before work lands on it.
+    if (pool->health_recheck_ms > 0 && me->state == "ready" && running.empty() && !node->gpus.empty() &&
+        pool->health != HealthGate::kNone && NowMs() - last_probe >= pool->health_recheck_ms &&
+        q.MoveNode(node_name, "ready", "probing", "periodic health check")) {
+      std::string why = health_gate(*pool);
+      last_probe = NowMs();
+      if (!why.empty()) {
+        reservation.Release();
+        q.SetNodeState(node_name, "failed", "periodic " + why, true);
+        q.AddEvent(node->pool, node_name, "", "node failed: periodic " + why);
+        RecordAction(q.compute_dir(), *pool, "replace node",
+                     "node " + node_name + " failed its periodic health check; a replacement is provisioned when "
+                     "work waits or min_nodes asks",
+                     why);
+        std::string e;
+        q.EnsureCapacity(node->pool, &e);
+        std::fprintf(stderr, "error: periodic %s\n", why.c_str());
+        return 1;
+      }
+      q.MoveNode(node_name, "probing", "ready", "");
     }
     // Claim what fits the free part of the node (a cordoned node takes none).
     for (; me->state == "ready";) {

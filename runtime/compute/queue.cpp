@@ -117,6 +117,7 @@ json PoolJson(const PoolSpec& p) {
           {"health", p.health == HealthGate::kNone   ? "none"
                      : p.health == HealthGate::kFull ? "full"
                                                      : "quick"},
+          {"health_recheck_ms", p.health_recheck_ms},
           {"patch", PatchJson(p.patch)}};
 }
 
@@ -130,6 +131,7 @@ PoolSpec PoolFromJson(const json& j) {
   p.idle_ms = j.value("idle_ms", int64_t{600000});
   std::string h = j.value("health", "quick");
   p.health = h == "none" ? HealthGate::kNone : h == "full" ? HealthGate::kFull : HealthGate::kQuick;
+  p.health_recheck_ms = j.value("health_recheck_ms", int64_t{0});
   if (auto patch = j.find("patch"); patch != j.end()) p.patch = PatchFromJson(*patch);
   for (const auto& s : j.value("shapes", json::array())) {
     Shape sh;

@@ -111,6 +111,9 @@ struct PoolSpec {
   int max_nodes = 1;
   int64_t idle_ms = 10 * 60 * 1000;  // an idle node is decommissioned after this
   HealthGate health = HealthGate::kQuick;
+  // > 0: an idle node probes its GPUs again this long after its last probe;
+  // a failure fails the node (docs/compute.md, "Health gate").
+  int64_t health_recheck_ms = 0;
   PatchSpec patch;
 };
 

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "runtime/compute/ledger.h"
+#include "runtime/controller/actions.h"
 #include "runtime/compute/queue.h"
 #include "runtime/process/process.h"
 #include "tests/support/compute_fixture.h"
@@ -361,6 +362,45 @@ TEST_F(ComputePatchTest, APatchThatBreaksItsGpuFailsTheHealthGateAfterIt) {
   // The replacement takes GPU 2 (1 is quarantined) and, the level being halted, joins without it.
   ASSERT_TRUE(WaitLevel("east/gpu", "", 1)) << EventsText("east/gpu");
   EXPECT_EQ(queue_->ListNodes("east/gpu", false).front().gpus, std::vector<int>{2});
+  // plinth history has both automatic actions, with their reasons.
+  auto log = controller::ActionLog::Open(root_ / "ws" / "controller" / "actions.db", false, &error);
+  ASSERT_TRUE(log) << error;
+  std::string history;
+  for (const auto& a : log->List("pool.gpu")) history += a.kind + ": " + a.detail + " (" + a.reason + ")\n";
+  EXPECT_NE(history.find("replace node: node east-gpu-2 failed patch level v2; a replacement is provisioned "
+                         "(health gate failed: GPU 1 failed the quick probe"),
+            std::string::npos)
+      << history;
+  EXPECT_NE(history.find("halt patch: level v2 (1 node(s) failed it (failure_threshold 1))"), std::string::npos)
+      << history;
+}
+
+TEST_F(ComputePatchTest, AnIdleNodeWhoseGpuGoesBadFailsItsPeriodicHealthCheck) {
+  std::string error;
+  PoolSpec p = Pool("gpu", 1, 1);
+  p.min_nodes = 1;
+  p.idle_ms = 60000;
+  p.health_recheck_ms = 500;
+  ASSERT_TRUE(queue_->PutPool(p, &error)) << error;
+  ASSERT_TRUE(WaitLevel("east/gpu", "", 1)) << EventsText("east/gpu");
+  ASSERT_EQ(queue_->ListNodes("east/gpu", false).front().gpus, std::vector<int>{1});
+  const std::string first = queue_->ListNodes("east/gpu", false).front().name;
+  std::this_thread::sleep_for(1500ms);  // it passes its checks while GPU 1 is healthy
+  EXPECT_EQ(queue_->ListNodes("east/gpu", false).front().name, first) << EventsText("east/gpu");
+  std::ofstream(root_ / "gpus.json")
+      << R"({"gpus":[{"index":0,"type":"H100","fault":"gemm"},{"index":1,"type":"H100","fault":"bandwidth"},)"
+      << R"({"index":2,"type":"H100"}]})";
+  ASSERT_TRUE(WaitEvent("east/gpu", first + "  node failed: periodic health gate failed: GPU 1"))
+      << EventsText("east/gpu");
+  // The replacement (min_nodes) takes GPU 2: GPU 1 is quarantined.
+  ASSERT_TRUE(WaitLevel("east/gpu", "", 1)) << EventsText("east/gpu");
+  EXPECT_EQ(queue_->ListNodes("east/gpu", false).front().gpus, std::vector<int>{2});
+  auto log = controller::ActionLog::Open(root_ / "ws" / "controller" / "actions.db", false, &error);
+  ASSERT_TRUE(log) << error;
+  auto actions = log->List("pool.gpu");
+  ASSERT_FALSE(actions.empty());
+  EXPECT_EQ(actions.back().kind, "replace node");
+  EXPECT_NE(actions.back().detail.find("node " + first + " failed its periodic health check"), std::string::npos);
 }
 
 // ---- CPU and memory reservations across nodes (docs/compute.md, "CPU and memory reservations")

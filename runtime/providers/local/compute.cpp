@@ -213,6 +213,10 @@ std::vector<std::string> ValidatePool(const ValueMap& config) {
       idle && idle->kind() == Value::Kind::Duration && idle->as_number() < 1000)
     errs.push_back("idle is " + FormatDuration(idle->as_number()) +
                    ": nodes would be decommissioned between jobs; set idle = 1s or more");
+  if (const Value* r = Find(config, "health_recheck");
+      r && r->kind() == Value::Kind::Duration && r->as_number() < 10000)
+    errs.push_back("health_recheck is " + FormatDuration(r->as_number()) +
+                   ": a probe that often keeps GPUs from work; set health_recheck = 10s or more");
   if (const Value* patch = Find(config, "patch"); patch && patch->kind() == Value::Kind::Object) {
     const ValueMap& o = patch->as_object();
     if (const Value* l = Find(o, "level"); KnownString(l) && l->as_string().empty())
@@ -545,6 +549,8 @@ std::optional<compute::PoolSpec> PoolSpecFromPlanned(const ValueMap& p, std::str
     s.health = compute::HealthGate::kQuick;
   else
     return fail("health must be none, quick or full");
+  if (const Value* r = Find(p, "health_recheck"); r && r->kind() == Value::Kind::Duration)
+    s.health_recheck_ms = static_cast<int64_t>(r->as_number());
   const Value* list = Find(p, "shape");
   if (!list || list->kind() != Value::Kind::List || list->as_list().empty())
     return fail("a pool needs at least one shape block");

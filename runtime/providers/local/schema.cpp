@@ -149,6 +149,10 @@ ResourceSchema Pool() {
                     "or full. A node that fails it is marked failed and its GPU quarantined."),
                {"none", "quick", "full"}),
           Value::String("quick")),
+      Attr("health_recheck", Type::Duration(), AttrMode::Optional,
+           "How often an idle GPU node runs the health gate again (at least 10s); a node that fails it is "
+           "marked failed, its GPU quarantined and a replacement provisioned. Unset: only when a node starts "
+           "and after a patch."),
       Attr("team", Type::String(), AttrMode::Optional, "Team that owns the pool, for GPU quotas per team."),
       Attr("labels", Type::Map(Type::String()), AttrMode::Optional, "Free-form labels."),
       Attr("gpus_per_node", Type::Int(), AttrMode::Computed, "GPUs of a node of the first shape."),
