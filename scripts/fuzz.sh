@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the front end (lexer, parser, formatter, checker) with libFuzzer.
 #
-#   scripts/fuzz.sh            # FUZZ_SECONDS (default 60) of fuzzing
+#   scripts/fuzz.sh               # FUZZ_SECONDS (default 60) of fuzzing
+#   scripts/fuzz.sh --build-only  # only build build-fuzz/plinth-fuzz
 #
 # Builds build-fuzz/plinth-fuzz with clang (ASan + UBSan, coverage on every
 # compiler source), replays tests/fuzz/regressions/*, seeds a temporary corpus
@@ -50,6 +51,10 @@ CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD" -DPLINTH_FUZZ=ON -DPLINTH_TEST
   -DCMAKE_BUILD_TYPE=RelWithDebInfo "${extra[@]}" >/dev/null
 cmake --build "$BUILD" --target plinth-fuzz -j"$(nproc)"
 FUZZER="$BUILD/plinth-fuzz"
+if [[ "${1:-}" == "--build-only" ]]; then
+  echo "fuzz: built $FUZZER"
+  exit 0
+fi
 
 mkdir -p "$ARTIFACTS"
 TMP="$(mktemp -d)"

@@ -19,6 +19,17 @@ timed() {
 timed scripts/deps.sh
 timed scripts/build.sh
 timed ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 600
+# The fuzz target (a second build, with clang and ASan) compiles at the
+# lowest CPU priority while the suites below, which mostly wait on servers
+# and timers, run; the fuzz run itself comes last. Stopped if a suite fails.
+fuzz_log=$(mktemp)
+setsid nice -n 19 scripts/fuzz.sh --build-only >"$fuzz_log" 2>&1 &
+fuzz_build=$!
+trap 'kill -- -"$fuzz_build" 2>/dev/null || true; rm -f "$fuzz_log"' EXIT
+fuzz_built() {
+  wait "$fuzz_build" || { cat "$fuzz_log" >&2; echo "test.sh: the fuzz build failed" >&2; return 1; }
+  tail -1 "$fuzz_log"
+}
 timed scripts/cli-test.sh build/plinth
 timed scripts/docs-examples-test.sh build/plinth
 timed scripts/storage-test.sh build/plinth
@@ -69,5 +80,6 @@ timed tests/fixtures/run-s3-tests.sh build
 # resume|suspend; exit 77 means skipped (not root, or Slurm not installed).
 timed tests/fixtures/run-slurm-tests.sh build || [ $? -eq 77 ]
 timed scripts/crash-test.sh build/plinth "${CRASH_TRIALS:-50}"
+timed fuzz_built
 FUZZ_SECONDS=${FUZZ_SECONDS:-60} timed scripts/fuzz.sh
 echo "all tests passed"
