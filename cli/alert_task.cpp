@@ -77,10 +77,11 @@ bool AlertWatch::Reload(std::string* error) {
              " has no value (a variable without a value: set it with PLINTH_VAR_NAME or a .plinthvars file)";
     return false;
   }
-  // The configuration's alerts, then the storage alerts of its buckets and
-  // the flapping alerts of its services' replicas.
+  // The configuration's alerts, then the storage alerts of its buckets, the
+  // flapping alerts of its services' replicas and its pools' node alerts.
   controller::BuiltinAlerts builtin = controller::StorageAlerts(*config, *sources, diags);
   controller::AddServiceAlerts(*config, *sources, diags, &builtin);
+  controller::AddPoolAlerts(*config, *sources, diags, &builtin);
   std::vector<AlertInstance> all = config->alerts;
   all.insert(all.end(), builtin.alerts.begin(), builtin.alerts.end());
   std::unique_ptr<controller::AlertRules> rules;

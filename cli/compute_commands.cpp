@@ -14,6 +14,7 @@
 
 #include "cli/commands.h"
 #include "cli/workspace.h"
+#include "runtime/compute/pool_metrics.h"
 #include "runtime/compute/queue.h"
 #include "runtime/controller/maintenance.h"
 #include "runtime/crypto/aead.h"
@@ -244,25 +245,22 @@ int Status(const Options& o) {
   int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
+  if (o.job.metrics) {
+    metrics::Exposition m;
+    compute::WritePoolMetrics(*queue, now, m);
+    std::fputs(m.Text().c_str(), stdout);
+    return 0;
+  }
   json out = {{"pools", json::array()}};
-  std::string metrics;
-  metrics += "# HELP plinth_compute_nodes Nodes of a pool by state.\n# TYPE plinth_compute_nodes gauge\n";
-  std::string jobs_m =
-      "# HELP plinth_compute_jobs Jobs of a pool by status.\n# TYPE plinth_compute_jobs gauge\n";
-  std::string gpu_m =
-      "# HELP plinth_compute_gpu_seconds_total GPU-seconds held by a pool's nodes (node lifetime x GPUs).\n"
-      "# TYPE plinth_compute_gpu_seconds_total counter\n";
   for (const auto& pool : queue->ListPools()) {
     json p = {{"id", pool.id},
               {"min_nodes", pool.min_nodes},
               {"max_nodes", pool.max_nodes},
               {"nodes", json::array()}};
-    std::map<std::string, int> by_state;
     double gpu_seconds = 0;
     for (const auto& n : queue->ListNodes(pool.id, true)) {
       int64_t end = n.ended_at_ms ? n.ended_at_ms : now;
       gpu_seconds += static_cast<double>(end - n.started_at_ms) / 1000.0 * static_cast<double>(n.gpus.size());
-      ++by_state[n.state];
       if (n.ended_at_ms) continue;
       p["nodes"].push_back({{"name", n.name},
                             {"state", n.state},
@@ -292,8 +290,6 @@ int Status(const Options& o) {
         if (d && !d->open) patch["window_next"] = d->next;
       }
       p["patch"] = patch;
-      metrics += "plinth_compute_nodes_at_patch_level{pool=\"" + pool.id + "\"} " + std::to_string(at_level) +
-                 "\n";
     }
     std::map<std::string, int> by_status;
     for (const auto& [status, n] : queue->CountJobs(pool.id)) by_status[compute::JobStatusName(status)] = n;
@@ -307,22 +303,6 @@ int Status(const Options& o) {
           {{"time", EventTime(e.at_ms)}, {"node", e.node}, {"job", e.job}, {"text", e.text}});
     }
     out["pools"].push_back(p);
-    for (const char* st :
-         {"provisioning", "probing", "ready", "draining", "patching", "failed", "released", "lost"}) {
-      metrics += "plinth_compute_nodes{pool=\"" + pool.id + "\",state=\"" + st + "\"} " +
-                 std::to_string(by_state[st]) + "\n";
-    }
-    for (const char* st : {"pending", "provisioning", "running", "succeeded", "failed", "cancelled"}) {
-      jobs_m += "plinth_compute_jobs{pool=\"" + pool.id + "\",status=\"" + st + "\"} " +
-                std::to_string(by_status[st]) + "\n";
-    }
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.3f", gpu_seconds);
-    gpu_m += "plinth_compute_gpu_seconds_total{pool=\"" + pool.id + "\"} " + buf + "\n";
-  }
-  if (o.job.metrics) {
-    std::fputs((metrics + jobs_m + gpu_m).c_str(), stdout);
-    return 0;
   }
   if (o.json) {
     std::printf("%s\n", out.dump(2).c_str());

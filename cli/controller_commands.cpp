@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -17,9 +18,12 @@
 #include "cli/alert_task.h"
 #include "cli/drift_task.h"
 #include "cli/workspace.h"
+#include "runtime/compute/pool_metrics.h"
+#include "runtime/compute/queue.h"
 #include "runtime/controller/controller.h"
 #include "runtime/controller/lb_supervision.h"
 #include "runtime/controller/service_supervision.h"
+#include "runtime/metrics/exposition.h"
 #include "runtime/storage/keys.h"
 
 namespace plinth::cli {
@@ -150,6 +154,44 @@ int Controller(const Options& options) {
   // (runtime/controller/lb_supervision.h).
   controller::LoadBalancerSupervision lbs(ws_dir);
   tasks.push_back(lbs.Task(std::chrono::milliseconds(interval_ms)));
+  // Compute pools: their metrics on /metrics each pass, for the built-in
+  // pool alerts (runtime/compute/pool_metrics.h, docs/automation.md).
+  struct ComputeMetrics {
+    std::mutex mu;
+    metrics::Exposition families;
+  } compute_metrics;
+  controller::PeriodicTask compute_task;
+  compute_task.name = "compute-metrics";
+  compute_task.every = std::chrono::milliseconds(interval_ms);
+  compute_task.run = [&compute_metrics, &clock, ws_dir](int64_t) {
+    controller::TaskResult r;
+    const fs::path dir = ws_dir / "compute";
+    metrics::Exposition m;
+    std::error_code ec;
+    if (!fs::exists(dir / "compute.db", ec)) {
+      r.summary = "no compute pool";
+    } else {
+      compute::QueueOptions qo;
+      qo.workspace_key = storage::WorkspaceKeyPath(ws_dir);
+      std::string error;
+      auto q = compute::Queue::Open(dir, qo, false, &error);
+      if (!q) {
+        r.ok = false;
+        r.error = error;
+        return r;
+      }
+      compute::WritePoolMetrics(*q, clock.WallMs(), m);
+      r.summary = std::to_string(q->ListPools().size()) + " pool(s)";
+    }
+    std::lock_guard lock(compute_metrics.mu);
+    compute_metrics.families = std::move(m);
+    return r;
+  };
+  compute_task.metrics = [&compute_metrics](metrics::Exposition& m) {
+    std::lock_guard lock(compute_metrics.mu);
+    m.Append(compute_metrics.families);
+  };
+  tasks.push_back(std::move(compute_task));
   // Drift: refresh and plan DIR, report what changed outside Plinth, correct
   // what opts in (cli/drift_task.h); --drift-interval=0 turns it off.
   DriftWatch drift(o, clock);

@@ -297,6 +297,43 @@ void AddServiceAlerts(const CheckedConfig& config, SourceManager& sources, Diagn
   }
 }
 
+void AddPoolAlerts(const CheckedConfig& config, SourceManager& sources, Diagnostics& diags, BuiltinAlerts* out) {
+  for (const ResourceInstance& r : config.resources) {
+    if (r.type != "pool") continue;  // the local provider's (Slurm's is slurm_pool)
+    auto region = r.attributes.find("region");
+    if (region == r.attributes.end() || region->second.kind() != Value::Kind::Object) continue;
+    auto region_name = region->second.as_object().find("name");
+    if (region_name == region->second.as_object().end() || region_name->second.kind() != Value::Kind::String)
+      continue;
+    const std::string pool = region_name->second.as_string() + "/" + r.name;
+    const std::string label = "{pool = " + nlohmann::json(pool).dump() + "}";
+    auto add = [&](const std::string& alertname, const std::string& severity, const std::string& condition,
+                   const std::string& summary) {
+      const SourceFile& file = sources.Add("<pool alerts>", condition);
+      ast::ExprPtr expr = ParseExpression(file, diags);
+      if (!expr) return;
+      AlertInstance a;
+      a.alertname = alertname;
+      a.name = r.address + "." + alertname;
+      a.when = expr.get();
+      a.severity = severity;
+      a.labels = {{"pool", pool}};
+      a.annotations = {{"summary", summary}};
+      out->exprs.push_back(std::move(expr));
+      out->alerts.push_back(std::move(a));
+    };
+    add("NodeFailed", "warning",
+        "increase(metric(\"plinth_compute_node_failures_total\", " + label + "), 10m) > 0",
+        "{{ $value }} node(s) of pool " + pool +
+            " failed in 10 minutes (health gate or patch; see plinth compute status); replacements are "
+            "provisioned");
+    auto patch = r.attributes.find("patch");
+    if (patch != r.attributes.end() && patch->second.kind() == Value::Kind::Object)
+      add("PatchHalted", "critical", "metric(\"plinth_compute_patch_halted\", " + label + ") > 0",
+          "the patch level of pool " + pool + " is halted after failed nodes; apply another level to try again");
+  }
+}
+
 std::vector<AlertInstance> ScaleRuleConditions(const std::vector<ScaleRuleInstance>& rules) {
   std::vector<AlertInstance> out;
   for (const ScaleRuleInstance& r : rules) {

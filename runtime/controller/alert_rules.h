@@ -109,6 +109,16 @@ BuiltinAlerts StorageAlerts(const CheckedConfig& config, SourceManager& sources,
 void AddServiceAlerts(const CheckedConfig& config, SourceManager& sources, Diagnostics& diags,
                       BuiltinAlerts* out);
 
+// Self-healing's alerts for compute pools (docs/automation.md, "Built-in
+// alerts"), over the compute task's metrics (runtime/compute/pool_metrics.h),
+// per pool of `config` with labels pool = "<region>/<name>" and severity:
+//   NodeFailed   increase(plinth_compute_node_failures_total{pool}[10m]) > 0  (warning)
+//                a node failed its health gate (at start, after a patch, a
+//                periodic check) or its patch; a replacement was provisioned
+//   PatchHalted  plinth_compute_patch_halted{pool} > 0  (critical; pools with a patch block)
+// Appended to `out`.
+void AddPoolAlerts(const CheckedConfig& config, SourceManager& sources, Diagnostics& diags, BuiltinAlerts* out);
+
 // Scale rules (docs/automation.md, "Scale rules") as conditions the alert
 // machinery evaluates: "<rule>.up" for up_when and "<rule>.down" for
 // down_when, each firing at once (no pending_for) while true. The AST

@@ -105,6 +105,14 @@ void Exposition::Sample(double value, const Labels& labels) {
   text_ += '\n';
 }
 
+void Exposition::Append(const Exposition& other) {
+  for ([[maybe_unused]] const std::string& name : other.names_)
+    assert(std::find(names_.begin(), names_.end(), name) == names_.end() && "a metric family is started once");
+  names_.insert(names_.end(), other.names_.begin(), other.names_.end());
+  text_ += other.text_;
+  current_.clear();
+}
+
 void Exposition::CounterValue(const std::string& name, const std::string& help, double value) {
   Counter(name, help);
   Sample(value);

@@ -30,6 +30,9 @@ class Exposition {
   void CounterValue(const std::string& name, const std::string& help, double value);
   void GaugeValue(const std::string& name, const std::string& help, double value);
 
+  // Appends another exposition's families (each still started once in all).
+  void Append(const Exposition& other);
+
   const std::string& Text() const { return text_; }
 
  private:

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -252,6 +253,66 @@ service "api" {
   ASSERT_EQ(firing.size(), 1u);
   EXPECT_EQ(firing[0].labels.at("replica"), "api.eu.1");
   EXPECT_EQ(firing[0].annotations.at("summary"), "replica api.eu.1 was restarted 4 times in 10 minutes");
+}
+
+// Self-healing's pool alerts: a failed node (health gate or patch) fires
+// NodeFailed for ten minutes; a halted patch level fires PatchHalted.
+TEST_F(AlertRulesTest, APoolsFailedNodeAndHaltedPatchFire) {
+  CheckedConfig c = Run(R"(
+region "lab" {}
+pool "train" {
+  region    = region.lab
+  min_nodes = 1
+  shape {
+    cpus = 1
+  }
+  patch {
+    level   = "v2"
+    command = ["./patch.sh"]
+  }
+}
+pool "plain" {
+  region = region.lab
+  shape {
+    cpus = 1
+  }
+}
+)");
+  ASSERT_FALSE(diags_->has_errors()) << Text();
+  Diagnostics d;
+  controller::BuiltinAlerts b;
+  controller::AddPoolAlerts(c, *sources_, d, &b);
+  ASSERT_FALSE(d.has_errors());
+  std::vector<std::string> names;
+  for (const auto& a : b.alerts) names.push_back(a.alertname + " " + a.labels.at("pool") + " " + a.severity);
+  // Pools in the configuration's order; only the patched one has PatchHalted.
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"NodeFailed lab/plain warning", "NodeFailed lab/train warning",
+                                             "PatchHalted lab/train critical"}));
+  std::string error;
+  auto rules = controller::AlertRules::Compile(b.alerts, d, &error);
+  ASSERT_TRUE(rules) << error;
+  metrics::Window w;
+  const int64_t t0 = 1'000'000'000;
+  for (int i = 0; i <= 4; ++i) {
+    const int64_t t = t0 + i * 60'000;
+    w.Append("plinth_compute_node_failures_total", {{"pool", "lab/train"}}, t, i < 3 ? 0 : 1);
+    w.Append("plinth_compute_node_failures_total", {{"pool", "lab/plain"}}, t, 2);
+    w.Append("plinth_compute_patch_halted", {{"pool", "lab/train"}}, t, i < 4 ? 0 : 1);
+  }
+  rules->Evaluate(w, t0 + 4 * 60'000);
+  std::vector<controller::Alert> firing = rules->Notifiable();
+  std::vector<std::string> fired;
+  for (const auto& a : firing) fired.push_back(a.labels.at("alertname") + " " + a.labels.at("pool"));
+  std::sort(fired.begin(), fired.end());
+  // lab/plain's two failures are older than the window's first sample: no increase.
+  EXPECT_EQ(fired, (std::vector<std::string>{"NodeFailed lab/train", "PatchHalted lab/train"}));
+  for (const auto& a : firing) {
+    if (a.labels.at("alertname") != "NodeFailed") continue;
+    EXPECT_EQ(a.annotations.at("summary"),
+              "1 node(s) of pool lab/train failed in 10 minutes (health gate or patch; see plinth compute "
+              "status); replacements are provisioned");
+  }
 }
 
 // scale_rule blocks (docs/automation.md, "Scale rules"): checked by the
