@@ -76,7 +76,7 @@ bool ParseSize(const std::string& s, uint64_t* out) {
 }
 
 // Events shown per pool by compute status.
-constexpr size_t kStatusEvents = 8;
+constexpr size_t kStatusEvents = 12;
 
 // "2026-12-05T12:01:02Z".
 std::string EventTime(int64_t ms) {
