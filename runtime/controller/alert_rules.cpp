@@ -214,22 +214,33 @@ nlohmann::json AlertRules::Status() const {
   return out;
 }
 
+namespace {
+
+// One built-in alert: `condition` (generated text) parsed into `sources`
+// under `origin` and owned by `out`.
+void AddBuiltin(SourceManager& sources, Diagnostics& diags, BuiltinAlerts* out, const std::string& origin,
+                AlertInstance a, const std::string& condition, const std::string& summary) {
+  const SourceFile& file = sources.Add(origin, condition);
+  ast::ExprPtr expr = ParseExpression(file, diags);
+  if (!expr) return;
+  a.when = expr.get();
+  a.annotations = {{"summary", summary}};
+  out->exprs.push_back(std::move(expr));
+  out->alerts.push_back(std::move(a));
+}
+
+}  // namespace
+
 BuiltinAlerts StorageAlerts(const CheckedConfig& config, SourceManager& sources, Diagnostics& diags) {
   BuiltinAlerts out;
   auto add = [&](const std::string& alertname, const std::string& bucket, const std::string& condition,
                  const std::string& summary) {
-    const SourceFile& file = sources.Add("<storage alerts>", condition);
-    ast::ExprPtr expr = ParseExpression(file, diags);
-    if (!expr) return;
     AlertInstance a;
     a.alertname = alertname;
     a.name = "storage." + alertname + "[" + nlohmann::json(bucket).dump() + "]";
-    a.when = expr.get();
     a.severity = "warning";
     a.labels = {{"bucket", bucket}};
-    a.annotations = {{"summary", summary}};
-    out.exprs.push_back(std::move(expr));
-    out.alerts.push_back(std::move(a));
+    AddBuiltin(sources, diags, &out, "<storage alerts>", std::move(a), condition, summary);
   };
   for (const ResourceInstance& r : config.resources) {
     if (r.type != "bucket") continue;
@@ -280,18 +291,13 @@ void AddServiceAlerts(const CheckedConfig& config, SourceManager& sources, Diagn
         const std::string condition = "increase(metric(\"plinth_service_replica_restarts_total\", {service = " +
                                       nlohmann::json(service).dump() + ", replica = " +
                                       nlohmann::json(replica).dump() + "}), 10m) >= 3";
-        const SourceFile& file = sources.Add("<service alerts>", condition);
-        ast::ExprPtr expr = ParseExpression(file, diags);
-        if (!expr) continue;
         AlertInstance a;
         a.alertname = "ReplicaFlapping";
         a.name = "service.ReplicaFlapping[" + nlohmann::json(replica).dump() + "]";
-        a.when = expr.get();
         a.severity = "warning";
         a.labels = {{"service", service}, {"replica", replica}};
-        a.annotations = {{"summary", "replica " + replica + " was restarted {{ $value }} times in 10 minutes"}};
-        out->exprs.push_back(std::move(expr));
-        out->alerts.push_back(std::move(a));
+        AddBuiltin(sources, diags, out, "<service alerts>", std::move(a), condition,
+                   "replica " + replica + " was restarted {{ $value }} times in 10 minutes");
       }
     }
   }
@@ -309,18 +315,12 @@ void AddPoolAlerts(const CheckedConfig& config, SourceManager& sources, Diagnost
     const std::string label = "{pool = " + nlohmann::json(pool).dump() + "}";
     auto add = [&](const std::string& alertname, const std::string& severity, const std::string& condition,
                    const std::string& summary) {
-      const SourceFile& file = sources.Add("<pool alerts>", condition);
-      ast::ExprPtr expr = ParseExpression(file, diags);
-      if (!expr) return;
       AlertInstance a;
       a.alertname = alertname;
       a.name = r.address + "." + alertname;
-      a.when = expr.get();
       a.severity = severity;
       a.labels = {{"pool", pool}};
-      a.annotations = {{"summary", summary}};
-      out->exprs.push_back(std::move(expr));
-      out->alerts.push_back(std::move(a));
+      AddBuiltin(sources, diags, out, "<pool alerts>", std::move(a), condition, summary);
     };
     add("NodeFailed", "warning",
         "increase(metric(\"plinth_compute_node_failures_total\", " + label + "), 10m) > 0",
