@@ -198,9 +198,9 @@ void AlertWatch::SetTargets() {
   if (store) {
     const std::set<std::string> failed = controller::FailedRegions(ws_dir);
     for (const controller::ServiceSpec& spec : store->List()) {
-      controller::ServiceSpec scaled =
-          controller::WithoutFailedRegions(controller::WithScale(spec, store->Scale(spec.id)), failed);
-      for (const controller::ReplicaSpec& r : controller::ReplicaSpecsFor(scaled, {}, store->logs_dir())) {
+      const controller::ServiceSpec running =
+          controller::RunningSpec(spec, failed, *store, controller::SystemClock().WallMs());
+      for (const controller::ReplicaSpec& r : controller::ReplicaSpecsFor(running, {}, store->logs_dir())) {
         if (r.port <= 0) continue;
         std::string region = r.env.count("PLINTH_REGION") ? r.env.at("PLINTH_REGION") : "";
         metrics::ScrapeTarget t;

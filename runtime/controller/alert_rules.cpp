@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "compiler/syntax/parse.h"
+#include "runtime/controller/flapping.h"
 
 namespace plinth::controller {
 namespace {
@@ -282,6 +283,20 @@ void AddServiceAlerts(const CheckedConfig& config, SourceManager& sources, Diagn
         slots = std::max(slots, static_cast<int>(max->second.as_number()));
     }
     slots = std::clamp(slots, 0, 1000);
+    // The service's own definition of flapping (flapping { restarts, within }), else 3 in 10 minutes.
+    int restarts = 3;
+    int64_t within_s = 600;
+    if (auto f = r.attributes.find("flapping"); f != r.attributes.end() && f->second.kind() == Value::Kind::Object) {
+      const ValueMap& fm = f->second.as_object();
+      if (auto n = fm.find("restarts"); n != fm.end() && n->second.kind() == Value::Kind::Number)
+        restarts = std::clamp(static_cast<int>(n->second.as_number()), 1, 1000);
+      if (auto w = fm.find("within"); w != fm.end() && w->second.kind() == Value::Kind::Duration)
+        within_s = std::max<int64_t>(1, static_cast<int64_t>(w->second.as_number()) / 1000);
+    }
+    const std::string window = ShortDuration(within_s);
+    const int64_t amount = within_s % 60 == 0 ? within_s / 60 : within_s;
+    const std::string window_words = std::to_string(amount) + (within_s % 60 == 0 ? " minute" : " second") +
+                                     (amount == 1 ? "" : "s");
     for (const Value& region : regions->second.as_list()) {
       if (region.kind() != Value::Kind::Object) continue;
       auto name = region.as_object().find("name");
@@ -290,14 +305,15 @@ void AddServiceAlerts(const CheckedConfig& config, SourceManager& sources, Diagn
         const std::string replica = service + "." + name->second.as_string() + "." + std::to_string(i);
         const std::string condition = "increase(metric(\"plinth_service_replica_restarts_total\", {service = " +
                                       nlohmann::json(service).dump() + ", replica = " +
-                                      nlohmann::json(replica).dump() + "}), 10m) >= 3";
+                                      nlohmann::json(replica).dump() + "}), " + window +
+                                      ") >= " + std::to_string(restarts);
         AlertInstance a;
         a.alertname = "ReplicaFlapping";
         a.name = "service.ReplicaFlapping[" + nlohmann::json(replica).dump() + "]";
         a.severity = "warning";
         a.labels = {{"service", service}, {"replica", replica}};
         AddBuiltin(sources, diags, out, "<service alerts>", std::move(a), condition,
-                   "replica " + replica + " was restarted {{ $value }} times in 10 minutes");
+                   "replica " + replica + " was restarted {{ $value }} times in " + window_words);
       }
     }
   }

@@ -81,10 +81,8 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
   // Regions failed by `plinth region fail` run nothing until they recover.
   const std::set<std::string> failed = FailedRegions(workspace_dir_);
   // The autoscaler's counts (docs/automation.md): what the controller decided before.
-  for (ServiceSpec& spec : services) {
-    const std::string id = spec.id;
-    spec = WithScale(WithoutFailedRegions(std::move(spec), failed), store_->Scale(id));
-  }
+  // And the replicas moved away because they flapped.
+  for (ServiceSpec& spec : services) spec = RunningSpec(spec, failed, *store_, clock_.WallMs());
   for (const ServiceSpec& spec : services) {
     known.insert(spec.id);
     generations[spec.id] = store_->Generation(spec.id);
@@ -109,6 +107,30 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
                          &error, gate.get(), has_previous ? &previous : nullptr);
     process::WipeEnvironment(previous.secrets);
     if (!reconciled && first_error.empty()) first_error = spec.id + ": " + error;
+    // Flapping replicas move away for a while and come home (flapping.h);
+    // the next pass runs them where the store now says.
+    const std::vector<MovedReplica> recorded = store_->Moved(spec.id);
+    if (!recorded.empty() || (spec.flapping && spec.flapping->move)) {
+      FlapDecision flap =
+          DecideFlapping(spec, recorded, ServiceReplicas(*supervisor_, spec.id), flaps_, clock_.WallMs());
+      if (flap.Changed() && !store_->SetMoved(spec.id, flap.moved) && first_error.empty())
+        first_error = spec.id + ": cannot record the replicas moved because they flapped";
+      for (const MovedReplica& m : flap.started) {
+        const std::string what = "replica " + ReplicaId(spec.id, m.region, m.index) + " to region " + m.to +
+                                 " for " + ShortDuration((m.until_ms - m.since_ms) / 1000);
+        r.summary += (r.summary.empty() ? "" : "; ") + spec.id + ": moved " + what + " (" + m.reason + ")";
+        Act("move", spec, what, m.reason, &first_error);
+      }
+      for (const MovedReplica& m : flap.ended) {
+        const std::string what = "replica " + ReplicaId(spec.id, m.region, m.index) + " back to region " + m.region;
+        const std::string why = m.until_ms <= clock_.WallMs() ? "its hold of " +
+                                                                    ShortDuration((m.until_ms - m.since_ms) / 1000) +
+                                                                    " in region " + m.to + " ended"
+                                                              : "the move no longer applies";
+        r.summary += (r.summary.empty() ? "" : "; ") + spec.id + ": " + what + " (" + why + ")";
+        Act("return", spec, what, why, &first_error);
+      }
+    }
     // Autoscaling: this pass's signals decide the counts the next pass runs.
     if (spec.autoscale) {
       ServiceScaleStep step = autoscaling_.Step(
@@ -195,6 +217,14 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
           first_error = spec.id + ": cannot roll back a failed rollout (" + why + "): " + e;
       }
     }
+    json moved = json::array();
+    for (const MovedReplica& m : store_->Moved(spec.id))
+      moved.push_back({{"replica", ReplicaId(spec.id, m.region, m.index)},
+                       {"region", m.region},
+                       {"to", m.to},
+                       {"since_ms", m.since_ms},
+                       {"until_ms", m.until_ms},
+                       {"reason", m.reason}});
     json rollback = nullptr;
     if (auto rb = store_->LastRollback(spec.id))
       rollback = {{"from_generation", rb->from_generation},
@@ -213,6 +243,7 @@ TaskResult ServiceSupervision::Pass(int64_t term) {
          {"rollback", rollback},
          {"autoscale", autoscale_status_.count(spec.id) ? autoscale_status_[spec.id] : json(nullptr)},
          {"staged", staged_status.count(spec.id) ? staged_status[spec.id] : json(nullptr)},
+         {"moved", moved},
          {"replicas", replicas}});
   }
   for (auto& [id, values] : secrets) process::WipeEnvironment(values);

@@ -29,6 +29,7 @@
 #include "runtime/controller/actions.h"
 #include "runtime/controller/clock.h"
 #include "runtime/controller/controller.h"
+#include "runtime/controller/flapping.h"
 #include "runtime/controller/service_autoscaling.h"
 #include "runtime/controller/services.h"
 #include "runtime/controller/supervisor.h"
@@ -75,6 +76,7 @@ class ServiceSupervision {
   // One traffic gate per service (its drain timers span passes).
   std::map<std::string, std::unique_ptr<HaproxyGate>> gates_;
   ServiceAutoscaling autoscaling_;
+  FlapTracker flaps_;  // restarts per replica, for flapping.remedy = "move"
   const ScaleVotes* votes_ = nullptr;
   std::map<std::string, nlohmann::json> autoscale_status_;  // by service id
   // What this controller did on its own (actions.h): opened on first use.

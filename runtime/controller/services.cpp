@@ -106,6 +106,11 @@ json ServiceJson(const ServiceSpec& s) {
               {"version", s.version}};
   // Only when set: specs recorded before it existed stay byte-identical.
   if (s.relocate) out["relocate"] = true;
+  if (s.flapping)
+    out["flapping"] = {{"restarts", s.flapping->restarts},
+                       {"within_s", s.flapping->within_s},
+                       {"move", s.flapping->move},
+                       {"hold_s", s.flapping->hold_s}};
   if (s.autoscale) {
     const AutoscaleSpec& a = s.autoscale->spec;
     auto rules = [](const ScalingRules& r) {
@@ -163,6 +168,9 @@ ServiceSpec ServiceFromJson(const json& j) {
   s.startup = ProbeFromJson(j.value("startup", json()));
   s.version = j.value("version", "");
   s.relocate = j.value("relocate", false);
+  if (auto f = j.find("flapping"); f != j.end() && f->is_object())
+    s.flapping = FlappingSpec{f->value("restarts", 3), f->value("within_s", 600), f->value("move", false),
+                              f->value("hold_s", 1800)};
   if (auto a = j.find("autoscale"); a != j.end() && a->is_object()) {
     ServiceAutoscale as;
     as.spec.min = a->value("min", 1);
@@ -212,6 +220,26 @@ std::string ReplicaPrefix(const std::string& service_id) {
 ServiceSpec WithoutFailedRegions(ServiceSpec spec, const std::set<std::string>& failed) {
   for (ServiceRegion& r : spec.regions)
     if (failed.count(r.name)) r.down = true;
+  return spec;
+}
+
+bool HasRelocationBlocks(const ServiceSpec& spec) {
+  return spec.relocate || (spec.flapping && spec.flapping->move);
+}
+
+std::string MoveTarget(const ServiceSpec& spec, const std::string& from) {
+  for (const ServiceRegion& r : spec.regions)
+    if (!r.down && r.name != from) return r.name;
+  return "";
+}
+
+ServiceSpec WithMoved(ServiceSpec spec, const std::vector<MovedReplica>& moved, int64_t now_ms) {
+  if (!spec.flapping || !spec.flapping->move) return spec;
+  for (const MovedReplica& m : moved) {
+    if (m.until_ms <= now_ms) continue;
+    for (ServiceRegion& r : spec.regions)
+      if (r.name == m.region && !r.down && m.index >= 0 && m.index < Slots(spec)) r.moved.insert(m.index);
+  }
   return spec;
 }
 
@@ -285,7 +313,7 @@ std::vector<ReplicaSpec> ReplicaSpecsFor(const ServiceSpec& spec,
   for (const ServiceRegion& region : spec.regions) {
     if (region.down) continue;
     for (int i = 0; i < CountIn(spec, region); ++i)
-      out.push_back(ReplicaOf(spec, region, i, secrets, logs_dir));
+      if (!region.moved.count(i)) out.push_back(ReplicaOf(spec, region, i, secrets, logs_dir));
   }
   for (ReplicaSpec& r : RelocatedSpecsFor(spec, secrets, logs_dir)) out.push_back(std::move(r));
   return out;
@@ -295,17 +323,22 @@ std::vector<ReplicaSpec> RelocatedSpecsFor(const ServiceSpec& spec,
                                            const std::map<std::string, std::string>& secrets,
                                            const fs::path& logs_dir) {
   std::vector<ReplicaSpec> out;
-  if (!spec.relocate) return out;
-  auto host =
-      std::find_if(spec.regions.begin(), spec.regions.end(), [](const ServiceRegion& r) { return !r.down; });
-  if (host == spec.regions.end()) return out;
+  if (!HasRelocationBlocks(spec)) return out;
   for (const ServiceRegion& from : spec.regions) {
-    if (!from.down) continue;
+    // A down region's replicas all relocate (with on_region_failure =
+    // "relocate"); an up region's moved ones (flapping) do.
+    if (from.down ? !spec.relocate : from.moved.empty()) continue;
+    const std::string to = MoveTarget(spec, from.name);
+    auto host = std::find_if(spec.regions.begin(), spec.regions.end(),
+                             [&](const ServiceRegion& r) { return r.name == to; });
+    if (host == spec.regions.end()) continue;
     const int first = RelocationIndex(spec, host->name, from.name);
     if (first < 0) continue;
     for (int i = 0; i < CountIn(spec, from); ++i) {
+      if (!from.down && !from.moved.count(i)) continue;
       ReplicaSpec r = ReplicaOf(spec, *host, first + i, secrets, logs_dir);
       r.env["PLINTH_RELOCATED_FROM"] = from.name;
+      if (!from.down) r.env["PLINTH_MOVED"] = "flapping";
       out.push_back(std::move(r));
     }
   }
@@ -335,7 +368,7 @@ int RelocationIndex(const ServiceSpec& spec, const std::string& host, const std:
 
 std::string RelocatedFrom(const ServiceSpec& spec, const std::string& id) {
   const std::string prefix = ReplicaPrefix(spec.id);
-  if (!spec.relocate || id.rfind(prefix, 0) != 0) return "";
+  if (!HasRelocationBlocks(spec) || id.rfind(prefix, 0) != 0) return "";
   const std::string rest = id.substr(prefix.size());
   const size_t dot = rest.rfind('.');
   if (dot == std::string::npos) return "";
@@ -351,7 +384,7 @@ std::string RelocatedFrom(const ServiceSpec& spec, const std::string& id) {
 }
 
 int PortSlots(const ServiceSpec& spec) {
-  const int others = spec.relocate ? static_cast<int>(spec.regions.size()) - 1 : 0;
+  const int others = HasRelocationBlocks(spec) ? static_cast<int>(spec.regions.size()) - 1 : 0;
   return Slots(spec) + spec.max_surge + std::max(0, others) * Slots(spec);
 }
 
@@ -406,7 +439,7 @@ std::unique_ptr<ServiceStore> ServiceStore::Open(const fs::path& dir, const fs::
   // stores made before it existed; an existing column is not an error.
   for (const char* column : {"prev_spec TEXT", "prev_secrets BLOB", "stable_spec TEXT", "stable_secrets BLOB",
                              "stable_generation INTEGER", "rollback TEXT", "scale TEXT",
-                             "staged_spec TEXT", "staged_secrets BLOB", "staged_at INTEGER"})
+                             "staged_spec TEXT", "staged_secrets BLOB", "staged_at INTEGER", "moved TEXT"})
     Exec(s->db_, (std::string("ALTER TABLE services ADD COLUMN ") + column).c_str());
   for (const char* suffix : {"-wal", "-shm"}) ::chmod((db.string() + suffix).c_str(), 0600);
   return s;
@@ -771,6 +804,50 @@ bool ServiceStore::SetScale(const std::string& id, const std::map<std::string, i
   const bool ok = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db_) == 1;
   sqlite3_finalize(st);
   return ok;
+}
+
+std::vector<MovedReplica> ServiceStore::Moved(const std::string& id) {
+  std::lock_guard lock(mu_);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_, "SELECT moved FROM services WHERE id = ?1", -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  std::vector<MovedReplica> out;
+  if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+    const json j = json::parse(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), nullptr, false);
+    if (j.is_array())
+      for (const json& m : j)
+        if (m.is_object())
+          out.push_back({m.value("region", ""), m.value("index", 0), m.value("to", ""),
+                         m.value("since_ms", int64_t{0}), m.value("until_ms", int64_t{0}), m.value("reason", "")});
+  }
+  sqlite3_finalize(st);
+  return out;
+}
+
+bool ServiceStore::SetMoved(const std::string& id, const std::vector<MovedReplica>& moved) {
+  json j = json::array();
+  for (const MovedReplica& m : moved)
+    j.push_back({{"region", m.region},
+                 {"index", m.index},
+                 {"to", m.to},
+                 {"since_ms", m.since_ms},
+                 {"until_ms", m.until_ms},
+                 {"reason", m.reason}});
+  const std::string text = j.dump();
+  std::lock_guard lock(mu_);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_, "UPDATE services SET moved = ?2 WHERE id = ?1", -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, text.c_str(), -1, SQLITE_TRANSIENT);
+  const bool ok = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db_) == 1;
+  sqlite3_finalize(st);
+  return ok;
+}
+
+ServiceSpec RunningSpec(const ServiceSpec& spec, const std::set<std::string>& failed, ServiceStore& store,
+                        int64_t now_ms) {
+  return WithMoved(WithScale(WithoutFailedRegions(spec, failed), store.Scale(spec.id)), store.Moved(spec.id),
+                   now_ms);
 }
 
 std::optional<Rollback> ServiceStore::LastRollback(const std::string& id) {

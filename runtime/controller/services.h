@@ -51,6 +51,31 @@ struct ServiceRegion {
   bool down = false;
   std::string netns{};  // the region's network namespace; empty: the root namespace
   int replicas = -1;    // what the autoscaler decided for the region (WithScale); -1: the spec's replicas
+  // Indices of this region's replicas that flapped and run in another region
+  // for now (WithMoved); never recorded in the spec.
+  std::set<int> moved{};
+};
+
+// `flapping { ... }` of a service (docs/automation.md, "Flapping
+// replicas"): a replica restarted `restarts` times within `within_s` is
+// flapping; ReplicaFlapping fires, and with `move` the controller runs it in
+// another region (its relocation block there) for `hold_s`, then home.
+struct FlappingSpec {
+  int restarts = 3;
+  int within_s = 600;
+  bool move = false;  // remedy = "move"; false: "alert"
+  int hold_s = 1800;
+};
+
+// A replica the controller moved away from its region because it flapped
+// (ServiceStore::Moved): replica `index` of `region` runs in `to` until
+// `until_ms` (wall clock), when it goes home.
+struct MovedReplica {
+  std::string region;
+  int index = 0;
+  std::string to;
+  int64_t since_ms = 0, until_ms = 0;
+  std::string reason;  // "restarted 3 times in 10m"
 };
 
 // `autoscale { ... }` of a service (docs/automation.md, "Autoscaling
@@ -103,6 +128,7 @@ struct ServiceSpec {
   // on_region_failure = "relocate": a down region's replicas run in the
   // first region of `regions` that is up (RelocationSlot) until it recovers.
   bool relocate = false;
+  std::optional<FlappingSpec> flapping;
   std::optional<ServiceAutoscale> autoscale;
   std::optional<ServiceWindow> window;
 };
@@ -126,8 +152,21 @@ ServiceSpec WithScale(ServiceSpec spec, const std::map<std::string, int>& counts
 nlohmann::json ServiceJson(const ServiceSpec& s);
 ServiceSpec ServiceFromJson(const nlohmann::json& j);
 
-// The replicas `spec` should run now (regions not down), in region order
-// then index, then, with spec.relocate, the relocated ones (RelocatedSpecsFor).
+// Whether regions keep relocation blocks (ports after the surge) for the
+// replicas of others: on_region_failure = "relocate" or flapping's remedy "move".
+bool HasRelocationBlocks(const ServiceSpec& spec);
+
+// `spec` with each moved replica (ServiceStore::Moved) whose region is up
+// and whose hold has not ended at `now_ms` marked in its region's `moved`;
+// unchanged unless flapping's remedy is "move".
+ServiceSpec WithMoved(ServiceSpec spec, const std::vector<MovedReplica>& moved, int64_t now_ms);
+
+// Where a replica of `from` moves while it flaps: the first region of
+// `regions` other than it that is up; "" when there is none.
+std::string MoveTarget(const ServiceSpec& spec, const std::string& from);
+
+// The replicas `spec` should run now (regions not down, moved replicas left
+// out), in region order then index, then the relocated ones (RelocatedSpecsFor).
 // `secrets` are added to each environment.
 std::vector<ReplicaSpec> ReplicaSpecsFor(const ServiceSpec& spec,
                                          const std::map<std::string, std::string>& secrets,
@@ -145,7 +184,8 @@ std::vector<ReplicaSpec> SurgeSpecsFor(const ServiceSpec& spec,
 // after the replicas and the surge: F's replica i runs in H as replica
 // RelocationIndex(spec, H, F) + i, on H's host at port + that index, with
 // PLINTH_REGION=H and PLINTH_RELOCATED_FROM=F in its environment. In region
-// order of F, then i.
+// order of F, then i. A moved replica i of an up region F (WithMoved) runs
+// the same way in MoveTarget(F), with PLINTH_MOVED=flapping too.
 std::vector<ReplicaSpec> RelocatedSpecsFor(const ServiceSpec& spec,
                                            const std::map<std::string, std::string>& secrets,
                                            const std::filesystem::path& logs_dir);
@@ -265,6 +305,12 @@ class ServiceStore {
   nlohmann::json ScaleState(const std::string& id);
   bool SetScale(const std::string& id, const std::map<std::string, int>& counts, const nlohmann::json& state);
 
+  // The replicas the controller moved away because they flapped (written by
+  // the controller only; apply reads them so that it never brings one home
+  // early), ended holds included until the controller drops them.
+  std::vector<MovedReplica> Moved(const std::string& id);
+  bool SetMoved(const std::string& id, const std::vector<MovedReplica>& moved);
+
  private:
   ServiceStore() = default;
   bool UnsealSecrets(const std::string& id, const std::string& blob, std::map<std::string, std::string>* out,
@@ -276,6 +322,13 @@ class ServiceStore {
   std::filesystem::path key_path_;
   std::mutex mu_;
 };
+
+// What runs now of `spec` (apply, the controller and its scrape targets
+// agree on it): the regions in `failed` down (WithoutFailedRegions), each
+// region's count as the autoscaler decided (WithScale) and the replicas
+// moved away because they flapped (WithMoved), as `store` records them.
+ServiceSpec RunningSpec(const ServiceSpec& spec, const std::set<std::string>& failed, ServiceStore& store,
+                        int64_t now_ms);
 
 // Makes `supervisor` run exactly the replicas of `spec`: adds the missing
 // ones, updates changed ones (a changed command, environment or version

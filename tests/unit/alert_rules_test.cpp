@@ -255,6 +255,51 @@ service "api" {
   EXPECT_EQ(firing[0].annotations.at("summary"), "replica api.eu.1 was restarted 4 times in 10 minutes");
 }
 
+// A service's flapping block sets what flapping is: 2 restarts in one minute here.
+TEST_F(AlertRulesTest, AServicesFlappingBlockSetsTheRestartsAndTheWindow) {
+  CheckedConfig c = Run(R"(
+region "eu" {}
+region "us" {
+  host = "127.0.2.1"
+}
+service "api" {
+  regions  = [region.eu, region.us]
+  replicas = 1
+  port     = 20100
+  command  = ["sleep", "600"]
+  flapping {
+    restarts = 2
+    within   = 1m
+    remedy   = "move"
+  }
+}
+)");
+  ASSERT_FALSE(diags_->has_errors()) << Text();
+  Diagnostics d;
+  controller::BuiltinAlerts b;
+  controller::AddServiceAlerts(c, *sources_, d, &b);
+  ASSERT_FALSE(d.has_errors());
+  ASSERT_EQ(b.alerts.size(), 2u);
+  std::string error;
+  auto rules = controller::AlertRules::Compile(b.alerts, d, &error);
+  ASSERT_TRUE(rules) << error;
+  metrics::Window w;
+  const int64_t t0 = 1'000'000'000;
+  // eu.0: 2 restarts within a minute; us.0: 2 restarts, but 90 s apart.
+  for (int i = 0; i <= 6; ++i) {
+    const int64_t t = t0 + i * 15'000;
+    w.Append("plinth_service_replica_restarts_total", {{"replica", "api.eu.0"}, {"service", "api"}}, t,
+             i < 4 ? 0 : 2);
+    w.Append("plinth_service_replica_restarts_total", {{"replica", "api.us.0"}, {"service", "api"}}, t,
+             i == 0 ? 0 : i < 6 ? 1 : 2);
+  }
+  rules->Evaluate(w, t0 + 6 * 15'000);
+  std::vector<controller::Alert> firing = rules->Notifiable();
+  ASSERT_EQ(firing.size(), 1u) << rules->Status().dump();
+  EXPECT_EQ(firing[0].labels.at("replica"), "api.eu.0");
+  EXPECT_EQ(firing[0].annotations.at("summary"), "replica api.eu.0 was restarted 2 times in 1 minute");
+}
+
 // Self-healing's pool alerts: a failed node (health gate or patch) fires
 // NodeFailed for ten minutes; a halted patch level fires PatchHalted.
 TEST_F(AlertRulesTest, APoolsFailedNodeAndHaltedPatchFire) {

@@ -366,6 +366,49 @@ TEST(ServiceConfig, RelocationReservesABlockPerOtherRegionAndTheLoadBalancerList
   EXPECT_TRUE(wplanned["relocation_endpoints"].as_list().empty());
 }
 
+TEST(ServiceConfig, FlappingIsCheckedAndMoveReservesRelocationBlocks) {
+  auto flapping = [](ValueMap f) { return Value::Object(std::move(f)); };
+  const ValueList two = {RegionRef("eu", 20000, 1000, S("127.0.1.1")), RegionRef("us")};
+  ValueMap config =
+      ServiceConfig(two, {{"flapping", flapping({{"restarts", N(2)},
+                                                 {"within", Value::Duration(60000)},
+                                                 {"remedy", S("move")},
+                                                 {"hold", Value::Duration(20000)}})}});
+  EXPECT_TRUE(sc::ValidateService(config).empty()) << Join(sc::ValidateService(config));
+  std::vector<std::string> errs;
+  auto spec = sc::FlappingOf(config, &errs);
+  ASSERT_TRUE(spec) << Join(errs);
+  EXPECT_EQ(spec->restarts, 2);
+  EXPECT_EQ(spec->within_s, 60);
+  EXPECT_TRUE(spec->move);
+  EXPECT_EQ(spec->hold_s, 20);
+  EXPECT_EQ(sc::RelocationBlocks(config), true);
+  ValueMap planned = config;
+  sc::NormalizeServiceReferences(config, planned);
+  sc::PlanService(planned);
+  ASSERT_EQ(planned["relocation_endpoints"].kind(), Value::Kind::List);
+  EXPECT_EQ(planned["relocation_endpoints"].as_list().size(), 4u);  // a block of 2 in each region
+
+  // remedy = "alert": no blocks.
+  ValueMap alerting = ServiceConfig(two, {{"flapping", flapping({{"remedy", S("alert")}})}});
+  EXPECT_TRUE(sc::ValidateService(alerting).empty()) << Join(sc::ValidateService(alerting));
+  EXPECT_EQ(sc::RelocationBlocks(alerting), false);
+
+  errs = sc::ValidateService(ServiceConfig(two, {{"flapping", flapping({{"restarts", N(1)}})}}));
+  EXPECT_TRUE(Has(errs, "flapping.restarts is 1: give 2 to 1000")) << Join(errs);
+  errs = sc::ValidateService(ServiceConfig(two, {{"flapping", flapping({{"within", Value::Duration(5000)}})}}));
+  EXPECT_TRUE(Has(errs, "flapping.within is 5s: give 10s to 7d")) << Join(errs);
+  errs = sc::ValidateService(ServiceConfig(two, {{"flapping", flapping({{"remedy", S("restart")}})}}));
+  EXPECT_TRUE(Has(errs, "flapping.remedy is \"restart\": give \"alert\"")) << Join(errs);
+  errs = sc::ValidateService(
+      ServiceConfig({RegionRef("eu", 20000, 1000, S("127.0.1.1"))}, {{"flapping", flapping({{"remedy", S("move")}})}}));
+  EXPECT_TRUE(Has(errs, "flapping.remedy = \"move\" needs a second region")) << Join(errs);
+  // The blocks must fit the region's port range like relocation's.
+  errs = sc::ValidateService(ServiceConfig({RegionRef("eu", 20000, 101, S("127.0.1.1")), RegionRef("us")},
+                                           {{"flapping", flapping({{"remedy", S("move")}})}}));
+  EXPECT_TRUE(Has(errs, "replicas and their relocation blocks listen on ports 20100-20103")) << Join(errs);
+}
+
 TEST(ServiceConfig, AutoscaleIsCheckedAndLaysOutEndpointsForMax) {
   auto autoscale = [](ValueMap extra) {
     ValueMap a = {{"min", N(1)},

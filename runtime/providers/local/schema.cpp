@@ -414,9 +414,9 @@ ResourceSchema Service() {
            "Where the rollout's extra replicas (max_surge) listen, \"<region>/<i> <host>:<port>\" with i "
            "from replicas on; empty without surge. A load balancer lists them too."),
       Attr("relocation_endpoints", Type::List(Type::String()), AttrMode::Computed,
-           "With on_region_failure = \"relocate\": where each region hosts the replicas of the others "
-           "while they are down, \"<region>/<i> <host>:<port>\"; unset otherwise. A load balancer lists "
-           "them too."),
+           "With on_region_failure = \"relocate\" or flapping.remedy = \"move\": where each region hosts "
+           "the replicas of the others while they are down or moved, \"<region>/<i> <host>:<port>\"; "
+           "empty otherwise. A load balancer lists them too."),
   };
   s.body.blocks = {
       {"rollout", false, "", 0, 1,
@@ -437,6 +437,28 @@ ResourceSchema Service() {
       {"autoscale", false, "", 0, 1, AutoscaleBlock(),
        "Per region, the leading controller keeps between min and max replicas by the targets "
        "(docs/automation.md); replicas is the count each region starts with."},
+      {"flapping", false, "", 0, 1,
+       Body({
+           WithDefault(Attr("restarts", Type::Int(), AttrMode::Optional,
+                            "Restarts within `within` that make a replica flapping (2 to 1000)."),
+                       Value::Number(3)),
+           WithDefault(Attr("within", Type::Duration(), AttrMode::Optional,
+                            "The window the restarts are counted over (10s to 7d)."),
+                       Value::Duration(600000)),
+           WithDefault(Enum(Attr("remedy", Type::String(), AttrMode::Optional,
+                                 "alert: ReplicaFlapping fires and the replica keeps restarting where it is "
+                                 "(with back-off); move: the leading controller also runs it in the next "
+                                 "region of regions that is up, on a port of that region's relocation "
+                                 "block, for `hold`, then brings it home."),
+                            {"alert", "move"}),
+                       Value::String("alert")),
+           WithDefault(Attr("hold", Type::Duration(), AttrMode::Optional,
+                            "How long a moved replica runs away from its region before it goes home "
+                            "(10s to 7d)."),
+                       Value::Duration(1800000)),
+       }),
+       "When a replica counts as flapping and what the controller does about it (docs/automation.md, "
+       "\"Flapping replicas\"); without it: 3 restarts in 10m fire ReplicaFlapping."},
       {"liveness", false, "", 0, 1, ProbeBlock(),
        "A failing liveness probe restarts the replica (back-off 10 s doubling to 5 min)."},
       {"readiness", false, "", 0, 1, ProbeBlock(),

@@ -106,6 +106,75 @@ std::optional<std::string> OnRegionFailure(const ValueMap& config) {
   return v->as_string();
 }
 
+}  // namespace
+
+std::optional<controller::FlappingSpec> FlappingOf(const ValueMap& config, std::vector<std::string>* errs) {
+  const Value* v = Find(config, "flapping");
+  if (!v || v->kind() != Value::Kind::Object) return std::nullopt;
+  const ValueMap& f = v->as_object();
+  controller::FlappingSpec out;
+  bool known = true;
+  const size_t errors_before = errs->size();
+  if (const Value* n = Find(f, "restarts"); n && !n->is_null()) {
+    if (auto k = KnownInt(n)) {
+      if (*k < 2 || *k > 1000)
+        errs->push_back("flapping.restarts is " + std::to_string(*k) +
+                        ": give 2 to 1000 (the restarts within `within` that make a replica flapping)");
+      out.restarts = static_cast<int>(*k);
+    } else {
+      known = false;
+    }
+  }
+  auto seconds = [&](const char* key, int* out_s, int64_t min_ms, const char* why) {
+    const Value* d = Find(f, key);
+    if (!d || d->is_null()) return;
+    if (d->kind() != Value::Kind::Duration) {
+      known = false;
+      return;
+    }
+    const int64_t ms = static_cast<int64_t>(d->as_number());
+    if (ms < min_ms || ms > 7LL * 24 * 3600 * 1000)
+      errs->push_back(std::string("flapping.") + key + " is " + d->ToString() + ": " + why);
+    *out_s = static_cast<int>(ms / 1000);
+  };
+  seconds("within", &out.within_s, 10000, "give 10s to 7d (the window restarts are counted over)");
+  seconds("hold", &out.hold_s, 10000, "give 10s to 7d (how long a moved replica stays away)");
+  if (const Value* r = Find(f, "remedy"); r && !r->is_null()) {
+    if (!KnownString(r)) {
+      known = false;
+    } else if (r->as_string() == "move") {
+      out.move = true;
+    } else if (r->as_string() != "alert") {
+      errs->push_back("flapping.remedy is \"" + r->as_string() +
+                      "\": give \"alert\" (ReplicaFlapping fires; the replica restarts where it is) or "
+                      "\"move\" (it also runs in another region for `hold`)");
+    }
+  }
+  if (out.move) {
+    if (const Value* list = Find(config, "regions");
+        list && list->kind() == Value::Kind::List && list->as_list().size() < 2)
+      errs->push_back(
+          "flapping.remedy = \"move\" needs a second region to move a flapping replica to: add one to "
+          "regions, or use remedy = \"alert\"");
+  }
+  if (!known || errs->size() != errors_before) return std::nullopt;
+  return out;
+}
+
+std::optional<bool> RelocationBlocks(const ValueMap& config) {
+  const std::optional<std::string> policy = OnRegionFailure(config);
+  if (!policy) return std::nullopt;
+  if (*policy == "relocate") return true;
+  const Value* v = Find(config, "flapping");
+  if (!v || v->kind() != Value::Kind::Object) return false;
+  const Value* r = Find(v->as_object(), "remedy");
+  if (!r || r->is_null()) return false;
+  if (!KnownString(r)) return std::nullopt;
+  return r->as_string() == "move";
+}
+
+namespace {
+
 // How many replica indices a region lays out (controller::Slots): with
 // autoscale, its max (at least replicas); else replicas. nullopt while unknown.
 std::optional<int64_t> LayoutSlots(const ValueMap& config) {
@@ -124,12 +193,12 @@ std::optional<int64_t> LayoutSlots(const ValueMap& config) {
 std::optional<int64_t> PortSlotsOf(const ValueMap& config) {
   auto replicas = KnownInt(Find(config, "replicas"));
   auto surge = RolloutOf(config).max_surge;
-  auto policy = OnRegionFailure(config);
+  auto blocks = RelocationBlocks(config);
   const Value* list = Find(config, "regions");
-  if (!replicas || !surge || !policy || *replicas < 1 || *surge < 0) return std::nullopt;
+  if (!replicas || !surge || !blocks || *replicas < 1 || *surge < 0) return std::nullopt;
   const int64_t slots = LayoutSlots(config).value_or(*replicas);
   int64_t others = 0;
-  if (*policy == "relocate") {
+  if (*blocks) {
     if (!list || list->kind() != Value::Kind::List) return std::nullopt;
     others = std::max<int64_t>(0, static_cast<int64_t>(list->as_list().size()) - 1);
   }
@@ -362,6 +431,7 @@ std::vector<std::string> ValidateService(const ValueMap& config) {
   const Rollout rollout = RolloutOf(config);
   for (const std::string& e : rollout.errors) errs.push_back(e);
   (void)AutoscaleOf(config, &errs);
+  (void)FlappingOf(config, &errs);
   if (rollout.max_unavailable && *rollout.max_unavailable < 0)
     errs.push_back("rollout.max_unavailable is " + std::to_string(*rollout.max_unavailable) +
                    ": give 0 or more replicas");
@@ -389,7 +459,7 @@ std::vector<std::string> ValidateService(const ValueMap& config) {
   // replicas a region hosts for others that are down.
   std::optional<int64_t> slots = PortSlotsOf(config);
   if (port && slots && *replicas >= 1 && *port >= 1024 && *port <= 65535) {
-    const bool relocating = policy && *policy == "relocate";
+    const bool relocating = RelocationBlocks(config).value_or(false);
     const bool surging = rollout.max_surge && *rollout.max_surge > 0;
     const std::string what = relocating ? (surging ? "replicas, their surge and the relocation blocks"
                                                    : "replicas and their relocation blocks")
@@ -575,7 +645,7 @@ void PlanService(ValueMap& planned) {
   // With autoscale, every replica the region may run (up to max) has its endpoint.
   auto replicas = LayoutSlots(planned);
   const Value* list = Find(planned, "regions");
-  const std::optional<std::string> policy = OnRegionFailure(planned);
+  const std::optional<bool> blocks = RelocationBlocks(planned);
   if (!port || !replicas || !list || list->kind() != Value::Kind::List || list->ContainsUnknown()) {
     planned["endpoints"] = Value::Unknown(Type::List(Type::String()));
     planned["surge_endpoints"] = Value::Unknown(Type::List(Type::String()));
@@ -594,11 +664,11 @@ void PlanService(ValueMap& planned) {
   planned["endpoints"] = Value::List(std::move(endpoints));
   planned["surge_endpoints"] =
       surge ? Value::List(std::move(surge_endpoints)) : Value::Unknown(Type::List(Type::String()));
-  if (policy && *policy != "relocate") {
+  if (blocks && !*blocks) {
     planned["relocation_endpoints"] = Value::List({});  // nothing relocates
     return;
   }
-  if (!policy || !surge) {
+  if (!blocks || !surge) {
     planned["relocation_endpoints"] = Value::Unknown(Type::List(Type::String()));
     return;
   }

@@ -89,6 +89,15 @@ RolloutNumbers ResolveRollout(const ValueMap& config);
 std::optional<controller::ServiceAutoscale> AutoscaleOf(const ValueMap& config,
                                                         std::vector<std::string>* errs);
 
+// The `flapping` block of a service's configuration or planned values as the
+// runtime keeps it; nullopt without one or while a value in it is unknown.
+// Problems are appended to *errs (a spec is returned only when there are none).
+std::optional<controller::FlappingSpec> FlappingOf(const ValueMap& config, std::vector<std::string>* errs);
+
+// Whether the service keeps relocation blocks (controller::HasRelocationBlocks):
+// on_region_failure = "relocate" or flapping.remedy = "move"; nullopt while unknown.
+std::optional<bool> RelocationBlocks(const ValueMap& config);
+
 // A replica endpoint parsed from an endpoint line.
 struct Endpoint {
   std::string region;

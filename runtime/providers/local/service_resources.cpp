@@ -170,6 +170,7 @@ std::optional<controller::ServiceSpec> SpecFromPlanned(const ValueMap& planned, 
   s.relocate = Text(planned, "on_region_failure") == "relocate";
   std::vector<std::string> ignored;
   s.autoscale = service_config::AutoscaleOf(planned, &ignored);
+  s.flapping = service_config::FlappingOf(planned, &ignored);
   if (const Value* w = Get(planned, "window"); w && w->kind() == Value::Kind::Object) {
     auto resolved = packages::WindowOf(w->as_object(), error);
     if (!resolved) return std::nullopt;
@@ -365,10 +366,10 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
   bool has_previous = st.Previous(spec->id, &previous, &previous_error);
   // What runs now: regions failed by `plinth region fail` run nothing until they recover.
   const std::set<std::string> failed_regions = controller::FailedRegions(WorkspaceDir());
-  // And as many replicas per region as the controller's autoscaler decided (apply never undoes it).
-  const std::map<std::string, int> scale = st.Scale(spec->id);
-  controller::ServiceSpec running_spec =
-      controller::WithScale(controller::WithoutFailedRegions(*spec, failed_regions), scale);
+  // And as many replicas per region as the controller's autoscaler decided, with the replicas it moved
+  // away because they flapped where it moved them (apply never undoes either).
+  controller::SystemClock clock;
+  controller::ServiceSpec running_spec = controller::RunningSpec(*spec, failed_regions, st, clock.WallMs());
 
   ReplicaDriver driver(WorkspaceDir());
   if (!driver.Open(&error)) {
@@ -383,7 +384,6 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
   // time) is rolled back to the last spec that ran, and the apply fails once
   // that serves again (docs/services.md, "Rolling back").
   std::optional<controller::Rollback> rolled_back;
-  controller::SystemClock clock;
   auto roll_back = [&](const std::string& why) {
     if (creating || rolled_back) return false;
     const int64_t stable = st.StableGeneration(spec->id);
@@ -399,7 +399,7 @@ Result<ResourceObject> LocalProvider::WriteService(const ValueMap& planned, bool
     has_previous = true;
     process::WipeEnvironment(secrets);
     secrets = std::move(good_secrets);
-    running_spec = controller::WithScale(controller::WithoutFailedRegions(*good, failed_regions), scale);
+    running_spec = controller::RunningSpec(*good, failed_regions, st, clock.WallMs());
     generation = rb.to_generation;
     rolled_back = rb;
     deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
