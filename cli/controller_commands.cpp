@@ -335,6 +335,11 @@ int ControllerStatus(const Options& options) {
                   version.empty() ? "a change" : ("version \"" + version + "\"").c_str(),
                   st.value("window", std::string()).c_str(), st.value("next", std::string()).c_str());
     }
+    for (const json& m : s.value("moved", json::array()))
+      std::printf("  moved: replica %s runs in region %s until %s (%s)\n",
+                  m.value("replica", std::string()).c_str(), m.value("to", std::string()).c_str(),
+                  controller::Rfc3339Ms(m.value("until_ms", int64_t{0})).c_str(),
+                  m.value("reason", std::string()).c_str());
     if (const json a = s.value("autoscale", json()); a.is_object()) {
       for (const auto& [region, v] : a.items())
         std::printf("  autoscale %s: %d replicas (%d-%d): %s\n", region.c_str(), v.value("replicas", 0),

@@ -50,6 +50,9 @@ timed scripts/autoscale-test.sh build/plinth
 # for its window, the controller rolls it out when it opens under load (no
 # failed request), a bad patch is rolled back, a killed controller resumes.
 timed scripts/patch-test.sh build/plinth
+# Flapping replicas (docs/automation.md): a replica that crashes on every
+# restart moves to the other region for its hold, then comes home.
+timed scripts/flapping-test.sh build/plinth
 # Alerts to a real Alertmanager (docs/automation.md): its API receives them.
 timed scripts/alertmanager-test.sh build/tests/plinth_unit_tests
 # Alert blocks on the controller (docs/automation.md, "Alert rules"): a p95
