@@ -4,5 +4,9 @@
 # need instead: a driver, a container image, a conda environment. Its output
 # goes to .plinth/<workspace>/compute/patches/<node>.log; a non-zero exit, or
 # running past the pool's patch.timeout, fails the node.
+# With --rollback (the pool's rollback_command) it takes the node back from a
+# halted level ($PLINTH_PREVIOUS_PATCH_LEVEL) to the one it had ($PLINTH_PATCH_LEVEL).
 set -eu
-echo "node $PLINTH_NODE (GPUs ${PLINTH_NODE_GPUS:-none}): level ${PLINTH_PREVIOUS_PATCH_LEVEL:-none} -> $PLINTH_PATCH_LEVEL"
+what=patch
+[ "${1:-}" = "--rollback" ] && what=rollback
+echo "node $PLINTH_NODE (GPUs ${PLINTH_NODE_GPUS:-none}): $what, level ${PLINTH_PREVIOUS_PATCH_LEVEL:-none} -> ${PLINTH_PATCH_LEVEL:-none}"

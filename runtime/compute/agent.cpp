@@ -135,15 +135,18 @@ void RecordAction(const fs::path& compute_dir, const PoolSpec& pool, const std::
 // nodes"): argv only, the agent's PATH/HOME/LANG and the node's names, its
 // output appended to <compute dir>/patches/<node>.log, killed at the
 // timeout (SIGTERM, SIGKILL 5 s later) or when the agent is told to stop.
-// Empty when it succeeded, else why not; *cancelled when a stop ended it.
+// With `rollback`, the rollback_command, taking the node from its level back
+// to its previous one (PLINTH_PATCH_ROLLBACK=1). Empty when it succeeded,
+// else why not; *cancelled when a stop ended it.
 std::string RunPatchCommand(const fs::path& compute_dir, const PoolSpec& pool, const NodeState& node,
-                            bool* cancelled) {
+                            bool rollback, bool* cancelled) {
   *cancelled = false;
   const PatchSpec& patch = pool.patch;
-  if (patch.command.empty()) return "the patch has no command";
+  const std::vector<std::string>& argv = rollback ? patch.rollback_command : patch.command;
+  if (argv.empty()) return rollback ? "the patch has no rollback_command" : "the patch has no command";
   process::Spec spec;
-  spec.program = patch.command[0];
-  spec.args.assign(patch.command.begin() + 1, patch.command.end());
+  spec.program = argv[0];
+  spec.args.assign(argv.begin() + 1, argv.end());
   for (const char* k : {"PATH", "HOME", "LANG", "TZ"})
     if (const char* v = std::getenv(k)) spec.env[k] = v;
   if (!spec.env.count("PATH")) spec.env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
@@ -155,8 +158,9 @@ std::string RunPatchCommand(const fs::path& compute_dir, const PoolSpec& pool, c
   spec.env["PLINTH_NODE"] = node.name;
   spec.env["PLINTH_POOL"] = pool.name;
   spec.env["PLINTH_REGION"] = pool.region;
-  spec.env["PLINTH_PATCH_LEVEL"] = patch.level;
+  spec.env["PLINTH_PATCH_LEVEL"] = rollback ? node.previous_patch_level : patch.level;
   spec.env["PLINTH_PREVIOUS_PATCH_LEVEL"] = node.patch_level;
+  if (rollback) spec.env["PLINTH_PATCH_ROLLBACK"] = "1";
   spec.env["PLINTH_NODE_GPUS"] = gpus;
   spec.env["CUDA_VISIBLE_DEVICES"] = gpus;
   spec.cwd = patch.cwd;
@@ -171,7 +175,7 @@ std::string RunPatchCommand(const fs::path& compute_dir, const PoolSpec& pool, c
     *cancelled = true;
     return "the agent was told to stop";
   }
-  return o.Describe("the patch command");
+  return o.Describe(rollback ? "the rollback command" : "the patch command");
 }
 
 // A cgroup v2 leaf for one job directly under /sys/fs/cgroup (the root is
@@ -408,7 +412,7 @@ int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOpt
     const auto begin = std::chrono::steady_clock::now();
     auto me = q.GetNode(node_name);
     NodeState current = me ? *me : *node;
-    std::string why = RunPatchCommand(q.compute_dir(), spec, current, cancelled);
+    std::string why = RunPatchCommand(q.compute_dir(), spec, current, /*rollback=*/false, cancelled);
     if (*cancelled) return why;
     if (why.empty() && probe && spec.health != HealthGate::kNone && !node->gpus.empty()) {
       q.MoveNode(node_name, "patching", "probing", "probing after patch level " + spec.patch.level);
@@ -443,6 +447,41 @@ int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOpt
                        (current.patch_level.empty() ? "" : " from " + current.patch_level),
                    spec.patch.window ? "maintenance window " + spec.patch.window->name + " open"
                                      : "the pool's patch level changed");
+    return "";
+  };
+
+  // Takes a drained node at a halted level back to the level it had before
+  // (the rollback_command, then the health gate). Empty when done, else why
+  // not (the caller fails the node: a replacement joins).
+  auto roll_back_node = [&](const PoolSpec& spec, bool* cancelled) -> std::string {
+    const auto begin = std::chrono::steady_clock::now();
+    auto me = q.GetNode(node_name);
+    NodeState current = me ? *me : *node;
+    std::string why = RunPatchCommand(q.compute_dir(), spec, current, /*rollback=*/true, cancelled);
+    if (*cancelled) return why;
+    if (why.empty() && spec.health != HealthGate::kNone && !node->gpus.empty()) {
+      q.MoveNode(node_name, "patching", "probing", "probing after rolling back patch level " + spec.patch.level);
+      why = health_gate(spec);
+    }
+    const std::string back_to = current.previous_patch_level.empty() ? "no level" : "level " + current.previous_patch_level;
+    if (!why.empty()) {
+      q.AddEvent(spec.id, node_name, "", "rollback of patch level " + spec.patch.level + " failed: " + why);
+      RecordAction(q.compute_dir(), spec, "replace node",
+                   "node " + node_name + " failed to roll back patch level " + spec.patch.level +
+                       "; a replacement is provisioned",
+                   why);
+      return "rollback of patch level " + spec.patch.level + " failed: " + why;
+    }
+    q.SetPatchLevel(node_name, current.previous_patch_level);
+    const int64_t took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - begin)
+                             .count();
+    q.AddEvent(spec.id, node_name, "",
+               "rolled back from patch level " + spec.patch.level + " to " + back_to + " in " + SecondsText(took));
+    RecordAction(q.compute_dir(), spec, "roll back patch",
+                 "node " + node_name + " from level " + spec.patch.level + " to " + back_to,
+                 "patch level " + spec.patch.level + " halted: " +
+                     std::to_string(q.PatchFailures(spec.id, spec.patch.level)) + " node(s) failed it");
     return "";
   };
 
@@ -518,36 +557,42 @@ int RunAgent(const fs::path& compute_dir, const std::string& node_name, QueueOpt
       next_patch_check = std::chrono::steady_clock::now() + 1s;
       if (auto fresh = q.GetPool(node->pool)) pool = std::move(fresh);
       const PatchSpec& patch = pool->patch;
-      const bool behind = !patch.empty() && me->patch_level != patch.level;
+      // A halted level patches no node; with a rollback_command, the nodes
+      // already at it go back to the level they had (docs/compute.md, "Rolling back").
+      const bool halted = !patch.empty() && q.PatchHalted(*pool);
+      const bool behind = !patch.empty() && !halted && me->patch_level != patch.level;
+      const bool roll_back = halted && !patch.rollback_command.empty() && me->patch_level == patch.level;
       bool window_open = true;
       std::string window_why;
-      if (behind && patch.window) {
+      if ((behind || roll_back) && patch.window) {
         std::string e;
         auto d = controller::DecideNamedWindow(*patch.window, NowMs() / 1000, &e);
         window_open = d && d->open;
         window_why = d ? "maintenance window " + patch.window->name + " closed (" + d->next + ")" : e;
       }
-      if (me->state == "ready" && behind && window_open && q.CordonForPatch(node_name)) {
+      if (me->state == "ready" && (behind || roll_back) && window_open && q.CordonForPatch(node_name)) {
         me->state = "draining";
         drain_began_ms = NowMs();
         q.AddEvent(node->pool, node_name, "",
-                   "cordoned for patch level " + patch.level + "; draining " + std::to_string(running.size()) +
-                       " running job(s)");
-      } else if (me->state == "draining" && (!behind || !window_open || q.PatchHalted(*pool))) {
-        const std::string why = !behind             ? "the pool's patch level changed"
-                                : !window_open      ? window_why
-                                                    : "patch level " + patch.level + " halted";
+                   (roll_back ? "cordoned to roll back patch level " : "cordoned for patch level ") + patch.level +
+                       "; draining " + std::to_string(running.size()) + " running job(s)");
+      } else if (me->state == "draining" && (!(behind || roll_back) || !window_open)) {
+        const std::string why = !window_open ? window_why
+                                : halted     ? "patch level " + patch.level + " halted"
+                                             : "the pool's patch level changed";
         if (q.MoveNode(node_name, "draining", "ready", "")) {
           me->state = "ready";
           q.AddEvent(node->pool, node_name, "", "uncordoned before its patch: " + why);
         }
       }
       if (me->state == "draining" && running.empty() &&
-          q.MoveNode(node_name, "draining", "patching", "patch level " + patch.level)) {
+          q.MoveNode(node_name, "draining", "patching",
+                     (roll_back ? "rolling back patch level " : "patch level ") + patch.level)) {
         q.AddEvent(node->pool, node_name, "",
-                   "drained in " + SecondsText(NowMs() - drain_began_ms) + "; patching to level " + patch.level);
+                   "drained in " + SecondsText(NowMs() - drain_began_ms) +
+                       (roll_back ? "; rolling back patch level " : "; patching to level ") + patch.level);
         bool cancelled = false;
-        std::string why = patch_node(*pool, /*probe=*/true, &cancelled);
+        std::string why = roll_back ? roll_back_node(*pool, &cancelled) : patch_node(*pool, /*probe=*/true, &cancelled);
         if (cancelled) {
           exit_reason = "stopped by a signal";
           break;

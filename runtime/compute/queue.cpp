@@ -86,6 +86,7 @@ json PatchJson(const PatchSpec& p) {
               {"max_unavailable", p.max_unavailable},
               {"max_unavailable_percent", p.max_unavailable_percent},
               {"failure_threshold", p.failure_threshold}};
+  if (!p.rollback_command.empty()) out["rollback_command"] = p.rollback_command;
   if (p.window) out["window"] = controller::NamedWindowJson(*p.window);
   return out;
 }
@@ -100,6 +101,7 @@ PatchSpec PatchFromJson(const json& j) {
   p.max_unavailable = j.value("max_unavailable", 1);
   p.max_unavailable_percent = j.value("max_unavailable_percent", 0);
   p.failure_threshold = j.value("failure_threshold", 1);
+  p.rollback_command = j.value("rollback_command", std::vector<std::string>{});
   if (auto w = j.find("window"); w != j.end() && w->is_object()) p.window = controller::NamedWindowFromJson(*w);
   return p;
 }
@@ -230,7 +232,7 @@ JobState ReadJob(Stmt& q) {
 
 constexpr const char* kNodeCols =
     "name, pool, state, reason, shape, cpus, memory, gpus, gpu_type, pid, started_at, last_busy_at, ended_at, "
-    "patch_level";
+    "patch_level, previous_patch_level";
 
 NodeState ReadNode(Stmt& q) {
   NodeState n;
@@ -248,6 +250,7 @@ NodeState ReadNode(Stmt& q) {
   n.last_busy_at_ms = q.Int(11);
   n.ended_at_ms = q.Int(12);
   n.patch_level = q.Text(13);
+  n.previous_patch_level = q.Text(14);
   return n;
 }
 
@@ -476,7 +479,7 @@ bool Queue::Init(bool create, std::string* error) {
       "NULL,"
       " memory INTEGER NOT NULL, started_at INTEGER NOT NULL, last_busy_at INTEGER NOT NULL,"
       " ended_at INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '',"
-      " patch_level TEXT NOT NULL DEFAULT '');"
+      " patch_level TEXT NOT NULL DEFAULT '', previous_patch_level TEXT NOT NULL DEFAULT '');"
       "CREATE TABLE IF NOT EXISTS jobs(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL,"
       " pool TEXT NOT NULL, spec TEXT NOT NULL, status TEXT NOT NULL, infra_failures INTEGER NOT NULL "
       "DEFAULT 0,"
@@ -506,19 +509,23 @@ bool Queue::Init(bool create, std::string* error) {
     sqlite3_free(err);
     return false;
   }
-  // Queues made before patching (docs/compute.md, "Patching nodes") get the column; another process
-  // adding it at the same moment is fine (duplicate column).
-  bool has_level = false;
-  {
-    Stmt q(db_, "SELECT 1 FROM pragma_table_info('nodes') WHERE name = 'patch_level'");
-    has_level = q.Row();
-  }
-  if (!has_level && sqlite3_exec(db_, "ALTER TABLE nodes ADD COLUMN patch_level TEXT NOT NULL DEFAULT ''",
-                                 nullptr, nullptr, &err) != SQLITE_OK) {
-    const std::string why = err ? err : "unknown error";
-    sqlite3_free(err);
-    if (why.find("duplicate column") == std::string::npos)
-      return *error = "cannot set up " + db.string() + ": " + why, false;
+  // Queues made before patching (docs/compute.md, "Patching nodes") and its
+  // rollback get the columns; another process adding one at the same moment
+  // is fine (duplicate column).
+  for (const char* column : {"patch_level", "previous_patch_level"}) {
+    bool has = false;
+    {
+      Stmt q(db_, "SELECT 1 FROM pragma_table_info('nodes') WHERE name = ?1");
+      q.Bind(1, std::string(column));
+      has = q.Row();
+    }
+    const std::string alter = std::string("ALTER TABLE nodes ADD COLUMN ") + column + " TEXT NOT NULL DEFAULT ''";
+    if (!has && sqlite3_exec(db_, alter.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+      const std::string why = err ? err : "unknown error";
+      sqlite3_free(err);
+      if (why.find("duplicate column") == std::string::npos)
+        return *error = "cannot set up " + db.string() + ": " + why, false;
+    }
   }
   for (const char* suffix : {"-wal", "-shm"}) ::chmod((db.string() + suffix).c_str(), 0600);
   return true;
@@ -904,15 +911,20 @@ bool Queue::CordonForPatch(const std::string& name) {
   std::lock_guard lock(mu_);
   Tx tx(db_);
   if (!tx.ok()) return false;
-  std::string pool_id;
+  std::string pool_id, level;
   {
-    Stmt q(db_, "SELECT pool, state FROM nodes WHERE name = ?1");
+    Stmt q(db_, "SELECT pool, state, patch_level FROM nodes WHERE name = ?1");
     q.Bind(1, name);
     if (!q.Row() || q.Text(1) != "ready") return false;
     pool_id = q.Text(0);
+    level = q.Text(2);
   }
   auto pool = GetPool(pool_id);
-  if (!pool || pool->patch.empty() || PatchHalted(*pool)) return false;
+  if (!pool || pool->patch.empty()) return false;
+  // A halted level: only a node at it is cordoned, to be rolled back, and only with a rollback_command.
+  const bool roll_back = PatchHalted(*pool);
+  if (roll_back && (pool->patch.rollback_command.empty() || level != pool->patch.level)) return false;
+  if (!roll_back && level == pool->patch.level) return false;
   int live = 0, cordoned = 0;
   {
     Stmt q(db_,
@@ -931,16 +943,20 @@ bool Queue::CordonForPatch(const std::string& name) {
     Stmt busy(db_, "SELECT count(*) FROM jobs WHERE node = ?1 AND status = 'running'");
     busy.Bind(1, name);
     if (busy.Row() && busy.Int(0) > 0) {
-      Stmt idle(db_,
-                "SELECT 1 FROM nodes n WHERE n.pool = ?1 AND n.name != ?2 AND n.state = 'ready' AND "
-                "n.patch_level != ?3 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.node = n.name AND "
-                "j.status = 'running') LIMIT 1");
+      const std::string sql = std::string(
+                                  "SELECT 1 FROM nodes n WHERE n.pool = ?1 AND n.name != ?2 AND n.state = 'ready' "
+                                  "AND n.patch_level ") +
+                              (roll_back ? "=" : "!=") +
+                              " ?3 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.node = n.name AND "
+                              "j.status = 'running') LIMIT 1";
+      Stmt idle(db_, sql.c_str());
       idle.Bind(1, pool_id).Bind(2, name).Bind(3, pool->patch.level);
       if (idle.Row()) return false;
     }
   }
   Stmt u(db_, "UPDATE nodes SET state = 'draining', reason = ?2 WHERE name = ?1 AND state = 'ready'");
-  u.Bind(1, name).Bind(2, "cordoned for patch level " + pool->patch.level);
+  u.Bind(1, name).Bind(2, (roll_back ? "cordoned to roll back patch level " : "cordoned for patch level ") +
+                             pool->patch.level);
   if (!u.Done() || sqlite3_changes(db_) == 0) return false;
   return tx.Commit();
 }
@@ -955,7 +971,7 @@ bool Queue::MoveNode(const std::string& name, const std::string& from, const std
 
 bool Queue::SetPatchLevel(const std::string& name, const std::string& level) {
   std::lock_guard lock(mu_);
-  Stmt q(db_, "UPDATE nodes SET patch_level = ?2 WHERE name = ?1");
+  Stmt q(db_, "UPDATE nodes SET previous_patch_level = patch_level, patch_level = ?2 WHERE name = ?1");
   q.Bind(1, name).Bind(2, level);
   return q.Done() && sqlite3_changes(db_) > 0;
 }

@@ -56,6 +56,7 @@ struct NodeState {
   int pid = 0;
   int64_t started_at_ms = 0, last_busy_at_ms = 0, ended_at_ms = 0;
   std::string patch_level;  // the pool's patch level this node reached ("" = none)
+  std::string previous_patch_level;  // the level it had before (a rollback returns to it)
 };
 
 struct Event {
@@ -151,13 +152,16 @@ class Queue {
 
   // ---- Patching nodes (docs/compute.md, "Patching nodes"); for the agent ----
   // Cordons a ready node for its pool's patch (state draining) when fewer than
-  // PatchSpec::Allowed(live nodes) of the pool are cordoned and the level is not
-  // halted; one transaction, so agents racing for the last slot take it once.
+  // PatchSpec::Allowed(live nodes) of the pool are cordoned: a node behind the
+  // level while it is not halted, or, once it is halted and the patch has a
+  // rollback_command, a node at it (to be rolled back); one transaction, so
+  // agents racing for the last slot take it once.
   bool CordonForPatch(const std::string& name);
   // Moves the node from `from` to `to` (with `reason`) only if it is still in
   // `from`: a node released or lost meanwhile stays so.
   bool MoveNode(const std::string& name, const std::string& from, const std::string& to,
                 const std::string& reason);
+  // The node's level becomes `level`; the one it had becomes its previous_patch_level.
   bool SetPatchLevel(const std::string& name, const std::string& level);
   void RecordPatchFailure(const std::string& pool, const std::string& level, const std::string& node,
                           const std::string& reason);

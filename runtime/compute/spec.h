@@ -88,6 +88,9 @@ enum class HealthGate { kNone, kQuick, kFull };  // which GPU probe admits a nod
 struct PatchSpec {
   std::string level;                 // "": no patch policy
   std::vector<std::string> command;  // argv; argv[0] an absolute path (the provider resolves it)
+  // argv that takes a node back to the level it had before this one, run on
+  // the nodes already at a halted level; empty: a halted level stays where it is.
+  std::vector<std::string> rollback_command;
   std::string cwd;                   // the command's working directory ("" = the agent's)
   int64_t timeout_ms = 10 * 60 * 1000;
   int max_unavailable = 1;          // nodes at once, or

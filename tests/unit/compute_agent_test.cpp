@@ -388,6 +388,50 @@ TEST_F(ComputePatchTest, APatchThatBreaksItsGpuFailsTheHealthGateAfterIt) {
       << history;
 }
 
+// A level that halts with a rollback_command: the nodes that reached it go
+// back to the level they had, one at a time, and history says why.
+TEST_F(ComputePatchTest, AHaltedLevelIsRolledBackOnTheNodesThatReachedIt) {
+  std::string error;
+  fs::remove(log_);
+  ASSERT_TRUE(queue_->PutPool(Patched("cpu", 2, "v1"), &error)) << error;
+  ASSERT_TRUE(WaitLevel("east/cpu", "v1", 2)) << EventsText("east/cpu");
+  // v2's first node succeeds, the second fails (threshold 1): v2 halts with one node on it.
+  const fs::path count = log_.string() + ".count";
+  fs::remove(count);
+  PoolSpec v2 = Patched("cpu", 2, "v2",
+                        "n=$(cat " + count.string() + " 2>/dev/null || echo 0); echo $((n + 1)) > " +
+                            count.string() + "; [ \"$n\" -ge 1 ] && exit 3;");
+  v2.patch.rollback_command = {"/bin/sh", "-c",
+                               "echo \"$PLINTH_NODE rollback to $PLINTH_PATCH_LEVEL from "
+                               "$PLINTH_PREVIOUS_PATCH_LEVEL ($PLINTH_PATCH_ROLLBACK)\" >> " +
+                                   log_.string()};
+  ASSERT_TRUE(queue_->PutPool(v2, &error)) << error;
+  ASSERT_TRUE(WaitEvent("east/cpu", "patch level v2 halted")) << EventsText("east/cpu");
+  ASSERT_TRUE(WaitEvent("east/cpu", "rolled back from patch level v2 to level v1")) << EventsText("east/cpu");
+  std::this_thread::sleep_for(1500ms);
+  const std::string events = EventsText("east/cpu");
+  std::string patched;  // the node that reached v2
+  for (const auto& n : queue_->ListNodes("east/cpu", true)) {
+    EXPECT_NE(n.patch_level, "v2") << n.name << "\n" << events;
+    if (n.state == "ready" && n.previous_patch_level == "v2") patched = n.name;
+  }
+  ASSERT_FALSE(patched.empty()) << events;
+  const std::string log = plinth::testing::ReadFile(log_);
+  EXPECT_NE(log.find(patched + " rollback to v1 from v2 (1)"), std::string::npos) << log;
+  EXPECT_EQ(log.find(" rollback to ", log.find(patched + " rollback to ") + patched.size() + 1), std::string::npos)
+      << "only the node at v2 is rolled back\n" << log;
+  EXPECT_NE(events.find("cordoned to roll back patch level v2"), std::string::npos) << events;
+  auto actions = controller::ActionLog::Open(root_ / "ws" / "controller" / "actions.db", false, &error);
+  ASSERT_TRUE(actions) << error;
+  std::string history;
+  for (const auto& a : actions->List("pool.cpu")) history += a.kind + ": " + a.detail + " (" + a.reason + ")\n";
+  EXPECT_NE(history.find("roll back patch: node " + patched + " from level v2 to level v1 (patch level v2 "
+                         "halted: 1 node(s) failed it)"),
+            std::string::npos)
+      << history;
+  fs::remove(count);
+}
+
 TEST_F(ComputePatchTest, AnIdleNodeWhoseGpuGoesBadFailsItsPeriodicHealthCheck) {
   std::string error;
   PoolSpec p = Pool("gpu", 1, 1);

@@ -206,12 +206,18 @@ TEST_F(ComputeConfigTest, PatchBlockIsCheckedAndBecomesThePoolsPatchSpec) {
   errs = cc::ValidatePool(PoolConfig("train", {ShapeV(1, "")}, patch({{"max_unavailable", N(1.5)}})));
   ASSERT_EQ(errs.size(), 1u);
   EXPECT_NE(errs[0].find("give a whole number of nodes"), std::string::npos) << errs[0];
+  errs = cc::ValidatePool(PoolConfig("train", {ShapeV(1, "")}, patch({{"rollback_command", Value::List({})}})));
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_EQ(errs[0],
+            "patch.rollback_command is empty: give the program that takes a node back, e.g. "
+            "[\"./unpatch-node.sh\"], or leave it out");
 
   std::string err;
   auto spec = cc::PoolSpecFromPlanned(
       PoolConfig("train", {ShapeV(1, "")},
                  patch({{"max_unavailable", S("25%")},
                         {"failure_threshold", N(2)},
+                        {"rollback_command", Value::List({S("./unpatch-node.sh")})},
                         {"timeout", Value::Duration(90000)},
                         {"window", Value::Object({{"name", S("nightly")},
                                                   {"days", S("mon-fri")},
@@ -224,6 +230,7 @@ TEST_F(ComputeConfigTest, PatchBlockIsCheckedAndBecomesThePoolsPatchSpec) {
   EXPECT_EQ(spec->patch.command, (std::vector<std::string>{"./patch-node.sh", "--reboot"}));
   EXPECT_EQ(spec->patch.max_unavailable_percent, 25);
   EXPECT_EQ(spec->patch.failure_threshold, 2);
+  EXPECT_EQ(spec->patch.rollback_command, (std::vector<std::string>{"./unpatch-node.sh"}));
   EXPECT_EQ(spec->patch.timeout_ms, 90000);
   ASSERT_TRUE(spec->patch.window);
   EXPECT_EQ(spec->patch.window->name, "nightly");

@@ -227,6 +227,14 @@ std::vector<std::string> ValidatePool(const ValueMap& config) {
       else if (KnownString(&c->as_list()[0]) && c->as_list()[0].as_string().empty())
         errs.push_back("patch.command starts with an empty program name");
     }
+    if (const Value* c = Find(o, "rollback_command"); c && c->kind() == Value::Kind::List) {
+      if (c->as_list().empty())
+        errs.push_back(
+            "patch.rollback_command is empty: give the program that takes a node back, e.g. [\"./unpatch-node.sh\"], "
+            "or leave it out");
+      else if (KnownString(&c->as_list()[0]) && c->as_list()[0].as_string().empty())
+        errs.push_back("patch.rollback_command starts with an empty program name");
+    }
     if (auto t = KnownInt(Find(o, "failure_threshold")); t && *t < 1)
       errs.push_back("patch.failure_threshold is " + std::to_string(*t) +
                      ": the first failed node halts the level at 1; set 1 or more");
@@ -585,6 +593,11 @@ std::optional<compute::PoolSpec> PoolSpecFromPlanned(const ValueMap& p, std::str
     for (const Value& w : command->as_list())
       if (w.kind() == Value::Kind::String) s.patch.command.push_back(w.as_string());
     if (s.patch.level.empty() || s.patch.command.empty()) return fail("the patch needs a level and a command");
+    if (const Value* r = Find(o, "rollback_command"); r && r->kind() == Value::Kind::List) {
+      if (r->ContainsUnknown()) return fail("the patch's rollback_command is not known yet");
+      for (const Value& w : r->as_list())
+        if (w.kind() == Value::Kind::String) s.patch.rollback_command.push_back(w.as_string());
+    }
     if (const Value* t = Find(o, "timeout"); t && t->kind() == Value::Kind::Duration)
       s.patch.timeout_ms = static_cast<int64_t>(t->as_number());
     if (auto t = KnownInt(Find(o, "failure_threshold"))) s.patch.failure_threshold = static_cast<int>(*t);

@@ -174,6 +174,12 @@ ResourceSchema Pool() {
                   "directory, which is its working directory. It gets PLINTH_NODE, PLINTH_POOL, "
                   "PLINTH_REGION, PLINTH_PATCH_LEVEL, PLINTH_PREVIOUS_PATCH_LEVEL and PLINTH_NODE_GPUS; a "
                   "non-zero exit fails the node."),
+             Attr("rollback_command", Type::List(Type::String()), AttrMode::Optional,
+                  "The program that takes one node back to the level it had before this one (argv; found "
+                  "like command). Once failure_threshold nodes failed the level, each node already at it is "
+                  "cordoned, drained, rolled back (PLINTH_PATCH_LEVEL is the level it goes back to, "
+                  "PLINTH_PATCH_ROLLBACK=1), probed again and put back, max_unavailable at a time inside "
+                  "the window. Unset: a halted level stays on the nodes that reached it."),
              Ref("window", "maintenance_window", AttrMode::Optional,
                  "Maintenance window outside which no running node is cordoned for a patch (a new node is "
                  "patched when it starts). Unset: any time."),
