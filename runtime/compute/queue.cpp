@@ -77,35 +77,6 @@ json ShapeJson(const Shape& s) {
           {"region", s.region}};
 }
 
-json PatchJson(const PatchSpec& p) {
-  if (p.empty()) return nullptr;
-  json out = {{"level", p.level},
-              {"command", p.command},
-              {"cwd", p.cwd},
-              {"timeout_ms", p.timeout_ms},
-              {"max_unavailable", p.max_unavailable},
-              {"max_unavailable_percent", p.max_unavailable_percent},
-              {"failure_threshold", p.failure_threshold}};
-  if (!p.rollback_command.empty()) out["rollback_command"] = p.rollback_command;
-  if (p.window) out["window"] = controller::NamedWindowJson(*p.window);
-  return out;
-}
-
-PatchSpec PatchFromJson(const json& j) {
-  PatchSpec p;
-  if (!j.is_object()) return p;
-  p.level = j.value("level", "");
-  p.command = j.value("command", std::vector<std::string>{});
-  p.cwd = j.value("cwd", "");
-  p.timeout_ms = j.value("timeout_ms", int64_t{600000});
-  p.max_unavailable = j.value("max_unavailable", 1);
-  p.max_unavailable_percent = j.value("max_unavailable_percent", 0);
-  p.failure_threshold = j.value("failure_threshold", 1);
-  p.rollback_command = j.value("rollback_command", std::vector<std::string>{});
-  if (auto w = j.find("window"); w != j.end() && w->is_object()) p.window = controller::NamedWindowFromJson(*w);
-  return p;
-}
-
 json PoolJson(const PoolSpec& p) {
   json shapes = json::array();
   for (const auto& s : p.shapes) shapes.push_back(ShapeJson(s));
@@ -353,6 +324,36 @@ std::string HeldMisfit(const Shape& shape, const Inventory& inv, const HeldResou
 }
 
 }  // namespace
+
+nlohmann::json PatchJson(const PatchSpec& p) {
+  if (p.empty()) return nullptr;
+  json out = {{"level", p.level},
+              {"command", p.command},
+              {"cwd", p.cwd},
+              {"timeout_ms", p.timeout_ms},
+              {"max_unavailable", p.max_unavailable},
+              {"max_unavailable_percent", p.max_unavailable_percent},
+              {"failure_threshold", p.failure_threshold}};
+  if (!p.rollback_command.empty()) out["rollback_command"] = p.rollback_command;
+  if (p.window) out["window"] = controller::NamedWindowJson(*p.window);
+  return out;
+}
+
+PatchSpec PatchFromJson(const nlohmann::json& j) {
+  PatchSpec p;
+  if (!j.is_object()) return p;
+  p.level = j.value("level", "");
+  p.command = j.value("command", std::vector<std::string>{});
+  p.cwd = j.value("cwd", "");
+  p.timeout_ms = j.value("timeout_ms", int64_t{600000});
+  p.max_unavailable = j.value("max_unavailable", 1);
+  p.max_unavailable_percent = j.value("max_unavailable_percent", 0);
+  p.failure_threshold = j.value("failure_threshold", 1);
+  p.rollback_command = j.value("rollback_command", std::vector<std::string>{});
+  if (auto w = j.find("window"); w != j.end() && w->is_object()) p.window = controller::NamedWindowFromJson(*w);
+  return p;
+}
+
 
 fs::path GpuLockDir() {
   if (const char* d = std::getenv("PLINTH_GPU_LOCK_DIR"); d && *d) return d;

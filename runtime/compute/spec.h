@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "runtime/controller/maintenance.h"
 
 namespace plinth::compute {
@@ -104,6 +106,12 @@ struct PatchSpec {
     return n < 1 ? 1 : n;
   }
 };
+
+// A patch policy as JSON (null when empty) and back: what the queue records
+// with a pool, and what the controller reads for a Slurm pool's patch
+// (runtime/slurm/patch.h).
+nlohmann::json PatchJson(const PatchSpec& p);
+PatchSpec PatchFromJson(const nlohmann::json& j);
 
 struct PoolSpec {
   std::string id;             // "<region>/<pool>": the pool's provider id

@@ -3,17 +3,22 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "kernels/qpu/memory.h"
+#include "runtime/process/process.h"
 #include "runtime/providers/local/packages.h"
 #include "runtime/providers/local/service.h"
 
 namespace plinth::runtime::compute_config {
+namespace fs = std::filesystem;
 namespace {
 
 using json = nlohmann::json;
@@ -198,25 +203,7 @@ std::vector<std::string> CheckBucketAccess(const ValueMap& config, const std::st
   return errs;
 }
 
-std::vector<std::string> ValidatePool(const ValueMap& config) {
-  std::vector<std::string> errs;
-  auto min = KnownInt(Find(config, "min_nodes"));
-  auto max = KnownInt(Find(config, "max_nodes"));
-  if (min && *min < 0) errs.push_back("min_nodes is " + std::to_string(*min) + ": it must be 0 or more");
-  if (max && *max < 1)
-    errs.push_back("max_nodes is " + std::to_string(*max) +
-                   ": a pool needs at least 1 node; set max_nodes = 1 or more");
-  if (min && max && *max >= 1 && *min > *max)
-    errs.push_back("min_nodes (" + std::to_string(*min) + ") is above max_nodes (" + std::to_string(*max) +
-                   "): lower min_nodes or raise max_nodes");
-  if (const Value* idle = Find(config, "idle");
-      idle && idle->kind() == Value::Kind::Duration && idle->as_number() < 1000)
-    errs.push_back("idle is " + FormatDuration(idle->as_number()) +
-                   ": nodes would be decommissioned between jobs; set idle = 1s or more");
-  if (const Value* r = Find(config, "health_recheck");
-      r && r->kind() == Value::Kind::Duration && r->as_number() < 10000)
-    errs.push_back("health_recheck is " + FormatDuration(r->as_number()) +
-                   ": a probe that often keeps GPUs from work; set health_recheck = 10s or more");
+void ValidatePatch(const ValueMap& config, std::vector<std::string>& errs) {
   if (const Value* patch = Find(config, "patch"); patch && patch->kind() == Value::Kind::Object) {
     const ValueMap& o = patch->as_object();
     if (const Value* l = Find(o, "level"); KnownString(l) && l->as_string().empty())
@@ -255,6 +242,28 @@ std::vector<std::string> ValidatePool(const ValueMap& config) {
       }
     }
   }
+}
+
+std::vector<std::string> ValidatePool(const ValueMap& config) {
+  std::vector<std::string> errs;
+  auto min = KnownInt(Find(config, "min_nodes"));
+  auto max = KnownInt(Find(config, "max_nodes"));
+  if (min && *min < 0) errs.push_back("min_nodes is " + std::to_string(*min) + ": it must be 0 or more");
+  if (max && *max < 1)
+    errs.push_back("max_nodes is " + std::to_string(*max) +
+                   ": a pool needs at least 1 node; set max_nodes = 1 or more");
+  if (min && max && *max >= 1 && *min > *max)
+    errs.push_back("min_nodes (" + std::to_string(*min) + ") is above max_nodes (" + std::to_string(*max) +
+                   "): lower min_nodes or raise max_nodes");
+  if (const Value* idle = Find(config, "idle");
+      idle && idle->kind() == Value::Kind::Duration && idle->as_number() < 1000)
+    errs.push_back("idle is " + FormatDuration(idle->as_number()) +
+                   ": nodes would be decommissioned between jobs; set idle = 1s or more");
+  if (const Value* r = Find(config, "health_recheck");
+      r && r->kind() == Value::Kind::Duration && r->as_number() < 10000)
+    errs.push_back("health_recheck is " + FormatDuration(r->as_number()) +
+                   ": a probe that often keeps GPUs from work; set health_recheck = 10s or more");
+  ValidatePatch(config, errs);
   for (const ShapeView& s : Shapes(config)) {
     std::string at = "shape " + std::to_string(s.index);
     if (s.cpus && *s.cpus < 1)
@@ -522,6 +531,74 @@ void PlanJob(ValueMap& p) {
 
 // ---------------------------------------------------------------- to specs
 
+bool PatchFromPlanned(const ValueMap& p, compute::PatchSpec* out, std::string* error) {
+  auto fail = [&](const std::string& why) {
+    if (error) *error = why;
+    return false;
+  };
+  if (const Value* patch = Find(p, "patch"); patch && patch->kind() == Value::Kind::Object) {
+    const ValueMap& o = patch->as_object();
+    const Value* level = Find(o, "level");
+    const Value* command = Find(o, "command");
+    if (!KnownString(level) || !command || command->kind() != Value::Kind::List || command->ContainsUnknown())
+      return fail("the patch's level and command are not known yet");
+    out->level = level->as_string();
+    for (const Value& w : command->as_list())
+      if (w.kind() == Value::Kind::String) out->command.push_back(w.as_string());
+    if (out->level.empty() || out->command.empty()) return fail("the patch needs a level and a command");
+    if (const Value* r = Find(o, "rollback_command"); r && r->kind() == Value::Kind::List) {
+      if (r->ContainsUnknown()) return fail("the patch's rollback_command is not known yet");
+      for (const Value& w : r->as_list())
+        if (w.kind() == Value::Kind::String) out->rollback_command.push_back(w.as_string());
+    }
+    if (const Value* t = Find(o, "timeout"); t && t->kind() == Value::Kind::Duration)
+      out->timeout_ms = static_cast<int64_t>(t->as_number());
+    if (auto t = KnownInt(Find(o, "failure_threshold"))) out->failure_threshold = static_cast<int>(*t);
+    if (const Value* m = Find(o, "max_unavailable"); m && m->kind() == Value::Kind::Number) {
+      out->max_unavailable = static_cast<int>(m->as_number());
+    } else if (KnownString(m)) {
+      auto pct = service_config::ParsePercent(m->as_string());
+      if (!pct) return fail("patch.max_unavailable must be a number or a percentage");
+      out->max_unavailable_percent = static_cast<int>(*pct);
+    }
+    if (const Value* w = Find(o, "window"); w && w->kind() == Value::Kind::Object) {
+      std::string why;
+      auto resolved = packages::WindowOf(w->as_object(), &why);
+      if (!resolved) return fail(why);
+      out->window = controller::NamedWindow{resolved->name, resolved->window, resolved->zone.name()};
+    }
+  }
+  return true;
+}
+
+bool ResolvePatchCommands(compute::PatchSpec* patch, const fs::path& config_dir, const std::string& pool,
+                          std::string* error) {
+  const fs::path dir = fs::absolute(config_dir.empty() ? fs::current_path() : config_dir).lexically_normal();
+  for (auto [argv, what] : {std::pair{&patch->command, "patch command"},
+                            std::pair{&patch->rollback_command, "patch rollback_command"}}) {
+    if (argv->empty()) continue;
+    std::string& program = (*argv)[0];
+    if (program.find('/') == std::string::npos) {
+      const char* path = std::getenv("PATH");
+      auto found = process::FindExecutable(program, path ? path : "/usr/local/bin:/usr/bin:/bin");
+      if (!found) {
+        *error = "pool '" + pool + "': " + what + " '" + program + "' is not found on PATH: give its path";
+        return false;
+      }
+      program = found->string();
+    } else if (fs::path(program).is_relative()) {
+      program = (dir / program).lexically_normal().string();
+    }
+    if (::access(program.c_str(), X_OK) != 0) {
+      *error = "pool '" + pool + "': " + what + " " + program +
+               " is not an executable file: create it or fix the path (chmod +x)";
+      return false;
+    }
+  }
+  patch->cwd = dir.string();
+  return true;
+}
+
 std::optional<compute::PoolSpec> PoolSpecFromPlanned(const ValueMap& p, std::string* error) {
   auto fail = [&](const std::string& why) -> std::optional<compute::PoolSpec> {
     if (error) *error = why;
@@ -583,38 +660,7 @@ std::optional<compute::PoolSpec> PoolSpecFromPlanned(const ValueMap& p, std::str
       shape.region = r->as_string();
     s.shapes.push_back(std::move(shape));
   }
-  if (const Value* patch = Find(p, "patch"); patch && patch->kind() == Value::Kind::Object) {
-    const ValueMap& o = patch->as_object();
-    const Value* level = Find(o, "level");
-    const Value* command = Find(o, "command");
-    if (!KnownString(level) || !command || command->kind() != Value::Kind::List || command->ContainsUnknown())
-      return fail("the patch's level and command are not known yet");
-    s.patch.level = level->as_string();
-    for (const Value& w : command->as_list())
-      if (w.kind() == Value::Kind::String) s.patch.command.push_back(w.as_string());
-    if (s.patch.level.empty() || s.patch.command.empty()) return fail("the patch needs a level and a command");
-    if (const Value* r = Find(o, "rollback_command"); r && r->kind() == Value::Kind::List) {
-      if (r->ContainsUnknown()) return fail("the patch's rollback_command is not known yet");
-      for (const Value& w : r->as_list())
-        if (w.kind() == Value::Kind::String) s.patch.rollback_command.push_back(w.as_string());
-    }
-    if (const Value* t = Find(o, "timeout"); t && t->kind() == Value::Kind::Duration)
-      s.patch.timeout_ms = static_cast<int64_t>(t->as_number());
-    if (auto t = KnownInt(Find(o, "failure_threshold"))) s.patch.failure_threshold = static_cast<int>(*t);
-    if (const Value* m = Find(o, "max_unavailable"); m && m->kind() == Value::Kind::Number) {
-      s.patch.max_unavailable = static_cast<int>(m->as_number());
-    } else if (KnownString(m)) {
-      auto pct = service_config::ParsePercent(m->as_string());
-      if (!pct) return fail("patch.max_unavailable must be a number or a percentage");
-      s.patch.max_unavailable_percent = static_cast<int>(*pct);
-    }
-    if (const Value* w = Find(o, "window"); w && w->kind() == Value::Kind::Object) {
-      std::string why;
-      auto resolved = packages::WindowOf(w->as_object(), &why);
-      if (!resolved) return fail(why);
-      s.patch.window = controller::NamedWindow{resolved->name, resolved->window, resolved->zone.name()};
-    }
-  }
+  if (!PatchFromPlanned(p, &s.patch, error)) return std::nullopt;
   return s;
 }
 

@@ -16,6 +16,7 @@
 // Thread safety: every function may be called from any thread.
 #pragma once
 
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
@@ -76,6 +77,17 @@ std::vector<std::string> PlacementLines(const compute::PoolSpec& pool, const com
 // The queue's spec of a planned pool (every value known, shapes valid). On
 // failure nullopt and *error says what is missing or wrong.
 std::optional<compute::PoolSpec> PoolSpecFromPlanned(const ValueMap& planned, std::string* error);
+
+// A pool's `patch` block (docs/compute.md, "Patching nodes"), shared by the
+// local pool and the Slurm pool: its problems appended to `errs`; the policy
+// from planned values (true and *out untouched without a block; false with
+// *error while something is unknown); its commands made absolute (a name on
+// PATH, a path relative to `config_dir`, which becomes their working
+// directory) and checked executable.
+void ValidatePatch(const ValueMap& config, std::vector<std::string>& errs);
+bool PatchFromPlanned(const ValueMap& planned, compute::PatchSpec* out, std::string* error);
+bool ResolvePatchCommands(compute::PatchSpec* patch, const std::filesystem::path& config_dir,
+                          const std::string& pool, std::string* error);
 
 // The queue's spec of a planned job, with its id when planned holds a known
 // one. `secrets` (may be null) receives secret_env's values by name; the

@@ -111,30 +111,9 @@ Result<ResourceObject> LocalProvider::WritePool(const ValueMap& planned) {
   std::string error;
   auto spec = compute_config::PoolSpecFromPlanned(planned, &error);
   if (!spec) return ComputeFail("cannot apply the pool: " + error);
-  if (!spec->patch.empty()) {
-    // The patch command as the agents run it: an absolute program, the
-    // configuration's directory as its working directory.
-    const fs::path dir = fs::absolute(config_dir_.empty() ? fs::current_path() : config_dir_).lexically_normal();
-    for (auto [argv, what] : {std::pair{&spec->patch.command, "patch command"},
-                              std::pair{&spec->patch.rollback_command, "patch rollback_command"}}) {
-      if (argv->empty()) continue;
-      std::string& program = (*argv)[0];
-      if (program.find('/') == std::string::npos) {
-        const char* path = std::getenv("PATH");
-        auto found = process::FindExecutable(program, path ? path : "/usr/local/bin:/usr/bin:/bin");
-        if (!found)
-          return ComputeFail("pool '" + spec->id + "': " + what + " '" + program +
-                             "' is not found on PATH: give its path");
-        program = found->string();
-      } else if (fs::path(program).is_relative()) {
-        program = (dir / program).lexically_normal().string();
-      }
-      if (::access(program.c_str(), X_OK) != 0)
-        return ComputeFail("pool '" + spec->id + "': " + what + " " + program +
-                           " is not an executable file: create it or fix the path (chmod +x)");
-    }
-    spec->patch.cwd = dir.string();
-  }
+  // The patch commands as the agents run them: absolute, in the configuration's directory.
+  if (!spec->patch.empty() && !compute_config::ResolvePatchCommands(&spec->patch, config_dir_, spec->id, &error))
+    return ComputeFail(error);
   auto q = ComputeQueue(true);
   if (!q.ok()) return q.error();
   if (!q.value()->PutPool(*spec, &error))

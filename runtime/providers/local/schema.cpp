@@ -164,38 +164,7 @@ ResourceSchema Pool() {
       Attr("nodes", Type::Int(), AttrMode::Computed, "Live nodes, read back by refresh."),
   };
   s.body.blocks = {
-      {"patch", false, "", 0, 1,
-       Body({Attr("level", Type::String(), AttrMode::Required,
-                  "The level the nodes should be at: any string (a date, a kernel or driver version). A "
-                  "change patches every node to it."),
-             Attr("command", Type::List(Type::String()), AttrMode::Required,
-                  "The program that brings one node to the level, and its arguments (argv; no shell). A name "
-                  "without '/' is looked up on PATH; a relative path is taken from the configuration's "
-                  "directory, which is its working directory. It gets PLINTH_NODE, PLINTH_POOL, "
-                  "PLINTH_REGION, PLINTH_PATCH_LEVEL, PLINTH_PREVIOUS_PATCH_LEVEL and PLINTH_NODE_GPUS; a "
-                  "non-zero exit fails the node."),
-             Attr("rollback_command", Type::List(Type::String()), AttrMode::Optional,
-                  "The program that takes one node back to the level it had before this one (argv; found "
-                  "like command). Once failure_threshold nodes failed the level, each node already at it is "
-                  "cordoned, drained, rolled back (PLINTH_PATCH_LEVEL is the level it goes back to, "
-                  "PLINTH_PATCH_ROLLBACK=1), probed again and put back, max_unavailable at a time inside "
-                  "the window. Unset: a halted level stays on the nodes that reached it."),
-             Ref("window", "maintenance_window", AttrMode::Optional,
-                 "Maintenance window outside which no running node is cordoned for a patch (a new node is "
-                 "patched when it starts). Unset: any time."),
-             WithDefault(Attr("max_unavailable", Type::Any(), AttrMode::Optional,
-                              "Nodes cordoned for the patch at once: a number, or a percentage of the live "
-                              "nodes (\"25%\", rounded up; at least 1)."),
-                         Value::Number(1)),
-             WithDefault(Attr("failure_threshold", Type::Int(), AttrMode::Optional,
-                              "Nodes that may fail the patch (the command fails, hangs past timeout, or the "
-                              "health gate fails after it) before the level is halted: no node is patched to "
-                              "it any more."),
-                         Value::Number(1)),
-             WithDefault(Attr("timeout", Type::Duration(), AttrMode::Optional,
-                              "How long the command may run on one node; past it, it is killed and the node "
-                              "fails."),
-                         Value::Duration(10 * 60 * 1000))}),
+      {"patch", false, "", 0, 1, PatchBody(/*slurm=*/false),
        "Patching the pool's nodes (docs/compute.md, \"Patching nodes\"): a node behind the level is "
        "cordoned (takes no new job), drained (its running jobs finish), patched, probed again by the health "
        "gate and put back, at most max_unavailable at a time, inside the window."},
@@ -333,6 +302,48 @@ std::shared_ptr<const BlockSchema> AutoscaleBlock() {
   };
   return b;
 }
+
+}  // namespace
+
+// A pool's `patch` block (docs/compute.md, "Patching nodes"): the local
+// pool's and, with `slurm`, the Slurm pool's (docs/providers/slurm.md).
+std::shared_ptr<const BlockSchema> PatchBody(bool slurm) {
+  using namespace schema;  // NOLINT
+  return Body({Attr("level", Type::String(), AttrMode::Required,
+                  "The level the nodes should be at: any string (a date, a kernel or driver version). A "
+                  "change patches every node to it."),
+             Attr("command", Type::List(Type::String()), AttrMode::Required,
+                  "The program that brings one node to the level, and its arguments (argv; no shell). A name "
+                  "without '/' is looked up on PATH; a relative path is taken from the configuration's "
+                  "directory, which is its working directory. It gets PLINTH_NODE, PLINTH_POOL, "
+                  "PLINTH_PATCH_LEVEL and PLINTH_PREVIOUS_PATCH_LEVEL (and, on the local provider, "
+                  "PLINTH_REGION and PLINTH_NODE_GPUS); a non-zero exit fails the node."),
+             Attr("rollback_command", Type::List(Type::String()), AttrMode::Optional,
+                  "The program that takes one node back to the level it had before this one (argv; found "
+                  "like command). Once failure_threshold nodes failed the level, each node already at it is "
+                  "cordoned, drained, rolled back (PLINTH_PATCH_LEVEL is the level it goes back to, "
+                  "PLINTH_PATCH_ROLLBACK=1), probed again and put back, max_unavailable at a time inside "
+                  "the window. Unset: a halted level stays on the nodes that reached it."),
+             Ref("window", "maintenance_window", AttrMode::Optional,
+                 slurm ? "Maintenance window outside which no node is drained for a patch. Unset: any time."
+                       : "Maintenance window outside which no running node is cordoned for a patch (a new node "
+                         "is patched when it starts). Unset: any time."),
+             WithDefault(Attr("max_unavailable", Type::Any(), AttrMode::Optional,
+                              "Nodes cordoned for the patch at once: a number, or a percentage of the live "
+                              "nodes (\"25%\", rounded up; at least 1)."),
+                         Value::Number(1)),
+             WithDefault(Attr("failure_threshold", Type::Int(), AttrMode::Optional,
+                              "Nodes that may fail the patch (the command fails, hangs past timeout, or the "
+                              "health gate fails after it) before the level is halted: no node is patched to "
+                              "it any more."),
+                         Value::Number(1)),
+             WithDefault(Attr("timeout", Type::Duration(), AttrMode::Optional,
+                              "How long the command may run on one node; past it, it is killed and the node "
+                              "fails."),
+                         Value::Duration(10 * 60 * 1000))});
+}
+
+namespace {
 
 std::shared_ptr<const BlockSchema> ProbeBlock() {
   return Body({

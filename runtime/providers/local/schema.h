@@ -10,4 +10,8 @@ namespace plinth {
 
 const SchemaSource& LocalProviderSchemas();
 
+// The body of a pool's `patch` block (docs/compute.md, "Patching nodes"),
+// shared with the slurm provider's slurm_pool (`slurm`: its window's doc).
+std::shared_ptr<const BlockSchema> PatchBody(bool slurm);
+
 }  // namespace plinth
