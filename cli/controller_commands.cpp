@@ -23,6 +23,7 @@
 #include "runtime/controller/controller.h"
 #include "runtime/controller/lb_supervision.h"
 #include "runtime/controller/service_supervision.h"
+#include "runtime/slurm/patch.h"
 #include "runtime/metrics/exposition.h"
 #include "runtime/storage/keys.h"
 
@@ -192,6 +193,66 @@ int Controller(const Options& options) {
     m.Append(compute_metrics.families);
   };
   tasks.push_back(std::move(compute_task));
+  // Slurm pools' patches (runtime/slurm/patch.h, docs/providers/slurm.md):
+  // no agent runs on a Slurm node, so the leading controller drains, patches
+  // and resumes them, one step each pass.
+  struct SlurmPatching {
+    std::unique_ptr<slurm::SlurmPatcher> patcher;
+    std::mutex mu;
+    json status = json::array();
+  } slurm_patching;
+  controller::PeriodicTask slurm_task;
+  slurm_task.name = "slurm-patch";
+  slurm_task.every = std::chrono::milliseconds(interval_ms);
+  slurm_task.status_key = "slurm_patches";
+  slurm_task.run = [&slurm_patching, &clock, ws_dir](int64_t) {
+    controller::TaskResult r;
+    const fs::path compute_dir = ws_dir / "compute";
+    std::string error;
+    std::vector<slurm::SlurmPatchPlan> plans = slurm::ReadPatchPlans(compute_dir, &error);
+    json status = json::array();
+    if (plans.empty()) {
+      r.summary = "no Slurm pool patches";
+    } else {
+      if (!slurm_patching.patcher) slurm_patching.patcher = slurm::SlurmPatcher::Open(compute_dir, &error);
+      if (!slurm_patching.patcher) return controller::TaskResult{false, "", error};
+      for (const slurm::SlurmPatchPlan& plan : plans) {
+        slurm::Client client(plan.client);
+        slurm::SlurmPatcher::StepResult step = slurm_patching.patcher->Step(plan, client, clock.WallMs());
+        for (const std::string& e : step.events) std::fprintf(stderr, "controller: %s: %s\n", plan.pool.c_str(), e.c_str());
+        std::unique_ptr<controller::ActionLog> log;
+        for (const auto& a : step.actions) {
+          std::string e;
+          if (!log) log = controller::ActionLog::Open(ws_dir / "controller" / "actions.db", true, &e);
+          if (!log || !log->Record({0, clock.WallMs(), a.kind, plan.pool, a.detail, a.reason}, &e))
+            if (error.empty()) error = plan.pool + ": cannot record the controller's action: " + e;
+        }
+        if (!step.error.empty() && error.empty()) error = plan.pool + ": " + step.error;
+        r.summary += (r.summary.empty() ? "" : "; ") + step.summary;
+        json nodes = json::array();
+        for (const auto& n : slurm_patching.patcher->Progress(plan.partition))
+          nodes.push_back({{"node", n.node}, {"level", n.level}, {"previous_level", n.previous_level}, {"phase", n.phase}});
+        status.push_back({{"pool", plan.pool},
+                          {"partition", plan.partition},
+                          {"level", plan.patch.level},
+                          {"summary", step.summary},
+                          {"failed_nodes", slurm_patching.patcher->Failures(plan.partition, plan.patch.level)},
+                          {"nodes", nodes}});
+      }
+    }
+    if (!error.empty()) {
+      r.ok = false;
+      r.error = error;
+    }
+    std::lock_guard lock(slurm_patching.mu);
+    slurm_patching.status = std::move(status);
+    return r;
+  };
+  slurm_task.status = [&slurm_patching]() {
+    std::lock_guard lock(slurm_patching.mu);
+    return slurm_patching.status;
+  };
+  tasks.push_back(std::move(slurm_task));
   // Drift: refresh and plan DIR, report what changed outside Plinth, correct
   // what opts in (cli/drift_task.h); --drift-interval=0 turns it off.
   DriftWatch drift(o, clock);

@@ -448,6 +448,12 @@ bool Client::Drain(const std::string& node, const std::string& reason, std::stri
   return ran.ok;
 }
 
+bool Client::Resume(const std::string& node, std::string* error) {
+  Ran ran = RunTool("scontrol", {"update", "NodeName=" + node, "State=RESUME"}, {}, "");
+  if (!ran.ok && error) *error = ran.error;
+  return ran.ok;
+}
+
 std::optional<Client::RunResult> Client::RunToEnd(SubmitRequest r, std::chrono::milliseconds poll,
                                                   std::chrono::milliseconds limit,
                                                   const std::function<void(const std::string&)>& progress,

@@ -142,6 +142,8 @@ class Client {
   std::optional<int64_t> SuspendTime(std::string* error);
   // scontrol update NodeName=N State=DRAIN Reason=R (a node failing the GPU gate).
   bool Drain(const std::string& node, const std::string& reason, std::string* error);
+  // scontrol update NodeName=N State=RESUME (a drained node takes jobs again).
+  bool Resume(const std::string& node, std::string* error);
 
   // One run of a job to its end, with Plinth's retries: an infrastructure
   // failure is resubmitted (avoiding the failed node) while

@@ -52,6 +52,8 @@ Result<std::unique_ptr<Provider>> Create(const ProviderContext& context, const V
   s.default_partition = Text(m, "partition");
   if (s.default_partition.empty()) s.default_partition = Env("SBATCH_PARTITION");
   s.workspace_key = context.workspace_key;
+  s.compute_dir = context.compute_dir;
+  s.config_dir = context.config_dir;
   s.stop = context.stop;
   return std::unique_ptr<Provider>(std::make_unique<SlurmProvider>(std::move(s)));
 }

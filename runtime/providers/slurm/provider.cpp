@@ -5,8 +5,10 @@
 #include <map>
 
 #include "runtime/providers/local/compute.h"
+#include "runtime/providers/local/packages.h"
 #include "runtime/providers/slurm/schema.h"
 #include "runtime/slurm/hostlist.h"
+#include "runtime/slurm/patch.h"
 #include "runtime/storage/keys.h"
 
 namespace plinth::runtime {
@@ -165,6 +167,7 @@ std::vector<std::string> SlurmProvider::Validate(const std::string& type, const 
           "slurm_pool has no partition: set partition = \"NAME\" (scontrol show partition lists them), or "
           "partition in the provider \"slurm\" { } block");
     }
+    compute_config::ValidatePatch(config, errs);
     return errs;
   }
   if (type != kJob) return errs;
@@ -334,6 +337,22 @@ Result<ResourceObject> SlurmProvider::WritePool(const ValueMap& planned) {
   if (partition.empty()) return Fail("the pool's partition is not known");
   ValueMap attrs = planned;
   if (auto err = DescribePartition(partition, attrs)) return *err;
+  // The patch plan the leading controller follows (runtime/slurm/patch.h); none without a patch block.
+  slurm::SlurmPatchPlan plan;
+  std::string error;
+  if (!compute_config::PatchFromPlanned(planned, &plan.patch, &error))
+    return Fail("cannot apply the pool's patch: " + error);
+  if (plan.patch.empty()) {
+    if (!settings_.compute_dir.empty()) slurm::RemovePatchPlan(settings_.compute_dir, partition);
+    return ResourceObject{partition, std::move(attrs)};
+  }
+  if (settings_.compute_dir.empty()) return Fail("the pool's patch needs a workspace (no compute directory)");
+  if (!compute_config::ResolvePatchCommands(&plan.patch, settings_.config_dir, partition, &error)) return Fail(error);
+  plan.pool = Str(planned, "address").empty() ? std::string(kPool) + "." + Str(planned, "name")
+                                               : Str(planned, "address");
+  plan.partition = partition;
+  plan.client = settings_.client;
+  if (!slurm::WritePatchPlan(settings_.compute_dir, plan, &error)) return Fail(error);
   return ResourceObject{partition, std::move(attrs)};
 }
 
@@ -349,6 +368,14 @@ Result<PlanResponse> SlurmProvider::PlanChange(const PlanRequest& request) {
     if (part.is_null() && !settings_.default_partition.empty())
       part = Value::String(settings_.default_partition);
     if (prior && !SameValue(&part, Find(*prior, "partition"))) r.replace_because.push_back("partition");
+    // The patch's window keeps the settings the controller decides by.
+    if (const Value* cp = Find(request.config, "patch"); cp && cp->kind() == Value::Kind::Object) {
+      if (auto it = p.find("patch"); it != p.end() && it->second.kind() == Value::Kind::Object) {
+        ValueMap o = it->second.as_object();
+        packages::NormalizeWindowReference(cp->as_object(), o);
+        it->second = Value::Object(std::move(o));
+      }
+    }
     bool keep_prior = prior && r.replace_because.empty() && KnownString(&part);
     if (keep_prior) {
       // The values the last refresh read: node states change all the time,
@@ -600,7 +627,10 @@ Result<ResourceObject> SlurmProvider::Update(const std::string& type, const std:
 
 Result<Done> SlurmProvider::Delete(const std::string& type, const std::string& id, const ValueMap& prior) {
   (void)id;
-  if (type == kPool) return Done{};  // the partition is the cluster's: forgotten, never deleted
+  if (type == kPool) {  // the partition is the cluster's: forgotten, never deleted; its patch plan goes
+    if (!settings_.compute_dir.empty()) slurm::RemovePatchPlan(settings_.compute_dir, id);
+    return Done{};
+  }
   if (type == kJob) return DeleteJob(prior);
   return UnknownType(type);
 }

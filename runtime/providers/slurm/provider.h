@@ -37,6 +37,9 @@ struct SlurmSettings {
   std::string default_partition;  // a slurm_pool's partition when it sets none
   // The workspace key file for secret digests (runtime/storage/keys.h).
   std::filesystem::path workspace_key;
+  // Where a pool's patch plan goes (runtime/slurm/patch.h: <compute dir>/slurm-patch)
+  // and the directory its patch commands are relative to (the configuration's).
+  std::filesystem::path compute_dir, config_dir;
   // Set on the first Ctrl-C: a waiting job's create stops waiting (the job
   // goes on in Slurm) and records the job as it is. May be null.
   const std::atomic<bool>* stop = nullptr;

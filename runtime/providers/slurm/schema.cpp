@@ -1,6 +1,7 @@
 #include "runtime/providers/slurm/schema.h"
 
 #include "compiler/schema/builders.h"
+#include "runtime/providers/local/schema.h"
 
 namespace plinth {
 namespace {
@@ -37,6 +38,12 @@ ResourceSchema Pool() {
            "The partition's nodes by state, one line per state, as last read: powered down (idle~), idle, "
            "allocated, drained (with the reason) or down."),
       Attr("nodes", Type::Int(), AttrMode::Computed, "Nodes powered up now, read back by refresh."),
+  };
+  s.body.blocks = {
+      {"patch", false, "", 0, 1, PatchBody(/*slurm=*/true),
+       "Patching the partition's nodes (docs/providers/slurm.md, \"Patching nodes\"): the leading "
+       "controller drains a node behind the level (scontrol; its jobs finish), runs the command on this "
+       "machine, and resumes it, at most max_unavailable at a time, inside the window."},
   };
   return s;
 }
