@@ -4,6 +4,7 @@
 // record what they were given. The real cluster is exercised end to end by
 // tests/fixtures/run-slurm-tests.sh.
 #include "runtime/providers/slurm/provider.h"
+#include "runtime/slurm/patch.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -71,6 +72,8 @@ class SlurmProviderTest : public ::testing::Test {
     s.client.path_list = dir.string() + ":/usr/bin:/bin";
     s.client.slurm_conf = dir / "slurm.conf";
     s.workspace_key = dir / "workspace.key";
+    s.compute_dir = dir / "compute";
+    s.config_dir = dir;
     s.poll = std::chrono::milliseconds(1);
     provider = std::make_unique<SlurmProvider>(std::move(s));
   }
@@ -184,6 +187,57 @@ TEST_F(SlurmProviderTest, AnExistingPoolKeepsWhatItsRefreshReadAndDeleteForgets)
   std::remove((dir / "scontrol.calls").c_str());
   ASSERT_TRUE(provider->Delete("slurm_pool", "gpu", prior).ok());
   EXPECT_FALSE(fs::exists(dir / "scontrol.calls")) << "deleting a pool must not touch the cluster";
+}
+
+// A patch block is checked like a local pool's; apply writes the plan the
+// controller follows (runtime/slurm/patch.h), with absolute commands, and a
+// pool without one (or deleted) has none.
+TEST_F(SlurmProviderTest, APatchBlockBecomesThePlanTheControllerFollows) {
+  auto with_patch = [&](ValueMap patch) {
+    ValueMap c = PoolConfig("gpu");
+    c["patch"] = Value::Object(std::move(patch));
+    return c;
+  };
+  auto errs = provider->Validate("slurm_pool", with_patch({{"level", Value::String("")},
+                                                          {"command", Value::List({Value::String("sh")})},
+                                                          {"failure_threshold", Value::Number(0)}}));
+  ASSERT_EQ(errs.size(), 2u);
+  EXPECT_NE(errs[0].find("patch.level is empty"), std::string::npos) << errs[0];
+  EXPECT_NE(errs[1].find("patch.failure_threshold is 0"), std::string::npos) << errs[1];
+  Script("patch-node.sh", "#!/bin/sh\n");
+  ValueMap config = with_patch({{"level", Value::String("2026-12")},
+                                {"command", Value::List({Value::String("./patch-node.sh")})},
+                                {"max_unavailable", Value::String("50%")}});
+  EXPECT_TRUE(provider->Validate("slurm_pool", config).empty());
+  auto planned = provider->PlanChange(PlanRequest{"slurm_pool", nullptr, config});
+  ASSERT_TRUE(planned.ok()) << planned.error().message;
+  ValueMap p = planned.value().planned;
+  ASSERT_TRUE(provider->Create("slurm_pool", p).ok());
+  std::string error;
+  auto plans = slurm::ReadPatchPlans(dir / "compute", &error);
+  ASSERT_EQ(plans.size(), 1u) << error;
+  EXPECT_EQ(plans[0].pool, "slurm_pool.train");
+  EXPECT_EQ(plans[0].partition, "gpu");
+  EXPECT_EQ(plans[0].patch.level, "2026-12");
+  EXPECT_EQ(plans[0].patch.command, std::vector<std::string>{(dir / "patch-node.sh").string()});
+  EXPECT_EQ(plans[0].patch.cwd, dir.string());
+  EXPECT_EQ(plans[0].patch.max_unavailable_percent, 50);
+  EXPECT_EQ(plans[0].client.path_list, dir.string() + ":/usr/bin:/bin");
+  // Without the block (an update), then deleted: no plan.
+  ASSERT_TRUE(provider->Update("slurm_pool", "gpu", p, PlannedPool("gpu")).ok());
+  EXPECT_TRUE(slurm::ReadPatchPlans(dir / "compute", &error).empty());
+  ASSERT_TRUE(provider->Create("slurm_pool", p).ok());
+  ASSERT_TRUE(provider->Delete("slurm_pool", "gpu", p).ok());
+  EXPECT_TRUE(slurm::ReadPatchPlans(dir / "compute", &error).empty());
+  // A command that is not there is apply's error, naming it.
+  ValueMap missing = p;
+  ValueMap patch = missing["patch"].as_object();
+  patch["command"] = Value::List({Value::String("./no-such-script.sh")});
+  missing["patch"] = Value::Object(patch);
+  auto r = provider->Create("slurm_pool", missing);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("no-such-script.sh is not an executable file"), std::string::npos)
+      << r.error().message;
 }
 
 TEST_F(SlurmProviderTest, TooManyGpusForThePartitionIsAPlanError) {
