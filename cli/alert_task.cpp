@@ -159,8 +159,22 @@ bool AlertWatch::Reload(std::string* error) {
       return false;
     }
   }
-  // Everything is valid: swap it in. Alert states restart (pending alerts
-  // wait out their `for` again); notification state is in alerts.db.
+  // Everything is valid: swap it in. Alert states carry over, from the rules
+  // being replaced or, on a first load, from the last controller's
+  // alert-state.json: a pending alert keeps its `for` progress and one that
+  // fired and cleared meanwhile is resolved at the next evaluation.
+  // Notification state is in alerts.db.
+  if (rules) {
+    if (rules_) {
+      rules->Restore(rules_->State());
+    } else {
+      std::ifstream in(controller_dir_ / "alert-state.json");
+      std::stringstream text;
+      text << in.rdbuf();
+      const json saved = json::parse(text.str(), nullptr, false);
+      if (saved.is_object() && saved.value("format_version", 0) == 1) rules->Restore(saved.value("alerts", json()));
+    }
+  }
   notifier_.reset();
   notifier_ = std::move(notifier);
   rules_ = std::move(rules);
@@ -273,7 +287,18 @@ controller::TaskResult AlertWatch::Pass(int64_t) {
       metrics::ParseResult self = metrics::ParseExposition(self_metrics_());
       for (const metrics::ParsedSample& s : self.samples) window_->Append(s.name, s.labels, now, s.value);
     }
-    if (rules_) rules_->Evaluate(*window_, now);
+    if (rules_) {
+      rules_->Evaluate(*window_, now);
+      // The states a restarted controller carries on from (written when they change).
+      const std::string state = json{{"format_version", 1}, {"alerts", rules_->State()}}.dump();
+      if (state != written_state_) {
+        std::error_code ec;
+        fs::create_directories(controller_dir_, ec);
+        const char* stage = "write";
+        if (io::WriteFileAtomic(controller_dir_ / "alert-state.json", state + "\n", 0600, &stage) == 0)
+          written_state_ = state;
+      }
+    }
     // Scale rules' verdicts, as votes per service (scale_rule.x.up/.down).
     if (scale_rules_) {
       scale_rules_->Evaluate(*window_, now);

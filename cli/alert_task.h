@@ -99,6 +99,7 @@ class AlertWatch {
   // The metric names last written to metric-names.json (plan warns about
   // alert queries naming none of them: runtime/engine, "unexported metrics").
   std::vector<std::string> recorded_names_;
+  std::string written_state_;  // the alert states last written to alert-state.json
 
   mutable std::mutex mu_;  // guards what Status and Metrics read
   nlohmann::json status_ = nlohmann::json::object();

@@ -254,6 +254,25 @@ echo "alerts-test: the silence held for 4 s of firing; the alert was notified on
 rm -f "$tmp/slow"
 "$plinth" status "$ex" | grep -q "alert ModelSlow: firing" || fail "plinth status does not show the firing alert"
 
+# A controller killed -9 while ModelSlow fires, /predict fast meanwhile: the
+# next controller carries the alert's state over (alert-state.json) and sends
+# its resolution; without the state it would never know the alert fired.
+resolved_before=$(hooks resolved ModelSlow)
+kill -9 "$ctl_pid"
+wait "$ctl_pid" 2>/dev/null || true
+python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))["alerts"]
+assert any(i["phase"] == "firing" for i in s["alert.ModelSlow"]), s' "$ex/.plinth/default/controller/alert-state.json" ||
+  fail "alert-state.json does not record ModelSlow firing: $(cat "$ex/.plinth/default/controller/alert-state.json")"
+sleep 11  # past the condition's 10 s range: the latency is normal again
+"$plinth" controller "$ex" --interval=500ms --lease-ttl=3s --drift-interval=0 --listen="127.0.0.1:$ctl_port" \
+  >>"$tmp/controller.log" 2>&1 &
+ctl_pid=$!
+wait_for '[ "$(hooks resolved ModelSlow)" -gt "$resolved_before" ]' 40 ||
+  fail "the restarted controller did not resolve ModelSlow, which fired before the restart"
+echo "alerts-test: a controller killed while ModelSlow fired: the next one carried the state over and sent its resolution"
+
 # Storage alerts on the same rules: 700 KiB in a 1 MiB bucket (alert at 50%).
 [ "$(hooks firing BucketCapacity)" = 0 ] || fail "BucketCapacity fired before the bucket was filled"
 head -c 716800 /dev/urandom >"$tmp/blob"

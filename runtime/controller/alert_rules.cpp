@@ -189,6 +189,18 @@ size_t AlertRules::firing() const {
   return n;
 }
 
+nlohmann::json AlertRules::State() const {
+  nlohmann::json out = nlohmann::json::object();
+  for (const Rule& r : rules_) out[r.name] = r.set->State();
+  return out;
+}
+
+void AlertRules::Restore(const nlohmann::json& state) {
+  if (!state.is_object()) return;
+  for (Rule& r : rules_)
+    if (auto it = state.find(r.name); it != state.end()) r.set->Restore(*it);
+}
+
 nlohmann::json AlertRules::Status() const {
   nlohmann::json out = nlohmann::json::array();
   for (const Rule& r : rules_) {

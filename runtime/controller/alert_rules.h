@@ -56,6 +56,11 @@ class AlertRules {
   // Every alert's state: name, state (inactive, pending, firing, no data),
   // value, since, condition text.
   nlohmann::json Status() const;
+  // Every alert's instances by its name (AlertSet::State), and back: what a
+  // restarted controller, or one that reloads its rules, carries over.
+  // Alerts of `state` that are no longer rules are dropped.
+  nlohmann::json State() const;
+  void Restore(const nlohmann::json& state);
   size_t size() const { return rules_.size(); }
   size_t firing() const;
   bool jitted() const { return set_ && set_->jitted(); }

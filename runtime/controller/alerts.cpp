@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <set>
 
 namespace plinth::controller {
@@ -98,6 +99,47 @@ void AlertSet::Evaluate(const std::vector<Labels>& active, int64_t now_ms) {
         break;
     }
     ++it;
+  }
+}
+
+nlohmann::json AlertSet::State() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [fp, in] : instances_)
+    out.push_back({{"labels", in.alert.labels},
+                   {"phase", AlertPhaseName(in.alert.phase)},
+                   {"active_at_ms", in.alert.active_at_ms},
+                   {"starts_at_ms", in.alert.starts_at_ms},
+                   {"ends_at_ms", in.alert.ends_at_ms},
+                   {"inactive_since_ms", in.inactive_since_ms}});
+  return out;
+}
+
+void AlertSet::Restore(const nlohmann::json& state) {
+  instances_.clear();
+  if (!state.is_array()) return;
+  for (const nlohmann::json& j : state) {
+    if (!j.is_object() || !j.contains("labels") || !j["labels"].is_object()) continue;
+    Instance in;
+    try {
+      in.alert.labels = j["labels"].get<Labels>();
+    } catch (const nlohmann::json::exception&) {
+      continue;
+    }
+    const std::string phase = j.value("phase", "");
+    if (phase == "pending") in.alert.phase = AlertPhase::Pending;
+    else if (phase == "firing") in.alert.phase = AlertPhase::Firing;
+    else if (phase == "resolved") in.alert.phase = AlertPhase::Resolved;
+    else continue;
+    in.alert.name = rule_.name;
+    in.alert.annotations = rule_.annotations;
+    in.alert.severity = rule_.severity;
+    in.alert.fingerprint = Fingerprint(in.alert.labels);
+    in.alert.active_at_ms = j.value("active_at_ms", int64_t{0});
+    in.alert.starts_at_ms = j.value("starts_at_ms", int64_t{0});
+    in.alert.ends_at_ms = j.value("ends_at_ms", int64_t{0});
+    in.inactive_since_ms = j.value("inactive_since_ms", int64_t{0});
+    last_now_ = std::max({last_now_, in.alert.active_at_ms, in.alert.starts_at_ms, in.alert.ends_at_ms});
+    instances_[in.alert.fingerprint] = std::move(in);
   }
 }
 

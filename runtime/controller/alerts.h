@@ -33,6 +33,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace plinth::controller {
 
 using Labels = std::map<std::string, std::string>;
@@ -85,6 +87,15 @@ class AlertSet {
   // instances are not sent, as in Prometheus).
   std::vector<Alert> Notifiable() const;
   const AlertRule& rule() const { return rule_; }
+
+  // The instances (labels, phase, times) as JSON, and back: a restarted or
+  // reloaded controller carries on where the last one left, so a pending
+  // alert keeps its `for` progress, a firing one is not sent again as new,
+  // and one that stopped while no controller ran is resolved at the next
+  // evaluation (Prometheus restores its `for` state the same way). Restore
+  // replaces every instance; entries it cannot read are skipped.
+  nlohmann::json State() const;
+  void Restore(const nlohmann::json& state);
 
  private:
   struct Instance {

@@ -226,6 +226,47 @@ TEST(AlertSet, OneInstancePerLabelSetAndStableFingerprints) {
   EXPECT_EQ(Fingerprint({}).size(), 16u);
 }
 
+// A restarted (or reloaded) controller carries its alert states over: a
+// pending alert keeps its `for` progress, a firing one its start, and one that
+// cleared while no controller ran resolves at the next evaluation.
+TEST(AlertSet, StatesCarryOverAcrossARestart) {
+  AlertRule rule;
+  rule.name = "ReplicaDown";
+  rule.for_ms = 60'000;
+  AlertSet before(rule);
+  before.Evaluate(std::vector<Labels>{{{"replica", "1"}}, {{"replica", "2"}}}, 0);
+  before.Evaluate(std::vector<Labels>{{{"replica", "1"}}, {{"replica", "2"}}}, 60'000);  // both firing
+  before.Evaluate(std::vector<Labels>{{{"replica", "1"}}, {{"replica", "2"}}, {{"replica", "3"}}}, 70'000);
+  const nlohmann::json state = before.State();
+  ASSERT_EQ(state.size(), 3u) << state.dump();
+
+  AlertSet after(rule);
+  after.Restore(nlohmann::json::parse(state.dump()));
+  auto alerts = after.Alerts();
+  ASSERT_EQ(alerts.size(), 3u);
+  std::map<std::string, Alert> by;
+  for (const Alert& a : alerts) by[a.labels.at("replica")] = a;
+  EXPECT_EQ(by["1"].phase, AlertPhase::Firing);
+  EXPECT_EQ(by["1"].starts_at_ms, 60'000);
+  for (const Alert& a : before.Alerts()) EXPECT_EQ(by[a.labels.at("replica")].fingerprint, a.fingerprint);
+  EXPECT_EQ(by["3"].phase, AlertPhase::Pending);
+  EXPECT_EQ(after.Notifiable().size(), 2u);
+  // The next evaluation: 1 still active, 2 cleared while down (resolved and notified), 3 fires on time.
+  after.Evaluate(std::vector<Labels>{{{"replica", "1"}}, {{"replica", "3"}}}, 130'000);
+  by.clear();
+  for (const Alert& a : after.Alerts()) by[a.labels.at("replica")] = a;
+  EXPECT_EQ(by["1"].phase, AlertPhase::Firing);
+  EXPECT_EQ(by["1"].starts_at_ms, 60'000);
+  EXPECT_EQ(by["2"].phase, AlertPhase::Resolved);
+  EXPECT_EQ(by["2"].ends_at_ms, 130'000);
+  EXPECT_EQ(by["3"].phase, AlertPhase::Firing);
+  EXPECT_EQ(by["3"].active_at_ms, 70'000);
+  // Nothing readable: no instance.
+  AlertSet empty(rule);
+  empty.Restore(nlohmann::json::parse(R"([{"labels": {"a": 1}}, {"phase": "firing"}, 7, {"labels": {}, "phase": "x"}])"));
+  EXPECT_TRUE(empty.Alerts().empty());
+}
+
 // ---------------------------------------------------------------- matchers
 
 TEST(Matchers, ParseAndMatch) {
