@@ -20,7 +20,10 @@ std::unique_ptr<ActionLog> ActionLog::Open(const fs::path& path, bool create, st
   std::error_code ec;
   if (!create && !fs::exists(path, ec)) return *error = "no controller actions in " + path.string(), nullptr;
   if (create) {
-    fs::create_directories(path.parent_path(), ec);
+    // The controller's directory, as the controller makes it (0700): an agent
+    // or apply may be the first to record an action.
+    if (int e = io::MakeDirs(path.parent_path(), 0700))
+      return *error = "cannot create " + path.parent_path().string() + ": " + std::strerror(e < 0 ? -e : e), nullptr;
     if (int e = io::CreateFileIfMissing(path, 0600); e < 0)
       return *error = "cannot create " + path.string() + ": " + std::strerror(-e), nullptr;
   }
