@@ -1,6 +1,7 @@
 #include "cli/alert_task.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -96,8 +97,13 @@ bool AlertWatch::Reload(std::string* error) {
   // Scale rules: conditions of their own set, never notified.
   std::unique_ptr<controller::AlertRules> scale_rules;
   std::vector<std::string> scale_services, scale_regions;
-  if (!config->scale_rules.empty()) {
-    std::vector<AlertInstance> conditions = controller::ScaleRuleConditions(config->scale_rules);
+  std::vector<controller::ScaleValueRule> scale_values = controller::ScaleValueRules(config->scale_rules, diags);
+  if (diags.has_errors()) {
+    *error = "the configuration has errors: " + FirstError(diags, *sources);
+    return false;
+  }
+  if (std::vector<AlertInstance> conditions = controller::ScaleRuleConditions(config->scale_rules);
+      !conditions.empty()) {
     std::string why;
     scale_rules = controller::AlertRules::Compile(conditions, diags, &why);
     if (!scale_rules || diags.has_errors()) {
@@ -179,6 +185,7 @@ bool AlertWatch::Reload(std::string* error) {
   notifier_ = std::move(notifier);
   rules_ = std::move(rules);
   scale_rules_ = std::move(scale_rules);
+  scale_values_ = std::move(scale_values);
   scale_services_ = std::move(scale_services);
   scale_regions_ = std::move(scale_regions);
   builtin_ = std::move(builtin);
@@ -267,7 +274,7 @@ controller::TaskResult AlertWatch::Pass(int64_t) {
     result.error = load_error;
     return result;
   }
-  if (!rules_ && !notifier_ && !scale_rules_) {
+  if (!rules_ && !notifier_ && !scale_rules_ && scale_values_.empty()) {
     if (votes_) votes_->Set({});
     std::lock_guard<std::mutex> lock(mu_);
     last_error_ = load_error;
@@ -278,7 +285,7 @@ controller::TaskResult AlertWatch::Pass(int64_t) {
     return result;
   }
   // Evaluate once per evaluation interval; the notifier's timers run every pass.
-  if ((rules_ || scale_rules_) && now - last_eval_ms_ >= interval_ms_) {
+  if ((rules_ || scale_rules_ || !scale_values_.empty()) && now - last_eval_ms_ >= interval_ms_) {
     last_eval_ms_ = now;
     SetTargets();
     scraper_->Scrape();
@@ -299,11 +306,12 @@ controller::TaskResult AlertWatch::Pass(int64_t) {
           written_state_ = state;
       }
     }
-    // Scale rules' verdicts, as votes per service (scale_rule.x.up/.down).
+    // Scale rules' verdicts, as votes per service (scale_rule.x.up/.down),
+    // and their values (scale_rule.x with value and average).
+    std::map<std::string, std::vector<controller::ScaleVote>> votes;
     if (scale_rules_) {
       scale_rules_->Evaluate(*window_, now);
       const json st = scale_rules_->Status();
-      std::map<std::string, std::vector<controller::ScaleVote>> votes;
       std::map<std::string, controller::ScaleVote> by_rule;
       std::map<std::string, std::string> service_of;
       std::map<std::string, bool> decided;  // by rule: at least one condition had data
@@ -322,8 +330,24 @@ controller::TaskResult AlertWatch::Pass(int64_t) {
       }
       for (auto& [rule, v] : by_rule) v.no_data = !decided[rule];
       for (auto& [rule, v] : by_rule) votes[service_of[rule]].push_back(v);
-      if (votes_) votes_->Set(std::move(votes));
     }
+    json values = json::array();
+    for (const controller::ScaleValueRule& r : scale_values_) {
+      controller::ScaleVote v;
+      v.rule = r.rule;
+      v.at_ms = now;
+      v.region = r.region;
+      v.value = controller::QueryValue(r.query, r.selector, *window_, now);
+      v.average = r.average;
+      v.no_data = std::isnan(v.value);
+      values.push_back({{"address", r.rule},
+                        {"service", r.service},
+                        {"value", v.no_data ? json(nullptr) : json(v.value)},
+                        {"average", r.average}});
+      votes[r.service].push_back(std::move(v));
+    }
+    scale_value_status_ = std::move(values);
+    if ((scale_rules_ || !scale_values_.empty()) && votes_) votes_->Set(std::move(votes));
     // What the targets export, for plan's warning about alert queries that
     // name a metric none of them does (docs/automation.md, "Alert rules").
     if (std::vector<std::string> names = window_->Names(); names != recorded_names_) {
@@ -359,6 +383,7 @@ controller::TaskResult AlertWatch::Pass(int64_t) {
   status_ = json::object();
   status_["rules"] = rules_ ? rules_->Status() : json::array();
   if (scale_rules_) status_["scale_rules"] = scale_rules_->Status();
+  if (!scale_values_.empty()) status_["scale_values"] = scale_value_status_;
   status_["targets"] = std::move(targets);
   status_["evaluation_interval_ms"] = interval_ms_;
   if (notifier_) {

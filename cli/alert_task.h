@@ -88,6 +88,8 @@ class AlertWatch {
   std::unique_ptr<controller::AlertRules> scale_rules_;
   std::vector<std::string> scale_services_;  // per condition of scale_rules_, its service
   std::vector<std::string> scale_regions_;   // per condition of scale_rules_, its region ("" for every region)
+  std::vector<controller::ScaleValueRule> scale_values_;  // scale rules with value and average
+  nlohmann::json scale_value_status_ = nlohmann::json::array();  // their values at the last evaluation
   controller::ScaleVotes* votes_ = nullptr;
   controller::BuiltinAlerts builtin_;  // the storage alerts' conditions (rules_ points into them)
   std::unique_ptr<controller::Notifier> notifier_;

@@ -15,7 +15,9 @@
 #  - a scale_rule on eu's p95 latency (region = "eu") scales eu 1 -> 3 under
 #    slow requests that the request-rate target alone would leave at 1, and
 #    leaves us at 1; plinth history
-#    shows the steps with the rule as their reason.
+#    shows the steps with the rule as their reason;
+#  - a scale_rule with a value (eu's request rate, average = 5 per replica)
+#    as the only signal scales eu 1 -> 3 under load; status shows the value.
 # Every process it started is stopped by the trap, whatever happened.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -181,6 +183,41 @@ kill "$wrk_pid" 2>/dev/null || true
 wait "$wrk_pid" 2>/dev/null || true
 wrk_pid=""
 rm -f "$tmp/slow"
+
+# A scale rule with a value: eu's request rate kept at 5 per replica. The
+# requests-per-second target and the latency rule go, so the value alone
+# decides (an apply: the autoscaler's targets are the service's).
+python3 - "$ex/main.plinth" <<'EOF'
+import re, sys
+path = sys.argv[1]
+s = open(path).read()
+s = s.replace('    target "requests_per_second" {\n      average = 20\n    }\n', "")
+rule = ('scale_rule "busy" {\n  service = "model"\n  region  = "eu"\n'
+        '  value   = rate(metric("inference_requests_total", { service = "model", region = "eu" }), 10s)\n'
+        '  average = 5\n}\n')
+s = re.sub(r'scale_rule "slow" \{.*?\n\}\n', lambda m: rule, s, flags=re.S)
+assert 'scale_rule "busy"' in s and "requests_per_second" not in s, "the test's configuration changed"
+open(path, "w").write(s)
+EOF
+"$plinth" apply --auto-approve "$ex" >"$tmp/apply-value.txt" 2>&1 || fail "apply of the value rule failed: $(cat "$tmp/apply-value.txt")"
+wait_for '[ "$(count eu)" = 1 ]' 40 || fail "eu did not go back to 1 without load (value rule): $(count eu)"
+wrk -t1 -c2 -d40s "$url/predict" >"$tmp/wrk-value.txt" 2>&1 &
+wrk_pid=$!
+t3=$SECONDS
+wait_for '[ "$(count eu)" = 3 ] && [ "$(running eu)" = 3 ]' 40 || fail "the value rule did not scale eu up under load"
+echo "autoscale-test: scale_rule.busy (request rate, average 5 per replica) scaled eu 1 -> 3 in $((SECONDS - t3)) s"
+"$plinth" status --json "$ex" | python3 -c '
+import json, sys
+a = json.load(sys.stdin)["services"][0]["autoscale"]["eu"]
+v = a["signals"].get("scale_rule.busy")
+sys.exit(0 if isinstance(v, (int, float)) and v > 10 else 1)' ||
+  fail "status does not show the rule's value among eu's signals: $("$plinth" status --json "$ex")"
+"$plinth" history --dir="$ex" service.model >"$tmp/history.txt" 2>&1
+grep -q 'because scale_rule.busy = [0-9.]* (target 5)' "$tmp/history.txt" ||
+  fail "plinth history lacks the value rule's scaling: $(cat "$tmp/history.txt")"
+kill "$wrk_pid" 2>/dev/null || true
+wait "$wrk_pid" 2>/dev/null || true
+wrk_pid=""
 kill "$ctl_pid" 2>/dev/null
 wait "$ctl_pid" 2>/dev/null || true
 ctl_pid=""

@@ -1092,7 +1092,7 @@ class Checker {
   // up_when / down_when, whose conditions the rule compiler checks.
   bool CheckScaleRuleBlock(const ast::Block& b, ModuleInfo& info) {
     if (b.has_errors) return false;
-    CheckAllowed(b.body, {"service", "region", "up_when", "down_when"}, {}, "a scale_rule block");
+    CheckAllowed(b.body, {"service", "region", "up_when", "down_when", "value", "average"}, {}, "a scale_rule block");
     for (const ast::Block& nested : b.body.blocks) {
       cur_->Error(DiagCode::UnknownAttribute, nested.type_range, "a scale_rule block has no nested blocks");
     }
@@ -1103,10 +1103,32 @@ class Checker {
           .help = "write: service = \"model\" (the name of an autoscaled service)";
       ok = false;
     }
-    if (!b.body.Find("up_when") && !b.body.Find("down_when")) {
+    const bool votes = b.body.Find("up_when") || b.body.Find("down_when");
+    const ast::Attribute* value = b.body.Find("value");
+    const ast::Attribute* average = b.body.Find("average");
+    if (!votes && !value) {
       cur_->Error(DiagCode::MissingAttribute, b.labels[0].range,
-                  "scale_rule '" + name + "' has neither 'up_when' nor 'down_when'")
-          .help = "write: up_when = histogram_quantile(0.95, metric(\"x_bucket\"), 1m) > 0.25";
+                  "scale_rule '" + name + "' has neither 'up_when' nor 'down_when' nor 'value'")
+          .help = "write: up_when = histogram_quantile(0.95, metric(\"x_bucket\"), 1m) > 0.25, or value = "
+                  "metric(\"queue_depth\") with average = 10";
+      ok = false;
+    }
+    if (votes && value) {
+      cur_->Error(DiagCode::InvalidOperation, value->name_range,
+                  "scale_rule '" + name + "' has both 'value' and 'up_when'/'down_when'")
+          .help = "a rule either votes (up_when, down_when) or gives a number to keep per replica (value, "
+                  "average): split it into two scale_rule blocks";
+      ok = false;
+    }
+    if (value && !average) {
+      cur_->Error(DiagCode::MissingAttribute, value->name_range, "scale_rule '" + name + "' has 'value' but no 'average'")
+          .help = "write: average = 10 (the value each replica should carry: replicas = ceil(value / average))";
+      ok = false;
+    }
+    if (average && !value) {
+      cur_->Error(DiagCode::InvalidOperation, average->name_range,
+                  "scale_rule '" + name + "' has 'average' but no 'value'")
+          .help = "write: value = metric(\"queue_depth\", { service = \"model\" })";
       ok = false;
     }
     for (const ast::Block* other : info.scale_rules) {
@@ -2172,6 +2194,15 @@ class Checker {
       r.region = vals.String(b->body, "region").value_or("");
       if (const ast::Attribute* up = b->body.Find("up_when")) r.up_when = up->value.get();
       if (const ast::Attribute* down = b->body.Find("down_when")) r.down_when = down->value.get();
+      if (const ast::Attribute* value = b->body.Find("value")) r.value = value->value.get();
+      if (const ast::Attribute* a = b->body.Find("average")) {
+        const Value v = Evaluate(*a->value, vals.scope, vals.diags);
+        if (v.kind() == Value::Kind::Number && v.as_number() > 0 && std::isfinite(v.as_number()))
+          r.average = v.as_number();
+        else if (!v.is_unknown())
+          vals.diags.Error(DiagCode::TypeMismatch, a->value->range, "'average' must be a number above 0")
+              .help = "write: average = 10 (the value each replica should carry)";
+      }
       r.range = b->labels[0].range;
       out.scale_rules.push_back(std::move(r));
     }

@@ -183,7 +183,11 @@ struct ScaleRuleInstance {
   std::string region;   // only this region of the service votes; empty: every region
   const ast::Expr* up_when = nullptr;    // null when not set
   const ast::Expr* down_when = nullptr;  // null when not set
-  Range range;                           // the label
+  // Or a number to keep per replica (HPA's AverageValue of an external
+  // metric): one metric query, and the value each replica should carry.
+  const ast::Expr* value = nullptr;  // null when not set
+  double average = 0;
+  Range range;                       // the label
 };
 
 // A `receiver "NAME" { ... }` block (root module): a webhook that

@@ -80,6 +80,58 @@ std::string RenderAlertTemplate(const std::string& text, double value, const Lab
   return out + text.substr(i);
 }
 
+std::optional<metrics::Selector> QuerySelector(const rules::MetricQuery& q, std::string* why) {
+  std::vector<metrics::LabelMatcher> matchers;
+  for (const rules::MetricMatcher& m : q.matchers) matchers.push_back({m.name, OpOf(m.op), m.value});
+  return metrics::Selector::Make(q.metric, std::move(matchers), why);
+}
+
+double QueryValue(const rules::MetricQuery& q, const metrics::Selector& s, const metrics::Window& window,
+                  int64_t now_ms) {
+  using Fn = rules::MetricQuery::Fn;
+  switch (q.fn) {
+    case Fn::Latest: return metrics::Sum(window.Latest(s, now_ms));
+    case Fn::Rate: return metrics::Sum(window.Rate(s, q.range_ms, now_ms));
+    case Fn::Increase: return metrics::Sum(window.Increase(s, q.range_ms, now_ms));
+    case Fn::AvgOverTime: return metrics::Sum(window.AvgOverTime(s, q.range_ms, now_ms));
+    case Fn::MaxOverTime: return metrics::Sum(window.MaxOverTime(s, q.range_ms, now_ms));
+    case Fn::HistogramQuantile: {
+      double best = NAN;
+      for (const metrics::SeriesValue& v : window.HistogramQuantile(q.quantile, s, q.range_ms, now_ms)) {
+        if (std::isnan(v.value)) continue;
+        if (std::isnan(best) || v.value > best) best = v.value;
+      }
+      return best;
+    }
+  }
+  return NAN;
+}
+
+std::vector<ScaleValueRule> ScaleValueRules(const std::vector<ScaleRuleInstance>& rules, Diagnostics& diags) {
+  std::vector<ScaleValueRule> out;
+  for (const ScaleRuleInstance& r : rules) {
+    if (!r.value) continue;
+    const ast::Call* call = r.value->kind == ast::ExprKind::Call ? static_cast<const ast::Call*>(r.value) : nullptr;
+    if (!call || !rules::IsMetricFunction(call->name)) {
+      diags.Error(DiagCode::InvalidOperation, r.value->range,
+                  r.name + ": 'value' must be one metric query")
+          .help = "write: value = metric(\"queue_depth\", { service = \"model\" }), or rate(...), increase(...), "
+                  "avg_over_time(...), max_over_time(...) or histogram_quantile(...)";
+      continue;
+    }
+    std::optional<rules::MetricQuery> q = rules::ParseMetricQuery(*call, diags);
+    if (!q) continue;
+    std::string why;
+    std::optional<metrics::Selector> selector = QuerySelector(*q, &why);
+    if (!selector) {
+      diags.Error(DiagCode::InvalidOperation, q->range, "cannot read this metric: " + why);
+      continue;
+    }
+    out.push_back({r.name, r.service, r.region, std::move(*q), std::move(*selector), r.average});
+  }
+  return out;
+}
+
 std::unique_ptr<AlertRules> AlertRules::Compile(const std::vector<AlertInstance>& alerts, Diagnostics& diags,
                                                 std::string* error) {
   Compiled c = CompileConditions(alerts, diags, error, rules::Backend::Jit);
@@ -88,10 +140,8 @@ std::unique_ptr<AlertRules> AlertRules::Compile(const std::vector<AlertInstance>
   for (const rules::MetricQuery& q : c.queries) {
     Query query;
     query.query = q;
-    std::vector<metrics::LabelMatcher> matchers;
-    for (const rules::MetricMatcher& m : q.matchers) matchers.push_back({m.name, OpOf(m.op), m.value});
     std::string why;
-    query.selector = metrics::Selector::Make(q.metric, std::move(matchers), &why);
+    query.selector = QuerySelector(q, &why);
     if (!query.selector) diags.Error(DiagCode::InvalidOperation, q.range, "cannot read this metric: " + why);
     query.series = *c.set->SeriesIndex(q.series);
     r->queries_.push_back(std::move(query));
@@ -127,25 +177,7 @@ std::unique_ptr<AlertRules> AlertRules::Compile(const std::vector<AlertInstance>
 }
 
 double AlertRules::Compute(const Query& q, const metrics::Window& window, int64_t now_ms) const {
-  if (!q.selector) return NAN;
-  using Fn = rules::MetricQuery::Fn;
-  const metrics::Selector& s = *q.selector;
-  switch (q.query.fn) {
-    case Fn::Latest: return metrics::Sum(window.Latest(s, now_ms));
-    case Fn::Rate: return metrics::Sum(window.Rate(s, q.query.range_ms, now_ms));
-    case Fn::Increase: return metrics::Sum(window.Increase(s, q.query.range_ms, now_ms));
-    case Fn::AvgOverTime: return metrics::Sum(window.AvgOverTime(s, q.query.range_ms, now_ms));
-    case Fn::MaxOverTime: return metrics::Sum(window.MaxOverTime(s, q.query.range_ms, now_ms));
-    case Fn::HistogramQuantile: {
-      double best = NAN;
-      for (const metrics::SeriesValue& v : window.HistogramQuantile(q.query.quantile, s, q.query.range_ms, now_ms)) {
-        if (std::isnan(v.value)) continue;
-        if (std::isnan(best) || v.value > best) best = v.value;
-      }
-      return best;
-    }
-  }
-  return NAN;
+  return q.selector ? QueryValue(q.query, *q.selector, window, now_ms) : NAN;
 }
 
 void AlertRules::Evaluate(const metrics::Window& window, int64_t now_ms) {
@@ -428,6 +460,7 @@ void CheckScaleRules(const CheckedConfig& config, Diagnostics& diags) {
     }
   }
   CheckAlertRules(ScaleRuleConditions(config.scale_rules), diags);
+  (void)ScaleValueRules(config.scale_rules, diags);
 }
 
 void CheckAlertRules(const std::vector<AlertInstance>& alerts, Diagnostics& diags) {

@@ -130,6 +130,27 @@ void AddPoolAlerts(const CheckedConfig& config, SourceManager& sources, Diagnost
 // pointers stay the config's.
 std::vector<AlertInstance> ScaleRuleConditions(const std::vector<ScaleRuleInstance>& rules);
 
+// A scale rule's `value` (docs/automation.md, "Scale rules"): one metric
+// query whose value the service's autoscaler keeps at `average` per replica
+// (replicas = ceil(value / average), Kubernetes' AverageValue of an external
+// metric), evaluated by the alert task with the alerts.
+struct ScaleValueRule {
+  std::string rule, service, region;  // as ScaleRuleInstance
+  rules::MetricQuery query;
+  metrics::Selector selector;
+  double average = 0;
+};
+// The value rules of `rules`; a `value` that is not one metric query that
+// parses is a located error in `diags` (and left out).
+std::vector<ScaleValueRule> ScaleValueRules(const std::vector<ScaleRuleInstance>& rules, Diagnostics& diags);
+
+// What one metric query reads from `window` at `now_ms`, as conditions read
+// it: the sum over the matching series (the maximum over the groups for
+// histogram_quantile), NaN when nothing matches ("no data", never 0).
+std::optional<metrics::Selector> QuerySelector(const rules::MetricQuery& q, std::string* why);
+double QueryValue(const rules::MetricQuery& q, const metrics::Selector& selector, const metrics::Window& window,
+                  int64_t now_ms);
+
 // Scale rules' problems (what `plinth validate` reports, and the controller
 // refuses): a service that is not one of the configuration's services in
 // the rule's module, or one without an autoscale block (the rule moves

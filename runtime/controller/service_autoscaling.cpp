@@ -100,6 +100,12 @@ ServiceScaleStep ServiceAutoscaling::Step(const ServiceSpec& spec, const Supervi
     for (const ScaleVote& v : votes) {
       if (!v.region.empty() && v.region != region.name) continue;
       const bool fresh = now_ms - v.at_ms <= kScaleVoteTtlMs;
+      if (v.average > 0) {  // a value: replicas = ceil(value / average), with the tolerance
+        const bool known = fresh && !v.no_data && std::isfinite(v.value);
+        shown[v.rule] = known ? json(std::round(v.value * 1000) / 1000) : json(nullptr);
+        if (known) signals.push_back({v.rule, v.value, v.average, false});
+        continue;
+      }
       const double count = fresh ? VotedCount(v, current) : NAN;
       shown[v.rule] = !fresh || v.no_data ? json(nullptr) : json(v.up ? "up" : v.down ? "down" : "hold");
       if (std::isnan(count)) continue;

@@ -19,6 +19,7 @@
 // Thread safety: one owner (the controller's supervision task).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -45,6 +46,10 @@ struct ScaleVote {
   bool up = false, down = false, no_data = false;
   int64_t at_ms = 0;  // wall time of the evaluation
   std::string region;  // the rule's region: only it counts the vote; empty: every region
+  // A rule with `value` and `average` (ScaleValueRule): the value measured
+  // (NaN: no data, with no_data) and what each replica should carry.
+  double value = NAN;
+  double average = 0;
 };
 
 // The scale rules' votes by service id: the controller's alert task writes

@@ -443,6 +443,87 @@ scale_rule "elsewhere" {
   EXPECT_NE(Text().find("its regions: eu"), std::string::npos) << Text();
 }
 
+// A scale rule with a value: one metric query the autoscaler keeps at
+// `average` per replica; the ways to get it wrong are located errors.
+TEST_F(AlertRulesTest, AScaleRuleValueIsOneMetricQueryWithAnAverage) {
+  const std::string service = R"(
+region "eu" {}
+service "api" {
+  regions  = [region.eu]
+  replicas = 1
+  port     = 20100
+  command  = ["sleep", "600"]
+  autoscale {
+    min = 1
+    max = 8
+  }
+}
+)";
+  CheckedConfig c = Run(service + R"(
+scale_rule "queue" {
+  service = "api"
+  value   = max_over_time(metric("queue_depth", {service = "api"}), 1m)
+  average = 10
+}
+)");
+  ASSERT_FALSE(diags_->has_errors()) << Text();
+  ASSERT_EQ(c.scale_rules.size(), 1u);
+  EXPECT_EQ(c.scale_rules[0].average, 10);
+  controller::CheckScaleRules(c, *diags_);
+  EXPECT_FALSE(diags_->has_errors()) << Text();
+  EXPECT_TRUE(controller::ScaleRuleConditions(c.scale_rules).empty());
+  std::vector<controller::ScaleValueRule> values = controller::ScaleValueRules(c.scale_rules, *diags_);
+  ASSERT_EQ(values.size(), 1u);
+  EXPECT_EQ(values[0].rule, "scale_rule.queue");
+  EXPECT_EQ(values[0].service, "api");
+  EXPECT_EQ(values[0].average, 10);
+  metrics::Window w;
+  const int64_t t0 = 1'000'000;
+  EXPECT_TRUE(std::isnan(controller::QueryValue(values[0].query, values[0].selector, w, t0)))
+      << "nothing scraped is no data, never 0";
+  w.Append("queue_depth", {{"service", "api"}, {"shard", "a"}}, t0, 20);
+  w.Append("queue_depth", {{"service", "api"}, {"shard", "b"}}, t0, 15);
+  w.Append("queue_depth", {{"service", "other"}}, t0, 99);
+  EXPECT_EQ(controller::QueryValue(values[0].query, values[0].selector, w, t0 + 1000), 35);
+
+  c = Run(service + R"(
+scale_rule "no_average" {
+  service = "api"
+  value   = metric("queue_depth")
+}
+scale_rule "no_value" {
+  service = "api"
+  average = 5
+}
+scale_rule "both" {
+  service = "api"
+  up_when = metric("queue_depth") > 10
+  value   = metric("queue_depth")
+  average = 5
+}
+scale_rule "zero" {
+  service = "api"
+  value   = metric("queue_depth")
+  average = 0
+}
+)");
+  EXPECT_NE(Text().find("scale_rule 'no_average' has 'value' but no 'average'"), std::string::npos) << Text();
+  EXPECT_NE(Text().find("scale_rule 'no_value' has 'average' but no 'value'"), std::string::npos) << Text();
+  EXPECT_NE(Text().find("scale_rule 'both' has both 'value' and 'up_when'/'down_when'"), std::string::npos) << Text();
+  EXPECT_NE(Text().find("'average' must be a number above 0"), std::string::npos) << Text();
+  c = Run(service + R"(
+scale_rule "sum" {
+  service = "api"
+  value   = metric("queue_depth") + 1
+  average = 5
+}
+)");
+  ASSERT_FALSE(diags_->has_errors()) << Text();
+  controller::CheckScaleRules(c, *diags_);
+  EXPECT_NE(Text().find("scale_rule.sum: 'value' must be one metric query"), std::string::npos) << Text();
+  EXPECT_NE(Text().find("main.plinth:"), std::string::npos) << "located: " << Text();
+}
+
 TEST(MetricQuery, KeysAndPromQL) {
   SourceManager sources;
   Diagnostics diags;

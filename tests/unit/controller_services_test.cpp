@@ -701,6 +701,50 @@ TEST(ControllerServices, ScaleRuleVotesMoveReplicasThroughTheAutoscaler) {
   EXPECT_EQ(step.counts.at("eu"), 4) << step.status.dump();
 }
 
+// A scale rule's value (scale_rule { value, average }): replicas =
+// ceil(value / average) through the same autoscaler; no data holds the count.
+TEST(ControllerServices, AScaleRuleValueIsKeptAtItsAveragePerReplica) {
+  TempDir tmp;
+  ManualClock clock(1'000'000);
+  std::string error;
+  auto sup = Supervisor::Open(tmp.path() / "replicas.db", clock, {}, &error);
+  ASSERT_TRUE(sup) << error;
+  ServiceSpec spec = Sleeper(1);
+  spec.regions = {{"eu", "127.0.1.1", false}};
+  spec.autoscale = ServiceAutoscale{};
+  spec.autoscale->spec.min = 1;
+  spec.autoscale->spec.max = 8;
+  spec.autoscale->spec.down.stabilization_ms = 0;
+  ServiceAutoscaling scaling;
+  int64_t t = 1'000'000;
+  auto vote = [&](double value) {
+    ScaleVote v;
+    v.rule = "scale_rule.queue";
+    v.at_ms = t;
+    v.value = value;
+    v.average = 10;
+    v.no_data = std::isnan(value);
+    return std::vector<ScaleVote>{v};
+  };
+  // 35 queued, 10 per replica: 4.
+  ServiceScaleStep step = scaling.Step(spec, *sup, {}, nlohmann::json::object(), t, vote(35));
+  EXPECT_EQ(step.counts.at("eu"), 4) << step.status.dump();
+  EXPECT_EQ(step.status["eu"]["signals"]["scale_rule.queue"], 35);
+  ASSERT_EQ(step.changes.size(), 1u);
+  EXPECT_NE(step.changes[0].find("scale_rule.queue = 35 (target 10)"), std::string::npos) << step.changes[0];
+  spec = WithScale(spec, step.counts);
+  // Within the tolerance (41 for 4 x 10): no change; no data: no change.
+  t += 15'000;
+  EXPECT_EQ(scaling.Step(spec, *sup, {}, nlohmann::json::object(), t, vote(41)).counts.at("eu"), 4);
+  t += 15'000;
+  step = scaling.Step(spec, *sup, {}, nlohmann::json::object(), t, vote(NAN));
+  EXPECT_EQ(step.counts.at("eu"), 4);
+  EXPECT_TRUE(step.status["eu"]["signals"]["scale_rule.queue"].is_null());
+  // The queue drains: down to min.
+  t += 15'000;
+  EXPECT_EQ(scaling.Step(spec, *sup, {}, nlohmann::json::object(), t, vote(0)).counts.at("eu"), 1);
+}
+
 TEST_F(ControllerServicesReconcile, ANewDriverAdoptsReplicasOfThePreviousSpecAndRollsTheChangeOut) {
   std::string error;
   Supervisor::Options o;
