@@ -190,6 +190,7 @@ void SlurmPatcher::Start(const SlurmPatchPlan& plan, const NodeProgress& node, b
   if (slot && slot->thread.joinable()) slot->thread.join();
   slot = std::make_unique<Worker>();
   slot->rollback = rollback;
+  slot->level = rollback ? node.level : plan.patch.level;
   process::Spec spec;
   const std::vector<std::string>& argv = rollback ? plan.patch.rollback_command : plan.patch.command;
   spec.program = argv[0];
@@ -248,8 +249,20 @@ SlurmPatcher::StepResult SlurmPatcher::Step(const SlurmPatchPlan& plan, Client& 
     r.events.push_back(part + ": node " + n.node + ": " + why);
   };
 
-  // 1. Commands that ended (or that a stopped controller left behind).
+  // 1. Commands that ended (or that a stopped controller left behind), and
+  // nodes whose resume after their command has not gone through yet.
   for (auto& [name, n] : progress) {
+    if (n.phase == "resuming") {
+      std::string e;
+      if (client.Resume(name, &e)) {
+        n.phase = "";
+        SetNode(part, n);
+        r.events.push_back(part + ": node " + name + " resumed at " + (n.level.empty() ? "no level" : "level " + n.level));
+      } else {
+        r.error = "cannot resume node " + name + " after its patch: " + e;
+      }
+      continue;
+    }
     if (n.phase != "patching" && n.phase != "rolling back") continue;
     const bool rollback = n.phase == "rolling back";
     auto it = workers_.find(Key(part, name));
@@ -262,19 +275,20 @@ SlurmPatcher::StepResult SlurmPatcher::Step(const SlurmPatchPlan& plan, Client& 
     if (!it->second->done.load()) continue;
     it->second->thread.join();
     const std::string why = it->second->result;
+    const std::string level = it->second->level;  // the level its command was for
     workers_.erase(it);
     if (!why.empty()) {
       if (rollback) {
-        fail_node(n, "rollback of patch level " + patch.level + " failed: " + why);
+        fail_node(n, "rollback of patch level " + level + " failed: " + why);
         continue;
       }
       Stmt q(db_,
              "INSERT INTO failures(partition, level, node, at, reason) VALUES(?1,?2,?3,?4,?5) "
              "ON CONFLICT(partition, level, node) DO UPDATE SET at = excluded.at, reason = excluded.reason");
-      q.Bind(1, part).Bind(2, patch.level).Bind(3, name).Bind(4, now_ms).Bind(5, why);
+      q.Bind(1, part).Bind(2, level).Bind(3, name).Bind(4, now_ms).Bind(5, why);
       q.Done();
-      fail_node(n, "patch level " + patch.level + " failed: " + why);
-      if (halted()) {
+      fail_node(n, "patch level " + level + " failed: " + why);
+      if (level == patch.level && halted()) {
         const std::string count = std::to_string(Failures(part, patch.level)) +
                                   " node(s) failed it (failure_threshold " +
                                   std::to_string(patch.failure_threshold) + ")";
@@ -283,30 +297,33 @@ SlurmPatcher::StepResult SlurmPatcher::Step(const SlurmPatchPlan& plan, Client& 
       }
       continue;
     }
-    std::string e;
-    if (!client.Resume(name, &e)) {
-      r.error = "cannot resume node " + name + " after its patch: " + e;
-      continue;  // tried again next pass (the phase stays)
-    }
+    // The command succeeded: the node is at its new level (recorded first),
+    // then resumed; a resume that fails is tried again next pass.
     const std::string from = n.level;
-    const std::string to = rollback ? n.previous_level : patch.level;
+    const std::string to = rollback ? n.previous_level : level;
     n.previous_level = from;
     n.level = to;
-    n.phase = "";
+    n.phase = "resuming";
     SetNode(part, n);
     if (rollback) {
       r.actions.push_back({"roll back patch",
-                           "node " + name + " from level " + patch.level + " to " +
-                               (n.level.empty() ? "no level" : "level " + n.level),
-                           "patch level " + patch.level + " halted: " + std::to_string(Failures(part, patch.level)) +
+                           "node " + name + " from level " + from + " to " + (to.empty() ? "no level" : "level " + to),
+                           "patch level " + from + " halted: " + std::to_string(Failures(part, from)) +
                                " node(s) failed it"});
     } else {
-      r.actions.push_back({"patch", "node " + name + " to level " + patch.level + (from.empty() ? "" : " from " + from),
+      r.actions.push_back({"patch", "node " + name + " to level " + to + (from.empty() ? "" : " from " + from),
                            patch.window ? "maintenance window " + patch.window->name + " open"
                                         : "the pool's patch level changed"});
     }
-    r.events.push_back(part + ": node " + name + (rollback ? " rolled back to " : " patched to ") +
-                       (n.level.empty() ? "no level" : "level " + n.level) + "; resumed");
+    std::string e;
+    if (client.Resume(name, &e)) {
+      n.phase = "";
+      SetNode(part, n);
+      r.events.push_back(part + ": node " + name + (rollback ? " rolled back to " : " patched to ") +
+                         (to.empty() ? "no level" : "level " + to) + "; resumed");
+    } else {
+      r.error = "cannot resume node " + name + " after its patch: " + e;
+    }
   }
 
   // What each node should do now: go forward to the level (not halted, not
@@ -349,7 +366,9 @@ SlurmPatcher::StepResult SlurmPatcher::Step(const SlurmPatchPlan& plan, Client& 
   // 3. More nodes drained while the window is open and the budget allows.
   int busy = 0;
   for (const auto& [name, n] : progress)
-    if (state.count(name) && (n.phase == "draining" || n.phase == "patching" || n.phase == "rolling back")) ++busy;
+    if (state.count(name) && (n.phase == "draining" || n.phase == "patching" || n.phase == "rolling back" ||
+                              n.phase == "resuming"))
+      ++busy;
   const int allowed = patch.Allowed(static_cast<int>(nodes->size()));
   if (window_open) {
     // Idle nodes first; then the others (their jobs finish before the patch).
@@ -361,7 +380,8 @@ SlurmPatcher::StepResult SlurmPatcher::Step(const SlurmPatchPlan& plan, Client& 
     for (const std::string& name : order) {
       if (busy >= allowed) break;
       NodeProgress& n = progress[name];
-      if (n.phase == "draining" || n.phase == "patching" || n.phase == "rolling back") continue;
+      if (n.phase == "draining" || n.phase == "patching" || n.phase == "rolling back" || n.phase == "resuming")
+        continue;
       const bool back = backward(n);
       if (!forward(n) && !back) continue;
       const std::string& st = state[name];

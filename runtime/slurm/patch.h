@@ -99,7 +99,8 @@ class SlurmPatcher {
   StepResult Step(const SlurmPatchPlan& plan, Client& client, int64_t now_ms);
 
   struct NodeProgress {
-    std::string node, level, previous_level, phase;  // phase: "", "draining", "patching", "rolling back", "failed"
+    // phase: "", "draining", "patching", "rolling back", "resuming" (its command done), "failed"
+    std::string node, level, previous_level, phase;
   };
   std::vector<NodeProgress> Progress(const std::string& partition);
   int Failures(const std::string& partition, const std::string& level);
@@ -114,6 +115,7 @@ class SlurmPatcher {
     std::atomic<bool> done{false};
     std::string result;  // empty: succeeded
     bool rollback = false;
+    std::string level;   // the level the command brings the node to (a rollback: the one it leaves)
   };
   void Start(const SlurmPatchPlan& plan, const NodeProgress& node, bool rollback);
   void SetNode(const std::string& partition, const NodeProgress& n);

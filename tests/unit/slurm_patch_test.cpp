@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -26,7 +27,7 @@ using plinth::testing::TempDir;
 // Partition "gpu" = gpu[1-3]; node N's state is in state.N (IDLE by default,
 // MIXED while busy.N exists),
 // its reason in reason.N; `update` drains (IDLE+DRAIN, or MIXED+DRAIN while
-// busy.N exists) and resumes.
+// busy.N exists) and resumes (refused while refuse.N exists).
 const char* kScontrol = R"SH(#!/bin/sh
 d=$(dirname "$0")
 echo "$@" >>"$d/scontrol.calls"
@@ -41,7 +42,8 @@ case "$1 $2" in
   case "$3" in
   State=DRAIN) if [ -e "$d/busy.$n" ]; then echo MIXED+DRAIN >"$d/state.$n"; else echo IDLE+DRAIN >"$d/state.$n"; fi
                echo "${4#Reason=}" >"$d/reason.$n" ;;
-  State=RESUME) echo IDLE >"$d/state.$n"; rm -f "$d/reason.$n" ;;
+  State=RESUME) if [ -e "$d/refuse.$n" ]; then echo "slurm_update error: refused" >&2; exit 1; fi
+                echo IDLE >"$d/state.$n"; rm -f "$d/reason.$n" ;;
   esac ;;
 esac
 )SH";
@@ -210,6 +212,33 @@ TEST_F(SlurmPatchTest, AFailureHaltsTheLevelAndTheNodeAtItIsRolledBack) {
   Run(Plan("v3", "true"), [&] { return AtLevel("v3") == 3; });
   EXPECT_EQ(AtLevel("v3"), 3);
   EXPECT_EQ(State("gpu2"), "IDLE");
+}
+
+// A resume Slurm refuses after a successful command is tried again on the
+// next pass; the command does not run again, and the level is recorded once.
+TEST_F(SlurmPatchTest, ARefusedResumeIsTriedAgainWithoutRunningTheCommandAgain) {
+  std::ofstream(tmp_.path() / "refuse.gpu1") << "";
+  SlurmPatchPlan plan = Plan("v1", "true");
+  plan.patch.max_unavailable = 3;
+  Client client(plan.client);
+  patcher_->Step(plan, client, Now());  // all three drained
+  patcher_->Step(plan, client, Now());  // their commands start
+  patcher_->WaitIdle(5000);
+  SlurmPatcher::StepResult r = patcher_->Step(plan, client, Now());  // commands done; gpu1's resume refused
+  EXPECT_NE(r.error.find("cannot resume node gpu1 after its patch"), std::string::npos) << r.error;
+  EXPECT_EQ(r.actions.size(), 3u);
+  EXPECT_EQ(State("gpu1"), "IDLE+DRAIN");
+  for (const auto& p : patcher_->Progress("gpu"))
+    if (p.node == "gpu1") EXPECT_EQ(p.phase, "resuming");
+  std::remove((tmp_.path() / "refuse.gpu1").c_str());
+  r = patcher_->Step(plan, client, Now());
+  EXPECT_TRUE(r.error.empty()) << r.error;
+  EXPECT_TRUE(r.actions.empty());
+  EXPECT_EQ(State("gpu1"), "IDLE");
+  EXPECT_EQ(AtLevel("v1"), 3);
+  const std::string log = ReadFile(Log());  // each command once (they ran at the same time)
+  EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 3) << log;
+  for (const char* line : {"gpu1 v1\n", "gpu2 v1\n", "gpu3 v1\n"}) EXPECT_NE(log.find(line), std::string::npos) << log;
 }
 
 TEST_F(SlurmPatchTest, AClosedWindowDrainsNothingAndSomeoneElsesDrainIsLeftAlone) {
