@@ -1,0 +1,366 @@
+#include "runtime/git/repository.h"
+
+#include <fcntl.h>
+#include <git2.h>
+#include <openssl/sha.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
+#include "runtime/crypto/aead.h"
+
+namespace plinth::git {
+namespace fs = std::filesystem;
+
+namespace {
+
+void Init() {
+  static std::once_flag once;
+  std::call_once(once, [] { git_libgit2_init(); });
+}
+
+std::string LastError() {
+  const git_error* e = git_error_last();
+  return e && e->message ? e->message : "unknown libgit2 error";
+}
+
+std::string Oid(const git_oid* oid) {
+  char buf[GIT_OID_HEXSZ + 1];
+  git_oid_tostr(buf, sizeof buf, oid);
+  return buf;
+}
+
+// Owners of libgit2 objects.
+template <typename T, void (*Free)(T*)>
+struct Owned {
+  T* p = nullptr;
+  ~Owned() {
+    if (p) Free(p);
+  }
+  T** out() { return &p; }
+};
+using Object = Owned<git_object, git_object_free>;
+using CommitObj = Owned<git_commit, git_commit_free>;
+using Tree = Owned<git_tree, git_tree_free>;
+using Blob = Owned<git_blob, git_blob_free>;
+using Remote = Owned<git_remote, git_remote_free>;
+
+// A file lock held while one remote's cache is created or fetched.
+class FileLock {
+ public:
+  explicit FileLock(const fs::path& path) {
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ >= 0) ::flock(fd_, LOCK_EX);
+  }
+  ~FileLock() {
+    if (fd_ >= 0) ::close(fd_);  // releases the lock
+  }
+  bool ok() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+// A tree entry's name that stays inside its directory.
+bool SafeName(const char* name) {
+  const std::string n = name ? name : "";
+  return !n.empty() && n != "." && n != ".." && n != ".git" && n.find('/') == std::string::npos &&
+         n.find('\0') == std::string::npos;
+}
+
+bool WriteAll(int fd, const char* data, size_t n) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, data, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    data += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+// Writes `tree` into `dir` (which exists); `rel` is its path in the tree, for messages.
+bool WriteTree(git_repository* repo, const git_tree* tree, const fs::path& dir, const fs::path& rel,
+               std::vector<std::string>* submodules, std::string* error) {
+  const size_t n = git_tree_entrycount(tree);
+  for (size_t i = 0; i < n; ++i) {
+    const git_tree_entry* e = git_tree_entry_byindex(tree, i);
+    const char* name = git_tree_entry_name(e);
+    const fs::path path = rel / (name ? name : "");
+    if (!SafeName(name)) {
+      *error = "the tree has an entry named '" + std::string(name ? name : "") + "' in '" + rel.string() +
+               "' that could leave its directory: Plinth does not write it";
+      return false;
+    }
+    const fs::path target = dir / name;
+    const git_filemode_t mode = git_tree_entry_filemode(e);
+    if (mode == GIT_FILEMODE_TREE) {
+      Tree sub;
+      if (git_tree_lookup(sub.out(), repo, git_tree_entry_id(e)) != 0) {
+        *error = "cannot read directory " + path.string() + ": " + LastError();
+        return false;
+      }
+      if (::mkdir(target.c_str(), 0755) != 0) {
+        *error = "cannot create " + target.string() + ": " + std::strerror(errno);
+        return false;
+      }
+      if (!WriteTree(repo, sub.p, target, path, submodules, error)) return false;
+      continue;
+    }
+    if (mode == GIT_FILEMODE_COMMIT) {  // a submodule: its commit is in another repository
+      if (::mkdir(target.c_str(), 0755) != 0) {
+        *error = "cannot create " + target.string() + ": " + std::strerror(errno);
+        return false;
+      }
+      submodules->push_back(path.string());
+      continue;
+    }
+    Blob blob;
+    if (git_blob_lookup(blob.out(), repo, git_tree_entry_id(e)) != 0) {
+      *error = "cannot read " + path.string() + ": " + LastError();
+      return false;
+    }
+    const char* data = static_cast<const char*>(git_blob_rawcontent(blob.p));
+    const size_t size = static_cast<size_t>(git_blob_rawsize(blob.p));
+    if (mode == GIT_FILEMODE_LINK) {
+      const std::string link(data, size);
+      const fs::path resolved = (rel / link).lexically_normal();
+      if (link.empty() || fs::path(link).is_absolute() || link.find('\0') != std::string::npos ||
+          resolved.empty() || *resolved.begin() == "..") {
+        *error = "the tree has a symbolic link " + path.string() + " -> " + link +
+                 " that points outside it: Plinth does not follow it";
+        return false;
+      }
+      if (::symlink(link.c_str(), target.c_str()) != 0) {
+        *error = "cannot create " + target.string() + ": " + std::strerror(errno);
+        return false;
+      }
+      continue;
+    }
+    const mode_t file_mode = mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0755 : 0644;
+    const int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, file_mode);
+    if (fd < 0) {
+      *error = "cannot create " + target.string() + ": " + std::strerror(errno);
+      return false;
+    }
+    const bool ok = WriteAll(fd, data, size);
+    const int saved = errno;
+    ::close(fd);
+    if (!ok) {
+      *error = "cannot write " + target.string() + ": " + std::strerror(saved);
+      return false;
+    }
+  }
+  return true;
+}
+
+// The submodules of `tree` (paths), without writing anything.
+void ListSubmodules(git_repository* repo, const git_tree* tree, const fs::path& rel, std::vector<std::string>* out) {
+  const size_t n = git_tree_entrycount(tree);
+  for (size_t i = 0; i < n; ++i) {
+    const git_tree_entry* e = git_tree_entry_byindex(tree, i);
+    const git_filemode_t mode = git_tree_entry_filemode(e);
+    const fs::path path = rel / git_tree_entry_name(e);
+    if (mode == GIT_FILEMODE_COMMIT) {
+      out->push_back(path.string());
+    } else if (mode == GIT_FILEMODE_TREE) {
+      Tree sub;
+      if (git_tree_lookup(sub.out(), repo, git_tree_entry_id(e)) == 0) ListSubmodules(repo, sub.p, path, out);
+    }
+  }
+}
+
+std::string UrlKey(const std::string& url) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(url.data()), url.size(), md);
+  return crypto::Hex(md, 8);
+}
+
+}  // namespace
+
+std::optional<Source> ParseSource(const std::string& spec, std::string* error) {
+  const size_t slash = spec.find_last_of('/');
+  const size_t colon = spec.find_last_of(':');
+  size_t floor = 0;
+  if (slash != std::string::npos) floor = std::max(floor, slash + 1);
+  if (colon != std::string::npos) floor = std::max(floor, colon + 1);
+  const size_t at = spec.find_last_of('@');
+  Source s;
+  if (at != std::string::npos && at >= floor) {
+    s.repo = spec.substr(0, at);
+    s.ref = spec.substr(at + 1);
+    if (s.ref.empty()) {
+      *error = "'" + spec + "' ends with '@' but names no ref: write REPO@REF (a branch, a tag or a commit), or "
+               "leave out '@' for HEAD";
+      return std::nullopt;
+    }
+  } else {
+    s.repo = spec;
+    s.ref = "HEAD";
+  }
+  if (s.repo.empty()) {
+    *error = "'" + spec + "' names no repository: write --git=PATH or --git=URL, optionally @REF";
+    return std::nullopt;
+  }
+  return s;
+}
+
+bool IsRemote(const std::string& repo) {
+  if (repo.find("://") != std::string::npos) return true;
+  // scp-like: user@host:path (no '/' before the ':').
+  const size_t colon = repo.find(':');
+  const size_t at = repo.find('@');
+  const size_t slash = repo.find('/');
+  return colon != std::string::npos && at != std::string::npos && at < colon &&
+         (slash == std::string::npos || slash > colon);
+}
+
+Repository::~Repository() {
+  if (repo_) git_repository_free(repo_);
+}
+
+std::unique_ptr<Repository> Repository::Open(const std::string& repo, const fs::path& cache_dir, std::string* error) {
+  Init();
+  std::unique_ptr<Repository> r(new Repository());
+  r->name_ = repo;
+  r->remote_ = IsRemote(repo);
+  if (!r->remote_) {
+    std::error_code ec;
+    if (!fs::exists(repo, ec)) {
+      *error = "no git repository at " + repo + ": the path does not exist";
+      return nullptr;
+    }
+    if (git_repository_open_ext(&r->repo_, repo.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0) {
+      *error = "no git repository at " + repo + ": " + LastError();
+      return nullptr;
+    }
+    return r;
+  }
+  // A remote: its bare cache, created on first use and fetched each time.
+  const fs::path remotes = cache_dir / "remotes";
+  std::error_code ec;
+  fs::create_directories(remotes, ec);
+  ::chmod(cache_dir.c_str(), 0700);
+  const fs::path bare = remotes / (UrlKey(repo) + ".git");
+  FileLock lock(remotes / (UrlKey(repo) + ".lock"));
+  if (!lock.ok()) {
+    *error = "cannot lock the cache of " + repo + " in " + remotes.string() + ": " + std::strerror(errno);
+    return nullptr;
+  }
+  if (fs::exists(bare / "HEAD", ec)) {
+    if (git_repository_open_bare(&r->repo_, bare.c_str()) != 0) {
+      *error = "cannot open the cache of " + repo + " (" + bare.string() + "): " + LastError();
+      return nullptr;
+    }
+  } else {
+    fs::remove_all(bare, ec);  // a cache whose creation was cut short
+    if (git_repository_init(&r->repo_, bare.c_str(), /*is_bare=*/1) != 0) {
+      *error = "cannot create the cache of " + repo + " (" + bare.string() + "): " + LastError();
+      return nullptr;
+    }
+  }
+  Remote remote;
+  if (git_remote_lookup(remote.out(), r->repo_, "origin") != 0 &&
+      git_remote_create_with_fetchspec(remote.out(), r->repo_, "origin", repo.c_str(),
+                                       "+refs/heads/*:refs/remotes/origin/*") != 0) {
+    *error = "cannot set up the cache of " + repo + ": " + LastError();
+    return nullptr;
+  }
+  git_fetch_options opts = GIT_FETCH_OPTIONS_INIT;
+  opts.prune = GIT_FETCH_PRUNE;                       // branches deleted there go here too
+  opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_ALL;  // tags name releases
+  if (git_remote_fetch(remote.p, nullptr, &opts, "plinth fetch") != 0) {
+    *error = "cannot fetch " + repo + ": " + LastError();
+    return nullptr;
+  }
+  return r;
+}
+
+std::optional<Commit> Repository::Resolve(const std::string& ref, std::string* error) {
+  std::vector<std::string> tries;
+  if (remote_) {
+    // A branch of the remote is its fetched branch; HEAD its default one.
+    if (ref == "HEAD") {
+      tries = {"refs/remotes/origin/HEAD", "refs/remotes/origin/main", "refs/remotes/origin/master"};
+    } else {
+      tries = {"refs/remotes/origin/" + ref, "refs/tags/" + ref, ref};
+    }
+  } else {
+    tries = {ref};
+  }
+  Object obj;
+  for (const std::string& t : tries)
+    if (git_revparse_single(obj.out(), repo_, t.c_str()) == 0) break;
+  if (!obj.p) {
+    *error = "no ref '" + ref + "' in " + name_ + ": give a branch, a tag or a commit id it has";
+    return std::nullopt;
+  }
+  Object peeled;
+  if (git_object_peel(peeled.out(), obj.p, GIT_OBJECT_COMMIT) != 0) {
+    *error = "'" + ref + "' in " + name_ + " does not name a commit: " + LastError();
+    return std::nullopt;
+  }
+  git_commit* c = reinterpret_cast<git_commit*>(peeled.p);
+  Commit out;
+  out.id = Oid(git_commit_id(c));
+  out.tree_id = Oid(git_commit_tree_id(c));
+  if (const git_signature* a = git_commit_author(c)) {
+    out.author = a->name ? a->name : "";
+    out.email = a->email ? a->email : "";
+    out.time_s = static_cast<int64_t>(a->when.time);
+  }
+  if (const char* s = git_commit_summary(c)) out.summary = s;
+  return out;
+}
+
+std::optional<Repository::Exported> Repository::Export(const Commit& commit, const fs::path& cache_dir,
+                                                       std::string* error) {
+  git_oid tree_oid;
+  if (git_oid_fromstr(&tree_oid, commit.tree_id.c_str()) != 0) {
+    *error = "'" + commit.tree_id + "' is not a tree id";
+    return std::nullopt;
+  }
+  Tree tree;
+  if (git_tree_lookup(tree.out(), repo_, &tree_oid) != 0) {
+    *error = "cannot read the tree of commit " + commit.id + ": " + LastError();
+    return std::nullopt;
+  }
+  Exported out;
+  const fs::path trees = cache_dir / "trees";
+  out.dir = trees / commit.tree_id;
+  std::error_code ec;
+  if (fs::is_directory(out.dir, ec)) {  // written before: trees never change
+    ListSubmodules(repo_, tree.p, "", &out.submodules);
+    return out;
+  }
+  fs::create_directories(trees, ec);
+  static std::atomic<unsigned> counter{0};
+  const fs::path tmp =
+      trees / ("." + commit.tree_id + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+  fs::remove_all(tmp, ec);
+  if (::mkdir(tmp.c_str(), 0755) != 0) {
+    *error = "cannot create " + tmp.string() + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  if (!WriteTree(repo_, tree.p, tmp, "", &out.submodules, error)) {
+    *error = "cannot export commit " + commit.id.substr(0, 12) + " of " + name_ + ": " + *error;
+    fs::remove_all(tmp, ec);
+    return std::nullopt;
+  }
+  if (::rename(tmp.c_str(), out.dir.c_str()) != 0) {
+    const int saved = errno;
+    fs::remove_all(tmp, ec);
+    if (!fs::is_directory(out.dir, ec)) {  // not another writer's identical export
+      *error = "cannot create " + out.dir.string() + ": " + std::strerror(saved);
+      return std::nullopt;
+    }
+  }
+  return out;
+}
+
+}  // namespace plinth::git
