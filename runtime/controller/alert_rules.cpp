@@ -469,12 +469,8 @@ void CheckAlertRules(const std::vector<AlertInstance>& alerts, Diagnostics& diag
   Compiled c = CompileConditions(alerts, diags, &error, rules::Backend::Interpreter);
   if (!c.set && !error.empty()) diags.Error(DiagCode::InvalidOperation, alerts[0].range, error);
   for (const rules::MetricQuery& q : c.queries) {
-    std::vector<metrics::LabelMatcher> matchers;
-    for (const rules::MetricMatcher& m : q.matchers) matchers.push_back({m.name, OpOf(m.op), m.value});
     std::string why;
-    if (!metrics::Selector::Make(q.metric, std::move(matchers), &why)) {
-      diags.Error(DiagCode::InvalidOperation, q.range, "cannot read this metric: " + why);
-    }
+    if (!QuerySelector(q, &why)) diags.Error(DiagCode::InvalidOperation, q.range, "cannot read this metric: " + why);
   }
 }
 
