@@ -106,6 +106,12 @@ class Definition {
   void Dir(CLI::App* c, const std::string& what) {
     c->add_option("--dir", options.dir, what)->type_name("DIR");
   }
+  void Git(CLI::App* c) {
+    c->add_option("--git", options.git,
+                  "read the configuration from a commit of a git repository (a path or a URL; REF: a branch, "
+                  "tag or commit, default HEAD); DIR is then a path in it and --dir the workspace's directory")
+        ->type_name("REPO[@REF]");
+  }
   void Parallelism(CLI::App* c, const std::string& what) {
     c->add_option("--parallelism", raw.parallelism, what)->type_name("N");
   }
@@ -180,6 +186,7 @@ Definition::Definition() {
     Vars(c);
     c->add_option("--threads", raw.threads, "parser threads (default: one per core)")->type_name("N");
     Dir(c, "the root module's directory (instead of DIR)");
+    Git(c);
   }
   {
     CLI::App* c = Command(&root, "fmt", "rewrite .plinth files in canonical form", CommandId::kFmt,
@@ -218,6 +225,7 @@ Definition::Definition() {
         ->type_name("false");
     Workspace(c);
     Dir(c, "the configuration directory (instead of DIR)");
+    Git(c);
     Vars(c);
     Parallelism(c, "at most N provider reads at a time (default: 10)");
     Targeting(c, /*replace=*/true);
@@ -248,6 +256,7 @@ Definition::Definition() {
     NoRefresh(c);
     Workspace(c);
     Dir(c, "the configuration directory (instead of DIR)");
+    Git(c);
     Vars(c);
     Targeting(c, /*replace=*/!destroy);
   }
@@ -1310,6 +1319,19 @@ bool Finish(Definition& d, const CLI::App* command, std::string* error, std::str
                              [](const CLI::Option* p) { return p->get_name().rfind("DIR", 0) == 0; });
   if (dir_at != positionals.end()) std::rotate(positionals.begin(), dir_at, dir_at + 1);
   std::string dir = o.dir;
+  if (!o.git.empty()) {
+    // --git: DIR is a path in the repository and --dir the workspace's
+    // directory (cli/git_source.h resolves both).
+    std::error_code ec;
+    if (!positionals.empty() && positionals[0]->count() > 0 && positionals[0]->get_name() == "DIR|FILE" &&
+        std::filesystem::is_regular_file(positionals[0]->results()[0], ec) &&
+        std::filesystem::path(positionals[0]->results()[0]).extension() != ".plinth") {
+      return *error = "a saved plan records where its configuration came from; drop --git", false;
+    }
+    o.paths = std::move(paths);
+    *workspace_dir = dir.empty() ? "." : dir;
+    return true;
+  }
   if (!positionals.empty() && positionals[0]->get_name().rfind("DIR", 0) == 0) {
     std::error_code ec;
     const bool saved_plan = positionals[0]->count() > 0 && positionals[0]->get_name() == "DIR|FILE" &&

@@ -21,7 +21,9 @@
 #include "compiler/fmt/fmt.h"
 #include "compiler/syntax/parse.h"
 #include "compiler/types/user_json.h"
+#include "runtime/git/repository.h"
 #include "runtime/io/durable.h"
+#include "runtime/plan/plan.h"
 #include "runtime/policy/policy.h"
 #include "runtime/providers/catalog.h"
 #include "runtime/providers/external.h"
@@ -130,6 +132,11 @@ int Validate(const Options& o, bool inspect) {
   runtime::ExternalProviders external(dir);
   CheckOptions co = ConfigCheckOptions(VariableSourcesOf(o), external);
   co.threads = o.threads;
+  if (o.from_git) co.display_root = o.from_git->tree;
+  // How the summary names the configuration: the directory, or for --git the repository and path.
+  const std::string label = !o.from_git ? dir
+                                        : runtime::EscapeControls(git::RedactUrl(o.git)) +
+                                              (o.from_git->path.empty() ? "" : " " + o.from_git->path);
   CheckedConfig config = Check(dir, sources, diags, co);
   if (!diags.has_errors()) runtime::CheckPolicies(config.policies, diags);
   if (!diags.has_errors()) controller::CheckAlertRules(config.alerts, diags);
@@ -222,13 +229,13 @@ int Validate(const Options& o, bool inspect) {
   }
   if (ok) {
     std::printf("%s: valid: %zu resource instance%s, %zu output%s, %zu file%s, %zu module instance%s (%.0f ms)%s\n",
-                dir.c_str(), config.resources.size(), config.resources.size() == 1 ? "" : "s", config.outputs.size(),
+                label.c_str(), config.resources.size(), config.resources.size() == 1 ? "" : "s", config.outputs.size(),
                 config.outputs.size() == 1 ? "" : "s", config.files, config.files == 1 ? "" : "s",
                 config.module_instances, config.module_instances == 1 ? "" : "s", ms,
                 warnings ? (", " + std::to_string(warnings) + " warning" + (warnings == 1 ? "" : "s")).c_str() : "");
     return 0;
   }
-  std::fprintf(stderr, "%s: %zu error%s, %zu warning%s\n", dir.c_str(), errors, errors == 1 ? "" : "s", warnings,
+  std::fprintf(stderr, "%s: %zu error%s, %zu warning%s\n", label.c_str(), errors, errors == 1 ? "" : "s", warnings,
                warnings == 1 ? "" : "s");
   return 1;
 }

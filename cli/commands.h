@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,18 @@ struct Options {
   // empty: $PLINTH_STATE_KEY_FILE, else none (docs/state.md, "Key source and default")
   std::string state_key_file;
   std::string dir;  // --dir: the configuration directory for commands whose argument is something else
+  // --git=REPO[@REF] (validate, inspect, plan, apply, destroy; docs/gitops.md): the configuration is the
+  // tree of a commit, DIR a path in it (default: its root) and --dir the directory whose .plinth holds the
+  // workspace (default: .)
+  std::string git;
+  // Set by ResolveGit (cli/git_source.h) or a saved plan made from git.
+  struct FromGit {
+    std::string home;    // where .plinth/<workspace> lives
+    std::string tree;    // the commit's tree, exported (<home>/.plinth/.git-cache/trees/<id>)
+    std::string path;    // the configuration's directory in the tree ("" for its root)
+    std::string source;  // JSON for the state's history (state::SerialRecord::source)
+  };
+  std::optional<FromGit> from_git;
   unsigned parallelism = 10;
   bool refresh = true;
   bool lock = true;  // plan --lock=false: read only, no workspace lock

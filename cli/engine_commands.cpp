@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/git_source.h"
 #include "cli/workspace.h"
 #include "compiler/types/user_json.h"
 #include "runtime/engine/engine.h"
@@ -105,6 +106,7 @@ std::optional<runtime::EngineOptions> EngineOptionsFrom(const Options& o, const 
   eo.config_dir = !o.dir.empty() ? o.dir : o.paths.empty() ? "." : o.paths[0];
   if (!ExistingDir(eo.config_dir) || !StateKey(o, &eo.state_key)) return std::nullopt;
   eo.workspace = o.workspace;
+  UseGitSource(o, &eo);
   eo.variable_sources = vars;
   eo.parallelism = o.parallelism;
   eo.targeting = {o.targets, o.excludes, o.replace};
@@ -204,6 +206,12 @@ int Plan(const Options& o, const VariableSources& vars, bool destroy) {
         {"state_serial", r.serial},
         {"config_digest", r.config_digest},
         {"actions", actions}};
+    if (o.from_git) {
+      doc["git"] = {{"home", o.from_git->home},
+                    {"tree", o.from_git->tree},
+                    {"path", o.from_git->path},
+                    {"source", o.from_git->source}};
+    }
     // apply FILE plans with the same targeting, or the actions would differ.
     if (!r.plan.targeting.empty()) {
       doc["targeting"] = {{"targets", o.targets}, {"excludes", o.excludes}, {"replace", o.replace}};
@@ -235,6 +243,19 @@ bool LoadSavedPlan(const std::string& path, Options& o, runtime::Engine::SavedPl
   }
   o.paths = {doc.value("config_dir", std::string("."))};
   o.dir.clear();
+  if (doc.contains("git") && doc["git"].is_object()) {
+    // Made from a commit: its exported tree is read again (trees in the
+    // cache never change), and the workspace is where the plan was made.
+    const nlohmann::json& g = doc["git"];
+    o.from_git = Options::FromGit{g.value("home", std::string()), g.value("tree", std::string()),
+                                  g.value("path", std::string()), g.value("source", std::string())};
+    std::error_code ec;
+    if (o.from_git->home.empty() || !std::filesystem::exists(o.paths[0], ec)) {
+      std::fprintf(stderr, "error: the tree plan '%s' was made from (%s) is gone; plan again\n", path.c_str(),
+                   o.paths[0].c_str());
+      return false;
+    }
+  }
   o.workspace = doc.value("workspace", std::string("default"));
   destroy = doc.value("destroy", false);
   saved.serial = doc.value("state_serial", int64_t{0});

@@ -12,6 +12,7 @@
 
 #include "cli/command_line.h"
 #include "cli/commands.h"
+#include "cli/git_source.h"
 
 namespace {
 
@@ -30,6 +31,8 @@ namespace {
 int main(int argc, char** argv) {
   using plinth::cli::CommandId;
   plinth::cli::ParsedCommandLine parsed = plinth::cli::ParseCommandLine({argv + 1, argv + argc});
+  // --git: the configuration is a commit's tree, exported before the command reads it.
+  if (!parsed.options.git.empty() && !plinth::cli::ResolveGit(&parsed.options)) ExitNow(1);
   const plinth::cli::Options& o = parsed.options;
   switch (parsed.command) {
     case CommandId::kValidate: ExitNow(plinth::cli::Validate(o, false));

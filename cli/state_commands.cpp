@@ -22,6 +22,7 @@
 #include "runtime/controller/actions.h"
 #include "runtime/crypto/aead.h"
 #include "runtime/engine/engine.h"
+#include "runtime/plan/plan.h"
 #include "runtime/state/lock.h"
 #include "runtime/state/state_store.h"
 
@@ -254,6 +255,11 @@ int History(const Options& o) {
                           {"command", s.command},
                           {"status", state::ApplyStatusName(s.status)},
                           {"changes", it == changed.end() ? nlohmann::json::array() : nlohmann::json(it->second)}};
+    // Where the configuration came from (docs/gitops.md): a git commit.
+    if (!s.source.empty()) {
+      nlohmann::json source = nlohmann::json::parse(s.source, nullptr, false);
+      if (source.is_object()) doc["source"] = std::move(source);
+    }
     rows.push_back({s.started_ms, std::move(doc)});
   }
   for (const auto& a : actions) {
@@ -278,6 +284,16 @@ int History(const Options& o) {
       std::printf("%s  %-8s serial %lld, %s, %zu change%s\n", d["at"].get<std::string>().c_str(),
                   d["command"].get<std::string>().c_str(), static_cast<long long>(d["serial"].get<int64_t>()),
                   d["status"].get<std::string>().c_str(), n, n == 1 ? "" : "s");
+      if (d.contains("source")) {
+        const nlohmann::json& g = d["source"];
+        const std::string path = g.value("path", std::string());
+        // Names, paths and the summary come from the repository: never raw.
+        auto text = [&](const char* key) { return runtime::EscapeControls(g.value(key, std::string())); };
+        std::printf("    from %s@%s%s%s, commit %s by %s <%s> at %s: %s\n", text("repo").c_str(), text("ref").c_str(),
+                    path.empty() ? "" : " path ", runtime::EscapeControls(path).c_str(),
+                    text("commit").substr(0, 12).c_str(), text("author").c_str(), text("email").c_str(),
+                    Time(g.value("time_s", int64_t{0}) * 1000).c_str(), text("summary").c_str());
+      }
       for (const auto& c : d["changes"]) std::printf("    %s\n", c.get<std::string>().c_str());
     } else {
       std::printf("%s  %-8s %s: %s %s\n    because %s\n", d["at"].get<std::string>().c_str(), "auto",

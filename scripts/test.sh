@@ -62,6 +62,9 @@ timed scripts/alerts-test.sh build/plinth
 # The controller alone (docs/controller.md): two controllers on one
 # workspace, leader election and takeover, promtool on /metrics, the token.
 timed scripts/controller-test.sh build/plinth
+# Configurations from git (docs/gitops.md): plan/apply --git from a path and
+# a file:// remote, history names commits, revert, force-push, bad input.
+timed scripts/gitops-test.sh build/plinth
 # The controller's drift task: drift reported by attribute name, corrected
 # only where lifecycle correct_drift = true, skipped while the lock is held.
 timed scripts/drift-test.sh build/plinth

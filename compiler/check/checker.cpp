@@ -189,7 +189,7 @@ class Checker {
         cur_(&diags),
         options_(options),
         schemas_(options.schemas ? options.schemas : &NoSchemas()),
-        loader_(std::make_shared<ModuleLoader>(sources, diags, options.threads)),
+        loader_(std::make_shared<ModuleLoader>(sources, diags, options.threads, options.display_root)),
         sources_(sources) {}
 
   CheckedConfig Run(const std::string& dir) {

@@ -86,6 +86,9 @@ struct CheckOptions {
   ResourceHook* resource_hook = nullptr;    // null: references see the configuration
   // Checking for an apply: timestamp() and uuid() give values, not unknowns.
   bool apply_time = false;
+  // Files under this directory are named relative to it in diagnostics (a
+  // git tree, docs/gitops.md); empty: relative to the working directory.
+  std::string display_root;
   // Keep the root module's scope for evaluating more expressions after the
   // check (CheckedConfig::root_scope; `plinth console`).
   bool keep_root_scope = false;

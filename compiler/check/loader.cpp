@@ -17,8 +17,11 @@ namespace plinth {
 
 namespace fs = std::filesystem;
 
-ModuleLoader::ModuleLoader(SourceManager& sources, Diagnostics& diags, unsigned threads)
-    : sources_(sources), diags_(diags), threads_(threads ? threads : std::max(1u, std::thread::hardware_concurrency())) {}
+ModuleLoader::ModuleLoader(SourceManager& sources, Diagnostics& diags, unsigned threads, std::string display_root)
+    : sources_(sources),
+      diags_(diags),
+      threads_(threads ? threads : std::max(1u, std::thread::hardware_concurrency())),
+      display_root_(std::move(display_root)) {}
 
 std::string ModuleLoader::StdlibDir() {
   if (const char* env = std::getenv("PLINTH_STDLIB"); env && *env) return env;
@@ -106,11 +109,16 @@ const Module* ModuleLoader::Load(const std::string& dir, Range requested_at, con
   std::vector<const SourceFile*> files;
   fs::path cwd = fs::current_path(ec);
   for (const std::string& p : paths) {
-    // Paths in diagnostics are relative to the working directory when possible.
+    // Paths in diagnostics are relative to the display root (a git tree) or
+    // the working directory when possible.
     std::string shown = p;
-    if (!cwd.empty()) {
-      fs::path rel = fs::path(p).lexically_relative(cwd);
-      if (!rel.empty() && rel.native().rfind("..", 0) != 0) shown = rel.string();
+    for (const fs::path& base : {fs::path(display_root_), cwd}) {
+      if (base.empty()) continue;
+      fs::path rel = fs::absolute(p, ec).lexically_normal().lexically_relative(base);
+      if (!rel.empty() && rel.native().rfind("..", 0) != 0) {
+        shown = rel.string();
+        break;
+      }
     }
     std::ifstream in(p, std::ios::binary);
     std::error_code size_ec;

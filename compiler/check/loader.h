@@ -23,7 +23,10 @@ struct Module {
 class ModuleLoader {
  public:
   // `threads` == 0 uses one thread per hardware core.
-  ModuleLoader(SourceManager& sources, Diagnostics& diags, unsigned threads = 0);
+  // `display_root`: files under it are named relative to it (a git tree:
+  // "envs/prod/main.plinth"); empty or for other files: relative to the
+  // working directory when they are under it.
+  ModuleLoader(SourceManager& sources, Diagnostics& diags, unsigned threads = 0, std::string display_root = "");
 
   // Loads `dir` (cached by canonical path). Returns null and reports P0207 /
   // P0110 / P0212 at `requested_at` when it cannot be read or holds no file.
@@ -39,6 +42,7 @@ class ModuleLoader {
   SourceManager& sources_;
   Diagnostics& diags_;
   unsigned threads_;
+  std::string display_root_;
   std::map<std::string, std::unique_ptr<Module>> cache_;
 };
 

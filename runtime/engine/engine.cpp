@@ -38,6 +38,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Where the workspace's files live (EngineOptions::home_dir).
+const std::string& HomeDir(const EngineOptions& o) { return o.home_dir.empty() ? o.config_dir : o.home_dir; }
+std::filesystem::path WorkspaceDir(const EngineOptions& o) {
+  return std::filesystem::path(HomeDir(o)) / ".plinth" / o.workspace;
+}
+
 // PLINTH_TIMINGS=1 prints how long each engine phase took (stderr); the
 // benchmark uses it to say where time goes.
 class PhaseTimer {
@@ -108,7 +114,8 @@ std::string DataText(const DeletePreview& d) {
 // Identifies what a plan was made from: the configuration files loaded by
 // one check (files [first, end) of the source manager) and the variable
 // values. SHA-256, so equal digests mean equal inputs.
-std::string Digest(const SourceManager& sources, size_t first, const VariableSources& vars) {
+std::string Digest(const SourceManager& sources, size_t first, const VariableSources& vars,
+                   const std::string& display_root) {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
   auto mix = [&](std::string_view s) {
@@ -117,9 +124,17 @@ std::string Digest(const SourceManager& sources, size_t first, const VariableSou
     EVP_DigestUpdate(ctx, s.data(), s.size());
   };
   std::vector<std::pair<std::string, std::string_view>> files;
+  // Paths as the files' absolute names: the loader shows them relative to
+  // the display root or the working directory, which may differ between
+  // plan --out and apply.
+  std::error_code ec;
   for (size_t i = first; i < sources.size(); ++i) {
     const SourceFile& f = sources.Get(static_cast<FileId>(i));
-    files.emplace_back(f.path(), f.text());
+    fs::path p = f.path();
+    if (p.is_relative() && !display_root.empty() && fs::exists(fs::path(display_root) / p, ec)) {
+      p = fs::path(display_root) / p;
+    }
+    files.emplace_back(fs::absolute(p, ec).lexically_normal().string(), f.text());
   }
   std::sort(files.begin(), files.end());
   for (const auto& [path, text] : files) {
@@ -270,6 +285,7 @@ struct Engine::Impl {
     co.variable_sources = o.variable_sources;
     co.schemas = &BuiltinSchemas();
     co.provider_resolver = external.get();
+    co.display_root = o.display_root;
     return co;
   }
   // The store is thread-safe; concurrent intent writes share commits.
@@ -334,11 +350,11 @@ struct Engine::Impl {
     state::StoreOptions so;
     so.encryption_key = o.state_key;
     so.mode = create ? state::OpenMode::kCreate : state::OpenMode::kExisting;
-    auto opened = state::StateStore::OpenWorkspace(o.config_dir, o.workspace, so);
+    auto opened = state::StateStore::OpenWorkspace(HomeDir(o), o.workspace, so);
     if (!opened.ok() && opened.error().code == state::ErrorCode::kNotFound && !create && !o.require_state) {
       // Before the first apply that is expected; beside other workspaces'
       // state it may be a mistyped name, which the plan alone would hide.
-      if (!state::StateStore::Workspaces(o.config_dir).empty()) {
+      if (!state::StateStore::Workspaces(HomeDir(o)).empty()) {
         r.notes.push_back(opened.error().message + "; planning against an empty state");
       }
       so.workspace = o.workspace;
@@ -353,8 +369,7 @@ struct Engine::Impl {
     }
     store = std::move(opened.value());
     std::error_code ec;
-    fs::path root = o.data_root.empty() ? fs::path(o.config_dir) / ".plinth" / o.workspace / "data"
-                                        : fs::path(o.data_root);
+    fs::path root = o.data_root.empty() ? WorkspaceDir(o) / "data" : fs::path(o.data_root);
     root = fs::absolute(root, ec);
     if (create) {
       if (int e = io::MakeDirs(root, 0700)) {
@@ -362,13 +377,13 @@ struct Engine::Impl {
         return false;
       }
     }
-    external = std::make_unique<ExternalProviders>(o.config_dir);
+    external = std::make_unique<ExternalProviders>(HomeDir(o));
     ProviderContext context;
-    context.config_dir = o.config_dir;
+    context.config_dir = o.run_dir.empty() ? o.config_dir : o.run_dir;
     context.data_root = root;
-    context.workspace_key = storage::WorkspaceKeyPath(fs::path(o.config_dir) / ".plinth" / o.workspace);
+    context.workspace_key = storage::WorkspaceKeyPath(WorkspaceDir(o));
     context.stop = o.stop;
-    context.compute_dir = fs::path(o.config_dir) / ".plinth" / o.workspace / "compute";
+    context.compute_dir = WorkspaceDir(o) / "compute";
     auto routed = std::make_unique<ProviderRouter>(std::move(context), external.get());
     router = routed.get();
     provider = std::move(routed);
@@ -631,8 +646,7 @@ struct Engine::Impl {
   // controller has scraped yet: then nothing is known.
   void NoteUnexportedMetrics(const CheckedConfig& config, std::vector<std::string>& notes) const {
     if (config.alerts.empty()) return;
-    const std::filesystem::path path = std::filesystem::path(o.config_dir) / ".plinth" / o.workspace /
-                                       "controller" / "metric-names.json";
+    const std::filesystem::path path = WorkspaceDir(o) / "controller" / "metric-names.json";
     std::ifstream in(path);
     if (!in) return;
     nlohmann::json doc = nlohmann::json::parse(in, nullptr, false);
@@ -813,7 +827,7 @@ struct Engine::Impl {
     diags.Append(std::move(*check_diags));
     if (diags.has_errors()) return false;
     if (!destroy) NoteUnexportedMetrics(config, r.notes);
-    r.config_digest = Digest(sources, first_file, o.variable_sources);
+    r.config_digest = Digest(sources, first_file, o.variable_sources, o.display_root);
     r.outputs = config.outputs;
     if (!hook->imported.empty()) TakeImports(r, config, *hook, prior);
     // A destroy plan deletes everything; the configuration still says what
@@ -1141,7 +1155,15 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
       break;
     }
     if (serial == 0) {
-      auto begun = m.store->BeginApply(destroy ? "destroy" : "apply", r.config_digest);
+      if (m.o.on_begin) {
+        std::string why;
+        if (!m.o.on_begin(&why)) {
+          r.errors.push_back("cannot start the apply: " + why);
+          failed = true;
+          break;
+        }
+      }
+      auto begun = m.store->BeginApply(destroy ? "destroy" : "apply", r.config_digest, m.o.source);
       if (!begun.ok()) {
         r.errors.push_back("cannot start the apply: " + begun.error().message);
         failed = true;
@@ -1275,7 +1297,7 @@ EngineResult Engine::Refresh() {
         if (same) continue;
       }
       if (serial == 0) {
-        auto begun = m.store->BeginApply("refresh", "");
+        auto begun = m.store->BeginApply("refresh", "", m.o.source);
         if (!begun.ok()) {
           r.errors.push_back("cannot record the refresh: " + begun.error().message);
           ok = false;
@@ -1382,7 +1404,7 @@ EngineResult Engine::Import(const std::string& address, const std::string& id) {
     state::StoreOptions so;
     so.encryption_key = m.o.state_key;
     so.mode = state::OpenMode::kCreate;
-    auto opened = state::StateStore::OpenWorkspace(m.o.config_dir, m.o.workspace, so);
+    auto opened = state::StateStore::OpenWorkspace(HomeDir(m.o), m.o.workspace, so);
     if (!opened.ok()) {
       r.errors.push_back("cannot create the state: " + opened.error().message);
       return r;
@@ -1401,7 +1423,7 @@ EngineResult Engine::Import(const std::string& address, const std::string& id) {
   ValueMap attrs = std::move(res.value().attributes);
   KeepIdentity(target->attributes, attrs);
   state::ResourceRecord record = m.Record(address, target->type, res.value().id, attrs, target->depends_on);
-  auto begun = m.store->BeginApply("import", "");
+  auto begun = m.store->BeginApply("import", "", m.o.source);
   if (!begun.ok()) {
     r.errors.push_back("cannot record the import: " + begun.error().message);
     return release(), r;

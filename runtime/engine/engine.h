@@ -46,7 +46,25 @@ struct ProgressEvent {
 struct EngineResult;
 
 struct EngineOptions {
-  std::string config_dir;
+  std::string config_dir;  // where the configuration's files are read
+  // Where the workspace's files live (<home_dir>/.plinth/<workspace>: the
+  // state, data, compute and controller directories); empty: config_dir.
+  // Set apart from config_dir when the configuration comes from a git tree
+  // (docs/gitops.md).
+  std::string home_dir;
+  // Where the configuration's relative program paths resolve when they run
+  // (a service's command, a patch command); empty: config_dir. For git, a
+  // stable path (a symbolic link re-pointed at each apply's tree), so that a
+  // new commit alone does not change every service's working directory.
+  std::string run_dir;
+  // Files under it are named relative to it in diagnostics and the digest
+  // (CheckOptions::display_root): the git tree.
+  std::string display_root;
+  // Recorded with the apply's serial (state::SerialRecord::source).
+  std::string source;
+  // Apply: called under the workspace lock when the apply begins, before
+  // any change; returning false (with *error) stops it with nothing changed.
+  std::function<bool(std::string* error)> on_begin;
   std::string workspace = "default";
   // Root variable values: PLINTH_VAR_ environment values, the variables files
   // and --var options (compiler/check/variable_inputs.h).
@@ -62,7 +80,7 @@ struct EngineOptions {
   // not reconciled, so a plan beside a running apply disturbs nothing.
   bool lock = true;
   // Where the local provider keeps regions, buckets and markers; empty:
-  // <config_dir>/.plinth/<workspace>/data. Apply creates it (mode 0700).
+  // <home_dir>/.plinth/<workspace>/data. Apply creates it (mode 0700).
   std::string data_root;
   // The state's encryption key (docs/state.md, "Encryption"): set, a new
   // state is encrypted and an existing one must have been written with it.

@@ -210,6 +210,18 @@ std::optional<Source> ParseSource(const std::string& spec, std::string* error) {
   return s;
 }
 
+std::string RedactUrl(const std::string& repo) {
+  const size_t scheme = repo.find("://");
+  if (scheme == std::string::npos) return repo;
+  const size_t start = scheme + 3;
+  const size_t end = std::min(repo.find_first_of("/?#", start), repo.size());
+  const size_t at = repo.rfind('@', end - 1);
+  if (at == std::string::npos || at < start) return repo;
+  const size_t colon = repo.find(':', start);
+  if (colon == std::string::npos || colon > at) return repo;
+  return repo.substr(0, colon + 1) + "***" + repo.substr(at);
+}
+
 bool IsRemote(const std::string& repo) {
   if (repo.find("://") != std::string::npos) return true;
   // scp-like: user@host:path (no '/' before the ':').
@@ -227,16 +239,23 @@ Repository::~Repository() {
 std::unique_ptr<Repository> Repository::Open(const std::string& repo, const fs::path& cache_dir, std::string* error) {
   Init();
   std::unique_ptr<Repository> r(new Repository());
-  r->name_ = repo;
+  r->name_ = RedactUrl(repo);
   r->remote_ = IsRemote(repo);
+  // libgit2's messages may quote the URL: never its password.
+  auto last_error = [&] {
+    std::string m = LastError();
+    for (size_t at; repo != r->name_ && (at = m.find(repo)) != std::string::npos;) m.replace(at, repo.size(), r->name_);
+    return m;
+  };
+  const std::string& shown = r->name_;
   if (!r->remote_) {
     std::error_code ec;
     if (!fs::exists(repo, ec)) {
-      *error = "no git repository at " + repo + ": the path does not exist";
+      *error = "no git repository at " + shown + ": the path does not exist";
       return nullptr;
     }
     if (git_repository_open_ext(&r->repo_, repo.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0) {
-      *error = "no git repository at " + repo + ": " + LastError();
+      *error = "no git repository at " + shown + ": " + last_error();
       return nullptr;
     }
     return r;
@@ -246,36 +265,46 @@ std::unique_ptr<Repository> Repository::Open(const std::string& repo, const fs::
   std::error_code ec;
   fs::create_directories(remotes, ec);
   ::chmod(cache_dir.c_str(), 0700);
-  const fs::path bare = remotes / (UrlKey(repo) + ".git");
-  FileLock lock(remotes / (UrlKey(repo) + ".lock"));
+  // Keyed by the URL without its password: a rotated token keeps the cache.
+  const fs::path bare = remotes / (UrlKey(shown) + ".git");
+  FileLock lock(remotes / (UrlKey(shown) + ".lock"));
   if (!lock.ok()) {
-    *error = "cannot lock the cache of " + repo + " in " + remotes.string() + ": " + std::strerror(errno);
+    *error = "cannot lock the cache of " + shown + " in " + remotes.string() + ": " + std::strerror(errno);
     return nullptr;
   }
   if (fs::exists(bare / "HEAD", ec)) {
     if (git_repository_open_bare(&r->repo_, bare.c_str()) != 0) {
-      *error = "cannot open the cache of " + repo + " (" + bare.string() + "): " + LastError();
+      *error = "cannot open the cache of " + shown + " (" + bare.string() + "): " + last_error();
       return nullptr;
     }
   } else {
     fs::remove_all(bare, ec);  // a cache whose creation was cut short
     if (git_repository_init(&r->repo_, bare.c_str(), /*is_bare=*/1) != 0) {
-      *error = "cannot create the cache of " + repo + " (" + bare.string() + "): " + LastError();
+      *error = "cannot create the cache of " + shown + " (" + bare.string() + "): " + last_error();
       return nullptr;
     }
   }
   Remote remote;
-  if (git_remote_lookup(remote.out(), r->repo_, "origin") != 0 &&
-      git_remote_create_with_fetchspec(remote.out(), r->repo_, "origin", repo.c_str(),
-                                       "+refs/heads/*:refs/remotes/origin/*") != 0) {
-    *error = "cannot set up the cache of " + repo + ": " + LastError();
+  if (git_remote_lookup(remote.out(), r->repo_, "origin") == 0) {
+    if (std::string(git_remote_url(remote.p)) != repo) {  // the password changed
+      git_remote_free(remote.p);
+      remote.p = nullptr;
+      if (git_remote_set_url(r->repo_, "origin", repo.c_str()) != 0 ||
+          git_remote_lookup(remote.out(), r->repo_, "origin") != 0) {
+        *error = "cannot set up the cache of " + shown + ": " + last_error();
+        return nullptr;
+      }
+    }
+  } else if (git_remote_create_with_fetchspec(remote.out(), r->repo_, "origin", repo.c_str(),
+                                              "+refs/heads/*:refs/remotes/origin/*") != 0) {
+    *error = "cannot set up the cache of " + shown + ": " + last_error();
     return nullptr;
   }
   git_fetch_options opts = GIT_FETCH_OPTIONS_INIT;
   opts.prune = GIT_FETCH_PRUNE;                       // branches deleted there go here too
   opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_ALL;  // tags name releases
   if (git_remote_fetch(remote.p, nullptr, &opts, "plinth fetch") != 0) {
-    *error = "cannot fetch " + repo + ": " + LastError();
+    *error = "cannot fetch " + shown + ": " + last_error();
     return nullptr;
   }
   return r;

@@ -44,6 +44,10 @@ struct Source {
 // v1). Nullopt with *error on an empty repository or ref.
 std::optional<Source> ParseSource(const std::string& spec, std::string* error);
 
+// `repo` with a URL's password replaced by "***" ("https://ci:***@host/x"):
+// what errors, plans and the state's history show.
+std::string RedactUrl(const std::string& repo);
+
 // Whether `repo` names a remote (a URL or scp-like "user@host:path") rather than a local path.
 bool IsRemote(const std::string& repo);
 
@@ -81,7 +85,7 @@ class Repository {
   // or a write that fails.
   std::optional<Exported> Export(const Commit& commit, const std::filesystem::path& cache_dir, std::string* error);
 
-  const std::string& name() const { return name_; }  // as opened (the path or URL)
+  const std::string& name() const { return name_; }  // as opened (the path or URL), RedactUrl'ed
 
  private:
   Repository() = default;

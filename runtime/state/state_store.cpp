@@ -85,7 +85,8 @@ CREATE TABLE serials (
   finished_ms INTEGER NOT NULL DEFAULT 0,
   status TEXT NOT NULL,
   command TEXT NOT NULL,
-  config_digest TEXT NOT NULL);
+  config_digest TEXT NOT NULL,
+  source TEXT NOT NULL DEFAULT '');
 CREATE TABLE resources (
   address TEXT PRIMARY KEY,
   type TEXT NOT NULL,
@@ -656,7 +657,7 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& path, co
     return s.error();
   }
   if (meta->schema_version < kSchemaVersion) {
-    if (Status s = store->MigrateFromV1(); !s.ok()) return s.error();
+    if (Status s = store->Migrate(); !s.ok()) return s.error();
   }
   return store;
 }
@@ -870,27 +871,28 @@ Status StateStore::AppendHistory(int64_t serial, const std::string& address, Act
 }
 
 Result<int64_t> StateStore::NewSerial(const std::string& command, const std::string& digest,
-                                      ApplyStatus status) {
+                                      ApplyStatus status, const std::string& source) {
   Stmt max(db_, "SELECT COALESCE(MAX(serial), 0) FROM serials");
   if (max.Step() != SQLITE_ROW) return SqlError(db_, "cannot read the current serial");
   int64_t serial = max.Int(0) + 1;
   int64_t now = NowMs();
   Stmt ins(db_,
-           "INSERT INTO serials(serial, started_ms, finished_ms, status, command, config_digest) "
-           "VALUES (?, ?, ?, ?, ?, ?)");
+           "INSERT INTO serials(serial, started_ms, finished_ms, status, command, config_digest, source) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?)");
   ins.Bind(1, serial).Bind(2, now).Bind(3, status == ApplyStatus::kRunning ? 0 : now);
-  ins.Bind(4, std::string(ApplyStatusName(status))).Bind(5, command).Bind(6, digest);
+  ins.Bind(4, std::string(ApplyStatusName(status))).Bind(5, command).Bind(6, digest).Bind(7, source);
   if (ins.Step() != SQLITE_DONE) return SqlError(db_, "cannot start serial " + std::to_string(serial));
   return serial;
 }
 
 // ------------------------------------------------------------------ applies
 
-Result<int64_t> StateStore::BeginApply(const std::string& command, const std::string& config_digest) {
+Result<int64_t> StateStore::BeginApply(const std::string& command, const std::string& config_digest,
+                                        const std::string& source) {
   std::lock_guard<std::mutex> guard(mu_);
   Transaction txn(db_);
   if (Status s = txn.Begin(); !s.ok()) return s.error();
-  Result<int64_t> serial = NewSerial(command, config_digest, ApplyStatus::kRunning);
+  Result<int64_t> serial = NewSerial(command, config_digest, ApplyStatus::kRunning, source);
   if (!serial.ok()) return serial;
   if (Status s = txn.Commit(); !s.ok()) return s.error();
   return serial;
@@ -928,7 +930,8 @@ Result<int64_t> StateStore::CurrentSerial() {
 Result<std::vector<SerialRecord>> StateStore::Serials() {
   std::lock_guard<std::mutex> guard(mu_);
   Stmt q(db_,
-         "SELECT serial, started_ms, finished_ms, status, command, config_digest FROM serials ORDER BY serial");
+         "SELECT serial, started_ms, finished_ms, status, command, config_digest, source FROM serials "
+         "ORDER BY serial");
   std::vector<SerialRecord> out;
   int rc;
   while ((rc = q.Step()) == SQLITE_ROW) {
@@ -942,6 +945,7 @@ Result<std::vector<SerialRecord>> StateStore::Serials() {
                                      : ApplyStatus::kRunning;
     s.command = q.Text(4);
     s.config_digest = q.Text(5);
+    s.source = q.Text(6);
     out.push_back(std::move(s));
   }
   if (rc != SQLITE_DONE) return SqlError(db_, "cannot read serials");
@@ -1375,18 +1379,33 @@ Result<nlohmann::json> StateStore::ExportJson() {
 
 // ------------------------------------------------------------------ migration
 
-Status StateStore::MigrateFromV1() {
+Status StateStore::Migrate() {
   std::lock_guard<std::mutex> guard(mu_);
   Transaction txn(db_);
   if (Status s = txn.Begin(); !s.ok()) return s;
   const std::string failed = "cannot migrate state file '" + path_ + "' to schema version " +
                              std::to_string(kSchemaVersion);
+  int from = 0;
+  auto finish = [&]() -> Status {
+    const std::string version = std::to_string(kSchemaVersion);
+    Stmt m(db_, "UPDATE meta SET value = ? WHERE key = 'schema_version'");
+    if (m.Bind(1, version).Step() != SQLITE_DONE) return SqlError(db_, failed);
+    if (Status s = Exec(db_, ("PRAGMA user_version=" + version).c_str(), failed); !s.ok()) return s;
+    return txn.Commit();
+  };
   {
     // Another process may have migrated it since this one checked.
     Stmt v(db_, "SELECT value FROM meta WHERE key = 'schema_version'");
     if (v.Step() != SQLITE_ROW) return SqlError(db_, failed);
-    if (v.Text(0) != "1") return Ok{};
+    from = v.Text(0) == "1" ? 1 : v.Text(0) == "2" ? 2 : kSchemaVersion;
   }
+  if (from >= kSchemaVersion) return Ok{};
+  // Version 2 to 3: where each serial's configuration came from (a git commit).
+  if (Status s = Exec(db_, "ALTER TABLE serials ADD COLUMN source TEXT NOT NULL DEFAULT '';", failed); !s.ok())
+    return s;
+  if (from == 2) return finish();
+  // Version 1 to 2: the lock names its holder's machine and PID namespace,
+  // and blobs are bound to their whole rows.
   if (Status s = Exec(db_,
                       "ALTER TABLE lock ADD COLUMN machine_id TEXT NOT NULL DEFAULT ''; "
                       "ALTER TABLE lock ADD COLUMN pid_namespace TEXT NOT NULL DEFAULT '';",
@@ -1478,11 +1497,7 @@ Status StateStore::MigrateFromV1() {
       if (w.BindBlob(1, blob).Bind(2, id).Step() != SQLITE_DONE) return SqlError(db_, failed);
     }
   }
-  const std::string version = std::to_string(kSchemaVersion);
-  Stmt m(db_, "UPDATE meta SET value = ? WHERE key = 'schema_version'");
-  if (m.Bind(1, version).Step() != SQLITE_DONE) return SqlError(db_, failed);
-  if (Status s = Exec(db_, ("PRAGMA user_version=" + version).c_str(), failed); !s.ok()) return s;
-  return txn.Commit();
+  return finish();
 }
 
 }  // namespace plinth::state

@@ -162,6 +162,11 @@ struct SerialRecord {
   ApplyStatus status = ApplyStatus::kRunning;
   std::string command;
   std::string config_digest;
+  // Where the configuration came from, as a JSON object, or empty (a local
+  // directory): for --git the repository, ref, path and commit (id, author,
+  // email, time_s, summary); docs/gitops.md. Stored in plain text beside the
+  // command, also in an encrypted state.
+  std::string source;
 };
 
 struct HistoryEntry {
@@ -210,8 +215,9 @@ struct StoreOptions {
 };
 
 // The schema version this build reads and writes.
-// Version 1 files are migrated on open (docs/state.md, "Schema versions").
-inline constexpr int kSchemaVersion = 2;
+// Older files are migrated on open (docs/state.md, "Schema versions"): 1 → 2
+// binds blobs to their rows, 2 → 3 adds serials.source.
+inline constexpr int kSchemaVersion = 3;
 // format_version of ExportJson().
 inline constexpr int kExportFormatVersion = 1;
 
@@ -249,7 +255,9 @@ class StateStore {
 
   // ---- applies
   // Starts a new serial (CurrentSerial() + 1) with status running.
-  Result<int64_t> BeginApply(const std::string& command, const std::string& config_digest);
+  // `source`: SerialRecord::source.
+  Result<int64_t> BeginApply(const std::string& command, const std::string& config_digest,
+                             const std::string& source = "");
   Status FinishApply(int64_t serial, ApplyStatus status);
   // The highest serial ever started; 0 for a new state.
   Result<int64_t> CurrentSerial();
@@ -309,9 +317,9 @@ class StateStore {
   Result<ResourceRecord> DecodeRecord(const std::string& address, const std::string& aad, const std::string& blob);
   Result<std::string> AttributesJson(const std::string& address, const ValueMap& attributes);
   Result<ValueMap> DecodeAttributes(const std::string& address, const std::string& aad, const std::string& blob);
-  // Brings a schema-version-1 file to this version in one transaction
+  // Brings an older file to this schema version in one transaction
   // (docs/state.md, "Schema versions and migration").
-  Status MigrateFromV1();
+  Status Migrate();
   Result<std::optional<ResourceRecord>> LoadResource(const std::string& address);
   // A `resources` row as stored, before decoding.
   struct Row {
@@ -322,7 +330,8 @@ class StateStore {
   Status AppendHistory(int64_t serial, const std::string& address, Action action,
                        const std::optional<ResourceRecord>& before, const std::optional<ResourceRecord>& after);
   Status UpsertResource(const ResourceRecord& r);
-  Result<int64_t> NewSerial(const std::string& command, const std::string& digest, ApplyStatus status);
+  Result<int64_t> NewSerial(const std::string& command, const std::string& digest, ApplyStatus status,
+                            const std::string& source = "");
 
   std::string path_;
   std::string workspace_;

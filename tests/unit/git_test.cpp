@@ -103,6 +103,15 @@ TEST(GitSource, RepoAndRefAreSplitAtTheLastAtAfterThePath) {
   EXPECT_FALSE(IsRemote("./x@main"));
 }
 
+TEST(GitSource, AUrlsPasswordIsRedacted) {
+  EXPECT_EQ(RedactUrl("https://ci:tok3n@git.example.org/infra.git"), "https://ci:***@git.example.org/infra.git");
+  EXPECT_EQ(RedactUrl("https://ci@git.example.org/infra.git"), "https://ci@git.example.org/infra.git");
+  EXPECT_EQ(RedactUrl("https://git.example.org/a@b.git"), "https://git.example.org/a@b.git");
+  EXPECT_EQ(RedactUrl("ssh://git:pw@host:22/x.git"), "ssh://git:***@host:22/x.git");
+  EXPECT_EQ(RedactUrl("git@github.com:org/repo.git"), "git@github.com:org/repo.git");
+  EXPECT_EQ(RedactUrl("/srv/git/infra.git"), "/srv/git/infra.git");
+}
+
 TEST_F(GitTest, ResolvesRefsAndWritesTheTreeWithItsModes) {
   std::string error;
   auto repo = Repository::Open(repo_.string(), tmp_.path() / "cache", &error);

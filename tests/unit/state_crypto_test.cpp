@@ -337,6 +337,7 @@ class StateMigrationTest : public StateCryptoTest {
         "NOT "
         "NULL, pid INTEGER NOT NULL, host TEXT NOT NULL, command TEXT NOT NULL, since_ms INTEGER NOT NULL, "
         "boot_id TEXT NOT NULL, start_time TEXT NOT NULL);"
+        "ALTER TABLE serials DROP COLUMN source;"
         "INSERT INTO serials VALUES (1, 1000, 2000, 'succeeded', 'apply', 'd'), (2, 3000, 0, 'running', "
         "'apply', 'd');"
         "UPDATE meta SET value = '1' WHERE key = 'schema_version'; PRAGMA user_version = 1;");
@@ -369,7 +370,7 @@ TEST_F(StateMigrationTest, EncryptedSchema1FileIsMigratedOnOpen) {
   MakeV1File(/*encrypted=*/true);
   auto s = OpenWith(true);
   ASSERT_TRUE(s);
-  EXPECT_EQ(Meta("schema_version"), "2");
+  EXPECT_EQ(Meta("schema_version"), "3");
   auto r = s->Resource("bucket.a");
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r.value()->attributes.at("owner").as_string(), "alice");
@@ -405,11 +406,33 @@ TEST_F(StateMigrationTest, PlainSchema1FileIsMigratedOnOpen) {
   MakeV1File(/*encrypted=*/false);
   auto s = OpenWith(false);
   ASSERT_TRUE(s);
-  EXPECT_EQ(Meta("schema_version"), "2");
+  EXPECT_EQ(Meta("schema_version"), "3");
   EXPECT_TRUE(s->Resources().ok());
   auto lock = WorkspaceLock::Current(*s);
   ASSERT_TRUE(lock.ok()) << lock.error().message;
   EXPECT_EQ(lock.value()->holder.machine_id, "");
+}
+
+TEST_F(StateMigrationTest, Schema2FileGainsSerialSourcesOnOpen) {
+  {
+    auto s = OpenWith(false);
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->BeginApply("apply", "d1").ok());
+  }
+  Sql("ALTER TABLE serials DROP COLUMN source; UPDATE meta SET value = '2' WHERE key = 'schema_version'; "
+      "PRAGMA user_version = 2;");
+  sqlite3_close(db_);
+  db_ = nullptr;
+  auto s = OpenWith(false);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(Meta("schema_version"), "3");
+  auto serials = s->Serials();
+  ASSERT_TRUE(serials.ok()) << serials.error().message;
+  ASSERT_EQ(serials.value().size(), 1u);
+  EXPECT_EQ(serials.value()[0].source, "");
+  auto begun = s->BeginApply("apply", "d2", R"({"commit":"abc"})");
+  ASSERT_TRUE(begun.ok()) << begun.error().message;
+  EXPECT_EQ(s->Serials().value().back().source, R"({"commit":"abc"})");
 }
 
 TEST_F(StateMigrationTest, TamperedSchema1RecordStopsTheMigrationAndChangesNothing) {
