@@ -1,5 +1,7 @@
 #include "cli/alert_task.h"
 
+#include "cli/git_source.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -44,7 +46,7 @@ controller::PeriodicTask AlertWatch::Task(std::chrono::milliseconds every) {
 std::string AlertWatch::FilesDigest() const {
   std::string digest;
   std::error_code ec;
-  fs::recursive_directory_iterator it(options_.dir, fs::directory_options::skip_permission_denied, ec), end;
+  fs::recursive_directory_iterator it(ConfigDirOf(options_), fs::directory_options::skip_permission_denied, ec), end;
   size_t seen = 0;
   for (; !ec && it != end && seen < 10'000; it.increment(ec), ++seen) {
     const fs::path& p = it->path();
@@ -64,9 +66,9 @@ std::string AlertWatch::FilesDigest() const {
 bool AlertWatch::Reload(std::string* error) {
   auto sources = std::make_unique<SourceManager>();
   Diagnostics diags;
-  runtime::ExternalProviders external(options_.dir);
+  runtime::ExternalProviders external(options_.dir);  // the workspace's .plinth/providers
   CheckOptions co = ConfigCheckOptions(VariableSourcesOf(options_), external);
-  auto config = std::make_unique<CheckedConfig>(Check(options_.dir, *sources, diags, co));
+  auto config = std::make_unique<CheckedConfig>(Check(ConfigDirOf(options_), *sources, diags, co));
   if (!diags.has_errors()) controller::CheckAlertRules(config->alerts, diags);
   if (!diags.has_errors()) controller::CheckScaleRules(*config, diags);
   if (diags.has_errors()) {
@@ -278,7 +280,7 @@ controller::TaskResult AlertWatch::Pass(int64_t) {
     if (votes_) votes_->Set({});
     std::lock_guard<std::mutex> lock(mu_);
     last_error_ = load_error;
-    status_ = {{"rules", json::array()}, {"summary", "no alert blocks in " + options_.dir}};
+    status_ = {{"rules", json::array()}, {"summary", "no alert blocks in " + ConfigDirOf(options_)}};
     result.ok = load_error.empty();
     result.error = load_error;
     result.summary = "no alert blocks";

@@ -792,6 +792,19 @@ Definition::Definition() {
         ->type_name("DUR");
     c->add_flag("--once", options.controller.once,
                 "run one pass, print the status, release the lease and exit");
+    c->add_option("--git", options.git,
+                  "sync the workspace from a branch of a git repository (docs/gitops.md): DIR is then a path in "
+                  "it and --dir the workspace's directory")
+        ->type_name("REPO[@BRANCH]");
+    c->add_option("--sync-interval", options.controller.sync_interval,
+                  "with --git: time between fetches of the repository (default 1m; a webhook syncs at once)")
+        ->type_name("DUR");
+    c->add_flag("--auto-apply", options.controller.auto_apply,
+                "with --git: apply each new commit's plan; without it a plan waits for plinth approve PLAN_ID");
+    c->add_option("--webhook-secret-file", options.controller.webhook_secret_file,
+                  "with --git: accept POST /hooks/git signed with this secret (HMAC-SHA-256, as GitHub and "
+                  "Gitea sign); the file's mode must be 600")
+        ->type_name("FILE");
   }
   {
     CLI::App* c = Command(&root, "status", "the workspace controller's status: leader, term, loops, sweeps",
@@ -805,6 +818,17 @@ Definition::Definition() {
     Dir(c, "the configuration directory (instead of DIR)");
     Workspace(c);
     Json(c, "print the status document (docs/controller.md) with \"live\" added");
+  }
+  {
+    CLI::App* c = Command(&root, "approve", "approve the plan a controller syncing from git holds (docs/gitops.md)",
+                          CommandId::kApprove,
+                          "0  approved: the controller applies the plan at its next pass\n"
+                          "1  no such plan waits (none does, or another one: its id is printed)\n"
+                          "2  usage error",
+                          "plinth approve 3f9c2a7be01d4c55 --dir=/srv/plinth/prod");
+    c->add_option("PLAN_ID", options.paths, "the id the controller's status and log print")->required();
+    Dir(c, "the workspace's directory (default: .)");
+    Workspace(c);
   }
 
   // --- region drills (docs/services.md, "Regions that fail")

@@ -49,6 +49,7 @@ enum class CommandId {
   kCompute,  // compute status|agent (cli/compute_commands.cpp), resume|suspend|resume-fail (Slurm power saving; cli/slurm_commands.cpp)
   kController,  // controller (cli/controller_commands.cpp)
   kStatus,      // status: the workspace's controller (cli/controller_commands.cpp)
+  kApprove,     // approve PLAN_ID: a plan the git sync holds (cli/git_sync_task.cpp)
   kRegion,      // region fail|recover|status (cli/region_commands.cpp)
   kAlert,       // alert export|status|silence|silences|expire (cli/alert_commands.cpp)
   // Answered by ParseCommandLine itself.

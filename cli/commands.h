@@ -95,6 +95,9 @@ struct Options {
     std::string listen, interval, lease_ttl, sweep_every;
     std::string drift_interval;  // --drift-interval (cli/drift_task.h); "0" disables the drift task
     bool once = false, allow_remote = false;
+    // with --git (cli/git_sync_task.h): --sync-interval, --webhook-secret-file, --auto-apply
+    std::string sync_interval, webhook_secret_file;
+    bool auto_apply = false;
   } controller;
   std::string region_loss;  // region delay --loss=PCT (tc's syntax: "1%")
   // alert silence (cli/alert_commands.cpp)

@@ -1,6 +1,7 @@
 // controller and status: the workspace's long-running controller
 // (runtime/controller/controller.h, docs/controller.md) and its status.
 #include <arpa/inet.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -17,6 +18,8 @@
 #include "cli/commands.h"
 #include "cli/alert_task.h"
 #include "cli/drift_task.h"
+#include "cli/git_source.h"
+#include "cli/git_sync_task.h"
 #include "cli/workspace.h"
 #include "runtime/compute/pool_metrics.h"
 #include "runtime/compute/queue.h"
@@ -64,10 +67,37 @@ bool Duration(const std::string& flag, const std::string& text, int64_t fallback
   return true;
 }
 
-// The configuration directory: DIR, else --dir, else ".".
+// The configuration directory: DIR, else --dir, else "."; with --git the
+// workspace's directory (--dir, else "."), DIR being a path in the repository.
 std::string DirOf(const Options& o) {
+  if (!o.git.empty()) return ConfigDir(o);
   if (!o.paths.empty()) return o.paths[0];
   return ConfigDir(o);
+}
+
+// The webhook secret: the file's content without trailing newlines, from a
+// regular file that group and others cannot read.
+bool ReadSecretFile(const std::string& path, std::string* secret) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    std::fprintf(stderr, "error: --webhook-secret-file: '%s' is not a readable file\n", path.c_str());
+    return false;
+  }
+  if (st.st_mode & 077) {
+    std::fprintf(stderr, "error: --webhook-secret-file: '%s' can be read by others (mode %03o); chmod 600 it\n",
+                 path.c_str(), static_cast<unsigned>(st.st_mode & 0777));
+    return false;
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  *secret = text.str();
+  while (!secret->empty() && (secret->back() == '\n' || secret->back() == '\r')) secret->pop_back();
+  if (secret->size() < 16) {
+    std::fprintf(stderr, "error: --webhook-secret-file: the secret in '%s' is shorter than 16 bytes\n", path.c_str());
+    return false;
+  }
+  return true;
 }
 
 fs::path ControllerDir(const Options& o) {
@@ -93,6 +123,36 @@ int Controller(const Options& options) {
   o.dir = DirOf(options);
   if (!ExistingDir(o.dir)) return 1;
   const auto& f = o.controller;
+  // --git: the workspace syncs from a branch (cli/git_sync_task.h); the
+  // other tasks read the configuration of the commit applied last, through
+  // the stable link an apply points at its tree.
+  std::optional<GitSyncOptions> git;
+  if (!o.git.empty()) {
+    std::string error;
+    auto source = git::ParseSource(o.git, &error);
+    if (!source) return UsageError("--git: " + error);
+    GitSyncOptions g;
+    g.repo = source->repo;
+    g.ref = source->ref;
+    if (o.paths.size() > 1) return UsageError("with --git, give at most one path inside the repository");
+    if (!GitPathInTree(o.paths.empty() ? "" : o.paths[0], &g.path)) return 2;
+    std::error_code ec;
+    g.home = fs::absolute(o.dir, ec).lexically_normal().string();
+    if (g.home.size() > 1 && g.home.back() == '/') g.home.pop_back();
+    if (!git::IsRemote(g.repo)) g.repo = fs::absolute(g.repo, ec).lexically_normal().string();
+    int64_t poll_ms = 0;
+    if (!Duration("--sync-interval", f.sync_interval, 60000, &poll_ms)) return 2;
+    if (poll_ms < 1000) return UsageError("--sync-interval must be at least 1s");
+    g.poll = std::chrono::milliseconds(poll_ms);
+    g.auto_apply = f.auto_apply;
+    if (!f.webhook_secret_file.empty() && !ReadSecretFile(f.webhook_secret_file, &g.webhook_secret)) return 2;
+    const fs::path link = GitTreeLink(g.home, o.workspace);
+    o.from_git = Options::FromGit{g.home, link.string(), g.path, ""};
+    o.paths = {(g.path.empty() ? link : link / g.path).string()};
+    git = std::move(g);
+  } else if (!f.sync_interval.empty() || f.auto_apply || !f.webhook_secret_file.empty()) {
+    return UsageError("--sync-interval, --auto-apply and --webhook-secret-file go with --git=REPO");
+  }
   int64_t interval_ms = 0, ttl_ms = 0, sweep_ms = 0, drift_ms = 0;
   if (!Duration("--interval", f.interval, 2000, &interval_ms) ||
       !Duration("--lease-ttl", f.lease_ttl, 10000, &ttl_ms) ||
@@ -253,6 +313,12 @@ int Controller(const Options& options) {
     return slurm_patching.status;
   };
   tasks.push_back(std::move(slurm_task));
+  // Git: fetch, plan and apply (or hold for approval) each new commit.
+  std::unique_ptr<GitSync> sync;
+  if (git) {
+    sync = std::make_unique<GitSync>(o, *git, clock);
+    tasks.push_back(sync->Task(std::chrono::milliseconds(interval_ms)));
+  }
   // Drift: refresh and plan DIR, report what changed outside Plinth, correct
   // what opts in (cli/drift_task.h); --drift-interval=0 turns it off.
   DriftWatch drift(o, clock);
@@ -281,6 +347,12 @@ int Controller(const Options& options) {
     so.token = ctl->token();
     server = std::make_unique<controller::HttpServer>(so);
     ctl->Attach(*server);
+    if (sync) {
+      controller::Controller* c = ctl.get();
+      server->PostSigned("/hooks/git", [&sync, c](const controller::HttpRequest& req) {
+        return sync->Webhook(req, [c] { c->RequestRun("git-sync"); });
+      });
+    }
     if (!server->Start(&error)) return Fail(error);
     listen = host + ":" + std::to_string(server->port());
     ctl->SetListen(listen);

@@ -1,6 +1,8 @@
 // The controller's drift task (cli/drift_task.h, docs/controller.md "Drift").
 #include "cli/drift_task.h"
 
+#include "cli/git_source.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -49,8 +51,17 @@ controller::TaskResult DriftWatch::Pass(int64_t) {
     return result;
   };
 
+  // Syncing from git: the commit applied last, through the tree link.
+  if (options_.from_git && !std::filesystem::exists(GitTreeLink(options_.from_git->home, options_.workspace))) {
+    result.summary = "no commit applied from git yet";
+    return result;
+  }
   runtime::EngineOptions eo;
-  eo.config_dir = options_.dir;
+  eo.config_dir = ConfigDirOf(options_);
+  if (options_.from_git) {
+    eo.home_dir = options_.from_git->home;
+    eo.display_root = options_.from_git->tree;
+  }
   eo.workspace = options_.workspace;
   eo.variable_sources = VariableSourcesOf(options_);
   eo.parallelism = options_.parallelism;

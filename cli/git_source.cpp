@@ -55,6 +55,8 @@ fs::path GitCacheDir(const std::string& home) {
   return fs::absolute(fs::path(home) / ".plinth" / ".git-cache");
 }
 
+std::string ConfigDirOf(const Options& o) { return o.from_git && !o.paths.empty() ? o.paths[0] : o.dir; }
+
 fs::path GitTreeLink(const std::string& home, const std::string& workspace) {
   return fs::path(home) / ".plinth" / workspace / "git" / "tree";
 }

@@ -55,6 +55,11 @@ bool ResolveGit(Options* o);
 // directory, source and the link re-pointed when an apply begins.
 void UseGitSource(const Options& o, runtime::EngineOptions* eo);
 
+// The configuration directory of a controller task: for a controller
+// syncing from git the path under the tree link (Options::paths[0]), else
+// Options::dir.
+std::string ConfigDirOf(const Options& o);
+
 // The stable link an apply points at its tree:
 // <home>/.plinth/<workspace>/git/tree.
 std::filesystem::path GitTreeLink(const std::string& home, const std::string& workspace);

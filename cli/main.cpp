@@ -13,6 +13,7 @@
 #include "cli/command_line.h"
 #include "cli/commands.h"
 #include "cli/git_source.h"
+#include "cli/git_sync_task.h"
 
 namespace {
 
@@ -32,7 +33,10 @@ int main(int argc, char** argv) {
   using plinth::cli::CommandId;
   plinth::cli::ParsedCommandLine parsed = plinth::cli::ParseCommandLine({argv + 1, argv + argc});
   // --git: the configuration is a commit's tree, exported before the command reads it.
-  if (!parsed.options.git.empty() && !plinth::cli::ResolveGit(&parsed.options)) ExitNow(1);
+  if (!parsed.options.git.empty() && parsed.command != CommandId::kController &&
+      !plinth::cli::ResolveGit(&parsed.options)) {
+    ExitNow(1);
+  }
   const plinth::cli::Options& o = parsed.options;
   switch (parsed.command) {
     case CommandId::kValidate: ExitNow(plinth::cli::Validate(o, false));
@@ -64,6 +68,7 @@ int main(int argc, char** argv) {
     case CommandId::kCompute: return plinth::cli::Compute(o);
     case CommandId::kController: return plinth::cli::Controller(o);
     case CommandId::kStatus: return plinth::cli::ControllerStatus(o);
+    case CommandId::kApprove: return plinth::cli::Approve(o);
     case CommandId::kRegion: return plinth::cli::Region(o);
     case CommandId::kAlert: return plinth::cli::Alert(o);
     case CommandId::kNone:

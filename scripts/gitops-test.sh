@@ -9,16 +9,30 @@
 # new commit is applied, a revert brings the old content back, a force-push
 # is followed; a saved plan from git applies; a missing ref, a missing path
 # and a tree with a syntax error are refused with nothing applied; a
-# password in a URL is never printed. Nothing listens on any address.
+# password in a URL is never printed.
+# Then the controller (`plinth controller --git=file://REPO@main`): a push
+# and a signed webhook apply the commit (the commit-to-applied time is
+# printed); wrong, missing and replayed signatures and another branch's push
+# are refused or ignored; a commit a deny policy refuses and one that does
+# not parse are never applied and the last good commit stays; without
+# --auto-apply a plan waits for `plinth approve PLAN_ID`; a controller with
+# no webhook picks a commit up by polling. Controllers listen on 127.0.0.1
+# only and are stopped by the trap, also on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 plinth=$(realpath "${1:-build/plinth}")
 . tests/fixtures/lib.sh
 command -v git >/dev/null || { echo "gitops-test: git is not installed" >&2; exit 1; }
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+pids=()
+cleanup() {
+  if [ "${#pids[@]}" -gt 0 ]; then stop_pids 5 "${pids[@]}"; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
 fail() {
   echo "gitops-test: $*" >&2
+  [ -f "$tmp/ctl.log" ] && { echo "--- controller log" >&2; tail -20 "$tmp/ctl.log" >&2; }
   exit 1
 }
 export GIT_AUTHOR_NAME="Ada Lovelace" GIT_AUTHOR_EMAIL=ada@example.org
@@ -138,4 +152,112 @@ expect_refused "a password in a URL" "https://ci:\*\*\*@127.0.0.1:1/infra.git" \
   plan --git="https://ci:hunter2-secret@127.0.0.1:1/infra.git" --dir="$home"
 if grep -q hunter2 "$tmp/bad.err" "$tmp/bad.out"; then fail "the URL's password was printed"; fi
 "$plinth" validate --git="$bare@main" envs/prod >/dev/null 2>&1 || fail "validate --git failed"
-echo "gitops-test: ok (plan/apply from a path and a file:// remote, history, revert, force-push, saved plan, bad input)"
+git -C "$work" checkout -q main
+
+# 6. The controller syncs from git: webhook, policies, bad commits, approval, polling.
+command -v curl >/dev/null || fail "curl is not installed"
+secret="$tmp/webhook.secret"
+(umask 077 && printf 'a-webhook-secret-for-tests\n' >"$secret")
+push() {  # MESSAGE: commit everything and push main
+  git -C "$work" add -A && git -C "$work" commit -qm "$1" && git -C "$work" push -q "$bare" HEAD:main
+}
+set_content() { sed -i "s/content = \".*\"/content = \"$1\"/" "$work/envs/prod/main.plinth"; }
+cat >"$work/envs/prod/main.plinth" <<'PL'
+module "m" {
+  source  = "../../modules/m"
+  content = "c1"
+}
+PL
+push "Prod: c1"
+start_controller() {  # LOG ARGS...: a controller syncing envs/prod of the bare repository
+  local log=$1
+  shift
+  "$plinth" controller --git="file://$bare@main" --dir="$home" --interval=300ms --lease-ttl=3s \
+    --drift-interval=0 "$@" envs/prod >"$log" 2>&1 &
+  pids+=($!)
+  wait_for "grep -q 'listening on' '$log'" 20 || fail "the controller did not start: $(cat "$log")"
+  listen=$(sed -n 's/.*listening on \([0-9.:]*\);.*/\1/p' "$log" | head -1)
+}
+git_status() { "$plinth" status --json --dir="$home" | python3 -c "import json,sys; print(json.load(sys.stdin)['git'][sys.argv[1]])" "$1"; }
+sign() { printf 'sha256=%s' "$(printf '%s' "$1" | openssl dgst -sha256 -hmac "a-webhook-secret-for-tests" -r | cut -d' ' -f1)"; }
+hook() {  # DELIVERY BODY [SIGNATURE]: POST /hooks/git, prints the status code
+  local sig=${3-$(sign "$2")}
+  curl -s -o "$tmp/hook.out" -w '%{http_code}' -X POST "http://$listen/hooks/git" \
+    -H "X-GitHub-Delivery: $1" ${sig:+-H "X-Hub-Signature-256: $sig"} --data-binary "$2"
+}
+start_controller "$tmp/ctl.log" --auto-apply --sync-interval=1h --webhook-secret-file="$secret"
+wait_for '[ "$(cat "$data")" = c1 ]' 20 || fail "the controller did not apply c1 at start"
+set_content c2
+push "Prod: c2"
+body='{"ref":"refs/heads/main","after":"'"$(git -C "$work" rev-parse HEAD)"'"}'
+t0=$(date +%s.%N)
+code=$(hook d-1 "$body")
+[ "$code" = 202 ] || fail "the webhook got $code: $(cat "$tmp/hook.out")"
+wait_for '[ "$(cat "$data")" = c2 ]' 20 || fail "the webhook did not apply c2"
+t1=$(date +%s.%N)
+echo "gitops-test: commit-to-applied through the webhook: $(python3 -c "print(f'{$t1 - $t0:.2f}')") s"
+[ "$(hook d-1 "$body")" = 409 ] || fail "a replayed delivery was not refused"
+[ "$(hook d-2 "$body" "sha256=$(printf '0%.0s' {1..64})")" = 401 ] || fail "a wrong signature was not refused"
+[ "$(hook d-3 "$body" "")" = 401 ] || fail "a missing signature was not refused"
+[ "$(hook d-4 '{"ref":"refs/heads/feature"}')" = 202 ] && grep -q ignored "$tmp/hook.out" ||
+  fail "a push to another branch was not ignored: $(cat "$tmp/hook.out")"
+"$plinth" history --dir="$home" | grep -q "git-sync" || fail "history has no git-sync action"
+
+# A commit a deny policy refuses: never applied, the notification says why.
+cat >"$work/envs/prod/policy.plinth" <<'PL'
+policy "no_forbidden_content" {
+  for_all = marker
+  require = self.content != "forbidden"
+  message = "marker ${self.path} may not hold forbidden content"
+}
+PL
+set_content forbidden
+push "Prod: forbidden"
+[ "$(hook d-5 "$body")" = 202 ] || fail "the webhook for the denied commit failed"
+wait_for '[ "$(git_status outcome)" = denied ]' 20 || fail "the denied commit's outcome is $(git_status outcome)"
+git_status detail | grep -q "may not hold forbidden content" || fail "the denial does not say why: $(git_status detail)"
+[ "$(cat "$data")" = c2 ] || fail "a denied commit was applied"
+grep -q "denied commit" "$tmp/ctl.log" || fail "the controller's log does not record the denial"
+# A commit that does not parse: refused, located; the last good commit stays.
+printf 'module "m" {\n  source = \n' >"$work/envs/prod/main.plinth"
+push "Prod: broken"
+[ "$(hook d-6 "$body")" = 202 ] || fail "the webhook for the broken commit failed"
+wait_for '[ "$(git_status outcome)" = invalid ]' 20 || fail "the broken commit's outcome is $(git_status outcome)"
+git_status detail | grep -q "^envs/prod/main.plinth:3:1" || fail "the error is not located: $(git_status detail)"
+[ "$(cat "$data")" = c2 ] || fail "a broken commit changed the marker"
+curl -sf "http://$listen/healthz" >/dev/null || fail "the controller is not healthy after a bad commit"
+curl -sf "http://$listen/metrics" | grep -q 'plinth_git_syncs_total{outcome="invalid"} 1' || fail "metrics miss the invalid sync"
+stop_pids 5 "${pids[@]}"
+pids=()
+
+# Without --auto-apply the plan waits for approval.
+git -C "$work" rm -q envs/prod/policy.plinth
+cat >"$work/envs/prod/main.plinth" <<'PL'
+module "m" {
+  source  = "../../modules/m"
+  content = "approved"
+}
+PL
+push "Prod: needs approval"
+start_controller "$tmp/ctl2.log" --sync-interval=1h
+wait_for '[ "$(git_status outcome)" = waiting ]' 20 || fail "no plan waits: $(git_status outcome) $(git_status detail)"
+plan_id=$(git_status detail | sed -n 's/^plan \([0-9a-f]*\) .*/\1/p')
+[ -n "$plan_id" ] || fail "no plan id in: $(git_status detail)"
+[ "$(cat "$data")" = c2 ] || fail "a plan waiting for approval was applied"
+if "$plinth" approve 0000000000000000 --dir="$home" >"$tmp/approve.out" 2>&1; then fail "a wrong plan id was approved"; fi
+grep -q "plan $plan_id does" "$tmp/approve.out" || fail "approve of a wrong id does not name the waiting one: $(cat "$tmp/approve.out")"
+"$plinth" approve "$plan_id" --dir="$home" >/dev/null || fail "approve $plan_id failed"
+wait_for '[ "$(cat "$data")" = approved ]' 20 || fail "the approved plan was not applied: $(git_status outcome) $(git_status detail)"
+stop_pids 5 "${pids[@]}"
+pids=()
+
+# Polling alone (no webhook) picks up a new commit.
+start_controller "$tmp/ctl3.log" --auto-apply --sync-interval=2s
+wait_for '[ "$(git_status outcome)" = synced ]' 20 || fail "the approved commit is not in sync: $(git_status outcome)"
+set_content polled
+push "Prod: polled"
+t0=$(date +%s.%N)
+wait_for '[ "$(cat "$data")" = polled ]' 20 || fail "polling did not apply the commit"
+t1=$(date +%s.%N)
+echo "gitops-test: commit-to-applied by polling (--sync-interval=2s): $(python3 -c "print(f'{$t1 - $t0:.2f}')") s"
+echo "gitops-test: ok (plan/apply from a path and a file:// remote, history, revert, force-push, saved plan, bad input, controller sync: webhook, policies, bad commits, approval, polling)"

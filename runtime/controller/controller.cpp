@@ -218,7 +218,7 @@ void Controller::Run(const std::atomic<bool>& stop) {
   while (!stop) {
     const Clock::TimePoint next = clock_.Now() + options_.interval;
     Tick();
-    while (!stop && clock_.Now() < next) {
+    while (!stop && clock_.Now() < next && !wake_.exchange(false)) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next - clock_.Now());
       std::this_thread::sleep_for(std::min(left, std::chrono::milliseconds(100)));
     }
@@ -253,6 +253,7 @@ bool Controller::RequestRun(const std::string& name) {
   for (const Task& t : tasks_) {
     if (t.spec.name == name) {
       requested_.insert(name);
+      wake_ = true;
       return true;
     }
   }

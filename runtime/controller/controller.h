@@ -101,8 +101,8 @@ class Controller {
   // Releases the lease if held (a standby can take over at once) and, when
   // it was held, rewrites status.json with "stopped": true.
   void Shutdown();
-  // Runs task `name` at the next pass whatever its schedule; false when
-  // there is no such task.
+  // Runs task `name` at the next pass whatever its schedule, and starts
+  // that pass now when Run is sleeping; false when there is no such task.
   bool RequestRun(const std::string& name);
   // The address the endpoints listen on, for status (known once the
   // server has bound).
@@ -136,6 +136,7 @@ class Controller {
   mutable std::mutex mu_;  // guards everything below
   std::vector<Task> tasks_;
   std::set<std::string> requested_;
+  std::atomic<bool> wake_{false};  // RequestRun: Run's sleep ends early
   bool leading_ = false;
   bool stopped_ = false;
   int64_t leader_since_ms_ = 0;  // wall time this controller last became leader; 0: not leading

@@ -126,6 +126,10 @@ void HttpServer::Post(const std::string& path, HttpHandler handler) {
   post_[path] = std::move(handler);
 }
 
+void HttpServer::PostSigned(const std::string& path, HttpHandler handler) {
+  post_signed_[path] = std::move(handler);
+}
+
 bool HttpServer::Start(std::string* error) {
   std::string where = options_.host + ":" + std::to_string(options_.port);
   sockaddr_in addr{};
@@ -287,6 +291,7 @@ HttpResponse HttpServer::Dispatch(const HttpRequest& req) const {
   if (req.method == "GET") {
     if (auto it = get_.find(req.path); it != get_.end()) return it->second(req);
   } else if (req.method == "POST") {
+    if (auto it = post_signed_.find(req.path); it != post_signed_.end()) return it->second(req);
     if (auto it = post_.find(req.path); it != post_.end()) {
       auto auth = req.headers.find("authorization");
       const std::string prefix = "Bearer ";
@@ -300,7 +305,7 @@ HttpResponse HttpServer::Dispatch(const HttpRequest& req) const {
   } else {
     return Text(405, "method " + req.method + " not allowed; use GET or POST");
   }
-  if (get_.count(req.path) || post_.count(req.path)) {
+  if (get_.count(req.path) || post_.count(req.path) || post_signed_.count(req.path)) {
     return Text(405, "method " + req.method + " not allowed on " + req.path);
   }
   return Text(404, "no such endpoint: " + req.path);

@@ -13,7 +13,9 @@
 //
 // Authorization: every POST route requires `Authorization: Bearer <token>`
 // equal to `token`, compared in constant time (401 otherwise, and always
-// when `token` is empty). GET routes are open (they expose no secret).
+// when `token` is empty), except PostSigned routes, whose handlers check a
+// signature of the body themselves. GET routes are open (they expose no
+// secret).
 //
 // Listens only where told; the caller refuses non-loopback hosts unless the
 // user allowed them (cli/controller_commands.cpp). Thread safety: handlers
@@ -72,6 +74,9 @@ class HttpServer {
   // Routes; before Start only.
   void Get(const std::string& path, HttpHandler handler);
   void Post(const std::string& path, HttpHandler handler);
+  // A POST route that authenticates its requests itself (a webhook signed
+  // with HMAC by a sender that has no bearer token): no token is checked.
+  void PostSigned(const std::string& path, HttpHandler handler);
 
   // Binds, listens and starts the accept thread. False with *error ("cannot
   // listen on 127.0.0.1:8080: Address already in use") when it cannot.
@@ -92,7 +97,7 @@ class HttpServer {
   void Reap(bool all);
 
   HttpServerOptions options_;
-  std::map<std::string, HttpHandler> get_, post_;
+  std::map<std::string, HttpHandler> get_, post_, post_signed_;
   int listen_fd_ = -1;
   int wake_[2] = {-1, -1};  // a pipe: written by Stop to wake every poll
   int port_ = 0;

@@ -160,6 +160,32 @@ TEST(HttpServerNoToken, EveryPostIsRefusedWhenNoTokenIsConfigured) {
   server.Stop();
 }
 
+// A PostSigned route (the git webhook) checks its own signature: no bearer
+// token is asked for, and the other POST routes still need theirs.
+TEST(HttpServerSigned, ASignedRouteTakesNoBearerTokenAndOthersStillDo) {
+  HttpServerOptions o;
+  o.token = kToken;
+  HttpServer server(o);
+  std::atomic<int> hooks{0};
+  server.PostSigned("/hooks/git", [&](const HttpRequest& r) {
+    ++hooks;
+    HttpResponse out;
+    out.status = r.headers.count("x-hub-signature-256") ? 202 : 401;
+    return out;
+  });
+  server.Post("/do", [](const HttpRequest&) { return HttpResponse{}; });
+  std::string error;
+  ASSERT_TRUE(server.Start(&error)) << error;
+  EXPECT_EQ(StatusOf(Request(server.port(), "POST /hooks/git HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")), 401);
+  EXPECT_EQ(StatusOf(Request(server.port(),
+                             "POST /hooks/git HTTP/1.1\r\nX-Hub-Signature-256: sha256=00\r\nContent-Length: 2\r\n\r\n{}")),
+            202);
+  EXPECT_EQ(hooks.load(), 2);
+  EXPECT_EQ(StatusOf(Request(server.port(), "GET /hooks/git HTTP/1.1\r\n\r\n")), 405);
+  EXPECT_EQ(StatusOf(Request(server.port(), "POST /do HTTP/1.1\r\nContent-Length: 1\r\n\r\nx")), 401);
+  server.Stop();
+}
+
 TEST_F(HttpServerTest, ChunkedBodiesAre411) {
   Start(HttpServerOptions{});
   std::string chunked = "POST /do HTTP/1.1\r\nAuthorization: Bearer " + kToken +
