@@ -85,6 +85,7 @@ bool AlertWatch::Reload(std::string* error) {
   controller::BuiltinAlerts builtin = controller::StorageAlerts(*config, *sources, diags);
   controller::AddServiceAlerts(*config, *sources, diags, &builtin);
   controller::AddPoolAlerts(*config, *sources, diags, &builtin);
+  if (!git_source_.empty()) controller::AddGitAlerts(git_source_, *sources, diags, &builtin);
   std::vector<AlertInstance> all = config->alerts;
   all.insert(all.end(), builtin.alerts.begin(), builtin.alerts.end());
   std::unique_ptr<controller::AlertRules> rules;

@@ -57,6 +57,9 @@ class AlertWatch {
   // Where to publish the scale rules' votes after each evaluation (the
   // service supervision task reads them); must outlive this object.
   void SetScaleVotes(controller::ScaleVotes* votes) { votes_ = votes; }
+  // A controller syncing from git ("REPO@BRANCH"): the git alerts
+  // (controller::AddGitAlerts) join the built-in ones. Before the first pass.
+  void SetGitSource(std::string source) { git_source_ = std::move(source); }
 
   // A task that evaluates every `every`; the notification block's
   // evaluation_interval overrides it once the configuration is loaded
@@ -91,6 +94,7 @@ class AlertWatch {
   std::vector<controller::ScaleValueRule> scale_values_;  // scale rules with value and average
   nlohmann::json scale_value_status_ = nlohmann::json::array();  // their values at the last evaluation
   controller::ScaleVotes* votes_ = nullptr;
+  std::string git_source_;
   controller::BuiltinAlerts builtin_;  // the storage alerts' conditions (rules_ points into them)
   std::unique_ptr<controller::Notifier> notifier_;
   std::string alertmanager_url_;

@@ -331,6 +331,7 @@ int Controller(const Options& options) {
   // Scale rules: the alert task evaluates them, the services task scales by them.
   controller::ScaleVotes scale_votes;
   alerts.SetScaleVotes(&scale_votes);
+  if (git) alerts.SetGitSource(git::RedactUrl(git->repo) + "@" + git->ref);
   services.SetScaleVotes(&scale_votes);
   tasks.push_back(alerts.Task(std::chrono::milliseconds(interval_ms)));
 

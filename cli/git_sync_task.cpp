@@ -312,6 +312,10 @@ void GitSync::Metrics(metrics::Exposition& m) const {
                last_duration_s_);
   m.GaugeValue("plinth_git_plan_waiting", "1 when a plan waits for approval (plinth approve).",
                pending_.is_object() ? 1 : 0);
+  const bool failing = outcome_ == "denied" || outcome_ == "invalid" || outcome_ == "failed" || outcome_ == "error";
+  m.GaugeValue("plinth_git_sync_failing",
+               "1 when the branch's last commit was not applied (denied, invalid, failed, or the fetch failed).",
+               failing ? 1 : 0);
 }
 
 controller::PeriodicTask GitSync::Task(std::chrono::milliseconds every) {

@@ -21,7 +21,9 @@
 //     planning again gives the same actions against the same serial.
 // Each outcome is recorded once per commit in the controller's action log
 // (`plinth history`) and on stderr, counted on /metrics, and shown in the
-// status document under "git".
+// status document under "git"; a failing sync and a waiting plan fire the
+// built-in GitSyncFailing and GitPlanWaiting alerts (the configuration's
+// receivers are notified).
 //
 // Webhook: POST /hooks/git with the raw body signed as GitHub and Gitea do
 // (`X-Hub-Signature-256: sha256=<hex HMAC-SHA-256(secret, body)>`, or
@@ -71,7 +73,8 @@ class GitSync {
   nlohmann::json Status() const;
   // plinth_git_syncs_total{outcome}, plinth_git_webhooks_total{result},
   // plinth_git_last_sync_timestamp_seconds, plinth_git_sync_duration_seconds,
-  // plinth_git_plan_waiting.
+  // plinth_git_plan_waiting and plinth_git_sync_failing (what the git alerts,
+  // controller::AddGitAlerts, fire on).
   void Metrics(metrics::Exposition& m) const;
   // The task ("git-sync", status key "git"), run every controller pass.
   controller::PeriodicTask Task(std::chrono::milliseconds every);

@@ -25,8 +25,10 @@ plinth=$(realpath "${1:-build/plinth}")
 command -v git >/dev/null || { echo "gitops-test: git is not installed" >&2; exit 1; }
 tmp=$(mktemp -d)
 pids=()
+sink_pid=
 cleanup() {
   if [ "${#pids[@]}" -gt 0 ]; then stop_pids 5 "${pids[@]}"; fi
+  if [ -n "$sink_pid" ]; then stop_pids 2 "$sink_pid"; fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -168,6 +170,40 @@ module "m" {
   content = "c1"
 }
 PL
+# Notifications: the git alerts go to the configuration's receiver.
+hook_port=$(free_port)
+cat >"$work/envs/prod/notify.plinth" <<PL
+receiver "ops" {
+  url = "http://127.0.0.1:$hook_port/hook"
+}
+
+notification {
+  receiver            = "ops"
+  group_by            = ["alertname"]
+  group_wait          = 0s
+  group_interval      = 1s
+  repeat_interval     = 1h
+  evaluation_interval = 1s
+}
+PL
+python3 - "$hook_port" "$tmp/hooks.jsonl" <<'PY' >"$tmp/sink.log" 2>&1 &
+import json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+port, out = int(sys.argv[1]), sys.argv[2]
+class H(BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_POST(self):
+        doc = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        with open(out, "a") as f:
+            for a in doc["alerts"]:
+                f.write(json.dumps([a["labels"]["alertname"], a["status"], a["annotations"].get("summary", "")]) + "\n")
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+HTTPServer(("127.0.0.1", port), H).serve_forever()
+PY
+sink_pid=$!
+touch "$tmp/hooks.jsonl"
 push "Prod: c1"
 start_controller() {  # LOG ARGS...: a controller syncing envs/prod of the bare repository
   local log=$1
@@ -218,6 +254,8 @@ wait_for '[ "$(git_status outcome)" = denied ]' 20 || fail "the denied commit's 
 git_status detail | grep -q "may not hold forbidden content" || fail "the denial does not say why: $(git_status detail)"
 [ "$(cat "$data")" = c2 ] || fail "a denied commit was applied"
 grep -q "denied commit" "$tmp/ctl.log" || fail "the controller's log does not record the denial"
+wait_for 'grep -q "\"GitSyncFailing\", \"firing\"" "$tmp/hooks.jsonl"' 20 ||
+  fail "no GitSyncFailing notification: $(cat "$tmp/hooks.jsonl")"
 # A commit that does not parse: refused, located; the last good commit stays.
 printf 'module "m" {\n  source = \n' >"$work/envs/prod/main.plinth"
 push "Prod: broken"
@@ -244,6 +282,8 @@ wait_for '[ "$(git_status outcome)" = waiting ]' 20 || fail "no plan waits: $(gi
 plan_id=$(git_status detail | sed -n 's/^plan \([0-9a-f]*\) .*/\1/p')
 [ -n "$plan_id" ] || fail "no plan id in: $(git_status detail)"
 [ "$(cat "$data")" = c2 ] || fail "a plan waiting for approval was applied"
+wait_for 'grep -q "\"GitPlanWaiting\", \"firing\"" "$tmp/hooks.jsonl"' 20 ||
+  fail "no GitPlanWaiting notification: $(cat "$tmp/hooks.jsonl")"
 if "$plinth" approve 0000000000000000 --dir="$home" >"$tmp/approve.out" 2>&1; then fail "a wrong plan id was approved"; fi
 grep -q "plan $plan_id does" "$tmp/approve.out" || fail "approve of a wrong id does not name the waiting one: $(cat "$tmp/approve.out")"
 "$plinth" approve "$plan_id" --dir="$home" >/dev/null || fail "approve $plan_id failed"

@@ -394,6 +394,24 @@ void AddPoolAlerts(const CheckedConfig& config, SourceManager& sources, Diagnost
   }
 }
 
+void AddGitAlerts(const std::string& source, SourceManager& sources, Diagnostics& diags, BuiltinAlerts* out) {
+  auto add = [&](const std::string& alertname, const std::string& severity, const std::string& condition,
+                 const std::string& summary) {
+    AlertInstance a;
+    a.alertname = alertname;
+    a.name = "git." + alertname;
+    a.severity = severity;
+    a.labels = {{"source", source}};
+    AddBuiltin(sources, diags, out, "<git alerts>", std::move(a), condition, summary);
+  };
+  add("GitSyncFailing", "critical", "metric(\"plinth_git_sync_failing\") > 0",
+      "the last commit of " + source +
+          " was not applied (denied by a policy, invalid, its apply failed, or the fetch failed); plinth status "
+          "shows the commit and why");
+  add("GitPlanWaiting", "warning", "metric(\"plinth_git_plan_waiting\") > 0",
+      "a plan of " + source + " waits for approval: plinth status shows its id, plinth approve ID applies it");
+}
+
 std::vector<AlertInstance> ScaleRuleConditions(const std::vector<ScaleRuleInstance>& rules) {
   std::vector<AlertInstance> out;
   for (const ScaleRuleInstance& r : rules) {

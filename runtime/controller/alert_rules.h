@@ -124,6 +124,17 @@ void AddServiceAlerts(const CheckedConfig& config, SourceManager& sources, Diagn
 // Appended to `out`.
 void AddPoolAlerts(const CheckedConfig& config, SourceManager& sources, Diagnostics& diags, BuiltinAlerts* out);
 
+// The git sync's alerts (docs/gitops.md, "Notifications"), for a controller
+// syncing from `source` ("REPO@BRANCH", password redacted), over the sync
+// task's metrics, with label source and:
+//   GitSyncFailing   plinth_git_sync_failing > 0  (critical) the branch's
+//                    last commit was not applied: denied by a policy, does
+//                    not check, its apply failed, or the fetch failed
+//   GitPlanWaiting   plinth_git_plan_waiting > 0  (warning) a plan waits for
+//                    plinth approve
+// Appended to `out`.
+void AddGitAlerts(const std::string& source, SourceManager& sources, Diagnostics& diags, BuiltinAlerts* out);
+
 // Scale rules (docs/automation.md, "Scale rules") as conditions the alert
 // machinery evaluates: "<rule>.up" for up_when and "<rule>.down" for
 // down_when, each firing at once (no pending_for) while true. The AST
