@@ -28,6 +28,7 @@
 #include "runtime/controller/service_supervision.h"
 #include "runtime/slurm/patch.h"
 #include "runtime/metrics/exposition.h"
+#include "runtime/plan/plan.h"
 #include "runtime/storage/keys.h"
 
 namespace plinth::cli {
@@ -519,6 +520,16 @@ int ControllerStatus(const Options& options) {
     if (std::string s = d.value("skipped", std::string()); !s.empty()) std::printf("drift: %s\n", s.c_str());
     if (std::string e = d.value("last_error", std::string()); !e.empty())
       std::printf("drift: error: %s\n", e.c_str());
+  }
+  if (const json g = doc.value("git", json()); g.is_object()) {
+    const std::string outcome = g.value("outcome", std::string());
+    std::printf("git: %s@%s%s%s: %s at commit %s: %s\n", g.value("repo", std::string()).c_str(),
+                g.value("ref", std::string()).c_str(), g.value("path", std::string()).empty() ? "" : " path ",
+                g.value("path", std::string()).c_str(), outcome.empty() ? "no sync yet" : outcome.c_str(),
+                g.value("commit", std::string()).substr(0, 12).c_str(),
+                runtime::EscapeControls(g.value("detail", std::string())).c_str());
+    if (std::string e = g.value("last_error", std::string()); !e.empty() && outcome != "error")
+      std::printf("git: error: %s\n", runtime::EscapeControls(e).c_str());
   }
   if (const json& a = doc.value("alerts", json::object()); a.is_object()) {
     for (const json& r : a.value("rules", json::array())) {
