@@ -30,7 +30,7 @@ struct CommandDoc {
 // Option values checked after parsing (numbers, true/false), with messages
 // of their own, and what only the command line itself uses.
 struct RawValues {
-  std::string threads, parallelism, at_serial, refresh, lock;
+  std::string threads, parallelism, at_serial, refresh, lock, summary_limit;
   std::string workspace;  // --workspace as given; empty: see ResolveWorkspace
   bool no_color = false;
   bool version = false;        // plinth --version
@@ -229,6 +229,18 @@ Definition::Definition() {
     Vars(c);
     Parallelism(c, "at most N provider reads at a time (default: 10)");
     Targeting(c, /*replace=*/true);
+    c->add_option("--base", options.base,
+                  "with --git: plan a pull request: --head against the state, summarised in Markdown for a "
+                  "comment, compared with this branch (docs/gitops.md)")
+        ->type_name("REF");
+    c->add_option("--head", options.head, "with --git --base: the pull request's branch (instead of REPO@REF)")
+        ->type_name("REF");
+    c->add_option("--artifacts", options.artifacts,
+                  "with --base: write plan.txt, plan.json and summary.md here (default plinth-plan)")
+        ->type_name("DIR");
+    c->add_option("--summary-limit", raw.summary_limit,
+                  "with --base: at most N characters of Markdown (default 60000; GitHub's limit is 65536)")
+        ->type_name("N");
     c->add_option(
          "--generate-config-out", options.generate_config_out,
          "write resource blocks for import blocks whose target is not declared to this new .plinth file "
@@ -1298,6 +1310,16 @@ bool Finish(Definition& d, const CLI::App* command, std::string* error, std::str
     }
     o.threads = static_cast<unsigned>(n);
   }
+  if (!raw.summary_limit.empty()) {
+    if (!ParseNumber(raw.summary_limit, &n) || n < 1000 || n > 10'000'000)
+      return *error = "--summary-limit takes a number of characters from 1000 to 10000000", false;
+    o.summary_limit = static_cast<size_t>(n);
+  }
+  if ((!o.base.empty() || !o.head.empty() || !o.artifacts.empty() || !raw.summary_limit.empty()) && o.git.empty())
+    return *error = "--base, --head, --artifacts and --summary-limit plan a pull request: they go with --git=REPO", false;
+  if (!o.head.empty() && o.base.empty()) return *error = "--head goes with --base (the branch it is compared with)", false;
+  if (!o.base.empty() && (!o.out.empty() || o.json))
+    return *error = "--base writes the plan's artifacts (--artifacts) and prints Markdown; drop --out and --json", false;
   if (!raw.parallelism.empty()) {
     if (!ParseNumber(raw.parallelism, &n) || n > std::numeric_limits<unsigned>::max()) {
       return *error = "--parallelism takes a number", false;

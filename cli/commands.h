@@ -45,8 +45,14 @@ struct Options {
     std::string tree;    // the commit's tree, exported (<home>/.plinth/.git-cache/trees/<id>)
     std::string path;    // the configuration's directory in the tree ("" for its root)
     std::string source;  // JSON for the state's history (state::SerialRecord::source)
+    // plan --base: the head compared with the base (cli/pr_plan.h), as JSON; empty otherwise
+    std::string compare;
   };
   std::optional<FromGit> from_git;
+  // plan --git --base=REF --head=REF (cli/pr_plan.h): a pull request's plan, summarised in Markdown
+  std::string base, head;
+  std::string artifacts;      // --artifacts=DIR: plan.txt, plan.json, summary.md (default plinth-plan)
+  size_t summary_limit = 0;   // --summary-limit=N characters of Markdown (0: 60000)
   unsigned parallelism = 10;
   bool refresh = true;
   bool lock = true;  // plan --lock=false: read only, no workspace lock

@@ -17,6 +17,7 @@
 
 #include "cli/commands.h"
 #include "cli/git_source.h"
+#include "cli/pr_plan.h"
 #include "cli/workspace.h"
 #include "compiler/types/user_json.h"
 #include "runtime/engine/engine.h"
@@ -166,6 +167,11 @@ int Plan(const Options& o, const VariableSources& vars, bool destroy) {
   // 100k resources freeing the plan is a noticeable share of the run.
   runtime::EngineResult& r = *new runtime::EngineResult(engine.Plan(destroy || o.destroy));
   destroy = destroy || o.destroy;
+  if (o.from_git && !o.from_git->compare.empty()) {
+    // A pull request's plan: Markdown on stdout, the problems on stderr too.
+    if (!r.ok || diags.has_errors() || !r.plan.problems.empty()) PrintProblems(r, sources, diags, o);
+    return PullRequestPlan(o, r, sources, diags);
+  }
   if (o.json) {
     if (!r.ok || diags.has_errors()) {
       nlohmann::json doc = nlohmann::json::parse(RenderJson(diags.Sorted(sources), sources));

@@ -62,7 +62,7 @@ fs::path GitTreeLink(const std::string& home, const std::string& workspace) {
 }
 
 std::optional<GitRead> ReadGit(const git::Source& source, const std::string& path, const std::string& home,
-                               std::string* error) {
+                               std::string* error, const std::string& base_ref) {
   GitRead out;
   out.from.home = home;
   out.from.path = path;
@@ -92,6 +92,28 @@ std::optional<GitRead> ReadGit(const git::Source& source, const std::string& pat
     return std::nullopt;
   }
   out.config = config.string();
+  if (!base_ref.empty()) {
+    auto base = opened->Resolve(base_ref, error);
+    if (!base) return std::nullopt;
+    auto merge_base = opened->MergeBase(*base, *commit, error);
+    if (!merge_base) return std::nullopt;
+    bool truncated = false;
+    auto commits = opened->CommitsBetween(*merge_base, *commit, 50, &truncated, error);
+    if (!commits) return std::nullopt;
+    auto files = opened->ChangedFiles(*merge_base, *commit, error);
+    if (!files) return std::nullopt;
+    nlohmann::json list = nlohmann::json::array();
+    for (const git::Commit& c : *commits)
+      list.push_back({{"commit", c.id}, {"author", c.author}, {"summary", c.summary}, {"time_s", c.time_s}});
+    out.from.compare = nlohmann::json{{"base_ref", base_ref},
+                                      {"base", base->id},
+                                      {"merge_base", merge_base->id},
+                                      {"head_ref", source.ref},
+                                      {"commits", list},
+                                      {"commits_truncated", truncated},
+                                      {"files", *files}}
+                           .dump();
+  }
   out.from.source = nlohmann::json{{"kind", "git"},
                                    {"repo", git::RedactUrl(source.repo)},
                                    {"ref", source.ref},
@@ -116,6 +138,14 @@ bool ResolveGit(Options* o) {
   }
   std::string path;
   if (!GitPathInTree(o->paths.empty() ? "" : o->paths[0], &path)) return false;
+  if (!o->head.empty()) {
+    if (source->ref != "HEAD") {
+      std::fprintf(stderr, "error: the head is given twice, as --git=...@%s and --head=%s; give one\n",
+                   source->ref.c_str(), o->head.c_str());
+      return false;
+    }
+    source->ref = o->head;
+  }
   std::string home = o->dir.empty() ? "." : o->dir;
   std::error_code ec;
   if (!fs::is_directory(home, ec)) {
@@ -125,7 +155,7 @@ bool ResolveGit(Options* o) {
   }
   home = fs::absolute(home, ec).lexically_normal().string();
   if (home.size() > 1 && home.back() == '/') home.pop_back();
-  auto read = ReadGit(*source, path, home, &error);
+  auto read = ReadGit(*source, path, home, &error, o->base);
   if (!read) return std::fprintf(stderr, "error: %s\n", error.c_str()), false;
   const std::string shown = git::RedactUrl(source->repo) + "@" + source->ref;
   for (const std::string& sub : read->submodules) {

@@ -41,8 +41,11 @@ struct GitRead {
 // exports the tree and checks `path` (relative, normalised) in it. Null
 // with *error ("no ref 'x' in REPO: ...", "no directory or .plinth file
 // 'envs/qa' in REPO@REF (commit ...)").
+// With `base_ref`, from.compare holds the head compared with that ref
+// (cli/pr_plan.h): the base commit, the merge base, the commits since it
+// (at most 50) and the files they change.
 std::optional<GitRead> ReadGit(const git::Source& source, const std::string& path, const std::string& home,
-                               std::string* error);
+                               std::string* error, const std::string& base_ref = "");
 
 // Opens the repository, resolves the ref, exports the tree and checks the
 // path in it (o->paths[0], relative, inside the tree); then o->paths holds

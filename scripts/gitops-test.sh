@@ -10,6 +10,9 @@
 # is followed; a saved plan from git applies; a missing ref, a missing path
 # and a tree with a syntax error are refused with nothing applied; a
 # password in a URL is never printed.
+# Pull-request plans (--base/--head) print Markdown under a size budget,
+# write their artifacts and exit 2 (changes), 4 (denied) or 1 (errors); the
+# example pre-commit hook (examples/ci/) refuses unformatted and invalid files.
 # Then the controller (`plinth controller --git=file://REPO@main`): a push
 # and a signed webhook apply the commit (the commit-to-applied time is
 # printed); wrong, missing and replayed signatures and another branch's push
@@ -156,7 +159,84 @@ if grep -q hunter2 "$tmp/bad.err" "$tmp/bad.out"; then fail "the URL's password 
 "$plinth" validate --git="$bare@main" envs/prod >/dev/null 2>&1 || fail "validate --git failed"
 git -C "$work" checkout -q main
 
-# 6. The controller syncs from git: webhook, policies, bad commits, approval, polling.
+# 6. Pull-request plans: Markdown for a comment, artifacts, exit codes, a size budget.
+pr() {  # BRANCH ARGS...: the pull request's plan; its exit code in $pr_rc
+  local branch=$1
+  shift
+  pr_rc=0
+  (cd "$tmp" && "$plinth" plan --git="file://$bare" --base=main --head="$branch" --dir="$home" \
+    --artifacts="$tmp/artifacts-$branch" "$@" envs/prod) >"$tmp/pr-$branch.md" 2>"$tmp/pr-$branch.err" || pr_rc=$?
+}
+git -C "$work" checkout -q -b feature main
+sed -i 's/"saved"/"from-the-branch"/' "$work/envs/prod/main.plinth"
+cat >>"$work/envs/prod/main.plinth" <<'PL'
+
+marker "extra" {
+  count   = 30
+  path    = "m/extra-${count.index}"
+  content = "x"
+}
+PL
+git -C "$work" commit -qam "Feature: extra markers"
+git -C "$work" push -q "$bare" HEAD:feature
+pr feature --detailed-exitcode
+[ "$pr_rc" -eq 2 ] || fail "a pull request with changes exited $pr_rc: $(cat "$tmp/pr-feature.err")"
+grep -q '^\*\*30 to create, 1 to update, 0 to replace, 0 to delete\*\*' "$tmp/pr-feature.md" ||
+  fail "the summary has no counts: $(cat "$tmp/pr-feature.md")"
+grep -q '| update | `module.m.marker.inner` | changes content |' "$tmp/pr-feature.md" || fail "the summary misses the update"
+grep -q 'Feature: extra markers (Ada Lovelace)' "$tmp/pr-feature.md" || fail "the summary misses the commit"
+for f in plan.txt plan.json summary.md; do [ -s "$tmp/artifacts-feature/$f" ] || fail "no artifact $f"; done
+python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$tmp/artifacts-feature/plan.json" || fail "plan.json is not JSON"
+cmp -s "$tmp/pr-feature.md" "$tmp/artifacts-feature/summary.md" || fail "summary.md differs from what was printed"
+[ "$(cat "$data")" = saved ] || fail "a pull request's plan changed the marker"
+pr feature --summary-limit=1500
+[ "$pr_rc" -eq 0 ] || fail "a pull request's plan exited $pr_rc without --detailed-exitcode"
+[ "$(wc -c <"$tmp/pr-feature.md")" -le 1500 ] || fail "the summary is longer than its limit: $(wc -c <"$tmp/pr-feature.md")"
+grep -q "more changes: the full plan is in" "$tmp/pr-feature.md" || fail "the cut summary does not point to the full plan"
+git -C "$work" checkout -q -b denied main
+cat >"$work/envs/prod/policy.plinth" <<'PL'
+policy "no_forbidden_content" {
+  for_all = marker
+  require = self.content != "forbidden"
+  message = "marker ${self.path} may not hold forbidden content"
+}
+PL
+sed -i 's/"saved"/"forbidden"/' "$work/envs/prod/main.plinth"
+git -C "$work" add -A && git -C "$work" commit -qm "Denied"
+git -C "$work" push -q "$bare" HEAD:denied
+pr denied
+[ "$pr_rc" -eq 4 ] || fail "a denied pull request exited $pr_rc"
+grep -q "Denied by policy" "$tmp/pr-denied.md" && grep -q "may not hold forbidden content" "$tmp/pr-denied.md" ||
+  fail "the denied summary does not say why: $(cat "$tmp/pr-denied.md")"
+pr broken
+[ "$pr_rc" -eq 1 ] || fail "a broken pull request exited $pr_rc"
+grep -q "The configuration has errors" "$tmp/pr-broken.md" && grep -q "envs/prod/main.plinth:3:1" "$tmp/pr-broken.md" ||
+  fail "the broken summary does not locate the error: $(cat "$tmp/pr-broken.md")"
+# As the example pipelines run it: in a CI checkout, --git=. against origin/main.
+git clone -q "$bare" "$tmp/ci-checkout"
+git -C "$tmp/ci-checkout" checkout -q feature
+(cd "$tmp/ci-checkout" && "$plinth" plan --git=. --base=origin/main --head=HEAD --dir="$home" --lock=false \
+  --artifacts="$tmp/ci-artifacts" envs/prod) >"$tmp/ci.md" 2>"$tmp/ci.err" || fail "the CI-style plan failed: $(cat "$tmp/ci.err")"
+grep -q '30 to create' "$tmp/ci.md" || fail "the CI-style plan differs: $(cat "$tmp/ci.md")"
+# The example git hook: an unformatted and an invalid staged file are refused, a good one committed.
+hooked="$tmp/hooked"
+git init -q -b main "$hooked"
+cp examples/ci/pre-commit "$hooked/.git/hooks/pre-commit"
+mkdir -p "$hooked/infra"
+printf 'marker "a" {\npath = "m/a"\n}\n' >"$hooked/infra/main.plinth"
+git -C "$hooked" add -A
+if PLINTH="$plinth" git -C "$hooked" commit -qm "unformatted" 2>"$tmp/hook.err"; then fail "the hook let an unformatted file in"; fi
+grep -q "not formatted" "$tmp/hook.err" || fail "the hook does not say why: $(cat "$tmp/hook.err")"
+printf 'marker "a" {\n  path = \n' >"$hooked/infra/main.plinth"
+git -C "$hooked" add -A
+if PLINTH="$plinth" git -C "$hooked" commit -qm "invalid" 2>"$tmp/hook.err"; then fail "the hook let an invalid file in"; fi
+grep -q "infra/main.plinth:3:1" "$tmp/hook.err" || fail "the hook does not locate the error: $(cat "$tmp/hook.err")"
+printf 'marker "a" {\n  path = "m/a"\n}\n' >"$hooked/infra/main.plinth"
+git -C "$hooked" add -A
+PLINTH="$plinth" git -C "$hooked" commit -qm "good" 2>"$tmp/hook.err" || fail "the hook refused a good file: $(cat "$tmp/hook.err")"
+git -C "$work" checkout -q main
+
+# 7. The controller syncs from git: webhook, policies, bad commits, approval, polling.
 command -v curl >/dev/null || fail "curl is not installed"
 secret="$tmp/webhook.secret"
 (umask 077 && printf 'a-webhook-secret-for-tests\n' >"$secret")
@@ -300,4 +380,4 @@ t0=$(date +%s.%N)
 wait_for '[ "$(cat "$data")" = polled ]' 20 || fail "polling did not apply the commit"
 t1=$(date +%s.%N)
 echo "gitops-test: commit-to-applied by polling (--sync-interval=2s): $(python3 -c "print(f'{$t1 - $t0:.2f}')") s"
-echo "gitops-test: ok (plan/apply from a path and a file:// remote, history, revert, force-push, saved plan, bad input, controller sync: webhook, policies, bad commits, approval, polling)"
+echo "gitops-test: ok (plan/apply from a path and a file:// remote, history, revert, force-push, saved plan, bad input, pull-request plans, controller sync: webhook, policies, bad commits, approval, polling)"

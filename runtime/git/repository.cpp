@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -175,6 +176,19 @@ void ListSubmodules(git_repository* repo, const git_tree* tree, const fs::path& 
   }
 }
 
+Commit CommitOf(git_commit* c) {
+  Commit out;
+  out.id = Oid(git_commit_id(c));
+  out.tree_id = Oid(git_commit_tree_id(c));
+  if (const git_signature* a = git_commit_author(c)) {
+    out.author = a->name ? a->name : "";
+    out.email = a->email ? a->email : "";
+    out.time_s = static_cast<int64_t>(a->when.time);
+  }
+  if (const char* s = git_commit_summary(c)) out.summary = s;
+  return out;
+}
+
 std::string UrlKey(const std::string& url) {
   unsigned char md[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(url.data()), url.size(), md);
@@ -334,16 +348,86 @@ std::optional<Commit> Repository::Resolve(const std::string& ref, std::string* e
     *error = "'" + ref + "' in " + name_ + " does not name a commit: " + LastError();
     return std::nullopt;
   }
-  git_commit* c = reinterpret_cast<git_commit*>(peeled.p);
-  Commit out;
-  out.id = Oid(git_commit_id(c));
-  out.tree_id = Oid(git_commit_tree_id(c));
-  if (const git_signature* a = git_commit_author(c)) {
-    out.author = a->name ? a->name : "";
-    out.email = a->email ? a->email : "";
-    out.time_s = static_cast<int64_t>(a->when.time);
+  return CommitOf(reinterpret_cast<git_commit*>(peeled.p));
+}
+
+std::optional<Commit> Repository::MergeBase(const Commit& a, const Commit& b, std::string* error) {
+  git_oid oa, ob, base;
+  if (git_oid_fromstr(&oa, a.id.c_str()) != 0 || git_oid_fromstr(&ob, b.id.c_str()) != 0) {
+    *error = "not a commit id";
+    return std::nullopt;
   }
-  if (const char* s = git_commit_summary(c)) out.summary = s;
+  if (git_merge_base(&base, repo_, &oa, &ob) != 0) {
+    *error = "commits " + a.id.substr(0, 12) + " and " + b.id.substr(0, 12) + " of " + name_ +
+             " have no common ancestor: " + LastError();
+    return std::nullopt;
+  }
+  CommitObj c;
+  if (git_commit_lookup(c.out(), repo_, &base) != 0) {
+    *error = "cannot read the merge base of " + name_ + ": " + LastError();
+    return std::nullopt;
+  }
+  return CommitOf(c.p);
+}
+
+std::optional<std::vector<Commit>> Repository::CommitsBetween(const Commit& base, const Commit& head, size_t limit,
+                                                              bool* truncated, std::string* error) {
+  *truncated = false;
+  git_revwalk* raw = nullptr;
+  if (git_revwalk_new(&raw, repo_) != 0) {
+    *error = "cannot walk the history of " + name_ + ": " + LastError();
+    return std::nullopt;
+  }
+  std::unique_ptr<git_revwalk, void (*)(git_revwalk*)> walk(raw, git_revwalk_free);
+  git_revwalk_sorting(walk.get(), GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
+  git_oid oh, ob;
+  if (git_oid_fromstr(&oh, head.id.c_str()) != 0 || git_revwalk_push(walk.get(), &oh) != 0) {
+    *error = "cannot walk from " + head.id.substr(0, 12) + ": " + LastError();
+    return std::nullopt;
+  }
+  if (git_oid_fromstr(&ob, base.id.c_str()) == 0) (void)git_revwalk_hide(walk.get(), &ob);
+  std::vector<Commit> out;
+  git_oid oid;
+  while (git_revwalk_next(&oid, walk.get()) == 0) {
+    if (out.size() >= limit) {
+      *truncated = true;
+      break;
+    }
+    CommitObj c;
+    if (git_commit_lookup(c.out(), repo_, &oid) != 0) continue;
+    out.push_back(CommitOf(c.p));
+  }
+  return out;
+}
+
+std::optional<std::vector<std::string>> Repository::ChangedFiles(const Commit& from, const Commit& to,
+                                                                 std::string* error) {
+  auto tree_of = [&](const Commit& c, Tree* t) {
+    git_oid oid;
+    return git_oid_fromstr(&oid, c.tree_id.c_str()) == 0 && git_tree_lookup(t->out(), repo_, &oid) == 0;
+  };
+  Tree a, b;
+  if (!tree_of(from, &a) || !tree_of(to, &b)) {
+    *error = "cannot read the trees of " + from.id.substr(0, 12) + " and " + to.id.substr(0, 12) + ": " + LastError();
+    return std::nullopt;
+  }
+  git_diff* raw = nullptr;
+  if (git_diff_tree_to_tree(&raw, repo_, a.p, b.p, nullptr) != 0) {
+    *error = "cannot compare " + from.id.substr(0, 12) + " and " + to.id.substr(0, 12) + ": " + LastError();
+    return std::nullopt;
+  }
+  std::unique_ptr<git_diff, void (*)(git_diff*)> diff(raw, git_diff_free);
+  std::vector<std::string> out;
+  const size_t n = git_diff_num_deltas(diff.get());
+  for (size_t i = 0; i < n; ++i) {
+    const git_diff_delta* d = git_diff_get_delta(diff.get(), i);
+    const char* path = d->new_file.path ? d->new_file.path : d->old_file.path;
+    if (path) out.emplace_back(path);
+    if (d->old_file.path && d->new_file.path && std::strcmp(d->old_file.path, d->new_file.path) != 0)
+      out.emplace_back(d->old_file.path);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 

@@ -85,6 +85,17 @@ class Repository {
   // or a write that fails.
   std::optional<Exported> Export(const Commit& commit, const std::filesystem::path& cache_dir, std::string* error);
 
+  // The last common ancestor of `a` and `b` (git merge-base). Null with
+  // *error when they share no history.
+  std::optional<Commit> MergeBase(const Commit& a, const Commit& b, std::string* error);
+  // The commits reachable from `head` but not from `base`, newest first;
+  // at most `limit` (*truncated says more were left out).
+  std::optional<std::vector<Commit>> CommitsBetween(const Commit& base, const Commit& head, size_t limit,
+                                                    bool* truncated, std::string* error);
+  // The paths whose content, mode or existence differs between the trees of
+  // `from` and `to` (both names of a rename), sorted.
+  std::optional<std::vector<std::string>> ChangedFiles(const Commit& from, const Commit& to, std::string* error);
+
   const std::string& name() const { return name_; }  // as opened (the path or URL), RedactUrl'ed
 
  private:
