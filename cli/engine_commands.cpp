@@ -18,6 +18,7 @@
 #include "cli/commands.h"
 #include "cli/git_source.h"
 #include "cli/pr_plan.h"
+#include "cli/provenance.h"
 #include "cli/workspace.h"
 #include "compiler/types/user_json.h"
 #include "runtime/engine/engine.h"
@@ -167,6 +168,15 @@ int Plan(const Options& o, const VariableSources& vars, bool destroy) {
   // 100k resources freeing the plan is a noticeable share of the run.
   runtime::EngineResult& r = *new runtime::EngineResult(engine.Plan(destroy || o.destroy));
   destroy = destroy || o.destroy;
+  // From git: the commits behind each change (cli/provenance.h).
+  if (o.from_git && r.ok && !diags.has_errors()) {
+    const ProvenanceStats p = TraceProvenance(o, r, sources);
+    if (p.changes > 0) {
+      std::fprintf(stderr, "Provenance: %zu of %zu changes traced to commits%s%s (%zu files blamed, %zu from the cache) in %.0f ms\n",
+                   p.traced, p.changes, p.boundary.empty() ? "" : " after ", p.boundary.substr(0, 12).c_str(),
+                   p.files_blamed, p.files_cached, p.ms);
+    }
+  }
   if (o.from_git && !o.from_git->compare.empty()) {
     // A pull request's plan: Markdown on stdout, the problems on stderr too.
     if (!r.ok || diags.has_errors() || !r.plan.problems.empty()) PrintProblems(r, sources, diags, o);

@@ -120,8 +120,8 @@ int PullRequestPlan(const Options& o, const runtime::EngineResult& r, const Sour
                (plan.Moved() ? ", " + std::to_string(plan.Moved()) + " moved" : "") +
                (plan.Imports() ? ", " + std::to_string(plan.Imports()) + " to import" : ""));
       md.Force("");
-      md.Force("| action | address | why |");
-      md.Force("|---|---|---|");
+      md.Force("| action | address | why | caused by |");
+      md.Force("|---|---|---|---|");
       size_t shown = 0, total = 0;
       // Deletes and replacements first: they are what a reviewer must not miss.
       for (runtime::Action a : {runtime::Action::Delete, runtime::Action::Replace, runtime::Action::Create,
@@ -139,8 +139,11 @@ int PullRequestPlan(const Options& o, const runtime::EngineResult& r, const Sour
           }
           if (!pr.moved_from.empty()) why += (why.empty() ? "" : "; ") + std::string("moved from ") + pr.moved_from;
           if (why.size() > 200) why = why.substr(0, 200) + "...";
+          std::string causes;
+          for (const runtime::PlannedResource::Cause& c : pr.caused_by)
+            causes += (causes.empty() ? "" : " ") + Code(c.commit.substr(0, 12));
           const std::string row = "| " + std::string(runtime::ActionName(a)) + " | " + Code(pr.address) + " | " +
-                                  Text(why) + " |";
+                                  Text(why) + " | " + causes + " |";
           if (shown == total - 1 && md.Add(row, kTail)) ++shown;
         }
       }

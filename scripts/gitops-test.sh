@@ -183,12 +183,36 @@ pr feature --detailed-exitcode
 [ "$pr_rc" -eq 2 ] || fail "a pull request with changes exited $pr_rc: $(cat "$tmp/pr-feature.err")"
 grep -q '^\*\*30 to create, 1 to update, 0 to replace, 0 to delete\*\*' "$tmp/pr-feature.md" ||
   fail "the summary has no counts: $(cat "$tmp/pr-feature.md")"
-grep -q '| update | `module.m.marker.inner` | changes content |' "$tmp/pr-feature.md" || fail "the summary misses the update"
+grep -q '| update | `module.m.marker.inner` | changes content | `[0-9a-f]*` |' "$tmp/pr-feature.md" || fail "the summary misses the update"
 grep -q 'Feature: extra markers (Ada Lovelace)' "$tmp/pr-feature.md" || fail "the summary misses the commit"
 for f in plan.txt plan.json summary.md; do [ -s "$tmp/artifacts-feature/$f" ] || fail "no artifact $f"; done
 python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$tmp/artifacts-feature/plan.json" || fail "plan.json is not JSON"
 cmp -s "$tmp/pr-feature.md" "$tmp/artifacts-feature/summary.md" || fail "summary.md differs from what was printed"
 [ "$(cat "$data")" = saved ] || fail "a pull request's plan changed the marker"
+# Change provenance: each change names the commit behind it, also a removal.
+feature_commit=$(git -C "$work" rev-parse --short=12 feature)
+"$plinth" plan --git="$bare@feature" --dir="$home" envs/prod >"$tmp/prov.txt" 2>"$tmp/prov.err" || fail "plan of feature failed"
+grep -A1 '^+ marker.extra\[29\]' "$tmp/prov.txt" | grep -q "caused by $feature_commit (Ada Lovelace): Feature: extra markers \[changed envs/prod/main.plinth:" ||
+  fail "the create names no commit: $(head -20 "$tmp/prov.txt")"
+grep -A1 '^~ module.m.marker.inner' "$tmp/prov.txt" | grep -q "caused by $feature_commit" ||
+  fail "the update made at the module's call site names no commit: $(cat "$tmp/prov.txt")"
+grep -q "^Provenance: 31 of 31 changes traced" "$tmp/prov.err" || fail "no provenance figures: $(cat "$tmp/prov.err")"
+"$plinth" plan --json --git="$bare@feature" --dir="$home" envs/prod 2>/dev/null | python3 -c '
+import json, sys
+doc = json.load(sys.stdin)
+c = [r for r in doc["resource_changes"] if r["address"] == "marker.extra[0]"][0]
+assert c["caused_by"][0]["summary"] == "Feature: extra markers", c
+' || fail "plan --json has no caused_by"
+git -C "$work" checkout -q -b removal main
+printf 'marker "other" {\n  path = "m/other"\n}\n' >"$work/envs/prod/main.plinth"
+git -C "$work" commit -qam "Remove module m"
+git -C "$work" push -q "$bare" HEAD:removal
+removal_commit=$(git -C "$work" rev-parse --short=12 HEAD)
+"$plinth" plan --git="$bare@removal" --dir="$home" envs/prod >"$tmp/prov.txt" 2>/dev/null || fail "plan of removal failed"
+grep -A1 '^- module.m.marker.inner' "$tmp/prov.txt" |
+  grep -q "caused by $removal_commit (Ada Lovelace): Remove module m \[removed module \"m\" from envs/prod/main.plinth\]" ||
+  fail "the delete names no commit: $(cat "$tmp/prov.txt")"
+git -C "$work" checkout -q feature
 pr feature --summary-limit=1500
 [ "$pr_rc" -eq 0 ] || fail "a pull request's plan exited $pr_rc without --detailed-exitcode"
 [ "$(wc -c <"$tmp/pr-feature.md")" -le 1500 ] || fail "the summary is longer than its limit: $(wc -c <"$tmp/pr-feature.md")"

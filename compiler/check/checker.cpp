@@ -1885,6 +1885,7 @@ class Checker {
     // What the module call's inputs depend on: every resource in this
     // instance that reads a variable depends on these too.
     std::vector<std::string> inherited_deps;
+    std::vector<Range> call_sites;  // ResourceInstance::call_sites
   };
 
   static Value Poison() { return Value::Unknown(Type::Any()); }
@@ -1897,9 +1898,11 @@ class Checker {
   // Evaluates one instance of a module; returns its outputs.
   ValueMap Instantiate(const ModuleInfo& info, const std::string& prefix, const std::map<std::string, Value>& inputs,
                        const std::map<std::string, Range>& input_ranges, CheckedConfig& out,
-                       std::vector<std::string>& chain, std::vector<std::string> inherited_deps = {}) {
+                       std::vector<std::string>& chain, std::vector<std::string> inherited_deps = {},
+                       std::vector<Range> call_sites = {}) {
     ++out.module_instances;
-    Instance inst{&info, prefix, std::vector<Value>(info.decls.size()), root_dir_, std::move(inherited_deps)};
+    Instance inst{&info, prefix, std::vector<Value>(info.decls.size()), root_dir_, std::move(inherited_deps),
+                  std::move(call_sites)};
     if (info.is_root) root_dir_ = info.module->dir, inst.root_dir = root_dir_;
     for (uint32_t idx : info.order) {
       const Decl& d = info.decls[idx];
@@ -2620,6 +2623,7 @@ class Checker {
       ri.ignore_changes = ignore;
       ri.correct_drift = correct;
       ri.range = d.block->range;
+      ri.call_sites = inst.call_sites;
       // The planner may know more than the configuration (computed values of
       // a resource that already exists); references then see its answer.
       if (options_.resource_hook) {
@@ -2768,7 +2772,10 @@ class Checker {
         ranges[a.name] = a.value->range;
       }
       std::string prefix = inst.prefix + "module." + d.name + KeySuffix(key) + ".";
-      ValueMap outputs = Instantiate(*d.child, prefix, inputs, ranges, out, chain, DependencyAddresses(inst, d));
+      std::vector<Range> call_sites = inst.call_sites;
+      call_sites.push_back(d.block->range);
+      ValueMap outputs =
+          Instantiate(*d.child, prefix, inputs, ranges, out, chain, DependencyAddresses(inst, d), std::move(call_sites));
       Value v = Value::Object(std::move(outputs));
       if (mode == 1) list.push_back(v);
       else if (mode == 2) map.emplace(key.as_string(), v);

@@ -113,6 +113,9 @@ struct ResourceInstance {
   // an attribute set to a value only apply can know; this tells them apart.
   std::vector<std::string> unset_computed;
   Range range;
+  // The module blocks that made this instance, outermost first (empty in the
+  // root module): where a change of a module argument is written.
+  std::vector<Range> call_sites;
 };
 
 struct OutputValue {

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <mutex>
 
 #include "runtime/crypto/aead.h"
@@ -250,7 +251,8 @@ Repository::~Repository() {
   if (repo_) git_repository_free(repo_);
 }
 
-std::unique_ptr<Repository> Repository::Open(const std::string& repo, const fs::path& cache_dir, std::string* error) {
+std::unique_ptr<Repository> Repository::Open(const std::string& repo, const fs::path& cache_dir, std::string* error,
+                                             bool fetch) {
   Init();
   std::unique_ptr<Repository> r(new Repository());
   r->name_ = RedactUrl(repo);
@@ -298,6 +300,7 @@ std::unique_ptr<Repository> Repository::Open(const std::string& repo, const fs::
       return nullptr;
     }
   }
+  if (!fetch) return r;  // the cache as it is: its remote's URL is left alone
   Remote remote;
   if (git_remote_lookup(remote.out(), r->repo_, "origin") == 0) {
     if (std::string(git_remote_url(remote.p)) != repo) {  // the password changed
@@ -396,6 +399,126 @@ std::optional<std::vector<Commit>> Repository::CommitsBetween(const Commit& base
     CommitObj c;
     if (git_commit_lookup(c.out(), repo_, &oid) != 0) continue;
     out.push_back(CommitOf(c.p));
+  }
+  return out;
+}
+
+std::optional<Commit> Repository::Lookup(const std::string& id, std::string* error) {
+  git_oid oid;
+  CommitObj c;
+  if (git_oid_fromstr(&oid, id.c_str()) != 0 || git_commit_lookup(c.out(), repo_, &oid) != 0) {
+    *error = "no commit " + id.substr(0, 12) + " in " + name_;
+    return std::nullopt;
+  }
+  return CommitOf(c.p);
+}
+
+std::optional<std::vector<Repository::BlameHunk>> Repository::Blame(const Commit& head, const std::string& path,
+                                                                    const std::string& oldest,
+                                                                    const fs::path& cache_dir, bool* cached,
+                                                                    std::string* error) {
+  *cached = false;
+  git_oid head_oid, tree_oid;
+  Tree tree;
+  if (git_oid_fromstr(&head_oid, head.id.c_str()) != 0 || git_oid_fromstr(&tree_oid, head.tree_id.c_str()) != 0 ||
+      git_tree_lookup(tree.out(), repo_, &tree_oid) != 0) {
+    *error = "cannot read commit " + head.id.substr(0, 12) + ": " + LastError();
+    return std::nullopt;
+  }
+  git_tree_entry* raw_entry = nullptr;
+  if (git_tree_entry_bypath(&raw_entry, tree.p, path.c_str()) != 0) {
+    *error = "no file " + path + " in commit " + head.id.substr(0, 12);
+    return std::nullopt;
+  }
+  const std::string blob = Oid(git_tree_entry_id(raw_entry));
+  git_tree_entry_free(raw_entry);
+  const fs::path cache_file = cache_dir / "blame" / (blob + "-" + (oldest.empty() ? "all" : oldest) + ".txt");
+  {
+    std::ifstream in(cache_file);
+    std::vector<BlameHunk> hunks;
+    BlameHunk h;
+    int boundary = 0;
+    while (in >> h.first_line >> h.lines >> h.commit >> boundary) {
+      h.boundary = boundary != 0;
+      hunks.push_back(h);
+    }
+    if (in.eof() && !hunks.empty()) {
+      *cached = true;
+      return hunks;
+    }
+  }
+  git_blame_options opts = GIT_BLAME_OPTIONS_INIT;
+  opts.newest_commit = head_oid;
+  if (!oldest.empty()) (void)git_oid_fromstr(&opts.oldest_commit, oldest.c_str());
+  git_blame* raw = nullptr;
+  if (git_blame_file(&raw, repo_, path.c_str(), &opts) != 0) {
+    *error = "cannot blame " + path + " at " + head.id.substr(0, 12) + ": " + LastError();
+    return std::nullopt;
+  }
+  std::unique_ptr<git_blame, void (*)(git_blame*)> blame(raw, git_blame_free);
+  std::vector<BlameHunk> hunks;
+  std::string text;
+  const uint32_t n = git_blame_get_hunk_count(blame.get());
+  for (uint32_t i = 0; i < n; ++i) {
+    const git_blame_hunk* h = git_blame_get_hunk_byindex(blame.get(), i);
+    BlameHunk out;
+    out.first_line = static_cast<uint32_t>(h->final_start_line_number);
+    out.lines = static_cast<uint32_t>(h->lines_in_hunk);
+    out.commit = Oid(&h->final_commit_id);
+    out.boundary = h->boundary != 0 || (!oldest.empty() && out.commit == oldest);
+    text += std::to_string(out.first_line) + " " + std::to_string(out.lines) + " " + out.commit + " " +
+            (out.boundary ? "1" : "0") + "\n";
+    hunks.push_back(std::move(out));
+  }
+  std::error_code ec;
+  fs::create_directories(cache_file.parent_path(), ec);
+  const fs::path tmp = cache_file.string() + ".tmp-" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+  }
+  if (::rename(tmp.c_str(), cache_file.c_str()) != 0) fs::remove(tmp, ec);
+  return hunks;
+}
+
+std::optional<std::vector<Repository::RemovedLine>> Repository::RemovedLines(
+    const std::string& since, const Commit& head, size_t max_commits,
+    const std::function<bool(const std::string&, const std::string&)>& keep, bool* truncated, std::string* error) {
+  Commit base;
+  base.id = since;  // empty: nothing hidden, the walk stops at max_commits
+  auto between = CommitsBetween(base, head, max_commits, truncated, error);
+  if (!between) return std::nullopt;
+  const std::vector<Commit>& commits = *between;
+  std::vector<RemovedLine> out;
+  for (auto it = commits.rbegin(); it != commits.rend(); ++it) {  // oldest first
+    CommitObj c;
+    git_oid oid;
+    if (git_oid_fromstr(&oid, it->id.c_str()) != 0 || git_commit_lookup(c.out(), repo_, &oid) != 0) continue;
+    if (git_commit_parentcount(c.p) == 0) continue;  // a root commit removes nothing
+    CommitObj parent;
+    if (git_commit_parent(parent.out(), c.p, 0) != 0) continue;
+    Tree a, b;
+    if (git_commit_tree(a.out(), parent.p) != 0 || git_commit_tree(b.out(), c.p) != 0) continue;
+    git_diff* raw = nullptr;
+    if (git_diff_tree_to_tree(&raw, repo_, a.p, b.p, nullptr) != 0) continue;
+    std::unique_ptr<git_diff, void (*)(git_diff*)> diff(raw, git_diff_free);
+    struct Ctx {
+      const std::function<bool(const std::string&, const std::string&)>* keep;
+      const Commit* commit;
+      std::vector<RemovedLine>* out;
+    } ctx{&keep, &*it, &out};
+    git_diff_foreach(
+        diff.get(), nullptr, nullptr, nullptr,
+        [](const git_diff_delta* delta, const git_diff_hunk*, const git_diff_line* line, void* payload) -> int {
+          if (line->origin != GIT_DIFF_LINE_DELETION) return 0;
+          auto* x = static_cast<Ctx*>(payload);
+          const std::string path = delta->old_file.path ? delta->old_file.path : "";
+          std::string text(line->content, line->content_len);
+          while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+          if ((*x->keep)(path, text)) x->out->push_back({*x->commit, path, std::move(text)});
+          return 0;
+        },
+        &ctx);
   }
   return out;
 }

@@ -26,6 +26,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,8 +65,9 @@ class Repository {
   // Opens `repo` (Source::repo); a remote is fetched into its bare cache
   // under `cache_dir` first. Nullopt-like null with *error naming the
   // repository and why ("no git repository at /x", "cannot fetch URL: ...").
+  // `fetch` false: a remote's cache as it is (it must exist).
   static std::unique_ptr<Repository> Open(const std::string& repo, const std::filesystem::path& cache_dir,
-                                          std::string* error);
+                                          std::string* error, bool fetch = true);
   ~Repository();
   Repository(const Repository&) = delete;
   Repository& operator=(const Repository&) = delete;
@@ -95,6 +97,38 @@ class Repository {
   // The paths whose content, mode or existence differs between the trees of
   // `from` and `to` (both names of a rename), sorted.
   std::optional<std::vector<std::string>> ChangedFiles(const Commit& from, const Commit& to, std::string* error);
+
+  // The commit `id` names (40 hex digits).
+  std::optional<Commit> Lookup(const std::string& id, std::string* error);
+
+  // git blame of `path` at `head`, walking back no further than `oldest` (a
+  // commit id; empty: the whole history): each hunk names the commit that
+  // last changed its lines; lines unchanged since `oldest` are `boundary`
+  // hunks. Results are cached under <cache_dir>/blame, keyed by the file's
+  // blob id and `oldest` (a file's blame depends on nothing else), so a
+  // file is blamed once however many plans ask. Null with *error when the
+  // file is not in the tree.
+  struct BlameHunk {
+    uint32_t first_line = 0;  // 1-based
+    uint32_t lines = 0;
+    std::string commit;
+    bool boundary = false;
+  };
+  std::optional<std::vector<BlameHunk>> Blame(const Commit& head, const std::string& path, const std::string& oldest,
+                                              const std::filesystem::path& cache_dir, bool* cached, std::string* error);
+
+  // The removed lines `keep` accepts, of each commit after `since` up to
+  // `head` (`since` empty: at most `max_commits` back), compared with its
+  // first parent: (commit, path, line), oldest commit first. At most
+  // `max_commits` commits are looked at (*truncated says more were left).
+  struct RemovedLine {
+    Commit commit;
+    std::string path, line;
+  };
+  std::optional<std::vector<RemovedLine>> RemovedLines(
+      const std::string& since, const Commit& head, size_t max_commits,
+      const std::function<bool(const std::string& path, const std::string& line)>& keep, bool* truncated,
+      std::string* error);
 
   const std::string& name() const { return name_; }  // as opened (the path or URL), RedactUrl'ed
 

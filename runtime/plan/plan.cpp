@@ -94,6 +94,8 @@ PlannedResource PlanOne(ResourceInstance&& ri, PriorResource* prior, const std::
   pr.depends_on = std::move(ri.depends_on);
   pr.create_before_destroy = ri.create_before_destroy;
   pr.correct_drift = ri.correct_drift;
+  pr.range = ri.range;
+  pr.call_sites = std::move(ri.call_sites);
   if (!prior) {
     pr.action = Action::Create;
     for (const auto& [name, v] : pr.planned) {
@@ -729,6 +731,10 @@ std::string RenderPlanText(const Plan& plan, bool color) {
       out += " (" + why + ")";
     }
     out += "\n" + p.Wrap(code.c_str(), symbol) + " " + r.address + "\n";
+    for (const PlannedResource::Cause& c : r.caused_by) {
+      out += "      " + p.Wrap("36", "# caused by") + " " + c.commit.substr(0, 12) + " (" + EscapeControls(c.author) +
+             "): " + EscapeControls(c.summary) + (c.how.empty() ? "" : " [" + EscapeControls(c.how) + "]") + "\n";
+    }
     if (!r.moved_from.empty()) out += "      (moved from " + r.moved_from + ")\n";
     if (!r.waits_for_deletes.empty()) {
       auto id = r.planned.find("id");
@@ -802,6 +808,13 @@ std::string RenderPlanJson(const Plan& plan) {
                              {"after", after},
                              {"previous_address", r.moved_from.empty() ? nlohmann::json(nullptr)
                                                                        : nlohmann::json(r.moved_from)}};
+    if (!r.caused_by.empty()) {
+      nlohmann::json causes = nlohmann::json::array();
+      for (const PlannedResource::Cause& c : r.caused_by)
+        causes.push_back({{"commit", c.commit}, {"author", c.author}, {"time_s", c.time_s}, {"summary", c.summary},
+                          {"how", c.how}});
+      change["caused_by"] = std::move(causes);
+    }
     if (r.action == Action::Delete || r.action == Action::Replace) {
       nlohmann::json deletes = nullptr;
       if (r.deletes) {

@@ -76,6 +76,20 @@ struct PlannedResource {
   // provider's id for it. `prior` is then the imported object; apply records
   // it in the state before any update (docs/cli.md, "Importing existing objects").
   std::string import_id;
+  // Where it is declared (invalid for a delete of what the configuration
+  // no longer has), and the module blocks that instantiate it.
+  Range range;
+  std::vector<Range> call_sites;
+  // The commits that caused this change (docs/gitops.md, "Change
+  // provenance"), newest first; filled for configurations from git.
+  struct Cause {
+    std::string commit;  // 40 hex digits
+    std::string author;
+    int64_t time_s = 0;
+    std::string summary;
+    std::string how;  // "changed envs/prod/main.plinth:12-15", "removed `marker \"old\"`"
+  };
+  std::vector<Cause> caused_by;
 };
 
 // What a saved or approved plan records per address, and apply compares:
