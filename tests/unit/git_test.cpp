@@ -223,5 +223,77 @@ TEST_F(GitTest, ARemoteIsCachedBareAndFetchedIncrementally) {
   EXPECT_NE(error.find("cannot fetch file://"), std::string::npos) << error;
 }
 
+// What pull-request plans and change provenance read: the merge base, the
+// commits after it, the files they change, blame bounded by a commit (and
+// cached per blob), and the lines removed after a commit.
+TEST_F(GitTest, HistoryBlameAndRemovedLines) {
+  const std::string base = Git({"rev-parse", "HEAD"});
+  Write("main.plinth", "region \"lab\" {}\n\nmarker \"a\" {\n  path = \"m/a\"\n}\n");
+  const std::string add = Commit("add a");
+  Write("main.plinth", "region \"lab\" {}\n\nmarker \"a\" {\n  path = \"m/a2\"\n}\n");
+  const std::string change = Commit("change a");
+  Git({"checkout", "-q", "-b", "feature"});
+  Write("main.plinth", "region \"lab\" {}\n");
+  const std::string remove = Commit("remove a");
+  std::string error;
+  auto repo = Repository::Open(repo_.string(), {}, &error);
+  ASSERT_TRUE(repo) << error;
+  auto head = repo->Resolve("feature", &error);
+  auto main = repo->Resolve(base, &error);
+  ASSERT_TRUE(head && main) << error;
+  auto mb = repo->MergeBase(*main, *head, &error);
+  ASSERT_TRUE(mb) << error;
+  EXPECT_EQ(mb->id, base);
+  bool truncated = true;
+  auto commits = repo->CommitsBetween(*mb, *head, 10, &truncated, &error);
+  ASSERT_TRUE(commits) << error;
+  ASSERT_EQ(commits->size(), 3u);
+  EXPECT_FALSE(truncated);
+  EXPECT_EQ((*commits)[0].summary, "remove a");  // newest first
+  auto limited = repo->CommitsBetween(*mb, *head, 2, &truncated, &error);
+  ASSERT_TRUE(limited);
+  EXPECT_EQ(limited->size(), 2u);
+  EXPECT_TRUE(truncated);
+  auto at_change = repo->Lookup(change, &error);
+  ASSERT_TRUE(at_change) << error;
+  auto files = repo->ChangedFiles(*mb, *at_change, &error);
+  ASSERT_TRUE(files) << error;
+  EXPECT_EQ(*files, std::vector<std::string>{"main.plinth"});
+  // Blame at "change a", bounded by "add a": line 4 (the path) is "change a"'s,
+  // the rest is older than the bound.
+  const fs::path cache = tmp_.path() / "cache";
+  bool cached = true;
+  auto hunks = repo->Blame(*at_change, "main.plinth", add, cache, &cached, &error);
+  ASSERT_TRUE(hunks) << error;
+  EXPECT_FALSE(cached);
+  bool line4 = false;
+  for (const auto& h : *hunks) {
+    const bool covers4 = h.first_line <= 4 && 4 < h.first_line + h.lines;
+    if (covers4) {
+      line4 = true;
+      EXPECT_EQ(h.commit, change);
+      EXPECT_FALSE(h.boundary);
+    } else {
+      EXPECT_TRUE(h.boundary) << "line " << h.first_line << " from " << h.commit;
+    }
+  }
+  EXPECT_TRUE(line4);
+  auto again = repo->Blame(*at_change, "main.plinth", add, cache, &cached, &error);
+  ASSERT_TRUE(again) << error;
+  EXPECT_TRUE(cached) << "the second blame of one blob comes from the cache";
+  EXPECT_EQ(again->size(), hunks->size());
+  EXPECT_FALSE(repo->Blame(*at_change, "nope.plinth", add, cache, &cached, &error));
+  // Removed lines after "add a": the path line (by "change a") and the block (by "remove a").
+  auto removed = repo->RemovedLines(add, *head, 100,
+                                    [](const std::string& path, const std::string& line) {
+                                      return path == "main.plinth" && line.find("marker") != std::string::npos;
+                                    },
+                                    &truncated, &error);
+  ASSERT_TRUE(removed) << error;
+  ASSERT_EQ(removed->size(), 1u);
+  EXPECT_EQ((*removed)[0].commit.id, remove);
+  EXPECT_EQ((*removed)[0].line, "marker \"a\" {");
+}
+
 }  // namespace
 }  // namespace plinth::git
