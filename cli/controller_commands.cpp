@@ -352,7 +352,7 @@ int Controller(const Options& options) {
     if (sync) {
       controller::Controller* c = ctl.get();
       server->PostSigned("/hooks/git", [&sync, c](const controller::HttpRequest& req) {
-        return sync->Webhook(req, [c] { c->RequestRun("git-sync"); });
+        return sync->Webhook(req, [c] { c->RequestRun("git-sync"); }, c->leading());
       });
     }
     if (!server->Start(&error)) return Fail(error);

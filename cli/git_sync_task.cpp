@@ -329,7 +329,8 @@ controller::PeriodicTask GitSync::Task(std::chrono::milliseconds every) {
   return t;
 }
 
-controller::HttpResponse GitSync::Webhook(const controller::HttpRequest& req, const std::function<void()>& wake) {
+controller::HttpResponse GitSync::Webhook(const controller::HttpRequest& req, const std::function<void()>& wake,
+                                          bool leading) {
   controller::HttpResponse r;
   auto answer = [&](int status, const std::string& result, const std::string& body) {
     std::lock_guard lock(mu_);
@@ -384,7 +385,8 @@ controller::HttpResponse GitSync::Webhook(const controller::HttpRequest& req, co
     wake_ = true;
   }
   wake();
-  return answer(202, "accepted", "sync started");
+  return answer(202, "accepted",
+                leading ? "sync started" : "accepted, but this controller stands by: the leader syncs at its next poll");
 }
 
 int Approve(const Options& o) {

@@ -78,8 +78,11 @@ class GitSync {
   void Metrics(metrics::Exposition& m) const;
   // The task ("git-sync", status key "git"), run every controller pass.
   controller::PeriodicTask Task(std::chrono::milliseconds every);
-  // POST /hooks/git; `wake` starts the controller's next pass now.
-  controller::HttpResponse Webhook(const controller::HttpRequest& request, const std::function<void()>& wake);
+  // POST /hooks/git; `wake` starts the controller's next pass now;
+  // `leading`: whether this controller leads (a standby accepts the hook
+  // but only the leader syncs, at its next poll).
+  controller::HttpResponse Webhook(const controller::HttpRequest& request, const std::function<void()>& wake,
+                                   bool leading = true);
 
   // Where the plan waiting for approval is described and approvals are
   // left: <home>/.plinth/<workspace>/controller/git-sync.json, approvals/.

@@ -19,7 +19,9 @@
 # are refused or ignored; a commit a deny policy refuses and one that does
 # not parse are never applied and the last good commit stays; without
 # --auto-apply a plan waits for `plinth approve PLAN_ID`; a controller with
-# no webhook picks a commit up by polling. Controllers listen on 127.0.0.1
+# no webhook picks a commit up by polling; when the leader of two is killed
+# the standby applies the next commit, and no commit is applied twice.
+# Controllers listen on 127.0.0.1
 # only and are stopped by the trap, also on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -404,4 +406,26 @@ t0=$(date +%s.%N)
 wait_for '[ "$(cat "$data")" = polled ]' 20 || fail "polling did not apply the commit"
 t1=$(date +%s.%N)
 echo "gitops-test: commit-to-applied by polling (--sync-interval=2s): $(python3 -c "print(f'{$t1 - $t0:.2f}')") s"
-echo "gitops-test: ok (plan/apply from a path and a file:// remote, history, revert, force-push, saved plan, bad input, pull-request plans, controller sync: webhook, policies, bad commits, approval, polling)"
+polled=$(git -C "$work" rev-parse HEAD)
+
+# Two controllers on one workspace: the leader is killed, the standby takes
+# over and applies the next commit; no commit is applied twice.
+leader=${pids[-1]}
+start_controller "$tmp/ctl4.log" --auto-apply --sync-interval=2s --webhook-secret-file="$secret"
+[ "$(hook d-standby "$body")" = 202 ] && grep -q "stands by" "$tmp/hook.out" ||
+  fail "a standby's webhook answer does not say it stands by: $(cat "$tmp/hook.out")"
+kill -9 "$leader"
+{ wait "$leader"; } 2>/dev/null || true
+set_content takeover
+push "Prod: takeover"
+takeover=$(git -C "$work" rev-parse HEAD)
+wait_for '[ "$(cat "$data")" = takeover ]' 30 || fail "the standby did not take over and apply: $(tail -5 "$tmp/ctl4.log")"
+"$plinth" history --json --dir="$home" | python3 -c '
+import json, sys
+entries = json.load(sys.stdin)["entries"]
+for commit in sys.argv[1:]:
+    n = sum(1 for e in entries if e["kind"] == "apply" and e["status"] == "succeeded" and e["changes"]
+            and e.get("source", {}).get("commit") == commit)
+    assert n == 1, (commit, n)
+' "$polled" "$takeover" || fail "a commit was applied twice (or not at all) across the takeover"
+echo "gitops-test: ok (plan/apply from a path and a file:// remote, history, revert, force-push, saved plan, bad input, pull-request plans, controller sync: webhook, policies, bad commits, approval, polling, takeover)"
