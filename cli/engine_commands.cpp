@@ -169,14 +169,7 @@ int Plan(const Options& o, const VariableSources& vars, bool destroy) {
   runtime::EngineResult& r = *new runtime::EngineResult(engine.Plan(destroy || o.destroy));
   destroy = destroy || o.destroy;
   // From git: the commits behind each change (cli/provenance.h).
-  if (o.from_git && r.ok && !diags.has_errors()) {
-    const ProvenanceStats p = TraceProvenance(o, r, sources);
-    if (p.changes > 0) {
-      std::fprintf(stderr, "Provenance: %zu of %zu changes traced to commits%s%s (%zu files blamed, %zu from the cache) in %.0f ms\n",
-                   p.traced, p.changes, p.boundary.empty() ? "" : " after ", p.boundary.substr(0, 12).c_str(),
-                   p.files_blamed, p.files_cached, p.ms);
-    }
-  }
+  if (o.from_git && r.ok && !diags.has_errors()) TraceAndReport(o, r.plan, sources);
   if (o.from_git && !o.from_git->compare.empty()) {
     // A pull request's plan: Markdown on stdout, the problems on stderr too.
     if (!r.ok || diags.has_errors() || !r.plan.problems.empty()) PrintProblems(r, sources, diags, o);
@@ -322,6 +315,9 @@ int Apply(const Options& given, const VariableSources& vars, bool destroy) {
   SourceManager sources;
   Diagnostics diags;
   runtime::Engine engine(*eo, sources, diags);
+  // The engine that applies (below) reads the configuration again, into these.
+  SourceManager sources2;
+  Diagnostics diags2;
   bool shown_no_changes = false;
   if (!from_file && o.auto_approve) {
     // The plan is shown before anything runs, with --auto-approve too (as
@@ -331,7 +327,14 @@ int Apply(const Options& given, const VariableSources& vars, bool destroy) {
     eo->review = [&](const runtime::EngineResult& first) {
       for (const std::string& n : first.notes)
         std::fprintf(stderr, "note: %s\n", runtime::EscapeControls(n).c_str());
-      std::fputs(runtime::RenderPlanText(first.plan, Colored(o, stdout)).c_str(), stdout);
+      if (o.from_git) {
+        // The commits behind each change, on a copy: the plan applied is the engine's.
+        runtime::Plan shown = first.plan;
+        TraceAndReport(o, shown, sources2);
+        std::fputs(runtime::RenderPlanText(shown, Colored(o, stdout)).c_str(), stdout);
+      } else {
+        std::fputs(runtime::RenderPlanText(first.plan, Colored(o, stdout)).c_str(), stdout);
+      }
       std::fflush(stdout);
       shown_no_changes = !first.plan.HasChanges();
       return true;
@@ -346,6 +349,7 @@ int Apply(const Options& given, const VariableSources& vars, bool destroy) {
       std::printf("\n%s failed: 0 changed, 0 failed, 0 skipped.\n", destroy ? "Destroy" : "Apply");
       return 1;
     }
+    if (o.from_git) TraceAndReport(o, preview.plan, sources);
     std::fputs(runtime::RenderPlanText(preview.plan, Colored(o, stdout)).c_str(), stdout);
     std::fflush(stdout);
     if (preview.plan.Denied()) {
@@ -385,8 +389,6 @@ int Apply(const Options& given, const VariableSources& vars, bool destroy) {
     saved.config_digest = preview.config_digest;
     for (const auto& pr : preview.plan.resources) saved.actions[pr.address] = runtime::SavedAction(pr);
   }
-  SourceManager sources2;
-  Diagnostics diags2;
   eo->stop = &stop_requested;
   InstallInterruptHandler();
   runtime::Engine runner(std::move(*eo), sources2, diags2);

@@ -99,14 +99,14 @@ std::string SameRepo(std::string repo) {
 
 }  // namespace
 
-ProvenanceStats TraceProvenance(const Options& o, runtime::EngineResult& r, const SourceManager& sources) {
+ProvenanceStats TraceProvenance(const Options& o, runtime::Plan& plan, const SourceManager& sources) {
   ProvenanceStats stats;
   const auto t0 = std::chrono::steady_clock::now();
   auto done = [&] {
     stats.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     return stats;
   };
-  if (!o.from_git || !r.plan.HasChanges()) return done();
+  if (!o.from_git || !plan.HasChanges()) return done();
   const Options::FromGit& g = *o.from_git;
   const json source = json::parse(g.source, nullptr, false);
   if (!source.is_object()) return done();
@@ -216,10 +216,10 @@ ProvenanceStats TraceProvenance(const Options& o, runtime::EngineResult& r, cons
   // Blocks of the configuration by their address without the key (for
   // instances deleted while their block remains).
   std::map<std::string, const runtime::PlannedResource*> blocks;
-  for (const runtime::PlannedResource& pr : r.plan.resources)
+  for (const runtime::PlannedResource& pr : plan.resources)
     if (pr.range.valid()) blocks.emplace(WithoutKey(pr.address), &pr);
 
-  for (runtime::PlannedResource& pr : r.plan.resources) {
+  for (runtime::PlannedResource& pr : plan.resources) {
     if (pr.action == runtime::Action::NoOp) continue;
     ++stats.changes;
     std::map<std::string, std::string> causes;  // commit -> how
@@ -257,6 +257,15 @@ ProvenanceStats TraceProvenance(const Options& o, runtime::EngineResult& r, cons
     pr.caused_by = std::move(out);
   }
   return done();
+}
+
+void TraceAndReport(const Options& o, runtime::Plan& plan, const SourceManager& sources) {
+  const ProvenanceStats p = TraceProvenance(o, plan, sources);
+  if (p.changes == 0) return;
+  std::fprintf(stderr,
+               "Provenance: %zu of %zu changes traced to commits%s%s (%zu files blamed, %zu from the cache) in %.0f ms\n",
+               p.traced, p.changes, p.boundary.empty() ? "" : " after ", p.boundary.substr(0, 12).c_str(),
+               p.files_blamed, p.files_cached, p.ms);
 }
 
 }  // namespace plinth::cli

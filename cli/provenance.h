@@ -33,7 +33,11 @@ struct ProvenanceStats {
   std::string boundary;  // the commit blame stopped at ("" none)
 };
 
-// Fills caused_by of `r`'s planned changes; `sources` are the plan's.
-ProvenanceStats TraceProvenance(const Options& o, runtime::EngineResult& r, const SourceManager& sources);
+// Fills caused_by of `plan`'s changes; `sources` are the plan's.
+ProvenanceStats TraceProvenance(const Options& o, runtime::Plan& plan, const SourceManager& sources);
+
+// TraceProvenance, then its figures on stderr ("Provenance: 31 of 31
+// changes traced to commits after 8e0c55a1b2d9 (...) in 3 ms").
+void TraceAndReport(const Options& o, runtime::Plan& plan, const SourceManager& sources);
 
 }  // namespace plinth::cli
