@@ -347,6 +347,8 @@ int Controller(const Options& options) {
     so.host = host;
     so.port = port;
     so.token = ctl->token();
+    // A push event lists its commits: GitHub's reach hundreds of KiB.
+    if (git && !git->webhook_secret.empty()) so.max_request_bytes = size_t{1} << 20;
     server = std::make_unique<controller::HttpServer>(so);
     ctl->Attach(*server);
     if (sync) {
