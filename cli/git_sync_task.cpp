@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli/git_source.h"
+#include "cli/provenance.h"
 #include "cli/workspace.h"
 #include "runtime/controller/actions.h"
 #include "runtime/controller/notify.h"
@@ -179,6 +180,14 @@ GitSync::Outcome GitSync::Sync(bool approved) {
     if (approved && pending_.is_object())
       note = "; the approved plan " + pending_.value("id", std::string()) + " no longer holds (the commit, the "
              "variables or the state changed)";
+    // The plan to review before approving, with the commits behind each change.
+    (void)TraceProvenance(po, planned.plan, sources);
+    const fs::path plan_file = controller_dir_ / "git-plan.txt";
+    const std::string text = "Plan " + id + " of commit " + read->commit.id + " (" +
+                             runtime::EscapeControls(read->commit.summary) + "); approve with: plinth approve " + id +
+                             "\n\n" + runtime::RenderPlanText(planned.plan, false);
+    std::string review = "review " + plan_file.string() + ", then ";
+    if (io::MakeDirs(controller_dir_, 0700) != 0 || io::WriteFileAtomic(plan_file, text, 0600) != 0) review.clear();
     std::lock_guard lock(mu_);
     pending_ = {{"id", id},
                 {"commit", read->commit.id},
@@ -189,7 +198,7 @@ GitSync::Outcome GitSync::Sync(bool approved) {
                 {"changes", changes},
                 {"counts", counts},
                 {"created_at_ms", clock_.WallMs()}};
-    return {"waiting", "plan " + id + " (" + counts + ") waits for approval: plinth approve " + id + note};
+    return {"waiting", "plan " + id + " (" + counts + ") waits for approval: " + review + "plinth approve " + id + note};
   }
   // Apply exactly what was planned: refused, changing nothing, when the
   // state, the configuration or the planned actions moved since.
@@ -287,6 +296,7 @@ json GitSync::Status() const {
               {"last_error", last_error_}};
   if (pending_.is_object()) {
     doc["waiting"] = {{"id", pending_.value("id", std::string())},
+                      {"plan_file", (controller_dir_ / "git-plan.txt").string()},
                       {"commit", pending_.value("commit", std::string())},
                       {"counts", pending_.value("counts", std::string())},
                       {"changes", pending_.value("changes", json::array())}};

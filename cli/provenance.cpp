@@ -3,6 +3,8 @@
 #include "cli/provenance.h"
 
 #include <algorithm>
+#include <array>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>

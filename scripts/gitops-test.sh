@@ -387,6 +387,9 @@ start_controller "$tmp/ctl2.log" --sync-interval=1h
 wait_for '[ "$(git_status outcome)" = waiting ]' 20 || fail "no plan waits: $(git_status outcome) $(git_status detail)"
 plan_id=$(git_status detail | sed -n 's/^plan \([0-9a-f]*\) .*/\1/p')
 [ -n "$plan_id" ] || fail "no plan id in: $(git_status detail)"
+plan_file="$home/.plinth/default/controller/git-plan.txt"
+grep -q "^Plan $plan_id of commit" "$plan_file" && grep -q "caused by .* (Ada Lovelace): Prod: needs approval" "$plan_file" ||
+  fail "the plan to review is not written with its provenance: $(cat "$plan_file" 2>/dev/null)"
 [ "$(cat "$data")" = c2 ] || fail "a plan waiting for approval was applied"
 wait_for 'grep -q "\"GitPlanWaiting\", \"firing\"" "$tmp/hooks.jsonl"' 20 ||
   fail "no GitPlanWaiting notification: $(cat "$tmp/hooks.jsonl")"
