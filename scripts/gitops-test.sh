@@ -20,7 +20,8 @@
 # not parse are never applied and the last good commit stays; without
 # --auto-apply a plan waits for `plinth approve PLAN_ID`; a controller with
 # no webhook picks a commit up by polling; when the leader of two is killed
-# the standby applies the next commit, and no commit is applied twice.
+# the standby applies the next commit, and no commit is applied twice; drift
+# is judged against the applied tree and its correction waits for approval.
 # Controllers listen on 127.0.0.1
 # only and are stopped by the trap, also on failure.
 set -euo pipefail
@@ -431,4 +432,21 @@ for commit in sys.argv[1:]:
             and e.get("source", {}).get("commit") == commit)
     assert n == 1, (commit, n)
 ' "$polled" "$takeover" || fail "a commit was applied twice (or not at all) across the takeover"
+stop_pids 5 "${pids[@]}"
+pids=()
+
+# Drift under a controller syncing from git: judged against the applied
+# commit's tree; without --auto-apply the correction waits for approval.
+printf 'edited by hand' >"$data"
+"$plinth" controller --git="file://$bare@main" --dir="$home" --once --drift-interval=1s envs/prod \
+  >"$tmp/once.json" 2>"$tmp/once.err" || true
+python3 - "$tmp/once.json" <<'PY' || fail "drift under git sync: $(cat "$tmp/once.json") $(tail -5 "$tmp/once.err")"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+drifted = {r["address"]: r for r in doc["drift"]["resources"]}
+assert "content" in drifted["module.m.marker.inner"]["attributes"], drifted
+assert doc["git"]["outcome"] == "waiting", doc["git"]
+assert "update" in doc["git"]["waiting"]["counts"] or "1 to update" in doc["git"]["waiting"]["counts"], doc["git"]
+PY
+[ "$(cat "$data")" = "edited by hand" ] || fail "drift was corrected without approval"
 echo "gitops-test: ok (plan/apply from a path and a file:// remote, history, revert, force-push, saved plan, bad input, pull-request plans, controller sync: webhook, policies, bad commits, approval, polling, takeover)"
