@@ -148,7 +148,7 @@ int Controller(const Options& options) {
     g.auto_apply = f.auto_apply;
     if (!f.webhook_secret_file.empty() && !ReadSecretFile(f.webhook_secret_file, &g.webhook_secret)) return 2;
     const fs::path link = GitTreeLink(g.home, o.workspace);
-    o.from_git = Options::FromGit{g.home, link.string(), g.path, ""};
+    o.from_git = Options::FromGit{g.home, link.string(), g.path, "", ""};
     o.paths = {(g.path.empty() ? link : link / g.path).string()};
     git = std::move(g);
   } else if (!f.sync_interval.empty() || f.auto_apply || !f.webhook_secret_file.empty()) {

@@ -257,7 +257,7 @@ bool LoadSavedPlan(const std::string& path, Options& o, runtime::Engine::SavedPl
     // cache never change), and the workspace is where the plan was made.
     const nlohmann::json& g = doc["git"];
     o.from_git = Options::FromGit{g.value("home", std::string()), g.value("tree", std::string()),
-                                  g.value("path", std::string()), g.value("source", std::string())};
+                                  g.value("path", std::string()), g.value("source", std::string()), ""};
     std::error_code ec;
     if (o.from_git->home.empty() || !std::filesystem::exists(o.paths[0], ec)) {
       std::fprintf(stderr, "error: the tree plan '%s' was made from (%s) is gone; plan again\n", path.c_str(),

@@ -39,22 +39,15 @@ std::string Sha256Hex(const std::string& text) {
 
 std::string Short(const std::string& commit) { return commit.substr(0, 12); }
 
-// "2 to create, 1 to update" and the changed addresses.
-std::string Counts(const runtime::Plan& plan, json* changes) {
-  size_t create = 0, update = 0, replace = 0, destroy = 0;
+// The first changed addresses ("update marker.m"), at most kMaxListed.
+json ChangeList(const runtime::Plan& plan) {
+  json changes = json::array();
   for (const runtime::PlannedResource& pr : plan.resources) {
-    switch (pr.action) {
-      case runtime::Action::NoOp: continue;
-      case runtime::Action::Create: ++create; break;
-      case runtime::Action::Replace: ++replace; break;
-      case runtime::Action::Delete: ++destroy; break;
-      case runtime::Action::Update:
-      case runtime::Action::Forget: ++update; break;
-    }
-    if (changes->size() < kMaxListed) changes->push_back(std::string(runtime::ActionName(pr.action)) + " " + pr.address);
+    if (pr.action == runtime::Action::NoOp) continue;
+    if (changes.size() == kMaxListed) break;
+    changes.push_back(std::string(runtime::ActionName(pr.action)) + " " + pr.address);
   }
-  return std::to_string(create) + " to create, " + std::to_string(update) + " to update, " +
-         std::to_string(replace) + " to replace, " + std::to_string(destroy) + " to delete";
+  return changes;
 }
 
 }  // namespace
@@ -167,8 +160,8 @@ GitSync::Outcome GitSync::Sync(bool approved) {
     applied_commit_ = read->commit.id;
     return {"synced", "nothing to change"};
   }
-  json changes = json::array();
-  const std::string counts = Counts(planned.plan, &changes);
+  const json changes = ChangeList(planned.plan);
+  const std::string counts = runtime::ChangeCounts(planned.plan);
   std::map<std::string, std::string> actions;
   for (const runtime::PlannedResource& pr : planned.plan.resources) actions[pr.address] = runtime::SavedAction(pr);
   const std::string id = Sha256Hex(read->commit.tree_id + '\0' + git_.path + '\0' + planned.config_digest + '\0' +

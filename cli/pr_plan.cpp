@@ -113,10 +113,7 @@ int PullRequestPlan(const Options& o, const runtime::EngineResult& r, const Sour
     if (!plan.HasChanges()) {
       md.Force("**No changes.** The workspace already matches this branch.");
     } else {
-      md.Force("**" + std::to_string(plan.Count(runtime::Action::Create)) + " to create, " +
-               std::to_string(plan.Count(runtime::Action::Update)) + " to update, " +
-               std::to_string(plan.Count(runtime::Action::Replace)) + " to replace, " +
-               std::to_string(plan.Count(runtime::Action::Delete)) + " to delete**" +
+      md.Force("**" + runtime::ChangeCounts(plan) + "**" +
                (plan.Moved() ? ", " + std::to_string(plan.Moved()) + " moved" : "") +
                (plan.Imports() ? ", " + std::to_string(plan.Imports()) + " to import" : ""));
       md.Force("");

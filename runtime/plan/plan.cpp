@@ -693,6 +693,12 @@ std::string RenderTargeting(const Plan& plan, const Painter& p) {
 
 }  // namespace
 
+std::string ChangeCounts(const Plan& plan) {
+  return std::to_string(plan.Count(Action::Create)) + " to create, " + std::to_string(plan.Count(Action::Update)) +
+         " to update, " + std::to_string(plan.Count(Action::Replace)) + " to replace, " +
+         std::to_string(plan.Count(Action::Delete)) + " to delete";
+}
+
 std::string RenderPlanText(const Plan& plan, bool color) {
   Painter p{color};
   std::string out;

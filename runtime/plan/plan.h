@@ -215,6 +215,9 @@ Graph BuildGraph(const Plan& plan);
 // attribute lines, reasons, and a summary line. Sensitive values print as
 // (sensitive), unknown ones as (known after apply).
 std::string RenderPlanText(const Plan& plan, bool color);
+// "1 to create, 2 to update, 0 to replace, 0 to delete": the counts
+// summaries quote (pull-request plans, the git sync's status).
+std::string ChangeCounts(const Plan& plan);
 
 // `text` with every control character written as an escape: \n, \r, \t,
 // \x1b for the other C0 bytes and DEL, \u009b for the C1 ones (UTF-8
