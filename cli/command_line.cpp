@@ -102,6 +102,13 @@ class Definition {
     c->add_option("--state-key-file", options.state_key_file,
                   "the state's encryption key: 64 hex digits, mode 600 (also PLINTH_STATE_KEY_FILE)")
         ->type_name("FILE");
+    Backend(c);
+  }
+  void Backend(CLI::App* c) {
+    c->add_option("--backend", options.backend,
+                  "where the state lives: a PostgreSQL URL (postgres://USER@HOST/DB; password from PGPASSWORD) "
+                  "instead of DIR/.plinth/W/state.db (also PLINTH_BACKEND)")
+        ->type_name("URL");
   }
   void Dir(CLI::App* c, const std::string& what) {
     c->add_option("--dir", options.dir, what)->type_name("DIR");
@@ -517,6 +524,7 @@ Definition::Definition() {
     g->add_option("--state-key-file", options.state_key_file,
                   "the state's encryption key: 64 hex digits, mode 600 (also PLINTH_STATE_KEY_FILE)")
         ->type_name("FILE");
+    Backend(g);
     CLI::App* list = Subcommand(g, "list", "list the workspaces that have state; * marks the current one",
                                 exits, "plinth workspace list --dir=examples/quickstart");
     Json(list, "print the workspaces as JSON");

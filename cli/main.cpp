@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
       !plinth::cli::ResolveGit(&parsed.options)) {
     ExitNow(1);
   }
+  // --backend is PLINTH_BACKEND for everything this process opens or starts.
+  if (!parsed.options.backend.empty()) ::setenv("PLINTH_BACKEND", parsed.options.backend.c_str(), 1);
   const plinth::cli::Options& o = parsed.options;
   switch (parsed.command) {
     case CommandId::kValidate: ExitNow(plinth::cli::Validate(o, false));

@@ -15,6 +15,7 @@ packages=(
   libre2-dev                                          # linear-time regex (regex, regexall, replace, policies)
   libcli11-dev                                        # command-line parsing (cli/)
   libreadline-dev                                     # line editing and history in plinth console
+  libpq-dev postgresql                                # the PostgreSQL state backend (libpq); a server for its tests (tests/fixtures/postgres.sh)
   libgit2-dev git                                     # configurations from git (runtime/git; git makes the tests' repositories)
   python3                                             # the example provider in another process (tests)
   slurm-wlm munge                                     # Slurm boundary tests: slurmctld, slurmd, sbatch (tests/fixtures/slurm-cluster.sh)

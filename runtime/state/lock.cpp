@@ -4,7 +4,6 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -14,20 +13,13 @@
 #include <fstream>
 #include <sstream>
 
+#include "runtime/state/sql.h"
+
 namespace plinth::state {
 namespace {
 
 Error LockError(ErrorCode code, std::string message) {
   return Error{code, std::move(message), std::nullopt};
-}
-
-Error SqlFailure(sqlite3* db, const std::string& what) {
-  int rc = sqlite3_errcode(db) & 0xff;
-  ErrorCode code = rc == SQLITE_BUSY || rc == SQLITE_LOCKED || rc == SQLITE_IOERR || rc == SQLITE_FULL
-                       ? ErrorCode::kIo
-                   : rc == SQLITE_CORRUPT ? ErrorCode::kCorrupt
-                                          : ErrorCode::kInternal;
-  return LockError(code, what + ": " + sqlite3_errmsg(db));
 }
 
 std::string HostName() {
@@ -117,6 +109,7 @@ std::string NewLockId() {
 struct StoredLock {
   LockInfo info;
   std::string start_time;
+  int64_t expires_ms = 0;  // PostgreSQL: the lease's end (0: no lease)
 };
 
 // Whether the holder is provably gone (see lock.h), and if it is not, why it
@@ -175,65 +168,67 @@ std::string HeldMessage(const LockInfo& info, const std::string& why_kept) {
          "; wait for it to finish, or if that process is gone for good, run: plinth force-unlock " + info.id;
 }
 
+// A write transaction on the store's connection (SqlConnection::BeginWrite):
+// the read of the current holder and the write of the new one are one step
+// for every other process.
 class Txn {
  public:
-  explicit Txn(sqlite3* db) : db_(db) {}
+  explicit Txn(SqlConnection* db) : db_(db) {}
   ~Txn() {
-    if (begun_ && !done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    if (begun_ && !done_) (void)db_->Exec("ROLLBACK", "cannot roll back");
   }
-  bool Begin() { return begun_ = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK; }
-  bool Commit() { return done_ = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK; }
+  bool Begin() {
+    begun_ = db_->BeginWrite().ok();
+    if (!begun_ && db_->dialect() == SqlConnection::Dialect::kPostgres) (void)db_->Exec("ROLLBACK", "");
+    return begun_;
+  }
+  bool Commit() { return done_ = db_->Exec("COMMIT", "cannot commit").ok(); }
 
  private:
-  sqlite3* db_;
+  SqlConnection* db_;
   bool begun_ = false;
   bool done_ = false;
 };
 
-Result<std::optional<StoredLock>> ReadLock(sqlite3* db) {
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db,
-                         "SELECT id, pid, host, command, since_ms, boot_id, start_time, machine_id, pid_namespace "
-                         "FROM lock",
-                         -1, &stmt, nullptr) != SQLITE_OK) {
-    return SqlFailure(db, "cannot read the workspace lock");
-  }
-  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(stmt, sqlite3_finalize);
-  auto text = [&](int col) {
-    const unsigned char* p = sqlite3_column_text(stmt, col);
-    return p ? std::string(reinterpret_cast<const char*>(p)) : std::string();
-  };
-  int rc = sqlite3_step(stmt);
-  if (rc == SQLITE_DONE) return std::optional<StoredLock>();
-  if (rc != SQLITE_ROW) return SqlFailure(db, "cannot read the workspace lock");
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Result<std::optional<StoredLock>> ReadLock(SqlConnection* db) {
+  const bool lease = db->dialect() == SqlConnection::Dialect::kPostgres;
+  auto q = db->Prepare(std::string("SELECT id, pid, host, command, since_ms, boot_id, start_time, machine_id, "
+                                   "pid_namespace") +
+                       (lease ? ", expires_ms" : "") + " FROM lock");
+  int rc = q->Step();
+  if (rc == kDone) return std::optional<StoredLock>();
+  if (rc != kRow) return db->Failure("cannot read the workspace lock");
   StoredLock l;
-  l.info.id = text(0);
-  l.info.holder.pid = sqlite3_column_int64(stmt, 1);
-  l.info.holder.host = text(2);
-  l.info.holder.command = text(3);
-  l.info.holder.since_ms = sqlite3_column_int64(stmt, 4);
-  l.info.holder.boot_id = text(5);
-  l.start_time = text(6);
-  l.info.holder.machine_id = text(7);
-  l.info.holder.pid_namespace = text(8);
+  l.info.id = q->Text(0);
+  l.info.holder.pid = q->Int(1);
+  l.info.holder.host = q->Text(2);
+  l.info.holder.command = q->Text(3);
+  l.info.holder.since_ms = q->Int(4);
+  l.info.holder.boot_id = q->Text(5);
+  l.start_time = q->Text(6);
+  l.info.holder.machine_id = q->Text(7);
+  l.info.holder.pid_namespace = q->Text(8);
+  if (lease) l.expires_ms = q->Int(9);
   return std::optional<StoredLock>(std::move(l));
 }
 
 // Deletes the lock row when its id is `id`; kNotFound otherwise.
-Status DeleteLock(sqlite3* db, const std::string& id, const char* what) {
+Status DeleteLock(SqlConnection* db, const std::string& id, const char* what) {
   Txn txn(db);
-  if (!txn.Begin()) return SqlFailure(db, std::string("cannot ") + what);
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db, "DELETE FROM lock WHERE id = ?", -1, &stmt, nullptr) != SQLITE_OK) {
-    return SqlFailure(db, std::string("cannot ") + what);
-  }
-  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(stmt, sqlite3_finalize);
-  sqlite3_bind_text(stmt, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
-  if (sqlite3_step(stmt) != SQLITE_DONE) return SqlFailure(db, std::string("cannot ") + what);
-  if (sqlite3_changes(db) == 0) {
+  if (!txn.Begin()) return db->Failure(std::string("cannot ") + what);
+  auto d = db->Prepare("DELETE FROM lock WHERE id = ?");
+  d->Bind(1, id);
+  if (d->Step() != kDone) return db->Failure(std::string("cannot ") + what);
+  if (db->Changes() == 0) {
     return LockError(ErrorCode::kNotFound, "no workspace lock with id " + id + " (it was released or taken over)");
   }
-  if (!txn.Commit()) return SqlFailure(db, std::string("cannot ") + what);
+  if (!txn.Commit()) return db->Failure(std::string("cannot ") + what);
   return Ok{};
 }
 
@@ -255,19 +250,27 @@ LockHolder WorkspaceLock::ThisProcess(const std::string& command) {
 
 Result<AcquiredLock> WorkspaceLock::Acquire(StateStore& store, const LockHolder& holder) {
   std::lock_guard<std::mutex> guard(store.mu_);
-  sqlite3* db = store.db_;
-  // IMMEDIATE: the read of the current holder and the write of the new one
-  // are one step for every other process.
+  SqlConnection* db = store.db_.get();
+  const bool lease = store.postgres();
   Txn txn(db);
-  if (!txn.Begin()) return SqlFailure(db, "cannot take the workspace lock");
+  if (!txn.Begin()) return db->Failure("cannot take the workspace lock");
   Result<std::optional<StoredLock>> current = ReadLock(db);
   if (!current.ok()) return current.error();
   AcquiredLock acquired;
+  const int64_t now = NowMs();
   if (current.value()) {
     const StoredLock& held = *current.value();
     Liveness liveness = Judge(held);
+    // With a lease (PostgreSQL), a holder that stopped renewing is gone
+    // whatever the machine; one that renews is alive wherever it runs.
+    if (lease && !liveness.stale && held.expires_ms <= now) liveness.stale = true;
     if (!liveness.stale) {
-      Error e = LockError(ErrorCode::kLockHeld, HeldMessage(held.info, liveness.why_kept));
+      std::string why = liveness.why_kept;
+      if (lease) {
+        why = "its lease is renewed while it runs and expires " +
+              std::to_string((held.expires_ms - now + 999) / 1000) + " s after its last renewal (" + why + ")";
+      }
+      Error e = LockError(ErrorCode::kLockHeld, HeldMessage(held.info, why));
       e.holder = held.info;
       return e;
     }
@@ -279,41 +282,39 @@ Result<AcquiredLock> WorkspaceLock::Acquire(StateStore& store, const LockHolder&
   if (!holder.machine_id.empty() && holder.machine_id == MachineId() && holder.pid_namespace == PidNamespace()) {
     if (std::optional<ProcStat> st = ReadProcStat(holder.pid)) start_time = st->start_time;
   }
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db,
-                         "INSERT OR REPLACE INTO lock(singleton, id, pid, host, command, since_ms, boot_id, "
-                         "start_time, machine_id, pid_namespace) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         -1, &stmt, nullptr) != SQLITE_OK) {
-    return SqlFailure(db, "cannot take the workspace lock");
+  {
+    auto clear = db->Prepare("DELETE FROM lock");
+    if (clear->Step() != kDone) return db->Failure("cannot take the workspace lock");
   }
-  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt_guard(stmt, sqlite3_finalize);
-  sqlite3_bind_text(stmt, 1, acquired.id.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int64(stmt, 2, holder.pid);
-  sqlite3_bind_text(stmt, 3, holder.host.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(stmt, 4, holder.command.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int64(stmt, 5, holder.since_ms);
-  sqlite3_bind_text(stmt, 6, holder.boot_id.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(stmt, 7, start_time.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(stmt, 8, holder.machine_id.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(stmt, 9, holder.pid_namespace.c_str(), -1, SQLITE_TRANSIENT);
-  if (sqlite3_step(stmt) != SQLITE_DONE) return SqlFailure(db, "cannot take the workspace lock");
-  if (!txn.Commit()) return SqlFailure(db, "cannot take the workspace lock");
+  auto ins = db->Prepare(std::string("INSERT INTO lock(singleton, id, pid, host, command, since_ms, boot_id, "
+                                     "start_time, machine_id, pid_namespace") +
+                         (lease ? ", expires_ms) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                                : ") VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  ins->Bind(1, acquired.id).Bind(2, holder.pid).Bind(3, holder.host).Bind(4, holder.command);
+  ins->Bind(5, holder.since_ms).Bind(6, holder.boot_id).Bind(7, start_time).Bind(8, holder.machine_id);
+  ins->Bind(9, holder.pid_namespace);
+  if (lease) ins->Bind(10, now + store.lease_ms());
+  if (ins->Step() != kDone) return db->Failure("cannot take the workspace lock");
+  if (!txn.Commit()) return db->Failure("cannot take the workspace lock");
+  if (lease) store.StartLeaseRenewal(acquired.id);
   return acquired;
 }
 
 Status WorkspaceLock::Release(StateStore& store, const std::string& id) {
+  store.StopLeaseRenewal();
   std::lock_guard<std::mutex> guard(store.mu_);
-  return DeleteLock(store.db_, id, "release the workspace lock");
+  store.fence_.clear();
+  return DeleteLock(store.db_.get(), id, "release the workspace lock");
 }
 
 Status WorkspaceLock::ForceUnlock(StateStore& store, const std::string& id) {
   std::lock_guard<std::mutex> guard(store.mu_);
-  return DeleteLock(store.db_, id, "force-unlock the workspace");
+  return DeleteLock(store.db_.get(), id, "force-unlock the workspace");
 }
 
 Result<std::optional<LockInfo>> WorkspaceLock::Current(StateStore& store) {
   std::lock_guard<std::mutex> guard(store.mu_);
-  Result<std::optional<StoredLock>> current = ReadLock(store.db_);
+  Result<std::optional<StoredLock>> current = ReadLock(store.db_.get());
   if (!current.ok()) return current.error();
   if (!current.value()) return std::optional<LockInfo>();
   return std::optional<LockInfo>(current.value()->info);

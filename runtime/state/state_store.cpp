@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -22,6 +23,7 @@
 #include "runtime/crypto/aead.h"
 #include "runtime/exec/parallel.h"
 #include "runtime/io/durable.h"
+#include "runtime/state/sql.h"
 
 namespace plinth::state {
 
@@ -139,87 +141,54 @@ Error MakeError(ErrorCode code, std::string message) {
   return Error{code, std::move(message), std::nullopt};
 }
 
-Error SqlError(sqlite3* db, const std::string& what) {
-  int rc = db ? sqlite3_extended_errcode(db) : SQLITE_ERROR;
-  std::string msg = what + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
-  switch (rc & 0xff) {
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB: return MakeError(ErrorCode::kCorrupt, msg);
-    case SQLITE_IOERR:
-    case SQLITE_FULL:
-    case SQLITE_CANTOPEN:
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED: return MakeError(ErrorCode::kIo, msg);
-    default: return MakeError(ErrorCode::kInternal, msg);
-  }
-}
+Error SqlError(SqlConnection* db, const std::string& what) { return db->Failure(what); }
 
-// A prepared statement; finalized on destruction.
+// A prepared statement of the store's connection (runtime/state/sql.h).
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
-  ~Stmt() { sqlite3_finalize(stmt_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-
-  bool prepared() const { return rc_ == SQLITE_OK; }
+  Stmt(SqlConnection* db, const std::string& sql) : s_(db->Prepare(sql)) {}
   Stmt& Bind(int i, int64_t v) {
-    if (prepared()) sqlite3_bind_int64(stmt_, i, v);
+    s_->Bind(i, v);
     return *this;
   }
   Stmt& Bind(int i, const std::string& text) {
-    if (prepared()) sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+    s_->Bind(i, text);
     return *this;
   }
   Stmt& BindBlob(int i, const std::optional<std::string>& blob) {
-    if (!prepared()) return *this;
-    if (blob) {
-      sqlite3_bind_blob(stmt_, i, blob->data(), static_cast<int>(blob->size()), SQLITE_TRANSIENT);
-    } else {
-      sqlite3_bind_null(stmt_, i);
-    }
+    s_->BindBlob(i, blob);
     return *this;
   }
-  // SQLITE_ROW, SQLITE_DONE or an error code.
-  int Step() { return prepared() ? sqlite3_step(stmt_) : rc_; }
-  int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
-  bool IsNull(int col) { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
-  std::string Text(int col) {
-    const unsigned char* p = sqlite3_column_text(stmt_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col)) : std::string();
-  }
-  std::string Blob(int col) {
-    const void* p = sqlite3_column_blob(stmt_, col);
-    return p ? std::string(static_cast<const char*>(p), sqlite3_column_bytes(stmt_, col)) : std::string();
-  }
+  // kRow, kDone or kStepError.
+  int Step() { return s_->Step(); }
+  int64_t Int(int col) { return s_->Int(col); }
+  bool IsNull(int col) { return s_->IsNull(col); }
+  std::string Text(int col) { return s_->Text(col); }
+  std::string Blob(int col) { return s_->Blob(col); }
 
  private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
+  std::unique_ptr<SqlStatement> s_;
 };
 
-Status Exec(sqlite3* db, const char* sql, const std::string& what) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    sqlite3_free(err);
-    return SqlError(db, what);
-  }
-  return Ok{};
-}
+Status Exec(SqlConnection* db, const std::string& sql, const std::string& what) { return db->Exec(sql, what); }
 
-// BEGIN IMMEDIATE ... COMMIT; rolls back when destroyed uncommitted.
+// A write transaction (SqlConnection::BeginWrite ... COMMIT); rolls back when
+// destroyed uncommitted.
 class Transaction {
  public:
-  explicit Transaction(sqlite3* db) : db_(db) {}
+  // `fence`: the workspace lock id this store holds, when the lock is a lease
+  // (PostgreSQL); the transaction is refused when the lock row names another.
+  explicit Transaction(SqlConnection* db, const std::string* fence = nullptr) : db_(db), fence_(fence) {}
   ~Transaction() {
-    if (begun_ && !committed_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    if (begun_ && !committed_) (void)db_->Exec("ROLLBACK", "cannot roll back a state transaction");
   }
   Status Begin() {
-    Status s = Exec(db_, "BEGIN IMMEDIATE", "cannot start a state transaction");
+    Status s = db_->BeginWrite();
     begun_ = s.ok();
+    if (!s.ok() && db_->dialect() == SqlConnection::Dialect::kPostgres) {
+      (void)db_->Exec("ROLLBACK", "cannot roll back a state transaction");
+    }
+    if (s.ok() && fence_ && !fence_->empty()) return CheckFence();
     return s;
   }
   Status Commit() {
@@ -229,7 +198,22 @@ class Transaction {
   }
 
  private:
-  sqlite3* db_;
+  Status CheckFence() {
+    Stmt q(db_, "SELECT id, host, pid, command FROM lock");
+    int rc = q.Step();
+    if (rc == kStepError) return SqlError(db_, "cannot read the workspace lock");
+    if (rc == kRow && q.Text(0) == *fence_) return Ok{};
+    return MakeError(ErrorCode::kLockHeld,
+                     "this process no longer holds the workspace lock: its lease ran out (it could not be renewed) "
+                     "and " +
+                         (rc == kRow ? "pid " + std::to_string(q.Int(2)) + " on " + q.Text(1) + " (" + q.Text(3) +
+                                           ") took it"
+                                     : std::string("it was released")) +
+                         "; nothing more was written; run the command again");
+  }
+
+  SqlConnection* db_;
+  const std::string* fence_;
   bool begun_ = false;
   bool committed_ = false;
 };
@@ -317,12 +301,16 @@ std::string AadV1(const std::string& address) { return std::string("plinth-state
 // a write transaction, so no other writer can take the same value.
 // `table` is "history" or "intents". Both lookups are O(log n): the last
 // rowid, and sqlite_sequence (which is what AUTOINCREMENT itself consults).
-Result<int64_t> NextAutoincrement(sqlite3* db, const char* table) {
+Result<int64_t> NextAutoincrement(SqlConnection* db, const char* table) {
   const std::string t = table;
-  Stmt q(db, ("SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '" + t +
-              "'), 0), COALESCE((SELECT MAX(rowid) FROM " + t + "), 0)) + 1")
-                 .c_str());
-  if (q.Step() != SQLITE_ROW) return SqlError(db, std::string("cannot number a new row of ") + table);
+  const std::string key = t == "history" ? "seq" : "id";
+  // PostgreSQL: rows of these tables are never deleted, so the next key is
+  // the largest plus one (the caller's write transaction excludes other writers).
+  Stmt q(db, db->dialect() == SqlConnection::Dialect::kPostgres
+                 ? "SELECT COALESCE(MAX(" + key + "), 0) + 1 FROM " + t
+                 : "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '" + t +
+                       "'), 0), COALESCE((SELECT MAX(rowid) FROM " + t + "), 0)) + 1");
+  if (q.Step() != kRow) return SqlError(db, std::string("cannot number a new row of ") + table);
   return q.Int(0);
 }
 
@@ -389,13 +377,78 @@ bool ParseAction(const std::string& s, Action* out) {
   return false;
 }
 
-// Runs the read-only checks on an existing file. Never writes to it.
+// What the meta table says of a state.
 struct MetaInfo {
   int schema_version = 0;
   std::string workspace;
   uint32_t key_version = 0;
 };
 
+// The checks every backend runs on an existing state's meta rows before any
+// record is read: schema version, encryption and key. `where` names the state
+// in messages; `untouched` says what was left as it was.
+Result<MetaInfo> CheckMeta(std::map<std::string, std::string> meta, const std::string& where,
+                           const std::string& untouched, const StoreOptions& options) {
+  auto corrupt = [&](const std::string& why) {
+    return MakeError(ErrorCode::kCorrupt,
+                     "state " + where + " is damaged (" + why + "); restore it from a backup" + untouched);
+  };
+  int version = 0;
+  try {
+    version = std::stoi(meta.at("schema_version"));
+  } catch (...) {
+    return corrupt("no schema version in the meta table");
+  }
+  if (version > kSchemaVersion) {
+    return MakeError(ErrorCode::kSchemaTooNew, "state " + where + " has schema version " + std::to_string(version) +
+                                                    ", newer than this Plinth (" + std::to_string(kSchemaVersion) +
+                                                    "); upgrade Plinth");
+  }
+  if (version < 1) return corrupt("schema version " + std::to_string(version));
+  MetaInfo info;
+  info.schema_version = version;
+  info.workspace = meta["workspace"];
+  const std::string& encryption = meta["encryption"];
+  if (encryption == "aes-256-gcm") {
+    if (!options.encryption_key) {
+      return MakeError(ErrorCode::kKeyRequired,
+                       "state " + where + " is encrypted; provide its key (key id " + meta["key_id"] +
+                           ") with --state-key-file=FILE or PLINTH_STATE_KEY_FILE");
+    }
+    std::string given = KeyId(*options.encryption_key);
+    if (given != meta["key_id"]) {
+      return MakeError(ErrorCode::kWrongKey, "wrong encryption key for state " + where +
+                                                 ": it was written with key id " + meta["key_id"] +
+                                                 ", the given key has id " + given);
+    }
+    try {
+      info.key_version = static_cast<uint32_t>(std::stoul(meta.at("key_version")));
+    } catch (...) {
+      return corrupt("no key version in the meta table");
+    }
+  } else if (encryption == "none") {
+    if (options.encryption_key) {
+      return MakeError(ErrorCode::kNotEncrypted, "state " + where +
+                                                     " is not encrypted but an encryption key was given; "
+                                                     "drop the key (--state-key-file, PLINTH_STATE_KEY_FILE): "
+                                                     "an existing state cannot be encrypted in place");
+    }
+  } else {
+    return corrupt("unknown encryption '" + encryption + "'");
+  }
+  return info;
+}
+
+Result<std::map<std::string, std::string>> ReadMeta(SqlConnection* db) {
+  std::map<std::string, std::string> meta;
+  Stmt q(db, "SELECT key, value FROM meta");
+  int step;
+  while ((step = q.Step()) == kRow) meta[q.Text(0)] = q.Text(1);
+  if (step != kDone) return SqlError(db, "cannot read the meta table");
+  return meta;
+}
+
+// Runs the read-only checks on an existing file. Never writes to it.
 Result<MetaInfo> VerifyExisting(const std::string& path, const StoreOptions& options) {
   const std::string untouched = "; the file was left untouched";
   {
@@ -411,28 +464,30 @@ Result<MetaInfo> VerifyExisting(const std::string& path, const StoreOptions& opt
                                                 untouched);
     }
   }
-  sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
-  std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, sqlite3_close_v2);
-  if (rc != SQLITE_OK) return SqlError(raw, "cannot open state file '" + path + "'");
-  sqlite3_busy_timeout(raw, 5000);
+  Result<std::unique_ptr<SqlConnection>> opened = OpenSqlite(path, SQLITE_OPEN_READONLY);
+  if (!opened.ok()) return opened.error();
+  SqlConnection* db = opened.value().get();
   auto corrupt = [&](const std::string& why) {
     return MakeError(ErrorCode::kCorrupt, "state file '" + path + "' is damaged (" + why +
                                               "); restore it from a backup" + untouched);
   };
+  auto reason = [&] {
+    std::string m = sqlite3_errmsg(SqliteHandle(*db));
+    return m;
+  };
   {
-    Stmt app(raw, "PRAGMA application_id");
+    Stmt app(db, "PRAGMA application_id");
     int step = app.Step();
-    if (step != SQLITE_ROW) return corrupt(sqlite3_errmsg(raw));
+    if (step != kRow) return corrupt(reason());
     if (app.Int(0) != kApplicationId) {
       return MakeError(ErrorCode::kCorrupt,
                        "'" + path + "' is an SQLite database but not a Plinth state database" + untouched);
     }
   }
   if (options.verify_on_open) {
-    Stmt check(raw, "PRAGMA quick_check");
+    Stmt check(db, "PRAGMA quick_check");
     int step = check.Step();
-    if (step != SQLITE_ROW) return corrupt(sqlite3_errmsg(raw));
+    if (step != kRow) return corrupt(reason());
     std::string first = check.Text(0);
     if (first != "ok") {
       // SQLite's report spans lines ("*** in database main ***\nPage 2: …").
@@ -442,64 +497,90 @@ Result<MetaInfo> VerifyExisting(const std::string& path, const StoreOptions& opt
   }
   std::map<std::string, std::string> meta;
   {
-    Stmt q(raw, "SELECT key, value FROM meta");
+    Stmt q(db, "SELECT key, value FROM meta");
     int step;
-    while ((step = q.Step()) == SQLITE_ROW) meta[q.Text(0)] = q.Text(1);
-    if (step != SQLITE_DONE) return corrupt(std::string("meta table: ") + sqlite3_errmsg(raw));
+    while ((step = q.Step()) == kRow) meta[q.Text(0)] = q.Text(1);
+    if (step != kDone) return corrupt("meta table: " + reason());
   }
-  int version = 0;
-  try {
-    version = std::stoi(meta.at("schema_version"));
-  } catch (...) {
-    return corrupt("no schema version in the meta table");
-  }
-  if (version > kSchemaVersion) {
-    return MakeError(ErrorCode::kSchemaTooNew, "state file '" + path + "' has schema version " +
-                                                    std::to_string(version) + ", newer than this Plinth (" +
-                                                    std::to_string(kSchemaVersion) + "); upgrade Plinth");
-  }
-  if (version < 1) return corrupt("schema version " + std::to_string(version));
-  MetaInfo info;
-  info.schema_version = version;
-  info.workspace = meta["workspace"];
-  const std::string& encryption = meta["encryption"];
-  if (encryption == "aes-256-gcm") {
-    if (!options.encryption_key) {
-      return MakeError(ErrorCode::kKeyRequired,
-                       "state file '" + path + "' is encrypted; provide its key (key id " + meta["key_id"] +
-                           ") with --state-key-file=FILE or PLINTH_STATE_KEY_FILE");
-    }
-    std::string given = KeyId(*options.encryption_key);
-    if (given != meta["key_id"]) {
-      return MakeError(ErrorCode::kWrongKey, "wrong encryption key for state file '" + path +
-                                                 "': it was written with key id " + meta["key_id"] +
-                                                 ", the given key has id " + given);
-    }
-    try {
-      info.key_version = static_cast<uint32_t>(std::stoul(meta.at("key_version")));
-    } catch (...) {
-      return corrupt("no key version in the meta table");
-    }
-  } else if (encryption == "none") {
-    if (options.encryption_key) {
-      return MakeError(ErrorCode::kNotEncrypted, "state file '" + path +
-                                                     "' is not encrypted but an encryption key was given; "
-                                                     "drop the key (--state-key-file, PLINTH_STATE_KEY_FILE): "
-                                                     "an existing state cannot be encrypted in place");
-    }
-  } else {
-    return corrupt("unknown encryption '" + encryption + "'");
-  }
-  return info;
+  return CheckMeta(std::move(meta), "file '" + path + "'", untouched, options);
 }
 
-// Writes the schema and the meta rows into an empty database, in one
-// transaction.
-Status InitDatabase(sqlite3* raw, const StoreOptions& options) {
-  std::string init = "PRAGMA synchronous=FULL; PRAGMA application_id=" + std::to_string(kApplicationId) +
-                     "; PRAGMA user_version=" + std::to_string(kSchemaVersion) + "; BEGIN;";
-  init += kSchema;
-  if (Status s = Exec(raw, init.c_str(), "cannot create the state schema"); !s.ok()) return s;
+// The PostgreSQL schema: the same tables as SQLite's, in the workspace's own
+// schema (search_path), with a lease on the lock row and history rows that
+// cannot be changed or deleted once written.
+constexpr const char* kPostgresSchema = R"sql(
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE serials (
+  serial BIGINT PRIMARY KEY,
+  started_ms BIGINT NOT NULL,
+  finished_ms BIGINT NOT NULL DEFAULT 0,
+  status TEXT NOT NULL,
+  command TEXT NOT NULL,
+  config_digest TEXT NOT NULL,
+  source TEXT NOT NULL DEFAULT '');
+CREATE TABLE resources (
+  address TEXT PRIMARY KEY,
+  type TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  id TEXT NOT NULL,
+  attributes BYTEA NOT NULL,
+  dependencies TEXT NOT NULL,
+  serial_created BIGINT NOT NULL,
+  serial_updated BIGINT NOT NULL);
+CREATE TABLE history (
+  seq BIGINT PRIMARY KEY,
+  serial BIGINT NOT NULL,
+  address TEXT NOT NULL,
+  action TEXT NOT NULL,
+  before BYTEA,
+  after BYTEA,
+  at_ms BIGINT NOT NULL);
+CREATE INDEX history_by_address ON history(address, seq);
+CREATE INDEX history_by_serial ON history(serial, seq);
+CREATE FUNCTION history_append_only() RETURNS trigger LANGUAGE plpgsql AS
+  $fn$BEGIN RAISE EXCEPTION 'the state history is append-only'; END$fn$;
+CREATE TRIGGER history_append_only BEFORE UPDATE OR DELETE ON history
+  FOR EACH ROW EXECUTE FUNCTION history_append_only();
+CREATE TABLE intents (
+  id BIGINT PRIMARY KEY,
+  serial BIGINT NOT NULL,
+  address TEXT NOT NULL,
+  action TEXT NOT NULL,
+  planned BYTEA NOT NULL,
+  started_ms BIGINT NOT NULL,
+  status TEXT NOT NULL,
+  result TEXT NOT NULL DEFAULT '');
+CREATE INDEX intents_open ON intents(id) WHERE status = 'open';
+CREATE TABLE lock (
+  singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+  id TEXT NOT NULL,
+  pid BIGINT NOT NULL,
+  host TEXT NOT NULL,
+  command TEXT NOT NULL,
+  since_ms BIGINT NOT NULL,
+  boot_id TEXT NOT NULL,
+  start_time TEXT NOT NULL,
+  machine_id TEXT NOT NULL DEFAULT '',
+  pid_namespace TEXT NOT NULL DEFAULT '',
+  expires_ms BIGINT NOT NULL DEFAULT 0);
+)sql";
+
+// Writes the schema and the meta rows into an empty database (SQLite) or a
+// new schema (PostgreSQL), in one transaction.
+Status InitDatabase(SqlConnection* db, const StoreOptions& options, const std::string& pg_schema = "") {
+  std::string init;
+  if (db->dialect() == SqlConnection::Dialect::kSqlite) {
+    init = "PRAGMA synchronous=FULL; PRAGMA application_id=" + std::to_string(kApplicationId) +
+           "; PRAGMA user_version=" + std::to_string(kSchemaVersion) + "; BEGIN;";
+    init += kSchema;
+  } else {
+    init = "BEGIN; CREATE SCHEMA IF NOT EXISTS " + QuoteIdentifier(pg_schema) + ";";
+    init += kPostgresSchema;
+  }
+  if (Status s = Exec(db, init, "cannot create the state schema"); !s.ok()) {
+    (void)Exec(db, "ROLLBACK", "cannot roll back");
+    return s;
+  }
   std::map<std::string, std::string> meta = {
       {"schema_version", std::to_string(kSchemaVersion)},
       {"workspace", options.workspace},
@@ -511,10 +592,14 @@ Status InitDatabase(sqlite3* raw, const StoreOptions& options) {
     meta["key_version"] = std::to_string(options.key_version);
   }
   for (const auto& [k, v] : meta) {
-    Stmt ins(raw, "INSERT INTO meta(key, value) VALUES (?, ?)");
-    if (ins.Bind(1, k).Bind(2, v).Step() != SQLITE_DONE) return SqlError(raw, "cannot write state meta");
+    Stmt ins(db, "INSERT INTO meta(key, value) VALUES (?, ?)");
+    if (ins.Bind(1, k).Bind(2, v).Step() != kDone) {
+      Error e = SqlError(db, "cannot write state meta");
+      (void)Exec(db, "ROLLBACK", "cannot roll back");
+      return e;
+    }
   }
-  return Exec(raw, "COMMIT;", "cannot create the state schema");
+  return Exec(db, "COMMIT;", "cannot create the state schema");
 }
 
 // Builds a complete database under a temporary name and links it into place.
@@ -523,9 +608,7 @@ Status CreateDatabase(const std::string& path, const StoreOptions& options) {
   unsigned char rnd[8];
   RAND_bytes(rnd, sizeof rnd);
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + Hex(rnd, sizeof rnd);
-  sqlite3* raw = nullptr;
   auto fail = [&](Error e) {
-    if (raw) sqlite3_close_v2(raw);
     RemoveSqliteFiles(tmp);
     return e;
   };
@@ -538,14 +621,14 @@ Status CreateDatabase(const std::string& path, const StoreOptions& options) {
     return MakeError(ErrorCode::kIo, "cannot create state file '" + tmp + "': " + std::strerror(errno));
   }
   ::close(fd);
-  int rc = sqlite3_open_v2(tmp.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) return fail(SqlError(raw, "cannot create state file '" + tmp + "'"));
-  if (Status s = InitDatabase(raw, options); !s.ok()) return fail(s.error());
-  if (Status s = Exec(raw, "PRAGMA journal_mode=WAL;", "cannot create the state schema"); !s.ok()) {
-    return fail(s.error());
-  }
-  if (sqlite3_close_v2(raw) != SQLITE_OK) return fail(MakeError(ErrorCode::kIo, "cannot close '" + tmp + "'"));
-  raw = nullptr;
+  {
+    Result<std::unique_ptr<SqlConnection>> db = OpenSqlite(tmp, SQLITE_OPEN_READWRITE);
+    if (!db.ok()) return fail(db.error());
+    if (Status s = InitDatabase(db.value().get(), options); !s.ok()) return fail(s.error());
+    if (Status s = Exec(db.value().get(), "PRAGMA journal_mode=WAL;", "cannot create the state schema"); !s.ok()) {
+      return fail(s.error());
+    }
+  }  // closed here, before the file is synced and linked
   if (!FsyncPath(tmp, false)) return fail(MakeError(ErrorCode::kIo, "cannot sync '" + tmp + "'"));
   // link() never replaces an existing file, unlike rename().
   if (::link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST) {
@@ -579,7 +662,16 @@ Result<std::string> StateStore::WorkspacePath(const std::string& dir, const std:
   return (std::filesystem::path(dir) / ".plinth" / workspace / "state.db").string();
 }
 
+std::string EnvBackend() {
+  const char* env = std::getenv("PLINTH_BACKEND");
+  return env ? std::string(env) : std::string();
+}
+
 std::vector<std::string> StateStore::Workspaces(const std::string& dir) {
+  if (const std::string backend = EnvBackend(); !backend.empty()) {
+    Result<std::vector<std::string>> names = PostgresWorkspaces(backend);
+    return names.ok() ? names.value() : std::vector<std::string>();
+  }
   std::vector<std::string> names;
   std::error_code ec;
   for (std::filesystem::directory_iterator it(std::filesystem::path(dir) / ".plinth", ec), end; !ec && it != end;
@@ -598,6 +690,16 @@ Result<std::unique_ptr<StateStore>> StateStore::OpenWorkspace(const std::string&
                                                               StoreOptions options) {
   Result<std::string> path = WorkspacePath(dir, workspace);
   if (!path.ok()) return path.error();
+  options.workspace = workspace;
+  if (!options.backend.empty()) {
+    if (!IsPostgresUrl(options.backend)) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "unknown state backend '" + RedactConnInfo(options.backend) +
+                           "' (--backend, PLINTH_BACKEND): use a PostgreSQL URL "
+                           "(postgres://USER@HOST:PORT/DATABASE), or leave it empty for the SQLite file");
+    }
+    return OpenPostgresWorkspace(options);
+  }
   const std::string ws_dir = ParentDir(path.value());
   const std::string plinth_dir = ParentDir(ws_dir);
   struct stat st;
@@ -618,8 +720,86 @@ Result<std::unique_ptr<StateStore>> StateStore::OpenWorkspace(const std::string&
   }
   Restrict(plinth_dir, true);
   Restrict(ws_dir, true);
-  options.workspace = workspace;
   return Open(path.value(), options);
+}
+
+std::string StateStore::PostgresSchema(const std::string& prefix, const std::string& workspace) {
+  return prefix + "_" + workspace;
+}
+
+Result<std::vector<std::string>> StateStore::PostgresWorkspaces(const std::string& backend) {
+  Result<BackendUrl> url = ParseBackendUrl(backend);
+  if (!url.ok()) return url.error();
+  Result<std::unique_ptr<SqlConnection>> db = OpenPostgres(url->conninfo, "public");
+  if (!db.ok()) return db.error();
+  // Schemas with a meta table; the workspace a schema holds is in its meta.
+  Stmt q(db.value().get(),
+         "SELECT table_schema FROM information_schema.tables WHERE table_name = 'meta' ORDER BY table_schema");
+  std::vector<std::string> schemas;
+  int rc;
+  while ((rc = q.Step()) == kRow) schemas.push_back(q.Text(0));
+  if (rc != kDone) return SqlError(db.value().get(), "cannot list the workspaces");
+  std::vector<std::string> names;
+  for (const std::string& schema : schemas) {
+    Stmt w(db.value().get(), "SELECT value FROM " + QuoteIdentifier(schema) + ".meta WHERE key = 'workspace'");
+    if (w.Step() == kRow && PostgresSchema(url->schema_prefix, w.Text(0)) == schema) names.push_back(w.Text(0));
+  }
+  return names;
+}
+
+Result<std::unique_ptr<StateStore>> StateStore::OpenPostgresWorkspace(const StoreOptions& options) {
+  Result<BackendUrl> url = ParseBackendUrl(options.backend);
+  if (!url.ok()) return url.error();
+  const std::string schema = PostgresSchema(url->schema_prefix, options.workspace);
+  if (schema.size() > 63) {  // PostgreSQL would cut the name short, and two workspaces could meet
+    return MakeError(ErrorCode::kInvalidArgument, "the workspace name '" + options.workspace +
+                                                      "' is too long for PostgreSQL: its schema '" + schema +
+                                                      "' has over 63 bytes; use a shorter name or schema prefix");
+  }
+  Result<std::unique_ptr<SqlConnection>> opened = OpenPostgres(url->conninfo, schema);
+  if (!opened.ok()) return opened.error();
+  SqlConnection* db = opened.value().get();
+  const std::string where = "workspace '" + options.workspace + "' (" + db->Where() + ")";
+  auto exists = [&]() -> Result<bool> {
+    Stmt q(db, "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = 'meta'");
+    q.Bind(1, schema);
+    int rc = q.Step();
+    if (rc == kStepError) return SqlError(db, "cannot read the state schema " + schema);
+    return rc == kRow;
+  };
+  Result<bool> found = exists();
+  if (!found.ok()) return found.error();
+  if (!found.value()) {
+    if (options.mode == OpenMode::kExisting) {
+      std::string known;
+      if (auto names = PostgresWorkspaces(options.backend); names.ok()) {
+        for (const std::string& w : names.value()) known += (known.empty() ? "" : ", ") + w;
+      }
+      return MakeError(ErrorCode::kNotFound,
+                       "no state for workspace '" + options.workspace + "' in PostgreSQL " + db->Where() + " " +
+                           (known.empty() ? "(no workspace there has state; plinth apply creates it)"
+                                          : "(workspaces there: " + known + "); check --workspace and --backend"));
+    }
+    if (Status s = InitDatabase(db, options, schema); !s.ok()) {
+      // Another process may have created it at the same moment.
+      Result<bool> again = exists();
+      if (!again.ok() || !again.value()) return s.error();
+    }
+  }
+  Result<std::map<std::string, std::string>> meta = ReadMeta(db);
+  if (!meta.ok()) return meta.error();
+  Result<MetaInfo> info = CheckMeta(std::move(meta.value()), where, "; nothing was changed", options);
+  if (!info.ok()) return info.error();
+  std::unique_ptr<StateStore> store(new StateStore());
+  store->path_ = db->Where();
+  store->workspace_ = info->workspace;
+  store->key_ = options.encryption_key;
+  store->key_version_ = info->key_version;
+  store->lease_ms_ = options.lease_ms;
+  store->backend_ = url->conninfo;
+  store->schema_ = schema;
+  store->db_ = std::move(opened.value());
+  return store;
 }
 
 Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& path, const StoreOptions& options) {
@@ -648,10 +828,10 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& path, co
   store->key_ = options.encryption_key;
   store->key_version_ = meta->key_version;
   // No SQLITE_OPEN_CREATE: the file exists and was verified.
-  int rc = sqlite3_open_v2(path.c_str(), &store->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) return SqlError(store->db_, "cannot open state file '" + path + "'");
-  sqlite3_busy_timeout(store->db_, 5000);
-  if (Status s = Exec(store->db_, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+  Result<std::unique_ptr<SqlConnection>> db = OpenSqlite(path, SQLITE_OPEN_READWRITE);
+  if (!db.ok()) return db.error();
+  store->db_ = std::move(db.value());
+  if (Status s = Exec(store->db_.get(), "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
                       "cannot configure state file '" + path + "'");
       !s.ok()) {
     return s.error();
@@ -667,15 +847,55 @@ Result<std::unique_ptr<StateStore>> StateStore::OpenEmpty(const StoreOptions& op
   store->workspace_ = options.workspace;
   store->key_ = options.encryption_key;
   store->key_version_ = options.key_version;
-  int rc = sqlite3_open_v2(":memory:", &store->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) return SqlError(store->db_, "cannot open an empty state in memory");
-  if (Status s = InitDatabase(store->db_, options); !s.ok()) return s.error();
+  Result<std::unique_ptr<SqlConnection>> db = OpenSqlite(":memory:", SQLITE_OPEN_READWRITE);
+  if (!db.ok()) return db.error();
+  store->db_ = std::move(db.value());
+  if (Status s = InitDatabase(store->db_.get(), options); !s.ok()) return s.error();
   return store;
 }
 
-StateStore::~StateStore() {
-  if (db_) sqlite3_close_v2(db_);
+StateStore::~StateStore() { StopLeaseRenewal(); }
+
+void StateStore::StartLeaseRenewal(const std::string& lock_id) {
+  StopLeaseRenewal();
+  fence_ = lock_id;
+  renew_stop_ = false;
+  const int64_t lease_ms = lease_ms_;
+  renewer_ = std::thread([this, lock_id, lease_ms] {
+    std::unique_ptr<SqlConnection> db;
+    std::unique_lock<std::mutex> lk(renew_mu_);
+    while (!renew_cv_.wait_for(lk, std::chrono::milliseconds(std::max<int64_t>(lease_ms / 3, 50)),
+                               [this] { return renew_stop_; })) {
+      lk.unlock();
+      if (!db) {
+        Result<std::unique_ptr<SqlConnection>> opened = OpenPostgres(backend_, schema_);
+        if (opened.ok()) db = std::move(opened.value());
+      }
+      bool lost = false;
+      if (db) {
+        Stmt u(db.get(), "UPDATE lock SET expires_ms = ? WHERE id = ?");
+        u.Bind(1, NowMs() + lease_ms).Bind(2, lock_id);
+        // A failure is retried at the next tick; the fence stops writes if
+        // the lease runs out meanwhile and someone takes it.
+        if (u.Step() == kDone && db->Changes() == 0) lost = true;
+      }
+      lk.lock();
+      if (lost) break;
+    }
+  });
 }
+
+void StateStore::StopLeaseRenewal() {
+  if (!renewer_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lk(renew_mu_);
+    renew_stop_ = true;
+  }
+  renew_cv_.notify_all();
+  renewer_.join();
+}
+
+bool StateStore::postgres() const { return db_ && db_->dialect() == SqlConnection::Dialect::kPostgres; }
 
 // ------------------------------------------------------------------ blobs
 
@@ -811,11 +1031,11 @@ Result<ResourceRecord> StateStore::DecodeRow(Row&& row) {
 }
 
 Result<std::optional<ResourceRecord>> StateStore::LoadResource(const std::string& address) {
-  Stmt q(db_, (std::string(kResourceColumns) + " WHERE address = ?").c_str());
+  Stmt q(db_.get(), (std::string(kResourceColumns) + " WHERE address = ?").c_str());
   q.Bind(1, address);
   int rc = q.Step();
-  if (rc == SQLITE_DONE) return std::optional<ResourceRecord>();
-  if (rc != SQLITE_ROW) return SqlError(db_, "cannot read '" + address + "' from state");
+  if (rc == kDone) return std::optional<ResourceRecord>();
+  if (rc != kRow) return SqlError(db_.get(), "cannot read '" + address + "' from state");
   Result<ResourceRecord> r = DecodeRow(ReadRow<Row>(q));
   if (!r.ok()) return r.error();
   return std::optional<ResourceRecord>(std::move(r.value()));
@@ -829,7 +1049,7 @@ Status StateStore::UpsertResource(const ResourceRecord& r) {
       ResourceAad(r.address, r.type, r.provider, r.id, dependencies, r.serial_created, r.serial_updated),
       plain.value());
   if (!attrs.ok()) return attrs.error();
-  Stmt q(db_,
+  Stmt q(db_.get(),
          "INSERT INTO resources(address, type, provider, id, attributes, dependencies, serial_created, "
          "serial_updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(address) DO UPDATE SET type = "
          "excluded.type, provider = excluded.provider, id = excluded.id, attributes = excluded.attributes, "
@@ -837,14 +1057,14 @@ Status StateStore::UpsertResource(const ResourceRecord& r) {
          "excluded.serial_updated");
   q.Bind(1, r.address).Bind(2, r.type).Bind(3, r.provider).Bind(4, r.id).BindBlob(5, attrs.value());
   q.Bind(6, dependencies).Bind(7, r.serial_created).Bind(8, r.serial_updated);
-  if (q.Step() != SQLITE_DONE) return SqlError(db_, "cannot write '" + r.address + "' to state");
+  if (q.Step() != kDone) return SqlError(db_.get(), "cannot write '" + r.address + "' to state");
   return Ok{};
 }
 
 Status StateStore::AppendHistory(int64_t serial, const std::string& address, Action action,
                                  const std::optional<ResourceRecord>& before,
                                  const std::optional<ResourceRecord>& after) {
-  Result<int64_t> seq = NextAutoincrement(db_, "history");
+  Result<int64_t> seq = NextAutoincrement(db_.get(), "history");
   if (!seq.ok()) return seq.error();
   const std::string action_name = ActionName(action);
   const int64_t at_ms = NowMs();
@@ -862,26 +1082,26 @@ Status StateStore::AppendHistory(int64_t serial, const std::string& address, Act
   std::optional<std::string> before_blob, after_blob;
   if (Status st = seal(before, "before", &before_blob); !st.ok()) return st;
   if (Status st = seal(after, "after", &after_blob); !st.ok()) return st;
-  Stmt q(db_,
+  Stmt q(db_.get(),
          "INSERT INTO history(seq, serial, address, action, before, after, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)");
   q.Bind(1, seq.value()).Bind(2, serial).Bind(3, address).Bind(4, action_name);
   q.BindBlob(5, before_blob).BindBlob(6, after_blob).Bind(7, at_ms);
-  if (q.Step() != SQLITE_DONE) return SqlError(db_, "cannot append history for '" + address + "'");
+  if (q.Step() != kDone) return SqlError(db_.get(), "cannot append history for '" + address + "'");
   return Ok{};
 }
 
 Result<int64_t> StateStore::NewSerial(const std::string& command, const std::string& digest,
                                       ApplyStatus status, const std::string& source) {
-  Stmt max(db_, "SELECT COALESCE(MAX(serial), 0) FROM serials");
-  if (max.Step() != SQLITE_ROW) return SqlError(db_, "cannot read the current serial");
+  Stmt max(db_.get(), "SELECT COALESCE(MAX(serial), 0) FROM serials");
+  if (max.Step() != kRow) return SqlError(db_.get(), "cannot read the current serial");
   int64_t serial = max.Int(0) + 1;
   int64_t now = NowMs();
-  Stmt ins(db_,
+  Stmt ins(db_.get(),
            "INSERT INTO serials(serial, started_ms, finished_ms, status, command, config_digest, source) "
            "VALUES (?, ?, ?, ?, ?, ?, ?)");
   ins.Bind(1, serial).Bind(2, now).Bind(3, status == ApplyStatus::kRunning ? 0 : now);
   ins.Bind(4, std::string(ApplyStatusName(status))).Bind(5, command).Bind(6, digest).Bind(7, source);
-  if (ins.Step() != SQLITE_DONE) return SqlError(db_, "cannot start serial " + std::to_string(serial));
+  if (ins.Step() != kDone) return SqlError(db_.get(), "cannot start serial " + std::to_string(serial));
   return serial;
 }
 
@@ -890,7 +1110,7 @@ Result<int64_t> StateStore::NewSerial(const std::string& command, const std::str
 Result<int64_t> StateStore::BeginApply(const std::string& command, const std::string& config_digest,
                                         const std::string& source) {
   std::lock_guard<std::mutex> guard(mu_);
-  Transaction txn(db_);
+  Transaction txn(db_.get(), &fence_);
   if (Status s = txn.Begin(); !s.ok()) return s.error();
   Result<int64_t> serial = NewSerial(command, config_digest, ApplyStatus::kRunning, source);
   if (!serial.ok()) return serial;
@@ -903,38 +1123,38 @@ Status StateStore::FinishApply(int64_t serial, ApplyStatus status) {
   if (status == ApplyStatus::kRunning) {
     return MakeError(ErrorCode::kInvalidArgument, "an apply cannot finish with status running");
   }
-  Transaction txn(db_);
+  Transaction txn(db_.get(), &fence_);
   if (Status s = txn.Begin(); !s.ok()) return s;
-  Stmt q(db_, "SELECT status FROM serials WHERE serial = ?");
+  Stmt q(db_.get(), "SELECT status FROM serials WHERE serial = ?");
   q.Bind(1, serial);
   int rc = q.Step();
-  if (rc == SQLITE_DONE) return MakeError(ErrorCode::kNotFound, "no serial " + std::to_string(serial));
-  if (rc != SQLITE_ROW) return SqlError(db_, "cannot read serial " + std::to_string(serial));
+  if (rc == kDone) return MakeError(ErrorCode::kNotFound, "no serial " + std::to_string(serial));
+  if (rc != kRow) return SqlError(db_.get(), "cannot read serial " + std::to_string(serial));
   if (q.Text(0) != ApplyStatusName(ApplyStatus::kRunning)) {
     return MakeError(ErrorCode::kConflict, "serial " + std::to_string(serial) + " already finished (" +
                                                q.Text(0) + ")");
   }
-  Stmt u(db_, "UPDATE serials SET status = ?, finished_ms = ? WHERE serial = ?");
+  Stmt u(db_.get(), "UPDATE serials SET status = ?, finished_ms = ? WHERE serial = ?");
   u.Bind(1, std::string(ApplyStatusName(status))).Bind(2, NowMs()).Bind(3, serial);
-  if (u.Step() != SQLITE_DONE) return SqlError(db_, "cannot finish serial " + std::to_string(serial));
+  if (u.Step() != kDone) return SqlError(db_.get(), "cannot finish serial " + std::to_string(serial));
   return txn.Commit();
 }
 
 Result<int64_t> StateStore::CurrentSerial() {
   std::lock_guard<std::mutex> guard(mu_);
-  Stmt max(db_, "SELECT COALESCE(MAX(serial), 0) FROM serials");
-  if (max.Step() != SQLITE_ROW) return SqlError(db_, "cannot read the current serial");
+  Stmt max(db_.get(), "SELECT COALESCE(MAX(serial), 0) FROM serials");
+  if (max.Step() != kRow) return SqlError(db_.get(), "cannot read the current serial");
   return max.Int(0);
 }
 
 Result<std::vector<SerialRecord>> StateStore::Serials() {
   std::lock_guard<std::mutex> guard(mu_);
-  Stmt q(db_,
+  Stmt q(db_.get(),
          "SELECT serial, started_ms, finished_ms, status, command, config_digest, source FROM serials "
          "ORDER BY serial");
   std::vector<SerialRecord> out;
   int rc;
-  while ((rc = q.Step()) == SQLITE_ROW) {
+  while ((rc = q.Step()) == kRow) {
     SerialRecord s;
     s.serial = q.Int(0);
     s.started_ms = q.Int(1);
@@ -948,7 +1168,7 @@ Result<std::vector<SerialRecord>> StateStore::Serials() {
     s.source = q.Text(6);
     out.push_back(std::move(s));
   }
-  if (rc != SQLITE_DONE) return SqlError(db_, "cannot read serials");
+  if (rc != kDone) return SqlError(db_.get(), "cannot read serials");
   return out;
 }
 
@@ -979,16 +1199,16 @@ Status StateStore::GroupCommit(const std::function<Status()>& body) {
   lk.unlock();
   {
     std::lock_guard<std::mutex> guard(mu_);
-    Transaction txn(db_);
+    Transaction txn(db_.get(), &fence_);
     Status begun = txn.Begin();
     if (!begun.ok()) {
       for (PendingWrite* w : batch) w->result = begun;
     } else {
       for (PendingWrite* w : batch) {
-        Status sp = Exec(db_, "SAVEPOINT write", "cannot start a state write");
+        Status sp = Exec(db_.get(), "SAVEPOINT write", "cannot start a state write");
         w->result = sp.ok() ? (*w->body)() : sp;
-        if (!w->result.ok() && sp.ok()) (void)Exec(db_, "ROLLBACK TO write", "cannot undo a failed state write");
-        if (sp.ok()) (void)Exec(db_, "RELEASE write", "cannot finish a state write");
+        if (!w->result.ok() && sp.ok()) (void)Exec(db_.get(), "ROLLBACK TO write", "cannot undo a failed state write");
+        if (sp.ok()) (void)Exec(db_.get(), "RELEASE write", "cannot finish a state write");
       }
       Status committed = txn.Commit();
       if (!committed.ok()) {
@@ -1018,24 +1238,24 @@ Result<int64_t> StateStore::RecordIntent(int64_t serial, const std::string& addr
   const std::string action_name = ActionName(action);
   int64_t id = 0;
   std::function<Status()> body = [&]() -> Status {
-    Stmt q(db_, "SELECT status FROM serials WHERE serial = ?");
+    Stmt q(db_.get(), "SELECT status FROM serials WHERE serial = ?");
     q.Bind(1, serial);
     int rc = q.Step();
-    if (rc == SQLITE_DONE) return MakeError(ErrorCode::kNotFound, "no serial " + std::to_string(serial));
-    if (rc != SQLITE_ROW) return SqlError(db_, "cannot read serial " + std::to_string(serial));
+    if (rc == kDone) return MakeError(ErrorCode::kNotFound, "no serial " + std::to_string(serial));
+    if (rc != kRow) return SqlError(db_.get(), "cannot read serial " + std::to_string(serial));
     if (q.Text(0) != ApplyStatusName(ApplyStatus::kRunning)) {
       return MakeError(ErrorCode::kConflict, "serial " + std::to_string(serial) + " is not running");
     }
-    Result<int64_t> next = NextAutoincrement(db_, "intents");
+    Result<int64_t> next = NextAutoincrement(db_.get(), "intents");
     if (!next.ok()) return next.error();
     Result<std::string> blob = Seal(IntentAad(next.value(), serial, address, action_name), plain.value());
     if (!blob.ok()) return blob.error();
-    Stmt ins(db_,
+    Stmt ins(db_.get(),
              "INSERT INTO intents(id, serial, address, action, planned, started_ms, status) "
              "VALUES (?, ?, ?, ?, ?, ?, 'open')");
     ins.Bind(1, next.value()).Bind(2, serial).Bind(3, address).Bind(4, action_name).BindBlob(5, blob.value());
     ins.Bind(6, NowMs());
-    if (ins.Step() != SQLITE_DONE) return SqlError(db_, "cannot record the intent for '" + address + "'");
+    if (ins.Step() != kDone) return SqlError(db_.get(), "cannot record the intent for '" + address + "'");
     id = next.value();
     return Ok{};
   };
@@ -1049,11 +1269,11 @@ Status StateStore::CompleteIntent(int64_t intent_id, const IntentOutcome& outcom
 }
 
 Status StateStore::CompleteIntentInBatch(int64_t intent_id, const IntentOutcome& outcome) {
-  Stmt q(db_, "SELECT serial, address, action, status FROM intents WHERE id = ?");
+  Stmt q(db_.get(), "SELECT serial, address, action, status FROM intents WHERE id = ?");
   q.Bind(1, intent_id);
   int rc = q.Step();
-  if (rc == SQLITE_DONE) return MakeError(ErrorCode::kNotFound, "no intent " + std::to_string(intent_id));
-  if (rc != SQLITE_ROW) return SqlError(db_, "cannot read intent " + std::to_string(intent_id));
+  if (rc == kDone) return MakeError(ErrorCode::kNotFound, "no intent " + std::to_string(intent_id));
+  if (rc != kRow) return SqlError(db_.get(), "cannot read intent " + std::to_string(intent_id));
   int64_t serial = q.Int(0);
   std::string address = q.Text(1);
   Action action;
@@ -1083,28 +1303,28 @@ Status StateStore::CompleteIntentInBatch(int64_t intent_id, const IntentOutcome&
     Action recorded = before.value() ? Action::kUpdate : Action::kCreate;
     if (Status s = AppendHistory(serial, address, recorded, before.value(), after); !s.ok()) return s;
   } else if (outcome.success && action == Action::kDelete && before.value()) {
-    Stmt d(db_, "DELETE FROM resources WHERE address = ?");
+    Stmt d(db_.get(), "DELETE FROM resources WHERE address = ?");
     d.Bind(1, address);
-    if (d.Step() != SQLITE_DONE) return SqlError(db_, "cannot delete '" + address + "' from state");
+    if (d.Step() != kDone) return SqlError(db_.get(), "cannot delete '" + address + "' from state");
     if (Status s = AppendHistory(serial, address, Action::kDelete, before.value(), std::nullopt); !s.ok()) {
       return s;
     }
   }
-  Stmt u(db_, "UPDATE intents SET status = ?, result = ? WHERE id = ?");
+  Stmt u(db_.get(), "UPDATE intents SET status = ?, result = ? WHERE id = ?");
   u.Bind(1, std::string(IntentStatusName(outcome.success ? IntentStatus::kDone : IntentStatus::kFailed)));
   u.Bind(2, outcome.success ? std::string() : outcome.error).Bind(3, intent_id);
-  if (u.Step() != SQLITE_DONE) return SqlError(db_, "cannot complete intent " + std::to_string(intent_id));
+  if (u.Step() != kDone) return SqlError(db_.get(), "cannot complete intent " + std::to_string(intent_id));
   return Ok{};
 }
 
 Status StateStore::AbandonIntent(int64_t intent_id, const std::string& reason) {
   std::lock_guard<std::mutex> guard(mu_);
-  Transaction txn(db_);
+  Transaction txn(db_.get(), &fence_);
   if (Status s = txn.Begin(); !s.ok()) return s;
-  Stmt u(db_, "UPDATE intents SET status = 'failed', result = ? WHERE id = ? AND status = 'open'");
+  Stmt u(db_.get(), "UPDATE intents SET status = 'failed', result = ? WHERE id = ? AND status = 'open'");
   u.Bind(1, reason).Bind(2, intent_id);
-  if (u.Step() != SQLITE_DONE) return SqlError(db_, "cannot abandon intent " + std::to_string(intent_id));
-  if (sqlite3_changes(db_) == 0) {
+  if (u.Step() != kDone) return SqlError(db_.get(), "cannot abandon intent " + std::to_string(intent_id));
+  if (db_->Changes() == 0) {
     return MakeError(ErrorCode::kConflict, "intent " + std::to_string(intent_id) + " is not open");
   }
   return txn.Commit();
@@ -1112,12 +1332,12 @@ Status StateStore::AbandonIntent(int64_t intent_id, const std::string& reason) {
 
 Result<std::vector<IntentRecord>> StateStore::OpenIntents() {
   std::lock_guard<std::mutex> guard(mu_);
-  Stmt q(db_,
+  Stmt q(db_.get(),
          "SELECT id, serial, address, action, planned, started_ms FROM intents WHERE status = 'open' "
          "ORDER BY id");
   std::vector<IntentRecord> out;
   int rc;
-  while ((rc = q.Step()) == SQLITE_ROW) {
+  while ((rc = q.Step()) == kRow) {
     IntentRecord r;
     r.id = q.Int(0);
     r.serial = q.Int(1);
@@ -1133,7 +1353,7 @@ Result<std::vector<IntentRecord>> StateStore::OpenIntents() {
     r.started_ms = q.Int(5);
     out.push_back(std::move(r));
   }
-  if (rc != SQLITE_DONE) return SqlError(db_, "cannot read open intents");
+  if (rc != kDone) return SqlError(db_.get(), "cannot read open intents");
   return out;
 }
 
@@ -1145,10 +1365,10 @@ Result<std::vector<ResourceRecord>> StateStore::Resources() {
   // decryption when the state is encrypted) spread over the cores.
   std::vector<Row> rows;
   {
-    Stmt q(db_, (std::string(kResourceColumns) + " ORDER BY address").c_str());
+    Stmt q(db_.get(), (std::string(kResourceColumns) + " ORDER BY address").c_str());
     int rc;
-    while ((rc = q.Step()) == SQLITE_ROW) rows.push_back(ReadRow<Row>(q));
-    if (rc != SQLITE_DONE) return SqlError(db_, "cannot list resources");
+    while ((rc = q.Step()) == kRow) rows.push_back(ReadRow<Row>(q));
+    if (rc != kDone) return SqlError(db_.get(), "cannot list resources");
   }
   std::vector<std::optional<ResourceRecord>> decoded(rows.size());
   std::vector<std::optional<Error>> errors(rows.size());
@@ -1176,8 +1396,8 @@ Result<std::optional<ResourceRecord>> StateStore::Resource(const std::string& ad
 
 Result<std::vector<ResourceRecord>> StateStore::ResourcesAt(int64_t serial) {
   std::lock_guard<std::mutex> guard(mu_);
-  Stmt max(db_, "SELECT COALESCE(MAX(serial), 0) FROM serials");
-  if (max.Step() != SQLITE_ROW) return SqlError(db_, "cannot read the current serial");
+  Stmt max(db_.get(), "SELECT COALESCE(MAX(serial), 0) FROM serials");
+  if (max.Step() != kRow) return SqlError(db_.get(), "cannot read the current serial");
   if (serial < 0 || serial > max.Int(0)) {
     return MakeError(ErrorCode::kNotFound, "no serial " + std::to_string(serial) + " (the state is at serial " +
                                                std::to_string(max.Int(0)) + ")");
@@ -1187,17 +1407,17 @@ Result<std::vector<ResourceRecord>> StateStore::ResourcesAt(int64_t serial) {
     std::string aad, blob;
   };
   std::map<std::string, std::optional<After>> last;
-  Stmt q(db_, "SELECT address, after, seq, serial, action, at_ms FROM history WHERE serial <= ? ORDER BY seq");
+  Stmt q(db_.get(), "SELECT address, after, seq, serial, action, at_ms FROM history WHERE serial <= ? ORDER BY seq");
   q.Bind(1, serial);
   int rc;
-  while ((rc = q.Step()) == SQLITE_ROW) {
+  while ((rc = q.Step()) == kRow) {
     if (q.IsNull(1)) {
       last[q.Text(0)] = std::nullopt;
     } else {
       last[q.Text(0)] = After{HistoryAad(q.Int(2), q.Int(3), q.Text(0), q.Text(4), q.Int(5), "after"), q.Blob(1)};
     }
   }
-  if (rc != SQLITE_DONE) return SqlError(db_, "cannot read history");
+  if (rc != kDone) return SqlError(db_.get(), "cannot read history");
   std::vector<ResourceRecord> out;
   for (const auto& [address, after] : last) {
     if (!after) continue;
@@ -1210,14 +1430,14 @@ Result<std::vector<ResourceRecord>> StateStore::ResourcesAt(int64_t serial) {
 
 Result<std::vector<HistoryEntry>> StateStore::History(const std::string& address) {
   std::lock_guard<std::mutex> guard(mu_);
-  Stmt q(db_, address.empty() ? "SELECT seq, serial, address, action, before, after, at_ms FROM history "
+  Stmt q(db_.get(), address.empty() ? "SELECT seq, serial, address, action, before, after, at_ms FROM history "
                                 "ORDER BY seq"
                               : "SELECT seq, serial, address, action, before, after, at_ms FROM history "
                                 "WHERE address = ? ORDER BY seq");
   if (!address.empty()) q.Bind(1, address);
   std::vector<HistoryEntry> out;
   int rc;
-  while ((rc = q.Step()) == SQLITE_ROW) {
+  while ((rc = q.Step()) == kRow) {
     HistoryEntry e;
     e.seq = q.Int(0);
     e.serial = q.Int(1);
@@ -1241,7 +1461,7 @@ Result<std::vector<HistoryEntry>> StateStore::History(const std::string& address
     }
     out.push_back(std::move(e));
   }
-  if (rc != SQLITE_DONE) return SqlError(db_, "cannot read history");
+  if (rc != kDone) return SqlError(db_.get(), "cannot read history");
   return out;
 }
 
@@ -1249,16 +1469,16 @@ Result<std::vector<HistoryEntry>> StateStore::History(const std::string& address
 
 Result<int64_t> StateStore::StateRm(const std::string& address) {
   std::lock_guard<std::mutex> guard(mu_);
-  Transaction txn(db_);
+  Transaction txn(db_.get(), &fence_);
   if (Status s = txn.Begin(); !s.ok()) return s.error();
   Result<std::optional<ResourceRecord>> before = LoadResource(address);
   if (!before.ok()) return before.error();
   if (!before.value()) return MakeError(ErrorCode::kNotFound, "no resource '" + address + "' in state");
   Result<int64_t> serial = NewSerial("state rm " + address, "", ApplyStatus::kSucceeded);
   if (!serial.ok()) return serial;
-  Stmt d(db_, "DELETE FROM resources WHERE address = ?");
+  Stmt d(db_.get(), "DELETE FROM resources WHERE address = ?");
   d.Bind(1, address);
-  if (d.Step() != SQLITE_DONE) return SqlError(db_, "cannot delete '" + address + "' from state");
+  if (d.Step() != kDone) return SqlError(db_.get(), "cannot delete '" + address + "' from state");
   if (Status s = AppendHistory(serial.value(), address, Action::kDelete, before.value(), std::nullopt); !s.ok()) {
     return s.error();
   }
@@ -1271,7 +1491,7 @@ Result<int64_t> StateStore::StateMv(const std::string& from, const std::string& 
   if (to.empty() || from == to) {
     return MakeError(ErrorCode::kInvalidArgument, "cannot move '" + from + "' to '" + to + "'");
   }
-  Transaction txn(db_);
+  Transaction txn(db_.get(), &fence_);
   if (Status s = txn.Begin(); !s.ok()) return s.error();
   Result<std::optional<ResourceRecord>> before = LoadResource(from);
   if (!before.ok()) return before.error();
@@ -1286,9 +1506,9 @@ Result<int64_t> StateStore::StateMv(const std::string& from, const std::string& 
   ResourceRecord after = *before.value();
   after.address = to;
   after.serial_updated = serial.value();
-  Stmt d(db_, "DELETE FROM resources WHERE address = ?");
+  Stmt d(db_.get(), "DELETE FROM resources WHERE address = ?");
   d.Bind(1, from);
-  if (d.Step() != SQLITE_DONE) return SqlError(db_, "cannot delete '" + from + "' from state");
+  if (d.Step() != kDone) return SqlError(db_.get(), "cannot delete '" + from + "' from state");
   if (Status s = UpsertResource(after); !s.ok()) return s.error();
   if (Status s = AppendHistory(serial.value(), from, Action::kDelete, before.value(), std::nullopt); !s.ok()) {
     return s.error();
@@ -1304,15 +1524,15 @@ Status StateStore::RewriteAddresses(int64_t serial, const std::vector<std::pair<
                                     const std::vector<std::string>& forget,
                                     const std::map<std::string, ValueMap>& identity) {
   std::lock_guard<std::mutex> guard(mu_);
-  Transaction txn(db_);
+  Transaction txn(db_.get(), &fence_);
   if (Status s = txn.Begin(); !s.ok()) return s.error();
   auto remove = [&](const std::string& address) -> Result<ResourceRecord> {
     Result<std::optional<ResourceRecord>> before = LoadResource(address);
     if (!before.ok()) return before.error();
     if (!before.value()) return MakeError(ErrorCode::kNotFound, "no resource '" + address + "' in state");
-    Stmt d(db_, "DELETE FROM resources WHERE address = ?");
+    Stmt d(db_.get(), "DELETE FROM resources WHERE address = ?");
     d.Bind(1, address);
-    if (d.Step() != SQLITE_DONE) return SqlError(db_, "cannot delete '" + address + "' from state");
+    if (d.Step() != kDone) return SqlError(db_.get(), "cannot delete '" + address + "' from state");
     if (Status s = AppendHistory(serial, address, Action::kDelete, before.value(), std::nullopt); !s.ok()) {
       return s.error();
     }
@@ -1381,32 +1601,32 @@ Result<nlohmann::json> StateStore::ExportJson() {
 
 Status StateStore::Migrate() {
   std::lock_guard<std::mutex> guard(mu_);
-  Transaction txn(db_);
+  Transaction txn(db_.get(), &fence_);
   if (Status s = txn.Begin(); !s.ok()) return s;
   const std::string failed = "cannot migrate state file '" + path_ + "' to schema version " +
                              std::to_string(kSchemaVersion);
   int from = 0;
   auto finish = [&]() -> Status {
     const std::string version = std::to_string(kSchemaVersion);
-    Stmt m(db_, "UPDATE meta SET value = ? WHERE key = 'schema_version'");
-    if (m.Bind(1, version).Step() != SQLITE_DONE) return SqlError(db_, failed);
-    if (Status s = Exec(db_, ("PRAGMA user_version=" + version).c_str(), failed); !s.ok()) return s;
+    Stmt m(db_.get(), "UPDATE meta SET value = ? WHERE key = 'schema_version'");
+    if (m.Bind(1, version).Step() != kDone) return SqlError(db_.get(), failed);
+    if (Status s = Exec(db_.get(), ("PRAGMA user_version=" + version).c_str(), failed); !s.ok()) return s;
     return txn.Commit();
   };
   {
     // Another process may have migrated it since this one checked.
-    Stmt v(db_, "SELECT value FROM meta WHERE key = 'schema_version'");
-    if (v.Step() != SQLITE_ROW) return SqlError(db_, failed);
+    Stmt v(db_.get(), "SELECT value FROM meta WHERE key = 'schema_version'");
+    if (v.Step() != kRow) return SqlError(db_.get(), failed);
     from = v.Text(0) == "1" ? 1 : v.Text(0) == "2" ? 2 : kSchemaVersion;
   }
   if (from >= kSchemaVersion) return Ok{};
   // Version 2 to 3: where each serial's configuration came from (a git commit).
-  if (Status s = Exec(db_, "ALTER TABLE serials ADD COLUMN source TEXT NOT NULL DEFAULT '';", failed); !s.ok())
+  if (Status s = Exec(db_.get(), "ALTER TABLE serials ADD COLUMN source TEXT NOT NULL DEFAULT '';", failed); !s.ok())
     return s;
   if (from == 2) return finish();
   // Version 1 to 2: the lock names its holder's machine and PID namespace,
   // and blobs are bound to their whole rows.
-  if (Status s = Exec(db_,
+  if (Status s = Exec(db_.get(),
                       "ALTER TABLE lock ADD COLUMN machine_id TEXT NOT NULL DEFAULT ''; "
                       "ALTER TABLE lock ADD COLUMN pid_namespace TEXT NOT NULL DEFAULT '';",
                       failed);
@@ -1434,9 +1654,9 @@ Status StateStore::Migrate() {
     };
     std::vector<std::pair<std::string, std::string>> resources;  // address, attributes
     {
-      Stmt q(db_, kResourceColumns);
+      Stmt q(db_.get(), kResourceColumns);
       int rc;
-      while ((rc = q.Step()) == SQLITE_ROW) {
+      while ((rc = q.Step()) == kRow) {
         Row row = ReadRow<Row>(q);
         Result<std::string> sealed =
             reseal(row.address, row.attributes,
@@ -1445,7 +1665,7 @@ Status StateStore::Migrate() {
         if (!sealed.ok()) return sealed.error();
         resources.emplace_back(row.address, std::move(sealed.value()));
       }
-      if (rc != SQLITE_DONE) return SqlError(db_, failed);
+      if (rc != kDone) return SqlError(db_.get(), failed);
     }
     struct HistoryBlobs {
       int64_t seq;
@@ -1453,9 +1673,9 @@ Status StateStore::Migrate() {
     };
     std::vector<HistoryBlobs> history;
     {
-      Stmt q(db_, "SELECT seq, serial, address, action, before, after, at_ms FROM history");
+      Stmt q(db_.get(), "SELECT seq, serial, address, action, before, after, at_ms FROM history");
       int rc;
-      while ((rc = q.Step()) == SQLITE_ROW) {
+      while ((rc = q.Step()) == kRow) {
         HistoryBlobs h{q.Int(0), std::nullopt, std::nullopt};
         for (int col : {4, 5}) {
           if (q.IsNull(col)) continue;
@@ -1467,34 +1687,34 @@ Status StateStore::Migrate() {
         }
         history.push_back(std::move(h));
       }
-      if (rc != SQLITE_DONE) return SqlError(db_, failed);
+      if (rc != kDone) return SqlError(db_.get(), failed);
     }
     std::vector<std::pair<int64_t, std::string>> intents;  // id, planned
     {
-      Stmt q(db_, "SELECT id, serial, address, action, planned FROM intents");
+      Stmt q(db_.get(), "SELECT id, serial, address, action, planned FROM intents");
       int rc;
-      while ((rc = q.Step()) == SQLITE_ROW) {
+      while ((rc = q.Step()) == kRow) {
         Result<std::string> sealed =
             reseal(q.Text(2), q.Blob(4), IntentAad(q.Int(0), q.Int(1), q.Text(2), q.Text(3)));
         if (!sealed.ok()) return sealed.error();
         intents.emplace_back(q.Int(0), std::move(sealed.value()));
       }
-      if (rc != SQLITE_DONE) return SqlError(db_, failed);
+      if (rc != kDone) return SqlError(db_.get(), failed);
     }
     // Written after all reads: no statement updates a table it is scanning.
     for (const auto& [address, blob] : resources) {
-      Stmt w(db_, "UPDATE resources SET attributes = ? WHERE address = ?");
-      if (w.BindBlob(1, blob).Bind(2, address).Step() != SQLITE_DONE) return SqlError(db_, failed);
+      Stmt w(db_.get(), "UPDATE resources SET attributes = ? WHERE address = ?");
+      if (w.BindBlob(1, blob).Bind(2, address).Step() != kDone) return SqlError(db_.get(), failed);
     }
     for (const HistoryBlobs& h : history) {
-      Stmt w(db_, "UPDATE history SET before = ?, after = ? WHERE seq = ?");
-      if (w.BindBlob(1, h.before).BindBlob(2, h.after).Bind(3, h.seq).Step() != SQLITE_DONE) {
-        return SqlError(db_, failed);
+      Stmt w(db_.get(), "UPDATE history SET before = ?, after = ? WHERE seq = ?");
+      if (w.BindBlob(1, h.before).BindBlob(2, h.after).Bind(3, h.seq).Step() != kDone) {
+        return SqlError(db_.get(), failed);
       }
     }
     for (const auto& [id, blob] : intents) {
-      Stmt w(db_, "UPDATE intents SET planned = ? WHERE id = ?");
-      if (w.BindBlob(1, blob).Bind(2, id).Step() != SQLITE_DONE) return SqlError(db_, failed);
+      Stmt w(db_.get(), "UPDATE intents SET planned = ? WHERE id = ?");
+      if (w.BindBlob(1, blob).Bind(2, id).Step() != kDone) return SqlError(db_.get(), failed);
     }
   }
   return finish();

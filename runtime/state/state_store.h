@@ -52,6 +52,7 @@
 #pragma once
 
 #include <array>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <cstdint>
@@ -60,6 +61,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -67,9 +69,9 @@
 
 #include "compiler/types/types.h"
 
-struct sqlite3;
-
 namespace plinth::state {
+
+class SqlConnection;  // runtime/state/sql.h
 
 // ------------------------------------------------------------------ errors
 
@@ -206,12 +208,25 @@ struct IntentOutcome {
 // error instead of a new, empty state.
 enum class OpenMode : uint8_t { kExisting, kCreate };
 
+// PLINTH_BACKEND: empty (SQLite files), or a PostgreSQL URL.
+std::string EnvBackend();
+
 struct StoreOptions {
   std::optional<std::array<uint8_t, 32>> encryption_key;  // AES-256-GCM when set
   uint32_t key_version = 1;  // recorded for new databases (rotation bookkeeping)
   std::string workspace = "default";  // recorded in meta when the database is created
   OpenMode mode = OpenMode::kCreate;
   bool verify_on_open = true;  // PRAGMA quick_check before the first write
+  // Where the state lives (docs/state.md, "Backends"): empty for the SQLite
+  // file under <dir>/.plinth/<workspace>/, or a PostgreSQL URL
+  // (postgres://user@host:5432/db?sslmode=verify-full; the password from
+  // PGPASSWORD or ~/.pgpass). With PostgreSQL the workspace is the schema
+  // PREFIX_<workspace> (PREFIX from the URL's `schema=` parameter, default
+  // plinth) and the workspace lock is a lease of `lease_ms`, renewed by its
+  // holder (runtime/state/lock.h). Defaults to PLINTH_BACKEND (which the
+  // CLI's --backend sets).
+  std::string backend = EnvBackend();
+  int64_t lease_ms = 60000;
 };
 
 // The schema version this build reads and writes.
@@ -226,7 +241,8 @@ class StateStore {
   // <dir>/.plinth/<workspace>/state.db; the workspace name must match
   // [A-Za-z0-9_.-]+ and not start with ".".
   static Result<std::string> WorkspacePath(const std::string& dir, const std::string& workspace);
-  // The workspaces of `dir` that have a state.db, sorted.
+  // The workspaces of `dir` that have a state.db, sorted; with PLINTH_BACKEND
+  // set, the workspaces in that PostgreSQL database instead.
   static std::vector<std::string> Workspaces(const std::string& dir);
   // Opens <dir>/.plinth/<workspace>/state.db. kCreate creates the
   // directories (mode 0700) and the database (0600) as needed; kExisting
@@ -244,12 +260,20 @@ class StateStore {
   // An empty state in memory: what plan, refresh and destroy work on when a
   // workspace has no state yet, so that they create no file.
   static Result<std::unique_ptr<StateStore>> OpenEmpty(const StoreOptions& options);
+  // The PostgreSQL schema that holds `workspace`: PREFIX_<workspace>.
+  static std::string PostgresSchema(const std::string& prefix, const std::string& workspace);
+  // The workspaces with state in the PostgreSQL database at `backend`, sorted.
+  static Result<std::vector<std::string>> PostgresWorkspaces(const std::string& backend);
 
   ~StateStore();
   StateStore(const StateStore&) = delete;
   StateStore& operator=(const StateStore&) = delete;
 
+  // The SQLite file, or the PostgreSQL URL (redacted) and schema.
   const std::string& path() const { return path_; }
+  // Whether the state is in PostgreSQL (the lock is then a lease).
+  bool postgres() const;
+  int64_t lease_ms() const { return lease_ms_; }
   const std::string& workspace() const { return workspace_; }
   bool encrypted() const { return key_.has_value(); }
 
@@ -307,6 +331,7 @@ class StateStore {
  private:
   friend class WorkspaceLock;
   StateStore() = default;
+  static Result<std::unique_ptr<StateStore>> OpenPostgresWorkspace(const StoreOptions& options);
 
   // Serialized, possibly encrypted blobs. `aad` binds a blob to its row
   // (ResourceAad, HistoryAad, IntentAad in state_store.cpp); `address` only
@@ -337,7 +362,20 @@ class StateStore {
   std::string workspace_;
   std::optional<std::array<uint8_t, 32>> key_;
   uint32_t key_version_ = 0;
-  sqlite3* db_ = nullptr;
+  int64_t lease_ms_ = 0;
+  std::string backend_, schema_;  // PostgreSQL: the URL and schema, for the lease renewer's own connection
+  std::unique_ptr<SqlConnection> db_;
+  // The lease of the workspace lock this store holds (PostgreSQL; see
+  // WorkspaceLock): renewed every lease_ms/3 by a thread on its own
+  // connection, and checked by every write transaction (the fence), so a
+  // holder whose lease ran out and was taken over writes nothing more.
+  void StartLeaseRenewal(const std::string& lock_id);  // mu_ held
+  void StopLeaseRenewal();                             // mu_ not held
+  std::string fence_;  // the lock id this store holds; guarded by mu_
+  std::thread renewer_;
+  std::mutex renew_mu_;
+  std::condition_variable renew_cv_;
+  bool renew_stop_ = false;
   std::mutex mu_;
   // Group commit of intent writes (see GroupCommit in state_store.cpp).
   struct PendingWrite;
