@@ -349,6 +349,14 @@ Definition::Definition() {
     history->add_option("ADDRESS", "only this address's changes");
     Subcommand(g, "pull", "print the whole state as JSON, sensitive values included", kStateExits,
                "plinth state pull --dir=examples/quickstart > state.json");
+    CLI::App* migrate = Subcommand(
+        g, "migrate",
+        "move the workspace's state to another backend, every serial and history row, counts and digests compared",
+        kStateExits, "plinth state migrate --dir=examples/quickstart --to=postgres://plinth@db.internal/plinth");
+    migrate->add_option("--to", options.migrate_to,
+                        "where to: a PostgreSQL URL, or sqlite (DIR/.plinth/W/state.db)")
+        ->type_name("URL|sqlite")
+        ->required();
   }
   {
     CLI::App* c =

@@ -24,6 +24,7 @@
 #include "runtime/engine/engine.h"
 #include "runtime/plan/plan.h"
 #include "runtime/state/lock.h"
+#include "runtime/state/sql.h"
 #include "runtime/state/state_store.h"
 
 namespace plinth::cli {
@@ -117,6 +118,61 @@ std::string Time(int64_t ms) {
   return buf;
 }
 
+// `state migrate`: copies the locked `source` into the backend --to names,
+// compares counts and digests, and marks the source as moved.
+int MigrateState(const Options& o, state::StateStore& source) {
+  state::StoreOptions so;
+  so.mode = state::OpenMode::kCreate;
+  so.backend = o.migrate_to == "sqlite" ? "" : o.migrate_to;
+  if (!so.backend.empty() && !state::IsPostgresUrl(so.backend)) {
+    std::fprintf(stderr, "error: --to must be a PostgreSQL URL (postgres://USER@HOST/DB) or sqlite\n");
+    return 2;
+  }
+  if (so.backend.empty() == !source.postgres()) {
+    std::fprintf(stderr, "error: the state is already in %s; --to names where it should go\n",
+                 source.postgres() ? "PostgreSQL (give --backend for the source)" : "the SQLite file");
+    return 2;
+  }
+  if (!StateKey(o, &so.encryption_key)) return 1;
+  so.key_version = source.key_version();
+  auto dest = state::StateStore::OpenWorkspace(ConfigDir(o), o.workspace, so);
+  if (!dest.ok()) return std::fprintf(stderr, "error: %s\n", dest.error().message.c_str()), 1;
+  auto before = source.Summarize();
+  if (!before.ok()) return std::fprintf(stderr, "error: %s\n", before.error().message.c_str()), 1;
+  std::fprintf(stderr,
+               "copying workspace '%s': %lld serials, %lld resources, %lld history rows, %lld journal intents\n",
+               o.workspace.c_str(), static_cast<long long>(before->serials), static_cast<long long>(before->resources),
+               static_cast<long long>(before->history), static_cast<long long>(before->intents));
+  if (auto s = source.CopyInto(*dest.value()); !s.ok()) {
+    return std::fprintf(stderr, "error: %s\n", s.error().message.c_str()), 1;
+  }
+  auto after = dest.value()->Summarize();
+  if (!after.ok()) return std::fprintf(stderr, "error: %s\n", after.error().message.c_str()), 1;
+  if (after->serials != before->serials || after->resources != before->resources ||
+      after->history != before->history || after->intents != before->intents || after->digest != before->digest) {
+    std::fprintf(stderr,
+                 "error: the copy in %s differs from the source (digest %s, source %s); the source was left as "
+                 "it is and is still the state\n",
+                 dest.value()->path().c_str(), after->digest.c_str(), before->digest.c_str());
+    return 1;
+  }
+  if (auto s = source.MarkMigrated(dest.value()->path()); !s.ok()) {
+    return std::fprintf(stderr, "error: the copy is complete but the source could not be marked as moved: %s\n",
+                        s.error().message.c_str()),
+           1;
+  }
+  std::printf("moved workspace '%s' from %s to %s: %lld serials, %lld resources, %lld history rows, %lld journal "
+              "intents; digest %s on both sides\n",
+              o.workspace.c_str(), source.path().c_str(), dest.value()->path().c_str(),
+              static_cast<long long>(after->serials), static_cast<long long>(after->resources),
+              static_cast<long long>(after->history), static_cast<long long>(after->intents),
+              after->digest.c_str());
+  std::printf("the old copy is kept as a backup and refuses to open; from now on %s\n",
+              so.backend.empty() ? "leave --backend and PLINTH_BACKEND unset"
+                                 : "pass --backend=URL or set PLINTH_BACKEND (the password in PGPASSWORD)");
+  return 0;
+}
+
 void PrintRecord(const state::ResourceRecord& r) {
   std::printf("# %s\n", r.address.c_str());
   std::printf("    %-12s = %s\n", "(id)", QuoteString(r.id).c_str());
@@ -146,12 +202,18 @@ int State(const Options& o) {
     std::fprintf(stderr, "usage: plinth state %s\n", usage);
     return false;
   };
-  if (sub != "list" && sub != "show" && sub != "rm" && sub != "mv" && sub != "history" && sub != "pull") {
-    std::fprintf(stderr, "plinth state: unknown subcommand '%s' (list, show, rm, mv, history, pull)\n", sub.c_str());
+  if (sub != "list" && sub != "show" && sub != "rm" && sub != "mv" && sub != "history" && sub != "pull" &&
+      sub != "migrate") {
+    std::fprintf(stderr, "plinth state: unknown subcommand '%s' (list, show, rm, mv, history, pull, migrate)\n",
+                 sub.c_str());
     return 2;
   }
   auto store = OpenState(o);
   if (!store) return 1;
+  if (sub == "migrate") {
+    if (!need(0, "migrate --to=URL|sqlite")) return 2;
+    return WithLock(*store, "state migrate", [&] { return MigrateState(o, *store); });
+  }
   if (sub == "list") {
     if (!need(0, "list [--dir=DIR]")) return 2;
     auto rs = store->Resources();

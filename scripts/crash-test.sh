@@ -15,6 +15,8 @@
 # one Ctrl-C must let every running change finish — the child must not
 # see the terminal's signal — so an interrupted run shows no failed change.
 # Usage: scripts/crash-test.sh [PLINTH] [TRIALS]   (defaults: build/plinth, 50)
+# CRASH_BACKEND=postgres://... runs the same trials against the PostgreSQL
+# state backend (each workspace in its own schema prefix; scripts/postgres-test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 plinth=$(realpath "${1:-build/plinth}")
@@ -67,6 +69,10 @@ chmod +x "$tmp/child/plinth-provider-textfile"
 # The workspace a trial uses, and how many files it configures.
 use() {
   dir="$tmp/$1"
+  if [ -n "${CRASH_BACKEND:-}" ]; then
+    case $CRASH_BACKEND in *\?*) sep='&' ;; *) sep='?' ;; esac
+    export PLINTH_BACKEND="${CRASH_BACKEND}${sep}schema=crash_$1"
+  fi
   data="$dir/.plinth/default/data"
   if [ "$1" = child ]; then expected=$((markers + 1 + textfiles)); else expected=$((markers + 1)); fi
 }
@@ -197,4 +203,4 @@ for trial in $(seq 1 "$trials"); do
   fi
 done
 litter=$(count_litter)
-echo "crash-test: $trials trials, $killed_mid_run apply kills landed mid-run, $exact_kills kills at an exact provider call, $interrupts Ctrl-Cs ($stopped_runs stopped a run that then finished its running changes); no orphans, no mismatches; $litter temporary files left by killed writes"
+echo "crash-test: ${CRASH_BACKEND:+(PostgreSQL backend) }$trials trials, $killed_mid_run apply kills landed mid-run, $exact_kills kills at an exact provider call, $interrupts Ctrl-Cs ($stopped_runs stopped a run that then finished its running changes); no orphans, no mismatches; $litter temporary files left by killed writes"

@@ -405,6 +405,12 @@ Result<MetaInfo> CheckMeta(std::map<std::string, std::string> meta, const std::s
                                                     "); upgrade Plinth");
   }
   if (version < 1) return corrupt("schema version " + std::to_string(version));
+  if (auto moved = meta.find("migrated_to"); moved != meta.end()) {
+    return MakeError(ErrorCode::kConflict, "state " + where + " was moved to " + moved->second +
+                                               " by plinth state migrate, and that is the state now (point --backend "
+                                               "or PLINTH_BACKEND at it, or leave them unset for a SQLite file); "
+                                               "this copy is kept only as a backup");
+  }
   MetaInfo info;
   info.schema_version = version;
   info.workspace = meta["workspace"];
@@ -1595,6 +1601,123 @@ Result<nlohmann::json> StateStore::ExportJson() {
          {"started_ms", i.started_ms}});
   }
   return out;
+}
+
+// ------------------------------------------------------------------ between backends
+
+namespace {
+
+// The tables as stored, each in key order; blobs as they are.
+struct TableCopy {
+  const char* name;
+  const char* columns;  // in order
+  const char* order;
+  int count;
+  const char* blobs;  // a mask: 'b' where the column is a blob, '-' otherwise
+  const char* ints;   // 'i' where the column is an integer
+};
+constexpr TableCopy kTables[] = {
+    {"serials", "serial, started_ms, finished_ms, status, command, config_digest, source", "serial", 7, "-------",
+     "iii----"},
+    {"resources", "address, type, provider, id, attributes, dependencies, serial_created, serial_updated",
+     "address", 8, "----b---", "------ii"},
+    {"history", "seq, serial, address, action, before, after, at_ms", "seq", 7, "----bb-", "ii----i"},
+    {"intents", "id, serial, address, action, planned, started_ms, status, result", "id", 8, "----b---",
+     "ii---i--"},
+};
+
+}  // namespace
+
+Result<StateStore::Summary> StateStore::Summarize() {
+  std::lock_guard<std::mutex> guard(mu_);
+  Summary out;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  for (const TableCopy& table : kTables) {
+    Stmt q(db_.get(), std::string("SELECT ") + table.columns + " FROM " + table.name + " ORDER BY " + table.order);
+    int64_t n = 0;
+    int rc;
+    while ((rc = q.Step()) == kRow) {
+      AadBuilder row(table.name);
+      for (int c = 0; c < table.count; ++c) {
+        if (table.blobs[c] == 'b') {
+          row.Add(q.IsNull(c) ? std::string("null") : "blob:" + q.Blob(c));
+        } else if (table.ints[c] == 'i') {
+          row.Add(q.Int(c));
+        } else {
+          row.Add(q.Text(c));
+        }
+      }
+      const std::string bytes = row.str();
+      EVP_DigestUpdate(ctx, bytes.data(), bytes.size());
+      ++n;
+    }
+    if (rc != kDone) {
+      EVP_MD_CTX_free(ctx);
+      return SqlError(db_.get(), std::string("cannot read ") + table.name);
+    }
+    (table.name == std::string("serials")     ? out.serials
+     : table.name == std::string("resources") ? out.resources
+     : table.name == std::string("history")   ? out.history
+                                              : out.intents) = n;
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, md, &len);
+  EVP_MD_CTX_free(ctx);
+  out.digest = Hex(md, len);
+  return out;
+}
+
+Status StateStore::CopyInto(StateStore& dest) {
+  if (&dest == this) return MakeError(ErrorCode::kInvalidArgument, "cannot copy a state into itself");
+  if (key_.has_value() != dest.key_.has_value() || (key_ && *key_ != *dest.key_) ||
+      (key_ && key_version_ != dest.key_version_)) {
+    return MakeError(ErrorCode::kWrongKey, "the destination must use the source's encryption key and version");
+  }
+  std::scoped_lock guard(mu_, dest.mu_);
+  Transaction txn(dest.db_.get(), &dest.fence_);
+  if (Status s = txn.Begin(); !s.ok()) return s;
+  {
+    Stmt any(dest.db_.get(), "SELECT (SELECT COUNT(*) FROM serials) + (SELECT COUNT(*) FROM resources)");
+    if (any.Step() != kRow) return SqlError(dest.db_.get(), "cannot read the destination");
+    if (any.Int(0) != 0) {
+      return MakeError(ErrorCode::kConflict, "the destination " + dest.path_ +
+                                                 " already holds a state; nothing was copied (move it away "
+                                                 "first, or choose another workspace or schema prefix)");
+    }
+  }
+  for (const TableCopy& table : kTables) {
+    std::string marks;
+    for (int c = 0; c < table.count; ++c) marks += c ? ", ?" : "?";
+    Stmt q(db_.get(), std::string("SELECT ") + table.columns + " FROM " + table.name + " ORDER BY " + table.order);
+    int rc;
+    while ((rc = q.Step()) == kRow) {
+      Stmt ins(dest.db_.get(),
+               std::string("INSERT INTO ") + table.name + "(" + table.columns + ") VALUES (" + marks + ")");
+      for (int c = 0; c < table.count; ++c) {
+        if (table.blobs[c] == 'b') {
+          ins.BindBlob(c + 1, q.IsNull(c) ? std::optional<std::string>() : std::optional<std::string>(q.Blob(c)));
+        } else if (table.ints[c] == 'i') {
+          ins.Bind(c + 1, q.Int(c));
+        } else {
+          ins.Bind(c + 1, q.Text(c));
+        }
+      }
+      if (ins.Step() != kDone) return SqlError(dest.db_.get(), std::string("cannot copy a row of ") + table.name);
+    }
+    if (rc != kDone) return SqlError(db_.get(), std::string("cannot read ") + table.name);
+  }
+  return txn.Commit();
+}
+
+Status StateStore::MarkMigrated(const std::string& where) {
+  std::lock_guard<std::mutex> guard(mu_);
+  Transaction txn(db_.get(), &fence_);
+  if (Status s = txn.Begin(); !s.ok()) return s;
+  Stmt q(db_.get(), "INSERT INTO meta(key, value) VALUES ('migrated_to', ?)");
+  if (q.Bind(1, where).Step() != kDone) return SqlError(db_.get(), "cannot mark the state as moved");
+  return txn.Commit();
 }
 
 // ------------------------------------------------------------------ migration

@@ -276,6 +276,7 @@ class StateStore {
   int64_t lease_ms() const { return lease_ms_; }
   const std::string& workspace() const { return workspace_; }
   bool encrypted() const { return key_.has_value(); }
+  uint32_t key_version() const { return key_version_; }
 
   // ---- applies
   // Starts a new serial (CurrentSerial() + 1) with status running.
@@ -323,6 +324,25 @@ class StateStore {
   Status RewriteAddresses(int64_t serial, const std::vector<std::pair<std::string, std::string>>& moves,
                           const std::vector<std::string>& forget,
                           const std::map<std::string, ValueMap>& identity = {});
+
+  // ---- moving between backends (`plinth state migrate`, docs/state.md)
+  // Row counts and a SHA-256 over every row of serials, resources, history
+  // and intents as stored (sealed blobs as they are), in key order: equal
+  // digests mean the same state, whatever the backend.
+  struct Summary {
+    int64_t serials = 0, resources = 0, history = 0, intents = 0;
+    std::string digest;  // 64 hex digits
+  };
+  Result<Summary> Summarize();
+  // Copies every row, as stored, into `dest` in one transaction: the same
+  // serials, sequence numbers and intent ids, so sealed blobs open there
+  // (their associated data does not name the backend). `dest` must be new
+  // (no serial) and use the same key (kConflict, kWrongKey otherwise).
+  Status CopyInto(StateStore& dest);
+  // Records in this state that it was moved to `where` (a redacted URL or a
+  // path): opening it afterwards fails with kConflict saying where it went,
+  // so nobody applies to the old copy.
+  Status MarkMigrated(const std::string& where);
 
   // `state pull`: {"format_version": 1, ...} (docs/state.md, "Export format").
   // Decrypted; sensitive values are kept, tagged {"$sensitive": ...}.
