@@ -86,6 +86,7 @@ timed tests/fixtures/run-s3-tests.sh build
 # resume|suspend; exit 77 means skipped (not root, or Slurm not installed).
 timed tests/fixtures/run-slurm-tests.sh build || [ $? -eq 77 ]
 timed scripts/crash-test.sh build/plinth "${CRASH_TRIALS:-50}"
+timed scripts/postgres-test.sh build/plinth "${CRASH_TRIALS:-50}"
 timed fuzz_built
 FUZZ_SECONDS=${FUZZ_SECONDS:-60} timed scripts/fuzz.sh
 echo "all tests passed"

@@ -9,72 +9,52 @@
 #include <cstring>
 
 #include "runtime/crypto/aead.h"
+#include "runtime/state/sql.h"
 
 namespace plinth::controller {
 
 namespace {
 
-struct Stmt {
-  sqlite3_stmt* s = nullptr;
-  ~Stmt() { sqlite3_finalize(s); }
-};
-
-std::string Err(sqlite3* db, const std::string& what) {
-  return what + ": " + sqlite3_errmsg(db);
-}
-
-bool Exec(sqlite3* db, const char* sql, std::string* error) {
-  if (io::SqliteExec(db, sql, error)) return true;
-  *error = "lease database: " + *error;
-  return false;
-}
-
-std::optional<LeaseRecord> ReadRow(sqlite3* db, const std::string& name, std::string* error) {
-  Stmt st;
-  if (sqlite3_prepare_v2(db, "SELECT holder_id, holder_pid, expires_at_ms, term FROM lease WHERE name = ?",
-                         -1, &st.s, nullptr) != SQLITE_OK) {
-    *error = Err(db, "lease database");
-    return std::nullopt;
-  }
-  sqlite3_bind_text(st.s, 1, name.c_str(), -1, SQLITE_TRANSIENT);
-  int rc = sqlite3_step(st.s);
-  if (rc == SQLITE_DONE) return std::nullopt;
-  if (rc != SQLITE_ROW) {
-    *error = Err(db, "lease database");
+std::optional<LeaseRecord> ReadRow(state::SqlConnection* db, const std::string& name, std::string* error) {
+  auto q = db->Prepare("SELECT holder_id, holder_pid, expires_at_ms, term FROM lease WHERE name = ?");
+  q->Bind(1, name);
+  int rc = q->Step();
+  if (rc == state::kDone) return std::nullopt;
+  if (rc != state::kRow) {
+    *error = db->Failure("lease database").message;
     return std::nullopt;
   }
   LeaseRecord r;
   r.name = name;
-  const unsigned char* h = sqlite3_column_text(st.s, 0);
-  r.holder_id = h ? reinterpret_cast<const char*>(h) : "";
-  r.holder_pid = sqlite3_column_int64(st.s, 1);
-  r.expires_at_ms = sqlite3_column_int64(st.s, 2);
-  r.term = sqlite3_column_int64(st.s, 3);
+  r.holder_id = q->Text(0);
+  r.holder_pid = q->Int(1);
+  r.expires_at_ms = q->Int(2);
+  r.term = q->Int(3);
   return r;
 }
 
-bool WriteRow(sqlite3* db, const LeaseRecord& r, std::string* error) {
-  Stmt st;
-  if (sqlite3_prepare_v2(
-          db,
-          "INSERT INTO lease(name, holder_id, holder_pid, expires_at_ms, term) VALUES(?,?,?,?,?) "
-          "ON CONFLICT(name) DO UPDATE SET holder_id = excluded.holder_id, holder_pid = "
-          "excluded.holder_pid, expires_at_ms = excluded.expires_at_ms, term = excluded.term",
-          -1, &st.s, nullptr) != SQLITE_OK) {
-    *error = Err(db, "lease database");
-    return false;
-  }
-  sqlite3_bind_text(st.s, 1, r.name.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st.s, 2, r.holder_id.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int64(st.s, 3, r.holder_pid);
-  sqlite3_bind_int64(st.s, 4, r.expires_at_ms);
-  sqlite3_bind_int64(st.s, 5, r.term);
-  if (sqlite3_step(st.s) != SQLITE_DONE) {
-    *error = Err(db, "lease database");
+bool WriteRow(state::SqlConnection* db, const LeaseRecord& r, std::string* error) {
+  auto q = db->Prepare(
+      "INSERT INTO lease(name, holder_id, holder_pid, expires_at_ms, term) VALUES(?,?,?,?,?) "
+      "ON CONFLICT(name) DO UPDATE SET holder_id = excluded.holder_id, holder_pid = "
+      "excluded.holder_pid, expires_at_ms = excluded.expires_at_ms, term = excluded.term");
+  q->Bind(1, r.name).Bind(2, r.holder_id).Bind(3, r.holder_pid).Bind(4, r.expires_at_ms).Bind(5, r.term);
+  if (q->Step() != state::kDone) {
+    *error = db->Failure("lease database").message;
     return false;
   }
   return true;
 }
+
+bool Exec(state::SqlConnection* db, const std::string& sql, std::string* error) {
+  state::Status s = db->Exec(sql, "lease database");
+  if (!s.ok()) *error = s.error().message;
+  return s.ok();
+}
+
+constexpr const char* kPostgresLease =
+    "CREATE TABLE IF NOT EXISTS lease(name TEXT PRIMARY KEY, holder_id TEXT NOT NULL, holder_pid BIGINT NOT NULL, "
+    "expires_at_ms BIGINT NOT NULL, term BIGINT NOT NULL)";
 
 }  // namespace
 
@@ -86,6 +66,24 @@ std::string NewHolderId() {
 
 std::unique_ptr<Lease> Lease::Open(const std::filesystem::path& path, std::string name, std::string holder_id,
                                    int64_t pid, Clock& clock, std::string* error) {
+  if (const std::string backend = state::EnvBackend(); !backend.empty()) {
+    // A PostgreSQL state backend: the lease lives beside the workspace's
+    // state, so controllers on different machines elect one leader.
+    // `path` is .plinth/<workspace>/controller/lease.db.
+    const std::string workspace = path.parent_path().parent_path().filename().string();
+    state::Result<state::BackendUrl> url = state::ParseBackendUrl(backend);
+    if (!url.ok()) return *error = url.error().message, nullptr;
+    const std::string schema = state::StateStore::PostgresSchema(url->schema_prefix, workspace);
+    state::Result<std::unique_ptr<state::SqlConnection>> pg = state::OpenPostgres(url->conninfo, schema);
+    if (!pg.ok()) return *error = pg.error().message, nullptr;
+    std::string create = "CREATE SCHEMA IF NOT EXISTS " + state::QuoteIdentifier(schema) + "; " + kPostgresLease;
+    if (!Exec(pg.value().get(), create, error)) {
+      // Two controllers starting at once may race on CREATE ... IF NOT EXISTS; the loser retries once.
+      if (!Exec(pg.value().get(), create, error)) return nullptr;
+    }
+    return std::unique_ptr<Lease>(
+        new Lease(std::move(pg.value()), std::move(name), std::move(holder_id), pid, clock));
+  }
   sqlite3* db = io::OpenPrivateDatabase(path, "lease database",
                                         "PRAGMA journal_mode=WAL;"
                                         "CREATE TABLE IF NOT EXISTS lease(name TEXT PRIMARY KEY, holder_id "
@@ -93,15 +91,15 @@ std::unique_ptr<Lease> Lease::Open(const std::filesystem::path& path, std::strin
                                         "NULL, expires_at_ms INTEGER NOT NULL, term INTEGER NOT NULL)",
                                         error);
   if (!db) return nullptr;
-  return std::unique_ptr<Lease>(new Lease(db, std::move(name), std::move(holder_id), pid, clock));
+  return std::unique_ptr<Lease>(
+      new Lease(state::WrapSqlite(db, path.string()), std::move(name), std::move(holder_id), pid, clock));
 }
 
-Lease::Lease(sqlite3* db, std::string name, std::string holder_id, int64_t pid, Clock& clock)
-    : db_(db), name_(std::move(name)), holder_id_(std::move(holder_id)), pid_(pid), clock_(clock) {}
+Lease::Lease(std::unique_ptr<state::SqlConnection> db, std::string name, std::string holder_id, int64_t pid,
+             Clock& clock)
+    : db_(std::move(db)), name_(std::move(name)), holder_id_(std::move(holder_id)), pid_(pid), clock_(clock) {}
 
-Lease::~Lease() {
-  sqlite3_close(db_);
-}
+Lease::~Lease() = default;
 
 LeaseOutcome Lease::TryAcquire(std::chrono::milliseconds ttl) {
   return Change(Op::kAcquire, ttl);
@@ -114,17 +112,24 @@ LeaseOutcome Lease::Release() {
 }
 
 std::optional<LeaseRecord> Lease::Read(std::string* error) {
-  return ReadRow(db_, name_, error);
+  return ReadRow(db_.get(), name_, error);
 }
 
 LeaseOutcome Lease::Change(Op op, std::chrono::milliseconds ttl) {
   LeaseOutcome out;
-  if (!Exec(db_, "BEGIN IMMEDIATE", &out.error)) return out;
+  // The write lock is taken before the row is read (SQLite: IMMEDIATE;
+  // PostgreSQL: the lease table's own lock, apart from the state's tables).
+  const bool pg = db_->dialect() == state::SqlConnection::Dialect::kPostgres;
+  if (!Exec(db_.get(), pg ? "BEGIN; LOCK TABLE lease IN SHARE ROW EXCLUSIVE MODE" : "BEGIN IMMEDIATE", &out.error)) {
+    std::string ignored;
+    if (pg) Exec(db_.get(), "ROLLBACK", &ignored);
+    return out;
+  }
   const int64_t now = clock_.WallMs();
-  std::optional<LeaseRecord> row = ReadRow(db_, name_, &out.error);
+  std::optional<LeaseRecord> row = ReadRow(db_.get(), name_, &out.error);
   if (!out.error.empty()) {
     std::string ignored;
-    Exec(db_, "ROLLBACK", &ignored);
+    Exec(db_.get(), "ROLLBACK", &ignored);
     return out;
   }
   LeaseRecord r = row.value_or(LeaseRecord{name_, "", 0, 0, 0});
@@ -157,16 +162,16 @@ LeaseOutcome Lease::Change(Op op, std::chrono::milliseconds ttl) {
       }
       break;
   }
-  if (write && !WriteRow(db_, r, &out.error)) {
+  if (write && !WriteRow(db_.get(), r, &out.error)) {
     out.held = false;
     std::string ignored;
-    Exec(db_, "ROLLBACK", &ignored);
+    Exec(db_.get(), "ROLLBACK", &ignored);
     return out;
   }
-  if (!Exec(db_, "COMMIT", &out.error)) {
+  if (!Exec(db_.get(), "COMMIT", &out.error)) {
     out.held = false;
     std::string ignored;
-    Exec(db_, "ROLLBACK", &ignored);
+    Exec(db_.get(), "ROLLBACK", &ignored);
     return out;
   }
   out.record = r;

@@ -15,6 +15,12 @@
 // one took meanwhile, keeps the term. Work done as leader can carry the term
 // so that a deposed leader's late writes can be told apart.
 //
+// With a PostgreSQL state backend (PLINTH_BACKEND, docs/state.md) the table
+// lives in the workspace's schema instead (the workspace named by the path,
+// .plinth/<workspace>/controller/lease.db), so controllers on different
+// machines sharing one state elect one leader; its transactions lock the
+// lease table only, never the state's.
+//
 // Thread safety: one Lease per thread; any number of processes.
 #pragma once
 
@@ -28,6 +34,10 @@
 #include <string>
 
 #include "runtime/controller/clock.h"
+
+namespace plinth::state {
+class SqlConnection;
+}
 
 namespace plinth::controller {
 
@@ -72,11 +82,12 @@ class Lease {
   const std::string& holder_id() const { return holder_id_; }
 
  private:
-  Lease(sqlite3* db, std::string name, std::string holder_id, int64_t pid, Clock& clock);
+  Lease(std::unique_ptr<state::SqlConnection> db, std::string name, std::string holder_id, int64_t pid,
+        Clock& clock);
   enum class Op { kAcquire, kRenew, kRelease };
   LeaseOutcome Change(Op op, std::chrono::milliseconds ttl);
 
-  sqlite3* db_;
+  std::unique_ptr<state::SqlConnection> db_;
   std::string name_, holder_id_;
   int64_t pid_;
   Clock& clock_;

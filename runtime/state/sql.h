@@ -75,6 +75,8 @@ class SqlConnection {
 
 // SQLite. `flags` as sqlite3_open_v2 (NOMUTEX is added); a 5 s busy timeout.
 Result<std::unique_ptr<SqlConnection>> OpenSqlite(const std::string& path, int flags);
+// A connection over a handle opened elsewhere (it takes ownership).
+std::unique_ptr<SqlConnection> WrapSqlite(sqlite3* handle, const std::string& path);
 // The underlying handle of a SQLite connection (null for another driver).
 sqlite3* SqliteHandle(SqlConnection& connection);
 

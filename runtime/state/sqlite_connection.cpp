@@ -115,6 +115,10 @@ Result<std::unique_ptr<SqlConnection>> OpenSqlite(const std::string& path, int f
   return std::unique_ptr<SqlConnection>(new SqliteConnection(raw, path));
 }
 
+std::unique_ptr<SqlConnection> WrapSqlite(sqlite3* handle, const std::string& path) {
+  return std::unique_ptr<SqlConnection>(new SqliteConnection(handle, path));
+}
+
 sqlite3* SqliteHandle(SqlConnection& connection) {
   if (connection.dialect() != SqlConnection::Dialect::kSqlite) return nullptr;
   return static_cast<SqliteConnection&>(connection).handle();
