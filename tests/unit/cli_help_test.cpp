@@ -335,7 +335,7 @@ TEST(CliHelp, BashCompletion) {
   };
   EXPECT_EQ(complete("plinth st"), "state storage status");
   EXPECT_EQ(complete("plinth state r"), "rm");
-  EXPECT_EQ(complete("plinth help state "), "list show rm mv history pull");
+  EXPECT_EQ(complete("plinth help state "), "list show rm mv history pull migrate");
   EXPECT_EQ(complete("plinth plan --detailed-e"), "--detailed-exitcode");
   EXPECT_EQ(complete("plinth state list --d"), "--dir=");
   EXPECT_EQ(complete("plinth bucket get --vers"), "--version=");
