@@ -188,6 +188,14 @@ int Delete(const Options& o, const std::string& dir, const std::string& name, co
     (void)state::WorkspaceLock::Release(*store, lock.value().id);
     return 1;
   }
+  if (store->postgres()) {
+    // The schema goes with its lock row, in one transaction.
+    if (auto s = store->DropSchema(); !s.ok()) {
+      std::fprintf(stderr, "error: %s\n", s.error().message.c_str());
+      (void)state::WorkspaceLock::Release(*store, lock.value().id);
+      return 1;
+    }
+  }
   store.reset();  // closed with the lock still recorded in it
   const fs::path ws_dir = fs::path(dir) / ".plinth" / name;
   std::error_code ec;

@@ -5,8 +5,9 @@
 # the trap stops, also on failure:
 #  - the unit tests of the backend (PostgresStateTest: journal, isolation,
 #    append-only history, lease and fence, concurrent writers, encryption);
-#  - plan, apply, history and state commands with --backend and with
-#    PLINTH_BACKEND; nothing is written to DIR/.plinth/<ws>/state.db;
+#  - plan, apply, history, state and workspace commands with --backend and
+#    with PLINTH_BACKEND; nothing is written to DIR/.plinth/<ws>/state.db;
+#    workspace delete drops the workspace's schema;
 #  - a wrong password is refused and never printed;
 #  - `plinth state migrate` PostgreSQL -> SQLite -> PostgreSQL with counts and
 #    digests compared; the old copies refuse to open;
@@ -58,6 +59,12 @@ PLINTH_BACKEND=$url "$plinth" plan --detailed-exitcode "$tmp/q" >/dev/null 2>&1 
 [ "$("$plinth" state list --backend="$url" --dir="$tmp/q" | wc -l)" = 5 ] || fail "state list does not show 5 resources"
 "$plinth" workspace list --backend="$url" --dir="$tmp/q" | grep -q "default" || fail "workspace list misses default"
 psql -qAt "$url" -c "select count(*) from plinth_default.history" | grep -qx 5 || fail "the history rows are not in plinth_default"
+"$plinth" workspace new staging --backend="$url" --dir="$tmp/q" >/dev/null 2>&1 || fail "workspace new failed"
+psql -qAt "$url" -c "select 1 from pg_namespace where nspname = 'plinth_staging'" | grep -qx 1 || fail "no schema plinth_staging"
+"$plinth" workspace select default --backend="$url" --dir="$tmp/q" >/dev/null 2>&1 || fail "workspace select failed"
+"$plinth" workspace delete staging --backend="$url" --dir="$tmp/q" >"$tmp/del.txt" 2>&1 || fail "workspace delete failed: $(cat "$tmp/del.txt")"
+[ -z "$(psql -qAt "$url" -c "select 1 from pg_namespace where nspname = 'plinth_staging'")" ] ||
+  fail "workspace delete left the schema plinth_staging"
 
 # 3. A wrong password: refused, never printed.
 if PGPASSWORD= "$plinth" plan --backend="postgresql://plinth:not-the-Password-42@127.0.0.1:$PLINTH_TEST_PG_PORT/plinth" \

@@ -1711,6 +1711,21 @@ Status StateStore::CopyInto(StateStore& dest) {
   return txn.Commit();
 }
 
+Status StateStore::DropSchema() {
+  if (!postgres()) return MakeError(ErrorCode::kInvalidArgument, "only a PostgreSQL state has a schema to drop");
+  StopLeaseRenewal();
+  std::lock_guard<std::mutex> guard(mu_);
+  Transaction txn(db_.get(), &fence_);
+  if (Status s = txn.Begin(); !s.ok()) return s;
+  if (Status s = Exec(db_.get(), "DROP SCHEMA " + QuoteIdentifier(schema_) + " CASCADE",
+                      "cannot drop the workspace's schema " + schema_);
+      !s.ok()) {
+    return s;
+  }
+  fence_.clear();
+  return txn.Commit();
+}
+
 Status StateStore::MarkMigrated(const std::string& where) {
   std::lock_guard<std::mutex> guard(mu_);
   Transaction txn(db_.get(), &fence_);

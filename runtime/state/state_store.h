@@ -344,6 +344,12 @@ class StateStore {
   // so nobody applies to the old copy.
   Status MarkMigrated(const std::string& where);
 
+  // `workspace delete` with PostgreSQL: drops the workspace's schema and
+  // every table in it (state, history, journal, lock, the controller's
+  // lease) in one transaction. kInvalidArgument for a SQLite state (its
+  // directory is removed instead). The caller holds the workspace lock.
+  Status DropSchema();
+
   // `state pull`: {"format_version": 1, ...} (docs/state.md, "Export format").
   // Decrypted; sensitive values are kept, tagged {"$sensitive": ...}.
   Result<nlohmann::json> ExportJson();
