@@ -261,7 +261,7 @@ bool GpuLockFree(int index) {
 std::map<std::string, std::string> AgentEnvironment() {
   std::map<std::string, std::string> env;
   for (auto& [k, v] : process::CurrentEnvironment()) {
-    if (k.rfind("PLINTH_", 0) == 0 || k.rfind("CUDA_", 0) == 0 || k.rfind("LC_", 0) == 0 || k == "PATH" ||
+    if ((k.rfind("PLINTH_", 0) == 0 && k != "PLINTH_BACKEND") || k.rfind("CUDA_", 0) == 0 || k.rfind("LC_", 0) == 0 || k == "PATH" ||
         k == "HOME" || k == "USER" || k == "LANG" || k == "TMPDIR" || k == "XDG_RUNTIME_DIR" ||
         k == "LD_LIBRARY_PATH") {
       env[k] = v;

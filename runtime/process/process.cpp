@@ -910,6 +910,15 @@ std::map<std::string, std::string> CurrentEnvironment() {
   return env;
 }
 
+void DropStateCredentials(std::map<std::string, std::string>& env) {
+  for (const char* key : {"PLINTH_BACKEND", "PGPASSWORD"}) {
+    if (auto it = env.find(key); it != env.end()) {
+      Wipe(it->second);
+      env.erase(it);
+    }
+  }
+}
+
 void WipeEnvironment(std::map<std::string, std::string>& env) {
   for (auto& [key, value] : env) Wipe(value);
   env.clear();

@@ -223,6 +223,11 @@ std::map<std::string, std::string> CurrentEnvironment();
 
 // Overwrites the values (explicit_bzero), then clears the map.
 void WipeEnvironment(std::map<std::string, std::string>& env);
+// Removes the state backend's credentials (PLINTH_BACKEND, whose URL may hold
+// a password, and libpq's PGPASSWORD) from an environment Plinth passes to a
+// program it runs for a resource, a backup or an agent: those never need the
+// state database (docs/state.md, "Backends").
+void DropStateCredentials(std::map<std::string, std::string>& env);
 
 // The result of Child::ReadLine.
 struct ReadResult {

@@ -475,6 +475,7 @@ ResticRepository::Run ResticRepository::Restic(std::vector<std::string> args, co
   for (auto& a : args) spec.args.push_back(std::move(a));
 
   spec.env = process::CurrentEnvironment();
+  process::DropStateCredentials(spec.env);
   // PWD would make restic (Go's Getwd) record the caller's directory
   // spelling instead of the source's real path.
   std::erase_if(spec.env, [](const auto& kv) {

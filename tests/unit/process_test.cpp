@@ -439,6 +439,17 @@ TEST(ProcessEnvironment, CopyAndWipe) {
   EXPECT_TRUE(env.empty());
 }
 
+TEST(ProcessEnvironment, StateCredentialsAreNotPassedOn) {
+  std::map<std::string, std::string> env = {{"PLINTH_BACKEND", "postgres://u:pw@h/db"},
+                                            {"PGPASSWORD", "pw"},
+                                            {"PATH", "/usr/bin"},
+                                            {"PLINTH_WORKSPACE", "prod"}};
+  DropStateCredentials(env);
+  EXPECT_EQ(env.count("PLINTH_BACKEND"), 0u);
+  EXPECT_EQ(env.count("PGPASSWORD"), 0u);
+  EXPECT_EQ(env.size(), 2u);
+}
+
 // ------------------------------------------------------------------ Child
 
 TEST(ProcessChild, WritesAndReadsLines) {

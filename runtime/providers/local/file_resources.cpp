@@ -169,6 +169,7 @@ std::string StderrTail(const process::Outcome& o, bool sensitive) {
 std::string RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds deadline,
                        const Context& ctx, bool sensitive, const std::string& what) {
   std::map<std::string, std::string> env = process::CurrentEnvironment();
+  process::DropStateCredentials(env);
   auto path_it = env.find("PATH");
   std::string path_list =
       path_it != env.end() ? path_it->second : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
