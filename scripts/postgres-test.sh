@@ -44,7 +44,7 @@ start=$SECONDS
 # 1. The backend's unit tests against this server.
 "$unit" --gtest_filter='Postgres*' --gtest_brief=1 >"$tmp/unit.txt" 2>&1 ||
   fail "unit tests failed: $(tail -30 "$tmp/unit.txt")"
-grep -q "PASSED.* 11 tests" "$tmp/unit.txt" || fail "the unit tests did not all run: $(tail -5 "$tmp/unit.txt")"
+grep -q "PASSED.* 12 tests" "$tmp/unit.txt" || fail "the unit tests did not all run: $(tail -5 "$tmp/unit.txt")"
 
 # 2. The quickstart with --backend: no state file, history and state commands read PostgreSQL.
 cp -r examples/quickstart "$tmp/q"

@@ -141,10 +141,24 @@ class PostgresConnection : public SqlConnection {
   }
 
   Status Exec(const std::string& sql, const std::string& what) override {
-    if (!EnsureConnected()) return Failure(what);
+    const bool begin = sql.rfind("BEGIN", 0) == 0;
+    const bool end = sql.rfind("COMMIT", 0) == 0 || sql.rfind("ROLLBACK", 0) == 0;
+    const bool rollback_to = sql.rfind("ROLLBACK TO", 0) == 0;
+    if (!EnsureConnected()) {
+      if (end && !rollback_to) in_transaction_ = false;  // the server rolled it back with the connection
+      return Failure(what);
+    }
     PGresult* res = PQexec(conn_, sql.c_str());
     bool ok = Track(res);
+    // COMMIT of a transaction that failed inside answers "ROLLBACK": nothing was committed.
+    if (ok && sql.rfind("COMMIT", 0) == 0 && std::strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {
+      ok = false;
+      error_ = "the transaction failed and was rolled back";
+      sqlstate_ = "40000";
+    }
     PQclear(res);
+    if (begin) in_transaction_ = true;  // also when BEGIN; LOCK failed half-way: ROLLBACK ends it
+    if (end && !rollback_to) in_transaction_ = false;
     if (!ok) return Failure(what);
     return Ok{};
   }
@@ -236,6 +250,13 @@ class PostgresConnection : public SqlConnection {
   // transaction's work is gone with its connection; its caller sees the error).
   bool EnsureConnected() {
     if (PQstatus(conn_) == CONNECTION_OK) return true;
+    if (in_transaction_) {
+      // Never reconnect inside a transaction: what follows would run outside
+      // it, each statement committed on its own.
+      error_ = "the connection to PostgreSQL was lost during a transaction (the server rolled it back)";
+      sqlstate_ = "08006";
+      return false;
+    }
     PQreset(conn_);
     prepared_.clear();
     if (PQstatus(conn_) != CONNECTION_OK) {
@@ -251,6 +272,7 @@ class PostgresConnection : public SqlConnection {
   std::map<std::string, std::string> prepared_;  // SQL text -> statement name
   std::string error_, sqlstate_;
   int64_t changes_ = 0;
+  bool in_transaction_ = false;  // between BEGIN and COMMIT/ROLLBACK
 };
 
 int PostgresStatement::Step() {

@@ -311,6 +311,31 @@ TEST_F(PostgresStateTest, PasswordsNeverAppearInMessages) {
   EXPECT_EQ(StateStore::OpenWorkspace("/x", "default", o).error().code, ErrorCode::kInvalidArgument);
 }
 
+TEST_F(PostgresStateTest, ALostConnectionIsReestablishedBetweenTransactions) {
+  auto s = Open();
+  Create(*s, "bucket.a");
+  auto url = ParseBackendUrl(backend_);
+  auto admin = OpenPostgres(url->conninfo, "public");
+  ASSERT_TRUE(admin.ok());
+  // The server ends every other Plinth connection (a restart, a failover).
+  ASSERT_TRUE(admin.value()
+                  ->Exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+                         "'plinth' AND pid <> pg_backend_pid()",
+                         "terminate")
+                  .ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // The call that meets the broken connection fails (kIo, retryable); the next reconnects.
+  auto first = s->Resources();
+  if (!first.ok()) {
+    EXPECT_EQ(first.error().code, ErrorCode::kIo) << first.error().message;
+  }
+  auto again = s->Resources();
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(again->size(), 1u);
+  Create(*s, "bucket.b");
+  EXPECT_EQ(s->Resources()->size(), 2u);
+}
+
 TEST(PostgresUrlTest, SchemaPrefixIsPlinthsOwnParameter) {
   auto u = ParseBackendUrl("postgres://u@h:5432/db?sslmode=verify-full&schema=team_a");
   ASSERT_TRUE(u.ok());
