@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/backend_source.h"
 #include "cli/command_line.h"
 #include "cli/commands.h"
 #include "cli/git_source.h"
@@ -37,8 +38,18 @@ int main(int argc, char** argv) {
       !plinth::cli::ResolveGit(&parsed.options)) {
     ExitNow(1);
   }
-  // --backend is PLINTH_BACKEND for everything this process opens or starts.
+  // --backend is PLINTH_BACKEND for everything this process opens or starts;
+  // without either, the configuration's `backend` block (cli/backend_source.h).
   if (!parsed.options.backend.empty()) ::setenv("PLINTH_BACKEND", parsed.options.backend.c_str(), 1);
+  // (A controller syncing from git opens the state of each commit it plans with
+  // its own --backend or PLINTH_BACKEND: docs/gitops.md.)
+  if (parsed.command != CommandId::kFmt && !(parsed.command == CommandId::kController && !parsed.options.git.empty())) {
+    std::string backend_error;
+    if (!plinth::cli::UseBackendBlock(parsed.options, &backend_error)) {
+      std::fprintf(stderr, "error: %s\n", backend_error.c_str());
+      ExitNow(1);
+    }
+  }
   const plinth::cli::Options& o = parsed.options;
   switch (parsed.command) {
     case CommandId::kValidate: ExitNow(plinth::cli::Validate(o, false));

@@ -9,6 +9,8 @@
 #    with PLINTH_BACKEND; nothing is written to DIR/.plinth/<ws>/state.db;
 #    workspace delete drops the workspace's schema;
 #  - a wrong password is refused and never printed;
+#  - the configuration's `backend "postgres"` block is used when neither
+#    --backend nor PLINTH_BACKEND is set; a password in it is refused;
 #  - `plinth state migrate` PostgreSQL -> SQLite -> PostgreSQL with counts and
 #    digests compared; the old copies refuse to open;
 #  - two controllers on two machines' directories (sharing the data, as a
@@ -90,7 +92,29 @@ grep -q "digest $d1 on both sides" "$tmp/m2.txt" || fail "the digest changed acr
 "$plinth" plan --detailed-exitcode --backend="$url?schema=moved" "$tmp/q" >/dev/null 2>&1 ||
   fail "the state moved back to PostgreSQL does not plan empty"
 "$plinth" destroy --auto-approve --backend="$url?schema=moved" "$tmp/q" >/dev/null 2>&1 || fail "destroy failed"
-echo "postgres-test: CLI, redaction and migrate checks passed ($((SECONDS - start)) s)"
+
+# The configuration's backend block: used when neither --backend nor PLINTH_BACKEND is set.
+mkdir -p "$tmp/blk"
+cat >"$tmp/blk/main.plinth" <<PL
+backend "postgres" {
+  url    = "postgresql://plinth@127.0.0.1:$PLINTH_TEST_PG_PORT/plinth"
+  schema = "blk"
+}
+
+marker "a" {
+  path    = "m/a"
+  content = "x"
+}
+PL
+"$plinth" apply --auto-approve "$tmp/blk" >"$tmp/blk.txt" 2>&1 || fail "apply with a backend block failed: $(cat "$tmp/blk.txt")"
+[ ! -e "$tmp/blk/.plinth/default/state.db" ] || fail "the backend block was ignored: a state file was written"
+psql -qAt "$url" -c "select count(*) from blk_default.history" | grep -qx 1 || fail "the history is not in blk_default"
+(cd "$tmp/blk" && "$plinth" state list) | grep -qx "marker.a" || fail "state list does not read the block's backend"
+sed -i "s|plinth@127|plinth:hunter2-in-git@127|" "$tmp/blk/main.plinth"
+"$plinth" plan "$tmp/blk" >"$tmp/blk.txt" 2>&1 && fail "a password in the backend block was accepted"
+grep -q "main.plinth:2:12: the backend's url holds a password" "$tmp/blk.txt" || fail "no located error: $(cat "$tmp/blk.txt")"
+! grep -q "hunter2-in-git" "$tmp/blk.txt" || fail "the password was printed: $(cat "$tmp/blk.txt")"
+echo "postgres-test: CLI, backend block, redaction and migrate checks passed ($((SECONDS - start)) s)"
 
 # 5. Two controllers, two machines' directories, one PostgreSQL workspace.
 export GIT_AUTHOR_NAME="Ada Lovelace" GIT_AUTHOR_EMAIL=ada@example.org

@@ -14,6 +14,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "compiler/check/backend_block.h"
 #include "compiler/check/console.h"
 #include "compiler/check/loader.h"
 #include "compiler/check/types_expr.h"
@@ -84,6 +85,7 @@ struct ModuleInfo {
   std::vector<const ast::Block*> policies, policy_tests;
   std::vector<const ast::Block*> alerts, receivers, notifications;  // receivers and notifications: root only
   std::vector<const ast::Block*> scale_rules;
+  const ast::Block* backend = nullptr;  // root only (compiler/check/backend_block.h)
   // moved and removed blocks, addresses relative to the module instance
   std::vector<MoveStatement> moves;
   std::vector<RemovedStatement> removals;
@@ -433,7 +435,7 @@ class Checker {
   }
 
   void CollectDecls(ModuleInfo& info) {
-    static const std::vector<std::string> keywords = {"variable", "locals", "output", "module", "policy",
+    static const std::vector<std::string> keywords = {"variable", "locals", "output", "module", "policy", "backend",
                                                       "policy_test", "provider", "moved", "removed", "import",
                                                       "alert", "receiver", "notification", "scale_rule"};
     for (const ast::File& file : info.module->files) {
@@ -550,6 +552,20 @@ class Checker {
           }
         } else if (b.type == "import") {
           CollectImport(info, b);
+        } else if (b.type == "backend") {
+          if (!info.is_root) {
+            cur_->Error(DiagCode::UnknownBlockType, b.type_range, "a backend block belongs in the root module")
+                .help = "move it to the configuration's own directory: a module's state is its caller's";
+          } else if (info.backend) {
+            cur_->Error(DiagCode::DuplicateDeclaration, b.type_range, "a configuration has one backend block")
+                .help = "remove one of them";
+          } else {
+            info.backend = &b;
+            auto read = ReadBackendBlock(b);
+            if (auto* problem = std::get_if<BackendProblem>(&read)) {
+              cur_->Error(problem->code, problem->range, problem->message).help = problem->help;
+            }
+          }
         } else if (b.type == "locals") {
           if (!ExpectLabels(b, 0, "")) continue;
           for (const ast::Block& nested : b.body.blocks) {

@@ -2,6 +2,7 @@
 // directory, checked, and the expanded instances or diagnostics inspected.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -426,6 +427,62 @@ marker "n" {
       << text;
   EXPECT_NE(text.find("main.plinth:10:5"), std::string::npos) << text;
   EXPECT_NE(text.find("did you mean 'correct_drift'?"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace plinth
+
+namespace plinth {
+namespace {
+
+// The backend block (compiler/check/backend_block.h): accepted in the root
+// module with literal strings; each misuse is a located error.
+class BackendBlockTest : public CheckerTest {};
+
+TEST_F(BackendBlockTest, AcceptedInTheRootModule) {
+  Write("main.plinth",
+        "backend \"postgres\" {\n  url    = \"postgres://plinth@db.internal/infra?sslmode=require\"\n"
+        "  schema = \"payments\"\n}\n");
+  Run();
+  EXPECT_TRUE(Codes().empty()) << Text();
+}
+
+TEST_F(BackendBlockTest, EachMisuseIsALocatedError) {
+  struct Case {
+    std::string body;
+    std::string code;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"backend \"s3\" {\n  url = \"postgres://h/db\"\n}\n", "P0206", "one label"},
+      {"backend \"postgres\" {\n  schema = \"x\"\n}\n", "P0205", "needs url"},
+      {"backend \"postgres\" {\n  url = \"postgres://u:hunter2@h/db\"\n}\n", "P0301", "holds a password"},
+      {"backend \"postgres\" {\n  url = \"postgres://h/db?password=hunter2\"\n}\n", "P0301", "holds a password"},
+      {"backend \"postgres\" {\n  url = \"mysql://h/db\"\n}\n", "P0301", "PostgreSQL URL"},
+      {"variable \"u\" {\n  default = \"x\"\n}\nbackend \"postgres\" {\n  url = var.u\n}\n", "P0301",
+       "literal string"},
+      {"backend \"postgres\" {\n  url = \"postgres://h/db\"\n  schema = \"a-b\"\n}\n", "P0301", "schema prefix"},
+      {"backend \"postgres\" {\n  url = \"postgres://h/db\"\n  lock = true\n}\n", "P0204", "no attribute 'lock'"},
+      {"backend \"postgres\" {\n  url = \"postgres://h/a\"\n}\nbackend \"postgres\" {\n  url = \"postgres://h/b\"\n}\n",
+       "P0201", "one backend block"},
+  };
+  for (const Case& c : cases) {
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    Write("main.plinth", c.body);
+    Run();
+    std::vector<std::string> codes = Codes();
+    EXPECT_NE(std::find(codes.begin(), codes.end(), c.code), codes.end()) << c.body << Text();
+    EXPECT_NE(Text().find(c.says), std::string::npos) << c.body << Text();
+  }
+}
+
+TEST_F(BackendBlockTest, OnlyInTheRootModule) {
+  Write("main.plinth", "module \"m\" {\n  source = \"./m\"\n}\n");
+  Write("m/main.plinth", "backend \"postgres\" {\n  url = \"postgres://h/db\"\n}\n");
+  Run();
+  EXPECT_EQ(Codes(), std::vector<std::string>{"P0203"}) << Text();
+  EXPECT_NE(Text().find("belongs in the root module"), std::string::npos) << Text();
 }
 
 }  // namespace
