@@ -30,7 +30,7 @@ struct CommandDoc {
 // Option values checked after parsing (numbers, true/false), with messages
 // of their own, and what only the command line itself uses.
 struct RawValues {
-  std::string threads, parallelism, at_serial, refresh, lock, summary_limit;
+  std::string threads, parallelism, at_serial, refresh, lock, summary_limit, lock_timeout;
   std::string workspace;  // --workspace as given; empty: see ResolveWorkspace
   bool no_color = false;
   bool version = false;        // plinth --version
@@ -109,6 +109,12 @@ class Definition {
                   "where the state lives: a PostgreSQL URL (postgres://USER@HOST/DB; password from PGPASSWORD) "
                   "instead of DIR/.plinth/W/state.db (also PLINTH_BACKEND)")
         ->type_name("URL");
+  }
+  void LockTimeout(CLI::App* c) {
+    c->add_option("--lock-timeout", raw.lock_timeout,
+                  "wait up to DUR for a workspace lock another process holds, trying every second (default "
+                  "0s: refused at once, naming the holder)")
+        ->type_name("DUR");
   }
   void Dir(CLI::App* c, const std::string& what) {
     c->add_option("--dir", options.dir, what)->type_name("DIR");
@@ -230,6 +236,7 @@ Definition::Definition() {
     NoRefresh(c);
     c->add_option("--lock", raw.lock, "plan without the workspace lock and write nothing")
         ->type_name("false");
+    LockTimeout(c);
     Workspace(c);
     Dir(c, "the configuration directory (instead of DIR)");
     Git(c);
@@ -273,6 +280,7 @@ Definition::Definition() {
         ->excludes(auto_approve);
     Parallelism(c, "at most N changes at a time (default: 10)");
     NoRefresh(c);
+    LockTimeout(c);
     Workspace(c);
     Dir(c, "the configuration directory (instead of DIR)");
     Git(c);
@@ -394,6 +402,7 @@ Definition::Definition() {
                 "plinth refresh examples/quickstart");
     c->add_option("DIR", "the configuration directory (default: .)");
     Dir(c, "the configuration directory (instead of DIR)");
+    LockTimeout(c);
     Workspace(c);
     Vars(c);
     Parallelism(c, "at most N provider reads at a time (default: 10)");
@@ -1353,6 +1362,9 @@ bool Finish(Definition& d, const CLI::App* command, std::string* error, std::str
     return *error = "--refresh takes true or false", false;
   }
   if (!raw.lock.empty() && !ParseBool(raw.lock, &o.lock)) return *error = "--lock takes true or false", false;
+  if (!raw.lock_timeout.empty() && !ParseDuration(raw.lock_timeout, &o.lock_timeout_ms)) {
+    return *error = "--lock-timeout takes a duration (30s, 5m)", false;
+  }
   o.color = !raw.no_color;
   // --var and --var-file in command-line order: later values win.
   size_t next_var = 0, next_file = 0;

@@ -34,6 +34,7 @@ struct Options {
   // --state-key-file: the state's encryption key (64 hex digits, mode 0600);
   // empty: $PLINTH_STATE_KEY_FILE, else none (docs/state.md, "Key source and default")
   std::string state_key_file;
+  int64_t lock_timeout_ms = 0;  // --lock-timeout
   std::string migrate_to;  // state migrate --to: a PostgreSQL URL, or "sqlite"
   std::string backend;  // --backend: the state backend (exported as PLINTH_BACKEND; docs/state.md)
   std::string dir;  // --dir: the configuration directory for commands whose argument is something else

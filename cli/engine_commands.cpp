@@ -107,6 +107,11 @@ std::optional<runtime::EngineOptions> EngineOptionsFrom(const Options& o, const 
   runtime::EngineOptions eo;
   eo.config_dir = !o.dir.empty() ? o.dir : o.paths.empty() ? "." : o.paths[0];
   if (!ExistingDir(eo.config_dir) || !StateKey(o, &eo.state_key)) return std::nullopt;
+  eo.lock_timeout_ms = o.lock_timeout_ms;
+  eo.on_lock_wait = [ms = o.lock_timeout_ms](const std::string& holder) {
+    std::fprintf(stderr, "waiting up to %s for the workspace lock: %s\n", FormatDuration(static_cast<double>(ms)).c_str(),
+                 holder.c_str());
+  };
   eo.workspace = o.workspace;
   UseGitSource(o, &eo);
   eo.variable_sources = vars;

@@ -8,6 +8,8 @@
 #  - plan, apply, history, state and workspace commands with --backend and
 #    with PLINTH_BACKEND; nothing is written to DIR/.plinth/<ws>/state.db;
 #    workspace delete drops the workspace's schema;
+#  - a lock held from another machine refuses a plan naming the holder, and
+#    --lock-timeout waits until it is released;
 #  - a wrong password is refused and never printed;
 #  - the configuration's `backend "postgres"` block is used when neither
 #    --backend nor PLINTH_BACKEND is set; a password in it is refused;
@@ -67,6 +69,19 @@ psql -qAt "$url" -c "select 1 from pg_namespace where nspname = 'plinth_staging'
 "$plinth" workspace delete staging --backend="$url" --dir="$tmp/q" >"$tmp/del.txt" 2>&1 || fail "workspace delete failed: $(cat "$tmp/del.txt")"
 [ -z "$(psql -qAt "$url" -c "select 1 from pg_namespace where nspname = 'plinth_staging'")" ] ||
   fail "workspace delete left the schema plinth_staging"
+
+# A lock held from another machine: refused naming it; --lock-timeout waits for its release.
+lock_row="insert into plinth_default.lock values (1, 'feedc0de', 4242, 'ci-runner-9', 'apply', 0, 'b', 's',
+  'another-machine', 'pid:[1]', (extract(epoch from now()) * 1000)::bigint + 60000)"
+psql -qAt "$url" -c "$lock_row" >/dev/null || fail "cannot write the lock row"
+"$plinth" plan --backend="$url" "$tmp/q" >"$tmp/locked.txt" 2>&1 && fail "a plan ran while the workspace was locked"
+grep -q "locked by pid 4242 on ci-runner-9 (apply" "$tmp/locked.txt" || fail "the refusal does not name the holder: $(cat "$tmp/locked.txt")"
+grep -q "lease" "$tmp/locked.txt" || fail "the refusal does not mention the lease: $(cat "$tmp/locked.txt")"
+(sleep 2 && psql -qAt "$url" -c "delete from plinth_default.lock" >/dev/null) &
+"$plinth" plan --lock-timeout=20s --backend="$url" "$tmp/q" >"$tmp/waited.txt" 2>&1 ||
+  fail "plan --lock-timeout did not get the lock once it was released: $(cat "$tmp/waited.txt")"
+wait
+grep -q "waiting up to 20s for the workspace lock: .*ci-runner-9" "$tmp/waited.txt" || fail "no waiting line: $(cat "$tmp/waited.txt")"
 
 # 3. A wrong password: refused, never printed.
 if PGPASSWORD= "$plinth" plan --backend="postgresql://plinth:not-the-Password-42@127.0.0.1:$PLINTH_TEST_PG_PORT/plinth" \

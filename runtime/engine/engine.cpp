@@ -342,6 +342,16 @@ struct Engine::Impl {
     }
   }
 
+  // The workspace lock for `command`, waiting up to --lock-timeout while
+  // another process holds it.
+  state::Result<state::AcquiredLock> Lock(const std::string& command) {
+    return state::WorkspaceLock::AcquireWithin(
+        *store, state::WorkspaceLock::ThisProcess(command), std::chrono::milliseconds(o.lock_timeout_ms),
+        [this](const state::Error& e) {
+          if (o.on_lock_wait) o.on_lock_wait(e.message);
+        });
+  }
+
   // `create`: apply, the one caller that may create the state and the data
   // root; everything else opens an existing state or, when there is none,
   // an empty one in memory (nothing is written to disk).
@@ -1009,8 +1019,7 @@ EngineResult Engine::Plan(bool destroy) {
     return r;
   }
   if (!m.Open(r)) return r;
-  auto lock = state::WorkspaceLock::Acquire(
-      *m.store, state::WorkspaceLock::ThisProcess(destroy ? "plan --destroy" : "plan"));
+  auto lock = m.Lock(destroy ? "plan --destroy" : "plan");
   if (!lock.ok()) {
     r.lock_held = lock.error().code == state::ErrorCode::kLockHeld;
     r.errors.push_back(state::WorkspaceLock::Describe(lock.error()) +
@@ -1037,8 +1046,7 @@ EngineResult Engine::ApplySaved(const SavedPlan& saved, bool destroy) {
   m.applying = true;
   // A destroy with no state has nothing to delete: it creates nothing.
   if (!m.Open(r, /*create=*/!destroy)) return r;
-  auto lock = state::WorkspaceLock::Acquire(*m.store,
-                                            state::WorkspaceLock::ThisProcess(destroy ? "destroy" : "apply"));
+  auto lock = m.Lock(destroy ? "destroy" : "apply");
   if (!lock.ok()) {
     r.lock_held = lock.error().code == state::ErrorCode::kLockHeld;
     r.errors.push_back(state::WorkspaceLock::Describe(lock.error()));
@@ -1271,7 +1279,7 @@ EngineResult Engine::Refresh() {
   EngineResult r;
   Impl& m = *impl_;
   if (!m.Open(r)) return r;
-  auto lock = state::WorkspaceLock::Acquire(*m.store, state::WorkspaceLock::ThisProcess("refresh"));
+  auto lock = m.Lock("refresh");
   if (!lock.ok()) {
     r.errors.push_back(state::WorkspaceLock::Describe(lock.error()));
     return r;
@@ -1412,7 +1420,7 @@ EngineResult Engine::Import(const std::string& address, const std::string& id) {
     m.store = std::move(opened.value());
     m.in_memory = false;
   }
-  auto lock = state::WorkspaceLock::Acquire(*m.store, state::WorkspaceLock::ThisProcess("import"));
+  auto lock = m.Lock("import");
   if (!lock.ok()) {
     r.errors.push_back(state::WorkspaceLock::Describe(lock.error()));
     return r;

@@ -79,6 +79,11 @@ struct EngineOptions {
   // which writes the state). false: read only; open intents are reported,
   // not reconciled, so a plan beside a running apply disturbs nothing.
   bool lock = true;
+  // How long plan, apply, destroy, refresh and import wait for a workspace
+  // lock another process holds (--lock-timeout; 0: refused at once), and who
+  // hears, once, whom they wait for.
+  int64_t lock_timeout_ms = 0;
+  std::function<void(const std::string&)> on_lock_wait;
   // Where the local provider keeps regions, buckets and markers; empty:
   // <home_dir>/.plinth/<workspace>/data. Apply creates it (mode 0700).
   std::string data_root;

@@ -12,6 +12,7 @@
 #include <ctime>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "runtime/state/sql.h"
 
@@ -298,6 +299,23 @@ Result<AcquiredLock> WorkspaceLock::Acquire(StateStore& store, const LockHolder&
   if (!txn.Commit()) return db->Failure("cannot take the workspace lock");
   if (lease) store.StartLeaseRenewal(acquired.id);
   return acquired;
+}
+
+Result<AcquiredLock> WorkspaceLock::AcquireWithin(StateStore& store, const LockHolder& holder,
+                                                  std::chrono::milliseconds timeout,
+                                                  const std::function<void(const Error&)>& waiting) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool told = false;
+  for (;;) {
+    Result<AcquiredLock> got = Acquire(store, holder);
+    if (got.ok() || got.error().code != ErrorCode::kLockHeld || std::chrono::steady_clock::now() >= deadline) {
+      return got;
+    }
+    if (!told && waiting) waiting(got.error());
+    told = true;
+    auto left = deadline - std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(left, std::chrono::seconds(1)));
+  }
 }
 
 Status WorkspaceLock::Release(StateStore& store, const std::string& id) {

@@ -29,6 +29,8 @@
 // acquiring twice gets kLockHeld.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -50,6 +52,13 @@ class WorkspaceLock {
 
   // kLockHeld (Error::holder set) when a live process holds the lock.
   static Result<AcquiredLock> Acquire(StateStore& store, const LockHolder& holder);
+  // Acquire, tried again every second while the lock is held (kLockHeld),
+  // for up to `timeout` (Terraform's -lock-timeout); `waiting` is called
+  // once, with the first refusal, so the caller can say whom it waits for.
+  // A zero timeout is one attempt.
+  static Result<AcquiredLock> AcquireWithin(StateStore& store, const LockHolder& holder,
+                                            std::chrono::milliseconds timeout,
+                                            const std::function<void(const Error&)>& waiting = {});
   // Releases a lock this caller acquired; kNotFound when `id` is not the
   // current lock (it was force-unlocked or taken over meanwhile).
   static Status Release(StateStore& store, const std::string& id);

@@ -8,9 +8,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 namespace plinth::state {
 namespace {
@@ -312,6 +314,54 @@ TEST_F(LockTest, ThisProcessRecordsMachineNamespaceAndBoot) {
     }
   }
   EXPECT_EQ(me.machine_id.size(), 32u);
+}
+
+}  // namespace
+}  // namespace plinth::state
+
+namespace plinth::state {
+namespace {
+
+// --lock-timeout: a refused acquire is tried again until the holder lets go,
+// and the caller hears once whom it waits for; a zero timeout is one try.
+TEST(LockWaitTest, WaitsForTheHolderThenTakesTheLock) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "plinth-lockwait-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  const std::string dir = tmpl;
+  auto a = StateStore::OpenWorkspace(dir, "default");
+  auto b = StateStore::OpenWorkspace(dir, "default");
+  ASSERT_TRUE(a.ok() && b.ok());
+  LockHolder elsewhere = WorkspaceLock::ThisProcess("apply");
+  elsewhere.host = "other-host";
+  elsewhere.machine_id = "0123456789abcdef0123456789abcdef";
+  auto held = WorkspaceLock::Acquire(*a.value(), elsewhere);
+  ASSERT_TRUE(held.ok());
+  int told = 0;
+  std::string heard;
+  auto none = WorkspaceLock::AcquireWithin(*b.value(), WorkspaceLock::ThisProcess("apply"),
+                                           std::chrono::milliseconds(0), [&](const Error&) { ++told; });
+  EXPECT_EQ(none.error().code, ErrorCode::kLockHeld);
+  EXPECT_EQ(told, 0);
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    (void)WorkspaceLock::Release(*a.value(), held->id);
+  });
+  auto got = WorkspaceLock::AcquireWithin(*b.value(), WorkspaceLock::ThisProcess("apply"), std::chrono::seconds(10),
+                                          [&](const Error& e) {
+                                            ++told;
+                                            heard = e.message;
+                                          });
+  release.join();
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(told, 1);
+  EXPECT_NE(heard.find("other-host"), std::string::npos) << heard;
+  // Still held at the deadline: the refusal, after about the timeout.
+  auto start = std::chrono::steady_clock::now();
+  auto late = WorkspaceLock::AcquireWithin(*a.value(), WorkspaceLock::ThisProcess("plan"),
+                                           std::chrono::milliseconds(1500));
+  EXPECT_FALSE(late.ok());
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(1400));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
