@@ -424,14 +424,7 @@ set_content takeover
 push "Prod: takeover"
 takeover=$(git -C "$work" rev-parse HEAD)
 wait_for '[ "$(cat "$data")" = takeover ]' 30 || fail "the standby did not take over and apply: $(tail -5 "$tmp/ctl4.log")"
-"$plinth" history --json --dir="$home" | python3 -c '
-import json, sys
-entries = json.load(sys.stdin)["entries"]
-for commit in sys.argv[1:]:
-    n = sum(1 for e in entries if e["kind"] == "apply" and e["status"] == "succeeded" and e["changes"]
-            and e.get("source", {}).get("commit") == commit)
-    assert n == 1, (commit, n)
-' "$polled" "$takeover" || fail "a commit was applied twice (or not at all) across the takeover"
+applied_once "$plinth" "$home" "$polled" "$takeover" || fail "a commit was applied twice (or not at all) across the takeover"
 stop_pids 5 "${pids[@]}"
 pids=()
 

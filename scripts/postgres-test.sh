@@ -172,14 +172,7 @@ wait_for '[ "$(cat "$data")" = c2 ]' 30 || fail "controller b did not take over 
 [ "$(holder_pid)" = "$standby" ] || fail "the lease is held by '$(holder_pid)', not the standby ($standby)"
 c1=$(git -C "$work" rev-parse HEAD~1)
 sleep 2  # a further sync round of b must not apply anything again
-"$plinth" history --json --dir="$tmp/b" | python3 -c '
-import json, sys
-entries = json.load(sys.stdin)["entries"]
-for commit in sys.argv[1:]:
-    n = sum(1 for e in entries if e["kind"] == "apply" and e["status"] == "succeeded" and e["changes"]
-            and e.get("source", {}).get("commit") == commit)
-    assert n == 1, (commit, n)
-' "$c1" "$c2" || fail "a commit was applied twice (or not at all) across the takeover"
+applied_once "$plinth" "$tmp/b" "$c1" "$c2" || fail "a commit was applied twice (or not at all) across the takeover"
 stop_pids 5 "${pids[@]}"
 pids=()
 unset PLINTH_BACKEND

@@ -5,6 +5,19 @@
 namespace plinth {
 namespace {
 
+// Whether a postgres:// URL carries a password (user:password@host).
+bool HasPassword(const std::string& url) {
+  size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return url.find("password=") != std::string::npos;
+  size_t start = scheme + 3;
+  size_t end = url.find_first_of("/?", start);
+  size_t at = url.rfind('@', end == std::string::npos ? std::string::npos : end);
+  if (at != std::string::npos && at >= start && url.find(':', start) < at) return true;
+  return url.find("password=") != std::string::npos;
+}
+
+}  // namespace
+
 std::optional<std::string> LiteralString(const ast::Expr& e) {
   if (e.kind == ast::ExprKind::Literal) {
     const Value& v = e.As<ast::Literal>().value;
@@ -19,19 +32,6 @@ std::optional<std::string> LiteralString(const ast::Expr& e) {
   }
   return text;
 }
-
-// Whether a postgres:// URL carries a password (user:password@host).
-bool HasPassword(const std::string& url) {
-  size_t scheme = url.find("://");
-  if (scheme == std::string::npos) return url.find("password=") != std::string::npos;
-  size_t start = scheme + 3;
-  size_t end = url.find_first_of("/?", start);
-  size_t at = url.rfind('@', end == std::string::npos ? std::string::npos : end);
-  if (at != std::string::npos && at >= start && url.find(':', start) < at) return true;
-  return url.find("password=") != std::string::npos;
-}
-
-}  // namespace
 
 std::string BackendSetting::BackendUrl() const {
   if (schema.empty()) return url;

@@ -38,6 +38,10 @@ struct BackendProblem {
   std::string help;
 };
 
+// The text of a string literal without interpolation; nullopt for anything
+// else (also used by the checker for labels-like attributes).
+std::optional<std::string> LiteralString(const ast::Expr& e);
+
 // Reads one top-level `backend` block: its settings, or the first problem.
 std::variant<BackendSetting, BackendProblem> ReadBackendBlock(const ast::Block& block);
 

@@ -419,20 +419,7 @@ class Checker {
   }
 
   // The text of a string literal without interpolation.
-  static std::optional<std::string> LiteralText(const ast::Expr& e) {
-    if (e.kind == ast::ExprKind::Literal) {
-      const Value& v = e.As<ast::Literal>().value;
-      if (v.kind() == Value::Kind::String) return v.as_string();
-      return std::nullopt;
-    }
-    if (e.kind != ast::ExprKind::Template) return std::nullopt;
-    std::string text;
-    for (const ast::TemplatePart& part : e.As<ast::Template>().parts) {
-      if (part.expr) return std::nullopt;
-      text += part.text;
-    }
-    return text;
-  }
+  static std::optional<std::string> LiteralText(const ast::Expr& e) { return ::plinth::LiteralString(e); }
 
   void CollectDecls(ModuleInfo& info) {
     static const std::vector<std::string> keywords = {"variable", "locals", "output", "module", "policy", "backend",
