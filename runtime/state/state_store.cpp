@@ -1210,13 +1210,22 @@ Status StateStore::GroupCommit(const std::function<Status()>& body) {
     if (!begun.ok()) {
       for (PendingWrite* w : batch) w->result = begun;
     } else {
-      for (PendingWrite* w : batch) {
-        Status sp = Exec(db_.get(), "SAVEPOINT write", "cannot start a state write");
-        w->result = sp.ok() ? (*w->body)() : sp;
-        if (!w->result.ok() && sp.ok()) (void)Exec(db_.get(), "ROLLBACK TO write", "cannot undo a failed state write");
-        if (sp.ok()) (void)Exec(db_.get(), "RELEASE write", "cannot finish a state write");
+      if (batch.size() == 1) {
+        // Alone in its transaction: no savepoint (two statements fewer, which
+        // is two round trips with PostgreSQL); a failure rolls it all back.
+        batch[0]->result = (*batch[0]->body)();
+      } else {
+        for (PendingWrite* w : batch) {
+          Status sp = Exec(db_.get(), "SAVEPOINT write", "cannot start a state write");
+          w->result = sp.ok() ? (*w->body)() : sp;
+          if (!w->result.ok() && sp.ok()) {
+            (void)Exec(db_.get(), "ROLLBACK TO write", "cannot undo a failed state write");
+          }
+          if (sp.ok()) (void)Exec(db_.get(), "RELEASE write", "cannot finish a state write");
+        }
       }
-      Status committed = txn.Commit();
+      // A lone write that failed is rolled back by the transaction's destructor.
+      Status committed = batch.size() == 1 && !batch[0]->result.ok() ? Status(Ok{}) : txn.Commit();
       if (!committed.ok()) {
         for (PendingWrite* w : batch) {
           if (w->result.ok()) w->result = committed;
