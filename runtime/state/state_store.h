@@ -1,8 +1,12 @@
 // The state store: what Plinth believes exists in the world, per workspace.
 //
-// One SQLite database per workspace at <dir>/.plinth/<workspace>/state.db. The
-// on-disk format, the durability argument and the export format are in
-// docs/state.md; this header states the contracts.
+// One SQLite database per workspace at <dir>/.plinth/<workspace>/state.db, or
+// one PostgreSQL schema per workspace (StoreOptions::backend): the same logic
+// over the SQL connection of runtime/state/sql.h. The on-disk format, the
+// durability argument, the backends and the export format are in
+// docs/state.md; this header states the contracts (PostgreSQL: durability by
+// synchronous_commit=on instead of synchronous=FULL; the rest holds as
+// written).
 //
 // Durability: the database runs in WAL mode with synchronous=FULL, so every
 // committed transaction has its WAL frames fsync'ed before the commit returns.
