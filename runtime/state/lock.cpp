@@ -179,9 +179,7 @@ class Txn {
     if (begun_ && !done_) (void)db_->Exec("ROLLBACK", "cannot roll back");
   }
   bool Begin() {
-    begun_ = db_->BeginWrite().ok();
-    if (!begun_ && db_->dialect() == SqlConnection::Dialect::kPostgres) (void)db_->Exec("ROLLBACK", "");
-    return begun_;
+    return begun_ = db_->BeginWrite().ok();
   }
   bool Commit() { return done_ = db_->Exec("COMMIT", "cannot commit").ok(); }
 

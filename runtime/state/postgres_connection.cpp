@@ -18,9 +18,9 @@
 namespace plinth::state {
 namespace {
 
-// `?` placeholders to PostgreSQL's `$1`, `$2`, ... outside quoted strings and
+// `?` parameter markers to PostgreSQL's `$1`, `$2`, ... outside quoted strings and
 // identifiers.
-std::string NumberPlaceholders(const std::string& sql, int* count) {
+std::string NumberParameters(const std::string& sql, int* count) {
   std::string out;
   out.reserve(sql.size() + 8);
   char quote = 0;
@@ -136,7 +136,7 @@ class PostgresConnection : public SqlConnection {
 
   std::unique_ptr<SqlStatement> Prepare(const std::string& sql) override {
     int params = 0;
-    std::string numbered = NumberPlaceholders(sql, &params);
+    std::string numbered = NumberParameters(sql, &params);
     return std::make_unique<PostgresStatement>(this, std::move(numbered), params);
   }
 
@@ -164,7 +164,10 @@ class PostgresConnection : public SqlConnection {
   }
 
   Status BeginWrite() override {
-    return Exec("BEGIN; LOCK TABLE serials IN SHARE ROW EXCLUSIVE MODE", "cannot start a state transaction");
+    Status s = Exec("BEGIN; LOCK TABLE serials IN SHARE ROW EXCLUSIVE MODE", "cannot start a state transaction");
+    // BEGIN may have succeeded before the lock failed (a lock timeout): end it.
+    if (!s.ok()) (void)Exec("ROLLBACK", "cannot roll back a state transaction");
+    return s;
   }
 
   int64_t Changes() override { return changes_; }

@@ -4,7 +4,7 @@
 // implementation written against this small interface; two drivers speak it:
 // SQLite (a file per workspace, the default) and PostgreSQL 15 (a schema per
 // workspace, for teams and controllers on several machines). The store writes
-// portable SQL with `?` placeholders; each driver states where the dialects
+// portable SQL with `?` parameter markers; each driver states where the dialects
 // differ (Dialect(), BeginWrite()).
 //
 // Errors: a failed Step() or Exec() leaves the reason in the connection;
@@ -63,7 +63,7 @@ class SqlConnection {
   // seq) cannot be taken by another process. SQLite: BEGIN IMMEDIATE.
   // PostgreSQL: BEGIN and a SHARE ROW EXCLUSIVE lock on the workspace's own
   // `serials` table (readers are not blocked; no lock id is shared with any
-  // other schema).
+  // other schema). On failure no transaction is left open.
   virtual Status BeginWrite() = 0;
   // Rows changed by the last INSERT, UPDATE or DELETE.
   virtual int64_t Changes() = 0;

@@ -185,9 +185,6 @@ class Transaction {
   Status Begin() {
     Status s = db_->BeginWrite();
     begun_ = s.ok();
-    if (!s.ok() && db_->dialect() == SqlConnection::Dialect::kPostgres) {
-      (void)db_->Exec("ROLLBACK", "cannot roll back a state transaction");
-    }
     if (s.ok() && fence_ && !fence_->empty()) return CheckFence();
     return s;
   }
