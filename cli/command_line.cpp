@@ -301,6 +301,14 @@ Definition::Definition() {
     Vars(c);
   }
   {
+    CLI::App* c = Command(&root, "lsp", "the language server, for editors (LSP on stdin and stdout)", CommandId::kLsp,
+                          "0  the client sent shutdown, then exit\n"
+                          "1  the input ended or broke without shutdown\n"
+                          "2  usage error",
+                          "plinth lsp   # started by an editor: docs/editor.md");
+    Vars(c);
+  }
+  {
     CLI::App* c = Command(
         &root, "console", "evaluate expressions against the configuration and the state", CommandId::kConsole,
         "0  done (from a pipe: every line evaluated)\n"

@@ -42,6 +42,7 @@ enum class CommandId {
   kRestore,
   kWorkspace,
   kConsole,
+  kLsp,
   kGpu,
   kImport,
   kQpu,

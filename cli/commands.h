@@ -162,6 +162,7 @@ int Backup(const Options& options);   // backup run|list|check
 int Restore(const Options& options);
 int WorkspaceCommand(const Options& options);  // workspace list|new|select|delete|show
 int Console(const Options& options, const VariableSources& vars);  // cli/console_command.cpp
+int Lsp(const Options& options, const VariableSources& vars);  // cli/lsp_command.cpp: the language server
 int Gpu(const Options& options);               // gpu list|probe (cli/gpu_commands.cpp)
 int Import(const Options& options, const VariableSources& vars);  // cli/import_command.cpp
 // plan --generate-config-out: writes the file (0) before the plan runs, or

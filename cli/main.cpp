@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   if (!parsed.options.backend.empty()) ::setenv("PLINTH_BACKEND", parsed.options.backend.c_str(), 1);
   // (A controller syncing from git opens the state of each commit it plans with
   // its own --backend or PLINTH_BACKEND: docs/gitops.md.)
-  if (parsed.command != CommandId::kFmt && !(parsed.command == CommandId::kController && !parsed.options.git.empty())) {
+  if (parsed.command != CommandId::kFmt && parsed.command != CommandId::kLsp && !(parsed.command == CommandId::kController && !parsed.options.git.empty())) {
     std::string backend_error;
     if (!plinth::cli::UseBackendBlock(parsed.options, &backend_error)) {
       std::fprintf(stderr, "error: %s\n", backend_error.c_str());
@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
     case CommandId::kRestore: return plinth::cli::Restore(o);
     case CommandId::kWorkspace: return plinth::cli::WorkspaceCommand(o);
     case CommandId::kConsole: ExitNow(plinth::cli::Console(o, plinth::cli::VariableSourcesOf(o)));
+    case CommandId::kLsp: ExitNow(plinth::cli::Lsp(o, plinth::cli::VariableSourcesOf(o)));
     case CommandId::kGpu: return plinth::cli::Gpu(o);
     case CommandId::kImport: return plinth::cli::Import(o, plinth::cli::VariableSourcesOf(o));
     case CommandId::kQpu: return plinth::cli::Qpu(o);

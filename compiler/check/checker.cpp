@@ -191,7 +191,8 @@ class Checker {
         cur_(&diags),
         options_(options),
         schemas_(options.schemas ? options.schemas : &NoSchemas()),
-        loader_(std::make_shared<ModuleLoader>(sources, diags, options.threads, options.display_root)),
+        loader_(std::make_shared<ModuleLoader>(sources, diags, options.threads, options.display_root,
+                                              options.overlay)),
         sources_(sources) {}
 
   CheckedConfig Run(const std::string& dir) {

@@ -92,6 +92,9 @@ struct CheckOptions {
   // Keep the root module's scope for evaluating more expressions after the
   // check (CheckedConfig::root_scope; `plinth console`).
   bool keep_root_scope = false;
+  // Texts that replace files on disk, by absolute path (the language
+  // server's unsaved buffers; compiler/check/loader.h). Must outlive Check.
+  const std::map<std::string, std::string>* overlay = nullptr;
 };
 
 struct ResourceInstance {

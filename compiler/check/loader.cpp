@@ -17,11 +17,13 @@ namespace plinth {
 
 namespace fs = std::filesystem;
 
-ModuleLoader::ModuleLoader(SourceManager& sources, Diagnostics& diags, unsigned threads, std::string display_root)
+ModuleLoader::ModuleLoader(SourceManager& sources, Diagnostics& diags, unsigned threads, std::string display_root,
+                           const std::map<std::string, std::string>* overlay)
     : sources_(sources),
       diags_(diags),
       threads_(threads ? threads : std::max(1u, std::thread::hardware_concurrency())),
-      display_root_(std::move(display_root)) {}
+      display_root_(std::move(display_root)),
+      overlay_(overlay) {}
 
 std::string ModuleLoader::StdlibDir() {
   if (const char* env = std::getenv("PLINTH_STDLIB"); env && *env) return env;
@@ -64,8 +66,16 @@ const Module* ModuleLoader::Load(const std::string& dir, Range requested_at, con
   std::string key = ec ? dir : canonical.string();
   if (auto it = cache_.find(key); it != cache_.end()) return it->second.get();
 
-  if (!fs::is_directory(key, ec)) {
-    if (fs::is_regular_file(key, ec) && fs::path(key).extension() == ".plinth") {
+  // Unsaved files of the overlay in this directory (none when it is a file).
+  std::vector<std::string> overlaid;
+  if (overlay_) {
+    for (auto it = overlay_->lower_bound(key + "/"); it != overlay_->end() && it->first.rfind(key + "/", 0) == 0; ++it) {
+      fs::path p(it->first);
+      if (p.parent_path() == fs::path(key) && p.extension() == ".plinth") overlaid.push_back(it->first);
+    }
+  }
+  if (!fs::is_directory(key, ec) && overlaid.empty()) {
+    if ((fs::is_regular_file(key, ec) || (overlay_ && overlay_->count(key))) && fs::path(key).extension() == ".plinth") {
       // A single file may be checked on its own.
     } else {
       if (requested_at.valid()) {
@@ -82,8 +92,9 @@ const Module* ModuleLoader::Load(const std::string& dir, Range requested_at, con
     }
   }
 
-  std::vector<std::string> paths;
-  if (fs::is_regular_file(key, ec)) {
+  std::vector<std::string> paths = overlaid;
+  bool single_file = overlaid.empty() && !fs::is_directory(key, ec);
+  if (single_file) {
     paths.push_back(key);
   } else {
     for (const auto& entry : fs::directory_iterator(key, ec)) {
@@ -95,6 +106,7 @@ const Module* ModuleLoader::Load(const std::string& dir, Range requested_at, con
       paths.push_back(entry.path().string());
     }
     std::sort(paths.begin(), paths.end());
+    paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
   }
   if (paths.empty()) {
     diags_.Error(requested_at.valid() ? DiagCode::ModuleNotFound : DiagCode::NoConfiguration, requested_at,
@@ -105,7 +117,7 @@ const Module* ModuleLoader::Load(const std::string& dir, Range requested_at, con
   }
 
   auto module = std::make_unique<Module>();
-  module->dir = fs::is_regular_file(key, ec) ? fs::path(key).parent_path().string() : key;
+  module->dir = single_file ? fs::path(key).parent_path().string() : key;
   std::vector<const SourceFile*> files;
   fs::path cwd = fs::current_path(ec);
   for (const std::string& p : paths) {
@@ -113,11 +125,23 @@ const Module* ModuleLoader::Load(const std::string& dir, Range requested_at, con
     // the working directory when possible.
     std::string shown = p;
     for (const fs::path& base : {fs::path(display_root_), cwd}) {
-      if (base.empty()) continue;
+      if (base.empty() || display_root_ == "/") continue;
       fs::path rel = fs::absolute(p, ec).lexically_normal().lexically_relative(base);
       if (!rel.empty() && rel.native().rfind("..", 0) != 0) {
         shown = rel.string();
         break;
+      }
+    }
+    if (overlay_) {
+      if (auto it = overlay_->find(p); it != overlay_->end()) {
+        if (it->second.size() > kMaxFileBytes) {
+          diags_.Error(DiagCode::FileUnreadable, requested_at, "'" + shown + "' is larger than 64 MiB")
+              .help = "split the configuration into several files";
+          module->has_errors = true;
+        } else {
+          files.push_back(&sources_.Add(shown, it->second));
+        }
+        continue;
       }
     }
     std::ifstream in(p, std::ios::binary);

@@ -26,7 +26,12 @@ class ModuleLoader {
   // `display_root`: files under it are named relative to it (a git tree:
   // "envs/prod/main.plinth"); empty or for other files: relative to the
   // working directory when they are under it.
-  ModuleLoader(SourceManager& sources, Diagnostics& diags, unsigned threads = 0, std::string display_root = "");
+  // `overlay` (may be null): file texts that replace what is on disk, by
+  // absolute path (an editor's unsaved buffers); a path in it that is not on
+  // disk is part of its directory. `display_root` "/" names every file by
+  // its absolute path.
+  ModuleLoader(SourceManager& sources, Diagnostics& diags, unsigned threads = 0, std::string display_root = "",
+               const std::map<std::string, std::string>* overlay = nullptr);
 
   // Loads `dir` (cached by canonical path). Returns null and reports P0207 /
   // P0110 / P0212 at `requested_at` when it cannot be read or holds no file.
@@ -43,6 +48,7 @@ class ModuleLoader {
   Diagnostics& diags_;
   unsigned threads_;
   std::string display_root_;
+  const std::map<std::string, std::string>* overlay_ = nullptr;
   std::map<std::string, std::unique_ptr<Module>> cache_;
 };
 
