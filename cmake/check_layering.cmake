@@ -4,7 +4,7 @@
 #   kernels/ is a leaf: it includes none of compiler/, runtime/, cli/.
 # Run by the plinth_layering target: cmake -DROOT=<source dir> -P check_layering.cmake
 set(violations "")
-foreach(rule "compiler;runtime/|cli/" "runtime;cli/" "kernels;compiler/|runtime/|cli/")
+foreach(rule "compiler;runtime/|cli/|lsp/" "runtime;cli/|lsp/" "kernels;compiler/|runtime/|cli/|lsp/" "lsp;runtime/|cli/")
   list(GET rule 0 layer)
   list(GET rule 1 forbidden)
   file(GLOB_RECURSE files "${ROOT}/${layer}/*.h" "${ROOT}/${layer}/*.cpp" "${ROOT}/${layer}/*.def" "${ROOT}/${layer}/*.cu")
@@ -17,5 +17,5 @@ foreach(rule "compiler;runtime/|cli/" "runtime;cli/" "kernels;compiler/|runtime/
   endforeach()
 endforeach()
 if(violations)
-  message(FATAL_ERROR "layering violated (arrows point down: cli -> runtime -> compiler; kernels is a leaf):\n${violations}")
+  message(FATAL_ERROR "layering violated (arrows point down: cli -> runtime -> compiler; lsp -> compiler; kernels is a leaf):\n${violations}")
 endif()
