@@ -32,6 +32,10 @@ fuzz_built() {
 }
 timed scripts/cli-test.sh build/plinth
 timed scripts/docs-examples-test.sh build/plinth
+# The editor (docs/editor.md): the VS Code extension type-checked, bundled,
+# its TextMate grammar tested, packaged as build/plinth-VERSION.vsix; and
+# plinth lsp driven over stdio by the LSP client library VS Code uses.
+timed scripts/vscode-extension-test.sh
 timed scripts/storage-test.sh build/plinth
 # Compute pools and jobs on the local provider (docs/compute.md): the
 # gpu-training example against the fake GPU inventory, a killed plinth, destroy.
