@@ -646,6 +646,7 @@ struct Completer {
   const Cursor& c;
   json items = json::array();
   Range replace;  // the partial word being completed
+  json replace_json;  // its LSP range, computed once
 
   void Add(const std::string& label, int kind, const std::string& detail, const std::string& doc = "",
            const std::string& snippet = "", const std::string& sort = "") {
@@ -653,7 +654,8 @@ struct Completer {
     if (!detail.empty()) item["detail"] = detail;
     if (!doc.empty()) item["documentation"] = {{"kind", "markdown"}, {"value", doc}};
     std::string text = snippet.empty() ? label : snippet;
-    item["textEdit"] = {{"range", RangeJson(c.file->lines, replace, cx.encoding)}, {"newText", text}};
+    if (replace_json.is_null()) replace_json = RangeJson(c.file->lines, replace, cx.encoding);
+    item["textEdit"] = {{"range", replace_json}, {"newText", text}};
     if (!snippet.empty()) item["insertTextFormat"] = 2;
     if (!sort.empty()) item["sortText"] = sort;
     items.push_back(std::move(item));
@@ -902,7 +904,7 @@ json Completion(Context& cx, const json& params) {
   uint32_t off = c.offset;
   uint32_t word = off;
   while (word > 0 && IsWord(text[word - 1])) --word;
-  Completer comp{cx, c, json::array(), {}};
+  Completer comp{cx, c, json::array(), {}, nullptr};
   comp.replace = Range{c.file->source->id(), word, off};
   std::vector<const ast::Block*> path = BlockPath(c.file->tree.body, off);
   uint32_t string_begin = 0;
@@ -927,6 +929,7 @@ json Completion(Context& cx, const json& params) {
       while (n > 0 && (std::isdigit(static_cast<unsigned char>(text[n - 1])) || text[n - 1] == '.')) --n;
       if (n == 0 || !IsWord(text[n - 1])) {
         comp.replace = Range{c.file->source->id(), k, off};
+        comp.replace_json = nullptr;
         for (const UnitInfo& u : AllUnits()) {
           const char* dim = u.dimension == UnitDimension::Duration ? "duration"
                             : u.dimension == UnitDimension::Size   ? "size"

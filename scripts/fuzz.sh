@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes the front end (lexer, parser, formatter, checker) with libFuzzer.
+# Fuzzes the front end (lexer, parser, formatter, checker) and the language
+# server (its features on the input as a buffer, and its framing) with libFuzzer.
 #
 #   scripts/fuzz.sh               # FUZZ_SECONDS (default 60) of fuzzing
 #   scripts/fuzz.sh --build-only  # only build build-fuzz/plinth-fuzz

@@ -14,6 +14,15 @@
 //     runs one input at a time and threads would only add noise).
 //  4. Every diagnostic list is sorted and rendered as text and JSON, which
 //     exercises line/column computation on arbitrary bytes.
+//  5. For a quarter of the inputs, the language server's features
+//     (lsp/features.h) on the input as an open buffer, at positions spread
+//     over it and after '.', '{' and '(': hover, completion (a third of the
+//     positions), signature help, definition, references, prepareRename and
+//     rename, symbols, folding, semantic tokens, formatting (whole and range)
+//     and inlay hints; then again after an edit derived from the input (a
+//     slice removed, as typing and deleting do).
+//  6. The protocol's framing (lsp/transport.h): the input as a message body,
+//     and as raw header bytes.
 
 #include <unistd.h>
 
@@ -29,6 +38,8 @@
 #include "compiler/fmt/fmt.h"
 #include "compiler/source/source.h"
 #include "compiler/syntax/parse.h"
+#include "lsp/features.h"
+#include "lsp/transport.h"
 #include "runtime/providers/catalog.h"
 
 namespace {
@@ -58,6 +69,39 @@ void Render(const plinth::Diagnostics& diags, const plinth::SourceManager& sourc
   std::fprintf(stderr, "plinth-fuzz: %s\n--- first (%zu bytes) ---\n%s\n--- second (%zu bytes) ---\n%s\n", what,
                a.size(), a.c_str(), b.size(), b.c_str());
   std::abort();
+}
+
+// Every feature of the language server at `offsets` of the buffer `text`.
+void Features(plinth::lsp::Index& index, const std::string& path, const std::string& text,
+              const std::vector<uint32_t>& offsets) {
+  using plinth::lsp::json;
+  const plinth::lsp::ParsedFile& file = index.Open(path, text);
+  plinth::lsp::Context cx{index, plinth::runtime::BuiltinSchemas(), plinth::lsp::Encoding::Utf16, nullptr};
+  json doc = {{"uri", file.uri}};
+  for (size_t k = 0; k < offsets.size(); ++k) {
+    plinth::lsp::Position p = file.lines.At(offsets[k], plinth::lsp::Encoding::Utf16);
+    json at = {{"textDocument", doc}, {"position", {{"line", p.line}, {"character", p.character}}}};
+    plinth::lsp::Hover(cx, at);
+    if (k % 3 == 2) plinth::lsp::Completion(cx, at);  // the costliest answer: at a third of the positions
+    plinth::lsp::SignatureHelp(cx, at);
+    plinth::lsp::Definition(cx, at);
+    plinth::lsp::References(cx, at);
+    plinth::lsp::PrepareRename(cx, at);
+    at["newName"] = "renamed";
+    try {
+      plinth::lsp::Rename(cx, at);
+    } catch (const plinth::lsp::RenameError&) {
+    }
+  }
+  json whole = {{"textDocument", doc}};
+  plinth::lsp::DocumentSymbols(cx, whole);
+  plinth::lsp::FoldingRanges(cx, whole);
+  plinth::lsp::InlayHints(cx, whole);
+  plinth::lsp::Formatting(cx, whole, false);
+  whole["range"] = {{"start", {{"line", 1}, {"character", 0}}}, {"end", {{"line", 3}, {"character", 0}}}};
+  plinth::lsp::Formatting(cx, whole, true);
+  plinth::lsp::SemanticTokens(file, plinth::lsp::Encoding::Utf16);
+  plinth::lsp::SemanticTokens(file, plinth::lsp::Encoding::Utf8);
 }
 
 }  // namespace
@@ -127,6 +171,54 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     plinth::CheckedConfig config = plinth::Check(g_dir, sources, diags, options);
     (void)config;
     Render(diags, sources);
+  }
+
+  // 5. The language server's features, before and after an edit: for a
+  // quarter of the inputs (chosen by their bytes, so a replay does the same),
+  // which keeps most of the time for the parser and checker above.
+  if (size > 0 && (data[size / 2] & 3) == 0) {
+    std::vector<uint32_t> offsets;
+    for (uint32_t k = 0; k <= 4; ++k) offsets.push_back(static_cast<uint32_t>(size * k / 4));
+    // Positions after '.', '{' and '(' (where completion and signature help
+    // work hardest), seven spread over the input.
+    std::vector<uint32_t> marks;
+    for (uint32_t i = 0; i < size; ++i)
+      if (text[i] == '.' || text[i] == '{' || text[i] == '(') marks.push_back(i + 1);
+    for (size_t k = 0; k < 7 && !marks.empty(); ++k) offsets.push_back(marks[marks.size() * k / 7]);
+    plinth::lsp::Index index;
+    std::string path = g_dir + "/main.plinth";
+    Features(index, path, text, offsets);
+    std::string edited = text;
+    if (size > 2) {
+      size_t at = data[0] % size, len = 1 + data[size - 1] % 16;
+      edited.erase(at, std::min(len, size - at));
+    }
+    for (uint32_t& o : offsets) o = std::min<uint32_t>(o, static_cast<uint32_t>(edited.size()));
+    Features(index, path, edited, offsets);
+    index.Close(path);
+  }
+
+  // 6. The framing: the input as one message body, then as raw header bytes.
+  {
+    for (const std::string& bytes :
+         {"Content-Length: " + std::to_string(size) + "\r\n\r\n" + text, text}) {
+      int fds[2];
+      if (::pipe(fds) != 0) std::exit(1);
+      if (bytes.size() < 60000) {
+        if (::write(fds[1], bytes.data(), bytes.size()) < 0) std::exit(1);
+      }
+      ::close(fds[1]);
+      plinth::lsp::Transport transport(fds[0], -1);
+      plinth::lsp::json message;
+      std::string error;
+      for (int i = 0; i < 4; ++i) {
+        auto status = transport.Read(&message, &error);
+        if (status == plinth::lsp::Transport::ReadStatus::Eof ||
+            status == plinth::lsp::Transport::ReadStatus::BadFrame)
+          break;
+      }
+      ::close(fds[0]);
+    }
   }
   return 0;
 }
