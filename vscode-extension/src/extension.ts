@@ -23,7 +23,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand('plinth.validate', () => runInTerminal('validate')),
     vscode.commands.registerCommand('plinth.plan', () => runInTerminal('plan')),
     vscode.commands.registerCommand('plinth.apply', () => runInTerminal('apply')),
-    vscode.commands.registerCommand('plinth.showGraph', () => showGraph(context)),
+    vscode.commands.registerCommand('plinth.showGraph', () => showGraph(context, false)),
+    vscode.commands.registerCommand('plinth.showPlanGraph', () => showGraph(context, true)),
     vscode.commands.registerCommand('plinth.restartServer', () => restartServer(true)),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('plinth.path') || e.affectsConfiguration('plinth.lsp')) {
@@ -198,7 +199,10 @@ function runPlinth(executable: string, args: string[], cwd: string): Promise<str
   });
 }
 
-async function showGraph(context: vscode.ExtensionContext): Promise<void> {
+// The configuration's dependency graph (`plinth graph DIR`), or with `plan`
+// the execution graph of the plan against the workspace's state
+// (`plinth graph --plan DIR`: a node per change).
+async function showGraph(context: vscode.ExtensionContext, plan: boolean): Promise<void> {
   const dir = targetDir();
   if (!dir) {
     void vscode.window.showErrorMessage('Plinth: open a .plinth file to show its graph.');
@@ -214,7 +218,7 @@ async function showGraph(context: vscode.ExtensionContext): Promise<void> {
   try {
     dot = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Window, title: 'plinth graph' },
-      () => runPlinth(executable, ['graph', dir], dir),
+      () => runPlinth(executable, plan ? ['graph', '--plan', dir] : ['graph', dir], dir),
     );
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
@@ -232,7 +236,7 @@ async function showGraph(context: vscode.ExtensionContext): Promise<void> {
     );
     graphPanel.onDidDispose(() => (graphPanel = undefined), undefined, context.subscriptions);
   }
-  graphPanel.title = `Plinth Graph: ${path.basename(dir)}`;
+  graphPanel.title = `Plinth ${plan ? 'Plan Graph' : 'Graph'}: ${path.basename(dir)}`;
   graphPanel.webview.html = graphHtml(dir, dot, graphPanel.webview.cspSource);
   graphPanel.reveal(vscode.ViewColumn.Beside, true);
 }
