@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "compiler/check/checker.h"
+#include "compiler/check/loader.h"
 #include "lsp/features.h"
 #include "lsp/transport.h"
 
@@ -389,6 +390,7 @@ class Server {
 
   void CheckLoop() {
     std::map<std::string, std::unique_ptr<ProviderResolver>> resolvers;
+    std::map<std::string, std::unique_ptr<ParseCache>> caches;
     std::map<std::string, std::set<std::string>> published;  // dir -> uris with diagnostics from its check
     std::unique_lock lock(check_mu_);
     for (;;) {
@@ -409,14 +411,23 @@ class Server {
       std::set<std::string> roots = open_dirs_;
       lock.unlock();
 
-      SourceManager sources;
+      // Files parsed by earlier checks of this directory are reused when
+      // their text is unchanged; a cache holding more stale text than live
+      // (every edit leaves the old text behind) is started afresh.
+      std::unique_ptr<ParseCache>& cache = caches[dir];
+      if (!cache || cache->stale_bytes() > std::max<size_t>(size_t{64} << 20, cache->live_bytes()) ||
+          cache->sources().size() > 20000)
+        cache = std::make_unique<ParseCache>();
+      cache->BeginCheck();
+      SourceManager& sources = cache->sources();
       Diagnostics diags;
       CheckOptions co;
       co.schemas = options_.schemas;
       co.variable_sources = options_.variable_sources;
       co.display_root = "/";
       co.overlay = &overlay;
-      co.threads = 1;
+      co.parse_cache = cache.get();
+      co.threads = std::min(4u, std::max(1u, std::thread::hardware_concurrency()));
       if (options_.resolver_for) {
         auto& r = resolvers[dir];
         if (!r) r = options_.resolver_for(dir);
@@ -433,26 +444,28 @@ class Server {
       for (const auto& v : config.variables) evaluated->variables[v.name] = v.sensitive ? Value() : v.value;
       for (const auto& l : config.locals) evaluated->locals[l.name] = l.value;
       for (const auto& o : config.outputs) evaluated->outputs[o.name] = o.sensitive ? Value() : o.value;
-      for (const auto& r : config.resources)
-        if (r.module.empty()) evaluated->resources[r.address] = r.attributes;
+      for (auto& r : config.resources)
+        if (r.module.empty()) evaluated->resources[r.address] = std::move(r.attributes);
 
       lock.lock();
       if (dirty_.count(dir)) continue;  // superseded by a newer edit: its own check will publish
       evaluated_[dir] = evaluated;
       lock.unlock();
-      Publish(dir, sources, diags, roots, published[dir]);
+      Publish(dir, sources, cache->Used(), diags, roots, published[dir]);
       double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
       Notify("$/plinth/checked", {{"directory", dir}, {"milliseconds", ms}, {"files", config.files}});
       lock.lock();
     }
   }
 
-  void Publish(const std::string& dir, const SourceManager& sources, const Diagnostics& diags,
-               const std::set<std::string>& roots, std::set<std::string>& published) {
+  // `used`: the files the check read (the SourceManager also holds older
+  // texts of edited files).
+  void Publish(const std::string& dir, const SourceManager& sources, const std::vector<FileId>& used,
+               const Diagnostics& diags, const std::set<std::string>& roots, std::set<std::string>& published) {
     std::map<std::string, json> by_path;
     std::map<std::string, LineIndex> lines;
-    for (size_t i = 0; i < sources.size(); ++i) {
-      const SourceFile& f = sources.Get(static_cast<FileId>(i));
+    for (FileId id : used) {
+      const SourceFile& f = sources.Get(id);
       std::string fdir = fs::path(f.path()).parent_path().string();
       // A file of another open module gets its diagnostics from that module's own check.
       if (fdir != dir && roots.count(fdir)) continue;

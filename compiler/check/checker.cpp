@@ -192,7 +192,7 @@ class Checker {
         options_(options),
         schemas_(options.schemas ? options.schemas : &NoSchemas()),
         loader_(std::make_shared<ModuleLoader>(sources, diags, options.threads, options.display_root,
-                                              options.overlay)),
+                                              options.overlay, options.parse_cache)),
         sources_(sources) {}
 
   CheckedConfig Run(const std::string& dir) {
@@ -381,7 +381,8 @@ class Checker {
   // before any block is checked, so their resource types are known.
   void ResolveProviders(const Module& root) {
     std::vector<ProviderRequest> requests;
-    for (const ast::File& file : root.files) {
+    for (const auto& file_ptr : root.files) {
+      const ast::File& file = *file_ptr;
       for (const ast::Block& b : file.body.blocks) {
         if (b.type != "provider" || b.labels.size() != 1) continue;
         ProviderRequest r;
@@ -426,7 +427,8 @@ class Checker {
     static const std::vector<std::string> keywords = {"variable", "locals", "output", "module", "policy", "backend",
                                                       "policy_test", "provider", "moved", "removed", "import",
                                                       "alert", "receiver", "notification", "scale_rule"};
-    for (const ast::File& file : info.module->files) {
+    for (const auto& file_ptr : info.module->files) {
+      const ast::File& file = *file_ptr;
       for (const ast::Attribute& a : file.body.attributes) {
         cur_->Error(DiagCode::UnknownBlockType, a.name_range, "attributes cannot be set at the top level")
             .help = "put it in a block: locals { " + a.name + " = ... }";

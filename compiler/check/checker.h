@@ -30,6 +30,7 @@ namespace plinth {
 
 struct ResourceInstance;
 class RootScope;  // compiler/check/console.h
+class ParseCache;  // compiler/check/loader.h
 struct ImportStatement;
 
 // Called for every resource instance in dependency order (every resource it
@@ -95,6 +96,9 @@ struct CheckOptions {
   // Texts that replace files on disk, by absolute path (the language
   // server's unsaved buffers; compiler/check/loader.h). Must outlive Check.
   const std::map<std::string, std::string>* overlay = nullptr;
+  // Parsed files kept between checks (compiler/check/loader.h); the
+  // SourceManager given to Check must then be parse_cache->sources().
+  ParseCache* parse_cache = nullptr;
 };
 
 struct ResourceInstance {

@@ -18,12 +18,13 @@ namespace plinth {
 namespace fs = std::filesystem;
 
 ModuleLoader::ModuleLoader(SourceManager& sources, Diagnostics& diags, unsigned threads, std::string display_root,
-                           const std::map<std::string, std::string>* overlay)
+                           const std::map<std::string, std::string>* overlay, ParseCache* parse_cache)
     : sources_(sources),
       diags_(diags),
       threads_(threads ? threads : std::max(1u, std::thread::hardware_concurrency())),
       display_root_(std::move(display_root)),
-      overlay_(overlay) {}
+      overlay_(overlay),
+      parse_cache_(parse_cache) {}
 
 std::string ModuleLoader::StdlibDir() {
   if (const char* env = std::getenv("PLINTH_STDLIB"); env && *env) return env;
@@ -40,22 +41,30 @@ std::string ModuleLoader::StdlibDir() {
 #endif
 }
 
-std::vector<ast::File> ParseFiles(const std::vector<const SourceFile*>& files, Diagnostics& diags, unsigned threads) {
+ParseCache::ParseCache() : sources_(std::make_unique<SourceManager>()) {}
+ParseCache::~ParseCache() = default;
+
+std::vector<ast::File> ParseFiles(const std::vector<const SourceFile*>& files, Diagnostics& diags, unsigned threads,
+                                  std::deque<Diagnostics>* per_file) {
   std::vector<ast::File> out(files.size());
   if (files.empty()) return out;
+  if (per_file) per_file->resize(files.size());
   std::atomic<size_t> next{0};
   auto work = [&] {
-    for (size_t i = next++; i < files.size(); i = next++) out[i] = Parse(*files[i], diags);
+    for (size_t i = next++; i < files.size(); i = next++) out[i] = Parse(*files[i], per_file ? (*per_file)[i] : diags);
   };
   unsigned n = std::min<unsigned>(threads, static_cast<unsigned>(files.size()));
   if (n <= 1) {
     work();
-    return out;
+  } else {
+    // Parse() moves to a large-stack thread itself; workers only distribute files.
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < n; ++t) pool.emplace_back(work);
+    for (auto& th : pool) th.join();
   }
-  // Parse() moves to a large-stack thread itself; workers only distribute files.
-  std::vector<std::thread> pool;
-  for (unsigned t = 0; t < n; ++t) pool.emplace_back(work);
-  for (auto& th : pool) th.join();
+  if (per_file)
+    for (const Diagnostics& d : *per_file)
+      for (const Diagnostic& item : d.items()) diags.Add(item);
   return out;
 }
 
@@ -119,6 +128,42 @@ const Module* ModuleLoader::Load(const std::string& dir, Range requested_at, con
   auto module = std::make_unique<Module>();
   module->dir = single_file ? fs::path(key).parent_path().string() : key;
   std::vector<const SourceFile*> files;
+  // With a parse cache: files whose text is unchanged keep their tree (by
+  // position in `paths`); the others are parsed below and cached.
+  // module->files keeps the files' order; parse_slot[i] is where the i-th
+  // parsed file goes.
+  std::vector<size_t> parse_slot;
+  std::vector<std::string> parsed_paths;
+  auto add = [&](const std::string& shown, std::string text) {
+    if (!parse_cache_) {
+      files.push_back(&sources_.Add(shown, std::move(text)));
+      parse_slot.push_back(module->files.size());
+      module->files.push_back(nullptr);
+      return;
+    }
+    auto it = parse_cache_->entries_.find(shown);
+    if (it != parse_cache_->entries_.end() && it->second.text == text) {
+      module->files.push_back(it->second.tree);
+      for (const Diagnostic& d : it->second.diags) {
+        diags_.Add(d);
+        if (d.severity == Severity::Error) module->has_errors = true;
+      }
+      parse_cache_->used_.push_back(it->second.source->id());
+      return;
+    }
+    if (it != parse_cache_->entries_.end()) {
+      parse_cache_->stale_bytes_ += it->second.text.size();
+      parse_cache_->live_bytes_ -= it->second.text.size();
+    }
+    parse_cache_->live_bytes_ += text.size();
+    const SourceFile& sf = sources_.Add(shown, text);
+    parse_cache_->entries_[shown] = {std::move(text), &sf, nullptr, {}};
+    parse_cache_->used_.push_back(sf.id());
+    files.push_back(&sf);
+    parsed_paths.push_back(shown);
+    parse_slot.push_back(module->files.size());
+    module->files.push_back(nullptr);
+  };
   fs::path cwd = fs::current_path(ec);
   for (const std::string& p : paths) {
     // Paths in diagnostics are relative to the display root (a git tree) or
@@ -139,7 +184,7 @@ const Module* ModuleLoader::Load(const std::string& dir, Range requested_at, con
               .help = "split the configuration into several files";
           module->has_errors = true;
         } else {
-          files.push_back(&sources_.Add(shown, it->second));
+          add(shown, it->second);
         }
         continue;
       }
@@ -166,11 +211,21 @@ const Module* ModuleLoader::Load(const std::string& dir, Range requested_at, con
     std::string text(static_cast<size_t>(size), '\0');
     in.read(text.data(), static_cast<std::streamsize>(size));
     text.resize(static_cast<size_t>(in.gcount()));
-    files.push_back(&sources_.Add(shown, std::move(text)));
+    add(shown, std::move(text));
   }
   size_t errors_before = diags_.error_count();
-  module->files = ParseFiles(files, diags_, threads_);
-  for (const auto& f : module->files) module->has_errors = module->has_errors || f.has_errors;
+  std::deque<Diagnostics> per_file;
+  std::vector<ast::File> trees = ParseFiles(files, diags_, threads_, parse_cache_ ? &per_file : nullptr);
+  for (size_t i = 0; i < trees.size(); ++i) {
+    auto tree = std::make_shared<const ast::File>(std::move(trees[i]));
+    if (parse_cache_) {
+      ParseCache::Entry& e = parse_cache_->entries_[parsed_paths[i]];
+      e.tree = tree;
+      e.diags = per_file[i].items();
+    }
+    module->files[parse_slot[i]] = std::move(tree);
+  }
+  for (const auto& f : module->files) module->has_errors = module->has_errors || f->has_errors;
   if (diags_.error_count() > errors_before) module->has_errors = true;
   const Module* result = module.get();
   cache_[key] = std::move(module);

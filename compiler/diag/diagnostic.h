@@ -61,8 +61,10 @@ class Diagnostics {
   std::vector<Diagnostic> Sorted(const SourceManager& sources) const;
   const std::vector<Diagnostic>& items() const { return items_; }
 
- private:
+  // A diagnostic made elsewhere (replayed from a cache).
   Diagnostic& Add(Diagnostic d);
+
+ private:
   mutable std::mutex mu_;
   std::vector<Diagnostic> items_;
 };

@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include "compiler/check/checker.h"
+#include "compiler/check/loader.h"
 #include "compiler/fmt/fmt.h"
 #include "lsp/server.h"
 #include "lsp/text.h"
@@ -534,6 +536,49 @@ TEST_F(LspTest, CancelledAndSupersededRequestsAreNotComputed) {
   EXPECT_EQ(c.WaitResponse(1001)["error"]["code"], -32800);
   EXPECT_EQ(c.WaitResponse(1002)["error"]["code"], -32801);
   EXPECT_EQ(c.Exit(), 0);
+}
+
+// The checker's parse cache (what makes the server's re-checks cheaper): an
+// unchanged file keeps its tree and FileId, an edited one is parsed again,
+// and a cached file's syntax errors are reported on every check.
+TEST_F(LspTest, ParseCacheReusesUnchangedFiles) {
+  ParseCache cache;
+  std::map<std::string, std::string> overlay;
+  auto check = [&](std::vector<std::string>* paths) {
+    cache.BeginCheck();
+    plinth::Diagnostics diags;
+    CheckOptions co;
+    co.schemas = &runtime::BuiltinSchemas();
+    co.display_root = "/";
+    co.overlay = &overlay;
+    co.parse_cache = &cache;
+    Check(root_.string(), cache.sources(), diags, co);
+    paths->clear();
+    for (FileId id : cache.Used()) paths->push_back(cache.sources().Get(id).path() + "#" + std::to_string(id));
+    return diags.Sorted(cache.sources());
+  };
+  std::vector<std::string> first, second, third;
+  EXPECT_TRUE(check(&first).size() <= 1u);  // at most the encryption caveat
+  ASSERT_EQ(first.size(), 2u);              // main.plinth and the module's file
+  EXPECT_TRUE(check(&second).size() <= 1u);
+  EXPECT_EQ(first, second);                 // same files, same ids: nothing parsed again
+  EXPECT_EQ(cache.stale_bytes(), 0u);
+  // An edited buffer is parsed again (a new id); the module's file is not.
+  overlay[main_] = std::string(kMain) + "\nbucket \"x\" {\n  capacity = = 1\n}\n";
+  auto diags = check(&third);
+  ASSERT_EQ(third.size(), 2u);
+  EXPECT_NE(third, second);
+  EXPECT_TRUE(std::find(third.begin(), third.end(), second[1]) != third.end() ||
+              std::find(third.begin(), third.end(), second[0]) != third.end());
+  EXPECT_EQ(cache.stale_bytes(), std::string(kMain).size());
+  bool syntax = false;
+  for (const auto& d : diags) syntax |= d.severity == Severity::Error;
+  EXPECT_TRUE(syntax);
+  // Checked again unchanged: the syntax error comes from the cache, once.
+  std::vector<std::string> fourth;
+  auto again = check(&fourth);
+  EXPECT_EQ(fourth, third);
+  EXPECT_EQ(again.size(), diags.size());
 }
 
 }  // namespace
