@@ -409,6 +409,10 @@ class Server {
       dirty_.erase(dirty_.begin());
       std::map<std::string, std::string> overlay = overlay_;
       std::set<std::string> roots = open_dirs_;
+      // The values of the last check are dropped now rather than after this
+      // one: two sets of every instance's attributes would double the peak
+      // memory of a large workspace (hover shows no values meanwhile).
+      evaluated_.erase(dir);
       lock.unlock();
 
       // Files parsed by earlier checks of this directory are reused when
