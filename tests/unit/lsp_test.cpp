@@ -538,6 +538,44 @@ TEST_F(LspTest, CancelledAndSupersededRequestsAreNotComputed) {
   EXPECT_EQ(c.Exit(), 0);
 }
 
+TEST_F(LspTest, InlayHintsShowValuesAndUnits) {
+  Client c;
+  c.Initialize(root_.string());
+  std::string text = kMain;
+  text.replace(text.find("10GiB"), 5, "1024MiB");
+  c.Open(main_, text);
+  c.Diagnostics(PathToUri(main_));  // values are known once the check ran
+  json hints = c.Result("textDocument/inlayHint",
+                        {{"textDocument", {{"uri", PathToUri(main_)}}},
+                         {"range", {{"start", {{"line", 0}, {"character", 0}}}, {"end", {{"line", 30}, {"character", 0}}}}}});
+  std::vector<std::string> labels;
+  for (const json& h : hints) labels.push_back(h["label"]);
+  EXPECT_TRUE(Has(labels, "= 1GiB")) << hints.dump();
+  EXPECT_TRUE(Has(labels, "= { env = \"dev\" }")) << hints.dump();
+  // Outside the range asked for: none.
+  json none = c.Result("textDocument/inlayHint",
+                       {{"textDocument", {{"uri", PathToUri(main_)}}},
+                        {"range", {{"start", {{"line", 0}, {"character", 0}}}, {"end", {{"line", 2}, {"character", 0}}}}}});
+  EXPECT_TRUE(none.empty()) << none.dump();
+  EXPECT_EQ(c.Exit(), 0);
+}
+
+// A problem inside a called module is published for the module's file (when
+// the module is not open itself); closing a file re-checks its directory.
+TEST_F(LspTest, DiagnosticsOfCalledModulesAndClose) {
+  Client c;
+  c.Initialize(root_.string());
+  Write(net_, std::string(kNet) + "\noutput \"bad\" {\n  value = var.nope\n}\n");
+  c.Open(main_, kMain);
+  c.WaitNotification("$/plinth/checked");
+  json module_diags = c.WaitNotification("textDocument/publishDiagnostics", PathToUri(net_));
+  ASSERT_FALSE(module_diags["params"]["diagnostics"].empty());
+  EXPECT_EQ(module_diags["params"]["diagnostics"][0]["code"], "P0202");
+  c.Notify("textDocument/didClose", {{"textDocument", {{"uri", PathToUri(main_)}}}});
+  c.WaitNotification("$/plinth/checked");
+  EXPECT_EQ(c.Exit(), 0);
+}
+
 // The checker's parse cache (what makes the server's re-checks cheaper): an
 // unchanged file keeps its tree and FileId, an edited one is parsed again,
 // and a cached file's syntax errors are reported on every check.
