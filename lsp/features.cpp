@@ -274,49 +274,9 @@ json MarkupHover(const std::string& markdown, const ParsedFile& f, Range r, Enco
 const ast::Expr* ExprAt(const ast::Expr& e, uint32_t offset) {
   if (!(e.range.begin <= offset && offset <= e.range.end)) return nullptr;
   const ast::Expr* found = nullptr;
-  auto visit = [&](const ast::Expr* child) {
-    if (!found && child) found = ExprAt(*child, offset);
-  };
-  using K = ast::ExprKind;
-  switch (e.kind) {
-    case K::Template:
-      for (const auto& p : e.As<ast::Template>().parts) visit(p.expr.get());
-      break;
-    case K::GetAttr: visit(e.As<ast::GetAttr>().object.get()); break;
-    case K::Index:
-      visit(e.As<ast::Index>().object.get());
-      visit(e.As<ast::Index>().key.get());
-      break;
-    case K::Splat: visit(e.As<ast::Splat>().source.get()); break;
-    case K::Call:
-      for (const auto& a : e.As<ast::Call>().args) visit(a.get());
-      break;
-    case K::Unary: visit(e.As<ast::Unary>().operand.get()); break;
-    case K::Binary:
-      visit(e.As<ast::Binary>().lhs.get());
-      visit(e.As<ast::Binary>().rhs.get());
-      break;
-    case K::Conditional:
-      visit(e.As<ast::Conditional>().cond.get());
-      visit(e.As<ast::Conditional>().then.get());
-      visit(e.As<ast::Conditional>().otherwise.get());
-      break;
-    case K::List:
-      for (const auto& i : e.As<ast::List>().items) visit(i.get());
-      break;
-    case K::Object:
-      for (const auto& i : e.As<ast::Object>().items) visit(i.value.get());
-      break;
-    case K::For: {
-      const auto& f = e.As<ast::For>();
-      visit(f.collection.get());
-      visit(f.key.get());
-      visit(f.value.get());
-      visit(f.cond.get());
-      break;
-    }
-    default: break;
-  }
+  ForEachChild(e, [&](const ast::Expr& child) {
+    if (!found) found = ExprAt(child, offset);
+  });
   return found ? found : &e;
 }
 
@@ -1093,14 +1053,6 @@ class SpanCollector {
         Add(g.name_range, type, mods);
         return;
       }
-      case K::Template:
-        for (const auto& p : e.As<ast::Template>().parts)
-          if (p.expr) Expr(*p.expr);
-        return;
-      case K::Index:
-        Expr(*e.As<ast::Index>().object);
-        Expr(*e.As<ast::Index>().key);
-        return;
       case K::Splat: {
         const auto& s = e.As<ast::Splat>();
         Expr(*s.source);
@@ -1115,19 +1067,6 @@ class SpanCollector {
         for (const auto& a : call.args) Expr(*a);
         return;
       }
-      case K::Unary: Expr(*e.As<ast::Unary>().operand); return;
-      case K::Binary:
-        Expr(*e.As<ast::Binary>().lhs);
-        Expr(*e.As<ast::Binary>().rhs);
-        return;
-      case K::Conditional:
-        Expr(*e.As<ast::Conditional>().cond);
-        Expr(*e.As<ast::Conditional>().then);
-        Expr(*e.As<ast::Conditional>().otherwise);
-        return;
-      case K::List:
-        for (const auto& i : e.As<ast::List>().items) Expr(*i);
-        return;
       case K::Object:
         for (const auto& i : e.As<ast::Object>().items) {
           Add(i.key_range, kPropertyT, 0);
@@ -1150,7 +1089,9 @@ class SpanCollector {
         for (const auto& v : added) shadowed_.erase(v);
         return;
       }
-      default: return;
+      default:
+        ForEachChild(e, [this](const ast::Expr& child) { Expr(child); });
+        return;
     }
   }
   static bool IsRoot(std::string_view n) {

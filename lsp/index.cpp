@@ -57,54 +57,20 @@ class RefCollector {
 
   void Expr(const ast::Expr& e) {
     using K = ast::ExprKind;
-    switch (e.kind) {
-      case K::Name:
-      case K::GetAttr:
-      case K::Index:
-      case K::Splat:
-        Traversal(e);
-        return;
-      case K::Template:
-        for (const auto& part : e.As<ast::Template>().parts)
-          if (part.expr) Expr(*part.expr);
-        return;
-      case K::Call:
-        for (const auto& arg : e.As<ast::Call>().args) Expr(*arg);
-        return;
-      case K::Unary:
-        Expr(*e.As<ast::Unary>().operand);
-        return;
-      case K::Binary:
-        Expr(*e.As<ast::Binary>().lhs);
-        Expr(*e.As<ast::Binary>().rhs);
-        return;
-      case K::Conditional: {
-        const auto& c = e.As<ast::Conditional>();
-        Expr(*c.cond);
-        Expr(*c.then);
-        Expr(*c.otherwise);
-        return;
-      }
-      case K::List:
-        for (const auto& item : e.As<ast::List>().items) Expr(*item);
-        return;
-      case K::Object:
-        for (const auto& item : e.As<ast::Object>().items) Expr(*item.value);
-        return;
-      case K::For: {
-        const auto& f = e.As<ast::For>();
-        Expr(*f.collection);
-        std::vector<std::string> added;
-        for (const std::string* v : {&f.key_var, &f.value_var})
-          if (!v->empty() && shadowed_.insert(*v).second) added.push_back(*v);
-        if (f.key) Expr(*f.key);
-        if (f.value) Expr(*f.value);
-        if (f.cond) Expr(*f.cond);
-        for (const auto& v : added) shadowed_.erase(v);
-        return;
-      }
-      default:
-        return;
+    if (e.kind == K::Name || e.kind == K::GetAttr || e.kind == K::Index || e.kind == K::Splat) {
+      Traversal(e);
+    } else if (e.kind == K::For) {
+      // The for's variables shadow everything inside it, not its collection.
+      const auto& f = e.As<ast::For>();
+      Expr(*f.collection);
+      std::vector<std::string> added;
+      for (const std::string* v : {&f.key_var, &f.value_var})
+        if (!v->empty() && shadowed_.insert(*v).second) added.push_back(*v);
+      for (const ast::Expr* part : {f.key.get(), f.value.get(), f.cond.get()})
+        if (part) Expr(*part);
+      for (const auto& v : added) shadowed_.erase(v);
+    } else {
+      ForEachChild(e, [this](const ast::Expr& child) { Expr(child); });
     }
   }
 
@@ -178,6 +144,55 @@ bool IsMetaArgument(std::string_view name) {
 uint64_t HashText(std::string_view text) { return std::hash<std::string_view>{}(text); }
 
 }  // namespace
+
+void ForEachChild(const ast::Expr& e, const std::function<void(const ast::Expr&)>& visit) {
+  using K = ast::ExprKind;
+  auto v = [&](const ast::ExprPtr& child) {
+    if (child) visit(*child);
+  };
+  switch (e.kind) {
+    case K::Template:
+      for (const auto& p : e.As<ast::Template>().parts) v(p.expr);
+      return;
+    case K::GetAttr: v(e.As<ast::GetAttr>().object); return;
+    case K::Index:
+      v(e.As<ast::Index>().object);
+      v(e.As<ast::Index>().key);
+      return;
+    case K::Splat:
+      v(e.As<ast::Splat>().source);
+      for (const auto& step : e.As<ast::Splat>().chain) v(step.key);
+      return;
+    case K::Call:
+      for (const auto& a : e.As<ast::Call>().args) v(a);
+      return;
+    case K::Unary: v(e.As<ast::Unary>().operand); return;
+    case K::Binary:
+      v(e.As<ast::Binary>().lhs);
+      v(e.As<ast::Binary>().rhs);
+      return;
+    case K::Conditional:
+      v(e.As<ast::Conditional>().cond);
+      v(e.As<ast::Conditional>().then);
+      v(e.As<ast::Conditional>().otherwise);
+      return;
+    case K::List:
+      for (const auto& i : e.As<ast::List>().items) v(i);
+      return;
+    case K::Object:
+      for (const auto& i : e.As<ast::Object>().items) v(i.value);
+      return;
+    case K::For: {
+      const auto& f = e.As<ast::For>();
+      v(f.collection);
+      v(f.key);
+      v(f.value);
+      v(f.cond);
+      return;
+    }
+    default: return;
+  }
+}
 
 bool IsLanguageBlock(std::string_view type) {
   return std::find(std::begin(kLanguageBlocks), std::end(kLanguageBlocks), type) != std::end(kLanguageBlocks);

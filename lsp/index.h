@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -91,6 +92,10 @@ struct ModuleIndex {
   const Declaration* Find(std::string_view key) const;
   const ParsedFile* FileAt(std::string_view path) const;
 };
+
+// Calls `visit` with each direct sub-expression of `e`, in source order
+// (template parts, call arguments, operands, items, a for's parts...).
+void ForEachChild(const ast::Expr& e, const std::function<void(const ast::Expr&)>& visit);
 
 // The language blocks (variable, locals, output, module, provider, ...): a
 // top-level block of any other type is a resource.
