@@ -413,13 +413,24 @@ json Rename(Context& cx, const json& params) {
   auto m = cx.index.Module(s->dir);
   if (!m->Find(s->key)) throw RenameError("'" + s->key + "' is not declared, so it cannot be renamed");
   std::string prefix = s->key.substr(0, s->key.find('.') + 1);
-  if (prefix != "output." && m->Find(prefix + name))
-    throw RenameError("'" + prefix + name + "' is already declared in this module");
+  if (m->Find(prefix + name)) throw RenameError("'" + prefix + name + "' is already declared in this module");
   json changes = json::object();
   std::set<std::pair<std::string, uint32_t>> seen;
   for (const Occurrence& o : Occurrences(cx, *s, true)) {
     if (!seen.insert({o.file->uri, o.range.begin}).second) continue;
     changes[o.file->uri].push_back({{"range", RangeJson(o.file->lines, o.range, cx.encoding)}, {"newText", name}});
+  }
+  // A resource or module call has objects in the state under its address: a
+  // `moved` block keeps them (without it, the next plan would destroy and
+  // create). Written at the end of the declaring file.
+  const Declaration* d = m->Find(s->key);
+  if (d->kind == SymbolKind::Resource || d->kind == SymbolKind::Module) {
+    std::string_view text = d->file->text();
+    uint32_t end = static_cast<uint32_t>(text.size());
+    std::string block = std::string(text.empty() || text.back() == '\n' ? "" : "\n") + "\nmoved {\n  from = " +
+                        s->key + "\n  to   = " + prefix + name + "\n}\n";
+    changes[d->file->uri].push_back(
+        {{"range", RangeJson(d->file->lines, Range{d->name_range.file, end, end}, cx.encoding)}, {"newText", block}});
   }
   return {{"changes", changes}};
 }

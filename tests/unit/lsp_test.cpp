@@ -419,11 +419,23 @@ TEST_F(LspTest, DefinitionReferencesAndRenameAcrossModules) {
                                           {"newName", "block"}});
   EXPECT_EQ(edit["changes"][PathToUri(net_)].size(), 2u) << edit.dump();
   EXPECT_EQ(edit["changes"][PathToUri(main_)].size(), 1u);
+  // A resource keeps its objects in the state: renaming it adds a moved block.
+  edit = c.Result("textDocument/rename", {{"textDocument", {{"uri", PathToUri(main_)}}},
+                                          {"position", {{"line", 17}, {"character", 9}}},
+                                          {"newName", "datasets"}});
+  json main_edits = edit["changes"][PathToUri(main_)];
+  ASSERT_EQ(main_edits.size(), 2u) << edit.dump();
+  EXPECT_EQ(main_edits[0]["newText"], "datasets");
+  EXPECT_EQ(main_edits[1]["newText"], "\nmoved {\n  from = bucket.data\n  to   = bucket.datasets\n}\n");
   // Not a name, or a name already taken: refused with a reason.
   json bad = c.Call("textDocument/rename", {{"textDocument", {{"uri", PathToUri(main_)}}},
                                             {"position", {{"line", 0}, {"character", 11}}},
                                             {"newName", "two words"}});
   EXPECT_EQ(bad["error"]["code"], -32803);
+  json taken = c.Call("textDocument/rename", {{"textDocument", {{"uri", PathToUri(main_)}}},
+                                              {"position", {{"line", 6}, {"character", 9}}},
+                                              {"newName", "eu"}});
+  EXPECT_EQ(taken["error"]["code"], -32803);
   EXPECT_EQ(c.Exit(), 0);
 }
 
