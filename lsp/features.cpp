@@ -609,7 +609,7 @@ namespace {
 
 enum CompletionKind {
   kText = 1, kMethod = 2, kFunction = 3, kField = 5, kVariable = 6, kClass = 7, kModule = 9, kProperty = 10,
-  kUnit = 11, kValue = 12, kEnum = 13, kKeyword = 14, kSnippet = 15, kStruct = 22, kEnumMember = 20,
+  kUnit = 11, kValue = 12, kEnum = 13, kKeyword = 14, kSnippet = 15, kReference = 18, kStruct = 22, kEnumMember = 20,
 };
 
 struct Completer {
@@ -933,7 +933,28 @@ json Completion(Context& cx, const json& params) {
       --b;
     } else break;
   }
-  comp.Expression(text.substr(b, off - b), path);
+  std::string_view chain = text.substr(b, off - b);
+  // Right after `NAME =`: what that attribute takes first (the resources of
+  // its reference type, its enum values quoted).
+  if (chain.find('.') == std::string_view::npos) {
+    uint32_t line_start = b;
+    while (line_start > 0 && text[line_start - 1] != '\n') --line_start;
+    static const std::regex kAssign(R"(^\s*([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*$)");
+    std::string before(text.substr(line_start, b - line_start));
+    std::smatch m;
+    const BlockSchema* bs = SchemaOf(cx.schemas, path, path.size());
+    if (bs && std::regex_match(before, m, kAssign)) {
+      if (const AttributeSchema* as = bs->FindAttribute(m[1].str())) {
+        if (!as->ref_type.empty())
+          for (const Declaration& d : c.module->decls)
+            if (d.kind == SymbolKind::Resource && d.type == as->ref_type)
+              comp.Add(d.Key(), kReference, as->name + " takes a " + as->ref_type, "", "", "0" + d.Key());
+        for (const std::string& v : as->allowed_values)
+          comp.Add("\"" + v + "\"", kEnumMember, as->name, "", "", "0" + v);
+      }
+    }
+  }
+  comp.Expression(chain, path);
   return {{"isIncomplete", false}, {"items", comp.items}};
 }
 

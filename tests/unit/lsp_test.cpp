@@ -375,6 +375,15 @@ TEST_F(LspTest, CompletionEverywhere) {
   names = Labels(c.Result("textDocument/completion", At(main_, 20, 13)));
   EXPECT_TRUE(Has(names, "merge"));
   EXPECT_TRUE(Has(names, "var"));
+  // Right after `region =`: the regions first; after `encryption =`: its values, quoted.
+  c.Notify("textDocument/didChange",
+           {{"textDocument", {{"uri", PathToUri(main_)}, {"version", 2}}},
+            {"contentChanges", json::array({{{"text", text + "bucket \"z\" {\n  region = \n  encryption = \n}\n"}}})}});
+  uint32_t z = base + 8;  // the line of `region = ` in bucket "z"
+  json after = c.Result("textDocument/completion", At(main_, z, 11));
+  EXPECT_EQ(after["items"][0]["label"], "region.eu") << after["items"][0].dump();
+  names = Labels(c.Result("textDocument/completion", At(main_, z + 1, 15)));
+  EXPECT_TRUE(Has(names, "\"aes-256-gcm\"")) << ::testing::PrintToString(names);
   // Module arguments: the called module's variables.
   names = Labels(c.Result("textDocument/completion", At(main_, 10, 2)));
   EXPECT_TRUE(Has(names, "source") || Has(names, "count"));
