@@ -82,9 +82,11 @@ class Server {
     }
     check_cv_.notify_all();
     checker_.join();
-    // The reader may be blocked in read(): it ends with the input, which the
-    // client closes after `exit`; a detached reader dies with the process.
-    reader.detach();
+    // The reader has returned (or is about to): it stops after reading
+    // `exit`, and the loop above ends on `exit` or once the reader reported
+    // the end of the input. Joined, not detached: it still touches the queue
+    // on its way out, and the Server is destroyed when Run returns.
+    reader.join();
     return code;
   }
 
@@ -514,16 +516,25 @@ class Server {
       item["data"] = data;
       it->second.push_back(std::move(item));
     }
+    // A file's diagnostics are sent only when they differ from what the
+    // client was last sent for it: an edit of one file of a large module
+    // does not resend every other file's.
+    auto send = [&](const std::string& uri, json list) {
+      std::string body = list.dump();
+      auto it = sent_.find(uri);
+      if (body == (it == sent_.end() ? "[]" : it->second)) return;
+      sent_[uri] = std::move(body);
+      Notify("textDocument/publishDiagnostics", {{"uri", uri}, {"diagnostics", std::move(list)}});
+    };
     std::set<std::string> now;
     for (auto& [path, list] : by_path) {
       std::string uri = PathToUri(path);
-      if (list.empty() && !published.count(uri)) continue;
-      if (!list.empty()) now.insert(uri);
-      json params = {{"uri", uri}, {"diagnostics", std::move(list)}};
-      Notify("textDocument/publishDiagnostics", std::move(params));
+      now.insert(uri);
+      send(uri, std::move(list));
     }
+    // Files this directory's last check covered and this one did not (deleted, or no longer called).
     for (const std::string& uri : published)
-      if (!now.count(uri) && !by_path.count(UriToPath(uri))) Notify("textDocument/publishDiagnostics", {{"uri", uri}, {"diagnostics", json::array()}});
+      if (!now.count(uri)) send(uri, json::array());
     published = std::move(now);
   }
 
@@ -552,6 +563,7 @@ class Server {
   int debounce_ms_ = 20;
   bool stopping_ = false;
   std::map<std::string, std::shared_ptr<const Evaluated>> evaluated_;
+  std::map<std::string, std::string> sent_;  // uri -> the diagnostics last sent (checker thread only)
 };
 
 }  // namespace

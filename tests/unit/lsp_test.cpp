@@ -119,6 +119,12 @@ class Client {
       pending_.push_back(m);
     }
   }
+  // Notifications `method` for `uri` received and not consumed yet.
+  size_t Pending(const std::string& method, const std::string& uri) const {
+    size_t n = 0;
+    for (const json& m : pending_) n += m.value("method", "") == method && m["params"].value("uri", "") == uri;
+    return n;
+  }
   // Diagnostics of `uri` after the next check of its directory.
   json Diagnostics(const std::string& uri) {
     json checked = WaitNotification("$/plinth/checked");
@@ -259,6 +265,15 @@ TEST_F(LspTest, DiagnosticsOnOpenAndChangeWithFixes) {
   EXPECT_EQ(diags[0]["severity"], 1);
   EXPECT_NE(diags[0]["message"].get<std::string>().find("help: did you mean 'region.eu'?"), std::string::npos);
   EXPECT_EQ(diags[0]["range"]["start"]["line"], 18);
+  // An edit that changes no diagnostic (a comment at the end) sends none again:
+  // a large module's other files are not resent on every keystroke.
+  c.Notify("textDocument/didChange",
+           {{"textDocument", {{"uri", PathToUri(main_)}, {"version", 2}}},
+            {"contentChanges", json::array({{{"range", {{"start", {{"line", 1000}, {"character", 0}}},
+                                                        {"end", {{"line", 1000}, {"character", 0}}}}},
+                                             {"text", "# a comment\n"}}})}});
+  c.WaitNotification("$/plinth/checked");
+  EXPECT_EQ(c.Pending("textDocument/publishDiagnostics", PathToUri(main_)), 0u);
   // The quick fix the help names.
   json actions = c.Result("textDocument/codeAction",
                           {{"textDocument", {{"uri", PathToUri(main_)}}},
@@ -268,7 +283,7 @@ TEST_F(LspTest, DiagnosticsOnOpenAndChangeWithFixes) {
   json edit = actions[0]["edit"]["changes"][PathToUri(main_)][0];
   EXPECT_EQ(edit["newText"], "region.eu");
   // An incremental edit that applies the fix clears the diagnostics.
-  c.Notify("textDocument/didChange", {{"textDocument", {{"uri", PathToUri(main_)}, {"version", 2}}},
+  c.Notify("textDocument/didChange", {{"textDocument", {{"uri", PathToUri(main_)}, {"version", 3}}},
                                       {"contentChanges", json::array({{{"range", edit["range"]}, {"text", "region.eu"}}})}});
   EXPECT_EQ(c.Diagnostics(PathToUri(main_)).size(), 0u);
   EXPECT_EQ(c.Exit(), 0);
