@@ -1042,20 +1042,12 @@ class SpanCollector {
       if (top) Add(b.type_range, IsLanguageBlock(b.type) ? kKeywordT : kType, 0);
       else Add(b.type_range, kPropertyT, 0);
       if (top && !b.labels.empty() && b.type != "locals")
-        Add(Inner(b.labels[0]), IsLanguageBlock(b.type) ? kVariableT : kClassT, kDeclaration);
+        Add(LabelName(b.labels[0]), IsLanguageBlock(b.type) ? kVariableT : kClassT, kDeclaration);
       Body(b.body, false, b.type);
     }
   }
 
  private:
-  static Range Inner(const ast::Label& l) {
-    Range r = l.range;
-    if (l.quoted && r.end - r.begin >= 2) {
-      ++r.begin;
-      --r.end;
-    }
-    return r;
-  }
   void Add(Range r, int type, int mods) {
     if (r.valid() && r.end > r.begin) spans.push_back({r.begin, r.end, type, mods});
   }
@@ -1065,7 +1057,7 @@ class SpanCollector {
       case K::Name: {
         const std::string& n = e.As<ast::Name>().name;
         if (shadowed_.count(n)) Add(e.range, kParameterT, 0);
-        else if (IsRoot(n)) Add(e.range, kNamespace, kDefaultLibrary);
+        else if (IsBuiltinRoot(n)) Add(e.range, kNamespace, kDefaultLibrary);
         else Add(e.range, kType, 0);
         return;
       }
@@ -1080,7 +1072,7 @@ class SpanCollector {
             type = kVariableT;
             mods = kReadonly;
           } else if (root == "module") type = kNamespace;
-          else if (!IsRoot(root)) type = kClassT;
+          else if (!IsBuiltinRoot(root)) type = kClassT;
         }
         Add(g.name_range, type, mods);
         return;
@@ -1125,10 +1117,6 @@ class SpanCollector {
         ForEachChild(e, [this](const ast::Expr& child) { Expr(child); });
         return;
     }
-  }
-  static bool IsRoot(std::string_view n) {
-    return n == "var" || n == "local" || n == "module" || n == "each" || n == "count" || n == "self" ||
-           n == "path" || n == "value" || n == "group" || n == "group_key";
   }
   std::set<std::string> shadowed_;
 };

@@ -20,21 +20,6 @@ constexpr std::string_view kLanguageBlocks[] = {
     "policy", "policy_test", "alert", "scale_rule", "receiver", "notification",
 };
 
-// Names that are never a resource type in a reference.
-bool IsBuiltinRoot(std::string_view name) {
-  return name == "var" || name == "local" || name == "module" || name == "each" || name == "count" ||
-         name == "self" || name == "path" || name == "value" || name == "group" || name == "group_key";
-}
-
-Range Inner(const ast::Label& label) {
-  Range r = label.range;
-  if (label.quoted && r.end - r.begin >= 2) {
-    ++r.begin;
-    --r.end;
-  }
-  return r;
-}
-
 struct Step {
   std::string name;  // empty: an index or splat step
   Range range;
@@ -194,6 +179,20 @@ void ForEachChild(const ast::Expr& e, const std::function<void(const ast::Expr&)
   }
 }
 
+bool IsBuiltinRoot(std::string_view name) {
+  return name == "var" || name == "local" || name == "module" || name == "each" || name == "count" ||
+         name == "self" || name == "path" || name == "value" || name == "group" || name == "group_key";
+}
+
+Range LabelName(const ast::Label& label) {
+  Range r = label.range;
+  if (label.quoted && r.end - r.begin >= 2) {
+    ++r.begin;
+    --r.end;
+  }
+  return r;
+}
+
 bool IsLanguageBlock(std::string_view type) {
   return std::find(std::begin(kLanguageBlocks), std::end(kLanguageBlocks), type) != std::end(kLanguageBlocks);
 }
@@ -319,7 +318,7 @@ std::shared_ptr<const ModuleIndex> Index::Module(const std::string& dir) {
                           : b.type == "module" ? SymbolKind::Module
                                                : SymbolKind::Resource;
         Declaration d{kind, kind == SymbolKind::Resource ? b.type : "", b.labels[0].value, f.get(),
-                      Inner(b.labels[0]), b.range, &b, nullptr};
+                      LabelName(b.labels[0]), b.range, &b, nullptr};
         index->decls.push_back(std::move(d));
         if (kind == SymbolKind::Module) {
           const ast::Attribute* source = b.body.Find("source");

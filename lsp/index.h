@@ -100,6 +100,11 @@ void ForEachChild(const ast::Expr& e, const std::function<void(const ast::Expr&)
 // The language blocks (variable, locals, output, module, provider, ...): a
 // top-level block of any other type is a resource.
 bool IsLanguageBlock(std::string_view type);
+// The roots of references that are not resource types: var, local, module,
+// each, count, self, path, value, group, group_key.
+bool IsBuiltinRoot(std::string_view name);
+// A block label's name: its range without the quotes.
+Range LabelName(const ast::Label& label);
 // A module source as the checker resolves it, relative to `from_dir`; empty
 // when `source` is not a path.
 std::string ResolveModuleSource(const std::string& from_dir, const std::string& source);
