@@ -251,9 +251,9 @@ std::string DeclarationHover(Context& cx, const std::string& dir, const Declarat
       s = "```plinth\n" + d.type + " \"" + d.name + "\"\n```\n";
       if (const ResourceSchema* r = cx.schemas.Find(d.type)) s += r->doc + " (provider `" + r->provider + "`)\n";
       if (ev) {
-        if (auto it = ev->resources.find(d.Key()); it != ev->resources.end()) {
+        if (const ValueMap* values = ev->Resource(d.Key())) {
           std::string attrs;
-          for (const auto& [k, v] : it->second) {
+          for (const auto& [k, v] : *values) {
             if (v.kind() == Value::Kind::Unknown || v.kind() == Value::Kind::Null) continue;
             attrs += "\n" + k + " = " + ShortValue(v, 80);
           }

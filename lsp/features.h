@@ -21,7 +21,16 @@ using json = nlohmann::json;
 // What a check of one module directory (as the root module) evaluated.
 struct Evaluated {
   std::map<std::string, Value> variables, locals, outputs;
-  std::map<std::string, ValueMap> resources;  // by address, root module instances
+  // The check's result; its resource instances are looked up by address (a
+  // scan: hovers are rare, an index of 100,000 addresses per edit is not free).
+  std::shared_ptr<const CheckedConfig> config;
+  const ValueMap* Resource(const std::string& address) const {
+    if (config) {
+      for (const ResourceInstance& r : config->resources)
+        if (r.module.empty() && r.address == address) return &r.attributes;
+    }
+    return nullptr;
+  }
 };
 
 struct Context {

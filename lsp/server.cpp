@@ -11,6 +11,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include "compiler/check/checker.h"
 #include "compiler/check/loader.h"
@@ -390,10 +391,53 @@ class Server {
 
   // ------------------------------------------------------------ checks
 
+  // A thread that destroys what it is given: freeing the last check's
+  // analyses and memo of a large workspace takes tens of milliseconds that
+  // the next edit's check need not wait for.
+  class Reaper {
+   public:
+    Reaper() : thread_([this] { Loop(); }) {}
+    ~Reaper() {
+      {
+        std::lock_guard lock(mu_);
+        stop_ = true;
+      }
+      cv_.notify_one();
+      thread_.join();
+    }
+    void Free(std::vector<std::shared_ptr<void>> garbage) {
+      {
+        std::lock_guard lock(mu_);
+        for (auto& g : garbage) garbage_.push_back(std::move(g));
+      }
+      cv_.notify_one();
+    }
+
+   private:
+    void Loop() {
+      std::unique_lock lock(mu_);
+      for (;;) {
+        cv_.wait(lock, [&] { return stop_ || !garbage_.empty(); });
+        std::vector<std::shared_ptr<void>> batch = std::move(garbage_);
+        garbage_.clear();
+        lock.unlock();
+        batch.clear();
+        lock.lock();
+        if (stop_ && garbage_.empty()) return;
+      }
+    }
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::vector<std::shared_ptr<void>> garbage_;
+    bool stop_ = false;
+    std::thread thread_;  // last: started once the rest is constructed
+  };
+
   void CheckLoop() {
     std::map<std::string, std::unique_ptr<ProviderResolver>> resolvers;
-    std::map<std::string, std::unique_ptr<ParseCache>> caches;
+    std::map<std::string, std::unique_ptr<CheckSession>> sessions;
     std::map<std::string, std::set<std::string>> published;  // dir -> uris with diagnostics from its check
+    Reaper reaper;  // frees what a check leaves behind while the next one runs
     std::unique_lock lock(check_mu_);
     for (;;) {
       check_cv_.wait(lock, [&] { return stopping_ || !dirty_.empty(); });
@@ -418,13 +462,17 @@ class Server {
       lock.unlock();
 
       // Files parsed by earlier checks of this directory are reused when
-      // their text is unchanged; a cache holding more stale text than live
-      // (every edit leaves the old text behind) is started afresh.
-      std::unique_ptr<ParseCache>& cache = caches[dir];
-      if (!cache || cache->stale_bytes() > std::max<size_t>(size_t{64} << 20, cache->live_bytes()) ||
-          cache->sources().size() > 20000)
-        cache = std::make_unique<ParseCache>();
-      cache->BeginCheck();
+      // their text is unchanged, and declarations whose inputs are unchanged
+      // keep their values (CheckSession); a session whose parse cache holds
+      // more stale text than live (every edit leaves the old text behind)
+      // is started afresh.
+      std::unique_ptr<CheckSession>& session = sessions[dir];
+      if (!session ||
+          session->parse_cache().stale_bytes() >
+              std::max<size_t>(size_t{64} << 20, session->parse_cache().live_bytes()) ||
+          session->parse_cache().sources().size() > 20000)
+        session = std::make_unique<CheckSession>();
+      ParseCache* cache = &session->parse_cache();
       SourceManager& sources = cache->sources();
       Diagnostics diags;
       CheckOptions co;
@@ -432,7 +480,6 @@ class Server {
       co.variable_sources = options_.variable_sources;
       co.display_root = "/";
       co.overlay = &overlay;
-      co.parse_cache = cache.get();
       co.threads = std::min(4u, std::max(1u, std::thread::hardware_concurrency()));
       if (options_.resolver_for) {
         auto& r = resolvers[dir];
@@ -440,18 +487,20 @@ class Server {
         co.provider_resolver = r.get();
       }
       auto started = std::chrono::steady_clock::now();
-      CheckedConfig config;
+      std::shared_ptr<const CheckedConfig> config;
       try {
-        config = Check(dir, sources, diags, co);
+        config = session->Check(dir, diags, co);
       } catch (const std::exception& e) {
         Log("checking " + dir + ": " + e.what());
       }
+      if (!config) config = std::make_shared<CheckedConfig>();
       auto evaluated = std::make_shared<Evaluated>();
-      for (const auto& v : config.variables) evaluated->variables[v.name] = v.sensitive ? Value() : v.value;
-      for (const auto& l : config.locals) evaluated->locals[l.name] = l.value;
-      for (const auto& o : config.outputs) evaluated->outputs[o.name] = o.sensitive ? Value() : o.value;
-      for (auto& r : config.resources)
-        if (r.module.empty()) evaluated->resources[r.address] = std::move(r.attributes);
+      for (const auto& v : config->variables) evaluated->variables[v.name] = v.sensitive ? Value() : v.value;
+      for (const auto& l : config->locals) evaluated->locals[l.name] = l.value;
+      for (const auto& o : config->outputs) evaluated->outputs[o.name] = o.sensitive ? Value() : o.value;
+      evaluated->config = config;
+      const size_t files = config->files;
+      config.reset();
 
       lock.lock();
       if (dirty_.count(dir)) continue;  // superseded by a newer edit: its own check will publish
@@ -459,7 +508,10 @@ class Server {
       lock.unlock();
       Publish(dir, sources, cache->Used(), diags, roots, published[dir]);
       double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-      Notify("$/plinth/checked", {{"directory", dir}, {"milliseconds", ms}, {"files", config.files}});
+      Notify("$/plinth/checked", {{"directory", dir}, {"milliseconds", ms}, {"files", files},
+                                     {"evaluated", session->last_stats().evaluated},
+                                     {"reused", session->last_stats().reused}});
+      reaper.Free(session->TakeRetired());
       lock.lock();
     }
   }
@@ -468,26 +520,88 @@ class Server {
   // texts of edited files).
   void Publish(const std::string& dir, const SourceManager& sources, const std::vector<FileId>& used,
                const Diagnostics& diags, const std::set<std::string>& roots, std::set<std::string>& published) {
-    std::map<std::string, json> by_path;
-    std::map<std::string, LineIndex> lines;
+    struct FileDiags {
+      const SourceFile* file;
+      std::vector<const Diagnostic*> list;
+    };
+    std::map<std::string, FileDiags> by_path;
+    std::unordered_map<FileId, FileDiags*> by_id;
     for (FileId id : used) {
       const SourceFile& f = sources.Get(id);
       std::string fdir = fs::path(f.path()).parent_path().string();
       // A file of another open module gets its diagnostics from that module's own check.
       if (fdir != dir && roots.count(fdir)) continue;
       if (fs::path(f.path()).extension() != ".plinth") continue;
-      by_path[f.path()] = json::array();
-      lines.emplace(f.path(), LineIndex(f.text()));
+      FileDiags& fd = by_path[f.path()];
+      fd.file = &f;
+      by_id[id] = &fd;
     }
-    for (const Diagnostic& d : diags.Sorted(sources)) {
-      std::string path;
-      if (d.range.valid()) path = sources.Get(d.range.file).path();
-      else if (!by_path.empty()) path = by_path.begin()->first;
-      auto it = by_path.find(path);
-      if (it == by_path.end()) continue;
-      const SourceFile* sf = d.range.valid() ? &sources.Get(d.range.file) : nullptr;
-      const LineIndex& li = lines.at(path);
-      Encoding enc = cx_->encoding;
+    for (const Diagnostic& d : diags.items()) {
+      FileDiags* fd = nullptr;
+      if (d.range.valid()) {
+        if (auto it = by_id.find(d.range.file); it != by_id.end()) fd = it->second;
+      } else if (!by_path.empty()) {
+        fd = &by_path.begin()->second;
+      }
+      if (fd) fd->list.push_back(&d);
+    }
+    // A file's diagnostics are sent only when they differ from what the
+    // client was last sent for it: an edit of one file of a large module
+    // does not resend (or even render) every other file's. What is compared
+    // is everything the rendering reads: the texts (a changed text is a new
+    // file id) and each diagnostic's fields.
+    auto fingerprint = [&](const FileDiags& fd) {
+      std::string fp = std::to_string(fd.file->id()) + "|" + std::to_string(static_cast<int>(cx_->encoding));
+      for (const Diagnostic* d : fd.list) {
+        fp += "\n" + std::to_string(d->range.file) + ":" + std::to_string(d->range.begin) + "-" +
+              std::to_string(d->range.end) + (d->severity == Severity::Error ? "E" : "W") +
+              std::string(Info(d->code).code) + "\x1f" + d->message + "\x1f" + d->help;
+        for (const DiagNote& n : d->notes)
+          fp += "\x1e" + std::to_string(n.range.file) + ":" + std::to_string(n.range.begin) + "-" +
+                std::to_string(n.range.end) + n.message;
+      }
+      return fp;
+    };
+    std::set<std::string> now;
+    for (auto& [path, fd] : by_path) {
+      std::string uri = PathToUri(path);
+      now.insert(uri);
+      std::string fp = fingerprint(fd);
+      auto it = sent_.find(uri);
+      if (it != sent_.end() ? it->second.fingerprint == fp : fd.list.empty()) continue;
+      // Something differs, perhaps only the file's id (its text changed):
+      // what the client would see is compared.
+      std::stable_sort(fd.list.begin(), fd.list.end(), [](const Diagnostic* a, const Diagnostic* b) {
+        return std::tie(a->range.begin, a->range.end) < std::tie(b->range.begin, b->range.end);
+      });
+      json list = Render(sources, *fd.file, fd.list);
+      std::string body = list.dump();
+      Sent& sent = sent_[uri];
+      sent.fingerprint = std::move(fp);
+      if (body == sent.body) continue;
+      sent.body = std::move(body);
+      Notify("textDocument/publishDiagnostics", {{"uri", uri}, {"diagnostics", std::move(list)}});
+    }
+    // Files this directory's last check covered and this one did not (deleted, or no longer called).
+    for (const std::string& uri : published) {
+      if (now.count(uri)) continue;
+      if (auto it = sent_.find(uri); it != sent_.end()) {
+        bool empty = it->second.body == "[]";
+        sent_.erase(it);
+        if (!empty) Notify("textDocument/publishDiagnostics", {{"uri", uri}, {"diagnostics", json::array()}});
+      }
+    }
+    published = std::move(now);
+  }
+
+  // One file's diagnostics as LSP Diagnostic objects.
+  json Render(const SourceManager& sources, const SourceFile& file, const std::vector<const Diagnostic*>& list) {
+    json out = json::array();
+    const LineIndex li(file.text());
+    const std::string uri = PathToUri(file.path());
+    const Encoding enc = cx_->encoding;
+    for (const Diagnostic* dp : list) {
+      const Diagnostic& d = *dp;
       Range r = d.range.valid() ? d.range : Range{0, 0, 0};
       std::string message = d.message;
       if (!d.help.empty()) message += "\nhelp: " + d.help;
@@ -509,33 +623,14 @@ class Server {
       }
       if (!related.empty()) item["relatedInformation"] = related;
       json data = {{"help", d.help}};
-      if (sf) {
-        json fixes = FixesFor(d, sf->text(), li, enc, PathToUri(path));
+      if (d.range.valid()) {
+        json fixes = FixesFor(d, file.text(), li, enc, uri);
         if (!fixes.empty()) data["fixes"] = fixes;
       }
       item["data"] = data;
-      it->second.push_back(std::move(item));
+      out.push_back(std::move(item));
     }
-    // A file's diagnostics are sent only when they differ from what the
-    // client was last sent for it: an edit of one file of a large module
-    // does not resend every other file's.
-    auto send = [&](const std::string& uri, json list) {
-      std::string body = list.dump();
-      auto it = sent_.find(uri);
-      if (body == (it == sent_.end() ? "[]" : it->second)) return;
-      sent_[uri] = std::move(body);
-      Notify("textDocument/publishDiagnostics", {{"uri", uri}, {"diagnostics", std::move(list)}});
-    };
-    std::set<std::string> now;
-    for (auto& [path, list] : by_path) {
-      std::string uri = PathToUri(path);
-      now.insert(uri);
-      send(uri, std::move(list));
-    }
-    // Files this directory's last check covered and this one did not (deleted, or no longer called).
-    for (const std::string& uri : published)
-      if (!now.count(uri)) send(uri, json::array());
-    published = std::move(now);
+    return out;
   }
 
   Transport& t_;
@@ -563,7 +658,12 @@ class Server {
   int debounce_ms_ = 20;
   bool stopping_ = false;
   std::map<std::string, std::shared_ptr<const Evaluated>> evaluated_;
-  std::map<std::string, std::string> sent_;  // uri -> the diagnostics last sent (checker thread only)
+  // uri -> the diagnostics last sent and a fingerprint of what they were
+  // rendered from (checker thread only).
+  struct Sent {
+    std::string fingerprint, body = "[]";
+  };
+  std::map<std::string, Sent> sent_;
 };
 
 }  // namespace

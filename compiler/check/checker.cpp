@@ -22,6 +22,106 @@
 #include "compiler/eval/regex.h"
 
 namespace plinth {
+
+// A table keyed by syntax nodes (pointers), flat (open addressing over a
+// vector): a large module's memo holds one entry per declaration, and node-
+// based maps spent most of an incremental check on cache misses.
+template <class T>
+class SyntaxTable {
+ public:
+  void Reserve(size_t n) {
+    items_.reserve(n);
+    if (slots_.size() < 2 * n) Rehash(2 * n);
+  }
+  // The entry for `key`, taken out of the table (a later Take of the same
+  // key finds nothing); null when absent.
+  T* Take(const void* key) {
+    if (slots_.empty()) return nullptr;
+    for (size_t i = Hash(key);; i = (i + 1) & (slots_.size() - 1)) {
+      uint32_t slot = slots_[i];
+      if (slot == 0) return nullptr;
+      Item& item = items_[slot - 1];
+      if (item.key == key) {
+        if (item.taken) return nullptr;
+        item.taken = true;
+        return &item.value;
+      }
+    }
+  }
+  // Adds `key` (not yet in the table). The reference lasts until the next Put.
+  T& Put(const void* key, T value) {
+    if (2 * (items_.size() + 1) > slots_.size()) Rehash(std::max<size_t>(64, 4 * (items_.size() + 1)));
+    items_.push_back({key, std::move(value), false});
+    Insert(key, static_cast<uint32_t>(items_.size()));
+    return items_.back().value;
+  }
+  size_t size() const { return items_.size(); }
+
+ private:
+  struct Item {
+    const void* key;
+    T value;
+    bool taken;
+  };
+  size_t Hash(const void* key) const {
+    return static_cast<size_t>((reinterpret_cast<uintptr_t>(key) >> 3) * 0x9E3779B97F4A7C15ull >> 20) &
+           (slots_.size() - 1);
+  }
+  void Insert(const void* key, uint32_t slot) {
+    size_t i = Hash(key);
+    while (slots_[i] != 0) i = (i + 1) & (slots_.size() - 1);
+    slots_[i] = slot;
+  }
+  void Rehash(size_t at_least) {
+    size_t n = 64;
+    while (n < at_least) n *= 2;
+    slots_.assign(n, 0);
+    for (uint32_t i = 0; i < items_.size(); ++i) Insert(items_[i].key, i + 1);
+  }
+  std::vector<Item> items_;
+  std::vector<uint32_t> slots_;  // 0: empty, else an index into items_ + 1
+};
+
+// What one check of a CheckSession keeps for the next (see checker.h). Keys
+// are pointers into syntax trees: `trees` keeps every tree they point into
+// alive, so an address cannot be reused by a newer tree.
+struct CheckMemo {
+  // One declaration of one module instance (a resource block with all its
+  // count/for_each instances, or a local value).
+  struct Entry {
+    std::vector<const void*> deps;   // the syntax of what it refers to, in order
+    bool uses_vars = false;
+    Value value;
+    std::vector<Diagnostic> diags;   // what evaluating it reported
+    size_t first = 0, count = 0;     // its resource instances in `config`
+    bool reusable = false;           // false: only the value is kept (to tell whether it changed)
+  };
+  // One module instance: its declarations by syntax (the block, or a
+  // local's attribute: what a declaration is made of, so a changed file's
+  // declarations are new keys).
+  struct Instance {
+    std::vector<std::string> inherited_deps;  // what resources reading a variable depend on
+    std::vector<Range> call_sites;
+    SyntaxTable<Entry> entries;
+  };
+  std::string dir;
+  const SchemaRegistry* schemas = nullptr;
+  size_t schema_types = 0;
+  std::vector<std::shared_ptr<const ast::File>> trees;
+  std::unordered_map<std::string, Instance> instances;  // by address prefix ("" for the root)
+  // Analysis by block: what checking a block's structure found, and the
+  // references a declaration's syntax makes (keyed by SyntaxOf).
+  struct Structure {
+    std::vector<Diagnostic> diags;
+    Type var_type;
+    bool sensitive = false;
+  };
+  SyntaxTable<Structure> structure;
+  SyntaxTable<std::vector<Reference>> references;
+  std::shared_ptr<CheckedConfig> config;           // the check's result
+  size_t reused = 0, evaluated = 0;
+};
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -186,8 +286,14 @@ const SchemaRegistry& NoSchemas() {
 
 class Checker {
  public:
-  Checker(SourceManager& sources, Diagnostics& diags, const CheckOptions& options)
-      : diags_(diags),
+  // With `prev` and `next` (a CheckSession): declarations whose syntax and
+  // inputs are unchanged since `prev` are not evaluated again; what this
+  // check computes goes to `next`.
+  Checker(SourceManager& sources, Diagnostics& diags, const CheckOptions& options, CheckMemo* prev = nullptr,
+          CheckMemo* next = nullptr)
+      : prev_(prev),
+        next_(next),
+        diags_(diags),
         cur_(&diags),
         options_(options),
         schemas_(options.schemas ? options.schemas : &NoSchemas()),
@@ -197,9 +303,20 @@ class Checker {
 
   CheckedConfig Run(const std::string& dir) {
     CheckedConfig out;
+    if (prev_ && prev_->config) out.resources.reserve(prev_->config->resources.size());
     const Module* root = loader_->Load(dir, {});
     if (!root) return out;
     ResolveProviders(*root);
+    if (next_) {
+      next_->schemas = schemas_;
+      next_->schema_types = schemas_->TypeNames().size();
+      // Another registry (or one that loaded more providers): start afresh.
+      if (prev_ && (prev_->schemas != next_->schemas || prev_->schema_types != next_->schema_types)) prev_ = nullptr;
+      if (prev_) {
+        next_->structure.Reserve(prev_->structure.size());
+        next_->references.Reserve(prev_->references.size());
+      }
+    }
     const ModuleInfo* info = Analyse(root, {});
     if (!info) return out;
     const_cast<ModuleInfo*>(info)->is_root = true;
@@ -247,6 +364,15 @@ class Checker {
     if (!out.policies.empty() || !out.policy_tests.empty() || !out.alerts.empty() || !out.scale_rules.empty())
       out.syntax = loader_;
     return out;
+  }
+
+  // Every syntax tree of the modules analysed (what declarations point into).
+  std::vector<std::shared_ptr<const ast::File>> Trees() const {
+    std::vector<std::shared_ptr<const ast::File>> trees;
+    for (const auto& [dir, info] : analysed_) {
+      if (info) trees.insert(trees.end(), info->module->files.begin(), info->module->files.end());
+    }
+    return trees;
   }
 
   // An expression as a local value of the root module (RootScope): its
@@ -312,10 +438,26 @@ class Checker {
     CollectDecls(*info);
     for (Decl& d : info->decls) {
       Mute mute(this, Damaged(d));
-      CheckStructure(*info, d);
+      if (next_ && !Damaged(d) && d.kind != DeclKind::Local && d.kind != DeclKind::Module) {
+        StructureMemoized(*info, d);
+      } else {
+        CheckStructure(*info, d);
+      }
     }
     for (uint32_t i = 0; i < info->decls.size(); ++i) {
       Mute mute(this, Damaged(info->decls[i]));
+      const Decl& d = info->decls[i];
+      if (next_ && !Damaged(d) && d.kind != DeclKind::Variable) {
+        // The references a syntax tree makes do not change; what they
+        // resolve to is resolved again (declarations come and go).
+        const void* syntax = SyntaxOf(d);
+        std::vector<Reference>* kept = prev_ ? prev_->references.Take(syntax) : nullptr;
+        std::vector<Reference> refs;
+        if (kept) refs = std::move(*kept);
+        else CollectDeclReferences(d, refs);
+        ResolveReferences(*info, i, next_->references.Put(syntax, std::move(refs)));
+        continue;
+      }
       ResolveDeps(*info, i);
     }
     LinkImports(*info);
@@ -335,7 +477,7 @@ class Checker {
     return result;
   }
 
-  void Declare(ModuleInfo& info, std::unordered_map<std::string, uint32_t>& table, Decl decl) {
+  void Declare(ModuleInfo& info, std::unordered_map<std::string, uint32_t>& table, Decl&& decl) {
     auto it = table.find(decl.name);
     if (it != table.end()) {
       const Decl& first = info.decls[it->second];
@@ -349,7 +491,7 @@ class Checker {
     info.decls.push_back(std::move(decl));
   }
 
-  bool ExpectLabels(const ast::Block& b, size_t n, const std::string& what) {
+  bool ExpectLabels(const ast::Block& b, size_t n, std::string_view what) {
     if (b.labels.size() == n) {
       for (const auto& l : b.labels) {
         if (!IsIdentifier(l.value)) {
@@ -372,7 +514,7 @@ class Checker {
     Diagnostic& d = cur_->Error(DiagCode::InvalidLabels, r,
                                  "a '" + b.type + "' block takes " + (n == 0 ? "no labels" : n == 1 ? "one label" : "labels") +
                                      ", not " + std::to_string(b.labels.size()));
-    d.help = n == 0 ? "write: " + b.type + " { ... }" : "write: " + b.type + " \"" + what + "\" { ... }";
+    d.help = n == 0 ? "write: " + b.type + " { ... }" : "write: " + b.type + " \"" + std::string(what) + "\" { ... }";
     return false;
   }
 
@@ -427,6 +569,15 @@ class Checker {
     static const std::vector<std::string> keywords = {"variable", "locals", "output", "module", "policy", "backend",
                                                       "policy_test", "provider", "moved", "removed", "import",
                                                       "alert", "receiver", "notification", "scale_rule"};
+    size_t blocks = 0;
+    for (const auto& file_ptr : info.module->files) {
+      blocks += file_ptr->body.blocks.size();
+      for (const ast::Block& b : file_ptr->body.blocks) {
+        if (b.type == "locals") blocks += b.body.attributes.size();
+      }
+    }
+    info.decls.reserve(blocks);
+    info.resources.reserve(blocks);
     for (const auto& file_ptr : info.module->files) {
       const ast::File& file = *file_ptr;
       for (const ast::Attribute& a : file.body.attributes) {
@@ -1562,8 +1713,14 @@ class Checker {
   }
 
   void ResolveDeps(ModuleInfo& info, uint32_t index) {
-    Decl& d = info.decls[index];
     std::vector<Reference> refs;
+    CollectDeclReferences(info.decls[index], refs);
+    ResolveReferences(info, index, refs);
+  }
+
+  // What a declaration's expressions refer to (a variable's default may
+  // refer to nothing: reported here).
+  void CollectDeclReferences(const Decl& d, std::vector<Reference>& refs) {
     if (d.kind == DeclKind::Local) {
       CollectReferences(*d.attr->value, refs);
     } else if (d.kind == DeclKind::Import) {
@@ -1584,7 +1741,31 @@ class Checker {
       ReferencesOf(d.block->body, refs, d.kind == DeclKind::Module, d.kind == DeclKind::Resource,
                    d.kind == DeclKind::Output);
     }
-    ResolveReferences(info, index, refs);
+  }
+
+  // CheckStructure in a CheckSession: a block checked by the last check
+  // (the same syntax tree, the same schemas) has the same findings.
+  void StructureMemoized(ModuleInfo& info, Decl& d) {
+    if (CheckMemo::Structure* kept = prev_ ? prev_->structure.Take(d.block) : nullptr) {
+      for (const Diagnostic& diag : kept->diags) cur_->Add(diag);
+      d.var_type = kept->var_type;
+      d.sensitive = kept->sensitive;
+      next_->structure.Put(d.block, std::move(*kept));
+      return;
+    }
+    Diagnostics scratch;
+    Diagnostics* sink = cur_;
+    cur_ = &scratch;
+    CheckStructure(info, d);
+    cur_ = sink;
+    CheckMemo::Structure memo{scratch.items(), d.var_type, d.sensitive};
+    for (const Diagnostic& diag : memo.diags) cur_->Add(diag);
+    for (const Diagnostic& diag : memo.diags) {
+      for (const DiagNote& n : diag.notes) {
+        if (n.range.valid() && n.range.file != d.block->range.file) return;  // not kept: see Memoized
+      }
+    }
+    next_->structure.Put(d.block, std::move(memo));
   }
 
   // Resolves the references of declaration `index` (reporting each that
@@ -1596,7 +1777,13 @@ class Checker {
       has_count = d.block->body.Find("count") != nullptr;
       has_each = d.block->body.Find("for_each") != nullptr;
     }
-    std::set<uint32_t> deps;
+    // What it depends on so far (few: a linear search beats a set).
+    auto add_dep = [&](uint32_t target) {
+      if (std::find(d.deps.begin(), d.deps.end(), target) != d.deps.end()) return false;
+      d.deps.push_back(target);
+      return true;
+    };
+    std::string key;  // TYPE.NAME, reused
     for (const Reference& ref : refs) {
       uint32_t target = UINT32_MAX;
       std::unordered_map<std::string, uint32_t>* table = nullptr;
@@ -1649,7 +1836,8 @@ class Checker {
               .help = "write: " + ref.root + ".NAME";
           continue;
         }
-        auto it = info.resources.find(ref.root + "." + ref.name);
+        key.assign(ref.root).append(".").append(ref.name);
+        auto it = info.resources.find(key);
         if (it == info.resources.end()) {
           std::vector<std::string> names;
           for (const auto& [n, i] : info.resources) {
@@ -1710,20 +1898,14 @@ class Checker {
             .help = "write the condition in terms of var." + d.name;
         continue;
       }
-      if (deps.insert(target).second) {
-        d.deps.push_back(target);
-        d.dep_sites.push_back(ref.range);
-      }
+      if (add_dep(target)) d.dep_sites.push_back(ref.range);
     }
     // A provider is configured before anything that may use it is planned:
     // its resources, and module calls (their resources use the root's providers).
     for (const auto& [name, pidx] : info.providers) {
       bool uses = d.kind == DeclKind::Module || ((d.kind == DeclKind::Resource || d.kind == DeclKind::Import) &&
                                                  d.schema && d.schema->provider == name);
-      if (uses && deps.insert(pidx).second) {
-        d.deps.push_back(pidx);
-        d.dep_sites.push_back(info.decls[pidx].range);
-      }
+      if (uses && add_dep(pidx)) d.dep_sites.push_back(info.decls[pidx].range);
     }
   }
 
@@ -1868,6 +2050,7 @@ class Checker {
     }
     std::string BaseDir() const override;
     bool ImpureKnown() const override;
+    void ReadsFiles() override { c_.reads_files_ = true; }
 
     bool has_each = false;
     Value each_key, each_value;
@@ -1892,6 +2075,12 @@ class Checker {
     // instance that reads a variable depends on these too.
     std::vector<std::string> inherited_deps;
     std::vector<Range> call_sites;  // ResourceInstance::call_sites
+    // In a CheckSession: this instance in the last check (null when it had
+    // none) and in this one; whether its call sites and inherited
+    // dependencies are the last check's.
+    CheckMemo::Instance* prev = nullptr;
+    CheckMemo::Instance* next = nullptr;
+    bool same_call = true;
   };
 
   static Value Poison() { return Value::Unknown(Type::Any()); }
@@ -1899,6 +2088,102 @@ class Checker {
   // `module.net["eu"].` -> `module.net["eu"]`
   static std::string ModuleAddress(const std::string& prefix) {
     return prefix.empty() ? "" : prefix.substr(0, prefix.size() - 1);
+  }
+
+  static const void* SyntaxOf(const Decl& d) {
+    return d.kind == DeclKind::Local ? static_cast<const void*>(d.attr) : static_cast<const void*>(d.block);
+  }
+
+  // One declaration of a module instance in a CheckSession: a resource or
+  // local whose syntax is the last check's and whose dependencies are the
+  // same declarations with unchanged values keeps its value, diagnostics and
+  // resource instances; anything else is evaluated, and its value compared
+  // with the last one so that what depends on it can tell.
+  void Memoized(Instance& inst, const Decl& d, uint32_t idx, const std::map<std::string, Value>& inputs,
+                const std::map<std::string, Range>& input_ranges, CheckedConfig& out, std::vector<std::string>& chain,
+                std::vector<char>& changed) {
+    const ModuleInfo& info = *inst.info;
+    const void* syntax = SyntaxOf(d);
+    CheckMemo::Entry* old = inst.prev ? inst.prev->entries.Take(syntax) : nullptr;
+    const bool kind_ok = (d.kind == DeclKind::Resource || d.kind == DeclKind::Local) && cur_ != &muted_;
+    bool same = kind_ok && old && old->reusable && old->deps.size() == d.deps.size() && old->uses_vars == d.uses_vars;
+    for (size_t i = 0; same && i < d.deps.size(); ++i) {
+      same = old->deps[i] == SyntaxOf(info.decls[d.deps[i]]) && !changed[d.deps[i]];
+    }
+    if (same) {
+      CheckMemo::Entry& e = inst.next->entries.Put(syntax, std::move(*old));
+      inst.values[idx] = e.value;
+      for (const Diagnostic& diag : e.diags) cur_->Add(diag);
+      if (e.count) {
+        CheckedConfig& from = *prev_->config;
+        const bool steal = prev_->config.use_count() == 1;
+        const size_t first = out.resources.size();
+        for (size_t i = e.first; i < e.first + e.count; ++i) {
+          if (steal) out.resources.push_back(std::move(from.resources[i]));
+          else out.resources.push_back(from.resources[i]);
+        }
+        e.first = first;
+        // Where the module call is and what its arguments read are not
+        // part of the value: set as this check sees them.
+        if (!inst.same_call) {
+          std::vector<std::string> deps = DependencyAddresses(inst, d);
+          for (size_t i = first; i < out.resources.size(); ++i) {
+            out.resources[i].call_sites = inst.call_sites;
+            out.resources[i].depends_on = deps;
+          }
+        }
+      }
+      if (d.kind == DeclKind::Local && info.is_root) out.locals.push_back({d.name, e.value, d.range});
+      changed[idx] = 0;
+      ++next_->reused;
+      return;
+    }
+    ++next_->evaluated;
+    CheckMemo::Entry e;
+    Diagnostics scratch;
+    Diagnostics* sink = cur_;
+    if (kind_ok) cur_ = &scratch;
+    reads_files_ = false;
+    const size_t first = out.resources.size();
+    Value value;
+    switch (d.kind) {
+      case DeclKind::Variable: value = EvalVariable(inst, d, inputs, input_ranges, out); break;
+      case DeclKind::Local: {
+        InstanceScope scope(*this, inst);
+        value = Evaluate(*d.attr->value, scope, *cur_);
+        if (info.is_root) out.locals.push_back({d.name, value, d.range});
+        break;
+      }
+      case DeclKind::Output: value = EvalOutput(inst, d, out); break;
+      case DeclKind::Resource: value = EvalResource(inst, d, out); break;
+      case DeclKind::Module: value = EvalModuleCall(inst, d, out, chain); break;
+      case DeclKind::Provider: value = EvalProvider(inst, d, out); break;
+      case DeclKind::Import: value = EvalImport(inst, d, out); break;
+    }
+    inst.values[idx] = value;
+    e.deps.reserve(d.deps.size());
+    for (uint32_t dep : d.deps) e.deps.push_back(SyntaxOf(info.decls[dep]));
+    e.uses_vars = d.uses_vars;
+    // Unchanged: the same value from the same dependencies (what depends
+    // on it then also depends on the same resources).
+    changed[idx] = !(old && old->value.Identical(value) && old->deps == e.deps && old->uses_vars == e.uses_vars);
+    e.value = std::move(value);
+    if (kind_ok) {
+      cur_ = sink;
+      e.reusable = !reads_files_;
+      e.diags = scratch.items();
+      // A note elsewhere (another file may change while this block does not)
+      // is not replayed: the block is evaluated again.
+      for (const Diagnostic& diag : e.diags) {
+        for (const DiagNote& n : diag.notes) {
+          if (n.range.valid() && n.range.file != d.block->range.file) e.reusable = false;
+        }
+      }
+      for (const Diagnostic& diag : e.diags) cur_->Add(diag);
+      e.first = first;
+      e.count = out.resources.size() - first;
+    }
+    inst.next->entries.Put(syntax, std::move(e));
   }
 
   // Evaluates one instance of a module; returns its outputs.
@@ -1910,6 +2195,22 @@ class Checker {
     Instance inst{&info, prefix, std::vector<Value>(info.decls.size()), root_dir_, std::move(inherited_deps),
                   std::move(call_sites)};
     if (info.is_root) root_dir_ = info.module->dir, inst.root_dir = root_dir_;
+    // With a memo: whether each declaration's value differs from the last
+    // check's (what refers only to unchanged values is not evaluated again).
+    std::vector<char> changed(next_ ? info.decls.size() : 0, 1);
+    if (next_) {
+      CheckMemo::Instance& mine = next_->instances[prefix];
+      mine.inherited_deps = inst.inherited_deps;
+      mine.call_sites = inst.call_sites;
+      inst.next = &mine;
+      if (prev_) {
+        if (auto it = prev_->instances.find(prefix); it != prev_->instances.end()) {
+          inst.prev = &it->second;
+          mine.entries.Reserve(it->second.entries.size());
+          inst.same_call = it->second.inherited_deps == mine.inherited_deps && it->second.call_sites == mine.call_sites;
+        }
+      }
+    }
     for (uint32_t idx : info.order) {
       const Decl& d = info.decls[idx];
       if (d.in_cycle) {
@@ -1917,6 +2218,10 @@ class Checker {
         continue;
       }
       Mute mute(this, Damaged(d));
+      if (next_) {
+        Memoized(inst, d, idx, inputs, input_ranges, out, chain, changed);
+        continue;
+      }
       switch (d.kind) {
         case DeclKind::Variable: inst.values[idx] = EvalVariable(inst, d, inputs, input_ranges, out); break;
         case DeclKind::Local: {
@@ -2792,6 +3097,9 @@ class Checker {
     return single;
   }
 
+  CheckMemo* prev_ = nullptr;  // the last check of a CheckSession (may be null)
+  CheckMemo* next_ = nullptr;  // what this one keeps for the next; null outside a session
+  bool reads_files_ = false;   // a file function ran since this was last cleared
   Diagnostics& diags_;
   // Where diagnostics go right now: diags_, or muted_ while checking a block
   // the parser already reported as broken (its errors would only repeat).
@@ -2937,6 +3245,39 @@ std::string Checker::InstanceScope::BaseDir() const { return inst_.info->module-
 bool Checker::InstanceScope::ImpureKnown() const { return c_.options_.apply_time; }
 
 }  // namespace
+
+CheckSession::CheckSession() : cache_(std::make_unique<ParseCache>()) {}
+CheckSession::~CheckSession() = default;
+
+std::shared_ptr<const CheckedConfig> CheckSession::Check(const std::string& dir, Diagnostics& diags,
+                                                         CheckOptions options) {
+  options.parse_cache = cache_.get();
+  cache_->BeginCheck();
+  // What the memo cannot see: a planner's answers, values known only at
+  // apply, a scope kept for more expressions.
+  const bool memo = !options.resource_hook && !options.apply_time && !options.keep_root_scope;
+  if (!memo || (last_ && last_->dir != dir)) last_.reset();
+  auto next = std::make_unique<CheckMemo>();
+  next->dir = dir;
+  next->config = std::make_shared<CheckedConfig>();
+  retired_.clear();
+  auto checker = std::make_shared<Checker>(cache_->sources(), diags, options, last_.get(), memo ? next.get() : nullptr);
+  try {
+    *next->config = checker->Run(dir);
+    next->trees = checker->Trees();
+  } catch (...) {
+    last_.reset();  // it may have been moved from
+    throw;
+  }
+  // Freeing the checker's analyses and the last memo takes a while in a
+  // large workspace: the caller may do it after using the result.
+  retired_.push_back(std::move(checker));
+  last_stats_ = {next->evaluated, next->reused};
+  std::shared_ptr<const CheckedConfig> result = next->config;
+  retired_.push_back(std::shared_ptr<CheckMemo>(std::move(last_)));
+  if (memo) last_ = std::move(next);
+  return result;
+}
 
 CheckedConfig Check(const std::string& dir, SourceManager& sources, Diagnostics& diags, const CheckOptions& options) {
   if (options.keep_root_scope) {

@@ -318,4 +318,45 @@ struct CheckedConfig {
 CheckedConfig Check(const std::string& dir, SourceManager& sources, Diagnostics& diags,
                     const CheckOptions& options = {});
 
+struct CheckMemo;  // compiler/check/checker.cpp
+
+// Checks of one directory, repeated as its files are edited (the language
+// server's, lsp/server.cpp). Gives what Check gives, with less work where
+// little changed: a file whose text is unchanged is not parsed again
+// (ParseCache), and a resource block or local value of a module instance
+// whose syntax tree is the last check's, and whose references name the same
+// declarations with values Identical to the last check's, keeps its value,
+// diagnostics and resource instances instead of being evaluated again. What
+// reads files (file functions) or sits in a damaged block is always evaluated.
+// Without a memo (a resource_hook, apply_time or keep_root_scope in the
+// options) each check is a whole one. Not thread-safe: one check at a time.
+class CheckSession {
+ public:
+  CheckSession();
+  ~CheckSession();
+  // The parse cache and the SourceManager every diagnostic points into.
+  ParseCache& parse_cache() { return *cache_; }
+  // options.parse_cache is set to parse_cache(). The previous result's
+  // resource instances are moved into this one's when no one else holds it.
+  std::shared_ptr<const CheckedConfig> Check(const std::string& dir, Diagnostics& diags, CheckOptions options);
+  struct Stats {
+    size_t evaluated = 0;  // declaration instances evaluated by the last check
+    size_t reused = 0;     // ... and kept from the one before
+  };
+  Stats last_stats() const { return last_stats_; }
+  // Frees what the last Check no longer needs (its checker's analyses, the
+  // memo before it); otherwise the next Check does. A server calls it after
+  // publishing the result, off the edit's critical path.
+  void ReleaseRetired() { retired_.clear(); }
+  // Or hands it over, to be freed on another thread (it refers to nothing
+  // the session keeps).
+  std::vector<std::shared_ptr<void>> TakeRetired() { return std::move(retired_); }
+
+ private:
+  std::unique_ptr<ParseCache> cache_;
+  std::unique_ptr<CheckMemo> last_;
+  std::vector<std::shared_ptr<void>> retired_;
+  Stats last_stats_;
+};
+
 }  // namespace plinth

@@ -456,6 +456,7 @@ class Evaluator {
       d.help = near.empty() ? "the builtin functions are listed in docs/functions.md" : "did you mean '" + near + "'?";
       return Poison();
     }
+    if (fn->category == "file") scope_.ReadsFiles();
     CallContext ctx{scope_.BaseDir(), scope_.ImpureKnown()};
     FunctionResult r = CallFunction(*fn, ctx, args);
     if (r.error) {

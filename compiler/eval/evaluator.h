@@ -49,6 +49,9 @@ class Scope {
   // True while applying: impure functions (timestamp, uuid) return their
   // value instead of an unknown.
   virtual bool ImpureKnown() const { return false; }
+  // Called before a file function (file, templatefile, ...) runs: the value
+  // depends on the disk as well as on the configuration.
+  virtual void ReadsFiles() {}
 };
 
 // Evaluates `expr` in `scope`. Thread-compatible: one evaluator per thread.

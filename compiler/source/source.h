@@ -24,6 +24,7 @@ struct Range {
   uint32_t end = 0;
 
   bool valid() const { return file != kNoFile; }
+  bool operator==(const Range& o) const { return file == o.file && begin == o.begin && end == o.end; }
   static Range Cover(Range a, Range b) {
     if (!a.valid()) return b;
     if (!b.valid()) return a;

@@ -266,6 +266,39 @@ bool Value::Equals(const Value& o) const {
   return false;
 }
 
+bool Value::Identical(const Value& o) const {
+  if (kind_ != o.kind_ || sensitive_ != o.sensitive_) return false;
+  switch (kind_) {
+    case Kind::Null: return true;
+    case Kind::Bool:
+    case Kind::Number:
+    case Kind::Duration:
+    case Kind::Size:
+    case Kind::Percent: return num_ == o.num_ || (std::isnan(num_) && std::isnan(o.num_));
+    case Kind::String: return str_ == o.str_ || *str_ == *o.str_;
+    case Kind::List: {
+      if (list_ == o.list_) return true;
+      if (list_->size() != o.list_->size()) return false;
+      for (size_t i = 0; i < list_->size(); ++i) {
+        if (!(*list_)[i].Identical((*o.list_)[i])) return false;
+      }
+      return true;
+    }
+    case Kind::Object: {
+      if (object_ == o.object_) return true;
+      if (object_->size() != o.object_->size()) return false;
+      auto a = object_->begin();
+      auto b = o.object_->begin();
+      for (; a != object_->end(); ++a, ++b) {
+        if (a->first != b->first || !a->second.Identical(b->second)) return false;
+      }
+      return true;
+    }
+    case Kind::Unknown: return type_ == o.type_ || *type_ == *o.type_;
+  }
+  return false;
+}
+
 std::string FormatNumber(double n) {
   if (std::isnan(n)) return "nan";
   if (std::isinf(n)) return n > 0 ? "inf" : "-inf";

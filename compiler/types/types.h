@@ -126,6 +126,10 @@ class Value {
 
   // Structural equality; both must be known (callers handle unknowns).
   bool Equals(const Value& other) const;
+  // The same value in every respect a reader can tell: kinds, contents,
+  // unknowns of the same type and sensitive marks (an incremental check
+  // keeps what depends on a value when the value is Identical to the last).
+  bool Identical(const Value& other) const;
 
   // Plinth source syntax: "a", 30s, 10GiB, [1, 2], { a = 1 }. Unknowns print
   // as (known after apply), sensitive values as (sensitive) unless `reveal`.
