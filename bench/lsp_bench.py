@@ -31,14 +31,14 @@ LARGE = int(os.environ.get("BENCH_LARGE", "100000"))
 
 
 class Server:
-    def __init__(self, root):
+    def __init__(self, root, incremental=True):
         self.p = subprocess.Popen([PLINTH, "lsp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.DEVNULL)
         self.q = queue.Queue()
         self.next_id = 0
         threading.Thread(target=self._read, daemon=True).start()
         self.request("initialize", {"processId": os.getpid(), "rootUri": "file://" + root, "capabilities": {},
-                                    "initializationOptions": {"debounceMs": 0}})
+                                    "initializationOptions": {"debounceMs": 0, "incremental": incremental}})
         self.notify("initialized", {})
 
     def _read(self):
@@ -129,7 +129,7 @@ def typing(server, path, text, line_of_edit, scenario, target):
         t0 = server.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": v + 2},
                                                       "contentChanges": [change]})
         times.append(server.diagnostics_after(t0, uri))
-    report(scenario, "edit -> diagnostics", times, target)
+    report(scenario, "edit (a character typed in a comment) -> diagnostics", times, target)
     return uri
 
 
@@ -174,6 +174,30 @@ def ws100k(tmp):
     saved, EDITS = EDITS, max(3, EDITS // 4)
     uri = typing(s, path, text, 0, label, "< 300 ms")
     EDITS = saved
+    # An edit that changes a value others read: a bucket's capacity in the
+    # first resource file (its file's blocks are evaluated again, and what
+    # reads the bucket; the rest is kept).
+    first = os.path.join(d, next(f for f in files if f.startswith("resources_")))
+    with open(first) as f:
+        ftext = f.read()
+    furi = "file://" + first
+    s.notify("textDocument/didOpen", {"textDocument": {"uri": furi, "languageId": "plinth", "version": 1,
+                                                       "text": ftext}})
+    s.diagnostics_after(time.perf_counter(), furi)
+    flines = ftext.split("\n")
+    vline = next(i for i, l in enumerate(flines) if l.lstrip().startswith("capacity"))
+    vcol = flines[vline].index("= ") + 2
+    old_value = flines[vline][vcol:]
+    times = []
+    for v in range(max(3, EDITS // 4)):
+        new_value = f"{v + 2}GiB"
+        change = {"range": {"start": {"line": vline, "character": vcol},
+                            "end": {"line": vline, "character": vcol + len(old_value)}}, "text": new_value}
+        t0 = s.notify("textDocument/didChange", {"textDocument": {"uri": furi, "version": v + 2},
+                                                 "contentChanges": [change]})
+        times.append(s.diagnostics_after(t0, furi))
+        old_value = new_value
+    report(label, "value edit (a capacity others read) -> diagnostics", times)
     lines = text.split("\n")
     line = next(i for i, l in enumerate(lines) if "= " in l and not l.lstrip().startswith("#"))
     col = lines[line].index("= ") + 2
@@ -182,6 +206,14 @@ def ws100k(tmp):
     report(label, "completion", [s.request("textDocument/completion", pos)[0] for _ in range(REQUESTS // 5)],
            "< 30 ms")
     rows.append((label, "server peak memory (MiB)", 1, s.peak_rss_mib(), s.peak_rss_mib(), "< 1024"))
+    s.close()
+    # The same typing with every check a whole one (initializationOptions
+    # incremental: false; files are still not parsed again), for the ratio.
+    s = Server(d, incremental=False)
+    saved, EDITS = EDITS, 3
+    typing(s, path, text, 0, label + ", whole checks", "")
+    EDITS = saved
+    rows.append((label + ", whole checks", "server peak memory (MiB)", 1, s.peak_rss_mib(), s.peak_rss_mib(), ""))
     s.close()
 
 

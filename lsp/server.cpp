@@ -300,6 +300,9 @@ class Server {
     const json& init = params.value("initializationOptions", json::object());
     if (init.is_object() && init.contains("debounceMs") && init["debounceMs"].is_number_integer())
       debounce_ms_ = std::clamp(init["debounceMs"].get<int>(), 0, 5000);
+    // false: every check is a whole one (to compare, or to rule the memo out).
+    if (init.is_object() && init.contains("incremental") && init["incremental"].is_boolean())
+      incremental_ = init["incremental"].get<bool>();
     json caps = {
         {"positionEncoding", cx_->encoding == Encoding::Utf8 ? "utf-8" : "utf-16"},
         {"textDocumentSync", {{"openClose", true}, {"change", 2}, {"save", {{"includeText", false}}}}},
@@ -472,6 +475,7 @@ class Server {
               std::max<size_t>(size_t{64} << 20, session->parse_cache().live_bytes()) ||
           session->parse_cache().sources().size() > 20000)
         session = std::make_unique<CheckSession>();
+      session->set_incremental(incremental_);
       ParseCache* cache = &session->parse_cache();
       SourceManager& sources = cache->sources();
       Diagnostics diags;
@@ -656,6 +660,7 @@ class Server {
   std::map<std::string, std::string> overlay_;
   uint64_t generation_ = 0;
   int debounce_ms_ = 20;
+  bool incremental_ = true;
   bool stopping_ = false;
   std::map<std::string, std::shared_ptr<const Evaluated>> evaluated_;
   // uri -> the diagnostics last sent and a fingerprint of what they were

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -93,8 +94,12 @@ struct CheckMemo {
     bool uses_vars = false;
     Value value;
     std::vector<Diagnostic> diags;   // what evaluating it reported
-    size_t first = 0, count = 0;     // its resource instances in `config`
+    size_t first = 0, count = 0;     // its resource instances in `config` (plus the instance's shift)
     bool reusable = false;           // false: only the value is kept (to tell whether it changed)
+    // A module call: what its instances added besides resources (moves,
+    // policies, alerts, ...; null when nothing), and how many instances.
+    std::shared_ptr<const CheckedConfig> extra;
+    size_t instances = 0;
   };
   // One module instance: its declarations by syntax (the block, or a
   // local's attribute: what a declaration is made of, so a changed file's
@@ -103,12 +108,17 @@ struct CheckMemo {
     std::vector<std::string> inherited_deps;  // what resources reading a variable depend on
     std::vector<Range> call_sites;
     SyntaxTable<Entry> entries;
+    // Added to entries' `first`: a module call kept whole moves its
+    // instances' resources to where this check puts them.
+    int64_t shift = 0;
   };
   std::string dir;
   const SchemaRegistry* schemas = nullptr;
   size_t schema_types = 0;
   std::vector<std::shared_ptr<const ast::File>> trees;
-  std::unordered_map<std::string, Instance> instances;  // by address prefix ("" for the root)
+  std::map<std::string, Instance> instances;  // by address prefix ("" for the root); sorted: a call's instances are a range
+  // The files of each module directory (whether a module is unchanged).
+  std::unordered_map<std::string, std::vector<const ast::File*>> module_files;
   // Analysis by block: what checking a block's structure found, and the
   // references a declaration's syntax makes (keyed by SyntaxOf).
   struct Structure {
@@ -192,6 +202,9 @@ struct ModuleInfo {
   std::vector<uint32_t> imports;  // import declarations (root module)
   std::vector<uint32_t> order;
   bool is_root = false;
+  // In a CheckSession: its files, and those of every module it calls, are
+  // the last check's (a call of it with unchanged arguments gives the same).
+  bool unchanged = false;
 };
 
 bool IsIdentifier(std::string_view s) {
@@ -470,6 +483,20 @@ class Checker {
         cur_->Warning(DiagCode::UnusedVariable, d.range, "variable '" + d.name + "' is declared but never used")
             .help = "remove it, or reference it as var." + d.name;
       }
+    }
+    if (next_) {
+      std::vector<const ast::File*> files;
+      for (const auto& f : module->files) files.push_back(f.get());
+      bool same = prev_ && !module->has_errors;
+      if (same) {
+        auto it = prev_->module_files.find(module->dir);
+        same = it != prev_->module_files.end() && it->second == files;
+      }
+      for (const Decl& d : info->decls) {
+        if (d.kind == DeclKind::Module) same = same && d.child && d.child->unchanged;
+      }
+      info->unchanged = same;
+      next_->module_files[module->dir] = std::move(files);
     }
     analysing_.pop_back();
     const ModuleInfo* result = info.get();
@@ -2105,8 +2132,14 @@ class Checker {
     const ModuleInfo& info = *inst.info;
     const void* syntax = SyntaxOf(d);
     CheckMemo::Entry* old = inst.prev ? inst.prev->entries.Take(syntax) : nullptr;
-    const bool kind_ok = (d.kind == DeclKind::Resource || d.kind == DeclKind::Local) && cur_ != &muted_;
-    bool same = kind_ok && old && old->reusable && old->deps.size() == d.deps.size() && old->uses_vars == d.uses_vars;
+    // Kept: resources, locals and module calls (evaluated whole; kept only
+    // while the called module and the call's place are unchanged).
+    const bool kind_ok = (d.kind == DeclKind::Resource || d.kind == DeclKind::Local ||
+                          (d.kind == DeclKind::Module && d.child)) &&
+                         cur_ != &muted_;
+    bool same = kind_ok && old && old->reusable && old->deps.size() == d.deps.size() &&
+                old->uses_vars == d.uses_vars &&
+                (d.kind != DeclKind::Module || (d.child->unchanged && inst.same_call));
     for (size_t i = 0; same && i < d.deps.size(); ++i) {
       same = old->deps[i] == SyntaxOf(info.decls[d.deps[i]]) && !changed[d.deps[i]];
     }
@@ -2114,11 +2147,14 @@ class Checker {
       CheckMemo::Entry& e = inst.next->entries.Put(syntax, std::move(*old));
       inst.values[idx] = e.value;
       for (const Diagnostic& diag : e.diags) cur_->Add(diag);
+      const int64_t delta =
+          static_cast<int64_t>(out.resources.size()) - static_cast<int64_t>(e.first + inst.prev->shift);
       if (e.count) {
         CheckedConfig& from = *prev_->config;
         const bool steal = prev_->config.use_count() == 1;
         const size_t first = out.resources.size();
-        for (size_t i = e.first; i < e.first + e.count; ++i) {
+        const size_t from_first = e.first + inst.prev->shift;
+        for (size_t i = from_first; i < from_first + e.count; ++i) {
           if (steal) out.resources.push_back(std::move(from.resources[i]));
           else out.resources.push_back(from.resources[i]);
         }
@@ -2133,6 +2169,7 @@ class Checker {
           }
         }
       }
+      if (d.kind == DeclKind::Module) KeepCall(inst, d, e, delta, out);
       if (d.kind == DeclKind::Local && info.is_root) out.locals.push_back({d.name, e.value, d.range});
       changed[idx] = 0;
       ++next_->reused;
@@ -2143,8 +2180,11 @@ class Checker {
     Diagnostics scratch;
     Diagnostics* sink = cur_;
     if (kind_ok) cur_ = &scratch;
+    const bool outer_reads_files = reads_files_;
     reads_files_ = false;
     const size_t first = out.resources.size();
+    std::optional<CheckedConfig> before;
+    if (d.kind == DeclKind::Module) before = Counts(out);
     Value value;
     switch (d.kind) {
       case DeclKind::Variable: value = EvalVariable(inst, d, inputs, input_ranges, out); break;
@@ -2171,6 +2211,10 @@ class Checker {
     if (kind_ok) {
       cur_ = sink;
       e.reusable = !reads_files_;
+      if (d.kind == DeclKind::Module) {
+        e.extra = Added(*before, out);
+        e.instances = out.module_instances - before->module_instances;
+      }
       e.diags = scratch.items();
       // A note elsewhere (another file may change while this block does not)
       // is not replayed: the block is evaluated again.
@@ -2183,7 +2227,69 @@ class Checker {
       e.first = first;
       e.count = out.resources.size() - first;
     }
+    reads_files_ = reads_files_ || outer_reads_files;
     inst.next->entries.Put(syntax, std::move(e));
+  }
+
+  // The sizes of what instances add to a CheckedConfig besides resources
+  // (only the counts are meaningful: a marker for Added).
+  static CheckedConfig Counts(const CheckedConfig& out) {
+    CheckedConfig c;
+    c.module_instances = out.module_instances;
+    c.files = out.moves.size();
+    c.modules = out.removals.size();
+    c.policies.resize(out.policies.size());
+    c.policy_tests.resize(out.policy_tests.size());
+    c.alerts.resize(out.alerts.size());
+    c.scale_rules.resize(out.scale_rules.size());
+    c.alerting_unknown.resize(out.alerting_unknown.size());
+    return c;
+  }
+  // What `out` gained since `before` (Counts), besides resources; null when nothing.
+  static std::shared_ptr<const CheckedConfig> Added(const CheckedConfig& before, const CheckedConfig& out) {
+    auto tail = [](const auto& all, size_t from, auto& into) { into.assign(all.begin() + from, all.end()); };
+    auto extra = std::make_shared<CheckedConfig>();
+    tail(out.moves, before.files, extra->moves);
+    tail(out.removals, before.modules, extra->removals);
+    tail(out.policies, before.policies.size(), extra->policies);
+    tail(out.policy_tests, before.policy_tests.size(), extra->policy_tests);
+    tail(out.alerts, before.alerts.size(), extra->alerts);
+    tail(out.scale_rules, before.scale_rules.size(), extra->scale_rules);
+    tail(out.alerting_unknown, before.alerting_unknown.size(), extra->alerting_unknown);
+    if (extra->moves.empty() && extra->removals.empty() && extra->policies.empty() && extra->policy_tests.empty() &&
+        extra->alerts.empty() && extra->scale_rules.empty() && extra->alerting_unknown.empty())
+      return nullptr;
+    return extra;
+  }
+
+  // A module call kept whole: what its instances added besides resources,
+  // and their memo (moved from the last check's, where this check puts
+  // their resources `delta` further on).
+  void KeepCall(Instance& inst, const Decl& d, const CheckMemo::Entry& e, int64_t delta, CheckedConfig& out) {
+    out.module_instances += e.instances;
+    if (e.extra) {
+      const CheckedConfig& x = *e.extra;
+      out.moves.insert(out.moves.end(), x.moves.begin(), x.moves.end());
+      out.removals.insert(out.removals.end(), x.removals.begin(), x.removals.end());
+      out.policies.insert(out.policies.end(), x.policies.begin(), x.policies.end());
+      out.policy_tests.insert(out.policy_tests.end(), x.policy_tests.begin(), x.policy_tests.end());
+      out.alerts.insert(out.alerts.end(), x.alerts.begin(), x.alerts.end());
+      out.scale_rules.insert(out.scale_rules.end(), x.scale_rules.begin(), x.scale_rules.end());
+      out.alerting_unknown.insert(out.alerting_unknown.end(), x.alerting_unknown.begin(), x.alerting_unknown.end());
+    }
+    // Its instances' prefixes: PREFIX module.NAME. or PREFIX module.NAME[KEY]. and below.
+    const std::string call = inst.prefix + "module." + d.name;
+    for (auto it = prev_->instances.lower_bound(call); it != prev_->instances.end();) {
+      const std::string& p = it->first;
+      if (p.compare(0, call.size(), call) != 0) break;
+      if (p.size() == call.size() || (p[call.size()] != '.' && p[call.size()] != '[')) {
+        ++it;
+        continue;
+      }
+      auto node = prev_->instances.extract(it++);
+      node.mapped().shift += delta;
+      next_->instances.insert(std::move(node));
+    }
   }
 
   // Evaluates one instance of a module; returns its outputs.
@@ -3255,7 +3361,7 @@ std::shared_ptr<const CheckedConfig> CheckSession::Check(const std::string& dir,
   cache_->BeginCheck();
   // What the memo cannot see: a planner's answers, values known only at
   // apply, a scope kept for more expressions.
-  const bool memo = !options.resource_hook && !options.apply_time && !options.keep_root_scope;
+  const bool memo = incremental_ && !options.resource_hook && !options.apply_time && !options.keep_root_scope;
   if (!memo || (last_ && last_->dir != dir)) last_.reset();
   auto next = std::make_unique<CheckMemo>();
   next->dir = dir;

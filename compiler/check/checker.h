@@ -344,6 +344,8 @@ class CheckSession {
     size_t reused = 0;     // ... and kept from the one before
   };
   Stats last_stats() const { return last_stats_; }
+  // false: every check is a whole one (only parsed files are kept).
+  void set_incremental(bool on) { incremental_ = on; }
   // Frees what the last Check no longer needs (its checker's analyses, the
   // memo before it); otherwise the next Check does. A server calls it after
   // publishing the result, off the edit's critical path.
@@ -357,6 +359,7 @@ class CheckSession {
   std::unique_ptr<CheckMemo> last_;
   std::vector<std::shared_ptr<void>> retired_;
   Stats last_stats_;
+  bool incremental_ = true;
 };
 
 }  // namespace plinth

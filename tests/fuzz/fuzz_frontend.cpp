@@ -21,11 +21,19 @@
 //     rename, symbols, folding, semantic tokens, formatting (whole and range)
 //     and inlay hints; then again after an edit derived from the input (a
 //     slice removed, as typing and deleting do).
+//     The same quarter also goes through a CheckSession (the server's
+//     incremental checks): the input, the input again (everything kept), the
+//     edited input and the input once more; each answer must be what a whole
+//     Check gives (diagnostics, resource instances, locals, outputs), else
+//     the target aborts.
 //  6. The protocol's framing (lsp/transport.h): the input as a message body,
 //     and as raw header bytes.
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <map>
+#include <vector>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -72,6 +80,41 @@ void Render(const plinth::Diagnostics& diags, const plinth::SourceManager& sourc
 }
 
 // Every feature of the language server at `offsets` of the buffer `text`.
+// What a check gives, as text that does not depend on file ids.
+std::string Describe(const plinth::CheckedConfig& c, const plinth::Diagnostics& diags,
+                     const plinth::SourceManager& sources) {
+  std::vector<std::string> lines;
+  for (const plinth::Diagnostic& d : diags.items()) lines.push_back(plinth::RenderText({d}, sources, {}));
+  std::sort(lines.begin(), lines.end());
+  for (const plinth::ResourceInstance& r : c.resources) {
+    std::string line = r.address + " " + plinth::Value::Object(r.attributes).ToString(true);
+    for (const std::string& d : r.depends_on) line += " " + d;
+    lines.push_back(line);
+  }
+  for (const auto& l : c.locals) lines.push_back("local " + l.name + " " + l.value.ToString(true));
+  for (const auto& o : c.outputs) lines.push_back("output " + o.name + " " + o.value.ToString(true));
+  std::string out;
+  for (const std::string& l : lines) out += l + "\n";
+  return out;
+}
+
+// A CheckSession's answer for `text` as main.plinth must be a whole Check's.
+void CompareSession(plinth::CheckSession& session, const std::string& text) {
+  std::map<std::string, std::string> overlay{{g_dir + "/main.plinth", text}};
+  plinth::CheckOptions options;
+  options.threads = 1;
+  options.schemas = &plinth::runtime::BuiltinSchemas();
+  options.overlay = &overlay;
+  plinth::Diagnostics diags;
+  std::shared_ptr<const plinth::CheckedConfig> got = session.Check(g_dir, diags, options);
+  std::string incremental = Describe(*got, diags, session.parse_cache().sources());
+  plinth::SourceManager sources;
+  plinth::Diagnostics whole_diags;
+  plinth::CheckedConfig whole = plinth::Check(g_dir, sources, whole_diags, options);
+  std::string expected = Describe(whole, whole_diags, sources);
+  if (incremental != expected) Fail("an incremental check differs from a whole one", expected, incremental);
+}
+
 void Features(plinth::lsp::Index& index, const std::string& path, const std::string& text,
               const std::vector<uint32_t>& offsets) {
   using plinth::lsp::json;
@@ -196,6 +239,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (uint32_t& o : offsets) o = std::min<uint32_t>(o, static_cast<uint32_t>(edited.size()));
     Features(index, path, edited, offsets);
     index.Close(path);
+    plinth::CheckSession session;
+    for (const std::string* t : {&text, &text, &edited, &text}) CompareSession(session, *t);
   }
 
   // 6. The framing: the input as one message body, then as raw header bytes.

@@ -20,11 +20,6 @@ namespace fs = std::filesystem;
 
 constexpr const char* kMain = R"(region "eu" {}
 
-variable "n" {
-  type    = number
-  default = 2
-}
-
 locals {
   size  = 10GiB
   teams = { ml = "a", data = "b" }
@@ -52,6 +47,12 @@ output "paths" {
 }
 )";
 
+constexpr const char* kVars = R"(variable "n" {
+  type    = number
+  default = 2
+}
+)";
+
 constexpr const char* kModule = R"(variable "team" {
   type = string
 }
@@ -62,6 +63,11 @@ marker "m" {
 
 output "path" {
   value = marker.m.path
+}
+
+moved {
+  from = marker.old
+  to   = marker.m
 }
 )";
 
@@ -74,6 +80,7 @@ class CheckSessionTest : public ::testing::Test {
     fs::create_directories(dir_ / "modules" / "m");
     Write("main.plinth", kMain);
     Write("modules/m/main.plinth", kModule);
+    Write("vars.plinth", kVars);
     main_ = (dir_ / "main.plinth").string();
     module_ = (dir_ / "modules" / "m" / "main.plinth").string();
   }
@@ -112,6 +119,8 @@ class CheckSessionTest : public ::testing::Test {
       for (Range site : r.call_sites) s += " " + where(site);
       out.push_back(s);
     }
+    for (const MoveStatement& m : c.moves) out.push_back("moved " + m.from + " -> " + m.to + " in " + m.module);
+    out.push_back("module instances " + std::to_string(c.module_instances));
     for (const LocalValue& l : c.locals) out.push_back("local " + l.name + " = " + l.value.ToString(true));
     for (const OutputValue& o : c.outputs) out.push_back("output " + o.name + " = " + o.value.ToString(true));
     for (const VariableValue& v : c.variables) out.push_back("variable " + v.name + " = " + v.value.ToString(true));
@@ -142,13 +151,13 @@ TEST_F(CheckSessionTest, EditsGiveWhatAWholeCheckGives) {
   EXPECT_EQ(first.reused, 0u);
   EXPECT_GT(first.evaluated, 0u);
 
-  // Unchanged: every resource and local is kept; what is always evaluated
-  // (variables, outputs, module calls) is.
+  // Unchanged: every resource, local and module call is kept (the call
+  // with its instances, whole); variables and outputs are evaluated.
   CheckSession::Stats same = CheckBoth();
-  EXPECT_GT(same.reused, 0u);
   EXPECT_LT(same.evaluated, first.evaluated);
-  // 4 locals and resources of the root + 2 instances x 1 marker.
-  EXPECT_EQ(same.reused, 7u);
+  // region.eu, bucket.base, marker.chain, local.size, local.teams, module.m.
+  EXPECT_EQ(same.reused, 6u);
+  EXPECT_EQ(CheckBoth().reused, 6u);
 
   // A comment: the file is parsed again (new syntax: evaluated again); the
   // module's instances read unchanged values and keep theirs.
@@ -178,6 +187,15 @@ TEST_F(CheckSessionTest, EditsGiveWhatAWholeCheckGives) {
   replace("teams = { ml = \"a\", data = \"b\" }", "teams = { ml = \"a\", data = \"c\", web = \"d\" }");
   CheckBoth();
   replace("count   = var.n", "count   = var.n + 1");
+  CheckBoth();
+  // Resources before the call change in number (another file): the call
+  // is kept whole, its instances' resources further on; then the call is
+  // evaluated again (a comment moves it) and its instances' kept resources
+  // are found where the last check put them.
+  EXPECT_EQ(CheckBoth().reused, 6u);
+  overlay_[(dir_ / "vars.plinth").string()] = std::string(kVars).replace(std::string(kVars).find("2"), 1, "4");
+  EXPECT_EQ(CheckBoth().reused, 5u);  // marker.chain is evaluated again
+  replace("# edited\n", "# edited again\n");
   CheckBoth();
 
   // The module's own file changes: its instances are evaluated again.
