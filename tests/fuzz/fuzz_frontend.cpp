@@ -42,6 +42,7 @@
 #include <string>
 
 #include "compiler/check/checker.h"
+#include "compiler/check/loader.h"
 #include "compiler/diag/diagnostic.h"
 #include "compiler/fmt/fmt.h"
 #include "compiler/source/source.h"
