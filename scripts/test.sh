@@ -30,23 +30,6 @@ fuzz_built() {
   wait "$fuzz_build" || { cat "$fuzz_log" >&2; echo "test.sh: the fuzz build failed" >&2; return 1; }
   tail -1 "$fuzz_log"
 }
-# The Slurm boundary (docs/providers/slurm.md): munge, slurmctld and CLOUD
-# nodes started on 127.0.0.x, powered up and down by plinth compute
-# resume|suspend. It mostly waits on Slurm's timers, so it runs beside the
-# suites below (every server there takes a free port); exit 77 means skipped
-# (not root, or Slurm not installed).
-slurm_log=$(mktemp)
-slurm_start=$SECONDS
-setsid tests/fixtures/run-slurm-tests.sh build >"$slurm_log" 2>&1 &
-slurm_run=$!
-trap 'kill -- -"$fuzz_build" 2>/dev/null || true; kill -- -"$slurm_run" 2>/dev/null || true; rm -f "$fuzz_log" "$slurm_log"' EXIT
-slurm_done() {
-  local rc=0
-  wait "$slurm_run" || rc=$?
-  cat "$slurm_log"
-  echo "test.sh: the Slurm tests ran $((SECONDS - slurm_start)) s beside the suites above (exit $rc)" >&2
-  [ "$rc" -eq 0 ] || [ "$rc" -eq 77 ]
-}
 timed scripts/cli-test.sh build/plinth
 timed scripts/docs-examples-test.sh build/plinth
 # The editor (docs/editor.md): the VS Code extension type-checked, bundled,
@@ -102,7 +85,10 @@ timed examples/provider-python/test_protocol.sh >/dev/null
 # The S3 provider against a real store: installs and starts a single-node
 # Ceph RADOS Gateway on 127.0.0.1, runs the S3 tests, stops it.
 timed tests/fixtures/run-s3-tests.sh build
-timed slurm_done
+# The Slurm boundary (docs/providers/slurm.md): munge, slurmctld and CLOUD
+# nodes started on 127.0.0.x, powered up and down by plinth compute
+# resume|suspend; exit 77 means skipped (not root, or Slurm not installed).
+timed tests/fixtures/run-slurm-tests.sh build || [ $? -eq 77 ]
 timed scripts/crash-test.sh build/plinth "${CRASH_TRIALS:-50}"
 timed scripts/postgres-test.sh build/plinth "${CRASH_TRIALS:-50}"
 timed fuzz_built
