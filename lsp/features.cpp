@@ -397,6 +397,8 @@ json PrepareRename(Context& cx, const json& params) {
   if (!s) return nullptr;
   auto m = cx.index.Module(s->dir);
   if (!m->Find(s->key)) return nullptr;  // nothing declares it: nothing to rename consistently
+  // LSP 3.17's PrepareRenameResult: { range, placeholder } (the field's name
+  // in the protocol: the text the editor pre-fills for the new name).
   return {{"range", RangeJson(c.file->lines, s->range, cx.encoding)},
           {"placeholder", std::string(c.file->Text(s->range))}};
 }

@@ -2183,8 +2183,7 @@ class Checker {
     const bool outer_reads_files = reads_files_;
     reads_files_ = false;
     const size_t first = out.resources.size();
-    std::optional<CheckedConfig> before;
-    if (d.kind == DeclKind::Module) before = Counts(out);
+    const OutSizes before = Sizes(out);
     Value value;
     switch (d.kind) {
       case DeclKind::Variable: value = EvalVariable(inst, d, inputs, input_ranges, out); break;
@@ -2212,8 +2211,8 @@ class Checker {
       cur_ = sink;
       e.reusable = !reads_files_;
       if (d.kind == DeclKind::Module) {
-        e.extra = Added(*before, out);
-        e.instances = out.module_instances - before->module_instances;
+        e.extra = Added(before, out);
+        e.instances = out.module_instances - before.module_instances;
       }
       e.diags = scratch.items();
       // A note elsewhere (another file may change while this block does not)
@@ -2231,33 +2230,28 @@ class Checker {
     inst.next->entries.Put(syntax, std::move(e));
   }
 
-  // The sizes of what instances add to a CheckedConfig besides resources
-  // (only the counts are meaningful: a marker for Added).
-  static CheckedConfig Counts(const CheckedConfig& out) {
-    CheckedConfig c;
-    c.module_instances = out.module_instances;
-    c.files = out.moves.size();
-    c.modules = out.removals.size();
-    c.policies.resize(out.policies.size());
-    c.policy_tests.resize(out.policy_tests.size());
-    c.alerts.resize(out.alerts.size());
-    c.scale_rules.resize(out.scale_rules.size());
-    c.alerting_unknown.resize(out.alerting_unknown.size());
-    return c;
+  // How much of what instances add to a CheckedConfig besides resources
+  // there is (before a module call is evaluated; Added takes what it added).
+  struct OutSizes {
+    size_t moves, removals, policies, policy_tests, alerts, scale_rules, alerting_unknown, module_instances;
+  };
+  static OutSizes Sizes(const CheckedConfig& out) {
+    return {out.moves.size(),  out.removals.size(),    out.policies.size(),         out.policy_tests.size(),
+            out.alerts.size(), out.scale_rules.size(), out.alerting_unknown.size(), out.module_instances};
   }
-  // What `out` gained since `before` (Counts), besides resources; null when nothing.
-  static std::shared_ptr<const CheckedConfig> Added(const CheckedConfig& before, const CheckedConfig& out) {
+  // What `out` gained since `before`, besides resources; null when nothing.
+  static std::shared_ptr<const CheckedConfig> Added(const OutSizes& before, const CheckedConfig& out) {
     auto tail = [](const auto& all, size_t from, auto& into) { into.assign(all.begin() + from, all.end()); };
     auto extra = std::make_shared<CheckedConfig>();
-    tail(out.moves, before.files, extra->moves);
-    tail(out.removals, before.modules, extra->removals);
-    tail(out.policies, before.policies.size(), extra->policies);
-    tail(out.policy_tests, before.policy_tests.size(), extra->policy_tests);
-    tail(out.alerts, before.alerts.size(), extra->alerts);
-    tail(out.scale_rules, before.scale_rules.size(), extra->scale_rules);
-    tail(out.alerting_unknown, before.alerting_unknown.size(), extra->alerting_unknown);
-    if (extra->moves.empty() && extra->removals.empty() && extra->policies.empty() && extra->policy_tests.empty() &&
-        extra->alerts.empty() && extra->scale_rules.empty() && extra->alerting_unknown.empty())
+    tail(out.moves, before.moves, extra->moves);
+    tail(out.removals, before.removals, extra->removals);
+    tail(out.policies, before.policies, extra->policies);
+    tail(out.policy_tests, before.policy_tests, extra->policy_tests);
+    tail(out.alerts, before.alerts, extra->alerts);
+    tail(out.scale_rules, before.scale_rules, extra->scale_rules);
+    tail(out.alerting_unknown, before.alerting_unknown, extra->alerting_unknown);
+    const OutSizes n = Sizes(*extra);
+    if (n.moves + n.removals + n.policies + n.policy_tests + n.alerts + n.scale_rules + n.alerting_unknown == 0)
       return nullptr;
     return extra;
   }

@@ -346,12 +346,10 @@ class CheckSession {
   Stats last_stats() const { return last_stats_; }
   // false: every check is a whole one (only parsed files are kept).
   void set_incremental(bool on) { incremental_ = on; }
-  // Frees what the last Check no longer needs (its checker's analyses, the
-  // memo before it); otherwise the next Check does. A server calls it after
-  // publishing the result, off the edit's critical path.
-  void ReleaseRetired() { retired_.clear(); }
-  // Or hands it over, to be freed on another thread (it refers to nothing
-  // the session keeps).
+  // What the last Check no longer needs (its checker's analyses, the memo
+  // before it), to be freed on another thread, off the next edit's critical
+  // path (it refers to nothing the session keeps); otherwise the next Check
+  // frees it.
   std::vector<std::shared_ptr<void>> TakeRetired() { return std::move(retired_); }
 
  private:

@@ -235,66 +235,38 @@ Type Value::type() const {
   return Type::Any();
 }
 
-bool Value::Equals(const Value& o) const {
-  if (kind_ != o.kind_) return false;
+// Equals (`identical` false): known values, unknowns never equal. Identical
+// (`identical` true): also sensitive marks, unknowns of the same type, shared
+// contents recognised without a walk.
+bool Value::Compare(const Value& o, bool identical) const {
+  if (kind_ != o.kind_ || (identical && sensitive_ != o.sensitive_)) return false;
   switch (kind_) {
     case Kind::Null: return true;
     case Kind::Bool:
     case Kind::Number:
     case Kind::Duration:
     case Kind::Size:
-    case Kind::Percent: return num_ == o.num_;
-    case Kind::String: return *str_ == *o.str_;
+    case Kind::Percent: return num_ == o.num_ || (identical && std::isnan(num_) && std::isnan(o.num_));
+    case Kind::String: return (identical && str_ == o.str_) || *str_ == *o.str_;
     case Kind::List: {
+      if (identical && list_ == o.list_) return true;
       if (list_->size() != o.list_->size()) return false;
       for (size_t i = 0; i < list_->size(); ++i) {
-        if (!(*list_)[i].Equals((*o.list_)[i])) return false;
+        if (!(*list_)[i].Compare((*o.list_)[i], identical)) return false;
       }
       return true;
     }
     case Kind::Object: {
+      if (identical && object_ == o.object_) return true;
       if (object_->size() != o.object_->size()) return false;
       auto a = object_->begin();
       auto b = o.object_->begin();
       for (; a != object_->end(); ++a, ++b) {
-        if (a->first != b->first || !a->second.Equals(b->second)) return false;
+        if (a->first != b->first || !a->second.Compare(b->second, identical)) return false;
       }
       return true;
     }
-    case Kind::Unknown: return false;
-  }
-  return false;
-}
-
-bool Value::Identical(const Value& o) const {
-  if (kind_ != o.kind_ || sensitive_ != o.sensitive_) return false;
-  switch (kind_) {
-    case Kind::Null: return true;
-    case Kind::Bool:
-    case Kind::Number:
-    case Kind::Duration:
-    case Kind::Size:
-    case Kind::Percent: return num_ == o.num_ || (std::isnan(num_) && std::isnan(o.num_));
-    case Kind::String: return str_ == o.str_ || *str_ == *o.str_;
-    case Kind::List: {
-      if (list_ == o.list_) return true;
-      if (list_->size() != o.list_->size()) return false;
-      for (size_t i = 0; i < list_->size(); ++i) {
-        if (!(*list_)[i].Identical((*o.list_)[i])) return false;
-      }
-      return true;
-    }
-    case Kind::Object: {
-      if (object_ == o.object_) return true;
-      if (object_->size() != o.object_->size()) return false;
-      auto a = object_->begin();
-      auto b = o.object_->begin();
-      for (; a != object_->end(); ++a, ++b) {
-        if (a->first != b->first || !a->second.Identical(b->second)) return false;
-      }
-      return true;
-    }
-    case Kind::Unknown: return type_ == o.type_ || *type_ == *o.type_;
+    case Kind::Unknown: return identical && (type_ == o.type_ || *type_ == *o.type_);
   }
   return false;
 }

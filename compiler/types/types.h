@@ -125,17 +125,18 @@ class Value {
   Type type() const;
 
   // Structural equality; both must be known (callers handle unknowns).
-  bool Equals(const Value& other) const;
+  bool Equals(const Value& other) const { return Compare(other, false); }
   // The same value in every respect a reader can tell: kinds, contents,
   // unknowns of the same type and sensitive marks (an incremental check
   // keeps what depends on a value when the value is Identical to the last).
-  bool Identical(const Value& other) const;
+  bool Identical(const Value& other) const { return Compare(other, true); }
 
   // Plinth source syntax: "a", 30s, 10GiB, [1, 2], { a = 1 }. Unknowns print
   // as (known after apply), sensitive values as (sensitive) unless `reveal`.
   std::string ToString(bool reveal = false) const;
 
  private:
+  bool Compare(const Value& other, bool identical) const;
   Kind kind_ = Kind::Null;
   bool sensitive_ = false;
   double num_ = 0;
